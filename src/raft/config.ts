@@ -1,0 +1,73 @@
+// Configuration of one Raft group's core, with every limit named and checked once, at construction.
+// Ticks are the only notion of time: the host calls tick() at its own period (e.g. 10 ms).
+
+import { assert } from '../base/assert.ts';
+import type { NodeId } from '../base/ids.ts';
+import type { Rng } from '../base/rng.ts';
+
+export interface RaftConfig {
+  readonly id: NodeId;
+  /** A follower that hears nothing from a leader for [T, 2T) ticks campaigns (T = this). */
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatTicks: number;
+  /** Campaign with a pre-vote first, so a rejoining partitioned node cannot disrupt a healthy leader. */
+  readonly preVote: boolean;
+  /** A leader that has not heard from a quorum within an election timeout steps down. */
+  readonly checkQuorum: boolean;
+  /** Serve lease reads without a heartbeat round; needs checkQuorum and leaseTicks < electionTimeoutTicks. */
+  readonly leaseReads: boolean;
+  readonly leaseTicks: number;
+  /** The largest single entry payload accepted by propose. */
+  readonly entryBytesMax: number;
+  /** The most entry bytes in one AppendEntries (at least one entry is always sent). */
+  readonly messageBytesMax: number;
+  /** AppendEntries messages in flight to one follower in the replicate state. */
+  readonly inflightMessagesMax: number;
+  /** Entry bytes in flight to one follower (0: no byte limit). */
+  readonly inflightBytesMax: number;
+  /** Bytes of proposed entries not yet committed on the leader; past it proposals are refused. */
+  readonly uncommittedBytesMax: number;
+  /** Read requests waiting for a heartbeat round or for the leader's first commit. */
+  readonly readQueueMax: number;
+  /** Bytes of committed entries handed out in one Ready. */
+  readonly committedBytesMax: number;
+  /** Snapshot bytes per InstallSnapshot message, and chunks in flight to one follower. */
+  readonly snapshotChunkBytesMax: number;
+  readonly snapshotChunksInflightMax: number;
+  readonly rng: Rng;
+}
+
+export type RaftConfigInput = Pick<RaftConfig, 'id' | 'rng'> & Partial<Omit<RaftConfig, 'id' | 'rng'>>;
+
+export const raftConfigDefaults = {
+  electionTimeoutTicks: 10,
+  heartbeatTicks: 1,
+  preVote: true,
+  checkQuorum: true,
+  leaseReads: false,
+  leaseTicks: 8,
+  entryBytesMax: 1 << 20,
+  messageBytesMax: 1 << 20,
+  inflightMessagesMax: 256,
+  inflightBytesMax: 16 << 20,
+  uncommittedBytesMax: 64 << 20,
+  readQueueMax: 4096,
+  committedBytesMax: 4 << 20,
+  snapshotChunkBytesMax: 1 << 20,
+  snapshotChunksInflightMax: 4,
+} as const;
+
+export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
+  const config: RaftConfig = { ...raftConfigDefaults, ...input };
+  assert(config.id > 0, 'config: id must be positive');
+  assert(config.heartbeatTicks >= 1, 'config: heartbeatTicks must be at least 1');
+  assert(config.electionTimeoutTicks > config.heartbeatTicks, 'config: electionTimeoutTicks must exceed heartbeatTicks');
+  assert(!config.leaseReads || config.checkQuorum, 'config: leaseReads needs checkQuorum');
+  assert(!config.leaseReads || (config.leaseTicks >= 1 && config.leaseTicks < config.electionTimeoutTicks), 'config: leaseTicks must be in [1, electionTimeoutTicks)');
+  for (const key of ['entryBytesMax', 'messageBytesMax', 'inflightMessagesMax', 'uncommittedBytesMax', 'readQueueMax', 'committedBytesMax', 'snapshotChunkBytesMax', 'snapshotChunksInflightMax'] as const) {
+    assert(Number.isSafeInteger(config[key]) && config[key] >= 1, `config: ${key} must be a positive integer`);
+  }
+  assert(config.inflightBytesMax >= 0, 'config: inflightBytesMax must not be negative');
+  assert(config.entryBytesMax <= config.uncommittedBytesMax, 'config: entryBytesMax must not exceed uncommittedBytesMax');
+  return config;
+}

@@ -1,0 +1,54 @@
+// The window of AppendEntries in flight to one follower: a FIFO of (last index, bytes) per message,
+// bounded by a count and a byte total. Acknowledging index i frees every message ending at or below i.
+
+export class Inflights {
+  private readonly lastIndexes: number[] = [];
+  private readonly sizes: number[] = [];
+  private head = 0;
+  private bytes = 0;
+
+  readonly messagesMax: number;
+  readonly bytesMax: number;
+
+  constructor(messagesMax: number, bytesMax: number) {
+    this.messagesMax = messagesMax;
+    this.bytesMax = bytesMax;
+  }
+
+  get count(): number {
+    return this.lastIndexes.length - this.head;
+  }
+
+  get bytesInFlight(): number {
+    return this.bytes;
+  }
+
+  full(): boolean {
+    return this.count >= this.messagesMax || (this.bytesMax > 0 && this.bytes >= this.bytesMax);
+  }
+
+  add(lastIndex: number, bytes: number): void {
+    this.lastIndexes.push(lastIndex);
+    this.sizes.push(bytes);
+    this.bytes += bytes;
+  }
+
+  freeLE(index: number): void {
+    while (this.head < this.lastIndexes.length && (this.lastIndexes[this.head] ?? Infinity) <= index) {
+      this.bytes -= this.sizes[this.head] ?? 0;
+      this.head++;
+    }
+    if (this.head > 64 && this.head * 2 > this.lastIndexes.length) {
+      this.lastIndexes.splice(0, this.head);
+      this.sizes.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  reset(): void {
+    this.lastIndexes.length = 0;
+    this.sizes.length = 0;
+    this.head = 0;
+    this.bytes = 0;
+  }
+}

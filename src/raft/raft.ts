@@ -1,0 +1,1029 @@
+// The Raft state machine for ONE group: pure and synchronous. Inputs are tick(), step(message),
+// propose*(), readIndex(), transferLeadership(); outputs accumulate until the host calls ready(),
+// performs the I/O the Ready describes, and calls advance(). No clock, no I/O, no global
+// randomness: the election jitter comes from the seeded rng in the config.
+//
+// Layout follows etcd-io/raft: step() handles terms and votes for every role, then dispatches to
+// stepLeader / stepCandidate / stepFollower. Membership is applied when its entry is applied (as
+// etcd does), one pending change at a time. The leader counts its own log only after the host has
+// persisted it (advance), so a commit never rests on an unsynced leader write.
+
+import { assert, unreachable } from '../base/assert.ts';
+import { NO_NODE, type LogIndex, type NodeId, type Term } from '../base/ids.ts';
+import { makeRaftConfig, type RaftConfig, type RaftConfigInput } from './config.ts';
+import { applyConfChange, isJoint, members } from './confchange.ts';
+import { RaftLog } from './log.ts';
+import { Progress } from './progress.ts';
+import { allVoters, isVoter, jointValue, jointVote, type VoterSets } from './quorum.ts';
+import { ReadQueue } from './read-queue.ts';
+import { entryBytes, type LogStorage } from './storage.ts';
+import type {
+  AppendEntries,
+  ConfChange,
+  ConfState,
+  Entry,
+  HardState,
+  Heartbeat,
+  InstallSnapshot,
+  InstallSnapshotResponse,
+  Message,
+  ProposeResult,
+  RaftEvent,
+  ReadFailure,
+  ReadResult,
+  ReadState,
+  Ready,
+  RequestVote,
+  Role,
+  Snapshot,
+  SoftState,
+  Status,
+  TransferResult,
+} from './types.ts';
+
+type Outgoing = { [K in Message['type']]: Omit<Extract<Message, { type: K }>, 'from' | 'term'> & { term?: Term } }[Message['type']];
+
+interface IncomingSnapshot {
+  readonly meta: Snapshot['meta'];
+  readonly totalBytes: number;
+  readonly chunks: Uint8Array[];
+  received: number;
+}
+
+const leaderRequestTypes: ReadonlySet<Message['type']> = new Set(['AppendEntries', 'Heartbeat', 'InstallSnapshot', 'TimeoutNow', 'ReadIndexResponse']);
+
+export class RaftNode {
+  readonly id: NodeId;
+  readonly config: RaftConfig;
+  readonly log: RaftLog;
+
+  private term: Term;
+  private vote: NodeId;
+  private role: Role = 'follower';
+  private leader: NodeId = NO_NODE;
+  private confState: ConfState;
+
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  /** Monotonic local tick count; the lease is measured in it. */
+  private clockTicks = 0;
+  /**
+   * With lease reads, a restarted voter refuses votes for one election timeout as if it had just
+   * heard from a leader: it may have acknowledged a lease before the restart. (leaseReads must be
+   * set alike on every member.)
+   */
+  private startupGuard: boolean;
+
+  private readonly progress = new Map<NodeId, Progress>();
+  private readonly votes = new Map<NodeId, boolean>();
+  private transferTarget: NodeId = NO_NODE;
+  private transferElapsed = 0;
+  /** Once TimeoutNow went out, another node may lead without waiting for our lease to lapse. */
+  private leaseRevoked = false;
+  private pendingConfIndex: LogIndex = 0 as LogIndex;
+  private uncommittedBytes = 0;
+  private appendPending = false;
+  private readonly reads = new ReadQueue();
+  private readonly forwardedReads = new Set<number>();
+  private incomingSnapshot: IncomingSnapshot | undefined = undefined;
+
+  private messages: Message[] = [];
+  private messagesAfterPersist: Message[] = [];
+  private readStates: ReadState[] = [];
+  private readFailures: ReadFailure[] = [];
+  private events: RaftEvent[] = [];
+  private prevSoftState: SoftState;
+  private prevHardState: HardState;
+
+  constructor(configInput: RaftConfigInput, storage: LogStorage) {
+    this.config = makeRaftConfig(configInput);
+    this.id = this.config.id;
+    this.startupGuard = this.config.leaseReads;
+    this.log = new RaftLog(storage);
+    const { hardState, confState } = storage.initialState();
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    this.confState = confState;
+    if (hardState.commit > this.log.committed) this.log.commitTo(hardState.commit);
+    this.prevHardState = hardState;
+    this.prevSoftState = { role: this.role, leader: this.leader };
+    this.resetRandomizedElectionTimeout();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inputs
+
+  tick(): void {
+    this.clockTicks++;
+    this.electionElapsed++;
+    if (this.role === 'leader') this.tickLeader();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    if (this.electionElapsed >= this.config.electionTimeoutTicks) this.startupGuard = false;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.campaign();
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    if (this.transferTarget !== NO_NODE && ++this.transferElapsed >= this.config.electionTimeoutTicks) {
+      this.abortTransfer('timeout');
+    }
+    if (this.electionElapsed >= this.config.electionTimeoutTicks) {
+      this.electionElapsed = 0;
+      if (this.config.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.term, NO_NODE);
+        return;
+      }
+    }
+    this.maybeAutoLeave();
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.broadcastHeartbeat(this.reads.size > 0 ? this.reads.latestRound : 0);
+      this.retryStalledSnapshots();
+    }
+  }
+
+  /** Start an election now (pre-vote first when configured). Ignored by learners and non-members. */
+  campaign(): void {
+    if (!this.promotable() || this.role === 'leader') return;
+    if (this.config.preVote) this.startElection('pre_vote');
+    else this.startElection('election');
+  }
+
+  step(message: Message): void {
+    if (message.to !== this.id) return;
+    if (message.term > this.term) {
+      if (!this.acceptHigherTerm(message)) return;
+    } else if (message.term < this.term) {
+      this.answerStaleTerm(message);
+      return;
+    }
+    switch (message.type) {
+      case 'RequestVote':
+        this.handleRequestVote(message);
+        return;
+      default:
+        break;
+    }
+    switch (this.role) {
+      case 'leader':
+        this.stepLeader(message);
+        return;
+      case 'candidate':
+      case 'pre_candidate':
+        this.stepCandidate(message);
+        return;
+      case 'follower':
+        this.stepFollower(message);
+        return;
+      default:
+        unreachable(this.role);
+    }
+  }
+
+  /** Handles a message from a higher term; returns false when the message is to be ignored. */
+  private acceptHigherTerm(message: Message): boolean {
+    if (message.type === 'RequestVote') {
+      const heardFromLeader = (this.leader !== NO_NODE || this.startupGuard) && this.electionElapsed < this.config.electionTimeoutTicks;
+      // Check-quorum lease: while we hear from a leader, a (pre-)candidate cannot unseat it,
+      // unless the leader itself asked for the election (transfer).
+      if (this.config.checkQuorum && heardFromLeader && !message.transfer) return false;
+      if (message.preVote) return true; // a pre-vote never changes our term
+    }
+    if (message.type === 'RequestVoteResponse' && message.preVote && message.granted) return true;
+    if (this.role === 'leader' && this.transferTarget !== NO_NODE) {
+      if (message.from === this.transferTarget) this.events.push({ kind: 'transfer_completed', target: this.transferTarget, term: message.term });
+      else this.abortTransfer('stepped_down');
+      this.transferTarget = NO_NODE;
+    }
+    const fromLeader = message.type === 'AppendEntries' || message.type === 'Heartbeat' || message.type === 'InstallSnapshot';
+    this.becomeFollower(message.term, fromLeader ? message.from : NO_NODE);
+    return true;
+  }
+
+  private answerStaleTerm(message: Message): void {
+    if (message.type === 'AppendEntries' || message.type === 'Heartbeat') {
+      // A stale leader (e.g. partitioned away and back) learns the new term from this and steps
+      // down; without it, pre-vote + check-quorum could leave the cluster without a leader.
+      this.send({ type: 'AppendEntriesResponse', to: message.from, success: false, index: 0 as LogIndex, hintIndex: 0 as LogIndex, hintTerm: 0 as Term });
+    } else if (message.type === 'RequestVote' && message.preVote) {
+      this.send({ type: 'RequestVoteResponse', to: message.from, preVote: true, granted: false });
+    }
+  }
+
+  private handleRequestVote(message: RequestVote): void {
+    const canVote =
+      this.vote === message.from ||
+      (this.vote === NO_NODE && this.leader === NO_NODE) ||
+      (message.preVote && message.term > this.term);
+    const granted = canVote && this.log.isUpToDate(message.lastLogIndex, message.lastLogTerm);
+    // A granted pre-vote answers in the term the candidate asked for, so it can count it.
+    this.send({ type: 'RequestVoteResponse', to: message.from, term: granted ? message.term : this.term, preVote: message.preVote, granted });
+    if (granted && !message.preVote) {
+      this.electionElapsed = 0;
+      this.vote = message.from;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Role transitions
+
+  private becomeFollower(term: Term, leader: NodeId): void {
+    const leaderChanged = term !== this.term || leader !== this.leader;
+    if (this.role === 'leader') this.failPendingReads('leader_changed');
+    if (leaderChanged) this.failForwardedReads();
+    this.reset(term);
+    this.role = 'follower';
+    this.leader = leader;
+  }
+
+  private reset(term: Term): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = NO_NODE;
+    }
+    this.leader = NO_NODE;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.votes.clear();
+    this.progress.clear();
+    this.transferTarget = NO_NODE;
+    this.transferElapsed = 0;
+    this.leaseRevoked = false;
+    this.appendPending = false;
+    this.uncommittedBytes = 0;
+  }
+
+  private startElection(kind: 'pre_vote' | 'election' | 'transfer'): void {
+    const preVote = kind === 'pre_vote';
+    if (preVote) {
+      // The term does not move: a pre-candidate only asks whether it could win.
+      this.role = 'pre_candidate';
+      this.leader = NO_NODE;
+      this.votes.clear();
+    } else {
+      this.failForwardedReads();
+      this.reset((this.term + 1) as Term);
+      this.role = 'candidate';
+      this.vote = this.id;
+    }
+    const campaignTerm = (this.term + (preVote ? 1 : 0)) as Term;
+    this.votes.set(this.id, true);
+    if (this.tallyVotes() === 'won') return;
+    for (const voter of allVoters(this.voterSets())) {
+      if (voter === this.id) continue;
+      this.send({ type: 'RequestVote', to: voter, term: campaignTerm, preVote, lastLogIndex: this.log.lastIndex(), lastLogTerm: this.log.lastTerm(), transfer: kind === 'transfer' });
+    }
+  }
+
+  /** Counts votes; acts on a decided outcome. */
+  private tallyVotes(): 'won' | 'lost' | 'pending' {
+    const outcome = jointVote(this.voterSets(), this.votes);
+    if (outcome === 'won') {
+      if (this.role === 'pre_candidate') this.startElection('election');
+      else this.becomeLeader();
+    } else if (outcome === 'lost') {
+      this.becomeFollower(this.term, NO_NODE);
+    }
+    return outcome;
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === 'candidate', 'becomeLeader from a role other than candidate');
+    this.reset(this.term);
+    this.role = 'leader';
+    this.leader = this.id;
+    this.reads.drain();
+    const lastIndex = this.log.lastIndex();
+    for (const member of members(this.confState)) this.progress.set(member, this.newProgress(member, lastIndex));
+    const self = this.progress.get(this.id);
+    assert(self !== undefined, 'leader is not a member');
+    self.match = this.persistedLastIndex();
+    self.becomeReplicate();
+    // A configuration change in the uncommitted tail may not be applied yet: wait for it.
+    this.pendingConfIndex = lastIndex;
+    this.appendEntries([{ kind: 'normal', term: this.term, index: (lastIndex + 1) as LogIndex, data: new Uint8Array(0) }]);
+  }
+
+  private newProgress(member: NodeId, lastIndex: LogIndex): Progress {
+    const learner = !isVoter(this.voterSets(), member);
+    const progress = new Progress(member, (lastIndex + 1) as LogIndex, learner, this.config.inflightMessagesMax, this.config.inflightBytesMax);
+    progress.recentActive = member === this.id;
+    return progress;
+  }
+
+  private persistedLastIndex(): LogIndex {
+    return (this.log.unstableOffsetIndex() - 1) as LogIndex;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Per-role message handling
+
+  private stepLeader(message: Message): void {
+    const progress = this.progress.get(message.from);
+    switch (message.type) {
+      case 'ReadIndex':
+        this.enqueueRead(message.requestId, message.from);
+        return;
+      case 'AppendEntriesResponse':
+        if (progress !== undefined) this.handleAppendResponse(progress, message.success, message.index, message.hintIndex, message.hintTerm);
+        return;
+      case 'HeartbeatResponse':
+        if (progress !== undefined) this.handleHeartbeatResponse(progress, message.readRound, message.sentTick);
+        return;
+      case 'InstallSnapshotResponse':
+        if (progress !== undefined) this.handleSnapshotResponse(progress, message);
+        return;
+      case 'RequestVote':
+      case 'RequestVoteResponse':
+      case 'AppendEntries':
+      case 'Heartbeat':
+      case 'InstallSnapshot':
+      case 'TimeoutNow':
+      case 'ReadIndexResponse':
+        return;
+      default:
+        unreachable(message);
+    }
+  }
+
+  private stepCandidate(message: Message): void {
+    switch (message.type) {
+      case 'AppendEntries':
+      case 'Heartbeat':
+      case 'InstallSnapshot':
+        // Someone won this term; follow it.
+        this.becomeFollower(this.term, message.from);
+        this.stepFollower(message);
+        return;
+      case 'RequestVoteResponse':
+        if (message.preVote !== (this.role === 'pre_candidate')) return;
+        this.votes.set(message.from, message.granted);
+        this.tallyVotes();
+        return;
+      case 'ReadIndex':
+        this.send({ type: 'ReadIndexResponse', to: message.from, requestId: message.requestId, index: 0 as LogIndex });
+        return;
+      case 'ReadIndexResponse':
+        this.forwardedReadAnswered(message.requestId, message.index);
+        return;
+      case 'RequestVote':
+      case 'AppendEntriesResponse':
+      case 'HeartbeatResponse':
+      case 'InstallSnapshotResponse':
+      case 'TimeoutNow':
+        return;
+      default:
+        unreachable(message);
+    }
+  }
+
+  private stepFollower(message: Message): void {
+    switch (message.type) {
+      case 'AppendEntries':
+        this.heardFromLeader(message.from);
+        this.handleAppendEntries(message);
+        return;
+      case 'Heartbeat':
+        this.heardFromLeader(message.from);
+        this.handleHeartbeat(message);
+        return;
+      case 'InstallSnapshot':
+        this.heardFromLeader(message.from);
+        this.handleSnapshotChunk(message);
+        return;
+      case 'TimeoutNow':
+        if (this.promotable()) this.startElection('transfer');
+        return;
+      case 'ReadIndex':
+        this.send({ type: 'ReadIndexResponse', to: message.from, requestId: message.requestId, index: 0 as LogIndex });
+        return;
+      case 'ReadIndexResponse':
+        this.forwardedReadAnswered(message.requestId, message.index);
+        return;
+      case 'RequestVote':
+      case 'RequestVoteResponse':
+      case 'AppendEntriesResponse':
+      case 'HeartbeatResponse':
+      case 'InstallSnapshotResponse':
+        return;
+      default:
+        unreachable(message);
+    }
+  }
+
+  private heardFromLeader(leader: NodeId): void {
+    this.electionElapsed = 0;
+    if (this.leader !== leader) {
+      this.failForwardedReads();
+      this.leader = leader;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Follower: replication
+
+  private handleAppendEntries(message: AppendEntries): void {
+    if (message.prevLogIndex < this.log.committed) {
+      this.send({ type: 'AppendEntriesResponse', to: message.from, success: true, index: this.log.committed, hintIndex: 0 as LogIndex, hintTerm: 0 as Term });
+      return;
+    }
+    const lastNew = this.log.maybeAppend(message.prevLogIndex, message.prevLogTerm, message.commit, message.entries);
+    if (lastNew !== undefined) {
+      this.send({ type: 'AppendEntriesResponse', to: message.from, success: true, index: lastNew, hintIndex: 0 as LogIndex, hintTerm: 0 as Term });
+      return;
+    }
+    const hint = this.log.findConflictByTerm(message.prevLogIndex, message.prevLogTerm);
+    this.send({ type: 'AppendEntriesResponse', to: message.from, success: false, index: message.prevLogIndex, hintIndex: hint.index, hintTerm: hint.term });
+  }
+
+  private handleHeartbeat(message: Heartbeat): void {
+    this.log.commitTo(Math.min(message.commit, this.log.lastIndex()) as LogIndex);
+    this.send({ type: 'HeartbeatResponse', to: message.from, readRound: message.readRound, sentTick: message.sentTick });
+  }
+
+  private handleSnapshotChunk(message: InstallSnapshot): void {
+    const { meta } = message;
+    if (meta.index <= this.log.committed) {
+      // Already have everything it holds: tell the leader where we are instead.
+      this.incomingSnapshot = undefined;
+      this.send({ type: 'AppendEntriesResponse', to: message.from, success: true, index: this.log.committed, hintIndex: 0 as LogIndex, hintTerm: 0 as Term });
+      return;
+    }
+    let incoming = this.incomingSnapshot;
+    if (incoming === undefined || incoming.meta.index !== meta.index || incoming.meta.term !== meta.term) {
+      if (message.offset !== 0) {
+        this.ackSnapshotBytes(message, 0);
+        return;
+      }
+      incoming = { meta, totalBytes: message.totalBytes, chunks: [], received: 0 };
+      this.incomingSnapshot = incoming;
+    }
+    if (message.offset === incoming.received) {
+      incoming.chunks.push(message.chunk);
+      incoming.received += message.chunk.length;
+    }
+    if (incoming.received < incoming.totalBytes) {
+      this.ackSnapshotBytes(message, incoming.received);
+      return;
+    }
+    this.incomingSnapshot = undefined;
+    this.installSnapshot({ meta, data: concatBytes(incoming.chunks, incoming.totalBytes) });
+    this.send({ type: 'AppendEntriesResponse', to: message.from, success: true, index: this.log.lastIndex(), hintIndex: 0 as LogIndex, hintTerm: 0 as Term });
+  }
+
+  private ackSnapshotBytes(message: InstallSnapshot, nextOffset: number): void {
+    this.send({ type: 'InstallSnapshotResponse', to: message.from, snapshotIndex: message.meta.index, snapshotTerm: message.meta.term, nextOffset });
+  }
+
+  private installSnapshot(snapshot: Snapshot): void {
+    const { index, term } = snapshot.meta;
+    if (this.log.matchTerm(index, term)) {
+      // Our log already holds the snapshot's position: just move commit forward.
+      this.log.commitTo(index);
+      return;
+    }
+    this.log.restore(snapshot);
+    this.confState = snapshot.meta.confState;
+    this.events.push({ kind: 'snapshot_installed', index, term });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leader: replication
+
+  private handleAppendResponse(progress: Progress, success: boolean, index: LogIndex, hintIndex: LogIndex, hintTerm: Term): void {
+    progress.recentActive = true;
+    if (!success) {
+      if (index === 0) return; // a stale-term answer carries no position
+      const probeFrom = hintTerm > 0 ? this.log.findConflictByTerm(hintIndex, hintTerm).index : hintIndex;
+      if (progress.maybeDecreaseTo(index, probeFrom)) {
+        if (progress.state === 'replicate') progress.becomeProbe();
+        this.sendAppend(progress, true);
+      }
+      return;
+    }
+    const updated = progress.maybeUpdate(index);
+    if (progress.state === 'snapshot' && progress.match + 1 >= this.log.firstIndex()) {
+      progress.becomeProbe();
+      progress.becomeReplicate();
+    } else if (updated && progress.state === 'probe') {
+      progress.becomeReplicate();
+    } else if (progress.state === 'replicate') {
+      progress.inflights.freeLE(index);
+    }
+    if (updated && this.maybeCommit()) this.broadcastAppend();
+    else while (this.sendAppend(progress, false));
+    if (progress.id === this.transferTarget && progress.match === this.log.lastIndex()) this.sendTimeoutNow(progress.id);
+  }
+
+  private handleHeartbeatResponse(progress: Progress, readRound: number, sentTick: number): void {
+    progress.recentActive = true;
+    progress.probeSent = false;
+    if (progress.snapshot !== undefined) progress.snapshot.heard = true;
+    if (sentTick > progress.ackedTick) progress.ackedTick = sentTick;
+    if (progress.state === 'replicate' && progress.inflights.full()) progress.inflights.freeLE(progress.match + 1);
+    if (progress.match < this.log.lastIndex()) this.sendAppend(progress, true);
+    if (readRound > 0 && !progress.learner) {
+      this.reads.acknowledge(progress.id, readRound);
+      this.releaseReads();
+    }
+  }
+
+  private handleSnapshotResponse(progress: Progress, message: InstallSnapshotResponse): void {
+    progress.recentActive = true;
+    const transfer = progress.snapshot;
+    if (progress.state !== 'snapshot' || transfer === undefined) return;
+    if (transfer.index !== message.snapshotIndex || transfer.term !== message.snapshotTerm) return;
+    transfer.heard = true;
+    if (message.nextOffset === 0 && transfer.ackedOffset > 0) {
+      // The follower lost its partial copy (it restarted): start over. A response is only 0 when
+      // it holds nothing of this snapshot, so a late duplicate cannot cause this more than once.
+      transfer.ackedOffset = 0;
+      transfer.sentOffset = 0;
+    } else if (message.nextOffset > transfer.ackedOffset) {
+      transfer.ackedOffset = message.nextOffset;
+    }
+    this.sendSnapshotChunks(progress);
+  }
+
+  /** Sends the next AppendEntries to one member if flow control allows; returns whether one went out. */
+  private sendAppend(progress: Progress, sendIfEmpty: boolean): boolean {
+    if (progress.id === this.id || progress.isPaused()) return false;
+    const prevLogIndex = (progress.next - 1) as LogIndex;
+    const prevLogTerm = this.log.term(prevLogIndex);
+    const lastIndex = this.log.lastIndex();
+    const entries = prevLogTerm === undefined ? undefined : this.log.slice(progress.next, (lastIndex + 1) as LogIndex, this.config.messageBytesMax);
+    if (prevLogTerm === undefined || entries === undefined) {
+      this.startSnapshotTransfer(progress);
+      return false;
+    }
+    const last = entries[entries.length - 1];
+    if (last === undefined && !sendIfEmpty) return false;
+    this.send({ type: 'AppendEntries', to: progress.id, prevLogIndex, prevLogTerm, entries, commit: this.log.committed });
+    if (last === undefined) return false;
+    if (progress.state === 'replicate') {
+      progress.next = (last.index + 1) as LogIndex;
+      progress.inflights.add(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
+    } else {
+      progress.probeSent = true;
+    }
+    return true;
+  }
+
+  private broadcastAppend(): void {
+    this.appendPending = false;
+    for (const progress of this.progress.values()) {
+      if (progress.id === this.id) continue;
+      if (this.sendAppend(progress, true)) while (this.sendAppend(progress, false));
+    }
+  }
+
+  private broadcastHeartbeat(readRound: number): void {
+    for (const progress of this.progress.values()) {
+      if (progress.id === this.id) continue;
+      const commit = Math.min(progress.match, this.log.committed) as LogIndex;
+      this.send({ type: 'Heartbeat', to: progress.id, commit, readRound, sentTick: this.clockTicks });
+    }
+  }
+
+  private startSnapshotTransfer(progress: Progress): void {
+    const snapshot = this.log.storage.snapshot();
+    assert(snapshot.meta.index > 0, `leader ${this.id}: follower ${progress.id} needs compacted entries but there is no snapshot`);
+    progress.becomeSnapshot({ index: snapshot.meta.index, term: snapshot.meta.term, totalBytes: snapshot.data.length, sentOffset: 0, ackedOffset: 0, ackedOffsetAtCheck: -1, heard: false });
+    this.sendSnapshotChunks(progress);
+  }
+
+  private sendSnapshotChunks(progress: Progress): void {
+    const transfer = progress.snapshot;
+    if (transfer === undefined) return;
+    const snapshot = this.log.storage.snapshot();
+    if (snapshot.meta.index !== transfer.index || snapshot.meta.term !== transfer.term) {
+      this.startSnapshotTransfer(progress); // storage moved on to a newer snapshot
+      return;
+    }
+    const chunkMax = this.config.snapshotChunkBytesMax;
+    const windowBytes = chunkMax * this.config.snapshotChunksInflightMax;
+    let first = transfer.sentOffset === 0 && transfer.ackedOffset === 0;
+    while ((transfer.sentOffset < transfer.totalBytes || first) && transfer.sentOffset - transfer.ackedOffset < windowBytes) {
+      const end = Math.min(transfer.sentOffset + chunkMax, transfer.totalBytes);
+      const chunk = snapshot.data.subarray(transfer.sentOffset, end);
+      this.send({ type: 'InstallSnapshot', to: progress.id, meta: snapshot.meta, offset: transfer.sentOffset, totalBytes: transfer.totalBytes, chunk });
+      transfer.sentOffset = end;
+      first = false;
+    }
+  }
+
+  /** At each heartbeat: a transfer with no acknowledged progress since the last one resumes from the acknowledged offset. */
+  private retryStalledSnapshots(): void {
+    for (const progress of this.progress.values()) {
+      const transfer = progress.snapshot;
+      if (progress.state !== 'snapshot' || transfer === undefined) continue;
+      // Resend only to a follower that answers (a dead one would just soak up chunks).
+      if (transfer.heard && transfer.ackedOffset === transfer.ackedOffsetAtCheck) {
+        transfer.sentOffset = transfer.ackedOffset;
+        this.sendSnapshotChunks(progress);
+      }
+      transfer.heard = false;
+      transfer.ackedOffsetAtCheck = transfer.ackedOffset;
+    }
+  }
+
+  private maybeCommit(): boolean {
+    const index = jointValue(this.voterSets(), (id) => this.progress.get(id)?.match ?? 0) as LogIndex;
+    // Only entries of the current term are committed by counting replicas (Raft §5.4.2).
+    if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
+    this.log.commitTo(index);
+    if (this.reads.hasUnassigned()) this.startReadRound();
+    return true;
+  }
+
+  private quorumActive(): boolean {
+    const active = jointValue(this.voterSets(), (id) => (id === this.id || this.progress.get(id)?.recentActive === true ? 1 : 0)) >= 1;
+    for (const progress of this.progress.values()) progress.recentActive = progress.id === this.id;
+    return active;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Proposals
+
+  propose(data: Uint8Array): ProposeResult {
+    return this.proposeBatch([data]);
+  }
+
+  /** Appends several application entries at once (one AppendEntries carries them all). */
+  proposeBatch(payloads: readonly Uint8Array[]): ProposeResult {
+    const refused = this.checkProposable();
+    if (refused !== undefined) return refused;
+    let bytes = 0;
+    for (const data of payloads) {
+      if (data.length > this.config.entryBytesMax) return { kind: 'entry_too_large', bytes: data.length, bytesMax: this.config.entryBytesMax };
+      bytes += data.length + 16;
+    }
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.uncommittedBytesMax) {
+      return { kind: 'uncommitted_full', bytes: this.uncommittedBytes, bytesMax: this.config.uncommittedBytesMax };
+    }
+    let index = this.log.lastIndex();
+    const entries = payloads.map((data): Entry => ({ kind: 'normal', term: this.term, index: (index = (index + 1) as LogIndex), data }));
+    this.appendEntries(entries);
+    return { kind: 'accepted', index, term: this.term };
+  }
+
+  /** Proposes a membership change, validated against the latest configuration (one pending at a time). */
+  proposeConfChange(change: ConfChange): ProposeResult {
+    const refused = this.checkProposable();
+    if (refused !== undefined) return refused;
+    if (this.pendingConfIndex > this.log.applied) return { kind: 'conf_change_pending', pendingIndex: this.pendingConfIndex };
+    const outcome = applyConfChange(this.confState, change);
+    if (!outcome.ok) return { kind: 'conf_change_invalid', reason: outcome.reason };
+    const index = (this.log.lastIndex() + 1) as LogIndex;
+    this.appendEntries([{ kind: 'conf', term: this.term, index, change }]);
+    this.pendingConfIndex = index;
+    return { kind: 'accepted', index, term: this.term };
+  }
+
+  private checkProposable(): ProposeResult | undefined {
+    if (this.role !== 'leader') return { kind: 'not_leader', leaderHint: this.leader };
+    if (this.transferTarget !== NO_NODE) return { kind: 'transferring', target: this.transferTarget };
+    return undefined;
+  }
+
+  private appendEntries(entries: readonly Entry[]): void {
+    this.log.appendNew(entries);
+    for (const entry of entries) this.uncommittedBytes += entryBytes(entry);
+    // Replication is sent at the next ready(): proposals made in between share AppendEntries.
+    this.appendPending = true;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+
+  /** A linearizable read: the Ready will carry a ReadState (or a ReadFailure) for `requestId`. */
+  readIndex(requestId: number): ReadResult {
+    if (this.role !== 'leader') {
+      if (this.leader === NO_NODE) return { kind: 'not_leader', leaderHint: NO_NODE };
+      if (this.forwardedReads.size >= this.config.readQueueMax) return { kind: 'read_queue_full', queued: this.forwardedReads.size, queuedMax: this.config.readQueueMax };
+      this.forwardedReads.add(requestId);
+      this.send({ type: 'ReadIndex', to: this.leader, requestId });
+      return { kind: 'forwarded', leader: this.leader };
+    }
+    if (this.reads.size >= this.config.readQueueMax) return { kind: 'read_queue_full', queued: this.reads.size, queuedMax: this.config.readQueueMax };
+    this.enqueueRead(requestId, this.id);
+    return { kind: 'queued' };
+  }
+
+  /** A read served from the leader's lease when it holds one; otherwise a ReadIndex round. */
+  leaseRead(requestId: number): ReadResult {
+    if (this.role === 'leader' && this.leaseValid() && this.committedInTerm()) {
+      this.readStates.push({ requestId, index: this.log.committed });
+      return { kind: 'queued' };
+    }
+    return this.readIndex(requestId);
+  }
+
+  private enqueueRead(requestId: number, from: NodeId): void {
+    if (this.reads.size >= this.config.readQueueMax) {
+      this.answerRead(from, requestId, 0 as LogIndex);
+      return;
+    }
+    this.reads.push(requestId, from);
+    if (this.committedInTerm() && allVoters(this.voterSets()).length === 1) {
+      this.reads.startRound(this.log.committed);
+      this.releaseReads();
+    }
+  }
+
+  private startReadRound(): void {
+    const round = this.reads.startRound(this.log.committed);
+    this.reads.acknowledge(this.id, round);
+    this.broadcastHeartbeat(round);
+  }
+
+  private releaseReads(): void {
+    const self = this.id;
+    const latest = this.reads.latestRound;
+    const round = jointValue(this.voterSets(), (id) => (id === self ? latest : this.reads.ackedRoundOf(id)));
+    for (const read of this.reads.release(round)) this.answerRead(read.from, read.requestId, read.index);
+  }
+
+  private answerRead(from: NodeId, requestId: number, index: LogIndex): void {
+    if (from === this.id) {
+      if (index > 0) this.readStates.push({ requestId, index });
+      else this.readFailures.push({ requestId, reason: 'read_queue_full' });
+    } else {
+      this.send({ type: 'ReadIndexResponse', to: from, requestId, index });
+    }
+  }
+
+  private forwardedReadAnswered(requestId: number, index: LogIndex): void {
+    if (!this.forwardedReads.delete(requestId)) return;
+    if (index > 0) this.readStates.push({ requestId, index });
+    else this.readFailures.push({ requestId, reason: 'not_leader' });
+  }
+
+  private failPendingReads(reason: ReadFailure['reason']): void {
+    for (const read of this.reads.drain()) {
+      if (read.from === this.id) this.readFailures.push({ requestId: read.requestId, reason });
+      else this.send({ type: 'ReadIndexResponse', to: read.from, requestId: read.requestId, index: 0 as LogIndex });
+    }
+  }
+
+  private failForwardedReads(): void {
+    for (const requestId of this.forwardedReads) this.readFailures.push({ requestId, reason: 'leader_changed' });
+    this.forwardedReads.clear();
+  }
+
+  private committedInTerm(): boolean {
+    return this.log.term(this.log.committed) === this.term;
+  }
+
+  private leaseValid(): boolean {
+    if (this.role !== 'leader' || !this.config.leaseReads || this.leaseRevoked) return false;
+    const acked = jointValue(this.voterSets(), (id) => (id === this.id ? this.clockTicks : (this.progress.get(id)?.ackedTick ?? -Infinity)));
+    return acked + this.config.leaseTicks > this.clockTicks;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leadership transfer
+
+  transferLeadership(target: NodeId): TransferResult {
+    if (this.role !== 'leader') return { kind: 'not_leader', leaderHint: this.leader };
+    if (target === this.id) return { kind: 'already_leader' };
+    if (!this.voterSets().incoming.includes(target)) return { kind: 'invalid_target', reason: `node ${target} is not a voter` };
+    if (this.transferTarget === target) return { kind: 'in_progress', target };
+    if (this.transferTarget !== NO_NODE) this.abortTransfer('stepped_down');
+    const progress = this.progress.get(target);
+    assert(progress !== undefined, 'voter without progress');
+    this.transferTarget = target;
+    this.transferElapsed = 0;
+    if (progress.match === this.log.lastIndex()) this.sendTimeoutNow(target);
+    else this.sendAppend(progress, true);
+    return { kind: 'started', target };
+  }
+
+  private sendTimeoutNow(target: NodeId): void {
+    this.leaseRevoked = true;
+    this.send({ type: 'TimeoutNow', to: target });
+  }
+
+  private abortTransfer(reason: 'timeout' | 'stepped_down' | 'target_removed'): void {
+    if (this.transferTarget === NO_NODE) return;
+    this.events.push({ kind: 'transfer_aborted', target: this.transferTarget, reason });
+    this.transferTarget = NO_NODE;
+    this.transferElapsed = 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Configuration
+
+  private voterSets(): VoterSets {
+    return { incoming: this.confState.voters, outgoing: this.confState.votersOutgoing };
+  }
+
+  private promotable(): boolean {
+    return isVoter(this.voterSets(), this.id);
+  }
+
+  private applyConfEntry(change: ConfChange, index: LogIndex): void {
+    const outcome = applyConfChange(this.confState, change);
+    assert(outcome.ok, `node ${this.id}: committed configuration change at ${index} is invalid: ${outcome.ok ? '' : outcome.reason}`);
+    this.confState = outcome.confState;
+    this.events.push({ kind: 'conf_applied', index, confState: outcome.confState });
+    if (this.role === 'leader') this.leaderSwitchConfig();
+  }
+
+  private leaderSwitchConfig(): void {
+    const lastIndex = this.log.lastIndex();
+    const wanted = new Set(members(this.confState));
+    for (const id of this.progress.keys()) if (!wanted.has(id)) this.progress.delete(id);
+    for (const id of wanted) {
+      const existing = this.progress.get(id);
+      if (existing === undefined) this.progress.set(id, this.newProgress(id, lastIndex));
+      else existing.learner = !isVoter(this.voterSets(), id);
+    }
+    if (this.transferTarget !== NO_NODE && !this.voterSets().incoming.includes(this.transferTarget)) this.abortTransfer('target_removed');
+    if (!this.promotable()) {
+      this.stepDownRemoved();
+      return;
+    }
+    if (this.maybeCommit()) this.broadcastAppend();
+    else this.appendPending = true;
+  }
+
+  /** The leader left the configuration: hand over to the most caught-up voter, then follow. */
+  private stepDownRemoved(): void {
+    let best: Progress | undefined;
+    for (const progress of this.progress.values()) {
+      if (progress.learner || progress.id === this.id) continue;
+      if (best === undefined || progress.match > best.match) best = progress;
+    }
+    if (best !== undefined && best.match === this.log.lastIndex()) this.sendTimeoutNow(best.id);
+    this.becomeFollower(this.term, NO_NODE);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Ready / advance
+
+  hasReady(): boolean {
+    return (
+      this.appendPending ||
+      (this.role === 'leader' && this.reads.hasUnassigned() && this.committedInTerm()) ||
+      this.messages.length > 0 ||
+      this.messagesAfterPersist.length > 0 ||
+      this.readStates.length > 0 ||
+      this.readFailures.length > 0 ||
+      this.events.length > 0 ||
+      this.log.unstableSnapshot !== undefined ||
+      this.log.unstableEntries().length > 0 ||
+      this.log.hasNextCommittedEntries() ||
+      !sameSoftState(this.softState(), this.prevSoftState) ||
+      !sameHardState(this.hardState(), this.prevHardState)
+    );
+  }
+
+  ready(): Ready {
+    if (this.role === 'leader') {
+      if (this.appendPending) this.broadcastAppend();
+      if (this.reads.hasUnassigned() && this.committedInTerm()) this.startReadRound();
+    }
+    const softState = this.softState();
+    const hardState = this.hardState();
+    const hardChanged = !sameHardState(hardState, this.prevHardState);
+    const termChanged = hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote;
+    const entries = [...this.log.unstableEntries()];
+    const committedEntries = this.log.nextCommittedEntries(this.config.committedBytesMax);
+    const lastCommitted = committedEntries[committedEntries.length - 1];
+    if (lastCommitted !== undefined) this.log.acceptApplying(lastCommitted.index);
+    // A leader's requests may go out before its own fsync, but not while its term or vote is unsynced.
+    const messagesEarly = termChanged ? [] : this.messages;
+    const messagesAfterPersist = termChanged ? [...this.messages, ...this.messagesAfterPersist] : this.messagesAfterPersist;
+    const ready: Ready = {
+      softState: sameSoftState(softState, this.prevSoftState) ? undefined : softState,
+      hardState: hardChanged ? hardState : undefined,
+      snapshot: this.log.unstableSnapshot,
+      entries,
+      committedEntries,
+      messages: messagesEarly,
+      messagesAfterPersist,
+      readStates: this.readStates,
+      readFailures: this.readFailures,
+      events: this.events,
+      mustSync: termChanged || entries.length > 0 || this.log.unstableSnapshot !== undefined,
+    };
+    this.prevSoftState = softState;
+    this.prevHardState = hardState;
+    this.messages = [];
+    this.messagesAfterPersist = [];
+    this.readStates = [];
+    this.readFailures = [];
+    this.events = [];
+    return ready;
+  }
+
+  /** The host finished the Ready: its writes are durable and its committed entries applied. */
+  advance(ready: Ready): void {
+    if (ready.snapshot !== undefined) this.log.stableSnapshotTo(ready.snapshot.meta.index);
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry !== undefined) {
+      this.log.stableTo(lastEntry.index, lastEntry.term);
+      this.leaderPersisted(lastEntry);
+    }
+    const lastCommitted = ready.committedEntries[ready.committedEntries.length - 1];
+    if (lastCommitted === undefined) return;
+    this.log.appliedTo(lastCommitted.index);
+    for (const entry of ready.committedEntries) {
+      if (this.role === 'leader' && entry.term === this.term) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entryBytes(entry));
+      if (entry.kind === 'conf') this.applyConfEntry(entry.change, entry.index);
+    }
+    this.maybeAutoLeave();
+  }
+
+  /** A leader leaves a joint configuration by itself once entering it is applied (retried each tick while refused). */
+  private maybeAutoLeave(): void {
+    if (this.role !== 'leader' || !isJoint(this.confState) || !this.confState.autoLeave || this.pendingConfIndex > this.log.applied) return;
+    const result = this.proposeConfChange({ changes: [], transition: 'auto' });
+    assert(result.kind === 'accepted' || result.kind === 'transferring', `auto-leave of joint configuration refused: ${result.kind}`);
+  }
+
+  /** The leader's own log counts toward commit only once durable. */
+  private leaderPersisted(lastEntry: Entry): void {
+    if (this.role !== 'leader' || this.log.term(lastEntry.index) !== lastEntry.term) return;
+    const self = this.progress.get(this.id);
+    if (self === undefined) return;
+    self.maybeUpdate(Math.min(lastEntry.index, this.persistedLastIndex()) as LogIndex);
+    if (this.maybeCommit()) this.broadcastAppend();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Views
+
+  private softState(): SoftState {
+    return { role: this.role, leader: this.leader };
+  }
+
+  private hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  currentConfState(): ConfState {
+    return this.confState;
+  }
+
+  status(): Status {
+    const progress = this.role !== 'leader' ? [] : [...this.progress.values()]
+      .sort((a, b) => a.id - b.id)
+      .map((p) => ({ id: p.id, match: p.match, next: p.next, state: p.state, learner: p.learner, recentActive: p.recentActive, inflightMessages: p.inflights.count }));
+    return {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      vote: this.vote,
+      leader: this.leader,
+      commit: this.log.committed,
+      applied: this.log.applied,
+      lastIndex: this.log.lastIndex(),
+      firstIndex: this.log.firstIndex(),
+      confState: this.confState,
+      transferTarget: this.transferTarget,
+      leaseValid: this.leaseValid(),
+      progress,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private send(outgoing: Outgoing): void {
+    const message = { ...outgoing, from: this.id, term: outgoing.term ?? this.term } as Message;
+    if (this.role === 'leader' && leaderRequestTypes.has(message.type)) this.messages.push(message);
+    else this.messagesAfterPersist.push(message);
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    this.randomizedElectionTimeout = this.config.electionTimeoutTicks + this.config.rng.int(this.config.electionTimeoutTicks);
+  }
+}
+
+function sameSoftState(a: SoftState, b: SoftState): boolean {
+  return a.role === b.role && a.leader === b.leader;
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+function concatBytes(chunks: readonly Uint8Array[], totalBytes: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0];
+  const data = new Uint8Array(totalBytes);
+  let offset = 0;
+  for (const chunk of chunks) {
+    data.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return data;
+}

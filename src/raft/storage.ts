@@ -1,0 +1,106 @@
+// The port through which the core reads what the host has persisted (etcd's Storage), and an
+// in-memory implementation the tests, the simulator and the benchmarks use as their "disk".
+// The core only reads storage; the host writes it while handling a Ready.
+// MemoryStorage keeps a sentinel for the snapshot position at entries[0], so term(firstIndex - 1)
+// is always known.
+
+import { assert } from '../base/assert.ts';
+import type { LogIndex, Term } from '../base/ids.ts';
+import { emptyConfState } from './confchange.ts';
+import type { ConfState, Entry, HardState, Snapshot } from './types.ts';
+
+export interface LogStorage {
+  initialState(): { readonly hardState: HardState; readonly confState: ConfState };
+  /** Index of the first entry still stored (snapshot index + 1). */
+  firstIndex(): LogIndex;
+  lastIndex(): LogIndex;
+  /** Term of the entry at `index`, for index in [firstIndex - 1, lastIndex]; undefined outside. */
+  term(index: LogIndex): Term | undefined;
+  /** Entries in [low, high), at most `bytesMax` of them by size but at least one. low >= firstIndex. */
+  entries(low: LogIndex, high: LogIndex, bytesMax: number): Entry[];
+  snapshot(): Snapshot;
+}
+
+export function entryBytes(entry: Entry): number {
+  return entry.kind === 'normal' ? entry.data.length + 16 : 32 + 16 * entry.change.changes.length;
+}
+
+export class MemoryStorage implements LogStorage {
+  hardState: HardState = { term: 0 as Term, vote: 0 as never, commit: 0 as LogIndex };
+  private snap: Snapshot = { meta: { index: 0 as LogIndex, term: 0 as Term, confState: emptyConfState }, data: new Uint8Array(0) };
+  /** entries[k] has index snapIndex + 1 + k. */
+  private log: Entry[] = [];
+
+  static withMembers(confState: ConfState): MemoryStorage {
+    const storage = new MemoryStorage();
+    storage.snap = { meta: { ...storage.snap.meta, confState }, data: storage.snap.data };
+    return storage;
+  }
+
+  initialState(): { hardState: HardState; confState: ConfState } {
+    return { hardState: this.hardState, confState: this.snap.meta.confState };
+  }
+
+  firstIndex(): LogIndex {
+    return (this.snap.meta.index + 1) as LogIndex;
+  }
+
+  lastIndex(): LogIndex {
+    return (this.snap.meta.index + this.log.length) as LogIndex;
+  }
+
+  term(index: LogIndex): Term | undefined {
+    if (index === this.snap.meta.index) return this.snap.meta.term;
+    return this.log[index - this.snap.meta.index - 1]?.term;
+  }
+
+  entries(low: LogIndex, high: LogIndex, bytesMax: number): Entry[] {
+    assert(low >= this.firstIndex() && high <= this.lastIndex() + 1 && low <= high, `storage: entries [${low}, ${high}) out of range`);
+    const result: Entry[] = [];
+    let bytes = 0;
+    for (let index = low; index < high; index++) {
+      const entry = this.log[index - this.snap.meta.index - 1];
+      assert(entry !== undefined, 'storage: hole in log');
+      bytes += entryBytes(entry);
+      if (result.length > 0 && bytes > bytesMax) break;
+      result.push(entry);
+    }
+    return result;
+  }
+
+  snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  /** Persist entries, replacing any stored entries at or after the first one's index. */
+  append(entries: readonly Entry[]): void {
+    const first = entries[0];
+    if (first === undefined) return;
+    assert(first.index <= this.lastIndex() + 1, `storage: append at ${first.index} leaves a gap after ${this.lastIndex()}`);
+    if (first.index <= this.snap.meta.index) {
+      // Entries already covered by the snapshot are skipped.
+      this.append(entries.filter((entry) => entry.index > this.snap.meta.index));
+      return;
+    }
+    this.log.length = first.index - this.snap.meta.index - 1;
+    for (const entry of entries) this.log.push(entry);
+  }
+
+  /** Replace everything with a snapshot received from the leader. */
+  applySnapshot(snapshot: Snapshot): void {
+    assert(snapshot.meta.index >= this.snap.meta.index, 'storage: snapshot older than the stored one');
+    const keep = this.term(snapshot.meta.index) === snapshot.meta.term ? this.log.slice(snapshot.meta.index - this.snap.meta.index) : [];
+    this.snap = snapshot;
+    this.log = keep;
+  }
+
+  /** Record a snapshot the host took of its own state machine at `index` (<= applied). */
+  createSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): Snapshot {
+    const term = this.term(index);
+    assert(term !== undefined && index >= this.snap.meta.index, `storage: cannot snapshot at ${index}`);
+    const keep = this.log.slice(index - this.snap.meta.index);
+    this.snap = { meta: { index, term, confState }, data };
+    this.log = keep;
+    return this.snap;
+  }
+}

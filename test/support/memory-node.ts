@@ -1,0 +1,89 @@
+// A Raft node with an in-memory "disk" and state machine, handling its Ready the way a real host
+// must (persist, send, apply, advance). Shared by the golden transcripts, the simulator and the
+// benchmarks so they all exercise the same host contract.
+
+import type { LogIndex, NodeId } from '../../src/base/ids.ts';
+import type { Rng } from '../../src/base/rng.ts';
+import type { RaftConfigInput } from '../../src/raft/config.ts';
+import { RaftNode } from '../../src/raft/raft.ts';
+import { MemoryStorage } from '../../src/raft/storage.ts';
+import type { ConfState, Entry, Message, Ready } from '../../src/raft/types.ts';
+
+export interface AppliedEntry {
+  readonly index: LogIndex;
+  readonly term: number;
+  readonly entry: Entry;
+}
+
+export class MemoryNode {
+  readonly id: NodeId;
+  readonly storage: MemoryStorage;
+  raft: RaftNode;
+  /** Entries applied to the state machine, in order (rebuilt from snapshot + log on restart). */
+  applied: Entry[] = [];
+  /** Index of the last applied entry (a snapshot counts as applying up to its index). */
+  appliedIndex = 0;
+  private readonly options: Omit<RaftConfigInput, 'id' | 'rng'>;
+
+  constructor(id: NodeId, confState: ConfState, rng: Rng, options: Omit<RaftConfigInput, 'id' | 'rng'> = {}) {
+    this.id = id;
+    this.options = options;
+    this.storage = MemoryStorage.withMembers(confState);
+    this.raft = new RaftNode({ ...options, id, rng }, this.storage);
+  }
+
+  /** Restart from what was persisted (volatile state lost). */
+  restart(rng: Rng): void {
+    this.raft = new RaftNode({ ...this.options, id: this.id, rng }, this.storage);
+    const snapshot = this.storage.snapshot();
+    this.appliedIndex = snapshot.meta.index;
+    this.applied = decodeApplied(snapshot.data);
+  }
+
+  /** Handle one Ready completely; returns it (with the messages to deliver). */
+  handleReady(): { ready: Ready; messages: Message[] } | undefined {
+    if (!this.raft.hasReady()) return undefined;
+    const ready = this.raft.ready();
+    this.persist(ready);
+    this.apply(ready);
+    this.raft.advance(ready);
+    return { ready, messages: [...ready.messages, ...ready.messagesAfterPersist] };
+  }
+
+  persist(ready: Ready): void {
+    if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
+    this.storage.append(ready.entries);
+    if (ready.hardState !== undefined) this.storage.hardState = ready.hardState;
+  }
+
+  apply(ready: Ready): void {
+    if (ready.snapshot !== undefined) {
+      this.applied = decodeApplied(ready.snapshot.data);
+      this.appliedIndex = ready.snapshot.meta.index;
+    }
+    for (const entry of ready.committedEntries) {
+      if (entry.index <= this.appliedIndex) continue;
+      this.applied.push(entry);
+      this.appliedIndex = entry.index;
+    }
+  }
+
+  /** Take a snapshot of the state machine at the applied index and compact the log behind it. */
+  compact(): void {
+    if (this.appliedIndex <= this.storage.snapshot().meta.index) return;
+    this.storage.createSnapshot(this.appliedIndex as LogIndex, this.raft.currentConfState(), encodeApplied(this.applied));
+  }
+}
+
+// The test state machine is the list of applied entries itself; a snapshot is its JSON form, so an
+// installed snapshot can be compared entry by entry with every other node's history.
+function encodeApplied(applied: readonly Entry[]): Uint8Array {
+  const plain = applied.map((entry) => (entry.kind === 'normal' ? { t: entry.term, i: entry.index, d: Array.from(entry.data) } : { t: entry.term, i: entry.index, c: entry.change }));
+  return new TextEncoder().encode(JSON.stringify(plain));
+}
+
+function decodeApplied(data: Uint8Array): Entry[] {
+  if (data.length === 0) return [];
+  const plain = JSON.parse(new TextDecoder().decode(data)) as { t: number; i: number; d?: number[]; c?: unknown }[];
+  return plain.map((item) => (item.d !== undefined ? { kind: 'normal', term: item.t, index: item.i, data: Uint8Array.from(item.d) } : { kind: 'conf', term: item.t, index: item.i, change: item.c }) as Entry);
+}
