@@ -50,8 +50,7 @@ const ABSENT: RegisterState = canonicalJson(null);
 /**
  * A read/write/cas register per key, initially null. An ok cas applied (a cas that did not apply
  * completes with fail and never reaches the model). Info writes and cas carry their effect; the
- * search decides whether and when they took effect. Info reads are dropped by partition, since a
- * read with an unknown result constrains nothing.
+ * search decides whether and when they took effect. partition drops info ops that cannot matter.
  */
 export const registerModel: Model<RegisterState> = {
   name: 'register',
@@ -61,11 +60,32 @@ export const registerModel: Model<RegisterState> = {
   hash: hashText,
   partition(ops) {
     for (const op of ops) checkRegisterOp(op);
-    return partitionByKey(ops.filter((op) => !(op.f === 'read' && op.status === 'info')));
+    return partitionByKey(ops).map(({ key, ops: keyOps }) => ({ key, ops: withoutSilentOps(keyOps) }));
   },
   describeOperation: describeRegisterOp,
   describeState: (state) => (state.length <= 60 ? state : `${state.slice(0, 59)}…`),
 };
+
+/**
+ * Drops the ops of one key that cannot change the verdict, because each doubles the search space:
+ * info reads (their result is unknown), and info writes and cas whose written value nobody ever
+ * observed (no read returned it, no cas expected it). Such a write, wherever it is linearized, is
+ * followed before any observation by another write or a successful cas that overwrites it, or by
+ * nothing, so removing it from a linearization leaves a linearization.
+ */
+function withoutSilentOps(ops: readonly Operation[]): Operation[] {
+  const observed = new Set<RegisterState>();
+  for (const op of ops) {
+    if (op.f === 'read' && op.status === 'ok') observed.add(canonicalJson(op.output));
+    if (op.f === 'cas') observed.add(canonicalJson(casArguments(op)[0]));
+  }
+  return ops.filter((op) => {
+    if (op.status === 'ok') return true;
+    if (op.f === 'read') return false;
+    const written = op.f === 'cas' ? casArguments(op)[1] : op.input;
+    return observed.has(canonicalJson(written));
+  });
+}
 
 function stepRegister(state: RegisterState, op: Operation): StepResult<RegisterState> {
   switch (op.f) {

@@ -45,6 +45,12 @@ export class Inflights {
     }
   }
 
+  /** Frees the oldest message: a heartbeat answer proves the follower alive, so a lost append must not hold the window shut. */
+  freeFirstOne(): void {
+    const first = this.lastIndexes[this.head];
+    if (first !== undefined) this.freeLE(first);
+  }
+
   reset(): void {
     this.lastIndexes.length = 0;
     this.sizes.length = 0;

@@ -528,7 +528,7 @@ export class RaftNode {
     progress.probeSent = false;
     if (progress.snapshot !== undefined) progress.snapshot.heard = true;
     if (sentTick > progress.ackedTick) progress.ackedTick = sentTick;
-    if (progress.state === 'replicate' && progress.inflights.full()) progress.inflights.freeLE(progress.match + 1);
+    if (progress.state === 'replicate' && progress.inflights.full()) progress.inflights.freeFirstOne();
     if (progress.match < this.log.lastIndex()) this.sendAppend(progress, true);
     if (readRound > 0 && !progress.learner) {
       this.reads.acknowledge(progress.id, readRound);

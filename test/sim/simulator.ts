@@ -1,0 +1,402 @@
+// The seeded whole-cluster simulator: 3 or 5 Raft nodes in one process, a simulated network that
+// drops, duplicates, delays and reorders messages and makes symmetric and one-way partitions,
+// crashes that lose whatever was not persisted, and a client issuing proposals, linearizable reads,
+// membership changes, leadership transfers and snapshots while the faults go on. Everything comes
+// from one seed, so `runSeed(seed)` replays a run exactly. After every tick the checker
+// (./invariants.ts) verifies Raft's safety properties; after the faults heal, liveness is checked.
+
+import { asNodeId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
+import { createRng, type Rng } from '../../src/base/rng.ts';
+import { confStateOf } from '../../src/raft/confchange.ts';
+import type { ConfChange, Message, Ready } from '../../src/raft/types.ts';
+import { MemoryNode } from '../support/memory-node.ts';
+import { ClusterChecker, SimulationFailure } from './invariants.ts';
+
+export interface FaultMix {
+  readonly dropProbability: number;
+  readonly duplicateProbability: number;
+  readonly delayTicksMax: number;
+  readonly partitions: boolean;
+  readonly oneWay: boolean;
+  readonly crashes: boolean;
+}
+
+export interface Scenario {
+  readonly seed: number;
+  readonly nodeCount: number;
+  readonly leaseReads: boolean;
+  readonly faults: FaultMix;
+  readonly faultTicks: number;
+  readonly healTicksMax: number;
+}
+
+export interface SeedResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly tick: number;
+  readonly stats: SimulationStats;
+}
+
+export interface SimulationStats {
+  proposals: number;
+  acknowledged: number;
+  reads: number;
+  readsServed: number;
+  confChanges: number;
+  transfers: number;
+  snapshots: number;
+  crashes: number;
+  messages: number;
+  leaderChanges: number;
+}
+
+interface InFlight {
+  readonly deliverAt: number;
+  readonly order: number;
+  readonly message: Message;
+}
+
+interface PendingProposal {
+  readonly node: NodeId;
+  readonly index: LogIndex;
+  readonly payload: string;
+}
+
+interface PendingRead {
+  readonly node: NodeId;
+  readonly requestId: number;
+  readonly ackedIndexAtStart: number;
+}
+
+const electionTimeoutTicks = 10;
+const traceFrom = Number(process.env['SIM_TRACE_FROM'] ?? Infinity);
+
+/** Derives the whole scenario from the seed (sizes, config, fault mix). */
+export function scenarioFor(seed: number): Scenario {
+  const rng = createRng(seed ^ 0x5eed);
+  const nodeCount = rng.chance(0.5) ? 3 : 5;
+  const faults: FaultMix = {
+    dropProbability: rng.chance(0.6) ? rng.next() * 0.2 : 0,
+    duplicateProbability: rng.chance(0.4) ? rng.next() * 0.1 : 0,
+    delayTicksMax: rng.chance(0.5) ? 1 + rng.int(4) : 1,
+    partitions: rng.chance(0.6),
+    oneWay: rng.chance(0.3),
+    crashes: rng.chance(0.6),
+  };
+  return { seed, nodeCount, leaseReads: rng.chance(0.4), faults, faultTicks: 300 + rng.int(300), healTicksMax: 40 * electionTimeoutTicks };
+}
+
+export function runSeed(seed: number): SeedResult {
+  const simulation = new Simulation(scenarioFor(seed));
+  return simulation.run();
+}
+
+class Simulation {
+  private readonly rng: Rng;
+  private readonly ids: NodeId[];
+  private readonly nodes = new Map<NodeId, MemoryNode>();
+  private readonly down = new Map<NodeId, number>(); // node -> tick it restarts
+  private inFlight: InFlight[] = [];
+  private order = 0;
+  private tickNow = 0;
+  /** Cut links: "from>to". */
+  private readonly cut = new Set<string>();
+  private readonly checker: ClusterChecker;
+  private readonly pendingProposals = new Map<string, PendingProposal>();
+  private readonly pendingReads = new Map<number, PendingRead>();
+  private ackedIndexMax = 0;
+  private healed = false;
+  private nextRequestId = 1;
+  private nextPayload = 1;
+  private readonly stats: SimulationStats = { proposals: 0, acknowledged: 0, reads: 0, readsServed: 0, confChanges: 0, transfers: 0, snapshots: 0, crashes: 0, messages: 0, leaderChanges: 0 };
+  private readonly scenario: Scenario;
+
+  constructor(scenario: Scenario) {
+    this.scenario = scenario;
+    this.rng = createRng(scenario.seed);
+    this.ids = Array.from({ length: scenario.nodeCount }, (_, i) => asNodeId(i + 1));
+    const confState = confStateOf(this.ids);
+    for (const id of this.ids) {
+      this.nodes.set(id, new MemoryNode(id, confState, this.rng.fork(), this.nodeOptions()));
+    }
+    this.checker = new ClusterChecker(this.nodes);
+  }
+
+  private nodeOptions() {
+    return {
+      electionTimeoutTicks,
+      heartbeatTicks: 1,
+      leaseReads: this.scenario.leaseReads,
+      leaseTicks: electionTimeoutTicks - 2,
+      messageBytesMax: 256,
+      inflightMessagesMax: 4,
+      snapshotChunkBytesMax: 64,
+      snapshotChunksInflightMax: 2,
+      readQueueMax: 64,
+    } as const;
+  }
+
+  run(): SeedResult {
+    try {
+      for (; this.tickNow < this.scenario.faultTicks; this.tickNow++) {
+        this.injectFaults();
+        this.clientActions();
+        this.step();
+      }
+      this.heal();
+      this.checkLiveness();
+      return { seed: this.scenario.seed, ok: true, tick: this.tickNow, stats: this.stats };
+    } catch (error) {
+      const message = error instanceof SimulationFailure || error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      return { seed: this.scenario.seed, ok: false, error: message, tick: this.tickNow, stats: this.stats };
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // One tick: every live node ticks, due messages are delivered, every Ready is handled.
+
+  private step(): void {
+    for (const [id, node] of this.nodes) if (!this.down.has(id)) node.raft.tick();
+    const due = this.inFlight.filter((item) => item.deliverAt <= this.tickNow).sort((a, b) => a.deliverAt - b.deliverAt || a.order - b.order);
+    this.inFlight = this.inFlight.filter((item) => item.deliverAt > this.tickNow);
+    for (const item of due) {
+      const target = this.nodes.get(item.message.to);
+      if (target === undefined || this.down.has(item.message.to)) continue;
+      target.raft.step(item.message);
+      this.handleReadies();
+    }
+    this.handleReadies();
+    this.checker.afterStep(this.tickNow);
+  }
+
+  private handleReadies(): void {
+    for (let round = 0; round < 8; round++) {
+      let any = false;
+      for (const [id, node] of this.nodes) {
+        if (this.down.has(id) || !node.raft.hasReady()) continue;
+        any = true;
+        this.handleReady(id, node);
+      }
+      if (!any) return;
+    }
+  }
+
+  private handleReady(id: NodeId, node: MemoryNode): void {
+    const ready = node.raft.ready();
+    if (ready.softState !== undefined) this.trace(`node ${id} becomes ${ready.softState.role} (leader ${ready.softState.leader}) term ${node.raft.status().term}`);
+    this.checker.onReady(id, ready);
+    for (const message of ready.messages) this.send(message);
+    // A crash here loses this Ready's writes, but the leader's early messages are already out.
+    if (this.scenario.faults.crashes && !this.healed && this.rng.chance(0.002)) {
+      this.crash(id);
+      return;
+    }
+    node.persist(ready);
+    for (const message of ready.messagesAfterPersist) this.send(message);
+    node.apply(ready);
+    node.raft.advance(ready);
+    this.checker.afterApply(id, ready);
+    this.observeClient(id, node, ready);
+  }
+
+  private trace(text: string): void {
+    if (this.tickNow >= traceFrom) console.log(`[${this.tickNow}] ${text}`);
+  }
+
+  private send(message: Message): void {
+    this.stats.messages++;
+    if (this.tickNow >= traceFrom) {
+      const { entries, chunk, ...rest } = message as Message & { entries?: unknown[]; chunk?: Uint8Array };
+      this.trace(`send ${JSON.stringify({ ...rest, ...(entries ? { entries: entries.length } : {}), ...(chunk ? { chunk: chunk.length } : {}) })}${this.cut.has(`${message.from}>${message.to}`) ? ' CUT' : ''}`);
+    }
+    const { faults } = this.scenario;
+    if (this.cut.has(`${message.from}>${message.to}`)) return;
+    if (this.rng.chance(faults.dropProbability)) return;
+    const copies = this.rng.chance(faults.duplicateProbability) ? 2 : 1;
+    for (let copy = 0; copy < copies; copy++) {
+      this.inFlight.push({ deliverAt: this.tickNow + 1 + this.rng.int(faults.delayTicksMax), order: this.order++, message });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Faults
+
+  private injectFaults(): void {
+    const { faults } = this.scenario;
+    for (const [id, restartAt] of this.down) {
+      if (restartAt <= this.tickNow) this.restart(id);
+    }
+    if (faults.partitions && this.rng.chance(0.02)) this.partition();
+    if (faults.oneWay && this.rng.chance(0.01)) this.cutOneWay();
+    if ((faults.partitions || faults.oneWay) && this.rng.chance(0.03)) this.cut.clear();
+    if (faults.crashes && this.rng.chance(0.01)) {
+      const id = this.pick(this.ids);
+      if (!this.down.has(id) && this.down.size < Math.floor((this.ids.length - 1) / 2) + 1) this.crash(id);
+    }
+  }
+
+  private partition(): void {
+    this.cut.clear();
+    const side = new Set(this.ids.filter(() => this.rng.chance(0.5)));
+    for (const a of this.ids) {
+      for (const b of this.ids) if (side.has(a) !== side.has(b)) this.cut.add(`${a}>${b}`);
+    }
+  }
+
+  private cutOneWay(): void {
+    const from = this.pick(this.ids);
+    const to = this.pick(this.ids);
+    if (from !== to) this.cut.add(`${from}>${to}`);
+  }
+
+  private crash(id: NodeId): void {
+    this.stats.crashes++;
+    this.down.set(id, this.tickNow + 1 + this.rng.int(4 * electionTimeoutTicks));
+    this.inFlight = this.inFlight.filter((item) => item.message.to !== id);
+    for (const [payload, proposal] of this.pendingProposals) if (proposal.node === id) this.pendingProposals.delete(payload);
+    for (const [requestId, read] of this.pendingReads) if (read.node === id) this.pendingReads.delete(requestId);
+    this.checker.onCrash(id);
+  }
+
+  private restart(id: NodeId): void {
+    this.down.delete(id);
+    const node = this.nodes.get(id);
+    if (node === undefined) return;
+    node.restart(this.rng.fork());
+    this.checker.onRestart(id);
+  }
+
+  private heal(): void {
+    this.healed = true;
+    this.cut.clear();
+    for (const id of [...this.down.keys()]) this.restart(id);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Client: proposals, reads, membership changes, transfers, snapshots
+
+  private clientActions(): void {
+    const live = this.ids.filter((id) => !this.down.has(id));
+    if (live.length === 0) return;
+    const node = this.nodes.get(this.pick(live));
+    if (node === undefined) return;
+    if (this.rng.chance(0.3)) this.propose(node);
+    if (this.rng.chance(0.1)) this.read(node);
+    if (this.rng.chance(0.01)) this.changeMembership(node);
+    if (this.rng.chance(0.008)) this.transfer(node);
+    if (this.rng.chance(0.02)) {
+      node.compact();
+      this.stats.snapshots++;
+    }
+  }
+
+  private propose(node: MemoryNode): void {
+    const payload = `p${this.nextPayload++}`;
+    const count = 1 + this.rng.int(3);
+    const payloads = Array.from({ length: count }, (_, k) => new TextEncoder().encode(`${payload}.${k}`));
+    const result = node.raft.proposeBatch(payloads);
+    if (result.kind !== 'accepted') return;
+    this.stats.proposals += count;
+    // The batch's last entry stands for the whole batch: acknowledged when it is applied.
+    this.pendingProposals.set(`${payload}.${count - 1}`, { node: node.id, index: result.index, payload: `${payload}.${count - 1}` });
+  }
+
+  private read(node: MemoryNode): void {
+    const requestId = this.nextRequestId++;
+    const result = this.scenario.leaseReads && this.rng.chance(0.5) ? node.raft.leaseRead(requestId) : node.raft.readIndex(requestId);
+    if (result.kind !== 'queued' && result.kind !== 'forwarded') return;
+    this.stats.reads++;
+    this.pendingReads.set(requestId, { node: node.id, requestId, ackedIndexAtStart: this.ackedIndexMax });
+  }
+
+  private changeMembership(node: MemoryNode): void {
+    const confState = node.raft.currentConfState();
+    const target = this.pick(this.ids);
+    const isVoter = confState.voters.includes(target);
+    const isLearner = confState.learners.includes(target);
+    let change: ConfChange;
+    const roll = this.rng.int(4);
+    if (roll === 0 && isVoter && confState.voters.length > 3) change = { changes: [{ type: 'remove_node', node: target }], transition: 'auto' };
+    else if (roll === 1 && !isVoter && !isLearner) change = { changes: [{ type: 'add_learner', node: target }], transition: 'auto' };
+    else if (roll === 2 && isLearner) change = { changes: [{ type: 'add_voter', node: target }], transition: this.rng.chance(0.5) ? 'joint' : 'auto' };
+    else if (roll === 3 && isVoter && confState.voters.length > 3) {
+      change = { changes: [{ type: 'add_learner', node: target }], transition: 'joint' };
+    } else if (!isVoter) change = { changes: [{ type: 'add_voter', node: target }], transition: this.rng.chance(0.5) ? 'joint' : 'auto' };
+    else return;
+    if (node.raft.proposeConfChange(change).kind === 'accepted') this.stats.confChanges++;
+  }
+
+  private transfer(node: MemoryNode): void {
+    const target = this.pick(this.ids);
+    if (node.raft.transferLeadership(target).kind === 'started') this.stats.transfers++;
+  }
+
+  /** After a node applied a Ready: acknowledge proposals, serve reads whose index is applied. */
+  private observeClient(id: NodeId, node: MemoryNode, ready: Ready): void {
+    for (const entry of ready.committedEntries) {
+      if (entry.kind !== 'normal') continue;
+      const payload = new TextDecoder().decode(entry.data);
+      const pending = this.pendingProposals.get(payload);
+      if (pending?.node !== id) continue;
+      this.pendingProposals.delete(payload);
+      if (entry.index !== pending.index) throw new SimulationFailure(`proposal ${payload} applied at ${entry.index}, proposed at ${pending.index}`);
+      this.stats.acknowledged++;
+      this.checker.onAcknowledged(entry.index, entry.term, payload);
+      if (entry.index > this.ackedIndexMax) this.ackedIndexMax = entry.index;
+    }
+    for (const readState of ready.readStates) {
+      const pending = this.pendingReads.get(readState.requestId);
+      if (pending?.node !== id) continue;
+      this.pendingReads.delete(readState.requestId);
+      // Served once applied >= index; the value is then at least as new as the read index.
+      if (readState.index < pending.ackedIndexAtStart) {
+        throw new SimulationFailure(`stale read ${readState.requestId} on node ${id}: read index ${readState.index} < write ${pending.ackedIndexAtStart} acknowledged before the read began`);
+      }
+      this.stats.readsServed++;
+    }
+    for (const failure of ready.readFailures) this.pendingReads.delete(failure.requestId);
+    void node;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Liveness: with every fault healed, a leader appears and a proposal commits within a bound.
+
+  private checkLiveness(): void {
+    const deadline = this.tickNow + this.scenario.healTicksMax;
+    let proposed: { node: NodeId; index: LogIndex; payload: string } | undefined;
+    for (; this.tickNow < deadline; this.tickNow++) {
+      this.step();
+      if (proposed === undefined) {
+        for (const node of this.nodes.values()) {
+          const payload = `heal-${this.tickNow}`;
+          const result = node.raft.propose(new TextEncoder().encode(payload));
+          if (result.kind === 'accepted') {
+            proposed = { node: node.id, index: result.index, payload };
+            this.pendingProposals.set(payload, proposed);
+            break;
+          }
+        }
+      } else if (!this.pendingProposals.has(proposed.payload)) {
+        const voters = this.nodes.get(proposed.node)?.raft.currentConfState().voters ?? [];
+        const everyVoterApplied = voters.every((id) => (this.nodes.get(id)?.appliedIndex ?? 0) >= proposed.index);
+        if (everyVoterApplied) return;
+      } else if (this.nodes.get(proposed.node)?.raft.status().role !== 'leader') {
+        this.pendingProposals.delete(proposed.payload);
+        proposed = undefined; // lost leadership before committing: try again
+      }
+    }
+    const states = [...this.nodes.values()].map((node) => {
+      const status = node.raft.status();
+      const progress = status.progress.map((p) => `${p.id}:${p.state}/m${p.match}/n${p.next}/if${p.inflightMessages}`).join(' ');
+      return `${node.id}:${progress}:${status.role}/t${status.term}/lead${status.leader}/c${status.commit}/a${node.appliedIndex}/last${status.lastIndex}/voters[${status.confState.voters.join(',')}]/out[${status.confState.votersOutgoing.join(',')}]/learners[${status.confState.learners.join(',')}]`;
+    });
+    throw new SimulationFailure(`liveness: no proposal committed on every voter within ${this.scenario.healTicksMax} ticks after healing (${proposed === undefined ? 'no leader took it' : `proposed at ${proposed.index} on ${proposed.node}`}; ${states.join(' ')})`);
+  }
+
+  private pick<T>(items: readonly T[]): T {
+    const item = items[this.rng.int(items.length)];
+    if (item === undefined) throw new Error('pick from an empty list');
+    return item;
+  }
+}
