@@ -836,6 +836,8 @@ export class RaftNode {
     this.confState = outcome.confState;
     this.events.push({ kind: 'conf_applied', index, confState: outcome.confState });
     if (this.role === 'leader') this.leaderSwitchConfig();
+    // A (pre-)candidate removed mid-election must not win it in the new configuration.
+    else if (this.role !== 'follower' && !this.promotable()) this.becomeFollower(this.term, NO_NODE);
   }
 
   private leaderSwitchConfig(): void {

@@ -97,6 +97,8 @@ class Simulation {
   private readonly ids: NodeId[];
   private readonly nodes = new Map<NodeId, MemoryNode>();
   private readonly down = new Map<NodeId, number>(); // node -> tick it restarts
+  /** A Ready whose writes are in flight on a node, completing at a tick. */
+  private readonly writing = new Map<NodeId, { ready: Ready; completeAt: number }>();
   private inFlight: InFlight[] = [];
   private order = 0;
   private tickNow = 0;
@@ -174,24 +176,38 @@ class Simulation {
     for (let round = 0; round < 8; round++) {
       let any = false;
       for (const [id, node] of this.nodes) {
-        if (this.down.has(id) || !node.raft.hasReady()) continue;
+        if (this.down.has(id)) continue;
+        const writing = this.writing.get(id);
+        if (writing !== undefined) {
+          if (writing.completeAt > this.tickNow) continue;
+          this.writing.delete(id);
+          this.completeReady(id, node, writing.ready);
+          any = true;
+        }
+        if (!node.raft.hasReady()) continue;
         any = true;
-        this.handleReady(id, node);
+        this.startReady(id, node);
       }
       if (!any) return;
     }
   }
 
-  private handleReady(id: NodeId, node: MemoryNode): void {
+  /**
+   * Takes a Ready and sends the leader's early messages; the write then takes 0-2 ticks, during
+   * which the node keeps receiving messages and ticking, as a real host's turn loop does while
+   * its fsync is in flight. A crash before it completes loses the write.
+   */
+  private startReady(id: NodeId, node: MemoryNode): void {
     const ready = node.raft.ready();
     if (ready.softState !== undefined) this.trace(`node ${id} becomes ${ready.softState.role} (leader ${ready.softState.leader}) term ${node.raft.status().term}`);
     this.checker.onReady(id, ready);
     for (const message of ready.messages) this.send(message);
-    // A crash here loses this Ready's writes, but the leader's early messages are already out.
-    if (this.scenario.faults.crashes && !this.healed && this.rng.chance(0.002)) {
-      this.crash(id);
-      return;
-    }
+    const delay = this.rng.chance(0.2) ? this.rng.int(6) : this.rng.int(2);
+    if (delay === 0) this.completeReady(id, node, ready);
+    else this.writing.set(id, { ready, completeAt: this.tickNow + delay });
+  }
+
+  private completeReady(id: NodeId, node: MemoryNode, ready: Ready): void {
     node.persist(ready);
     for (const message of ready.messagesAfterPersist) this.send(message);
     node.apply(ready);
@@ -231,7 +247,12 @@ class Simulation {
     if (faults.oneWay && this.rng.chance(0.01)) this.cutOneWay();
     if ((faults.partitions || faults.oneWay) && this.rng.chance(0.03)) this.cut.clear();
     if (faults.crashes && this.rng.chance(0.01)) {
-      const id = this.pick(this.ids);
+      // A third of the crashes hit a leader: that is where unsynced writes and leases matter.
+      // Others hit a node whose write is still in flight, so the unsynced part is lost.
+      const leaders = this.ids.filter((id) => this.nodes.get(id)?.raft.status().role === 'leader');
+      const writing = [...this.writing.keys()];
+      const roll = this.rng.int(3);
+      const id = roll === 0 && leaders.length > 0 ? this.pick(leaders) : roll === 1 && writing.length > 0 ? this.pick(writing) : this.pick(this.ids);
       if (!this.down.has(id) && this.down.size < Math.floor((this.ids.length - 1) / 2) + 1) this.crash(id);
     }
   }
@@ -253,6 +274,7 @@ class Simulation {
   private crash(id: NodeId): void {
     this.stats.crashes++;
     this.down.set(id, this.tickNow + 1 + this.rng.int(4 * electionTimeoutTicks));
+    this.writing.delete(id);
     this.inFlight = this.inFlight.filter((item) => item.message.to !== id);
     for (const [payload, proposal] of this.pendingProposals) if (proposal.node === id) this.pendingProposals.delete(payload);
     for (const [requestId, read] of this.pendingReads) if (read.node === id) this.pendingReads.delete(requestId);
@@ -284,7 +306,7 @@ class Simulation {
     if (this.rng.chance(0.3)) this.propose(node);
     if (this.rng.chance(0.1)) this.read(node);
     if (this.rng.chance(0.01)) this.changeMembership(node);
-    if (this.rng.chance(0.008)) this.transfer(node);
+    if (this.rng.chance(this.scenario.leaseReads ? 0.03 : 0.008)) this.transfer(node);
     if (this.rng.chance(0.02)) {
       node.compact();
       this.stats.snapshots++;
@@ -379,7 +401,7 @@ class Simulation {
         }
       } else if (!this.pendingProposals.has(proposed.payload)) {
         const voters = this.nodes.get(proposed.node)?.raft.currentConfState().voters ?? [];
-        const everyVoterApplied = voters.every((id) => (this.nodes.get(id)?.appliedIndex ?? 0) >= proposed.index);
+        const everyVoterApplied = voters.every((id) => (this.nodes.get(id)?.appliedIndex ?? 0) >= (proposed?.index ?? Infinity));
         if (everyVoterApplied) return;
       } else if (this.nodes.get(proposed.node)?.raft.status().role !== 'leader') {
         this.pendingProposals.delete(proposed.payload);
