@@ -170,7 +170,9 @@ function orderAnomalies(facts: ListFacts): AppendAnomaly[] {
     .filter((read) => !read.compatible)
     .map((read) => ({
       kind: 'incompatible-order' as const,
-      message: `read op ${read.op.index} [${read.texts.join(',')}] is not a prefix of read op ${longest.op.index} [${longest.texts.join(',')}]`,
+      message:
+        `read op ${read.op.index} [${read.texts.join(',')}] is not a prefix of ` +
+        `read op ${longest.op.index} [${longest.texts.join(',')}]`,
       ops: [read.op, longest.op],
     }));
 }
@@ -182,11 +184,16 @@ function lostAppends(facts: ListFacts): AppendAnomaly[] {
     if (append.status !== 'ok' || facts.position.has(text)) continue;
     const witness = facts.reads
       .filter((read) => read.op.call > append.ret && !read.texts.includes(text))
-      .reduce<ListRead | undefined>((latest, read) => (latest === undefined || read.op.call > latest.op.call ? read : latest), undefined);
+      .reduce<ListRead | undefined>(
+        (latest, read) => (latest === undefined || read.op.call > latest.op.call ? read : latest),
+        undefined,
+      );
     if (witness === undefined) continue;
     anomalies.push({
       kind: 'lost-append',
-      message: `append ${text} (op ${append.index}) was acknowledged at ${append.ret} ns but read op ${witness.op.index}, begun at ${witness.op.call} ns, and every other read lack it`,
+      message:
+        `append ${text} (op ${append.index}) was acknowledged at ${append.ret} ns, yet read op ` +
+        `${witness.op.index}, begun later at ${witness.op.call} ns, lacks it, and so does the longest read`,
       ops: [append, witness.op],
     });
   }
@@ -221,7 +228,9 @@ function staleReads(facts: ListFacts): AppendAnomaly[] {
     if (strongest === undefined || read.texts.length >= strongest.length) continue;
     anomalies.push({
       kind: 'stale-read',
-      message: `read op ${read.op.index} saw ${read.texts.length} elements, but op ${strongest.op.index}, done at ${strongest.time} ns before the read began at ${read.op.call} ns, implies at least ${strongest.length}`,
+      message:
+        `read op ${read.op.index} saw ${read.texts.length} elements, but op ${strongest.op.index}, done at ` +
+        `${strongest.time} ns before the read began at ${read.op.call} ns, implies at least ${strongest.length}`,
       ops: [read.op, strongest.op],
     });
   }
@@ -238,7 +247,9 @@ function futureReads(facts: ListFacts): AppendAnomaly[] {
     if (future === undefined) continue;
     anomalies.push({
       kind: 'future-read',
-      message: `read op ${read.op.index} returned at ${read.op.ret} ns containing ${canonicalJson(future.input)}, appended by op ${future.index} invoked later at ${future.call} ns`,
+      message:
+        `read op ${read.op.index} returned at ${read.op.ret} ns containing ${canonicalJson(future.input)}, ` +
+        `appended by op ${future.index} invoked later at ${future.call} ns`,
       ops: [read.op, future],
     });
   }
@@ -256,7 +267,9 @@ function realtimeOrder(facts: ListFacts): AppendAnomaly[] {
     if (earliestLater !== undefined && earliestLater.ret < append.call) {
       anomalies.push({
         kind: 'realtime-order',
-        message: `op ${append.index} is ordered before op ${earliestLater.index}, which was acknowledged at ${earliestLater.ret} ns, before op ${append.index} was invoked at ${append.call} ns`,
+        message:
+          `op ${append.index} is ordered before op ${earliestLater.index}, which was acknowledged at ` +
+          `${earliestLater.ret} ns, before op ${append.index} was invoked at ${append.call} ns`,
         ops: [append, earliestLater],
       });
     }

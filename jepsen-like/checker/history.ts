@@ -115,7 +115,8 @@ export function pairEvents(events: readonly HistoryEvent[]): RecordedOperation[]
     if (event.type === 'invoke') {
       if (inFlight !== undefined) {
         throw new Error(
-          `event ${eventNumber}: process ${event.process} invokes ${event.f} while its ${inFlight.op.f} from event ${inFlight.eventNumber} is still pending`,
+          `event ${eventNumber}: process ${event.process} invokes ${event.f} while its ${inFlight.op.f} ` +
+            `from event ${inFlight.eventNumber} is still pending`,
         );
       }
       const op: RecordedOperation = {

@@ -93,27 +93,27 @@ describe('simulated correct executions', () => {
 /**
  * Makes an ok read R return v1 where an ok write or cas W2 with a different value returned before R
  * was called, and v1 is null (never written: written values are unique, non-null) or the value of
- * an ok write W1 that returned before W2 was called. W1 < W2 < R in real time and only W1 writes
- * v1, so no linearization lets R see v1: the mutation is illegal by construction.
+ * an ok write or cas W1 that returned before W2 was called. W1 < W2 < R in real time and only W1
+ * writes v1, so no linearization lets R see v1: the mutation is illegal by construction. W2 is
+ * the overwrite called last, which admits the most W1.
  */
 function staleReadMutation(history: readonly Operation[], choice: number): { history: Operation[]; key: string } | null {
-  const candidates: { read: Operation; staleValue: unknown }[] = [];
   const writes = history.filter((op) => op.status === 'ok' && (op.f === 'write' || op.f === 'cas'));
   const written = (op: Operation): unknown => (op.f === 'cas' ? (op.input as unknown[])[1] : op.input);
+  const targets: { read: Operation; staleValues: unknown[] }[] = [];
   for (const read of history) {
     if (read.f !== 'read' || read.status !== 'ok') continue;
-    for (const overwrite of writes) {
-      if (overwrite.key !== read.key || overwrite.ret >= read.call) continue;
-      candidates.push({ read, staleValue: null });
-      for (const earlier of writes) {
-        if (earlier.key === read.key && earlier.ret < overwrite.call) candidates.push({ read, staleValue: written(earlier) });
-      }
-    }
+    const sameKey = writes.filter((op) => op.key === read.key);
+    const lastOverwriteCall = Math.max(...sameKey.filter((op) => op.ret < read.call).map((op) => op.call));
+    if (lastOverwriteCall === -Infinity) continue;
+    const earlier = sameKey.filter((op) => op.ret < lastOverwriteCall).map(written);
+    targets.push({ read, staleValues: [null, ...earlier] });
   }
-  const picked = candidates[choice % Math.max(1, candidates.length)];
-  if (picked === undefined) return null;
-  const mutated = history.map((op) => (op === picked.read ? { ...op, output: picked.staleValue } : op));
-  return { history: mutated, key: picked.read.key ?? '' };
+  const target = targets[choice % Math.max(1, targets.length)];
+  if (target === undefined) return null;
+  const staleValue = target.staleValues[Math.floor(choice / targets.length) % target.staleValues.length];
+  const mutated = history.map((op) => (op === target.read ? { ...op, output: staleValue } : op));
+  return { history: mutated, key: target.read.key ?? '' };
 }
 
 describe('agreement with brute force', () => {

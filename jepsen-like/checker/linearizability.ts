@@ -44,6 +44,7 @@ export interface LinearizationFailure {
 export interface PartitionResult {
   key: string;
   verdict: Verdict;
+  /** Ops searched: the key's ops left after the model dropped those that cannot matter. */
   opCount: number;
   steps: number;
   failure?: LinearizationFailure;
@@ -66,7 +67,9 @@ export function checkLinearizable<S>(
   options: CheckOptions = {},
 ): LinearizabilityResult {
   const stepsMax = options.stepsMax ?? DEFAULT_STEPS_MAX;
-  if (Number.isNaN(stepsMax) || stepsMax < 0) throw new RangeError(`stepsMax must be >= 0, got ${stepsMax}`);
+  if (!(Number.isSafeInteger(stepsMax) || stepsMax === Infinity) || stepsMax < 0) {
+    throw new RangeError(`stepsMax must be a non-negative integer or Infinity, got ${stepsMax}`);
+  }
   const partitions = model.partition(ops);
   const searches = partitions.map((partition) => startSearch(partition.ops, model));
   let usedSteps = 0;
@@ -280,15 +283,14 @@ function tryLinearize<S>(search: Search<S>, call: CallEntry): void {
 function rememberConfig<S>(search: Search<S>, state: S): boolean {
   const key = (search.bitsHash ^ Math.imul(search.model.hash(state), 0x9e3779b1)) >>> 0;
   const bucket = search.cache.get(key);
-  const config = { bits: search.bits.slice(), state };
   if (bucket === undefined) {
-    search.cache.set(key, [config]);
+    search.cache.set(key, [{ bits: search.bits.slice(), state }]);
     return true;
   }
   for (const seen of bucket) {
     if (bitsEqual(seen.bits, search.bits) && search.model.equal(seen.state, state)) return false;
   }
-  bucket.push(config);
+  bucket.push({ bits: search.bits.slice(), state });
   return true;
 }
 
