@@ -19,6 +19,8 @@ export interface SnapshotTransfer {
   ackedOffsetAtCheck: number;
   /** The follower answered something since the last check. */
   heard: boolean;
+  /** nextOffset of the newest InstallSnapshotResponse, in arrival order. */
+  reportedOffset: number;
 }
 
 export class Progress {

@@ -45,6 +45,7 @@ type Outgoing = { [K in Message['type']]: Omit<Extract<Message, { type: K }>, 'f
 
 interface IncomingSnapshot {
   readonly meta: Snapshot['meta'];
+  readonly leaderTerm: Term;
   readonly totalBytes: number;
   readonly chunks: Uint8Array[];
   received: number;
@@ -458,12 +459,15 @@ export class RaftNode {
       return;
     }
     let incoming = this.incomingSnapshot;
-    if (incoming === undefined || incoming.meta.index !== meta.index || incoming.meta.term !== meta.term) {
+    // Within one leader's term snapshots only move forward: a lower one is a late chunk. A new
+    // leader's transfer replaces whatever partial copy an earlier leader left.
+    if (incoming !== undefined && incoming.leaderTerm === message.term && meta.index < incoming.meta.index) return;
+    if (incoming === undefined || incoming.meta.index !== meta.index || incoming.meta.term !== meta.term || incoming.leaderTerm !== message.term) {
       if (message.offset !== 0) {
         this.ackSnapshotBytes(message, 0);
         return;
       }
-      incoming = { meta, totalBytes: message.totalBytes, chunks: [], received: 0 };
+      incoming = { meta, leaderTerm: message.term, totalBytes: message.totalBytes, chunks: [], received: 0 };
       this.incomingSnapshot = incoming;
     }
     if (message.offset === incoming.received) {
@@ -542,6 +546,7 @@ export class RaftNode {
     if (progress.state !== 'snapshot' || transfer === undefined) return;
     if (transfer.index !== message.snapshotIndex || transfer.term !== message.snapshotTerm) return;
     transfer.heard = true;
+    transfer.reportedOffset = message.nextOffset;
     if (message.nextOffset === 0 && transfer.ackedOffset > 0) {
       // The follower lost its partial copy (it restarted): start over. A response is only 0 when
       // it holds nothing of this snapshot, so a late duplicate cannot cause this more than once.
@@ -596,7 +601,7 @@ export class RaftNode {
   private startSnapshotTransfer(progress: Progress): void {
     const snapshot = this.log.storage.snapshot();
     assert(snapshot.meta.index > 0, `leader ${this.id}: follower ${progress.id} needs compacted entries but there is no snapshot`);
-    progress.becomeSnapshot({ index: snapshot.meta.index, term: snapshot.meta.term, totalBytes: snapshot.data.length, sentOffset: 0, ackedOffset: 0, ackedOffsetAtCheck: -1, heard: false });
+    progress.becomeSnapshot({ index: snapshot.meta.index, term: snapshot.meta.term, totalBytes: snapshot.data.length, sentOffset: 0, ackedOffset: 0, ackedOffsetAtCheck: -1, heard: false, reportedOffset: 0 });
     this.sendSnapshotChunks(progress);
   }
 
@@ -627,6 +632,8 @@ export class RaftNode {
       if (progress.state !== 'snapshot' || transfer === undefined) continue;
       // Resend only to a follower that answers (a dead one would just soak up chunks).
       if (transfer.heard && transfer.ackedOffset === transfer.ackedOffsetAtCheck) {
+        // No progress for a whole heartbeat: trust the follower's latest report over our count.
+        transfer.ackedOffset = Math.min(transfer.ackedOffset, transfer.reportedOffset);
         transfer.sentOffset = transfer.ackedOffset;
         this.sendSnapshotChunks(progress);
       }

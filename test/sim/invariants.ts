@@ -43,6 +43,7 @@ export class ClusterChecker {
   private readonly lastCommit = new Map<NodeId, number>();
   private readonly lastApplied = new Map<NodeId, number>();
   private readonly down = new Set<NodeId>();
+  private readonly commitChecked = new Map<NodeId, number>();
 
   constructor(nodes: ReadonlyMap<NodeId, MemoryNode>) {
     this.nodes = nodes;
@@ -145,6 +146,33 @@ export class ClusterChecker {
     }
   }
 
+  /**
+   * Called after every input to a node: when a leader's commit index moved, the newly committed
+   * entry must be on the disk of a quorum (of each half, in a joint configuration) of the
+   * configuration it was counted in, which is the leader's configuration at this moment. This
+   * catches a leader that counts writes still in flight, before any election exposes the loss.
+   */
+  afterInput(id: NodeId): void {
+    const leader = this.node(id);
+    const commit = leader.raft.log.committed;
+    const checked = this.commitChecked.get(id) ?? 0;
+    this.commitChecked.set(id, commit);
+    if (commit <= checked || leader.raft.status().role !== 'leader') return;
+    const term = leader.raft.log.term(commit);
+    if (term === undefined) return;
+    const durable = (voter: NodeId): boolean => {
+      const storage = this.nodes.get(voter)?.storage;
+      if (storage === undefined) return false;
+      return storage.firstIndex() > commit || storage.term(commit) === term;
+    };
+    const confState = leader.raft.currentConfState();
+    for (const half of [confState.voters, confState.votersOutgoing]) {
+      if (half.length === 0) continue;
+      const count = half.filter(durable).length;
+      if (count <= half.length / 2) fail(`leader ${id} committed ${commit}/${term}, durable on only ${count} of voters [${half.join(',')}]`);
+    }
+  }
+
   onAcknowledged(index: number, term: number, payload: string): void {
     const committed = this.committedTerm.get(index);
     if (committed !== undefined && committed !== term) fail(`acknowledged ${payload} at ${index}/${term} but ${index}/${committed} is committed`);
@@ -159,6 +187,7 @@ export class ClusterChecker {
   onRestart(id: NodeId): void {
     this.down.delete(id);
     const node = this.node(id);
+    this.commitChecked.set(id, node.raft.log.committed);
     for (const entry of node.applied) this.checkApplied(id, entry);
     this.lastCommit.set(id, node.raft.log.committed);
     this.lastApplied.set(id, node.appliedIndex);

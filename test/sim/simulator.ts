@@ -166,6 +166,7 @@ class Simulation {
       const target = this.nodes.get(item.message.to);
       if (target === undefined || this.down.has(item.message.to)) continue;
       target.raft.step(item.message);
+      this.checker.afterInput(item.message.to);
       this.handleReadies();
     }
     this.handleReadies();
@@ -212,6 +213,7 @@ class Simulation {
     for (const message of ready.messagesAfterPersist) this.send(message);
     node.apply(ready);
     node.raft.advance(ready);
+    this.checker.afterInput(id);
     this.checker.afterApply(id, ready);
     this.observeClient(id, node, ready);
   }
