@@ -9,7 +9,7 @@
 // The checks are incremental (fed by each Ready) so thousands of seeds stay fast.
 
 import type { LogIndex, NodeId } from '../../src/base/ids.ts';
-import type { Entry, Ready } from '../../src/raft/types.ts';
+import type { ConfState, Entry, Ready } from '../../src/raft/types.ts';
 import type { MemoryNode } from '../support/memory-node.ts';
 
 export class SimulationFailure extends Error {
@@ -152,7 +152,7 @@ export class ClusterChecker {
    * configuration it was counted in, which is the leader's configuration at this moment. This
    * catches a leader that counts writes still in flight, before any election exposes the loss.
    */
-  afterInput(id: NodeId): void {
+  afterInput(id: NodeId, confBefore: ConfState): void {
     const leader = this.node(id);
     const commit = leader.raft.log.committed;
     const checked = this.commitChecked.get(id) ?? 0;
@@ -165,11 +165,13 @@ export class ClusterChecker {
       if (storage === undefined) return false;
       return storage.firstIndex() > commit || storage.term(commit) === term;
     };
-    const confState = leader.raft.currentConfState();
-    for (const half of [confState.voters, confState.votersOutgoing]) {
-      if (half.length === 0) continue;
-      const count = half.filter(durable).length;
-      if (count <= half.length / 2) fail(`leader ${id} committed ${commit}/${term}, durable on only ${count} of voters [${half.join(',')}]`);
+    // One input may both count a commit and then apply a configuration change (advance does
+    // both, in that order), so the commit may have been counted in the configuration from before.
+    const quorumDurable = (confState: ConfState): boolean =>
+      [confState.voters, confState.votersOutgoing].every((half) => half.length === 0 || half.filter(durable).length > half.length / 2);
+    const now = leader.raft.currentConfState();
+    if (!quorumDurable(now) && !quorumDurable(confBefore)) {
+      fail(`leader ${id} committed ${commit}/${term}, durable on no quorum of [${now.voters.join(',')}] (out [${now.votersOutgoing.join(',')}])`);
     }
   }
 

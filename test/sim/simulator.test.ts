@@ -36,7 +36,7 @@ describe('seeded cluster simulation', () => {
   // from the configuration mid-election won it under the new configuration. 4988: snapshot
   // transfer ping-ponged between two snapshots and stalled. 295, 25, 331: a partial snapshot
   // from a deposed leader blocked the new leader's transfer.
-  it.each([1576, 4988, 295, 25, 331])('regression seed %i stays green', (seed) => {
+  it.each([1576, 4988, 295, 25, 331, 16541])('regression seed %i stays green', (seed) => {
     const result = runSeed(seed);
     expect(result.error).toBeUndefined();
     expect(result.ok).toBe(true);

@@ -109,6 +109,7 @@ class Simulation {
   private readonly pendingReads = new Map<number, PendingRead>();
   private ackedIndexMax = 0;
   private healed = false;
+  private isolateLater: { node: NodeId; at: number } | undefined = undefined;
   private nextRequestId = 1;
   private nextPayload = 1;
   private readonly stats: SimulationStats = { proposals: 0, acknowledged: 0, reads: 0, readsServed: 0, confChanges: 0, transfers: 0, snapshots: 0, crashes: 0, messages: 0, leaderChanges: 0 };
@@ -165,8 +166,9 @@ class Simulation {
     for (const item of due) {
       const target = this.nodes.get(item.message.to);
       if (target === undefined || this.down.has(item.message.to)) continue;
+      const confBefore = target.raft.currentConfState();
       target.raft.step(item.message);
-      this.checker.afterInput(item.message.to);
+      this.checker.afterInput(item.message.to, confBefore);
       this.handleReadies();
     }
     this.handleReadies();
@@ -212,8 +214,9 @@ class Simulation {
     node.persist(ready);
     for (const message of ready.messagesAfterPersist) this.send(message);
     node.apply(ready);
+    const confBefore = node.raft.currentConfState();
     node.raft.advance(ready);
-    this.checker.afterInput(id);
+    this.checker.afterInput(id, confBefore);
     this.checker.afterApply(id, ready);
     this.observeClient(id, node, ready);
   }
@@ -244,6 +247,10 @@ class Simulation {
     const { faults } = this.scenario;
     for (const [id, restartAt] of this.down) {
       if (restartAt <= this.tickNow) this.restart(id);
+    }
+    if (this.isolateLater !== undefined && this.isolateLater.at <= this.tickNow) {
+      for (const other of this.ids) if (other !== this.isolateLater.node) this.cut.add(`${this.isolateLater.node}>${other}`).add(`${other}>${this.isolateLater.node}`);
+      this.isolateLater = undefined;
     }
     if (faults.partitions && this.rng.chance(0.02)) this.partition();
     if (faults.oneWay && this.rng.chance(0.01)) this.cutOneWay();
@@ -353,7 +360,11 @@ class Simulation {
 
   private transfer(node: MemoryNode): void {
     const target = this.pick(this.ids);
-    if (node.raft.transferLeadership(target).kind === 'started') this.stats.transfers++;
+    if (node.raft.transferLeadership(target).kind !== 'started') return;
+    this.stats.transfers++;
+    // Leases are most at risk when the old leader cannot hear that it was replaced: sometimes
+    // cut it off right after the transfer starts, once the target has had a tick to catch up.
+    if (this.scenario.leaseReads && this.scenario.faults.partitions && this.rng.chance(0.5)) this.isolateLater = { node: node.id, at: this.tickNow + 1 + this.rng.int(3) };
   }
 
   /** After a node applied a Ready: acknowledge proposals, serve reads whose index is applied. */
