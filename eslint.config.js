@@ -4,9 +4,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const impure = [
-  { name: 'Math', property: 'random', message: 'pure layer: take a seeded Rng instead' },
-  { name: 'Date', property: 'now', message: 'pure layer: time comes in as ticks' },
-  { name: 'performance', property: 'now', message: 'pure layer: time comes in as ticks' },
+  { object: 'Math', property: 'random', message: 'pure layer: take a seeded Rng instead' },
+  { object: 'Date', property: 'now', message: 'pure layer: time comes in as ticks' },
+  { object: 'performance', property: 'now', message: 'pure layer: time comes in as ticks' },
 ];
 
 export default tseslint.config(

@@ -79,7 +79,7 @@ export class ClusterChecker {
     const first = node.raft.log.firstIndex();
     for (let index = first; index <= this.committedMax; index++) {
       const committed = this.committedTerm.get(index);
-      if (committed !== undefined && node.raft.log.term(index as LogIndex) !== committed) {
+      if (committed !== undefined && node.raft.log.term(index) !== committed) {
         fail(`leader completeness: leader ${id} of term ${term} lacks committed entry ${index}/${committed}`);
       }
     }
@@ -136,8 +136,7 @@ export class ClusterChecker {
     this.lastApplied.set(id, applied);
   }
 
-  afterStep(tick: number): void {
-    void tick;
+  afterStep(): void {
     for (const [id, node] of this.nodes) {
       if (this.down.has(id)) continue;
       const commit = node.raft.log.committed;

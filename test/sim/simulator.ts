@@ -172,7 +172,7 @@ class Simulation {
       this.handleReadies();
     }
     this.handleReadies();
-    this.checker.afterStep(this.tickNow);
+    this.checker.afterStep();
   }
 
   private handleReadies(): void {
@@ -218,7 +218,7 @@ class Simulation {
     node.raft.advance(ready);
     this.checker.afterInput(id, confBefore);
     this.checker.afterApply(id, ready);
-    this.observeClient(id, node, ready);
+    this.observeClient(id, ready);
   }
 
   private trace(text: string): void {
@@ -368,7 +368,7 @@ class Simulation {
   }
 
   /** After a node applied a Ready: acknowledge proposals, serve reads whose index is applied. */
-  private observeClient(id: NodeId, node: MemoryNode, ready: Ready): void {
+  private observeClient(id: NodeId, ready: Ready): void {
     for (const entry of ready.committedEntries) {
       if (entry.kind !== 'normal') continue;
       const payload = new TextDecoder().decode(entry.data);
@@ -391,7 +391,6 @@ class Simulation {
       this.stats.readsServed++;
     }
     for (const failure of ready.readFailures) this.pendingReads.delete(failure.requestId);
-    void node;
   }
 
   // ---------------------------------------------------------------------------------------------
