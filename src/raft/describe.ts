@@ -37,7 +37,7 @@ export function describeData(data: Uint8Array): string {
   }
   // eslint-disable-next-line no-control-regex -- looking for control characters is the point
   if (text !== undefined && !/[\u0000-\u001f\u007f-\u009f]/u.test(text)) {
-    const chars = [...text];
+    const chars = Array.from(text);
     if (chars.length <= dataCharsMax) return JSON.stringify(text);
     return `${JSON.stringify(chars.slice(0, dataCharsMax).join(''))}...(${data.length} bytes)`;
   }
