@@ -28,7 +28,7 @@ class InMemoryCluster {
     const ids = [1, 2, 3].map(asNodeId);
     const rng = createRng(7);
     for (const id of ids) {
-      const storage = MemoryStorage.withMembers(confStateOf(ids));
+      const storage = MemoryStorage.bootstrap(confStateOf(ids));
       const raft = new RaftNode({ id, rng: rng.fork(), inflightMessagesMax: 1024, uncommittedBytesMax: 1 << 30, committedBytesMax: 64 << 20 }, storage);
       this.nodes.set(id, { raft, storage, appliedEntries: 0, appliedIndex: 0, checksum: 0 });
     }

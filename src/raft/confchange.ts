@@ -32,7 +32,8 @@ export function applyConfChange(current: ConfState, change: ConfChange): ConfCha
   }
   if (voters.size === 0) return { ok: false, reason: 'the change would remove every voter' };
   const changedVoters = symmetricDifference(current.voters, voters);
-  if (change.transition === 'auto' && changedVoters <= 1) {
+  // The first configuration of a group (bootstrap) has no old majority to overlap with.
+  if ((change.transition === 'auto' && changedVoters <= 1) || current.voters.length === 0) {
     return { ok: true, confState: { ...emptyConfState, voters: sorted(voters), learners: sorted(learners) } };
   }
   // Joint: the outgoing half is the old voter set. An outgoing voter demoted to learner cannot be a

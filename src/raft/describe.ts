@@ -144,8 +144,8 @@ export function describeReadFailure(failure: ReadFailure): string {
 
 export function describeEvent(event: RaftEvent): string {
   switch (event.kind) {
-    case 'transfer_completed':
-      return `transfer_completed target:${event.target} term:${event.term}`;
+    case 'transfer_handed_off':
+      return `transfer_handed_off target:${event.target} term:${event.term}`;
     case 'transfer_aborted':
       return `transfer_aborted target:${event.target} reason:${event.reason}`;
     case 'conf_applied':

@@ -29,6 +29,8 @@ export class Progress {
   state: ProgressState = 'probe';
   /** In probe state: an AppendEntries is out and unanswered, so wait (until the next heartbeat). */
   probeSent = false;
+  /** The highest commit index sent to this member (in AppendEntries or Heartbeat). */
+  sentCommit: LogIndex = 0 as LogIndex;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
   /** The leader's tick at which it sent the newest heartbeat this member acknowledged (for the lease). */

@@ -199,7 +199,7 @@ export class RaftNode {
     }
     if (message.type === 'RequestVoteResponse' && message.preVote && message.granted) return true;
     if (this.role === 'leader' && this.transferTarget !== NO_NODE) {
-      if (message.from === this.transferTarget) this.events.push({ kind: 'transfer_completed', target: this.transferTarget, term: message.term });
+      if (message.from === this.transferTarget) this.events.push({ kind: 'transfer_handed_off', target: this.transferTarget, term: message.term });
       else this.abortTransfer('stepped_down');
       this.transferTarget = NO_NODE;
     }
@@ -237,11 +237,13 @@ export class RaftNode {
 
   private becomeFollower(term: Term, leader: NodeId): void {
     const leaderChanged = term !== this.term || leader !== this.leader;
-    if (this.role === 'leader') this.failPendingReads('leader_changed');
+    const wasLeader = this.role === 'leader';
     if (leaderChanged) this.failForwardedReads();
     this.reset(term);
     this.role = 'follower';
     this.leader = leader;
+    // Answered in the new term, so followers that already moved on do not drop them as stale.
+    if (wasLeader) this.failPendingReads('leader_changed');
   }
 
   private reset(term: Term): void {
@@ -523,7 +525,12 @@ export class RaftNode {
       progress.inflights.freeLE(index);
     }
     if (updated && this.maybeCommit()) this.broadcastAppend();
-    else while (this.sendAppend(progress, false));
+    else {
+      while (this.sendAppend(progress, false));
+      // An acknowledgement that arrives after the commit moved: tell this follower now rather than
+      // at the next heartbeat.
+      if (progress.sentCommit < Math.min(this.log.committed, progress.next - 1)) this.sendAppend(progress, true);
+    }
     if (progress.id === this.transferTarget && progress.match === this.log.lastIndex()) this.sendTimeoutNow(progress.id);
   }
 
@@ -572,6 +579,7 @@ export class RaftNode {
     const last = entries[entries.length - 1];
     if (last === undefined && !sendIfEmpty) return false;
     this.send({ type: 'AppendEntries', to: progress.id, prevLogIndex, prevLogTerm, entries, commit: this.log.committed });
+    progress.sentCommit = this.log.committed;
     if (last === undefined) return false;
     if (progress.state === 'replicate') {
       progress.next = (last.index + 1) as LogIndex;
@@ -595,6 +603,7 @@ export class RaftNode {
       if (progress.id === this.id) continue;
       const commit = Math.min(progress.match, this.log.committed) as LogIndex;
       this.send({ type: 'Heartbeat', to: progress.id, commit, readRound, sentTick: this.clockTicks });
+      if (commit > progress.sentCommit) progress.sentCommit = commit;
     }
   }
 

@@ -7,7 +7,7 @@
 import { assert } from '../base/assert.ts';
 import type { LogIndex, Term } from '../base/ids.ts';
 import { emptyConfState } from './confchange.ts';
-import type { ConfState, Entry, HardState, Snapshot } from './types.ts';
+import type { ConfEntry, ConfState, Entry, HardState, Snapshot } from './types.ts';
 
 export interface LogStorage {
   initialState(): { readonly hardState: HardState; readonly confState: ConfState };
@@ -31,9 +31,16 @@ export class MemoryStorage implements LogStorage {
   /** entries[k] has index snapIndex + 1 + k. */
   private log: Entry[] = [];
 
-  static withMembers(confState: ConfState): MemoryStorage {
+  /**
+   * A member of a new group: its log starts with the initial membership as a configuration entry
+   * at index 1, term 1, already committed (as etcd's bootstrap does). Every later member replays
+   * the membership history from the log or receives it in a snapshot, so a node that joins with
+   * empty storage can never apply changes on top of an empty membership.
+   */
+  static bootstrap(confState: ConfState): MemoryStorage {
     const storage = new MemoryStorage();
-    storage.snap = { meta: { ...storage.snap.meta, confState }, data: storage.snap.data };
+    storage.append([bootstrapEntry(confState)]);
+    storage.hardState = { term: 1 as Term, vote: 0 as never, commit: 1 as LogIndex };
     return storage;
   }
 
@@ -72,7 +79,11 @@ export class MemoryStorage implements LogStorage {
     return this.snap;
   }
 
-  /** Persist entries, replacing any stored entries at or after the first one's index. */
+  /**
+   * Persist entries, replacing any stored entries at or after the first one's index. Entries at or
+   * below the snapshot index are already covered by it and are skipped (a batch wholly below it
+   * changes nothing).
+   */
   append(entries: readonly Entry[]): void {
     const first = entries[0];
     if (first === undefined) return;
@@ -86,12 +97,15 @@ export class MemoryStorage implements LogStorage {
     for (const entry of entries) this.log.push(entry);
   }
 
-  /** Replace everything with a snapshot received from the leader. */
+  /**
+   * Replace everything with a snapshot received from the leader. Every stored entry goes, as in
+   * etcd: the core restores from a snapshot only when its log does not match at the snapshot's
+   * position, so nothing after it can be trusted (and RaftLog.restore assumes the same).
+   */
   applySnapshot(snapshot: Snapshot): void {
     assert(snapshot.meta.index >= this.snap.meta.index, 'storage: snapshot older than the stored one');
-    const keep = this.term(snapshot.meta.index) === snapshot.meta.term ? this.log.slice(snapshot.meta.index - this.snap.meta.index) : [];
     this.snap = snapshot;
-    this.log = keep;
+    this.log = [];
   }
 
   /** Record a snapshot the host took of its own state machine at `index` (<= applied). */
@@ -103,4 +117,14 @@ export class MemoryStorage implements LogStorage {
     this.log = keep;
     return this.snap;
   }
+}
+
+/** The configuration entry that creates a group's initial membership (index 1, term 1). */
+export function bootstrapEntry(confState: ConfState): ConfEntry {
+  assert(confState.voters.length > 0 && confState.votersOutgoing.length === 0, 'bootstrap: need voters and no joint configuration');
+  const changes = [
+    ...confState.voters.map((node) => ({ type: 'add_voter' as const, node })),
+    ...confState.learners.map((node) => ({ type: 'add_learner' as const, node })),
+  ];
+  return { kind: 'conf', term: 1 as Term, index: 1 as LogIndex, change: { changes, transition: 'auto' } };
 }

@@ -16,8 +16,9 @@ export interface ConfChangeItem {
 }
 
 /**
- * A membership change. One item that changes at most one voter is applied in one step; anything
- * else enters a joint configuration, which the leader leaves by itself once the entry is applied.
+ * A membership change. Items that together change at most one voter are applied in one step
+ * (with 'auto'); anything else enters a joint configuration, which the leader leaves by itself once
+ * the entry is applied. The first configuration of a group is always applied in one step.
  * An empty `changes` list means "leave the joint configuration".
  * `transition`: 'auto' picks single-step when safe; 'joint' always goes through joint consensus.
  */
@@ -204,7 +205,8 @@ export interface ReadFailure {
 }
 
 export type RaftEvent =
-  | { readonly kind: 'transfer_completed'; readonly target: NodeId; readonly term: Term }
+  /** The target started its election (at `term`) on our TimeoutNow and we stepped down; whether it wins shows in the next leader. */
+  | { readonly kind: 'transfer_handed_off'; readonly target: NodeId; readonly term: Term }
   | { readonly kind: 'transfer_aborted'; readonly target: NodeId; readonly reason: 'timeout' | 'stepped_down' | 'target_removed' }
   | { readonly kind: 'conf_applied'; readonly index: LogIndex; readonly confState: ConfState }
   | { readonly kind: 'snapshot_installed'; readonly index: LogIndex; readonly term: Term };

@@ -224,6 +224,9 @@ export class InteractionEnv {
         node.storage.hardState = { term: 1 as Term, vote: 0 as NodeId, commit: index as LogIndex };
         node.restart(this.rngFor(id));
       }
+      // A bootstrapped member applies its initial configuration (entry 1/1) before the script
+      // starts, so transcripts begin from a group whose membership is in force.
+      while (node.handleReady() !== undefined);
       this.nodes.push(node);
       lines.push(this.stateLine(node));
     }

@@ -30,6 +30,7 @@ describe('raft smoke', () => {
     const first = nodes.get(asNodeId(1));
     expect(first).toBeDefined();
     if (!first) return;
+    settle(); // apply the bootstrap configuration entry
     first.raft.campaign();
     settle();
     expect(first.raft.status().role).toBe('leader');
@@ -37,7 +38,7 @@ describe('raft smoke', () => {
     expect(result.kind).toBe('accepted');
     settle();
     for (const node of nodes.values()) {
-      expect(node.applied.map((entry) => (entry.kind === 'normal' ? new TextDecoder().decode(entry.data) : 'conf'))).toEqual(['', 'hello']);
+      expect(node.applied.map((entry) => (entry.kind === 'normal' ? new TextDecoder().decode(entry.data) : 'conf'))).toEqual(['conf', '', 'hello']);
     }
   });
 });

@@ -28,7 +28,8 @@ export class MemoryNode {
   constructor(id: NodeId, confState: ConfState, rng: Rng, options: Omit<RaftConfigInput, 'id' | 'rng'> = {}) {
     this.id = id;
     this.options = options;
-    this.storage = MemoryStorage.withMembers(confState);
+    // A node outside the initial membership joins later with empty storage.
+    this.storage = confState.voters.length > 0 ? MemoryStorage.bootstrap(confState) : new MemoryStorage();
     this.raft = new RaftNode({ ...options, id, rng }, this.storage);
   }
 

@@ -39,11 +39,19 @@ describe('MemoryStorage', () => {
     expect(storage.initialState().hardState).toEqual({ term: 0, vote: 0, commit: 0 });
   });
 
-  it('withMembers puts the membership in the initial snapshot', () => {
-    const cs = confStateOf(nids(1, 2, 3));
-    const storage = MemoryStorage.withMembers(cs);
-    expect(storage.initialState().confState).toEqual(cs);
+  it('bootstrap puts the membership in the log as a committed entry at 1/1', () => {
+    const cs = confStateOf(nids(1, 2, 3), nids(4));
+    const storage = MemoryStorage.bootstrap(cs);
     expect(storage.snapshot().meta.index).toBe(0);
+    expect(storage.lastIndex()).toBe(1);
+    expect(storage.initialState().hardState).toEqual({ term: 1, vote: 0, commit: 1 });
+    const [entry] = storage.entries(idx(1), idx(2), Infinity);
+    expect(entry?.kind === 'conf' ? entry.change.changes : undefined).toEqual([
+      { type: 'add_voter', node: 1 },
+      { type: 'add_voter', node: 2 },
+      { type: 'add_voter', node: 3 },
+      { type: 'add_learner', node: 4 },
+    ]);
   });
 
   describe('append', () => {
@@ -166,15 +174,15 @@ describe('MemoryStorage', () => {
   });
 
   describe('applySnapshot', () => {
-    it('keeps the suffix after the snapshot when the log matches at its index', () => {
+    it('drops the whole log even when it matches at the snapshot index (RaftLog.restore assumes so)', () => {
       const storage = storageWith([1, 1, 2, 2, 3]);
       const s = snap(3, 2);
       storage.applySnapshot(s);
       expect(storage.snapshot()).toBe(s);
       expect(storage.firstIndex()).toBe(4);
-      expect(storage.lastIndex()).toBe(5);
+      expect(storage.lastIndex()).toBe(3);
       expect(storage.term(idx(3))).toBe(2);
-      expect(allEntries(storage)).toEqual([[4, 2], [5, 3]]);
+      expect(allEntries(storage)).toEqual([]);
     });
 
     it('drops the whole log when the term at the snapshot index differs', () => {
@@ -202,7 +210,8 @@ describe('MemoryStorage', () => {
       storage.createSnapshot(idx(2), confStateOf(nids(1)), new Uint8Array());
       storage.applySnapshot(snap(5, 3));
       expect(storage.firstIndex()).toBe(6);
-      expect(allEntries(storage)).toEqual([[6, 3]]);
+      expect(storage.term(idx(5))).toBe(3);
+      expect(allEntries(storage)).toEqual([]);
     });
 
     it('refuses a snapshot older than the stored one', () => {
@@ -246,12 +255,8 @@ describe('MemoryStorage', () => {
           } else {
             const at = snapIndex + op.at;
             storage.applySnapshot(snap(at, op.term));
-            if (terms.get(at) !== op.term) {
-              terms = new Map([[at, op.term]]);
-              last = at;
-            } else {
-              for (let i = snapIndex; i < at; i++) terms.delete(i);
-            }
+            terms = new Map([[at, op.term]]);
+            last = at;
             snapIndex = at;
           }
           expect(storage.firstIndex()).toBe(snapIndex + 1);
