@@ -37,7 +37,10 @@ export function createRng(seed: number): Rng {
   for (let i = 0; i < 12; i++) nextUint();
   const rng: Rng = {
     next: () => nextUint() / 4294967296,
-    int: (bound) => Math.floor((nextUint() / 4294967296) * bound),
+    int: (bound) => {
+      if (!Number.isSafeInteger(bound) || bound < 1) throw new RangeError(`rng.int: bound must be a positive integer, got ${bound}`);
+      return Math.floor((nextUint() / 4294967296) * bound);
+    },
     chance: (probability) => nextUint() / 4294967296 < probability,
     fork: () => createRng(nextUint()),
   };

@@ -59,7 +59,10 @@ export const raftConfigDefaults = {
 
 export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
   const config: RaftConfig = { ...raftConfigDefaults, ...input };
-  assert(config.id > 0, 'config: id must be positive');
+  assert(Number.isSafeInteger(config.id) && config.id > 0, 'config: id must be a positive integer');
+  for (const key of ['electionTimeoutTicks', 'heartbeatTicks', 'leaseTicks'] as const) {
+    assert(Number.isSafeInteger(config[key]), `config: ${key} must be a whole number of ticks`);
+  }
   assert(config.heartbeatTicks >= 1, 'config: heartbeatTicks must be at least 1');
   assert(config.electionTimeoutTicks > config.heartbeatTicks, 'config: electionTimeoutTicks must exceed heartbeatTicks');
   assert(!config.leaseReads || config.checkQuorum, 'config: leaseReads needs checkQuorum');

@@ -1,6 +1,8 @@
 // The window of AppendEntries in flight to one follower: a FIFO of (last index, bytes) per message,
 // bounded by a count and a byte total. Acknowledging index i frees every message ending at or below i.
 
+import { assert } from '../base/assert.ts';
+
 export class Inflights {
   private readonly lastIndexes: number[] = [];
   private readonly sizes: number[] = [];
@@ -28,6 +30,8 @@ export class Inflights {
   }
 
   add(lastIndex: number, bytes: number): void {
+    // The byte limit may be crossed by the message that reaches it; the count never is.
+    assert(this.count < this.messagesMax, 'inflights: add to a full window');
     this.lastIndexes.push(lastIndex);
     this.sizes.push(bytes);
     this.bytes += bytes;

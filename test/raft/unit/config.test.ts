@@ -35,7 +35,9 @@ describe('makeRaftConfig', () => {
   });
 
   const invalid: [string, Partial<RaftConfigInput>, RegExp][] = [
-    ['id 0', { id: nid(0) }, /id must be positive/],
+    ['id 0', { id: nid(0) }, /id must be a positive integer/],
+    ['fractional election timeout', { electionTimeoutTicks: 10.5 }, /electionTimeoutTicks must be a whole number of ticks/],
+    ['infinite heartbeat', { heartbeatTicks: Infinity }, /heartbeatTicks must be a whole number of ticks/],
     ['heartbeatTicks 0', { heartbeatTicks: 0 }, /heartbeatTicks/],
     ['electionTimeoutTicks equal to heartbeatTicks', { electionTimeoutTicks: 3, heartbeatTicks: 3 }, /electionTimeoutTicks must exceed/],
     ['electionTimeoutTicks below heartbeatTicks', { electionTimeoutTicks: 2, heartbeatTicks: 3 }, /electionTimeoutTicks must exceed/],

@@ -2,6 +2,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { AssertionError } from '../../../src/base/assert.ts';
 import { Inflights } from '../../../src/raft/inflights.ts';
 
 /** Reads the private arrays, to check compaction actually happens. */
@@ -159,6 +160,10 @@ describe('Inflights', () => {
         let last = 0;
         for (const op of ops) {
           if (op.kind === 'add') {
+            if (model.length >= messagesMax) {
+              expect(() => { inflights.add(last + op.gap, op.bytes); }).toThrow(AssertionError);
+              continue;
+            }
             last += op.gap;
             inflights.add(last, op.bytes);
             model.push({ last, bytes: op.bytes });
