@@ -4,8 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { runSeed, scenarioFor } from './simulator.ts';
 
-const seedCount = Number(process.env['SIM_SEEDS'] ?? 1000);
-const batches = 10;
+const seedCount = Number(process.env['SIM_SEEDS'] ?? 2000);
+const batches = 20;
 
 describe('seeded cluster simulation', () => {
   for (let batch = 0; batch < batches; batch++) {
