@@ -34,6 +34,8 @@ export interface RaftConfig {
   /** Snapshot bytes per InstallSnapshot message, and chunks in flight to one follower. */
   readonly snapshotChunkBytesMax: number;
   readonly snapshotChunksInflightMax: number;
+  /** Ask the host for a snapshot once this many entries were applied past the last one (0: never ask). */
+  readonly snapshotIntervalEntries: number;
   readonly rng: Rng;
 }
 
@@ -55,6 +57,7 @@ export const raftConfigDefaults = {
   committedBytesMax: 4 << 20,
   snapshotChunkBytesMax: 1 << 20,
   snapshotChunksInflightMax: 4,
+  snapshotIntervalEntries: 10_000,
 } as const;
 
 export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
@@ -71,6 +74,7 @@ export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
     assert(Number.isSafeInteger(config[key]) && config[key] >= 1, `config: ${key} must be a positive integer`);
   }
   assert(config.inflightBytesMax >= 0, 'config: inflightBytesMax must not be negative');
+  assert(Number.isSafeInteger(config.snapshotIntervalEntries) && config.snapshotIntervalEntries >= 0, 'config: snapshotIntervalEntries must be a non-negative integer');
   assert(config.entryBytesMax <= config.uncommittedBytesMax, 'config: entryBytesMax must not exceed uncommittedBytesMax');
   return config;
 }

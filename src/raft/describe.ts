@@ -185,6 +185,7 @@ export function describeReady(ready: Ready, indent = ''): string {
   section(lines, 'readStates', ready.readStates.map(describeReadState), indent);
   section(lines, 'readFailures', ready.readFailures.map(describeReadFailure), indent);
   section(lines, 'events', ready.events.map(describeEvent), indent);
+  if (ready.snapshotRequest !== undefined) lines.push(`${indent}snapshot request at:${ready.snapshotRequest}`);
   return lines.join('\n');
 }
 

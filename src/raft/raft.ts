@@ -83,6 +83,8 @@ export class RaftNode {
   /** Once TimeoutNow went out, another node may lead without waiting for our lease to lapse. */
   private leaseRevoked = false;
   private pendingConfIndex: LogIndex = 0 as LogIndex;
+  /** The applied index of the last snapshot asked for, so one is not asked for twice. */
+  private snapshotRequestedAt = 0;
   private uncommittedBytes = 0;
   private appendPending = false;
   private readonly reads = new ReadQueue();
@@ -891,6 +893,7 @@ export class RaftNode {
   hasReady(): boolean {
     return (
       this.appendPending ||
+      this.snapshotDue() ||
       (this.role === 'leader' && this.reads.hasUnassigned() && this.committedInTerm()) ||
       this.messages.length > 0 ||
       this.messagesAfterPersist.length > 0 ||
@@ -933,6 +936,7 @@ export class RaftNode {
       readFailures: this.readFailures,
       events: this.events,
       mustSync: termChanged || entries.length > 0 || this.log.unstableSnapshot !== undefined,
+      snapshotRequest: this.takeSnapshotRequest(),
     };
     this.prevSoftState = softState;
     this.prevHardState = hardState;
@@ -942,6 +946,18 @@ export class RaftNode {
     this.readFailures = [];
     this.events = [];
     return ready;
+  }
+
+  private snapshotDue(): boolean {
+    const interval = this.config.snapshotIntervalEntries;
+    const last = Math.max(this.log.storage.firstIndex() - 1, this.snapshotRequestedAt);
+    return interval > 0 && this.log.applied - last >= interval;
+  }
+
+  private takeSnapshotRequest(): LogIndex | undefined {
+    if (!this.snapshotDue()) return undefined;
+    this.snapshotRequestedAt = this.log.applied;
+    return this.log.applied;
   }
 
   /** The host finished the Ready: its writes are durable and its committed entries applied. */

@@ -220,6 +220,7 @@ export type RaftEvent =
  * 3. restore the state machine from `snapshot`, then apply `committedEntries` in order;
  *    serve `readStates` once applied >= their index;
  * 4. call `advance(ready)`.
+ * A `snapshotRequest` may be served at any time after step 3 began (the index is already applied).
  */
 export interface Ready {
   readonly softState: SoftState | undefined;
@@ -233,6 +234,12 @@ export interface Ready {
   readonly readFailures: readonly ReadFailure[];
   readonly events: readonly RaftEvent[];
   readonly mustSync: boolean;
+  /**
+   * The core asks for a snapshot: `snapshotIntervalEntries` entries were applied since the last
+   * one. Take it of the state machine as it stands before applying this Ready's committedEntries
+   * (that is, at this index), store it, and compact the log behind it.
+   */
+  readonly snapshotRequest: LogIndex | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ export interface Scenario {
   readonly faults: FaultMix;
   readonly faultTicks: number;
   readonly healTicksMax: number;
+  /** The core asks for a snapshot every this many applied entries (0: only the client's random compactions). */
+  readonly snapshotIntervalEntries: number;
 }
 
 export interface SeedResult {
@@ -84,7 +86,8 @@ export function scenarioFor(seed: number): Scenario {
     oneWay: rng.chance(0.3),
     crashes: rng.chance(0.6),
   };
-  return { seed, nodeCount, leaseReads: rng.chance(0.4), faults, faultTicks: 300 + rng.int(300), healTicksMax: 40 * electionTimeoutTicks };
+  const snapshotIntervalEntries = rng.chance(0.5) ? 10 + rng.int(40) : 0;
+  return { seed, nodeCount, leaseReads: rng.chance(0.4), faults, faultTicks: 300 + rng.int(300), healTicksMax: 40 * electionTimeoutTicks, snapshotIntervalEntries };
 }
 
 export function runSeed(seed: number): SeedResult {
@@ -137,6 +140,7 @@ class Simulation {
       snapshotChunkBytesMax: 64,
       snapshotChunksInflightMax: 2,
       readQueueMax: 64,
+      snapshotIntervalEntries: this.scenario.snapshotIntervalEntries,
     } as const;
   }
 

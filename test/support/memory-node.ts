@@ -62,6 +62,11 @@ export class MemoryNode {
       this.applied = decodeApplied(ready.snapshot.data);
       this.appliedIndex = ready.snapshot.meta.index;
     }
+    // The core asked for a snapshot at the index applied so far (before this Ready's entries).
+    if (ready.snapshotRequest !== undefined) {
+      if (ready.snapshotRequest !== this.appliedIndex) throw new Error(`snapshot requested at ${ready.snapshotRequest}, applied ${this.appliedIndex}`);
+      this.compact();
+    }
     for (const entry of ready.committedEntries) {
       if (entry.index <= this.appliedIndex) continue;
       this.applied.push(entry);
