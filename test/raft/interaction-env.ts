@@ -10,8 +10,10 @@
 //   add-nodes N [voters=(1,2,3)] [learners=(4)] [index=10] [prevote=true] [checkquorum=true]
 //       [lease=false] [lease-ticks=8] [election-timeout=10] [heartbeat-timeout=1] [jitter=true]
 //       [snapshot-chunk-bytes=N] [snapshot-chunks-inflight=N] [max-inflight=N] [read-queue-max=N]
+//       [committed-bytes-max=N] (1: one committed entry per Ready, like a host that applies slowly)
 //       Adds N nodes with the next free ids. Voters default to the new nodes themselves; index=K
-//       starts every new node from a snapshot at 1/K (an empty state machine).
+//       starts every new node from a snapshot at 1/K (an empty state machine); voters=() makes
+//       nodes with empty storage, outside any membership, that a leader can add later.
 //   campaign id | propose id data | propose-conf-change id v1 l2 r3 [transition=joint]
 //   (an empty propose-conf-change leaves a joint configuration)
 //   process-ready ids... | deliver-msgs ids... [drop=true] [type=AppendEntries] | stabilize [ids...]
@@ -209,6 +211,9 @@ export class InteractionEnv {
           break;
         case 'read-queue-max':
           options.readQueueMax = Number(value);
+          break;
+        case 'committed-bytes-max':
+          options.committedBytesMax = Number(value);
           break;
         default:
           throw new UsageError(`unknown add-nodes option ${arg.key}`);
