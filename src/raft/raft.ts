@@ -150,9 +150,13 @@ export class RaftNode {
     }
   }
 
-  /** Start an election now (pre-vote first when configured). Ignored by learners and non-members. */
+  /**
+   * Start an election now (pre-vote first when configured). Ignored by learners and non-members,
+   * and while a committed configuration change is not yet applied: votes would be counted in a
+   * membership that is already out of date (etcd's hasUnappliedConfChanges).
+   */
   campaign(): void {
-    if (!this.promotable() || this.role === 'leader') return;
+    if (!this.promotable() || this.role === 'leader' || this.hasUnappliedConfChanges()) return;
     if (this.config.preVote) this.startElection('pre_vote');
     else this.startElection('election');
   }
@@ -242,7 +246,7 @@ export class RaftNode {
     this.reset(term);
     this.role = 'follower';
     this.leader = leader;
-    // Answered in the new term, so followers that already moved on do not drop them as stale.
+    // Answered in the new term: a follower still in the old one learns the new term from it.
     if (wasLeader) this.failPendingReads('leader_changed');
   }
 
@@ -403,7 +407,7 @@ export class RaftNode {
         this.handleSnapshotChunk(message);
         return;
       case 'TimeoutNow':
-        if (this.promotable()) this.startElection('transfer');
+        if (this.promotable() && !this.hasUnappliedConfChanges()) this.startElection('transfer');
         return;
       case 'ReadIndex':
         this.send({ type: 'ReadIndexResponse', from: this.id, term: this.term, to: message.from, requestId: message.requestId, index: 0 as LogIndex });
@@ -846,6 +850,12 @@ export class RaftNode {
     return isVoter(this.voterSets(), this.id);
   }
 
+  private hasUnappliedConfChanges(): boolean {
+    if (this.log.committed <= this.log.applied) return false;
+    const pending = this.log.slice((this.log.applied + 1) as LogIndex, (this.log.committed + 1) as LogIndex, Infinity) ?? [];
+    return pending.some((entry) => entry.kind === 'conf');
+  }
+
   private applyConfEntry(change: ConfChange, index: LogIndex): void {
     const outcome = applyConfChange(this.confState, change);
     assert(outcome.ok, `node ${this.id}: committed configuration change at ${index} is invalid: ${outcome.ok ? '' : outcome.reason}`);
@@ -860,18 +870,25 @@ export class RaftNode {
     const lastIndex = this.log.lastIndex();
     const wanted = new Set(members(this.confState));
     for (const id of this.progress.keys()) if (!wanted.has(id)) this.progress.delete(id);
+    const added: Progress[] = [];
     for (const id of wanted) {
       const existing = this.progress.get(id);
-      if (existing === undefined) this.progress.set(id, this.newProgress(id, lastIndex));
-      else existing.learner = !isVoter(this.voterSets(), id);
+      if (existing === undefined) {
+        const progress = this.newProgress(id, lastIndex);
+        this.progress.set(id, progress);
+        added.push(progress);
+      } else {
+        existing.learner = !isVoter(this.voterSets(), id);
+      }
     }
     if (this.transferTarget !== NO_NODE && !this.voterSets().incoming.includes(this.transferTarget)) this.abortTransfer('target_removed');
     if (!this.promotable()) {
       this.stepDownRemoved();
       return;
     }
+    // Probe new members at once; the others need no empty append for this.
     if (this.maybeCommit()) this.broadcastAppend();
-    else this.appendPending = true;
+    else for (const progress of added) this.sendAppend(progress, true);
   }
 
   /** The leader left the configuration: hand over to the most caught-up voter, then follow. */

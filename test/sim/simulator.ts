@@ -30,6 +30,8 @@ export interface Scenario {
   readonly healTicksMax: number;
   /** The core asks for a snapshot every this many applied entries (0: only the client's random compactions). */
   readonly snapshotIntervalEntries: number;
+  /** Committed bytes handed out per Ready (1: one entry per Ready). */
+  readonly committedBytesMax: number;
 }
 
 export interface SeedResult {
@@ -87,7 +89,9 @@ export function scenarioFor(seed: number): Scenario {
     crashes: rng.chance(0.6),
   };
   const snapshotIntervalEntries = rng.chance(0.5) ? 10 + rng.int(40) : 0;
-  return { seed, nodeCount, leaseReads: rng.chance(0.4), faults, faultTicks: 300 + rng.int(300), healTicksMax: 40 * electionTimeoutTicks, snapshotIntervalEntries };
+  // A small apply budget spreads a restarted node's replay over many Readies (a slow host).
+  const committedBytesMax = rng.chance(0.3) ? 1 : 4 << 20;
+  return { seed, nodeCount, leaseReads: rng.chance(0.4), faults, faultTicks: 300 + rng.int(300), healTicksMax: 40 * electionTimeoutTicks, snapshotIntervalEntries, committedBytesMax };
 }
 
 export function runSeed(seed: number): SeedResult {
@@ -141,6 +145,7 @@ class Simulation {
       snapshotChunksInflightMax: 2,
       readQueueMax: 64,
       snapshotIntervalEntries: this.scenario.snapshotIntervalEntries,
+      committedBytesMax: this.scenario.committedBytesMax,
     } as const;
   }
 
