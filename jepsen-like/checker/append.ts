@@ -10,7 +10,7 @@
 
 import { groupByKey, type RecordedOperation } from './history.ts';
 import { canonicalJson } from './values.ts';
-import type { Verdict } from './linearizability.ts';
+import { overallVerdict, type Verdict } from './linearizability.ts';
 
 export type AppendAnomalyKind =
   | 'duplicate-element'
@@ -49,12 +49,7 @@ export interface AppendResult {
 /** Checks append and read ops (fails included, if the caller has them), key by key. */
 export function checkAppend(ops: readonly RecordedOperation[]): AppendResult {
   const keys = [...groupByKey(ops)].map(([key, group]) => checkOneList(key, group));
-  const verdict: Verdict = keys.some((k) => k.verdict === 'invalid')
-    ? 'invalid'
-    : keys.some((k) => k.verdict === 'unknown')
-      ? 'unknown'
-      : 'valid';
-  return { verdict, keys };
+  return { verdict: overallVerdict(keys), keys };
 }
 
 /** An ok read with its elements in canonical text. */

@@ -89,7 +89,8 @@ export function checkLinearizable<S>(
   return { verdict: overallVerdict(results), steps: usedSteps, partitions: results };
 }
 
-function overallVerdict(results: readonly PartitionResult[]): Verdict {
+/** The overall verdict of several parts: invalid if any is, else unknown if any is, else valid. */
+export function overallVerdict(results: readonly { verdict: Verdict }[]): Verdict {
   if (results.some((result) => result.verdict === 'invalid')) return 'invalid';
   if (results.some((result) => result.verdict === 'unknown')) return 'unknown';
   return 'valid';

@@ -7,7 +7,7 @@
 
 import { groupByKey, type RecordedOperation } from './history.ts';
 import { canonicalJson } from './values.ts';
-import type { Verdict } from './linearizability.ts';
+import { overallVerdict, type Verdict } from './linearizability.ts';
 
 export interface SetKeyResult {
   key: string;
@@ -41,12 +41,7 @@ export interface SetResult {
 /** Checks add and read ops (fails included, if the caller has them) of one or more sets. */
 export function checkSet(ops: readonly RecordedOperation[]): SetResult {
   const keys = [...groupByKey(ops)].map(([key, group]) => checkOneSet(key, group));
-  const verdict: Verdict = keys.some((k) => k.verdict === 'invalid')
-    ? 'invalid'
-    : keys.some((k) => k.verdict === 'unknown')
-      ? 'unknown'
-      : 'valid';
-  return { verdict, keys };
+  return { verdict: overallVerdict(keys), keys };
 }
 
 function checkOneSet(key: string, ops: readonly RecordedOperation[]): SetKeyResult {

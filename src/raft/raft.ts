@@ -173,6 +173,14 @@ export class RaftNode {
       case 'RequestVote':
         this.handleRequestVote(message);
         return;
+      case 'ReadIndex':
+        // Only a leader serves reads; anyone else answers "no index" so the follower fails fast.
+        if (this.role === 'leader') this.enqueueRead(message.requestId, message.from);
+        else this.send({ type: 'ReadIndexResponse', from: this.id, term: this.term, to: message.from, requestId: message.requestId, index: 0 as LogIndex });
+        return;
+      case 'ReadIndexResponse':
+        this.forwardedReadAnswered(message.requestId, message.index);
+        return;
       default:
         break;
     }
@@ -336,9 +344,6 @@ export class RaftNode {
   private stepLeader(message: Message): void {
     const progress = this.progress.get(message.from);
     switch (message.type) {
-      case 'ReadIndex':
-        this.enqueueRead(message.requestId, message.from);
-        return;
       case 'AppendEntriesResponse':
         if (progress !== undefined) this.handleAppendResponse(progress, message.success, message.index, message.hintIndex, message.hintTerm);
         return;
@@ -354,6 +359,7 @@ export class RaftNode {
       case 'Heartbeat':
       case 'InstallSnapshot':
       case 'TimeoutNow':
+      case 'ReadIndex':
       case 'ReadIndexResponse':
         return;
       default:
@@ -375,17 +381,13 @@ export class RaftNode {
         this.votes.set(message.from, message.granted);
         this.tallyVotes();
         return;
-      case 'ReadIndex':
-        this.send({ type: 'ReadIndexResponse', from: this.id, term: this.term, to: message.from, requestId: message.requestId, index: 0 as LogIndex });
-        return;
-      case 'ReadIndexResponse':
-        this.forwardedReadAnswered(message.requestId, message.index);
-        return;
       case 'RequestVote':
       case 'AppendEntriesResponse':
       case 'HeartbeatResponse':
       case 'InstallSnapshotResponse':
       case 'TimeoutNow':
+      case 'ReadIndex':
+      case 'ReadIndexResponse':
         return;
       default:
         unreachable(message);
@@ -409,17 +411,13 @@ export class RaftNode {
       case 'TimeoutNow':
         if (this.promotable() && !this.hasUnappliedConfChanges()) this.startElection('transfer');
         return;
-      case 'ReadIndex':
-        this.send({ type: 'ReadIndexResponse', from: this.id, term: this.term, to: message.from, requestId: message.requestId, index: 0 as LogIndex });
-        return;
-      case 'ReadIndexResponse':
-        this.forwardedReadAnswered(message.requestId, message.index);
-        return;
       case 'RequestVote':
       case 'RequestVoteResponse':
       case 'AppendEntriesResponse':
       case 'HeartbeatResponse':
       case 'InstallSnapshotResponse':
+      case 'ReadIndex':
+      case 'ReadIndexResponse':
         return;
       default:
         unreachable(message);
