@@ -1,0 +1,309 @@
+// The multi-Raft host: one per process, hosting every group this node has a replica of. It owns
+// the turn loop (DESIGN.md key decision 3): collect the Ready of every group, send the leaders'
+// early messages (a leader replicates while its own fsync runs), write every group's entries and
+// hard state in ONE synced storage batch, send the remaining messages grouped per peer (one frame
+// per peer per turn, which also coalesces heartbeats), apply committed entries to the models,
+// resolve proposals and reads, and advance. Messages keep arriving while the write is in flight;
+// they are stepped at once (the core allows it) but no group's ready() is taken again before its
+// advance().
+//
+// Callers (the HTTP API) never touch a group directly: proposals are queued (bounded; a full queue
+// refuses at once) and proposed in batches at the start of a turn; reads wait for their read index
+// to be applied. A proposal's outcome is known for certain once its index is applied locally (the
+// entry there is ours or not); until then it is pending, and a caller that gives up reports it
+// as indeterminate.
+
+import { assert } from '../base/assert.ts';
+import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
+import type { Rng } from '../base/rng.ts';
+import type { RaftConfigInput } from '../raft/config.ts';
+import { RaftNode } from '../raft/raft.ts';
+import type { ProposeResult, Ready, Status, TransferResult } from '../raft/types.ts';
+import type { GroupMessage, GroupWrite, HostStorage, HostTransport, ReplicatedModel } from './ports.ts';
+
+export type ProposalOutcome =
+  | { readonly kind: 'applied'; readonly index: LogIndex; readonly result: unknown }
+  /** Definitely not applied: refused by the core, or another entry took its index. */
+  | { readonly kind: 'refused'; readonly reason: Exclude<ProposeResult, { kind: 'accepted' }> | { readonly kind: 'superseded' } | { readonly kind: 'overloaded'; readonly queued: number; readonly queuedMax: number } | { readonly kind: 'unknown_group' } }
+  /** The caller stopped waiting before the outcome was known: it may or may not be applied. */
+  | { readonly kind: 'indeterminate' };
+
+export type ReadOutcome =
+  | { readonly kind: 'ready'; readonly index: LogIndex }
+  | { readonly kind: 'refused'; readonly reason: 'not_leader' | 'no_leader' | 'read_queue_full' | 'leader_changed' | 'unknown_group' | 'timeout'; readonly leaderHint: NodeId };
+
+export interface HostOptions {
+  readonly nodeId: NodeId;
+  readonly storage: HostStorage;
+  readonly transport: HostTransport;
+  readonly rng: Rng;
+  /** Core settings shared by every group (limits, timeouts in ticks). */
+  readonly raft: Omit<RaftConfigInput, 'id' | 'rng'>;
+  readonly tickMs: number;
+  /** Proposals waiting for the next turn, over all groups. */
+  readonly proposalQueueMax: number;
+  /** How long propose() and read() wait before answering indeterminate / timeout. */
+  readonly requestTimeoutMs: number;
+}
+
+interface PendingProposal {
+  readonly term: number;
+  readonly resolve: (outcome: ProposalOutcome) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface QueuedProposal {
+  readonly data: Uint8Array;
+  readonly resolve: (outcome: ProposalOutcome) => void;
+}
+
+interface WaitingRead {
+  readonly resolve: (outcome: ReadOutcome) => void;
+  readonly timer: NodeJS.Timeout;
+  index: LogIndex;
+}
+
+interface HostedGroup {
+  readonly id: GroupId;
+  readonly raft: RaftNode;
+  readonly model: ReplicatedModel;
+  appliedIndex: number;
+  readonly queued: QueuedProposal[];
+  readonly pending: Map<number, PendingProposal>;
+  readonly reads: Map<number, WaitingRead>;
+}
+
+export class MultiRaftHost {
+  private readonly options: HostOptions;
+  private readonly groups = new Map<GroupId, HostedGroup>();
+  private queuedCount = 0;
+  private nextRequestId = 1;
+  private turnScheduled = false;
+  private turnRunning = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private fatal: Error | undefined;
+
+  constructor(options: HostOptions) {
+    assert(options.proposalQueueMax >= 1 && options.tickMs >= 1 && options.requestTimeoutMs >= 1, 'host: limits must be positive');
+    this.options = options;
+  }
+
+  /** Hosts a group whose storage is already initialized (bootstrapped, or empty for a joiner). */
+  addGroup(id: GroupId, model: ReplicatedModel): void {
+    assert(!this.groups.has(id), `host: group ${id} added twice`);
+    const storage = this.options.storage.group(id);
+    model.restore(storage.snapshot().data);
+    const raft = new RaftNode({ ...this.options.raft, id: this.options.nodeId, rng: this.options.rng.fork() }, storage);
+    this.groups.set(id, { id, raft, model, appliedIndex: storage.snapshot().meta.index, queued: [], pending: new Map(), reads: new Map() });
+    this.scheduleTurn();
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => {
+      for (const group of this.groups.values()) group.raft.tick();
+      this.scheduleTurn();
+    }, this.options.tickMs);
+  }
+
+  /** Stops ticking, lets the running turn finish, and answers everything still waiting. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    while (this.turnRunning) await new Promise((resolve) => setTimeout(resolve, 1));
+    for (const group of this.groups.values()) {
+      for (const queued of group.queued) queued.resolve({ kind: 'refused', reason: { kind: 'not_leader', leaderHint: 0 as NodeId } });
+      group.queued.length = 0;
+      for (const [index, pending] of group.pending) this.settle(group, index, pending, { kind: 'indeterminate' });
+      for (const [id, read] of group.reads) this.finishRead(group, id, read, { kind: 'refused', reason: 'timeout', leaderHint: 0 as NodeId });
+    }
+  }
+
+  /** A batch from a peer: step every message into its group. Unknown groups are ignored. */
+  receive(batch: readonly GroupMessage[]): void {
+    if (this.stopped) return;
+    for (const { group, message } of batch) this.groups.get(group)?.raft.step(message);
+    this.scheduleTurn();
+  }
+
+  propose(groupId: GroupId, data: Uint8Array): Promise<ProposalOutcome> {
+    const group = this.groups.get(groupId);
+    if (group === undefined || this.stopped) return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
+    if (this.queuedCount >= this.options.proposalQueueMax) {
+      return Promise.resolve({ kind: 'refused', reason: { kind: 'overloaded', queued: this.queuedCount, queuedMax: this.options.proposalQueueMax } });
+    }
+    return new Promise((resolve) => {
+      group.queued.push({ data, resolve });
+      this.queuedCount++;
+      this.scheduleTurn();
+    });
+  }
+
+  /** Waits until a read at this moment is safe to serve locally (linearizable, or from the lease). */
+  read(groupId: GroupId, mode: 'linearizable' | 'lease'): Promise<ReadOutcome> {
+    const group = this.groups.get(groupId);
+    if (group === undefined) return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
+    const requestId = this.nextRequestId++;
+    const result = mode === 'lease' ? group.raft.leaseRead(requestId) : group.raft.readIndex(requestId);
+    if (result.kind === 'not_leader') return Promise.resolve({ kind: 'refused', reason: result.leaderHint === 0 ? 'no_leader' : 'not_leader', leaderHint: result.leaderHint });
+    if (result.kind === 'read_queue_full') return Promise.resolve({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.status().leader });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        const read = group.reads.get(requestId);
+        if (read !== undefined) this.finishRead(group, requestId, read, { kind: 'refused', reason: 'timeout', leaderHint: group.raft.status().leader });
+      }, this.options.requestTimeoutMs);
+      group.reads.set(requestId, { resolve, timer, index: 0 as LogIndex });
+      this.scheduleTurn();
+    });
+  }
+
+  transferLeadership(groupId: GroupId, to: NodeId): TransferResult | { kind: 'unknown_group' } {
+    const group = this.groups.get(groupId);
+    if (group === undefined) return { kind: 'unknown_group' };
+    const result = group.raft.transferLeadership(to);
+    this.scheduleTurn();
+    return result;
+  }
+
+  model(groupId: GroupId): ReplicatedModel | undefined {
+    return this.groups.get(groupId)?.model;
+  }
+
+  status(): { group: GroupId; status: Status; appliedIndex: number }[] {
+    return [...this.groups.values()].map((group) => ({ group: group.id, status: group.raft.status(), appliedIndex: group.appliedIndex }));
+  }
+
+  /** The error that stopped the host (a storage failure is fatal), if any. */
+  failure(): Error | undefined {
+    return this.fatal;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The turn loop
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled || this.turnRunning || this.fatal !== undefined) return;
+    this.turnScheduled = true;
+    setImmediate(() => {
+      this.turnScheduled = false;
+      void this.runTurns();
+    });
+  }
+
+  private async runTurns(): Promise<void> {
+    if (this.turnRunning) return;
+    this.turnRunning = true;
+    try {
+      while (await this.turn());
+    } catch (error) {
+      // Storage errors are fatal: stop rather than run on a log we can no longer trust.
+      this.fatal = error instanceof Error ? error : new Error(String(error));
+      this.stopped = true;
+      if (this.ticker !== undefined) clearInterval(this.ticker);
+    } finally {
+      this.turnRunning = false;
+    }
+  }
+
+  /** One turn over every group; returns whether there was anything to do. */
+  private async turn(): Promise<boolean> {
+    if (!this.stopped) for (const group of this.groups.values()) this.proposeQueued(group);
+    const readies: { group: HostedGroup; ready: Ready }[] = [];
+    for (const group of this.groups.values()) if (group.raft.hasReady()) readies.push({ group, ready: group.raft.ready() });
+    if (readies.length === 0) return false;
+    this.sendGrouped(readies.flatMap(({ group, ready }) => ready.messages.map((message) => ({ group: group.id, message }))));
+    const writes: GroupWrite[] = [];
+    for (const { group, ready } of readies) {
+      if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
+        writes.push({ group: group.id, ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }), entries: ready.entries, ...(ready.hardState === undefined ? {} : { hardState: ready.hardState }) });
+      }
+    }
+    if (writes.length > 0) await this.options.storage.write(writes, { sync: readies.some(({ ready }) => ready.mustSync) });
+    this.sendGrouped(readies.flatMap(({ group, ready }) => ready.messagesAfterPersist.map((message) => ({ group: group.id, message }))));
+    const compactions: Promise<void>[] = [];
+    for (const { group, ready } of readies) {
+      const compaction = this.apply(group, ready);
+      if (compaction !== undefined) compactions.push(compaction);
+      group.raft.advance(ready);
+    }
+    await Promise.all(compactions);
+    return true;
+  }
+
+  private proposeQueued(group: HostedGroup): void {
+    if (group.queued.length === 0) return;
+    const batch = group.queued.splice(0, group.queued.length);
+    this.queuedCount -= batch.length;
+    const result = group.raft.proposeBatch(batch.map((queued) => queued.data));
+    if (result.kind !== 'accepted') {
+      for (const queued of batch) queued.resolve({ kind: 'refused', reason: result });
+      return;
+    }
+    const first = result.index - batch.length + 1;
+    batch.forEach((queued, k) => {
+      const index = first + k;
+      const timer = setTimeout(() => {
+        const pending = group.pending.get(index);
+        if (pending !== undefined) this.settle(group, index, pending, { kind: 'indeterminate' });
+      }, this.options.requestTimeoutMs);
+      group.pending.set(index, { term: result.term, resolve: queued.resolve, timer });
+    });
+  }
+
+  /** Persisted: restore, apply, answer; returns the snapshot write the core asked for, if any. */
+  private apply(group: HostedGroup, ready: Ready): Promise<void> | undefined {
+    if (ready.snapshot !== undefined) {
+      group.model.restore(ready.snapshot.data);
+      group.appliedIndex = ready.snapshot.meta.index;
+      for (const [index, pending] of group.pending) if (index <= group.appliedIndex) this.settle(group, index, pending, { kind: 'indeterminate' });
+    }
+    let compaction: Promise<void> | undefined;
+    if (ready.snapshotRequest !== undefined && ready.snapshotRequest === group.appliedIndex) {
+      compaction = this.options.storage.compact(group.id, ready.snapshotRequest, group.raft.currentConfState(), group.model.snapshot());
+    }
+    for (const entry of ready.committedEntries) {
+      if (entry.index <= group.appliedIndex) continue;
+      const result = entry.kind === 'normal' ? group.model.applyEntry(entry.index, entry.data) : undefined;
+      group.appliedIndex = entry.index;
+      const pending = group.pending.get(entry.index);
+      if (pending === undefined) continue;
+      this.settle(group, entry.index, pending, entry.term === pending.term ? { kind: 'applied', index: entry.index, result } : { kind: 'refused', reason: { kind: 'superseded' } });
+    }
+    for (const readState of ready.readStates) {
+      const read = group.reads.get(readState.requestId);
+      if (read !== undefined) read.index = readState.index;
+    }
+    for (const failure of ready.readFailures) {
+      const read = group.reads.get(failure.requestId);
+      if (read !== undefined) this.finishRead(group, failure.requestId, read, { kind: 'refused', reason: failure.reason, leaderHint: group.raft.status().leader });
+    }
+    for (const [requestId, read] of group.reads) {
+      if (read.index > 0 && read.index <= group.appliedIndex) this.finishRead(group, requestId, read, { kind: 'ready', index: read.index });
+    }
+    return compaction;
+  }
+
+  private settle(group: HostedGroup, index: number, pending: PendingProposal, outcome: ProposalOutcome): void {
+    clearTimeout(pending.timer);
+    group.pending.delete(index);
+    pending.resolve(outcome);
+  }
+
+  private finishRead(group: HostedGroup, requestId: number, read: WaitingRead, outcome: ReadOutcome): void {
+    clearTimeout(read.timer);
+    group.reads.delete(requestId);
+    read.resolve(outcome);
+  }
+
+  /** One transport call (one frame) per peer for everything of this turn's stage. */
+  private sendGrouped(messages: readonly GroupMessage[]): void {
+    if (messages.length === 0) return;
+    const perPeer = new Map<NodeId, GroupMessage[]>();
+    for (const item of messages) {
+      let list = perPeer.get(item.message.to);
+      if (list === undefined) perPeer.set(item.message.to, (list = []));
+      list.push(item);
+    }
+    for (const [peer, batch] of perPeer) this.options.transport.send(peer, batch);
+  }
+}

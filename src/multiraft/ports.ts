@@ -1,0 +1,42 @@
+// The ports the multi-Raft host needs, declared here by their user (adapters implement them and
+// never import each other): durable storage for every group's log, a peer transport that carries
+// one batch of group messages per peer per turn, and the replicated models it applies entries to.
+
+import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
+import type { LogStorage } from '../raft/storage.ts';
+import type { ConfState, Entry, HardState, Message, Snapshot } from '../raft/types.ts';
+
+/** What one group's Ready asks to persist; a turn writes every group's in one synced batch. */
+export interface GroupWrite {
+  readonly group: GroupId;
+  readonly snapshot?: Snapshot;
+  readonly entries: readonly Entry[];
+  readonly hardState?: HardState;
+}
+
+export interface HostStorage {
+  /** The group's log as the core reads it (synchronous, from the store's memory). */
+  group(id: GroupId): LogStorage;
+  write(batch: readonly GroupWrite[], options: { readonly sync: boolean }): Promise<void>;
+  /** The host snapshotted a group's model at `index`: store it and drop the log behind it. */
+  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array): Promise<void>;
+}
+
+export interface GroupMessage {
+  readonly group: GroupId;
+  readonly message: Message;
+}
+
+export interface HostTransport {
+  /** Everything for one peer in one call (one frame). Delivery is best effort; Raft retries. */
+  send(peer: NodeId, batch: readonly GroupMessage[]): void;
+}
+
+/** A replicated state machine (DESIGN.md key decision 5). */
+export interface ReplicatedModel {
+  readonly type: string;
+  readonly version: number;
+  applyEntry(index: LogIndex, data: Uint8Array): unknown;
+  snapshot(): Uint8Array;
+  restore(data: Uint8Array): void;
+}

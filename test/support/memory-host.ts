@@ -1,0 +1,60 @@
+// In-memory adapters for the multi-Raft host's ports, for fast in-process cluster tests: storage
+// backed by one MemoryStorage per group (writes applied at once, "durable" when the promise
+// resolves), and a transport that delivers each batch on a later macrotask unless the link is cut.
+
+import type { GroupId, LogIndex, NodeId } from '../../src/base/ids.ts';
+import type { MultiRaftHost } from '../../src/multiraft/host.ts';
+import type { GroupMessage, GroupWrite, HostStorage, HostTransport } from '../../src/multiraft/ports.ts';
+import { MemoryStorage } from '../../src/raft/storage.ts';
+import type { ConfState } from '../../src/raft/types.ts';
+
+export class MemoryHostStorage implements HostStorage {
+  readonly groups = new Map<GroupId, MemoryStorage>();
+  writes = 0;
+
+  bootstrap(group: GroupId, confState: ConfState): void {
+    this.groups.set(group, MemoryStorage.bootstrap(confState));
+  }
+
+  group(id: GroupId): MemoryStorage {
+    let storage = this.groups.get(id);
+    if (storage === undefined) this.groups.set(id, (storage = new MemoryStorage()));
+    return storage;
+  }
+
+  write(batch: readonly GroupWrite[]): Promise<void> {
+    this.writes++;
+    for (const write of batch) {
+      const storage = this.group(write.group);
+      if (write.snapshot !== undefined) storage.applySnapshot(write.snapshot);
+      storage.append(write.entries);
+      if (write.hardState !== undefined) storage.hardState = write.hardState;
+    }
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+
+  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array): Promise<void> {
+    const storage = this.group(group);
+    if (index > storage.snapshot().meta.index) storage.createSnapshot(index, confState, data);
+    return Promise.resolve();
+  }
+}
+
+export class MemoryNetwork {
+  readonly hosts = new Map<NodeId, MultiRaftHost>();
+  readonly cut = new Set<NodeId>();
+  frames = 0;
+
+  transport(from: NodeId): HostTransport {
+    return {
+      send: (peer: NodeId, batch: readonly GroupMessage[]) => {
+        this.frames++;
+        if (this.cut.has(from) || this.cut.has(peer)) return;
+        setImmediate(() => {
+          if (this.cut.has(from) || this.cut.has(peer)) return;
+          this.hosts.get(peer)?.receive(batch);
+        });
+      },
+    };
+  }
+}
