@@ -1,0 +1,84 @@
+// The binary key layout of the node's LevelDB. Every key of a group starts with the same five
+// bytes, so a group is one contiguous key range, and log indices are big-endian, so a range scan
+// visits a group's log in index order:
+//
+//   0x67 'g' | group u32 BE | 0x61 'a'                     applied index       g/<group>/applied
+//   0x67 'g' | group u32 BE | 0x68 'h'                     hard state          g/<group>/hard
+//   0x67 'g' | group u32 BE | 0x6c 'l' | index u64 BE      one log entry       g/<group>/log/<index>
+//   0x67 'g' | group u32 BE | 0x6d 'm'                     snapshot metadata   g/<group>/snap-meta
+//   0x67 'g' | group u32 BE | 0x73 's'                     snapshot bytes      g/<group>/snap-data
+//
+// 6 bytes for a group record, 14 for a log entry (DESIGN.md's `g/<group>/log/<index>` without the
+// separators, which would only add bytes to every key). Keys outside the 'g' prefix are reserved
+// for node-wide records to come; inside it, a key that does not parse is corruption. The readable
+// form on the right is what error messages print. Pure functions; used by disk-store.ts and tests.
+
+import type { GroupId, LogIndex } from '../base/ids.ts';
+
+const groupPrefixByte = 0x67;
+const groupPrefixBytes = 5;
+const recordKeyBytes = groupPrefixBytes + 1;
+const logKeyBytes = recordKeyBytes + 8;
+/** Group ids are stored as u32. */
+export const groupIdMax = 0xffff_ffff;
+const twoPow32 = 0x1_0000_0000;
+/** Log indices above 2^53 - 1 cannot be numbers; the high word of a stored index stays below 2^21. */
+const indexHighWordLimit = 0x20_0000;
+
+const tagByKind = { applied: 0x61, hard: 0x68, log: 0x6c, 'snap-meta': 0x6d, 'snap-data': 0x73 } as const;
+export type RecordKind = keyof typeof tagByKind;
+type GroupRecordKind = Exclude<RecordKind, 'log'>;
+
+export type ParsedKey =
+  | { readonly kind: GroupRecordKind; readonly group: GroupId }
+  | { readonly kind: 'log'; readonly group: GroupId; readonly index: LogIndex };
+
+function prefixed(group: GroupId, kind: RecordKind, length: number): { key: Uint8Array; view: DataView } {
+  const key = new Uint8Array(length);
+  const view = new DataView(key.buffer);
+  key[0] = groupPrefixByte;
+  view.setUint32(1, group);
+  key[groupPrefixBytes] = tagByKind[kind];
+  return { key, view };
+}
+
+export function groupRecordKey(group: GroupId, kind: GroupRecordKind): Uint8Array {
+  return prefixed(group, kind, recordKeyBytes).key;
+}
+
+export function logKey(group: GroupId, index: LogIndex): Uint8Array {
+  const { key, view } = prefixed(group, 'log', logKeyBytes);
+  view.setUint32(recordKeyBytes, Math.floor(index / twoPow32));
+  view.setUint32(recordKeyBytes + 4, index % twoPow32);
+  return key;
+}
+
+/** Bounds of every key of every group: the whole 'g' prefix. */
+export function allGroupsRange(): { gte: Uint8Array; lt: Uint8Array } {
+  return { gte: Uint8Array.of(groupPrefixByte), lt: Uint8Array.of(groupPrefixByte + 1) };
+}
+
+export function parseKey(key: Uint8Array): ParsedKey | undefined {
+  if (key.length < recordKeyBytes || key[0] !== groupPrefixByte) return undefined;
+  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  const group = view.getUint32(1) as GroupId;
+  const tag = key[groupPrefixBytes];
+  if (tag === tagByKind.log) {
+    if (key.length !== logKeyBytes) return undefined;
+    const high = view.getUint32(recordKeyBytes);
+    if (high >= indexHighWordLimit) return undefined;
+    return { kind: 'log', group, index: (high * twoPow32 + view.getUint32(recordKeyBytes + 4)) as LogIndex };
+  }
+  if (key.length !== recordKeyBytes) return undefined;
+  for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const) {
+    if (tag === tagByKind[kind]) return { kind, group };
+  }
+  return undefined;
+}
+
+/** The readable form for messages: `g/3/log/17`, `g/3/hard`, or the raw bytes in hex. */
+export function describeKey(key: Uint8Array): string {
+  const parsed = parseKey(key);
+  if (parsed === undefined) return `0x${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')}`;
+  return parsed.kind === 'log' ? `g/${parsed.group}/log/${parsed.index}` : `g/${parsed.group}/${parsed.kind}`;
+}

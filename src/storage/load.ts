@@ -1,0 +1,114 @@
+// Rebuilds every group's cache from the node's LevelDB at start, verifying as it goes. The keys
+// arrive in key order (keys.ts), so a group's records come together: applied, hard state, the log
+// in index order, snapshot metadata, snapshot bytes. Each value is checked by records.ts; then, per
+// group: the log is contiguous and its terms never decrease, it starts right after the snapshot
+// (snapshot index + 1, or 1 without a snapshot), the snapshot's metadata and bytes come as a pair
+// at the same index, and the first entry's term is not below the snapshot's. Any violation is a
+// StorageCorruptionError naming the group and the key or index, and the node does not start.
+// Called only by DiskStore.open, with a reader that pages through LevelDB.
+
+import type { GroupId, LogIndex, Term } from '../base/ids.ts';
+import type { Entry, HardState, SnapshotMeta } from '../raft/types.ts';
+import { StorageCorruptionError } from './errors.ts';
+import { CachedGroupLog, emptyGroupState } from './group-log.ts';
+import { describeKey, groupRecordKey, logKey, parseKey } from './keys.ts';
+import { readRecord, type RecordLimits, type StoredRecord } from './records.ts';
+
+/** Returns the next page of [key, value] pairs in key order; an empty page ends the scan. */
+export type PageReader = () => Promise<ReadonlyArray<readonly [Uint8Array, Uint8Array]>>;
+
+interface PendingGroup {
+  readonly group: GroupId;
+  hardState: HardState | undefined;
+  applied: LogIndex | undefined;
+  meta: SnapshotMeta | undefined;
+  data: { readonly index: LogIndex; readonly data: Uint8Array } | undefined;
+  readonly entries: Entry[];
+}
+
+export async function loadGroups(readPage: PageReader, limits: RecordLimits): Promise<Map<GroupId, CachedGroupLog>> {
+  const groups = new Map<GroupId, CachedGroupLog>();
+  let pending: PendingGroup | undefined;
+  for (let page = await readPage(); page.length > 0; page = await readPage()) {
+    for (const [key, value] of page) {
+      const parsed = parseKey(key);
+      if (parsed === undefined) throw new StorageCorruptionError({ key: describeKey(key) }, 'not a key of the storage layout');
+      if (pending?.group !== parsed.group) {
+        if (pending !== undefined) groups.set(pending.group, finish(pending));
+        pending = { group: parsed.group, hardState: undefined, applied: undefined, meta: undefined, data: undefined, entries: [] };
+      }
+      add(pending, readRecord(key, parsed, value, limits));
+    }
+  }
+  if (pending !== undefined) groups.set(pending.group, finish(pending));
+  return groups;
+}
+
+function add(pending: PendingGroup, stored: StoredRecord): void {
+  switch (stored.kind) {
+    case 'log':
+      checkNext(pending, stored.entry);
+      pending.entries.push(stored.entry);
+      return;
+    case 'hard':
+      pending.hardState = stored.hardState;
+      return;
+    case 'applied':
+      pending.applied = stored.applied;
+      return;
+    case 'snap-meta':
+      pending.meta = stored.meta;
+      return;
+    case 'snap-data':
+      pending.data = { index: stored.index, data: stored.data };
+      return;
+  }
+}
+
+/** Keys arrive in index order, so a jump means entries are missing in between. */
+function checkNext(pending: PendingGroup, entry: Entry): void {
+  const previous = pending.entries.at(-1);
+  if (previous === undefined) return;
+  const { group } = pending;
+  if (entry.index !== previous.index + 1) {
+    const missing = (previous.index + 1) as LogIndex;
+    throw new StorageCorruptionError({ key: describeKey(logKey(group, missing)), group, index: missing }, `log hole: no entry between ${previous.index} and ${entry.index}`);
+  }
+  if (entry.term < previous.term) {
+    throw new StorageCorruptionError({ key: describeKey(logKey(group, entry.index)), group, index: entry.index }, `term ${entry.term} is below term ${previous.term} of the entry before it`);
+  }
+}
+
+function finish(pending: PendingGroup): CachedGroupLog {
+  const { group, meta, data, entries } = pending;
+  const empty = emptyGroupState();
+  if ((meta === undefined) !== (data === undefined)) {
+    const present = meta === undefined ? 'snap-data' : 'snap-meta';
+    throw new StorageCorruptionError({ key: describeKey(groupRecordKey(group, present)), group }, `${present} is stored without its other half`);
+  }
+  if (meta !== undefined && data !== undefined && data.index !== meta.index) {
+    throw new StorageCorruptionError({ key: describeKey(groupRecordKey(group, 'snap-data')), group, index: data.index }, `snapshot bytes are for index ${data.index}, metadata for ${meta.index}`);
+  }
+  const snapshot = meta !== undefined && data !== undefined ? { meta, data: data.data } : empty.snapshot;
+  checkLogStart(group, snapshot.meta.index, snapshot.meta.term, entries[0]);
+  return new CachedGroupLog(group, {
+    hardState: pending.hardState ?? empty.hardState,
+    snapshot,
+    entries,
+    applied: pending.applied ?? empty.applied,
+  });
+}
+
+function checkLogStart(group: GroupId, snapshotIndex: LogIndex, snapshotTerm: Term, first: Entry | undefined): void {
+  if (first === undefined) return;
+  const expected = (snapshotIndex + 1) as LogIndex;
+  if (first.index < expected) {
+    throw new StorageCorruptionError({ key: describeKey(logKey(group, first.index)), group, index: first.index }, `entry at or below the snapshot index ${snapshotIndex} was not compacted away`);
+  }
+  if (first.index > expected) {
+    throw new StorageCorruptionError({ key: describeKey(logKey(group, expected)), group, index: expected }, `log hole: the log starts at ${first.index}, after the snapshot at ${snapshotIndex}`);
+  }
+  if (first.term < snapshotTerm) {
+    throw new StorageCorruptionError({ key: describeKey(logKey(group, first.index)), group, index: first.index }, `term ${first.term} is below the snapshot's term ${snapshotTerm}`);
+  }
+}
