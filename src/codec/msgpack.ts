@@ -7,7 +7,8 @@ import { CodecError } from './validate.ts';
 
 // No record structures or extensions: frames and disk records must decode in any process,
 // without shared state, and a peer must not be able to make us build arbitrary classes.
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number' });
+// copyBuffers: decoded bytes must not pin the whole received frame (entries outlive it in the log).
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number', copyBuffers: true });
 
 export function encode(value: unknown): Uint8Array {
   return packr.pack(value);

@@ -1,0 +1,199 @@
+// The peer wire format: what one node sends another over the transport, as msgpack maps. A frame
+// payload is either a `hello` (the connection handshake) or a `batch` (every Raft message one node
+// has for one peer in one host turn, each tagged with its group). Decoding validates every field of
+// every message type into the core's types, exhaustively over the `Message` union, with every count
+// and byte size bounded by a named limit, so a frame from the network is either fully trusted or
+// refused with a CodecError; nothing else ever escapes `decodeFrame`.
+// Callers: src/transport/ (encodes and decodes frames) and the multi-Raft host (builds batches).
+// Pure: no I/O. Unknown map keys are ignored (a newer peer may add fields within one protocol
+// version); unknown frame kinds and message types are refused.
+
+import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
+import { unreachable } from '../base/assert.ts';
+import type { Entry, Message, MessageType } from '../raft/types.ts';
+import { decode, encode } from './msgpack.ts';
+import { boolean, bytes, counter, entry, fail, integer, list, logIndex, nodeId, oneOf, record, snapshotMeta, term } from './validate.ts';
+
+/** Bumped on any incompatible change of this file's format; peers of another version are refused at the handshake. */
+export const protocolVersion = 1;
+/** A hello nonce: 256 random bits, so an observed handshake can never be replayed. */
+export const nonceBytes = 32;
+/** A hello proof: one HMAC-SHA256 digest. */
+export const proofBytes = 32;
+/** Cluster ids are short names (`prod-eu-1`); the bound keeps a hello small. */
+export const clusterIdBytesMax = 256;
+
+/** Bounds on what one batch frame may hold; the transport checks outgoing batches against the same limits. */
+export interface WireLimits {
+  readonly messagesPerFrameMax: number;
+  readonly entriesPerMessageMax: number;
+  /** Bytes of one normal entry's data. */
+  readonly entryBytesMax: number;
+  /** Bytes of one InstallSnapshot chunk. */
+  readonly snapshotChunkBytesMax: number;
+}
+
+export interface GroupMessage {
+  readonly group: GroupId;
+  readonly message: Message;
+}
+
+/** Everything one node sends one peer in one turn; travels as one frame. */
+export type PeerBatch = readonly GroupMessage[];
+
+/**
+ * The handshake, three hellos (src/transport/handshake.ts has the proofs): the acceptor sends a
+ * fresh `nonce` and no proof; the dialer answers with its own nonce and a proof over the
+ * acceptor's; the acceptor closes with a proof over the dialer's nonce and no nonce. Each side
+ * checks the other's `version`, `clusterId` and `nodeId`.
+ */
+export interface HelloFrame {
+  readonly kind: 'hello';
+  readonly version: number;
+  readonly clusterId: string;
+  readonly nodeId: NodeId;
+  /** Empty, or exactly `nonceBytes`. */
+  readonly nonce: Uint8Array;
+  /** Empty, or exactly `proofBytes`. */
+  readonly proof: Uint8Array;
+}
+
+export interface BatchFrame {
+  readonly kind: 'batch';
+  readonly batch: PeerBatch;
+}
+
+export type Frame = HelloFrame | BatchFrame;
+
+export function encodeHello(hello: Omit<HelloFrame, 'kind'>): Uint8Array {
+  const frame: HelloFrame = { kind: 'hello', ...hello };
+  return encode(frame);
+}
+
+// The core's messages are plain data, so they are written as they are; decoding rebuilds them
+// field by field, which is what makes the round trip exact and keeps stray fields out.
+export function encodeBatch(batch: PeerBatch): Uint8Array {
+  return encode({ kind: 'batch', batch });
+}
+
+/** Decodes and validates one frame payload; throws CodecError (and only that) when it is not a valid frame. */
+export function decodeFrame(payload: Uint8Array, limits: WireLimits): Frame {
+  const raw = record(decode(payload), 'frame');
+  const kind = oneOf(raw['kind'], 'frame.kind', ['hello', 'batch'] as const);
+  if (kind === 'hello') return hello(raw);
+  const items = list(raw['batch'], 'frame.batch', limits.messagesPerFrameMax);
+  return { kind, batch: items.map((item, k) => groupMessage(item, `frame.batch[${k}]`, limits)) };
+}
+
+/**
+ * Why an outgoing batch would be refused by a peer with the same limits, or undefined when it fits.
+ * Checked before sending: a frame the receiver must refuse would cost the connection, not just the frame.
+ */
+export function batchOverLimits(batch: PeerBatch, limits: WireLimits): string | undefined {
+  if (batch.length > limits.messagesPerFrameMax) return `${batch.length} messages exceed messagesPerFrameMax ${limits.messagesPerFrameMax}`;
+  for (const { message } of batch) {
+    if (message.type === 'InstallSnapshot' && message.chunk.length > limits.snapshotChunkBytesMax) {
+      return `snapshot chunk of ${message.chunk.length} bytes exceeds snapshotChunkBytesMax ${limits.snapshotChunkBytesMax}`;
+    }
+    if (message.type !== 'AppendEntries') continue;
+    if (message.entries.length > limits.entriesPerMessageMax) return `${message.entries.length} entries exceed entriesPerMessageMax ${limits.entriesPerMessageMax}`;
+    for (const item of message.entries) {
+      if (item.kind === 'normal' && item.data.length > limits.entryBytesMax) return `entry of ${item.data.length} bytes exceeds entryBytesMax ${limits.entryBytesMax}`;
+    }
+  }
+  return undefined;
+}
+
+function hello(raw: Record<string, unknown>): HelloFrame {
+  const clusterId = raw['clusterId'];
+  if (typeof clusterId !== 'string') fail('frame.clusterId', 'expected a string');
+  if (clusterIdBytes(clusterId) > clusterIdBytesMax) fail('frame.clusterId', `longer than ${clusterIdBytesMax} bytes`);
+  return {
+    kind: 'hello',
+    version: counter(raw['version'], 'frame.version'),
+    clusterId,
+    nodeId: nodeId(raw['nodeId'], 'frame.nodeId'),
+    nonce: emptyOrExactly(raw['nonce'], 'frame.nonce', nonceBytes),
+    proof: emptyOrExactly(raw['proof'], 'frame.proof', proofBytes),
+  };
+}
+
+const utf8 = new TextEncoder();
+
+/** The UTF-8 size of a cluster id; the transport checks its own against `clusterIdBytesMax` at construction. */
+export function clusterIdBytes(clusterId: string): number {
+  return utf8.encode(clusterId).length;
+}
+
+function emptyOrExactly(value: unknown, path: string, length: number): Uint8Array {
+  const result = bytes(value, path, length);
+  if (result.length !== 0 && result.length !== length) fail(path, `expected 0 or ${length} bytes, got ${result.length}`);
+  return result;
+}
+
+function groupMessage(value: unknown, path: string, limits: WireLimits): GroupMessage {
+  const raw = record(value, path);
+  return { group: counter(raw['group'], `${path}.group`) as GroupId, message: message(raw['message'], `${path}.message`, limits) };
+}
+
+// A Record over the union, so this fails to compile when the core grows a message type the decoder lacks.
+const messageTypeKnown: Readonly<Record<MessageType, true>> = {
+  RequestVote: true,
+  RequestVoteResponse: true,
+  AppendEntries: true,
+  AppendEntriesResponse: true,
+  Heartbeat: true,
+  HeartbeatResponse: true,
+  InstallSnapshot: true,
+  InstallSnapshotResponse: true,
+  TimeoutNow: true,
+  ReadIndex: true,
+  ReadIndexResponse: true,
+};
+const messageTypes = Object.keys(messageTypeKnown) as MessageType[];
+
+interface Envelope {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: Term;
+}
+
+function message(value: unknown, path: string, limits: WireLimits): Message {
+  const raw = record(value, path);
+  const type = oneOf(raw['type'], `${path}.type`, messageTypes);
+  const field = (name: string): [unknown, string] => [raw[name], `${path}.${name}`];
+  const index = (name: string): LogIndex => logIndex(...field(name));
+  const whole = (name: string): number => counter(...field(name));
+  const flag = (name: string): boolean => boolean(...field(name));
+  const envelope: Envelope = { from: nodeId(...field('from')), to: nodeId(...field('to')), term: term(...field('term')) };
+  switch (type) {
+    case 'RequestVote':
+      return { type, ...envelope, preVote: flag('preVote'), lastLogIndex: index('lastLogIndex'), lastLogTerm: term(...field('lastLogTerm')), transfer: flag('transfer') };
+    case 'RequestVoteResponse':
+      return { type, ...envelope, preVote: flag('preVote'), granted: flag('granted') };
+    case 'AppendEntries':
+      return { type, ...envelope, prevLogIndex: index('prevLogIndex'), prevLogTerm: term(...field('prevLogTerm')), entries: entries(raw['entries'], `${path}.entries`, limits), commit: index('commit') };
+    case 'AppendEntriesResponse':
+      return { type, ...envelope, success: flag('success'), index: index('index'), hintIndex: index('hintIndex'), hintTerm: term(...field('hintTerm')) };
+    case 'Heartbeat':
+      return { type, ...envelope, commit: index('commit'), readRound: whole('readRound'), sentTick: whole('sentTick') };
+    case 'HeartbeatResponse':
+      return { type, ...envelope, readRound: whole('readRound'), sentTick: whole('sentTick') };
+    case 'InstallSnapshot':
+      return { type, ...envelope, meta: snapshotMeta(...field('meta')), offset: whole('offset'), totalBytes: whole('totalBytes'), chunk: bytes(raw['chunk'], `${path}.chunk`, limits.snapshotChunkBytesMax) };
+    case 'InstallSnapshotResponse':
+      return { type, ...envelope, snapshotIndex: index('snapshotIndex'), snapshotTerm: term(...field('snapshotTerm')), nextOffset: whole('nextOffset') };
+    case 'TimeoutNow':
+      return { type, ...envelope };
+    case 'ReadIndex':
+      return { type, ...envelope, requestId: integer(...field('requestId')) };
+    case 'ReadIndexResponse':
+      return { type, ...envelope, requestId: integer(...field('requestId')), index: index('index') };
+    default:
+      return unreachable(type, 'message type');
+  }
+}
+
+function entries(value: unknown, path: string, limits: WireLimits): Entry[] {
+  return list(value, path, limits.entriesPerMessageMax).map((item, k) => entry(item, `${path}[${k}]`, limits.entryBytesMax));
+}

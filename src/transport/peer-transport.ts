@@ -1,0 +1,670 @@
+// The peer transport: one instance per node, the only code in dram that opens sockets. It owns the
+// node's listening socket, one long-lived outgoing TCP connection per peer, the inbound connections
+// peers opened to it, and a bounded send queue per peer.
+//
+// Connections are one-way: a node sends its messages for peer P only on the connection it dialed to
+// P, and receives P's messages only on the connection P dialed to it. So there is no tie-breaking of
+// duplicate connections, and a source-address partition (`localAddress`) cuts exactly one direction.
+// Every frame is a u32 big-endian length and a msgpack payload (src/codec/wire.ts); one `send` call
+// is one frame.
+//
+// Handshake (mutual, three hellos): the acceptor speaks first with a random nonce; the dialer checks
+// the acceptor's cluster id and node id and answers with its own nonce and a proof, an HMAC of the
+// acceptor's nonce under the shared secret (src/transport/handshake.ts); the acceptor checks cluster
+// id, that the node is a known peer, and the proof, then closes with its own proof over the dialer's
+// nonce. The dialer writes no batch before it has checked that last proof, so nothing goes to an
+// impostor, and it knows it was accepted (a refused dialer backs off instead of redialing at once).
+// Until a connection is authenticated its frames are limited to `helloFrameBytesMax` and nothing is
+// delivered; a peer that fails is logged with the reason and its connection destroyed. After the
+// handshake every message must come from the authenticated peer and be addressed to this node.
+//
+// Invariants: nothing read from a socket can throw out of the transport (bad input closes the
+// connection, is logged and counted); each send queue stays within its frame and byte bounds (the
+// oldest frames are dropped, see send-queue.ts); bytes handed to a socket are bounded by its
+// writable high-water mark plus one frame (we wait for 'drain'); after `stop()` resolves no socket,
+// server or timer of this instance remains. An instance is started once and stopped once.
+// Not protected: confidentiality and integrity of frames after the handshake (run on a trusted
+// network, or add TLS; see docs/ARCHITECTURE.md "Peer transport").
+// Called by src/node/ (wiring) and the multi-Raft host (`send` once per peer per turn, `onBatch`).
+
+import net from 'node:net';
+import { assert } from '../base/assert.ts';
+import type { NodeId } from '../base/ids.ts';
+import { CodecError } from '../codec/validate.ts';
+import { batchOverLimits, clusterIdBytes, clusterIdBytesMax, decodeFrame, encodeBatch, encodeHello, nonceBytes, protocolVersion } from '../codec/wire.ts';
+import type { Frame, HelloFrame, PeerBatch, WireLimits } from '../codec/wire.ts';
+import { reconnectDelayMs } from './backoff.ts';
+import { FrameReader, frameHeaderBytes, frameLengthMax, frameOf } from './frame-reader.ts';
+import { createNonce, helloProof, proofMatches } from './handshake.ts';
+import { SendQueue } from './send-queue.ts';
+
+/** A hello is a few hundred bytes; strangers may not make us buffer more than this before proving who they are. */
+export const helloFrameBytesMax = 1024;
+/**
+ * TCP keep-alive probes start after this much silence. Quiescent groups send nothing for long
+ * stretches, and without probes a silently vanished peer is noticed only at the next write.
+ */
+export const keepAliveInitialDelayMs = 10_000;
+/** The shared secret must be at least this long: a short one is a configuration error. */
+export const secretCharsMin = 16;
+
+export type LogFields = Readonly<Record<string, string | number | boolean>>;
+
+export interface TransportLogger {
+  info(message: string, fields: LogFields): void;
+  warn(message: string, fields: LogFields): void;
+  error(message: string, fields: LogFields): void;
+}
+
+export interface PeerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface PeerTransportOptions {
+  readonly nodeId: NodeId;
+  readonly clusterId: string;
+  /** Shared by every node of the cluster; proves membership at the handshake. */
+  readonly secret: string;
+  readonly listenHost: string;
+  /** 0 picks a free port (tests); `start()` answers with the one bound. */
+  readonly listenPort: number;
+  /** Every member. Only these may connect, and only these are dialed; this node's own entry, if listed, is ignored. */
+  readonly peers: ReadonlyMap<NodeId, PeerAddress>;
+  /** Source address for outgoing connections, so a test can partition nodes by source address. */
+  readonly localAddress?: string;
+  /** Largest frame payload sent or accepted (after the handshake). */
+  readonly frameBytesMax: number;
+  readonly wireLimits: WireLimits;
+  readonly sendQueueFramesMax: number;
+  /** Must be at least `frameBytesMax` plus the frame header, so any sendable frame fits. */
+  readonly sendQueueBytesMax: number;
+  readonly reconnectDelayMsMin: number;
+  readonly reconnectDelayMsMax: number;
+  /** Time allowed from dialing (or accepting) to a completed handshake. */
+  readonly handshakeTimeoutMs: number;
+  /** How long `stop()` waits for queued frames to be flushed and connections to close. */
+  readonly stopFlushMsMax: number;
+  /** Inbound connections held at once, authenticated or not. */
+  readonly inboundConnectionsMax: number;
+  /** Jitter for reconnect delays, in [0, 1). Defaults to Math.random; tests pass a seeded one. */
+  readonly random?: () => number;
+  readonly logger: TransportLogger;
+  /** Called once per received frame, in order per peer. Must not throw: a throw is a host bug and is not caught. */
+  readonly onBatch: (from: NodeId, batch: PeerBatch) => void;
+}
+
+/** Limits that fit a three-node cluster on one machine; src/node/ sets its own from configuration. */
+export const peerTransportLimitsDefault = {
+  frameBytesMax: 16 * 1024 * 1024,
+  sendQueueFramesMax: 4096,
+  sendQueueBytesMax: 64 * 1024 * 1024,
+  reconnectDelayMsMin: 50,
+  reconnectDelayMsMax: 5_000,
+  handshakeTimeoutMs: 5_000,
+  stopFlushMsMax: 1_000,
+  inboundConnectionsMax: 256,
+} as const;
+
+export type SendResult =
+  | { readonly kind: 'queued' }
+  | { readonly kind: 'dropped'; readonly reason: 'not_running' | 'unknown_peer' | 'over_limits' | 'frame_too_large' };
+
+export interface PeerStats {
+  readonly connected: boolean;
+  readonly queuedFrames: number;
+  readonly queuedBytes: number;
+  readonly framesSent: number;
+  /** Frame bytes handed to the socket, headers included. */
+  readonly bytesSent: number;
+  readonly framesReceived: number;
+  readonly bytesReceived: number;
+  /** Oldest frames evicted from a full send queue. */
+  readonly framesDroppedQueueFull: number;
+  /** Frames refused at `send` for breaking the wire limits or `frameBytesMax`. */
+  readonly framesDroppedOverLimits: number;
+  /** Frames still queued when the transport stopped without a connection to flush them on. */
+  readonly framesDroppedOnStop: number;
+  /** Dial attempts after a failed or lost connection. */
+  readonly reconnects: number;
+  readonly connectionsEstablished: number;
+}
+
+export interface TransportStats {
+  readonly peers: ReadonlyMap<NodeId, PeerStats>;
+  /** Handshakes refused, either way (bad proof, cluster, node id, version, timeout, undecodable hello). */
+  readonly handshakeFailures: number;
+  /** Authenticated connections closed for a bad frame (undecodable, over a limit, misaddressed). */
+  readonly connectionsClosedInvalid: number;
+  readonly inboundConnectionsRefused: number;
+  readonly framesDroppedUnknownPeer: number;
+}
+
+type Counters = { -readonly [K in keyof PeerStats as K extends 'connected' | 'queuedFrames' | 'queuedBytes' ? never : K]: number };
+
+/**
+ * idle -> connecting -> (TCP up) awaiting_hello -> (our proof sent) awaiting_proof -> (theirs
+ * checked) established; `closing` once we destroyed the socket ourselves, until its 'close'.
+ */
+type DialState = 'idle' | 'connecting' | 'awaiting_hello' | 'awaiting_proof' | 'established' | 'closing';
+
+/** What this node knows about one peer: the outgoing connection, its queue and counters. */
+interface Peer {
+  readonly id: NodeId;
+  readonly address: PeerAddress;
+  readonly queue: SendQueue;
+  readonly counters: Counters;
+  state: DialState;
+  socket: net.Socket | undefined;
+  reader: FrameReader | undefined;
+  /** Our nonce on the current outgoing connection; the acceptor proves itself over it. */
+  nonce: Uint8Array;
+  handshakeTimer: NodeJS.Timeout | undefined;
+  reconnectTimer: NodeJS.Timeout | undefined;
+  failedAttempts: number;
+  lastError: string;
+}
+
+/** A connection some peer (or stranger) opened to us. `peer` is set once its proof checked out. */
+interface Inbound {
+  readonly socket: net.Socket;
+  readonly reader: FrameReader;
+  readonly nonce: Uint8Array;
+  readonly remote: string;
+  peer: NodeId | undefined;
+  handshakeTimer: NodeJS.Timeout | undefined;
+  closed: boolean;
+}
+
+type RunState = 'new' | 'running' | 'stopping' | 'stopped';
+
+export class PeerTransport {
+  private readonly options: PeerTransportOptions;
+  private readonly random: () => number;
+  private readonly logger: TransportLogger;
+  private readonly peers = new Map<NodeId, Peer>();
+  private readonly inbound = new Set<Inbound>();
+  private readonly server: net.Server;
+  private runState: RunState = 'new';
+  private stopping: Promise<void> | undefined;
+  private handshakeFailures = 0;
+  private connectionsClosedInvalid = 0;
+  private inboundConnectionsRefused = 0;
+  private framesDroppedUnknownPeer = 0;
+
+  constructor(options: PeerTransportOptions) {
+    checkOptions(options);
+    this.options = options;
+    this.random = options.random ?? Math.random;
+    this.logger = options.logger;
+    for (const [id, address] of options.peers) {
+      if (id === options.nodeId) continue;
+      this.peers.set(id, {
+        id,
+        address,
+        queue: new SendQueue(options.sendQueueFramesMax, options.sendQueueBytesMax),
+        counters: { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, framesDroppedQueueFull: 0, framesDroppedOverLimits: 0, framesDroppedOnStop: 0, reconnects: 0, connectionsEstablished: 0 },
+        state: 'idle',
+        socket: undefined,
+        reader: undefined,
+        nonce: new Uint8Array(0),
+        handshakeTimer: undefined,
+        reconnectTimer: undefined,
+        failedAttempts: 0,
+        lastError: '',
+      });
+    }
+    this.server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs }, (socket) => {
+      this.accept(socket);
+    });
+  }
+
+  /** Listens, then dials every peer. Rejects (and the instance is spent) when the address cannot be bound. */
+  async start(): Promise<PeerAddress> {
+    assert(this.runState === 'new', `start() on a ${this.runState} transport`);
+    const { listenHost, listenPort } = this.options;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => {
+        this.runState = 'stopped';
+        reject(error);
+      };
+      this.server.once('error', onError);
+      this.server.listen({ host: listenHost, port: listenPort }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    this.server.on('error', (error) => {
+      this.logger.error('peer transport server error', { node: this.options.nodeId, error: error.message });
+    });
+    this.runState = 'running';
+    const bound = this.server.address();
+    assert(bound !== null && typeof bound === 'object', 'a TCP server has an address object');
+    this.logger.info('peer transport listening', { node: this.options.nodeId, host: bound.address, port: bound.port });
+    for (const peer of this.peers.values()) this.dial(peer);
+    return { host: bound.address, port: bound.port };
+  }
+
+  /**
+   * Queues everything this node has for `to` in this turn as one frame and writes it when connected.
+   * Dropping is an expected outcome (Raft retries), reported as a value and counted.
+   */
+  send(to: NodeId, batch: PeerBatch): SendResult {
+    assert(batch.length > 0, 'send() of an empty batch');
+    if (this.runState !== 'running') return { kind: 'dropped', reason: 'not_running' };
+    const peer = this.peers.get(to);
+    if (peer === undefined) {
+      this.framesDroppedUnknownPeer++;
+      return { kind: 'dropped', reason: 'unknown_peer' };
+    }
+    for (const { message } of batch) {
+      assert(message.from === this.options.nodeId && message.to === to, `message ${message.type} from ${message.from} to ${message.to} sent to peer ${to} by node ${this.options.nodeId}`);
+    }
+    const overLimits = batchOverLimits(batch, this.options.wireLimits);
+    const payload = overLimits === undefined ? encodeBatch(batch) : undefined;
+    if (payload === undefined || payload.length > this.options.frameBytesMax) {
+      peer.counters.framesDroppedOverLimits++;
+      const reason = overLimits ?? `frame of ${payload?.length ?? 0} bytes exceeds frameBytesMax ${this.options.frameBytesMax}`;
+      this.logger.warn('batch dropped: a peer would refuse it', { node: this.options.nodeId, peer: to, reason });
+      return { kind: 'dropped', reason: overLimits === undefined ? 'frame_too_large' : 'over_limits' };
+    }
+    peer.counters.framesDroppedQueueFull += peer.queue.push(frameOf(payload));
+    this.flush(peer);
+    return { kind: 'queued' };
+  }
+
+  /** Flushes what can be flushed within `stopFlushMsMax`, then closes every socket and clears every timer. */
+  stop(): Promise<void> {
+    if (this.runState === 'new') this.runState = 'stopped';
+    if (this.runState === 'stopped') return this.stopping ?? Promise.resolve();
+    if (this.stopping !== undefined) return this.stopping;
+    this.runState = 'stopping';
+    this.stopping = this.shutDown().then(() => {
+      this.runState = 'stopped';
+      this.logger.info('peer transport stopped', { node: this.options.nodeId });
+    });
+    return this.stopping;
+  }
+
+  stats(): TransportStats {
+    const peers = new Map<NodeId, PeerStats>();
+    for (const peer of this.peers.values()) {
+      peers.set(peer.id, { ...peer.counters, connected: peer.state === 'established', queuedFrames: peer.queue.frames, queuedBytes: peer.queue.bytes });
+    }
+    return {
+      peers,
+      handshakeFailures: this.handshakeFailures,
+      connectionsClosedInvalid: this.connectionsClosedInvalid,
+      inboundConnectionsRefused: this.inboundConnectionsRefused,
+      framesDroppedUnknownPeer: this.framesDroppedUnknownPeer,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Outgoing connections (this node dials; it only ever writes batches on them)
+
+  private dial(peer: Peer): void {
+    assert(peer.socket === undefined && peer.state === 'idle', `dial of peer ${peer.id} in state ${peer.state}`);
+    const { host, port } = peer.address;
+    const localAddress = this.options.localAddress;
+    const connectOptions = { host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs };
+    const socket = net.connect(localAddress === undefined ? connectOptions : { ...connectOptions, localAddress });
+    peer.socket = socket;
+    peer.state = 'connecting';
+    peer.reader = new FrameReader(helloFrameBytesMax);
+    peer.nonce = createNonce();
+    peer.handshakeTimer = setTimeout(() => {
+      this.abandonDial(peer, socket, `no handshake within ${this.options.handshakeTimeoutMs} ms`);
+    }, this.options.handshakeTimeoutMs);
+    socket.on('connect', () => {
+      if (peer.socket === socket) peer.state = 'awaiting_hello';
+    });
+    socket.on('data', (chunk: Buffer) => {
+      this.onDialedData(peer, socket, chunk);
+    });
+    socket.on('drain', () => {
+      if (peer.socket === socket) this.flush(peer);
+    });
+    socket.on('error', (error) => {
+      if (peer.socket === socket) peer.lastError = error.message;
+    });
+    socket.on('close', () => {
+      this.onDialedClose(peer, socket);
+    });
+  }
+
+  private onDialedData(peer: Peer, socket: net.Socket, chunk: Buffer): void {
+    const reader = peer.reader;
+    if (peer.socket !== socket || reader === undefined) return;
+    const read = reader.push(chunk);
+    if (read.kind === 'invalid') {
+      this.abandonDial(peer, socket, `bad frame from acceptor: ${read.reason}`);
+      return;
+    }
+    for (const payload of read.payloads) {
+      // Acceptors send two hellos and nothing else: anything more means this is not a dram peer of ours.
+      const refusal =
+        peer.state === 'awaiting_hello' ? this.answerHello(peer, socket, payload)
+        : peer.state === 'awaiting_proof' ? this.checkAcceptorProof(peer, payload)
+        : `acceptor sent a frame in state ${peer.state}`;
+      if (refusal !== undefined) {
+        this.abandonDial(peer, socket, refusal);
+        return;
+      }
+    }
+  }
+
+  /** Checks the acceptor's first hello and answers with our nonce and proof; returns why not when it does not check out. */
+  private answerHello(peer: Peer, socket: net.Socket, payload: Uint8Array): string | undefined {
+    const hello = this.decodeHello(payload);
+    if (typeof hello === 'string') return hello;
+    const mismatch = this.helloMismatch(hello, peer.id);
+    if (mismatch !== undefined) return mismatch;
+    if (hello.nonce.length !== nonceBytes) return 'acceptor hello carries no nonce';
+    const { clusterId, nodeId, secret } = this.options;
+    const proof = helloProof({ secret, nonce: hello.nonce, clusterId, prover: nodeId, verifier: peer.id });
+    socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: peer.nonce, proof })));
+    peer.state = 'awaiting_proof';
+    return undefined;
+  }
+
+  /** Checks the acceptor's closing hello; once it proves itself the connection carries our batches. */
+  private checkAcceptorProof(peer: Peer, payload: Uint8Array): string | undefined {
+    const hello = this.decodeHello(payload);
+    if (typeof hello === 'string') return hello;
+    const mismatch = this.helloMismatch(hello, peer.id);
+    if (mismatch !== undefined) return mismatch;
+    const { clusterId, nodeId, secret } = this.options;
+    const expected = helloProof({ secret, nonce: peer.nonce, clusterId, prover: peer.id, verifier: nodeId });
+    if (!proofMatches(expected, hello.proof)) return 'bad proof from acceptor (wrong secret?)';
+    clearTimeout(peer.handshakeTimer);
+    peer.handshakeTimer = undefined;
+    peer.state = 'established';
+    peer.counters.connectionsEstablished++;
+    this.logger.info('peer connected', { node: nodeId, peer: peer.id, afterFailedAttempts: peer.failedAttempts });
+    peer.failedAttempts = 0;
+    this.flush(peer);
+    return undefined;
+  }
+
+  private abandonDial(peer: Peer, socket: net.Socket, reason: string): void {
+    if (peer.socket !== socket) return;
+    // A dial that never got through TCP is an unreachable peer, not a failed handshake; the close
+    // that follows logs it once per streak of failures rather than once per retry.
+    if (peer.state === 'established') this.connectionsClosedInvalid++;
+    else if (peer.state !== 'connecting') this.handshakeFailures++;
+    if (peer.state !== 'connecting') this.logger.warn('peer connection abandoned', { node: this.options.nodeId, peer: peer.id, reason });
+    peer.lastError = reason;
+    peer.state = 'closing';
+    socket.destroy();
+  }
+
+  private onDialedClose(peer: Peer, socket: net.Socket): void {
+    if (peer.socket !== socket) return;
+    clearTimeout(peer.handshakeTimer);
+    peer.handshakeTimer = undefined;
+    const wasEstablished = peer.state === 'established';
+    if (peer.state === 'awaiting_proof') {
+      // The acceptor hung up on our proof: it refused us, and its log says why.
+      this.handshakeFailures++;
+      peer.lastError = `closed by the peer during the handshake (refused: wrong secret, cluster or node id?) ${peer.lastError}`.trim();
+    }
+    peer.socket = undefined;
+    peer.reader = undefined;
+    peer.state = 'idle';
+    if (this.runState !== 'running') return;
+    peer.failedAttempts = wasEstablished ? 1 : peer.failedAttempts + 1;
+    const delayMs = reconnectDelayMs(peer.failedAttempts, this.options.reconnectDelayMsMin, this.options.reconnectDelayMsMax, this.random);
+    // One line when a connection is lost or a streak of failures starts, not one per retry.
+    if (wasEstablished) this.logger.warn('peer connection lost', { node: this.options.nodeId, peer: peer.id, error: peer.lastError, retryInMs: delayMs });
+    else if (peer.failedAttempts === 1) this.logger.info('peer unreachable, retrying with backoff', { node: this.options.nodeId, peer: peer.id, error: peer.lastError, retryInMs: delayMs });
+    peer.lastError = '';
+    peer.reconnectTimer = setTimeout(() => {
+      peer.reconnectTimer = undefined;
+      if (this.runState !== 'running') return;
+      peer.counters.reconnects++;
+      this.dial(peer);
+    }, delayMs);
+  }
+
+  /** Writes queued frames while the socket takes them; the rest waits for 'drain' or the next connection. */
+  private flush(peer: Peer): void {
+    const socket = peer.socket;
+    if (peer.state !== 'established' || socket === undefined) return;
+    while (!socket.writableNeedDrain) {
+      const frame = peer.queue.shift();
+      if (frame === undefined) return;
+      socket.write(frame);
+      peer.counters.framesSent++;
+      peer.counters.bytesSent += frame.length;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inbound connections (a peer dialed us; it only ever writes batches on them)
+
+  private accept(socket: net.Socket): void {
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    if (this.runState !== 'running' || this.inbound.size >= this.options.inboundConnectionsMax) {
+      this.inboundConnectionsRefused++;
+      this.logger.warn('inbound connection refused', { node: this.options.nodeId, remote, reason: this.runState === 'running' ? `inboundConnectionsMax ${this.options.inboundConnectionsMax} reached` : `transport ${this.runState}` });
+      socket.destroy();
+      return;
+    }
+    const connection: Inbound = { socket, reader: new FrameReader(helloFrameBytesMax), nonce: createNonce(), remote, peer: undefined, handshakeTimer: undefined, closed: false };
+    this.inbound.add(connection);
+    connection.handshakeTimer = setTimeout(() => {
+      this.refuse(connection, `no handshake within ${this.options.handshakeTimeoutMs} ms`, undefined);
+    }, this.options.handshakeTimeoutMs);
+    socket.on('data', (chunk: Buffer) => {
+      this.onInboundData(connection, chunk);
+    });
+    // The 'close' that follows every error does the clean-up; an error needs no more than that.
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      connection.closed = true;
+      clearTimeout(connection.handshakeTimer);
+      this.inbound.delete(connection);
+    });
+    const { clusterId, nodeId } = this.options;
+    socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: connection.nonce, proof: new Uint8Array(0) })));
+  }
+
+  private onInboundData(connection: Inbound, chunk: Buffer): void {
+    if (connection.closed) return;
+    const read = connection.reader.push(chunk);
+    if (read.kind === 'invalid') {
+      this.rejectFrame(connection, read.reason);
+      return;
+    }
+    for (const payload of read.payloads) {
+      // The previous frame may have closed this connection, or the host may have stopped us.
+      if (connection.socket.destroyed || this.runState !== 'running') return;
+      if (connection.peer === undefined) this.checkHello(connection, payload);
+      else this.deliver(connection, connection.peer, payload);
+    }
+  }
+
+  private checkHello(connection: Inbound, payload: Uint8Array): void {
+    const hello = this.decodeHello(payload);
+    if (typeof hello === 'string') {
+      this.refuse(connection, hello, undefined);
+      return;
+    }
+    const { nodeId, clusterId, secret } = this.options;
+    const claimed = hello.nodeId;
+    let refusal = this.helloMismatch(hello, undefined);
+    if (refusal === undefined && (claimed === nodeId || !this.peers.has(claimed))) refusal = `node ${claimed} is not a peer of node ${nodeId}`;
+    const expected = helloProof({ secret, nonce: connection.nonce, clusterId, prover: claimed, verifier: nodeId });
+    if (refusal === undefined && hello.nonce.length !== nonceBytes) refusal = 'dialer hello carries no nonce';
+    if (refusal === undefined && !proofMatches(expected, hello.proof)) refusal = 'bad proof (wrong secret?)';
+    if (refusal !== undefined) {
+      this.refuse(connection, refusal, claimed);
+      return;
+    }
+    clearTimeout(connection.handshakeTimer);
+    connection.handshakeTimer = undefined;
+    connection.peer = claimed;
+    connection.reader.setPayloadBytesMax(this.options.frameBytesMax);
+    const proof = helloProof({ secret, nonce: hello.nonce, clusterId, prover: nodeId, verifier: claimed });
+    connection.socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: new Uint8Array(0), proof })));
+    // A peer keeps one connection to us: a newer one means the older is dead and not yet noticed.
+    for (const other of this.inbound) {
+      if (other !== connection && other.peer === claimed) {
+        other.closed = true;
+        other.socket.destroy();
+      }
+    }
+    this.logger.info('peer accepted', { node: nodeId, peer: claimed, remote: connection.remote });
+  }
+
+  private deliver(connection: Inbound, from: NodeId, payload: Uint8Array): void {
+    const frame = this.decode(payload);
+    if (typeof frame === 'string') {
+      this.rejectFrame(connection, frame);
+      return;
+    }
+    if (frame.kind !== 'batch') {
+      this.rejectFrame(connection, 'hello after the handshake');
+      return;
+    }
+    const self = this.options.nodeId;
+    const misaddressed = frame.batch.find(({ message }) => message.from !== from || message.to !== self);
+    if (misaddressed !== undefined) {
+      this.rejectFrame(connection, `message from ${misaddressed.message.from} to ${misaddressed.message.to} on a connection from ${from} to ${self}`);
+      return;
+    }
+    const counters = this.peers.get(from)?.counters;
+    assert(counters !== undefined, 'an authenticated connection belongs to a known peer');
+    counters.framesReceived++;
+    counters.bytesReceived += frameHeaderBytes + payload.length;
+    this.options.onBatch(from, frame.batch);
+  }
+
+  private refuse(connection: Inbound, reason: string, claimed: NodeId | undefined): void {
+    if (connection.closed) return;
+    this.handshakeFailures++;
+    const fields = { node: this.options.nodeId, remote: connection.remote, reason };
+    this.logger.warn('peer handshake refused', claimed === undefined ? fields : { ...fields, claimedPeer: claimed });
+    connection.closed = true;
+    connection.socket.destroy();
+  }
+
+  private rejectFrame(connection: Inbound, reason: string): void {
+    if (connection.closed) return;
+    if (connection.peer === undefined) {
+      this.refuse(connection, reason, undefined);
+      return;
+    }
+    this.connectionsClosedInvalid++;
+    this.logger.warn('peer connection closed: bad frame', { node: this.options.nodeId, peer: connection.peer, remote: connection.remote, reason });
+    connection.closed = true;
+    connection.socket.destroy();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Shared helpers
+
+  private decode(payload: Uint8Array): Frame | string {
+    try {
+      return decodeFrame(payload, this.options.wireLimits);
+    } catch (error) {
+      // decodeFrame throws CodecError only; anything else is a bug in the codec and must surface.
+      if (error instanceof CodecError) return error.message;
+      throw error;
+    }
+  }
+
+  private decodeHello(payload: Uint8Array): HelloFrame | string {
+    const frame = this.decode(payload);
+    if (typeof frame === 'string') return `undecodable hello: ${frame}`;
+    if (frame.kind !== 'hello') return 'expected a hello first';
+    return frame;
+  }
+
+  /** Why a hello's version, cluster id or (when `expectedNode` is given) node id is not ours. */
+  private helloMismatch(hello: HelloFrame, expectedNode: NodeId | undefined): string | undefined {
+    if (hello.version !== protocolVersion) return `protocol version ${hello.version}, expected ${protocolVersion}`;
+    if (hello.clusterId !== this.options.clusterId) return `cluster id ${JSON.stringify(hello.clusterId)}, expected ${JSON.stringify(this.options.clusterId)}`;
+    if (expectedNode !== undefined && hello.nodeId !== expectedNode) return `node id ${hello.nodeId}, expected ${expectedNode}`;
+    return undefined;
+  }
+
+  private async shutDown(): Promise<void> {
+    const serverClosed = new Promise<void>((resolve) => {
+      this.server.close(() => {
+        resolve();
+      });
+    });
+    for (const connection of this.inbound) {
+      connection.closed = true;
+      clearTimeout(connection.handshakeTimer);
+      connection.socket.destroy();
+    }
+    const closes: Promise<void>[] = [];
+    for (const peer of this.peers.values()) {
+      clearTimeout(peer.reconnectTimer);
+      peer.reconnectTimer = undefined;
+      const socket = peer.socket;
+      if (socket === undefined) {
+        peer.counters.framesDroppedOnStop += peer.queue.clear();
+        continue;
+      }
+      closes.push(new Promise((resolve) => socket.once('close', () => {
+        resolve();
+      })));
+      if (peer.state === 'established') {
+        // Hand the whole (bounded) queue to the socket and half-close: the peer reads to the end.
+        while (peer.queue.frames > 0) {
+          const frame = peer.queue.shift();
+          if (frame === undefined) break;
+          socket.write(frame);
+          peer.counters.framesSent++;
+          peer.counters.bytesSent += frame.length;
+        }
+        socket.end();
+      } else {
+        peer.counters.framesDroppedOnStop += peer.queue.clear();
+        socket.destroy();
+      }
+    }
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, this.options.stopFlushMsMax).unref());
+    await Promise.race([Promise.all(closes), deadline]);
+    for (const peer of this.peers.values()) {
+      peer.socket?.destroy();
+      clearTimeout(peer.handshakeTimer);
+      peer.handshakeTimer = undefined;
+    }
+    await serverClosed;
+  }
+}
+
+function checkOptions(options: PeerTransportOptions): void {
+  const positive = (value: number, name: string): void => {
+    assert(Number.isSafeInteger(value) && value > 0, `peer transport: ${name} must be a positive integer, got ${value}`);
+  };
+  positive(options.frameBytesMax, 'frameBytesMax');
+  positive(options.sendQueueFramesMax, 'sendQueueFramesMax');
+  positive(options.sendQueueBytesMax, 'sendQueueBytesMax');
+  positive(options.reconnectDelayMsMin, 'reconnectDelayMsMin');
+  positive(options.reconnectDelayMsMax, 'reconnectDelayMsMax');
+  positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs');
+  positive(options.stopFlushMsMax, 'stopFlushMsMax');
+  positive(options.inboundConnectionsMax, 'inboundConnectionsMax');
+  const { messagesPerFrameMax, entriesPerMessageMax, entryBytesMax, snapshotChunkBytesMax } = options.wireLimits;
+  positive(messagesPerFrameMax, 'wireLimits.messagesPerFrameMax');
+  positive(entriesPerMessageMax, 'wireLimits.entriesPerMessageMax');
+  positive(entryBytesMax, 'wireLimits.entryBytesMax');
+  positive(snapshotChunkBytesMax, 'wireLimits.snapshotChunkBytesMax');
+  assert(options.frameBytesMax <= frameLengthMax - frameHeaderBytes, `peer transport: frameBytesMax ${options.frameBytesMax} does not fit the u32 frame header`);
+  assert(options.frameBytesMax >= helloFrameBytesMax, `peer transport: frameBytesMax must be at least ${helloFrameBytesMax}`);
+  assert(options.sendQueueBytesMax >= options.frameBytesMax + frameHeaderBytes, 'peer transport: sendQueueBytesMax must hold at least one frame of frameBytesMax');
+  assert(options.reconnectDelayMsMin <= options.reconnectDelayMsMax, 'peer transport: reconnectDelayMsMin exceeds reconnectDelayMsMax');
+  assert(options.secret.length >= secretCharsMin, `peer transport: the shared secret must be at least ${secretCharsMin} characters`);
+  const clusterBytes = clusterIdBytes(options.clusterId);
+  assert(clusterBytes > 0 && clusterBytes <= clusterIdBytesMax, `peer transport: cluster id must be 1..${clusterIdBytesMax} bytes`);
+  assert(options.localAddress === undefined || net.isIP(options.localAddress) !== 0, `peer transport: localAddress ${options.localAddress ?? ''} is not an IP address`);
+  for (const [id, address] of options.peers) {
+    assert(Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff, `peer transport: peer ${id} has a bad port ${address.port}`);
+  }
+}
