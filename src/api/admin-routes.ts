@@ -1,0 +1,93 @@
+// Node status and admin failover (DESIGN.md external contract):
+//  - `GET /v1/status`: node id, cluster id, and every hosted group with role, term, commit,
+//    applied, leader and lag (log entries, as the leader sees its slowest member; 0 elsewhere);
+//  - `POST /v1/admin/groups/:group/transfer-leadership` `{ to? }`: asks the group's leader to hand
+//    leadership to `to`, or to its most caught-up other voter. A follower forwards the call to the
+//    leader. 202 means the transfer started (it completes or aborts on its own within an election
+//    timeout; watch /v1/status); 200 means `to` already leads.
+//
+// The JSON body is validated by hand rather than by a fastify schema: fastify's default Ajv
+// settings coerce types and silently drop unknown properties, and an admin command with a typo
+// (`{"too": 2}`) must be refused, not run with the default target.
+//
+// Called by: src/api/app.ts (registered as a plugin with its dependencies as options).
+
+import type { FastifyPluginCallback } from 'fastify';
+import { asGroupId, type GroupId, type NodeId } from '../base/ids.ts';
+import { ApiError } from './errors.ts';
+import { forwardOrRefuse, type ForwardContext } from './forwarding.ts';
+import { groupView, lagEntries, mostCaughtUpVoter } from './host-view.ts';
+import { parseCounter } from './kv-input.ts';
+import type { ApiHost, Forward } from './ports.ts';
+
+export interface AdminRoutesOptions {
+  readonly nodeId: NodeId;
+  readonly clusterId: string;
+  readonly host: ApiHost;
+  readonly forward: Forward | undefined;
+}
+
+/** A transfer request body is `{}` or `{ "to": <node id> }`; a few bytes is plenty. */
+export const transferBodyBytesMax = 1024;
+
+function parseTransferBody(body: unknown): NodeId | undefined {
+  if (body === undefined) return undefined;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('DRAM_ERR_BAD_REQUEST', 'body must be a JSON object such as {"to": 2}');
+  const fields = body as Record<string, unknown>;
+  for (const name of Object.keys(fields)) {
+    if (name !== 'to') throw new ApiError('DRAM_ERR_BAD_REQUEST', `unknown field '${name}' (only 'to' is accepted)`);
+  }
+  const to = fields['to'];
+  if (to === undefined) return undefined;
+  if (typeof to !== 'number' || !Number.isSafeInteger(to) || to < 1) throw new ApiError('DRAM_ERR_BAD_REQUEST', "'to' must be a positive integer node id");
+  return to as NodeId;
+}
+
+export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, options, done) => {
+  const context: ForwardContext = { nodeId: options.nodeId, forward: options.forward };
+
+  app.get('/v1/status', () => ({
+    nodeId: options.nodeId,
+    clusterId: options.clusterId,
+    groups: options.host.status().map(({ group, status, appliedIndex }) => ({
+      group,
+      role: status.role,
+      term: status.term,
+      commit: status.commit,
+      applied: appliedIndex,
+      leader: status.leader,
+      lag: lagEntries(status),
+    })),
+  }));
+
+  app.post<{ Params: { group: string } }>('/v1/admin/groups/:group/transfer-leadership', { bodyLimit: transferBodyBytesMax }, async (request, reply) => {
+    const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
+    const requested = parseTransferBody(request.body);
+    const view = groupView(options.host, group);
+    if (view === undefined) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+    if (view.status.role !== 'leader') {
+      const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body));
+      return forwardOrRefuse(context, request, reply, { group, leaderHint: view.status.leader, body, onFailure: 'forward_failed' });
+    }
+    const to = requested ?? mostCaughtUpVoter(view.status);
+    if (to === undefined) throw new ApiError('DRAM_ERR_TRANSFER_FAILED', `group ${group} has no other voter to take over`, { group });
+    const answer = { group, from: options.nodeId, to };
+    if (to === options.nodeId) return reply.code(200).send(answer);
+    const result = options.host.transferLeadership(group, to);
+    switch (result.kind) {
+      case 'started':
+      case 'in_progress':
+        return reply.code(202).send(answer);
+      case 'already_leader':
+        return reply.code(200).send({ group, from: options.nodeId, to: options.nodeId });
+      case 'not_leader':
+        return forwardOrRefuse(context, request, reply, { group, leaderHint: result.leaderHint, body: Buffer.from(JSON.stringify(request.body ?? {})), onFailure: 'forward_failed' });
+      case 'invalid_target':
+        throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot transfer to node ${to}: ${result.reason}`, { group, to });
+      case 'unknown_group':
+        throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+    }
+  });
+
+  done();
+};

@@ -1,0 +1,65 @@
+// Builds one node's HTTP API as a fastify instance that is NOT listening (STYLE.md: build the app
+// apart from listen(), test it with inject()). Owns the wiring of the route plugins, which get
+// every dependency as options: the host, the KV placement, the forward port, the metrics port.
+// Routes are exactly DESIGN.md's external contract: /v1/kv/:key, /v1/status,
+// /v1/admin/groups/:group/transfer-leadership, /metrics, and /docs (OpenAPI).
+//
+// Invariants: every error leaves as `{ error: true, code, message }` through the one handler in
+// errors.ts, bad input never as a 500; every answered request is counted once in
+// dram_http_requests_total under its route pattern (unmatched paths under "unmatched").
+//
+// Called by: src/node/ (which then calls listen()), and the tests in test/api/.
+
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { GroupId, NodeId } from '../base/ids.ts';
+import { kvKeyBytesMax } from '../codec/kv.ts';
+import { createKvPlacement } from '../models/kv-placement.ts';
+import { adminRoutes } from './admin-routes.ts';
+import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
+import { kvRoutes } from './kv-routes.ts';
+import { openApiDocument } from './openapi.ts';
+import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
+
+export interface AppOptions {
+  readonly nodeId: NodeId;
+  /** Reported by /v1/status; the transport handshake checks the same id. */
+  readonly clusterId?: string | undefined;
+  readonly host: ApiHost;
+  /** The KV groups (`kv/<n>`); keys are placed on them by hash. */
+  readonly groups: readonly GroupId[];
+  /** How to reach another node's API; without it a follower answers 503 with a leader hint. */
+  readonly forward?: Forward | undefined;
+  readonly metrics: ApiMetrics;
+  /** A pino logger; without one the app logs nothing. */
+  readonly logger?: FastifyBaseLogger | undefined;
+}
+
+// A percent-encoded key is at most 3 bytes of URL per byte of key; anything longer is a key over
+// the limit, answered 413 by the framework-error handler rather than a 404 from the router.
+const keyParamLengthMax = 3 * kvKeyBytesMax;
+
+export function buildApp(options: AppOptions): FastifyInstance {
+  const app = Fastify({
+    ...(options.logger === undefined ? {} : { loggerInstance: options.logger }),
+    routerOptions: { maxParamLength: keyParamLengthMax },
+    frameworkErrors: frameworkErrorHandler,
+    // Request logging is the metrics' job; pino logs what went wrong, not every success.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  installErrorHandling(app);
+  app.addHook('onResponse', (request, reply, done) => {
+    options.metrics.httpRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
+    done();
+  });
+
+  const forward = options.forward;
+  app.register(kvRoutes, { nodeId: options.nodeId, host: options.host, placement: createKvPlacement(options.groups), forward, metrics: options.metrics });
+  app.register(adminRoutes, { nodeId: options.nodeId, clusterId: options.clusterId ?? '', host: options.host, forward });
+
+  app.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await options.metrics.render();
+    return reply.type(contentType).send(body);
+  });
+  app.get('/docs', () => openApiDocument);
+  return app;
+}

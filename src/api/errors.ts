@@ -1,0 +1,126 @@
+// The one registry of the operating errors the HTTP API answers with (STYLE.md: one registry with
+// codes and statuses, kept in step with docs/errors.md by test/api/errors.test.ts). Every
+// error body is `{ error: true, code: "DRAM_ERR_*", message }` (DESIGN.md external contract), plus
+// `details` when there is something a client can act on (a leader hint, a current index, a limit).
+//
+// Invariants: a code has exactly one status; nothing outside this file invents a code or a status;
+// bad input is always a 4xx, never a 500 (fastify's own parse, size and validation errors are
+// mapped here too). `ApiError` is recognised by a Symbol.for brand and its code, not instanceof, so
+// two copies of this module in one process (undici's lesson) still agree on what an ApiError is.
+//
+// Called by: src/api/app.ts (installs the handlers), the route plugins (throw or send ApiError).
+
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+export const errorRegistry = {
+  DRAM_ERR_BAD_REQUEST: { status: 400, meaning: 'The request is malformed: bad JSON, a bad parameter, query or header value.' },
+  DRAM_ERR_KEY_NOT_FOUND: { status: 404, meaning: 'The key does not exist (GET, or DELETE of an absent key).' },
+  DRAM_ERR_UNKNOWN_GROUP: { status: 404, meaning: 'No Raft group with this id is hosted on this node.' },
+  DRAM_ERR_ROUTE_NOT_FOUND: { status: 404, meaning: 'No route matches this method and path.' },
+  DRAM_ERR_STALE_REQUEST: { status: 409, meaning: 'The client sequence number is older than the last one applied for this client id.' },
+  DRAM_ERR_TRANSFER_FAILED: { status: 409, meaning: 'Leadership cannot be transferred: there is no eligible voter to hand it to.' },
+  DRAM_ERR_CAS_MISMATCH: { status: 412, meaning: 'Compare-and-set failed: the key\'s modify index differs from ?cas (0 means the key must be absent).' },
+  DRAM_ERR_KEY_TOO_LARGE: { status: 413, meaning: 'The key is longer than the key limit in UTF-8 bytes.' },
+  DRAM_ERR_VALUE_TOO_LARGE: { status: 413, meaning: 'The value (request body) is larger than the value or entry limit.' },
+  DRAM_ERR_BODY_TOO_LARGE: { status: 413, meaning: 'A non-KV request body is larger than that route accepts.' },
+  DRAM_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The Content-Type is malformed, or not one this route accepts.' },
+  DRAM_ERR_INTERNAL: { status: 500, meaning: 'A bug or an unexpected failure on this node; the request may or may not have taken effect.' },
+  DRAM_ERR_FORWARD_FAILED: { status: 502, meaning: 'A read or admin request could not be forwarded to the leader (nothing was changed).' },
+  DRAM_ERR_NOT_LEADER: { status: 503, meaning: 'This node cannot act as the group leader and did not forward the request; definitely not applied, retry at the leader hint.' },
+  DRAM_ERR_NO_LEADER: { status: 503, meaning: 'The group has no known leader right now (election under way); definitely not applied, retry.' },
+  DRAM_ERR_OVERLOADED: { status: 503, meaning: 'A bounded queue is full; definitely not applied, retry after a pause.' },
+  DRAM_ERR_INDETERMINATE: { status: 503, meaning: 'The write may or may not have been applied; read before retrying, or retry with the same client id and seq.' },
+  DRAM_ERR_TIMEOUT: { status: 504, meaning: 'A read did not become safe to serve in time; nothing was changed.' },
+} as const satisfies Record<string, { readonly status: number; readonly meaning: string }>;
+
+export type ErrorCode = keyof typeof errorRegistry;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(errorRegistry, value);
+}
+
+const apiErrorBrand: unique symbol = Symbol.for('dram.api.ApiError');
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  readonly [apiErrorBrand] = true;
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Readonly<Record<string, unknown>>) {
+    super(message);
+    this.code = code;
+    this.status = errorRegistry[code].status;
+    this.details = details;
+  }
+}
+
+/** Brand check that works across duplicate copies of this module (Symbol.for is process-wide). */
+export function isApiError(value: unknown): value is ApiError {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Record<PropertyKey, unknown>;
+  return candidate[apiErrorBrand] === true && isErrorCode(candidate['code']);
+}
+
+export interface ErrorBody {
+  readonly error: true;
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+export function errorBody(error: ApiError): ErrorBody {
+  return { error: true, code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) };
+}
+
+export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
+  // The registry is the source of the status, even for an ApiError built by another copy.
+  return reply.code(errorRegistry[error.code].status).type('application/json; charset=utf-8').send(errorBody(error));
+}
+
+const kvRoutePrefix = '/v1/kv/';
+
+/**
+ * Maps anything thrown in a route or by fastify itself to a registry error. Bad input is a 4xx:
+ * fastify's parse, size, media-type and validation errors carry a 4xx statusCode; only what is
+ * neither an ApiError nor a 4xx is a 500.
+ */
+export function toApiError(error: unknown, url: string): ApiError {
+  if (isApiError(error)) return error;
+  const fastifyError = (typeof error === 'object' && error !== null ? error : {}) as Partial<FastifyError>;
+  const onKvRoute = url.startsWith(kvRoutePrefix);
+  switch (fastifyError.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return onKvRoute ? new ApiError('DRAM_ERR_VALUE_TOO_LARGE', 'value is larger than the value limit') : new ApiError('DRAM_ERR_BODY_TOO_LARGE', 'request body is too large for this route');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return onKvRoute ? new ApiError('DRAM_ERR_KEY_TOO_LARGE', 'key is longer than the key limit') : new ApiError('DRAM_ERR_BAD_REQUEST', 'path parameter is too long');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError('DRAM_ERR_UNSUPPORTED_MEDIA_TYPE', 'unsupported or malformed Content-Type');
+    default:
+      break;
+  }
+  if (fastifyError.validation !== undefined) return new ApiError('DRAM_ERR_BAD_REQUEST', `invalid request: ${fastifyError.message ?? 'validation failed'}`);
+  const status = fastifyError.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new ApiError('DRAM_ERR_BAD_REQUEST', fastifyError.message ?? 'bad request', fastifyError.code === undefined ? undefined : { cause: fastifyError.code });
+  }
+  return new ApiError('DRAM_ERR_INTERNAL', 'internal error');
+}
+
+/** Installs the error, not-found and framework-error handlers on the root instance. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const apiError = toApiError(error, request.url);
+    if (apiError.code === 'DRAM_ERR_INTERNAL') request.log.error({ err: error }, 'unhandled error in route');
+    return sendApiError(reply, apiError);
+  });
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
+    sendApiError(reply, new ApiError('DRAM_ERR_ROUTE_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`)),
+  );
+}
+
+/** fastify's `frameworkErrors` option: a bad percent-encoding or an over-long parameter. */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  void sendApiError(reply, toApiError(error, request.url));
+}

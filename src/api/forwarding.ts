@@ -1,0 +1,80 @@
+// Forwarding a request this node cannot serve to the group's leader (DESIGN.md: "a request to a
+// follower is forwarded to the leader"), through the Forward port, and relaying the answer as is.
+//
+// Invariants:
+//  - at most one hop: a forwarded request carries X-Dram-Forwarded-By, and a node that receives one
+//    and is not the leader answers 503 instead of forwarding again (two nodes with stale views of
+//    each other could otherwise bounce a request forever);
+//  - no leader known -> 503 DRAM_ERR_NO_LEADER; leader known but forwarding impossible -> 503
+//    DRAM_ERR_NOT_LEADER with the hint in details (both definite failures: nothing was applied);
+//  - a forward that gets no answer is indeterminate for a write (the leader may have applied it
+//    before the connection broke) and a plain failure (502) for reads and admin calls;
+//  - only the content type and dram's own headers cross in either direction; hop-by-hop headers
+//    (length, encoding, connection) are the transports' business.
+//
+// Called by: src/api/kv-routes.ts and src/api/admin-routes.ts.
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { GroupId, NodeId } from '../base/ids.ts';
+import { ApiError } from './errors.ts';
+import type { Forward, ForwardMethod, ForwardResponse } from './ports.ts';
+
+export const forwardedByHeader = 'x-dram-forwarded-by';
+
+/** Request headers the leader needs: the body's type and the exactly-once client stamp. */
+const forwardedRequestHeaders = ['content-type', 'x-dram-client-id', 'x-dram-request-seq'] as const;
+
+export interface ForwardContext {
+  readonly nodeId: NodeId;
+  readonly forward: Forward | undefined;
+}
+
+export type ForwardFailure = 'indeterminate' | 'forward_failed';
+
+export function noLeaderError(group: GroupId): ApiError {
+  return new ApiError('DRAM_ERR_NO_LEADER', `group ${group} has no known leader`, { group });
+}
+
+export function notLeaderError(group: GroupId, leaderHint: NodeId, why: string): ApiError {
+  return new ApiError('DRAM_ERR_NOT_LEADER', `this node does not lead group ${group}: ${why}`, { group, leaderHint });
+}
+
+function forwardMethod(method: string): ForwardMethod | undefined {
+  return method === 'GET' || method === 'PUT' || method === 'DELETE' || method === 'POST' ? method : undefined;
+}
+
+/** Forwards to `leaderHint` when allowed, relays its answer; otherwise throws the 503 that says why not. */
+export async function forwardOrRefuse(context: ForwardContext, request: FastifyRequest, reply: FastifyReply, target: { readonly group: GroupId; readonly leaderHint: NodeId; readonly body: Buffer | undefined; readonly onFailure: ForwardFailure }): Promise<FastifyReply> {
+  const { group, leaderHint } = target;
+  if (leaderHint === 0) throw noLeaderError(group);
+  if (leaderHint === context.nodeId) throw notLeaderError(group, leaderHint, 'leadership is changing hands');
+  if (context.forward === undefined) throw notLeaderError(group, leaderHint, 'forwarding is not configured');
+  if (request.headers[forwardedByHeader] !== undefined) throw notLeaderError(group, leaderHint, 'request was already forwarded once');
+  const method = forwardMethod(request.method);
+  if (method === undefined) throw notLeaderError(group, leaderHint, `${request.method} is not forwarded`);
+  const headers: Record<string, string> = { [forwardedByHeader]: String(context.nodeId) };
+  for (const name of forwardedRequestHeaders) {
+    const value = request.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  let response: ForwardResponse;
+  try {
+    response = await context.forward(leaderHint, { method, url: request.url, headers, body: target.body });
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    request.log.warn({ group, leader: leaderHint, err: error }, 'forward to leader failed');
+    if (target.onFailure === 'indeterminate') {
+      throw new ApiError('DRAM_ERR_INDETERMINATE', `forwarded write to node ${leaderHint} got no answer (${detail}); it may or may not be applied`, { group, leaderHint });
+    }
+    throw new ApiError('DRAM_ERR_FORWARD_FAILED', `could not forward to node ${leaderHint}: ${detail}`, { group, leaderHint });
+  }
+  return relay(reply, response);
+}
+
+function relay(reply: FastifyReply, response: ForwardResponse): FastifyReply {
+  for (const [name, value] of Object.entries(response.headers)) {
+    const lower = name.toLowerCase();
+    if (lower === 'content-type' || lower.startsWith('x-dram-')) reply.header(lower, value);
+  }
+  return reply.code(response.status).send(response.body);
+}

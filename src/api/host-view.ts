@@ -1,0 +1,50 @@
+// Read-only views of the host's group status that several routes need: one group's status, its
+// leader, the replication lag a leader sees, and the best target for a leadership transfer.
+//
+// The host only offers status() of every group, so a per-request lookup is O(groups). That is
+// fine for the few KV groups of today; with thousands of groups the host should offer a cheap
+// per-group leader lookup instead (noted in the report that introduced this file).
+//
+// Called by: src/api/kv-routes.ts, src/api/admin-routes.ts.
+
+import type { GroupId, NodeId } from '../base/ids.ts';
+import type { Status } from '../raft/types.ts';
+import type { ApiHost } from './ports.ts';
+
+export interface GroupView {
+  readonly group: GroupId;
+  readonly status: Status;
+  readonly appliedIndex: number;
+}
+
+export function groupView(host: ApiHost, group: GroupId): GroupView | undefined {
+  return host.status().find((view) => view.group === group);
+}
+
+/** The leader this node knows of for `group`, 0 when none (or the group is not hosted here). */
+export function leaderOf(host: ApiHost, group: GroupId): NodeId {
+  return groupView(host, group)?.status.leader ?? (0 as NodeId);
+}
+
+/**
+ * Replication lag in log entries as the leader sees it: the most any other member's match index
+ * trails the commit index. Followers do not know their peers' progress, so they report 0.
+ */
+export function lagEntries(status: Status): number {
+  if (status.role !== 'leader') return 0;
+  let lag = 0;
+  for (const member of status.progress) {
+    if (member.id !== status.id) lag = Math.max(lag, status.commit - member.match);
+  }
+  return lag;
+}
+
+/** The other voter with the highest match index (lowest id on a tie), for a transfer without `to`. */
+export function mostCaughtUpVoter(status: Status): NodeId | undefined {
+  let best: { readonly id: NodeId; readonly match: number } | undefined;
+  for (const member of status.progress) {
+    if (member.id === status.id || member.learner || !status.confState.voters.includes(member.id)) continue;
+    if (best === undefined || member.match > best.match || (member.match === best.match && member.id < best.id)) best = member;
+  }
+  return best?.id;
+}

@@ -1,0 +1,83 @@
+// Validation of everything a KV request brings in, once, at the edge: the key (from the path), the
+// query (`cas`, `consistency`) and the exactly-once client stamp headers. Past this file the routes
+// handle plain typed values and never look at raw strings again.
+//
+// Rules: unknown query parameters are refused (a typo such as `?cass=0` must not silently turn a
+// compare-and-set into a blind write); a parameter given twice is refused; numbers are plain
+// decimal digits within the safe-integer range; the key is 1..kvKeyBytesMax UTF-8 bytes; the
+// client id and seq come together or not at all.
+//
+// Called by: src/api/kv-routes.ts.
+
+import { kvClientIdBytesMax, kvKeyBytesMax, type KvClientStamp } from '../codec/kv.ts';
+import { ApiError } from './errors.ts';
+import type { ReadConsistency } from './ports.ts';
+
+export const clientIdHeader = 'x-dram-client-id';
+export const requestSeqHeader = 'x-dram-request-seq';
+
+const utf8 = new TextEncoder();
+const decimal = /^(0|[1-9][0-9]*)$/;
+
+export type RawQuery = Readonly<Record<string, unknown>>;
+export type RawHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+export function parseKey(raw: string): string {
+  if (raw.length === 0) throw new ApiError('DRAM_ERR_BAD_REQUEST', 'key must not be empty');
+  const bytes = utf8.encode(raw).length;
+  if (bytes > kvKeyBytesMax) throw new ApiError('DRAM_ERR_KEY_TOO_LARGE', `key is ${bytes} bytes, more than ${kvKeyBytesMax}`, { bytes, bytesMax: kvKeyBytesMax });
+  return raw;
+}
+
+function onlyParameters(query: RawQuery, allowed: readonly string[]): void {
+  for (const name of Object.keys(query)) {
+    if (!allowed.includes(name)) throw new ApiError('DRAM_ERR_BAD_REQUEST', `unknown query parameter '${name}'`, { allowed });
+  }
+}
+
+function single(query: RawQuery, name: string): string | undefined {
+  const value = query[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new ApiError('DRAM_ERR_BAD_REQUEST', `query parameter '${name}' must be given once`);
+  return value;
+}
+
+export function parseCounter(text: string, what: string): number {
+  const value = decimal.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value)) throw new ApiError('DRAM_ERR_BAD_REQUEST', `${what} must be a non-negative integer, got '${text}'`);
+  return value;
+}
+
+/** `?cas=<modifyIndex>` for PUT and DELETE; 0 means "only if absent". */
+export function parseWriteQuery(query: RawQuery): { readonly cas: number | undefined } {
+  onlyParameters(query, ['cas']);
+  const cas = single(query, 'cas');
+  return { cas: cas === undefined ? undefined : parseCounter(cas, 'cas') };
+}
+
+const consistencies: readonly ReadConsistency[] = ['linearizable', 'lease', 'stale'];
+
+export function parseReadQuery(query: RawQuery): { readonly consistency: ReadConsistency } {
+  onlyParameters(query, ['consistency']);
+  const consistency = single(query, 'consistency') ?? 'linearizable';
+  const known = consistencies.find((candidate) => candidate === consistency);
+  if (known === undefined) throw new ApiError('DRAM_ERR_BAD_REQUEST', `consistency must be one of ${consistencies.join(', ')}, got '${consistency}'`);
+  return { consistency: known };
+}
+
+function header(headers: RawHeaders, name: string): string | undefined {
+  const value = headers[name];
+  if (Array.isArray(value)) throw new ApiError('DRAM_ERR_BAD_REQUEST', `header ${name} must be given once`);
+  return value;
+}
+
+/** The exactly-once stamp: `X-Dram-Client-Id` and `X-Dram-Request-Seq`, both or neither. */
+export function parseClientStamp(headers: RawHeaders): KvClientStamp | undefined {
+  const id = header(headers, clientIdHeader);
+  const seq = header(headers, requestSeqHeader);
+  if (id === undefined && seq === undefined) return undefined;
+  if (id === undefined || seq === undefined) throw new ApiError('DRAM_ERR_BAD_REQUEST', `${clientIdHeader} and ${requestSeqHeader} go together`);
+  const idBytes = utf8.encode(id).length;
+  if (idBytes === 0 || idBytes > kvClientIdBytesMax) throw new ApiError('DRAM_ERR_BAD_REQUEST', `${clientIdHeader} must be 1..${kvClientIdBytesMax} bytes`);
+  return { id, seq: parseCounter(seq, requestSeqHeader) };
+}

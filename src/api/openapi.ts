@@ -1,0 +1,132 @@
+// The OpenAPI 3 description served at `GET /docs`, written by hand as plain data (no swagger
+// plugin: the routes validate by hand, so there are no route schemas to generate it from). The
+// error-code list comes from the registry, so the two cannot drift; test/api/admin.test.ts checks
+// that every route the app serves is described here.
+//
+// Called by: src/api/app.ts.
+
+import { kvKeyBytesMax, kvValueBytesMax } from '../codec/kv.ts';
+import { errorRegistry } from './errors.ts';
+
+const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+
+const kvHeaders = {
+  'X-Dram-Index': { $ref: '#/components/headers/XDramIndex' },
+  'X-Dram-Shard': { $ref: '#/components/headers/XDramShard' },
+  'X-Dram-Leader': { $ref: '#/components/headers/XDramLeader' },
+};
+
+const writeResult = { description: 'Applied at `index`.', headers: kvHeaders, content: { 'application/json': { schema: { $ref: '#/components/schemas/WriteResult' } } } };
+
+const writeErrors = {
+  '400': errorResponse('DRAM_ERR_BAD_REQUEST'),
+  '409': errorResponse('DRAM_ERR_STALE_REQUEST'),
+  '412': errorResponse('DRAM_ERR_CAS_MISMATCH'),
+  '413': errorResponse('DRAM_ERR_KEY_TOO_LARGE or DRAM_ERR_VALUE_TOO_LARGE'),
+  '503': errorResponse('DRAM_ERR_NOT_LEADER, DRAM_ERR_NO_LEADER, DRAM_ERR_OVERLOADED (definitely not applied) or DRAM_ERR_INDETERMINATE (may be applied)'),
+};
+
+const clientParameters = [
+  { name: 'X-Dram-Client-Id', in: 'header', required: false, description: 'Exactly-once retries: a client id (1-128 bytes), sent together with X-Dram-Request-Seq.', schema: { type: 'string' } },
+  { name: 'X-Dram-Request-Seq', in: 'header', required: false, description: 'The request sequence number of this client; a retry with the same id and seq is applied once.', schema: { type: 'integer', minimum: 0 } },
+];
+
+export const openApiDocument = {
+  openapi: '3.0.3',
+  info: { title: 'dram node HTTP API', version: '1', description: 'Every node serves this API; a request reaching a follower is forwarded to the leader of the group concerned.' },
+  paths: {
+    '/v1/kv/{key}': {
+      parameters: [{ $ref: '#/components/parameters/Key' }],
+      put: {
+        summary: 'Store the raw request body under the key',
+        parameters: [{ $ref: '#/components/parameters/Cas' }, ...clientParameters],
+        requestBody: { required: false, content: { '*/*': { schema: { type: 'string', format: 'binary', maxLength: kvValueBytesMax } } } },
+        responses: { '200': writeResult, ...writeErrors },
+      },
+      get: {
+        summary: 'Read the raw value of the key',
+        parameters: [{ name: 'consistency', in: 'query', required: false, schema: { type: 'string', enum: ['linearizable', 'lease', 'stale'], default: 'linearizable' } }],
+        responses: {
+          '200': { description: 'The value as stored.', headers: kvHeaders, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+          '400': errorResponse('DRAM_ERR_BAD_REQUEST'),
+          '404': errorResponse('DRAM_ERR_KEY_NOT_FOUND'),
+          '503': errorResponse('DRAM_ERR_NO_LEADER, DRAM_ERR_NOT_LEADER or DRAM_ERR_OVERLOADED'),
+          '504': errorResponse('DRAM_ERR_TIMEOUT'),
+        },
+      },
+      delete: {
+        summary: 'Delete the key',
+        parameters: [{ $ref: '#/components/parameters/Cas' }, ...clientParameters],
+        responses: { '200': writeResult, '404': errorResponse('DRAM_ERR_KEY_NOT_FOUND'), ...writeErrors },
+      },
+    },
+    '/v1/status': {
+      get: { summary: 'This node and every group it hosts', responses: { '200': { description: 'Node status.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } } } },
+    },
+    '/v1/admin/groups/{group}/transfer-leadership': {
+      post: {
+        summary: 'Admin failover: move the group\'s leadership',
+        parameters: [{ name: 'group', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+        requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', additionalProperties: false, properties: { to: { type: 'integer', minimum: 1, description: 'Target node id; default: the most caught-up other voter.' } } } } } },
+        responses: {
+          '200': { description: 'The target already leads.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Transfer' } } } },
+          '202': { description: 'Transfer started; it completes or aborts within an election timeout.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Transfer' } } } },
+          '400': errorResponse('DRAM_ERR_BAD_REQUEST (malformed body, target is not a voter)'),
+          '404': errorResponse('DRAM_ERR_UNKNOWN_GROUP'),
+          '409': errorResponse('DRAM_ERR_TRANSFER_FAILED'),
+          '503': errorResponse('DRAM_ERR_NOT_LEADER or DRAM_ERR_NO_LEADER'),
+        },
+      },
+    },
+    '/metrics': {
+      get: { summary: 'Prometheus metrics (see docs/metrics.md)', responses: { '200': { description: 'Prometheus text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } } } },
+    },
+    '/docs': {
+      get: { summary: 'This OpenAPI document', responses: { '200': { description: 'OpenAPI 3 JSON.', content: { 'application/json': { schema: { type: 'object' } } } } } },
+    },
+  },
+  components: {
+    parameters: {
+      Key: { name: 'key', in: 'path', required: true, description: `1-${kvKeyBytesMax} UTF-8 bytes, percent-encoded.`, schema: { type: 'string' } },
+      Cas: { name: 'cas', in: 'query', required: false, description: 'Apply only if the key\'s modify index equals this; 0 means only if the key is absent.', schema: { type: 'integer', minimum: 0 } },
+    },
+    headers: {
+      XDramIndex: { description: 'The key\'s modify index (the applied index for a write; 0 when absent).', schema: { type: 'integer' } },
+      XDramShard: { description: 'The id of the Raft group that holds the key.', schema: { type: 'integer' } },
+      XDramLeader: { description: 'The node id of that group\'s leader (0: none known).', schema: { type: 'integer' } },
+    },
+    schemas: {
+      Error: {
+        type: 'object',
+        required: ['error', 'code', 'message'],
+        properties: { error: { type: 'boolean', enum: [true] }, code: { type: 'string', enum: Object.keys(errorRegistry) }, message: { type: 'string' }, details: { type: 'object' } },
+      },
+      WriteResult: { type: 'object', required: ['index'], properties: { index: { type: 'integer' } } },
+      Transfer: { type: 'object', required: ['group', 'from', 'to'], properties: { group: { type: 'integer' }, from: { type: 'integer' }, to: { type: 'integer' } } },
+      Status: {
+        type: 'object',
+        required: ['nodeId', 'clusterId', 'groups'],
+        properties: {
+          nodeId: { type: 'integer' },
+          clusterId: { type: 'string' },
+          groups: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['group', 'role', 'term', 'commit', 'applied', 'leader', 'lag'],
+              properties: {
+                group: { type: 'integer' },
+                role: { type: 'string', enum: ['follower', 'pre_candidate', 'candidate', 'leader'] },
+                term: { type: 'integer' },
+                commit: { type: 'integer', description: 'Commit index (the commit offset).' },
+                applied: { type: 'integer' },
+                leader: { type: 'integer', description: 'Leader node id, 0 when none is known.' },
+                lag: { type: 'integer', description: 'Replication lag in log entries as the leader sees it (0 on followers).' },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;

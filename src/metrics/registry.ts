@@ -1,0 +1,131 @@
+// The per-node Prometheus metrics (the only importer of prom-client, DESIGN.md layers). One
+// `NodeMetrics` per process owns its own prom-client Registry (never the global one, so several
+// nodes in one test process do not collide). Names follow STYLE.md: prefix `dram_`, base units as
+// suffixes, `_total` on counters; every one is documented in docs/metrics.md, and
+// test/api/metrics.test.ts keeps the two in step.
+//
+// Invariants: per-group gauges show the host's state as of the last collect(), which render()
+// runs first; leader changes are counted by comparing each collection with the previous one
+// (several changes between two scrapes count as one); peer byte counters only ever increase: they
+// follow the transport's cumulative totals and treat a total that went down as a restarted
+// transport (its new total is all new traffic).
+//
+// Called by: src/node/ (wiring: host, transport stats), src/api/app.ts through the ApiMetrics port,
+// the host or storage wrapper through observeTurnDuration / observeStorageWrite.
+
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ApiMetrics, ProposalOutcomeLabel, ReadConsistency, ReadOutcomeLabel } from '../api/ports.ts';
+import type { GroupId, NodeId } from '../base/ids.ts';
+import type { Role } from '../raft/types.ts';
+
+/** The host's view of its groups (MultiRaftHost.status() satisfies it). */
+export interface GroupStatusSource {
+  status(): readonly {
+    readonly group: GroupId;
+    readonly status: { readonly role: Role; readonly term: number; readonly commit: number; readonly leader: NodeId };
+    readonly appliedIndex: number;
+  }[];
+}
+
+/** Cumulative traffic per peer (the peer transport's `stats().peers` satisfies it). */
+export type PeerTrafficSource = () => ReadonlyMap<NodeId, { readonly bytesSent: number; readonly bytesReceived: number }>;
+
+export interface NodeMetricsOptions {
+  readonly host: GroupStatusSource;
+  readonly peerTraffic?: PeerTrafficSource;
+}
+
+/** Role as a number so a dashboard can plot it: 0 follower, 1 candidate (pre-vote included), 2 leader. */
+export const roleValue = { follower: 0, pre_candidate: 1, candidate: 1, leader: 2 } as const satisfies Record<Role, number>;
+
+// Seconds. A turn with an fsync sits around 0.1-10 ms on SSDs; the tail up to a second is what an
+// operator needs to see when a disk stalls.
+const durationBucketsSeconds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export interface NodeMetrics extends ApiMetrics {
+  /** Refreshes the per-group gauges, the leader-change counter and the peer byte counters. */
+  collect(): void;
+  observeTurnDuration(seconds: number): void;
+  observeStorageWrite(seconds: number, sync: boolean): void;
+  /** Every metric this registry exposes, with its type (for the docs parity test). */
+  catalog(): { readonly name: string; readonly type: string; readonly labels: readonly string[] }[];
+}
+
+export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const group = (name: string, help: string) => new Gauge({ name, help, labelNames: ['group'] as const, registers });
+  const gauges = {
+    role: group('dram_group_role', 'Raft role of this replica: 0 follower, 1 candidate, 2 leader.'),
+    term: group('dram_group_term', 'Current Raft term of this replica.'),
+    commit: group('dram_group_commit_index', 'Highest log index this replica knows to be committed.'),
+    applied: group('dram_group_applied_index', 'Highest log index applied to the state machine on this replica.'),
+    leader: group('dram_group_leader_node_id', 'Node id of the leader this replica knows of (0: none).'),
+  };
+  const leaderChanges = new Counter({ name: 'dram_leader_changes_total', help: 'Leader changes observed by this node, per group.', labelNames: ['group'] as const, registers });
+  const proposals = new Counter({ name: 'dram_proposals_total', help: 'Proposals made by this node, by outcome.', labelNames: ['outcome'] as const, registers });
+  const reads = new Counter({ name: 'dram_reads_total', help: 'KV reads answered by this node, by consistency and outcome.', labelNames: ['consistency', 'outcome'] as const, registers });
+  const httpRequests = new Counter({ name: 'dram_http_requests_total', help: 'HTTP requests answered, by method, route pattern and status.', labelNames: ['method', 'route', 'status'] as const, registers });
+  const turnDuration = new Histogram({ name: 'dram_turn_duration_seconds', help: 'Duration of one multi-Raft host turn (collect, persist, send, apply).', buckets: durationBucketsSeconds, registers });
+  const storageWrite = new Histogram({ name: 'dram_storage_write_duration_seconds', help: 'Duration of one storage batch write; sync="true" ones include the fsync.', labelNames: ['sync'] as const, buckets: durationBucketsSeconds, registers });
+  const peerSent = new Counter({ name: 'dram_peer_sent_bytes_total', help: 'Bytes sent to a peer over the Raft transport, frame headers included.', labelNames: ['peer'] as const, registers });
+  const peerReceived = new Counter({ name: 'dram_peer_received_bytes_total', help: 'Bytes received from a peer over the Raft transport, frame headers included.', labelNames: ['peer'] as const, registers });
+
+  const lastLeader = new Map<GroupId, NodeId>();
+  const lastTraffic = new Map<NodeId, { sent: number; received: number }>();
+
+  const collectGroups = (): void => {
+    for (const { group: id, status, appliedIndex } of options.host.status()) {
+      const labels = { group: String(id) };
+      gauges.role.set(labels, roleValue[status.role]);
+      gauges.term.set(labels, status.term);
+      gauges.commit.set(labels, status.commit);
+      gauges.applied.set(labels, appliedIndex);
+      gauges.leader.set(labels, status.leader);
+      if (status.leader !== 0 && status.leader !== (lastLeader.get(id) ?? 0)) leaderChanges.inc(labels);
+      if (status.leader !== 0) lastLeader.set(id, status.leader);
+    }
+  };
+
+  const collectPeers = (): void => {
+    if (options.peerTraffic === undefined) return;
+    for (const [peer, traffic] of options.peerTraffic()) {
+      const last = lastTraffic.get(peer) ?? { sent: 0, received: 0 };
+      const labels = { peer: String(peer) };
+      peerSent.inc(labels, traffic.bytesSent >= last.sent ? traffic.bytesSent - last.sent : traffic.bytesSent);
+      peerReceived.inc(labels, traffic.bytesReceived >= last.received ? traffic.bytesReceived - last.received : traffic.bytesReceived);
+      lastTraffic.set(peer, { sent: traffic.bytesSent, received: traffic.bytesReceived });
+    }
+  };
+
+  const metrics: NodeMetrics = {
+    collect() {
+      collectGroups();
+      collectPeers();
+    },
+    proposal(outcome: ProposalOutcomeLabel) {
+      proposals.inc({ outcome });
+    },
+    read(consistency: ReadConsistency, outcome: ReadOutcomeLabel) {
+      reads.inc({ consistency, outcome });
+    },
+    httpRequest(method: string, route: string, status: number) {
+      httpRequests.inc({ method, route, status: String(status) });
+    },
+    observeTurnDuration(seconds: number) {
+      turnDuration.observe(seconds);
+    },
+    observeStorageWrite(seconds: number, sync: boolean) {
+      storageWrite.observe({ sync: String(sync) }, seconds);
+    },
+    async render() {
+      metrics.collect();
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+    catalog() {
+      // prom-client keeps each metric's label names on the instance but leaves them out of its types.
+      return registry.getMetricsAsArray().map((metric) => ({ name: metric.name, type: String(metric.type), labels: [...((metric as unknown as { labelNames?: readonly string[] }).labelNames ?? [])] }));
+    },
+  };
+  return metrics;
+}

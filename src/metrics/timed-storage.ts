@@ -1,0 +1,25 @@
+// Feeds dram_storage_write_duration_seconds without the storage adapter knowing about metrics: a
+// HostStorage that times each batch write of the storage it wraps (synced writes include the
+// fsync) and otherwise passes everything through unchanged. The timing is recorded only for
+// writes that succeed; a failed write is fatal for the host anyway (DESIGN.md key decision 4).
+//
+// Called by: src/node/ when it wires the host (`host storage = timedHostStorage(disk, metrics)`).
+
+import { performance } from 'node:perf_hooks';
+import type { HostStorage } from '../multiraft/ports.ts';
+
+export interface StorageWriteObserver {
+  observeStorageWrite(seconds: number, sync: boolean): void;
+}
+
+export function timedHostStorage(storage: HostStorage, observer: StorageWriteObserver): HostStorage {
+  return {
+    group: (id) => storage.group(id),
+    compact: (group, index, confState, data) => storage.compact(group, index, confState, data),
+    async write(batch, writeOptions) {
+      const startedMs = performance.now();
+      await storage.write(batch, writeOptions);
+      observer.observeStorageWrite((performance.now() - startedMs) / 1000, writeOptions.sync);
+    },
+  };
+}

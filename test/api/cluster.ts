@@ -1,0 +1,138 @@
+// An in-process three-node cluster with its HTTP APIs, for the API tests: three MultiRaftHosts over
+// test/support/memory-host.ts (in-memory storage and network), four KV groups, and one fastify app
+// per node built with buildApp() and never listening. Forwarding is the Forward port implemented by
+// inject()-ing into the target node's app; it honours the network's cuts, so a partitioned node
+// cannot reach the leader over "HTTP" either. Every wait here is bounded and fails with a message.
+
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import pino from 'pino';
+import { buildApp } from '../../src/api/app.ts';
+import type { Forward } from '../../src/api/ports.ts';
+import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
+import { createRng } from '../../src/base/rng.ts';
+import { createKvPlacement } from '../../src/models/kv-placement.ts';
+import { KvModel } from '../../src/models/kv.ts';
+import { MultiRaftHost } from '../../src/multiraft/host.ts';
+import { createNodeMetrics, type NodeMetrics } from '../../src/metrics/registry.ts';
+import { confStateOf } from '../../src/raft/confchange.ts';
+import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
+
+export const nodeIds = [1, 2, 3].map(asNodeId);
+export const kvGroups = [1, 2, 3, 4].map(asGroupId);
+export const placement = createKvPlacement(kvGroups);
+
+export interface ApiNode {
+  readonly id: NodeId;
+  readonly host: MultiRaftHost;
+  readonly app: FastifyInstance;
+  readonly metrics: NodeMetrics;
+}
+
+export interface ApiCluster {
+  readonly network: MemoryNetwork;
+  readonly nodes: ReadonlyMap<NodeId, ApiNode>;
+  /** Forward calls made so far, per calling node. */
+  readonly forwards: Map<NodeId, number>;
+  node(id: NodeId): ApiNode;
+  stop(): Promise<void>;
+}
+
+const silent = pino({ level: 'silent' });
+
+export function startCluster(options: { readonly forwarding: boolean; readonly requestTimeoutMs?: number } = { forwarding: true }): ApiCluster {
+  const network = new MemoryNetwork();
+  const rng = createRng(23);
+  const nodes = new Map<NodeId, ApiNode>();
+  const forwards = new Map<NodeId, number>();
+  const node = (id: NodeId): ApiNode => {
+    const found = nodes.get(id);
+    if (found === undefined) throw new Error(`no node ${id}`);
+    return found;
+  };
+  const forwardFrom = (from: NodeId): Forward => async (leader, request) => {
+    forwards.set(from, (forwards.get(from) ?? 0) + 1);
+    if (network.cut.has(from) || network.cut.has(leader)) throw new Error(`node ${leader} unreachable from ${from}`);
+    const response = await node(leader).app.inject({ method: request.method, url: request.url, headers: request.headers, ...(request.body === undefined ? {} : { payload: request.body }) });
+    return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
+  };
+  for (const id of nodeIds) {
+    const storage = new MemoryHostStorage();
+    for (const group of kvGroups) storage.bootstrap(group, confStateOf(nodeIds));
+    const host = new MultiRaftHost({
+      nodeId: id,
+      storage,
+      transport: network.transport(id),
+      rng: rng.fork(),
+      // Election timeouts of 200-400 ms: slow enough that a busy test machine does not cause
+      // spurious elections mid-test, fast enough to start in well under a second.
+      raft: { electionTimeoutTicks: 20, heartbeatTicks: 2, leaseReads: true, leaseTicks: 15 },
+      tickMs: 10,
+      proposalQueueMax: 1000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 3000,
+    });
+    for (const group of kvGroups) host.addGroup(group, new KvModel());
+    network.hosts.set(id, host);
+    const metrics = createNodeMetrics({ host, peerTraffic: () => new Map() });
+    const app = buildApp({ nodeId: id, clusterId: 'test-cluster', host, groups: kvGroups, metrics, logger: silent, ...(options.forwarding ? { forward: forwardFrom(id) } : {}) });
+    nodes.set(id, { id, host, app, metrics });
+    host.start();
+  }
+  return {
+    network,
+    nodes,
+    forwards,
+    node,
+    async stop() {
+      for (const { app, host } of nodes.values()) {
+        await app.close();
+        await host.stop();
+      }
+    },
+  };
+}
+
+function stringHeaders(response: LightMyRequestResponse): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : String(value);
+  }
+  return headers;
+}
+
+/** Polls `probe` every 10 ms until it returns a value, for at most `limitMs`. */
+export async function waitFor<T>(what: string, probe: () => T | undefined, limitMs = 10_000): Promise<T> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** The node every replica agrees leads `group` (all three report the same leader, and it says leader). */
+export function agreedLeader(cluster: ApiCluster, group: GroupId): Promise<ApiNode> {
+  return waitFor(`an agreed leader of group ${group}`, () => {
+    const views = [...cluster.nodes.values()].map((n) => n.host.status().find((s) => s.group === group)?.status);
+    const leader = views[0]?.leader ?? 0;
+    if (leader === 0 || !views.every((v) => v?.leader === leader)) return undefined;
+    const candidate = cluster.nodes.get(leader);
+    return candidate?.host.status().find((s) => s.group === group)?.status.role === 'leader' ? candidate : undefined;
+  });
+}
+
+/** A key that lands in the given group (placement is by hash). */
+export function keyIn(group: GroupId, prefix: string): string {
+  for (let k = 0; k < 10_000; k++) if (placement.groupOf(`${prefix}-${k}`) === group) return `${prefix}-${k}`;
+  throw new Error(`no key for group ${group}`);
+}
+
+export function kvModel(node: ApiNode, group: GroupId): KvModel {
+  const model = node.host.model(group);
+  if (!(model instanceof KvModel)) throw new Error(`group ${group} is not a KV group`);
+  return model;
+}
+
+export function errorCode(response: LightMyRequestResponse): unknown {
+  return (response.json<{ code?: unknown }>()).code;
+}

@@ -1,0 +1,272 @@
+// The KV routes against a live in-process three-node cluster, through fastify inject(): the round
+// trip with its headers, forwarding from followers, compare-and-set, size limits, bad input (never
+// a 500, never a state change), stale reads on an isolated follower, and exactly-once retries.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { asGroupId, type GroupId } from '../../src/base/ids.ts';
+import { kvKeyBytesMax, kvValueBytesMax } from '../../src/codec/kv.ts';
+import { buildApp } from '../../src/api/app.ts';
+import { createNodeMetrics } from '../../src/metrics/registry.ts';
+import { agreedLeader, errorCode, keyIn, kvGroups, kvModel, placement, startCluster, waitFor, type ApiCluster, type ApiNode } from './cluster.ts';
+
+let cluster: ApiCluster | undefined;
+
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+function start(options?: Parameters<typeof startCluster>[0]): ApiCluster {
+  cluster = startCluster(options);
+  return cluster;
+}
+
+const group2: GroupId = kvGroups[1] ?? asGroupId(2);
+
+function followersOf(running: ApiCluster, leader: ApiNode): ApiNode[] {
+  return [...running.nodes.values()].filter((n) => n !== leader);
+}
+
+function firstFollower(running: ApiCluster, leader: ApiNode): ApiNode {
+  const follower = followersOf(running, leader)[0];
+  if (follower === undefined) throw new Error('no follower');
+  return follower;
+}
+
+describe('KV API', () => {
+  it('puts, gets and deletes raw bytes with index, shard and leader headers', async () => {
+    const running = start();
+    const key = keyIn(group2, 'round');
+    const leader = await agreedLeader(running, group2);
+    // A JSON content type is still stored raw: even malformed JSON is just bytes to the KV store.
+    const put = await leader.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, headers: { 'content-type': 'application/json' }, payload: '{"half":' });
+    expect(put.statusCode).toBe(200);
+    const index = put.json<{ index: number }>().index;
+    expect(index).toBeGreaterThan(0);
+    expect(put.headers['x-dram-index']).toBe(String(index));
+    expect(put.headers['x-dram-shard']).toBe(String(group2));
+    expect(put.headers['x-dram-leader']).toBe(String(leader.id));
+
+    const get = await leader.app.inject({ method: 'GET', url: `/v1/kv/${key}` });
+    expect(get.statusCode).toBe(200);
+    expect(get.body).toBe('{"half":');
+    expect(get.headers['content-type']).toBe('application/octet-stream');
+    expect(get.headers['x-dram-index']).toBe(String(index));
+    expect(get.headers['x-dram-shard']).toBe(String(group2));
+    expect(get.headers['x-dram-leader']).toBe(String(leader.id));
+
+    const removed = await leader.app.inject({ method: 'DELETE', url: `/v1/kv/${key}` });
+    expect(removed.statusCode).toBe(200);
+    expect(removed.json<{ index: number }>().index).toBeGreaterThan(index);
+
+    const gone = await leader.app.inject({ method: 'GET', url: `/v1/kv/${key}` });
+    expect(gone.statusCode).toBe(404);
+    expect(gone.json()).toEqual({ error: true, code: 'DRAM_ERR_KEY_NOT_FOUND', message: 'key not found' });
+    expect(gone.headers['x-dram-index']).toBe('0');
+    expect(gone.headers['x-dram-shard']).toBe(String(group2));
+
+    const again = await leader.app.inject({ method: 'DELETE', url: `/v1/kv/${key}` });
+    expect(again.statusCode).toBe(404);
+    expect(errorCode(again)).toBe('DRAM_ERR_KEY_NOT_FOUND');
+  });
+
+  it('stores an empty body, and a percent-encoded key with spaces and non-ASCII characters', async () => {
+    const running = start();
+    const key = 'ünïcode key/with slash';
+    const group = placement.groupOf(key);
+    const leader = await agreedLeader(running, group);
+    const url = `/v1/kv/${encodeURIComponent(key)}`;
+    expect((await leader.app.inject({ method: 'PUT', url })).statusCode).toBe(200);
+    expect(kvModel(leader, group).get(key)?.value.length).toBe(0);
+    const get = await leader.app.inject({ method: 'GET', url });
+    expect(get.statusCode).toBe(200);
+    expect(get.headers['x-dram-shard']).toBe(String(group));
+  });
+
+  it('forwards a write reaching a follower to the leader; every node then reads it linearizably', async () => {
+    const running = start();
+    const key = keyIn(group2, 'fwd');
+    const leader = await agreedLeader(running, group2);
+    const follower = firstFollower(running, leader);
+    const put = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'via follower', headers: { 'content-type': 'text/plain' } });
+    expect(put.statusCode).toBe(200);
+    expect(put.headers['x-dram-leader']).toBe(String(leader.id));
+    expect(running.forwards.get(follower.id)).toBe(1);
+    const index = put.json<{ index: number }>().index;
+    expect(kvModel(leader, group2).get(key)?.modifyIndex).toBe(index);
+
+    for (const node of running.nodes.values()) {
+      const get = await node.app.inject({ method: 'GET', url: `/v1/kv/${key}?consistency=linearizable` });
+      expect(get.statusCode).toBe(200);
+      expect(get.body).toBe('via follower');
+      expect(get.headers['x-dram-index']).toBe(String(index));
+      expect(get.headers['x-dram-leader']).toBe(String(leader.id));
+      const lease = await node.app.inject({ method: 'GET', url: `/v1/kv/${key}?consistency=lease` });
+      expect(lease.statusCode).toBe(200);
+      expect(lease.body).toBe('via follower');
+    }
+  });
+
+  it('answers 503 DRAM_ERR_NOT_LEADER with the leader hint when a follower cannot forward', async () => {
+    const running = start();
+    const key = keyIn(group2, 'noforward');
+    const leader = await agreedLeader(running, group2);
+    const follower = firstFollower(running, leader);
+    // The follower's host behind an app without a forward port.
+    const app = buildApp({ nodeId: follower.id, host: follower.host, groups: kvGroups, metrics: createNodeMetrics({ host: follower.host }) });
+    try {
+      const put = await app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'x' });
+      expect(put.statusCode).toBe(503);
+      expect(put.json()).toMatchObject({ error: true, code: 'DRAM_ERR_NOT_LEADER', details: { group: group2, leaderHint: leader.id } });
+      expect(put.headers['x-dram-leader']).toBe(String(leader.id));
+      expect(put.headers['x-dram-shard']).toBe(String(group2));
+      expect(put.headers['x-dram-index']).toBe('0');
+      for (const node of running.nodes.values()) expect(kvModel(node, group2).get(key)).toBeUndefined();
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('compare-and-set: cas=0 creates only, a stale index answers 412 with the current one', async () => {
+    const running = start();
+    const key = keyIn(group2, 'cas');
+    const leader = await agreedLeader(running, group2);
+    const url = `/v1/kv/${key}`;
+    const created = await leader.app.inject({ method: 'PUT', url: `${url}?cas=0`, payload: 'one' });
+    expect(created.statusCode).toBe(200);
+    const first = created.json<{ index: number }>().index;
+
+    const twice = await leader.app.inject({ method: 'PUT', url: `${url}?cas=0`, payload: 'two' });
+    expect(twice.statusCode).toBe(412);
+    expect(twice.json()).toMatchObject({ error: true, code: 'DRAM_ERR_CAS_MISMATCH', details: { currentIndex: first } });
+    expect(twice.headers['x-dram-index']).toBe(String(first));
+
+    const stale = await leader.app.inject({ method: 'PUT', url: `${url}?cas=${first + 1000}`, payload: 'two' });
+    expect(stale.statusCode).toBe(412);
+    const staleDelete = await leader.app.inject({ method: 'DELETE', url: `${url}?cas=${first + 1000}` });
+    expect(staleDelete.statusCode).toBe(412);
+    expect(new TextDecoder().decode(kvModel(leader, group2).get(key)?.value)).toBe('one');
+
+    const swapped = await leader.app.inject({ method: 'PUT', url: `${url}?cas=${first}`, payload: 'two' });
+    expect(swapped.statusCode).toBe(200);
+    const second = swapped.json<{ index: number }>().index;
+    const deleted = await leader.app.inject({ method: 'DELETE', url: `${url}?cas=${second}` });
+    expect(deleted.statusCode).toBe(200);
+    expect(kvModel(leader, group2).get(key)).toBeUndefined();
+  });
+
+  it('refuses oversized keys and values with 413 and changes nothing', async () => {
+    const running = start();
+    const leader = await agreedLeader(running, group2);
+    const sizes = new Map([...running.nodes.values()].map((n) => [n.id, kvGroups.map((g) => kvModel(n, g).size)]));
+    const longKey = 'k'.repeat(kvKeyBytesMax + 1);
+    const veryLongKey = 'é'.repeat(4 * kvKeyBytesMax); // far past the router's parameter limit
+    const cases = [
+      { url: `/v1/kv/${longKey}`, payload: 'v', code: 'DRAM_ERR_KEY_TOO_LARGE' },
+      { url: `/v1/kv/${encodeURIComponent(veryLongKey)}`, payload: 'v', code: 'DRAM_ERR_KEY_TOO_LARGE' },
+      { url: `/v1/kv/${keyIn(group2, 'big')}`, payload: Buffer.alloc(kvValueBytesMax + 1, 1), code: 'DRAM_ERR_VALUE_TOO_LARGE' },
+    ];
+    for (const { url, payload, code } of cases) {
+      const response = await leader.app.inject({ method: 'PUT', url, payload, headers: { 'content-type': 'application/octet-stream' } });
+      expect(response.statusCode).toBe(413);
+      expect(errorCode(response)).toBe(code);
+    }
+    const getLong = await leader.app.inject({ method: 'GET', url: `/v1/kv/${longKey}` });
+    expect(getLong.statusCode).toBe(413);
+    for (const node of running.nodes.values()) expect(kvGroups.map((g) => kvModel(node, g).size)).toEqual(sizes.get(node.id));
+  });
+
+  it('answers bad input with 4xx codes, never a 500, and changes nothing', async () => {
+    const running = start();
+    const key = keyIn(group2, 'bad');
+    const leader = await agreedLeader(running, group2);
+    const follower = firstFollower(running, leader);
+    const commitBefore = leader.host.status().find((s) => s.group === group2)?.status.lastIndex;
+    const requests = [
+      { method: 'GET', url: `/v1/kv/${key}?consistency=strong`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'GET', url: `/v1/kv/${key}?consistency=stale&consistency=lease`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'GET', url: `/v1/kv/${key}?consistancy=stale`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}?cas=abc`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}?cas=-1`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}?cas=`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}?cas=1.5`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}?cas=99999999999999999999`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}?cass=0`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'DELETE', url: `/v1/kv/${key}?cas=x`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}`, headers: { 'x-dram-client-id': 'c1' }, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}`, headers: { 'x-dram-client-id': 'c1', 'x-dram-request-seq': 'one' }, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}`, headers: { 'x-dram-client-id': 'c'.repeat(200), 'x-dram-request-seq': '1' }, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}`, headers: { 'content-type': '///' }, status: 415, code: 'DRAM_ERR_UNSUPPORTED_MEDIA_TYPE' },
+      { method: 'PUT', url: '/v1/kv/%E0%A4%A', status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: '/v1/kv/', status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      { method: 'PUT', url: `/v1/kv/${key}/more`, status: 404, code: 'DRAM_ERR_ROUTE_NOT_FOUND' },
+      { method: 'PATCH', url: `/v1/kv/${key}`, status: 404, code: 'DRAM_ERR_ROUTE_NOT_FOUND' },
+    ] as const;
+    for (const node of [leader, follower]) {
+      for (const request of requests) {
+        const body = request.method === 'GET' ? {} : { payload: 'value' };
+        const response = await node.app.inject({ method: request.method, url: request.url, ...body, headers: 'headers' in request ? request.headers : {} });
+        expect({ url: request.url, status: response.statusCode }).toEqual({ url: request.url, status: request.status });
+        expect(response.json()).toMatchObject({ error: true, code: request.code });
+        expect(typeof response.json<{ message?: unknown }>().message).toBe('string');
+      }
+    }
+    for (const node of running.nodes.values()) expect(kvModel(node, group2).get(key)).toBeUndefined();
+    expect(leader.host.status().find((s) => s.group === group2)?.status.lastIndex).toBe(commitBefore);
+    expect(running.forwards.size).toBe(0);
+  });
+
+  it('serves stale reads from a follower cut off from the cluster; a linearizable read there fails', async () => {
+    const running = start({ forwarding: true, requestTimeoutMs: 1000 });
+    const key = keyIn(group2, 'stale');
+    const leader = await agreedLeader(running, group2);
+    const follower = firstFollower(running, leader);
+    const put = await leader.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'old' });
+    expect(put.statusCode).toBe(200);
+    const index = put.json<{ index: number }>().index;
+    await waitFor('the follower to apply the write', () => (kvModel(follower, group2).get(key) === undefined ? undefined : true));
+
+    running.network.cut.add(follower.id);
+    const stale = await follower.app.inject({ method: 'GET', url: `/v1/kv/${key}?consistency=stale` });
+    expect(stale.statusCode).toBe(200);
+    expect(stale.body).toBe('old');
+    expect(stale.headers['x-dram-index']).toBe(String(index));
+    expect(stale.headers['x-dram-shard']).toBe(String(group2));
+
+    const linearizable = await follower.app.inject({ method: 'GET', url: `/v1/kv/${key}` });
+    expect(linearizable.statusCode).toBeGreaterThanOrEqual(500);
+    expect(['DRAM_ERR_TIMEOUT', 'DRAM_ERR_NO_LEADER', 'DRAM_ERR_FORWARD_FAILED']).toContain(errorCode(linearizable));
+  });
+
+  it('applies a retried write once when the client stamps it, and refuses an older seq', async () => {
+    const running = start();
+    const key = keyIn(group2, 'once');
+    const leader = await agreedLeader(running, group2);
+    const follower = firstFollower(running, leader);
+    const stamped = (seq: number, value: string, node: ApiNode = leader) =>
+      node.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: value, headers: { 'x-dram-client-id': 'client-a', 'x-dram-request-seq': String(seq) } });
+
+    const first = await stamped(1, 'v1');
+    expect(first.statusCode).toBe(200);
+    const firstIndex = first.json<{ index: number }>().index;
+    const retry = await stamped(1, 'v1');
+    expect(retry.statusCode).toBe(200);
+    expect(retry.json<{ index: number }>().index).toBe(firstIndex);
+    expect(kvModel(leader, group2).get(key)?.modifyIndex).toBe(firstIndex);
+
+    const second = await stamped(2, 'v2');
+    const secondIndex = second.json<{ index: number }>().index;
+    expect(secondIndex).toBeGreaterThan(firstIndex);
+    // The retry of seq 2 arrives at a follower this time: forwarded, still applied once.
+    const retriedViaFollower = await stamped(2, 'v2', follower);
+    expect(retriedViaFollower.statusCode).toBe(200);
+    expect(retriedViaFollower.json<{ index: number }>().index).toBe(secondIndex);
+
+    const older = await stamped(1, 'v1');
+    expect(older.statusCode).toBe(409);
+    expect(older.json()).toMatchObject({ code: 'DRAM_ERR_STALE_REQUEST', details: { lastSeq: 2 } });
+    const record = kvModel(leader, group2).get(key);
+    expect(new TextDecoder().decode(record?.value)).toBe('v2');
+    expect(record?.modifyIndex).toBe(secondIndex);
+  });
+});
