@@ -13,6 +13,7 @@
 // entry there is ours or not); until then it is pending, and a caller that gives up reports it
 // as indeterminate.
 
+import { performance } from 'node:perf_hooks';
 import { assert } from '../base/assert.ts';
 import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
@@ -44,6 +45,8 @@ export interface HostOptions {
   readonly proposalQueueMax: number;
   /** How long propose() and read() wait before answering indeterminate / timeout. */
   readonly requestTimeoutMs: number;
+  /** Told how long each turn took, for metrics. */
+  readonly observeTurn?: (seconds: number) => void;
 }
 
 interface PendingProposal {
@@ -194,7 +197,11 @@ export class MultiRaftHost {
     if (this.turnRunning) return;
     this.turnRunning = true;
     try {
-      while (await this.turn());
+      for (;;) {
+        const startedMs = performance.now();
+        if (!(await this.turn())) break;
+        this.options.observeTurn?.((performance.now() - startedMs) / 1000);
+      }
     } catch (error) {
       // Storage errors are fatal: stop rather than run on a log we can no longer trust.
       this.fatal = error instanceof Error ? error : new Error(String(error));

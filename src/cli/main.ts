@@ -1,0 +1,96 @@
+// The `dram` command: start | dev | status | failover | kv. Each subcommand parses its flags here
+// and hands over to the module that does the work; errors print one line and exit non-zero.
+
+import { Command } from 'commander';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, mergeSources, resolveConfig, type RawConfig } from '../node/config.ts';
+import { runDev } from './dev.ts';
+import { call, describeError } from './http-client.ts';
+
+const program = new Command('dram').description('data-analysis clusters on a hand-written multi-group Raft');
+const defaultUrl = process.env['DRAM_URL'] ?? 'http://127.0.0.1:8081';
+
+program
+  .command('start')
+  .description('start one node')
+  .option('--config <file>', 'JSON file with settings (flags and DRAM_* env vars override it)')
+  .option('--node-id <id>', 'this node id (a positive integer)')
+  .option('--cluster-id <name>', 'cluster id checked in the peer handshake')
+  .option('--data-dir <dir>', 'where the node keeps its LevelDB')
+  .option('--http <host:port>', 'public HTTP address')
+  .option('--raft <host:port>', 'peer (Raft) address; outgoing connections bind its host')
+  .option('--init', 'create the groups on first start')
+  .option('--peers <list>', 'id=raftHost:port,... for every member, this node included')
+  .option('--peer-http <list>', "id=httpHost:port,... for forwarding to a group's leader")
+  .option('--join <url>', 'join an existing cluster through a member (not yet supported)')
+  .option('--kv-groups <n>', 'number of KV groups created by --init (default 8)')
+  .option('--secret <secret>', 'shared peer secret (or DRAM_SECRET)')
+  .action(async (flags: RawConfig & { join?: string }) => {
+    if (flags.join !== undefined) fail('--join is not supported yet: start every member with --init --peers (see README)');
+    const config = resolveConfig(mergeSources(flags, process.env));
+    const { startNode } = await import('../node/node.ts');
+    await startNode(config);
+  });
+
+program
+  .command('dev')
+  .description('a local three-node cluster under ./.dram (what npm start runs)')
+  .option('--data-dir <dir>', 'where the nodes keep their data', '.dram')
+  .option('--http-port-base <port>', 'node n listens on base+n', '8080')
+  .option('--raft-port-base <port>', 'node n peers on base+n', '9080')
+  .action(async (flags: { dataDir: string; httpPortBase: string; raftPortBase: string }) => {
+    await runDev({ dataDir: flags.dataDir, httpPortBase: Number(flags.httpPortBase), raftPortBase: Number(flags.raftPortBase), nodes: 3 }, fileURLToPath(new URL('../../bin/dram.js', import.meta.url)));
+  });
+
+program
+  .command('status')
+  .description('print the cluster as a table')
+  .option('--url <url>', 'any member', defaultUrl)
+  .action(async (flags: { url: string }) => {
+    const answer = await call(flags.url, 'GET', '/v1/status');
+    if (answer.status !== 200) fail(describeError(answer));
+    const status = JSON.parse(new TextDecoder().decode(answer.body)) as { nodeId: number; groups: { group: number; role: string; term: number; commit: number; applied: number; leader: number; lag: number }[] };
+    console.log(`node ${status.nodeId}`);
+    console.table(status.groups.map((g) => ({ group: `kv/${g.group}`, role: g.role, term: g.term, commit: g.commit, applied: g.applied, leader: g.leader, lag: g.lag })));
+  });
+
+program
+  .command('failover <group>')
+  .description("move a group's leader (to the most caught-up voter, or --to)")
+  .option('--to <node>', 'the node that should lead')
+  .option('--url <url>', 'any member', defaultUrl)
+  .action(async (group: string, flags: { to?: string; url: string }) => {
+    const body = JSON.stringify(flags.to === undefined ? {} : { to: Number(flags.to) });
+    const answer = await call(flags.url, 'POST', `/v1/admin/groups/${encodeURIComponent(group)}/transfer-leadership`, body);
+    if (answer.status >= 300) fail(describeError(answer));
+    console.log(new TextDecoder().decode(answer.body));
+  });
+
+const kv = program.command('kv').description('read and write keys');
+kv.command('get <key>').option('--url <url>', 'any member', defaultUrl).option('--consistency <level>', 'linearizable | lease | stale', 'linearizable').action(async (key: string, flags: { url: string; consistency: string }) => {
+  const answer = await call(flags.url, 'GET', `/v1/kv/${encodeURIComponent(key)}?consistency=${encodeURIComponent(flags.consistency)}`);
+  if (answer.status !== 200) fail(describeError(answer));
+  process.stdout.write(answer.body);
+  process.stdout.write('\n');
+});
+kv.command('put <key> <value>').option('--url <url>', 'any member', defaultUrl).option('--cas <index>', 'only if the modify index is this (0: create only)').action(async (key: string, value: string, flags: { url: string; cas?: string }) => {
+  const query = flags.cas === undefined ? '' : `?cas=${encodeURIComponent(flags.cas)}`;
+  const answer = await call(flags.url, 'PUT', `/v1/kv/${encodeURIComponent(key)}${query}`, new TextEncoder().encode(value));
+  if (answer.status !== 200) fail(describeError(answer));
+  console.log(`ok index ${answer.headers.get('x-dram-index') ?? '?'} shard ${answer.headers.get('x-dram-shard') ?? '?'} leader ${answer.headers.get('x-dram-leader') ?? '?'}`);
+});
+kv.command('del <key>').option('--url <url>', 'any member', defaultUrl).action(async (key: string, flags: { url: string }) => {
+  const answer = await call(flags.url, 'DELETE', `/v1/kv/${encodeURIComponent(key)}`);
+  if (answer.status !== 200) fail(describeError(answer));
+  console.log(`ok index ${answer.headers.get('x-dram-index') ?? '?'}`);
+});
+
+function fail(message: string): never {
+  console.error(`dram: ${message}`);
+  process.exit(1);
+}
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof ConfigError) fail(error.message);
+  fail(error instanceof Error ? error.message : String(error));
+});

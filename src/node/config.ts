@@ -1,0 +1,152 @@
+// A node's configuration: from command-line flags, a JSON file (--config), and DRAM_* environment
+// variables, in that order of precedence (flag > env > file > default). Validated once here; a bad
+// value is a clear error naming the setting, and nothing starts.
+
+import { readFileSync } from 'node:fs';
+import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface NodeConfig {
+  readonly nodeId: NodeId;
+  readonly clusterId: string;
+  readonly dataDir: string;
+  readonly http: HostPort;
+  readonly raft: HostPort;
+  /** Raft peer addresses, this node included (from --peers). */
+  readonly peers: ReadonlyMap<NodeId, HostPort>;
+  /** HTTP addresses of the peers, for forwarding requests to a group's leader (--peer-http). */
+  readonly peerHttp: ReadonlyMap<NodeId, HostPort>;
+  /** Create the groups on first start (ignored when the data dir already holds them). */
+  readonly init: boolean;
+  readonly kvGroups: readonly GroupId[];
+  readonly secret: string;
+  readonly tickMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatTicks: number;
+  readonly requestTimeoutMs: number;
+  readonly proposalQueueMax: number;
+  readonly snapshotIntervalEntries: number;
+  readonly leaseReads: boolean;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'DRAM_ERR_CONFIG';
+}
+
+export type RawConfig = Record<string, string | boolean | number | undefined>;
+
+const defaults = {
+  clusterId: 'dram',
+  secret: 'dram-development-secret',
+  tickMs: 10,
+  electionTimeoutTicks: 25,
+  heartbeatTicks: 5,
+  requestTimeoutMs: 5000,
+  proposalQueueMax: 10_000,
+  snapshotIntervalEntries: 50_000,
+  kvGroups: 8,
+  leaseReads: false,
+};
+
+/** Merges file, environment and flags (highest last) into one raw map keyed by camelCase names. */
+export function mergeSources(flags: RawConfig, env: NodeJS.ProcessEnv): RawConfig {
+  const fromFile: RawConfig = typeof flags['config'] === 'string' ? readConfigFile(flags['config']) : {};
+  const fromEnv: RawConfig = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('DRAM_') || value === undefined) continue;
+    fromEnv[name.slice(5).toLowerCase().replace(/_([a-z])/gu, (_, c: string) => c.toUpperCase())] = value;
+  }
+  const merged: RawConfig = { ...fromFile, ...fromEnv };
+  for (const [name, value] of Object.entries(flags)) if (value !== undefined) merged[name] = value;
+  return merged;
+}
+
+function readConfigFile(path: string): RawConfig {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${path}: expected a JSON object`);
+    return parsed as RawConfig;
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(`--config ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+export function parseHostPort(text: string, what: string): HostPort {
+  const match = /^(.+):(\d{1,5})$/u.exec(text.trim());
+  const port = Number(match?.[2]);
+  if (match?.[1] === undefined || !Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`${what}: expected host:port, got "${text}"`);
+  return { host: match[1], port };
+}
+
+function parsePeerList(text: string, what: string): Map<NodeId, HostPort> {
+  const peers = new Map<NodeId, HostPort>();
+  for (const item of text.split(',').map((s) => s.trim()).filter((s) => s.length > 0)) {
+    const [id, address] = item.split('=');
+    const nodeId = Number(id);
+    if (address === undefined || !Number.isSafeInteger(nodeId) || nodeId < 1) throw new ConfigError(`${what}: expected id=host:port, got "${item}"`);
+    if (peers.has(asNodeId(nodeId))) throw new ConfigError(`${what}: node ${nodeId} listed twice`);
+    peers.set(asNodeId(nodeId), parseHostPort(address, `${what} ${id}`));
+  }
+  return peers;
+}
+
+function positive(raw: RawConfig, name: string, fallback: number): number {
+  const value = raw[name] === undefined ? fallback : Number(raw[name]);
+  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`${name}: expected a positive integer, got "${String(raw[name])}"`);
+  return value;
+}
+
+function text(raw: RawConfig, name: string): string | undefined {
+  const value = raw[name];
+  return value === undefined ? undefined : String(value);
+}
+
+function flag(raw: RawConfig, name: string, fallback: boolean): boolean {
+  const value = raw[name];
+  if (value === undefined) return fallback;
+  if (value === true || value === 'true' || value === '1') return true;
+  if (value === false || value === 'false' || value === '0') return false;
+  throw new ConfigError(`${name}: expected true or false, got "${String(value)}"`);
+}
+
+export function resolveConfig(raw: RawConfig): NodeConfig {
+  const nodeId = positive(raw, 'nodeId', 0);
+  const dataDir = text(raw, 'dataDir');
+  if (dataDir === undefined) throw new ConfigError('dataDir: required (--data-dir)');
+  const httpText = text(raw, 'http');
+  const raftText = text(raw, 'raft');
+  if (httpText === undefined) throw new ConfigError('http: required (--http host:port)');
+  if (raftText === undefined) throw new ConfigError('raft: required (--raft host:port)');
+  const raft = parseHostPort(raftText, 'raft');
+  const peers = parsePeerList(text(raw, 'peers') ?? '', 'peers');
+  if (peers.size === 0) peers.set(asNodeId(nodeId), raft);
+  if (!peers.has(asNodeId(nodeId))) throw new ConfigError(`peers: must include this node (${nodeId})`);
+  const groupCount = positive(raw, 'kvGroups', defaults.kvGroups);
+  const config: NodeConfig = {
+    nodeId: asNodeId(nodeId),
+    clusterId: text(raw, 'clusterId') ?? defaults.clusterId,
+    dataDir,
+    http: parseHostPort(httpText, 'http'),
+    raft,
+    peers,
+    peerHttp: parsePeerList(text(raw, 'peerHttp') ?? '', 'peerHttp'),
+    init: flag(raw, 'init', false),
+    kvGroups: Array.from({ length: groupCount }, (_, k) => asGroupId(k + 1)),
+    secret: text(raw, 'secret') ?? defaults.secret,
+    tickMs: positive(raw, 'tickMs', defaults.tickMs),
+    electionTimeoutTicks: positive(raw, 'electionTimeoutTicks', defaults.electionTimeoutTicks),
+    heartbeatTicks: positive(raw, 'heartbeatTicks', defaults.heartbeatTicks),
+    requestTimeoutMs: positive(raw, 'requestTimeoutMs', defaults.requestTimeoutMs),
+    proposalQueueMax: positive(raw, 'proposalQueueMax', defaults.proposalQueueMax),
+    snapshotIntervalEntries: positive(raw, 'snapshotIntervalEntries', defaults.snapshotIntervalEntries),
+    leaseReads: flag(raw, 'leaseReads', defaults.leaseReads),
+  };
+  if (config.heartbeatTicks >= config.electionTimeoutTicks) throw new ConfigError('heartbeatTicks must be below electionTimeoutTicks');
+  return config;
+}

@@ -1,0 +1,97 @@
+// Helpers to run real dram processes on 127.0.0.1 for integration tests: start, kill -9,
+// restart, and poll the HTTP API with bounded retries.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
+
+export interface ProcessCluster {
+  readonly ids: readonly number[];
+  url(id: number): string;
+  /** `init: false` restarts from the data dir alone, as an operator would after a crash. */
+  start(id: number, options?: { init: boolean }): void;
+  kill(id: number, signal?: NodeJS.Signals): Promise<void>;
+  stopAll(): Promise<void>;
+  logs(id: number): string;
+}
+
+export function processCluster(size = 3): ProcessCluster {
+  const dir = mkdtempSync(join(tmpdir(), 'dram-it-'));
+  const base = 20_000 + Math.floor(Math.random() * 20_000);
+  const ids = Array.from({ length: size }, (_, k) => k + 1);
+  const peers = ids.map((id) => `${id}=127.0.0.1:${base + 100 + id}`).join(',');
+  const peerHttp = ids.map((id) => `${id}=127.0.0.1:${base + id}`).join(',');
+  const children = new Map<number, ChildProcess>();
+  const output = new Map<number, string[]>();
+  const cluster: ProcessCluster = {
+    ids,
+    url: (id) => `http://127.0.0.1:${base + id}`,
+    start(id, options = { init: true }) {
+      const args = [bin, 'start', '--node-id', String(id), '--data-dir', join(dir, `n${id}`), '--http', `127.0.0.1:${base + id}`, '--raft', `127.0.0.1:${base + 100 + id}`, ...(options.init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', '4'];
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const lines = output.get(id) ?? [];
+      output.set(id, lines);
+      child.stdout.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
+      children.set(id, child);
+    },
+    async kill(id, signal = 'SIGKILL') {
+      const child = children.get(id);
+      if (child === undefined || child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill(signal);
+      await exited;
+      children.delete(id);
+    },
+    async stopAll() {
+      await Promise.all([...children.keys()].map((id) => cluster.kill(id, 'SIGTERM')));
+      rmSync(dir, { recursive: true, force: true });
+    },
+    logs: (id) => (output.get(id) ?? []).join(''),
+  };
+  for (const id of ids) cluster.start(id);
+  return cluster;
+}
+
+export interface Answer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+}
+
+export async function request(url: string, method = 'GET', body?: string, contentType = 'application/octet-stream'): Promise<Answer> {
+  const response = await fetch(url, { method, ...(body === undefined ? {} : { body, headers: { 'content-type': contentType } }), signal: AbortSignal.timeout(10_000) });
+  return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+/** Retries `attempt` until it returns a value (not undefined), at most `tries` times. */
+export async function eventually<T>(attempt: () => Promise<T | undefined>, tries = 100, delayMs = 100): Promise<T> {
+  let lastError: unknown;
+  for (let k = 0; k < tries; k++) {
+    try {
+      const value = await attempt();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
+  throw new Error(`gave up after ${tries} tries${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
+}
+
+export interface GroupStatus {
+  readonly group: number;
+  readonly role: string;
+  readonly leader: number;
+  readonly commit: number;
+  readonly applied: number;
+}
+
+export async function groupStatus(url: string): Promise<GroupStatus[]> {
+  const answer = await request(`${url}/v1/status`);
+  return (JSON.parse(answer.text) as { groups: GroupStatus[] }).groups;
+}
