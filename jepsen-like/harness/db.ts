@@ -1,0 +1,88 @@
+// What the harness needs from a database under test, whatever it is (dram processes, or the etcd
+// anchor): clients pinned to one node that read and compare-and-set versioned values, and the
+// controls the nemeses use. Results are classified here, at the edge, into Jepsen's outcomes:
+// ok, a definite failure, or unknown (info). A client never throws for an operating error.
+
+/** A value and its version (dram: the key's modify index; etcd: mod_revision). version 0: absent. */
+export type ReadResult =
+  | { readonly kind: 'ok'; readonly value: Uint8Array | null; readonly version: number }
+  | { readonly kind: 'fail' | 'info'; readonly error: string };
+
+/** mismatch: a compare-and-set that definitely did not apply because the version moved on. */
+export type WriteResult =
+  | { readonly kind: 'ok'; readonly version: number }
+  | { readonly kind: 'mismatch' | 'fail' | 'info'; readonly error: string };
+
+export interface KvClient {
+  readonly node: number;
+  read(key: string, timeoutMs: number): Promise<ReadResult>;
+  /** casVersion undefined: a blind write; 0: create only; n: only if the version is n. */
+  write(key: string, value: Uint8Array, casVersion: number | undefined, timeoutMs: number): Promise<WriteResult>;
+  close(): Promise<void>;
+}
+
+export interface NodeExit {
+  readonly node: number;
+  readonly code: number | null;
+  readonly signal: string | null;
+  /** ns on the history clock. */
+  readonly time: number;
+}
+
+export interface Database {
+  readonly name: string;
+  readonly nodeIds: readonly number[];
+  /** Replication groups whose leaders the nemeses target (dram: KV groups; etcd: one). */
+  readonly groupIds: readonly number[];
+  /** Whether packet faults (iptables partitions, the peer proxy) can target this database. */
+  readonly supportsNetworkFaults: boolean;
+  start(): Promise<void>;
+  /** True once every running node reports a leader for every group, within timeoutMs. */
+  waitReady(timeoutMs: number): Promise<boolean>;
+  client(node: number): KvClient;
+  /** The address a node's peer traffic comes from, for partition rules. */
+  nodeAddress(node: number): string;
+  kill(node: number): Promise<void>;
+  restart(node: number): Promise<void>;
+  pause(node: number): void;
+  resume(node: number): void;
+  isRunning(node: number): boolean;
+  isPaused(node: number): boolean;
+  /** The group's leader as the running nodes report it (highest term wins), if any. */
+  leaderOf(group: number): Promise<number | undefined>;
+  /** Asks for a leadership transfer; answers a one-line description of what happened. */
+  transferLeadership(group: number, to: number): Promise<string>;
+  /** Node exits the harness did not cause (crashes). */
+  unexpectedExits(): readonly NodeExit[];
+  /** Stops everything started; safe to call twice and after a failed start. */
+  stop(): Promise<void>;
+}
+
+/** Reads an error code out of a JSON error body, if it has one. */
+export function errorCodeOf(text: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === 'object' && parsed !== null && 'code' in parsed) {
+      const code = parsed.code;
+      return typeof code === 'string' ? code : undefined;
+    }
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
+/** Short text for an unknown thrown value, with a fetch failure's cause code when there is one. */
+export function describeThrown(error: unknown): { text: string; code: string | undefined; timeout: boolean } {
+  if (error instanceof Error) {
+    const cause = error.cause;
+    const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : undefined;
+    const timeout = error.name === 'TimeoutError' || error.name === 'AbortError';
+    return { text: code === undefined ? `${error.name}: ${error.message}` : `${error.message} (${code})`, code, timeout };
+  }
+  return { text: String(error), code: undefined, timeout: false };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}

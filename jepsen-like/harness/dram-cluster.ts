@@ -1,0 +1,346 @@
+// Real dram processes for a run: node n listens on its own loopback address 127.0.0.(10+n) (HTTP on
+// portBase, Raft on portBase+1000) and binds that address for its outgoing peer connections, so an
+// iptables rule on source and destination address cuts exactly the link between two nodes. The
+// harness's own clients come from 127.0.0.1, which is no node's address, so partitions never cut
+// the clients off. With the proxy nemesis each node is told its peers' Raft addresses are the
+// proxies in front of them (peerAddress), which is how the peer links pass through jepsen-like's
+// userspace proxy.
+//
+// Owns the node processes: start (--init on the first start only), kill -9, restart from the data
+// dir, SIGSTOP/SIGCONT, and stop. Each node's stdout and stderr go straight to <run>/n<id>.log (an
+// fd handed to the child, so the log survives a harness crash), with a harness marker line at every
+// start and kill. Exits the harness did not ask for are recorded as crashes.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describeThrown, errorCodeOf, sleep, type Database, type KvClient, type NodeExit, type ReadResult, type WriteResult } from './db.ts';
+
+const dramBin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
+
+export interface DramClusterOptions {
+  readonly nodes: number;
+  readonly kvGroups: number;
+  readonly portBase: number;
+  readonly runDir: string;
+  readonly dataDir: string;
+  /** Where node `from` should dial node `to`'s Raft port (the proxy's address when there is one). */
+  readonly peerAddress?: (from: number, to: number) => string;
+  /** The history clock, for crash times. */
+  readonly now: () => number;
+}
+
+interface NodeProcess {
+  child: ChildProcess;
+  paused: boolean;
+  /** Set when the harness kills or stops the node: its exit is then expected. */
+  expectingExit: boolean;
+  exited: Promise<void>;
+}
+
+interface GroupStatusLine {
+  group: number;
+  role: string;
+  term: number;
+  leader: number;
+}
+
+/** Node processes of every cluster in this harness process, killed if the harness exits without stopping them. */
+const everyCluster = new Set<ReadonlyMap<number, NodeProcess>>();
+let exitHookInstalled = false;
+
+function ensureExitHook(processes: ReadonlyMap<number, NodeProcess>): void {
+  everyCluster.add(processes);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const cluster of everyCluster) {
+      for (const entry of cluster.values()) {
+        entry.child.kill('SIGCONT');
+        entry.child.kill('SIGKILL');
+      }
+    }
+  });
+}
+
+export function dramNodeAddress(node: number): string {
+  return `127.0.0.${10 + node}`;
+}
+
+export class DramCluster implements Database {
+  readonly name = 'dram';
+  readonly nodeIds: readonly number[];
+  readonly groupIds: readonly number[];
+  readonly supportsNetworkFaults = true;
+  private readonly options: DramClusterOptions;
+  private readonly processes = new Map<number, NodeProcess>();
+  private readonly started = new Set<number>();
+  private readonly crashes: NodeExit[] = [];
+  private readonly logFds = new Map<number, number>();
+
+  constructor(options: DramClusterOptions) {
+    this.options = options;
+    this.nodeIds = Array.from({ length: options.nodes }, (_, k) => k + 1);
+    this.groupIds = Array.from({ length: options.kvGroups }, (_, k) => k + 1);
+  }
+
+  httpPort(): number {
+    return this.options.portBase;
+  }
+
+  raftPort(): number {
+    return this.options.portBase + 1000;
+  }
+
+  nodeAddress(node: number): string {
+    return dramNodeAddress(node);
+  }
+
+  url(node: number): string {
+    return `http://${dramNodeAddress(node)}:${this.httpPort()}`;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.options.dataDir, { recursive: true });
+    for (const node of this.nodeIds) this.spawnNode(node);
+    await Promise.resolve();
+  }
+
+  private args(node: number): string[] {
+    const peerAddress = this.options.peerAddress ?? ((_from: number, to: number) => `${dramNodeAddress(to)}:${this.raftPort()}`);
+    const peers = this.nodeIds.map((id) => `${id}=${id === node ? `${dramNodeAddress(id)}:${this.raftPort()}` : peerAddress(node, id)}`).join(',');
+    const peerHttp = this.nodeIds.map((id) => `${id}=${dramNodeAddress(id)}:${this.httpPort()}`).join(',');
+    return [
+      dramBin, 'start',
+      '--node-id', String(node),
+      '--data-dir', join(this.options.dataDir, `n${node}`),
+      '--http', `${dramNodeAddress(node)}:${this.httpPort()}`,
+      '--raft', `${dramNodeAddress(node)}:${this.raftPort()}`,
+      ...(this.started.has(node) ? [] : ['--init']),
+      '--peers', peers,
+      '--peer-http', peerHttp,
+      '--kv-groups', String(this.options.kvGroups),
+    ];
+  }
+
+  private logFd(node: number): number {
+    let fd = this.logFds.get(node);
+    if (fd === undefined) {
+      fd = openSync(join(this.options.runDir, `n${node}.log`), 'a');
+      this.logFds.set(node, fd);
+    }
+    return fd;
+  }
+
+  private mark(node: number, text: string): void {
+    writeSync(this.logFd(node), `# jepsen-like ${new Date().toISOString()} t=${(this.options.now() / 1e9).toFixed(3)}s: ${text}\n`);
+  }
+
+  private spawnNode(node: number): void {
+    if (this.processes.has(node)) throw new Error(`node ${node} is already running`);
+    const fd = this.logFd(node);
+    const args = this.args(node);
+    // Its own process group: a Ctrl-C at the terminal reaches the harness, which stops the nodes
+    // itself, instead of killing them behind its back (that would look like a crash).
+    const child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], detached: true });
+    ensureExitHook(this.processes);
+    this.started.add(node);
+    const entry: NodeProcess = { child, paused: false, expectingExit: false, exited: Promise.resolve() };
+    entry.exited = new Promise<void>((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.processes.delete(node);
+        if (!entry.expectingExit) {
+          this.crashes.push({ node, code, signal, time: this.options.now() });
+          this.mark(node, `exited unexpectedly (code ${code ?? 'none'}, signal ${signal ?? 'none'})`);
+        }
+        resolve();
+      });
+    });
+    this.processes.set(node, entry);
+    this.mark(node, `started pid ${child.pid ?? '?'}: node ${args.slice(1).join(' ')}`);
+  }
+
+  async kill(node: number): Promise<void> {
+    const entry = this.processes.get(node);
+    if (entry === undefined) return;
+    entry.expectingExit = true;
+    this.mark(node, 'kill -9');
+    entry.child.kill('SIGKILL');
+    await entry.exited;
+  }
+
+  async restart(node: number): Promise<void> {
+    if (this.processes.has(node)) return;
+    this.spawnNode(node);
+    await Promise.resolve();
+  }
+
+  pause(node: number): void {
+    const entry = this.processes.get(node);
+    if (entry === undefined || entry.paused) return;
+    this.mark(node, 'SIGSTOP');
+    entry.child.kill('SIGSTOP');
+    entry.paused = true;
+  }
+
+  resume(node: number): void {
+    const entry = this.processes.get(node);
+    if (entry === undefined || !entry.paused) return;
+    entry.child.kill('SIGCONT');
+    entry.paused = false;
+    this.mark(node, 'SIGCONT');
+  }
+
+  isRunning(node: number): boolean {
+    return this.processes.has(node);
+  }
+
+  isPaused(node: number): boolean {
+    return this.processes.get(node)?.paused ?? false;
+  }
+
+  unexpectedExits(): readonly NodeExit[] {
+    return this.crashes;
+  }
+
+  private async groupStatus(node: number, timeoutMs: number): Promise<GroupStatusLine[] | undefined> {
+    try {
+      const response = await fetch(`${this.url(node)}/v1/status`, { signal: AbortSignal.timeout(timeoutMs) });
+      if (response.status !== 200) return undefined;
+      return ((await response.json()) as { groups: GroupStatusLine[] }).groups;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private reachableNodes(): number[] {
+    return this.nodeIds.filter((node) => this.isRunning(node) && !this.isPaused(node));
+  }
+
+  async waitReady(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const nodes = this.reachableNodes();
+      const statuses = await Promise.all(nodes.map((node) => this.groupStatus(node, 1000)));
+      const ready = statuses.every((groups) => groups?.length === this.groupIds.length && groups.every((g) => g.leader !== 0));
+      if (ready) return true;
+      await sleep(200);
+    }
+    return false;
+  }
+
+  async leaderOf(group: number): Promise<number | undefined> {
+    const statuses = await Promise.all(this.reachableNodes().map((node) => this.groupStatus(node, 1000)));
+    let best: GroupStatusLine | undefined;
+    for (const groups of statuses) {
+      const line = groups?.find((g) => g.group === group);
+      if (line === undefined || line.leader === 0) continue;
+      if (best === undefined || line.term > best.term) best = line;
+    }
+    return best?.leader;
+  }
+
+  async transferLeadership(group: number, to: number): Promise<string> {
+    const via = (await this.leaderOf(group)) ?? to;
+    try {
+      const response = await fetch(`${this.url(via)}/v1/admin/groups/${group}/transfer-leadership`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ to }),
+        signal: AbortSignal.timeout(2000),
+      });
+      const text = await response.text();
+      return `group ${group} -> node ${to} via node ${via}: ${response.status} ${errorCodeOf(text) ?? text.slice(0, 80)}`;
+    } catch (error) {
+      return `group ${group} -> node ${to} via node ${via}: ${describeThrown(error).text}`;
+    }
+  }
+
+  client(node: number): KvClient {
+    return new DramClient(node, this.url(node));
+  }
+
+  async stop(): Promise<void> {
+    const entries = [...this.processes.entries()];
+    for (const [node, entry] of entries) {
+      entry.expectingExit = true;
+      if (entry.paused) entry.child.kill('SIGCONT');
+      this.mark(node, 'stop (SIGTERM)');
+      entry.child.kill('SIGTERM');
+    }
+    await Promise.all(
+      entries.map(async ([node, entry]) => {
+        const exited = await Promise.race([entry.exited.then(() => true), sleep(3000).then(() => false)]);
+        if (!exited) {
+          this.mark(node, 'did not stop within 3 s: kill -9');
+          entry.child.kill('SIGKILL');
+          await entry.exited;
+        }
+      }),
+    );
+    for (const fd of this.logFds.values()) closeSync(fd);
+    this.logFds.clear();
+  }
+
+  removeData(): void {
+    rmSync(this.options.dataDir, { recursive: true, force: true });
+  }
+}
+
+const octetStream = { 'content-type': 'application/octet-stream' };
+
+/** Error codes that say a write definitely did not apply (DESIGN.md: other 503s are definite). */
+const definiteWriteFailures = new Set(['DRAM_ERR_NOT_LEADER', 'DRAM_ERR_NO_LEADER', 'DRAM_ERR_OVERLOADED', 'DRAM_ERR_STALE_REQUEST', 'DRAM_ERR_BAD_REQUEST', 'DRAM_ERR_VALUE_TOO_LARGE', 'DRAM_ERR_KEY_TOO_LARGE', 'DRAM_ERR_UNKNOWN_GROUP']);
+
+/** A client pinned to one node: every request goes to that node's HTTP API (followers forward). */
+class DramClient implements KvClient {
+  readonly node: number;
+  private readonly base: string;
+
+  constructor(node: number, base: string) {
+    this.node = node;
+    this.base = base;
+  }
+
+  async read(key: string, timeoutMs: number): Promise<ReadResult> {
+    try {
+      const response = await fetch(`${this.base}/v1/kv/${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(timeoutMs) });
+      const body = new Uint8Array(await response.arrayBuffer());
+      if (response.status === 200) return { kind: 'ok', value: body, version: Number(response.headers.get('x-dram-index') ?? 'NaN') };
+      const code = errorCodeOf(Buffer.from(body).toString('utf8'));
+      if (response.status === 404 && code === 'DRAM_ERR_KEY_NOT_FOUND') return { kind: 'ok', value: null, version: 0 };
+      // A read changes nothing, so any refusal is a definite failure.
+      return { kind: 'fail', error: `${response.status} ${code ?? 'no code'}` };
+    } catch (error) {
+      const { text, timeout } = describeThrown(error);
+      // The issue's rule: a request that timed out is info. For a read it makes no difference to the
+      // checkers (info reads constrain nothing), and it keeps the liveness verdict honest.
+      return { kind: timeout ? 'info' : 'fail', error: text };
+    }
+  }
+
+  async write(key: string, value: Uint8Array, casVersion: number | undefined, timeoutMs: number): Promise<WriteResult> {
+    const query = casVersion === undefined ? '' : `?cas=${casVersion}`;
+    try {
+      const response = await fetch(`${this.base}/v1/kv/${encodeURIComponent(key)}${query}`, { method: 'PUT', body: value, headers: octetStream, signal: AbortSignal.timeout(timeoutMs) });
+      const text = await response.text();
+      if (response.status === 200) return { kind: 'ok', version: Number(response.headers.get('x-dram-index') ?? 'NaN') };
+      const code = errorCodeOf(text);
+      const error = `${response.status} ${code ?? 'no code'}`;
+      if (response.status === 412 && code === 'DRAM_ERR_CAS_MISMATCH') return { kind: 'mismatch', error };
+      if (code !== undefined && definiteWriteFailures.has(code)) return { kind: 'fail', error };
+      // DRAM_ERR_INDETERMINATE, DRAM_ERR_INTERNAL, and anything we do not know: the write may have applied.
+      return { kind: 'info', error };
+    } catch (error) {
+      const { text, code } = describeThrown(error);
+      // Refused before a byte was sent: the node is down and nothing can have been applied.
+      if (code === 'ECONNREFUSED') return { kind: 'fail', error: text };
+      return { kind: 'info', error: text };
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.resolve();
+  }
+}

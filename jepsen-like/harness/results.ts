@@ -1,0 +1,182 @@
+// Turns a finished run into results.json: op counts, one entry per checker (the workload's own,
+// liveness after the final heal, crashed nodes) with a verdict, a one-line summary and the details
+// a reader needs to find the problem, and the overall verdict. The overall verdict is invalid if
+// any checker proved a violation (even in a run cut short: a proof stays a proof), else unknown if
+// the harness failed or any checker could not decide, else valid.
+
+import type { RecordedOperation } from '../checker/history.ts';
+import { overallVerdict, type LinearizabilityResult, type Verdict } from '../checker/linearizability.ts';
+import { checkLiveness } from '../checker/liveness.ts';
+import { registerModel } from '../checker/model.ts';
+import type { NodeExit } from './db.ts';
+import type { RunOptions } from './options.ts';
+import type { Schedule } from './schedule.ts';
+import type { RecordedEvent } from './history-recorder.ts';
+import { PRECONDITION, type Workload, type WorkloadCheck } from './workloads.ts';
+
+export interface RunSummary {
+  readonly runDir: string;
+  readonly argv: readonly string[];
+  readonly options: RunOptions;
+  readonly schedule: Schedule;
+  readonly netem: string;
+  readonly startedAt: string;
+  readonly durationS: number;
+  readonly phases: { mainStartNs: number; healNs: number; recoveryEndNs: number; finalEndNs: number };
+  readonly harnessError: string | undefined;
+  readonly crashes: readonly NodeExit[];
+}
+
+export interface CheckerSummary {
+  readonly verdict: Verdict;
+  readonly summary: string;
+  readonly details?: unknown;
+}
+
+export interface OpCounts {
+  total: number;
+  ok: number;
+  fail: number;
+  info: number;
+  byFunction: Record<string, { ok: number; fail: number; info: number }>;
+}
+
+export interface RunResults {
+  readonly verdict: Verdict;
+  /** Jepsen's spelling of the verdict. */
+  readonly 'valid?': boolean | 'unknown';
+  readonly run: Omit<RunSummary, 'schedule'> & { readonly faults: number; readonly skippedNemeses: Schedule['skipped'] };
+  readonly ops: OpCounts;
+  readonly checkers: Record<string, CheckerSummary>;
+  /** The workload check itself, for the report (not serialised: results.json has the summary). */
+  readonly workloadCheck: WorkloadCheck | undefined;
+}
+
+export function countOps(ops: readonly RecordedOperation[]): OpCounts {
+  const counts: OpCounts = { total: 0, ok: 0, fail: 0, info: 0, byFunction: {} };
+  for (const op of ops) {
+    counts.total++;
+    counts[op.status]++;
+    const entry = (counts.byFunction[op.f] ??= { ok: 0, fail: 0, info: 0 });
+    entry[op.status]++;
+  }
+  return counts;
+}
+
+function describeOp(op: RecordedOperation): string {
+  if (op.status === 'fail') return `op ${op.index} p${op.process} ${op.f} failed`;
+  return `op ${op.index} p${op.process} ${registerModel.describeOperation(op as Parameters<typeof registerModel.describeOperation>[0])} [${(op.call / 1e9).toFixed(3)}s, ${op.ret === Infinity ? '∞' : `${(op.ret / 1e9).toFixed(3)}s`}]`;
+}
+
+function registerSummary(result: LinearizabilityResult): CheckerSummary {
+  const counts = { valid: 0, invalid: 0, unknown: 0 };
+  for (const partition of result.partitions) counts[partition.verdict]++;
+  const invalid = result.partitions.filter((partition) => partition.verdict !== 'valid');
+  return {
+    verdict: result.verdict,
+    summary: `${result.partitions.length} keys: ${counts.valid} linearizable, ${counts.invalid} not, ${counts.unknown} undecided; ${result.steps} search steps`,
+    details: {
+      steps: result.steps,
+      keys: result.partitions.map((partition) => ({ key: partition.key, verdict: partition.verdict, ops: partition.opCount, steps: partition.steps })),
+      failures: invalid.map((partition) => ({
+        key: partition.key,
+        verdict: partition.verdict,
+        message: partition.failure?.message,
+        blockedOp: partition.failure === undefined ? undefined : describeOp(partition.failure.blockedOp),
+        stateAtBlock: partition.failure?.stateAtBlock,
+        linearizedPrefix: partition.failure?.prefix.map((step) => `${describeOp(step.op)} -> ${step.stateAfter}`),
+        pendingOps: partition.failure?.pendingOps.map(describeOp),
+      })),
+    },
+  };
+}
+
+function workloadSummary(check: WorkloadCheck): CheckerSummary {
+  switch (check.workload) {
+    case 'register':
+      return registerSummary(check.result);
+    case 'set': {
+      const keys = check.result.keys;
+      const lost = keys.reduce((sum, key) => sum + key.lost.length, 0);
+      const unexpected = keys.reduce((sum, key) => sum + key.unexpected.length + key.failedPresent.length + key.duplicated.length, 0);
+      const acknowledged = keys.reduce((sum, key) => sum + key.acknowledgedCount, 0);
+      const attempted = keys.reduce((sum, key) => sum + key.attemptedCount, 0);
+      return {
+        verdict: check.verdict,
+        summary: `${keys.length} sets: ${attempted} adds attempted, ${acknowledged} acknowledged, ${lost} lost, ${unexpected} unexpected/failed/duplicated elements read`,
+        details: keys,
+      };
+    }
+    case 'append': {
+      const keys = check.result.keys;
+      const anomalies = keys.flatMap((key) => key.anomalies.map((anomaly) => ({ key: key.key, kind: anomaly.kind, message: anomaly.message })));
+      return {
+        verdict: check.verdict,
+        summary: `${keys.length} lists: ${keys.reduce((sum, key) => sum + key.appendCount, 0)} appends, ${keys.reduce((sum, key) => sum + key.readCount, 0)} reads, ${anomalies.length} anomalies`,
+        details: { keys: keys.map((key) => ({ key: key.key, verdict: key.verdict, appends: key.appendCount, acknowledged: key.acknowledgedCount, reads: key.readCount, finalLength: key.finalLength })), anomalies },
+      };
+    }
+  }
+}
+
+/** Indexes of ops whose fail was a modelled answer (see PRECONDITION), from the recorder's notes. */
+export function preconditionFailures(events: readonly RecordedEvent[]): Set<number> {
+  const found = new Set<number>();
+  const open = new Map<number, number>();
+  let index = 0;
+  for (const event of events) {
+    if (event.type === 'invoke') open.set(event.process, index++);
+    else if (event.type === 'fail' && event.note.error?.startsWith(PRECONDITION) === true) found.add(open.get(event.process) ?? -1);
+  }
+  return found;
+}
+
+export function checkRun(summary: RunSummary, workload: Workload, recorded: readonly RecordedOperation[], answeredFails: ReadonlySet<number>): RunResults {
+  const checkers: Record<string, CheckerSummary> = {};
+  let workloadCheck: WorkloadCheck | undefined;
+  try {
+    workloadCheck = workload.check(recorded, summary.options.linearizabilityStepsMax);
+    checkers[workload.name] = workloadSummary(workloadCheck);
+  } catch (error) {
+    checkers[workload.name] = { verdict: 'unknown', summary: `checker failed: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  const options = summary.options;
+  if (summary.phases.healNs > 0 && summary.phases.finalEndNs > 0) {
+    // A cas whose comparison did not hold was answered: for liveness it is as good as ok.
+    const answered = recorded.map((op) => (answeredFails.has(op.index) ? { ...op, status: 'ok' as const } : op));
+    const liveness = checkLiveness(answered, {
+      healTimeNs: summary.phases.healNs,
+      graceNs: options.livenessGraceS * 1e9,
+      boundNs: options.livenessBoundMs * 1e6,
+      historyEndNs: summary.phases.finalEndNs,
+    });
+    checkers['liveness'] = {
+      verdict: liveness.verdict,
+      summary: `${liveness.checkedCount} ops invoked >= ${options.livenessGraceS} s after the heal judged (bound ${options.livenessBoundMs} ms), ${liveness.violations.length} violations`,
+      details: { windowStartNs: liveness.windowStartNs, unjudged: liveness.unjudgedCount, violations: liveness.violations.slice(0, 50).map((violation) => violation.message) },
+    };
+  } else {
+    checkers['liveness'] = { verdict: 'unknown', summary: 'not judged: the run never finished its recovery phase' };
+  }
+  const crashes = summary.crashes;
+  checkers['crashes'] = {
+    verdict: crashes.length > 0 ? 'invalid' : 'valid',
+    summary: crashes.length > 0 ? `${crashes.length} node exits the harness did not cause: ${crashes.map((crash) => `node ${crash.node} at ${(crash.time / 1e9).toFixed(1)} s (code ${crash.code ?? '-'}, signal ${crash.signal ?? '-'})`).join('; ')}` : 'no node exited unexpectedly',
+  };
+  let verdict = overallVerdict(Object.values(checkers));
+  if (verdict === 'valid' && summary.harnessError !== undefined) verdict = 'unknown';
+  const { schedule, ...run } = summary;
+  return {
+    verdict,
+    'valid?': verdict === 'unknown' ? 'unknown' : verdict === 'valid',
+    run: { ...run, faults: schedule.faults.length, skippedNemeses: schedule.skipped },
+    ops: countOps(recorded),
+    checkers,
+    workloadCheck,
+  };
+}
+
+/** results.json without the bulky workload check (its summary is in `checkers`). */
+export function serialisable(results: RunResults): RunResults {
+  return { ...results, workloadCheck: undefined };
+}

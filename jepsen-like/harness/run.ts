@@ -1,0 +1,314 @@
+// One harness run, in Jepsen's phases:
+//   setup     start the database (and the firewall chain and peer proxy when their nemeses run),
+//             wait until every group has a leader;
+//   main      `concurrency` client workers run the workload for --time seconds, each op recorded
+//             as invoke then ok / fail / info, while the nemesis follows the seeded schedule;
+//   heal      every fault undone, every node running again (the heal time anchors liveness);
+//   recovery  the workload goes on for --recovery seconds: liveness is judged on these ops;
+//   final     every key ever touched is read until a read succeeds (bounded tries);
+//   teardown  always, in finally: heal, remove the iptables chain, close the proxy, stop nodes;
+//   check     the workload's checker, liveness, and crashed nodes; results.json and report.html.
+// A worker's process id changes after an info completion (the old process may still have its op
+// in flight), as in Jepsen. Every loop is bounded by a deadline and a count.
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pairEvents, parseHistory, type HistoryEvent } from '../checker/history.ts';
+import { Firewall, probeNetem } from './firewall.ts';
+import { HistoryRecorder, NemesisLog, type NemesisEntry, type RecordedEvent } from './history-recorder.ts';
+import { Nemesis } from './nemesis.ts';
+import type { RunOptions } from './options.ts';
+import { PeerProxy } from './peer-proxy.ts';
+import { createRng, type Rng } from './rng.ts';
+import { describeFault, planSchedule, type Schedule } from './schedule.ts';
+import { createWorkload, type Completion, type PlannedOp, type Workload } from './workloads.ts';
+import { describeThrown, sleep, type Database, type KvClient } from './db.ts';
+import { DramCluster, dramNodeAddress } from './dram-cluster.ts';
+import { checkRun, preconditionFailures, serialisable, type RunSummary } from './results.ts';
+import { writeReport } from './report.ts';
+
+export interface RunContext {
+  readonly options: RunOptions;
+  readonly runDir: string;
+  readonly argv: readonly string[];
+  readonly log: (line: string) => void;
+  readonly signal: AbortSignal;
+}
+
+/** Ops one worker may run in a phase at most, whatever the rate says (a bound, not a target). */
+const opsPerWorkerMax = 1_000_000;
+const readyTimeoutMs = 60_000;
+const finalReadTriesMax = 30;
+const finalReadTimeMs = 30_000;
+
+export function runDirName(seed: number, date = new Date()): string {
+  const stamp = date.toISOString().replace(/[-:]/gu, '').replace(/\.\d+Z$/u, 'Z');
+  return `${stamp}-${seed}`;
+}
+
+interface Phases {
+  mainStartNs: number;
+  healNs: number;
+  recoveryEndNs: number;
+  finalEndNs: number;
+}
+
+async function createDatabase(options: RunOptions, runDir: string, schedule: Schedule, recorder: HistoryRecorder): Promise<{ db: Database; firewall: Firewall | undefined; proxy: PeerProxy | undefined }> {
+  const nodes = Array.from({ length: options.nodes }, (_, k) => k + 1);
+  const faultKinds = new Set(schedule.faults.map((fault) => fault.spec.kind));
+  if (options.db === 'etcd') {
+    const { EtcdDatabase } = await import('./etcd-db.ts');
+    return { db: new EtcdDatabase({ runDir, now: () => recorder.now() }), firewall: undefined, proxy: undefined };
+  }
+  const raftPort = options.portBase + 1000;
+  const proxy = faultKinds.has('proxy')
+    ? new PeerProxy({ nodes, address: dramNodeAddress, raftPort, proxyPort: (to) => options.portBase + 2000 + to, rng: createRng(options.seed).fork('proxy') })
+    : undefined;
+  await proxy?.start();
+  const firewall = faultKinds.has('partition') ? new Firewall(dramNodeAddress) : undefined;
+  await firewall?.setup();
+  const db = new DramCluster({
+    nodes: options.nodes,
+    kvGroups: options.kvGroups,
+    portBase: options.portBase,
+    runDir,
+    dataDir: join(runDir, 'data'),
+    ...(proxy === undefined ? {} : { peerAddress: (from: number, to: number) => proxy.listenAddress(from, to) }),
+    now: () => recorder.now(),
+  });
+  return { db, firewall, proxy };
+}
+
+export async function runTest(context: RunContext): Promise<number> {
+  const { options, runDir, log } = context;
+  mkdirSync(runDir, { recursive: true });
+  const rootRng = createRng(options.seed);
+  const nodeIds = Array.from({ length: options.nodes }, (_, k) => k + 1);
+  const groupIds = options.db === 'etcd' ? [1] : Array.from({ length: options.kvGroups }, (_, k) => k + 1);
+  const schedule = planSchedule(options, nodeIds, groupIds, rootRng.fork('nemesis'));
+  writeFileSync(join(runDir, 'schedule.json'), `${JSON.stringify({ options, schedule }, null, 2)}\n`);
+  log(`run ${resolve(runDir)}`);
+  log(`seed ${options.seed}: ${schedule.faults.length} faults planned`);
+  for (const fault of schedule.faults) log(`  ${describeFault(fault)}`);
+  for (const skipped of schedule.skipped) log(`  SKIP ${skipped.kind}: ${skipped.reason}`);
+  const netem = await probeNetem();
+  log(netem.detail);
+
+  const recorder = new HistoryRecorder(join(runDir, 'history.jsonl'), process.hrtime.bigint());
+  const nemesisLog = new NemesisLog(join(runDir, 'nemesis.jsonl'));
+  const workload = createWorkload(options.workload, options);
+  const phases: Phases = { mainStartNs: 0, healNs: 0, recoveryEndNs: 0, finalEndNs: 0 };
+  let harnessError: string | undefined;
+  let db: Database | undefined;
+  let firewall: Firewall | undefined;
+  let proxy: PeerProxy | undefined;
+  let nemesis: Nemesis | undefined;
+  let healed = false;
+  const cleanupProblems: string[] = [];
+  const started = Date.now();
+  // Stops workers and the nemesis on an interrupt or a harness failure.
+  const stop = new AbortController();
+  context.signal.addEventListener('abort', () => {
+    stop.abort();
+  });
+  try {
+    ({ db, firewall, proxy } = await createDatabase(options, runDir, schedule, recorder));
+    await db.start();
+    if (!(await db.waitReady(readyTimeoutMs))) throw new Error(`${db.name} did not elect leaders for every group within ${readyTimeoutMs / 1000} s (see the node logs)`);
+    log(`${db.name}: ${options.nodes} nodes up, every group has a leader`);
+    nemesis = new Nemesis({ db, firewall, proxy, log: nemesisLog, now: () => recorder.now(), signal: stop.signal });
+    const clients = nodeIds.map((node) => (db as Database).client(node));
+    const workers = new Workers(workload, clients, recorder, options, rootRng, stop.signal);
+
+    phases.mainStartNs = recorder.now();
+    const mainStartMs = Date.now();
+    const mainEndMs = mainStartMs + options.timeS * 1000;
+    // A nemesis failure is a harness failure: stop the workers too, then report it.
+    const [nemesisOutcome] = await Promise.allSettled([
+      nemesis.run(schedule, mainStartMs).catch((error: unknown) => {
+        stop.abort();
+        throw error;
+      }),
+      workers.runUntil(mainEndMs),
+    ]);
+    if (nemesisOutcome.status === 'rejected') throw nemesisOutcome.reason;
+    log(`main phase over: ${Math.floor(recorder.events.length / 2)} ops so far; healing`);
+
+    if (proxy !== undefined) {
+      const stats = proxy.stats();
+      log(`peer proxy: ${stats.framesPassed} frames passed, ${stats.framesDropped} dropped`);
+    }
+    healed = true;
+    const problems = await nemesis.healAll();
+    if (problems.length > 0) throw new Error(`final heal failed: ${problems.join('; ')}`);
+    phases.healNs = recorder.now();
+    if (!stop.signal.aborted) {
+      await workers.runUntil(Date.now() + options.recoveryS * 1000);
+      phases.recoveryEndNs = recorder.now();
+      log('recovery phase over; final reads');
+      const unread = await workers.finalReads(workload.keys());
+      phases.finalEndNs = recorder.now();
+      if (unread.length > 0) log(`final reads: ${unread.length} keys never read successfully (${unread.slice(0, 5).join(', ')})`);
+    }
+    await Promise.all(clients.map((client) => client.close()));
+    if (context.signal.aborted) harnessError = 'interrupted';
+  } catch (error) {
+    harnessError = describeThrown(error).text;
+    log(`harness error: ${harnessError}`);
+  } finally {
+    if (nemesis !== undefined && !healed) cleanupProblems.push(...(await nemesis.healAll()));
+    if (firewall !== undefined) cleanupProblems.push(...(await firewall.teardown()));
+    await proxy?.close();
+    await db?.stop();
+    if (db instanceof DramCluster && !options.keepData) db.removeData();
+    await recorder.close();
+    await nemesisLog.close();
+  }
+  for (const problem of cleanupProblems) log(`cleanup: ${problem}`);
+
+  const summary: RunSummary = {
+    runDir: resolve(runDir),
+    argv: context.argv,
+    options,
+    schedule,
+    netem: netem.detail,
+    startedAt: new Date(started).toISOString(),
+    durationS: (Date.now() - started) / 1000,
+    phases,
+    harnessError,
+    crashes: db?.unexpectedExits() ?? [],
+  };
+  return finishRun(summary, workload, recorder.events, nemesisLog.entries, log);
+}
+
+/** Checks a finished run's history, writes results.json and report.html, answers the exit code. */
+export function finishRun(summary: RunSummary, workload: Workload, events: readonly RecordedEvent[], nemesisEntries: readonly NemesisEntry[], log: (line: string) => void): number {
+  const recorded = pairEvents(events);
+  const results = checkRun(summary, workload, recorded, preconditionFailures(events));
+  writeFileSync(join(summary.runDir, 'results.json'), `${JSON.stringify(serialisable(results), null, 2)}\n`);
+  writeReport(join(summary.runDir, 'report.html'), summary, results, events, recorded, nemesisEntries, workload);
+  log(`ops: ${results.ops.total} (${results.ops.ok} ok, ${results.ops.fail} fail, ${results.ops.info} info)`);
+  for (const [name, checker] of Object.entries(results.checkers)) log(`  ${name}: ${checker.verdict} - ${checker.summary}`);
+  log(`verdict: ${results.verdict}${summary.harnessError === undefined ? '' : ` (harness error: ${summary.harnessError})`}`);
+  log(`report: ${join(summary.runDir, 'report.html')}`);
+  return results.verdict === 'valid' ? 0 : results.verdict === 'invalid' ? 1 : 2;
+}
+
+/**
+ * --recheck DIR: runs the checkers and the report again on a run folder's history.jsonl,
+ * nemesis.jsonl, schedule.json and results.json (for its phases), without starting anything.
+ * Useful after a checker fix, or on a history edited by hand.
+ */
+export function recheck(runDir: string, log: (line: string) => void): number {
+  const saved = JSON.parse(readFileSync(join(runDir, 'schedule.json'), 'utf8')) as { options: RunOptions; schedule: Schedule };
+  const previous = existsSync(join(runDir, 'results.json')) ? (JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as { run?: Partial<RunSummary> }).run : undefined;
+  const events: RecordedEvent[] = parseHistory(readFileSync(join(runDir, 'history.jsonl'), 'utf8')).map((event) => {
+    const extra = event as HistoryEvent & { node?: unknown; error?: unknown };
+    return { ...event, note: { ...(typeof extra.node === 'number' ? { node: extra.node } : {}), ...(typeof extra.error === 'string' ? { error: extra.error } : {}) } };
+  });
+  const nemesisText = existsSync(join(runDir, 'nemesis.jsonl')) ? readFileSync(join(runDir, 'nemesis.jsonl'), 'utf8') : '';
+  const nemesisEntries = nemesisText.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as NemesisEntry);
+  const lastTime = events.reduce((max, event) => Math.max(max, event.time), 0);
+  const summary: RunSummary = {
+    runDir: resolve(runDir),
+    argv: previous?.argv ?? [],
+    options: saved.options,
+    schedule: saved.schedule,
+    netem: previous?.netem ?? '',
+    startedAt: previous?.startedAt ?? '',
+    durationS: previous?.durationS ?? 0,
+    phases: previous?.phases ?? { mainStartNs: 0, healNs: 0, recoveryEndNs: lastTime, finalEndNs: lastTime },
+    harnessError: previous?.harnessError,
+    crashes: previous?.crashes ?? [],
+  };
+  log(`rechecking ${summary.runDir} (${events.length} events)`);
+  return finishRun(summary, createWorkload(saved.options.workload, saved.options), events, nemesisEntries, log);
+}
+
+/** The client workers. Worker w talks to node (w mod nodes) + 1 and owns process ids w, w+C, w+2C, ... */
+class Workers {
+  private readonly workload: Workload;
+  private readonly clients: readonly KvClient[];
+  private readonly recorder: HistoryRecorder;
+  private readonly options: RunOptions;
+  private readonly rngs: Rng[];
+  private readonly processes: number[];
+  private readonly signal: AbortSignal;
+  private nextFinalProcess: number;
+
+  constructor(workload: Workload, clients: readonly KvClient[], recorder: HistoryRecorder, options: RunOptions, rootRng: Rng, signal: AbortSignal) {
+    this.workload = workload;
+    this.clients = clients;
+    this.recorder = recorder;
+    this.options = options;
+    this.signal = signal;
+    this.rngs = Array.from({ length: options.concurrency }, (_, w) => rootRng.fork(`worker-${w}`));
+    this.processes = Array.from({ length: options.concurrency }, (_, w) => w);
+    this.nextFinalProcess = 0;
+  }
+
+  async runUntil(endMs: number): Promise<void> {
+    await Promise.all(this.rngs.map((_, w) => this.work(w, endMs)));
+  }
+
+  private clientFor(w: number): KvClient {
+    const client = this.clients[w % this.clients.length];
+    if (client === undefined) throw new Error('internal: no client');
+    return client;
+  }
+
+  private async work(w: number, endMs: number): Promise<void> {
+    const rng = this.rngs[w];
+    if (rng === undefined) throw new Error('internal: no worker rng');
+    const client = this.clientFor(w);
+    const meanGapMs = (this.options.concurrency / this.options.rate) * 1000;
+    for (let count = 0; count < opsPerWorkerMax && Date.now() < endMs && !this.signal.aborted; count++) {
+      const process = this.processes[w] ?? w;
+      const op = this.workload.nextOp(rng);
+      const completion = await this.invoke(process, op, client);
+      if (completion === 'info') this.processes[w] = process + this.options.concurrency;
+      await sleep(Math.min(rng.exponential(meanGapMs), endMs - Date.now()));
+    }
+  }
+
+  /** Invokes one op and records both events; answers the completion type. */
+  private async invoke(process: number, op: PlannedOp, client: KvClient): Promise<'ok' | 'fail' | 'info'> {
+    const timeoutMs = this.options.opTimeoutMs;
+    this.recorder.invoke(process, op.f, op.key, op.value, { node: client.node });
+    let completion: Completion;
+    try {
+      // A hard stop in case a client ignores its own deadline; the op is then info.
+      completion = await Promise.race([
+        this.workload.invoke(op, client, timeoutMs),
+        sleep(timeoutMs * 2 + 1000).then(() => ({ type: 'info' as const, value: op.value, error: 'harness hard timeout' })),
+      ]);
+    } catch (error) {
+      completion = { type: 'info', value: op.value, error: `client threw: ${describeThrown(error).text}` };
+    }
+    const value = op.f === 'read' ? (completion.type === 'ok' ? completion.value : null) : op.value;
+    this.recorder.complete(process, completion.type, op.f, op.key, value, { node: client.node, ...(completion.error === undefined ? {} : { error: completion.error }) });
+    return completion.type;
+  }
+
+  /** Reads every key until a read succeeds (bounded); answers the keys never read. */
+  async finalReads(keys: readonly string[]): Promise<string[]> {
+    const queue = keys.map((key, index) => ({ key, index }));
+    const unread: string[] = [];
+    const deadline = Date.now() + finalReadTimeMs;
+    const base = Math.max(...this.processes) + this.options.concurrency;
+    const reader = async (): Promise<void> => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+        let done = false;
+        for (let attempt = 0; attempt < finalReadTriesMax && !done && Date.now() < deadline && !this.signal.aborted; attempt++) {
+          const process = base + this.nextFinalProcess++;
+          // Each retry asks the next node: a read that fails at one node may succeed at another.
+          done = (await this.invoke(process, { f: 'read', key: item.key, value: null }, this.clientFor(item.index + attempt))) === 'ok';
+          if (!done) await sleep(200);
+        }
+        if (!done) unread.push(item.key);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, Math.max(1, keys.length)) }, reader));
+    return unread;
+  }
+}
