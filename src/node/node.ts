@@ -6,6 +6,7 @@
 // closes. A storage failure is fatal: the node logs it and exits non-zero.
 
 import { randomInt } from 'node:crypto';
+import http from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -127,23 +128,35 @@ async function initializeGroups(store: DiskStore, config: NodeConfig, logger: Lo
   logger.info({ groups: missing.length, voters: [...config.peers.keys()] }, 'groups initialized');
 }
 
-/** Forwards an API request to the leader's node over HTTP (addresses from --peer-http). */
+/**
+ * Forwards an API request to the leader's node over HTTP (addresses from --peer-http). Outgoing
+ * connections bind this node's own address, like the peer transport's (DESIGN.md decision 11),
+ * so a partition by source address cuts forwarding too instead of letting it leak around.
+ */
 function httpForward(config: NodeConfig): Forward | undefined {
   if (config.peerHttp.size === 0) return undefined;
-  return async (leader, request) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  return (leader, request) => {
     const address = config.peerHttp.get(leader);
-    if (address === undefined) throw new Error(`no HTTP address for node ${leader} (--peer-http)`);
-    const response = await fetch(`http://${address.host}:${address.port}${request.url}`, {
-      method: request.method,
-      headers: request.headers,
-      ...(request.body === undefined ? {} : { body: request.body }),
-      signal: AbortSignal.timeout(config.requestTimeoutMs + 1000),
+    if (address === undefined) return Promise.reject(new Error(`no HTTP address for node ${leader} (--peer-http)`));
+    return new Promise((resolve, reject) => {
+      const outgoing = http.request(
+        { host: address.host, port: address.port, method: request.method, path: request.url, headers: request.headers, agent, localAddress: config.raft.host, timeout: config.requestTimeoutMs + 1000 },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', reject);
+          response.on('end', () => {
+            const headers: Record<string, string> = {};
+            for (const [name, value] of Object.entries(response.headers)) if (typeof value === 'string') headers[name] = value;
+            resolve({ status: response.statusCode ?? 502, headers, body: Buffer.concat(chunks) });
+          });
+        },
+      );
+      outgoing.on('timeout', () => outgoing.destroy(new Error(`forward to node ${leader} timed out`)));
+      outgoing.on('error', reject);
+      outgoing.end(request.body);
     });
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      headers[name] = value;
-    });
-    return { status: response.status, headers, body: Buffer.from(await response.arrayBuffer()) };
   };
 }
 
