@@ -47,6 +47,10 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     ...peerTransportLimitsDefault,
     frameBytesMax,
     sendQueueBytesMax: 2 * frameBytesMax,
+    // Every group heartbeats every heartbeatTicks, so a peer silent for four election timeouts
+    // sits behind a broken path: redial rather than wait out TCP's retransmission backoff.
+    peerSilenceMsMax: 4 * config.electionTimeoutTicks * config.tickMs,
+    reconnectDelayMsMax: 1000,
     nodeId: config.nodeId,
     clusterId: config.clusterId,
     secret: config.secret,

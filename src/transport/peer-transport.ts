@@ -28,6 +28,7 @@
 // Called by src/node/ (wiring) and the multi-Raft host (`send` once per peer per turn, `onBatch`).
 
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { assert } from '../base/assert.ts';
 import type { NodeId } from '../base/ids.ts';
 import { CodecError } from '../codec/validate.ts';
@@ -87,6 +88,13 @@ export interface PeerTransportOptions {
   readonly stopFlushMsMax: number;
   /** Inbound connections held at once, authenticated or not. */
   readonly inboundConnectionsMax: number;
+  /**
+   * Redial a peer we have heard nothing from for this long (0: never). A partition that drops
+   * packets leaves TCP connections open but stalled, and TCP's own retransmission backoff then
+   * delays recovery by seconds after the partition heals; with groups heartbeating, silence this
+   * long means the path is broken, and a fresh connection recovers at once.
+   */
+  readonly peerSilenceMsMax?: number;
   /** Jitter for reconnect delays, in [0, 1). Defaults to Math.random; tests pass a seeded one. */
   readonly random?: () => number;
   readonly logger: TransportLogger;
@@ -163,6 +171,8 @@ interface Peer {
   reconnectTimer: NodeJS.Timeout | undefined;
   failedAttempts: number;
   lastError: string;
+  /** When a frame from this peer last arrived (performance.now()), for the silence watchdog. */
+  lastHeardMs: number;
 }
 
 /** A connection some peer (or stranger) opened to us. `peer` is set once its proof checked out. */
@@ -187,6 +197,7 @@ export class PeerTransport {
   private readonly server: net.Server;
   private runState: RunState = 'new';
   private stopping: Promise<void> | undefined;
+  private silenceWatchdog: NodeJS.Timeout | undefined;
   private handshakeFailures = 0;
   private connectionsClosedInvalid = 0;
   private inboundConnectionsRefused = 0;
@@ -212,6 +223,7 @@ export class PeerTransport {
         reconnectTimer: undefined,
         failedAttempts: 0,
         lastError: '',
+        lastHeardMs: 0,
       });
     }
     this.server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs }, (socket) => {
@@ -241,8 +253,30 @@ export class PeerTransport {
     const bound = this.server.address();
     assert(bound !== null && typeof bound === 'object', 'a TCP server has an address object');
     this.logger.info('peer transport listening', { node: this.options.nodeId, host: bound.address, port: bound.port });
-    for (const peer of this.peers.values()) this.dial(peer);
+    for (const peer of this.peers.values()) {
+      peer.lastHeardMs = performance.now();
+      this.dial(peer);
+    }
+    const silenceMsMax = this.options.peerSilenceMsMax ?? 0;
+    if (silenceMsMax > 0) {
+      this.silenceWatchdog = setInterval(() => {
+        this.redialSilentPeers(silenceMsMax);
+      }, Math.max(10, Math.floor(silenceMsMax / 4)));
+      this.silenceWatchdog.unref();
+    }
     return { host: bound.address, port: bound.port };
+  }
+
+  private redialSilentPeers(silenceMsMax: number): void {
+    const now = performance.now();
+    for (const peer of this.peers.values()) {
+      const socket = peer.socket;
+      if (peer.state !== 'established' || socket === undefined || now - peer.lastHeardMs < silenceMsMax) continue;
+      peer.lastHeardMs = now; // one redial per silence period
+      peer.lastError = `nothing heard from the peer for ${Math.round(silenceMsMax)} ms: redialing`;
+      peer.state = 'closing';
+      socket.destroy(); // the close handler logs it and redials with backoff
+    }
   }
 
   /**
@@ -538,6 +572,8 @@ export class PeerTransport {
     assert(counters !== undefined, 'an authenticated connection belongs to a known peer');
     counters.framesReceived++;
     counters.bytesReceived += frameHeaderBytes + payload.length;
+    const peer = this.peers.get(from);
+    if (peer !== undefined) peer.lastHeardMs = performance.now();
     this.options.onBatch(from, frame.batch);
   }
 
@@ -591,6 +627,7 @@ export class PeerTransport {
   }
 
   private async shutDown(): Promise<void> {
+    if (this.silenceWatchdog !== undefined) clearInterval(this.silenceWatchdog);
     const serverClosed = new Promise<void>((resolve) => {
       this.server.close(() => {
         resolve();

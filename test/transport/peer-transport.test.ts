@@ -196,6 +196,23 @@ describe('peer transport', () => {
     expect(one.log.some((line) => line.message === 'peer connection lost' && line.fields['peer'] === 2)).toBe(true);
   });
 
+  it('redials a connected peer it has heard nothing from for peerSilenceMsMax, and stays quiet about one that talks', async () => {
+    const addresses = await harness.addresses(2);
+    const one = await harness.started(n(1), addresses, { peerSilenceMsMax: 100 });
+    const two = await harness.started(n(2), addresses);
+    expect(one.transport.send(n(2), heartbeatBatch(n(1), n(2), 0))).toEqual({ kind: 'queued' });
+    await waitFor('first connection', () => peerStats(one, 2).connectionsEstablished === 1);
+    // Node 2 never sends to node 1: node 1 hears silence and replaces its connection.
+    await waitFor('a redial after silence', () => peerStats(one, 2).connectionsEstablished >= 2);
+    // Once node 2 talks steadily, node 1 keeps its connection.
+    const established = peerStats(one, 2).connectionsEstablished;
+    for (let beat = 1; beat <= 30; beat++) {
+      two.transport.send(n(1), heartbeatBatch(n(2), n(1), beat));
+      await settle(2);
+    }
+    expect(peerStats(one, 2).connectionsEstablished).toBeLessThanOrEqual(established + 1);
+  });
+
   it('delivers what was sent before the peer first came up', async () => {
     const addresses = await harness.addresses(2);
     const one = await harness.started(n(1), addresses);
