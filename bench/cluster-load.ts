@@ -1,0 +1,264 @@
+// The load side of the cluster benchmark, the same for dram and for etcd: a system under test is
+// a `WriteTarget` (write one key with a per-request timeout, read it back), and the phases here
+// drive it — one client writing sequentially, N clients writing for a fixed time (closed loop: each
+// client waits for its answer before the next write), and a background writer that records when
+// each write started and ended (for the failover and transfer phases). Every loop is bounded in
+// time and in count; written values are read back and compared.
+
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const valueBytes = 256;
+
+export type WriteOutcome = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
+export interface WriteTarget {
+  readonly name: string;
+  write(key: string, value: Uint8Array, timeoutMs: number): Promise<WriteOutcome>;
+  /** The value as a linearizable read sees it now; undefined when the key is absent. */
+  read(key: string): Promise<Uint8Array | undefined>;
+}
+
+/** A 256-byte value that names its writer and sequence number (so a read-back proves which write won). */
+export function makeValue(tag: string, client: number, seq: number): Uint8Array {
+  const value = Buffer.alloc(valueBytes, 0x2e);
+  value.write(`${tag}:${client}:${seq}:`, 0, 'latin1');
+  return value;
+}
+
+/** Nearest-rank percentile of an ascending array, in the array's unit. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] ?? Number.NaN;
+}
+
+export function round(value: number, digits = 2): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+function countError(errors: Record<string, number>, error: string): void {
+  errors[error] = (errors[error] ?? 0) + 1;
+}
+
+/**
+ * Reads back (up to `sampleMax` of) the keys whose last write is known and compares the bytes.
+ * Keys with a write of unknown outcome (timeout, indeterminate) are left out by the callers.
+ */
+export async function verifyReadBack(target: WriteTarget, written: ReadonlyMap<string, Uint8Array>, sampleMax = 64): Promise<number> {
+  let checked = 0;
+  for (const [key, expected] of written) {
+    if (checked >= sampleMax) break;
+    const actual = await target.read(key);
+    if (actual === undefined) throw new Error(`${target.name}: read-back of ${key}: key not found after a successful write`);
+    if (!Buffer.from(actual).equals(Buffer.from(expected))) {
+      throw new Error(`${target.name}: read-back of ${key}: got "${Buffer.from(actual).subarray(0, 32).toString('latin1')}...", expected "${Buffer.from(expected).subarray(0, 32).toString('latin1')}..."`);
+    }
+    checked++;
+  }
+  if (checked === 0) throw new Error(`${target.name}: nothing to read back (no write succeeded)`);
+  return checked;
+}
+
+export interface SequentialResult {
+  readonly writes: number;
+  readonly errors: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly meanMs: number;
+  readonly verified: number;
+}
+
+/** One client, one write at a time: `warmup` writes not timed, then `count` timed ones. */
+export async function runSequential(target: WriteTarget, keys: readonly string[], options: { readonly warmup: number; readonly count: number; readonly timeoutMs: number; readonly deadlineMs: number }): Promise<SequentialResult> {
+  const latencies: number[] = [];
+  const written = new Map<string, Uint8Array>();
+  const errors: Record<string, number> = {};
+  let errorCount = 0;
+  const deadline = performance.now() + options.deadlineMs;
+  for (let k = 0; k < options.warmup + options.count && performance.now() < deadline; k++) {
+    const key = keys[k % keys.length] ?? 'seq';
+    const value = makeValue(`${target.name}-seq`, 0, k);
+    const started = performance.now();
+    const outcome = await target.write(key, value, options.timeoutMs);
+    const elapsed = performance.now() - started;
+    if (outcome.ok) written.set(key, value);
+    else {
+      written.delete(key);
+      countError(errors, outcome.error);
+    }
+    if (k < options.warmup) continue;
+    if (outcome.ok) latencies.push(elapsed);
+    else errorCount++;
+  }
+  if (latencies.length < options.count) throw new Error(`${target.name}: sequential: only ${latencies.length} of ${options.count} timed writes succeeded before the deadline (errors: ${JSON.stringify(errors)})`);
+  const verified = await verifyReadBack(target, written);
+  latencies.sort((a, b) => a - b);
+  return {
+    writes: latencies.length,
+    errors: errorCount,
+    p50Ms: round(percentile(latencies, 50), 3),
+    p99Ms: round(percentile(latencies, 99), 3),
+    meanMs: round(latencies.reduce((sum, x) => sum + x, 0) / latencies.length, 3),
+    verified,
+  };
+}
+
+export interface LoadResult {
+  readonly clients: number;
+  readonly seconds: number;
+  readonly writes: number;
+  readonly writesPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly errors: number;
+  readonly errorKinds: Record<string, number>;
+  readonly verified: number;
+}
+
+/**
+ * `clients` closed-loop writers for `warmupMs + durationMs`; the figures count the writes that
+ * completed inside the last `durationMs`. Each client writes its own keys, so the last value of a
+ * key is known unless a write of it failed (then the key is not read back).
+ */
+export async function runLoad(target: WriteTarget, options: { readonly clients: number; readonly keysOf: (client: number) => readonly string[]; readonly warmupMs: number; readonly durationMs: number; readonly timeoutMs: number }): Promise<LoadResult> {
+  const latencies: number[] = [];
+  const written = new Map<string, Uint8Array>();
+  const uncertain = new Set<string>();
+  const errorKinds: Record<string, number> = {};
+  let errors = 0;
+  const start = performance.now();
+  const measureFrom = start + options.warmupMs;
+  const end = measureFrom + options.durationMs;
+  // A generous bound on writes per client: far above anything a closed loop reaches in this time.
+  const writesPerClientMax = Math.ceil((options.warmupMs + options.durationMs) * 50);
+  const client = async (id: number): Promise<void> => {
+    const keys = options.keysOf(id);
+    for (let k = 0; k < writesPerClientMax; k++) {
+      const started = performance.now();
+      if (started >= end) return;
+      const key = keys[k % keys.length] ?? `c${id}`;
+      const value = makeValue(`${target.name}-load`, id, k);
+      const outcome = await target.write(key, value, options.timeoutMs);
+      const finished = performance.now();
+      if (outcome.ok) {
+        written.set(key, value);
+        if (finished >= measureFrom && finished <= end) latencies.push(finished - started);
+      } else {
+        uncertain.add(key);
+        if (finished >= measureFrom && finished <= end) {
+          errors++;
+          countError(errorKinds, outcome.error);
+        }
+        await sleep(1); // no hot spin against a refusing server
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.clients }, (_, id) => client(id)));
+  for (const key of uncertain) written.delete(key);
+  const verified = await verifyReadBack(target, written);
+  latencies.sort((a, b) => a - b);
+  const seconds = options.durationMs / 1000;
+  return {
+    clients: options.clients,
+    seconds,
+    writes: latencies.length,
+    writesPerSecond: Math.round(latencies.length / seconds),
+    p50Ms: round(percentile(latencies, 50)),
+    p99Ms: round(percentile(latencies, 99)),
+    maxMs: round(latencies.at(-1) ?? Number.NaN),
+    errors,
+    errorKinds,
+    verified,
+  };
+}
+
+export interface WriteSpan {
+  readonly startedMs: number;
+  readonly endedMs: number;
+}
+
+/** A background writer: one key, one write at a time, until stopped or `maxMs` has passed. */
+export class BackgroundWriter {
+  readonly successes: WriteSpan[] = [];
+  readonly errorKinds: Record<string, number> = {};
+  private stopped = false;
+  private readonly done: Promise<void>;
+  private lastOk: { key: string; value: Uint8Array } | undefined;
+  private lastUncertain = false;
+
+  constructor(target: WriteTarget, key: string, options: { readonly timeoutMs: number; readonly maxMs: number; readonly pauseAfterErrorMs: number }) {
+    this.done = (async () => {
+      const deadline = performance.now() + options.maxMs;
+      const writesMax = options.maxMs * 100; // far above what one sequential client reaches
+      for (let k = 0; k < writesMax && !this.stopped && performance.now() < deadline; k++) {
+        const value = makeValue(`${target.name}-bg`, 0, k);
+        const startedMs = performance.now();
+        const outcome = await target.write(key, value, options.timeoutMs);
+        const endedMs = performance.now();
+        if (outcome.ok) {
+          this.successes.push({ startedMs, endedMs });
+          this.lastOk = { key, value };
+          this.lastUncertain = false;
+        } else {
+          countError(this.errorKinds, outcome.error);
+          this.lastUncertain = true;
+          if (options.pauseAfterErrorMs > 0) await sleep(options.pauseAfterErrorMs);
+        }
+      }
+    })();
+  }
+
+  /** The first write started at or after `ms` that succeeded, if any yet. */
+  firstSuccessStartedAfter(ms: number): WriteSpan | undefined {
+    return this.successes.find((span) => span.startedMs >= ms);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done;
+  }
+
+  /** The key and value of the last write, when its outcome is known to be success. */
+  lastKnown(): { key: string; value: Uint8Array } | undefined {
+    return this.lastUncertain ? undefined : this.lastOk;
+  }
+}
+
+/** The longest time between two consecutive successful completions with the later one in [fromMs, toMs]. */
+export function longestGap(successes: readonly WriteSpan[], fromMs: number, toMs: number): number {
+  let longest = 0;
+  for (let k = 1; k < successes.length; k++) {
+    const previous = successes[k - 1];
+    const current = successes[k];
+    if (previous === undefined || current === undefined) continue;
+    if (current.endedMs < fromMs || current.endedMs > toMs) continue;
+    longest = Math.max(longest, current.endedMs - previous.endedMs);
+  }
+  return longest;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+/** Polls `probe` until it returns a value, every `everyMs`, for at most `timeoutMs`. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, everyMs = 50): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let lastError: unknown;
+  for (let k = 0; k < 100_000 && performance.now() < deadline; k++) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? ` (last error: ${lastError.message})` : ''}`);
+}
