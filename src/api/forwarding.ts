@@ -63,12 +63,21 @@ export async function forwardOrRefuse(context: ForwardContext, request: FastifyR
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
     request.log.warn({ group, leader: leaderHint, err: error }, 'forward to leader failed');
+    // A connection that was never made carried no request: a definite failure, safe to retry.
+    if (connectionNeverMade(error)) throw notLeaderError(group, leaderHint, `node ${leaderHint} is unreachable (${detail})`);
     if (target.onFailure === 'indeterminate') {
       throw new ApiError('DRAM_ERR_INDETERMINATE', `forwarded write to node ${leaderHint} got no answer (${detail}); it may or may not be applied`, { group, leaderHint });
     }
     throw new ApiError('DRAM_ERR_FORWARD_FAILED', `could not forward to node ${leaderHint}: ${detail}`, { group, leaderHint });
   }
   return relay(reply, response);
+}
+
+const connectionFailureCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
+function connectionNeverMade(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? (error).code : undefined;
+  return typeof code === 'string' && connectionFailureCodes.has(code);
 }
 
 function relay(reply: FastifyReply, response: ForwardResponse): FastifyReply {

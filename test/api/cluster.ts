@@ -39,7 +39,7 @@ export interface ApiCluster {
 
 const silent = pino({ level: 'silent' });
 
-export function startCluster(options: { readonly forwarding: boolean; readonly requestTimeoutMs?: number } = { forwarding: true }): ApiCluster {
+export function startCluster(options: { readonly forwarding: boolean; readonly requestTimeoutMs?: number; readonly forwardFailure?: 'refused' | 'lost' } = { forwarding: true }): ApiCluster {
   const network = new MemoryNetwork();
   const rng = createRng(23);
   const nodes = new Map<NodeId, ApiNode>();
@@ -52,6 +52,9 @@ export function startCluster(options: { readonly forwarding: boolean; readonly r
   const forwardFrom = (from: NodeId): Forward => async (leader, request) => {
     forwards.set(from, (forwards.get(from) ?? 0) + 1);
     if (network.cut.has(from) || network.cut.has(leader)) throw new Error(`node ${leader} unreachable from ${from}`);
+    // A dead leader refuses the connection (nothing was sent); a lost answer leaves it unknown.
+    if (options.forwardFailure === 'refused') throw Object.assign(new Error(`connect ECONNREFUSED (node ${leader})`), { code: 'ECONNREFUSED' });
+    if (options.forwardFailure === 'lost') throw Object.assign(new Error(`socket hang up (node ${leader})`), { code: 'ECONNRESET' });
     const response = await node(leader).app.inject({ method: request.method, url: request.url, headers: request.headers, ...(request.body === undefined ? {} : { payload: request.body }) });
     return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
   };

@@ -107,6 +107,20 @@ describe('KV API', () => {
     }
   });
 
+  it.each([
+    ['refused', 'DRAM_ERR_NOT_LEADER'],
+    ['lost', 'DRAM_ERR_INDETERMINATE'],
+  ] as const)('a forwarded write whose connection was %s answers %s and writes nothing', async (failure, code) => {
+    const running = start({ forwarding: true, forwardFailure: failure });
+    const key = keyIn(group2, `forward-${failure}`);
+    const leader = await agreedLeader(running, group2);
+    const follower = firstFollower(running, leader);
+    const put = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'x' });
+    expect(put.statusCode).toBe(503);
+    expect(put.json()).toMatchObject({ error: true, code });
+    for (const node of running.nodes.values()) expect(kvModel(node, group2).get(key)).toBeUndefined();
+  });
+
   it('answers 503 DRAM_ERR_NOT_LEADER with the leader hint when a follower cannot forward', async () => {
     const running = start();
     const key = keyIn(group2, 'noforward');
