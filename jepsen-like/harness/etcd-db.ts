@@ -9,115 +9,14 @@
 // (schedule.ts says so in the log). Members are not children of the harness (the script starts
 // them), so crashes are found by polling their pids.
 
-import { execFile, spawn } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { Etcd3, type IOptions } from 'etcd3';
+import { copyFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { EtcdCluster, etcdClient, etcdEndpoints } from '../../test/support/etcd-anchor.ts';
 import { describeThrown, sleep, type Database, type KvClient, type NodeExit, type ReadResult, type WriteResult } from './db.ts';
 
-const run = promisify(execFile);
 const heartbeatMs = 50;
 const electionMs = 250;
-const etcdEndpoints = ['http://127.0.0.1:12379', 'http://127.0.0.1:22379', 'http://127.0.0.1:32379'] as const;
-const initialCluster = 'n1=http://127.0.0.1:12380,n2=http://127.0.0.1:22380,n3=http://127.0.0.1:32380';
-
-type Policy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
-
-/** A policy that runs the call once: no retry, no circuit breaker (etcd3 reads only `execute`). */
-const once = {
-  execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) => fn({ signal: new AbortController().signal }),
-} as unknown as Policy;
-
-function etcdClient(hosts: readonly string[]): Etcd3 {
-  return new Etcd3({ hosts: [...hosts], dialTimeout: 1000, faultHandling: { host: () => once, global: once } });
-}
-
-/** The script-started cluster: start, stop, pids, restart of one member, members and leader. */
-class EtcdCluster {
-  readonly dir = join(mkdtempSync(join(tmpdir(), 'etcd-jepsen-')), 'cluster');
-  private readonly script = process.env['DRAM_JEPSEN_ETCD_SCRIPT'] ?? fileURLToPath(new URL('../../../shared/tools/etcd-cluster.sh', import.meta.url));
-  private readonly env = { ...process.env, ETCD_HEARTBEAT_MS: String(heartbeatMs), ETCD_ELECTION_MS: String(electionMs) };
-  private readonly statusClient = etcdClient([...etcdEndpoints]);
-  private readonly memberClients = etcdEndpoints.map((url) => etcdClient([url]));
-  private started = false;
-
-  async start(): Promise<void> {
-    this.started = true;
-    await run('bash', [this.script, 'start', this.dir], { env: this.env, timeout: 300_000 });
-  }
-
-  async stop(): Promise<void> {
-    this.statusClient.close();
-    for (const client of this.memberClients) client.close();
-    if (!this.started) return;
-    this.started = false;
-    await run('bash', [this.script, 'stop', this.dir], { env: this.env, timeout: 60_000 });
-    rmSync(dirname(this.dir), { recursive: true, force: true });
-  }
-
-  pids(): Map<string, number> {
-    const pids = new Map<string, number>();
-    for (const line of readFileSync(join(this.dir, 'pids'), 'utf8').split('\n')) {
-      const [name, pid] = line.trim().split(' ');
-      if (name !== undefined && pid !== undefined && name.length > 0) pids.set(name, Number(pid));
-    }
-    return pids;
-  }
-
-  /** Starts member `name` again from its data dir with the script's flags. */
-  restart(name: string): void {
-    const i = name.slice(1);
-    const log = openSync(join(this.dir, `${name}.log`), 'a');
-    let pid: number | undefined;
-    try {
-      const child = spawn(
-        'etcd',
-        ['--name', name, '--data-dir', join(this.dir, name), '--listen-client-urls', `http://127.0.0.1:${i}2379`, '--advertise-client-urls', `http://127.0.0.1:${i}2379`, '--listen-peer-urls', `http://127.0.0.1:${i}2380`, '--initial-advertise-peer-urls', `http://127.0.0.1:${i}2380`, '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', 'anchor', '--heartbeat-interval', String(heartbeatMs), '--election-timeout', String(electionMs)],
-        { stdio: ['ignore', log, log], detached: true },
-      );
-      child.unref();
-      pid = child.pid;
-    } finally {
-      closeSync(log);
-    }
-    if (pid === undefined) throw new Error(`could not start etcd member ${name}`);
-    const pidsFile = join(this.dir, 'pids');
-    const lines = readFileSync(pidsFile, 'utf8').split('\n').filter((line) => line.trim().length > 0);
-    writeFileSync(pidsFile, `${lines.map((line) => (line.split(' ')[0] === name ? `${name} ${pid}` : line)).join('\n')}\n`);
-  }
-
-  /** True once every member answers and all agree on a leader. */
-  async healthy(): Promise<boolean> {
-    try {
-      const views = await Promise.all(this.memberClients.map((client) => client.maintenance.status({ deadline: Date.now() + 1000 })));
-      const leader = views[0]?.leader;
-      return leader !== undefined && leader !== '0' && views.every((view) => view.leader === leader);
-    } catch {
-      return false;
-    }
-  }
-
-  /** Member names (n1..n3) and ids, and which one leads. */
-  async members(): Promise<{ readonly ids: ReadonlyMap<string, string>; readonly leaderName: string }> {
-    const { members } = await this.statusClient.cluster.memberList({}, { deadline: Date.now() + 2000 });
-    const ids = new Map(members.map((member) => [member.name, member.ID] as const));
-    const status = await this.statusClient.maintenance.status({ deadline: Date.now() + 2000 });
-    const leaderName = members.find((member) => member.ID === status.leader)?.name;
-    if (leaderName === undefined) throw new Error('etcd: no leader');
-    return { ids, leaderName };
-  }
-
-  /** MoveLeader, sent to the leader's endpoint (it answers once the transfer is done). */
-  async moveLeader(leaderName: string, toId: string): Promise<void> {
-    const client = this.memberClients[Number(leaderName.slice(1)) - 1];
-    if (client === undefined) throw new Error(`no etcd client for ${leaderName}`);
-    await client.maintenance.moveLeader({ targetID: toId }, { deadline: Date.now() + 5000 });
-  }
-}
-
 
 function alive(pid: number): boolean {
   try {
@@ -133,7 +32,7 @@ export class EtcdDatabase implements Database {
   readonly nodeIds: readonly number[] = [1, 2, 3];
   readonly groupIds: readonly number[] = [1];
   readonly supportsNetworkFaults = false;
-  private readonly cluster = new EtcdCluster();
+  private readonly cluster = new EtcdCluster(heartbeatMs, electionMs);
   private readonly runDir: string;
   private readonly now: () => number;
   private readonly down = new Set<number>();
