@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { asGroupId, type GroupId } from '../src/base/ids.ts';
+import { DramClient as BinaryDramClient, DramError } from '../src/client/client.ts';
 import { createKvPlacement, type KvPlacement } from '../src/models/kv-placement.ts';
 import { until, type WriteOutcome, type WriteTarget } from './cluster-load.ts';
 
@@ -97,11 +98,16 @@ export class DramCluster {
     return this.base + id;
   }
 
+  /** The binary client protocol's port (--client). */
+  clientPort(id: number): number {
+    return this.base + 200 + id;
+  }
+
   start(id: number, init: boolean): void {
     const peers = this.ids.map((n) => `${n}=127.0.0.1:${this.base + 100 + n}`).join(',');
     const peerHttp = this.ids.map((n) => `${n}=127.0.0.1:${this.httpPort(n)}`).join(',');
     const profile = this.cpuProfDir !== undefined && id === 1 ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProfDir] : [];
-    const args = [...profile, bin, 'start', '--node-id', String(id), '--data-dir', join(this.dir, `n${id}`), '--http', `127.0.0.1:${this.httpPort(id)}`, '--raft', `127.0.0.1:${this.base + 100 + id}`, ...(init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', String(this.groups.length)];
+    const args = [...profile, bin, 'start', '--node-id', String(id), '--data-dir', join(this.dir, `n${id}`), '--http', `127.0.0.1:${this.httpPort(id)}`, '--raft', `127.0.0.1:${this.base + 100 + id}`, '--client', `127.0.0.1:${this.clientPort(id)}`, ...(init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', String(this.groups.length)];
     const log = openSync(join(this.dir, `n${id}.log`), 'a');
     try {
       this.children.set(id, spawn(process.execPath, args, { stdio: ['ignore', log, log] }));
@@ -306,5 +312,36 @@ export class DramClient implements WriteTarget {
     }
     if (keys.length < count) throw new Error(`found only ${keys.length} keys in group ${group}`);
     return keys;
+  }
+}
+
+/**
+ * The dram side over the binary client protocol (src/client/client.ts): one DramClient, so one
+ * pipelined connection per node shared by every logical client of a phase; the DramClient routes
+ * by placement and leader hints. Its request timeout is the phases' load timeout.
+ */
+export class DramBinaryTarget implements WriteTarget {
+  readonly name = 'dram';
+  readonly client: BinaryDramClient;
+
+  constructor(cluster: DramCluster, requestTimeoutMs: number) {
+    this.client = BinaryDramClient.connect({ nodes: cluster.ids.map((id) => ({ id, host: '127.0.0.1', port: cluster.clientPort(id) })), groups: cluster.groups.length, requestTimeoutMs });
+  }
+
+  async write(key: string, value: Uint8Array): Promise<WriteOutcome> {
+    try {
+      await this.client.put(key, value);
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, error: error instanceof DramError ? error.code : errorCode(error) };
+    }
+  }
+
+  async read(key: string): Promise<Uint8Array | undefined> {
+    return (await this.client.get(key))?.value;
+  }
+
+  close(): void {
+    this.client.close();
   }
 }

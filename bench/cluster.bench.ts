@@ -7,6 +7,9 @@
 //   seq       one client, sequential writes: p50, p99
 //   shard     64 clients, keys of one shard (dram kv group 1): writes/s, p50, p99
 //   all       256 clients, keys over every shard (dram: 8 groups, leaders spread 3/3/2): same figures
+//   bshard    dram only: the shard phase over the binary client protocol (one DramClient from
+//             src/client, its 64 logical clients as concurrent loops over one connection per node)
+//   ball      dram only: the all phase (256 logical clients) over the binary client protocol
 //   transfer  admin leadership transfer while one client writes: longest gap between successes
 //   failover  SIGKILL of the written shard's leader: time to the first successful write started
 //             after the kill (writes retried after 1 ms, 50 ms per-request timeout); then the member
@@ -29,11 +32,11 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { asGroupId } from '../src/base/ids.ts';
-import { call, DramClient, DramCluster } from './cluster-dram.ts';
+import { call, DramBinaryTarget, DramClient, DramCluster } from './cluster-dram.ts';
 import { EtcdCluster, etcdEndpoints, EtcdTarget } from './cluster-etcd.ts';
 import { BackgroundWriter, longestGap, makeValue, median, round, runLoad, runSequential, until, verifyReadBack, type LoadResult, type SequentialResult, type WriteOutcome, type WriteTarget } from './cluster-load.ts';
 
-export const clusterPhases = ['ceiling', 'seq', 'shard', 'all', 'transfer', 'failover'] as const;
+export const clusterPhases = ['ceiling', 'seq', 'shard', 'all', 'bshard', 'ball', 'transfer', 'failover'] as const;
 export type ClusterPhase = (typeof clusterPhases)[number];
 export const clusterSystems = ['dram', 'etcd'] as const;
 export type ClusterSystem = (typeof clusterSystems)[number];
@@ -84,6 +87,8 @@ interface System {
   readonly name: ClusterSystem;
   /** The client of the seq / shard / all phases. */
   readonly client: WriteTarget;
+  /** The binary-protocol client of the bshard / ball phases (dram only). */
+  readonly binaryClient?: WriteTarget & { close(): void };
   /** The client of the transfer / failover writer. */
   readonly faultClient: WriteTarget;
   /** Keys of one shard, `shardClients * keysPerClient` of them. */
@@ -142,6 +147,9 @@ export interface SystemReport {
   sequential?: SequentialResult & PhaseCost;
   oneShard?: PhaseLoad;
   allShards?: PhaseLoad;
+  /** The shard / all phases over the binary client protocol (dram only). */
+  oneShardBinary?: PhaseLoad;
+  allShardsBinary?: PhaseLoad;
   transfer?: { readonly runs: readonly TransferRun[]; readonly maxGapMs: number; readonly medianGapMs: number };
   failover?: { readonly runs: readonly FailoverRun[]; readonly medianMs: number; readonly maxMs: number };
 }
@@ -340,6 +348,20 @@ async function runPhases(system: System, options: ClusterBenchOptions, report: S
     const result = (report.allShards = await measured(system, () => runLoad(system.client, { clients: s.allClients, keysOf: (c) => system.allKeys(c), warmupMs: s.warmupMs, durationMs, timeoutMs: s.loadTimeoutMs })));
     log(`${system.name}: ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
   }
+  if (phases.has('bshard') || phases.has('ball')) {
+    const binary = system.binaryClient;
+    if (binary === undefined) log(`${system.name}: no binary client protocol, bshard/ball skipped`);
+    else {
+      if (phases.has('bshard')) {
+        const result = (report.oneShardBinary = await measured(system, () => runLoad(binary, { clients: s.shardClients, keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient), warmupMs: s.warmupMs, durationMs, timeoutMs: s.loadTimeoutMs })));
+        log(`${system.name} (binary): ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
+      }
+      if (phases.has('ball')) {
+        const result = (report.allShardsBinary = await measured(system, () => runLoad(binary, { clients: s.allClients, keysOf: (c) => system.allKeys(c), warmupMs: s.warmupMs, durationMs, timeoutMs: s.loadTimeoutMs })));
+        log(`${system.name} (binary): ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
+      }
+    }
+  }
   if (phases.has('transfer')) report.transfer = await transferRuns(system, log);
   if (phases.has('failover')) report.failover = await failoverRuns(system, log);
 }
@@ -354,6 +376,7 @@ function dramSystem(cluster: DramCluster): System {
   return {
     name: 'dram',
     client,
+    binaryClient: new DramBinaryTarget(cluster, clusterSettings.loadTimeoutMs),
     faultClient: new DramClient(cluster),
     shardKeys,
     allKeys: (c) => Array.from({ length: clusterSettings.keysPerClient }, (_, k) => `a${c}-${k}`),
@@ -503,6 +526,9 @@ function summarize(ceiling: LoadResult | undefined, dram: SystemReport | undefin
     { figure: '64 clients one shard, writes/s', target: `>= ${t.oneShardWritesPerSecond}`, dram: dram?.oneShard?.writesPerSecond, etcd: etcd?.oneShard?.writesPerSecond, met: check(dram?.oneShard?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond) },
     { figure: '64 clients one shard, p99 (ms)', target: `<= ${t.oneShardP99Ms}`, dram: dram?.oneShard?.p99Ms, etcd: etcd?.oneShard?.p99Ms, met: check(dram?.oneShard?.p99Ms, (v) => v <= t.oneShardP99Ms) },
     { figure: '256 clients 8 shards, writes/s', target: `>= ${t.allShardsWritesPerSecond}`, dram: dram?.allShards?.writesPerSecond, etcd: etcd?.allShards?.writesPerSecond, met: check(dram?.allShards?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond) },
+    { figure: '64 clients one shard, binary protocol, writes/s', target: `>= ${t.oneShardWritesPerSecond}`, dram: dram?.oneShardBinary?.writesPerSecond, etcd: undefined, met: check(dram?.oneShardBinary?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond) },
+    { figure: '64 clients one shard, binary protocol, p99 (ms)', target: `<= ${t.oneShardP99Ms}`, dram: dram?.oneShardBinary?.p99Ms, etcd: undefined, met: check(dram?.oneShardBinary?.p99Ms, (v) => v <= t.oneShardP99Ms) },
+    { figure: '256 clients 8 shards, binary protocol, writes/s', target: `>= ${t.allShardsWritesPerSecond}`, dram: dram?.allShardsBinary?.writesPerSecond, etcd: undefined, met: check(dram?.allShardsBinary?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond) },
     { figure: 'leader SIGKILL to first write, median (ms)', target: `<= ${t.failoverMedianMs} and below etcd`, dram: failoverDram, etcd: failoverEtcd, met: check(failoverDram, (v) => v <= t.failoverMedianMs && (failoverEtcd === undefined || v < failoverEtcd)) },
     { figure: 'leadership transfer, longest gap of 5 runs (ms)', target: `<= ${t.transferGapMs} in every run`, dram: dram?.transfer?.maxGapMs, etcd: etcd?.transfer?.maxGapMs, met: check(dram?.transfer?.maxGapMs, (v) => v <= t.transferGapMs) },
   ];
@@ -553,7 +579,12 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
         // so the one-shard phase's group 1 is led by node 1 (the one profiled with --cpu-prof).
         await cluster.placeLeaders((group) => ((group - 1) % cluster.ids.length) + 1, 30_000);
         dramReport.leaders = Object.fromEntries(await Promise.all(cluster.groups.map(async (group) => [`kv/${group}`, `n${await cluster.leaderOf(group)}`] as const)));
-        await runPhases(dramSystem(cluster), options, dramReport);
+        const system = dramSystem(cluster);
+        try {
+          await runPhases(system, options, dramReport);
+        } finally {
+          system.binaryClient?.close();
+        }
       } catch (error) {
         if (interrupted.by === undefined) for (const id of cluster.ids) log(`--- dram node ${id} log (tail) ---\n${cluster.logTail(id)}`);
         throw error;

@@ -18,6 +18,7 @@ program
   .option('--cluster-id <name>', 'cluster id checked in the peer handshake')
   .option('--data-dir <dir>', 'where the node keeps its LevelDB')
   .option('--http <host:port>', 'public HTTP address')
+  .option('--client <host:port>', 'binary client protocol address (msgpack frames over TCP; off when absent)')
   .option('--raft <host:port>', 'peer (Raft) address; outgoing connections bind its host')
   .option('--init', 'create the groups on first start')
   .option('--peers <list>', 'id=raftHost:port,... for every member, this node included')

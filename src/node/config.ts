@@ -16,6 +16,8 @@ export interface NodeConfig {
   readonly dataDir: string;
   readonly http: HostPort;
   readonly raft: HostPort;
+  /** Binary client protocol address (--client); no binary server when absent. */
+  readonly client?: HostPort;
   /** Raft peer addresses, this node included (from --peers). */
   readonly peers: ReadonlyMap<NodeId, HostPort>;
   /** HTTP addresses of the peers, for forwarding requests to a group's leader (--peer-http). */
@@ -128,12 +130,14 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
   if (peers.size === 0) peers.set(asNodeId(nodeId), raft);
   if (!peers.has(asNodeId(nodeId))) throw new ConfigError(`peers: must include this node (${nodeId})`);
   const groupCount = positive(raw, 'kvGroups', defaults.kvGroups);
+  const clientText = text(raw, 'client');
   const config: NodeConfig = {
     nodeId: asNodeId(nodeId),
     clusterId: text(raw, 'clusterId') ?? defaults.clusterId,
     dataDir,
     http: parseHostPort(httpText, 'http'),
     raft,
+    ...(clientText === undefined ? {} : { client: parseHostPort(clientText, 'client') }),
     peers,
     peerHttp: parsePeerList(text(raw, 'peerHttp') ?? '', 'peerHttp'),
     init: flag(raw, 'init', false),

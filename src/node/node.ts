@@ -11,12 +11,14 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../api/app.ts';
+import { BinaryServer } from '../api/binary-server.ts';
 import type { Forward } from '../api/ports.ts';
 import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import { createRng } from '../base/rng.ts';
 import { kvKeyBytesMax, kvValueBytesMax } from '../codec/kv.ts';
 import { createNodeMetrics } from '../metrics/registry.ts';
 import { timedHostStorage } from '../metrics/timed-storage.ts';
+import { createKvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
 import { MultiRaftHost } from '../multiraft/host.ts';
 import { confStateOf } from '../raft/confchange.ts';
@@ -90,13 +92,25 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
   const app = buildApp({ nodeId: config.nodeId, clusterId: config.clusterId, host, groups: config.kvGroups, ...(forward === undefined ? {} : { forward }), metrics, logger });
   await app.listen({ host: config.http.host, port: config.http.port });
   const httpUrl = `http://${config.http.host}:${config.http.port}`;
-  logger.info({ http: httpUrl, raft: `${config.raft.host}:${config.raft.port}`, groups: config.kvGroups.length }, 'node started');
+  // The binary client protocol, next to the HTTP API, when --client is given.
+  const binary = config.client === undefined ? undefined : new BinaryServer({
+    nodeId: config.nodeId,
+    host,
+    placement: createKvPlacement(config.kvGroups),
+    listenHost: config.client.host,
+    listenPort: config.client.port,
+    metrics,
+    onProtocolError: (reason) => { logger.warn({ reason }, 'binary client connection closed: bad frame'); },
+  });
+  await binary?.start();
+  logger.info({ http: httpUrl, ...(config.client === undefined ? {} : { client: `${config.client.host}:${config.client.port}` }), raft: `${config.raft.host}:${config.raft.port}`, groups: config.kvGroups.length }, 'node started');
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       logger.info('stopping');
       clearInterval(watchdog);
+      await binary?.stop();
       await app.close();
       await host.stop();
       await transport.stop();

@@ -12,6 +12,8 @@ const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 export interface ProcessCluster {
   readonly ids: readonly number[];
   url(id: number): string;
+  /** The binary client protocol address of node `id` (--client). */
+  clientAddress(id: number): { readonly host: string; readonly port: number };
   /** `init: false` restarts from the data dir alone, as an operator would after a crash. */
   start(id: number, options?: { init: boolean }): void;
   kill(id: number, signal?: NodeJS.Signals): Promise<void>;
@@ -30,8 +32,9 @@ export function processCluster(size = 3): ProcessCluster {
   const cluster: ProcessCluster = {
     ids,
     url: (id) => `http://127.0.0.1:${base + id}`,
+    clientAddress: (id) => ({ host: '127.0.0.1', port: base + 200 + id }),
     start(id, options = { init: true }) {
-      const args = [bin, 'start', '--node-id', String(id), '--data-dir', join(dir, `n${id}`), '--http', `127.0.0.1:${base + id}`, '--raft', `127.0.0.1:${base + 100 + id}`, ...(options.init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', '4'];
+      const args = [bin, 'start', '--node-id', String(id), '--data-dir', join(dir, `n${id}`), '--http', `127.0.0.1:${base + id}`, '--raft', `127.0.0.1:${base + 100 + id}`, ...(options.init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', '4', '--client', `127.0.0.1:${base + 200 + id}`];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const lines = output.get(id) ?? [];
       output.set(id, lines);

@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DramClient } from '../../src/client/client.ts';
 import { eventually, groupStatus, processCluster, request, type ProcessCluster } from './cluster-process.ts';
 
 const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
@@ -49,6 +50,21 @@ describe('three dram processes', () => {
         expect(answer.status).toBe(200);
         expect(answer.text).toBe(`value-${writer}`);
       }
+    }
+  });
+
+  it('the binary client protocol writes and reads through the leaders, and sees HTTP writes', async () => {
+    const client = DramClient.connect({ nodes: cluster.ids.map((id) => ({ id, ...cluster.clientAddress(id) })) });
+    try {
+      const written = await eventually(async () => client.put('binary-key', new TextEncoder().encode('over tcp')));
+      expect(written.index).toBeGreaterThan(0);
+      const read = await client.get('binary-key');
+      expect(new TextDecoder().decode(read?.value)).toBe('over tcp');
+      const viaHttp = await client.get('key-2');
+      expect(new TextDecoder().decode(viaHttp?.value)).toBe('value-2');
+      expect((await request(`${cluster.url(3)}/v1/kv/binary-key`)).text).toBe('over tcp');
+    } finally {
+      client.close();
     }
   });
 

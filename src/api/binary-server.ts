@@ -1,0 +1,317 @@
+// The binary client protocol's server (docs/ARCHITECTURE.md, "Binary client protocol"): one TCP
+// listener per node, length-prefixed msgpack frames (src/codec/client-wire.ts). Each connection
+// pipelines requests; each is handled concurrently against the host exactly like the HTTP KV
+// handlers (src/api/kv-routes.ts) and answered as soon as it completes, out of order, matched by id.
+//
+// Differences from HTTP: there is no forwarding. A follower answers DRAM_ERR_NOT_LEADER with the
+// leader it knows in `leader` (DRAM_ERR_NO_LEADER when none): the smart client (src/client/) routes
+// by placement and leader hints itself.
+//
+// Invariants:
+//  - at most `clientInFlightMax` requests of one connection are being handled at once; beyond it
+//    the server stops reading the socket (frames already received wait in a per-connection
+//    backlog of at most one read chunk) until answers drain;
+//  - a garbage, undecodable or oversized frame closes that connection only; nothing is thrown;
+//  - answers completed in the same tick go out as one socket write (coalesced on setImmediate);
+//  - a write answers ok only when applied, a definite failure only when certainly not applied,
+//    DRAM_ERR_INDETERMINATE otherwise (as over HTTP).
+//
+// Called by: src/node/node.ts (when `client` is configured), test/client/.
+
+import net from 'node:net';
+import type { GroupId, NodeId } from '../base/ids.ts';
+import { boundedMessage, clientRequestBytesMax, decodeClientRequest, encodeClientResponse, type ClientRequest, type ClientResponse } from '../codec/client-wire.ts';
+import { encodeKvCommand, type KvCommand } from '../codec/kv.ts';
+import type { KvPlacement } from '../models/kv-placement.ts';
+import { KvModel, type KvOutcome } from '../models/kv.ts';
+import type { ProposalOutcome, ReadOutcome } from '../multiraft/host.ts';
+import { FrameReader, frameOf } from '../transport/frame-reader.ts';
+import { ApiError, isApiError, type ErrorCode } from './errors.ts';
+import { leaderOf } from './host-view.ts';
+import type { ApiHost, ApiMetrics, ProposalOutcomeLabel, ReadOutcomeLabel } from './ports.ts';
+
+/** Requests of one connection handled at once; past it the socket is paused. */
+export const clientInFlightMax = 1024;
+
+export interface BinaryServerOptions {
+  readonly nodeId: NodeId;
+  readonly host: ApiHost;
+  readonly placement: KvPlacement;
+  readonly listenHost: string;
+  readonly listenPort: number;
+  readonly metrics?: Pick<ApiMetrics, 'proposal' | 'read'>;
+  /** Called once per connection closed for a protocol error (a bad frame). */
+  readonly onProtocolError?: (reason: string) => void;
+  readonly inFlightMax?: number;
+}
+
+interface Context {
+  readonly nodeId: NodeId;
+  readonly host: ApiHost;
+  readonly placement: KvPlacement;
+  readonly metrics: Pick<ApiMetrics, 'proposal' | 'read'> | undefined;
+}
+
+/** What an answer says about the key; filled in like the HTTP headers, overwritten as outcomes learn more. */
+interface Answer {
+  index: number;
+  shard: number;
+  leader: number;
+}
+
+export class BinaryServer {
+  private readonly options: BinaryServerOptions;
+  private readonly context: Context;
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private listening: { host: string; port: number } | undefined;
+
+  constructor(options: BinaryServerOptions) {
+    this.options = options;
+    this.context = { nodeId: options.nodeId, host: options.host, placement: options.placement, metrics: options.metrics };
+    this.server = net.createServer((socket) => { this.serve(socket); });
+  }
+
+  /** Listens; resolves with the bound address (port 0 picks a free one). */
+  start(): Promise<{ readonly host: string; readonly port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.listenPort, this.options.listenHost, () => {
+        this.server.off('error', reject);
+        const address = this.server.address();
+        const port = typeof address === 'object' && address !== null ? address.port : this.options.listenPort;
+        this.listening = { host: this.options.listenHost, port };
+        resolve(this.listening);
+      });
+    });
+  }
+
+  get address(): { readonly host: string; readonly port: number } | undefined {
+    return this.listening;
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops accepting and drops every connection (answers still pending are lost with them). */
+  stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    if (this.listening === undefined) return Promise.resolve();
+    this.listening = undefined;
+    return new Promise((resolve) => this.server.close(() => { resolve(); }));
+  }
+
+  private serve(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    const inFlightMax = this.options.inFlightMax ?? clientInFlightMax;
+    const reader = new FrameReader(clientRequestBytesMax);
+    const backlog: Uint8Array[] = [];
+    let backlogNext = 0;
+    let inFlight = 0;
+    let closed = false;
+    let outbox: Uint8Array[] = [];
+    let flushScheduled = false;
+
+    const close = (reason: string | undefined): void => {
+      if (closed) return;
+      closed = true;
+      this.sockets.delete(socket);
+      if (reason !== undefined) this.options.onProtocolError?.(reason);
+      socket.destroy();
+    };
+    const flush = (): void => {
+      flushScheduled = false;
+      if (closed || outbox.length === 0) return;
+      const frames = outbox;
+      outbox = [];
+      socket.write(frames.length === 1 ? (frames[0] ?? new Uint8Array(0)) : Buffer.concat(frames));
+    };
+    const answer = (response: ClientResponse): void => {
+      inFlight--;
+      if (closed) return;
+      outbox.push(frameOf(encodeClientResponse(response)));
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
+      pump();
+    };
+    // Starts what the backlog holds while under the bound; resumes reading once it is empty.
+    const pump = (): void => {
+      while (!closed && backlogNext < backlog.length && inFlight < inFlightMax) {
+        const payload = backlog[backlogNext++];
+        if (payload === undefined) break;
+        let request: ClientRequest;
+        try {
+          request = decodeClientRequest(payload);
+        } catch (error) {
+          close(error instanceof Error ? error.message : String(error));
+          return;
+        }
+        inFlight++;
+        void handle(this.context, request).then(answer);
+      }
+      if (backlogNext >= backlog.length) {
+        backlog.length = 0;
+        backlogNext = 0;
+        if (!closed && socket.isPaused()) socket.resume();
+      } else if (!socket.isPaused()) socket.pause();
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      if (closed) return;
+      const result = reader.push(chunk);
+      if (result.kind === 'invalid') {
+        close(result.reason);
+        return;
+      }
+      for (const payload of result.payloads) backlog.push(payload);
+      pump();
+    });
+    socket.on('error', () => { close(undefined); });
+    socket.on('close', () => { close(undefined); });
+  }
+}
+
+/** One request, start to answer; never rejects. */
+export async function handle(context: Context, request: ClientRequest): Promise<ClientResponse> {
+  const group = context.placement.groupOf(request.key);
+  const model = context.host.model(group);
+  const state: Answer = { shard: group, leader: leaderOf(context.host, group), index: model instanceof KvModel ? (model.get(request.key)?.modifyIndex ?? 0) : 0 };
+  const groups = context.placement.groups.length;
+  try {
+    let value: Uint8Array | undefined;
+    if (request.op === 'get') value = await read(context, state, group, request);
+    else await write(context, state, group, commandOf(request));
+    return { id: request.id, ok: true, ...state, groups, ...(value === undefined ? {} : { value }) };
+  } catch (error) {
+    const apiError = isApiError(error) ? error : new ApiError('DRAM_ERR_INTERNAL', `internal error: ${error instanceof Error ? error.message : String(error)}`);
+    const hint = apiError.details?.['leaderHint'];
+    if (typeof hint === 'number') state.leader = hint;
+    return { id: request.id, ok: false, ...state, groups, code: apiError.code, message: boundedMessage(apiError.message) };
+  }
+}
+
+function commandOf(request: ClientRequest): KvCommand {
+  const extra = { ...(request.cas === undefined ? {} : { cas: request.cas }), ...(request.client === undefined ? {} : { client: request.client }) };
+  if (request.op === 'delete') return { op: 'delete', key: request.key, ...extra };
+  return { op: 'put', key: request.key, value: request.value ?? new Uint8Array(0), ...extra };
+}
+
+function kvModelOf(host: ApiHost, group: GroupId): KvModel {
+  const model = host.model(group);
+  if (!(model instanceof KvModel)) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
+  return model;
+}
+
+function refuse(code: ErrorCode, group: GroupId, leaderHint: number, why: string): ApiError {
+  if (leaderHint === 0) return new ApiError('DRAM_ERR_NO_LEADER', `group ${group} has no known leader`, { group, leaderHint });
+  return new ApiError(code, `this node does not lead group ${group}: ${why}`, { group, leaderHint });
+}
+
+async function write(context: Context, state: Answer, group: GroupId, command: KvCommand): Promise<void> {
+  const outcome = await context.host.propose(group, encodeKvCommand(command));
+  context.metrics?.proposal(proposalLabel(outcome));
+  if (outcome.kind === 'indeterminate') throw new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', { group });
+  if (outcome.kind === 'applied') {
+    state.leader = context.nodeId;
+    const result = outcome.result as KvOutcome | undefined;
+    if (result === undefined) throw new ApiError('DRAM_ERR_INTERNAL', 'the KV model did not return an outcome for an applied write');
+    if (result.ok) {
+      state.index = result.modifyIndex;
+      return;
+    }
+    switch (result.code) {
+      case 'cas_mismatch':
+        state.index = result.currentIndex;
+        throw new ApiError('DRAM_ERR_CAS_MISMATCH', `key's modify index is ${result.currentIndex}, not ${command.cas ?? 'absent'}`, { group, currentIndex: result.currentIndex });
+      case 'key_not_found':
+        state.index = 0;
+        throw new ApiError('DRAM_ERR_KEY_NOT_FOUND', 'key not found', { group });
+      case 'stale_request':
+        throw new ApiError('DRAM_ERR_STALE_REQUEST', `request seq is older than the last one applied for this client (${result.lastSeq})`, { lastSeq: result.lastSeq });
+    }
+  }
+  const reason = outcome.reason;
+  switch (reason.kind) {
+    case 'not_leader':
+      throw refuse('DRAM_ERR_NOT_LEADER', group, reason.leaderHint, reason.leaderHint === context.nodeId ? 'leadership is changing hands' : `node ${reason.leaderHint} leads it`);
+    case 'transferring':
+      throw refuse('DRAM_ERR_NOT_LEADER', group, reason.target, `leadership is moving to node ${reason.target}`);
+    case 'superseded':
+      throw refuse('DRAM_ERR_NOT_LEADER', group, leaderOf(context.host, group), 'leadership changed before the write committed; it was not applied');
+    case 'overloaded':
+      throw new ApiError('DRAM_ERR_OVERLOADED', 'proposal queue is full', { queued: reason.queued, queuedMax: reason.queuedMax });
+    case 'uncommitted_full':
+      throw new ApiError('DRAM_ERR_OVERLOADED', 'too many uncommitted bytes in this group', { bytes: reason.bytes, bytesMax: reason.bytesMax });
+    case 'entry_too_large':
+      throw new ApiError('DRAM_ERR_VALUE_TOO_LARGE', `the write is ${reason.bytes} bytes encoded, more than the entry limit ${reason.bytesMax}`, { bytes: reason.bytes, bytesMax: reason.bytesMax });
+    case 'unknown_group':
+      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
+    case 'conf_change_pending':
+    case 'conf_change_invalid':
+      throw new ApiError('DRAM_ERR_INTERNAL', `unexpected refusal of a KV write: ${reason.kind}`);
+  }
+}
+
+async function read(context: Context, state: Answer, group: GroupId, request: ClientRequest): Promise<Uint8Array> {
+  const consistency = request.consistency ?? 'linearizable';
+  if (consistency === 'stale') {
+    context.metrics?.read(consistency, 'served');
+    return valueOf(state, kvModelOf(context.host, group), request.key);
+  }
+  const outcome: ReadOutcome = await context.host.read(group, consistency);
+  context.metrics?.read(consistency, outcome.kind === 'ready' ? 'served' : readLabel(outcome.reason));
+  if (outcome.kind === 'ready') {
+    state.leader = leaderOf(context.host, group);
+    return valueOf(state, kvModelOf(context.host, group), request.key);
+  }
+  switch (outcome.reason) {
+    case 'not_leader':
+    case 'leader_changed':
+      throw refuse('DRAM_ERR_NOT_LEADER', group, outcome.leaderHint, `node ${outcome.leaderHint} leads it`);
+    case 'no_leader':
+      throw refuse('DRAM_ERR_NO_LEADER', group, 0, 'no leader');
+    case 'read_queue_full':
+      throw new ApiError('DRAM_ERR_OVERLOADED', 'read queue is full', { group });
+    case 'timeout':
+      throw new ApiError('DRAM_ERR_TIMEOUT', 'the read did not become safe to serve in time', { group });
+    case 'unknown_group':
+      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
+  }
+}
+
+function valueOf(state: Answer, model: KvModel, key: string): Uint8Array {
+  const record = model.get(key);
+  if (record === undefined) {
+    state.index = 0;
+    throw new ApiError('DRAM_ERR_KEY_NOT_FOUND', 'key not found');
+  }
+  state.index = record.modifyIndex;
+  return record.value;
+}
+
+function proposalLabel(outcome: ProposalOutcome): ProposalOutcomeLabel {
+  if (outcome.kind !== 'refused') return outcome.kind;
+  const reason = outcome.reason;
+  switch (reason.kind) {
+    case 'not_leader':
+      return reason.leaderHint === 0 ? 'no_leader' : 'not_leader';
+    case 'uncommitted_full':
+      return 'overloaded';
+    case 'entry_too_large':
+      return 'too_large';
+    case 'conf_change_pending':
+    case 'conf_change_invalid':
+      return 'rejected';
+    default:
+      return reason.kind;
+  }
+}
+
+function readLabel(reason: Extract<ReadOutcome, { kind: 'refused' }>['reason']): ReadOutcomeLabel {
+  return reason === 'read_queue_full' ? 'overloaded' : reason;
+}

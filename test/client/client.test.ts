@@ -1,0 +1,165 @@
+// The binary client protocol end to end: an in-process three-node cluster (test/api/cluster.ts,
+// no HTTP forwarding), one BinaryServer per node on 127.0.0.1 port 0, and the typed DramClient.
+// The servers bound a connection to 256 requests in flight (below the hosts' proposal queue of
+// 1000), so the 3000-request pipeline also exercises pausing the socket until answers drain.
+
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BinaryServer } from '../../src/api/binary-server.ts';
+import { decodeClientResponse, encodeClientRequest, type ClientResponse } from '../../src/codec/client-wire.ts';
+import { DramClient, DramError } from '../../src/client/client.ts';
+import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
+import { agreedLeader, keyIn, kvGroups, placement, startCluster, waitFor, type ApiCluster } from '../api/cluster.ts';
+
+const text = (value: string): Uint8Array => new TextEncoder().encode(value);
+const str = (value: Uint8Array | undefined): string | undefined => (value === undefined ? undefined : new TextDecoder().decode(value));
+
+let cluster: ApiCluster;
+const servers = new Map<number, BinaryServer>();
+const protocolErrors: string[] = [];
+let client: DramClient;
+
+beforeAll(async () => {
+  cluster = startCluster({ forwarding: false });
+  for (const node of cluster.nodes.values()) {
+    const server = new BinaryServer({ nodeId: node.id, host: node.host, placement, listenHost: '127.0.0.1', listenPort: 0, inFlightMax: 256, metrics: node.metrics, onProtocolError: (reason) => protocolErrors.push(reason) });
+    await server.start();
+    servers.set(node.id, server);
+  }
+  for (const group of kvGroups) await agreedLeader(cluster, group);
+  client = DramClient.connect({ nodes: [...servers].map(([id, server]) => ({ id, host: '127.0.0.1', port: server.address?.port ?? 0 })) });
+});
+
+afterAll(async () => {
+  client.close();
+  for (const server of servers.values()) await server.stop();
+  await cluster.stop();
+});
+
+function port(id: number): number {
+  const found = servers.get(id)?.address?.port;
+  if (found === undefined) throw new Error(`no server ${id}`);
+  return found;
+}
+
+/** A raw connection: send frames, collect decoded answers. */
+function raw(id: number): Promise<{ socket: net.Socket; answers: ClientResponse[]; closed: () => boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port: port(id) });
+    const reader = new FrameReader(1 << 22);
+    const answers: ClientResponse[] = [];
+    let closed = false;
+    socket.on('data', (chunk: Buffer) => {
+      const result = reader.push(chunk);
+      if (result.kind === 'frames') for (const payload of result.payloads) answers.push(decodeClientResponse(payload));
+    });
+    socket.on('close', () => { closed = true; });
+    socket.on('error', () => { closed = true; });
+    socket.once('connect', () => { resolve({ socket, answers, closed: () => closed }); });
+    socket.once('error', reject);
+  });
+}
+
+describe('binary client protocol', () => {
+  it('puts, gets and deletes through the client, with cas', async () => {
+    const written = await client.put('alpha', text('one'));
+    expect(written.index).toBeGreaterThan(0);
+    expect(written.shard).toBe(placement.groupOf('alpha'));
+    const read = await client.get('alpha');
+    expect(str(read?.value)).toBe('one');
+    expect(read?.index).toBe(written.index);
+    expect(str((await client.get('alpha', { consistency: 'stale' }))?.value)).toBeDefined();
+    expect(str((await client.get('alpha', { consistency: 'lease' }))?.value)).toBe('one');
+
+    await expect(client.put('alpha', text('two'), { cas: written.index + 1000 })).rejects.toMatchObject({ code: 'DRAM_ERR_CAS_MISMATCH', index: written.index });
+    await expect(client.put('alpha', text('two'), { cas: 0 })).rejects.toBeInstanceOf(DramError);
+    const swapped = await client.put('alpha', text('two'), { cas: written.index });
+    expect(swapped.index).toBeGreaterThan(written.index);
+    expect(str((await client.get('alpha'))?.value)).toBe('two');
+
+    await client.delete('alpha');
+    expect(await client.get('alpha')).toBeUndefined();
+    await expect(client.delete('alpha')).rejects.toMatchObject({ code: 'DRAM_ERR_KEY_NOT_FOUND' });
+    const created = await client.put('alpha', text('three'), { cas: 0 });
+    expect(created.index).toBeGreaterThan(swapped.index);
+  });
+
+  it('routes to the new leader after a leadership transfer', async () => {
+    const group = kvGroups[1] ?? kvGroups[0];
+    if (group === undefined) throw new Error('no group');
+    const key = keyIn(group, 'moving');
+    await client.put(key, text('before'));
+    const leader = await agreedLeader(cluster, group);
+    expect(client.leaderOf(group)).toBe(leader.id);
+    const target = [...cluster.nodes.keys()].find((id) => id !== leader.id);
+    if (target === undefined) throw new Error('no target');
+    leader.host.transferLeadership(group, target);
+    await waitFor('the transfer', () => ((agreedLeaderNow(group) === target) ? true : undefined));
+    await client.put(key, text('after'));
+    expect(client.leaderOf(group)).toBe(target);
+    expect(str((await client.get(key))?.value)).toBe('after');
+  });
+
+  it('answers a follower request with NOT_LEADER and the leader hint (no forwarding)', async () => {
+    const group = placement.groupOf('hinted');
+    const leader = await agreedLeader(cluster, group);
+    const follower = [...cluster.nodes.keys()].find((id) => id !== leader.id) ?? leader.id;
+    const connection = await raw(follower);
+    connection.socket.write(frameOf(encodeClientRequest({ id: 7, op: 'put', key: 'hinted', value: text('x') })));
+    const answer = await waitFor('an answer', () => connection.answers[0]);
+    expect(answer).toMatchObject({ id: 7, ok: false, code: 'DRAM_ERR_NOT_LEADER', leader: leader.id, shard: group });
+    connection.socket.destroy();
+  });
+
+  it('pipelines many requests on one connection and answers every one by id', async () => {
+    const group = placement.groupOf('pipe-0');
+    const leader = await agreedLeader(cluster, group);
+    const connection = await raw(leader.id);
+    const count = 3000;
+    const keys = Array.from({ length: 50 }, (_, k) => keyIn(group, `pipe${k}`));
+    const frames: Uint8Array[] = [];
+    for (let id = 0; id < count; id++) {
+      const key = keys[id % keys.length] ?? 'pipe';
+      frames.push(frameOf(encodeClientRequest(id % 3 === 0 ? { id, op: 'get', key, consistency: 'stale' } : { id, op: 'put', key, value: text(`v${id}`) })));
+    }
+    connection.socket.write(Buffer.concat(frames));
+    await waitFor('every answer', () => (connection.answers.length >= count ? true : undefined), 30_000);
+    const ids = connection.answers.map((answer) => answer.id).sort((a, b) => a - b);
+    expect(ids).toEqual(Array.from({ length: count }, (_, id) => id));
+    for (const answer of connection.answers) {
+      if (answer.id % 3 !== 0) expect(answer).toMatchObject({ ok: true, leader: leader.id });
+      else if (!answer.ok) expect(answer.code).toBe('DRAM_ERR_KEY_NOT_FOUND');
+    }
+    connection.socket.destroy();
+  });
+
+  it('pipelines concurrent client calls over one connection per node', async () => {
+    const results = await Promise.all(Array.from({ length: 500 }, (_, k) => client.put(`many-${k}`, text(`m${k}`))));
+    expect(results.every((result) => result.index > 0)).toBe(true);
+    const reads = await Promise.all(Array.from({ length: 500 }, (_, k) => client.get(`many-${k}`)));
+    expect(reads.map((read) => str(read?.value))).toEqual(Array.from({ length: 500 }, (_, k) => `m${k}`));
+  });
+
+  it('closes only the connection that sent garbage or an oversized frame', async () => {
+    const good = await raw(1);
+    const garbage = await raw(1);
+    const oversized = await raw(1);
+    const before = protocolErrors.length;
+    garbage.socket.write(frameOf(new Uint8Array([0xc1, 0xff, 0x00, 0x13])));
+    oversized.socket.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+    await waitFor('both bad connections closed', () => (garbage.closed() && oversized.closed() ? true : undefined));
+    expect(protocolErrors.length).toBe(before + 2);
+    good.socket.write(frameOf(encodeClientRequest({ id: 1, op: 'get', key: 'nothing-here', consistency: 'stale' })));
+    const answer = await waitFor('an answer on the good connection', () => good.answers[0]);
+    expect(answer).toMatchObject({ id: 1, ok: false, code: 'DRAM_ERR_KEY_NOT_FOUND' });
+    expect(good.closed()).toBe(false);
+    good.socket.destroy();
+    expect(str((await client.get('many-1'))?.value)).toBe('m1');
+  });
+});
+
+function agreedLeaderNow(group: number): number | undefined {
+  const views = [...cluster.nodes.values()].map((n) => n.host.status().find((s) => s.group === group)?.status);
+  const leader = views[0]?.leader ?? 0;
+  return leader !== 0 && views.every((v) => v?.leader === leader) ? leader : undefined;
+}
