@@ -11,7 +11,7 @@
 import type { NodeId } from '../base/ids.ts';
 import type { MultiRaftHost } from '../multiraft/host.ts';
 
-export type ApiHost = Pick<MultiRaftHost, 'propose' | 'read' | 'transferLeadership' | 'status' | 'model'>;
+export type ApiHost = Pick<MultiRaftHost, 'propose' | 'read' | 'transferLeadership' | 'status' | 'groupStatus' | 'model'>;
 
 export type ForwardMethod = 'GET' | 'PUT' | 'DELETE' | 'POST';
 

@@ -172,6 +172,12 @@ export class MultiRaftHost {
     return this.groups.get(groupId)?.model;
   }
 
+  /** One group's status (the per-request lookup of the API: O(1), not O(groups)). */
+  groupStatus(groupId: GroupId): { group: GroupId; status: Status; appliedIndex: number } | undefined {
+    const group = this.groups.get(groupId);
+    return group === undefined ? undefined : { group: group.id, status: group.raft.status(), appliedIndex: group.appliedIndex };
+  }
+
   status(): { group: GroupId; status: Status; appliedIndex: number }[] {
     return [...this.groups.values()].map((group) => ({ group: group.id, status: group.raft.status(), appliedIndex: group.appliedIndex }));
   }
