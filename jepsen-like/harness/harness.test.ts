@@ -135,36 +135,46 @@ describe('peer proxy', () => {
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
 
+  /** Bounded wait (at most 5 s) until `received` holds at least `text`'s length, for positive checks. */
+  async function arrived(received: () => string, text: string): Promise<void> {
+    for (let poll = 0; poll < 100 && received().length < text.length; poll++) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+
   it('passes frames through unchanged with no fault', async () => {
     const { received, send } = await setup();
     send(Buffer.concat([frame('hello'), frame('one')]));
     send(frame('two'));
-    await settle();
-    expect(received()).toBe(Buffer.concat([frame('hello'), frame('one'), frame('two')]).toString('latin1'));
+    const expected = Buffer.concat([frame('hello'), frame('one'), frame('two')]).toString('latin1');
+    await arrived(received, expected);
+    expect(received()).toBe(expected);
   });
 
   it('blackholes every frame after the hello, and duplicates whole frames', async () => {
     const { proxy, received, send } = await setup();
     proxy.setFaults(() => true, { ...NO_FAULTS, blackhole: true });
     send(Buffer.concat([frame('hello'), frame('lost')]));
-    await settle();
+    await arrived(received, frame('hello').toString('latin1'));
+    await settle(); // give a wrongly delivered 'lost' the chance to show up
     expect(received()).toBe(frame('hello').toString('latin1'));
     proxy.setFaults(() => true, { ...NO_FAULTS, duplicate: 1 });
     send(frame('twice'));
-    await settle();
-    expect(received()).toBe(Buffer.concat([frame('hello'), frame('twice'), frame('twice')]).toString('latin1'));
+    const expected = Buffer.concat([frame('hello'), frame('twice'), frame('twice')]).toString('latin1');
+    await arrived(received, expected);
+    expect(received()).toBe(expected);
     proxy.heal();
     expect(proxy.stats().framesDropped).toBe(1);
   });
 
-  it('delays frames and keeps their order', async () => {
+  // No timing assertion (a loaded machine fires timers late): only that jittered delays never
+  // reorder the byte stream of one connection.
+  it('keeps frame order under delay and jitter', async () => {
     const { proxy, received, send } = await setup();
     send(frame('hello'));
     proxy.setFaults(() => true, { ...NO_FAULTS, delayMs: 60, jitterMs: 30 });
     for (let i = 0; i < 10; i++) send(frame(`m${i}`));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(received()).toBe(frame('hello').toString('latin1'));
-    await settle();
-    expect(received()).toBe(Buffer.concat([frame('hello'), ...Array.from({ length: 10 }, (_, i) => frame(`m${i}`))]).toString('latin1'));
+    const expected = Buffer.concat([frame('hello'), ...Array.from({ length: 10 }, (_, i) => frame(`m${i}`))]).toString('latin1');
+    // Bounded wait for everything to arrive (at most 5 s), then compare the whole stream.
+    for (let poll = 0; poll < 100 && received().length < expected.length; poll++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(received()).toBe(expected);
   });
 });
