@@ -23,12 +23,14 @@ import type { GroupId, NodeId } from '../base/ids.ts';
 import { boundedMessage, clientRequestBytesMax, decodeClientRequest, encodeClientResponse, type ClientRequest, type ClientResponse } from '../codec/client-wire.ts';
 import { encodeKvCommand, type KvCommand } from '../codec/kv.ts';
 import type { KvPlacement } from '../models/kv-placement.ts';
-import { KvModel, type KvOutcome } from '../models/kv.ts';
-import type { ProposalOutcome, ReadOutcome } from '../multiraft/host.ts';
+import { KvModel } from '../models/kv.ts';
+import type { ReadOutcome } from '../multiraft/host.ts';
 import { FrameReader, frameOf } from '../transport/frame-reader.ts';
-import { ApiError, isApiError, type ErrorCode } from './errors.ts';
+import { ApiError, isApiError } from './errors.ts';
+import { notLeaderError } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
-import type { ApiHost, ApiMetrics, ProposalOutcomeLabel, ReadOutcomeLabel } from './ports.ts';
+import { appliedOutcome, failedWriteError, kvModelOf, proposalLabel, readLabel, readRefusalError, writeRefusalError } from './kv-outcomes.ts';
+import type { ApiHost, ApiMetrics } from './ports.ts';
 
 /** Requests of one connection handled at once; past it the socket is paused. */
 export const clientInFlightMax = 1024;
@@ -201,60 +203,26 @@ function commandOf(request: ClientRequest): KvCommand {
   return { op: 'put', key: request.key, value: request.value ?? new Uint8Array(0), ...extra };
 }
 
-function kvModelOf(host: ApiHost, group: GroupId): KvModel {
-  const model = host.model(group);
-  if (!(model instanceof KvModel)) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
-  return model;
-}
-
-function refuse(code: ErrorCode, group: GroupId, leaderHint: number, why: string): ApiError {
-  if (leaderHint === 0) return new ApiError('DRAM_ERR_NO_LEADER', `group ${group} has no known leader`, { group, leaderHint });
-  return new ApiError(code, `this node does not lead group ${group}: ${why}`, { group, leaderHint });
-}
-
 async function write(context: Context, state: Answer, group: GroupId, command: KvCommand): Promise<void> {
   const outcome = await context.host.propose(group, encodeKvCommand(command));
   context.metrics?.proposal(proposalLabel(outcome));
   if (outcome.kind === 'indeterminate') throw new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', { group });
   if (outcome.kind === 'applied') {
     state.leader = context.nodeId;
-    const result = outcome.result as KvOutcome | undefined;
-    if (result === undefined) throw new ApiError('DRAM_ERR_INTERNAL', 'the KV model did not return an outcome for an applied write');
+    const result = appliedOutcome(outcome.result);
     if (result.ok) {
       state.index = result.modifyIndex;
       return;
     }
-    switch (result.code) {
-      case 'cas_mismatch':
-        state.index = result.currentIndex;
-        throw new ApiError('DRAM_ERR_CAS_MISMATCH', `key's modify index is ${result.currentIndex}, not ${command.cas ?? 'absent'}`, { group, currentIndex: result.currentIndex });
-      case 'key_not_found':
-        state.index = 0;
-        throw new ApiError('DRAM_ERR_KEY_NOT_FOUND', 'key not found', { group });
-      case 'stale_request':
-        throw new ApiError('DRAM_ERR_STALE_REQUEST', `request seq is older than the last one applied for this client (${result.lastSeq})`, { lastSeq: result.lastSeq });
-    }
+    const { error, index } = failedWriteError(group, command, result);
+    if (index !== undefined) state.index = index;
+    throw error;
   }
   const reason = outcome.reason;
-  switch (reason.kind) {
-    case 'not_leader':
-      throw refuse('DRAM_ERR_NOT_LEADER', group, reason.leaderHint, reason.leaderHint === context.nodeId ? 'leadership is changing hands' : `node ${reason.leaderHint} leads it`);
-    case 'transferring':
-      throw refuse('DRAM_ERR_NOT_LEADER', group, reason.target, `leadership is moving to node ${reason.target}`);
-    case 'superseded':
-      throw refuse('DRAM_ERR_NOT_LEADER', group, leaderOf(context.host, group), 'leadership changed before the write committed; it was not applied');
-    case 'overloaded':
-      throw new ApiError('DRAM_ERR_OVERLOADED', 'proposal queue is full', { queued: reason.queued, queuedMax: reason.queuedMax });
-    case 'uncommitted_full':
-      throw new ApiError('DRAM_ERR_OVERLOADED', 'too many uncommitted bytes in this group', { bytes: reason.bytes, bytesMax: reason.bytesMax });
-    case 'entry_too_large':
-      throw new ApiError('DRAM_ERR_VALUE_TOO_LARGE', `the write is ${reason.bytes} bytes encoded, more than the entry limit ${reason.bytesMax}`, { bytes: reason.bytes, bytesMax: reason.bytesMax });
-    case 'unknown_group':
-      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
-    case 'conf_change_pending':
-    case 'conf_change_invalid':
-      throw new ApiError('DRAM_ERR_INTERNAL', `unexpected refusal of a KV write: ${reason.kind}`);
+  if (reason.kind === 'not_leader') {
+    throw notLeaderError(group, reason.leaderHint, reason.leaderHint === context.nodeId ? 'leadership is changing hands' : `node ${reason.leaderHint} leads it`);
   }
+  throw writeRefusalError(context.host, group, reason);
 }
 
 async function read(context: Context, state: Answer, group: GroupId, request: ClientRequest): Promise<Uint8Array> {
@@ -269,19 +237,8 @@ async function read(context: Context, state: Answer, group: GroupId, request: Cl
     state.leader = leaderOf(context.host, group);
     return valueOf(state, kvModelOf(context.host, group), request.key);
   }
-  switch (outcome.reason) {
-    case 'not_leader':
-    case 'leader_changed':
-      throw refuse('DRAM_ERR_NOT_LEADER', group, outcome.leaderHint, `node ${outcome.leaderHint} leads it`);
-    case 'no_leader':
-      throw refuse('DRAM_ERR_NO_LEADER', group, 0, 'no leader');
-    case 'read_queue_full':
-      throw new ApiError('DRAM_ERR_OVERLOADED', 'read queue is full', { group });
-    case 'timeout':
-      throw new ApiError('DRAM_ERR_TIMEOUT', 'the read did not become safe to serve in time', { group });
-    case 'unknown_group':
-      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
-  }
+  if (outcome.reason === 'not_leader' || outcome.reason === 'leader_changed') throw notLeaderError(group, outcome.leaderHint, `node ${outcome.leaderHint} leads it`);
+  throw readRefusalError(group, outcome.reason);
 }
 
 function valueOf(state: Answer, model: KvModel, key: string): Uint8Array {
@@ -294,24 +251,3 @@ function valueOf(state: Answer, model: KvModel, key: string): Uint8Array {
   return record.value;
 }
 
-function proposalLabel(outcome: ProposalOutcome): ProposalOutcomeLabel {
-  if (outcome.kind !== 'refused') return outcome.kind;
-  const reason = outcome.reason;
-  switch (reason.kind) {
-    case 'not_leader':
-      return reason.leaderHint === 0 ? 'no_leader' : 'not_leader';
-    case 'uncommitted_full':
-      return 'overloaded';
-    case 'entry_too_large':
-      return 'too_large';
-    case 'conf_change_pending':
-    case 'conf_change_invalid':
-      return 'rejected';
-    default:
-      return reason.kind;
-  }
-}
-
-function readLabel(reason: Extract<ReadOutcome, { kind: 'refused' }>['reason']): ReadOutcomeLabel {
-  return reason === 'read_queue_full' ? 'overloaded' : reason;
-}

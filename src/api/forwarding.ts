@@ -35,7 +35,9 @@ export function noLeaderError(group: GroupId): ApiError {
   return new ApiError('DRAM_ERR_NO_LEADER', `group ${group} has no known leader`, { group });
 }
 
+/** NOT_LEADER with the hint; with no leader known (hint 0) it is NO_LEADER, whoever asks. */
 export function notLeaderError(group: GroupId, leaderHint: NodeId, why: string): ApiError {
+  if (leaderHint === 0) return noLeaderError(group);
   return new ApiError('DRAM_ERR_NOT_LEADER', `this node does not lead group ${group}: ${why}`, { group, leaderHint });
 }
 

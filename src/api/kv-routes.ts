@@ -23,13 +23,14 @@ import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastif
 import type { GroupId, NodeId } from '../base/ids.ts';
 import { encodeKvCommand, kvValueBytesMax, type KvClientStamp, type KvCommand } from '../codec/kv.ts';
 import type { KvPlacement } from '../models/kv-placement.ts';
-import { KvModel, type KvOutcome } from '../models/kv.ts';
-import type { ProposalOutcome, ReadOutcome } from '../multiraft/host.ts';
+import { KvModel } from '../models/kv.ts';
+import type { ReadOutcome } from '../multiraft/host.ts';
 import { ApiError } from './errors.ts';
-import { forwardOrRefuse, noLeaderError, notLeaderError, type ForwardContext } from './forwarding.ts';
+import { forwardOrRefuse, type ForwardContext } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
+import { appliedOutcome, failedWriteError, kvModelOf, proposalLabel, readLabel, readRefusalError, writeRefusalError } from './kv-outcomes.ts';
 import { parseClientStamp, parseKey, parseReadQuery, parseWriteQuery, type RawQuery } from './kv-input.ts';
-import type { ApiHost, ApiMetrics, Forward, ProposalOutcomeLabel, ReadConsistency } from './ports.ts';
+import type { ApiHost, ApiMetrics, Forward, ReadConsistency } from './ports.ts';
 
 export interface KvRoutesOptions {
   readonly nodeId: NodeId;
@@ -85,12 +86,6 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
   done();
 };
 
-function kvModelOf(host: ApiHost, group: GroupId): KvModel {
-  const model = host.model(group);
-  if (!(model instanceof KvModel)) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
-  return model;
-}
-
 /** The headers as this replica sees the key right now; outcomes overwrite them with what they know. */
 function describe(context: KvContext, reply: FastifyReply, group: GroupId, key: string): void {
   const model = context.host.model(group);
@@ -107,28 +102,12 @@ async function write(context: KvContext, request: FastifyRequest<KvRoute>, reply
   if (outcome.kind === 'indeterminate') throw new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', { group });
   if (outcome.kind === 'applied') {
     reply.header(leaderHeader, String(context.nodeId));
-    return answerApplied(reply, group, command, outcome.result as KvOutcome | undefined);
+    return answerApplied(reply, group, command, outcome.result);
   }
-  const reason = outcome.reason;
-  switch (reason.kind) {
-    case 'not_leader':
-      return forwardOrRefuse(context, request, reply, { group, leaderHint: reason.leaderHint, body: bodyOf(request), onFailure: 'indeterminate' });
-    case 'transferring':
-      throw notLeaderError(group, reason.target, `leadership is moving to node ${reason.target}`);
-    case 'superseded':
-      throw notLeaderError(group, leaderOf(context.host, group), 'leadership changed before the write committed; it was not applied');
-    case 'overloaded':
-      throw new ApiError('DRAM_ERR_OVERLOADED', 'proposal queue is full', { queued: reason.queued, queuedMax: reason.queuedMax });
-    case 'uncommitted_full':
-      throw new ApiError('DRAM_ERR_OVERLOADED', 'too many uncommitted bytes in this group', { bytes: reason.bytes, bytesMax: reason.bytesMax });
-    case 'entry_too_large':
-      throw new ApiError('DRAM_ERR_VALUE_TOO_LARGE', `the write is ${reason.bytes} bytes encoded, more than the entry limit ${reason.bytesMax}`, { bytes: reason.bytes, bytesMax: reason.bytesMax });
-    case 'unknown_group':
-      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
-    case 'conf_change_pending':
-    case 'conf_change_invalid':
-      throw new ApiError('DRAM_ERR_INTERNAL', `unexpected refusal of a KV write: ${reason.kind}`);
+  if (outcome.reason.kind === 'not_leader') {
+    return forwardOrRefuse(context, request, reply, { group, leaderHint: outcome.reason.leaderHint, body: bodyOf(request), onFailure: 'indeterminate' });
   }
+  throw writeRefusalError(context.host, group, outcome.reason);
 }
 
 async function read(context: KvContext, request: FastifyRequest<KvRoute>, reply: FastifyReply, key: string, consistency: ReadConsistency): Promise<FastifyReply> {
@@ -144,19 +123,10 @@ async function read(context: KvContext, request: FastifyRequest<KvRoute>, reply:
     reply.header(leaderHeader, String(leaderOf(context.host, group)));
     return answerRead(reply, kvModelOf(context.host, group), key);
   }
-  switch (outcome.reason) {
-    case 'not_leader':
-    case 'leader_changed':
-      return forwardOrRefuse(context, request, reply, { group, leaderHint: outcome.leaderHint, body: undefined, onFailure: 'forward_failed' });
-    case 'no_leader':
-      throw noLeaderError(group);
-    case 'read_queue_full':
-      throw new ApiError('DRAM_ERR_OVERLOADED', 'read queue is full', { group });
-    case 'timeout':
-      throw new ApiError('DRAM_ERR_TIMEOUT', 'the read did not become safe to serve in time', { group });
-    case 'unknown_group':
-      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
+  if (outcome.reason === 'not_leader' || outcome.reason === 'leader_changed') {
+    return forwardOrRefuse(context, request, reply, { group, leaderHint: outcome.leaderHint, body: undefined, onFailure: 'forward_failed' });
   }
+  throw readRefusalError(group, outcome.reason);
 }
 
 function stampOf(cas: number | undefined, client: KvClientStamp | undefined): { cas?: number; client?: KvClientStamp } {
@@ -168,22 +138,15 @@ function bodyOf(request: FastifyRequest): Buffer | undefined {
   return Buffer.isBuffer(request.body) ? request.body : undefined;
 }
 
-function answerApplied(reply: FastifyReply, group: GroupId, command: KvCommand, result: KvOutcome | undefined): FastifyReply {
-  if (result === undefined) throw new ApiError('DRAM_ERR_INTERNAL', 'the KV model did not return an outcome for an applied write');
+function answerApplied(reply: FastifyReply, group: GroupId, command: KvCommand, applied: unknown): FastifyReply {
+  const result = appliedOutcome(applied);
   if (result.ok) {
     reply.header(indexHeader, String(result.modifyIndex));
     return reply.code(200).send({ index: result.modifyIndex });
   }
-  switch (result.code) {
-    case 'cas_mismatch':
-      reply.header(indexHeader, String(result.currentIndex));
-      throw new ApiError('DRAM_ERR_CAS_MISMATCH', `key's modify index is ${result.currentIndex}, not ${command.cas ?? 'absent'}`, { group, currentIndex: result.currentIndex });
-    case 'key_not_found':
-      reply.header(indexHeader, '0');
-      throw new ApiError('DRAM_ERR_KEY_NOT_FOUND', 'key not found', { group });
-    case 'stale_request':
-      throw new ApiError('DRAM_ERR_STALE_REQUEST', `request seq is older than the last one applied for this client (${result.lastSeq})`, { lastSeq: result.lastSeq });
-  }
+  const { error, index } = failedWriteError(group, command, result);
+  if (index !== undefined) reply.header(indexHeader, String(index));
+  throw error;
 }
 
 function answerRead(reply: FastifyReply, model: KvModel, key: string): FastifyReply {
@@ -195,29 +158,4 @@ function answerRead(reply: FastifyReply, model: KvModel, key: string): FastifyRe
   reply.header(indexHeader, String(record.modifyIndex));
   const value = Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength);
   return reply.code(200).type('application/octet-stream').send(value);
-}
-
-function proposalLabel(outcome: ProposalOutcome): ProposalOutcomeLabel {
-  if (outcome.kind !== 'refused') return outcome.kind;
-  const reason = outcome.reason;
-  switch (reason.kind) {
-    case 'not_leader':
-      return reason.leaderHint === 0 ? 'no_leader' : 'not_leader';
-    case 'transferring':
-    case 'superseded':
-    case 'overloaded':
-    case 'unknown_group':
-      return reason.kind;
-    case 'uncommitted_full':
-      return 'overloaded';
-    case 'entry_too_large':
-      return 'too_large';
-    case 'conf_change_pending':
-    case 'conf_change_invalid':
-      return 'rejected';
-  }
-}
-
-function readLabel(reason: Extract<ReadOutcome, { kind: 'refused' }>['reason']): 'not_leader' | 'no_leader' | 'leader_changed' | 'overloaded' | 'timeout' | 'unknown_group' {
-  return reason === 'read_queue_full' ? 'overloaded' : reason;
 }
