@@ -19,7 +19,7 @@ import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import type { RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
-import type { ProposeResult, Ready, Status, TransferResult } from '../raft/types.ts';
+import type { HardState, ProposeResult, Ready, Status, TransferResult } from '../raft/types.ts';
 import type { GroupMessage, GroupWrite, HostStorage, HostTransport, ReplicatedModel } from './ports.ts';
 
 export type ProposalOutcome =
@@ -45,6 +45,8 @@ export interface HostOptions {
   readonly proposalQueueMax: number;
   /** How long propose() and read() wait before answering indeterminate / timeout. */
   readonly requestTimeoutMs: number;
+  /** How often commit indexes that changed alone are written (they are kept in memory between). */
+  readonly commitFlushMs: number;
   /** Told how long each turn took, for metrics. */
   readonly observeTurn?: (seconds: number) => void;
 }
@@ -71,6 +73,8 @@ interface HostedGroup {
   readonly raft: RaftNode;
   readonly model: ReplicatedModel;
   appliedIndex: number;
+  /** A commit-only hard state not written yet (see turn()). */
+  unsavedHardState: HardState | undefined;
   readonly queued: QueuedProposal[];
   readonly pending: Map<number, PendingProposal>;
   readonly reads: Map<number, WaitingRead>;
@@ -86,9 +90,12 @@ export class MultiRaftHost {
   private ticker: NodeJS.Timeout | undefined;
   private stopped = false;
   private fatal: Error | undefined;
+  /** The next turn writes every group's unsaved commit index (set by the ticker, and by stop()). */
+  private commitFlushDue = false;
+  private lastCommitFlushMs = 0;
 
   constructor(options: HostOptions) {
-    assert(options.proposalQueueMax >= 1 && options.tickMs >= 1 && options.requestTimeoutMs >= 1, 'host: limits must be positive');
+    assert(options.proposalQueueMax >= 1 && options.tickMs >= 1 && options.requestTimeoutMs >= 1 && options.commitFlushMs >= 1, 'host: limits must be positive');
     this.options = options;
   }
 
@@ -98,13 +105,18 @@ export class MultiRaftHost {
     const storage = this.options.storage.group(id);
     model.restore(storage.snapshot().data);
     const raft = new RaftNode({ ...this.options.raft, id: this.options.nodeId, rng: this.options.rng.fork() }, storage);
-    this.groups.set(id, { id, raft, model, appliedIndex: storage.snapshot().meta.index, queued: [], pending: new Map(), reads: new Map() });
+    this.groups.set(id, { id, raft, model, appliedIndex: storage.snapshot().meta.index, unsavedHardState: undefined, queued: [], pending: new Map(), reads: new Map() });
     this.scheduleTurn();
   }
 
   start(): void {
     this.ticker = setInterval(() => {
       for (const group of this.groups.values()) group.raft.tick();
+      const nowMs = performance.now();
+      if (nowMs - this.lastCommitFlushMs >= this.options.commitFlushMs) {
+        this.lastCommitFlushMs = nowMs;
+        this.commitFlushDue = true;
+      }
       this.scheduleTurn();
     }, this.options.tickMs);
   }
@@ -114,6 +126,9 @@ export class MultiRaftHost {
     this.stopped = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
     while (this.turnRunning) await new Promise((resolve) => setTimeout(resolve, 1));
+    // Save the commit indexes the turns kept in memory, so a restart replays to where we were.
+    this.commitFlushDue = true;
+    if (this.fatal === undefined) await this.runTurns();
     for (const group of this.groups.values()) {
       for (const queued of group.queued) queued.resolve({ kind: 'refused', reason: { kind: 'not_leader', leaderHint: 0 as NodeId } });
       group.queued.length = 0;
@@ -209,10 +224,7 @@ export class MultiRaftHost {
         this.options.observeTurn?.((performance.now() - startedMs) / 1000);
       }
     } catch (error) {
-      // Storage errors are fatal: stop rather than run on a log we can no longer trust.
-      this.fatal = error instanceof Error ? error : new Error(String(error));
-      this.stopped = true;
-      if (this.ticker !== undefined) clearInterval(this.ticker);
+      this.fail(error);
     } finally {
       this.turnRunning = false;
     }
@@ -223,12 +235,31 @@ export class MultiRaftHost {
     if (!this.stopped) for (const group of this.groups.values()) this.proposeQueued(group);
     const readies: { group: HostedGroup; ready: Ready }[] = [];
     for (const group of this.groups.values()) if (group.raft.hasReady()) readies.push({ group, ready: group.raft.ready() });
-    if (readies.length === 0) return false;
+    const flushCommits = this.commitFlushDue;
+    if (readies.length === 0 && !flushCommits) return false;
+    this.commitFlushDue = false;
     this.sendGrouped(readies.flatMap(({ group, ready }) => ready.messages.map((message) => ({ group: group.id, message }))));
     const writes: GroupWrite[] = [];
     for (const { group, ready } of readies) {
-      if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
-        writes.push({ group: group.id, ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }), entries: ready.entries, ...(ready.hardState === undefined ? {} : { hardState: ready.hardState }) });
+      if (ready.snapshot === undefined && ready.entries.length === 0 && !ready.mustSync && ready.hardState !== undefined) {
+        // Only the commit index changed. Raft never needs it durable (a restart replays up to the
+        // last one saved and learns the rest from the leader), and writing it on every commit put
+        // a storage write between each commit and its answer: keep it for the group's next write
+        // or the periodic flush.
+        group.unsavedHardState = ready.hardState;
+        continue;
+      }
+      const hardState = ready.hardState ?? group.unsavedHardState;
+      group.unsavedHardState = undefined;
+      if (ready.snapshot !== undefined || ready.entries.length > 0 || hardState !== undefined) {
+        writes.push({ group: group.id, ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }), entries: ready.entries, ...(hardState === undefined ? {} : { hardState }) });
+      }
+    }
+    if (flushCommits) {
+      for (const group of this.groups.values()) {
+        if (group.unsavedHardState === undefined) continue;
+        writes.push({ group: group.id, entries: [], hardState: group.unsavedHardState });
+        group.unsavedHardState = undefined;
       }
     }
     if (writes.length > 0) await this.options.storage.write(writes, { sync: readies.some(({ ready }) => ready.mustSync) });
@@ -241,6 +272,13 @@ export class MultiRaftHost {
     }
     await Promise.all(compactions);
     return true;
+  }
+
+  /** Storage errors are fatal: stop rather than run on a log we can no longer trust. */
+  private fail(error: unknown): void {
+    this.fatal ??= error instanceof Error ? error : new Error(String(error));
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
   }
 
   private proposeQueued(group: HostedGroup): void {

@@ -82,6 +82,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     },
     tickMs: config.tickMs,
     proposalQueueMax: config.proposalQueueMax,
+    commitFlushMs: 1000,
     requestTimeoutMs: config.requestTimeoutMs,
     observeTurn: (seconds) => { metrics.observeTurnDuration(seconds); },
   });

@@ -71,6 +71,7 @@ export function startCluster(options: { readonly forwarding: boolean; readonly r
       raft: { electionTimeoutTicks: 20, heartbeatTicks: 2, leaseReads: true, leaseTicks: 15 },
       tickMs: 10,
       proposalQueueMax: 1000,
+      commitFlushMs: 100,
       requestTimeoutMs: options.requestTimeoutMs ?? 3000,
     });
     for (const group of kvGroups) host.addGroup(group, new KvModel());

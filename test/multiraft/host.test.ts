@@ -20,19 +20,21 @@ afterEach(async () => {
   running = [];
 });
 
-function cluster() {
+function cluster(commitFlushMs = 50) {
   const network = new MemoryNetwork();
+  const storages = new Map<NodeId, MemoryHostStorage>();
   const rng = createRng(11);
   for (const id of ids) {
     const storage = new MemoryHostStorage();
     for (const group of groupIds) storage.bootstrap(group, confStateOf(ids));
-    const host = new MultiRaftHost({ nodeId: id, storage, transport: network.transport(id), rng: rng.fork(), raft: { electionTimeoutTicks: 10, heartbeatTicks: 1 }, tickMs: 5, proposalQueueMax: 1000, requestTimeoutMs: 2000 });
+    const host = new MultiRaftHost({ nodeId: id, storage, transport: network.transport(id), rng: rng.fork(), raft: { electionTimeoutTicks: 10, heartbeatTicks: 1 }, tickMs: 5, proposalQueueMax: 1000, requestTimeoutMs: 2000, commitFlushMs });
     for (const group of groupIds) host.addGroup(group, new KvModel());
     network.hosts.set(id, host);
+    storages.set(id, storage);
     running.push(host);
     host.start();
   }
-  return network;
+  return Object.assign(network, { storages });
 }
 
 async function leaderOf(network: MemoryNetwork, group: GroupId, exclude: NodeId[] = []): Promise<MultiRaftHost> {
@@ -97,5 +99,22 @@ describe('MultiRaftHost', () => {
     const overflow = await leader.propose(group, put('q-over', 'v'));
     expect(overflow.kind === 'refused' ? overflow.reason.kind : overflow.kind).toBe('overloaded');
     expect((await Promise.all(accepted)).every((o) => o.kind === 'applied')).toBe(true);
+  });
+
+  it('keeps a commit index that changed alone in memory, and saves it on stop', async () => {
+    // A flush interval longer than the test: only stop() may save those commit indexes.
+    const network = cluster(600_000);
+    const group = groupIds[2] ?? asGroupId(3);
+    const leader = await leaderOf(network, group);
+    const outcome = await leader.propose(group, put('c', '1'));
+    expect(outcome.kind).toBe('applied');
+    const index = outcome.kind === 'applied' ? outcome.index : 0;
+    const leaderId = [...network.hosts].find(([, host]) => host === leader)?.[0] ?? asNodeId(0);
+    const stored = () => network.storages.get(leaderId)?.groups.get(group)?.hardState.commit ?? -1;
+    // The entry was written (with the old commit) before it committed; the commit came alone.
+    expect(stored()).toBeLessThan(index);
+    await Promise.all(running.map((host) => host.stop()));
+    running = [];
+    expect(stored()).toBeGreaterThanOrEqual(index);
   });
 });
