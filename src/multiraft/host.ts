@@ -19,7 +19,7 @@ import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import type { RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
-import type { HardState, ProposeResult, Ready, Status, TransferResult } from '../raft/types.ts';
+import type { ConfChange, ConfState, HardState, ProposeResult, Ready, Status, TransferResult } from '../raft/types.ts';
 import type { GroupMessage, GroupWrite, HostStorage, HostTransport, ReplicatedModel } from './ports.ts';
 
 export type ProposalOutcome =
@@ -47,6 +47,8 @@ export interface HostOptions {
   readonly requestTimeoutMs: number;
   /** How often commit indexes that changed alone are written (they are kept in memory between). */
   readonly commitFlushMs: number;
+  /** Told when a group's membership changed here (a turn after its entry was applied, or with an installed snapshot). */
+  readonly onConfApplied?: (group: GroupId, confState: ConfState) => void;
   /** Told how long each turn took, for metrics. */
   readonly observeTurn?: (seconds: number) => void;
 }
@@ -175,6 +177,22 @@ export class MultiRaftHost {
     });
   }
 
+  /**
+   * Proposes a membership change to a group this node leads. Resolves like propose(): applied
+   * (the new configuration is in effect here), refused (not leader, a change already pending,
+   * invalid), or indeterminate.
+   */
+  proposeConfChange(groupId: GroupId, change: ConfChange): Promise<ProposalOutcome> {
+    const group = this.groups.get(groupId);
+    if (group === undefined || this.stopped) return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
+    const result = group.raft.proposeConfChange(change);
+    if (result.kind !== 'accepted') return Promise.resolve({ kind: 'refused', reason: result });
+    return new Promise((resolve) => {
+      this.trackPending(group, result.index, result.term, resolve);
+      this.scheduleTurn();
+    });
+  }
+
   transferLeadership(groupId: GroupId, to: NodeId): TransferResult | { kind: 'unknown_group' } {
     const group = this.groups.get(groupId);
     if (group === undefined) return { kind: 'unknown_group' };
@@ -291,14 +309,16 @@ export class MultiRaftHost {
       return;
     }
     const first = result.index - batch.length + 1;
-    batch.forEach((queued, k) => {
-      const index = first + k;
-      const timer = setTimeout(() => {
-        const pending = group.pending.get(index);
-        if (pending !== undefined) this.settle(group, index, pending, { kind: 'indeterminate' });
-      }, this.options.requestTimeoutMs);
-      group.pending.set(index, { term: result.term, resolve: queued.resolve, timer });
-    });
+    batch.forEach((queued, k) => { this.trackPending(group, first + k, result.term, queued.resolve); });
+  }
+
+  /** Waits for the entry proposed at (index, term): answered when applied, or indeterminate at the deadline. */
+  private trackPending(group: HostedGroup, index: number, term: number, resolve: (outcome: ProposalOutcome) => void): void {
+    const timer = setTimeout(() => {
+      const pending = group.pending.get(index);
+      if (pending !== undefined) this.settle(group, index, pending, { kind: 'indeterminate' });
+    }, this.options.requestTimeoutMs);
+    group.pending.set(index, { term, resolve, timer });
   }
 
   /** Persisted: restore, apply, answer; returns the snapshot write the core asked for, if any. */
@@ -319,6 +339,10 @@ export class MultiRaftHost {
       const pending = group.pending.get(entry.index);
       if (pending === undefined) continue;
       this.settle(group, entry.index, pending, entry.term === pending.term ? { kind: 'applied', index: entry.index, result } : { kind: 'refused', reason: { kind: 'superseded' } });
+    }
+    for (const event of ready.events) {
+      if (event.kind === 'conf_applied') this.options.onConfApplied?.(group.id, event.confState);
+      else if (event.kind === 'snapshot_installed') this.options.onConfApplied?.(group.id, ready.snapshot?.meta.confState ?? group.raft.currentConfState());
     }
     for (const readState of ready.readStates) {
       const read = group.reads.get(readState.requestId);
