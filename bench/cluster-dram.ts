@@ -69,6 +69,7 @@ function apiErrorCode(answer: HttpAnswer): string {
 
 export interface DramGroupStatus {
   readonly group: number;
+  readonly quiesced: boolean;
   readonly role: string;
   readonly leader: number;
   readonly term: number;
@@ -86,12 +87,17 @@ export class DramCluster {
   private readonly base = 23_000 + Math.floor(Math.random() * 4_000);
   private readonly children = new Map<number, ChildProcess>();
   private readonly cpuProfDir: string | undefined;
+  private readonly extraArgs: readonly string[];
 
-  /** `cpuProfDir`: start node 1 under `node --cpu-prof` (the profile is written when it stops gracefully). */
-  constructor(kvGroups: number, cpuProfDir?: string) {
+  /**
+   * `cpuProfDir`: start node 1 under `node --cpu-prof` (the profile is written when it stops
+   * gracefully). `extraArgs`: more `dram start` flags for every node.
+   */
+  constructor(kvGroups: number, cpuProfDir?: string, extraArgs: readonly string[] = []) {
     this.groups = Array.from({ length: kvGroups }, (_, k) => asGroupId(k + 1));
     this.placement = createKvPlacement(this.groups);
     this.cpuProfDir = cpuProfDir;
+    this.extraArgs = extraArgs;
   }
 
   httpPort(id: number): number {
@@ -107,7 +113,7 @@ export class DramCluster {
     const peers = this.ids.map((n) => `${n}=127.0.0.1:${this.base + 100 + n}`).join(',');
     const peerHttp = this.ids.map((n) => `${n}=127.0.0.1:${this.httpPort(n)}`).join(',');
     const profile = this.cpuProfDir !== undefined && id === 1 ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProfDir] : [];
-    const args = [...profile, bin, 'start', '--node-id', String(id), '--data-dir', join(this.dir, `n${id}`), '--http', `127.0.0.1:${this.httpPort(id)}`, '--raft', `127.0.0.1:${this.base + 100 + id}`, '--client', `127.0.0.1:${this.clientPort(id)}`, ...(init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', String(this.groups.length)];
+    const args = [...profile, bin, 'start', '--node-id', String(id), '--data-dir', join(this.dir, `n${id}`), '--http', `127.0.0.1:${this.httpPort(id)}`, '--raft', `127.0.0.1:${this.base + 100 + id}`, '--client', `127.0.0.1:${this.clientPort(id)}`, ...(init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', String(this.groups.length), ...this.extraArgs];
     const log = openSync(join(this.dir, `n${id}.log`), 'a');
     try {
       this.children.set(id, spawn(process.execPath, args, { stdio: ['ignore', log, log] }));

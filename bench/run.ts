@@ -8,9 +8,14 @@
 //   --cluster-systems a,b        subset of dram,etcd (default: both)
 //   --cluster-cpu-prof DIR       run dram node 1 under node --cpu-prof, profiles written to DIR
 //                                (on a graceful stop; use without the failover phase, which kills it)
+//
+// `--idle` adds the idle-groups benchmark (bench/idle-groups.bench.ts: 1,000 KV groups on three
+// nodes, CPU per node once every group is quiet, and the same with quiescence off); its figures
+// go under `idleGroups`. `--idle-groups N` (default 1000), `--idle-seconds N` (default 10).
 
 import { cpus } from 'node:os';
 import { clusterPhases, clusterSystems, clusterTable, runClusterBench, type ClusterPhase, type ClusterReport, type ClusterSystem } from './cluster.bench.ts';
+import { runIdleGroupsBench, type IdleGroupsReport } from './idle-groups.bench.ts';
 import { runRaftCoreBench } from './raft-core.bench.ts';
 
 function option(name: string): string | undefined {
@@ -47,11 +52,22 @@ if (process.argv.includes('--cluster')) {
   people.table(clusterTable(cluster));
 }
 
+let idleGroups: IdleGroupsReport | undefined;
+if (process.argv.includes('--idle')) {
+  const groups = Number(option('--idle-groups') ?? 1000);
+  const windowSeconds = Number(option('--idle-seconds') ?? 10);
+  if (!Number.isSafeInteger(groups) || groups < 1 || groups > 10_000) throw new Error('--idle-groups: expected an integer in [1, 10000]');
+  if (!Number.isFinite(windowSeconds) || windowSeconds <= 0 || windowSeconds > 120) throw new Error('--idle-seconds: expected a number of seconds in (0, 120]');
+  idleGroups = await runIdleGroupsBench({ groups, windowSeconds, log: (line) => { process.stderr.write(`${line}\n`); } });
+  people.table(idleGroups.variants.map((variant) => ({ quiescence: variant.quiesce ? 'on' : 'off', ...variant.cpuPercent, quiet: `${variant.quietReplicas}/${variant.replicas}`, 'settle s': variant.settleSeconds })));
+}
+
 const report = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
   raftCore,
   ...(cluster === undefined ? {} : { cluster }),
+  ...(idleGroups === undefined ? {} : { idleGroups }),
   targets: { 'raft-core.batch64.entriesPerSecond': 500_000 },
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -57,6 +57,7 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
       applied: appliedIndex,
       leader: status.leader,
       lag: lagEntries(status),
+      quiesced: status.quiesced,
     })),
   }));
 

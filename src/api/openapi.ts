@@ -113,7 +113,7 @@ export const openApiDocument = {
             type: 'array',
             items: {
               type: 'object',
-              required: ['group', 'role', 'term', 'commit', 'applied', 'leader', 'lag'],
+              required: ['group', 'role', 'term', 'commit', 'applied', 'leader', 'lag', 'quiesced'],
               properties: {
                 group: { type: 'integer' },
                 role: { type: 'string', enum: ['follower', 'pre_candidate', 'candidate', 'leader'] },
@@ -122,6 +122,7 @@ export const openApiDocument = {
                 applied: { type: 'integer' },
                 leader: { type: 'integer', description: 'Leader node id, 0 when none is known.' },
                 lag: { type: 'integer', description: 'Replication lag in log entries as the leader sees it (0 on followers).' },
+                quiesced: { type: 'boolean', description: 'The group is idle and quiet here: no ticks, no heartbeats until something happens.' },
               },
             },
           },

@@ -26,6 +26,7 @@ program
   .option('--join <url>', 'join an existing cluster through a member (not yet supported)')
   .option('--kv-groups <n>', 'number of KV groups created by --init (default 8)')
   .option('--secret <secret>', 'shared peer secret (or DRAM_SECRET)')
+  .option('--quiesce-after-ticks <n>', 'idle ticks before a group goes quiet: no ticks, no heartbeats (0: never; default 100)')
   .action(async (flags: RawConfig & { join?: string }) => {
     if (flags.join !== undefined) fail('--join is not supported yet: start every member with --init --peers (see README)');
     const config = resolveConfig(mergeSources(flags, process.env));

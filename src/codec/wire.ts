@@ -176,7 +176,7 @@ function message(value: unknown, path: string, limits: WireLimits): Message {
     case 'AppendEntriesResponse':
       return { type, ...envelope, success: flag('success'), index: index('index'), hintIndex: index('hintIndex'), hintTerm: term(...field('hintTerm')) };
     case 'Heartbeat':
-      return { type, ...envelope, commit: index('commit'), readRound: whole('readRound'), sentTick: whole('sentTick') };
+      return { type, ...envelope, commit: index('commit'), readRound: whole('readRound'), sentTick: whole('sentTick'), quiesce: flag('quiesce') };
     case 'HeartbeatResponse':
       return { type, ...envelope, readRound: whole('readRound'), sentTick: whole('sentTick') };
     case 'InstallSnapshot':

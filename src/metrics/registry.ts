@@ -22,7 +22,7 @@ import type { Role } from '../raft/types.ts';
 export interface GroupStatusSource {
   status(): readonly {
     readonly group: GroupId;
-    readonly status: { readonly role: Role; readonly term: number; readonly commit: number; readonly leader: NodeId };
+    readonly status: { readonly role: Role; readonly term: number; readonly commit: number; readonly leader: NodeId; readonly quiesced: boolean };
     readonly appliedIndex: number;
   }[];
 }
@@ -61,6 +61,7 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
     commit: group('dram_group_commit_index', 'Highest log index this replica knows to be committed.'),
     applied: group('dram_group_applied_index', 'Highest log index applied to the state machine on this replica.'),
     leader: group('dram_group_leader_node_id', 'Node id of the leader this replica knows of (0: none).'),
+    quiesced: group('dram_group_quiesced', '1 while this replica of the group is quiet (idle: no ticks, no heartbeats), else 0.'),
   };
   const leaderChanges = new Counter({ name: 'dram_leader_changes_total', help: 'Leader changes observed by this node, per group.', labelNames: ['group'] as const, registers });
   const proposals = new Counter({ name: 'dram_proposals_total', help: 'Proposals made by this node, by outcome.', labelNames: ['outcome'] as const, registers });
@@ -82,6 +83,7 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
       gauges.commit.set(labels, status.commit);
       gauges.applied.set(labels, appliedIndex);
       gauges.leader.set(labels, status.leader);
+      gauges.quiesced.set(labels, status.quiesced ? 1 : 0);
       if (status.leader !== 0 && status.leader !== (lastLeader.get(id) ?? 0)) leaderChanges.inc(labels);
       if (status.leader !== 0) lastLeader.set(id, status.leader);
     }

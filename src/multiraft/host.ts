@@ -45,6 +45,10 @@ export interface HostOptions {
   readonly proposalQueueMax: number;
   /** How long propose() and read() wait before answering indeterminate / timeout. */
   readonly requestTimeoutMs: number;
+  /** How often a peer that got nothing else from this node gets an empty batch (a ping). */
+  readonly pingMs: number;
+  /** A quiet follower whose leader's node has been silent this long is woken. */
+  readonly peerSilenceMs: number;
   /** How often commit indexes that changed alone are written (they are kept in memory between). */
   readonly commitFlushMs: number;
   /** Told when a group's membership changed here (a turn after its entry was applied, or with an installed snapshot). */
@@ -95,9 +99,14 @@ export class MultiRaftHost {
   /** The next turn writes every group's unsaved commit index (set by the ticker, and by stop()). */
   private commitFlushDue = false;
   private lastCommitFlushMs = 0;
+  /** Quiescence: when each peer was last heard from (any frame, pings included). */
+  private readonly lastHeardMs = new Map<NodeId, number>();
+  private readonly startedMs = performance.now();
+  private lastPingMs = 0;
+  private readonly sentSincePing = new Set<NodeId>();
 
   constructor(options: HostOptions) {
-    assert(options.proposalQueueMax >= 1 && options.tickMs >= 1 && options.requestTimeoutMs >= 1 && options.commitFlushMs >= 1, 'host: limits must be positive');
+    assert(options.proposalQueueMax >= 1 && options.tickMs >= 1 && options.requestTimeoutMs >= 1 && options.commitFlushMs >= 1 && options.pingMs >= 1 && options.peerSilenceMs > options.pingMs, 'host: limits must be positive');
     this.options = options;
   }
 
@@ -112,15 +121,52 @@ export class MultiRaftHost {
   }
 
   start(): void {
-    this.ticker = setInterval(() => {
-      for (const group of this.groups.values()) group.raft.tick();
-      const nowMs = performance.now();
-      if (nowMs - this.lastCommitFlushMs >= this.options.commitFlushMs) {
-        this.lastCommitFlushMs = nowMs;
-        this.commitFlushDue = true;
+    this.ticker = setInterval(() => { this.tick(); }, this.options.tickMs);
+  }
+
+  /**
+   * Ticks every group that is not quiet. A quiet group costs nothing here but a look at when its
+   * leader's node was last heard from: no heartbeat will say that the leader died, so a quiet
+   * follower whose leader's node has been silent for an election timeout is woken (and then
+   * elects a leader as usual). Nodes ping each other every heartbeat interval when nothing else
+   * went to a peer, which keeps "silent" meaning "unreachable".
+   */
+  private tick(): void {
+    const nowMs = performance.now();
+    // Silence is judged once per ping interval (it cannot change faster than pings arrive).
+    const pingDue = nowMs - this.lastPingMs >= this.options.pingMs;
+    let ticked = false;
+    for (const group of this.groups.values()) {
+      if (!group.raft.quiesced()) {
+        group.raft.tick();
+        ticked = true;
+        continue;
       }
-      this.scheduleTurn();
-    }, this.options.tickMs);
+      if (!pingDue) continue;
+      const leader = group.raft.followedLeader();
+      if (leader !== 0 && nowMs - (this.lastHeardMs.get(leader) ?? this.startedMs) > this.options.peerSilenceMs) group.raft.wake();
+    }
+    if (nowMs - this.lastCommitFlushMs >= this.options.commitFlushMs) {
+      this.lastCommitFlushMs = nowMs;
+      this.commitFlushDue = true;
+    }
+    if (pingDue) {
+      this.lastPingMs = nowMs;
+      this.pingQuietPeers();
+    }
+    if (ticked || this.commitFlushDue) this.scheduleTurn();
+  }
+
+  /** An empty batch to every member of any hosted group that got nothing from us since the last ping. */
+  private pingQuietPeers(): void {
+    const peers = new Set<NodeId>();
+    for (const group of this.groups.values()) {
+      const confState = group.raft.currentConfState();
+      for (const list of [confState.voters, confState.votersOutgoing, confState.learners]) for (const id of list) peers.add(id);
+    }
+    peers.delete(this.options.nodeId);
+    for (const peer of peers) if (!this.sentSincePing.has(peer)) this.options.transport.send(peer, []);
+    this.sentSincePing.clear();
   }
 
   /** Stops ticking, lets the running turn finish, and answers everything still waiting. */
@@ -139,9 +185,11 @@ export class MultiRaftHost {
     }
   }
 
-  /** A batch from a peer: step every message into its group. Unknown groups are ignored. */
-  receive(batch: readonly GroupMessage[]): void {
+  /** A batch from a peer: step every message into its group. Unknown groups are ignored. An empty batch is a ping. */
+  receive(batch: readonly GroupMessage[], from: NodeId): void {
     if (this.stopped) return;
+    this.lastHeardMs.set(from, performance.now());
+    if (batch.length === 0) return;
     for (const { group, message } of batch) this.groups.get(group)?.raft.step(message);
     this.scheduleTurn();
   }
@@ -379,6 +427,9 @@ export class MultiRaftHost {
       if (list === undefined) perPeer.set(item.message.to, (list = []));
       list.push(item);
     }
-    for (const [peer, batch] of perPeer) this.options.transport.send(peer, batch);
+    for (const [peer, batch] of perPeer) {
+      this.options.transport.send(peer, batch);
+      this.sentSincePing.add(peer);
+    }
   }
 }

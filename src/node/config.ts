@@ -33,6 +33,8 @@ export interface NodeConfig {
   readonly proposalQueueMax: number;
   readonly snapshotIntervalEntries: number;
   readonly leaseReads: boolean;
+  /** A group idle this many ticks goes quiet: no ticks, no heartbeats (0: never). */
+  readonly quiesceAfterTicks: number;
 }
 
 export class ConfigError extends Error {
@@ -53,6 +55,7 @@ const defaults = {
   snapshotIntervalEntries: 50_000,
   kvGroups: 8,
   leaseReads: false,
+  quiesceAfterTicks: 100,
 };
 
 /** Merges file, environment and flags (highest last) into one raw map keyed by camelCase names. */
@@ -150,7 +153,9 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
     proposalQueueMax: positive(raw, 'proposalQueueMax', defaults.proposalQueueMax),
     snapshotIntervalEntries: positive(raw, 'snapshotIntervalEntries', defaults.snapshotIntervalEntries),
     leaseReads: flag(raw, 'leaseReads', defaults.leaseReads),
+    quiesceAfterTicks: raw['quiesceAfterTicks'] === '0' || raw['quiesceAfterTicks'] === 0 ? 0 : positive(raw, 'quiesceAfterTicks', defaults.quiesceAfterTicks),
   };
   if (config.heartbeatTicks >= config.electionTimeoutTicks) throw new ConfigError('heartbeatTicks must be below electionTimeoutTicks');
+  if (config.quiesceAfterTicks > 0 && config.quiesceAfterTicks < config.heartbeatTicks) throw new ConfigError('quiesceAfterTicks must be 0 (never) or at least heartbeatTicks');
   return config;
 }

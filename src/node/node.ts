@@ -63,7 +63,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     wireLimits,
     logger: transportLogger(logger),
     // The host is built below; the transport delivers nothing before start().
-    onBatch: (_from, batch) => { host.receive(batch); },
+    onBatch: (from, batch) => { host.receive(batch, from); },
   });
   const metrics = createNodeMetrics({ host: { status: () => host.status() }, peerTraffic: () => transport.stats().peers });
   const host = new MultiRaftHost({
@@ -79,8 +79,11 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
       entryBytesMax,
       snapshotChunkBytesMax,
       snapshotIntervalEntries: config.snapshotIntervalEntries,
+      quiesceAfterTicks: config.quiesceAfterTicks,
     },
     tickMs: config.tickMs,
+    pingMs: config.heartbeatTicks * config.tickMs,
+    peerSilenceMs: config.electionTimeoutTicks * config.tickMs,
     proposalQueueMax: config.proposalQueueMax,
     commitFlushMs: 1000,
     requestTimeoutMs: config.requestTimeoutMs,

@@ -36,6 +36,13 @@ export interface RaftConfig {
   readonly snapshotChunksInflightMax: number;
   /** Ask the host for a snapshot once this many entries were applied past the last one (0: never ask). */
   readonly snapshotIntervalEntries: number;
+  /**
+   * A leader whose group has been idle (everything committed, applied and replicated, nothing
+   * waiting) for this many ticks tells its followers and goes quiet: no ticks, no heartbeats,
+   * until anything happens (0: never). The host must then wake a quiet follower whose leader's
+   * node went silent (RaftNode.wake), since no heartbeat will say so.
+   */
+  readonly quiesceAfterTicks: number;
   readonly rng: Rng;
 }
 
@@ -58,6 +65,7 @@ export const raftConfigDefaults = {
   snapshotChunkBytesMax: 1 << 20,
   snapshotChunksInflightMax: 4,
   snapshotIntervalEntries: 10_000,
+  quiesceAfterTicks: 0,
 } as const;
 
 export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
@@ -75,6 +83,7 @@ export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
   }
   assert(config.inflightBytesMax >= 0, 'config: inflightBytesMax must not be negative');
   assert(Number.isSafeInteger(config.snapshotIntervalEntries) && config.snapshotIntervalEntries >= 0, 'config: snapshotIntervalEntries must be a non-negative integer');
+  assert(Number.isSafeInteger(config.quiesceAfterTicks) && (config.quiesceAfterTicks === 0 || config.quiesceAfterTicks >= config.heartbeatTicks), 'config: quiesceAfterTicks must be 0 or at least heartbeatTicks');
   assert(config.entryBytesMax <= config.uncommittedBytesMax, 'config: entryBytesMax must not exceed uncommittedBytesMax');
   return config;
 }

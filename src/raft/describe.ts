@@ -118,7 +118,7 @@ export function describeMessage(message: Message): string {
       if (message.success) return `${head} term:${message.term} index:${message.index}`;
       return `${head} term:${message.term} rejected index:${message.index} hint:${message.hintTerm}/${message.hintIndex}`;
     case 'Heartbeat':
-      return `${head} term:${message.term} commit:${message.commit}${message.readRound > 0 ? ` round:${message.readRound}` : ''} tick:${message.sentTick}`;
+      return `${head} term:${message.term} commit:${message.commit}${message.readRound > 0 ? ` round:${message.readRound}` : ''} tick:${message.sentTick}${message.quiesce ? ' quiesce' : ''}`;
     case 'HeartbeatResponse':
       return `${head} term:${message.term}${message.readRound > 0 ? ` round:${message.readRound}` : ''} tick:${message.sentTick}`;
     case 'InstallSnapshot':
@@ -200,7 +200,7 @@ export function describeReady(ready: Ready, indent = ''): string {
 export function describeStatus(status: Status): string {
   const lines = [
     `${status.id} ${status.role} term:${status.term} vote:${status.vote} leader:${status.leader} commit:${status.commit} applied:${status.applied}` +
-      ` log:${status.firstIndex}..${status.lastIndex} lease:${status.leaseValid} transfer:${status.transferTarget}`,
+      ` log:${status.firstIndex}..${status.lastIndex} lease:${status.leaseValid} transfer:${status.transferTarget}${status.quiesced ? ' quiesced' : ''}`,
     `conf: ${describeConfState(status.confState)}`,
   ];
   section(

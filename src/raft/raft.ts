@@ -88,6 +88,10 @@ export class RaftNode {
   private readonly reads = new ReadQueue();
   private readonly forwardedReads = new Set<number>();
   private incomingSnapshot: IncomingSnapshot | undefined = undefined;
+  /** Quiet: ticks are ignored until an input wakes the group (see quiesceAfterTicks). */
+  private quiet = false;
+  /** Leader: consecutive ticks the group has been idle. */
+  private idleTicks = 0;
 
   private messages: Message[] = [];
   private messagesAfterPersist: Message[] = [];
@@ -116,6 +120,7 @@ export class RaftNode {
   // Inputs
 
   tick(): void {
+    if (this.quiet) return;
     this.clockTicks++;
     this.electionElapsed++;
     if (this.role === 'leader') this.tickLeader();
@@ -143,11 +148,61 @@ export class RaftNode {
       }
     }
     this.maybeAutoLeave();
+    this.idleTicks = this.config.quiesceAfterTicks > 0 && this.groupIdle() ? this.idleTicks + 1 : 0;
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
+      if (this.idleTicks >= this.config.quiesceAfterTicks && this.idleTicks > 0) {
+        // The heartbeats of the idle ticks carried the final commit index; this one says "quiet".
+        this.broadcastHeartbeat(0, true);
+        this.quiet = true;
+        return;
+      }
       this.broadcastHeartbeat(this.reads.size > 0 ? this.reads.latestRound : 0);
       this.retryStalledSnapshots();
     }
+  }
+
+  /**
+   * Leader: nothing to do but heartbeat. Everything is committed, applied, and acknowledged by
+   * every member; no read, transfer or configuration change is under way.
+   */
+  private groupIdle(): boolean {
+    const lastIndex = this.log.lastIndex();
+    if (this.log.committed !== lastIndex || this.log.applied !== lastIndex || this.appendPending) return false;
+    if (this.reads.size > 0 || this.forwardedReads.size > 0 || this.transferTarget !== NO_NODE) return false;
+    if (isJoint(this.confState) || this.pendingConfIndex > this.log.applied) return false;
+    for (const progress of this.progress.values()) {
+      if (progress.match !== lastIndex || progress.inflights.count > 0 || progress.state === 'snapshot') return false;
+    }
+    return true;
+  }
+
+  /** Whether the group is quiet (its ticks are ignored); the host may skip ticking it. */
+  quiesced(): boolean {
+    return this.quiet;
+  }
+
+  /** The leader this node follows (NO_NODE: none known, or this node leads or campaigns). */
+  followedLeader(): NodeId {
+    return this.role === 'follower' ? this.leader : NO_NODE;
+  }
+
+  /**
+   * Ends quiet: ticks count again. Every input but a tick does this by itself; the host calls it
+   * for a quiet follower whose leader's node went silent. A leader's lease does not survive a
+   * quiet spell (its clock stopped, so old acknowledgements are pushed out of the lease window),
+   * and it heartbeats at once so its followers wake too.
+   */
+  wake(): void {
+    if (!this.quiet) return;
+    this.quiet = false;
+    this.idleTicks = 0;
+    if (this.role !== 'leader') return;
+    this.clockTicks += this.config.electionTimeoutTicks;
+    this.electionElapsed = 0;
+    for (const progress of this.progress.values()) progress.recentActive = progress.id === this.id;
+    this.heartbeatElapsed = 0;
+    this.broadcastHeartbeat(this.reads.size > 0 ? this.reads.latestRound : 0);
   }
 
   /**
@@ -156,6 +211,7 @@ export class RaftNode {
    * membership that is already out of date (etcd's hasUnappliedConfChanges).
    */
   campaign(): void {
+    this.wake();
     if (!this.promotable() || this.role === 'leader' || this.hasUnappliedConfChanges()) return;
     if (this.config.preVote) this.startElection('pre_vote');
     else this.startElection('election');
@@ -163,6 +219,7 @@ export class RaftNode {
 
   step(message: Message): void {
     if (message.to !== this.id) return;
+    if (this.quiet && !this.keepsQuiet(message)) this.wake();
     if (message.term > this.term) {
       if (!this.acceptHigherTerm(message)) return;
     } else if (message.term < this.term) {
@@ -198,6 +255,13 @@ export class RaftNode {
       default:
         unreachable(this.role);
     }
+  }
+
+  /** The answers to going quiet, and the leader's word to go quiet, do not wake anyone. */
+  private keepsQuiet(message: Message): boolean {
+    if (message.term !== this.term) return false;
+    if (this.role === 'leader') return message.type === 'HeartbeatResponse';
+    return message.type === 'Heartbeat' && message.quiesce && message.from === this.leader;
   }
 
   /** Handles a message from a higher term; returns false when the message is to be ignored. */
@@ -274,6 +338,8 @@ export class RaftNode {
     this.leaseRevoked = false;
     this.appendPending = false;
     this.uncommittedBytes = 0;
+    this.quiet = false;
+    this.idleTicks = 0;
   }
 
   private startElection(kind: 'pre_vote' | 'election' | 'transfer'): void {
@@ -403,6 +469,7 @@ export class RaftNode {
       case 'Heartbeat':
         this.heardFromLeader(message.from);
         this.handleHeartbeat(message);
+        if (message.quiesce) this.quiet = true;
         return;
       case 'InstallSnapshot':
         this.heardFromLeader(message.from);
@@ -600,11 +667,11 @@ export class RaftNode {
     }
   }
 
-  private broadcastHeartbeat(readRound: number): void {
+  private broadcastHeartbeat(readRound: number, quiesce = false): void {
     for (const progress of this.progress.values()) {
       if (progress.id === this.id) continue;
       const commit = Math.min(progress.match, this.log.committed) as LogIndex;
-      this.send({ type: 'Heartbeat', from: this.id, term: this.term, to: progress.id, commit, readRound, sentTick: this.clockTicks });
+      this.send({ type: 'Heartbeat', from: this.id, term: this.term, to: progress.id, commit, readRound, sentTick: this.clockTicks, quiesce });
       if (commit > progress.sentCommit) progress.sentCommit = commit;
     }
   }
@@ -677,6 +744,7 @@ export class RaftNode {
 
   /** Appends several application entries at once (one AppendEntries carries them all). */
   proposeBatch(payloads: readonly Uint8Array[]): ProposeResult {
+    this.wake();
     const refused = this.checkProposable();
     if (refused !== undefined) return refused;
     let bytes = 0;
@@ -695,6 +763,7 @@ export class RaftNode {
 
   /** Proposes a membership change, validated against the latest configuration (one pending at a time). */
   proposeConfChange(change: ConfChange): ProposeResult {
+    this.wake();
     const refused = this.checkProposable();
     if (refused !== undefined) return refused;
     if (this.pendingConfIndex > this.log.applied) return { kind: 'conf_change_pending', pendingIndex: this.pendingConfIndex };
@@ -724,6 +793,7 @@ export class RaftNode {
 
   /** A linearizable read: the Ready will carry a ReadState (or a ReadFailure) for `requestId`. */
   readIndex(requestId: number): ReadResult {
+    this.wake();
     if (this.role !== 'leader') {
       if (this.leader === NO_NODE) return { kind: 'not_leader', leaderHint: NO_NODE };
       if (this.forwardedReads.size >= this.config.readQueueMax) return { kind: 'read_queue_full', queued: this.forwardedReads.size, queuedMax: this.config.readQueueMax };
@@ -738,6 +808,7 @@ export class RaftNode {
 
   /** A read served from the leader's lease when it holds one; otherwise a ReadIndex round. */
   leaseRead(requestId: number): ReadResult {
+    this.wake();
     if (this.role === 'leader' && this.leaseValid() && this.committedInTerm()) {
       this.readStates.push({ requestId, index: this.log.committed });
       return { kind: 'queued' };
@@ -802,7 +873,7 @@ export class RaftNode {
   }
 
   private leaseValid(): boolean {
-    if (this.role !== 'leader' || !this.config.leaseReads || this.leaseRevoked) return false;
+    if (this.role !== 'leader' || !this.config.leaseReads || this.leaseRevoked || this.quiet) return false;
     const acked = jointValue(this.voterSets(), (id) => (id === this.id ? this.clockTicks : (this.progress.get(id)?.ackedTick ?? -Infinity)));
     return acked + this.config.leaseTicks > this.clockTicks;
   }
@@ -811,6 +882,7 @@ export class RaftNode {
   // Leadership transfer
 
   transferLeadership(target: NodeId): TransferResult {
+    this.wake();
     if (this.role !== 'leader') return { kind: 'not_leader', leaderHint: this.leader };
     if (target === this.id) return { kind: 'already_leader' };
     if (!this.voterSets().incoming.includes(target)) return { kind: 'invalid_target', reason: `node ${target} is not a voter` };
@@ -1039,6 +1111,7 @@ export class RaftNode {
       confState: this.confState,
       transferTarget: this.transferTarget,
       leaseValid: this.leaseValid(),
+      quiesced: this.quiet,
       progress,
     };
   }

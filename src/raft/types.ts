@@ -125,6 +125,8 @@ export interface Heartbeat extends Envelope {
   readonly readRound: number;
   /** The leader's tick clock when sent, echoed back for the lease. */
   readonly sentTick: number;
+  /** The group is idle: stop ticking until anything else arrives (see RaftNode.quiesced). */
+  readonly quiesce: boolean;
 }
 
 export interface HeartbeatResponse extends Envelope {
@@ -292,6 +294,8 @@ export interface Status {
   readonly confState: ConfState;
   readonly transferTarget: NodeId;
   readonly leaseValid: boolean;
+  /** Quiet: idle, not ticking (see RaftConfig.quiesceAfterTicks). */
+  readonly quiesced: boolean;
   /** Per-member replication progress; only on the leader (empty elsewhere). */
   readonly progress: readonly FollowerStatus[];
 }

@@ -281,10 +281,10 @@ export class PeerTransport {
 
   /**
    * Queues everything this node has for `to` in this turn as one frame and writes it when connected.
-   * Dropping is an expected outcome (Raft retries), reported as a value and counted.
+   * Dropping is an expected outcome (Raft retries), reported as a value and counted. An empty
+   * batch is a ping (the host's, between nodes whose groups are all quiet): it is delivered as one.
    */
   send(to: NodeId, batch: PeerBatch): SendResult {
-    assert(batch.length > 0, 'send() of an empty batch');
     if (this.runState !== 'running') return { kind: 'dropped', reason: 'not_running' };
     const peer = this.peers.get(to);
     if (peer === undefined) {

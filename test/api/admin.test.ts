@@ -49,7 +49,7 @@ describe('status and admin API', () => {
       expect(body.clusterId).toBe('test-cluster');
       expect(body.groups.map((g) => g.group)).toEqual([...kvGroups]);
       for (const group of body.groups) {
-        expect(Object.keys(group).sort()).toEqual(['applied', 'commit', 'group', 'lag', 'leader', 'role', 'term']);
+        expect(Object.keys(group).sort()).toEqual(['applied', 'commit', 'group', 'lag', 'leader', 'quiesced', 'role', 'term']);
         expect(group.lag).toBeGreaterThanOrEqual(0);
         expect(group.applied).toBeLessThanOrEqual(group.commit);
         if (group.role !== 'leader') expect(group.lag).toBe(0);

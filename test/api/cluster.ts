@@ -72,6 +72,8 @@ export function startCluster(options: { readonly forwarding: boolean; readonly r
       tickMs: 10,
       proposalQueueMax: 1000,
       commitFlushMs: 100,
+      pingMs: 20,
+      peerSilenceMs: 200,
       requestTimeoutMs: options.requestTimeoutMs ?? 3000,
     });
     for (const group of kvGroups) host.addGroup(group, new KvModel());

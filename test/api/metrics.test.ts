@@ -13,7 +13,7 @@ import { documentedMetrics } from './metrics-docs.ts';
 
 interface FakeGroup {
   group: GroupId;
-  status: { role: Role; term: number; commit: number; leader: NodeId };
+  status: { role: Role; term: number; commit: number; leader: NodeId; quiesced: boolean };
   appliedIndex: number;
 }
 
@@ -36,7 +36,7 @@ describe('node metrics', () => {
   });
 
   it('refreshes group gauges on collect and counts each observed leader change once', async () => {
-    const group = { group: asGroupId(7), status: { role: 'follower' as Role, term: 3, commit: 10, leader: asNodeId(2) }, appliedIndex: 9 };
+    const group = { group: asGroupId(7), status: { role: 'follower' as Role, term: 3, commit: 10, leader: asNodeId(2), quiesced: false }, appliedIndex: 9 };
     const metrics = createNodeMetrics({ host: fakeHost([group]) });
     let text = (await metrics.render()).body;
     expect(text).toContain('dram_group_role{group="7"} 0');
@@ -44,17 +44,19 @@ describe('node metrics', () => {
     expect(text).toContain('dram_group_commit_index{group="7"} 10');
     expect(text).toContain('dram_group_applied_index{group="7"} 9');
     expect(text).toContain('dram_group_leader_node_id{group="7"} 2');
+    expect(text).toContain('dram_group_quiesced{group="7"} 0');
     expect(text).toContain('dram_leader_changes_total{group="7"} 1');
 
-    group.status = { role: 'leader', term: 4, commit: 12, leader: asNodeId(1) };
+    group.status = { role: 'leader', term: 4, commit: 12, leader: asNodeId(1), quiesced: false };
     text = (await metrics.render()).body;
     expect(text).toContain('dram_group_role{group="7"} 2');
     expect(text).toContain('dram_leader_changes_total{group="7"} 2');
     // No leader for a while, then the same one again: not a change.
-    group.status = { role: 'pre_candidate', term: 4, commit: 12, leader: asNodeId(0) };
+    group.status = { role: 'pre_candidate', term: 4, commit: 12, leader: asNodeId(0), quiesced: true };
     text = (await metrics.render()).body;
     expect(text).toContain('dram_group_role{group="7"} 1');
-    group.status = { role: 'leader', term: 4, commit: 12, leader: asNodeId(1) };
+    expect(text).toContain('dram_group_quiesced{group="7"} 1');
+    group.status = { role: 'leader', term: 4, commit: 12, leader: asNodeId(1), quiesced: false };
     text = (await metrics.render()).body;
     expect(text).toContain('dram_leader_changes_total{group="7"} 2');
   });

@@ -40,7 +40,7 @@ const messageArbs: { readonly [T in MessageType]: fc.Arbitrary<Extract<Message, 
   RequestVoteResponse: fc.record({ type: fc.constant('RequestVoteResponse' as const), ...envelope, preVote: fc.boolean(), granted: fc.boolean() }),
   AppendEntries: fc.record({ type: fc.constant('AppendEntries' as const), ...envelope, prevLogIndex: indexArb, prevLogTerm: termArb, entries: fc.array(entryArb, { maxLength: limits.entriesPerMessageMax }), commit: indexArb }),
   AppendEntriesResponse: fc.record({ type: fc.constant('AppendEntriesResponse' as const), ...envelope, success: fc.boolean(), index: indexArb, hintIndex: indexArb, hintTerm: termArb }),
-  Heartbeat: fc.record({ type: fc.constant('Heartbeat' as const), ...envelope, commit: indexArb, readRound: fc.maxSafeNat(), sentTick: fc.maxSafeNat() }),
+  Heartbeat: fc.record({ type: fc.constant('Heartbeat' as const), ...envelope, commit: indexArb, readRound: fc.maxSafeNat(), sentTick: fc.maxSafeNat(), quiesce: fc.boolean() }),
   HeartbeatResponse: fc.record({ type: fc.constant('HeartbeatResponse' as const), ...envelope, readRound: fc.maxSafeNat(), sentTick: fc.maxSafeNat() }),
   InstallSnapshot: fc.record({ type: fc.constant('InstallSnapshot' as const), ...envelope, meta: metaArb, offset: fc.maxSafeNat(), totalBytes: fc.maxSafeNat(), chunk: fc.uint8Array({ maxLength: limits.snapshotChunkBytesMax }) }),
   InstallSnapshotResponse: fc.record({ type: fc.constant('InstallSnapshotResponse' as const), ...envelope, snapshotIndex: indexArb, snapshotTerm: termArb, nextOffset: fc.maxSafeNat() }),
@@ -83,7 +83,7 @@ const g = (value: number): GroupId => value as GroupId;
 const n = (value: number): NodeId => value as NodeId;
 
 function heartbeat(): Message {
-  return { type: 'Heartbeat', from: n(1), to: n(2), term: 3 as Term, commit: 4 as LogIndex, readRound: 0, sentTick: 9 };
+  return { type: 'Heartbeat', from: n(1), to: n(2), term: 3 as Term, commit: 4 as LogIndex, readRound: 0, sentTick: 9, quiesce: false };
 }
 
 function appendEntries(entries: readonly Entry[]): Message {

@@ -20,14 +20,14 @@ afterEach(async () => {
   running = [];
 });
 
-function cluster(commitFlushMs = 50) {
+function cluster(commitFlushMs = 50, quiesceAfterTicks = 0) {
   const network = new MemoryNetwork();
   const storages = new Map<NodeId, MemoryHostStorage>();
   const rng = createRng(11);
   for (const id of ids) {
     const storage = new MemoryHostStorage();
     for (const group of groupIds) storage.bootstrap(group, confStateOf(ids));
-    const host = new MultiRaftHost({ nodeId: id, storage, transport: network.transport(id), rng: rng.fork(), raft: { electionTimeoutTicks: 10, heartbeatTicks: 1 }, tickMs: 5, proposalQueueMax: 1000, requestTimeoutMs: 2000, commitFlushMs });
+    const host = new MultiRaftHost({ nodeId: id, storage, transport: network.transport(id), rng: rng.fork(), raft: { electionTimeoutTicks: 10, heartbeatTicks: 1, quiesceAfterTicks }, tickMs: 5, proposalQueueMax: 1000, requestTimeoutMs: 2000, commitFlushMs, pingMs: 5, peerSilenceMs: 50 });
     for (const group of groupIds) host.addGroup(group, new KvModel());
     network.hosts.set(id, host);
     storages.set(id, storage);
@@ -117,4 +117,45 @@ describe('MultiRaftHost', () => {
     running = [];
     expect(stored()).toBeGreaterThanOrEqual(index);
   });
+
+  it('lets idle groups go quiet: only pings pass between nodes until a proposal wakes a group', async () => {
+    const network = cluster(50, 4);
+    await Promise.all(groupIds.map((group) => leaderOf(network, group)));
+    const allQuiet = () => [...network.hosts.values()].every((host) => host.status().every((s) => s.status.quiesced));
+    await until(allQuiet, 'every group on every node quiet');
+    // While everything is quiet, frames are pings only: count 20 more and check no message went.
+    const messageFrames = () => network.frames - network.pings;
+    const before = messageFrames();
+    const pingsBefore = network.pings;
+    await until(() => network.pings >= pingsBefore + 20, '20 more pings');
+    expect(messageFrames()).toBe(before);
+    expect(allQuiet()).toBe(true);
+    const group = groupIds[0] ?? asGroupId(1);
+    const leader = await leaderOf(network, group);
+    expect((await leader.propose(group, put('w', '1'))).kind).toBe('applied');
+    for (const host of network.hosts.values()) {
+      expect((await host.read(group, 'linearizable')).kind).toBe('ready');
+      expect(new TextDecoder().decode((host.model(group) as KvModel).get('w')?.value)).toBe('1');
+    }
+  });
+
+  it("wakes quiet followers when their leader's node goes silent, and they elect a new leader", async () => {
+    const network = cluster(50, 4);
+    const group = groupIds[3] ?? asGroupId(4);
+    const first = await leaderOf(network, group);
+    await until(() => [...network.hosts.values()].every((host) => host.groupStatus(group)?.status.quiesced === true), 'the group quiet on every node');
+    const firstId = [...network.hosts].find(([, host]) => host === first)?.[0] ?? asNodeId(0);
+    network.cut.add(firstId);
+    const second = await leaderOf(network, group, [firstId]);
+    expect(second).not.toBe(first);
+    expect((await second.propose(group, put('after', '1'))).kind).toBe('applied');
+  });
 });
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 500; attempt++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+}

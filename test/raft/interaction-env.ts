@@ -11,6 +11,7 @@
 //       [lease=false] [lease-ticks=8] [election-timeout=10] [heartbeat-timeout=1] [jitter=true]
 //       [snapshot-chunk-bytes=N] [snapshot-chunks-inflight=N] [max-inflight=N] [read-queue-max=N]
 //       [committed-bytes-max=N] (1: one committed entry per Ready, like a host that applies slowly)
+//       [quiesce-after=N] (an idle group goes quiet after N ticks)
 //       Adds N nodes with the next free ids. Voters default to the new nodes themselves; index=K
 //       starts every new node from a snapshot at 1/K (an empty state machine); voters=() makes
 //       nodes with empty storage, outside any membership, that a leader can add later.
@@ -19,7 +20,8 @@
 //   process-ready ids... | deliver-msgs ids... [drop=true] [type=AppendEntries] | stabilize [ids...]
 //   tick id n | tick-election ids... | tick-heartbeat ids...
 //   read-index id requestId | lease-read id requestId | transfer-leadership from=1 to=2
-//   compact id | restart id | partition (1) (2,3) | heal
+//   compact id | restart id | partition (1) (2,3) | heal | wake ids... (what a host does for a
+//   quiet follower whose leader's node went silent)
 //   raft-log id | raft-state | status id | applied ids...
 
 import { asNodeId, type LogIndex, type NodeId, type Term } from '../../src/base/ids.ts';
@@ -138,6 +140,9 @@ export class InteractionEnv {
       case 'heal':
         this.cut.clear();
         return 'ok';
+      case 'wake':
+        for (const id of this.ids(args)) this.node(id).raft.wake();
+        return 'ok';
       case 'raft-log':
         return this.raftLog(this.node(intArg(args, 0)));
       case 'raft-state':
@@ -214,6 +219,9 @@ export class InteractionEnv {
           break;
         case 'committed-bytes-max':
           options.committedBytesMax = Number(value);
+          break;
+        case 'quiesce-after':
+          options.quiesceAfterTicks = Number(value);
           break;
         default:
           throw new UsageError(`unknown add-nodes option ${arg.key}`);

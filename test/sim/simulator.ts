@@ -32,6 +32,12 @@ export interface Scenario {
   readonly snapshotIntervalEntries: number;
   /** Committed bytes handed out per Ready (1: one entry per Ready). */
   readonly committedBytesMax: number;
+  /**
+   * Idle groups go quiet after this many ticks (0: never). With it, the client pauses now and
+   * then so groups do go quiet, and nodes ping each other every tick (over the same faulty
+   * links) so a quiet follower whose leader went silent is woken, as the host does.
+   */
+  readonly quiesceAfterTicks: number;
 }
 
 export interface SeedResult {
@@ -53,6 +59,10 @@ export interface SimulationStats {
   crashes: number;
   messages: number;
   leaderChanges: number;
+  /** Quiet followers woken because their leader's node went silent. */
+  wakes: number;
+  /** Ticks at which some node was quiet. */
+  quietTicks: number;
 }
 
 interface InFlight {
@@ -91,7 +101,10 @@ export function scenarioFor(seed: number): Scenario {
   const snapshotIntervalEntries = rng.chance(0.5) ? 10 + rng.int(40) : 0;
   // A small apply budget spreads a restarted node's replay over many Readies (a slow host).
   const committedBytesMax = rng.chance(0.3) ? 1 : 4 << 20;
-  return { seed, nodeCount, leaseReads: rng.chance(0.4), faults, faultTicks: 300 + rng.int(300), healTicksMax: 40 * electionTimeoutTicks, snapshotIntervalEntries, committedBytesMax };
+  // From a generator of its own, so the scenarios of seeds without quiescence stay as they were.
+  const quiesceRng = createRng(seed ^ 0x9e5ce);
+  const quiesceAfterTicks = quiesceRng.chance(0.5) ? 1 + quiesceRng.int(6) : 0;
+  return { seed, nodeCount, leaseReads: rng.chance(0.4), faults, faultTicks: 300 + rng.int(300), healTicksMax: 40 * electionTimeoutTicks, snapshotIntervalEntries, committedBytesMax, quiesceAfterTicks };
 }
 
 export function runSeed(seed: number): SeedResult {
@@ -119,7 +132,11 @@ class Simulation {
   private isolateLater: { node: NodeId; at: number } | undefined = undefined;
   private nextRequestId = 1;
   private nextPayload = 1;
-  private readonly stats: SimulationStats = { proposals: 0, acknowledged: 0, reads: 0, readsServed: 0, confChanges: 0, transfers: 0, snapshots: 0, crashes: 0, messages: 0, leaderChanges: 0 };
+  /** Quiescence scenarios: the tick each node last heard from each other node ("to<from"). */
+  private readonly lastHeard = new Map<string, number>();
+  /** Quiescence scenarios: the client is idle until this tick. */
+  private pausedUntil = 0;
+  private readonly stats: SimulationStats = { proposals: 0, acknowledged: 0, reads: 0, readsServed: 0, confChanges: 0, transfers: 0, snapshots: 0, crashes: 0, messages: 0, leaderChanges: 0, wakes: 0, quietTicks: 0 };
   private readonly scenario: Scenario;
 
   constructor(scenario: Scenario) {
@@ -146,6 +163,7 @@ class Simulation {
       readQueueMax: 64,
       snapshotIntervalEntries: this.scenario.snapshotIntervalEntries,
       committedBytesMax: this.scenario.committedBytesMax,
+      quiesceAfterTicks: this.scenario.quiesceAfterTicks,
     } as const;
   }
 
@@ -170,18 +188,46 @@ class Simulation {
 
   private step(): void {
     for (const [id, node] of this.nodes) if (!this.down.has(id)) node.raft.tick();
+    if (this.scenario.quiesceAfterTicks > 0) this.pingAndWake();
     const due = this.inFlight.filter((item) => item.deliverAt <= this.tickNow).sort((a, b) => a.deliverAt - b.deliverAt || a.order - b.order);
     this.inFlight = this.inFlight.filter((item) => item.deliverAt > this.tickNow);
     for (const item of due) {
       const target = this.nodes.get(item.message.to);
       if (target === undefined || this.down.has(item.message.to)) continue;
       const confBefore = target.raft.currentConfState();
+      this.lastHeard.set(`${item.message.to}<${item.message.from}`, this.tickNow);
       target.raft.step(item.message);
       this.checker.afterInput(item.message.to, confBefore);
       this.handleReadies();
     }
     this.handleReadies();
     this.checker.afterStep();
+    if ([...this.nodes.values()].some((node) => node.raft.quiesced())) this.stats.quietTicks++;
+  }
+
+  /**
+   * What the host does for quiet groups: every node pings every other one each tick (a ping is
+   * lost like any message), and a quiet follower that has not heard from its leader's node for
+   * an election timeout is woken, so it can elect a new leader.
+   */
+  private pingAndWake(): void {
+    for (const from of this.ids) {
+      if (this.down.has(from)) continue;
+      for (const to of this.ids) {
+        if (to === from || this.down.has(to) || this.cut.has(`${from}>${to}`) || this.rng.chance(this.scenario.faults.dropProbability)) continue;
+        this.lastHeard.set(`${to}<${from}`, this.tickNow);
+      }
+    }
+    for (const [id, node] of this.nodes) {
+      if (this.down.has(id) || !node.raft.quiesced()) continue;
+      const { role, leader } = node.raft.status();
+      if (role === 'leader') continue;
+      if (this.tickNow - (this.lastHeard.get(`${id}<${leader}`) ?? -Infinity) > electionTimeoutTicks) {
+        this.trace(`node ${id} wakes: leader ${leader} silent`);
+        node.raft.wake();
+        this.stats.wakes++;
+      }
+    }
   }
 
   private handleReadies(): void {
@@ -317,6 +363,23 @@ class Simulation {
   // Client: proposals, reads, membership changes, transfers, snapshots
 
   private clientActions(): void {
+    if (this.scenario.quiesceAfterTicks > 0) {
+      // Lulls long enough for groups to go quiet, and for faults to strike while they are.
+      if (this.tickNow < this.pausedUntil) return;
+      if (this.rng.chance(0.02)) {
+        const leaders = this.ids.filter((id) => !this.down.has(id) && this.nodes.get(id)?.raft.status().role === 'leader');
+        if (this.scenario.faults.partitions && leaders.length > 0 && this.rng.chance(0.5)) {
+          // The riskiest moment for a lease: cut the leader off once it has gone quiet, and come
+          // back while the others elect a new one, so reads may reach the old leader.
+          const at = this.tickNow + this.scenario.quiesceAfterTicks + 2 + this.rng.int(3);
+          this.isolateLater = { node: this.pick(leaders), at };
+          this.pausedUntil = at;
+        } else {
+          this.pausedUntil = this.tickNow + 5 + this.rng.int(60);
+        }
+        return;
+      }
+    }
     const live = this.ids.filter((id) => !this.down.has(id));
     if (live.length === 0) return;
     const node = this.nodes.get(this.pick(live));

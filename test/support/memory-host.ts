@@ -44,15 +44,18 @@ export class MemoryNetwork {
   readonly hosts = new Map<NodeId, MultiRaftHost>();
   readonly cut = new Set<NodeId>();
   frames = 0;
+  /** Frames with no message: the hosts' pings between quiet nodes. */
+  pings = 0;
 
   transport(from: NodeId): HostTransport {
     return {
       send: (peer: NodeId, batch: readonly GroupMessage[]) => {
         this.frames++;
+        if (batch.length === 0) this.pings++;
         if (this.cut.has(from) || this.cut.has(peer)) return;
         setImmediate(() => {
           if (this.cut.has(from) || this.cut.has(peer)) return;
-          this.hosts.get(peer)?.receive(batch);
+          this.hosts.get(peer)?.receive(batch, from);
         });
       },
     };

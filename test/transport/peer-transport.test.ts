@@ -54,6 +54,15 @@ describe('peer transport', () => {
     expect([...one.transport.stats().peers.keys()]).toEqual([n(2)]);
   });
 
+  it("carries an empty batch (the host's ping between quiet nodes) as one", async () => {
+    const addresses = await harness.addresses(2);
+    const one = await harness.started(n(1), addresses);
+    const two = await harness.started(n(2), addresses);
+    expect(one.transport.send(n(2), [])).toEqual({ kind: 'queued' });
+    await waitFor('the ping delivered', () => two.received.length === 1);
+    expect(plain(two.received[0])).toEqual(plain({ from: n(1), batch: [] }));
+  });
+
   it('three nodes deliver to each other, each send one frame on the right connection', async () => {
     const addresses = await harness.addresses(3);
     const nodes = [await harness.started(n(1), addresses), await harness.started(n(2), addresses), await harness.started(n(3), addresses)];

@@ -267,7 +267,7 @@ export function everyMessageType(from: NodeId, to: NodeId, marker = 0): GroupMes
       commit: index(6),
     },
     AppendEntriesResponse: { type: 'AppendEntriesResponse', ...envelope, success: false, index: index(7), hintIndex: index(5), hintTerm: 2 as Term },
-    Heartbeat: { type: 'Heartbeat', ...envelope, commit: index(6), readRound: 4, sentTick: marker },
+    Heartbeat: { type: 'Heartbeat', ...envelope, commit: index(6), readRound: 4, sentTick: marker, quiesce: true },
     HeartbeatResponse: { type: 'HeartbeatResponse', ...envelope, readRound: 4, sentTick: 11 },
     InstallSnapshot: { type: 'InstallSnapshot', ...envelope, meta: { index: index(5), term: 2 as Term, confState }, offset: 0, totalBytes: 3, chunk: Uint8Array.of(9, 8, 7) },
     InstallSnapshotResponse: { type: 'InstallSnapshotResponse', ...envelope, snapshotIndex: index(5), snapshotTerm: 2 as Term, nextOffset: 3 },
@@ -280,7 +280,7 @@ export function everyMessageType(from: NodeId, to: NodeId, marker = 0): GroupMes
 
 /** A one-heartbeat batch whose `sentTick` carries a sequence number, to see which frames arrived. */
 export function heartbeatBatch(from: NodeId, to: NodeId, sequence: number): PeerBatch {
-  return [{ group: g(1), message: { type: 'Heartbeat', from, to, term: 1 as Term, commit: 0 as LogIndex, readRound: 0, sentTick: sequence } }];
+  return [{ group: g(1), message: { type: 'Heartbeat', from, to, term: 1 as Term, commit: 0 as LogIndex, readRound: 0, sentTick: sequence, quiesce: false } }];
 }
 
 export function sequenceOf(received: Received): number {
