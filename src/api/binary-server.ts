@@ -11,6 +11,7 @@
 //  - at most `clientInFlightMax` requests of one connection are being handled at once; beyond it
 //    the server stops reading the socket (frames already received wait in a per-connection
 //    backlog of at most one read chunk) until answers drain;
+//  - at most `connectionsMax` connections are open; a further one is closed as soon as accepted;
 //  - a garbage, undecodable or oversized frame closes that connection only; nothing is thrown;
 //  - answers completed in the same tick go out as one socket write (coalesced on setImmediate);
 //  - a write answers ok only when applied, a definite failure only when certainly not applied,
@@ -34,6 +35,8 @@ import type { ApiHost, ApiMetrics } from './ports.ts';
 
 /** Requests of one connection handled at once; past it the socket is paused. */
 export const clientInFlightMax = 1024;
+/** Client connections open at once; the listener closes any further one at once. */
+export const clientConnectionsMax = 1024;
 
 export interface BinaryServerOptions {
   readonly nodeId: NodeId;
@@ -45,6 +48,9 @@ export interface BinaryServerOptions {
   /** Called once per connection closed for a protocol error (a bad frame). */
   readonly onProtocolError?: (reason: string) => void;
   readonly inFlightMax?: number;
+  readonly connectionsMax?: number;
+  /** Called when a connection is refused because `connectionsMax` are open. */
+  readonly onConnectionRefused?: (open: number) => void;
 }
 
 interface Context {
@@ -72,6 +78,9 @@ export class BinaryServer {
     this.options = options;
     this.context = { nodeId: options.nodeId, host: options.host, placement: options.placement, metrics: options.metrics };
     this.server = net.createServer((socket) => { this.serve(socket); });
+    // The kernel accepts the connection; node closes it at once and reports it here.
+    this.server.maxConnections = options.connectionsMax ?? clientConnectionsMax;
+    this.server.on('drop', () => { options.onConnectionRefused?.(this.sockets.size); });
   }
 
   /** Listens; resolves with the bound address (port 0 picks a free one). */

@@ -8,8 +8,10 @@
 // way (nothing was sent). Everything else, including a connection lost with the request on it
 // (DRAM_ERR_CONNECTION_LOST: the write may or may not be applied), is the caller's to handle.
 //
-// Bounds: every request has a timeout (`requestTimeoutMs`); the client does not bound how many
-// requests a caller pipelines (the server does, per connection, by not reading further).
+// Bounds: every request has a timeout (`requestTimeoutMs`); at most `inFlightMax` requests wait
+// for answers on one connection, and a request past that fails at once with
+// DRAM_ERR_CLIENT_OVERLOADED without being sent (the server bounds its side too, per connection,
+// by not reading further).
 
 import net from 'node:net';
 import { asGroupId, type GroupId } from '../base/ids.ts';
@@ -34,10 +36,12 @@ export interface DramClientOptions {
   readonly retryDelayMs?: number;
   /** Per request, from send to answer (default 10 s). */
   readonly requestTimeoutMs?: number;
+  /** Requests waiting for an answer on one node's connection (default 10,000). */
+  readonly inFlightMax?: number;
 }
 
 /** Client-side codes, next to the server's DRAM_ERR_* codes. */
-export type DramClientErrorCode = 'DRAM_ERR_CONNECTION_FAILED' | 'DRAM_ERR_CONNECTION_LOST' | 'DRAM_ERR_CLIENT_TIMEOUT' | 'DRAM_ERR_CLIENT_CLOSED' | 'DRAM_ERR_PROTOCOL';
+export type DramClientErrorCode = 'DRAM_ERR_CONNECTION_FAILED' | 'DRAM_ERR_CONNECTION_LOST' | 'DRAM_ERR_CLIENT_TIMEOUT' | 'DRAM_ERR_CLIENT_CLOSED' | 'DRAM_ERR_CLIENT_OVERLOADED' | 'DRAM_ERR_PROTOCOL';
 
 export class DramError extends Error {
   override readonly name = 'DramError';
@@ -87,10 +91,13 @@ class NodeConnection {
   private outbox: Uint8Array[] = [];
   private flushScheduled = false;
   private readonly requestTimeoutMs: number;
+  private readonly inFlightMax: number;
+  private admitted = 0;
 
-  constructor(address: DramNodeAddress, requestTimeoutMs: number) {
+  constructor(address: DramNodeAddress, requestTimeoutMs: number, inFlightMax: number) {
     this.address = address;
     this.requestTimeoutMs = requestTimeoutMs;
+    this.inFlightMax = inFlightMax;
   }
 
   get inFlight(): number {
@@ -158,6 +165,19 @@ class NodeConnection {
   }
 
   async send(body: RequestBody): Promise<ClientResponse> {
+    // Counted from here, not from the write: requests waiting for the connection count too.
+    if (this.admitted >= this.inFlightMax) {
+      throw new DramError('DRAM_ERR_CLIENT_OVERLOADED', `${this.admitted} requests already wait for node ${this.address.id} (inFlightMax ${this.inFlightMax}); this one was not sent`);
+    }
+    this.admitted++;
+    try {
+      return await this.sendAdmitted(body);
+    } finally {
+      this.admitted--;
+    }
+  }
+
+  private async sendAdmitted(body: RequestBody): Promise<ClientResponse> {
     const socket = this.socket ?? (await this.connect());
     const id = this.nextId++;
     const frame = frameOf(encodeClientRequest({ ...body, id }));
@@ -200,7 +220,9 @@ export class DramClient {
   private constructor(options: DramClientOptions) {
     if (options.nodes.length === 0) throw new Error('DramClient: at least one node');
     const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
-    this.connections = new Map(options.nodes.map((node) => [node.id, new NodeConnection(node, requestTimeoutMs)]));
+    const inFlightMax = options.inFlightMax ?? 10_000;
+    if (!Number.isSafeInteger(inFlightMax) || inFlightMax < 1) throw new Error('DramClient: inFlightMax must be a positive integer');
+    this.connections = new Map(options.nodes.map((node) => [node.id, new NodeConnection(node, requestTimeoutMs, inFlightMax)]));
     this.order = options.nodes.map((node) => node.id);
     this.retriesMax = options.retriesMax ?? 8;
     this.retryDelayMs = options.retryDelayMs ?? 10;

@@ -105,6 +105,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     listenPort: config.client.port,
     metrics,
     onProtocolError: (reason) => { logger.warn({ reason }, 'binary client connection closed: bad frame'); },
+    onConnectionRefused: (open) => { logger.warn({ open }, 'binary client connection refused: connectionsMax connections are open'); },
   });
   await binary?.start();
   logger.info({ http: httpUrl, ...(config.client === undefined ? {} : { client: `${config.client.host}:${config.client.port}` }), raft: `${config.raft.host}:${config.raft.port}`, groups: config.kvGroups.length }, 'node started');

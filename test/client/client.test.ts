@@ -158,6 +158,69 @@ describe('binary client protocol', () => {
   });
 });
 
+describe('bounds', () => {
+  it('a server closes connections past connectionsMax at once and keeps serving the others', async () => {
+    const node = [...cluster.nodes.values()][0];
+    if (node === undefined) throw new Error('no node');
+    const refused: number[] = [];
+    const small = new BinaryServer({ nodeId: node.id, host: node.host, placement, listenHost: '127.0.0.1', listenPort: 0, connectionsMax: 2, onConnectionRefused: (open) => refused.push(open) });
+    const address = await small.start();
+    const open = (): Promise<{ socket: net.Socket; closed: () => boolean; answers: ClientResponse[] }> =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect({ host: '127.0.0.1', port: address.port });
+        const reader = new FrameReader(1 << 22);
+        const answers: ClientResponse[] = [];
+        let closed = false;
+        socket.on('data', (chunk: Buffer) => {
+          const result = reader.push(chunk);
+          if (result.kind === 'frames') for (const payload of result.payloads) answers.push(decodeClientResponse(payload));
+        });
+        socket.on('close', () => { closed = true; });
+        socket.on('error', () => { closed = true; });
+        socket.once('connect', () => { resolve({ socket, closed: () => closed, answers }); });
+        socket.once('error', reject);
+      });
+    try {
+      const first = await open();
+      const second = await open();
+      await waitFor('two connections open on the server', () => (small.connections === 2 ? true : undefined));
+      const third = await open();
+      await waitFor('the third connection closed', () => (third.closed() ? true : undefined));
+      expect(refused).toEqual([2]);
+      first.socket.write(frameOf(encodeClientRequest({ id: 7, op: 'get', key: 'nothing-here', consistency: 'stale' })));
+      expect(await waitFor('an answer on an admitted connection', () => first.answers[0])).toMatchObject({ id: 7, code: 'DRAM_ERR_KEY_NOT_FOUND' });
+      first.socket.destroy();
+      second.socket.destroy();
+    } finally {
+      await small.stop();
+    }
+  });
+
+  it('a client refuses a request past inFlightMax without sending it', async () => {
+    // A server that accepts and never answers: every request stays in flight.
+    const received: Buffer[] = [];
+    const silent = net.createServer((socket) => { socket.on('data', (chunk: Buffer) => received.push(chunk)); });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const address = silent.address();
+    const silentPort = typeof address === 'object' && address !== null ? address.port : 0;
+    const bounded = DramClient.connect({ nodes: [{ id: 1, host: '127.0.0.1', port: silentPort }], groups: 8, inFlightMax: 2, requestTimeoutMs: 60_000 });
+    try {
+      const waiting = [bounded.put('a', text('1')), bounded.put('b', text('2'))];
+      for (const request of waiting) request.catch(() => undefined);
+      const error = await bounded.put('c', text('3')).then(() => undefined, (caught: unknown) => caught);
+      expect(error).toBeInstanceOf(DramError);
+      expect((error as DramError).code).toBe('DRAM_ERR_CLIENT_OVERLOADED');
+      // Only the two admitted requests reached the wire.
+      await waitFor('two requests on the wire', () => (Buffer.concat(received).length > 0 ? true : undefined));
+      const frames = new FrameReader(1 << 22).push(Buffer.concat(received));
+      expect(frames.kind === 'frames' ? frames.payloads.length : -1).toBe(2);
+    } finally {
+      bounded.close();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
 function agreedLeaderNow(group: number): number | undefined {
   const views = [...cluster.nodes.values()].map((n) => n.host.status().find((s) => s.group === group)?.status);
   const leader = views[0]?.leader ?? 0;
