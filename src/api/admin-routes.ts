@@ -1,6 +1,7 @@
 // Node status and admin failover (DESIGN.md external contract):
 //  - `GET /v1/status`: node id, cluster id, and every hosted group with role, term, commit,
-//    applied, leader and lag (log entries, as the leader sees its slowest member; 0 elsewhere);
+//    applied, leader and lag (log entries, as the leader sees its slowest member; 0 elsewhere),
+//    and its membership as this node has applied it (voters, learners);
 //  - `POST /v1/admin/groups/:group/transfer-leadership` `{ to? }`: asks the group's leader to hand
 //    leadership to `to`, or to its most caught-up other voter. A follower forwards the call to the
 //    leader. 202 means the transfer started (it completes or aborts on its own within an election
@@ -57,6 +58,8 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
       applied: appliedIndex,
       leader: status.leader,
       lag: lagEntries(status),
+      voters: status.confState.voters,
+      learners: status.confState.learners,
       quiesced: status.quiesced,
     })),
   }));

@@ -1,8 +1,9 @@
 // Builds one node's HTTP API as a fastify instance that is NOT listening (STYLE.md: build the app
 // apart from listen(), test it with inject()). Owns the wiring of the route plugins, which get
 // every dependency as options: the host, the KV placement, the forward port, the metrics port.
-// Routes are exactly DESIGN.md's external contract: /v1/kv/:key, /v1/status,
-// /v1/admin/groups/:group/transfer-leadership, /metrics, and /docs (OpenAPI).
+// Routes are DESIGN.md's external contract: /v1/kv/:key, /v1/status,
+// /v1/admin/groups/:group/transfer-leadership, /metrics, and /docs (OpenAPI); plus the membership
+// routes `dram start --join` uses (/v1/admin/members, /v1/admin/groups/:group/members).
 //
 // Invariants: every error leaves as `{ error: true, code, message }` through the one handler in
 // errors.ts, bad input never as a 500; every answered request is counted once in
@@ -17,8 +18,11 @@ import { createKvPlacement } from '../models/kv-placement.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
 import { kvRoutes } from './kv-routes.ts';
+import type { MemberChangeLimits } from './member-change.ts';
+import { memoryDirectory } from './member-directory.ts';
+import { memberRoutes } from './member-routes.ts';
 import { openApiDocument } from './openapi.ts';
-import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
+import type { ApiHost, ApiMetrics, Forward, MemberDirectory } from './ports.ts';
 
 export interface AppOptions {
   readonly nodeId: NodeId;
@@ -32,7 +36,14 @@ export interface AppOptions {
   readonly metrics: ApiMetrics;
   /** A pino logger; without one the app logs nothing. */
   readonly logger?: FastifyBaseLogger | undefined;
+  /** The node's address book; without one, an in-memory directory (tests). */
+  readonly members?: MemberDirectory | undefined;
+  /** How long a membership request may wait for every group (default `defaultRequestTimeoutMs`). */
+  readonly requestTimeoutMs?: number | undefined;
+  readonly memberChangeLimits?: MemberChangeLimits | undefined;
 }
+
+export const defaultRequestTimeoutMs = 5000;
 
 // A percent-encoded key is at most 3 bytes of URL per byte of key; anything longer is a key over
 // the limit, answered 413 by the framework-error handler rather than a 404 from the router.
@@ -55,6 +66,16 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const forward = options.forward;
   app.register(kvRoutes, { nodeId: options.nodeId, host: options.host, placement: createKvPlacement(options.groups), forward, metrics: options.metrics });
   app.register(adminRoutes, { nodeId: options.nodeId, clusterId: options.clusterId ?? '', host: options.host, forward });
+  app.register(memberRoutes, {
+    nodeId: options.nodeId,
+    clusterId: options.clusterId ?? '',
+    host: options.host,
+    groups: options.groups,
+    forward,
+    directory: options.members ?? memoryDirectory(),
+    requestTimeoutMs: options.requestTimeoutMs ?? defaultRequestTimeoutMs,
+    ...(options.memberChangeLimits === undefined ? {} : { limits: options.memberChangeLimits }),
+  });
 
   app.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await options.metrics.render();

@@ -75,7 +75,10 @@ export async function forwardOrRefuse(context: ForwardContext, request: FastifyR
   return relay(reply, response);
 }
 
-const connectionFailureCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+/** The code a Forward rejects with when it knows no address for the node: nothing was sent. */
+export const forwardNoAddressCode = 'DRAM_FORWARD_NO_ADDRESS';
+
+const connectionFailureCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', forwardNoAddressCode]);
 
 function connectionNeverMade(error: unknown): boolean {
   const code = typeof error === 'object' && error !== null && 'code' in error ? (error).code : undefined;

@@ -78,6 +78,39 @@ export const openApiDocument = {
         },
       },
     },
+    '/v1/admin/members': {
+      get: {
+        summary: 'The cluster as this node knows it: kv groups and every node\'s addresses (what a joining node needs)',
+        responses: { '200': { description: 'Members.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Members' } } } } },
+      },
+      post: {
+        summary: 'Add a node: record its addresses, then make it a learner and, once caught up, a voter of every kv group',
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberRequest' } } } },
+        responses: {
+          '200': { description: 'The node is a voter of every kv group.', content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberAdded' } } } },
+          '400': errorResponse('DRAM_ERR_BAD_REQUEST (nothing was changed)'),
+          '409': errorResponse('DRAM_ERR_MEMBER_CONFLICT or DRAM_ERR_CLUSTER_MISMATCH (nothing was changed)'),
+          '413': errorResponse('DRAM_ERR_BODY_TOO_LARGE'),
+          '503': errorResponse('DRAM_ERR_MEMBERSHIP_PENDING: not a voter of every group yet; `details.groups` has a GroupMember per group; retry to continue'),
+        },
+      },
+    },
+    '/v1/admin/groups/{group}/members': {
+      post: {
+        summary: 'Add a node to one group (learner, then voter once caught up); a follower forwards to the leader',
+        parameters: [{ name: 'group', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberRequest' } } } },
+        responses: {
+          '200': { description: 'The node is a voter of the group.', content: { 'application/json': { schema: { $ref: '#/components/schemas/GroupMember' } } } },
+          '400': errorResponse('DRAM_ERR_BAD_REQUEST (nothing was changed)'),
+          '404': errorResponse('DRAM_ERR_UNKNOWN_GROUP'),
+          '409': errorResponse('DRAM_ERR_MEMBER_CONFLICT or DRAM_ERR_CLUSTER_MISMATCH (nothing was changed)'),
+          '413': errorResponse('DRAM_ERR_BODY_TOO_LARGE'),
+          '502': errorResponse('DRAM_ERR_FORWARD_FAILED'),
+          '503': errorResponse('DRAM_ERR_MEMBERSHIP_PENDING (`details` is a GroupMember), DRAM_ERR_NOT_LEADER or DRAM_ERR_NO_LEADER'),
+        },
+      },
+    },
     '/metrics': {
       get: { summary: 'Prometheus metrics (see docs/metrics.md)', responses: { '200': { description: 'Prometheus text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } } } },
     },
@@ -103,6 +136,43 @@ export const openApiDocument = {
       },
       WriteResult: { type: 'object', required: ['index'], properties: { index: { type: 'integer' } } },
       Transfer: { type: 'object', required: ['group', 'from', 'to'], properties: { group: { type: 'integer' }, from: { type: 'integer' }, to: { type: 'integer' } } },
+      Member: {
+        type: 'object',
+        required: ['nodeId', 'raft'],
+        properties: { nodeId: { type: 'integer', minimum: 1 }, raft: { type: 'string', description: 'host:port of its peer transport' }, http: { type: 'string', description: 'host:port of its HTTP API (absent when unknown)' } },
+      },
+      Members: {
+        type: 'object',
+        required: ['nodeId', 'clusterId', 'groups', 'members'],
+        properties: { nodeId: { type: 'integer' }, clusterId: { type: 'string' }, groups: { type: 'array', items: { type: 'integer' } }, members: { type: 'array', items: { $ref: '#/components/schemas/Member' } } },
+      },
+      MemberRequest: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['nodeId', 'raft', 'http'],
+        properties: {
+          nodeId: { type: 'integer', minimum: 1 },
+          raft: { type: 'string', description: 'host:port other nodes dial (not 0.0.0.0)' },
+          http: { type: 'string', description: 'host:port of its HTTP API' },
+          clusterId: { type: 'string', description: 'Refused with DRAM_ERR_CLUSTER_MISMATCH when not this cluster\'s id.' },
+        },
+      },
+      GroupMember: {
+        type: 'object',
+        required: ['group', 'leader', 'state', 'steps'],
+        properties: {
+          group: { type: 'integer' },
+          leader: { type: 'integer', description: 'The leader that handled the group (0: none reached).' },
+          state: { type: 'string', enum: ['voter', 'learner', 'absent', 'unknown'] },
+          steps: { type: 'array', items: { type: 'string', enum: ['add_learner', 'add_voter'] }, description: 'Changes this request applied; empty when already done.' },
+          pending: { type: 'string', description: 'Why the node is not a voter yet.' },
+        },
+      },
+      MemberAdded: {
+        type: 'object',
+        required: ['nodeId', 'groups', 'members'],
+        properties: { nodeId: { type: 'integer' }, groups: { type: 'array', items: { $ref: '#/components/schemas/GroupMember' } }, members: { type: 'array', items: { $ref: '#/components/schemas/Member' } } },
+      },
       Status: {
         type: 'object',
         required: ['nodeId', 'clusterId', 'groups'],
@@ -122,6 +192,8 @@ export const openApiDocument = {
                 applied: { type: 'integer' },
                 leader: { type: 'integer', description: 'Leader node id, 0 when none is known.' },
                 lag: { type: 'integer', description: 'Replication lag in log entries as the leader sees it (0 on followers).' },
+                voters: { type: 'array', items: { type: 'integer' }, description: 'Voting members as this node has applied the configuration.' },
+                learners: { type: 'array', items: { type: 'integer' }, description: 'Non-voting members (a joining node before its promotion).' },
                 quiesced: { type: 'boolean', description: 'The group is idle and quiet here: no ticks, no heartbeats until something happens.' },
               },
             },

@@ -1,17 +1,44 @@
 // The ports the HTTP API needs, declared here by their user (STYLE.md: adapters implement ports
 // and never import each other; only src/node/ wires concrete ones together):
-//  - ApiHost: the part of the multi-Raft host the routes call (propose, read, transfer, status,
-//    the local models). MultiRaftHost satisfies it as is.
+//  - ApiHost: the part of the multi-Raft host the routes call (propose, read, transfer, membership
+//    changes, status, the local models). MultiRaftHost satisfies it as is.
+//  - MemberDirectory: this node's address book (every node's raft and HTTP address). src/node/
+//    implements it on a file in the data dir plus the peer transport; tests keep it in memory.
 //  - Forward: carries one HTTP request to another node and brings its answer back. The node's
 //    HTTP client implements it; tests implement it by inject()-ing into the leader's app. A
-//    rejected promise means "no answer": for a write that is indeterminate, for a read a failure.
+//    rejected promise means "no answer": for a write that is indeterminate, for a read a failure,
+//    unless its `code` says the request never left (ECONNREFUSED, or `forwardNoAddressCode` when
+//    no address is known for the node): then it is a definite failure.
 //  - ApiMetrics: what the routes report, and the /metrics text. src/metrics/registry.ts implements
 //    it; the API never imports prom-client.
 
 import type { NodeId } from '../base/ids.ts';
 import type { MultiRaftHost } from '../multiraft/host.ts';
 
-export type ApiHost = Pick<MultiRaftHost, 'propose' | 'read' | 'transferLeadership' | 'status' | 'groupStatus' | 'model'>;
+export type ApiHost = Pick<MultiRaftHost, 'propose' | 'read' | 'transferLeadership' | 'proposeConfChange' | 'status' | 'groupStatus' | 'model'>;
+
+export interface NetAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Where a node can be reached: its peer (raft) listener and its HTTP API (unknown for a node started without --peer-http). */
+export interface MemberAddresses {
+  readonly nodeId: NodeId;
+  readonly raft: NetAddress;
+  readonly http: NetAddress | undefined;
+}
+
+export interface MemberDirectory {
+  /** Every node this one knows, itself included, by ascending id. */
+  list(): readonly MemberAddresses[];
+  /**
+   * Remembers a node's addresses (adds it, or fills in / replaces what was known): the peer
+   * transport dials it there and forwarding reaches it there, from now on and after a restart.
+   * The routes check for conflicts first; this records unconditionally.
+   */
+  record(member: MemberAddresses): void;
+}
 
 export type ForwardMethod = 'GET' | 'PUT' | 'DELETE' | 'POST';
 

@@ -23,12 +23,11 @@ program
   .option('--init', 'create the groups on first start')
   .option('--peers <list>', 'id=raftHost:port,... for every member, this node included')
   .option('--peer-http <list>', "id=httpHost:port,... for forwarding to a group's leader")
-  .option('--join <url>', 'join an existing cluster through a member (not yet supported)')
+  .option('--join <url>', "join a running cluster through any member's HTTP URL (first start; exclusive with --init)")
   .option('--kv-groups <n>', 'number of KV groups created by --init (default 8)')
   .option('--secret <secret>', 'shared peer secret (or DRAM_SECRET)')
   .option('--quiesce-after-ticks <n>', 'idle ticks before a group goes quiet: no ticks, no heartbeats (0: never; default 100)')
-  .action(async (flags: RawConfig & { join?: string }) => {
-    if (flags.join !== undefined) fail('--join is not supported yet: start every member with --init --peers (see README)');
+  .action(async (flags: RawConfig) => {
     const config = resolveConfig(mergeSources(flags, process.env));
     const { startNode } = await import('../node/node.ts');
     await startNode(config);
@@ -51,9 +50,14 @@ program
   .action(async (flags: { url: string }) => {
     const answer = await call(flags.url, 'GET', '/v1/status');
     if (answer.status !== 200) fail(describeError(answer));
-    const status = JSON.parse(new TextDecoder().decode(answer.body)) as { nodeId: number; groups: { group: number; role: string; term: number; commit: number; applied: number; leader: number; lag: number }[] };
+    const status = JSON.parse(new TextDecoder().decode(answer.body)) as { nodeId: number; groups: { group: number; role: string; term: number; commit: number; applied: number; leader: number; lag: number; voters?: number[]; learners?: number[] }[] };
     console.log(`node ${status.nodeId}`);
-    console.table(status.groups.map((g) => ({ group: `kv/${g.group}`, role: g.role, term: g.term, commit: g.commit, applied: g.applied, leader: g.leader, lag: g.lag })));
+    console.table(status.groups.map((g) => ({ group: `kv/${g.group}`, role: g.role, term: g.term, commit: g.commit, applied: g.applied, leader: g.leader, lag: g.lag, voters: (g.voters ?? []).join(' '), learners: (g.learners ?? []).join(' ') })));
+    // The nodes this member knows (an older node may not serve the list: the groups are enough then).
+    const members = await call(flags.url, 'GET', '/v1/admin/members').catch(() => undefined);
+    if (members?.status !== 200) return;
+    const book = JSON.parse(new TextDecoder().decode(members.body)) as { members: { nodeId: number; raft: string; http?: string }[] };
+    console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
   });
 
 program

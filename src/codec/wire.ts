@@ -4,6 +4,8 @@
 // every message type into the core's types, exhaustively over the `Message` union, with every count
 // and byte size bounded by a named limit, so a frame from the network is either fully trusted or
 // refused with a CodecError; nothing else ever escapes `decodeFrame`.
+// A dialer's hello may carry an advertisement (where to reach it: its raft and HTTP addresses), so
+// an acceptor can learn a node that joined the cluster; the dialer's proof covers it.
 // Callers: src/transport/ (encodes and decodes frames) and the multi-Raft host (builds batches).
 // Pure: no I/O. Unknown map keys are ignored (a newer peer may add fields within one protocol
 // version); unknown frame kinds and message types are refused.
@@ -14,14 +16,19 @@ import type { Entry, Message, MessageType } from '../raft/types.ts';
 import { decode, encode } from './msgpack.ts';
 import { boolean, bytes, counter, entry, fail, integer, list, logIndex, nodeId, oneOf, record, snapshotMeta, term } from './validate.ts';
 
-/** Bumped on any incompatible change of this file's format; peers of another version are refused at the handshake. */
-export const protocolVersion = 1;
+/**
+ * Bumped on any incompatible change of this file's format; peers of another version are refused at
+ * the handshake. 2: the dialer's proof covers its advertisement.
+ */
+export const protocolVersion = 2;
 /** A hello nonce: 256 random bits, so an observed handshake can never be replayed. */
 export const nonceBytes = 32;
 /** A hello proof: one HMAC-SHA256 digest. */
 export const proofBytes = 32;
 /** Cluster ids are short names (`prod-eu-1`); the bound keeps a hello small. */
 export const clusterIdBytesMax = 256;
+/** A host name or IP literal in an advertisement: a DNS name is at most 253 bytes. */
+export const hostBytesMax = 253;
 
 /** Bounds on what one batch frame may hold; the transport checks outgoing batches against the same limits. */
 export interface WireLimits {
@@ -56,6 +63,19 @@ export interface HelloFrame {
   readonly nonce: Uint8Array;
   /** Empty, or exactly `proofBytes`. */
   readonly proof: Uint8Array;
+  /** Sent by a dialer only: where the acceptor can reach it. */
+  readonly advertised?: Advertisement;
+}
+
+export interface WireAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A node's own addresses as it announces them: its peer (raft) listener and its HTTP API. */
+export interface Advertisement {
+  readonly raft: WireAddress;
+  readonly http?: WireAddress;
 }
 
 export interface BatchFrame {
@@ -108,6 +128,7 @@ function hello(raw: Record<string, unknown>): HelloFrame {
   const clusterId = raw['clusterId'];
   if (typeof clusterId !== 'string') fail('frame.clusterId', 'expected a string');
   if (clusterIdBytes(clusterId) > clusterIdBytesMax) fail('frame.clusterId', `longer than ${clusterIdBytesMax} bytes`);
+  const advertised = raw['advertised'] === undefined || raw['advertised'] === null ? undefined : advertisement(raw['advertised'], 'frame.advertised');
   return {
     kind: 'hello',
     version: counter(raw['version'], 'frame.version'),
@@ -115,7 +136,32 @@ function hello(raw: Record<string, unknown>): HelloFrame {
     nodeId: nodeId(raw['nodeId'], 'frame.nodeId'),
     nonce: emptyOrExactly(raw['nonce'], 'frame.nonce', nonceBytes),
     proof: emptyOrExactly(raw['proof'], 'frame.proof', proofBytes),
+    ...(advertised === undefined ? {} : { advertised }),
   };
+}
+
+function advertisement(value: unknown, path: string): Advertisement {
+  const raw = record(value, path);
+  const http = raw['http'] === undefined || raw['http'] === null ? undefined : wireAddress(raw['http'], `${path}.http`);
+  return { raft: wireAddress(raw['raft'], `${path}.raft`), ...(http === undefined ? {} : { http }) };
+}
+
+function wireAddress(value: unknown, path: string): WireAddress {
+  const raw = record(value, path);
+  const host = raw['host'];
+  if (typeof host !== 'string' || !hostValid(host)) fail(`${path}.host`, `expected a host name or IP address of 1..${hostBytesMax} bytes`);
+  const port = counter(raw['port'], `${path}.port`);
+  if (port < 1 || port > 0xffff) fail(`${path}.port`, 'expected a port in 1..65535');
+  return { host, port };
+}
+
+// Letters, digits and the punctuation of DNS names, IPv4 and IPv6 literals (zone ids included):
+// nothing a log line or a connect() call could misread.
+const hostPattern = /^[A-Za-z0-9._:%-]+$/u;
+
+/** Whether `host` may be advertised (and dialed): a DNS name or an IP literal, within `hostBytesMax`. */
+export function hostValid(host: string): boolean {
+  return host.length > 0 && host.length <= hostBytesMax && hostPattern.test(host);
 }
 
 const utf8 = new TextEncoder();

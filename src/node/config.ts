@@ -1,6 +1,8 @@
 // A node's configuration: from command-line flags, a JSON file (--config), and DRAM_* environment
 // variables, in that order of precedence (flag > env > file > default). Validated once here; a bad
-// value is a clear error naming the setting, and nothing starts.
+// value is a clear error naming the setting, and nothing starts. A node either creates the cluster
+// (--init, with --peers) or joins a running one through any member (--join http://member), never
+// both.
 
 import { readFileSync } from 'node:fs';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
@@ -24,6 +26,8 @@ export interface NodeConfig {
   readonly peerHttp: ReadonlyMap<NodeId, HostPort>;
   /** Create the groups on first start (ignored when the data dir already holds them). */
   readonly init: boolean;
+  /** A member's HTTP URL to join the cluster through on first start (src/node/membership.ts); exclusive with `init`. */
+  readonly join?: string;
   readonly kvGroups: readonly GroupId[];
   readonly secret: string;
   readonly tickMs: number;
@@ -101,6 +105,19 @@ function parsePeerList(text: string, what: string): Map<NodeId, HostPort> {
   return peers;
 }
 
+/** `--join`: the base URL of a member's HTTP API (http or https, no query or fragment). */
+export function parseJoinUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw new ConfigError(`join: expected a member's URL such as http://10.0.0.1:8081, got "${text}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`join: expected an http:// or https:// URL, got "${text}"`);
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') throw new ConfigError(`join: expected a plain base URL (no query, fragment or credentials), got "${text}"`);
+  return url.origin + url.pathname.replace(/\/+$/u, '');
+}
+
 function positive(raw: RawConfig, name: string, fallback: number): number {
   const value = raw[name] === undefined ? fallback : Number(raw[name]);
   if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`${name}: expected a positive integer, got "${String(raw[name])}"`);
@@ -134,6 +151,9 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
   if (!peers.has(asNodeId(nodeId))) throw new ConfigError(`peers: must include this node (${nodeId})`);
   const groupCount = positive(raw, 'kvGroups', defaults.kvGroups);
   const clientText = text(raw, 'client');
+  const joinText = text(raw, 'join');
+  const init = flag(raw, 'init', false);
+  if (init && joinText !== undefined) throw new ConfigError('init and join: a node either creates the cluster (--init) or joins a running one (--join), not both');
   const config: NodeConfig = {
     nodeId: asNodeId(nodeId),
     clusterId: text(raw, 'clusterId') ?? defaults.clusterId,
@@ -143,7 +163,8 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
     ...(clientText === undefined ? {} : { client: parseHostPort(clientText, 'client') }),
     peers,
     peerHttp: parsePeerList(text(raw, 'peerHttp') ?? '', 'peerHttp'),
-    init: flag(raw, 'init', false),
+    init,
+    ...(joinText === undefined ? {} : { join: parseJoinUrl(joinText) }),
     kvGroups: Array.from({ length: groupCount }, (_, k) => asGroupId(k + 1)),
     secret: text(raw, 'secret') ?? defaults.secret,
     tickMs: positive(raw, 'tickMs', defaults.tickMs),

@@ -1,9 +1,13 @@
-// Wires one dram process (the only place concrete adapters meet): LevelDB storage, the peer
-// transport, the multi-Raft host with a KV model per kv group, metrics, and the HTTP API. On
-// first start with --init it bootstraps every kv group with the --peers as voters; a data dir
-// that already holds groups restarts from them. SIGTERM/SIGINT stop it gracefully: the API stops
-// accepting, the host finishes its turn and answers what waits, the transport flushes, the store
-// closes. A storage failure is fatal: the node logs it and exits non-zero.
+// Wires one dram process (the only place concrete adapters meet): LevelDB storage, the address
+// book, the peer transport, the multi-Raft host with a KV model per kv group, metrics, and the
+// HTTP API. On first start with --init it bootstraps every kv group with the --peers as voters;
+// with --join it learns the cluster from a member, hosts the groups empty and, once serving, asks
+// to become a voter of each (src/node/membership.ts); a data dir that already holds groups
+// restarts from them. Members learn each other's addresses from the admin API and from the
+// authenticated peer handshake, and remember them in the address book. SIGTERM/SIGINT stop it
+// gracefully: the API stops accepting, the host finishes its turn and answers what waits, the
+// transport flushes, the store closes. A storage failure is fatal: the node logs it and exits
+// non-zero.
 
 import { randomInt } from 'node:crypto';
 import http from 'node:http';
@@ -12,20 +16,23 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../api/app.ts';
 import { BinaryServer } from '../api/binary-server.ts';
-import type { Forward } from '../api/ports.ts';
-import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
+import { forwardNoAddressCode } from '../api/forwarding.ts';
+import { membersMax } from '../api/member-directory.ts';
+import type { Forward, MemberDirectory } from '../api/ports.ts';
+import type { NodeId } from '../base/ids.ts';
 import { createRng } from '../base/rng.ts';
 import { kvKeyBytesMax, kvValueBytesMax } from '../codec/kv.ts';
+import type { Advertisement } from '../codec/wire.ts';
 import { createNodeMetrics } from '../metrics/registry.ts';
 import { timedHostStorage } from '../metrics/timed-storage.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
 import { MultiRaftHost } from '../multiraft/host.ts';
-import { confStateOf } from '../raft/confchange.ts';
-import { bootstrapEntry } from '../raft/storage.ts';
 import { DiskStore } from '../storage/disk-store.ts';
 import { PeerTransport, peerTransportLimitsDefault, type TransportLogger } from '../transport/peer-transport.ts';
+import type { AddressBook } from './address-book.ts';
 import type { NodeConfig } from './config.ts';
+import { finishJoin, planStart, type JoiningNode } from './membership.ts';
 
 // A KV entry is the value plus its key and a few bytes of framing: leave room above the value limit.
 const entryBytesMax = kvValueBytesMax + kvKeyBytesMax + 1024;
@@ -44,7 +51,7 @@ export interface RunningNode {
 export async function startNode(config: NodeConfig, logger: Logger = pino({ base: { node: config.nodeId } })): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
   const store = await DiskStore.open(join(config.dataDir, 'raft'), { entryDataBytesMax: entryBytesMax, snapshotDataBytesMax });
-  await initializeGroups(store, config, logger);
+  const plan = await planStart(config, store, logger);
   const transport = new PeerTransport({
     ...peerTransportLimitsDefault,
     frameBytesMax,
@@ -58,7 +65,10 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     secret: config.secret,
     listenHost: config.raft.host,
     listenPort: config.raft.port,
-    peers: config.peers,
+    peers: plan.book.raftAddresses(),
+    advertise: { raft: config.raft, http: config.http },
+    // The address book holds this node too: one entry fewer for learned peers.
+    discovery: { peersMax: membersMax - 1, onPeerAdvertised: (peer, advertised) => { rememberPeer(plan.book, transport, peer, advertised, logger); } },
     localAddress: config.raft.host,
     wireLimits,
     logger: transportLogger(logger),
@@ -89,18 +99,26 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     requestTimeoutMs: config.requestTimeoutMs,
     observeTurn: (seconds) => { metrics.observeTurnDuration(seconds); },
   });
-  for (const group of config.kvGroups) host.addGroup(group, new KvModel());
+  for (const group of plan.groups) host.addGroup(group, new KvModel());
   await transport.start();
   host.start();
-  const forward = httpForward(config);
-  const app = buildApp({ nodeId: config.nodeId, clusterId: config.clusterId, host, groups: config.kvGroups, ...(forward === undefined ? {} : { forward }), metrics, logger });
+  const forward = httpForward(config, plan.book);
+  // A member added through the API is dialed at once and forwarded to from now on.
+  const members: MemberDirectory = {
+    list: () => plan.book.list(),
+    record: (member) => {
+      const raft = plan.book.record(member);
+      if (raft !== undefined) transport.setPeer(member.nodeId, raft);
+    },
+  };
+  const app = buildApp({ nodeId: config.nodeId, clusterId: config.clusterId, host, groups: plan.groups, forward, members, requestTimeoutMs: config.requestTimeoutMs, metrics, logger });
   await app.listen({ host: config.http.host, port: config.http.port });
   const httpUrl = `http://${config.http.host}:${config.http.port}`;
   // The binary client protocol, next to the HTTP API, when --client is given.
   const binary = config.client === undefined ? undefined : new BinaryServer({
     nodeId: config.nodeId,
     host,
-    placement: createKvPlacement(config.kvGroups),
+    placement: createKvPlacement(plan.groups),
     listenHost: config.client.host,
     listenPort: config.client.port,
     metrics,
@@ -108,7 +126,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     onConnectionRefused: (open) => { logger.warn({ open }, 'binary client connection refused: connectionsMax connections are open'); },
   });
   await binary?.start();
-  logger.info({ http: httpUrl, ...(config.client === undefined ? {} : { client: `${config.client.host}:${config.client.port}` }), raft: `${config.raft.host}:${config.raft.port}`, groups: config.kvGroups.length }, 'node started');
+  logger.info({ http: httpUrl, ...(config.client === undefined ? {} : { client: `${config.client.host}:${config.client.port}` }), raft: `${config.raft.host}:${config.raft.port}`, groups: plan.groups.length }, 'node started');
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
@@ -134,34 +152,50 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
       void stop().then(() => process.exit(0));
     });
   }
+  try {
+    await finishJoin(config, plan, joiningNode(transport), logger);
+  } catch (error) {
+    // Refused, or not done within the retries: nothing half-running is left behind, and the
+    // next start with the same flags continues the join where it stopped.
+    await stop();
+    throw error;
+  }
   return { httpUrl, stop };
 }
 
-/** First start with --init: every kv group begins with the peers as voters (log entry 1/1). */
-async function initializeGroups(store: DiskStore, config: NodeConfig, logger: Logger): Promise<void> {
-  const existing = new Set(store.groupIds());
-  const missing = config.kvGroups.filter((group) => !existing.has(group));
-  if (missing.length === 0) return;
-  if (!config.init) {
-    throw new Error(`${config.dataDir} holds no data for groups ${missing.join(', ')}: start the cluster's first run with --init --peers`);
-  }
-  const confState = confStateOf([...config.peers.keys()]);
-  const writes = missing.map((group: GroupId) => ({ group, entries: [bootstrapEntry(confState)], hardState: { term: 1 as Term, vote: 0 as NodeId, commit: 1 as LogIndex } }));
-  await store.write(writes, { sync: true });
-  logger.info({ groups: missing.length, voters: [...config.peers.keys()] }, 'groups initialized');
+function joiningNode(transport: PeerTransport): JoiningNode {
+  return {
+    peerConnected: () => [...transport.stats().peers.values()].some((peer) => peer.connected),
+    handshakeTrouble: () => `${transport.stats().handshakeFailures} handshakes refused; the transport's warnings say why`,
+  };
 }
 
 /**
- * Forwards an API request to the leader's node over HTTP (addresses from --peer-http). Outgoing
- * connections bind this node's own address, like the peer transport's (DESIGN.md decision 11),
- * so a partition by source address cuts forwarding too instead of letting it leak around.
+ * A peer's authenticated handshake told us where it is: remember it, and dial it there unless
+ * the operator pinned another address for it (the book decides).
  */
-function httpForward(config: NodeConfig): Forward | undefined {
-  if (config.peerHttp.size === 0) return undefined;
+function rememberPeer(book: AddressBook, transport: PeerTransport, peer: NodeId, advertised: Advertisement, logger: Logger): void {
+  try {
+    const raft = book.record({ nodeId: peer, raft: advertised.raft, http: advertised.http });
+    if (raft !== undefined) transport.setPeer(peer, raft);
+  } catch (error) {
+    // The transport must not see a throw; the address is still used until the next restart.
+    logger.error({ err: error, peer }, 'could not save the address book');
+  }
+}
+
+/**
+ * Forwards an API request to the leader's node over HTTP (addresses from the address book:
+ * --peer-http, the admin API, the peers' handshakes). Outgoing connections bind this node's own
+ * address, like the peer transport's (DESIGN.md decision 11), so a partition by source address
+ * cuts forwarding too instead of letting it leak around.
+ */
+function httpForward(config: NodeConfig, book: AddressBook): Forward {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   return (leader, request) => {
-    const address = config.peerHttp.get(leader);
-    if (address === undefined) return Promise.reject(new Error(`no HTTP address for node ${leader} (--peer-http)`));
+    const address = book.httpAddress(leader);
+    // Nothing was sent: the API answers NOT_LEADER with the hint, a definite failure.
+    if (address === undefined) return Promise.reject(Object.assign(new Error(`no HTTP address known for node ${leader} (--peer-http)`), { code: forwardNoAddressCode }));
     return new Promise((resolve, reject) => {
       const outgoing = http.request(
         { host: address.host, port: address.port, method: request.method, path: request.url, headers: request.headers, agent, localAddress: config.raft.host, timeout: config.requestTimeoutMs + 1000 },

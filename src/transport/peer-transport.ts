@@ -18,6 +18,14 @@
 // delivered; a peer that fails is logged with the reason and its connection destroyed. After the
 // handshake every message must come from the authenticated peer and be addressed to this node.
 //
+// The peer set changes at run time: src/node/ adds or moves a peer with `setPeer` (a member was
+// added through the admin API), and with `discovery` on, a dialer that proves the shared secret is
+// accepted even when it is not a peer yet (a node joining the cluster): the address its hello
+// advertises (covered by its proof) becomes the one this node dials. A known peer is never moved
+// here, only reported: the address this node dials may rightly differ from the one the peer
+// listens on (a proxy, NAT), and src/node/ knows which addresses the operator configured.
+// Nothing a dialer says is used before its proof checked out.
+//
 // Invariants: nothing read from a socket can throw out of the transport (bad input closes the
 // connection, is logged and counted); each send queue stays within its frame and byte bounds (the
 // oldest frames are dropped, see send-queue.ts); bytes handed to a socket are bounded by its
@@ -32,8 +40,8 @@ import { performance } from 'node:perf_hooks';
 import { assert } from '../base/assert.ts';
 import type { NodeId } from '../base/ids.ts';
 import { CodecError } from '../codec/validate.ts';
-import { batchOverLimits, clusterIdBytes, clusterIdBytesMax, decodeFrame, encodeBatch, encodeHello, nonceBytes, protocolVersion } from '../codec/wire.ts';
-import type { Frame, HelloFrame, PeerBatch, WireLimits } from '../codec/wire.ts';
+import { batchOverLimits, clusterIdBytes, clusterIdBytesMax, decodeFrame, encodeBatch, encodeHello, hostValid, nonceBytes, protocolVersion } from '../codec/wire.ts';
+import type { Advertisement, Frame, HelloFrame, PeerBatch, WireLimits } from '../codec/wire.ts';
 import { reconnectDelayMs } from './backoff.ts';
 import { FrameReader, frameHeaderBytes, frameLengthMax, frameOf } from './frame-reader.ts';
 import { createNonce, helloProof, proofMatches } from './handshake.ts';
@@ -62,6 +70,18 @@ export interface PeerAddress {
   readonly port: number;
 }
 
+/** Learning peers from their handshakes (see the file header). */
+export interface PeerDiscovery {
+  /** Peers this node keeps at most; a stranger beyond it is refused, a known peer may still move. */
+  readonly peersMax: number;
+  /**
+   * After an authenticated hello that carries an advertisement, with unspecified hosts resolved
+   * (an unknown peer has been added at its advertised raft address by then; a known one is left
+   * where it is: call setPeer to move it). Must not throw.
+   */
+  readonly onPeerAdvertised: (peer: NodeId, advertised: Advertisement) => void;
+}
+
 export interface PeerTransportOptions {
   readonly nodeId: NodeId;
   readonly clusterId: string;
@@ -70,8 +90,12 @@ export interface PeerTransportOptions {
   readonly listenHost: string;
   /** 0 picks a free port (tests); `start()` answers with the one bound. */
   readonly listenPort: number;
-  /** Every member. Only these may connect, and only these are dialed; this node's own entry, if listed, is ignored. */
+  /** The members known at start; this node's own entry, if listed, is ignored. More come from setPeer() and discovery. */
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
+  /** This node's own addresses, sent in its hello to every peer it dials (and covered by its proof). */
+  readonly advertise?: Advertisement;
+  /** Accept and learn authenticated dialers that are not peers yet; without it only known peers may connect. */
+  readonly discovery?: PeerDiscovery;
   /** Source address for outgoing connections, so a test can partition nodes by source address. */
   readonly localAddress?: string;
   /** Largest frame payload sent or accepted (after the handshake). */
@@ -113,6 +137,9 @@ export const peerTransportLimitsDefault = {
   stopFlushMsMax: 1_000,
   inboundConnectionsMax: 256,
 } as const;
+
+/** What setPeer() changed. A moved peer is redialed at its new address with its queue kept. */
+export type SetPeerResult = 'added' | 'moved' | 'unchanged' | 'self';
 
 export type SendResult =
   | { readonly kind: 'queued' }
@@ -159,7 +186,7 @@ type DialState = 'idle' | 'connecting' | 'awaiting_hello' | 'awaiting_proof' | '
 /** What this node knows about one peer: the outgoing connection, its queue and counters. */
 interface Peer {
   readonly id: NodeId;
-  readonly address: PeerAddress;
+  address: PeerAddress;
   readonly queue: SendQueue;
   readonly counters: Counters;
   state: DialState;
@@ -181,6 +208,8 @@ interface Inbound {
   readonly reader: FrameReader;
   readonly nonce: Uint8Array;
   readonly remote: string;
+  /** The dialer's IP as the kernel reports it; replaces an unspecified advertised host. */
+  readonly remoteHost: string;
   peer: NodeId | undefined;
   handshakeTimer: NodeJS.Timeout | undefined;
   closed: boolean;
@@ -209,22 +238,7 @@ export class PeerTransport {
     this.random = options.random ?? Math.random;
     this.logger = options.logger;
     for (const [id, address] of options.peers) {
-      if (id === options.nodeId) continue;
-      this.peers.set(id, {
-        id,
-        address,
-        queue: new SendQueue(options.sendQueueFramesMax, options.sendQueueBytesMax),
-        counters: { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, framesDroppedQueueFull: 0, framesDroppedOverLimits: 0, framesDroppedOnStop: 0, reconnects: 0, connectionsEstablished: 0 },
-        state: 'idle',
-        socket: undefined,
-        reader: undefined,
-        nonce: new Uint8Array(0),
-        handshakeTimer: undefined,
-        reconnectTimer: undefined,
-        failedAttempts: 0,
-        lastError: '',
-        lastHeardMs: 0,
-      });
+      if (id !== options.nodeId) this.peers.set(id, this.newPeer(id, address));
     }
     this.server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs }, (socket) => {
       this.accept(socket);
@@ -265,6 +279,60 @@ export class PeerTransport {
       this.silenceWatchdog.unref();
     }
     return { host: bound.address, port: bound.port };
+  }
+
+  private newPeer(id: NodeId, address: PeerAddress): Peer {
+    return {
+      id,
+      address,
+      queue: new SendQueue(this.options.sendQueueFramesMax, this.options.sendQueueBytesMax),
+      counters: { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, framesDroppedQueueFull: 0, framesDroppedOverLimits: 0, framesDroppedOnStop: 0, reconnects: 0, connectionsEstablished: 0 },
+      state: 'idle',
+      socket: undefined,
+      reader: undefined,
+      nonce: new Uint8Array(0),
+      handshakeTimer: undefined,
+      reconnectTimer: undefined,
+      failedAttempts: 0,
+      lastError: '',
+      lastHeardMs: 0,
+    };
+  }
+
+  /**
+   * Adds a peer, or moves a known one to a new address: its connection is dropped and redialed
+   * there (with backoff), its queue kept. A running transport dials a new peer at once.
+   */
+  setPeer(id: NodeId, address: PeerAddress): SetPeerResult {
+    assert(Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff, `peer transport: peer ${id} has a bad port ${address.port}`);
+    if (id === this.options.nodeId) return 'self';
+    const known = this.peers.get(id);
+    if (known === undefined) {
+      const peer = this.newPeer(id, address);
+      this.peers.set(id, peer);
+      if (this.runState === 'running') {
+        peer.lastHeardMs = performance.now();
+        this.dial(peer);
+      }
+      this.logger.info('peer added', { node: this.options.nodeId, peer: id, host: address.host, port: address.port });
+      return 'added';
+    }
+    if (known.address.host === address.host && known.address.port === address.port) return 'unchanged';
+    known.address = address;
+    this.logger.info('peer moved', { node: this.options.nodeId, peer: id, host: address.host, port: address.port });
+    const socket = known.socket;
+    if (socket !== undefined) {
+      // The close handler redials, now at the new address.
+      known.lastError = `peer moved to ${address.host}:${address.port}`;
+      known.state = 'closing';
+      socket.destroy();
+    }
+    return 'moved';
+  }
+
+  /** The address this node dials for each peer. */
+  peerAddresses(): ReadonlyMap<NodeId, PeerAddress> {
+    return new Map([...this.peers.values()].map((peer) => [peer.id, peer.address]));
   }
 
   private redialSilentPeers(silenceMsMax: number): void {
@@ -395,9 +463,9 @@ export class PeerTransport {
     const mismatch = this.helloMismatch(hello, peer.id);
     if (mismatch !== undefined) return mismatch;
     if (hello.nonce.length !== nonceBytes) return 'acceptor hello carries no nonce';
-    const { clusterId, nodeId, secret } = this.options;
-    const proof = helloProof({ secret, nonce: hello.nonce, clusterId, prover: nodeId, verifier: peer.id });
-    socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: peer.nonce, proof })));
+    const { clusterId, nodeId, secret, advertise } = this.options;
+    const proof = helloProof({ secret, nonce: hello.nonce, clusterId, prover: nodeId, verifier: peer.id, advertised: advertise });
+    socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: peer.nonce, proof, ...(advertise === undefined ? {} : { advertised: advertise }) })));
     peer.state = 'awaiting_proof';
     return undefined;
   }
@@ -485,7 +553,7 @@ export class PeerTransport {
       socket.destroy();
       return;
     }
-    const connection: Inbound = { socket, reader: new FrameReader(helloFrameBytesMax), nonce: createNonce(), remote, peer: undefined, handshakeTimer: undefined, closed: false };
+    const connection: Inbound = { socket, reader: new FrameReader(helloFrameBytesMax), nonce: createNonce(), remote, remoteHost: socket.remoteAddress ?? '', peer: undefined, handshakeTimer: undefined, closed: false };
     this.inbound.add(connection);
     connection.handshakeTimer = setTimeout(() => {
       this.refuse(connection, `no handshake within ${this.options.handshakeTimeoutMs} ms`, undefined);
@@ -527,17 +595,15 @@ export class PeerTransport {
     }
     const { nodeId, clusterId, secret } = this.options;
     const claimed = hello.nodeId;
-    let refusal = this.helloMismatch(hello, undefined);
-    if (refusal === undefined && (claimed === nodeId || !this.peers.has(claimed))) refusal = `node ${claimed} is not a peer of node ${nodeId}`;
-    const expected = helloProof({ secret, nonce: connection.nonce, clusterId, prover: claimed, verifier: nodeId });
-    if (refusal === undefined && hello.nonce.length !== nonceBytes) refusal = 'dialer hello carries no nonce';
-    if (refusal === undefined && !proofMatches(expected, hello.proof)) refusal = 'bad proof (wrong secret?)';
+    const refusal = this.helloMismatch(hello, undefined) ?? this.strangerRefusal(hello) ?? this.proofRefusal(hello, connection.nonce);
     if (refusal !== undefined) {
       this.refuse(connection, refusal, claimed);
       return;
     }
     clearTimeout(connection.handshakeTimer);
     connection.handshakeTimer = undefined;
+    // Authenticated: only now may what the dialer says about itself be used.
+    if (hello.advertised !== undefined) this.learn(claimed, hello.advertised, connection.remoteHost);
     connection.peer = claimed;
     connection.reader.setPayloadBytesMax(this.options.frameBytesMax);
     const proof = helloProof({ secret, nonce: hello.nonce, clusterId, prover: nodeId, verifier: claimed });
@@ -550,6 +616,37 @@ export class PeerTransport {
       }
     }
     this.logger.info('peer accepted', { node: nodeId, peer: claimed, remote: connection.remote });
+  }
+
+  /** Why a dialer that is not (or cannot become) our peer is refused; undefined when it may go on to its proof. */
+  private strangerRefusal(hello: HelloFrame): string | undefined {
+    const { nodeId, discovery } = this.options;
+    const claimed = hello.nodeId;
+    if (claimed === nodeId) return `node ${claimed} is not a peer of node ${nodeId}`;
+    if (this.peers.has(claimed)) return undefined;
+    if (discovery === undefined) return `node ${claimed} is not a peer of node ${nodeId}`;
+    if (hello.advertised === undefined) return `node ${claimed} is not a peer of node ${nodeId} and advertised no address`;
+    if (this.peers.size >= discovery.peersMax) return `node ${claimed} is not a peer of node ${nodeId}, which has peersMax ${discovery.peersMax} peers`;
+    return undefined;
+  }
+
+  private proofRefusal(hello: HelloFrame, nonce: Uint8Array): string | undefined {
+    const { nodeId, clusterId, secret } = this.options;
+    if (hello.nonce.length !== nonceBytes) return 'dialer hello carries no nonce';
+    const expected = helloProof({ secret, nonce, clusterId, prover: hello.nodeId, verifier: nodeId, advertised: hello.advertised });
+    return proofMatches(expected, hello.proof) ? undefined : 'bad proof (wrong secret?)';
+  }
+
+  /** An authenticated dialer's advertisement: a new peer is dialed where it said; the node hears of it either way. */
+  private learn(peer: NodeId, advertised: Advertisement, remoteHost: string): void {
+    const discovery = this.options.discovery;
+    if (discovery === undefined) return;
+    const resolved: Advertisement = {
+      raft: resolveHost(advertised.raft, remoteHost),
+      ...(advertised.http === undefined ? {} : { http: resolveHost(advertised.http, remoteHost) }),
+    };
+    if (!this.peers.has(peer)) this.setPeer(peer, resolved.raft);
+    discovery.onPeerAdvertised(peer, resolved);
   }
 
   private deliver(connection: Inbound, from: NodeId, payload: Uint8Array): void {
@@ -676,6 +773,17 @@ export class PeerTransport {
   }
 }
 
+const unspecifiedHosts: ReadonlySet<string> = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
+
+/**
+ * A node listening on every interface advertises 0.0.0.0 (or ::), which no one can dial: the
+ * address it dialed us from is then the best guess of where it can be reached.
+ */
+function resolveHost(address: PeerAddress, remoteHost: string): PeerAddress {
+  if (!unspecifiedHosts.has(address.host) || remoteHost.length === 0) return address;
+  return { host: remoteHost.startsWith('::ffff:') ? remoteHost.slice('::ffff:'.length) : remoteHost, port: address.port };
+}
+
 function checkOptions(options: PeerTransportOptions): void {
   const positive = (value: number, name: string): void => {
     assert(Number.isSafeInteger(value) && value > 0, `peer transport: ${name} must be a positive integer, got ${value}`);
@@ -703,5 +811,12 @@ function checkOptions(options: PeerTransportOptions): void {
   assert(options.localAddress === undefined || net.isIP(options.localAddress) !== 0, `peer transport: localAddress ${options.localAddress ?? ''} is not an IP address`);
   for (const [id, address] of options.peers) {
     assert(Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff, `peer transport: peer ${id} has a bad port ${address.port}`);
+  }
+  if (options.discovery !== undefined) positive(options.discovery.peersMax, 'discovery.peersMax');
+  const advertise = options.advertise;
+  if (advertise !== undefined) {
+    for (const address of [advertise.raft, advertise.http]) {
+      assert(address === undefined || (hostValid(address.host) && Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff), `peer transport: cannot advertise ${address?.host ?? ''}:${address?.port ?? 0}`);
+    }
   }
 }

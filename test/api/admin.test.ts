@@ -21,7 +21,7 @@ const group3: GroupId = kvGroups[2] ?? asGroupId(3);
 interface StatusBody {
   nodeId: number;
   clusterId: string;
-  groups: { group: number; role: string; term: number; commit: number; applied: number; leader: number; lag: number }[];
+  groups: { group: number; role: string; term: number; commit: number; applied: number; leader: number; lag: number; voters: number[]; learners: number[] }[];
 }
 
 function transferUrl(group: number | string): string {
@@ -49,7 +49,8 @@ describe('status and admin API', () => {
       expect(body.clusterId).toBe('test-cluster');
       expect(body.groups.map((g) => g.group)).toEqual([...kvGroups]);
       for (const group of body.groups) {
-        expect(Object.keys(group).sort()).toEqual(['applied', 'commit', 'group', 'lag', 'leader', 'quiesced', 'role', 'term']);
+        expect(Object.keys(group).sort()).toEqual(['applied', 'commit', 'group', 'lag', 'leader', 'learners', 'quiesced', 'role', 'term', 'voters']);
+        expect({ voters: group.voters, learners: group.learners }).toEqual({ voters: [1, 2, 3], learners: [] });
         expect(group.lag).toBeGreaterThanOrEqual(0);
         expect(group.applied).toBeLessThanOrEqual(group.commit);
         if (group.role !== 'leader') expect(group.lag).toBe(0);
@@ -158,7 +159,10 @@ describe('status and admin API', () => {
     expect(response.statusCode).toBe(200);
     const document = JSON.parse(response.body) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(document.openapi).toMatch(/^3\./);
-    const contract = ['PUT /v1/kv/{key}', 'GET /v1/kv/{key}', 'DELETE /v1/kv/{key}', 'GET /v1/status', 'POST /v1/admin/groups/{group}/transfer-leadership', 'GET /metrics', 'GET /docs'];
+    const contract = [
+      'PUT /v1/kv/{key}', 'GET /v1/kv/{key}', 'DELETE /v1/kv/{key}', 'GET /v1/status', 'POST /v1/admin/groups/{group}/transfer-leadership', 'GET /metrics', 'GET /docs',
+      'GET /v1/admin/members', 'POST /v1/admin/members', 'POST /v1/admin/groups/{group}/members',
+    ];
     const documented = Object.entries(document.paths).flatMap(([path, item]) =>
       Object.keys(item).filter((method) => method !== 'parameters').map((method) => `${method.toUpperCase()} ${path}`),
     );

@@ -7,7 +7,8 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.ts';
-import type { Forward } from '../../src/api/ports.ts';
+import { memoryDirectory } from '../../src/api/member-directory.ts';
+import type { Forward, MemberAddresses, MemberDirectory } from '../../src/api/ports.ts';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
 import { createRng } from '../../src/base/rng.ts';
 import { createKvPlacement } from '../../src/models/kv-placement.ts';
@@ -26,6 +27,13 @@ export interface ApiNode {
   readonly host: MultiRaftHost;
   readonly app: FastifyInstance;
   readonly metrics: NodeMetrics;
+  /** The node's address book (in memory), seeded with `memberAddresses` of nodes 1-3. */
+  readonly directory: MemberDirectory;
+}
+
+/** Made-up addresses of node `id` for the address books (the network here is in memory). */
+export function memberAddresses(id: NodeId): MemberAddresses {
+  return { nodeId: id, raft: { host: `10.0.0.${id}`, port: 9000 }, http: { host: `10.0.0.${id}`, port: 8000 } };
 }
 
 export interface ApiCluster {
@@ -34,6 +42,8 @@ export interface ApiCluster {
   /** Forward calls made so far, per calling node. */
   readonly forwards: Map<NodeId, number>;
   node(id: NodeId): ApiNode;
+  /** Starts another node hosting every kv group with EMPTY storage (no bootstrap entry), as a joining node does. */
+  addEmptyNode(id: NodeId): ApiNode;
   stop(): Promise<void>;
 }
 
@@ -58,9 +68,7 @@ export function startCluster(options: { readonly forwarding: boolean; readonly r
     const response = await node(leader).app.inject({ method: request.method, url: request.url, headers: request.headers, ...(request.body === undefined ? {} : { payload: request.body }) });
     return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
   };
-  for (const id of nodeIds) {
-    const storage = new MemoryHostStorage();
-    for (const group of kvGroups) storage.bootstrap(group, confStateOf(nodeIds));
+  const startNode = (id: NodeId, storage: MemoryHostStorage): ApiNode => {
     const host = new MultiRaftHost({
       nodeId: id,
       storage,
@@ -79,15 +87,24 @@ export function startCluster(options: { readonly forwarding: boolean; readonly r
     for (const group of kvGroups) host.addGroup(group, new KvModel());
     network.hosts.set(id, host);
     const metrics = createNodeMetrics({ host, peerTraffic: () => new Map() });
-    const app = buildApp({ nodeId: id, clusterId: 'test-cluster', host, groups: kvGroups, metrics, logger: silent, ...(options.forwarding ? { forward: forwardFrom(id) } : {}) });
-    nodes.set(id, { id, host, app, metrics });
+    const directory = memoryDirectory([...nodeIds, id].map(memberAddresses));
+    const app = buildApp({ nodeId: id, clusterId: 'test-cluster', host, groups: kvGroups, metrics, logger: silent, members: directory, requestTimeoutMs: options.requestTimeoutMs ?? 3000, ...(options.forwarding ? { forward: forwardFrom(id) } : {}) });
+    const started = { id, host, app, metrics, directory };
+    nodes.set(id, started);
     host.start();
+    return started;
+  };
+  for (const id of nodeIds) {
+    const storage = new MemoryHostStorage();
+    for (const group of kvGroups) storage.bootstrap(group, confStateOf(nodeIds));
+    startNode(id, storage);
   }
   return {
     network,
     nodes,
     forwards,
     node,
+    addEmptyNode: (id) => startNode(id, new MemoryHostStorage()),
     async stop() {
       for (const { app, host } of nodes.values()) {
         await app.close();

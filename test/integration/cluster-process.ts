@@ -14,8 +14,12 @@ export interface ProcessCluster {
   url(id: number): string;
   /** The binary client protocol address of node `id` (--client). */
   clientAddress(id: number): { readonly host: string; readonly port: number };
-  /** `init: false` restarts from the data dir alone, as an operator would after a crash. */
-  start(id: number, options?: { init: boolean }): void;
+  /**
+   * `init: false` restarts from the data dir alone, as an operator would after a crash. A node
+   * outside the initial members gets no --peers: `join` names the member URL it joins through,
+   * and without it the node restarts from its data dir.
+   */
+  start(id: number, options?: { readonly init: boolean; readonly join?: string }): void;
   kill(id: number, signal?: NodeJS.Signals): Promise<void>;
   stopAll(): Promise<void>;
   logs(id: number): string;
@@ -34,7 +38,9 @@ export function processCluster(size = 3): ProcessCluster {
     url: (id) => `http://127.0.0.1:${base + id}`,
     clientAddress: (id) => ({ host: '127.0.0.1', port: base + 200 + id }),
     start(id, options = { init: true }) {
-      const args = [bin, 'start', '--node-id', String(id), '--data-dir', join(dir, `n${id}`), '--http', `127.0.0.1:${base + id}`, '--raft', `127.0.0.1:${base + 100 + id}`, ...(options.init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', '4', '--client', `127.0.0.1:${base + 200 + id}`];
+      // A joining node learns the groups (and the members) from the cluster: it gets no --kv-groups.
+      const membership = ids.includes(id) ? [...(options.init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', '4'] : options.join === undefined ? [] : ['--join', options.join];
+      const args = [bin, 'start', '--node-id', String(id), '--data-dir', join(dir, `n${id}`), '--http', `127.0.0.1:${base + id}`, '--raft', `127.0.0.1:${base + 100 + id}`, ...membership, '--client', `127.0.0.1:${base + 200 + id}`];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const lines = output.get(id) ?? [];
       output.set(id, lines);
@@ -92,6 +98,8 @@ export interface GroupStatus {
   readonly leader: number;
   readonly commit: number;
   readonly applied: number;
+  readonly voters: readonly number[];
+  readonly learners: readonly number[];
 }
 
 export async function groupStatus(url: string): Promise<GroupStatus[]> {

@@ -1,0 +1,78 @@
+// The address book as the membership routes see it: members' addresses as `host:port` text (the
+// form the API, the CLI and the node's address-book file use), the conflict rule for adding a
+// member, and an in-memory MemberDirectory for an app built without one (tests).
+//
+// Conflict rule: a node id names one node. Adding an id that is already known at the same
+// addresses is a no-op (a retried request); at other addresses it is a conflict (probably an id
+// reused by mistake: moving a node is a restart at the new address, which its own handshake
+// announces). Another node's raft or HTTP address is a conflict too. An HTTP address that was
+// unknown (a node started without --peer-http) may be filled in.
+//
+// Called by: src/api/member-routes.ts, src/node/address-book.ts.
+
+import type { NodeId } from '../base/ids.ts';
+import { hostValid } from '../codec/wire.ts';
+import type { MemberAddresses, MemberDirectory, NetAddress } from './ports.ts';
+
+/** Nodes one address book holds at most (this node included); the peer transport learns no more than this either. */
+export const membersMax = 1024;
+
+/** Hosts that mean "every interface": a listener may use them, but no other node can dial them. */
+const unspecifiedHosts: ReadonlySet<string> = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
+
+/**
+ * `host:port` (the port after the last colon, so an IPv6 literal works unbracketed), or why not.
+ * `any` also takes 0.0.0.0 / :: (what an operator may have typed in --peers); addresses a node
+ * announces for others to dial are `dialable`.
+ */
+export function parseAddress(text: string, accept: 'dialable' | 'any' = 'dialable'): NetAddress | string {
+  const match = /^(.+):(\d{1,5})$/u.exec(text);
+  const host = match?.[1];
+  const port = Number(match?.[2]);
+  if (host === undefined || !Number.isInteger(port) || port < 1 || port > 0xffff) return `expected host:port, got "${text}"`;
+  if (!hostValid(host)) return `"${host}" is not a host name or IP address`;
+  if (accept === 'dialable' && unspecifiedHosts.has(host)) return `"${host}" means every interface; give an address other nodes can reach`;
+  return { host, port };
+}
+
+export function formatAddress(address: NetAddress): string {
+  return `${address.host}:${address.port}`;
+}
+
+export function sameAddress(a: NetAddress | undefined, b: NetAddress | undefined): boolean {
+  return a !== undefined && b !== undefined && a.host === b.host && a.port === b.port;
+}
+
+/** Why `candidate` cannot be recorded next to `known`, or undefined when it can (new, or already there). */
+export function memberConflict(known: readonly MemberAddresses[], candidate: MemberAddresses): string | undefined {
+  if (known.length >= membersMax && !known.some((member) => member.nodeId === candidate.nodeId)) return `the address book already holds membersMax ${membersMax} nodes`;
+  for (const member of known) {
+    if (member.nodeId === candidate.nodeId) {
+      if (!sameAddress(member.raft, candidate.raft)) return `node ${member.nodeId} is known at raft address ${formatAddress(member.raft)}, not ${formatAddress(candidate.raft)}`;
+      if (member.http !== undefined && candidate.http !== undefined && !sameAddress(member.http, candidate.http)) {
+        return `node ${member.nodeId} is known at HTTP address ${formatAddress(member.http)}, not ${formatAddress(candidate.http)}`;
+      }
+      continue;
+    }
+    if (sameAddress(member.raft, candidate.raft)) return `raft address ${formatAddress(candidate.raft)} belongs to node ${member.nodeId}`;
+    if (sameAddress(member.http, candidate.http)) return `HTTP address ${formatAddress(candidate.http ?? member.raft)} belongs to node ${member.nodeId}`;
+  }
+  return undefined;
+}
+
+/** The members as JSON: `{ nodeId, raft: "host:port", http?: "host:port" }`. */
+export function membersJson(members: readonly MemberAddresses[]): { nodeId: NodeId; raft: string; http?: string }[] {
+  return members.map((member) => ({ nodeId: member.nodeId, raft: formatAddress(member.raft), ...(member.http === undefined ? {} : { http: formatAddress(member.http) }) }));
+}
+
+/** A directory kept in memory only (an app built without the node's address book, e.g. in tests). */
+export function memoryDirectory(initial: readonly MemberAddresses[] = []): MemberDirectory {
+  const members = new Map<NodeId, MemberAddresses>(initial.map((member) => [member.nodeId, member]));
+  return {
+    list: () => [...members.values()].sort((a, b) => a.nodeId - b.nodeId),
+    record: (member) => {
+      const known = members.get(member.nodeId);
+      members.set(member.nodeId, { ...member, http: member.http ?? known?.http });
+    },
+  };
+}

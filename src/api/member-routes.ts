@@ -1,0 +1,241 @@
+// Cluster membership over HTTP (how `dram start --join` adds a node, and what an operator can call):
+//  - `GET /v1/admin/members`: this node's id and cluster id, the kv groups, and every node it
+//    knows with its raft and HTTP addresses (what a joining node needs before it starts);
+//  - `POST /v1/admin/members` `{ nodeId, raft, http, clusterId? }`: makes the node a voter of
+//    every kv group. This node records its addresses, then, for each group at once, asks the
+//    group's leader (itself, or over HTTP) to add it as a learner and promote it once caught up;
+//  - `POST /v1/admin/groups/:group/members` (same body): the same for one group; a follower
+//    forwards it to the leader, which runs the steps (src/api/member-change.ts).
+//
+// Answers: 200 when the node is a voter of every group asked about, with per group the leader
+// and the steps applied; 503 DRAM_ERR_MEMBERSHIP_PENDING with the same per-group report in
+// `details` when a group did not get there within the request timeout (retry the same request:
+// done steps are skipped). Bad input is a 400, a cluster id other than ours or a node id / address
+// clash with the address book a 409, and nothing is recorded or proposed then.
+//
+// Bodies are validated by hand like the other admin routes (no Ajv coercion, unknown fields
+// refused). Every wait is bounded by `requestTimeoutMs`; the fan-out retries a group whose leader
+// is changing every `pollMs`, at most `groupAttemptsMax` times, within that deadline.
+//
+// Called by: src/api/app.ts (registered as a plugin with its dependencies as options).
+
+import { performance } from 'node:perf_hooks';
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
+import { clusterIdBytes, clusterIdBytesMax } from '../codec/wire.ts';
+import { ApiError, isErrorCode } from './errors.ts';
+import { forwardedByHeader, forwardOrRefuse, type ForwardContext } from './forwarding.ts';
+import { groupView } from './host-view.ts';
+import { parseCounter } from './kv-input.ts';
+import { ensureVoter, memberChangeLimitsDefault, type GroupMemberProgress, type MemberChangeLimits, type MemberState, type MemberStep } from './member-change.ts';
+import { memberConflict, membersJson, parseAddress } from './member-directory.ts';
+import type { ApiHost, Forward, MemberAddresses, MemberDirectory } from './ports.ts';
+
+export interface MemberRoutesOptions {
+  readonly nodeId: NodeId;
+  readonly clusterId: string;
+  readonly host: ApiHost;
+  readonly groups: readonly GroupId[];
+  readonly forward: Forward | undefined;
+  readonly directory: MemberDirectory;
+  /** The whole request (every group) answers within about this long. */
+  readonly requestTimeoutMs: number;
+  readonly limits?: MemberChangeLimits;
+}
+
+/** `{ nodeId, raft, http, clusterId }` with the longest host names and cluster id fits in well under this. */
+export const memberBodyBytesMax = 2048;
+/** Attempts per group in one request when its leader changes or cannot be reached (each at most `pollMs` apart). */
+export const groupAttemptsMax = 50;
+
+export interface MemberRequest {
+  readonly member: MemberAddresses;
+  readonly clusterId: string | undefined;
+}
+
+const memberFields: ReadonlySet<string> = new Set(['nodeId', 'raft', 'http', 'clusterId']);
+
+/** Validates a member body; throws DRAM_ERR_BAD_REQUEST naming the field. */
+export function parseMemberBody(body: unknown): MemberRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('DRAM_ERR_BAD_REQUEST', 'body must be a JSON object such as {"nodeId": 4, "raft": "10.0.0.4:9080", "http": "10.0.0.4:8080"}');
+  const fields = body as Record<string, unknown>;
+  for (const name of Object.keys(fields)) {
+    if (!memberFields.has(name)) throw new ApiError('DRAM_ERR_BAD_REQUEST', `unknown field '${name}' (accepted: ${[...memberFields].join(', ')})`);
+  }
+  const nodeId = fields['nodeId'];
+  if (typeof nodeId !== 'number' || !Number.isSafeInteger(nodeId) || nodeId < 1) throw new ApiError('DRAM_ERR_BAD_REQUEST', "'nodeId' must be a positive integer");
+  const clusterId = fields['clusterId'];
+  if (clusterId !== undefined && (typeof clusterId !== 'string' || clusterIdBytes(clusterId) === 0 || clusterIdBytes(clusterId) > clusterIdBytesMax)) {
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', `'clusterId' must be a string of 1..${clusterIdBytesMax} bytes`);
+  }
+  return { member: { nodeId: asNodeId(nodeId), raft: addressField(fields, 'raft'), http: addressField(fields, 'http') }, clusterId };
+}
+
+function addressField(fields: Record<string, unknown>, name: 'raft' | 'http'): MemberAddresses['raft'] {
+  const text = fields[name];
+  if (typeof text !== 'string') throw new ApiError('DRAM_ERR_BAD_REQUEST', `'${name}' must be a "host:port" string`);
+  const address = parseAddress(text);
+  if (typeof address === 'string') throw new ApiError('DRAM_ERR_BAD_REQUEST', `'${name}': ${address}`);
+  return address;
+}
+
+interface MemberContext extends ForwardContext {
+  readonly options: MemberRoutesOptions;
+  readonly limits: MemberChangeLimits;
+}
+
+/** The checks that come before anything is recorded: cluster id, then the address book. */
+function admit(context: MemberContext, request: MemberRequest): void {
+  const ours = context.options.clusterId;
+  if (request.clusterId !== undefined && ours !== '' && request.clusterId !== ours) {
+    throw new ApiError('DRAM_ERR_CLUSTER_MISMATCH', `this node belongs to cluster ${JSON.stringify(ours)}, not ${JSON.stringify(request.clusterId)}`, { clusterId: ours });
+  }
+  const conflict = memberConflict(context.options.directory.list(), request.member);
+  if (conflict !== undefined) throw new ApiError('DRAM_ERR_MEMBER_CONFLICT', conflict, { nodeId: request.member.nodeId });
+}
+
+function memberBodyJson(request: MemberRequest): string {
+  const [member] = membersJson([request.member]);
+  return JSON.stringify({ ...member, ...(request.clusterId === undefined ? {} : { clusterId: request.clusterId }) });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+const memberStates: readonly MemberState[] = ['voter', 'learner', 'absent', 'unknown'];
+const memberSteps: readonly MemberStep[] = ['add_learner', 'add_voter'];
+
+/** A leader's per-group report as it came over HTTP; undefined when it is not one. */
+function progressFrom(value: unknown, group: GroupId): GroupMemberProgress | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const raw = value as Record<string, unknown>;
+  const state = memberStates.find((candidate) => candidate === raw['state']);
+  const steps = Array.isArray(raw['steps']) ? raw['steps'].flatMap((step) => memberSteps.filter((known) => known === step)) : [];
+  const leader = raw['leader'];
+  if (state === undefined || typeof leader !== 'number' || !Number.isSafeInteger(leader) || leader < 0) return undefined;
+  return { group, leader: asNodeId(leader), state, steps, ...(typeof raw['pending'] === 'string' ? { pending: raw['pending'] } : {}) };
+}
+
+type Attempt = { readonly done: GroupMemberProgress } | { readonly retry: string; readonly steps?: readonly MemberStep[] };
+
+/** One try at the group's leader over HTTP: its report, or why to try again. */
+async function askLeader(context: MemberContext, group: GroupId, leader: NodeId, body: string): Promise<Attempt> {
+  const forward = context.forward;
+  if (forward === undefined) return { retry: `node ${leader} leads group ${group} and forwarding is not configured` };
+  try {
+    const response = await forward(leader, {
+      method: 'POST',
+      url: `/v1/admin/groups/${group}/members`,
+      headers: { 'content-type': 'application/json', [forwardedByHeader]: String(context.nodeId) },
+      body: Buffer.from(body),
+    });
+    const answer = JSON.parse(response.body.toString('utf8')) as { code?: unknown; message?: unknown; details?: unknown };
+    const progress = progressFrom(response.status === 200 ? answer : answer.details, group);
+    // A report (done or still pending) means the leader spent its time on the group: no retry.
+    if (progress !== undefined) return { done: progress };
+    const code = isErrorCode(answer.code) ? answer.code : `HTTP ${response.status}`;
+    const said = `node ${leader} answered ${code}: ${typeof answer.message === 'string' ? answer.message : ''}`.trim();
+    // A 4xx (e.g. the leader's address book disagrees) will not change by asking again.
+    if (response.status >= 400 && response.status < 500) return { done: { group, leader, state: 'unknown', steps: [], pending: said } };
+    return { retry: said };
+  } catch (error) {
+    return { retry: `node ${leader} could not be asked: ${error instanceof Error ? error.message : String(error)}` };
+  }
+}
+
+/** One try on this node, which leads the group. */
+async function runHere(context: MemberContext, group: GroupId, node: NodeId, deadlineMs: number): Promise<Attempt> {
+  const result = await ensureVoter(context.options.host, group, node, deadlineMs, context.limits);
+  switch (result.kind) {
+    case 'voter':
+    case 'pending':
+      return { done: result.progress };
+    case 'not_leader':
+      return { retry: `leadership of group ${group} moved to node ${result.leaderHint}`, steps: result.steps };
+    case 'unknown_group':
+      return { done: { group, leader: context.nodeId, state: 'unknown', steps: [], pending: `group ${group} is not hosted here` } };
+    case 'invalid':
+      return { done: { group, leader: context.nodeId, state: 'unknown', steps: [], pending: `the change is invalid: ${result.reason}` } };
+  }
+}
+
+/** Gets `member` made a voter of `group` through whichever node leads it, retrying a moving leadership until the deadline. */
+async function joinGroup(context: MemberContext, group: GroupId, request: MemberRequest, deadlineMs: number): Promise<GroupMemberProgress> {
+  const stepsSoFar: MemberStep[] = [];
+  let why = 'no attempt before the deadline';
+  const body = memberBodyJson(request);
+  for (let attempt = 0; attempt < groupAttemptsMax && performance.now() < deadlineMs; attempt++) {
+    const status = groupView(context.options.host, group)?.status;
+    if (status === undefined) return { group, leader: 0 as NodeId, state: 'unknown', steps: [], pending: `group ${group} is not hosted on node ${context.nodeId}` };
+    const outcome =
+      status.role === 'leader' ? await runHere(context, group, request.member.nodeId, deadlineMs)
+      : status.leader === 0 ? { retry: `group ${group} has no known leader` }
+      : await askLeader(context, group, status.leader, body);
+    if ('done' in outcome) return { ...outcome.done, steps: [...stepsSoFar, ...outcome.done.steps] };
+    stepsSoFar.push(...(outcome.steps ?? []));
+    why = outcome.retry;
+    await sleep(Math.min(context.limits.pollMs, deadlineMs - performance.now()));
+  }
+  return { group, leader: groupView(context.options.host, group)?.status.leader ?? (0 as NodeId), state: 'unknown', steps: stepsSoFar, pending: why };
+}
+
+function pendingError(message: string, details: Record<string, unknown>): ApiError {
+  return new ApiError('DRAM_ERR_MEMBERSHIP_PENDING', message, details);
+}
+
+/** The per-group route on this node: run the steps when leading the group, else forward to its leader (one hop). */
+async function addToGroup(context: MemberContext, parsed: MemberRequest, group: GroupId, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | GroupMemberProgress> {
+  const view = groupView(context.options.host, group);
+  if (view === undefined) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+  const node = parsed.member.nodeId;
+  const result = view.status.role === 'leader' ? await ensureVoter(context.options.host, group, node, performance.now() + context.options.requestTimeoutMs, context.limits) : { kind: 'not_leader' as const, leaderHint: view.status.leader };
+  switch (result.kind) {
+    case 'voter':
+      return result.progress;
+    case 'pending':
+      throw pendingError(`node ${node} is not a voter of group ${group} yet: ${result.progress.pending ?? result.progress.state}`, { ...result.progress });
+    case 'unknown_group':
+      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+    case 'invalid':
+      throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot add node ${node} to group ${group}: ${result.reason}`, { group });
+    case 'not_leader':
+      return forwardOrRefuse(context, request, reply, { group, leaderHint: result.leaderHint, body: Buffer.from(memberBodyJson(parsed)), onFailure: 'forward_failed' });
+  }
+}
+
+export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, options, done) => {
+  const context: MemberContext = { nodeId: options.nodeId, forward: options.forward, options, limits: options.limits ?? memberChangeLimitsDefault };
+
+  app.get('/v1/admin/members', () => ({
+    nodeId: options.nodeId,
+    clusterId: options.clusterId,
+    groups: options.groups,
+    members: membersJson(options.directory.list()),
+  }));
+
+  app.post('/v1/admin/members', { bodyLimit: memberBodyBytesMax }, async (request) => {
+    const parsed = parseMemberBody(request.body);
+    admit(context, parsed);
+    options.directory.record(parsed.member);
+    const deadlineMs = performance.now() + options.requestTimeoutMs;
+    const groups = await Promise.all(options.groups.map((group) => joinGroup(context, group, parsed, deadlineMs)));
+    const nodeId = parsed.member.nodeId;
+    const waiting = groups.filter((group) => group.state !== 'voter');
+    if (waiting.length > 0) {
+      throw pendingError(`node ${nodeId} is a voter of ${groups.length - waiting.length} of ${groups.length} groups; retry to continue (${waiting.map((group) => `group ${group.group}: ${group.pending ?? group.state}`).join('; ')})`, { nodeId, groups });
+    }
+    return { nodeId, groups, members: membersJson(options.directory.list()) };
+  });
+
+  app.post<{ Params: { group: string } }>('/v1/admin/groups/:group/members', { bodyLimit: memberBodyBytesMax }, async (request, reply) => {
+    const group = asGroupId(parseCounter(request.params.group, 'group'));
+    const parsed = parseMemberBody(request.body);
+    admit(context, parsed);
+    if (groupView(options.host, group) === undefined) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+    options.directory.record(parsed.member);
+    return addToGroup(context, parsed, group, request, reply);
+  });
+
+  done();
+};

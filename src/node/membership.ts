@@ -1,0 +1,165 @@
+// How a starting node comes to host its kv groups, and who it knows. Three cases:
+//  - creating the cluster (--init, first start): every kv group is bootstrapped with the --peers
+//    as voters (log entry 1/1), as before;
+//  - joining (--join http://member, empty data dir): the member tells us the cluster id (checked
+//    against ours before anything is written), the kv groups and every member's addresses. We
+//    record them (address book, and a join record listing the groups) and host the groups with
+//    EMPTY storage: no bootstrap entry, the leaders replicate the whole log from index 1 (or send
+//    a snapshot). Once the node serves and a member accepted its peer handshake (proof that the
+//    secret is right: without it the learners could never catch up), finishJoin() asks the member
+//    to make it a voter of every group, and marks the join record complete;
+//  - restarting: a data dir with a join record hosts its groups (an unfinished join continues
+//    through the recorded member, or --join if given); one without hosts --kv-groups as created.
+// The join record (<data dir>/join.json) is written before the groups are first hosted, so a
+// crash at any point restarts into the same plan, and a retried join only finishes what is left.
+//
+// Called by: src/node/node.ts.
+
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { sameAddress } from '../api/member-directory.ts';
+import type { MemberAddresses } from '../api/ports.ts';
+import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
+import { asGroupId } from '../base/ids.ts';
+import { confStateOf } from '../raft/confchange.ts';
+import { bootstrapEntry } from '../raft/storage.ts';
+import type { DiskStore } from '../storage/disk-store.ts';
+import { AddressBook } from './address-book.ts';
+import { readJson, writeJsonAtomic } from './atomic-file.ts';
+import type { NodeConfig } from './config.ts';
+import { clusterGroupsMax, fetchClusterView, JoinError, joinRetryDefault, requestMembership, type JoinLog, type JoinRetry } from './join-client.ts';
+
+export const joinRecordFile = 'join.json';
+/** How long a joining node waits for its first authenticated connection to a member before giving up. */
+export const joinHandshakeWaitMsMax = 15_000;
+const joinHandshakePollMs = 50;
+const joinRecordVersion = 1;
+
+export interface JoinRecord {
+  /** The member joined through. */
+  readonly via: string;
+  readonly groups: readonly GroupId[];
+  /** This node is a voter of every group (the member said so). */
+  readonly complete: boolean;
+}
+
+export interface StartPlan {
+  readonly book: AddressBook;
+  readonly groups: readonly GroupId[];
+  /** Set while a join is unfinished: the member to finish it through once the node serves. */
+  readonly joinVia: string | undefined;
+}
+
+export async function planStart(config: NodeConfig, store: DiskStore, logger: Logger, retry: JoinRetry = joinRetryDefault): Promise<StartPlan> {
+  const book = AddressBook.open(config.dataDir, selfOf(config), configuredMembers(config));
+  const record = readJoinRecord(config.dataDir);
+  if (record !== undefined) {
+    if (record.complete) {
+      if (config.join !== undefined) logger.info({ via: config.join }, 'this node joined the cluster before: --join ignored');
+      return { book, groups: record.groups, joinVia: undefined };
+    }
+    const via = config.join ?? record.via;
+    logger.info({ via }, 'resuming an unfinished join');
+    return { book, groups: record.groups, joinVia: via };
+  }
+  if (config.join !== undefined && store.groupIds().length === 0) {
+    const groups = await learnCluster(config, config.join, book, logger, retry);
+    return { book, groups, joinVia: config.join };
+  }
+  if (config.join !== undefined) logger.warn({ via: config.join }, 'the data dir already holds groups: --join ignored');
+  await initializeGroups(store, config, logger);
+  return { book, groups: config.kvGroups, joinVia: undefined };
+}
+
+/** What finishJoin() needs to know of the running node. */
+export interface JoiningNode {
+  /** Whether some member accepted this node's peer handshake (the transport is connected to it). */
+  readonly peerConnected: () => boolean;
+  /** Why handshakes failed, for the error message (e.g. the transport's refusal count). */
+  readonly handshakeTrouble: () => string;
+}
+
+/** Asks the member to make this (serving) node a voter of every group; throws JoinError when it refuses or never gets there. */
+export async function finishJoin(config: NodeConfig, plan: StartPlan, node: JoiningNode, logger: Logger, retry: JoinRetry = joinRetryDefault): Promise<void> {
+  const via = plan.joinVia;
+  if (via === undefined) return;
+  await awaitFirstPeer(node);
+  logger.info({ via, groups: plan.groups.length }, 'joining: asking to become a voter of every group');
+  await requestMembership(via, { ...selfOf(config), clusterId: config.clusterId }, retry, joinLog(logger));
+  writeJoinRecord(config.dataDir, { via, groups: plan.groups, complete: true });
+  logger.info({ via, groups: plan.groups.length }, 'joined: a voter of every group');
+}
+
+async function awaitFirstPeer(node: JoiningNode): Promise<void> {
+  for (let poll = 0; poll < joinHandshakeWaitMsMax / joinHandshakePollMs; poll++) {
+    if (node.peerConnected()) return;
+    await new Promise((resolve) => setTimeout(resolve, joinHandshakePollMs));
+  }
+  throw new JoinError(`no member accepted this node's peer handshake within ${joinHandshakeWaitMsMax} ms (${node.handshakeTrouble()}): check --secret and --cluster-id, and that the members' raft addresses are reachable from here; nothing was changed in the cluster`);
+}
+
+function selfOf(config: NodeConfig): MemberAddresses {
+  return { nodeId: config.nodeId, raft: config.raft, http: config.http };
+}
+
+/** What the flags say: --peers (raft addresses) with --peer-http where given. */
+function configuredMembers(config: NodeConfig): MemberAddresses[] {
+  return [...config.peers].map(([nodeId, raft]) => ({ nodeId, raft, http: config.peerHttp.get(nodeId) }));
+}
+
+function joinLog(logger: Logger): JoinLog {
+  return (message, fields) => {
+    logger.warn(fields, message);
+  };
+}
+
+/** The member's view of the cluster, checked and recorded (address book, then the join record). */
+async function learnCluster(config: NodeConfig, via: string, book: AddressBook, logger: Logger, retry: JoinRetry): Promise<readonly GroupId[]> {
+  logger.info({ via }, 'joining a running cluster');
+  const view = await fetchClusterView(via, retry, joinLog(logger));
+  if (view.clusterId !== config.clusterId) {
+    throw new JoinError(`${via} belongs to cluster ${JSON.stringify(view.clusterId)}, and this node is configured for ${JSON.stringify(config.clusterId)} (--cluster-id)`);
+  }
+  const clash = view.members.find((member) => member.nodeId === config.nodeId && !sameAddress(member.raft, config.raft));
+  if (clash !== undefined) throw new JoinError(`node id ${config.nodeId} is already in the cluster at raft address ${clash.raft.host}:${clash.raft.port}; pick another --node-id`);
+  for (const member of view.members) book.record(member);
+  writeJoinRecord(config.dataDir, { via, groups: view.groups, complete: false });
+  logger.info({ via, groups: view.groups.length, members: view.members.map((member) => member.nodeId) }, 'learned the cluster');
+  return view.groups;
+}
+
+/** First start with --init: every kv group begins with the peers as voters (log entry 1/1). */
+async function initializeGroups(store: DiskStore, config: NodeConfig, logger: Logger): Promise<void> {
+  const existing = new Set(store.groupIds());
+  const missing = config.kvGroups.filter((group) => !existing.has(group));
+  if (missing.length === 0) return;
+  if (!config.init) {
+    throw new Error(`${config.dataDir} holds no data for groups ${missing.join(', ')}: create a cluster with --init --peers, or join a running one with --join http://member`);
+  }
+  const confState = confStateOf([...config.peers.keys()]);
+  const writes = missing.map((group: GroupId) => ({ group, entries: [bootstrapEntry(confState)], hardState: { term: 1 as Term, vote: 0 as NodeId, commit: 1 as LogIndex } }));
+  await store.write(writes, { sync: true });
+  logger.info({ groups: missing.length, voters: [...config.peers.keys()] }, 'groups initialized');
+}
+
+export function readJoinRecord(dataDir: string): JoinRecord | undefined {
+  const path = join(dataDir, joinRecordFile);
+  let value: unknown;
+  try {
+    value = readJson(path);
+  } catch (error) {
+    throw new JoinError(`${path} is unreadable: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (value === undefined) return undefined;
+  const raw = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const groups = raw['groups'];
+  const valid =
+    raw['version'] === joinRecordVersion && typeof raw['via'] === 'string' && typeof raw['complete'] === 'boolean' &&
+    Array.isArray(groups) && groups.length > 0 && groups.length <= clusterGroupsMax && groups.every((group: unknown) => typeof group === 'number' && Number.isSafeInteger(group) && group >= 0);
+  if (!valid) throw new JoinError(`${path} is not a join record this version understands`);
+  return { via: raw['via'] as string, groups: (groups as number[]).map(asGroupId), complete: raw['complete'] as boolean };
+}
+
+function writeJoinRecord(dataDir: string, record: JoinRecord): void {
+  writeJsonAtomic(join(dataDir, joinRecordFile), { version: joinRecordVersion, via: record.via, groups: record.groups, complete: record.complete });
+}

@@ -1,0 +1,70 @@
+// Node configuration, for `--join`: the member URL comes from a flag, DRAM_JOIN or the config
+// file (flag > env > file), is normalised to a base URL, and anything that is not a plain http(s)
+// URL is a ConfigError naming the setting; --init and --join together are refused.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, mergeSources, parseJoinUrl, resolveConfig, type RawConfig } from '../../src/node/config.ts';
+
+const base: RawConfig = { nodeId: '4', dataDir: '/tmp/dram-config-test', http: '127.0.0.1:8084', raft: '127.0.0.1:9084' };
+
+const folders: string[] = [];
+
+afterEach(() => {
+  for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
+});
+
+function configFile(contents: object): string {
+  const folder = mkdtempSync(join(tmpdir(), 'dram-config-'));
+  folders.push(folder);
+  const path = join(folder, 'node.json');
+  writeFileSync(path, JSON.stringify(contents));
+  return path;
+}
+
+function configError(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('--join', () => {
+  it('is absent unless given, and a joining node needs no --peers', () => {
+    expect(resolveConfig(base).join).toBeUndefined();
+    const config = resolveConfig({ ...base, join: 'http://127.0.0.1:8081' });
+    expect(config.join).toBe('http://127.0.0.1:8081');
+    expect(config.init).toBe(false);
+    expect([...config.peers.keys()]).toEqual([4]);
+  });
+
+  it('normalises the member URL to its base: no trailing slash, path kept', () => {
+    expect(parseJoinUrl('http://127.0.0.1:8081/')).toBe('http://127.0.0.1:8081');
+    expect(parseJoinUrl(' https://dram.example:443/proxy/dram// ')).toBe('https://dram.example/proxy/dram');
+    expect(parseJoinUrl('http://[::1]:8081')).toBe('http://[::1]:8081');
+  });
+
+  it('refuses what is not a plain http(s) base URL, naming the setting', () => {
+    for (const text of ['127.0.0.1:8081', 'ftp://member', 'http://member:8081/?x=1', 'http://member#frag', 'http://user:pw@member', '', 'not a url']) {
+      expect(configError(() => resolveConfig({ ...base, join: text }))).toMatch(/^join: /);
+    }
+  });
+
+  it('and --init together are a configuration error', () => {
+    expect(configError(() => resolveConfig({ ...base, init: true, join: 'http://127.0.0.1:8081' }))).toMatch(/init and join/);
+    expect(resolveConfig({ ...base, init: false, join: 'http://127.0.0.1:8081' }).join).toBe('http://127.0.0.1:8081');
+  });
+
+  it('comes from DRAM_JOIN or the config file, a flag winning over both', () => {
+    const file = configFile({ join: 'http://from-file:8081' });
+    expect(resolveConfig(mergeSources({ ...base, config: file }, {})).join).toBe('http://from-file:8081');
+    expect(resolveConfig(mergeSources({ ...base, config: file }, { DRAM_JOIN: 'http://from-env:8081' })).join).toBe('http://from-env:8081');
+    expect(resolveConfig(mergeSources({ ...base, config: file, join: 'http://from-flag:8081' }, { DRAM_JOIN: 'http://from-env:8081' })).join).toBe('http://from-flag:8081');
+    expect(configError(() => resolveConfig(mergeSources({ ...base, init: true }, { DRAM_JOIN: 'http://from-env:8081' })))).toMatch(/init and join/);
+  });
+});
