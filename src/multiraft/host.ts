@@ -185,6 +185,16 @@ export class MultiRaftHost {
     }
   }
 
+  /**
+   * The transport lost its connection to `peer`: every group that follows it as leader stops
+   * waiting out the election timeout (RaftNode.leaderUnreachable), so a crashed leader is
+   * replaced within the randomized part of the timeout rather than a whole one.
+   */
+  peerLost(peer: NodeId): void {
+    if (this.stopped) return;
+    for (const group of this.groups.values()) group.raft.leaderUnreachable(peer);
+  }
+
   /** A batch from a peer: step every message into its group. Unknown groups are ignored. An empty batch is a ping. */
   receive(batch: readonly GroupMessage[], from: NodeId): void {
     if (this.stopped) return;

@@ -74,6 +74,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     logger: transportLogger(logger),
     // The host is built below; the transport delivers nothing before start().
     onBatch: (from, batch) => { host.receive(batch, from); },
+    onPeerLost: (peer) => { host.peerLost(peer); },
   });
   const metrics = createNodeMetrics({ host: { status: () => host.status() }, peerTraffic: () => transport.stats().peers });
   const host = new MultiRaftHost({

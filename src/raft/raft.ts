@@ -182,6 +182,20 @@ export class RaftNode {
     return this.quiet;
   }
 
+  /**
+   * The host lost its connection to `node` (e.g. the peer's process died and the kernel closed
+   * its sockets). If that node is our leader, stop waiting out the rest of an election timeout:
+   * count it as expired, so this follower campaigns within the randomized part of the timeout
+   * and grants pre-votes to others at once. Only a hint: with a live leader, its next message
+   * restores everything, and without a quorum agreeing nothing is elected. Ignored with lease
+   * reads, whose safety rests on voters waiting out a full timeout after the last heartbeat.
+   */
+  leaderUnreachable(node: NodeId): void {
+    if (this.config.leaseReads || this.role !== 'follower' || this.leader !== node || node === NO_NODE) return;
+    this.wake();
+    this.electionElapsed = Math.max(this.electionElapsed, this.config.electionTimeoutTicks);
+  }
+
   /** The leader this node follows (NO_NODE: none known, or this node leads or campaigns). */
   followedLeader(): NodeId {
     return this.role === 'follower' ? this.leader : NO_NODE;

@@ -124,6 +124,8 @@ export interface PeerTransportOptions {
   readonly logger: TransportLogger;
   /** Called once per received frame, in order per peer. Must not throw: a throw is a host bug and is not caught. */
   readonly onBatch: (from: NodeId, batch: PeerBatch) => void;
+  /** An established connection to or from this peer closed while running (a hint that it may be down). */
+  readonly onPeerLost?: (peer: NodeId) => void;
 }
 
 /** Limits that fit a three-node cluster on one machine; src/node/ sets its own from configuration. */
@@ -515,6 +517,7 @@ export class PeerTransport {
     peer.reader = undefined;
     peer.state = 'idle';
     if (this.runState !== 'running') return;
+    if (wasEstablished) this.options.onPeerLost?.(peer.id);
     peer.failedAttempts = wasEstablished ? 1 : peer.failedAttempts + 1;
     const delayMs = reconnectDelayMs(peer.failedAttempts, this.options.reconnectDelayMsMin, this.options.reconnectDelayMsMax, this.random);
     // One line when a connection is lost or a streak of failures starts, not one per retry.
@@ -567,6 +570,9 @@ export class PeerTransport {
       connection.closed = true;
       clearTimeout(connection.handshakeTimer);
       this.inbound.delete(connection);
+      // Not when a newer connection from the same peer replaced this one.
+      const peer = connection.peer;
+      if (peer !== undefined && this.runState === 'running' && ![...this.inbound].some((other) => other.peer === peer && !other.closed)) this.options.onPeerLost?.(peer);
     });
     const { clusterId, nodeId } = this.options;
     socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: connection.nonce, proof: new Uint8Array(0) })));

@@ -21,7 +21,8 @@
 //   tick id n | tick-election ids... | tick-heartbeat ids...
 //   read-index id requestId | lease-read id requestId | transfer-leadership from=1 to=2
 //   compact id | restart id | partition (1) (2,3) | heal | wake ids... (what a host does for a
-//   quiet follower whose leader's node went silent)
+//   quiet follower whose leader's node went silent) | leader-unreachable ids... lost=1 (the host
+//   lost its connection to node 1)
 //   raft-log id | raft-state | status id | applied ids...
 
 import { asNodeId, type LogIndex, type NodeId, type Term } from '../../src/base/ids.ts';
@@ -143,6 +144,11 @@ export class InteractionEnv {
       case 'wake':
         for (const id of this.ids(args)) this.node(id).raft.wake();
         return 'ok';
+      case 'leader-unreachable': {
+        const lost = asNodeId(Number(keyArg(args, 'lost')));
+        for (const id of this.ids(args.filter((arg) => arg.key !== 'lost'))) this.node(id).raft.leaderUnreachable(lost);
+        return 'ok';
+      }
       case 'raft-log':
         return this.raftLog(this.node(intArg(args, 0)));
       case 'raft-state':

@@ -31,6 +31,8 @@ describe('seeded cluster simulation', () => {
     expect(scenarios.some((s) => s.leaseReads)).toBe(true);
     expect(scenarios.some((s) => s.faults.crashes && s.faults.partitions && s.faults.oneWay && s.faults.dropProbability > 0 && s.faults.duplicateProbability > 0)).toBe(true);
     expect(scenarios.some((s) => s.quiesceAfterTicks > 0 && s.faults.crashes && s.faults.partitions && s.leaseReads)).toBe(true);
+    expect(scenarios.some((s) => s.peerLossHints && s.faults.crashes && !s.leaseReads)).toBe(true);
+    expect(scenarios.some((s) => s.peerLossHints && s.leaseReads)).toBe(true);
   });
 
   it('quiescence scenarios do go quiet, and quiet followers are woken when their leader goes silent', () => {
@@ -47,6 +49,17 @@ describe('seeded cluster simulation', () => {
     }
     expect(quietTicks).toBeGreaterThan(1000);
     expect(wakes).toBeGreaterThan(0);
+  });
+
+  it('connection-loss hint scenarios deliver hints (about crashed nodes and live ones)', () => {
+    let hints = 0;
+    for (let seed = 1; seed <= 100; seed++) {
+      if (!scenarioFor(seed).peerLossHints) continue;
+      const result = runSeed(seed);
+      expect(result.error).toBeUndefined();
+      hints += result.stats.hints;
+    }
+    expect(hints).toBeGreaterThan(100);
   });
 
   // Seeds that once found a bug, kept whatever the range above covers. 1576: a candidate removed

@@ -38,6 +38,11 @@ export interface Scenario {
    * links) so a quiet follower whose leader went silent is woken, as the host does.
    */
   readonly quiesceAfterTicks: number;
+  /**
+   * The host's connection-loss hint (RaftNode.leaderUnreachable): nodes hear at once when a node
+   * crashes, and now and then about a live one (a connection that broke and came back).
+   */
+  readonly peerLossHints: boolean;
 }
 
 export interface SeedResult {
@@ -63,6 +68,8 @@ export interface SimulationStats {
   wakes: number;
   /** Ticks at which some node was quiet. */
   quietTicks: number;
+  /** Connection-loss hints delivered. */
+  hints: number;
 }
 
 interface InFlight {
@@ -104,7 +111,8 @@ export function scenarioFor(seed: number): Scenario {
   // From a generator of its own, so the scenarios of seeds without quiescence stay as they were.
   const quiesceRng = createRng(seed ^ 0x9e5ce);
   const quiesceAfterTicks = quiesceRng.chance(0.5) ? 1 + quiesceRng.int(6) : 0;
-  return { seed, nodeCount, leaseReads: rng.chance(0.4), faults, faultTicks: 300 + rng.int(300), healTicksMax: 40 * electionTimeoutTicks, snapshotIntervalEntries, committedBytesMax, quiesceAfterTicks };
+  const peerLossHints = createRng(seed ^ 0x10557).chance(0.5);
+  return { seed, nodeCount, leaseReads: rng.chance(0.4), faults, faultTicks: 300 + rng.int(300), healTicksMax: 40 * electionTimeoutTicks, snapshotIntervalEntries, committedBytesMax, quiesceAfterTicks, peerLossHints };
 }
 
 export function runSeed(seed: number): SeedResult {
@@ -136,12 +144,17 @@ class Simulation {
   private readonly lastHeard = new Map<string, number>();
   /** Quiescence scenarios: the client is idle until this tick. */
   private pausedUntil = 0;
-  private readonly stats: SimulationStats = { proposals: 0, acknowledged: 0, reads: 0, readsServed: 0, confChanges: 0, transfers: 0, snapshots: 0, crashes: 0, messages: 0, leaderChanges: 0, wakes: 0, quietTicks: 0 };
+  /** Connection-loss hints to deliver: at a tick, to a node, about a node. */
+  private hints: { at: number; to: NodeId; lost: NodeId }[] = [];
+  /** Its own generator, so scenarios without hints replay as before. */
+  private readonly hintRng: Rng;
+  private readonly stats: SimulationStats = { proposals: 0, acknowledged: 0, reads: 0, readsServed: 0, confChanges: 0, transfers: 0, snapshots: 0, crashes: 0, messages: 0, leaderChanges: 0, wakes: 0, quietTicks: 0, hints: 0 };
   private readonly scenario: Scenario;
 
   constructor(scenario: Scenario) {
     this.scenario = scenario;
     this.rng = createRng(scenario.seed);
+    this.hintRng = createRng(scenario.seed ^ 0x4711);
     this.ids = Array.from({ length: scenario.nodeCount }, (_, i) => asNodeId(i + 1));
     const confState = confStateOf(this.ids);
     for (const id of this.ids) {
@@ -187,6 +200,7 @@ class Simulation {
   // One tick: every live node ticks, due messages are delivered, every Ready is handled.
 
   private step(): void {
+    if (this.scenario.peerLossHints) this.deliverHints();
     for (const [id, node] of this.nodes) if (!this.down.has(id)) node.raft.tick();
     if (this.scenario.quiesceAfterTicks > 0) this.pingAndWake();
     const due = this.inFlight.filter((item) => item.deliverAt <= this.tickNow).sort((a, b) => a.deliverAt - b.deliverAt || a.order - b.order);
@@ -227,6 +241,32 @@ class Simulation {
         node.raft.wake();
         this.stats.wakes++;
       }
+    }
+  }
+
+  /** Connection-loss hints due now, and now and then a spurious one about a live node. */
+  private deliverHints(): void {
+    if (this.healed) return; // faults are over; hints due from crashes were delivered before heal()
+    if (this.hintRng.chance(0.01)) this.hints.push({ at: this.tickNow, to: this.pick(this.ids), lost: this.pick(this.ids) });
+    if (this.hintRng.chance(0.005)) {
+      // A live leader's link goes down: its connections break (every other node hears of it) and
+      // it stays cut off for a while. The dangerous case for leases: it may still serve reads.
+      const leader = this.ids.find((id) => !this.down.has(id) && this.nodes.get(id)?.raft.status().role === 'leader');
+      if (leader !== undefined) {
+        for (const other of this.ids) {
+          if (other === leader) continue;
+          this.hints.push({ at: this.tickNow, to: other, lost: leader });
+          this.cut.add(`${leader}>${other}`).add(`${other}>${leader}`);
+        }
+      }
+    }
+    const due = this.hints.filter((hint) => hint.at <= this.tickNow);
+    this.hints = this.hints.filter((hint) => hint.at > this.tickNow);
+    for (const hint of due) {
+      if (this.down.has(hint.to) || hint.to === hint.lost) continue;
+      this.trace(`node ${hint.to} lost its connection to ${hint.lost}`);
+      this.nodes.get(hint.to)?.raft.leaderUnreachable(hint.lost);
+      this.stats.hints++;
     }
   }
 
@@ -343,6 +383,7 @@ class Simulation {
     for (const [payload, proposal] of this.pendingProposals) if (proposal.node === id) this.pendingProposals.delete(payload);
     for (const [requestId, read] of this.pendingReads) if (read.node === id) this.pendingReads.delete(requestId);
     this.checker.onCrash(id);
+    if (this.scenario.peerLossHints) for (const other of this.ids) if (other !== id) this.hints.push({ at: this.tickNow + this.hintRng.int(2), to: other, lost: id });
   }
 
   private restart(id: NodeId): void {

@@ -178,6 +178,23 @@ describe('peer transport', () => {
     expect(sequenceOf(one.received[0] ?? { from: n(0), batch: [] })).toBe(5);
   });
 
+  it('reports a peer lost when its connections close, and not when the transport itself stops', async () => {
+    const addresses = await harness.addresses(2);
+    const lost: number[] = [];
+    const one = await harness.started(n(1), addresses, { onPeerLost: (peer) => lost.push(peer) });
+    const twoLost: number[] = [];
+    const two = await harness.started(n(2), addresses, { onPeerLost: (peer) => twoLost.push(peer) });
+    // Both directions up: node 1 dials node 2 and node 2 dials node 1.
+    one.transport.send(n(2), heartbeatBatch(n(1), n(2), 0));
+    two.transport.send(n(1), heartbeatBatch(n(2), n(1), 0));
+    await waitFor('both directions delivered', () => one.received.length === 1 && two.received.length === 1);
+    expect(lost).toEqual([]);
+    await two.transport.stop();
+    await waitFor('node 1 hears that node 2 is gone', () => lost.length > 0);
+    expect(new Set(lost)).toEqual(new Set([2]));
+    expect(twoLost).toEqual([]);
+  });
+
   it('redials a peer that stops and comes back, keeping the send queue within bounds meanwhile', async () => {
     const addresses = await harness.addresses(2);
     const one = await harness.started(n(1), addresses);
