@@ -50,9 +50,9 @@ program
   .action(async (flags: { url: string }) => {
     const answer = await call(flags.url, 'GET', '/v1/status');
     if (answer.status !== 200) fail(describeError(answer));
-    const status = JSON.parse(new TextDecoder().decode(answer.body)) as { nodeId: number; groups: { group: number; role: string; term: number; commit: number; applied: number; leader: number; lag: number; voters?: number[]; learners?: number[] }[] };
+    const status = JSON.parse(new TextDecoder().decode(answer.body)) as { nodeId: number; groups: { group: number; role: string; term: number; commit: number; applied: number; leader: number; lag: number; voters?: number[]; learners?: number[]; quiesced?: boolean }[] };
     console.log(`node ${status.nodeId}`);
-    console.table(status.groups.map((g) => ({ group: `kv/${g.group}`, role: g.role, term: g.term, commit: g.commit, applied: g.applied, leader: g.leader, lag: g.lag, voters: (g.voters ?? []).join(' '), learners: (g.learners ?? []).join(' ') })));
+    console.table(status.groups.map((g) => ({ group: `kv/${g.group}`, role: g.role, term: g.term, commit: g.commit, applied: g.applied, leader: g.leader, lag: g.lag, voters: (g.voters ?? []).join(' '), learners: (g.learners ?? []).join(' '), quiet: g.quiesced === true ? 'yes' : '' })));
     // The nodes this member knows (an older node may not serve the list: the groups are enough then).
     const members = await call(flags.url, 'GET', '/v1/admin/members').catch(() => undefined);
     if (members?.status !== 200) return;
