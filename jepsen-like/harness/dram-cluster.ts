@@ -22,6 +22,9 @@ const dramBin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 export interface DramClusterOptions {
   readonly nodes: number;
   readonly kvGroups: number;
+  /** Lease reads: the nodes start with lease reads on and clients read with ?consistency=lease. */
+  readonly reads?: 'linearizable' | 'lease';
+  readonly quiesceAfterTicks?: number | undefined;
   readonly portBase: number;
   readonly runDir: string;
   readonly dataDir: string;
@@ -121,6 +124,7 @@ export class DramCluster implements Database {
       '--peers', peers,
       '--peer-http', peerHttp,
       '--kv-groups', String(this.options.kvGroups),
+      ...(this.options.quiesceAfterTicks === undefined ? [] : ['--quiesce-after-ticks', String(this.options.quiesceAfterTicks)]),
     ];
   }
 
@@ -143,7 +147,8 @@ export class DramCluster implements Database {
     const args = this.args(node);
     // Its own process group: a Ctrl-C at the terminal reaches the harness, which stops the nodes
     // itself, instead of killing them behind its back (that would look like a crash).
-    const child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], detached: true });
+    const env = this.options.reads === 'lease' ? { ...process.env, DRAM_LEASE_READS: 'true' } : process.env;
+    const child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], detached: true, env });
     ensureExitHook(this.processes);
     this.started.add(node);
     const entry: NodeProcess = { child, paused: false, expectingExit: false, exited: Promise.resolve() };
@@ -258,7 +263,7 @@ export class DramCluster implements Database {
   }
 
   client(node: number): KvClient {
-    return new DramClient(node, this.url(node));
+    return new DramClient(node, this.url(node), this.options.reads ?? 'linearizable');
   }
 
   async stop(): Promise<void> {
@@ -297,15 +302,17 @@ const definiteWriteFailures = new Set(['DRAM_ERR_NOT_LEADER', 'DRAM_ERR_NO_LEADE
 class DramClient implements KvClient {
   readonly node: number;
   private readonly base: string;
+  private readonly readQuery: string;
 
-  constructor(node: number, base: string) {
+  constructor(node: number, base: string, reads: 'linearizable' | 'lease') {
     this.node = node;
     this.base = base;
+    this.readQuery = reads === 'lease' ? '?consistency=lease' : '';
   }
 
   async read(key: string, timeoutMs: number): Promise<ReadResult> {
     try {
-      const response = await fetch(`${this.base}/v1/kv/${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(timeoutMs) });
+      const response = await fetch(`${this.base}/v1/kv/${encodeURIComponent(key)}${this.readQuery}`, { signal: AbortSignal.timeout(timeoutMs) });
       const body = new Uint8Array(await response.arrayBuffer());
       if (response.status === 200) return { kind: 'ok', value: body, version: Number(response.headers.get('x-dram-index') ?? 'NaN') };
       const code = errorCodeOf(Buffer.from(body).toString('utf8'));

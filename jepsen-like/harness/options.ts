@@ -23,6 +23,10 @@ export interface RunOptions {
   readonly seed: number;
   readonly concurrency: number;
   readonly kvGroups: number;
+  /** dram: how reads are served (lease reads also start the nodes with lease reads on). */
+  readonly reads: 'linearizable' | 'lease';
+  /** dram: idle ticks before a group goes quiet (undefined: the node's default). */
+  readonly quiesceAfterTicks: number | undefined;
   /** Client-side bound on one operation; past it the op is info (writes) or fail (reads). */
   readonly opTimeoutMs: number;
   /** Workload keeps running this long after the final heal; liveness is judged in it. */
@@ -63,6 +67,8 @@ export const USAGE = `usage: npm run jepsen -- [options]
   --seed S                           integer; the same seed gives the same fault schedule (default: time)
   --concurrency C                    client workers (default 2 x nodes)
   --kv-groups K                      dram KV groups (default 4)
+  --reads linearizable|lease         dram: read consistency; lease also turns lease reads on in the nodes
+  --quiesce-after-ticks N            dram: idle ticks (10 ms) before a group goes quiet (default: the node's, 100)
   --op-timeout-ms MS                 client timeout per op (default 3000)
   --recovery S                       workload time after the final heal (default 10)
   --liveness-grace S --liveness-bound-ms MS   (defaults 5 and 2000)
@@ -124,6 +130,8 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
       seed: { type: 'string' },
       concurrency: { type: 'string' },
       'kv-groups': { type: 'string' },
+      reads: { type: 'string' },
+      'quiesce-after-ticks': { type: 'string' },
       'op-timeout-ms': { type: 'string' },
       recovery: { type: 'string' },
       'liveness-grace': { type: 'string' },
@@ -157,6 +165,8 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
     seed: integer(values.seed, '--seed', Date.now() % 1_000_000_007, 0),
     concurrency: integer(values.concurrency, '--concurrency', 2 * nodes, 1, 1000),
     kvGroups: integer(values['kv-groups'], '--kv-groups', 4, 1, 256),
+    reads: oneOf(values.reads, '--reads', ['linearizable', 'lease'] as const, 'linearizable'),
+    quiesceAfterTicks: values['quiesce-after-ticks'] === undefined ? undefined : integer(values['quiesce-after-ticks'], '--quiesce-after-ticks', 100, 0, 1_000_000),
     opTimeoutMs: integer(values['op-timeout-ms'], '--op-timeout-ms', 3000, 10),
     recoveryS: decimal(values.recovery, '--recovery', 10, 0),
     livenessGraceS: decimal(values['liveness-grace'], '--liveness-grace', 5, 0),

@@ -70,6 +70,8 @@ async function createDatabase(options: RunOptions, runDir: string, schedule: Sch
   const db = new DramCluster({
     nodes: options.nodes,
     kvGroups: options.kvGroups,
+    reads: options.reads,
+    quiesceAfterTicks: options.quiesceAfterTicks,
     portBase: options.portBase,
     runDir,
     dataDir: join(runDir, 'data'),
