@@ -24,7 +24,10 @@
 // advertises (covered by its proof) becomes the one this node dials. A known peer is never moved
 // here, only reported: the address this node dials may rightly differ from the one the peer
 // listens on (a proxy, NAT), and src/node/ knows which addresses the operator configured.
-// Nothing a dialer says is used before its proof checked out.
+// Nothing a dialer says is used before its proof checked out. `removePeer` forgets a peer (a node
+// removed from the cluster): its connections are closed, its queue dropped, it is not redialed,
+// and its handshakes are refused from then on (discovery would otherwise take it straight back)
+// until src/node/ adds it again with `setPeer`.
 //
 // Invariants: nothing read from a socket can throw out of the transport (bad input closes the
 // connection, is logged and counted); each send queue stays within its frame and byte bounds (the
@@ -143,6 +146,12 @@ export const peerTransportLimitsDefault = {
 /** What setPeer() changed. A moved peer is redialed at its new address with its queue kept. */
 export type SetPeerResult = 'added' | 'moved' | 'unchanged' | 'self';
 
+/** What removePeer() changed: `unknown` is still remembered as removed (its handshakes are refused). */
+export type RemovePeerResult = 'removed' | 'unknown' | 'self';
+
+/** Removed peers remembered at most (to refuse their handshakes); beyond it the oldest is forgotten. */
+export const removedPeersMax = 1024;
+
 export type SendResult =
   | { readonly kind: 'queued' }
   | { readonly kind: 'dropped'; readonly reason: 'not_running' | 'unknown_peer' | 'over_limits' | 'frame_too_large' };
@@ -224,6 +233,8 @@ export class PeerTransport {
   private readonly random: () => number;
   private readonly logger: TransportLogger;
   private readonly peers = new Map<NodeId, Peer>();
+  /** Removed peers, oldest first, with whether their refused handshake was logged yet (once is enough). */
+  private readonly removed = new Map<NodeId, boolean>();
   private readonly inbound = new Set<Inbound>();
   private readonly server: net.Server;
   private runState: RunState = 'new';
@@ -308,6 +319,8 @@ export class PeerTransport {
   setPeer(id: NodeId, address: PeerAddress): SetPeerResult {
     assert(Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff, `peer transport: peer ${id} has a bad port ${address.port}`);
     if (id === this.options.nodeId) return 'self';
+    // Added back on purpose (src/node/ decides): its handshakes are accepted again.
+    this.removed.delete(id);
     const known = this.peers.get(id);
     if (known === undefined) {
       const peer = this.newPeer(id, address);
@@ -330,6 +343,43 @@ export class PeerTransport {
       socket.destroy();
     }
     return 'moved';
+  }
+
+  /**
+   * Forgets a peer (it was removed from the cluster): its outgoing connection and the inbound ones
+   * it opened are closed, its queued frames dropped, it is not redialed, sends to it are dropped
+   * as `unknown_peer`, and its handshakes are refused until setPeer() adds it again.
+   */
+  removePeer(id: NodeId): RemovePeerResult {
+    if (id === this.options.nodeId) return 'self';
+    this.removed.delete(id);
+    this.removed.set(id, false);
+    for (const oldest of this.removed.keys()) {
+      if (this.removed.size <= removedPeersMax) break;
+      this.removed.delete(oldest);
+    }
+    for (const connection of this.inbound) {
+      if (connection.peer !== id || connection.closed) continue;
+      connection.closed = true;
+      clearTimeout(connection.handshakeTimer);
+      connection.socket.destroy();
+    }
+    const peer = this.peers.get(id);
+    if (peer === undefined) return 'unknown';
+    this.peers.delete(id);
+    clearTimeout(peer.reconnectTimer);
+    clearTimeout(peer.handshakeTimer);
+    peer.reconnectTimer = undefined;
+    peer.handshakeTimer = undefined;
+    peer.queue.clear();
+    // Detached first, so the socket's close handler sees a stale socket and does not redial.
+    const socket = peer.socket;
+    peer.socket = undefined;
+    peer.reader = undefined;
+    peer.state = 'idle';
+    socket?.destroy();
+    this.logger.info('peer removed', { node: this.options.nodeId, peer: id });
+    return 'removed';
   }
 
   /** The address this node dials for each peer. */
@@ -629,6 +679,7 @@ export class PeerTransport {
     const { nodeId, discovery } = this.options;
     const claimed = hello.nodeId;
     if (claimed === nodeId) return `node ${claimed} is not a peer of node ${nodeId}`;
+    if (this.removed.has(claimed)) return `node ${claimed} was removed from the cluster`;
     if (this.peers.has(claimed)) return undefined;
     if (discovery === undefined) return `node ${claimed} is not a peer of node ${nodeId}`;
     if (hello.advertised === undefined) return `node ${claimed} is not a peer of node ${nodeId} and advertised no address`;
@@ -684,7 +735,10 @@ export class PeerTransport {
     if (connection.closed) return;
     this.handshakeFailures++;
     const fields = { node: this.options.nodeId, remote: connection.remote, reason };
-    this.logger.warn('peer handshake refused', claimed === undefined ? fields : { ...fields, claimedPeer: claimed });
+    // A removed node that keeps running redials every reconnectDelayMsMax: say so once, not every time.
+    const removedLogged = claimed === undefined ? undefined : this.removed.get(claimed);
+    if (removedLogged !== true) this.logger.warn('peer handshake refused', claimed === undefined ? fields : { ...fields, claimedPeer: claimed });
+    if (removedLogged === false && claimed !== undefined) this.removed.set(claimed, true);
     connection.closed = true;
     connection.socket.destroy();
   }

@@ -4,7 +4,9 @@
 // node; a known peer advertising another address is reported but not moved (the node decides:
 // the address it dials may rightly be a proxy); a hello that does not authenticate (wrong secret, or an advertisement its proof does not
 // cover) adds and reports nothing; peersMax bounds the strangers learned; an advertised 0.0.0.0
-// becomes the address the dialer connected from. Every wait is bounded (support.ts).
+// becomes the address the dialer connected from; removePeer forgets a peer (both directions
+// closed, not redialed, its handshakes refused and logged once) until setPeer adds it back.
+// Every wait is bounded (support.ts).
 
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NodeId } from '../../src/base/ids.ts';
@@ -159,6 +161,44 @@ describe('peer set at run time', () => {
     expect(delivered(one, 3)).toBe(false);
     expect([...one.transport.peerAddresses().keys()]).toEqual([n(2)]);
     expect(learned.map((entry) => entry.peer)).toEqual([n(2)]);
+  });
+
+  it('removePeer closes both directions, drops the queue, never redials, refuses the peer (logged once) until setPeer adds it back', async () => {
+    const addresses = await harness.addresses(2);
+    const learned: Learned[] = [];
+    const one = await harness.started(n(1), addresses, { discovery: discovery(learned) });
+    const advertised: Advertisement = { raft: address(addresses, 2) };
+    const two = await harness.started(n(2), addresses, { advertise: advertised });
+    one.transport.send(n(2), heartbeatBatch(n(1), n(2), 1));
+    two.transport.send(n(1), heartbeatBatch(n(2), n(1), 1));
+    await waitFor('both directions up', () => delivered(one, 2) && delivered(two, 1));
+
+    expect(one.transport.removePeer(n(1))).toBe('self');
+    expect(one.transport.removePeer(n(2))).toBe('removed');
+    expect(one.transport.removePeer(n(2))).toBe('unknown');
+    expect([...one.transport.stats().peers.keys()]).toEqual([]);
+    expect(one.transport.send(n(2), heartbeatBatch(n(1), n(2), 2))).toEqual({ kind: 'dropped', reason: 'unknown_peer' });
+    // Node 2 still counts node 1 as a peer and keeps redialing (every 50 ms at most here): refused each time.
+    const refusedBefore = one.transport.stats().handshakeFailures;
+    await waitFor('node 2 refused several times', () => one.transport.stats().handshakeFailures >= refusedBefore + 3);
+    const received = one.received.length;
+    two.transport.send(n(1), heartbeatBatch(n(2), n(1), 2));
+    await settle();
+    expect(one.received.length).toBe(received);
+    expect(one.transport.peerAddresses().has(n(2))).toBe(false);
+    expect(learned.map((entry) => entry.peer)).toEqual([n(2)]);
+    const refusals = one.log.filter((line) => line.message === 'peer handshake refused' && line.fields['reason'] === 'node 2 was removed from the cluster');
+    expect(refusals).toHaveLength(1);
+    // Nothing of node 1 dials node 2 any more: node 2 hears nothing new from it.
+    const heardByTwo = two.received.length;
+    await settle();
+    expect(two.received.length).toBe(heardByTwo);
+
+    // Added back on purpose: dialed again and accepted again.
+    expect(one.transport.setPeer(n(2), address(addresses, 2))).toBe('added');
+    one.transport.send(n(2), heartbeatBatch(n(1), n(2), 3));
+    two.transport.send(n(1), heartbeatBatch(n(2), n(1), 3));
+    await waitFor('both directions up again', () => two.received.length > heardByTwo && one.received.length > received);
   });
 });
 
