@@ -2,7 +2,9 @@
 // configured address is never replaced at run time; a learned one follows the node), this node's
 // own addresses always win and are not stored, a recorded node survives a reopen (a restart
 // without it in the flags), an unknown HTTP address keeps the known one, nothing is written when
-// nothing changed, and a damaged file is a clear error rather than a silently emptied book.
+// nothing changed, and a damaged file is a clear error rather than a silently emptied book. A
+// forgotten (removed) node leaves the book and stays out across a reopen even when --peers names
+// it, until it is recorded again; this node never forgets itself.
 
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,8 +83,31 @@ describe('address book', () => {
     expect(statSync(path).ino).not.toBe(written);
   });
 
+  it('forgets a removed node, keeps it out across a reopen whatever --peers says, and takes it back once recorded', () => {
+    const dir = dataDir();
+    const book = AddressBook.open(dir, self, flags);
+    book.record(member(4, 9004, 8004));
+    expect(book.forget(asNodeId(1))).toBe(false);
+    expect(book.forget(asNodeId(2))).toBe(true);
+    expect(book.forget(asNodeId(4))).toBe(true);
+    expect(book.forget(asNodeId(4))).toBe(false);
+    expect(book.list().map((entry) => entry.nodeId)).toEqual([1, 3]);
+    expect(book.httpAddress(asNodeId(2))).toBeUndefined();
+    expect(book.removedNodes()).toEqual([2, 4]);
+    const reopened = AddressBook.open(dir, self, flags);
+    expect(reopened.list().map((entry) => entry.nodeId)).toEqual([1, 3]);
+    expect([...reopened.raftAddresses().keys()]).toEqual([1, 3]);
+    expect(reopened.removedNodes()).toEqual([2, 4]);
+    // Added back through the admin API: listed (and stored) again, no longer removed.
+    reopened.record(member(2, 9002, 8002));
+    expect(reopened.removedNodes()).toEqual([4]);
+    const again = AddressBook.open(dir, self, flags);
+    expect(again.list().map((entry) => entry.nodeId)).toEqual([1, 2, 3]);
+    expect(again.removedNodes()).toEqual([4]);
+  });
+
   it('refuses a damaged file with a message naming it and what to do', () => {
-    for (const contents of ['{"version": 1, "members": [', '[]', '{"version": 9, "members": []}', '{"version": 1, "members": [{"nodeId": 0, "raft": "127.0.0.1:9"}]}', '{"version": 1, "members": [{"nodeId": 2, "raft": "nowhere"}]}']) {
+    for (const contents of ['{"version": 1, "members": [], "removed": [0]}', '{"version": 1, "members": [], "removed": "2"}', '{"version": 1, "members": [', '[]', '{"version": 9, "members": []}', '{"version": 1, "members": [{"nodeId": 0, "raft": "127.0.0.1:9"}]}', '{"version": 1, "members": [{"nodeId": 2, "raft": "nowhere"}]}']) {
       const dir = dataDir();
       writeFileSync(join(dir, addressBookFile), contents);
       expect(() => AddressBook.open(dir, self, flags)).toThrow(AddressBookError);
