@@ -3,7 +3,8 @@
 // every dependency as options: the host, the KV placement, the forward port, the metrics port.
 // Routes are DESIGN.md's external contract: /v1/kv/:key, /v1/status,
 // /v1/admin/groups/:group/transfer-leadership, /metrics, and /docs (OpenAPI); plus the membership
-// routes `dram start --join` uses (/v1/admin/members, /v1/admin/groups/:group/members).
+// routes `dram start --join` uses (/v1/admin/members, /v1/admin/groups/:group/members) and their
+// removal counterparts (DELETE .../members/:nodeId).
 //
 // Invariants: every error leaves as `{ error: true, code, message }` through the one handler in
 // errors.ts, bad input never as a 500; every answered request is counted once in
@@ -20,6 +21,7 @@ import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
 import { kvRoutes } from './kv-routes.ts';
 import type { MemberChangeLimits } from './member-change.ts';
 import { memoryDirectory } from './member-directory.ts';
+import { memberRemoveRoutes } from './member-remove-routes.ts';
 import { memberRoutes } from './member-routes.ts';
 import { openApiDocument } from './openapi.ts';
 import type { ApiHost, ApiMetrics, Forward, MemberDirectory } from './ports.ts';
@@ -64,6 +66,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   const forward = options.forward;
+  const directory = options.members ?? memoryDirectory([], options.nodeId);
+  const requestTimeoutMs = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
+  const limits = options.memberChangeLimits === undefined ? {} : { limits: options.memberChangeLimits };
   app.register(kvRoutes, { nodeId: options.nodeId, host: options.host, placement: createKvPlacement(options.groups), forward, metrics: options.metrics });
   app.register(adminRoutes, { nodeId: options.nodeId, clusterId: options.clusterId ?? '', host: options.host, forward });
   app.register(memberRoutes, {
@@ -72,10 +77,11 @@ export function buildApp(options: AppOptions): FastifyInstance {
     host: options.host,
     groups: options.groups,
     forward,
-    directory: options.members ?? memoryDirectory(),
-    requestTimeoutMs: options.requestTimeoutMs ?? defaultRequestTimeoutMs,
-    ...(options.memberChangeLimits === undefined ? {} : { limits: options.memberChangeLimits }),
+    directory,
+    requestTimeoutMs,
+    ...limits,
   });
+  app.register(memberRemoveRoutes, { nodeId: options.nodeId, host: options.host, groups: options.groups, forward, directory, requestTimeoutMs, ...limits });
 
   app.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await options.metrics.render();

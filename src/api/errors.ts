@@ -20,6 +20,7 @@ export const errorRegistry = {
   DRAM_ERR_STALE_REQUEST: { status: 409, meaning: 'The client sequence number is older than the last one applied for this client id.' },
   DRAM_ERR_TRANSFER_FAILED: { status: 409, meaning: 'Leadership cannot be transferred: there is no eligible voter to hand it to.' },
   DRAM_ERR_MEMBER_CONFLICT: { status: 409, meaning: 'The node id is already known at other addresses, or another node already uses one of the addresses; nothing was changed.' },
+  DRAM_ERR_LAST_VOTER: { status: 409, meaning: 'The node to remove is the last voter of a group, which would be left without one; nothing was changed.' },
   DRAM_ERR_CLUSTER_MISMATCH: { status: 409, meaning: 'The request names another cluster id than this node\'s; nothing was changed.' },
   DRAM_ERR_CAS_MISMATCH: { status: 412, meaning: 'Compare-and-set failed: the key\'s modify index differs from ?cas (0 means the key must be absent).' },
   DRAM_ERR_KEY_TOO_LARGE: { status: 413, meaning: 'The key is longer than the key limit in UTF-8 bytes.' },
@@ -32,7 +33,7 @@ export const errorRegistry = {
   DRAM_ERR_NO_LEADER: { status: 503, meaning: 'The group has no known leader right now (election under way); definitely not applied, retry.' },
   DRAM_ERR_OVERLOADED: { status: 503, meaning: 'A bounded queue is full; definitely not applied, retry after a pause.' },
   DRAM_ERR_INDETERMINATE: { status: 503, meaning: 'The write may or may not have been applied; read before retrying, or retry with the same client id and seq.' },
-  DRAM_ERR_MEMBERSHIP_PENDING: { status: 503, meaning: 'The node is not a voter of every group yet (a learner still catching up, an election, another change pending); steps done stay done, retry the same request to continue.' },
+  DRAM_ERR_MEMBERSHIP_PENDING: { status: 503, meaning: 'The node is not a voter of every group yet, or not out of every group yet (a learner still catching up, an election, another change pending); steps done stay done, retry the same request to continue.' },
   DRAM_ERR_TIMEOUT: { status: 504, meaning: 'A read did not become safe to serve in time; nothing was changed.' },
 } as const satisfies Record<string, { readonly status: number; readonly meaning: string }>;
 

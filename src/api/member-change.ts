@@ -12,7 +12,10 @@
 // was done and where the node stands, and may retry. A proposal outlives a missed deadline in the
 // host (its outcome is decided by the log), which the next attempt sees in the configuration.
 //
-// Called by: src/api/member-routes.ts.
+// The helpers shared with removing a node (src/api/member-removal.ts) are exported: the mapping of
+// a refused proposal, the deadline race, the sleep.
+//
+// Called by: src/api/member-routes.ts, src/api/member-removal.ts.
 
 import { performance } from 'node:perf_hooks';
 import type { GroupId, NodeId } from '../base/ids.ts';
@@ -20,7 +23,8 @@ import type { ProposalOutcome } from '../multiraft/host.ts';
 import type { ConfState, Status } from '../raft/types.ts';
 import type { ApiHost } from './ports.ts';
 
-export type MemberStep = 'add_learner' | 'add_voter';
+/** A membership change a request applied: the join's two steps, or the removal's one. */
+export type MemberStep = 'add_learner' | 'add_voter' | 'remove_node';
 
 /** Where a node stands in a group, as its leader (or, failing that, this node) sees it. */
 export type MemberState = 'voter' | 'learner' | 'absent' | 'unknown';
@@ -32,16 +36,22 @@ export interface GroupMemberProgress {
   readonly state: MemberState;
   /** The changes this request applied, in order. */
   readonly steps: readonly MemberStep[];
-  /** Why the node is not a voter yet; absent once it is. */
+  /** Why the node is not a voter yet (or, for a removal, not absent yet); absent once it is. */
   readonly pending?: string;
+  /** A removal's report: the group's voters once the node is out (how many failures it still tolerates). */
+  readonly voters?: readonly NodeId[];
 }
+
+/** Why a change stops on this node: the caller goes to another leader, or gives up on the group. */
+export type ChangeStopped =
+  | { readonly kind: 'not_leader'; readonly leaderHint: NodeId; readonly steps: readonly MemberStep[] }
+  | { readonly kind: 'unknown_group' }
+  | { readonly kind: 'invalid'; readonly reason: string };
 
 export type EnsureVoterResult =
   | { readonly kind: 'voter'; readonly progress: GroupMemberProgress }
   | { readonly kind: 'pending'; readonly progress: GroupMemberProgress }
-  | { readonly kind: 'not_leader'; readonly leaderHint: NodeId; readonly steps: readonly MemberStep[] }
-  | { readonly kind: 'unknown_group' }
-  | { readonly kind: 'invalid'; readonly reason: string };
+  | ChangeStopped;
 
 export interface MemberChangeLimits {
   /** A learner is promoted once its match index is at most this many entries behind the commit index. */
@@ -75,7 +85,7 @@ function nextStep(status: Status, node: NodeId, limits: MemberChangeLimits): { r
 }
 
 /** Why a refused proposal is worth waiting out, or the result that ends the attempt. */
-function refusal(outcome: Extract<ProposalOutcome, { kind: 'refused' }>, steps: readonly MemberStep[]): { readonly wait: string } | EnsureVoterResult {
+export function refusal(outcome: Extract<ProposalOutcome, { kind: 'refused' }>, steps: readonly MemberStep[]): { readonly wait: string } | ChangeStopped {
   const reason = outcome.reason;
   switch (reason.kind) {
     case 'not_leader':
@@ -98,12 +108,12 @@ function refusal(outcome: Extract<ProposalOutcome, { kind: 'refused' }>, steps: 
   }
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }
 
 /** The outcome, or undefined when the deadline comes first. */
-async function withDeadline<T>(promise: Promise<T>, remainingMs: number): Promise<T | undefined> {
+export async function withDeadline<T>(promise: Promise<T>, remainingMs: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => {

@@ -1,6 +1,6 @@
 // The address book as the membership routes see it: members' addresses as `host:port` text (the
 // form the API, the CLI and the node's address-book file use), the conflict rule for adding a
-// member, and an in-memory MemberDirectory for an app built without one (tests).
+// member, and an in-memory MemberDirectory (which never forgets `self`) for an app built without one (tests).
 //
 // Conflict rule: a node id names one node. Adding an id that is already known at the same
 // addresses is a no-op (a retried request); at other addresses it is a conflict (probably an id
@@ -66,13 +66,16 @@ export function membersJson(members: readonly MemberAddresses[]): { nodeId: Node
 }
 
 /** A directory kept in memory only (an app built without the node's address book, e.g. in tests). */
-export function memoryDirectory(initial: readonly MemberAddresses[] = []): MemberDirectory {
+export function memoryDirectory(initial: readonly MemberAddresses[] = [], self?: NodeId): MemberDirectory {
   const members = new Map<NodeId, MemberAddresses>(initial.map((member) => [member.nodeId, member]));
   return {
     list: () => [...members.values()].sort((a, b) => a.nodeId - b.nodeId),
     record: (member) => {
       const known = members.get(member.nodeId);
       members.set(member.nodeId, { ...member, http: member.http ?? known?.http });
+    },
+    forget: (node) => {
+      if (node !== self) members.delete(node);
     },
   };
 }

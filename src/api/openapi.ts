@@ -111,6 +111,32 @@ export const openApiDocument = {
         },
       },
     },
+    '/v1/admin/members/{nodeId}': {
+      delete: {
+        summary: 'Remove a node: out of every kv group (each through its leader), then forgotten by every member (address book, peer transport, forwarding)',
+        parameters: [{ $ref: '#/components/parameters/NodeId' }],
+        responses: {
+          '200': { description: 'The node is in no kv group (also when it was in none: nothing changed then).', content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberRemoved' } } } },
+          '400': errorResponse('DRAM_ERR_BAD_REQUEST (nothing was changed)'),
+          '409': errorResponse('DRAM_ERR_LAST_VOTER: the node is the last voter of a group (nothing was changed)'),
+          '503': errorResponse('DRAM_ERR_MEMBERSHIP_PENDING: still a member of some group; `details.groups` has a GroupMember per group; retry to continue'),
+        },
+      },
+    },
+    '/v1/admin/groups/{group}/members/{nodeId}': {
+      delete: {
+        summary: 'Remove a node from one group; a follower forwards to the leader',
+        parameters: [{ name: 'group', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }, { $ref: '#/components/parameters/NodeId' }],
+        responses: {
+          '200': { description: 'The node is not a member of the group.', content: { 'application/json': { schema: { $ref: '#/components/schemas/GroupMember' } } } },
+          '400': errorResponse('DRAM_ERR_BAD_REQUEST (nothing was changed)'),
+          '404': errorResponse('DRAM_ERR_UNKNOWN_GROUP'),
+          '409': errorResponse('DRAM_ERR_LAST_VOTER (nothing was changed)'),
+          '502': errorResponse('DRAM_ERR_FORWARD_FAILED'),
+          '503': errorResponse('DRAM_ERR_MEMBERSHIP_PENDING (`details` is a GroupMember), DRAM_ERR_NOT_LEADER or DRAM_ERR_NO_LEADER'),
+        },
+      },
+    },
     '/metrics': {
       get: { summary: 'Prometheus metrics (see docs/metrics.md)', responses: { '200': { description: 'Prometheus text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } } } },
     },
@@ -121,6 +147,7 @@ export const openApiDocument = {
   components: {
     parameters: {
       Key: { name: 'key', in: 'path', required: true, description: `1-${kvKeyBytesMax} UTF-8 bytes, percent-encoded.`, schema: { type: 'string' } },
+      NodeId: { name: 'nodeId', in: 'path', required: true, description: 'The node to remove.', schema: { type: 'integer', minimum: 1 } },
       Cas: { name: 'cas', in: 'query', required: false, description: 'Apply only if the key\'s modify index equals this; 0 means only if the key is absent.', schema: { type: 'integer', minimum: 0 } },
     },
     headers: {
@@ -164,14 +191,25 @@ export const openApiDocument = {
           group: { type: 'integer' },
           leader: { type: 'integer', description: 'The leader that handled the group (0: none reached).' },
           state: { type: 'string', enum: ['voter', 'learner', 'absent', 'unknown'] },
-          steps: { type: 'array', items: { type: 'string', enum: ['add_learner', 'add_voter'] }, description: 'Changes this request applied; empty when already done.' },
-          pending: { type: 'string', description: 'Why the node is not a voter yet.' },
+          steps: { type: 'array', items: { type: 'string', enum: ['add_learner', 'add_voter', 'remove_node'] }, description: 'Changes this request applied; empty when already done.' },
+          pending: { type: 'string', description: 'Why the node is not a voter (or, removing it, not out) yet.' },
+          voters: { type: 'array', items: { type: 'integer' }, description: 'Removal only: the group\'s voters once the node is out.' },
         },
       },
       MemberAdded: {
         type: 'object',
         required: ['nodeId', 'groups', 'members'],
         properties: { nodeId: { type: 'integer' }, groups: { type: 'array', items: { $ref: '#/components/schemas/GroupMember' } }, members: { type: 'array', items: { $ref: '#/components/schemas/Member' } } },
+      },
+      MemberRemoved: {
+        type: 'object',
+        required: ['nodeId', 'groups', 'warnings', 'members'],
+        properties: {
+          nodeId: { type: 'integer' },
+          groups: { type: 'array', items: { $ref: '#/components/schemas/GroupMember' } },
+          warnings: { type: 'array', items: { type: 'string' }, description: 'A group left with fewer than three voters tolerates no failure.' },
+          members: { type: 'array', items: { $ref: '#/components/schemas/Member' } },
+        },
       },
       Status: {
         type: 'object',

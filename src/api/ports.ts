@@ -38,6 +38,11 @@ export interface MemberDirectory {
    * The routes check for conflicts first; this records unconditionally.
    */
   record(member: MemberAddresses): void;
+  /**
+   * Forgets a node removed from every group: no longer dialed, forwarded to or listed, and its
+   * peer handshakes refused, until it is recorded again. This node itself is never forgotten.
+   */
+  forget(node: NodeId): void;
 }
 
 export type ForwardMethod = 'GET' | 'PUT' | 'DELETE' | 'POST';

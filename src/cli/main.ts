@@ -1,4 +1,4 @@
-// The `dram` command: start | dev | status | failover | kv. Each subcommand parses its flags here
+// The `dram` command: start | dev | status | failover | members | kv. Each subcommand parses its flags here
 // and hands over to the module that does the work; errors print one line and exit non-zero.
 
 import { Command } from 'commander';
@@ -70,6 +70,27 @@ program
     const answer = await call(flags.url, 'POST', `/v1/admin/groups/${encodeURIComponent(group)}/transfer-leadership`, body);
     if (answer.status >= 300) fail(describeError(answer));
     console.log(new TextDecoder().decode(answer.body));
+  });
+
+const members = program.command('members').description('list the cluster\'s nodes, or remove one');
+members.command('list').description('every node the member knows, with its addresses').option('--url <url>', 'any member', defaultUrl).action(async (flags: { url: string }) => {
+  const answer = await call(flags.url, 'GET', '/v1/admin/members');
+  if (answer.status !== 200) fail(describeError(answer));
+  const book = JSON.parse(new TextDecoder().decode(answer.body)) as { members: { nodeId: number; raft: string; http?: string }[] };
+  console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
+});
+members
+  .command('remove <nodeId>')
+  .description('remove a node from every kv group, then from every address book (retry on MEMBERSHIP_PENDING: done groups are skipped)')
+  .option('--url <url>', 'any member', defaultUrl)
+  .action(async (nodeId: string, flags: { url: string }) => {
+    // The member answers within its request timeout; leave room for it before giving up here.
+    const answer = await call(flags.url, 'DELETE', `/v1/admin/members/${encodeURIComponent(nodeId)}`, undefined, 30_000);
+    if (answer.status !== 200) fail(describeError(answer));
+    const result = JSON.parse(new TextDecoder().decode(answer.body)) as { nodeId: number; groups: { group: number; leader: number; steps: string[]; voters?: number[] }[]; warnings: string[] };
+    console.table(result.groups.map((g) => ({ group: `kv/${g.group}`, leader: g.leader, removed: g.steps.includes('remove_node') ? 'yes' : 'already out', voters: (g.voters ?? []).join(' ') })));
+    for (const warning of result.warnings) console.warn(`warning: ${warning}`);
+    console.log(`node ${result.nodeId} is out of every group`);
   });
 
 const kv = program.command('kv').description('read and write keys');

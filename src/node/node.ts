@@ -4,10 +4,12 @@
 // with --join it learns the cluster from a member, hosts the groups empty and, once serving, asks
 // to become a voter of each (src/node/membership.ts); a data dir that already holds groups
 // restarts from them. Members learn each other's addresses from the admin API and from the
-// authenticated peer handshake, and remember them in the address book. SIGTERM/SIGINT stop it
-// gracefully: the API stops accepting, the host finishes its turn and answers what waits, the
-// transport flushes, the store closes. A storage failure is fatal: the node logs it and exits
-// non-zero.
+// authenticated peer handshake, and remember them in the address book; a node removed from every
+// group (DELETE /v1/admin/members/:id, on any member) is forgotten by each member as it applies
+// the removal (src/node/removal-watch.ts), and a removed node says so and serves nothing.
+// SIGTERM/SIGINT stop it gracefully: the API stops accepting, the host finishes its turn and
+// answers what waits, the transport flushes, the store closes. A storage failure is fatal: the
+// node logs it and exits non-zero.
 
 import { randomInt } from 'node:crypto';
 import http from 'node:http';
@@ -33,6 +35,7 @@ import { PeerTransport, peerTransportLimitsDefault, type TransportLogger } from 
 import type { AddressBook } from './address-book.ts';
 import type { NodeConfig } from './config.ts';
 import { finishJoin, planStart, type JoiningNode } from './membership.ts';
+import { RemovalWatch } from './removal-watch.ts';
 
 // A KV entry is the value plus its key and a few bytes of framing: leave room above the value limit.
 const entryBytesMax = kvValueBytesMax + kvKeyBytesMax + 1024;
@@ -99,8 +102,10 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     commitFlushMs: 1000,
     requestTimeoutMs: config.requestTimeoutMs,
     observeTurn: (seconds) => { metrics.observeTurnDuration(seconds); },
+    onConfApplied: (group, confState) => { removals.confApplied(group, confState); },
   });
   for (const group of plan.groups) host.addGroup(group, new KvModel());
+  const removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
   await transport.start();
   host.start();
   const forward = httpForward(config, plan.book);
@@ -111,6 +116,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
       const raft = plan.book.record(member);
       if (raft !== undefined) transport.setPeer(member.nodeId, raft);
     },
+    forget: (node) => { forgetMember(plan.book, transport, node, logger); },
   };
   const app = buildApp({ nodeId: config.nodeId, clusterId: config.clusterId, host, groups: plan.groups, forward, members, requestTimeoutMs: config.requestTimeoutMs, metrics, logger });
   await app.listen({ host: config.http.host, port: config.http.port });
@@ -162,6 +168,34 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     throw error;
   }
   return { httpUrl, stop };
+}
+
+/**
+ * Removed nodes stay out of the transport (not dialed, handshakes refused) from the start, even
+ * when --peers names them; the watch forgets the ones removed from now on.
+ */
+function watchRemovals(self: NodeId, host: MultiRaftHost, book: AddressBook, transport: PeerTransport, logger: Logger): RemovalWatch {
+  const removed = book.removedNodes();
+  for (const node of removed) transport.removePeer(node);
+  if (removed.length > 0) logger.info({ removed }, 'nodes removed from the cluster are not dialed, whatever --peers says');
+  const initial = new Map(host.status().map(({ group, status }) => [group, status.confState]));
+  const watch = new RemovalWatch({
+    self,
+    forget: (node) => { forgetMember(book, transport, node, logger); },
+    log: (level, message, fields) => { logger[level](fields, message); },
+  }, initial);
+  if (watch.removed()) logger.warn('this node was removed from every group: it serves nothing and can be stopped');
+  return watch;
+}
+
+function forgetMember(book: AddressBook, transport: PeerTransport, node: NodeId, logger: Logger): void {
+  try {
+    book.forget(node);
+  } catch (error) {
+    // Called from the host's turn: must not throw. The transport still drops the node below.
+    logger.error({ err: error, peer: node }, 'could not save the address book');
+  }
+  transport.removePeer(node);
 }
 
 function joiningNode(transport: PeerTransport): JoiningNode {

@@ -162,6 +162,7 @@ describe('status and admin API', () => {
     const contract = [
       'PUT /v1/kv/{key}', 'GET /v1/kv/{key}', 'DELETE /v1/kv/{key}', 'GET /v1/status', 'POST /v1/admin/groups/{group}/transfer-leadership', 'GET /metrics', 'GET /docs',
       'GET /v1/admin/members', 'POST /v1/admin/members', 'POST /v1/admin/groups/{group}/members',
+      'DELETE /v1/admin/members/{nodeId}', 'DELETE /v1/admin/groups/{group}/members/{nodeId}',
     ];
     const documented = Object.entries(document.paths).flatMap(([path, item]) =>
       Object.keys(item).filter((method) => method !== 'parameters').map((method) => `${method.toUpperCase()} ${path}`),

@@ -87,7 +87,7 @@ export function startCluster(options: { readonly forwarding: boolean; readonly r
     for (const group of kvGroups) host.addGroup(group, new KvModel());
     network.hosts.set(id, host);
     const metrics = createNodeMetrics({ host, peerTraffic: () => new Map() });
-    const directory = memoryDirectory([...nodeIds, id].map(memberAddresses));
+    const directory = memoryDirectory([...nodeIds, id].map(memberAddresses), id);
     const app = buildApp({ nodeId: id, clusterId: 'test-cluster', host, groups: kvGroups, metrics, logger: silent, members: directory, requestTimeoutMs: options.requestTimeoutMs ?? 3000, ...(options.forwarding ? { forward: forwardFrom(id) } : {}) });
     const started = { id, host, app, metrics, directory };
     nodes.set(id, started);

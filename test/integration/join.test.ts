@@ -4,7 +4,10 @@
 // `dram status`), serves the old keys linearizably and takes new writes; with four voters the
 // cluster keeps writing after kill -9 of an original node (quorum 3); the fourth node restarts
 // from its data dir without --join and serves everything written before, with nothing lost.
-// Every wait is a bounded poll that fails with a message.
+// Then the dead node 1 is removed with `dram members remove`: every remaining node applies voters
+// 2 3 4 in every group and forgets node 1 (its address book), writes go on, `dram status` lists
+// it nowhere, and node 1 restarted from its old data dir and flags disrupts nothing: the members
+// refuse its handshakes. Every wait is a bounded poll that fails with a message.
 
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +44,17 @@ async function get(id: number, key: string): Promise<string> {
     const answer = await request(`${cluster.url(id)}/v1/kv/${key}`);
     return answer.status === 200 ? answer.text : undefined;
   }, 100);
+}
+
+/** Node `id`'s applied membership has exactly `voters` as the voters of every group. */
+async function votersAre(id: number, voters: readonly number[]): Promise<true | undefined> {
+  const groups = await groupStatus(cluster.url(id));
+  return groups.length === groupCount && groups.every((g) => g.voters.join(' ') === voters.join(' ') && g.learners.length === 0) ? true : undefined;
+}
+
+async function memberIds(id: number): Promise<number[]> {
+  const answer = await request(`${cluster.url(id)}/v1/admin/members`);
+  return (JSON.parse(answer.text) as { members: { nodeId: number }[] }).members.map((member) => member.nodeId);
 }
 
 /** Node `id`'s applied membership has `joiner` as a voter of every group. */
@@ -85,4 +99,25 @@ describe('a fourth dram process joins a running cluster', () => {
     expect(cluster.logs(joiner).split('"msg":"node started"')).toHaveLength(3);
     expect(cluster.logs(joiner).split('joining a running cluster')).toHaveLength(2);
   }, 60_000);
+
+  it('removes the dead node 1 with `dram members remove`; the rest forget it, keep writing, and its restart disrupts nothing', async () => {
+    const remaining = [2, 3, joiner];
+    const removal = await promisify(execFile)(process.execPath, [bin, 'members', 'remove', '1', '--url', cluster.url(2)]);
+    expect(removal.stdout).toContain('node 1 is out of every group');
+    for (const id of remaining) {
+      await eventually(() => votersAre(id, remaining), 100);
+      await eventually(async () => ((await memberIds(id)).join(' ') === remaining.join(' ') ? true : undefined), 100);
+    }
+    for (const id of remaining) await put(id, `after-remove-${id}`, `written through ${id}`);
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, 'status', '--url', cluster.url(3)]);
+    expect(stdout).toContain("'2 3 4'");
+    expect(stdout).not.toContain(`127.0.0.1:${new URL(cluster.url(1)).port}`);
+
+    // Node 1 comes back with its old data dir and --peers: it still thinks it is a voter, but the
+    // members refuse its handshakes, so it reaches no one and the cluster does not notice.
+    cluster.start(1, { init: false });
+    await eventually(() => Promise.resolve(cluster.logs(2).includes('node 1 was removed from the cluster') ? true : undefined), 100);
+    for (const id of remaining) await put(id, `after-restart-of-1-${id}`, `written through ${id}`);
+    for (const id of remaining) expect(await eventually(() => votersAre(id, remaining))).toBe(true);
+  }, 30_000);
 });
