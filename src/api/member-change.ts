@@ -12,10 +12,13 @@
 // was done and where the node stands, and may retry. A proposal outlives a missed deadline in the
 // host (its outcome is decided by the log), which the next attempt sees in the configuration.
 //
-// The helpers shared with removing a node (src/api/member-removal.ts) are exported: the mapping of
-// a refused proposal, the deadline race, the sleep.
+// The proposal/poll loop (`changeGroup`) is shared with removing a node (src/api/member-removal.ts):
+// each change passes in what differs, a `decide` that reads the group's status on every poll and
+// says end, wait or propose, and the report it gives when it stops short. The loop owns what is
+// the same: the deadline, the bounds on polls and proposals, the mapping of a refused proposal.
 //
-// Called by: src/api/member-routes.ts, src/api/member-removal.ts.
+// Called by: src/api/member-routes.ts, src/api/member-removal.ts, src/api/member-remove-routes.ts
+// and src/api/member-fanout.ts (the types, the default limits, the sleep).
 
 import { performance } from 'node:perf_hooks';
 import type { GroupId, NodeId } from '../base/ids.ts';
@@ -85,7 +88,7 @@ function nextStep(status: Status, node: NodeId, limits: MemberChangeLimits): { r
 }
 
 /** Why a refused proposal is worth waiting out, or the result that ends the attempt. */
-export function refusal(outcome: Extract<ProposalOutcome, { kind: 'refused' }>, steps: readonly MemberStep[]): { readonly wait: string } | ChangeStopped {
+function refusal(outcome: Extract<ProposalOutcome, { kind: 'refused' }>, steps: readonly MemberStep[]): { readonly wait: string } | ChangeStopped {
   const reason = outcome.reason;
   switch (reason.kind) {
     case 'not_leader':
@@ -113,7 +116,7 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** The outcome, or undefined when the deadline comes first. */
-export async function withDeadline<T>(promise: Promise<T>, remainingMs: number): Promise<T | undefined> {
+async function withDeadline<T>(promise: Promise<T>, remainingMs: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => {
@@ -127,27 +130,44 @@ export async function withDeadline<T>(promise: Promise<T>, remainingMs: number):
   }
 }
 
+/** What one poll of a change decides from the group's status: end with a result, propose a step, or wait. */
+export type ChangeDecision<End> = { readonly end: End } | { readonly step: MemberStep } | { readonly wait: string };
+
+/** What differs between adding and removing a node; `changeGroup` is the loop they share. */
+export interface ChangeSpec<End> {
+  /** A bound on proposals per call (refusals of a change still pending included). */
+  readonly proposalsMax: number;
+  /** Why the node is not there yet when the deadline passes before anything happened. */
+  readonly waitingFirst: string;
+  /** Read afresh on every poll; `steps` are the changes this call applied so far. */
+  readonly decide: (status: Status, steps: readonly MemberStep[]) => ChangeDecision<End>;
+  /** Where the node stands, for an answer that stops short (deadline or proposals spent). */
+  readonly report: (status: Status, steps: readonly MemberStep[], pending: string) => GroupMemberProgress;
+}
+
+export interface ChangePending {
+  readonly kind: 'pending';
+  readonly progress: GroupMemberProgress;
+}
+
 /**
- * Makes `node` a voter of `group`, which this node must lead; returns by `deadlineMs`
- * (performance.now() time) at the latest. Polls are bounded by the deadline and proposals by
- * `proposalsMax`.
+ * Drives one membership change of `node` in `group`, which this node must lead, until
+ * `spec.decide` ends it; returns by `deadlineMs` (performance.now() time) at the latest. Polls are
+ * bounded by the deadline and proposals by `spec.proposalsMax`.
  */
-export async function ensureVoter(host: ApiHost, group: GroupId, node: NodeId, deadlineMs: number, limits: MemberChangeLimits = memberChangeLimitsDefault): Promise<EnsureVoterResult> {
+export async function changeGroup<End>(host: ApiHost, group: GroupId, node: NodeId, deadlineMs: number, limits: MemberChangeLimits, spec: ChangeSpec<End>): Promise<End | ChangePending | ChangeStopped> {
   const steps: MemberStep[] = [];
-  let waitingFor = 'the deadline passed before the first step';
-  const pollsMax = Math.ceil(Math.max(0, deadlineMs - performance.now()) / limits.pollMs) + proposalsMax;
+  let waitingFor = spec.waitingFirst;
+  const pollsMax = Math.ceil(Math.max(0, deadlineMs - performance.now()) / limits.pollMs) + spec.proposalsMax;
   let proposals = 0;
   for (let poll = 0; poll <= pollsMax; poll++) {
     const view = host.groupStatus(group);
     if (view === undefined) return { kind: 'unknown_group' };
     const status = view.status;
-    if (status.role !== 'leader') return { kind: 'not_leader', leaderHint: status.leader, steps };
-    const state = memberState(status.confState, node);
-    const progress = (pending?: string): GroupMemberProgress => ({ group, leader: status.id, state, steps: [...steps], ...(pending === undefined ? {} : { pending }) });
-    if (state === 'voter' && status.confState.votersOutgoing.length === 0) return { kind: 'voter', progress: progress() };
+    const next = spec.decide(status, steps);
+    if ('end' in next) return next.end;
     const remainingMs = deadlineMs - performance.now();
-    if (remainingMs <= 0 || proposals >= proposalsMax) return { kind: 'pending', progress: progress(waitingFor) };
-    const next = nextStep(status, node, limits);
+    if (remainingMs <= 0 || proposals >= spec.proposalsMax) return { kind: 'pending', progress: spec.report(status, steps, waitingFor) };
     if ('wait' in next) {
       waitingFor = next.wait;
       await sleep(Math.min(limits.pollMs, remainingMs));
@@ -169,4 +189,23 @@ export async function ensureVoter(host: ApiHost, group: GroupId, node: NodeId, d
     await sleep(Math.min(limits.pollMs, remainingMs));
   }
   return { kind: 'pending', progress: { group, leader: host.groupStatus(group)?.status.leader ?? (0 as NodeId), state: 'unknown', steps, pending: waitingFor } };
+}
+
+/**
+ * Makes `node` a voter of `group`, which this node must lead; returns by `deadlineMs`
+ * (performance.now() time) at the latest (see `changeGroup`).
+ */
+export function ensureVoter(host: ApiHost, group: GroupId, node: NodeId, deadlineMs: number, limits: MemberChangeLimits = memberChangeLimitsDefault): Promise<EnsureVoterResult> {
+  // Built only while this node leads the group, so it names itself as the leader.
+  const report = (status: Status, steps: readonly MemberStep[], pending?: string): GroupMemberProgress => ({ group, leader: status.id, state: memberState(status.confState, node), steps: [...steps], ...(pending === undefined ? {} : { pending }) });
+  return changeGroup<EnsureVoterResult>(host, group, node, deadlineMs, limits, {
+    proposalsMax,
+    waitingFirst: 'the deadline passed before the first step',
+    report,
+    decide: (status, steps) => {
+      if (status.role !== 'leader') return { end: { kind: 'not_leader', leaderHint: status.leader, steps } };
+      if (memberState(status.confState, node) === 'voter' && status.confState.votersOutgoing.length === 0) return { end: { kind: 'voter', progress: report(status, steps) } };
+      return nextStep(status, node, limits);
+    },
+  });
 }

@@ -13,12 +13,14 @@
 // answer is `absent` even though it no longer leads. Any other "not the leader" goes back to the
 // caller, which retries at the new leader within the request deadline.
 //
+// The proposal/poll loop is the one adding a node uses (src/api/member-change.ts changeGroup);
+// this file says only what a removal decides on each poll.
+//
 // Called by: src/api/member-remove-routes.ts.
 
-import { performance } from 'node:perf_hooks';
 import type { GroupId, NodeId } from '../base/ids.ts';
-import type { ConfState } from '../raft/types.ts';
-import { memberChangeLimitsDefault, memberState, refusal, sleep, withDeadline, type ChangeStopped, type GroupMemberProgress, type MemberChangeLimits, type MemberStep } from './member-change.ts';
+import type { ConfState, Status } from '../raft/types.ts';
+import { changeGroup, memberChangeLimitsDefault, memberState, type ChangeStopped, type GroupMemberProgress, type MemberChangeLimits, type MemberStep } from './member-change.ts';
 import type { ApiHost } from './ports.ts';
 
 export type EnsureAbsentResult =
@@ -37,48 +39,24 @@ export function lastVoter(confState: ConfState, node: NodeId): boolean {
 
 /**
  * Removes `node` from `group`, which this node must lead; returns by `deadlineMs`
- * (performance.now() time) at the latest. Polls are bounded by the deadline, proposals by
- * `proposalsMax`.
+ * (performance.now() time) at the latest (see `changeGroup`).
  */
-export async function ensureAbsent(host: ApiHost, group: GroupId, node: NodeId, deadlineMs: number, limits: MemberChangeLimits = memberChangeLimitsDefault): Promise<EnsureAbsentResult> {
-  const steps: MemberStep[] = [];
-  let waitingFor = 'the deadline passed before the change was proposed';
-  const pollsMax = Math.ceil(Math.max(0, deadlineMs - performance.now()) / limits.pollMs) + proposalsMax;
-  let proposals = 0;
-  for (let poll = 0; poll <= pollsMax; poll++) {
-    const view = host.groupStatus(group);
-    if (view === undefined) return { kind: 'unknown_group' };
-    const status = view.status;
-    const confState = status.confState;
-    const state = memberState(confState, node);
-    const joint = confState.votersOutgoing.length > 0;
-    const progress = (pending?: string): GroupMemberProgress => ({ group, leader: status.role === 'leader' ? status.id : status.leader, state, steps: [...steps], voters: confState.voters, ...(pending === undefined ? {} : { pending }) });
-    // A leader's applied configuration is current; so is ours right after our own removal applied.
-    if (state === 'absent' && !joint && (status.role === 'leader' || steps.length > 0)) return { kind: 'absent', progress: progress() };
-    if (status.role !== 'leader') return { kind: 'not_leader', leaderHint: status.leader, steps };
-    if (lastVoter(confState, node)) return { kind: 'last_voter' };
-    const remainingMs = deadlineMs - performance.now();
-    if (remainingMs <= 0 || proposals >= proposalsMax) return { kind: 'pending', progress: progress(waitingFor) };
-    if (joint) {
+export function ensureAbsent(host: ApiHost, group: GroupId, node: NodeId, deadlineMs: number, limits: MemberChangeLimits = memberChangeLimitsDefault): Promise<EnsureAbsentResult> {
+  const report = (status: Status, steps: readonly MemberStep[], pending?: string): GroupMemberProgress => ({ group, leader: status.role === 'leader' ? status.id : status.leader, state: memberState(status.confState, node), steps: [...steps], voters: status.confState.voters, ...(pending === undefined ? {} : { pending }) });
+  return changeGroup<EnsureAbsentResult>(host, group, node, deadlineMs, limits, {
+    proposalsMax,
+    waitingFirst: 'the deadline passed before the change was proposed',
+    report,
+    decide: (status, steps) => {
+      const confState = status.confState;
+      const joint = confState.votersOutgoing.length > 0;
+      // A leader's applied configuration is current; so is ours right after our own removal applied.
+      if (memberState(confState, node) === 'absent' && !joint && (status.role === 'leader' || steps.length > 0)) return { end: { kind: 'absent', progress: report(status, steps) } };
+      if (status.role !== 'leader') return { end: { kind: 'not_leader', leaderHint: status.leader, steps } };
+      if (lastVoter(confState, node)) return { end: { kind: 'last_voter' } };
       // 'auto' joint configurations leave on their own once applied; a single removal never enters one.
-      waitingFor = 'the group is leaving a joint configuration';
-      await sleep(Math.min(limits.pollMs, remainingMs));
-      continue;
-    }
-    proposals++;
-    const outcome = await withDeadline(host.proposeConfChange(group, { changes: [{ type: 'remove_node', node }], transition: 'auto' }), remainingMs);
-    if (outcome === undefined || outcome.kind === 'indeterminate') {
-      waitingFor = 'remove_node proposed, not applied yet';
-      continue;
-    }
-    if (outcome.kind === 'applied') {
-      steps.push('remove_node');
-      continue;
-    }
-    const refused = refusal(outcome, steps);
-    if (!('wait' in refused)) return refused;
-    waitingFor = refused.wait;
-    await sleep(Math.min(limits.pollMs, remainingMs));
-  }
-  return { kind: 'pending', progress: { group, leader: host.groupStatus(group)?.status.leader ?? (0 as NodeId), state: 'unknown', steps, pending: waitingFor } };
+      if (joint) return { wait: 'the group is leaving a joint configuration' };
+      return { step: 'remove_node' };
+    },
+  });
 }

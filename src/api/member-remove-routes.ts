@@ -19,41 +19,29 @@
 // already lists the members without it.
 //
 // Every wait is bounded by `requestTimeoutMs`; a moving leadership (the removed node led the
-// group and handed it over) is retried every `pollMs`, at most `groupAttemptsMax` times.
+// group and handed it over) is retried every `pollMs`, at most `groupAttemptsMax` times (the
+// driver, shared with adding a node, is src/api/member-fanout.ts).
 //
 // Called by: src/api/app.ts (registered as a plugin with its dependencies as options).
 
 import { performance } from 'node:perf_hooks';
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
-import { ApiError, isErrorCode } from './errors.ts';
-import { forwardedByHeader, forwardOrRefuse, type ForwardContext } from './forwarding.ts';
+import { ApiError } from './errors.ts';
+import { forwardOrRefuse } from './forwarding.ts';
 import { groupView } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
-import { memberChangeLimitsDefault, sleep, type GroupMemberProgress, type MemberChangeLimits, type MemberState, type MemberStep } from './member-change.ts';
+import type { GroupMemberProgress } from './member-change.ts';
 import { membersJson } from './member-directory.ts';
-import { groupAttemptsMax } from './member-routes.ts';
+import { changeThroughLeader, fanoutContext, pendingError, stoppedAttempt, type Attempt, type FanoutContext, type GroupChange, type MembershipRouteOptions } from './member-fanout.ts';
 import { ensureAbsent, lastVoter } from './member-removal.ts';
-import type { ApiHost, Forward, MemberDirectory } from './ports.ts';
 
-export interface MemberRemoveRoutesOptions {
-  readonly nodeId: NodeId;
-  readonly host: ApiHost;
-  readonly groups: readonly GroupId[];
-  readonly forward: Forward | undefined;
-  readonly directory: MemberDirectory;
-  /** The whole request (every group) answers within about this long. */
-  readonly requestTimeoutMs: number;
-  readonly limits?: MemberChangeLimits;
-}
+export type MemberRemoveRoutesOptions = MembershipRouteOptions;
 
 /** A group with fewer voters than this tolerates no failure: the answer warns about it. */
 export const votersTolerantMin = 3;
 
-interface RemoveContext extends ForwardContext {
-  readonly options: MemberRemoveRoutesOptions;
-  readonly limits: MemberChangeLimits;
-}
+type RemoveContext = FanoutContext;
 
 /** `:nodeId` as a node id (a positive integer); throws DRAM_ERR_BAD_REQUEST. */
 export function parseNodeParam(text: string): NodeId {
@@ -66,80 +54,21 @@ function lastVoterError(group: GroupId, node: NodeId): ApiError {
   return new ApiError('DRAM_ERR_LAST_VOTER', `node ${node} is the last voter of group ${group}: removing it would leave the group without a voter`, { group, nodeId: node });
 }
 
-function pendingError(message: string, details: Record<string, unknown>): ApiError {
-  return new ApiError('DRAM_ERR_MEMBERSHIP_PENDING', message, details);
-}
-
-const memberStates: readonly MemberState[] = ['voter', 'learner', 'absent', 'unknown'];
-
-/** A leader's per-group report as it came over HTTP; undefined when it is not one. */
-function progressFrom(value: unknown, group: GroupId): GroupMemberProgress | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const raw = value as Record<string, unknown>;
-  const state = memberStates.find((candidate) => candidate === raw['state']);
-  const steps = Array.isArray(raw['steps']) ? raw['steps'].flatMap((step: unknown): MemberStep[] => (step === 'remove_node' ? [step] : [])) : [];
-  const leader = raw['leader'];
-  if (state === undefined || typeof leader !== 'number' || !Number.isSafeInteger(leader) || leader < 0) return undefined;
-  const voters = Array.isArray(raw['voters']) ? raw['voters'].filter((id): id is number => typeof id === 'number' && Number.isSafeInteger(id) && id > 0).map(asNodeId) : undefined;
-  return { group, leader: asNodeId(leader), state, steps, ...(voters === undefined ? {} : { voters }), ...(typeof raw['pending'] === 'string' ? { pending: raw['pending'] } : {}) };
-}
-
-type Attempt = { readonly done: GroupMemberProgress } | { readonly retry: string; readonly steps?: readonly MemberStep[] };
-
-/** One try at the group's leader over HTTP: its report, or why to try again. */
-async function askLeader(context: RemoveContext, group: GroupId, leader: NodeId, node: NodeId): Promise<Attempt> {
-  const forward = context.forward;
-  if (forward === undefined) return { retry: `node ${leader} leads group ${group} and forwarding is not configured` };
-  try {
-    const response = await forward(leader, { method: 'DELETE', url: `/v1/admin/groups/${group}/members/${node}`, headers: { [forwardedByHeader]: String(context.nodeId) }, body: undefined });
-    const answer = JSON.parse(response.body.toString('utf8')) as { code?: unknown; message?: unknown; details?: unknown };
-    const progress = progressFrom(response.status === 200 ? answer : answer.details, group);
-    if (progress !== undefined) return { done: progress };
-    const code = isErrorCode(answer.code) ? answer.code : `HTTP ${response.status}`;
-    const said = `node ${leader} answered ${code}: ${typeof answer.message === 'string' ? answer.message : ''}`.trim();
-    // A 4xx (e.g. the leader sees the node as the last voter) will not change by asking again.
-    if (response.status >= 400 && response.status < 500) return { done: { group, leader, state: 'unknown', steps: [], pending: said } };
-    return { retry: said };
-  } catch (error) {
-    return { retry: `node ${leader} could not be asked: ${error instanceof Error ? error.message : String(error)}` };
-  }
-}
-
 /** One try on this node, which leads the group (a leader removing itself answers from its applied configuration). */
 async function runHere(context: RemoveContext, group: GroupId, node: NodeId, deadlineMs: number): Promise<Attempt> {
   const result = await ensureAbsent(context.options.host, group, node, deadlineMs, context.limits);
-  switch (result.kind) {
-    case 'absent':
-    case 'pending':
-      return { done: result.progress };
-    case 'not_leader':
-      return { retry: `leadership of group ${group} moved to node ${result.leaderHint}`, steps: result.steps };
-    case 'last_voter':
-      return { done: { group, leader: context.nodeId, state: 'voter', steps: [], pending: lastVoterError(group, node).message } };
-    case 'unknown_group':
-      return { done: { group, leader: context.nodeId, state: 'unknown', steps: [], pending: `group ${group} is not hosted here` } };
-    case 'invalid':
-      return { done: { group, leader: context.nodeId, state: 'unknown', steps: [], pending: `the change is invalid: ${result.reason}` } };
-  }
+  if (result.kind === 'absent' || result.kind === 'pending') return { done: result.progress };
+  if (result.kind === 'last_voter') return { done: { group, leader: context.nodeId, state: 'voter', steps: [], pending: lastVoterError(group, node).message } };
+  return stoppedAttempt(context, group, result);
 }
 
-/** Gets `node` out of `group` through whichever node leads it, retrying a moving leadership until the deadline. */
-async function leaveGroup(context: RemoveContext, group: GroupId, node: NodeId, deadlineMs: number): Promise<GroupMemberProgress> {
-  const stepsSoFar: MemberStep[] = [];
-  let why = 'no attempt before the deadline';
-  for (let attempt = 0; attempt < groupAttemptsMax && performance.now() < deadlineMs; attempt++) {
-    const status = groupView(context.options.host, group)?.status;
-    if (status === undefined) return { group, leader: 0 as NodeId, state: 'unknown', steps: [], pending: `group ${group} is not hosted on node ${context.nodeId}` };
-    const outcome =
-      status.role === 'leader' ? await runHere(context, group, node, deadlineMs)
-      : status.leader === 0 ? { retry: `group ${group} has no known leader` }
-      : await askLeader(context, group, status.leader, node);
-    if ('done' in outcome) return { ...outcome.done, steps: [...stepsSoFar, ...outcome.done.steps] };
-    stepsSoFar.push(...(outcome.steps ?? []));
-    why = outcome.retry;
-    await sleep(Math.min(context.limits.pollMs, deadlineMs - performance.now()));
-  }
-  return { group, leader: groupView(context.options.host, group)?.status.leader ?? (0 as NodeId), state: 'unknown', steps: stepsSoFar, pending: why };
+/** `node` taken out of `group` through whichever node leads it (the leader's per-group route, when not here). */
+function leaveChange(context: RemoveContext, group: GroupId, node: NodeId): GroupChange {
+  return {
+    group,
+    runHere: (deadlineMs) => runHere(context, group, node, deadlineMs),
+    atLeader: { method: 'DELETE', url: `/v1/admin/groups/${group}/members/${node}`, body: undefined, stepsKnown: ['remove_node'], votersReported: true },
+  };
 }
 
 /** The per-group route on this node: remove when leading the group, else forward to its leader (one hop). */
@@ -172,7 +101,7 @@ function warningsOf(groups: readonly GroupMemberProgress[]): string[] {
 }
 
 export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions> = (app, options, done) => {
-  const context: RemoveContext = { nodeId: options.nodeId, forward: options.forward, options, limits: options.limits ?? memberChangeLimitsDefault };
+  const context = fanoutContext(options);
 
   app.delete<{ Params: { nodeId: string } }>('/v1/admin/members/:nodeId', async (request) => {
     const node = parseNodeParam(request.params.nodeId);
@@ -182,7 +111,7 @@ export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions
       if (confState !== undefined && lastVoter(confState, node)) throw lastVoterError(group, node);
     }
     const deadlineMs = performance.now() + options.requestTimeoutMs;
-    const groups = await Promise.all(options.groups.map((group) => leaveGroup(context, group, node, deadlineMs)));
+    const groups = await Promise.all(options.groups.map((group) => changeThroughLeader(context, leaveChange(context, group, node), deadlineMs)));
     const waiting = groups.filter((group) => group.state !== 'absent');
     if (waiting.length > 0) {
       throw pendingError(`node ${node} is out of ${groups.length - waiting.length} of ${groups.length} groups; retry to continue (${waiting.map((group) => `group ${group.group}: ${group.pending ?? group.state}`).join('; ')})`, { nodeId: node, groups });

@@ -15,7 +15,8 @@
 //
 // Bodies are validated by hand like the other admin routes (no Ajv coercion, unknown fields
 // refused). Every wait is bounded by `requestTimeoutMs`; the fan-out retries a group whose leader
-// is changing every `pollMs`, at most `groupAttemptsMax` times, within that deadline.
+// is changing every `pollMs`, at most `groupAttemptsMax` times, within that deadline (the driver,
+// shared with removing a node, is src/api/member-fanout.ts).
 //
 // Called by: src/api/app.ts (registered as a plugin with its dependencies as options).
 
@@ -23,30 +24,21 @@ import { performance } from 'node:perf_hooks';
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import { clusterIdBytes, clusterIdBytesMax } from '../codec/wire.ts';
-import { ApiError, isErrorCode } from './errors.ts';
-import { forwardedByHeader, forwardOrRefuse, type ForwardContext } from './forwarding.ts';
+import { ApiError } from './errors.ts';
+import { forwardOrRefuse } from './forwarding.ts';
 import { groupView } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
-import { ensureVoter, memberChangeLimitsDefault, type GroupMemberProgress, type MemberChangeLimits, type MemberState, type MemberStep } from './member-change.ts';
+import { ensureVoter, type GroupMemberProgress } from './member-change.ts';
 import { memberConflict, membersJson, parseAddress } from './member-directory.ts';
-import type { ApiHost, Forward, MemberAddresses, MemberDirectory } from './ports.ts';
+import { changeThroughLeader, fanoutContext, pendingError, stoppedAttempt, type Attempt, type FanoutContext, type GroupChange, type MembershipRouteOptions } from './member-fanout.ts';
+import type { MemberAddresses } from './ports.ts';
 
-export interface MemberRoutesOptions {
-  readonly nodeId: NodeId;
+export interface MemberRoutesOptions extends MembershipRouteOptions {
   readonly clusterId: string;
-  readonly host: ApiHost;
-  readonly groups: readonly GroupId[];
-  readonly forward: Forward | undefined;
-  readonly directory: MemberDirectory;
-  /** The whole request (every group) answers within about this long. */
-  readonly requestTimeoutMs: number;
-  readonly limits?: MemberChangeLimits;
 }
 
 /** `{ nodeId, raft, http, clusterId }` with the longest host names and cluster id fits in well under this. */
 export const memberBodyBytesMax = 2048;
-/** Attempts per group in one request when its leader changes or cannot be reached (each at most `pollMs` apart). */
-export const groupAttemptsMax = 50;
 
 export interface MemberRequest {
   readonly member: MemberAddresses;
@@ -79,10 +71,7 @@ function addressField(fields: Record<string, unknown>, name: 'raft' | 'http'): M
   return address;
 }
 
-interface MemberContext extends ForwardContext {
-  readonly options: MemberRoutesOptions;
-  readonly limits: MemberChangeLimits;
-}
+type MemberContext = FanoutContext<MemberRoutesOptions>;
 
 /** The checks that come before anything is recorded: cluster id, then the address book. */
 function admit(context: MemberContext, request: MemberRequest): void {
@@ -99,89 +88,20 @@ function memberBodyJson(request: MemberRequest): string {
   return JSON.stringify({ ...member, ...(request.clusterId === undefined ? {} : { clusterId: request.clusterId }) });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-const memberStates: readonly MemberState[] = ['voter', 'learner', 'absent', 'unknown'];
-const memberSteps: readonly MemberStep[] = ['add_learner', 'add_voter'];
-
-/** A leader's per-group report as it came over HTTP; undefined when it is not one. */
-function progressFrom(value: unknown, group: GroupId): GroupMemberProgress | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const raw = value as Record<string, unknown>;
-  const state = memberStates.find((candidate) => candidate === raw['state']);
-  const steps = Array.isArray(raw['steps']) ? raw['steps'].flatMap((step) => memberSteps.filter((known) => known === step)) : [];
-  const leader = raw['leader'];
-  if (state === undefined || typeof leader !== 'number' || !Number.isSafeInteger(leader) || leader < 0) return undefined;
-  return { group, leader: asNodeId(leader), state, steps, ...(typeof raw['pending'] === 'string' ? { pending: raw['pending'] } : {}) };
-}
-
-type Attempt = { readonly done: GroupMemberProgress } | { readonly retry: string; readonly steps?: readonly MemberStep[] };
-
-/** One try at the group's leader over HTTP: its report, or why to try again. */
-async function askLeader(context: MemberContext, group: GroupId, leader: NodeId, body: string): Promise<Attempt> {
-  const forward = context.forward;
-  if (forward === undefined) return { retry: `node ${leader} leads group ${group} and forwarding is not configured` };
-  try {
-    const response = await forward(leader, {
-      method: 'POST',
-      url: `/v1/admin/groups/${group}/members`,
-      headers: { 'content-type': 'application/json', [forwardedByHeader]: String(context.nodeId) },
-      body: Buffer.from(body),
-    });
-    const answer = JSON.parse(response.body.toString('utf8')) as { code?: unknown; message?: unknown; details?: unknown };
-    const progress = progressFrom(response.status === 200 ? answer : answer.details, group);
-    // A report (done or still pending) means the leader spent its time on the group: no retry.
-    if (progress !== undefined) return { done: progress };
-    const code = isErrorCode(answer.code) ? answer.code : `HTTP ${response.status}`;
-    const said = `node ${leader} answered ${code}: ${typeof answer.message === 'string' ? answer.message : ''}`.trim();
-    // A 4xx (e.g. the leader's address book disagrees) will not change by asking again.
-    if (response.status >= 400 && response.status < 500) return { done: { group, leader, state: 'unknown', steps: [], pending: said } };
-    return { retry: said };
-  } catch (error) {
-    return { retry: `node ${leader} could not be asked: ${error instanceof Error ? error.message : String(error)}` };
-  }
-}
-
 /** One try on this node, which leads the group. */
 async function runHere(context: MemberContext, group: GroupId, node: NodeId, deadlineMs: number): Promise<Attempt> {
   const result = await ensureVoter(context.options.host, group, node, deadlineMs, context.limits);
-  switch (result.kind) {
-    case 'voter':
-    case 'pending':
-      return { done: result.progress };
-    case 'not_leader':
-      return { retry: `leadership of group ${group} moved to node ${result.leaderHint}`, steps: result.steps };
-    case 'unknown_group':
-      return { done: { group, leader: context.nodeId, state: 'unknown', steps: [], pending: `group ${group} is not hosted here` } };
-    case 'invalid':
-      return { done: { group, leader: context.nodeId, state: 'unknown', steps: [], pending: `the change is invalid: ${result.reason}` } };
-  }
+  if (result.kind === 'voter' || result.kind === 'pending') return { done: result.progress };
+  return stoppedAttempt(context, group, result);
 }
 
-/** Gets `member` made a voter of `group` through whichever node leads it, retrying a moving leadership until the deadline. */
-async function joinGroup(context: MemberContext, group: GroupId, request: MemberRequest, deadlineMs: number): Promise<GroupMemberProgress> {
-  const stepsSoFar: MemberStep[] = [];
-  let why = 'no attempt before the deadline';
-  const body = memberBodyJson(request);
-  for (let attempt = 0; attempt < groupAttemptsMax && performance.now() < deadlineMs; attempt++) {
-    const status = groupView(context.options.host, group)?.status;
-    if (status === undefined) return { group, leader: 0 as NodeId, state: 'unknown', steps: [], pending: `group ${group} is not hosted on node ${context.nodeId}` };
-    const outcome =
-      status.role === 'leader' ? await runHere(context, group, request.member.nodeId, deadlineMs)
-      : status.leader === 0 ? { retry: `group ${group} has no known leader` }
-      : await askLeader(context, group, status.leader, body);
-    if ('done' in outcome) return { ...outcome.done, steps: [...stepsSoFar, ...outcome.done.steps] };
-    stepsSoFar.push(...(outcome.steps ?? []));
-    why = outcome.retry;
-    await sleep(Math.min(context.limits.pollMs, deadlineMs - performance.now()));
-  }
-  return { group, leader: groupView(context.options.host, group)?.status.leader ?? (0 as NodeId), state: 'unknown', steps: stepsSoFar, pending: why };
-}
-
-function pendingError(message: string, details: Record<string, unknown>): ApiError {
-  return new ApiError('DRAM_ERR_MEMBERSHIP_PENDING', message, details);
+/** `member` made a voter of `group` through whichever node leads it (the leader's per-group route, when not here). */
+function joinChange(context: MemberContext, group: GroupId, request: MemberRequest): GroupChange {
+  return {
+    group,
+    runHere: (deadlineMs) => runHere(context, group, request.member.nodeId, deadlineMs),
+    atLeader: { method: 'POST', url: `/v1/admin/groups/${group}/members`, body: memberBodyJson(request), stepsKnown: ['add_learner', 'add_voter'], votersReported: false },
+  };
 }
 
 /** The per-group route on this node: run the steps when leading the group, else forward to its leader (one hop). */
@@ -205,7 +125,7 @@ async function addToGroup(context: MemberContext, parsed: MemberRequest, group: 
 }
 
 export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, options, done) => {
-  const context: MemberContext = { nodeId: options.nodeId, forward: options.forward, options, limits: options.limits ?? memberChangeLimitsDefault };
+  const context = fanoutContext(options);
 
   app.get('/v1/admin/members', () => ({
     nodeId: options.nodeId,
@@ -219,7 +139,7 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
     admit(context, parsed);
     options.directory.record(parsed.member);
     const deadlineMs = performance.now() + options.requestTimeoutMs;
-    const groups = await Promise.all(options.groups.map((group) => joinGroup(context, group, parsed, deadlineMs)));
+    const groups = await Promise.all(options.groups.map((group) => changeThroughLeader(context, joinChange(context, group, parsed), deadlineMs)));
     const nodeId = parsed.member.nodeId;
     const waiting = groups.filter((group) => group.state !== 'voter');
     if (waiting.length > 0) {
