@@ -7,6 +7,7 @@
 //   seq       one client, sequential writes: p50, p99
 //   shard     64 clients, keys of one shard (dram kv group 1): writes/s, p50, p99
 //   all       256 clients, keys over every shard (dram: 8 groups, leaders spread 3/3/2): same figures
+//   bseq      dram only: the seq phase over the binary client protocol
 //   bshard    dram only: the shard phase over the binary client protocol (one DramClient from
 //             src/client, its 64 logical clients as concurrent loops over one connection per node)
 //   ball      dram only: the all phase (256 logical clients) over the binary client protocol
@@ -36,7 +37,7 @@ import { call, DramBinaryTarget, DramClient, DramCluster } from './cluster-dram.
 import { EtcdCluster, etcdEndpoints, EtcdTarget } from './cluster-etcd.ts';
 import { BackgroundWriter, longestGap, makeValue, median, round, runLoad, runSequential, until, verifyReadBack, type LoadResult, type SequentialResult, type WriteOutcome, type WriteTarget } from './cluster-load.ts';
 
-export const clusterPhases = ['ceiling', 'seq', 'shard', 'all', 'bshard', 'ball', 'transfer', 'failover'] as const;
+export const clusterPhases = ['ceiling', 'seq', 'shard', 'all', 'bseq', 'bshard', 'ball', 'transfer', 'failover'] as const;
 export type ClusterPhase = (typeof clusterPhases)[number];
 export const clusterSystems = ['dram', 'etcd'] as const;
 export type ClusterSystem = (typeof clusterSystems)[number];
@@ -147,7 +148,8 @@ export interface SystemReport {
   sequential?: SequentialResult & PhaseCost;
   oneShard?: PhaseLoad;
   allShards?: PhaseLoad;
-  /** The shard / all phases over the binary client protocol (dram only). */
+  /** The seq / shard / all phases over the binary client protocol (dram only). */
+  sequentialBinary?: SequentialResult & PhaseCost;
   oneShardBinary?: PhaseLoad;
   allShardsBinary?: PhaseLoad;
   transfer?: { readonly runs: readonly TransferRun[]; readonly maxGapMs: number; readonly medianGapMs: number };
@@ -348,10 +350,14 @@ async function runPhases(system: System, options: ClusterBenchOptions, report: S
     const result = (report.allShards = await measured(system, () => runLoad(system.client, { clients: s.allClients, keysOf: (c) => system.allKeys(c), warmupMs: s.warmupMs, durationMs, timeoutMs: s.loadTimeoutMs })));
     log(`${system.name}: ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
   }
-  if (phases.has('bshard') || phases.has('ball')) {
+  if (phases.has('bseq') || phases.has('bshard') || phases.has('ball')) {
     const binary = system.binaryClient;
-    if (binary === undefined) log(`${system.name}: no binary client protocol, bshard/ball skipped`);
+    if (binary === undefined) log(`${system.name}: no binary client protocol, bseq/bshard/ball skipped`);
     else {
+      if (phases.has('bseq')) {
+        const result = (report.sequentialBinary = await measured(system, () => runSequential(binary, system.shardKeys.slice(0, 16), s.sequential)));
+        log(`${system.name} (binary): sequential p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
+      }
       if (phases.has('bshard')) {
         const result = (report.oneShardBinary = await measured(system, () => runLoad(binary, { clients: s.shardClients, keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient), warmupMs: s.warmupMs, durationMs, timeoutMs: s.loadTimeoutMs })));
         log(`${system.name} (binary): ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
@@ -526,6 +532,7 @@ function summarize(ceiling: LoadResult | undefined, dram: SystemReport | undefin
     { figure: '64 clients one shard, writes/s', target: `>= ${t.oneShardWritesPerSecond}`, dram: dram?.oneShard?.writesPerSecond, etcd: etcd?.oneShard?.writesPerSecond, met: check(dram?.oneShard?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond) },
     { figure: '64 clients one shard, p99 (ms)', target: `<= ${t.oneShardP99Ms}`, dram: dram?.oneShard?.p99Ms, etcd: etcd?.oneShard?.p99Ms, met: check(dram?.oneShard?.p99Ms, (v) => v <= t.oneShardP99Ms) },
     { figure: '256 clients 8 shards, writes/s', target: `>= ${t.allShardsWritesPerSecond}`, dram: dram?.allShards?.writesPerSecond, etcd: etcd?.allShards?.writesPerSecond, met: check(dram?.allShards?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond) },
+    { figure: 'sequential p50, binary protocol (ms)', target: `<= ${t.sequentialP50Ms}`, dram: dram?.sequentialBinary?.p50Ms, etcd: undefined, met: check(dram?.sequentialBinary?.p50Ms, (v) => v <= t.sequentialP50Ms) },
     { figure: '64 clients one shard, binary protocol, writes/s', target: `>= ${t.oneShardWritesPerSecond}`, dram: dram?.oneShardBinary?.writesPerSecond, etcd: undefined, met: check(dram?.oneShardBinary?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond) },
     { figure: '64 clients one shard, binary protocol, p99 (ms)', target: `<= ${t.oneShardP99Ms}`, dram: dram?.oneShardBinary?.p99Ms, etcd: undefined, met: check(dram?.oneShardBinary?.p99Ms, (v) => v <= t.oneShardP99Ms) },
     { figure: '256 clients 8 shards, binary protocol, writes/s', target: `>= ${t.allShardsWritesPerSecond}`, dram: dram?.allShardsBinary?.writesPerSecond, etcd: undefined, met: check(dram?.allShardsBinary?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond) },

@@ -74,6 +74,14 @@ interface WaitingRead {
   index: LogIndex;
 }
 
+/** A model snapshot the core asked for, to be stored once the turn's write is done. */
+interface GroupSnapshot {
+  readonly group: GroupId;
+  readonly index: LogIndex;
+  readonly confState: ConfState;
+  readonly data: Uint8Array;
+}
+
 interface HostedGroup {
   readonly id: GroupId;
   readonly raft: RaftNode;
@@ -338,15 +346,22 @@ export class MultiRaftHost {
         group.unsavedHardState = undefined;
       }
     }
-    if (writes.length > 0) await this.options.storage.write(writes, { sync: readies.some(({ ready }) => ready.mustSync) });
+    const writing = writes.length > 0 ? this.options.storage.write(writes, { sync: readies.some(({ ready }) => ready.mustSync) }) : undefined;
+    // Committed entries are durable on a quorum already, so they are applied (and their callers
+    // answered) while this node's own write is in flight, as etcd's server does: a write's answer
+    // then waits for one fsync, not for the next batch's too. A Ready with a snapshot is applied
+    // after the write (the model is restored from what is stored).
+    const snapshots: GroupSnapshot[] = [];
+    for (const { group, ready } of readies) if (ready.snapshot === undefined) this.apply(group, ready, snapshots);
+    if (writing !== undefined) await writing;
     this.sendGrouped(readies.flatMap(({ group, ready }) => ready.messagesAfterPersist.map((message) => ({ group: group.id, message }))));
-    const compactions: Promise<void>[] = [];
     for (const { group, ready } of readies) {
-      const compaction = this.apply(group, ready);
-      if (compaction !== undefined) compactions.push(compaction);
+      if (ready.snapshot !== undefined) this.apply(group, ready, snapshots);
       group.raft.advance(ready);
     }
-    await Promise.all(compactions);
+    // Compactions go to storage after the turn's write, whose entries they never touch (a
+    // snapshot's index is applied, so at or below what earlier turns made durable).
+    await Promise.all(snapshots.map(({ group, index, confState, data }) => this.options.storage.compact(group, index, confState, data)));
     return true;
   }
 
@@ -379,16 +394,19 @@ export class MultiRaftHost {
     group.pending.set(index, { term, resolve, timer });
   }
 
-  /** Persisted: restore, apply, answer; returns the snapshot write the core asked for, if any. */
-  private apply(group: HostedGroup, ready: Ready): Promise<void> | undefined {
+  /**
+   * Restores a Ready's snapshot (once stored), applies its committed entries, answers their
+   * callers and its reads; the model snapshot the core asked for, taken before the entries are
+   * applied, goes to `snapshots` for the caller to store.
+   */
+  private apply(group: HostedGroup, ready: Ready, snapshots: GroupSnapshot[]): void {
     if (ready.snapshot !== undefined) {
       group.model.restore(ready.snapshot.data);
       group.appliedIndex = ready.snapshot.meta.index;
       for (const [index, pending] of group.pending) if (index <= group.appliedIndex) this.settle(group, index, pending, { kind: 'indeterminate' });
     }
-    let compaction: Promise<void> | undefined;
     if (ready.snapshotRequest !== undefined && ready.snapshotRequest === group.appliedIndex) {
-      compaction = this.options.storage.compact(group.id, ready.snapshotRequest, group.raft.currentConfState(), group.model.snapshot());
+      snapshots.push({ group: group.id, index: ready.snapshotRequest, confState: group.raft.currentConfState(), data: group.model.snapshot() });
     }
     for (const entry of ready.committedEntries) {
       if (entry.index <= group.appliedIndex) continue;
@@ -413,7 +431,6 @@ export class MultiRaftHost {
     for (const [requestId, read] of group.reads) {
       if (read.index > 0 && read.index <= group.appliedIndex) this.finishRead(group, requestId, read, { kind: 'ready', index: read.index });
     }
-    return compaction;
   }
 
   private settle(group: HostedGroup, index: number, pending: PendingProposal, outcome: ProposalOutcome): void {

@@ -220,7 +220,10 @@ export type RaftEvent =
  * 2. `messages` may be sent at once (they are a leader's requests: it may replicate in parallel
  *    with its own fsync); `messagesAfterPersist` only after step 1 is durable;
  * 3. restore the state machine from `snapshot`, then apply `committedEntries` in order;
- *    serve `readStates` once applied >= their index;
+ *    serve `readStates` once applied >= their index. Without a `snapshot`, the committed entries
+ *    may be applied while step 1 is still in flight: committed means durable on a quorum (a
+ *    leader counts its own log only once advance() reported it stored), so nothing applied can be
+ *    lost by this node's crash;
  * 4. call `advance(ready)`.
  * A `snapshotRequest` may be served at any time after step 3 began (the index is already applied).
  */

@@ -49,6 +49,11 @@ async function leaderOf(network: MemoryNetwork, group: GroupId, exclude: NodeId[
   throw new Error(`no leader for group ${group}`);
 }
 
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let attempt = 0; attempt < 500 && !condition(); attempt++) await new Promise((resolve) => setTimeout(resolve, 2));
+  expect(condition()).toBe(true);
+}
+
 const put = (key: string, value: string) => encodeKvCommand({ op: 'put', key, value: new TextEncoder().encode(value) });
 
 describe('MultiRaftHost', () => {
@@ -68,6 +73,41 @@ describe('MultiRaftHost', () => {
       }
     }
   });
+
+  it("answers a committed write while the leader's next batch is still being written", async () => {
+    const network = cluster();
+    const group = groupIds[0] ?? asGroupId(1);
+    const leader = await leaderOf(network, group);
+    expect((await leader.propose(group, put('warm', 'up'))).kind).toBe('applied');
+    const leaderId = [...network.hosts].find(([, host]) => host === leader)?.[0] ?? asNodeId(0);
+    const storage = network.storages.get(leaderId);
+    if (storage === undefined) throw new Error('no storage for the leader');
+    storage.holdWrites = true;
+    try {
+      await writeWhileHeld(leader, storage, network.storages, group);
+    } finally {
+      storage.holdWrites = false;
+      storage.release();
+    }
+  });
+
+  async function writeWhileHeld(leader: MultiRaftHost, storage: MemoryHostStorage, storages: ReadonlyMap<NodeId, MemoryHostStorage>, group: GroupId): Promise<void> {
+    let first: string | undefined;
+    const firstDone = leader.propose(group, put('a', '1')).then((outcome) => (first = outcome.kind));
+    await waitFor(() => storage.heldWrites() === 1);
+    // The followers store and acknowledge 'a'; 'b' waits in the queue for the leader's next turn.
+    const lastIndex = () => Math.min(...[...storages.values()].map((s) => s.group(group).lastIndex()));
+    await waitFor(() => lastIndex() === storage.group(group).lastIndex());
+    const secondDone = leader.propose(group, put('b', '2'));
+    storage.release();
+    // The next turn commits 'a' and writes 'b'; 'b's write is held, 'a' must be answered anyway.
+    await waitFor(() => storage.heldWrites() === 1 && first !== undefined);
+    expect(first).toBe('applied');
+    storage.holdWrites = false;
+    storage.release();
+    expect((await secondDone).kind).toBe('applied');
+    await firstDone;
+  }
 
   it('fails over when a leader stops, and writes resume on the new leader', async () => {
     const network = cluster();

@@ -11,6 +11,20 @@ import type { ConfState } from '../../src/raft/types.ts';
 export class MemoryHostStorage implements HostStorage {
   readonly groups = new Map<GroupId, MemoryStorage>();
   writes = 0;
+  /** While set, each write is stored at once but reported durable only by release(). */
+  holdWrites = false;
+  private readonly held: (() => void)[] = [];
+
+  /** Reports every held write durable; answers how many there were. */
+  release(): number {
+    const held = this.held.splice(0, this.held.length);
+    for (const resolve of held) resolve();
+    return held.length;
+  }
+
+  heldWrites(): number {
+    return this.held.length;
+  }
 
   bootstrap(group: GroupId, confState: ConfState): void {
     this.groups.set(group, MemoryStorage.bootstrap(confState));
@@ -30,6 +44,7 @@ export class MemoryHostStorage implements HostStorage {
       storage.append(write.entries);
       if (write.hardState !== undefined) storage.hardState = write.hardState;
     }
+    if (this.holdWrites) return new Promise((resolve) => this.held.push(resolve));
     return new Promise((resolve) => setImmediate(resolve));
   }
 
