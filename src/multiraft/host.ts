@@ -5,7 +5,9 @@
 // per peer per turn, which also coalesces heartbeats), apply committed entries to the models,
 // resolve proposals and reads, and advance. Messages keep arriving while the write is in flight;
 // they are stepped at once (the core allows it) but no group's ready() is taken again before its
-// advance().
+// advance(). Committed entries do not wait for the write: the Ready's are applied while it is in
+// flight, and what arriving acknowledgements commit meanwhile is applied on arrival (committed
+// means durable on a quorum, which need not include this node).
 //
 // Callers (the HTTP API) never touch a group directly: proposals are queued (bounded; a full queue
 // refuses at once) and proposed in batches at the start of a turn; reads wait for their read index
@@ -19,7 +21,7 @@ import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import type { RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
-import type { ConfChange, ConfState, HardState, ProposeResult, Ready, Status, TransferResult } from '../raft/types.ts';
+import type { ConfChange, ConfState, Entry, HardState, ProposeResult, Ready, Status, TransferResult } from '../raft/types.ts';
 import type { GroupMessage, GroupWrite, HostStorage, HostTransport, ReplicatedModel } from './ports.ts';
 
 export type ProposalOutcome =
@@ -101,6 +103,8 @@ export class MultiRaftHost {
   private nextRequestId = 1;
   private turnScheduled = false;
   private turnRunning = false;
+  /** The turn is waiting for its storage write: arriving commits are applied at once (applyEarly). */
+  private writeInFlight = false;
   private ticker: NodeJS.Timeout | undefined;
   private stopped = false;
   private fatal: Error | undefined;
@@ -209,6 +213,15 @@ export class MultiRaftHost {
     this.lastHeardMs.set(from, performance.now());
     if (batch.length === 0) return;
     for (const { group, message } of batch) this.groups.get(group)?.raft.step(message);
+    if (this.writeInFlight) {
+      let last: GroupId | undefined;
+      for (const { group } of batch) {
+        if (group === last) continue;
+        last = group;
+        const hosted = this.groups.get(group);
+        if (hosted !== undefined) this.applyEarly(hosted);
+      }
+    }
     this.scheduleTurn();
   }
 
@@ -353,7 +366,14 @@ export class MultiRaftHost {
     // after the write (the model is restored from what is stored).
     const snapshots: GroupSnapshot[] = [];
     for (const { group, ready } of readies) if (ready.snapshot === undefined) this.apply(group, ready, snapshots);
-    if (writing !== undefined) await writing;
+    if (writing !== undefined) {
+      this.writeInFlight = true;
+      try {
+        await writing;
+      } finally {
+        this.writeInFlight = false;
+      }
+    }
     this.sendGrouped(readies.flatMap(({ group, ready }) => ready.messagesAfterPersist.map((message) => ({ group: group.id, message }))));
     for (const { group, ready } of readies) {
       if (ready.snapshot !== undefined) this.apply(group, ready, snapshots);
@@ -408,14 +428,7 @@ export class MultiRaftHost {
     if (ready.snapshotRequest !== undefined && ready.snapshotRequest === group.appliedIndex) {
       snapshots.push({ group: group.id, index: ready.snapshotRequest, confState: group.raft.currentConfState(), data: group.model.snapshot() });
     }
-    for (const entry of ready.committedEntries) {
-      if (entry.index <= group.appliedIndex) continue;
-      const result = entry.kind === 'normal' ? group.model.applyEntry(entry.index, entry.data) : undefined;
-      group.appliedIndex = entry.index;
-      const pending = group.pending.get(entry.index);
-      if (pending === undefined) continue;
-      this.settle(group, entry.index, pending, entry.term === pending.term ? { kind: 'applied', index: entry.index, result } : { kind: 'refused', reason: { kind: 'superseded' } });
-    }
+    this.applyEntries(group, ready.committedEntries);
     for (const event of ready.events) {
       if (event.kind === 'conf_applied') this.options.onConfApplied?.(group.id, event.confState);
       else if (event.kind === 'snapshot_installed') this.options.onConfApplied?.(group.id, ready.snapshot?.meta.confState ?? group.raft.currentConfState());
@@ -428,9 +441,39 @@ export class MultiRaftHost {
       const read = group.reads.get(failure.requestId);
       if (read !== undefined) this.finishRead(group, failure.requestId, read, { kind: 'refused', reason: failure.reason, leaderHint: group.raft.status().leader });
     }
+    this.serveReads(group);
+  }
+
+  /** Applies committed entries to the model and answers the proposals among them. */
+  private applyEntries(group: HostedGroup, entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      if (entry.index <= group.appliedIndex) continue;
+      const result = entry.kind === 'normal' ? group.model.applyEntry(entry.index, entry.data) : undefined;
+      group.appliedIndex = entry.index;
+      const pending = group.pending.get(entry.index);
+      if (pending === undefined) continue;
+      this.settle(group, entry.index, pending, entry.term === pending.term ? { kind: 'applied', index: entry.index, result } : { kind: 'refused', reason: { kind: 'superseded' } });
+    }
+  }
+
+  /** Answers the reads whose read index is applied. */
+  private serveReads(group: HostedGroup): void {
     for (const [requestId, read] of group.reads) {
       if (read.index > 0 && read.index <= group.appliedIndex) this.finishRead(group, requestId, read, { kind: 'ready', index: read.index });
     }
+  }
+
+  /**
+   * While the turn's write is in flight, what a peer's message committed is applied and answered
+   * at once (RaftNode.takeCommittedEntries): a leader's answer then waits for its followers'
+   * fsyncs only, not also for the rest of its own.
+   */
+  private applyEarly(group: HostedGroup): void {
+    const entries = group.raft.takeCommittedEntries();
+    if (entries.length === 0) return;
+    this.applyEntries(group, entries);
+    group.raft.appliedEarly(entries);
+    this.serveReads(group);
   }
 
   private settle(group: HostedGroup, index: number, pending: PendingProposal, outcome: ProposalOutcome): void {

@@ -84,6 +84,8 @@ export class RaftNode {
   /** The applied index of the last snapshot asked for, so one is not asked for twice. */
   private snapshotRequestedAt = 0;
   private uncommittedBytes = 0;
+  /** The Ready handed out and not advanced yet restores a snapshot or applies a configuration entry. */
+  private readyOrdersApply = false;
   private appendPending = false;
   private readonly reads = new ReadQueue();
   private readonly forwardedReads = new Set<number>();
@@ -1037,6 +1039,7 @@ export class RaftNode {
       mustSync: termChanged || entries.length > 0 || this.log.unstableSnapshot !== undefined,
       snapshotRequest: this.takeSnapshotRequest(),
     };
+    this.readyOrdersApply = ready.snapshot !== undefined || committedEntries.some((entry) => entry.kind === 'conf');
     this.prevSoftState = softState;
     this.prevHardState = hardState;
     this.messages = [];
@@ -1059,8 +1062,38 @@ export class RaftNode {
     return this.log.applied;
   }
 
+  /**
+   * Committed entries that no Ready handed out yet, for a host whose last Ready's writes are
+   * still in flight: committed means durable on a quorum, so the host may apply them (and answer
+   * their callers) at once instead of after its own write and the next Ready; it then reports
+   * them with `appliedEarly`. Normal entries only, in order: none while the outstanding Ready
+   * restores a snapshot or applies a configuration entry, and none from a configuration entry on
+   * (the core applies those in advance(), and later entries must not overtake them).
+   */
+  takeCommittedEntries(): Entry[] {
+    if (this.readyOrdersApply || !this.log.hasNextCommittedEntries()) return [];
+    const committed = this.log.nextCommittedEntries(this.config.committedBytesMax);
+    const conf = committed.findIndex((entry) => entry.kind === 'conf');
+    const entries = conf === -1 ? committed : committed.slice(0, conf);
+    const last = entries[entries.length - 1];
+    if (last !== undefined) this.log.acceptApplying(last.index);
+    return entries;
+  }
+
+  /** The host applied what takeCommittedEntries() returned. */
+  appliedEarly(entries: readonly Entry[]): void {
+    const last = entries[entries.length - 1];
+    if (last === undefined) return;
+    this.log.appliedTo(last.index);
+    for (const entry of entries) {
+      assert(entry.kind === 'normal', 'raft: a configuration entry was applied early');
+      if (this.role === 'leader' && entry.term === this.term) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entryBytes(entry));
+    }
+  }
+
   /** The host finished the Ready: its writes are durable and its committed entries applied. */
   advance(ready: Ready): void {
+    this.readyOrdersApply = false;
     if (ready.snapshot !== undefined) this.log.stableSnapshotTo(ready.snapshot.meta.index);
     const lastEntry = ready.entries[ready.entries.length - 1];
     if (lastEntry !== undefined) {

@@ -109,6 +109,29 @@ describe('MultiRaftHost', () => {
     await firstDone;
   }
 
+  it("answers a write its followers stored while the leader's own write of it is still held", async () => {
+    const network = cluster();
+    const group = groupIds[1] ?? asGroupId(2);
+    const leader = await leaderOf(network, group);
+    expect((await leader.propose(group, put('warm', 'up'))).kind).toBe('applied');
+    const leaderId = [...network.hosts].find(([, host]) => host === leader)?.[0] ?? asNodeId(0);
+    const storage = network.storages.get(leaderId);
+    if (storage === undefined) throw new Error('no storage for the leader');
+    storage.holdWrites = true;
+    try {
+      let outcome: string | undefined;
+      const done = leader.propose(group, put('early', 'yes')).then((result) => (outcome = result.kind));
+      // Both followers' acknowledgements make a quorum without the leader's own disk.
+      await waitFor(() => outcome !== undefined);
+      expect(outcome).toBe('applied');
+      expect(storage.heldWrites()).toBeGreaterThan(0);
+      await done;
+    } finally {
+      storage.holdWrites = false;
+      storage.release();
+    }
+  });
+
   it('fails over when a leader stops, and writes resume on the new leader', async () => {
     const network = cluster();
     const group = groupIds[0] ?? asGroupId(1);

@@ -90,7 +90,8 @@ export class ClusterChecker {
     }
   }
 
-  afterApply(id: NodeId, ready: Ready): void {
+  /** After a node applied a Ready's snapshot and committed entries, or entries taken early (no snapshot). */
+  afterApply(id: NodeId, ready: Pick<Ready, 'snapshot' | 'committedEntries'>): void {
     const node = this.node(id);
     if (ready.snapshot !== undefined) {
       for (const entry of node.applied) this.checkApplied(id, entry);

@@ -51,6 +51,16 @@ describe('seeded cluster simulation', () => {
     expect(wakes).toBeGreaterThan(0);
   });
 
+  it('nodes apply committed entries while their own writes are in flight (as the host does)', () => {
+    let earlyApplied = 0;
+    for (let seed = 1; seed <= 50; seed++) {
+      const result = runSeed(seed);
+      expect(result.error).toBeUndefined();
+      earlyApplied += result.stats.earlyApplied;
+    }
+    expect(earlyApplied).toBeGreaterThan(100);
+  });
+
   it('connection-loss hint scenarios deliver hints (about crashed nodes and live ones)', () => {
     let hints = 0;
     for (let seed = 1; seed <= 100; seed++) {

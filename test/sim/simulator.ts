@@ -9,7 +9,7 @@ import { asNodeId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
 import { createRng, type Rng } from '../../src/base/rng.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import type { ConfChange, Message, Ready } from '../../src/raft/types.ts';
-import { MemoryNode } from '../support/memory-node.ts';
+import { MemoryNode, type ModelSnapshot } from '../support/memory-node.ts';
 import { ClusterChecker, SimulationFailure } from './invariants.ts';
 
 export interface FaultMix {
@@ -70,6 +70,8 @@ export interface SimulationStats {
   quietTicks: number;
   /** Connection-loss hints delivered. */
   hints: number;
+  /** Committed entries applied while their node's Ready was still being written (takeCommittedEntries). */
+  earlyApplied: number;
 }
 
 interface InFlight {
@@ -126,7 +128,8 @@ class Simulation {
   private readonly nodes = new Map<NodeId, MemoryNode>();
   private readonly down = new Map<NodeId, number>(); // node -> tick it restarts
   /** A Ready whose writes are in flight on a node, completing at a tick. */
-  private readonly writing = new Map<NodeId, { ready: Ready; completeAt: number }>();
+  /** Readies whose writes are in flight, with the model snapshot their node was asked for (stored after the write). */
+  private readonly writing = new Map<NodeId, { ready: Ready; completeAt: number; requested: ModelSnapshot | undefined }>();
   private inFlight: InFlight[] = [];
   private order = 0;
   private tickNow = 0;
@@ -148,7 +151,7 @@ class Simulation {
   private hints: { at: number; to: NodeId; lost: NodeId }[] = [];
   /** Its own generator, so scenarios without hints replay as before. */
   private readonly hintRng: Rng;
-  private readonly stats: SimulationStats = { proposals: 0, acknowledged: 0, reads: 0, readsServed: 0, confChanges: 0, transfers: 0, snapshots: 0, crashes: 0, messages: 0, leaderChanges: 0, wakes: 0, quietTicks: 0, hints: 0 };
+  private readonly stats: SimulationStats = { proposals: 0, acknowledged: 0, reads: 0, readsServed: 0, confChanges: 0, transfers: 0, snapshots: 0, crashes: 0, messages: 0, leaderChanges: 0, wakes: 0, quietTicks: 0, hints: 0, earlyApplied: 0 };
   private readonly scenario: Scenario;
 
   constructor(scenario: Scenario) {
@@ -212,6 +215,7 @@ class Simulation {
       this.lastHeard.set(`${item.message.to}<${item.message.from}`, this.tickNow);
       target.raft.step(item.message);
       this.checker.afterInput(item.message.to, confBefore);
+      if (this.writing.has(item.message.to) && this.rng.chance(0.5)) this.applyEarly(item.message.to, target);
       this.handleReadies();
     }
     this.handleReadies();
@@ -279,7 +283,7 @@ class Simulation {
         if (writing !== undefined) {
           if (writing.completeAt > this.tickNow) continue;
           this.writing.delete(id);
-          this.completeReady(id, node, writing.ready);
+          this.completeReady(id, node, writing.ready, writing.requested);
           any = true;
         }
         if (!node.raft.hasReady()) continue;
@@ -300,20 +304,41 @@ class Simulation {
     if (ready.softState !== undefined) this.trace(`node ${id} becomes ${ready.softState.role} (leader ${ready.softState.leader}) term ${node.raft.status().term}`);
     this.checker.onReady(id, ready);
     for (const message of ready.messages) this.send(message);
+    // As the multi-Raft host does: committed entries are applied while the write is in flight,
+    // unless the Ready restores a snapshot (then the model follows what is stored).
+    const requested = ready.snapshot === undefined ? this.applyReady(id, node, ready) : undefined;
     const delay = this.rng.chance(0.2) ? this.rng.int(6) : this.rng.int(2);
-    if (delay === 0) this.completeReady(id, node, ready);
-    else this.writing.set(id, { ready, completeAt: this.tickNow + delay });
+    if (delay === 0) this.completeReady(id, node, ready, requested);
+    else this.writing.set(id, { ready, completeAt: this.tickNow + delay, requested });
   }
 
-  private completeReady(id: NodeId, node: MemoryNode, ready: Ready): void {
+  private completeReady(id: NodeId, node: MemoryNode, ready: Ready, requested: ModelSnapshot | undefined): void {
     node.persist(ready);
     for (const message of ready.messagesAfterPersist) this.send(message);
-    node.apply(ready);
+    // Stored after the write, as the host does: the snapshot's index may be in this Ready's entries.
+    node.storeSnapshot(ready.snapshot === undefined ? requested : this.applyReady(id, node, ready));
     const confBefore = node.raft.currentConfState();
     node.raft.advance(ready);
     this.checker.afterInput(id, confBefore);
+    this.checker.afterApply(id, { snapshot: undefined, committedEntries: [] });
+  }
+
+  private applyReady(id: NodeId, node: MemoryNode, ready: Ready): ModelSnapshot | undefined {
+    const requested = node.apply(ready);
     this.checker.afterApply(id, ready);
     this.observeClient(id, ready);
+    return requested;
+  }
+
+  /** What the host does when a message arrives during its write: apply what became committed. */
+  private applyEarly(id: NodeId, node: MemoryNode): void {
+    const entries = node.raft.takeCommittedEntries();
+    if (entries.length === 0) return;
+    node.applyEntries(entries);
+    node.raft.appliedEarly(entries);
+    this.stats.earlyApplied += entries.length;
+    this.checker.afterApply(id, { snapshot: undefined, committedEntries: entries });
+    this.observeClient(id, { committedEntries: entries, readStates: [], readFailures: [] });
   }
 
   private trace(text: string): void {
@@ -429,7 +454,8 @@ class Simulation {
     if (this.rng.chance(0.1)) this.read(node);
     if (this.rng.chance(0.01)) this.changeMembership(node);
     if (this.rng.chance(this.scenario.leaseReads ? 0.03 : 0.008)) this.transfer(node);
-    if (this.rng.chance(0.02)) {
+    // A host snapshots its applied state only when it is stored and the core knows its configuration.
+    if (this.rng.chance(0.02) && !this.writing.has(node.id) && node.appliedIndex <= node.storage.lastIndex()) {
       node.compact();
       this.stats.snapshots++;
     }
@@ -481,7 +507,7 @@ class Simulation {
   }
 
   /** After a node applied a Ready: acknowledge proposals, serve reads whose index is applied. */
-  private observeClient(id: NodeId, ready: Ready): void {
+  private observeClient(id: NodeId, ready: Pick<Ready, 'committedEntries' | 'readStates' | 'readFailures'>): void {
     for (const entry of ready.committedEntries) {
       if (entry.kind !== 'normal') continue;
       const payload = new TextDecoder().decode(entry.data);

@@ -46,7 +46,7 @@ export class MemoryNode {
     if (!this.raft.hasReady()) return undefined;
     const ready = this.raft.ready();
     this.persist(ready);
-    this.apply(ready);
+    this.storeSnapshot(this.apply(ready));
     this.raft.advance(ready);
     return { ready, messages: [...ready.messages, ...ready.messagesAfterPersist] };
   }
@@ -57,28 +57,56 @@ export class MemoryNode {
     if (ready.hardState !== undefined) this.storage.hardState = ready.hardState;
   }
 
-  apply(ready: Ready): void {
+  /**
+   * Restores the Ready's snapshot and applies its committed entries; returns the snapshot the core
+   * asked for, taken before the entries were applied, for the caller to store once the Ready's
+   * writes are durable (storeSnapshot).
+   */
+  apply(ready: Ready): ModelSnapshot | undefined {
     if (ready.snapshot !== undefined) {
       this.applied = decodeApplied(ready.snapshot.data);
       this.appliedIndex = ready.snapshot.meta.index;
     }
     // The core asked for a snapshot at the index applied so far (before this Ready's entries).
+    let requested: ModelSnapshot | undefined;
     if (ready.snapshotRequest !== undefined) {
       if (ready.snapshotRequest !== this.appliedIndex) throw new Error(`snapshot requested at ${ready.snapshotRequest}, applied ${this.appliedIndex}`);
-      this.compact();
+      requested = this.takeSnapshot();
     }
-    for (const entry of ready.committedEntries) {
+    this.applyEntries(ready.committedEntries);
+    return requested;
+  }
+
+  applyEntries(entries: readonly Entry[]): void {
+    for (const entry of entries) {
       if (entry.index <= this.appliedIndex) continue;
       this.applied.push(entry);
       this.appliedIndex = entry.index;
     }
   }
 
+  /** The state machine at the applied index, when that is past the stored snapshot. */
+  takeSnapshot(): ModelSnapshot | undefined {
+    if (this.appliedIndex <= this.storage.snapshot().meta.index) return undefined;
+    return { index: this.appliedIndex as LogIndex, confState: this.raft.currentConfState(), data: encodeApplied(this.applied) };
+  }
+
+  /** Stores a snapshot and compacts the log behind it (its index must be in the stored log). */
+  storeSnapshot(snapshot: ModelSnapshot | undefined): void {
+    if (snapshot === undefined || snapshot.index <= this.storage.snapshot().meta.index) return;
+    this.storage.createSnapshot(snapshot.index, snapshot.confState, snapshot.data);
+  }
+
   /** Take a snapshot of the state machine at the applied index and compact the log behind it. */
   compact(): void {
-    if (this.appliedIndex <= this.storage.snapshot().meta.index) return;
-    this.storage.createSnapshot(this.appliedIndex as LogIndex, this.raft.currentConfState(), encodeApplied(this.applied));
+    this.storeSnapshot(this.takeSnapshot());
   }
+}
+
+export interface ModelSnapshot {
+  readonly index: LogIndex;
+  readonly confState: ConfState;
+  readonly data: Uint8Array;
 }
 
 // The test state machine is the list of applied entries itself; a snapshot is its JSON form, so an
