@@ -379,8 +379,8 @@ export class MultiRaftHost {
       if (ready.snapshot !== undefined) this.apply(group, ready, snapshots);
       group.raft.advance(ready);
     }
-    // Compactions go to storage after the turn's write, whose entries they never touch (a
-    // snapshot's index is applied, so at or below what earlier turns made durable).
+    // Compactions go to storage after the turn's write: a snapshot's index is applied, and on a
+    // follower that applied entries early it may be among this very write's entries.
     await Promise.all(snapshots.map(({ group, index, confState, data }) => this.options.storage.compact(group, index, confState, data)));
     return true;
   }
