@@ -12,7 +12,9 @@
 //  - only the content type and dram's own headers cross in either direction; hop-by-hop headers
 //    (length, encoding, connection) are the transports' business.
 //
-// Called by: src/api/kv-routes.ts and src/api/admin-routes.ts.
+// Called by: src/api/kv-routes.ts, admin-routes.ts, member-routes.ts and member-remove-routes.ts
+// (forwardOrRefuse); kv-outcomes.ts and binary-server.ts use the leader errors; member-fanout.ts
+// the forwarded-by header.
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GroupId, NodeId } from '../base/ids.ts';
