@@ -13,6 +13,7 @@
 // for node-wide records to come; inside it, a key that does not parse is corruption. The readable
 // form on the right is what error messages print. Pure functions; used by disk-store.ts and tests.
 
+import { readUint32BE, writeUint32BE } from '../base/bytes.ts';
 import type { GroupId, LogIndex } from '../base/ids.ts';
 
 const groupPrefixByte = 0x67;
@@ -33,23 +34,23 @@ export type ParsedKey =
   | { readonly kind: GroupRecordKind; readonly group: GroupId }
   | { readonly kind: 'log'; readonly group: GroupId; readonly index: LogIndex };
 
-function prefixed(group: GroupId, kind: RecordKind, length: number): { key: Uint8Array; view: DataView } {
+// Built for every entry of every storage batch: no DataView per key (src/base/bytes.ts says why).
+function prefixed(group: GroupId, kind: RecordKind, length: number): Uint8Array {
   const key = new Uint8Array(length);
-  const view = new DataView(key.buffer);
   key[0] = groupPrefixByte;
-  view.setUint32(1, group);
+  writeUint32BE(key, 1, group);
   key[groupPrefixBytes] = tagByKind[kind];
-  return { key, view };
+  return key;
 }
 
 export function groupRecordKey(group: GroupId, kind: GroupRecordKind): Uint8Array {
-  return prefixed(group, kind, recordKeyBytes).key;
+  return prefixed(group, kind, recordKeyBytes);
 }
 
 export function logKey(group: GroupId, index: LogIndex): Uint8Array {
-  const { key, view } = prefixed(group, 'log', logKeyBytes);
-  view.setUint32(recordKeyBytes, Math.floor(index / twoPow32));
-  view.setUint32(recordKeyBytes + 4, index % twoPow32);
+  const key = prefixed(group, 'log', logKeyBytes);
+  writeUint32BE(key, recordKeyBytes, Math.floor(index / twoPow32));
+  writeUint32BE(key, recordKeyBytes + 4, index % twoPow32);
   return key;
 }
 
@@ -60,14 +61,13 @@ export function allGroupsRange(): { gte: Uint8Array; lt: Uint8Array } {
 
 export function parseKey(key: Uint8Array): ParsedKey | undefined {
   if (key.length < recordKeyBytes || key[0] !== groupPrefixByte) return undefined;
-  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
-  const group = view.getUint32(1) as GroupId;
+  const group = readUint32BE(key, 1) as GroupId;
   const tag = key[groupPrefixBytes];
   if (tag === tagByKind.log) {
     if (key.length !== logKeyBytes) return undefined;
-    const high = view.getUint32(recordKeyBytes);
+    const high = readUint32BE(key, recordKeyBytes);
     if (high >= indexHighWordLimit) return undefined;
-    return { kind: 'log', group, index: (high * twoPow32 + view.getUint32(recordKeyBytes + 4)) as LogIndex };
+    return { kind: 'log', group, index: (high * twoPow32 + readUint32BE(key, recordKeyBytes + 4)) as LogIndex };
   }
   if (key.length !== recordKeyBytes) return undefined;
   for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const) {

