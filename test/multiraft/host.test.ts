@@ -74,9 +74,9 @@ describe('MultiRaftHost', () => {
     }
   });
 
-  it("answers a committed write while the leader's next batch is still being written", async () => {
+  /** A warmed-up leader of `group` whose storage holds its writes (stored, not reported durable) while `work` runs. */
+  async function withLeaderWritesHeld(group: GroupId, work: (leader: MultiRaftHost, storage: MemoryHostStorage, storages: ReadonlyMap<NodeId, MemoryHostStorage>) => Promise<void>): Promise<void> {
     const network = cluster();
-    const group = groupIds[0] ?? asGroupId(1);
     const leader = await leaderOf(network, group);
     expect((await leader.propose(group, put('warm', 'up'))).kind).toBe('applied');
     const leaderId = [...network.hosts].find(([, host]) => host === leader)?.[0] ?? asNodeId(0);
@@ -84,11 +84,16 @@ describe('MultiRaftHost', () => {
     if (storage === undefined) throw new Error('no storage for the leader');
     storage.holdWrites = true;
     try {
-      await writeWhileHeld(leader, storage, network.storages, group);
+      await work(leader, storage, network.storages);
     } finally {
       storage.holdWrites = false;
       storage.release();
     }
+  }
+
+  it("answers a committed write while the leader's next batch is still being written", async () => {
+    const group = groupIds[0] ?? asGroupId(1);
+    await withLeaderWritesHeld(group, (leader, storage, storages) => writeWhileHeld(leader, storage, storages, group));
   });
 
   async function writeWhileHeld(leader: MultiRaftHost, storage: MemoryHostStorage, storages: ReadonlyMap<NodeId, MemoryHostStorage>, group: GroupId): Promise<void> {
@@ -110,15 +115,8 @@ describe('MultiRaftHost', () => {
   }
 
   it("answers a write its followers stored while the leader's own write of it is still held", async () => {
-    const network = cluster();
     const group = groupIds[1] ?? asGroupId(2);
-    const leader = await leaderOf(network, group);
-    expect((await leader.propose(group, put('warm', 'up'))).kind).toBe('applied');
-    const leaderId = [...network.hosts].find(([, host]) => host === leader)?.[0] ?? asNodeId(0);
-    const storage = network.storages.get(leaderId);
-    if (storage === undefined) throw new Error('no storage for the leader');
-    storage.holdWrites = true;
-    try {
+    await withLeaderWritesHeld(group, async (leader, storage) => {
       let outcome: string | undefined;
       const done = leader.propose(group, put('early', 'yes')).then((result) => (outcome = result.kind));
       // Both followers' acknowledgements make a quorum without the leader's own disk.
@@ -126,10 +124,7 @@ describe('MultiRaftHost', () => {
       expect(outcome).toBe('applied');
       expect(storage.heldWrites()).toBeGreaterThan(0);
       await done;
-    } finally {
-      storage.holdWrites = false;
-      storage.release();
-    }
+    });
   });
 
   it('fails over when a leader stops, and writes resume on the new leader', async () => {
