@@ -214,10 +214,7 @@ export class MultiRaftHost {
     if (batch.length === 0) return;
     for (const { group, message } of batch) this.groups.get(group)?.raft.step(message);
     if (this.writeInFlight) {
-      let last: GroupId | undefined;
       for (const { group } of batch) {
-        if (group === last) continue;
-        last = group;
         const hosted = this.groups.get(group);
         if (hosted !== undefined) this.applyEarly(hosted);
       }

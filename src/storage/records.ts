@@ -6,7 +6,7 @@
 // StorageCorruptionError naming the key, and is never used. Pure apart from allocation; used by
 // disk-store.ts.
 
-import { writeUint32BE } from '../base/bytes.ts';
+import { readUint32BE, writeUint32BE } from '../base/bytes.ts';
 import type { GroupId, LogIndex } from '../base/ids.ts';
 import { crc32 } from '../codec/crc32.ts';
 import { decode, encode } from '../codec/msgpack.ts';
@@ -87,7 +87,7 @@ export function readRecord(key: Uint8Array, parsed: ParsedKey, value: Uint8Array
 
 function unseal(value: Uint8Array, corrupt: (why: string) => StorageCorruptionError): Uint8Array {
   if (value.length < valueBytesMin) throw corrupt(`value of ${value.length} bytes is shorter than a checksum and a record (torn write?)`);
-  const stored = ((value[0] ?? 0) * 0x100_0000 + ((value[1] ?? 0) << 16) + ((value[2] ?? 0) << 8) + (value[3] ?? 0)) >>> 0;
+  const stored = readUint32BE(value, 0);
   const body = value.subarray(checksumBytes);
   const computed = crc32(body);
   if (stored !== computed) throw corrupt(`checksum mismatch: stored ${hex32(stored)}, computed ${hex32(computed)} over ${body.length} bytes`);

@@ -65,7 +65,7 @@ describe('applying committed entries while a Ready is in flight', () => {
     if (leader.raft.hasReady()) expect(leader.raft.ready().committedEntries.filter((entry) => entry.index <= applied + 2)).toEqual([]);
   });
 
-  it('stops before a configuration entry, and gives nothing while a Ready applies one', () => {
+  it('stops before a configuration entry', () => {
     const { leader, settle, deliver } = threeNodes();
     expect(leader.raft.propose(new Uint8Array([1])).kind).toBe('accepted');
     expect(leader.raft.proposeConfChange({ changes: [{ type: 'add_learner', node: asNodeId(4) }], transition: 'auto' }).kind).toBe('accepted');
@@ -78,13 +78,34 @@ describe('applying committed entries while a Ready is in flight', () => {
     leader.raft.appliedEarly(early);
     leader.persist(first);
     leader.raft.advance(first);
-    // The configuration entry comes in a Ready; while that Ready is out, nothing is handed out early.
+    // The configuration entry comes in a Ready of its own, and the core applies it at advance().
     const second = leader.raft.ready();
     expect(second.committedEntries.map((entry) => entry.kind)).toEqual(['conf']);
-    expect(leader.raft.takeCommittedEntries()).toEqual([]);
     leader.persist(second);
     leader.apply(second);
     leader.raft.advance(second);
     expect(leader.raft.status().confState.learners).toEqual([4]);
+  });
+
+  it('gives nothing while the outstanding Ready applies a configuration entry, even once later entries commit', () => {
+    const { nodes, leader, settle } = threeNodes();
+    const follower = nodes.get(asNodeId(2));
+    if (follower === undefined) throw new Error('no node 2');
+    // Node 2 steps what it is sent but handles no Ready: the leader commits with node 3 and tells node 2.
+    expect(leader.raft.proposeConfChange({ changes: [{ type: 'add_learner', node: asNodeId(4) }], transition: 'auto' }).kind).toBe('accepted');
+    settle(follower.id);
+    const held = follower.raft.ready();
+    expect(held.committedEntries.map((entry) => entry.kind)).toContain('conf');
+    // While that Ready is out, a normal entry commits on the leader and node 3 and reaches node 2.
+    expect(leader.raft.propose(new Uint8Array([7])).kind).toBe('accepted');
+    settle(follower.id);
+    const lastHeld = held.committedEntries[held.committedEntries.length - 1]?.index ?? 0;
+    expect(follower.raft.log.committed).toBeGreaterThan(lastHeld);
+    expect(follower.raft.takeCommittedEntries()).toEqual([]);
+    // Once the configuration entry is applied, the entry after it comes out.
+    follower.persist(held);
+    follower.apply(held);
+    follower.raft.advance(held);
+    expect(follower.raft.takeCommittedEntries().map((entry) => entry.index)).toEqual([lastHeld + 1]);
   });
 });
