@@ -111,11 +111,14 @@ export class PeerProxy {
     const upstream = net.connect({ host: this.options.address(link.to), port: this.options.raftPort, localAddress: this.options.address(link.from) });
     link.sockets.add(downstream);
     link.sockets.add(upstream);
-    const pending = { bytes: 0, lastDeliverAt: 0 };
+    const pending = new DelayLine((frame) => {
+      if (!upstream.destroyed) upstream.write(frame);
+    });
     let closed = false;
     const closeBoth = (): void => {
       if (closed) return;
       closed = true;
+      pending.clear();
       downstream.destroy();
       upstream.destroy();
       link.sockets.delete(downstream);
@@ -148,7 +151,7 @@ export class PeerProxy {
     });
   }
 
-  private forward(link: Link, upstream: net.Socket, frame: Buffer, pending: { bytes: number; lastDeliverAt: number }, reset: () => void): void {
+  private forward(link: Link, upstream: net.Socket, frame: Buffer, pending: DelayLine, reset: () => void): void {
     const faults = link.faults;
     const rng = link.rng;
     if (faults.blackhole || (faults.loss > 0 && rng.next() < faults.loss)) {
@@ -158,7 +161,7 @@ export class PeerProxy {
     link.framesPassed++;
     const copies = faults.duplicate > 0 && rng.next() < faults.duplicate ? 2 : 1;
     const noDelay = faults.delayMs === 0 && faults.jitterMs === 0 && faults.reorder === 0;
-    if (noDelay && pending.bytes === 0) {
+    if (noDelay && pending.empty()) {
       for (let i = 0; i < copies; i++) upstream.write(frame);
       return;
     }
@@ -168,20 +171,11 @@ export class PeerProxy {
     if (faults.reorder > 0 && rng.next() < faults.reorder) deliverAt += Math.max(5, faults.delayMs) + rng.between(0, 20);
     else deliverAt = Math.max(deliverAt, pending.lastDeliverAt);
     pending.lastDeliverAt = Math.max(pending.lastDeliverAt, deliverAt);
-    pending.bytes += frame.length * copies;
-    if (pending.bytes > pendingBytesMax) {
+    if (pending.bytes + frame.length * copies > pendingBytesMax) {
       reset();
       return;
     }
-    for (let i = 0; i < copies; i++) {
-      setTimeout(
-        () => {
-          pending.bytes -= frame.length;
-          if (!upstream.destroyed) upstream.write(frame);
-        },
-        Math.max(0, deliverAt - now + i * 2),
-      );
-    }
+    for (let i = 0; i < copies; i++) pending.add(deliverAt + i * 2, frame);
   }
 
   async close(): Promise<void> {
@@ -197,5 +191,59 @@ export class PeerProxy {
       ),
     );
     this.links.clear();
+  }
+}
+
+/**
+ * One connection's delayed frames, delivered in order of delivery time (equal times keep arrival
+ * order) by one timer armed for the earliest. A timer per frame reordered frames with equal times:
+ * each timer's expiry counts from the event loop's cached clock, which lags Date.now() by however
+ * long the loop has been busy, and by a different amount for frames forwarded in different turns.
+ */
+class DelayLine {
+  bytes = 0;
+  /** The latest delivery time handed out, so in-order frames never overtake one another. */
+  lastDeliverAt = 0;
+  private readonly queue: { readonly at: number; readonly frame: Buffer }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly deliver: (frame: Buffer) => void;
+
+  constructor(deliver: (frame: Buffer) => void) {
+    this.deliver = deliver;
+  }
+
+  empty(): boolean {
+    return this.queue.length === 0;
+  }
+
+  add(at: number, frame: Buffer): void {
+    let position = this.queue.length;
+    while (position > 0 && (this.queue[position - 1]?.at ?? 0) > at) position--;
+    this.queue.splice(position, 0, { at, frame });
+    this.bytes += frame.length;
+    this.arm();
+  }
+
+  clear(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.queue.length = 0;
+    this.bytes = 0;
+  }
+
+  private arm(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    const head = this.queue[0];
+    this.timer = head === undefined ? undefined : setTimeout(() => { this.deliverDue(); }, Math.max(0, head.at - Date.now()));
+  }
+
+  private deliverDue(): void {
+    const now = Date.now();
+    for (let head = this.queue[0]; head !== undefined && head.at <= now; head = this.queue[0]) {
+      this.queue.shift();
+      this.bytes -= head.frame.length;
+      this.deliver(head.frame);
+    }
+    this.arm();
   }
 }
