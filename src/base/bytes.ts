@@ -17,3 +17,21 @@ export function writeUint32BE(bytes: Uint8Array, offset: number, value: number):
 export function readUint32BE(bytes: Uint8Array, offset: number): number {
   return ((bytes[offset] ?? 0) * 0x100_0000) + (((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0));
 }
+
+const twoPow32 = 0x1_0000_0000;
+
+/** Writes a safe non-negative integer (< 2^53) as a big-endian u64 at `offset` (eight bytes). */
+export function writeUint53BE(bytes: Uint8Array, offset: number, value: number): void {
+  writeUint32BE(bytes, offset, Math.floor(value / twoPow32));
+  writeUint32BE(bytes, offset + 4, value % twoPow32);
+}
+
+/**
+ * Reads a big-endian u64 at `offset` (eight bytes there); undefined when it does not fit in a
+ * safe integer (a high word of 2^21 or more), which callers report as corruption.
+ */
+export function readUint53BE(bytes: Uint8Array, offset: number): number | undefined {
+  const high = readUint32BE(bytes, offset);
+  if (high >= 0x20_0000) return undefined;
+  return high * twoPow32 + readUint32BE(bytes, offset + 4);
+}

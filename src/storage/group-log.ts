@@ -4,6 +4,13 @@
 // for the snapshot position, so term(firstIndex - 1) is known; entries are contiguous from
 // snapshot index + 1.
 //
+// The log is stored as runs: one record per run of consecutive entries, under the run's first
+// index (records.ts). A turn's entries for the group become one run (more when it appended more
+// than a run holds), so a turn costs the group one put, not one per entry, and a compaction one
+// delete per run. The cache knows where every run starts, so it can plan any change without
+// reading: a suffix replaced from inside a run rewrites that run's kept head, and a compaction
+// that ends inside a run rewrites its tail under a new key.
+//
 // Changes come in two halves so that memory never runs ahead of the disk: plan*() checks a change
 // against the cache and returns the LevelDB operations plus an `apply` closure; DiskStore writes
 // the operations in one batch and only then calls `apply`. DiskStore serializes its operations,
@@ -15,7 +22,7 @@ import { emptyConfState } from '../raft/confchange.ts';
 import { entryBytes, type LogStorage } from '../raft/storage.ts';
 import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.ts';
 import { groupRecordKey, logKey } from './keys.ts';
-import { appliedValue, hardStateValue, logEntryValue, snapshotDataValue, snapshotMetaValue, type RecordLimits } from './records.ts';
+import { appliedValue, hardStateValue, logRunValue, snapshotDataValue, snapshotMetaValue, type RecordLimits } from './records.ts';
 
 /** What one group persists in a turn (the storage half of one Ready), in the contract's order. */
 export interface GroupWrite {
@@ -51,13 +58,20 @@ export interface GroupState {
   readonly hardState: HardState;
   readonly snapshot: Snapshot;
   readonly entries: Entry[];
+  /** Where each stored run of `entries` starts, ascending; the first at snapshot index + 1. */
+  readonly runStarts: LogIndex[];
   readonly applied: LogIndex;
 }
+
+/** A run holds at most this many entries, and at most runBytesMax of them unless it is one entry. */
+export const runEntriesMax = 1024;
+export const runBytesMax = 1 << 20;
 
 export const emptyGroupState = (): GroupState => ({
   hardState: { term: 0 as Term, vote: NO_NODE, commit: 0 as LogIndex },
   snapshot: { meta: { index: 0 as LogIndex, term: 0 as Term, confState: emptyConfState }, data: new Uint8Array(0) },
   entries: [],
+  runStarts: [],
   applied: 0 as LogIndex,
 });
 
@@ -67,6 +81,8 @@ export class CachedGroupLog implements GroupLog {
   private snap: Snapshot;
   /** log[k] has index snap.meta.index + 1 + k. */
   private log: Entry[];
+  /** Where each stored run starts, ascending; together they hold exactly `log`. */
+  private runStarts: LogIndex[];
   private applied: LogIndex;
   /** Set by deleteGroup: a discarded handle must not be read any more. */
   private deleted = false;
@@ -76,6 +92,7 @@ export class CachedGroupLog implements GroupLog {
     this.hard = state.hardState;
     this.snap = state.snapshot;
     this.log = state.entries;
+    this.runStarts = state.runStarts;
     this.applied = state.applied;
   }
 
@@ -141,10 +158,12 @@ export class CachedGroupLog implements GroupLog {
     const operations: BatchOperation[] = [];
     let snapshotIndex = this.snap.meta.index;
     let lastIndex = this.lastIndex();
+    let runStarts = this.runStarts;
     const snapshot = write.snapshot;
     if (snapshot !== undefined) {
       assert(snapshot.meta.index >= snapshotIndex, `storage: group ${this.group}: snapshot at ${snapshot.meta.index} is older than the stored one at ${snapshotIndex}`);
-      this.deleteLogRange(operations, this.firstIndex(), lastIndex);
+      this.deleteRuns(operations, runStarts);
+      runStarts = [];
       this.putSnapshot(operations, snapshot, limits);
       snapshotIndex = snapshot.meta.index;
       lastIndex = snapshotIndex;
@@ -157,9 +176,21 @@ export class CachedGroupLog implements GroupLog {
       entries.forEach((entry, k) => {
         assert(entry.index === firstNew + k, `storage: group ${this.group}: entries not contiguous at ${entry.index}`);
         assert(entry.kind !== 'normal' || entry.data.length <= limits.entryDataBytesMax, `storage: group ${this.group}: entry ${entry.index} exceeds entryDataBytesMax`);
-        operations.push({ type: 'put', key: logKey(this.group, entry.index), value: logEntryValue(this.group, entry) });
       });
-      this.deleteLogRange(operations, (firstNew + entries.length) as LogIndex, lastIndex);
+      // Runs from firstNew on are replaced; one that starts before it and reaches it keeps its head.
+      let kept = runStarts.length;
+      while (kept > 0 && (runStarts[kept - 1] ?? 0) >= firstNew) kept--;
+      const straddling = runStarts[kept - 1];
+      const straddlingEnd = (runStarts[kept] ?? lastIndex + 1) - 1;
+      if (straddling !== undefined && straddlingEnd >= firstNew) this.putRun(operations, this.cachedEntries(straddling, firstNew));
+      this.deleteRuns(operations, runStarts.slice(kept));
+      runStarts = runStarts.slice(0, kept);
+      for (let at = 0; at < entries.length; ) {
+        const run = takeRun(entries, at);
+        this.putRun(operations, run);
+        runStarts.push((firstNew + at) as LogIndex);
+        at += run.length;
+      }
     }
     const { hardState, applied } = write;
     if (hardState !== undefined) operations.push({ type: 'put', key: groupRecordKey(this.group, 'hard'), value: hardStateValue(this.group, hardState) });
@@ -173,23 +204,42 @@ export class CachedGroupLog implements GroupLog {
         this.log.length = firstNew - this.snap.meta.index - 1;
         for (const entry of entries) this.log.push(entry);
       }
+      this.runStarts = runStarts;
       if (hardState !== undefined) this.hard = hardState;
       if (applied !== undefined) this.applied = applied;
     };
     return { operations, apply };
   }
 
-  /** The host snapshotted its state machine at `index` (<= applied): store it, drop the log up to it. */
+  /**
+   * The host snapshotted its state machine at `index` (<= applied): store it, drop the log up to
+   * it. Runs that end at or below `index` are deleted; one that ends above it is rewritten as its
+   * tail, under the key of index + 1, so the stored log still starts right after the snapshot.
+   */
   planCompaction(index: LogIndex, confState: ConfState, data: Uint8Array, limits: RecordLimits): GroupChange {
     const term = this.term(index);
     const snapshotIndex = this.snap.meta.index;
-    assert(term !== undefined && index >= snapshotIndex, `storage: group ${this.group}: cannot snapshot at ${index} (log holds ${snapshotIndex}..${this.lastIndex()})`);
+    const lastIndex = this.lastIndex();
+    assert(term !== undefined && index >= snapshotIndex, `storage: group ${this.group}: cannot snapshot at ${index} (log holds ${snapshotIndex}..${lastIndex})`);
     const snapshot: Snapshot = { meta: { index, term, confState }, data };
     const operations: BatchOperation[] = [];
-    this.deleteLogRange(operations, this.firstIndex(), index);
+    const runStarts: LogIndex[] = [];
+    this.runStarts.forEach((start, k) => {
+      if (start > index) {
+        runStarts.push(start);
+        return;
+      }
+      operations.push({ type: 'del', key: logKey(this.group, start) });
+      const end = ((this.runStarts[k + 1] ?? lastIndex + 1) - 1) as LogIndex;
+      if (end > index) {
+        this.putRun(operations, this.cachedEntries((index + 1) as LogIndex, (end + 1) as LogIndex));
+        runStarts.push((index + 1) as LogIndex);
+      }
+    });
     this.putSnapshot(operations, snapshot, limits);
     const apply = (): void => {
       this.log = this.log.slice(index - snapshotIndex);
+      this.runStarts = runStarts;
       this.snap = snapshot;
     };
     return { operations, apply };
@@ -200,12 +250,29 @@ export class CachedGroupLog implements GroupLog {
     this.assertLive();
     const operations: BatchOperation[] = [];
     for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const) operations.push({ type: 'del', key: groupRecordKey(this.group, kind) });
-    this.deleteLogRange(operations, this.firstIndex(), this.lastIndex());
+    this.deleteRuns(operations, this.runStarts);
     const apply = (): void => {
       this.deleted = true;
       this.log = [];
+      this.runStarts = [];
     };
     return { operations, apply };
+  }
+
+  /** Cached entries [low, high), which exist. */
+  private cachedEntries(low: LogIndex, high: LogIndex): Entry[] {
+    const offset = this.snap.meta.index + 1;
+    return this.log.slice(low - offset, high - offset);
+  }
+
+  private putRun(operations: BatchOperation[], run: readonly Entry[]): void {
+    const first = run[0];
+    assert(first !== undefined, `storage: group ${this.group}: an empty run`);
+    operations.push({ type: 'put', key: logKey(this.group, first.index), value: logRunValue(this.group, run) });
+  }
+
+  private deleteRuns(operations: BatchOperation[], starts: readonly LogIndex[]): void {
+    for (const start of starts) operations.push({ type: 'del', key: logKey(this.group, start) });
   }
 
   private putSnapshot(operations: BatchOperation[], snapshot: Snapshot, limits: RecordLimits): void {
@@ -214,12 +281,19 @@ export class CachedGroupLog implements GroupLog {
     operations.push({ type: 'put', key: groupRecordKey(this.group, 'snap-data'), value: snapshotDataValue(this.group, snapshot.meta.index, snapshot.data) });
   }
 
-  /** Deletes of the log keys in [low, high]; the cache knows exactly which exist, so no scan is needed. */
-  private deleteLogRange(operations: BatchOperation[], low: LogIndex, high: LogIndex): void {
-    for (let index = low; index <= high; index++) operations.push({ type: 'del', key: logKey(this.group, index) });
-  }
-
   private assertLive(): void {
     assert(!this.deleted, `storage: group ${this.group} was deleted; this handle is stale`);
   }
+}
+
+/** The longest run of `entries` from `at` within runEntriesMax and runBytesMax (at least one entry). */
+function takeRun(entries: readonly Entry[], at: number): readonly Entry[] {
+  let end = at;
+  let bytes = 0;
+  while (end < entries.length && end - at < runEntriesMax) {
+    bytes += entryBytes(entries[end] as Entry);
+    if (end > at && bytes > runBytesMax) break;
+    end++;
+  }
+  return entries.slice(at, end);
 }

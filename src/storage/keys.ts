@@ -13,7 +13,7 @@
 // for node-wide records to come; inside it, a key that does not parse is corruption. The readable
 // form on the right is what error messages print. Pure functions; used by disk-store.ts and tests.
 
-import { readUint32BE, writeUint32BE } from '../base/bytes.ts';
+import { readUint32BE, readUint53BE, writeUint32BE, writeUint53BE } from '../base/bytes.ts';
 import type { GroupId, LogIndex } from '../base/ids.ts';
 
 const groupPrefixByte = 0x67;
@@ -22,9 +22,6 @@ const recordKeyBytes = groupPrefixBytes + 1;
 const logKeyBytes = recordKeyBytes + 8;
 /** Group ids are stored as u32. */
 export const groupIdMax = 0xffff_ffff;
-const twoPow32 = 0x1_0000_0000;
-/** Log indices above 2^53 - 1 cannot be numbers; the high word of a stored index stays below 2^21. */
-const indexHighWordLimit = 0x20_0000;
 
 const tagByKind = { applied: 0x61, hard: 0x68, log: 0x6c, 'snap-meta': 0x6d, 'snap-data': 0x73 } as const;
 export type RecordKind = keyof typeof tagByKind;
@@ -49,8 +46,7 @@ export function groupRecordKey(group: GroupId, kind: GroupRecordKind): Uint8Arra
 
 export function logKey(group: GroupId, index: LogIndex): Uint8Array {
   const key = prefixed(group, 'log', logKeyBytes);
-  writeUint32BE(key, recordKeyBytes, Math.floor(index / twoPow32));
-  writeUint32BE(key, recordKeyBytes + 4, index % twoPow32);
+  writeUint53BE(key, recordKeyBytes, index);
   return key;
 }
 
@@ -65,9 +61,9 @@ export function parseKey(key: Uint8Array): ParsedKey | undefined {
   const tag = key[groupPrefixBytes];
   if (tag === tagByKind.log) {
     if (key.length !== logKeyBytes) return undefined;
-    const high = readUint32BE(key, recordKeyBytes);
-    if (high >= indexHighWordLimit) return undefined;
-    return { kind: 'log', group, index: (high * twoPow32 + readUint32BE(key, recordKeyBytes + 4)) as LogIndex };
+    // Log indices above 2^53 - 1 cannot be numbers: such a key does not parse.
+    const index = readUint53BE(key, recordKeyBytes);
+    return index === undefined ? undefined : { kind: 'log', group, index: index as LogIndex };
   }
   if (key.length !== recordKeyBytes) return undefined;
   for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const) {

@@ -1,6 +1,6 @@
 // Rebuilds every group's cache from the node's LevelDB at start, verifying as it goes. The keys
 // arrive in key order (keys.ts), so a group's records come together: applied, hard state, the log
-// in index order, snapshot metadata, snapshot bytes. Each value is checked by records.ts; then, per
+// (runs of entries, records.ts) in index order, snapshot metadata, snapshot bytes. Each value is checked by records.ts; then, per
 // group: the log is contiguous and its terms never decrease, it starts right after the snapshot
 // (snapshot index + 1, or 1 without a snapshot), the snapshot's metadata and bytes come as a pair
 // at the same index, and the first entry's term is not below the snapshot's. Any violation is a
@@ -24,6 +24,7 @@ interface PendingGroup {
   meta: SnapshotMeta | undefined;
   data: { readonly index: LogIndex; readonly data: Uint8Array } | undefined;
   readonly entries: Entry[];
+  readonly runStarts: LogIndex[];
 }
 
 export async function loadGroups(readPage: PageReader, limits: RecordLimits): Promise<Map<GroupId, CachedGroupLog>> {
@@ -35,7 +36,7 @@ export async function loadGroups(readPage: PageReader, limits: RecordLimits): Pr
       if (parsed === undefined) throw new StorageCorruptionError({ key: describeKey(key) }, 'not a key of the storage layout');
       if (pending?.group !== parsed.group) {
         if (pending !== undefined) groups.set(pending.group, finish(pending));
-        pending = { group: parsed.group, hardState: undefined, applied: undefined, meta: undefined, data: undefined, entries: [] };
+        pending = { group: parsed.group, hardState: undefined, applied: undefined, meta: undefined, data: undefined, entries: [], runStarts: [] };
       }
       add(pending, readRecord(key, parsed, value, limits));
     }
@@ -46,10 +47,15 @@ export async function loadGroups(readPage: PageReader, limits: RecordLimits): Pr
 
 function add(pending: PendingGroup, stored: StoredRecord): void {
   switch (stored.kind) {
-    case 'log':
-      checkNext(pending, stored.entry);
-      pending.entries.push(stored.entry);
+    case 'log': {
+      const first = stored.entries[0];
+      if (first !== undefined) pending.runStarts.push(first.index);
+      for (const entry of stored.entries) {
+        checkNext(pending, entry);
+        pending.entries.push(entry);
+      }
       return;
+    }
     case 'hard':
       pending.hardState = stored.hardState;
       return;
@@ -65,7 +71,7 @@ function add(pending: PendingGroup, stored: StoredRecord): void {
   }
 }
 
-/** Keys arrive in index order, so a jump means entries are missing in between. */
+/** Runs arrive in index order and entries are in order within each, so a jump means entries are missing in between. */
 function checkNext(pending: PendingGroup, entry: Entry): void {
   const previous = pending.entries.at(-1);
   if (previous === undefined) return;
@@ -95,6 +101,7 @@ function finish(pending: PendingGroup): CachedGroupLog {
     hardState: pending.hardState ?? empty.hardState,
     snapshot,
     entries,
+    runStarts: pending.runStarts,
     applied: pending.applied ?? empty.applied,
   });
 }

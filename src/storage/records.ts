@@ -1,14 +1,17 @@
 // The value format of every record in the node's LevelDB, and its checks on the way back in.
-// A value is `crc32 of the body (u32 BE) | body`, the body a msgpack map that repeats the group
-// (and, for log entries and snapshot bytes, the index) the key names. On read the checksum is
-// verified first, then the body is validated into the core's types by src/codec, then the
-// repeated group/index must match the key: a torn, flipped or misplaced record is reported as a
-// StorageCorruptionError naming the key, and is never used. Pure apart from allocation; used by
+// A value is `crc32 of the body (u32 BE) | body`. For group records the body is a msgpack map
+// that repeats the group (and, for snapshot bytes, the index) the key names. A log record holds a
+// run of consecutive entries, the ones a turn appended (src/codec/entry-run.ts), and its body is
+// `format u8 (1) | group u32 BE | run`, the run starting at the index the key names. On read the
+// checksum is verified first, then the body is validated into the core's types by src/codec, then
+// the repeated group/index must match the key: a torn, flipped or misplaced record is reported as
+// a StorageCorruptionError naming the key, and is never used. Pure apart from allocation; used by
 // disk-store.ts.
 
 import { readUint32BE, writeUint32BE } from '../base/bytes.ts';
 import type { GroupId, LogIndex } from '../base/ids.ts';
 import { crc32 } from '../codec/crc32.ts';
+import { decodeEntryRun, encodeEntryRun } from '../codec/entry-run.ts';
 import { decode, encode } from '../codec/msgpack.ts';
 import * as validate from '../codec/validate.ts';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.ts';
@@ -18,6 +21,9 @@ import { describeKey, type ParsedKey } from './keys.ts';
 const checksumBytes = 4;
 /** The shortest msgpack map is one byte; anything shorter than checksum + 1 byte is torn. */
 const valueBytesMin = checksumBytes + 1;
+/** The first body byte of a log record. Records of the earlier layout (one msgpack map per entry) start with 0x82. */
+const logRunFormat = 1;
+const logRunPrefixBytes = checksumBytes + 1 + 4;
 
 export interface RecordLimits {
   /** Largest payload of one log entry; RaftConfig.entryBytesMax is the natural value. */
@@ -27,7 +33,8 @@ export interface RecordLimits {
 }
 
 export type StoredRecord =
-  | { readonly kind: 'log'; readonly group: GroupId; readonly entry: Entry }
+  /** A run of entries, the first at the index the key names. */
+  | { readonly kind: 'log'; readonly group: GroupId; readonly entries: readonly Entry[] }
   | { readonly kind: 'hard'; readonly group: GroupId; readonly hardState: HardState }
   | { readonly kind: 'applied'; readonly group: GroupId; readonly applied: LogIndex }
   | { readonly kind: 'snap-meta'; readonly group: GroupId; readonly meta: SnapshotMeta }
@@ -40,13 +47,13 @@ function seal(body: Uint8Array): Uint8Array {
   return value;
 }
 
-export function logEntryValue(group: GroupId, entry: Entry): Uint8Array {
-  // Fields listed one by one: what reaches the disk is exactly the entry, never a stray property.
-  const stored =
-    entry.kind === 'normal'
-      ? { kind: entry.kind, term: entry.term, index: entry.index, data: entry.data }
-      : { kind: entry.kind, term: entry.term, index: entry.index, change: entry.change };
-  return seal(encode({ group, entry: stored }));
+/** The record of a run of consecutive entries (at least one), stored under the first one's log key. */
+export function logRunValue(group: GroupId, entries: readonly Entry[]): Uint8Array {
+  const value = encodeEntryRun(entries, logRunPrefixBytes);
+  value[checksumBytes] = logRunFormat;
+  writeUint32BE(value, checksumBytes + 1, group);
+  writeUint32BE(value, 0, crc32(value.subarray(checksumBytes)));
+  return value;
 }
 
 export function hardStateValue(group: GroupId, hardState: HardState): Uint8Array {
@@ -73,12 +80,11 @@ export function readRecord(key: Uint8Array, parsed: ParsedKey, value: Uint8Array
     new StorageCorruptionError({ key: describeKey(key), group: parsed.group, ...(index === undefined ? {} : { index }) }, why);
   const body = unseal(value, corrupt);
   try {
+    if (parsed.kind === 'log') return readLogRun(parsed.group, parsed.index, body, limits, corrupt);
     const fields = validate.record(decode(body), 'record');
     const group = validate.counter(fields['group'], 'record.group') as GroupId;
     if (group !== parsed.group) throw corrupt(`the record belongs to group ${group}`);
-    const stored = decodeFields(parsed, fields, limits);
-    if (stored.kind === 'log' && stored.entry.index !== index) throw corrupt(`the record holds the entry at index ${stored.entry.index}`);
-    return stored;
+    return decodeFields(parsed, fields, limits);
   } catch (error) {
     if (error instanceof validate.CodecError) throw corrupt(`undecodable record: ${error.message}`);
     throw error;
@@ -94,14 +100,22 @@ function unseal(value: Uint8Array, corrupt: (why: string) => StorageCorruptionEr
   return body;
 }
 
-function decodeFields(parsed: ParsedKey, fields: Record<string, unknown>, limits: RecordLimits): StoredRecord {
+function readLogRun(group: GroupId, index: LogIndex, body: Uint8Array, limits: RecordLimits, corrupt: (why: string) => StorageCorruptionError): StoredRecord {
+  if (body[0] !== logRunFormat) throw corrupt(`a log record of another layout (first byte 0x${(body[0] ?? 0).toString(16)}, expected a run of format ${logRunFormat}); was this data directory written by an older dram?`);
+  if (body.length < 5) throw corrupt('the log record ends inside its header');
+  const stored = readUint32BE(body, 1);
+  if (stored !== group) throw corrupt(`the record belongs to group ${stored}`);
+  // One private copy of the whole run: the value is a view into LevelDB's buffer, and the
+  // entries' data are views into the copy.
+  const entries = decodeEntryRun(new Uint8Array(body), 5, limits, 'record');
+  const first = entries[0]?.index;
+  if (first !== index) throw corrupt(`the record holds a run that starts at index ${first}`);
+  return { kind: 'log', group, entries };
+}
+
+function decodeFields(parsed: Exclude<ParsedKey, { kind: 'log' }>, fields: Record<string, unknown>, limits: RecordLimits): StoredRecord {
   const group = parsed.group;
   switch (parsed.kind) {
-    case 'log': {
-      const entry = validate.entry(fields['entry'], 'record.entry', limits.entryDataBytesMax);
-      // A private copy: the decoded bytes are a view into LevelDB's value buffer.
-      return { kind: 'log', group, entry: entry.kind === 'normal' ? { ...entry, data: new Uint8Array(entry.data) } : entry };
-    }
     case 'hard':
       return { kind: 'hard', group, hardState: validate.hardState(fields['hardState'], 'record.hardState') };
     case 'applied':

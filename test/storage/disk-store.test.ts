@@ -12,7 +12,7 @@ import type { Entry, HardState } from '../../src/raft/types.ts';
 import { DiskStore, type GroupLog, type GroupWrite } from '../../src/storage/disk-store.ts';
 import { StorageCorruptionError, StorageError } from '../../src/storage/errors.ts';
 import { groupRecordKey, logKey } from '../../src/storage/keys.ts';
-import { logEntryValue } from '../../src/storage/records.ts';
+import { logRunValue } from '../../src/storage/records.ts';
 import { ent, ents, idx, nid, nids, snap } from '../raft/unit/helpers.ts';
 import { temporaryDirectory, testStoreOptions } from './support.ts';
 
@@ -179,9 +179,13 @@ describe('DiskStore', () => {
 
   describe('corruption stops the open with the group and index named', () => {
     const group = gid(3);
+    /** Entries 1..6 in three turns, so three runs: at 1 (1-2), at 3 (3) and at 4 (4-6). */
     async function writeLog(): Promise<void> {
       const store = await DiskStore.open(path, testStoreOptions);
-      await store.write([{ group, entries: ents(1, [1, 1, 1, 2, 2, 2], 20), hardState: hard(2, 1, 4) }], { sync: true });
+      const log = ents(1, [1, 1, 1, 2, 2, 2], 20);
+      await store.write([{ group, entries: log.slice(0, 2) }], { sync: true });
+      await store.write([{ group, entries: log.slice(2, 3) }], { sync: true });
+      await store.write([{ group, entries: log.slice(3), hardState: hard(2, 1, 4) }], { sync: true });
       await store.close();
     }
     async function openFails(): Promise<StorageCorruptionError> {
@@ -213,22 +217,22 @@ describe('DiskStore', () => {
     it('a truncated (torn) value', async () => {
       await writeLog();
       await tamper(path, async (db) => {
-        const value = await storedValue(db, logKey(group, idx(2)));
-        await db.put(logKey(group, idx(2)), value.subarray(0, value.length - 5));
+        const value = await storedValue(db, logKey(group, idx(1)));
+        await db.put(logKey(group, idx(1)), value.subarray(0, value.length - 5));
       });
-      expect((await openFails()).message).toMatch(/group 3, index 2\): checksum mismatch/);
-      await tamper(path, (db) => db.put(logKey(group, idx(2)), Uint8Array.of(1, 2)));
-      expect((await openFails()).message).toMatch(/group 3, index 2\): value of 2 bytes is shorter/);
+      expect((await openFails()).message).toMatch(/group 3, index 1\): checksum mismatch/);
+      await tamper(path, (db) => db.put(logKey(group, idx(1)), Uint8Array.of(1, 2)));
+      expect((await openFails()).message).toMatch(/group 3, index 1\): value of 2 bytes is shorter/);
     });
 
     it('a record under another index\'s key', async () => {
       await writeLog();
       await tamper(path, async (db) => {
-        await db.put(logKey(group, idx(6)), await storedValue(db, logKey(group, idx(5))));
+        await db.put(logKey(group, idx(4)), await storedValue(db, logKey(group, idx(3))));
       });
       const error = await openFails();
-      expect([error.group, error.index]).toEqual([3, 6]);
-      expect(error.message).toMatch(/holds the entry at index 5/);
+      expect([error.group, error.index]).toEqual([3, 4]);
+      expect(error.message).toMatch(/holds a run that starts at index 3/);
     });
 
     it('a record under another group\'s key', async () => {
@@ -247,9 +251,12 @@ describe('DiskStore', () => {
       expect(error.message).toMatch(/log hole: no entry between 2 and 4/);
     });
 
+    /** Runs at 1 (1-3) and 4 (4-5), compacted at 2: the first run's tail is rewritten as a run at 3. */
     async function writeCompactedLog(): Promise<void> {
       const store = await DiskStore.open(path, testStoreOptions);
-      await store.write([{ group, entries: ents(1, [1, 1, 1, 2, 2]) }], { sync: true });
+      const log = ents(1, [1, 1, 1, 2, 2]);
+      await store.write([{ group, entries: log.slice(0, 3) }], { sync: true });
+      await store.write([{ group, entries: log.slice(3) }], { sync: true });
       await store.compact(group, idx(2), confStateOf(nids(1)), new Uint8Array());
       await store.close();
     }
@@ -264,7 +271,7 @@ describe('DiskStore', () => {
 
     it('an entry the snapshot should have removed', async () => {
       await writeCompactedLog();
-      await tamper(path, (db) => db.put(logKey(group, idx(2)), logEntryValue(group, ent(2, 1))));
+      await tamper(path, (db) => db.put(logKey(group, idx(2)), logRunValue(group, [ent(2, 1)])));
       const error = await openFails();
       expect([error.group, error.index]).toEqual([3, 2]);
       expect(error.message).toMatch(/at or below the snapshot index 2/);
