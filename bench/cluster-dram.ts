@@ -90,8 +90,8 @@ export class DramCluster {
   private readonly extraArgs: readonly string[];
 
   /**
-   * `cpuProfDir`: start node 1 under `node --cpu-prof` (the profile is written when it stops
-   * gracefully). `extraArgs`: more `dram start` flags for every node.
+   * `cpuProfDir`: start every node under `node --cpu-prof`, node N's profile in `cpuProfDir/nN`
+   * (written when it stops gracefully). `extraArgs`: more `dram start` flags for every node.
    */
   constructor(kvGroups: number, cpuProfDir?: string, extraArgs: readonly string[] = []) {
     this.groups = Array.from({ length: kvGroups }, (_, k) => asGroupId(k + 1));
@@ -112,7 +112,7 @@ export class DramCluster {
   start(id: number, init: boolean): void {
     const peers = this.ids.map((n) => `${n}=127.0.0.1:${this.base + 100 + n}`).join(',');
     const peerHttp = this.ids.map((n) => `${n}=127.0.0.1:${this.httpPort(n)}`).join(',');
-    const profile = this.cpuProfDir !== undefined && id === 1 ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProfDir] : [];
+    const profile = this.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(this.cpuProfDir, `n${id}`)] : [];
     const args = [...profile, bin, 'start', '--node-id', String(id), '--data-dir', join(this.dir, `n${id}`), '--http', `127.0.0.1:${this.httpPort(id)}`, '--raft', `127.0.0.1:${this.base + 100 + id}`, '--client', `127.0.0.1:${this.clientPort(id)}`, ...(init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', String(this.groups.length), ...this.extraArgs];
     const log = openSync(join(this.dir, `n${id}.log`), 'a');
     try {

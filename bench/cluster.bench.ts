@@ -47,7 +47,7 @@ export interface ClusterBenchOptions {
   readonly seconds: number;
   readonly phases: ReadonlySet<ClusterPhase>;
   readonly systems: ReadonlySet<ClusterSystem>;
-  /** Start dram node 1 (the leader of the one-shard phase) under `node --cpu-prof`, profiles here. */
+  /** Start every dram node under `node --cpu-prof`, node N's profiles in `DIR/nN` (node 1 leads the one-shard phase). */
   readonly cpuProfDir: string | undefined;
   readonly log: (line: string) => void;
 }

@@ -6,7 +6,7 @@
 //   --cluster-seconds N          measuring time of each load phase (default 10)
 //   --cluster-phases a,b,...     subset of ceiling,seq,shard,all,bseq,bshard,ball,transfer,failover (default: all)
 //   --cluster-systems a,b        subset of dram,etcd (default: both)
-//   --cluster-cpu-prof DIR       run dram node 1 under node --cpu-prof, profiles written to DIR
+//   --cluster-cpu-prof DIR       run every dram node under node --cpu-prof, node N's profiles in DIR/nN
 //                                (on a graceful stop; use without the failover phase, which kills it)
 //
 // `--idle` adds the idle-groups benchmark (bench/idle-groups.bench.ts: 1,000 KV groups on three
