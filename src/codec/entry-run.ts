@@ -1,6 +1,7 @@
 // A run of consecutive log entries as bytes: how the node's LevelDB stores a group's log, one
 // record per run (the entries one turn appended) rather than one per entry (src/storage/records.ts
-// seals it with the group and a checksum). Layout, integers big-endian:
+// seals it with the group and a checksum), and how AppendEntries carries its entries on the peer
+// wire (src/codec/wire.ts). Layout, integers big-endian:
 //
 //   first index u64 | count u32 | count x ( kind u8 | term u64 | length u32 | length bytes )
 //
@@ -26,6 +27,8 @@ const kindConf = 1;
 export interface EntryRunLimits {
   /** Bytes of one normal entry's data. */
   readonly entryDataBytesMax: number;
+  /** Entries in one run (checked on the header, before anything is decoded); unbounded when absent. */
+  readonly entriesMax?: number;
 }
 
 /** A configuration change's bytes inside a run (the fields listed one by one: nothing stray reaches the disk). */
@@ -73,6 +76,8 @@ export function decodeEntryRun(bytes: Uint8Array, offset: number, limits: EntryR
   if (first === undefined || first === 0) fail(path, 'the first index is not a log index');
   const count = readUint32BE(bytes, offset + 8);
   if (count === 0) fail(path, 'a run of no entries');
+  if (limits.entriesMax !== undefined && count > limits.entriesMax) fail(path, `${count} entries exceed ${limits.entriesMax}`);
+  if (first + count - 1 > Number.MAX_SAFE_INTEGER) fail(path, 'the run ends past the largest log index');
   const entries: Entry[] = [];
   let at = offset + runHeaderBytes;
   for (let k = 0; k < count; k++) {

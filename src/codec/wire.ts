@@ -13,14 +13,16 @@
 import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import { unreachable } from '../base/assert.ts';
 import type { Entry, Message, MessageType } from '../raft/types.ts';
+import { decodeEntryRun, encodeEntryRun } from './entry-run.ts';
 import { decode, encode } from './msgpack.ts';
-import { boolean, bytes, counter, entry, fail, integer, list, logIndex, nodeId, oneOf, record, snapshotMeta, term } from './validate.ts';
+import { boolean, bytes, counter, fail, integer, list, logIndex, nodeId, oneOf, record, snapshotMeta, term } from './validate.ts';
 
 /**
  * Bumped on any incompatible change of this file's format; peers of another version are refused at
- * the handshake. 2: the dialer's proof covers its advertisement.
+ * the handshake. 2: the dialer's proof covers its advertisement. 3: AppendEntries carries its
+ * entries as one run (src/codec/entry-run.ts) instead of an array of maps.
  */
-export const protocolVersion = 2;
+export const protocolVersion = 3;
 /** A hello nonce: 256 random bits, so an observed handshake can never be replayed. */
 export const nonceBytes = 32;
 /** A hello proof: one HMAC-SHA256 digest. */
@@ -90,10 +92,40 @@ export function encodeHello(hello: Omit<HelloFrame, 'kind'>): Uint8Array {
   return encode(frame);
 }
 
-// The core's messages are plain data, so they are written as they are; decoding rebuilds them
-// field by field, which is what makes the round trip exact and keeps stray fields out.
+// The core's messages are plain data, so they are written as they are, except that AppendEntries
+// carries its entries as one run of bytes (`run`, absent when there are none; the first entry is
+// at prevLogIndex + 1): no map per entry to write or read, and the run for a range of entries is
+// encoded once for every peer that is sent it in the same turn (runMemo). Decoding rebuilds every
+// message field by field, which is what makes the round trip exact and keeps stray fields out.
 export function encodeBatch(batch: PeerBatch): Uint8Array {
-  return encode({ kind: 'batch', batch });
+  return encode({ kind: 'batch', batch: batch.map(wireGroupMessage) });
+}
+
+function wireGroupMessage(item: GroupMessage): unknown {
+  const { group, message } = item;
+  if (message.type !== 'AppendEntries') return item;
+  const { type, from, to, term: messageTerm, prevLogIndex, prevLogTerm, entries: sent, commit } = message;
+  const fields = { type, from, to, term: messageTerm, prevLogIndex, prevLogTerm, commit };
+  return { group, message: sent.length === 0 ? fields : { ...fields, run: encodedRun(sent) } };
+}
+
+/**
+ * Runs encoded lately, by their first entry: a leader sends the same entries to each follower in
+ * a turn, each time in a new array of the same Entry objects (entries are immutable, so the same
+ * objects are the same entries). Cleared when it grows past runMemoMax, so it only ever holds the
+ * last turn or so.
+ */
+const runMemo = new Map<Entry, { readonly entries: readonly Entry[]; readonly bytes: Uint8Array }>();
+const runMemoMax = 64;
+
+function encodedRun(entries: readonly Entry[]): Uint8Array {
+  const first = entries[0] as Entry;
+  const known = runMemo.get(first);
+  if (known !== undefined && known.entries.length === entries.length && known.entries.every((entry, k) => entry === entries[k])) return known.bytes;
+  const bytes = encodeEntryRun(entries, 0);
+  if (runMemo.size >= runMemoMax) runMemo.clear();
+  runMemo.set(first, { entries, bytes });
+  return bytes;
 }
 
 /** Decodes and validates one frame payload; throws CodecError (and only that) when it is not a valid frame. */
@@ -218,7 +250,7 @@ function message(value: unknown, path: string, limits: WireLimits): Message {
     case 'RequestVoteResponse':
       return { type, ...envelope, preVote: flag('preVote'), granted: flag('granted') };
     case 'AppendEntries':
-      return { type, ...envelope, prevLogIndex: index('prevLogIndex'), prevLogTerm: term(...field('prevLogTerm')), entries: entries(raw['entries'], `${path}.entries`, limits), commit: index('commit') };
+      return { type, ...envelope, prevLogIndex: index('prevLogIndex'), prevLogTerm: term(...field('prevLogTerm')), entries: entries(raw['run'], index('prevLogIndex'), `${path}.entries`, limits), commit: index('commit') };
     case 'AppendEntriesResponse':
       return { type, ...envelope, success: flag('success'), index: index('index'), hintIndex: index('hintIndex'), hintTerm: term(...field('hintTerm')) };
     case 'Heartbeat':
@@ -240,6 +272,11 @@ function message(value: unknown, path: string, limits: WireLimits): Message {
   }
 }
 
-function entries(value: unknown, path: string, limits: WireLimits): Entry[] {
-  return list(value, path, limits.entriesPerMessageMax).map((item, k) => entry(item, `${path}[${k}]`, limits.entryBytesMax));
+/** An AppendEntries run: absent for none, else entries from prevLogIndex + 1 on, within the limits. */
+function entries(value: unknown, prevLogIndex: LogIndex, path: string, limits: WireLimits): Entry[] {
+  if (value === undefined || value === null) return [];
+  const run = bytes(value, path, Number.MAX_SAFE_INTEGER);
+  const decoded = decodeEntryRun(run, 0, { entryDataBytesMax: limits.entryBytesMax, entriesMax: limits.entriesPerMessageMax }, path);
+  if (decoded[0]?.index !== prevLogIndex + 1) fail(path, `the run starts at ${decoded[0]?.index}, not at prevLogIndex + 1 = ${prevLogIndex + 1}`);
+  return decoded;
 }

@@ -10,7 +10,7 @@ import { decode, encode } from '../../src/codec/msgpack.ts';
 import { CodecError } from '../../src/codec/validate.ts';
 import { batchOverLimits, decodeFrame, encodeBatch, encodeHello, nonceBytes, proofBytes, protocolVersion } from '../../src/codec/wire.ts';
 import type { GroupMessage, PeerBatch, WireLimits } from '../../src/codec/wire.ts';
-import type { ConfState, Entry, Message, MessageType, SnapshotMeta } from '../../src/raft/types.ts';
+import type { ConfEntry, ConfState, Entry, Message, MessageType, NormalEntry, SnapshotMeta } from '../../src/raft/types.ts';
 
 const limits: WireLimits = { messagesPerFrameMax: 16, entriesPerMessageMax: 8, entryBytesMax: 64, snapshotChunkBytesMax: 128 };
 
@@ -21,12 +21,12 @@ const nodes = fc.array(node, { maxLength: 5 });
 const confStateArb: fc.Arbitrary<ConfState> = fc.record({ voters: nodes, votersOutgoing: nodes, learners: nodes, learnersNext: nodes, autoLeave: fc.boolean() });
 const metaArb: fc.Arbitrary<SnapshotMeta> = fc.record({ index: indexArb, term: termArb, confState: confStateArb });
 
-const entryArb: fc.Arbitrary<Entry> = fc.oneof(
-  fc.record({ kind: fc.constant('normal' as const), term: termArb, index: indexArb, data: fc.uint8Array({ maxLength: limits.entryBytesMax }) }),
+/** An entry without its index: AppendEntries carries consecutive entries from prevLogIndex + 1 (contiguousEntries). */
+const entryArb: fc.Arbitrary<Omit<NormalEntry, 'index'> | Omit<ConfEntry, 'index'>> = fc.oneof(
+  fc.record({ kind: fc.constant('normal' as const), term: termArb, data: fc.uint8Array({ maxLength: limits.entryBytesMax }) }),
   fc.record({
     kind: fc.constant('conf' as const),
     term: termArb,
-    index: indexArb,
     change: fc.record({
       changes: fc.array(fc.record({ type: fc.constantFrom('add_voter' as const, 'add_learner' as const, 'remove_node' as const), node }), { maxLength: 4 }),
       transition: fc.constantFrom('auto' as const, 'joint' as const),
@@ -35,10 +35,21 @@ const entryArb: fc.Arbitrary<Entry> = fc.oneof(
 );
 
 const envelope = { from: node, to: node, term: termArb };
+
+/** prevLogIndex and the entries after it, placed at prevLogIndex + 1, + 2, ... */
+function contiguousEntries(bodies: fc.Arbitrary<Omit<NormalEntry, 'index'> | Omit<ConfEntry, 'index'>>, entriesMax: number): fc.Arbitrary<{ prevLogIndex: LogIndex; entries: Entry[] }> {
+  return fc.record({ prevLogIndex: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER - entriesMax }), bodies: fc.array(bodies, { maxLength: entriesMax }) }).map(({ prevLogIndex, bodies: list }) => ({
+    prevLogIndex: prevLogIndex as LogIndex,
+    entries: list.map((body, k) => ({ ...body, index: (prevLogIndex + 1 + k) as LogIndex })),
+  }));
+}
+
 const messageArbs: { readonly [T in MessageType]: fc.Arbitrary<Extract<Message, { type: T }>> } = {
   RequestVote: fc.record({ type: fc.constant('RequestVote' as const), ...envelope, preVote: fc.boolean(), lastLogIndex: indexArb, lastLogTerm: termArb, transfer: fc.boolean() }),
   RequestVoteResponse: fc.record({ type: fc.constant('RequestVoteResponse' as const), ...envelope, preVote: fc.boolean(), granted: fc.boolean() }),
-  AppendEntries: fc.record({ type: fc.constant('AppendEntries' as const), ...envelope, prevLogIndex: indexArb, prevLogTerm: termArb, entries: fc.array(entryArb, { maxLength: limits.entriesPerMessageMax }), commit: indexArb }),
+  AppendEntries: fc
+    .record({ type: fc.constant('AppendEntries' as const), ...envelope, log: contiguousEntries(entryArb, limits.entriesPerMessageMax), prevLogTerm: termArb, commit: indexArb })
+    .map(({ log, ...rest }) => ({ ...rest, prevLogIndex: log.prevLogIndex, entries: log.entries })),
   AppendEntriesResponse: fc.record({ type: fc.constant('AppendEntriesResponse' as const), ...envelope, success: fc.boolean(), index: indexArb, hintIndex: indexArb, hintTerm: termArb }),
   Heartbeat: fc.record({ type: fc.constant('Heartbeat' as const), ...envelope, commit: indexArb, readRound: fc.maxSafeNat(), sentTick: fc.maxSafeNat(), quiesce: fc.boolean() }),
   HeartbeatResponse: fc.record({ type: fc.constant('HeartbeatResponse' as const), ...envelope, readRound: fc.maxSafeNat(), sentTick: fc.maxSafeNat() }),
@@ -90,8 +101,9 @@ function appendEntries(entries: readonly Entry[]): Message {
   return { type: 'AppendEntries', from: n(1), to: n(2), term: 3 as Term, prevLogIndex: 1 as LogIndex, prevLogTerm: 1 as Term, entries, commit: 1 as LogIndex };
 }
 
-function normal(dataBytes: number): Entry {
-  return { kind: 'normal', term: 3 as Term, index: 2 as LogIndex, data: new Uint8Array(dataBytes) };
+/** `count` entries of `dataBytes` each, from index 2 (appendEntries' prevLogIndex is 1). */
+function normals(count: number, dataBytes: number): Entry[] {
+  return Array.from({ length: count }, (_, k) => ({ kind: 'normal', term: 3 as Term, index: (2 + k) as LogIndex, data: new Uint8Array(dataBytes) }));
 }
 
 describe('peer wire format', () => {
@@ -190,6 +202,24 @@ describe('peer wire format', () => {
     expect(refusal(encode([1, 2, 3]))).toBe('frame: expected a map');
   });
 
+  it('refuses an AppendEntries run that does not start right after prevLogIndex', () => {
+    const frame = decode(encodeBatch([{ group: g(1), message: appendEntries(normals(2, 1)) }])) as { batch: { message: Record<string, unknown> }[] };
+    const item = frame.batch[0];
+    if (item === undefined) throw new Error('test setup: no message');
+    item.message['prevLogIndex'] = 4;
+    expect(refusal(encode(frame))).toBe('frame.batch[0].message.entries: the run starts at 2, not at prevLogIndex + 1 = 5');
+  });
+
+  it('encodes the same entries once for every peer, and never serves a stale run for entries that differ', () => {
+    const log = normals(3, 4);
+    const [first, middle, last] = log as [Entry, Entry, Entry];
+    const toPeer = (entries: readonly Entry[]): unknown => plain(decodeFrame(encodeBatch([{ group: g(1), message: appendEntries(entries) }]), limits));
+    expect(toPeer([first, middle, last])).toEqual(toPeer(log));
+    const replaced: Entry = { kind: 'normal', term: 3 as Term, index: 3 as LogIndex, data: Uint8Array.of(9, 9) };
+    expect(toPeer([first, replaced, last])).toEqual(plain({ kind: 'batch', batch: [{ group: 1, message: appendEntries([first, replaced, last]) }] }));
+    expect(toPeer([first, middle])).toEqual(plain({ kind: 'batch', batch: [{ group: 1, message: appendEntries([first, middle]) }] }));
+  });
+
   it('enforces each named limit at its bound, and the sender-side check agrees', () => {
     const cases: { name: string; atBound: PeerBatch; overBound: PeerBatch; error: string }[] = [
       {
@@ -200,15 +230,15 @@ describe('peer wire format', () => {
       },
       {
         name: 'entriesPerMessageMax',
-        atBound: [{ group: g(1), message: appendEntries(Array.from({ length: limits.entriesPerMessageMax }, () => normal(1))) }],
-        overBound: [{ group: g(1), message: appendEntries(Array.from({ length: limits.entriesPerMessageMax + 1 }, () => normal(1))) }],
-        error: 'frame.batch[0].message.entries: array of 9 exceeds 8',
+        atBound: [{ group: g(1), message: appendEntries(normals(limits.entriesPerMessageMax, 1)) }],
+        overBound: [{ group: g(1), message: appendEntries(normals(limits.entriesPerMessageMax + 1, 1)) }],
+        error: 'frame.batch[0].message.entries: 9 entries exceed 8',
       },
       {
         name: 'entryBytesMax',
-        atBound: [{ group: g(1), message: appendEntries([normal(limits.entryBytesMax)]) }],
-        overBound: [{ group: g(1), message: appendEntries([normal(limits.entryBytesMax + 1)]) }],
-        error: 'frame.batch[0].message.entries[0].data: 65 bytes exceed 64',
+        atBound: [{ group: g(1), message: appendEntries(normals(1, limits.entryBytesMax)) }],
+        overBound: [{ group: g(1), message: appendEntries(normals(1, limits.entryBytesMax + 1)) }],
+        error: 'frame.batch[0].message.entries entry 2: 65 bytes exceed 64',
       },
       {
         name: 'snapshotChunkBytesMax',
@@ -227,10 +257,12 @@ describe('peer wire format', () => {
 
   it('sender-side check agrees with the decoder on random batches', () => {
     const loose: WireLimits = { messagesPerFrameMax: 20, entriesPerMessageMax: 10, entryBytesMax: 80, snapshotChunkBytesMax: 160 };
-    const looseEntry = fc.record({ kind: fc.constant('normal' as const), term: termArb, index: indexArb, data: fc.uint8Array({ maxLength: loose.entryBytesMax }) });
+    const looseEntry = fc.record({ kind: fc.constant('normal' as const), term: termArb, data: fc.uint8Array({ maxLength: loose.entryBytesMax }) });
     const looseMessage: fc.Arbitrary<Message> = fc.oneof(
       messageArbs.Heartbeat,
-      fc.record({ type: fc.constant('AppendEntries' as const), ...envelope, prevLogIndex: indexArb, prevLogTerm: termArb, entries: fc.array(looseEntry, { maxLength: loose.entriesPerMessageMax }), commit: indexArb }),
+      fc
+        .record({ type: fc.constant('AppendEntries' as const), ...envelope, log: contiguousEntries(looseEntry, loose.entriesPerMessageMax), prevLogTerm: termArb, commit: indexArb })
+        .map(({ log, ...rest }) => ({ ...rest, prevLogIndex: log.prevLogIndex, entries: log.entries })),
       fc.record({ type: fc.constant('InstallSnapshot' as const), ...envelope, meta: metaArb, offset: fc.nat(), totalBytes: fc.nat(), chunk: fc.uint8Array({ maxLength: loose.snapshotChunkBytesMax }) }),
     );
     fc.assert(
