@@ -285,8 +285,8 @@ describe('peer transport', () => {
     await waitFor('connected', () => connected(one, 2));
     for (const socket of slow.sockets) socket.pause();
     // Large frames until the kernel buffers are full and frames wait in our queue (bounded loop).
-    const entry = { kind: 'normal' as const, term: 1 as Term, index: 1 as LogIndex, data: new Uint8Array(1024) };
-    const bulky = (sequence: number): PeerBatch => [{ group: g(sequence), message: { type: 'AppendEntries', from: n(1), to: n(2), term: 1 as Term, prevLogIndex: 0 as LogIndex, prevLogTerm: 0 as Term, entries: Array.from({ length: 16 }, () => entry), commit: 0 as LogIndex } }];
+    const entries = Array.from({ length: 16 }, (_, k) => ({ kind: 'normal' as const, term: 1 as Term, index: (k + 1) as LogIndex, data: new Uint8Array(1024) }));
+    const bulky = (sequence: number): PeerBatch => [{ group: g(sequence), message: { type: 'AppendEntries', from: n(1), to: n(2), term: 1 as Term, prevLogIndex: 0 as LogIndex, prevLogTerm: 0 as Term, entries, commit: 0 as LogIndex } }];
     let sends = 0;
     while (peerStats(one, 2).queuedFrames < 8 && sends < 5_000) one.transport.send(n(2), bulky(sends++));
     expect(peerStats(one, 2).queuedFrames).toBe(8);
