@@ -183,6 +183,8 @@ export interface WriteSpan {
 /** A background writer: one key, one write at a time, until stopped or `maxMs` has passed. */
 export class BackgroundWriter {
   readonly successes: WriteSpan[] = [];
+  /** Every write that failed, with its error, so a report can say what filled a gap. */
+  readonly failures: (WriteSpan & { readonly error: string })[] = [];
   readonly errorKinds: Record<string, number> = {};
   private stopped = false;
   private readonly done: Promise<void>;
@@ -204,6 +206,7 @@ export class BackgroundWriter {
           this.lastUncertain = false;
         } else {
           countError(this.errorKinds, outcome.error);
+          this.failures.push({ startedMs, endedMs, error: outcome.error });
           this.lastUncertain = true;
           if (options.pauseAfterErrorMs > 0) await sleep(options.pauseAfterErrorMs);
         }

@@ -35,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { asGroupId } from '../src/base/ids.ts';
 import { call, DramBinaryTarget, DramClient, DramCluster } from './cluster-dram.ts';
 import { EtcdCluster, etcdEndpoints, EtcdTarget } from './cluster-etcd.ts';
-import { BackgroundWriter, longestGap, makeValue, median, round, runLoad, runSequential, until, verifyReadBack, type LoadResult, type SequentialResult, type WriteOutcome, type WriteTarget } from './cluster-load.ts';
+import { BackgroundWriter, longestGap, makeValue, median, round, runLoad, runSequential, until, verifyReadBack, type LoadResult, type SequentialResult, type WriteOutcome, type WriteSpan, type WriteTarget } from './cluster-load.ts';
 
 export const clusterPhases = ['ceiling', 'seq', 'shard', 'all', 'bseq', 'bshard', 'ball', 'transfer', 'failover'] as const;
 export type ClusterPhase = (typeof clusterPhases)[number];
@@ -158,6 +158,8 @@ export interface SystemReport {
 
 export interface ClusterReport {
   readonly settings: typeof clusterSettings;
+  /** DAMON monitors on this machine and their sampling interval: they stall every process for 5-35 ms each sample (docs/benchmarks.md). */
+  readonly damon: readonly { readonly kdamond: string; readonly state: string; readonly sampleMs: number | undefined }[];
   /** 1-minute load average when the cluster benchmark started and ended (other work on the machine shows here). */
   readonly loadAverage: { readonly atStart: number; readonly atEnd: number };
   readonly ceiling?: LoadResult;
@@ -262,7 +264,7 @@ async function transferRuns(system: System, log: (line: string) => void): Promis
       if (last !== undefined) await verifyReadBack(system.faultClient, new Map([[last.key, last.value]]));
       const record: TransferRun = { from, to, leaderAfter, gapMs: round(gapMs), writes: writer.successes.length, errors: { ...writer.errorKinds } };
       runs.push(record);
-      log(`  ${system.name} transfer ${run + 1}: ${from} -> ${to} (leader now ${leaderAfter}), longest gap ${record.gapMs} ms, errors ${JSON.stringify(record.errors)}`);
+      log(`  ${system.name} transfer ${run + 1}: ${from} -> ${to} (leader now ${leaderAfter}), longest gap ${record.gapMs} ms, errors ${JSON.stringify(record.errors)}; ${describeGap(writer, issuedMs)}`);
       if (leaderAfter !== to) throw new Error(`${system.name}: transfer run ${run + 1}: leadership did not move to ${to} (leader is ${leaderAfter})`);
     } finally {
       await writer.stop();
@@ -270,6 +272,14 @@ async function transferRuns(system: System, log: (line: string) => void): Promis
   }
   const gaps = runs.map((run) => run.gapMs);
   return { runs, maxGapMs: Math.max(...gaps), medianGapMs: round(median(gaps)) };
+}
+
+/** What the writer saw from the transfer request on, in ms after it: each failed write (start-end error) and the slowest success. */
+function describeGap(writer: BackgroundWriter, issuedMs: number): string {
+  const at = (ms: number): string => (ms - issuedMs).toFixed(1);
+  const failed = writer.failures.filter((span) => span.endedMs >= issuedMs).map((span) => `${at(span.startedMs)}-${at(span.endedMs)} ${span.error}`);
+  const slowest = writer.successes.filter((span) => span.endedMs >= issuedMs).reduce<WriteSpan | undefined>((worst, span) => (worst === undefined || span.endedMs - span.startedMs > worst.endedMs - worst.startedMs ? span : worst), undefined);
+  return `failed writes [${failed.join(', ')}], slowest success ${slowest === undefined ? 'none' : `${at(slowest.startedMs)}-${at(slowest.endedMs)}`}`;
 }
 
 async function failoverRuns(system: System, log: (line: string) => void): Promise<NonNullable<SystemReport['failover']>> {
@@ -542,10 +552,33 @@ function summarize(ceiling: LoadResult | undefined, dram: SystemReport | undefin
   return { ratios, targets };
 }
 
+/**
+ * The kernel's DAMON monitors (/sys/kernel/mm/damon/admin), if any. On the benchmark VM one runs
+ * with a 500 ms sampling interval, and each sample stalls every process on the machine for 5-35 ms
+ * (docs/benchmarks.md), which is most of a p99 and of a transfer gap, so every report says whether it ran.
+ */
+function damonMonitors(): ClusterReport['damon'] {
+  const root = '/sys/kernel/mm/damon/admin/kdamonds';
+  const read = (path: string): string | undefined => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const count = Number(read(`${root}/nr_kdamonds`) ?? 0);
+  return Array.from({ length: Number.isSafeInteger(count) ? Math.min(count, 16) : 0 }, (_, k) => {
+    const sampleUs = Number(read(`${root}/${k}/contexts/0/monitoring_attrs/intervals/sample_us`));
+    return { kdamond: String(k), state: read(`${root}/${k}/state`) ?? 'unknown', sampleMs: Number.isFinite(sampleUs) ? sampleUs / 1000 : undefined };
+  });
+}
+
 export async function runClusterBench(options: ClusterBenchOptions): Promise<ClusterReport> {
   const { log } = options;
   const loadAtStart = round(loadavg()[0] ?? 0);
   log(`cluster bench: 1-minute load average ${loadAtStart} at the start (anything else running on these two cores disturbs the figures)`);
+  const damon = damonMonitors();
+  for (const monitor of damon) log(`cluster bench: DAMON kdamond ${monitor.kdamond} is ${monitor.state}, sampling every ${monitor.sampleMs ?? '?'} ms (each sample stalls the machine; see docs/benchmarks.md)`);
   let dramCluster: DramCluster | undefined;
   let etcdCluster: EtcdCluster | undefined;
   let etcd: (System & { close(): void }) | undefined;
@@ -623,6 +656,7 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
   }
   return {
     settings: clusterSettings,
+    damon,
     loadAverage: { atStart: loadAtStart, atEnd: round(loadavg()[0] ?? 0) },
     ...(ceiling === undefined ? {} : { ceiling }),
     ...(dramReport === undefined ? {} : { dram: dramReport }),
