@@ -3,7 +3,6 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crc32 } from '../../src/codec/crc32.ts';
 import { decode, encode } from '../../src/codec/msgpack.ts';
 import { CodecError, entry, hardState, snapshotMeta } from '../../src/codec/validate.ts';
 import type { Entry } from '../../src/raft/types.ts';
@@ -54,10 +53,5 @@ describe('codec validation', () => {
     expect(() => entry({ kind: 'weird', term: 1, index: 1 }, 'e', 10)).toThrow('e.kind: expected one of normal, conf');
     expect(() => hardState({ term: 1, vote: 2 }, 'h')).toThrow('h.commit: expected a non-negative integer');
     expect(() => snapshotMeta({ index: 1, term: 1, confState: { voters: 'x' } }, 's')).toThrow('s.confState.voters: expected an array');
-  });
-
-  it('computes the standard CRC-32', () => {
-    expect(crc32(new TextEncoder().encode('123456789'))).toBe(0xcbf43926);
-    expect(crc32(new Uint8Array())).toBe(0);
   });
 });

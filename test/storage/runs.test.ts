@@ -5,10 +5,10 @@
 
 import fc from 'fast-check';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { Level } from 'level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
-import { crc32 } from '../../src/codec/crc32.ts';
 import { decodeEntryRun, encodeEntryRun } from '../../src/codec/entry-run.ts';
 import { CodecError } from '../../src/codec/validate.ts';
 import { encode } from '../../src/codec/msgpack.ts';
