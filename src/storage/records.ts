@@ -22,7 +22,7 @@ import { describeKey, type ParsedKey } from './keys.ts';
 const checksumBytes = 4;
 /** The shortest msgpack map is one byte; anything shorter than checksum + 1 byte is torn. */
 const valueBytesMin = checksumBytes + 1;
-/** The first body byte of a log record. Records of the earlier layout (one msgpack map per entry) start with 0x82. */
+/** The first body byte of a log record. Records of the earlier layout (one msgpack map per entry) start with a map header (0xde as msgpackr writes it). */
 const logRunFormat = 1;
 const logRunPrefixBytes = checksumBytes + 1 + 4;
 
@@ -102,7 +102,7 @@ function unseal(value: Uint8Array, corrupt: (why: string) => StorageCorruptionEr
 }
 
 function readLogRun(group: GroupId, index: LogIndex, body: Uint8Array, limits: RecordLimits, corrupt: (why: string) => StorageCorruptionError): StoredRecord {
-  if (body[0] !== logRunFormat) throw corrupt(`a log record of another layout (first byte 0x${(body[0] ?? 0).toString(16)}, expected a run of format ${logRunFormat}); was this data directory written by an older dram?`);
+  if (body[0] !== logRunFormat) throw corrupt(`a log record of another layout (first byte 0x${(body[0] ?? 0).toString(16)}, expected a run of format ${logRunFormat}); was this data directory written by an older dram? This version cannot read it: move it away to start the node afresh`);
   if (body.length < 5) throw corrupt('the log record ends inside its header');
   const stored = readUint32BE(body, 1);
   if (stored !== group) throw corrupt(`the record belongs to group ${stored}`);
