@@ -112,19 +112,26 @@ function wireGroupMessage(item: GroupMessage): unknown {
 /**
  * Runs encoded lately, by their first entry: a leader sends the same entries to each follower in
  * a turn, each time in a new array of the same Entry objects (entries are immutable, so the same
- * objects are the same entries). Cleared when it grows past runMemoMax, so it only ever holds the
- * last turn or so.
+ * objects are the same entries). Cleared when it would hold more than runMemoMax runs or
+ * runMemoBytesMax bytes (a follower catching up gets appends of up to messageBytesMax each), so it
+ * only ever holds the last turn or so.
  */
 const runMemo = new Map<Entry, { readonly entries: readonly Entry[]; readonly bytes: Uint8Array }>();
 const runMemoMax = 64;
+const runMemoBytesMax = 4 << 20;
+let runMemoBytes = 0;
 
 function encodedRun(entries: readonly Entry[]): Uint8Array {
   const first = entries[0] as Entry;
   const known = runMemo.get(first);
   if (known !== undefined && known.entries.length === entries.length && known.entries.every((entry, k) => entry === entries[k])) return known.bytes;
   const bytes = encodeEntryRun(entries, 0);
-  if (runMemo.size >= runMemoMax) runMemo.clear();
+  if (runMemo.size >= runMemoMax || runMemoBytes + bytes.length > runMemoBytesMax) {
+    runMemo.clear();
+    runMemoBytes = 0;
+  }
   runMemo.set(first, { entries, bytes });
+  runMemoBytes += bytes.length;
   return bytes;
 }
 
