@@ -9,6 +9,7 @@
 //
 // Called by: src/api/kv-routes.ts.
 
+import { utf8Length } from '../base/bytes.ts';
 import { kvClientIdBytesMax, kvKeyBytesMax, type KvClientStamp } from '../codec/kv.ts';
 import { ApiError } from './errors.ts';
 import type { ReadConsistency } from './ports.ts';
@@ -16,7 +17,6 @@ import type { ReadConsistency } from './ports.ts';
 export const clientIdHeader = 'x-dram-client-id';
 export const requestSeqHeader = 'x-dram-request-seq';
 
-const utf8 = new TextEncoder();
 const decimal = /^(0|[1-9][0-9]*)$/;
 
 export type RawQuery = Readonly<Record<string, unknown>>;
@@ -24,7 +24,7 @@ export type RawHeaders = Readonly<Record<string, string | string[] | undefined>>
 
 export function parseKey(raw: string): string {
   if (raw.length === 0) throw new ApiError('DRAM_ERR_BAD_REQUEST', 'key must not be empty');
-  const bytes = utf8.encode(raw).length;
+  const bytes = utf8Length(raw);
   if (bytes > kvKeyBytesMax) throw new ApiError('DRAM_ERR_KEY_TOO_LARGE', `key is ${bytes} bytes, more than ${kvKeyBytesMax}`, { bytes, bytesMax: kvKeyBytesMax });
   return raw;
 }
@@ -77,7 +77,7 @@ export function parseClientStamp(headers: RawHeaders): KvClientStamp | undefined
   const seq = header(headers, requestSeqHeader);
   if (id === undefined && seq === undefined) return undefined;
   if (id === undefined || seq === undefined) throw new ApiError('DRAM_ERR_BAD_REQUEST', `${clientIdHeader} and ${requestSeqHeader} go together`);
-  const idBytes = utf8.encode(id).length;
+  const idBytes = utf8Length(id);
   if (idBytes === 0 || idBytes > kvClientIdBytesMax) throw new ApiError('DRAM_ERR_BAD_REQUEST', `${clientIdHeader} must be 1..${kvClientIdBytesMax} bytes`);
   return { id, seq: parseCounter(seq, requestSeqHeader) };
 }

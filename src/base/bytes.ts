@@ -35,3 +35,22 @@ export function readUint53BE(bytes: Uint8Array, offset: number): number | undefi
   if (high >= 0x20_0000) return undefined;
   return high * twoPow32 + readUint32BE(bytes, offset + 4);
 }
+
+/**
+ * The number of bytes TextEncoder would produce for `text` (UTF-8; a lone surrogate becomes
+ * U+FFFD, three bytes), without encoding it: length checks run on every request and every applied
+ * entry, and encoding only to measure allocated a copy each time.
+ */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}

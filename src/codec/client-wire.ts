@@ -13,6 +13,7 @@
 //
 // Called by: src/api/binary-server.ts, src/client/client.ts.
 
+import { utf8Length } from '../base/bytes.ts';
 import { kvClientIdBytesMax, kvKeyBytesMax, kvValueBytesMax, type KvClientStamp } from './kv.ts';
 import { decode, encode } from './msgpack.ts';
 import { boolean, bytes, counter, fail, oneOf, record } from './validate.ts';
@@ -52,15 +53,14 @@ export interface ClientResponse {
   readonly message?: string;
 }
 
-const utf8 = new TextEncoder();
 const errorCodePattern = /^DRAM_ERR_[A-Z_]{1,64}$/u;
 
 function text(value: unknown, path: string, bytesMin: number, bytesMax: number): string {
   if (typeof value !== 'string') fail(path, 'expected a string');
-  // UTF-8 takes at least one and at most three bytes per UTF-16 unit: encode only when in doubt.
+  // UTF-8 takes at least one and at most three bytes per UTF-16 unit: count only when in doubt.
   if (value.length < bytesMin) fail(path, `expected at least ${bytesMin} bytes`);
   if (value.length * 3 > bytesMax) {
-    const length = utf8.encode(value).length;
+    const length = utf8Length(value);
     if (length > bytesMax) fail(path, `${length} UTF-8 bytes exceed ${bytesMax}`);
   }
   return value;

@@ -1,6 +1,7 @@
 // Wire and snapshot formats of the KV model: commands carried in Raft entries, and the model's
 // snapshot. Decoding validates every field; a malformed command is refused with CodecError.
 
+import { utf8Length } from '../base/bytes.ts';
 import { decode, encode } from './msgpack.ts';
 import { bytes, counter, fail, list, oneOf, record } from './validate.ts';
 
@@ -24,7 +25,7 @@ export function encodeKvCommand(command: KvCommand): Uint8Array {
 
 function text(value: unknown, path: string, bytesMax: number): string {
   if (typeof value !== 'string') fail(path, 'expected a string');
-  if (new TextEncoder().encode(value).length > bytesMax) fail(path, `longer than ${bytesMax} bytes`);
+  if (utf8Length(value) > bytesMax) fail(path, `longer than ${bytesMax} bytes`);
   return value;
 }
 

@@ -19,7 +19,18 @@ const utf8 = new TextEncoder();
 /** FNV-1a over the UTF-8 bytes of `key`, as an unsigned 32-bit integer. */
 export function fnv1a32(key: string): number {
   let hash = fnvOffsetBasis32;
-  for (const byte of utf8.encode(key)) hash = Math.imul(hash ^ byte, fnvPrime32) >>> 0;
+  // An ASCII key's UTF-16 units are its UTF-8 bytes: hash them without encoding (no copy per request).
+  for (let i = 0; i < key.length; i++) {
+    const unit = key.charCodeAt(i);
+    if (unit >= 0x80) return fnvOfBytes(utf8.encode(key));
+    hash = Math.imul(hash ^ unit, fnvPrime32) >>> 0;
+  }
+  return hash;
+}
+
+function fnvOfBytes(bytes: Uint8Array): number {
+  let hash = fnvOffsetBasis32;
+  for (const byte of bytes) hash = Math.imul(hash ^ byte, fnvPrime32) >>> 0;
   return hash;
 }
 

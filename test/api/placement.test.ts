@@ -20,6 +20,21 @@ describe('kv placement', () => {
     expect(fnv1a32('é')).toBe(manual);
   });
 
+  it('hashes any string as FNV-1a over its TextEncoder bytes, lone surrogates included', () => {
+    const reference = (key: string): number => {
+      let hash = 0x811c9dc5;
+      for (const byte of new TextEncoder().encode(key)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+      return hash;
+    };
+    const anyUnits = fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 40 }).map((units) => String.fromCharCode(...units));
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), anyUnits), (key) => {
+        expect(fnv1a32(key)).toBe(reference(key));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('pins the placement of a few keys (changing these moves data between shards)', () => {
     const placement = createKvPlacement(groups);
     expect(['a', 'foobar', 'user/42', 'ключ'].map((key) => placement.groupOf(key))).toEqual(['a', 'foobar', 'user/42', 'ключ'].map((key) => groups[fnv1a32(key) % 4]));

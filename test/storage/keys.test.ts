@@ -3,7 +3,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { readUint32BE, writeUint32BE } from '../../src/base/bytes.ts';
+import { readUint32BE, utf8Length, writeUint32BE } from '../../src/base/bytes.ts';
 import { asGroupId, type LogIndex } from '../../src/base/ids.ts';
 import { groupIdMax, groupRecordKey, logKey, parseKey } from '../../src/storage/keys.ts';
 
@@ -24,6 +24,16 @@ describe('storage keys', () => {
         expect(readUint32BE(bytes, offset)).toBe(value);
         expect(new DataView(bytes.buffer).getUint32(offset, false)).toBe(value);
       }),
+    );
+  });
+
+  it('counts UTF-8 bytes exactly as TextEncoder writes them, lone surrogates included', () => {
+    const anyUnits = fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 40 }).map((units) => String.fromCharCode(...units));
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), anyUnits), (text) => {
+        expect(utf8Length(text)).toBe(new TextEncoder().encode(text).length);
+      }),
+      { numRuns: 3000 },
     );
   });
 
