@@ -54,3 +54,17 @@ export function utf8Length(text: string): number {
   }
   return bytes;
 }
+
+/** Whether `text` has no lone surrogate, so UTF-8 carries it exactly (TextEncoder replaces a lone one). */
+export function wellFormed(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    if (unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      i++;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
