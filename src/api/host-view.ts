@@ -1,8 +1,8 @@
 // Read-only views of the host's group status that several routes need: one group's status, its
 // leader, the replication lag a leader sees, and the best target for a leadership transfer.
 //
-// Per-request lookups go through the host's groupStatus(group), so they cost the same whatever
-// the number of groups.
+// Per-request lookups cost the same whatever the number of groups: the leader through the host's
+// groupLeader(group), which builds nothing; a whole status through groupStatus(group).
 //
 // Called by: src/api/kv-routes.ts, src/api/admin-routes.ts.
 
@@ -22,7 +22,7 @@ export function groupView(host: ApiHost, group: GroupId): GroupView | undefined 
 
 /** The leader this node knows of for `group`, 0 when none (or the group is not hosted here). */
 export function leaderOf(host: ApiHost, group: GroupId): NodeId {
-  return groupView(host, group)?.status.leader ?? (0 as NodeId);
+  return host.groupLeader(group) ?? (0 as NodeId);
 }
 
 /**

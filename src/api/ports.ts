@@ -15,7 +15,7 @@
 import type { NodeId } from '../base/ids.ts';
 import type { MultiRaftHost } from '../multiraft/host.ts';
 
-export type ApiHost = Pick<MultiRaftHost, 'propose' | 'read' | 'transferLeadership' | 'proposeConfChange' | 'status' | 'groupStatus' | 'model'>;
+export type ApiHost = Pick<MultiRaftHost, 'propose' | 'read' | 'transferLeadership' | 'proposeConfChange' | 'status' | 'groupStatus' | 'groupLeader' | 'model'>;
 
 export interface NetAddress {
   readonly host: string;

@@ -281,7 +281,12 @@ export class MultiRaftHost {
     return this.groups.get(groupId)?.model;
   }
 
-  /** One group's status (the per-request lookup of the API: O(1), not O(groups)). */
+  /** The leader this node knows of for the group (0: none), or undefined when the group is not hosted: the API's per-request lookup. */
+  groupLeader(groupId: GroupId): NodeId | undefined {
+    return this.groups.get(groupId)?.raft.knownLeader();
+  }
+
+  /** One group's status (O(1), not O(groups)); builds the whole status, so not for every request. */
   groupStatus(groupId: GroupId): { group: GroupId; status: Status; appliedIndex: number } | undefined {
     const group = this.groups.get(groupId);
     return group === undefined ? undefined : { group: group.id, status: group.raft.status(), appliedIndex: group.appliedIndex };

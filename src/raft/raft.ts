@@ -198,6 +198,11 @@ export class RaftNode {
     this.electionElapsed = Math.max(this.electionElapsed, this.config.electionTimeoutTicks);
   }
 
+  /** The leader this node knows of, itself included (NO_NODE: none): status().leader without building a status. */
+  knownLeader(): NodeId {
+    return this.leader;
+  }
+
   /** The leader this node follows (NO_NODE: none known, or this node leads or campaigns). */
   followedLeader(): NodeId {
     return this.role === 'follower' ? this.leader : NO_NODE;

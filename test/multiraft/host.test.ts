@@ -66,6 +66,7 @@ describe('MultiRaftHost', () => {
     }
     for (const host of network.hosts.values()) {
       for (const group of groupIds) {
+        expect(host.groupLeader(group)).toBe(host.groupStatus(group)?.status.leader);
         const read = await host.read(group, 'linearizable');
         expect(read.kind).toBe('ready');
         const model = host.model(group) as KvModel;
