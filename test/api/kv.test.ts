@@ -83,6 +83,17 @@ describe('KV API', () => {
     expect(get.headers['x-dram-shard']).toBe(String(group));
   });
 
+  it('refuses a key whose percent-encoding is not UTF-8 (a lone surrogate, a cut sequence) with a 4xx, never a 500', async () => {
+    const running = start();
+    const node = [...running.nodes.values()][0];
+    if (node === undefined) throw new Error('no node');
+    for (const url of ['/v1/kv/%ED%A0%80', '/v1/kv/a%F0%9F%98', '/v1/kv/%C3']) {
+      const answer = await node.app.inject({ method: 'PUT', url, payload: 'x' });
+      expect(answer.statusCode, url).toBeGreaterThanOrEqual(400);
+      expect(answer.statusCode, url).toBeLessThan(500);
+    }
+  });
+
   it('forwards a write reaching a follower to the leader; every node then reads it linearizably', async () => {
     const running = start();
     const key = keyIn(group2, 'fwd');
