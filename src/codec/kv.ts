@@ -2,7 +2,8 @@
 // snapshot. Decoding validates every field; a malformed command is refused with CodecError.
 //
 // A command is a fixed binary layout rather than a msgpack map, because every node decodes one
-// for every entry it applies (msgpack: 3.5 us a put; this layout: see the commit that made it):
+// for every entry it applies (a 256-byte put with a client stamp: 3.24 us as msgpack, 0.94 us in
+// this layout; encoding 0.62 and 0.25 us):
 //
 //   op u8 (1 put, 2 delete) | flags u8 (1: cas, 2: client) | key length u16 BE | key (UTF-8)
 //   [cas u64 BE] [client id length u8 | client id (UTF-8) | client seq u64 BE] [value: the rest, put only]
