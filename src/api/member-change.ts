@@ -24,6 +24,7 @@ import { performance } from 'node:perf_hooks';
 import type { GroupId, NodeId } from '../base/ids.ts';
 import type { ProposalOutcome } from '../multiraft/host.ts';
 import type { ConfState, Status } from '../raft/types.ts';
+import { leaderOf } from './host-view.ts';
 import type { ApiHost } from './ports.ts';
 
 /** A membership change a request applied: the join's two steps, or the removal's one. */
@@ -188,7 +189,7 @@ export async function changeGroup<End>(host: ApiHost, group: GroupId, node: Node
     waitingFor = refused.wait;
     await sleep(Math.min(limits.pollMs, remainingMs));
   }
-  return { kind: 'pending', progress: { group, leader: host.groupStatus(group)?.status.leader ?? (0 as NodeId), state: 'unknown', steps, pending: waitingFor } };
+  return { kind: 'pending', progress: { group, leader: leaderOf(host, group), state: 'unknown', steps, pending: waitingFor } };
 }
 
 /**

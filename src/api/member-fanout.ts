@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import { ApiError, isErrorCode } from './errors.ts';
 import { forwardedByHeader, type ForwardContext } from './forwarding.ts';
-import { groupView } from './host-view.ts';
+import { groupView, leaderOf } from './host-view.ts';
 import { memberChangeLimitsDefault, sleep, type ChangeStopped, type GroupMemberProgress, type MemberChangeLimits, type MemberState, type MemberStep } from './member-change.ts';
 import type { ApiHost, Forward, MemberDirectory } from './ports.ts';
 
@@ -138,5 +138,5 @@ export async function changeThroughLeader(context: FanoutContext, change: GroupC
     why = outcome.retry;
     await sleep(Math.min(context.limits.pollMs, deadlineMs - performance.now()));
   }
-  return { group, leader: groupView(context.options.host, group)?.status.leader ?? (0 as NodeId), state: 'unknown', steps: stepsSoFar, pending: why };
+  return { group, leader: leaderOf(context.options.host, group), state: 'unknown', steps: stepsSoFar, pending: why };
 }

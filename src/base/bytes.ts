@@ -47,7 +47,7 @@ export function utf8Length(text: string): number {
     const unit = text.charCodeAt(i);
     if (unit < 0x80) bytes += 1;
     else if (unit < 0x800) bytes += 2;
-    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+    else if (pairedAt(text, i, unit)) {
       bytes += 4;
       i++;
     } else bytes += 3;
@@ -60,11 +60,13 @@ export function wellFormed(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const unit = text.charCodeAt(i);
     if (unit < 0xd800 || unit > 0xdfff) continue;
-    if (unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      i++;
-      continue;
-    }
-    return false;
+    if (!pairedAt(text, i, unit)) return false;
+    i++;
   }
   return true;
+}
+
+/** Whether `unit` (text[i]) is a high surrogate that text[i + 1] completes into a pair. */
+function pairedAt(text: string, i: number, unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
 }

@@ -242,11 +242,11 @@ export class MultiRaftHost {
     const requestId = this.nextRequestId++;
     const result = mode === 'lease' ? group.raft.leaseRead(requestId) : group.raft.readIndex(requestId);
     if (result.kind === 'not_leader') return Promise.resolve({ kind: 'refused', reason: result.leaderHint === 0 ? 'no_leader' : 'not_leader', leaderHint: result.leaderHint });
-    if (result.kind === 'read_queue_full') return Promise.resolve({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.status().leader });
+    if (result.kind === 'read_queue_full') return Promise.resolve({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.knownLeader() });
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         const read = group.reads.get(requestId);
-        if (read !== undefined) this.finishRead(group, requestId, read, { kind: 'refused', reason: 'timeout', leaderHint: group.raft.status().leader });
+        if (read !== undefined) this.finishRead(group, requestId, read, { kind: 'refused', reason: 'timeout', leaderHint: group.raft.knownLeader() });
       }, this.options.requestTimeoutMs);
       group.reads.set(requestId, { resolve, timer, index: 0 as LogIndex });
       this.scheduleTurn();
@@ -441,7 +441,7 @@ export class MultiRaftHost {
     }
     for (const failure of ready.readFailures) {
       const read = group.reads.get(failure.requestId);
-      if (read !== undefined) this.finishRead(group, failure.requestId, read, { kind: 'refused', reason: failure.reason, leaderHint: group.raft.status().leader });
+      if (read !== undefined) this.finishRead(group, failure.requestId, read, { kind: 'refused', reason: failure.reason, leaderHint: group.raft.knownLeader() });
     }
     this.serveReads(group);
   }

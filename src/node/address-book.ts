@@ -109,8 +109,9 @@ export class AddressBook implements MemberDirectory {
     const known = this.members.delete(node);
     this.pinnedRaft.delete(node);
     this.pinnedHttp.delete(node);
-    if (!known && this.removed.includes(node)) return false;
-    if (!this.removed.includes(node)) this.removed.push(node);
+    const wasRemoved = this.removed.includes(node);
+    if (!known && wasRemoved) return false;
+    if (!wasRemoved) this.removed.push(node);
     if (this.removed.length > removedMax) this.removed.splice(0, this.removed.length - removedMax);
     this.save();
     return true;

@@ -1092,8 +1092,13 @@ export class RaftNode {
     this.log.appliedTo(last.index);
     for (const entry of entries) {
       assert(entry.kind === 'normal', 'raft: a configuration entry was applied early');
-      if (this.role === 'leader' && entry.term === this.term) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entryBytes(entry));
+      this.releaseUncommitted(entry);
     }
+  }
+
+  /** An applied entry of this leader's term no longer counts against uncommittedBytesMax. */
+  private releaseUncommitted(entry: Entry): void {
+    if (this.role === 'leader' && entry.term === this.term) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entryBytes(entry));
   }
 
   /** The host finished the Ready: its writes are durable and its committed entries applied. */
@@ -1109,7 +1114,7 @@ export class RaftNode {
     if (lastCommitted === undefined) return;
     this.log.appliedTo(lastCommitted.index);
     for (const entry of ready.committedEntries) {
-      if (this.role === 'leader' && entry.term === this.term) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entryBytes(entry));
+      this.releaseUncommitted(entry);
       if (entry.kind === 'conf') this.applyConfEntry(entry.change, entry.index);
     }
     this.maybeAutoLeave();

@@ -43,8 +43,13 @@ export type StoredRecord =
 
 function seal(body: Uint8Array): Uint8Array {
   const value = new Uint8Array(checksumBytes + body.length);
-  writeUint32BE(value, 0, crc32(body));
   value.set(body, checksumBytes);
+  return sealInPlace(value);
+}
+
+/** Writes the checksum of everything after the first four bytes into them. */
+function sealInPlace(value: Uint8Array): Uint8Array {
+  writeUint32BE(value, 0, crc32(value.subarray(checksumBytes)));
   return value;
 }
 
@@ -53,8 +58,7 @@ export function logRunValue(group: GroupId, entries: readonly Entry[]): Uint8Arr
   const value = encodeEntryRun(entries, logRunPrefixBytes);
   value[checksumBytes] = logRunFormat;
   writeUint32BE(value, checksumBytes + 1, group);
-  writeUint32BE(value, 0, crc32(value.subarray(checksumBytes)));
-  return value;
+  return sealInPlace(value);
 }
 
 export function hardStateValue(group: GroupId, hardState: HardState): Uint8Array {

@@ -358,12 +358,7 @@ export class PeerTransport {
       if (this.removed.size <= removedPeersMax) break;
       this.removed.delete(oldest);
     }
-    for (const connection of this.inbound) {
-      if (connection.peer !== id || connection.closed) continue;
-      connection.closed = true;
-      clearTimeout(connection.handshakeTimer);
-      connection.socket.destroy();
-    }
+    for (const connection of this.inbound) if (connection.peer === id && !connection.closed) this.closeInbound(connection);
     const peer = this.peers.get(id);
     if (peer === undefined) return 'unknown';
     this.peers.delete(id);
@@ -739,8 +734,7 @@ export class PeerTransport {
     const removedLogged = claimed === undefined ? undefined : this.removed.get(claimed);
     if (removedLogged !== true) this.logger.warn('peer handshake refused', claimed === undefined ? fields : { ...fields, claimedPeer: claimed });
     if (removedLogged === false && claimed !== undefined) this.removed.set(claimed, true);
-    connection.closed = true;
-    connection.socket.destroy();
+    this.closeInbound(connection);
   }
 
   private rejectFrame(connection: Inbound, reason: string): void {
@@ -751,7 +745,13 @@ export class PeerTransport {
     }
     this.connectionsClosedInvalid++;
     this.logger.warn('peer connection closed: bad frame', { node: this.options.nodeId, peer: connection.peer, remote: connection.remote, reason });
+    this.closeInbound(connection);
+  }
+
+  /** Marks an inbound connection closed and destroys its socket (its 'close' handler forgets it). */
+  private closeInbound(connection: Inbound): void {
     connection.closed = true;
+    clearTimeout(connection.handshakeTimer);
     connection.socket.destroy();
   }
 
@@ -790,11 +790,7 @@ export class PeerTransport {
         resolve();
       });
     });
-    for (const connection of this.inbound) {
-      connection.closed = true;
-      clearTimeout(connection.handshakeTimer);
-      connection.socket.destroy();
-    }
+    for (const connection of this.inbound) this.closeInbound(connection);
     const closes: Promise<void>[] = [];
     for (const peer of this.peers.values()) {
       clearTimeout(peer.reconnectTimer);
