@@ -15,14 +15,14 @@
 // entry there is ours or not); until then it is pending, and a caller that gives up reports it
 // as indeterminate.
 
-import { performance } from 'node:perf_hooks';
 import { assert } from '../base/assert.ts';
 import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import type { RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
 import type { ConfChange, ConfState, Entry, HardState, ProposeResult, Ready, Status, TransferResult } from '../raft/types.ts';
-import type { GroupMessage, GroupWrite, HostStorage, HostTransport, ReplicatedModel } from './ports.ts';
+import type { GroupMessage, GroupWrite, HostClock, HostStorage, HostTransport, ReplicatedModel, TimerHandle } from './ports.ts';
+import { systemClock } from './system-clock.ts';
 
 export type ProposalOutcome =
   | { readonly kind: 'applied'; readonly index: LogIndex; readonly result: unknown }
@@ -40,6 +40,8 @@ export interface HostOptions {
   readonly storage: HostStorage;
   readonly transport: HostTransport;
   readonly rng: Rng;
+  /** Every clock reading and timer of the host (default: Node's; the simulator passes a virtual one). */
+  readonly clock?: HostClock;
   /** Core settings shared by every group (limits, timeouts in ticks). */
   readonly raft: Omit<RaftConfigInput, 'id' | 'rng'>;
   readonly tickMs: number;
@@ -62,7 +64,7 @@ export interface HostOptions {
 interface PendingProposal {
   readonly term: number;
   readonly resolve: (outcome: ProposalOutcome) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: TimerHandle;
 }
 
 interface QueuedProposal {
@@ -72,7 +74,7 @@ interface QueuedProposal {
 
 interface WaitingRead {
   readonly resolve: (outcome: ReadOutcome) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: TimerHandle;
   index: LogIndex;
 }
 
@@ -105,7 +107,10 @@ export class MultiRaftHost {
   private turnRunning = false;
   /** The turn is waiting for its storage write: arriving commits are applied at once (applyEarly). */
   private writeInFlight = false;
-  private ticker: NodeJS.Timeout | undefined;
+  private readonly clock: HostClock;
+  private ticker: TimerHandle | undefined;
+  /** Settles when the running turn loop (runTurns) ends; stop() waits on it. */
+  private turnsDone: Promise<void> = Promise.resolve();
   private stopped = false;
   private fatal: Error | undefined;
   /** The next turn writes every group's unsaved commit index (set by the ticker, and by stop()). */
@@ -113,13 +118,15 @@ export class MultiRaftHost {
   private lastCommitFlushMs = 0;
   /** Quiescence: when each peer was last heard from (any frame, pings included). */
   private readonly lastHeardMs = new Map<NodeId, number>();
-  private readonly startedMs = performance.now();
+  private readonly startedMs: number;
   private lastPingMs = 0;
   private readonly sentSincePing = new Set<NodeId>();
 
   constructor(options: HostOptions) {
     assert(options.proposalQueueMax >= 1 && options.tickMs >= 1 && options.requestTimeoutMs >= 1 && options.commitFlushMs >= 1 && options.pingMs >= 1 && options.peerSilenceMs > options.pingMs, 'host: limits must be positive');
     this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.startedMs = this.clock.nowMs();
   }
 
   /** Hosts a group whose storage is already initialized (bootstrapped, or empty for a joiner). */
@@ -133,7 +140,7 @@ export class MultiRaftHost {
   }
 
   start(): void {
-    this.ticker = setInterval(() => { this.tick(); }, this.options.tickMs);
+    this.ticker = this.clock.setRepeating(() => { this.tick(); }, this.options.tickMs);
   }
 
   /**
@@ -144,7 +151,7 @@ export class MultiRaftHost {
    * went to a peer, which keeps "silent" meaning "unreachable".
    */
   private tick(): void {
-    const nowMs = performance.now();
+    const nowMs = this.clock.nowMs();
     // Silence is judged once per ping interval (it cannot change faster than pings arrive).
     const pingDue = nowMs - this.lastPingMs >= this.options.pingMs;
     let ticked = false;
@@ -184,8 +191,8 @@ export class MultiRaftHost {
   /** Stops ticking, lets the running turn finish, and answers everything still waiting. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.ticker !== undefined) clearInterval(this.ticker);
-    while (this.turnRunning) await new Promise((resolve) => setTimeout(resolve, 1));
+    if (this.ticker !== undefined) this.clock.clearTimer(this.ticker);
+    await this.turnsDone;
     // Save the commit indexes the turns kept in memory, so a restart replays to where we were.
     this.commitFlushDue = true;
     if (this.fatal === undefined) await this.runTurns();
@@ -210,7 +217,7 @@ export class MultiRaftHost {
   /** A batch from a peer: step every message into its group. Unknown groups are ignored. An empty batch is a ping. */
   receive(batch: readonly GroupMessage[], from: NodeId): void {
     if (this.stopped) return;
-    this.lastHeardMs.set(from, performance.now());
+    this.lastHeardMs.set(from, this.clock.nowMs());
     if (batch.length === 0) return;
     for (const { group, message } of batch) this.groups.get(group)?.raft.step(message);
     if (this.writeInFlight) {
@@ -244,7 +251,7 @@ export class MultiRaftHost {
     if (result.kind === 'not_leader') return Promise.resolve({ kind: 'refused', reason: result.leaderHint === 0 ? 'no_leader' : 'not_leader', leaderHint: result.leaderHint });
     if (result.kind === 'read_queue_full') return Promise.resolve({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.knownLeader() });
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimer(() => {
         const read = group.reads.get(requestId);
         if (read !== undefined) this.finishRead(group, requestId, read, { kind: 'refused', reason: 'timeout', leaderHint: group.raft.knownLeader() });
       }, this.options.requestTimeoutMs);
@@ -307,25 +314,28 @@ export class MultiRaftHost {
   private scheduleTurn(): void {
     if (this.turnScheduled || this.turnRunning || this.fatal !== undefined) return;
     this.turnScheduled = true;
-    setImmediate(() => {
+    this.clock.defer(() => {
       this.turnScheduled = false;
       void this.runTurns();
     });
   }
 
   private async runTurns(): Promise<void> {
-    if (this.turnRunning) return;
+    if (this.turnRunning) return this.turnsDone;
     this.turnRunning = true;
+    let finished = (): void => {};
+    this.turnsDone = new Promise((resolve) => { finished = resolve; });
     try {
       for (;;) {
-        const startedMs = performance.now();
+        const startedMs = this.clock.nowMs();
         if (!(await this.turn())) break;
-        this.options.observeTurn?.((performance.now() - startedMs) / 1000);
+        this.options.observeTurn?.((this.clock.nowMs() - startedMs) / 1000);
       }
     } catch (error) {
       this.fail(error);
     } finally {
       this.turnRunning = false;
+      finished();
     }
   }
 
@@ -391,7 +401,7 @@ export class MultiRaftHost {
   private fail(error: unknown): void {
     this.fatal ??= error instanceof Error ? error : new Error(String(error));
     this.stopped = true;
-    if (this.ticker !== undefined) clearInterval(this.ticker);
+    if (this.ticker !== undefined) this.clock.clearTimer(this.ticker);
   }
 
   private proposeQueued(group: HostedGroup): void {
@@ -409,7 +419,7 @@ export class MultiRaftHost {
 
   /** Waits for the entry proposed at (index, term): answered when applied, or indeterminate at the deadline. */
   private trackPending(group: HostedGroup, index: number, term: number, resolve: (outcome: ProposalOutcome) => void): void {
-    const timer = setTimeout(() => {
+    const timer = this.clock.setTimer(() => {
       const pending = group.pending.get(index);
       if (pending !== undefined) this.settle(group, index, pending, { kind: 'indeterminate' });
     }, this.options.requestTimeoutMs);
@@ -479,13 +489,13 @@ export class MultiRaftHost {
   }
 
   private settle(group: HostedGroup, index: number, pending: PendingProposal, outcome: ProposalOutcome): void {
-    clearTimeout(pending.timer);
+    this.clock.clearTimer(pending.timer);
     group.pending.delete(index);
     pending.resolve(outcome);
   }
 
   private finishRead(group: HostedGroup, requestId: number, read: WaitingRead, outcome: ReadOutcome): void {
-    clearTimeout(read.timer);
+    this.clock.clearTimer(read.timer);
     group.reads.delete(requestId);
     read.resolve(outcome);
   }

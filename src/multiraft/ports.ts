@@ -40,3 +40,24 @@ export interface ReplicatedModel {
   snapshot(): Uint8Array;
   restore(data: Uint8Array): void;
 }
+
+/** An opaque timer handle, whatever the clock's timers are. */
+export type TimerHandle = object;
+
+/**
+ * Time as the host sees it (DESIGN.md key decision 3): every reading of the clock and every timer
+ * of the host goes through this port, so the seeded simulator can run the production host on
+ * virtual time. The production clock is `systemClock` (system-clock.ts).
+ */
+export interface HostClock {
+  /** Monotonic milliseconds (never goes back; not wall-clock time). */
+  nowMs(): number;
+  /** Runs `callback` once, `delayMs` from now. */
+  setTimer(callback: () => void, delayMs: number): TimerHandle;
+  /** Runs `callback` every `intervalMs` until cleared. */
+  setRepeating(callback: () => void, intervalMs: number): TimerHandle;
+  /** Cancels a timer of either kind; a timer that already ran or was cleared is ignored. */
+  clearTimer(handle: TimerHandle): void;
+  /** Runs `callback` after the current work and the I/O callbacks already due (setImmediate). */
+  defer(callback: () => void): void;
+}
