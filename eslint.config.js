@@ -27,8 +27,18 @@ export default tseslint.config(
     rules: {
       'no-restricted-properties': ['error', ...impure],
       'no-restricted-globals': ['error', 'setTimeout', 'setInterval', 'setImmediate', 'process', 'Date', 'performance'],
-      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*', 'fs', 'net', 'os', 'child_process'], message: 'pure layer: no I/O' }] }],
-      'no-restricted-syntax': ['error', { selector: 'FunctionDeclaration[async=true], ArrowFunctionExpression[async=true], FunctionExpression[async=true]', message: 'pure layer: no async' }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['node:*', 'fs', 'net', 'os', 'child_process'], message: 'pure layer: no I/O' }] },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            'FunctionDeclaration[async=true], ArrowFunctionExpression[async=true], FunctionExpression[async=true]',
+          message: 'pure layer: no async',
+        },
+      ],
     },
   },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },

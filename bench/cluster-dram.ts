@@ -29,7 +29,15 @@ class RequestTimeout extends Error {
 }
 
 /** One HTTP request over `agent`; rejects on a connection error or after `timeoutMs`. */
-export function call(agent: Agent, port: number, method: string, path: string, body: Uint8Array | undefined, timeoutMs: number, contentType = 'application/octet-stream'): Promise<HttpAnswer> {
+export function call(
+  agent: Agent,
+  port: number,
+  method: string,
+  path: string,
+  body: Uint8Array | undefined,
+  timeoutMs: number,
+  contentType = 'application/octet-stream',
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const headers = body === undefined ? {} : { 'content-type': contentType, 'content-length': body.byteLength };
     const request = httpRequest({ host: '127.0.0.1', port, method, path, agent, headers }, (response) => {
@@ -44,7 +52,10 @@ export function call(agent: Agent, port: number, method: string, path: string, b
         reject(error);
       });
     });
-    const timer = setTimeout(() => request.destroy(new RequestTimeout(`${method} ${path}: no answer in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => request.destroy(new RequestTimeout(`${method} ${path}: no answer in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     request.on('error', (error) => {
       clearTimeout(timer);
       reject(error);
@@ -54,7 +65,8 @@ export function call(agent: Agent, port: number, method: string, path: string, b
 }
 
 function errorCode(error: unknown): string {
-  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') return error.code;
+  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string')
+    return error.code;
   return error instanceof Error ? error.name : 'error';
 }
 
@@ -112,8 +124,31 @@ export class DramCluster {
   start(id: number, init: boolean): void {
     const peers = this.ids.map((n) => `${n}=127.0.0.1:${this.base + 100 + n}`).join(',');
     const peerHttp = this.ids.map((n) => `${n}=127.0.0.1:${this.httpPort(n)}`).join(',');
-    const profile = this.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(this.cpuProfDir, `n${id}`)] : [];
-    const args = [...profile, bin, 'start', '--node-id', String(id), '--data-dir', join(this.dir, `n${id}`), '--http', `127.0.0.1:${this.httpPort(id)}`, '--raft', `127.0.0.1:${this.base + 100 + id}`, '--client', `127.0.0.1:${this.clientPort(id)}`, ...(init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', String(this.groups.length), ...this.extraArgs];
+    const profile =
+      this.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(this.cpuProfDir, `n${id}`)] : [];
+    const args = [
+      ...profile,
+      bin,
+      'start',
+      '--node-id',
+      String(id),
+      '--data-dir',
+      join(this.dir, `n${id}`),
+      '--http',
+      `127.0.0.1:${this.httpPort(id)}`,
+      '--raft',
+      `127.0.0.1:${this.base + 100 + id}`,
+      '--client',
+      `127.0.0.1:${this.clientPort(id)}`,
+      ...(init ? ['--init'] : []),
+      '--peers',
+      peers,
+      '--peer-http',
+      peerHttp,
+      '--kv-groups',
+      String(this.groups.length),
+      ...this.extraArgs,
+    ];
     const log = openSync(join(this.dir, `n${id}.log`), 'a');
     try {
       this.children.set(id, spawn(process.execPath, args, { stdio: ['ignore', log, log] }));
@@ -229,7 +264,15 @@ export class DramCluster {
 
   /** POST transfer-leadership to the group's current leader; the answer (202/200) comes before the move. */
   async transfer(group: GroupId, from: number, to: number): Promise<HttpAnswer> {
-    return call(this.agent, this.httpPort(from), 'POST', `/v1/admin/groups/${group}/transfer-leadership`, Buffer.from(JSON.stringify({ to })), 2000, 'application/json');
+    return call(
+      this.agent,
+      this.httpPort(from),
+      'POST',
+      `/v1/admin/groups/${group}/transfer-leadership`,
+      Buffer.from(JSON.stringify({ to })),
+      2000,
+      'application/json',
+    );
   }
 
   /** Moves each group's leadership to `want(group)` (what a balancing controller would do), bounded. */
@@ -269,7 +312,9 @@ export class DramClient implements WriteTarget {
   private learn(group: GroupId, node: number, answer: HttpAnswer): void {
     const shard = Number(answer.headers['x-dram-shard']);
     if (answer.headers['x-dram-shard'] !== undefined && shard !== group) {
-      throw new Error(`placement mismatch: the bench put a key in group ${group}, node ${node} says X-Dram-Shard ${shard}`);
+      throw new Error(
+        `placement mismatch: the bench put a key in group ${group}, node ${node} says X-Dram-Shard ${shard}`,
+      );
     }
     const hint = Number(answer.headers['x-dram-leader'] ?? 0);
     if (answer.status === 200 || (hint > 0 && hint !== node)) this.leaders.set(group, hint > 0 ? hint : node);
@@ -281,7 +326,14 @@ export class DramClient implements WriteTarget {
     const node = this.leaders.get(group) ?? 1;
     let answer: HttpAnswer;
     try {
-      answer = await call(this.cluster.agent, this.cluster.httpPort(node), 'PUT', `/v1/kv/${encodeURIComponent(key)}`, value, timeoutMs);
+      answer = await call(
+        this.cluster.agent,
+        this.cluster.httpPort(node),
+        'PUT',
+        `/v1/kv/${encodeURIComponent(key)}`,
+        value,
+        timeoutMs,
+      );
     } catch (error) {
       this.leaders.set(group, this.next(node));
       return { ok: false, error: errorCode(error) };
@@ -296,7 +348,14 @@ export class DramClient implements WriteTarget {
     for (let attempt = 0; attempt < 6; attempt++) {
       const node = this.leaders.get(group) ?? 1;
       try {
-        const answer = await call(this.cluster.agent, this.cluster.httpPort(node), 'GET', `/v1/kv/${encodeURIComponent(key)}`, undefined, 5000);
+        const answer = await call(
+          this.cluster.agent,
+          this.cluster.httpPort(node),
+          'GET',
+          `/v1/kv/${encodeURIComponent(key)}`,
+          undefined,
+          5000,
+        );
         this.learn(group, node, answer);
         if (answer.status === 200) return answer.body;
         if (answer.status === 404) return undefined;
@@ -331,7 +390,11 @@ export class DramBinaryTarget implements WriteTarget {
   readonly client: BinaryDramClient;
 
   constructor(cluster: DramCluster, requestTimeoutMs: number) {
-    this.client = BinaryDramClient.connect({ nodes: cluster.ids.map((id) => ({ id, host: '127.0.0.1', port: cluster.clientPort(id) })), groups: cluster.groups.length, requestTimeoutMs });
+    this.client = BinaryDramClient.connect({
+      nodes: cluster.ids.map((id) => ({ id, host: '127.0.0.1', port: cluster.clientPort(id) })),
+      groups: cluster.groups.length,
+      requestTimeoutMs,
+    });
   }
 
   async write(key: string, value: Uint8Array): Promise<WriteOutcome> {

@@ -24,7 +24,10 @@ export class EtcdTarget implements WriteTarget {
 
   async write(key: string, value: Uint8Array, timeoutMs: number): Promise<WriteOutcome> {
     try {
-      await this.client.put(key).value(Buffer.from(value.buffer, value.byteOffset, value.byteLength)).options({ deadline: Date.now() + timeoutMs });
+      await this.client
+        .put(key)
+        .value(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
+        .options({ deadline: Date.now() + timeoutMs });
       return { ok: true };
     } catch (error) {
       return { ok: false, error: errorName(error) };
@@ -37,7 +40,10 @@ export class EtcdTarget implements WriteTarget {
     let lastError: unknown;
     for (let attempt = 0; attempt < 8; attempt++) {
       try {
-        const value = await this.client.get(key).options({ deadline: Date.now() + 5000 }).buffer();
+        const value = await this.client
+          .get(key)
+          .options({ deadline: Date.now() + 5000 })
+          .buffer();
         return value ?? undefined;
       } catch (error) {
         lastError = error;

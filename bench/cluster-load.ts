@@ -46,14 +46,21 @@ function countError(errors: Record<string, number>, error: string): void {
  * Reads back (up to `sampleMax` of) the keys whose last write is known and compares the bytes.
  * Keys with a write of unknown outcome (timeout, indeterminate) are left out by the callers.
  */
-export async function verifyReadBack(target: WriteTarget, written: ReadonlyMap<string, Uint8Array>, sampleMax = 64): Promise<number> {
+export async function verifyReadBack(
+  target: WriteTarget,
+  written: ReadonlyMap<string, Uint8Array>,
+  sampleMax = 64,
+): Promise<number> {
   let checked = 0;
   for (const [key, expected] of written) {
     if (checked >= sampleMax) break;
     const actual = await target.read(key);
-    if (actual === undefined) throw new Error(`${target.name}: read-back of ${key}: key not found after a successful write`);
+    if (actual === undefined)
+      throw new Error(`${target.name}: read-back of ${key}: key not found after a successful write`);
     if (!Buffer.from(actual).equals(Buffer.from(expected))) {
-      throw new Error(`${target.name}: read-back of ${key}: got "${Buffer.from(actual).subarray(0, 32).toString('latin1')}...", expected "${Buffer.from(expected).subarray(0, 32).toString('latin1')}..."`);
+      throw new Error(
+        `${target.name}: read-back of ${key}: got "${Buffer.from(actual).subarray(0, 32).toString('latin1')}...", expected "${Buffer.from(expected).subarray(0, 32).toString('latin1')}..."`,
+      );
     }
     checked++;
   }
@@ -71,7 +78,11 @@ export interface SequentialResult {
 }
 
 /** One client, one write at a time: `warmup` writes not timed, then `count` timed ones. */
-export async function runSequential(target: WriteTarget, keys: readonly string[], options: { readonly warmup: number; readonly count: number; readonly timeoutMs: number; readonly deadlineMs: number }): Promise<SequentialResult> {
+export async function runSequential(
+  target: WriteTarget,
+  keys: readonly string[],
+  options: { readonly warmup: number; readonly count: number; readonly timeoutMs: number; readonly deadlineMs: number },
+): Promise<SequentialResult> {
   const latencies: number[] = [];
   const written = new Map<string, Uint8Array>();
   const errors: Record<string, number> = {};
@@ -92,7 +103,10 @@ export async function runSequential(target: WriteTarget, keys: readonly string[]
     if (outcome.ok) latencies.push(elapsed);
     else errorCount++;
   }
-  if (latencies.length < options.count) throw new Error(`${target.name}: sequential: only ${latencies.length} of ${options.count} timed writes succeeded before the deadline (errors: ${JSON.stringify(errors)})`);
+  if (latencies.length < options.count)
+    throw new Error(
+      `${target.name}: sequential: only ${latencies.length} of ${options.count} timed writes succeeded before the deadline (errors: ${JSON.stringify(errors)})`,
+    );
   const verified = await verifyReadBack(target, written);
   latencies.sort((a, b) => a - b);
   return {
@@ -123,7 +137,16 @@ export interface LoadResult {
  * completed inside the last `durationMs`. Each client writes its own keys, so the last value of a
  * key is known unless a write of it failed (then the key is not read back).
  */
-export async function runLoad(target: WriteTarget, options: { readonly clients: number; readonly keysOf: (client: number) => readonly string[]; readonly warmupMs: number; readonly durationMs: number; readonly timeoutMs: number }): Promise<LoadResult> {
+export async function runLoad(
+  target: WriteTarget,
+  options: {
+    readonly clients: number;
+    readonly keysOf: (client: number) => readonly string[];
+    readonly warmupMs: number;
+    readonly durationMs: number;
+    readonly timeoutMs: number;
+  },
+): Promise<LoadResult> {
   const latencies: number[] = [];
   const written = new Map<string, Uint8Array>();
   const uncertain = new Set<string>();
@@ -191,7 +214,11 @@ export class BackgroundWriter {
   private lastOk: { key: string; value: Uint8Array } | undefined;
   private lastUncertain = false;
 
-  constructor(target: WriteTarget, key: string, options: { readonly timeoutMs: number; readonly maxMs: number; readonly pauseAfterErrorMs: number }) {
+  constructor(
+    target: WriteTarget,
+    key: string,
+    options: { readonly timeoutMs: number; readonly maxMs: number; readonly pauseAfterErrorMs: number },
+  ) {
     this.done = (async () => {
       const deadline = performance.now() + options.maxMs;
       const writesMax = options.maxMs * 100; // far above what one sequential client reaches
@@ -251,7 +278,12 @@ export function median(values: readonly number[]): number {
 }
 
 /** Polls `probe` until it returns a value, every `everyMs`, for at most `timeoutMs`. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, everyMs = 50): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 50,
+): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   let lastError: unknown;
   for (let k = 0; k < 100_000 && performance.now() < deadline; k++) {
@@ -263,5 +295,7 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     }
     await sleep(everyMs);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? ` (last error: ${lastError.message})` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? ` (last error: ${lastError.message})` : ''}`,
+  );
 }

@@ -35,9 +35,34 @@ import { fileURLToPath } from 'node:url';
 import { asGroupId } from '../src/base/ids.ts';
 import { call, DramBinaryTarget, DramClient, DramCluster } from './cluster-dram.ts';
 import { EtcdCluster, etcdEndpoints, EtcdTarget } from './cluster-etcd.ts';
-import { BackgroundWriter, longestGap, makeValue, median, round, runLoad, runSequential, until, verifyReadBack, type LoadResult, type SequentialResult, type WriteOutcome, type WriteSpan, type WriteTarget } from './cluster-load.ts';
+import {
+  BackgroundWriter,
+  longestGap,
+  makeValue,
+  median,
+  round,
+  runLoad,
+  runSequential,
+  until,
+  verifyReadBack,
+  type LoadResult,
+  type SequentialResult,
+  type WriteOutcome,
+  type WriteSpan,
+  type WriteTarget,
+} from './cluster-load.ts';
 
-export const clusterPhases = ['ceiling', 'seq', 'shard', 'all', 'bseq', 'bshard', 'ball', 'transfer', 'failover'] as const;
+export const clusterPhases = [
+  'ceiling',
+  'seq',
+  'shard',
+  'all',
+  'bseq',
+  'bshard',
+  'ball',
+  'transfer',
+  'failover',
+] as const;
 export type ClusterPhase = (typeof clusterPhases)[number];
 export const clusterSystems = ['dram', 'etcd'] as const;
 export type ClusterSystem = (typeof clusterSystems)[number];
@@ -159,14 +184,24 @@ export interface SystemReport {
 export interface ClusterReport {
   readonly settings: typeof clusterSettings;
   /** DAMON monitors on this machine and their sampling interval: they stall every process for 5-35 ms each sample (docs/benchmarks.md). */
-  readonly damon: readonly { readonly kdamond: string; readonly state: string; readonly sampleMs: number | undefined }[];
+  readonly damon: readonly {
+    readonly kdamond: string;
+    readonly state: string;
+    readonly sampleMs: number | undefined;
+  }[];
   /** 1-minute load average when the cluster benchmark started and ended (other work on the machine shows here). */
   readonly loadAverage: { readonly atStart: number; readonly atEnd: number };
   readonly ceiling?: LoadResult;
   readonly dram?: SystemReport;
   readonly etcd?: SystemReport;
   readonly ratios: Record<string, number>;
-  readonly targets: readonly { readonly figure: string; readonly target: string; readonly dram: number | undefined; readonly etcd: number | undefined; readonly met: boolean | undefined }[];
+  readonly targets: readonly {
+    readonly figure: string;
+    readonly target: string;
+    readonly dram: number | undefined;
+    readonly etcd: number | undefined;
+    readonly met: boolean | undefined;
+  }[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,10 +220,22 @@ export function cpuSecondsOf(pid: number): number | undefined {
 }
 
 /** CPU seconds of the whole machine, all cores, from the first line of /proc/stat. */
-function machineCpuSeconds(): { readonly task: number; readonly interrupts: number; readonly steal: number } | undefined {
+function machineCpuSeconds():
+  | { readonly task: number; readonly interrupts: number; readonly steal: number }
+  | undefined {
   try {
-    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/u).slice(1, 9).map(Number);
-    return { task: (user + nice + system) / clockTicksPerSecond, interrupts: (irq + softirq) / clockTicksPerSecond, steal: steal / clockTicksPerSecond };
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = (
+      readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? ''
+    )
+      .trim()
+      .split(/\s+/u)
+      .slice(1, 9)
+      .map(Number);
+    return {
+      task: (user + nice + system) / clockTicksPerSecond,
+      interrupts: (irq + softirq) / clockTicksPerSecond,
+      steal: steal / clockTicksPerSecond,
+    };
   } catch {
     return undefined;
   }
@@ -201,7 +248,10 @@ function machineCpuSeconds(): { readonly task: number; readonly interrupts: numb
  * (irq + softirq time of the machine, mostly the loopback traffic of this benchmark) and `steal`
  * (time the hypervisor gave the vCPUs to someone else).
  */
-async function withCpu<T>(pids: ReadonlyMap<string, number>, work: () => Promise<T>): Promise<{ result: T; cpuPercent: Record<string, number> }> {
+async function withCpu<T>(
+  pids: ReadonlyMap<string, number>,
+  work: () => Promise<T>,
+): Promise<{ result: T; cpuPercent: Record<string, number> }> {
   const before = new Map([...pids].map(([name, pid]) => [name, cpuSecondsOf(pid)] as const));
   const machineBefore = machineCpuSeconds();
   const selfBefore = process.cpuUsage();
@@ -243,15 +293,23 @@ async function precheck(system: System): Promise<{ verified: number }> {
   return { verified: await verifyReadBack(system.client, written) };
 }
 
-async function transferRuns(system: System, log: (line: string) => void): Promise<NonNullable<SystemReport['transfer']>> {
+async function transferRuns(
+  system: System,
+  log: (line: string) => void,
+): Promise<NonNullable<SystemReport['transfer']>> {
   const s = clusterSettings;
   const runs: TransferRun[] = [];
   for (let run = 0; run < s.faultRuns; run++) {
     await system.waitHealthy();
-    const writer = new BackgroundWriter(system.faultClient, system.shardKeys[0] ?? 'k', { timeoutMs: s.faultRequestTimeoutMs, maxMs: 10_000, pauseAfterErrorMs: s.pauseAfterErrorMs });
+    const writer = new BackgroundWriter(system.faultClient, system.shardKeys[0] ?? 'k', {
+      timeoutMs: s.faultRequestTimeoutMs,
+      maxMs: 10_000,
+      pauseAfterErrorMs: s.pauseAfterErrorMs,
+    });
     try {
       await sleep(s.steadyMs);
-      if (writer.successes.length === 0) throw new Error(`${system.name}: transfer run ${run + 1}: no write succeeded before the transfer`);
+      if (writer.successes.length === 0)
+        throw new Error(`${system.name}: transfer run ${run + 1}: no write succeeded before the transfer`);
       const issuedMs = performance.now();
       const { from, to } = await system.transfer();
       await sleep(s.afterTransferMs);
@@ -262,10 +320,22 @@ async function transferRuns(system: System, log: (line: string) => void): Promis
       const leaderAfter = await system.leader();
       const last = writer.lastKnown();
       if (last !== undefined) await verifyReadBack(system.faultClient, new Map([[last.key, last.value]]));
-      const record: TransferRun = { from, to, leaderAfter, gapMs: round(gapMs), writes: writer.successes.length, errors: { ...writer.errorKinds } };
+      const record: TransferRun = {
+        from,
+        to,
+        leaderAfter,
+        gapMs: round(gapMs),
+        writes: writer.successes.length,
+        errors: { ...writer.errorKinds },
+      };
       runs.push(record);
-      log(`  ${system.name} transfer ${run + 1}: ${from} -> ${to} (leader now ${leaderAfter}), longest gap ${record.gapMs} ms, errors ${JSON.stringify(record.errors)}; ${describeGap(writer, issuedMs)}`);
-      if (leaderAfter !== to) throw new Error(`${system.name}: transfer run ${run + 1}: leadership did not move to ${to} (leader is ${leaderAfter})`);
+      log(
+        `  ${system.name} transfer ${run + 1}: ${from} -> ${to} (leader now ${leaderAfter}), longest gap ${record.gapMs} ms, errors ${JSON.stringify(record.errors)}; ${describeGap(writer, issuedMs)}`,
+      );
+      if (leaderAfter !== to)
+        throw new Error(
+          `${system.name}: transfer run ${run + 1}: leadership did not move to ${to} (leader is ${leaderAfter})`,
+        );
     } finally {
       await writer.stop();
     }
@@ -277,25 +347,44 @@ async function transferRuns(system: System, log: (line: string) => void): Promis
 /** What the writer saw from the transfer request on, in ms after it: each failed write (start-end error) and the slowest success. */
 function describeGap(writer: BackgroundWriter, issuedMs: number): string {
   const at = (ms: number): string => (ms - issuedMs).toFixed(1);
-  const failed = writer.failures.filter((span) => span.endedMs >= issuedMs).map((span) => `${at(span.startedMs)}-${at(span.endedMs)} ${span.error}`);
-  const slowest = writer.successes.filter((span) => span.endedMs >= issuedMs).reduce<WriteSpan | undefined>((worst, span) => (worst === undefined || span.endedMs - span.startedMs > worst.endedMs - worst.startedMs ? span : worst), undefined);
+  const failed = writer.failures
+    .filter((span) => span.endedMs >= issuedMs)
+    .map((span) => `${at(span.startedMs)}-${at(span.endedMs)} ${span.error}`);
+  const slowest = writer.successes
+    .filter((span) => span.endedMs >= issuedMs)
+    .reduce<
+      WriteSpan | undefined
+    >((worst, span) => (worst === undefined || span.endedMs - span.startedMs > worst.endedMs - worst.startedMs ? span : worst), undefined);
   return `failed writes [${failed.join(', ')}], slowest success ${slowest === undefined ? 'none' : `${at(slowest.startedMs)}-${at(slowest.endedMs)}`}`;
 }
 
-async function failoverRuns(system: System, log: (line: string) => void): Promise<NonNullable<SystemReport['failover']>> {
+async function failoverRuns(
+  system: System,
+  log: (line: string) => void,
+): Promise<NonNullable<SystemReport['failover']>> {
   const s = clusterSettings;
   const runs: FailoverRun[] = [];
   for (let run = 0; run < s.faultRuns; run++) {
     await system.waitHealthy();
     const { victim, kill } = await system.prepareKill();
-    const writer = new BackgroundWriter(system.faultClient, system.shardKeys[0] ?? 'k', { timeoutMs: s.faultRequestTimeoutMs, maxMs: 20_000, pauseAfterErrorMs: s.pauseAfterErrorMs });
+    const writer = new BackgroundWriter(system.faultClient, system.shardKeys[0] ?? 'k', {
+      timeoutMs: s.faultRequestTimeoutMs,
+      maxMs: 20_000,
+      pauseAfterErrorMs: s.pauseAfterErrorMs,
+    });
     let firstWriteMs: number;
     try {
       await sleep(s.steadyMs);
-      if (writer.successes.length === 0) throw new Error(`${system.name}: failover run ${run + 1}: no write succeeded before the kill`);
+      if (writer.successes.length === 0)
+        throw new Error(`${system.name}: failover run ${run + 1}: no write succeeded before the kill`);
       const killedMs = performance.now();
       kill();
-      const first = await until('the first successful write after the kill', () => Promise.resolve(writer.firstSuccessStartedAfter(killedMs)), s.failoverWaitMs, 2);
+      const first = await until(
+        'the first successful write after the kill',
+        () => Promise.resolve(writer.firstSuccessStartedAfter(killedMs)),
+        s.failoverWaitMs,
+        2,
+      );
       firstWriteMs = first.endedMs - killedMs;
     } finally {
       await writer.stop();
@@ -303,9 +392,16 @@ async function failoverRuns(system: System, log: (line: string) => void): Promis
     const leaderAfter = await system.leader();
     const last = writer.lastKnown();
     if (last !== undefined) await verifyReadBack(system.faultClient, new Map([[last.key, last.value]]));
-    const record: FailoverRun = { victim, leaderAfter, firstWriteMs: round(firstWriteMs), errors: { ...writer.errorKinds } };
+    const record: FailoverRun = {
+      victim,
+      leaderAfter,
+      firstWriteMs: round(firstWriteMs),
+      errors: { ...writer.errorKinds },
+    };
     runs.push(record);
-    log(`  ${system.name} failover ${run + 1}: killed ${victim}, new leader ${leaderAfter}, first write after ${record.firstWriteMs} ms, errors ${JSON.stringify(record.errors)}`);
+    log(
+      `  ${system.name} failover ${run + 1}: killed ${victim}, new leader ${leaderAfter}, first write after ${record.firstWriteMs} ms, errors ${JSON.stringify(record.errors)}`,
+    );
     await system.restart(victim);
   }
   await system.waitHealthy();
@@ -349,32 +445,80 @@ async function runPhases(system: System, options: ClusterBenchOptions, report: S
   report.precheck = await precheck(system);
   log(`${system.name}: precheck read back ${report.precheck.verified} keys`);
   if (phases.has('seq')) {
-    const result = (report.sequential = await measured(system, () => runSequential(system.client, system.shardKeys.slice(0, 16), s.sequential)));
-    log(`${system.name}: sequential p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
+    const result = (report.sequential = await measured(system, () =>
+      runSequential(system.client, system.shardKeys.slice(0, 16), s.sequential),
+    ));
+    log(
+      `${system.name}: sequential p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
+    );
   }
   if (phases.has('shard')) {
-    const result = (report.oneShard = await measured(system, () => runLoad(system.client, { clients: s.shardClients, keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient), warmupMs: s.warmupMs, durationMs, timeoutMs: s.loadTimeoutMs })));
-    log(`${system.name}: ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
+    const result = (report.oneShard = await measured(system, () =>
+      runLoad(system.client, {
+        clients: s.shardClients,
+        keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient),
+        warmupMs: s.warmupMs,
+        durationMs,
+        timeoutMs: s.loadTimeoutMs,
+      }),
+    ));
+    log(
+      `${system.name}: ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
+    );
   }
   if (phases.has('all')) {
-    const result = (report.allShards = await measured(system, () => runLoad(system.client, { clients: s.allClients, keysOf: (c) => system.allKeys(c), warmupMs: s.warmupMs, durationMs, timeoutMs: s.loadTimeoutMs })));
-    log(`${system.name}: ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
+    const result = (report.allShards = await measured(system, () =>
+      runLoad(system.client, {
+        clients: s.allClients,
+        keysOf: (c) => system.allKeys(c),
+        warmupMs: s.warmupMs,
+        durationMs,
+        timeoutMs: s.loadTimeoutMs,
+      }),
+    ));
+    log(
+      `${system.name}: ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
+    );
   }
   if (phases.has('bseq') || phases.has('bshard') || phases.has('ball')) {
     const binary = system.binaryClient;
     if (binary === undefined) log(`${system.name}: no binary client protocol, bseq/bshard/ball skipped`);
     else {
       if (phases.has('bseq')) {
-        const result = (report.sequentialBinary = await measured(system, () => runSequential(binary, system.shardKeys.slice(0, 16), s.sequential)));
-        log(`${system.name} (binary): sequential p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
+        const result = (report.sequentialBinary = await measured(system, () =>
+          runSequential(binary, system.shardKeys.slice(0, 16), s.sequential),
+        ));
+        log(
+          `${system.name} (binary): sequential p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
+        );
       }
       if (phases.has('bshard')) {
-        const result = (report.oneShardBinary = await measured(system, () => runLoad(binary, { clients: s.shardClients, keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient), warmupMs: s.warmupMs, durationMs, timeoutMs: s.loadTimeoutMs })));
-        log(`${system.name} (binary): ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
+        const result = (report.oneShardBinary = await measured(system, () =>
+          runLoad(binary, {
+            clients: s.shardClients,
+            keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient),
+            warmupMs: s.warmupMs,
+            durationMs,
+            timeoutMs: s.loadTimeoutMs,
+          }),
+        ));
+        log(
+          `${system.name} (binary): ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
+        );
       }
       if (phases.has('ball')) {
-        const result = (report.allShardsBinary = await measured(system, () => runLoad(binary, { clients: s.allClients, keysOf: (c) => system.allKeys(c), warmupMs: s.warmupMs, durationMs, timeoutMs: s.loadTimeoutMs })));
-        log(`${system.name} (binary): ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`);
+        const result = (report.allShardsBinary = await measured(system, () =>
+          runLoad(binary, {
+            clients: s.allClients,
+            keysOf: (c) => system.allKeys(c),
+            warmupMs: s.warmupMs,
+            durationMs,
+            timeoutMs: s.loadTimeoutMs,
+          }),
+        ));
+        log(
+          `${system.name} (binary): ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
+        );
       }
     }
   }
@@ -403,7 +547,8 @@ function dramSystem(cluster: DramCluster): System {
       const from = await cluster.leaderOf(group);
       const to = (from % cluster.ids.length) + 1;
       const answer = await cluster.transfer(group, from, to);
-      if (answer.status !== 202 && answer.status !== 200) throw new Error(`dram: transfer-leadership answered ${answer.status}: ${answer.body.toString('utf8')}`);
+      if (answer.status !== 202 && answer.status !== 200)
+        throw new Error(`dram: transfer-leadership answered ${answer.status}: ${answer.body.toString('utf8')}`);
       return { from: `n${from}`, to: `n${to}` };
     },
     async prepareKill() {
@@ -414,7 +559,10 @@ function dramSystem(cluster: DramCluster): System {
       cluster.start(Number(victim.slice(1)), false);
       return Promise.resolve();
     },
-    counters: async () => Object.fromEntries(await Promise.all(cluster.ids.map(async (id) => [`n${id}`, await cluster.counters(id)] as const))),
+    counters: async () =>
+      Object.fromEntries(
+        await Promise.all(cluster.ids.map(async (id) => [`n${id}`, await cluster.counters(id)] as const)),
+      ),
   };
 }
 
@@ -473,14 +621,26 @@ app.get('/v1/kv/:key', async (request, reply) => { const value = values.get(requ
 await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT) });
 `;
 
-async function measureCeiling(options: ClusterBenchOptions, track: (child: ChildProcess) => void): Promise<LoadResult & { cpuPercent: Record<string, number> }> {
+async function measureCeiling(
+  options: ClusterBenchOptions,
+  track: (child: ChildProcess) => void,
+): Promise<LoadResult & { cpuPercent: Record<string, number> }> {
   const port = 27_500 + Math.floor(Math.random() * 400);
   const root = fileURLToPath(new URL('..', import.meta.url));
-  const child = spawn(process.execPath, ['--input-type=module', '-e', noopServer], { cwd: root, env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', noopServer], {
+    cwd: root,
+    env: { ...process.env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   track(child);
   const agent = new Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 1024 });
   try {
-    await until('the no-op fastify server', async () => ((await call(agent, port, 'GET', '/v1/kv/x', undefined, 500)).status === 404 ? true : undefined), 20_000, 100);
+    await until(
+      'the no-op fastify server',
+      async () => ((await call(agent, port, 'GET', '/v1/kv/x', undefined, 500)).status === 404 ? true : undefined),
+      20_000,
+      100,
+    );
     const target: WriteTarget = {
       name: 'fastify-noop',
       async write(key, value, timeoutMs) {
@@ -498,8 +658,18 @@ async function measureCeiling(options: ClusterBenchOptions, track: (child: Child
     };
     const s = clusterSettings;
     const pids = new Map(child.pid === undefined ? [] : [['server', child.pid] as const]);
-    const { result, cpuPercent } = await withCpu(pids, () => runLoad(target, { clients: s.shardClients, keysOf: (c) => [`c${c}-0`, `c${c}-1`], warmupMs: s.warmupMs, durationMs: options.seconds * 1000, timeoutMs: s.loadTimeoutMs }));
-    options.log(`HTTP ceiling (no-op fastify, ${s.shardClients} clients): ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, cpu % ${JSON.stringify(cpuPercent)}`);
+    const { result, cpuPercent } = await withCpu(pids, () =>
+      runLoad(target, {
+        clients: s.shardClients,
+        keysOf: (c) => [`c${c}-0`, `c${c}-1`],
+        warmupMs: s.warmupMs,
+        durationMs: options.seconds * 1000,
+        timeoutMs: s.loadTimeoutMs,
+      }),
+    );
+    options.log(
+      `HTTP ceiling (no-op fastify, ${s.shardClients} clients): ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, cpu % ${JSON.stringify(cpuPercent)}`,
+    );
     return { ...result, cpuPercent };
   } finally {
     agent.destroy();
@@ -518,7 +688,11 @@ function ratio(dram: number | undefined, etcd: number | undefined): number | und
   return dram === undefined || etcd === undefined || etcd === 0 ? undefined : round(dram / etcd, 3);
 }
 
-function summarize(ceiling: LoadResult | undefined, dram: SystemReport | undefined, etcd: SystemReport | undefined): Pick<ClusterReport, 'ratios' | 'targets'> {
+function summarize(
+  ceiling: LoadResult | undefined,
+  dram: SystemReport | undefined,
+  etcd: SystemReport | undefined,
+): Pick<ClusterReport, 'ratios' | 'targets'> {
   const t = clusterTargets;
   const ratios: Record<string, number> = {};
   const put = (name: string, value: number | undefined): void => {
@@ -533,21 +707,91 @@ function summarize(ceiling: LoadResult | undefined, dram: SystemReport | undefin
   put('failoverMedian', ratio(dram?.failover?.medianMs, etcd?.failover?.medianMs));
   put('transferMaxGap', ratio(dram?.transfer?.maxGapMs, etcd?.transfer?.maxGapMs));
   put('oneShardShareOfHttpCeiling', ratio(dram?.oneShard?.writesPerSecond, ceiling?.writesPerSecond));
-  const check = (value: number | undefined, ok: (v: number) => boolean): boolean | undefined => (value === undefined ? undefined : ok(value));
+  const check = (value: number | undefined, ok: (v: number) => boolean): boolean | undefined =>
+    value === undefined ? undefined : ok(value);
   const failoverDram = dram?.failover?.medianMs;
   const failoverEtcd = etcd?.failover?.medianMs;
   const targets: ClusterReport['targets'] = [
-    { figure: 'sequential p50 (ms)', target: `<= ${t.sequentialP50Ms}`, dram: dram?.sequential?.p50Ms, etcd: etcd?.sequential?.p50Ms, met: check(dram?.sequential?.p50Ms, (v) => v <= t.sequentialP50Ms) },
-    { figure: '64 clients over HTTP, writes/s', target: `>= ${t.httpShareOfCeiling * 100}% of the no-op ceiling (${ceiling === undefined ? '?' : Math.round(ceiling.writesPerSecond * t.httpShareOfCeiling)})`, dram: dram?.oneShard?.writesPerSecond, etcd: etcd?.oneShard?.writesPerSecond, met: ceiling === undefined ? undefined : check(dram?.oneShard?.writesPerSecond, (v) => v >= ceiling.writesPerSecond * t.httpShareOfCeiling) },
-    { figure: '64 clients one shard, writes/s', target: `>= ${t.oneShardWritesPerSecond}`, dram: dram?.oneShard?.writesPerSecond, etcd: etcd?.oneShard?.writesPerSecond, met: check(dram?.oneShard?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond) },
-    { figure: '64 clients one shard, p99 (ms)', target: `<= ${t.oneShardP99Ms}`, dram: dram?.oneShard?.p99Ms, etcd: etcd?.oneShard?.p99Ms, met: check(dram?.oneShard?.p99Ms, (v) => v <= t.oneShardP99Ms) },
-    { figure: '256 clients 8 shards, writes/s', target: `>= ${t.allShardsWritesPerSecond}`, dram: dram?.allShards?.writesPerSecond, etcd: etcd?.allShards?.writesPerSecond, met: check(dram?.allShards?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond) },
-    { figure: 'sequential p50, binary protocol (ms)', target: `<= ${t.sequentialP50Ms}`, dram: dram?.sequentialBinary?.p50Ms, etcd: undefined, met: check(dram?.sequentialBinary?.p50Ms, (v) => v <= t.sequentialP50Ms) },
-    { figure: '64 clients one shard, binary protocol, writes/s', target: `>= ${t.oneShardWritesPerSecond}`, dram: dram?.oneShardBinary?.writesPerSecond, etcd: undefined, met: check(dram?.oneShardBinary?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond) },
-    { figure: '64 clients one shard, binary protocol, p99 (ms)', target: `<= ${t.oneShardP99Ms}`, dram: dram?.oneShardBinary?.p99Ms, etcd: undefined, met: check(dram?.oneShardBinary?.p99Ms, (v) => v <= t.oneShardP99Ms) },
-    { figure: '256 clients 8 shards, binary protocol, writes/s', target: `>= ${t.allShardsWritesPerSecond}`, dram: dram?.allShardsBinary?.writesPerSecond, etcd: undefined, met: check(dram?.allShardsBinary?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond) },
-    { figure: 'leader SIGKILL to first write, median (ms)', target: `<= ${t.failoverMedianMs} and below etcd`, dram: failoverDram, etcd: failoverEtcd, met: check(failoverDram, (v) => v <= t.failoverMedianMs && (failoverEtcd === undefined || v < failoverEtcd)) },
-    { figure: 'leadership transfer, longest gap of 5 runs (ms)', target: `<= ${t.transferGapMs} in every run`, dram: dram?.transfer?.maxGapMs, etcd: etcd?.transfer?.maxGapMs, met: check(dram?.transfer?.maxGapMs, (v) => v <= t.transferGapMs) },
+    {
+      figure: 'sequential p50 (ms)',
+      target: `<= ${t.sequentialP50Ms}`,
+      dram: dram?.sequential?.p50Ms,
+      etcd: etcd?.sequential?.p50Ms,
+      met: check(dram?.sequential?.p50Ms, (v) => v <= t.sequentialP50Ms),
+    },
+    {
+      figure: '64 clients over HTTP, writes/s',
+      target: `>= ${t.httpShareOfCeiling * 100}% of the no-op ceiling (${ceiling === undefined ? '?' : Math.round(ceiling.writesPerSecond * t.httpShareOfCeiling)})`,
+      dram: dram?.oneShard?.writesPerSecond,
+      etcd: etcd?.oneShard?.writesPerSecond,
+      met:
+        ceiling === undefined
+          ? undefined
+          : check(dram?.oneShard?.writesPerSecond, (v) => v >= ceiling.writesPerSecond * t.httpShareOfCeiling),
+    },
+    {
+      figure: '64 clients one shard, writes/s',
+      target: `>= ${t.oneShardWritesPerSecond}`,
+      dram: dram?.oneShard?.writesPerSecond,
+      etcd: etcd?.oneShard?.writesPerSecond,
+      met: check(dram?.oneShard?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond),
+    },
+    {
+      figure: '64 clients one shard, p99 (ms)',
+      target: `<= ${t.oneShardP99Ms}`,
+      dram: dram?.oneShard?.p99Ms,
+      etcd: etcd?.oneShard?.p99Ms,
+      met: check(dram?.oneShard?.p99Ms, (v) => v <= t.oneShardP99Ms),
+    },
+    {
+      figure: '256 clients 8 shards, writes/s',
+      target: `>= ${t.allShardsWritesPerSecond}`,
+      dram: dram?.allShards?.writesPerSecond,
+      etcd: etcd?.allShards?.writesPerSecond,
+      met: check(dram?.allShards?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond),
+    },
+    {
+      figure: 'sequential p50, binary protocol (ms)',
+      target: `<= ${t.sequentialP50Ms}`,
+      dram: dram?.sequentialBinary?.p50Ms,
+      etcd: undefined,
+      met: check(dram?.sequentialBinary?.p50Ms, (v) => v <= t.sequentialP50Ms),
+    },
+    {
+      figure: '64 clients one shard, binary protocol, writes/s',
+      target: `>= ${t.oneShardWritesPerSecond}`,
+      dram: dram?.oneShardBinary?.writesPerSecond,
+      etcd: undefined,
+      met: check(dram?.oneShardBinary?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond),
+    },
+    {
+      figure: '64 clients one shard, binary protocol, p99 (ms)',
+      target: `<= ${t.oneShardP99Ms}`,
+      dram: dram?.oneShardBinary?.p99Ms,
+      etcd: undefined,
+      met: check(dram?.oneShardBinary?.p99Ms, (v) => v <= t.oneShardP99Ms),
+    },
+    {
+      figure: '256 clients 8 shards, binary protocol, writes/s',
+      target: `>= ${t.allShardsWritesPerSecond}`,
+      dram: dram?.allShardsBinary?.writesPerSecond,
+      etcd: undefined,
+      met: check(dram?.allShardsBinary?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond),
+    },
+    {
+      figure: 'leader SIGKILL to first write, median (ms)',
+      target: `<= ${t.failoverMedianMs} and below etcd`,
+      dram: failoverDram,
+      etcd: failoverEtcd,
+      met: check(failoverDram, (v) => v <= t.failoverMedianMs && (failoverEtcd === undefined || v < failoverEtcd)),
+    },
+    {
+      figure: 'leadership transfer, longest gap of 5 runs (ms)',
+      target: `<= ${t.transferGapMs} in every run`,
+      dram: dram?.transfer?.maxGapMs,
+      etcd: etcd?.transfer?.maxGapMs,
+      met: check(dram?.transfer?.maxGapMs, (v) => v <= t.transferGapMs),
+    },
   ];
   return { ratios, targets };
 }
@@ -569,16 +813,25 @@ function damonMonitors(): ClusterReport['damon'] {
   const count = Number(read(`${root}/nr_kdamonds`) ?? 0);
   return Array.from({ length: Number.isSafeInteger(count) ? Math.min(count, 16) : 0 }, (_, k) => {
     const sampleUs = Number(read(`${root}/${k}/contexts/0/monitoring_attrs/intervals/sample_us`));
-    return { kdamond: String(k), state: read(`${root}/${k}/state`) ?? 'unknown', sampleMs: Number.isFinite(sampleUs) ? sampleUs / 1000 : undefined };
+    return {
+      kdamond: String(k),
+      state: read(`${root}/${k}/state`) ?? 'unknown',
+      sampleMs: Number.isFinite(sampleUs) ? sampleUs / 1000 : undefined,
+    };
   });
 }
 
 export async function runClusterBench(options: ClusterBenchOptions): Promise<ClusterReport> {
   const { log } = options;
   const loadAtStart = round(loadavg()[0] ?? 0);
-  log(`cluster bench: 1-minute load average ${loadAtStart} at the start (anything else running on these two cores disturbs the figures)`);
+  log(
+    `cluster bench: 1-minute load average ${loadAtStart} at the start (anything else running on these two cores disturbs the figures)`,
+  );
   const damon = damonMonitors();
-  for (const monitor of damon) log(`cluster bench: DAMON kdamond ${monitor.kdamond} is ${monitor.state}, sampling every ${monitor.sampleMs ?? '?'} ms (each sample stalls the machine; see docs/benchmarks.md)`);
+  for (const monitor of damon)
+    log(
+      `cluster bench: DAMON kdamond ${monitor.kdamond} is ${monitor.state}, sampling every ${monitor.sampleMs ?? '?'} ms (each sample stalls the machine; see docs/benchmarks.md)`,
+    );
   let dramCluster: DramCluster | undefined;
   let etcdCluster: EtcdCluster | undefined;
   let etcd: (System & { close(): void }) | undefined;
@@ -618,7 +871,11 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
         // What a primary-balancing controller would do: group g led by node ((g - 1) mod 3) + 1,
         // so the one-shard phase's group 1 is led by node 1 (the one profiled with --cpu-prof).
         await cluster.placeLeaders((group) => ((group - 1) % cluster.ids.length) + 1, 30_000);
-        dramReport.leaders = Object.fromEntries(await Promise.all(cluster.groups.map(async (group) => [`kv/${group}`, `n${await cluster.leaderOf(group)}`] as const)));
+        dramReport.leaders = Object.fromEntries(
+          await Promise.all(
+            cluster.groups.map(async (group) => [`kv/${group}`, `n${await cluster.leaderOf(group)}`] as const),
+          ),
+        );
         const system = dramSystem(cluster);
         try {
           await runPhases(system, options, dramReport);
@@ -626,7 +883,8 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
           system.binaryClient?.close();
         }
       } catch (error) {
-        if (interrupted.by === undefined) for (const id of cluster.ids) log(`--- dram node ${id} log (tail) ---\n${cluster.logTail(id)}`);
+        if (interrupted.by === undefined)
+          for (const id of cluster.ids) log(`--- dram node ${id} log (tail) ---\n${cluster.logTail(id)}`);
         throw error;
       }
       await cluster.stopAll();
@@ -636,7 +894,9 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
     if (options.systems.has('etcd')) {
       etcdReport = {};
       const cluster = (etcdCluster = new EtcdCluster(clusterSettings.heartbeatMs, clusterSettings.electionMs));
-      log(`etcd: starting three members with ${cluster.script} (heartbeat ${cluster.heartbeatMs} ms, election ${cluster.electionMs} ms)`);
+      log(
+        `etcd: starting three members with ${cluster.script} (heartbeat ${cluster.heartbeatMs} ms, election ${cluster.electionMs} ms)`,
+      );
       await cluster.start();
       etcdReport.version = await cluster.etcdVersion();
       await cluster.waitHealthy(30_000);
@@ -667,5 +927,12 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
 
 /** The people's table: one row per figure, dram next to etcd and the ratio. */
 export function clusterTable(report: ClusterReport): Record<string, string | number | boolean | undefined>[] {
-  return report.targets.map((row) => ({ figure: row.figure, dram: row.dram, etcd: row.etcd, 'dram/etcd': ratio(row.dram, row.etcd), target: row.target, met: row.met }));
+  return report.targets.map((row) => ({
+    figure: row.figure,
+    dram: row.dram,
+    etcd: row.etcd,
+    'dram/etcd': ratio(row.dram, row.etcd),
+    target: row.target,
+    met: row.met,
+  }));
 }

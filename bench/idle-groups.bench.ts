@@ -28,7 +28,11 @@ export interface IdleGroupsReport {
   readonly met: boolean | undefined;
 }
 
-export async function runIdleGroupsBench(options: { readonly groups: number; readonly windowSeconds: number; readonly log: (line: string) => void }): Promise<IdleGroupsReport> {
+export async function runIdleGroupsBench(options: {
+  readonly groups: number;
+  readonly windowSeconds: number;
+  readonly log: (line: string) => void;
+}): Promise<IdleGroupsReport> {
   const variants: IdleVariantReport[] = [];
   for (const quiesce of [true, false]) {
     const cluster = new DramCluster(options.groups, undefined, quiesce ? [] : ['--quiesce-after-ticks', '0']);
@@ -70,8 +74,16 @@ export async function runIdleGroupsBench(options: { readonly groups: number; rea
       // Still quiet at the end? (Nothing should have woken them.)
       const views = await Promise.all(cluster.ids.map((id) => cluster.status(id)));
       quietReplicas = views.flat().filter((row) => row.quiesced).length;
-      const report = { quiesce, settleSeconds: Math.round(settleSeconds * 10) / 10, cpuPercent, quietReplicas, replicas: options.groups * cluster.ids.length };
-      options.log(`idle: quiescence ${quiesce ? 'on' : 'off'}: cpu % ${JSON.stringify(cpuPercent)}, ${quietReplicas}/${report.replicas} replicas quiet, settled in ${report.settleSeconds} s`);
+      const report = {
+        quiesce,
+        settleSeconds: Math.round(settleSeconds * 10) / 10,
+        cpuPercent,
+        quietReplicas,
+        replicas: options.groups * cluster.ids.length,
+      };
+      options.log(
+        `idle: quiescence ${quiesce ? 'on' : 'off'}: cpu % ${JSON.stringify(cpuPercent)}, ${quietReplicas}/${report.replicas} replicas quiet, settled in ${report.settleSeconds} s`,
+      );
       variants.push(report);
     } finally {
       process.off('SIGINT', stopOnSignal);
@@ -81,5 +93,11 @@ export async function runIdleGroupsBench(options: { readonly groups: number; rea
   }
   const quiet = variants.find((variant) => variant.quiesce);
   const worst = quiet === undefined ? undefined : Math.max(...Object.values(quiet.cpuPercent));
-  return { groups: options.groups, windowSeconds: options.windowSeconds, variants, target: '<= 5% of a core per node', met: worst === undefined ? undefined : worst <= 5 };
+  return {
+    groups: options.groups,
+    windowSeconds: options.windowSeconds,
+    variants,
+    target: '<= 5% of a core per node',
+    met: worst === undefined ? undefined : worst <= 5,
+  };
 }

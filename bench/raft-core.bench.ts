@@ -29,7 +29,10 @@ class InMemoryCluster {
     const rng = createRng(7);
     for (const id of ids) {
       const storage = MemoryStorage.bootstrap(confStateOf(ids));
-      const raft = new RaftNode({ id, rng: rng.fork(), inflightMessagesMax: 1024, uncommittedBytesMax: 1 << 30, committedBytesMax: 64 << 20 }, storage);
+      const raft = new RaftNode(
+        { id, rng: rng.fork(), inflightMessagesMax: 1024, uncommittedBytesMax: 1 << 30, committedBytesMax: 64 << 20 },
+        storage,
+      );
       this.nodes.set(id, { raft, storage, appliedEntries: 0, appliedIndex: 0, checksum: 0 });
     }
     const first = this.nodes.get(asNodeId(1));
@@ -72,7 +75,8 @@ class InMemoryCluster {
   compact(): void {
     for (const node of this.nodes.values()) {
       const index = node.appliedIndex as LogIndex;
-      if (index > node.storage.snapshot().meta.index + 50_000) node.storage.createSnapshot(index, node.raft.currentConfState(), new Uint8Array(0));
+      if (index > node.storage.snapshot().meta.index + 50_000)
+        node.storage.createSnapshot(index, node.raft.currentConfState(), new Uint8Array(0));
     }
   }
 
@@ -133,7 +137,13 @@ export async function runRaftCoreBench(timeMs = 3000): Promise<RaftCoreFigures[]
     const result = task?.result;
     if (result === undefined || !('latency' in result)) throw new Error('bench task produced no result');
     const meanMs = result.latency.mean;
-    figures.push({ name: `raft-core.batch${batch}`, batch, entriesPerSecond: Math.round((entriesPerTask / meanMs) * 1000), samples: result.latency.samplesCount, rme: Math.round(result.latency.rme * 10) / 10 });
+    figures.push({
+      name: `raft-core.batch${batch}`,
+      batch,
+      entriesPerSecond: Math.round((entriesPerTask / meanMs) * 1000),
+      samples: result.latency.samplesCount,
+      rme: Math.round(result.latency.rme * 10) / 10,
+    });
   }
   return figures;
 }

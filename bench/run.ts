@@ -14,7 +14,15 @@
 // go under `idleGroups`. `--idle-groups N` (default 1000), `--idle-seconds N` (default 10).
 
 import { cpus } from 'node:os';
-import { clusterPhases, clusterSystems, clusterTable, runClusterBench, type ClusterPhase, type ClusterReport, type ClusterSystem } from './cluster.bench.ts';
+import {
+  clusterPhases,
+  clusterSystems,
+  clusterTable,
+  runClusterBench,
+  type ClusterPhase,
+  type ClusterReport,
+  type ClusterSystem,
+} from './cluster.bench.ts';
 import { runIdleGroupsBench, type IdleGroupsReport } from './idle-groups.bench.ts';
 import { runRaftCoreBench } from './raft-core.bench.ts';
 
@@ -27,19 +35,29 @@ function subset<T extends string>(name: string, all: readonly T[]): Set<T> {
   const text = option(name);
   if (text === undefined) return new Set(all);
   const chosen = text.split(',').map((item) => item.trim());
-  for (const item of chosen) if (!(all as readonly string[]).includes(item)) throw new Error(`${name}: unknown "${item}" (one of ${all.join(', ')})`);
+  for (const item of chosen)
+    if (!(all as readonly string[]).includes(item))
+      throw new Error(`${name}: unknown "${item}" (one of ${all.join(', ')})`);
   return new Set(chosen as T[]);
 }
 
 const timeMs = Number(option('--time-ms') ?? 3000);
 const people = new console.Console(process.stderr);
 const raftCore = await runRaftCoreBench(timeMs);
-people.table(raftCore.map((figure) => ({ benchmark: figure.name, 'entries/s': figure.entriesPerSecond, samples: figure.samples, 'rme %': figure.rme })));
+people.table(
+  raftCore.map((figure) => ({
+    benchmark: figure.name,
+    'entries/s': figure.entriesPerSecond,
+    samples: figure.samples,
+    'rme %': figure.rme,
+  })),
+);
 
 let cluster: ClusterReport | undefined;
 if (process.argv.includes('--cluster')) {
   const seconds = Number(option('--cluster-seconds') ?? 10);
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 120) throw new Error('--cluster-seconds: expected a number of seconds in (0, 120]');
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 120)
+    throw new Error('--cluster-seconds: expected a number of seconds in (0, 120]');
   cluster = await runClusterBench({
     seconds,
     phases: subset<ClusterPhase>('--cluster-phases', clusterPhases),
@@ -56,10 +74,25 @@ let idleGroups: IdleGroupsReport | undefined;
 if (process.argv.includes('--idle')) {
   const groups = Number(option('--idle-groups') ?? 1000);
   const windowSeconds = Number(option('--idle-seconds') ?? 10);
-  if (!Number.isSafeInteger(groups) || groups < 1 || groups > 10_000) throw new Error('--idle-groups: expected an integer in [1, 10000]');
-  if (!Number.isFinite(windowSeconds) || windowSeconds <= 0 || windowSeconds > 120) throw new Error('--idle-seconds: expected a number of seconds in (0, 120]');
-  idleGroups = await runIdleGroupsBench({ groups, windowSeconds, log: (line) => { process.stderr.write(`${line}\n`); } });
-  people.table(idleGroups.variants.map((variant) => ({ quiescence: variant.quiesce ? 'on' : 'off', ...variant.cpuPercent, quiet: `${variant.quietReplicas}/${variant.replicas}`, 'settle s': variant.settleSeconds })));
+  if (!Number.isSafeInteger(groups) || groups < 1 || groups > 10_000)
+    throw new Error('--idle-groups: expected an integer in [1, 10000]');
+  if (!Number.isFinite(windowSeconds) || windowSeconds <= 0 || windowSeconds > 120)
+    throw new Error('--idle-seconds: expected a number of seconds in (0, 120]');
+  idleGroups = await runIdleGroupsBench({
+    groups,
+    windowSeconds,
+    log: (line) => {
+      process.stderr.write(`${line}\n`);
+    },
+  });
+  people.table(
+    idleGroups.variants.map((variant) => ({
+      quiescence: variant.quiesce ? 'on' : 'off',
+      ...variant.cpuPercent,
+      quiet: `${variant.quietReplicas}/${variant.replicas}`,
+      'settle s': variant.settleSeconds,
+    })),
+  );
 }
 
 const report = {

@@ -28,7 +28,11 @@ async function ensureEtcd(): Promise<void> {
     await run('sh', ['-c', 'command -v etcd && command -v etcdctl']);
   } catch {
     log('etcd is missing: installing etcd-server and etcd-client with apt-get');
-    await run('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client'], { maxBuffer: 16 << 20 });
+    await run(
+      'sh',
+      ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client'],
+      { maxBuffer: 16 << 20 },
+    );
   }
 }
 
@@ -83,7 +87,12 @@ async function main(): Promise<number> {
     }
     options = parsed;
   } catch (error) {
-    if (error instanceof UsageError || (error instanceof Error && 'code' in error && String((error as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))) {
+    if (
+      error instanceof UsageError ||
+      (error instanceof Error &&
+        'code' in error &&
+        String((error as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))
+    ) {
       process.stderr.write(`jepsen: ${error.message}\n${USAGE}\n`);
       return 2;
     }
@@ -103,7 +112,13 @@ async function main(): Promise<number> {
       controller.abort();
     });
   }
-  return runTest({ options, runDir, argv: ['npm run jepsen --', ...process.argv.slice(2)], log, signal: controller.signal });
+  return runTest({
+    options,
+    runDir,
+    argv: ['npm run jepsen --', ...process.argv.slice(2)],
+    log,
+    signal: controller.signal,
+  });
 }
 
 main().then(
@@ -112,7 +127,9 @@ main().then(
     process.exit(code);
   },
   (error: unknown) => {
-    process.stderr.write(`jepsen: harness failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `jepsen: harness failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exit(2);
   },
 );

@@ -15,7 +15,13 @@ const append = (element: number, call: number, ret: number, status: OpSpec['stat
   ret,
   status,
 });
-const read = (elements: unknown[], call: number, ret: number): OpSpec => ({ f: 'read', key: 'l', output: elements, call, ret });
+const read = (elements: unknown[], call: number, ret: number): OpSpec => ({
+  f: 'read',
+  key: 'l',
+  output: elements,
+  call,
+  ret,
+});
 
 function kinds(...specs: OpSpec[]): AppendAnomalyKind[] {
   return checkAppend(recordedOps(...specs)).keys.flatMap((k) => k.anomalies.map((a) => a.kind));
@@ -24,10 +30,24 @@ function kinds(...specs: OpSpec[]): AppendAnomalyKind[] {
 describe('list-append checker', () => {
   it('accepts reads that are prefixes of one order, consistent with real time', () => {
     const result = checkAppend(
-      recordedOps(append(1, 0, 5), read([1], 6, 7), append(2, 6, 15), append(3, 8, 12), read([1, 3, 2], 20, 21), read([1, 3], 10, 11)),
+      recordedOps(
+        append(1, 0, 5),
+        read([1], 6, 7),
+        append(2, 6, 15),
+        append(3, 8, 12),
+        read([1, 3, 2], 20, 21),
+        read([1, 3], 10, 11),
+      ),
     );
     expect(result.verdict).toBe('valid');
-    expect(result.keys[0]).toMatchObject({ key: 'l', appendCount: 3, acknowledgedCount: 3, readCount: 3, finalLength: 3, anomalies: [] });
+    expect(result.keys[0]).toMatchObject({
+      key: 'l',
+      appendCount: 3,
+      acknowledgedCount: 3,
+      readCount: 3,
+      finalLength: 3,
+      anomalies: [],
+    });
   });
 
   it('lets info appends appear or not', () => {
@@ -41,7 +61,9 @@ describe('list-append checker', () => {
   });
 
   it('finds reads that no single order explains', () => {
-    expect(kinds(append(1, 0, 5), append(2, 0, 5), read([1], 3, 4), read([2, 1], 10, 11))).toEqual(['incompatible-order']);
+    expect(kinds(append(1, 0, 5), append(2, 0, 5), read([1], 3, 4), read([2, 1], 10, 11))).toEqual([
+      'incompatible-order',
+    ]);
   });
 
   it('finds an acknowledged append that no later read contains', () => {
@@ -181,10 +203,14 @@ describe('list-append checker on simulated executions', () => {
         const finalRead = history.at(-1);
         if (finalRead === undefined) throw new Error('unreachable');
         const finalList = finalRead.output as unknown[];
-        const acknowledged = history.filter((op) => op.f === 'append' && op.status === 'ok' && op.key === finalRead.key);
+        const acknowledged = history.filter(
+          (op) => op.f === 'append' && op.status === 'ok' && op.key === finalRead.key,
+        );
         fc.pre(acknowledged.length > 0);
         const dropped = acknowledged[choice % acknowledged.length]?.input;
-        const mutated = history.map((op) => (op === finalRead ? { ...op, output: finalList.filter((e) => e !== dropped) } : op));
+        const mutated = history.map((op) =>
+          op === finalRead ? { ...op, output: finalList.filter((e) => e !== dropped) } : op,
+        );
         expect(checkAppend(mutated).verdict).toBe('invalid');
       }),
       { numRuns: 300 },

@@ -106,7 +106,9 @@ function gatherFacts(key: string, ops: readonly RecordedOperation[]): ListFacts 
       const text = canonicalJson(op.input);
       const earlier = appends.get(text);
       if (earlier !== undefined) {
-        throw new Error(`append checker: ops ${earlier.index} and ${op.index} both append ${text} to key ${JSON.stringify(key)}`);
+        throw new Error(
+          `append checker: ops ${earlier.index} and ${op.index} both append ${text} to key ${JSON.stringify(key)}`,
+        );
       }
       appends.set(text, op);
     } else {
@@ -130,11 +132,19 @@ function elementAnomalies(facts: ListFacts): AppendAnomaly[] {
   for (const read of facts.reads) {
     const duplicate = firstDuplicate(read.texts);
     if (duplicate !== undefined) {
-      anomalies.push({ kind: 'duplicate-element', message: `read op ${read.op.index} contains ${duplicate} twice`, ops: [read.op] });
+      anomalies.push({
+        kind: 'duplicate-element',
+        message: `read op ${read.op.index} contains ${duplicate} twice`,
+        ops: [read.op],
+      });
     }
     const garbage = read.texts.find((text) => !facts.appends.has(text));
     if (garbage !== undefined) {
-      anomalies.push({ kind: 'garbage-read', message: `read op ${read.op.index} contains ${garbage}, never appended`, ops: [read.op] });
+      anomalies.push({
+        kind: 'garbage-read',
+        message: `read op ${read.op.index} contains ${garbage}, never appended`,
+        ops: [read.op],
+      });
     }
     const aborted = read.texts.find((text) => facts.appends.get(text)?.status === 'fail');
     const abortedAppend = aborted === undefined ? undefined : facts.appends.get(aborted);
@@ -179,10 +189,9 @@ function lostAppends(facts: ListFacts): AppendAnomaly[] {
     if (append.status !== 'ok' || facts.position.has(text)) continue;
     const witness = facts.reads
       .filter((read) => read.op.call > append.ret && !read.texts.includes(text))
-      .reduce<ListRead | undefined>(
-        (latest, read) => (latest === undefined || read.op.call > latest.op.call ? read : latest),
-        undefined,
-      );
+      .reduce<
+        ListRead | undefined
+      >((latest, read) => (latest === undefined || read.op.call > latest.op.call ? read : latest), undefined);
     if (witness === undefined) continue;
     anomalies.push({
       kind: 'lost-append',

@@ -1,7 +1,15 @@
 // Parsing history.jsonl and pairing events into operations.
 
 import { describe, expect, it } from 'vitest';
-import { HistoryFormatError, groupByKey, loadOperations, pairEvents, pairOperations, parseHistory, type HistoryEvent } from './history.ts';
+import {
+  HistoryFormatError,
+  groupByKey,
+  loadOperations,
+  pairEvents,
+  pairOperations,
+  parseHistory,
+  type HistoryEvent,
+} from './history.ts';
 import { toJsonl } from './test-support.ts';
 
 const invoke = (process: number, f: HistoryEvent['f'], value: unknown, time: number, key = 'x'): HistoryEvent => ({
@@ -34,7 +42,10 @@ describe('parseHistory', () => {
     ['{"process":0,"type":"invoke"', 'not JSON'],
     ['[1,2]', 'JSON object'],
     ['{"process":-1,"type":"invoke","f":"read","value":null,"time":0}', '"process"'],
-    ['{"process":0,"type":"done","f":"read","value":null,"time":0}', '"type" must be one of invoke, ok, fail, info, got "done"'],
+    [
+      '{"process":0,"type":"done","f":"read","value":null,"time":0}',
+      '"type" must be one of invoke, ok, fail, info, got "done"',
+    ],
     ['{"process":0,"type":"ok","f":"incr","value":null,"time":0}', '"f"'],
     ['{"process":0,"type":"ok","f":"read","key":7,"value":null,"time":0}', '"key"'],
     ['{"process":0,"type":"ok","f":"read","time":0}', '"value" is missing'],
@@ -75,15 +86,32 @@ describe('pairing', () => {
     const w = invoke(0, 'write', { nested: [1] }, 0);
     const ops = loadOperations(toJsonl([w, complete('ok', w, { nested: [1] }, 4)]));
     expect(ops).toEqual([
-      { index: 0, process: 0, f: 'write', key: 'x', input: { nested: [1] }, output: { nested: [1] }, call: 0, ret: 4, completionTime: 4, status: 'ok' },
+      {
+        index: 0,
+        process: 0,
+        f: 'write',
+        key: 'x',
+        input: { nested: [1] },
+        output: { nested: [1] },
+        call: 0,
+        ret: 4,
+        completionTime: 4,
+        status: 'ok',
+      },
     ]);
   });
 
   it('rejects histories no recorder could write', () => {
     const w = invoke(0, 'write', 1, 5);
-    expect(() => pairEvents([w, invoke(0, 'read', null, 6)])).toThrow('event 2: process 0 invokes read while its write from event 1 is still pending');
-    expect(() => pairEvents([complete('ok', w, 1, 6)])).toThrow('event 1: process 0 completes write (ok) with nothing pending');
-    expect(() => pairEvents([w, { ...complete('ok', w, 1, 6), f: 'read' }])).toThrow('does not match the invoked write');
+    expect(() => pairEvents([w, invoke(0, 'read', null, 6)])).toThrow(
+      'event 2: process 0 invokes read while its write from event 1 is still pending',
+    );
+    expect(() => pairEvents([complete('ok', w, 1, 6)])).toThrow(
+      'event 1: process 0 completes write (ok) with nothing pending',
+    );
+    expect(() => pairEvents([w, { ...complete('ok', w, 1, 6), f: 'read' }])).toThrow(
+      'does not match the invoked write',
+    );
     expect(() => pairEvents([w, { ...complete('ok', w, 1, 6), key: 'y' }])).toThrow('key "y" does not match');
     expect(() => pairEvents([w, complete('ok', w, 1, 4)])).toThrow('before its invocation');
   });

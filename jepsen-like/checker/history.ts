@@ -94,7 +94,8 @@ function eventProblem(parsed: unknown): string | null {
   if (!OP_FUNCTIONS.includes(f as OpFunction)) {
     return `"f" must be one of ${OP_FUNCTIONS.join(', ')}, got ${JSON.stringify(f)}`;
   }
-  if (key !== undefined && typeof key !== 'string') return `"key" must be a string when present, got ${JSON.stringify(key)}`;
+  if (key !== undefined && typeof key !== 'string')
+    return `"key" must be a string when present, got ${JSON.stringify(key)}`;
   if (!('value' in event)) return '"value" is missing (use null for none)';
   if (typeof time !== 'number' || !Number.isFinite(time) || time < 0) {
     return `"time" must be a finite non-negative number of ns, got ${JSON.stringify(time)}`;
@@ -136,7 +137,9 @@ export function pairEvents(events: readonly HistoryEvent[]): RecordedOperation[]
       continue;
     }
     if (inFlight === undefined) {
-      throw new Error(`event ${eventNumber}: process ${event.process} completes ${event.f} (${event.type}) with nothing pending`);
+      throw new Error(
+        `event ${eventNumber}: process ${event.process} completes ${event.f} (${event.type}) with nothing pending`,
+      );
     }
     completeOperation(inFlight.op, event, eventNumber);
     pending.delete(event.process);

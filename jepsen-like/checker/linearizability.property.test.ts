@@ -97,7 +97,10 @@ describe('simulated correct executions', () => {
  * writes v1, so no linearization lets R see v1: the mutation is illegal by construction. W2 is
  * the overwrite called last, which admits the most W1.
  */
-function staleReadMutation(history: readonly Operation[], choice: number): { history: Operation[]; key: string } | null {
+function staleReadMutation(
+  history: readonly Operation[],
+  choice: number,
+): { history: Operation[]; key: string } | null {
   const writes = history.filter((op) => op.status === 'ok' && (op.f === 'write' || op.f === 'cas'));
   const written = (op: Operation): unknown => (op.f === 'cas' ? (op.input as unknown[])[1] : op.input);
   const targets: { read: Operation; staleValues: unknown[] }[] = [];

@@ -73,7 +73,10 @@ describe('register histories', () => {
 describe('unknown outcomes', () => {
   it('accepts an info write that later shows up, or never does', () => {
     for (const seen of [1, null]) {
-      const history = ops({ f: 'write', input: 1, call: 0, status: 'info' }, { f: 'read', output: seen, call: 50, ret: 60 });
+      const history = ops(
+        { f: 'write', input: 1, call: 0, status: 'info' },
+        { f: 'read', output: seen, call: 50, ret: 60 },
+      );
       expect(check(history).verdict, `read saw ${String(seen)}`).toBe('valid');
     }
   });

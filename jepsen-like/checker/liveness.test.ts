@@ -10,12 +10,24 @@ const write = (call: number, ret: number | undefined, status: OpSpec['status'] =
 
 describe('liveness checker', () => {
   it('judges only ops invoked from heal + grace on', () => {
-    const result = checkLiveness(recordedOps(write(0, 900, 'fail'), write(1499, 1700), write(1500, 1600), write(1550, 1650)), options);
-    expect(result).toMatchObject({ verdict: 'valid', checkedCount: 2, unjudgedCount: 0, windowStartNs: 1500, violations: [] });
+    const result = checkLiveness(
+      recordedOps(write(0, 900, 'fail'), write(1499, 1700), write(1500, 1600), write(1550, 1650)),
+      options,
+    );
+    expect(result).toMatchObject({
+      verdict: 'valid',
+      checkedCount: 2,
+      unjudgedCount: 0,
+      windowStartNs: 1500,
+      violations: [],
+    });
   });
 
   it('reports fails, unknown outcomes and slow oks', () => {
-    const result = checkLiveness(recordedOps(write(1500, 1510, 'fail'), write(1600, 1650, 'info'), write(1700, 1801), write(1900, 2000)), options);
+    const result = checkLiveness(
+      recordedOps(write(1500, 1510, 'fail'), write(1600, 1650, 'info'), write(1700, 1801), write(1900, 2000)),
+      options,
+    );
     expect(result.verdict).toBe('invalid');
     expect(result.violations.map((v) => [v.op.index, v.reason, v.latencyNs])).toEqual([
       [0, 'failed', 10],

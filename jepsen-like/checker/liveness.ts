@@ -42,7 +42,8 @@ export interface LivenessResult {
 export function checkLiveness(ops: readonly RecordedOperation[], options: LivenessOptions): LivenessResult {
   const { healTimeNs, graceNs, boundNs } = options;
   for (const [name, value] of Object.entries({ healTimeNs, graceNs, boundNs })) {
-    if (!Number.isFinite(value) || value < 0) throw new RangeError(`liveness: ${name} must be a finite number >= 0, got ${value}`);
+    if (!Number.isFinite(value) || value < 0)
+      throw new RangeError(`liveness: ${name} must be a finite number >= 0, got ${value}`);
   }
   const windowStartNs = healTimeNs + graceNs;
   const historyEndNs = options.historyEndNs ?? lastTime(ops);
@@ -71,10 +72,20 @@ function judge(op: RecordedOperation, boundNs: number): LivenessViolation | null
   }
   if (op.status === 'fail') return { op, reason: 'failed', latencyNs, message: `${what} failed after ${latencyNs} ns` };
   if (op.status === 'info') {
-    return { op, reason: 'indeterminate', latencyNs, message: `${what} ended with an unknown outcome after ${latencyNs} ns` };
+    return {
+      op,
+      reason: 'indeterminate',
+      latencyNs,
+      message: `${what} ended with an unknown outcome after ${latencyNs} ns`,
+    };
   }
   if (latencyNs > boundNs) {
-    return { op, reason: 'slow', latencyNs, message: `${what} took ${latencyNs} ns, more than the bound of ${boundNs} ns` };
+    return {
+      op,
+      reason: 'slow',
+      latencyNs,
+      message: `${what} took ${latencyNs} ns, more than the bound of ${boundNs} ns`,
+    };
   }
   return null;
 }

@@ -11,7 +11,8 @@ describe('register model', () => {
     { f: 'cas', input: [1, 2], call: 0, ret: 1 },
     { f: 'write', input: 9, call: 0, status: 'info' },
   );
-  if (write === undefined || read === undefined || cas === undefined || infoWrite === undefined) throw new Error('unreachable');
+  if (write === undefined || read === undefined || cas === undefined || infoWrite === undefined)
+    throw new Error('unreachable');
 
   it('steps read, write and cas without mutating the state', () => {
     const initial = registerModel.init();
@@ -40,7 +41,9 @@ describe('register model', () => {
   });
 
   it('refuses ops that are not register ops', () => {
-    expect(() => registerModel.partition(ops({ f: 'add', input: 1, call: 0, ret: 1 }))).toThrow('only read, write and cas');
+    expect(() => registerModel.partition(ops({ f: 'add', input: 1, call: 0, ret: 1 }))).toThrow(
+      'only read, write and cas',
+    );
     expect(() => registerModel.partition(ops({ f: 'cas', input: 1, call: 0, ret: 1 }))).toThrow('[expected, new]');
   });
 

@@ -12,13 +12,25 @@ const add = (element: number, call: number, ret: number, status: OpSpec['status'
   ret,
   status,
 });
-const read = (elements: unknown[], call: number, ret: number, key = 's'): OpSpec => ({ f: 'read', key, output: elements, call, ret });
+const read = (elements: unknown[], call: number, ret: number, key = 's'): OpSpec => ({
+  f: 'read',
+  key,
+  output: elements,
+  call,
+  ret,
+});
 
 describe('set checker', () => {
   it('accepts a run where every acknowledged add is read back', () => {
     const result = checkSet(recordedOps(add(1, 0, 5), add(2, 1, 6), read([2, 1], 10, 11)));
     expect(result.verdict).toBe('valid');
-    expect(result.keys[0]).toMatchObject({ key: 's', attemptedCount: 2, acknowledgedCount: 2, finalReadSize: 2, lost: [] });
+    expect(result.keys[0]).toMatchObject({
+      key: 's',
+      attemptedCount: 2,
+      acknowledgedCount: 2,
+      finalReadSize: 2,
+      lost: [],
+    });
   });
 
   it('reports an acknowledged add missing from the final read as lost', () => {

@@ -113,7 +113,9 @@ function indexAdds(key: string, ops: readonly RecordedOperation[]): Map<string, 
     const text = canonicalJson(op.input);
     const earlier = adds.get(text);
     if (earlier !== undefined) {
-      throw new Error(`set checker: ops ${earlier.index} and ${op.index} both add ${text} to key ${JSON.stringify(key)}`);
+      throw new Error(
+        `set checker: ops ${earlier.index} and ${op.index} both add ${text} to key ${JSON.stringify(key)}`,
+      );
     }
     adds.set(text, op);
   }

@@ -143,7 +143,14 @@ function layOutOps(plan: RegisterPlan): SimulatedOp[] {
 function toEvents(simulated: readonly SimulatedOp[]): HistoryEvent[] {
   const events: HistoryEvent[] = [];
   for (const op of simulated) {
-    events.push({ process: op.process, type: 'invoke', f: op.f, key: op.key, value: op.f === 'read' ? null : op.input, time: op.call });
+    events.push({
+      process: op.process,
+      type: 'invoke',
+      f: op.f,
+      key: op.key,
+      value: op.f === 'read' ? null : op.input,
+      time: op.call,
+    });
     if (op.completion === 'none') continue;
     const value = op.completion === 'ok' ? (op.f === 'read' ? op.output : op.input) : op.f === 'read' ? null : op.input;
     events.push({ process: op.process, type: op.completion, f: op.f, key: op.key, value, time: op.ret });

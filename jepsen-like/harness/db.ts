@@ -78,7 +78,11 @@ export function describeThrown(error: unknown): { text: string; code: string | u
     const cause = error.cause;
     const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : undefined;
     const timeout = error.name === 'TimeoutError' || error.name === 'AbortError';
-    return { text: code === undefined ? `${error.name}: ${error.message}` : `${error.message} (${code})`, code, timeout };
+    return {
+      text: code === undefined ? `${error.name}: ${error.message}` : `${error.message} (${code})`,
+      code,
+      timeout,
+    };
   }
   return { text: String(error), code: undefined, timeout: false };
 }

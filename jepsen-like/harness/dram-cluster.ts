@@ -15,7 +15,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeThrown, errorCodeOf, sleep, type Database, type KvClient, type NodeExit, type ReadResult, type WriteResult } from './db.ts';
+import {
+  describeThrown,
+  errorCodeOf,
+  sleep,
+  type Database,
+  type KvClient,
+  type NodeExit,
+  type ReadResult,
+  type WriteResult,
+} from './db.ts';
 
 const dramBin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 
@@ -111,20 +120,33 @@ export class DramCluster implements Database {
   }
 
   private args(node: number): string[] {
-    const peerAddress = this.options.peerAddress ?? ((_from: number, to: number) => `${dramNodeAddress(to)}:${this.raftPort()}`);
-    const peers = this.nodeIds.map((id) => `${id}=${id === node ? `${dramNodeAddress(id)}:${this.raftPort()}` : peerAddress(node, id)}`).join(',');
+    const peerAddress =
+      this.options.peerAddress ?? ((_from: number, to: number) => `${dramNodeAddress(to)}:${this.raftPort()}`);
+    const peers = this.nodeIds
+      .map((id) => `${id}=${id === node ? `${dramNodeAddress(id)}:${this.raftPort()}` : peerAddress(node, id)}`)
+      .join(',');
     const peerHttp = this.nodeIds.map((id) => `${id}=${dramNodeAddress(id)}:${this.httpPort()}`).join(',');
     return [
-      dramBin, 'start',
-      '--node-id', String(node),
-      '--data-dir', join(this.options.dataDir, `n${node}`),
-      '--http', `${dramNodeAddress(node)}:${this.httpPort()}`,
-      '--raft', `${dramNodeAddress(node)}:${this.raftPort()}`,
+      dramBin,
+      'start',
+      '--node-id',
+      String(node),
+      '--data-dir',
+      join(this.options.dataDir, `n${node}`),
+      '--http',
+      `${dramNodeAddress(node)}:${this.httpPort()}`,
+      '--raft',
+      `${dramNodeAddress(node)}:${this.raftPort()}`,
       ...(this.started.has(node) ? [] : ['--init']),
-      '--peers', peers,
-      '--peer-http', peerHttp,
-      '--kv-groups', String(this.options.kvGroups),
-      ...(this.options.quiesceAfterTicks === undefined ? [] : ['--quiesce-after-ticks', String(this.options.quiesceAfterTicks)]),
+      '--peers',
+      peers,
+      '--peer-http',
+      peerHttp,
+      '--kv-groups',
+      String(this.options.kvGroups),
+      ...(this.options.quiesceAfterTicks === undefined
+        ? []
+        : ['--quiesce-after-ticks', String(this.options.quiesceAfterTicks)]),
     ];
   }
 
@@ -138,7 +160,10 @@ export class DramCluster implements Database {
   }
 
   private mark(node: number, text: string): void {
-    writeSync(this.logFd(node), `# jepsen-like ${new Date().toISOString()} t=${(this.options.now() / 1e9).toFixed(3)}s: ${text}\n`);
+    writeSync(
+      this.logFd(node),
+      `# jepsen-like ${new Date().toISOString()} t=${(this.options.now() / 1e9).toFixed(3)}s: ${text}\n`,
+    );
   }
 
   private spawnNode(node: number): void {
@@ -228,7 +253,9 @@ export class DramCluster implements Database {
     while (Date.now() < deadline) {
       const nodes = this.reachableNodes();
       const statuses = await Promise.all(nodes.map((node) => this.groupStatus(node, 1000)));
-      const ready = statuses.every((groups) => groups?.length === this.groupIds.length && groups.every((g) => g.leader !== 0));
+      const ready = statuses.every(
+        (groups) => groups?.length === this.groupIds.length && groups.every((g) => g.leader !== 0),
+      );
       if (ready) return true;
       await sleep(200);
     }
@@ -296,7 +323,16 @@ export class DramCluster implements Database {
 const octetStream = { 'content-type': 'application/octet-stream' };
 
 /** Error codes that say a write definitely did not apply (DESIGN.md: other 503s are definite). */
-const definiteWriteFailures = new Set(['DRAM_ERR_NOT_LEADER', 'DRAM_ERR_NO_LEADER', 'DRAM_ERR_OVERLOADED', 'DRAM_ERR_STALE_REQUEST', 'DRAM_ERR_BAD_REQUEST', 'DRAM_ERR_VALUE_TOO_LARGE', 'DRAM_ERR_KEY_TOO_LARGE', 'DRAM_ERR_UNKNOWN_GROUP']);
+const definiteWriteFailures = new Set([
+  'DRAM_ERR_NOT_LEADER',
+  'DRAM_ERR_NO_LEADER',
+  'DRAM_ERR_OVERLOADED',
+  'DRAM_ERR_STALE_REQUEST',
+  'DRAM_ERR_BAD_REQUEST',
+  'DRAM_ERR_VALUE_TOO_LARGE',
+  'DRAM_ERR_KEY_TOO_LARGE',
+  'DRAM_ERR_UNKNOWN_GROUP',
+]);
 
 /** A client pinned to one node: every request goes to that node's HTTP API (followers forward). */
 class DramClient implements KvClient {
@@ -312,9 +348,12 @@ class DramClient implements KvClient {
 
   async read(key: string, timeoutMs: number): Promise<ReadResult> {
     try {
-      const response = await fetch(`${this.base}/v1/kv/${encodeURIComponent(key)}${this.readQuery}`, { signal: AbortSignal.timeout(timeoutMs) });
+      const response = await fetch(`${this.base}/v1/kv/${encodeURIComponent(key)}${this.readQuery}`, {
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       const body = new Uint8Array(await response.arrayBuffer());
-      if (response.status === 200) return { kind: 'ok', value: body, version: Number(response.headers.get('x-dram-index') ?? 'NaN') };
+      if (response.status === 200)
+        return { kind: 'ok', value: body, version: Number(response.headers.get('x-dram-index') ?? 'NaN') };
       const code = errorCodeOf(Buffer.from(body).toString('utf8'));
       if (response.status === 404 && code === 'DRAM_ERR_KEY_NOT_FOUND') return { kind: 'ok', value: null, version: 0 };
       // A read changes nothing, so any refusal is a definite failure.
@@ -330,9 +369,15 @@ class DramClient implements KvClient {
   async write(key: string, value: Uint8Array, casVersion: number | undefined, timeoutMs: number): Promise<WriteResult> {
     const query = casVersion === undefined ? '' : `?cas=${casVersion}`;
     try {
-      const response = await fetch(`${this.base}/v1/kv/${encodeURIComponent(key)}${query}`, { method: 'PUT', body: value, headers: octetStream, signal: AbortSignal.timeout(timeoutMs) });
+      const response = await fetch(`${this.base}/v1/kv/${encodeURIComponent(key)}${query}`, {
+        method: 'PUT',
+        body: value,
+        headers: octetStream,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       const text = await response.text();
-      if (response.status === 200) return { kind: 'ok', version: Number(response.headers.get('x-dram-index') ?? 'NaN') };
+      if (response.status === 200)
+        return { kind: 'ok', version: Number(response.headers.get('x-dram-index') ?? 'NaN') };
       const code = errorCodeOf(text);
       const error = `${response.status} ${code ?? 'no code'}`;
       if (response.status === 412 && code === 'DRAM_ERR_CAS_MISMATCH') return { kind: 'mismatch', error };

@@ -13,7 +13,15 @@ import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { EtcdCluster, etcdClient, etcdEndpoints } from '../../test/support/etcd-anchor.ts';
-import { describeThrown, sleep, type Database, type KvClient, type NodeExit, type ReadResult, type WriteResult } from './db.ts';
+import {
+  describeThrown,
+  sleep,
+  type Database,
+  type KvClient,
+  type NodeExit,
+  type ReadResult,
+  type WriteResult,
+} from './db.ts';
 
 const heartbeatMs = 50;
 const electionMs = 250;
@@ -164,13 +172,19 @@ class EtcdClient implements KvClient {
 
   async read(key: string, timeoutMs: number): Promise<ReadResult> {
     try {
-      const response = await this.client.get(key).options({ deadline: Date.now() + timeoutMs }).exec();
+      const response = await this.client
+        .get(key)
+        .options({ deadline: Date.now() + timeoutMs })
+        .exec();
       const kv = response.kvs[0];
       if (kv === undefined) return { kind: 'ok', value: null, version: 0 };
       return { kind: 'ok', value: new Uint8Array(kv.value), version: Number(kv.mod_revision) };
     } catch (error) {
       const name = error instanceof Error ? error.constructor.name : 'error';
-      return { kind: name === 'GRPCDeadlineExceededError' ? 'info' : 'fail', error: `${name}: ${describeThrown(error).text}` };
+      return {
+        kind: name === 'GRPCDeadlineExceededError' ? 'info' : 'fail',
+        error: `${name}: ${describeThrown(error).text}`,
+      };
     }
   }
 
@@ -182,7 +196,11 @@ class EtcdClient implements KvClient {
         const response = await this.client.put(key).value(buffer).options({ deadline });
         return { kind: 'ok', version: Number(response.header.revision) };
       }
-      const response = await this.client.if(key, 'Mod', '==', casVersion).then(this.client.put(key).value(buffer)).options({ deadline }).commit();
+      const response = await this.client
+        .if(key, 'Mod', '==', casVersion)
+        .then(this.client.put(key).value(buffer))
+        .options({ deadline })
+        .commit();
       if (!response.succeeded) return { kind: 'mismatch', error: 'mod_revision moved on' };
       return { kind: 'ok', version: Number(response.header.revision) };
     } catch (error) {

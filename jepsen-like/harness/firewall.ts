@@ -33,7 +33,9 @@ async function commandExists(name: string): Promise<boolean> {
 export async function ensureIptables(log: (line: string) => void): Promise<void> {
   if (await commandExists('iptables')) return;
   log('iptables is missing: installing it with apt-get (Debian package iptables)');
-  await run('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables'], { maxBuffer: 16 << 20 });
+  await run('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables'], {
+    maxBuffer: 16 << 20,
+  });
   if (!(await commandExists('iptables'))) throw new Error('iptables is still missing after apt-get install iptables');
 }
 
@@ -45,7 +47,10 @@ export async function probeNetem(): Promise<{ available: boolean; detail: string
   } catch (error) {
     const stderr = (error as { stderr?: unknown }).stderr;
     const why = typeof stderr === 'string' && stderr.trim() !== '' ? stderr.trim() : String(error);
-    return { available: false, detail: `tc netem is not available on this kernel (${why}); delay, loss, duplication and reordering use the userspace peer proxy` };
+    return {
+      available: false,
+      detail: `tc netem is not available on this kernel (${why}); delay, loss, duplication and reordering use the userspace peer proxy`,
+    };
   }
 }
 
@@ -92,7 +97,11 @@ export class Firewall {
   /** Removes every trace; never throws (it runs in finally blocks). */
   async teardown(): Promise<string[]> {
     const problems: string[] = [];
-    for (const args of [['-F', CHAIN], ['-D', 'INPUT', '-j', CHAIN], ['-X', CHAIN]]) {
+    for (const args of [
+      ['-F', CHAIN],
+      ['-D', 'INPUT', '-j', CHAIN],
+      ['-X', CHAIN],
+    ]) {
       try {
         await iptables(args);
       } catch (error) {
@@ -141,7 +150,11 @@ export function bridgeGrudge(order: readonly number[]): Drop[] {
   const half = Math.ceil(rest.length / 2);
   const left = rest.slice(0, half);
   const right = rest.slice(half);
-  return grudgeFromVisibility(order, (a, b) => a === bridge || b === bridge || (left.includes(a) === left.includes(b)) || (right.includes(a) && right.includes(b)));
+  return grudgeFromVisibility(
+    order,
+    (a, b) =>
+      a === bridge || b === bridge || left.includes(a) === left.includes(b) || (right.includes(a) && right.includes(b)),
+  );
 }
 
 /**

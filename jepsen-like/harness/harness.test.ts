@@ -56,7 +56,12 @@ describe('schedule', () => {
       expect(fault.endMs).toBeLessThanOrEqual(59_000);
       previousEnd = fault.endMs;
     }
-    const etcd = planSchedule(options(['--db', 'etcd', '--nemesis', 'partition,proxy,pause']), [1, 2, 3], [1], createRng(1));
+    const etcd = planSchedule(
+      options(['--db', 'etcd', '--nemesis', 'partition,proxy,pause']),
+      [1, 2, 3],
+      [1],
+      createRng(1),
+    );
     expect(etcd.skipped.map((skip) => skip.kind)).toEqual(['partition', 'proxy']);
   });
 });
@@ -79,7 +84,12 @@ describe('partition shapes', () => {
   it('majorities ring: with 5 nodes every node sees a majority, and no two see the same one', () => {
     const nodes = [4, 2, 5, 1, 3];
     const drops = majoritiesRingGrudge(nodes);
-    const views = nodes.map((a) => nodes.filter((b) => a === b || sees(drops, a, b)).sort().join(','));
+    const views = nodes.map((a) =>
+      nodes
+        .filter((b) => a === b || sees(drops, a, b))
+        .sort()
+        .join(','),
+    );
     for (const view of views) expect(view.split(',').length).toBe(3);
     expect(new Set(views).size).toBe(5);
   });
@@ -119,14 +129,24 @@ describe('peer proxy', () => {
     const address = server.address();
     if (address === null || typeof address === 'string') throw new Error('no port');
     const proxyBase = 30_000 + Math.floor(Math.random() * 20_000);
-    const proxy = new PeerProxy({ nodes: [1, 2], address: () => '127.0.0.1', raftPort: address.port, proxyPort: (to) => proxyBase + to, rng: createRng(1) });
+    const proxy = new PeerProxy({
+      nodes: [1, 2],
+      address: () => '127.0.0.1',
+      raftPort: address.port,
+      proxyPort: (to) => proxyBase + to,
+      rng: createRng(1),
+    });
     await proxy.start();
     const client = net.connect({ host: '127.0.0.1', port: proxyBase + 2 });
     await new Promise<void>((resolve) => client.once('connect', resolve));
     cleanups.push(async () => {
       client.destroy();
       await proxy.close();
-      await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     });
     return { proxy, received: () => received, send: (data) => client.write(data) };
   }
@@ -137,7 +157,8 @@ describe('peer proxy', () => {
 
   /** Bounded wait (at most 5 s) until `received` holds at least `text`'s length, for positive checks. */
   async function arrived(received: () => string, text: string): Promise<void> {
-    for (let poll = 0; poll < 100 && received().length < text.length; poll++) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let poll = 0; poll < 100 && received().length < text.length; poll++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
   }
 
   it('passes frames through unchanged with no fault', async () => {
@@ -172,9 +193,12 @@ describe('peer proxy', () => {
     send(frame('hello'));
     proxy.setFaults(() => true, { ...NO_FAULTS, delayMs: 60, jitterMs: 30 });
     for (let i = 0; i < 10; i++) send(frame(`m${i}`));
-    const expected = Buffer.concat([frame('hello'), ...Array.from({ length: 10 }, (_, i) => frame(`m${i}`))]).toString('latin1');
+    const expected = Buffer.concat([frame('hello'), ...Array.from({ length: 10 }, (_, i) => frame(`m${i}`))]).toString(
+      'latin1',
+    );
     // Bounded wait for everything to arrive (at most 5 s), then compare the whole stream.
-    for (let poll = 0; poll < 100 && received().length < expected.length; poll++) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let poll = 0; poll < 100 && received().length < expected.length; poll++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
     expect(received()).toBe(expected);
   });
 });

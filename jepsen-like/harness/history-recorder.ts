@@ -46,8 +46,16 @@ export class HistoryRecorder {
     this.record({ process, type: 'invoke', f, ...(key === undefined ? {} : { key }), value, time: this.now(), note });
   }
 
-  complete(process: number, type: Exclude<EventType, 'invoke'>, f: OpFunction, key: string | undefined, value: unknown, note: EventNote = {}): void {
-    if (this.open.get(process) !== f) throw new Error(`harness bug: process ${process} completes ${f} without a matching invocation`);
+  complete(
+    process: number,
+    type: Exclude<EventType, 'invoke'>,
+    f: OpFunction,
+    key: string | undefined,
+    value: unknown,
+    note: EventNote = {},
+  ): void {
+    if (this.open.get(process) !== f)
+      throw new Error(`harness bug: process ${process} completes ${f} without a matching invocation`);
     this.open.delete(process);
     this.record({ process, type, f, ...(key === undefined ? {} : { key }), value, time: this.now(), note });
   }

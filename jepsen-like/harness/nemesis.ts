@@ -43,8 +43,19 @@ export class Nemesis {
     this.context = context;
   }
 
-  private record(type: 'start' | 'stop' | 'heal' | 'skip' | 'error' | 'event', kind: string, detail: string, fault?: number): void {
-    this.context.log.record({ time: this.context.now(), type, ...(fault === undefined ? {} : { fault }), kind, detail });
+  private record(
+    type: 'start' | 'stop' | 'heal' | 'skip' | 'error' | 'event',
+    kind: string,
+    detail: string,
+    fault?: number,
+  ): void {
+    this.context.log.record({
+      time: this.context.now(),
+      type,
+      ...(fault === undefined ? {} : { fault }),
+      kind,
+      detail,
+    });
   }
 
   /** Runs the schedule; phaseStartMs is the wall-clock start of the main phase. */
@@ -66,7 +77,14 @@ export class Nemesis {
   /** Applies one fault and answers the function that heals it. */
   private async apply(fault: PlannedFault, phaseStartMs: number): Promise<() => Promise<void>> {
     const spec = fault.spec;
-    const kind = spec.kind === 'proxy' ? `proxy-${spec.mode}` : spec.kind === 'partition' ? `partition-${spec.shape}` : spec.kind === 'transfer' ? 'transfer' : `${spec.kind}-${spec.target}`;
+    const kind =
+      spec.kind === 'proxy'
+        ? `proxy-${spec.mode}`
+        : spec.kind === 'partition'
+          ? `partition-${spec.shape}`
+          : spec.kind === 'transfer'
+            ? 'transfer'
+            : `${spec.kind}-${spec.target}`;
     const stop = (detail: string): void => {
       this.record('stop', kind, detail, fault.index);
     };
@@ -88,7 +106,12 @@ export class Nemesis {
           if (spec.kind === 'kill') await this.context.db.kill(node);
           else this.context.db.pause(node);
         }
-        this.record('start', kind, `${describeFault(fault)}: ${spec.kind === 'kill' ? 'kill -9' : 'SIGSTOP'} node(s) ${targets.join(',')}`, fault.index);
+        this.record(
+          'start',
+          kind,
+          `${describeFault(fault)}: ${spec.kind === 'kill' ? 'kill -9' : 'SIGSTOP'} node(s) ${targets.join(',')}`,
+          fault.index,
+        );
         return async () => {
           for (const node of targets) {
             if (spec.kind === 'kill') await this.context.db.restart(node);
@@ -108,7 +131,12 @@ export class Nemesis {
               ? (from: number, to: number) => from === first || to === first
               : () => true;
         proxy.setFaults(select, spec.faults);
-        const links = spec.mode === 'one-way-blackhole' ? `link ${first ?? '?'}->${second ?? '?'}` : spec.mode === 'flaky-node' ? `links of node ${first ?? '?'}` : 'all links';
+        const links =
+          spec.mode === 'one-way-blackhole'
+            ? `link ${first ?? '?'}->${second ?? '?'}`
+            : spec.mode === 'flaky-node'
+              ? `links of node ${first ?? '?'}`
+              : 'all links';
         this.record('start', kind, `${describeFault(fault)} on ${links}`, fault.index);
         return async () => {
           proxy.heal();
@@ -118,7 +146,12 @@ export class Nemesis {
       }
       case 'transfer': {
         this.record('start', kind, describeFault(fault), fault.index);
-        const storm = this.transferStorm(spec.moves, phaseStartMs + fault.startMs, phaseStartMs + fault.endMs, fault.index);
+        const storm = this.transferStorm(
+          spec.moves,
+          phaseStartMs + fault.startMs,
+          phaseStartMs + fault.endMs,
+          fault.index,
+        );
         return async () => {
           await storm;
           stop('storm over');
@@ -127,7 +160,12 @@ export class Nemesis {
     }
   }
 
-  private async transferStorm(moves: readonly TransferMove[], startMs: number, endMs: number, index: number): Promise<void> {
+  private async transferStorm(
+    moves: readonly TransferMove[],
+    startMs: number,
+    endMs: number,
+    index: number,
+  ): Promise<void> {
     for (const move of moves) {
       await sleepUntil(startMs + move.atMs, this.context.signal);
       if (this.context.signal.aborted || Date.now() >= endMs) return;
@@ -203,7 +241,11 @@ export class Nemesis {
         problems.push(`node ${node}: ${String(error)}`);
       }
     }
-    this.record('heal', 'heal', `rules flushed, proxy cleared, all nodes resumed${restarted.length > 0 ? `, restarted ${restarted.join(',')}` : ''}${problems.length > 0 ? `; problems: ${problems.join('; ')}` : ''}`);
+    this.record(
+      'heal',
+      'heal',
+      `rules flushed, proxy cleared, all nodes resumed${restarted.length > 0 ? `, restarted ${restarted.join(',')}` : ''}${problems.length > 0 ? `; problems: ${problems.join('; ')}` : ''}`,
+    );
     return problems;
   }
 }

@@ -9,7 +9,15 @@ export type NemesisKind = 'partition' | 'kill' | 'pause' | 'proxy' | 'transfer' 
 export type DbName = 'dram' | 'etcd';
 
 export const WORKLOADS: readonly WorkloadName[] = ['register', 'set', 'append'];
-export const NEMESES: readonly NemesisKind[] = ['partition', 'kill', 'pause', 'proxy', 'transfer', 'snapshot', 'membership'];
+export const NEMESES: readonly NemesisKind[] = [
+  'partition',
+  'kill',
+  'pause',
+  'proxy',
+  'transfer',
+  'snapshot',
+  'membership',
+];
 
 export interface RunOptions {
   readonly workload: WorkloadName;
@@ -81,17 +89,25 @@ export const USAGE = `usage: npm run jepsen -- [options]
   --steps-max N                      linearizability search budget (default 10000000)
 npm run jepsen -- --recheck RUN_DIR  check a finished run's history again and rewrite its report`;
 
-function integer(raw: string | undefined, flag: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+function integer(
+  raw: string | undefined,
+  flag: string,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < min || value > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${raw}"`);
+  if (!Number.isSafeInteger(value) || value < min || value > max)
+    throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${raw}"`);
   return value;
 }
 
 function decimal(raw: string | undefined, flag: string, fallback: number, min: number): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < min) throw new UsageError(`${flag}: expected a number >= ${min}, got "${raw}"`);
+  if (!Number.isFinite(value) || value < min)
+    throw new UsageError(`${flag}: expected a number >= ${min}, got "${raw}"`);
   return value;
 }
 
@@ -105,11 +121,15 @@ function oneOf<T extends string>(raw: string | undefined, flag: string, allowed:
 function nemesisList(raw: string | undefined): NemesisKind[] {
   if (raw === undefined) return ['partition', 'kill'];
   if (raw === 'none' || raw === '') return [];
-  const kinds = raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
+  const kinds = raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
   const result: NemesisKind[] = [];
   for (const kind of kinds) {
     const known = NEMESES.find((candidate) => candidate === kind);
-    if (known === undefined) throw new UsageError(`--nemesis: unknown nemesis "${kind}" (known: ${NEMESES.join(', ')})`);
+    if (known === undefined)
+      throw new UsageError(`--nemesis: unknown nemesis "${kind}" (known: ${NEMESES.join(', ')})`);
     if (!result.includes(known)) result.push(known);
   }
   return result;
@@ -166,7 +186,10 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
     concurrency: integer(values.concurrency, '--concurrency', 2 * nodes, 1, 1000),
     kvGroups: integer(values['kv-groups'], '--kv-groups', 4, 1, 256),
     reads: oneOf(values.reads, '--reads', ['linearizable', 'lease'] as const, 'linearizable'),
-    quiesceAfterTicks: values['quiesce-after-ticks'] === undefined ? undefined : integer(values['quiesce-after-ticks'], '--quiesce-after-ticks', 100, 0, 1_000_000),
+    quiesceAfterTicks:
+      values['quiesce-after-ticks'] === undefined
+        ? undefined
+        : integer(values['quiesce-after-ticks'], '--quiesce-after-ticks', 100, 0, 1_000_000),
     opTimeoutMs: integer(values['op-timeout-ms'], '--op-timeout-ms', 3000, 10),
     recoveryS: decimal(values.recovery, '--recovery', 10, 0),
     livenessGraceS: decimal(values['liveness-grace'], '--liveness-grace', 5, 0),
@@ -189,7 +212,9 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
     if (options.nodes !== 3) throw new UsageError('--db etcd: shared/tools/etcd-cluster.sh starts exactly 3 members');
   }
   if (options.livenessGraceS >= options.recoveryS && options.recoveryS > 0) {
-    throw new UsageError(`--liveness-grace (${options.livenessGraceS}) must be shorter than --recovery (${options.recoveryS}), or nothing is judged`);
+    throw new UsageError(
+      `--liveness-grace (${options.livenessGraceS}) must be shorter than --recovery (${options.recoveryS}), or nothing is judged`,
+    );
   }
   return options;
 }

@@ -30,7 +30,14 @@ export interface LinkFaults {
   blackhole: boolean;
 }
 
-export const NO_FAULTS: Readonly<LinkFaults> = { delayMs: 0, jitterMs: 0, loss: 0, duplicate: 0, reorder: 0, blackhole: false };
+export const NO_FAULTS: Readonly<LinkFaults> = {
+  delayMs: 0,
+  jitterMs: 0,
+  loss: 0,
+  duplicate: 0,
+  reorder: 0,
+  blackhole: false,
+};
 
 const frameHeaderBytes = 4;
 const pendingBytesMax = 64 << 20;
@@ -72,7 +79,16 @@ export class PeerProxy {
     for (const from of this.options.nodes) {
       for (const to of this.options.nodes) {
         if (from === to) continue;
-        const link: Link = { from, to, faults: { ...NO_FAULTS }, server: net.createServer(), sockets: new Set(), rng: this.options.rng.fork(`link-${from}-${to}`), framesPassed: 0, framesDropped: 0 };
+        const link: Link = {
+          from,
+          to,
+          faults: { ...NO_FAULTS },
+          server: net.createServer(),
+          sockets: new Set(),
+          rng: this.options.rng.fork(`link-${from}-${to}`),
+          framesPassed: 0,
+          framesDropped: 0,
+        };
         link.server.on('connection', (socket) => {
           this.accept(link, socket);
         });
@@ -108,7 +124,11 @@ export class PeerProxy {
   }
 
   private accept(link: Link, downstream: net.Socket): void {
-    const upstream = net.connect({ host: this.options.address(link.to), port: this.options.raftPort, localAddress: this.options.address(link.from) });
+    const upstream = net.connect({
+      host: this.options.address(link.to),
+      port: this.options.raftPort,
+      localAddress: this.options.address(link.from),
+    });
     link.sockets.add(downstream);
     link.sockets.add(upstream);
     const pending = new DelayLine((frame) => {
@@ -168,7 +188,8 @@ export class PeerProxy {
     const now = Date.now();
     let deliverAt = now + faults.delayMs + (faults.jitterMs > 0 ? rng.between(-faults.jitterMs, faults.jitterMs) : 0);
     // In order unless this frame is picked to be overtaken: then it waits a while longer and later frames pass it.
-    if (faults.reorder > 0 && rng.next() < faults.reorder) deliverAt += Math.max(5, faults.delayMs) + rng.between(0, 20);
+    if (faults.reorder > 0 && rng.next() < faults.reorder)
+      deliverAt += Math.max(5, faults.delayMs) + rng.between(0, 20);
     else deliverAt = Math.max(deliverAt, pending.lastDeliverAt);
     pending.lastDeliverAt = Math.max(pending.lastDeliverAt, deliverAt);
     if (pending.bytes + frame.length * copies > pendingBytesMax) {
@@ -234,7 +255,15 @@ class DelayLine {
   private arm(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     const head = this.queue[0];
-    this.timer = head === undefined ? undefined : setTimeout(() => { this.deliverDue(); }, Math.max(0, head.at - Date.now()));
+    this.timer =
+      head === undefined
+        ? undefined
+        : setTimeout(
+            () => {
+              this.deliverDue();
+            },
+            Math.max(0, head.at - Date.now()),
+          );
   }
 
   private deliverDue(): void {

@@ -23,7 +23,10 @@ const colours = { ok: '#2e7d32', fail: '#c62828', info: '#ef6c00' } as const;
 const timelineOpsMax = 30_000;
 
 function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/gu, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+  return text.replace(
+    /[&<>"']/gu,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
+  );
 }
 
 interface Interval {
@@ -40,26 +43,49 @@ function faultIntervals(entries: readonly NemesisEntry[], endS: number): Interva
   for (const entry of entries) {
     if (entry.type === 'start' && entry.fault !== undefined) open.set(entry.fault, entry);
     if ((entry.type === 'stop' && entry.fault !== undefined) || entry.type === 'heal') {
-      const starts = entry.type === 'heal' ? [...open.values()] : [open.get(entry.fault ?? -1)].filter((x): x is NemesisEntry => x !== undefined);
+      const starts =
+        entry.type === 'heal'
+          ? [...open.values()]
+          : [open.get(entry.fault ?? -1)].filter((x): x is NemesisEntry => x !== undefined);
       for (const start of starts) {
-        intervals.push({ startS: start.time / 1e9, endS: entry.time / 1e9, label: start.kind, kind: start.kind.split('-')[0] ?? start.kind });
+        intervals.push({
+          startS: start.time / 1e9,
+          endS: entry.time / 1e9,
+          label: start.kind,
+          kind: start.kind.split('-')[0] ?? start.kind,
+        });
         if (start.fault !== undefined) open.delete(start.fault);
       }
     }
   }
-  for (const start of open.values()) intervals.push({ startS: start.time / 1e9, endS, label: start.kind, kind: start.kind.split('-')[0] ?? start.kind });
+  for (const start of open.values())
+    intervals.push({ startS: start.time / 1e9, endS, label: start.kind, kind: start.kind.split('-')[0] ?? start.kind });
   return intervals;
 }
 
-const faultColours: Record<string, string> = { partition: '#90caf9', kill: '#ef9a9a', pause: '#ce93d8', proxy: '#a5d6a7', transfer: '#fff59d' };
+const faultColours: Record<string, string> = {
+  partition: '#90caf9',
+  kill: '#ef9a9a',
+  pause: '#ce93d8',
+  proxy: '#a5d6a7',
+  transfer: '#fff59d',
+};
 
-function shading(intervals: readonly Interval[], x: (s: number) => number, top: number, height: number, labels: boolean): string {
+function shading(
+  intervals: readonly Interval[],
+  x: (s: number) => number,
+  top: number,
+  height: number,
+  labels: boolean,
+): string {
   return intervals
     .map((interval) => {
       const x0 = x(interval.startS);
       const w = Math.max(1, x(interval.endS) - x0);
       const fill = faultColours[interval.kind] ?? '#e0e0e0';
-      const label = labels ? `<text x="${(x0 + 2).toFixed(1)}" y="${top + 10}" font-size="9" fill="#555">${escapeHtml(interval.label)}</text>` : '';
+      const label = labels
+        ? `<text x="${(x0 + 2).toFixed(1)}" y="${top + 10}" font-size="9" fill="#555">${escapeHtml(interval.label)}</text>`
+        : '';
       return `<rect x="${x0.toFixed(1)}" y="${top}" width="${w.toFixed(1)}" height="${height}" fill="${fill}" opacity="0.35"><title>${escapeHtml(`${interval.label} ${interval.startS.toFixed(1)}-${interval.endS.toFixed(1)} s`)}</title></rect>${label}`;
     })
     .join('');
@@ -68,7 +94,8 @@ function shading(intervals: readonly Interval[], x: (s: number) => number, top: 
 function timeAxis(x: (s: number) => number, endS: number, y: number): string {
   const step = endS > 120 ? 20 : endS > 60 ? 10 : endS > 20 ? 5 : 1;
   let ticks = '';
-  for (let s = 0; s <= endS; s += step) ticks += `<line x1="${x(s).toFixed(1)}" y1="${y}" x2="${x(s).toFixed(1)}" y2="${y + 4}" stroke="#333"/><text x="${x(s).toFixed(1)}" y="${y + 15}" font-size="10" text-anchor="middle">${s}s</text>`;
+  for (let s = 0; s <= endS; s += step)
+    ticks += `<line x1="${x(s).toFixed(1)}" y1="${y}" x2="${x(s).toFixed(1)}" y2="${y + 4}" stroke="#333"/><text x="${x(s).toFixed(1)}" y="${y + 15}" font-size="10" text-anchor="middle">${s}s</text>`;
   return `<line x1="${marginLeft}" y1="${y}" x2="${width - marginRight}" y2="${y}" stroke="#333"/>${ticks}`;
 }
 
@@ -80,16 +107,28 @@ function phaseMarkers(phases: RunSummary['phases'], x: (s: number) => number, to
   ];
   return marks
     .filter(([ns]) => ns > 0)
-    .map(([ns, label]) => `<line x1="${x(ns / 1e9).toFixed(1)}" x2="${x(ns / 1e9).toFixed(1)}" y1="${top}" y2="${top + height}" stroke="#333" stroke-dasharray="3 3"/><text x="${(x(ns / 1e9) + 3).toFixed(1)}" y="${top + height - 4}" font-size="9">${label}</text>`)
+    .map(
+      ([ns, label]) =>
+        `<line x1="${x(ns / 1e9).toFixed(1)}" x2="${x(ns / 1e9).toFixed(1)}" y1="${top}" y2="${top + height}" stroke="#333" stroke-dasharray="3 3"/><text x="${(x(ns / 1e9) + 3).toFixed(1)}" y="${top + height - 4}" font-size="9">${label}</text>`,
+    )
     .join('');
 }
 
-function throughputPlot(ops: readonly RecordedOperation[], intervals: readonly Interval[], endS: number, phases: RunSummary['phases']): string {
+function throughputPlot(
+  ops: readonly RecordedOperation[],
+  intervals: readonly Interval[],
+  endS: number,
+  phases: RunSummary['phases'],
+): string {
   const height = 220;
   const top = 10;
   const plotHeight = height - 40;
   const buckets = Math.max(1, Math.ceil(endS));
-  const series = { ok: new Array<number>(buckets).fill(0), fail: new Array<number>(buckets).fill(0), info: new Array<number>(buckets).fill(0) };
+  const series = {
+    ok: new Array<number>(buckets).fill(0),
+    fail: new Array<number>(buckets).fill(0),
+    info: new Array<number>(buckets).fill(0),
+  };
   for (const op of ops) {
     if (op.completionTime === Infinity) continue;
     const bucket = Math.min(buckets - 1, Math.floor(op.completionTime / 1e9));
@@ -99,9 +138,17 @@ function throughputPlot(ops: readonly RecordedOperation[], intervals: readonly I
   const x = (s: number): number => marginLeft + (s / endS) * plotWidth;
   const y = (value: number): number => top + plotHeight - (value / max) * plotHeight;
   const lines = (['ok', 'fail', 'info'] as const)
-    .map((type) => `<polyline fill="none" stroke="${colours[type]}" stroke-width="1.5" points="${series[type].map((value, i) => `${x(i + 0.5).toFixed(1)},${y(value).toFixed(1)}`).join(' ')}"><title>${type} ops/s</title></polyline>`)
+    .map(
+      (type) =>
+        `<polyline fill="none" stroke="${colours[type]}" stroke-width="1.5" points="${series[type].map((value, i) => `${x(i + 0.5).toFixed(1)},${y(value).toFixed(1)}`).join(' ')}"><title>${type} ops/s</title></polyline>`,
+    )
     .join('');
-  const yTicks = [0, max / 2, max].map((value) => `<text x="${marginLeft - 4}" y="${y(value) + 3}" font-size="10" text-anchor="end">${Math.round(value)}</text>`).join('');
+  const yTicks = [0, max / 2, max]
+    .map(
+      (value) =>
+        `<text x="${marginLeft - 4}" y="${y(value) + 3}" font-size="10" text-anchor="end">${Math.round(value)}</text>`,
+    )
+    .join('');
   return `<svg width="${width}" height="${height}" xmlns="http://www.w3.org/2000/svg">${shading(intervals, x, top, plotHeight, true)}${phaseMarkers(phases, x, top, plotHeight)}${lines}${yTicks}${timeAxis(x, endS, top + plotHeight)}<text x="12" y="${top + plotHeight / 2}" font-size="10" transform="rotate(-90 12 ${top + plotHeight / 2})">ops/s completed</text></svg>`;
 }
 
@@ -125,7 +172,8 @@ function latencyPlot(ops: readonly RecordedOperation[], intervals: readonly Inte
     points += `<circle cx="${x(op.call / 1e9).toFixed(1)}" cy="${y(latency).toFixed(1)}" r="1.4" fill="${colours[op.status]}"/>`;
   }
   let yTicks = '';
-  for (let decade = 0.1; decade <= maxMs * 1.01; decade *= 10) yTicks += `<text x="${marginLeft - 4}" y="${y(decade) + 3}" font-size="10" text-anchor="end">${decade >= 1 ? decade.toFixed(0) : decade}</text><line x1="${marginLeft}" x2="${width - marginRight}" y1="${y(decade)}" y2="${y(decade)}" stroke="#eee"/>`;
+  for (let decade = 0.1; decade <= maxMs * 1.01; decade *= 10)
+    yTicks += `<text x="${marginLeft - 4}" y="${y(decade) + 3}" font-size="10" text-anchor="end">${decade >= 1 ? decade.toFixed(0) : decade}</text><line x1="${marginLeft}" x2="${width - marginRight}" y1="${y(decade)}" y2="${y(decade)}" stroke="#eee"/>`;
   return `<svg width="${width}" height="${height}" xmlns="http://www.w3.org/2000/svg">${yTicks}${shading(intervals, x, top, plotHeight, false)}${points}${timeAxis(x, endS, top + plotHeight)}<text x="12" y="${top + plotHeight / 2}" font-size="10" transform="rotate(-90 12 ${top + plotHeight / 2})">latency ms (log)</text></svg>`;
 }
 
@@ -135,7 +183,14 @@ function opTitle(op: RecordedOperation, error: string | undefined): string {
   return `op ${op.index} p${op.process} ${op.f} ${op.key ?? ''} ${io.slice(0, 120)} ${op.status} [${(op.call / 1e9).toFixed(3)}s .. ${ret}]${error === undefined ? '' : ` ${error}`}`;
 }
 
-function timelinePlot(ops: readonly RecordedOperation[], errors: ReadonlyMap<number, string>, intervals: readonly Interval[], endS: number, lanes: number, finalStartNs: number): string {
+function timelinePlot(
+  ops: readonly RecordedOperation[],
+  errors: ReadonlyMap<number, string>,
+  intervals: readonly Interval[],
+  endS: number,
+  lanes: number,
+  finalStartNs: number,
+): string {
   const laneHeight = lanes > 40 ? 4 : 12;
   const top = 10;
   const laneCount = lanes + 1; // the last lane holds the final reads
@@ -149,8 +204,16 @@ function timelinePlot(ops: readonly RecordedOperation[], errors: ReadonlyMap<num
     const end = op.completionTime === Infinity ? endS : op.completionTime / 1e9;
     bars += `<rect x="${x0.toFixed(1)}" y="${top + lane * laneHeight + 1}" width="${Math.max(0.8, x(end) - x0).toFixed(1)}" height="${laneHeight - 2}" fill="${colours[op.status]}"><title>${escapeHtml(opTitle(op, errors.get(op.index)))}</title></rect>`;
   }
-  const note = ops.length > timelineOpsMax ? `<p>Timeline shows the first ${timelineOpsMax} of ${ops.length} ops.</p>` : '';
-  const labels = laneHeight < 10 ? '' : Array.from({ length: laneCount }, (_, lane) => `<text x="${marginLeft - 4}" y="${top + lane * laneHeight + laneHeight - 3}" font-size="9" text-anchor="end">${lane === lanes ? 'final' : `w${lane}`}</text>`).join('');
+  const note =
+    ops.length > timelineOpsMax ? `<p>Timeline shows the first ${timelineOpsMax} of ${ops.length} ops.</p>` : '';
+  const labels =
+    laneHeight < 10
+      ? ''
+      : Array.from(
+          { length: laneCount },
+          (_, lane) =>
+            `<text x="${marginLeft - 4}" y="${top + lane * laneHeight + laneHeight - 3}" font-size="9" text-anchor="end">${lane === lanes ? 'final' : `w${lane}`}</text>`,
+        ).join('');
   return `${note}<svg width="${width}" height="${height}" xmlns="http://www.w3.org/2000/svg">${shading(intervals, x, top, plotHeight, false)}${bars}${labels}${timeAxis(x, endS, top + plotHeight)}</svg>`;
 }
 
@@ -162,11 +225,16 @@ function failurePlot(key: string, keyOps: readonly RecordedOperation[], failure:
   // Zoom on the block: the last few linearized ops, the pending ones and the blocked one.
   const focus = [...failure.prefix.slice(-8).map((step) => step.op), ...failure.pendingOps, blocked];
   const windowStartNs = Math.min(...focus.map((op) => op.call));
-  const windowEndNs = Math.max(blocked.ret, ...focus.map((op) => (op.completionTime === Infinity ? op.call : op.completionTime)));
+  const windowEndNs = Math.max(
+    blocked.ret,
+    ...focus.map((op) => (op.completionTime === Infinity ? op.call : op.completionTime)),
+  );
   const marginNs = Math.max(1e6, (windowEndNs - windowStartNs) * 0.15);
   const startS = (windowStartNs - marginNs) / 1e9;
   const endS = (windowEndNs + marginNs) / 1e9;
-  const shown = keyOps.filter((op) => op.status !== 'fail' && op.call <= endS * 1e9 && op.completionTime >= startS * 1e9);
+  const shown = keyOps.filter(
+    (op) => op.status !== 'fail' && op.call <= endS * 1e9 && op.completionTime >= startS * 1e9,
+  );
   const processes = [...new Set(shown.map((op) => op.process))].sort((a, b) => a - b);
   const laneHeight = 22;
   const top = 20;
@@ -178,15 +246,32 @@ function failurePlot(key: string, keyOps: readonly RecordedOperation[], failure:
     const x0 = x(Math.max(startS, op.call / 1e9));
     const end = op.completionTime === Infinity ? endS : Math.min(endS, op.completionTime / 1e9);
     const inPrefix = prefix.get(op.index);
-    const fill = op.index === blocked.index ? '#c62828' : inPrefix !== undefined ? '#66bb6a' : pending.has(op.index) ? '#ffa726' : '#bdbdbd';
+    const fill =
+      op.index === blocked.index
+        ? '#c62828'
+        : inPrefix !== undefined
+          ? '#66bb6a'
+          : pending.has(op.index)
+            ? '#ffa726'
+            : '#bdbdbd';
     const label = registerModel.describeOperation(op as Parameters<typeof registerModel.describeOperation>[0]);
     const title = `${opTitle(op, undefined)}${inPrefix === undefined ? '' : ` | linearized #${inPrefix.order}, state after: ${inPrefix.state}`}`;
     bars += `<rect x="${x0.toFixed(1)}" y="${top + lane * laneHeight + 2}" width="${Math.max(2, x(end) - x0).toFixed(1)}" height="${laneHeight - 4}" fill="${fill}" stroke="#555" stroke-width="0.3"><title>${escapeHtml(title)}</title></rect><text x="${(x0 + 2).toFixed(1)}" y="${top + lane * laneHeight + 15}" font-size="9">${escapeHtml(`${inPrefix === undefined ? '' : `#${inPrefix.order} `}${label}`)}</text>`;
   }
   const blockX = x(blocked.ret / 1e9);
   const line = `<line x1="${blockX.toFixed(1)}" x2="${blockX.toFixed(1)}" y1="${top - 10}" y2="${height - 25}" stroke="#c62828" stroke-dasharray="4 2"/><text x="${(blockX > width - 260 ? blockX - 3 : blockX + 3).toFixed(1)}" y="${top - 3}" font-size="10" fill="#c62828" text-anchor="${blockX > width - 260 ? 'end' : 'start'}">no linearization exists past this point</text>`;
-  const lanes = processes.map((process, i) => `<text x="${marginLeft - 4}" y="${top + i * laneHeight + 15}" font-size="10" text-anchor="end">p${process}</text>`).join('');
-  const prefixList = failure.prefix.map((step, i) => `<li>#${i + 1} ${escapeHtml(opTitle(step.op, undefined))} → state ${escapeHtml(step.stateAfter)}</li>`).join('');
+  const lanes = processes
+    .map(
+      (process, i) =>
+        `<text x="${marginLeft - 4}" y="${top + i * laneHeight + 15}" font-size="10" text-anchor="end">p${process}</text>`,
+    )
+    .join('');
+  const prefixList = failure.prefix
+    .map(
+      (step, i) =>
+        `<li>#${i + 1} ${escapeHtml(opTitle(step.op, undefined))} → state ${escapeHtml(step.stateAfter)}</li>`,
+    )
+    .join('');
   return `<h3>Key ${escapeHtml(key)}: not linearizable</h3><p>${escapeHtml(failure.message)}</p>
 <p>The ops of this key around the block (hover a bar for details; the numbers are the linearization order found). <span style="color:#66bb6a">■</span> linearized prefix <span style="color:#c62828">■</span> op that cannot be placed <span style="color:#ffa726">■</span> pending at that point <span style="color:#bdbdbd">■</span> other ops</p>
 <svg width="${width}" height="${height}" xmlns="http://www.w3.org/2000/svg">${line}${bars}${lanes}${timeAxisRange(x, startS, endS, height - 25)}</svg>
@@ -202,8 +287,20 @@ function timeAxisRange(x: (s: number) => number, startS: number, endS: number, y
   return `<line x1="${marginLeft}" y1="${y}" x2="${width - marginRight}" y2="${y}" stroke="#333"/>${ticks}`;
 }
 
-export function writeReport(path: string, summary: RunSummary, results: RunResults, events: readonly RecordedEvent[], ops: readonly RecordedOperation[], nemesis: readonly NemesisEntry[], workload: Workload): void {
-  const endS = Math.max(1, (summary.phases.finalEndNs > 0 ? summary.phases.finalEndNs : Math.max(0, ...events.map((event) => event.time))) / 1e9);
+export function writeReport(
+  path: string,
+  summary: RunSummary,
+  results: RunResults,
+  events: readonly RecordedEvent[],
+  ops: readonly RecordedOperation[],
+  nemesis: readonly NemesisEntry[],
+  workload: Workload,
+): void {
+  const endS = Math.max(
+    1,
+    (summary.phases.finalEndNs > 0 ? summary.phases.finalEndNs : Math.max(0, ...events.map((event) => event.time))) /
+      1e9,
+  );
   const intervals = faultIntervals(nemesis, endS);
   const errors = new Map<number, string>();
   const invocationIndex = new Map<number, number>();
@@ -214,18 +311,30 @@ export function writeReport(path: string, summary: RunSummary, results: RunResul
   }
   const verdictColour = results.verdict === 'valid' ? '#2e7d32' : results.verdict === 'invalid' ? '#c62828' : '#ef6c00';
   const checkerRows = Object.entries(results.checkers)
-    .map(([name, checker]) => `<tr><td>${escapeHtml(name)}</td><td style="color:${checker.verdict === 'valid' ? '#2e7d32' : checker.verdict === 'invalid' ? '#c62828' : '#ef6c00'}"><b>${checker.verdict}</b></td><td>${escapeHtml(checker.summary)}</td></tr>`)
+    .map(
+      ([name, checker]) =>
+        `<tr><td>${escapeHtml(name)}</td><td style="color:${checker.verdict === 'valid' ? '#2e7d32' : checker.verdict === 'invalid' ? '#c62828' : '#ef6c00'}"><b>${checker.verdict}</b></td><td>${escapeHtml(checker.summary)}</td></tr>`,
+    )
     .join('');
   const opRows = Object.entries(results.ops.byFunction)
     .map(([f, counts]) => `<tr><td>${f}</td><td>${counts.ok}</td><td>${counts.fail}</td><td>${counts.info}</td></tr>`)
     .join('');
-  const nemesisRows = nemesis.map((entry) => `<tr><td>${(entry.time / 1e9).toFixed(3)}</td><td>${entry.type}</td><td>${escapeHtml(entry.kind)}</td><td>${escapeHtml(entry.detail)}</td></tr>`).join('');
+  const nemesisRows = nemesis
+    .map(
+      (entry) =>
+        `<tr><td>${(entry.time / 1e9).toFixed(3)}</td><td>${entry.type}</td><td>${escapeHtml(entry.kind)}</td><td>${escapeHtml(entry.detail)}</td></tr>`,
+    )
+    .join('');
   let failures = '';
   const check = results.workloadCheck;
   if (check?.workload === 'register') {
     for (const partition of check.result.partitions) {
       if (partition.failure === undefined) continue;
-      failures += failurePlot(partition.key, ops.filter((op) => op.key === partition.key), partition.failure);
+      failures += failurePlot(
+        partition.key,
+        ops.filter((op) => op.key === partition.key),
+        partition.failure,
+      );
     }
   } else if (check !== undefined && check.verdict === 'invalid') {
     failures = `<pre>${escapeHtml(JSON.stringify(results.checkers[workload.name]?.details, null, 2).slice(0, 200_000))}</pre>`;

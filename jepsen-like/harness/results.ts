@@ -45,7 +45,10 @@ export interface RunResults {
   readonly verdict: Verdict;
   /** Jepsen's spelling of the verdict. */
   readonly 'valid?': boolean | 'unknown';
-  readonly run: Omit<RunSummary, 'schedule'> & { readonly faults: number; readonly skippedNemeses: Schedule['skipped'] };
+  readonly run: Omit<RunSummary, 'schedule'> & {
+    readonly faults: number;
+    readonly skippedNemeses: Schedule['skipped'];
+  };
   readonly ops: OpCounts;
   readonly checkers: Record<string, CheckerSummary>;
   /** The workload check itself, for the report (not serialised: results.json has the summary). */
@@ -77,7 +80,12 @@ function registerSummary(result: LinearizabilityResult): CheckerSummary {
     summary: `${result.partitions.length} keys: ${counts.valid} linearizable, ${counts.invalid} not, ${counts.unknown} undecided; ${result.steps} search steps`,
     details: {
       steps: result.steps,
-      keys: result.partitions.map((partition) => ({ key: partition.key, verdict: partition.verdict, ops: partition.opCount, steps: partition.steps })),
+      keys: result.partitions.map((partition) => ({
+        key: partition.key,
+        verdict: partition.verdict,
+        ops: partition.opCount,
+        steps: partition.steps,
+      })),
       failures: invalid.map((partition) => ({
         key: partition.key,
         verdict: partition.verdict,
@@ -98,7 +106,10 @@ function workloadSummary(check: WorkloadCheck): CheckerSummary {
     case 'set': {
       const keys = check.result.keys;
       const lost = keys.reduce((sum, key) => sum + key.lost.length, 0);
-      const unexpected = keys.reduce((sum, key) => sum + key.unexpected.length + key.failedPresent.length + key.duplicated.length, 0);
+      const unexpected = keys.reduce(
+        (sum, key) => sum + key.unexpected.length + key.failedPresent.length + key.duplicated.length,
+        0,
+      );
       const acknowledged = keys.reduce((sum, key) => sum + key.acknowledgedCount, 0);
       const attempted = keys.reduce((sum, key) => sum + key.attemptedCount, 0);
       return {
@@ -109,11 +120,23 @@ function workloadSummary(check: WorkloadCheck): CheckerSummary {
     }
     case 'append': {
       const keys = check.result.keys;
-      const anomalies = keys.flatMap((key) => key.anomalies.map((anomaly) => ({ key: key.key, kind: anomaly.kind, message: anomaly.message })));
+      const anomalies = keys.flatMap((key) =>
+        key.anomalies.map((anomaly) => ({ key: key.key, kind: anomaly.kind, message: anomaly.message })),
+      );
       return {
         verdict: check.verdict,
         summary: `${keys.length} lists: ${keys.reduce((sum, key) => sum + key.appendCount, 0)} appends, ${keys.reduce((sum, key) => sum + key.readCount, 0)} reads, ${anomalies.length} anomalies`,
-        details: { keys: keys.map((key) => ({ key: key.key, verdict: key.verdict, appends: key.appendCount, acknowledged: key.acknowledgedCount, reads: key.readCount, finalLength: key.finalLength })), anomalies },
+        details: {
+          keys: keys.map((key) => ({
+            key: key.key,
+            verdict: key.verdict,
+            appends: key.appendCount,
+            acknowledged: key.acknowledgedCount,
+            reads: key.readCount,
+            finalLength: key.finalLength,
+          })),
+          anomalies,
+        },
       };
     }
   }
@@ -126,19 +149,28 @@ export function preconditionFailures(events: readonly RecordedEvent[]): Set<numb
   let index = 0;
   for (const event of events) {
     if (event.type === 'invoke') open.set(event.process, index++);
-    else if (event.type === 'fail' && event.note.error?.startsWith(PRECONDITION) === true) found.add(open.get(event.process) ?? -1);
+    else if (event.type === 'fail' && event.note.error?.startsWith(PRECONDITION) === true)
+      found.add(open.get(event.process) ?? -1);
   }
   return found;
 }
 
-export function checkRun(summary: RunSummary, workload: Workload, recorded: readonly RecordedOperation[], answeredFails: ReadonlySet<number>): RunResults {
+export function checkRun(
+  summary: RunSummary,
+  workload: Workload,
+  recorded: readonly RecordedOperation[],
+  answeredFails: ReadonlySet<number>,
+): RunResults {
   const checkers: Record<string, CheckerSummary> = {};
   let workloadCheck: WorkloadCheck | undefined;
   try {
     workloadCheck = workload.check(recorded, summary.options.linearizabilityStepsMax);
     checkers[workload.name] = workloadSummary(workloadCheck);
   } catch (error) {
-    checkers[workload.name] = { verdict: 'unknown', summary: `checker failed: ${error instanceof Error ? error.message : String(error)}` };
+    checkers[workload.name] = {
+      verdict: 'unknown',
+      summary: `checker failed: ${error instanceof Error ? error.message : String(error)}`,
+    };
   }
   const options = summary.options;
   if (summary.phases.healNs > 0 && summary.phases.finalEndNs > 0) {
@@ -153,7 +185,11 @@ export function checkRun(summary: RunSummary, workload: Workload, recorded: read
     checkers['liveness'] = {
       verdict: liveness.verdict,
       summary: `${liveness.checkedCount} ops invoked >= ${options.livenessGraceS} s after the heal judged (bound ${options.livenessBoundMs} ms), ${liveness.violations.length} violations`,
-      details: { windowStartNs: liveness.windowStartNs, unjudged: liveness.unjudgedCount, violations: liveness.violations.slice(0, 50).map((violation) => violation.message) },
+      details: {
+        windowStartNs: liveness.windowStartNs,
+        unjudged: liveness.unjudgedCount,
+        violations: liveness.violations.slice(0, 50).map((violation) => violation.message),
+      },
     };
   } else {
     checkers['liveness'] = { verdict: 'unknown', summary: 'not judged: the run never finished its recovery phase' };
@@ -161,7 +197,10 @@ export function checkRun(summary: RunSummary, workload: Workload, recorded: read
   const crashes = summary.crashes;
   checkers['crashes'] = {
     verdict: crashes.length > 0 ? 'invalid' : 'valid',
-    summary: crashes.length > 0 ? `${crashes.length} node exits the harness did not cause: ${crashes.map((crash) => `node ${crash.node} at ${(crash.time / 1e9).toFixed(1)} s (code ${crash.code ?? '-'}, signal ${crash.signal ?? '-'})`).join('; ')}` : 'no node exited unexpectedly',
+    summary:
+      crashes.length > 0
+        ? `${crashes.length} node exits the harness did not cause: ${crashes.map((crash) => `node ${crash.node} at ${(crash.time / 1e9).toFixed(1)} s (code ${crash.code ?? '-'}, signal ${crash.signal ?? '-'})`).join('; ')}`
+        : 'no node exited unexpectedly',
   };
   let verdict = overallVerdict(Object.values(checkers));
   if (verdict === 'valid' && summary.harnessError !== undefined) verdict = 'unknown';

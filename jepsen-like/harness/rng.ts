@@ -50,7 +50,8 @@ export function createRng(seed: number): Rng {
   const rng: Rng = {
     next,
     int(maxExclusive) {
-      if (!Number.isSafeInteger(maxExclusive) || maxExclusive < 1) throw new RangeError(`int(${maxExclusive}): need a positive integer`);
+      if (!Number.isSafeInteger(maxExclusive) || maxExclusive < 1)
+        throw new RangeError(`int(${maxExclusive}): need a positive integer`);
       return Math.floor(next() * maxExclusive);
     },
     between: (min, max) => min + next() * (max - min),

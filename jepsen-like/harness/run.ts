@@ -42,7 +42,10 @@ const finalReadTriesMax = 30;
 const finalReadTimeMs = 30_000;
 
 export function runDirName(seed: number, date = new Date()): string {
-  const stamp = date.toISOString().replace(/[-:]/gu, '').replace(/\.\d+Z$/u, 'Z');
+  const stamp = date
+    .toISOString()
+    .replace(/[-:]/gu, '')
+    .replace(/\.\d+Z$/u, 'Z');
   return `${stamp}-${seed}`;
 }
 
@@ -53,7 +56,12 @@ interface Phases {
   finalEndNs: number;
 }
 
-async function createDatabase(options: RunOptions, runDir: string, schedule: Schedule, recorder: HistoryRecorder): Promise<{ db: Database; firewall: Firewall | undefined; proxy: PeerProxy | undefined }> {
+async function createDatabase(
+  options: RunOptions,
+  runDir: string,
+  schedule: Schedule,
+  recorder: HistoryRecorder,
+): Promise<{ db: Database; firewall: Firewall | undefined; proxy: PeerProxy | undefined }> {
   const nodes = Array.from({ length: options.nodes }, (_, k) => k + 1);
   const faultKinds = new Set(schedule.faults.map((fault) => fault.spec.kind));
   if (options.db === 'etcd') {
@@ -62,7 +70,13 @@ async function createDatabase(options: RunOptions, runDir: string, schedule: Sch
   }
   const raftPort = options.portBase + 1000;
   const proxy = faultKinds.has('proxy')
-    ? new PeerProxy({ nodes, address: dramNodeAddress, raftPort, proxyPort: (to) => options.portBase + 2000 + to, rng: createRng(options.seed).fork('proxy') })
+    ? new PeerProxy({
+        nodes,
+        address: dramNodeAddress,
+        raftPort,
+        proxyPort: (to) => options.portBase + 2000 + to,
+        rng: createRng(options.seed).fork('proxy'),
+      })
     : undefined;
   await proxy?.start();
   const firewall = faultKinds.has('partition') ? new Firewall(dramNodeAddress) : undefined;
@@ -116,7 +130,10 @@ export async function runTest(context: RunContext): Promise<number> {
   try {
     ({ db, firewall, proxy } = await createDatabase(options, runDir, schedule, recorder));
     await db.start();
-    if (!(await db.waitReady(readyTimeoutMs))) throw new Error(`${db.name} did not elect leaders for every group within ${readyTimeoutMs / 1000} s (see the node logs)`);
+    if (!(await db.waitReady(readyTimeoutMs)))
+      throw new Error(
+        `${db.name} did not elect leaders for every group within ${readyTimeoutMs / 1000} s (see the node logs)`,
+      );
     log(`${db.name}: ${options.nodes} nodes up, every group has a leader`);
     nemesis = new Nemesis({ db, firewall, proxy, log: nemesisLog, now: () => recorder.now(), signal: stop.signal });
     const clients = nodeIds.map((node) => (db as Database).client(node));
@@ -150,7 +167,8 @@ export async function runTest(context: RunContext): Promise<number> {
       log('recovery phase over; final reads');
       const unread = await workers.finalReads(workload.keys());
       phases.finalEndNs = recorder.now();
-      if (unread.length > 0) log(`final reads: ${unread.length} keys never read successfully (${unread.slice(0, 5).join(', ')})`);
+      if (unread.length > 0)
+        log(`final reads: ${unread.length} keys never read successfully (${unread.slice(0, 5).join(', ')})`);
     }
     await Promise.all(clients.map((client) => client.close()));
     if (context.signal.aborted) harnessError = 'interrupted';
@@ -184,14 +202,23 @@ export async function runTest(context: RunContext): Promise<number> {
 }
 
 /** Checks a finished run's history, writes results.json and report.html, answers the exit code. */
-export function finishRun(summary: RunSummary, workload: Workload, events: readonly RecordedEvent[], nemesisEntries: readonly NemesisEntry[], log: (line: string) => void): number {
+export function finishRun(
+  summary: RunSummary,
+  workload: Workload,
+  events: readonly RecordedEvent[],
+  nemesisEntries: readonly NemesisEntry[],
+  log: (line: string) => void,
+): number {
   const recorded = pairEvents(events);
   const results = checkRun(summary, workload, recorded, preconditionFailures(events));
   writeFileSync(join(summary.runDir, 'results.json'), `${JSON.stringify(serialisable(results), null, 2)}\n`);
   writeReport(join(summary.runDir, 'report.html'), summary, results, events, recorded, nemesisEntries, workload);
   log(`ops: ${results.ops.total} (${results.ops.ok} ok, ${results.ops.fail} fail, ${results.ops.info} info)`);
-  for (const [name, checker] of Object.entries(results.checkers)) log(`  ${name}: ${checker.verdict} - ${checker.summary}`);
-  log(`verdict: ${results.verdict}${summary.harnessError === undefined ? '' : ` (harness error: ${summary.harnessError})`}`);
+  for (const [name, checker] of Object.entries(results.checkers))
+    log(`  ${name}: ${checker.verdict} - ${checker.summary}`);
+  log(
+    `verdict: ${results.verdict}${summary.harnessError === undefined ? '' : ` (harness error: ${summary.harnessError})`}`,
+  );
   log(`report: ${join(summary.runDir, 'report.html')}`);
   return results.verdict === 'valid' ? 0 : results.verdict === 'invalid' ? 1 : 2;
 }
@@ -202,14 +229,30 @@ export function finishRun(summary: RunSummary, workload: Workload, events: reado
  * Useful after a checker fix, or on a history edited by hand.
  */
 export function recheck(runDir: string, log: (line: string) => void): number {
-  const saved = JSON.parse(readFileSync(join(runDir, 'schedule.json'), 'utf8')) as { options: RunOptions; schedule: Schedule };
-  const previous = existsSync(join(runDir, 'results.json')) ? (JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as { run?: Partial<RunSummary> }).run : undefined;
+  const saved = JSON.parse(readFileSync(join(runDir, 'schedule.json'), 'utf8')) as {
+    options: RunOptions;
+    schedule: Schedule;
+  };
+  const previous = existsSync(join(runDir, 'results.json'))
+    ? (JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as { run?: Partial<RunSummary> }).run
+    : undefined;
   const events: RecordedEvent[] = parseHistory(readFileSync(join(runDir, 'history.jsonl'), 'utf8')).map((event) => {
     const extra = event as HistoryEvent & { node?: unknown; error?: unknown };
-    return { ...event, note: { ...(typeof extra.node === 'number' ? { node: extra.node } : {}), ...(typeof extra.error === 'string' ? { error: extra.error } : {}) } };
+    return {
+      ...event,
+      note: {
+        ...(typeof extra.node === 'number' ? { node: extra.node } : {}),
+        ...(typeof extra.error === 'string' ? { error: extra.error } : {}),
+      },
+    };
   });
-  const nemesisText = existsSync(join(runDir, 'nemesis.jsonl')) ? readFileSync(join(runDir, 'nemesis.jsonl'), 'utf8') : '';
-  const nemesisEntries = nemesisText.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as NemesisEntry);
+  const nemesisText = existsSync(join(runDir, 'nemesis.jsonl'))
+    ? readFileSync(join(runDir, 'nemesis.jsonl'), 'utf8')
+    : '';
+  const nemesisEntries = nemesisText
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as NemesisEntry);
   const lastTime = events.reduce((max, event) => Math.max(max, event.time), 0);
   const summary: RunSummary = {
     runDir: resolve(runDir),
@@ -238,7 +281,14 @@ class Workers {
   private readonly signal: AbortSignal;
   private nextFinalProcess: number;
 
-  constructor(workload: Workload, clients: readonly KvClient[], recorder: HistoryRecorder, options: RunOptions, rootRng: Rng, signal: AbortSignal) {
+  constructor(
+    workload: Workload,
+    clients: readonly KvClient[],
+    recorder: HistoryRecorder,
+    options: RunOptions,
+    rootRng: Rng,
+    signal: AbortSignal,
+  ) {
     this.workload = workload;
     this.clients = clients;
     this.recorder = recorder;
@@ -282,13 +332,20 @@ class Workers {
       // A hard stop in case a client ignores its own deadline; the op is then info.
       completion = await Promise.race([
         this.workload.invoke(op, client, timeoutMs),
-        sleep(timeoutMs * 2 + 1000).then(() => ({ type: 'info' as const, value: op.value, error: 'harness hard timeout' })),
+        sleep(timeoutMs * 2 + 1000).then(() => ({
+          type: 'info' as const,
+          value: op.value,
+          error: 'harness hard timeout',
+        })),
       ]);
     } catch (error) {
       completion = { type: 'info', value: op.value, error: `client threw: ${describeThrown(error).text}` };
     }
     const value = op.f === 'read' ? (completion.type === 'ok' ? completion.value : null) : op.value;
-    this.recorder.complete(process, completion.type, op.f, op.key, value, { node: client.node, ...(completion.error === undefined ? {} : { error: completion.error }) });
+    this.recorder.complete(process, completion.type, op.f, op.key, value, {
+      node: client.node,
+      ...(completion.error === undefined ? {} : { error: completion.error }),
+    });
     return completion.type;
   }
 
@@ -301,10 +358,19 @@ class Workers {
     const reader = async (): Promise<void> => {
       for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
         let done = false;
-        for (let attempt = 0; attempt < finalReadTriesMax && !done && Date.now() < deadline && !this.signal.aborted; attempt++) {
+        for (
+          let attempt = 0;
+          attempt < finalReadTriesMax && !done && Date.now() < deadline && !this.signal.aborted;
+          attempt++
+        ) {
           const process = base + this.nextFinalProcess++;
           // Each retry asks the next node: a read that fails at one node may succeed at another.
-          done = (await this.invoke(process, { f: 'read', key: item.key, value: null }, this.clientFor(item.index + attempt))) === 'ok';
+          done =
+            (await this.invoke(
+              process,
+              { f: 'read', key: item.key, value: null },
+              this.clientFor(item.index + attempt),
+            )) === 'ok';
           if (!done) await sleep(200);
         }
         if (!done) unread.push(item.key);

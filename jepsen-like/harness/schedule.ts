@@ -11,13 +11,33 @@ import type { LinkFaults } from './peer-proxy.ts';
 import type { DbName, NemesisKind, RunOptions } from './options.ts';
 import type { Rng } from './rng.ts';
 
-export type PartitionShape = 'isolate-leader' | 'isolate-follower' | 'halves' | 'majorities-ring' | 'bridge' | 'one-way';
+export type PartitionShape =
+  | 'isolate-leader'
+  | 'isolate-follower'
+  | 'halves'
+  | 'majorities-ring'
+  | 'bridge'
+  | 'one-way';
 export type ProcessTarget = 'leader' | 'random' | 'majority';
 export type ProxyMode = 'delay' | 'loss' | 'duplicate' | 'reorder' | 'flaky-node' | 'one-way-blackhole';
 
-export const PARTITION_SHAPES: readonly PartitionShape[] = ['isolate-leader', 'isolate-follower', 'halves', 'majorities-ring', 'bridge', 'one-way'];
+export const PARTITION_SHAPES: readonly PartitionShape[] = [
+  'isolate-leader',
+  'isolate-follower',
+  'halves',
+  'majorities-ring',
+  'bridge',
+  'one-way',
+];
 export const PROCESS_TARGETS: readonly ProcessTarget[] = ['leader', 'random', 'majority'];
-export const PROXY_MODES: readonly ProxyMode[] = ['delay', 'loss', 'duplicate', 'reorder', 'flaky-node', 'one-way-blackhole'];
+export const PROXY_MODES: readonly ProxyMode[] = [
+  'delay',
+  'loss',
+  'duplicate',
+  'reorder',
+  'flaky-node',
+  'one-way-blackhole',
+];
 
 export interface TransferMove {
   /** ms after the fault's start. */
@@ -27,8 +47,18 @@ export interface TransferMove {
 }
 
 export type FaultSpec =
-  | { readonly kind: 'partition'; readonly shape: PartitionShape; readonly group: number; readonly order: readonly number[] }
-  | { readonly kind: 'kill' | 'pause'; readonly target: ProcessTarget; readonly group: number; readonly order: readonly number[] }
+  | {
+      readonly kind: 'partition';
+      readonly shape: PartitionShape;
+      readonly group: number;
+      readonly order: readonly number[];
+    }
+  | {
+      readonly kind: 'kill' | 'pause';
+      readonly target: ProcessTarget;
+      readonly group: number;
+      readonly order: readonly number[];
+    }
   | { readonly kind: 'proxy'; readonly mode: ProxyMode; readonly faults: LinkFaults; readonly order: readonly number[] }
   | { readonly kind: 'transfer'; readonly moves: readonly TransferMove[] };
 
@@ -60,7 +90,9 @@ export function unsupportedReason(kind: NemesisKind, db: DbName): string | undef
       return 'membership-change nemesis skipped: membership changes are not exposed by the dram API yet (--join and cluster.add/remove are not implemented)';
     case 'partition':
     case 'proxy':
-      return db === 'etcd' ? `${kind} nemesis skipped for etcd: shared/tools/etcd-cluster.sh puts every member on 127.0.0.1, so links cannot be told apart by address` : undefined;
+      return db === 'etcd'
+        ? `${kind} nemesis skipped for etcd: shared/tools/etcd-cluster.sh puts every member on 127.0.0.1, so links cannot be told apart by address`
+        : undefined;
     case 'kill':
     case 'pause':
     case 'transfer':
@@ -68,7 +100,12 @@ export function unsupportedReason(kind: NemesisKind, db: DbName): string | undef
   }
 }
 
-export function planSchedule(options: RunOptions, nodes: readonly number[], groups: readonly number[], rng: Rng): Schedule {
+export function planSchedule(
+  options: RunOptions,
+  nodes: readonly number[],
+  groups: readonly number[],
+  rng: Rng,
+): Schedule {
   const skipped: { kind: NemesisKind; reason: string }[] = [];
   const active: NemesisKind[] = [];
   for (const kind of options.nemeses) {
@@ -83,13 +120,24 @@ export function planSchedule(options: RunOptions, nodes: readonly number[], grou
   while (active.length > 0 && t + Math.min(faultMinMs, 1000) <= endMs && faults.length < 10_000) {
     const kind = rng.pick(active);
     const durationMs = Math.round(Math.min(rng.between(faultMinMs, options.faultMaxS * 1000), endMs - t));
-    faults.push({ index: faults.length, startMs: Math.round(t), endMs: Math.round(t + durationMs), spec: drawSpec(kind, durationMs, nodes, groups, rng) });
+    faults.push({
+      index: faults.length,
+      startMs: Math.round(t),
+      endMs: Math.round(t + durationMs),
+      spec: drawSpec(kind, durationMs, nodes, groups, rng),
+    });
     t += durationMs + rng.between(options.quietMinS * 1000, options.quietMaxS * 1000);
   }
   return { seed: options.seed, nemeses: options.nemeses, skipped, faults };
 }
 
-function drawSpec(kind: NemesisKind, durationMs: number, nodes: readonly number[], groups: readonly number[], rng: Rng): FaultSpec {
+function drawSpec(
+  kind: NemesisKind,
+  durationMs: number,
+  nodes: readonly number[],
+  groups: readonly number[],
+  rng: Rng,
+): FaultSpec {
   const order = rng.shuffle(nodes);
   const group = rng.pick(groups);
   switch (kind) {
@@ -119,16 +167,38 @@ function drawProxySpec(mode: ProxyMode, order: readonly number[], rng: Rng): Fau
   switch (mode) {
     case 'delay': {
       const delayMs = Math.round(rng.between(20, 150));
-      return { kind: 'proxy', mode, order, faults: { ...none, delayMs, jitterMs: Math.round(delayMs * rng.between(0.1, 0.6)) } };
+      return {
+        kind: 'proxy',
+        mode,
+        order,
+        faults: { ...none, delayMs, jitterMs: Math.round(delayMs * rng.between(0.1, 0.6)) },
+      };
     }
     case 'loss':
       return { kind: 'proxy', mode, order, faults: { ...none, loss: round(rng.between(0.05, 0.4)) } };
     case 'duplicate':
       return { kind: 'proxy', mode, order, faults: { ...none, duplicate: round(rng.between(0.05, 0.5)) } };
     case 'reorder':
-      return { kind: 'proxy', mode, order, faults: { ...none, delayMs: Math.round(rng.between(2, 20)), reorder: round(rng.between(0.1, 0.5)) } };
+      return {
+        kind: 'proxy',
+        mode,
+        order,
+        faults: { ...none, delayMs: Math.round(rng.between(2, 20)), reorder: round(rng.between(0.1, 0.5)) },
+      };
     case 'flaky-node':
-      return { kind: 'proxy', mode, order, faults: { delayMs: Math.round(rng.between(10, 80)), jitterMs: Math.round(rng.between(5, 40)), loss: round(rng.between(0.05, 0.3)), duplicate: round(rng.between(0, 0.2)), reorder: round(rng.between(0, 0.3)), blackhole: false } };
+      return {
+        kind: 'proxy',
+        mode,
+        order,
+        faults: {
+          delayMs: Math.round(rng.between(10, 80)),
+          jitterMs: Math.round(rng.between(5, 40)),
+          loss: round(rng.between(0.05, 0.3)),
+          duplicate: round(rng.between(0, 0.2)),
+          reorder: round(rng.between(0, 0.3)),
+          blackhole: false,
+        },
+      };
     case 'one-way-blackhole':
       return { kind: 'proxy', mode, order, faults: { ...none, blackhole: true } };
   }

@@ -167,10 +167,17 @@ function registerWorkload(options: WorkloadOptions): Workload {
           const read: ReadResult = await client.read(op.key, timeoutMs);
           // Nothing was written yet: whatever the read's trouble, the cas definitely did not happen.
           if (read.kind !== 'ok') return { type: 'fail', value: op.value, error: `read before cas: ${read.error}` };
-          if (JSON.stringify(decode(read.value)) !== JSON.stringify(expected)) return { type: 'fail', value: op.value, error: `${PRECONDITION} the value read differs from expected` };
-          const result = await client.write(op.key, encode(replacement), read.version, Math.max(1, deadline - Date.now()));
+          if (JSON.stringify(decode(read.value)) !== JSON.stringify(expected))
+            return { type: 'fail', value: op.value, error: `${PRECONDITION} the value read differs from expected` };
+          const result = await client.write(
+            op.key,
+            encode(replacement),
+            read.version,
+            Math.max(1, deadline - Date.now()),
+          );
           if (result.kind === 'ok') return { type: 'ok', value: op.value };
-          if (result.kind === 'mismatch') return { type: 'fail', value: op.value, error: `${PRECONDITION} ${result.error}` };
+          if (result.kind === 'mismatch')
+            return { type: 'fail', value: op.value, error: `${PRECONDITION} ${result.error}` };
           return { type: result.kind, value: op.value, error: result.error };
         }
         case 'add':
@@ -204,7 +211,12 @@ async function appendToList(client: KvClient, key: string, element: unknown, tim
       continue;
     }
     const list = decodeList(read.value);
-    const result = await client.write(key, encode([...list, element]), read.version, Math.max(1, deadline - Date.now()));
+    const result = await client.write(
+      key,
+      encode([...list, element]),
+      read.version,
+      Math.max(1, deadline - Date.now()),
+    );
     if (result.kind === 'ok') return { type: 'ok', value: element };
     if (result.kind === 'info') return { type: 'info', value: element, error: result.error };
     lastError = `cas: ${result.error}`;

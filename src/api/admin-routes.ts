@@ -33,14 +33,16 @@ export const transferBodyBytesMax = 1024;
 
 function parseTransferBody(body: unknown): NodeId | undefined {
   if (body === undefined) return undefined;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('DRAM_ERR_BAD_REQUEST', 'body must be a JSON object such as {"to": 2}');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', 'body must be a JSON object such as {"to": 2}');
   const fields = body as Record<string, unknown>;
   for (const name of Object.keys(fields)) {
     if (name !== 'to') throw new ApiError('DRAM_ERR_BAD_REQUEST', `unknown field '${name}' (only 'to' is accepted)`);
   }
   const to = fields['to'];
   if (to === undefined) return undefined;
-  if (typeof to !== 'number' || !Number.isSafeInteger(to) || to < 1) throw new ApiError('DRAM_ERR_BAD_REQUEST', "'to' must be a positive integer node id");
+  if (typeof to !== 'number' || !Number.isSafeInteger(to) || to < 1)
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', "'to' must be a positive integer node id");
   return to as NodeId;
 }
 
@@ -64,34 +66,50 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
     })),
   }));
 
-  app.post<{ Params: { group: string } }>('/v1/admin/groups/:group/transfer-leadership', { bodyLimit: transferBodyBytesMax }, async (request, reply) => {
-    const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
-    const requested = parseTransferBody(request.body);
-    const view = groupView(options.host, group);
-    if (view === undefined) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
-    if (view.status.role !== 'leader') {
-      const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body));
-      return forwardOrRefuse(context, request, reply, { group, leaderHint: view.status.leader, body, onFailure: 'forward_failed' });
-    }
-    const to = requested ?? mostCaughtUpVoter(view.status);
-    if (to === undefined) throw new ApiError('DRAM_ERR_TRANSFER_FAILED', `group ${group} has no other voter to take over`, { group });
-    const answer = { group, from: options.nodeId, to };
-    if (to === options.nodeId) return reply.code(200).send(answer);
-    const result = options.host.transferLeadership(group, to);
-    switch (result.kind) {
-      case 'started':
-      case 'in_progress':
-        return reply.code(202).send(answer);
-      case 'already_leader':
-        return reply.code(200).send({ group, from: options.nodeId, to: options.nodeId });
-      case 'not_leader':
-        return forwardOrRefuse(context, request, reply, { group, leaderHint: result.leaderHint, body: Buffer.from(JSON.stringify(request.body ?? {})), onFailure: 'forward_failed' });
-      case 'invalid_target':
-        throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot transfer to node ${to}: ${result.reason}`, { group, to });
-      case 'unknown_group':
+  app.post<{ Params: { group: string } }>(
+    '/v1/admin/groups/:group/transfer-leadership',
+    { bodyLimit: transferBodyBytesMax },
+    async (request, reply) => {
+      const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
+      const requested = parseTransferBody(request.body);
+      const view = groupView(options.host, group);
+      if (view === undefined)
         throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
-    }
-  });
+      if (view.status.role !== 'leader') {
+        const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body));
+        return forwardOrRefuse(context, request, reply, {
+          group,
+          leaderHint: view.status.leader,
+          body,
+          onFailure: 'forward_failed',
+        });
+      }
+      const to = requested ?? mostCaughtUpVoter(view.status);
+      if (to === undefined)
+        throw new ApiError('DRAM_ERR_TRANSFER_FAILED', `group ${group} has no other voter to take over`, { group });
+      const answer = { group, from: options.nodeId, to };
+      if (to === options.nodeId) return reply.code(200).send(answer);
+      const result = options.host.transferLeadership(group, to);
+      switch (result.kind) {
+        case 'started':
+        case 'in_progress':
+          return reply.code(202).send(answer);
+        case 'already_leader':
+          return reply.code(200).send({ group, from: options.nodeId, to: options.nodeId });
+        case 'not_leader':
+          return forwardOrRefuse(context, request, reply, {
+            group,
+            leaderHint: result.leaderHint,
+            body: Buffer.from(JSON.stringify(request.body ?? {})),
+            onFailure: 'forward_failed',
+          });
+        case 'invalid_target':
+          throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot transfer to node ${to}: ${result.reason}`, { group, to });
+        case 'unknown_group':
+          throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+      }
+    },
+  );
 
   done();
 };

@@ -69,8 +69,19 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const directory = options.members ?? memoryDirectory([], options.nodeId);
   const requestTimeoutMs = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
   const limits = options.memberChangeLimits === undefined ? {} : { limits: options.memberChangeLimits };
-  app.register(kvRoutes, { nodeId: options.nodeId, host: options.host, placement: createKvPlacement(options.groups), forward, metrics: options.metrics });
-  app.register(adminRoutes, { nodeId: options.nodeId, clusterId: options.clusterId ?? '', host: options.host, forward });
+  app.register(kvRoutes, {
+    nodeId: options.nodeId,
+    host: options.host,
+    placement: createKvPlacement(options.groups),
+    forward,
+    metrics: options.metrics,
+  });
+  app.register(adminRoutes, {
+    nodeId: options.nodeId,
+    clusterId: options.clusterId ?? '',
+    host: options.host,
+    forward,
+  });
   app.register(memberRoutes, {
     nodeId: options.nodeId,
     clusterId: options.clusterId ?? '',
@@ -81,7 +92,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
     requestTimeoutMs,
     ...limits,
   });
-  app.register(memberRemoveRoutes, { nodeId: options.nodeId, host: options.host, groups: options.groups, forward, directory, requestTimeoutMs, ...limits });
+  app.register(memberRemoveRoutes, {
+    nodeId: options.nodeId,
+    host: options.host,
+    groups: options.groups,
+    forward,
+    directory,
+    requestTimeoutMs,
+    ...limits,
+  });
 
   app.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await options.metrics.render();

@@ -21,7 +21,14 @@
 
 import net from 'node:net';
 import type { GroupId, NodeId } from '../base/ids.ts';
-import { boundedMessage, clientRequestBytesMax, decodeClientRequest, encodeClientResponse, type ClientRequest, type ClientResponse } from '../codec/client-wire.ts';
+import {
+  boundedMessage,
+  clientRequestBytesMax,
+  decodeClientRequest,
+  encodeClientResponse,
+  type ClientRequest,
+  type ClientResponse,
+} from '../codec/client-wire.ts';
 import { encodeKvCommand, type KvCommand } from '../codec/kv.ts';
 import type { KvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
@@ -30,7 +37,15 @@ import { FrameReader, frameOf } from '../transport/frame-reader.ts';
 import { ApiError, isApiError } from './errors.ts';
 import { notLeaderError } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
-import { appliedOutcome, failedWriteError, kvModelOf, proposalLabel, readLabel, readRefusalError, writeRefusalError } from './kv-outcomes.ts';
+import {
+  appliedOutcome,
+  failedWriteError,
+  kvModelOf,
+  proposalLabel,
+  readLabel,
+  readRefusalError,
+  writeRefusalError,
+} from './kv-outcomes.ts';
 import type { ApiHost, ApiMetrics } from './ports.ts';
 
 /** Requests of one connection handled at once; past it the socket is paused. */
@@ -76,11 +91,20 @@ export class BinaryServer {
 
   constructor(options: BinaryServerOptions) {
     this.options = options;
-    this.context = { nodeId: options.nodeId, host: options.host, placement: options.placement, metrics: options.metrics };
-    this.server = net.createServer((socket) => { this.serve(socket); });
+    this.context = {
+      nodeId: options.nodeId,
+      host: options.host,
+      placement: options.placement,
+      metrics: options.metrics,
+    };
+    this.server = net.createServer((socket) => {
+      this.serve(socket);
+    });
     // The kernel accepts the connection; node closes it at once and reports it here.
     this.server.maxConnections = options.connectionsMax ?? clientConnectionsMax;
-    this.server.on('drop', () => { options.onConnectionRefused?.(this.sockets.size); });
+    this.server.on('drop', () => {
+      options.onConnectionRefused?.(this.sockets.size);
+    });
   }
 
   /** Listens; resolves with the bound address (port 0 picks a free one). */
@@ -111,7 +135,11 @@ export class BinaryServer {
     this.sockets.clear();
     if (this.listening === undefined) return Promise.resolve();
     this.listening = undefined;
-    return new Promise((resolve) => this.server.close(() => { resolve(); }));
+    return new Promise((resolve) =>
+      this.server.close(() => {
+        resolve();
+      }),
+    );
   }
 
   private serve(socket: net.Socket): void {
@@ -182,8 +210,12 @@ export class BinaryServer {
       for (const payload of result.payloads) backlog.push(payload);
       pump();
     });
-    socket.on('error', () => { close(undefined); });
-    socket.on('close', () => { close(undefined); });
+    socket.on('error', () => {
+      close(undefined);
+    });
+    socket.on('close', () => {
+      close(undefined);
+    });
   }
 }
 
@@ -191,7 +223,11 @@ export class BinaryServer {
 export async function handle(context: Context, request: ClientRequest): Promise<ClientResponse> {
   const group = context.placement.groupOf(request.key);
   const model = context.host.model(group);
-  const state: Answer = { shard: group, leader: leaderOf(context.host, group), index: model instanceof KvModel ? (model.get(request.key)?.modifyIndex ?? 0) : 0 };
+  const state: Answer = {
+    shard: group,
+    leader: leaderOf(context.host, group),
+    index: model instanceof KvModel ? (model.get(request.key)?.modifyIndex ?? 0) : 0,
+  };
   const groups = context.placement.groups.length;
   try {
     let value: Uint8Array | undefined;
@@ -199,15 +235,27 @@ export async function handle(context: Context, request: ClientRequest): Promise<
     else await write(context, state, group, commandOf(request));
     return { id: request.id, ok: true, ...state, groups, ...(value === undefined ? {} : { value }) };
   } catch (error) {
-    const apiError = isApiError(error) ? error : new ApiError('DRAM_ERR_INTERNAL', `internal error: ${error instanceof Error ? error.message : String(error)}`);
+    const apiError = isApiError(error)
+      ? error
+      : new ApiError('DRAM_ERR_INTERNAL', `internal error: ${error instanceof Error ? error.message : String(error)}`);
     const hint = apiError.details?.['leaderHint'];
     if (typeof hint === 'number') state.leader = hint;
-    return { id: request.id, ok: false, ...state, groups, code: apiError.code, message: boundedMessage(apiError.message) };
+    return {
+      id: request.id,
+      ok: false,
+      ...state,
+      groups,
+      code: apiError.code,
+      message: boundedMessage(apiError.message),
+    };
   }
 }
 
 function commandOf(request: ClientRequest): KvCommand {
-  const extra = { ...(request.cas === undefined ? {} : { cas: request.cas }), ...(request.client === undefined ? {} : { client: request.client }) };
+  const extra = {
+    ...(request.cas === undefined ? {} : { cas: request.cas }),
+    ...(request.client === undefined ? {} : { client: request.client }),
+  };
   if (request.op === 'delete') return { op: 'delete', key: request.key, ...extra };
   return { op: 'put', key: request.key, value: request.value ?? new Uint8Array(0), ...extra };
 }
@@ -215,7 +263,10 @@ function commandOf(request: ClientRequest): KvCommand {
 async function write(context: Context, state: Answer, group: GroupId, command: KvCommand): Promise<void> {
   const outcome = await context.host.propose(group, encodeKvCommand(command));
   context.metrics?.proposal(proposalLabel(outcome));
-  if (outcome.kind === 'indeterminate') throw new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', { group });
+  if (outcome.kind === 'indeterminate')
+    throw new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', {
+      group,
+    });
   if (outcome.kind === 'applied') {
     state.leader = context.nodeId;
     const result = appliedOutcome(outcome.result);
@@ -229,7 +280,11 @@ async function write(context: Context, state: Answer, group: GroupId, command: K
   }
   const reason = outcome.reason;
   if (reason.kind === 'not_leader') {
-    throw notLeaderError(group, reason.leaderHint, reason.leaderHint === context.nodeId ? 'leadership is changing hands' : `node ${reason.leaderHint} leads it`);
+    throw notLeaderError(
+      group,
+      reason.leaderHint,
+      reason.leaderHint === context.nodeId ? 'leadership is changing hands' : `node ${reason.leaderHint} leads it`,
+    );
   }
   throw writeRefusalError(context.host, group, reason);
 }
@@ -246,7 +301,8 @@ async function read(context: Context, state: Answer, group: GroupId, request: Cl
     state.leader = leaderOf(context.host, group);
     return valueOf(state, kvModelOf(context.host, group), request.key);
   }
-  if (outcome.reason === 'not_leader' || outcome.reason === 'leader_changed') throw notLeaderError(group, outcome.leaderHint, `node ${outcome.leaderHint} leads it`);
+  if (outcome.reason === 'not_leader' || outcome.reason === 'leader_changed')
+    throw notLeaderError(group, outcome.leaderHint, `node ${outcome.leaderHint} leads it`);
   throw readRefusalError(group, outcome.reason);
 }
 
@@ -259,4 +315,3 @@ function valueOf(state: Answer, model: KvModel, key: string): Uint8Array {
   state.index = record.modifyIndex;
   return record.value;
 }
-

@@ -13,27 +13,79 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 export const errorRegistry = {
-  DRAM_ERR_BAD_REQUEST: { status: 400, meaning: 'The request is malformed: bad JSON, a bad parameter, query or header value.' },
+  DRAM_ERR_BAD_REQUEST: {
+    status: 400,
+    meaning: 'The request is malformed: bad JSON, a bad parameter, query or header value.',
+  },
   DRAM_ERR_KEY_NOT_FOUND: { status: 404, meaning: 'The key does not exist (GET, or DELETE of an absent key).' },
   DRAM_ERR_UNKNOWN_GROUP: { status: 404, meaning: 'No Raft group with this id is hosted on this node.' },
   DRAM_ERR_ROUTE_NOT_FOUND: { status: 404, meaning: 'No route matches this method and path.' },
-  DRAM_ERR_STALE_REQUEST: { status: 409, meaning: 'The client sequence number is older than the last one applied for this client id.' },
-  DRAM_ERR_TRANSFER_FAILED: { status: 409, meaning: 'Leadership cannot be transferred: there is no eligible voter to hand it to.' },
-  DRAM_ERR_MEMBER_CONFLICT: { status: 409, meaning: 'The node id is already known at other addresses, or another node already uses one of the addresses; nothing was changed.' },
-  DRAM_ERR_LAST_VOTER: { status: 409, meaning: 'The node to remove is the last voter of a group, which would be left without one; nothing was changed.' },
-  DRAM_ERR_CLUSTER_MISMATCH: { status: 409, meaning: 'The request names another cluster id than this node\'s; nothing was changed.' },
-  DRAM_ERR_CAS_MISMATCH: { status: 412, meaning: 'Compare-and-set failed: the key\'s modify index differs from ?cas (0 means the key must be absent).' },
+  DRAM_ERR_STALE_REQUEST: {
+    status: 409,
+    meaning: 'The client sequence number is older than the last one applied for this client id.',
+  },
+  DRAM_ERR_TRANSFER_FAILED: {
+    status: 409,
+    meaning: 'Leadership cannot be transferred: there is no eligible voter to hand it to.',
+  },
+  DRAM_ERR_MEMBER_CONFLICT: {
+    status: 409,
+    meaning:
+      'The node id is already known at other addresses, or another node already uses one of the addresses; nothing was changed.',
+  },
+  DRAM_ERR_LAST_VOTER: {
+    status: 409,
+    meaning: 'The node to remove is the last voter of a group, which would be left without one; nothing was changed.',
+  },
+  DRAM_ERR_CLUSTER_MISMATCH: {
+    status: 409,
+    meaning: "The request names another cluster id than this node's; nothing was changed.",
+  },
+  DRAM_ERR_CAS_MISMATCH: {
+    status: 412,
+    meaning: "Compare-and-set failed: the key's modify index differs from ?cas (0 means the key must be absent).",
+  },
   DRAM_ERR_KEY_TOO_LARGE: { status: 413, meaning: 'The key is longer than the key limit in UTF-8 bytes.' },
-  DRAM_ERR_VALUE_TOO_LARGE: { status: 413, meaning: 'The value (request body) is larger than the value or entry limit.' },
+  DRAM_ERR_VALUE_TOO_LARGE: {
+    status: 413,
+    meaning: 'The value (request body) is larger than the value or entry limit.',
+  },
   DRAM_ERR_BODY_TOO_LARGE: { status: 413, meaning: 'A non-KV request body is larger than that route accepts.' },
-  DRAM_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The Content-Type is malformed, or not one this route accepts.' },
-  DRAM_ERR_INTERNAL: { status: 500, meaning: 'A bug or an unexpected failure on this node; the request may or may not have taken effect.' },
-  DRAM_ERR_FORWARD_FAILED: { status: 502, meaning: 'A read or admin request could not be forwarded to the leader (nothing was changed).' },
-  DRAM_ERR_NOT_LEADER: { status: 503, meaning: 'This node cannot act as the group leader and did not forward the request; definitely not applied, retry at the leader hint.' },
-  DRAM_ERR_NO_LEADER: { status: 503, meaning: 'The group has no known leader right now (election under way); definitely not applied, retry.' },
-  DRAM_ERR_OVERLOADED: { status: 503, meaning: 'A bounded queue is full; definitely not applied, retry after a pause.' },
-  DRAM_ERR_INDETERMINATE: { status: 503, meaning: 'The write may or may not have been applied; read before retrying, or retry with the same client id and seq.' },
-  DRAM_ERR_MEMBERSHIP_PENDING: { status: 503, meaning: 'The node is not a voter of every group yet, or not out of every group yet (a learner still catching up, an election, another change pending); steps done stay done, retry the same request to continue.' },
+  DRAM_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    meaning: 'The Content-Type is malformed, or not one this route accepts.',
+  },
+  DRAM_ERR_INTERNAL: {
+    status: 500,
+    meaning: 'A bug or an unexpected failure on this node; the request may or may not have taken effect.',
+  },
+  DRAM_ERR_FORWARD_FAILED: {
+    status: 502,
+    meaning: 'A read or admin request could not be forwarded to the leader (nothing was changed).',
+  },
+  DRAM_ERR_NOT_LEADER: {
+    status: 503,
+    meaning:
+      'This node cannot act as the group leader and did not forward the request; definitely not applied, retry at the leader hint.',
+  },
+  DRAM_ERR_NO_LEADER: {
+    status: 503,
+    meaning: 'The group has no known leader right now (election under way); definitely not applied, retry.',
+  },
+  DRAM_ERR_OVERLOADED: {
+    status: 503,
+    meaning: 'A bounded queue is full; definitely not applied, retry after a pause.',
+  },
+  DRAM_ERR_INDETERMINATE: {
+    status: 503,
+    meaning:
+      'The write may or may not have been applied; read before retrying, or retry with the same client id and seq.',
+  },
+  DRAM_ERR_MEMBERSHIP_PENDING: {
+    status: 503,
+    meaning:
+      'The node is not a voter of every group yet, or not out of every group yet (a learner still catching up, an election, another change pending); steps done stay done, retry the same request to continue.',
+  },
   DRAM_ERR_TIMEOUT: { status: 504, meaning: 'A read did not become safe to serve in time; nothing was changed.' },
 } as const satisfies Record<string, { readonly status: number; readonly meaning: string }>;
 
@@ -75,7 +127,12 @@ export interface ErrorBody {
 }
 
 export function errorBody(error: ApiError): ErrorBody {
-  return { error: true, code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) };
+  return {
+    error: true,
+    code: error.code,
+    message: error.message,
+    ...(error.details === undefined ? {} : { details: error.details }),
+  };
 }
 
 export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
@@ -96,18 +153,27 @@ export function toApiError(error: unknown, url: string): ApiError {
   const onKvRoute = url.startsWith(kvRoutePrefix);
   switch (fastifyError.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return onKvRoute ? new ApiError('DRAM_ERR_VALUE_TOO_LARGE', 'value is larger than the value limit') : new ApiError('DRAM_ERR_BODY_TOO_LARGE', 'request body is too large for this route');
+      return onKvRoute
+        ? new ApiError('DRAM_ERR_VALUE_TOO_LARGE', 'value is larger than the value limit')
+        : new ApiError('DRAM_ERR_BODY_TOO_LARGE', 'request body is too large for this route');
     case 'FST_ERR_MAX_PARAM_LENGTH':
-      return onKvRoute ? new ApiError('DRAM_ERR_KEY_TOO_LARGE', 'key is longer than the key limit') : new ApiError('DRAM_ERR_BAD_REQUEST', 'path parameter is too long');
+      return onKvRoute
+        ? new ApiError('DRAM_ERR_KEY_TOO_LARGE', 'key is longer than the key limit')
+        : new ApiError('DRAM_ERR_BAD_REQUEST', 'path parameter is too long');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new ApiError('DRAM_ERR_UNSUPPORTED_MEDIA_TYPE', 'unsupported or malformed Content-Type');
     default:
       break;
   }
-  if (fastifyError.validation !== undefined) return new ApiError('DRAM_ERR_BAD_REQUEST', `invalid request: ${fastifyError.message ?? 'validation failed'}`);
+  if (fastifyError.validation !== undefined)
+    return new ApiError('DRAM_ERR_BAD_REQUEST', `invalid request: ${fastifyError.message ?? 'validation failed'}`);
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new ApiError('DRAM_ERR_BAD_REQUEST', fastifyError.message ?? 'bad request', fastifyError.code === undefined ? undefined : { cause: fastifyError.code });
+    return new ApiError(
+      'DRAM_ERR_BAD_REQUEST',
+      fastifyError.message ?? 'bad request',
+      fastifyError.code === undefined ? undefined : { cause: fastifyError.code },
+    );
   }
   return new ApiError('DRAM_ERR_INTERNAL', 'internal error');
 }
@@ -120,7 +186,10 @@ export function installErrorHandling(app: FastifyInstance): void {
     return sendApiError(reply, apiError);
   });
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
-    sendApiError(reply, new ApiError('DRAM_ERR_ROUTE_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`)),
+    sendApiError(
+      reply,
+      new ApiError('DRAM_ERR_ROUTE_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`),
+    ),
   );
 }
 

@@ -48,12 +48,23 @@ function forwardMethod(method: string): ForwardMethod | undefined {
 }
 
 /** Forwards to `leaderHint` when allowed, relays its answer; otherwise throws the 503 that says why not. */
-export async function forwardOrRefuse(context: ForwardContext, request: FastifyRequest, reply: FastifyReply, target: { readonly group: GroupId; readonly leaderHint: NodeId; readonly body: Buffer | undefined; readonly onFailure: ForwardFailure }): Promise<FastifyReply> {
+export async function forwardOrRefuse(
+  context: ForwardContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  target: {
+    readonly group: GroupId;
+    readonly leaderHint: NodeId;
+    readonly body: Buffer | undefined;
+    readonly onFailure: ForwardFailure;
+  },
+): Promise<FastifyReply> {
   const { group, leaderHint } = target;
   if (leaderHint === 0) throw noLeaderError(group);
   if (leaderHint === context.nodeId) throw notLeaderError(group, leaderHint, 'leadership is changing hands');
   if (context.forward === undefined) throw notLeaderError(group, leaderHint, 'forwarding is not configured');
-  if (request.headers[forwardedByHeader] !== undefined) throw notLeaderError(group, leaderHint, 'request was already forwarded once');
+  if (request.headers[forwardedByHeader] !== undefined)
+    throw notLeaderError(group, leaderHint, 'request was already forwarded once');
   const method = forwardMethod(request.method);
   if (method === undefined) throw notLeaderError(group, leaderHint, `${request.method} is not forwarded`);
   const headers: Record<string, string> = { [forwardedByHeader]: String(context.nodeId) };
@@ -68,11 +79,19 @@ export async function forwardOrRefuse(context: ForwardContext, request: FastifyR
     const detail = error instanceof Error ? error.message : String(error);
     request.log.warn({ group, leader: leaderHint, err: error }, 'forward to leader failed');
     // A connection that was never made carried no request: a definite failure, safe to retry.
-    if (connectionNeverMade(error)) throw notLeaderError(group, leaderHint, `node ${leaderHint} is unreachable (${detail})`);
+    if (connectionNeverMade(error))
+      throw notLeaderError(group, leaderHint, `node ${leaderHint} is unreachable (${detail})`);
     if (target.onFailure === 'indeterminate') {
-      throw new ApiError('DRAM_ERR_INDETERMINATE', `forwarded write to node ${leaderHint} got no answer (${detail}); it may or may not be applied`, { group, leaderHint });
+      throw new ApiError(
+        'DRAM_ERR_INDETERMINATE',
+        `forwarded write to node ${leaderHint} got no answer (${detail}); it may or may not be applied`,
+        { group, leaderHint },
+      );
     }
-    throw new ApiError('DRAM_ERR_FORWARD_FAILED', `could not forward to node ${leaderHint}: ${detail}`, { group, leaderHint });
+    throw new ApiError('DRAM_ERR_FORWARD_FAILED', `could not forward to node ${leaderHint}: ${detail}`, {
+      group,
+      leaderHint,
+    });
   }
   return relay(reply, response);
 }
@@ -80,10 +99,16 @@ export async function forwardOrRefuse(context: ForwardContext, request: FastifyR
 /** The code a Forward rejects with when it knows no address for the node: nothing was sent. */
 export const forwardNoAddressCode = 'DRAM_FORWARD_NO_ADDRESS';
 
-const connectionFailureCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', forwardNoAddressCode]);
+const connectionFailureCodes: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  forwardNoAddressCode,
+]);
 
 function connectionNeverMade(error: unknown): boolean {
-  const code = typeof error === 'object' && error !== null && 'code' in error ? (error).code : undefined;
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
   return typeof code === 'string' && connectionFailureCodes.has(code);
 }
 

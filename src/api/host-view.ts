@@ -43,7 +43,8 @@ export function mostCaughtUpVoter(status: Status): NodeId | undefined {
   let best: { readonly id: NodeId; readonly match: number } | undefined;
   for (const member of status.progress) {
     if (member.id === status.id || member.learner || !status.confState.voters.includes(member.id)) continue;
-    if (best === undefined || member.match > best.match || (member.match === best.match && member.id < best.id)) best = member;
+    if (best === undefined || member.match > best.match || (member.match === best.match && member.id < best.id))
+      best = member;
   }
   return best?.id;
 }

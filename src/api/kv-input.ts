@@ -25,26 +25,33 @@ export type RawHeaders = Readonly<Record<string, string | string[] | undefined>>
 export function parseKey(raw: string): string {
   if (raw.length === 0) throw new ApiError('DRAM_ERR_BAD_REQUEST', 'key must not be empty');
   const bytes = utf8Length(raw);
-  if (bytes > kvKeyBytesMax) throw new ApiError('DRAM_ERR_KEY_TOO_LARGE', `key is ${bytes} bytes, more than ${kvKeyBytesMax}`, { bytes, bytesMax: kvKeyBytesMax });
+  if (bytes > kvKeyBytesMax)
+    throw new ApiError('DRAM_ERR_KEY_TOO_LARGE', `key is ${bytes} bytes, more than ${kvKeyBytesMax}`, {
+      bytes,
+      bytesMax: kvKeyBytesMax,
+    });
   return raw;
 }
 
 function onlyParameters(query: RawQuery, allowed: readonly string[]): void {
   for (const name of Object.keys(query)) {
-    if (!allowed.includes(name)) throw new ApiError('DRAM_ERR_BAD_REQUEST', `unknown query parameter '${name}'`, { allowed });
+    if (!allowed.includes(name))
+      throw new ApiError('DRAM_ERR_BAD_REQUEST', `unknown query parameter '${name}'`, { allowed });
   }
 }
 
 function single(query: RawQuery, name: string): string | undefined {
   const value = query[name];
   if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new ApiError('DRAM_ERR_BAD_REQUEST', `query parameter '${name}' must be given once`);
+  if (typeof value !== 'string')
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', `query parameter '${name}' must be given once`);
   return value;
 }
 
 export function parseCounter(text: string, what: string): number {
   const value = decimal.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value)) throw new ApiError('DRAM_ERR_BAD_REQUEST', `${what} must be a non-negative integer, got '${text}'`);
+  if (!Number.isSafeInteger(value))
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', `${what} must be a non-negative integer, got '${text}'`);
   return value;
 }
 
@@ -61,7 +68,11 @@ export function parseReadQuery(query: RawQuery): { readonly consistency: ReadCon
   onlyParameters(query, ['consistency']);
   const consistency = single(query, 'consistency') ?? 'linearizable';
   const known = consistencies.find((candidate) => candidate === consistency);
-  if (known === undefined) throw new ApiError('DRAM_ERR_BAD_REQUEST', `consistency must be one of ${consistencies.join(', ')}, got '${consistency}'`);
+  if (known === undefined)
+    throw new ApiError(
+      'DRAM_ERR_BAD_REQUEST',
+      `consistency must be one of ${consistencies.join(', ')}, got '${consistency}'`,
+    );
   return { consistency: known };
 }
 
@@ -76,8 +87,10 @@ export function parseClientStamp(headers: RawHeaders): KvClientStamp | undefined
   const id = header(headers, clientIdHeader);
   const seq = header(headers, requestSeqHeader);
   if (id === undefined && seq === undefined) return undefined;
-  if (id === undefined || seq === undefined) throw new ApiError('DRAM_ERR_BAD_REQUEST', `${clientIdHeader} and ${requestSeqHeader} go together`);
+  if (id === undefined || seq === undefined)
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', `${clientIdHeader} and ${requestSeqHeader} go together`);
   const idBytes = utf8Length(id);
-  if (idBytes === 0 || idBytes > kvClientIdBytesMax) throw new ApiError('DRAM_ERR_BAD_REQUEST', `${clientIdHeader} must be 1..${kvClientIdBytesMax} bytes`);
+  if (idBytes === 0 || idBytes > kvClientIdBytesMax)
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', `${clientIdHeader} must be 1..${kvClientIdBytesMax} bytes`);
   return { id, seq: parseCounter(seq, requestSeqHeader) };
 }

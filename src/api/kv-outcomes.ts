@@ -19,7 +19,8 @@ type ReadRefusal = Extract<ReadOutcome, { kind: 'refused' }>['reason'];
 
 export function kvModelOf(host: ApiHost, group: GroupId): KvModel {
   const model = host.model(group);
-  if (!(model instanceof KvModel)) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
+  if (!(model instanceof KvModel))
+    throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
   return model;
 }
 
@@ -49,18 +50,36 @@ export function readLabel(reason: ReadRefusal): ReadOutcomeLabel {
 }
 
 /** The error for a write the host refused for any reason but `not_leader`. */
-export function writeRefusalError(host: ApiHost, group: GroupId, reason: Exclude<WriteRefusal, { kind: 'not_leader' }>): ApiError {
+export function writeRefusalError(
+  host: ApiHost,
+  group: GroupId,
+  reason: Exclude<WriteRefusal, { kind: 'not_leader' }>,
+): ApiError {
   switch (reason.kind) {
     case 'transferring':
       return notLeaderError(group, reason.target, `leadership is moving to node ${reason.target}`);
     case 'superseded':
-      return notLeaderError(group, leaderOf(host, group), 'leadership changed before the write committed; it was not applied');
+      return notLeaderError(
+        group,
+        leaderOf(host, group),
+        'leadership changed before the write committed; it was not applied',
+      );
     case 'overloaded':
-      return new ApiError('DRAM_ERR_OVERLOADED', 'proposal queue is full', { queued: reason.queued, queuedMax: reason.queuedMax });
+      return new ApiError('DRAM_ERR_OVERLOADED', 'proposal queue is full', {
+        queued: reason.queued,
+        queuedMax: reason.queuedMax,
+      });
     case 'uncommitted_full':
-      return new ApiError('DRAM_ERR_OVERLOADED', 'too many uncommitted bytes in this group', { bytes: reason.bytes, bytesMax: reason.bytesMax });
+      return new ApiError('DRAM_ERR_OVERLOADED', 'too many uncommitted bytes in this group', {
+        bytes: reason.bytes,
+        bytesMax: reason.bytesMax,
+      });
     case 'entry_too_large':
-      return new ApiError('DRAM_ERR_VALUE_TOO_LARGE', `the write is ${reason.bytes} bytes encoded, more than the entry limit ${reason.bytesMax}`, { bytes: reason.bytes, bytesMax: reason.bytesMax });
+      return new ApiError(
+        'DRAM_ERR_VALUE_TOO_LARGE',
+        `the write is ${reason.bytes} bytes encoded, more than the entry limit ${reason.bytesMax}`,
+        { bytes: reason.bytes, bytesMax: reason.bytesMax },
+      );
     case 'unknown_group':
       return new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
     case 'conf_change_pending':
@@ -70,7 +89,10 @@ export function writeRefusalError(host: ApiHost, group: GroupId, reason: Exclude
 }
 
 /** The error for a read refused for any reason but a known other leader. */
-export function readRefusalError(group: GroupId, reason: Exclude<ReadRefusal, 'not_leader' | 'leader_changed'>): ApiError {
+export function readRefusalError(
+  group: GroupId,
+  reason: Exclude<ReadRefusal, 'not_leader' | 'leader_changed'>,
+): ApiError {
   switch (reason) {
     case 'no_leader':
       return noLeaderError(group);
@@ -85,18 +107,37 @@ export function readRefusalError(group: GroupId, reason: Exclude<ReadRefusal, 'n
 
 /** The model's outcome of an applied write (it always returns one for a KV command). */
 export function appliedOutcome(result: unknown): KvOutcome {
-  if (result === undefined) throw new ApiError('DRAM_ERR_INTERNAL', 'the KV model did not return an outcome for an applied write');
+  if (result === undefined)
+    throw new ApiError('DRAM_ERR_INTERNAL', 'the KV model did not return an outcome for an applied write');
   return result as KvOutcome;
 }
 
 /** A KV write that was applied but did not succeed: the error, and the index to report with it. */
-export function failedWriteError(group: GroupId, command: KvCommand, result: Exclude<KvOutcome, { ok: true }>): { error: ApiError; index: number | undefined } {
+export function failedWriteError(
+  group: GroupId,
+  command: KvCommand,
+  result: Exclude<KvOutcome, { ok: true }>,
+): { error: ApiError; index: number | undefined } {
   switch (result.code) {
     case 'cas_mismatch':
-      return { error: new ApiError('DRAM_ERR_CAS_MISMATCH', `key's modify index is ${result.currentIndex}, not ${command.cas ?? 'absent'}`, { group, currentIndex: result.currentIndex }), index: result.currentIndex };
+      return {
+        error: new ApiError(
+          'DRAM_ERR_CAS_MISMATCH',
+          `key's modify index is ${result.currentIndex}, not ${command.cas ?? 'absent'}`,
+          { group, currentIndex: result.currentIndex },
+        ),
+        index: result.currentIndex,
+      };
     case 'key_not_found':
       return { error: new ApiError('DRAM_ERR_KEY_NOT_FOUND', 'key not found', { group }), index: 0 };
     case 'stale_request':
-      return { error: new ApiError('DRAM_ERR_STALE_REQUEST', `request seq is older than the last one applied for this client (${result.lastSeq})`, { lastSeq: result.lastSeq }), index: undefined };
+      return {
+        error: new ApiError(
+          'DRAM_ERR_STALE_REQUEST',
+          `request seq is older than the last one applied for this client (${result.lastSeq})`,
+          { lastSeq: result.lastSeq },
+        ),
+        index: undefined,
+      };
   }
 }

@@ -28,7 +28,15 @@ import type { ReadOutcome } from '../multiraft/host.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse, type ForwardContext } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
-import { appliedOutcome, failedWriteError, kvModelOf, proposalLabel, readLabel, readRefusalError, writeRefusalError } from './kv-outcomes.ts';
+import {
+  appliedOutcome,
+  failedWriteError,
+  kvModelOf,
+  proposalLabel,
+  readLabel,
+  readRefusalError,
+  writeRefusalError,
+} from './kv-outcomes.ts';
 import { parseClientStamp, parseKey, parseReadQuery, parseWriteQuery, type RawQuery } from './kv-input.ts';
 import type { ApiHost, ApiMetrics, Forward, ReadConsistency } from './ports.ts';
 
@@ -56,7 +64,13 @@ interface KvContext extends ForwardContext {
 }
 
 export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, done) => {
-  const context: KvContext = { nodeId: options.nodeId, forward: options.forward, host: options.host, placement: options.placement, metrics: options.metrics };
+  const context: KvContext = {
+    nodeId: options.nodeId,
+    forward: options.forward,
+    host: options.host,
+    placement: options.placement,
+    metrics: options.metrics,
+  };
   // Any content type is a value: drop JSON/text parsing here and keep the bytes as they came.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: kvValueBytesMax }, (_request, body, parsed) => {
@@ -67,7 +81,12 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     const key = parseKey(request.params.key);
     const { cas } = parseWriteQuery(request.query);
     const client = parseClientStamp(request.headers);
-    return write(context, request, reply, { op: 'put', key, value: bodyOf(request) ?? new Uint8Array(0), ...stampOf(cas, client) });
+    return write(context, request, reply, {
+      op: 'put',
+      key,
+      value: bodyOf(request) ?? new Uint8Array(0),
+      ...stampOf(cas, client),
+    });
   });
 
   app.delete<KvRoute>('/v1/kv/:key', (request, reply) => {
@@ -94,23 +113,42 @@ function describe(context: KvContext, reply: FastifyReply, group: GroupId, key: 
   reply.header(indexHeader, String(model instanceof KvModel ? (model.get(key)?.modifyIndex ?? 0) : 0));
 }
 
-async function write(context: KvContext, request: FastifyRequest<KvRoute>, reply: FastifyReply, command: KvCommand): Promise<FastifyReply> {
+async function write(
+  context: KvContext,
+  request: FastifyRequest<KvRoute>,
+  reply: FastifyReply,
+  command: KvCommand,
+): Promise<FastifyReply> {
   const group = context.placement.groupOf(command.key);
   describe(context, reply, group, command.key);
   const outcome = await context.host.propose(group, encodeKvCommand(command));
   context.metrics.proposal(proposalLabel(outcome));
-  if (outcome.kind === 'indeterminate') throw new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', { group });
+  if (outcome.kind === 'indeterminate')
+    throw new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', {
+      group,
+    });
   if (outcome.kind === 'applied') {
     reply.header(leaderHeader, String(context.nodeId));
     return answerApplied(reply, group, command, outcome.result);
   }
   if (outcome.reason.kind === 'not_leader') {
-    return forwardOrRefuse(context, request, reply, { group, leaderHint: outcome.reason.leaderHint, body: bodyOf(request), onFailure: 'indeterminate' });
+    return forwardOrRefuse(context, request, reply, {
+      group,
+      leaderHint: outcome.reason.leaderHint,
+      body: bodyOf(request),
+      onFailure: 'indeterminate',
+    });
   }
   throw writeRefusalError(context.host, group, outcome.reason);
 }
 
-async function read(context: KvContext, request: FastifyRequest<KvRoute>, reply: FastifyReply, key: string, consistency: ReadConsistency): Promise<FastifyReply> {
+async function read(
+  context: KvContext,
+  request: FastifyRequest<KvRoute>,
+  reply: FastifyReply,
+  key: string,
+  consistency: ReadConsistency,
+): Promise<FastifyReply> {
   const group = context.placement.groupOf(key);
   describe(context, reply, group, key);
   if (consistency === 'stale') {
@@ -124,7 +162,12 @@ async function read(context: KvContext, request: FastifyRequest<KvRoute>, reply:
     return answerRead(reply, kvModelOf(context.host, group), key);
   }
   if (outcome.reason === 'not_leader' || outcome.reason === 'leader_changed') {
-    return forwardOrRefuse(context, request, reply, { group, leaderHint: outcome.leaderHint, body: undefined, onFailure: 'forward_failed' });
+    return forwardOrRefuse(context, request, reply, {
+      group,
+      leaderHint: outcome.leaderHint,
+      body: undefined,
+      onFailure: 'forward_failed',
+    });
   }
   throw readRefusalError(group, outcome.reason);
 }

@@ -76,20 +76,29 @@ export function memberState(confState: ConfState, node: NodeId): MemberState {
 }
 
 /** The next change to propose, or why to wait. */
-function nextStep(status: Status, node: NodeId, limits: MemberChangeLimits): { readonly step: MemberStep } | { readonly wait: string } {
+function nextStep(
+  status: Status,
+  node: NodeId,
+  limits: MemberChangeLimits,
+): { readonly step: MemberStep } | { readonly wait: string } {
   const confState = status.confState;
   if (confState.votersOutgoing.length > 0) return { wait: 'the group is leaving a joint configuration' };
   const state = memberState(confState, node);
   if (state === 'absent') return { step: 'add_learner' };
   const progress = status.progress.find((member) => member.id === node);
-  if (progress === undefined || progress.match === 0) return { wait: `learner ${node} has acknowledged nothing yet (is it running, with the cluster's secret?)` };
+  if (progress === undefined || progress.match === 0)
+    return { wait: `learner ${node} has acknowledged nothing yet (is it running, with the cluster's secret?)` };
   const behind = status.commit - progress.match;
-  if (behind > limits.learnerLagEntriesMax) return { wait: `learner ${node} is catching up: match ${progress.match}, commit ${status.commit}` };
+  if (behind > limits.learnerLagEntriesMax)
+    return { wait: `learner ${node} is catching up: match ${progress.match}, commit ${status.commit}` };
   return { step: 'add_voter' };
 }
 
 /** Why a refused proposal is worth waiting out, or the result that ends the attempt. */
-function refusal(outcome: Extract<ProposalOutcome, { kind: 'refused' }>, steps: readonly MemberStep[]): { readonly wait: string } | ChangeStopped {
+function refusal(
+  outcome: Extract<ProposalOutcome, { kind: 'refused' }>,
+  steps: readonly MemberStep[],
+): { readonly wait: string } | ChangeStopped {
   const reason = outcome.reason;
   switch (reason.kind) {
     case 'not_leader':
@@ -120,9 +129,12 @@ export function sleep(ms: number): Promise<void> {
 async function withDeadline<T>(promise: Promise<T>, remainingMs: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => {
-      resolve(undefined);
-    }, Math.max(0, remainingMs));
+    timer = setTimeout(
+      () => {
+        resolve(undefined);
+      },
+      Math.max(0, remainingMs),
+    );
   });
   try {
     return await Promise.race([promise, expired]);
@@ -156,7 +168,14 @@ export interface ChangePending {
  * `spec.decide` ends it; returns by `deadlineMs` (performance.now() time) at the latest. Polls are
  * bounded by the deadline and proposals by `spec.proposalsMax`.
  */
-export async function changeGroup<End>(host: ApiHost, group: GroupId, node: NodeId, deadlineMs: number, limits: MemberChangeLimits, spec: ChangeSpec<End>): Promise<End | ChangePending | ChangeStopped> {
+export async function changeGroup<End>(
+  host: ApiHost,
+  group: GroupId,
+  node: NodeId,
+  deadlineMs: number,
+  limits: MemberChangeLimits,
+  spec: ChangeSpec<End>,
+): Promise<End | ChangePending | ChangeStopped> {
   const steps: MemberStep[] = [];
   let waitingFor = spec.waitingFirst;
   const pollsMax = Math.ceil(Math.max(0, deadlineMs - performance.now()) / limits.pollMs) + spec.proposalsMax;
@@ -168,14 +187,18 @@ export async function changeGroup<End>(host: ApiHost, group: GroupId, node: Node
     const next = spec.decide(status, steps);
     if ('end' in next) return next.end;
     const remainingMs = deadlineMs - performance.now();
-    if (remainingMs <= 0 || proposals >= spec.proposalsMax) return { kind: 'pending', progress: spec.report(status, steps, waitingFor) };
+    if (remainingMs <= 0 || proposals >= spec.proposalsMax)
+      return { kind: 'pending', progress: spec.report(status, steps, waitingFor) };
     if ('wait' in next) {
       waitingFor = next.wait;
       await sleep(Math.min(limits.pollMs, remainingMs));
       continue;
     }
     proposals++;
-    const outcome = await withDeadline(host.proposeConfChange(group, { changes: [{ type: next.step, node }], transition: 'auto' }), remainingMs);
+    const outcome = await withDeadline(
+      host.proposeConfChange(group, { changes: [{ type: next.step, node }], transition: 'auto' }),
+      remainingMs,
+    );
     if (outcome === undefined || outcome.kind === 'indeterminate') {
       waitingFor = `${next.step} proposed, not applied yet`;
       continue;
@@ -189,23 +212,39 @@ export async function changeGroup<End>(host: ApiHost, group: GroupId, node: Node
     waitingFor = refused.wait;
     await sleep(Math.min(limits.pollMs, remainingMs));
   }
-  return { kind: 'pending', progress: { group, leader: leaderOf(host, group), state: 'unknown', steps, pending: waitingFor } };
+  return {
+    kind: 'pending',
+    progress: { group, leader: leaderOf(host, group), state: 'unknown', steps, pending: waitingFor },
+  };
 }
 
 /**
  * Makes `node` a voter of `group`, which this node must lead; returns by `deadlineMs`
  * (performance.now() time) at the latest (see `changeGroup`).
  */
-export function ensureVoter(host: ApiHost, group: GroupId, node: NodeId, deadlineMs: number, limits: MemberChangeLimits = memberChangeLimitsDefault): Promise<EnsureVoterResult> {
+export function ensureVoter(
+  host: ApiHost,
+  group: GroupId,
+  node: NodeId,
+  deadlineMs: number,
+  limits: MemberChangeLimits = memberChangeLimitsDefault,
+): Promise<EnsureVoterResult> {
   // Built only while this node leads the group, so it names itself as the leader.
-  const report = (status: Status, steps: readonly MemberStep[], pending?: string): GroupMemberProgress => ({ group, leader: status.id, state: memberState(status.confState, node), steps: [...steps], ...(pending === undefined ? {} : { pending }) });
+  const report = (status: Status, steps: readonly MemberStep[], pending?: string): GroupMemberProgress => ({
+    group,
+    leader: status.id,
+    state: memberState(status.confState, node),
+    steps: [...steps],
+    ...(pending === undefined ? {} : { pending }),
+  });
   return changeGroup<EnsureVoterResult>(host, group, node, deadlineMs, limits, {
     proposalsMax,
     waitingFirst: 'the deadline passed before the first step',
     report,
     decide: (status, steps) => {
       if (status.role !== 'leader') return { end: { kind: 'not_leader', leaderHint: status.leader, steps } };
-      if (memberState(status.confState, node) === 'voter' && status.confState.votersOutgoing.length === 0) return { end: { kind: 'voter', progress: report(status, steps) } };
+      if (memberState(status.confState, node) === 'voter' && status.confState.votersOutgoing.length === 0)
+        return { end: { kind: 'voter', progress: report(status, steps) } };
       return nextStep(status, node, limits);
     },
   });

@@ -29,9 +29,11 @@ export function parseAddress(text: string, accept: 'dialable' | 'any' = 'dialabl
   const match = /^(.+):(\d{1,5})$/u.exec(text);
   const host = match?.[1];
   const port = Number(match?.[2]);
-  if (host === undefined || !Number.isInteger(port) || port < 1 || port > 0xffff) return `expected host:port, got "${text}"`;
+  if (host === undefined || !Number.isInteger(port) || port < 1 || port > 0xffff)
+    return `expected host:port, got "${text}"`;
   if (!hostValid(host)) return `"${host}" is not a host name or IP address`;
-  if (accept === 'dialable' && unspecifiedHosts.has(host)) return `"${host}" means every interface; give an address other nodes can reach`;
+  if (accept === 'dialable' && unspecifiedHosts.has(host))
+    return `"${host}" means every interface; give an address other nodes can reach`;
   return { host, port };
 }
 
@@ -45,24 +47,32 @@ export function sameAddress(a: NetAddress | undefined, b: NetAddress | undefined
 
 /** Why `candidate` cannot be recorded next to `known`, or undefined when it can (new, or already there). */
 export function memberConflict(known: readonly MemberAddresses[], candidate: MemberAddresses): string | undefined {
-  if (known.length >= membersMax && !known.some((member) => member.nodeId === candidate.nodeId)) return `the address book already holds membersMax ${membersMax} nodes`;
+  if (known.length >= membersMax && !known.some((member) => member.nodeId === candidate.nodeId))
+    return `the address book already holds membersMax ${membersMax} nodes`;
   for (const member of known) {
     if (member.nodeId === candidate.nodeId) {
-      if (!sameAddress(member.raft, candidate.raft)) return `node ${member.nodeId} is known at raft address ${formatAddress(member.raft)}, not ${formatAddress(candidate.raft)}`;
+      if (!sameAddress(member.raft, candidate.raft))
+        return `node ${member.nodeId} is known at raft address ${formatAddress(member.raft)}, not ${formatAddress(candidate.raft)}`;
       if (member.http !== undefined && candidate.http !== undefined && !sameAddress(member.http, candidate.http)) {
         return `node ${member.nodeId} is known at HTTP address ${formatAddress(member.http)}, not ${formatAddress(candidate.http)}`;
       }
       continue;
     }
-    if (sameAddress(member.raft, candidate.raft)) return `raft address ${formatAddress(candidate.raft)} belongs to node ${member.nodeId}`;
-    if (sameAddress(member.http, candidate.http)) return `HTTP address ${formatAddress(candidate.http ?? member.raft)} belongs to node ${member.nodeId}`;
+    if (sameAddress(member.raft, candidate.raft))
+      return `raft address ${formatAddress(candidate.raft)} belongs to node ${member.nodeId}`;
+    if (sameAddress(member.http, candidate.http))
+      return `HTTP address ${formatAddress(candidate.http ?? member.raft)} belongs to node ${member.nodeId}`;
   }
   return undefined;
 }
 
 /** The members as JSON: `{ nodeId, raft: "host:port", http?: "host:port" }`. */
 export function membersJson(members: readonly MemberAddresses[]): { nodeId: NodeId; raft: string; http?: string }[] {
-  return members.map((member) => ({ nodeId: member.nodeId, raft: formatAddress(member.raft), ...(member.http === undefined ? {} : { http: formatAddress(member.http) }) }));
+  return members.map((member) => ({
+    nodeId: member.nodeId,
+    raft: formatAddress(member.raft),
+    ...(member.http === undefined ? {} : { http: formatAddress(member.http) }),
+  }));
 }
 
 /** A directory kept in memory only (an app built without the node's address book, e.g. in tests). */

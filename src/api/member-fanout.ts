@@ -20,14 +20,24 @@ import { asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import { ApiError, isErrorCode } from './errors.ts';
 import { forwardedByHeader, type ForwardContext } from './forwarding.ts';
 import { groupView, leaderOf } from './host-view.ts';
-import { memberChangeLimitsDefault, sleep, type ChangeStopped, type GroupMemberProgress, type MemberChangeLimits, type MemberState, type MemberStep } from './member-change.ts';
+import {
+  memberChangeLimitsDefault,
+  sleep,
+  type ChangeStopped,
+  type GroupMemberProgress,
+  type MemberChangeLimits,
+  type MemberState,
+  type MemberStep,
+} from './member-change.ts';
 import type { ApiHost, Forward, MemberDirectory } from './ports.ts';
 
 /** Attempts per group in one request when its leader changes or cannot be reached (each at most `pollMs` apart). */
 export const groupAttemptsMax = 50;
 
 /** One try at a group: the report that ends its attempts, or why to try again (with the steps applied meanwhile). */
-export type Attempt = { readonly done: GroupMemberProgress } | { readonly retry: string; readonly steps?: readonly MemberStep[] };
+export type Attempt =
+  | { readonly done: GroupMemberProgress }
+  | { readonly retry: string; readonly steps?: readonly MemberStep[] };
 
 /** The leader's per-group route for this change, and what its report may carry. */
 export interface LeaderCall {
@@ -60,7 +70,12 @@ export interface FanoutContext<Options extends MembershipRouteOptions = Membersh
 }
 
 export function fanoutContext<Options extends MembershipRouteOptions>(options: Options): FanoutContext<Options> {
-  return { nodeId: options.nodeId, forward: options.forward, options, limits: options.limits ?? memberChangeLimitsDefault };
+  return {
+    nodeId: options.nodeId,
+    forward: options.forward,
+    options,
+    limits: options.limits ?? memberChangeLimitsDefault,
+  };
 }
 
 /** One group's change: what to run on this node when it leads the group, and the call to make at a leader elsewhere. */
@@ -80,9 +95,25 @@ export function stoppedAttempt(context: ForwardContext, group: GroupId, result: 
     case 'not_leader':
       return { retry: `leadership of group ${group} moved to node ${result.leaderHint}`, steps: result.steps };
     case 'unknown_group':
-      return { done: { group, leader: context.nodeId, state: 'unknown', steps: [], pending: `group ${group} is not hosted here` } };
+      return {
+        done: {
+          group,
+          leader: context.nodeId,
+          state: 'unknown',
+          steps: [],
+          pending: `group ${group} is not hosted here`,
+        },
+      };
     case 'invalid':
-      return { done: { group, leader: context.nodeId, state: 'unknown', steps: [], pending: `the change is invalid: ${result.reason}` } };
+      return {
+        done: {
+          group,
+          leader: context.nodeId,
+          state: 'unknown',
+          steps: [],
+          pending: `the change is invalid: ${result.reason}`,
+        },
+      };
   }
 }
 
@@ -93,11 +124,26 @@ function progressFrom(value: unknown, group: GroupId, call: LeaderCall): GroupMe
   if (typeof value !== 'object' || value === null) return undefined;
   const raw = value as Record<string, unknown>;
   const state = memberStates.find((candidate) => candidate === raw['state']);
-  const steps = Array.isArray(raw['steps']) ? raw['steps'].flatMap((step) => call.stepsKnown.filter((known) => known === step)) : [];
+  const steps = Array.isArray(raw['steps'])
+    ? raw['steps'].flatMap((step) => call.stepsKnown.filter((known) => known === step))
+    : [];
   const leader = raw['leader'];
-  if (state === undefined || typeof leader !== 'number' || !Number.isSafeInteger(leader) || leader < 0) return undefined;
-  const voters = call.votersReported && Array.isArray(raw['voters']) ? raw['voters'].filter((id): id is number => typeof id === 'number' && Number.isSafeInteger(id) && id > 0).map(asNodeId) : undefined;
-  return { group, leader: asNodeId(leader), state, steps, ...(voters === undefined ? {} : { voters }), ...(typeof raw['pending'] === 'string' ? { pending: raw['pending'] } : {}) };
+  if (state === undefined || typeof leader !== 'number' || !Number.isSafeInteger(leader) || leader < 0)
+    return undefined;
+  const voters =
+    call.votersReported && Array.isArray(raw['voters'])
+      ? raw['voters']
+          .filter((id): id is number => typeof id === 'number' && Number.isSafeInteger(id) && id > 0)
+          .map(asNodeId)
+      : undefined;
+  return {
+    group,
+    leader: asNodeId(leader),
+    state,
+    steps,
+    ...(voters === undefined ? {} : { voters }),
+    ...(typeof raw['pending'] === 'string' ? { pending: raw['pending'] } : {}),
+  };
 }
 
 /** One try at the group's leader over HTTP: its report, or why to try again. */
@@ -105,16 +151,29 @@ async function askLeader(context: ForwardContext, group: GroupId, leader: NodeId
   const forward = context.forward;
   if (forward === undefined) return { retry: `node ${leader} leads group ${group} and forwarding is not configured` };
   try {
-    const headers = { ...(call.body === undefined ? {} : { 'content-type': 'application/json' }), [forwardedByHeader]: String(context.nodeId) };
-    const response = await forward(leader, { method: call.method, url: call.url, headers, body: call.body === undefined ? undefined : Buffer.from(call.body) });
-    const answer = JSON.parse(response.body.toString('utf8')) as { code?: unknown; message?: unknown; details?: unknown };
+    const headers = {
+      ...(call.body === undefined ? {} : { 'content-type': 'application/json' }),
+      [forwardedByHeader]: String(context.nodeId),
+    };
+    const response = await forward(leader, {
+      method: call.method,
+      url: call.url,
+      headers,
+      body: call.body === undefined ? undefined : Buffer.from(call.body),
+    });
+    const answer = JSON.parse(response.body.toString('utf8')) as {
+      code?: unknown;
+      message?: unknown;
+      details?: unknown;
+    };
     const progress = progressFrom(response.status === 200 ? answer : answer.details, group, call);
     // A report (done or still pending) means the leader spent its time on the group: no retry.
     if (progress !== undefined) return { done: progress };
     const code = isErrorCode(answer.code) ? answer.code : `HTTP ${response.status}`;
     const said = `node ${leader} answered ${code}: ${typeof answer.message === 'string' ? answer.message : ''}`.trim();
     // A 4xx (the leader's address book disagrees, or it sees the node as the last voter) will not change by asking again.
-    if (response.status >= 400 && response.status < 500) return { done: { group, leader, state: 'unknown', steps: [], pending: said } };
+    if (response.status >= 400 && response.status < 500)
+      return { done: { group, leader, state: 'unknown', steps: [], pending: said } };
     return { retry: said };
   } catch (error) {
     return { retry: `node ${leader} could not be asked: ${error instanceof Error ? error.message : String(error)}` };
@@ -122,17 +181,30 @@ async function askLeader(context: ForwardContext, group: GroupId, leader: NodeId
 }
 
 /** Gets one group's change done through whichever node leads it, retrying a moving leadership until the deadline. */
-export async function changeThroughLeader(context: FanoutContext, change: GroupChange, deadlineMs: number): Promise<GroupMemberProgress> {
+export async function changeThroughLeader(
+  context: FanoutContext,
+  change: GroupChange,
+  deadlineMs: number,
+): Promise<GroupMemberProgress> {
   const group = change.group;
   const stepsSoFar: MemberStep[] = [];
   let why = 'no attempt before the deadline';
   for (let attempt = 0; attempt < groupAttemptsMax && performance.now() < deadlineMs; attempt++) {
     const status = groupView(context.options.host, group)?.status;
-    if (status === undefined) return { group, leader: 0 as NodeId, state: 'unknown', steps: [], pending: `group ${group} is not hosted on node ${context.nodeId}` };
+    if (status === undefined)
+      return {
+        group,
+        leader: 0 as NodeId,
+        state: 'unknown',
+        steps: [],
+        pending: `group ${group} is not hosted on node ${context.nodeId}`,
+      };
     const outcome =
-      status.role === 'leader' ? await change.runHere(deadlineMs)
-      : status.leader === 0 ? { retry: `group ${group} has no known leader` }
-      : await askLeader(context, group, status.leader, change.atLeader);
+      status.role === 'leader'
+        ? await change.runHere(deadlineMs)
+        : status.leader === 0
+          ? { retry: `group ${group} has no known leader` }
+          : await askLeader(context, group, status.leader, change.atLeader);
     if ('done' in outcome) return { ...outcome.done, steps: [...stepsSoFar, ...outcome.done.steps] };
     stepsSoFar.push(...(outcome.steps ?? []));
     why = outcome.retry;

@@ -20,7 +20,15 @@
 
 import type { GroupId, NodeId } from '../base/ids.ts';
 import type { ConfState, Status } from '../raft/types.ts';
-import { changeGroup, memberChangeLimitsDefault, memberState, type ChangeStopped, type GroupMemberProgress, type MemberChangeLimits, type MemberStep } from './member-change.ts';
+import {
+  changeGroup,
+  memberChangeLimitsDefault,
+  memberState,
+  type ChangeStopped,
+  type GroupMemberProgress,
+  type MemberChangeLimits,
+  type MemberStep,
+} from './member-change.ts';
 import type { ApiHost } from './ports.ts';
 
 export type EnsureAbsentResult =
@@ -41,8 +49,21 @@ export function lastVoter(confState: ConfState, node: NodeId): boolean {
  * Removes `node` from `group`, which this node must lead; returns by `deadlineMs`
  * (performance.now() time) at the latest (see `changeGroup`).
  */
-export function ensureAbsent(host: ApiHost, group: GroupId, node: NodeId, deadlineMs: number, limits: MemberChangeLimits = memberChangeLimitsDefault): Promise<EnsureAbsentResult> {
-  const report = (status: Status, steps: readonly MemberStep[], pending?: string): GroupMemberProgress => ({ group, leader: status.role === 'leader' ? status.id : status.leader, state: memberState(status.confState, node), steps: [...steps], voters: status.confState.voters, ...(pending === undefined ? {} : { pending }) });
+export function ensureAbsent(
+  host: ApiHost,
+  group: GroupId,
+  node: NodeId,
+  deadlineMs: number,
+  limits: MemberChangeLimits = memberChangeLimitsDefault,
+): Promise<EnsureAbsentResult> {
+  const report = (status: Status, steps: readonly MemberStep[], pending?: string): GroupMemberProgress => ({
+    group,
+    leader: status.role === 'leader' ? status.id : status.leader,
+    state: memberState(status.confState, node),
+    steps: [...steps],
+    voters: status.confState.voters,
+    ...(pending === undefined ? {} : { pending }),
+  });
   return changeGroup<EnsureAbsentResult>(host, group, node, deadlineMs, limits, {
     proposalsMax,
     waitingFirst: 'the deadline passed before the change was proposed',
@@ -51,7 +72,8 @@ export function ensureAbsent(host: ApiHost, group: GroupId, node: NodeId, deadli
       const confState = status.confState;
       const joint = confState.votersOutgoing.length > 0;
       // A leader's applied configuration is current; so is ours right after our own removal applied.
-      if (memberState(confState, node) === 'absent' && !joint && (status.role === 'leader' || steps.length > 0)) return { end: { kind: 'absent', progress: report(status, steps) } };
+      if (memberState(confState, node) === 'absent' && !joint && (status.role === 'leader' || steps.length > 0))
+        return { end: { kind: 'absent', progress: report(status, steps) } };
       if (status.role !== 'leader') return { end: { kind: 'not_leader', leaderHint: status.leader, steps } };
       if (lastVoter(confState, node)) return { end: { kind: 'last_voter' } };
       // 'auto' joint configurations leave on their own once applied; a single removal never enters one.

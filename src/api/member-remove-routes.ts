@@ -33,7 +33,16 @@ import { groupView } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
 import type { GroupMemberProgress } from './member-change.ts';
 import { membersJson } from './member-directory.ts';
-import { changeThroughLeader, fanoutContext, pendingError, stoppedAttempt, type Attempt, type FanoutContext, type GroupChange, type MembershipRouteOptions } from './member-fanout.ts';
+import {
+  changeThroughLeader,
+  fanoutContext,
+  pendingError,
+  stoppedAttempt,
+  type Attempt,
+  type FanoutContext,
+  type GroupChange,
+  type MembershipRouteOptions,
+} from './member-fanout.ts';
 import { ensureAbsent, lastVoter } from './member-removal.ts';
 
 export type MemberRemoveRoutesOptions = MembershipRouteOptions;
@@ -51,14 +60,21 @@ export function parseNodeParam(text: string): NodeId {
 }
 
 function lastVoterError(group: GroupId, node: NodeId): ApiError {
-  return new ApiError('DRAM_ERR_LAST_VOTER', `node ${node} is the last voter of group ${group}: removing it would leave the group without a voter`, { group, nodeId: node });
+  return new ApiError(
+    'DRAM_ERR_LAST_VOTER',
+    `node ${node} is the last voter of group ${group}: removing it would leave the group without a voter`,
+    { group, nodeId: node },
+  );
 }
 
 /** One try on this node, which leads the group (a leader removing itself answers from its applied configuration). */
 async function runHere(context: RemoveContext, group: GroupId, node: NodeId, deadlineMs: number): Promise<Attempt> {
   const result = await ensureAbsent(context.options.host, group, node, deadlineMs, context.limits);
   if (result.kind === 'absent' || result.kind === 'pending') return { done: result.progress };
-  if (result.kind === 'last_voter') return { done: { group, leader: context.nodeId, state: 'voter', steps: [], pending: lastVoterError(group, node).message } };
+  if (result.kind === 'last_voter')
+    return {
+      done: { group, leader: context.nodeId, state: 'voter', steps: [], pending: lastVoterError(group, node).message },
+    };
   return stoppedAttempt(context, group, result);
 }
 
@@ -67,28 +83,60 @@ function leaveChange(context: RemoveContext, group: GroupId, node: NodeId): Grou
   return {
     group,
     runHere: (deadlineMs) => runHere(context, group, node, deadlineMs),
-    atLeader: { method: 'DELETE', url: `/v1/admin/groups/${group}/members/${node}`, body: undefined, stepsKnown: ['remove_node'], votersReported: true },
+    atLeader: {
+      method: 'DELETE',
+      url: `/v1/admin/groups/${group}/members/${node}`,
+      body: undefined,
+      stepsKnown: ['remove_node'],
+      votersReported: true,
+    },
   };
 }
 
 /** The per-group route on this node: remove when leading the group, else forward to its leader (one hop). */
-async function removeFromGroup(context: RemoveContext, group: GroupId, node: NodeId, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | GroupMemberProgress> {
+async function removeFromGroup(
+  context: RemoveContext,
+  group: GroupId,
+  node: NodeId,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply | GroupMemberProgress> {
   const view = groupView(context.options.host, group);
-  if (view === undefined) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
-  const result = view.status.role === 'leader' ? await ensureAbsent(context.options.host, group, node, performance.now() + context.options.requestTimeoutMs, context.limits) : { kind: 'not_leader' as const, leaderHint: view.status.leader };
+  if (view === undefined)
+    throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+  const result =
+    view.status.role === 'leader'
+      ? await ensureAbsent(
+          context.options.host,
+          group,
+          node,
+          performance.now() + context.options.requestTimeoutMs,
+          context.limits,
+        )
+      : { kind: 'not_leader' as const, leaderHint: view.status.leader };
   switch (result.kind) {
     case 'absent':
       return result.progress;
     case 'pending':
-      throw pendingError(`node ${node} is still a member of group ${group}: ${result.progress.pending ?? result.progress.state}`, { ...result.progress });
+      throw pendingError(
+        `node ${node} is still a member of group ${group}: ${result.progress.pending ?? result.progress.state}`,
+        { ...result.progress },
+      );
     case 'last_voter':
       throw lastVoterError(group, node);
     case 'unknown_group':
       throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
     case 'invalid':
-      throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot remove node ${node} from group ${group}: ${result.reason}`, { group });
+      throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot remove node ${node} from group ${group}: ${result.reason}`, {
+        group,
+      });
     case 'not_leader':
-      return forwardOrRefuse(context, request, reply, { group, leaderHint: result.leaderHint, body: undefined, onFailure: 'forward_failed' });
+      return forwardOrRefuse(context, request, reply, {
+        group,
+        leaderHint: result.leaderHint,
+        body: undefined,
+        onFailure: 'forward_failed',
+      });
   }
 }
 
@@ -96,7 +144,9 @@ function warningsOf(groups: readonly GroupMemberProgress[]): string[] {
   return groups.flatMap((report) => {
     const voters = report.voters;
     if (voters === undefined || voters.length >= votersTolerantMin) return [];
-    return [`group ${report.group} has ${voters.length} voter${voters.length === 1 ? '' : 's'} left (${voters.join(', ')}): it tolerates no failure`];
+    return [
+      `group ${report.group} has ${voters.length} voter${voters.length === 1 ? '' : 's'} left (${voters.join(', ')}): it tolerates no failure`,
+    ];
   });
 }
 
@@ -111,10 +161,15 @@ export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions
       if (confState !== undefined && lastVoter(confState, node)) throw lastVoterError(group, node);
     }
     const deadlineMs = performance.now() + options.requestTimeoutMs;
-    const groups = await Promise.all(options.groups.map((group) => changeThroughLeader(context, leaveChange(context, group, node), deadlineMs)));
+    const groups = await Promise.all(
+      options.groups.map((group) => changeThroughLeader(context, leaveChange(context, group, node), deadlineMs)),
+    );
     const waiting = groups.filter((group) => group.state !== 'absent');
     if (waiting.length > 0) {
-      throw pendingError(`node ${node} is out of ${groups.length - waiting.length} of ${groups.length} groups; retry to continue (${waiting.map((group) => `group ${group.group}: ${group.pending ?? group.state}`).join('; ')})`, { nodeId: node, groups });
+      throw pendingError(
+        `node ${node} is out of ${groups.length - waiting.length} of ${groups.length} groups; retry to continue (${waiting.map((group) => `group ${group.group}: ${group.pending ?? group.state}`).join('; ')})`,
+        { nodeId: node, groups },
+      );
     }
     // In no group any more: stop dialing it, forwarding to it and listing it.
     options.directory.forget(node);
@@ -122,11 +177,14 @@ export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions
     return { nodeId: node, groups, warnings: warningsOf(groups), members: membersJson(options.directory.list()) };
   });
 
-  app.delete<{ Params: { group: string; nodeId: string } }>('/v1/admin/groups/:group/members/:nodeId', async (request, reply) => {
-    const group = asGroupId(parseCounter(request.params.group, 'group'));
-    const node = parseNodeParam(request.params.nodeId);
-    return removeFromGroup(context, group, node, request, reply);
-  });
+  app.delete<{ Params: { group: string; nodeId: string } }>(
+    '/v1/admin/groups/:group/members/:nodeId',
+    async (request, reply) => {
+      const group = asGroupId(parseCounter(request.params.group, 'group'));
+      const node = parseNodeParam(request.params.nodeId);
+      return removeFromGroup(context, group, node, request, reply);
+    },
+  );
 
   done();
 };

@@ -30,7 +30,16 @@ import { groupView } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
 import { ensureVoter, type GroupMemberProgress } from './member-change.ts';
 import { memberConflict, membersJson, parseAddress } from './member-directory.ts';
-import { changeThroughLeader, fanoutContext, pendingError, stoppedAttempt, type Attempt, type FanoutContext, type GroupChange, type MembershipRouteOptions } from './member-fanout.ts';
+import {
+  changeThroughLeader,
+  fanoutContext,
+  pendingError,
+  stoppedAttempt,
+  type Attempt,
+  type FanoutContext,
+  type GroupChange,
+  type MembershipRouteOptions,
+} from './member-fanout.ts';
 import type { MemberAddresses } from './ports.ts';
 
 export interface MemberRoutesOptions extends MembershipRouteOptions {
@@ -49,18 +58,30 @@ const memberFields: ReadonlySet<string> = new Set(['nodeId', 'raft', 'http', 'cl
 
 /** Validates a member body; throws DRAM_ERR_BAD_REQUEST naming the field. */
 export function parseMemberBody(body: unknown): MemberRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('DRAM_ERR_BAD_REQUEST', 'body must be a JSON object such as {"nodeId": 4, "raft": "10.0.0.4:9080", "http": "10.0.0.4:8080"}');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new ApiError(
+      'DRAM_ERR_BAD_REQUEST',
+      'body must be a JSON object such as {"nodeId": 4, "raft": "10.0.0.4:9080", "http": "10.0.0.4:8080"}',
+    );
   const fields = body as Record<string, unknown>;
   for (const name of Object.keys(fields)) {
-    if (!memberFields.has(name)) throw new ApiError('DRAM_ERR_BAD_REQUEST', `unknown field '${name}' (accepted: ${[...memberFields].join(', ')})`);
+    if (!memberFields.has(name))
+      throw new ApiError('DRAM_ERR_BAD_REQUEST', `unknown field '${name}' (accepted: ${[...memberFields].join(', ')})`);
   }
   const nodeId = fields['nodeId'];
-  if (typeof nodeId !== 'number' || !Number.isSafeInteger(nodeId) || nodeId < 1) throw new ApiError('DRAM_ERR_BAD_REQUEST', "'nodeId' must be a positive integer");
+  if (typeof nodeId !== 'number' || !Number.isSafeInteger(nodeId) || nodeId < 1)
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', "'nodeId' must be a positive integer");
   const clusterId = fields['clusterId'];
-  if (clusterId !== undefined && (typeof clusterId !== 'string' || clusterIdBytes(clusterId) === 0 || clusterIdBytes(clusterId) > clusterIdBytesMax)) {
+  if (
+    clusterId !== undefined &&
+    (typeof clusterId !== 'string' || clusterIdBytes(clusterId) === 0 || clusterIdBytes(clusterId) > clusterIdBytesMax)
+  ) {
     throw new ApiError('DRAM_ERR_BAD_REQUEST', `'clusterId' must be a string of 1..${clusterIdBytesMax} bytes`);
   }
-  return { member: { nodeId: asNodeId(nodeId), raft: addressField(fields, 'raft'), http: addressField(fields, 'http') }, clusterId };
+  return {
+    member: { nodeId: asNodeId(nodeId), raft: addressField(fields, 'raft'), http: addressField(fields, 'http') },
+    clusterId,
+  };
 }
 
 function addressField(fields: Record<string, unknown>, name: 'raft' | 'http'): MemberAddresses['raft'] {
@@ -77,10 +98,15 @@ type MemberContext = FanoutContext<MemberRoutesOptions>;
 function admit(context: MemberContext, request: MemberRequest): void {
   const ours = context.options.clusterId;
   if (request.clusterId !== undefined && ours !== '' && request.clusterId !== ours) {
-    throw new ApiError('DRAM_ERR_CLUSTER_MISMATCH', `this node belongs to cluster ${JSON.stringify(ours)}, not ${JSON.stringify(request.clusterId)}`, { clusterId: ours });
+    throw new ApiError(
+      'DRAM_ERR_CLUSTER_MISMATCH',
+      `this node belongs to cluster ${JSON.stringify(ours)}, not ${JSON.stringify(request.clusterId)}`,
+      { clusterId: ours },
+    );
   }
   const conflict = memberConflict(context.options.directory.list(), request.member);
-  if (conflict !== undefined) throw new ApiError('DRAM_ERR_MEMBER_CONFLICT', conflict, { nodeId: request.member.nodeId });
+  if (conflict !== undefined)
+    throw new ApiError('DRAM_ERR_MEMBER_CONFLICT', conflict, { nodeId: request.member.nodeId });
 }
 
 function memberBodyJson(request: MemberRequest): string {
@@ -100,27 +126,59 @@ function joinChange(context: MemberContext, group: GroupId, request: MemberReque
   return {
     group,
     runHere: (deadlineMs) => runHere(context, group, request.member.nodeId, deadlineMs),
-    atLeader: { method: 'POST', url: `/v1/admin/groups/${group}/members`, body: memberBodyJson(request), stepsKnown: ['add_learner', 'add_voter'], votersReported: false },
+    atLeader: {
+      method: 'POST',
+      url: `/v1/admin/groups/${group}/members`,
+      body: memberBodyJson(request),
+      stepsKnown: ['add_learner', 'add_voter'],
+      votersReported: false,
+    },
   };
 }
 
 /** The per-group route on this node: run the steps when leading the group, else forward to its leader (one hop). */
-async function addToGroup(context: MemberContext, parsed: MemberRequest, group: GroupId, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | GroupMemberProgress> {
+async function addToGroup(
+  context: MemberContext,
+  parsed: MemberRequest,
+  group: GroupId,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply | GroupMemberProgress> {
   const view = groupView(context.options.host, group);
-  if (view === undefined) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+  if (view === undefined)
+    throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
   const node = parsed.member.nodeId;
-  const result = view.status.role === 'leader' ? await ensureVoter(context.options.host, group, node, performance.now() + context.options.requestTimeoutMs, context.limits) : { kind: 'not_leader' as const, leaderHint: view.status.leader };
+  const result =
+    view.status.role === 'leader'
+      ? await ensureVoter(
+          context.options.host,
+          group,
+          node,
+          performance.now() + context.options.requestTimeoutMs,
+          context.limits,
+        )
+      : { kind: 'not_leader' as const, leaderHint: view.status.leader };
   switch (result.kind) {
     case 'voter':
       return result.progress;
     case 'pending':
-      throw pendingError(`node ${node} is not a voter of group ${group} yet: ${result.progress.pending ?? result.progress.state}`, { ...result.progress });
+      throw pendingError(
+        `node ${node} is not a voter of group ${group} yet: ${result.progress.pending ?? result.progress.state}`,
+        { ...result.progress },
+      );
     case 'unknown_group':
       throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
     case 'invalid':
-      throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot add node ${node} to group ${group}: ${result.reason}`, { group });
+      throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot add node ${node} to group ${group}: ${result.reason}`, {
+        group,
+      });
     case 'not_leader':
-      return forwardOrRefuse(context, request, reply, { group, leaderHint: result.leaderHint, body: Buffer.from(memberBodyJson(parsed)), onFailure: 'forward_failed' });
+      return forwardOrRefuse(context, request, reply, {
+        group,
+        leaderHint: result.leaderHint,
+        body: Buffer.from(memberBodyJson(parsed)),
+        onFailure: 'forward_failed',
+      });
   }
 }
 
@@ -139,23 +197,33 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
     admit(context, parsed);
     options.directory.record(parsed.member);
     const deadlineMs = performance.now() + options.requestTimeoutMs;
-    const groups = await Promise.all(options.groups.map((group) => changeThroughLeader(context, joinChange(context, group, parsed), deadlineMs)));
+    const groups = await Promise.all(
+      options.groups.map((group) => changeThroughLeader(context, joinChange(context, group, parsed), deadlineMs)),
+    );
     const nodeId = parsed.member.nodeId;
     const waiting = groups.filter((group) => group.state !== 'voter');
     if (waiting.length > 0) {
-      throw pendingError(`node ${nodeId} is a voter of ${groups.length - waiting.length} of ${groups.length} groups; retry to continue (${waiting.map((group) => `group ${group.group}: ${group.pending ?? group.state}`).join('; ')})`, { nodeId, groups });
+      throw pendingError(
+        `node ${nodeId} is a voter of ${groups.length - waiting.length} of ${groups.length} groups; retry to continue (${waiting.map((group) => `group ${group.group}: ${group.pending ?? group.state}`).join('; ')})`,
+        { nodeId, groups },
+      );
     }
     return { nodeId, groups, members: membersJson(options.directory.list()) };
   });
 
-  app.post<{ Params: { group: string } }>('/v1/admin/groups/:group/members', { bodyLimit: memberBodyBytesMax }, async (request, reply) => {
-    const group = asGroupId(parseCounter(request.params.group, 'group'));
-    const parsed = parseMemberBody(request.body);
-    admit(context, parsed);
-    if (groupView(options.host, group) === undefined) throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
-    options.directory.record(parsed.member);
-    return addToGroup(context, parsed, group, request, reply);
-  });
+  app.post<{ Params: { group: string } }>(
+    '/v1/admin/groups/:group/members',
+    { bodyLimit: memberBodyBytesMax },
+    async (request, reply) => {
+      const group = asGroupId(parseCounter(request.params.group, 'group'));
+      const parsed = parseMemberBody(request.body);
+      admit(context, parsed);
+      if (groupView(options.host, group) === undefined)
+        throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+      options.directory.record(parsed.member);
+      return addToGroup(context, parsed, group, request, reply);
+    },
+  );
 
   done();
 };

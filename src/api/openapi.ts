@@ -8,7 +8,10 @@
 import { kvKeyBytesMax, kvValueBytesMax } from '../codec/kv.ts';
 import { errorRegistry } from './errors.ts';
 
-const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+const errorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+});
 
 const kvHeaders = {
   'X-Dram-Index': { $ref: '#/components/headers/XDramIndex' },
@@ -16,38 +19,75 @@ const kvHeaders = {
   'X-Dram-Leader': { $ref: '#/components/headers/XDramLeader' },
 };
 
-const writeResult = { description: 'Applied at `index`.', headers: kvHeaders, content: { 'application/json': { schema: { $ref: '#/components/schemas/WriteResult' } } } };
+const writeResult = {
+  description: 'Applied at `index`.',
+  headers: kvHeaders,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/WriteResult' } } },
+};
 
 const writeErrors = {
   '400': errorResponse('DRAM_ERR_BAD_REQUEST'),
   '409': errorResponse('DRAM_ERR_STALE_REQUEST'),
   '412': errorResponse('DRAM_ERR_CAS_MISMATCH'),
   '413': errorResponse('DRAM_ERR_KEY_TOO_LARGE or DRAM_ERR_VALUE_TOO_LARGE'),
-  '503': errorResponse('DRAM_ERR_NOT_LEADER, DRAM_ERR_NO_LEADER, DRAM_ERR_OVERLOADED (definitely not applied) or DRAM_ERR_INDETERMINATE (may be applied)'),
+  '503': errorResponse(
+    'DRAM_ERR_NOT_LEADER, DRAM_ERR_NO_LEADER, DRAM_ERR_OVERLOADED (definitely not applied) or DRAM_ERR_INDETERMINATE (may be applied)',
+  ),
 };
 
 const clientParameters = [
-  { name: 'X-Dram-Client-Id', in: 'header', required: false, description: 'Exactly-once retries: a client id (1-128 bytes), sent together with X-Dram-Request-Seq.', schema: { type: 'string' } },
-  { name: 'X-Dram-Request-Seq', in: 'header', required: false, description: 'The request sequence number of this client; a retry with the same id and seq is applied once.', schema: { type: 'integer', minimum: 0 } },
+  {
+    name: 'X-Dram-Client-Id',
+    in: 'header',
+    required: false,
+    description: 'Exactly-once retries: a client id (1-128 bytes), sent together with X-Dram-Request-Seq.',
+    schema: { type: 'string' },
+  },
+  {
+    name: 'X-Dram-Request-Seq',
+    in: 'header',
+    required: false,
+    description: 'The request sequence number of this client; a retry with the same id and seq is applied once.',
+    schema: { type: 'integer', minimum: 0 },
+  },
 ];
 
 export const openApiDocument = {
   openapi: '3.0.3',
-  info: { title: 'dram node HTTP API', version: '1', description: 'Every node serves this API; a request reaching a follower is forwarded to the leader of the group concerned.' },
+  info: {
+    title: 'dram node HTTP API',
+    version: '1',
+    description:
+      'Every node serves this API; a request reaching a follower is forwarded to the leader of the group concerned.',
+  },
   paths: {
     '/v1/kv/{key}': {
       parameters: [{ $ref: '#/components/parameters/Key' }],
       put: {
         summary: 'Store the raw request body under the key',
         parameters: [{ $ref: '#/components/parameters/Cas' }, ...clientParameters],
-        requestBody: { required: false, content: { '*/*': { schema: { type: 'string', format: 'binary', maxLength: kvValueBytesMax } } } },
+        requestBody: {
+          required: false,
+          content: { '*/*': { schema: { type: 'string', format: 'binary', maxLength: kvValueBytesMax } } },
+        },
         responses: { '200': writeResult, ...writeErrors },
       },
       get: {
         summary: 'Read the raw value of the key',
-        parameters: [{ name: 'consistency', in: 'query', required: false, schema: { type: 'string', enum: ['linearizable', 'lease', 'stale'], default: 'linearizable' } }],
+        parameters: [
+          {
+            name: 'consistency',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: ['linearizable', 'lease', 'stale'], default: 'linearizable' },
+          },
+        ],
         responses: {
-          '200': { description: 'The value as stored.', headers: kvHeaders, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+          '200': {
+            description: 'The value as stored.',
+            headers: kvHeaders,
+            content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+          },
           '400': errorResponse('DRAM_ERR_BAD_REQUEST'),
           '404': errorResponse('DRAM_ERR_KEY_NOT_FOUND'),
           '503': errorResponse('DRAM_ERR_NO_LEADER, DRAM_ERR_NOT_LEADER or DRAM_ERR_OVERLOADED'),
@@ -61,16 +101,47 @@ export const openApiDocument = {
       },
     },
     '/v1/status': {
-      get: { summary: 'This node and every group it hosts', responses: { '200': { description: 'Node status.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } } } },
+      get: {
+        summary: 'This node and every group it hosts',
+        responses: {
+          '200': {
+            description: 'Node status.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } },
+          },
+        },
+      },
     },
     '/v1/admin/groups/{group}/transfer-leadership': {
       post: {
-        summary: 'Admin failover: move the group\'s leadership',
+        summary: "Admin failover: move the group's leadership",
         parameters: [{ name: 'group', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
-        requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', additionalProperties: false, properties: { to: { type: 'integer', minimum: 1, description: 'Target node id; default: the most caught-up other voter.' } } } } } },
+        requestBody: {
+          required: false,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                additionalProperties: false,
+                properties: {
+                  to: {
+                    type: 'integer',
+                    minimum: 1,
+                    description: 'Target node id; default: the most caught-up other voter.',
+                  },
+                },
+              },
+            },
+          },
+        },
         responses: {
-          '200': { description: 'The target already leads.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Transfer' } } } },
-          '202': { description: 'Transfer started; it completes or aborts within an election timeout.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Transfer' } } } },
+          '200': {
+            description: 'The target already leads.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Transfer' } } },
+          },
+          '202': {
+            description: 'Transfer started; it completes or aborts within an election timeout.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Transfer' } } },
+          },
           '400': errorResponse('DRAM_ERR_BAD_REQUEST (malformed body, target is not a voter)'),
           '404': errorResponse('DRAM_ERR_UNKNOWN_GROUP'),
           '409': errorResponse('DRAM_ERR_TRANSFER_FAILED'),
@@ -80,18 +151,32 @@ export const openApiDocument = {
     },
     '/v1/admin/members': {
       get: {
-        summary: 'The cluster as this node knows it: kv groups and every node\'s addresses (what a joining node needs)',
-        responses: { '200': { description: 'Members.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Members' } } } } },
+        summary: "The cluster as this node knows it: kv groups and every node's addresses (what a joining node needs)",
+        responses: {
+          '200': {
+            description: 'Members.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Members' } } },
+          },
+        },
       },
       post: {
-        summary: 'Add a node: record its addresses, then make it a learner and, once caught up, a voter of every kv group',
-        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberRequest' } } } },
+        summary:
+          'Add a node: record its addresses, then make it a learner and, once caught up, a voter of every kv group',
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberRequest' } } },
+        },
         responses: {
-          '200': { description: 'The node is a voter of every kv group.', content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberAdded' } } } },
+          '200': {
+            description: 'The node is a voter of every kv group.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberAdded' } } },
+          },
           '400': errorResponse('DRAM_ERR_BAD_REQUEST (nothing was changed)'),
           '409': errorResponse('DRAM_ERR_MEMBER_CONFLICT or DRAM_ERR_CLUSTER_MISMATCH (nothing was changed)'),
           '413': errorResponse('DRAM_ERR_BODY_TOO_LARGE'),
-          '503': errorResponse('DRAM_ERR_MEMBERSHIP_PENDING: not a voter of every group yet; `details.groups` has a GroupMember per group; retry to continue'),
+          '503': errorResponse(
+            'DRAM_ERR_MEMBERSHIP_PENDING: not a voter of every group yet; `details.groups` has a GroupMember per group; retry to continue',
+          ),
         },
       },
     },
@@ -99,79 +184,153 @@ export const openApiDocument = {
       post: {
         summary: 'Add a node to one group (learner, then voter once caught up); a follower forwards to the leader',
         parameters: [{ name: 'group', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
-        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberRequest' } } } },
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberRequest' } } },
+        },
         responses: {
-          '200': { description: 'The node is a voter of the group.', content: { 'application/json': { schema: { $ref: '#/components/schemas/GroupMember' } } } },
+          '200': {
+            description: 'The node is a voter of the group.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/GroupMember' } } },
+          },
           '400': errorResponse('DRAM_ERR_BAD_REQUEST (nothing was changed)'),
           '404': errorResponse('DRAM_ERR_UNKNOWN_GROUP'),
           '409': errorResponse('DRAM_ERR_MEMBER_CONFLICT or DRAM_ERR_CLUSTER_MISMATCH (nothing was changed)'),
           '413': errorResponse('DRAM_ERR_BODY_TOO_LARGE'),
           '502': errorResponse('DRAM_ERR_FORWARD_FAILED'),
-          '503': errorResponse('DRAM_ERR_MEMBERSHIP_PENDING (`details` is a GroupMember), DRAM_ERR_NOT_LEADER or DRAM_ERR_NO_LEADER'),
+          '503': errorResponse(
+            'DRAM_ERR_MEMBERSHIP_PENDING (`details` is a GroupMember), DRAM_ERR_NOT_LEADER or DRAM_ERR_NO_LEADER',
+          ),
         },
       },
     },
     '/v1/admin/members/{nodeId}': {
       delete: {
-        summary: 'Remove a node: out of every kv group (each through its leader), then forgotten by every member (address book, peer transport, forwarding)',
+        summary:
+          'Remove a node: out of every kv group (each through its leader), then forgotten by every member (address book, peer transport, forwarding)',
         parameters: [{ $ref: '#/components/parameters/NodeId' }],
         responses: {
-          '200': { description: 'The node is in no kv group (also when it was in none: nothing changed then).', content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberRemoved' } } } },
+          '200': {
+            description: 'The node is in no kv group (also when it was in none: nothing changed then).',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/MemberRemoved' } } },
+          },
           '400': errorResponse('DRAM_ERR_BAD_REQUEST (nothing was changed)'),
           '409': errorResponse('DRAM_ERR_LAST_VOTER: the node is the last voter of a group (nothing was changed)'),
-          '503': errorResponse('DRAM_ERR_MEMBERSHIP_PENDING: still a member of some group; `details.groups` has a GroupMember per group; retry to continue'),
+          '503': errorResponse(
+            'DRAM_ERR_MEMBERSHIP_PENDING: still a member of some group; `details.groups` has a GroupMember per group; retry to continue',
+          ),
         },
       },
     },
     '/v1/admin/groups/{group}/members/{nodeId}': {
       delete: {
         summary: 'Remove a node from one group; a follower forwards to the leader',
-        parameters: [{ name: 'group', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }, { $ref: '#/components/parameters/NodeId' }],
+        parameters: [
+          { name: 'group', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } },
+          { $ref: '#/components/parameters/NodeId' },
+        ],
         responses: {
-          '200': { description: 'The node is not a member of the group.', content: { 'application/json': { schema: { $ref: '#/components/schemas/GroupMember' } } } },
+          '200': {
+            description: 'The node is not a member of the group.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/GroupMember' } } },
+          },
           '400': errorResponse('DRAM_ERR_BAD_REQUEST (nothing was changed)'),
           '404': errorResponse('DRAM_ERR_UNKNOWN_GROUP'),
           '409': errorResponse('DRAM_ERR_LAST_VOTER (nothing was changed)'),
           '502': errorResponse('DRAM_ERR_FORWARD_FAILED'),
-          '503': errorResponse('DRAM_ERR_MEMBERSHIP_PENDING (`details` is a GroupMember), DRAM_ERR_NOT_LEADER or DRAM_ERR_NO_LEADER'),
+          '503': errorResponse(
+            'DRAM_ERR_MEMBERSHIP_PENDING (`details` is a GroupMember), DRAM_ERR_NOT_LEADER or DRAM_ERR_NO_LEADER',
+          ),
         },
       },
     },
     '/metrics': {
-      get: { summary: 'Prometheus metrics (see docs/metrics.md)', responses: { '200': { description: 'Prometheus text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } } } },
+      get: {
+        summary: 'Prometheus metrics (see docs/metrics.md)',
+        responses: {
+          '200': {
+            description: 'Prometheus text exposition format.',
+            content: { 'text/plain': { schema: { type: 'string' } } },
+          },
+        },
+      },
     },
     '/docs': {
-      get: { summary: 'This OpenAPI document', responses: { '200': { description: 'OpenAPI 3 JSON.', content: { 'application/json': { schema: { type: 'object' } } } } } },
+      get: {
+        summary: 'This OpenAPI document',
+        responses: {
+          '200': { description: 'OpenAPI 3 JSON.', content: { 'application/json': { schema: { type: 'object' } } } },
+        },
+      },
     },
   },
   components: {
     parameters: {
-      Key: { name: 'key', in: 'path', required: true, description: `1-${kvKeyBytesMax} UTF-8 bytes, percent-encoded.`, schema: { type: 'string' } },
-      NodeId: { name: 'nodeId', in: 'path', required: true, description: 'The node to remove.', schema: { type: 'integer', minimum: 1 } },
-      Cas: { name: 'cas', in: 'query', required: false, description: 'Apply only if the key\'s modify index equals this; 0 means only if the key is absent.', schema: { type: 'integer', minimum: 0 } },
+      Key: {
+        name: 'key',
+        in: 'path',
+        required: true,
+        description: `1-${kvKeyBytesMax} UTF-8 bytes, percent-encoded.`,
+        schema: { type: 'string' },
+      },
+      NodeId: {
+        name: 'nodeId',
+        in: 'path',
+        required: true,
+        description: 'The node to remove.',
+        schema: { type: 'integer', minimum: 1 },
+      },
+      Cas: {
+        name: 'cas',
+        in: 'query',
+        required: false,
+        description: "Apply only if the key's modify index equals this; 0 means only if the key is absent.",
+        schema: { type: 'integer', minimum: 0 },
+      },
     },
     headers: {
-      XDramIndex: { description: 'The key\'s modify index (the applied index for a write; 0 when absent).', schema: { type: 'integer' } },
+      XDramIndex: {
+        description: "The key's modify index (the applied index for a write; 0 when absent).",
+        schema: { type: 'integer' },
+      },
       XDramShard: { description: 'The id of the Raft group that holds the key.', schema: { type: 'integer' } },
-      XDramLeader: { description: 'The node id of that group\'s leader (0: none known).', schema: { type: 'integer' } },
+      XDramLeader: { description: "The node id of that group's leader (0: none known).", schema: { type: 'integer' } },
     },
     schemas: {
       Error: {
         type: 'object',
         required: ['error', 'code', 'message'],
-        properties: { error: { type: 'boolean', enum: [true] }, code: { type: 'string', enum: Object.keys(errorRegistry) }, message: { type: 'string' }, details: { type: 'object' } },
+        properties: {
+          error: { type: 'boolean', enum: [true] },
+          code: { type: 'string', enum: Object.keys(errorRegistry) },
+          message: { type: 'string' },
+          details: { type: 'object' },
+        },
       },
       WriteResult: { type: 'object', required: ['index'], properties: { index: { type: 'integer' } } },
-      Transfer: { type: 'object', required: ['group', 'from', 'to'], properties: { group: { type: 'integer' }, from: { type: 'integer' }, to: { type: 'integer' } } },
+      Transfer: {
+        type: 'object',
+        required: ['group', 'from', 'to'],
+        properties: { group: { type: 'integer' }, from: { type: 'integer' }, to: { type: 'integer' } },
+      },
       Member: {
         type: 'object',
         required: ['nodeId', 'raft'],
-        properties: { nodeId: { type: 'integer', minimum: 1 }, raft: { type: 'string', description: 'host:port of its peer transport' }, http: { type: 'string', description: 'host:port of its HTTP API (absent when unknown)' } },
+        properties: {
+          nodeId: { type: 'integer', minimum: 1 },
+          raft: { type: 'string', description: 'host:port of its peer transport' },
+          http: { type: 'string', description: 'host:port of its HTTP API (absent when unknown)' },
+        },
       },
       Members: {
         type: 'object',
         required: ['nodeId', 'clusterId', 'groups', 'members'],
-        properties: { nodeId: { type: 'integer' }, clusterId: { type: 'string' }, groups: { type: 'array', items: { type: 'integer' } }, members: { type: 'array', items: { $ref: '#/components/schemas/Member' } } },
+        properties: {
+          nodeId: { type: 'integer' },
+          clusterId: { type: 'string' },
+          groups: { type: 'array', items: { type: 'integer' } },
+          members: { type: 'array', items: { $ref: '#/components/schemas/Member' } },
+        },
       },
       MemberRequest: {
         type: 'object',
@@ -181,7 +340,10 @@ export const openApiDocument = {
           nodeId: { type: 'integer', minimum: 1 },
           raft: { type: 'string', description: 'host:port other nodes dial (not 0.0.0.0)' },
           http: { type: 'string', description: 'host:port of its HTTP API' },
-          clusterId: { type: 'string', description: 'Refused with DRAM_ERR_CLUSTER_MISMATCH when not this cluster\'s id.' },
+          clusterId: {
+            type: 'string',
+            description: "Refused with DRAM_ERR_CLUSTER_MISMATCH when not this cluster's id.",
+          },
         },
       },
       GroupMember: {
@@ -191,15 +353,27 @@ export const openApiDocument = {
           group: { type: 'integer' },
           leader: { type: 'integer', description: 'The leader that handled the group (0: none reached).' },
           state: { type: 'string', enum: ['voter', 'learner', 'absent', 'unknown'] },
-          steps: { type: 'array', items: { type: 'string', enum: ['add_learner', 'add_voter', 'remove_node'] }, description: 'Changes this request applied; empty when already done.' },
+          steps: {
+            type: 'array',
+            items: { type: 'string', enum: ['add_learner', 'add_voter', 'remove_node'] },
+            description: 'Changes this request applied; empty when already done.',
+          },
           pending: { type: 'string', description: 'Why the node is not a voter (or, removing it, not out) yet.' },
-          voters: { type: 'array', items: { type: 'integer' }, description: 'Removal only: the group\'s voters once the node is out.' },
+          voters: {
+            type: 'array',
+            items: { type: 'integer' },
+            description: "Removal only: the group's voters once the node is out.",
+          },
         },
       },
       MemberAdded: {
         type: 'object',
         required: ['nodeId', 'groups', 'members'],
-        properties: { nodeId: { type: 'integer' }, groups: { type: 'array', items: { $ref: '#/components/schemas/GroupMember' } }, members: { type: 'array', items: { $ref: '#/components/schemas/Member' } } },
+        properties: {
+          nodeId: { type: 'integer' },
+          groups: { type: 'array', items: { $ref: '#/components/schemas/GroupMember' } },
+          members: { type: 'array', items: { $ref: '#/components/schemas/Member' } },
+        },
       },
       MemberRemoved: {
         type: 'object',
@@ -207,7 +381,11 @@ export const openApiDocument = {
         properties: {
           nodeId: { type: 'integer' },
           groups: { type: 'array', items: { $ref: '#/components/schemas/GroupMember' } },
-          warnings: { type: 'array', items: { type: 'string' }, description: 'A group left with fewer than three voters tolerates no failure.' },
+          warnings: {
+            type: 'array',
+            items: { type: 'string' },
+            description: 'A group left with fewer than three voters tolerates no failure.',
+          },
           members: { type: 'array', items: { $ref: '#/components/schemas/Member' } },
         },
       },
@@ -229,10 +407,24 @@ export const openApiDocument = {
                 commit: { type: 'integer', description: 'Commit index (the commit offset).' },
                 applied: { type: 'integer' },
                 leader: { type: 'integer', description: 'Leader node id, 0 when none is known.' },
-                lag: { type: 'integer', description: 'Replication lag in log entries as the leader sees it (0 on followers).' },
-                voters: { type: 'array', items: { type: 'integer' }, description: 'Voting members as this node has applied the configuration.' },
-                learners: { type: 'array', items: { type: 'integer' }, description: 'Non-voting members (a joining node before its promotion).' },
-                quiesced: { type: 'boolean', description: 'The group is idle and quiet here: no ticks, no heartbeats until something happens.' },
+                lag: {
+                  type: 'integer',
+                  description: 'Replication lag in log entries as the leader sees it (0 on followers).',
+                },
+                voters: {
+                  type: 'array',
+                  items: { type: 'integer' },
+                  description: 'Voting members as this node has applied the configuration.',
+                },
+                learners: {
+                  type: 'array',
+                  items: { type: 'integer' },
+                  description: 'Non-voting members (a joining node before its promotion).',
+                },
+                quiesced: {
+                  type: 'boolean',
+                  description: 'The group is idle and quiet here: no ticks, no heartbeats until something happens.',
+                },
               },
             },
           },

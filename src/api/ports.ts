@@ -15,7 +15,10 @@
 import type { NodeId } from '../base/ids.ts';
 import type { MultiRaftHost } from '../multiraft/host.ts';
 
-export type ApiHost = Pick<MultiRaftHost, 'propose' | 'read' | 'transferLeadership' | 'proposeConfChange' | 'status' | 'groupStatus' | 'groupLeader' | 'model'>;
+export type ApiHost = Pick<
+  MultiRaftHost,
+  'propose' | 'read' | 'transferLeadership' | 'proposeConfChange' | 'status' | 'groupStatus' | 'groupLeader' | 'model'
+>;
 
 export interface NetAddress {
   readonly host: string;
@@ -77,7 +80,14 @@ export type ProposalOutcomeLabel =
   | 'indeterminate'
   | 'rejected';
 
-export type ReadOutcomeLabel = 'served' | 'not_leader' | 'no_leader' | 'leader_changed' | 'overloaded' | 'timeout' | 'unknown_group';
+export type ReadOutcomeLabel =
+  | 'served'
+  | 'not_leader'
+  | 'no_leader'
+  | 'leader_changed'
+  | 'overloaded'
+  | 'timeout'
+  | 'unknown_group';
 
 export type ReadConsistency = 'linearizable' | 'lease' | 'stale';
 

@@ -15,7 +15,10 @@ export function writeUint32BE(bytes: Uint8Array, offset: number, value: number):
 
 /** Reads a big-endian u32 at `offset` (the caller has checked that four bytes are there). */
 export function readUint32BE(bytes: Uint8Array, offset: number): number {
-  return ((bytes[offset] ?? 0) * 0x100_0000) + (((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0));
+  return (
+    (bytes[offset] ?? 0) * 0x100_0000 +
+    (((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0))
+  );
 }
 
 const twoPow32 = 0x1_0000_0000;

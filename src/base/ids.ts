@@ -37,5 +37,6 @@ export function asGroupId(value: number): GroupId {
 }
 
 function checkCounter(value: number, what: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${what} must be a non-negative safe integer, got ${value}`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RangeError(`${what} must be a non-negative safe integer, got ${value}`);
 }

@@ -38,7 +38,8 @@ export function createRng(seed: number): Rng {
   const rng: Rng = {
     next: () => nextUint() / 4294967296,
     int: (bound) => {
-      if (!Number.isSafeInteger(bound) || bound < 1) throw new RangeError(`rng.int: bound must be a positive integer, got ${bound}`);
+      if (!Number.isSafeInteger(bound) || bound < 1)
+        throw new RangeError(`rng.int: bound must be a positive integer, got ${bound}`);
       return Math.floor((nextUint() / 4294967296) * bound);
     },
     chance: (probability) => nextUint() / 4294967296 < probability,

@@ -22,10 +22,29 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
   for (const id of ids) {
     const dataDir = join(options.dataDir, `node${id}`);
     mkdirSync(dataDir, { recursive: true });
-    const args = [...process.execArgv, entry, 'start', '--node-id', String(id), '--data-dir', dataDir, '--http', `127.0.0.1:${options.httpPortBase + id}`, '--raft', `127.0.0.1:${options.raftPortBase + id}`, '--init', '--peers', peers, '--peer-http', peerHttp];
+    const args = [
+      ...process.execArgv,
+      entry,
+      'start',
+      '--node-id',
+      String(id),
+      '--data-dir',
+      dataDir,
+      '--http',
+      `127.0.0.1:${options.httpPortBase + id}`,
+      '--raft',
+      `127.0.0.1:${options.raftPortBase + id}`,
+      '--init',
+      '--peers',
+      peers,
+      '--peer-http',
+      peerHttp,
+    ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     children.push(child);
-    console.log(`node ${id}: http://127.0.0.1:${options.httpPortBase + id} (raft 127.0.0.1:${options.raftPortBase + id}, data ${dataDir})`);
+    console.log(
+      `node ${id}: http://127.0.0.1:${options.httpPortBase + id} (raft 127.0.0.1:${options.raftPortBase + id}, data ${dataDir})`,
+    );
   }
   let stopping = false;
   const stop = (): void => {
@@ -36,7 +55,16 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  const exited = Promise.all(children.map((child) => new Promise<void>((resolve) => child.once('exit', () => { resolve(); }))));
+  const exited = Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) =>
+          child.once('exit', () => {
+            resolve();
+          }),
+        ),
+    ),
+  );
   void printLeaders(`http://127.0.0.1:${options.httpPortBase + 1}`, () => stopping);
   await exited;
 }
@@ -46,7 +74,9 @@ async function printLeaders(url: string, stopped: () => boolean): Promise<void> 
     await new Promise((resolve) => setTimeout(resolve, 200));
     try {
       const answer = await call(url, 'GET', '/v1/status');
-      const status = JSON.parse(new TextDecoder().decode(answer.body)) as { groups: { group: number; leader: number }[] };
+      const status = JSON.parse(new TextDecoder().decode(answer.body)) as {
+        groups: { group: number; leader: number }[];
+      };
       if (status.groups.length > 0 && status.groups.every((group) => group.leader > 0)) {
         console.log(`leaders: ${status.groups.map((group) => `kv/${group.group}=node ${group.leader}`).join(', ')}`);
         console.log(`try: curl -X PUT --data-binary hello ${url}/v1/kv/greeting`);

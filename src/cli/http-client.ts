@@ -7,10 +7,21 @@ export interface ApiAnswer {
   readonly body: Uint8Array;
 }
 
-export async function call(baseUrl: string, method: string, path: string, body?: Uint8Array | string, timeoutMs = 10_000): Promise<ApiAnswer> {
+export async function call(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: Uint8Array | string,
+  timeoutMs = 10_000,
+): Promise<ApiAnswer> {
   const response = await fetch(new URL(path, baseUrl), {
     method,
-    ...(body === undefined ? {} : { body, headers: { 'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream' } }),
+    ...(body === undefined
+      ? {}
+      : {
+          body,
+          headers: { 'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream' },
+        }),
     signal: AbortSignal.timeout(timeoutMs),
   });
   return { status: response.status, headers: response.headers, body: new Uint8Array(await response.arrayBuffer()) };

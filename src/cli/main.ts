@@ -26,7 +26,10 @@ program
   .option('--join <url>', "join a running cluster through any member's HTTP URL (first start; exclusive with --init)")
   .option('--kv-groups <n>', 'number of KV groups created by --init (default 8)')
   .option('--secret <secret>', 'shared peer secret (or DRAM_SECRET)')
-  .option('--quiesce-after-ticks <n>', 'idle ticks before a group goes quiet: no ticks, no heartbeats (0: never; default 100)')
+  .option(
+    '--quiesce-after-ticks <n>',
+    'idle ticks before a group goes quiet: no ticks, no heartbeats (0: never; default 100)',
+  )
   .action(async (flags: RawConfig) => {
     const config = resolveConfig(mergeSources(flags, process.env));
     const { startNode } = await import('../node/node.ts');
@@ -40,7 +43,15 @@ program
   .option('--http-port-base <port>', 'node n listens on base+n', '8080')
   .option('--raft-port-base <port>', 'node n peers on base+n', '9080')
   .action(async (flags: { dataDir: string; httpPortBase: string; raftPortBase: string }) => {
-    await runDev({ dataDir: flags.dataDir, httpPortBase: Number(flags.httpPortBase), raftPortBase: Number(flags.raftPortBase), nodes: 3 }, fileURLToPath(new URL('../../bin/dram.js', import.meta.url)));
+    await runDev(
+      {
+        dataDir: flags.dataDir,
+        httpPortBase: Number(flags.httpPortBase),
+        raftPortBase: Number(flags.raftPortBase),
+        nodes: 3,
+      },
+      fileURLToPath(new URL('../../bin/dram.js', import.meta.url)),
+    );
   });
 
 program
@@ -50,13 +61,42 @@ program
   .action(async (flags: { url: string }) => {
     const answer = await call(flags.url, 'GET', '/v1/status');
     if (answer.status !== 200) fail(describeError(answer));
-    const status = JSON.parse(new TextDecoder().decode(answer.body)) as { nodeId: number; groups: { group: number; role: string; term: number; commit: number; applied: number; leader: number; lag: number; voters?: number[]; learners?: number[]; quiesced?: boolean }[] };
+    const status = JSON.parse(new TextDecoder().decode(answer.body)) as {
+      nodeId: number;
+      groups: {
+        group: number;
+        role: string;
+        term: number;
+        commit: number;
+        applied: number;
+        leader: number;
+        lag: number;
+        voters?: number[];
+        learners?: number[];
+        quiesced?: boolean;
+      }[];
+    };
     console.log(`node ${status.nodeId}`);
-    console.table(status.groups.map((g) => ({ group: `kv/${g.group}`, role: g.role, term: g.term, commit: g.commit, applied: g.applied, leader: g.leader, lag: g.lag, voters: (g.voters ?? []).join(' '), learners: (g.learners ?? []).join(' '), quiet: g.quiesced === true ? 'yes' : '' })));
+    console.table(
+      status.groups.map((g) => ({
+        group: `kv/${g.group}`,
+        role: g.role,
+        term: g.term,
+        commit: g.commit,
+        applied: g.applied,
+        leader: g.leader,
+        lag: g.lag,
+        voters: (g.voters ?? []).join(' '),
+        learners: (g.learners ?? []).join(' '),
+        quiet: g.quiesced === true ? 'yes' : '',
+      })),
+    );
     // The nodes this member knows (an older node may not serve the list: the groups are enough then).
     const members = await call(flags.url, 'GET', '/v1/admin/members').catch(() => undefined);
     if (members?.status !== 200) return;
-    const book = JSON.parse(new TextDecoder().decode(members.body)) as { members: { nodeId: number; raft: string; http?: string }[] };
+    const book = JSON.parse(new TextDecoder().decode(members.body)) as {
+      members: { nodeId: number; raft: string; http?: string }[];
+    };
     console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
   });
 
@@ -67,50 +107,99 @@ program
   .option('--url <url>', 'any member', defaultUrl)
   .action(async (group: string, flags: { to?: string; url: string }) => {
     const body = JSON.stringify(flags.to === undefined ? {} : { to: Number(flags.to) });
-    const answer = await call(flags.url, 'POST', `/v1/admin/groups/${encodeURIComponent(group)}/transfer-leadership`, body);
+    const answer = await call(
+      flags.url,
+      'POST',
+      `/v1/admin/groups/${encodeURIComponent(group)}/transfer-leadership`,
+      body,
+    );
     if (answer.status >= 300) fail(describeError(answer));
     console.log(new TextDecoder().decode(answer.body));
   });
 
-const members = program.command('members').description('list the cluster\'s nodes, or remove one');
-members.command('list').description('every node the member knows, with its addresses').option('--url <url>', 'any member', defaultUrl).action(async (flags: { url: string }) => {
-  const answer = await call(flags.url, 'GET', '/v1/admin/members');
-  if (answer.status !== 200) fail(describeError(answer));
-  const book = JSON.parse(new TextDecoder().decode(answer.body)) as { members: { nodeId: number; raft: string; http?: string }[] };
-  console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
-});
+const members = program.command('members').description("list the cluster's nodes, or remove one");
+members
+  .command('list')
+  .description('every node the member knows, with its addresses')
+  .option('--url <url>', 'any member', defaultUrl)
+  .action(async (flags: { url: string }) => {
+    const answer = await call(flags.url, 'GET', '/v1/admin/members');
+    if (answer.status !== 200) fail(describeError(answer));
+    const book = JSON.parse(new TextDecoder().decode(answer.body)) as {
+      members: { nodeId: number; raft: string; http?: string }[];
+    };
+    console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
+  });
 members
   .command('remove <nodeId>')
-  .description('remove a node from every kv group, then from every address book (retry on MEMBERSHIP_PENDING: done groups are skipped)')
+  .description(
+    'remove a node from every kv group, then from every address book (retry on MEMBERSHIP_PENDING: done groups are skipped)',
+  )
   .option('--url <url>', 'any member', defaultUrl)
   .action(async (nodeId: string, flags: { url: string }) => {
     // The member answers within its request timeout; leave room for it before giving up here.
-    const answer = await call(flags.url, 'DELETE', `/v1/admin/members/${encodeURIComponent(nodeId)}`, undefined, 30_000);
+    const answer = await call(
+      flags.url,
+      'DELETE',
+      `/v1/admin/members/${encodeURIComponent(nodeId)}`,
+      undefined,
+      30_000,
+    );
     if (answer.status !== 200) fail(describeError(answer));
-    const result = JSON.parse(new TextDecoder().decode(answer.body)) as { nodeId: number; groups: { group: number; leader: number; steps: string[]; voters?: number[] }[]; warnings: string[] };
-    console.table(result.groups.map((g) => ({ group: `kv/${g.group}`, leader: g.leader, removed: g.steps.includes('remove_node') ? 'yes' : 'already out', voters: (g.voters ?? []).join(' ') })));
+    const result = JSON.parse(new TextDecoder().decode(answer.body)) as {
+      nodeId: number;
+      groups: { group: number; leader: number; steps: string[]; voters?: number[] }[];
+      warnings: string[];
+    };
+    console.table(
+      result.groups.map((g) => ({
+        group: `kv/${g.group}`,
+        leader: g.leader,
+        removed: g.steps.includes('remove_node') ? 'yes' : 'already out',
+        voters: (g.voters ?? []).join(' '),
+      })),
+    );
     for (const warning of result.warnings) console.warn(`warning: ${warning}`);
     console.log(`node ${result.nodeId} is out of every group`);
   });
 
 const kv = program.command('kv').description('read and write keys');
-kv.command('get <key>').option('--url <url>', 'any member', defaultUrl).option('--consistency <level>', 'linearizable | lease | stale', 'linearizable').action(async (key: string, flags: { url: string; consistency: string }) => {
-  const answer = await call(flags.url, 'GET', `/v1/kv/${encodeURIComponent(key)}?consistency=${encodeURIComponent(flags.consistency)}`);
-  if (answer.status !== 200) fail(describeError(answer));
-  process.stdout.write(answer.body);
-  process.stdout.write('\n');
-});
-kv.command('put <key> <value>').option('--url <url>', 'any member', defaultUrl).option('--cas <index>', 'only if the modify index is this (0: create only)').action(async (key: string, value: string, flags: { url: string; cas?: string }) => {
-  const query = flags.cas === undefined ? '' : `?cas=${encodeURIComponent(flags.cas)}`;
-  const answer = await call(flags.url, 'PUT', `/v1/kv/${encodeURIComponent(key)}${query}`, new TextEncoder().encode(value));
-  if (answer.status !== 200) fail(describeError(answer));
-  console.log(`ok index ${answer.headers.get('x-dram-index') ?? '?'} shard ${answer.headers.get('x-dram-shard') ?? '?'} leader ${answer.headers.get('x-dram-leader') ?? '?'}`);
-});
-kv.command('del <key>').option('--url <url>', 'any member', defaultUrl).action(async (key: string, flags: { url: string }) => {
-  const answer = await call(flags.url, 'DELETE', `/v1/kv/${encodeURIComponent(key)}`);
-  if (answer.status !== 200) fail(describeError(answer));
-  console.log(`ok index ${answer.headers.get('x-dram-index') ?? '?'}`);
-});
+kv.command('get <key>')
+  .option('--url <url>', 'any member', defaultUrl)
+  .option('--consistency <level>', 'linearizable | lease | stale', 'linearizable')
+  .action(async (key: string, flags: { url: string; consistency: string }) => {
+    const answer = await call(
+      flags.url,
+      'GET',
+      `/v1/kv/${encodeURIComponent(key)}?consistency=${encodeURIComponent(flags.consistency)}`,
+    );
+    if (answer.status !== 200) fail(describeError(answer));
+    process.stdout.write(answer.body);
+    process.stdout.write('\n');
+  });
+kv.command('put <key> <value>')
+  .option('--url <url>', 'any member', defaultUrl)
+  .option('--cas <index>', 'only if the modify index is this (0: create only)')
+  .action(async (key: string, value: string, flags: { url: string; cas?: string }) => {
+    const query = flags.cas === undefined ? '' : `?cas=${encodeURIComponent(flags.cas)}`;
+    const answer = await call(
+      flags.url,
+      'PUT',
+      `/v1/kv/${encodeURIComponent(key)}${query}`,
+      new TextEncoder().encode(value),
+    );
+    if (answer.status !== 200) fail(describeError(answer));
+    console.log(
+      `ok index ${answer.headers.get('x-dram-index') ?? '?'} shard ${answer.headers.get('x-dram-shard') ?? '?'} leader ${answer.headers.get('x-dram-leader') ?? '?'}`,
+    );
+  });
+kv.command('del <key>')
+  .option('--url <url>', 'any member', defaultUrl)
+  .action(async (key: string, flags: { url: string }) => {
+    const answer = await call(flags.url, 'DELETE', `/v1/kv/${encodeURIComponent(key)}`);
+    if (answer.status !== 200) fail(describeError(answer));
+    console.log(`ok index ${answer.headers.get('x-dram-index') ?? '?'}`);
+  });
 
 function fail(message: string): never {
   console.error(`dram: ${message}`);

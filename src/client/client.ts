@@ -15,7 +15,14 @@
 
 import net from 'node:net';
 import { asGroupId, type GroupId } from '../base/ids.ts';
-import { clientResponseBytesMax, decodeClientResponse, encodeClientRequest, type ClientConsistency, type ClientRequest, type ClientResponse } from '../codec/client-wire.ts';
+import {
+  clientResponseBytesMax,
+  decodeClientResponse,
+  encodeClientRequest,
+  type ClientConsistency,
+  type ClientRequest,
+  type ClientResponse,
+} from '../codec/client-wire.ts';
 import type { KvClientStamp } from '../codec/kv.ts';
 import { createKvPlacement, type KvPlacement } from '../models/kv-placement.ts';
 import { FrameReader, frameOf } from '../transport/frame-reader.ts';
@@ -41,7 +48,13 @@ export interface DramClientOptions {
 }
 
 /** Client-side codes, next to the server's DRAM_ERR_* codes. */
-export type DramClientErrorCode = 'DRAM_ERR_CONNECTION_FAILED' | 'DRAM_ERR_CONNECTION_LOST' | 'DRAM_ERR_CLIENT_TIMEOUT' | 'DRAM_ERR_CLIENT_CLOSED' | 'DRAM_ERR_CLIENT_OVERLOADED' | 'DRAM_ERR_PROTOCOL';
+export type DramClientErrorCode =
+  | 'DRAM_ERR_CONNECTION_FAILED'
+  | 'DRAM_ERR_CONNECTION_LOST'
+  | 'DRAM_ERR_CLIENT_TIMEOUT'
+  | 'DRAM_ERR_CLIENT_CLOSED'
+  | 'DRAM_ERR_CLIENT_OVERLOADED'
+  | 'DRAM_ERR_PROTOCOL';
 
 export class DramError extends Error {
   override readonly name = 'DramError';
@@ -51,7 +64,11 @@ export class DramError extends Error {
   readonly shard: number;
   readonly leader: number;
 
-  constructor(code: string, message: string, answer?: { readonly index: number; readonly shard: number; readonly leader: number }) {
+  constructor(
+    code: string,
+    message: string,
+    answer?: { readonly index: number; readonly shard: number; readonly leader: number },
+  ) {
     super(message);
     this.code = code;
     this.index = answer?.index ?? 0;
@@ -71,7 +88,11 @@ export interface GetResult extends WriteResult {
   readonly value: Uint8Array;
 }
 
-const retryableCodes: ReadonlySet<string> = new Set(['DRAM_ERR_NOT_LEADER', 'DRAM_ERR_NO_LEADER', 'DRAM_ERR_CONNECTION_FAILED']);
+const retryableCodes: ReadonlySet<string> = new Set([
+  'DRAM_ERR_NOT_LEADER',
+  'DRAM_ERR_NO_LEADER',
+  'DRAM_ERR_CONNECTION_FAILED',
+]);
 
 type RequestBody = Omit<ClientRequest, 'id'>;
 
@@ -117,7 +138,10 @@ class NodeConnection {
       socket.on('data', (chunk: Buffer) => {
         const result = reader.push(chunk);
         if (result.kind === 'invalid') {
-          this.drop(socket, new DramError('DRAM_ERR_PROTOCOL', `node ${this.address.id} sent a bad frame: ${result.reason}`));
+          this.drop(
+            socket,
+            new DramError('DRAM_ERR_PROTOCOL', `node ${this.address.id} sent a bad frame: ${result.reason}`),
+          );
           return;
         }
         for (const payload of result.payloads) {
@@ -125,7 +149,13 @@ class NodeConnection {
           try {
             response = decodeClientResponse(payload);
           } catch (error) {
-            this.drop(socket, new DramError('DRAM_ERR_PROTOCOL', `node ${this.address.id} sent a bad answer: ${error instanceof Error ? error.message : String(error)}`));
+            this.drop(
+              socket,
+              new DramError(
+                'DRAM_ERR_PROTOCOL',
+                `node ${this.address.id} sent a bad answer: ${error instanceof Error ? error.message : String(error)}`,
+              ),
+            );
             return;
           }
           const waiting = this.pending.get(response.id);
@@ -138,11 +168,23 @@ class NodeConnection {
       socket.on('error', (error) => {
         if (!open) {
           this.connected = undefined;
-          reject(new DramError('DRAM_ERR_CONNECTION_FAILED', `cannot connect to node ${this.address.id} (${this.address.host}:${this.address.port}): ${error.message}`));
+          reject(
+            new DramError(
+              'DRAM_ERR_CONNECTION_FAILED',
+              `cannot connect to node ${this.address.id} (${this.address.host}:${this.address.port}): ${error.message}`,
+            ),
+          );
         }
       });
       socket.on('close', () => {
-        if (open) this.drop(socket, new DramError('DRAM_ERR_CONNECTION_LOST', `connection to node ${this.address.id} closed with the request in flight; a write may or may not be applied`));
+        if (open)
+          this.drop(
+            socket,
+            new DramError(
+              'DRAM_ERR_CONNECTION_LOST',
+              `connection to node ${this.address.id} closed with the request in flight; a write may or may not be applied`,
+            ),
+          );
         else this.connected = undefined;
       });
     });
@@ -167,7 +209,10 @@ class NodeConnection {
   async send(body: RequestBody): Promise<ClientResponse> {
     // Counted from here, not from the write: requests waiting for the connection count too.
     if (this.admitted >= this.inFlightMax) {
-      throw new DramError('DRAM_ERR_CLIENT_OVERLOADED', `${this.admitted} requests already wait for node ${this.address.id} (inFlightMax ${this.inFlightMax}); this one was not sent`);
+      throw new DramError(
+        'DRAM_ERR_CLIENT_OVERLOADED',
+        `${this.admitted} requests already wait for node ${this.address.id} (inFlightMax ${this.inFlightMax}); this one was not sent`,
+      );
     }
     this.admitted++;
     try {
@@ -183,13 +228,21 @@ class NodeConnection {
     const frame = frameOf(encodeClientRequest({ ...body, id }));
     return new Promise<ClientResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
-        if (this.pending.delete(id)) reject(new DramError('DRAM_ERR_CLIENT_TIMEOUT', `no answer from node ${this.address.id} in ${this.requestTimeoutMs} ms; a write may or may not be applied`));
+        if (this.pending.delete(id))
+          reject(
+            new DramError(
+              'DRAM_ERR_CLIENT_TIMEOUT',
+              `no answer from node ${this.address.id} in ${this.requestTimeoutMs} ms; a write may or may not be applied`,
+            ),
+          );
       }, this.requestTimeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       this.outbox.push(frame);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => { this.flush(socket); });
+        setImmediate(() => {
+          this.flush(socket);
+        });
       }
     });
   }
@@ -204,7 +257,8 @@ class NodeConnection {
 
   close(): void {
     const socket = this.socket;
-    if (socket !== undefined) this.drop(socket, new DramError('DRAM_ERR_CLIENT_CLOSED', 'the client was closed with the request in flight'));
+    if (socket !== undefined)
+      this.drop(socket, new DramError('DRAM_ERR_CLIENT_CLOSED', 'the client was closed with the request in flight'));
   }
 }
 
@@ -221,8 +275,11 @@ export class DramClient {
     if (options.nodes.length === 0) throw new Error('DramClient: at least one node');
     const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     const inFlightMax = options.inFlightMax ?? 10_000;
-    if (!Number.isSafeInteger(inFlightMax) || inFlightMax < 1) throw new Error('DramClient: inFlightMax must be a positive integer');
-    this.connections = new Map(options.nodes.map((node) => [node.id, new NodeConnection(node, requestTimeoutMs, inFlightMax)]));
+    if (!Number.isSafeInteger(inFlightMax) || inFlightMax < 1)
+      throw new Error('DramClient: inFlightMax must be a positive integer');
+    this.connections = new Map(
+      options.nodes.map((node) => [node.id, new NodeConnection(node, requestTimeoutMs, inFlightMax)]),
+    );
     this.order = options.nodes.map((node) => node.id);
     this.retriesMax = options.retriesMax ?? 8;
     this.retryDelayMs = options.retryDelayMs ?? 10;
@@ -244,7 +301,11 @@ export class DramClient {
     return this.leaders.get(group);
   }
 
-  async put(key: string, value: Uint8Array, options: { readonly cas?: number; readonly client?: KvClientStamp } = {}): Promise<WriteResult> {
+  async put(
+    key: string,
+    value: Uint8Array,
+    options: { readonly cas?: number; readonly client?: KvClientStamp } = {},
+  ): Promise<WriteResult> {
     const response = await this.request({ op: 'put', key, value, ...stamp(options) });
     return resultOf(response);
   }
@@ -252,7 +313,11 @@ export class DramClient {
   /** The value and its modify index, or undefined when the key is absent. */
   async get(key: string, options: { readonly consistency?: ClientConsistency } = {}): Promise<GetResult | undefined> {
     try {
-      const response = await this.request({ op: 'get', key, ...(options.consistency === undefined ? {} : { consistency: options.consistency }) });
+      const response = await this.request({
+        op: 'get',
+        key,
+        ...(options.consistency === undefined ? {} : { consistency: options.consistency }),
+      });
       return { ...resultOf(response), value: response.value ?? new Uint8Array(0) };
     } catch (error) {
       if (error instanceof DramError && error.code === 'DRAM_ERR_KEY_NOT_FOUND') return undefined;
@@ -261,7 +326,10 @@ export class DramClient {
   }
 
   /** Deletes `key`; DRAM_ERR_KEY_NOT_FOUND when it is absent (as over HTTP). */
-  async delete(key: string, options: { readonly cas?: number; readonly client?: KvClientStamp } = {}): Promise<WriteResult> {
+  async delete(
+    key: string,
+    options: { readonly cas?: number; readonly client?: KvClientStamp } = {},
+  ): Promise<WriteResult> {
     const response = await this.request({ op: 'delete', key, ...stamp(options) });
     return resultOf(response);
   }
@@ -277,7 +345,8 @@ export class DramClient {
     for (let attempt = 0; attempt <= this.retriesMax; attempt++) {
       if (this.closed) throw new DramError('DRAM_ERR_CLIENT_CLOSED', 'the client is closed');
       const group = this.placement?.groupOf(body.key);
-      const node = target ?? (group === undefined ? undefined : this.leaders.get(group)) ?? this.fallback(group, attempt);
+      const node =
+        target ?? (group === undefined ? undefined : this.leaders.get(group)) ?? this.fallback(group, attempt);
       const connection = this.connections.get(node);
       if (connection === undefined) throw new Error(`DramClient: no node ${node}`);
       let response: ClientResponse;
@@ -307,7 +376,8 @@ export class DramClient {
   }
 
   private learn(response: ClientResponse, node: number): void {
-    if (this.placement === undefined && response.groups !== undefined && response.groups > 0) this.placement = placementOf(response.groups);
+    if (this.placement === undefined && response.groups !== undefined && response.groups > 0)
+      this.placement = placementOf(response.groups);
     if (response.shard === 0) return;
     const group = asGroupId(response.shard);
     if (response.ok && response.leader === node) this.leaders.set(group, node);
@@ -331,8 +401,14 @@ function placementOf(groups: number): KvPlacement {
   return createKvPlacement(Array.from({ length: groups }, (_, k) => asGroupId(k + 1)));
 }
 
-function stamp(options: { readonly cas?: number; readonly client?: KvClientStamp }): { cas?: number; client?: KvClientStamp } {
-  return { ...(options.cas === undefined ? {} : { cas: options.cas }), ...(options.client === undefined ? {} : { client: options.client }) };
+function stamp(options: { readonly cas?: number; readonly client?: KvClientStamp }): {
+  cas?: number;
+  client?: KvClientStamp;
+} {
+  return {
+    ...(options.cas === undefined ? {} : { cas: options.cas }),
+    ...(options.client === undefined ? {} : { client: options.client }),
+  };
 }
 
 function resultOf(response: ClientResponse): WriteResult {

@@ -92,8 +92,12 @@ export function decodeClientRequest(data: Uint8Array): ClientRequest {
   const op = oneOf(raw['op'], 'request.op', ['get', 'put', 'delete'] as const);
   const key = text(raw['key'], 'request.key', 1, kvKeyBytesMax);
   if (op === 'get') {
-    if (raw['value'] !== undefined || raw['cas'] !== undefined || raw['client'] !== undefined) fail('request', 'get takes no value, cas or client');
-    const consistency = raw['consistency'] === undefined ? undefined : oneOf(raw['consistency'], 'request.consistency', ['linearizable', 'lease', 'stale'] as const);
+    if (raw['value'] !== undefined || raw['cas'] !== undefined || raw['client'] !== undefined)
+      fail('request', 'get takes no value, cas or client');
+    const consistency =
+      raw['consistency'] === undefined
+        ? undefined
+        : oneOf(raw['consistency'], 'request.consistency', ['linearizable', 'lease', 'stale'] as const);
     return { id, op, key, ...present('consistency', consistency) };
   }
   if (raw['consistency'] !== undefined) fail('request.consistency', `${op} takes no consistency`);
@@ -102,7 +106,10 @@ export function decodeClientRequest(data: Uint8Array): ClientRequest {
   if (raw['client'] !== undefined) {
     const stamp = record(raw['client'], 'request.client');
     onlyFields(stamp, 'request.client', ['id', 'seq']);
-    client = { id: text(stamp['id'], 'request.client.id', 1, kvClientIdBytesMax), seq: counter(stamp['seq'], 'request.client.seq') };
+    client = {
+      id: text(stamp['id'], 'request.client.id', 1, kvClientIdBytesMax),
+      seq: counter(stamp['seq'], 'request.client.seq'),
+    };
   }
   const extra = { ...present('cas', cas), ...present('client', client) };
   if (op === 'delete') {
@@ -125,7 +132,8 @@ export function decodeClientResponse(data: Uint8Array): ClientResponse {
   if (code !== undefined && !errorCodePattern.test(code)) fail('response.code', `not a DRAM_ERR_* code: ${code}`);
   if (!ok && code === undefined) fail('response.code', 'required when ok is false');
   if (ok && code !== undefined) fail('response.code', 'only when ok is false');
-  const message = raw['message'] === undefined ? undefined : text(raw['message'], 'response.message', 0, clientMessageBytesMax);
+  const message =
+    raw['message'] === undefined ? undefined : text(raw['message'], 'response.message', 0, clientMessageBytesMax);
   return {
     id: counter(raw['id'], 'response.id'),
     ok,

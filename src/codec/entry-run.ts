@@ -71,12 +71,14 @@ export function encodeEntryRun(entries: readonly Entry[], prefixBytes: number): 
 
 /** Decodes the run that fills `bytes` from `offset` to the end; `path` names it in errors. */
 export function decodeEntryRun(bytes: Uint8Array, offset: number, limits: EntryRunLimits, path: string): Entry[] {
-  if (bytes.length - offset < runHeaderBytes) fail(path, `${bytes.length - offset} bytes are shorter than a run header`);
+  if (bytes.length - offset < runHeaderBytes)
+    fail(path, `${bytes.length - offset} bytes are shorter than a run header`);
   const first = readUint53BE(bytes, offset);
   if (first === undefined || first === 0) fail(path, 'the first index is not a log index');
   const count = readUint32BE(bytes, offset + 8);
   if (count === 0) fail(path, 'a run of no entries');
-  if (limits.entriesMax !== undefined && count > limits.entriesMax) fail(path, `${count} entries exceed ${limits.entriesMax}`);
+  if (limits.entriesMax !== undefined && count > limits.entriesMax)
+    fail(path, `${count} entries exceed ${limits.entriesMax}`);
   if (first + count - 1 > Number.MAX_SAFE_INTEGER) fail(path, 'the run ends past the largest log index');
   const entries: Entry[] = [];
   let at = offset + runHeaderBytes;

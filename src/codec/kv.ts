@@ -29,7 +29,13 @@ export interface KvClientStamp {
 }
 
 export type KvCommand =
-  | { readonly op: 'put'; readonly key: string; readonly value: Uint8Array; readonly cas?: number; readonly client?: KvClientStamp }
+  | {
+      readonly op: 'put';
+      readonly key: string;
+      readonly value: Uint8Array;
+      readonly cas?: number;
+      readonly client?: KvClientStamp;
+    }
   | { readonly op: 'delete'; readonly key: string; readonly cas?: number; readonly client?: KvClientStamp };
 
 const opPut = 1;
@@ -45,10 +51,22 @@ export function encodeKvCommand(command: KvCommand): Uint8Array {
   const keyBytes = utf8Length(key);
   const idBytes = client === undefined ? 0 : utf8Length(client.id);
   const value = command.op === 'put' ? command.value : undefined;
-  assert(keyBytes <= kvKeyBytesMax && idBytes <= kvClientIdBytesMax, 'kv: key or client id over its limit reached the encoder');
-  assert(wellFormed(key) && (client === undefined || wellFormed(client.id)), 'kv: a key or client id with a lone surrogate reached the encoder');
+  assert(
+    keyBytes <= kvKeyBytesMax && idBytes <= kvClientIdBytesMax,
+    'kv: key or client id over its limit reached the encoder',
+  );
+  assert(
+    wellFormed(key) && (client === undefined || wellFormed(client.id)),
+    'kv: a key or client id with a lone surrogate reached the encoder',
+  );
   // From a slab: a command lives in the log as entry data until compaction (src/base/slab.ts).
-  const out = slabBytesOf(headerBytes + keyBytes + (command.cas === undefined ? 0 : 8) + (client === undefined ? 0 : 1 + idBytes + 8) + (value?.length ?? 0));
+  const out = slabBytesOf(
+    headerBytes +
+      keyBytes +
+      (command.cas === undefined ? 0 : 8) +
+      (client === undefined ? 0 : 1 + idBytes + 8) +
+      (value?.length ?? 0),
+  );
   out[0] = command.op === 'put' ? opPut : opDelete;
   out[1] = (command.cas === undefined ? 0 : flagCas) | (client === undefined ? 0 : flagClient);
   out[2] = keyBytes >>> 8;
@@ -118,7 +136,8 @@ export function decodeKvCommand(data: Uint8Array): KvCommand {
   let client: KvClientStamp | undefined;
   if ((flags & flagClient) !== 0) {
     const idBytes = data[at] ?? 0;
-    if (data.length <= at || idBytes > kvClientIdBytesMax) fail('kv.client.id', `missing or longer than ${kvClientIdBytesMax} bytes`);
+    if (data.length <= at || idBytes > kvClientIdBytesMax)
+      fail('kv.client.id', `missing or longer than ${kvClientIdBytesMax} bytes`);
     if (data.length < at + 1 + idBytes) fail('kv.client.id', 'the command ends inside it');
     const id = utf8(data.subarray(at + 1, at + 1 + idBytes), 'kv.client.id');
     client = { id, seq: u53(data, at + 1 + idBytes, 'kv.client.seq') };
@@ -173,7 +192,12 @@ export function decodeKvSnapshot(data: Uint8Array): KvSnapshot {
   });
   const sessions = list(raw['sessions'], 'kvsnap.sessions', Number.MAX_SAFE_INTEGER).map((item, k) => {
     const s = record(item, `kvsnap.sessions[${k}]`);
-    return { id: text(s['id'], `kvsnap.sessions[${k}].id`, kvClientIdBytesMax), seq: counter(s['seq'], `kvsnap.sessions[${k}].seq`), lastIndex: counter(s['lastIndex'], `kvsnap.sessions[${k}].lastIndex`), outcome: s['outcome'] };
+    return {
+      id: text(s['id'], `kvsnap.sessions[${k}].id`, kvClientIdBytesMax),
+      seq: counter(s['seq'], `kvsnap.sessions[${k}].seq`),
+      lastIndex: counter(s['lastIndex'], `kvsnap.sessions[${k}].lastIndex`),
+      outcome: s['outcome'],
+    };
   });
   return { version: 1, records, sessions };
 }

@@ -8,7 +8,13 @@ import { CodecError } from './validate.ts';
 // No record structures or extensions: frames and disk records must decode in any process,
 // without shared state, and a peer must not be able to make us build arbitrary classes.
 // copyBuffers: decoded bytes must not pin the whole received frame (entries outlive it in the log).
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number', copyBuffers: true });
+const packr = new Packr({
+  useRecords: false,
+  moreTypes: false,
+  mapsAsObjects: true,
+  int64AsType: 'number',
+  copyBuffers: true,
+});
 
 export function encode(value: unknown): Uint8Array {
   return packr.pack(value);
@@ -18,6 +24,8 @@ export function decode(bytes: Uint8Array): unknown {
   try {
     return packr.unpack(bytes);
   } catch (error) {
-    throw new CodecError(`undecodable msgpack (${bytes.length} bytes): ${error instanceof Error ? error.message : String(error)}`);
+    throw new CodecError(
+      `undecodable msgpack (${bytes.length} bytes): ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }

@@ -15,7 +15,8 @@ export function fail(path: string, why: string): never {
 }
 
 export function record(value: unknown, path: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) fail(path, 'expected a map');
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
+    fail(path, 'expected a map');
   return value as Record<string, unknown>;
 }
 
@@ -26,7 +27,8 @@ export function list(value: unknown, path: string, lengthMax: number): unknown[]
 }
 
 export function counter(value: unknown, path: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail(path, 'expected a non-negative integer');
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+    fail(path, 'expected a non-negative integer');
   return value;
 }
 
@@ -47,7 +49,8 @@ export function bytes(value: unknown, path: string, lengthMax: number): Uint8Arr
 }
 
 export function oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[]): T {
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) fail(path, `expected one of ${allowed.join(', ')}`);
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value))
+    fail(path, `expected one of ${allowed.join(', ')}`);
   return value as T;
 }
 
@@ -65,7 +68,10 @@ export function confChange(value: unknown, path: string): ConfChange {
   const raw = record(value, path);
   const changes = list(raw['changes'], `${path}.changes`, nodesMax).map((item, k): ConfChangeItem => {
     const change = record(item, `${path}.changes[${k}]`);
-    return { type: oneOf(change['type'], `${path}.changes[${k}].type`, ['add_voter', 'add_learner', 'remove_node'] as const), node: nodeId(change['node'], `${path}.changes[${k}].node`) };
+    return {
+      type: oneOf(change['type'], `${path}.changes[${k}].type`, ['add_voter', 'add_learner', 'remove_node'] as const),
+      node: nodeId(change['node'], `${path}.changes[${k}].node`),
+    };
   });
   return { changes, transition: oneOf(raw['transition'], `${path}.transition`, ['auto', 'joint'] as const) };
 }
@@ -91,10 +97,18 @@ export function entry(value: unknown, path: string, dataBytesMax: number): Entry
 
 export function hardState(value: unknown, path: string): HardState {
   const raw = record(value, path);
-  return { term: term(raw['term'], `${path}.term`), vote: nodeId(raw['vote'], `${path}.vote`), commit: logIndex(raw['commit'], `${path}.commit`) };
+  return {
+    term: term(raw['term'], `${path}.term`),
+    vote: nodeId(raw['vote'], `${path}.vote`),
+    commit: logIndex(raw['commit'], `${path}.commit`),
+  };
 }
 
 export function snapshotMeta(value: unknown, path: string): SnapshotMeta {
   const raw = record(value, path);
-  return { index: logIndex(raw['index'], `${path}.index`), term: term(raw['term'], `${path}.term`), confState: confState(raw['confState'], `${path}.confState`) };
+  return {
+    index: logIndex(raw['index'], `${path}.index`),
+    term: term(raw['term'], `${path}.term`),
+    confState: confState(raw['confState'], `${path}.confState`),
+  };
 }

@@ -15,7 +15,20 @@ import { unreachable } from '../base/assert.ts';
 import type { Entry, Message, MessageType } from '../raft/types.ts';
 import { decodeEntryRun, encodeEntryRun } from './entry-run.ts';
 import { decode, encode } from './msgpack.ts';
-import { boolean, bytes, counter, fail, integer, list, logIndex, nodeId, oneOf, record, snapshotMeta, term } from './validate.ts';
+import {
+  boolean,
+  bytes,
+  counter,
+  fail,
+  integer,
+  list,
+  logIndex,
+  nodeId,
+  oneOf,
+  record,
+  snapshotMeta,
+  term,
+} from './validate.ts';
 
 /**
  * Bumped on any incompatible change of this file's format; peers of another version are refused at
@@ -124,7 +137,12 @@ let runMemoBytes = 0;
 function encodedRun(entries: readonly Entry[]): Uint8Array {
   const first = entries[0] as Entry;
   const known = runMemo.get(first);
-  if (known !== undefined && known.entries.length === entries.length && known.entries.every((entry, k) => entry === entries[k])) return known.bytes;
+  if (
+    known !== undefined &&
+    known.entries.length === entries.length &&
+    known.entries.every((entry, k) => entry === entries[k])
+  )
+    return known.bytes;
   const bytes = encodeEntryRun(entries, 0);
   if (runMemo.size >= runMemoMax || runMemoBytes + bytes.length > runMemoBytesMax) {
     runMemo.clear();
@@ -149,15 +167,18 @@ export function decodeFrame(payload: Uint8Array, limits: WireLimits): Frame {
  * Checked before sending: a frame the receiver must refuse would cost the connection, not just the frame.
  */
 export function batchOverLimits(batch: PeerBatch, limits: WireLimits): string | undefined {
-  if (batch.length > limits.messagesPerFrameMax) return `${batch.length} messages exceed messagesPerFrameMax ${limits.messagesPerFrameMax}`;
+  if (batch.length > limits.messagesPerFrameMax)
+    return `${batch.length} messages exceed messagesPerFrameMax ${limits.messagesPerFrameMax}`;
   for (const { message } of batch) {
     if (message.type === 'InstallSnapshot' && message.chunk.length > limits.snapshotChunkBytesMax) {
       return `snapshot chunk of ${message.chunk.length} bytes exceeds snapshotChunkBytesMax ${limits.snapshotChunkBytesMax}`;
     }
     if (message.type !== 'AppendEntries') continue;
-    if (message.entries.length > limits.entriesPerMessageMax) return `${message.entries.length} entries exceed entriesPerMessageMax ${limits.entriesPerMessageMax}`;
+    if (message.entries.length > limits.entriesPerMessageMax)
+      return `${message.entries.length} entries exceed entriesPerMessageMax ${limits.entriesPerMessageMax}`;
     for (const item of message.entries) {
-      if (item.kind === 'normal' && item.data.length > limits.entryBytesMax) return `entry of ${item.data.length} bytes exceeds entryBytesMax ${limits.entryBytesMax}`;
+      if (item.kind === 'normal' && item.data.length > limits.entryBytesMax)
+        return `entry of ${item.data.length} bytes exceeds entryBytesMax ${limits.entryBytesMax}`;
     }
   }
   return undefined;
@@ -167,7 +188,10 @@ function hello(raw: Record<string, unknown>): HelloFrame {
   const clusterId = raw['clusterId'];
   if (typeof clusterId !== 'string') fail('frame.clusterId', 'expected a string');
   if (clusterIdBytes(clusterId) > clusterIdBytesMax) fail('frame.clusterId', `longer than ${clusterIdBytesMax} bytes`);
-  const advertised = raw['advertised'] === undefined || raw['advertised'] === null ? undefined : advertisement(raw['advertised'], 'frame.advertised');
+  const advertised =
+    raw['advertised'] === undefined || raw['advertised'] === null
+      ? undefined
+      : advertisement(raw['advertised'], 'frame.advertised');
   return {
     kind: 'hello',
     version: counter(raw['version'], 'frame.version'),
@@ -188,7 +212,8 @@ function advertisement(value: unknown, path: string): Advertisement {
 function wireAddress(value: unknown, path: string): WireAddress {
   const raw = record(value, path);
   const host = raw['host'];
-  if (typeof host !== 'string' || !hostValid(host)) fail(`${path}.host`, `expected a host name or IP address of 1..${hostBytesMax} bytes`);
+  if (typeof host !== 'string' || !hostValid(host))
+    fail(`${path}.host`, `expected a host name or IP address of 1..${hostBytesMax} bytes`);
   const port = counter(raw['port'], `${path}.port`);
   if (port < 1 || port > 0xffff) fail(`${path}.port`, 'expected a port in 1..65535');
   return { host, port };
@@ -212,13 +237,17 @@ export function clusterIdBytes(clusterId: string): number {
 
 function emptyOrExactly(value: unknown, path: string, length: number): Uint8Array {
   const result = bytes(value, path, length);
-  if (result.length !== 0 && result.length !== length) fail(path, `expected 0 or ${length} bytes, got ${result.length}`);
+  if (result.length !== 0 && result.length !== length)
+    fail(path, `expected 0 or ${length} bytes, got ${result.length}`);
   return result;
 }
 
 function groupMessage(value: unknown, path: string, limits: WireLimits): GroupMessage {
   const raw = record(value, path);
-  return { group: counter(raw['group'], `${path}.group`) as GroupId, message: message(raw['message'], `${path}.message`, limits) };
+  return {
+    group: counter(raw['group'], `${path}.group`) as GroupId,
+    message: message(raw['message'], `${path}.message`, limits),
+  };
 }
 
 // A Record over the union, so this fails to compile when the core grows a message type the decoder lacks.
@@ -250,24 +279,69 @@ function message(value: unknown, path: string, limits: WireLimits): Message {
   const index = (name: string): LogIndex => logIndex(...field(name));
   const whole = (name: string): number => counter(...field(name));
   const flag = (name: string): boolean => boolean(...field(name));
-  const envelope: Envelope = { from: nodeId(...field('from')), to: nodeId(...field('to')), term: term(...field('term')) };
+  const envelope: Envelope = {
+    from: nodeId(...field('from')),
+    to: nodeId(...field('to')),
+    term: term(...field('term')),
+  };
   switch (type) {
     case 'RequestVote':
-      return { type, ...envelope, preVote: flag('preVote'), lastLogIndex: index('lastLogIndex'), lastLogTerm: term(...field('lastLogTerm')), transfer: flag('transfer') };
+      return {
+        type,
+        ...envelope,
+        preVote: flag('preVote'),
+        lastLogIndex: index('lastLogIndex'),
+        lastLogTerm: term(...field('lastLogTerm')),
+        transfer: flag('transfer'),
+      };
     case 'RequestVoteResponse':
       return { type, ...envelope, preVote: flag('preVote'), granted: flag('granted') };
     case 'AppendEntries':
-      return { type, ...envelope, prevLogIndex: index('prevLogIndex'), prevLogTerm: term(...field('prevLogTerm')), entries: entries(raw['run'], index('prevLogIndex'), `${path}.entries`, limits), commit: index('commit') };
+      return {
+        type,
+        ...envelope,
+        prevLogIndex: index('prevLogIndex'),
+        prevLogTerm: term(...field('prevLogTerm')),
+        entries: entries(raw['run'], index('prevLogIndex'), `${path}.entries`, limits),
+        commit: index('commit'),
+      };
     case 'AppendEntriesResponse':
-      return { type, ...envelope, success: flag('success'), index: index('index'), hintIndex: index('hintIndex'), hintTerm: term(...field('hintTerm')) };
+      return {
+        type,
+        ...envelope,
+        success: flag('success'),
+        index: index('index'),
+        hintIndex: index('hintIndex'),
+        hintTerm: term(...field('hintTerm')),
+      };
     case 'Heartbeat':
-      return { type, ...envelope, commit: index('commit'), readRound: whole('readRound'), sentTick: whole('sentTick'), quiesce: flag('quiesce') };
+      return {
+        type,
+        ...envelope,
+        commit: index('commit'),
+        readRound: whole('readRound'),
+        sentTick: whole('sentTick'),
+        quiesce: flag('quiesce'),
+      };
     case 'HeartbeatResponse':
       return { type, ...envelope, readRound: whole('readRound'), sentTick: whole('sentTick') };
     case 'InstallSnapshot':
-      return { type, ...envelope, meta: snapshotMeta(...field('meta')), offset: whole('offset'), totalBytes: whole('totalBytes'), chunk: bytes(raw['chunk'], `${path}.chunk`, limits.snapshotChunkBytesMax) };
+      return {
+        type,
+        ...envelope,
+        meta: snapshotMeta(...field('meta')),
+        offset: whole('offset'),
+        totalBytes: whole('totalBytes'),
+        chunk: bytes(raw['chunk'], `${path}.chunk`, limits.snapshotChunkBytesMax),
+      };
     case 'InstallSnapshotResponse':
-      return { type, ...envelope, snapshotIndex: index('snapshotIndex'), snapshotTerm: term(...field('snapshotTerm')), nextOffset: whole('nextOffset') };
+      return {
+        type,
+        ...envelope,
+        snapshotIndex: index('snapshotIndex'),
+        snapshotTerm: term(...field('snapshotTerm')),
+        nextOffset: whole('nextOffset'),
+      };
     case 'TimeoutNow':
       return { type, ...envelope };
     case 'ReadIndex':
@@ -283,7 +357,13 @@ function message(value: unknown, path: string, limits: WireLimits): Message {
 function entries(value: unknown, prevLogIndex: LogIndex, path: string, limits: WireLimits): Entry[] {
   if (value === undefined || value === null) return [];
   const run = bytes(value, path, Number.MAX_SAFE_INTEGER);
-  const decoded = decodeEntryRun(run, 0, { entryDataBytesMax: limits.entryBytesMax, entriesMax: limits.entriesPerMessageMax }, path);
-  if (decoded[0]?.index !== prevLogIndex + 1) fail(path, `the run starts at ${decoded[0]?.index}, not at prevLogIndex + 1 = ${prevLogIndex + 1}`);
+  const decoded = decodeEntryRun(
+    run,
+    0,
+    { entryDataBytesMax: limits.entryBytesMax, entriesMax: limits.entriesPerMessageMax },
+    path,
+  );
+  if (decoded[0]?.index !== prevLogIndex + 1)
+    fail(path, `the run starts at ${decoded[0]?.index}, not at prevLogIndex + 1 = ${prevLogIndex + 1}`);
   return decoded;
 }

@@ -22,13 +22,22 @@ import type { Role } from '../raft/types.ts';
 export interface GroupStatusSource {
   status(): readonly {
     readonly group: GroupId;
-    readonly status: { readonly role: Role; readonly term: number; readonly commit: number; readonly leader: NodeId; readonly quiesced: boolean };
+    readonly status: {
+      readonly role: Role;
+      readonly term: number;
+      readonly commit: number;
+      readonly leader: NodeId;
+      readonly quiesced: boolean;
+    };
     readonly appliedIndex: number;
   }[];
 }
 
 /** Cumulative traffic per peer (the peer transport's `stats().peers` satisfies it). */
-export type PeerTrafficSource = () => ReadonlyMap<NodeId, { readonly bytesSent: number; readonly bytesReceived: number }>;
+export type PeerTrafficSource = () => ReadonlyMap<
+  NodeId,
+  { readonly bytesSent: number; readonly bytesReceived: number }
+>;
 
 export interface NodeMetricsOptions {
   readonly host: GroupStatusSource;
@@ -36,11 +45,16 @@ export interface NodeMetricsOptions {
 }
 
 /** Role as a number so a dashboard can plot it: 0 follower, 1 candidate (pre-vote included), 2 leader. */
-export const roleValue = { follower: 0, pre_candidate: 1, candidate: 1, leader: 2 } as const satisfies Record<Role, number>;
+export const roleValue = { follower: 0, pre_candidate: 1, candidate: 1, leader: 2 } as const satisfies Record<
+  Role,
+  number
+>;
 
 // Seconds. A turn with an fsync sits around 0.1-10 ms on SSDs; the tail up to a second is what an
 // operator needs to see when a disk stalls.
-const durationBucketsSeconds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const durationBucketsSeconds = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+];
 
 export interface NodeMetrics extends ApiMetrics {
   /** Refreshes the per-group gauges, the leader-change counter and the peer byte counters. */
@@ -61,16 +75,60 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
     commit: group('dram_group_commit_index', 'Highest log index this replica knows to be committed.'),
     applied: group('dram_group_applied_index', 'Highest log index applied to the state machine on this replica.'),
     leader: group('dram_group_leader_node_id', 'Node id of the leader this replica knows of (0: none).'),
-    quiesced: group('dram_group_quiesced', '1 while this replica of the group is quiet (idle: no ticks, no heartbeats), else 0.'),
+    quiesced: group(
+      'dram_group_quiesced',
+      '1 while this replica of the group is quiet (idle: no ticks, no heartbeats), else 0.',
+    ),
   };
-  const leaderChanges = new Counter({ name: 'dram_leader_changes_total', help: 'Leader changes observed by this node, per group.', labelNames: ['group'] as const, registers });
-  const proposals = new Counter({ name: 'dram_proposals_total', help: 'Proposals made by this node, by outcome.', labelNames: ['outcome'] as const, registers });
-  const reads = new Counter({ name: 'dram_reads_total', help: 'KV reads answered by this node, by consistency and outcome.', labelNames: ['consistency', 'outcome'] as const, registers });
-  const httpRequests = new Counter({ name: 'dram_http_requests_total', help: 'HTTP requests answered, by method, route pattern and status.', labelNames: ['method', 'route', 'status'] as const, registers });
-  const turnDuration = new Histogram({ name: 'dram_turn_duration_seconds', help: 'Duration of one multi-Raft host turn (collect, persist, send, apply).', buckets: durationBucketsSeconds, registers });
-  const storageWrite = new Histogram({ name: 'dram_storage_write_duration_seconds', help: 'Duration of one storage batch write; sync="true" ones include the fsync.', labelNames: ['sync'] as const, buckets: durationBucketsSeconds, registers });
-  const peerSent = new Counter({ name: 'dram_peer_sent_bytes_total', help: 'Bytes sent to a peer over the Raft transport, frame headers included.', labelNames: ['peer'] as const, registers });
-  const peerReceived = new Counter({ name: 'dram_peer_received_bytes_total', help: 'Bytes received from a peer over the Raft transport, frame headers included.', labelNames: ['peer'] as const, registers });
+  const leaderChanges = new Counter({
+    name: 'dram_leader_changes_total',
+    help: 'Leader changes observed by this node, per group.',
+    labelNames: ['group'] as const,
+    registers,
+  });
+  const proposals = new Counter({
+    name: 'dram_proposals_total',
+    help: 'Proposals made by this node, by outcome.',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const reads = new Counter({
+    name: 'dram_reads_total',
+    help: 'KV reads answered by this node, by consistency and outcome.',
+    labelNames: ['consistency', 'outcome'] as const,
+    registers,
+  });
+  const httpRequests = new Counter({
+    name: 'dram_http_requests_total',
+    help: 'HTTP requests answered, by method, route pattern and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers,
+  });
+  const turnDuration = new Histogram({
+    name: 'dram_turn_duration_seconds',
+    help: 'Duration of one multi-Raft host turn (collect, persist, send, apply).',
+    buckets: durationBucketsSeconds,
+    registers,
+  });
+  const storageWrite = new Histogram({
+    name: 'dram_storage_write_duration_seconds',
+    help: 'Duration of one storage batch write; sync="true" ones include the fsync.',
+    labelNames: ['sync'] as const,
+    buckets: durationBucketsSeconds,
+    registers,
+  });
+  const peerSent = new Counter({
+    name: 'dram_peer_sent_bytes_total',
+    help: 'Bytes sent to a peer over the Raft transport, frame headers included.',
+    labelNames: ['peer'] as const,
+    registers,
+  });
+  const peerReceived = new Counter({
+    name: 'dram_peer_received_bytes_total',
+    help: 'Bytes received from a peer over the Raft transport, frame headers included.',
+    labelNames: ['peer'] as const,
+    registers,
+  });
 
   const lastLeader = new Map<GroupId, NodeId>();
   const lastTraffic = new Map<NodeId, { sent: number; received: number }>();
@@ -95,7 +153,10 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
       const last = lastTraffic.get(peer) ?? { sent: 0, received: 0 };
       const labels = { peer: String(peer) };
       peerSent.inc(labels, traffic.bytesSent >= last.sent ? traffic.bytesSent - last.sent : traffic.bytesSent);
-      peerReceived.inc(labels, traffic.bytesReceived >= last.received ? traffic.bytesReceived - last.received : traffic.bytesReceived);
+      peerReceived.inc(
+        labels,
+        traffic.bytesReceived >= last.received ? traffic.bytesReceived - last.received : traffic.bytesReceived,
+      );
       lastTraffic.set(peer, { sent: traffic.bytesSent, received: traffic.bytesReceived });
     }
   };
@@ -126,7 +187,11 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
     },
     catalog() {
       // prom-client keeps each metric's label names on the instance but leaves them out of its types.
-      return registry.getMetricsAsArray().map((metric) => ({ name: metric.name, type: String(metric.type), labels: [...((metric as unknown as { labelNames?: readonly string[] }).labelNames ?? [])] }));
+      return registry.getMetricsAsArray().map((metric) => ({
+        name: metric.name,
+        type: String(metric.type),
+        labels: [...((metric as unknown as { labelNames?: readonly string[] }).labelNames ?? [])],
+      }));
     },
   };
   return metrics;

@@ -6,7 +6,13 @@
 // the recorded outcome instead of applying again. Sessions are bounded (least recently used go).
 
 import { assert } from '../base/assert.ts';
-import { decodeKvCommand, decodeKvSnapshot, encodeKvSnapshot, type KvCommand, type KvSnapshotSession } from '../codec/kv.ts';
+import {
+  decodeKvCommand,
+  decodeKvSnapshot,
+  encodeKvSnapshot,
+  type KvCommand,
+  type KvSnapshotSession,
+} from '../codec/kv.ts';
 import type { LogIndex } from '../base/ids.ts';
 
 export interface KvRecord {
@@ -70,7 +76,9 @@ export class KvModel {
     if (client !== undefined) {
       const session = this.sessions.get(client.id);
       if (session !== undefined && client.seq <= session.seq) {
-        return client.seq === session.seq ? session.outcome : { ok: false, code: 'stale_request', lastSeq: session.seq };
+        return client.seq === session.seq
+          ? session.outcome
+          : { ok: false, code: 'stale_request', lastSeq: session.seq };
       }
     }
     const outcome = this.execute(index, command);
@@ -88,7 +96,11 @@ export class KvModel {
       this.records.delete(command.key);
       return { ok: true, modifyIndex: index };
     }
-    this.records.set(command.key, { value: command.value, createIndex: current?.createIndex ?? index, modifyIndex: index });
+    this.records.set(command.key, {
+      value: command.value,
+      createIndex: current?.createIndex ?? index,
+      modifyIndex: index,
+    });
     return { ok: true, modifyIndex: index };
   }
 
@@ -113,6 +125,7 @@ export class KvModel {
     if (data.length === 0) return;
     const snapshot = decodeKvSnapshot(data);
     for (const { key, ...record } of snapshot.records) this.records.set(key, record);
-    for (const { id, seq, lastIndex, outcome } of snapshot.sessions) this.sessions.set(id, { seq, lastIndex, outcome: outcome as KvOutcome });
+    for (const { id, seq, lastIndex, outcome } of snapshot.sessions)
+      this.sessions.set(id, { seq, lastIndex, outcome: outcome as KvOutcome });
   }
 }

@@ -20,20 +20,48 @@ import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import type { RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
-import type { ConfChange, ConfState, Entry, HardState, ProposeResult, Ready, Status, TransferResult } from '../raft/types.ts';
-import type { GroupMessage, GroupWrite, HostClock, HostStorage, HostTransport, ReplicatedModel, TimerHandle } from './ports.ts';
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  HardState,
+  ProposeResult,
+  Ready,
+  Status,
+  TransferResult,
+} from '../raft/types.ts';
+import type {
+  GroupMessage,
+  GroupWrite,
+  HostClock,
+  HostStorage,
+  HostTransport,
+  ReplicatedModel,
+  TimerHandle,
+} from './ports.ts';
 import { systemClock } from './system-clock.ts';
 
 export type ProposalOutcome =
   | { readonly kind: 'applied'; readonly index: LogIndex; readonly result: unknown }
   /** Definitely not applied: refused by the core, or another entry took its index. */
-  | { readonly kind: 'refused'; readonly reason: Exclude<ProposeResult, { kind: 'accepted' }> | { readonly kind: 'superseded' } | { readonly kind: 'overloaded'; readonly queued: number; readonly queuedMax: number } | { readonly kind: 'unknown_group' } }
+  | {
+      readonly kind: 'refused';
+      readonly reason:
+        | Exclude<ProposeResult, { kind: 'accepted' }>
+        | { readonly kind: 'superseded' }
+        | { readonly kind: 'overloaded'; readonly queued: number; readonly queuedMax: number }
+        | { readonly kind: 'unknown_group' };
+    }
   /** The caller stopped waiting before the outcome was known: it may or may not be applied. */
   | { readonly kind: 'indeterminate' };
 
 export type ReadOutcome =
   | { readonly kind: 'ready'; readonly index: LogIndex }
-  | { readonly kind: 'refused'; readonly reason: 'not_leader' | 'no_leader' | 'read_queue_full' | 'leader_changed' | 'unknown_group' | 'timeout'; readonly leaderHint: NodeId };
+  | {
+      readonly kind: 'refused';
+      readonly reason: 'not_leader' | 'no_leader' | 'read_queue_full' | 'leader_changed' | 'unknown_group' | 'timeout';
+      readonly leaderHint: NodeId;
+    };
 
 export interface HostOptions {
   readonly nodeId: NodeId;
@@ -123,7 +151,15 @@ export class MultiRaftHost {
   private readonly sentSincePing = new Set<NodeId>();
 
   constructor(options: HostOptions) {
-    assert(options.proposalQueueMax >= 1 && options.tickMs >= 1 && options.requestTimeoutMs >= 1 && options.commitFlushMs >= 1 && options.pingMs >= 1 && options.peerSilenceMs > options.pingMs, 'host: limits must be positive');
+    assert(
+      options.proposalQueueMax >= 1 &&
+        options.tickMs >= 1 &&
+        options.requestTimeoutMs >= 1 &&
+        options.commitFlushMs >= 1 &&
+        options.pingMs >= 1 &&
+        options.peerSilenceMs > options.pingMs,
+      'host: limits must be positive',
+    );
     this.options = options;
     this.clock = options.clock ?? systemClock;
     this.startedMs = this.clock.nowMs();
@@ -135,12 +171,23 @@ export class MultiRaftHost {
     const storage = this.options.storage.group(id);
     model.restore(storage.snapshot().data);
     const raft = new RaftNode({ ...this.options.raft, id: this.options.nodeId, rng: this.options.rng.fork() }, storage);
-    this.groups.set(id, { id, raft, model, appliedIndex: storage.snapshot().meta.index, unsavedHardState: undefined, queued: [], pending: new Map(), reads: new Map() });
+    this.groups.set(id, {
+      id,
+      raft,
+      model,
+      appliedIndex: storage.snapshot().meta.index,
+      unsavedHardState: undefined,
+      queued: [],
+      pending: new Map(),
+      reads: new Map(),
+    });
     this.scheduleTurn();
   }
 
   start(): void {
-    this.ticker = this.clock.setRepeating(() => { this.tick(); }, this.options.tickMs);
+    this.ticker = this.clock.setRepeating(() => {
+      this.tick();
+    }, this.options.tickMs);
   }
 
   /**
@@ -163,7 +210,8 @@ export class MultiRaftHost {
       }
       if (!pingDue) continue;
       const leader = group.raft.followedLeader();
-      if (leader !== 0 && nowMs - (this.lastHeardMs.get(leader) ?? this.startedMs) > this.options.peerSilenceMs) group.raft.wake();
+      if (leader !== 0 && nowMs - (this.lastHeardMs.get(leader) ?? this.startedMs) > this.options.peerSilenceMs)
+        group.raft.wake();
     }
     if (nowMs - this.lastCommitFlushMs >= this.options.commitFlushMs) {
       this.lastCommitFlushMs = nowMs;
@@ -181,7 +229,8 @@ export class MultiRaftHost {
     const peers = new Set<NodeId>();
     for (const group of this.groups.values()) {
       const confState = group.raft.currentConfState();
-      for (const list of [confState.voters, confState.votersOutgoing, confState.learners]) for (const id of list) peers.add(id);
+      for (const list of [confState.voters, confState.votersOutgoing, confState.learners])
+        for (const id of list) peers.add(id);
     }
     peers.delete(this.options.nodeId);
     for (const peer of peers) if (!this.sentSincePing.has(peer)) this.options.transport.send(peer, []);
@@ -197,10 +246,12 @@ export class MultiRaftHost {
     this.commitFlushDue = true;
     if (this.fatal === undefined) await this.runTurns();
     for (const group of this.groups.values()) {
-      for (const queued of group.queued) queued.resolve({ kind: 'refused', reason: { kind: 'not_leader', leaderHint: 0 as NodeId } });
+      for (const queued of group.queued)
+        queued.resolve({ kind: 'refused', reason: { kind: 'not_leader', leaderHint: 0 as NodeId } });
       group.queued.length = 0;
       for (const [index, pending] of group.pending) this.settle(group, index, pending, { kind: 'indeterminate' });
-      for (const [id, read] of group.reads) this.finishRead(group, id, read, { kind: 'refused', reason: 'timeout', leaderHint: 0 as NodeId });
+      for (const [id, read] of group.reads)
+        this.finishRead(group, id, read, { kind: 'refused', reason: 'timeout', leaderHint: 0 as NodeId });
     }
   }
 
@@ -231,9 +282,13 @@ export class MultiRaftHost {
 
   propose(groupId: GroupId, data: Uint8Array): Promise<ProposalOutcome> {
     const group = this.groups.get(groupId);
-    if (group === undefined || this.stopped) return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
+    if (group === undefined || this.stopped)
+      return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
     if (this.queuedCount >= this.options.proposalQueueMax) {
-      return Promise.resolve({ kind: 'refused', reason: { kind: 'overloaded', queued: this.queuedCount, queuedMax: this.options.proposalQueueMax } });
+      return Promise.resolve({
+        kind: 'refused',
+        reason: { kind: 'overloaded', queued: this.queuedCount, queuedMax: this.options.proposalQueueMax },
+      });
     }
     return new Promise((resolve) => {
       group.queued.push({ data, resolve });
@@ -245,15 +300,27 @@ export class MultiRaftHost {
   /** Waits until a read at this moment is safe to serve locally (linearizable, or from the lease). */
   read(groupId: GroupId, mode: 'linearizable' | 'lease'): Promise<ReadOutcome> {
     const group = this.groups.get(groupId);
-    if (group === undefined) return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
+    if (group === undefined)
+      return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
     const requestId = this.nextRequestId++;
     const result = mode === 'lease' ? group.raft.leaseRead(requestId) : group.raft.readIndex(requestId);
-    if (result.kind === 'not_leader') return Promise.resolve({ kind: 'refused', reason: result.leaderHint === 0 ? 'no_leader' : 'not_leader', leaderHint: result.leaderHint });
-    if (result.kind === 'read_queue_full') return Promise.resolve({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.knownLeader() });
+    if (result.kind === 'not_leader')
+      return Promise.resolve({
+        kind: 'refused',
+        reason: result.leaderHint === 0 ? 'no_leader' : 'not_leader',
+        leaderHint: result.leaderHint,
+      });
+    if (result.kind === 'read_queue_full')
+      return Promise.resolve({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.knownLeader() });
     return new Promise((resolve) => {
       const timer = this.clock.setTimer(() => {
         const read = group.reads.get(requestId);
-        if (read !== undefined) this.finishRead(group, requestId, read, { kind: 'refused', reason: 'timeout', leaderHint: group.raft.knownLeader() });
+        if (read !== undefined)
+          this.finishRead(group, requestId, read, {
+            kind: 'refused',
+            reason: 'timeout',
+            leaderHint: group.raft.knownLeader(),
+          });
       }, this.options.requestTimeoutMs);
       group.reads.set(requestId, { resolve, timer, index: 0 as LogIndex });
       this.scheduleTurn();
@@ -267,7 +334,8 @@ export class MultiRaftHost {
    */
   proposeConfChange(groupId: GroupId, change: ConfChange): Promise<ProposalOutcome> {
     const group = this.groups.get(groupId);
-    if (group === undefined || this.stopped) return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
+    if (group === undefined || this.stopped)
+      return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
     const result = group.raft.proposeConfChange(change);
     if (result.kind !== 'accepted') return Promise.resolve({ kind: 'refused', reason: result });
     return new Promise((resolve) => {
@@ -296,11 +364,17 @@ export class MultiRaftHost {
   /** One group's status (O(1), not O(groups)); builds the whole status, so not for every request. */
   groupStatus(groupId: GroupId): { group: GroupId; status: Status; appliedIndex: number } | undefined {
     const group = this.groups.get(groupId);
-    return group === undefined ? undefined : { group: group.id, status: group.raft.status(), appliedIndex: group.appliedIndex };
+    return group === undefined
+      ? undefined
+      : { group: group.id, status: group.raft.status(), appliedIndex: group.appliedIndex };
   }
 
   status(): { group: GroupId; status: Status; appliedIndex: number }[] {
-    return [...this.groups.values()].map((group) => ({ group: group.id, status: group.raft.status(), appliedIndex: group.appliedIndex }));
+    return [...this.groups.values()].map((group) => ({
+      group: group.id,
+      status: group.raft.status(),
+      appliedIndex: group.appliedIndex,
+    }));
   }
 
   /** The error that stopped the host (a storage failure is fatal), if any. */
@@ -324,7 +398,9 @@ export class MultiRaftHost {
     if (this.turnRunning) return this.turnsDone;
     this.turnRunning = true;
     let finished = (): void => {};
-    this.turnsDone = new Promise((resolve) => { finished = resolve; });
+    this.turnsDone = new Promise((resolve) => {
+      finished = resolve;
+    });
     try {
       for (;;) {
         const startedMs = this.clock.nowMs();
@@ -343,14 +419,22 @@ export class MultiRaftHost {
   private async turn(): Promise<boolean> {
     if (!this.stopped) for (const group of this.groups.values()) this.proposeQueued(group);
     const readies: { group: HostedGroup; ready: Ready }[] = [];
-    for (const group of this.groups.values()) if (group.raft.hasReady()) readies.push({ group, ready: group.raft.ready() });
+    for (const group of this.groups.values())
+      if (group.raft.hasReady()) readies.push({ group, ready: group.raft.ready() });
     const flushCommits = this.commitFlushDue;
     if (readies.length === 0 && !flushCommits) return false;
     this.commitFlushDue = false;
-    this.sendGrouped(readies.flatMap(({ group, ready }) => ready.messages.map((message) => ({ group: group.id, message }))));
+    this.sendGrouped(
+      readies.flatMap(({ group, ready }) => ready.messages.map((message) => ({ group: group.id, message }))),
+    );
     const writes: GroupWrite[] = [];
     for (const { group, ready } of readies) {
-      if (ready.snapshot === undefined && ready.entries.length === 0 && !ready.mustSync && ready.hardState !== undefined) {
+      if (
+        ready.snapshot === undefined &&
+        ready.entries.length === 0 &&
+        !ready.mustSync &&
+        ready.hardState !== undefined
+      ) {
         // Only the commit index changed. Raft never needs it durable (a restart replays up to the
         // last one saved and learns the rest from the leader), and writing it on every commit put
         // a storage write between each commit and its answer: keep it for the group's next write
@@ -361,7 +445,12 @@ export class MultiRaftHost {
       const hardState = ready.hardState ?? group.unsavedHardState;
       group.unsavedHardState = undefined;
       if (ready.snapshot !== undefined || ready.entries.length > 0 || hardState !== undefined) {
-        writes.push({ group: group.id, ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }), entries: ready.entries, ...(hardState === undefined ? {} : { hardState }) });
+        writes.push({
+          group: group.id,
+          ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }),
+          entries: ready.entries,
+          ...(hardState === undefined ? {} : { hardState }),
+        });
       }
     }
     if (flushCommits) {
@@ -371,7 +460,10 @@ export class MultiRaftHost {
         group.unsavedHardState = undefined;
       }
     }
-    const writing = writes.length > 0 ? this.options.storage.write(writes, { sync: readies.some(({ ready }) => ready.mustSync) }) : undefined;
+    const writing =
+      writes.length > 0
+        ? this.options.storage.write(writes, { sync: readies.some(({ ready }) => ready.mustSync) })
+        : undefined;
     // Committed entries are durable on a quorum already, so they are applied (and their callers
     // answered) while this node's own write is in flight, as etcd's server does: a write's answer
     // then waits for one fsync, not for the next batch's too. A Ready with a snapshot is applied
@@ -386,14 +478,20 @@ export class MultiRaftHost {
         this.writeInFlight = false;
       }
     }
-    this.sendGrouped(readies.flatMap(({ group, ready }) => ready.messagesAfterPersist.map((message) => ({ group: group.id, message }))));
+    this.sendGrouped(
+      readies.flatMap(({ group, ready }) =>
+        ready.messagesAfterPersist.map((message) => ({ group: group.id, message })),
+      ),
+    );
     for (const { group, ready } of readies) {
       if (ready.snapshot !== undefined) this.apply(group, ready, snapshots);
       group.raft.advance(ready);
     }
     // Compactions go to storage after the turn's write: a snapshot's index is applied, and on a
     // follower that applied entries early it may be among this very write's entries.
-    await Promise.all(snapshots.map(({ group, index, confState, data }) => this.options.storage.compact(group, index, confState, data)));
+    await Promise.all(
+      snapshots.map(({ group, index, confState, data }) => this.options.storage.compact(group, index, confState, data)),
+    );
     return true;
   }
 
@@ -414,11 +512,18 @@ export class MultiRaftHost {
       return;
     }
     const first = result.index - batch.length + 1;
-    batch.forEach((queued, k) => { this.trackPending(group, first + k, result.term, queued.resolve); });
+    batch.forEach((queued, k) => {
+      this.trackPending(group, first + k, result.term, queued.resolve);
+    });
   }
 
   /** Waits for the entry proposed at (index, term): answered when applied, or indeterminate at the deadline. */
-  private trackPending(group: HostedGroup, index: number, term: number, resolve: (outcome: ProposalOutcome) => void): void {
+  private trackPending(
+    group: HostedGroup,
+    index: number,
+    term: number,
+    resolve: (outcome: ProposalOutcome) => void,
+  ): void {
     const timer = this.clock.setTimer(() => {
       const pending = group.pending.get(index);
       if (pending !== undefined) this.settle(group, index, pending, { kind: 'indeterminate' });
@@ -435,15 +540,22 @@ export class MultiRaftHost {
     if (ready.snapshot !== undefined) {
       group.model.restore(ready.snapshot.data);
       group.appliedIndex = ready.snapshot.meta.index;
-      for (const [index, pending] of group.pending) if (index <= group.appliedIndex) this.settle(group, index, pending, { kind: 'indeterminate' });
+      for (const [index, pending] of group.pending)
+        if (index <= group.appliedIndex) this.settle(group, index, pending, { kind: 'indeterminate' });
     }
     if (ready.snapshotRequest !== undefined && ready.snapshotRequest === group.appliedIndex) {
-      snapshots.push({ group: group.id, index: ready.snapshotRequest, confState: group.raft.currentConfState(), data: group.model.snapshot() });
+      snapshots.push({
+        group: group.id,
+        index: ready.snapshotRequest,
+        confState: group.raft.currentConfState(),
+        data: group.model.snapshot(),
+      });
     }
     this.applyEntries(group, ready.committedEntries);
     for (const event of ready.events) {
       if (event.kind === 'conf_applied') this.options.onConfApplied?.(group.id, event.confState);
-      else if (event.kind === 'snapshot_installed') this.options.onConfApplied?.(group.id, ready.snapshot?.meta.confState ?? group.raft.currentConfState());
+      else if (event.kind === 'snapshot_installed')
+        this.options.onConfApplied?.(group.id, ready.snapshot?.meta.confState ?? group.raft.currentConfState());
     }
     for (const readState of ready.readStates) {
       const read = group.reads.get(readState.requestId);
@@ -451,7 +563,12 @@ export class MultiRaftHost {
     }
     for (const failure of ready.readFailures) {
       const read = group.reads.get(failure.requestId);
-      if (read !== undefined) this.finishRead(group, failure.requestId, read, { kind: 'refused', reason: failure.reason, leaderHint: group.raft.knownLeader() });
+      if (read !== undefined)
+        this.finishRead(group, failure.requestId, read, {
+          kind: 'refused',
+          reason: failure.reason,
+          leaderHint: group.raft.knownLeader(),
+        });
     }
     this.serveReads(group);
   }
@@ -464,14 +581,22 @@ export class MultiRaftHost {
       group.appliedIndex = entry.index;
       const pending = group.pending.get(entry.index);
       if (pending === undefined) continue;
-      this.settle(group, entry.index, pending, entry.term === pending.term ? { kind: 'applied', index: entry.index, result } : { kind: 'refused', reason: { kind: 'superseded' } });
+      this.settle(
+        group,
+        entry.index,
+        pending,
+        entry.term === pending.term
+          ? { kind: 'applied', index: entry.index, result }
+          : { kind: 'refused', reason: { kind: 'superseded' } },
+      );
     }
   }
 
   /** Answers the reads whose read index is applied. */
   private serveReads(group: HostedGroup): void {
     for (const [requestId, read] of group.reads) {
-      if (read.index > 0 && read.index <= group.appliedIndex) this.finishRead(group, requestId, read, { kind: 'ready', index: read.index });
+      if (read.index > 0 && read.index <= group.appliedIndex)
+        this.finishRead(group, requestId, read, { kind: 'ready', index: read.index });
     }
   }
 

@@ -8,6 +8,10 @@ export const systemClock: HostClock = {
   nowMs: () => performance.now(),
   setTimer: (callback, delayMs) => setTimeout(callback, delayMs),
   setRepeating: (callback, intervalMs) => setInterval(callback, intervalMs),
-  clearTimer: (handle: TimerHandle) => { clearTimeout(handle as NodeJS.Timeout); },
-  defer: (callback) => { setImmediate(callback); },
+  clearTimer: (handle: TimerHandle) => {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+  defer: (callback) => {
+    setImmediate(callback);
+  },
 };

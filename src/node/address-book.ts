@@ -65,12 +65,14 @@ export class AddressBook implements MemberDirectory {
     const stored = file.members.filter((member) => member.nodeId !== self.nodeId);
     // A removed node named in --peers stays out: the flags outlive the cluster's membership.
     const current = configured.filter((member) => !book.removed.includes(member.nodeId));
-    for (const member of [...stored, ...current, self]) book.members.set(member.nodeId, mergeMember(book.members.get(member.nodeId), member));
+    for (const member of [...stored, ...current, self])
+      book.members.set(member.nodeId, mergeMember(book.members.get(member.nodeId), member));
     for (const member of [...current, self]) {
       book.pinnedRaft.add(member.nodeId);
       if (member.http !== undefined) book.pinnedHttp.add(member.nodeId);
     }
-    if (book.members.size > membersMax) throw new AddressBookError(`${book.path}: ${book.members.size} nodes exceed membersMax ${membersMax}`);
+    if (book.members.size > membersMax)
+      throw new AddressBookError(`${book.path}: ${book.members.size} nodes exceed membersMax ${membersMax}`);
     book.saveIfChanged(stored, file.removed);
     return book;
   }
@@ -134,7 +136,12 @@ export class AddressBook implements MemberDirectory {
   private saveIfChanged(stored: readonly MemberAddresses[], removed: readonly NodeId[]): void {
     const current = this.stored();
     const sameRemoved = removed.length === this.removed.length && removed.every((id, k) => this.removed[k] === id);
-    if (sameRemoved && current.length === stored.length && current.every((member, k) => stored[k] !== undefined && sameMember(member, stored[k]))) return;
+    if (
+      sameRemoved &&
+      current.length === stored.length &&
+      current.every((member, k) => stored[k] !== undefined && sameMember(member, stored[k]))
+    )
+      return;
     this.save();
   }
 
@@ -144,8 +151,16 @@ export class AddressBook implements MemberDirectory {
   }
 
   private save(): void {
-    const members = this.stored().map((member) => ({ nodeId: member.nodeId, raft: formatAddress(member.raft), ...(member.http === undefined ? {} : { http: formatAddress(member.http) }) }));
-    writeJsonAtomic(this.path, { version: fileVersion, members, ...(this.removed.length === 0 ? {} : { removed: this.removed }) });
+    const members = this.stored().map((member) => ({
+      nodeId: member.nodeId,
+      raft: formatAddress(member.raft),
+      ...(member.http === undefined ? {} : { http: formatAddress(member.http) }),
+    }));
+    writeJsonAtomic(this.path, {
+      version: fileVersion,
+      members,
+      ...(this.removed.length === 0 ? {} : { removed: this.removed }),
+    });
   }
 }
 
@@ -154,14 +169,20 @@ function mergeMember(known: MemberAddresses | undefined, update: MemberAddresses
 }
 
 function sameMember(a: MemberAddresses, b: MemberAddresses): boolean {
-  return a.nodeId === b.nodeId && sameAddress(a.raft, b.raft) && (a.http === undefined ? b.http === undefined : sameAddress(a.http, b.http));
+  return (
+    a.nodeId === b.nodeId &&
+    sameAddress(a.raft, b.raft) &&
+    (a.http === undefined ? b.http === undefined : sameAddress(a.http, b.http))
+  );
 }
 
 function readBookFile(path: string): unknown {
   try {
     return readJson(path);
   } catch (error) {
-    throw new AddressBookError(`${path} is unreadable (${error instanceof Error ? error.message : String(error)}); fix it or delete it (it is rebuilt from --peers and the peers' handshakes)`);
+    throw new AddressBookError(
+      `${path} is unreadable (${error instanceof Error ? error.message : String(error)}); fix it or delete it (it is rebuilt from --peers and the peers' handshakes)`,
+    );
   }
 }
 
@@ -174,27 +195,39 @@ interface BookFile {
 function parseBook(value: unknown, path: string): BookFile {
   if (value === undefined) return { members: [], removed: [] };
   const bad = (why: string): never => {
-    throw new AddressBookError(`${path}: ${why}; fix it or delete it (it is rebuilt from --peers and the peers' handshakes)`);
+    throw new AddressBookError(
+      `${path}: ${why}; fix it or delete it (it is rebuilt from --peers and the peers' handshakes)`,
+    );
   };
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return bad('expected a JSON object');
   const raw = value as Record<string, unknown>;
   if (raw['version'] !== fileVersion) return bad(`version ${JSON.stringify(raw['version'])}, expected ${fileVersion}`);
   const members = raw['members'];
-  if (!Array.isArray(members) || members.length > membersMax) return bad(`members: expected an array of at most ${membersMax}`);
+  if (!Array.isArray(members) || members.length > membersMax)
+    return bad(`members: expected an array of at most ${membersMax}`);
   const removed = raw['removed'] ?? [];
-  if (!Array.isArray(removed) || removed.length > removedMax || !removed.every((id: unknown) => typeof id === 'number' && Number.isSafeInteger(id) && id >= 1)) {
+  if (
+    !Array.isArray(removed) ||
+    removed.length > removedMax ||
+    !removed.every((id: unknown) => typeof id === 'number' && Number.isSafeInteger(id) && id >= 1)
+  ) {
     return bad(`removed: expected an array of at most ${removedMax} positive integers`);
   }
   const parsed = members.map((item: unknown, k): MemberAddresses => {
     if (typeof item !== 'object' || item === null) return bad(`members[${k}]: expected an object`);
     const entry = item as Record<string, unknown>;
     const nodeId = entry['nodeId'];
-    if (typeof nodeId !== 'number' || !Number.isSafeInteger(nodeId) || nodeId < 1) return bad(`members[${k}].nodeId: expected a positive integer`);
+    if (typeof nodeId !== 'number' || !Number.isSafeInteger(nodeId) || nodeId < 1)
+      return bad(`members[${k}].nodeId: expected a positive integer`);
     const address = (name: string, text: unknown): NetAddress => {
       const parsed = typeof text === 'string' ? parseAddress(text, 'any') : 'expected "host:port"';
       return typeof parsed === 'string' ? bad(`members[${k}].${name}: ${parsed}`) : parsed;
     };
-    return { nodeId: asNodeId(nodeId), raft: address('raft', entry['raft']), http: entry['http'] === undefined ? undefined : address('http', entry['http']) };
+    return {
+      nodeId: asNodeId(nodeId),
+      raft: address('raft', entry['raft']),
+      http: entry['http'] === undefined ? undefined : address('http', entry['http']),
+    };
   });
   const removedIds = (removed as number[]).map(asNodeId);
   // The file is ours: a node both listed and removed means it was hand-edited; the member wins.

@@ -68,7 +68,12 @@ export function mergeSources(flags: RawConfig, env: NodeJS.ProcessEnv): RawConfi
   const fromEnv: RawConfig = {};
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('DRAM_') || value === undefined) continue;
-    fromEnv[name.slice(5).toLowerCase().replace(/_([a-z])/gu, (_, c: string) => c.toUpperCase())] = value;
+    fromEnv[
+      name
+        .slice(5)
+        .toLowerCase()
+        .replace(/_([a-z])/gu, (_, c: string) => c.toUpperCase())
+    ] = value;
   }
   const merged: RawConfig = { ...fromFile, ...fromEnv };
   for (const [name, value] of Object.entries(flags)) if (value !== undefined) merged[name] = value;
@@ -78,7 +83,8 @@ export function mergeSources(flags: RawConfig, env: NodeJS.ProcessEnv): RawConfi
 function readConfigFile(path: string): RawConfig {
   try {
     const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${path}: expected a JSON object`);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new ConfigError(`${path}: expected a JSON object`);
     return parsed as RawConfig;
   } catch (error) {
     if (error instanceof ConfigError) throw error;
@@ -89,16 +95,21 @@ function readConfigFile(path: string): RawConfig {
 export function parseHostPort(text: string, what: string): HostPort {
   const match = /^(.+):(\d{1,5})$/u.exec(text.trim());
   const port = Number(match?.[2]);
-  if (match?.[1] === undefined || !Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`${what}: expected host:port, got "${text}"`);
+  if (match?.[1] === undefined || !Number.isInteger(port) || port < 1 || port > 65535)
+    throw new ConfigError(`${what}: expected host:port, got "${text}"`);
   return { host: match[1], port };
 }
 
 function parsePeerList(text: string, what: string): Map<NodeId, HostPort> {
   const peers = new Map<NodeId, HostPort>();
-  for (const item of text.split(',').map((s) => s.trim()).filter((s) => s.length > 0)) {
+  for (const item of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)) {
     const [id, address] = item.split('=');
     const nodeId = Number(id);
-    if (address === undefined || !Number.isSafeInteger(nodeId) || nodeId < 1) throw new ConfigError(`${what}: expected id=host:port, got "${item}"`);
+    if (address === undefined || !Number.isSafeInteger(nodeId) || nodeId < 1)
+      throw new ConfigError(`${what}: expected id=host:port, got "${item}"`);
     if (peers.has(asNodeId(nodeId))) throw new ConfigError(`${what}: node ${nodeId} listed twice`);
     peers.set(asNodeId(nodeId), parseHostPort(address, `${what} ${id}`));
   }
@@ -113,14 +124,17 @@ export function parseJoinUrl(text: string): string {
   } catch {
     throw new ConfigError(`join: expected a member's URL such as http://10.0.0.1:8081, got "${text}"`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`join: expected an http:// or https:// URL, got "${text}"`);
-  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') throw new ConfigError(`join: expected a plain base URL (no query, fragment or credentials), got "${text}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ConfigError(`join: expected an http:// or https:// URL, got "${text}"`);
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '')
+    throw new ConfigError(`join: expected a plain base URL (no query, fragment or credentials), got "${text}"`);
   return url.origin + url.pathname.replace(/\/+$/u, '');
 }
 
 function positive(raw: RawConfig, name: string, fallback: number): number {
   const value = raw[name] === undefined ? fallback : Number(raw[name]);
-  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`${name}: expected a positive integer, got "${String(raw[name])}"`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new ConfigError(`${name}: expected a positive integer, got "${String(raw[name])}"`);
   return value;
 }
 
@@ -153,7 +167,10 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
   const clientText = text(raw, 'client');
   const joinText = text(raw, 'join');
   const init = flag(raw, 'init', false);
-  if (init && joinText !== undefined) throw new ConfigError('init and join: a node either creates the cluster (--init) or joins a running one (--join), not both');
+  if (init && joinText !== undefined)
+    throw new ConfigError(
+      'init and join: a node either creates the cluster (--init) or joins a running one (--join), not both',
+    );
   const config: NodeConfig = {
     nodeId: asNodeId(nodeId),
     clusterId: text(raw, 'clusterId') ?? defaults.clusterId,
@@ -174,9 +191,14 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
     proposalQueueMax: positive(raw, 'proposalQueueMax', defaults.proposalQueueMax),
     snapshotIntervalEntries: positive(raw, 'snapshotIntervalEntries', defaults.snapshotIntervalEntries),
     leaseReads: flag(raw, 'leaseReads', defaults.leaseReads),
-    quiesceAfterTicks: raw['quiesceAfterTicks'] === '0' || raw['quiesceAfterTicks'] === 0 ? 0 : positive(raw, 'quiesceAfterTicks', defaults.quiesceAfterTicks),
+    quiesceAfterTicks:
+      raw['quiesceAfterTicks'] === '0' || raw['quiesceAfterTicks'] === 0
+        ? 0
+        : positive(raw, 'quiesceAfterTicks', defaults.quiesceAfterTicks),
   };
-  if (config.heartbeatTicks >= config.electionTimeoutTicks) throw new ConfigError('heartbeatTicks must be below electionTimeoutTicks');
-  if (config.quiesceAfterTicks > 0 && config.quiesceAfterTicks < config.heartbeatTicks) throw new ConfigError('quiesceAfterTicks must be 0 (never) or at least heartbeatTicks');
+  if (config.heartbeatTicks >= config.electionTimeoutTicks)
+    throw new ConfigError('heartbeatTicks must be below electionTimeoutTicks');
+  if (config.quiesceAfterTicks > 0 && config.quiesceAfterTicks < config.heartbeatTicks)
+    throw new ConfigError('quiesceAfterTicks must be 0 (never) or at least heartbeatTicks');
   return config;
 }

@@ -53,20 +53,38 @@ export async function fetchClusterView(via: string, retry: JoinRetry, log: JoinL
 }
 
 /** Asks the member to make `self` a voter of every group; resolves once it is, throws JoinError otherwise. */
-export async function requestMembership(via: string, self: MemberAddresses & { readonly clusterId: string }, retry: JoinRetry, log: JoinLog): Promise<void> {
-  if (self.http === undefined) throw new JoinError('joining needs this node\'s HTTP address');
-  const body = JSON.stringify({ nodeId: self.nodeId, raft: formatAddress(self.raft), http: formatAddress(self.http), clusterId: self.clusterId });
+export async function requestMembership(
+  via: string,
+  self: MemberAddresses & { readonly clusterId: string },
+  retry: JoinRetry,
+  log: JoinLog,
+): Promise<void> {
+  if (self.http === undefined) throw new JoinError("joining needs this node's HTTP address");
+  const body = JSON.stringify({
+    nodeId: self.nodeId,
+    raft: formatAddress(self.raft),
+    http: formatAddress(self.http),
+    clusterId: self.clusterId,
+  });
   await callWithRetries(via, 'POST', '/v1/admin/members', body, retry, log);
 }
 
-async function callWithRetries(via: string, method: 'GET' | 'POST', path: string, body: string | undefined, retry: JoinRetry, log: JoinLog): Promise<Answer> {
+async function callWithRetries(
+  via: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body: string | undefined,
+  retry: JoinRetry,
+  log: JoinLog,
+): Promise<Answer> {
   let lastProblem = 'no attempt made';
   for (let attempt = 1; attempt <= retry.attemptsMax; attempt++) {
     const outcome = await callOnce(via, method, path, body, retry.callTimeoutMs);
     if (typeof outcome !== 'string') {
       if (outcome.status >= 200 && outcome.status < 300) return outcome;
       const problem = describe(outcome);
-      if (outcome.status >= 400 && outcome.status < 500) throw new JoinError(`${via} refused ${method} ${path}: ${problem}`);
+      if (outcome.status >= 400 && outcome.status < 500)
+        throw new JoinError(`${via} refused ${method} ${path}: ${problem}`);
       lastProblem = problem;
     } else {
       lastProblem = outcome;
@@ -74,11 +92,19 @@ async function callWithRetries(via: string, method: 'GET' | 'POST', path: string
     log('join: not there yet, retrying', { via, path, attempt, attemptsMax: retry.attemptsMax, problem: lastProblem });
     if (attempt < retry.attemptsMax) await new Promise((resolve) => setTimeout(resolve, retry.retryDelayMs));
   }
-  throw new JoinError(`${method} ${via}${path} did not succeed in ${retry.attemptsMax} attempts: ${lastProblem}. Start the node again with the same flags to continue where it stopped`);
+  throw new JoinError(
+    `${method} ${via}${path} did not succeed in ${retry.attemptsMax} attempts: ${lastProblem}. Start the node again with the same flags to continue where it stopped`,
+  );
 }
 
 /** The answer, or why there was none. */
-async function callOnce(via: string, method: string, path: string, body: string | undefined, timeoutMs: number): Promise<Answer | string> {
+async function callOnce(
+  via: string,
+  method: string,
+  path: string,
+  body: string | undefined,
+  timeoutMs: number,
+): Promise<Answer | string> {
   try {
     // Relative to the member's URL, so a base path (a proxy's prefix) is kept.
     const response = await fetch(new URL(path.replace(/^\//u, ''), `${via}/`), {
@@ -102,7 +128,8 @@ async function callOnce(via: string, method: string, path: string, body: string 
 
 function describe(answer: Answer): string {
   const body = answer.body;
-  if (typeof body === 'object' && body !== null && 'code' in body && 'message' in body) return `${answer.status} ${String(body.code)} ${String(body.message)}`;
+  if (typeof body === 'object' && body !== null && 'code' in body && 'message' in body)
+    return `${answer.status} ${String(body.code)} ${String(body.message)}`;
   return `HTTP ${answer.status}`;
 }
 
@@ -116,18 +143,28 @@ export function parseClusterView(value: unknown, via: string): ClusterView {
   const clusterId = raw['clusterId'];
   if (typeof clusterId !== 'string' || clusterId.length === 0) return bad('no clusterId');
   const groups = raw['groups'];
-  if (!Array.isArray(groups) || groups.length === 0 || groups.length > clusterGroupsMax) return bad(`groups: expected 1..${clusterGroupsMax} group ids`);
-  const groupIds = groups.map((group: unknown) => (typeof group === 'number' && Number.isSafeInteger(group) && group >= 0 ? asGroupId(group) : bad(`groups: ${JSON.stringify(group)} is not a group id`)));
+  if (!Array.isArray(groups) || groups.length === 0 || groups.length > clusterGroupsMax)
+    return bad(`groups: expected 1..${clusterGroupsMax} group ids`);
+  const groupIds = groups.map((group: unknown) =>
+    typeof group === 'number' && Number.isSafeInteger(group) && group >= 0
+      ? asGroupId(group)
+      : bad(`groups: ${JSON.stringify(group)} is not a group id`),
+  );
   const members = raw['members'];
   if (!Array.isArray(members) || members.length > membersMax) return bad(`members: expected at most ${membersMax}`);
-  return { clusterId, groups: groupIds, members: members.map((member: unknown, k) => parseMember(member, `members[${k}]`, bad)) };
+  return {
+    clusterId,
+    groups: groupIds,
+    members: members.map((member: unknown, k) => parseMember(member, `members[${k}]`, bad)),
+  };
 }
 
 function parseMember(value: unknown, path: string, bad: (why: string) => never): MemberAddresses {
   if (typeof value !== 'object' || value === null) return bad(`${path}: not an object`);
   const raw = value as Record<string, unknown>;
   const nodeId = raw['nodeId'];
-  if (typeof nodeId !== 'number' || !Number.isSafeInteger(nodeId) || nodeId < 1) return bad(`${path}.nodeId: not a node id`);
+  if (typeof nodeId !== 'number' || !Number.isSafeInteger(nodeId) || nodeId < 1)
+    return bad(`${path}.nodeId: not a node id`);
   const address = (name: string): NetAddress | undefined => {
     const text = raw[name];
     if (text === undefined) return undefined;

@@ -27,7 +27,15 @@ import type { DiskStore } from '../storage/disk-store.ts';
 import { AddressBook } from './address-book.ts';
 import { readJson, writeJsonAtomic } from './atomic-file.ts';
 import type { NodeConfig } from './config.ts';
-import { clusterGroupsMax, fetchClusterView, JoinError, joinRetryDefault, requestMembership, type JoinLog, type JoinRetry } from './join-client.ts';
+import {
+  clusterGroupsMax,
+  fetchClusterView,
+  JoinError,
+  joinRetryDefault,
+  requestMembership,
+  type JoinLog,
+  type JoinRetry,
+} from './join-client.ts';
 
 export const joinRecordFile = 'join.json';
 /** How long a joining node waits for its first authenticated connection to a member before giving up. */
@@ -50,12 +58,18 @@ export interface StartPlan {
   readonly joinVia: string | undefined;
 }
 
-export async function planStart(config: NodeConfig, store: DiskStore, logger: Logger, retry: JoinRetry = joinRetryDefault): Promise<StartPlan> {
+export async function planStart(
+  config: NodeConfig,
+  store: DiskStore,
+  logger: Logger,
+  retry: JoinRetry = joinRetryDefault,
+): Promise<StartPlan> {
   const book = AddressBook.open(config.dataDir, selfOf(config), configuredMembers(config));
   const record = readJoinRecord(config.dataDir);
   if (record !== undefined) {
     if (record.complete) {
-      if (config.join !== undefined) logger.info({ via: config.join }, 'this node joined the cluster before: --join ignored');
+      if (config.join !== undefined)
+        logger.info({ via: config.join }, 'this node joined the cluster before: --join ignored');
       return { book, groups: record.groups, joinVia: undefined };
     }
     const via = config.join ?? record.via;
@@ -80,7 +94,13 @@ export interface JoiningNode {
 }
 
 /** Asks the member to make this (serving) node a voter of every group; throws JoinError when it refuses or never gets there. */
-export async function finishJoin(config: NodeConfig, plan: StartPlan, node: JoiningNode, logger: Logger, retry: JoinRetry = joinRetryDefault): Promise<void> {
+export async function finishJoin(
+  config: NodeConfig,
+  plan: StartPlan,
+  node: JoiningNode,
+  logger: Logger,
+  retry: JoinRetry = joinRetryDefault,
+): Promise<void> {
   const via = plan.joinVia;
   if (via === undefined) return;
   await awaitFirstPeer(node);
@@ -95,7 +115,9 @@ async function awaitFirstPeer(node: JoiningNode): Promise<void> {
     if (node.peerConnected()) return;
     await new Promise((resolve) => setTimeout(resolve, joinHandshakePollMs));
   }
-  throw new JoinError(`no member accepted this node's peer handshake within ${joinHandshakeWaitMsMax} ms (${node.handshakeTrouble()}): check --secret and --cluster-id, and that the members' raft addresses are reachable from here; nothing was changed in the cluster`);
+  throw new JoinError(
+    `no member accepted this node's peer handshake within ${joinHandshakeWaitMsMax} ms (${node.handshakeTrouble()}): check --secret and --cluster-id, and that the members' raft addresses are reachable from here; nothing was changed in the cluster`,
+  );
 }
 
 function selfOf(config: NodeConfig): MemberAddresses {
@@ -114,17 +136,33 @@ function joinLog(logger: Logger): JoinLog {
 }
 
 /** The member's view of the cluster, checked and recorded (address book, then the join record). */
-async function learnCluster(config: NodeConfig, via: string, book: AddressBook, logger: Logger, retry: JoinRetry): Promise<readonly GroupId[]> {
+async function learnCluster(
+  config: NodeConfig,
+  via: string,
+  book: AddressBook,
+  logger: Logger,
+  retry: JoinRetry,
+): Promise<readonly GroupId[]> {
   logger.info({ via }, 'joining a running cluster');
   const view = await fetchClusterView(via, retry, joinLog(logger));
   if (view.clusterId !== config.clusterId) {
-    throw new JoinError(`${via} belongs to cluster ${JSON.stringify(view.clusterId)}, and this node is configured for ${JSON.stringify(config.clusterId)} (--cluster-id)`);
+    throw new JoinError(
+      `${via} belongs to cluster ${JSON.stringify(view.clusterId)}, and this node is configured for ${JSON.stringify(config.clusterId)} (--cluster-id)`,
+    );
   }
-  const clash = view.members.find((member) => member.nodeId === config.nodeId && !sameAddress(member.raft, config.raft));
-  if (clash !== undefined) throw new JoinError(`node id ${config.nodeId} is already in the cluster at raft address ${clash.raft.host}:${clash.raft.port}; pick another --node-id`);
+  const clash = view.members.find(
+    (member) => member.nodeId === config.nodeId && !sameAddress(member.raft, config.raft),
+  );
+  if (clash !== undefined)
+    throw new JoinError(
+      `node id ${config.nodeId} is already in the cluster at raft address ${clash.raft.host}:${clash.raft.port}; pick another --node-id`,
+    );
   for (const member of view.members) book.record(member);
   writeJoinRecord(config.dataDir, { via, groups: view.groups, complete: false });
-  logger.info({ via, groups: view.groups.length, members: view.members.map((member) => member.nodeId) }, 'learned the cluster');
+  logger.info(
+    { via, groups: view.groups.length, members: view.members.map((member) => member.nodeId) },
+    'learned the cluster',
+  );
   return view.groups;
 }
 
@@ -134,10 +172,16 @@ async function initializeGroups(store: DiskStore, config: NodeConfig, logger: Lo
   const missing = config.kvGroups.filter((group) => !existing.has(group));
   if (missing.length === 0) return;
   if (!config.init) {
-    throw new Error(`${config.dataDir} holds no data for groups ${missing.join(', ')}: create a cluster with --init --peers, or join a running one with --join http://member`);
+    throw new Error(
+      `${config.dataDir} holds no data for groups ${missing.join(', ')}: create a cluster with --init --peers, or join a running one with --join http://member`,
+    );
   }
   const confState = confStateOf([...config.peers.keys()]);
-  const writes = missing.map((group: GroupId) => ({ group, entries: [bootstrapEntry(confState)], hardState: { term: 1 as Term, vote: 0 as NodeId, commit: 1 as LogIndex } }));
+  const writes = missing.map((group: GroupId) => ({
+    group,
+    entries: [bootstrapEntry(confState)],
+    hardState: { term: 1 as Term, vote: 0 as NodeId, commit: 1 as LogIndex },
+  }));
   await store.write(writes, { sync: true });
   logger.info({ groups: missing.length, voters: [...config.peers.keys()] }, 'groups initialized');
 }
@@ -154,12 +198,26 @@ export function readJoinRecord(dataDir: string): JoinRecord | undefined {
   const raw = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
   const groups = raw['groups'];
   const valid =
-    raw['version'] === joinRecordVersion && typeof raw['via'] === 'string' && typeof raw['complete'] === 'boolean' &&
-    Array.isArray(groups) && groups.length > 0 && groups.length <= clusterGroupsMax && groups.every((group: unknown) => typeof group === 'number' && Number.isSafeInteger(group) && group >= 0);
+    raw['version'] === joinRecordVersion &&
+    typeof raw['via'] === 'string' &&
+    typeof raw['complete'] === 'boolean' &&
+    Array.isArray(groups) &&
+    groups.length > 0 &&
+    groups.length <= clusterGroupsMax &&
+    groups.every((group: unknown) => typeof group === 'number' && Number.isSafeInteger(group) && group >= 0);
   if (!valid) throw new JoinError(`${path} is not a join record this version understands`);
-  return { via: raw['via'] as string, groups: (groups as number[]).map(asGroupId), complete: raw['complete'] as boolean };
+  return {
+    via: raw['via'] as string,
+    groups: (groups as number[]).map(asGroupId),
+    complete: raw['complete'] as boolean,
+  };
 }
 
 function writeJoinRecord(dataDir: string, record: JoinRecord): void {
-  writeJsonAtomic(join(dataDir, joinRecordFile), { version: joinRecordVersion, via: record.via, groups: record.groups, complete: record.complete });
+  writeJsonAtomic(join(dataDir, joinRecordFile), {
+    version: joinRecordVersion,
+    via: record.via,
+    groups: record.groups,
+    complete: record.complete,
+  });
 }

@@ -44,16 +44,27 @@ const snapshotDataBytesMax = 1 << 30;
 // One frame carries a whole turn's messages to a peer: with 8 groups each pipelining 1 MiB appends
 // it can reach tens of MiB, and a frame over the limit is dropped whole.
 const frameBytesMax = 128 << 20;
-const wireLimits = { messagesPerFrameMax: 1 << 16, entriesPerMessageMax: 1 << 16, entryBytesMax, snapshotChunkBytesMax };
+const wireLimits = {
+  messagesPerFrameMax: 1 << 16,
+  entriesPerMessageMax: 1 << 16,
+  entryBytesMax,
+  snapshotChunkBytesMax,
+};
 
 export interface RunningNode {
   readonly httpUrl: string;
   stop(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig, logger: Logger = pino({ base: { node: config.nodeId } })): Promise<RunningNode> {
+export async function startNode(
+  config: NodeConfig,
+  logger: Logger = pino({ base: { node: config.nodeId } }),
+): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
-  const store = await DiskStore.open(join(config.dataDir, 'raft'), { entryDataBytesMax: entryBytesMax, snapshotDataBytesMax });
+  const store = await DiskStore.open(join(config.dataDir, 'raft'), {
+    entryDataBytesMax: entryBytesMax,
+    snapshotDataBytesMax,
+  });
   const plan = await planStart(config, store, logger);
   const transport = new PeerTransport({
     ...peerTransportLimitsDefault,
@@ -71,15 +82,27 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     peers: plan.book.raftAddresses(),
     advertise: { raft: config.raft, http: config.http },
     // The address book holds this node too: one entry fewer for learned peers.
-    discovery: { peersMax: membersMax - 1, onPeerAdvertised: (peer, advertised) => { rememberPeer(plan.book, transport, peer, advertised, logger); } },
+    discovery: {
+      peersMax: membersMax - 1,
+      onPeerAdvertised: (peer, advertised) => {
+        rememberPeer(plan.book, transport, peer, advertised, logger);
+      },
+    },
     localAddress: config.raft.host,
     wireLimits,
     logger: transportLogger(logger),
     // The host is built below; the transport delivers nothing before start().
-    onBatch: (from, batch) => { host.receive(batch, from); },
-    onPeerLost: (peer) => { host.peerLost(peer); },
+    onBatch: (from, batch) => {
+      host.receive(batch, from);
+    },
+    onPeerLost: (peer) => {
+      host.peerLost(peer);
+    },
   });
-  const metrics = createNodeMetrics({ host: { status: () => host.status() }, peerTraffic: () => transport.stats().peers });
+  const metrics = createNodeMetrics({
+    host: { status: () => host.status() },
+    peerTraffic: () => transport.stats().peers,
+  });
   const host = new MultiRaftHost({
     nodeId: config.nodeId,
     storage: timedHostStorage(store, metrics),
@@ -101,8 +124,12 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
     proposalQueueMax: config.proposalQueueMax,
     commitFlushMs: 1000,
     requestTimeoutMs: config.requestTimeoutMs,
-    observeTurn: (seconds) => { metrics.observeTurnDuration(seconds); },
-    onConfApplied: (group, confState) => { removals.confApplied(group, confState); },
+    observeTurn: (seconds) => {
+      metrics.observeTurnDuration(seconds);
+    },
+    onConfApplied: (group, confState) => {
+      removals.confApplied(group, confState);
+    },
   });
   for (const group of plan.groups) host.addGroup(group, new KvModel());
   const removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
@@ -116,24 +143,51 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
       const raft = plan.book.record(member);
       if (raft !== undefined) transport.setPeer(member.nodeId, raft);
     },
-    forget: (node) => { forgetMember(plan.book, transport, node, logger); },
+    forget: (node) => {
+      forgetMember(plan.book, transport, node, logger);
+    },
   };
-  const app = buildApp({ nodeId: config.nodeId, clusterId: config.clusterId, host, groups: plan.groups, forward, members, requestTimeoutMs: config.requestTimeoutMs, metrics, logger });
+  const app = buildApp({
+    nodeId: config.nodeId,
+    clusterId: config.clusterId,
+    host,
+    groups: plan.groups,
+    forward,
+    members,
+    requestTimeoutMs: config.requestTimeoutMs,
+    metrics,
+    logger,
+  });
   await app.listen({ host: config.http.host, port: config.http.port });
   const httpUrl = `http://${config.http.host}:${config.http.port}`;
   // The binary client protocol, next to the HTTP API, when --client is given.
-  const binary = config.client === undefined ? undefined : new BinaryServer({
-    nodeId: config.nodeId,
-    host,
-    placement: createKvPlacement(plan.groups),
-    listenHost: config.client.host,
-    listenPort: config.client.port,
-    metrics,
-    onProtocolError: (reason) => { logger.warn({ reason }, 'binary client connection closed: bad frame'); },
-    onConnectionRefused: (open) => { logger.warn({ open }, 'binary client connection refused: connectionsMax connections are open'); },
-  });
+  const binary =
+    config.client === undefined
+      ? undefined
+      : new BinaryServer({
+          nodeId: config.nodeId,
+          host,
+          placement: createKvPlacement(plan.groups),
+          listenHost: config.client.host,
+          listenPort: config.client.port,
+          metrics,
+          onProtocolError: (reason) => {
+            logger.warn({ reason }, 'binary client connection closed: bad frame');
+          },
+          onConnectionRefused: (open) => {
+            logger.warn({ open }, 'binary client connection refused: connectionsMax connections are open');
+          },
+        });
   await binary?.start();
-  logger.info({ http: httpUrl, ...(config.client === undefined ? {} : { client: `${config.client.host}:${config.client.port}` }), raft: `${config.raft.host}:${config.raft.port}`, groups: plan.groups.length }, 'node started');
+  logger.info(
+    {
+      http: httpUrl,
+      ...(config.client === undefined ? {} : { client: `${config.client.host}:${config.client.port}` }),
+      raft: `${config.raft.host}:${config.raft.port}`,
+      groups: plan.groups.length,
+    },
+    'node started',
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
@@ -174,16 +228,30 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ base
  * Removed nodes stay out of the transport (not dialed, handshakes refused) from the start, even
  * when --peers names them; the watch forgets the ones removed from now on.
  */
-function watchRemovals(self: NodeId, host: MultiRaftHost, book: AddressBook, transport: PeerTransport, logger: Logger): RemovalWatch {
+function watchRemovals(
+  self: NodeId,
+  host: MultiRaftHost,
+  book: AddressBook,
+  transport: PeerTransport,
+  logger: Logger,
+): RemovalWatch {
   const removed = book.removedNodes();
   for (const node of removed) transport.removePeer(node);
-  if (removed.length > 0) logger.info({ removed }, 'nodes removed from the cluster are not dialed, whatever --peers says');
+  if (removed.length > 0)
+    logger.info({ removed }, 'nodes removed from the cluster are not dialed, whatever --peers says');
   const initial = new Map(host.status().map(({ group, status }) => [group, status.confState]));
-  const watch = new RemovalWatch({
-    self,
-    forget: (node) => { forgetMember(book, transport, node, logger); },
-    log: (level, message, fields) => { logger[level](fields, message); },
-  }, initial);
+  const watch = new RemovalWatch(
+    {
+      self,
+      forget: (node) => {
+        forgetMember(book, transport, node, logger);
+      },
+      log: (level, message, fields) => {
+        logger[level](fields, message);
+      },
+    },
+    initial,
+  );
   if (watch.removed()) logger.warn('this node was removed from every group: it serves nothing and can be stopped');
   return watch;
 }
@@ -201,7 +269,8 @@ function forgetMember(book: AddressBook, transport: PeerTransport, node: NodeId,
 function joiningNode(transport: PeerTransport): JoiningNode {
   return {
     peerConnected: () => [...transport.stats().peers.values()].some((peer) => peer.connected),
-    handshakeTrouble: () => `${transport.stats().handshakeFailures} handshakes refused; the transport's warnings say why`,
+    handshakeTrouble: () =>
+      `${transport.stats().handshakeFailures} handshakes refused; the transport's warnings say why`,
   };
 }
 
@@ -209,7 +278,13 @@ function joiningNode(transport: PeerTransport): JoiningNode {
  * A peer's authenticated handshake told us where it is: remember it, and dial it there unless
  * the operator pinned another address for it (the book decides).
  */
-function rememberPeer(book: AddressBook, transport: PeerTransport, peer: NodeId, advertised: Advertisement, logger: Logger): void {
+function rememberPeer(
+  book: AddressBook,
+  transport: PeerTransport,
+  peer: NodeId,
+  advertised: Advertisement,
+  logger: Logger,
+): void {
   try {
     const raft = book.record({ nodeId: peer, raft: advertised.raft, http: advertised.http });
     if (raft !== undefined) transport.setPeer(peer, raft);
@@ -230,17 +305,32 @@ function httpForward(config: NodeConfig, book: AddressBook): Forward {
   return (leader, request) => {
     const address = book.httpAddress(leader);
     // Nothing was sent: the API answers NOT_LEADER with the hint, a definite failure.
-    if (address === undefined) return Promise.reject(Object.assign(new Error(`no HTTP address known for node ${leader} (--peer-http)`), { code: forwardNoAddressCode }));
+    if (address === undefined)
+      return Promise.reject(
+        Object.assign(new Error(`no HTTP address known for node ${leader} (--peer-http)`), {
+          code: forwardNoAddressCode,
+        }),
+      );
     return new Promise((resolve, reject) => {
       const outgoing = http.request(
-        { host: address.host, port: address.port, method: request.method, path: request.url, headers: request.headers, agent, localAddress: config.raft.host, timeout: config.requestTimeoutMs + 1000 },
+        {
+          host: address.host,
+          port: address.port,
+          method: request.method,
+          path: request.url,
+          headers: request.headers,
+          agent,
+          localAddress: config.raft.host,
+          timeout: config.requestTimeoutMs + 1000,
+        },
         (response) => {
           const chunks: Buffer[] = [];
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
           response.on('error', reject);
           response.on('end', () => {
             const headers: Record<string, string> = {};
-            for (const [name, value] of Object.entries(response.headers)) if (typeof value === 'string') headers[name] = value;
+            for (const [name, value] of Object.entries(response.headers))
+              if (typeof value === 'string') headers[name] = value;
             resolve({ status: response.statusCode ?? 502, headers, body: Buffer.concat(chunks) });
           });
         },
@@ -254,8 +344,14 @@ function httpForward(config: NodeConfig, book: AddressBook): Forward {
 
 function transportLogger(logger: Logger): TransportLogger {
   return {
-    info: (message, fields) => { logger.info(fields, message); },
-    warn: (message, fields) => { logger.warn(fields, message); },
-    error: (message, fields) => { logger.error(fields, message); },
+    info: (message, fields) => {
+      logger.info(fields, message);
+    },
+    warn: (message, fields) => {
+      logger.warn(fields, message);
+    },
+    error: (message, fields) => {
+      logger.error(fields, message);
+    },
   };
 }

@@ -48,13 +48,18 @@ export class RemovalWatch {
     for (const node of before) {
       if (now.has(node) || this.memberAnywhere(node)) continue;
       if (node === self) {
-        log('warn', 'this node was removed from every group: it serves nothing and can be stopped (reuse its id only with an empty data dir)', { group });
+        log(
+          'warn',
+          'this node was removed from every group: it serves nothing and can be stopped (reuse its id only with an empty data dir)',
+          { group },
+        );
         continue;
       }
       log('info', 'node removed from every group: forgetting it', { peer: node, group });
       forget(node);
     }
-    if (before.has(self) && !now.has(self) && this.memberAnywhere(self)) log('info', 'this node was removed from a group', { group });
+    if (before.has(self) && !now.has(self) && this.memberAnywhere(self))
+      log('info', 'this node was removed from a group', { group });
   }
 
   private memberAnywhere(node: NodeId): boolean {

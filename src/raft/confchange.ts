@@ -6,9 +6,17 @@
 import type { NodeId } from '../base/ids.ts';
 import type { ConfChange, ConfState } from './types.ts';
 
-export type ConfChangeOutcome = { readonly ok: true; readonly confState: ConfState } | { readonly ok: false; readonly reason: string };
+export type ConfChangeOutcome =
+  | { readonly ok: true; readonly confState: ConfState }
+  | { readonly ok: false; readonly reason: string };
 
-export const emptyConfState: ConfState = { voters: [], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
+export const emptyConfState: ConfState = {
+  voters: [],
+  votersOutgoing: [],
+  learners: [],
+  learnersNext: [],
+  autoLeave: false,
+};
 
 export function isJoint(confState: ConfState): boolean {
   return confState.votersOutgoing.length > 0;
@@ -24,7 +32,8 @@ export function applyConfChange(current: ConfState, change: ConfChange): ConfCha
   const voters = new Set(current.voters);
   const learners = new Set(current.learners);
   for (const item of change.changes) {
-    if (!Number.isSafeInteger(item.node) || item.node <= 0) return { ok: false, reason: `invalid node id ${item.node}` };
+    if (!Number.isSafeInteger(item.node) || item.node <= 0)
+      return { ok: false, reason: `invalid node id ${item.node}` };
     voters.delete(item.node);
     learners.delete(item.node);
     if (item.type === 'add_voter') voters.add(item.node);
@@ -42,18 +51,33 @@ export function applyConfChange(current: ConfState, change: ConfChange): ConfCha
   const learnersNow = [...learners].filter((id) => !current.voters.includes(id));
   return {
     ok: true,
-    confState: { voters: sorted(voters), votersOutgoing: sorted(current.voters), learners: sorted(learnersNow), learnersNext: sorted(learnersNext), autoLeave: true },
+    confState: {
+      voters: sorted(voters),
+      votersOutgoing: sorted(current.voters),
+      learners: sorted(learnersNow),
+      learnersNext: sorted(learnersNext),
+      autoLeave: true,
+    },
   };
 }
 
 function leaveJoint(current: ConfState): ConfChangeOutcome {
   if (!isJoint(current)) return { ok: false, reason: 'not in a joint configuration' };
-  return { ok: true, confState: { ...emptyConfState, voters: current.voters, learners: sorted([...current.learners, ...current.learnersNext]) } };
+  return {
+    ok: true,
+    confState: {
+      ...emptyConfState,
+      voters: current.voters,
+      learners: sorted([...current.learners, ...current.learnersNext]),
+    },
+  };
 }
 
 /** Every member that receives replication: voters of either half and learners. */
 export function members(confState: ConfState): NodeId[] {
-  return sorted(new Set([...confState.voters, ...confState.votersOutgoing, ...confState.learners, ...confState.learnersNext]));
+  return sorted(
+    new Set([...confState.voters, ...confState.votersOutgoing, ...confState.learners, ...confState.learnersNext]),
+  );
 }
 
 function symmetricDifference(before: readonly NodeId[], after: ReadonlySet<NodeId>): number {

@@ -75,15 +75,40 @@ export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
     assert(Number.isSafeInteger(config[key]), `config: ${key} must be a whole number of ticks`);
   }
   assert(config.heartbeatTicks >= 1, 'config: heartbeatTicks must be at least 1');
-  assert(config.electionTimeoutTicks > config.heartbeatTicks, 'config: electionTimeoutTicks must exceed heartbeatTicks');
+  assert(
+    config.electionTimeoutTicks > config.heartbeatTicks,
+    'config: electionTimeoutTicks must exceed heartbeatTicks',
+  );
   assert(!config.leaseReads || config.checkQuorum, 'config: leaseReads needs checkQuorum');
-  assert(!config.leaseReads || (config.leaseTicks >= 1 && config.leaseTicks < config.electionTimeoutTicks), 'config: leaseTicks must be in [1, electionTimeoutTicks)');
-  for (const key of ['entryBytesMax', 'messageBytesMax', 'inflightMessagesMax', 'uncommittedBytesMax', 'readQueueMax', 'committedBytesMax', 'snapshotChunkBytesMax', 'snapshotChunksInflightMax'] as const) {
+  assert(
+    !config.leaseReads || (config.leaseTicks >= 1 && config.leaseTicks < config.electionTimeoutTicks),
+    'config: leaseTicks must be in [1, electionTimeoutTicks)',
+  );
+  for (const key of [
+    'entryBytesMax',
+    'messageBytesMax',
+    'inflightMessagesMax',
+    'uncommittedBytesMax',
+    'readQueueMax',
+    'committedBytesMax',
+    'snapshotChunkBytesMax',
+    'snapshotChunksInflightMax',
+  ] as const) {
     assert(Number.isSafeInteger(config[key]) && config[key] >= 1, `config: ${key} must be a positive integer`);
   }
   assert(config.inflightBytesMax >= 0, 'config: inflightBytesMax must not be negative');
-  assert(Number.isSafeInteger(config.snapshotIntervalEntries) && config.snapshotIntervalEntries >= 0, 'config: snapshotIntervalEntries must be a non-negative integer');
-  assert(Number.isSafeInteger(config.quiesceAfterTicks) && (config.quiesceAfterTicks === 0 || config.quiesceAfterTicks >= config.heartbeatTicks), 'config: quiesceAfterTicks must be 0 or at least heartbeatTicks');
-  assert(config.entryBytesMax <= config.uncommittedBytesMax, 'config: entryBytesMax must not exceed uncommittedBytesMax');
+  assert(
+    Number.isSafeInteger(config.snapshotIntervalEntries) && config.snapshotIntervalEntries >= 0,
+    'config: snapshotIntervalEntries must be a non-negative integer',
+  );
+  assert(
+    Number.isSafeInteger(config.quiesceAfterTicks) &&
+      (config.quiesceAfterTicks === 0 || config.quiesceAfterTicks >= config.heartbeatTicks),
+    'config: quiesceAfterTicks must be 0 or at least heartbeatTicks',
+  );
+  assert(
+    config.entryBytesMax <= config.uncommittedBytesMax,
+    'config: entryBytesMax must not exceed uncommittedBytesMax',
+  );
   return config;
 }

@@ -67,7 +67,9 @@ export function describeConfChange(change: ConfChange): string {
 /** `1/11 "prop_1"`, or `1/12 conf(v4)` for a membership change. */
 export function describeEntry(entry: Entry): string {
   const position = `${entry.term}/${entry.index}`;
-  return entry.kind === 'normal' ? `${position} ${describeData(entry.data)}` : `${position} conf(${describeConfChange(entry.change)})`;
+  return entry.kind === 'normal'
+    ? `${position} ${describeData(entry.data)}`
+    : `${position} conf(${describeConfChange(entry.change)})`;
 }
 
 export function describeEntries(entries: readonly Entry[]): string {

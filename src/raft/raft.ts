@@ -49,7 +49,13 @@ interface IncomingSnapshot {
   received: number;
 }
 
-const leaderRequestTypes: ReadonlySet<Message['type']> = new Set(['AppendEntries', 'Heartbeat', 'InstallSnapshot', 'TimeoutNow', 'ReadIndexResponse']);
+const leaderRequestTypes: ReadonlySet<Message['type']> = new Set([
+  'AppendEntries',
+  'Heartbeat',
+  'InstallSnapshot',
+  'TimeoutNow',
+  'ReadIndexResponse',
+]);
 
 export class RaftNode {
   readonly id: NodeId;
@@ -254,7 +260,15 @@ export class RaftNode {
       case 'ReadIndex':
         // Only a leader serves reads; anyone else answers "no index" so the follower fails fast.
         if (this.role === 'leader') this.enqueueRead(message.requestId, message.from);
-        else this.send({ type: 'ReadIndexResponse', from: this.id, term: this.term, to: message.from, requestId: message.requestId, index: 0 as LogIndex });
+        else
+          this.send({
+            type: 'ReadIndexResponse',
+            from: this.id,
+            term: this.term,
+            to: message.from,
+            requestId: message.requestId,
+            index: 0 as LogIndex,
+          });
         return;
       case 'ReadIndexResponse':
         this.forwardedReadAnswered(message.requestId, message.index);
@@ -288,7 +302,8 @@ export class RaftNode {
   /** Handles a message from a higher term; returns false when the message is to be ignored. */
   private acceptHigherTerm(message: Message): boolean {
     if (message.type === 'RequestVote') {
-      const heardFromLeader = (this.leader !== NO_NODE || this.startupGuard) && this.electionElapsed < this.config.electionTimeoutTicks;
+      const heardFromLeader =
+        (this.leader !== NO_NODE || this.startupGuard) && this.electionElapsed < this.config.electionTimeoutTicks;
       // Check-quorum lease: while we hear from a leader, a (pre-)candidate cannot unseat it,
       // unless the leader itself asked for the election (transfer).
       if (this.config.checkQuorum && heardFromLeader && !message.transfer) return false;
@@ -296,11 +311,13 @@ export class RaftNode {
     }
     if (message.type === 'RequestVoteResponse' && message.preVote && message.granted) return true;
     if (this.role === 'leader' && this.transferTarget !== NO_NODE) {
-      if (message.from === this.transferTarget) this.events.push({ kind: 'transfer_handed_off', target: this.transferTarget, term: message.term });
+      if (message.from === this.transferTarget)
+        this.events.push({ kind: 'transfer_handed_off', target: this.transferTarget, term: message.term });
       else this.abortTransfer('stepped_down');
       this.transferTarget = NO_NODE;
     }
-    const fromLeader = message.type === 'AppendEntries' || message.type === 'Heartbeat' || message.type === 'InstallSnapshot';
+    const fromLeader =
+      message.type === 'AppendEntries' || message.type === 'Heartbeat' || message.type === 'InstallSnapshot';
     this.becomeFollower(message.term, fromLeader ? message.from : NO_NODE);
     return true;
   }
@@ -309,9 +326,25 @@ export class RaftNode {
     if (message.type === 'AppendEntries' || message.type === 'Heartbeat') {
       // A stale leader (e.g. partitioned away and back) learns the new term from this and steps
       // down; without it, pre-vote + check-quorum could leave the cluster without a leader.
-      this.send({ type: 'AppendEntriesResponse', from: this.id, term: this.term, to: message.from, success: false, index: 0 as LogIndex, hintIndex: 0 as LogIndex, hintTerm: 0 as Term });
+      this.send({
+        type: 'AppendEntriesResponse',
+        from: this.id,
+        term: this.term,
+        to: message.from,
+        success: false,
+        index: 0 as LogIndex,
+        hintIndex: 0 as LogIndex,
+        hintTerm: 0 as Term,
+      });
     } else if (message.type === 'RequestVote' && message.preVote) {
-      this.send({ type: 'RequestVoteResponse', from: this.id, term: this.term, to: message.from, preVote: true, granted: false });
+      this.send({
+        type: 'RequestVoteResponse',
+        from: this.id,
+        term: this.term,
+        to: message.from,
+        preVote: true,
+        granted: false,
+      });
     }
   }
 
@@ -322,7 +355,14 @@ export class RaftNode {
       (message.preVote && message.term > this.term);
     const granted = canVote && this.log.isUpToDate(message.lastLogIndex, message.lastLogTerm);
     // A granted pre-vote answers in the term the candidate asked for, so it can count it.
-    this.send({ type: 'RequestVoteResponse', from: this.id, term: granted ? message.term : this.term, to: message.from, preVote: message.preVote, granted });
+    this.send({
+      type: 'RequestVoteResponse',
+      from: this.id,
+      term: granted ? message.term : this.term,
+      to: message.from,
+      preVote: message.preVote,
+      granted,
+    });
     if (granted && !message.preVote) {
       this.electionElapsed = 0;
       this.vote = message.from;
@@ -381,7 +421,16 @@ export class RaftNode {
     if (this.tallyVotes() === 'won') return;
     for (const voter of allVoters(this.voterSets())) {
       if (voter === this.id) continue;
-      this.send({ type: 'RequestVote', from: this.id, term: campaignTerm, to: voter, preVote, lastLogIndex: this.log.lastIndex(), lastLogTerm: this.log.lastTerm(), transfer: kind === 'transfer' });
+      this.send({
+        type: 'RequestVote',
+        from: this.id,
+        term: campaignTerm,
+        to: voter,
+        preVote,
+        lastLogIndex: this.log.lastIndex(),
+        lastLogTerm: this.log.lastTerm(),
+        transfer: kind === 'transfer',
+      });
     }
   }
 
@@ -411,12 +460,20 @@ export class RaftNode {
     self.becomeReplicate();
     // A configuration change in the uncommitted tail may not be applied yet: wait for it.
     this.pendingConfIndex = lastIndex;
-    this.appendEntries([{ kind: 'normal', term: this.term, index: (lastIndex + 1) as LogIndex, data: new Uint8Array(0) }]);
+    this.appendEntries([
+      { kind: 'normal', term: this.term, index: (lastIndex + 1) as LogIndex, data: new Uint8Array(0) },
+    ]);
   }
 
   private newProgress(member: NodeId, lastIndex: LogIndex): Progress {
     const learner = !isVoter(this.voterSets(), member);
-    const progress = new Progress(member, (lastIndex + 1) as LogIndex, learner, this.config.inflightMessagesMax, this.config.inflightBytesMax);
+    const progress = new Progress(
+      member,
+      (lastIndex + 1) as LogIndex,
+      learner,
+      this.config.inflightMessagesMax,
+      this.config.inflightBytesMax,
+    );
     progress.recentActive = member === this.id;
     return progress;
   }
@@ -432,7 +489,8 @@ export class RaftNode {
     const progress = this.progress.get(message.from);
     switch (message.type) {
       case 'AppendEntriesResponse':
-        if (progress !== undefined) this.handleAppendResponse(progress, message.success, message.index, message.hintIndex, message.hintTerm);
+        if (progress !== undefined)
+          this.handleAppendResponse(progress, message.success, message.index, message.hintIndex, message.hintTerm);
         return;
       case 'HeartbeatResponse':
         if (progress !== undefined) this.handleHeartbeatResponse(progress, message.readRound, message.sentTick);
@@ -525,21 +583,55 @@ export class RaftNode {
 
   private handleAppendEntries(message: AppendEntries): void {
     if (message.prevLogIndex < this.log.committed) {
-      this.send({ type: 'AppendEntriesResponse', from: this.id, term: this.term, to: message.from, success: true, index: this.log.committed, hintIndex: 0 as LogIndex, hintTerm: 0 as Term });
+      this.send({
+        type: 'AppendEntriesResponse',
+        from: this.id,
+        term: this.term,
+        to: message.from,
+        success: true,
+        index: this.log.committed,
+        hintIndex: 0 as LogIndex,
+        hintTerm: 0 as Term,
+      });
       return;
     }
     const lastNew = this.log.maybeAppend(message.prevLogIndex, message.prevLogTerm, message.commit, message.entries);
     if (lastNew !== undefined) {
-      this.send({ type: 'AppendEntriesResponse', from: this.id, term: this.term, to: message.from, success: true, index: lastNew, hintIndex: 0 as LogIndex, hintTerm: 0 as Term });
+      this.send({
+        type: 'AppendEntriesResponse',
+        from: this.id,
+        term: this.term,
+        to: message.from,
+        success: true,
+        index: lastNew,
+        hintIndex: 0 as LogIndex,
+        hintTerm: 0 as Term,
+      });
       return;
     }
     const hint = this.log.findConflictByTerm(message.prevLogIndex, message.prevLogTerm);
-    this.send({ type: 'AppendEntriesResponse', from: this.id, term: this.term, to: message.from, success: false, index: message.prevLogIndex, hintIndex: hint.index, hintTerm: hint.term });
+    this.send({
+      type: 'AppendEntriesResponse',
+      from: this.id,
+      term: this.term,
+      to: message.from,
+      success: false,
+      index: message.prevLogIndex,
+      hintIndex: hint.index,
+      hintTerm: hint.term,
+    });
   }
 
   private handleHeartbeat(message: Heartbeat): void {
     this.log.commitTo(Math.min(message.commit, this.log.lastIndex()) as LogIndex);
-    this.send({ type: 'HeartbeatResponse', from: this.id, term: this.term, to: message.from, readRound: message.readRound, sentTick: message.sentTick });
+    this.send({
+      type: 'HeartbeatResponse',
+      from: this.id,
+      term: this.term,
+      to: message.from,
+      readRound: message.readRound,
+      sentTick: message.sentTick,
+    });
   }
 
   private handleSnapshotChunk(message: InstallSnapshot): void {
@@ -547,14 +639,28 @@ export class RaftNode {
     if (meta.index <= this.log.committed) {
       // Already have everything it holds: tell the leader where we are instead.
       this.incomingSnapshot = undefined;
-      this.send({ type: 'AppendEntriesResponse', from: this.id, term: this.term, to: message.from, success: true, index: this.log.committed, hintIndex: 0 as LogIndex, hintTerm: 0 as Term });
+      this.send({
+        type: 'AppendEntriesResponse',
+        from: this.id,
+        term: this.term,
+        to: message.from,
+        success: true,
+        index: this.log.committed,
+        hintIndex: 0 as LogIndex,
+        hintTerm: 0 as Term,
+      });
       return;
     }
     let incoming = this.incomingSnapshot;
     // Within one leader's term snapshots only move forward: a lower one is a late chunk. A new
     // leader's transfer replaces whatever partial copy an earlier leader left.
     if (incoming !== undefined && incoming.leaderTerm === message.term && meta.index < incoming.meta.index) return;
-    if (incoming === undefined || incoming.meta.index !== meta.index || incoming.meta.term !== meta.term || incoming.leaderTerm !== message.term) {
+    if (
+      incoming === undefined ||
+      incoming.meta.index !== meta.index ||
+      incoming.meta.term !== meta.term ||
+      incoming.leaderTerm !== message.term
+    ) {
       if (message.offset !== 0) {
         this.ackSnapshotBytes(message, 0);
         return;
@@ -572,11 +678,28 @@ export class RaftNode {
     }
     this.incomingSnapshot = undefined;
     this.installSnapshot({ meta, data: concatBytes(incoming.chunks, incoming.totalBytes) });
-    this.send({ type: 'AppendEntriesResponse', from: this.id, term: this.term, to: message.from, success: true, index: this.log.lastIndex(), hintIndex: 0 as LogIndex, hintTerm: 0 as Term });
+    this.send({
+      type: 'AppendEntriesResponse',
+      from: this.id,
+      term: this.term,
+      to: message.from,
+      success: true,
+      index: this.log.lastIndex(),
+      hintIndex: 0 as LogIndex,
+      hintTerm: 0 as Term,
+    });
   }
 
   private ackSnapshotBytes(message: InstallSnapshot, nextOffset: number): void {
-    this.send({ type: 'InstallSnapshotResponse', from: this.id, term: this.term, to: message.from, snapshotIndex: message.meta.index, snapshotTerm: message.meta.term, nextOffset });
+    this.send({
+      type: 'InstallSnapshotResponse',
+      from: this.id,
+      term: this.term,
+      to: message.from,
+      snapshotIndex: message.meta.index,
+      snapshotTerm: message.meta.term,
+      nextOffset,
+    });
   }
 
   private installSnapshot(snapshot: Snapshot): void {
@@ -594,7 +717,13 @@ export class RaftNode {
   // -------------------------------------------------------------------------------------------
   // Leader: replication
 
-  private handleAppendResponse(progress: Progress, success: boolean, index: LogIndex, hintIndex: LogIndex, hintTerm: Term): void {
+  private handleAppendResponse(
+    progress: Progress,
+    success: boolean,
+    index: LogIndex,
+    hintIndex: LogIndex,
+    hintTerm: Term,
+  ): void {
     progress.recentActive = true;
     if (!success) {
       if (index === 0) return; // a stale-term answer carries no position
@@ -621,7 +750,8 @@ export class RaftNode {
       // at the next heartbeat.
       if (progress.sentCommit < Math.min(this.log.committed, progress.next - 1)) this.sendAppend(progress, true);
     }
-    if (progress.id === this.transferTarget && progress.match === this.log.lastIndex()) this.sendTimeoutNow(progress.id);
+    if (progress.id === this.transferTarget && progress.match === this.log.lastIndex())
+      this.sendTimeoutNow(progress.id);
   }
 
   private handleHeartbeatResponse(progress: Progress, readRound: number, sentTick: number): void {
@@ -661,19 +791,34 @@ export class RaftNode {
     const prevLogIndex = (progress.next - 1) as LogIndex;
     const prevLogTerm = this.log.term(prevLogIndex);
     const lastIndex = this.log.lastIndex();
-    const entries = prevLogTerm === undefined ? undefined : this.log.slice(progress.next, (lastIndex + 1) as LogIndex, this.config.messageBytesMax);
+    const entries =
+      prevLogTerm === undefined
+        ? undefined
+        : this.log.slice(progress.next, (lastIndex + 1) as LogIndex, this.config.messageBytesMax);
     if (prevLogTerm === undefined || entries === undefined) {
       this.startSnapshotTransfer(progress);
       return false;
     }
     const last = entries[entries.length - 1];
     if (last === undefined && !sendIfEmpty) return false;
-    this.send({ type: 'AppendEntries', from: this.id, term: this.term, to: progress.id, prevLogIndex, prevLogTerm, entries, commit: this.log.committed });
+    this.send({
+      type: 'AppendEntries',
+      from: this.id,
+      term: this.term,
+      to: progress.id,
+      prevLogIndex,
+      prevLogTerm,
+      entries,
+      commit: this.log.committed,
+    });
     progress.sentCommit = this.log.committed;
     if (last === undefined) return false;
     if (progress.state === 'replicate') {
       progress.next = (last.index + 1) as LogIndex;
-      progress.inflights.add(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
+      progress.inflights.add(
+        last.index,
+        entries.reduce((sum, entry) => sum + entryBytes(entry), 0),
+      );
     } else {
       progress.probeSent = true;
     }
@@ -692,15 +837,36 @@ export class RaftNode {
     for (const progress of this.progress.values()) {
       if (progress.id === this.id) continue;
       const commit = Math.min(progress.match, this.log.committed) as LogIndex;
-      this.send({ type: 'Heartbeat', from: this.id, term: this.term, to: progress.id, commit, readRound, sentTick: this.clockTicks, quiesce });
+      this.send({
+        type: 'Heartbeat',
+        from: this.id,
+        term: this.term,
+        to: progress.id,
+        commit,
+        readRound,
+        sentTick: this.clockTicks,
+        quiesce,
+      });
       if (commit > progress.sentCommit) progress.sentCommit = commit;
     }
   }
 
   private startSnapshotTransfer(progress: Progress): void {
     const snapshot = this.log.storage.snapshot();
-    assert(snapshot.meta.index > 0, `leader ${this.id}: follower ${progress.id} needs compacted entries but there is no snapshot`);
-    progress.becomeSnapshot({ index: snapshot.meta.index, term: snapshot.meta.term, totalBytes: snapshot.data.length, sentOffset: 0, ackedOffset: 0, ackedOffsetAtCheck: -1, heard: false, reportedOffset: 0 });
+    assert(
+      snapshot.meta.index > 0,
+      `leader ${this.id}: follower ${progress.id} needs compacted entries but there is no snapshot`,
+    );
+    progress.becomeSnapshot({
+      index: snapshot.meta.index,
+      term: snapshot.meta.term,
+      totalBytes: snapshot.data.length,
+      sentOffset: 0,
+      ackedOffset: 0,
+      ackedOffsetAtCheck: -1,
+      heard: false,
+      reportedOffset: 0,
+    });
     this.sendSnapshotChunks(progress);
   }
 
@@ -715,10 +881,22 @@ export class RaftNode {
     const chunkMax = this.config.snapshotChunkBytesMax;
     const windowBytes = chunkMax * this.config.snapshotChunksInflightMax;
     let first = transfer.sentOffset === 0 && transfer.ackedOffset === 0;
-    while ((transfer.sentOffset < transfer.totalBytes || first) && transfer.sentOffset - transfer.ackedOffset < windowBytes) {
+    while (
+      (transfer.sentOffset < transfer.totalBytes || first) &&
+      transfer.sentOffset - transfer.ackedOffset < windowBytes
+    ) {
       const end = Math.min(transfer.sentOffset + chunkMax, transfer.totalBytes);
       const chunk = snapshot.data.subarray(transfer.sentOffset, end);
-      this.send({ type: 'InstallSnapshot', from: this.id, term: this.term, to: progress.id, meta: snapshot.meta, offset: transfer.sentOffset, totalBytes: transfer.totalBytes, chunk });
+      this.send({
+        type: 'InstallSnapshot',
+        from: this.id,
+        term: this.term,
+        to: progress.id,
+        meta: snapshot.meta,
+        offset: transfer.sentOffset,
+        totalBytes: transfer.totalBytes,
+        chunk,
+      });
       transfer.sentOffset = end;
       first = false;
     }
@@ -751,7 +929,9 @@ export class RaftNode {
   }
 
   private quorumActive(): boolean {
-    const active = jointValue(this.voterSets(), (id) => (id === this.id || this.progress.get(id)?.recentActive === true ? 1 : 0)) >= 1;
+    const active =
+      jointValue(this.voterSets(), (id) => (id === this.id || this.progress.get(id)?.recentActive === true ? 1 : 0)) >=
+      1;
     for (const progress of this.progress.values()) progress.recentActive = progress.id === this.id;
     return active;
   }
@@ -770,14 +950,17 @@ export class RaftNode {
     if (refused !== undefined) return refused;
     let bytes = 0;
     for (const data of payloads) {
-      if (data.length > this.config.entryBytesMax) return { kind: 'entry_too_large', bytes: data.length, bytesMax: this.config.entryBytesMax };
+      if (data.length > this.config.entryBytesMax)
+        return { kind: 'entry_too_large', bytes: data.length, bytesMax: this.config.entryBytesMax };
       bytes += data.length + 16;
     }
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.uncommittedBytesMax) {
       return { kind: 'uncommitted_full', bytes: this.uncommittedBytes, bytesMax: this.config.uncommittedBytesMax };
     }
     let index = this.log.lastIndex();
-    const entries = payloads.map((data): Entry => ({ kind: 'normal', term: this.term, index: (index = (index + 1) as LogIndex), data }));
+    const entries = payloads.map(
+      (data): Entry => ({ kind: 'normal', term: this.term, index: (index = (index + 1) as LogIndex), data }),
+    );
     this.appendEntries(entries);
     return { kind: 'accepted', index, term: this.term };
   }
@@ -787,7 +970,8 @@ export class RaftNode {
     this.wake();
     const refused = this.checkProposable();
     if (refused !== undefined) return refused;
-    if (this.pendingConfIndex > this.log.applied) return { kind: 'conf_change_pending', pendingIndex: this.pendingConfIndex };
+    if (this.pendingConfIndex > this.log.applied)
+      return { kind: 'conf_change_pending', pendingIndex: this.pendingConfIndex };
     const outcome = applyConfChange(this.confState, change);
     if (!outcome.ok) return { kind: 'conf_change_invalid', reason: outcome.reason };
     const index = (this.log.lastIndex() + 1) as LogIndex;
@@ -817,12 +1001,14 @@ export class RaftNode {
     this.wake();
     if (this.role !== 'leader') {
       if (this.leader === NO_NODE) return { kind: 'not_leader', leaderHint: NO_NODE };
-      if (this.forwardedReads.size >= this.config.readQueueMax) return { kind: 'read_queue_full', queued: this.forwardedReads.size, queuedMax: this.config.readQueueMax };
+      if (this.forwardedReads.size >= this.config.readQueueMax)
+        return { kind: 'read_queue_full', queued: this.forwardedReads.size, queuedMax: this.config.readQueueMax };
       this.forwardedReads.add(requestId);
       this.send({ type: 'ReadIndex', from: this.id, term: this.term, to: this.leader, requestId });
       return { kind: 'forwarded', leader: this.leader };
     }
-    if (this.reads.size >= this.config.readQueueMax) return { kind: 'read_queue_full', queued: this.reads.size, queuedMax: this.config.readQueueMax };
+    if (this.reads.size >= this.config.readQueueMax)
+      return { kind: 'read_queue_full', queued: this.reads.size, queuedMax: this.config.readQueueMax };
     this.enqueueRead(requestId, this.id);
     return { kind: 'queued' };
   }
@@ -880,7 +1066,15 @@ export class RaftNode {
   private failPendingReads(reason: ReadFailure['reason']): void {
     for (const read of this.reads.drain()) {
       if (read.from === this.id) this.readFailures.push({ requestId: read.requestId, reason });
-      else this.send({ type: 'ReadIndexResponse', from: this.id, term: this.term, to: read.from, requestId: read.requestId, index: 0 as LogIndex });
+      else
+        this.send({
+          type: 'ReadIndexResponse',
+          from: this.id,
+          term: this.term,
+          to: read.from,
+          requestId: read.requestId,
+          index: 0 as LogIndex,
+        });
     }
   }
 
@@ -895,7 +1089,9 @@ export class RaftNode {
 
   private leaseValid(): boolean {
     if (this.role !== 'leader' || !this.config.leaseReads || this.leaseRevoked || this.quiet) return false;
-    const acked = jointValue(this.voterSets(), (id) => (id === this.id ? this.clockTicks : (this.progress.get(id)?.ackedTick ?? -Infinity)));
+    const acked = jointValue(this.voterSets(), (id) =>
+      id === this.id ? this.clockTicks : (this.progress.get(id)?.ackedTick ?? -Infinity),
+    );
     return acked + this.config.leaseTicks > this.clockTicks;
   }
 
@@ -906,7 +1102,8 @@ export class RaftNode {
     this.wake();
     if (this.role !== 'leader') return { kind: 'not_leader', leaderHint: this.leader };
     if (target === this.id) return { kind: 'already_leader' };
-    if (!this.voterSets().incoming.includes(target)) return { kind: 'invalid_target', reason: `node ${target} is not a voter` };
+    if (!this.voterSets().incoming.includes(target))
+      return { kind: 'invalid_target', reason: `node ${target} is not a voter` };
     if (this.transferTarget === target) return { kind: 'in_progress', target };
     if (this.transferTarget !== NO_NODE) this.abortTransfer('stepped_down');
     const progress = this.progress.get(target);
@@ -943,13 +1140,17 @@ export class RaftNode {
 
   private hasUnappliedConfChanges(): boolean {
     if (this.log.committed <= this.log.applied) return false;
-    const pending = this.log.slice((this.log.applied + 1) as LogIndex, (this.log.committed + 1) as LogIndex, Infinity) ?? [];
+    const pending =
+      this.log.slice((this.log.applied + 1) as LogIndex, (this.log.committed + 1) as LogIndex, Infinity) ?? [];
     return pending.some((entry) => entry.kind === 'conf');
   }
 
   private applyConfEntry(change: ConfChange, index: LogIndex): void {
     const outcome = applyConfChange(this.confState, change);
-    assert(outcome.ok, `node ${this.id}: committed configuration change at ${index} is invalid: ${outcome.ok ? '' : outcome.reason}`);
+    assert(
+      outcome.ok,
+      `node ${this.id}: committed configuration change at ${index} is invalid: ${outcome.ok ? '' : outcome.reason}`,
+    );
     this.confState = outcome.confState;
     this.events.push({ kind: 'conf_applied', index, confState: outcome.confState });
     if (this.role === 'leader') this.leaderSwitchConfig();
@@ -972,7 +1173,8 @@ export class RaftNode {
         existing.learner = !isVoter(this.voterSets(), id);
       }
     }
-    if (this.transferTarget !== NO_NODE && !this.voterSets().incoming.includes(this.transferTarget)) this.abortTransfer('target_removed');
+    if (this.transferTarget !== NO_NODE && !this.voterSets().incoming.includes(this.transferTarget))
+      this.abortTransfer('target_removed');
     if (!this.promotable()) {
       this.stepDownRemoved();
       return;
@@ -1029,7 +1231,9 @@ export class RaftNode {
     if (lastCommitted !== undefined) this.log.acceptApplying(lastCommitted.index);
     // A leader's requests may go out before its own fsync, but not while its term or vote is unsynced.
     const messagesEarly = termChanged ? [] : this.messages;
-    const messagesAfterPersist = termChanged ? [...this.messages, ...this.messagesAfterPersist] : this.messagesAfterPersist;
+    const messagesAfterPersist = termChanged
+      ? [...this.messages, ...this.messagesAfterPersist]
+      : this.messagesAfterPersist;
     const ready: Ready = {
       softState: sameSoftState(softState, this.prevSoftState) ? undefined : softState,
       hardState: hardChanged ? hardState : undefined,
@@ -1098,7 +1302,8 @@ export class RaftNode {
 
   /** An applied entry of this leader's term no longer counts against uncommittedBytesMax. */
   private releaseUncommitted(entry: Entry): void {
-    if (this.role === 'leader' && entry.term === this.term) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entryBytes(entry));
+    if (this.role === 'leader' && entry.term === this.term)
+      this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entryBytes(entry));
   }
 
   /** The host finished the Ready: its writes are durable and its committed entries applied. */
@@ -1122,9 +1327,18 @@ export class RaftNode {
 
   /** A leader leaves a joint configuration by itself once entering it is applied (retried each tick while refused). */
   private maybeAutoLeave(): void {
-    if (this.role !== 'leader' || !isJoint(this.confState) || !this.confState.autoLeave || this.pendingConfIndex > this.log.applied) return;
+    if (
+      this.role !== 'leader' ||
+      !isJoint(this.confState) ||
+      !this.confState.autoLeave ||
+      this.pendingConfIndex > this.log.applied
+    )
+      return;
     const result = this.proposeConfChange({ changes: [], transition: 'auto' });
-    assert(result.kind === 'accepted' || result.kind === 'transferring', `auto-leave of joint configuration refused: ${result.kind}`);
+    assert(
+      result.kind === 'accepted' || result.kind === 'transferring',
+      `auto-leave of joint configuration refused: ${result.kind}`,
+    );
   }
 
   /** The leader's own log counts toward commit only once durable. */
@@ -1152,9 +1366,20 @@ export class RaftNode {
   }
 
   status(): Status {
-    const progress = this.role !== 'leader' ? [] : [...this.progress.values()]
-      .sort((a, b) => a.id - b.id)
-      .map((p) => ({ id: p.id, match: p.match, next: p.next, state: p.state, learner: p.learner, recentActive: p.recentActive, inflightMessages: p.inflights.count }));
+    const progress =
+      this.role !== 'leader'
+        ? []
+        : [...this.progress.values()]
+            .sort((a, b) => a.id - b.id)
+            .map((p) => ({
+              id: p.id,
+              match: p.match,
+              next: p.next,
+              state: p.state,
+              learner: p.learner,
+              recentActive: p.recentActive,
+              inflightMessages: p.inflights.count,
+            }));
     return {
       id: this.id,
       role: this.role,
@@ -1181,9 +1406,9 @@ export class RaftNode {
     else this.messagesAfterPersist.push(message);
   }
 
-
   private resetRandomizedElectionTimeout(): void {
-    this.randomizedElectionTimeout = this.config.electionTimeoutTicks + this.config.rng.int(this.config.electionTimeoutTicks);
+    this.randomizedElectionTimeout =
+      this.config.electionTimeoutTicks + this.config.rng.int(this.config.electionTimeoutTicks);
   }
 }
 

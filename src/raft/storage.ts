@@ -27,7 +27,10 @@ export function entryBytes(entry: Entry): number {
 
 export class MemoryStorage implements LogStorage {
   hardState: HardState = { term: 0 as Term, vote: 0 as never, commit: 0 as LogIndex };
-  private snap: Snapshot = { meta: { index: 0 as LogIndex, term: 0 as Term, confState: emptyConfState }, data: new Uint8Array(0) };
+  private snap: Snapshot = {
+    meta: { index: 0 as LogIndex, term: 0 as Term, confState: emptyConfState },
+    data: new Uint8Array(0),
+  };
   /** entries[k] has index snapIndex + 1 + k. */
   private log: Entry[] = [];
 
@@ -62,7 +65,10 @@ export class MemoryStorage implements LogStorage {
   }
 
   entries(low: LogIndex, high: LogIndex, bytesMax: number): Entry[] {
-    assert(low >= this.firstIndex() && high <= this.lastIndex() + 1 && low <= high, `storage: entries [${low}, ${high}) out of range`);
+    assert(
+      low >= this.firstIndex() && high <= this.lastIndex() + 1 && low <= high,
+      `storage: entries [${low}, ${high}) out of range`,
+    );
     const result: Entry[] = [];
     let bytes = 0;
     for (let index = low; index < high; index++) {
@@ -87,7 +93,10 @@ export class MemoryStorage implements LogStorage {
   append(entries: readonly Entry[]): void {
     const first = entries[0];
     if (first === undefined) return;
-    assert(first.index <= this.lastIndex() + 1, `storage: append at ${first.index} leaves a gap after ${this.lastIndex()}`);
+    assert(
+      first.index <= this.lastIndex() + 1,
+      `storage: append at ${first.index} leaves a gap after ${this.lastIndex()}`,
+    );
     if (first.index <= this.snap.meta.index) {
       // Entries already covered by the snapshot are skipped.
       this.append(entries.filter((entry) => entry.index > this.snap.meta.index));
@@ -121,7 +130,10 @@ export class MemoryStorage implements LogStorage {
 
 /** The configuration entry that creates a group's initial membership (index 1, term 1). */
 export function bootstrapEntry(confState: ConfState): ConfEntry {
-  assert(confState.voters.length > 0 && confState.votersOutgoing.length === 0, 'bootstrap: need voters and no joint configuration');
+  assert(
+    confState.voters.length > 0 && confState.votersOutgoing.length === 0,
+    'bootstrap: need voters and no joint configuration',
+  );
   const changes = [
     ...confState.voters.map((node) => ({ type: 'add_voter' as const, node })),
     ...confState.learners.map((node) => ({ type: 'add_learner' as const, node })),

@@ -209,7 +209,11 @@ export interface ReadFailure {
 export type RaftEvent =
   /** The target started its election (at `term`) on our TimeoutNow and we stepped down; whether it wins shows in the next leader. */
   | { readonly kind: 'transfer_handed_off'; readonly target: NodeId; readonly term: Term }
-  | { readonly kind: 'transfer_aborted'; readonly target: NodeId; readonly reason: 'timeout' | 'stepped_down' | 'target_removed' }
+  | {
+      readonly kind: 'transfer_aborted';
+      readonly target: NodeId;
+      readonly reason: 'timeout' | 'stepped_down' | 'target_removed';
+    }
   | { readonly kind: 'conf_applied'; readonly index: LogIndex; readonly confState: ConfState }
   | { readonly kind: 'snapshot_installed'; readonly index: LogIndex; readonly term: Term };
 

@@ -49,7 +49,12 @@ export class DiskStore {
   private failure: StorageError | undefined;
   private closing: Promise<void> | undefined;
 
-  private constructor(db: Database, limits: RecordLimits, queuedOperationsMax: number, groups: Map<GroupId, CachedGroupLog>) {
+  private constructor(
+    db: Database,
+    limits: RecordLimits,
+    queuedOperationsMax: number,
+    groups: Map<GroupId, CachedGroupLog>,
+  ) {
     this.db = db;
     this.limits = limits;
     this.queuedOperationsMax = queuedOperationsMax;
@@ -62,7 +67,10 @@ export class DiskStore {
    * fails; the database is closed again in both cases.
    */
   static async open(path: string, options: DiskStoreOptions): Promise<DiskStore> {
-    const limits: RecordLimits = { entryDataBytesMax: options.entryDataBytesMax, snapshotDataBytesMax: options.snapshotDataBytesMax };
+    const limits: RecordLimits = {
+      entryDataBytesMax: options.entryDataBytesMax,
+      snapshotDataBytesMax: options.snapshotDataBytesMax,
+    };
     const queuedOperationsMax = options.queuedOperationsMax ?? diskStoreDefaults.queuedOperationsMax;
     for (const [name, value] of Object.entries({ ...limits, queuedOperationsMax })) {
       assert(Number.isSafeInteger(value) && value > 0, `storage: ${name} must be a positive integer, got ${value}`);
@@ -207,7 +215,10 @@ export class DiskStore {
   /** Runs operations one at a time, in call order; a dead store rejects everything with its first failure. */
   private serialize<T>(name: string, operation: () => Promise<T>): Promise<T> {
     assert(this.closing === undefined, `storage: ${name} after close`);
-    assert(this.queuedOperations < this.queuedOperationsMax, `storage: more than ${this.queuedOperationsMax} operations queued`);
+    assert(
+      this.queuedOperations < this.queuedOperationsMax,
+      `storage: more than ${this.queuedOperationsMax} operations queued`,
+    );
     this.queuedOperations += 1;
     const run = async (): Promise<T> => {
       try {

@@ -25,7 +25,10 @@ export class StorageCorruptionError extends Error {
   readonly key: string;
 
   constructor(where: { readonly key: string; readonly group?: GroupId; readonly index?: LogIndex }, why: string) {
-    const group = where.group === undefined ? '' : ` (group ${where.group}${where.index === undefined ? '' : `, index ${where.index}`})`;
+    const group =
+      where.group === undefined
+        ? ''
+        : ` (group ${where.group}${where.index === undefined ? '' : `, index ${where.index}`})`;
     super(`storage corrupt at ${where.key}${group}: ${why}`);
     this.key = where.key;
     this.group = where.group;

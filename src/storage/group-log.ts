@@ -22,7 +22,14 @@ import { emptyConfState } from '../raft/confchange.ts';
 import { entryBytes, type LogStorage } from '../raft/storage.ts';
 import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.ts';
 import { groupRecordKey, logKey } from './keys.ts';
-import { appliedValue, hardStateValue, logRunValue, snapshotDataValue, snapshotMetaValue, type RecordLimits } from './records.ts';
+import {
+  appliedValue,
+  hardStateValue,
+  logRunValue,
+  snapshotDataValue,
+  snapshotMetaValue,
+  type RecordLimits,
+} from './records.ts';
 
 /** What one group persists in a turn (the storage half of one Ready), in the contract's order. */
 export interface GroupWrite {
@@ -131,7 +138,10 @@ export class CachedGroupLog implements GroupLog {
   }
 
   entries(low: LogIndex, high: LogIndex, bytesMax: number): Entry[] {
-    assert(low >= this.firstIndex() && high <= this.lastIndex() + 1 && low <= high, `storage: group ${this.group}: entries [${low}, ${high}) out of range`);
+    assert(
+      low >= this.firstIndex() && high <= this.lastIndex() + 1 && low <= high,
+      `storage: group ${this.group}: entries [${low}, ${high}) out of range`,
+    );
     const result: Entry[] = [];
     let bytes = 0;
     for (let index = low; index < high; index++) {
@@ -161,7 +171,10 @@ export class CachedGroupLog implements GroupLog {
     let runStarts = this.runStarts;
     const snapshot = write.snapshot;
     if (snapshot !== undefined) {
-      assert(snapshot.meta.index >= snapshotIndex, `storage: group ${this.group}: snapshot at ${snapshot.meta.index} is older than the stored one at ${snapshotIndex}`);
+      assert(
+        snapshot.meta.index >= snapshotIndex,
+        `storage: group ${this.group}: snapshot at ${snapshot.meta.index} is older than the stored one at ${snapshotIndex}`,
+      );
       this.deleteRuns(operations, runStarts);
       runStarts = [];
       this.putSnapshot(operations, snapshot, limits);
@@ -172,17 +185,24 @@ export class CachedGroupLog implements GroupLog {
     const entries = write.entries.filter((entry) => entry.index > snapshotIndex);
     const firstNew = entries[0]?.index;
     if (firstNew !== undefined) {
-      assert(firstNew <= lastIndex + 1, `storage: group ${this.group}: append at ${firstNew} leaves a gap after ${lastIndex}`);
+      assert(
+        firstNew <= lastIndex + 1,
+        `storage: group ${this.group}: append at ${firstNew} leaves a gap after ${lastIndex}`,
+      );
       entries.forEach((entry, k) => {
         assert(entry.index === firstNew + k, `storage: group ${this.group}: entries not contiguous at ${entry.index}`);
-        assert(entry.kind !== 'normal' || entry.data.length <= limits.entryDataBytesMax, `storage: group ${this.group}: entry ${entry.index} exceeds entryDataBytesMax`);
+        assert(
+          entry.kind !== 'normal' || entry.data.length <= limits.entryDataBytesMax,
+          `storage: group ${this.group}: entry ${entry.index} exceeds entryDataBytesMax`,
+        );
       });
       // Runs from firstNew on are replaced; one that starts before it and reaches it keeps its head.
       let kept = runStarts.length;
       while (kept > 0 && (runStarts[kept - 1] ?? 0) >= firstNew) kept--;
       const straddling = runStarts[kept - 1];
       const straddlingEnd = (runStarts[kept] ?? lastIndex + 1) - 1;
-      if (straddling !== undefined && straddlingEnd >= firstNew) this.putRun(operations, this.cachedEntries(straddling, firstNew));
+      if (straddling !== undefined && straddlingEnd >= firstNew)
+        this.putRun(operations, this.cachedEntries(straddling, firstNew));
       this.deleteRuns(operations, runStarts.slice(kept));
       runStarts = runStarts.slice(0, kept);
       for (let at = 0; at < entries.length; ) {
@@ -193,8 +213,18 @@ export class CachedGroupLog implements GroupLog {
       }
     }
     const { hardState, applied } = write;
-    if (hardState !== undefined) operations.push({ type: 'put', key: groupRecordKey(this.group, 'hard'), value: hardStateValue(this.group, hardState) });
-    if (applied !== undefined) operations.push({ type: 'put', key: groupRecordKey(this.group, 'applied'), value: appliedValue(this.group, applied) });
+    if (hardState !== undefined)
+      operations.push({
+        type: 'put',
+        key: groupRecordKey(this.group, 'hard'),
+        value: hardStateValue(this.group, hardState),
+      });
+    if (applied !== undefined)
+      operations.push({
+        type: 'put',
+        key: groupRecordKey(this.group, 'applied'),
+        value: appliedValue(this.group, applied),
+      });
     const apply = (): void => {
       if (snapshot !== undefined) {
         this.snap = snapshot;
@@ -220,7 +250,10 @@ export class CachedGroupLog implements GroupLog {
     const term = this.term(index);
     const snapshotIndex = this.snap.meta.index;
     const lastIndex = this.lastIndex();
-    assert(term !== undefined && index >= snapshotIndex, `storage: group ${this.group}: cannot snapshot at ${index} (log holds ${snapshotIndex}..${lastIndex})`);
+    assert(
+      term !== undefined && index >= snapshotIndex,
+      `storage: group ${this.group}: cannot snapshot at ${index} (log holds ${snapshotIndex}..${lastIndex})`,
+    );
     const snapshot: Snapshot = { meta: { index, term, confState }, data };
     const operations: BatchOperation[] = [];
     const runStarts: LogIndex[] = [];
@@ -249,7 +282,8 @@ export class CachedGroupLog implements GroupLog {
   planDeletion(): GroupChange {
     this.assertLive();
     const operations: BatchOperation[] = [];
-    for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const) operations.push({ type: 'del', key: groupRecordKey(this.group, kind) });
+    for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const)
+      operations.push({ type: 'del', key: groupRecordKey(this.group, kind) });
     this.deleteRuns(operations, this.runStarts);
     const apply = (): void => {
       this.deleted = true;
@@ -276,9 +310,20 @@ export class CachedGroupLog implements GroupLog {
   }
 
   private putSnapshot(operations: BatchOperation[], snapshot: Snapshot, limits: RecordLimits): void {
-    assert(snapshot.data.length <= limits.snapshotDataBytesMax, `storage: group ${this.group}: snapshot of ${snapshot.data.length} bytes exceeds snapshotDataBytesMax`);
-    operations.push({ type: 'put', key: groupRecordKey(this.group, 'snap-meta'), value: snapshotMetaValue(this.group, snapshot.meta) });
-    operations.push({ type: 'put', key: groupRecordKey(this.group, 'snap-data'), value: snapshotDataValue(this.group, snapshot.meta.index, snapshot.data) });
+    assert(
+      snapshot.data.length <= limits.snapshotDataBytesMax,
+      `storage: group ${this.group}: snapshot of ${snapshot.data.length} bytes exceeds snapshotDataBytesMax`,
+    );
+    operations.push({
+      type: 'put',
+      key: groupRecordKey(this.group, 'snap-meta'),
+      value: snapshotMetaValue(this.group, snapshot.meta),
+    });
+    operations.push({
+      type: 'put',
+      key: groupRecordKey(this.group, 'snap-data'),
+      value: snapshotDataValue(this.group, snapshot.meta.index, snapshot.data),
+    });
   }
 
   private assertLive(): void {

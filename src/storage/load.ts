@@ -33,10 +33,19 @@ export async function loadGroups(readPage: PageReader, limits: RecordLimits): Pr
   for (let page = await readPage(); page.length > 0; page = await readPage()) {
     for (const [key, value] of page) {
       const parsed = parseKey(key);
-      if (parsed === undefined) throw new StorageCorruptionError({ key: describeKey(key) }, 'not a key of the storage layout');
+      if (parsed === undefined)
+        throw new StorageCorruptionError({ key: describeKey(key) }, 'not a key of the storage layout');
       if (pending?.group !== parsed.group) {
         if (pending !== undefined) groups.set(pending.group, finish(pending));
-        pending = { group: parsed.group, hardState: undefined, applied: undefined, meta: undefined, data: undefined, entries: [], runStarts: [] };
+        pending = {
+          group: parsed.group,
+          hardState: undefined,
+          applied: undefined,
+          meta: undefined,
+          data: undefined,
+          entries: [],
+          runStarts: [],
+        };
       }
       add(pending, readRecord(key, parsed, value, limits));
     }
@@ -78,10 +87,16 @@ function checkNext(pending: PendingGroup, entry: Entry): void {
   const { group } = pending;
   if (entry.index !== previous.index + 1) {
     const missing = (previous.index + 1) as LogIndex;
-    throw new StorageCorruptionError({ key: describeKey(logKey(group, missing)), group, index: missing }, `log hole: no entry between ${previous.index} and ${entry.index}`);
+    throw new StorageCorruptionError(
+      { key: describeKey(logKey(group, missing)), group, index: missing },
+      `log hole: no entry between ${previous.index} and ${entry.index}`,
+    );
   }
   if (entry.term < previous.term) {
-    throw new StorageCorruptionError({ key: describeKey(logKey(group, entry.index)), group, index: entry.index }, `term ${entry.term} is below term ${previous.term} of the entry before it`);
+    throw new StorageCorruptionError(
+      { key: describeKey(logKey(group, entry.index)), group, index: entry.index },
+      `term ${entry.term} is below term ${previous.term} of the entry before it`,
+    );
   }
 }
 
@@ -90,10 +105,16 @@ function finish(pending: PendingGroup): CachedGroupLog {
   const empty = emptyGroupState();
   if ((meta === undefined) !== (data === undefined)) {
     const present = meta === undefined ? 'snap-data' : 'snap-meta';
-    throw new StorageCorruptionError({ key: describeKey(groupRecordKey(group, present)), group }, `${present} is stored without its other half`);
+    throw new StorageCorruptionError(
+      { key: describeKey(groupRecordKey(group, present)), group },
+      `${present} is stored without its other half`,
+    );
   }
   if (meta !== undefined && data !== undefined && data.index !== meta.index) {
-    throw new StorageCorruptionError({ key: describeKey(groupRecordKey(group, 'snap-data')), group, index: data.index }, `snapshot bytes are for index ${data.index}, metadata for ${meta.index}`);
+    throw new StorageCorruptionError(
+      { key: describeKey(groupRecordKey(group, 'snap-data')), group, index: data.index },
+      `snapshot bytes are for index ${data.index}, metadata for ${meta.index}`,
+    );
   }
   const snapshot = meta !== undefined && data !== undefined ? { meta, data: data.data } : empty.snapshot;
   checkLogStart(group, snapshot.meta.index, snapshot.meta.term, entries[0]);
@@ -110,12 +131,21 @@ function checkLogStart(group: GroupId, snapshotIndex: LogIndex, snapshotTerm: Te
   if (first === undefined) return;
   const expected = (snapshotIndex + 1) as LogIndex;
   if (first.index < expected) {
-    throw new StorageCorruptionError({ key: describeKey(logKey(group, first.index)), group, index: first.index }, `entry at or below the snapshot index ${snapshotIndex} was not compacted away`);
+    throw new StorageCorruptionError(
+      { key: describeKey(logKey(group, first.index)), group, index: first.index },
+      `entry at or below the snapshot index ${snapshotIndex} was not compacted away`,
+    );
   }
   if (first.index > expected) {
-    throw new StorageCorruptionError({ key: describeKey(logKey(group, expected)), group, index: expected }, `log hole: the log starts at ${first.index}, after the snapshot at ${snapshotIndex}`);
+    throw new StorageCorruptionError(
+      { key: describeKey(logKey(group, expected)), group, index: expected },
+      `log hole: the log starts at ${first.index}, after the snapshot at ${snapshotIndex}`,
+    );
   }
   if (first.term < snapshotTerm) {
-    throw new StorageCorruptionError({ key: describeKey(logKey(group, first.index)), group, index: first.index }, `term ${first.term} is below the snapshot's term ${snapshotTerm}`);
+    throw new StorageCorruptionError(
+      { key: describeKey(logKey(group, first.index)), group, index: first.index },
+      `term ${first.term} is below the snapshot's term ${snapshotTerm}`,
+    );
   }
 }

@@ -82,7 +82,10 @@ export function readRecord(key: Uint8Array, parsed: ParsedKey, value: Uint8Array
   const index = parsed.kind === 'log' ? parsed.index : undefined;
   // Built only on failure: a load reads every record once, and the happy path should not format keys.
   const corrupt = (why: string): StorageCorruptionError =>
-    new StorageCorruptionError({ key: describeKey(key), group: parsed.group, ...(index === undefined ? {} : { index }) }, why);
+    new StorageCorruptionError(
+      { key: describeKey(key), group: parsed.group, ...(index === undefined ? {} : { index }) },
+      why,
+    );
   const body = unseal(value, corrupt);
   try {
     if (parsed.kind === 'log') return readLogRun(parsed.group, parsed.index, body, limits, corrupt);
@@ -97,16 +100,27 @@ export function readRecord(key: Uint8Array, parsed: ParsedKey, value: Uint8Array
 }
 
 function unseal(value: Uint8Array, corrupt: (why: string) => StorageCorruptionError): Uint8Array {
-  if (value.length < valueBytesMin) throw corrupt(`value of ${value.length} bytes is shorter than a checksum and a record (torn write?)`);
+  if (value.length < valueBytesMin)
+    throw corrupt(`value of ${value.length} bytes is shorter than a checksum and a record (torn write?)`);
   const stored = readUint32BE(value, 0);
   const body = value.subarray(checksumBytes);
   const computed = crc32(body);
-  if (stored !== computed) throw corrupt(`checksum mismatch: stored ${hex32(stored)}, computed ${hex32(computed)} over ${body.length} bytes`);
+  if (stored !== computed)
+    throw corrupt(`checksum mismatch: stored ${hex32(stored)}, computed ${hex32(computed)} over ${body.length} bytes`);
   return body;
 }
 
-function readLogRun(group: GroupId, index: LogIndex, body: Uint8Array, limits: RecordLimits, corrupt: (why: string) => StorageCorruptionError): StoredRecord {
-  if (body[0] !== logRunFormat) throw corrupt(`a log record of another layout (first byte 0x${(body[0] ?? 0).toString(16)}, expected a run of format ${logRunFormat}); was this data directory written by an older dram? This version cannot read it: move it away to start the node afresh`);
+function readLogRun(
+  group: GroupId,
+  index: LogIndex,
+  body: Uint8Array,
+  limits: RecordLimits,
+  corrupt: (why: string) => StorageCorruptionError,
+): StoredRecord {
+  if (body[0] !== logRunFormat)
+    throw corrupt(
+      `a log record of another layout (first byte 0x${(body[0] ?? 0).toString(16)}, expected a run of format ${logRunFormat}); was this data directory written by an older dram? This version cannot read it: move it away to start the node afresh`,
+    );
   if (body.length < 5) throw corrupt('the log record ends inside its header');
   const stored = readUint32BE(body, 1);
   if (stored !== group) throw corrupt(`the record belongs to group ${stored}`);
@@ -118,7 +132,11 @@ function readLogRun(group: GroupId, index: LogIndex, body: Uint8Array, limits: R
   return { kind: 'log', group, entries };
 }
 
-function decodeFields(parsed: Exclude<ParsedKey, { kind: 'log' }>, fields: Record<string, unknown>, limits: RecordLimits): StoredRecord {
+function decodeFields(
+  parsed: Exclude<ParsedKey, { kind: 'log' }>,
+  fields: Record<string, unknown>,
+  limits: RecordLimits,
+): StoredRecord {
   const group = parsed.group;
   switch (parsed.kind) {
     case 'hard':

@@ -12,7 +12,12 @@ const doublingsMax = 30;
  * failure up to `delayMsMax`, and the delay is drawn uniformly from the upper half of the ceiling
  * ("equal jitter"), never below `delayMsMin`.
  */
-export function reconnectDelayMs(failedAttempts: number, delayMsMin: number, delayMsMax: number, random: () => number): number {
+export function reconnectDelayMs(
+  failedAttempts: number,
+  delayMsMin: number,
+  delayMsMax: number,
+  random: () => number,
+): number {
   assert(failedAttempts >= 1, 'a reconnect follows at least one failure');
   const ceilingMs = Math.min(delayMsMax, delayMsMin * 2 ** Math.min(failedAttempts - 1, doublingsMax));
   const draw = Math.min(Math.max(random(), 0), 1);

@@ -12,7 +12,9 @@ export const frameHeaderBytes = 4;
 /** The largest length the u32 header can express. */
 export const frameLengthMax = 0xffff_ffff;
 
-export type FrameReadResult = { readonly kind: 'frames'; readonly payloads: readonly Uint8Array[] } | { readonly kind: 'invalid'; readonly reason: string };
+export type FrameReadResult =
+  | { readonly kind: 'frames'; readonly payloads: readonly Uint8Array[] }
+  | { readonly kind: 'invalid'; readonly reason: string };
 
 export class FrameReader {
   private chunks: Uint8Array[] = [];
@@ -42,7 +44,8 @@ export class FrameReader {
       const header = this.take(frameHeaderBytes, false);
       const payloadBytes = readUint32BE(header, 0);
       if (payloadBytes === 0) return { kind: 'invalid', reason: 'zero frame length' };
-      if (payloadBytes > this.payloadBytesMax) return { kind: 'invalid', reason: `frame length ${payloadBytes} exceeds ${this.payloadBytesMax}` };
+      if (payloadBytes > this.payloadBytesMax)
+        return { kind: 'invalid', reason: `frame length ${payloadBytes} exceeds ${this.payloadBytesMax}` };
       if (this.bufferedBytes < frameHeaderBytes + payloadBytes) break;
       this.take(frameHeaderBytes, true);
       payloads.push(this.take(payloadBytes, true));

@@ -29,8 +29,23 @@ export function createNonce(): Uint8Array {
 
 export function helloProof(input: ProofInput): Uint8Array {
   // The nonce has a fixed length and JSON is unambiguous, so no two inputs share a byte string.
-  const advertised = input.advertised === undefined ? null : [input.advertised.raft.host, input.advertised.raft.port, input.advertised.http?.host ?? null, input.advertised.http?.port ?? null];
-  const context = JSON.stringify(['dram-peer-hello', protocolVersion, input.clusterId, input.prover, input.verifier, advertised]);
+  const advertised =
+    input.advertised === undefined
+      ? null
+      : [
+          input.advertised.raft.host,
+          input.advertised.raft.port,
+          input.advertised.http?.host ?? null,
+          input.advertised.http?.port ?? null,
+        ];
+  const context = JSON.stringify([
+    'dram-peer-hello',
+    protocolVersion,
+    input.clusterId,
+    input.prover,
+    input.verifier,
+    advertised,
+  ]);
   return createHmac('sha256', input.secret).update(input.nonce).update(context, 'utf8').digest();
 }
 

@@ -43,7 +43,17 @@ import { performance } from 'node:perf_hooks';
 import { assert } from '../base/assert.ts';
 import type { NodeId } from '../base/ids.ts';
 import { CodecError } from '../codec/validate.ts';
-import { batchOverLimits, clusterIdBytes, clusterIdBytesMax, decodeFrame, encodeBatch, encodeHello, hostValid, nonceBytes, protocolVersion } from '../codec/wire.ts';
+import {
+  batchOverLimits,
+  clusterIdBytes,
+  clusterIdBytesMax,
+  decodeFrame,
+  encodeBatch,
+  encodeHello,
+  hostValid,
+  nonceBytes,
+  protocolVersion,
+} from '../codec/wire.ts';
 import type { Advertisement, Frame, HelloFrame, PeerBatch, WireLimits } from '../codec/wire.ts';
 import { reconnectDelayMs } from './backoff.ts';
 import { FrameReader, frameHeaderBytes, frameLengthMax, frameOf } from './frame-reader.ts';
@@ -186,7 +196,9 @@ export interface TransportStats {
   readonly framesDroppedUnknownPeer: number;
 }
 
-type Counters = { -readonly [K in keyof PeerStats as K extends 'connected' | 'queuedFrames' | 'queuedBytes' ? never : K]: number };
+type Counters = {
+  -readonly [K in keyof PeerStats as K extends 'connected' | 'queuedFrames' | 'queuedBytes' ? never : K]: number;
+};
 
 /**
  * idle -> connecting -> (TCP up) awaiting_hello -> (our proof sent) awaiting_proof -> (theirs
@@ -253,9 +265,12 @@ export class PeerTransport {
     for (const [id, address] of options.peers) {
       if (id !== options.nodeId) this.peers.set(id, this.newPeer(id, address));
     }
-    this.server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs }, (socket) => {
-      this.accept(socket);
-    });
+    this.server = net.createServer(
+      { noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs },
+      (socket) => {
+        this.accept(socket);
+      },
+    );
   }
 
   /** Listens, then dials every peer. Rejects (and the instance is spent) when the address cannot be bound. */
@@ -286,9 +301,12 @@ export class PeerTransport {
     }
     const silenceMsMax = this.options.peerSilenceMsMax ?? 0;
     if (silenceMsMax > 0) {
-      this.silenceWatchdog = setInterval(() => {
-        this.redialSilentPeers(silenceMsMax);
-      }, Math.max(10, Math.floor(silenceMsMax / 4)));
+      this.silenceWatchdog = setInterval(
+        () => {
+          this.redialSilentPeers(silenceMsMax);
+        },
+        Math.max(10, Math.floor(silenceMsMax / 4)),
+      );
       this.silenceWatchdog.unref();
     }
     return { host: bound.address, port: bound.port };
@@ -299,7 +317,17 @@ export class PeerTransport {
       id,
       address,
       queue: new SendQueue(this.options.sendQueueFramesMax, this.options.sendQueueBytesMax),
-      counters: { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, framesDroppedQueueFull: 0, framesDroppedOverLimits: 0, framesDroppedOnStop: 0, reconnects: 0, connectionsEstablished: 0 },
+      counters: {
+        framesSent: 0,
+        bytesSent: 0,
+        framesReceived: 0,
+        bytesReceived: 0,
+        framesDroppedQueueFull: 0,
+        framesDroppedOverLimits: 0,
+        framesDroppedOnStop: 0,
+        reconnects: 0,
+        connectionsEstablished: 0,
+      },
       state: 'idle',
       socket: undefined,
       reader: undefined,
@@ -317,7 +345,10 @@ export class PeerTransport {
    * there (with backoff), its queue kept. A running transport dials a new peer at once.
    */
   setPeer(id: NodeId, address: PeerAddress): SetPeerResult {
-    assert(Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff, `peer transport: peer ${id} has a bad port ${address.port}`);
+    assert(
+      Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff,
+      `peer transport: peer ${id} has a bad port ${address.port}`,
+    );
     if (id === this.options.nodeId) return 'self';
     // Added back on purpose (src/node/ decides): its handshakes are accepted again.
     this.removed.delete(id);
@@ -358,7 +389,8 @@ export class PeerTransport {
       if (this.removed.size <= removedPeersMax) break;
       this.removed.delete(oldest);
     }
-    for (const connection of this.inbound) if (connection.peer === id && !connection.closed) this.closeInbound(connection);
+    for (const connection of this.inbound)
+      if (connection.peer === id && !connection.closed) this.closeInbound(connection);
     const peer = this.peers.get(id);
     if (peer === undefined) return 'unknown';
     this.peers.delete(id);
@@ -407,13 +439,17 @@ export class PeerTransport {
       return { kind: 'dropped', reason: 'unknown_peer' };
     }
     for (const { message } of batch) {
-      assert(message.from === this.options.nodeId && message.to === to, `message ${message.type} from ${message.from} to ${message.to} sent to peer ${to} by node ${this.options.nodeId}`);
+      assert(
+        message.from === this.options.nodeId && message.to === to,
+        `message ${message.type} from ${message.from} to ${message.to} sent to peer ${to} by node ${this.options.nodeId}`,
+      );
     }
     const overLimits = batchOverLimits(batch, this.options.wireLimits);
     const payload = overLimits === undefined ? encodeBatch(batch) : undefined;
     if (payload === undefined || payload.length > this.options.frameBytesMax) {
       peer.counters.framesDroppedOverLimits++;
-      const reason = overLimits ?? `frame of ${payload?.length ?? 0} bytes exceeds frameBytesMax ${this.options.frameBytesMax}`;
+      const reason =
+        overLimits ?? `frame of ${payload?.length ?? 0} bytes exceeds frameBytesMax ${this.options.frameBytesMax}`;
       this.logger.warn('batch dropped: a peer would refuse it', { node: this.options.nodeId, peer: to, reason });
       return { kind: 'dropped', reason: overLimits === undefined ? 'frame_too_large' : 'over_limits' };
     }
@@ -438,7 +474,12 @@ export class PeerTransport {
   stats(): TransportStats {
     const peers = new Map<NodeId, PeerStats>();
     for (const peer of this.peers.values()) {
-      peers.set(peer.id, { ...peer.counters, connected: peer.state === 'established', queuedFrames: peer.queue.frames, queuedBytes: peer.queue.bytes });
+      peers.set(peer.id, {
+        ...peer.counters,
+        connected: peer.state === 'established',
+        queuedFrames: peer.queue.frames,
+        queuedBytes: peer.queue.bytes,
+      });
     }
     return {
       peers,
@@ -456,7 +497,13 @@ export class PeerTransport {
     assert(peer.socket === undefined && peer.state === 'idle', `dial of peer ${peer.id} in state ${peer.state}`);
     const { host, port } = peer.address;
     const localAddress = this.options.localAddress;
-    const connectOptions = { host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs };
+    const connectOptions = {
+      host,
+      port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: keepAliveInitialDelayMs,
+    };
     const socket = net.connect(localAddress === undefined ? connectOptions : { ...connectOptions, localAddress });
     peer.socket = socket;
     peer.state = 'connecting';
@@ -493,9 +540,11 @@ export class PeerTransport {
     for (const payload of read.payloads) {
       // Acceptors send two hellos and nothing else: anything more means this is not a dram peer of ours.
       const refusal =
-        peer.state === 'awaiting_hello' ? this.answerHello(peer, socket, payload)
-        : peer.state === 'awaiting_proof' ? this.checkAcceptorProof(peer, payload)
-        : `acceptor sent a frame in state ${peer.state}`;
+        peer.state === 'awaiting_hello'
+          ? this.answerHello(peer, socket, payload)
+          : peer.state === 'awaiting_proof'
+            ? this.checkAcceptorProof(peer, payload)
+            : `acceptor sent a frame in state ${peer.state}`;
       if (refusal !== undefined) {
         this.abandonDial(peer, socket, refusal);
         return;
@@ -511,8 +560,26 @@ export class PeerTransport {
     if (mismatch !== undefined) return mismatch;
     if (hello.nonce.length !== nonceBytes) return 'acceptor hello carries no nonce';
     const { clusterId, nodeId, secret, advertise } = this.options;
-    const proof = helloProof({ secret, nonce: hello.nonce, clusterId, prover: nodeId, verifier: peer.id, advertised: advertise });
-    socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: peer.nonce, proof, ...(advertise === undefined ? {} : { advertised: advertise }) })));
+    const proof = helloProof({
+      secret,
+      nonce: hello.nonce,
+      clusterId,
+      prover: nodeId,
+      verifier: peer.id,
+      advertised: advertise,
+    });
+    socket.write(
+      frameOf(
+        encodeHello({
+          version: protocolVersion,
+          clusterId,
+          nodeId,
+          nonce: peer.nonce,
+          proof,
+          ...(advertise === undefined ? {} : { advertised: advertise }),
+        }),
+      ),
+    );
     peer.state = 'awaiting_proof';
     return undefined;
   }
@@ -542,7 +609,8 @@ export class PeerTransport {
     // that follows logs it once per streak of failures rather than once per retry.
     if (peer.state === 'established') this.connectionsClosedInvalid++;
     else if (peer.state !== 'connecting') this.handshakeFailures++;
-    if (peer.state !== 'connecting') this.logger.warn('peer connection abandoned', { node: this.options.nodeId, peer: peer.id, reason });
+    if (peer.state !== 'connecting')
+      this.logger.warn('peer connection abandoned', { node: this.options.nodeId, peer: peer.id, reason });
     peer.lastError = reason;
     peer.state = 'closing';
     socket.destroy();
@@ -556,7 +624,8 @@ export class PeerTransport {
     if (peer.state === 'awaiting_proof') {
       // The acceptor hung up on our proof: it refused us, and its log says why.
       this.handshakeFailures++;
-      peer.lastError = `closed by the peer during the handshake (refused: wrong secret, cluster or node id?) ${peer.lastError}`.trim();
+      peer.lastError =
+        `closed by the peer during the handshake (refused: wrong secret, cluster or node id?) ${peer.lastError}`.trim();
     }
     peer.socket = undefined;
     peer.reader = undefined;
@@ -564,10 +633,27 @@ export class PeerTransport {
     if (this.runState !== 'running') return;
     if (wasEstablished) this.options.onPeerLost?.(peer.id);
     peer.failedAttempts = wasEstablished ? 1 : peer.failedAttempts + 1;
-    const delayMs = reconnectDelayMs(peer.failedAttempts, this.options.reconnectDelayMsMin, this.options.reconnectDelayMsMax, this.random);
+    const delayMs = reconnectDelayMs(
+      peer.failedAttempts,
+      this.options.reconnectDelayMsMin,
+      this.options.reconnectDelayMsMax,
+      this.random,
+    );
     // One line when a connection is lost or a streak of failures starts, not one per retry.
-    if (wasEstablished) this.logger.warn('peer connection lost', { node: this.options.nodeId, peer: peer.id, error: peer.lastError, retryInMs: delayMs });
-    else if (peer.failedAttempts === 1) this.logger.info('peer unreachable, retrying with backoff', { node: this.options.nodeId, peer: peer.id, error: peer.lastError, retryInMs: delayMs });
+    if (wasEstablished)
+      this.logger.warn('peer connection lost', {
+        node: this.options.nodeId,
+        peer: peer.id,
+        error: peer.lastError,
+        retryInMs: delayMs,
+      });
+    else if (peer.failedAttempts === 1)
+      this.logger.info('peer unreachable, retrying with backoff', {
+        node: this.options.nodeId,
+        peer: peer.id,
+        error: peer.lastError,
+        retryInMs: delayMs,
+      });
     peer.lastError = '';
     peer.reconnectTimer = setTimeout(() => {
       peer.reconnectTimer = undefined;
@@ -597,11 +683,27 @@ export class PeerTransport {
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     if (this.runState !== 'running' || this.inbound.size >= this.options.inboundConnectionsMax) {
       this.inboundConnectionsRefused++;
-      this.logger.warn('inbound connection refused', { node: this.options.nodeId, remote, reason: this.runState === 'running' ? `inboundConnectionsMax ${this.options.inboundConnectionsMax} reached` : `transport ${this.runState}` });
+      this.logger.warn('inbound connection refused', {
+        node: this.options.nodeId,
+        remote,
+        reason:
+          this.runState === 'running'
+            ? `inboundConnectionsMax ${this.options.inboundConnectionsMax} reached`
+            : `transport ${this.runState}`,
+      });
       socket.destroy();
       return;
     }
-    const connection: Inbound = { socket, reader: new FrameReader(helloFrameBytesMax), nonce: createNonce(), remote, remoteHost: socket.remoteAddress ?? '', peer: undefined, handshakeTimer: undefined, closed: false };
+    const connection: Inbound = {
+      socket,
+      reader: new FrameReader(helloFrameBytesMax),
+      nonce: createNonce(),
+      remote,
+      remoteHost: socket.remoteAddress ?? '',
+      peer: undefined,
+      handshakeTimer: undefined,
+      closed: false,
+    };
     this.inbound.add(connection);
     connection.handshakeTimer = setTimeout(() => {
       this.refuse(connection, `no handshake within ${this.options.handshakeTimeoutMs} ms`, undefined);
@@ -617,10 +719,19 @@ export class PeerTransport {
       this.inbound.delete(connection);
       // Not when a newer connection from the same peer replaced this one.
       const peer = connection.peer;
-      if (peer !== undefined && this.runState === 'running' && ![...this.inbound].some((other) => other.peer === peer && !other.closed)) this.options.onPeerLost?.(peer);
+      if (
+        peer !== undefined &&
+        this.runState === 'running' &&
+        ![...this.inbound].some((other) => other.peer === peer && !other.closed)
+      )
+        this.options.onPeerLost?.(peer);
     });
     const { clusterId, nodeId } = this.options;
-    socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: connection.nonce, proof: new Uint8Array(0) })));
+    socket.write(
+      frameOf(
+        encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: connection.nonce, proof: new Uint8Array(0) }),
+      ),
+    );
   }
 
   private onInboundData(connection: Inbound, chunk: Buffer): void {
@@ -646,7 +757,8 @@ export class PeerTransport {
     }
     const { nodeId, clusterId, secret } = this.options;
     const claimed = hello.nodeId;
-    const refusal = this.helloMismatch(hello, undefined) ?? this.strangerRefusal(hello) ?? this.proofRefusal(hello, connection.nonce);
+    const refusal =
+      this.helloMismatch(hello, undefined) ?? this.strangerRefusal(hello) ?? this.proofRefusal(hello, connection.nonce);
     if (refusal !== undefined) {
       this.refuse(connection, refusal, claimed);
       return;
@@ -658,7 +770,9 @@ export class PeerTransport {
     connection.peer = claimed;
     connection.reader.setPayloadBytesMax(this.options.frameBytesMax);
     const proof = helloProof({ secret, nonce: hello.nonce, clusterId, prover: nodeId, verifier: claimed });
-    connection.socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: new Uint8Array(0), proof })));
+    connection.socket.write(
+      frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: new Uint8Array(0), proof })),
+    );
     // A peer keeps one connection to us: a newer one means the older is dead and not yet noticed.
     for (const other of this.inbound) {
       if (other !== connection && other.peer === claimed) {
@@ -677,15 +791,24 @@ export class PeerTransport {
     if (this.removed.has(claimed)) return `node ${claimed} was removed from the cluster`;
     if (this.peers.has(claimed)) return undefined;
     if (discovery === undefined) return `node ${claimed} is not a peer of node ${nodeId}`;
-    if (hello.advertised === undefined) return `node ${claimed} is not a peer of node ${nodeId} and advertised no address`;
-    if (this.peers.size >= discovery.peersMax) return `node ${claimed} is not a peer of node ${nodeId}, which has peersMax ${discovery.peersMax} peers`;
+    if (hello.advertised === undefined)
+      return `node ${claimed} is not a peer of node ${nodeId} and advertised no address`;
+    if (this.peers.size >= discovery.peersMax)
+      return `node ${claimed} is not a peer of node ${nodeId}, which has peersMax ${discovery.peersMax} peers`;
     return undefined;
   }
 
   private proofRefusal(hello: HelloFrame, nonce: Uint8Array): string | undefined {
     const { nodeId, clusterId, secret } = this.options;
     if (hello.nonce.length !== nonceBytes) return 'dialer hello carries no nonce';
-    const expected = helloProof({ secret, nonce, clusterId, prover: hello.nodeId, verifier: nodeId, advertised: hello.advertised });
+    const expected = helloProof({
+      secret,
+      nonce,
+      clusterId,
+      prover: hello.nodeId,
+      verifier: nodeId,
+      advertised: hello.advertised,
+    });
     return proofMatches(expected, hello.proof) ? undefined : 'bad proof (wrong secret?)';
   }
 
@@ -714,7 +837,10 @@ export class PeerTransport {
     const self = this.options.nodeId;
     const misaddressed = frame.batch.find(({ message }) => message.from !== from || message.to !== self);
     if (misaddressed !== undefined) {
-      this.rejectFrame(connection, `message from ${misaddressed.message.from} to ${misaddressed.message.to} on a connection from ${from} to ${self}`);
+      this.rejectFrame(
+        connection,
+        `message from ${misaddressed.message.from} to ${misaddressed.message.to} on a connection from ${from} to ${self}`,
+      );
       return;
     }
     const counters = this.peers.get(from)?.counters;
@@ -732,7 +858,8 @@ export class PeerTransport {
     const fields = { node: this.options.nodeId, remote: connection.remote, reason };
     // A removed node that keeps running redials every reconnectDelayMsMax: say so once, not every time.
     const removedLogged = claimed === undefined ? undefined : this.removed.get(claimed);
-    if (removedLogged !== true) this.logger.warn('peer handshake refused', claimed === undefined ? fields : { ...fields, claimedPeer: claimed });
+    if (removedLogged !== true)
+      this.logger.warn('peer handshake refused', claimed === undefined ? fields : { ...fields, claimedPeer: claimed });
     if (removedLogged === false && claimed !== undefined) this.removed.set(claimed, true);
     this.closeInbound(connection);
   }
@@ -744,7 +871,12 @@ export class PeerTransport {
       return;
     }
     this.connectionsClosedInvalid++;
-    this.logger.warn('peer connection closed: bad frame', { node: this.options.nodeId, peer: connection.peer, remote: connection.remote, reason });
+    this.logger.warn('peer connection closed: bad frame', {
+      node: this.options.nodeId,
+      peer: connection.peer,
+      remote: connection.remote,
+      reason,
+    });
     this.closeInbound(connection);
   }
 
@@ -778,8 +910,10 @@ export class PeerTransport {
   /** Why a hello's version, cluster id or (when `expectedNode` is given) node id is not ours. */
   private helloMismatch(hello: HelloFrame, expectedNode: NodeId | undefined): string | undefined {
     if (hello.version !== protocolVersion) return `protocol version ${hello.version}, expected ${protocolVersion}`;
-    if (hello.clusterId !== this.options.clusterId) return `cluster id ${JSON.stringify(hello.clusterId)}, expected ${JSON.stringify(this.options.clusterId)}`;
-    if (expectedNode !== undefined && hello.nodeId !== expectedNode) return `node id ${hello.nodeId}, expected ${expectedNode}`;
+    if (hello.clusterId !== this.options.clusterId)
+      return `cluster id ${JSON.stringify(hello.clusterId)}, expected ${JSON.stringify(this.options.clusterId)}`;
+    if (expectedNode !== undefined && hello.nodeId !== expectedNode)
+      return `node id ${hello.nodeId}, expected ${expectedNode}`;
     return undefined;
   }
 
@@ -800,9 +934,13 @@ export class PeerTransport {
         peer.counters.framesDroppedOnStop += peer.queue.clear();
         continue;
       }
-      closes.push(new Promise((resolve) => socket.once('close', () => {
-        resolve();
-      })));
+      closes.push(
+        new Promise((resolve) =>
+          socket.once('close', () => {
+            resolve();
+          }),
+        ),
+      );
       if (peer.state === 'established') {
         // Hand the whole (bounded) queue to the socket and half-close: the peer reads to the end.
         while (peer.queue.frames > 0) {
@@ -837,12 +975,18 @@ const unspecifiedHosts: ReadonlySet<string> = new Set(['0.0.0.0', '::', '0:0:0:0
  */
 function resolveHost(address: PeerAddress, remoteHost: string): PeerAddress {
   if (!unspecifiedHosts.has(address.host) || remoteHost.length === 0) return address;
-  return { host: remoteHost.startsWith('::ffff:') ? remoteHost.slice('::ffff:'.length) : remoteHost, port: address.port };
+  return {
+    host: remoteHost.startsWith('::ffff:') ? remoteHost.slice('::ffff:'.length) : remoteHost,
+    port: address.port,
+  };
 }
 
 function checkOptions(options: PeerTransportOptions): void {
   const positive = (value: number, name: string): void => {
-    assert(Number.isSafeInteger(value) && value > 0, `peer transport: ${name} must be a positive integer, got ${value}`);
+    assert(
+      Number.isSafeInteger(value) && value > 0,
+      `peer transport: ${name} must be a positive integer, got ${value}`,
+    );
   };
   positive(options.frameBytesMax, 'frameBytesMax');
   positive(options.sendQueueFramesMax, 'sendQueueFramesMax');
@@ -857,22 +1001,50 @@ function checkOptions(options: PeerTransportOptions): void {
   positive(entriesPerMessageMax, 'wireLimits.entriesPerMessageMax');
   positive(entryBytesMax, 'wireLimits.entryBytesMax');
   positive(snapshotChunkBytesMax, 'wireLimits.snapshotChunkBytesMax');
-  assert(options.frameBytesMax <= frameLengthMax - frameHeaderBytes, `peer transport: frameBytesMax ${options.frameBytesMax} does not fit the u32 frame header`);
-  assert(options.frameBytesMax >= helloFrameBytesMax, `peer transport: frameBytesMax must be at least ${helloFrameBytesMax}`);
-  assert(options.sendQueueBytesMax >= options.frameBytesMax + frameHeaderBytes, 'peer transport: sendQueueBytesMax must hold at least one frame of frameBytesMax');
-  assert(options.reconnectDelayMsMin <= options.reconnectDelayMsMax, 'peer transport: reconnectDelayMsMin exceeds reconnectDelayMsMax');
-  assert(options.secret.length >= secretCharsMin, `peer transport: the shared secret must be at least ${secretCharsMin} characters`);
+  assert(
+    options.frameBytesMax <= frameLengthMax - frameHeaderBytes,
+    `peer transport: frameBytesMax ${options.frameBytesMax} does not fit the u32 frame header`,
+  );
+  assert(
+    options.frameBytesMax >= helloFrameBytesMax,
+    `peer transport: frameBytesMax must be at least ${helloFrameBytesMax}`,
+  );
+  assert(
+    options.sendQueueBytesMax >= options.frameBytesMax + frameHeaderBytes,
+    'peer transport: sendQueueBytesMax must hold at least one frame of frameBytesMax',
+  );
+  assert(
+    options.reconnectDelayMsMin <= options.reconnectDelayMsMax,
+    'peer transport: reconnectDelayMsMin exceeds reconnectDelayMsMax',
+  );
+  assert(
+    options.secret.length >= secretCharsMin,
+    `peer transport: the shared secret must be at least ${secretCharsMin} characters`,
+  );
   const clusterBytes = clusterIdBytes(options.clusterId);
-  assert(clusterBytes > 0 && clusterBytes <= clusterIdBytesMax, `peer transport: cluster id must be 1..${clusterIdBytesMax} bytes`);
-  assert(options.localAddress === undefined || net.isIP(options.localAddress) !== 0, `peer transport: localAddress ${options.localAddress ?? ''} is not an IP address`);
+  assert(
+    clusterBytes > 0 && clusterBytes <= clusterIdBytesMax,
+    `peer transport: cluster id must be 1..${clusterIdBytesMax} bytes`,
+  );
+  assert(
+    options.localAddress === undefined || net.isIP(options.localAddress) !== 0,
+    `peer transport: localAddress ${options.localAddress ?? ''} is not an IP address`,
+  );
   for (const [id, address] of options.peers) {
-    assert(Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff, `peer transport: peer ${id} has a bad port ${address.port}`);
+    assert(
+      Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff,
+      `peer transport: peer ${id} has a bad port ${address.port}`,
+    );
   }
   if (options.discovery !== undefined) positive(options.discovery.peersMax, 'discovery.peersMax');
   const advertise = options.advertise;
   if (advertise !== undefined) {
     for (const address of [advertise.raft, advertise.http]) {
-      assert(address === undefined || (hostValid(address.host) && Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff), `peer transport: cannot advertise ${address?.host ?? ''}:${address?.port ?? 0}`);
+      assert(
+        address === undefined ||
+          (hostValid(address.host) && Number.isInteger(address.port) && address.port > 0 && address.port <= 0xffff),
+        `peer transport: cannot advertise ${address?.host ?? ''}:${address?.port ?? 0}`,
+      );
     }
   }
 }

@@ -16,8 +16,14 @@ export class SendQueue {
   readonly bytesMax: number;
 
   constructor(framesMax: number, bytesMax: number) {
-    assert(Number.isSafeInteger(framesMax) && framesMax > 0, `send queue framesMax must be a positive integer, got ${framesMax}`);
-    assert(Number.isSafeInteger(bytesMax) && bytesMax > 0, `send queue bytesMax must be a positive integer, got ${bytesMax}`);
+    assert(
+      Number.isSafeInteger(framesMax) && framesMax > 0,
+      `send queue framesMax must be a positive integer, got ${framesMax}`,
+    );
+    assert(
+      Number.isSafeInteger(bytesMax) && bytesMax > 0,
+      `send queue bytesMax must be a positive integer, got ${bytesMax}`,
+    );
     this.framesMax = framesMax;
     this.bytesMax = bytesMax;
   }
@@ -32,7 +38,10 @@ export class SendQueue {
 
   /** Queues a frame and returns how many older frames were evicted to make room for it. */
   push(frame: Uint8Array): number {
-    assert(frame.length <= this.bytesMax, `a ${frame.length}-byte frame can never fit a ${this.bytesMax}-byte send queue`);
+    assert(
+      frame.length <= this.bytesMax,
+      `a ${frame.length}-byte frame can never fit a ${this.bytesMax}-byte send queue`,
+    );
     let evicted = 0;
     while (this.frames >= this.framesMax || this.queuedBytes + frame.length > this.bytesMax) {
       this.shift();

@@ -6,7 +6,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { errorRegistry } from '../../src/api/errors.ts';
 import { asGroupId, type GroupId, type NodeId } from '../../src/base/ids.ts';
-import { agreedLeader, errorCode, keyIn, kvGroups, startCluster, waitFor, type ApiCluster, type ApiNode } from './cluster.ts';
+import {
+  agreedLeader,
+  errorCode,
+  keyIn,
+  kvGroups,
+  startCluster,
+  waitFor,
+  type ApiCluster,
+  type ApiNode,
+} from './cluster.ts';
 import { documentedMetrics } from './metrics-docs.ts';
 
 let cluster: ApiCluster | undefined;
@@ -21,7 +30,17 @@ const group3: GroupId = kvGroups[2] ?? asGroupId(3);
 interface StatusBody {
   nodeId: number;
   clusterId: string;
-  groups: { group: number; role: string; term: number; commit: number; applied: number; leader: number; lag: number; voters: number[]; learners: number[] }[];
+  groups: {
+    group: number;
+    role: string;
+    term: number;
+    commit: number;
+    applied: number;
+    leader: number;
+    lag: number;
+    voters: number[];
+    learners: number[];
+  }[];
 }
 
 function transferUrl(group: number | string): string {
@@ -33,7 +52,11 @@ function others(running: ApiCluster, node: ApiNode): ApiNode[] {
 }
 
 function leaderSeenByAll(running: ApiCluster, group: GroupId, leader: NodeId): true | undefined {
-  return [...running.nodes.values()].every((n) => n.host.status().find((s) => s.group === group)?.status.leader === leader) ? true : undefined;
+  return [...running.nodes.values()].every(
+    (n) => n.host.status().find((s) => s.group === group)?.status.leader === leader,
+  )
+    ? true
+    : undefined;
 }
 
 describe('status and admin API', () => {
@@ -49,7 +72,18 @@ describe('status and admin API', () => {
       expect(body.clusterId).toBe('test-cluster');
       expect(body.groups.map((g) => g.group)).toEqual([...kvGroups]);
       for (const group of body.groups) {
-        expect(Object.keys(group).sort()).toEqual(['applied', 'commit', 'group', 'lag', 'leader', 'learners', 'quiesced', 'role', 'term', 'voters']);
+        expect(Object.keys(group).sort()).toEqual([
+          'applied',
+          'commit',
+          'group',
+          'lag',
+          'leader',
+          'learners',
+          'quiesced',
+          'role',
+          'term',
+          'voters',
+        ]);
         expect({ voters: group.voters, learners: group.learners }).toEqual({ voters: [1, 2, 3], learners: [] });
         expect(group.lag).toBeGreaterThanOrEqual(0);
         expect(group.applied).toBeLessThanOrEqual(group.commit);
@@ -108,16 +142,43 @@ describe('status and admin API', () => {
       { url, payload: '{"to": "2"}', headers: json, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
       { url, payload: '{"to": 1.5}', headers: json, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
       { url, payload: '{"to": 9}', headers: json, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
-      { url, payload: `{"to": 2, "pad": "${'x'.repeat(2000)}"}`, headers: json, status: 413, code: 'DRAM_ERR_BODY_TOO_LARGE' },
-      { url, payload: '{"to": 2}', headers: { 'content-type': 'application/octet-stream' }, status: 415, code: 'DRAM_ERR_UNSUPPORTED_MEDIA_TYPE' },
+      {
+        url,
+        payload: `{"to": 2, "pad": "${'x'.repeat(2000)}"}`,
+        headers: json,
+        status: 413,
+        code: 'DRAM_ERR_BODY_TOO_LARGE',
+      },
+      {
+        url,
+        payload: '{"to": 2}',
+        headers: { 'content-type': 'application/octet-stream' },
+        status: 415,
+        code: 'DRAM_ERR_UNSUPPORTED_MEDIA_TYPE',
+      },
       { url: transferUrl(99), payload: '{}', headers: json, status: 404, code: 'DRAM_ERR_UNKNOWN_GROUP' },
       { url: transferUrl('abc'), payload: '{}', headers: json, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
       { url: transferUrl(-1), payload: '{}', headers: json, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
     ];
     for (const node of running.nodes.values()) {
       for (const request of cases) {
-        const response = await node.app.inject({ method: 'POST', url: request.url, payload: request.payload, headers: request.headers });
-        expect({ payload: request.payload.slice(0, 20), url: request.url, status: response.statusCode, code: errorCode(response) }).toEqual({ payload: request.payload.slice(0, 20), url: request.url, status: request.status, code: request.code });
+        const response = await node.app.inject({
+          method: 'POST',
+          url: request.url,
+          payload: request.payload,
+          headers: request.headers,
+        });
+        expect({
+          payload: request.payload.slice(0, 20),
+          url: request.url,
+          status: response.statusCode,
+          code: errorCode(response),
+        }).toEqual({
+          payload: request.payload.slice(0, 20),
+          url: request.url,
+          status: request.status,
+          code: request.code,
+        });
       }
     }
     const status = leader.host.status().find((s) => s.group === group3)?.status;
@@ -130,15 +191,20 @@ describe('status and admin API', () => {
     const leader = await agreedLeader(running, group3);
     const follower = others(running, leader)[0];
     if (follower === undefined) throw new Error('three nodes expected');
-    expect((await follower.app.inject({ method: 'PUT', url: `/v1/kv/${keyIn(group3, 'm')}`, payload: 'x' })).statusCode).toBe(200);
-    expect((await leader.app.inject({ method: 'GET', url: `/v1/kv/${keyIn(group3, 'm')}?consistency=stale` })).statusCode).toBe(200);
+    expect(
+      (await follower.app.inject({ method: 'PUT', url: `/v1/kv/${keyIn(group3, 'm')}`, payload: 'x' })).statusCode,
+    ).toBe(200);
+    expect(
+      (await leader.app.inject({ method: 'GET', url: `/v1/kv/${keyIn(group3, 'm')}?consistency=stale` })).statusCode,
+    ).toBe(200);
     leader.metrics.observeTurnDuration(0.002);
 
     const response = await leader.app.inject({ method: 'GET', url: '/metrics' });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^text\/plain/);
     const lines = response.body.split('\n');
-    for (const { name } of documentedMetrics()) expect(lines.some((line) => line.startsWith(`# TYPE ${name} `))).toBe(true);
+    for (const { name } of documentedMetrics())
+      expect(lines.some((line) => line.startsWith(`# TYPE ${name} `))).toBe(true);
     expect(response.body).toContain('dram_proposals_total{outcome="applied"} 1');
     expect(response.body).toContain('dram_reads_total{consistency="stale",outcome="served"} 1');
     expect(response.body).toContain('dram_http_requests_total{method="PUT",route="/v1/kv/:key",status="200"} 1');
@@ -160,12 +226,23 @@ describe('status and admin API', () => {
     const document = JSON.parse(response.body) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(document.openapi).toMatch(/^3\./);
     const contract = [
-      'PUT /v1/kv/{key}', 'GET /v1/kv/{key}', 'DELETE /v1/kv/{key}', 'GET /v1/status', 'POST /v1/admin/groups/{group}/transfer-leadership', 'GET /metrics', 'GET /docs',
-      'GET /v1/admin/members', 'POST /v1/admin/members', 'POST /v1/admin/groups/{group}/members',
-      'DELETE /v1/admin/members/{nodeId}', 'DELETE /v1/admin/groups/{group}/members/{nodeId}',
+      'PUT /v1/kv/{key}',
+      'GET /v1/kv/{key}',
+      'DELETE /v1/kv/{key}',
+      'GET /v1/status',
+      'POST /v1/admin/groups/{group}/transfer-leadership',
+      'GET /metrics',
+      'GET /docs',
+      'GET /v1/admin/members',
+      'POST /v1/admin/members',
+      'POST /v1/admin/groups/{group}/members',
+      'DELETE /v1/admin/members/{nodeId}',
+      'DELETE /v1/admin/groups/{group}/members/{nodeId}',
     ];
     const documented = Object.entries(document.paths).flatMap(([path, item]) =>
-      Object.keys(item).filter((method) => method !== 'parameters').map((method) => `${method.toUpperCase()} ${path}`),
+      Object.keys(item)
+        .filter((method) => method !== 'parameters')
+        .map((method) => `${method.toUpperCase()} ${path}`),
     );
     expect(documented.sort()).toEqual([...contract].sort());
     for (const entry of documented) {
@@ -174,7 +251,9 @@ describe('status and admin API', () => {
       expect({ entry, served: node.app.hasRoute({ method, url }) }).toEqual({ entry, served: true });
     }
     // The error codes the document lists are the registry's.
-    const errorSchema = (document as unknown as { components: { schemas: { Error: { properties: { code: { enum: string[] } } } } } }).components.schemas.Error;
+    const errorSchema = (
+      document as unknown as { components: { schemas: { Error: { properties: { code: { enum: string[] } } } } } }
+    ).components.schemas.Error;
     expect(errorSchema.properties.code.enum).toEqual(Object.keys(errorRegistry));
   });
 });

@@ -49,7 +49,13 @@ export interface ApiCluster {
 
 const silent = pino({ level: 'silent' });
 
-export function startCluster(options: { readonly forwarding: boolean; readonly requestTimeoutMs?: number; readonly forwardFailure?: 'refused' | 'lost' } = { forwarding: true }): ApiCluster {
+export function startCluster(
+  options: {
+    readonly forwarding: boolean;
+    readonly requestTimeoutMs?: number;
+    readonly forwardFailure?: 'refused' | 'lost';
+  } = { forwarding: true },
+): ApiCluster {
   const network = new MemoryNetwork();
   const rng = createRng(23);
   const nodes = new Map<NodeId, ApiNode>();
@@ -59,15 +65,24 @@ export function startCluster(options: { readonly forwarding: boolean; readonly r
     if (found === undefined) throw new Error(`no node ${id}`);
     return found;
   };
-  const forwardFrom = (from: NodeId): Forward => async (leader, request) => {
-    forwards.set(from, (forwards.get(from) ?? 0) + 1);
-    if (network.cut.has(from) || network.cut.has(leader)) throw new Error(`node ${leader} unreachable from ${from}`);
-    // A dead leader refuses the connection (nothing was sent); a lost answer leaves it unknown.
-    if (options.forwardFailure === 'refused') throw Object.assign(new Error(`connect ECONNREFUSED (node ${leader})`), { code: 'ECONNREFUSED' });
-    if (options.forwardFailure === 'lost') throw Object.assign(new Error(`socket hang up (node ${leader})`), { code: 'ECONNRESET' });
-    const response = await node(leader).app.inject({ method: request.method, url: request.url, headers: request.headers, ...(request.body === undefined ? {} : { payload: request.body }) });
-    return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
-  };
+  const forwardFrom =
+    (from: NodeId): Forward =>
+    async (leader, request) => {
+      forwards.set(from, (forwards.get(from) ?? 0) + 1);
+      if (network.cut.has(from) || network.cut.has(leader)) throw new Error(`node ${leader} unreachable from ${from}`);
+      // A dead leader refuses the connection (nothing was sent); a lost answer leaves it unknown.
+      if (options.forwardFailure === 'refused')
+        throw Object.assign(new Error(`connect ECONNREFUSED (node ${leader})`), { code: 'ECONNREFUSED' });
+      if (options.forwardFailure === 'lost')
+        throw Object.assign(new Error(`socket hang up (node ${leader})`), { code: 'ECONNRESET' });
+      const response = await node(leader).app.inject({
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        ...(request.body === undefined ? {} : { payload: request.body }),
+      });
+      return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
+    };
   const startNode = (id: NodeId, storage: MemoryHostStorage): ApiNode => {
     const host = new MultiRaftHost({
       nodeId: id,
@@ -88,7 +103,17 @@ export function startCluster(options: { readonly forwarding: boolean; readonly r
     network.hosts.set(id, host);
     const metrics = createNodeMetrics({ host, peerTraffic: () => new Map() });
     const directory = memoryDirectory([...nodeIds, id].map(memberAddresses), id);
-    const app = buildApp({ nodeId: id, clusterId: 'test-cluster', host, groups: kvGroups, metrics, logger: silent, members: directory, requestTimeoutMs: options.requestTimeoutMs ?? 3000, ...(options.forwarding ? { forward: forwardFrom(id) } : {}) });
+    const app = buildApp({
+      nodeId: id,
+      clusterId: 'test-cluster',
+      host,
+      groups: kvGroups,
+      metrics,
+      logger: silent,
+      members: directory,
+      requestTimeoutMs: options.requestTimeoutMs ?? 3000,
+      ...(options.forwarding ? { forward: forwardFrom(id) } : {}),
+    });
     const started = { id, host, app, metrics, directory };
     nodes.set(id, started);
     host.start();
@@ -157,5 +182,5 @@ export function kvModel(node: ApiNode, group: GroupId): KvModel {
 }
 
 export function errorCode(response: LightMyRequestResponse): unknown {
-  return (response.json<{ code?: unknown }>()).code;
+  return response.json<{ code?: unknown }>().code;
 }

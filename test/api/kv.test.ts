@@ -7,7 +7,18 @@ import { asGroupId, type GroupId } from '../../src/base/ids.ts';
 import { kvKeyBytesMax, kvValueBytesMax } from '../../src/codec/kv.ts';
 import { buildApp } from '../../src/api/app.ts';
 import { createNodeMetrics } from '../../src/metrics/registry.ts';
-import { agreedLeader, errorCode, keyIn, kvGroups, kvModel, placement, startCluster, waitFor, type ApiCluster, type ApiNode } from './cluster.ts';
+import {
+  agreedLeader,
+  errorCode,
+  keyIn,
+  kvGroups,
+  kvModel,
+  placement,
+  startCluster,
+  waitFor,
+  type ApiCluster,
+  type ApiNode,
+} from './cluster.ts';
 
 let cluster: ApiCluster | undefined;
 
@@ -39,7 +50,12 @@ describe('KV API', () => {
     const key = keyIn(group2, 'round');
     const leader = await agreedLeader(running, group2);
     // A JSON content type is still stored raw: even malformed JSON is just bytes to the KV store.
-    const put = await leader.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, headers: { 'content-type': 'application/json' }, payload: '{"half":' });
+    const put = await leader.app.inject({
+      method: 'PUT',
+      url: `/v1/kv/${key}`,
+      headers: { 'content-type': 'application/json' },
+      payload: '{"half":',
+    });
     expect(put.statusCode).toBe(200);
     const index = put.json<{ index: number }>().index;
     expect(index).toBeGreaterThan(0);
@@ -99,7 +115,12 @@ describe('KV API', () => {
     const key = keyIn(group2, 'fwd');
     const leader = await agreedLeader(running, group2);
     const follower = firstFollower(running, leader);
-    const put = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'via follower', headers: { 'content-type': 'text/plain' } });
+    const put = await follower.app.inject({
+      method: 'PUT',
+      url: `/v1/kv/${key}`,
+      payload: 'via follower',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(put.statusCode).toBe(200);
     expect(put.headers['x-dram-leader']).toBe(String(leader.id));
     expect(running.forwards.get(follower.id)).toBe(1);
@@ -138,11 +159,20 @@ describe('KV API', () => {
     const leader = await agreedLeader(running, group2);
     const follower = firstFollower(running, leader);
     // The follower's host behind an app without a forward port.
-    const app = buildApp({ nodeId: follower.id, host: follower.host, groups: kvGroups, metrics: createNodeMetrics({ host: follower.host }) });
+    const app = buildApp({
+      nodeId: follower.id,
+      host: follower.host,
+      groups: kvGroups,
+      metrics: createNodeMetrics({ host: follower.host }),
+    });
     try {
       const put = await app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'x' });
       expect(put.statusCode).toBe(503);
-      expect(put.json()).toMatchObject({ error: true, code: 'DRAM_ERR_NOT_LEADER', details: { group: group2, leaderHint: leader.id } });
+      expect(put.json()).toMatchObject({
+        error: true,
+        code: 'DRAM_ERR_NOT_LEADER',
+        details: { group: group2, leaderHint: leader.id },
+      });
       expect(put.headers['x-dram-leader']).toBe(String(leader.id));
       expect(put.headers['x-dram-shard']).toBe(String(group2));
       expect(put.headers['x-dram-index']).toBe('0');
@@ -163,7 +193,11 @@ describe('KV API', () => {
 
     const twice = await leader.app.inject({ method: 'PUT', url: `${url}?cas=0`, payload: 'two' });
     expect(twice.statusCode).toBe(412);
-    expect(twice.json()).toMatchObject({ error: true, code: 'DRAM_ERR_CAS_MISMATCH', details: { currentIndex: first } });
+    expect(twice.json()).toMatchObject({
+      error: true,
+      code: 'DRAM_ERR_CAS_MISMATCH',
+      details: { currentIndex: first },
+    });
     expect(twice.headers['x-dram-index']).toBe(String(first));
 
     const stale = await leader.app.inject({ method: 'PUT', url: `${url}?cas=${first + 1000}`, payload: 'two' });
@@ -189,16 +223,26 @@ describe('KV API', () => {
     const cases = [
       { url: `/v1/kv/${longKey}`, payload: 'v', code: 'DRAM_ERR_KEY_TOO_LARGE' },
       { url: `/v1/kv/${encodeURIComponent(veryLongKey)}`, payload: 'v', code: 'DRAM_ERR_KEY_TOO_LARGE' },
-      { url: `/v1/kv/${keyIn(group2, 'big')}`, payload: Buffer.alloc(kvValueBytesMax + 1, 1), code: 'DRAM_ERR_VALUE_TOO_LARGE' },
+      {
+        url: `/v1/kv/${keyIn(group2, 'big')}`,
+        payload: Buffer.alloc(kvValueBytesMax + 1, 1),
+        code: 'DRAM_ERR_VALUE_TOO_LARGE',
+      },
     ];
     for (const { url, payload, code } of cases) {
-      const response = await leader.app.inject({ method: 'PUT', url, payload, headers: { 'content-type': 'application/octet-stream' } });
+      const response = await leader.app.inject({
+        method: 'PUT',
+        url,
+        payload,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       expect(response.statusCode).toBe(413);
       expect(errorCode(response)).toBe(code);
     }
     const getLong = await leader.app.inject({ method: 'GET', url: `/v1/kv/${longKey}` });
     expect(getLong.statusCode).toBe(413);
-    for (const node of running.nodes.values()) expect(kvGroups.map((g) => kvModel(node, g).size)).toEqual(sizes.get(node.id));
+    for (const node of running.nodes.values())
+      expect(kvGroups.map((g) => kvModel(node, g).size)).toEqual(sizes.get(node.id));
   });
 
   it('answers bad input with 4xx codes, never a 500, and changes nothing', async () => {
@@ -209,7 +253,12 @@ describe('KV API', () => {
     const commitBefore = leader.host.status().find((s) => s.group === group2)?.status.lastIndex;
     const requests = [
       { method: 'GET', url: `/v1/kv/${key}?consistency=strong`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
-      { method: 'GET', url: `/v1/kv/${key}?consistency=stale&consistency=lease`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
+      {
+        method: 'GET',
+        url: `/v1/kv/${key}?consistency=stale&consistency=lease`,
+        status: 400,
+        code: 'DRAM_ERR_BAD_REQUEST',
+      },
       { method: 'GET', url: `/v1/kv/${key}?consistancy=stale`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
       { method: 'PUT', url: `/v1/kv/${key}?cas=abc`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
       { method: 'PUT', url: `/v1/kv/${key}?cas=-1`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
@@ -218,10 +267,34 @@ describe('KV API', () => {
       { method: 'PUT', url: `/v1/kv/${key}?cas=99999999999999999999`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
       { method: 'PUT', url: `/v1/kv/${key}?cass=0`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
       { method: 'DELETE', url: `/v1/kv/${key}?cas=x`, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
-      { method: 'PUT', url: `/v1/kv/${key}`, headers: { 'x-dram-client-id': 'c1' }, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
-      { method: 'PUT', url: `/v1/kv/${key}`, headers: { 'x-dram-client-id': 'c1', 'x-dram-request-seq': 'one' }, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
-      { method: 'PUT', url: `/v1/kv/${key}`, headers: { 'x-dram-client-id': 'c'.repeat(200), 'x-dram-request-seq': '1' }, status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
-      { method: 'PUT', url: `/v1/kv/${key}`, headers: { 'content-type': '///' }, status: 415, code: 'DRAM_ERR_UNSUPPORTED_MEDIA_TYPE' },
+      {
+        method: 'PUT',
+        url: `/v1/kv/${key}`,
+        headers: { 'x-dram-client-id': 'c1' },
+        status: 400,
+        code: 'DRAM_ERR_BAD_REQUEST',
+      },
+      {
+        method: 'PUT',
+        url: `/v1/kv/${key}`,
+        headers: { 'x-dram-client-id': 'c1', 'x-dram-request-seq': 'one' },
+        status: 400,
+        code: 'DRAM_ERR_BAD_REQUEST',
+      },
+      {
+        method: 'PUT',
+        url: `/v1/kv/${key}`,
+        headers: { 'x-dram-client-id': 'c'.repeat(200), 'x-dram-request-seq': '1' },
+        status: 400,
+        code: 'DRAM_ERR_BAD_REQUEST',
+      },
+      {
+        method: 'PUT',
+        url: `/v1/kv/${key}`,
+        headers: { 'content-type': '///' },
+        status: 415,
+        code: 'DRAM_ERR_UNSUPPORTED_MEDIA_TYPE',
+      },
       { method: 'PUT', url: '/v1/kv/%E0%A4%A', status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
       { method: 'PUT', url: '/v1/kv/', status: 400, code: 'DRAM_ERR_BAD_REQUEST' },
       { method: 'PUT', url: `/v1/kv/${key}/more`, status: 404, code: 'DRAM_ERR_ROUTE_NOT_FOUND' },
@@ -230,7 +303,12 @@ describe('KV API', () => {
     for (const node of [leader, follower]) {
       for (const request of requests) {
         const body = request.method === 'GET' ? {} : { payload: 'value' };
-        const response = await node.app.inject({ method: request.method, url: request.url, ...body, headers: 'headers' in request ? request.headers : {} });
+        const response = await node.app.inject({
+          method: request.method,
+          url: request.url,
+          ...body,
+          headers: 'headers' in request ? request.headers : {},
+        });
         expect({ url: request.url, status: response.statusCode }).toEqual({ url: request.url, status: request.status });
         expect(response.json()).toMatchObject({ error: true, code: request.code });
         expect(typeof response.json<{ message?: unknown }>().message).toBe('string');
@@ -249,7 +327,9 @@ describe('KV API', () => {
     const put = await leader.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'old' });
     expect(put.statusCode).toBe(200);
     const index = put.json<{ index: number }>().index;
-    await waitFor('the follower to apply the write', () => (kvModel(follower, group2).get(key) === undefined ? undefined : true));
+    await waitFor('the follower to apply the write', () =>
+      kvModel(follower, group2).get(key) === undefined ? undefined : true,
+    );
 
     running.network.cut.add(follower.id);
     const stale = await follower.app.inject({ method: 'GET', url: `/v1/kv/${key}?consistency=stale` });
@@ -269,7 +349,12 @@ describe('KV API', () => {
     const leader = await agreedLeader(running, group2);
     const follower = firstFollower(running, leader);
     const stamped = (seq: number, value: string, node: ApiNode = leader) =>
-      node.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: value, headers: { 'x-dram-client-id': 'client-a', 'x-dram-request-seq': String(seq) } });
+      node.app.inject({
+        method: 'PUT',
+        url: `/v1/kv/${key}`,
+        payload: value,
+        headers: { 'x-dram-client-id': 'client-a', 'x-dram-request-seq': String(seq) },
+      });
 
     const first = await stamped(1, 'v1');
     expect(first.statusCode).toBe(200);

@@ -10,7 +10,18 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
-import { agreedLeader, errorCode, keyIn, kvGroups, memberAddresses, nodeIds, startCluster, waitFor, type ApiCluster, type ApiNode } from './cluster.ts';
+import {
+  agreedLeader,
+  errorCode,
+  keyIn,
+  kvGroups,
+  memberAddresses,
+  nodeIds,
+  startCluster,
+  waitFor,
+  type ApiCluster,
+  type ApiNode,
+} from './cluster.ts';
 
 let cluster: ApiCluster | undefined;
 
@@ -77,9 +88,16 @@ async function leadNothing(running: ApiCluster, avoided: NodeId): Promise<void> 
 }
 
 /** Every remaining node has applied `expected` as the voters of every group. */
-async function votersEverywhere(running: ApiCluster, nodes: readonly NodeId[], expected: readonly number[]): Promise<void> {
+async function votersEverywhere(
+  running: ApiCluster,
+  nodes: readonly NodeId[],
+  expected: readonly number[],
+): Promise<void> {
   for (const id of nodes) {
-    for (const group of kvGroups) await waitFor(`node ${id} to apply voters ${expected.join(',')} in group ${group}`, () => (JSON.stringify(votersOf(running.node(id), group)) === JSON.stringify(expected) ? true : undefined));
+    for (const group of kvGroups)
+      await waitFor(`node ${id} to apply voters ${expected.join(',')} in group ${group}`, () =>
+        JSON.stringify(votersOf(running.node(id), group)) === JSON.stringify(expected) ? true : undefined,
+      );
   }
 }
 
@@ -89,7 +107,10 @@ async function writeThrough(node: ApiNode, group: GroupId, value: string, triesM
   for (let attempt = 0; attempt < triesMax; attempt++) {
     const response = await node.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: value });
     if (response.statusCode === 200) break;
-    if (attempt === triesMax - 1) throw new Error(`no write through node ${node.id} to group ${group} after ${triesMax} tries: ${response.statusCode} ${response.body}`);
+    if (attempt === triesMax - 1)
+      throw new Error(
+        `no write through node ${node.id} to group ${group} after ${triesMax} tries: ${response.statusCode} ${response.body}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const read = await node.app.inject({ method: 'GET', url: `/v1/kv/${key}` });
@@ -104,10 +125,17 @@ describe('removing a node', () => {
       for (const id of ['0', '-1', '1.5', 'abc', '99999999999999999999']) {
         for (const url of [`/v1/admin/members/${id}`, `/v1/admin/groups/${group3}/members/${id}`]) {
           const response = await remove(node, url);
-          expect({ url, status: response.statusCode, code: errorCode(response) }).toEqual({ url, status: 400, code: 'DRAM_ERR_BAD_REQUEST' });
+          expect({ url, status: response.statusCode, code: errorCode(response) }).toEqual({
+            url,
+            status: 400,
+            code: 'DRAM_ERR_BAD_REQUEST',
+          });
         }
       }
-      for (const [url, status, code] of [['/v1/admin/groups/99/members/2', 404, 'DRAM_ERR_UNKNOWN_GROUP'], ['/v1/admin/groups/abc/members/2', 400, 'DRAM_ERR_BAD_REQUEST']] as const) {
+      for (const [url, status, code] of [
+        ['/v1/admin/groups/99/members/2', 404, 'DRAM_ERR_UNKNOWN_GROUP'],
+        ['/v1/admin/groups/abc/members/2', 400, 'DRAM_ERR_BAD_REQUEST'],
+      ] as const) {
         const response = await remove(node, url);
         expect({ url, status: response.statusCode, code: errorCode(response) }).toEqual({ url, status, code });
       }
@@ -124,7 +152,14 @@ describe('removing a node', () => {
     const response = await remove(running.node(asNodeId(2)), '/v1/admin/members/9');
     expect(response.statusCode, response.body).toBe(200);
     const body = response.json<Removed>();
-    expect(body.groups.map((report) => ({ group: report.group, state: report.state, steps: report.steps, voters: report.voters }))).toEqual(kvGroups.map((group) => ({ group, state: 'absent', steps: [], voters: nodeIds })));
+    expect(
+      body.groups.map((report) => ({
+        group: report.group,
+        state: report.state,
+        steps: report.steps,
+        voters: report.voters,
+      })),
+    ).toEqual(kvGroups.map((group) => ({ group, state: 'absent', steps: [], voters: nodeIds })));
     expect(body.warnings).toEqual([]);
     expect(body.members.map((member) => member.nodeId)).toEqual(nodeIds);
   });
@@ -138,7 +173,14 @@ describe('removing a node', () => {
     const response = await remove(asked, '/v1/admin/members/3');
     expect(response.statusCode, response.body).toBe(200);
     const body = response.json<Removed>();
-    expect(body.groups.map((report) => ({ group: report.group, state: report.state, steps: report.steps, voters: report.voters }))).toEqual(kvGroups.map((group) => ({ group, state: 'absent', steps: ['remove_node'], voters: [1, 2] })));
+    expect(
+      body.groups.map((report) => ({
+        group: report.group,
+        state: report.state,
+        steps: report.steps,
+        voters: report.voters,
+      })),
+    ).toEqual(kvGroups.map((group) => ({ group, state: 'absent', steps: ['remove_node'], voters: [1, 2] })));
     // Two voters left: the answer says the groups tolerate no failure any more.
     expect(body.warnings).toHaveLength(kvGroups.length);
     expect(body.warnings[0]).toMatch(/2 voters left \(1, 2\): it tolerates no failure/);
@@ -149,7 +191,9 @@ describe('removing a node', () => {
 
     const again = await remove(running.node(asNodeId(2)), '/v1/admin/members/3');
     expect(again.statusCode, again.body).toBe(200);
-    expect(again.json<Removed>().groups.map((report) => ({ state: report.state, steps: report.steps }))).toEqual(kvGroups.map(() => ({ state: 'absent', steps: [] })));
+    expect(again.json<Removed>().groups.map((report) => ({ state: report.state, steps: report.steps }))).toEqual(
+      kvGroups.map(() => ({ state: 'absent', steps: [] })),
+    );
   });
 
   it('removes a node that leads every group: it hands over, the request follows the new leaders, writes go on', async () => {
@@ -160,12 +204,20 @@ describe('removing a node', () => {
     const response = await remove(running.node(asNodeId(2)), '/v1/admin/members/1');
     expect(response.statusCode, response.body).toBe(200);
     const body = response.json<Removed>();
-    for (const report of body.groups) expect({ group: report.group, state: report.state, steps: report.steps, voters: report.voters }).toEqual({ group: report.group, state: 'absent', steps: ['remove_node'], voters: [2, 3] });
+    for (const report of body.groups)
+      expect({ group: report.group, state: report.state, steps: report.steps, voters: report.voters }).toEqual({
+        group: report.group,
+        state: 'absent',
+        steps: ['remove_node'],
+        voters: [2, 3],
+      });
     await votersEverywhere(running, [asNodeId(2), asNodeId(3)], [2, 3]);
     // The removed node applied its own removal too: it is in no configuration it knows.
     for (const group of kvGroups) expect(votersOf(running.node(one), group)).toEqual([2, 3]);
     for (const group of kvGroups) {
-      const leader = await waitFor(`a leader of group ${group} among nodes 2 and 3`, () => [asNodeId(2), asNodeId(3)].find((id) => running.node(id).host.groupStatus(group)?.status.role === 'leader'));
+      const leader = await waitFor(`a leader of group ${group} among nodes 2 and 3`, () =>
+        [asNodeId(2), asNodeId(3)].find((id) => running.node(id).host.groupStatus(group)?.status.role === 'leader'),
+      );
       expect(leader).not.toBe(one);
       await writeThrough(running.node(asNodeId(3)), group, `after-leader-removed-${group}`);
     }
@@ -180,12 +232,19 @@ describe('removing a node', () => {
     const before = running.forwards.get(follower.id) ?? 0;
     const response = await remove(follower, `/v1/admin/groups/${group3}/members/${removed}`);
     expect(response.statusCode, response.body).toBe(200);
-    expect(response.json()).toEqual({ group: group3, leader: leader.id, state: 'absent', steps: ['remove_node'], voters: nodeIds.filter((id) => id !== removed) });
+    expect(response.json()).toEqual({
+      group: group3,
+      leader: leader.id,
+      state: 'absent',
+      steps: ['remove_node'],
+      voters: nodeIds.filter((id) => id !== removed),
+    });
     expect(running.forwards.get(follower.id)).toBe(before + 1);
     const other = kvGroups.find((group) => group !== group3) ?? group3;
     expect(votersOf(leader, other)).toEqual(nodeIds);
     // Still a member of the other groups: nobody forgets it.
-    for (const node of running.nodes.values()) expect(node.directory.list().map((member) => member.nodeId)).toContain(removed);
+    for (const node of running.nodes.values())
+      expect(node.directory.list().map((member) => member.nodeId)).toContain(removed);
   });
 
   it('refuses to remove the last voter of a group (409) and changes nothing', async () => {
@@ -199,9 +258,15 @@ describe('removing a node', () => {
     const one = running.node(asNodeId(1));
     for (const group of kvGroups) expect(votersOf(one, group)).toEqual([1]);
     const refused = await remove(one, '/v1/admin/members/1');
-    expect({ status: refused.statusCode, code: errorCode(refused) }).toEqual({ status: 409, code: 'DRAM_ERR_LAST_VOTER' });
+    expect({ status: refused.statusCode, code: errorCode(refused) }).toEqual({
+      status: 409,
+      code: 'DRAM_ERR_LAST_VOTER',
+    });
     const perGroup = await remove(one, `/v1/admin/groups/${group3}/members/1`);
-    expect({ status: perGroup.statusCode, code: errorCode(perGroup) }).toEqual({ status: 409, code: 'DRAM_ERR_LAST_VOTER' });
+    expect({ status: perGroup.statusCode, code: errorCode(perGroup) }).toEqual({
+      status: 409,
+      code: 'DRAM_ERR_LAST_VOTER',
+    });
     for (const group of kvGroups) expect(votersOf(one, group)).toEqual([1]);
     expect(one.directory.list().map((member) => member.nodeId)).toEqual([1]);
     await writeThrough(one, group3, 'single-voter');

@@ -16,7 +16,12 @@ export function documentedMetrics(): DocumentedMetric[] {
     if (!line.startsWith('| `dram_')) continue;
     // | `name` | type | `label`, `label` | meaning |  (the meaning itself never contains a pipe)
     const [, name = '', type = '', labels = '', meaning = ''] = line.split('|').map((cell) => cell.trim());
-    rows.push({ name: name.replaceAll('`', ''), type, labels: [...labels.matchAll(/`(\w+)`/g)].map((label) => label[1] ?? ''), meaning });
+    rows.push({
+      name: name.replaceAll('`', ''),
+      type,
+      labels: [...labels.matchAll(/`(\w+)`/g)].map((label) => label[1] ?? ''),
+      meaning,
+    });
   }
   return rows;
 }

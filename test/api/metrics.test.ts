@@ -28,7 +28,11 @@ describe('node metrics', () => {
     expect(documented.map((m) => m.name).sort()).toEqual(registered.map((m) => m.name).sort());
     for (const metric of registered) {
       const doc = documented.find((d) => d.name === metric.name);
-      expect({ name: metric.name, type: doc?.type, labels: [...(doc?.labels ?? [])].sort() }).toEqual({ name: metric.name, type: metric.type, labels: [...metric.labels].sort() });
+      expect({ name: metric.name, type: doc?.type, labels: [...(doc?.labels ?? [])].sort() }).toEqual({
+        name: metric.name,
+        type: metric.type,
+        labels: [...metric.labels].sort(),
+      });
       expect(metric.name).toMatch(/^dram_[a-z_]+$/);
       if (metric.type === 'counter') expect(metric.name).toMatch(/_total$/);
     }
@@ -36,7 +40,11 @@ describe('node metrics', () => {
   });
 
   it('refreshes group gauges on collect and counts each observed leader change once', async () => {
-    const group = { group: asGroupId(7), status: { role: 'follower' as Role, term: 3, commit: 10, leader: asNodeId(2), quiesced: false }, appliedIndex: 9 };
+    const group = {
+      group: asGroupId(7),
+      status: { role: 'follower' as Role, term: 3, commit: 10, leader: asNodeId(2), quiesced: false },
+      appliedIndex: 9,
+    };
     const metrics = createNodeMetrics({ host: fakeHost([group]) });
     let text = (await metrics.render()).body;
     expect(text).toContain('dram_group_role{group="7"} 0');

@@ -26,7 +26,9 @@ describe('kv placement', () => {
       for (const byte of new TextEncoder().encode(key)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
       return hash;
     };
-    const anyUnits = fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 40 }).map((units) => String.fromCharCode(...units));
+    const anyUnits = fc
+      .array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 40 })
+      .map((units) => String.fromCharCode(...units));
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), anyUnits), (key) => {
         expect(fnv1a32(key)).toBe(reference(key));
@@ -37,7 +39,9 @@ describe('kv placement', () => {
 
   it('pins the placement of a few keys (changing these moves data between shards)', () => {
     const placement = createKvPlacement(groups);
-    expect(['a', 'foobar', 'user/42', 'ключ'].map((key) => placement.groupOf(key))).toEqual(['a', 'foobar', 'user/42', 'ключ'].map((key) => groups[fnv1a32(key) % 4]));
+    expect(['a', 'foobar', 'user/42', 'ключ'].map((key) => placement.groupOf(key))).toEqual(
+      ['a', 'foobar', 'user/42', 'ключ'].map((key) => groups[fnv1a32(key) % 4]),
+    );
     expect(placement.groupOf('a')).toBe(asGroupId(1)); // 0xe40c292c % 4 = 0
   });
 
@@ -63,7 +67,8 @@ describe('kv placement', () => {
       const group = placement.groupOf(`key-${k}`);
       counts.set(group, (counts.get(group) ?? 0) + 1);
     }
-    for (const count of counts.values()) expect(Math.abs(count - keys / groups.length)).toBeLessThan(0.05 * (keys / groups.length));
+    for (const count of counts.values())
+      expect(Math.abs(count - keys / groups.length)).toBeLessThan(0.05 * (keys / groups.length));
   });
 
   it('refuses an empty or duplicated group list', () => {

@@ -13,10 +13,10 @@ describe('slab byte arrays', () => {
         arrays.forEach((array, k) => {
           expect(array.length).toBe(lengths[k]);
           expect(array.every((byte) => byte === 0)).toBe(true);
-          array.fill(k % 251 + 1);
+          array.fill((k % 251) + 1);
         });
         arrays.forEach((array, k) => {
-          expect(array.every((byte) => byte === k % 251 + 1)).toBe(true);
+          expect(array.every((byte) => byte === (k % 251) + 1)).toBe(true);
         });
       }),
       { numRuns: 50 },

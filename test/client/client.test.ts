@@ -12,7 +12,8 @@ import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
 import { agreedLeader, keyIn, kvGroups, placement, startCluster, waitFor, type ApiCluster } from '../api/cluster.ts';
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
-const str = (value: Uint8Array | undefined): string | undefined => (value === undefined ? undefined : new TextDecoder().decode(value));
+const str = (value: Uint8Array | undefined): string | undefined =>
+  value === undefined ? undefined : new TextDecoder().decode(value);
 
 let cluster: ApiCluster;
 const servers = new Map<number, BinaryServer>();
@@ -22,12 +23,23 @@ let client: DramClient;
 beforeAll(async () => {
   cluster = startCluster({ forwarding: false });
   for (const node of cluster.nodes.values()) {
-    const server = new BinaryServer({ nodeId: node.id, host: node.host, placement, listenHost: '127.0.0.1', listenPort: 0, inFlightMax: 256, metrics: node.metrics, onProtocolError: (reason) => protocolErrors.push(reason) });
+    const server = new BinaryServer({
+      nodeId: node.id,
+      host: node.host,
+      placement,
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+      inFlightMax: 256,
+      metrics: node.metrics,
+      onProtocolError: (reason) => protocolErrors.push(reason),
+    });
     await server.start();
     servers.set(node.id, server);
   }
   for (const group of kvGroups) await agreedLeader(cluster, group);
-  client = DramClient.connect({ nodes: [...servers].map(([id, server]) => ({ id, host: '127.0.0.1', port: server.address?.port ?? 0 })) });
+  client = DramClient.connect({
+    nodes: [...servers].map(([id, server]) => ({ id, host: '127.0.0.1', port: server.address?.port ?? 0 })),
+  });
 });
 
 afterAll(async () => {
@@ -53,9 +65,15 @@ function raw(id: number): Promise<{ socket: net.Socket; answers: ClientResponse[
       const result = reader.push(chunk);
       if (result.kind === 'frames') for (const payload of result.payloads) answers.push(decodeClientResponse(payload));
     });
-    socket.on('close', () => { closed = true; });
-    socket.on('error', () => { closed = true; });
-    socket.once('connect', () => { resolve({ socket, answers, closed: () => closed }); });
+    socket.on('close', () => {
+      closed = true;
+    });
+    socket.on('error', () => {
+      closed = true;
+    });
+    socket.once('connect', () => {
+      resolve({ socket, answers, closed: () => closed });
+    });
     socket.once('error', reject);
   });
 }
@@ -71,7 +89,10 @@ describe('binary client protocol', () => {
     expect(str((await client.get('alpha', { consistency: 'stale' }))?.value)).toBeDefined();
     expect(str((await client.get('alpha', { consistency: 'lease' }))?.value)).toBe('one');
 
-    await expect(client.put('alpha', text('two'), { cas: written.index + 1000 })).rejects.toMatchObject({ code: 'DRAM_ERR_CAS_MISMATCH', index: written.index });
+    await expect(client.put('alpha', text('two'), { cas: written.index + 1000 })).rejects.toMatchObject({
+      code: 'DRAM_ERR_CAS_MISMATCH',
+      index: written.index,
+    });
     await expect(client.put('alpha', text('two'), { cas: 0 })).rejects.toBeInstanceOf(DramError);
     const swapped = await client.put('alpha', text('two'), { cas: written.index });
     expect(swapped.index).toBeGreaterThan(written.index);
@@ -94,7 +115,7 @@ describe('binary client protocol', () => {
     const target = [...cluster.nodes.keys()].find((id) => id !== leader.id);
     if (target === undefined) throw new Error('no target');
     leader.host.transferLeadership(group, target);
-    await waitFor('the transfer', () => ((agreedLeaderNow(group) === target) ? true : undefined));
+    await waitFor('the transfer', () => (agreedLeaderNow(group) === target ? true : undefined));
     await client.put(key, text('after'));
     expect(client.leaderOf(group)).toBe(target);
     expect(str((await client.get(key))?.value)).toBe('after');
@@ -120,7 +141,13 @@ describe('binary client protocol', () => {
     const frames: Uint8Array[] = [];
     for (let id = 0; id < count; id++) {
       const key = keys[id % keys.length] ?? 'pipe';
-      frames.push(frameOf(encodeClientRequest(id % 3 === 0 ? { id, op: 'get', key, consistency: 'stale' } : { id, op: 'put', key, value: text(`v${id}`) })));
+      frames.push(
+        frameOf(
+          encodeClientRequest(
+            id % 3 === 0 ? { id, op: 'get', key, consistency: 'stale' } : { id, op: 'put', key, value: text(`v${id}`) },
+          ),
+        ),
+      );
     }
     connection.socket.write(Buffer.concat(frames));
     await waitFor('every answer', () => (connection.answers.length >= count ? true : undefined), 30_000);
@@ -163,7 +190,15 @@ describe('bounds', () => {
     const node = [...cluster.nodes.values()][0];
     if (node === undefined) throw new Error('no node');
     const refused: number[] = [];
-    const small = new BinaryServer({ nodeId: node.id, host: node.host, placement, listenHost: '127.0.0.1', listenPort: 0, connectionsMax: 2, onConnectionRefused: (open) => refused.push(open) });
+    const small = new BinaryServer({
+      nodeId: node.id,
+      host: node.host,
+      placement,
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+      connectionsMax: 2,
+      onConnectionRefused: (open) => refused.push(open),
+    });
     const address = await small.start();
     const open = (): Promise<{ socket: net.Socket; closed: () => boolean; answers: ClientResponse[] }> =>
       new Promise((resolve, reject) => {
@@ -173,11 +208,18 @@ describe('bounds', () => {
         let closed = false;
         socket.on('data', (chunk: Buffer) => {
           const result = reader.push(chunk);
-          if (result.kind === 'frames') for (const payload of result.payloads) answers.push(decodeClientResponse(payload));
+          if (result.kind === 'frames')
+            for (const payload of result.payloads) answers.push(decodeClientResponse(payload));
         });
-        socket.on('close', () => { closed = true; });
-        socket.on('error', () => { closed = true; });
-        socket.once('connect', () => { resolve({ socket, closed: () => closed, answers }); });
+        socket.on('close', () => {
+          closed = true;
+        });
+        socket.on('error', () => {
+          closed = true;
+        });
+        socket.once('connect', () => {
+          resolve({ socket, closed: () => closed, answers });
+        });
         socket.once('error', reject);
       });
     try {
@@ -188,7 +230,10 @@ describe('bounds', () => {
       await waitFor('the third connection closed', () => (third.closed() ? true : undefined));
       expect(refused).toEqual([2]);
       first.socket.write(frameOf(encodeClientRequest({ id: 7, op: 'get', key: 'nothing-here', consistency: 'stale' })));
-      expect(await waitFor('an answer on an admitted connection', () => first.answers[0])).toMatchObject({ id: 7, code: 'DRAM_ERR_KEY_NOT_FOUND' });
+      expect(await waitFor('an answer on an admitted connection', () => first.answers[0])).toMatchObject({
+        id: 7,
+        code: 'DRAM_ERR_KEY_NOT_FOUND',
+      });
       first.socket.destroy();
       second.socket.destroy();
     } finally {
@@ -199,15 +244,25 @@ describe('bounds', () => {
   it('a client refuses a request past inFlightMax without sending it', async () => {
     // A server that accepts and never answers: every request stays in flight.
     const received: Buffer[] = [];
-    const silent = net.createServer((socket) => { socket.on('data', (chunk: Buffer) => received.push(chunk)); });
+    const silent = net.createServer((socket) => {
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+    });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const address = silent.address();
     const silentPort = typeof address === 'object' && address !== null ? address.port : 0;
-    const bounded = DramClient.connect({ nodes: [{ id: 1, host: '127.0.0.1', port: silentPort }], groups: 8, inFlightMax: 2, requestTimeoutMs: 60_000 });
+    const bounded = DramClient.connect({
+      nodes: [{ id: 1, host: '127.0.0.1', port: silentPort }],
+      groups: 8,
+      inFlightMax: 2,
+      requestTimeoutMs: 60_000,
+    });
     try {
       const waiting = [bounded.put('a', text('1')), bounded.put('b', text('2'))];
       for (const request of waiting) request.catch(() => undefined);
-      const error = await bounded.put('c', text('3')).then(() => undefined, (caught: unknown) => caught);
+      const error = await bounded.put('c', text('3')).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
       expect(error).toBeInstanceOf(DramError);
       expect((error as DramError).code).toBe('DRAM_ERR_CLIENT_OVERLOADED');
       // Only the two admitted requests reached the wire.

@@ -7,16 +7,33 @@ import { describe, expect, it } from 'vitest';
 import type { NodeId } from '../../src/base/ids.ts';
 import { encode } from '../../src/codec/msgpack.ts';
 import { CodecError } from '../../src/codec/validate.ts';
-import { clusterIdBytesMax, decodeFrame, encodeHello, hostBytesMax, hostValid, nonceBytes, proofBytes, protocolVersion, type Advertisement } from '../../src/codec/wire.ts';
+import {
+  clusterIdBytesMax,
+  decodeFrame,
+  encodeHello,
+  hostBytesMax,
+  hostValid,
+  nonceBytes,
+  proofBytes,
+  protocolVersion,
+  type Advertisement,
+} from '../../src/codec/wire.ts';
 import { helloFrameBytesMax } from '../../src/transport/peer-transport.ts';
 
 const limits = { messagesPerFrameMax: 4, entriesPerMessageMax: 4, entryBytesMax: 64, snapshotChunkBytesMax: 64 };
-const base = { version: protocolVersion, clusterId: 'prod-eu-1', nodeId: 4 as NodeId, nonce: new Uint8Array(nonceBytes).fill(7), proof: new Uint8Array(proofBytes).fill(9) };
+const base = {
+  version: protocolVersion,
+  clusterId: 'prod-eu-1',
+  nodeId: 4 as NodeId,
+  nonce: new Uint8Array(nonceBytes).fill(7),
+  proof: new Uint8Array(proofBytes).fill(9),
+};
 
 /** Byte arrays as plain arrays, so a decoded Buffer view compares equal to the Uint8Array encoded. */
 function plain(value: unknown): unknown {
   if (value instanceof Uint8Array) return Array.from(value);
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]));
+  if (typeof value === 'object' && value !== null)
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]));
   return value;
 }
 
@@ -54,7 +71,12 @@ describe('hello advertisement', () => {
 
   it('the largest hello fits the pre-authentication frame limit', () => {
     const host = 'h'.repeat(hostBytesMax);
-    const largest = encodeHello({ ...base, nodeId: Number.MAX_SAFE_INTEGER as NodeId, clusterId: 'c'.repeat(clusterIdBytesMax), advertised: { raft: { host, port: 65535 }, http: { host, port: 65535 } } });
+    const largest = encodeHello({
+      ...base,
+      nodeId: Number.MAX_SAFE_INTEGER as NodeId,
+      clusterId: 'c'.repeat(clusterIdBytesMax),
+      advertised: { raft: { host, port: 65535 }, http: { host, port: 65535 } },
+    });
     expect(largest.length).toBeLessThanOrEqual(helloFrameBytesMax);
   });
 

@@ -4,15 +4,24 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeKvCommand, encodeKvCommand, kvClientIdBytesMax, kvKeyBytesMax, type KvCommand } from '../../src/codec/kv.ts';
+import {
+  decodeKvCommand,
+  encodeKvCommand,
+  kvClientIdBytesMax,
+  kvKeyBytesMax,
+  type KvCommand,
+} from '../../src/codec/kv.ts';
 import { CodecError } from '../../src/codec/validate.ts';
 import { encode } from '../../src/codec/msgpack.ts';
 
-const text = (bytesMax: number, minLength = 0): fc.Arbitrary<string> => fc.string({ unit: 'binary', minLength, maxLength: bytesMax / 4 });
+const text = (bytesMax: number, minLength = 0): fc.Arbitrary<string> =>
+  fc.string({ unit: 'binary', minLength, maxLength: bytesMax / 4 });
 const stamp = fc.record({ id: text(kvClientIdBytesMax, 1), seq: fc.maxSafeNat() });
 const extras = fc.record({ cas: fc.maxSafeNat(), client: stamp }, { requiredKeys: [] });
 const command: fc.Arbitrary<KvCommand> = fc.oneof(
-  fc.tuple(text(kvKeyBytesMax), fc.uint8Array({ maxLength: 300 }), extras).map(([key, value, extra]): KvCommand => ({ op: 'put', key, value, ...extra })),
+  fc
+    .tuple(text(kvKeyBytesMax), fc.uint8Array({ maxLength: 300 }), extras)
+    .map(([key, value, extra]): KvCommand => ({ op: 'put', key, value, ...extra })),
   fc.tuple(text(kvKeyBytesMax), extras).map(([key, extra]): KvCommand => ({ op: 'delete', key, ...extra })),
 );
 
@@ -41,7 +50,8 @@ describe('KV command layout', () => {
       fc.property(command, (original) => {
         const data = encodeKvCommand(original);
         const valueBytes = original.op === 'put' ? original.value.length : 0;
-        for (let length = 0; length < data.length - valueBytes; length++) expect(refused(data.subarray(0, length))).not.toBe('accepted');
+        for (let length = 0; length < data.length - valueBytes; length++)
+          expect(refused(data.subarray(0, length))).not.toBe('accepted');
       }),
       { numRuns: 200 },
     );
@@ -67,6 +77,8 @@ describe('KV command layout', () => {
 
   it('asserts rather than encode a key with a lone surrogate (UTF-8 would carry another key)', () => {
     expect(() => encodeKvCommand({ op: 'delete', key: 'k\ud800' })).toThrow(/lone surrogate/);
-    expect(() => encodeKvCommand({ op: 'delete', key: 'k', client: { id: '\udc00x', seq: 1 } })).toThrow(/lone surrogate/);
+    expect(() => encodeKvCommand({ op: 'delete', key: 'k', client: { id: '\udc00x', seq: 1 } })).toThrow(
+      /lone surrogate/,
+    );
   });
 });

@@ -8,27 +8,64 @@ import { describe, expect, it } from 'vitest';
 import type { GroupId, LogIndex, NodeId, Term } from '../../src/base/ids.ts';
 import { decode, encode } from '../../src/codec/msgpack.ts';
 import { CodecError } from '../../src/codec/validate.ts';
-import { batchOverLimits, decodeFrame, encodeBatch, encodeHello, nonceBytes, proofBytes, protocolVersion } from '../../src/codec/wire.ts';
+import {
+  batchOverLimits,
+  decodeFrame,
+  encodeBatch,
+  encodeHello,
+  nonceBytes,
+  proofBytes,
+  protocolVersion,
+} from '../../src/codec/wire.ts';
 import type { GroupMessage, PeerBatch, WireLimits } from '../../src/codec/wire.ts';
-import type { ConfEntry, ConfState, Entry, Message, MessageType, NormalEntry, SnapshotMeta } from '../../src/raft/types.ts';
+import type {
+  ConfEntry,
+  ConfState,
+  Entry,
+  Message,
+  MessageType,
+  NormalEntry,
+  SnapshotMeta,
+} from '../../src/raft/types.ts';
 
-const limits: WireLimits = { messagesPerFrameMax: 16, entriesPerMessageMax: 8, entryBytesMax: 64, snapshotChunkBytesMax: 128 };
+const limits: WireLimits = {
+  messagesPerFrameMax: 16,
+  entriesPerMessageMax: 8,
+  entryBytesMax: 64,
+  snapshotChunkBytesMax: 128,
+};
 
 const node = fc.maxSafeNat().map((value) => value as NodeId);
 const termArb = fc.maxSafeNat().map((value) => value as Term);
 const indexArb = fc.maxSafeNat().map((value) => value as LogIndex);
 const nodes = fc.array(node, { maxLength: 5 });
-const confStateArb: fc.Arbitrary<ConfState> = fc.record({ voters: nodes, votersOutgoing: nodes, learners: nodes, learnersNext: nodes, autoLeave: fc.boolean() });
+const confStateArb: fc.Arbitrary<ConfState> = fc.record({
+  voters: nodes,
+  votersOutgoing: nodes,
+  learners: nodes,
+  learnersNext: nodes,
+  autoLeave: fc.boolean(),
+});
 const metaArb: fc.Arbitrary<SnapshotMeta> = fc.record({ index: indexArb, term: termArb, confState: confStateArb });
 
 /** An entry without its index: AppendEntries carries consecutive entries from prevLogIndex + 1 (contiguousEntries). */
 const entryArb: fc.Arbitrary<Omit<NormalEntry, 'index'> | Omit<ConfEntry, 'index'>> = fc.oneof(
-  fc.record({ kind: fc.constant('normal' as const), term: termArb, data: fc.uint8Array({ maxLength: limits.entryBytesMax }) }),
+  fc.record({
+    kind: fc.constant('normal' as const),
+    term: termArb,
+    data: fc.uint8Array({ maxLength: limits.entryBytesMax }),
+  }),
   fc.record({
     kind: fc.constant('conf' as const),
     term: termArb,
     change: fc.record({
-      changes: fc.array(fc.record({ type: fc.constantFrom('add_voter' as const, 'add_learner' as const, 'remove_node' as const), node }), { maxLength: 4 }),
+      changes: fc.array(
+        fc.record({
+          type: fc.constantFrom('add_voter' as const, 'add_learner' as const, 'remove_node' as const),
+          node,
+        }),
+        { maxLength: 4 },
+      ),
       transition: fc.constantFrom('auto' as const, 'joint' as const),
     }),
   }),
@@ -37,37 +74,107 @@ const entryArb: fc.Arbitrary<Omit<NormalEntry, 'index'> | Omit<ConfEntry, 'index
 const envelope = { from: node, to: node, term: termArb };
 
 /** prevLogIndex and the entries after it, placed at prevLogIndex + 1, + 2, ... */
-function contiguousEntries(bodies: fc.Arbitrary<Omit<NormalEntry, 'index'> | Omit<ConfEntry, 'index'>>, entriesMax: number): fc.Arbitrary<{ prevLogIndex: LogIndex; entries: Entry[] }> {
-  return fc.record({ prevLogIndex: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER - entriesMax }), bodies: fc.array(bodies, { maxLength: entriesMax }) }).map(({ prevLogIndex, bodies: list }) => ({
-    prevLogIndex: prevLogIndex as LogIndex,
-    entries: list.map((body, k) => ({ ...body, index: (prevLogIndex + 1 + k) as LogIndex })),
-  }));
+function contiguousEntries(
+  bodies: fc.Arbitrary<Omit<NormalEntry, 'index'> | Omit<ConfEntry, 'index'>>,
+  entriesMax: number,
+): fc.Arbitrary<{ prevLogIndex: LogIndex; entries: Entry[] }> {
+  return fc
+    .record({
+      prevLogIndex: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER - entriesMax }),
+      bodies: fc.array(bodies, { maxLength: entriesMax }),
+    })
+    .map(({ prevLogIndex, bodies: list }) => ({
+      prevLogIndex: prevLogIndex as LogIndex,
+      entries: list.map((body, k) => ({ ...body, index: (prevLogIndex + 1 + k) as LogIndex })),
+    }));
 }
 
 const messageArbs: { readonly [T in MessageType]: fc.Arbitrary<Extract<Message, { type: T }>> } = {
-  RequestVote: fc.record({ type: fc.constant('RequestVote' as const), ...envelope, preVote: fc.boolean(), lastLogIndex: indexArb, lastLogTerm: termArb, transfer: fc.boolean() }),
-  RequestVoteResponse: fc.record({ type: fc.constant('RequestVoteResponse' as const), ...envelope, preVote: fc.boolean(), granted: fc.boolean() }),
+  RequestVote: fc.record({
+    type: fc.constant('RequestVote' as const),
+    ...envelope,
+    preVote: fc.boolean(),
+    lastLogIndex: indexArb,
+    lastLogTerm: termArb,
+    transfer: fc.boolean(),
+  }),
+  RequestVoteResponse: fc.record({
+    type: fc.constant('RequestVoteResponse' as const),
+    ...envelope,
+    preVote: fc.boolean(),
+    granted: fc.boolean(),
+  }),
   AppendEntries: fc
-    .record({ type: fc.constant('AppendEntries' as const), ...envelope, log: contiguousEntries(entryArb, limits.entriesPerMessageMax), prevLogTerm: termArb, commit: indexArb })
+    .record({
+      type: fc.constant('AppendEntries' as const),
+      ...envelope,
+      log: contiguousEntries(entryArb, limits.entriesPerMessageMax),
+      prevLogTerm: termArb,
+      commit: indexArb,
+    })
     .map(({ log, ...rest }) => ({ ...rest, prevLogIndex: log.prevLogIndex, entries: log.entries })),
-  AppendEntriesResponse: fc.record({ type: fc.constant('AppendEntriesResponse' as const), ...envelope, success: fc.boolean(), index: indexArb, hintIndex: indexArb, hintTerm: termArb }),
-  Heartbeat: fc.record({ type: fc.constant('Heartbeat' as const), ...envelope, commit: indexArb, readRound: fc.maxSafeNat(), sentTick: fc.maxSafeNat(), quiesce: fc.boolean() }),
-  HeartbeatResponse: fc.record({ type: fc.constant('HeartbeatResponse' as const), ...envelope, readRound: fc.maxSafeNat(), sentTick: fc.maxSafeNat() }),
-  InstallSnapshot: fc.record({ type: fc.constant('InstallSnapshot' as const), ...envelope, meta: metaArb, offset: fc.maxSafeNat(), totalBytes: fc.maxSafeNat(), chunk: fc.uint8Array({ maxLength: limits.snapshotChunkBytesMax }) }),
-  InstallSnapshotResponse: fc.record({ type: fc.constant('InstallSnapshotResponse' as const), ...envelope, snapshotIndex: indexArb, snapshotTerm: termArb, nextOffset: fc.maxSafeNat() }),
+  AppendEntriesResponse: fc.record({
+    type: fc.constant('AppendEntriesResponse' as const),
+    ...envelope,
+    success: fc.boolean(),
+    index: indexArb,
+    hintIndex: indexArb,
+    hintTerm: termArb,
+  }),
+  Heartbeat: fc.record({
+    type: fc.constant('Heartbeat' as const),
+    ...envelope,
+    commit: indexArb,
+    readRound: fc.maxSafeNat(),
+    sentTick: fc.maxSafeNat(),
+    quiesce: fc.boolean(),
+  }),
+  HeartbeatResponse: fc.record({
+    type: fc.constant('HeartbeatResponse' as const),
+    ...envelope,
+    readRound: fc.maxSafeNat(),
+    sentTick: fc.maxSafeNat(),
+  }),
+  InstallSnapshot: fc.record({
+    type: fc.constant('InstallSnapshot' as const),
+    ...envelope,
+    meta: metaArb,
+    offset: fc.maxSafeNat(),
+    totalBytes: fc.maxSafeNat(),
+    chunk: fc.uint8Array({ maxLength: limits.snapshotChunkBytesMax }),
+  }),
+  InstallSnapshotResponse: fc.record({
+    type: fc.constant('InstallSnapshotResponse' as const),
+    ...envelope,
+    snapshotIndex: indexArb,
+    snapshotTerm: termArb,
+    nextOffset: fc.maxSafeNat(),
+  }),
   TimeoutNow: fc.record({ type: fc.constant('TimeoutNow' as const), ...envelope }),
   ReadIndex: fc.record({ type: fc.constant('ReadIndex' as const), ...envelope, requestId: fc.maxSafeInteger() }),
-  ReadIndexResponse: fc.record({ type: fc.constant('ReadIndexResponse' as const), ...envelope, requestId: fc.maxSafeInteger(), index: indexArb }),
+  ReadIndexResponse: fc.record({
+    type: fc.constant('ReadIndexResponse' as const),
+    ...envelope,
+    requestId: fc.maxSafeInteger(),
+    index: indexArb,
+  }),
 };
 const messageArb: fc.Arbitrary<Message> = fc.oneof(...Object.values(messageArbs));
-const groupMessageArb: fc.Arbitrary<GroupMessage> = fc.record({ group: fc.maxSafeNat().map((value) => value as GroupId), message: messageArb });
-const batchArb: fc.Arbitrary<PeerBatch> = fc.array(groupMessageArb, { minLength: 1, maxLength: limits.messagesPerFrameMax });
+const groupMessageArb: fc.Arbitrary<GroupMessage> = fc.record({
+  group: fc.maxSafeNat().map((value) => value as GroupId),
+  message: messageArb,
+});
+const batchArb: fc.Arbitrary<PeerBatch> = fc.array(groupMessageArb, {
+  minLength: 1,
+  maxLength: limits.messagesPerFrameMax,
+});
 
 /** Byte arrays as plain arrays, so a Buffer view and the Uint8Array it came from compare equal. */
 function plain(value: unknown): unknown {
   if (value instanceof Uint8Array) return { bytes: Array.from(value) };
   if (Array.isArray(value)) return value.map(plain);
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]));
+  if (typeof value === 'object' && value !== null)
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]));
   return value;
 }
 
@@ -94,16 +201,39 @@ const g = (value: number): GroupId => value as GroupId;
 const n = (value: number): NodeId => value as NodeId;
 
 function heartbeat(): Message {
-  return { type: 'Heartbeat', from: n(1), to: n(2), term: 3 as Term, commit: 4 as LogIndex, readRound: 0, sentTick: 9, quiesce: false };
+  return {
+    type: 'Heartbeat',
+    from: n(1),
+    to: n(2),
+    term: 3 as Term,
+    commit: 4 as LogIndex,
+    readRound: 0,
+    sentTick: 9,
+    quiesce: false,
+  };
 }
 
 function appendEntries(entries: readonly Entry[]): Message {
-  return { type: 'AppendEntries', from: n(1), to: n(2), term: 3 as Term, prevLogIndex: 1 as LogIndex, prevLogTerm: 1 as Term, entries, commit: 1 as LogIndex };
+  return {
+    type: 'AppendEntries',
+    from: n(1),
+    to: n(2),
+    term: 3 as Term,
+    prevLogIndex: 1 as LogIndex,
+    prevLogTerm: 1 as Term,
+    entries,
+    commit: 1 as LogIndex,
+  };
 }
 
 /** `count` entries of `dataBytes` each, from index 2 (appendEntries' prevLogIndex is 1). */
 function normals(count: number, dataBytes: number): Entry[] {
-  return Array.from({ length: count }, (_, k) => ({ kind: 'normal', term: 3 as Term, index: (2 + k) as LogIndex, data: new Uint8Array(dataBytes) }));
+  return Array.from({ length: count }, (_, k) => ({
+    kind: 'normal',
+    term: 3 as Term,
+    index: (2 + k) as LogIndex,
+    data: new Uint8Array(dataBytes),
+  }));
 }
 
 describe('peer wire format', () => {
@@ -150,7 +280,11 @@ describe('peer wire format', () => {
   });
 
   it('refuses random byte mutations of valid frames with a CodecError only', () => {
-    const mutation = fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }), how: fc.constantFrom('set', 'insert', 'delete', 'truncate') });
+    const mutation = fc.record({
+      at: fc.nat(),
+      byte: fc.integer({ min: 0, max: 255 }),
+      how: fc.constantFrom('set', 'insert', 'delete', 'truncate'),
+    });
     fc.assert(
       fc.property(batchArb, fc.array(mutation, { minLength: 1, maxLength: 4 }), (batch, mutations) => {
         let bytes = Array.from(encodeBatch(batch));
@@ -169,55 +303,100 @@ describe('peer wire format', () => {
 
   it('refuses valid frames with one field replaced by anything with a CodecError only', () => {
     fc.assert(
-      fc.property(batchArb, fc.nat(), fc.nat(), fc.anything({ withBigInt: false, withTypedArray: true }), (batch, pick, fieldPick, replacement) => {
-        const frame = decode(encodeBatch(batch)) as { batch: { message: Record<string, unknown> }[] };
-        const item = frame.batch[pick % frame.batch.length];
-        if (item === undefined) return;
-        const keys = Object.keys(item.message);
-        const key = keys[fieldPick % keys.length];
-        if (key === undefined) return;
-        item.message[key] = replacement;
-        let mutated: Uint8Array;
-        try {
-          mutated = encode(frame);
-        } catch {
-          return; // not every JavaScript value is msgpack; those can never arrive on the wire
-        }
-        decodesOrRefuses(mutated);
-      }),
+      fc.property(
+        batchArb,
+        fc.nat(),
+        fc.nat(),
+        fc.anything({ withBigInt: false, withTypedArray: true }),
+        (batch, pick, fieldPick, replacement) => {
+          const frame = decode(encodeBatch(batch)) as { batch: { message: Record<string, unknown> }[] };
+          const item = frame.batch[pick % frame.batch.length];
+          if (item === undefined) return;
+          const keys = Object.keys(item.message);
+          const key = keys[fieldPick % keys.length];
+          if (key === undefined) return;
+          item.message[key] = replacement;
+          let mutated: Uint8Array;
+          try {
+            mutated = encode(frame);
+          } catch {
+            return; // not every JavaScript value is msgpack; those can never arrive on the wire
+          }
+          decodesOrRefuses(mutated);
+        },
+      ),
       { numRuns: 2000 },
     );
   });
 
   it('refuses unknown frame kinds, unknown message types and missing fields, naming the field', () => {
     expect(refusal(encode({ kind: 'gossip' }))).toBe('frame.kind: expected one of hello, batch');
-    expect(refusal(encode({ kind: 'batch', batch: [{ group: 1, message: { ...heartbeat(), type: 'Gossip' } }] }))).toMatch(/^frame\.batch\[0\]\.message\.type: expected one of RequestVote, /);
+    expect(
+      refusal(encode({ kind: 'batch', batch: [{ group: 1, message: { ...heartbeat(), type: 'Gossip' } }] })),
+    ).toMatch(/^frame\.batch\[0\]\.message\.type: expected one of RequestVote, /);
     const withoutTick: Record<string, unknown> = { ...heartbeat() };
     delete withoutTick['sentTick'];
-    expect(refusal(encode({ kind: 'batch', batch: [{ group: 1, message: withoutTick }] }))).toBe('frame.batch[0].message.sentTick: expected a non-negative integer');
-    expect(refusal(encode({ kind: 'batch', batch: [{ group: -1, message: heartbeat() }] }))).toBe('frame.batch[0].group: expected a non-negative integer');
-    expect(refusal(encode({ kind: 'batch', batch: [{ group: 1, message: { ...heartbeat(), term: 1.5 } }] }))).toBe('frame.batch[0].message.term: expected a non-negative integer');
-    expect(refusal(encode({ kind: 'hello', version: 1, clusterId: 'c', nodeId: 1, nonce: new Uint8Array(5), proof: new Uint8Array(0) }))).toBe('frame.nonce: expected 0 or 32 bytes, got 5');
-    expect(refusal(encode({ kind: 'hello', version: 1, clusterId: 'c'.repeat(257), nodeId: 1, nonce: new Uint8Array(0), proof: new Uint8Array(0) }))).toBe('frame.clusterId: longer than 256 bytes');
+    expect(refusal(encode({ kind: 'batch', batch: [{ group: 1, message: withoutTick }] }))).toBe(
+      'frame.batch[0].message.sentTick: expected a non-negative integer',
+    );
+    expect(refusal(encode({ kind: 'batch', batch: [{ group: -1, message: heartbeat() }] }))).toBe(
+      'frame.batch[0].group: expected a non-negative integer',
+    );
+    expect(refusal(encode({ kind: 'batch', batch: [{ group: 1, message: { ...heartbeat(), term: 1.5 } }] }))).toBe(
+      'frame.batch[0].message.term: expected a non-negative integer',
+    );
+    expect(
+      refusal(
+        encode({
+          kind: 'hello',
+          version: 1,
+          clusterId: 'c',
+          nodeId: 1,
+          nonce: new Uint8Array(5),
+          proof: new Uint8Array(0),
+        }),
+      ),
+    ).toBe('frame.nonce: expected 0 or 32 bytes, got 5');
+    expect(
+      refusal(
+        encode({
+          kind: 'hello',
+          version: 1,
+          clusterId: 'c'.repeat(257),
+          nodeId: 1,
+          nonce: new Uint8Array(0),
+          proof: new Uint8Array(0),
+        }),
+      ),
+    ).toBe('frame.clusterId: longer than 256 bytes');
     expect(refusal(encode([1, 2, 3]))).toBe('frame: expected a map');
   });
 
   it('refuses an AppendEntries run that does not start right after prevLogIndex', () => {
-    const frame = decode(encodeBatch([{ group: g(1), message: appendEntries(normals(2, 1)) }])) as { batch: { message: Record<string, unknown> }[] };
+    const frame = decode(encodeBatch([{ group: g(1), message: appendEntries(normals(2, 1)) }])) as {
+      batch: { message: Record<string, unknown> }[];
+    };
     const item = frame.batch[0];
     if (item === undefined) throw new Error('test setup: no message');
     item.message['prevLogIndex'] = 4;
-    expect(refusal(encode(frame))).toBe('frame.batch[0].message.entries: the run starts at 2, not at prevLogIndex + 1 = 5');
+    expect(refusal(encode(frame))).toBe(
+      'frame.batch[0].message.entries: the run starts at 2, not at prevLogIndex + 1 = 5',
+    );
   });
 
   it('encodes the same entries once for every peer, and never serves a stale run for entries that differ', () => {
     const log = normals(3, 4);
     const [first, middle, last] = log as [Entry, Entry, Entry];
-    const toPeer = (entries: readonly Entry[]): unknown => plain(decodeFrame(encodeBatch([{ group: g(1), message: appendEntries(entries) }]), limits));
+    const toPeer = (entries: readonly Entry[]): unknown =>
+      plain(decodeFrame(encodeBatch([{ group: g(1), message: appendEntries(entries) }]), limits));
     expect(toPeer([first, middle, last])).toEqual(toPeer(log));
     const replaced: Entry = { kind: 'normal', term: 3 as Term, index: 3 as LogIndex, data: Uint8Array.of(9, 9) };
-    expect(toPeer([first, replaced, last])).toEqual(plain({ kind: 'batch', batch: [{ group: 1, message: appendEntries([first, replaced, last]) }] }));
-    expect(toPeer([first, middle])).toEqual(plain({ kind: 'batch', batch: [{ group: 1, message: appendEntries([first, middle]) }] }));
+    expect(toPeer([first, replaced, last])).toEqual(
+      plain({ kind: 'batch', batch: [{ group: 1, message: appendEntries([first, replaced, last]) }] }),
+    );
+    expect(toPeer([first, middle])).toEqual(
+      plain({ kind: 'batch', batch: [{ group: 1, message: appendEntries([first, middle]) }] }),
+    );
   });
 
   it('enforces each named limit at its bound, and the sender-side check agrees', () => {
@@ -225,7 +404,10 @@ describe('peer wire format', () => {
       {
         name: 'messagesPerFrameMax',
         atBound: Array.from({ length: limits.messagesPerFrameMax }, () => ({ group: g(1), message: heartbeat() })),
-        overBound: Array.from({ length: limits.messagesPerFrameMax + 1 }, () => ({ group: g(1), message: heartbeat() })),
+        overBound: Array.from({ length: limits.messagesPerFrameMax + 1 }, () => ({
+          group: g(1),
+          message: heartbeat(),
+        })),
         error: 'frame.batch: array of 17 exceeds 16',
       },
       {
@@ -256,25 +438,66 @@ describe('peer wire format', () => {
   });
 
   it('sender-side check agrees with the decoder on random batches', () => {
-    const loose: WireLimits = { messagesPerFrameMax: 20, entriesPerMessageMax: 10, entryBytesMax: 80, snapshotChunkBytesMax: 160 };
-    const looseEntry = fc.record({ kind: fc.constant('normal' as const), term: termArb, data: fc.uint8Array({ maxLength: loose.entryBytesMax }) });
+    const loose: WireLimits = {
+      messagesPerFrameMax: 20,
+      entriesPerMessageMax: 10,
+      entryBytesMax: 80,
+      snapshotChunkBytesMax: 160,
+    };
+    const looseEntry = fc.record({
+      kind: fc.constant('normal' as const),
+      term: termArb,
+      data: fc.uint8Array({ maxLength: loose.entryBytesMax }),
+    });
     const looseMessage: fc.Arbitrary<Message> = fc.oneof(
       messageArbs.Heartbeat,
       fc
-        .record({ type: fc.constant('AppendEntries' as const), ...envelope, log: contiguousEntries(looseEntry, loose.entriesPerMessageMax), prevLogTerm: termArb, commit: indexArb })
+        .record({
+          type: fc.constant('AppendEntries' as const),
+          ...envelope,
+          log: contiguousEntries(looseEntry, loose.entriesPerMessageMax),
+          prevLogTerm: termArb,
+          commit: indexArb,
+        })
         .map(({ log, ...rest }) => ({ ...rest, prevLogIndex: log.prevLogIndex, entries: log.entries })),
-      fc.record({ type: fc.constant('InstallSnapshot' as const), ...envelope, meta: metaArb, offset: fc.nat(), totalBytes: fc.nat(), chunk: fc.uint8Array({ maxLength: loose.snapshotChunkBytesMax }) }),
+      fc.record({
+        type: fc.constant('InstallSnapshot' as const),
+        ...envelope,
+        meta: metaArb,
+        offset: fc.nat(),
+        totalBytes: fc.nat(),
+        chunk: fc.uint8Array({ maxLength: loose.snapshotChunkBytesMax }),
+      }),
     );
     fc.assert(
-      fc.property(fc.array(fc.record({ group: fc.nat().map(g), message: looseMessage }), { minLength: 1, maxLength: loose.messagesPerFrameMax }), (batch) => {
-        expect(batchOverLimits(batch, limits) === undefined).toBe(refusal(encodeBatch(batch)) === 'accepted');
-      }),
+      fc.property(
+        fc.array(fc.record({ group: fc.nat().map(g), message: looseMessage }), {
+          minLength: 1,
+          maxLength: loose.messagesPerFrameMax,
+        }),
+        (batch) => {
+          expect(batchOverLimits(batch, limits) === undefined).toBe(refusal(encodeBatch(batch)) === 'accepted');
+        },
+      ),
       { numRuns: 300 },
     );
   });
 });
 
 function snapshotChunk(chunkBytes: number): Message {
-  const meta: SnapshotMeta = { index: 5 as LogIndex, term: 2 as Term, confState: { voters: [n(1), n(2)], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false } };
-  return { type: 'InstallSnapshot', from: n(1), to: n(2), term: 3 as Term, meta, offset: 0, totalBytes: chunkBytes, chunk: new Uint8Array(chunkBytes) };
+  const meta: SnapshotMeta = {
+    index: 5 as LogIndex,
+    term: 2 as Term,
+    confState: { voters: [n(1), n(2)], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false },
+  };
+  return {
+    type: 'InstallSnapshot',
+    from: n(1),
+    to: n(2),
+    term: 3 as Term,
+    meta,
+    offset: 0,
+    totalBytes: chunkBytes,
+    chunk: new Uint8Array(chunkBytes),
+  };
 }

@@ -39,8 +39,26 @@ export function processCluster(size = 3): ProcessCluster {
     clientAddress: (id) => ({ host: '127.0.0.1', port: base + 200 + id }),
     start(id, options = { init: true }) {
       // A joining node learns the groups (and the members) from the cluster: it gets no --kv-groups.
-      const membership = ids.includes(id) ? [...(options.init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', '4'] : options.join === undefined ? [] : ['--join', options.join];
-      const args = [bin, 'start', '--node-id', String(id), '--data-dir', join(dir, `n${id}`), '--http', `127.0.0.1:${base + id}`, '--raft', `127.0.0.1:${base + 100 + id}`, ...membership, '--client', `127.0.0.1:${base + 200 + id}`];
+      const membership = ids.includes(id)
+        ? [...(options.init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', '4']
+        : options.join === undefined
+          ? []
+          : ['--join', options.join];
+      const args = [
+        bin,
+        'start',
+        '--node-id',
+        String(id),
+        '--data-dir',
+        join(dir, `n${id}`),
+        '--http',
+        `127.0.0.1:${base + id}`,
+        '--raft',
+        `127.0.0.1:${base + 100 + id}`,
+        ...membership,
+        '--client',
+        `127.0.0.1:${base + 200 + id}`,
+      ];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const lines = output.get(id) ?? [];
       output.set(id, lines);
@@ -72,8 +90,17 @@ export interface Answer {
   readonly text: string;
 }
 
-export async function request(url: string, method = 'GET', body?: string, contentType = 'application/octet-stream'): Promise<Answer> {
-  const response = await fetch(url, { method, ...(body === undefined ? {} : { body, headers: { 'content-type': contentType } }), signal: AbortSignal.timeout(10_000) });
+export async function request(
+  url: string,
+  method = 'GET',
+  body?: string,
+  contentType = 'application/octet-stream',
+): Promise<Answer> {
+  const response = await fetch(url, {
+    method,
+    ...(body === undefined ? {} : { body, headers: { 'content-type': contentType } }),
+    signal: AbortSignal.timeout(10_000),
+  });
   return { status: response.status, headers: response.headers, text: await response.text() };
 }
 

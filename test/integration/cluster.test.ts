@@ -101,17 +101,36 @@ describe('three dram processes', () => {
     const { group, leader } = await leaderOfKey('key-1');
     const target = cluster.ids.find((id) => id !== leader) ?? 1;
     const status = await eventually(async () => {
-      const answer = await request(`${cluster.url(target)}/v1/admin/groups/${group}/transfer-leadership`, 'POST', JSON.stringify({ to: target }), 'application/json');
+      const answer = await request(
+        `${cluster.url(target)}/v1/admin/groups/${group}/transfer-leadership`,
+        'POST',
+        JSON.stringify({ to: target }),
+        'application/json',
+      );
       return answer.status === 503 ? undefined : answer.status; // no leader yet: retry
     });
     expect([200, 202]).toContain(status);
-    await eventually(async () => ((await groupStatus(cluster.url(target))).find((g) => g.group === group)?.leader === target ? true : undefined));
+    await eventually(async () =>
+      (await groupStatus(cluster.url(target))).find((g) => g.group === group)?.leader === target ? true : undefined,
+    );
     const next = cluster.ids.find((id) => id !== target) ?? 1;
-    await promisify(execFile)(process.execPath, [bin, 'failover', String(group), '--to', String(next), '--url', cluster.url(next)]);
-    await eventually(async () => ((await groupStatus(cluster.url(next))).find((g) => g.group === group)?.leader === next ? true : undefined));
-    expect(await eventually(async () => {
-      const answer = await request(`${cluster.url(next)}/v1/kv/key-1`);
-      return answer.status === 200 ? answer.text : undefined;
-    })).toBe('value-1');
+    await promisify(execFile)(process.execPath, [
+      bin,
+      'failover',
+      String(group),
+      '--to',
+      String(next),
+      '--url',
+      cluster.url(next),
+    ]);
+    await eventually(async () =>
+      (await groupStatus(cluster.url(next))).find((g) => g.group === group)?.leader === next ? true : undefined,
+    );
+    expect(
+      await eventually(async () => {
+        const answer = await request(`${cluster.url(next)}/v1/kv/key-1`);
+        return answer.status === 200 ? answer.text : undefined;
+      }),
+    ).toBe('value-1');
   }, 60_000);
 });

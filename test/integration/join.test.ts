@@ -36,7 +36,10 @@ afterAll(async () => {
 });
 
 async function put(id: number, key: string, value: string): Promise<void> {
-  await eventually(async () => ((await request(`${cluster.url(id)}/v1/kv/${key}`, 'PUT', value)).status === 200 ? true : undefined), 100);
+  await eventually(
+    async () => ((await request(`${cluster.url(id)}/v1/kv/${key}`, 'PUT', value)).status === 200 ? true : undefined),
+    100,
+  );
 }
 
 async function get(id: number, key: string): Promise<string> {
@@ -49,7 +52,10 @@ async function get(id: number, key: string): Promise<string> {
 /** Node `id`'s applied membership has exactly `voters` as the voters of every group. */
 async function votersAre(id: number, voters: readonly number[]): Promise<true | undefined> {
   const groups = await groupStatus(cluster.url(id));
-  return groups.length === groupCount && groups.every((g) => g.voters.join(' ') === voters.join(' ') && g.learners.length === 0) ? true : undefined;
+  return groups.length === groupCount &&
+    groups.every((g) => g.voters.join(' ') === voters.join(' ') && g.learners.length === 0)
+    ? true
+    : undefined;
 }
 
 async function memberIds(id: number): Promise<number[]> {
@@ -60,7 +66,9 @@ async function memberIds(id: number): Promise<number[]> {
 /** Node `id`'s applied membership has `joiner` as a voter of every group. */
 async function votesEverywhere(id: number): Promise<true | undefined> {
   const groups = await groupStatus(cluster.url(id));
-  return groups.length === groupCount && groups.every((g) => g.voters.includes(joiner) && g.learners.length === 0) ? true : undefined;
+  return groups.length === groupCount && groups.every((g) => g.voters.includes(joiner) && g.learners.length === 0)
+    ? true
+    : undefined;
 }
 
 const keys = Array.from({ length: 12 }, (_, k) => `before-${k}`);
@@ -73,7 +81,10 @@ describe('a fourth dram process joins a running cluster', () => {
       await eventually(() => votesEverywhere(joiner), 150);
       for (const id of cluster.ids) await eventually(() => votesEverywhere(id), 100);
     } catch (error) {
-      throw new Error(`node ${joiner} did not become a voter everywhere: ${String(error)}\n--- node ${joiner} log ---\n${cluster.logs(joiner).slice(-4000)}`, { cause: error });
+      throw new Error(
+        `node ${joiner} did not become a voter everywhere: ${String(error)}\n--- node ${joiner} log ---\n${cluster.logs(joiner).slice(-4000)}`,
+        { cause: error },
+      );
     }
     for (const [k, key] of keys.entries()) expect(await get(joiner, key)).toBe(`value-${k}`);
     await put(joiner, 'after-join', 'through node 4');
@@ -102,7 +113,14 @@ describe('a fourth dram process joins a running cluster', () => {
 
   it('removes the dead node 1 with `dram members remove`; the rest forget it, keep writing, and its restart disrupts nothing', async () => {
     const remaining = [2, 3, joiner];
-    const removal = await promisify(execFile)(process.execPath, [bin, 'members', 'remove', '1', '--url', cluster.url(2)]);
+    const removal = await promisify(execFile)(process.execPath, [
+      bin,
+      'members',
+      'remove',
+      '1',
+      '--url',
+      cluster.url(2),
+    ]);
     expect(removal.stdout).toContain('node 1 is out of every group');
     for (const id of remaining) {
       await eventually(() => votersAre(id, remaining), 100);
@@ -116,7 +134,10 @@ describe('a fourth dram process joins a running cluster', () => {
     // Node 1 comes back with its old data dir and --peers: it still thinks it is a voter, but the
     // members refuse its handshakes, so it reaches no one and the cluster does not notice.
     cluster.start(1, { init: false });
-    await eventually(() => Promise.resolve(cluster.logs(2).includes('node 1 was removed from the cluster') ? true : undefined), 100);
+    await eventually(
+      () => Promise.resolve(cluster.logs(2).includes('node 1 was removed from the cluster') ? true : undefined),
+      100,
+    );
     for (const id of remaining) await put(id, `after-restart-of-1-${id}`, `written through ${id}`);
     for (const id of remaining) expect(await eventually(() => votersAre(id, remaining))).toBe(true);
   }, 30_000);

@@ -24,10 +24,22 @@ describe('KvModel', () => {
   it('compare-and-set: 0 creates only, a stale index is refused with the current one', () => {
     const kv = new KvModel();
     expect(kv.apply(at(3), { op: 'put', key: 'k', value: bytes('x'), cas: 0 })).toEqual({ ok: true, modifyIndex: 3 });
-    expect(kv.apply(at(4), { op: 'put', key: 'k', value: bytes('y'), cas: 0 })).toEqual({ ok: false, code: 'cas_mismatch', currentIndex: 3 });
-    expect(kv.apply(at(5), { op: 'put', key: 'k', value: bytes('y'), cas: 2 })).toEqual({ ok: false, code: 'cas_mismatch', currentIndex: 3 });
+    expect(kv.apply(at(4), { op: 'put', key: 'k', value: bytes('y'), cas: 0 })).toEqual({
+      ok: false,
+      code: 'cas_mismatch',
+      currentIndex: 3,
+    });
+    expect(kv.apply(at(5), { op: 'put', key: 'k', value: bytes('y'), cas: 2 })).toEqual({
+      ok: false,
+      code: 'cas_mismatch',
+      currentIndex: 3,
+    });
     expect(kv.apply(at(6), { op: 'put', key: 'k', value: bytes('y'), cas: 3 })).toEqual({ ok: true, modifyIndex: 6 });
-    expect(kv.apply(at(7), { op: 'delete', key: 'k', cas: 3 })).toEqual({ ok: false, code: 'cas_mismatch', currentIndex: 6 });
+    expect(kv.apply(at(7), { op: 'delete', key: 'k', cas: 3 })).toEqual({
+      ok: false,
+      code: 'cas_mismatch',
+      currentIndex: 6,
+    });
     expect(new TextDecoder().decode(kv.get('k')?.value)).toBe('y');
   });
 
@@ -38,8 +50,15 @@ describe('KvModel', () => {
     // The same request committed again after a failover (the first answer was lost).
     expect(kv.apply(at(11), { op: 'put', key: 'n', value: bytes('1'), client })).toEqual({ ok: true, modifyIndex: 10 });
     expect(kv.get('n')?.modifyIndex).toBe(10);
-    expect(kv.apply(at(12), { op: 'put', key: 'n', value: bytes('2'), client: { id: 'c1', seq: 2 } })).toEqual({ ok: true, modifyIndex: 12 });
-    expect(kv.apply(at(13), { op: 'put', key: 'n', value: bytes('0'), client: { id: 'c1', seq: 1 } })).toEqual({ ok: false, code: 'stale_request', lastSeq: 2 });
+    expect(kv.apply(at(12), { op: 'put', key: 'n', value: bytes('2'), client: { id: 'c1', seq: 2 } })).toEqual({
+      ok: true,
+      modifyIndex: 12,
+    });
+    expect(kv.apply(at(13), { op: 'put', key: 'n', value: bytes('0'), client: { id: 'c1', seq: 1 } })).toEqual({
+      ok: false,
+      code: 'stale_request',
+      lastSeq: 2,
+    });
   });
 
   it('forgets the least recently used sessions beyond sessionsMax', () => {
@@ -48,8 +67,14 @@ describe('KvModel', () => {
     kv.apply(at(2), { op: 'put', key: 'b', value: bytes('1'), client: { id: 'y', seq: 1 } });
     kv.apply(at(3), { op: 'put', key: 'c', value: bytes('1'), client: { id: 'z', seq: 1 } });
     // x was forgotten, so its retry applies again (the bound is documented); y is remembered.
-    expect(kv.apply(at(4), { op: 'put', key: 'a', value: bytes('1'), client: { id: 'x', seq: 1 } })).toEqual({ ok: true, modifyIndex: 4 });
-    expect(kv.apply(at(5), { op: 'put', key: 'b', value: bytes('1'), client: { id: 'z', seq: 1 } })).toEqual({ ok: true, modifyIndex: 3 });
+    expect(kv.apply(at(4), { op: 'put', key: 'a', value: bytes('1'), client: { id: 'x', seq: 1 } })).toEqual({
+      ok: true,
+      modifyIndex: 4,
+    });
+    expect(kv.apply(at(5), { op: 'put', key: 'b', value: bytes('1'), client: { id: 'z', seq: 1 } })).toEqual({
+      ok: true,
+      modifyIndex: 3,
+    });
   });
 
   it('ignores empty and malformed entries', () => {
@@ -57,13 +82,32 @@ describe('KvModel', () => {
     expect(kv.applyEntry(at(1), new Uint8Array())).toBeUndefined();
     expect(kv.applyEntry(at(2), new Uint8Array([0xc1, 0x00]))).toBeUndefined();
     expect(kv.size).toBe(0);
-    expect(kv.applyEntry(at(3), encodeKvCommand({ op: 'put', key: 'q', value: bytes('v') }))).toEqual({ ok: true, modifyIndex: 3 });
+    expect(kv.applyEntry(at(3), encodeKvCommand({ op: 'put', key: 'q', value: bytes('v') }))).toEqual({
+      ok: true,
+      modifyIndex: 3,
+    });
   });
 
   it('a restored snapshot behaves exactly like the original', () => {
     const commandArb: fc.Arbitrary<KvCommand> = fc.oneof(
-      fc.record({ op: fc.constant('put' as const), key: fc.constantFrom('a', 'b', 'c'), value: fc.uint8Array({ maxLength: 4 }), cas: fc.option(fc.nat({ max: 30 }), { nil: undefined }), client: fc.option(fc.record({ id: fc.constantFrom('p', 'q'), seq: fc.nat({ max: 20 }) }), { nil: undefined }) }, { requiredKeys: ['op', 'key', 'value'] }),
-      fc.record({ op: fc.constant('delete' as const), key: fc.constantFrom('a', 'b', 'c'), cas: fc.option(fc.nat({ max: 30 }), { nil: undefined }) }, { requiredKeys: ['op', 'key'] }),
+      fc.record(
+        {
+          op: fc.constant('put' as const),
+          key: fc.constantFrom('a', 'b', 'c'),
+          value: fc.uint8Array({ maxLength: 4 }),
+          cas: fc.option(fc.nat({ max: 30 }), { nil: undefined }),
+          client: fc.option(fc.record({ id: fc.constantFrom('p', 'q'), seq: fc.nat({ max: 20 }) }), { nil: undefined }),
+        },
+        { requiredKeys: ['op', 'key', 'value'] },
+      ),
+      fc.record(
+        {
+          op: fc.constant('delete' as const),
+          key: fc.constantFrom('a', 'b', 'c'),
+          cas: fc.option(fc.nat({ max: 30 }), { nil: undefined }),
+        },
+        { requiredKeys: ['op', 'key'] },
+      ),
     ) as fc.Arbitrary<KvCommand>;
     fc.assert(
       fc.property(fc.array(commandArb, { maxLength: 30 }), fc.array(commandArb, { maxLength: 30 }), (before, after) => {

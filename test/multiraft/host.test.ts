@@ -27,7 +27,19 @@ function cluster(commitFlushMs = 50, quiesceAfterTicks = 0) {
   for (const id of ids) {
     const storage = new MemoryHostStorage();
     for (const group of groupIds) storage.bootstrap(group, confStateOf(ids));
-    const host = new MultiRaftHost({ nodeId: id, storage, transport: network.transport(id), rng: rng.fork(), raft: { electionTimeoutTicks: 10, heartbeatTicks: 1, quiesceAfterTicks }, tickMs: 5, proposalQueueMax: 1000, requestTimeoutMs: 2000, commitFlushMs, pingMs: 5, peerSilenceMs: 50 });
+    const host = new MultiRaftHost({
+      nodeId: id,
+      storage,
+      transport: network.transport(id),
+      rng: rng.fork(),
+      raft: { electionTimeoutTicks: 10, heartbeatTicks: 1, quiesceAfterTicks },
+      tickMs: 5,
+      proposalQueueMax: 1000,
+      requestTimeoutMs: 2000,
+      commitFlushMs,
+      pingMs: 5,
+      peerSilenceMs: 50,
+    });
     for (const group of groupIds) host.addGroup(group, new KvModel());
     network.hosts.set(id, host);
     storages.set(id, storage);
@@ -50,7 +62,8 @@ async function leaderOf(network: MemoryNetwork, group: GroupId, exclude: NodeId[
 }
 
 async function waitFor(condition: () => boolean): Promise<void> {
-  for (let attempt = 0; attempt < 500 && !condition(); attempt++) await new Promise((resolve) => setTimeout(resolve, 2));
+  for (let attempt = 0; attempt < 500 && !condition(); attempt++)
+    await new Promise((resolve) => setTimeout(resolve, 2));
   expect(condition()).toBe(true);
 }
 
@@ -76,7 +89,14 @@ describe('MultiRaftHost', () => {
   });
 
   /** A warmed-up leader of `group` whose storage holds its writes (stored, not reported durable) while `work` runs. */
-  async function withLeaderWritesHeld(group: GroupId, work: (leader: MultiRaftHost, storage: MemoryHostStorage, storages: ReadonlyMap<NodeId, MemoryHostStorage>) => Promise<void>): Promise<void> {
+  async function withLeaderWritesHeld(
+    group: GroupId,
+    work: (
+      leader: MultiRaftHost,
+      storage: MemoryHostStorage,
+      storages: ReadonlyMap<NodeId, MemoryHostStorage>,
+    ) => Promise<void>,
+  ): Promise<void> {
     const network = cluster();
     const leader = await leaderOf(network, group);
     expect((await leader.propose(group, put('warm', 'up'))).kind).toBe('applied');
@@ -97,7 +117,12 @@ describe('MultiRaftHost', () => {
     await withLeaderWritesHeld(group, (leader, storage, storages) => writeWhileHeld(leader, storage, storages, group));
   });
 
-  async function writeWhileHeld(leader: MultiRaftHost, storage: MemoryHostStorage, storages: ReadonlyMap<NodeId, MemoryHostStorage>, group: GroupId): Promise<void> {
+  async function writeWhileHeld(
+    leader: MultiRaftHost,
+    storage: MemoryHostStorage,
+    storages: ReadonlyMap<NodeId, MemoryHostStorage>,
+    group: GroupId,
+  ): Promise<void> {
     let first: string | undefined;
     const firstDone = leader.propose(group, put('a', '1')).then((outcome) => (first = outcome.kind));
     await waitFor(() => storage.heldWrites() === 1);
@@ -202,7 +227,10 @@ describe('MultiRaftHost', () => {
     const network = cluster(50, 4);
     const group = groupIds[3] ?? asGroupId(4);
     const first = await leaderOf(network, group);
-    await until(() => [...network.hosts.values()].every((host) => host.groupStatus(group)?.status.quiesced === true), 'the group quiet on every node');
+    await until(
+      () => [...network.hosts.values()].every((host) => host.groupStatus(group)?.status.quiesced === true),
+      'the group quiet on every node',
+    );
     const firstId = [...network.hosts].find(([, host]) => host === first)?.[0] ?? asNodeId(0);
     network.cut.add(firstId);
     const second = await leaderOf(network, group, [firstId]);

@@ -27,7 +27,11 @@ function dataDir(): string {
 }
 
 function member(id: number, raftPort: number, httpPort?: number): MemberAddresses {
-  return { nodeId: asNodeId(id), raft: { host: '127.0.0.1', port: raftPort }, http: httpPort === undefined ? undefined : { host: '127.0.0.1', port: httpPort } };
+  return {
+    nodeId: asNodeId(id),
+    raft: { host: '127.0.0.1', port: raftPort },
+    http: httpPort === undefined ? undefined : { host: '127.0.0.1', port: httpPort },
+  };
 }
 
 const self = member(1, 9001, 8001);
@@ -107,7 +111,15 @@ describe('address book', () => {
   });
 
   it('refuses a damaged file with a message naming it and what to do', () => {
-    for (const contents of ['{"version": 1, "members": [], "removed": [0]}', '{"version": 1, "members": [], "removed": "2"}', '{"version": 1, "members": [', '[]', '{"version": 9, "members": []}', '{"version": 1, "members": [{"nodeId": 0, "raft": "127.0.0.1:9"}]}', '{"version": 1, "members": [{"nodeId": 2, "raft": "nowhere"}]}']) {
+    for (const contents of [
+      '{"version": 1, "members": [], "removed": [0]}',
+      '{"version": 1, "members": [], "removed": "2"}',
+      '{"version": 1, "members": [',
+      '[]',
+      '{"version": 9, "members": []}',
+      '{"version": 1, "members": [{"nodeId": 0, "raft": "127.0.0.1:9"}]}',
+      '{"version": 1, "members": [{"nodeId": 2, "raft": "nowhere"}]}',
+    ]) {
       const dir = dataDir();
       writeFileSync(join(dir, addressBookFile), contents);
       expect(() => AddressBook.open(dir, self, flags)).toThrow(AddressBookError);

@@ -8,7 +8,12 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, mergeSources, parseJoinUrl, resolveConfig, type RawConfig } from '../../src/node/config.ts';
 
-const base: RawConfig = { nodeId: '4', dataDir: '/tmp/dram-config-test', http: '127.0.0.1:8084', raft: '127.0.0.1:9084' };
+const base: RawConfig = {
+  nodeId: '4',
+  dataDir: '/tmp/dram-config-test',
+  http: '127.0.0.1:8084',
+  raft: '127.0.0.1:9084',
+};
 
 const folders: string[] = [];
 
@@ -50,21 +55,39 @@ describe('--join', () => {
   });
 
   it('refuses what is not a plain http(s) base URL, naming the setting', () => {
-    for (const text of ['127.0.0.1:8081', 'ftp://member', 'http://member:8081/?x=1', 'http://member#frag', 'http://user:pw@member', '', 'not a url']) {
+    for (const text of [
+      '127.0.0.1:8081',
+      'ftp://member',
+      'http://member:8081/?x=1',
+      'http://member#frag',
+      'http://user:pw@member',
+      '',
+      'not a url',
+    ]) {
       expect(configError(() => resolveConfig({ ...base, join: text }))).toMatch(/^join: /);
     }
   });
 
   it('and --init together are a configuration error', () => {
-    expect(configError(() => resolveConfig({ ...base, init: true, join: 'http://127.0.0.1:8081' }))).toMatch(/init and join/);
+    expect(configError(() => resolveConfig({ ...base, init: true, join: 'http://127.0.0.1:8081' }))).toMatch(
+      /init and join/,
+    );
     expect(resolveConfig({ ...base, init: false, join: 'http://127.0.0.1:8081' }).join).toBe('http://127.0.0.1:8081');
   });
 
   it('comes from DRAM_JOIN or the config file, a flag winning over both', () => {
     const file = configFile({ join: 'http://from-file:8081' });
     expect(resolveConfig(mergeSources({ ...base, config: file }, {})).join).toBe('http://from-file:8081');
-    expect(resolveConfig(mergeSources({ ...base, config: file }, { DRAM_JOIN: 'http://from-env:8081' })).join).toBe('http://from-env:8081');
-    expect(resolveConfig(mergeSources({ ...base, config: file, join: 'http://from-flag:8081' }, { DRAM_JOIN: 'http://from-env:8081' })).join).toBe('http://from-flag:8081');
-    expect(configError(() => resolveConfig(mergeSources({ ...base, init: true }, { DRAM_JOIN: 'http://from-env:8081' })))).toMatch(/init and join/);
+    expect(resolveConfig(mergeSources({ ...base, config: file }, { DRAM_JOIN: 'http://from-env:8081' })).join).toBe(
+      'http://from-env:8081',
+    );
+    expect(
+      resolveConfig(
+        mergeSources({ ...base, config: file, join: 'http://from-flag:8081' }, { DRAM_JOIN: 'http://from-env:8081' }),
+      ).join,
+    ).toBe('http://from-flag:8081');
+    expect(
+      configError(() => resolveConfig(mergeSources({ ...base, init: true }, { DRAM_JOIN: 'http://from-env:8081' }))),
+    ).toMatch(/init and join/);
   });
 });

@@ -6,7 +6,13 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asNodeId } from '../../src/base/ids.ts';
-import { fetchClusterView, JoinError, parseClusterView, requestMembership, type JoinRetry } from '../../src/node/join-client.ts';
+import {
+  fetchClusterView,
+  JoinError,
+  parseClusterView,
+  requestMembership,
+  type JoinRetry,
+} from '../../src/node/join-client.ts';
 
 interface Scripted {
   readonly url: string;
@@ -27,7 +33,11 @@ async function scriptedMember(answers: readonly { status: number; body: unknown 
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      requests.push({ method: request.method ?? '', url: request.url ?? '', body: Buffer.concat(chunks).toString('utf8') });
+      requests.push({
+        method: request.method ?? '',
+        url: request.url ?? '',
+        body: Buffer.concat(chunks).toString('utf8'),
+      });
       const answer = answers[Math.min(requests.length, answers.length) - 1] ?? { status: 500, body: {} };
       response.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
     });
@@ -35,19 +45,44 @@ async function scriptedMember(answers: readonly { status: number; body: unknown 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   if (address === null || typeof address !== 'object') throw new Error('no address');
-  const scripted = { url: `http://127.0.0.1:${address.port}`, requests, close: () => new Promise<void>((resolve) => server.close(() => { resolve(); })) };
+  const scripted = {
+    url: `http://127.0.0.1:${address.port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      ),
+  };
   servers.push(scripted);
   return scripted;
 }
 
 const fast: JoinRetry = { attemptsMax: 5, retryDelayMs: 5, callTimeoutMs: 2000 };
 const quiet = (): void => undefined;
-const self = { nodeId: asNodeId(4), raft: { host: '127.0.0.1', port: 9004 }, http: { host: '127.0.0.1', port: 8004 }, clusterId: 'dram' };
-const view = { nodeId: 1, clusterId: 'dram', groups: [1, 2], members: [{ nodeId: 1, raft: '127.0.0.1:9001', http: '127.0.0.1:8001' }, { nodeId: 2, raft: '127.0.0.1:9002' }] };
+const self = {
+  nodeId: asNodeId(4),
+  raft: { host: '127.0.0.1', port: 9004 },
+  http: { host: '127.0.0.1', port: 8004 },
+  clusterId: 'dram',
+};
+const view = {
+  nodeId: 1,
+  clusterId: 'dram',
+  groups: [1, 2],
+  members: [
+    { nodeId: 1, raft: '127.0.0.1:9001', http: '127.0.0.1:8001' },
+    { nodeId: 2, raft: '127.0.0.1:9002' },
+  ],
+};
 
 describe('join client', () => {
   it('reads the cluster view, retrying a member that is not ready', async () => {
-    const member = await scriptedMember([{ status: 503, body: { error: true, code: 'DRAM_ERR_NO_LEADER', message: 'electing' } }, { status: 200, body: view }]);
+    const member = await scriptedMember([
+      { status: 503, body: { error: true, code: 'DRAM_ERR_NO_LEADER', message: 'electing' } },
+      { status: 200, body: view },
+    ]);
     const answer = await fetchClusterView(member.url, fast, quiet);
     expect(answer).toEqual({
       clusterId: 'dram',
@@ -57,21 +92,44 @@ describe('join client', () => {
         { nodeId: 2, raft: { host: '127.0.0.1', port: 9002 }, http: undefined },
       ],
     });
-    expect(member.requests.map((request) => `${request.method} ${request.url}`)).toEqual(['GET /v1/admin/members', 'GET /v1/admin/members']);
+    expect(member.requests.map((request) => `${request.method} ${request.url}`)).toEqual([
+      'GET /v1/admin/members',
+      'GET /v1/admin/members',
+    ]);
   });
 
   it('asks to be added, retrying while the member answers MEMBERSHIP_PENDING', async () => {
-    const pending = { status: 503, body: { error: true, code: 'DRAM_ERR_MEMBERSHIP_PENDING', message: 'group 2: catching up' } };
-    const member = await scriptedMember([pending, pending, { status: 200, body: { nodeId: 4, groups: [], members: [] } }]);
+    const pending = {
+      status: 503,
+      body: { error: true, code: 'DRAM_ERR_MEMBERSHIP_PENDING', message: 'group 2: catching up' },
+    };
+    const member = await scriptedMember([
+      pending,
+      pending,
+      { status: 200, body: { nodeId: 4, groups: [], members: [] } },
+    ]);
     const logged: unknown[] = [];
     await requestMembership(member.url, self, fast, (_message, fields) => logged.push(fields['problem']));
     expect(member.requests).toHaveLength(3);
-    expect(JSON.parse(member.requests[0]?.body ?? '')).toEqual({ nodeId: 4, raft: '127.0.0.1:9004', http: '127.0.0.1:8004', clusterId: 'dram' });
-    expect(logged).toEqual(['503 DRAM_ERR_MEMBERSHIP_PENDING group 2: catching up', '503 DRAM_ERR_MEMBERSHIP_PENDING group 2: catching up']);
+    expect(JSON.parse(member.requests[0]?.body ?? '')).toEqual({
+      nodeId: 4,
+      raft: '127.0.0.1:9004',
+      http: '127.0.0.1:8004',
+      clusterId: 'dram',
+    });
+    expect(logged).toEqual([
+      '503 DRAM_ERR_MEMBERSHIP_PENDING group 2: catching up',
+      '503 DRAM_ERR_MEMBERSHIP_PENDING group 2: catching up',
+    ]);
   });
 
   it('stops at once when the cluster refuses (4xx), with its code and message', async () => {
-    const member = await scriptedMember([{ status: 409, body: { error: true, code: 'DRAM_ERR_CLUSTER_MISMATCH', message: 'this node belongs to cluster "prod"' } }]);
+    const member = await scriptedMember([
+      {
+        status: 409,
+        body: { error: true, code: 'DRAM_ERR_CLUSTER_MISMATCH', message: 'this node belongs to cluster "prod"' },
+      },
+    ]);
     const failure = requestMembership(member.url, self, fast, quiet);
     await expect(failure).rejects.toThrow(JoinError);
     await expect(failure).rejects.toThrow(/409 DRAM_ERR_CLUSTER_MISMATCH this node belongs to cluster "prod"/);
@@ -79,8 +137,12 @@ describe('join client', () => {
   });
 
   it('gives up after attemptsMax tries and says how to continue', async () => {
-    const member = await scriptedMember([{ status: 503, body: { error: true, code: 'DRAM_ERR_MEMBERSHIP_PENDING', message: 'still catching up' } }]);
-    await expect(requestMembership(member.url, self, fast, quiet)).rejects.toThrow(/did not succeed in 5 attempts: 503 DRAM_ERR_MEMBERSHIP_PENDING still catching up\. Start the node again/);
+    const member = await scriptedMember([
+      { status: 503, body: { error: true, code: 'DRAM_ERR_MEMBERSHIP_PENDING', message: 'still catching up' } },
+    ]);
+    await expect(requestMembership(member.url, self, fast, quiet)).rejects.toThrow(
+      /did not succeed in 5 attempts: 503 DRAM_ERR_MEMBERSHIP_PENDING still catching up\. Start the node again/,
+    );
     expect(member.requests).toHaveLength(5);
     const closed = await scriptedMember([]);
     await closed.close();
@@ -89,7 +151,16 @@ describe('join client', () => {
   });
 
   it('refuses a malformed cluster view', () => {
-    for (const bad of [null, [], { ...view, clusterId: '' }, { ...view, groups: [] }, { ...view, groups: [-1] }, { ...view, members: [{ nodeId: 0, raft: '127.0.0.1:9' }] }, { ...view, members: [{ nodeId: 2 }] }, { ...view, members: [{ nodeId: 2, raft: 'x' }] }]) {
+    for (const bad of [
+      null,
+      [],
+      { ...view, clusterId: '' },
+      { ...view, groups: [] },
+      { ...view, groups: [-1] },
+      { ...view, members: [{ nodeId: 0, raft: '127.0.0.1:9' }] },
+      { ...view, members: [{ nodeId: 2 }] },
+      { ...view, members: [{ nodeId: 2, raft: 'x' }] },
+    ]) {
       expect(() => parseClusterView(bad, 'http://member')).toThrow(JoinError);
     }
   });

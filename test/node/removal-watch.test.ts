@@ -15,8 +15,15 @@ function watch(self: number, initial: readonly NodeId[]) {
   const forgotten: number[] = [];
   const logged: { level: string; message: string }[] = [];
   const removals = new RemovalWatch(
-    { self: asNodeId(self), forget: (node) => forgotten.push(node), log: (level, message) => logged.push({ level, message }) },
-    new Map([[g1, confStateOf(initial)], [g2, confStateOf(initial)]]),
+    {
+      self: asNodeId(self),
+      forget: (node) => forgotten.push(node),
+      log: (level, message) => logged.push({ level, message }),
+    },
+    new Map([
+      [g1, confStateOf(initial)],
+      [g2, confStateOf(initial)],
+    ]),
   );
   return { removals, forgotten, logged };
 }

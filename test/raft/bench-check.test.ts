@@ -6,6 +6,8 @@ import { verifyRaftCore } from '../../bench/raft-core.bench.ts';
 
 describe('raft-core benchmark harness', () => {
   it.each([64, 1])('commits 10,000 entries identically on every node with batch %i', (batch) => {
-    expect(() => { verifyRaftCore(batch); }).not.toThrow();
+    expect(() => {
+      verifyRaftCore(batch);
+    }).not.toThrow();
   });
 });

@@ -69,8 +69,10 @@ export function parseDataDriven(text: string, name: string): ParsedBlock[] {
     if (line(at) === separator) {
       // Fenced output: runs until `----` `----`.
       at++;
-      while (at < lines.length && !(line(at) === separator && line(at + 1) === separator)) output.push(line(at++) ?? '');
-      if (at >= lines.length) throw new Error(`${name}:${commandLine + 1}: ${cmd}: unterminated ${separator} ${separator} output`);
+      while (at < lines.length && !(line(at) === separator && line(at + 1) === separator))
+        output.push(line(at++) ?? '');
+      if (at >= lines.length)
+        throw new Error(`${name}:${commandLine + 1}: ${cmd}: unterminated ${separator} ${separator} output`);
       at += 2;
     } else {
       while (at < lines.length && (line(at) ?? '') !== '') output.push(line(at++) ?? '');

@@ -62,13 +62,16 @@ describe('applying committed entries while a Ready is in flight', () => {
     leader.raft.advance(inFlight);
     expect(leader.raft.log.applied).toBe(applied + 2);
     // The next Ready does not apply them again.
-    if (leader.raft.hasReady()) expect(leader.raft.ready().committedEntries.filter((entry) => entry.index <= applied + 2)).toEqual([]);
+    if (leader.raft.hasReady())
+      expect(leader.raft.ready().committedEntries.filter((entry) => entry.index <= applied + 2)).toEqual([]);
   });
 
   it('stops before a configuration entry', () => {
     const { leader, settle, deliver } = threeNodes();
     expect(leader.raft.propose(new Uint8Array([1])).kind).toBe('accepted');
-    expect(leader.raft.proposeConfChange({ changes: [{ type: 'add_learner', node: asNodeId(4) }], transition: 'auto' }).kind).toBe('accepted');
+    expect(
+      leader.raft.proposeConfChange({ changes: [{ type: 'add_learner', node: asNodeId(4) }], transition: 'auto' }).kind,
+    ).toBe('accepted');
     const first = leader.raft.ready();
     deliver(first.messages);
     settle(leader.id);
@@ -92,7 +95,9 @@ describe('applying committed entries while a Ready is in flight', () => {
     const follower = nodes.get(asNodeId(2));
     if (follower === undefined) throw new Error('no node 2');
     // Node 2 steps what it is sent but handles no Ready: the leader commits with node 3 and tells node 2.
-    expect(leader.raft.proposeConfChange({ changes: [{ type: 'add_learner', node: asNodeId(4) }], transition: 'auto' }).kind).toBe('accepted');
+    expect(
+      leader.raft.proposeConfChange({ changes: [{ type: 'add_learner', node: asNodeId(4) }], transition: 'auto' }).kind,
+    ).toBe('accepted');
     settle(follower.id);
     const held = follower.raft.ready();
     expect(held.committedEntries.map((entry) => entry.kind)).toContain('conf');

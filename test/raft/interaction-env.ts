@@ -76,7 +76,8 @@ export class InteractionEnv {
     try {
       return this.dispatch(block);
     } catch (error) {
-      if (error instanceof UsageError) throw new Error(`${block.pos}: ${block.cmdLine}: ${error.message}`, { cause: error });
+      if (error instanceof UsageError)
+        throw new Error(`${block.pos}: ${block.cmdLine}: ${error.message}`, { cause: error });
       throw error;
     }
   }
@@ -112,7 +113,8 @@ export class InteractionEnv {
       case 'tick-heartbeat':
         for (const id of this.ids(args)) {
           const node = this.node(id);
-          const count = block.cmd === 'tick-election' ? node.raft.config.electionTimeoutTicks : node.raft.config.heartbeatTicks;
+          const count =
+            block.cmd === 'tick-election' ? node.raft.config.electionTimeoutTicks : node.raft.config.heartbeatTicks;
           for (let i = 0; i < count; i++) node.raft.tick();
         }
         return 'ok';
@@ -239,7 +241,10 @@ export class InteractionEnv {
       this.jitter.set(id, jitter);
       const node = new MemoryNode(id, confState, this.rngFor(id), options);
       if (index > 0) {
-        node.storage.applySnapshot({ meta: { index: index as LogIndex, term: 1 as Term, confState }, data: new TextEncoder().encode('[]') });
+        node.storage.applySnapshot({
+          meta: { index: index as LogIndex, term: 1 as Term, confState },
+          data: new TextEncoder().encode('[]'),
+        });
         node.storage.hardState = { term: 1 as Term, vote: 0 as NodeId, commit: index as LogIndex };
         node.restart(this.rngFor(id));
       }
@@ -281,7 +286,8 @@ export class InteractionEnv {
         continue;
       }
       lines.push(`> ${id} handling Ready`, describeReady(handled.ready, '  '));
-      for (const message of handled.messages) this.queue(message.to).push({ message, lost: this.isCut(message.from, message.to) });
+      for (const message of handled.messages)
+        this.queue(message.to).push({ message, lost: this.isCut(message.from, message.to) });
     }
     return lines;
   }
@@ -289,7 +295,8 @@ export class InteractionEnv {
   private deliverMsgs(args: readonly CmdArg[]): string {
     const drop = args.some((arg) => arg.key === 'drop' && bool(arg.vals[0] ?? ''));
     const typeArg = args.find((arg) => arg.key === 'type')?.vals[0];
-    if (typeArg !== undefined && !messageTypes.includes(typeArg as MessageType)) throw new UsageError(`unknown message type ${typeArg}`);
+    if (typeArg !== undefined && !messageTypes.includes(typeArg as MessageType))
+      throw new UsageError(`unknown message type ${typeArg}`);
     const ids = this.ids(args);
     const lines: string[] = [];
     for (const id of ids) lines.push(...this.deliver(id, drop, typeArg as MessageType | undefined, ''));
@@ -300,7 +307,11 @@ export class InteractionEnv {
   private deliver(id: NodeId, drop: boolean, type: MessageType | undefined, indent: string): string[] {
     const queue = this.queue(id);
     const taken = type === undefined ? queue.splice(0) : queue.filter((m) => m.message.type === type);
-    if (type !== undefined) this.queues.set(id, queue.filter((m) => m.message.type !== type));
+    if (type !== undefined)
+      this.queues.set(
+        id,
+        queue.filter((m) => m.message.type !== type),
+      );
     const lines: string[] = [];
     for (const { message, lost } of taken) {
       // A partition loses what was sent across it and what was still in flight when it began.
@@ -398,7 +409,9 @@ export class InteractionEnv {
 
   /** The bare numeric arguments as node ids; every node when there are none. */
   private ids(args: readonly CmdArg[]): NodeId[] {
-    const ids = args.filter((arg) => arg.vals.length === 0 && /^\d+$/u.test(arg.key)).map((arg) => asNodeId(Number(arg.key)));
+    const ids = args
+      .filter((arg) => arg.vals.length === 0 && /^\d+$/u.test(arg.key))
+      .map((arg) => asNodeId(Number(arg.key)));
     return ids.length > 0 ? ids : this.nodes.map((node) => node.id);
   }
 }
@@ -412,7 +425,8 @@ class UsageError extends Error {}
 
 function intArg(args: readonly CmdArg[], position: number): number {
   const arg = args[position];
-  if (arg === undefined || arg.vals.length > 0 || !/^\d+$/u.test(arg.key)) throw new UsageError(`argument ${position + 1} must be a number`);
+  if (arg === undefined || arg.vals.length > 0 || !/^\d+$/u.test(arg.key))
+    throw new UsageError(`argument ${position + 1} must be a number`);
   return Number(arg.key);
 }
 

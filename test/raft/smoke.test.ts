@@ -38,7 +38,9 @@ describe('raft smoke', () => {
     expect(result.kind).toBe('accepted');
     settle();
     for (const node of nodes.values()) {
-      expect(node.applied.map((entry) => (entry.kind === 'normal' ? new TextDecoder().decode(entry.data) : 'conf'))).toEqual(['conf', '', 'hello']);
+      expect(
+        node.applied.map((entry) => (entry.kind === 'normal' ? new TextDecoder().decode(entry.data) : 'conf')),
+      ).toEqual(['conf', '', 'hello']);
     }
   });
 });

@@ -12,7 +12,9 @@ describe('snapshot requests', () => {
   it('asks once per interval, at the applied index, and the log compacts behind it', () => {
     const ids = [1, 2, 3].map(asNodeId);
     const rng = createRng(3);
-    const nodes = new Map<NodeId, MemoryNode>(ids.map((id) => [id, new MemoryNode(id, confStateOf(ids), rng.fork(), { snapshotIntervalEntries: 5 })]));
+    const nodes = new Map<NodeId, MemoryNode>(
+      ids.map((id) => [id, new MemoryNode(id, confStateOf(ids), rng.fork(), { snapshotIntervalEntries: 5 })]),
+    );
     const requests = new Map<NodeId, number[]>(ids.map((id) => [id, []]));
     const settle = () => {
       for (let round = 0; round < 100; round++) {

@@ -31,9 +31,19 @@ for (let seed = from; seed < from + seeds; seed++) {
     console.log(`FAIL seed ${seed} at tick ${result.tick}: ${result.error}`);
     console.log(`  replay: npm run sim -- --seeds 1 --from ${seed} --verbose`);
   }
-  if (!verbose && (seed - from + 1) % 1000 === 0) process.stderr.write(`\r${seed - from + 1}/${seeds} seeds, ${failures} failed`);
+  if (!verbose && (seed - from + 1) % 1000 === 0)
+    process.stderr.write(`\r${seed - from + 1}/${seeds} seeds, ${failures} failed`);
 }
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 process.stderr.write('\n');
-console.log(JSON.stringify({ seeds, from, failures, acknowledgedWrites: acknowledged, readsServed, seconds: Math.round(seconds * 10) / 10 }));
+console.log(
+  JSON.stringify({
+    seeds,
+    from,
+    failures,
+    acknowledgedWrites: acknowledged,
+    readsServed,
+    seconds: Math.round(seconds * 10) / 10,
+  }),
+);
 process.exit(failures > 0 ? 1 : 0);

@@ -67,7 +67,9 @@ export class ClusterChecker {
       const known = this.logRecords.get(key);
       if (known === undefined) this.logRecords.set(key, record);
       else if (known.identity !== record.identity || known.prevTerm !== record.prevTerm) {
-        fail(`log matching: node ${id} has ${key} = ${record.identity} after term ${record.prevTerm}, elsewhere ${known.identity} after term ${known.prevTerm}`);
+        fail(
+          `log matching: node ${id} has ${key} = ${record.identity} after term ${record.prevTerm}, elsewhere ${known.identity} after term ${known.prevTerm}`,
+        );
       }
     }
   }
@@ -99,7 +101,8 @@ export class ClusterChecker {
     let previous = ready.snapshot?.meta.index ?? this.lastApplied.get(id) ?? 0;
     for (const entry of ready.committedEntries) {
       if (entry.index <= previous && ready.snapshot !== undefined) continue;
-      if (entry.index !== previous + 1 && this.lastApplied.has(id)) fail(`node ${id} applies ${entry.index} after ${previous}`);
+      if (entry.index !== previous + 1 && this.lastApplied.has(id))
+        fail(`node ${id} applies ${entry.index} after ${previous}`);
       this.checkApplied(id, entry);
       previous = entry.index;
     }
@@ -111,7 +114,8 @@ export class ClusterChecker {
     const identity = entryIdentity(entry);
     const known = this.appliedAt.get(entry.index);
     if (known === undefined) this.appliedAt.set(entry.index, identity);
-    else if (known !== identity) fail(`state machine safety: node ${id} applies ${identity} at ${entry.index}, another node applied ${known}`);
+    else if (known !== identity)
+      fail(`state machine safety: node ${id} applies ${identity} at ${entry.index}, another node applied ${known}`);
   }
 
   private recordCommits(id: NodeId, node: MemoryNode): void {
@@ -131,8 +135,10 @@ export class ClusterChecker {
     const commit = node.raft.log.committed;
     const applied = node.appliedIndex;
     if (applied > commit) fail(`node ${id} applied ${applied} beyond commit ${commit}`);
-    if (commit < (this.lastCommit.get(id) ?? 0)) fail(`node ${id} commit went back from ${this.lastCommit.get(id)} to ${commit}`);
-    if (applied < (this.lastApplied.get(id) ?? 0)) fail(`node ${id} applied went back from ${this.lastApplied.get(id)} to ${applied}`);
+    if (commit < (this.lastCommit.get(id) ?? 0))
+      fail(`node ${id} commit went back from ${this.lastCommit.get(id)} to ${commit}`);
+    if (applied < (this.lastApplied.get(id) ?? 0))
+      fail(`node ${id} applied went back from ${this.lastApplied.get(id)} to ${applied}`);
     this.lastCommit.set(id, commit);
     this.lastApplied.set(id, applied);
   }
@@ -168,16 +174,21 @@ export class ClusterChecker {
     // One input may both count a commit and then apply a configuration change (advance does
     // both, in that order), so the commit may have been counted in the configuration from before.
     const quorumDurable = (confState: ConfState): boolean =>
-      [confState.voters, confState.votersOutgoing].every((half) => half.length === 0 || half.filter(durable).length > half.length / 2);
+      [confState.voters, confState.votersOutgoing].every(
+        (half) => half.length === 0 || half.filter(durable).length > half.length / 2,
+      );
     const now = leader.raft.currentConfState();
     if (!quorumDurable(now) && !quorumDurable(confBefore)) {
-      fail(`leader ${id} committed ${commit}/${term}, durable on no quorum of [${now.voters.join(',')}] (out [${now.votersOutgoing.join(',')}])`);
+      fail(
+        `leader ${id} committed ${commit}/${term}, durable on no quorum of [${now.voters.join(',')}] (out [${now.votersOutgoing.join(',')}])`,
+      );
     }
   }
 
   onAcknowledged(index: number, term: number, payload: string): void {
     const committed = this.committedTerm.get(index);
-    if (committed !== undefined && committed !== term) fail(`acknowledged ${payload} at ${index}/${term} but ${index}/${committed} is committed`);
+    if (committed !== undefined && committed !== term)
+      fail(`acknowledged ${payload} at ${index}/${term} but ${index}/${committed} is committed`);
     this.acknowledged.set(index, { term, payload });
   }
 

@@ -17,7 +17,10 @@ describe('seeded cluster simulation', () => {
       for (let seed = from; seed < to; seed++) {
         const result = runSeed(seed);
         acknowledged += result.stats.acknowledged;
-        if (!result.ok) failures.push(`seed ${seed} (tick ${result.tick}): ${result.error ?? ''}\n  replay: npm run sim -- --seeds 1 --from ${seed} --verbose`);
+        if (!result.ok)
+          failures.push(
+            `seed ${seed} (tick ${result.tick}): ${result.error ?? ''}\n  replay: npm run sim -- --seeds 1 --from ${seed} --verbose`,
+          );
       }
       expect(failures).toEqual([]);
       // The workload did real work: writes were acknowledged in this batch.
@@ -29,8 +32,19 @@ describe('seeded cluster simulation', () => {
     const scenarios = Array.from({ length: seedCount }, (_, k) => scenarioFor(k + 1));
     expect(new Set(scenarios.map((s) => s.nodeCount))).toEqual(new Set([3, 5]));
     expect(scenarios.some((s) => s.leaseReads)).toBe(true);
-    expect(scenarios.some((s) => s.faults.crashes && s.faults.partitions && s.faults.oneWay && s.faults.dropProbability > 0 && s.faults.duplicateProbability > 0)).toBe(true);
-    expect(scenarios.some((s) => s.quiesceAfterTicks > 0 && s.faults.crashes && s.faults.partitions && s.leaseReads)).toBe(true);
+    expect(
+      scenarios.some(
+        (s) =>
+          s.faults.crashes &&
+          s.faults.partitions &&
+          s.faults.oneWay &&
+          s.faults.dropProbability > 0 &&
+          s.faults.duplicateProbability > 0,
+      ),
+    ).toBe(true);
+    expect(
+      scenarios.some((s) => s.quiesceAfterTicks > 0 && s.faults.crashes && s.faults.partitions && s.leaseReads),
+    ).toBe(true);
     expect(scenarios.some((s) => s.peerLossHints && s.faults.crashes && !s.leaseReads)).toBe(true);
     expect(scenarios.some((s) => s.peerLossHints && s.leaseReads)).toBe(true);
   });

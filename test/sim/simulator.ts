@@ -114,7 +114,18 @@ export function scenarioFor(seed: number): Scenario {
   const quiesceRng = createRng(seed ^ 0x9e5ce);
   const quiesceAfterTicks = quiesceRng.chance(0.5) ? 1 + quiesceRng.int(6) : 0;
   const peerLossHints = createRng(seed ^ 0x10557).chance(0.5);
-  return { seed, nodeCount, leaseReads: rng.chance(0.4), faults, faultTicks: 300 + rng.int(300), healTicksMax: 40 * electionTimeoutTicks, snapshotIntervalEntries, committedBytesMax, quiesceAfterTicks, peerLossHints };
+  return {
+    seed,
+    nodeCount,
+    leaseReads: rng.chance(0.4),
+    faults,
+    faultTicks: 300 + rng.int(300),
+    healTicksMax: 40 * electionTimeoutTicks,
+    snapshotIntervalEntries,
+    committedBytesMax,
+    quiesceAfterTicks,
+    peerLossHints,
+  };
 }
 
 export function runSeed(seed: number): SeedResult {
@@ -129,7 +140,10 @@ class Simulation {
   private readonly down = new Map<NodeId, number>(); // node -> tick it restarts
   /** A Ready whose writes are in flight on a node, completing at a tick. */
   /** Readies whose writes are in flight, with the model snapshot their node was asked for (stored after the write). */
-  private readonly writing = new Map<NodeId, { ready: Ready; completeAt: number; requested: ModelSnapshot | undefined }>();
+  private readonly writing = new Map<
+    NodeId,
+    { ready: Ready; completeAt: number; requested: ModelSnapshot | undefined }
+  >();
   private inFlight: InFlight[] = [];
   private order = 0;
   private tickNow = 0;
@@ -151,7 +165,22 @@ class Simulation {
   private hints: { at: number; to: NodeId; lost: NodeId }[] = [];
   /** Its own generator, so scenarios without hints replay as before. */
   private readonly hintRng: Rng;
-  private readonly stats: SimulationStats = { proposals: 0, acknowledged: 0, reads: 0, readsServed: 0, confChanges: 0, transfers: 0, snapshots: 0, crashes: 0, messages: 0, leaderChanges: 0, wakes: 0, quietTicks: 0, hints: 0, earlyApplied: 0 };
+  private readonly stats: SimulationStats = {
+    proposals: 0,
+    acknowledged: 0,
+    reads: 0,
+    readsServed: 0,
+    confChanges: 0,
+    transfers: 0,
+    snapshots: 0,
+    crashes: 0,
+    messages: 0,
+    leaderChanges: 0,
+    wakes: 0,
+    quietTicks: 0,
+    hints: 0,
+    earlyApplied: 0,
+  };
   private readonly scenario: Scenario;
 
   constructor(scenario: Scenario) {
@@ -194,7 +223,10 @@ class Simulation {
       this.checkLiveness();
       return { seed: this.scenario.seed, ok: true, tick: this.tickNow, stats: this.stats };
     } catch (error) {
-      const message = error instanceof SimulationFailure || error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      const message =
+        error instanceof SimulationFailure || error instanceof Error
+          ? `${error.name}: ${error.message}`
+          : String(error);
       return { seed: this.scenario.seed, ok: false, error: message, tick: this.tickNow, stats: this.stats };
     }
   }
@@ -206,7 +238,9 @@ class Simulation {
     if (this.scenario.peerLossHints) this.deliverHints();
     for (const [id, node] of this.nodes) if (!this.down.has(id)) node.raft.tick();
     if (this.scenario.quiesceAfterTicks > 0) this.pingAndWake();
-    const due = this.inFlight.filter((item) => item.deliverAt <= this.tickNow).sort((a, b) => a.deliverAt - b.deliverAt || a.order - b.order);
+    const due = this.inFlight
+      .filter((item) => item.deliverAt <= this.tickNow)
+      .sort((a, b) => a.deliverAt - b.deliverAt || a.order - b.order);
     this.inFlight = this.inFlight.filter((item) => item.deliverAt > this.tickNow);
     for (const item of due) {
       const target = this.nodes.get(item.message.to);
@@ -232,7 +266,13 @@ class Simulation {
     for (const from of this.ids) {
       if (this.down.has(from)) continue;
       for (const to of this.ids) {
-        if (to === from || this.down.has(to) || this.cut.has(`${from}>${to}`) || this.rng.chance(this.scenario.faults.dropProbability)) continue;
+        if (
+          to === from ||
+          this.down.has(to) ||
+          this.cut.has(`${from}>${to}`) ||
+          this.rng.chance(this.scenario.faults.dropProbability)
+        )
+          continue;
         this.lastHeard.set(`${to}<${from}`, this.tickNow);
       }
     }
@@ -251,7 +291,8 @@ class Simulation {
   /** Connection-loss hints due now, and now and then a spurious one about a live node. */
   private deliverHints(): void {
     if (this.healed) return; // faults are over; hints due from crashes were delivered before heal()
-    if (this.hintRng.chance(0.01)) this.hints.push({ at: this.tickNow, to: this.pick(this.ids), lost: this.pick(this.ids) });
+    if (this.hintRng.chance(0.01))
+      this.hints.push({ at: this.tickNow, to: this.pick(this.ids), lost: this.pick(this.ids) });
     if (this.hintRng.chance(0.005)) {
       // A live leader's link goes down: its connections break (every other node hears of it) and
       // it stays cut off for a while. The dangerous case for leases: it may still serve reads.
@@ -301,7 +342,10 @@ class Simulation {
    */
   private startReady(id: NodeId, node: MemoryNode): void {
     const ready = node.raft.ready();
-    if (ready.softState !== undefined) this.trace(`node ${id} becomes ${ready.softState.role} (leader ${ready.softState.leader}) term ${node.raft.status().term}`);
+    if (ready.softState !== undefined)
+      this.trace(
+        `node ${id} becomes ${ready.softState.role} (leader ${ready.softState.leader}) term ${node.raft.status().term}`,
+      );
     this.checker.onReady(id, ready);
     for (const message of ready.messages) this.send(message);
     // As the multi-Raft host does: committed entries are applied while the write is in flight,
@@ -349,14 +393,20 @@ class Simulation {
     this.stats.messages++;
     if (this.tickNow >= traceFrom) {
       const { entries, chunk, ...rest } = message as Message & { entries?: unknown[]; chunk?: Uint8Array };
-      this.trace(`send ${JSON.stringify({ ...rest, ...(entries ? { entries: entries.length } : {}), ...(chunk ? { chunk: chunk.length } : {}) })}${this.cut.has(`${message.from}>${message.to}`) ? ' CUT' : ''}`);
+      this.trace(
+        `send ${JSON.stringify({ ...rest, ...(entries ? { entries: entries.length } : {}), ...(chunk ? { chunk: chunk.length } : {}) })}${this.cut.has(`${message.from}>${message.to}`) ? ' CUT' : ''}`,
+      );
     }
     const { faults } = this.scenario;
     if (this.cut.has(`${message.from}>${message.to}`)) return;
     if (this.rng.chance(faults.dropProbability)) return;
     const copies = this.rng.chance(faults.duplicateProbability) ? 2 : 1;
     for (let copy = 0; copy < copies; copy++) {
-      this.inFlight.push({ deliverAt: this.tickNow + 1 + this.rng.int(faults.delayTicksMax), order: this.order++, message });
+      this.inFlight.push({
+        deliverAt: this.tickNow + 1 + this.rng.int(faults.delayTicksMax),
+        order: this.order++,
+        message,
+      });
     }
   }
 
@@ -369,7 +419,9 @@ class Simulation {
       if (restartAt <= this.tickNow) this.restart(id);
     }
     if (this.isolateLater !== undefined && this.isolateLater.at <= this.tickNow) {
-      for (const other of this.ids) if (other !== this.isolateLater.node) this.cut.add(`${this.isolateLater.node}>${other}`).add(`${other}>${this.isolateLater.node}`);
+      for (const other of this.ids)
+        if (other !== this.isolateLater.node)
+          this.cut.add(`${this.isolateLater.node}>${other}`).add(`${other}>${this.isolateLater.node}`);
       this.isolateLater = undefined;
     }
     if (faults.partitions && this.rng.chance(0.02)) this.partition();
@@ -381,7 +433,12 @@ class Simulation {
       const leaders = this.ids.filter((id) => this.nodes.get(id)?.raft.status().role === 'leader');
       const writing = [...this.writing.keys()];
       const roll = this.rng.int(3);
-      const id = roll === 0 && leaders.length > 0 ? this.pick(leaders) : roll === 1 && writing.length > 0 ? this.pick(writing) : this.pick(this.ids);
+      const id =
+        roll === 0 && leaders.length > 0
+          ? this.pick(leaders)
+          : roll === 1 && writing.length > 0
+            ? this.pick(writing)
+            : this.pick(this.ids);
       if (!this.down.has(id) && this.down.size < Math.floor((this.ids.length - 1) / 2) + 1) this.crash(id);
     }
   }
@@ -405,10 +462,13 @@ class Simulation {
     this.down.set(id, this.tickNow + 1 + this.rng.int(4 * electionTimeoutTicks));
     this.writing.delete(id);
     this.inFlight = this.inFlight.filter((item) => item.message.to !== id);
-    for (const [payload, proposal] of this.pendingProposals) if (proposal.node === id) this.pendingProposals.delete(payload);
+    for (const [payload, proposal] of this.pendingProposals)
+      if (proposal.node === id) this.pendingProposals.delete(payload);
     for (const [requestId, read] of this.pendingReads) if (read.node === id) this.pendingReads.delete(requestId);
     this.checker.onCrash(id);
-    if (this.scenario.peerLossHints) for (const other of this.ids) if (other !== id) this.hints.push({ at: this.tickNow + this.hintRng.int(2), to: other, lost: id });
+    if (this.scenario.peerLossHints)
+      for (const other of this.ids)
+        if (other !== id) this.hints.push({ at: this.tickNow + this.hintRng.int(2), to: other, lost: id });
   }
 
   private restart(id: NodeId): void {
@@ -433,7 +493,9 @@ class Simulation {
       // Lulls long enough for groups to go quiet, and for faults to strike while they are.
       if (this.tickNow < this.pausedUntil) return;
       if (this.rng.chance(0.02)) {
-        const leaders = this.ids.filter((id) => !this.down.has(id) && this.nodes.get(id)?.raft.status().role === 'leader');
+        const leaders = this.ids.filter(
+          (id) => !this.down.has(id) && this.nodes.get(id)?.raft.status().role === 'leader',
+        );
         if (this.scenario.faults.partitions && leaders.length > 0 && this.rng.chance(0.5)) {
           // The riskiest moment for a lease: cut the leader off once it has gone quiet, and come
           // back while the others elect a new one, so reads may reach the old leader.
@@ -469,12 +531,19 @@ class Simulation {
     if (result.kind !== 'accepted') return;
     this.stats.proposals += count;
     // The batch's last entry stands for the whole batch: acknowledged when it is applied.
-    this.pendingProposals.set(`${payload}.${count - 1}`, { node: node.id, index: result.index, payload: `${payload}.${count - 1}` });
+    this.pendingProposals.set(`${payload}.${count - 1}`, {
+      node: node.id,
+      index: result.index,
+      payload: `${payload}.${count - 1}`,
+    });
   }
 
   private read(node: MemoryNode): void {
     const requestId = this.nextRequestId++;
-    const result = this.scenario.leaseReads && this.rng.chance(0.5) ? node.raft.leaseRead(requestId) : node.raft.readIndex(requestId);
+    const result =
+      this.scenario.leaseReads && this.rng.chance(0.5)
+        ? node.raft.leaseRead(requestId)
+        : node.raft.readIndex(requestId);
     if (result.kind !== 'queued' && result.kind !== 'forwarded') return;
     this.stats.reads++;
     this.pendingReads.set(requestId, { node: node.id, requestId, ackedIndexAtStart: this.ackedIndexMax });
@@ -487,12 +556,16 @@ class Simulation {
     const isLearner = confState.learners.includes(target);
     let change: ConfChange;
     const roll = this.rng.int(4);
-    if (roll === 0 && isVoter && confState.voters.length > 3) change = { changes: [{ type: 'remove_node', node: target }], transition: 'auto' };
-    else if (roll === 1 && !isVoter && !isLearner) change = { changes: [{ type: 'add_learner', node: target }], transition: 'auto' };
-    else if (roll === 2 && isLearner) change = { changes: [{ type: 'add_voter', node: target }], transition: this.rng.chance(0.5) ? 'joint' : 'auto' };
+    if (roll === 0 && isVoter && confState.voters.length > 3)
+      change = { changes: [{ type: 'remove_node', node: target }], transition: 'auto' };
+    else if (roll === 1 && !isVoter && !isLearner)
+      change = { changes: [{ type: 'add_learner', node: target }], transition: 'auto' };
+    else if (roll === 2 && isLearner)
+      change = { changes: [{ type: 'add_voter', node: target }], transition: this.rng.chance(0.5) ? 'joint' : 'auto' };
     else if (roll === 3 && isVoter && confState.voters.length > 3) {
       change = { changes: [{ type: 'add_learner', node: target }], transition: 'joint' };
-    } else if (!isVoter) change = { changes: [{ type: 'add_voter', node: target }], transition: this.rng.chance(0.5) ? 'joint' : 'auto' };
+    } else if (!isVoter)
+      change = { changes: [{ type: 'add_voter', node: target }], transition: this.rng.chance(0.5) ? 'joint' : 'auto' };
     else return;
     if (node.raft.proposeConfChange(change).kind === 'accepted') this.stats.confChanges++;
   }
@@ -503,7 +576,8 @@ class Simulation {
     this.stats.transfers++;
     // Leases are most at risk when the old leader cannot hear that it was replaced: sometimes
     // cut it off right after the transfer starts, once the target has had a tick to catch up.
-    if (this.scenario.leaseReads && this.scenario.faults.partitions && this.rng.chance(0.5)) this.isolateLater = { node: node.id, at: this.tickNow + 1 + this.rng.int(3) };
+    if (this.scenario.leaseReads && this.scenario.faults.partitions && this.rng.chance(0.5))
+      this.isolateLater = { node: node.id, at: this.tickNow + 1 + this.rng.int(3) };
   }
 
   /** After a node applied a Ready: acknowledge proposals, serve reads whose index is applied. */
@@ -514,7 +588,8 @@ class Simulation {
       const pending = this.pendingProposals.get(payload);
       if (pending?.node !== id) continue;
       this.pendingProposals.delete(payload);
-      if (entry.index !== pending.index) throw new SimulationFailure(`proposal ${payload} applied at ${entry.index}, proposed at ${pending.index}`);
+      if (entry.index !== pending.index)
+        throw new SimulationFailure(`proposal ${payload} applied at ${entry.index}, proposed at ${pending.index}`);
       this.stats.acknowledged++;
       this.checker.onAcknowledged(entry.index, entry.term, payload);
       if (entry.index > this.ackedIndexMax) this.ackedIndexMax = entry.index;
@@ -525,7 +600,9 @@ class Simulation {
       this.pendingReads.delete(readState.requestId);
       // Served once applied >= index; the value is then at least as new as the read index.
       if (readState.index < pending.ackedIndexAtStart) {
-        throw new SimulationFailure(`stale read ${readState.requestId} on node ${id}: read index ${readState.index} < write ${pending.ackedIndexAtStart} acknowledged before the read began`);
+        throw new SimulationFailure(
+          `stale read ${readState.requestId} on node ${id}: read index ${readState.index} < write ${pending.ackedIndexAtStart} acknowledged before the read began`,
+        );
       }
       this.stats.readsServed++;
     }
@@ -552,7 +629,9 @@ class Simulation {
         }
       } else if (!this.pendingProposals.has(proposed.payload)) {
         const voters = this.nodes.get(proposed.node)?.raft.currentConfState().voters ?? [];
-        const everyVoterApplied = voters.every((id) => (this.nodes.get(id)?.appliedIndex ?? 0) >= (proposed?.index ?? Infinity));
+        const everyVoterApplied = voters.every(
+          (id) => (this.nodes.get(id)?.appliedIndex ?? 0) >= (proposed?.index ?? Infinity),
+        );
         if (everyVoterApplied) return;
       } else if (this.nodes.get(proposed.node)?.raft.status().role !== 'leader') {
         this.pendingProposals.delete(proposed.payload);
@@ -561,10 +640,14 @@ class Simulation {
     }
     const states = [...this.nodes.values()].map((node) => {
       const status = node.raft.status();
-      const progress = status.progress.map((p) => `${p.id}:${p.state}/m${p.match}/n${p.next}/if${p.inflightMessages}`).join(' ');
+      const progress = status.progress
+        .map((p) => `${p.id}:${p.state}/m${p.match}/n${p.next}/if${p.inflightMessages}`)
+        .join(' ');
       return `${node.id}:${progress}:${status.role}/t${status.term}/lead${status.leader}/c${status.commit}/a${node.appliedIndex}/last${status.lastIndex}/voters[${status.confState.voters.join(',')}]/out[${status.confState.votersOutgoing.join(',')}]/learners[${status.confState.learners.join(',')}]`;
     });
-    throw new SimulationFailure(`liveness: no proposal committed on every voter within ${this.scenario.healTicksMax} ticks after healing (${proposed === undefined ? 'no leader took it' : `proposed at ${proposed.index} on ${proposed.node}`}; ${states.join(' ')})`);
+    throw new SimulationFailure(
+      `liveness: no proposal committed on every voter within ${this.scenario.healTicksMax} ticks after healing (${proposed === undefined ? 'no leader took it' : `proposed at ${proposed.index} on ${proposed.node}`}; ${states.join(' ')})`,
+    );
   }
 
   private pick<T>(items: readonly T[]): T {

@@ -19,10 +19,20 @@ function memorySubject(): Promise<StorageSubject> {
   const storage = new MemoryStorage();
   return Promise.resolve({
     log: storage,
-    append: (entries: readonly Entry[]) => settle(() => { storage.append(entries); }),
-    applySnapshot: (snapshot: Snapshot) => settle(() => { storage.applySnapshot(snapshot); }),
-    compact: (index: LogIndex, confState: ConfState, data: Uint8Array) => settle(() => storage.createSnapshot(index, confState, data)),
-    setHardState: (hardState: HardState) => settle(() => { storage.hardState = hardState; }),
+    append: (entries: readonly Entry[]) =>
+      settle(() => {
+        storage.append(entries);
+      }),
+    applySnapshot: (snapshot: Snapshot) =>
+      settle(() => {
+        storage.applySnapshot(snapshot);
+      }),
+    compact: (index: LogIndex, confState: ConfState, data: Uint8Array) =>
+      settle(() => storage.createSnapshot(index, confState, data)),
+    setHardState: (hardState: HardState) =>
+      settle(() => {
+        storage.hardState = hardState;
+      }),
     restart: () => Promise.resolve(),
     dispose: () => Promise.resolve(),
   });

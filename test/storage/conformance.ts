@@ -46,7 +46,13 @@ const conf: ConfEntry = {
   kind: 'conf',
   index: idx(3),
   term: 1 as Term,
-  change: { changes: [{ type: 'add_voter', node: nid(4) }, { type: 'add_learner', node: nid(5) }], transition: 'joint' },
+  change: {
+    changes: [
+      { type: 'add_voter', node: nid(4) },
+      { type: 'add_learner', node: nid(5) },
+    ],
+    transition: 'joint',
+  },
 };
 
 export function storageConformance(name: string, create: () => Promise<StorageSubject>): void {
@@ -95,12 +101,21 @@ export function storageConformance(name: string, create: () => Promise<StorageSu
       await subject.append(ents(1, [1, 1, 1, 1, 1]));
       await subject.append(ents(3, [2]));
       await holdsAcrossRestart((log) => {
-        expect(pairsOf(log)).toEqual([[1, 1], [2, 1], [3, 2]]);
+        expect(pairsOf(log)).toEqual([
+          [1, 1],
+          [2, 1],
+          [3, 2],
+        ]);
         expect(log.term(idx(4))).toBeUndefined();
       });
       await subject.append(ents(1, [3, 3, 3, 3]));
       await holdsAcrossRestart((log) => {
-        expect(pairsOf(log)).toEqual([[1, 3], [2, 3], [3, 3], [4, 3]]);
+        expect(pairsOf(log)).toEqual([
+          [1, 3],
+          [2, 3],
+          [3, 3],
+          [4, 3],
+        ]);
       });
     });
 
@@ -108,7 +123,10 @@ export function storageConformance(name: string, create: () => Promise<StorageSu
       await subject.append(ents(1, [1, 2]));
       await subject.append([]);
       await holdsAcrossRestart((log) => {
-        expect(pairsOf(log)).toEqual([[1, 1], [2, 2]]);
+        expect(pairsOf(log)).toEqual([
+          [1, 1],
+          [2, 2],
+        ]);
       });
     });
 
@@ -116,7 +134,10 @@ export function storageConformance(name: string, create: () => Promise<StorageSu
       await subject.append(ents(1, [1, 2]));
       await expect(subject.append(ents(4, [2]))).rejects.toThrow(AssertionError);
       await holdsAcrossRestart((log) => {
-        expect(pairsOf(log)).toEqual([[1, 1], [2, 2]]);
+        expect(pairsOf(log)).toEqual([
+          [1, 1],
+          [2, 2],
+        ]);
       });
     });
 
@@ -151,7 +172,10 @@ export function storageConformance(name: string, create: () => Promise<StorageSu
         expect(log.term(idx(3))).toBe(2);
         expect(log.term(idx(4))).toBe(2);
         expect(log.term(idx(6))).toBeUndefined();
-        expect(pairsOf(log)).toEqual([[4, 2], [5, 3]]);
+        expect(pairsOf(log)).toEqual([
+          [4, 2],
+          [5, 3],
+        ]);
         expect(() => log.entries(idx(3), idx(5), Infinity)).toThrow(AssertionError);
       });
     });
@@ -185,7 +209,10 @@ export function storageConformance(name: string, create: () => Promise<StorageSu
       await subject.append(ents(1, [1, 1]));
       await holdsAcrossRestart((log) => {
         expect(log.firstIndex()).toBe(4);
-        expect(pairsOf(log)).toEqual([[4, 3], [5, 3]]);
+        expect(pairsOf(log)).toEqual([
+          [4, 3],
+          [5, 3],
+        ]);
       });
     });
 
@@ -201,7 +228,10 @@ export function storageConformance(name: string, create: () => Promise<StorageSu
       });
       await subject.append(ents(4, [3, 3]));
       await holdsAcrossRestart((log) => {
-        expect(pairsOf(log)).toEqual([[4, 3], [5, 3]]);
+        expect(pairsOf(log)).toEqual([
+          [4, 3],
+          [5, 3],
+        ]);
       });
     });
 

@@ -11,7 +11,16 @@ import type { LogIndex, Term } from '../../src/base/ids.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import type { Entry } from '../../src/raft/types.ts';
 import { DiskStore, type GroupWrite } from '../../src/storage/disk-store.ts';
-import { compactEveryTurns, crashGroups, entriesPerTurnMax, entryPayload, formatAck, readPayload, snapshotPayload, type Acknowledgement } from './crash-load.ts';
+import {
+  compactEveryTurns,
+  crashGroups,
+  entriesPerTurnMax,
+  entryPayload,
+  formatAck,
+  readPayload,
+  snapshotPayload,
+  type Acknowledgement,
+} from './crash-load.ts';
 import { nid, nids } from '../raft/unit/helpers.ts';
 import { testStoreOptions } from './support.ts';
 
@@ -29,7 +38,10 @@ let turn = 1;
 for (const group of crashGroups) {
   const log = store.group(group);
   term = Math.max(term, log.hardState().term + 1) as Term;
-  const last = log.lastIndex() >= log.firstIndex() ? log.entries(log.lastIndex(), (log.lastIndex() + 1) as LogIndex, Infinity)[0] : undefined;
+  const last =
+    log.lastIndex() >= log.firstIndex()
+      ? log.entries(log.lastIndex(), (log.lastIndex() + 1) as LogIndex, Infinity)[0]
+      : undefined;
   if (last?.kind === 'normal') turn = Math.max(turn, (readPayload(last.data)?.turn ?? 0) + 1);
 }
 

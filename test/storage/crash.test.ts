@@ -35,7 +35,10 @@ interface Life {
 
 /** Runs the writer until `killDelayMs` after its first acknowledgement, then SIGKILLs it. */
 function liveAndDie(path: string, seed: number, killDelayMs: number): Promise<Life> {
-  const child = spawn(process.execPath, ['--import', 'tsx', writerPath, path, String(seed)], { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', writerPath, path, String(seed)], {
+    cwd: repositoryRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let killTimer: NodeJS.Timeout | undefined;
@@ -56,7 +59,10 @@ function liveAndDie(path: string, seed: number, killDelayMs: number): Promise<Li
       clearTimeout(giveUp);
       clearTimeout(killTimer);
       // Only complete lines count: a line cut by the kill was never fully acknowledged.
-      const lines = stdout.slice(0, stdout.lastIndexOf('\n') + 1).split('\n').filter((line) => line !== '');
+      const lines = stdout
+        .slice(0, stdout.lastIndexOf('\n') + 1)
+        .split('\n')
+        .filter((line) => line !== '');
       const acks = lines.map((line) => parseAck(line) ?? fail(`unexpected writer output: ${line}`));
       resolve({ acks, killed: signal === 'SIGKILL', stderr });
     });
@@ -69,7 +75,9 @@ function fail(message: string): never {
 
 /** The newest acknowledged state: per group and index, the term and turn last acknowledged. */
 class Acknowledged {
-  readonly entries = new Map<GroupId, Map<number, { term: number; turn: number }>>(crashGroups.map((group) => [group, new Map()]));
+  readonly entries = new Map<GroupId, Map<number, { term: number; turn: number }>>(
+    crashGroups.map((group) => [group, new Map()]),
+  );
   readonly lastTerm = new Map<GroupId, number>();
   readonly lastIndex = new Map<GroupId, number>();
 
@@ -89,29 +97,48 @@ async function verify(path: string, acknowledged: Acknowledged, context: string)
     for (const group of crashGroups) {
       const log = store.group(group);
       const snapshotIndex = log.snapshot().meta.index;
-      if (snapshotIndex > 0) expect(Array.from(log.snapshot().data), `${context}: snapshot bytes of group ${group}`).toEqual(Array.from(snapshotPayload(group, snapshotIndex)));
+      if (snapshotIndex > 0)
+        expect(Array.from(log.snapshot().data), `${context}: snapshot bytes of group ${group}`).toEqual(
+          Array.from(snapshotPayload(group, snapshotIndex)),
+        );
       const stored = log.entries(log.firstIndex(), (log.lastIndex() + 1) as LogIndex, Infinity);
       for (const entry of stored) {
         const stamp = entry.kind === 'normal' ? readPayload(entry.data) : undefined;
-        expect(stamp, `${context}: group ${group} index ${entry.index} is damaged`).toEqual({ group, index: entry.index, term: entry.term, turn: stamp?.turn });
+        expect(stamp, `${context}: group ${group} index ${entry.index} is damaged`).toEqual({
+          group,
+          index: entry.index,
+          term: entry.term,
+          turn: stamp?.turn,
+        });
       }
       const last = stored.at(-1);
       if (last?.kind === 'normal') lastTurns.add(readPayload(last.data)?.turn ?? -1);
       for (const [index, ack] of acknowledged.entries.get(group) ?? []) {
         if (index <= snapshotIndex) continue;
-        const entry = log.term(index as LogIndex) === undefined ? undefined : log.entries(index as LogIndex, (index + 1) as LogIndex, Infinity)[0];
+        const entry =
+          log.term(index as LogIndex) === undefined
+            ? undefined
+            : log.entries(index as LogIndex, (index + 1) as LogIndex, Infinity)[0];
         expect(entry, `${context}: acknowledged entry ${group}/${index} is missing`).toBeDefined();
         const term = entry?.term ?? 0;
         // A later write (started, never acknowledged) may have replaced it with a higher term only.
         expect(term, `${context}: entry ${group}/${index} went back in term`).toBeGreaterThanOrEqual(ack.term);
-        if (term === ack.term && entry?.kind === 'normal') expect(readPayload(entry.data)?.turn, `${context}: entry ${group}/${index}`).toBe(ack.turn);
+        if (term === ack.term && entry?.kind === 'normal')
+          expect(readPayload(entry.data)?.turn, `${context}: entry ${group}/${index}`).toBe(ack.turn);
         checked += 1;
       }
-      expect(log.hardState().term, `${context}: hard state term of group ${group}`).toBeGreaterThanOrEqual(acknowledged.lastTerm.get(group) ?? 0);
-      expect(log.hardState().commit, `${context}: commit of group ${group}`).toBeGreaterThanOrEqual(acknowledged.lastIndex.get(group) ?? 0);
+      expect(log.hardState().term, `${context}: hard state term of group ${group}`).toBeGreaterThanOrEqual(
+        acknowledged.lastTerm.get(group) ?? 0,
+      );
+      expect(log.hardState().commit, `${context}: commit of group ${group}`).toBeGreaterThanOrEqual(
+        acknowledged.lastIndex.get(group) ?? 0,
+      );
     }
     // Every turn writes every group in one batch: after a crash all groups end in the same turn.
-    expect(lastTurns.size, `${context}: groups end in different turns ${[...lastTurns].join(', ')}`).toBeLessThanOrEqual(1);
+    expect(
+      lastTurns.size,
+      `${context}: groups end in different turns ${[...lastTurns].join(', ')}`,
+    ).toBeLessThanOrEqual(1);
   } finally {
     await store.close();
   }

@@ -30,7 +30,9 @@ function contents(log: GroupLog): unknown {
     hardState: log.hardState(),
     applied: log.appliedIndex(),
     snapshot: { meta: snapshot.meta, data: Array.from(snapshot.data) },
-    entries: entries.map((entry: Entry) => (entry.kind === 'normal' ? { ...entry, data: Array.from(entry.data) } : entry)),
+    entries: entries.map((entry: Entry) =>
+      entry.kind === 'normal' ? { ...entry, data: Array.from(entry.data) } : entry,
+    ),
   };
 }
 
@@ -75,11 +77,26 @@ describe('DiskStore', () => {
 
   it('gives back everything written, identical, after close and reopen', async () => {
     const store = await DiskStore.open(path, testStoreOptions);
-    const confEntry: Entry = { kind: 'conf', term: 1 as Term, index: idx(1), change: { changes: [{ type: 'add_voter', node: nid(1) }], transition: 'auto' } };
+    const confEntry: Entry = {
+      kind: 'conf',
+      term: 1 as Term,
+      index: idx(1),
+      change: { changes: [{ type: 'add_voter', node: nid(1) }], transition: 'auto' },
+    };
     await store.write(
       [
-        { group: gid(0), entries: [confEntry, ent(2, 1, 300), ent(3, 2, 0)], hardState: hard(2, 1, 3), applied: idx(2) },
-        { group: gid(1), snapshot: snap(40, 3, confStateOf(nids(1, 2, 3), nids(4))), entries: ents(41, [3, 4], 17), hardState: hard(4, 0, 41) },
+        {
+          group: gid(0),
+          entries: [confEntry, ent(2, 1, 300), ent(3, 2, 0)],
+          hardState: hard(2, 1, 3),
+          applied: idx(2),
+        },
+        {
+          group: gid(1),
+          snapshot: snap(40, 3, confStateOf(nids(1, 2, 3), nids(4))),
+          entries: ents(41, [3, 4], 17),
+          hardState: hard(4, 0, 41),
+        },
         { group: gid(0xffff_ffff), entries: ents(1, [1]) },
       ],
       { sync: true },
@@ -91,13 +108,20 @@ describe('DiskStore', () => {
     const reopened = await DiskStore.open(path, testStoreOptions);
     expect(reopened.groupIds()).toEqual([0, 1, 0xffff_ffff]);
     expect(everyGroup(reopened)).toEqual(before);
-    expect(contents(reopened.group(gid(0)))).toMatchObject({ applied: 2, snapshot: { meta: { index: 2, term: 1 }, data: [5, 6] } });
+    expect(contents(reopened.group(gid(0)))).toMatchObject({
+      applied: 2,
+      snapshot: { meta: { index: 2, term: 1 }, data: [5, 6] },
+    });
     await reopened.close();
   });
 
   it('writes a turn of eight groups as one batch, all of which a reopen shows', async () => {
     const store = await DiskStore.open(path, testStoreOptions);
-    const turn: GroupWrite[] = Array.from({ length: 8 }, (_, group) => ({ group: gid(group), entries: ents(1, Array<number>(8).fill(1), 64), hardState: hard(1, 1, 8) }));
+    const turn: GroupWrite[] = Array.from({ length: 8 }, (_, group) => ({
+      group: gid(group),
+      entries: ents(1, Array<number>(8).fill(1), 64),
+      hardState: hard(1, 1, 8),
+    }));
     await store.write(turn, { sync: true });
     await store.close();
     // A second writer would see the batch whole or not at all; LevelDB guarantees it for one batch,
@@ -113,8 +137,17 @@ describe('DiskStore', () => {
 
   it('keeps groups apart: suffix replacement, snapshot and deletion touch one group only', async () => {
     const store = await DiskStore.open(path, testStoreOptions);
-    await store.write([1, 2, 3].map((group) => ({ group: gid(group), entries: ents(1, [1, 1, 1, 1]) })), { sync: false });
-    await store.write([{ group: gid(1), entries: ents(2, [2]) }, { group: gid(2), snapshot: snap(9, 3), entries: [] }], { sync: false });
+    await store.write(
+      [1, 2, 3].map((group) => ({ group: gid(group), entries: ents(1, [1, 1, 1, 1]) })),
+      { sync: false },
+    );
+    await store.write(
+      [
+        { group: gid(1), entries: ents(2, [2]) },
+        { group: gid(2), snapshot: snap(9, 3), entries: [] },
+      ],
+      { sync: false },
+    );
     await store.deleteGroup(gid(3));
     expect(() => store.group(gid(3)).lastIndex()).not.toThrow(); // a fresh, empty handle
     expect(store.group(gid(3)).lastIndex()).toBe(0);
@@ -171,8 +204,18 @@ describe('DiskStore', () => {
 
   it('refuses a group twice in one write, and an entry above the data limit', async () => {
     const store = await DiskStore.open(path, { ...testStoreOptions, entryDataBytesMax: 8 });
-    await expect(store.write([{ group: gid(1), entries: ents(1, [1]) }, { group: gid(1), entries: [] }], { sync: false })).rejects.toThrow(/twice/);
-    await expect(store.write([{ group: gid(1), entries: [ent(1, 1, 9)] }], { sync: false })).rejects.toThrow(/entryDataBytesMax/);
+    await expect(
+      store.write(
+        [
+          { group: gid(1), entries: ents(1, [1]) },
+          { group: gid(1), entries: [] },
+        ],
+        { sync: false },
+      ),
+    ).rejects.toThrow(/twice/);
+    await expect(store.write([{ group: gid(1), entries: [ent(1, 1, 9)] }], { sync: false })).rejects.toThrow(
+      /entryDataBytesMax/,
+    );
     expect(store.group(gid(1)).lastIndex()).toBe(0);
     await store.close();
   });
@@ -225,7 +268,7 @@ describe('DiskStore', () => {
       expect((await openFails()).message).toMatch(/group 3, index 1\): value of 2 bytes is shorter/);
     });
 
-    it('a record under another index\'s key', async () => {
+    it("a record under another index's key", async () => {
       await writeLog();
       await tamper(path, async (db) => {
         await db.put(logKey(group, idx(4)), await storedValue(db, logKey(group, idx(3))));
@@ -235,7 +278,7 @@ describe('DiskStore', () => {
       expect(error.message).toMatch(/holds a run that starts at index 3/);
     });
 
-    it('a record under another group\'s key', async () => {
+    it("a record under another group's key", async () => {
       await writeLog();
       await tamper(path, async (db) => {
         await db.put(groupRecordKey(gid(9), 'hard'), await storedValue(db, groupRecordKey(group, 'hard')));
@@ -282,7 +325,9 @@ describe('DiskStore', () => {
       await store.write([{ group, snapshot: snap(4, 1), entries: [] }], { sync: true });
       await store.close();
       await tamper(path, (db) => db.del(groupRecordKey(group, 'snap-data')));
-      expect((await openFails()).message).toMatch(/g\/3\/snap-meta \(group 3\): snap-meta is stored without its other half/);
+      expect((await openFails()).message).toMatch(
+        /g\/3\/snap-meta \(group 3\): snap-meta is stored without its other half/,
+      );
     });
 
     it('a key outside the layout', async () => {
@@ -307,7 +352,9 @@ describe('DiskStore', () => {
       // Reach under the store to make LevelDB fail the next batch (there is no public way to break a disk).
       const db = Reflect.get(store, 'db') as Level<Uint8Array, Uint8Array>;
       await db.close();
-      const first: unknown = await store.write([{ group: gid(1), entries: ents(2, [1]) }], { sync: true }).catch((thrown: unknown) => thrown);
+      const first: unknown = await store
+        .write([{ group: gid(1), entries: ents(2, [1]) }], { sync: true })
+        .catch((thrown: unknown) => thrown);
       expect(first).toBeInstanceOf(StorageError);
       expect(store.group(gid(1)).lastIndex()).toBe(1);
       await expect(store.write([], { sync: true })).rejects.toBe(first);

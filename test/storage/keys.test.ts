@@ -28,7 +28,9 @@ describe('storage keys', () => {
   });
 
   it('counts UTF-8 bytes exactly as TextEncoder writes them, lone surrogates included', () => {
-    const anyUnits = fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 40 }).map((units) => String.fromCharCode(...units));
+    const anyUnits = fc
+      .array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 40 })
+      .map((units) => String.fromCharCode(...units));
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), anyUnits), (text) => {
         expect(utf8Length(text)).toBe(new TextEncoder().encode(text).length);

@@ -22,11 +22,23 @@ import { idx, nids, trm } from '../raft/unit/helpers.ts';
 import { temporaryDirectory, testStoreOptions } from './support.ts';
 
 const group = 7 as GroupId;
-const confState: ConfState = { voters: nids(1, 2, 3), votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
+const confState: ConfState = {
+  voters: nids(1, 2, 3),
+  votersOutgoing: [],
+  learners: [],
+  learnersNext: [],
+  autoLeave: false,
+};
 
 /** An entry whose bytes name its index and term, so a misplaced one shows; every seventh is a configuration change. */
 function entry(index: number, term: number): Entry {
-  if (index % 7 === 0) return { kind: 'conf', index: idx(index), term: trm(term), change: { changes: [{ type: 'add_learner', node: (index % 5) as NodeId }], transition: 'auto' } };
+  if (index % 7 === 0)
+    return {
+      kind: 'conf',
+      index: idx(index),
+      term: trm(term),
+      change: { changes: [{ type: 'add_learner', node: (index % 5) as NodeId }], transition: 'auto' },
+    };
   return { kind: 'normal', index: idx(index), term: trm(term), data: Uint8Array.of(index & 0xff, term & 0xff, 42) };
 }
 
@@ -64,9 +76,23 @@ type Operation =
   | { readonly kind: 'restart' };
 
 const operation: fc.Arbitrary<Operation> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('append' as const), back: fc.nat(6), count: fc.integer({ min: 1, max: 9 }), bump: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('compact' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('snapshot' as const), at: fc.double({ min: 0, max: 1.5, noNaN: true }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('append' as const),
+      back: fc.nat(6),
+      count: fc.integer({ min: 1, max: 9 }),
+      bump: fc.boolean(),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('compact' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('snapshot' as const), at: fc.double({ min: 0, max: 1.5, noNaN: true }) }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('restart' as const) }) },
 );
 
@@ -98,7 +124,18 @@ describe('the log stored as runs', () => {
     await store.close();
     expect(await logKeys(path)).toEqual([1, 4]);
     store = await DiskStore.open(path, testStoreOptions);
-    expect(store.group(group).entries(idx(1), idx(6), Infinity).map((one) => [one.index, one.term])).toEqual([[1, 1], [2, 1], [3, 1], [4, 2], [5, 2]]);
+    expect(
+      store
+        .group(group)
+        .entries(idx(1), idx(6), Infinity)
+        .map((one) => [one.index, one.term]),
+    ).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 2],
+      [5, 2],
+    ]);
     await store.compact(group, idx(2), confState, new Uint8Array(0));
     await store.close();
     expect(await logKeys(path)).toEqual([3, 4]);
@@ -174,7 +211,9 @@ describe('the log stored as runs', () => {
     await db.close();
     const error: unknown = await DiskStore.open(path, testStoreOptions).catch((thrown: unknown) => thrown);
     expect(error).toBeInstanceOf(StorageCorruptionError);
-    expect((error as Error).message).toMatch(/g\/7\/log\/1 \(group 7, index 1\): a log record of another layout \(first byte 0xde.*older dram\? This version cannot read it/);
+    expect((error as Error).message).toMatch(
+      /g\/7\/log\/1 \(group 7, index 1\): a log record of another layout \(first byte 0xde.*older dram\? This version cannot read it/,
+    );
   });
 });
 
@@ -184,13 +223,18 @@ describe('the entry run codec', () => {
 
   it('gives back every field of every entry, after the prefix it was asked to leave', () => {
     const bytes = encodeEntryRun(entries, 5);
-    expect(decodeEntryRun(bytes, 5, limits, 'run')).toEqual(entries.map((one) => (one.kind === 'normal' ? { ...one, data: Uint8Array.from(one.data) } : one)));
+    expect(decodeEntryRun(bytes, 5, limits, 'run')).toEqual(
+      entries.map((one) => (one.kind === 'normal' ? { ...one, data: Uint8Array.from(one.data) } : one)),
+    );
   });
 
   it('refuses every truncation, trailing bytes, an unknown kind and data over the limit', () => {
     const bytes = encodeEntryRun(entries, 0);
-    for (let length = 0; length < bytes.length; length++) expect(() => decodeEntryRun(bytes.subarray(0, length), 0, limits, 'run')).toThrow(CodecError);
-    expect(() => decodeEntryRun(Uint8Array.from([...bytes, 0]), 0, limits, 'run')).toThrow(/1 bytes after the last entry/);
+    for (let length = 0; length < bytes.length; length++)
+      expect(() => decodeEntryRun(bytes.subarray(0, length), 0, limits, 'run')).toThrow(CodecError);
+    expect(() => decodeEntryRun(Uint8Array.from([...bytes, 0]), 0, limits, 'run')).toThrow(
+      /1 bytes after the last entry/,
+    );
     const unknownKind = Uint8Array.from(bytes);
     unknownKind[12] = 9;
     expect(() => decodeEntryRun(unknownKind, 0, limits, 'run')).toThrow(/run entry 8: unknown entry kind 9/);

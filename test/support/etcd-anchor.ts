@@ -21,7 +21,8 @@ type Policy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['hos
 
 /** A policy that runs the call once: no retry, no circuit breaker (etcd3 reads only `execute`). */
 const once = {
-  execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) => fn({ signal: new AbortController().signal }),
+  execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) =>
+    fn({ signal: new AbortController().signal }),
 } as unknown as Policy;
 
 export function etcdClient(hosts: readonly string[]): Etcd3 {
@@ -38,7 +39,8 @@ export class EtcdCluster {
   /** A fresh temp dir of ours; the script keeps its members under `cluster/` in it. */
   private readonly home = mkdtempSync(join(tmpdir(), 'etcd-anchor-'));
   readonly dir = join(this.home, 'cluster');
-  readonly script = process.env['DRAM_ETCD_SCRIPT'] ?? fileURLToPath(new URL('../../../shared/tools/etcd-cluster.sh', import.meta.url));
+  readonly script =
+    process.env['DRAM_ETCD_SCRIPT'] ?? fileURLToPath(new URL('../../../shared/tools/etcd-cluster.sh', import.meta.url));
   readonly heartbeatMs: number;
   readonly electionMs: number;
   private readonly statusClients = etcdEndpoints.map((url) => etcdClient([url]));
@@ -77,7 +79,14 @@ export class EtcdCluster {
   async leader(): Promise<EtcdLeader> {
     const { stdout } = await run('bash', [this.script, 'leader', this.dir], { env: this.env(), timeout: 10_000 });
     const [name, pid, url] = stdout.trim().split(/\s+/u);
-    if (name === undefined || pid === undefined || url === undefined || !/^n[123]$/u.test(name) || !Number.isInteger(Number(pid))) throw new Error(`etcd-cluster.sh leader printed "${stdout.trim()}"`);
+    if (
+      name === undefined ||
+      pid === undefined ||
+      url === undefined ||
+      !/^n[123]$/u.test(name) ||
+      !Number.isInteger(Number(pid))
+    )
+      throw new Error(`etcd-cluster.sh leader printed "${stdout.trim()}"`);
     return { name, pid: Number(pid), url };
   }
 
@@ -98,7 +107,30 @@ export class EtcdCluster {
     try {
       const child = spawn(
         'etcd',
-        ['--name', name, '--data-dir', join(this.dir, name), '--listen-client-urls', `http://127.0.0.1:${i}2379`, '--advertise-client-urls', `http://127.0.0.1:${i}2379`, '--listen-peer-urls', `http://127.0.0.1:${i}2380`, '--initial-advertise-peer-urls', `http://127.0.0.1:${i}2380`, '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', 'anchor', '--heartbeat-interval', String(this.heartbeatMs), '--election-timeout', String(this.electionMs)],
+        [
+          '--name',
+          name,
+          '--data-dir',
+          join(this.dir, name),
+          '--listen-client-urls',
+          `http://127.0.0.1:${i}2379`,
+          '--advertise-client-urls',
+          `http://127.0.0.1:${i}2379`,
+          '--listen-peer-urls',
+          `http://127.0.0.1:${i}2380`,
+          '--initial-advertise-peer-urls',
+          `http://127.0.0.1:${i}2380`,
+          '--initial-cluster',
+          initialCluster,
+          '--initial-cluster-state',
+          'new',
+          '--initial-cluster-token',
+          'anchor',
+          '--heartbeat-interval',
+          String(this.heartbeatMs),
+          '--election-timeout',
+          String(this.electionMs),
+        ],
         { stdio: ['ignore', log, log], detached: true },
       );
       child.unref();
@@ -108,14 +140,21 @@ export class EtcdCluster {
     }
     if (pid === undefined) throw new Error(`could not start etcd member ${name}`);
     const pidsFile = join(this.dir, 'pids');
-    const lines = readFileSync(pidsFile, 'utf8').split('\n').filter((line) => line.trim().length > 0);
-    writeFileSync(pidsFile, `${lines.map((line) => (line.split(' ')[0] === name ? `${name} ${pid}` : line)).join('\n')}\n`);
+    const lines = readFileSync(pidsFile, 'utf8')
+      .split('\n')
+      .filter((line) => line.trim().length > 0);
+    writeFileSync(
+      pidsFile,
+      `${lines.map((line) => (line.split(' ')[0] === name ? `${name} ${pid}` : line)).join('\n')}\n`,
+    );
   }
 
   /** True once every member answers, all agree on the leader, and committed indexes are within `indexLagMax`. */
   async healthy(indexLagMax = Infinity): Promise<boolean> {
     try {
-      const views = await Promise.all(this.statusClients.map((client) => client.maintenance.status({ deadline: Date.now() + 1000 })));
+      const views = await Promise.all(
+        this.statusClients.map((client) => client.maintenance.status({ deadline: Date.now() + 1000 })),
+      );
       const leader = views[0]?.leader;
       if (leader === undefined || leader === '0' || views.some((view) => view.leader !== leader)) return false;
       const indexes = views.map((view) => Number(view.raftIndex));
@@ -150,7 +189,9 @@ export class EtcdCluster {
         lastError = error; // that member is down: ask the next one
       }
     }
-    throw new Error(`etcd: no member names a leader (${lastError instanceof Error ? lastError.message : String(lastError)})`);
+    throw new Error(
+      `etcd: no member names a leader (${lastError instanceof Error ? lastError.message : String(lastError)})`,
+    );
   }
 
   /** MoveLeader sent to the leader's endpoint (it answers once the transfer is done). */
@@ -160,4 +201,3 @@ export class EtcdCluster {
     await client.maintenance.moveLeader({ targetID: toId }, { deadline: Date.now() + 5000 });
   }
 }
-

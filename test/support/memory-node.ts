@@ -70,7 +70,8 @@ export class MemoryNode {
     // The core asked for a snapshot at the index applied so far (before this Ready's entries).
     let requested: ModelSnapshot | undefined;
     if (ready.snapshotRequest !== undefined) {
-      if (ready.snapshotRequest !== this.appliedIndex) throw new Error(`snapshot requested at ${ready.snapshotRequest}, applied ${this.appliedIndex}`);
+      if (ready.snapshotRequest !== this.appliedIndex)
+        throw new Error(`snapshot requested at ${ready.snapshotRequest}, applied ${this.appliedIndex}`);
       requested = this.takeSnapshot();
     }
     this.applyEntries(ready.committedEntries);
@@ -88,7 +89,11 @@ export class MemoryNode {
   /** The state machine at the applied index, when that is past the stored snapshot. */
   takeSnapshot(): ModelSnapshot | undefined {
     if (this.appliedIndex <= this.storage.snapshot().meta.index) return undefined;
-    return { index: this.appliedIndex as LogIndex, confState: this.raft.currentConfState(), data: encodeApplied(this.applied) };
+    return {
+      index: this.appliedIndex as LogIndex,
+      confState: this.raft.currentConfState(),
+      data: encodeApplied(this.applied),
+    };
   }
 
   /** Stores a snapshot and compacts the log behind it (its index must be in the stored log). */
@@ -112,12 +117,21 @@ export interface ModelSnapshot {
 // The test state machine is the list of applied entries itself; a snapshot is its JSON form, so an
 // installed snapshot can be compared entry by entry with every other node's history.
 function encodeApplied(applied: readonly Entry[]): Uint8Array {
-  const plain = applied.map((entry) => (entry.kind === 'normal' ? { t: entry.term, i: entry.index, d: Array.from(entry.data) } : { t: entry.term, i: entry.index, c: entry.change }));
+  const plain = applied.map((entry) =>
+    entry.kind === 'normal'
+      ? { t: entry.term, i: entry.index, d: Array.from(entry.data) }
+      : { t: entry.term, i: entry.index, c: entry.change },
+  );
   return new TextEncoder().encode(JSON.stringify(plain));
 }
 
 function decodeApplied(data: Uint8Array): Entry[] {
   if (data.length === 0) return [];
   const plain = JSON.parse(new TextDecoder().decode(data)) as { t: number; i: number; d?: number[]; c?: unknown }[];
-  return plain.map((item) => (item.d !== undefined ? { kind: 'normal', term: item.t, index: item.i, data: Uint8Array.from(item.d) } : { kind: 'conf', term: item.t, index: item.i, change: item.c }) as Entry);
+  return plain.map(
+    (item) =>
+      (item.d !== undefined
+        ? { kind: 'normal', term: item.t, index: item.i, data: Uint8Array.from(item.d) }
+        : { kind: 'conf', term: item.t, index: item.i, change: item.c }) as Entry,
+  );
 }

@@ -14,7 +14,18 @@ import { encodeHello, protocolVersion, type Advertisement } from '../../src/code
 import { frameOf } from '../../src/transport/frame-reader.ts';
 import { createNonce, helloProof } from '../../src/transport/handshake.ts';
 import type { PeerAddress, PeerDiscovery } from '../../src/transport/peer-transport.ts';
-import { clusterId, Harness, heartbeatBatch, n, rawClient, secret, settle, waitFor, type RawClient, type TestNode } from './support.ts';
+import {
+  clusterId,
+  Harness,
+  heartbeatBatch,
+  n,
+  rawClient,
+  secret,
+  settle,
+  waitFor,
+  type RawClient,
+  type TestNode,
+} from './support.ts';
 
 let harness = new Harness();
 
@@ -47,11 +58,26 @@ function delivered(node: TestNode, from: number): boolean {
 }
 
 /** Sends the dialer's hello as node `as`, advertising `advertised`, with a proof computed over `provedAdvertisement` and `proverSecret`. */
-async function rawHello(client: RawClient, as: NodeId, advertised: Advertisement, provedAdvertisement: Advertisement = advertised, proverSecret: string = secret): Promise<void> {
+async function rawHello(
+  client: RawClient,
+  as: NodeId,
+  advertised: Advertisement,
+  provedAdvertisement: Advertisement = advertised,
+  proverSecret: string = secret,
+): Promise<void> {
   const acceptorHello = client.hellos[0];
   if (acceptorHello === undefined) throw new Error('no acceptor hello');
-  const proof = helloProof({ secret: proverSecret, nonce: acceptorHello.nonce, clusterId, prover: as, verifier: acceptorHello.nodeId, advertised: provedAdvertisement });
-  client.socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId: as, nonce: createNonce(), proof, advertised })));
+  const proof = helloProof({
+    secret: proverSecret,
+    nonce: acceptorHello.nonce,
+    clusterId,
+    prover: as,
+    verifier: acceptorHello.nodeId,
+    advertised: provedAdvertisement,
+  });
+  client.socket.write(
+    frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId: as, nonce: createNonce(), proof, advertised })),
+  );
   await waitFor('the handshake verdict', () => client.hellos.length > 1 || client.closed);
 }
 
@@ -60,7 +86,10 @@ describe('peer set at run time', () => {
     const addresses = await harness.addresses(3);
     const one = await harness.started(n(1), only(addresses, 1));
     const two = await harness.started(n(2), only(addresses, 1, 2));
-    expect(one.transport.send(n(2), heartbeatBatch(n(1), n(2), 1))).toEqual({ kind: 'dropped', reason: 'unknown_peer' });
+    expect(one.transport.send(n(2), heartbeatBatch(n(1), n(2), 1))).toEqual({
+      kind: 'dropped',
+      reason: 'unknown_peer',
+    });
     expect(one.transport.setPeer(n(2), address(addresses, 2))).toBe('added');
     expect(one.transport.setPeer(n(2), address(addresses, 2))).toBe('unchanged');
     expect(one.transport.setPeer(n(1), address(addresses, 3))).toBe('self');
@@ -69,7 +98,10 @@ describe('peer set at run time', () => {
 
     // Node 2 comes back at node 3's address: after the move, node 1 reaches it there.
     await two.transport.stop();
-    const moved = new Map([[n(1), address(addresses, 1)], [n(2), address(addresses, 3)]]);
+    const moved = new Map([
+      [n(1), address(addresses, 1)],
+      [n(2), address(addresses, 3)],
+    ]);
     const twoAgain = await harness.started(n(2), moved);
     expect(one.transport.setPeer(n(2), address(addresses, 3))).toBe('moved');
     expect(one.transport.peerAddresses().get(n(2))).toEqual(address(addresses, 3));
@@ -81,7 +113,10 @@ describe('peer set at run time', () => {
     const addresses = await harness.addresses(3);
     const learned: Learned[] = [];
     const one = await harness.started(n(1), only(addresses, 1, 2), { discovery: discovery(learned) });
-    const advertised: Advertisement = { raft: address(addresses, 3), http: { host: address(addresses, 3).host, port: 8003 } };
+    const advertised: Advertisement = {
+      raft: address(addresses, 3),
+      http: { host: address(addresses, 3).host, port: 8003 },
+    };
     const three = await harness.started(n(3), only(addresses, 1, 3), { advertise: advertised });
     three.transport.send(n(1), heartbeatBatch(n(3), n(1), 1));
     await waitFor('node 1 to accept node 3', () => delivered(one, 3));
@@ -96,7 +131,10 @@ describe('peer set at run time', () => {
     const addresses = await harness.addresses(3);
     const learned: Learned[] = [];
     // Node 1 reaches node 2 at node 3's address (think: a proxy in front of node 2).
-    const viaProxy = new Map([[n(1), address(addresses, 1)], [n(2), address(addresses, 3)]]);
+    const viaProxy = new Map([
+      [n(1), address(addresses, 1)],
+      [n(2), address(addresses, 3)],
+    ]);
     const one = await harness.started(n(1), viaProxy, { discovery: discovery(learned) });
     const two = await harness.started(n(2), only(addresses, 1, 2), { advertise: { raft: address(addresses, 2) } });
     two.transport.send(n(1), heartbeatBatch(n(2), n(1), 1));
@@ -110,7 +148,9 @@ describe('peer set at run time', () => {
     const learned: Learned[] = [];
     const one = await harness.started(n(1), only(addresses, 1), { discovery: discovery(learned) });
     const real = address(addresses, 3);
-    const three = await harness.started(n(3), only(addresses, 1, 3), { advertise: { raft: { host: '0.0.0.0', port: real.port } } });
+    const three = await harness.started(n(3), only(addresses, 1, 3), {
+      advertise: { raft: { host: '0.0.0.0', port: real.port } },
+    });
     three.transport.send(n(1), heartbeatBatch(n(3), n(1), 1));
     await waitFor('node 1 to accept node 3', () => delivered(one, 3));
     expect(learned).toEqual([{ peer: n(3), advertised: { raft: real } }]);
@@ -124,23 +164,39 @@ describe('peer set at run time', () => {
     const claimed: Advertisement = { raft: address(addresses, 3) };
     const elsewhere: Advertisement = { raft: address(addresses, 2) };
     const cases = [
-      { name: 'wrong secret', send: (client: RawClient) => rawHello(client, n(3), claimed, claimed, 'not the cluster secret at all'), reason: 'bad proof (wrong secret?)' },
-      { name: 'advertisement not covered by the proof', send: (client: RawClient) => rawHello(client, n(3), claimed, elsewhere), reason: 'bad proof (wrong secret?)' },
-      { name: 'advertisement added to a proof without one', send: (client: RawClient) => rawHelloWithoutAdvertisementInProof(client, n(3), claimed), reason: 'bad proof (wrong secret?)' },
+      {
+        name: 'wrong secret',
+        send: (client: RawClient) => rawHello(client, n(3), claimed, claimed, 'not the cluster secret at all'),
+        reason: 'bad proof (wrong secret?)',
+      },
+      {
+        name: 'advertisement not covered by the proof',
+        send: (client: RawClient) => rawHello(client, n(3), claimed, elsewhere),
+        reason: 'bad proof (wrong secret?)',
+      },
+      {
+        name: 'advertisement added to a proof without one',
+        send: (client: RawClient) => rawHelloWithoutAdvertisementInProof(client, n(3), claimed),
+        reason: 'bad proof (wrong secret?)',
+      },
     ];
     for (const { name, send, reason } of cases) {
       const client = await rawClient(harness, one.address, address(addresses, 3).host);
       await send(client);
       await waitFor(`${name}: the connection closed`, () => client.closed);
       expect({ name, hellos: client.hellos.length }).toEqual({ name, hellos: 1 });
-      expect(one.log.some((line) => line.message === 'peer handshake refused' && line.fields['reason'] === reason)).toBe(true);
+      expect(
+        one.log.some((line) => line.message === 'peer handshake refused' && line.fields['reason'] === reason),
+      ).toBe(true);
     }
     // A stranger that advertises nothing cannot be dialed back, so it is not accepted either.
     const silent = await rawClient(harness, one.address, address(addresses, 3).host);
     const acceptorHello = silent.hellos[0];
     if (acceptorHello === undefined) throw new Error('no acceptor hello');
     const proof = helloProof({ secret, nonce: acceptorHello.nonce, clusterId, prover: n(3), verifier: n(1) });
-    silent.socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId: n(3), nonce: createNonce(), proof })));
+    silent.socket.write(
+      frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId: n(3), nonce: createNonce(), proof })),
+    );
     await waitFor('the stranger without an address refused', () => silent.closed);
     await settle();
     expect(learned).toEqual([]);
@@ -157,7 +213,9 @@ describe('peer set at run time', () => {
     two.transport.send(n(1), heartbeatBatch(n(2), n(1), 1));
     three.transport.send(n(1), heartbeatBatch(n(3), n(1), 1));
     await waitFor('node 2 delivered', () => delivered(one, 2));
-    await waitFor('node 3 refused', () => one.log.some((line) => line.fields['reason'] === 'node 3 is not a peer of node 1, which has peersMax 1 peers'));
+    await waitFor('node 3 refused', () =>
+      one.log.some((line) => line.fields['reason'] === 'node 3 is not a peer of node 1, which has peersMax 1 peers'),
+    );
     expect(delivered(one, 3)).toBe(false);
     expect([...one.transport.peerAddresses().keys()]).toEqual([n(2)]);
     expect(learned.map((entry) => entry.peer)).toEqual([n(2)]);
@@ -177,7 +235,10 @@ describe('peer set at run time', () => {
     expect(one.transport.removePeer(n(2))).toBe('removed');
     expect(one.transport.removePeer(n(2))).toBe('unknown');
     expect([...one.transport.stats().peers.keys()]).toEqual([]);
-    expect(one.transport.send(n(2), heartbeatBatch(n(1), n(2), 2))).toEqual({ kind: 'dropped', reason: 'unknown_peer' });
+    expect(one.transport.send(n(2), heartbeatBatch(n(1), n(2), 2))).toEqual({
+      kind: 'dropped',
+      reason: 'unknown_peer',
+    });
     // Node 2 still counts node 1 as a peer and keeps redialing (every 50 ms at most here): refused each time.
     const refusedBefore = one.transport.stats().handshakeFailures;
     await waitFor('node 2 refused several times', () => one.transport.stats().handshakeFailures >= refusedBefore + 3);
@@ -187,7 +248,10 @@ describe('peer set at run time', () => {
     expect(one.received.length).toBe(received);
     expect(one.transport.peerAddresses().has(n(2))).toBe(false);
     expect(learned.map((entry) => entry.peer)).toEqual([n(2)]);
-    const refusals = one.log.filter((line) => line.message === 'peer handshake refused' && line.fields['reason'] === 'node 2 was removed from the cluster');
+    const refusals = one.log.filter(
+      (line) =>
+        line.message === 'peer handshake refused' && line.fields['reason'] === 'node 2 was removed from the cluster',
+    );
     expect(refusals).toHaveLength(1);
     // Nothing of node 1 dials node 2 any more: node 2 hears nothing new from it.
     const heardByTwo = two.received.length;
@@ -203,10 +267,22 @@ describe('peer set at run time', () => {
 });
 
 /** A hello advertising `advertised` whose proof was computed as if it advertised nothing. */
-async function rawHelloWithoutAdvertisementInProof(client: RawClient, as: NodeId, advertised: Advertisement): Promise<void> {
+async function rawHelloWithoutAdvertisementInProof(
+  client: RawClient,
+  as: NodeId,
+  advertised: Advertisement,
+): Promise<void> {
   const acceptorHello = client.hellos[0];
   if (acceptorHello === undefined) throw new Error('no acceptor hello');
-  const proof = helloProof({ secret, nonce: acceptorHello.nonce, clusterId, prover: as, verifier: acceptorHello.nodeId });
-  client.socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId: as, nonce: createNonce(), proof, advertised })));
+  const proof = helloProof({
+    secret,
+    nonce: acceptorHello.nonce,
+    clusterId,
+    prover: as,
+    verifier: acceptorHello.nodeId,
+  });
+  client.socket.write(
+    frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId: as, nonce: createNonce(), proof, advertised })),
+  );
   await waitFor('the handshake verdict', () => client.hellos.length > 1 || client.closed);
 }

@@ -12,7 +12,21 @@ import { encodeBatch } from '../../src/codec/wire.ts';
 import type { PeerBatch } from '../../src/codec/wire.ts';
 import { frameOf } from '../../src/transport/frame-reader.ts';
 import type { PeerStats } from '../../src/transport/peer-transport.ts';
-import { Harness, secret, everyMessageType, g, heartbeatBatch, n, plain, rawAcceptor, rawClient, rawHandshake, sequenceOf, settle, waitFor } from './support.ts';
+import {
+  Harness,
+  secret,
+  everyMessageType,
+  g,
+  heartbeatBatch,
+  n,
+  plain,
+  rawAcceptor,
+  rawClient,
+  rawHandshake,
+  sequenceOf,
+  settle,
+  waitFor,
+} from './support.ts';
 import type { TestNode } from './support.ts';
 
 let harness = new Harness();
@@ -48,7 +62,13 @@ describe('peer transport', () => {
       expect(plain(one.received[round])).toEqual(plain({ from: n(2), batch: everyMessageType(n(2), n(1), round) }));
     }
     const expectedBytes = sends * (4 + encodeBatch(everyMessageType(n(1), n(2), 0)).length);
-    expect(peerStats(one, 2)).toMatchObject({ framesSent: sends, framesReceived: sends, bytesSent: expectedBytes, connectionsEstablished: 1, framesDroppedQueueFull: 0 });
+    expect(peerStats(one, 2)).toMatchObject({
+      framesSent: sends,
+      framesReceived: sends,
+      bytesSent: expectedBytes,
+      connectionsEstablished: 1,
+      framesDroppedQueueFull: 0,
+    });
     expect(peerStats(two, 1)).toMatchObject({ framesSent: sends, framesReceived: sends, bytesReceived: expectedBytes });
     expect(one.transport.stats().handshakeFailures).toBe(0);
     expect([...one.transport.stats().peers.keys()]).toEqual([n(2)]);
@@ -65,7 +85,11 @@ describe('peer transport', () => {
 
   it('three nodes deliver to each other, each send one frame on the right connection', async () => {
     const addresses = await harness.addresses(3);
-    const nodes = [await harness.started(n(1), addresses), await harness.started(n(2), addresses), await harness.started(n(3), addresses)];
+    const nodes = [
+      await harness.started(n(1), addresses),
+      await harness.started(n(2), addresses),
+      await harness.started(n(3), addresses),
+    ];
     for (const sender of nodes) {
       for (const receiver of nodes) {
         if (sender !== receiver) sender.transport.send(receiver.id, everyMessageType(sender.id, receiver.id));
@@ -73,8 +97,11 @@ describe('peer transport', () => {
     }
     await waitFor('six batches', () => nodes.every((node) => node.received.length === 2));
     for (const node of nodes) {
-      expect(node.received.map((received) => received.from).sort()).toEqual(nodes.filter((other) => other !== node).map((other) => other.id));
-      for (const received of node.received) expect(plain(received.batch)).toEqual(plain(everyMessageType(received.from, node.id)));
+      expect(node.received.map((received) => received.from).sort()).toEqual(
+        nodes.filter((other) => other !== node).map((other) => other.id),
+      );
+      for (const received of node.received)
+        expect(plain(received.batch)).toEqual(plain(everyMessageType(received.from, node.id)));
       for (const other of nodes) {
         if (other !== node) expect(peerStats(node, other.id)).toMatchObject({ framesSent: 1, framesReceived: 1 });
       }
@@ -101,15 +128,33 @@ describe('peer transport', () => {
     const three = await harness.addresses(3);
     const a = await harness.started(n(1), three);
     const b = await harness.started(n(3), three);
-    await waitFor('node 3 accepted node 1', () => b.log.some((line) => line.message === 'peer accepted' && line.fields['peer'] === 1));
+    await waitFor('node 3 accepted node 1', () =>
+      b.log.some((line) => line.message === 'peer accepted' && line.fields['peer'] === 1),
+    );
     const accepted = b.log.find((line) => line.message === 'peer accepted' && line.fields['peer'] === 1);
     expect(String(accepted?.fields['remote'])).toMatch(new RegExp(`^${a.address.host.replaceAll('.', '\\.')}:`));
   });
 
   it.each([
-    { name: 'a wrong secret', overrides: { secret: 'not the cluster secret at all' }, reason: 'bad proof (wrong secret?)', refusedBy: 'acceptor' as const },
-    { name: 'an unknown node id', overrides: {}, id: 9, reason: 'node 9 is not a peer of node 1', refusedBy: 'acceptor' as const },
-    { name: 'a wrong cluster id', overrides: { clusterId: 'other-cluster' }, reason: 'cluster id "test-cluster", expected "other-cluster"', refusedBy: 'dialer' as const },
+    {
+      name: 'a wrong secret',
+      overrides: { secret: 'not the cluster secret at all' },
+      reason: 'bad proof (wrong secret?)',
+      refusedBy: 'acceptor' as const,
+    },
+    {
+      name: 'an unknown node id',
+      overrides: {},
+      id: 9,
+      reason: 'node 9 is not a peer of node 1',
+      refusedBy: 'acceptor' as const,
+    },
+    {
+      name: 'a wrong cluster id',
+      overrides: { clusterId: 'other-cluster' },
+      reason: 'cluster id "test-cluster", expected "other-cluster"',
+      refusedBy: 'dialer' as const,
+    },
   ])('a peer with $name is refused, logged and delivers nothing', async ({ overrides, id, reason, refusedBy }) => {
     const addresses = await harness.addresses(3);
     const intruderId = n(id ?? 2);
@@ -130,7 +175,12 @@ describe('peer transport', () => {
     await waitFor('the good peer delivered', () => one.received.length > 0);
     await settle();
     expect(one.received.map((received) => received.from)).toEqual([n(3)]);
-    expect(peerStats(intruder, 1)).toMatchObject({ connected: false, framesSent: 0, connectionsEstablished: 0, queuedFrames: 1 });
+    expect(peerStats(intruder, 1)).toMatchObject({
+      connected: false,
+      framesSent: 0,
+      connectionsEstablished: 0,
+      queuedFrames: 1,
+    });
     if (refusedBy === 'acceptor') expect(one.transport.stats().handshakeFailures).toBeGreaterThan(0);
     if (intruderId === n(2)) expect(peerStats(one, 2).framesReceived).toBe(0);
   });
@@ -142,7 +192,13 @@ describe('peer transport', () => {
     await rawHandshake(client, n(2), { clusterId: 'other-cluster' });
     await waitFor('closed', () => client.closed);
     expect(client.hellos).toHaveLength(1);
-    expect(one.log.some((line) => line.message === 'peer handshake refused' && line.fields['reason'] === 'cluster id "other-cluster", expected "test-cluster"')).toBe(true);
+    expect(
+      one.log.some(
+        (line) =>
+          line.message === 'peer handshake refused' &&
+          line.fields['reason'] === 'cluster id "other-cluster", expected "test-cluster"',
+      ),
+    ).toBe(true);
   });
 
   it('garbage, a zero length and oversized lengths close the connection; good peers carry on', async () => {
@@ -153,12 +209,32 @@ describe('peer transport', () => {
     const two = await harness.started(n(2), addresses);
     const local = addresses.get(n(3))?.host ?? '127.0.0.1';
     const attacks: { name: string; bytes: Uint8Array; authenticated: boolean }[] = [
-      { name: 'garbage before the handshake', bytes: frameOf(Uint8Array.of(0xc1, 0xff, 0x00, 0x13)), authenticated: false },
-      { name: 'an oversized length before the handshake', bytes: Uint8Array.of(0xff, 0xff, 0xff, 0xff), authenticated: false },
+      {
+        name: 'garbage before the handshake',
+        bytes: frameOf(Uint8Array.of(0xc1, 0xff, 0x00, 0x13)),
+        authenticated: false,
+      },
+      {
+        name: 'an oversized length before the handshake',
+        bytes: Uint8Array.of(0xff, 0xff, 0xff, 0xff),
+        authenticated: false,
+      },
       { name: 'a zero length', bytes: Uint8Array.of(0, 0, 0, 0), authenticated: false },
-      { name: 'garbage after the handshake', bytes: frameOf(Uint8Array.of(0x93, 0xc1, 0xc1, 0xc1)), authenticated: true },
-      { name: 'a length over frameBytesMax after the handshake', bytes: Uint8Array.of(0x00, 0x01, 0x00, 0x01), authenticated: true },
-      { name: 'a message not from the authenticated peer', bytes: frameOf(encodeBatch(heartbeatBatch(n(2), n(1), 1))), authenticated: true },
+      {
+        name: 'garbage after the handshake',
+        bytes: frameOf(Uint8Array.of(0x93, 0xc1, 0xc1, 0xc1)),
+        authenticated: true,
+      },
+      {
+        name: 'a length over frameBytesMax after the handshake',
+        bytes: Uint8Array.of(0x00, 0x01, 0x00, 0x01),
+        authenticated: true,
+      },
+      {
+        name: 'a message not from the authenticated peer',
+        bytes: frameOf(encodeBatch(heartbeatBatch(n(2), n(1), 1))),
+        authenticated: true,
+      },
     ];
     for (const attack of attacks) {
       const client = await rawClient(harness, one.address, local);
@@ -209,16 +285,25 @@ describe('peer transport', () => {
       expect(one.transport.send(n(2), heartbeatBatch(n(1), n(2), sequence))).toEqual({ kind: 'queued' });
       expect(peerStats(one, 2).queuedFrames).toBeLessThanOrEqual(queueFramesMax);
     }
-    expect(peerStats(one, 2)).toMatchObject({ queuedFrames: queueFramesMax, framesDroppedQueueFull: sendsWhileDown - queueFramesMax });
+    expect(peerStats(one, 2)).toMatchObject({
+      queuedFrames: queueFramesMax,
+      framesDroppedQueueFull: sendsWhileDown - queueFramesMax,
+    });
     await waitFor('a few failed redials', () => peerStats(one, 2).reconnects >= 2);
 
     const back = await harness.started(n(2), addresses);
     await waitFor('the queued frames', () => back.received.length === queueFramesMax);
     // The oldest frames were the ones dropped: what arrives is the newest, in order.
-    expect(back.received.map(sequenceOf)).toEqual(Array.from({ length: queueFramesMax }, (_, k) => sendsWhileDown - queueFramesMax + 1 + k));
+    expect(back.received.map(sequenceOf)).toEqual(
+      Array.from({ length: queueFramesMax }, (_, k) => sendsWhileDown - queueFramesMax + 1 + k),
+    );
     one.transport.send(n(2), heartbeatBatch(n(1), n(2), 99));
     await waitFor('a fresh send', () => back.received.length === queueFramesMax + 1);
-    expect(peerStats(one, 2)).toMatchObject({ connected: true, connectionsEstablished: 2, framesSent: 1 + queueFramesMax + 1 });
+    expect(peerStats(one, 2)).toMatchObject({
+      connected: true,
+      connectionsEstablished: 2,
+      framesSent: 1 + queueFramesMax + 1,
+    });
     expect(one.log.some((line) => line.message === 'peer connection lost' && line.fields['peer'] === 2)).toBe(true);
   });
 
@@ -268,7 +353,9 @@ describe('peer transport', () => {
     const impostor = await rawAcceptor(harness, two, n(2), 'an impostor guessing the secret');
     const one = await harness.started(n(1), addresses);
     one.transport.send(n(2), heartbeatBatch(n(1), n(2), 1));
-    await waitFor('the refusal', () => one.log.some((line) => line.fields['reason'] === 'bad proof from acceptor (wrong secret?)'));
+    await waitFor('the refusal', () =>
+      one.log.some((line) => line.fields['reason'] === 'bad proof from acceptor (wrong secret?)'),
+    );
     await waitFor('a retry', () => impostor.sockets.length >= 2);
     await settle();
     expect(impostor.batches).toEqual([]);
@@ -285,8 +372,27 @@ describe('peer transport', () => {
     await waitFor('connected', () => connected(one, 2));
     for (const socket of slow.sockets) socket.pause();
     // Large frames until the kernel buffers are full and frames wait in our queue (bounded loop).
-    const entries = Array.from({ length: 16 }, (_, k) => ({ kind: 'normal' as const, term: 1 as Term, index: (k + 1) as LogIndex, data: new Uint8Array(1024) }));
-    const bulky = (sequence: number): PeerBatch => [{ group: g(sequence), message: { type: 'AppendEntries', from: n(1), to: n(2), term: 1 as Term, prevLogIndex: 0 as LogIndex, prevLogTerm: 0 as Term, entries, commit: 0 as LogIndex } }];
+    const entries = Array.from({ length: 16 }, (_, k) => ({
+      kind: 'normal' as const,
+      term: 1 as Term,
+      index: (k + 1) as LogIndex,
+      data: new Uint8Array(1024),
+    }));
+    const bulky = (sequence: number): PeerBatch => [
+      {
+        group: g(sequence),
+        message: {
+          type: 'AppendEntries',
+          from: n(1),
+          to: n(2),
+          term: 1 as Term,
+          prevLogIndex: 0 as LogIndex,
+          prevLogTerm: 0 as Term,
+          entries,
+          commit: 0 as LogIndex,
+        },
+      },
+    ];
     let sends = 0;
     while (peerStats(one, 2).queuedFrames < 8 && sends < 5_000) one.transport.send(n(2), bulky(sends++));
     expect(peerStats(one, 2).queuedFrames).toBe(8);
@@ -301,14 +407,29 @@ describe('peer transport', () => {
   it('refuses to send what a peer would refuse, or to a node it does not know', async () => {
     const addresses = await harness.addresses(2);
     const one = await harness.started(n(1), addresses);
-    expect(one.transport.send(n(7), heartbeatBatch(n(1), n(7), 1))).toEqual({ kind: 'dropped', reason: 'unknown_peer' });
+    expect(one.transport.send(n(7), heartbeatBatch(n(1), n(7), 1))).toEqual({
+      kind: 'dropped',
+      reason: 'unknown_peer',
+    });
     const tooMany = Array.from({ length: 65 }, () => heartbeatBatch(n(1), n(2), 1)).flat();
     expect(one.transport.send(n(2), tooMany)).toEqual({ kind: 'dropped', reason: 'over_limits' });
     // Twenty chunks within snapshotChunkBytesMax, but together over frameBytesMax (64 KiB).
     const chunk = new Uint8Array(4096);
     const confState = { voters: [], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
     const meta = { index: 1 as LogIndex, term: 1 as Term, confState };
-    const big: PeerBatch = Array.from({ length: 20 }, (_, k) => ({ group: g(k), message: { type: 'InstallSnapshot', from: n(1), to: n(2), term: 1 as Term, meta, offset: 0, totalBytes: 4096, chunk } }));
+    const big: PeerBatch = Array.from({ length: 20 }, (_, k) => ({
+      group: g(k),
+      message: {
+        type: 'InstallSnapshot',
+        from: n(1),
+        to: n(2),
+        term: 1 as Term,
+        meta,
+        offset: 0,
+        totalBytes: 4096,
+        chunk,
+      },
+    }));
     expect(one.transport.send(n(2), big)).toEqual({ kind: 'dropped', reason: 'frame_too_large' });
     expect(peerStats(one, 2).framesDroppedOverLimits).toBe(2);
     expect(one.transport.stats().framesDroppedUnknownPeer).toBe(1);

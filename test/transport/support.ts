@@ -11,11 +11,21 @@ import type { Message, MessageType } from '../../src/raft/types.ts';
 import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
 import { createNonce, helloProof } from '../../src/transport/handshake.ts';
 import { PeerTransport } from '../../src/transport/peer-transport.ts';
-import type { LogFields, PeerAddress, PeerTransportOptions, TransportLogger } from '../../src/transport/peer-transport.ts';
+import type {
+  LogFields,
+  PeerAddress,
+  PeerTransportOptions,
+  TransportLogger,
+} from '../../src/transport/peer-transport.ts';
 
 export const clusterId = 'test-cluster';
 export const secret = 'correct horse battery staple';
-export const wireLimits: WireLimits = { messagesPerFrameMax: 64, entriesPerMessageMax: 16, entryBytesMax: 1024, snapshotChunkBytesMax: 4096 };
+export const wireLimits: WireLimits = {
+  messagesPerFrameMax: 64,
+  entriesPerMessageMax: 16,
+  entryBytesMax: 1024,
+  snapshotChunkBytesMax: 4096,
+};
 export const frameBytesMax = 64 * 1024;
 
 export const n = (value: number): NodeId => value as NodeId;
@@ -115,7 +125,11 @@ export class Harness {
   }
 
   /** Builds (not starts) node `id` of the cluster at `addresses`; `overrides` model misconfigured nodes. */
-  node(id: NodeId, addresses: ReadonlyMap<NodeId, PeerAddress>, overrides: Partial<PeerTransportOptions> = {}): TestNode {
+  node(
+    id: NodeId,
+    addresses: ReadonlyMap<NodeId, PeerAddress>,
+    overrides: Partial<PeerTransportOptions> = {},
+  ): TestNode {
     const address = addresses.get(id);
     if (address === undefined) throw new Error(`no address for node ${id}`);
     const received: Received[] = [];
@@ -147,7 +161,11 @@ export class Harness {
     return { id, address, transport, received, log };
   }
 
-  async started(id: NodeId, addresses: ReadonlyMap<NodeId, PeerAddress>, overrides: Partial<PeerTransportOptions> = {}): Promise<TestNode> {
+  async started(
+    id: NodeId,
+    addresses: ReadonlyMap<NodeId, PeerAddress>,
+    overrides: Partial<PeerTransportOptions> = {},
+  ): Promise<TestNode> {
     const node = this.node(id, addresses, overrides);
     await node.transport.start();
     return node;
@@ -195,12 +213,24 @@ export async function rawClient(harness: Harness, to: PeerAddress, localAddress:
 }
 
 /** Completes the handshake as node `as` would (with the given cluster and secret) and waits for the verdict. */
-export async function rawHandshake(client: RawClient, as: NodeId, options: { readonly clusterId?: string; readonly secret?: string } = {}): Promise<void> {
+export async function rawHandshake(
+  client: RawClient,
+  as: NodeId,
+  options: { readonly clusterId?: string; readonly secret?: string } = {},
+): Promise<void> {
   const acceptorHello = client.hellos[0];
   if (acceptorHello === undefined) throw new Error('no acceptor hello');
   const cluster = options.clusterId ?? clusterId;
-  const proof = helloProof({ secret: options.secret ?? secret, nonce: acceptorHello.nonce, clusterId: cluster, prover: as, verifier: acceptorHello.nodeId });
-  client.socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId: cluster, nodeId: as, nonce: createNonce(), proof })));
+  const proof = helloProof({
+    secret: options.secret ?? secret,
+    nonce: acceptorHello.nonce,
+    clusterId: cluster,
+    prover: as,
+    verifier: acceptorHello.nodeId,
+  });
+  client.socket.write(
+    frameOf(encodeHello({ version: protocolVersion, clusterId: cluster, nodeId: as, nonce: createNonce(), proof })),
+  );
   await waitFor('the handshake verdict', () => client.hellos.length > 1 || client.closed);
 }
 
@@ -213,7 +243,12 @@ export interface RawAcceptor {
   ended: boolean;
 }
 
-export async function rawAcceptor(harness: Harness, at: PeerAddress, as: NodeId, proverSecret: string): Promise<RawAcceptor> {
+export async function rawAcceptor(
+  harness: Harness,
+  at: PeerAddress,
+  as: NodeId,
+  proverSecret: string,
+): Promise<RawAcceptor> {
   const acceptor = { sockets: [] as net.Socket[], batches: [] as PeerBatch[], strayFrames: 0, ended: false };
   const server = harness.track(
     net.createServer((socket) => {
@@ -230,8 +265,18 @@ export async function rawAcceptor(harness: Harness, at: PeerAddress, as: NodeId,
           if (frame.kind === 'batch' && authenticated) acceptor.batches.push(frame.batch);
           else if (frame.kind === 'hello' && !authenticated) {
             authenticated = true;
-            const proof = helloProof({ secret: proverSecret, nonce: frame.nonce, clusterId, prover: as, verifier: frame.nodeId });
-            socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId: as, nonce: new Uint8Array(0), proof })));
+            const proof = helloProof({
+              secret: proverSecret,
+              nonce: frame.nonce,
+              clusterId,
+              prover: as,
+              verifier: frame.nodeId,
+            });
+            socket.write(
+              frameOf(
+                encodeHello({ version: protocolVersion, clusterId, nodeId: as, nonce: new Uint8Array(0), proof }),
+              ),
+            );
           } else acceptor.strayFrames++;
         }
       });
@@ -239,7 +284,9 @@ export async function rawAcceptor(harness: Harness, at: PeerAddress, as: NodeId,
       socket.on('end', () => {
         acceptor.ended = true;
       });
-      socket.write(frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId: as, nonce, proof: new Uint8Array(0) })));
+      socket.write(
+        frameOf(encodeHello({ version: protocolVersion, clusterId, nodeId: as, nonce, proof: new Uint8Array(0) })),
+      );
     }),
   );
   await new Promise<void>((resolve) => server.listen(at.port, at.host, resolve));
@@ -253,7 +300,14 @@ export function everyMessageType(from: NodeId, to: NodeId, marker = 0): GroupMes
   const envelope = { from, to, term };
   const confState = { voters: [from, to], votersOutgoing: [], learners: [n(9)], learnersNext: [], autoLeave: false };
   const messages: Record<MessageType, Message> = {
-    RequestVote: { type: 'RequestVote', ...envelope, preVote: true, lastLogIndex: index(7), lastLogTerm: 2 as Term, transfer: false },
+    RequestVote: {
+      type: 'RequestVote',
+      ...envelope,
+      preVote: true,
+      lastLogIndex: index(7),
+      lastLogTerm: 2 as Term,
+      transfer: false,
+    },
     RequestVoteResponse: { type: 'RequestVoteResponse', ...envelope, preVote: false, granted: true },
     AppendEntries: {
       type: 'AppendEntries',
@@ -262,15 +316,40 @@ export function everyMessageType(from: NodeId, to: NodeId, marker = 0): GroupMes
       prevLogTerm: 2 as Term,
       entries: [
         { kind: 'normal', term, index: index(8), data: Uint8Array.of(1, 2, 3) },
-        { kind: 'conf', term, index: index(9), change: { changes: [{ type: 'add_learner', node: n(9) }], transition: 'auto' } },
+        {
+          kind: 'conf',
+          term,
+          index: index(9),
+          change: { changes: [{ type: 'add_learner', node: n(9) }], transition: 'auto' },
+        },
       ],
       commit: index(6),
     },
-    AppendEntriesResponse: { type: 'AppendEntriesResponse', ...envelope, success: false, index: index(7), hintIndex: index(5), hintTerm: 2 as Term },
+    AppendEntriesResponse: {
+      type: 'AppendEntriesResponse',
+      ...envelope,
+      success: false,
+      index: index(7),
+      hintIndex: index(5),
+      hintTerm: 2 as Term,
+    },
     Heartbeat: { type: 'Heartbeat', ...envelope, commit: index(6), readRound: 4, sentTick: marker, quiesce: true },
     HeartbeatResponse: { type: 'HeartbeatResponse', ...envelope, readRound: 4, sentTick: 11 },
-    InstallSnapshot: { type: 'InstallSnapshot', ...envelope, meta: { index: index(5), term: 2 as Term, confState }, offset: 0, totalBytes: 3, chunk: Uint8Array.of(9, 8, 7) },
-    InstallSnapshotResponse: { type: 'InstallSnapshotResponse', ...envelope, snapshotIndex: index(5), snapshotTerm: 2 as Term, nextOffset: 3 },
+    InstallSnapshot: {
+      type: 'InstallSnapshot',
+      ...envelope,
+      meta: { index: index(5), term: 2 as Term, confState },
+      offset: 0,
+      totalBytes: 3,
+      chunk: Uint8Array.of(9, 8, 7),
+    },
+    InstallSnapshotResponse: {
+      type: 'InstallSnapshotResponse',
+      ...envelope,
+      snapshotIndex: index(5),
+      snapshotTerm: 2 as Term,
+      nextOffset: 3,
+    },
     TimeoutNow: { type: 'TimeoutNow', ...envelope },
     ReadIndex: { type: 'ReadIndex', ...envelope, requestId: 42 },
     ReadIndexResponse: { type: 'ReadIndexResponse', ...envelope, requestId: 42, index: index(6) },
@@ -280,7 +359,21 @@ export function everyMessageType(from: NodeId, to: NodeId, marker = 0): GroupMes
 
 /** A one-heartbeat batch whose `sentTick` carries a sequence number, to see which frames arrived. */
 export function heartbeatBatch(from: NodeId, to: NodeId, sequence: number): PeerBatch {
-  return [{ group: g(1), message: { type: 'Heartbeat', from, to, term: 1 as Term, commit: 0 as LogIndex, readRound: 0, sentTick: sequence, quiesce: false } }];
+  return [
+    {
+      group: g(1),
+      message: {
+        type: 'Heartbeat',
+        from,
+        to,
+        term: 1 as Term,
+        commit: 0 as LogIndex,
+        readRound: 0,
+        sentTick: sequence,
+        quiesce: false,
+      },
+    },
+  ];
 }
 
 export function sequenceOf(received: Received): number {
@@ -292,6 +385,7 @@ export function sequenceOf(received: Received): number {
 export function plain(value: unknown): unknown {
   if (value instanceof Uint8Array) return { bytes: Array.from(value) };
   if (Array.isArray(value)) return value.map(plain);
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]));
+  if (typeof value === 'object' && value !== null)
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]));
   return value;
 }

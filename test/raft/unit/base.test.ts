@@ -94,7 +94,17 @@ describe('ids', () => {
   });
 
   it.each(validators)('%s rejects negatives, non-integers and unsafe values', (_name, as) => {
-    for (const value of [-1, -0.5, 0.5, 1.000001, Number.NaN, Infinity, -Infinity, Number.MAX_SAFE_INTEGER + 1, 2 ** 60]) {
+    for (const value of [
+      -1,
+      -0.5,
+      0.5,
+      1.000001,
+      Number.NaN,
+      Infinity,
+      -Infinity,
+      Number.MAX_SAFE_INTEGER + 1,
+      2 ** 60,
+    ]) {
       expect(() => as(value)).toThrow(RangeError);
     }
   });

@@ -3,7 +3,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { NodeId } from '../../../src/base/ids.ts';
-import { applyConfChange, confStateOf, emptyConfState, isJoint, members, type ConfChangeOutcome } from '../../../src/raft/confchange.ts';
+import {
+  applyConfChange,
+  confStateOf,
+  emptyConfState,
+  isJoint,
+  members,
+  type ConfChangeOutcome,
+} from '../../../src/raft/confchange.ts';
 import type { ConfChange, ConfChangeItem, ConfChangeType, ConfState } from '../../../src/raft/types.ts';
 import { nid, nids } from './helpers.ts';
 
@@ -31,7 +38,13 @@ describe('confStateOf / isJoint / members', () => {
   });
 
   it('members covers both voter halves, learners and learnersNext once each', () => {
-    const cs: ConfState = { voters: nids(1, 2, 4), votersOutgoing: nids(1, 2, 3), learners: nids(6), learnersNext: nids(3), autoLeave: true };
+    const cs: ConfState = {
+      voters: nids(1, 2, 4),
+      votersOutgoing: nids(1, 2, 3),
+      learners: nids(6),
+      learnersNext: nids(3),
+      autoLeave: true,
+    };
     expect(isJoint(cs)).toBe(true);
     expect(members(cs)).toEqual([1, 2, 3, 4, 6]);
     expect(members(emptyConfState)).toEqual([]);
@@ -64,7 +77,9 @@ describe('applyConfChange: single step', () => {
   });
 
   it('removes a learner in one step', () => {
-    expect(ok(applyConfChange(confStateOf(nids(1), nids(2)), auto(item('remove_node', 2))))).toEqual(confStateOf(nids(1)));
+    expect(ok(applyConfChange(confStateOf(nids(1), nids(2)), auto(item('remove_node', 2))))).toEqual(
+      confStateOf(nids(1)),
+    );
   });
 
   it('removing a node that is not a member is a no-op change', () => {
@@ -90,23 +105,47 @@ describe('applyConfChange: joint', () => {
 
   it('changing two voters enters a joint config with the old voters outgoing', () => {
     const cs = ok(applyConfChange(base, auto(item('add_voter', 5), item('remove_node', 1))));
-    expect(cs).toEqual({ voters: [2, 3, 5], votersOutgoing: [1, 2, 3], learners: [4], learnersNext: [], autoLeave: true });
+    expect(cs).toEqual({
+      voters: [2, 3, 5],
+      votersOutgoing: [1, 2, 3],
+      learners: [4],
+      learnersNext: [],
+      autoLeave: true,
+    });
     expect(isJoint(cs)).toBe(true);
   });
 
   it("transition 'joint' goes through joint consensus even for one voter", () => {
     const cs = ok(applyConfChange(base, joint(item('add_voter', 5))));
-    expect(cs).toEqual({ voters: [1, 2, 3, 5], votersOutgoing: [1, 2, 3], learners: [4], learnersNext: [], autoLeave: true });
+    expect(cs).toEqual({
+      voters: [1, 2, 3, 5],
+      votersOutgoing: [1, 2, 3],
+      learners: [4],
+      learnersNext: [],
+      autoLeave: true,
+    });
   });
 
   it('promoting a learner inside a joint change makes it an incoming voter only', () => {
     const cs = ok(applyConfChange(base, joint(item('add_voter', 4), item('remove_node', 1))));
-    expect(cs).toEqual({ voters: [2, 3, 4], votersOutgoing: [1, 2, 3], learners: [], learnersNext: [], autoLeave: true });
+    expect(cs).toEqual({
+      voters: [2, 3, 4],
+      votersOutgoing: [1, 2, 3],
+      learners: [],
+      learnersNext: [],
+      autoLeave: true,
+    });
   });
 
   it('demoting an outgoing voter puts it in learnersNext, not learners', () => {
     const cs = ok(applyConfChange(base, joint(item('add_learner', 3), item('add_voter', 5))));
-    expect(cs).toEqual({ voters: [1, 2, 5], votersOutgoing: [1, 2, 3], learners: [4], learnersNext: [3], autoLeave: true });
+    expect(cs).toEqual({
+      voters: [1, 2, 5],
+      votersOutgoing: [1, 2, 3],
+      learners: [4],
+      learnersNext: [3],
+      autoLeave: true,
+    });
     expect(members(cs)).toEqual([1, 2, 3, 4, 5]);
     // After leaving, the demoted voter is a learner.
     expect(ok(applyConfChange(cs, leave))).toEqual(confStateOf(nids(1, 2, 5), nids(3, 4)));
@@ -115,13 +154,21 @@ describe('applyConfChange: joint', () => {
   it('leaving a joint config keeps the incoming voters and clears the outgoing half', () => {
     const entered = ok(applyConfChange(base, auto(item('add_voter', 5), item('add_voter', 6), item('remove_node', 1))));
     const left = ok(applyConfChange(entered, leave));
-    expect(left).toEqual({ voters: [2, 3, 5, 6], votersOutgoing: [], learners: [4], learnersNext: [], autoLeave: false });
+    expect(left).toEqual({
+      voters: [2, 3, 5, 6],
+      votersOutgoing: [],
+      learners: [4],
+      learnersNext: [],
+      autoLeave: false,
+    });
     expect(isJoint(left)).toBe(false);
   });
 
-  it("an empty change list leaves joint whatever the transition says", () => {
+  it('an empty change list leaves joint whatever the transition says', () => {
     const entered = ok(applyConfChange(base, joint(item('add_voter', 5))));
-    expect(ok(applyConfChange(entered, { changes: [], transition: 'joint' }))).toEqual(confStateOf(nids(1, 2, 3, 5), nids(4)));
+    expect(ok(applyConfChange(entered, { changes: [], transition: 'joint' }))).toEqual(
+      confStateOf(nids(1, 2, 3, 5), nids(4)),
+    );
   });
 });
 
@@ -129,7 +176,9 @@ describe('applyConfChange: rejected changes', () => {
   const base = confStateOf(nids(1, 2));
 
   it('refuses to remove every voter', () => {
-    expect(rejected(applyConfChange(base, auto(item('remove_node', 1), item('remove_node', 2))))).toMatch(/every voter/);
+    expect(rejected(applyConfChange(base, auto(item('remove_node', 1), item('remove_node', 2))))).toMatch(
+      /every voter/,
+    );
     expect(rejected(applyConfChange(confStateOf(nids(1)), auto(item('remove_node', 1))))).toMatch(/every voter/);
     expect(rejected(applyConfChange(confStateOf(nids(1)), auto(item('add_learner', 1))))).toMatch(/every voter/);
   });
@@ -146,17 +195,25 @@ describe('applyConfChange: rejected changes', () => {
 
   it.each([0, -1, 1.5, Number.NaN, 2 ** 53])('refuses node id %s', (bad) => {
     expect(rejected(applyConfChange(base, auto(item('add_voter', bad))))).toMatch(/invalid node id/);
-    expect(rejected(applyConfChange(base, auto(item('add_learner', 3), item('remove_node', bad))))).toMatch(/invalid node id/);
+    expect(rejected(applyConfChange(base, auto(item('add_learner', 3), item('remove_node', bad))))).toMatch(
+      /invalid node id/,
+    );
   });
 });
 
 describe('applyConfChange: properties', () => {
   const idArb = fc.integer({ min: 1, max: 8 });
-  const itemArb = fc.record({ type: fc.constantFrom<ConfChangeType>('add_voter', 'add_learner', 'remove_node'), node: idArb.map(nid) });
+  const itemArb = fc.record({
+    type: fc.constantFrom<ConfChangeType>('add_voter', 'add_learner', 'remove_node'),
+    node: idArb.map(nid),
+  });
   const startArb = fc
     .tuple(fc.uniqueArray(idArb, { minLength: 1, maxLength: 5 }), fc.uniqueArray(idArb, { maxLength: 4 }))
     .map(([voters, learners]) => confStateOf(nids(...voters), nids(...learners.filter((id) => !voters.includes(id)))));
-  const changeArb = fc.record({ changes: fc.array(itemArb, { minLength: 1, maxLength: 5 }), transition: fc.constantFrom<'auto' | 'joint'>('auto', 'joint') });
+  const changeArb = fc.record({
+    changes: fc.array(itemArb, { minLength: 1, maxLength: 5 }),
+    transition: fc.constantFrom<'auto' | 'joint'>('auto', 'joint'),
+  });
 
   /** What the change asks for, applied item by item in order. */
   function requested(start: ConfState, change: ConfChange): { voters: NodeId[]; learners: NodeId[] } {
@@ -193,7 +250,9 @@ describe('applyConfChange: properties', () => {
         }
         let cs = ok(outcome);
         checkValid(cs);
-        const changedVoters = want.voters.filter((id) => !start.voters.includes(id)).length + start.voters.filter((id) => !want.voters.includes(id)).length;
+        const changedVoters =
+          want.voters.filter((id) => !start.voters.includes(id)).length +
+          start.voters.filter((id) => !want.voters.includes(id)).length;
         const expectJoint = change.transition === 'joint' || changedVoters > 1;
         expect(isJoint(cs)).toBe(expectJoint);
         if (expectJoint) {

@@ -17,7 +17,14 @@ describe('makeRaftConfig', () => {
   });
 
   it('keeps overrides', () => {
-    const config = makeRaftConfig({ ...base(), electionTimeoutTicks: 20, heartbeatTicks: 2, leaseReads: true, leaseTicks: 19, inflightBytesMax: 0 });
+    const config = makeRaftConfig({
+      ...base(),
+      electionTimeoutTicks: 20,
+      heartbeatTicks: 2,
+      leaseReads: true,
+      leaseTicks: 19,
+      inflightBytesMax: 0,
+    });
     expect(config.electionTimeoutTicks).toBe(20);
     expect(config.heartbeatTicks).toBe(2);
     expect(config.leaseReads).toBe(true);
@@ -36,14 +43,34 @@ describe('makeRaftConfig', () => {
 
   const invalid: [string, Partial<RaftConfigInput>, RegExp][] = [
     ['id 0', { id: nid(0) }, /id must be a positive integer/],
-    ['fractional election timeout', { electionTimeoutTicks: 10.5 }, /electionTimeoutTicks must be a whole number of ticks/],
+    [
+      'fractional election timeout',
+      { electionTimeoutTicks: 10.5 },
+      /electionTimeoutTicks must be a whole number of ticks/,
+    ],
     ['infinite heartbeat', { heartbeatTicks: Infinity }, /heartbeatTicks must be a whole number of ticks/],
     ['heartbeatTicks 0', { heartbeatTicks: 0 }, /heartbeatTicks/],
-    ['electionTimeoutTicks equal to heartbeatTicks', { electionTimeoutTicks: 3, heartbeatTicks: 3 }, /electionTimeoutTicks must exceed/],
-    ['electionTimeoutTicks below heartbeatTicks', { electionTimeoutTicks: 2, heartbeatTicks: 3 }, /electionTimeoutTicks must exceed/],
+    [
+      'electionTimeoutTicks equal to heartbeatTicks',
+      { electionTimeoutTicks: 3, heartbeatTicks: 3 },
+      /electionTimeoutTicks must exceed/,
+    ],
+    [
+      'electionTimeoutTicks below heartbeatTicks',
+      { electionTimeoutTicks: 2, heartbeatTicks: 3 },
+      /electionTimeoutTicks must exceed/,
+    ],
     ['lease reads without checkQuorum', { leaseReads: true, checkQuorum: false }, /leaseReads needs checkQuorum/],
-    ['leaseTicks equal to electionTimeoutTicks', { leaseReads: true, leaseTicks: 10, electionTimeoutTicks: 10 }, /leaseTicks/],
-    ['leaseTicks above electionTimeoutTicks', { leaseReads: true, leaseTicks: 12, electionTimeoutTicks: 10 }, /leaseTicks/],
+    [
+      'leaseTicks equal to electionTimeoutTicks',
+      { leaseReads: true, leaseTicks: 10, electionTimeoutTicks: 10 },
+      /leaseTicks/,
+    ],
+    [
+      'leaseTicks above electionTimeoutTicks',
+      { leaseReads: true, leaseTicks: 12, electionTimeoutTicks: 10 },
+      /leaseTicks/,
+    ],
     ['leaseTicks 0', { leaseReads: true, leaseTicks: 0 }, /leaseTicks/],
     ['default leaseTicks with a short election timeout', { leaseReads: true, electionTimeoutTicks: 5 }, /leaseTicks/],
     ['entryBytesMax 0', { entryBytesMax: 0 }, /entryBytesMax must be a positive integer/],
@@ -58,7 +85,11 @@ describe('makeRaftConfig', () => {
     ['a NaN limit', { messageBytesMax: Number.NaN }, /messageBytesMax/],
     ['an infinite limit', { committedBytesMax: Infinity }, /committedBytesMax/],
     ['negative inflightBytesMax', { inflightBytesMax: -1 }, /inflightBytesMax/],
-    ['entryBytesMax above uncommittedBytesMax', { entryBytesMax: 100, uncommittedBytesMax: 99 }, /entryBytesMax must not exceed/],
+    [
+      'entryBytesMax above uncommittedBytesMax',
+      { entryBytesMax: 100, uncommittedBytesMax: 99 },
+      /entryBytesMax must not exceed/,
+    ],
   ];
 
   it.each(invalid)('rejects %s', (_name, override, message) => {

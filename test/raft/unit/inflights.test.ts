@@ -64,7 +64,13 @@ describe('Inflights', () => {
 
   it('freeLE frees every message ending at or below the index, in FIFO order', () => {
     const inflights = new Inflights(10, 0);
-    for (const [last, bytes] of [[2, 1], [5, 2], [7, 4], [9, 8]] as const) inflights.add(last, bytes);
+    for (const [last, bytes] of [
+      [2, 1],
+      [5, 2],
+      [7, 4],
+      [9, 8],
+    ] as const)
+      inflights.add(last, bytes);
     inflights.freeLE(1);
     expect(inflights.count).toBe(4);
     inflights.freeLE(6);
@@ -146,49 +152,70 @@ describe('Inflights', () => {
   });
 
   it('matches a plain array model under random operations', () => {
-    type Op = { kind: 'add'; gap: number; bytes: number } | { kind: 'free'; back: number } | { kind: 'freeFirst' } | { kind: 'reset' };
+    type Op =
+      | { kind: 'add'; gap: number; bytes: number }
+      | { kind: 'free'; back: number }
+      | { kind: 'freeFirst' }
+      | { kind: 'reset' };
     const opArb: fc.Arbitrary<Op> = fc.oneof(
-      { weight: 6, arbitrary: fc.record({ kind: fc.constant('add' as const), gap: fc.integer({ min: 1, max: 3 }), bytes: fc.nat({ max: 40 }) }) },
-      { weight: 3, arbitrary: fc.record({ kind: fc.constant('free' as const), back: fc.integer({ min: -2, max: 30 }) }) },
+      {
+        weight: 6,
+        arbitrary: fc.record({
+          kind: fc.constant('add' as const),
+          gap: fc.integer({ min: 1, max: 3 }),
+          bytes: fc.nat({ max: 40 }),
+        }),
+      },
+      {
+        weight: 3,
+        arbitrary: fc.record({ kind: fc.constant('free' as const), back: fc.integer({ min: -2, max: 30 }) }),
+      },
       { weight: 1, arbitrary: fc.constant({ kind: 'freeFirst' as const }) },
       { weight: 1, arbitrary: fc.constant({ kind: 'reset' as const }) },
     );
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 300 }), fc.nat({ max: 200 }), fc.array(opArb, { maxLength: 400 }), (messagesMax, bytesMax, ops) => {
-        const inflights = new Inflights(messagesMax, bytesMax);
-        let model: { last: number; bytes: number }[] = [];
-        let last = 0;
-        for (const op of ops) {
-          if (op.kind === 'add') {
-            if (model.length >= messagesMax) {
-              expect(() => { inflights.add(last + op.gap, op.bytes); }).toThrow(AssertionError);
-              continue;
+      fc.property(
+        fc.integer({ min: 1, max: 300 }),
+        fc.nat({ max: 200 }),
+        fc.array(opArb, { maxLength: 400 }),
+        (messagesMax, bytesMax, ops) => {
+          const inflights = new Inflights(messagesMax, bytesMax);
+          let model: { last: number; bytes: number }[] = [];
+          let last = 0;
+          for (const op of ops) {
+            if (op.kind === 'add') {
+              if (model.length >= messagesMax) {
+                expect(() => {
+                  inflights.add(last + op.gap, op.bytes);
+                }).toThrow(AssertionError);
+                continue;
+              }
+              last += op.gap;
+              inflights.add(last, op.bytes);
+              model.push({ last, bytes: op.bytes });
+            } else if (op.kind === 'free') {
+              const upTo = last - op.back;
+              inflights.freeLE(upTo);
+              model = model.filter((m) => m.last > upTo);
+            } else if (op.kind === 'freeFirst') {
+              inflights.freeFirstOne();
+              model = model.slice(1);
+            } else {
+              inflights.reset();
+              model = [];
             }
-            last += op.gap;
-            inflights.add(last, op.bytes);
-            model.push({ last, bytes: op.bytes });
-          } else if (op.kind === 'free') {
-            const upTo = last - op.back;
-            inflights.freeLE(upTo);
-            model = model.filter((m) => m.last > upTo);
-          } else if (op.kind === 'freeFirst') {
-            inflights.freeFirstOne();
-            model = model.slice(1);
-          } else {
-            inflights.reset();
-            model = [];
+            const bytes = model.reduce((sum, m) => sum + m.bytes, 0);
+            expect(inflights.count).toBe(model.length);
+            expect(inflights.bytesInFlight).toBe(bytes);
+            expect(inflights.full()).toBe(model.length >= messagesMax || (bytesMax > 0 && bytes >= bytesMax));
+            const state = internals(inflights);
+            expect(state.lastIndexes.slice(state.head)).toEqual(model.map((m) => m.last));
+            expect(state.sizes.slice(state.head)).toEqual(model.map((m) => m.bytes));
+            // Compaction keeps the freed prefix from growing without bound.
+            expect(state.head).toBeLessThanOrEqual(Math.max(64, state.lastIndexes.length - state.head));
           }
-          const bytes = model.reduce((sum, m) => sum + m.bytes, 0);
-          expect(inflights.count).toBe(model.length);
-          expect(inflights.bytesInFlight).toBe(bytes);
-          expect(inflights.full()).toBe(model.length >= messagesMax || (bytesMax > 0 && bytes >= bytesMax));
-          const state = internals(inflights);
-          expect(state.lastIndexes.slice(state.head)).toEqual(model.map((m) => m.last));
-          expect(state.sizes.slice(state.head)).toEqual(model.map((m) => m.bytes));
-          // Compaction keeps the freed prefix from growing without bound.
-          expect(state.head).toBeLessThanOrEqual(Math.max(64, state.lastIndexes.length - state.head));
-        }
-      }),
+        },
+      ),
       { numRuns: 100 },
     );
   });

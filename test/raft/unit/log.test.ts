@@ -13,7 +13,11 @@ import { ent, ents, idx, nids, pairs, snap, trm } from './helpers.ts';
  * A RaftLog whose storage holds `stable` (from index snapIndex + 1, snapshot term snapTerm) and
  * whose unstable tail holds `unstable` (continuing it).
  */
-function makeLog(stable: readonly number[], unstable: readonly number[] = [], opts: { snapIndex?: number; snapTerm?: number; dataBytes?: number } = {}): { log: RaftLog; storage: MemoryStorage } {
+function makeLog(
+  stable: readonly number[],
+  unstable: readonly number[] = [],
+  opts: { snapIndex?: number; snapTerm?: number; dataBytes?: number } = {},
+): { log: RaftLog; storage: MemoryStorage } {
   const { snapIndex = 0, snapTerm = 0, dataBytes = 0 } = opts;
   const storage = new MemoryStorage();
   if (snapIndex > 0) storage.applySnapshot(snap(snapIndex, snapTerm, confStateOf(nids(1))));
@@ -76,7 +80,10 @@ describe('RaftLog: construction and terms', () => {
     const { log } = makeLog([1, 1, 2], [3, 3]);
     expect(termsOf(log)).toEqual([0, 1, 1, 2, 3, 3, undefined]);
     expect(log.unstableOffsetIndex()).toBe(4);
-    expect(pairs(log.unstableEntries())).toEqual([[4, 3], [5, 3]]);
+    expect(pairs(log.unstableEntries())).toEqual([
+      [4, 3],
+      [5, 3],
+    ]);
   });
 });
 
@@ -86,15 +93,22 @@ describe('RaftLog.appendNew', () => {
     log.appendNew(ents(3, [2, 2]));
     expect(log.lastIndex()).toBe(4);
     expect(log.lastTerm()).toBe(2);
-    expect(pairs(log.unstableEntries())).toEqual([[3, 2], [4, 2]]);
+    expect(pairs(log.unstableEntries())).toEqual([
+      [3, 2],
+      [4, 2],
+    ]);
     log.appendNew([]);
     expect(log.lastIndex()).toBe(4);
   });
 
   it('asserts the entries continue the log exactly', () => {
     const { log } = makeLog([1, 1]);
-    expect(() => { log.appendNew(ents(4, [2])); }).toThrow(AssertionError);
-    expect(() => { log.appendNew(ents(2, [2])); }).toThrow(AssertionError);
+    expect(() => {
+      log.appendNew(ents(4, [2]));
+    }).toThrow(AssertionError);
+    expect(() => {
+      log.appendNew(ents(2, [2]));
+    }).toThrow(AssertionError);
     expect(log.lastIndex()).toBe(2);
   });
 });
@@ -151,7 +165,11 @@ describe('RaftLog.maybeAppend', () => {
     const { log } = setup();
     expect(log.maybeAppend(idx(1), trm(1), idx(1), ents(2, [4, 4]))).toBe(3);
     expect(termsOf(log)).toEqual([0, 1, 4, 4, undefined]);
-    expect(pairs(log.unstableEntries())).toEqual([[1, 1], [2, 4], [3, 4]]);
+    expect(pairs(log.unstableEntries())).toEqual([
+      [1, 1],
+      [2, 4],
+      [3, 4],
+    ]);
   });
 
   it('replaces only from the first conflict on', () => {
@@ -237,20 +255,33 @@ describe('RaftLog.findConflictByTerm', () => {
 
   it('agrees with a downward scan on random logs', () => {
     fc.assert(
-      fc.property(fc.nat({ max: 5 }), fc.array(fc.integer({ min: 1, max: 6 }), { maxLength: 12 }), fc.nat({ max: 20 }), fc.nat({ max: 7 }), (snapIndex, rawTerms, index, term) => {
-        const terms = [...rawTerms].sort((a, b) => a - b);
-        const { log } = makeLog(terms, [], { snapIndex, snapTerm: 1 });
-        let at = Math.min(index, snapIndex + terms.length);
-        const termAt = (i: number): number | undefined => (i === snapIndex ? (snapIndex === 0 ? 0 : 1) : i > snapIndex ? terms[i - snapIndex - 1] : undefined);
-        let want: { index: number; term: number };
-        for (;;) {
-          const t = termAt(at);
-          if (t === undefined) { want = { index: at, term: 0 }; break; }
-          if (t <= term) { want = { index: at, term: t }; break; }
-          at--;
-        }
-        expect(log.findConflictByTerm(idx(index), trm(term))).toEqual(want);
-      }),
+      fc.property(
+        fc.nat({ max: 5 }),
+        fc.array(fc.integer({ min: 1, max: 6 }), { maxLength: 12 }),
+        fc.nat({ max: 20 }),
+        fc.nat({ max: 7 }),
+        (snapIndex, rawTerms, index, term) => {
+          const terms = [...rawTerms].sort((a, b) => a - b);
+          const { log } = makeLog(terms, [], { snapIndex, snapTerm: 1 });
+          let at = Math.min(index, snapIndex + terms.length);
+          const termAt = (i: number): number | undefined =>
+            i === snapIndex ? (snapIndex === 0 ? 0 : 1) : i > snapIndex ? terms[i - snapIndex - 1] : undefined;
+          let want: { index: number; term: number };
+          for (;;) {
+            const t = termAt(at);
+            if (t === undefined) {
+              want = { index: at, term: 0 };
+              break;
+            }
+            if (t <= term) {
+              want = { index: at, term: t };
+              break;
+            }
+            at--;
+          }
+          expect(log.findConflictByTerm(idx(index), trm(term))).toEqual(want);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -261,9 +292,22 @@ describe('RaftLog.slice', () => {
   const { log } = makeLog([1, 1, 2], [2, 3, 3], { dataBytes: 84 });
 
   it('returns [low, high) across the stable/unstable boundary', () => {
-    expect(pairs(log.slice(idx(2), idx(6), Infinity))).toEqual([[2, 1], [3, 2], [4, 2], [5, 3]]);
-    expect(pairs(log.slice(idx(1), idx(4), Infinity))).toEqual([[1, 1], [2, 1], [3, 2]]);
-    expect(pairs(log.slice(idx(4), idx(7), Infinity))).toEqual([[4, 2], [5, 3], [6, 3]]);
+    expect(pairs(log.slice(idx(2), idx(6), Infinity))).toEqual([
+      [2, 1],
+      [3, 2],
+      [4, 2],
+      [5, 3],
+    ]);
+    expect(pairs(log.slice(idx(1), idx(4), Infinity))).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 2],
+    ]);
+    expect(pairs(log.slice(idx(4), idx(7), Infinity))).toEqual([
+      [4, 2],
+      [5, 3],
+      [6, 3],
+    ]);
     expect(log.slice(idx(3), idx(3), Infinity)).toEqual([]);
     expect(log.slice(idx(5), idx(2), Infinity)).toEqual([]);
   });
@@ -284,7 +328,11 @@ describe('RaftLog.slice', () => {
   it('is undefined when low is compacted away', () => {
     const compacted = makeLog([2, 2], [3], { snapIndex: 5, snapTerm: 2 }).log;
     expect(compacted.slice(idx(5), idx(7), Infinity)).toBeUndefined();
-    expect(pairs(compacted.slice(idx(6), idx(9), Infinity))).toEqual([[6, 2], [7, 2], [8, 3]]);
+    expect(pairs(compacted.slice(idx(6), idx(9), Infinity))).toEqual([
+      [6, 2],
+      [7, 2],
+      [8, 3],
+    ]);
   });
 
   it('matches a byte-limited prefix for any split and range', () => {
@@ -334,7 +382,11 @@ describe('RaftLog: stableTo / unstableEntries', () => {
     const { log } = makeLog([1], [1, 1, 1]);
     log.maybeAppend(idx(2), trm(1), idx(0), ents(3, [2, 2]));
     log.stableTo(idx(4), trm(1));
-    expect(pairs(log.unstableEntries())).toEqual([[2, 1], [3, 2], [4, 2]]);
+    expect(pairs(log.unstableEntries())).toEqual([
+      [2, 1],
+      [3, 2],
+      [4, 2],
+    ]);
   });
 
   it('ignores indexes below the unstable offset or beyond the end', () => {
@@ -361,7 +413,9 @@ describe('RaftLog: commit and apply cursors', () => {
     log.commitTo(idx(2));
     log.commitTo(idx(1));
     expect(log.committed).toBe(2);
-    expect(() => { log.commitTo(idx(4)); }).toThrow(AssertionError);
+    expect(() => {
+      log.commitTo(idx(4));
+    }).toThrow(AssertionError);
     expect(log.committed).toBe(2);
   });
 
@@ -371,14 +425,25 @@ describe('RaftLog: commit and apply cursors', () => {
     expect(log.nextCommittedEntries(Infinity)).toEqual([]);
     log.commitTo(idx(4));
     expect(log.hasNextCommittedEntries()).toBe(true);
-    expect(pairs(log.nextCommittedEntries(Infinity))).toEqual([[1, 1], [2, 1], [3, 1], [4, 1]]);
-    expect(pairs(log.nextCommittedEntries(250))).toEqual([[1, 1], [2, 1]]);
+    expect(pairs(log.nextCommittedEntries(Infinity))).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 1],
+    ]);
+    expect(pairs(log.nextCommittedEntries(250))).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
     expect(pairs(log.nextCommittedEntries(0))).toEqual([[1, 1]]);
 
     log.acceptApplying(idx(2));
     expect(log.applying).toBe(2);
     expect(log.applied).toBe(0);
-    expect(pairs(log.nextCommittedEntries(Infinity))).toEqual([[3, 1], [4, 1]]);
+    expect(pairs(log.nextCommittedEntries(Infinity))).toEqual([
+      [3, 1],
+      [4, 1],
+    ]);
     log.acceptApplying(idx(1)); // never backwards
     expect(log.applying).toBe(2);
 
@@ -405,8 +470,12 @@ describe('RaftLog: commit and apply cursors', () => {
   it('asserts applying and applied stay at or below commit', () => {
     const { log } = makeLog([1, 1, 1]);
     log.commitTo(idx(2));
-    expect(() => { log.acceptApplying(idx(3)); }).toThrow(AssertionError);
-    expect(() => { log.appliedTo(idx(3)); }).toThrow(AssertionError);
+    expect(() => {
+      log.acceptApplying(idx(3));
+    }).toThrow(AssertionError);
+    expect(() => {
+      log.appliedTo(idx(3));
+    }).toThrow(AssertionError);
     expect(log.applying).toBe(0);
     expect(log.applied).toBe(0);
   });
@@ -438,7 +507,10 @@ describe('RaftLog.restore', () => {
     expect(log.maybeAppend(idx(10), trm(3), idx(11), ents(11, [3, 4]))).toBe(12);
     expect(log.committed).toBe(11);
     expect(log.hasNextCommittedEntries()).toBe(false); // not before the snapshot is stable
-    expect(pairs(log.slice(idx(11), idx(13), Infinity))).toEqual([[11, 3], [12, 4]]);
+    expect(pairs(log.slice(idx(11), idx(13), Infinity))).toEqual([
+      [11, 3],
+      [12, 4],
+    ]);
 
     log.stableSnapshotTo(idx(9)); // another snapshot: ignored
     expect(log.unstableSnapshot).toBe(s);
@@ -469,7 +541,14 @@ describe('RaftLog.isUpToDate', () => {
 describe('RaftLog: model check against a plain term array', () => {
   type Op =
     | { kind: 'appendNew'; terms: number[] }
-    | { kind: 'maybeAppend'; prevBack: number; prevTermOk: boolean; keep: number; newTerms: number[]; commitBack: number }
+    | {
+        kind: 'maybeAppend';
+        prevBack: number;
+        prevTermOk: boolean;
+        keep: number;
+        newTerms: number[];
+        commitBack: number;
+      }
     | { kind: 'persist' }
     | { kind: 'apply' }
     | { kind: 'compact' };
@@ -527,7 +606,9 @@ describe('RaftLog: model check against a plain term array', () => {
               conflict = entries.find((e) => terms[e.index] !== e.term)?.index ?? 0;
             }
             if (matches && conflict !== 0 && conflict <= committed) {
-              expect(() => log.maybeAppend(idx(prev), trm(prevTerm), idx(commit), entries)).toThrow(/conflicts with committed/);
+              expect(() => log.maybeAppend(idx(prev), trm(prevTerm), idx(commit), entries)).toThrow(
+                /conflicts with committed/,
+              );
             } else {
               const result = log.maybeAppend(idx(prev), trm(prevTerm), idx(commit), entries);
               if (!matches) {
@@ -547,7 +628,9 @@ describe('RaftLog: model check against a plain term array', () => {
             expect(storage.lastIndex()).toBe(last());
           } else if (op.kind === 'apply') {
             const handed = log.nextCommittedEntries(Infinity);
-            expect(handed.map((e) => e.index)).toEqual([...Array(committed - applied).keys()].map((k) => applied + 1 + k));
+            expect(handed.map((e) => e.index)).toEqual(
+              [...Array(committed - applied).keys()].map((k) => applied + 1 + k),
+            );
             expect(handed.map((e) => e.term)).toEqual(terms.slice(applied + 1, committed + 1));
             const lastHanded = handed[handed.length - 1];
             if (lastHanded !== undefined) {
@@ -569,7 +652,9 @@ describe('RaftLog: model check against a plain term array', () => {
           expect(log.committed).toBe(committed);
           expect(log.applied).toBe(applied);
           for (let i = 0; i <= last() + 1; i++) expect(log.term(idx(i))).toBe(terms[i]);
-          expect(log.slice(idx(snapIndex + 1), idx(last() + 1), Infinity)?.map((e) => e.term)).toEqual(terms.slice(snapIndex + 1));
+          expect(log.slice(idx(snapIndex + 1), idx(last() + 1), Infinity)?.map((e) => e.term)).toEqual(
+            terms.slice(snapIndex + 1),
+          );
           if (snapIndex > 0) expect(log.slice(idx(snapIndex), idx(last() + 1), Infinity)).toBeUndefined();
         }
       }),

@@ -4,7 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { Progress, type SnapshotTransfer } from '../../../src/raft/progress.ts';
 import { idx, nid, trm } from './helpers.ts';
 
-function progress(opts: { match?: number; next: number; state?: 'probe' | 'replicate'; inflightMax?: number; bytesMax?: number }): Progress {
+function progress(opts: {
+  match?: number;
+  next: number;
+  state?: 'probe' | 'replicate';
+  inflightMax?: number;
+  bytesMax?: number;
+}): Progress {
   const pr = new Progress(nid(2), idx(opts.next), false, opts.inflightMax ?? 4, opts.bytesMax ?? 0);
   pr.match = idx(opts.match ?? 0);
   if (opts.state === 'replicate') {
@@ -14,7 +20,16 @@ function progress(opts: { match?: number; next: number; state?: 'probe' | 'repli
 }
 
 function transfer(index: number): SnapshotTransfer {
-  return { index: idx(index), term: trm(2), totalBytes: 100, sentOffset: 0, ackedOffset: 0, ackedOffsetAtCheck: 0, heard: false, reportedOffset: 0 };
+  return {
+    index: idx(index),
+    term: trm(2),
+    totalBytes: 100,
+    sentOffset: 0,
+    ackedOffset: 0,
+    ackedOffsetAtCheck: 0,
+    heard: false,
+    reportedOffset: 0,
+  };
 }
 
 describe('Progress: construction', () => {

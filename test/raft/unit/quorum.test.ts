@@ -3,7 +3,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { NodeId } from '../../../src/base/ids.ts';
-import { allVoters, isVoter, jointValue, jointVote, majorityValue, majorityVote, type VoteOutcome } from '../../../src/raft/quorum.ts';
+import {
+  allVoters,
+  isVoter,
+  jointValue,
+  jointVote,
+  majorityValue,
+  majorityVote,
+  type VoteOutcome,
+} from '../../../src/raft/quorum.ts';
 import { nid, nids } from './helpers.ts';
 
 /** Brute force: the largest v (among 0 and the values) such that more than half the voters have value >= v. */
@@ -32,7 +40,10 @@ function refMajorityVote(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, b
 /** A set of distinct voter ids drawn from 1..9 (0 to 7 of them). */
 const votersArb = fc.uniqueArray(fc.integer({ min: 1, max: 9 }), { maxLength: 7 }).map((ids) => ids.map(nid));
 const valuesArb = fc.array(fc.nat({ max: 20 }), { minLength: 10, maxLength: 10 });
-const votesArb = fc.array(fc.constantFrom<boolean | undefined>(true, false, undefined), { minLength: 10, maxLength: 10 });
+const votesArb = fc.array(fc.constantFrom<boolean | undefined>(true, false, undefined), {
+  minLength: 10,
+  maxLength: 10,
+});
 
 function votesMap(choices: readonly (boolean | undefined)[]): Map<NodeId, boolean> {
   const votes = new Map<NodeId, boolean>();
@@ -43,7 +54,10 @@ function votesMap(choices: readonly (boolean | undefined)[]): Map<NodeId, boolea
 }
 
 describe('majorityValue', () => {
-  const table = (values: Record<number, number>) => (id: NodeId): number => values[id] ?? 0;
+  const table =
+    (values: Record<number, number>) =>
+    (id: NodeId): number =>
+      values[id] ?? 0;
 
   it('returns the value a majority has reached', () => {
     expect(majorityValue(nids(1), table({ 1: 7 }))).toBe(7);
@@ -60,7 +74,7 @@ describe('majorityValue', () => {
   });
 
   it('does not depend on the order of voters', () => {
-    const valueOf = (id: NodeId): number => id * 3 % 7;
+    const valueOf = (id: NodeId): number => (id * 3) % 7;
     expect(majorityValue(nids(1, 2, 3, 4, 5), valueOf)).toBe(majorityValue(nids(5, 3, 1, 4, 2), valueOf));
   });
 
@@ -95,7 +109,8 @@ describe('jointValue', () => {
         const valueOf = (id: NodeId): number => values[id] ?? 0;
         const expected = Math.min(refMajorityValue(incoming, valueOf), refMajorityValue(outgoing, valueOf));
         expect(jointValue({ incoming, outgoing }, valueOf)).toBe(expected);
-        if (outgoing.length === 0) expect(jointValue({ incoming, outgoing }, valueOf)).toBe(majorityValue(incoming, valueOf));
+        if (outgoing.length === 0)
+          expect(jointValue({ incoming, outgoing }, valueOf)).toBe(majorityValue(incoming, valueOf));
       }),
       { numRuns: 500 },
     );
@@ -107,15 +122,73 @@ describe('majorityVote', () => {
     const votes = (entries: [number, boolean][]) => new Map(entries.map(([id, vote]) => [nid(id), vote]));
     expect(majorityVote(nids(1, 2, 3), votes([]))).toBe('pending');
     expect(majorityVote(nids(1, 2, 3), votes([[1, true]]))).toBe('pending');
-    expect(majorityVote(nids(1, 2, 3), votes([[1, true], [2, true]]))).toBe('won');
-    expect(majorityVote(nids(1, 2, 3), votes([[1, false], [2, false]]))).toBe('lost');
-    expect(majorityVote(nids(1, 2, 3), votes([[1, true], [2, false]]))).toBe('pending');
+    expect(
+      majorityVote(
+        nids(1, 2, 3),
+        votes([
+          [1, true],
+          [2, true],
+        ]),
+      ),
+    ).toBe('won');
+    expect(
+      majorityVote(
+        nids(1, 2, 3),
+        votes([
+          [1, false],
+          [2, false],
+        ]),
+      ),
+    ).toBe('lost');
+    expect(
+      majorityVote(
+        nids(1, 2, 3),
+        votes([
+          [1, true],
+          [2, false],
+        ]),
+      ),
+    ).toBe('pending');
     // Four voters: two yes is not enough, two no already loses.
-    expect(majorityVote(nids(1, 2, 3, 4), votes([[1, true], [2, true]]))).toBe('pending');
-    expect(majorityVote(nids(1, 2, 3, 4), votes([[1, false], [2, false]]))).toBe('lost');
-    expect(majorityVote(nids(1, 2, 3, 4), votes([[1, true], [2, true], [3, true]]))).toBe('won');
+    expect(
+      majorityVote(
+        nids(1, 2, 3, 4),
+        votes([
+          [1, true],
+          [2, true],
+        ]),
+      ),
+    ).toBe('pending');
+    expect(
+      majorityVote(
+        nids(1, 2, 3, 4),
+        votes([
+          [1, false],
+          [2, false],
+        ]),
+      ),
+    ).toBe('lost');
+    expect(
+      majorityVote(
+        nids(1, 2, 3, 4),
+        votes([
+          [1, true],
+          [2, true],
+          [3, true],
+        ]),
+      ),
+    ).toBe('won');
     // Votes from non-voters do not count.
-    expect(majorityVote(nids(1, 2, 3), votes([[4, true], [5, true], [1, true]]))).toBe('pending');
+    expect(
+      majorityVote(
+        nids(1, 2, 3),
+        votes([
+          [4, true],
+          [5, true],
+          [1, true],
+        ]),
+      ),
+    ).toBe('pending');
     expect(majorityVote([], votes([]))).toBe('won');
   });
 
@@ -150,7 +223,8 @@ describe('jointVote', () => {
         const votes = votesMap(choices);
         const a = refMajorityVote(incoming, votes);
         const b = refMajorityVote(outgoing, votes);
-        const expected: VoteOutcome = a === 'lost' || b === 'lost' ? 'lost' : a === 'won' && b === 'won' ? 'won' : 'pending';
+        const expected: VoteOutcome =
+          a === 'lost' || b === 'lost' ? 'lost' : a === 'won' && b === 'won' ? 'won' : 'pending';
         expect(jointVote({ incoming, outgoing }, votes)).toBe(expected);
       }),
       { numRuns: 500 },

@@ -23,7 +23,18 @@ describe('entryBytes', () => {
   it('counts data plus a fixed header; conf entries by item count', () => {
     expect(entryBytes(ent(1, 1, 0))).toBe(16);
     expect(entryBytes(ent(1, 1, 100))).toBe(116);
-    const conf: ConfEntry = { kind: 'conf', index: idx(1), term: 1 as never, change: { changes: [{ type: 'add_voter', node: 2 as never }, { type: 'remove_node', node: 3 as never }], transition: 'auto' } };
+    const conf: ConfEntry = {
+      kind: 'conf',
+      index: idx(1),
+      term: 1 as never,
+      change: {
+        changes: [
+          { type: 'add_voter', node: 2 as never },
+          { type: 'remove_node', node: 3 as never },
+        ],
+        transition: 'auto',
+      },
+    };
     expect(entryBytes(conf)).toBe(64);
   });
 });
@@ -59,35 +70,58 @@ describe('MemoryStorage', () => {
       const storage = storageWith([1, 1, 2]);
       storage.append(ents(4, [2, 3]));
       expect(storage.lastIndex()).toBe(5);
-      expect(allEntries(storage)).toEqual([[1, 1], [2, 1], [3, 2], [4, 2], [5, 3]]);
+      expect(allEntries(storage)).toEqual([
+        [1, 1],
+        [2, 1],
+        [3, 2],
+        [4, 2],
+        [5, 3],
+      ]);
     });
 
     it('replaces everything from the first new index on', () => {
       const storage = storageWith([1, 1, 1, 1, 1]);
       storage.append(ents(3, [2]));
       expect(storage.lastIndex()).toBe(3);
-      expect(allEntries(storage)).toEqual([[1, 1], [2, 1], [3, 2]]);
+      expect(allEntries(storage)).toEqual([
+        [1, 1],
+        [2, 1],
+        [3, 2],
+      ]);
       expect(storage.term(idx(4))).toBeUndefined();
       storage.append(ents(1, [3, 3, 3, 3]));
-      expect(allEntries(storage)).toEqual([[1, 3], [2, 3], [3, 3], [4, 3]]);
+      expect(allEntries(storage)).toEqual([
+        [1, 3],
+        [2, 3],
+        [3, 3],
+        [4, 3],
+      ]);
     });
 
     it('ignores an empty batch', () => {
       const storage = storageWith([1, 2]);
       storage.append([]);
-      expect(allEntries(storage)).toEqual([[1, 1], [2, 2]]);
+      expect(allEntries(storage)).toEqual([
+        [1, 1],
+        [2, 2],
+      ]);
     });
 
     it('a batch entirely at or below the snapshot index changes nothing (as etcd)', () => {
       const storage = storageWith([1, 1, 1, 2, 2]);
       storage.createSnapshot(idx(3), confStateOf(nids(1)), new Uint8Array());
       storage.append(ents(2, [1, 1]));
-      expect(allEntries(storage)).toEqual([[4, 2], [5, 2]]);
+      expect(allEntries(storage)).toEqual([
+        [4, 2],
+        [5, 2],
+      ]);
     });
 
     it('refuses a gap', () => {
       const storage = storageWith([1, 2]);
-      expect(() => { storage.append(ents(4, [2])); }).toThrow(AssertionError);
+      expect(() => {
+        storage.append(ents(4, [2]));
+      }).toThrow(AssertionError);
       expect(storage.lastIndex()).toBe(2);
     });
 
@@ -96,9 +130,15 @@ describe('MemoryStorage', () => {
       storage.createSnapshot(idx(3), confStateOf(nids(1)), new Uint8Array());
       storage.append(ents(2, [1, 1, 3, 3]));
       expect(storage.firstIndex()).toBe(4);
-      expect(allEntries(storage)).toEqual([[4, 3], [5, 3]]);
+      expect(allEntries(storage)).toEqual([
+        [4, 3],
+        [5, 3],
+      ]);
       storage.append(ents(1, [1, 1]));
-      expect(allEntries(storage)).toEqual([[4, 3], [5, 3]]);
+      expect(allEntries(storage)).toEqual([
+        [4, 3],
+        [5, 3],
+      ]);
     });
   });
 
@@ -106,7 +146,11 @@ describe('MemoryStorage', () => {
     const storage = storageWith([1, 1, 2, 2, 3], 84); // 100 bytes each
 
     it('returns [low, high)', () => {
-      expect(pairs(storage.entries(idx(2), idx(5), Infinity))).toEqual([[2, 1], [3, 2], [4, 2]]);
+      expect(pairs(storage.entries(idx(2), idx(5), Infinity))).toEqual([
+        [2, 1],
+        [3, 2],
+        [4, 2],
+      ]);
       expect(pairs(storage.entries(idx(5), idx(6), Infinity))).toEqual([[5, 3]]);
       expect(storage.entries(idx(3), idx(3), Infinity)).toEqual([]);
     });
@@ -151,7 +195,10 @@ describe('MemoryStorage', () => {
       expect(storage.term(idx(0))).toBeUndefined();
       expect(storage.term(idx(4))).toBe(2);
       expect(storage.initialState().confState).toEqual(cs);
-      expect(allEntries(storage)).toEqual([[4, 2], [5, 3]]);
+      expect(allEntries(storage)).toEqual([
+        [4, 2],
+        [5, 3],
+      ]);
     });
 
     it('can snapshot at the last index, leaving no entries', () => {
@@ -217,17 +264,36 @@ describe('MemoryStorage', () => {
     it('refuses a snapshot older than the stored one', () => {
       const storage = storageWith([1, 1, 2]);
       storage.createSnapshot(idx(2), confStateOf(nids(1)), new Uint8Array());
-      expect(() => { storage.applySnapshot(snap(1, 1)); }).toThrow(AssertionError);
+      expect(() => {
+        storage.applySnapshot(snap(1, 1));
+      }).toThrow(AssertionError);
       expect(storage.snapshot().meta.index).toBe(2);
     });
   });
 
   it('matches a sparse-array model under random appends and snapshots', () => {
-    type Op = { kind: 'append'; from: number; terms: number[] } | { kind: 'compact'; at: number } | { kind: 'install'; at: number; term: number };
+    type Op =
+      | { kind: 'append'; from: number; terms: number[] }
+      | { kind: 'compact'; at: number }
+      | { kind: 'install'; at: number; term: number };
     const opArb: fc.Arbitrary<Op> = fc.oneof(
-      { weight: 5, arbitrary: fc.record({ kind: fc.constant('append' as const), from: fc.nat({ max: 30 }), terms: fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 6 }) }) },
+      {
+        weight: 5,
+        arbitrary: fc.record({
+          kind: fc.constant('append' as const),
+          from: fc.nat({ max: 30 }),
+          terms: fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 6 }),
+        }),
+      },
       { weight: 1, arbitrary: fc.record({ kind: fc.constant('compact' as const), at: fc.nat({ max: 30 }) }) },
-      { weight: 1, arbitrary: fc.record({ kind: fc.constant('install' as const), at: fc.nat({ max: 30 }), term: fc.integer({ min: 1, max: 5 }) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          kind: fc.constant('install' as const),
+          at: fc.nat({ max: 30 }),
+          term: fc.integer({ min: 1, max: 5 }),
+        }),
+      },
     );
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => {
@@ -262,7 +328,10 @@ describe('MemoryStorage', () => {
           expect(storage.firstIndex()).toBe(snapIndex + 1);
           expect(storage.lastIndex()).toBe(last);
           for (let i = 0; i <= last + 1; i++) expect(storage.term(idx(i))).toBe(terms.get(i));
-          if (last > snapIndex) expect(pairs(storage.entries(idx(snapIndex + 1), idx(last + 1), Infinity))?.map(([, term]) => term)).toEqual([...Array(last - snapIndex).keys()].map((k) => terms.get(snapIndex + 1 + k)));
+          if (last > snapIndex)
+            expect(
+              pairs(storage.entries(idx(snapIndex + 1), idx(last + 1), Infinity))?.map(([, term]) => term),
+            ).toEqual([...Array(last - snapIndex).keys()].map((k) => terms.get(snapIndex + 1 + k)));
         }
       }),
       { numRuns: 300 },
