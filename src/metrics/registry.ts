@@ -5,7 +5,8 @@
 // test/api/metrics.test.ts keeps the two in step.
 //
 // Invariants: per-group gauges show the host's state as of the last collect(), which render()
-// runs first; leader changes are counted by comparing each collection with the previous one
+// runs first; replication lag is exported only by a group's current leader (its gauge is cleared
+// at every collection, so a node that lost leadership stops reporting it); leader changes are counted by comparing each collection with the previous one
 // (several changes between two scrapes count as one); peer byte counters only ever increase: they
 // follow the transport's cumulative totals and treat a total that went down as a restarted
 // transport (its new total is all new traffic).
@@ -13,6 +14,7 @@
 // Called by: src/node/ (wiring: host, transport stats), src/api/app.ts through the ApiMetrics port,
 // the host or storage wrapper through observeTurnDuration / observeStorageWrite.
 
+import { statfsSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ApiMetrics, ProposalOutcomeLabel, ReadConsistency, ReadOutcomeLabel } from '../api/ports.ts';
 import type { GroupId, NodeId } from '../base/ids.ts';
@@ -28,6 +30,9 @@ export interface GroupStatusSource {
       readonly commit: number;
       readonly leader: NodeId;
       readonly quiesced: boolean;
+      readonly lastIndex: number;
+      /** Per-member replication progress; only on the leader (empty elsewhere). */
+      readonly progress: readonly { readonly id: NodeId; readonly match: number }[];
     };
     readonly appliedIndex: number;
   }[];
@@ -42,6 +47,8 @@ export type PeerTrafficSource = () => ReadonlyMap<
 export interface NodeMetricsOptions {
   readonly host: GroupStatusSource;
   readonly peerTraffic?: PeerTrafficSource;
+  /** The node's data directory: its file system's free and total bytes are exported. */
+  readonly dataDir?: string;
 }
 
 /** Role as a number so a dashboard can plot it: 0 follower, 1 candidate (pre-vote included), 2 leader. */
@@ -80,6 +87,22 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
       '1 while this replica of the group is quiet (idle: no ticks, no heartbeats), else 0.',
     ),
   };
+  const replicationLag = new Gauge({
+    name: 'dram_group_replication_lag_entries',
+    help: "Leader's last log index minus a member's match index (exported by the group's leader only).",
+    labelNames: ['group', 'peer'] as const,
+    registers,
+  });
+  const filesystemAvailable = new Gauge({
+    name: 'dram_data_filesystem_available_bytes',
+    help: 'Bytes available to dram on the file system of its data directory.',
+    registers,
+  });
+  const filesystemSize = new Gauge({
+    name: 'dram_data_filesystem_size_bytes',
+    help: 'Total size of the file system of the data directory.',
+    registers,
+  });
   const leaderChanges = new Counter({
     name: 'dram_leader_changes_total',
     help: 'Leader changes observed by this node, per group.',
@@ -134,6 +157,7 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
   const lastTraffic = new Map<NodeId, { sent: number; received: number }>();
 
   const collectGroups = (): void => {
+    replicationLag.reset();
     for (const { group: id, status, appliedIndex } of options.host.status()) {
       const labels = { group: String(id) };
       gauges.role.set(labels, roleValue[status.role]);
@@ -142,6 +166,13 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
       gauges.applied.set(labels, appliedIndex);
       gauges.leader.set(labels, status.leader);
       gauges.quiesced.set(labels, status.quiesced ? 1 : 0);
+      for (const member of status.progress) {
+        if (member.id === status.leader) continue;
+        replicationLag.set(
+          { group: String(id), peer: String(member.id) },
+          Math.max(0, status.lastIndex - member.match),
+        );
+      }
       if (status.leader !== 0 && status.leader !== (lastLeader.get(id) ?? 0)) leaderChanges.inc(labels);
       if (status.leader !== 0) lastLeader.set(id, status.leader);
     }
@@ -161,10 +192,24 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
     }
   };
 
+  const collectFilesystem = (dataDir: string): void => {
+    // A failed statfs (the directory gone, say) must not fail the scrape: the storage layer is the
+    // one that reports, fatally, a disk it cannot use; these gauges then keep their last values.
+    let stats;
+    try {
+      stats = statfsSync(dataDir);
+    } catch {
+      return;
+    }
+    filesystemAvailable.set(stats.bavail * stats.bsize);
+    filesystemSize.set(stats.blocks * stats.bsize);
+  };
+
   const metrics: NodeMetrics = {
     collect() {
       collectGroups();
       collectPeers();
+      if (options.dataDir !== undefined) collectFilesystem(options.dataDir);
     },
     proposal(outcome: ProposalOutcomeLabel) {
       proposals.inc({ outcome });

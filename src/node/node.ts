@@ -102,6 +102,7 @@ export async function startNode(
   const metrics = createNodeMetrics({
     host: { status: () => host.status() },
     peerTraffic: () => transport.stats().peers,
+    dataDir: config.dataDir,
   });
   const host = new MultiRaftHost({
     nodeId: config.nodeId,
