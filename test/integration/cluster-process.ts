@@ -133,3 +133,14 @@ export async function groupStatus(url: string): Promise<GroupStatus[]> {
   const answer = await request(`${url}/v1/status`);
   return (JSON.parse(answer.text) as { groups: GroupStatus[] }).groups;
 }
+
+/** Waits until every node of `cluster` reports `groupCount` groups, each with a leader. */
+export async function formed(cluster: ProcessCluster, groupCount: number): Promise<void> {
+  await eventually(async () => {
+    for (const id of cluster.ids) {
+      const groups = await groupStatus(cluster.url(id));
+      if (groups.length !== groupCount || groups.some((g) => g.leader === 0)) return undefined;
+    }
+    return true;
+  }, 150);
+}

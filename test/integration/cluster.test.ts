@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DramClient } from '../../src/client/client.ts';
-import { eventually, groupStatus, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import { eventually, formed, groupStatus, processCluster, request, type ProcessCluster } from './cluster-process.ts';
 
 const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 let cluster: ProcessCluster;
@@ -16,13 +16,7 @@ let cluster: ProcessCluster;
 beforeAll(async () => {
   cluster = processCluster(3);
   // Formed: every node reports a leader for every group.
-  await eventually(async () => {
-    for (const id of cluster.ids) {
-      const groups = await groupStatus(cluster.url(id));
-      if (groups.length !== 4 || groups.some((g) => g.leader === 0)) return undefined;
-    }
-    return true;
-  }, 150);
+  await formed(cluster, 4);
 }, 60_000);
 
 afterAll(async () => {

@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, groupStatus, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import { eventually, formed, groupStatus, processCluster, request, type ProcessCluster } from './cluster-process.ts';
 
 const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 const groupCount = 4;
@@ -22,13 +22,7 @@ let cluster: ProcessCluster;
 
 beforeAll(async () => {
   cluster = processCluster(3);
-  await eventually(async () => {
-    for (const id of cluster.ids) {
-      const groups = await groupStatus(cluster.url(id));
-      if (groups.length !== groupCount || groups.some((g) => g.leader === 0)) return undefined;
-    }
-    return true;
-  }, 150);
+  await formed(cluster, groupCount);
 }, 60_000);
 
 afterAll(async () => {
