@@ -1,5 +1,5 @@
 // deploy/prometheus/ against the real tools and the docs: promtool accepts the scrape config and
-// the alerting rules; every metric a rule or a dashboard panel uses is documented in
+// the alerting rules, and its unit tests (alerts.test.yml, one case or more per rule) pass; every metric a rule or a dashboard panel uses is documented in
 // docs/metrics.md; rules on planned (not yet exported) metrics are labelled planned, and no other
 // rule or panel uses a planned metric; every rule the docs name exists and the reverse.
 
@@ -22,6 +22,16 @@ describe('deploy/prometheus', () => {
     const rules = promtool(tools, ['check', 'rules', `${deployDir}alerts.yml`]);
     expect(rules.output).toContain(`${alertRules().length} rules found`);
     expect(rules.status).toBe(0);
+  });
+
+  it.skipIf(tools === undefined)('promtool test rules: each rule fires on its synthetic series, and only then', () => {
+    if (tools === undefined) return;
+    const tests = readFileSync(`${deployDir}alerts.test.yml`, 'utf8');
+    const tested = new Set([...tests.matchAll(/alertname: (\S+)/g)].map((match) => match[1]));
+    expect(alertRules().filter((rule) => !tested.has(rule.name))).toEqual([]);
+    const result = promtool(tools, ['test', 'rules', `${deployDir}alerts.test.yml`]);
+    expect(result.output).toContain('SUCCESS');
+    expect(result.status).toBe(0);
   });
 
   it('has the rules an operator needs, each on documented metrics, planned ones labelled', () => {
