@@ -108,31 +108,29 @@ function refusal(request: FastifyRequest, closing: boolean): ApiError | undefine
     return new ApiError('DRAM_ERR_BAD_REQUEST', 'an HTTP/1.1 request must carry a Host header');
   const repeated = repeatedHeader(request.raw.rawHeaders);
   if (repeated !== undefined) return new ApiError('DRAM_ERR_BAD_REQUEST', `header ${repeated} must be given once`);
-  if (!hasBody(request)) return undefined;
-  const policy = bodyPolicyOf(request);
-  if (request.is404) return routeNotFoundError(request.method, request.url);
-  if (policy.kind === 'none')
-    return new ApiError(
-      'DRAM_ERR_BODY_TOO_LARGE',
-      `${request.method} ${request.routeOptions.url ?? ''} takes no body`,
-      {
-        bytesMax: 0,
-      },
-    );
+  return bodyRefusal(request, bodyPolicyOf(request), hasBody(request));
+}
+
+function bodyRefusal(request: FastifyRequest, policy: BodyPolicy, withBody: boolean): ApiError | undefined {
+  if (request.is404) return withBody ? routeNotFoundError(request.method, request.url) : undefined;
+  if (policy.kind === 'none') {
+    if (!withBody) return undefined;
+    const route = `${request.method} ${request.routeOptions.url ?? ''}`;
+    return new ApiError('DRAM_ERR_BODY_TOO_LARGE', `${route} takes no body`, { bytesMax: 0 });
+  }
   const length = Number(request.headers['content-length'] ?? 0);
   if (length > policy.bytesMax) {
     const error = toApiError({ code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }, request.url);
-    return new ApiError(error.code, `${error.message} (${length} bytes, at most ${policy.bytesMax})`, {
-      bytes: length,
-      bytesMax: policy.bytesMax,
-    });
+    const message = `${error.message} (${length} bytes, at most ${policy.bytesMax})`;
+    return new ApiError(error.code, message, { bytes: length, bytesMax: policy.bytesMax });
   }
-  return mediaTypeRefusal(request.headers['content-type'], policy);
+  return mediaTypeRefusal(request.headers['content-type'], policy, withBody);
 }
 
-function mediaTypeRefusal(header: string | undefined, policy: BodyPolicy): ApiError | undefined {
+/** A route that takes a body checks a Content-Type whenever one is given, even on an empty body. */
+function mediaTypeRefusal(header: string | undefined, policy: BodyPolicy, withBody: boolean): ApiError | undefined {
   if (header === undefined) {
-    if (policy.kind === 'raw') return undefined;
+    if (policy.kind === 'raw' || !withBody) return undefined;
     return new ApiError('DRAM_ERR_UNSUPPORTED_MEDIA_TYPE', 'a JSON body needs Content-Type: application/json');
   }
   const mediaType = parseMediaType(header);

@@ -286,16 +286,19 @@ describe('media types (issue 19 item 6)', () => {
       expect({ type, status: response.statusCode }).toEqual({ type, status: 200 });
     }
     const proposals = stub.calls.proposals;
-    const malformed = await app.inject({
-      method: 'PUT',
-      url: '/v1/kv/a',
-      headers: { 'content-type': 'text/plain;' },
-      payload: 'v',
-    });
-    expect({ status: malformed.statusCode, code: codeOf(malformed) }).toEqual({
-      status: 415,
-      code: 'DRAM_ERR_UNSUPPORTED_MEDIA_TYPE',
-    });
+    for (const payload of ['v', '']) {
+      const malformed = await app.inject({
+        method: 'PUT',
+        url: '/v1/kv/a',
+        headers: { 'content-type': 'text/plain;' },
+        payload,
+      });
+      expect({ payload, status: malformed.statusCode, code: codeOf(malformed) }).toEqual({
+        payload,
+        status: 415,
+        code: 'DRAM_ERR_UNSUPPORTED_MEDIA_TYPE',
+      });
+    }
     expect(stub.calls.proposals).toBe(proposals);
   });
 });
