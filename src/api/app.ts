@@ -6,8 +6,10 @@
 // routes `dram start --join` uses (/v1/admin/members, /v1/admin/groups/:group/members) and their
 // removal counterparts (DELETE .../members/:nodeId).
 //
-// Invariants: every error leaves as `{ error: true, code, message }` through the one handler in
-// errors.ts, bad input never as a 500; every answered request is counted once in
+// Invariants: every error leaves as `{ error: true, code, message }` (through the one handler in
+// errors.ts, or, below the routes, http-server.ts), bad input never as a 500; a request's head is
+// checked before its body is read (request-guard.ts); the server's limits (http-server.ts) are
+// set here, so src/node/ only listens; every answered request is counted once in
 // dram_http_requests_total under its route pattern (unmatched paths under "unmatched").
 //
 // Called by: src/node/ (which then calls listen()), and the tests in test/api/.
