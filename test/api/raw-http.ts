@@ -15,10 +15,6 @@ export interface RawAnswer {
   readonly closed: boolean;
 }
 
-export function parseRawAnswer(bytes: Buffer, closed: boolean): RawAnswer {
-  return parseRawAnswers(bytes.toString('latin1'), closed)[0] ?? { status: 0, headers: {}, body: '', closed };
-}
-
 /** Every response in `text`, in order (bodies framed by Content-Length; the last one may run to the end). */
 export function parseRawAnswers(text: string, closed: boolean): RawAnswer[] {
   const answers: RawAnswer[] = [];
