@@ -20,6 +20,7 @@ import { forwardOrRefuse, type ForwardContext } from './forwarding.ts';
 import { groupView, lagEntries, mostCaughtUpVoter } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
 import type { ApiHost, Forward } from './ports.ts';
+import { jsonBody } from './request-guard.ts';
 
 export interface AdminRoutesOptions {
   readonly nodeId: NodeId;
@@ -68,7 +69,7 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
 
   app.post<{ Params: { group: string } }>(
     '/v1/admin/groups/:group/transfer-leadership',
-    { bodyLimit: transferBodyBytesMax },
+    jsonBody(transferBodyBytesMax),
     async (request, reply) => {
       const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
       const requested = parseTransferBody(request.body);

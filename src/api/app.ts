@@ -6,8 +6,10 @@
 // routes `dram start --join` uses (/v1/admin/members, /v1/admin/groups/:group/members) and their
 // removal counterparts (DELETE .../members/:nodeId).
 //
-// Invariants: every error leaves as `{ error: true, code, message }` through the one handler in
-// errors.ts, bad input never as a 500; every answered request is counted once in
+// Invariants: every error leaves as `{ error: true, code, message }` (through the one handler in
+// errors.ts, or, below the routes, http-server.ts), bad input never as a 500; a request's head is
+// checked before its body is read (request-guard.ts); the server's limits (http-server.ts) are
+// set here, so src/node/ only listens; every answered request is counted once in
 // dram_http_requests_total under its route pattern (unmatched paths under "unmatched").
 //
 // Called by: src/node/ (which then calls listen()), and the tests in test/api/.
@@ -18,6 +20,13 @@ import { kvKeyBytesMax } from '../codec/kv.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
+import {
+  assertHttpLimits,
+  guardHttpServer,
+  httpLimitsDefault,
+  httpServerOptions,
+  type HttpLimits,
+} from './http-server.ts';
 import { kvRoutes } from './kv-routes.ts';
 import type { MemberChangeLimits } from './member-change.ts';
 import { memoryDirectory } from './member-directory.ts';
@@ -25,6 +34,7 @@ import { memberRemoveRoutes } from './member-remove-routes.ts';
 import { memberRoutes } from './member-routes.ts';
 import { openApiDocument } from './openapi.ts';
 import type { ApiHost, ApiMetrics, Forward, MemberDirectory } from './ports.ts';
+import { installRequestGuard } from './request-guard.ts';
 
 export interface AppOptions {
   readonly nodeId: NodeId;
@@ -43,6 +53,8 @@ export interface AppOptions {
   /** How long a membership request may wait for every group (default `defaultRequestTimeoutMs`). */
   readonly requestTimeoutMs?: number | undefined;
   readonly memberChangeLimits?: MemberChangeLimits | undefined;
+  /** The HTTP server's limits (default `httpLimitsDefault`). */
+  readonly httpLimits?: HttpLimits | undefined;
 }
 
 export const defaultRequestTimeoutMs = 5000;
@@ -52,14 +64,19 @@ export const defaultRequestTimeoutMs = 5000;
 const keyParamLengthMax = 3 * kvKeyBytesMax;
 
 export function buildApp(options: AppOptions): FastifyInstance {
+  const httpLimits = options.httpLimits ?? httpLimitsDefault;
+  assertHttpLimits(httpLimits);
   const app = Fastify({
     ...(options.logger === undefined ? {} : { loggerInstance: options.logger }),
+    ...httpServerOptions(httpLimits),
     routerOptions: { maxParamLength: keyParamLengthMax },
     frameworkErrors: frameworkErrorHandler,
     // Request logging is the metrics' job; pino logs what went wrong, not every success.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  guardHttpServer(app.server, httpLimits);
   installErrorHandling(app);
+  installRequestGuard(app);
   app.addHook('onResponse', (request, reply, done) => {
     options.metrics.httpRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
     done();

@@ -10,16 +10,22 @@
 //
 // Called by: src/api/app.ts (installs the handlers), the route plugins (throw or send ApiError).
 
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 export const errorRegistry = {
   DRAM_ERR_BAD_REQUEST: {
     status: 400,
-    meaning: 'The request is malformed: bad JSON, a bad parameter, query or header value.',
+    meaning:
+      'The request is malformed: bad HTTP framing, a repeated identity header, bad or too deeply nested JSON, a bad parameter, query or header value.',
   },
   DRAM_ERR_KEY_NOT_FOUND: { status: 404, meaning: 'The key does not exist (GET, or DELETE of an absent key).' },
   DRAM_ERR_UNKNOWN_GROUP: { status: 404, meaning: 'No Raft group with this id is hosted on this node.' },
   DRAM_ERR_ROUTE_NOT_FOUND: { status: 404, meaning: 'No route matches this method and path.' },
+  DRAM_ERR_REQUEST_TIMEOUT: {
+    status: 408,
+    meaning: 'The request head or body did not arrive in time; the connection is closed and nothing was changed.',
+  },
   DRAM_ERR_STALE_REQUEST: {
     status: 409,
     meaning: 'The client sequence number is older than the last one applied for this client id.',
@@ -50,10 +56,21 @@ export const errorRegistry = {
     status: 413,
     meaning: 'The value (request body) is larger than the value or entry limit.',
   },
-  DRAM_ERR_BODY_TOO_LARGE: { status: 413, meaning: 'A non-KV request body is larger than that route accepts.' },
+  DRAM_ERR_BODY_TOO_LARGE: {
+    status: 413,
+    meaning: 'A non-KV request body is larger than that route accepts (any body, for a route that takes none).',
+  },
   DRAM_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     meaning: 'The Content-Type is malformed, or not one this route accepts.',
+  },
+  DRAM_ERR_EXPECTATION_FAILED: {
+    status: 417,
+    meaning: 'The Expect header asks for something other than 100-continue, the only expectation served.',
+  },
+  DRAM_ERR_HEADERS_TOO_LARGE: {
+    status: 431,
+    meaning: 'The request line and headers together are larger than the head limit (a URL this long included).',
   },
   DRAM_ERR_INTERNAL: {
     status: 500,
@@ -74,7 +91,11 @@ export const errorRegistry = {
   },
   DRAM_ERR_OVERLOADED: {
     status: 503,
-    meaning: 'A bounded queue is full; definitely not applied, retry after a pause.',
+    meaning: 'A bounded queue or the HTTP connection limit is full; definitely not applied, retry after a pause.',
+  },
+  DRAM_ERR_SHUTTING_DOWN: {
+    status: 503,
+    meaning: 'This node is shutting down and takes no new request; definitely not applied, retry at another node.',
   },
   DRAM_ERR_INDETERMINATE: {
     status: 503,
@@ -140,6 +161,20 @@ export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply
   return reply.code(errorRegistry[error.code].status).type('application/json; charset=utf-8').send(errorBody(error));
 }
 
+/**
+ * A whole HTTP/1.1 response carrying `error`, closing the connection: for the answers written
+ * straight to a socket, below fastify (a malformed request, a timeout, a connection over the limit).
+ */
+export function rawErrorResponse(error: ApiError): string {
+  const status = errorRegistry[error.code].status;
+  const body = JSON.stringify(errorBody(error));
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+    `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Connection: close\r\n\r\n${body}`
+  );
+}
+
 const kvRoutePrefix = '/v1/kv/';
 
 /**
@@ -178,6 +213,11 @@ export function toApiError(error: unknown, url: string): ApiError {
   return new ApiError('DRAM_ERR_INTERNAL', 'internal error');
 }
 
+/** No route for this method and path (the query left out of the message). */
+export function routeNotFoundError(method: string, url: string): ApiError {
+  return new ApiError('DRAM_ERR_ROUTE_NOT_FOUND', `no route for ${method} ${url.split('?')[0] ?? ''}`);
+}
+
 /** Installs the error, not-found and framework-error handlers on the root instance. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
@@ -186,10 +226,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     return sendApiError(reply, apiError);
   });
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
-    sendApiError(
-      reply,
-      new ApiError('DRAM_ERR_ROUTE_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`),
-    ),
+    sendApiError(reply, routeNotFoundError(request.method, request.url)),
   );
 }
 

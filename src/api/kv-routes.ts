@@ -13,9 +13,8 @@
 //    it is this replica's local (possibly stale) view. X-Dram-Leader is 0 when no leader is known.
 //  - a write answers 200 only when its entry was applied, a definite-failure code only when it
 //    certainly was not, and DRAM_ERR_INDETERMINATE otherwise (never a false success or failure).
-//  - the body of PUT is stored as raw bytes whatever its Content-Type; this plugin replaces every
-//    content-type parser (in its own encapsulated context) with one that collects up to
-//    kvValueBytesMax bytes.
+//  - the body of PUT is stored as raw bytes whatever its (well-formed) Content-Type, up to
+//    kvValueBytesMax bytes; GET and DELETE take no body (src/api/request-guard.ts).
 //
 // Called by: src/api/app.ts (registered as a plugin with its dependencies as options).
 
@@ -39,6 +38,7 @@ import {
 } from './kv-outcomes.ts';
 import { parseClientStamp, parseKey, parseReadQuery, parseWriteQuery, type RawQuery } from './kv-input.ts';
 import type { ApiHost, ApiMetrics, Forward, ReadConsistency } from './ports.ts';
+import { rawBody } from './request-guard.ts';
 
 export interface KvRoutesOptions {
   readonly nodeId: NodeId;
@@ -71,13 +71,8 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     placement: options.placement,
     metrics: options.metrics,
   };
-  // Any content type is a value: drop JSON/text parsing here and keep the bytes as they came.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: kvValueBytesMax }, (_request, body, parsed) => {
-    parsed(null, body);
-  });
-
-  app.put<KvRoute>('/v1/kv/:key', (request, reply) => {
+  // Any well-formed content type is a value: the bytes are kept as they came.
+  app.put<KvRoute>('/v1/kv/:key', rawBody(kvValueBytesMax), (request, reply) => {
     const key = parseKey(request.params.key);
     const { cas } = parseWriteQuery(request.query);
     const client = parseClientStamp(request.headers);

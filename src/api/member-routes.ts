@@ -41,6 +41,7 @@ import {
   type MembershipRouteOptions,
 } from './member-fanout.ts';
 import type { MemberAddresses } from './ports.ts';
+import { jsonBody } from './request-guard.ts';
 
 export interface MemberRoutesOptions extends MembershipRouteOptions {
   readonly clusterId: string;
@@ -192,7 +193,7 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
     members: membersJson(options.directory.list()),
   }));
 
-  app.post('/v1/admin/members', { bodyLimit: memberBodyBytesMax }, async (request) => {
+  app.post('/v1/admin/members', jsonBody(memberBodyBytesMax), async (request) => {
     const parsed = parseMemberBody(request.body);
     admit(context, parsed);
     options.directory.record(parsed.member);
@@ -213,7 +214,7 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
 
   app.post<{ Params: { group: string } }>(
     '/v1/admin/groups/:group/members',
-    { bodyLimit: memberBodyBytesMax },
+    jsonBody(memberBodyBytesMax),
     async (request, reply) => {
       const group = asGroupId(parseCounter(request.params.group, 'group'));
       const parsed = parseMemberBody(request.body);

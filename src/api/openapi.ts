@@ -58,7 +58,12 @@ export const openApiDocument = {
     title: 'dram node HTTP API',
     version: '1',
     description:
-      'Every node serves this API; a request reaching a follower is forwarded to the leader of the group concerned.',
+      'Every node serves this API; a request reaching a follower is forwarded to the leader of the group concerned. ' +
+      'Besides the answers listed per route, any request may get, in the same error shape: 400 DRAM_ERR_BAD_REQUEST ' +
+      '(malformed HTTP, a repeated Host/Content-Type/Authorization/X-Dram-* header), 408 DRAM_ERR_REQUEST_TIMEOUT, ' +
+      '413 DRAM_ERR_BODY_TOO_LARGE (a body on a route that takes none), 415 DRAM_ERR_UNSUPPORTED_MEDIA_TYPE, ' +
+      '417 DRAM_ERR_EXPECTATION_FAILED, 431 DRAM_ERR_HEADERS_TOO_LARGE, 503 DRAM_ERR_OVERLOADED (connection limit) ' +
+      'and 503 DRAM_ERR_SHUTTING_DOWN. JSON bodies are application/json (UTF-8), a few KiB, nested at most 16 deep.',
   },
   paths: {
     '/v1/kv/{key}': {

@@ -302,7 +302,7 @@ describe('KV API', () => {
     ] as const;
     for (const node of [leader, follower]) {
       for (const request of requests) {
-        const body = request.method === 'GET' ? {} : { payload: 'value' };
+        const body = request.method === 'PUT' ? { payload: 'value' } : {};
         const response = await node.app.inject({
           method: request.method,
           url: request.url,

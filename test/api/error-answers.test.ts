@@ -1,0 +1,395 @@
+// Keeps docs/errors.md in step with what a node really sends: drives a node (buildApp over the
+// one-node stub host, through inject() and through raw sockets) into every code of the registry,
+// and checks each answer's status against the registry and its body against the documented shape
+// `{ error: true, code, message, details? }`. A code added to the registry without a way to reach
+// it here fails the test, and so does any DRAM_ERR_* name in src/api/ that the registry lacks
+// (errors.test.ts checks that the registry and docs/errors.md list the same codes).
+
+import { readdirSync, readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { describe, expect, it } from 'vitest';
+import { buildApp, type AppOptions } from '../../src/api/app.ts';
+import { errorRegistry, isErrorCode, type ErrorCode } from '../../src/api/errors.ts';
+import { httpLimitsDefault, type HttpLimits } from '../../src/api/http-server.ts';
+import { memoryDirectory } from '../../src/api/member-directory.ts';
+import type { Forward } from '../../src/api/ports.ts';
+import { asNodeId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
+import { kvKeyBytesMax, kvValueBytesMax } from '../../src/codec/kv.ts';
+import { createNodeMetrics } from '../../src/metrics/registry.ts';
+import { memberAddresses, waitFor } from './cluster.ts';
+import { connect, rawRequest, readAll } from './raw-http.ts';
+import { stubGroups, stubHost, stubNodeId, type StubHost } from './stub-host.ts';
+
+interface Answer {
+  readonly status: number;
+  readonly contentType: string | undefined;
+  readonly body: string;
+}
+
+interface Node {
+  readonly app: FastifyInstance;
+  readonly stub: StubHost;
+}
+
+interface Setup {
+  readonly forward?: Forward;
+  readonly httpLimits?: Partial<HttpLimits>;
+  readonly script?: (stub: StubHost) => void;
+}
+
+function startNode(setup: Setup = {}): Node {
+  const stub = stubHost();
+  setup.script?.(stub);
+  const options: AppOptions = {
+    nodeId: stubNodeId,
+    clusterId: 'test-cluster',
+    host: stub.host,
+    groups: stubGroups,
+    metrics: createNodeMetrics({ host: stub.host }),
+    members: memoryDirectory([memberAddresses(stubNodeId)], stubNodeId),
+    forward: setup.forward,
+    requestTimeoutMs: 100,
+    memberChangeLimits: { pollMs: 10, learnerLagEntriesMax: 0 },
+    httpLimits: { ...httpLimitsDefault, ...setup.httpLimits },
+  };
+  return { app: buildApp(options), stub };
+}
+
+async function listening(node: Node): Promise<number> {
+  await node.app.listen({ host: '127.0.0.1', port: 0 });
+  return (node.app.server.address() as AddressInfo).port;
+}
+
+async function inject(node: Node, request: InjectOptions): Promise<Answer> {
+  const response = await node.app.inject(request);
+  const contentType = response.headers['content-type'];
+  return {
+    status: response.statusCode,
+    contentType: typeof contentType === 'string' ? contentType : undefined,
+    body: response.body,
+  };
+}
+
+async function raw(node: Node, request: string): Promise<Answer> {
+  const answer = await rawRequest(await listening(node), request);
+  return { status: answer.status, contentType: answer.headers['content-type'], body: answer.body };
+}
+
+const json = { 'content-type': 'application/json' };
+const refusedForward: Forward = () =>
+  Promise.reject(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+const notLeader = (leaderHint: number) => () =>
+  ({ kind: 'refused', reason: { kind: 'not_leader', leaderHint: leaderHint as NodeId } }) as const;
+const joinBody = (fields: Record<string, unknown>) =>
+  JSON.stringify({ nodeId: 4, raft: '10.0.0.4:9000', http: '10.0.0.4:8000', ...fields });
+
+/** One way to make a node answer `code`. */
+interface Scenario {
+  readonly code: ErrorCode;
+  readonly how: string;
+  readonly setup?: Setup;
+  readonly run: (node: Node) => Promise<Answer>;
+}
+
+const scenarios: readonly Scenario[] = [
+  {
+    code: 'DRAM_ERR_BAD_REQUEST',
+    how: 'a bad query value',
+    run: (node) => inject(node, { method: 'GET', url: '/v1/kv/a?consistency=strong' }),
+  },
+  {
+    code: 'DRAM_ERR_BAD_REQUEST',
+    how: 'an unknown method, refused by the HTTP parser',
+    run: (node) => raw(node, 'FOO /v1/status HTTP/1.1\r\nHost: x\r\n\r\n'),
+  },
+  {
+    code: 'DRAM_ERR_KEY_NOT_FOUND',
+    how: 'a stale read of an absent key',
+    run: (node) => inject(node, { method: 'GET', url: '/v1/kv/absent?consistency=stale' }),
+  },
+  {
+    code: 'DRAM_ERR_UNKNOWN_GROUP',
+    how: 'a transfer in a group not hosted here',
+    run: (node) =>
+      inject(node, { method: 'POST', url: '/v1/admin/groups/99/transfer-leadership', headers: json, payload: '{}' }),
+  },
+  {
+    code: 'DRAM_ERR_ROUTE_NOT_FOUND',
+    how: 'an unknown path',
+    run: (node) => inject(node, { method: 'GET', url: '/nowhere' }),
+  },
+  {
+    code: 'DRAM_ERR_ROUTE_NOT_FOUND',
+    how: 'CONNECT, which node hands to a listener rather than a route',
+    run: (node) => raw(node, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'),
+  },
+  {
+    code: 'DRAM_ERR_REQUEST_TIMEOUT',
+    how: 'a body that stops short of its Content-Length',
+    setup: { httpLimits: { headTimeoutMs: 100, receiveTimeoutMs: 200, timeoutCheckMs: 50 } },
+    run: (node) => raw(node, 'PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc'),
+  },
+  {
+    code: 'DRAM_ERR_STALE_REQUEST',
+    how: 'a client sequence number older than the last applied',
+    run: async (node) => {
+      const stamped = (seq: number): InjectOptions => ({
+        method: 'PUT',
+        url: '/v1/kv/a',
+        headers: { 'x-dram-client-id': 'c', 'x-dram-request-seq': String(seq) },
+        payload: 'v',
+      });
+      expect((await inject(node, stamped(2))).status).toBe(200);
+      return inject(node, stamped(1));
+    },
+  },
+  {
+    code: 'DRAM_ERR_TRANSFER_FAILED',
+    how: 'a transfer in a group with no other voter',
+    run: (node) =>
+      inject(node, { method: 'POST', url: '/v1/admin/groups/1/transfer-leadership', headers: json, payload: '{}' }),
+  },
+  {
+    code: 'DRAM_ERR_MEMBER_CONFLICT',
+    how: 'a known node id at another raft address',
+    run: (node) =>
+      inject(node, {
+        method: 'POST',
+        url: '/v1/admin/members',
+        headers: json,
+        payload: joinBody({ nodeId: 1, raft: '10.0.0.9:9000', http: '10.0.0.1:8000' }),
+      }),
+  },
+  {
+    code: 'DRAM_ERR_LAST_VOTER',
+    how: 'removing the only voter',
+    run: (node) => inject(node, { method: 'DELETE', url: '/v1/admin/members/1' }),
+  },
+  {
+    code: 'DRAM_ERR_CLUSTER_MISMATCH',
+    how: 'a join naming another cluster',
+    run: (node) =>
+      inject(node, {
+        method: 'POST',
+        url: '/v1/admin/members',
+        headers: json,
+        payload: joinBody({ clusterId: 'another' }),
+      }),
+  },
+  {
+    code: 'DRAM_ERR_CAS_MISMATCH',
+    how: 'a compare-and-set on an absent key with a non-zero index',
+    run: (node) => inject(node, { method: 'PUT', url: '/v1/kv/a?cas=5', payload: 'v' }),
+  },
+  {
+    code: 'DRAM_ERR_KEY_TOO_LARGE',
+    how: 'a key one byte over the limit',
+    run: (node) => inject(node, { method: 'PUT', url: `/v1/kv/${'k'.repeat(kvKeyBytesMax + 1)}`, payload: 'v' }),
+  },
+  {
+    code: 'DRAM_ERR_VALUE_TOO_LARGE',
+    how: 'a value one byte over the limit',
+    run: (node) => inject(node, { method: 'PUT', url: '/v1/kv/a', payload: Buffer.alloc(kvValueBytesMax + 1) }),
+  },
+  {
+    code: 'DRAM_ERR_BODY_TOO_LARGE',
+    how: 'a body on a route that takes none',
+    run: (node) =>
+      inject(node, { method: 'GET', url: '/v1/status', headers: { 'content-length': '2' }, payload: '{}' }),
+  },
+  {
+    code: 'DRAM_ERR_UNSUPPORTED_MEDIA_TYPE',
+    how: 'text/plain on a JSON route',
+    run: (node) =>
+      inject(node, {
+        method: 'POST',
+        url: '/v1/admin/groups/1/transfer-leadership',
+        headers: { 'content-type': 'text/plain' },
+        payload: '{}',
+      }),
+  },
+  {
+    code: 'DRAM_ERR_EXPECTATION_FAILED',
+    how: 'Expect: bogus',
+    run: (node) => raw(node, 'GET /v1/status HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\n\r\n'),
+  },
+  {
+    code: 'DRAM_ERR_HEADERS_TOO_LARGE',
+    how: 'a URL longer than the head limit',
+    run: (node) => raw(node, `GET /v1/kv/${'k'.repeat(httpLimitsDefault.headBytesMax)} HTTP/1.1\r\nHost: x\r\n\r\n`),
+  },
+  {
+    code: 'DRAM_ERR_INTERNAL',
+    how: 'the host throwing',
+    setup: {
+      script: (stub) => {
+        stub.script.statusFails = true;
+      },
+    },
+    run: (node) => inject(node, { method: 'GET', url: '/v1/status' }),
+  },
+  {
+    code: 'DRAM_ERR_FORWARD_FAILED',
+    how: 'a read forwarded to a leader that does not answer',
+    setup: {
+      forward: refusedForward,
+      script: (stub) => {
+        stub.script.read = () => ({ kind: 'refused', reason: 'not_leader', leaderHint: asNodeId(2) });
+      },
+    },
+    run: (node) => inject(node, { method: 'GET', url: '/v1/kv/a' }),
+  },
+  {
+    code: 'DRAM_ERR_NOT_LEADER',
+    how: 'a write on a follower that does not forward',
+    setup: {
+      script: (stub) => {
+        stub.script.propose = notLeader(2);
+      },
+    },
+    run: (node) => inject(node, { method: 'PUT', url: '/v1/kv/a', payload: 'v' }),
+  },
+  {
+    code: 'DRAM_ERR_NO_LEADER',
+    how: 'a write while no leader is known',
+    setup: {
+      script: (stub) => {
+        stub.script.propose = notLeader(0);
+      },
+    },
+    run: (node) => inject(node, { method: 'PUT', url: '/v1/kv/a', payload: 'v' }),
+  },
+  {
+    code: 'DRAM_ERR_OVERLOADED',
+    how: 'a full proposal queue',
+    setup: {
+      script: (stub) => {
+        stub.script.propose = () => ({ kind: 'refused', reason: { kind: 'overloaded', queued: 8, queuedMax: 8 } });
+      },
+    },
+    run: (node) => inject(node, { method: 'PUT', url: '/v1/kv/a', payload: 'v' }),
+  },
+  {
+    code: 'DRAM_ERR_OVERLOADED',
+    how: 'a connection over the connection limit',
+    setup: { httpLimits: { connectionsMax: 1 } },
+    run: async (node) => {
+      const port = await listening(node);
+      const first = await connect(port);
+      try {
+        // An answer on the first connection proves the server counted it.
+        const firstAnswer = readAll(first, 5000);
+        first.write('GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        const second = await connect(port);
+        const answer = (await readAll(second, 5000))[0];
+        expect((await firstAnswer)[0]?.status).toBe(200);
+        return { status: answer?.status ?? 0, contentType: answer?.headers['content-type'], body: answer?.body ?? '' };
+      } finally {
+        first.destroy();
+      }
+    },
+  },
+  {
+    code: 'DRAM_ERR_SHUTTING_DOWN',
+    how: 'a request arriving while the node closes',
+    run: shuttingDown,
+  },
+  {
+    code: 'DRAM_ERR_INDETERMINATE',
+    how: 'a write whose outcome is unknown',
+    setup: {
+      script: (stub) => {
+        stub.script.propose = () => ({ kind: 'indeterminate' });
+      },
+    },
+    run: (node) => inject(node, { method: 'PUT', url: '/v1/kv/a', payload: 'v' }),
+  },
+  {
+    code: 'DRAM_ERR_MEMBERSHIP_PENDING',
+    how: 'a join whose changes never apply within the request timeout',
+    run: (node) =>
+      inject(node, { method: 'POST', url: '/v1/admin/groups/1/members', headers: json, payload: joinBody({}) }),
+  },
+  {
+    code: 'DRAM_ERR_TIMEOUT',
+    how: 'a read that does not become safe in time',
+    setup: {
+      script: (stub) => {
+        stub.script.read = () => ({ kind: 'refused', reason: 'timeout', leaderHint: stubNodeId });
+      },
+    },
+    run: (node) => inject(node, { method: 'GET', url: '/v1/kv/a' }),
+  },
+];
+
+/**
+ * A keep-alive connection has a read in flight when the node starts closing; the next request on
+ * that connection (node hands it to the app at once, pipelined) is refused, the first answered.
+ */
+async function shuttingDown(node: Node): Promise<Answer> {
+  let release: (() => void) | undefined;
+  node.stub.script.read = () =>
+    new Promise((resolve) => {
+      release = () => {
+        resolve({ kind: 'ready', index: 1 as LogIndex });
+      };
+    });
+  const socket = await connect(await listening(node));
+  const answers = readAll(socket, 5000);
+  socket.write('GET /v1/kv/a HTTP/1.1\r\nHost: x\r\n\r\n');
+  await waitFor('the read to reach the host', () => release);
+  const closed = node.app.close();
+  await waitFor('the server to stop listening', () => (node.app.server.listening ? undefined : true));
+  socket.write('GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n');
+  release?.();
+  const [first, second] = await answers;
+  await closed;
+  expect(first?.status).toBe(404); // the key is absent: the request in flight was served
+  return { status: second?.status ?? 0, contentType: second?.headers['content-type'], body: second?.body ?? '' };
+}
+
+function codesNamedInSource(): Set<string> {
+  const directory = new URL('../../src/api/', import.meta.url);
+  const names = new Set<string>();
+  for (const file of readdirSync(directory)) {
+    if (!file.endsWith('.ts')) continue;
+    for (const match of readFileSync(new URL(file, directory), 'utf8').matchAll(/DRAM_ERR_[A-Z_]+/g))
+      names.add(match[0]);
+  }
+  return names;
+}
+
+describe('every error a node can answer', () => {
+  it('has a scenario for every registry code, and no scenario for a code outside it', () => {
+    const covered = new Set(scenarios.map((scenario) => scenario.code));
+    expect([...covered].sort()).toEqual(Object.keys(errorRegistry).sort());
+  });
+
+  it('names no code in src/api/ that the registry lacks', () => {
+    const unknown = [...codesNamedInSource()].filter((name) => name !== 'DRAM_ERR_' && !isErrorCode(name));
+    expect(unknown).toEqual([]);
+  });
+
+  for (const scenario of scenarios) {
+    it(`answers ${scenario.code} with its registry status for ${scenario.how}`, async () => {
+      const node = startNode(scenario.setup);
+      try {
+        const answer = await scenario.run(node);
+        expect({ code: scenario.code, status: answer.status }).toEqual({
+          code: scenario.code,
+          status: errorRegistry[scenario.code].status,
+        });
+        expect(answer.contentType).toBe('application/json; charset=utf-8');
+        const body = JSON.parse(answer.body) as Record<string, unknown>;
+        expect(body).toMatchObject({ error: true, code: scenario.code });
+        expect(typeof body['message']).toBe('string');
+        const extra = Object.keys(body).filter((key) => !['error', 'code', 'message', 'details'].includes(key));
+        expect(extra).toEqual([]);
+        if ('details' in body) expect(typeof body['details']).toBe('object');
+      } finally {
+        await node.app.close();
+      }
+    });
+  }
+});
