@@ -18,7 +18,7 @@
 import { assert } from '../base/assert.ts';
 import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
-import type { RaftConfigInput } from '../raft/config.ts';
+import { raftConfigDefaults, type RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
 import type {
   ConfChange,
@@ -504,8 +504,12 @@ export class MultiRaftHost {
     }
     // Compactions go to storage after the turn's write: a snapshot's index is applied, and on a
     // follower that applied entries early it may be among this very write's entries.
+    // A tail of snapshotTailEntries stays behind each snapshot, for followers a little behind.
+    const tail = this.options.raft.snapshotTailEntries ?? raftConfigDefaults.snapshotTailEntries;
     await Promise.all(
-      snapshots.map(({ group, index, confState, data }) => this.options.storage.compact(group, index, confState, data)),
+      snapshots.map(({ group, index, confState, data }) =>
+        this.options.storage.compact(group, index, confState, data, Math.max(1, index + 1 - tail) as LogIndex),
+      ),
     );
     return true;
   }

@@ -1339,9 +1339,9 @@ export class RaftNode {
 
   private snapshotDue(): boolean {
     const interval = this.config.snapshotIntervalEntries;
-    // An installed snapshot counts from when it is restored (log.firstIndex), not once stored: the
-    // host must not snapshot the state it was just handed and write it back.
-    const last = Math.max(this.log.firstIndex() - 1, this.snapshotRequestedAt);
+    // An installed snapshot counts from when it is restored, not once stored: the host must not
+    // snapshot the state it was just handed and write it back.
+    const last = Math.max(this.log.snapshotIndex(), this.snapshotRequestedAt);
     return interval > 0 && this.log.applied - last >= interval;
   }
 
