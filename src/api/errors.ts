@@ -28,7 +28,8 @@ export const errorRegistry = {
   },
   DRAM_ERR_STALE_REQUEST: {
     status: 409,
-    meaning: 'The client sequence number is older than the last one applied for this client id.',
+    meaning:
+      'Not applied by this request. Either its seq is older than the last one applied for this client id (details.lastSeq; whether this seq was applied before is not known), or the client id has no session (details.sessionExpired: it expired, or the id’s first request was not seq 1), so an earlier attempt of it may or may not have been applied: read before retrying, and go on with a new client id from seq 1.',
   },
   DRAM_ERR_TRANSFER_FAILED: {
     status: 409,

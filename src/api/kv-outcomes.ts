@@ -139,5 +139,14 @@ export function failedWriteError(
         ),
         index: undefined,
       };
+    case 'session_expired':
+      return {
+        error: new ApiError(
+          'DRAM_ERR_STALE_REQUEST',
+          'no session for this client id (it expired, or its first request was not seq 1): not applied now',
+          { sessionExpired: true },
+        ),
+        index: undefined,
+      };
   }
 }

@@ -15,7 +15,7 @@ export interface StorageWriteObserver {
 export function timedHostStorage(storage: HostStorage, observer: StorageWriteObserver): HostStorage {
   return {
     group: (id) => storage.group(id),
-    compact: (group, index, confState, data) => storage.compact(group, index, confState, data),
+    compact: (group, index, confState, data, logFrom) => storage.compact(group, index, confState, data, logFrom),
     async write(batch, writeOptions) {
       const startedMs = performance.now();
       await storage.write(batch, writeOptions);

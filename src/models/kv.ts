@@ -3,7 +3,11 @@
 // Each key carries the log index that created it and the one that last modified it (its
 // "modify index", exposed as X-Dram-Index and used for compare-and-set). Client sessions make
 // retries exactly-once: a command stamped with (client id, seq) that was already applied returns
-// the recorded outcome instead of applying again. Sessions are bounded (least recently used go).
+// the recorded outcome instead of applying again. Sessions are bounded (least recently used go),
+// and, as in the Raft thesis (section 6.3), a request from a session that is gone is refused rather
+// than applied again: a client id's first request (seq 1) opens its session, so a request with a
+// later seq from a client id without one comes from an expired session. Only a retry of seq 1
+// itself cannot be told from a new session (docs/errors.md, DRAM_ERR_STALE_REQUEST).
 
 import { assert } from '../base/assert.ts';
 import {
@@ -25,7 +29,12 @@ export type KvOutcome =
   | { readonly ok: true; readonly modifyIndex: number }
   | { readonly ok: false; readonly code: 'cas_mismatch'; readonly currentIndex: number }
   | { readonly ok: false; readonly code: 'key_not_found' }
-  | { readonly ok: false; readonly code: 'stale_request'; readonly lastSeq: number };
+  | { readonly ok: false; readonly code: 'stale_request'; readonly lastSeq: number }
+  /** No session for the client id and seq > 1: it expired (or never opened); not applied. */
+  | { readonly ok: false; readonly code: 'session_expired' };
+
+/** The seq of a client id's first request, which opens its session (0 is accepted too). */
+export const sessionOpeningSeq = 1;
 
 export interface KvModelOptions {
   /** Client sessions remembered for exactly-once retries; the least recently used are forgotten. */
@@ -75,6 +84,7 @@ export class KvModel {
     const client = command.client;
     if (client !== undefined) {
       const session = this.sessions.get(client.id);
+      if (session === undefined && client.seq > sessionOpeningSeq) return { ok: false, code: 'session_expired' };
       if (session !== undefined && client.seq <= session.seq) {
         return client.seq === session.seq
           ? session.outcome

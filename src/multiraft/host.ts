@@ -18,7 +18,7 @@
 import { assert } from '../base/assert.ts';
 import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
-import type { RaftConfigInput } from '../raft/config.ts';
+import { raftConfigDefaults, type RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
 import type {
   ConfChange,
@@ -130,7 +130,12 @@ export class MultiRaftHost {
   private readonly options: HostOptions;
   private readonly groups = new Map<GroupId, HostedGroup>();
   private queuedCount = 0;
-  private nextRequestId = 1;
+  /**
+   * ReadIndex request ids start at a random point of the 53-bit range at every start, so a late
+   * answer to a read sent before a restart cannot be taken for a new read's (two runs' ranges
+   * overlap with a chance of about ids used / 2^52).
+   */
+  private nextRequestId: number;
   private turnScheduled = false;
   private turnRunning = false;
   /** The turn is waiting for its storage write: arriving commits are applied at once (applyEarly). */
@@ -162,6 +167,7 @@ export class MultiRaftHost {
     );
     this.options = options;
     this.clock = options.clock ?? systemClock;
+    this.nextRequestId = options.rng.int(2 ** 20) * 2 ** 32 + options.rng.int(2 ** 32) + 1;
     this.startedMs = this.clock.nowMs();
   }
 
@@ -199,12 +205,13 @@ export class MultiRaftHost {
    */
   private tick(): void {
     const nowMs = this.clock.nowMs();
+    const nowTicks = nowMs / this.options.tickMs;
     // Silence is judged once per ping interval (it cannot change faster than pings arrive).
     const pingDue = nowMs - this.lastPingMs >= this.options.pingMs;
     let ticked = false;
     for (const group of this.groups.values()) {
       if (!group.raft.quiesced()) {
-        group.raft.tick();
+        group.raft.tick(nowTicks);
         ticked = true;
         continue;
       }
@@ -303,7 +310,11 @@ export class MultiRaftHost {
     if (group === undefined)
       return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
     const requestId = this.nextRequestId++;
-    const result = mode === 'lease' ? group.raft.leaseRead(requestId) : group.raft.readIndex(requestId);
+    // The lease is judged on the clock read now, at the moment of the read (not at the last tick).
+    const result =
+      mode === 'lease'
+        ? group.raft.leaseRead(requestId, this.clock.nowMs() / this.options.tickMs)
+        : group.raft.readIndex(requestId);
     if (result.kind === 'not_leader')
       return Promise.resolve({
         kind: 'refused',
@@ -418,9 +429,12 @@ export class MultiRaftHost {
   /** One turn over every group; returns whether there was anything to do. */
   private async turn(): Promise<boolean> {
     if (!this.stopped) for (const group of this.groups.values()) this.proposeQueued(group);
-    const readies: { group: HostedGroup; ready: Ready }[] = [];
+    // The configuration at each Ready's applied index is read now: after the write's await the
+    // core may have moved on (an installed snapshot), and a model snapshot must carry its own.
+    const readies: { group: HostedGroup; ready: Ready; confState: ConfState }[] = [];
     for (const group of this.groups.values())
-      if (group.raft.hasReady()) readies.push({ group, ready: group.raft.ready() });
+      if (group.raft.hasReady())
+        readies.push({ group, ready: group.raft.ready(), confState: group.raft.currentConfState() });
     const flushCommits = this.commitFlushDue;
     if (readies.length === 0 && !flushCommits) return false;
     this.commitFlushDue = false;
@@ -469,7 +483,8 @@ export class MultiRaftHost {
     // then waits for one fsync, not for the next batch's too. A Ready with a snapshot is applied
     // after the write (the model is restored from what is stored).
     const snapshots: GroupSnapshot[] = [];
-    for (const { group, ready } of readies) if (ready.snapshot === undefined) this.apply(group, ready, snapshots);
+    for (const { group, ready, confState } of readies)
+      if (ready.snapshot === undefined) this.apply(group, ready, confState, snapshots);
     if (writing !== undefined) {
       this.writeInFlight = true;
       try {
@@ -483,14 +498,18 @@ export class MultiRaftHost {
         ready.messagesAfterPersist.map((message) => ({ group: group.id, message })),
       ),
     );
-    for (const { group, ready } of readies) {
-      if (ready.snapshot !== undefined) this.apply(group, ready, snapshots);
+    for (const { group, ready, confState } of readies) {
+      if (ready.snapshot !== undefined) this.apply(group, ready, confState, snapshots);
       group.raft.advance(ready);
     }
     // Compactions go to storage after the turn's write: a snapshot's index is applied, and on a
     // follower that applied entries early it may be among this very write's entries.
+    // A tail of snapshotTailEntries stays behind each snapshot, for followers a little behind.
+    const tail = this.options.raft.snapshotTailEntries ?? raftConfigDefaults.snapshotTailEntries;
     await Promise.all(
-      snapshots.map(({ group, index, confState, data }) => this.options.storage.compact(group, index, confState, data)),
+      snapshots.map(({ group, index, confState, data }) =>
+        this.options.storage.compact(group, index, confState, data, Math.max(1, index + 1 - tail) as LogIndex),
+      ),
     );
     return true;
   }
@@ -524,11 +543,22 @@ export class MultiRaftHost {
     term: number,
     resolve: (outcome: ProposalOutcome) => void,
   ): void {
-    const timer = this.clock.setTimer(() => {
-      const pending = group.pending.get(index);
-      if (pending !== undefined) this.settle(group, index, pending, { kind: 'indeterminate' });
-    }, this.options.requestTimeoutMs);
-    group.pending.set(index, { term, resolve, timer });
+    // A caller still waiting at this index proposed it in an earlier term, and the entry there is
+    // gone from this leader's log (a leader never overwrites its own): it was never committed.
+    const superseded = group.pending.get(index);
+    if (superseded !== undefined) {
+      assert(superseded.term < term, `host: two proposals at ${index} in term ${term}`);
+      this.settle(group, index, superseded, { kind: 'refused', reason: { kind: 'superseded' } });
+    }
+    const pending: PendingProposal = {
+      term,
+      resolve,
+      timer: this.clock.setTimer(() => {
+        // Only this caller's own entry: the index may since hold a later term's proposal.
+        if (group.pending.get(index) === pending) this.settle(group, index, pending, { kind: 'indeterminate' });
+      }, this.options.requestTimeoutMs),
+    };
+    group.pending.set(index, pending);
   }
 
   /**
@@ -536,7 +566,7 @@ export class MultiRaftHost {
    * callers and its reads; the model snapshot the core asked for, taken before the entries are
    * applied, goes to `snapshots` for the caller to store.
    */
-  private apply(group: HostedGroup, ready: Ready, snapshots: GroupSnapshot[]): void {
+  private apply(group: HostedGroup, ready: Ready, confState: ConfState, snapshots: GroupSnapshot[]): void {
     if (ready.snapshot !== undefined) {
       group.model.restore(ready.snapshot.data);
       group.appliedIndex = ready.snapshot.meta.index;
@@ -547,7 +577,7 @@ export class MultiRaftHost {
       snapshots.push({
         group: group.id,
         index: ready.snapshotRequest,
-        confState: group.raft.currentConfState(),
+        confState,
         data: group.model.snapshot(),
       });
     }
@@ -555,7 +585,7 @@ export class MultiRaftHost {
     for (const event of ready.events) {
       if (event.kind === 'conf_applied') this.options.onConfApplied?.(group.id, event.confState);
       else if (event.kind === 'snapshot_installed')
-        this.options.onConfApplied?.(group.id, ready.snapshot?.meta.confState ?? group.raft.currentConfState());
+        this.options.onConfApplied?.(group.id, ready.snapshot?.meta.confState ?? confState);
     }
     for (const readState of ready.readStates) {
       const read = group.reads.get(readState.requestId);
@@ -622,6 +652,8 @@ export class MultiRaftHost {
   private finishRead(group: HostedGroup, requestId: number, read: WaitingRead, outcome: ReadOutcome): void {
     this.clock.clearTimer(read.timer);
     group.reads.delete(requestId);
+    // A forwarded read the leader never answered stops counting against the core's readQueueMax.
+    if (outcome.kind === 'refused') group.raft.cancelRead(requestId);
     read.resolve(outcome);
   }
 

@@ -18,8 +18,12 @@ export interface HostStorage {
   /** The group's log as the core reads it (synchronous, from the store's memory). */
   group(id: GroupId): LogStorage;
   write(batch: readonly GroupWrite[], options: { readonly sync: boolean }): Promise<void>;
-  /** The host snapshotted a group's model at `index`: store it and drop the log behind it. */
-  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array): Promise<void>;
+  /**
+   * The host snapshotted a group's model at `index`: store it and drop the log before `logFrom`
+   * (<= index + 1; entries from it on are kept as a tail behind the snapshot). A store may drop
+   * more (all up to `index`) at the price of sending snapshots to followers a little behind.
+   */
+  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array, logFrom: LogIndex): Promise<void>;
 }
 
 export interface GroupMessage {

@@ -37,6 +37,12 @@ export interface RaftConfig {
   /** Ask the host for a snapshot once this many entries were applied past the last one (0: never ask). */
   readonly snapshotIntervalEntries: number;
   /**
+   * Entries the host keeps behind a snapshot when it compacts the log (etcd keeps 5,000), so a
+   * follower a little behind catches up from the log instead of receiving the whole snapshot.
+   * At most snapshotTailEntriesMax.
+   */
+  readonly snapshotTailEntries: number;
+  /**
    * A leader whose group has been idle (everything committed, applied and replicated, nothing
    * waiting) for this many ticks tells its followers and goes quiet: no ticks, no heartbeats,
    * until anything happens (0: never). The host must then wake a quiet follower whose leader's
@@ -65,8 +71,12 @@ export const raftConfigDefaults = {
   snapshotChunkBytesMax: 1 << 20,
   snapshotChunksInflightMax: 4,
   snapshotIntervalEntries: 10_000,
+  snapshotTailEntries: 5_000,
   quiesceAfterTicks: 0,
 } as const;
+
+/** The most entries snapshotTailEntries may keep behind a snapshot (they stay in memory and on disk). */
+export const snapshotTailEntriesMax = 1_000_000;
 
 export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
   const config: RaftConfig = { ...raftConfigDefaults, ...input };
@@ -100,6 +110,12 @@ export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
   assert(
     Number.isSafeInteger(config.snapshotIntervalEntries) && config.snapshotIntervalEntries >= 0,
     'config: snapshotIntervalEntries must be a non-negative integer',
+  );
+  assert(
+    Number.isSafeInteger(config.snapshotTailEntries) &&
+      config.snapshotTailEntries >= 0 &&
+      config.snapshotTailEntries <= snapshotTailEntriesMax,
+    `config: snapshotTailEntries must be an integer in [0, ${snapshotTailEntriesMax}]`,
   );
   assert(
     Number.isSafeInteger(config.quiesceAfterTicks) &&

@@ -23,11 +23,17 @@ export class RaftLog {
 
   constructor(storage: LogStorage) {
     this.storage = storage;
-    const first = storage.firstIndex();
+    // The snapshot's index, not firstIndex - 1: storage may keep a tail of entries behind it.
+    const snapshotIndex = storage.snapshot().meta.index;
     this.unstableOffset = (storage.lastIndex() + 1) as LogIndex;
-    this.committed = (first - 1) as LogIndex;
-    this.applied = (first - 1) as LogIndex;
+    this.committed = snapshotIndex;
+    this.applied = snapshotIndex;
     this.applying = this.applied;
+  }
+
+  /** The index of the latest snapshot, stored or still unstable. */
+  snapshotIndex(): LogIndex {
+    return this.unstableSnapshot?.meta.index ?? this.storage.snapshot().meta.index;
   }
 
   firstIndex(): LogIndex {

@@ -71,8 +71,16 @@ export class RaftNode {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
-  /** Monotonic local tick count; the lease is measured in it. */
+  /** Local tick count: a heartbeat carries it (sentTick) so its acknowledgements name it. */
   private clockTicks = 0;
+  /**
+   * The host's monotonic clock, in ticks, at the last tick (the host passes it; without it every
+   * tick is one unit of time, as in the transcripts). The lease is measured in it, never in tick
+   * counts: a stalled event loop drops ticks, and real time would then outrun the lease.
+   */
+  private nowTicks = 0;
+  /** When each recent tick count began (nowTicks), for the lease: see leaseValid. */
+  private readonly tickStartedAt = new Map<number, number>();
   /**
    * With lease reads, a restarted voter refuses votes for one election timeout as if it had just
    * heard from a leader: it may have acknowledged a lease before the restart. (leaseReads must be
@@ -92,6 +100,12 @@ export class RaftNode {
   private uncommittedBytes = 0;
   /** The Ready handed out and not advanced yet restores a snapshot or applies a configuration entry. */
   private readyOrdersApply = false;
+  /**
+   * The index of a snapshot restored since the last ready() (0: none). advance() must not apply
+   * that Ready's committed entries at or below it: the snapshot already holds their effect, and
+   * a configuration entry applied again would roll the membership back.
+   */
+  private restoredSinceReady: LogIndex = 0 as LogIndex;
   private appendPending = false;
   private readonly reads = new ReadQueue();
   private readonly forwardedReads = new Set<number>();
@@ -127,9 +141,15 @@ export class RaftNode {
   // -------------------------------------------------------------------------------------------
   // Inputs
 
-  tick(): void {
+  /**
+   * One tick. `nowTicks` is the host's monotonic clock divided by its tick period (a fraction is
+   * fine); leave it out only where every tick is exactly one period apart (tests, simulators).
+   */
+  tick(nowTicks?: number): void {
+    this.nowTicks = Math.max(this.nowTicks, nowTicks ?? this.nowTicks + 1);
     if (this.quiet) return;
     this.clockTicks++;
+    this.recordTickStart();
     this.electionElapsed++;
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
@@ -185,6 +205,20 @@ export class RaftNode {
     return true;
   }
 
+  /**
+   * Remembers when the current tick count began. A heartbeat sent during it left no earlier, so
+   * that time is a safe (early) bound for when an acknowledged heartbeat was sent. Only the counts
+   * a lease can still rest on are kept; an older count reads as "long ago".
+   */
+  private recordTickStart(): void {
+    if (this.role !== 'leader' || !this.config.leaseReads) return;
+    const oldest = this.clockTicks - this.config.leaseTicks;
+    this.tickStartedAt.set(this.clockTicks, this.nowTicks);
+    this.tickStartedAt.delete(oldest);
+    if (this.tickStartedAt.size > this.config.leaseTicks)
+      for (const count of this.tickStartedAt.keys()) if (count <= oldest) this.tickStartedAt.delete(count);
+  }
+
   /** Whether the group is quiet (its ticks are ignored); the host may skip ticking it. */
   quiesced(): boolean {
     return this.quiet;
@@ -226,6 +260,7 @@ export class RaftNode {
     this.idleTicks = 0;
     if (this.role !== 'leader') return;
     this.clockTicks += this.config.electionTimeoutTicks;
+    this.recordTickStart();
     this.electionElapsed = 0;
     for (const progress of this.progress.values()) progress.recentActive = progress.id === this.id;
     this.heartbeatElapsed = 0;
@@ -380,7 +415,10 @@ export class RaftNode {
     this.role = 'follower';
     this.leader = leader;
     // Answered in the new term: a follower still in the old one learns the new term from it.
-    if (wasLeader) this.failPendingReads('leader_changed');
+    if (wasLeader) {
+      this.failPendingReads('leader_changed');
+      this.failUndeliveredReadStates();
+    }
   }
 
   private reset(term: Term): void {
@@ -452,6 +490,8 @@ export class RaftNode {
     this.role = 'leader';
     this.leader = this.id;
     this.reads.drain();
+    this.tickStartedAt.clear();
+    this.recordTickStart();
     const lastIndex = this.log.lastIndex();
     for (const member of members(this.confState)) this.progress.set(member, this.newProgress(member, lastIndex));
     const self = this.progress.get(this.id);
@@ -710,6 +750,7 @@ export class RaftNode {
       return;
     }
     this.log.restore(snapshot);
+    this.restoredSinceReady = index;
     this.confState = snapshot.meta.confState;
     this.events.push({ kind: 'snapshot_installed', index, term });
   }
@@ -1013,10 +1054,15 @@ export class RaftNode {
     return { kind: 'queued' };
   }
 
-  /** A read served from the leader's lease when it holds one; otherwise a ReadIndex round. */
-  leaseRead(requestId: number): ReadResult {
+  /**
+   * A read served from the leader's lease when it holds one; otherwise a ReadIndex round.
+   * `nowTicks`: the host's monotonic clock (in ticks, as for tick()) read at the moment of the
+   * read; without it, the time of the last tick.
+   */
+  leaseRead(requestId: number, nowTicks?: number): ReadResult {
     this.wake();
-    if (this.role === 'leader' && this.leaseValid() && this.committedInTerm()) {
+    const now = Math.max(this.nowTicks, nowTicks ?? this.nowTicks);
+    if (this.role === 'leader' && this.leaseValid(now) && this.committedInTerm()) {
       this.readStates.push({ requestId, index: this.log.committed });
       return { kind: 'queued' };
     }
@@ -1057,6 +1103,14 @@ export class RaftNode {
     }
   }
 
+  /**
+   * The host gave up on a read (its timeout): forget it, so a forwarded read the leader never
+   * answered stops counting against readQueueMax. A late answer for it is then ignored.
+   */
+  cancelRead(requestId: number): void {
+    this.forwardedReads.delete(requestId);
+  }
+
   private forwardedReadAnswered(requestId: number, index: LogIndex): void {
     if (!this.forwardedReads.delete(requestId)) return;
     if (index > 0) this.readStates.push({ requestId, index });
@@ -1078,6 +1132,16 @@ export class RaftNode {
     }
   }
 
+  /**
+   * A leader stepping down withdraws the read states it has not handed out yet (lease reads, and
+   * released ReadIndex reads): the host learns of them only at the next Ready, by when another
+   * leader may have acknowledged writes. Failing a read is always safe; the client retries.
+   */
+  private failUndeliveredReadStates(): void {
+    for (const { requestId } of this.readStates) this.readFailures.push({ requestId, reason: 'leader_changed' });
+    this.readStates = [];
+  }
+
   private failForwardedReads(): void {
     for (const requestId of this.forwardedReads) this.readFailures.push({ requestId, reason: 'leader_changed' });
     this.forwardedReads.clear();
@@ -1087,12 +1151,22 @@ export class RaftNode {
     return this.log.term(this.log.committed) === this.term;
   }
 
-  private leaseValid(): boolean {
+  /**
+   * The lease holds while a quorum acknowledged a heartbeat sent less than leaseTicks ago, judged
+   * at `nowTicks` (the host's clock read at the moment of the read) from when each heartbeat was
+   * sent at the latest: the start of the tick it carries. See docs/ARCHITECTURE.md for the clock
+   * assumption (followers wait out electionTimeoutTicks of their own ticks, which never run fast).
+   */
+  private leaseValid(nowTicks: number): boolean {
     if (this.role !== 'leader' || !this.config.leaseReads || this.leaseRevoked || this.quiet) return false;
-    const acked = jointValue(this.voterSets(), (id) =>
-      id === this.id ? this.clockTicks : (this.progress.get(id)?.ackedTick ?? -Infinity),
-    );
-    return acked + this.config.leaseTicks > this.clockTicks;
+    const sentAt = jointValue(this.voterSets(), (id) => {
+      if (id === this.id) return nowTicks;
+      const acked = this.progress.get(id)?.ackedTick;
+      // Counted in ticks too: a quiet spell (wake) pushes old acknowledgements out of the window.
+      if (acked === undefined || acked <= this.clockTicks - this.config.leaseTicks) return -Infinity;
+      return this.tickStartedAt.get(acked) ?? -Infinity;
+    });
+    return sentAt + this.config.leaseTicks > nowTicks;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1229,6 +1303,7 @@ export class RaftNode {
     const committedEntries = this.log.nextCommittedEntries(this.config.committedBytesMax);
     const lastCommitted = committedEntries[committedEntries.length - 1];
     if (lastCommitted !== undefined) this.log.acceptApplying(lastCommitted.index);
+    const appliesConf = committedEntries.some((entry) => entry.kind === 'conf');
     // A leader's requests may go out before its own fsync, but not while its term or vote is unsynced.
     const messagesEarly = termChanged ? [] : this.messages;
     const messagesAfterPersist = termChanged
@@ -1236,7 +1311,9 @@ export class RaftNode {
       : this.messagesAfterPersist;
     const ready: Ready = {
       softState: sameSoftState(softState, this.prevSoftState) ? undefined : softState,
-      hardState: hardChanged ? hardState : undefined,
+      // The commit-durability rule (docs/ARCHITECTURE.md): a Ready that applies a configuration
+      // entry carries the hard state, synced, so no restart forgets that the entry is committed.
+      hardState: hardChanged || appliesConf ? hardState : undefined,
       snapshot: this.log.unstableSnapshot,
       entries,
       committedEntries,
@@ -1245,10 +1322,11 @@ export class RaftNode {
       readStates: this.readStates,
       readFailures: this.readFailures,
       events: this.events,
-      mustSync: termChanged || entries.length > 0 || this.log.unstableSnapshot !== undefined,
+      mustSync: termChanged || entries.length > 0 || this.log.unstableSnapshot !== undefined || appliesConf,
       snapshotRequest: this.takeSnapshotRequest(),
     };
-    this.readyOrdersApply = ready.snapshot !== undefined || committedEntries.some((entry) => entry.kind === 'conf');
+    this.readyOrdersApply = ready.snapshot !== undefined || appliesConf;
+    this.restoredSinceReady = 0 as LogIndex;
     this.prevSoftState = softState;
     this.prevHardState = hardState;
     this.messages = [];
@@ -1261,7 +1339,9 @@ export class RaftNode {
 
   private snapshotDue(): boolean {
     const interval = this.config.snapshotIntervalEntries;
-    const last = Math.max(this.log.storage.firstIndex() - 1, this.snapshotRequestedAt);
+    // An installed snapshot counts from when it is restored, not once stored: the host must not
+    // snapshot the state it was just handed and write it back.
+    const last = Math.max(this.log.snapshotIndex(), this.snapshotRequestedAt);
     return interval > 0 && this.log.applied - last >= interval;
   }
 
@@ -1315,10 +1395,15 @@ export class RaftNode {
       this.log.stableTo(lastEntry.index, lastEntry.term);
       this.leaderPersisted(lastEntry);
     }
-    const lastCommitted = ready.committedEntries[ready.committedEntries.length - 1];
+    // Entries a snapshot restored since ready() covers were superseded by it: never applied.
+    const restored = this.restoredSinceReady;
+    this.restoredSinceReady = 0 as LogIndex;
+    const committed =
+      restored > 0 ? ready.committedEntries.filter((entry) => entry.index > restored) : ready.committedEntries;
+    const lastCommitted = committed[committed.length - 1];
     if (lastCommitted === undefined) return;
     this.log.appliedTo(lastCommitted.index);
-    for (const entry of ready.committedEntries) {
+    for (const entry of committed) {
       this.releaseUncommitted(entry);
       if (entry.kind === 'conf') this.applyConfEntry(entry.change, entry.index);
     }
@@ -1392,7 +1477,7 @@ export class RaftNode {
       firstIndex: this.log.firstIndex(),
       confState: this.confState,
       transferTarget: this.transferTarget,
-      leaseValid: this.leaseValid(),
+      leaseValid: this.leaseValid(this.nowTicks),
       quiesced: this.quiet,
       progress,
     };

@@ -31,8 +31,9 @@ export class MemoryStorage implements LogStorage {
     meta: { index: 0 as LogIndex, term: 0 as Term, confState: emptyConfState },
     data: new Uint8Array(0),
   };
-  /** entries[k] has index snapIndex + 1 + k. */
+  /** log[k] has index logStart + k; logStart <= snapshot index + 1 (a tail kept behind a snapshot). */
   private log: Entry[] = [];
+  private logStart = 1 as LogIndex;
 
   /**
    * A member of a new group: its log starts with the initial membership as a configuration entry
@@ -52,16 +53,16 @@ export class MemoryStorage implements LogStorage {
   }
 
   firstIndex(): LogIndex {
-    return (this.snap.meta.index + 1) as LogIndex;
+    return this.logStart;
   }
 
   lastIndex(): LogIndex {
-    return (this.snap.meta.index + this.log.length) as LogIndex;
+    return Math.max(this.snap.meta.index, this.logStart + this.log.length - 1) as LogIndex;
   }
 
   term(index: LogIndex): Term | undefined {
     if (index === this.snap.meta.index) return this.snap.meta.term;
-    return this.log[index - this.snap.meta.index - 1]?.term;
+    return index < this.logStart ? undefined : this.log[index - this.logStart]?.term;
   }
 
   entries(low: LogIndex, high: LogIndex, bytesMax: number): Entry[] {
@@ -72,7 +73,7 @@ export class MemoryStorage implements LogStorage {
     const result: Entry[] = [];
     let bytes = 0;
     for (let index = low; index < high; index++) {
-      const entry = this.log[index - this.snap.meta.index - 1];
+      const entry = this.log[index - this.logStart];
       assert(entry !== undefined, 'storage: hole in log');
       bytes += entryBytes(entry);
       if (result.length > 0 && bytes > bytesMax) break;
@@ -102,7 +103,7 @@ export class MemoryStorage implements LogStorage {
       this.append(entries.filter((entry) => entry.index > this.snap.meta.index));
       return;
     }
-    this.log.length = first.index - this.snap.meta.index - 1;
+    this.log.length = first.index - this.logStart;
     for (const entry of entries) this.log.push(entry);
   }
 
@@ -115,15 +116,26 @@ export class MemoryStorage implements LogStorage {
     assert(snapshot.meta.index >= this.snap.meta.index, 'storage: snapshot older than the stored one');
     this.snap = snapshot;
     this.log = [];
+    this.logStart = (snapshot.meta.index + 1) as LogIndex;
   }
 
-  /** Record a snapshot the host took of its own state machine at `index` (<= applied). */
-  createSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): Snapshot {
+  /**
+   * Record a snapshot the host took of its own state machine at `index` (<= applied), and drop the
+   * log before `logFrom` (default: everything up to the snapshot). A `logFrom` at or below `index`
+   * keeps a tail of entries behind the snapshot, so a follower a little behind gets entries.
+   */
+  createSnapshot(
+    index: LogIndex,
+    confState: ConfState,
+    data: Uint8Array,
+    logFrom: LogIndex = (index + 1) as LogIndex,
+  ): Snapshot {
     const term = this.term(index);
     assert(term !== undefined && index >= this.snap.meta.index, `storage: cannot snapshot at ${index}`);
-    const keep = this.log.slice(index - this.snap.meta.index);
+    const from = Math.min(Math.max(logFrom, this.logStart), index + 1) as LogIndex;
+    this.log = this.log.slice(from - this.logStart);
+    this.logStart = from;
     this.snap = { meta: { index, term, confState }, data };
-    this.log = keep;
     return this.snap;
   }
 }

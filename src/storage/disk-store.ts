@@ -136,12 +136,12 @@ export class DiskStore {
 
   /**
    * The host took a snapshot of the group's state machine at `index` (<= applied): store it and
-   * drop the log up to `index`, in one synced batch. Rare (every N entries), so the fsync is cheap
+   * drop the log before `logFrom` (a tail from it on stays behind the snapshot), in one synced batch. Rare (every N entries), so the fsync is cheap
    * and keeps the reasoning simple. The new snapshot is group(group).snapshot() once it resolves.
    */
-  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array): Promise<void> {
+  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array, logFrom?: LogIndex): Promise<void> {
     return this.serialize('compact', async () => {
-      await this.commit([this.cached(group).planCompaction(index, confState, data, this.limits)], true);
+      await this.commit([this.cached(group).planCompaction(index, confState, data, this.limits, logFrom)], true);
     });
   }
 

@@ -1,8 +1,9 @@
 // One group's log as the core reads it: an in-memory cache of exactly what the node's LevelDB
 // holds for that group (hard state, snapshot, the entries after the snapshot, applied index).
-// It implements the core's LogStorage synchronously, with MemoryStorage's semantics: a sentinel
-// for the snapshot position, so term(firstIndex - 1) is known; entries are contiguous from
-// snapshot index + 1.
+// It implements the core's LogStorage synchronously, with MemoryStorage's semantics: the
+// snapshot's position has a known term; entries are contiguous from the log's start, which is the
+// snapshot index + 1 or, when a compaction kept a tail behind the snapshot, at or below it (the
+// tail then reaches past the snapshot index).
 //
 // The log is stored as runs: one record per run of consecutive entries, under the run's first
 // index (records.ts). A turn's entries for the group become one run (more when it appended more
@@ -65,7 +66,7 @@ export interface GroupState {
   readonly hardState: HardState;
   readonly snapshot: Snapshot;
   readonly entries: Entry[];
-  /** Where each stored run of `entries` starts, ascending; the first at snapshot index + 1. */
+  /** Where each stored run of `entries` starts, ascending; the first at the log's start. */
   readonly runStarts: LogIndex[];
   readonly applied: LogIndex;
 }
@@ -86,8 +87,10 @@ export class CachedGroupLog implements GroupLog {
   readonly group: GroupId;
   private hard: HardState;
   private snap: Snapshot;
-  /** log[k] has index snap.meta.index + 1 + k. */
+  /** log[k] has index logStart + k. */
   private log: Entry[];
+  /** snapshot index + 1, or lower when a compaction kept a tail behind the snapshot. */
+  private logStart: LogIndex;
   /** Where each stored run starts, ascending; together they hold exactly `log`. */
   private runStarts: LogIndex[];
   private applied: LogIndex;
@@ -99,6 +102,7 @@ export class CachedGroupLog implements GroupLog {
     this.hard = state.hardState;
     this.snap = state.snapshot;
     this.log = state.entries;
+    this.logStart = state.entries[0]?.index ?? ((state.snapshot.meta.index + 1) as LogIndex);
     this.runStarts = state.runStarts;
     this.applied = state.applied;
   }
@@ -123,18 +127,18 @@ export class CachedGroupLog implements GroupLog {
 
   firstIndex(): LogIndex {
     this.assertLive();
-    return (this.snap.meta.index + 1) as LogIndex;
+    return this.logStart;
   }
 
   lastIndex(): LogIndex {
     this.assertLive();
-    return (this.snap.meta.index + this.log.length) as LogIndex;
+    return Math.max(this.snap.meta.index, this.logStart + this.log.length - 1) as LogIndex;
   }
 
   term(index: LogIndex): Term | undefined {
     this.assertLive();
     if (index === this.snap.meta.index) return this.snap.meta.term;
-    return this.log[index - this.snap.meta.index - 1]?.term;
+    return index < this.logStart ? undefined : this.log[index - this.logStart]?.term;
   }
 
   entries(low: LogIndex, high: LogIndex, bytesMax: number): Entry[] {
@@ -145,7 +149,7 @@ export class CachedGroupLog implements GroupLog {
     const result: Entry[] = [];
     let bytes = 0;
     for (let index = low; index < high; index++) {
-      const entry = this.log[index - this.snap.meta.index - 1];
+      const entry = this.log[index - this.logStart];
       assert(entry !== undefined, `storage: group ${this.group}: hole in log at ${index}`);
       bytes += entryBytes(entry);
       if (result.length > 0 && bytes > bytesMax) break;
@@ -229,9 +233,10 @@ export class CachedGroupLog implements GroupLog {
       if (snapshot !== undefined) {
         this.snap = snapshot;
         this.log = [];
+        this.logStart = (snapshot.meta.index + 1) as LogIndex;
       }
       if (firstNew !== undefined) {
-        this.log.length = firstNew - this.snap.meta.index - 1;
+        this.log.length = firstNew - this.logStart;
         for (const entry of entries) this.log.push(entry);
       }
       this.runStarts = runStarts;
@@ -242,11 +247,18 @@ export class CachedGroupLog implements GroupLog {
   }
 
   /**
-   * The host snapshotted its state machine at `index` (<= applied): store it, drop the log up to
-   * it. Runs that end at or below `index` are deleted; one that ends above it is rewritten as its
-   * tail, under the key of index + 1, so the stored log still starts right after the snapshot.
+   * The host snapshotted its state machine at `index` (<= applied): store it, drop the log before
+   * `logFrom` (clamped to [log start, index + 1]; below index + 1 a tail stays behind the
+   * snapshot). Runs that end before `logFrom` are deleted; one that reaches it is rewritten as its
+   * tail, under the key of `logFrom`, so the stored log starts exactly there.
    */
-  planCompaction(index: LogIndex, confState: ConfState, data: Uint8Array, limits: RecordLimits): GroupChange {
+  planCompaction(
+    index: LogIndex,
+    confState: ConfState,
+    data: Uint8Array,
+    limits: RecordLimits,
+    logFrom: LogIndex = (index + 1) as LogIndex,
+  ): GroupChange {
     const term = this.term(index);
     const snapshotIndex = this.snap.meta.index;
     const lastIndex = this.lastIndex();
@@ -254,24 +266,26 @@ export class CachedGroupLog implements GroupLog {
       term !== undefined && index >= snapshotIndex,
       `storage: group ${this.group}: cannot snapshot at ${index} (log holds ${snapshotIndex}..${lastIndex})`,
     );
+    const from = Math.min(Math.max(logFrom, this.logStart), index + 1) as LogIndex;
     const snapshot: Snapshot = { meta: { index, term, confState }, data };
     const operations: BatchOperation[] = [];
     const runStarts: LogIndex[] = [];
     this.runStarts.forEach((start, k) => {
-      if (start > index) {
+      if (start >= from) {
         runStarts.push(start);
         return;
       }
       operations.push({ type: 'del', key: logKey(this.group, start) });
       const end = ((this.runStarts[k + 1] ?? lastIndex + 1) - 1) as LogIndex;
-      if (end > index) {
-        this.putRun(operations, this.cachedEntries((index + 1) as LogIndex, (end + 1) as LogIndex));
-        runStarts.push((index + 1) as LogIndex);
+      if (end >= from) {
+        this.putRun(operations, this.cachedEntries(from, (end + 1) as LogIndex));
+        runStarts.push(from);
       }
     });
     this.putSnapshot(operations, snapshot, limits);
     const apply = (): void => {
-      this.log = this.log.slice(index - snapshotIndex);
+      this.log = this.log.slice(from - this.logStart);
+      this.logStart = from;
       this.runStarts = runStarts;
       this.snap = snapshot;
     };
@@ -295,8 +309,7 @@ export class CachedGroupLog implements GroupLog {
 
   /** Cached entries [low, high), which exist. */
   private cachedEntries(low: LogIndex, high: LogIndex): Entry[] {
-    const offset = this.snap.meta.index + 1;
-    return this.log.slice(low - offset, high - offset);
+    return this.log.slice(low - this.logStart, high - this.logStart);
   }
 
   private putRun(operations: BatchOperation[], run: readonly Entry[]): void {

@@ -2,8 +2,9 @@
 // arrive in key order (keys.ts), so a group's records come together: applied, hard state, the log
 // (runs of entries, records.ts) in index order, snapshot metadata, snapshot bytes. Each value is checked by records.ts; then, per
 // group: the log is contiguous and its terms never decrease, it starts right after the snapshot
-// (snapshot index + 1, or 1 without a snapshot), the snapshot's metadata and bytes come as a pair
-// at the same index, and the first entry's term is not below the snapshot's. Any violation is a
+// (snapshot index + 1, or 1 without a snapshot) with a term not below the snapshot's, or at or
+// below it when a compaction kept a tail, which then holds the snapshot's index and term; the
+// snapshot's metadata and bytes come as a pair at the same index. Any violation is a
 // StorageCorruptionError naming the group and the key or index, and the node does not start.
 // Called only by DiskStore.open, with a reader that pages through LevelDB.
 
@@ -117,7 +118,7 @@ function finish(pending: PendingGroup): CachedGroupLog {
     );
   }
   const snapshot = meta !== undefined && data !== undefined ? { meta, data: data.data } : empty.snapshot;
-  checkLogStart(group, snapshot.meta.index, snapshot.meta.term, entries[0]);
+  checkLogStart(group, snapshot.meta.index, snapshot.meta.term, entries);
   return new CachedGroupLog(group, {
     hardState: pending.hardState ?? empty.hardState,
     snapshot,
@@ -127,14 +128,23 @@ function finish(pending: PendingGroup): CachedGroupLog {
   });
 }
 
-function checkLogStart(group: GroupId, snapshotIndex: LogIndex, snapshotTerm: Term, first: Entry | undefined): void {
+/**
+ * The log starts right after the snapshot, or at or below it when a compaction kept a tail behind
+ * the snapshot: the tail then reaches the snapshot's index with the snapshot's term there.
+ */
+function checkLogStart(group: GroupId, snapshotIndex: LogIndex, snapshotTerm: Term, entries: readonly Entry[]): void {
+  const first = entries[0];
   if (first === undefined) return;
   const expected = (snapshotIndex + 1) as LogIndex;
   if (first.index < expected) {
-    throw new StorageCorruptionError(
-      { key: describeKey(logKey(group, first.index)), group, index: first.index },
-      `entry at or below the snapshot index ${snapshotIndex} was not compacted away`,
-    );
+    const atSnapshot = entries[snapshotIndex - first.index];
+    if (atSnapshot?.term !== snapshotTerm) {
+      throw new StorageCorruptionError(
+        { key: describeKey(logKey(group, first.index)), group, index: first.index },
+        `the log kept behind the snapshot at ${snapshotIndex} does not hold it (term ${snapshotTerm} there)`,
+      );
+    }
+    return;
   }
   if (first.index > expected) {
     throw new StorageCorruptionError(

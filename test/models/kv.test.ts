@@ -66,7 +66,7 @@ describe('KvModel', () => {
     kv.apply(at(1), { op: 'put', key: 'a', value: bytes('1'), client: { id: 'x', seq: 1 } });
     kv.apply(at(2), { op: 'put', key: 'b', value: bytes('1'), client: { id: 'y', seq: 1 } });
     kv.apply(at(3), { op: 'put', key: 'c', value: bytes('1'), client: { id: 'z', seq: 1 } });
-    // x was forgotten, so its retry applies again (the bound is documented); y is remembered.
+    // x was forgotten: a retry of its first request opens a new session (documented); y is remembered.
     expect(kv.apply(at(4), { op: 'put', key: 'a', value: bytes('1'), client: { id: 'x', seq: 1 } })).toEqual({
       ok: true,
       modifyIndex: 4,
@@ -74,6 +74,29 @@ describe('KvModel', () => {
     expect(kv.apply(at(5), { op: 'put', key: 'b', value: bytes('1'), client: { id: 'z', seq: 1 } })).toEqual({
       ok: true,
       modifyIndex: 3,
+    });
+  });
+
+  it('refuses a request from an expired session instead of applying it again (thesis 6.3)', () => {
+    const kv = new KvModel({ sessionsMax: 1 });
+    expect(kv.apply(at(1), { op: 'put', key: 'a', value: bytes('1'), client: { id: 'x', seq: 1 } })).toMatchObject({
+      ok: true,
+    });
+    expect(kv.apply(at(2), { op: 'put', key: 'a', value: bytes('2'), client: { id: 'x', seq: 2 } })).toEqual({
+      ok: true,
+      modifyIndex: 2,
+    });
+    // y's session evicts x's; x's answer to seq 2 was lost and x retries it.
+    kv.apply(at(3), { op: 'put', key: 'b', value: bytes('1'), client: { id: 'y', seq: 1 } });
+    expect(kv.apply(at(4), { op: 'put', key: 'a', value: bytes('2'), client: { id: 'x', seq: 2 } })).toEqual({
+      ok: false,
+      code: 'session_expired',
+    });
+    expect(kv.get('a')?.modifyIndex).toBe(2);
+    // A refused request opens no session: the next retry is refused too, on every replica alike.
+    expect(kv.apply(at(5), { op: 'put', key: 'a', value: bytes('3'), client: { id: 'x', seq: 3 } })).toEqual({
+      ok: false,
+      code: 'session_expired',
     });
   });
 

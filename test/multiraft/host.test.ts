@@ -8,6 +8,7 @@ import { createRng } from '../../src/base/rng.ts';
 import { encodeKvCommand } from '../../src/codec/kv.ts';
 import { KvModel } from '../../src/models/kv.ts';
 import { MultiRaftHost } from '../../src/multiraft/host.ts';
+import type { RaftConfigInput } from '../../src/raft/config.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
 
@@ -20,7 +21,7 @@ afterEach(async () => {
   running = [];
 });
 
-function cluster(commitFlushMs = 50, quiesceAfterTicks = 0) {
+function cluster(commitFlushMs = 50, quiesceAfterTicks = 0, raft: Partial<RaftConfigInput> = {}) {
   const network = new MemoryNetwork();
   const storages = new Map<NodeId, MemoryHostStorage>();
   const rng = createRng(11);
@@ -32,7 +33,7 @@ function cluster(commitFlushMs = 50, quiesceAfterTicks = 0) {
       storage,
       transport: network.transport(id),
       rng: rng.fork(),
-      raft: { electionTimeoutTicks: 10, heartbeatTicks: 1, quiesceAfterTicks },
+      raft: { electionTimeoutTicks: 10, heartbeatTicks: 1, quiesceAfterTicks, ...raft },
       tickMs: 5,
       proposalQueueMax: 1000,
       requestTimeoutMs: 2000,
@@ -168,6 +169,32 @@ describe('MultiRaftHost', () => {
     const read = await second.read(group, 'linearizable');
     expect(read.kind).toBe('ready');
     expect(new TextDecoder().decode((second.model(group) as KvModel).get('a')?.value)).toBe('2');
+  });
+
+  it('keeps a tail of entries behind its snapshots: a follower a little behind catches up from the log', async () => {
+    const network = cluster(50, 0, { snapshotIntervalEntries: 4, snapshotTailEntries: 50 });
+    const group = groupIds[2] ?? asGroupId(3);
+    const leader = await leaderOf(network, group);
+    const leaderId = [...network.hosts].find(([, host]) => host === leader)?.[0] ?? asNodeId(0);
+    const behindId = ids.find((id) => id !== leaderId) ?? asNodeId(0);
+    const behind = network.hosts.get(behindId);
+    if (behind === undefined) throw new Error('no follower');
+    let snapshotMessages = 0;
+    const receive = behind.receive.bind(behind);
+    behind.receive = (batch, from) => {
+      snapshotMessages += batch.filter(({ message }) => message.type === 'InstallSnapshot').length;
+      receive(batch, from);
+    };
+    network.cut.add(behindId);
+    for (let k = 0; k < 12; k++) expect((await leader.propose(group, put(`t${k}`, 'v'))).kind).toBe('applied');
+    const leaderLog = network.storages.get(leaderId)?.group(group);
+    const behindApplied = behind.groupStatus(group)?.appliedIndex ?? 0;
+    // The leader compacted past what the follower has: without a tail it would need the snapshot.
+    await waitFor(() => (leaderLog?.snapshot().meta.index ?? 0) > behindApplied + 1);
+    network.cut.delete(behindId);
+    const leaderApplied = leader.groupStatus(group)?.appliedIndex ?? 0;
+    await waitFor(() => (behind.groupStatus(group)?.appliedIndex ?? 0) >= leaderApplied);
+    expect(snapshotMessages).toBe(0);
   });
 
   it('refuses a proposal at once when the queue is full, and on a follower with a leader hint', async () => {

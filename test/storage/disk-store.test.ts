@@ -220,6 +220,28 @@ describe('DiskStore', () => {
     await store.close();
   });
 
+  it('keeps a tail of entries behind a snapshot, across a reopen', async () => {
+    const group = gid(7);
+    const store = await DiskStore.open(path, testStoreOptions);
+    await store.write([{ group, entries: ents(1, [1, 1, 1], 4) }], { sync: true });
+    await store.write([{ group, entries: ents(4, [2, 2, 2], 4) }], { sync: true });
+    // Snapshot at 5, entries from 3 on kept: the run at 1 is cut to start at 3.
+    await store.compact(group, idx(5), confStateOf(nids(1)), new Uint8Array([9]), idx(3));
+    const expected = contents(store.group(group));
+    expect(store.group(group).firstIndex()).toBe(3);
+    expect(store.group(group).term(idx(4))).toBe(2);
+    expect(store.group(group).term(idx(2))).toBeUndefined();
+    await store.close();
+    const reopened = await DiskStore.open(path, testStoreOptions);
+    expect(contents(reopened.group(group))).toEqual(expected);
+    expect(reopened.group(group).snapshot().meta.index).toBe(5);
+    // Appending after the snapshot replaces a suffix as usual; the tail stays.
+    await reopened.write([{ group, entries: ents(6, [3]) }], { sync: true });
+    expect(reopened.group(group).firstIndex()).toBe(3);
+    expect(reopened.group(group).lastIndex()).toBe(6);
+    await reopened.close();
+  });
+
   describe('corruption stops the open with the group and index named', () => {
     const group = gid(3);
     /** Entries 1..6 in three turns, so three runs: at 1 (1-2), at 3 (3) and at 4 (4-6). */
@@ -312,12 +334,16 @@ describe('DiskStore', () => {
       expect(error.message).toMatch(/the log starts at 4, after the snapshot at 2/);
     });
 
-    it('an entry the snapshot should have removed', async () => {
-      await writeCompactedLog();
-      await tamper(path, (db) => db.put(logKey(group, idx(2)), logRunValue(group, [ent(2, 1)])));
+    it('a tail kept behind the snapshot that does not hold it', async () => {
+      const store = await DiskStore.open(path, testStoreOptions);
+      await store.write([{ group, entries: ents(1, [1, 1, 1, 2, 2]) }], { sync: true });
+      await store.compact(group, idx(3), confStateOf(nids(1)), new Uint8Array(), idx(2));
+      await store.close();
+      // The tail's entry at the snapshot's index 3 gets another term than the snapshot's.
+      await tamper(path, (db) => db.put(logKey(group, idx(2)), logRunValue(group, [ent(2, 1), ent(3, 2)])));
       const error = await openFails();
       expect([error.group, error.index]).toEqual([3, 2]);
-      expect(error.message).toMatch(/at or below the snapshot index 2/);
+      expect(error.message).toMatch(/kept behind the snapshot at 3 does not hold it/);
     });
 
     it('snapshot metadata without its bytes', async () => {

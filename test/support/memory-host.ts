@@ -48,9 +48,9 @@ export class MemoryHostStorage implements HostStorage {
     return new Promise((resolve) => setImmediate(resolve));
   }
 
-  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array): Promise<void> {
+  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array, logFrom?: LogIndex): Promise<void> {
     const storage = this.group(group);
-    if (index > storage.snapshot().meta.index) storage.createSnapshot(index, confState, data);
+    if (index > storage.snapshot().meta.index) storage.createSnapshot(index, confState, data, logFrom);
     return Promise.resolve();
   }
 }
