@@ -16,7 +16,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { GroupId, NodeId } from '../base/ids.ts';
 import { kvKeyBytesMax } from '../codec/kv.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
+import { actionRoutes } from './action-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { agentRoutes, type AgentInfo } from './agent-routes.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
 import { kvRoutes } from './kv-routes.ts';
 import type { MemberChangeLimits } from './member-change.ts';
@@ -24,6 +26,7 @@ import { memoryDirectory } from './member-directory.ts';
 import { memberRemoveRoutes } from './member-remove-routes.ts';
 import { memberRoutes } from './member-routes.ts';
 import { openApiDocument } from './openapi.ts';
+import type { MetaModel } from '../models/meta.ts';
 import type { ApiHost, ApiMetrics, Forward, MemberDirectory } from './ports.ts';
 
 export interface AppOptions {
@@ -43,6 +46,15 @@ export interface AppOptions {
   /** How long a membership request may wait for every group (default `defaultRequestTimeoutMs`). */
   readonly requestTimeoutMs?: number | undefined;
   readonly memberChangeLimits?: MemberChangeLimits | undefined;
+  /** The meta model (group 0) and what the Replicante agent API reports; without it, no agent or action routes. */
+  readonly meta?: AppMetaOptions | undefined;
+}
+
+export interface AppMetaOptions {
+  readonly model: MetaModel;
+  readonly info: AgentInfo;
+  /** Wall-clock milliseconds since the epoch: the times written into action records. */
+  readonly wallNowMs: () => number;
 }
 
 export const defaultRequestTimeoutMs = 5000;
@@ -101,6 +113,20 @@ export function buildApp(options: AppOptions): FastifyInstance {
     requestTimeoutMs,
     ...limits,
   });
+
+  if (options.meta !== undefined) {
+    const actions = {
+      nodeId: options.nodeId,
+      host: options.host,
+      forward,
+      requestTimeoutMs,
+      log: app.log,
+      model: options.meta.model,
+      wallNowMs: options.meta.wallNowMs,
+    };
+    app.register(agentRoutes, { nodeId: options.nodeId, info: options.meta.info, actions });
+    app.register(actionRoutes, { nodeId: options.nodeId, actions });
+  }
 
   app.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await options.metrics.render();
