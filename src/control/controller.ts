@@ -11,7 +11,13 @@
 
 import { metaGroupId as metaGroup, type MetaModel } from '../models/meta.ts';
 import type { GroupId, NodeId } from '../base/ids.ts';
-import { encodeMetaCommand, type ActionRecord, type ActionState, type MetaCommand } from '../codec/meta.ts';
+import {
+  encodeMetaCommand,
+  type ActionRecord,
+  type ActionState,
+  type MetaCommand,
+  type NodeRecord,
+} from '../codec/meta.ts';
 import type { ProposalOutcome } from '../multiraft/host.ts';
 import type { HostClock, TimerHandle } from '../multiraft/ports.ts';
 import type { ConfChange, Status } from '../raft/types.ts';
@@ -20,6 +26,8 @@ import { planNextStep } from './executor.ts';
 import { planMetaMembership, type MetaMembershipStep } from './meta-membership.ts';
 
 export const controllerPollMs = 200;
+/** How often a node whose registry record is out of date proposes it again. */
+export const registerRetryMs = 2000;
 
 /** The part of the multi-Raft host the controller uses (MultiRaftHost satisfies it). */
 export interface ControllerHost {
@@ -40,6 +48,14 @@ export interface ControllerOptions {
   /** The effects of action steps (transfer, member removal); the model and host parts are filled in here. */
   readonly effects: Pick<StepContext, 'transferLeadership' | 'removeFromKvGroups'>;
   readonly pollMs?: number;
+  /** The cluster id the meta leader records when the model has none yet (a new cluster). */
+  readonly clusterId?: string;
+  /**
+   * This node's registry record: every node keeps its own up to date (addresses, versions),
+   * proposing it through `proposeAnywhere` (forwarded to the meta leader) when the model differs.
+   */
+  readonly selfRecord?: NodeRecord;
+  readonly proposeAnywhere?: (command: MetaCommand) => Promise<boolean>;
   readonly log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
 }
 
@@ -47,6 +63,7 @@ export class MetaController {
   private readonly options: ControllerOptions;
   private timer: TimerHandle | undefined;
   private busy = false;
+  private lastRegisterMs = -Infinity;
   private stopped = false;
   private readonly context: StepContext;
 
@@ -94,9 +111,17 @@ export class MetaController {
   async tick(): Promise<void> {
     if (this.busy || this.stopped) return;
     const meta = this.options.host.groupStatus(metaGroup);
-    if (meta?.status.role !== 'leader') return;
+    const leading = meta?.status.role === 'leader';
+    if (!leading && !this.registrationDue()) return;
     this.busy = true;
     try {
+      if (this.registrationDue()) await this.register();
+      if (!leading) return;
+      const clusterId = this.options.clusterId;
+      if (clusterId !== undefined && this.options.model.clusterId === '') {
+        await this.propose({ type: 'cluster.set', clusterId });
+        return;
+      }
       if (await this.membershipStep(meta.status)) return;
       await this.actionStep();
     } catch (error) {
@@ -104,6 +129,24 @@ export class MetaController {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** This node's record differs from the registry's, and the last attempt is long enough ago. */
+  private registrationDue(): boolean {
+    const self = this.options.selfRecord;
+    if (self === undefined || this.options.proposeAnywhere === undefined) return false;
+    // Only once the meta group is formed here (its configuration applied) and has a leader.
+    const meta = this.options.host.groupStatus(metaGroup)?.status;
+    if (meta === undefined || meta.leader === 0 || meta.confState.voters.length === 0) return false;
+    if (this.options.wallNowMs() - this.lastRegisterMs < registerRetryMs) return false;
+    return JSON.stringify(this.options.model.node(self.id)) !== JSON.stringify(self);
+  }
+
+  private async register(): Promise<void> {
+    const self = this.options.selfRecord;
+    if (self === undefined || this.options.proposeAnywhere === undefined) return;
+    this.lastRegisterMs = this.options.wallNowMs();
+    await this.options.proposeAnywhere({ type: 'node.upsert', node: self });
   }
 
   /** Carries out the meta membership planner's step; true when there was one. */

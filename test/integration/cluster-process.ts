@@ -131,5 +131,6 @@ export interface GroupStatus {
 
 export async function groupStatus(url: string): Promise<GroupStatus[]> {
   const answer = await request(`${url}/v1/status`);
-  return (JSON.parse(answer.text) as { groups: GroupStatus[] }).groups;
+  // The kv groups: group 0, the meta group, has its own membership rules (5 voters at most).
+  return (JSON.parse(answer.text) as { groups: GroupStatus[] }).groups.filter((g) => g.group !== 0);
 }
