@@ -26,6 +26,7 @@ import { memoryDirectory } from './member-directory.ts';
 import { memberRemoveRoutes } from './member-remove-routes.ts';
 import { memberRoutes } from './member-routes.ts';
 import { openApiDocument } from './openapi.ts';
+import { openApiWithActions } from './openapi-actions.ts';
 import type { MetaModel } from '../models/meta.ts';
 import type { ApiHost, ApiMetrics, Forward, MemberDirectory } from './ports.ts';
 
@@ -132,6 +133,6 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const { contentType, body } = await options.metrics.render();
     return reply.type(contentType).send(body);
   });
-  app.get('/docs', () => openApiDocument);
+  app.get('/docs', () => (options.meta === undefined ? openApiDocument : openApiWithActions));
   return app;
 }

@@ -424,6 +424,37 @@ describe('/v1/actions', () => {
   });
 });
 
+describe('GET /docs', () => {
+  it('describes every agent and action route the node serves', async () => {
+    const document = (await leader.app.inject({ url: '/docs' })).json<{
+      paths: Record<string, Record<string, unknown>>;
+    }>();
+    const routes = [
+      'GET /api/unstable/info/node',
+      'GET /api/unstable/info/store',
+      'GET /api/unstable/info/shards',
+      'POST /api/unstable/action',
+      'POST /api/unstable/action/',
+      'GET /api/unstable/action/{id}',
+      'GET /api/unstable/actions/finished',
+      'GET /api/unstable/actions/queue',
+      'GET /v1/actions',
+      'POST /v1/actions',
+      'GET /v1/actions/{id}',
+      'POST /v1/actions/{id}/cancel',
+      'POST /v1/meta/commands',
+    ];
+    for (const route of routes) {
+      const [method = '', path = ''] = route.split(' ');
+      expect(document.paths[path]?.[method.toLowerCase()], route).toBeDefined();
+      const url = path.replace('{id}', uuid(999));
+      const answer = await leader.app.inject({ method: method as 'GET' | 'POST', url });
+      // Served (whatever the answer to an empty request), not the router's 404.
+      expect(answer.body, route).not.toContain('DRAM_ERR_ROUTE_NOT_FOUND');
+    }
+  });
+});
+
 describe('the queue limit', () => {
   it('refuses a schedule beyond actionsQueuedMax with 429 in both shapes', async () => {
     const small = startMetaCluster({ actionsQueuedMax: 1 });
