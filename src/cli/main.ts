@@ -91,6 +91,12 @@ program
         quiet: g.quiesced === true ? 'yes' : '',
       })),
     );
+    // The action queue (a node without the meta group does not serve it).
+    const queue = await call(flags.url, 'GET', '/v1/actions').catch(() => undefined);
+    if (queue?.status === 200) {
+      const lists = JSON.parse(new TextDecoder().decode(queue.body)) as { queue: unknown[] };
+      console.log(`actions queued: ${lists.queue.length}`);
+    }
     // The nodes this member knows (an older node may not serve the list: the groups are enough then).
     const members = await call(flags.url, 'GET', '/v1/admin/members').catch(() => undefined);
     if (members?.status !== 200) return;
