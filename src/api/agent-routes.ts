@@ -85,6 +85,7 @@ export const agentRoutes: FastifyPluginCallback<AgentRoutesOptions> = (app, opti
     const meta = actions.model;
     const attributes: Record<string, AttributeValue> = {
       'dram.io/nodes-registered': meta.nodes().length,
+      'dram.io/groups': meta.groups().length,
       'dram.io/actions-queued': meta.queue().length,
     };
     return { cluster_id: meta.clusterId === '' ? info.clusterId : meta.clusterId, attributes };

@@ -123,6 +123,7 @@ export class MetaController {
         return;
       }
       if (await this.membershipStep(meta.status)) return;
+      if (await this.groupRecordStep()) return;
       await this.actionStep();
     } catch (error) {
       this.options.log?.('warn', 'meta controller step failed', { err: error });
@@ -164,6 +165,24 @@ export class MetaController {
     const outcome = await this.options.host.proposeConfChange(metaGroup, changeOf(step));
     this.options.log?.('info', 'meta group membership', { step: step.kind, node: step.node, outcome: outcome.kind });
     return true;
+  }
+
+  /**
+   * Keeps the model's group records (id, kind, replicas) in step with the configurations this
+   * node has applied: proposes one record that differs; true when it did.
+   */
+  private async groupRecordStep(): Promise<boolean> {
+    const recorded = new Map(this.options.model.groups().map((group) => [group.id, group]));
+    for (const { group, status } of this.options.host.status()) {
+      const conf = status.confState;
+      if (conf.voters.length === 0) continue;
+      const replicas = [...new Set([...conf.voters, ...conf.learners])].sort((a, b) => a - b);
+      const record = { id: group, kind: group === metaGroup ? ('meta' as const) : ('kv' as const), replicas };
+      if (JSON.stringify(recorded.get(group)) === JSON.stringify(record)) continue;
+      await this.propose({ type: 'group.set', group: record });
+      return true;
+    }
+    return false;
   }
 
   /** Every member of every other group hosted here; undefined while one's configuration is unknown. */

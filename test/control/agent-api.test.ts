@@ -139,6 +139,7 @@ describe('GET /api/unstable/info/*', () => {
     expect(body['cluster_id']).toBe('test-cluster');
     expect(body['attributes']).toEqual({
       'dram.io/nodes-registered': expect.any(Number) as unknown,
+      'dram.io/groups': expect.any(Number) as unknown,
       'dram.io/actions-queued': expect.any(Number) as unknown,
     });
   });
@@ -161,6 +162,19 @@ describe('GET /api/unstable/info/*', () => {
         else expect(shard['lag']).toEqual({ unit: { unit: 'entries' }, value: expect.any(Number) as unknown });
       }
     }
+  });
+});
+
+describe('the meta model', () => {
+  it('records the cluster id and every group with its replicas, as the configurations say', async () => {
+    const model = await waitFor('groups recorded', () =>
+      follower.model.groups().length === 3 ? follower.model : undefined,
+    );
+    expect(model.clusterId).toBe('test-cluster');
+    expect(model.groups()).toEqual([
+      { id: 0, kind: 'meta', replicas: nodeIds },
+      ...kvGroups.map((id) => ({ id, kind: 'kv', replicas: nodeIds })),
+    ]);
   });
 });
 

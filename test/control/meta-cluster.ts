@@ -116,6 +116,7 @@ export function startMetaCluster(options: { readonly actionsQueuedMax?: number }
       wallNowMs: () => Date.now(),
       effects: apiEffects(app),
       pollMs: 20,
+      clusterId: 'test-cluster',
     });
     nodes.set(id, { id, host, app, model, controller });
     host.start();
