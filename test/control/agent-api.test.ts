@@ -497,3 +497,42 @@ describe('the queue limit', () => {
     }
   });
 });
+
+describe('cluster.remove of the meta leader itself', () => {
+  it('removes it from every group; the new meta leader finishes the action', async () => {
+    const small = startMetaCluster();
+    try {
+      const meta = await agreedLeader(small, metaGroupId);
+      for (const group of kvGroups) await agreedLeader(small, group);
+      const other = [...small.nodes.values()].find((n) => n.id !== meta.id) ?? meta;
+      const id = uuid(700);
+      const scheduled = await post(other, '/api/unstable/action', {
+        kind: 'agent.replicante.io/cluster.remove',
+        id,
+        args: { node: String(meta.id) },
+      });
+      expect(scheduled.statusCode).toBe(200);
+      const record = await waitFor(
+        'the removal to finish',
+        () => {
+          const r = other.model.action(id);
+          return r?.finishedMs === null ? undefined : r;
+        },
+        30_000,
+      );
+      expect(record.state).toEqual({ phase: 'DONE', payload: { node: meta.id }, error: null });
+      for (const group of [metaGroupId, ...kvGroups]) {
+        const conf = other.host.groupStatus(group)?.status.confState;
+        expect([...(conf?.voters ?? []), ...(conf?.learners ?? [])], `group ${group}`).not.toContain(meta.id);
+      }
+      const next = await waitFor('a new meta leader', () =>
+        [...small.nodes.values()].find(
+          (n) => n.id !== meta.id && n.host.groupStatus(metaGroupId)?.status.role === 'leader',
+        ),
+      );
+      expect(next.id).not.toBe(meta.id);
+    } finally {
+      await small.stop();
+    }
+  }, 40_000);
+});
