@@ -18,7 +18,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { GroupId, NodeId } from '../base/ids.ts';
 import { kvKeyBytesMax } from '../codec/kv.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
+import { actionRoutes } from './action-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { agentRoutes, type AgentInfo } from './agent-routes.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
 import {
   assertHttpLimits,
@@ -33,6 +35,8 @@ import { memoryDirectory } from './member-directory.ts';
 import { memberRemoveRoutes } from './member-remove-routes.ts';
 import { memberRoutes } from './member-routes.ts';
 import { openApiDocument } from './openapi.ts';
+import { openApiWithActions } from './openapi-actions.ts';
+import type { MetaModel } from '../models/meta.ts';
 import type { ApiHost, ApiMetrics, Forward, MemberDirectory } from './ports.ts';
 import { installRequestGuard } from './request-guard.ts';
 
@@ -55,6 +59,15 @@ export interface AppOptions {
   readonly memberChangeLimits?: MemberChangeLimits | undefined;
   /** The HTTP server's limits (default `httpLimitsDefault`). */
   readonly httpLimits?: HttpLimits | undefined;
+  /** The meta model (group 0) and what the Replicante agent API reports; without it, no agent or action routes. */
+  readonly meta?: AppMetaOptions | undefined;
+}
+
+export interface AppMetaOptions {
+  readonly model: MetaModel;
+  readonly info: AgentInfo;
+  /** Wall-clock milliseconds since the epoch: the times written into action records. */
+  readonly wallNowMs: () => number;
 }
 
 export const defaultRequestTimeoutMs = 5000;
@@ -119,10 +132,24 @@ export function buildApp(options: AppOptions): FastifyInstance {
     ...limits,
   });
 
+  if (options.meta !== undefined) {
+    const actions = {
+      nodeId: options.nodeId,
+      host: options.host,
+      forward,
+      requestTimeoutMs,
+      log: app.log,
+      model: options.meta.model,
+      wallNowMs: options.meta.wallNowMs,
+    };
+    app.register(agentRoutes, { nodeId: options.nodeId, info: options.meta.info, actions });
+    app.register(actionRoutes, { nodeId: options.nodeId, actions });
+  }
+
   app.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await options.metrics.render();
     return reply.type(contentType).send(body);
   });
-  app.get('/docs', () => openApiDocument);
+  app.get('/docs', () => (options.meta === undefined ? openApiDocument : openApiWithActions));
   return app;
 }

@@ -26,6 +26,27 @@ export const errorRegistry = {
     status: 408,
     meaning: 'The request head or body did not arrive in time; the connection is closed and nothing was changed.',
   },
+  DRAM_ERR_ACTION_NOT_FOUND: { status: 404, meaning: 'No agent action with this id is known to the cluster.' },
+  DRAM_ERR_UNKNOWN_ACTION_KIND: {
+    status: 400,
+    meaning: 'The action kind is not one this version runs (see docs/agent-api.md); nothing was scheduled.',
+  },
+  DRAM_ERR_INVALID_ACTION_ARGS: {
+    status: 400,
+    meaning: "The action's args do not suit its kind, or are larger than the args limit; nothing was scheduled.",
+  },
+  DRAM_ERR_ACTION_EXISTS: {
+    status: 409,
+    meaning: 'Another action already uses this action id; nothing was scheduled.',
+  },
+  DRAM_ERR_ACTION_FINISHED: {
+    status: 409,
+    meaning: 'The action has already finished (DONE or FAILED) and can no longer be cancelled.',
+  },
+  DRAM_ERR_ACTIONS_QUEUE_FULL: {
+    status: 429,
+    meaning: 'The cluster has actionsQueuedMax unfinished actions; nothing was scheduled, retry once some finished.',
+  },
   DRAM_ERR_STALE_REQUEST: {
     status: 409,
     meaning:

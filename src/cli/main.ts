@@ -1,11 +1,11 @@
-// The `dram` command: start | dev | status | failover | members | kv. Each subcommand parses its flags here
+// The `dram` command: start | dev | status | failover | members | actions | kv. Each subcommand parses its flags here
 // and hands over to the module that does the work; errors print one line and exit non-zero.
 
 import { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, mergeSources, resolveConfig, type RawConfig } from '../node/config.ts';
 import { runDev } from './dev.ts';
-import { call, describeError } from './http-client.ts';
+import { call, describeError, type ApiAnswer } from './http-client.ts';
 
 const program = new Command('dram').description('data-analysis clusters on a hand-written multi-group Raft');
 const defaultUrl = process.env['DRAM_URL'] ?? 'http://127.0.0.1:8081';
@@ -79,7 +79,7 @@ program
     console.log(`node ${status.nodeId}`);
     console.table(
       status.groups.map((g) => ({
-        group: `kv/${g.group}`,
+        group: g.group === 0 ? 'meta' : `kv/${g.group}`,
         role: g.role,
         term: g.term,
         commit: g.commit,
@@ -91,6 +91,12 @@ program
         quiet: g.quiesced === true ? 'yes' : '',
       })),
     );
+    // The action queue (a node without the meta group does not serve it).
+    const queue = await call(flags.url, 'GET', '/v1/actions').catch(() => undefined);
+    if (queue?.status === 200) {
+      const lists = JSON.parse(new TextDecoder().decode(queue.body)) as { queue: unknown[] };
+      console.log(`actions queued: ${lists.queue.length}`);
+    }
     // The nodes this member knows (an older node may not serve the list: the groups are enough then).
     const members = await call(flags.url, 'GET', '/v1/admin/members').catch(() => undefined);
     if (members?.status !== 200) return;
@@ -161,6 +167,94 @@ members
     );
     for (const warning of result.warnings) console.warn(`warning: ${warning}`);
     console.log(`node ${result.nodeId} is out of every group`);
+  });
+
+interface ActionJson {
+  id: string;
+  kind: string;
+  args: unknown;
+  scheduled_time: string;
+  finished_time: string | null;
+  state: { phase: string; payload: unknown; error: unknown };
+}
+
+function actionRow(action: ActionJson): Record<string, string> {
+  return {
+    id: action.id,
+    kind: action.kind,
+    phase: action.state.phase,
+    scheduled: action.scheduled_time,
+    finished: action.finished_time ?? '',
+    error: action.state.error === null ? '' : JSON.stringify(action.state.error),
+  };
+}
+
+/** Prints the answer as JSON (--json) or through `table`; a non-2xx answer is a one-line error. */
+function printAnswer(answer: ApiAnswer, json: boolean | undefined, table: (body: unknown) => void): void {
+  if (answer.status >= 300) fail(describeError(answer));
+  const body: unknown = JSON.parse(new TextDecoder().decode(answer.body));
+  if (json === true) console.log(JSON.stringify(body, null, 2));
+  else table(body);
+}
+
+const actions = program.command('actions').description("the cluster's agent actions (one at a time, in order)");
+actions
+  .command('ls')
+  .description("the whole cluster's queue, then the finished actions")
+  .option('--url <url>', 'any member', defaultUrl)
+  .option('--json', 'print JSON')
+  .action(async (flags: { url: string; json?: boolean }) => {
+    printAnswer(await call(flags.url, 'GET', '/v1/actions'), flags.json, (body) => {
+      const lists = body as { queue: ActionJson[]; finished: ActionJson[] };
+      console.table([...lists.queue, ...lists.finished].map(actionRow));
+    });
+  });
+actions
+  .command('show <id>')
+  .description('one action with its args, payload and error')
+  .option('--url <url>', 'any member', defaultUrl)
+  .option('--json', 'print JSON')
+  .action(async (id: string, flags: { url: string; json?: boolean }) => {
+    printAnswer(await call(flags.url, 'GET', `/v1/actions/${encodeURIComponent(id)}`), flags.json, (body) => {
+      const action = body as ActionJson;
+      console.table([actionRow(action)]);
+      console.log(`args: ${JSON.stringify(action.args)}`);
+      console.log(`payload: ${JSON.stringify(action.state.payload)}`);
+    });
+  });
+actions
+  .command('schedule <kind> [args]')
+  .description('schedule an action (args as JSON, e.g. \'{"group": 1, "to": 2}\'); prints its id')
+  .option('--id <uuid>', 'the action id (default: a new UUID); retrying with the same id never schedules twice')
+  .option('--url <url>', 'any member', defaultUrl)
+  .option('--json', 'print JSON')
+  .action(async (kind: string, args: string | undefined, flags: { id?: string; url: string; json?: boolean }) => {
+    let parsed: unknown = null;
+    try {
+      parsed = args === undefined ? null : JSON.parse(args);
+    } catch {
+      fail(`args must be JSON: ${args ?? ''}`);
+    }
+    const body = JSON.stringify({ kind, args: parsed, ...(flags.id === undefined ? {} : { id: flags.id }) });
+    printAnswer(await call(flags.url, 'POST', '/v1/actions', body), flags.json, (answer) => {
+      console.log((answer as { id: string }).id);
+    });
+  });
+actions
+  .command('cancel <id>')
+  .description('cancel an unfinished action (it ends FAILED with the reason)')
+  .option('--reason <text>', 'why, recorded in the error')
+  .option('--url <url>', 'any member', defaultUrl)
+  .option('--json', 'print JSON')
+  .action(async (id: string, flags: { reason?: string; url: string; json?: boolean }) => {
+    const body = JSON.stringify(flags.reason === undefined ? {} : { reason: flags.reason });
+    printAnswer(
+      await call(flags.url, 'POST', `/v1/actions/${encodeURIComponent(id)}/cancel`, body),
+      flags.json,
+      (answer) => {
+        console.table([actionRow(answer as ActionJson)]);
+      },
+    );
   });
 
 const kv = program.command('kv').description('read and write keys');

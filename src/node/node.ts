@@ -36,6 +36,12 @@ import type { AddressBook } from './address-book.ts';
 import type { NodeConfig } from './config.ts';
 import { finishJoin, planStart, type JoiningNode } from './membership.ts';
 import { RemovalWatch } from './removal-watch.ts';
+import { proposeMeta } from '../api/meta-propose.ts';
+import { MetaController } from '../control/controller.ts';
+import { MetaModel, metaGroupId } from '../models/meta.ts';
+import { systemClock } from '../multiraft/system-clock.ts';
+import { apiEffects } from './meta-effects.ts';
+import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
 
 // A KV entry is the value plus its key and a few bytes of framing: leave room above the value limit.
 const entryBytesMax = kvValueBytesMax + kvKeyBytesMax + 1024;
@@ -66,6 +72,7 @@ export async function startNode(
     snapshotDataBytesMax,
   });
   const plan = await planStart(config, store, logger);
+  await prepareMetaGroup(store, config, logger);
   const transport = new PeerTransport({
     ...peerTransportLimitsDefault,
     frameBytesMax,
@@ -132,6 +139,8 @@ export async function startNode(
       removals.confApplied(group, confState);
     },
   });
+  const metaModel = new MetaModel();
+  host.addGroup(metaGroupId, metaModel);
   for (const group of plan.groups) host.addGroup(group, new KvModel());
   const removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
   await transport.start();
@@ -148,6 +157,8 @@ export async function startNode(
       forgetMember(plan.book, transport, node, logger);
     },
   };
+  const httpUrl = `http://${config.http.host}:${config.http.port}`;
+  const version = dramVersion();
   const app = buildApp({
     nodeId: config.nodeId,
     clusterId: config.clusterId,
@@ -158,9 +169,15 @@ export async function startNode(
     requestTimeoutMs: config.requestTimeoutMs,
     metrics,
     logger,
+    meta: {
+      model: metaModel,
+      info: { httpUrl, version, clusterId: config.clusterId },
+      wallNowMs: () => Date.now(),
+    },
   });
   await app.listen({ host: config.http.host, port: config.http.port });
-  const httpUrl = `http://${config.http.host}:${config.http.port}`;
+  const controller = metaController(config, host, metaModel, app, forward, httpUrl, version, logger);
+  controller.start();
   // The binary client protocol, next to the HTTP API, when --client is given.
   const binary =
     config.client === undefined
@@ -195,6 +212,7 @@ export async function startNode(
     (stopping ??= (async () => {
       logger.info('stopping');
       clearInterval(watchdog);
+      controller.stop();
       await binary?.stop();
       await app.close();
       await host.stop();
@@ -223,6 +241,46 @@ export async function startNode(
     throw error;
   }
   return { httpUrl, stop };
+}
+
+/** The meta controller (src/control/controller.ts): actions and the meta group's membership, on the meta leader. */
+function metaController(
+  config: NodeConfig,
+  host: MultiRaftHost,
+  model: MetaModel,
+  app: ReturnType<typeof buildApp>,
+  forward: Forward,
+  httpUrl: string,
+  version: string,
+  logger: Logger,
+): MetaController {
+  const proposeContext = {
+    nodeId: config.nodeId,
+    host,
+    forward,
+    requestTimeoutMs: config.requestTimeoutMs,
+    log: logger,
+  };
+  return new MetaController({
+    nodeId: config.nodeId,
+    host,
+    model,
+    clock: systemClock,
+    wallNowMs: () => Date.now(),
+    effects: apiEffects(app),
+    clusterId: config.clusterId,
+    selfRecord: selfRecord(config, httpUrl, version),
+    proposeAnywhere: async (command) => {
+      try {
+        return (await proposeMeta(proposeContext, command)).outcome.ok;
+      } catch {
+        return false; // retried on a later tick
+      }
+    },
+    log: (level, message, fields) => {
+      logger[level](fields, message);
+    },
+  });
 }
 
 /**

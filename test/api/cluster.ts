@@ -139,7 +139,7 @@ export function startCluster(
   };
 }
 
-function stringHeaders(response: LightMyRequestResponse): Record<string, string> {
+export function stringHeaders(response: LightMyRequestResponse): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(response.headers)) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : String(value);

@@ -1,0 +1,242 @@
+// The meta controller: the small effectful loop that runs on every node and acts only while the
+// node leads group 0. Every `pollMs` it asks the planners for one step and carries it out:
+//  - the meta group's membership (meta-membership.ts): one configuration change of group 0;
+//  - the action executor (executor.ts): start, run one step of, or fail one action, and propose
+//    the resulting state change (with the record version it planned against) through group 0.
+// One step at a time (a step in flight blocks the next tick), so actions run one at a time, in
+// log order, cluster-wide. A proposal that fails (leadership moved, queue full) is simply planned
+// again on a later tick, by this node or by the new leader, which resumes a RUNNING action first.
+//
+// Called by: src/node/ (start/stop), test/control/.
+
+import { metaGroupId as metaGroup, type MetaModel } from '../models/meta.ts';
+import type { GroupId, NodeId } from '../base/ids.ts';
+import {
+  encodeMetaCommand,
+  type ActionRecord,
+  type ActionState,
+  type MetaCommand,
+  type NodeRecord,
+} from '../codec/meta.ts';
+import type { ProposalOutcome } from '../multiraft/host.ts';
+import type { HostClock, TimerHandle } from '../multiraft/ports.ts';
+import type { ConfChange, Status } from '../raft/types.ts';
+import { runActionStep, type StepContext } from './action-steps.ts';
+import { planNextStep } from './executor.ts';
+import { planMetaMembership, type MetaMembershipStep } from './meta-membership.ts';
+
+export const controllerPollMs = 200;
+/** How often a node whose registry record is out of date proposes it again. */
+export const registerRetryMs = 2000;
+
+/** The part of the multi-Raft host the controller uses (MultiRaftHost satisfies it). */
+export interface ControllerHost {
+  propose(group: GroupId, data: Uint8Array): Promise<ProposalOutcome>;
+  proposeConfChange(group: GroupId, change: ConfChange): Promise<ProposalOutcome>;
+  status(): { group: GroupId; status: Status; appliedIndex: number }[];
+  groupStatus(group: GroupId): { group: GroupId; status: Status; appliedIndex: number } | undefined;
+}
+
+export interface ControllerOptions {
+  readonly nodeId: NodeId;
+  readonly host: ControllerHost;
+  readonly model: MetaModel;
+  /** Timers (the host's clock port). */
+  readonly clock: HostClock;
+  /** Wall-clock milliseconds since the epoch: the times written into action records. */
+  readonly wallNowMs: () => number;
+  /** The effects of action steps (transfer, member removal); the model and host parts are filled in here. */
+  readonly effects: Pick<StepContext, 'transferLeadership' | 'removeFromKvGroups'>;
+  readonly pollMs?: number;
+  /** The cluster id the meta leader records when the model has none yet (a new cluster). */
+  readonly clusterId?: string;
+  /**
+   * This node's registry record: every node keeps its own up to date (addresses, versions),
+   * proposing it through `proposeAnywhere` (forwarded to the meta leader) when the model differs.
+   */
+  readonly selfRecord?: NodeRecord;
+  readonly proposeAnywhere?: (command: MetaCommand) => Promise<boolean>;
+  readonly log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
+}
+
+export class MetaController {
+  private readonly options: ControllerOptions;
+  private timer: TimerHandle | undefined;
+  private busy = false;
+  private lastRegisterMs = -Infinity;
+  private stopped = false;
+  private readonly context: StepContext;
+
+  constructor(options: ControllerOptions) {
+    this.options = options;
+    const { host, model } = options;
+    this.context = {
+      nowMs: options.wallNowMs,
+      groupLeader: (group) => host.groupStatus(group)?.status.leader,
+      transferLeadership: (group, to) => options.effects.transferLeadership(group, to),
+      removeFromKvGroups: (node) => options.effects.removeFromKvGroups(node),
+      removeFromMetaGroup: async (node) => {
+        const conf = host.groupStatus(metaGroup)?.status.confState;
+        if (conf === undefined || ![...conf.voters, ...conf.learners].includes(node)) return { ok: true, detail: null };
+        const outcome = await host.proposeConfChange(metaGroup, {
+          changes: [{ type: 'remove_node', node }],
+          transition: 'auto',
+        });
+        return outcome.kind === 'applied'
+          ? { ok: true, detail: null }
+          : { ok: false, final: false, message: `meta group removal not applied (${outcome.kind})` };
+      },
+      forgetNode: async (node) => {
+        if (model.node(node) === undefined) return { ok: true, detail: null };
+        const outcome = await this.propose({ type: 'node.remove', node });
+        return outcome
+          ? { ok: true, detail: null }
+          : { ok: false, final: false, message: 'registry update not applied' };
+      },
+    };
+  }
+
+  start(): void {
+    this.timer = this.options.clock.setRepeating(() => {
+      void this.tick();
+    }, this.options.pollMs ?? controllerPollMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) this.options.clock.clearTimer(this.timer);
+  }
+
+  /** One step, when this node leads group 0 and no step is in flight; resolves when it is done. */
+  async tick(): Promise<void> {
+    if (this.busy || this.stopped) return;
+    const meta = this.options.host.groupStatus(metaGroup);
+    const leading = meta?.status.role === 'leader';
+    if (!leading && !this.registrationDue()) return;
+    this.busy = true;
+    try {
+      if (this.registrationDue()) await this.register();
+      if (!leading) return;
+      const clusterId = this.options.clusterId;
+      if (clusterId !== undefined && this.options.model.clusterId === '') {
+        await this.propose({ type: 'cluster.set', clusterId });
+        return;
+      }
+      if (await this.membershipStep(meta.status)) return;
+      if (await this.groupRecordStep()) return;
+      await this.actionStep();
+    } catch (error) {
+      this.options.log?.('warn', 'meta controller step failed', { err: error });
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** This node's record differs from the registry's, and the last attempt is long enough ago. */
+  private registrationDue(): boolean {
+    const self = this.options.selfRecord;
+    if (self === undefined || this.options.proposeAnywhere === undefined) return false;
+    // Only once the meta group is formed here (its configuration applied) and has a leader.
+    const meta = this.options.host.groupStatus(metaGroup)?.status;
+    if (meta === undefined || meta.leader === 0 || meta.confState.voters.length === 0) return false;
+    if (this.options.wallNowMs() - this.lastRegisterMs < registerRetryMs) return false;
+    return JSON.stringify(this.options.model.node(self.id)) !== JSON.stringify(self);
+  }
+
+  private async register(): Promise<void> {
+    const self = this.options.selfRecord;
+    if (self === undefined || this.options.proposeAnywhere === undefined) return;
+    this.lastRegisterMs = this.options.wallNowMs();
+    await this.options.proposeAnywhere({ type: 'node.upsert', node: self });
+  }
+
+  /** Carries out the meta membership planner's step; true when there was one. */
+  private async membershipStep(status: Status): Promise<boolean> {
+    const step = planMetaMembership({
+      self: this.options.nodeId,
+      voters: status.confState.voters,
+      learners: status.confState.learners,
+      commit: status.commit,
+      match: new Map(status.progress.map((member) => [member.id, member.match])),
+      changePending: status.confState.votersOutgoing.length > 0,
+      kvMembers: this.kvMembers(),
+    });
+    if (step.kind === 'none') return false;
+    const outcome = await this.options.host.proposeConfChange(metaGroup, changeOf(step));
+    this.options.log?.('info', 'meta group membership', { step: step.kind, node: step.node, outcome: outcome.kind });
+    return true;
+  }
+
+  /**
+   * Keeps the model's group records (id, kind, replicas) in step with the configurations this
+   * node has applied: proposes one record that differs; true when it did.
+   */
+  private async groupRecordStep(): Promise<boolean> {
+    const recorded = new Map(this.options.model.groups().map((group) => [group.id, group]));
+    for (const { group, status } of this.options.host.status()) {
+      const conf = status.confState;
+      if (conf.voters.length === 0) continue;
+      const replicas = [...new Set([...conf.voters, ...conf.learners])].sort((a, b) => a - b);
+      const record = { id: group, kind: group === metaGroup ? ('meta' as const) : ('kv' as const), replicas };
+      if (JSON.stringify(recorded.get(group)) === JSON.stringify(record)) continue;
+      await this.propose({ type: 'group.set', group: record });
+      return true;
+    }
+    return false;
+  }
+
+  /** Every member of every other group hosted here; undefined while one's configuration is unknown. */
+  private kvMembers(): Set<NodeId> | undefined {
+    const members = new Set<NodeId>();
+    for (const { group, status } of this.options.host.status()) {
+      if (group === metaGroup) continue;
+      const conf = status.confState;
+      if (conf.voters.length === 0) return undefined;
+      for (const node of [...conf.voters, ...conf.votersOutgoing, ...conf.learners, ...conf.learnersNext])
+        members.add(node);
+    }
+    return members;
+  }
+
+  private async actionStep(): Promise<void> {
+    const step = planNextStep({ queue: this.options.model.queue(), nowMs: this.options.wallNowMs() });
+    switch (step.kind) {
+      case 'idle':
+        return;
+      case 'start':
+        await this.update(step.action, { phase: 'RUNNING', payload: null, error: null });
+        return;
+      case 'fail':
+        await this.update(step.action, step.state);
+        return;
+      case 'run': {
+        const next = await runActionStep(step.action, this.context);
+        if (next !== undefined) await this.update(step.action, next);
+        return;
+      }
+    }
+  }
+
+  private async update(action: ActionRecord, state: ActionState): Promise<void> {
+    await this.propose({
+      type: 'action.update',
+      id: action.id,
+      version: action.version,
+      state,
+      atMs: this.options.wallNowMs(),
+    });
+    if (state.phase === 'DONE' || state.phase === 'FAILED')
+      this.options.log?.('info', 'action finished', { id: action.id, kind: action.kind, phase: state.phase });
+  }
+
+  /** Proposes through group 0; true when applied with an ok outcome. */
+  private async propose(command: MetaCommand): Promise<boolean> {
+    const outcome = await this.options.host.propose(metaGroup, encodeMetaCommand(command));
+    return outcome.kind === 'applied' && (outcome.result as { ok?: unknown } | undefined)?.ok === true;
+  }
+}
+
+function changeOf(step: Exclude<MetaMembershipStep, { kind: 'none' }>): ConfChange {
+  const type = step.kind === 'remove' ? 'remove_node' : step.kind === 'add_learner' ? 'add_learner' : 'add_voter';
+  return { changes: [{ type, node: step.node }], transition: 'auto' };
+}

@@ -1,0 +1,275 @@
+// The meta model: the replicated state machine of group 0, on every node. It holds what the
+// cluster is: its id, the node registry (addresses, agent and store versions, attribute maps,
+// status), the groups with their replicas, the replication factor per group kind, and the agent
+// action queue with every action's invocation record.
+//
+// Pure and deterministic: the same commands in the same order give the same state on every
+// replica. Times are data in the commands (written by the proposer), never read here: a record's
+// scheduled time is the schedule command's `atMs`, its finished time the finishing command's.
+//
+// Invariants:
+//  - an action id is scheduled at most once: a second schedule with a known id changes nothing and
+//    says whether it was the same request (a retry whose first answer was lost) or another one;
+//  - at most `actionsQueuedMax` unfinished actions; one more is refused (`queue_full`);
+//  - phases move NEW -> RUNNING -> DONE | FAILED (NEW may finish directly, RUNNING may stay
+//    RUNNING with a new payload); a finished record never changes again;
+//  - an update names the record version it was planned against: a stale one (another leader, a
+//    cancel in between) is refused, so a step applied twice takes effect once;
+//  - finished records are kept `finishedRetainMs` (14 days) after they finished, as seen by the
+//    time in later commands, and at most `actionsFinishedMax` (the oldest go first).
+//
+// Called by: the multi-Raft host (applyEntry, snapshot, restore), src/control/ (views for the
+// executor), src/api/ (the agent API reads it).
+
+import { assert } from '../base/assert.ts';
+import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
+import {
+  decodeMetaCommand,
+  decodeMetaSnapshot,
+  encodeMetaSnapshot,
+  type ActionRecord,
+  type ActionRequest,
+  type GroupKind,
+  type GroupRecord,
+  type MetaCommand,
+  type NodeRecord,
+} from '../codec/meta.ts';
+
+export const metaGroupId = 0 as GroupId;
+
+export interface MetaModelOptions {
+  /** Unfinished actions at most; one more schedule is refused. */
+  readonly actionsQueuedMax: number;
+  /** Finished records kept at most (the oldest finished go first). */
+  readonly actionsFinishedMax: number;
+  /** How long a finished record is kept after it finished. */
+  readonly finishedRetainMs: number;
+}
+
+export const metaModelDefaults: MetaModelOptions = {
+  actionsQueuedMax: 1000,
+  actionsFinishedMax: 1000,
+  finishedRetainMs: 14 * 24 * 3600 * 1000,
+};
+
+export type MetaOutcome =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly code: 'exists'; readonly sameRequest: boolean }
+  | { readonly ok: false; readonly code: 'queue_full'; readonly queued: number; readonly queuedMax: number }
+  | { readonly ok: false; readonly code: 'unknown_action' }
+  | { readonly ok: false; readonly code: 'finished'; readonly phase: 'DONE' | 'FAILED' }
+  | { readonly ok: false; readonly code: 'stale'; readonly version: number }
+  | { readonly ok: false; readonly code: 'bad_transition'; readonly from: string; readonly to: string }
+  | { readonly ok: false; readonly code: 'malformed'; readonly message: string };
+
+export class MetaModel {
+  readonly type = 'meta';
+  readonly version = 1;
+  private readonly options: MetaModelOptions;
+  private clusterIdValue = '';
+  private readonly nodesById = new Map<NodeId, NodeRecord>();
+  private readonly groupsById = new Map<GroupId, GroupRecord>();
+  private readonly factors = new Map<GroupKind, number>();
+  /** Unfinished actions in schedule (log) order. */
+  private readonly queued = new Map<string, ActionRecord>();
+  /** Finished actions in finish order. */
+  private readonly finished = new Map<string, ActionRecord>();
+
+  constructor(options: MetaModelOptions = metaModelDefaults) {
+    assert(
+      options.actionsQueuedMax >= 1 && options.actionsFinishedMax >= 1 && options.finishedRetainMs >= 0,
+      'meta: limits must be positive',
+    );
+    this.options = options;
+  }
+
+  get clusterId(): string {
+    return this.clusterIdValue;
+  }
+
+  nodes(): readonly NodeRecord[] {
+    return [...this.nodesById.values()].sort((a, b) => a.id - b.id);
+  }
+
+  node(id: NodeId): NodeRecord | undefined {
+    return this.nodesById.get(id);
+  }
+
+  groups(): readonly GroupRecord[] {
+    return [...this.groupsById.values()].sort((a, b) => a.id - b.id);
+  }
+
+  replicationFactor(kind: GroupKind): number | undefined {
+    return this.factors.get(kind);
+  }
+
+  action(id: string): ActionRecord | undefined {
+    return this.queued.get(id) ?? this.finished.get(id);
+  }
+
+  /** Unfinished actions, oldest scheduled first. */
+  queue(): readonly ActionRecord[] {
+    return [...this.queued.values()];
+  }
+
+  /** Finished actions, oldest finished first. */
+  finishedActions(): readonly ActionRecord[] {
+    return [...this.finished.values()];
+  }
+
+  /** Applies the command in a committed entry; a malformed one changes nothing. */
+  applyEntry(_index: LogIndex, data: Uint8Array): MetaOutcome | undefined {
+    if (data.length === 0) return undefined; // a leader's empty entry
+    let command: MetaCommand;
+    try {
+      command = decodeMetaCommand(data);
+    } catch (error) {
+      // Validated before proposing; a replica never fails on it.
+      return { ok: false, code: 'malformed', message: error instanceof Error ? error.message : String(error) };
+    }
+    return this.apply(command);
+  }
+
+  apply(command: MetaCommand): MetaOutcome {
+    switch (command.type) {
+      case 'cluster.set':
+        this.clusterIdValue = command.clusterId;
+        return { ok: true };
+      case 'node.upsert':
+        this.nodesById.set(command.node.id, command.node);
+        return { ok: true };
+      case 'node.remove':
+        this.nodesById.delete(command.node);
+        return { ok: true };
+      case 'group.set':
+        this.groupsById.set(command.group.id, command.group);
+        return { ok: true };
+      case 'group.remove':
+        this.groupsById.delete(command.group);
+        return { ok: true };
+      case 'replication.set':
+        this.factors.set(command.kind, command.factor);
+        return { ok: true };
+      case 'action.schedule':
+        this.prune(command.atMs);
+        return this.schedule(command.action, command.atMs);
+      case 'action.update':
+        this.prune(command.atMs);
+        return this.update(command.id, command.version, command.state, command.atMs);
+      case 'action.cancel':
+        this.prune(command.atMs);
+        return this.cancel(command.id, command.reason, command.atMs);
+    }
+  }
+
+  private schedule(request: ActionRequest, atMs: number): MetaOutcome {
+    const known = this.action(request.id);
+    if (known !== undefined) return { ok: false, code: 'exists', sameRequest: sameRequest(known, request) };
+    if (this.queued.size >= this.options.actionsQueuedMax)
+      return { ok: false, code: 'queue_full', queued: this.queued.size, queuedMax: this.options.actionsQueuedMax };
+    this.queued.set(request.id, {
+      ...request,
+      scheduledMs: atMs,
+      startedMs: null,
+      finishedMs: null,
+      state: { phase: 'NEW', payload: null, error: null },
+      version: 0,
+    });
+    return { ok: true };
+  }
+
+  private update(id: string, version: number, state: ActionRecord['state'], atMs: number): MetaOutcome {
+    const current = this.queued.get(id);
+    if (current === undefined) return this.notQueued(id);
+    if (current.version !== version) return { ok: false, code: 'stale', version: current.version };
+    if (state.phase === 'NEW') return { ok: false, code: 'bad_transition', from: current.state.phase, to: state.phase };
+    const finishing = state.phase === 'DONE' || state.phase === 'FAILED';
+    const next: ActionRecord = {
+      ...current,
+      state,
+      version: current.version + 1,
+      startedMs: current.startedMs ?? atMs,
+      finishedMs: finishing ? atMs : null,
+    };
+    if (finishing) this.finish(next);
+    else this.queued.set(id, next);
+    return { ok: true };
+  }
+
+  private cancel(id: string, reason: string, atMs: number): MetaOutcome {
+    const current = this.queued.get(id);
+    if (current === undefined) return this.notQueued(id);
+    this.finish({
+      ...current,
+      state: { phase: 'FAILED', payload: current.state.payload, error: { error_msg: `cancelled: ${reason}` } },
+      version: current.version + 1,
+      finishedMs: atMs,
+    });
+    return { ok: true };
+  }
+
+  private notQueued(id: string): MetaOutcome {
+    const done = this.finished.get(id);
+    if (done === undefined) return { ok: false, code: 'unknown_action' };
+    return { ok: false, code: 'finished', phase: done.state.phase === 'DONE' ? 'DONE' : 'FAILED' };
+  }
+
+  private finish(record: ActionRecord): void {
+    this.queued.delete(record.id);
+    this.finished.set(record.id, record);
+    while (this.finished.size > this.options.actionsFinishedMax) {
+      const oldest = this.finished.keys().next();
+      if (oldest.done === true) break;
+      this.finished.delete(oldest.value);
+    }
+  }
+
+  /** Drops finished records older than the retention, as the command's time sees it. */
+  private prune(nowMs: number): void {
+    const cutoff = nowMs - this.options.finishedRetainMs;
+    for (const [id, record] of this.finished) {
+      if ((record.finishedMs ?? 0) < cutoff) this.finished.delete(id);
+    }
+  }
+
+  snapshot(): Uint8Array {
+    return encodeMetaSnapshot({
+      version: 1,
+      clusterId: this.clusterIdValue,
+      nodes: this.nodes(),
+      groups: this.groups(),
+      replication: [...this.factors].map(([kind, factor]) => ({ kind, factor })),
+      queued: this.queue(),
+      finished: this.finishedActions(),
+    });
+  }
+
+  restore(data: Uint8Array): void {
+    this.clusterIdValue = '';
+    this.nodesById.clear();
+    this.groupsById.clear();
+    this.factors.clear();
+    this.queued.clear();
+    this.finished.clear();
+    if (data.length === 0) return;
+    const snapshot = decodeMetaSnapshot(data);
+    this.clusterIdValue = snapshot.clusterId;
+    for (const node of snapshot.nodes) this.nodesById.set(node.id, node);
+    for (const group of snapshot.groups) this.groupsById.set(group.id, group);
+    for (const { kind, factor } of snapshot.replication) this.factors.set(kind, factor);
+    for (const action of snapshot.queued) this.queued.set(action.id, action);
+    for (const action of snapshot.finished) this.finished.set(action.id, action);
+  }
+}
+
+/** Whether a schedule with a known id is the same request again (a retry) rather than another action. */
+function sameRequest(known: ActionRecord, request: ActionRequest): boolean {
+  return (
+    known.kind === request.kind &&
+    known.node === request.node &&
+    known.createdMs === request.createdMs &&
+    known.timeoutMs === request.timeoutMs &&
+    JSON.stringify(known.args) === JSON.stringify(request.args) &&
+    JSON.stringify(known.metadata) === JSON.stringify(request.metadata)
+  );
+}

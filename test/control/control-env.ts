@@ -1,0 +1,219 @@
+// The environment the control planners' golden transcripts run in: one meta model, a wall clock
+// moved by hand, and fake effects, driven by datadriven commands (test/raft/datadriven.ts):
+//
+//   schedule n=<k> kind=<kind> at=<ms> [timeout=<ms>] [node=<id>]   (input: args as JSON, optional)
+//   step now=<ms> [count=<k>]   plan one step, carry it out (test kinds, fake effects), apply it
+//   plan now=<ms>               print the planned step only
+//   update n=<k> phase=<phase> at=<ms>   another leader's state change (at the record's version)
+//   cancel n=<k> at=<ms>
+//   leader group=<g> node=<id>  the group's leader as the meta leader sees it (0: none)
+//   effect <name>=ok|retry|final [to=<id>]   how the next fake effect answers
+//   queue                       the queue and the finished records
+//   membership self=<id> voters=(..) learners=(..) commit=<i> match=(id:i,..) kv=(..)|unknown
+//
+// Action ids are uuids built from n (n=1 -> 00000000-0000-4000-8000-000000000001).
+
+import type { GroupId, NodeId } from '../../src/base/ids.ts';
+import type { ActionRecord, ActionState, JsonValue } from '../../src/codec/meta.ts';
+import { runActionStep, type EffectResult, type StepContext } from '../../src/control/action-steps.ts';
+import { planNextStep, type ExecutorStep } from '../../src/control/executor.ts';
+import { planMetaMembership } from '../../src/control/meta-membership.ts';
+import { MetaModel } from '../../src/models/meta.ts';
+import type { CmdArg, TestBlock } from '../raft/datadriven.ts';
+
+export const uuidOf = (n: number): string => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
+const nOf = (id: string): number => parseInt(id.slice(-12), 16);
+
+function arg(args: readonly CmdArg[], key: string): string | undefined {
+  return args.find((a) => a.key === key)?.vals[0];
+}
+function num(args: readonly CmdArg[], key: string, fallback?: number): number {
+  const value = arg(args, key);
+  if (value === undefined) {
+    if (fallback === undefined) throw new Error(`missing ${key}=`);
+    return fallback;
+  }
+  return Number(value);
+}
+function ids(args: readonly CmdArg[], key: string): NodeId[] {
+  return (args.find((a) => a.key === key)?.vals ?? []).map((v) => Number(v) as NodeId);
+}
+
+export class ControlEnv {
+  readonly model = new MetaModel();
+  private nowMs = 0;
+  private readonly leaders = new Map<number, number>();
+  private readonly effectAnswers = new Map<string, EffectResult>();
+  private readonly calls: string[] = [];
+
+  async handle(block: TestBlock): Promise<string> {
+    const a = block.args;
+    switch (block.cmd) {
+      case 'schedule': {
+        const args = block.input.trim() === '' ? null : (JSON.parse(block.input) as JsonValue);
+        const n = num(a, 'n');
+        const outcome = this.model.apply({
+          type: 'action.schedule',
+          action: {
+            id: uuidOf(n),
+            kind: arg(a, 'kind') ?? '',
+            args,
+            metadata: {},
+            createdMs: num(a, 'at'),
+            node: num(a, 'node', 1) as NodeId,
+            timeoutMs: num(a, 'timeout', 60_000),
+          },
+          atMs: num(a, 'at'),
+        });
+        return JSON.stringify(outcome);
+      }
+      case 'plan':
+        this.nowMs = num(a, 'now');
+        return describeStep(planNextStep({ queue: this.model.queue(), nowMs: this.nowMs }));
+      case 'step': {
+        this.nowMs = num(a, 'now');
+        const lines: string[] = [];
+        for (let k = 0; k < num(a, 'count', 1); k++) lines.push(await this.step());
+        return lines.join('\n');
+      }
+      case 'update': {
+        const record = this.record(num(a, 'n'));
+        const phase = arg(a, 'phase') as ActionRecord['state']['phase'];
+        const state = { phase, payload: record.state.payload, error: null };
+        const atMs = num(a, 'at');
+        return JSON.stringify(
+          this.model.apply({ type: 'action.update', id: record.id, version: record.version, state, atMs }),
+        );
+      }
+      case 'cancel':
+        return JSON.stringify(
+          this.model.apply({ type: 'action.cancel', id: uuidOf(num(a, 'n')), reason: 'operator', atMs: num(a, 'at') }),
+        );
+      case 'leader':
+        this.leaders.set(num(a, 'group'), num(a, 'node'));
+        return 'ok';
+      case 'effect': {
+        for (const { key, vals } of a) {
+          if (key === 'to') continue;
+          const answer = vals[0] ?? 'ok';
+          this.effectAnswers.set(
+            key,
+            answer === 'ok'
+              ? { ok: true, detail: arg(a, 'to') === undefined ? null : num(a, 'to') }
+              : { ok: false, final: answer === 'final', message: `${key} said ${answer}` },
+          );
+        }
+        return 'ok';
+      }
+      case 'queue':
+        return this.describeQueue();
+      case 'membership':
+        return JSON.stringify(
+          planMetaMembership({
+            self: num(a, 'self') as NodeId,
+            voters: ids(a, 'voters'),
+            learners: ids(a, 'learners'),
+            commit: num(a, 'commit', 0),
+            match: new Map(
+              (a.find((x) => x.key === 'match')?.vals ?? []).map((v) => {
+                const [id, index] = v.split(':').map(Number);
+                return [(id ?? 0) as NodeId, index ?? 0];
+              }),
+            ),
+            changePending: arg(a, 'pending') === 'true',
+            kvMembers: arg(a, 'kv') === 'unknown' ? undefined : new Set(ids(a, 'kv')),
+          }),
+        );
+      default:
+        throw new Error(`${block.pos}: unknown command ${block.cmd}`);
+    }
+  }
+
+  private record(n: number): ActionRecord {
+    const record = this.model.action(uuidOf(n));
+    if (record === undefined) throw new Error(`no action ${n}`);
+    return record;
+  }
+
+  /** Plans a step, carries it out (the fake effects answer at once) and applies its state change. */
+  private async step(): Promise<string> {
+    const step = planNextStep({ queue: this.model.queue(), nowMs: this.nowMs });
+    const head = describeStep(step);
+    if (step.kind === 'idle') return head;
+    let state: ActionState | undefined =
+      step.kind === 'start' ? { phase: 'RUNNING', payload: null, error: null } : undefined;
+    if (step.kind === 'fail') state = step.state;
+    if (step.kind === 'run') {
+      const result = await runActionStep(step.action, this.context());
+      if (result === undefined) return `${head} -> no change${this.takeCalls()}`;
+      state = result;
+    }
+    if (state === undefined) return head;
+    const outcome = this.model.apply({
+      type: 'action.update',
+      id: step.action.id,
+      version: step.action.version,
+      state,
+      atMs: this.nowMs,
+    });
+    return `${head} -> ${state.phase} payload=${JSON.stringify(state.payload)} error=${JSON.stringify(state.error)} ${JSON.stringify(outcome)}${this.takeCalls()}`;
+  }
+
+  private takeCalls(): string {
+    const calls = this.calls.splice(0);
+    return calls.length === 0 ? '' : ` calls=[${calls.join(', ')}]`;
+  }
+
+  private answer(name: string): EffectResult {
+    return this.effectAnswers.get(name) ?? { ok: true, detail: null };
+  }
+
+  private context(): StepContext {
+    return {
+      nowMs: () => this.nowMs,
+      groupLeader: (group: GroupId) => {
+        const leader = this.leaders.get(group);
+        return leader === undefined ? undefined : (leader as NodeId);
+      },
+      transferLeadership: (group, to) => {
+        this.calls.push(`transfer(${group}, ${to ?? '-'})`);
+        return Promise.resolve(this.answer('transfer'));
+      },
+      removeFromKvGroups: (node) => {
+        this.calls.push(`kv-remove(${node})`);
+        return Promise.resolve(this.answer('kv-remove'));
+      },
+      removeFromMetaGroup: (node) => {
+        this.calls.push(`meta-remove(${node})`);
+        return Promise.resolve(this.answer('meta-remove'));
+      },
+      forgetNode: (node) => {
+        this.calls.push(`forget(${node})`);
+        return Promise.resolve(this.answer('forget'));
+      },
+    };
+  }
+
+  private describeQueue(): string {
+    const line = (record: ActionRecord): string =>
+      `${nOf(record.id)} ${record.kind} ${record.state.phase} v${record.version} scheduled=${record.scheduledMs} started=${record.startedMs ?? '-'} finished=${record.finishedMs ?? '-'} payload=${JSON.stringify(record.state.payload)} error=${JSON.stringify(record.state.error)}`;
+    return [
+      'queue:',
+      ...this.model.queue().map((r) => `  ${line(r)}`),
+      'finished:',
+      ...this.model.finishedActions().map((r) => `  ${line(r)}`),
+    ].join('\n');
+  }
+}
+
+function describeStep(step: ExecutorStep): string {
+  switch (step.kind) {
+    case 'idle':
+      return 'idle';
+    case 'start':
+    case 'run':
+      return `${step.kind} ${nOf(step.action.id)} v${step.action.version}`;
+    case 'fail':
+      return `fail ${nOf(step.action.id)} v${step.action.version}: ${JSON.stringify(step.state.error)}`;
+  }
+}
