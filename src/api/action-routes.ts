@@ -21,6 +21,7 @@ import {
   type ActionsContext,
 } from './action-schedule.ts';
 import { ApiError } from './errors.ts';
+import { jsonBody } from './request-guard.ts';
 import { forwardedCommand, metaCommandsPath, proposeOnce } from './meta-propose.ts';
 
 export interface ActionRoutesOptions {
@@ -58,12 +59,12 @@ export const actionRoutes: FastifyPluginCallback<ActionRoutesOptions> = (app, op
 
   app.get<{ Params: { id: string } }>('/v1/actions/:id', (request) => executionJson(found(request.params.id)));
 
-  app.post('/v1/actions', { bodyLimit: actionBodyBytesMax }, async (request) => {
+  app.post('/v1/actions', jsonBody(actionBodyBytesMax), async (request) => {
     const action = parseScheduleBody(request.body, nodeId, actions.wallNowMs());
     return { id: await scheduleAction({ ...actions, log: request.log }, action) };
   });
 
-  app.post<{ Params: { id: string } }>('/v1/actions/:id/cancel', { bodyLimit: 4096 }, async (request) => {
+  app.post<{ Params: { id: string } }>('/v1/actions/:id/cancel', jsonBody(4096), async (request) => {
     // Not looked up here first: an action scheduled through another node may not be applied here yet.
     const id = idFromPath(request.params.id);
     if (id === undefined)
@@ -72,7 +73,7 @@ export const actionRoutes: FastifyPluginCallback<ActionRoutesOptions> = (app, op
     return executionJson(await cancelAction({ ...actions, log: request.log }, id, reason));
   });
 
-  app.post(metaCommandsPath, { bodyLimit: metaCommandBytesMax }, async (request) => {
+  app.post(metaCommandsPath, jsonBody(metaCommandBytesMax), async (request) => {
     const command = forwardedCommand(request.body);
     return proposeOnce({ ...actions, log: request.log }, command, false);
   });

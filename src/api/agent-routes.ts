@@ -24,9 +24,9 @@ import {
   scheduleAction,
   type ActionsContext,
 } from './action-schedule.ts';
-import { errorRegistry, toApiError } from './errors.ts';
+import { agentApiPrefix, sendApiError, toApiError } from './errors.ts';
+import { jsonBody } from './request-guard.ts';
 
-export const agentApiPrefix = '/api/unstable';
 export const storeId = 'dram.io/dram';
 /** Units of the shard offsets: Raft log indexes and entries (custom units in Replicante's shape). */
 export const commitOffsetUnit = { unit: 'log-index' } as const;
@@ -51,10 +51,7 @@ export interface AgentRoutesOptions {
 function sendAgentError(reply: FastifyReply, error: unknown, request: FastifyRequest): FastifyReply {
   const apiError = toApiError(error, request.url);
   if (apiError.code === 'DRAM_ERR_INTERNAL') request.log.error({ err: error }, 'unhandled error in agent route');
-  return reply
-    .code(errorRegistry[apiError.code].status)
-    .type('application/json; charset=utf-8')
-    .send({ error: true, error_msg: apiError.message });
+  return sendApiError(reply, apiError);
 }
 
 export const agentRoutes: FastifyPluginCallback<AgentRoutesOptions> = (app, options, done) => {
@@ -110,8 +107,8 @@ export const agentRoutes: FastifyPluginCallback<AgentRoutesOptions> = (app, opti
     const action = parseScheduleBody(request.body, nodeId, actions.wallNowMs());
     return { id: await scheduleAction({ ...actions, log: request.log }, action) };
   };
-  app.post(`${agentApiPrefix}/action`, { bodyLimit: actionBodyBytesMax }, schedule);
-  app.post(`${agentApiPrefix}/action/`, { bodyLimit: actionBodyBytesMax }, schedule);
+  app.post(`${agentApiPrefix}/action`, jsonBody(actionBodyBytesMax), schedule);
+  app.post(`${agentApiPrefix}/action/`, jsonBody(actionBodyBytesMax), schedule);
 
   app.get<{ Params: { id: string } }>(`${agentApiPrefix}/action/:id`, (request, reply) => {
     const id = idFromPath(request.params.id);

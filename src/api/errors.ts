@@ -178,9 +178,22 @@ export function errorBody(error: ApiError): ErrorBody {
   };
 }
 
+/** The Replicante agent API's routes: their errors keep that spec's shape, `{error, error_msg}`. */
+export const agentApiPrefix = '/api/unstable';
+
+/** Whether a request URL is one of the Replicante agent API's. */
+export function isAgentApiUrl(url: string): boolean {
+  return url === agentApiPrefix || url.startsWith(`${agentApiPrefix}/`);
+}
+
+/**
+ * Sends `error` with its registry status, in dram's shape or, on the agent API's routes (whatever
+ * refused the request: a route, the request guard, the not-found handler), in Replicante's.
+ */
 export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
   // The registry is the source of the status, even for an ApiError built by another copy.
-  return reply.code(errorRegistry[error.code].status).type('application/json; charset=utf-8').send(errorBody(error));
+  const body = isAgentApiUrl(reply.request.url) ? { error: true, error_msg: error.message } : errorBody(error);
+  return reply.code(errorRegistry[error.code].status).type('application/json; charset=utf-8').send(body);
 }
 
 /**
