@@ -2,10 +2,16 @@
 // variables, in that order of precedence (flag > env > file > default). Validated once here; a bad
 // value is a clear error naming the setting, and nothing starts. A node either creates the cluster
 // (--init, with --peers) or joins a running one through any member (--join http://member), never
-// both.
+// both. The peer secret has no default: anyone who knows it can act as a member, so a node refuses
+// to start without one (--secret, DRAM_SECRET or the file) unless --insecure-dev-secret asks, in so
+// many words, for the built-in one that everybody knows.
 
 import { readFileSync } from 'node:fs';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
+import { secretCharsMin } from '../transport/peer-transport.ts';
+
+/** The secret --insecure-dev-secret uses: public, so for local trials only. */
+export const insecureDevSecret = 'dram-insecure-development-secret';
 
 export interface HostPort {
   readonly host: string;
@@ -50,7 +56,6 @@ export type RawConfig = Record<string, string | boolean | number | undefined>;
 
 const defaults = {
   clusterId: 'dram',
-  secret: 'dram-development-secret',
   tickMs: 10,
   electionTimeoutTicks: 25,
   heartbeatTicks: 5,
@@ -143,6 +148,20 @@ function text(raw: RawConfig, name: string): string | undefined {
   return value === undefined ? undefined : String(value);
 }
 
+function resolveSecret(raw: RawConfig): string {
+  const secret = text(raw, 'secret');
+  const insecure = flag(raw, 'insecureDevSecret', false);
+  if (secret !== undefined && insecure)
+    throw new ConfigError('secret and insecureDevSecret: give a secret or ask for the insecure one, not both');
+  if (secret === undefined && !insecure)
+    throw new ConfigError(
+      'secret: required (--secret, DRAM_SECRET or the config file); --insecure-dev-secret uses a public one, for local trials only',
+    );
+  if (secret !== undefined && secret.length < secretCharsMin)
+    throw new ConfigError(`secret: must be at least ${secretCharsMin} characters, got ${secret.length}`);
+  return secret ?? insecureDevSecret;
+}
+
 function flag(raw: RawConfig, name: string, fallback: boolean): boolean {
   const value = raw[name];
   if (value === undefined) return fallback;
@@ -183,7 +202,7 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
     init,
     ...(joinText === undefined ? {} : { join: parseJoinUrl(joinText) }),
     kvGroups: Array.from({ length: groupCount }, (_, k) => asGroupId(k + 1)),
-    secret: text(raw, 'secret') ?? defaults.secret,
+    secret: resolveSecret(raw),
     tickMs: positive(raw, 'tickMs', defaults.tickMs),
     electionTimeoutTicks: positive(raw, 'electionTimeoutTicks', defaults.electionTimeoutTicks),
     heartbeatTicks: positive(raw, 'heartbeatTicks', defaults.heartbeatTicks),
