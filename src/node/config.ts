@@ -8,6 +8,14 @@
 
 import { readFileSync } from 'node:fs';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
+import {
+  clientConnectionsMax,
+  clientConnectionsPerAddressMax,
+  clientIdleMs,
+  clientInFlightMax,
+  clientPartialFrameMs,
+  clientUnsentBytesMax,
+} from '../api/binary-server.ts';
 import { secretCharsMin } from '../transport/peer-transport.ts';
 
 /** The secret --insecure-dev-secret uses: public, so for local trials only. */
@@ -45,6 +53,17 @@ export interface NodeConfig {
   readonly leaseReads: boolean;
   /** A group idle this many ticks goes quiet: no ticks, no heartbeats (0: never). */
   readonly quiesceAfterTicks: number;
+  /** Binary client port limits (src/api/binary-server.ts); from the config file or DRAM_CLIENT_* variables. */
+  readonly clientLimits: ClientPortLimits;
+}
+
+export interface ClientPortLimits {
+  readonly connectionsMax: number;
+  readonly connectionsPerAddressMax: number;
+  readonly inFlightMax: number;
+  readonly unsentBytesMax: number;
+  readonly idleMs: number;
+  readonly partialFrameMs: number;
 }
 
 export class ConfigError extends Error {
@@ -214,7 +233,17 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
       raw['quiesceAfterTicks'] === '0' || raw['quiesceAfterTicks'] === 0
         ? 0
         : positive(raw, 'quiesceAfterTicks', defaults.quiesceAfterTicks),
+    clientLimits: {
+      connectionsMax: positive(raw, 'clientConnectionsMax', clientConnectionsMax),
+      connectionsPerAddressMax: positive(raw, 'clientConnectionsPerAddressMax', clientConnectionsPerAddressMax),
+      inFlightMax: positive(raw, 'clientInFlightMax', clientInFlightMax),
+      unsentBytesMax: positive(raw, 'clientUnsentBytesMax', clientUnsentBytesMax),
+      idleMs: positive(raw, 'clientIdleMs', clientIdleMs),
+      partialFrameMs: positive(raw, 'clientPartialFrameMs', clientPartialFrameMs),
+    },
   };
+  if (config.clientLimits.connectionsPerAddressMax > config.clientLimits.connectionsMax)
+    throw new ConfigError('clientConnectionsPerAddressMax must be at most clientConnectionsMax');
   if (config.heartbeatTicks >= config.electionTimeoutTicks)
     throw new ConfigError('heartbeatTicks must be below electionTimeoutTicks');
   if (config.quiesceAfterTicks > 0 && config.quiesceAfterTicks < config.heartbeatTicks)

@@ -186,12 +186,19 @@ export async function startNode(
           placement: createKvPlacement(plan.groups),
           listenHost: config.client.host,
           listenPort: config.client.port,
+          ...config.clientLimits,
           metrics,
           onProtocolError: (reason) => {
             logger.warn({ reason }, 'binary client connection closed: bad frame');
           },
-          onConnectionRefused: (open) => {
-            logger.warn({ open }, 'binary client connection refused: connectionsMax connections are open');
+          onConnectionRefused: (open, address) => {
+            if (address === undefined)
+              logger.warn({ open }, 'binary client connection refused: connectionsMax connections are open');
+            else
+              logger.warn({ address }, 'binary client connection refused: connectionsPerAddressMax from that address');
+          },
+          onConnectionTimedOut: (reason) => {
+            logger.info({ reason }, 'binary client connection closed');
           },
         });
   await binary?.start();

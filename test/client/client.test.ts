@@ -6,10 +6,11 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryServer } from '../../src/api/binary-server.ts';
-import { decodeClientResponse, encodeClientRequest, type ClientResponse } from '../../src/codec/client-wire.ts';
+import { encodeClientRequest } from '../../src/codec/client-wire.ts';
 import { DramClient, DramError } from '../../src/client/client.ts';
 import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
 import { agreedLeader, keyIn, kvGroups, placement, startCluster, waitFor, type ApiCluster } from '../api/cluster.ts';
+import { rawConnection, type RawConnection } from './raw-connection.ts';
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 const str = (value: Uint8Array | undefined): string | undefined =>
@@ -54,28 +55,9 @@ function port(id: number): number {
   return found;
 }
 
-/** A raw connection: send frames, collect decoded answers. */
-function raw(id: number): Promise<{ socket: net.Socket; answers: ClientResponse[]; closed: () => boolean }> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port: port(id) });
-    const reader = new FrameReader(1 << 22);
-    const answers: ClientResponse[] = [];
-    let closed = false;
-    socket.on('data', (chunk: Buffer) => {
-      const result = reader.push(chunk);
-      if (result.kind === 'frames') for (const payload of result.payloads) answers.push(decodeClientResponse(payload));
-    });
-    socket.on('close', () => {
-      closed = true;
-    });
-    socket.on('error', () => {
-      closed = true;
-    });
-    socket.once('connect', () => {
-      resolve({ socket, answers, closed: () => closed });
-    });
-    socket.once('error', reject);
-  });
+/** A raw connection to node `id`'s server: send frames, collect decoded answers. */
+function raw(id: number): Promise<RawConnection> {
+  return rawConnection(port(id));
 }
 
 describe('binary client protocol', () => {
@@ -200,28 +182,7 @@ describe('bounds', () => {
       onConnectionRefused: (open) => refused.push(open),
     });
     const address = await small.start();
-    const open = (): Promise<{ socket: net.Socket; closed: () => boolean; answers: ClientResponse[] }> =>
-      new Promise((resolve, reject) => {
-        const socket = net.connect({ host: '127.0.0.1', port: address.port });
-        const reader = new FrameReader(1 << 22);
-        const answers: ClientResponse[] = [];
-        let closed = false;
-        socket.on('data', (chunk: Buffer) => {
-          const result = reader.push(chunk);
-          if (result.kind === 'frames')
-            for (const payload of result.payloads) answers.push(decodeClientResponse(payload));
-        });
-        socket.on('close', () => {
-          closed = true;
-        });
-        socket.on('error', () => {
-          closed = true;
-        });
-        socket.once('connect', () => {
-          resolve({ socket, closed: () => closed, answers });
-        });
-        socket.once('error', reject);
-      });
+    const open = (): Promise<RawConnection> => rawConnection(address.port);
     try {
       const first = await open();
       const second = await open();
