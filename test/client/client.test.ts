@@ -6,7 +6,13 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryServer } from '../../src/api/binary-server.ts';
-import { encodeClientRequest } from '../../src/codec/client-wire.ts';
+import {
+  decodeClientRequest,
+  encodeClientRequest,
+  encodeClientResponse,
+  type ClientRequest,
+  type ClientResponse,
+} from '../../src/codec/client-wire.ts';
 import { DramClient, DramError } from '../../src/client/client.ts';
 import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
 import { agreedLeader, keyIn, kvGroups, placement, startCluster, waitFor, type ApiCluster } from '../api/cluster.ts';
@@ -233,6 +239,66 @@ describe('bounds', () => {
     } finally {
       bounded.close();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
+describe('a stopping node', () => {
+  it('a DRAM_ERR_NODE_STOPPED answer (not applied) is retried at another node', async () => {
+    // Node 2 is stopping and says so; node 1 serves. Group 1 of 1 is tried at node 2 first.
+    const asked: number[] = [];
+    const fake = (id: number, answer: (request: ClientRequest) => ClientResponse): Promise<net.Server> =>
+      new Promise((resolve) => {
+        const server = net.createServer((socket) => {
+          const reader = new FrameReader(1 << 22);
+          socket.on('data', (chunk: Buffer) => {
+            const read = reader.push(chunk);
+            if (read.kind !== 'frames') return;
+            for (const payload of read.payloads) {
+              asked.push(id);
+              socket.write(frameOf(encodeClientResponse(answer(decodeClientRequest(payload)))));
+            }
+          });
+        });
+        server.listen(0, '127.0.0.1', () => {
+          resolve(server);
+        });
+      });
+    const serving = await fake(1, (request) => ({
+      id: request.id,
+      ok: true,
+      index: 3,
+      shard: 1,
+      leader: 1,
+      groups: 1,
+    }));
+    const stopping = await fake(2, (request) => ({
+      id: request.id,
+      ok: false,
+      index: 0,
+      shard: 1,
+      leader: 0,
+      groups: 1,
+      code: 'DRAM_ERR_NODE_STOPPED',
+      message: 'this node is stopping',
+    }));
+    const portOf = (server: net.Server): number => {
+      const address = server.address();
+      return typeof address === 'object' && address !== null ? address.port : 0;
+    };
+    const twoNodes = DramClient.connect({
+      nodes: [
+        { id: 1, host: '127.0.0.1', port: portOf(serving) },
+        { id: 2, host: '127.0.0.1', port: portOf(stopping) },
+      ],
+      groups: 1,
+    });
+    try {
+      expect(await twoNodes.put('k', text('v'))).toMatchObject({ index: 3 });
+      expect(asked).toEqual([2, 1]);
+    } finally {
+      twoNodes.close();
+      for (const server of [serving, stopping]) await new Promise((resolve) => server.close(resolve));
     }
   });
 });
