@@ -147,6 +147,8 @@ export class DramCluster {
       peerHttp,
       '--kv-groups',
       String(this.groups.length),
+      '--secret',
+      'dram-bench-cluster-secret',
       ...this.extraArgs,
     ];
     const log = openSync(join(this.dir, `n${id}.log`), 'a');

@@ -144,6 +144,8 @@ export class DramCluster implements Database {
       peerHttp,
       '--kv-groups',
       String(this.options.kvGroups),
+      '--secret',
+      'dram-jepsen-like-secret',
       ...(this.options.quiesceAfterTicks === undefined
         ? []
         : ['--quiesce-after-ticks', String(this.options.quiesceAfterTicks)]),

@@ -7,11 +7,21 @@
 // leader it knows in `leader` (DRAM_ERR_NO_LEADER when none): the smart client (src/client/) routes
 // by placement and leader hints itself.
 //
-// Invariants:
-//  - at most `clientInFlightMax` requests of one connection are being handled at once; beyond it
-//    the server stops reading the socket (frames already received wait in a per-connection
-//    backlog of at most one read chunk) until answers drain;
-//  - at most `connectionsMax` connections are open; a further one is closed as soon as accepted;
+// Invariants (every limit is an option with a default below, asserted at construction):
+//  - at most `inFlightMax` requests of one connection are being handled at once, and none is
+//    started while its unsent answers (queued here or in the socket) reach `unsentBytesMax`: the
+//    server then stops reading the socket (frames already received wait in a per-connection
+//    backlog of at most one read chunk) until answers drain. A client that pipelines and never
+//    reads holds at most unsentBytesMax + inFlightMax answers;
+//  - at most `connectionsMax` connections are open, at most `connectionsPerAddressMax` from one
+//    address; a further one is closed as soon as accepted;
+//  - a connection with nothing in flight and no bytes either way for `idleMs` is closed, and so is
+//    one whose partly received frame makes no progress (no frame completes) for `partialFrameMs`
+//    while the server is reading it;
+//  - a closed connection keeps nothing: its backlog, outbox and reader are dropped at once, and
+//    answers that complete later are discarded;
+//  - a request whose key or client id is not valid UTF-8 is answered DRAM_ERR_BAD_REQUEST alone
+//    (the connection stays);
 //  - a garbage, undecodable or oversized frame closes that connection only; nothing is thrown;
 //  - answers completed in the same tick go out as one socket write (coalesced on setImmediate);
 //  - a write answers ok only when applied, a definite failure only when certainly not applied,
@@ -21,8 +31,10 @@
 
 import net from 'node:net';
 import type { GroupId, NodeId } from '../base/ids.ts';
+import { assert } from '../base/assert.ts';
 import {
   boundedMessage,
+  ClientRequestRefused,
   clientRequestBytesMax,
   decodeClientRequest,
   encodeClientResponse,
@@ -34,7 +46,7 @@ import type { KvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
 import type { ReadOutcome } from '../multiraft/host.ts';
 import { FrameReader, frameOf } from '../transport/frame-reader.ts';
-import { ApiError, isApiError } from './errors.ts';
+import { ApiError, isApiError, type ErrorCode } from './errors.ts';
 import { notLeaderError } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
 import {
@@ -52,6 +64,14 @@ import type { ApiHost, ApiMetrics } from './ports.ts';
 export const clientInFlightMax = 1024;
 /** Client connections open at once; the listener closes any further one at once. */
 export const clientConnectionsMax = 1024;
+/** Client connections open at once from one address. */
+export const clientConnectionsPerAddressMax = 256;
+/** Answers of one connection not yet taken by the peer, in bytes, past which no request is started. */
+export const clientUnsentBytesMax = 8 << 20;
+/** A connection with nothing in flight and no traffic for this long is closed. */
+export const clientIdleMs = 5 * 60_000;
+/** A frame begun but not completed for this long (while the server reads) closes the connection. */
+export const clientPartialFrameMs = 10_000;
 
 export interface BinaryServerOptions {
   readonly nodeId: NodeId;
@@ -64,8 +84,43 @@ export interface BinaryServerOptions {
   readonly onProtocolError?: (reason: string) => void;
   readonly inFlightMax?: number;
   readonly connectionsMax?: number;
-  /** Called when a connection is refused because `connectionsMax` are open. */
-  readonly onConnectionRefused?: (open: number) => void;
+  readonly connectionsPerAddressMax?: number;
+  readonly unsentBytesMax?: number;
+  readonly idleMs?: number;
+  readonly partialFrameMs?: number;
+  /** Called when a connection is refused because `connectionsMax` (or, with `address`, `connectionsPerAddressMax`) are open. */
+  readonly onConnectionRefused?: (open: number, address?: string) => void;
+  /** Called when a connection is closed for being idle or for a stalled partial frame. */
+  readonly onConnectionTimedOut?: (reason: string) => void;
+}
+
+interface Limits {
+  readonly inFlightMax: number;
+  readonly connectionsMax: number;
+  readonly connectionsPerAddressMax: number;
+  readonly unsentBytesMax: number;
+  readonly idleMs: number;
+  readonly partialFrameMs: number;
+}
+
+function limitsOf(options: BinaryServerOptions): Limits {
+  const connectionsMax = options.connectionsMax ?? clientConnectionsMax;
+  const limits: Limits = {
+    inFlightMax: options.inFlightMax ?? clientInFlightMax,
+    connectionsMax,
+    connectionsPerAddressMax:
+      options.connectionsPerAddressMax ?? Math.min(clientConnectionsPerAddressMax, connectionsMax),
+    unsentBytesMax: options.unsentBytesMax ?? clientUnsentBytesMax,
+    idleMs: options.idleMs ?? clientIdleMs,
+    partialFrameMs: options.partialFrameMs ?? clientPartialFrameMs,
+  };
+  for (const [name, value] of Object.entries(limits))
+    assert(Number.isSafeInteger(value) && value > 0, `binary server: ${name} must be a positive integer, got ${value}`);
+  assert(
+    limits.connectionsPerAddressMax <= limits.connectionsMax,
+    'binary server: connectionsPerAddressMax exceeds connectionsMax',
+  );
+  return limits;
 }
 
 interface Context {
@@ -87,10 +142,14 @@ export class BinaryServer {
   private readonly context: Context;
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** Open connections per remote address. */
+  private readonly perAddress = new Map<string, number>();
+  private readonly limits: Limits;
   private listening: { host: string; port: number } | undefined;
 
   constructor(options: BinaryServerOptions) {
     this.options = options;
+    this.limits = limitsOf(options);
     this.context = {
       nodeId: options.nodeId,
       host: options.host,
@@ -101,7 +160,7 @@ export class BinaryServer {
       this.serve(socket);
     });
     // The kernel accepts the connection; node closes it at once and reports it here.
-    this.server.maxConnections = options.connectionsMax ?? clientConnectionsMax;
+    this.server.maxConnections = this.limits.connectionsMax;
     this.server.on('drop', () => {
       options.onConnectionRefused?.(this.sockets.size);
     });
@@ -143,72 +202,143 @@ export class BinaryServer {
   }
 
   private serve(socket: net.Socket): void {
+    const address = socket.remoteAddress ?? '?';
+    const fromAddress = (this.perAddress.get(address) ?? 0) + 1;
+    if (fromAddress > this.limits.connectionsPerAddressMax) {
+      this.options.onConnectionRefused?.(this.sockets.size, address);
+      socket.destroy();
+      return;
+    }
+    this.perAddress.set(address, fromAddress);
     this.sockets.add(socket);
     socket.setNoDelay(true);
-    const inFlightMax = this.options.inFlightMax ?? clientInFlightMax;
-    const reader = new FrameReader(clientRequestBytesMax);
-    const backlog: Uint8Array[] = [];
+    const { inFlightMax, unsentBytesMax, idleMs, partialFrameMs } = this.limits;
+    let reader: FrameReader | undefined = new FrameReader(clientRequestBytesMax);
+    let backlog: Uint8Array[] = [];
     let backlogNext = 0;
     let inFlight = 0;
     let closed = false;
     let outbox: Uint8Array[] = [];
+    let outboxBytes = 0;
+    /** What the requests in flight are expected to answer (a GET: the value's size when it started). */
+    let reservedBytes = 0;
     let flushScheduled = false;
+    let partialTimer: NodeJS.Timeout | undefined;
 
     const close = (reason: string | undefined): void => {
       if (closed) return;
       closed = true;
+      clearTimeout(partialTimer);
       this.sockets.delete(socket);
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.perAddress.set(address, left);
+      else this.perAddress.delete(address);
+      // Nothing of a closed connection may stay reachable: answers still running find it closed.
+      reader = undefined;
+      backlog = [];
+      outbox = [];
+      outboxBytes = 0;
       if (reason !== undefined) this.options.onProtocolError?.(reason);
       socket.destroy();
+    };
+    const timedOut = (reason: string): void => {
+      this.options.onConnectionTimedOut?.(reason);
+      close(undefined);
+    };
+    // The deadline runs while a frame is partly here, the server reads, and no frame completes.
+    const watchPartialFrame = (progressed: boolean): void => {
+      const waiting = !closed && !socket.isPaused() && (reader?.buffered ?? 0) > 0;
+      if (progressed || !waiting) {
+        clearTimeout(partialTimer);
+        partialTimer = undefined;
+      }
+      if (waiting && partialTimer === undefined)
+        partialTimer = setTimeout(() => {
+          timedOut(`a partial frame made no progress for ${partialFrameMs} ms`);
+        }, partialFrameMs);
+    };
+    const committedBytes = (): number => socket.writableLength + outboxBytes + reservedBytes;
+    // A request starts when its answer fits under unsentBytesMax, or when nothing else is pending.
+    const fits = (bytes: number): boolean => {
+      const committed = committedBytes();
+      return inFlight < inFlightMax && (committed === 0 || committed + bytes <= unsentBytesMax);
     };
     const flush = (): void => {
       flushScheduled = false;
       if (closed || outbox.length === 0) return;
       const frames = outbox;
       outbox = [];
-      socket.write(frames.length === 1 ? (frames[0] ?? new Uint8Array(0)) : Buffer.concat(frames));
+      outboxBytes = 0;
+      // Taken at once (under the socket's high-water mark): no 'drain' will come, so pump now.
+      if (socket.write(frames.length === 1 ? (frames[0] ?? new Uint8Array(0)) : Buffer.concat(frames))) pump();
     };
-    const answer = (response: ClientResponse): void => {
-      inFlight--;
-      if (closed) return;
-      outbox.push(frameOf(encodeClientResponse(response)));
+    const queueAnswer = (response: ClientResponse): void => {
+      const frame = frameOf(encodeClientResponse(response));
+      outbox.push(frame);
+      outboxBytes += frame.length;
       if (!flushScheduled) {
         flushScheduled = true;
         setImmediate(flush);
       }
+    };
+    const answer = (response: ClientResponse, reserved: number): void => {
+      inFlight--;
+      reservedBytes -= reserved;
+      if (closed) return;
+      queueAnswer(response);
       pump();
     };
-    // Starts what the backlog holds while under the bound; resumes reading once it is empty.
+    // Starts what the backlog holds while not congested; reads on only when it is empty and not congested.
     const pump = (): void => {
-      while (!closed && backlogNext < backlog.length && inFlight < inFlightMax) {
-        const payload = backlog[backlogNext++];
+      while (!closed && backlogNext < backlog.length) {
+        const payload = backlog[backlogNext];
         if (payload === undefined) break;
         let request: ClientRequest;
         try {
           request = decodeClientRequest(payload);
         } catch (error) {
+          backlogNext++;
+          if (error instanceof ClientRequestRefused) {
+            queueAnswer(refusedAnswer(this.context, error));
+            continue;
+          }
           close(error instanceof Error ? error.message : String(error));
           return;
         }
+        const reserved = answerBytesEstimate(this.context, request);
+        if (!fits(reserved)) break;
+        backlogNext++;
         inFlight++;
-        void handle(this.context, request).then(answer);
+        reservedBytes += reserved;
+        void handle(this.context, request).then((response) => {
+          answer(response, reserved);
+        });
       }
+      if (closed) return;
       if (backlogNext >= backlog.length) {
         backlog.length = 0;
         backlogNext = 0;
-        if (!closed && socket.isPaused()) socket.resume();
-      } else if (!socket.isPaused()) socket.pause();
+      }
+      const hold = backlog.length > 0 || !fits(1);
+      if (hold && !socket.isPaused()) socket.pause();
+      else if (!hold && socket.isPaused()) socket.resume();
+      watchPartialFrame(false);
     };
 
     socket.on('data', (chunk: Buffer) => {
-      if (closed) return;
+      if (closed || reader === undefined) return;
       const result = reader.push(chunk);
       if (result.kind === 'invalid') {
         close(result.reason);
         return;
       }
       for (const payload of result.payloads) backlog.push(payload);
+      watchPartialFrame(result.payloads.length > 0);
       pump();
+    });
+    socket.on('drain', pump);
+    socket.setTimeout(idleMs, () => {
+      if (inFlight === 0 && outboxBytes === 0 && socket.writableLength === 0) timedOut(`idle for ${idleMs} ms`);
     });
     socket.on('error', () => {
       close(undefined);
@@ -217,6 +347,28 @@ export class BinaryServer {
       close(undefined);
     });
   }
+}
+
+/** Bytes an answer to `request` will take, as far as can be told when it starts: a GET's value now, plus framing. */
+function answerBytesEstimate(context: Context, request: ClientRequest): number {
+  const framing = 512;
+  if (request.op !== 'get') return framing;
+  const model = context.host.model(context.placement.groupOf(request.key));
+  return framing + (model instanceof KvModel ? (model.get(request.key)?.value.length ?? 0) : 0);
+}
+
+/** The answer to a request refused for its content (a key that is not UTF-8). */
+function refusedAnswer(context: Context, error: ClientRequestRefused): ClientResponse {
+  return {
+    id: error.id,
+    ok: false,
+    index: 0,
+    shard: 0,
+    leader: 0,
+    groups: context.placement.groups.length,
+    code: 'DRAM_ERR_BAD_REQUEST' satisfies ErrorCode,
+    message: boundedMessage(error.message),
+  };
 }
 
 /** One request, start to answer; never rejects. */

@@ -129,6 +129,11 @@ export const errorRegistry = {
     meaning:
       'The node is not a voter of every group yet, or not out of every group yet (a learner still catching up, an election, another change pending); steps done stay done, retry the same request to continue.',
   },
+  DRAM_ERR_NODE_STOPPED: {
+    status: 503,
+    meaning:
+      'This node is stopping (shut down, or stopped by a fatal error) and did not apply the request; retry at another member.',
+  },
   DRAM_ERR_TIMEOUT: { status: 504, meaning: 'A read did not become safe to serve in time; nothing was changed.' },
 } as const satisfies Record<string, { readonly status: number; readonly meaning: string }>;
 

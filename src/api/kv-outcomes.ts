@@ -34,6 +34,7 @@ export function proposalLabel(outcome: ProposalOutcome): ProposalOutcomeLabel {
     case 'superseded':
     case 'overloaded':
     case 'unknown_group':
+    case 'stopped':
       return reason.kind;
     case 'uncommitted_full':
       return 'overloaded';
@@ -82,6 +83,8 @@ export function writeRefusalError(
       );
     case 'unknown_group':
       return new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
+    case 'stopped':
+      return nodeStoppedError();
     case 'conf_change_pending':
     case 'conf_change_invalid':
       return new ApiError('DRAM_ERR_INTERNAL', `unexpected refusal of a KV write: ${reason.kind}`);
@@ -102,7 +105,13 @@ export function readRefusalError(
       return new ApiError('DRAM_ERR_TIMEOUT', 'the read did not become safe to serve in time', { group });
     case 'unknown_group':
       return new ApiError('DRAM_ERR_UNKNOWN_GROUP', `KV group ${group} is not hosted on this node`, { group });
+    case 'stopped':
+      return nodeStoppedError();
   }
+}
+
+function nodeStoppedError(): ApiError {
+  return new ApiError('DRAM_ERR_NODE_STOPPED', 'this node is stopping (shut down, or a fatal error); not applied');
 }
 
 /** The model's outcome of an applied write (it always returns one for a KV command). */

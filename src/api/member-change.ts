@@ -114,6 +114,8 @@ function refusal(
       return { wait: 'the leader is overloaded' };
     case 'superseded':
       return { wait: 'the change lost its log position to a new leader' };
+    case 'stopped':
+      return { wait: 'this node is stopping' };
     case 'conf_change_invalid':
       return { kind: 'invalid', reason: reason.reason };
     case 'entry_too_large':

@@ -77,6 +77,7 @@ export type ProposalOutcomeLabel =
   | 'overloaded'
   | 'too_large'
   | 'unknown_group'
+  | 'stopped'
   | 'indeterminate'
   | 'rejected';
 
@@ -87,6 +88,7 @@ export type ReadOutcomeLabel =
   | 'leader_changed'
   | 'overloaded'
   | 'timeout'
+  | 'stopped'
   | 'unknown_group';
 
 export type ReadConsistency = 'linearizable' | 'lease' | 'stale';

@@ -1,8 +1,11 @@
 // `dram dev` (and `npm start`): a local three-node cluster as three `dram start` processes with
 // data under ./.dram/, each node's URL printed, then the leader of each group once elected.
-// Ctrl-C (SIGINT) or SIGTERM stops all three gracefully.
+// Ctrl-C (SIGINT) or SIGTERM stops all three gracefully. Each run draws a random peer secret for
+// its nodes (handed over in DRAM_SECRET, not on the command line), so a dev cluster is never
+// open to the well-known development secret.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { call } from './http-client.ts';
@@ -19,6 +22,7 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
   const peers = ids.map((id) => `${id}=127.0.0.1:${options.raftPortBase + id}`).join(',');
   const peerHttp = ids.map((id) => `${id}=127.0.0.1:${options.httpPortBase + id}`).join(',');
   const children: ChildProcess[] = [];
+  const secret = randomBytes(24).toString('base64url');
   for (const id of ids) {
     const dataDir = join(options.dataDir, `node${id}`);
     mkdirSync(dataDir, { recursive: true });
@@ -40,7 +44,10 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
       '--peer-http',
       peerHttp,
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, DRAM_SECRET: secret },
+    });
     children.push(child);
     console.log(
       `node ${id}: http://127.0.0.1:${options.httpPortBase + id} (raft 127.0.0.1:${options.raftPortBase + id}, data ${dataDir})`,

@@ -25,7 +25,8 @@ program
   .option('--peer-http <list>', "id=httpHost:port,... for forwarding to a group's leader")
   .option('--join <url>', "join a running cluster through any member's HTTP URL (first start; exclusive with --init)")
   .option('--kv-groups <n>', 'number of KV groups created by --init (default 8)')
-  .option('--secret <secret>', 'shared peer secret (or DRAM_SECRET)')
+  .option('--secret <secret>', 'shared peer secret, at least 16 characters (or DRAM_SECRET); required')
+  .option('--insecure-dev-secret', 'use a built-in, public peer secret instead of --secret (local trials only)')
   .option(
     '--quiesce-after-ticks <n>',
     'idle ticks before a group goes quiet: no ticks, no heartbeats (0: never; default 100)',

@@ -2,8 +2,8 @@
 // frames in src/codec/client-wire.ts). One pipelined TCP connection per node, opened on first
 // use; each key goes to its group's leader: the group by the same hash placement the nodes use
 // (src/models/kv-placement.ts, the group count from the options or from the first answer), the
-// leader from the `leader` field of answers. A DRAM_ERR_NOT_LEADER / DRAM_ERR_NO_LEADER answer
-// (definitely not applied) is retried at the hinted leader, or at the next node after a short
+// leader from the `leader` field of answers. A DRAM_ERR_NOT_LEADER / DRAM_ERR_NO_LEADER /
+// DRAM_ERR_NODE_STOPPED answer (definitely not applied) is retried at the hinted leader, or at the next node after a short
 // backoff, up to `retriesMax` times; a connection that could not be opened is retried the same
 // way (nothing was sent). Everything else, including a connection lost with the request on it
 // (DRAM_ERR_CONNECTION_LOST: the write may or may not be applied), is the caller's to handle.
@@ -92,6 +92,8 @@ const retryableCodes: ReadonlySet<string> = new Set([
   'DRAM_ERR_NOT_LEADER',
   'DRAM_ERR_NO_LEADER',
   'DRAM_ERR_CONNECTION_FAILED',
+  // The node is stopping (shut down or failed): not applied, another member can take it.
+  'DRAM_ERR_NODE_STOPPED',
 ]);
 
 type RequestBody = Omit<ClientRequest, 'id'>;

@@ -8,7 +8,10 @@
 // is the number of KV groups (ids 1..groups), so a client can compute the placement itself.
 //
 // Invariants: decoding validates every field and bounds every size; anything else throws a
-// CodecError (the server then drops the connection). Error codes are plain strings here (the
+// CodecError (the server then drops the connection), except a well-framed request whose key or
+// client id is not valid UTF-8: that throws a `ClientRequestRefused` carrying the request's id, so
+// the server refuses that request alone, as HTTP does (msgpack decoders turn bad bytes into
+// U+FFFD, which would store another key than the one sent). Error codes are plain strings here (the
 // registry lives in src/api/, above this pure layer); the decoder only checks their shape.
 //
 // Called by: src/api/binary-server.ts, src/client/client.ts.
@@ -16,7 +19,7 @@
 import { utf8Length } from '../base/bytes.ts';
 import { kvClientIdBytesMax, kvKeyBytesMax, kvValueBytesMax, type KvClientStamp } from './kv.ts';
 import { decode, encode } from './msgpack.ts';
-import { boolean, bytes, counter, fail, oneOf, record } from './validate.ts';
+import { boolean, bytes, CodecError, counter, fail, oneOf, record } from './validate.ts';
 
 export type ClientOp = 'get' | 'put' | 'delete';
 export type ClientConsistency = 'linearizable' | 'lease' | 'stale';
@@ -84,7 +87,25 @@ export function encodeClientResponse(response: ClientResponse): Uint8Array {
 
 const requestFields = ['id', 'op', 'key', 'value', 'cas', 'consistency', 'client'] as const;
 
+/** A well-framed request refused for its content: answer `id` with DRAM_ERR_BAD_REQUEST, keep the connection. */
+export class ClientRequestRefused extends CodecError {
+  readonly id: number;
+
+  constructor(id: number, message: string) {
+    super(message);
+    this.id = id;
+  }
+}
+
 export function decodeClientRequest(data: Uint8Array): ClientRequest {
+  const request = decodeRequestFields(data);
+  // Only a string holding U+FFFD may have been mended from bad bytes: check the raw ones then.
+  if ((request.key.includes('\uFFFD') || request.client?.id.includes('\uFFFD') === true) && !stringsAreUtf8(data))
+    throw new ClientRequestRefused(request.id, 'request.key: not valid UTF-8 (nor is the client id, or one of them)');
+  return request;
+}
+
+function decodeRequestFields(data: Uint8Array): ClientRequest {
   if (data.length > clientRequestBytesMax) fail('request', `${data.length} bytes exceed ${clientRequestBytesMax}`);
   const raw = record(decode(data), 'request');
   onlyFields(raw, 'request', requestFields);
@@ -151,4 +172,89 @@ export function decodeClientResponse(data: Uint8Array): ClientResponse {
 export function boundedMessage(message: string): string {
   const unitsMax = Math.floor(clientMessageBytesMax / 3);
   return message.length <= unitsMax ? message : `${message.slice(0, unitsMax - 1)}…`;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Whether every msgpack string in `data` is valid UTF-8. `data` decoded already, so it is whole;
+ * this only walks it: `values` counts the values still to read (a map adds two per entry).
+ */
+function stringsAreUtf8(data: Uint8Array): boolean {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let at = 0;
+  const skip = (bytes: number): boolean => {
+    at += bytes;
+    return at <= data.length;
+  };
+  const text = (lengthBytes: number): boolean => {
+    if (at + lengthBytes > data.length) return false;
+    const length = lengthBytes === 1 ? view.getUint8(at) : lengthBytes === 2 ? view.getUint16(at) : view.getUint32(at);
+    at += lengthBytes;
+    return utf8At(length);
+  };
+  const utf8At = (length: number): boolean => {
+    if (at + length > data.length) return false;
+    try {
+      strictUtf8.decode(data.subarray(at, at + length));
+    } catch {
+      return false;
+    }
+    at += length;
+    return true;
+  };
+  const count = (lengthBytes: 2 | 4): number => {
+    const value = lengthBytes === 2 ? view.getUint16(at) : view.getUint32(at);
+    at += lengthBytes;
+    return value;
+  };
+  let values = 1;
+  while (values > 0) {
+    if (at >= data.length) return false;
+    const type = view.getUint8(at++);
+    values--;
+    if (type <= 0x7f || type >= 0xe0 || type === 0xc0 || type === 0xc2 || type === 0xc3) continue;
+    let ok = true;
+    if (type <= 0x8f) values += 2 * (type & 0x0f);
+    else if (type <= 0x9f) values += type & 0x0f;
+    else if (type <= 0xbf) ok = utf8At(type & 0x1f);
+    else if (type === 0xd9) ok = text(1);
+    else if (type === 0xda) ok = text(2);
+    else if (type === 0xdb) ok = text(4);
+    else if (type === 0xdc) values += count(2);
+    else if (type === 0xdd) values += count(4);
+    else if (type === 0xde) values += 2 * count(2);
+    else if (type === 0xdf) values += 2 * count(4);
+    else if (type >= 0xc4 && type <= 0xc9) {
+      // bin 8/16/32: length, bytes; ext 8/16/32: length, a type byte, bytes.
+      const lengthBytes = [1, 2, 4][(type - 0xc4) % 3] ?? 4;
+      ok = skip(lengthBytes + lengthOf(view, at, lengthBytes) + (type >= 0xc7 ? 1 : 0));
+    } else ok = skip(fixedBytes.get(type) ?? data.length);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** Bytes after the type byte of the fixed-size msgpack types (floats, ints, fixext). */
+const fixedBytes: ReadonlyMap<number, number> = new Map([
+  [0xca, 4],
+  [0xcb, 8],
+  [0xcc, 1],
+  [0xcd, 2],
+  [0xce, 4],
+  [0xcf, 8],
+  [0xd0, 1],
+  [0xd1, 2],
+  [0xd2, 4],
+  [0xd3, 8],
+  [0xd4, 2],
+  [0xd5, 3],
+  [0xd6, 5],
+  [0xd7, 9],
+  [0xd8, 17],
+]);
+
+function lengthOf(view: DataView, at: number, lengthBytes: number): number {
+  if (at + lengthBytes > view.byteLength) return view.byteLength;
+  return lengthBytes === 1 ? view.getUint8(at) : lengthBytes === 2 ? view.getUint16(at) : view.getUint32(at);
 }

@@ -50,7 +50,9 @@ export type ProposalOutcome =
         | Exclude<ProposeResult, { kind: 'accepted' }>
         | { readonly kind: 'superseded' }
         | { readonly kind: 'overloaded'; readonly queued: number; readonly queuedMax: number }
-        | { readonly kind: 'unknown_group' };
+        | { readonly kind: 'unknown_group' }
+        /** The host is stopped (shut down, or stopped by a fatal error). */
+        | { readonly kind: 'stopped' };
     }
   /** The caller stopped waiting before the outcome was known: it may or may not be applied. */
   | { readonly kind: 'indeterminate' };
@@ -59,7 +61,14 @@ export type ReadOutcome =
   | { readonly kind: 'ready'; readonly index: LogIndex }
   | {
       readonly kind: 'refused';
-      readonly reason: 'not_leader' | 'no_leader' | 'read_queue_full' | 'leader_changed' | 'unknown_group' | 'timeout';
+      readonly reason:
+        | 'not_leader'
+        | 'no_leader'
+        | 'read_queue_full'
+        | 'leader_changed'
+        | 'unknown_group'
+        | 'timeout'
+        | 'stopped';
       readonly leaderHint: NodeId;
     };
 
@@ -252,13 +261,18 @@ export class MultiRaftHost {
     // Save the commit indexes the turns kept in memory, so a restart replays to where we were.
     this.commitFlushDue = true;
     if (this.fatal === undefined) await this.runTurns();
+    this.settleWaiting();
+  }
+
+  /** Answers everything still waiting once the host stopped: queued never proposed, proposed maybe applied. */
+  private settleWaiting(): void {
     for (const group of this.groups.values()) {
-      for (const queued of group.queued)
-        queued.resolve({ kind: 'refused', reason: { kind: 'not_leader', leaderHint: 0 as NodeId } });
+      for (const queued of group.queued) queued.resolve({ kind: 'refused', reason: { kind: 'stopped' } });
+      this.queuedCount -= group.queued.length;
       group.queued.length = 0;
       for (const [index, pending] of group.pending) this.settle(group, index, pending, { kind: 'indeterminate' });
       for (const [id, read] of group.reads)
-        this.finishRead(group, id, read, { kind: 'refused', reason: 'timeout', leaderHint: 0 as NodeId });
+        this.finishRead(group, id, read, { kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
     }
   }
 
@@ -277,20 +291,27 @@ export class MultiRaftHost {
     if (this.stopped) return;
     this.lastHeardMs.set(from, this.clock.nowMs());
     if (batch.length === 0) return;
-    for (const { group, message } of batch) this.groups.get(group)?.raft.step(message);
-    if (this.writeInFlight) {
-      for (const { group } of batch) {
-        const hosted = this.groups.get(group);
-        if (hosted !== undefined) this.applyEarly(hosted);
+    try {
+      for (const { group, message } of batch) this.groups.get(group)?.raft.step(message);
+      if (this.writeInFlight) {
+        for (const { group } of batch) {
+          const hosted = this.groups.get(group);
+          if (hosted !== undefined) this.applyEarly(hosted);
+        }
       }
+    } catch (error) {
+      // An assertion in the core or a model that threw: as fatal as in a turn (and the
+      // transport's caller must not see a throw).
+      this.fail(error);
+      return;
     }
     this.scheduleTurn();
   }
 
   propose(groupId: GroupId, data: Uint8Array): Promise<ProposalOutcome> {
     const group = this.groups.get(groupId);
-    if (group === undefined || this.stopped)
-      return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
+    if (this.stopped) return Promise.resolve({ kind: 'refused', reason: { kind: 'stopped' } });
+    if (group === undefined) return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
     if (this.queuedCount >= this.options.proposalQueueMax) {
       return Promise.resolve({
         kind: 'refused',
@@ -307,6 +328,7 @@ export class MultiRaftHost {
   /** Waits until a read at this moment is safe to serve locally (linearizable, or from the lease). */
   read(groupId: GroupId, mode: 'linearizable' | 'lease'): Promise<ReadOutcome> {
     const group = this.groups.get(groupId);
+    if (this.stopped) return Promise.resolve({ kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
     if (group === undefined)
       return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
     const requestId = this.nextRequestId++;
@@ -345,8 +367,8 @@ export class MultiRaftHost {
    */
   proposeConfChange(groupId: GroupId, change: ConfChange): Promise<ProposalOutcome> {
     const group = this.groups.get(groupId);
-    if (group === undefined || this.stopped)
-      return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
+    if (this.stopped) return Promise.resolve({ kind: 'refused', reason: { kind: 'stopped' } });
+    if (group === undefined) return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
     const result = group.raft.proposeConfChange(change);
     if (result.kind !== 'accepted') return Promise.resolve({ kind: 'refused', reason: result });
     return new Promise((resolve) => {
@@ -413,7 +435,8 @@ export class MultiRaftHost {
       finished = resolve;
     });
     try {
-      for (;;) {
+      // A fatal error met outside the loop (in receive()) ends it too.
+      while (this.fatal === undefined) {
         const startedMs = this.clock.nowMs();
         if (!(await this.turn())) break;
         this.options.observeTurn?.((this.clock.nowMs() - startedMs) / 1000);
@@ -514,11 +537,15 @@ export class MultiRaftHost {
     return true;
   }
 
-  /** Storage errors are fatal: stop rather than run on a log we can no longer trust. */
+  /**
+   * Storage errors, assertions and model errors are fatal: stop rather than run on a log or a
+   * state we can no longer trust, and answer every waiting caller at once (not at its deadline).
+   */
   private fail(error: unknown): void {
     this.fatal ??= error instanceof Error ? error : new Error(String(error));
     this.stopped = true;
     if (this.ticker !== undefined) this.clock.clearTimer(this.ticker);
+    this.settleWaiting();
   }
 
   private proposeQueued(group: HostedGroup): void {
@@ -568,7 +595,10 @@ export class MultiRaftHost {
    */
   private apply(group: HostedGroup, ready: Ready, confState: ConfState, snapshots: GroupSnapshot[]): void {
     if (ready.snapshot !== undefined) {
-      group.model.restore(ready.snapshot.data);
+      const data = ready.snapshot.data;
+      modelCall(group.id, 'restore', () => {
+        group.model.restore(data);
+      });
       group.appliedIndex = ready.snapshot.meta.index;
       for (const [index, pending] of group.pending)
         if (index <= group.appliedIndex) this.settle(group, index, pending, { kind: 'indeterminate' });
@@ -578,7 +608,7 @@ export class MultiRaftHost {
         group: group.id,
         index: ready.snapshotRequest,
         confState,
-        data: group.model.snapshot(),
+        data: modelCall(group.id, 'snapshot', () => group.model.snapshot()),
       });
     }
     this.applyEntries(group, ready.committedEntries);
@@ -607,7 +637,10 @@ export class MultiRaftHost {
   private applyEntries(group: HostedGroup, entries: readonly Entry[]): void {
     for (const entry of entries) {
       if (entry.index <= group.appliedIndex) continue;
-      const result = entry.kind === 'normal' ? group.model.applyEntry(entry.index, entry.data) : undefined;
+      const result =
+        entry.kind === 'normal'
+          ? modelCall(group.id, `applyEntry ${entry.index}`, () => group.model.applyEntry(entry.index, entry.data))
+          : undefined;
       group.appliedIndex = entry.index;
       const pending = group.pending.get(entry.index);
       if (pending === undefined) continue;
@@ -670,5 +703,21 @@ export class MultiRaftHost {
       this.options.transport.send(peer, batch);
       this.sentSincePing.add(peer);
     }
+  }
+}
+
+/** A replicated model threw: a bug in the model, not in Raft or storage, and the fatal error says so. */
+export class ModelError extends Error {
+  override readonly name = 'ModelError';
+}
+
+function modelCall<T>(group: GroupId, what: string, call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    throw new ModelError(
+      `the model of group ${group} threw in ${what}: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   }
 }

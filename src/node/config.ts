@@ -2,10 +2,24 @@
 // variables, in that order of precedence (flag > env > file > default). Validated once here; a bad
 // value is a clear error naming the setting, and nothing starts. A node either creates the cluster
 // (--init, with --peers) or joins a running one through any member (--join http://member), never
-// both.
+// both. The peer secret has no default: anyone who knows it can act as a member, so a node refuses
+// to start without one (--secret, DRAM_SECRET or the file) unless --insecure-dev-secret asks, in so
+// many words, for the built-in one that everybody knows.
 
 import { readFileSync } from 'node:fs';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
+import {
+  clientConnectionsMax,
+  clientConnectionsPerAddressMax,
+  clientIdleMs,
+  clientInFlightMax,
+  clientPartialFrameMs,
+  clientUnsentBytesMax,
+} from '../api/binary-server.ts';
+import { secretCharsMin } from '../transport/peer-transport.ts';
+
+/** The secret --insecure-dev-secret uses: public, so for local trials only. */
+export const insecureDevSecret = 'dram-insecure-development-secret';
 
 export interface HostPort {
   readonly host: string;
@@ -39,6 +53,17 @@ export interface NodeConfig {
   readonly leaseReads: boolean;
   /** A group idle this many ticks goes quiet: no ticks, no heartbeats (0: never). */
   readonly quiesceAfterTicks: number;
+  /** Binary client port limits (src/api/binary-server.ts); from the config file or DRAM_CLIENT_* variables. */
+  readonly clientLimits: ClientPortLimits;
+}
+
+export interface ClientPortLimits {
+  readonly connectionsMax: number;
+  readonly connectionsPerAddressMax: number;
+  readonly inFlightMax: number;
+  readonly unsentBytesMax: number;
+  readonly idleMs: number;
+  readonly partialFrameMs: number;
 }
 
 export class ConfigError extends Error {
@@ -50,7 +75,6 @@ export type RawConfig = Record<string, string | boolean | number | undefined>;
 
 const defaults = {
   clusterId: 'dram',
-  secret: 'dram-development-secret',
   tickMs: 10,
   electionTimeoutTicks: 25,
   heartbeatTicks: 5,
@@ -143,6 +167,20 @@ function text(raw: RawConfig, name: string): string | undefined {
   return value === undefined ? undefined : String(value);
 }
 
+function resolveSecret(raw: RawConfig): string {
+  const secret = text(raw, 'secret');
+  const insecure = flag(raw, 'insecureDevSecret', false);
+  if (secret !== undefined && insecure)
+    throw new ConfigError('secret and insecureDevSecret: give a secret or ask for the insecure one, not both');
+  if (secret === undefined && !insecure)
+    throw new ConfigError(
+      'secret: required (--secret, DRAM_SECRET or the config file); --insecure-dev-secret uses a public one, for local trials only',
+    );
+  if (secret !== undefined && secret.length < secretCharsMin)
+    throw new ConfigError(`secret: must be at least ${secretCharsMin} characters, got ${secret.length}`);
+  return secret ?? insecureDevSecret;
+}
+
 function flag(raw: RawConfig, name: string, fallback: boolean): boolean {
   const value = raw[name];
   if (value === undefined) return fallback;
@@ -183,7 +221,7 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
     init,
     ...(joinText === undefined ? {} : { join: parseJoinUrl(joinText) }),
     kvGroups: Array.from({ length: groupCount }, (_, k) => asGroupId(k + 1)),
-    secret: text(raw, 'secret') ?? defaults.secret,
+    secret: resolveSecret(raw),
     tickMs: positive(raw, 'tickMs', defaults.tickMs),
     electionTimeoutTicks: positive(raw, 'electionTimeoutTicks', defaults.electionTimeoutTicks),
     heartbeatTicks: positive(raw, 'heartbeatTicks', defaults.heartbeatTicks),
@@ -195,7 +233,17 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
       raw['quiesceAfterTicks'] === '0' || raw['quiesceAfterTicks'] === 0
         ? 0
         : positive(raw, 'quiesceAfterTicks', defaults.quiesceAfterTicks),
+    clientLimits: {
+      connectionsMax: positive(raw, 'clientConnectionsMax', clientConnectionsMax),
+      connectionsPerAddressMax: positive(raw, 'clientConnectionsPerAddressMax', clientConnectionsPerAddressMax),
+      inFlightMax: positive(raw, 'clientInFlightMax', clientInFlightMax),
+      unsentBytesMax: positive(raw, 'clientUnsentBytesMax', clientUnsentBytesMax),
+      idleMs: positive(raw, 'clientIdleMs', clientIdleMs),
+      partialFrameMs: positive(raw, 'clientPartialFrameMs', clientPartialFrameMs),
+    },
   };
+  if (config.clientLimits.connectionsPerAddressMax > config.clientLimits.connectionsMax)
+    throw new ConfigError('clientConnectionsPerAddressMax must be at most clientConnectionsMax');
   if (config.heartbeatTicks >= config.electionTimeoutTicks)
     throw new ConfigError('heartbeatTicks must be below electionTimeoutTicks');
   if (config.quiesceAfterTicks > 0 && config.quiesceAfterTicks < config.heartbeatTicks)

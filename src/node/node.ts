@@ -8,8 +8,11 @@
 // group (DELETE /v1/admin/members/:id, on any member) is forgotten by each member as it applies
 // the removal (src/node/removal-watch.ts), and a removed node says so and serves nothing.
 // SIGTERM/SIGINT stop it gracefully: the API stops accepting, the host finishes its turn and
-// answers what waits, the transport flushes, the store closes. A storage failure is fatal: the
-// node logs it and exits non-zero.
+// answers what waits, the transport flushes, the store closes. A fatal error (a storage failure,
+// an assertion in the core or the host, a model that threw) stops the host, which answers every
+// waiting request at once (503 DRAM_ERR_NODE_STOPPED, or DRAM_ERR_INDETERMINATE for a write
+// already proposed); the node then closes every port at once and exits non-zero within
+// `fatalExitMsMax`, its last log line naming the cause (see `fatalCause`).
 
 import { randomInt } from 'node:crypto';
 import http from 'node:http';
@@ -29,11 +32,13 @@ import { createNodeMetrics } from '../metrics/registry.ts';
 import { timedHostStorage } from '../metrics/timed-storage.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
-import { MultiRaftHost } from '../multiraft/host.ts';
+import { AssertionError } from '../base/assert.ts';
+import { ModelError, MultiRaftHost } from '../multiraft/host.ts';
 import { DiskStore } from '../storage/disk-store.ts';
+import { StorageCorruptionError, StorageError } from '../storage/errors.ts';
 import { PeerTransport, peerTransportLimitsDefault, type TransportLogger } from '../transport/peer-transport.ts';
 import type { AddressBook } from './address-book.ts';
-import type { NodeConfig } from './config.ts';
+import { insecureDevSecret, type NodeConfig } from './config.ts';
 import { finishJoin, planStart, type JoiningNode } from './membership.ts';
 import { RemovalWatch } from './removal-watch.ts';
 import { proposeMeta } from '../api/meta-propose.ts';
@@ -50,6 +55,12 @@ const snapshotDataBytesMax = 1 << 30;
 // One frame carries a whole turn's messages to a peer: with 8 groups each pipelining 1 MiB appends
 // it can reach tens of MiB, and a frame over the limit is dropped whole.
 const frameBytesMax = 128 << 20;
+/** A node stopped by a fatal error exits within this, whatever its connections are doing. */
+export const fatalExitMsMax = 2000;
+/** How often the node checks whether the host stopped on a fatal error. */
+const fatalCheckMs = 20;
+/** On a fatal error, answers already settled by the host get this long to be written before connections are cut. */
+const fatalDrainMs = 200;
 const wireLimits = {
   messagesPerFrameMax: 1 << 16,
   entriesPerMessageMax: 1 << 16,
@@ -71,6 +82,10 @@ export async function startNode(
     entryDataBytesMax: entryBytesMax,
     snapshotDataBytesMax,
   });
+  if (config.secret === insecureDevSecret)
+    logger.warn(
+      '--insecure-dev-secret: the peer secret is public, anyone who can reach the peer port can act as a member',
+    );
   const plan = await planStart(config, store, logger);
   await prepareMetaGroup(store, config, logger);
   const transport = new PeerTransport({
@@ -145,7 +160,8 @@ export async function startNode(
   const removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
   await transport.start();
   host.start();
-  const forward = httpForward(config, plan.book);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const forward = httpForward(config, plan.book, agent);
   // A member added through the API is dialed at once and forwarded to from now on.
   const members: MemberDirectory = {
     list: () => plan.book.list(),
@@ -188,12 +204,19 @@ export async function startNode(
           placement: createKvPlacement(plan.groups),
           listenHost: config.client.host,
           listenPort: config.client.port,
+          ...config.clientLimits,
           metrics,
           onProtocolError: (reason) => {
             logger.warn({ reason }, 'binary client connection closed: bad frame');
           },
-          onConnectionRefused: (open) => {
-            logger.warn({ open }, 'binary client connection refused: connectionsMax connections are open');
+          onConnectionRefused: (open, address) => {
+            if (address === undefined)
+              logger.warn({ open }, 'binary client connection refused: connectionsMax connections are open');
+            else
+              logger.warn({ address }, 'binary client connection refused: connectionsPerAddressMax from that address');
+          },
+          onConnectionTimedOut: (reason) => {
+            logger.info({ reason }, 'binary client connection closed');
           },
         });
   await binary?.start();
@@ -213,23 +236,40 @@ export async function startNode(
       logger.info('stopping');
       clearInterval(watchdog);
       controller.stop();
-      await binary?.stop();
-      await app.close();
-      await host.stop();
-      await transport.stop();
+      if (host.failure() === undefined) {
+        // Graceful: the API drains while the host still replicates, then the host answers what waits.
+        await binary?.stop();
+        await app.close();
+        await host.stop();
+        await transport.stop();
+      } else {
+        // The host answered everything already: stop accepting everywhere at once, cut what lingers.
+        const httpClosed = app.close();
+        agent.destroy();
+        await Promise.all([binary?.stop(), transport.stop(), delay(fatalDrainMs)]);
+        app.server.closeAllConnections();
+        await httpClosed;
+        await host.stop();
+      }
       await store.close();
       logger.info('stopped');
     })());
-  // A storage failure stops the host; the process must not linger half-alive.
+  // A fatal error stops the host; the process must not linger half-alive.
   const watchdog = setInterval(() => {
     const failure = host.failure();
     if (failure === undefined) return;
-    logger.fatal({ err: failure }, 'storage failure: stopping the node');
+    clearInterval(watchdog);
+    const cause = fatalCause(failure);
+    logger.fatal({ err: failure, cause }, `${cause}: stopping the node`);
+    setTimeout(() => {
+      logger.fatal({ cause }, `${cause}: not stopped within ${fatalExitMsMax} ms, exiting anyway`);
+      process.exit(1);
+    }, fatalExitMsMax);
     void stop().finally(() => process.exit(1));
-  }, 100);
+  }, fatalCheckMs);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
-      void stop().then(() => process.exit(0));
+      void stop().then(() => process.exit(host.failure() === undefined ? 0 : 1));
     });
   }
   try {
@@ -281,6 +321,18 @@ function metaController(
       logger[level](fields, message);
     },
   });
+}
+
+/** What stopped the host, in the words of the node's last log line. */
+export function fatalCause(error: Error): string {
+  if (error instanceof StorageError || error instanceof StorageCorruptionError) return 'storage failure';
+  if (error instanceof ModelError) return 'model error';
+  if (error instanceof AssertionError) return 'assertion failure';
+  return 'internal error';
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
@@ -359,8 +411,7 @@ function rememberPeer(
  * address, like the peer transport's (DESIGN.md decision 11), so a partition by source address
  * cuts forwarding too instead of letting it leak around.
  */
-function httpForward(config: NodeConfig, book: AddressBook): Forward {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent): Forward {
   return (leader, request) => {
     const address = book.httpAddress(leader);
     // Nothing was sent: the API answers NOT_LEADER with the hint, a definite failure.

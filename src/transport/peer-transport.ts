@@ -15,7 +15,15 @@
 // nonce. The dialer writes no batch before it has checked that last proof, so nothing goes to an
 // impostor, and it knows it was accepted (a refused dialer backs off instead of redialing at once).
 // Until a connection is authenticated its frames are limited to `helloFrameBytesMax` and nothing is
-// delivered; a peer that fails is logged with the reason and its connection destroyed. After the
+// delivered; a peer that fails is logged with the reason and its connection destroyed.
+//
+// Strangers cannot lock peers out: unauthenticated inbound connections are bounded apart from
+// authenticated ones (at most `handshakesPendingMax`, at most `handshakesPendingPerAddressMax`
+// from one address, each for at most `handshakeTimeoutMs`), and a newcomer over either bound
+// evicts the oldest pending one (of its own address, else of the address holding the most)
+// instead of being refused. So a flood from elsewhere never evicts a peer's fresh connection
+// before the flood's own older ones, and an authenticated connection holds its own slot: there is
+// at most one per peer (a newer one replaces it), outside the pending bound. After the
 // handshake every message must come from the authenticated peer and be addressed to this node.
 //
 // The peer set changes at run time: src/node/ adds or moves a peer with `setPeer` (a member was
@@ -67,6 +75,8 @@ export const helloFrameBytesMax = 1024;
  * stretches, and without probes a silently vanished peer is noticed only at the next write.
  */
 export const keepAliveInitialDelayMs = 10_000;
+/** Under a flood, evictions of pending handshakes are logged at most this often (with a count). */
+const evictionLogMs = 1_000;
 /** The shared secret must be at least this long: a short one is a configuration error. */
 export const secretCharsMin = 16;
 
@@ -121,10 +131,12 @@ export interface PeerTransportOptions {
   readonly reconnectDelayMsMax: number;
   /** Time allowed from dialing (or accepting) to a completed handshake. */
   readonly handshakeTimeoutMs: number;
+  /** Inbound connections not authenticated yet, at once; a newcomer beyond it evicts the oldest (see the header). */
+  readonly handshakesPendingMax: number;
+  /** Of those, from one remote address. */
+  readonly handshakesPendingPerAddressMax: number;
   /** How long `stop()` waits for queued frames to be flushed and connections to close. */
   readonly stopFlushMsMax: number;
-  /** Inbound connections held at once, authenticated or not. */
-  readonly inboundConnectionsMax: number;
   /**
    * Redial a peer we have heard nothing from for this long (0: never). A partition that drops
    * packets leaves TCP connections open but stalled, and TCP's own retransmission backoff then
@@ -148,9 +160,10 @@ export const peerTransportLimitsDefault = {
   sendQueueBytesMax: 64 * 1024 * 1024,
   reconnectDelayMsMin: 50,
   reconnectDelayMsMax: 5_000,
-  handshakeTimeoutMs: 5_000,
+  handshakeTimeoutMs: 2_000,
   stopFlushMsMax: 1_000,
-  inboundConnectionsMax: 256,
+  handshakesPendingMax: 64,
+  handshakesPendingPerAddressMax: 8,
 } as const;
 
 /** What setPeer() changed. A moved peer is redialed at its new address with its queue kept. */
@@ -192,7 +205,10 @@ export interface TransportStats {
   readonly handshakeFailures: number;
   /** Authenticated connections closed for a bad frame (undecodable, over a limit, misaddressed). */
   readonly connectionsClosedInvalid: number;
+  /** Inbound connections refused because the transport was not running. */
   readonly inboundConnectionsRefused: number;
+  /** Unauthenticated inbound connections closed to make room for a newer one. */
+  readonly handshakesEvicted: number;
   readonly framesDroppedUnknownPeer: number;
 }
 
@@ -255,6 +271,10 @@ export class PeerTransport {
   private handshakeFailures = 0;
   private connectionsClosedInvalid = 0;
   private inboundConnectionsRefused = 0;
+  private handshakesEvicted = 0;
+  /** Evictions not logged yet: under a flood they are logged at most once per `evictionLogMs`. */
+  private evictionsUnlogged = 0;
+  private evictionLoggedMs = -Infinity;
   private framesDroppedUnknownPeer = 0;
 
   constructor(options: PeerTransportOptions) {
@@ -486,6 +506,7 @@ export class PeerTransport {
       handshakeFailures: this.handshakeFailures,
       connectionsClosedInvalid: this.connectionsClosedInvalid,
       inboundConnectionsRefused: this.inboundConnectionsRefused,
+      handshakesEvicted: this.handshakesEvicted,
       framesDroppedUnknownPeer: this.framesDroppedUnknownPeer,
     };
   }
@@ -681,19 +702,17 @@ export class PeerTransport {
 
   private accept(socket: net.Socket): void {
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
-    if (this.runState !== 'running' || this.inbound.size >= this.options.inboundConnectionsMax) {
+    if (this.runState !== 'running') {
       this.inboundConnectionsRefused++;
       this.logger.warn('inbound connection refused', {
         node: this.options.nodeId,
         remote,
-        reason:
-          this.runState === 'running'
-            ? `inboundConnectionsMax ${this.options.inboundConnectionsMax} reached`
-            : `transport ${this.runState}`,
+        reason: `transport ${this.runState}`,
       });
       socket.destroy();
       return;
     }
+    this.makeRoomForHandshake(socket.remoteAddress ?? '');
     const connection: Inbound = {
       socket,
       reader: new FrameReader(helloFrameBytesMax),
@@ -732,6 +751,41 @@ export class PeerTransport {
         encodeHello({ version: protocolVersion, clusterId, nodeId, nonce: connection.nonce, proof: new Uint8Array(0) }),
       ),
     );
+  }
+
+  /** Evicts the oldest pending handshake when a newcomer from `remoteHost` would break a bound (see the header). */
+  private makeRoomForHandshake(remoteHost: string): void {
+    const pendingByHost = new Map<string, Inbound[]>();
+    let pending = 0;
+    for (const connection of this.inbound) {
+      if (connection.peer !== undefined || connection.closed) continue;
+      pending++;
+      const list = pendingByHost.get(connection.remoteHost);
+      if (list === undefined) pendingByHost.set(connection.remoteHost, [connection]);
+      else list.push(connection);
+    }
+    let victims = pendingByHost.get(remoteHost);
+    if ((victims?.length ?? 0) < this.options.handshakesPendingPerAddressMax) {
+      if (pending < this.options.handshakesPendingMax) return;
+      for (const list of pendingByHost.values()) if (list.length > (victims?.length ?? 0)) victims = list;
+    }
+    const victim = victims?.[0];
+    if (victim === undefined) return;
+    this.handshakesEvicted++;
+    this.evictionsUnlogged++;
+    const nowMs = performance.now();
+    if (nowMs - this.evictionLoggedMs >= evictionLogMs) {
+      this.logger.warn('pending handshakes evicted for newer connections', {
+        node: this.options.nodeId,
+        evicted: this.evictionsUnlogged,
+        lastRemote: victim.remote,
+        handshakesPendingMax: this.options.handshakesPendingMax,
+        handshakesPendingPerAddressMax: this.options.handshakesPendingPerAddressMax,
+      });
+      this.evictionsUnlogged = 0;
+      this.evictionLoggedMs = nowMs;
+    }
+    this.closeInbound(victim);
   }
 
   private onInboundData(connection: Inbound, chunk: Buffer): void {
@@ -995,7 +1049,12 @@ function checkOptions(options: PeerTransportOptions): void {
   positive(options.reconnectDelayMsMax, 'reconnectDelayMsMax');
   positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs');
   positive(options.stopFlushMsMax, 'stopFlushMsMax');
-  positive(options.inboundConnectionsMax, 'inboundConnectionsMax');
+  positive(options.handshakesPendingMax, 'handshakesPendingMax');
+  positive(options.handshakesPendingPerAddressMax, 'handshakesPendingPerAddressMax');
+  assert(
+    options.handshakesPendingPerAddressMax <= options.handshakesPendingMax,
+    'peer transport: handshakesPendingPerAddressMax exceeds handshakesPendingMax',
+  );
   const { messagesPerFrameMax, entriesPerMessageMax, entryBytesMax, snapshotChunkBytesMax } = options.wireLimits;
   positive(messagesPerFrameMax, 'wireLimits.messagesPerFrameMax');
   positive(entriesPerMessageMax, 'wireLimits.entriesPerMessageMax');

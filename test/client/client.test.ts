@@ -6,10 +6,17 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryServer } from '../../src/api/binary-server.ts';
-import { decodeClientResponse, encodeClientRequest, type ClientResponse } from '../../src/codec/client-wire.ts';
+import {
+  decodeClientRequest,
+  encodeClientRequest,
+  encodeClientResponse,
+  type ClientRequest,
+  type ClientResponse,
+} from '../../src/codec/client-wire.ts';
 import { DramClient, DramError } from '../../src/client/client.ts';
 import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
 import { agreedLeader, keyIn, kvGroups, placement, startCluster, waitFor, type ApiCluster } from '../api/cluster.ts';
+import { rawConnection, type RawConnection } from './raw-connection.ts';
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 const str = (value: Uint8Array | undefined): string | undefined =>
@@ -54,28 +61,9 @@ function port(id: number): number {
   return found;
 }
 
-/** A raw connection: send frames, collect decoded answers. */
-function raw(id: number): Promise<{ socket: net.Socket; answers: ClientResponse[]; closed: () => boolean }> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port: port(id) });
-    const reader = new FrameReader(1 << 22);
-    const answers: ClientResponse[] = [];
-    let closed = false;
-    socket.on('data', (chunk: Buffer) => {
-      const result = reader.push(chunk);
-      if (result.kind === 'frames') for (const payload of result.payloads) answers.push(decodeClientResponse(payload));
-    });
-    socket.on('close', () => {
-      closed = true;
-    });
-    socket.on('error', () => {
-      closed = true;
-    });
-    socket.once('connect', () => {
-      resolve({ socket, answers, closed: () => closed });
-    });
-    socket.once('error', reject);
-  });
+/** A raw connection to node `id`'s server: send frames, collect decoded answers. */
+function raw(id: number): Promise<RawConnection> {
+  return rawConnection(port(id));
 }
 
 describe('binary client protocol', () => {
@@ -200,28 +188,7 @@ describe('bounds', () => {
       onConnectionRefused: (open) => refused.push(open),
     });
     const address = await small.start();
-    const open = (): Promise<{ socket: net.Socket; closed: () => boolean; answers: ClientResponse[] }> =>
-      new Promise((resolve, reject) => {
-        const socket = net.connect({ host: '127.0.0.1', port: address.port });
-        const reader = new FrameReader(1 << 22);
-        const answers: ClientResponse[] = [];
-        let closed = false;
-        socket.on('data', (chunk: Buffer) => {
-          const result = reader.push(chunk);
-          if (result.kind === 'frames')
-            for (const payload of result.payloads) answers.push(decodeClientResponse(payload));
-        });
-        socket.on('close', () => {
-          closed = true;
-        });
-        socket.on('error', () => {
-          closed = true;
-        });
-        socket.once('connect', () => {
-          resolve({ socket, closed: () => closed, answers });
-        });
-        socket.once('error', reject);
-      });
+    const open = (): Promise<RawConnection> => rawConnection(address.port);
     try {
       const first = await open();
       const second = await open();
@@ -272,6 +239,66 @@ describe('bounds', () => {
     } finally {
       bounded.close();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
+describe('a stopping node', () => {
+  it('a DRAM_ERR_NODE_STOPPED answer (not applied) is retried at another node', async () => {
+    // Node 2 is stopping and says so; node 1 serves. Group 1 of 1 is tried at node 2 first.
+    const asked: number[] = [];
+    const fake = (id: number, answer: (request: ClientRequest) => ClientResponse): Promise<net.Server> =>
+      new Promise((resolve) => {
+        const server = net.createServer((socket) => {
+          const reader = new FrameReader(1 << 22);
+          socket.on('data', (chunk: Buffer) => {
+            const read = reader.push(chunk);
+            if (read.kind !== 'frames') return;
+            for (const payload of read.payloads) {
+              asked.push(id);
+              socket.write(frameOf(encodeClientResponse(answer(decodeClientRequest(payload)))));
+            }
+          });
+        });
+        server.listen(0, '127.0.0.1', () => {
+          resolve(server);
+        });
+      });
+    const serving = await fake(1, (request) => ({
+      id: request.id,
+      ok: true,
+      index: 3,
+      shard: 1,
+      leader: 1,
+      groups: 1,
+    }));
+    const stopping = await fake(2, (request) => ({
+      id: request.id,
+      ok: false,
+      index: 0,
+      shard: 1,
+      leader: 0,
+      groups: 1,
+      code: 'DRAM_ERR_NODE_STOPPED',
+      message: 'this node is stopping',
+    }));
+    const portOf = (server: net.Server): number => {
+      const address = server.address();
+      return typeof address === 'object' && address !== null ? address.port : 0;
+    };
+    const twoNodes = DramClient.connect({
+      nodes: [
+        { id: 1, host: '127.0.0.1', port: portOf(serving) },
+        { id: 2, host: '127.0.0.1', port: portOf(stopping) },
+      ],
+      groups: 1,
+    });
+    try {
+      expect(await twoNodes.put('k', text('v'))).toMatchObject({ index: 3 });
+      expect(asked).toEqual([2, 1]);
+    } finally {
+      twoNodes.close();
+      for (const server of [serving, stopping]) await new Promise((resolve) => server.close(resolve));
     }
   });
 });

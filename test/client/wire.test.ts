@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  ClientRequestRefused,
   clientRequestBytesMax,
   decodeClientRequest,
   decodeClientResponse,
@@ -136,5 +137,70 @@ describe('client wire', () => {
     );
     refused(() => decodeClientResponse(encode({ id: 1, ok: false, index: 0, shard: 1, leader: 0, code: 'oops' })));
     refused(() => decodeClientResponse(encode({ id: 1, ok: 'yes', index: 0, shard: 1, leader: 0 })));
+  });
+});
+
+describe('keys that are not valid UTF-8', () => {
+  /** Decoded bytes are Buffer views: compare them as plain Uint8Arrays. */
+  function plain(request: ClientRequest): ClientRequest {
+    return request.value === undefined ? request : { ...request, value: new Uint8Array(request.value) };
+  }
+
+  /** A request whose key (or client id) bytes `good` are replaced by the same number of `bad` bytes. */
+  function withBytes(request: ClientRequest, good: string, bad: readonly number[]): Uint8Array {
+    const data = encodeClientRequest(request);
+    const needle = new TextEncoder().encode(good);
+    expect(needle.length).toBe(bad.length);
+    const at = Buffer.from(data).indexOf(Buffer.from(needle));
+    expect(at).toBeGreaterThan(0);
+    data.set(bad, at);
+    return data;
+  }
+
+  function refusal(data: Uint8Array): { id: number; message: string } {
+    try {
+      decodeClientRequest(data);
+    } catch (error) {
+      if (error instanceof ClientRequestRefused) return { id: error.id, message: error.message };
+      throw error;
+    }
+    throw new Error('expected the request to be refused');
+  }
+
+  it('refuses the request by id instead of storing replacement characters (short, long and client-id strings)', () => {
+    const short = withBytes({ id: 7, op: 'get', key: 'ab\u00e9' }, '\u00e9', [0xff, 0xfe]);
+    expect(refusal(short)).toMatchObject({ id: 7, message: expect.stringContaining('UTF-8') as string });
+    // Over 64 bytes msgpackr decodes through TextDecoder instead of its own loop: same answer.
+    const long = withBytes({ id: 8, op: 'delete', key: `${'k'.repeat(100)}\u00e9` }, '\u00e9', [0xc3, 0x28]);
+    expect(refusal(long).id).toBe(8);
+    const stamp = withBytes(
+      { id: 9, op: 'put', key: 'fine', value: new Uint8Array([1]), client: { id: 'cl\u00e9', seq: 1 } },
+      'cl\u00e9',
+      [0x63, 0x6c, 0xed, 0xa0],
+    );
+    expect(refusal(stamp).id).toBe(9);
+  });
+
+  it('accepts a key that really holds U+FFFD, and garbage bytes in a value', () => {
+    const request: ClientRequest = {
+      id: 1,
+      op: 'put',
+      key: 'a\uFFFDb',
+      value: new Uint8Array([0xff, 0xfe, 0xc3, 0x28]),
+      cas: 2 ** 40,
+      client: { id: 'c\uFFFD', seq: 3 },
+    };
+    expect(plain(decodeClientRequest(encodeClientRequest(request)))).toEqual(request);
+  });
+
+  it('any request with U+FFFD in its strings round-trips (the raw-byte walk reads every msgpack type it meets)', () => {
+    const text = fc.string({ minLength: 1, maxLength: 80 }).map((s) => `${s}\uFFFD`);
+    fc.assert(
+      fc.property(text, fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.nat(), (key, value, cas, seq) => {
+        const request: ClientRequest = { id: seq, op: 'put', key, value, cas, client: { id: 'x\uFFFD', seq } };
+        expect(plain(decodeClientRequest(encodeClientRequest(request)))).toEqual(request);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

@@ -21,6 +21,10 @@ export interface ProcessCluster {
    */
   start(id: number, options?: { readonly init: boolean; readonly join?: string }): void;
   kill(id: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Node `id`'s data directory. */
+  dataDir(id: number): string;
+  /** Settles with the exit code (null when killed by a signal) once node `id`'s process has exited. */
+  exited(id: number): Promise<number | null>;
   stopAll(): Promise<void>;
   logs(id: number): string;
 }
@@ -58,6 +62,8 @@ export function processCluster(size = 3): ProcessCluster {
         ...membership,
         '--client',
         `127.0.0.1:${base + 200 + id}`,
+        '--secret',
+        'dram-integration-test-secret',
       ];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const lines = output.get(id) ?? [];
@@ -79,6 +85,17 @@ export function processCluster(size = 3): ProcessCluster {
       rmSync(dir, { recursive: true, force: true });
     },
     logs: (id) => (output.get(id) ?? []).join(''),
+    dataDir: (id) => join(dir, `n${id}`),
+    exited(id) {
+      const child = children.get(id);
+      if (child === undefined) return Promise.reject(new Error(`node ${id} was not started`));
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+      return new Promise((resolve) => {
+        child.once('exit', (code) => {
+          resolve(code);
+        });
+      });
+    },
   };
   for (const id of ids) cluster.start(id);
   return cluster;

@@ -6,13 +6,21 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, mergeSources, parseJoinUrl, resolveConfig, type RawConfig } from '../../src/node/config.ts';
+import {
+  ConfigError,
+  insecureDevSecret,
+  mergeSources,
+  parseJoinUrl,
+  resolveConfig,
+  type RawConfig,
+} from '../../src/node/config.ts';
 
 const base: RawConfig = {
   nodeId: '4',
   dataDir: '/tmp/dram-config-test',
   http: '127.0.0.1:8084',
   raft: '127.0.0.1:9084',
+  secret: 'config-test-secret-0123',
 };
 
 const folders: string[] = [];
@@ -89,5 +97,30 @@ describe('--join', () => {
     expect(
       configError(() => resolveConfig(mergeSources({ ...base, init: true }, { DRAM_JOIN: 'http://from-env:8081' }))),
     ).toMatch(/init and join/);
+  });
+});
+
+describe('the peer secret', () => {
+  const noSecret: RawConfig = { ...base, secret: undefined };
+
+  it('is required: without --secret, DRAM_SECRET or the file nothing starts', () => {
+    expect(configError(() => resolveConfig(noSecret))).toMatch(/^secret: required/);
+  });
+
+  it('comes from the flag, DRAM_SECRET or the config file', () => {
+    expect(resolveConfig(mergeSources(noSecret, { DRAM_SECRET: 'from-the-environment' })).secret).toBe(
+      'from-the-environment',
+    );
+    const file = configFile({ secret: 'from-the-config-file' });
+    expect(resolveConfig(mergeSources({ ...noSecret, config: file }, {})).secret).toBe('from-the-config-file');
+  });
+
+  it('uses the public development secret only when asked to in so many words', () => {
+    expect(resolveConfig({ ...noSecret, insecureDevSecret: true }).secret).toBe(insecureDevSecret);
+    expect(configError(() => resolveConfig({ ...base, insecureDevSecret: true }))).toMatch(/not both/);
+  });
+
+  it('refuses a short secret with a ConfigError, not an assertion at start', () => {
+    expect(configError(() => resolveConfig({ ...base, secret: 'short' }))).toMatch(/at least 16 characters/);
   });
 });
