@@ -92,17 +92,31 @@ describe('checking keys in batches', () => {
     expect(keyBatches(sizes, 8)).toEqual([['a', 'b'], ['c'], ['d']]);
   });
 
-  it('finds the same verdicts, key order and op indexes in one batch or many', () => {
+  it('finds the same verdicts, key order and op indexes in one batch or many, parsing every line or not', () => {
     const pass = overviewPass(path, undefined);
     expect(pass.events).toBe(40);
-    const whole = checkByKey(path, workload, pass.keyEvents, 1_000_000);
-    const batched = checkByKey(path, workload, pass.keyEvents, 1_000_000, 4);
+    expect(pass.prefixTrusted).toBe(true);
+    const whole = checkByKey(path, workload, pass, 1_000_000);
+    const batched = checkByKey(path, workload, pass, 1_000_000, 4);
+    const parsed = checkByKey(path, workload, { ...pass, prefixTrusted: false }, 1_000_000, 4);
     expect(whole.passes).toBe(1);
     expect(batched.passes).toBe(10);
     expect(batched.check.verdict).toBe('invalid');
     expect(batched.check).toEqual(whole.check);
+    expect(parsed.check).toEqual(whole.check);
     // The invalid key's ops keep the whole history's indexes: its write is op 3, its read op 13.
     expect(batched.invalidKeyOps.get('r3')?.map((op) => op.index)).toEqual([3, 13]);
+    expect(parsed.invalidKeyOps.get('r3')).toEqual(batched.invalidKeyOps.get('r3'));
+  });
+
+  it('does not trust the recorder prefix of a history edited so that a field comes twice', () => {
+    const edited = join(dir, 'edited.jsonl');
+    const lines = registerHistory(2).map((event) => JSON.stringify(event));
+    // JSON.parse keeps the last "key": this op belongs to r1, though its prefix says r0.
+    lines[0] = lines[0]?.replace(/\}$/u, ',"key":"r1"}') ?? '';
+    lines[1] = lines[1]?.replace(/\}$/u, ',"key":"r1"}') ?? '';
+    writeFileSync(edited, `${lines.join('\n')}\n`);
+    expect(overviewPass(edited, undefined).prefixTrusted).toBe(false);
   });
 });
 

@@ -20,7 +20,7 @@ import { RunOverview } from './overview.ts';
 import { PRECONDITION, type Workload, type WorkloadCheck } from './workloads.ts';
 
 /** Events one key-checking pass holds at most (a single key larger than this is checked alone). */
-export const checkEventsMax = 400_000;
+export const checkEventsMax = 200_000;
 /** Keys whose ops are kept for the report's failure view. */
 const failureKeysMax = 5;
 const readChunkBytes = 1 << 20;
@@ -57,10 +57,26 @@ export function forEachLine(path: string, visit: (line: string, lineNumber: numb
   }
 }
 
+/**
+ * The recorder writes every line with the same leading fields, in order: process, type, f, then key
+ * when there is one, then value. Matching that prefix gives a line's type and key without parsing
+ * it, which lets a key pass skip the lines of other keys cheaply. Only trusted once the overview
+ * pass has parsed every line and found the prefix to agree with the parse wherever it matched (a
+ * hand-edited history might repeat a field further on).
+ */
+const recorderPrefix = /^\{"process":\d+,"type":"(invoke|ok|fail|info)","f":"[a-z]+",(?:"key":"([^"\\]*)",)?"value":/u;
+
+/** The type and key the recorder's prefix gives, or undefined when the line does not have it. */
+function prefixOf(line: string): { invoke: boolean; key: string } | undefined {
+  const match = recorderPrefix.exec(line);
+  if (match === null) return undefined;
+  return { invoke: match[1] === 'invoke', key: match[2] ?? NO_KEY };
+}
+
 /** Every event of history.jsonl, in order, as an op paired so far plus the completion's note. */
 function forEachPairedEvent(
   path: string,
-  visit: (op: RecordedOperation, completed: boolean, note: EventNote) => void,
+  visit: (op: RecordedOperation, completed: boolean, note: EventNote, line: string) => void,
 ): OperationPairer {
   const pairer = new OperationPairer();
   forEachLine(path, (line, lineNumber) => {
@@ -72,9 +88,44 @@ function forEachPairedEvent(
       ...(typeof extra.node === 'number' ? { node: extra.node } : {}),
       ...(typeof extra.error === 'string' ? { error: extra.error } : {}),
     };
-    visit(op, event.type !== 'invoke', note);
+    visit(op, event.type !== 'invoke', note, line);
   });
   return pairer;
+}
+
+/**
+ * Every op of the wanted keys, paired, in invocation order with the whole history's indexes.
+ * With trustPrefix, lines of other keys are skipped unparsed: pairing per key is sound because an
+ * op's invocation and completion carry the same key, and the invocations skipped are counted.
+ */
+function opsOfKeys(path: string, wanted: ReadonlySet<string>, trustPrefix: boolean): RecordedOperation[] {
+  const ops: RecordedOperation[] = [];
+  if (!trustPrefix) {
+    forEachPairedEvent(path, (op, completed) => {
+      if (!completed && wanted.has(op.key ?? NO_KEY)) ops.push(op);
+    });
+    return ops;
+  }
+  const pairer = new OperationPairer();
+  let skippedInvocations = 0;
+  forEachLine(path, (line, lineNumber) => {
+    const prefix = prefixOf(line);
+    if (prefix !== undefined && !wanted.has(prefix.key)) {
+      if (prefix.invoke) skippedInvocations++;
+      return;
+    }
+    const event = parseEventLine(line, lineNumber);
+    if (event === null) return;
+    if (!wanted.has(event.key ?? NO_KEY)) {
+      if (event.type === 'invoke') skippedInvocations++;
+      return;
+    }
+    const op = pairer.push(event);
+    if (event.type !== 'invoke') return;
+    op.index += skippedInvocations;
+    ops.push(op);
+  });
+  return ops;
 }
 
 export interface OverviewPass {
@@ -84,6 +135,8 @@ export interface OverviewPass {
   /** Events per key (ops without a key under NO_KEY). */
   readonly keyEvents: ReadonlyMap<string, number>;
   readonly events: number;
+  /** Whether every line with the recorder's prefix agreed with its parse (see recorderPrefix). */
+  readonly prefixTrusted: boolean;
 }
 
 /** The overview pass: counts, plots, liveness and each key's size, in one read of the file. */
@@ -92,20 +145,23 @@ export function overviewPass(path: string, liveness: LivenessOptions | undefined
   const livenessFold = liveness === undefined ? undefined : new LivenessFold(liveness);
   const keyEvents = new Map<string, number>();
   let events = 0;
+  let prefixTrusted = true;
   const finish = (op: RecordedOperation, error: string | undefined): void => {
     overview.add(op, error);
     // A cas whose comparison did not hold was answered: for liveness it is as good as ok.
     const answered = op.status === 'fail' && error?.startsWith(PRECONDITION) === true;
     livenessFold?.add(answered ? { ...op, status: 'ok' } : op);
   };
-  const pairer = forEachPairedEvent(path, (op, completed, note) => {
+  const pairer = forEachPairedEvent(path, (op, completed, note, line) => {
     events++;
     const key = op.key ?? NO_KEY;
+    const prefix = prefixOf(line);
+    if (prefix !== undefined && (prefix.key !== key || prefix.invoke === completed)) prefixTrusted = false;
     keyEvents.set(key, (keyEvents.get(key) ?? 0) + 1);
     if (completed) finish(op, note.error);
   });
   for (const op of pairer.unfinished()) finish(op, undefined);
-  return { overview, liveness: livenessFold?.result(), keyEvents, events };
+  return { overview, liveness: livenessFold?.result(), keyEvents, events, prefixTrusted };
 }
 
 /** Sorted keys cut into batches of at most eventsMax events (a bigger key alone). */
@@ -153,19 +209,15 @@ export interface KeyCheck {
 export function checkByKey(
   path: string,
   workload: Workload,
-  keyEvents: ReadonlyMap<string, number>,
+  pass: Pick<OverviewPass, 'keyEvents' | 'prefixTrusted'>,
   stepsMax: number,
   eventsMax = checkEventsMax,
 ): KeyCheck {
   let check: WorkloadCheck | undefined;
   const invalidKeyOps = new Map<string, RecordedOperation[]>();
-  const batches = keyBatches(keyEvents, eventsMax);
+  const batches = keyBatches(pass.keyEvents, eventsMax);
   for (const batch of batches) {
-    const wanted = new Set(batch);
-    const ops: RecordedOperation[] = [];
-    forEachPairedEvent(path, (op, completed) => {
-      if (!completed && wanted.has(op.key ?? NO_KEY)) ops.push(op);
-    });
+    const ops = opsOfKeys(path, new Set(batch), pass.prefixTrusted);
     const stepsUsed = check?.workload === 'register' ? check.result.steps : 0;
     const batchCheck = workload.check(ops, Math.max(0, stepsMax - stepsUsed));
     if (batchCheck.workload === 'register') {

@@ -228,7 +228,7 @@ export function finishRun(
   );
   let keyCheck: KeyCheck | { error: string };
   try {
-    keyCheck = checkByKey(historyPath, workload, pass.keyEvents, options.linearizabilityStepsMax);
+    keyCheck = checkByKey(historyPath, workload, pass, options.linearizabilityStepsMax);
   } catch (error) {
     keyCheck = { error: error instanceof Error ? error.message : String(error) };
   }
