@@ -95,21 +95,16 @@ function forEachPairedEvent(
 
 /**
  * Every op of the wanted keys, paired, in invocation order with the whole history's indexes.
- * With trustPrefix, lines of other keys are skipped unparsed: pairing per key is sound because an
- * op's invocation and completion carry the same key, and the invocations skipped are counted.
+ * Pairing the wanted keys' events alone is sound because an op's invocation and completion carry
+ * the same key (the overview pass has paired the whole history already); the invocations skipped
+ * are counted for the indexes. With trustPrefix, other keys' lines are skipped unparsed.
  */
 function opsOfKeys(path: string, wanted: ReadonlySet<string>, trustPrefix: boolean): RecordedOperation[] {
   const ops: RecordedOperation[] = [];
-  if (!trustPrefix) {
-    forEachPairedEvent(path, (op, completed) => {
-      if (!completed && wanted.has(op.key ?? NO_KEY)) ops.push(op);
-    });
-    return ops;
-  }
   const pairer = new OperationPairer();
   let skippedInvocations = 0;
   forEachLine(path, (line, lineNumber) => {
-    const prefix = prefixOf(line);
+    const prefix = trustPrefix ? prefixOf(line) : undefined;
     if (prefix !== undefined && !wanted.has(prefix.key)) {
       if (prefix.invoke) skippedInvocations++;
       return;
