@@ -12,6 +12,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { CAMPAIGN_USAGE, campaignMain, ledgerMain } from './harness/campaign-cli.ts';
 import { ensureIptables } from './harness/firewall.ts';
 import { parseRunOptions, USAGE, UsageError, type RunOptions } from './harness/options.ts';
 import { recheck, runDirName, runTest } from './harness/run.ts';
@@ -68,7 +69,34 @@ function reexecInNamespace(runDir: string): Promise<number> {
   });
 }
 
+function isUsageError(error: unknown): error is Error {
+  return (
+    error instanceof UsageError ||
+    (error instanceof Error &&
+      'code' in error &&
+      String((error as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))
+  );
+}
+
 async function main(): Promise<number> {
+  const ledgerAt = process.argv.indexOf('--ledger');
+  if (ledgerAt >= 0) {
+    const path = process.argv[ledgerAt + 1];
+    if (path === undefined) {
+      process.stderr.write('jepsen: --ledger needs a ledger file\n');
+      return 2;
+    }
+    return ledgerMain(path);
+  }
+  if (process.argv.includes('--campaign') && process.env[insideEnv] === undefined) {
+    try {
+      return await campaignMain(process.argv.slice(2), log);
+    } catch (error) {
+      if (!isUsageError(error)) throw error;
+      process.stderr.write(`jepsen: ${error.message}\n${CAMPAIGN_USAGE}\n`);
+      return 2;
+    }
+  }
   const recheckAt = process.argv.indexOf('--recheck');
   if (recheckAt >= 0) {
     const dir = process.argv[recheckAt + 1];
@@ -82,18 +110,13 @@ async function main(): Promise<number> {
   try {
     const parsed = parseRunOptions(process.argv.slice(2));
     if (parsed === 'help') {
-      process.stdout.write(`${USAGE}\n`);
+      process.stdout.write(`${USAGE}\n${CAMPAIGN_USAGE}\n`);
       return 0;
     }
     options = parsed;
   } catch (error) {
-    if (
-      error instanceof UsageError ||
-      (error instanceof Error &&
-        'code' in error &&
-        String((error as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))
-    ) {
-      process.stderr.write(`jepsen: ${error.message}\n${USAGE}\n`);
+    if (isUsageError(error)) {
+      process.stderr.write(`jepsen: ${error.message}\n${USAGE}\n${CAMPAIGN_USAGE}\n`);
       return 2;
     }
     throw error;

@@ -66,18 +66,27 @@ export function parseHistory(text: string): HistoryEvent[] {
   const events: HistoryEvent[] = [];
   const lines = text.split('\n');
   for (const [i, line] of lines.entries()) {
-    if (line.trim() === '') continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch (error) {
-      throw new HistoryFormatError(i + 1, `not JSON (${(error as Error).message})`);
-    }
-    const problem = eventProblem(parsed);
-    if (problem !== null) throw new HistoryFormatError(i + 1, problem);
-    events.push(parsed as HistoryEvent);
+    const event = parseEventLine(line, i + 1);
+    if (event !== null) events.push(event);
   }
   return events;
+}
+
+/**
+ * Parses one line of history.jsonl: null for a blank line, else the event (extra fields such as
+ * `node` and `error` are kept on the object). Throws HistoryFormatError naming the line.
+ */
+export function parseEventLine(line: string, lineNumber: number): HistoryEvent | null {
+  if (line.trim() === '') return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch (error) {
+    throw new HistoryFormatError(lineNumber, `not JSON (${(error as Error).message})`);
+  }
+  const problem = eventProblem(parsed);
+  if (problem !== null) throw new HistoryFormatError(lineNumber, problem);
+  return parsed as HistoryEvent;
 }
 
 /** What is wrong with a parsed line, or null if it is a valid event. */
@@ -106,13 +115,20 @@ function eventProblem(parsed: unknown): string | null {
   return null;
 }
 
-/** Pairs every invocation with its process's next completion; fails are kept. */
-export function pairEvents(events: readonly HistoryEvent[]): RecordedOperation[] {
-  const pending = new Map<number, { op: RecordedOperation; eventNumber: number }>();
-  const operations: RecordedOperation[] = [];
-  for (const [i, event] of events.entries()) {
-    const eventNumber = i + 1;
-    const inFlight = pending.get(event.process);
+/**
+ * Pairs events one at a time, so a history can be paired as it streams from a file: push each
+ * event in order; an invocation answers its new operation (still pending), a completion answers
+ * the operation it completed. Memory is one entry per process with an operation in flight.
+ * `index` counts every invocation pushed, whatever the caller keeps.
+ */
+export class OperationPairer {
+  private readonly pending = new Map<number, { op: RecordedOperation; eventNumber: number }>();
+  private invocations = 0;
+  private events = 0;
+
+  push(event: HistoryEvent): RecordedOperation {
+    const eventNumber = ++this.events;
+    const inFlight = this.pending.get(event.process);
     if (event.type === 'invoke') {
       if (inFlight !== undefined) {
         throw new Error(
@@ -121,7 +137,7 @@ export function pairEvents(events: readonly HistoryEvent[]): RecordedOperation[]
         );
       }
       const op: RecordedOperation = {
-        index: operations.length,
+        index: this.invocations++,
         process: event.process,
         f: event.f,
         key: event.key,
@@ -132,9 +148,8 @@ export function pairEvents(events: readonly HistoryEvent[]): RecordedOperation[]
         completionTime: Infinity,
         status: 'info',
       };
-      operations.push(op);
-      pending.set(event.process, { op, eventNumber });
-      continue;
+      this.pending.set(event.process, { op, eventNumber });
+      return op;
     }
     if (inFlight === undefined) {
       throw new Error(
@@ -142,9 +157,24 @@ export function pairEvents(events: readonly HistoryEvent[]): RecordedOperation[]
       );
     }
     completeOperation(inFlight.op, event, eventNumber);
-    pending.delete(event.process);
+    this.pending.delete(event.process);
+    return inFlight.op;
   }
-  // Operations still pending stay info with ret = Infinity: the run ended before we learnt their fate.
+
+  /** Operations never completed: the run ended before we learnt their fate (info, ret = Infinity). */
+  unfinished(): RecordedOperation[] {
+    return Array.from(this.pending.values(), (entry) => entry.op);
+  }
+}
+
+/** Pairs every invocation with its process's next completion; fails are kept. */
+export function pairEvents(events: readonly HistoryEvent[]): RecordedOperation[] {
+  const pairer = new OperationPairer();
+  const operations: RecordedOperation[] = [];
+  for (const event of events) {
+    const op = pairer.push(event);
+    if (event.type === 'invoke') operations.push(op);
+  }
   return operations;
 }
 

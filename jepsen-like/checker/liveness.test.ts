@@ -1,7 +1,7 @@
 // Liveness after healing: which ops are judged, and what counts as a violation.
 
 import { describe, expect, it } from 'vitest';
-import { checkLiveness } from './liveness.ts';
+import { checkLiveness, livenessViolationsMax } from './liveness.ts';
 import { recordedOps, type OpSpec } from './test-support.ts';
 
 const options = { healTimeNs: 1000, graceNs: 500, boundNs: 100 };
@@ -43,6 +43,14 @@ describe('liveness checker', () => {
     expect(result.violations.map((v) => [v.op.index, v.reason])).toEqual([[0, 'no-completion']]);
     expect(result.unjudgedCount).toBe(1);
     expect(checkLiveness(ops, { ...options, historyEndNs: 1700 }).violations).toHaveLength(2);
+  });
+
+  it('counts every violation but keeps only the first livenessViolationsMax', () => {
+    const specs = Array.from({ length: livenessViolationsMax + 5 }, (_, i) => write(1500 + i, 1500 + i, 'fail'));
+    const result = checkLiveness(recordedOps(...specs), options);
+    expect(result.violationCount).toBe(livenessViolationsMax + 5);
+    expect(result.violations).toHaveLength(livenessViolationsMax);
+    expect(result.violations[0]?.op.index).toBe(0);
   });
 
   it('is unknown when nothing was invoked after healing', () => {

@@ -35,33 +35,79 @@ export interface LivenessResult {
   /** Ops in the window left unjudged because the history ended within the bound of their call. */
   unjudgedCount: number;
   windowStartNs: number;
+  /** Every violation found; `violations` keeps the first livenessViolationsMax of them. */
+  violationCount: number;
   violations: LivenessViolation[];
+}
+
+/** Violations kept in full; the rest are counted (a dead cluster makes every op one). */
+export const livenessViolationsMax = 1000;
+
+/**
+ * The liveness check as a fold, for histories streamed op by op: add every op (fails included),
+ * then ask for the result. Memory: the ops never completed (at most one per process) and the first
+ * livenessViolationsMax violations.
+ */
+export class LivenessFold {
+  private readonly options: LivenessOptions;
+  private readonly windowStartNs: number;
+  private readonly uncompleted: RecordedOperation[] = [];
+  private readonly violations: LivenessViolation[] = [];
+  private violationCount = 0;
+  private checkedCount = 0;
+  private lastNs = 0;
+
+  constructor(options: LivenessOptions) {
+    const { healTimeNs, graceNs, boundNs } = options;
+    for (const [name, value] of Object.entries({ healTimeNs, graceNs, boundNs })) {
+      if (!Number.isFinite(value) || value < 0)
+        throw new RangeError(`liveness: ${name} must be a finite number >= 0, got ${value}`);
+    }
+    this.options = options;
+    this.windowStartNs = healTimeNs + graceNs;
+  }
+
+  add(op: RecordedOperation): void {
+    this.lastNs = Math.max(this.lastNs, op.call, op.completionTime === Infinity ? 0 : op.completionTime);
+    if (op.call < this.windowStartNs) return;
+    // Whether an op never completed can be judged depends on when the history ends: judge it last.
+    if (op.completionTime === Infinity) this.uncompleted.push(op);
+    else this.judgeOne(op);
+  }
+
+  private judgeOne(op: RecordedOperation): void {
+    this.checkedCount++;
+    const violation = judge(op, this.options.boundNs);
+    if (violation === null) return;
+    this.violationCount++;
+    if (this.violations.length < livenessViolationsMax) this.violations.push(violation);
+  }
+
+  result(): LivenessResult {
+    const historyEndNs = this.options.historyEndNs ?? this.lastNs;
+    let unjudgedCount = 0;
+    for (const op of this.uncompleted) {
+      if (historyEndNs - op.call < this.options.boundNs) unjudgedCount++;
+      else this.judgeOne(op);
+    }
+    this.uncompleted.length = 0;
+    const verdict: Verdict = this.violationCount > 0 ? 'invalid' : this.checkedCount === 0 ? 'unknown' : 'valid';
+    return {
+      verdict,
+      checkedCount: this.checkedCount,
+      unjudgedCount,
+      windowStartNs: this.windowStartNs,
+      violationCount: this.violationCount,
+      violations: this.violations,
+    };
+  }
 }
 
 /** Checks ops (fails included) for completion after healing. */
 export function checkLiveness(ops: readonly RecordedOperation[], options: LivenessOptions): LivenessResult {
-  const { healTimeNs, graceNs, boundNs } = options;
-  for (const [name, value] of Object.entries({ healTimeNs, graceNs, boundNs })) {
-    if (!Number.isFinite(value) || value < 0)
-      throw new RangeError(`liveness: ${name} must be a finite number >= 0, got ${value}`);
-  }
-  const windowStartNs = healTimeNs + graceNs;
-  const historyEndNs = options.historyEndNs ?? lastTime(ops);
-  const violations: LivenessViolation[] = [];
-  let checkedCount = 0;
-  let unjudgedCount = 0;
-  for (const op of ops) {
-    if (op.call < windowStartNs) continue;
-    if (op.completionTime === Infinity && historyEndNs - op.call < boundNs) {
-      unjudgedCount++;
-      continue;
-    }
-    checkedCount++;
-    const violation = judge(op, boundNs);
-    if (violation !== null) violations.push(violation);
-  }
-  const verdict: Verdict = violations.length > 0 ? 'invalid' : checkedCount === 0 ? 'unknown' : 'valid';
-  return { verdict, checkedCount, unjudgedCount, windowStartNs, violations };
+  const fold = new LivenessFold(options);
+  for (const op of ops) fold.add(op);
+  return fold.result();
 }
 
 function judge(op: RecordedOperation, boundNs: number): LivenessViolation | null {
@@ -88,13 +134,4 @@ function judge(op: RecordedOperation, boundNs: number): LivenessViolation | null
     };
   }
   return null;
-}
-
-function lastTime(ops: readonly RecordedOperation[]): number {
-  let last = 0;
-  for (const op of ops) {
-    last = Math.max(last, op.call);
-    if (op.completionTime !== Infinity) last = Math.max(last, op.completionTime);
-  }
-  return last;
 }

@@ -1,8 +1,9 @@
 // Records the run's history as it happens, in the DESIGN.md line format that checker/history.ts
 // reads: `{process, type, f, key, value, time}` with time in ns since the run began, plus `node`
 // (the node the client asked) and `error` (why an op failed or is unknown) where known. Lines are
-// streamed to history.jsonl (so a crashed harness still leaves what it saw) and kept in memory for
-// the checkers. Nemesis events go to nemesis.jsonl instead: the history's contract allows only
+// streamed to history.jsonl (so a crashed harness still leaves what it saw) and nothing else is
+// kept: the checkers read the file back (history-check.ts), so memory does not grow with the run
+// (only the per-process open-op map, bounded by the workers). Nemesis events go to nemesis.jsonl instead: the history's contract allows only
 // integer processes and the client functions.
 //
 // Invariants: times never go backwards (one monotonic clock, one recorder); a process has at most
@@ -25,7 +26,8 @@ export interface RecordedEvent extends HistoryEvent {
 }
 
 export class HistoryRecorder {
-  readonly events: RecordedEvent[] = [];
+  /** Events recorded so far. */
+  eventCount = 0;
   private readonly stream: WriteStream;
   private readonly startNs: bigint;
   private readonly open = new Map<number, OpFunction>();
@@ -61,7 +63,7 @@ export class HistoryRecorder {
   }
 
   private record(event: RecordedEvent): void {
-    this.events.push(event);
+    this.eventCount++;
     // The contract's fields, plus the node and error (as in research A6); the parser ignores extras.
     const { note } = event;
     const line = {

@@ -10,7 +10,8 @@ import { writeFileSync } from 'node:fs';
 import type { RecordedOperation } from '../checker/history.ts';
 import type { LinearizationFailure } from '../checker/linearizability.ts';
 import { registerModel } from '../checker/model.ts';
-import type { NemesisEntry, RecordedEvent } from './history-recorder.ts';
+import type { NemesisEntry } from './history-recorder.ts';
+import type { RunOverview } from './overview.ts';
 import type { RunResults, RunSummary } from './results.ts';
 import { serialisable } from './results.ts';
 import type { Workload } from './workloads.ts';
@@ -20,7 +21,6 @@ const marginLeft = 60;
 const marginRight = 20;
 const plotWidth = width - marginLeft - marginRight;
 const colours = { ok: '#2e7d32', fail: '#c62828', info: '#ef6c00' } as const;
-const timelineOpsMax = 30_000;
 
 function escapeHtml(text: string): string {
   return text.replace(
@@ -115,7 +115,7 @@ function phaseMarkers(phases: RunSummary['phases'], x: (s: number) => number, to
 }
 
 function throughputPlot(
-  ops: readonly RecordedOperation[],
+  overview: RunOverview,
   intervals: readonly Interval[],
   endS: number,
   phases: RunSummary['phases'],
@@ -124,24 +124,21 @@ function throughputPlot(
   const top = 10;
   const plotHeight = height - 40;
   const buckets = Math.max(1, Math.ceil(endS));
-  const series = {
-    ok: new Array<number>(buckets).fill(0),
-    fail: new Array<number>(buckets).fill(0),
-    info: new Array<number>(buckets).fill(0),
-  };
-  for (const op of ops) {
-    if (op.completionTime === Infinity) continue;
-    const bucket = Math.min(buckets - 1, Math.floor(op.completionTime / 1e9));
-    series[op.status][bucket] = (series[op.status][bucket] ?? 0) + 1;
-  }
-  const max = Math.max(1, ...series.ok, ...series.fail, ...series.info);
+  const max = overview.perSecondMax();
   const x = (s: number): number => marginLeft + (s / endS) * plotWidth;
   const y = (value: number): number => top + plotHeight - (value / max) * plotHeight;
   const lines = (['ok', 'fail', 'info'] as const)
-    .map(
-      (type) =>
-        `<polyline fill="none" stroke="${colours[type]}" stroke-width="1.5" points="${series[type].map((value, i) => `${x(i + 0.5).toFixed(1)},${y(value).toFixed(1)}`).join(' ')}"><title>${type} ops/s</title></polyline>`,
-    )
+    .map((type) => {
+      const series = overview.perSecond[type];
+      let points = '';
+      for (let i = 0; i < buckets; i++) {
+        // Completions recorded after endS (none in a finished run) join the last second drawn.
+        let value = series[i] ?? 0;
+        if (i === buckets - 1) for (let j = buckets; j < series.length; j++) value += series[j] ?? 0;
+        points += `${i === 0 ? '' : ' '}${x(i + 0.5).toFixed(1)},${y(value).toFixed(1)}`;
+      }
+      return `<polyline fill="none" stroke="${colours[type]}" stroke-width="1.5" points="${points}"><title>${type} ops/s</title></polyline>`;
+    })
     .join('');
   const yTicks = [0, max / 2, max]
     .map(
@@ -152,25 +149,18 @@ function throughputPlot(
   return `<svg width="${width}" height="${height}" xmlns="http://www.w3.org/2000/svg">${shading(intervals, x, top, plotHeight, true)}${phaseMarkers(phases, x, top, plotHeight)}${lines}${yTicks}${timeAxis(x, endS, top + plotHeight)}<text x="12" y="${top + plotHeight / 2}" font-size="10" transform="rotate(-90 12 ${top + plotHeight / 2})">ops/s completed</text></svg>`;
 }
 
-function latencyPlot(ops: readonly RecordedOperation[], intervals: readonly Interval[], endS: number): string {
+function latencyPlot(overview: RunOverview, intervals: readonly Interval[], endS: number): string {
   const height = 260;
   const top = 10;
   const plotHeight = height - 40;
-  const done = ops.filter((op) => op.completionTime !== Infinity);
-  const latenciesMs = done.map((op) => Math.max(0.1, (op.completionTime - op.call) / 1e6));
-  const maxMs = Math.max(10, ...latenciesMs);
+  const maxMs = Math.max(10, overview.latencyMsMax);
   const logMin = Math.log10(0.1);
   const logMax = Math.log10(maxMs);
   const x = (s: number): number => marginLeft + (s / endS) * plotWidth;
   const y = (ms: number): number => top + plotHeight - ((Math.log10(ms) - logMin) / (logMax - logMin)) * plotHeight;
-  const step = Math.max(1, Math.ceil(done.length / 20_000));
   let points = '';
-  for (let i = 0; i < done.length; i += step) {
-    const op = done[i];
-    const latency = latenciesMs[i];
-    if (op === undefined || latency === undefined) continue;
-    points += `<circle cx="${x(op.call / 1e9).toFixed(1)}" cy="${y(latency).toFixed(1)}" r="1.4" fill="${colours[op.status]}"/>`;
-  }
+  for (const sample of overview.latencySamples)
+    points += `<circle cx="${x(sample.callNs / 1e9).toFixed(1)}" cy="${y(sample.latencyMs).toFixed(1)}" r="1.4" fill="${colours[sample.status]}"/>`;
   let yTicks = '';
   for (let decade = 0.1; decade <= maxMs * 1.01; decade *= 10)
     yTicks += `<text x="${marginLeft - 4}" y="${y(decade) + 3}" font-size="10" text-anchor="end">${decade >= 1 ? decade.toFixed(0) : decade}</text><line x1="${marginLeft}" x2="${width - marginRight}" y1="${y(decade)}" y2="${y(decade)}" stroke="#eee"/>`;
@@ -184,8 +174,7 @@ function opTitle(op: RecordedOperation, error: string | undefined): string {
 }
 
 function timelinePlot(
-  ops: readonly RecordedOperation[],
-  errors: ReadonlyMap<number, string>,
+  overview: RunOverview,
   intervals: readonly Interval[],
   endS: number,
   lanes: number,
@@ -198,14 +187,17 @@ function timelinePlot(
   const height = plotHeight + 40;
   const x = (s: number): number => marginLeft + (s / endS) * plotWidth;
   let bars = '';
-  for (const op of ops.slice(0, timelineOpsMax)) {
+  for (const { op, error } of overview.timeline) {
     const lane = finalStartNs > 0 && op.call >= finalStartNs ? lanes : op.process % lanes;
     const x0 = x(op.call / 1e9);
     const end = op.completionTime === Infinity ? endS : op.completionTime / 1e9;
-    bars += `<rect x="${x0.toFixed(1)}" y="${top + lane * laneHeight + 1}" width="${Math.max(0.8, x(end) - x0).toFixed(1)}" height="${laneHeight - 2}" fill="${colours[op.status]}"><title>${escapeHtml(opTitle(op, errors.get(op.index)))}</title></rect>`;
+    bars += `<rect x="${x0.toFixed(1)}" y="${top + lane * laneHeight + 1}" width="${Math.max(0.8, x(end) - x0).toFixed(1)}" height="${laneHeight - 2}" fill="${colours[op.status]}"><title>${escapeHtml(opTitle(op, error))}</title></rect>`;
   }
+  const total = overview.counts.total;
   const note =
-    ops.length > timelineOpsMax ? `<p>Timeline shows the first ${timelineOpsMax} of ${ops.length} ops.</p>` : '';
+    total > overview.timeline.length
+      ? `<p>Timeline shows the first ${overview.timeline.length} of ${total} ops.</p>`
+      : '';
   const labels =
     laneHeight < 10
       ? ''
@@ -223,11 +215,14 @@ function failurePlot(key: string, keyOps: readonly RecordedOperation[], failure:
   const pending = new Set(failure.pendingOps.map((op) => op.index));
   const blocked = failure.blockedOp;
   // Zoom on the block: the last few linearized ops, the pending ones and the blocked one.
-  const focus = [...failure.prefix.slice(-8).map((step) => step.op), ...failure.pendingOps, blocked];
-  const windowStartNs = Math.min(...focus.map((op) => op.call));
-  const windowEndNs = Math.max(
+  const focus = failure.prefix
+    .slice(-8)
+    .map((step) => step.op)
+    .concat(failure.pendingOps, [blocked]);
+  const windowStartNs = focus.reduce((min, op) => Math.min(min, op.call), Infinity);
+  const windowEndNs = focus.reduce(
+    (max, op) => Math.max(max, op.completionTime === Infinity ? op.call : op.completionTime),
     blocked.ret,
-    ...focus.map((op) => (op.completionTime === Infinity ? op.call : op.completionTime)),
   );
   const marginNs = Math.max(1e6, (windowEndNs - windowStartNs) * 0.15);
   const startS = (windowStartNs - marginNs) / 1e9;
@@ -287,28 +282,20 @@ function timeAxisRange(x: (s: number) => number, startS: number, endS: number, y
   return `<line x1="${marginLeft}" y1="${y}" x2="${width - marginRight}" y2="${y}" stroke="#333"/>${ticks}`;
 }
 
-export function writeReport(
-  path: string,
-  summary: RunSummary,
-  results: RunResults,
-  events: readonly RecordedEvent[],
-  ops: readonly RecordedOperation[],
-  nemesis: readonly NemesisEntry[],
-  workload: Workload,
-): void {
-  const endS = Math.max(
-    1,
-    (summary.phases.finalEndNs > 0 ? summary.phases.finalEndNs : Math.max(0, ...events.map((event) => event.time))) /
-      1e9,
-  );
+/** The report's inputs: the folded history, and the ops of each key shown as not linearizable. */
+export interface ReportInput {
+  readonly summary: RunSummary;
+  readonly results: RunResults;
+  readonly overview: RunOverview;
+  readonly nemesis: readonly NemesisEntry[];
+  readonly invalidKeyOps: ReadonlyMap<string, readonly RecordedOperation[]>;
+  readonly workload: Workload;
+}
+
+export function renderReport(input: ReportInput): string {
+  const { summary, results, overview, nemesis, invalidKeyOps, workload } = input;
+  const endS = Math.max(1, (summary.phases.finalEndNs > 0 ? summary.phases.finalEndNs : overview.lastNs) / 1e9);
   const intervals = faultIntervals(nemesis, endS);
-  const errors = new Map<number, string>();
-  const invocationIndex = new Map<number, number>();
-  let opIndex = 0;
-  for (const event of events) {
-    if (event.type === 'invoke') invocationIndex.set(event.process, opIndex++);
-    else if (event.note.error !== undefined) errors.set(invocationIndex.get(event.process) ?? -1, event.note.error);
-  }
   const verdictColour = results.verdict === 'valid' ? '#2e7d32' : results.verdict === 'invalid' ? '#c62828' : '#ef6c00';
   const checkerRows = Object.entries(results.checkers)
     .map(
@@ -330,27 +317,27 @@ export function writeReport(
   if (check?.workload === 'register') {
     for (const partition of check.result.partitions) {
       if (partition.failure === undefined) continue;
-      failures += failurePlot(
-        partition.key,
-        ops.filter((op) => op.key === partition.key),
-        partition.failure,
-      );
+      const keyOps = invalidKeyOps.get(partition.key);
+      if (keyOps !== undefined) failures += failurePlot(partition.key, keyOps, partition.failure);
     }
   } else if (check !== undefined && check.verdict === 'invalid') {
     failures = `<pre>${escapeHtml(JSON.stringify(results.checkers[workload.name]?.details, null, 2).slice(0, 200_000))}</pre>`;
   }
-  const html = `<!doctype html><html><head><meta charset="utf-8"><title>dram jepsen-like ${escapeHtml(summary.options.workload)} seed ${summary.options.seed}: ${results.verdict}</title>
+  return `<!doctype html><html><head><meta charset="utf-8"><title>dram jepsen-like ${escapeHtml(summary.options.workload)} seed ${summary.options.seed}: ${results.verdict}</title>
 <style>body{font-family:system-ui,sans-serif;margin:20px;max-width:${width + 40}px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}h2{margin-top:28px}</style></head><body>
 <h1>${escapeHtml(summary.options.workload)} on ${escapeHtml(summary.options.db)}: <span style="color:${verdictColour}">${results.verdict}</span></h1>
 <p><code>${escapeHtml(summary.argv.join(' '))}</code><br>seed ${summary.options.seed}, ${summary.options.nodes} nodes, nemesis ${escapeHtml(summary.options.nemeses.join(',') || 'none')}, ${summary.options.timeS} s at ${summary.options.rate} ops/s, ${summary.options.concurrency} workers; started ${escapeHtml(summary.startedAt)}, took ${summary.durationS.toFixed(1)} s.<br>${escapeHtml(summary.netem)}${summary.harnessError === undefined ? '' : `<br><b style="color:#c62828">harness error: ${escapeHtml(summary.harnessError)}</b>`}</p>
 <h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>summary</th></tr>${checkerRows}</table>
 <h2>Operations</h2><table><tr><th>f</th><th>ok</th><th>fail</th><th>info</th></tr>${opRows}<tr><td><b>all</b></td><td>${results.ops.ok}</td><td>${results.ops.fail}</td><td>${results.ops.info}</td></tr></table>
 ${failures === '' ? '' : `<h2>Where it went wrong</h2>${failures}`}
-<h2>Throughput</h2><p>Completions per second; shaded: fault periods (hover for the fault). <span style="color:${colours.ok}">ok</span> <span style="color:${colours.fail}">fail</span> <span style="color:${colours.info}">info</span></p>${throughputPlot(ops, intervals, endS, summary.phases)}
-<h2>Latency</h2>${latencyPlot(ops, intervals, endS)}
-<h2>Operation timeline</h2><p>One lane per worker (the bottom lane: final reads); hover a bar for the op.</p>${timelinePlot(ops, errors, intervals, endS, summary.options.concurrency, summary.phases.recoveryEndNs)}
+<h2>Throughput</h2><p>Completions per second; shaded: fault periods (hover for the fault). <span style="color:${colours.ok}">ok</span> <span style="color:${colours.fail}">fail</span> <span style="color:${colours.info}">info</span></p>${throughputPlot(overview, intervals, endS, summary.phases)}
+<h2>Latency</h2>${latencyPlot(overview, intervals, endS)}
+<h2>Operation timeline</h2><p>One lane per worker (the bottom lane: final reads); hover a bar for the op.</p>${timelinePlot(overview, intervals, endS, summary.options.concurrency, summary.phases.recoveryEndNs)}
 <h2>Nemesis</h2><table><tr><th>t (s)</th><th>type</th><th>fault</th><th>detail</th></tr>${nemesisRows}</table>
 <h2>results.json</h2><details><summary>show</summary><pre>${escapeHtml(JSON.stringify(serialisable(results), null, 2).slice(0, 300_000))}</pre></details>
 </body></html>`;
-  writeFileSync(path, html);
+}
+
+export function writeReport(path: string, input: ReportInput): void {
+  writeFileSync(path, renderReport(input));
 }

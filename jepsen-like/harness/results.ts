@@ -6,13 +6,13 @@
 
 import type { RecordedOperation } from '../checker/history.ts';
 import { overallVerdict, type LinearizabilityResult, type Verdict } from '../checker/linearizability.ts';
-import { checkLiveness } from '../checker/liveness.ts';
+import type { LivenessResult } from '../checker/liveness.ts';
 import { registerModel } from '../checker/model.ts';
 import type { NodeExit } from './db.ts';
 import type { RunOptions } from './options.ts';
 import type { Schedule } from './schedule.ts';
-import type { RecordedEvent } from './history-recorder.ts';
-import { PRECONDITION, type Workload, type WorkloadCheck } from './workloads.ts';
+import type { OpCounts } from './overview.ts';
+import type { WorkloadCheck } from './workloads.ts';
 
 export interface RunSummary {
   readonly runDir: string;
@@ -33,14 +33,6 @@ export interface CheckerSummary {
   readonly details?: unknown;
 }
 
-export interface OpCounts {
-  total: number;
-  ok: number;
-  fail: number;
-  info: number;
-  byFunction: Record<string, { ok: number; fail: number; info: number }>;
-}
-
 export interface RunResults {
   readonly verdict: Verdict;
   /** Jepsen's spelling of the verdict. */
@@ -51,19 +43,9 @@ export interface RunResults {
   };
   readonly ops: OpCounts;
   readonly checkers: Record<string, CheckerSummary>;
+  readonly harness: HarnessCost;
   /** The workload check itself, for the report (not serialised: results.json has the summary). */
   readonly workloadCheck: WorkloadCheck | undefined;
-}
-
-export function countOps(ops: readonly RecordedOperation[]): OpCounts {
-  const counts: OpCounts = { total: 0, ok: 0, fail: 0, info: 0, byFunction: {} };
-  for (const op of ops) {
-    counts.total++;
-    counts[op.status]++;
-    const entry = (counts.byFunction[op.f] ??= { ok: 0, fail: 0, info: 0 });
-    entry[op.status]++;
-  }
-  return counts;
 }
 
 function describeOp(op: RecordedOperation): string {
@@ -142,49 +124,41 @@ function workloadSummary(check: WorkloadCheck): CheckerSummary {
   }
 }
 
-/** Indexes of ops whose fail was a modelled answer (see PRECONDITION), from the recorder's notes. */
-export function preconditionFailures(events: readonly RecordedEvent[]): Set<number> {
-  const found = new Set<number>();
-  const open = new Map<number, number>();
-  let index = 0;
-  for (const event of events) {
-    if (event.type === 'invoke') open.set(event.process, index++);
-    else if (event.type === 'fail' && event.note.error?.startsWith(PRECONDITION) === true)
-      found.add(open.get(event.process) ?? -1);
-  }
-  return found;
+/** What the streamed check of a history found (history-check.ts). */
+export interface CheckedHistory {
+  readonly ops: OpCounts;
+  /** The workload's check, or why its checker failed. */
+  readonly workloadCheck: WorkloadCheck | { readonly error: string };
+  /** Undefined when the run never finished its recovery phase. */
+  readonly liveness: LivenessResult | undefined;
+  /** What the check cost the harness (results.json's `harness`). */
+  readonly harness: HarnessCost;
 }
 
-export function checkRun(
-  summary: RunSummary,
-  workload: Workload,
-  recorded: readonly RecordedOperation[],
-  answeredFails: ReadonlySet<number>,
-): RunResults {
+export interface HarnessCost {
+  /** The harness process's peak resident set size over the run and its check, bytes. */
+  readonly peakRssBytes: number;
+  readonly historyEvents: number;
+  /** Reads of history.jsonl the check made (one overview pass, one per batch of keys). */
+  readonly historyPasses: number;
+}
+
+export function checkRun(summary: RunSummary, workloadName: string, checked: CheckedHistory): RunResults {
   const checkers: Record<string, CheckerSummary> = {};
-  let workloadCheck: WorkloadCheck | undefined;
-  try {
-    workloadCheck = workload.check(recorded, summary.options.linearizabilityStepsMax);
-    checkers[workload.name] = workloadSummary(workloadCheck);
-  } catch (error) {
-    checkers[workload.name] = {
-      verdict: 'unknown',
-      summary: `checker failed: ${error instanceof Error ? error.message : String(error)}`,
-    };
-  }
+  const workloadCheck = 'error' in checked.workloadCheck ? undefined : checked.workloadCheck;
+  checkers[workloadName] =
+    workloadCheck === undefined
+      ? {
+          verdict: 'unknown',
+          summary: `checker failed: ${'error' in checked.workloadCheck ? checked.workloadCheck.error : ''}`,
+        }
+      : workloadSummary(workloadCheck);
   const options = summary.options;
-  if (summary.phases.healNs > 0 && summary.phases.finalEndNs > 0) {
-    // A cas whose comparison did not hold was answered: for liveness it is as good as ok.
-    const answered = recorded.map((op) => (answeredFails.has(op.index) ? { ...op, status: 'ok' as const } : op));
-    const liveness = checkLiveness(answered, {
-      healTimeNs: summary.phases.healNs,
-      graceNs: options.livenessGraceS * 1e9,
-      boundNs: options.livenessBoundMs * 1e6,
-      historyEndNs: summary.phases.finalEndNs,
-    });
+  const liveness = checked.liveness;
+  if (liveness !== undefined) {
     checkers['liveness'] = {
       verdict: liveness.verdict,
-      summary: `${liveness.checkedCount} ops invoked >= ${options.livenessGraceS} s after the heal judged (bound ${options.livenessBoundMs} ms), ${liveness.violations.length} violations`,
+      summary: `${liveness.checkedCount} ops invoked >= ${options.livenessGraceS} s after the heal judged (bound ${options.livenessBoundMs} ms), ${liveness.violationCount} violations`,
       details: {
         windowStartNs: liveness.windowStartNs,
         unjudged: liveness.unjudgedCount,
@@ -209,8 +183,9 @@ export function checkRun(
     verdict,
     'valid?': verdict === 'unknown' ? 'unknown' : verdict === 'valid',
     run: { ...run, faults: schedule.faults.length, skippedNemeses: schedule.skipped },
-    ops: countOps(recorded),
+    ops: checked.ops,
     checkers,
+    harness: checked.harness,
     workloadCheck,
   };
 }

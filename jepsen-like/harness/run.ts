@@ -13,9 +13,10 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { pairEvents, parseHistory, type HistoryEvent } from '../checker/history.ts';
+import { parseEventLine } from '../checker/history.ts';
 import { Firewall, probeNetem } from './firewall.ts';
-import { HistoryRecorder, NemesisLog, type NemesisEntry, type RecordedEvent } from './history-recorder.ts';
+import { HistoryRecorder, NemesisLog, type NemesisEntry } from './history-recorder.ts';
+import { checkByKey, forEachLine, overviewPass, type KeyCheck } from './history-check.ts';
 import { Nemesis } from './nemesis.ts';
 import type { RunOptions } from './options.ts';
 import { PeerProxy } from './peer-proxy.ts';
@@ -24,7 +25,7 @@ import { describeFault, planSchedule, type Schedule } from './schedule.ts';
 import { createWorkload, type Completion, type PlannedOp, type Workload } from './workloads.ts';
 import { describeThrown, sleep, type Database, type KvClient } from './db.ts';
 import { DramCluster, dramNodeAddress } from './dram-cluster.ts';
-import { checkRun, preconditionFailures, serialisable, type RunSummary } from './results.ts';
+import { checkRun, serialisable, type RunSummary } from './results.ts';
 import { writeReport } from './report.ts';
 
 export interface RunContext {
@@ -151,7 +152,7 @@ export async function runTest(context: RunContext): Promise<number> {
       workers.runUntil(mainEndMs),
     ]);
     if (nemesisOutcome.status === 'rejected') throw nemesisOutcome.reason;
-    log(`main phase over: ${Math.floor(recorder.events.length / 2)} ops so far; healing`);
+    log(`main phase over: ${Math.floor(recorder.eventCount / 2)} ops so far; healing`);
 
     if (proxy !== undefined) {
       const stats = proxy.stats();
@@ -198,24 +199,64 @@ export async function runTest(context: RunContext): Promise<number> {
     harnessError,
     crashes: db?.unexpectedExits() ?? [],
   };
-  return finishRun(summary, workload, recorder.events, nemesisLog.entries, log);
+  return finishRun(summary, workload, nemesisLog.entries, log);
 }
 
-/** Checks a finished run's history, writes results.json and report.html, answers the exit code. */
+/**
+ * Checks a finished run from its history.jsonl (streamed: see history-check.ts), writes
+ * results.json and report.html, answers the exit code.
+ */
 export function finishRun(
   summary: RunSummary,
   workload: Workload,
-  events: readonly RecordedEvent[],
   nemesisEntries: readonly NemesisEntry[],
   log: (line: string) => void,
 ): number {
-  const recorded = pairEvents(events);
-  const results = checkRun(summary, workload, recorded, preconditionFailures(events));
+  const historyPath = join(summary.runDir, 'history.jsonl');
+  const { phases, options } = summary;
+  const judged = phases.healNs > 0 && phases.finalEndNs > 0;
+  const pass = overviewPass(
+    historyPath,
+    judged
+      ? {
+          healTimeNs: phases.healNs,
+          graceNs: options.livenessGraceS * 1e9,
+          boundNs: options.livenessBoundMs * 1e6,
+          historyEndNs: phases.finalEndNs,
+        }
+      : undefined,
+  );
+  let keyCheck: KeyCheck | { error: string };
+  try {
+    keyCheck = checkByKey(historyPath, workload, pass, options.linearizabilityStepsMax);
+  } catch (error) {
+    keyCheck = { error: error instanceof Error ? error.message : String(error) };
+  }
+  const results = checkRun(summary, workload.name, {
+    ops: pass.overview.counts,
+    workloadCheck: 'error' in keyCheck ? keyCheck : keyCheck.check,
+    liveness: pass.liveness,
+    harness: {
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      historyEvents: pass.events,
+      historyPasses: 1 + ('error' in keyCheck ? 0 : keyCheck.passes),
+    },
+  });
   writeFileSync(join(summary.runDir, 'results.json'), `${JSON.stringify(serialisable(results), null, 2)}\n`);
-  writeReport(join(summary.runDir, 'report.html'), summary, results, events, recorded, nemesisEntries, workload);
+  writeReport(join(summary.runDir, 'report.html'), {
+    summary,
+    results,
+    overview: pass.overview,
+    nemesis: nemesisEntries,
+    invalidKeyOps: 'error' in keyCheck ? new Map() : keyCheck.invalidKeyOps,
+    workload,
+  });
   log(`ops: ${results.ops.total} (${results.ops.ok} ok, ${results.ops.fail} fail, ${results.ops.info} info)`);
   for (const [name, checker] of Object.entries(results.checkers))
     log(`  ${name}: ${checker.verdict} - ${checker.summary}`);
+  log(
+    `harness peak RSS ${(results.harness.peakRssBytes / 2 ** 20).toFixed(0)} MiB, ${results.harness.historyPasses} history passes`,
+  );
   log(
     `verdict: ${results.verdict}${summary.harnessError === undefined ? '' : ` (harness error: ${summary.harnessError})`}`,
   );
@@ -236,16 +277,6 @@ export function recheck(runDir: string, log: (line: string) => void): number {
   const previous = existsSync(join(runDir, 'results.json'))
     ? (JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as { run?: Partial<RunSummary> }).run
     : undefined;
-  const events: RecordedEvent[] = parseHistory(readFileSync(join(runDir, 'history.jsonl'), 'utf8')).map((event) => {
-    const extra = event as HistoryEvent & { node?: unknown; error?: unknown };
-    return {
-      ...event,
-      note: {
-        ...(typeof extra.node === 'number' ? { node: extra.node } : {}),
-        ...(typeof extra.error === 'string' ? { error: extra.error } : {}),
-      },
-    };
-  });
   const nemesisText = existsSync(join(runDir, 'nemesis.jsonl'))
     ? readFileSync(join(runDir, 'nemesis.jsonl'), 'utf8')
     : '';
@@ -253,7 +284,10 @@ export function recheck(runDir: string, log: (line: string) => void): number {
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line) => JSON.parse(line) as NemesisEntry);
-  const lastTime = events.reduce((max, event) => Math.max(max, event.time), 0);
+  let lastTime = 0;
+  forEachLine(join(runDir, 'history.jsonl'), (line, lineNumber) => {
+    lastTime = Math.max(lastTime, parseEventLine(line, lineNumber)?.time ?? 0);
+  });
   const summary: RunSummary = {
     runDir: resolve(runDir),
     argv: previous?.argv ?? [],
@@ -266,8 +300,8 @@ export function recheck(runDir: string, log: (line: string) => void): number {
     harnessError: previous?.harnessError,
     crashes: previous?.crashes ?? [],
   };
-  log(`rechecking ${summary.runDir} (${events.length} events)`);
-  return finishRun(summary, createWorkload(saved.options.workload, saved.options), events, nemesisEntries, log);
+  log(`rechecking ${summary.runDir}`);
+  return finishRun(summary, createWorkload(saved.options.workload, saved.options), nemesisEntries, log);
 }
 
 /** The client workers. Worker w talks to node (w mod nodes) + 1 and owns process ids w, w+C, w+2C, ... */
@@ -354,7 +388,7 @@ class Workers {
     const queue = keys.map((key, index) => ({ key, index }));
     const unread: string[] = [];
     const deadline = Date.now() + finalReadTimeMs;
-    const base = Math.max(...this.processes) + this.options.concurrency;
+    const base = this.processes.reduce((max, process) => Math.max(max, process), 0) + this.options.concurrency;
     const reader = async (): Promise<void> => {
       for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
         let done = false;
