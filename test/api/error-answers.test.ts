@@ -263,6 +263,16 @@ const scenarios: readonly Scenario[] = [
     run: (node) => inject(node, { method: 'PUT', url: '/v1/kv/a', payload: 'v' }),
   },
   {
+    code: 'DRAM_ERR_NODE_STOPPED',
+    how: 'a write refused by a host that has stopped (a fatal error)',
+    setup: {
+      script: (stub) => {
+        stub.script.propose = () => ({ kind: 'refused', reason: { kind: 'stopped' } });
+      },
+    },
+    run: (node) => inject(node, { method: 'PUT', url: '/v1/kv/a', payload: 'v' }),
+  },
+  {
     code: 'DRAM_ERR_OVERLOADED',
     how: 'a full proposal queue',
     setup: {
