@@ -66,7 +66,7 @@ export interface MemberChangeLimits {
 
 export const memberChangeLimitsDefault: MemberChangeLimits = { learnerLagEntriesMax: 256, pollMs: 20 };
 
-/** Two steps at most, each possibly refused once for a change still pending: a bound on proposals per call. */
+/** Two steps at most, each possibly proposed again after an unknown outcome: a bound on proposals the log takes per call. */
 const proposalsMax = 16;
 
 export function memberState(confState: ConfState, node: NodeId): MemberState {
@@ -150,7 +150,7 @@ export type ChangeDecision<End> = { readonly end: End } | { readonly step: Membe
 
 /** What differs between adding and removing a node; `changeGroup` is the loop they share. */
 export interface ChangeSpec<End> {
-  /** A bound on proposals per call (refusals of a change still pending included). */
+  /** A bound on proposals the log takes per call (refusals, bounded by the deadline's polls, excluded). */
   readonly proposalsMax: number;
   /** Why the node is not there yet when the deadline passes before anything happened. */
   readonly waitingFirst: string;
@@ -196,16 +196,20 @@ export async function changeGroup<End>(
       await sleep(Math.min(limits.pollMs, remainingMs));
       continue;
     }
-    proposals++;
     const outcome = await withDeadline(
       host.proposeConfChange(group, { changes: [{ type: next.step, node }], transition: 'auto' }),
       remainingMs,
     );
+    // Only a change the log took counts: a refusal appends nothing, and one that asks to wait (a
+    // change still pending, as a new leader answers until it applies its term's first entry) is
+    // waited out until the deadline, one poll at a time.
     if (outcome === undefined || outcome.kind === 'indeterminate') {
+      proposals++;
       waitingFor = `${next.step} proposed, not applied yet`;
       continue;
     }
     if (outcome.kind === 'applied') {
+      proposals++;
       steps.push(next.step);
       continue;
     }

@@ -37,7 +37,7 @@ export type EnsureAbsentResult =
   | { readonly kind: 'last_voter' }
   | ChangeStopped;
 
-/** One proposal, possibly refused a few times for a change still pending: a bound on proposals per call. */
+/** One step, possibly proposed again after an unknown outcome: a bound on proposals the log takes per call. */
 const proposalsMax = 8;
 
 /** The node is the group's only voter: removing it would leave the group unable to elect anyone. */

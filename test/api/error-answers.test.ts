@@ -1,5 +1,6 @@
 // Keeps docs/errors.md in step with what a node really sends: drives a node (buildApp over the
-// one-node stub host, through inject() and through raw sockets) into every code of the registry,
+// one-node stub host, through inject() and through raw sockets; with the meta model on group 0 for
+// the action codes, reached through dram's /v1/actions routes) into every code of the registry,
 // and checks each answer's status against the registry and its body against the documented shape
 // `{ error: true, code, message, details? }`. A code added to the registry without a way to reach
 // it here fails the test, and so does any DRAM_ERR_* name in src/api/ that the registry lacks
@@ -16,7 +17,9 @@ import { memoryDirectory } from '../../src/api/member-directory.ts';
 import type { Forward } from '../../src/api/ports.ts';
 import { asNodeId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
 import { kvKeyBytesMax, kvValueBytesMax } from '../../src/codec/kv.ts';
+import { testLoopKind, testLoopTargetMax, testSuccessKind } from '../../src/control/action-kinds.ts';
 import { createNodeMetrics } from '../../src/metrics/registry.ts';
+import { MetaModel, metaModelDefaults, type MetaModelOptions } from '../../src/models/meta.ts';
 import { memberAddresses, waitFor } from './cluster.ts';
 import { connect, rawRequest, readAll } from './raw-http.ts';
 import { stubGroups, stubHost, stubNodeId, type StubHost } from './stub-host.ts';
@@ -36,10 +39,13 @@ interface Setup {
   readonly forward?: Forward;
   readonly httpLimits?: Partial<HttpLimits>;
   readonly script?: (stub: StubHost) => void;
+  /** Host the meta model on group 0 (with these limits) and serve the action routes. */
+  readonly meta?: Partial<MetaModelOptions>;
 }
 
 function startNode(setup: Setup = {}): Node {
-  const stub = stubHost();
+  const model = setup.meta === undefined ? undefined : new MetaModel({ ...metaModelDefaults, ...setup.meta });
+  const stub = stubHost(model);
   setup.script?.(stub);
   const options: AppOptions = {
     nodeId: stubNodeId,
@@ -52,6 +58,14 @@ function startNode(setup: Setup = {}): Node {
     requestTimeoutMs: 100,
     memberChangeLimits: { pollMs: 10, learnerLagEntriesMax: 0 },
     httpLimits: { ...httpLimitsDefault, ...setup.httpLimits },
+    meta:
+      model === undefined
+        ? undefined
+        : {
+            model,
+            info: { httpUrl: 'http://127.0.0.1:8000', version: '0.0.0', clusterId: 'test-cluster' },
+            wallNowMs: () => Date.now(),
+          },
   };
   return { app: buildApp(options), stub };
 }
@@ -81,6 +95,11 @@ const refusedForward: Forward = () =>
   Promise.reject(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
 const notLeader = (leaderHint: number) => () =>
   ({ kind: 'refused', reason: { kind: 'not_leader', leaderHint: leaderHint as NodeId } }) as const;
+const actionId = '3d0c0000-0000-4000-8000-000000000001';
+const schedule = (node: Node, fields: Record<string, unknown>) =>
+  inject(node, { method: 'POST', url: '/v1/actions', headers: json, payload: JSON.stringify(fields) });
+const cancel = (node: Node, id: string) =>
+  inject(node, { method: 'POST', url: `/v1/actions/${id}/cancel`, headers: json, payload: '{}' });
 const joinBody = (fields: Record<string, unknown>) =>
   JSON.stringify({ nodeId: 4, raft: '10.0.0.4:9000', http: '10.0.0.4:8000', ...fields });
 
@@ -322,6 +341,52 @@ const scenarios: readonly Scenario[] = [
     how: 'a join whose changes never apply within the request timeout',
     run: (node) =>
       inject(node, { method: 'POST', url: '/v1/admin/groups/1/members', headers: json, payload: joinBody({}) }),
+  },
+  {
+    code: 'DRAM_ERR_ACTION_NOT_FOUND',
+    how: 'an action id the meta group does not know',
+    setup: { meta: {} },
+    run: (node) => inject(node, { method: 'GET', url: `/v1/actions/${actionId}` }),
+  },
+  {
+    code: 'DRAM_ERR_UNKNOWN_ACTION_KIND',
+    how: 'a schedule naming a kind this version does not run',
+    setup: { meta: {} },
+    run: (node) => schedule(node, { kind: 'example.com/no.such-kind' }),
+  },
+  {
+    code: 'DRAM_ERR_INVALID_ACTION_ARGS',
+    how: 'a test.loop target over its limit',
+    setup: { meta: {} },
+    run: (node) => schedule(node, { kind: testLoopKind, args: { target: testLoopTargetMax + 1 } }),
+  },
+  {
+    code: 'DRAM_ERR_ACTION_EXISTS',
+    how: 'a second schedule with the id of a scheduled action',
+    setup: { meta: {} },
+    run: async (node) => {
+      expect((await schedule(node, { kind: testSuccessKind, id: actionId })).status).toBe(200);
+      return schedule(node, { kind: testLoopKind, id: actionId });
+    },
+  },
+  {
+    code: 'DRAM_ERR_ACTION_FINISHED',
+    how: 'cancelling an action already cancelled',
+    setup: { meta: {} },
+    run: async (node) => {
+      expect((await schedule(node, { kind: testSuccessKind, id: actionId })).status).toBe(200);
+      expect((await cancel(node, actionId)).status).toBe(200);
+      return cancel(node, actionId);
+    },
+  },
+  {
+    code: 'DRAM_ERR_ACTIONS_QUEUE_FULL',
+    how: 'a schedule beyond actionsQueuedMax',
+    setup: { meta: { actionsQueuedMax: 1 } },
+    run: async (node) => {
+      expect((await schedule(node, { kind: testSuccessKind })).status).toBe(200);
+      return schedule(node, { kind: testSuccessKind });
+    },
   },
   {
     code: 'DRAM_ERR_TIMEOUT',

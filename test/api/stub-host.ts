@@ -2,12 +2,14 @@
 // than a cluster: node 1 leads kv groups 1-4 alone (voters [1]); a proposal is applied at once to
 // a real KvModel of its group, unless `script.propose` says otherwise; reads are ready unless
 // `script.read` says otherwise; a membership change stays unknown (indeterminate), so a request
-// to add a node waits until its deadline. Counts what reached the host, so a test can check that
-// a refused request proposed nothing.
+// to add a node waits until its deadline. Given a meta model, it also leads group 0 alone and
+// applies meta commands to it (no controller runs: a scheduled action stays NEW until cancelled).
+// Counts what reached the host, so a test can check that a refused request proposed nothing.
 
 import type { ApiHost } from '../../src/api/ports.ts';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
 import { KvModel } from '../../src/models/kv.ts';
+import { metaGroupId, type MetaModel } from '../../src/models/meta.ts';
 import type { ProposalOutcome, ReadOutcome } from '../../src/multiraft/host.ts';
 import type { LogIndex, Term } from '../../src/base/ids.ts';
 import type { Status } from '../../src/raft/types.ts';
@@ -28,10 +30,11 @@ export interface StubHost {
   readonly calls: { proposals: number; reads: number; confChanges: number };
 }
 
-export function stubHost(): StubHost {
+export function stubHost(meta?: MetaModel): StubHost {
   const script: StubScript = {};
   const calls = { proposals: 0, reads: 0, confChanges: 0 };
-  const models = new Map(stubGroups.map((group) => [group, new KvModel()]));
+  const models = new Map<GroupId, KvModel | MetaModel>(stubGroups.map((group) => [group, new KvModel()]));
+  if (meta !== undefined) models.set(metaGroupId, meta);
   let index = 1;
   const status = (group: GroupId): { group: GroupId; status: Status; appliedIndex: number } => ({
     group,

@@ -4,6 +4,7 @@
 
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jsonDepthMax } from '../../src/api/request-guard.ts';
 import { asGroupId, asNodeId, type NodeId } from '../../src/base/ids.ts';
 import { metaGroupId } from '../../src/models/meta.ts';
 import {
@@ -269,6 +270,33 @@ describe('POST /api/unstable/action', () => {
       args: 'x'.repeat(200_000),
     });
     expectAgentError(huge, 413);
+    expect(leader.model.queue().length + leader.model.finishedActions().length).toBe(before);
+  });
+
+  it('a refusal by the request guard, before any route runs, keeps the Replicante shape too', async () => {
+    const before = leader.model.queue().length + leader.model.finishedActions().length;
+    const success = JSON.stringify({ kind: 'agent.replicante.io/test.success' });
+    const textPlain = await leader.app.inject({
+      method: 'POST',
+      url: '/api/unstable/action',
+      payload: success,
+      headers: { 'content-type': 'text/plain' },
+    });
+    expectAgentError(textPlain, 415, /application\/json/u);
+    const deep = await leader.app.inject({
+      method: 'POST',
+      url: '/api/unstable/action',
+      payload: `{"kind": "agent.replicante.io/test.success", "args": ${'['.repeat(jsonDepthMax)}${']'.repeat(jsonDepthMax)}}`,
+      headers: { 'content-type': 'application/json' },
+    });
+    expectAgentError(deep, 400, /nested deeper/u);
+    const bodyOnGet = await leader.app.inject({
+      method: 'GET',
+      url: '/api/unstable/info/node',
+      payload: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expectAgentError(bodyOnGet, 413, /takes no body/u);
     expect(leader.model.queue().length + leader.model.finishedActions().length).toBe(before);
   });
 

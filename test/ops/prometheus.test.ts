@@ -28,7 +28,9 @@ interface Sample {
 }
 
 const tools = prometheusTools();
-const groupCount = 4; // processCluster's --kv-groups
+const kvGroupCount = 4; // processCluster's --kv-groups
+// Every node also hosts group 0, the meta group (three voters here), and reports it like the kv groups.
+const groupCount = kvGroupCount + 1;
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -67,7 +69,7 @@ describe.skipIf(tools === undefined)('Prometheus scraping a three-node cluster',
 
   beforeAll(async () => {
     cluster = processCluster(3);
-    await formed(cluster, groupCount);
+    await formed(cluster, kvGroupCount);
     for (const id of cluster.ids)
       for (let k = 0; k < 5; k++) {
         await eventually(async () => {
