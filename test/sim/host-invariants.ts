@@ -53,8 +53,8 @@ class ConfHistory {
   /** Bumped when an entry is learned: earlier checks are then looked at again. */
   version = 0;
 
-  record(group: GroupId, node: NodeId, index: number, change: ConfChange): void {
-    const identity = JSON.stringify(change);
+  record(group: GroupId, node: NodeId, index: number, term: number, change: ConfChange): void {
+    const identity = `${term}:${JSON.stringify(change)}`;
     const known = this.entries.get(index);
     if (known === undefined) {
       this.entries.set(index, { identity, change });
@@ -65,6 +65,11 @@ class ConfHistory {
         `state machine safety: group ${group} node ${node} applied configuration ${identity} at ${index}, another replica ${known.identity}`,
       );
     }
+  }
+
+  /** Whether the entry at (index, term) is a configuration entry some replica applied (so committed). */
+  committed(index: number, term: number, change: ConfChange): boolean {
+    return this.entries.get(index)?.identity === `${term}:${JSON.stringify(change)}`;
   }
 
   at(index: number): ConfState {
@@ -106,6 +111,9 @@ export interface ClientOperation {
   call: number;
   ret: number;
   status: 'ok' | 'info' | 'fail';
+  /** For reports: a read's mode, and the node the operation went to. */
+  readonly mode: 'write' | 'linearizable' | 'lease';
+  readonly node: NodeId;
 }
 
 export class HostChecker {
@@ -160,8 +168,10 @@ export class HostChecker {
     cursor.commit = log.committed;
     if (log.applied > log.committed)
       fail(`group ${group} node ${node}: applied ${log.applied} beyond commit ${log.committed}`);
+    const status = raft.status();
+    if (status.role === 'pre_candidate' || status.role === 'candidate') this.checkCampaign(node, group, raft);
     if (raft.knownLeader() === node) {
-      const term = raft.status().term;
+      const term = status.term;
       const termKey = `${group}/${term}`;
       const known = this.leaderOfTerm.get(termKey);
       if (known === undefined) {
@@ -173,6 +183,29 @@ export class HostChecker {
     this.checkConf(node, group, raft, cursor);
   }
 
+  /**
+   * A (pre-)candidate counts votes under its applied configuration, so that configuration may lag
+   * the committed one by at most one change: single-step changes (and entering or leaving a joint
+   * configuration) keep the majorities of consecutive configurations overlapping, two steps do
+   * not. A node learns a configuration entry's successor only with a commit index at or past the
+   * entry (the leader proposes the next change once the previous one is applied), so a node that
+   * holds two committed configuration entries past its applied index has lost a commit index
+   * it knew (the restarted node of issue 10's bug 1).
+   */
+  private checkCampaign(node: NodeId, group: GroupId, raft: RaftNode): void {
+    const history = this.conf.get(group);
+    const log = raft.log;
+    if (history === undefined || log.lastIndex() <= log.applied) return;
+    const entries = log.slice((log.applied + 1) as LogIndex, (log.lastIndex() + 1) as LogIndex, Infinity) ?? [];
+    const committed = entries.filter(
+      (entry) => entry.kind === 'conf' && history.committed(entry.index, entry.term, entry.change),
+    );
+    if (committed.length >= 2)
+      fail(
+        `configuration safety: group ${group} node ${node} campaigns under its configuration at applied index ${log.applied}, but its log holds committed configuration entries at ${committed.map((entry) => entry.index).join(', ')}`,
+      );
+  }
+
   private checkConf(node: NodeId, group: GroupId, raft: RaftNode, cursor: LifeCursor): void {
     let history = this.conf.get(group);
     if (history === undefined) this.conf.set(group, (history = new ConfHistory()));
@@ -180,7 +213,8 @@ export class HostChecker {
     const from = Math.max(cursor.scanned + 1, raft.log.firstIndex());
     if (from <= applied) {
       const entries = raft.log.slice(from as LogIndex, (applied + 1) as LogIndex, Infinity) ?? [];
-      for (const entry of entries) if (entry.kind === 'conf') history.record(group, node, entry.index, entry.change);
+      for (const entry of entries)
+        if (entry.kind === 'conf') history.record(group, node, entry.index, entry.term, entry.change);
     }
     cursor.scanned = Math.max(cursor.scanned, applied);
     const actual = raft.currentConfState();
@@ -218,10 +252,11 @@ export class HostChecker {
     if (result.verdict !== 'invalid') return { verdict: result.verdict };
     const bad = result.partitions.find((partition) => partition.verdict === 'invalid');
     const failure = bad?.failure;
+    const blocked = failure === undefined ? undefined : this.history[failure.blockedOp.index];
     const detail =
-      failure === undefined
+      failure === undefined || blocked === undefined
         ? ''
-        : `: ${failure.message}; blocked ${registerModel.describeOperation(failure.blockedOp)} [${failure.blockedOp.call}, ${failure.blockedOp.ret}] ms by process ${failure.blockedOp.process}, state ${failure.stateAtBlock}`;
+        : `: ${blocked.mode} ${registerModel.describeOperation(failure.blockedOp)} on node ${blocked.node}, [${blocked.call.toFixed(3)}, ${blocked.ret.toFixed(3)}] ms, cannot follow any linearization of the earlier operations (they leave ${failure.stateAtBlock})`;
     return { verdict: 'invalid', message: `linearizability: key ${bad?.key ?? '?'}${detail}` };
   }
 }

@@ -52,10 +52,16 @@ export interface HostScenario {
   readonly seed: number;
   readonly nodeCount: number;
   readonly groupCount: number;
+  /** Groups 1..busyGroupCount get the clients' operations; the others only membership changes. */
+  readonly busyGroupCount: number;
+  /** A node's synced write takes [diskSyncMs, 2·diskSyncMs) (each node draws its own below this). */
+  readonly diskSyncMsMax: number;
   readonly clientCount: number;
   readonly leaseReads: boolean;
   readonly heartbeatTicks: number;
   readonly snapshotIntervalEntries: number;
+  /** Committed bytes per Ready (1: one entry a Ready, a slow replay after a restart). */
+  readonly committedBytesMax: number;
   readonly quiesceAfterTicks: number;
   readonly commitFlushMs: number;
   readonly faultMs: number;
@@ -77,14 +83,18 @@ export interface HostScenario {
 export function hostScenarioFor(seed: number): HostScenario {
   const rng = createRng(seed ^ 0x40570);
   const leaseReads = rng.chance(0.5);
+  const groupCount = 2 + rng.int(2);
   return {
     seed,
     nodeCount: rng.chance(0.5) ? 4 : 5,
-    groupCount: 2 + rng.int(2),
+    groupCount,
+    busyGroupCount: rng.chance(0.5) ? 1 : groupCount,
+    diskSyncMsMax: rng.chance(0.5) ? 2 : 10,
     clientCount: 2 + rng.int(3),
     leaseReads,
     heartbeatTicks: 1 + rng.int(2),
-    snapshotIntervalEntries: rng.chance(0.6) ? 5 + rng.int(20) : 0,
+    snapshotIntervalEntries: rng.chance(0.6) ? 3 + rng.int(15) : 0,
+    committedBytesMax: rng.chance(0.4) ? 1 : 4 << 20,
     quiesceAfterTicks: rng.chance(0.3) ? 5 + rng.int(10) : 0,
     commitFlushMs: rng.chance(0.5) ? 1000 : 100 + rng.int(400),
     faultMs: 1200 + rng.int(1000),
@@ -205,6 +215,7 @@ class HostSimulation {
   private readonly rng: Rng;
   private readonly faultRng: Rng;
   private readonly clientRng: Rng;
+  private readonly resumeRng: Rng;
   private readonly ids: NodeId[];
   private readonly groups: GroupId[];
   private readonly keys: { key: string; group: GroupId }[];
@@ -241,9 +252,14 @@ class HostSimulation {
     this.rng = createRng(scenario.seed);
     this.faultRng = this.rng.fork();
     this.clientRng = this.rng.fork();
+    this.resumeRng = this.rng.fork();
     this.ids = Array.from({ length: scenario.nodeCount }, (_, k) => asNodeId(k + 1));
     this.groups = Array.from({ length: scenario.groupCount }, (_, k) => asGroupId(k + 1));
-    this.keys = this.groups.flatMap((group) => [0, 1].map((k) => ({ key: `g${group}k${k}`, group })));
+    // With busyGroupCount < groupCount the other groups see no client writes: their commit indexes
+    // then change alone (kept in memory by the host), as on an idle shard being reconfigured.
+    this.keys = this.groups
+      .slice(0, scenario.busyGroupCount)
+      .flatMap((group) => [0, 1].map((k) => ({ key: `g${group}k${k}`, group })));
     this.endMs = scenario.faultMs + scenario.healMs;
     this.network = new SimNetwork(
       this.queue,
@@ -270,7 +286,7 @@ class HostSimulation {
     for (const id of this.ids) {
       const disk = new SimDisk(
         this.rng.fork(),
-        { writeMs: 0.05, syncMs: 0.5 + this.rng.next() * 2 },
+        { writeMs: 0.05, syncMs: 0.2 + this.rng.next() * scenario.diskSyncMsMax },
         {
           onEntriesWritten: (group, entries) => {
             this.checker.onEntriesWritten(id, group, entries);
@@ -345,13 +361,15 @@ class HostSimulation {
       const process = event.process;
       if (process !== undefined) {
         if (!process.alive) continue;
-        if (process.pausedUntil > this.queue.now) {
+        const resumeAtMs = this.resumeTime(process, event.channel);
+        if (resumeAtMs > this.queue.now) {
           this.queue.schedule(
-            process.pausedUntil,
+            resumeAtMs,
             () => {
               if (!event.cancelled) event.run();
             },
             process,
+            event.channel,
           );
           continue;
         }
@@ -363,6 +381,21 @@ class HostSimulation {
       await drainMicrotasks();
       if (process !== undefined) this.afterNodeEvent(process);
     }
+  }
+
+  /**
+   * When an event of the process may run: at once unless the process is paused, or has just
+   * resumed and the event's channel still has events from the pause to run first (FIFO per channel).
+   */
+  private resumeTime(process: SimProcess, channel: string | undefined): number {
+    if (process.pausedUntil === 0 || channel === undefined) return process.pausedUntil;
+    let offsetMs = process.resumeOffsetMs.get(channel);
+    if (offsetMs === undefined) {
+      if (process.pausedUntil <= this.queue.now) return 0;
+      offsetMs = 0.001 + this.resumeRng.next() * 0.05;
+      process.resumeOffsetMs.set(channel, offsetMs);
+    }
+    return process.pausedUntil + offsetMs;
   }
 
   private afterNodeEvent(process: SimProcess): void {
@@ -401,6 +434,7 @@ class HostSimulation {
         leaseReads: this.scenario.leaseReads,
         leaseTicks: electionTimeoutTicks - this.scenario.heartbeatTicks,
         snapshotIntervalEntries: this.scenario.snapshotIntervalEntries,
+        committedBytesMax: this.scenario.committedBytesMax,
         quiesceAfterTicks: this.scenario.quiesceAfterTicks,
       },
       tickMs,
@@ -473,14 +507,14 @@ class HostSimulation {
         if (node.process === undefined) return;
         this.stats.kills++;
         this.kill(node, false);
-        this.scheduleRestart(node, 20 + rng.int(600));
+        this.scheduleRestart(node, 10 + rng.int(rng.chance(0.5) ? 100 : 600));
       });
     if (faults.powerLoss)
       kinds.push(() => {
         if (node.process === undefined) return;
         this.stats.powerLosses++;
         this.kill(node, true);
-        this.scheduleRestart(node, 20 + rng.int(600));
+        this.scheduleRestart(node, 10 + rng.int(rng.chance(0.5) ? 100 : 600));
       });
     if (faults.diskFailures)
       kinds.push(() => {
@@ -493,7 +527,7 @@ class HostSimulation {
         const process = node.process;
         if (process === undefined || process.pausedUntil > this.queue.now) return;
         this.stats.pauses++;
-        process.pausedUntil = this.queue.now + 30 + rng.int(500);
+        process.pause(30 + rng.int(this.scenario.leaseReads ? 800 : 400));
       });
     if (faults.partitions)
       kinds.push(() => {
@@ -539,7 +573,7 @@ class HostSimulation {
   private scheduleAdmin(): void {
     const faults = this.scenario.faults;
     if (!faults.membership && !faults.transfers) return;
-    this.queue.schedule(this.queue.now + 50 + this.faultRng.int(250), () => {
+    this.queue.schedule(this.queue.now + 20 + this.faultRng.int(150), () => {
       if (!this.faulting) return;
       this.adminStep();
       this.scheduleAdmin();
@@ -646,6 +680,8 @@ class HostSimulation {
       call: this.queue.now,
       ret: Infinity,
       status: 'info' as 'ok' | 'info' | 'fail',
+      mode: kind,
+      node: target,
     };
     // Recorded at invocation: an operation still pending when the run ends stays unknown (info).
     this.checker.history.push(op);
@@ -674,47 +710,53 @@ class HostSimulation {
     }
     if (kind === 'write') this.stats.writes++;
     else this.stats.reads++;
-    this.queue.schedule(this.queue.now + 1500, () => {
+    // Clients give up early (a read then failed; a write's outcome is unknown) and try elsewhere.
+    this.queue.schedule(this.queue.now + (kind === 'write' ? 400 : 250), () => {
+      client.leaderGuess.delete(group);
       finish(kind === 'write' ? 'info' : 'fail');
     });
-    process.schedule(this.queue.now + 0.1, () => {
-      const host = node.host;
-      if (host === undefined || node.process !== process) return;
-      if (value !== null) {
-        const data = encodeKvCommand({ op: 'put', key, value: utf8.encode(value) });
-        void host.propose(group, data).then((outcome) => {
-          if (outcome.kind === 'applied') {
-            this.stats.writesOk++;
-            finish('ok');
-          } else if (outcome.kind === 'refused') {
-            const reason = outcome.reason;
-            if (reason.kind === 'not_leader' && reason.leaderHint !== 0)
-              client.leaderGuess.set(group, reason.leaderHint);
+    process.schedule(
+      this.queue.now + 0.1,
+      () => {
+        const host = node.host;
+        if (host === undefined || node.process !== process) return;
+        if (value !== null) {
+          const data = encodeKvCommand({ op: 'put', key, value: utf8.encode(value) });
+          void host.propose(group, data).then((outcome) => {
+            if (outcome.kind === 'applied') {
+              this.stats.writesOk++;
+              finish('ok');
+            } else if (outcome.kind === 'refused') {
+              const reason = outcome.reason;
+              if (reason.kind === 'not_leader' && reason.leaderHint !== 0)
+                client.leaderGuess.set(group, reason.leaderHint);
+              else client.leaderGuess.delete(group);
+              finish('fail');
+            } else finish('info');
+          });
+          return;
+        }
+        const mode = kind === 'lease' ? 'lease' : 'linearizable';
+        void host.read(group, mode).then((outcome) => {
+          if (outcome.kind !== 'ready') {
+            if (outcome.leaderHint !== 0) client.leaderGuess.set(group, outcome.leaderHint);
             else client.leaderGuess.delete(group);
             finish('fail');
-          } else finish('info');
+            return;
+          }
+          const model = node.models.get(group) as RecordingModel;
+          if (node.process !== process) {
+            finish('fail');
+            return;
+          }
+          const record = model.kv.get(key);
+          this.stats.readsOk++;
+          if (mode === 'lease') this.stats.leaseReadsOk++;
+          client.leaderGuess.set(group, target);
+          finish('ok', record === undefined ? null : utf8Decoder.decode(record.value));
         });
-        return;
-      }
-      const mode = kind === 'lease' ? 'lease' : 'linearizable';
-      void host.read(group, mode).then((outcome) => {
-        if (outcome.kind !== 'ready') {
-          if (outcome.leaderHint !== 0) client.leaderGuess.set(group, outcome.leaderHint);
-          else client.leaderGuess.delete(group);
-          finish('fail');
-          return;
-        }
-        const model = node.models.get(group) as RecordingModel;
-        if (node.process !== process) {
-          finish('fail');
-          return;
-        }
-        const record = model.kv.get(key);
-        this.stats.readsOk++;
-        if (mode === 'lease') this.stats.leaseReadsOk++;
-        client.leaderGuess.set(group, target);
-        finish('ok', record === undefined ? null : utf8Decoder.decode(record.value));
-      });
-    });
+      },
+      `client${client.id}`,
+    );
   }
 }

@@ -130,23 +130,27 @@ export class SimDisk {
       const at = Math.max(process.now, this.busyUntil) + baseMs * (1 + this.rng.next());
       this.busyUntil = at;
       this.inFlight.push(operation);
-      process.schedule(at, () => {
-        const done = this.inFlight.shift();
-        assert(done === operation, 'sim disk: operations complete out of order');
-        if (this.failure !== undefined) {
-          reject(this.failure);
-          return;
-        }
-        if (this.failNextOperation) {
-          this.failNextOperation = false;
-          this.stats.failures++;
-          this.failure = new SimDiskFailure('sim disk: injected write failure');
-          reject(this.failure);
-          return;
-        }
-        this.complete(operation, sync);
-        resolve();
-      });
+      process.schedule(
+        at,
+        () => {
+          const done = this.inFlight.shift();
+          assert(done === operation, 'sim disk: operations complete out of order');
+          if (this.failure !== undefined) {
+            reject(this.failure);
+            return;
+          }
+          if (this.failNextOperation) {
+            this.failNextOperation = false;
+            this.stats.failures++;
+            this.failure = new SimDiskFailure('sim disk: injected write failure');
+            reject(this.failure);
+            return;
+          }
+          this.complete(operation, sync);
+          resolve();
+        },
+        'disk',
+      );
     });
   }
 

@@ -184,13 +184,17 @@ export class SimNetwork {
       link.lastArrivalMs,
     );
     link.lastArrivalMs = arrivalMs;
-    receiver.schedule(arrivalMs, () => {
-      if (link.epoch !== epoch) {
-        this.stats.lostOnWire++;
-        return;
-      }
-      this.stats.delivered++;
-      this.endpoints.deliver(to, batch, from);
-    });
+    receiver.schedule(
+      arrivalMs,
+      () => {
+        if (link.epoch !== epoch) {
+          this.stats.lostOnWire++;
+          return;
+        }
+        this.stats.delivered++;
+        this.endpoints.deliver(to, batch, from);
+      },
+      `peer${from}`,
+    );
   }
 }

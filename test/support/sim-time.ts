@@ -6,7 +6,8 @@
 // Invariants: time never goes back; an event of a dead process never runs; an event of a paused
 // process is pushed back to the moment it resumes, keeping its order relative to the process's
 // other pushed-back events (a stopped process runs nothing, and on resume handles what came due in
-// the order it came due).
+// the order it came due; I/O of different channels, a peer's frames or a client's requests, may
+// be handled in any order across channels, as epoll reports ready sockets, but in order within one).
 // A process's clock may drift: it reads `offsetMs + now * rate` (monotonic; the rate stays within
 // the scenario's drift bound) and its timers fire after `delayMs / rate` of real time. A paused
 // process's clock keeps counting (the OS's monotonic clock does), but none of its timers fire
@@ -22,6 +23,8 @@ export interface SimEvent {
   readonly run: () => void;
   /** The process the event runs in (none: the simulator's own, e.g. faults and client deadlines). */
   readonly process: SimProcess | undefined;
+  /** The I/O source of the event (a peer's connection, a client's, the disk); none for timers. */
+  readonly channel: string | undefined;
   cancelled: boolean;
 }
 
@@ -35,8 +38,8 @@ export class EventQueue {
     return this.heap.length;
   }
 
-  schedule(at: number, run: () => void, process?: SimProcess): SimEvent {
-    const event: SimEvent = { at: Math.max(at, this.now), seq: this.seq++, run, process, cancelled: false };
+  schedule(at: number, run: () => void, process?: SimProcess, channel?: string): SimEvent {
+    const event: SimEvent = { at: Math.max(at, this.now), seq: this.seq++, run, process, channel, cancelled: false };
     const heap = this.heap;
     heap.push(event);
     let k = heap.length - 1;
@@ -88,6 +91,11 @@ export class SimProcess {
   alive = true;
   /** While now < pausedUntil the process runs nothing (SIGSTOP). */
   pausedUntil = 0;
+  /**
+   * Per I/O channel, the offset at which its events that came due in the pause run on resume:
+   * timers first (Node's timers phase), then the channels in a seeded order, each in order.
+   */
+  readonly resumeOffsetMs = new Map<string, number>();
   readonly node: NodeId;
   readonly incarnation: number;
   private readonly queue: EventQueue;
@@ -98,8 +106,14 @@ export class SimProcess {
     this.incarnation = incarnation;
   }
 
-  schedule(at: number, run: () => void): SimEvent {
-    return this.queue.schedule(at, run, this);
+  schedule(at: number, run: () => void, channel?: string): SimEvent {
+    return this.queue.schedule(at, run, this, channel);
+  }
+
+  /** Stops the process for `durationMs` (nothing of it runs; see SimClock for its clock). */
+  pause(durationMs: number): void {
+    this.pausedUntil = this.now + durationMs;
+    this.resumeOffsetMs.clear();
   }
 
   get now(): number {
