@@ -168,9 +168,15 @@ export class HostChecker {
     cursor.commit = log.committed;
     if (log.applied > log.committed)
       fail(`group ${group} node ${node}: applied ${log.applied} beyond commit ${log.committed}`);
+    // status() builds a whole status: only for a leader (its term) or a node that knows none (a campaign?).
+    const knownLeader = raft.knownLeader();
+    if (knownLeader !== 0 && knownLeader !== node) {
+      this.checkConf(node, group, raft, cursor);
+      return;
+    }
     const status = raft.status();
     if (status.role === 'pre_candidate' || status.role === 'candidate') this.checkCampaign(node, group, raft);
-    if (raft.knownLeader() === node) {
+    if (status.role === 'leader') {
       const term = status.term;
       const termKey = `${group}/${term}`;
       const known = this.leaderOfTerm.get(termKey);

@@ -99,8 +99,8 @@ export function hostScenarioFor(seed: number): HostScenario {
     committedBytesMax: rng.chance(0.4) ? 1 : 4 << 20,
     quiesceAfterTicks: rng.chance(0.3) ? 5 + rng.int(10) : 0,
     commitFlushMs: rng.chance(0.5) ? 1000 : 100 + rng.int(400),
-    faultMs: 1200 + rng.int(1000),
-    healMs: 1000,
+    faultMs: 1000 + rng.int(800),
+    healMs: 800,
     faults: {
       kills: rng.chance(0.7),
       powerLoss: rng.chance(0.4),
