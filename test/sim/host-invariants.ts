@@ -67,6 +67,26 @@ class ConfHistory {
     }
   }
 
+  /** What the committed changes did: learners added, promotions, removals, re-additions of removed nodes. */
+  counts(): { learnersAdded: number; promotions: number; removals: number; readded: number } {
+    const counts = { learnersAdded: 0, promotions: 0, removals: 0, readded: 0 };
+    const removed = new Set<number>();
+    for (const at of [...this.entries.keys()].sort((a, b) => a - b)) {
+      if (at === 1) continue; // the bootstrap
+      for (const item of (this.entries.get(at) as { change: ConfChange }).change.changes) {
+        if (item.type === 'remove_node') {
+          counts.removals++;
+          removed.add(item.node);
+          continue;
+        }
+        if (item.type === 'add_voter') counts.promotions++;
+        else counts.learnersAdded++;
+        if (removed.delete(item.node)) counts.readded++;
+      }
+    }
+    return counts;
+  }
+
   /** Whether the entry at (index, term) is a configuration entry some replica applied (so committed). */
   committed(index: number, term: number, change: ConfChange): boolean {
     return this.entries.get(index)?.identity === `${term}:${JSON.stringify(change)}`;
@@ -124,6 +144,7 @@ export class HostChecker {
   private readonly cursors = new Map<string, LifeCursor>();
   readonly history: ClientOperation[] = [];
   leaderTerms = 0;
+  snapshotsRestored = 0;
 
   /** Entries that reached a node's disk. */
   onEntriesWritten(node: NodeId, group: GroupId, entries: readonly Entry[]): void {
@@ -216,6 +237,9 @@ export class HostChecker {
     let history = this.conf.get(group);
     if (history === undefined) this.conf.set(group, (history = new ConfHistory()));
     const applied = raft.log.applied;
+    // The log now starts past what was applied before: a snapshot from the leader was restored.
+    if (cursor.scanned > 0 && raft.log.firstIndex() > cursor.scanned + 1 && applied > cursor.scanned)
+      this.snapshotsRestored++;
     const from = Math.max(cursor.scanned + 1, raft.log.firstIndex());
     if (from <= applied) {
       const entries = raft.log.slice(from as LogIndex, (applied + 1) as LogIndex, Infinity) ?? [];
@@ -234,6 +258,19 @@ export class HostChecker {
       fail(
         `configuration safety: group ${group} node ${node} at applied index ${applied} has ${confKey(actual)}, the committed log gives ${confKey(expected)}`,
       );
+  }
+
+  /** Committed membership changes over all groups, by kind. */
+  membershipCounts(): { learnersAdded: number; promotions: number; removals: number; readded: number } {
+    const total = { learnersAdded: 0, promotions: 0, removals: 0, readded: 0 };
+    for (const history of this.conf.values()) {
+      const counts = history.counts();
+      total.learnersAdded += counts.learnersAdded;
+      total.promotions += counts.promotions;
+      total.removals += counts.removals;
+      total.readded += counts.readded;
+    }
+    return total;
   }
 
   /** Checks the clients' history per key; returns a description of the first violation, if any. */

@@ -129,6 +129,11 @@ export interface HostStats {
   partitions: number;
   confChanges: number;
   confChangesApplied: number;
+  /** Committed membership changes (from the replicas' logs): learners added, promotions, removals, re-additions. */
+  learnersAdded: number;
+  promotions: number;
+  removals: number;
+  readded: number;
   transfers: number;
   snapshotsInstalled: number;
   leaderTerms: number;
@@ -244,6 +249,10 @@ class HostSimulation {
     partitions: 0,
     confChanges: 0,
     confChangesApplied: 0,
+    learnersAdded: 0,
+    promotions: 0,
+    removals: 0,
+    readded: 0,
     transfers: 0,
     snapshotsInstalled: 0,
     leaderTerms: 0,
@@ -340,6 +349,8 @@ class HostSimulation {
 
   private result(error: unknown): HostSeedResult {
     this.stats.leaderTerms = this.checker.leaderTerms;
+    this.stats.snapshotsInstalled = this.checker.snapshotsRestored;
+    Object.assign(this.stats, this.checker.membershipCounts());
     const message =
       error === undefined
         ? undefined
