@@ -2,10 +2,12 @@
 // fixed range of seeds. A failure names the seed and the command that replays it.
 //
 // KNOWN FAILURES until the fixes of issue 10 are merged (nothing is skipped; with the fixes of the
-// safety branch applied, every test here passes): seeds 73 (batch 51..100) and 104 (batch
-// 101..150) fail with "linearizability: ... lease read() ..." — issue 10's bug 3, a leader paused
-// past its lease serves a stale lease read on resume. Bugs 1 and 2 would show as "configuration
-// safety: ..." or "election safety: ..."; no seed here reaches them (docs/testing.md says why).
+// safety branch applied, every test here passes): seeds 73 (batch 51..100), 104 (batch 101..150)
+// and regression seed 759 fail with "linearizability: ... lease read() ..." — issue 10's bug 3, a
+// leader paused past its lease serves a stale lease read on resume; regression seed 879 fails
+// with "configuration safety: group 1 node 4 at applied index 12 ..." — bug 2, a snapshot's
+// configuration rolled back by an older Ready. Bug 1 would show as "configuration safety: ...
+// campaigns under ..." or "election safety: ..."; no seed reaches it (docs/testing.md says why).
 
 import { describe, expect, it } from 'vitest';
 import { hostScenarioFor, runHostSeed } from './host-simulator.ts';
@@ -36,6 +38,16 @@ describe('host simulation: the production host on virtual time', () => {
       expect(readsOk).toBeGreaterThan(0);
     });
   }
+
+  // Seeds past the range that found a bug, kept whatever the range covers. 879: issue 10's bug 2
+  // (node 4 restored a snapshot in which it is a learner while a Ready holding the older
+  // "remove node 4" was being written, then applied that entry again); 759: bug 3 (a stale lease
+  // read after a pause).
+  it.each([879, 759])('regression seed %i keeps every safety property', async (seed) => {
+    const result = await runHostSeed(seed);
+    expect(result.error).toBeUndefined();
+    expect(result.ok).toBe(true);
+  });
 
   it('replays a seed exactly (same trace, same figures)', async () => {
     const first = await runHostSeed(42);
