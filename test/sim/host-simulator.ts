@@ -337,7 +337,6 @@ class HostSimulation {
       });
       await this.loop();
       this.checkLiveness();
-      (globalThis as Record<string, unknown>)['__lastHistory'] = this.checker.history;
       const verdict = this.checker.checkHistory(historyStepsMax);
       if (verdict.verdict === 'unknown') this.stats.historyUnknown++;
       if (verdict.verdict === 'invalid') throw new SimulationFailure(verdict.message ?? 'linearizability');
