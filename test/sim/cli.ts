@@ -1,6 +1,9 @@
-// `npm run sim -- --seeds N --from S [--quiet]`: a long simulation campaign. Prints one line per
-// failure with the command that replays it, and a JSON summary at the end. Exit code 1 on failure.
+// `npm run sim -- --seeds N --from S [--verbose] [--core]`: a long simulation campaign. By default
+// the host simulator (the production MultiRaftHost on virtual time, ./host-simulator.ts); with
+// --core the core-only simulator of MemoryNodes (./simulator.ts). Prints one line per failure
+// with the command that replays it, and a JSON summary at the end. Exit code 1 on failure.
 
+import { hostScenarioFor, runHostSeed } from './host-simulator.ts';
 import { runSeed, scenarioFor } from './simulator.ts';
 
 function argument(name: string, fallback: number): number {
@@ -14,30 +17,64 @@ function argument(name: string, fallback: number): number {
   return value;
 }
 
+interface Outcome {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly where: string;
+  readonly writes: number;
+  readonly reads: number;
+  readonly detail: unknown;
+}
+
+async function runOne(seed: number, core: boolean): Promise<Outcome> {
+  if (core) {
+    const result = runSeed(seed);
+    return {
+      ok: result.ok,
+      ...(result.error === undefined ? {} : { error: result.error }),
+      where: `tick ${result.tick}`,
+      writes: result.stats.acknowledged,
+      reads: result.stats.readsServed,
+      detail: { scenario: scenarioFor(seed), result },
+    };
+  }
+  const result = await runHostSeed(seed);
+  return {
+    ok: result.ok,
+    ...(result.error === undefined ? {} : { error: result.error }),
+    where: `${result.atMs} ms`,
+    writes: result.stats.writesOk,
+    reads: result.stats.readsOk,
+    detail: { scenario: hostScenarioFor(seed), result },
+  };
+}
+
 const seeds = argument('seeds', 1000);
 const from = argument('from', 1);
 const verbose = process.argv.includes('--verbose');
+const core = process.argv.includes('--core');
 const started = process.hrtime.bigint();
 let failures = 0;
 let acknowledged = 0;
 let readsServed = 0;
 for (let seed = from; seed < from + seeds; seed++) {
-  const result = runSeed(seed);
-  acknowledged += result.stats.acknowledged;
-  readsServed += result.stats.readsServed;
-  if (verbose) console.log(JSON.stringify({ seed, scenario: scenarioFor(seed), result }));
-  if (!result.ok) {
+  const outcome = await runOne(seed, core);
+  acknowledged += outcome.writes;
+  readsServed += outcome.reads;
+  if (verbose) console.log(JSON.stringify({ seed, ...(outcome.detail as object) }));
+  if (!outcome.ok) {
     failures++;
-    console.log(`FAIL seed ${seed} at tick ${result.tick}: ${result.error}`);
-    console.log(`  replay: npm run sim -- --seeds 1 --from ${seed} --verbose`);
+    console.log(`FAIL seed ${seed} at ${outcome.where}: ${outcome.error}`);
+    console.log(`  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}`);
   }
-  if (!verbose && (seed - from + 1) % 1000 === 0)
+  if (!verbose && (seed - from + 1) % 100 === 0)
     process.stderr.write(`\r${seed - from + 1}/${seeds} seeds, ${failures} failed`);
 }
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 process.stderr.write('\n');
 console.log(
   JSON.stringify({
+    simulator: core ? 'core' : 'host',
     seeds,
     from,
     failures,

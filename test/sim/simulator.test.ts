@@ -19,7 +19,7 @@ describe('seeded cluster simulation', () => {
         acknowledged += result.stats.acknowledged;
         if (!result.ok)
           failures.push(
-            `seed ${seed} (tick ${result.tick}): ${result.error ?? ''}\n  replay: npm run sim -- --seeds 1 --from ${seed} --verbose`,
+            `seed ${seed} (tick ${result.tick}): ${result.error ?? ''}\n  replay: npm run sim -- --core --seeds 1 --from ${seed} --verbose`,
           );
       }
       expect(failures).toEqual([]);

@@ -1,0 +1,805 @@
+// The host simulator: several nodes in one process, each running the production MultiRaftHost
+// (src/multiraft/host.ts) with several KV groups (src/models/kv.ts), on virtual time
+// (test/support/sim-time.ts), a simulated disk (sim-disk.ts) and a simulated network
+// (sim-network.ts). Everything is derived from one seed, so `runHostSeed(seed)` replays a run.
+//
+// Determinism: the host is asynchronous (it awaits its storage), so the driver runs one event at
+// a time and then lets every promise continuation run (drainMicrotasks) before the next; storage
+// completions, timers, deferred turns, frame arrivals, client requests and faults are all events
+// of the one queue, ordered by (virtual time, sequence number). No real time, I/O or
+// Math.random is involved, so one seed gives one trace (`traceHash` in the result).
+//
+// A run: nodes 1..3 bootstrap every group; nodes 4 (and 5) host every group with empty storage
+// and join through membership changes (learner, then promotion), and may be removed again and
+// re-added later. Simulated clients write, read linearizably and (when the scenario enables it)
+// read from the lease through the host, recording a history. During the fault phase: process
+// kills (the host's memory is lost, commit-only hard states included, and what was in flight on
+// the disk may or may not have reached the OS), power losses (also what was written but not
+// synced), failing disk writes (the host stops; the node restarts later), pauses of one process
+// (nothing of it runs, its clock keeps counting; others run on), partitions (both directions or
+// one), connection resets, membership changes and leadership transfers. The nodes' clocks drift
+// within `clockDriftMax` (the bound the lease assumes, see docs/testing.md). Then everything
+// heals and, at the end, every group must have a leader. After every event the node it ran in is
+// checked (./host-invariants.ts); at the end the clients' history is checked for linearizability.
+
+import { asGroupId, asNodeId, type GroupId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
+import { createRng, type Rng } from '../../src/base/rng.ts';
+import { encodeKvCommand } from '../../src/codec/kv.ts';
+import { KvModel } from '../../src/models/kv.ts';
+import { MultiRaftHost } from '../../src/multiraft/host.ts';
+import type { GroupMessage, ReplicatedModel } from '../../src/multiraft/ports.ts';
+import { confStateOf, isJoint } from '../../src/raft/confchange.ts';
+import type { RaftNode } from '../../src/raft/raft.ts';
+import type { ConfChange } from '../../src/raft/types.ts';
+import { SimDisk } from '../support/sim-disk.ts';
+import { SimNetwork } from '../support/sim-network.ts';
+import { drainMicrotasks, EventQueue, SimClock, SimProcess } from '../support/sim-time.ts';
+import { HostChecker, SimulationFailure } from './host-invariants.ts';
+
+/**
+ * How far a node's clock rate may differ from real time. The lease assumes a leader's clock is not
+ * slower, relative to a follower's, than leaseTicks / electionTimeoutTicks allows: with a lease of
+ * electionTimeoutTicks - heartbeatTicks ticks, (1 + d) / (1 - d) < electionTimeoutTicks / leaseTicks.
+ * 1% is well inside that for every scenario here (10 ticks, lease 8 or 9).
+ */
+export const clockDriftMax = 0.01;
+const tickMs = 10;
+const electionTimeoutTicks = 10;
+/** Every group must have had a leader within this long before the end of the run. */
+const livenessWindowMs = 500;
+/** Linearizability search steps per seed before the verdict is "unknown" (counted, not a failure). */
+const historyStepsMax = 2_000_000;
+
+export interface HostScenario {
+  readonly seed: number;
+  readonly nodeCount: number;
+  readonly groupCount: number;
+  /** Groups 1..busyGroupCount get the clients' operations; the others only membership changes. */
+  readonly busyGroupCount: number;
+  /** A node's synced write takes [diskSyncMs, 2·diskSyncMs) (each node draws its own below this). */
+  readonly diskSyncMsMax: number;
+  readonly clientCount: number;
+  readonly leaseReads: boolean;
+  readonly heartbeatTicks: number;
+  readonly snapshotIntervalEntries: number;
+  /** Committed bytes per Ready (1: one entry a Ready, a slow replay after a restart). */
+  readonly committedBytesMax: number;
+  readonly quiesceAfterTicks: number;
+  readonly commitFlushMs: number;
+  readonly faultMs: number;
+  readonly healMs: number;
+  readonly faults: {
+    readonly kills: boolean;
+    readonly powerLoss: boolean;
+    readonly diskFailures: boolean;
+    readonly pauses: boolean;
+    readonly partitions: boolean;
+    readonly resetProbability: number;
+    readonly membership: boolean;
+    readonly transfers: boolean;
+    /** Mean time between two faults. */
+    readonly intervalMs: number;
+  };
+}
+
+export function hostScenarioFor(seed: number): HostScenario {
+  const rng = createRng(seed ^ 0x40570);
+  const leaseReads = rng.chance(0.5);
+  const groupCount = 2 + rng.int(2);
+  return {
+    seed,
+    nodeCount: rng.chance(0.5) ? 4 : 5,
+    groupCount,
+    busyGroupCount: rng.chance(0.5) ? 1 : groupCount,
+    diskSyncMsMax: rng.chance(0.5) ? 2 : 10,
+    clientCount: 2 + rng.int(3),
+    leaseReads,
+    heartbeatTicks: 1 + rng.int(2),
+    snapshotIntervalEntries: rng.chance(0.6) ? 3 + rng.int(15) : 0,
+    committedBytesMax: rng.chance(0.4) ? 1 : 4 << 20,
+    quiesceAfterTicks: rng.chance(0.3) ? 5 + rng.int(10) : 0,
+    commitFlushMs: rng.chance(0.5) ? 1000 : 100 + rng.int(400),
+    faultMs: 1000 + rng.int(800),
+    healMs: 800,
+    faults: {
+      kills: rng.chance(0.7),
+      powerLoss: rng.chance(0.4),
+      diskFailures: rng.chance(0.3),
+      pauses: rng.chance(leaseReads ? 0.7 : 0.4),
+      partitions: rng.chance(0.5),
+      resetProbability: rng.chance(0.3) ? rng.next() * 0.02 : 0,
+      membership: rng.chance(0.7),
+      transfers: rng.chance(0.3),
+      intervalMs: 80 + rng.int(200),
+    },
+  };
+}
+
+export interface HostStats {
+  events: number;
+  writes: number;
+  writesOk: number;
+  reads: number;
+  readsOk: number;
+  leaseReadsOk: number;
+  kills: number;
+  powerLosses: number;
+  diskFailures: number;
+  pauses: number;
+  partitions: number;
+  confChanges: number;
+  confChangesApplied: number;
+  /** Committed membership changes (from the replicas' logs): learners added, promotions, removals, re-additions. */
+  learnersAdded: number;
+  promotions: number;
+  removals: number;
+  readded: number;
+  transfers: number;
+  snapshotsInstalled: number;
+  leaderTerms: number;
+  historyUnknown: number;
+}
+
+export interface HostSeedResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly error?: string;
+  /** Virtual time of the failure (or the end), ms. */
+  readonly atMs: number;
+  readonly stats: HostStats;
+  /** A hash of every event's time and node: equal for equal runs. */
+  readonly traceHash: string;
+}
+
+/** The host's groups, for the checker (the host keeps them private; the simulator reads, never writes). */
+interface HostInternals {
+  readonly groups: ReadonlyMap<GroupId, { readonly raft: RaftNode }>;
+}
+
+function hostedGroups(host: MultiRaftHost): ReadonlyMap<GroupId, { readonly raft: RaftNode }> {
+  return (host as unknown as HostInternals).groups;
+}
+
+/** The KV model with every applied entry reported to the checker. */
+class RecordingModel implements ReplicatedModel {
+  readonly type = 'kv';
+  readonly version = 1;
+  readonly kv = new KvModel();
+  private lastIndex = 0;
+  private readonly onApplied: (index: LogIndex, data: Uint8Array) => void;
+
+  constructor(onApplied: (index: LogIndex, data: Uint8Array) => void) {
+    this.onApplied = onApplied;
+  }
+
+  applyEntry(index: LogIndex, data: Uint8Array): unknown {
+    if (index <= this.lastIndex)
+      throw new SimulationFailure(`a model applied ${index} after ${this.lastIndex} (not in increasing order)`);
+    this.lastIndex = index;
+    this.onApplied(index, data);
+    return this.kv.applyEntry(index, data);
+  }
+
+  snapshot(): Uint8Array {
+    return this.kv.snapshot();
+  }
+
+  restore(data: Uint8Array): void {
+    this.lastIndex = 0;
+    this.kv.restore(data);
+  }
+}
+
+interface SimNode {
+  readonly id: NodeId;
+  readonly disk: SimDisk;
+  readonly rate: number;
+  incarnation: number;
+  process: SimProcess | undefined;
+  host: MultiRaftHost | undefined;
+  readonly models: Map<GroupId, RecordingModel>;
+  restartScheduled: boolean;
+}
+
+interface Client {
+  readonly id: number;
+  process: number;
+  seq: number;
+  readonly leaderGuess: Map<GroupId, NodeId>;
+}
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+export async function runHostSeed(seed: number): Promise<HostSeedResult> {
+  const simulation = new HostSimulation(hostScenarioFor(seed));
+  return simulation.run();
+}
+
+class HostSimulation {
+  private readonly scenario: HostScenario;
+  private readonly queue = new EventQueue();
+  private readonly rng: Rng;
+  private readonly faultRng: Rng;
+  private readonly clientRng: Rng;
+  private readonly resumeRng: Rng;
+  private readonly ids: NodeId[];
+  private readonly groups: GroupId[];
+  private readonly keys: { key: string; group: GroupId }[];
+  private readonly nodes = new Map<NodeId, SimNode>();
+  private readonly network: SimNetwork;
+  private readonly checker = new HostChecker();
+  private readonly clients: Client[] = [];
+  private nextProcess = 0;
+  private faulting = true;
+  private readonly endMs: number;
+  private readonly leaderSeenMs = new Map<GroupId, number>();
+  private trace = 0x811c9dc5;
+  private readonly stats: HostStats = {
+    events: 0,
+    writes: 0,
+    writesOk: 0,
+    reads: 0,
+    readsOk: 0,
+    leaseReadsOk: 0,
+    kills: 0,
+    powerLosses: 0,
+    diskFailures: 0,
+    pauses: 0,
+    partitions: 0,
+    confChanges: 0,
+    confChangesApplied: 0,
+    learnersAdded: 0,
+    promotions: 0,
+    removals: 0,
+    readded: 0,
+    transfers: 0,
+    snapshotsInstalled: 0,
+    leaderTerms: 0,
+    historyUnknown: 0,
+  };
+
+  constructor(scenario: HostScenario) {
+    this.scenario = scenario;
+    this.rng = createRng(scenario.seed);
+    this.faultRng = this.rng.fork();
+    this.clientRng = this.rng.fork();
+    this.resumeRng = this.rng.fork();
+    this.ids = Array.from({ length: scenario.nodeCount }, (_, k) => asNodeId(k + 1));
+    this.groups = Array.from({ length: scenario.groupCount }, (_, k) => asGroupId(k + 1));
+    // With busyGroupCount < groupCount the other groups see no client writes: their commit indexes
+    // then change alone (kept in memory by the host), as on an idle shard being reconfigured.
+    this.keys = this.groups
+      .slice(0, scenario.busyGroupCount)
+      .flatMap((group) => [0, 1].map((k) => ({ key: `g${group}k${k}`, group })));
+    this.endMs = scenario.faultMs + scenario.healMs;
+    this.network = new SimNetwork(
+      this.queue,
+      this.rng.fork(),
+      {
+        latencyMsMin: 0.2,
+        latencyMsSpread: 2,
+        resetProbability: scenario.faults.resetProbability,
+        reconnectMsMin: 5,
+        sendQueueFramesMax: 64,
+      },
+      {
+        process: (node) => this.nodes.get(node)?.process,
+        deliver: (to, batch, from) => {
+          this.deliver(to, batch, from);
+        },
+        peerLost: (node, peer) => {
+          const process = this.nodes.get(node)?.process;
+          process?.schedule(this.queue.now, () => this.nodes.get(node)?.host?.peerLost(peer));
+        },
+      },
+    );
+    const initial = confStateOf(this.ids.slice(0, 3));
+    for (const id of this.ids) {
+      const disk = new SimDisk(
+        this.rng.fork(),
+        { writeMs: 0.05, syncMs: 0.2 + this.rng.next() * scenario.diskSyncMsMax },
+        {
+          onEntriesWritten: (group, entries) => {
+            this.checker.onEntriesWritten(id, group, entries);
+          },
+        },
+      );
+      if (id <= 3) for (const group of this.groups) disk.bootstrap(group, initial);
+      const drift = (this.rng.next() * 2 - 1) * clockDriftMax;
+      this.nodes.set(id, {
+        id,
+        disk,
+        rate: 1 + drift,
+        incarnation: 0,
+        process: undefined,
+        host: undefined,
+        models: new Map(),
+        restartScheduled: false,
+      });
+    }
+  }
+
+  async run(): Promise<HostSeedResult> {
+    try {
+      for (const node of this.nodes.values()) this.start(node);
+      for (let k = 0; k < this.scenario.clientCount; k++) {
+        const client: Client = { id: k, process: this.nextProcess++, seq: 0, leaderGuess: new Map() };
+        this.clients.push(client);
+        this.queue.schedule(this.clientRng.next() * 50, () => {
+          this.clientStep(client);
+        });
+      }
+      this.scheduleFault();
+      this.scheduleAdmin();
+      this.queue.schedule(this.scenario.faultMs, () => {
+        this.heal();
+      });
+      await this.loop();
+      this.checkLiveness();
+      const verdict = this.checker.checkHistory(historyStepsMax);
+      if (verdict.verdict === 'unknown') this.stats.historyUnknown++;
+      if (verdict.verdict === 'invalid') throw new SimulationFailure(verdict.message ?? 'linearizability');
+      return this.result(undefined);
+    } catch (error) {
+      return this.result(error);
+    }
+  }
+
+  private result(error: unknown): HostSeedResult {
+    this.stats.leaderTerms = this.checker.leaderTerms;
+    this.stats.snapshotsInstalled = this.checker.snapshotsRestored;
+    Object.assign(this.stats, this.checker.membershipCounts());
+    const message =
+      error === undefined
+        ? undefined
+        : error instanceof SimulationFailure
+          ? error.message
+          : `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : JSON.stringify(error)}`;
+    return {
+      seed: this.scenario.seed,
+      ok: message === undefined,
+      ...(message === undefined ? {} : { error: message }),
+      atMs: Math.round(this.queue.now * 1000) / 1000,
+      stats: { ...this.stats },
+      traceHash: (this.trace >>> 0).toString(16),
+    };
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      const event = this.queue.pop();
+      if (event === undefined || event.at > this.endMs) return;
+      if (event.cancelled) continue;
+      const process = event.process;
+      if (process !== undefined) {
+        if (!process.alive) continue;
+        const resumeAtMs = this.resumeTime(process, event.channel);
+        if (resumeAtMs > this.queue.now) {
+          this.queue.schedule(
+            resumeAtMs,
+            () => {
+              if (!event.cancelled) event.run();
+            },
+            process,
+            event.channel,
+          );
+          continue;
+        }
+      }
+      this.stats.events++;
+      this.trace = Math.imul(this.trace ^ Math.round(event.at * 1000), 16777619);
+      this.trace = Math.imul(this.trace ^ (process?.node ?? 0), 16777619);
+      event.run();
+      await drainMicrotasks();
+      if (process !== undefined) this.afterNodeEvent(process);
+    }
+  }
+
+  /**
+   * When an event of the process may run: at once unless the process is paused, or has just
+   * resumed and the event's channel still has events from the pause to run first (FIFO per channel).
+   */
+  private resumeTime(process: SimProcess, channel: string | undefined): number {
+    if (process.pausedUntil === 0 || channel === undefined) return process.pausedUntil;
+    let offsetMs = process.resumeOffsetMs.get(channel);
+    if (offsetMs === undefined) {
+      if (process.pausedUntil <= this.queue.now) return 0;
+      offsetMs = 0.001 + this.resumeRng.next() * 0.05;
+      process.resumeOffsetMs.set(channel, offsetMs);
+    }
+    return process.pausedUntil + offsetMs;
+  }
+
+  private afterNodeEvent(process: SimProcess): void {
+    const node = this.nodes.get(process.node) as SimNode;
+    const host = node.host;
+    if (host === undefined || node.process !== process) return;
+    this.checker.afterEvent(node.id, node.incarnation, hostedGroups(host));
+    const failure = host.failure();
+    if (failure === undefined) return;
+    if (failure.name !== 'SimDiskFailure')
+      throw new SimulationFailure(`node ${node.id}: the host stopped: ${failure.stack ?? failure.message}`);
+    // A failed disk write stops the host; the process exits and is restarted later.
+    this.kill(node, false);
+    this.scheduleRestart(node, 50 + this.faultRng.int(300));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Nodes
+
+  private start(node: SimNode): void {
+    node.incarnation++;
+    node.restartScheduled = false;
+    const process = new SimProcess(this.queue, node.id, node.incarnation);
+    const storage = node.disk.open(process);
+    const clock = new SimClock(process, node.rate, 1000 * node.id + 7 * node.incarnation);
+    const hostRng = createRng((this.scenario.seed * 31 + node.id) * 1009 + node.incarnation);
+    const host = new MultiRaftHost({
+      nodeId: node.id,
+      storage,
+      transport: this.network.transport(node.id),
+      rng: hostRng,
+      clock,
+      raft: {
+        electionTimeoutTicks,
+        heartbeatTicks: this.scenario.heartbeatTicks,
+        leaseReads: this.scenario.leaseReads,
+        leaseTicks: electionTimeoutTicks - this.scenario.heartbeatTicks,
+        snapshotIntervalEntries: this.scenario.snapshotIntervalEntries,
+        committedBytesMax: this.scenario.committedBytesMax,
+        quiesceAfterTicks: this.scenario.quiesceAfterTicks,
+      },
+      tickMs,
+      pingMs: this.scenario.heartbeatTicks * tickMs,
+      peerSilenceMs: electionTimeoutTicks * tickMs,
+      proposalQueueMax: 256,
+      commitFlushMs: this.scenario.commitFlushMs,
+      requestTimeoutMs: 500,
+      onConfApplied: () => {
+        this.stats.confChangesApplied++;
+      },
+    });
+    node.process = process;
+    node.host = host;
+    node.models.clear();
+    for (const group of this.groups) {
+      const model = new RecordingModel((index, data) => {
+        this.checker.onApplied(node.id, group, index, data);
+      });
+      node.models.set(group, model);
+      host.addGroup(group, model);
+    }
+    host.start();
+    this.network.nodeUp(node.id, this.ids);
+    this.checker.afterEvent(node.id, node.incarnation, hostedGroups(host));
+  }
+
+  private kill(node: SimNode, power: boolean): void {
+    const process = node.process;
+    if (process === undefined) return;
+    process.alive = false;
+    node.process = undefined;
+    node.host = undefined;
+    node.disk.crash(power);
+    this.network.nodeDown(node.id, this.ids);
+  }
+
+  private scheduleRestart(node: SimNode, delayMs: number): void {
+    if (node.restartScheduled) return;
+    node.restartScheduled = true;
+    this.queue.schedule(this.queue.now + delayMs, () => {
+      if (node.process === undefined) this.start(node);
+      node.restartScheduled = false;
+    });
+  }
+
+  private deliver(to: NodeId, batch: readonly GroupMessage[], from: NodeId): void {
+    this.nodes.get(to)?.host?.receive(batch, from);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Faults
+
+  private scheduleFault(): void {
+    const delayMs = this.faultRng.next() * 2 * this.scenario.faults.intervalMs;
+    this.queue.schedule(this.queue.now + delayMs, () => {
+      if (!this.faulting) return;
+      this.injectFault();
+      this.scheduleFault();
+    });
+  }
+
+  private injectFault(): void {
+    const faults = this.scenario.faults;
+    const rng = this.faultRng;
+    const node = this.nodes.get(this.ids[rng.int(this.ids.length)] as NodeId) as SimNode;
+    const kinds: (() => void)[] = [];
+    if (faults.kills)
+      kinds.push(() => {
+        if (node.process === undefined) return;
+        this.stats.kills++;
+        this.kill(node, false);
+        this.scheduleRestart(node, 10 + rng.int(rng.chance(0.5) ? 100 : 600));
+      });
+    if (faults.powerLoss)
+      kinds.push(() => {
+        if (node.process === undefined) return;
+        this.stats.powerLosses++;
+        this.kill(node, true);
+        this.scheduleRestart(node, 10 + rng.int(rng.chance(0.5) ? 100 : 600));
+      });
+    if (faults.diskFailures)
+      kinds.push(() => {
+        if (node.process === undefined) return;
+        this.stats.diskFailures++;
+        node.disk.failNextOperation = true;
+      });
+    if (faults.pauses)
+      kinds.push(() => {
+        const process = node.process;
+        if (process === undefined || process.pausedUntil > this.queue.now) return;
+        this.stats.pauses++;
+        process.pause(30 + rng.int(this.scenario.leaseReads ? 800 : 400));
+      });
+    if (faults.partitions)
+      kinds.push(() => {
+        this.stats.partitions++;
+        this.partition(rng);
+      });
+    if (kinds.length === 0) return;
+    (kinds[rng.int(kinds.length)] as () => void)();
+  }
+
+  private partition(rng: Rng): void {
+    const shape = rng.int(3);
+    const victim = this.ids[rng.int(this.ids.length)] as NodeId;
+    const cuts: [NodeId, NodeId][] = [];
+    if (shape === 0) {
+      // Isolate one node, both directions.
+      for (const other of this.ids) if (other !== victim) cuts.push([victim, other], [other, victim]);
+    } else if (shape === 1) {
+      // Split in two random halves.
+      const side = new Set(this.ids.filter(() => rng.chance(0.5)));
+      for (const a of this.ids) for (const b of this.ids) if (side.has(a) !== side.has(b)) cuts.push([a, b]);
+    } else {
+      // One direction of one link.
+      const other = this.ids[rng.int(this.ids.length)] as NodeId;
+      if (other !== victim) cuts.push([victim, other]);
+    }
+    for (const [from, to] of cuts) this.network.setCut(from, to, true);
+    this.queue.schedule(this.queue.now + 50 + rng.int(700), () => {
+      for (const [from, to] of cuts) this.network.setCut(from, to, false);
+    });
+  }
+
+  private heal(): void {
+    this.faulting = false;
+    this.sampleLeaders();
+    this.network.healAll();
+    for (const node of this.nodes.values()) {
+      node.disk.failNextOperation = false;
+      if (node.process === undefined) this.scheduleRestart(node, 1);
+    }
+  }
+
+  /** Membership changes and leadership transfers, proposed on a group's leader. */
+  private scheduleAdmin(): void {
+    const faults = this.scenario.faults;
+    if (!faults.membership && !faults.transfers) return;
+    this.queue.schedule(this.queue.now + 20 + this.faultRng.int(150), () => {
+      if (!this.faulting) return;
+      this.adminStep();
+      this.scheduleAdmin();
+    });
+  }
+
+  private adminStep(): void {
+    const rng = this.faultRng;
+    const group = this.groups[rng.int(this.groups.length)] as GroupId;
+    const leader = this.leaderOf(group);
+    if (leader === undefined) return;
+    const host = leader.host as MultiRaftHost;
+    const raft = hostedGroups(host).get(group)?.raft;
+    if (raft === undefined) return;
+    const confState = raft.currentConfState();
+    if (isJoint(confState)) return;
+    if (this.scenario.faults.transfers && (!this.scenario.faults.membership || rng.chance(0.3))) {
+      const target = confState.voters[rng.int(confState.voters.length)] as NodeId;
+      if (target === leader.id) return;
+      this.stats.transfers++;
+      leader.process?.schedule(this.queue.now, () => {
+        leader.host?.transferLeadership(group, target);
+      });
+      return;
+    }
+    const change = this.pickConfChange(rng, confState.voters, confState.learners, leader.id);
+    if (change === undefined) return;
+    this.stats.confChanges++;
+    leader.process?.schedule(this.queue.now, () => {
+      void leader.host?.proposeConfChange(group, change);
+    });
+  }
+
+  private pickConfChange(
+    rng: Rng,
+    voters: readonly NodeId[],
+    learners: readonly NodeId[],
+    leader: NodeId,
+  ): ConfChange | undefined {
+    const outside = this.ids.filter((id) => !voters.includes(id) && !learners.includes(id));
+    const options: ConfChange[] = [];
+    for (const node of outside) options.push({ changes: [{ type: 'add_learner', node }], transition: 'auto' });
+    for (const node of learners) {
+      options.push({ changes: [{ type: 'add_voter', node }], transition: 'auto' });
+      options.push({ changes: [{ type: 'remove_node', node }], transition: 'auto' });
+    }
+    if (learners.length >= 2)
+      options.push({
+        changes: learners.slice(0, 2).map((node) => ({ type: 'add_voter' as const, node })),
+        transition: 'auto',
+      });
+    if (voters.length > 3) {
+      for (const node of voters)
+        if (node !== leader) options.push({ changes: [{ type: 'remove_node', node }], transition: 'auto' });
+      const demote = voters.find((node) => node !== leader);
+      if (demote !== undefined) options.push({ changes: [{ type: 'add_learner', node: demote }], transition: 'joint' });
+    }
+    return options.length === 0 ? undefined : options[rng.int(options.length)];
+  }
+
+  /** The live node leading the group in the highest term, if any. */
+  private leaderOf(group: GroupId): SimNode | undefined {
+    let best: SimNode | undefined;
+    let bestTerm = -1;
+    for (const node of this.nodes.values()) {
+      if (node.host === undefined) continue;
+      const raft = hostedGroups(node.host).get(group)?.raft;
+      if (raft === undefined || raft.knownLeader() !== node.id) continue;
+      const term = raft.status().term;
+      if (term > bestTerm) {
+        best = node;
+        bestTerm = term;
+      }
+    }
+    return best;
+  }
+
+  /** Each node's view of the group, for failure reports. */
+  private describeGroup(group: GroupId): string {
+    return [...this.nodes.values()]
+      .map((node) => {
+        const raft = node.host === undefined ? undefined : hostedGroups(node.host).get(group)?.raft;
+        if (raft === undefined) return `node ${node.id} down`;
+        const status = raft.status();
+        const conf = status.confState;
+        return `node ${node.id} ${status.role} term ${status.term} leader ${status.leader} commit ${status.commit} applied ${status.applied} last ${status.lastIndex} quiet ${status.quiesced} voters [${conf.voters.join(',')}] out [${conf.votersOutgoing.join(',')}] learners [${conf.learners.join(',')}]`;
+      })
+      .join('; ');
+  }
+
+  /** After healing, every 50 ms: which groups have a leader now. */
+  private sampleLeaders(): void {
+    for (const group of this.groups)
+      if (this.leaderOf(group) !== undefined) this.leaderSeenMs.set(group, this.queue.now);
+    this.queue.schedule(this.queue.now + 50, () => {
+      this.sampleLeaders();
+    });
+  }
+
+  /**
+   * Every group had a leader in the last livenessWindowMs of the run (an election may be under way
+   * at the very end: a quiet group's follower may wake and campaign).
+   */
+  private checkLiveness(): void {
+    for (const group of this.groups) {
+      const seenMs = this.leaderSeenMs.get(group) ?? -Infinity;
+      if (seenMs < this.endMs - livenessWindowMs)
+        throw new SimulationFailure(
+          `liveness: group ${group} had no leader in the last ${livenessWindowMs} ms (${this.scenario.healMs} ms after healing); ${this.describeGroup(group)}`,
+        );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Clients
+
+  private clientStep(client: Client): void {
+    if (this.queue.now > this.endMs - 300) return;
+    const rng = this.clientRng;
+    const { key, group } = this.keys[rng.int(this.keys.length)] as { key: string; group: GroupId };
+    const roll = rng.next();
+    const kind: 'write' | 'linearizable' | 'lease' =
+      roll < 0.5 ? 'write' : this.scenario.leaseReads && roll < 0.8 ? 'lease' : 'linearizable';
+    const guess = client.leaderGuess.get(group);
+    const target = guess !== undefined && rng.chance(0.9) ? guess : (this.ids[rng.int(this.ids.length)] as NodeId);
+    const value = kind === 'write' ? `c${client.id}.${++client.seq}` : null;
+    const op = {
+      process: client.process,
+      f: kind === 'write' ? ('write' as const) : ('read' as const),
+      key,
+      input: value,
+      output: undefined as string | null | undefined,
+      call: this.queue.now,
+      ret: Infinity,
+      status: 'info' as 'ok' | 'info' | 'fail',
+      mode: kind,
+      node: target,
+    };
+    // Recorded at invocation: an operation still pending when the run ends stays unknown (info).
+    this.checker.history.push(op);
+    let done = false;
+    const next = (): void => {
+      this.queue.schedule(this.queue.now + 1 + rng.int(30), () => {
+        this.clientStep(client);
+      });
+    };
+    const finish = (status: 'ok' | 'fail' | 'info', output?: string | null): void => {
+      if (done) return;
+      done = true;
+      op.status = status;
+      op.ret = this.queue.now;
+      op.output = output;
+      // A process whose operation's outcome is unknown may not issue another (Jepsen's rule).
+      if (status === 'info') client.process = this.nextProcess++;
+      next();
+    };
+    const node = this.nodes.get(target) as SimNode;
+    const process = node.process;
+    if (process === undefined) {
+      client.leaderGuess.delete(group);
+      finish('fail');
+      return;
+    }
+    if (kind === 'write') this.stats.writes++;
+    else this.stats.reads++;
+    // Clients give up early (a read then failed; a write's outcome is unknown) and try elsewhere.
+    this.queue.schedule(this.queue.now + (kind === 'write' ? 400 : 250), () => {
+      client.leaderGuess.delete(group);
+      finish(kind === 'write' ? 'info' : 'fail');
+    });
+    process.schedule(
+      this.queue.now + 0.1,
+      () => {
+        const host = node.host;
+        if (host === undefined || node.process !== process) return;
+        if (value !== null) {
+          const data = encodeKvCommand({ op: 'put', key, value: utf8.encode(value) });
+          void host.propose(group, data).then((outcome) => {
+            if (outcome.kind === 'applied') {
+              this.stats.writesOk++;
+              finish('ok');
+            } else if (outcome.kind === 'refused') {
+              const reason = outcome.reason;
+              if (reason.kind === 'not_leader' && reason.leaderHint !== 0)
+                client.leaderGuess.set(group, reason.leaderHint);
+              else client.leaderGuess.delete(group);
+              finish('fail');
+            } else finish('info');
+          });
+          return;
+        }
+        const mode = kind === 'lease' ? 'lease' : 'linearizable';
+        void host.read(group, mode).then((outcome) => {
+          if (outcome.kind !== 'ready') {
+            if (outcome.leaderHint !== 0) client.leaderGuess.set(group, outcome.leaderHint);
+            else client.leaderGuess.delete(group);
+            finish('fail');
+            return;
+          }
+          const model = node.models.get(group) as RecordingModel;
+          if (node.process !== process) {
+            finish('fail');
+            return;
+          }
+          const record = model.kv.get(key);
+          this.stats.readsOk++;
+          if (mode === 'lease') this.stats.leaseReadsOk++;
+          client.leaderGuess.set(group, target);
+          finish('ok', record === undefined ? null : utf8Decoder.decode(record.value));
+        });
+      },
+      `client${client.id}`,
+    );
+  }
+}
