@@ -255,8 +255,13 @@ export class DramCluster implements Database {
     while (Date.now() < deadline) {
       const nodes = this.reachableNodes();
       const statuses = await Promise.all(nodes.map((node) => this.groupStatus(node, 1000)));
+      // Every kv group the workload uses is there, and every group listed (the meta group, 0,
+      // included) has a leader.
       const ready = statuses.every(
-        (groups) => groups?.length === this.groupIds.length && groups.every((g) => g.leader !== 0),
+        (groups) =>
+          groups !== undefined &&
+          this.groupIds.every((id) => groups.some((g) => g.group === id)) &&
+          groups.every((g) => g.leader !== 0),
       );
       if (ready) return true;
       await sleep(200);
