@@ -11,7 +11,7 @@
 //  - dram.io/group.transfer-leadership: `{group, to?}` (steps in src/control/action-steps.ts).
 //  - agent.replicante.io/cluster.remove: `{node}`, idempotent (steps in src/control/action-steps.ts).
 //
-// Called by: src/control/executor.ts (planner), src/control/controller.ts (steps), src/api/ (schedule checks).
+// Called by: src/control/executor.ts (planner), src/control/action-steps.ts (steps), src/api/ (schedule checks).
 
 import type { ActionState, JsonValue } from '../codec/meta.ts';
 
