@@ -329,7 +329,7 @@ export class DramCluster implements Database {
 
 const octetStream = { 'content-type': 'application/octet-stream' };
 
-/** Error codes that say a write definitely did not apply (DESIGN.md: other 503s are definite). */
+/** Error codes that say a write definitely did not apply (docs/errors.md: other 503s are definite). */
 const definiteWriteFailures = new Set([
   'DRAM_ERR_NOT_LEADER',
   'DRAM_ERR_NO_LEADER',

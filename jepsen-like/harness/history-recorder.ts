@@ -1,9 +1,10 @@
-// Records the run's history as it happens, in the DESIGN.md line format that checker/history.ts
-// reads: `{process, type, f, key, value, time}` with time in ns since the run began, plus `node`
-// (the node the client asked) and `error` (why an op failed or is unknown) where known. Lines are
-// streamed to history.jsonl (so a crashed harness still leaves what it saw) and nothing else is
-// kept: the checkers read the file back (history-check.ts), so memory does not grow with the run
-// (only the per-process open-op map, bounded by the workers). Nemesis events go to nemesis.jsonl instead: the history's contract allows only
+// Records the run's history as it happens, in the line format of the external contract
+// (docs/ARCHITECTURE.md, "The external contract today") that checker/history.ts reads: `{process, type,
+// f, key, value, time}` with time in ns since the run began, plus `node` (the node the client asked)
+// and `error` (why an op failed or is unknown) where known. Lines are streamed to history.jsonl (so a
+// crashed harness still leaves what it saw) and nothing else is kept: the checkers read the file back
+// (history-check.ts), so memory does not grow with the run (only the per-process open-op map, bounded
+// by the workers). Nemesis events go to nemesis.jsonl instead: the history's contract allows only
 // integer processes and the client functions.
 //
 // Invariants: times never go backwards (one monotonic clock, one recorder); a process has at most

@@ -1,4 +1,4 @@
-// Node status and admin failover (DESIGN.md external contract):
+// Node status and admin failover (docs/ARCHITECTURE.md, "The external contract today"):
 //  - `GET /v1/status`: node id, cluster id, and every hosted group with role, term, commit,
 //    applied, leader and lag (log entries, as the leader sees its slowest member; 0 elsewhere),
 //    and its membership as this node has applied it (voters, learners);

@@ -1,10 +1,11 @@
-// Builds one node's HTTP API as a fastify instance that is NOT listening (STYLE.md: build the app
-// apart from listen(), test it with inject()). Owns the wiring of the route plugins, which get
-// every dependency as options: the host, the KV placement, the forward port, the metrics port.
-// Routes are DESIGN.md's external contract: /v1/kv/:key, /v1/status,
+// Builds one node's HTTP API as a fastify instance that is NOT listening (docs/CONTRIBUTING.md: build
+// the app apart from listen(), test it with inject()). Owns the wiring of the route plugins, which get
+// every dependency as options: the host, the KV placement, the forward port, the metrics port. Routes
+// are the external contract (docs/ARCHITECTURE.md): /v1/kv/:key, /v1/status,
 // /v1/admin/groups/:group/transfer-leadership, /metrics, and /docs (OpenAPI); plus the membership
 // routes `dram start --join` uses (/v1/admin/members, /v1/admin/groups/:group/members) and their
-// removal counterparts (DELETE .../members/:nodeId).
+// removal counterparts (DELETE .../members/:nodeId); with a meta model, the agent API under
+// /api/unstable/, the action routes under /v1/actions and /v1/meta/commands (docs/agent-api.md).
 //
 // Invariants: every error leaves as `{ error: true, code, message }` (through the one handler in
 // errors.ts, or, below the routes, http-server.ts), bad input never as a 500; a request's head is

@@ -1,7 +1,8 @@
-// The one registry of the operating errors the HTTP API answers with (STYLE.md: one registry with
-// codes and statuses, kept in step with docs/errors.md by test/api/errors.test.ts). Every
-// error body is `{ error: true, code: "DRAM_ERR_*", message }` (DESIGN.md external contract), plus
-// `details` when there is something a client can act on (a leader hint, a current index, a limit).
+// The one registry of the operating errors the HTTP API answers with (docs/CONTRIBUTING.md, "Errors":
+// one registry with codes and statuses, kept in step with docs/errors.md by test/api/errors.test.ts).
+// Every error body is `{ error: true, code: "DRAM_ERR_*", message }` (docs/ARCHITECTURE.md, the
+// external contract), plus `details` when there is something a client can act on (a leader hint, a
+// current index, a limit).
 //
 // Invariants: a code has exactly one status; nothing outside this file invents a code or a status;
 // bad input is always a 4xx, never a 500 (fastify's own parse, size and validation errors are

@@ -1,5 +1,5 @@
-// Forwarding a request this node cannot serve to the group's leader (DESIGN.md: "a request to a
-// follower is forwarded to the leader"), through the Forward port, and relaying the answer as is.
+// Forwarding a request this node cannot serve to the group's leader (docs/ARCHITECTURE.md, key
+// decision 4: every node serves), through the Forward port, and relaying the answer as is.
 //
 // Invariants:
 //  - at most one hop: a forwarded request carries X-Dram-Forwarded-By, and a node that receives one

@@ -1,4 +1,4 @@
-// The KV routes of the external contract (DESIGN.md): `PUT|GET|DELETE /v1/kv/:key`. A key's group
+// The KV routes of the external contract (docs/ARCHITECTURE.md): `PUT|GET|DELETE /v1/kv/:key`. A key's group
 // comes from the hash placement (src/models/kv-placement.ts). Writes are proposed to the local host;
 // a follower's refusal (not_leader) is turned into a forward to the leader. Linearizable and lease
 // reads are served locally once the host says the read is safe (a follower gets its read index from

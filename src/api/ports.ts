@@ -1,5 +1,6 @@
-// The ports the HTTP API needs, declared here by their user (STYLE.md: adapters implement ports
-// and never import each other; only src/node/ wires concrete ones together):
+// The ports the HTTP API needs, declared here by their user (docs/CONTRIBUTING.md, "Ports and
+// adapters": adapters implement ports and never import each other; only src/node/ wires concrete ones
+// together):
 //  - ApiHost: the part of the multi-Raft host the routes call (propose, read, transfer, membership
 //    changes, status, the local models). MultiRaftHost satisfies it as is.
 //  - MemberDirectory: this node's address book (every node's raft and HTTP address). src/node/

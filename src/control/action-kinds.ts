@@ -8,10 +8,10 @@
 //  - agent.replicante.io/test.fail: FAILED at once with "Test action failed as expected"; args ignored.
 //  - agent.replicante.io/test.loop: one count per step; `args.target` (default 10; the payload's
 //    `target` wins once set); payload `{count, target}`; RUNNING until count >= target, then DONE.
-//  - dram.io/group.transfer-leadership: `{group, to?}` (src/control/group-transfer.ts).
-//  - agent.replicante.io/cluster.remove: `{node}`, idempotent (src/control/cluster-remove.ts).
+//  - dram.io/group.transfer-leadership: `{group, to?}` (steps in src/control/action-steps.ts).
+//  - agent.replicante.io/cluster.remove: `{node}`, idempotent (steps in src/control/action-steps.ts).
 //
-// Called by: src/control/executor.ts (planner), src/control/controller.ts (steps), src/api/ (schedule checks).
+// Called by: src/control/executor.ts (planner), src/control/action-steps.ts (steps), src/api/ (schedule checks).
 
 import type { ActionState, JsonValue } from '../codec/meta.ts';
 

@@ -2,7 +2,7 @@
 // next step. The controller (controller.ts) runs on the meta leader, asks for one step at a time,
 // carries it out and proposes the resulting state change through group 0's log.
 //
-// Rules (DESIGN.md decision 8):
+// Rules (docs/ARCHITECTURE.md, key decision 8):
 //  - one action at a time, cluster-wide: while an action is RUNNING, no other starts;
 //  - a RUNNING action is resumed before any NEW one (a new leader finds it in the log and carries
 //    on: each step of an action checks the cluster's state before acting, so resuming is safe);

@@ -1,8 +1,8 @@
-// The per-node Prometheus metrics (the only importer of prom-client, DESIGN.md layers). One
-// `NodeMetrics` per process owns its own prom-client Registry (never the global one, so several
-// nodes in one test process do not collide). Names follow STYLE.md: prefix `dram_`, base units as
-// suffixes, `_total` on counters; every one is documented in docs/metrics.md, and
-// test/api/metrics.test.ts keeps the two in step.
+// The per-node Prometheus metrics (the only importer of prom-client, docs/ARCHITECTURE.md "The
+// layers"). One `NodeMetrics` per process owns its own prom-client Registry (never the global one, so
+// several nodes in one test process do not collide). Names follow docs/CONTRIBUTING.md ("Batching and
+// metrics"): prefix `dram_`, base units as suffixes, `_total` on counters; every one is documented in
+// docs/metrics.md, and test/api/metrics.test.ts keeps the two in step.
 //
 // Invariants: per-group gauges show the host's state as of the last collect(), which render()
 // runs first; replication lag is exported only by a group's current leader (its gauge is cleared

@@ -1,7 +1,7 @@
 // Feeds dram_storage_write_duration_seconds without the storage adapter knowing about metrics: a
 // HostStorage that times each batch write of the storage it wraps (synced writes include the
 // fsync) and otherwise passes everything through unchanged. The timing is recorded only for
-// writes that succeed; a failed write is fatal for the host anyway (DESIGN.md key decision 4).
+// writes that succeed; a failed write is fatal for the host anyway (docs/ARCHITECTURE.md, key decision 5).
 //
 // Called by: src/node/ when it wires the host (`host storage = timedHostStorage(disk, metrics)`).
 

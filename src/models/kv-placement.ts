@@ -1,4 +1,4 @@
-// Which `kv/<n>` group holds a key (DESIGN.md key decision 6: keys placed by hash). Pure and
+// Which `kv/<n>` group holds a key (docs/ARCHITECTURE.md, key decision 6: keys placed by hash). Pure and
 // deterministic, so every node, client and tool computes the same answer from the same group list:
 // FNV-1a (32-bit) of the key's UTF-8 bytes, modulo the number of KV groups, over the group ids
 // sorted ascending (the order a caller lists them in does not matter).

@@ -1,5 +1,5 @@
 // The multi-Raft host: one per process, hosting every group this node has a replica of. It owns
-// the turn loop (DESIGN.md key decision 3): collect the Ready of every group, send the leaders'
+// the turn loop (docs/ARCHITECTURE.md, key decision 3): collect the Ready of every group, send the leaders'
 // early messages (a leader replicates while its own fsync runs), write every group's entries and
 // hard state in ONE synced storage batch, send the remaining messages grouped per peer (one frame
 // per peer per turn, which also coalesces heartbeats), apply committed entries to the models,

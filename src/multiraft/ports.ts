@@ -36,7 +36,7 @@ export interface HostTransport {
   send(peer: NodeId, batch: readonly GroupMessage[]): void;
 }
 
-/** A replicated state machine (DESIGN.md key decision 5). */
+/** A replicated state machine (docs/ARCHITECTURE.md, key decision 6). */
 export interface ReplicatedModel {
   readonly type: string;
   readonly version: number;
@@ -49,7 +49,7 @@ export interface ReplicatedModel {
 export type TimerHandle = object;
 
 /**
- * Time as the host sees it (DESIGN.md key decision 3): every reading of the clock and every timer
+ * Time as the host sees it (docs/ARCHITECTURE.md, key decision 3): every reading of the clock and every timer
  * of the host goes through this port, so the seeded simulator can run the production host on
  * virtual time. The production clock is `systemClock` (system-clock.ts).
  */

@@ -23,7 +23,7 @@
 // writeJsonAtomic, and a file that does not parse is a fatal error at open (it is never half-used
 // or silently replaced).
 //
-// Called by: src/node/node.ts (wiring), src/node/join.ts (members learned when joining).
+// Called by: src/node/node.ts (wiring), src/node/membership.ts (members learned when joining).
 
 import { join } from 'node:path';
 import { asNodeId, type NodeId } from '../base/ids.ts';

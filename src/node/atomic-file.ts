@@ -5,7 +5,7 @@
 // file and throw for an unreadable or unparsable one: the caller decides what that means.
 // Synchronous on purpose: these files are tiny and change rarely (a node joins, a peer moves).
 //
-// Called by: src/node/address-book.ts, src/node/join.ts.
+// Called by: src/node/address-book.ts, src/node/membership.ts.
 
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';

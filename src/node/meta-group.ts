@@ -1,4 +1,4 @@
-// Group 0, the meta group, on this node (DESIGN.md decision 7): every node hosts it.
+// Group 0, the meta group, on this node (docs/ARCHITECTURE.md, key decision 7): every node hosts it.
 //  - A node that creates the cluster (--init, first start) bootstraps it like the kv groups (log
 //    entry 1/1): the first `metaVotersMax` (5) of the --peers by id are voters, the rest learners.
 //  - Any other node without it (a node joining with --join, or a data dir written before the

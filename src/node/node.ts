@@ -408,7 +408,7 @@ function rememberPeer(
 /**
  * Forwards an API request to the leader's node over HTTP (addresses from the address book:
  * --peer-http, the admin API, the peers' handshakes). Outgoing connections bind this node's own
- * address, like the peer transport's (DESIGN.md decision 11), so a partition by source address
+ * address, like the peer transport's (docs/ARCHITECTURE.md, key decision 9), so a partition by source address
  * cuts forwarding too instead of letting it leak around.
  */
 function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent): Forward {

@@ -7,7 +7,7 @@
 //    one LevelDB batch first and applied to the cache only after the batch resolved;
 //  - one operation at a time: write / compact / deleteGroup queue behind each other (at most
 //    queuedOperationsMax waiting), so each is planned against the state its predecessor left;
-//  - a turn's writes for every group are ONE batch (group commit, DESIGN.md decision 3), synced
+//  - a turn's writes for every group are ONE batch (group commit, docs/ARCHITECTURE.md key decision 3), synced
 //    when the caller asks (the turn loop does when any Ready has mustSync), so either all of a
 //    turn is on disk after a crash or none of it is;
 //  - storage errors are fatal: after LevelDB fails once, every later operation rejects with the

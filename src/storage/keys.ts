@@ -8,7 +8,7 @@
 //   0x67 'g' | group u32 BE | 0x6d 'm'                     snapshot metadata   g/<group>/snap-meta
 //   0x67 'g' | group u32 BE | 0x73 's'                     snapshot bytes      g/<group>/snap-data
 //
-// 6 bytes for a group record, 14 for a log entry (DESIGN.md's `g/<group>/log/<index>` without the
+// 6 bytes for a group record, 14 for a log entry (the readable `g/<group>/log/<index>` without the
 // separators, which would only add bytes to every key). Keys outside the 'g' prefix are reserved
 // for node-wide records to come; inside it, a key that does not parse is corruption. The readable
 // form on the right is what error messages print. Pure functions; used by disk-store.ts and tests.
