@@ -1,7 +1,79 @@
 // Lint rules. The pure layers (base/, raft/, codec/, models/) may not touch time, randomness,
 // the process or Node's modules: that is what makes seeded simulation replay exactly.
+//
+// The layer rules ("layers: ..."): every folder of src/ may import only the folders listed for it
+// in `layers` below (docs/ARCHITECTURE.md, "Layers present", has the same table with the reasons).
+// Imports point inward: base <- raft, codec, models <- multiraft, control, data, query <- node;
+// api/ and cli/ translate only. Adapters (storage, transport, metrics, s3, engine) never import each
+// other and only node/ wires them; an adapter may import the ports file of a user it implements
+// (`<folder>/ports.ts`). Each npm package with a home folder is imported there only (`homes`).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+const inner = ['base', 'raft', 'codec', 'models'];
+const ring = [...inner, 'multiraft', 'control', 'data', 'query'];
+const adapters = ['storage', 'transport', 'metrics', 's3', 'engine'];
+/** A port declared by its user, which an adapter (or node/) implements. */
+const userPorts = ['multiraft/ports.ts', 'api/ports.ts'];
+
+/** What each folder of src/ may import besides itself: a folder name, or one file (`folder/file.ts`). */
+const layers = {
+  base: [],
+  raft: ['base'],
+  // codec validates decoded bytes into the core's types.
+  codec: ['base', 'raft'],
+  models: ['base', 'codec'],
+  multiraft: inner,
+  // Controllers drive the host (its outcomes and clock port).
+  control: [...inner, 'multiraft'],
+  data: [...inner, 'multiraft', 'control'],
+  query: [...inner, 'multiraft', 'control', 'data'],
+  ...Object.fromEntries(adapters.map((adapter) => [adapter, [...inner, ...userPorts]])),
+  // FrameReader is pure framing shared with the binary server and the client; until it moves to
+  // src/codec/ (issue 18, part 3) those two may import that one transport file.
+  api: [...ring, 'transport/frame-reader.ts'],
+  client: ['base', 'codec', 'models', 'transport/frame-reader.ts'],
+  // node/ wires one process: every adapter, the app and the binary server it serves, the API's ports
+  // it implements (Forward), and the API's meta proposer, which it hands to the meta controller as
+  // the controller's proposeAnywhere port.
+  node: [...ring, ...adapters, 'api/app.ts', 'api/binary-server.ts', 'api/ports.ts', 'api/meta-propose.ts'],
+  // The CLI starts a node and reads the API's answers with the API's own types.
+  cli: [...inner, 'node', 'api', 'client'],
+};
+
+/** The one folder each of these npm packages may be imported from. */
+const homes = [
+  { packages: ['level', 'level/*'], home: 'storage' },
+  { packages: ['fastify', 'fastify/*'], home: 'api' },
+  { packages: ['prom-client', 'prom-client/*'], home: 'metrics' },
+  { packages: ['msgpackr', 'msgpackr/*'], home: 'codec' },
+  { packages: ['@aws-sdk/*'], home: 's3' },
+  { packages: ['@duckdb/*'], home: 'engine' },
+];
+
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/gu, '\\$&');
+
+/** no-restricted-imports patterns for one folder: other folders not allowed, packages homed elsewhere. */
+function layerPatterns(folder) {
+  const allowed = [folder, ...layers[folder]].map((entry) =>
+    entry.endsWith('.ts') ? `${escape(entry)}$` : `${entry}/`,
+  );
+  return [
+    {
+      regex: `^(\\.\\./)+(?!(${allowed.join('|')}))[^./][^/]*/`,
+      message: `layers: src/${folder} may import only ${layers[folder].map((entry) => `src/${entry}`).join(', ') || 'itself'}`,
+    },
+    ...homes
+      .filter(({ home }) => home !== folder)
+      .map(({ packages, home }) => ({
+        group: packages,
+        message: `layers: ${packages[0].replace('/*', '')} is imported only in src/${home}`,
+      })),
+  ];
+}
+
+const pureFolders = ['base', 'raft', 'codec', 'models'];
+const pureImports = { group: ['node:*', 'fs', 'net', 'os', 'child_process'], message: 'pure layer: no I/O' };
 
 const impure = [
   { object: 'Math', property: 'random', message: 'pure layer: take a seeded Rng instead' },
@@ -23,14 +95,10 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/base/**/*.ts', 'src/raft/**/*.ts', 'src/codec/**/*.ts', 'src/models/**/*.ts'],
+    files: pureFolders.map((folder) => `src/${folder}/**/*.ts`),
     rules: {
       'no-restricted-properties': ['error', ...impure],
       'no-restricted-globals': ['error', 'setTimeout', 'setInterval', 'setImmediate', 'process', 'Date', 'performance'],
-      'no-restricted-imports': [
-        'error',
-        { patterns: [{ group: ['node:*', 'fs', 'net', 'os', 'child_process'], message: 'pure layer: no I/O' }] },
-      ],
       'no-restricted-syntax': [
         'error',
         {
@@ -41,5 +109,14 @@ export default tseslint.config(
       ],
     },
   },
+  ...Object.keys(layers).map((folder) => ({
+    files: [`src/${folder}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [...layerPatterns(folder), ...(pureFolders.includes(folder) ? [pureImports] : [])] },
+      ],
+    },
+  })),
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
 );

@@ -47,10 +47,11 @@ function parseTransferBody(body: unknown): NodeId | undefined {
   return to as NodeId;
 }
 
-export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, options, done) => {
-  const context: ForwardContext = { nodeId: options.nodeId, forward: options.forward };
+/** The body of `GET /v1/status`; the CLI's `dram status` reads it with this type. */
+export type StatusAnswer = ReturnType<typeof statusAnswer>;
 
-  app.get('/v1/status', () => ({
+function statusAnswer(options: AdminRoutesOptions) {
+  return {
     nodeId: options.nodeId,
     clusterId: options.clusterId,
     groups: options.host.status().map(({ group, status, appliedIndex }) => ({
@@ -65,7 +66,13 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
       learners: status.confState.learners,
       quiesced: status.quiesced,
     })),
-  }));
+  };
+}
+
+export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, options, done) => {
+  const context: ForwardContext = { nodeId: options.nodeId, forward: options.forward };
+
+  app.get('/v1/status', () => statusAnswer(options));
 
   app.post<{ Params: { group: string } }>(
     '/v1/admin/groups/:group/transfer-leadership',

@@ -32,13 +32,13 @@ import {
 } from './http-server.ts';
 import { kvRoutes } from './kv-routes.ts';
 import type { MemberChangeLimits } from './member-change.ts';
-import { memoryDirectory } from './member-directory.ts';
+import { memoryDirectory, type MemberDirectory } from '../control/member-directory.ts';
 import { memberRemoveRoutes } from './member-remove-routes.ts';
 import { memberRoutes } from './member-routes.ts';
 import { openApiDocument } from './openapi.ts';
 import { openApiWithActions } from './openapi-actions.ts';
 import type { MetaModel } from '../models/meta.ts';
-import type { ApiHost, ApiMetrics, Forward, MemberDirectory } from './ports.ts';
+import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
 import { installRequestGuard } from './request-guard.ts';
 
 export interface AppOptions {

@@ -19,7 +19,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GroupId, NodeId } from '../base/ids.ts';
 import { ApiError } from './errors.ts';
-import type { Forward, ForwardMethod, ForwardResponse } from './ports.ts';
+import { forwardNoAddressCode, type Forward, type ForwardMethod, type ForwardResponse } from './ports.ts';
 
 export const forwardedByHeader = 'x-dram-forwarded-by';
 
@@ -95,9 +95,6 @@ export async function forwardOrRefuse(
   }
   return relay(reply, response);
 }
-
-/** The code a Forward rejects with when it knows no address for the node: nothing was sent. */
-export const forwardNoAddressCode = 'DRAM_FORWARD_NO_ADDRESS';
 
 const connectionFailureCodes: ReadonlySet<string> = new Set([
   'ECONNREFUSED',

@@ -29,7 +29,8 @@ import {
   type MemberState,
   type MemberStep,
 } from './member-change.ts';
-import type { ApiHost, Forward, MemberDirectory } from './ports.ts';
+import type { MemberDirectory } from '../control/member-directory.ts';
+import type { ApiHost, Forward } from './ports.ts';
 
 /** Attempts per group in one request when its leader changes or cannot be reached (each at most `pollMs` apart). */
 export const groupAttemptsMax = 50;

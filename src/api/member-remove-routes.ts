@@ -32,7 +32,7 @@ import { forwardOrRefuse } from './forwarding.ts';
 import { groupView } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
 import type { GroupMemberProgress } from './member-change.ts';
-import { membersJson } from './member-directory.ts';
+import { membersJson } from '../control/member-directory.ts';
 import {
   changeThroughLeader,
   fanoutContext,

@@ -29,7 +29,7 @@ import { forwardOrRefuse } from './forwarding.ts';
 import { groupView } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
 import { ensureVoter, type GroupMemberProgress } from './member-change.ts';
-import { memberConflict, membersJson, parseAddress } from './member-directory.ts';
+import { memberConflict, membersJson, parseAddress, type MemberAddresses } from '../control/member-directory.ts';
 import {
   changeThroughLeader,
   fanoutContext,
@@ -40,7 +40,6 @@ import {
   type GroupChange,
   type MembershipRouteOptions,
 } from './member-fanout.ts';
-import type { MemberAddresses } from './ports.ts';
 import { jsonBody } from './request-guard.ts';
 
 export interface MemberRoutesOptions extends MembershipRouteOptions {

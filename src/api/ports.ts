@@ -1,10 +1,11 @@
 // The ports the HTTP API needs, declared here by their user (docs/CONTRIBUTING.md, "Ports and
-// adapters": adapters implement ports and never import each other; only src/node/ wires concrete ones
-// together):
+// adapters": adapters implement ports and never import each other; only src/node/ wires concrete
+// ones together). src/node/ and src/metrics/ import this file to implement them, which the layer
+// rules in eslint.config.js allow for ports files only.
+// The address book the membership routes use (MemberDirectory) is declared in
+// src/control/member-directory.ts, beside the membership rules it serves.
 //  - ApiHost: the part of the multi-Raft host the routes call (propose, read, transfer, membership
 //    changes, status, the local models). MultiRaftHost satisfies it as is.
-//  - MemberDirectory: this node's address book (every node's raft and HTTP address). src/node/
-//    implements it on a file in the data dir plus the peer transport; tests keep it in memory.
 //  - Forward: carries one HTTP request to another node and brings its answer back. The node's
 //    HTTP client implements it; tests implement it by inject()-ing into the leader's app. A
 //    rejected promise means "no answer": for a write that is indeterminate, for a read a failure,
@@ -20,34 +21,6 @@ export type ApiHost = Pick<
   MultiRaftHost,
   'propose' | 'read' | 'transferLeadership' | 'proposeConfChange' | 'status' | 'groupStatus' | 'groupLeader' | 'model'
 >;
-
-export interface NetAddress {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** Where a node can be reached: its peer (raft) listener and its HTTP API (unknown for a node started without --peer-http). */
-export interface MemberAddresses {
-  readonly nodeId: NodeId;
-  readonly raft: NetAddress;
-  readonly http: NetAddress | undefined;
-}
-
-export interface MemberDirectory {
-  /** Every node this one knows, itself included, by ascending id. */
-  list(): readonly MemberAddresses[];
-  /**
-   * Remembers a node's addresses (adds it, or fills in / replaces what was known): the peer
-   * transport dials it there and forwarding reaches it there, from now on and after a restart.
-   * The routes check for conflicts first; this records unconditionally.
-   */
-  record(member: MemberAddresses): void;
-  /**
-   * Forgets a node removed from every group: no longer dialed, forwarded to or listed, and its
-   * peer handshakes refused, until it is recorded again. This node itself is never forgotten.
-   */
-  forget(node: NodeId): void;
-}
 
 export type ForwardMethod = 'GET' | 'PUT' | 'DELETE' | 'POST';
 
@@ -68,6 +41,9 @@ export interface ForwardResponse {
 }
 
 export type Forward = (leader: NodeId, request: ForwardRequest) => Promise<ForwardResponse>;
+
+/** The code a Forward rejects with when it knows no address for the node: nothing was sent. */
+export const forwardNoAddressCode = 'DRAM_FORWARD_NO_ADDRESS';
 
 export type ProposalOutcomeLabel =
   | 'applied'

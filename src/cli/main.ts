@@ -2,6 +2,7 @@
 // and hands over to the module that does the work; errors print one line and exit non-zero.
 
 import { Command } from 'commander';
+import type { StatusAnswer } from '../api/admin-routes.ts';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, mergeSources, resolveConfig, type RawConfig } from '../node/config.ts';
 import { runDev } from './dev.ts';
@@ -62,21 +63,7 @@ program
   .action(async (flags: { url: string }) => {
     const answer = await call(flags.url, 'GET', '/v1/status');
     if (answer.status !== 200) fail(describeError(answer));
-    const status = JSON.parse(new TextDecoder().decode(answer.body)) as {
-      nodeId: number;
-      groups: {
-        group: number;
-        role: string;
-        term: number;
-        commit: number;
-        applied: number;
-        leader: number;
-        lag: number;
-        voters?: number[];
-        learners?: number[];
-        quiesced?: boolean;
-      }[];
-    };
+    const status = JSON.parse(new TextDecoder().decode(answer.body)) as StatusAnswer;
     console.log(`node ${status.nodeId}`);
     console.table(
       status.groups.map((g) => ({
@@ -87,9 +74,9 @@ program
         applied: g.applied,
         leader: g.leader,
         lag: g.lag,
-        voters: (g.voters ?? []).join(' '),
-        learners: (g.learners ?? []).join(' '),
-        quiet: g.quiesced === true ? 'yes' : '',
+        voters: g.voters.join(' '),
+        learners: g.learners.join(' '),
+        quiet: g.quiesced ? 'yes' : '',
       })),
     );
     // The action queue (a node without the meta group does not serve it).

@@ -27,8 +27,15 @@
 
 import { join } from 'node:path';
 import { asNodeId, type NodeId } from '../base/ids.ts';
-import { formatAddress, membersMax, parseAddress, sameAddress } from '../api/member-directory.ts';
-import type { MemberAddresses, MemberDirectory, NetAddress } from '../api/ports.ts';
+import {
+  formatAddress,
+  membersMax,
+  parseAddress,
+  sameAddress,
+  type MemberAddresses,
+  type MemberDirectory,
+  type NetAddress,
+} from '../control/member-directory.ts';
 import { readJson, writeJsonAtomic } from './atomic-file.ts';
 
 export const addressBookFile = 'peers.json';

@@ -13,8 +13,13 @@
 
 import type { GroupId } from '../base/ids.ts';
 import { asGroupId, asNodeId } from '../base/ids.ts';
-import { formatAddress, membersMax, parseAddress } from '../api/member-directory.ts';
-import type { MemberAddresses, NetAddress } from '../api/ports.ts';
+import {
+  formatAddress,
+  membersMax,
+  parseAddress,
+  type MemberAddresses,
+  type NetAddress,
+} from '../control/member-directory.ts';
 
 export class JoinError extends Error {
   override readonly name = 'JoinError';

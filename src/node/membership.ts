@@ -17,8 +17,7 @@
 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { sameAddress } from '../api/member-directory.ts';
-import type { MemberAddresses } from '../api/ports.ts';
+import { sameAddress, type MemberAddresses } from '../control/member-directory.ts';
 import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import { asGroupId } from '../base/ids.ts';
 import { confStateOf } from '../raft/confchange.ts';

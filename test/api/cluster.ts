@@ -7,8 +7,8 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.ts';
-import { memoryDirectory } from '../../src/api/member-directory.ts';
-import type { Forward, MemberAddresses, MemberDirectory } from '../../src/api/ports.ts';
+import type { Forward } from '../../src/api/ports.ts';
+import { memoryDirectory, type MemberAddresses, type MemberDirectory } from '../../src/control/member-directory.ts';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
 import { createRng } from '../../src/base/rng.ts';
 import { createKvPlacement } from '../../src/models/kv-placement.ts';

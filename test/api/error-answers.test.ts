@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { buildApp, type AppOptions } from '../../src/api/app.ts';
 import { errorRegistry, isErrorCode, type ErrorCode } from '../../src/api/errors.ts';
 import { httpLimitsDefault, type HttpLimits } from '../../src/api/http-server.ts';
-import { memoryDirectory } from '../../src/api/member-directory.ts';
+import { memoryDirectory } from '../../src/control/member-directory.ts';
 import type { Forward } from '../../src/api/ports.ts';
 import { asNodeId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
 import { kvKeyBytesMax, kvValueBytesMax } from '../../src/codec/kv.ts';

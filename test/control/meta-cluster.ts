@@ -6,8 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.ts';
-import { memoryDirectory } from '../../src/api/member-directory.ts';
-import type { Forward, MemberAddresses } from '../../src/api/ports.ts';
+import type { Forward } from '../../src/api/ports.ts';
+import { memoryDirectory, type MemberAddresses } from '../../src/control/member-directory.ts';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
 import { createRng } from '../../src/base/rng.ts';
 import { MetaController } from '../../src/control/controller.ts';

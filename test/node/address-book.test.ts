@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MemberAddresses } from '../../src/api/ports.ts';
+import type { MemberAddresses } from '../../src/control/member-directory.ts';
 import { asNodeId } from '../../src/base/ids.ts';
 import { AddressBook, AddressBookError, addressBookFile } from '../../src/node/address-book.ts';
 

@@ -1,6 +1,8 @@
-// The address book as the membership routes see it: members' addresses as `host:port` text (the
-// form the API, the CLI and the node's address-book file use), the conflict rule for adding a
-// member, and an in-memory MemberDirectory (which never forgets `self`) for an app built without one (tests).
+// The address book of the cluster's members: the MemberDirectory port (declared here, beside the
+// rules it serves: the membership routes use it, src/node/address-book.ts implements it on a file),
+// members' addresses as `host:port` text (the form the API, the CLI and the node's address-book file
+// use), the conflict rule for adding a member, and an in-memory MemberDirectory (which never forgets
+// `self`) for an app built without one (tests).
 //
 // Conflict rule: a node id names one node. Adding an id that is already known at the same
 // addresses is a no-op (a retried request); at other addresses it is a conflict (probably an id
@@ -8,11 +10,39 @@
 // announces). Another node's raft or HTTP address is a conflict too. An HTTP address that was
 // unknown (a node started without --peer-http) may be filled in.
 //
-// Called by: src/api/member-routes.ts, src/node/address-book.ts.
+// Called by: src/api/member-routes.ts, member-remove-routes.ts, app.ts; src/node/address-book.ts,
+// join-client.ts, membership.ts, node.ts.
 
 import type { NodeId } from '../base/ids.ts';
 import { hostValid } from '../codec/wire.ts';
-import type { MemberAddresses, MemberDirectory, NetAddress } from './ports.ts';
+
+export interface NetAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Where a node can be reached: its peer (raft) listener and its HTTP API (unknown for a node started without --peer-http). */
+export interface MemberAddresses {
+  readonly nodeId: NodeId;
+  readonly raft: NetAddress;
+  readonly http: NetAddress | undefined;
+}
+
+export interface MemberDirectory {
+  /** Every node this one knows, itself included, by ascending id. */
+  list(): readonly MemberAddresses[];
+  /**
+   * Remembers a node's addresses (adds it, or fills in / replaces what was known): the peer
+   * transport dials it there and forwarding reaches it there, from now on and after a restart.
+   * The routes check for conflicts first; this records unconditionally.
+   */
+  record(member: MemberAddresses): void;
+  /**
+   * Forgets a node removed from every group: no longer dialed, forwarded to or listed, and its
+   * peer handshakes refused, until it is recorded again. This node itself is never forgotten.
+   */
+  forget(node: NodeId): void;
+}
 
 /** Nodes one address book holds at most (this node included); the peer transport learns no more than this either. */
 export const membersMax = 1024;
