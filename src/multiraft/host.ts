@@ -80,7 +80,10 @@ export type ReadOutcome =
  * transfer for automatic. The new leader itself always knows.
  */
 export interface LeaderChange {
-  /** Wall-clock time (ms since the epoch) at which this node noticed the change. */
+  /**
+   * Wall-clock time (ms since the epoch) at which this node noticed the change: Date.now, not the
+   * host's clock (monotonic in production, virtual in the simulator), as it is only reported.
+   */
   readonly atMs: number;
   /** The leader this node knew before (0: none since it started). */
   readonly from: NodeId;
@@ -113,8 +116,6 @@ export interface HostOptions {
   readonly onConfApplied?: (group: GroupId, confState: ConfState) => void;
   /** Told how long each turn took, for metrics. */
   readonly observeTurn?: (seconds: number) => void;
-  /** Wall-clock time for LeaderChange.atMs (default Date.now; only reported, never decided on). */
-  readonly wallClockMs?: () => number;
 }
 
 interface PendingProposal {
@@ -586,7 +587,7 @@ export class MultiRaftHost {
     const campaign = group.transferCampaign;
     const cause = campaign?.candidate === leader && campaign.term === term ? 'transfer' : 'automatic';
     const from = group.knownLeader;
-    group.lastLeaderChange = { atMs: (this.options.wallClockMs ?? Date.now)(), from, to: leader, term, cause };
+    group.lastLeaderChange = { atMs: Date.now(), from, to: leader, term, cause };
     group.knownLeader = leader;
     if (leader === this.options.nodeId && cause === 'automatic' && from !== 0) group.failoversWon++;
   }
