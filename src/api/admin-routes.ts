@@ -1,7 +1,9 @@
 // Node status and admin failover (docs/ARCHITECTURE.md, "The external contract today"):
 //  - `GET /v1/status`: node id, cluster id, and every hosted group with role, term, commit,
 //    applied, leader and lag (log entries, as the leader sees its slowest member; 0 elsewhere),
-//    and its membership as this node has applied it (voters, learners);
+//    its membership as this node has applied it (voters, learners), and the last leader change
+//    this node saw (when, by its wall clock; from which leader to which; the term; `transfer` or
+//    `automatic`, as far as this node can tell: see LeaderChange in src/multiraft/host.ts), or null;
 //  - `POST /v1/admin/groups/:group/transfer-leadership` `{ to? }`: asks the group's leader to hand
 //    leadership to `to`, or to its most caught-up other voter. A follower forwards the call to the
 //    leader. 202 means the transfer started (it completes or aborts on its own within an election
@@ -54,7 +56,7 @@ function statusAnswer(options: AdminRoutesOptions) {
   return {
     nodeId: options.nodeId,
     clusterId: options.clusterId,
-    groups: options.host.status().map(({ group, status, appliedIndex }) => ({
+    groups: options.host.status().map(({ group, status, appliedIndex, lastLeaderChange }) => ({
       group,
       role: status.role,
       term: status.term,
@@ -65,6 +67,16 @@ function statusAnswer(options: AdminRoutesOptions) {
       voters: status.confState.voters,
       learners: status.confState.learners,
       quiesced: status.quiesced,
+      lastLeaderChange:
+        lastLeaderChange === undefined
+          ? null
+          : {
+              at: new Date(lastLeaderChange.atMs).toISOString(),
+              from: lastLeaderChange.from,
+              to: lastLeaderChange.to,
+              term: lastLeaderChange.term,
+              cause: lastLeaderChange.cause,
+            },
     })),
   };
 }

@@ -404,7 +404,7 @@ export const openApiDocument = {
             type: 'array',
             items: {
               type: 'object',
-              required: ['group', 'role', 'term', 'commit', 'applied', 'leader', 'lag', 'quiesced'],
+              required: ['group', 'role', 'term', 'commit', 'applied', 'leader', 'lag', 'quiesced', 'lastLeaderChange'],
               properties: {
                 group: { type: 'integer' },
                 role: { type: 'string', enum: ['follower', 'pre_candidate', 'candidate', 'leader'] },
@@ -429,6 +429,24 @@ export const openApiDocument = {
                 quiesced: {
                   type: 'boolean',
                   description: 'The group is idle and quiet here: no ticks, no heartbeats until something happens.',
+                },
+                lastLeaderChange: {
+                  type: 'object',
+                  nullable: true,
+                  description:
+                    "The last change of leader this node saw (null: none since it started). `cause` is 'transfer' when this node saw the new leader's election start as an admin transfer, else 'automatic'; a learner, or a voter cut off during a transfer, takes a transfer for automatic.",
+                  required: ['at', 'from', 'to', 'term', 'cause'],
+                  properties: {
+                    at: {
+                      type: 'string',
+                      format: 'date-time',
+                      description: 'When this node noticed it (its wall clock).',
+                    },
+                    from: { type: 'integer', description: 'The leader this node knew before, 0 when none.' },
+                    to: { type: 'integer' },
+                    term: { type: 'integer' },
+                    cause: { type: 'string', enum: ['transfer', 'automatic'] },
+                  },
                 },
               },
             },

@@ -77,6 +77,7 @@ program
         voters: g.voters.join(' '),
         learners: g.learners.join(' '),
         quiet: g.quiesced ? 'yes' : '',
+        'last leader change': describeLeaderChange(g.lastLeaderChange),
       })),
     );
     // The action queue (a node without the meta group does not serve it).
@@ -93,6 +94,14 @@ program
     };
     console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
   });
+
+/** `2->3 automatic term 7 at 2026-12-05T05:01:02.123Z` (from 0: the first leader this node saw). */
+function describeLeaderChange(
+  change: { at: string; from: number; to: number; term: number; cause: string } | null | undefined,
+): string {
+  if (change === null || change === undefined) return '';
+  return `${change.from === 0 ? '?' : String(change.from)}->${change.to} ${change.cause} term ${change.term} at ${change.at}`;
+}
 
 program
   .command('failover <group>')

@@ -7,9 +7,9 @@
 // Invariants: per-group gauges show the host's state as of the last collect(), which render()
 // runs first; replication lag is exported only by a group's current leader (its gauge is cleared
 // at every collection, so a node that lost leadership stops reporting it); leader changes are counted by comparing each collection with the previous one
-// (several changes between two scrapes count as one); peer byte counters only ever increase: they
-// follow the transport's cumulative totals and treat a total that went down as a restarted
-// transport (its new total is all new traffic).
+// (several changes between two scrapes count as one); failovers and peer byte counters only ever
+// increase: they follow the host's and the transport's cumulative totals and treat a total that
+// went down as a restart (its new total is all new).
 //
 // Called by: src/node/ (wiring: host, transport stats), src/api/app.ts through the ApiMetrics port,
 // the host or storage wrapper through observeTurnDuration / observeStorageWrite.
@@ -35,6 +35,8 @@ export interface GroupStatusSource {
       readonly progress: readonly { readonly id: NodeId; readonly match: number }[];
     };
     readonly appliedIndex: number;
+    /** Automatic failovers this node won in the group, since it started (cumulative). */
+    readonly failoversWon: number;
   }[];
 }
 
@@ -72,6 +74,11 @@ export interface NodeMetrics extends ApiMetrics {
   catalog(): { readonly name: string; readonly type: string; readonly labels: readonly string[] }[];
 }
 
+/** What a cumulative total added since `last`; a total that went down restarted from zero (all of it is new). */
+function increaseSince(last: number, total: number): number {
+  return total >= last ? total - last : total;
+}
+
 export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
   const registry = new Registry();
   const registers = [registry];
@@ -106,6 +113,12 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
   const leaderChanges = new Counter({
     name: 'dram_leader_changes_total',
     help: 'Leader changes observed by this node, per group.',
+    labelNames: ['group'] as const,
+    registers,
+  });
+  const failovers = new Counter({
+    name: 'dram_failovers_total',
+    help: 'Automatic failovers won by this node, per group: elections it won that no admin transfer started, after another leader.',
     labelNames: ['group'] as const,
     registers,
   });
@@ -155,10 +168,11 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
 
   const lastLeader = new Map<GroupId, NodeId>();
   const lastTraffic = new Map<NodeId, { sent: number; received: number }>();
+  const lastFailovers = new Map<GroupId, number>();
 
   const collectGroups = (): void => {
     replicationLag.reset();
-    for (const { group: id, status, appliedIndex } of options.host.status()) {
+    for (const { group: id, status, appliedIndex, failoversWon } of options.host.status()) {
       const labels = { group: String(id) };
       gauges.role.set(labels, roleValue[status.role]);
       gauges.term.set(labels, status.term);
@@ -175,6 +189,8 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
       }
       if (status.leader !== 0 && status.leader !== (lastLeader.get(id) ?? 0)) leaderChanges.inc(labels);
       if (status.leader !== 0) lastLeader.set(id, status.leader);
+      failovers.inc(labels, increaseSince(lastFailovers.get(id) ?? 0, failoversWon));
+      lastFailovers.set(id, failoversWon);
     }
   };
 
@@ -183,11 +199,8 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
     for (const [peer, traffic] of options.peerTraffic()) {
       const last = lastTraffic.get(peer) ?? { sent: 0, received: 0 };
       const labels = { peer: String(peer) };
-      peerSent.inc(labels, traffic.bytesSent >= last.sent ? traffic.bytesSent - last.sent : traffic.bytesSent);
-      peerReceived.inc(
-        labels,
-        traffic.bytesReceived >= last.received ? traffic.bytesReceived - last.received : traffic.bytesReceived,
-      );
+      peerSent.inc(labels, increaseSince(last.sent, traffic.bytesSent));
+      peerReceived.inc(labels, increaseSince(last.received, traffic.bytesReceived));
       lastTraffic.set(peer, { sent: traffic.bytesSent, received: traffic.bytesReceived });
     }
   };

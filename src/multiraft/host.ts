@@ -72,6 +72,26 @@ export type ReadOutcome =
       readonly leaderHint: NodeId;
     };
 
+/**
+ * The last time this node saw a group's leader change (to a leader other than the last one it
+ * knew). `cause` is this node's best knowledge: 'transfer' when it saw the new leader's election
+ * start as a leadership transfer (it was the old leader, the candidate, or a voter the vote
+ * request reached), else 'automatic'; a learner, or a voter cut off during a transfer, takes a
+ * transfer for automatic. The new leader itself always knows.
+ */
+export interface LeaderChange {
+  /**
+   * Wall-clock time (ms since the epoch) at which this node noticed the change: Date.now, not the
+   * host's clock (monotonic in production, virtual in the simulator), as it is only reported.
+   */
+  readonly atMs: number;
+  /** The leader this node knew before (0: none since it started). */
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly cause: 'transfer' | 'automatic';
+}
+
 export interface HostOptions {
   readonly nodeId: NodeId;
   readonly storage: HostStorage;
@@ -133,6 +153,22 @@ interface HostedGroup {
   readonly queued: QueuedProposal[];
   readonly pending: Map<number, PendingProposal>;
   readonly reads: Map<number, WaitingRead>;
+  /** The last non-zero leader seen, and the last change of it (see LeaderChange). */
+  knownLeader: NodeId;
+  lastLeaderChange: LeaderChange | undefined;
+  /** The last election this node saw start as a transfer (its candidate and term). */
+  transferCampaign: { readonly candidate: NodeId; readonly term: number } | undefined;
+  /** Automatic failovers this node won: it became leader by an election no transfer started, after another leader. */
+  failoversWon: number;
+}
+
+/** What status() reports per group. */
+export interface HostedGroupStatus {
+  readonly group: GroupId;
+  readonly status: Status;
+  readonly appliedIndex: number;
+  readonly lastLeaderChange: LeaderChange | undefined;
+  readonly failoversWon: number;
 }
 
 export class MultiRaftHost {
@@ -195,6 +231,10 @@ export class MultiRaftHost {
       queued: [],
       pending: new Map(),
       reads: new Map(),
+      knownLeader: 0 as NodeId,
+      lastLeaderChange: undefined,
+      transferCampaign: undefined,
+      failoversWon: 0,
     });
     this.scheduleTurn();
   }
@@ -395,19 +435,13 @@ export class MultiRaftHost {
   }
 
   /** One group's status (O(1), not O(groups)); builds the whole status, so not for every request. */
-  groupStatus(groupId: GroupId): { group: GroupId; status: Status; appliedIndex: number } | undefined {
+  groupStatus(groupId: GroupId): HostedGroupStatus | undefined {
     const group = this.groups.get(groupId);
-    return group === undefined
-      ? undefined
-      : { group: group.id, status: group.raft.status(), appliedIndex: group.appliedIndex };
+    return group === undefined ? undefined : hostedGroupStatus(group);
   }
 
-  status(): { group: GroupId; status: Status; appliedIndex: number }[] {
-    return [...this.groups.values()].map((group) => ({
-      group: group.id,
-      status: group.raft.status(),
-      appliedIndex: group.appliedIndex,
-    }));
+  status(): HostedGroupStatus[] {
+    return [...this.groups.values()].map(hostedGroupStatus);
   }
 
   /** The error that stopped the host (a storage failure is fatal), if any. */
@@ -456,8 +490,11 @@ export class MultiRaftHost {
     // core may have moved on (an installed snapshot), and a model snapshot must carry its own.
     const readies: { group: HostedGroup; ready: Ready; confState: ConfState }[] = [];
     for (const group of this.groups.values())
-      if (group.raft.hasReady())
-        readies.push({ group, ready: group.raft.ready(), confState: group.raft.currentConfState() });
+      if (group.raft.hasReady()) {
+        const ready = group.raft.ready();
+        this.noteLeadership(group, ready);
+        readies.push({ group, ready, confState: group.raft.currentConfState() });
+      }
     const flushCommits = this.commitFlushDue;
     if (readies.length === 0 && !flushCommits) return false;
     this.commitFlushDue = false;
@@ -535,6 +572,24 @@ export class MultiRaftHost {
       ),
     );
     return true;
+  }
+
+  /** Records a change of the group's leader, and whether a transfer started it (see LeaderChange). */
+  private noteLeadership(group: HostedGroup, ready: Ready): void {
+    for (const event of ready.events) {
+      if (event.kind === 'transfer_campaign') group.transferCampaign = { candidate: event.candidate, term: event.term };
+      else if (event.kind === 'transfer_handed_off')
+        group.transferCampaign = { candidate: event.target, term: event.term };
+    }
+    const leader = ready.softState?.leader ?? 0;
+    if (leader === 0 || leader === group.knownLeader) return;
+    const term = group.raft.status().term;
+    const campaign = group.transferCampaign;
+    const cause = campaign?.candidate === leader && campaign.term === term ? 'transfer' : 'automatic';
+    const from = group.knownLeader;
+    group.lastLeaderChange = { atMs: Date.now(), from, to: leader, term, cause };
+    group.knownLeader = leader;
+    if (leader === this.options.nodeId && cause === 'automatic' && from !== 0) group.failoversWon++;
   }
 
   /**
@@ -704,6 +759,16 @@ export class MultiRaftHost {
       this.sentSincePing.add(peer);
     }
   }
+}
+
+function hostedGroupStatus(group: HostedGroup): HostedGroupStatus {
+  return {
+    group: group.id,
+    status: group.raft.status(),
+    appliedIndex: group.appliedIndex,
+    lastLeaderChange: group.lastLeaderChange,
+    failoversWon: group.failoversWon,
+  };
 }
 
 /** A replicated model threw: a bug in the model, not in Raft or storage, and the fatal error says so. */

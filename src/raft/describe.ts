@@ -148,6 +148,8 @@ export function describeEvent(event: RaftEvent): string {
   switch (event.kind) {
     case 'transfer_handed_off':
       return `transfer_handed_off target:${event.target} term:${event.term}`;
+    case 'transfer_campaign':
+      return `transfer_campaign candidate:${event.candidate} term:${event.term}`;
     case 'transfer_aborted':
       return `transfer_aborted target:${event.target} reason:${event.reason}`;
     case 'conf_applied':

@@ -384,6 +384,8 @@ export class RaftNode {
   }
 
   private handleRequestVote(message: RequestVote): void {
+    if (message.transfer && !message.preVote && message.term === this.term)
+      this.events.push({ kind: 'transfer_campaign', candidate: message.from, term: message.term });
     const canVote =
       this.vote === message.from ||
       (this.vote === NO_NODE && this.leader === NO_NODE) ||
@@ -453,6 +455,7 @@ export class RaftNode {
       this.reset((this.term + 1) as Term);
       this.role = 'candidate';
       this.vote = this.id;
+      if (kind === 'transfer') this.events.push({ kind: 'transfer_campaign', candidate: this.id, term: this.term });
     }
     const campaignTerm = (this.term + (preVote ? 1 : 0)) as Term;
     this.votes.set(this.id, true);

@@ -209,6 +209,12 @@ export interface ReadFailure {
 export type RaftEvent =
   /** The target started its election (at `term`) on our TimeoutNow and we stepped down; whether it wins shows in the next leader. */
   | { readonly kind: 'transfer_handed_off'; readonly target: NodeId; readonly term: Term }
+  /**
+   * An election at `term` was started by a leadership transfer (the candidate got TimeoutNow):
+   * reported by the candidate itself and by every voter its vote request reaches, so a host can
+   * tell an admin transfer from an automatic failover when `candidate` then leads in `term`.
+   */
+  | { readonly kind: 'transfer_campaign'; readonly candidate: NodeId; readonly term: Term }
   | {
       readonly kind: 'transfer_aborted';
       readonly target: NodeId;

@@ -40,6 +40,7 @@ interface StatusBody {
     lag: number;
     voters: number[];
     learners: number[];
+    lastLeaderChange: { at: string; from: number; to: number; term: number; cause: string } | null;
   }[];
 }
 
@@ -77,6 +78,7 @@ describe('status and admin API', () => {
           'commit',
           'group',
           'lag',
+          'lastLeaderChange',
           'leader',
           'learners',
           'quiesced',
@@ -110,6 +112,20 @@ describe('status and admin API', () => {
     expect(response.json()).toEqual({ group: group3, from: leader.id, to: target.id });
     expect(running.forwards.get(asked.id)).toBe(1);
     await waitFor(`node ${target.id} to lead group ${group3}`, () => leaderSeenByAll(running, group3, target.id));
+    // Every node's status names the change and its cause (each voter saw the transfer start).
+    await waitFor('every node to record the transfer', () =>
+      [...running.nodes.values()].every(
+        (n) => n.host.status().find((s) => s.group === group3)?.lastLeaderChange?.to === target.id,
+      )
+        ? true
+        : undefined,
+    );
+    for (const node of running.nodes.values()) {
+      const body = (await node.app.inject({ method: 'GET', url: '/v1/status' })).json<StatusBody>();
+      const change = body.groups.find((g) => g.group === group3)?.lastLeaderChange;
+      expect(change).toMatchObject({ from: leader.id, to: target.id, cause: 'transfer' });
+      expect(new Date(change?.at ?? '').toISOString()).toBe(change?.at);
+    }
     const put = await target.app.inject({ method: 'PUT', url: `/v1/kv/${keyIn(group3, 'after')}`, payload: 'x' });
     expect(put.statusCode).toBe(200);
     expect(put.headers['x-dram-leader']).toBe(String(target.id));

@@ -15,12 +15,18 @@ interface FakeGroup {
   group: GroupId;
   status: { role: Role; term: number; commit: number; leader: NodeId; quiesced: boolean };
   appliedIndex: number;
+  failoversWon?: number;
 }
 
 function fakeHost(groups: FakeGroup[]): GroupStatusSource {
   // Replication progress is tested in test/ops/metrics.test.ts; here every log is fully committed.
   return {
-    status: () => groups.map((g) => ({ ...g, status: { ...g.status, lastIndex: g.status.commit, progress: [] } })),
+    status: () =>
+      groups.map((g) => ({
+        ...g,
+        status: { ...g.status, lastIndex: g.status.commit, progress: [] },
+        failoversWon: g.failoversWon ?? 0,
+      })),
   };
 }
 
@@ -70,6 +76,23 @@ describe('node metrics', () => {
     group.status = { role: 'leader', term: 4, commit: 12, leader: asNodeId(1), quiesced: false };
     text = (await metrics.render()).body;
     expect(text).toContain('dram_leader_changes_total{group="7"} 2');
+  });
+
+  it('counts the failovers the host reports won, across collections and a host restart', async () => {
+    const group: FakeGroup = {
+      group: asGroupId(0),
+      status: { role: 'leader', term: 5, commit: 10, leader: asNodeId(1), quiesced: false },
+      appliedIndex: 10,
+      failoversWon: 0,
+    };
+    const metrics = createNodeMetrics({ host: fakeHost([group]) });
+    expect((await metrics.render()).body).toContain('dram_failovers_total{group="0"} 0');
+    group.failoversWon = 2;
+    expect((await metrics.render()).body).toContain('dram_failovers_total{group="0"} 2');
+    expect((await metrics.render()).body).toContain('dram_failovers_total{group="0"} 2');
+    // The group was hosted anew (its total restarted from zero) and won one since.
+    group.failoversWon = 1;
+    expect((await metrics.render()).body).toContain('dram_failovers_total{group="0"} 3');
   });
 
   it('follows cumulative peer traffic totals and survives a transport restart', async () => {

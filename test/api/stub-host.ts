@@ -10,9 +10,8 @@ import type { ApiHost } from '../../src/api/ports.ts';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
 import { KvModel } from '../../src/models/kv.ts';
 import { metaGroupId, type MetaModel } from '../../src/models/meta.ts';
-import type { ProposalOutcome, ReadOutcome } from '../../src/multiraft/host.ts';
+import type { HostedGroupStatus, LeaderChange, ProposalOutcome, ReadOutcome } from '../../src/multiraft/host.ts';
 import type { LogIndex, Term } from '../../src/base/ids.ts';
-import type { Status } from '../../src/raft/types.ts';
 
 export const stubNodeId: NodeId = asNodeId(1);
 export const stubGroups: readonly GroupId[] = [1, 2, 3, 4].map(asGroupId);
@@ -22,6 +21,8 @@ export interface StubScript {
   read?: () => ReadOutcome | Promise<ReadOutcome>;
   /** status() throws (a bug in the host, as the API sees it). */
   statusFails?: boolean;
+  /** What status() reports as every group's last leader change (none by default). */
+  lastLeaderChange?: LeaderChange;
 }
 
 export interface StubHost {
@@ -36,9 +37,11 @@ export function stubHost(meta?: MetaModel): StubHost {
   const models = new Map<GroupId, KvModel | MetaModel>(stubGroups.map((group) => [group, new KvModel()]));
   if (meta !== undefined) models.set(metaGroupId, meta);
   let index = 1;
-  const status = (group: GroupId): { group: GroupId; status: Status; appliedIndex: number } => ({
+  const status = (group: GroupId): HostedGroupStatus => ({
     group,
     appliedIndex: index,
+    lastLeaderChange: script.lastLeaderChange,
+    failoversWon: 0,
     status: {
       id: stubNodeId,
       role: 'leader',

@@ -1,7 +1,8 @@
 // A real three-node cluster on 127.0.0.1, one process per node: the cluster forms; writes to any
 // node are readable linearizably from every node; kill -9 of a group's leader, writes resume on a
 // new leader, the killed node restarts from its data dir and catches up with nothing lost;
-// leadership transfer through the HTTP API and the CLI.
+// leadership transfer through the HTTP API and the CLI, for the meta group too; each leader change
+// shows in /v1/status with its cause, and an automatic failover in dram_failovers_total.
 
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +29,23 @@ async function put(id: number, key: string, value: string): Promise<number> {
     const answer = await request(`${cluster.url(id)}/v1/kv/${key}`, 'PUT', value);
     return answer.status === 200 ? Number(answer.headers.get('x-dram-index')) : undefined;
   }, 100);
+}
+
+interface LeaderChange {
+  readonly from: number;
+  readonly to: number;
+  readonly term: number;
+  readonly cause: string;
+}
+
+/** One group's leader and last leader change as node `id` sees them (the meta group included). */
+async function leadership(id: number, group: number): Promise<{ leader: number; change: LeaderChange | null }> {
+  const answer = await request(`${cluster.url(id)}/v1/status`);
+  const body = JSON.parse(answer.text) as {
+    groups: { group: number; leader: number; lastLeaderChange: LeaderChange | null }[];
+  };
+  const status = body.groups.find((g) => g.group === group);
+  return { leader: status?.leader ?? 0, change: status?.lastLeaderChange ?? null };
 }
 
 async function leaderOfKey(key: string): Promise<{ group: number; leader: number }> {
@@ -75,6 +93,14 @@ describe('three dram processes', () => {
       return now !== 0 && now !== leader ? now : undefined;
     });
     expect(moved).not.toBe(leader);
+    // The new leader saw the old one and won an election no transfer started: an automatic failover.
+    const change = await eventually(async () => {
+      const { change } = await leadership(moved, group);
+      return change?.to === moved ? change : undefined;
+    });
+    expect(change).toMatchObject({ from: leader, to: moved, cause: 'automatic' });
+    const metrics = (await request(`${cluster.url(moved)}/metrics`)).text;
+    expect(metrics).toMatch(new RegExp(`^dram_failovers_total\\{group="${group}"\\} [1-9]`, 'm'));
     cluster.start(leader, { init: false }); // rejoins from its data dir, no re-init
     const caughtUp = await eventually(async () => {
       const answer = await request(`${cluster.url(leader)}/v1/kv/durable?consistency=stale`);
@@ -126,5 +152,32 @@ describe('three dram processes', () => {
         return answer.status === 200 ? answer.text : undefined;
       }),
     ).toBe('value-1');
+  }, 60_000);
+
+  it('moves the meta group (group 0) leader with dram failover, shown in dram status as a transfer', async () => {
+    // The node that leads the meta group by its own account (a node's view of others may lag).
+    const from = await eventually(async () => {
+      for (const id of cluster.ids) if ((await leadership(id, 0)).leader === id) return id;
+      return undefined;
+    });
+    const to = cluster.ids.find((id) => id !== from) ?? 1;
+    // Asked of a node that does not lead the meta group: forwarded to its leader.
+    const asked = cluster.ids.find((id) => id !== from && id !== to) ?? 1;
+    await promisify(execFile)(process.execPath, [
+      bin,
+      'failover',
+      '0',
+      '--to',
+      String(to),
+      '--url',
+      cluster.url(asked),
+    ]);
+    const change = await eventually(async () => {
+      const { leader, change } = await leadership(to, 0);
+      return leader === to && change?.to === to ? change : undefined;
+    });
+    expect(change).toMatchObject({ from, to, cause: 'transfer' });
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, 'status', '--url', cluster.url(to)]);
+    expect(stdout).toContain(`${from}->${to} transfer term ${change.term}`);
   }, 60_000);
 });

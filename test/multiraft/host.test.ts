@@ -171,6 +171,45 @@ describe('MultiRaftHost', () => {
     expect(new TextDecoder().decode((second.model(group) as KvModel).get('a')?.value)).toBe('2');
   });
 
+  it('records each leader change with its cause: a transfer everywhere, a failover counted by its winner', async () => {
+    const network = cluster();
+    const group = groupIds[0] ?? asGroupId(1);
+    const change = (host: MultiRaftHost) => host.status().find((s) => s.group === group)?.lastLeaderChange;
+    const won = (host: MultiRaftHost) => host.status().find((s) => s.group === group)?.failoversWon;
+    const first = await leaderOf(network, group);
+    const firstId = first.status()[0]?.status.id ?? asNodeId(0);
+    // The first leader each node sees comes from no known leader: not a failover.
+    await waitFor(() => [...network.hosts.values()].every((host) => change(host)?.to === firstId));
+    expect(change(first)).toMatchObject({ from: 0, to: firstId, cause: 'automatic' });
+    expect([...network.hosts.values()].map(won)).toEqual([0, 0, 0]);
+
+    const targetId = ids.find((id) => id !== firstId) ?? asNodeId(0);
+    expect(first.transferLeadership(group, targetId).kind).toBe('started');
+    // Every voter saw the transfer: the old leader, the candidate, and the third voter.
+    await waitFor(() =>
+      [...network.hosts.values()].every((host) => change(host)?.to === targetId && change(host)?.cause === 'transfer'),
+    );
+    const transfer = change(first);
+    expect(transfer).toMatchObject({ from: firstId, to: targetId, cause: 'transfer' });
+    expect(transfer?.atMs).toBeGreaterThan(Date.parse('2020-01-01'));
+    expect([...network.hosts.values()].map(won)).toEqual([0, 0, 0]);
+
+    // The transfer's winner stops: the next leader is an automatic failover, counted once, by itself.
+    const target = network.hosts.get(targetId) ?? first;
+    const transferTerm = change(target)?.term ?? 0;
+    network.cut.add(targetId);
+    await target.stop();
+    const third = await leaderOf(network, group, [targetId]);
+    const thirdId = third.status()[0]?.status.id ?? asNodeId(0);
+    const survivors = [...network.hosts].filter(([id]) => id !== targetId).map(([, host]) => host);
+    await waitFor(() => survivors.every((host) => change(host)?.to === thirdId));
+    for (const host of survivors) {
+      expect(change(host)).toMatchObject({ from: targetId, to: thirdId, cause: 'automatic' });
+      expect(change(host)?.term).toBeGreaterThan(transferTerm);
+      expect(won(host)).toBe(host === third ? 1 : 0);
+    }
+  });
+
   it('keeps a tail of entries behind its snapshots: a follower a little behind catches up from the log', async () => {
     const network = cluster(50, 0, { snapshotIntervalEntries: 4, snapshotTailEntries: 50 });
     const group = groupIds[2] ?? asGroupId(3);

@@ -26,6 +26,7 @@ function replica(role: Role, lastIndex: number, progress: { id: NodeId; match: n
       progress,
     },
     appliedIndex: lastIndex,
+    failoversWon: role === 'leader' ? 1 : 0,
   };
 }
 
