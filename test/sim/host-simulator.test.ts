@@ -1,13 +1,12 @@
 // Runs the host simulator (the production MultiRaftHost on virtual time, ./host-simulator.ts) over a
 // fixed range of seeds. A failure names the seed and the command that replays it.
 //
-// KNOWN FAILURES until the fixes of issue 10 are merged (nothing is skipped; with the fixes of the
-// safety branch applied, every test here passes): seeds 73 (batch 51..100), 104 (batch 101..150)
-// and regression seed 759 fail with "linearizability: ... lease read() ..." — issue 10's bug 3, a
-// leader paused past its lease serves a stale lease read on resume; regression seed 879 fails
-// with "configuration safety: group 1 node 4 at applied index 12 ..." — bug 2, a snapshot's
-// configuration rolled back by an older Ready. Bug 1 would show as "configuration safety: ...
-// campaigns under ..." or "election safety: ..."; no seed reaches it (docs/testing.md says why).
+// Issue 10's bugs, as this simulator shows them with their fixes reverted: bug 3 (a leader paused
+// past its lease serves a stale lease read on resume) fails seeds 73 and 104 and regression seed
+// 759 with "linearizability: ... lease read() ..."; bug 2 (a snapshot's configuration rolled back
+// by an older Ready) fails regression seed 879 with "configuration safety: ...". Bug 1 would show
+// as "configuration safety: ... campaigns under ..." or "election safety: ..."; no seed reaches it
+// (docs/testing.md says why).
 
 import { describe, expect, it } from 'vitest';
 import { hostScenarioFor, runHostSeed } from './host-simulator.ts';
