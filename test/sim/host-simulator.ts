@@ -581,8 +581,14 @@ class HostSimulation {
     let lastPauseEndMs = this.queue.now;
     for (const node of this.nodes.values()) {
       node.disk.failNextOperation = false;
-      if (node.process === undefined) this.scheduleRestart(node, 1);
-      else lastPauseEndMs = Math.max(lastPauseEndMs, node.process.pausedUntil);
+      if (node.process === undefined) {
+        // Restart it now, even if its kill scheduled a later restart (up to 610 ms away): a node
+        // still dead after healing is a fault still in effect. (Seed 65418 failed here before:
+        // nodes 2 and 3 of group 3's quorum came back 440 ms after healing.) The kill's own timer
+        // later finds the process running and does nothing.
+        node.restartScheduled = false;
+        this.scheduleRestart(node, 1);
+      } else lastPauseEndMs = Math.max(lastPauseEndMs, node.process.pausedUntil);
     }
     // A pause begun in the fault phase may last up to 830 ms past this point (a process is not
     // resumed early: its stalled timers and I/O resume as they would after a real SIGSTOP). Until
