@@ -624,32 +624,28 @@ export class RaftNode {
   // -------------------------------------------------------------------------------------------
   // Follower: replication
 
+  /** A successful AppendEntriesResponse: this follower's log matches the leader's up to `index`. */
+  private acceptAppend(to: NodeId, index: LogIndex): void {
+    this.send({
+      type: 'AppendEntriesResponse',
+      from: this.id,
+      term: this.term,
+      to,
+      success: true,
+      index,
+      hintIndex: 0 as LogIndex,
+      hintTerm: 0 as Term,
+    });
+  }
+
   private handleAppendEntries(message: AppendEntries): void {
     if (message.prevLogIndex < this.log.committed) {
-      this.send({
-        type: 'AppendEntriesResponse',
-        from: this.id,
-        term: this.term,
-        to: message.from,
-        success: true,
-        index: this.log.committed,
-        hintIndex: 0 as LogIndex,
-        hintTerm: 0 as Term,
-      });
+      this.acceptAppend(message.from, this.log.committed);
       return;
     }
     const lastNew = this.log.maybeAppend(message.prevLogIndex, message.prevLogTerm, message.commit, message.entries);
     if (lastNew !== undefined) {
-      this.send({
-        type: 'AppendEntriesResponse',
-        from: this.id,
-        term: this.term,
-        to: message.from,
-        success: true,
-        index: lastNew,
-        hintIndex: 0 as LogIndex,
-        hintTerm: 0 as Term,
-      });
+      this.acceptAppend(message.from, lastNew);
       return;
     }
     const hint = this.log.findConflictByTerm(message.prevLogIndex, message.prevLogTerm);
@@ -682,16 +678,7 @@ export class RaftNode {
     if (meta.index <= this.log.committed) {
       // Already have everything it holds: tell the leader where we are instead.
       this.incomingSnapshot = undefined;
-      this.send({
-        type: 'AppendEntriesResponse',
-        from: this.id,
-        term: this.term,
-        to: message.from,
-        success: true,
-        index: this.log.committed,
-        hintIndex: 0 as LogIndex,
-        hintTerm: 0 as Term,
-      });
+      this.acceptAppend(message.from, this.log.committed);
       return;
     }
     let incoming = this.incomingSnapshot;
@@ -721,16 +708,7 @@ export class RaftNode {
     }
     this.incomingSnapshot = undefined;
     this.installSnapshot({ meta, data: concatBytes(incoming.chunks, incoming.totalBytes) });
-    this.send({
-      type: 'AppendEntriesResponse',
-      from: this.id,
-      term: this.term,
-      to: message.from,
-      success: true,
-      index: this.log.lastIndex(),
-      hintIndex: 0 as LogIndex,
-      hintTerm: 0 as Term,
-    });
+    this.acceptAppend(message.from, this.log.lastIndex());
   }
 
   private ackSnapshotBytes(message: InstallSnapshot, nextOffset: number): void {
