@@ -19,25 +19,14 @@ import { runActionStep, type EffectResult, type StepContext } from '../../src/co
 import { planNextStep, type ExecutorStep } from '../../src/control/executor.ts';
 import { planMetaMembership } from '../../src/control/meta-membership.ts';
 import { MetaModel } from '../../src/models/meta.ts';
-import type { CmdArg, TestBlock } from '../raft/datadriven.ts';
+import { argOf, idsOf, numOf, type CmdArg, type TestBlock } from '../raft/datadriven.ts';
 
 export const uuidOf = (n: number): string => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 const nOf = (id: string): number => parseInt(id.slice(-12), 16);
 
-function arg(args: readonly CmdArg[], key: string): string | undefined {
-  return args.find((a) => a.key === key)?.vals[0];
-}
-function num(args: readonly CmdArg[], key: string, fallback?: number): number {
-  const value = arg(args, key);
-  if (value === undefined) {
-    if (fallback === undefined) throw new Error(`missing ${key}=`);
-    return fallback;
-  }
-  return Number(value);
-}
-function ids(args: readonly CmdArg[], key: string): NodeId[] {
-  return (args.find((a) => a.key === key)?.vals ?? []).map((v) => Number(v) as NodeId);
-}
+const arg = argOf;
+const num = numOf;
+const ids = (args: readonly CmdArg[], key: string): NodeId[] => idsOf<NodeId>(args, key);
 
 export class ControlEnv {
   readonly model = new MetaModel();

@@ -43,6 +43,26 @@ interface ParsedBlock extends TestBlock {
 
 const separator = '----';
 
+/** The first value of `key=value`, if given. */
+export function argOf(args: readonly CmdArg[], key: string): string | undefined {
+  return args.find((a) => a.key === key)?.vals[0];
+}
+
+/** `key=<number>`; the fallback when absent, and an error when absent without one. */
+export function numOf(args: readonly CmdArg[], key: string, fallback?: number): number {
+  const value = argOf(args, key);
+  if (value === undefined) {
+    if (fallback === undefined) throw new Error(`missing ${key}=`);
+    return fallback;
+  }
+  return Number(value);
+}
+
+/** `key=(1,2,3)` as numbers of type T (node ids, group ids); [] when absent. */
+export function idsOf<T extends number>(args: readonly CmdArg[], key: string): T[] {
+  return (args.find((a) => a.key === key)?.vals ?? []).map((v) => Number(v) as T);
+}
+
 export function parseDataDriven(text: string, name: string): ParsedBlock[] {
   const lines = text.split('\n');
   const blocks: ParsedBlock[] = [];
