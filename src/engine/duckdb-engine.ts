@@ -95,6 +95,8 @@ async function openSlot(options: DuckDbEngineOptions): Promise<Slot> {
   const connection = await instance.connect();
   const allowed = options.readableDirectories.map((directory) => `'${directoryPrefix(directory)}'`).join(', ');
   await connection.run(`SET allowed_directories = [${allowed}]`);
+  // Time zone arithmetic (TIMESTAMPTZ to TIMESTAMP) must not depend on the host's zone.
+  await connection.run("SET TimeZone = 'UTC'");
   await connection.run('SET enable_external_access = false');
   await connection.run('SET lock_configuration = true');
   return { instance, connection };
