@@ -3,6 +3,7 @@
 // a statement that is not a read, a file outside the readable directories, an answer over its
 // rows or bytes, a statement over its time or memory, a full wait queue, an abort, a close.
 
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -103,6 +104,16 @@ describe('DuckDbEngine answers', () => {
       nothing: null,
       yes: true,
     });
+  });
+
+  it('works in UTC whatever the host’s time zone', () => {
+    const probe = new URL('./timezone-probe.ts', import.meta.url).pathname;
+    const output = execFileSync(process.execPath, ['--import', 'tsx', probe], {
+      env: { ...process.env, TZ: 'Asia/Tokyo' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(JSON.parse(output)).toEqual([{ t: '2025-12-31T23:00:00.000Z' }]);
   });
 
   it('binds arguments by their JS type', async () => {
