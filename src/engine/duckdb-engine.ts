@@ -92,14 +92,19 @@ async function openSlot(options: DuckDbEngineOptions): Promise<Slot> {
     autoload_known_extensions: 'false',
     temp_directory: options.spillDirectory ?? '',
   });
-  const connection = await instance.connect();
-  const allowed = options.readableDirectories.map((directory) => `'${directoryPrefix(directory)}'`).join(', ');
-  await connection.run(`SET allowed_directories = [${allowed}]`);
-  // Time zone arithmetic (TIMESTAMPTZ to TIMESTAMP) must not depend on the host's zone.
-  await connection.run("SET TimeZone = 'UTC'");
-  await connection.run('SET enable_external_access = false');
-  await connection.run('SET lock_configuration = true');
-  return { instance, connection };
+  try {
+    const connection = await instance.connect();
+    const allowed = options.readableDirectories.map((directory) => `'${directoryPrefix(directory)}'`).join(', ');
+    await connection.run(`SET allowed_directories = [${allowed}]`);
+    // Time zone arithmetic (TIMESTAMPTZ to TIMESTAMP) must not depend on the host's zone.
+    await connection.run("SET TimeZone = 'UTC'");
+    await connection.run('SET enable_external_access = false');
+    await connection.run('SET lock_configuration = true');
+    return { instance, connection };
+  } catch (error) {
+    instance.closeSync();
+    throw error;
+  }
 }
 
 export class DuckDbEngine implements QueryEngine {
@@ -120,8 +125,17 @@ export class DuckDbEngine implements QueryEngine {
 
   static async open(options: DuckDbEngineOptions): Promise<DuckDbEngine> {
     checkDuckDbEngineLimits(options.limits);
+    options.readableDirectories.forEach(directoryPrefix);
     const slots: Slot[] = [];
-    for (let index = 0; index < options.limits.connectionsMax; index++) slots.push(await openSlot(options));
+    try {
+      for (let index = 0; index < options.limits.connectionsMax; index++) slots.push(await openSlot(options));
+    } catch (error) {
+      for (const slot of slots) {
+        slot.connection.closeSync();
+        slot.instance.closeSync();
+      }
+      throw error;
+    }
     return new DuckDbEngine(options.limits, slots);
   }
 

@@ -127,6 +127,15 @@ describe('DuckDbEngine answers', () => {
 });
 
 describe('DuckDbEngine refuses', () => {
+  it('to open with a readable directory that is not absolute, or limits that are not positive integers', async () => {
+    await expect(
+      DuckDbEngine.open({ limits: duckDbEngineLimitsDefault, readableDirectories: ['relative/data'] }),
+    ).rejects.toThrow(/not absolute/u);
+    await expect(
+      DuckDbEngine.open({ limits: { ...duckDbEngineLimitsDefault, waitingMax: 0 }, readableDirectories: ['/data'] }),
+    ).rejects.toThrow(/waitingMax/u);
+  });
+
   it('an integer beyond 2^53 - 1, naming the column', async () => {
     const sql = await engine();
     const refused = await failure(sql.sql({ text: 'SELECT 9007199254740992::BIGINT AS too_big', args: [] }));

@@ -199,7 +199,9 @@ describe('LocalRunner', () => {
     const endpoints = inline({
       map: (ctx: { sql: (text: string) => Promise<unknown> }) => ctx.sql('SELECT * FROM nowhere'),
     });
-    const failed = await refusal(runner(endpoints).run(query('inline')));
+    // One shard at a time, so shard 0 is the one that fails first.
+    const oneAtATime = new LocalRunner({ endpoints, engine, limits: { shardParallelMax: 1, answerBytesMax: 1000 } });
+    const failed = await refusal(oneAtATime.run(query('inline')));
     expect(failed.code).toBe('DRAM_ERR_QUERY_FAILED');
     expect(failed.message).toMatch(/^map on shard 0: .*nowhere/u);
   });
