@@ -4,7 +4,7 @@
 // [--events 2000000] [--samples 50] [--seconds 20]` prints the JSON on stdout, a table on stderr.
 //
 // The database is written by DuckDB in the database layout (test/engine/fixtures.ts: events spread
-// over `shard=<id>/events.parquet`, countries in `global/`). Before anything is timed, each
+// over `shard=<n>/events-<k>.parquet`, countries in `global/`). Before anything is timed, each
 // endpoint's answer is checked against a count computed from the generator's formulas.
 //
 // Per endpoint: `samples` sequential queries after 3 warm-up ones (bounded by `seconds`), their
@@ -63,7 +63,7 @@ export interface QueryReport {
 }
 
 const cases: readonly { readonly endpoint: string; readonly params: JsonValue }[] = [
-  { endpoint: 'count', params: { kind: 'buy', country: 'jp' } },
+  { endpoint: 'count', params: { kind: 'purchase', country: 'jp' } },
   { endpoint: 'top-k', params: { by: 'user_id', metric: 'amount', k: 10 } },
   { endpoint: 'histogram', params: { bucket: 'day', kind: 'view' } },
 ];
@@ -80,9 +80,9 @@ async function check(runner: LocalRunner, database: LocalDatabase, events: numbe
   let expected = 0;
   for (let index = 0; index < events; index++) {
     const event = fixtureEvent(index);
-    if (event.kind === 'buy' && event.country === 'jp') expected++;
+    if (event.kind === 'purchase' && event.country === 'jp') expected++;
   }
-  const answer = await runner.run({ endpoint: 'count', params: { kind: 'buy', country: 'jp' }, database });
+  const answer = await runner.run({ endpoint: 'count', params: { kind: 'purchase', country: 'jp' }, database });
   if (JSON.stringify(answer.result) !== JSON.stringify({ count: expected }))
     throw new Error(`query bench: count answered ${JSON.stringify(answer.result)}, expected ${expected}`);
 }

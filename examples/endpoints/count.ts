@@ -2,7 +2,7 @@
 // reduce adds the counts. Filters are bound as arguments, never pasted into the SQL; a filter left
 // out is NULL and matches everything.
 //
-//   POST /v1/databases/events/query/count  {"kind": "buy", "from": "2026-01-01T00:00:00Z"}
+//   POST /v1/databases/shop/query/count  {"kind": "purchase", "from": "2026-11-02T00:00:00Z"}
 //   -> {"result": {"count": 1234}, ...}
 
 import type { EndpointModule } from '../../src/query/endpoint-module.ts';

@@ -1,9 +1,9 @@
-// `histogram`: events and amount per time bucket (minute, hour or day), optionally for one kind
+// `histogram`: events and amount (cents) per time bucket (minute, hour or day), optionally for one kind
 // and a time range. Each shard aggregates its rows per bucket; reduce adds the shards' buckets
 // and sorts them by time. Buckets are ISO 8601 strings in UTC, the start of each bucket.
 //
-//   POST /v1/databases/events/query/histogram  {"bucket": "day", "kind": "buy"}
-//   -> {"result": [{"bucket": "2026-01-01T00:00:00.000Z", "events": 120, "amount": 3000}, ...], ...}
+//   POST /v1/databases/shop/query/histogram  {"bucket": "day", "kind": "purchase"}
+//   -> {"result": [{"bucket": "2026-11-01T00:00:00.000Z", "events": 120, "amount": 300000}, ...], ...}
 
 import type { EndpointModule } from '../../src/query/endpoint-module.ts';
 
@@ -36,7 +36,7 @@ export default {
     const parquet = ctx.files.filter((file) => file.endsWith('.parquet'));
     if (parquet.length === 0) return [];
     const rows = await ctx.sql(
-      `SELECT date_trunc($2, ts) AS bucket, count(*) AS events, CAST(sum(amount) AS DOUBLE) AS amount
+      `SELECT date_trunc($2, ts) AS bucket, count(*) AS events, sum(amount_cents) AS amount
        FROM read_parquet($1)
        WHERE ($3::VARCHAR IS NULL OR kind = $3)
          AND ($4::TIMESTAMPTZ IS NULL OR ts >= $4::TIMESTAMPTZ)

@@ -50,26 +50,27 @@ afterAll(async () => {
 describe('DuckDbEngine answers', () => {
   it('reads a shard’s Parquet and NDJSON files given as a list argument', async () => {
     const sql = await engine();
-    const parquet = join(database.root, 'shard=1', 'events.parquet');
+    // Shard 2 of 2: the odd events, in two Parquet files; its users in NDJSON.
+    const parquet = ['events-0.parquet', 'events-1.parquet'].map((file) => join(database.root, 'shard=2', file));
     const rows = await sql.sql({
-      text: 'SELECT count(*) AS n, sum(amount) AS total, min(ts) AS first FROM read_parquet(?) WHERE kind = ?',
-      args: [[parquet], 'buy'],
+      text: 'SELECT count(*) AS n, sum(amount_cents) AS total, min(ts) AS first FROM read_parquet(?) WHERE kind = ?',
+      args: [parquet, 'purchase'],
     });
     const expected = Array.from({ length: 1000 }, (_, index) => fixtureEvent(index)).filter(
-      (event) => event.id % 2 === 1 && event.kind === 'buy',
+      (event) => event.id % 2 === 1 && event.kind === 'purchase',
     );
     expect(rows).toEqual([
       {
         n: expected.length,
-        total: expected.reduce((sum, event) => sum + event.amount, 0),
+        total: expected.reduce((sum, event) => sum + event.amountCents, 0),
         first: expected[0]?.ts,
       },
     ]);
-    const notes = await sql.sql({
-      text: 'SELECT note FROM read_json(?) WHERE id = ?',
-      args: [[join(database.root, 'shard=1', 'notes.ndjson')], 7],
+    const users = await sql.sql({
+      text: 'SELECT name FROM read_json(?) WHERE user_id = ?',
+      args: [[join(database.root, 'shard=2', 'users.ndjson')], fixtureEvent(7).userId],
     });
-    expect(notes).toEqual([{ note: 'note 7' }]);
+    expect(users).toEqual([{ name: `user ${fixtureEvent(7).userId}` }]);
   });
 
   it('converts every kind of value to the JSON documented in docs/endpoints.md', async () => {

@@ -10,7 +10,13 @@ import { DuckDbEngine, duckDbEngineLimitsDefault } from '../../src/engine/duckdb
 import { endpointSet, loadEndpoints, type EndpointSet } from '../../src/query/endpoint-loader.ts';
 import { localDatabaseFromDirectory } from '../../src/query/local-layout.ts';
 import { LocalRunner, type LocalDatabase, type LocalQuery } from '../../src/query/local-runner.ts';
-import { fixtureEvent, writeFixtureDatabase, type FixtureDatabase, type FixtureEvent } from './fixtures.ts';
+import {
+  fixtureCountryNames,
+  fixtureEvent,
+  writeFixtureDatabase,
+  type FixtureDatabase,
+  type FixtureEvent,
+} from './fixtures.ts';
 
 const endless = 'SELECT count(*) AS n FROM range(1000000000000) t(i) WHERE i % 7 = 3';
 
@@ -72,49 +78,47 @@ function gate(): { promise: Promise<void>; open: () => void } {
 
 describe('the example endpoints', () => {
   it('count: the number of events matching the filters', async () => {
-    const from = '2026-01-01T05:00:00Z';
-    const to = '2026-01-01T12:00:00.000+02:00';
-    const answer = await runner().run(query('count', { kind: 'buy', country: 'jp', from, to }));
+    const from = '2026-11-01T05:00:00Z';
+    const to = '2026-11-01T12:00:00.000+02:00';
+    const answer = await runner().run(query('count', { kind: 'purchase', country: 'jp', from, to }));
     const expected = events.filter(
       (event) =>
-        event.kind === 'buy' &&
+        event.kind === 'purchase' &&
         event.country === 'jp' &&
         Date.parse(event.ts) >= Date.parse(from) &&
         Date.parse(event.ts) < Date.parse(to),
     ).length;
     expect(expected).toBeGreaterThan(0);
     expect(answer.result).toEqual({ count: expected });
-    expect(answer.shards.map((shard) => shard.shard)).toEqual(['0', '1', '2']);
+    expect(answer.shards.map((shard) => shard.shard)).toEqual(['1', '2', '3']);
     expect((await runner().run(query('count'))).result).toEqual({ count: fixture.events });
   });
 
   it('top-k: the largest groups across all shards, named from the global data', async () => {
     const answer = await runner().run(query('top-k', { by: 'country', metric: 'amount', k: 3 }));
-    const names: Record<string, string> = {
-      de: 'Germany',
-      fr: 'France',
-      jp: 'Japan',
-      us: 'United States',
-      br: 'Brazil',
-    };
     const totals = new Map<string, number>();
-    for (const event of events) totals.set(event.country, (totals.get(event.country) ?? 0) + event.amount);
+    for (const event of events) totals.set(event.country, (totals.get(event.country) ?? 0) + event.amountCents);
     const expected = [...totals]
       .sort(([a, x], [b, y]) => y - x || a.localeCompare(b))
       .slice(0, 3)
-      .map(([key, value]) => ({ key, name: names[key], value }));
+      .map(([key, value]) => ({ key, name: fixtureCountryNames[key], value }));
     expect(answer.result).toEqual(expected);
-    const users = (await runner().run(query('top-k', { by: 'user_id', kind: 'click' }))).result as { value: number }[];
+    const users = (await runner().run(query('top-k', { by: 'user_id', kind: 'cart' }))).result as { value: number }[];
     expect(users).toHaveLength(10); // the schema's default k
+    const products = await runner().run(query('top-k', { by: 'product_id', k: 2 }));
+    const counts = new Map<number, number>();
+    for (const event of events) counts.set(event.productId, (counts.get(event.productId) ?? 0) + 1);
+    const top = [...counts].sort(([a, x], [b, y]) => y - x || String(a).localeCompare(String(b))).slice(0, 2);
+    expect(products.result).toEqual(top.map(([id, value]) => ({ key: String(id), name: `product ${id}`, value })));
   });
 
   it('histogram: events and amount per hour, in time order', async () => {
-    const answer = await runner().run(query('histogram', { bucket: 'hour', kind: 'view' }));
+    const answer = await runner().run(query('histogram', { bucket: 'hour', kind: 'purchase' }));
     const buckets = new Map<string, { events: number; amount: number }>();
-    for (const event of events.filter((each) => each.kind === 'view')) {
+    for (const event of events.filter((each) => each.kind === 'purchase')) {
       const bucket = `${event.ts.slice(0, 13)}:00:00.000Z`;
       const seen = buckets.get(bucket) ?? { events: 0, amount: 0 };
-      buckets.set(bucket, { events: seen.events + 1, amount: seen.amount + event.amount });
+      buckets.set(bucket, { events: seen.events + 1, amount: seen.amount + event.amountCents });
     }
     expect(answer.result).toEqual([...buckets].sort().map(([bucket, totals]) => ({ bucket, ...totals })));
   });
@@ -133,7 +137,7 @@ describe('LocalRunner', () => {
     });
     const answer = await runner(endpoints).run(query('inline'));
     expect(answer.result).toEqual(
-      ['0', '1', '2'].map((shard) => ({ shard, files: 2, global: 1, at: '1970-01-01T00:00:00.000Z' })),
+      ['1', '2', '3'].map((shard) => ({ shard, files: 3, global: 2, at: '1970-01-01T00:00:00.000Z' })),
     );
   });
 
@@ -183,14 +187,14 @@ describe('LocalRunner', () => {
   it('fails the query when one shard’s map throws, naming the shard, and stops the others', async () => {
     const endpoints = inline({
       map: (ctx: { shard: string; sql: (text: string) => Promise<unknown> }) => {
-        if (ctx.shard === '1') throw new Error('no such thing');
+        if (ctx.shard === '2') throw new Error('no such thing');
         return ctx.sql(endless);
       },
     });
     const local = runner(endpoints);
     const failed = await refusal(local.run(query('inline')));
     expect(failed.code).toBe('DRAM_ERR_QUERY_FAILED');
-    expect(failed.message).toContain('shard 1');
+    expect(failed.message).toContain('shard 2');
     expect(failed.message).toContain('no such thing');
     await expect.poll(() => local.running('inline')).toBe(0);
   });
@@ -199,11 +203,11 @@ describe('LocalRunner', () => {
     const endpoints = inline({
       map: (ctx: { sql: (text: string) => Promise<unknown> }) => ctx.sql('SELECT * FROM nowhere'),
     });
-    // One shard at a time, so shard 0 is the one that fails first.
+    // One shard at a time, so shard 1 is the one that fails first.
     const oneAtATime = new LocalRunner({ endpoints, engine, limits: { shardParallelMax: 1, answerBytesMax: 1000 } });
     const failed = await refusal(oneAtATime.run(query('inline')));
     expect(failed.code).toBe('DRAM_ERR_QUERY_FAILED');
-    expect(failed.message).toMatch(/^map on shard 0: .*nowhere/u);
+    expect(failed.message).toMatch(/^map on shard 1: .*nowhere/u);
   });
 
   it('refuses a map or reduce answer that is not JSON', async () => {
@@ -239,8 +243,10 @@ describe('localDatabaseFromDirectory', () => {
   it('lists shards in id order with their files, and the global files', () => {
     expect(
       database.shards.map((shard) => [shard.shard, shard.files.map((file) => file.slice(shard.dir.length))]),
-    ).toEqual(['0', '1', '2'].map((id) => [id, ['/events.parquet', '/notes.ndjson']]));
-    expect(database.globalFiles).toEqual([`${fixture.root}/global/countries.ndjson`]);
+    ).toEqual(['1', '2', '3'].map((id) => [id, ['/events-0.parquet', '/events-1.parquet', '/users.ndjson']]));
+    expect(database.globalFiles).toEqual(
+      ['countries.ndjson', 'products.parquet'].map((file) => `${fixture.root}/global/${file}`),
+    );
   });
 
   it('takes a directory without shard folders as one shard, 0, of everything outside global/', () => {
@@ -249,7 +255,9 @@ describe('localDatabaseFromDirectory', () => {
       {
         shard: '0',
         dir: `${fixture.root}/shard=2`,
-        files: ['events.parquet', 'notes.ndjson'].map((file) => `${fixture.root}/shard=2/${file}`),
+        files: ['events-0.parquet', 'events-1.parquet', 'users.ndjson'].map(
+          (file) => `${fixture.root}/shard=2/${file}`,
+        ),
       },
     ]);
     expect(single.globalDir).toBeUndefined();
