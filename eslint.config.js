@@ -6,7 +6,7 @@
 // Imports point inward: base <- raft, codec, models <- multiraft, control, data, query <- node;
 // api/ and cli/ translate only. Adapters (storage, transport, metrics, s3, engine) never import each
 // other and only node/ wires them; an adapter may import the ports file of a user it implements
-// (`<folder>/ports.ts`). Each npm package with a home folder is imported there only (`homes`).
+// (`<folder>/ports.ts`, or a named port file such as `data/query-engine.ts`). Each npm package with a home folder is imported there only (`homes`).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -14,7 +14,7 @@ const inner = ['base', 'raft', 'codec', 'models'];
 const ring = [...inner, 'multiraft', 'control', 'data', 'query'];
 const adapters = ['storage', 'transport', 'metrics', 's3', 'engine'];
 /** A port declared by its user, which an adapter (or node/) implements. */
-const userPorts = ['multiraft/ports.ts', 'api/ports.ts'];
+const userPorts = ['multiraft/ports.ts', 'api/ports.ts', 'data/query-engine.ts'];
 
 /** What each folder of src/ may import besides itself: a folder name, or one file (`folder/file.ts`). */
 const layers = {
@@ -49,6 +49,8 @@ const homes = [
   { packages: ['msgpackr', 'msgpackr/*'], home: 'codec' },
   { packages: ['@aws-sdk/*'], home: 's3' },
   { packages: ['@duckdb/*'], home: 'engine' },
+  // Endpoint params are validated against each endpoint module's JSON schema in src/query/.
+  { packages: ['ajv', 'ajv/*', 'ajv-formats', 'ajv-formats/*'], home: 'query' },
 ];
 
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/gu, '\\$&');

@@ -136,6 +136,41 @@ export const errorRegistry = {
       'This node is stopping (shut down, or stopped by a fatal error) and did not apply the request; retry at another member.',
   },
   DRAM_ERR_TIMEOUT: { status: 504, meaning: 'A read did not become safe to serve in time; nothing was changed.' },
+  // Query endpoints (src/query/, src/engine/): QueryError carries these codes (src/data/query-engine.ts).
+  DRAM_ERR_UNKNOWN_ENDPOINT: {
+    status: 404,
+    meaning: 'No query endpoint with this name is loaded on this node (endpoint modules come from --endpoints DIR).',
+  },
+  DRAM_ERR_INVALID_PARAMS: {
+    status: 400,
+    meaning:
+      "The query's params do not match the endpoint's JSON schema (details.errors lists what is wrong); nothing was run.",
+  },
+  DRAM_ERR_ENDPOINT_BUSY: {
+    status: 429,
+    meaning:
+      'The endpoint already runs as many queries as its concurrency limit on this node (details.concurrencyMax); nothing was run, retry after a pause.',
+  },
+  DRAM_ERR_QUERY_FAILED: {
+    status: 422,
+    meaning:
+      "The endpoint's map or reduce threw or answered something that is not JSON, or its SQL failed (syntax, a missing column, a file outside the database, a statement that is not one read, a value with no JSON form); the message says why.",
+  },
+  DRAM_ERR_QUERY_MEMORY: {
+    status: 422,
+    meaning:
+      'A statement of the query needed more memory than the per-query limit (details.memoryBytesMax) and was stopped; ask for less.',
+  },
+  DRAM_ERR_ANSWER_TOO_LARGE: {
+    status: 422,
+    meaning:
+      "An answer within the query (one statement, one shard's map or the reduce) is over the rows or bytes limit (details.rowsMax or details.bytesMax) and was dropped; filter, aggregate or LIMIT.",
+  },
+  DRAM_ERR_QUERY_TIMEOUT: {
+    status: 504,
+    meaning:
+      "The query ran longer than its endpoint's timeout, or one statement longer than the statement timeout (details.timeoutMs), and was stopped.",
+  },
 } as const satisfies Record<string, { readonly status: number; readonly meaning: string }>;
 
 export type ErrorCode = keyof typeof errorRegistry;

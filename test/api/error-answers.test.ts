@@ -12,6 +12,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { buildApp, type AppOptions } from '../../src/api/app.ts';
 import { errorRegistry, isErrorCode, type ErrorCode } from '../../src/api/errors.ts';
+import { queryErrorCodes } from '../../src/data/query-engine.ts';
 import { httpLimitsDefault, type HttpLimits } from '../../src/api/http-server.ts';
 import { memoryDirectory } from '../../src/control/member-directory.ts';
 import type { Forward } from '../../src/api/ports.ts';
@@ -437,10 +438,21 @@ function codesNamedInSource(): Set<string> {
   return names;
 }
 
+/**
+ * The query codes no route answers yet: the query route (POST /v1/databases/:db/query/:endpoint)
+ * is wired in a later step of issue 14, and test/engine/ drives the runner into each of them until
+ * then. Each belongs here only while it has no scenario above.
+ */
+const queryCodesNotRouted: ReadonlySet<string> = new Set(
+  queryErrorCodes.filter((code) => code !== 'DRAM_ERR_OVERLOADED' && code !== 'DRAM_ERR_SHUTTING_DOWN'),
+);
+
 describe('every error a node can answer', () => {
   it('has a scenario for every registry code, and no scenario for a code outside it', () => {
     const covered = new Set(scenarios.map((scenario) => scenario.code));
-    expect([...covered].sort()).toEqual(Object.keys(errorRegistry).sort());
+    for (const code of covered) expect(queryCodesNotRouted.has(code), `${code} has a scenario now`).toBe(false);
+    const routed = Object.keys(errorRegistry).filter((code) => !queryCodesNotRouted.has(code));
+    expect([...covered].sort()).toEqual(routed.sort());
   });
 
   it('names no code in src/api/ that the registry lacks', () => {
