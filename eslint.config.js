@@ -40,7 +40,7 @@ const layers = {
   // The CLI starts a node and reads the API's answers with the API's own types. `dram dev` also
   // starts the development S3 server and uploads the sample database through the S3 adapter: a
   // development tool wiring its own process, as node/ does for a node.
-  cli: [...inner, 'node', 'api', 'client', 's3/s3rver-process.ts', 's3/s3-object-store.ts', 'data/object-store.ts'],
+  cli: [...inner, 'node', 'api', 'client', 's3/s3rver-process.ts', 's3/s3-object-store.ts', 'data/upload-directory.ts'],
 };
 
 /** The one folder each of these npm packages may be imported from. */

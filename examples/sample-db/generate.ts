@@ -13,11 +13,12 @@
 // (events per shard); `dram dev` runs it once and keeps the result under its data dir.
 
 import { DuckDBInstance } from '@duckdb/node-api';
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createRng, type Rng } from '../../src/base/rng.ts';
+import { listDirectory, type UploadFile } from '../../src/data/upload-directory.ts';
 
 export interface SampleOptions {
   readonly seed: number;
@@ -43,11 +44,8 @@ export const sampleDefaults: SampleOptions = {
 const shardsMax = 64;
 const eventsPerShardMax = 5_000_000;
 
-export interface SampleFile {
-  /** Path relative to the database's root, with `/` separators: the object key under the prefix. */
-  readonly path: string;
-  readonly bytes: number;
-}
+/** A file of the database: its path under the root (the object key under the prefix) and size. */
+export type SampleFile = UploadFile;
 
 const countries = [
   { code: 'DE', name: 'Germany', region: 'Europe' },
@@ -145,7 +143,7 @@ export async function generateSampleDatabase(
     instance.closeSync();
     rmSync(scratch, { recursive: true, force: true });
   }
-  return listFiles(dir);
+  return listDirectory(dir);
 }
 
 interface EventsInput {
@@ -189,21 +187,6 @@ async function writeEvents(
        TO ${sqlString(join(input.shardDir, `events-${file}.parquet`))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 10000)`,
     );
   }
-}
-
-/** Every file under `dir`, as object keys relative to it, in sorted order. */
-export function listFiles(dir: string): SampleFile[] {
-  const files: SampleFile[] = [];
-  const walk = (at: string): void => {
-    for (const name of readdirSync(at).sort()) {
-      const path = join(at, name);
-      const stat = statSync(path);
-      if (stat.isDirectory()) walk(path);
-      else files.push({ path: relative(dir, path).split('\\').join('/'), bytes: stat.size });
-    }
-  };
-  walk(dir);
-  return files.sort((left, right) => (left.path < right.path ? -1 : left.path > right.path ? 1 : 0));
 }
 
 async function main(): Promise<void> {

@@ -1,11 +1,11 @@
-// Uploads a local directory to an object store under a prefix, file by file (`a/b.parquet` becomes
+// Lists a local directory and uploads it to an object store under a prefix, file by file (`a/b.parquet` becomes
 // `<prefix>/a/b.parquet`), at most `uploadsInFlightMax` at once, and skips a file whose object
 // already has its size and MD5 ETag (a re-run uploads only what changed). Used by `dram dev` to put
 // the sample database into its S3 server; any failure rejects with the store's ObjectStoreError.
 
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import { isObjectStoreError, type ObjectStore } from './object-store.ts';
 
 export interface UploadFile {
@@ -21,6 +21,24 @@ export interface UploadOutcome {
 }
 
 export const uploadsInFlightMax = 8;
+/** A directory to upload holds at most this many files (a database's manifest has a limit too). */
+export const uploadFilesMax = 100_000;
+
+/** Every file under `dir` (hidden ones included), relative and `/`-separated, in key order. */
+export function listDirectory(dir: string): UploadFile[] {
+  const files: UploadFile[] = [];
+  const walk = (at: string): void => {
+    for (const name of readdirSync(at)) {
+      const path = join(at, name);
+      const stat = statSync(path);
+      if (stat.isDirectory()) walk(path);
+      else files.push({ path: relative(dir, path).split(sep).join('/'), bytes: stat.size });
+      if (files.length > uploadFilesMax) throw new Error(`${dir} holds more than ${uploadFilesMax} files`);
+    }
+  };
+  walk(dir);
+  return files.sort((left, right) => Buffer.compare(Buffer.from(left.path), Buffer.from(right.path)));
+}
 
 export async function uploadDirectory(
   store: ObjectStore,
