@@ -75,9 +75,19 @@ export const s3SettingsDefault = {
   requestTimeoutMs: 30_000,
 } as const satisfies Omit<S3Settings, 'endpoint' | 'credentials'>;
 
+/** What this store asked of S3 (what S3 bills): operations by SDK command name, and body bytes. */
+export interface S3Traffic {
+  readonly operations: Readonly<Record<string, number>>;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+}
+
 export class S3ObjectStore implements ObjectStore {
   readonly #client: S3Client;
   readonly #settings: S3Settings;
+  readonly #operations = new Map<string, number>();
+  #bytesSent = 0;
+  #bytesReceived = 0;
 
   constructor(settings: S3Settings) {
     assert(settings.partBytes >= partBytesMin, `partBytes must be at least ${partBytesMin} (S3's part minimum)`);
@@ -94,6 +104,23 @@ export class S3ObjectStore implements ObjectStore {
       maxAttempts: settings.attemptsMax,
       requestHandler: { connectionTimeout: settings.connectTimeoutMs, requestTimeout: settings.requestTimeoutMs },
     });
+    // Counted once per operation (the initialize step runs before the SDK's retries).
+    this.#client.middlewareStack.add(
+      (next, context) => (args) => {
+        const name = context.commandName ?? 'unknown';
+        this.#operations.set(name, (this.#operations.get(name) ?? 0) + 1);
+        return next(args);
+      },
+      { step: 'initialize', name: 'dramOperationCounter' },
+    );
+  }
+
+  traffic(): S3Traffic {
+    return {
+      operations: Object.fromEntries(this.#operations),
+      bytesSent: this.#bytesSent,
+      bytesReceived: this.#bytesReceived,
+    };
   }
 
   /** Closes the client's sockets; the store takes no request after. */
@@ -200,7 +227,7 @@ export class S3ObjectStore implements ObjectStore {
       info: { key, bytes: total, etag: unquote(answer.ETag) },
       offset: range?.offset ?? 0,
       length,
-      chunks: bodyChunks(where, answer),
+      chunks: this.#counted(bodyChunks(where, answer)),
     };
   }
 
@@ -209,6 +236,7 @@ export class S3ObjectStore implements ObjectStore {
     const answer = await this.#send(`put s3://${bucket}/${key}`, () =>
       this.#client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, ContentLength: bytes.length })),
     );
+    this.#bytesSent += bytes.length;
     return { key, bytes: bytes.length, etag: unquote(answer.ETag) };
   }
 
@@ -216,6 +244,13 @@ export class S3ObjectStore implements ObjectStore {
     await this.#send(`delete s3://${bucket}/${key}`, () =>
       this.#client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })),
     );
+  }
+
+  async *#counted(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of chunks) {
+      this.#bytesReceived += chunk.length;
+      yield chunk;
+    }
   }
 
   /** Throws DRAM_ERR_S3_NO_BUCKET when the bucket is missing (HEAD answers carry no error name). */
@@ -275,6 +310,7 @@ export class S3ObjectStore implements ObjectStore {
               }),
             ),
           );
+          this.#bytesSent += body.length;
           parts[index] = { PartNumber: index + 1, ETag: answer.ETag };
         }
       };
