@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devBucket, devSamplePrefix, prepareSample } from '../../src/cli/dev-s3.ts';
 import { isObjectStoreError, listAll } from '../../src/data/object-store.ts';
-import { partBytesMin, S3ObjectStore, s3SettingsDefault } from '../../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { partBytesMin, type S3ObjectStore } from '../../src/s3/s3-object-store.ts';
+import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverStore } from './support.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'dram-s3-adapter-'));
 let server: S3rverProcess;
@@ -24,14 +25,7 @@ afterAll(async () => {
 });
 
 function store(): S3ObjectStore {
-  return new S3ObjectStore({
-    ...s3SettingsDefault,
-    endpoint: server.endpoint,
-    pathStyle: true,
-    credentials: s3rverCredentials,
-    multipartThresholdBytes: partBytesMin,
-    partBytes: partBytesMin,
-  });
+  return s3rverStore(server, { multipartThresholdBytes: partBytesMin, partBytes: partBytesMin });
 }
 
 describe('S3 adapter on s3rver', () => {

@@ -5,22 +5,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { partBytesMin, S3ObjectStore, s3SettingsDefault } from '../../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver } from '../../src/s3/s3rver-process.ts';
+import { partBytesMin } from '../../src/s3/s3-object-store.ts';
+import { startS3rver } from '../../src/s3/s3rver-process.ts';
+import { s3rverStore } from './support.ts';
 import { objectStoreConformance } from '../data/object-store-conformance.ts';
 
 objectStoreConformance('S3ObjectStore on s3rver', async () => {
   const directory = mkdtempSync(join(tmpdir(), 'dram-s3rver-'));
   const server = await startS3rver({ directory });
-  const store = new S3ObjectStore({
-    ...s3SettingsDefault,
-    endpoint: server.endpoint,
-    pathStyle: true,
-    credentials: s3rverCredentials,
-    multipartThresholdBytes: partBytesMin,
-    partBytes: partBytesMin,
-    attemptsMax: 2,
-  });
+  const store = s3rverStore(server, { multipartThresholdBytes: partBytesMin, partBytes: partBytesMin, attemptsMax: 2 });
   return {
     store,
     multipartBytes: 2 * partBytesMin + 1234,

@@ -6,8 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { S3ObjectStore, s3SettingsDefault } from '../../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
+import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverStore } from './support.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'dram-s3rver-process-'));
 afterAll(() => {
@@ -15,13 +16,7 @@ afterAll(() => {
 });
 
 function storeFor(server: S3rverProcess): S3ObjectStore {
-  return new S3ObjectStore({
-    ...s3SettingsDefault,
-    endpoint: server.endpoint,
-    pathStyle: true,
-    credentials: s3rverCredentials,
-    attemptsMax: 1,
-  });
+  return s3rverStore(server, { attemptsMax: 1 });
 }
 
 function alive(pid: number): boolean {
