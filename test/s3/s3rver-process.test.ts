@@ -1,7 +1,8 @@
 // The s3rver process manager: two servers on free loopback ports at once, objects kept in the
 // directory across a restart, stop() ends the process (and is idempotent), and a server that cannot
-// start is an error, not a hang.
+// start is an error, not a hang; a server whose parent is killed stops by itself.
 
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,15 @@ afterAll(() => {
 
 function storeFor(server: S3rverProcess): S3ObjectStore {
   return s3rverStore(server, { attemptsMax: 1 });
+}
+
+/** Polls (at most 200 times, 100 ms apart) until `done` holds; false if it never did. */
+async function eventually(done: () => boolean): Promise<boolean> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if (done()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return done();
 }
 
 function alive(pid: number): boolean {
@@ -65,5 +75,27 @@ describe('s3rver process', () => {
     } finally {
       await holder.stop();
     }
+  });
+
+  it('stops by itself when its parent is killed', async () => {
+    const parentScript = new URL('./orphan-parent.ts', import.meta.url).pathname;
+    const parent = spawn(process.execPath, ['--import', 'tsx', parentScript, join(root, 'orphan')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      let text = '';
+      parent.stdout.on('data', (chunk: Buffer) => {
+        text += chunk.toString('utf8');
+        if (text.includes('\n')) resolve(Number(text.trim()));
+      });
+      parent.once('exit', () => {
+        reject(new Error('the parent exited before starting s3rver'));
+      });
+    });
+    expect(alive(pid)).toBe(true);
+    parent.kill('SIGKILL');
+    const gone = await eventually(() => !alive(pid));
+    if (!gone) process.kill(pid, 'SIGKILL');
+    expect(gone).toBe(true);
   });
 });
