@@ -14,7 +14,7 @@ const inner = ['base', 'raft', 'codec', 'models'];
 const ring = [...inner, 'multiraft', 'control', 'data', 'query'];
 const adapters = ['storage', 'transport', 'metrics', 's3', 'engine'];
 /** A port declared by its user, which an adapter (or node/) implements. */
-const userPorts = ['multiraft/ports.ts', 'api/ports.ts', 'data/query-engine.ts'];
+const userPorts = ['multiraft/ports.ts', 'api/ports.ts', 'data/query-engine.ts', 'data/object-store.ts'];
 
 /** What each folder of src/ may import besides itself: a folder name, or one file (`folder/file.ts`). */
 const layers = {
@@ -37,8 +37,10 @@ const layers = {
   // it implements (Forward), and the API's meta proposer, which it hands to the meta controller as
   // the controller's proposeAnywhere port.
   node: [...ring, ...adapters, 'api/app.ts', 'api/binary-server.ts', 'api/ports.ts', 'api/meta-propose.ts'],
-  // The CLI starts a node and reads the API's answers with the API's own types.
-  cli: [...inner, 'node', 'api', 'client'],
+  // The CLI starts a node and reads the API's answers with the API's own types. `dram dev` also
+  // starts the development S3 server and uploads the sample database through the S3 adapter: a
+  // development tool wiring its own process, as node/ does for a node.
+  cli: [...inner, 'node', 'api', 'client', 's3/s3rver-process.ts', 's3/s3-object-store.ts', 'data/upload-directory.ts'],
 };
 
 /** The one folder each of these npm packages may be imported from. */

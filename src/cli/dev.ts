@@ -1,6 +1,7 @@
 // `dram dev` (and `npm start`): a local three-node cluster as three `dram start` processes with
-// data under ./.dram/, each node's URL printed, then the leader of each group once elected.
-// Ctrl-C (SIGINT) or SIGTERM stops all three gracefully. Each run draws a random peer secret for
+// data under ./.dram/, each node's URL printed, then the leader of each group once elected; beside
+// them a local S3 server holding the sample database (src/cli/dev-s3.ts), whose s3:// URL is printed.
+// Ctrl-C (SIGINT) or SIGTERM stops all of them gracefully. Each run draws a random peer secret for
 // its nodes (handed over in DRAM_SECRET, not on the command line), so a dev cluster is never
 // open to the well-known development secret.
 
@@ -8,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { devS3PortDefault, nodeS3Settings, prepareSample, startDevS3 } from './dev-s3.ts';
 import { call } from './http-client.ts';
 
 export interface DevOptions {
@@ -15,6 +17,8 @@ export interface DevOptions {
   readonly httpPortBase: number;
   readonly raftPortBase: number;
   readonly nodes: number;
+  /** The dev S3 server's port (default 4568). */
+  readonly s3Port?: number;
 }
 
 export async function runDev(options: DevOptions, entry: string): Promise<void> {
@@ -23,6 +27,10 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
   const peerHttp = ids.map((id) => `${id}=127.0.0.1:${options.httpPortBase + id}`).join(',');
   const children: ChildProcess[] = [];
   const secret = randomBytes(24).toString('base64url');
+  mkdirSync(options.dataDir, { recursive: true });
+  const s3 = await startDevS3(options.dataDir, options.s3Port ?? devS3PortDefault);
+  const s3Node = nodeS3Settings(s3.endpoint);
+  console.log(`s3: ${s3.endpoint} (s3rver, objects in ${join(options.dataDir, 's3')}, access key S3RVER)`);
   for (const id of ids) {
     const dataDir = join(options.dataDir, `node${id}`);
     mkdirSync(dataDir, { recursive: true });
@@ -43,10 +51,11 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
       peers,
       '--peer-http',
       peerHttp,
+      ...s3Node.args,
     ];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, DRAM_SECRET: secret },
+      env: { ...process.env, ...s3Node.env, DRAM_SECRET: secret },
     });
     children.push(child);
     console.log(
@@ -59,6 +68,7 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
     stopping = true;
     console.log('stopping the cluster');
     for (const child of children) child.kill('SIGTERM');
+    void s3.stop();
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -73,7 +83,25 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
     ),
   );
   void printLeaders(`http://127.0.0.1:${options.httpPortBase + 1}`, () => stopping);
+  void offerSample(options.dataDir, s3.endpoint, () => stopping);
   await exited;
+  await s3.stop();
+}
+
+async function offerSample(dataDir: string, endpoint: string, stopped: () => boolean): Promise<void> {
+  try {
+    const sample = await prepareSample(dataDir, endpoint);
+    console.log(
+      `sample database: ${sample.url} (${sample.files} files, ${(sample.bytes / 1e6).toFixed(1)} MB, ${sample.uploaded} uploaded now)`,
+    );
+    // NOT DONE YET (issue 14, part 3): add the sample database to the cluster here, with
+    // POST /v1/databases {name: 'shop', source: sample.url}, once that route exists. Until then the
+    // database is only uploaded to the dev S3 server, not loaded by the nodes.
+    console.log('  (not added to the cluster: adding databases, POST /v1/databases, is not built yet)');
+  } catch (error) {
+    if (stopped()) return; // Ctrl-C during the upload: nothing to report
+    console.error(`sample database not prepared: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 async function printLeaders(url: string, stopped: () => boolean): Promise<void> {

@@ -32,6 +32,9 @@ program
     '--quiesce-after-ticks <n>',
     'idle ticks before a group goes quiet: no ticks, no heartbeats (0: never; default 100)',
   )
+  .option('--s3-endpoint <url>', 'an S3-compatible server (default: AWS S3); credentials from the AWS_* chain')
+  .option('--s3-region <region>', 'S3 region (default us-east-1)')
+  .option('--s3-path-style', 'address buckets as endpoint/bucket/key (most S3-compatible servers)')
   .action(async (flags: RawConfig) => {
     const config = resolveConfig(mergeSources(flags, process.env));
     const { startNode } = await import('../node/node.ts');
@@ -44,13 +47,15 @@ program
   .option('--data-dir <dir>', 'where the nodes keep their data', '.dram')
   .option('--http-port-base <port>', 'node n listens on base+n', '8080')
   .option('--raft-port-base <port>', 'node n peers on base+n', '9080')
-  .action(async (flags: { dataDir: string; httpPortBase: string; raftPortBase: string }) => {
+  .option('--s3-port <port>', 'the local S3 server (s3rver) listens here', '4568')
+  .action(async (flags: { dataDir: string; httpPortBase: string; raftPortBase: string; s3Port: string }) => {
     await runDev(
       {
         dataDir: flags.dataDir,
         httpPortBase: Number(flags.httpPortBase),
         raftPortBase: Number(flags.raftPortBase),
         nodes: 3,
+        s3Port: Number(flags.s3Port),
       },
       fileURLToPath(new URL('../../bin/dram.js', import.meta.url)),
     );

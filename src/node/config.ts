@@ -55,6 +55,17 @@ export interface NodeConfig {
   readonly quiesceAfterTicks: number;
   /** Binary client port limits (src/api/binary-server.ts); from the config file or DRAM_CLIENT_* variables. */
   readonly clientLimits: ClientPortLimits;
+  /** Where databases and backups are read from and written to (--s3-endpoint, --s3-region, --s3-path-style). */
+  readonly s3: S3Location;
+}
+
+/** The S3 service; credentials are not here: they come from the AWS SDK's standard chain. */
+export interface S3Location {
+  /** An S3-compatible server's base URL; absent: AWS S3 itself. */
+  readonly endpoint?: string;
+  readonly region: string;
+  /** Address buckets as `endpoint/bucket/key` (what most S3-compatible servers need). */
+  readonly pathStyle: boolean;
 }
 
 export interface ClientPortLimits {
@@ -84,6 +95,7 @@ const defaults = {
   kvGroups: 8,
   leaseReads: false,
   quiesceAfterTicks: 100,
+  s3Region: 'us-east-1',
 };
 
 /** Merges file, environment and flags (highest last) into one raw map keyed by camelCase names. */
@@ -142,17 +154,38 @@ function parsePeerList(text: string, what: string): Map<NodeId, HostPort> {
 
 /** `--join`: the base URL of a member's HTTP API (http or https, no query or fragment). */
 export function parseJoinUrl(text: string): string {
+  return parseBaseUrl(text, 'join', "a member's URL such as http://10.0.0.1:8081");
+}
+
+/** `--s3-endpoint`: an S3-compatible server's base URL (credentials go in the AWS chain, not here). */
+export function parseS3Endpoint(text: string): string {
+  return parseBaseUrl(text, 's3Endpoint', 'a URL such as http://127.0.0.1:4568');
+}
+
+/** An http or https base URL without query, fragment or credentials, trailing slashes removed. */
+function parseBaseUrl(text: string, name: string, expected: string): string {
   let url: URL;
   try {
     url = new URL(text.trim());
   } catch {
-    throw new ConfigError(`join: expected a member's URL such as http://10.0.0.1:8081, got "${text}"`);
+    throw new ConfigError(`${name}: expected ${expected}, got "${text}"`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new ConfigError(`join: expected an http:// or https:// URL, got "${text}"`);
+    throw new ConfigError(`${name}: expected an http:// or https:// URL, got "${text}"`);
   if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '')
-    throw new ConfigError(`join: expected a plain base URL (no query, fragment or credentials), got "${text}"`);
+    throw new ConfigError(`${name}: expected a plain base URL (no query, fragment or credentials), got "${text}"`);
   return url.origin + url.pathname.replace(/\/+$/u, '');
+}
+
+function resolveS3(raw: RawConfig): S3Location {
+  const endpoint = text(raw, 's3Endpoint');
+  const region = text(raw, 's3Region') ?? defaults.s3Region;
+  if (!/^[a-z0-9-]{1,64}$/u.test(region)) throw new ConfigError(`s3Region: expected a region name, got "${region}"`);
+  return {
+    ...(endpoint === undefined ? {} : { endpoint: parseS3Endpoint(endpoint) }),
+    region,
+    pathStyle: flag(raw, 's3PathStyle', false),
+  };
 }
 
 function positive(raw: RawConfig, name: string, fallback: number): number {
@@ -241,6 +274,7 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
       idleMs: positive(raw, 'clientIdleMs', clientIdleMs),
       partialFrameMs: positive(raw, 'clientPartialFrameMs', clientPartialFrameMs),
     },
+    s3: resolveS3(raw),
   };
   if (config.clientLimits.connectionsPerAddressMax > config.clientLimits.connectionsMax)
     throw new ConfigError('clientConnectionsPerAddressMax must be at most clientConnectionsMax');
