@@ -23,6 +23,7 @@ import {
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
+  type BucketLocationConstraint,
   type CompletedPart,
   type GetObjectCommandOutput,
 } from '@aws-sdk/client-s3';
@@ -137,7 +138,7 @@ export class S3ObjectStore implements ObjectStore {
           // Outside us-east-1, S3 wants the region restated in the body.
           ...(this.#settings.region === 'us-east-1'
             ? {}
-            : { CreateBucketConfiguration: { LocationConstraint: this.#settings.region as never } }),
+            : { CreateBucketConfiguration: { LocationConstraint: this.#settings.region as BucketLocationConstraint } }),
         }),
       );
     } catch (error) {
@@ -169,7 +170,11 @@ export class S3ObjectStore implements ObjectStore {
         etag: unquote(item.ETag),
       }));
       if (page.length > 0) yield page;
-      token = answer.IsTruncated === true ? answer.NextContinuationToken : undefined;
+      const next = answer.IsTruncated === true ? answer.NextContinuationToken : undefined;
+      // A server that hands back the token it was given would page forever.
+      if (next !== undefined && next === token)
+        throw new ObjectStoreError('DRAM_ERR_S3_FAILED', `list s3://${bucket}/${prefix}: the listing does not advance`);
+      token = next;
     } while (token !== undefined);
   }
 
