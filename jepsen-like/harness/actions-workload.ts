@@ -89,8 +89,8 @@ function plannedAction(rng: Rng): { id: string; kind: string; args: unknown } {
   return { id, kind: roll === 8 ? testSuccessKind : testFailKind, args: null };
 }
 
-/** A version 4 UUID from the seeded stream. */
-function uuidOf(rng: Rng): string {
+/** A version 4 UUID, lower case, from a seeded stream (the host simulator's clients use it too). */
+export function uuidOf(rng: { int(maxExclusive: number): number }): string {
   const hex = Array.from({ length: 32 }, () => rng.int(16).toString(16));
   hex[12] = '4';
   hex[16] = (8 + rng.int(4)).toString(16);
