@@ -3,18 +3,12 @@
 // action executor and clients scheduling actions, ./host-control.ts). A failure names the seed and
 // the command that replays it.
 //
-// The control-plane invariants fail when the executor is broken: with the executor starting a NEW
-// action while another is RUNNING, seeds 1, 14, 15, 18 and 19 fail "at most one RUNNING"; with it
-// starting the newest NEW action instead of the oldest, every seed fails "schedule order"; with the
-// model taking a step planned against a stale record version, seed 9 fails "each action's effect
-// once" (test.loop counted from 1 to 1).
-//
-// Issue 10's bugs, as this simulator shows them with their fixes reverted: bug 3 (a leader paused
-// past its lease serves a stale lease read on resume) fails seeds 73 and 104 and regression seed
-// 759 with "linearizability: ... lease read() ..."; bug 2 (a snapshot's configuration rolled back
-// by an older Ready) fails regression seed 879 with "configuration safety: ...". Bug 1 would show
-// as "configuration safety: ... campaigns under ..." or "election safety: ..."; no seed reaches it
-// (docs/testing.md says why).
+// The control-plane invariants fail when the executor is broken (checked over seeds 1..60 with
+// the break in place): with the executor starting the oldest NEW action while another is RUNNING,
+// all 60 seeds fail "at most one RUNNING"; with it starting the newest NEW action instead of the
+// oldest, all 60 fail "schedule order"; with the model taking a step planned against a stale
+// record version (two leaders' steps both applied), seeds 9, 41 and 50 fail "each action's effect
+// once" (a test.loop count repeated).
 
 import { describe, expect, it } from 'vitest';
 import { hostScenarioFor, runHostSeed } from './host-simulator.ts';
