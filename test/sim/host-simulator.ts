@@ -21,6 +21,9 @@
 // within `clockDriftMax` (the bound the lease assumes, see docs/testing.md). Then everything
 // heals and, at the end, every group must have a leader. After every event the node it ran in is
 // checked (./host-invariants.ts); at the end the clients' history is checked for linearizability.
+// With `controlPlane` every node also hosts group 0 with the meta model and runs the meta
+// controller, and clients schedule agent actions (./host-control.ts, checked by
+// ./control-invariants.ts); the seed's other draws are the same with or without it.
 
 import { asGroupId, asNodeId, type GroupId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
 import { createRng, type Rng } from '../../src/base/rng.ts';
