@@ -12,7 +12,8 @@
 //    test.success DONE, test.fail FAILED with the SDK's message; a RUNNING test.loop's count
 //    never exceeds its target; a record's kind and args are those its schedule call sent;
 //  - the records' times agree: finished times follow the finish order, and none precedes its
-//    scheduled time;
+//    scheduled time (the nodes write them from their wall clocks: sound here, where every node
+//    runs on one machine; nodes with skewed clocks would need a tolerance);
 //  - every acknowledged action appears: a schedule that returned ok before the final read began
 //    is in it (else lost); no id appears that was never scheduled, or whose schedule definitely
 //    failed (unexpected). Info schedules may or may not appear.
