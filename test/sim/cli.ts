@@ -25,6 +25,8 @@ interface Outcome {
   readonly where: string;
   readonly writes: number;
   readonly reads: number;
+  /** With --control: the control plane's figures. */
+  readonly actions?: Record<string, number>;
   readonly detail: unknown;
 }
 
@@ -47,6 +49,7 @@ async function runOne(seed: number, core: boolean, control: boolean): Promise<Ou
     where: `${result.atMs} ms`,
     writes: result.stats.writesOk,
     reads: result.stats.readsOk,
+    ...(control ? { actions: { ...result.stats.actions } } : {}),
     detail: { scenario: hostScenarioFor(seed, control), result },
   };
 }
@@ -60,10 +63,12 @@ const started = process.hrtime.bigint();
 let failures = 0;
 let acknowledged = 0;
 let readsServed = 0;
+const actions: Record<string, number> = {};
 for (let seed = from; seed < from + seeds; seed++) {
   const outcome = await runOne(seed, core, control);
   acknowledged += outcome.writes;
   readsServed += outcome.reads;
+  for (const [name, count] of Object.entries(outcome.actions ?? {})) actions[name] = (actions[name] ?? 0) + count;
   if (verbose) console.log(JSON.stringify({ seed, ...(outcome.detail as object) }));
   if (!outcome.ok) {
     failures++;
@@ -85,6 +90,7 @@ console.log(
     failures,
     acknowledgedWrites: acknowledged,
     readsServed,
+    ...(control ? { actions } : {}),
     seconds: Math.round(seconds * 10) / 10,
   }),
 );
