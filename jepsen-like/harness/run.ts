@@ -102,7 +102,14 @@ export async function runTest(context: RunContext): Promise<number> {
   mkdirSync(runDir, { recursive: true });
   const rootRng = createRng(options.seed);
   const nodeIds = Array.from({ length: options.nodes }, (_, k) => k + 1);
-  const groupIds = options.db === 'etcd' ? [1] : Array.from({ length: options.kvGroups }, (_, k) => k + 1);
+  // The groups whose leaders the nemesis targets: for the actions workload the meta group (0), whose
+  // leader runs the executor, so "kill the leader" kills it mid-action.
+  const groupIds =
+    options.db === 'etcd'
+      ? [1]
+      : options.workload === 'actions'
+        ? [0]
+        : Array.from({ length: options.kvGroups }, (_, k) => k + 1);
   const schedule = planSchedule(options, nodeIds, groupIds, rootRng.fork('nemesis'));
   writeFileSync(join(runDir, 'schedule.json'), `${JSON.stringify({ options, schedule }, null, 2)}\n`);
   log(`run ${resolve(runDir)}`);
