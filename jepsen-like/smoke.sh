@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# CI smoke test of the fault-injection harness: two short runs against real dram processes,
+# CI smoke test of the fault-injection harness: three short runs against real dram processes,
 #   1. register workload, partition + kill nemeses;
 #   2. set workload, pause + transfer nemeses;
-# each printed as it goes, then a summary of both results.json files. Exits 1 if a run is invalid
+#   3. actions workload (agent actions through the control plane), 5 nodes, kill + pause, a fixed
+#      10 s main phase and 5 s of recovery (about 35 s with the drain of the queue and the check);
+# each printed as it goes, then a summary of the results.json files. Exits 1 if a run is invalid
 # (a checker proved a violation), 2 if a run could not decide or the harness failed, 0 otherwise.
 #
 #   bash jepsen-like/smoke.sh            # defaults: 30 s per run, seeds 1 and 2
@@ -43,6 +45,7 @@ run_one() {
 
 run_one "register partition,kill" --workload register --nemesis partition,kill --time "$time_s" --rate "$rate" --seed "$seed"
 run_one "set pause,transfer" --workload set --nemesis pause,transfer --time "$time_s" --rate "$rate" --seed "$((seed + 1))"
+run_one "actions kill,pause" --workload actions --nemesis kill,pause --nodes 5 --time 10 --recovery 5 --liveness-grace 2 --seed "$((seed + 2))"
 
 echo "=== jepsen smoke: summary"
 for dir in "${dirs[@]}"; do

@@ -6,17 +6,18 @@
 // ended) returns at +Infinity, because it may take effect at any later time or never.
 
 export type EventType = 'invoke' | 'ok' | 'fail' | 'info';
-export type OpFunction = 'read' | 'write' | 'cas' | 'add' | 'append';
+export type OpFunction = 'read' | 'write' | 'cas' | 'add' | 'append' | 'schedule';
 
 /** The key of ops that carry none. */
 export const NO_KEY = '';
 
 const EVENT_TYPES: readonly EventType[] = ['invoke', 'ok', 'fail', 'info'];
-const OP_FUNCTIONS: readonly OpFunction[] = ['read', 'write', 'cas', 'add', 'append'];
+const OP_FUNCTIONS: readonly OpFunction[] = ['read', 'write', 'cas', 'add', 'append', 'schedule'];
 
 /**
  * One line of history.jsonl. A read's ok carries the value read (null when the key is absent); a
- * cas carries [expected, new]; a write, add or append carries the value written.
+ * cas carries [expected, new]; a write, add or append carries the value written; a schedule (the
+ * actions workload) carries the action scheduled, `{id, kind, args}`.
  */
 export interface HistoryEvent {
   process: number;

@@ -102,6 +102,7 @@ function stepRegister(state: RegisterState, op: Operation): StepResult<RegisterS
     }
     case 'add':
     case 'append':
+    case 'schedule':
       throw new Error(`register model cannot step ${op.f} (op ${op.index})`);
   }
 }

@@ -22,7 +22,7 @@ import {
   type RunOutcome,
 } from './campaign.ts';
 import { parseCampaignArgs } from './campaign-cli.ts';
-import { parseRunOptions, WORKLOADS } from './options.ts';
+import { CAMPAIGN_WORKLOADS, parseRunOptions } from './options.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'dram-campaign-'));
 afterAll(() => {
@@ -75,7 +75,7 @@ describe('campaign plan', () => {
     const options = campaign(3_600_000);
     const plans = Array.from({ length: 30 }, (_, i) => planRun(options, i, 60));
     const combos = new Set(plans.map((run) => `${run.workload} ${run.nemesis} ${run.nodes}`));
-    expect(combos.size).toBe(WORKLOADS.length * NEMESIS_MIXES.length * 2);
+    expect(combos.size).toBe(CAMPAIGN_WORKLOADS.length * NEMESIS_MIXES.length * 2);
     expect(new Set(plans.map((run) => run.seed)).size).toBe(30);
     expect(planRun(options, 4, 60)).toEqual(planRun({ ...options }, 4, 60));
     expect(planRun({ ...options, seed: 8 }, 4, 60).seed).not.toBe(planRun(options, 4, 60).seed);

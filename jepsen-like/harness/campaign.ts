@@ -13,7 +13,7 @@
 
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { WORKLOADS, type WorkloadName } from './options.ts';
+import { CAMPAIGN_WORKLOADS, type WorkloadName } from './options.ts';
 import { createRng } from './rng.ts';
 
 /** Nemesis mixes in rotation: each fault alone with a partner, and all of them together. */
@@ -100,7 +100,7 @@ export function parseDuration(text: string): number {
 
 /** Run index's combination and seed; timeS is the main phase it gets. */
 export function planRun(options: CampaignOptions, index: number, timeS: number): PlannedRun {
-  const workload = WORKLOADS[index % WORKLOADS.length] ?? 'register';
+  const workload = CAMPAIGN_WORKLOADS[index % CAMPAIGN_WORKLOADS.length] ?? 'register';
   const nemesis = NEMESIS_MIXES[index % NEMESIS_MIXES.length] ?? 'partition,kill';
   const nodes = NODE_COUNTS[index % NODE_COUNTS.length] ?? 3;
   const seed = createRng(options.seed).fork(`run-${index}`).int(1_000_000_000);

@@ -13,8 +13,15 @@ export type WriteResult =
   | { readonly kind: 'ok'; readonly version: number }
   | { readonly kind: 'mismatch' | 'fail' | 'info'; readonly error: string };
 
+/** An answer of the node's HTTP API, or why there was none (refused: nothing was sent). */
+export type HttpAnswer =
+  | { readonly kind: 'answer'; readonly status: number; readonly text: string }
+  | { readonly kind: 'error'; readonly error: string; readonly refused: boolean; readonly timeout: boolean };
+
 export interface KvClient {
   readonly node: number;
+  /** dram only: a JSON request to the node's HTTP API (the actions workload); etcd has none. */
+  request?(method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number): Promise<HttpAnswer>;
   read(key: string, timeoutMs: number): Promise<ReadResult>;
   /** casVersion undefined: a blind write; 0: create only; n: only if the version is n. */
   write(key: string, value: Uint8Array, casVersion: number | undefined, timeoutMs: number): Promise<WriteResult>;

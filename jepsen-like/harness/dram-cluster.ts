@@ -20,6 +20,7 @@ import {
   errorCodeOf,
   sleep,
   type Database,
+  type HttpAnswer,
   type KvClient,
   type NodeExit,
   type ReadResult,
@@ -396,6 +397,20 @@ class DramClient implements KvClient {
       // Refused before a byte was sent: the node is down and nothing can have been applied.
       if (code === 'ECONNREFUSED') return { kind: 'fail', error: text };
       return { kind: 'info', error: text };
+    }
+  }
+
+  async request(method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number): Promise<HttpAnswer> {
+    try {
+      const response = await fetch(`${this.base}${path}`, {
+        method,
+        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      return { kind: 'answer', status: response.status, text: await response.text() };
+    } catch (error) {
+      const { text, code, timeout } = describeThrown(error);
+      return { kind: 'error', error: text, refused: code === 'ECONNREFUSED', timeout };
     }
   }
 

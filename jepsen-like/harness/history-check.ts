@@ -190,6 +190,7 @@ export function mergeChecks(a: WorkloadCheck, b: WorkloadCheck): WorkloadCheck {
     return { workload: 'set', verdict, result: { verdict, keys: a.result.keys.concat(b.result.keys) } };
   if (a.workload === 'append' && b.workload === 'append')
     return { workload: 'append', verdict, result: { verdict, keys: a.result.keys.concat(b.result.keys) } };
+  // The actions workload has one key, so its check is never split into batches.
   throw new Error(`internal: cannot merge a ${a.workload} check with a ${b.workload} check`);
 }
 

@@ -4,11 +4,16 @@
 
 import { parseArgs } from 'node:util';
 
-export type WorkloadName = 'register' | 'set' | 'append';
+export type WorkloadName = 'register' | 'set' | 'append' | 'actions';
 export type NemesisKind = 'partition' | 'kill' | 'pause' | 'proxy' | 'transfer' | 'snapshot' | 'membership';
 export type DbName = 'dram' | 'etcd';
 
-export const WORKLOADS: readonly WorkloadName[] = ['register', 'set', 'append'];
+export const WORKLOADS: readonly WorkloadName[] = ['register', 'set', 'append', 'actions'];
+/**
+ * The workloads a campaign rotates through: the KV ones. Not actions: it runs a few ops a second
+ * whatever the budget, and a fourth workload would break the rotation's coprime lengths (3, 5, 2).
+ */
+export const CAMPAIGN_WORKLOADS: readonly WorkloadName[] = ['register', 'set', 'append'];
 export const NEMESES: readonly NemesisKind[] = [
   'partition',
   'kill',
@@ -65,7 +70,8 @@ export class UsageError extends Error {
 }
 
 export const USAGE = `usage: npm run jepsen -- [options]
-  --workload register|set|append     (default register)
+  --workload register|set|append|actions   (default register; actions: agent actions, dram only,
+                                     at most 4 ops/s whatever --rate says)
   --nemesis  partition,kill,pause,proxy,transfer  comma list, or none (default partition,kill)
              snapshot and membership are accepted and skipped with a message
   --db dram|etcd                     (etcd: register and set, kill/pause/transfer nemeses)
@@ -208,7 +214,8 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
     linearizabilityStepsMax: integer(values['steps-max'], '--steps-max', 10_000_000, 1),
   };
   if (options.db === 'etcd') {
-    if (options.workload === 'append') throw new UsageError('--db etcd runs the register and set workloads only');
+    if (options.workload === 'append' || options.workload === 'actions')
+      throw new UsageError('--db etcd runs the register and set workloads only');
     if (options.nodes !== 3) throw new UsageError('--db etcd: shared/tools/etcd-cluster.sh starts exactly 3 members');
   }
   if (options.livenessGraceS >= options.recoveryS && options.recoveryS > 0) {

@@ -121,6 +121,23 @@ function workloadSummary(check: WorkloadCheck): CheckerSummary {
         },
       };
     }
+    case 'actions': {
+      const result = check.result;
+      const anomalies = Object.entries(result.anomalyCounts)
+        .map(([kind, count]) => `${count} ${kind}`)
+        .join(', ');
+      return {
+        verdict: check.verdict,
+        summary:
+          `${result.attempted} actions scheduled (${result.acknowledged} acknowledged, ${result.indeterminate} unknown, ${result.failed} failed), ${result.reads} reads; ` +
+          (result.finalRead === undefined
+            ? 'no final read'
+            : `final read: ${result.finalRead.finished} finished (${result.done} DONE, ${result.failedRecords} FAILED, ${result.timedOut} of them timed out), ${result.finalRead.queued} queued`) +
+          `; anomalies: ${anomalies === '' ? 'none' : anomalies}` +
+          (result.unfinished.length > 0 ? `; ${result.unfinished.length} acknowledged never finished` : ''),
+        details: result,
+      };
+    }
   }
 }
 

@@ -5,7 +5,8 @@
 //             as invoke then ok / fail / info, while the nemesis follows the seeded schedule;
 //   heal      every fault undone, every node running again (the heal time anchors liveness);
 //   recovery  the workload goes on for --recovery seconds: liveness is judged on these ops;
-//   final     every key ever touched is read until a read succeeds (bounded tries);
+//   final     every key ever touched is read until a read succeeds (bounded tries); the actions
+//             workload reads until its queue has drained (bounded);
 //   teardown  always, in finally: heal, remove the iptables chain, close the proxy, stop nodes;
 //   check     the workload's checker, liveness, and crashed nodes; results.json and report.html.
 // A worker's process id changes after an info completion (the old process may still have its op
@@ -101,7 +102,14 @@ export async function runTest(context: RunContext): Promise<number> {
   mkdirSync(runDir, { recursive: true });
   const rootRng = createRng(options.seed);
   const nodeIds = Array.from({ length: options.nodes }, (_, k) => k + 1);
-  const groupIds = options.db === 'etcd' ? [1] : Array.from({ length: options.kvGroups }, (_, k) => k + 1);
+  // The groups whose leaders the nemesis targets: for the actions workload the meta group (0), whose
+  // leader runs the executor, so "kill the leader" kills it mid-action.
+  const groupIds =
+    options.db === 'etcd'
+      ? [1]
+      : options.workload === 'actions'
+        ? [0]
+        : Array.from({ length: options.kvGroups }, (_, k) => k + 1);
   const schedule = planSchedule(options, nodeIds, groupIds, rootRng.fork('nemesis'));
   writeFileSync(join(runDir, 'schedule.json'), `${JSON.stringify({ options, schedule }, null, 2)}\n`);
   log(`run ${resolve(runDir)}`);
@@ -347,19 +355,20 @@ class Workers {
     const rng = this.rngs[w];
     if (rng === undefined) throw new Error('internal: no worker rng');
     const client = this.clientFor(w);
-    const meanGapMs = (this.options.concurrency / this.options.rate) * 1000;
+    const rate = Math.min(this.options.rate, this.workload.rateMax ?? Infinity);
+    const meanGapMs = (this.options.concurrency / rate) * 1000;
     for (let count = 0; count < opsPerWorkerMax && Date.now() < endMs && !this.signal.aborted; count++) {
       const process = this.processes[w] ?? w;
       const op = this.workload.nextOp(rng);
-      const completion = await this.invoke(process, op, client);
+      const completion = (await this.invoke(process, op, client)).type;
       if (completion === 'info') this.processes[w] = process + this.options.concurrency;
       await sleep(Math.min(rng.exponential(meanGapMs), endMs - Date.now()));
     }
   }
 
-  /** Invokes one op and records both events; answers the completion type. */
-  private async invoke(process: number, op: PlannedOp, client: KvClient): Promise<'ok' | 'fail' | 'info'> {
-    const timeoutMs = this.options.opTimeoutMs;
+  /** Invokes one op and records both events; answers the completion. */
+  private async invoke(process: number, op: PlannedOp, client: KvClient): Promise<Completion> {
+    const timeoutMs = Math.max(this.options.opTimeoutMs, this.workload.opTimeoutMs ?? 0);
     this.recorder.invoke(process, op.f, op.key, op.value, { node: client.node });
     let completion: Completion;
     try {
@@ -380,32 +389,33 @@ class Workers {
       node: client.node,
       ...(completion.error === undefined ? {} : { error: completion.error }),
     });
-    return completion.type;
+    return completion;
   }
 
-  /** Reads every key until a read succeeds (bounded); answers the keys never read. */
+  /**
+   * Reads every key until a read succeeds (bounded), or, for a workload with its own final reads,
+   * until a read is settled; answers the keys never read (or never settled).
+   */
   async finalReads(keys: readonly string[]): Promise<string[]> {
     const queue = keys.map((key, index) => ({ key, index }));
     const unread: string[] = [];
-    const deadline = Date.now() + finalReadTimeMs;
+    const final = this.workload.finalRead;
+    const deadline = Date.now() + (final?.timeMs ?? finalReadTimeMs);
+    const triesMax = final === undefined ? finalReadTriesMax : Math.ceil(final.timeMs / final.gapMs) + 1;
     const base = this.processes.reduce((max, process) => Math.max(max, process), 0) + this.options.concurrency;
     const reader = async (): Promise<void> => {
       for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
         let done = false;
-        for (
-          let attempt = 0;
-          attempt < finalReadTriesMax && !done && Date.now() < deadline && !this.signal.aborted;
-          attempt++
-        ) {
+        for (let attempt = 0; attempt < triesMax && !done && Date.now() < deadline && !this.signal.aborted; attempt++) {
           const process = base + this.nextFinalProcess++;
           // Each retry asks the next node: a read that fails at one node may succeed at another.
-          done =
-            (await this.invoke(
-              process,
-              { f: 'read', key: item.key, value: null },
-              this.clientFor(item.index + attempt),
-            )) === 'ok';
-          if (!done) await sleep(200);
+          const completion = await this.invoke(
+            process,
+            { f: 'read', key: item.key, value: final?.value ?? null },
+            this.clientFor(item.index + attempt),
+          );
+          done = completion.type === 'ok' && (final?.settled(completion.value) ?? true);
+          if (!done) await sleep(final?.gapMs ?? 200);
         }
         if (!done) unread.push(item.key);
       }

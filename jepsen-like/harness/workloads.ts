@@ -15,6 +15,8 @@
 //   wrote nothing. Occasional reads; final reads of every key. Checked by checker/set.ts.
 // append: Elle-style single-key list append, the same read-then-cas, reads return the whole list;
 //   checked by checker/append.ts. Keys are retired after addsPerKey appends (or adds, for set).
+// actions: agent actions scheduled through every node and the action records read back
+//   (actions-workload.ts, checked by checker/actions.ts).
 //
 // Values are JSON text on the wire. A value that does not parse is kept as its raw text so the
 // checkers see it as garbage instead of the harness crashing.
@@ -25,6 +27,8 @@ import { checkLinearizable, type LinearizabilityResult, type Verdict } from '../
 import { checkSet, type SetResult } from '../checker/set.ts';
 import { checkAppend, type AppendResult } from '../checker/append.ts';
 import { registerModel } from '../checker/model.ts';
+import type { ActionsResult } from '../checker/actions.ts';
+import { actionsWorkload } from './actions-workload.ts';
 import type { KvClient, ReadResult } from './db.ts';
 import type { WorkloadName } from './options.ts';
 import type { Rng } from './rng.ts';
@@ -44,10 +48,25 @@ export interface Completion {
 export type WorkloadCheck =
   | { readonly workload: 'register'; readonly verdict: Verdict; readonly result: LinearizabilityResult }
   | { readonly workload: 'set'; readonly verdict: Verdict; readonly result: SetResult }
-  | { readonly workload: 'append'; readonly verdict: Verdict; readonly result: AppendResult };
+  | { readonly workload: 'append'; readonly verdict: Verdict; readonly result: AppendResult }
+  | { readonly workload: 'actions'; readonly verdict: Verdict; readonly result: ActionsResult };
 
 export interface Workload {
   readonly name: WorkloadName;
+  /** Ops per second over all workers at most, whatever --rate says (undefined: no cap). */
+  readonly rateMax?: number;
+  /** A bound on one op at least this long, whatever --op-timeout-ms says (undefined: the option's). */
+  readonly opTimeoutMs?: number;
+  /**
+   * How the final reads end (undefined: at the first ok read of each key). With it, a key is read
+   * with this input until a read is ok and settled, every gapMs for at most timeMs.
+   */
+  readonly finalRead?: {
+    readonly value: unknown;
+    readonly timeMs: number;
+    readonly gapMs: number;
+    settled(value: unknown): boolean;
+  };
   nextOp(rng: Rng): PlannedOp;
   invoke(op: PlannedOp, client: KvClient, timeoutMs: number): Promise<Completion>;
   /** Every key touched, for the final reads. */
@@ -182,6 +201,7 @@ function registerWorkload(options: WorkloadOptions): Workload {
         }
         case 'add':
         case 'append':
+        case 'schedule':
           throw new Error(`register workload cannot invoke ${op.f}`);
       }
     },
@@ -252,5 +272,13 @@ function listWorkload(name: 'set' | 'append', options: WorkloadOptions): Workloa
 }
 
 export function createWorkload(name: WorkloadName, options: WorkloadOptions): Workload {
-  return name === 'register' ? registerWorkload(options) : listWorkload(name, options);
+  switch (name) {
+    case 'register':
+      return registerWorkload(options);
+    case 'set':
+    case 'append':
+      return listWorkload(name, options);
+    case 'actions':
+      return actionsWorkload();
+  }
 }

@@ -1,6 +1,8 @@
-// `npm run sim -- --seeds N --from S [--verbose] [--core]`: a long simulation campaign. By default
-// the host simulator (the production MultiRaftHost on virtual time, ./host-simulator.ts); with
-// --core the core-only simulator of MemoryNodes (./simulator.ts). Prints one line per failure
+// `npm run sim -- --seeds N --from S [--verbose] [--core | --control]`: a long simulation campaign.
+// By default the host simulator (the production MultiRaftHost on virtual time, ./host-simulator.ts);
+// with --control the same with the control plane (the meta group, its executor and clients
+// scheduling actions, ./host-control.ts); with --core the core-only simulator of MemoryNodes
+// (./simulator.ts). Prints one line per failure
 // with the command that replays it, and a JSON summary at the end. Exit code 1 on failure.
 
 import { hostScenarioFor, runHostSeed } from './host-simulator.ts';
@@ -23,10 +25,12 @@ interface Outcome {
   readonly where: string;
   readonly writes: number;
   readonly reads: number;
+  /** With --control: the control plane's figures. */
+  readonly actions?: Record<string, number>;
   readonly detail: unknown;
 }
 
-async function runOne(seed: number, core: boolean): Promise<Outcome> {
+async function runOne(seed: number, core: boolean, control: boolean): Promise<Outcome> {
   if (core) {
     const result = runSeed(seed);
     return {
@@ -38,14 +42,15 @@ async function runOne(seed: number, core: boolean): Promise<Outcome> {
       detail: { scenario: scenarioFor(seed), result },
     };
   }
-  const result = await runHostSeed(seed);
+  const result = await runHostSeed(seed, control);
   return {
     ok: result.ok,
     ...(result.error === undefined ? {} : { error: result.error }),
     where: `${result.atMs} ms`,
     writes: result.stats.writesOk,
     reads: result.stats.readsOk,
-    detail: { scenario: hostScenarioFor(seed), result },
+    ...(control ? { actions: { ...result.stats.actions } } : {}),
+    detail: { scenario: hostScenarioFor(seed, control), result },
   };
 }
 
@@ -53,19 +58,24 @@ const seeds = argument('seeds', 1000);
 const from = argument('from', 1);
 const verbose = process.argv.includes('--verbose');
 const core = process.argv.includes('--core');
+const control = process.argv.includes('--control');
 const started = process.hrtime.bigint();
 let failures = 0;
 let acknowledged = 0;
 let readsServed = 0;
+const actions: Record<string, number> = {};
 for (let seed = from; seed < from + seeds; seed++) {
-  const outcome = await runOne(seed, core);
+  const outcome = await runOne(seed, core, control);
   acknowledged += outcome.writes;
   readsServed += outcome.reads;
+  for (const [name, count] of Object.entries(outcome.actions ?? {})) actions[name] = (actions[name] ?? 0) + count;
   if (verbose) console.log(JSON.stringify({ seed, ...(outcome.detail as object) }));
   if (!outcome.ok) {
     failures++;
     console.log(`FAIL seed ${seed} at ${outcome.where}: ${outcome.error}`);
-    console.log(`  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}`);
+    console.log(
+      `  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}${control ? ' --control' : ''}`,
+    );
   }
   if (!verbose && (seed - from + 1) % 100 === 0)
     process.stderr.write(`\r${seed - from + 1}/${seeds} seeds, ${failures} failed`);
@@ -74,12 +84,13 @@ const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 process.stderr.write('\n');
 console.log(
   JSON.stringify({
-    simulator: core ? 'core' : 'host',
+    simulator: core ? 'core' : control ? 'host with the control plane' : 'host',
     seeds,
     from,
     failures,
     acknowledgedWrites: acknowledged,
     readsServed,
+    ...(control ? { actions } : {}),
     seconds: Math.round(seconds * 10) / 10,
   }),
 );

@@ -21,6 +21,9 @@
 // within `clockDriftMax` (the bound the lease assumes, see docs/testing.md). Then everything
 // heals and, at the end, every group must have a leader. After every event the node it ran in is
 // checked (./host-invariants.ts); at the end the clients' history is checked for linearizability.
+// With `controlPlane` every node also hosts group 0 with the meta model and runs the meta
+// controller, and clients schedule agent actions (./host-control.ts, checked by
+// ./control-invariants.ts); the seed's other draws are the same with or without it.
 
 import { asGroupId, asNodeId, type GroupId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
 import { createRng, type Rng } from '../../src/base/rng.ts';
@@ -35,6 +38,7 @@ import { SimDisk } from '../support/sim-disk.ts';
 import { SimNetwork } from '../support/sim-network.ts';
 import { drainMicrotasks, EventQueue, SimClock, SimProcess } from '../support/sim-time.ts';
 import { HostChecker, SimulationFailure } from './host-invariants.ts';
+import { metaGroupId, SimControlPlane, type ControlStats } from './host-control.ts';
 
 /**
  * How far a node's clock rate may differ from real time. The lease assumes a leader's clock is not
@@ -52,6 +56,8 @@ const historyStepsMax = 2_000_000;
 
 export interface HostScenario {
   readonly seed: number;
+  /** Group 0 with the meta model and the action executor on every node, and clients scheduling actions (./host-control.ts). */
+  readonly controlPlane: boolean;
   readonly nodeCount: number;
   readonly groupCount: number;
   /** Groups 1..busyGroupCount get the clients' operations; the others only membership changes. */
@@ -82,12 +88,14 @@ export interface HostScenario {
   };
 }
 
-export function hostScenarioFor(seed: number): HostScenario {
+/** `controlPlane` adds the control plane to the seed's scenario; every other draw stays the same. */
+export function hostScenarioFor(seed: number, controlPlane = false): HostScenario {
   const rng = createRng(seed ^ 0x40570);
   const leaseReads = rng.chance(0.5);
   const groupCount = 2 + rng.int(2);
   return {
     seed,
+    controlPlane,
     nodeCount: rng.chance(0.5) ? 4 : 5,
     groupCount,
     busyGroupCount: rng.chance(0.5) ? 1 : groupCount,
@@ -138,6 +146,8 @@ export interface HostStats {
   snapshotsInstalled: number;
   leaderTerms: number;
   historyUnknown: number;
+  /** With the control plane (zero without). */
+  actions: ControlStats;
 }
 
 export interface HostSeedResult {
@@ -211,8 +221,8 @@ interface Client {
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
-export async function runHostSeed(seed: number): Promise<HostSeedResult> {
-  const simulation = new HostSimulation(hostScenarioFor(seed));
+export async function runHostSeed(seed: number, controlPlane = false): Promise<HostSeedResult> {
+  const simulation = new HostSimulation(hostScenarioFor(seed, controlPlane));
   return simulation.run();
 }
 
@@ -230,6 +240,7 @@ class HostSimulation {
   private readonly network: SimNetwork;
   private readonly checker = new HostChecker();
   private readonly clients: Client[] = [];
+  private readonly control: SimControlPlane | undefined;
   private nextProcess = 0;
   private faulting = true;
   /** The run's end: healMs after the last fault has ended (see heal()). */
@@ -258,6 +269,14 @@ class HostSimulation {
     snapshotsInstalled: 0,
     leaderTerms: 0,
     historyUnknown: 0,
+    actions: {
+      actionsScheduled: 0,
+      actionsAcknowledged: 0,
+      actionsFinished: 0,
+      loopStepsApplied: 0,
+      metaLeaderKills: 0,
+      metaLeaderKillsWhileRunning: 0,
+    },
   };
 
   constructor(scenario: HostScenario) {
@@ -307,6 +326,7 @@ class HostSimulation {
         },
       );
       if (id <= 3) for (const group of this.groups) disk.bootstrap(group, initial);
+      if (id <= 3 && scenario.controlPlane) disk.bootstrap(metaGroupId, initial);
       const drift = (this.rng.next() * 2 - 1) * clockDriftMax;
       this.nodes.set(id, {
         id,
@@ -319,6 +339,15 @@ class HostSimulation {
         restartScheduled: false,
       });
     }
+    // Forked last, so a scenario without it draws everything else as before.
+    this.control = scenario.controlPlane
+      ? new SimControlPlane(this.queue, this.rng.fork(), this.ids, (id) => {
+          const node = this.nodes.get(id);
+          return node?.host === undefined || node.process === undefined
+            ? undefined
+            : { host: node.host, process: node.process };
+        })
+      : undefined;
   }
 
   async run(): Promise<HostSeedResult> {
@@ -333,11 +362,16 @@ class HostSimulation {
       }
       this.scheduleFault();
       this.scheduleAdmin();
+      this.control?.startClients(() => this.endMs);
       this.queue.schedule(this.scenario.faultMs, () => {
         this.heal();
       });
       await this.loop();
       this.checkLiveness();
+      if (this.control !== undefined)
+        this.stats.actions = this.control.finish(
+          (id) => (this.nodes.get(id)?.host === undefined ? 0 : this.raftOf(id, metaGroupId)?.status().applied) ?? 0,
+        );
       const verdict = this.checker.checkHistory(historyStepsMax);
       if (verdict.verdict === 'unknown') this.stats.historyUnknown++;
       if (verdict.verdict === 'invalid') throw new SimulationFailure(verdict.message ?? 'linearizability');
@@ -471,6 +505,9 @@ class HostSimulation {
       node.models.set(group, model);
       host.addGroup(group, model);
     }
+    this.control?.attach(node.id, host, clock, node.rate, (index, data) => {
+      this.checker.onApplied(node.id, metaGroupId, index, data);
+    });
     host.start();
     this.network.nodeUp(node.id, this.ids);
     this.checker.afterEvent(node.id, node.incarnation, hostedGroups(host));
@@ -479,9 +516,11 @@ class HostSimulation {
   private kill(node: SimNode, power: boolean): void {
     const process = node.process;
     if (process === undefined) return;
+    const leadingMeta = this.raftOf(node.id, metaGroupId)?.status().role === 'leader';
     process.alive = false;
     node.process = undefined;
     node.host = undefined;
+    this.control?.detach(node.id, leadingMeta);
     node.disk.crash(power);
     this.network.nodeDown(node.id, this.ids);
   }
@@ -666,6 +705,16 @@ class HostSimulation {
     return options.length === 0 ? undefined : options[rng.int(options.length)];
   }
 
+  private raftOf(id: NodeId, group: GroupId): RaftNode | undefined {
+    const host = this.nodes.get(id)?.host;
+    return host === undefined ? undefined : hostedGroups(host).get(group)?.raft;
+  }
+
+  /** The groups whose liveness is judged: the kv groups, and the meta group when it runs. */
+  private judgedGroups(): readonly GroupId[] {
+    return this.control === undefined ? this.groups : [metaGroupId, ...this.groups];
+  }
+
   /** The live node leading the group in the highest term, if any. */
   private leaderOf(group: GroupId): SimNode | undefined {
     let best: SimNode | undefined;
@@ -698,7 +747,7 @@ class HostSimulation {
 
   /** After healing, every 50 ms: which groups have a leader now. */
   private sampleLeaders(): void {
-    for (const group of this.groups)
+    for (const group of this.judgedGroups())
       if (this.leaderOf(group) !== undefined) this.leaderSeenMs.set(group, this.queue.now);
     this.queue.schedule(this.queue.now + 50, () => {
       this.sampleLeaders();
@@ -710,7 +759,7 @@ class HostSimulation {
    * at the very end: a quiet group's follower may wake and campaign).
    */
   private checkLiveness(): void {
-    for (const group of this.groups) {
+    for (const group of this.judgedGroups()) {
       const seenMs = this.leaderSeenMs.get(group) ?? -Infinity;
       if (seenMs < this.endMs - livenessWindowMs)
         throw new SimulationFailure(
