@@ -1,0 +1,143 @@
+// The child process of the restart benchmark (bench/restart.bench.ts): one fresh Node.js heap per
+// measured restart, so neither variant inherits the other's memory. Two commands:
+//
+//   build <dir> <keys> <valueBytes> <snapshot|log>
+//       writes a one-voter KV group (group 1, node 1) holding `keys` puts of `valueBytes` each, as
+//       committed log entries; with `snapshot`, the group is then compacted at its last index
+//       (the model's snapshot, a tail of snapshotTailEntries kept), as a running node would have.
+//   restart <dir> <keys> <snapshots on|off>
+//       opens the store and hosts the group as a node does at start (storage load, model restore,
+//       replay of the committed entries after the snapshot), and counts the time until the node
+//       serves: a new write is applied, which needs every earlier entry applied and the leader
+//       elected. Checks the model holds every key with its value before it reports.
+//
+// Prints one JSON line on stdout. The host's transport goes nowhere (one voter needs no peer).
+
+import { rmSync } from 'node:fs';
+import { asGroupId, asNodeId, type LogIndex, type Term } from '../src/base/ids.ts';
+import { createRng } from '../src/base/rng.ts';
+import { encodeKvCommand } from '../src/codec/kv.ts';
+import { KvModel } from '../src/models/kv.ts';
+import { MultiRaftHost } from '../src/multiraft/host.ts';
+import { confStateOf } from '../src/raft/confchange.ts';
+import { raftConfigDefaults } from '../src/raft/config.ts';
+import { bootstrapEntry } from '../src/raft/storage.ts';
+import type { Entry } from '../src/raft/types.ts';
+import { DiskStore } from '../src/storage/disk-store.ts';
+
+const group = asGroupId(1);
+const node = asNodeId(1);
+const limits = { entryDataBytesMax: 2 << 20, snapshotDataBytesMax: 1 << 30 };
+const buildEntriesPerWrite = 1024;
+const servingTimeoutMs = 600_000;
+
+export function keyOf(k: number): string {
+  return `key-${k.toString().padStart(7, '0')}`;
+}
+
+/**
+ * The value of key k: pseudo-random (xorshift32 seeded by k), so LevelDB's compression does not
+ * shrink the data below what real values would take, and deterministic, so a restart can check
+ * every value without keeping them.
+ */
+export function valueOf(k: number, valueBytes: number): Uint8Array {
+  const value = new Uint8Array(valueBytes);
+  let state = (k + 1) * 0x9e3779b1;
+  for (let i = 0; i < valueBytes; i++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    value[i] = state & 0xff;
+  }
+  return value;
+}
+
+async function build(dir: string, keys: number, valueBytes: number, withSnapshot: boolean): Promise<void> {
+  rmSync(dir, { recursive: true, force: true });
+  const store = await DiskStore.open(dir, limits);
+  const confState = confStateOf([node]);
+  const last = (keys + 1) as LogIndex;
+  const hardState = { term: 1 as Term, vote: node, commit: last };
+  await store.write([{ group, entries: [bootstrapEntry(confState)] }], { sync: false });
+  const model = new KvModel();
+  for (let first = 2; first <= last; first += buildEntriesPerWrite) {
+    const entries: Entry[] = [];
+    for (let index = first; index <= Math.min(last, first + buildEntriesPerWrite - 1); index++) {
+      const k = index - 2;
+      const data = encodeKvCommand({ op: 'put', key: keyOf(k), value: valueOf(k, valueBytes) });
+      entries.push({ kind: 'normal', term: 1 as Term, index: index as LogIndex, data });
+      if (withSnapshot) model.applyEntry(index as LogIndex, data);
+    }
+    await store.write([{ group, entries, hardState }], { sync: false });
+  }
+  await store.write([{ group, entries: [], hardState }], { sync: true });
+  if (withSnapshot) {
+    const tail = raftConfigDefaults.snapshotTailEntries;
+    await store.compact(group, last, confState, model.snapshot(), Math.max(1, last + 1 - tail) as LogIndex);
+  }
+  await store.close();
+}
+
+async function restart(dir: string, keys: number, valueBytes: number, snapshots: boolean): Promise<void> {
+  const startedMs = performance.now();
+  const store = await DiskStore.open(dir, limits);
+  const openedMs = performance.now();
+  const model = new KvModel();
+  const host = new MultiRaftHost({
+    nodeId: node,
+    storage: store,
+    transport: { send: () => undefined },
+    // A fixed seed: the same election timeout in every run and both variants.
+    rng: createRng(7),
+    raft: {
+      electionTimeoutTicks: 10,
+      heartbeatTicks: 1,
+      // Off for the replay variant, so the restart does not turn its log into a snapshot.
+      snapshotIntervalEntries: snapshots ? raftConfigDefaults.snapshotIntervalEntries : 0,
+    },
+    tickMs: 10,
+    proposalQueueMax: 1000,
+    requestTimeoutMs: servingTimeoutMs,
+    commitFlushMs: 1000,
+    pingMs: 10,
+    peerSilenceMs: 100,
+  });
+  host.addGroup(group, model);
+  const hostedMs = performance.now();
+  host.start();
+  const probe = encodeKvCommand({ op: 'put', key: 'restart-probe', value: new Uint8Array([1]) });
+  let outcome = await host.propose(group, probe);
+  for (let attempt = 0; outcome.kind === 'refused' && attempt < 10_000; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    outcome = await host.propose(group, probe);
+  }
+  const servingMs = performance.now();
+  if (outcome.kind !== 'applied')
+    throw new Error(`restart: the probe write was not applied: ${JSON.stringify(outcome)}`);
+  // Check the result before reporting it: every key, and every value.
+  if (model.size !== keys + 1) throw new Error(`restart: the model holds ${model.size} keys, expected ${keys + 1}`);
+  for (let k = 0; k < keys; k++) {
+    const value = model.get(keyOf(k))?.value;
+    const expected = valueOf(k, valueBytes);
+    if (value === undefined || Buffer.compare(value, expected) !== 0) throw new Error(`restart: key ${k} is wrong`);
+  }
+  await host.stop();
+  await store.close();
+  process.stdout.write(
+    `${JSON.stringify({
+      openMs: openedMs - startedMs,
+      restoreMs: hostedMs - openedMs,
+      servingMs: servingMs - startedMs,
+      heapMb: Math.round(process.memoryUsage().rss / 2 ** 20),
+    })}\n`,
+  );
+}
+
+const [command, dir, keysText, valueBytesText, variant] = process.argv.slice(2);
+if (dir === undefined || keysText === undefined || valueBytesText === undefined || variant === undefined)
+  throw new Error('usage: restart-node.ts build|restart <dir> <keys> <valueBytes> snapshot|log');
+const keys = Number(keysText);
+const valueBytes = Number(valueBytesText);
+if (command === 'build') await build(dir, keys, valueBytes, variant === 'snapshot');
+else if (command === 'restart') await restart(dir, keys, valueBytes, variant === 'snapshot');
+else throw new Error(`restart-node: unknown command ${command}`);
