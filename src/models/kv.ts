@@ -18,6 +18,7 @@
 // written out, its segments become the image and the frozen layers go.
 
 import { assert } from '../base/assert.ts';
+import { concatBytes } from '../base/bytes.ts';
 import {
   decodeKvCommand,
   decodeKvSession,
@@ -174,13 +175,7 @@ export class KvModel {
     const slices: Uint8Array[] = [];
     const source = this.snapshotSlices();
     for (let slice = source.next(); slice.done !== true; slice = source.next()) slices.push(slice.value);
-    const out = new Uint8Array(slices.reduce((sum, slice) => sum + slice.length, 0));
-    let at = 0;
-    for (const slice of slices) {
-      out.set(slice, at);
-      at += slice.length;
-    }
-    return out;
+    return concatBytes(slices);
   }
 
   /**

@@ -9,10 +9,12 @@
 //    replica (no time, randomness or I/O; times travel in the entries);
 //  - `applyEntry` sees each committed entry at most once, in index order, never one a restored
 //    snapshot already includes;
-//  - `snapshot()` captures the state between two entries. It may return the bytes at once (small
-//    models), or an iterator that yields them in slices while later entries are applied: what it
-//    yields must be the state at the moment snapshot() was called (copy-on-write or immutable
-//    data). The stack drains it off the turn loop and stops it early (`return()`) when abandoned;
+//  - `snapshot()` captures the state between two entries and returns its bytes at once (the
+//    group waits while it runs: fine for a small model). A large model also implements
+//    `snapshotSlices()`, which the stack then uses instead: an iterator that yields the bytes in
+//    slices while later entries are applied; what it yields must be the state at the moment it
+//    was called (copy-on-write or immutable data). The stack drains it between turns and stops it
+//    early (`return()`) when abandoned;
 //  - `restore(data, version)` replaces the whole state with a snapshot written by version
 //    `version` of this model (at most its own): a model restores older versions it knows
 //    (migration) and throws for others.
@@ -29,6 +31,8 @@ export interface Model {
   readonly version: number;
   /** Applies one committed entry's data (index: its log index) and returns the caller's outcome. */
   applyEntry(index: LogIndex, data: Uint8Array): unknown;
-  snapshot?(): Uint8Array | SnapshotSlices;
+  snapshot?(): Uint8Array;
+  /** The same bytes as snapshot(), in slices, without pausing the group (see above). */
+  snapshotSlices?(): SnapshotSlices;
   restore?(data: Uint8Array, version: number): void;
 }

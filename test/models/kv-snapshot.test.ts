@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { concatBytes } from '../../src/base/bytes.ts';
 import type { LogIndex } from '../../src/base/ids.ts';
 import type { KvCommand } from '../../src/codec/kv.ts';
 import { KvModel } from '../../src/models/kv.ts';
@@ -60,16 +61,6 @@ interface Capture {
   done: boolean;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 describe('KvModel snapshots', () => {
   it('a snapshot written in slices while entries are applied holds the state it was taken at', () => {
     fc.assert(
@@ -101,7 +92,7 @@ describe('KvModel snapshots', () => {
         for (const capture of captures) {
           drain(capture, Number.MAX_SAFE_INTEGER);
           const restored = new KvModel({ sessionsMax: 10 });
-          restored.restore(concat(capture.taken));
+          restored.restore(concatBytes(capture.taken));
           expect(view(restored)).toEqual(capture.expected);
         }
         expect(view(model)).toEqual(view(plain));
