@@ -53,6 +53,18 @@ function compareKeyAt(data: Uint8Array, at: number, key: Uint8Array): number {
   return length - key.length;
 }
 
+/** Compares the keys of the records at `a` and `b` of `data`. */
+function compareKeys(data: Uint8Array, a: number, b: number): number {
+  const aLength = keyLength(data, a);
+  const bLength = keyLength(data, b);
+  const common = Math.min(aLength, bLength);
+  for (let i = 0; i < common; i++) {
+    const diff = (data[a + 2 + i] ?? 0) - (data[b + 2 + i] ?? 0);
+    if (diff !== 0) return diff;
+  }
+  return aLength - bLength;
+}
+
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const common = Math.min(a.length, b.length);
   for (let i = 0; i < common; i++) {
@@ -247,24 +259,24 @@ export function readBody(body: Uint8Array): { readonly sessions: unknown; readon
   // At most one record per recordFixedBytes + 1 bytes (a key is at least one byte).
   const starts = new Uint32Array(Math.floor(data.length / (recordFixedBytes + 1)) + 1);
   let count = 0;
-  let previous: Uint8Array | undefined;
+  // The path is built only on failure: this loop runs once per record at every restart.
+  const path = (): string => `kvsnap.records[${count}]`;
+  let previous = -1;
   for (let at = 0; at < data.length; count++) {
-    const path = `kvsnap.records[${count}]`;
-    if (data.length - at < recordFixedBytes + 1) fail(path, 'truncated');
+    if (data.length - at < recordFixedBytes + 1) fail(path(), 'truncated');
     const length = keyLength(data, at);
-    if (length === 0 || length > kvKeyBytesMax) fail(`${path}.key`, `length ${length} out of range`);
+    if (length === 0 || length > kvKeyBytesMax) fail(`${path()}.key`, `length ${length} out of range`);
     const fixed = at + 2 + length;
-    if (data.length - fixed < 20) fail(path, 'truncated');
-    const key = data.subarray(at + 2, fixed);
-    if (previous !== undefined && compareBytes(previous, key) >= 0) fail(`${path}.key`, 'keys out of order');
+    if (data.length - fixed < 20) fail(path(), 'truncated');
+    if (previous >= 0 && compareKeys(data, previous, at) >= 0) fail(`${path()}.key`, 'keys out of order');
     const createIndex = readUint53BE(data, fixed);
     const modifyIndex = readUint53BE(data, fixed + 8);
     if (createIndex === undefined || modifyIndex === undefined || createIndex > modifyIndex)
-      fail(path, 'bad create or modify index');
+      fail(path(), 'bad create or modify index');
     const valueLength = readUint32BE(data, fixed + 16);
-    if (valueLength > kvValueBytesMax || data.length - fixed - 20 < valueLength) fail(`${path}.value`, 'truncated');
+    if (valueLength > kvValueBytesMax || data.length - fixed - 20 < valueLength) fail(`${path()}.value`, 'truncated');
     starts[count] = at;
-    previous = key;
+    previous = at;
     at = fixed + 20 + valueLength;
   }
   starts[count] = data.length;

@@ -80,8 +80,10 @@ export class KvModel {
   readonly type = 'kv';
   readonly version = kvModelVersion;
   private image: readonly Segment[] = emptyImage;
-  /** Changes since the image, oldest first; never empty, writes go to the last. */
-  private layers: Map<string, KvRecord | null>[] = [new Map<string, KvRecord | null>()];
+  /** Changes since the image and the frozen layers: writes go here. */
+  private top = new Map<string, KvRecord | null>();
+  /** Frozen by snapshots not yet written out, oldest first (below `top`). */
+  private frozen: readonly Map<string, KvRecord | null>[] = [];
   private recordCount = 0;
   /** Raised by every restore: a snapshot being written from before it must not become the image. */
   private generation = 0;
@@ -102,15 +104,17 @@ export class KvModel {
   }
 
   get(key: string): KvRecord | undefined {
-    for (let k = this.layers.length - 1; k >= 0; k--) {
-      const record = this.layers[k]?.get(key);
-      if (record !== undefined) return record ?? undefined;
+    const record = this.top.get(key);
+    if (record !== undefined) return record ?? undefined;
+    for (let k = this.frozen.length - 1; k >= 0; k--) {
+      const older = this.frozen[k]?.get(key);
+      if (older !== undefined) return older ?? undefined;
     }
     return this.image.length === 0 ? undefined : findInImage(this.image, utf8.encode(key));
   }
 
   private set(key: string, record: KvRecord | null): void {
-    (this.layers[this.layers.length - 1] as Map<string, KvRecord | null>).set(key, record);
+    this.top.set(key, record);
   }
 
   /** Applies the command in a committed entry's data; a malformed command changes nothing. */
@@ -186,15 +190,16 @@ export class KvModel {
    */
   snapshotSlices(): SnapshotSlices {
     const image = this.image;
-    const frozen = this.layers;
-    this.layers = [...frozen, new Map<string, KvRecord | null>()];
+    const frozen = [...this.frozen, this.top];
+    this.frozen = frozen;
+    this.top = new Map<string, KvRecord | null>();
     const sessions: KvSnapshotSession[] = [...this.sessions].map(([id, session]) => ({ id, ...session }));
     const generation = this.generation;
     const sliceBytes = this.sliceBytes;
     const adopt = (segments: Segment[]): void => {
       if (this.generation !== generation || this.image !== image) return;
       this.image = segments;
-      this.layers = this.layers.filter((layer) => !frozen.includes(layer));
+      this.frozen = this.frozen.filter((layer) => !frozen.includes(layer));
     };
     function* slices(): Generator<Uint8Array, void> {
       yield sessionsSlice(sessions);
@@ -229,7 +234,8 @@ export class KvModel {
     }
     this.generation++;
     this.image = image;
-    this.layers = [layer];
+    this.top = layer;
+    this.frozen = [];
     this.recordCount = imageCount(image) + layer.size;
     this.sessions.clear();
     for (const { id, seq, lastIndex, outcome } of sessions)
