@@ -11,10 +11,17 @@
 //       replay of the committed entries after the snapshot), and counts the time until the node
 //       serves: a new write is applied, which needs every earlier entry applied and the leader
 //       elected. Checks the model holds every key with its value before it reports.
+//   load <dir> <keys> <valueBytes> <snapshot|none>
+//       restarts on a data dir built with a snapshot, then 16 writers overwrite random keys
+//       (closed loop) until loadWritesMin writes are done and, with `snapshot`, a snapshot of
+//       the whole shard was taken (asked for after snapshotAfterEntries writes) and stored; with
+//       `none` no snapshot is taken. Reports the write latencies, the longest turn, the longest
+//       event-loop delay and how long the compaction's storage write took.
 //
 // Prints one JSON line on stdout. The host's transport goes nowhere (one voter needs no peer).
 
 import { rmSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { crc32 } from 'node:zlib';
 import { concatBytes } from '../src/base/bytes.ts';
 import { asGroupId, asNodeId, type LogIndex, type Term } from '../src/base/ids.ts';
@@ -34,6 +41,10 @@ const node = asNodeId(1);
 const limits = { entryDataBytesMax: 2 << 20, snapshotDataBytesMax: 1 << 30 };
 const buildEntriesPerWrite = 1024;
 const servingTimeoutMs = 600_000;
+const loadWriters = 16;
+const loadWritesMin = 4000;
+const loadWritesMax = 200_000;
+const snapshotAfterEntries = 1000;
 
 export function keyOf(k: number): string {
   return `key-${k.toString().padStart(7, '0')}`;
@@ -89,31 +100,38 @@ async function build(dir: string, keys: number, valueBytes: number, withSnapshot
   await (await DiskStore.open(dir, limits)).close();
 }
 
-async function restart(dir: string, keys: number, valueBytes: number, snapshots: boolean): Promise<void> {
-  const startedMs = performance.now();
-  const store = await DiskStore.open(dir, limits);
-  const openedMs = performance.now();
-  const model = new KvModel();
-  const host = new MultiRaftHost({
+function startHost(
+  store: DiskStore,
+  snapshotIntervalEntries: number,
+  snapshotLogBytes: number,
+  observeTurn?: (seconds: number) => void,
+): MultiRaftHost {
+  return new MultiRaftHost({
     nodeId: node,
     storage: store,
     transport: { send: () => undefined },
     // A fixed seed: the same election timeout in every run and both variants.
     rng: createRng(7),
-    raft: {
-      electionTimeoutTicks: 10,
-      heartbeatTicks: 1,
-      // Off for the replay variant, so the restart does not turn its log into a snapshot.
-      snapshotIntervalEntries: snapshots ? raftConfigDefaults.snapshotIntervalEntries : 0,
-      snapshotLogBytes: snapshots ? raftConfigDefaults.snapshotLogBytes : 0,
-    },
+    raft: { electionTimeoutTicks: 10, heartbeatTicks: 1, snapshotIntervalEntries, snapshotLogBytes },
     tickMs: 10,
     proposalQueueMax: 1000,
     requestTimeoutMs: servingTimeoutMs,
     commitFlushMs: 1000,
     pingMs: 10,
     peerSilenceMs: 100,
+    ...(observeTurn === undefined ? {} : { observeTurn }),
   });
+}
+
+async function restart(dir: string, keys: number, valueBytes: number, snapshots: boolean): Promise<void> {
+  const startedMs = performance.now();
+  const store = await DiskStore.open(dir, limits);
+  const openedMs = performance.now();
+  const model = new KvModel();
+  // Snapshots off for the replay variant, so the restart does not turn its log into a snapshot.
+  const host = snapshots
+    ? startHost(store, raftConfigDefaults.snapshotIntervalEntries, raftConfigDefaults.snapshotLogBytes)
+    : startHost(store, 0, 0);
   host.addGroup(group, model);
   const hostedMs = performance.now();
   host.start();
@@ -145,6 +163,75 @@ async function restart(dir: string, keys: number, valueBytes: number, snapshots:
   );
 }
 
+function percentile(sorted: readonly number[], fraction: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? 0;
+}
+
+async function load(dir: string, keys: number, valueBytes: number, withSnapshot: boolean): Promise<void> {
+  const store = await DiskStore.open(dir, limits);
+  let turnSecondsMax = 0;
+  const host = startHost(store, withSnapshot ? snapshotAfterEntries : 0, 0, (seconds) => {
+    turnSecondsMax = Math.max(turnSecondsMax, seconds);
+  });
+  const model = new KvModel();
+  host.addGroup(group, model);
+  host.start();
+  const snapshotBefore = store.group(group).snapshot().meta.index;
+  let compactMs = 0;
+  const compact = store.compact.bind(store);
+  store.compact = async (...args) => {
+    const startedMs = performance.now();
+    await compact(...args);
+    compactMs += performance.now() - startedMs;
+  };
+  // Serving first (the restart is not measured here).
+  const probe = encodeKvCommand({ op: 'put', key: 'load-probe', value: new Uint8Array([1]) });
+  while ((await host.propose(group, probe)).kind !== 'applied') await new Promise((resolve) => setTimeout(resolve, 5));
+  turnSecondsMax = 0;
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
+  const latenciesMs: number[] = [];
+  let seed = 12345;
+  const done = (): boolean =>
+    latenciesMs.length >= loadWritesMax ||
+    (latenciesMs.length >= loadWritesMin &&
+      (!withSnapshot || store.group(group).snapshot().meta.index > snapshotBefore));
+  const writer = async (): Promise<void> => {
+    while (!done()) {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      const k = seed % keys;
+      const data = encodeKvCommand({ op: 'put', key: keyOf(k), value: valueOf(k + 1, valueBytes) });
+      const startedMs = performance.now();
+      const outcome = await host.propose(group, data);
+      if (outcome.kind !== 'applied') throw new Error(`load: a write was not applied: ${JSON.stringify(outcome)}`);
+      latenciesMs.push(performance.now() - startedMs);
+    }
+  };
+  const startedMs = performance.now();
+  await Promise.all(Array.from({ length: loadWriters }, writer));
+  const seconds = (performance.now() - startedMs) / 1000;
+  delay.disable();
+  const snapshotAfter = store.group(group).snapshot().meta.index;
+  if (withSnapshot !== snapshotAfter > snapshotBefore) throw new Error('load: the snapshot was (not) taken');
+  if (model.size !== keys + 1) throw new Error(`load: the model holds ${model.size} keys, expected ${keys + 1}`);
+  await host.stop();
+  await store.close();
+  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  const round2 = (value: number): number => Math.round(value * 100) / 100;
+  process.stdout.write(
+    `${JSON.stringify({
+      writes: sorted.length,
+      writesPerSecond: Math.round(sorted.length / seconds),
+      p50Ms: round2(percentile(sorted, 0.5)),
+      p99Ms: round2(percentile(sorted, 0.99)),
+      maxMs: round2(sorted.at(-1) ?? 0),
+      turnMsMax: round2(turnSecondsMax * 1000),
+      eventLoopDelayMsMax: round2(delay.max / 1e6),
+      compactMs: round2(compactMs),
+    })}\n`,
+  );
+}
+
 const [command, dir, keysText, valueBytesText, variant] = process.argv.slice(2);
 if (dir === undefined || keysText === undefined || valueBytesText === undefined || variant === undefined)
   throw new Error('usage: restart-node.ts build|restart <dir> <keys> <valueBytes> snapshot|log');
@@ -152,4 +239,5 @@ const keys = Number(keysText);
 const valueBytes = Number(valueBytesText);
 if (command === 'build') await build(dir, keys, valueBytes, variant === 'snapshot');
 else if (command === 'restart') await restart(dir, keys, valueBytes, variant === 'snapshot');
+else if (command === 'load') await load(dir, keys, valueBytes, variant === 'snapshot');
 else throw new Error(`restart-node: unknown command ${command}`);

@@ -15,7 +15,8 @@
 //
 // `--restart` adds the restart benchmark (bench/restart.bench.ts: restart-to-serving of a node
 // whose shard holds 1M keys of 100 bytes, from its snapshot against a full log replay, alternating);
-// its figures go under `restart`. `--restart-keys N` (default 1000000), `--restart-rounds N` (default 3).
+// then write latency on that shard with snapshots against without; its figures go under `restart`.
+// `--restart-keys N` (default 1000000), `--restart-rounds N` (default 3).
 
 import { cpus } from 'node:os';
 import {
@@ -121,6 +122,15 @@ if (process.argv.includes('--restart')) {
       'snapshot ms': round.snapshot.servingMs,
       'replay ms': round.replay.servingMs,
       speedup: round.speedup,
+    })),
+  );
+  people.table(
+    restart.writesDuringSnapshot.rounds.map((round) => ({
+      'p99 ms, snapshots': round.snapshot.p99Ms,
+      'p99 ms, none': round.none.p99Ms,
+      ratio: round.p99Ratio,
+      'longest turn ms': round.snapshot.turnMsMax,
+      'compact ms': round.snapshot.compactMs,
     })),
   );
 }
