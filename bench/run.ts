@@ -12,6 +12,11 @@
 // `--idle` adds the idle-groups benchmark (bench/idle-groups.bench.ts: 1,000 KV groups on three
 // nodes, CPU per node once every group is quiet, and the same with quiescence off); its figures
 // go under `idleGroups`. `--idle-groups N` (default 1000), `--idle-seconds N` (default 10).
+//
+// `--restart` adds the restart benchmark (bench/restart.bench.ts: restart-to-serving of a node
+// whose shard holds 1M keys of 100 bytes, from its snapshot against a full log replay, alternating);
+// then write latency on that shard with snapshots against without; its figures go under `restart`.
+// `--restart-keys N` (default 1000000), `--restart-rounds N` (default 3).
 
 import { cpus } from 'node:os';
 import {
@@ -25,6 +30,7 @@ import {
 } from './cluster.bench.ts';
 import { runIdleGroupsBench, type IdleGroupsReport } from './idle-groups.bench.ts';
 import { runRaftCoreBench } from './raft-core.bench.ts';
+import { runRestartBench, type RestartReport } from './restart.bench.ts';
 
 function option(name: string): string | undefined {
   const at = process.argv.indexOf(name);
@@ -95,12 +101,47 @@ if (process.argv.includes('--idle')) {
   );
 }
 
+let restart: RestartReport | undefined;
+if (process.argv.includes('--restart')) {
+  const keys = Number(option('--restart-keys') ?? 1_000_000);
+  const rounds = Number(option('--restart-rounds') ?? 3);
+  if (!Number.isSafeInteger(keys) || keys < 1 || keys > 10_000_000)
+    throw new Error('--restart-keys: expected an integer in [1, 10000000]');
+  if (!Number.isSafeInteger(rounds) || rounds < 1 || rounds > 20)
+    throw new Error('--restart-rounds: expected an integer in [1, 20]');
+  restart = await runRestartBench({
+    keys,
+    valueBytes: 100,
+    rounds,
+    log: (line) => {
+      process.stderr.write(`${line}\n`);
+    },
+  });
+  people.table(
+    restart.rounds.map((round) => ({
+      'snapshot ms': round.snapshot.servingMs,
+      'replay ms': round.replay.servingMs,
+      speedup: round.speedup,
+    })),
+  );
+  people.table(
+    restart.writesDuringSnapshot.rounds.map((round) => ({
+      'p99 ms, snapshots': round.snapshot.p99Ms,
+      'p99 ms, none': round.none.p99Ms,
+      ratio: round.p99Ratio,
+      'longest turn ms': round.snapshot.turnMsMax,
+      'compact ms': round.snapshot.compactMs,
+    })),
+  );
+}
+
 const report = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
   raftCore,
   ...(cluster === undefined ? {} : { cluster }),
   ...(idleGroups === undefined ? {} : { idleGroups }),
+  ...(restart === undefined ? {} : { restart }),
   targets: { 'raft-core.batch64.entriesPerSecond': 500_000 },
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

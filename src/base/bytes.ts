@@ -73,3 +73,15 @@ export function wellFormed(text: string): boolean {
 function pairedAt(text: string, i: number, unit: number): boolean {
   return unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
 }
+
+/** The chunks one after another (the one chunk itself when there is one); `totalBytes` when known. */
+export function concatBytes(chunks: readonly Uint8Array[], totalBytes?: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0];
+  const data = new Uint8Array(totalBytes ?? chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    data.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return data;
+}

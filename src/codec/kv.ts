@@ -190,14 +190,19 @@ export function decodeKvSnapshot(data: Uint8Array): KvSnapshot {
       modifyIndex: counter(r['modifyIndex'], `kvsnap.records[${k}].modifyIndex`),
     };
   });
-  const sessions = list(raw['sessions'], 'kvsnap.sessions', Number.MAX_SAFE_INTEGER).map((item, k) => {
-    const s = record(item, `kvsnap.sessions[${k}]`);
-    return {
-      id: text(s['id'], `kvsnap.sessions[${k}].id`, kvClientIdBytesMax),
-      seq: counter(s['seq'], `kvsnap.sessions[${k}].seq`),
-      lastIndex: counter(s['lastIndex'], `kvsnap.sessions[${k}].lastIndex`),
-      outcome: s['outcome'],
-    };
-  });
+  const sessions = list(raw['sessions'], 'kvsnap.sessions', Number.MAX_SAFE_INTEGER).map((item, k) =>
+    decodeKvSession(item, `kvsnap.sessions[${k}]`),
+  );
   return { version: 1, records, sessions };
+}
+
+/** One client session of a KV snapshot (any version). */
+export function decodeKvSession(item: unknown, path: string): KvSnapshotSession {
+  const s = record(item, path);
+  return {
+    id: text(s['id'], `${path}.id`, kvClientIdBytesMax),
+    seq: counter(s['seq'], `${path}.seq`),
+    lastIndex: counter(s['lastIndex'], `${path}.lastIndex`),
+    outcome: s['outcome'],
+  };
 }

@@ -8,16 +8,39 @@
 // than applied again: a client id's first request (seq 1) opens its session, so a request with a
 // later seq from a client id without one comes from an expired session. Only a retry of seq 1
 // itself cannot be told from a new session (docs/errors.md, DRAM_ERR_STALE_REQUEST).
+//
+// Storage of the records, for restarts and snapshots without a pause (docs/models.md): the
+// records live in an image (kv-image.ts: the sorted bytes of the last snapshot, indexed, no
+// object per key) under layers of changes since (maps of key -> record, or null when deleted;
+// writes go to the top layer, reads look top-down). A snapshot freezes the layers there are and
+// starts a new top layer, so what it writes (the image merged with the frozen layers, in slices,
+// while entries keep being applied) is exactly the state at the entry it was taken after; once
+// written out, its segments become the image and the frozen layers go.
 
 import { assert } from '../base/assert.ts';
+import { concatBytes } from '../base/bytes.ts';
 import {
   decodeKvCommand,
+  decodeKvSession,
   decodeKvSnapshot,
-  encodeKvSnapshot,
   type KvCommand,
   type KvSnapshotSession,
 } from '../codec/kv.ts';
 import type { LogIndex } from '../base/ids.ts';
+import { list } from '../codec/validate.ts';
+import {
+  compareBytes,
+  emptyImage,
+  findInImage,
+  imageCount,
+  mergeImage,
+  readBody,
+  segmentBytes,
+  sessionsSlice,
+  type Change,
+  type Segment,
+} from './kv-image.ts';
+import type { SnapshotSlices } from './model.ts';
 
 export interface KvRecord {
   readonly value: Uint8Array;
@@ -39,6 +62,8 @@ export const sessionOpeningSeq = 1;
 export interface KvModelOptions {
   /** Client sessions remembered for exactly-once retries; the least recently used are forgotten. */
   readonly sessionsMax: number;
+  /** Bytes of records per snapshot slice, and so per image segment (default segmentBytes, 1 MiB). */
+  readonly sliceBytes?: number;
 }
 
 interface Session {
@@ -47,25 +72,49 @@ interface Session {
   outcome: KvOutcome;
 }
 
+/** Version 1 wrote one msgpack map of every record; version 2 writes the image (kv-image.ts). */
+export const kvModelVersion = 2;
+const utf8 = new TextEncoder();
+
 export class KvModel {
   readonly type = 'kv';
-  readonly version = 1;
-  private readonly records = new Map<string, KvRecord>();
+  readonly version = kvModelVersion;
+  private image: readonly Segment[] = emptyImage;
+  /** Changes since the image and the frozen layers: writes go here. */
+  private top = new Map<string, KvRecord | null>();
+  /** Frozen by snapshots not yet written out, oldest first (below `top`). */
+  private frozen: readonly Map<string, KvRecord | null>[] = [];
+  private recordCount = 0;
+  /** Raised by every restore: a snapshot being written from before it must not become the image. */
+  private generation = 0;
   /** Insertion order is recency order: a touched session is re-inserted at the end. */
   private readonly sessions = new Map<string, Session>();
   private readonly sessionsMax: number;
+  private readonly sliceBytes: number;
 
   constructor(options: KvModelOptions = { sessionsMax: 10_000 }) {
     assert(options.sessionsMax >= 1, 'kv: sessionsMax must be positive');
     this.sessionsMax = options.sessionsMax;
+    this.sliceBytes = options.sliceBytes ?? segmentBytes;
+    assert(this.sliceBytes >= 1, 'kv: sliceBytes must be positive');
   }
 
   get size(): number {
-    return this.records.size;
+    return this.recordCount;
   }
 
   get(key: string): KvRecord | undefined {
-    return this.records.get(key);
+    const record = this.top.get(key);
+    if (record !== undefined) return record ?? undefined;
+    for (let k = this.frozen.length - 1; k >= 0; k--) {
+      const older = this.frozen[k]?.get(key);
+      if (older !== undefined) return older ?? undefined;
+    }
+    return this.image.length === 0 ? undefined : findInImage(this.image, utf8.encode(key));
+  }
+
+  private set(key: string, record: KvRecord | null): void {
+    this.top.set(key, record);
   }
 
   /** Applies the command in a committed entry's data; a malformed command changes nothing. */
@@ -97,16 +146,18 @@ export class KvModel {
   }
 
   private execute(index: LogIndex, command: KvCommand): KvOutcome {
-    const current = this.records.get(command.key);
+    const current = this.get(command.key);
     if (command.cas !== undefined && (current?.modifyIndex ?? 0) !== command.cas) {
       return { ok: false, code: 'cas_mismatch', currentIndex: current?.modifyIndex ?? 0 };
     }
     if (command.op === 'delete') {
       if (current === undefined) return { ok: false, code: 'key_not_found' };
-      this.records.delete(command.key);
+      this.set(command.key, null);
+      this.recordCount--;
       return { ok: true, modifyIndex: index };
     }
-    this.records.set(command.key, {
+    if (current === undefined) this.recordCount++;
+    this.set(command.key, {
       value: command.value,
       createIndex: current?.createIndex ?? index,
       modifyIndex: index,
@@ -123,19 +174,79 @@ export class KvModel {
     }
   }
 
+  /** The whole snapshot at once (tests, tools); the host uses snapshotSlices(). */
   snapshot(): Uint8Array {
-    const records = [...this.records].map(([key, record]) => ({ key, ...record }));
-    const sessions: KvSnapshotSession[] = [...this.sessions].map(([id, session]) => ({ id, ...session }));
-    return encodeKvSnapshot({ version: 1, records, sessions });
+    const slices: Uint8Array[] = [];
+    const source = this.snapshotSlices();
+    for (let slice = source.next(); slice.done !== true; slice = source.next()) slices.push(slice.value);
+    return concatBytes(slices);
   }
 
-  restore(data: Uint8Array): void {
-    this.records.clear();
+  /**
+   * The state now, in slices of about a megabyte, while later entries keep being applied: the
+   * layers there are freeze (writes go to a new one), the sessions are copied (at most
+   * sessionsMax). When the last slice is taken and nothing replaced the image since, the
+   * written segments become the image and the frozen layers go.
+   */
+  snapshotSlices(): SnapshotSlices {
+    const image = this.image;
+    const frozen = [...this.frozen, this.top];
+    this.frozen = frozen;
+    this.top = new Map<string, KvRecord | null>();
+    const sessions: KvSnapshotSession[] = [...this.sessions].map(([id, session]) => ({ id, ...session }));
+    const generation = this.generation;
+    const sliceBytes = this.sliceBytes;
+    const adopt = (segments: Segment[]): void => {
+      if (this.generation !== generation || this.image !== image) return;
+      this.image = segments;
+      this.frozen = this.frozen.filter((layer) => !frozen.includes(layer));
+    };
+    function* slices(): Generator<Uint8Array, void> {
+      yield sessionsSlice(sessions);
+      const written: Segment[] = [];
+      for (const segment of mergeImage(image, sortedChanges(frozen), sliceBytes)) {
+        written.push(segment);
+        yield segment.data;
+      }
+      adopt(written);
+    }
+    return slices();
+  }
+
+  /** Replaces the state with a snapshot's (`version` wrote it; 1 is migrated); empty data: no state. */
+  restore(data: Uint8Array, version: number = kvModelVersion): void {
+    assert(version >= 1 && version <= kvModelVersion, `kv: cannot restore a version ${version} snapshot`);
+    let image: readonly Segment[] = emptyImage;
+    const layer = new Map<string, KvRecord | null>();
+    let sessions: readonly KvSnapshotSession[] = [];
+    if (data.length > 0 && version === 1) {
+      // Version 1: one msgpack map of every record and session. Loaded as changes over no image;
+      // the next snapshot writes them as an image.
+      const snapshot = decodeKvSnapshot(data);
+      for (const { key, ...record } of snapshot.records) layer.set(key, record);
+      sessions = snapshot.sessions;
+    } else if (data.length > 0) {
+      const body = readBody(data);
+      image = body.image;
+      sessions = list(body.sessions, 'kvsnap.sessions', Number.MAX_SAFE_INTEGER).map((item, k) =>
+        decodeKvSession(item, `kvsnap.sessions[${k}]`),
+      );
+    }
+    this.generation++;
+    this.image = image;
+    this.top = layer;
+    this.frozen = [];
+    this.recordCount = imageCount(image) + layer.size;
     this.sessions.clear();
-    if (data.length === 0) return;
-    const snapshot = decodeKvSnapshot(data);
-    for (const { key, ...record } of snapshot.records) this.records.set(key, record);
-    for (const { id, seq, lastIndex, outcome } of snapshot.sessions)
+    for (const { id, seq, lastIndex, outcome } of sessions)
       this.sessions.set(id, { seq, lastIndex, outcome: outcome as KvOutcome });
   }
+}
+
+/** The latest change of every key in `layers` (oldest first), ascending by key bytes. */
+function sortedChanges(layers: readonly Map<string, KvRecord | null>[]): Change[] {
+  const latest = new Map<string, KvRecord | null>();
+  for (const layer of layers) for (const [key, record] of layer) latest.set(key, record);
+  const changes = [...latest].map(([key, record]) => ({ key: utf8.encode(key), record }));
+  return changes.sort((a, b) => compareBytes(a.key, b.key));
 }

@@ -14,12 +14,25 @@
 // to be applied. A proposal's outcome is known for certain once its index is applied locally (the
 // entry there is ours or not); until then it is pending, and a caller that gives up reports it
 // as indeterminate.
+//
+// Snapshots (docs/ARCHITECTURE.md, "Snapshots"): each group's model sits in a ModelStack. When
+// the core asks for a snapshot, the stack captures the model between two entries, at exactly the
+// applied index, and the envelope's slices are drained one per deferred callback, between turns,
+// while entries keep being applied; the finished snapshot is stored by the first turn after it,
+// once that turn's write is done (so its index is durable here), unless a restore made it stale
+// or a newer snapshot is stored already. One capture per group at a time; a request that comes
+// while one is being drained is dropped (the core asks again an interval later).
 
+import { crc32 } from 'node:zlib';
 import { assert } from '../base/assert.ts';
-import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
+import { concatBytes } from '../base/bytes.ts';
+import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import { raftConfigDefaults, type RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
+import { openSnapshot, SnapshotFormatError, type Checksum } from '../codec/snapshot.ts';
+import type { Model, SnapshotSlices } from '../models/model.ts';
+import { ModelStack } from '../models/model-stack.ts';
 import type {
   ConfChange,
   ConfState,
@@ -27,6 +40,7 @@ import type {
   HardState,
   ProposeResult,
   Ready,
+  Snapshot,
   Status,
   TransferResult,
 } from '../raft/types.ts';
@@ -114,6 +128,8 @@ export interface HostOptions {
   readonly commitFlushMs: number;
   /** Told when a group's membership changed here (a turn after its entry was applied, or with an installed snapshot). */
   readonly onConfApplied?: (group: GroupId, confState: ConfState) => void;
+  /** Told when a snapshot received from a leader was refused (corrupt); the reason names the group and index. */
+  readonly onSnapshotRefused?: (group: GroupId, reason: string) => void;
   /** Told how long each turn took, for metrics. */
   readonly observeTurn?: (seconds: number) => void;
 }
@@ -135,19 +151,29 @@ interface WaitingRead {
   index: LogIndex;
 }
 
-/** A model snapshot the core asked for, to be stored once the turn's write is done. */
-interface GroupSnapshot {
-  readonly group: GroupId;
+/** The checksum of every snapshot envelope: zlib's CRC-32, continued across slices. */
+const snapshotChecksum: Checksum = (bytes, previous) => crc32(bytes, previous);
+
+/** A snapshot being captured: its slices drained between turns, then stored by a turn. */
+interface SnapshotInFlight {
   readonly index: LogIndex;
   readonly confState: ConfState;
-  readonly data: Uint8Array;
+  /** The stack's restore generation at capture: a restore since makes the capture stale. */
+  readonly generation: number;
+  readonly slices: SnapshotSlices;
+  readonly taken: Uint8Array[];
+  /** All slices taken: the bytes wait for the next turn to store them. */
+  done: boolean;
 }
 
 interface HostedGroup {
   readonly id: GroupId;
   readonly raft: RaftNode;
-  readonly model: ReplicatedModel;
+  readonly stack: ModelStack;
   appliedIndex: number;
+  /** The term of the entry at appliedIndex (a snapshot's timeframe names it). */
+  appliedTerm: number;
+  snapshotInFlight: SnapshotInFlight | undefined;
   /** A commit-only hard state not written yet (see turn()). */
   unsavedHardState: HardState | undefined;
   readonly queued: QueuedProposal[];
@@ -216,17 +242,34 @@ export class MultiRaftHost {
     this.startedMs = this.clock.nowMs();
   }
 
-  /** Hosts a group whose storage is already initialized (bootstrapped, or empty for a joiner). */
-  addGroup(id: GroupId, model: ReplicatedModel): void {
+  /**
+   * Hosts a group whose storage is already initialized (bootstrapped, or empty for a joiner), and
+   * restores its model from the stored snapshot (SnapshotRefusedError, naming the group and index,
+   * when that snapshot fails its checks). `create` makes a fresh model of the same kind: needed
+   * only for a model without snapshot support that may be handed a snapshot by its leader.
+   */
+  addGroup(id: GroupId, model: ReplicatedModel, create?: () => Model): void {
     assert(!this.groups.has(id), `host: group ${id} added twice`);
     const storage = this.options.storage.group(id);
-    model.restore(storage.snapshot().data);
-    const raft = new RaftNode({ ...this.options.raft, id: this.options.nodeId, rng: this.options.rng.fork() }, storage);
+    const stored = storage.snapshot();
+    const stack = new ModelStack(model, snapshotChecksum, create);
+    stack.restore(stored.data, { group: id, ...stored.meta });
+    const raft = new RaftNode(
+      {
+        ...this.options.raft,
+        id: this.options.nodeId,
+        rng: this.options.rng.fork(),
+        snapshotCheck: (snapshot) => checkSnapshot(id, snapshot),
+      },
+      storage,
+    );
     this.groups.set(id, {
       id,
       raft,
-      model,
-      appliedIndex: storage.snapshot().meta.index,
+      stack,
+      appliedIndex: stored.meta.index,
+      appliedTerm: stored.meta.term,
+      snapshotInFlight: undefined,
       unsavedHardState: undefined,
       queued: [],
       pending: new Map(),
@@ -426,7 +469,7 @@ export class MultiRaftHost {
   }
 
   model(groupId: GroupId): ReplicatedModel | undefined {
-    return this.groups.get(groupId)?.model;
+    return this.groups.get(groupId)?.stack.model;
   }
 
   /** The leader this node knows of for the group (0: none), or undefined when the group is not hosted: the API's per-request lookup. */
@@ -542,9 +585,8 @@ export class MultiRaftHost {
     // answered) while this node's own write is in flight, as etcd's server does: a write's answer
     // then waits for one fsync, not for the next batch's too. A Ready with a snapshot is applied
     // after the write (the model is restored from what is stored).
-    const snapshots: GroupSnapshot[] = [];
     for (const { group, ready, confState } of readies)
-      if (ready.snapshot === undefined) this.apply(group, ready, confState, snapshots);
+      if (ready.snapshot === undefined) this.apply(group, ready, confState);
     if (writing !== undefined) {
       this.writeInFlight = true;
       try {
@@ -559,19 +601,84 @@ export class MultiRaftHost {
       ),
     );
     for (const { group, ready, confState } of readies) {
-      if (ready.snapshot !== undefined) this.apply(group, ready, confState, snapshots);
+      if (ready.snapshot !== undefined) this.apply(group, ready, confState);
       group.raft.advance(ready);
     }
-    // Compactions go to storage after the turn's write: a snapshot's index is applied, and on a
-    // follower that applied entries early it may be among this very write's entries.
-    // A tail of snapshotTailEntries stays behind each snapshot, for followers a little behind.
-    const tail = this.options.raft.snapshotTailEntries ?? raftConfigDefaults.snapshotTailEntries;
-    await Promise.all(
-      snapshots.map(({ group, index, confState, data }) =>
-        this.options.storage.compact(group, index, confState, data, Math.max(1, index + 1 - tail) as LogIndex),
-      ),
-    );
+    await this.storeSnapshots();
     return true;
+  }
+
+  /**
+   * Stores the captured snapshots whose slices are all taken. Called after the turn's write: a
+   * snapshot's index is applied, and on a follower that applied entries early it may be among
+   * that very write's entries. A tail of snapshotTailEntries stays behind each snapshot, for
+   * followers a little behind.
+   */
+  private async storeSnapshots(): Promise<void> {
+    const tail = this.options.raft.snapshotTailEntries ?? raftConfigDefaults.snapshotTailEntries;
+    const compactions: Promise<void>[] = [];
+    for (const group of this.groups.values()) {
+      const capture = group.snapshotInFlight;
+      if (capture?.done !== true) continue;
+      group.snapshotInFlight = undefined;
+      // Stale (a snapshot was restored since) or superseded (a newer one is stored): dropped.
+      if (capture.generation !== group.stack.restoreGeneration) continue;
+      if (this.options.storage.group(group.id).snapshot().meta.index >= capture.index) continue;
+      const data = concatBytes(capture.taken);
+      const logFrom = Math.max(1, capture.index + 1 - tail) as LogIndex;
+      compactions.push(this.options.storage.compact(group.id, capture.index, capture.confState, data, logFrom));
+    }
+    await Promise.all(compactions);
+  }
+
+  /** Captures the group's model now (between entries, at its applied index) and starts draining the slices. */
+  private startSnapshot(group: HostedGroup, confState: ConfState): void {
+    if (group.snapshotInFlight !== undefined) return;
+    const frame = {
+      group: group.id,
+      index: group.appliedIndex as LogIndex,
+      term: group.appliedTerm as Term,
+      confState,
+    };
+    const slices = modelCall(group.id, 'snapshot', () => group.stack.capture([frame]));
+    const capture: SnapshotInFlight = {
+      index: frame.index,
+      confState,
+      generation: group.stack.restoreGeneration,
+      slices,
+      taken: [],
+      done: false,
+    };
+    group.snapshotInFlight = capture;
+    this.clock.defer(() => {
+      this.drainSnapshot(group, capture);
+    });
+  }
+
+  /** Takes one slice of a capture, then yields to turns and I/O until the next. */
+  private drainSnapshot(group: HostedGroup, capture: SnapshotInFlight): void {
+    if (group.snapshotInFlight !== capture || this.fatal !== undefined) return;
+    if (this.stopped) {
+      capture.slices.return?.();
+      group.snapshotInFlight = undefined;
+      return;
+    }
+    let next;
+    try {
+      next = modelCall(group.id, 'snapshot', () => capture.slices.next());
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    if (next.done === true) {
+      capture.done = true;
+      this.scheduleTurn();
+      return;
+    }
+    capture.taken.push(next.value);
+    this.clock.defer(() => {
+      this.drainSnapshot(group, capture);
+    });
   }
 
   /** Records a change of the group's leader, and whether a transfer started it (see LeaderChange). */
@@ -645,32 +752,28 @@ export class MultiRaftHost {
 
   /**
    * Restores a Ready's snapshot (once stored), applies its committed entries, answers their
-   * callers and its reads; the model snapshot the core asked for, taken before the entries are
-   * applied, goes to `snapshots` for the caller to store.
+   * callers and its reads; the model snapshot the core asked for is captured before the entries
+   * are applied (at the index it asked for) and drained and stored later (startSnapshot).
    */
-  private apply(group: HostedGroup, ready: Ready, confState: ConfState, snapshots: GroupSnapshot[]): void {
-    if (ready.snapshot !== undefined) {
-      const data = ready.snapshot.data;
+  private apply(group: HostedGroup, ready: Ready, confState: ConfState): void {
+    const snapshot = ready.snapshot;
+    if (snapshot !== undefined) {
       modelCall(group.id, 'restore', () => {
-        group.model.restore(data);
+        group.stack.restore(snapshot.data, { group: group.id, ...snapshot.meta });
       });
-      group.appliedIndex = ready.snapshot.meta.index;
+      group.appliedIndex = snapshot.meta.index;
+      group.appliedTerm = snapshot.meta.term;
       for (const [index, pending] of group.pending)
         if (index <= group.appliedIndex) this.settle(group, index, pending, { kind: 'indeterminate' });
     }
-    if (ready.snapshotRequest !== undefined && ready.snapshotRequest === group.appliedIndex) {
-      snapshots.push({
-        group: group.id,
-        index: ready.snapshotRequest,
-        confState,
-        data: modelCall(group.id, 'snapshot', () => group.model.snapshot()),
-      });
-    }
+    if (ready.snapshotRequest !== undefined && ready.snapshotRequest === group.appliedIndex)
+      this.startSnapshot(group, confState);
     this.applyEntries(group, ready.committedEntries);
     for (const event of ready.events) {
       if (event.kind === 'conf_applied') this.options.onConfApplied?.(group.id, event.confState);
       else if (event.kind === 'snapshot_installed')
         this.options.onConfApplied?.(group.id, ready.snapshot?.meta.confState ?? confState);
+      else if (event.kind === 'snapshot_refused') this.options.onSnapshotRefused?.(group.id, event.reason);
     }
     for (const readState of ready.readStates) {
       const read = group.reads.get(readState.requestId);
@@ -694,9 +797,10 @@ export class MultiRaftHost {
       if (entry.index <= group.appliedIndex) continue;
       const result =
         entry.kind === 'normal'
-          ? modelCall(group.id, `applyEntry ${entry.index}`, () => group.model.applyEntry(entry.index, entry.data))
+          ? modelCall(group.id, `applyEntry ${entry.index}`, () => group.stack.applyEntry(entry.index, entry.data))
           : undefined;
       group.appliedIndex = entry.index;
+      group.appliedTerm = entry.term;
       const pending = group.pending.get(entry.index);
       if (pending === undefined) continue;
       this.settle(
@@ -774,6 +878,20 @@ function hostedGroupStatus(group: HostedGroup): HostedGroupStatus {
 /** A replicated model threw: a bug in the model, not in Raft or storage, and the fatal error says so. */
 export class ModelError extends Error {
   override readonly name = 'ModelError';
+}
+
+/**
+ * The check a follower makes of a snapshot received from its leader before installing it: a
+ * refused one is dropped and fetched again from the start (RaftConfig.snapshotCheck).
+ */
+function checkSnapshot(group: GroupId, snapshot: Snapshot): string | undefined {
+  try {
+    openSnapshot(snapshot.data, snapshotChecksum);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof SnapshotFormatError)) throw error;
+    return `group ${group}: the snapshot at index ${snapshot.meta.index} received from the leader is refused: ${error.message}`;
+  }
 }
 
 function modelCall<T>(group: GroupId, what: string, call: () => T): T {

@@ -3,6 +3,7 @@
 // one batch of group messages per peer per turn, and the replicated models it applies entries to.
 
 import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
+import type { Model } from '../models/model.ts';
 import type { LogStorage } from '../raft/storage.ts';
 import type { ConfState, Entry, HardState, Message, Snapshot } from '../raft/types.ts';
 
@@ -36,14 +37,8 @@ export interface HostTransport {
   send(peer: NodeId, batch: readonly GroupMessage[]): void;
 }
 
-/** A replicated state machine (docs/ARCHITECTURE.md, key decision 6). */
-export interface ReplicatedModel {
-  readonly type: string;
-  readonly version: number;
-  applyEntry(index: LogIndex, data: Uint8Array): unknown;
-  snapshot(): Uint8Array;
-  restore(data: Uint8Array): void;
-}
+/** A replicated state machine: the model API (src/models/model.ts, docs/models.md). */
+export type ReplicatedModel = Model;
 
 /** An opaque timer handle, whatever the clock's timers are. */
 export type TimerHandle = object;

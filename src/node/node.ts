@@ -152,6 +152,9 @@ export async function startNode(
     onConfApplied: (group, confState) => {
       removals.confApplied(group, confState);
     },
+    onSnapshotRefused: (group, reason) => {
+      logger.warn({ group }, reason);
+    },
   });
   const metaModel = new MetaModel();
   host.addGroup(metaGroupId, metaModel);

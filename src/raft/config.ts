@@ -4,6 +4,7 @@
 import { assert } from '../base/assert.ts';
 import type { NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
+import type { Snapshot } from './types.ts';
 
 export interface RaftConfig {
   readonly id: NodeId;
@@ -36,6 +37,18 @@ export interface RaftConfig {
   readonly snapshotChunksInflightMax: number;
   /** Ask the host for a snapshot once this many entries were applied past the last one (0: never ask). */
   readonly snapshotIntervalEntries: number;
+  /**
+   * Ask for a snapshot also once the entries applied past the last one hold this many bytes, so a
+   * log of large entries is compacted before it holds snapshotIntervalEntries of them (0: no
+   * byte bound).
+   */
+  readonly snapshotLogBytes: number;
+  /**
+   * Checks a snapshot received from the leader before it is installed (the host verifies its
+   * envelope and checksum): a message refuses it, the partial copy is dropped, and the follower
+   * asks the leader for it again from the first byte (reported as a `snapshot_refused` event).
+   */
+  readonly snapshotCheck?: (snapshot: Snapshot) => string | undefined;
   /**
    * Entries the host keeps behind a snapshot when it compacts the log (etcd keeps 5,000), so a
    * follower a little behind catches up from the log instead of receiving the whole snapshot.
@@ -71,6 +84,7 @@ export const raftConfigDefaults = {
   snapshotChunkBytesMax: 1 << 20,
   snapshotChunksInflightMax: 4,
   snapshotIntervalEntries: 10_000,
+  snapshotLogBytes: 64 << 20,
   snapshotTailEntries: 5_000,
   quiesceAfterTicks: 0,
 } as const;
@@ -110,6 +124,10 @@ export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
   assert(
     Number.isSafeInteger(config.snapshotIntervalEntries) && config.snapshotIntervalEntries >= 0,
     'config: snapshotIntervalEntries must be a non-negative integer',
+  );
+  assert(
+    Number.isSafeInteger(config.snapshotLogBytes) && config.snapshotLogBytes >= 0,
+    'config: snapshotLogBytes must be a non-negative integer',
   );
   assert(
     Number.isSafeInteger(config.snapshotTailEntries) &&

@@ -156,6 +156,8 @@ export function describeEvent(event: RaftEvent): string {
       return `conf_applied index:${event.index} ${describeConfState(event.confState)}`;
     case 'snapshot_installed':
       return `snapshot_installed ${event.term}/${event.index}`;
+    case 'snapshot_refused':
+      return `snapshot_refused ${event.term}/${event.index}: ${event.reason}`;
   }
 }
 

@@ -9,6 +9,7 @@
 // persisted it (advance), so a commit never rests on an unsynced leader write.
 
 import { assert, unreachable } from '../base/assert.ts';
+import { concatBytes } from '../base/bytes.ts';
 import { NO_NODE, type LogIndex, type NodeId, type Term } from '../base/ids.ts';
 import { makeRaftConfig, type RaftConfig, type RaftConfigInput } from './config.ts';
 import { applyConfChange, isJoint, members } from './confchange.ts';
@@ -97,6 +98,8 @@ export class RaftNode {
   private pendingConfIndex: LogIndex = 0 as LogIndex;
   /** The applied index of the last snapshot asked for, so one is not asked for twice. */
   private snapshotRequestedAt = 0;
+  /** Bytes of the entries applied since the last snapshot asked for or installed (snapshotLogBytes). */
+  private appliedBytesSinceSnapshot = 0;
   private uncommittedBytes = 0;
   /** The Ready handed out and not advanced yet restores a snapshot or applies a configuration entry. */
   private readyOrdersApply = false;
@@ -707,7 +710,14 @@ export class RaftNode {
       return;
     }
     this.incomingSnapshot = undefined;
-    this.installSnapshot({ meta, data: concatBytes(incoming.chunks, incoming.totalBytes) });
+    const snapshot = { meta, data: concatBytes(incoming.chunks, incoming.totalBytes) };
+    const refused = this.config.snapshotCheck?.(snapshot);
+    if (refused !== undefined) {
+      this.events.push({ kind: 'snapshot_refused', index: meta.index, term: meta.term, reason: refused });
+      this.ackSnapshotBytes(message, 0);
+      return;
+    }
+    this.installSnapshot(snapshot);
     this.acceptAppend(message.from, this.log.lastIndex());
   }
 
@@ -731,6 +741,7 @@ export class RaftNode {
       return;
     }
     this.log.restore(snapshot);
+    this.appliedBytesSinceSnapshot = 0;
     this.restoredSinceReady = index;
     this.confState = snapshot.meta.confState;
     this.events.push({ kind: 'snapshot_installed', index, term });
@@ -1323,12 +1334,18 @@ export class RaftNode {
     // An installed snapshot counts from when it is restored, not once stored: the host must not
     // snapshot the state it was just handed and write it back.
     const last = Math.max(this.log.snapshotIndex(), this.snapshotRequestedAt);
-    return interval > 0 && this.log.applied - last >= interval;
+    if (this.log.applied <= last) return false;
+    const bytesMax = this.config.snapshotLogBytes;
+    return (
+      (interval > 0 && this.log.applied - last >= interval) ||
+      (bytesMax > 0 && this.appliedBytesSinceSnapshot >= bytesMax)
+    );
   }
 
   private takeSnapshotRequest(): LogIndex | undefined {
     if (!this.snapshotDue()) return undefined;
     this.snapshotRequestedAt = this.log.applied;
+    this.appliedBytesSinceSnapshot = 0;
     return this.log.applied;
   }
 
@@ -1356,6 +1373,7 @@ export class RaftNode {
     if (last === undefined) return;
     this.log.appliedTo(last.index);
     for (const entry of entries) {
+      this.appliedBytesSinceSnapshot += entryBytes(entry);
       assert(entry.kind === 'normal', 'raft: a configuration entry was applied early');
       this.releaseUncommitted(entry);
     }
@@ -1385,6 +1403,7 @@ export class RaftNode {
     if (lastCommitted === undefined) return;
     this.log.appliedTo(lastCommitted.index);
     for (const entry of committed) {
+      this.appliedBytesSinceSnapshot += entryBytes(entry);
       this.releaseUncommitted(entry);
       if (entry.kind === 'conf') this.applyConfEntry(entry.change, entry.index);
     }
@@ -1484,15 +1503,4 @@ function sameSoftState(a: SoftState, b: SoftState): boolean {
 
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
-}
-
-function concatBytes(chunks: readonly Uint8Array[], totalBytes: number): Uint8Array {
-  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0];
-  const data = new Uint8Array(totalBytes);
-  let offset = 0;
-  for (const chunk of chunks) {
-    data.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return data;
 }

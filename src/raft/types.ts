@@ -221,7 +221,9 @@ export type RaftEvent =
       readonly reason: 'timeout' | 'stepped_down' | 'target_removed';
     }
   | { readonly kind: 'conf_applied'; readonly index: LogIndex; readonly confState: ConfState }
-  | { readonly kind: 'snapshot_installed'; readonly index: LogIndex; readonly term: Term };
+  | { readonly kind: 'snapshot_installed'; readonly index: LogIndex; readonly term: Term }
+  /** A snapshot received from the leader failed RaftConfig.snapshotCheck: dropped, asked for again. */
+  | { readonly kind: 'snapshot_refused'; readonly index: LogIndex; readonly term: Term; readonly reason: string };
 
 /**
  * The contract (see docs/ARCHITECTURE.md):

@@ -22,12 +22,13 @@ import { NO_NODE, type GroupId, type LogIndex, type Term } from '../base/ids.ts'
 import { emptyConfState } from '../raft/confchange.ts';
 import { entryBytes, type LogStorage } from '../raft/storage.ts';
 import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.ts';
-import { groupRecordKey, logKey } from './keys.ts';
+import { groupRecordKey, logKey, snapshotChunkKey } from './keys.ts';
 import {
   appliedValue,
   hardStateValue,
   logRunValue,
-  snapshotDataValue,
+  snapshotChunkCount,
+  snapshotChunkValue,
   snapshotMetaValue,
   type RecordLimits,
 } from './records.ts';
@@ -69,6 +70,10 @@ export interface GroupState {
   /** Where each stored run of `entries` starts, ascending; the first at the log's start. */
   readonly runStarts: LogIndex[];
   readonly applied: LogIndex;
+  /** Chunks the snapshot's bytes are stored in (0: none, or one record as written before chunks). */
+  readonly snapshotChunks: number;
+  /** The snapshot's bytes are one `snap-data` record (written before chunks); the next snapshot deletes it. */
+  readonly snapshotRecord: boolean;
 }
 
 /** A run holds at most this many entries, and at most runBytesMax of them unless it is one entry. */
@@ -81,6 +86,8 @@ export const emptyGroupState = (): GroupState => ({
   entries: [],
   runStarts: [],
   applied: 0 as LogIndex,
+  snapshotChunks: 0,
+  snapshotRecord: false,
 });
 
 export class CachedGroupLog implements GroupLog {
@@ -94,6 +101,9 @@ export class CachedGroupLog implements GroupLog {
   /** Where each stored run starts, ascending; together they hold exactly `log`. */
   private runStarts: LogIndex[];
   private applied: LogIndex;
+  /** How the snapshot's bytes are stored (GroupState). */
+  private snapshotChunks: number;
+  private snapshotRecord: boolean;
   /** Set by deleteGroup: a discarded handle must not be read any more. */
   private deleted = false;
 
@@ -105,6 +115,8 @@ export class CachedGroupLog implements GroupLog {
     this.logStart = state.entries[0]?.index ?? ((state.snapshot.meta.index + 1) as LogIndex);
     this.runStarts = state.runStarts;
     this.applied = state.applied;
+    this.snapshotChunks = state.snapshotChunks;
+    this.snapshotRecord = state.snapshotRecord;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -231,6 +243,7 @@ export class CachedGroupLog implements GroupLog {
       });
     const apply = (): void => {
       if (snapshot !== undefined) {
+        this.storedSnapshotAs(snapshot);
         this.snap = snapshot;
         this.log = [];
         this.logStart = (snapshot.meta.index + 1) as LogIndex;
@@ -287,6 +300,7 @@ export class CachedGroupLog implements GroupLog {
       this.log = this.log.slice(from - this.logStart);
       this.logStart = from;
       this.runStarts = runStarts;
+      this.storedSnapshotAs(snapshot);
       this.snap = snapshot;
     };
     return { operations, apply };
@@ -298,6 +312,8 @@ export class CachedGroupLog implements GroupLog {
     const operations: BatchOperation[] = [];
     for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const)
       operations.push({ type: 'del', key: groupRecordKey(this.group, kind) });
+    for (let chunk = 0; chunk < this.snapshotChunks; chunk++)
+      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk) });
     this.deleteRuns(operations, this.runStarts);
     const apply = (): void => {
       this.deleted = true;
@@ -330,13 +346,25 @@ export class CachedGroupLog implements GroupLog {
     operations.push({
       type: 'put',
       key: groupRecordKey(this.group, 'snap-meta'),
-      value: snapshotMetaValue(this.group, snapshot.meta),
+      value: snapshotMetaValue(this.group, snapshot.meta, snapshotChunkCount(snapshot.data.length)),
     });
-    operations.push({
-      type: 'put',
-      key: groupRecordKey(this.group, 'snap-data'),
-      value: snapshotDataValue(this.group, snapshot.meta.index, snapshot.data),
-    });
+    const chunks = snapshotChunkCount(snapshot.data.length);
+    for (let chunk = 0; chunk < chunks; chunk++)
+      operations.push({
+        type: 'put',
+        key: snapshotChunkKey(this.group, chunk),
+        value: snapshotChunkValue(this.group, snapshot.meta.index, chunk, snapshot.data),
+      });
+    // Chunks of a larger snapshot before, and the one record of a snapshot written before chunks.
+    for (let chunk = chunks; chunk < this.snapshotChunks; chunk++)
+      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk) });
+    if (this.snapshotRecord) operations.push({ type: 'del', key: groupRecordKey(this.group, 'snap-data') });
+  }
+
+  /** Once a snapshot's records are written: how its bytes are stored now. */
+  private storedSnapshotAs(snapshot: Snapshot): void {
+    this.snapshotChunks = snapshotChunkCount(snapshot.data.length);
+    this.snapshotRecord = false;
   }
 
   private assertLive(): void {

@@ -3,10 +3,13 @@
 // visits a group's log in index order:
 //
 //   0x67 'g' | group u32 BE | 0x61 'a'                     applied index       g/<group>/applied
+//   0x67 'g' | group u32 BE | 0x63 'c' | chunk u32 BE      snapshot bytes, one g/<group>/snap-chunk/<chunk>
+//                                                          chunk of snapshotChunkBytes (records.ts)
 //   0x67 'g' | group u32 BE | 0x68 'h'                     hard state          g/<group>/hard
 //   0x67 'g' | group u32 BE | 0x6c 'l' | index u64 BE      one log entry       g/<group>/log/<index>
 //   0x67 'g' | group u32 BE | 0x6d 'm'                     snapshot metadata   g/<group>/snap-meta
 //   0x67 'g' | group u32 BE | 0x73 's'                     snapshot bytes      g/<group>/snap-data
+//                                                          (one record: read, no longer written)
 //
 // 6 bytes for a group record, 14 for a log entry (the readable `g/<group>/log/<index>` without the
 // separators, which would only add bytes to every key). Keys outside the 'g' prefix are reserved
@@ -20,16 +23,25 @@ const groupPrefixByte = 0x67;
 const groupPrefixBytes = 5;
 const recordKeyBytes = groupPrefixBytes + 1;
 const logKeyBytes = recordKeyBytes + 8;
+const chunkKeyBytes = recordKeyBytes + 4;
 /** Group ids are stored as u32. */
 export const groupIdMax = 0xffff_ffff;
 
-const tagByKind = { applied: 0x61, hard: 0x68, log: 0x6c, 'snap-meta': 0x6d, 'snap-data': 0x73 } as const;
+const tagByKind = {
+  applied: 0x61,
+  'snap-chunk': 0x63,
+  hard: 0x68,
+  log: 0x6c,
+  'snap-meta': 0x6d,
+  'snap-data': 0x73,
+} as const;
 export type RecordKind = keyof typeof tagByKind;
-type GroupRecordKind = Exclude<RecordKind, 'log'>;
+type GroupRecordKind = Exclude<RecordKind, 'log' | 'snap-chunk'>;
 
 export type ParsedKey =
   | { readonly kind: GroupRecordKind; readonly group: GroupId }
-  | { readonly kind: 'log'; readonly group: GroupId; readonly index: LogIndex };
+  | { readonly kind: 'log'; readonly group: GroupId; readonly index: LogIndex }
+  | { readonly kind: 'snap-chunk'; readonly group: GroupId; readonly chunk: number };
 
 // Built for every entry of every storage batch: no DataView per key (src/base/bytes.ts says why).
 function prefixed(group: GroupId, kind: RecordKind, length: number): Uint8Array {
@@ -50,6 +62,12 @@ export function logKey(group: GroupId, index: LogIndex): Uint8Array {
   return key;
 }
 
+export function snapshotChunkKey(group: GroupId, chunk: number): Uint8Array {
+  const key = prefixed(group, 'snap-chunk', chunkKeyBytes);
+  writeUint32BE(key, recordKeyBytes, chunk);
+  return key;
+}
+
 /** Bounds of every key of every group: the whole 'g' prefix. */
 export function allGroupsRange(): { gte: Uint8Array; lt: Uint8Array } {
   return { gte: Uint8Array.of(groupPrefixByte), lt: Uint8Array.of(groupPrefixByte + 1) };
@@ -65,6 +83,10 @@ export function parseKey(key: Uint8Array): ParsedKey | undefined {
     const index = readUint53BE(key, recordKeyBytes);
     return index === undefined ? undefined : { kind: 'log', group, index: index as LogIndex };
   }
+  if (tag === tagByKind['snap-chunk']) {
+    if (key.length !== chunkKeyBytes) return undefined;
+    return { kind: 'snap-chunk', group, chunk: readUint32BE(key, recordKeyBytes) };
+  }
   if (key.length !== recordKeyBytes) return undefined;
   for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const) {
     if (tag === tagByKind[kind]) return { kind, group };
@@ -76,5 +98,7 @@ export function parseKey(key: Uint8Array): ParsedKey | undefined {
 export function describeKey(key: Uint8Array): string {
   const parsed = parseKey(key);
   if (parsed === undefined) return `0x${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')}`;
-  return parsed.kind === 'log' ? `g/${parsed.group}/log/${parsed.index}` : `g/${parsed.group}/${parsed.kind}`;
+  if (parsed.kind === 'log') return `g/${parsed.group}/log/${parsed.index}`;
+  if (parsed.kind === 'snap-chunk') return `g/${parsed.group}/snap-chunk/${parsed.chunk}`;
+  return `g/${parsed.group}/${parsed.kind}`;
 }

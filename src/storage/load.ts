@@ -4,15 +4,17 @@
 // group: the log is contiguous and its terms never decrease, it starts right after the snapshot
 // (snapshot index + 1, or 1 without a snapshot) with a term not below the snapshot's, or at or
 // below it when a compaction kept a tail, which then holds the snapshot's index and term; the
-// snapshot's metadata and bytes come as a pair at the same index. Any violation is a
+// snapshot's metadata and bytes (chunks numbered from 0 without a gap, or one record as written
+// before chunks) come as a pair at the same index. Any violation is a
 // StorageCorruptionError naming the group and the key or index, and the node does not start.
 // Called only by DiskStore.open, with a reader that pages through LevelDB.
 
+import { concatBytes } from '../base/bytes.ts';
 import type { GroupId, LogIndex, Term } from '../base/ids.ts';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.ts';
 import { StorageCorruptionError } from './errors.ts';
 import { CachedGroupLog, emptyGroupState } from './group-log.ts';
-import { describeKey, groupRecordKey, logKey, parseKey } from './keys.ts';
+import { describeKey, groupRecordKey, logKey, parseKey, snapshotChunkKey } from './keys.ts';
 import { readRecord, type RecordLimits, type StoredRecord } from './records.ts';
 
 /** Returns the next page of [key, value] pairs in key order; an empty page ends the scan. */
@@ -23,7 +25,10 @@ interface PendingGroup {
   hardState: HardState | undefined;
   applied: LogIndex | undefined;
   meta: SnapshotMeta | undefined;
+  /** The chunk count snap-meta names (undefined: written before chunks, or no snapshot). */
+  metaChunks: number | undefined;
   data: { readonly index: LogIndex; readonly data: Uint8Array } | undefined;
+  readonly chunks: { readonly index: LogIndex; readonly data: Uint8Array }[];
   readonly entries: Entry[];
   readonly runStarts: LogIndex[];
 }
@@ -43,7 +48,9 @@ export async function loadGroups(readPage: PageReader, limits: RecordLimits): Pr
           hardState: undefined,
           applied: undefined,
           meta: undefined,
+          metaChunks: undefined,
           data: undefined,
+          chunks: [],
           entries: [],
           runStarts: [],
         };
@@ -74,10 +81,21 @@ function add(pending: PendingGroup, stored: StoredRecord): void {
       return;
     case 'snap-meta':
       pending.meta = stored.meta;
+      pending.metaChunks = stored.chunks;
       return;
     case 'snap-data':
       pending.data = { index: stored.index, data: stored.data };
       return;
+    case 'snap-chunk': {
+      // Chunks arrive in chunk order (keys.ts): a missing one shows as a number out of place.
+      if (stored.chunk !== pending.chunks.length)
+        throw new StorageCorruptionError(
+          { key: describeKey(snapshotChunkKey(pending.group, pending.chunks.length)), group: pending.group },
+          `snapshot chunk ${pending.chunks.length} is missing (found chunk ${stored.chunk})`,
+        );
+      pending.chunks.push({ index: stored.index, data: stored.data });
+      return;
+    }
   }
 }
 
@@ -102,7 +120,13 @@ function checkNext(pending: PendingGroup, entry: Entry): void {
 }
 
 function finish(pending: PendingGroup): CachedGroupLog {
-  const { group, meta, data, entries } = pending;
+  const { group, meta, entries } = pending;
+  if (pending.metaChunks !== undefined && pending.chunks.length > 0 && pending.metaChunks !== pending.chunks.length)
+    throw new StorageCorruptionError(
+      { key: describeKey(snapshotChunkKey(group, pending.chunks.length)), group },
+      `the snapshot has ${pending.chunks.length} chunks stored, its metadata says ${pending.metaChunks}`,
+    );
+  const data = pending.chunks.length > 0 ? joinChunks(pending) : pending.data;
   const empty = emptyGroupState();
   if ((meta === undefined) !== (data === undefined)) {
     const present = meta === undefined ? 'snap-data' : 'snap-meta';
@@ -125,7 +149,22 @@ function finish(pending: PendingGroup): CachedGroupLog {
     entries,
     runStarts: pending.runStarts,
     applied: pending.applied ?? empty.applied,
+    snapshotChunks: pending.chunks.length,
+    snapshotRecord: pending.data !== undefined,
   });
+}
+
+/** The stored chunks as one snapshot's bytes; every chunk must be of the same snapshot. */
+function joinChunks(pending: PendingGroup): { readonly index: LogIndex; readonly data: Uint8Array } {
+  const index = pending.chunks[0]?.index ?? (0 as LogIndex);
+  pending.chunks.forEach((chunk, k) => {
+    if (chunk.index !== index)
+      throw new StorageCorruptionError(
+        { key: describeKey(snapshotChunkKey(pending.group, k)), group: pending.group, index: chunk.index },
+        `snapshot chunk ${k} is of the snapshot at ${chunk.index}, chunk 0 of the one at ${index}`,
+      );
+  });
+  return { index, data: concatBytes(pending.chunks.map((chunk) => chunk.data)) };
 }
 
 /**

@@ -3,6 +3,7 @@
 // writes are serialized; corrupt, torn, misplaced or missing records stop the open with a
 // StorageCorruptionError naming group and index; LevelDB failures are fatal StorageErrors.
 
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -11,8 +12,8 @@ import { confStateOf } from '../../src/raft/confchange.ts';
 import type { Entry, HardState } from '../../src/raft/types.ts';
 import { DiskStore, type GroupLog, type GroupWrite } from '../../src/storage/disk-store.ts';
 import { StorageCorruptionError, StorageError } from '../../src/storage/errors.ts';
-import { groupRecordKey, logKey } from '../../src/storage/keys.ts';
-import { logRunValue } from '../../src/storage/records.ts';
+import { allGroupsRange, describeKey, groupRecordKey, logKey, snapshotChunkKey } from '../../src/storage/keys.ts';
+import { logRunValue, snapshotChunkBytes, snapshotDataValue } from '../../src/storage/records.ts';
 import { ent, ents, idx, nid, nids, snap } from '../raft/unit/helpers.ts';
 import { temporaryDirectory, testStoreOptions } from './support.ts';
 
@@ -242,6 +243,54 @@ describe('DiskStore', () => {
     await reopened.close();
   });
 
+  it('stores snapshot bytes in chunks: a large one comes back whole, a smaller one after it leaves no chunk behind', async () => {
+    const group = gid(4);
+    const large = Uint8Array.from({ length: 2 * snapshotChunkBytes + 5 }, (_, k) => (k * 13) & 0xff);
+    const store = await DiskStore.open(path, testStoreOptions);
+    await store.write([{ group, entries: ents(1, [1, 1, 1, 1]) }], { sync: true });
+    await store.compact(group, idx(2), confStateOf(nids(1)), large);
+    await store.close();
+    const keys = async (): Promise<string[]> => {
+      const found: string[] = [];
+      await tamper(path, async (db) => {
+        for await (const key of db.keys(allGroupsRange())) found.push(describeKey(key));
+      });
+      return found.filter((key) => key.includes('snap'));
+    };
+    expect(await keys()).toEqual(['g/4/snap-chunk/0', 'g/4/snap-chunk/1', 'g/4/snap-chunk/2', 'g/4/snap-meta']);
+    const reopened = await DiskStore.open(path, testStoreOptions);
+    expect(reopened.group(group).snapshot().data).toEqual(large);
+    await reopened.compact(group, idx(3), confStateOf(nids(1)), Uint8Array.of(7));
+    await reopened.close();
+    expect(await keys()).toEqual(['g/4/snap-chunk/0', 'g/4/snap-meta']);
+    const again = await DiskStore.open(path, testStoreOptions);
+    expect(Array.from(again.group(group).snapshot().data)).toEqual([7]);
+    await again.close();
+  });
+
+  it('reads a snapshot stored as one record (before chunks), and the next snapshot replaces that record', async () => {
+    const group = gid(4);
+    const store = await DiskStore.open(path, testStoreOptions);
+    await store.write([{ group, entries: ents(1, [1, 1, 1]) }], { sync: true });
+    await store.compact(group, idx(2), confStateOf(nids(1)), Uint8Array.of(1));
+    await store.close();
+    await tamper(path, async (db) => {
+      await db.del(snapshotChunkKey(group, 0));
+      await db.put(groupRecordKey(group, 'snap-data'), snapshotDataValue(group, idx(2), Uint8Array.of(5, 6)));
+    });
+    const reopened = await DiskStore.open(path, testStoreOptions);
+    expect(Array.from(reopened.group(group).snapshot().data)).toEqual([5, 6]);
+    await reopened.compact(group, idx(3), confStateOf(nids(1)), Uint8Array.of(8));
+    await reopened.close();
+    await tamper(path, async (db) => {
+      const [record] = await db.getMany([groupRecordKey(group, 'snap-data')]);
+      expect(record).toBeUndefined();
+    });
+    const again = await DiskStore.open(path, testStoreOptions);
+    expect(Array.from(again.group(group).snapshot().data)).toEqual([8]);
+    await again.close();
+  });
+
   describe('corruption stops the open with the group and index named', () => {
     const group = gid(3);
     /** Entries 1..6 in three turns, so three runs: at 1 (1-2), at 3 (3) and at 4 (4-6). */
@@ -350,10 +399,36 @@ describe('DiskStore', () => {
       const store = await DiskStore.open(path, testStoreOptions);
       await store.write([{ group, snapshot: snap(4, 1), entries: [] }], { sync: true });
       await store.close();
-      await tamper(path, (db) => db.del(groupRecordKey(group, 'snap-data')));
+      await tamper(path, (db) => db.del(snapshotChunkKey(group, 0)));
       expect((await openFails()).message).toMatch(
         /g\/3\/snap-meta \(group 3\): snap-meta is stored without its other half/,
       );
+    });
+
+    it('a missing or flipped snapshot chunk', async () => {
+      const writeSnapshot = async (): Promise<void> => {
+        rmSync(path, { recursive: true, force: true });
+        const store = await DiskStore.open(path, testStoreOptions);
+        await store.write([{ group, entries: ents(1, [1, 1, 1, 1]) }], { sync: true });
+        await store.compact(group, idx(3), confStateOf(nids(1)), new Uint8Array(2 * snapshotChunkBytes + 1));
+        await store.close();
+      };
+      await writeSnapshot();
+      await tamper(path, (db) => db.del(snapshotChunkKey(group, 1)));
+      expect((await openFails()).message).toMatch(/g\/3\/snap-chunk\/1 \(group 3\): snapshot chunk 1 is missing/);
+      await writeSnapshot();
+      await tamper(path, (db) => db.del(snapshotChunkKey(group, 2)));
+      expect((await openFails()).message).toMatch(
+        /g\/3\/snap-chunk\/2 \(group 3\): the snapshot has 2 chunks stored, its metadata says 3/,
+      );
+      await writeSnapshot();
+      await tamper(path, async (db) => {
+        const value = await storedValue(db, snapshotChunkKey(group, 2));
+        const flipped = Uint8Array.from(value);
+        flipped[flipped.length - 1] = (flipped[flipped.length - 1] ?? 0) ^ 1;
+        await db.put(snapshotChunkKey(group, 2), flipped);
+      });
+      expect((await openFails()).message).toMatch(/g\/3\/snap-chunk\/2 \(group 3\): checksum mismatch/);
     });
 
     it('a key outside the layout', async () => {
