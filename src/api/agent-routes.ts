@@ -18,6 +18,8 @@ import { lagOf, nodeHealth, shardRole } from '../control/node-health.ts';
 import {
   actionBodyBytesMax,
   executionJson,
+  findAction,
+  heldActions,
   idFromPath,
   listItemJson,
   parseScheduleBody,
@@ -112,20 +114,19 @@ export const agentRoutes: FastifyPluginCallback<AgentRoutesOptions> = (app, opti
 
   app.get<{ Params: { id: string } }>(`${agentApiPrefix}/action/:id`, (request, reply) => {
     const id = idFromPath(request.params.id);
-    const record = id === undefined ? undefined : actions.model.action(id);
+    const record = id === undefined ? undefined : findAction(actions, id);
     if (record === undefined) return reply.code(404).send();
     return executionJson(record);
   });
 
+  // The actions this node took but the log does not hold yet (cluster.init, cluster.join) come first.
   app.get(`${agentApiPrefix}/actions/finished`, () => ({
-    actions: actions.model
-      .finishedActions()
+    actions: [...heldActions(actions, true), ...actions.model.finishedActions()]
       .filter((record) => record.node === nodeId)
       .map(listItemJson),
   }));
   app.get(`${agentApiPrefix}/actions/queue`, () => ({
-    actions: actions.model
-      .queue()
+    actions: [...heldActions(actions, false), ...actions.model.queue()]
       .filter((record) => record.node === nodeId)
       .map(listItemJson),
   }));

@@ -17,7 +17,7 @@
 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { sameAddress, type MemberAddresses } from '../control/member-directory.ts';
+import { formatAddress, sameAddress, type MemberAddresses } from '../control/member-directory.ts';
 import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import { asGroupId } from '../base/ids.ts';
 import { confStateOf } from '../raft/confchange.ts';
@@ -104,7 +104,13 @@ export async function finishJoin(
   if (via === undefined) return;
   await awaitFirstPeer(node);
   logger.info({ via, groups: plan.groups.length }, 'joining: asking to become a voter of every group');
-  await requestMembership(via, { ...selfOf(config), clusterId: config.clusterId }, retry, joinLog(logger));
+  const others = plan.book
+    .list()
+    .flatMap((member) =>
+      member.nodeId === config.nodeId || member.http === undefined ? [] : [`http://${formatAddress(member.http)}`],
+    )
+    .filter((url) => url !== via);
+  await requestMembership(via, others, { ...selfOf(config), clusterId: config.clusterId }, retry, joinLog(logger));
   writeJoinRecord(config.dataDir, { via, groups: plan.groups, complete: true });
   logger.info({ via, groups: plan.groups.length }, 'joined: a voter of every group');
 }
@@ -132,6 +138,20 @@ function joinLog(logger: Logger): JoinLog {
   return (message, fields) => {
     logger.warn(fields, message);
   };
+}
+
+/**
+ * cluster.join taken while waiting (src/node/waiting.ts): learns the cluster as --join does and
+ * writes the unfinished join record, so the start that follows continues the join from it.
+ */
+export async function learnClusterVia(
+  config: NodeConfig,
+  via: string,
+  logger: Logger,
+  retry: JoinRetry,
+): Promise<void> {
+  const book = AddressBook.open(config.dataDir, selfOf(config), configuredMembers(config));
+  await learnCluster(config, via, book, logger, retry);
 }
 
 /** The member's view of the cluster, checked and recorded (address book, then the join record). */

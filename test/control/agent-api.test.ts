@@ -445,11 +445,26 @@ describe('/v1/actions', () => {
     expect((await agreedLeader(cluster, group)).id).toBe(to);
   });
 
-  it('a transfer for a group that does not exist FAILS with the reason and the queue moves on', async () => {
-    const id = uuid(501);
-    await post(leader, '/v1/actions', { kind: 'dram.io/group.transfer-leadership', id, args: { group: 77 } });
-    const record = await finished(leader, id);
-    expect(record['state']).toMatchObject({ phase: 'FAILED', error: { error_msg: 'group 77 does not exist' } });
+  it('a transfer for a group that does not exist, or to a node that is not a voter, is refused and schedules nothing', async () => {
+    const before = leader.model.queue().length + leader.model.finishedActions().length;
+    const unknownGroup = await post(leader, '/v1/actions', {
+      kind: 'dram.io/group.transfer-leadership',
+      id: uuid(501),
+      args: { group: 77 },
+    });
+    expect(unknownGroup.statusCode).toBe(404);
+    expect(unknownGroup.json()).toMatchObject({ code: 'DRAM_ERR_UNKNOWN_GROUP', message: 'group 77 does not exist' });
+    const agent = await post(leader, '/api/unstable/action', {
+      kind: 'dram.io/group.transfer-leadership',
+      id: uuid(502),
+      args: { group: kvGroups[0], to: 42 },
+    });
+    expect(agent.statusCode).toBe(400);
+    const refusal = agent.json<{ error: boolean; error_msg: string }>();
+    expect(refusal.error).toBe(true);
+    expect(refusal.error_msg).toContain('node 42 is not a voter of group');
+    expect(leader.model.queue().length + leader.model.finishedActions().length).toBe(before);
+    for (const id of [uuid(501), uuid(502)]) expect(leader.model.action(id)).toBeUndefined();
   });
 
   it('cluster.remove of a node that is not a member succeeds and changes nothing', async () => {
@@ -460,7 +475,9 @@ describe('/v1/actions', () => {
       args: { node: '42' },
     });
     const record = await finished(leader, id);
-    expect(record['state']).toEqual({ error: null, payload: { node: 42 }, phase: 'DONE' });
+    expect(record['state']).toMatchObject({ error: null, payload: { node: 42, warnings: [] }, phase: 'DONE' });
+    const groups = (record['state'] as { payload: { groups: { steps: string[] }[] } }).payload.groups;
+    expect(groups.map((group) => group.steps)).toEqual(kvGroups.map(() => []));
     for (const group of [metaGroupId, ...kvGroups])
       expect(leader.host.groupStatus(group)?.status.confState.voters).toEqual(nodeIds);
   });
@@ -548,7 +565,7 @@ describe('cluster.remove of the meta leader itself', () => {
         },
         30_000,
       );
-      expect(record.state).toEqual({ phase: 'DONE', payload: { node: meta.id }, error: null });
+      expect(record.state).toMatchObject({ phase: 'DONE', payload: { node: meta.id }, error: null });
       for (const group of [metaGroupId, ...kvGroups]) {
         const conf = other.host.groupStatus(group)?.status.confState;
         expect([...(conf?.voters ?? []), ...(conf?.learners ?? [])], `group ${group}`).not.toContain(meta.id);
