@@ -13,6 +13,8 @@
 //   voters nodes=(..)           the nodes that are voters of every kv group, as the meta leader sees it
 //   node url=<url> id=<id> status=<s> cluster=<c>   what the node at url says of itself (no entry: no answer)
 //   register id=<id> status=<s> [member=<url>]      a registry record, applied to the model
+//   bootstrap [init] [join=<url>] [groups] [joinrecord] [held=create|<url>]   the start planner's step
+//   bootstrap-action kind=init|join [via=<url>] [busy]                       a waiting node's answer
 //
 // The env's cluster id is "c1"; its own URL is http://m1; new action ids are uuids from 100 on.
 // Action ids are uuids built from n (n=1 -> 00000000-0000-4000-8000-000000000001).
@@ -25,6 +27,7 @@ import {
   type NodeDescription,
   type StepContext,
 } from '../../src/control/action-steps.ts';
+import { planBootstrap, planBootstrapAction } from '../../src/control/bootstrap.ts';
 import { planNextStep, type ExecutorStep } from '../../src/control/executor.ts';
 import { planMetaMembership } from '../../src/control/meta-membership.ts';
 import { MetaModel } from '../../src/models/meta.ts';
@@ -123,6 +126,27 @@ export class ControlEnv {
       }
       case 'queue':
         return this.describeQueue();
+      case 'bootstrap': {
+        const has = (key: string): boolean => a.some((x) => x.key === key);
+        const held = arg(a, 'held');
+        return JSON.stringify(
+          planBootstrap({
+            init: has('init'),
+            join: arg(a, 'join'),
+            holdsGroups: has('groups'),
+            joinRecorded: has('joinrecord'),
+            held: held === undefined ? undefined : held === 'create' ? { kind: 'create' } : { kind: 'join', via: held },
+          }),
+        );
+      }
+      case 'bootstrap-action':
+        return JSON.stringify(
+          planBootstrapAction(
+            arg(a, 'kind') === 'init' ? 'init' : 'join',
+            arg(a, 'via'),
+            a.some((x) => x.key === 'busy'),
+          ),
+        );
       case 'voters':
         this.votersEverywhere = new Set(ids(a, 'nodes'));
         return 'ok';
