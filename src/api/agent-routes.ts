@@ -42,6 +42,8 @@ export interface AgentInfo {
   /** The source checkout, when known. */
   readonly checkout?: string;
   readonly clusterId: string;
+  /** Bytes under the node's data directory, as last measured (null: not measured yet). */
+  readonly dataDirBytes?: () => number | null;
 }
 
 export interface AgentRoutesOptions {
@@ -68,6 +70,7 @@ export const agentRoutes: FastifyPluginCallback<AgentRoutesOptions> = (app, opti
       'dram.io/groups-hosted': groups.length,
       'dram.io/leaders-held': groups.filter((g) => g.status.role === 'leader').length,
       'dram.io/unhealthy-reason': health.reason,
+      'dram.io/data-dir-bytes': info.dataDirBytes?.() ?? null,
     };
     return {
       address: { client: info.httpUrl, member: info.httpUrl },

@@ -46,6 +46,7 @@ import { MetaController } from '../control/controller.ts';
 import { membersMax, type MemberDirectory } from '../control/member-directory.ts';
 import { MetaModel, metaGroupId } from '../models/meta.ts';
 import { systemClock } from '../multiraft/system-clock.ts';
+import { watchDataDir } from './data-dir-size.ts';
 import { apiEffects } from './meta-effects.ts';
 import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
 
@@ -179,6 +180,7 @@ export async function startNode(
       forgetMember(plan.book, transport, node, logger);
     },
   };
+  const dataDir = watchDataDir(config.dataDir);
   const app = buildApp({
     nodeId: config.nodeId,
     clusterId: config.clusterId,
@@ -191,7 +193,7 @@ export async function startNode(
     logger,
     meta: {
       model: metaModel,
-      info: { httpUrl, version, clusterId: config.clusterId },
+      info: { httpUrl, version, clusterId: config.clusterId, dataDirBytes: () => dataDir.bytes() },
       wallNowMs: () => Date.now(),
       bootstrap: {
         inCluster: true,
@@ -256,6 +258,7 @@ export async function startNode(
       clearInterval(watchdog);
       controller.stop();
       heldRecording?.stop();
+      dataDir.stop();
       if (host.failure() === undefined) {
         // Graceful: the API drains while the host still replicates, then the host answers what waits.
         await binary?.stop();

@@ -101,6 +101,8 @@ describe('GET /api/unstable/info/*', () => {
       'dram.io/groups-hosted': 3,
       'dram.io/leaders-held': expect.any(Number) as unknown,
       'dram.io/unhealthy-reason': null,
+      // The in-process test nodes have no data dir to measure.
+      'dram.io/data-dir-bytes': null,
     });
     for (const [name, value] of Object.entries(attributes)) {
       expect(name).toMatch(/^dram\.io\//u);

@@ -116,6 +116,12 @@ describe('a cluster built with agent actions', () => {
     const done = await finished(1, uuid(1));
     expect(done.state).toEqual({ phase: 'DONE', payload: { cluster_id: 'dram', node_id: 1 }, error: null });
     await eventually(async () => ((await nodeStatus(1)) === 'HEALTHY' ? true : undefined), 200);
+    // dram's own facts: the data dir holds the log now.
+    await eventually(async () => {
+      const node = await json<{ attributes: Record<string, unknown> }>(`${cluster.url(1)}/api/unstable/info/node`);
+      const bytes = node.body.attributes['dram.io/data-dir-bytes'];
+      return typeof bytes === 'number' && bytes > 0 ? true : undefined;
+    }, 200);
     // The id is taken now: a second action with it is refused and nothing is scheduled.
     const again = await schedule(1, { kind: 'agent.replicante.io/test.success', id: uuid(1) });
     expect(again.status).toBe(409);
