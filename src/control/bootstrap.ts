@@ -56,3 +56,55 @@ export function planBootstrapAction(
   if (kind === 'init') return { kind: 'create' };
   return via === undefined ? { kind: 'refuse', reason: 'cluster.join needs args.node' } : { kind: 'join', via };
 }
+
+/** Which groups a starting node hosts, and whether a join is to be started or finished. */
+export interface GroupsView {
+  /** The join record, when the data dir has one. */
+  readonly record: { readonly via: string; readonly complete: boolean } | undefined;
+  /** `--join <url>` (or a held cluster.join). */
+  readonly join: string | undefined;
+  readonly holdsGroups: boolean;
+}
+
+export type GroupsStep =
+  /** A finished join: host the recorded groups (`ignoredJoin`: --join was given and is ignored). */
+  | { readonly kind: 'joined'; readonly ignoredJoin: boolean }
+  /** An unfinished join: host the recorded groups and finish the join through `via`. */
+  | { readonly kind: 'resume_join'; readonly via: string }
+  /** A first join: learn the cluster through `via`, record it, then host its groups empty. */
+  | { readonly kind: 'learn'; readonly via: string }
+  /** Host the configured groups (creating what is missing with --init). */
+  | { readonly kind: 'configured'; readonly ignoredJoin: boolean };
+
+export function planGroups(view: GroupsView): GroupsStep {
+  if (view.record !== undefined) {
+    if (view.record.complete) return { kind: 'joined', ignoredJoin: view.join !== undefined };
+    return { kind: 'resume_join', via: view.join ?? view.record.via };
+  }
+  if (view.join !== undefined && !view.holdsGroups) return { kind: 'learn', via: view.join };
+  return { kind: 'configured', ignoredJoin: view.join !== undefined };
+}
+
+/** Why this node cannot join the cluster a member described, or undefined when it can. */
+export function joinProblem(
+  self: { readonly nodeId: number; readonly clusterId: string; readonly raft: string },
+  view: { readonly clusterId: string; readonly members: readonly { readonly nodeId: number; readonly raft: string }[] },
+  via: string,
+): string | undefined {
+  if (view.clusterId !== self.clusterId)
+    return `${via} belongs to cluster ${JSON.stringify(view.clusterId)}, and this node is configured for ${JSON.stringify(self.clusterId)} (--cluster-id)`;
+  const clash = view.members.find((member) => member.nodeId === self.nodeId && member.raft !== self.raft);
+  if (clash !== undefined)
+    return `node id ${self.nodeId} is already in the cluster at raft address ${clash.raft}; pick another --node-id`;
+  return undefined;
+}
+
+/**
+ * What a joining node does with a member's answer: 2xx done; 4xx the cluster refusing us, which
+ * no retry fixes; anything else (a 5xx: no leader, a change pending) retried.
+ */
+export function joinAnswer(status: number): 'done' | 'refused' | 'retry' {
+  if (status >= 200 && status < 300) return 'done';
+  if (status >= 400 && status < 500) return 'refused';
+  return 'retry';
+}

@@ -16,6 +16,7 @@
 // Called by: src/node/membership.ts.
 
 import type { GroupId } from '../base/ids.ts';
+import { joinAnswer } from '../control/bootstrap.ts';
 import { asGroupId, asNodeId } from '../base/ids.ts';
 import {
   formatAddress,
@@ -96,10 +97,10 @@ async function callWithRetries(
     via = members[(attempt - 1) % members.length] ?? via;
     const outcome = await callOnce(via, method, path, body, retry.callTimeoutMs);
     if (typeof outcome !== 'string') {
-      if (outcome.status >= 200 && outcome.status < 300) return outcome;
+      const answer = joinAnswer(outcome.status);
+      if (answer === 'done') return outcome;
       const problem = describe(outcome);
-      if (outcome.status >= 400 && outcome.status < 500)
-        throw new JoinError(`${via} refused ${method} ${path}: ${problem}`);
+      if (answer === 'refused') throw new JoinError(`${via} refused ${method} ${path}: ${problem}`);
       lastProblem = problem;
     } else {
       lastProblem = outcome;

@@ -15,6 +15,10 @@
 //   register id=<id> status=<s> [member=<url>]      a registry record, applied to the model
 //   bootstrap [init] [join=<url>] [groups] [joinrecord] [held=create|<url>]   the start planner's step
 //   bootstrap-action kind=init|join [via=<url>] [busy]                       a waiting node's answer
+//   groups [record=complete|<via>] [join=<url>] [holds]   which groups a starting node hosts
+//   join-check self=<id> cluster=<c> raft=<addr> view-cluster=<c> members=(id:raft,..)   may it join
+//   conf self=<id> group=<g> members=(..)   a member applies a group's configuration: the removal
+//                                            planner's events, and whether this node is out of every group
 //
 // The env's cluster id is "c1"; its own URL is http://m1; new action ids are uuids from 100 on.
 // Action ids are uuids built from n (n=1 -> 00000000-0000-4000-8000-000000000001).
@@ -27,8 +31,9 @@ import {
   type NodeDescription,
   type StepContext,
 } from '../../src/control/action-steps.ts';
-import { planBootstrap, planBootstrapAction } from '../../src/control/bootstrap.ts';
+import { joinProblem, planBootstrap, planBootstrapAction, planGroups } from '../../src/control/bootstrap.ts';
 import { planNextStep, type ExecutorStep } from '../../src/control/executor.ts';
+import { planRemovals, removedEverywhere } from '../../src/control/removal-planner.ts';
 import { planMetaMembership } from '../../src/control/meta-membership.ts';
 import { MetaModel } from '../../src/models/meta.ts';
 import type { CmdArg, TestBlock } from '../raft/datadriven.ts';
@@ -60,6 +65,7 @@ export class ControlEnv {
   private votersEverywhere = new Set<number>();
   private readonly described = new Map<string, NodeDescription>();
   private nextId = 100;
+  private readonly applied = new Map<GroupId, ReadonlySet<NodeId>>();
 
   constructor() {
     this.model.apply({ type: 'cluster.set', clusterId: 'c1' });
@@ -147,6 +153,43 @@ export class ControlEnv {
             a.some((x) => x.key === 'busy'),
           ),
         );
+      case 'groups': {
+        const record = arg(a, 'record');
+        return JSON.stringify(
+          planGroups({
+            record:
+              record === undefined
+                ? undefined
+                : record === 'complete'
+                  ? { via: 'http://m1', complete: true }
+                  : { via: record, complete: false },
+            join: arg(a, 'join'),
+            holdsGroups: a.some((x) => x.key === 'holds'),
+          }),
+        );
+      }
+      case 'join-check':
+        return JSON.stringify(
+          joinProblem(
+            { nodeId: num(a, 'self'), clusterId: arg(a, 'cluster') ?? '', raft: arg(a, 'raft') ?? '' },
+            {
+              clusterId: arg(a, 'view-cluster') ?? '',
+              members: (a.find((x) => x.key === 'members')?.vals ?? []).map((v) => {
+                const [id = '0', ...raft] = v.split(':');
+                return { nodeId: Number(id), raft: raft.join(':') };
+              }),
+            },
+            'http://m1',
+          ) ?? 'ok',
+        );
+      case 'conf': {
+        const self = num(a, 'self') as NodeId;
+        const group = num(a, 'group') as GroupId;
+        const before = this.applied.get(group) ?? new Set<NodeId>();
+        this.applied.set(group, new Set(ids(a, 'members')));
+        const events = planRemovals(self, this.applied, group, before);
+        return `${JSON.stringify(events)} removed=${removedEverywhere(self, this.applied)}`;
+      }
       case 'voters':
         this.votersEverywhere = new Set(ids(a, 'nodes'));
         return 'ok';
