@@ -32,7 +32,7 @@ import {
   type HttpLimits,
 } from './http-server.ts';
 import { kvRoutes } from './kv-routes.ts';
-import type { MemberChangeLimits } from './member-change.ts';
+import type { MemberChangeLimits } from '../control/member-change.ts';
 import { memoryDirectory, type MemberDirectory } from '../control/member-directory.ts';
 import { memberRemoveRoutes } from './member-remove-routes.ts';
 import { memberRoutes } from './member-routes.ts';

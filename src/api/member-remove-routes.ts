@@ -37,7 +37,7 @@ import { ApiError } from './errors.ts';
 import { forwardOrRefuse } from './forwarding.ts';
 import { groupView } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
-import type { GroupMemberProgress } from './member-change.ts';
+import type { GroupMemberProgress } from '../control/member-change.ts';
 import { membersJson } from '../control/member-directory.ts';
 import {
   changeThroughLeader,
@@ -49,7 +49,7 @@ import {
   type GroupChange,
   type MembershipRouteOptions,
 } from './member-fanout.ts';
-import { ensureAbsent, lastVoter } from './member-removal.ts';
+import { ensureAbsent, lastVoter } from '../control/member-removal.ts';
 import { clusterRemoveKind } from '../control/action-kinds.ts';
 import { runAsAction, type ActionsContext } from './action-schedule.ts';
 

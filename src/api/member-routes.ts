@@ -34,7 +34,7 @@ import { ApiError } from './errors.ts';
 import { forwardOrRefuse } from './forwarding.ts';
 import { groupView } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
-import { ensureVoter, type GroupMemberProgress } from './member-change.ts';
+import { ensureVoter, type GroupMemberProgress } from '../control/member-change.ts';
 import { memberConflict, membersJson, parseAddress, type MemberAddresses } from '../control/member-directory.ts';
 import {
   changeThroughLeader,
