@@ -275,6 +275,74 @@ describe('POST /api/unstable/action', () => {
     expect(leader.model.queue().length + leader.model.finishedActions().length).toBe(before);
   });
 
+  it('bad input for the membership kinds: 4xx in the Replicante shape, a DRAM_ERR_* code on /v1/actions, the queue unchanged', async () => {
+    const before = leader.model.queue().length + leader.model.finishedActions().length;
+    const bad: [unknown, number, string, RegExp][] = [
+      [{ kind: 'agent.replicante.io/cluster.add' }, 400, 'DRAM_ERR_INVALID_ACTION_ARGS', /args must be an object/u],
+      [
+        { kind: 'agent.replicante.io/cluster.add', args: { node: 'ftp://x' } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /args.node/u,
+      ],
+      [
+        { kind: 'agent.replicante.io/cluster.add', args: { node: 'http://a?b=1' } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /args.node/u,
+      ],
+      [
+        { kind: 'agent.replicante.io/cluster.add', args: { node: 'http://a', id: 4 } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /unknown field/u,
+      ],
+      [
+        { kind: 'agent.replicante.io/cluster.add', args: { node: `http://${'a'.repeat(2000)}` } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /args.node/u,
+      ],
+      [
+        { kind: 'dram.io/replication.set', args: { kind: 'kv', factor: 0 } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /factor/u,
+      ],
+      [
+        { kind: 'dram.io/replication.set', args: { kind: 'db', factor: 3 } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /kind/u,
+      ],
+      [{ kind: 'agent.replicante.io/cluster.init' }, 409, 'DRAM_ERR_IN_CLUSTER', /already in a cluster/u],
+      [
+        { kind: 'agent.replicante.io/cluster.join', args: { node: 'http://10.0.0.9:8080' } },
+        409,
+        'DRAM_ERR_IN_CLUSTER',
+        /already in a cluster/u,
+      ],
+      [
+        { kind: 'dram.io/group.transfer-leadership', args: { group: 1, to: 99 } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /not a voter/u,
+      ],
+      [
+        { kind: 'dram.io/group.transfer-leadership', args: { group: 99 } },
+        404,
+        'DRAM_ERR_UNKNOWN_GROUP',
+        /does not exist/u,
+      ],
+    ];
+    for (const [body, status, code, message] of bad) {
+      expectAgentError(await post(leader, '/api/unstable/action', body), status, message);
+      const own = await post(follower, '/v1/actions', body);
+      expect({ body, status: own.statusCode, code: own.json<{ code: string }>().code }).toEqual({ body, status, code });
+    }
+    expect(leader.model.queue().length + leader.model.finishedActions().length).toBe(before);
+  });
+
   it('a refusal by the request guard, before any route runs, keeps the Replicante shape too', async () => {
     const before = leader.model.queue().length + leader.model.finishedActions().length;
     const success = JSON.stringify({ kind: 'agent.replicante.io/test.success' });
