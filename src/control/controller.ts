@@ -27,10 +27,12 @@ import { planMetaMembership, type MetaMembershipStep } from './meta-membership.t
 
 export const controllerPollMs = 200;
 
-export type ControllerEffects = Pick<
-  StepContext,
-  'transferLeadership' | 'removeFromKvGroups' | 'describeNode' | 'askToJoin' | 'newActionId'
->;
+/**
+ * The effects of action steps that reach outside the meta log. Those of cluster.add are optional
+ * (a controller without them, e.g. in a simulation, sees a new node that never answers).
+ */
+export type ControllerEffects = Pick<StepContext, 'transferLeadership' | 'removeFromKvGroups'> &
+  Partial<Pick<StepContext, 'describeNode' | 'askToJoin' | 'newActionId'>>;
 /** How often a node whose registry record is out of date proposes it again. */
 export const registerRetryMs = 2000;
 
@@ -53,7 +55,7 @@ export interface ControllerOptions {
   /** The effects of action steps that reach outside the meta log; the model and host parts are filled in here. */
   readonly effects: ControllerEffects;
   /** This node's HTTP URL (the member a node added by cluster.add joins through). */
-  readonly selfUrl: string;
+  readonly selfUrl?: string;
   readonly pollMs?: number;
   /** The cluster id the meta leader records when the model has none yet (a new cluster). */
   readonly clusterId?: string;
@@ -82,10 +84,12 @@ export class MetaController {
       groupLeader: (group) => host.groupStatus(group)?.status.leader,
       transferLeadership: (group, to) => options.effects.transferLeadership(group, to),
       removeFromKvGroups: (node) => options.effects.removeFromKvGroups(node),
-      describeNode: (url) => options.effects.describeNode(url),
-      askToJoin: (url, id, via) => options.effects.askToJoin(url, id, via),
-      newActionId: () => options.effects.newActionId(),
-      selfUrl: options.selfUrl,
+      describeNode: (url) => options.effects.describeNode?.(url) ?? Promise.resolve(`no way to reach ${url}`),
+      askToJoin: (url, id, via) =>
+        options.effects.askToJoin?.(url, id, via) ??
+        Promise.resolve({ ok: false, final: false, message: `no way to reach ${url}` }),
+      newActionId: () => options.effects.newActionId?.() ?? crypto.randomUUID(),
+      selfUrl: options.selfUrl ?? '',
       clusterId: () => model.clusterId,
       isVoterEverywhere: (node) => {
         const kv = host.status().filter(({ group }) => group !== metaGroup);
