@@ -27,7 +27,8 @@
 //    died fails on the new node, which then waits to be asked again). RUNNING payload
 //    `{node, node_id, asked_ms?, join_action?}` (the last cluster.join asked for); DONE
 //    `{node, node_id}`; FAILED when the node belongs to another cluster or its id is taken by a
-//    registered node at another address.
+//    registered node at another address, or when it refuses the join for good (its JOINING
+//    record is dropped then; one left by a timeout stays until the node joins or is removed).
 //  - dram.io/replication.set {kind, factor}: records the factor; FAILED when it is larger than
 //    the number of registered nodes. DONE `{kind, factor}`.
 //
@@ -225,7 +226,12 @@ async function stepAdd(action: ActionRecord, context: StepContext): Promise<Acti
   if (described.status === 'NOT_IN_CLUSTER') {
     const id = context.newActionId();
     const result = await context.askToJoin(url, id, context.selfUrl);
-    if (!result.ok) return result.final ? failedState(action, result.message) : undefined;
+    if (!result.ok && !result.final) return undefined;
+    if (!result.ok) {
+      // Refused for good: the JOINING record this action wrote goes too (retried until it does).
+      if (context.registered(node)?.status === 'JOINING' && !(await context.forgetNode(node)).ok) return undefined;
+      return failedState(action, result.message);
+    }
     running['join_action'] = id;
   }
   return { phase: 'RUNNING', payload: running, error: null };
