@@ -15,6 +15,8 @@ import {
   actionBodyBytesMax,
   cancelAction,
   executionJson,
+  findAction,
+  heldActions,
   idFromPath,
   parseScheduleBody,
   scheduleAction,
@@ -46,15 +48,15 @@ export const actionRoutes: FastifyPluginCallback<ActionRoutesOptions> = (app, op
   const { nodeId, actions } = options;
   const found = (raw: string) => {
     const id = idFromPath(raw);
-    const record = id === undefined ? undefined : actions.model.action(id);
+    const record = id === undefined ? undefined : findAction(actions, id);
     if (id === undefined || record === undefined)
       throw new ApiError('DRAM_ERR_ACTION_NOT_FOUND', `no action ${raw}`, { id: raw });
     return record;
   };
 
   app.get('/v1/actions', () => ({
-    queue: actions.model.queue().map(executionJson),
-    finished: actions.model.finishedActions().map(executionJson),
+    queue: [...heldActions(actions, false), ...actions.model.queue()].map(executionJson),
+    finished: [...heldActions(actions, true), ...actions.model.finishedActions()].map(executionJson),
   }));
 
   app.get<{ Params: { id: string } }>('/v1/actions/:id', (request) => executionJson(found(request.params.id)));

@@ -8,6 +8,11 @@
 //    leadership to `to`, or to its most caught-up other voter. A follower forwards the call to the
 //    leader. 202 means the transfer started (it completes or aborts on its own within an election
 //    timeout; watch /v1/status); 200 means `to` already leads.
+//    With the meta model (a node of a cluster), this route is a thin wrapper: it schedules the
+//    action `dram.io/group.transfer-leadership {group, to?}` and waits for it (src/api/action-
+//    schedule.ts: 200 `{group, from, to, action}` once `to` leads; `?wait=false` answers 202
+//    `{action}` at once). The direct route is `POST /v1/internal/groups/:group/transfer-leadership`
+//    (what the action's step calls; a follower forwards it to the leader).
 //
 // The JSON body is validated by hand rather than by a fastify schema: fastify's default Ajv
 // settings coerce types and silently drop unknown properties, and an admin command with a typo
@@ -15,8 +20,10 @@
 //
 // Called by: src/api/app.ts (registered as a plugin with its dependencies as options).
 
-import type { FastifyPluginCallback } from 'fastify';
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { asGroupId, type GroupId, type NodeId } from '../base/ids.ts';
+import { transferLeadershipKind } from '../control/action-kinds.ts';
+import { runAsAction, type ActionsContext } from './action-schedule.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse, type ForwardContext } from './forwarding.ts';
 import { groupView, lagEntries, mostCaughtUpVoter } from './host-view.ts';
@@ -29,7 +36,12 @@ export interface AdminRoutesOptions {
   readonly clusterId: string;
   readonly host: ApiHost;
   readonly forward: Forward | undefined;
+  /** With it, the public admin route schedules an action and waits for it. */
+  readonly actions?: ActionsContext | undefined;
 }
+
+/** The direct transfer route (no action): what the action's step calls. */
+export const transferDirectPath = '/v1/internal/groups/:group/transfer-leadership';
 
 /** A transfer request body is `{}` or `{ "to": <node id> }`; a few bytes is plenty. */
 export const transferBodyBytesMax = 1024;
@@ -86,50 +98,62 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
 
   app.get('/v1/status', () => statusAnswer(options));
 
+  const actions = options.actions;
   app.post<{ Params: { group: string } }>(
     '/v1/admin/groups/:group/transfer-leadership',
     jsonBody(transferBodyBytesMax),
     async (request, reply) => {
+      if (actions === undefined) return transfer(request, reply);
       const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
-      const requested = parseTransferBody(request.body);
-      const view = groupView(options.host, group);
-      if (view === undefined)
-        throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
-      if (view.status.role !== 'leader') {
-        const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body));
-        return forwardOrRefuse(context, request, reply, {
-          group,
-          leaderHint: view.status.leader,
-          body,
-          onFailure: 'forward_failed',
-        });
-      }
-      const to = requested ?? mostCaughtUpVoter(view.status);
-      if (to === undefined)
-        throw new ApiError('DRAM_ERR_TRANSFER_FAILED', `group ${group} has no other voter to take over`, { group });
-      const answer = { group, from: options.nodeId, to };
-      if (to === options.nodeId) return reply.code(200).send(answer);
-      const result = options.host.transferLeadership(group, to);
-      switch (result.kind) {
-        case 'started':
-        case 'in_progress':
-          return reply.code(202).send(answer);
-        case 'already_leader':
-          return reply.code(200).send({ group, from: options.nodeId, to: options.nodeId });
-        case 'not_leader':
-          return forwardOrRefuse(context, request, reply, {
-            group,
-            leaderHint: result.leaderHint,
-            body: Buffer.from(JSON.stringify(request.body ?? {})),
-            onFailure: 'forward_failed',
-          });
-        case 'invalid_target':
-          throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot transfer to node ${to}: ${result.reason}`, { group, to });
-        case 'unknown_group':
-          throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
-      }
+      const to = parseTransferBody(request.body);
+      return runAsAction(actions, request, reply, transferLeadershipKind, to === undefined ? { group } : { group, to });
     },
   );
+  app.post<{ Params: { group: string } }>(transferDirectPath, jsonBody(transferBodyBytesMax), transfer);
+
+  async function transfer(
+    request: FastifyRequest<{ Params: { group: string } }>,
+    reply: FastifyReply,
+  ): Promise<FastifyReply> {
+    const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
+    const requested = parseTransferBody(request.body);
+    const view = groupView(options.host, group);
+    if (view === undefined)
+      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+    if (view.status.role !== 'leader') {
+      const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body));
+      return forwardOrRefuse(context, request, reply, {
+        group,
+        leaderHint: view.status.leader,
+        body,
+        onFailure: 'forward_failed',
+      });
+    }
+    const to = requested ?? mostCaughtUpVoter(view.status);
+    if (to === undefined)
+      throw new ApiError('DRAM_ERR_TRANSFER_FAILED', `group ${group} has no other voter to take over`, { group });
+    const answer = { group, from: options.nodeId, to };
+    if (to === options.nodeId) return reply.code(200).send(answer);
+    const result = options.host.transferLeadership(group, to);
+    switch (result.kind) {
+      case 'started':
+      case 'in_progress':
+        return reply.code(202).send(answer);
+      case 'already_leader':
+        return reply.code(200).send({ group, from: options.nodeId, to: options.nodeId });
+      case 'not_leader':
+        return forwardOrRefuse(context, request, reply, {
+          group,
+          leaderHint: result.leaderHint,
+          body: Buffer.from(JSON.stringify(request.body ?? {})),
+          onFailure: 'forward_failed',
+        });
+      case 'invalid_target':
+        throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot transfer to node ${to}: ${result.reason}`, { group, to });
+      case 'unknown_group':
+        throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+    }
+  }
 
   done();
 };

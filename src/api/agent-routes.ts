@@ -18,6 +18,8 @@ import { lagOf, nodeHealth, shardRole } from '../control/node-health.ts';
 import {
   actionBodyBytesMax,
   executionJson,
+  findAction,
+  heldActions,
   idFromPath,
   listItemJson,
   parseScheduleBody,
@@ -40,6 +42,8 @@ export interface AgentInfo {
   /** The source checkout, when known. */
   readonly checkout?: string;
   readonly clusterId: string;
+  /** Bytes under the node's data directory, as last measured (null: not measured yet). */
+  readonly dataDirBytes?: () => number | null;
 }
 
 export interface AgentRoutesOptions {
@@ -66,6 +70,7 @@ export const agentRoutes: FastifyPluginCallback<AgentRoutesOptions> = (app, opti
       'dram.io/groups-hosted': groups.length,
       'dram.io/leaders-held': groups.filter((g) => g.status.role === 'leader').length,
       'dram.io/unhealthy-reason': health.reason,
+      'dram.io/data-dir-bytes': info.dataDirBytes?.() ?? null,
     };
     return {
       address: { client: info.httpUrl, member: info.httpUrl },
@@ -112,20 +117,19 @@ export const agentRoutes: FastifyPluginCallback<AgentRoutesOptions> = (app, opti
 
   app.get<{ Params: { id: string } }>(`${agentApiPrefix}/action/:id`, (request, reply) => {
     const id = idFromPath(request.params.id);
-    const record = id === undefined ? undefined : actions.model.action(id);
+    const record = id === undefined ? undefined : findAction(actions, id);
     if (record === undefined) return reply.code(404).send();
     return executionJson(record);
   });
 
+  // The actions this node took but the log does not hold yet (cluster.init, cluster.join) come first.
   app.get(`${agentApiPrefix}/actions/finished`, () => ({
-    actions: actions.model
-      .finishedActions()
+    actions: [...heldActions(actions, true), ...actions.model.finishedActions()]
       .filter((record) => record.node === nodeId)
       .map(listItemJson),
   }));
   app.get(`${agentApiPrefix}/actions/queue`, () => ({
-    actions: actions.model
-      .queue()
+    actions: [...heldActions(actions, false), ...actions.model.queue()]
       .filter((record) => record.node === nodeId)
       .map(listItemJson),
   }));

@@ -20,6 +20,7 @@ import type { GroupId, NodeId } from '../base/ids.ts';
 import { kvKeyBytesMax } from '../codec/kv.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
 import { actionRoutes } from './action-routes.ts';
+import type { ActionsContext, BootstrapPort } from './action-schedule.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { agentRoutes, type AgentInfo } from './agent-routes.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
@@ -31,7 +32,7 @@ import {
   type HttpLimits,
 } from './http-server.ts';
 import { kvRoutes } from './kv-routes.ts';
-import type { MemberChangeLimits } from './member-change.ts';
+import type { MemberChangeLimits } from '../control/member-change.ts';
 import { memoryDirectory, type MemberDirectory } from '../control/member-directory.ts';
 import { memberRemoveRoutes } from './member-remove-routes.ts';
 import { memberRoutes } from './member-routes.ts';
@@ -69,6 +70,8 @@ export interface AppMetaOptions {
   readonly info: AgentInfo;
   /** Wall-clock milliseconds since the epoch: the times written into action records. */
   readonly wallNowMs: () => number;
+  /** cluster.init and cluster.join on a node not (yet) in the cluster's log (src/api/action-schedule.ts). */
+  readonly bootstrap?: BootstrapPort | undefined;
 }
 
 export const defaultRequestTimeoutMs = 5000;
@@ -100,6 +103,20 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const directory = options.members ?? memoryDirectory([], options.nodeId);
   const requestTimeoutMs = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
   const limits = options.memberChangeLimits === undefined ? {} : { limits: options.memberChangeLimits };
+  // With the meta model, the admin routes that change the cluster schedule an action and wait for it.
+  const actions: ActionsContext | undefined =
+    options.meta === undefined
+      ? undefined
+      : {
+          nodeId: options.nodeId,
+          host: options.host,
+          forward,
+          requestTimeoutMs,
+          log: app.log,
+          model: options.meta.model,
+          wallNowMs: options.meta.wallNowMs,
+          bootstrap: options.meta.bootstrap,
+        };
   app.register(kvRoutes, {
     nodeId: options.nodeId,
     host: options.host,
@@ -112,6 +129,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     clusterId: options.clusterId ?? '',
     host: options.host,
     forward,
+    actions,
   });
   app.register(memberRoutes, {
     nodeId: options.nodeId,
@@ -122,6 +140,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     directory,
     requestTimeoutMs,
     ...limits,
+    actions,
   });
   app.register(memberRemoveRoutes, {
     nodeId: options.nodeId,
@@ -131,18 +150,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
     directory,
     requestTimeoutMs,
     ...limits,
+    actions,
   });
 
-  if (options.meta !== undefined) {
-    const actions = {
-      nodeId: options.nodeId,
-      host: options.host,
-      forward,
-      requestTimeoutMs,
-      log: app.log,
-      model: options.meta.model,
-      wallNowMs: options.meta.wallNowMs,
-    };
+  if (options.meta !== undefined && actions !== undefined) {
     app.register(agentRoutes, { nodeId: options.nodeId, info: options.meta.info, actions });
     app.register(actionRoutes, { nodeId: options.nodeId, actions });
   }

@@ -171,6 +171,21 @@ export const errorRegistry = {
     meaning:
       "The query ran longer than its endpoint's timeout, or one statement longer than the statement timeout (details.timeoutMs), and was stopped.",
   },
+  DRAM_ERR_NOT_IN_CLUSTER: {
+    status: 409,
+    meaning:
+      'This node is not in a cluster yet: it runs only cluster.init and cluster.join (docs/agent-api.md); nothing was scheduled.',
+  },
+  DRAM_ERR_IN_CLUSTER: {
+    status: 409,
+    meaning:
+      'This node is already in a cluster: cluster.init and cluster.join run only on a node that is not; nothing was scheduled.',
+  },
+  DRAM_ERR_ACTION_FAILED: {
+    status: 409,
+    meaning:
+      'The action an admin route scheduled and waited for FAILED; the message is its error, details.action its id.',
+  },
 } as const satisfies Record<string, { readonly status: number; readonly meaning: string }>;
 
 export type ErrorCode = keyof typeof errorRegistry;

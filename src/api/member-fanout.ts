@@ -28,7 +28,7 @@ import {
   type MemberChangeLimits,
   type MemberState,
   type MemberStep,
-} from './member-change.ts';
+} from '../control/member-change.ts';
 import type { MemberDirectory } from '../control/member-directory.ts';
 import type { ApiHost, Forward } from './ports.ts';
 

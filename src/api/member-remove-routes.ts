@@ -18,6 +18,12 @@
 // it anywhere (src/node/removal-watch.ts); this route forgets it here at once so that its answer
 // already lists the members without it.
 //
+// With the meta model (a node of a cluster), `DELETE /v1/admin/members/:nodeId` is a thin wrapper:
+// after the same last-voter check it schedules `agent.replicante.io/cluster.remove {node}` and waits
+// for it (src/api/action-schedule.ts; `?wait=false` answers 202 `{action}` at once); the action
+// takes the node out of every kv group through the direct route, `DELETE /v1/internal/members/:nodeId`,
+// then out of the meta group and the registry.
+//
 // Every wait is bounded by `requestTimeoutMs`; a moving leadership (the removed node led the
 // group and handed it over) is retried every `pollMs`, at most `groupAttemptsMax` times (the
 // driver, shared with adding a node, is src/api/member-fanout.ts).
@@ -31,7 +37,7 @@ import { ApiError } from './errors.ts';
 import { forwardOrRefuse } from './forwarding.ts';
 import { groupView } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
-import type { GroupMemberProgress } from './member-change.ts';
+import type { GroupMemberProgress } from '../control/member-change.ts';
 import { membersJson } from '../control/member-directory.ts';
 import {
   changeThroughLeader,
@@ -43,9 +49,14 @@ import {
   type GroupChange,
   type MembershipRouteOptions,
 } from './member-fanout.ts';
-import { ensureAbsent, lastVoter } from './member-removal.ts';
+import { ensureAbsent, lastVoter } from '../control/member-removal.ts';
+import { clusterRemoveKind } from '../control/action-kinds.ts';
+import { runAsAction, type ActionsContext } from './action-schedule.ts';
 
-export type MemberRemoveRoutesOptions = MembershipRouteOptions;
+export interface MemberRemoveRoutesOptions extends MembershipRouteOptions {
+  /** With it, the public removal route schedules cluster.remove and waits for it. */
+  readonly actions?: ActionsContext | undefined;
+}
 
 /** A group with fewer voters than this tolerates no failure: the answer warns about it. */
 export const votersTolerantMin = 3;
@@ -153,13 +164,26 @@ function warningsOf(groups: readonly GroupMemberProgress[]): string[] {
 export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions> = (app, options, done) => {
   const context = fanoutContext(options);
 
-  app.delete<{ Params: { nodeId: string } }>('/v1/admin/members/:nodeId', async (request) => {
-    const node = parseNodeParam(request.params.nodeId);
-    // Refused before anything is proposed, so a refusal leaves every group as it was.
+  /** Refused before anything is proposed or scheduled, so a refusal leaves every group as it was. */
+  const checkLastVoter = (node: NodeId): void => {
     for (const group of options.groups) {
       const confState = groupView(options.host, group)?.status.confState;
       if (confState !== undefined && lastVoter(confState, node)) throw lastVoterError(group, node);
     }
+  };
+
+  const actions = options.actions;
+  app.delete<{ Params: { nodeId: string } }>('/v1/admin/members/:nodeId', async (request, reply) => {
+    if (actions === undefined) return removeEverywhere(request);
+    const node = parseNodeParam(request.params.nodeId);
+    checkLastVoter(node);
+    return runAsAction(actions, request, reply, clusterRemoveKind, { node });
+  });
+  app.delete<{ Params: { nodeId: string } }>('/v1/internal/members/:nodeId', removeEverywhere);
+
+  async function removeEverywhere(request: FastifyRequest<{ Params: { nodeId: string } }>) {
+    const node = parseNodeParam(request.params.nodeId);
+    checkLastVoter(node);
     const deadlineMs = performance.now() + options.requestTimeoutMs;
     const groups = await Promise.all(
       options.groups.map((group) => changeThroughLeader(context, leaveChange(context, group, node), deadlineMs)),
@@ -175,7 +199,7 @@ export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions
     options.directory.forget(node);
     request.log.info({ removed: node }, 'node removed from every group');
     return { nodeId: node, groups, warnings: warningsOf(groups), members: membersJson(options.directory.list()) };
-  });
+  }
 
   app.delete<{ Params: { group: string; nodeId: string } }>(
     '/v1/admin/groups/:group/members/:nodeId',

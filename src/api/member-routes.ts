@@ -7,6 +7,12 @@
 //  - `POST /v1/admin/groups/:group/members` (same body): the same for one group; a follower
 //    forwards it to the leader, which runs the steps (src/api/member-change.ts).
 //
+// With the meta model (a node of a cluster), `POST /v1/admin/members` is a thin wrapper: after the
+// same checks (400, 409: nothing scheduled) it schedules `agent.replicante.io/cluster.add
+// {node: "http://<http>"}` and waits for it (src/api/action-schedule.ts; `?wait=false` answers 202
+// `{action}` at once). The direct route, what a joining node calls once it serves, is
+// `POST /v1/internal/members` (same body, the answers below).
+//
 // Answers: 200 when the node is a voter of every group asked about, with per group the leader
 // and the steps applied; 503 DRAM_ERR_MEMBERSHIP_PENDING with the same per-group report in
 // `details` when a group did not get there within the request timeout (retry the same request:
@@ -28,7 +34,7 @@ import { ApiError } from './errors.ts';
 import { forwardOrRefuse } from './forwarding.ts';
 import { groupView } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
-import { ensureVoter, type GroupMemberProgress } from './member-change.ts';
+import { ensureVoter, type GroupMemberProgress } from '../control/member-change.ts';
 import { memberConflict, membersJson, parseAddress, type MemberAddresses } from '../control/member-directory.ts';
 import {
   changeThroughLeader,
@@ -41,10 +47,18 @@ import {
   type MembershipRouteOptions,
 } from './member-fanout.ts';
 import { jsonBody } from './request-guard.ts';
+import { clusterAddKind } from '../control/action-kinds.ts';
+import { formatAddress } from '../control/member-directory.ts';
+import { runAsAction, type ActionsContext } from './action-schedule.ts';
 
 export interface MemberRoutesOptions extends MembershipRouteOptions {
   readonly clusterId: string;
+  /** With it, the public join route schedules cluster.add and waits for it. */
+  readonly actions?: ActionsContext | undefined;
 }
+
+/** The direct join route (no action): what a joining node calls once it serves. */
+export const memberJoinDirectPath = '/v1/internal/members';
 
 /** `{ nodeId, raft, http, clusterId }` with the longest host names and cluster id fits in well under this. */
 export const memberBodyBytesMax = 2048;
@@ -192,7 +206,19 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
     members: membersJson(options.directory.list()),
   }));
 
-  app.post('/v1/admin/members', jsonBody(memberBodyBytesMax), async (request) => {
+  const actions = options.actions;
+  app.post('/v1/admin/members', jsonBody(memberBodyBytesMax), async (request, reply) => {
+    if (actions === undefined) return joinEverywhere(request);
+    const parsed = parseMemberBody(request.body);
+    admit(context, parsed);
+    const http = parsed.member.http;
+    if (http === undefined) throw new ApiError('DRAM_ERR_BAD_REQUEST', '\'http\' must be a "host:port" string');
+    options.directory.record(parsed.member);
+    return runAsAction(actions, request, reply, clusterAddKind, { node: `http://${formatAddress(http)}` });
+  });
+  app.post(memberJoinDirectPath, jsonBody(memberBodyBytesMax), joinEverywhere);
+
+  async function joinEverywhere(request: FastifyRequest) {
     const parsed = parseMemberBody(request.body);
     admit(context, parsed);
     options.directory.record(parsed.member);
@@ -209,7 +235,7 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
       );
     }
     return { nodeId, groups, members: membersJson(options.directory.list()) };
-  });
+  }
 
   app.post<{ Params: { group: string } }>(
     '/v1/admin/groups/:group/members',

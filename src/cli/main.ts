@@ -108,24 +108,41 @@ function describeLeaderChange(
   return `${change.from === 0 ? '?' : String(change.from)}->${change.to} ${change.cause} term ${change.term} at ${change.at}`;
 }
 
+/** The admin routes that change the cluster run an action and wait for it (or not: `?wait=false`). */
+const actionWaitMs = 70_000;
+const waitQuery = (wait: boolean): string => (wait ? '' : '?wait=false');
+
+/** A 202 from such a route: the action is scheduled (--no-wait) or still running; says how to follow it. */
+function printScheduled(answer: ApiAnswer): boolean {
+  if (answer.status !== 202) return false;
+  const body = JSON.parse(new TextDecoder().decode(answer.body)) as { action: string; phase: string };
+  console.log(`action ${body.action} is ${body.phase}: follow it with \`dram actions show ${body.action}\``);
+  return true;
+}
+
 program
   .command('failover <group>')
-  .description("move a group's leader (to the most caught-up voter, or --to)")
+  .description(
+    "move a group's leader (to the most caught-up voter, or --to), as the action dram.io/group.transfer-leadership",
+  )
   .option('--to <node>', 'the node that should lead')
+  .option('--no-wait', 'print the action id at once instead of waiting for the new leader')
   .option('--url <url>', 'any member', defaultUrl)
-  .action(async (group: string, flags: { to?: string; url: string }) => {
+  .action(async (group: string, flags: { to?: string; url: string; wait: boolean }) => {
     const body = JSON.stringify(flags.to === undefined ? {} : { to: Number(flags.to) });
     const answer = await call(
       flags.url,
       'POST',
-      `/v1/admin/groups/${encodeURIComponent(group)}/transfer-leadership`,
+      `/v1/admin/groups/${encodeURIComponent(group)}/transfer-leadership${waitQuery(flags.wait)}`,
       body,
+      actionWaitMs,
     );
     if (answer.status >= 300) fail(describeError(answer));
+    if (printScheduled(answer)) return;
     console.log(new TextDecoder().decode(answer.body));
   });
 
-const members = program.command('members').description("list the cluster's nodes, or remove one");
+const members = program.command('members').description("list the cluster's nodes, add one, or remove one");
 members
   .command('list')
   .description('every node the member knows, with its addresses')
@@ -139,36 +156,68 @@ members
     console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
   });
 members
+  .command('add <url>')
+  .description(
+    'add the node at this HTTP URL (started with neither --init nor --join) as the action agent.replicante.io/cluster.add; it joins through the member and becomes a voter of every group',
+  )
+  .option('--no-wait', 'print the action id at once instead of waiting for the node to join')
+  .option('--url <url>', 'any member', defaultUrl)
+  .action(async (url: string, flags: { url: string; wait: boolean }) => {
+    const body = JSON.stringify({ kind: 'agent.replicante.io/cluster.add', args: { node: url } });
+    const scheduled = await call(flags.url, 'POST', '/v1/actions', body);
+    if (scheduled.status !== 200) fail(describeError(scheduled));
+    const { id } = JSON.parse(new TextDecoder().decode(scheduled.body)) as { id: string };
+    if (!flags.wait) {
+      console.log(id);
+      return;
+    }
+    const deadline = Date.now() + actionWaitMs;
+    while (Date.now() < deadline) {
+      const answer = await call(flags.url, 'GET', `/v1/actions/${encodeURIComponent(id)}`);
+      if (answer.status !== 200) fail(describeError(answer));
+      const action = JSON.parse(new TextDecoder().decode(answer.body)) as ActionJson;
+      if (action.state.phase === 'FAILED') fail(`action ${id} failed: ${JSON.stringify(action.state.error)}`);
+      if (action.state.phase === 'DONE') {
+        console.log(`node ${JSON.stringify(action.state.payload)} joined (action ${id})`);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    fail(`action ${id} is still running: follow it with \`dram actions show ${id}\``);
+  });
+members
   .command('remove <nodeId>')
   .description(
-    'remove a node from every kv group, then from every address book (retry on MEMBERSHIP_PENDING: done groups are skipped)',
+    'remove a node from every group and every address book, as the action agent.replicante.io/cluster.remove (idempotent)',
   )
+  .option('--no-wait', 'print the action id at once instead of waiting for the removal')
   .option('--url <url>', 'any member', defaultUrl)
-  .action(async (nodeId: string, flags: { url: string }) => {
-    // The member answers within its request timeout; leave room for it before giving up here.
+  .action(async (nodeId: string, flags: { url: string; wait: boolean }) => {
     const answer = await call(
       flags.url,
       'DELETE',
-      `/v1/admin/members/${encodeURIComponent(nodeId)}`,
+      `/v1/admin/members/${encodeURIComponent(nodeId)}${waitQuery(flags.wait)}`,
       undefined,
-      30_000,
+      actionWaitMs,
     );
-    if (answer.status !== 200) fail(describeError(answer));
+    if (answer.status >= 300) fail(describeError(answer));
+    if (printScheduled(answer)) return;
+    // The action's payload: the node, and the kv removal's report (absent when it had none).
     const result = JSON.parse(new TextDecoder().decode(answer.body)) as {
-      nodeId: number;
-      groups: { group: number; leader: number; steps: string[]; voters?: number[] }[];
-      warnings: string[];
+      node: number;
+      groups?: { group: number; leader: number; steps: string[]; voters?: number[] }[] | null;
+      warnings?: string[] | null;
     };
     console.table(
-      result.groups.map((g) => ({
+      (result.groups ?? []).map((g) => ({
         group: `kv/${g.group}`,
         leader: g.leader,
         removed: g.steps.includes('remove_node') ? 'yes' : 'already out',
         voters: (g.voters ?? []).join(' '),
       })),
     );
-    for (const warning of result.warnings) console.warn(`warning: ${warning}`);
-    console.log(`node ${result.nodeId} is out of every group`);
+    for (const warning of result.warnings ?? []) console.warn(`warning: ${warning}`);
+    console.log(`node ${result.node} is out of every group`);
   });
 
 interface ActionJson {

@@ -10,6 +10,12 @@
 //    `target` wins once set); payload `{count, target}`; RUNNING until count >= target, then DONE.
 //  - dram.io/group.transfer-leadership: `{group, to?}` (steps in src/control/action-steps.ts).
 //  - agent.replicante.io/cluster.remove: `{node}`, idempotent (steps in src/control/action-steps.ts).
+//  - agent.replicante.io/cluster.init: args ignored (Replicante passes the user's own, default null);
+//    runs on a node not in a cluster, which creates one (src/node/membership.ts).
+//  - agent.replicante.io/cluster.join: `{node: "<a member's http URL>"}`, runs on a node not in a
+//    cluster, which joins through that member.
+//  - agent.replicante.io/cluster.add: `{node: "<the new node's http URL>"}`, runs on a member.
+//  - dram.io/replication.set: `{kind: "kv" | "meta", factor: 1..replicationFactorMax}`.
 //
 // Called by: src/control/executor.ts (planner), src/control/action-steps.ts (steps), src/api/ (schedule checks).
 
@@ -20,6 +26,10 @@ export const testFailKind = 'agent.replicante.io/test.fail';
 export const testLoopKind = 'agent.replicante.io/test.loop';
 export const transferLeadershipKind = 'dram.io/group.transfer-leadership';
 export const clusterRemoveKind = 'agent.replicante.io/cluster.remove';
+export const clusterInitKind = 'agent.replicante.io/cluster.init';
+export const clusterJoinKind = 'agent.replicante.io/cluster.join';
+export const clusterAddKind = 'agent.replicante.io/cluster.add';
+export const replicationSetKind = 'dram.io/replication.set';
 
 export const actionKinds = [
   testSuccessKind,
@@ -27,6 +37,10 @@ export const actionKinds = [
   testLoopKind,
   transferLeadershipKind,
   clusterRemoveKind,
+  clusterInitKind,
+  clusterJoinKind,
+  clusterAddKind,
+  replicationSetKind,
 ] as const;
 export type ActionKind = (typeof actionKinds)[number];
 
@@ -34,6 +48,13 @@ export const testLoopTargetDefault = 10;
 /** A test.loop target above this is refused: each count is a log entry. */
 export const testLoopTargetMax = 10_000;
 export const testFailMessage = 'Test action failed as expected';
+/** A replication factor above this is refused: the meta group has at most 5 voters, kv groups no more than 7. */
+export const replicationFactorMax = 7;
+/** A node URL in cluster.add / cluster.join args is at most this long. */
+export const nodeUrlCharsMax = 1024;
+
+/** The kinds a node that is not in a cluster runs (everything else needs the cluster). */
+export const bootstrapKinds: readonly ActionKind[] = [clusterInitKind, clusterJoinKind];
 
 export function isActionKind(kind: string): kind is ActionKind {
   return (actionKinds as readonly string[]).includes(kind);
@@ -74,7 +95,85 @@ export function argsProblem(kind: ActionKind, args: JsonValue): string | undefin
         ? 'args.node must be a node id (a positive integer, or its decimal string)'
         : undefined;
     }
+    case clusterInitKind:
+      return undefined;
+    case clusterJoinKind:
+    case clusterAddKind: {
+      const fields = objectOf(args);
+      const example = kind === clusterAddKind ? "the new node's" : "a member's";
+      if (fields === undefined)
+        return `args must be an object such as {"node": "http://10.0.0.4:8080"} (${example} URL)`;
+      const unknown = Object.keys(fields).find((name) => name !== 'node');
+      if (unknown !== undefined) return `unknown field args.${unknown} (only node)`;
+      return nodeUrlOfArgs(fields['node']) === undefined
+        ? `args.node must be ${example} http:// or https:// URL (at most ${nodeUrlCharsMax} characters, no query)`
+        : undefined;
+    }
+    case replicationSetKind: {
+      const fields = objectOf(args);
+      if (fields === undefined) return 'args must be an object such as {"kind": "kv", "factor": 3}';
+      const unknown = Object.keys(fields).find((name) => name !== 'kind' && name !== 'factor');
+      if (unknown !== undefined) return `unknown field args.${unknown} (only kind and factor)`;
+      if (fields['kind'] !== 'kv' && fields['kind'] !== 'meta') return 'args.kind must be "kv" or "meta"';
+      return isCount(fields['factor'], 1, replicationFactorMax)
+        ? undefined
+        : `args.factor must be an integer 1..${replicationFactorMax}`;
+    }
   }
+}
+
+/** What the scheduling node knows of the cluster when it checks an action against it. */
+export interface ScheduleView {
+  /** Whether this node is in a cluster (false: it waits for cluster.init or cluster.join). */
+  readonly inCluster: boolean;
+  /** A group's voters as this node has applied them; undefined when the group is not hosted here. */
+  groupVoters(group: number): readonly number[] | undefined;
+}
+
+/** Why the action cannot run in the cluster as this node sees it (nothing is scheduled then). */
+export type ScheduleProblem =
+  | { readonly kind: 'not_in_cluster' | 'in_cluster' | 'invalid_args'; readonly message: string }
+  | { readonly kind: 'unknown_group'; readonly message: string; readonly group: number };
+
+export function scheduleProblem(kind: ActionKind, args: JsonValue, view: ScheduleView): ScheduleProblem | undefined {
+  const bootstrap = bootstrapKinds.includes(kind);
+  if (!view.inCluster && !bootstrap)
+    return {
+      kind: 'not_in_cluster',
+      message: `this node is not in a cluster: only ${bootstrapKinds.join(' and ')} run on it`,
+    };
+  if (view.inCluster && bootstrap)
+    return {
+      kind: 'in_cluster',
+      message: `this node is already in a cluster: ${kind} runs only on a node that is not`,
+    };
+  if (kind !== transferLeadershipKind) return undefined;
+  const fields = objectOf(args) ?? {};
+  const group = fields['group'];
+  if (typeof group !== 'number') return undefined;
+  const voters = view.groupVoters(group);
+  if (voters === undefined) return { kind: 'unknown_group', message: `group ${group} does not exist`, group };
+  const to = fields['to'];
+  if (typeof to === 'number' && !voters.includes(to))
+    return {
+      kind: 'invalid_args',
+      message: `node ${to} is not a voter of group ${group} (voters: ${voters.join(', ')})`,
+    };
+  return undefined;
+}
+
+/** A node's base URL as cluster.add / cluster.join take it (trailing slashes dropped), or undefined. */
+export function nodeUrlOfArgs(value: JsonValue | undefined): string | undefined {
+  if (typeof value !== 'string' || value.length > nodeUrlCharsMax) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') return undefined;
+  return url.origin + url.pathname.replace(/\/+$/u, '');
 }
 
 /** A node id given as a number or its decimal string (Replicante passes strings). */

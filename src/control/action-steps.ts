@@ -11,15 +11,38 @@
 //    (at once when it already did); FAILED when the group is unknown or the target is refused.
 //  - agent.replicante.io/cluster.remove {node}: removes the node from every kv group (the member
 //    removal path, idempotent), then from the meta group, then from the node registry. DONE
-//    `{node, groups}`; a node that is not a member is DONE and changes nothing; a removal that
-//    would leave a group without a voter is FAILED; one still pending is retried.
+//    `{node, groups, warnings}` (the kv removal's per-group report; `{node}` without one); a node that is not a member is DONE and changes nothing; a removal that
+//    would leave a group without a voter is FAILED; one still pending is retried. The node's
+//    registry record (when it has one) says LEAVING while it goes.
+//  - agent.replicante.io/cluster.init: run on a node that was not in a cluster, which created
+//    the cluster before it could record the action here: DONE `{cluster_id, node_id}` at once.
+//  - agent.replicante.io/cluster.join {node}: the new node joined through `node` before it could
+//    record the action here (a node learns the log only once it is in the cluster); DONE
+//    `{node, node_id}` once the node it was run on is a voter of every kv group, waited for
+//    until then.
+//  - agent.replicante.io/cluster.add {node}: asks the node at that URL who it is (its agent API);
+//    records it in the registry as JOINING; then, until it is a voter of every kv group, looks at
+//    it every `askRetryMs` and, while it is NOT_IN_CLUSTER, asks it to run cluster.join through
+//    this node (a new leader resuming the action asks through itself: a join through a leader that
+//    died fails on the new node, which then waits to be asked again). RUNNING payload
+//    `{node, node_id, asked_ms?, join_action?}` (the last cluster.join asked for); DONE
+//    `{node, node_id}`; FAILED when the node belongs to another cluster or its id is taken by a
+//    registered node at another address, or when it refuses the join for good (its JOINING
+//    record is dropped then; one left by a timeout stays until the node joins or is removed).
+//  - dram.io/replication.set {kind, factor}: records the factor; FAILED when it is larger than
+//    the number of registered nodes. DONE `{kind, factor}`.
 //
 // Called by: src/control/controller.ts.
 
 import type { GroupId, NodeId } from '../base/ids.ts';
-import type { ActionRecord, ActionState, JsonValue } from '../codec/meta.ts';
+import type { ActionRecord, ActionState, GroupKind, JsonValue, NodeRecord } from '../codec/meta.ts';
 import {
+  clusterAddKind,
+  clusterInitKind,
+  clusterJoinKind,
   clusterRemoveKind,
+  nodeUrlOfArgs,
+  replicationSetKind,
   nodeOfArgs,
   objectOf,
   stepTestAction,
@@ -30,6 +53,8 @@ import {
 } from './action-kinds.ts';
 
 export const transferRetryMs = 1000;
+/** How often cluster.add looks at a node that is not a voter everywhere yet (and asks it to join again). */
+export const askRetryMs = 5000;
 
 export type EffectResult =
   | { readonly ok: true; readonly detail: JsonValue }
@@ -49,6 +74,33 @@ export interface StepContext {
   removeFromMetaGroup(node: NodeId): Promise<EffectResult>;
   /** Removes the node from the meta model's registry when it is there. */
   forgetNode(node: NodeId): Promise<EffectResult>;
+  /** The cluster's id (the meta model's). */
+  clusterId(): string;
+  /** This node's HTTP URL: the member a new node is asked to join through. */
+  readonly selfUrl: string;
+  /** Whether the node is a voter of every kv group hosted here. */
+  isVoterEverywhere(node: NodeId): boolean;
+  /** The registry's record of the node, when it has one. */
+  registered(node: NodeId): NodeRecord | undefined;
+  /** How many nodes the registry holds. */
+  registeredCount(): number;
+  /** Proposes the node's registry record (status JOINING or LEAVING while it joins or leaves). */
+  recordNode(node: NodeRecord): Promise<EffectResult>;
+  /** Proposes a replication factor for a group kind. */
+  setReplication(kind: GroupKind, factor: number): Promise<EffectResult>;
+  /** What the node at `url` says of itself (GET info/node and info/store), or why it did not answer. */
+  describeNode(url: string): Promise<NodeDescription | string>;
+  /** Asks the node at `url` to run cluster.join through `via`, as action `id` (409: already asked). */
+  askToJoin(url: string, id: string, via: string): Promise<EffectResult>;
+  /** A fresh action id (a UUID). */
+  newActionId(): string;
+}
+
+/** A node as its agent API describes it. */
+export interface NodeDescription {
+  readonly nodeId: NodeId;
+  readonly status: string;
+  readonly clusterId: string;
 }
 
 export async function runActionStep(action: ActionRecord, context: StepContext): Promise<ActionState | undefined> {
@@ -61,6 +113,20 @@ export async function runActionStep(action: ActionRecord, context: StepContext):
       return stepTransfer(action, context);
     case clusterRemoveKind:
       return stepRemove(action, context);
+    case clusterInitKind:
+      return { phase: 'DONE', payload: { cluster_id: context.clusterId(), node_id: action.node }, error: null };
+    case clusterJoinKind:
+      return context.isVoterEverywhere(action.node)
+        ? {
+            phase: 'DONE',
+            payload: { node: objectOf(action.args)?.['node'] ?? null, node_id: action.node },
+            error: null,
+          }
+        : undefined;
+    case clusterAddKind:
+      return stepAdd(action, context);
+    case replicationSetKind:
+      return stepReplication(action, context);
     default:
       return failedState(action, `unknown action kind ${action.kind}`);
   }
@@ -102,6 +168,12 @@ async function stepTransfer(action: ActionRecord, context: StepContext): Promise
 async function stepRemove(action: ActionRecord, context: StepContext): Promise<ActionState | undefined> {
   const node = nodeOfArgs(objectOf(action.args)?.['node']) as NodeId | undefined;
   if (node === undefined) return failedState(action, 'args.node must be a node id');
+  const record = context.registered(node);
+  if (record !== undefined && record.status !== 'LEAVING') {
+    const result = await context.recordNode({ ...record, status: 'LEAVING' });
+    if (!result.ok) return result.final ? failedState(action, result.message) : undefined;
+  }
+  let report: JsonValue = null;
   for (const effect of [
     () => context.removeFromKvGroups(node),
     () => context.removeFromMetaGroup(node),
@@ -109,8 +181,94 @@ async function stepRemove(action: ActionRecord, context: StepContext): Promise<A
   ]) {
     const result = await effect();
     if (!result.ok) return result.final ? failedState(action, result.message) : undefined;
+    report ??= result.detail;
   }
-  return { phase: 'DONE', payload: { node }, error: null };
+  // The kv removal's report (per group: leader, steps, voters left; warnings), when it gave one.
+  const detail = objectOf(report);
+  return {
+    phase: 'DONE',
+    payload:
+      detail === undefined
+        ? { node }
+        : { node, groups: detail['groups'] ?? null, warnings: detail['warnings'] ?? null },
+    error: null,
+  };
+}
+
+/**
+ * cluster.add, one effect per step: who is it (once), register it as JOINING, then until it votes
+ * everywhere: every `askRetryMs`, look at it again and, while it is still NOT_IN_CLUSTER (never
+ * asked, or its join through a member that died failed), ask it to join through this node.
+ */
+async function stepAdd(action: ActionRecord, context: StepContext): Promise<ActionState | undefined> {
+  const url = nodeUrlOfArgs(objectOf(action.args)?.['node']);
+  if (url === undefined) return failedState(action, 'args.node must be a node URL');
+  const payload = objectOf(action.state.payload) ?? {};
+  const known = payload['node_id'];
+  if (typeof known !== 'number') {
+    const described = await context.describeNode(url);
+    if (typeof described === 'string') return undefined; // not answering yet: asked again until the timeout
+    const problem = addProblem(context, url, described);
+    if (problem !== undefined) return failedState(action, problem);
+    return { phase: 'RUNNING', payload: { node: url, node_id: described.nodeId }, error: null };
+  }
+  const node = known as NodeId;
+  if (context.isVoterEverywhere(node)) return { phase: 'DONE', payload: { node: url, node_id: node }, error: null };
+  if (context.registered(node) === undefined) {
+    const result = await context.recordNode(joiningRecord(node, url));
+    return result.ok || !result.final ? undefined : failedState(action, result.message);
+  }
+  const askedMs = payload['asked_ms'];
+  if (typeof askedMs === 'number' && context.nowMs() - askedMs < askRetryMs) return undefined;
+  const described = await context.describeNode(url);
+  if (typeof described === 'string') return undefined;
+  const running: Record<string, JsonValue> = { ...payload, asked_ms: context.nowMs() };
+  if (described.status === 'NOT_IN_CLUSTER') {
+    const id = context.newActionId();
+    const result = await context.askToJoin(url, id, context.selfUrl);
+    if (!result.ok && !result.final) return undefined;
+    if (!result.ok) {
+      // Refused for good: the JOINING record this action wrote goes too (retried until it does).
+      if (context.registered(node)?.status === 'JOINING' && !(await context.forgetNode(node)).ok) return undefined;
+      return failedState(action, result.message);
+    }
+    running['join_action'] = id;
+  }
+  return { phase: 'RUNNING', payload: running, error: null };
+}
+
+function addProblem(context: StepContext, url: string, described: NodeDescription): string | undefined {
+  if (described.status !== 'NOT_IN_CLUSTER' && described.clusterId !== context.clusterId())
+    return `the node at ${url} belongs to cluster ${JSON.stringify(described.clusterId)}, not ${JSON.stringify(context.clusterId())}`;
+  const registered = context.registered(described.nodeId);
+  if (registered !== undefined && registered.address.member !== null && registered.address.member !== url)
+    return `node id ${described.nodeId} is already registered at ${registered.address.member}; the node at ${url} needs another --node-id`;
+  return undefined;
+}
+
+/** What the registry says of a node cluster.add is bringing in, until it records itself. */
+function joiningRecord(node: NodeId, url: string): NodeRecord {
+  return {
+    id: node,
+    address: { member: url, client: url, raft: null },
+    agentVersion: '',
+    storeVersion: '',
+    attributes: {},
+    status: 'JOINING',
+  };
+}
+
+async function stepReplication(action: ActionRecord, context: StepContext): Promise<ActionState | undefined> {
+  const args = objectOf(action.args) ?? {};
+  const kind = args['kind'] === 'meta' ? 'meta' : 'kv';
+  const factor = args['factor'];
+  if (typeof factor !== 'number') return failedState(action, 'args.factor must be a number');
+  const nodes = context.registeredCount();
+  if (factor > nodes)
+    return failedState(action, `replication factor ${factor} is more than the ${nodes} registered nodes`);
+  const result = await context.setReplication(kind, factor);
+  if (!result.ok) return result.final ? failedState(action, result.message) : undefined;
+  return { phase: 'DONE', payload: { kind, factor }, error: null };
 }
 
 function failedState(action: ActionRecord, message: string): ActionState {

@@ -21,11 +21,18 @@ import {
 import type { ProposalOutcome } from '../multiraft/host.ts';
 import type { HostClock, TimerHandle } from '../multiraft/ports.ts';
 import type { ConfChange, Status } from '../raft/types.ts';
-import { runActionStep, type StepContext } from './action-steps.ts';
+import { runActionStep, type EffectResult, type StepContext } from './action-steps.ts';
 import { planNextStep } from './executor.ts';
 import { planMetaMembership, type MetaMembershipStep } from './meta-membership.ts';
 
 export const controllerPollMs = 200;
+
+/**
+ * The effects of action steps that reach outside the meta log. Those of cluster.add are optional
+ * (a controller without them, e.g. in a simulation, sees a new node that never answers).
+ */
+export type ControllerEffects = Pick<StepContext, 'transferLeadership' | 'removeFromKvGroups'> &
+  Partial<Pick<StepContext, 'describeNode' | 'askToJoin' | 'newActionId'>>;
 /** How often a node whose registry record is out of date proposes it again. */
 export const registerRetryMs = 2000;
 
@@ -45,8 +52,10 @@ export interface ControllerOptions {
   readonly clock: HostClock;
   /** Wall-clock milliseconds since the epoch: the times written into action records. */
   readonly wallNowMs: () => number;
-  /** The effects of action steps (transfer, member removal); the model and host parts are filled in here. */
-  readonly effects: Pick<StepContext, 'transferLeadership' | 'removeFromKvGroups'>;
+  /** The effects of action steps that reach outside the meta log; the model and host parts are filled in here. */
+  readonly effects: ControllerEffects;
+  /** This node's HTTP URL (the member a node added by cluster.add joins through). */
+  readonly selfUrl?: string;
   readonly pollMs?: number;
   /** The cluster id the meta leader records when the model has none yet (a new cluster). */
   readonly clusterId?: string;
@@ -75,6 +84,21 @@ export class MetaController {
       groupLeader: (group) => host.groupStatus(group)?.status.leader,
       transferLeadership: (group, to) => options.effects.transferLeadership(group, to),
       removeFromKvGroups: (node) => options.effects.removeFromKvGroups(node),
+      describeNode: (url) => options.effects.describeNode?.(url) ?? Promise.resolve(`no way to reach ${url}`),
+      askToJoin: (url, id, via) =>
+        options.effects.askToJoin?.(url, id, via) ??
+        Promise.resolve({ ok: false, final: false, message: `no way to reach ${url}` }),
+      newActionId: () => options.effects.newActionId?.() ?? crypto.randomUUID(),
+      selfUrl: options.selfUrl ?? '',
+      clusterId: () => model.clusterId,
+      isVoterEverywhere: (node) => {
+        const kv = host.status().filter(({ group }) => group !== metaGroup);
+        return kv.length > 0 && kv.every(({ status }) => status.confState.voters.includes(node));
+      },
+      registered: (node) => model.node(node),
+      registeredCount: () => model.nodes().length,
+      recordNode: (node) => this.proposeEffect({ type: 'node.upsert', node }),
+      setReplication: (kind, factor) => this.proposeEffect({ type: 'replication.set', kind, factor }),
       removeFromMetaGroup: async (node) => {
         const conf = host.groupStatus(metaGroup)?.status.confState;
         if (conf === undefined || ![...conf.voters, ...conf.learners].includes(node)) return { ok: true, detail: null };
@@ -86,13 +110,8 @@ export class MetaController {
           ? { ok: true, detail: null }
           : { ok: false, final: false, message: `meta group removal not applied (${outcome.kind})` };
       },
-      forgetNode: async (node) => {
-        if (model.node(node) === undefined) return { ok: true, detail: null };
-        const outcome = await this.propose({ type: 'node.remove', node });
-        return outcome
-          ? { ok: true, detail: null }
-          : { ok: false, final: false, message: 'registry update not applied' };
-      },
+      forgetNode: async (node) =>
+        model.node(node) === undefined ? { ok: true, detail: null } : this.proposeEffect({ type: 'node.remove', node }),
     };
   }
 
@@ -227,6 +246,13 @@ export class MetaController {
     });
     if (state.phase === 'DONE' || state.phase === 'FAILED')
       this.options.log?.('info', 'action finished', { id: action.id, kind: action.kind, phase: state.phase });
+  }
+
+  /** A meta command as a step's effect: retried on a later step when not applied. */
+  private async proposeEffect(command: MetaCommand): Promise<EffectResult> {
+    return (await this.propose(command))
+      ? { ok: true, detail: null }
+      : { ok: false, final: false, message: `${command.type} not applied` };
   }
 
   /** Proposes through group 0; true when applied with an ok outcome. */

@@ -96,6 +96,31 @@ export function memberConflict(known: readonly MemberAddresses[], candidate: Mem
   return undefined;
 }
 
+/**
+ * What the address book holds for a node after `update` (address rules, pure): an address the
+ * operator pinned (--peers, --peer-http) is kept whatever the update says, and an update without
+ * an HTTP address keeps the one known.
+ */
+export function mergeMember(
+  known: MemberAddresses | undefined,
+  update: MemberAddresses,
+  pinned: { readonly raft: boolean; readonly http: boolean } = { raft: false, http: false },
+): MemberAddresses {
+  return {
+    nodeId: update.nodeId,
+    raft: known !== undefined && pinned.raft ? known.raft : update.raft,
+    http: (known !== undefined && pinned.http ? known.http : update.http) ?? known?.http,
+  };
+}
+
+export function sameMember(a: MemberAddresses, b: MemberAddresses): boolean {
+  return (
+    a.nodeId === b.nodeId &&
+    sameAddress(a.raft, b.raft) &&
+    (a.http === undefined ? b.http === undefined : sameAddress(a.http, b.http))
+  );
+}
+
 /** The members as JSON: `{ nodeId, raft: "host:port", http?: "host:port" }`. */
 export function membersJson(members: readonly MemberAddresses[]): { nodeId: NodeId; raft: string; http?: string }[] {
   return members.map((member) => ({
@@ -111,8 +136,7 @@ export function memoryDirectory(initial: readonly MemberAddresses[] = [], self?:
   return {
     list: () => [...members.values()].sort((a, b) => a.nodeId - b.nodeId),
     record: (member) => {
-      const known = members.get(member.nodeId);
-      members.set(member.nodeId, { ...member, http: member.http ?? known?.http });
+      members.set(member.nodeId, mergeMember(members.get(member.nodeId), member));
     },
     forget: (node) => {
       if (node !== self) members.delete(node);

@@ -30,8 +30,9 @@ import { asNodeId, type NodeId } from '../base/ids.ts';
 import {
   formatAddress,
   membersMax,
+  mergeMember,
   parseAddress,
-  sameAddress,
+  sameMember,
   type MemberAddresses,
   type MemberDirectory,
   type NetAddress,
@@ -95,10 +96,9 @@ export class AddressBook implements MemberDirectory {
   record(member: MemberAddresses): NetAddress | undefined {
     const known = this.members.get(member.nodeId);
     if (known === undefined && this.members.size >= membersMax) return undefined;
-    const merged = mergeMember(known, {
-      nodeId: member.nodeId,
-      raft: known !== undefined && this.pinnedRaft.has(member.nodeId) ? known.raft : member.raft,
-      http: known !== undefined && this.pinnedHttp.has(member.nodeId) ? known.http : member.http,
+    const merged = mergeMember(known, member, {
+      raft: this.pinnedRaft.has(member.nodeId),
+      http: this.pinnedHttp.has(member.nodeId),
     });
     const wasRemoved = this.removed.indexOf(member.nodeId);
     if (wasRemoved >= 0) this.removed.splice(wasRemoved, 1);
@@ -169,18 +169,6 @@ export class AddressBook implements MemberDirectory {
       ...(this.removed.length === 0 ? {} : { removed: this.removed }),
     });
   }
-}
-
-function mergeMember(known: MemberAddresses | undefined, update: MemberAddresses): MemberAddresses {
-  return { nodeId: update.nodeId, raft: update.raft, http: update.http ?? known?.http };
-}
-
-function sameMember(a: MemberAddresses, b: MemberAddresses): boolean {
-  return (
-    a.nodeId === b.nodeId &&
-    sameAddress(a.raft, b.raft) &&
-    (a.http === undefined ? b.http === undefined : sameAddress(a.http, b.http))
-  );
 }
 
 function readBookFile(path: string): unknown {

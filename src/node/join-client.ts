@@ -2,8 +2,12 @@
 //  1. `GET /v1/admin/members`, before anything starts: the cluster id (checked against ours, so a
 //     node is never half-joined to the wrong cluster), the kv groups to host, and every member's
 //     raft and HTTP addresses;
-//  2. `POST /v1/admin/members`, once this node serves (its learners must be able to catch up
-//     before the member promotes them): answered when this node is a voter of every group.
+//  2. `POST /v1/internal/members`, once this node serves (its learners must be able to catch up
+//     before the member promotes them): answered when this node is a voter of every group. This
+//     is the direct route, not `POST /v1/admin/members` (which schedules cluster.add and waits for
+//     it): a join asked for by a running cluster.add must not queue behind it.
+// The second call goes to the member joined through first, then, attempt by attempt, to the
+// other members the first call listed (a member that died meanwhile does not stop the join).
 // Both retry what may pass (no answer, a 5xx, DRAM_ERR_MEMBERSHIP_PENDING: the member keeps what
 // it did, so each retry continues where the last stopped) every `retryDelayMs`, at most
 // `attemptsMax` times, each call bounded by `callTimeoutMs`; a 4xx is the cluster refusing us,
@@ -12,6 +16,7 @@
 // Called by: src/node/membership.ts.
 
 import type { GroupId } from '../base/ids.ts';
+import { joinAnswer } from '../control/bootstrap.ts';
 import { asGroupId, asNodeId } from '../base/ids.ts';
 import {
   formatAddress,
@@ -53,13 +58,17 @@ interface Answer {
 
 /** The member's cluster as it describes it; throws JoinError when it refuses or never answers. */
 export async function fetchClusterView(via: string, retry: JoinRetry, log: JoinLog): Promise<ClusterView> {
-  const answer = await callWithRetries(via, 'GET', '/v1/admin/members', undefined, retry, log);
+  const answer = await callWithRetries([via], 'GET', '/v1/admin/members', undefined, retry, log);
   return parseClusterView(answer.body, via);
 }
 
-/** Asks the member to make `self` a voter of every group; resolves once it is, throws JoinError otherwise. */
+/**
+ * Asks the member (or, when it does not answer, the next of `others`) to make `self` a voter of
+ * every group; resolves once it is, throws JoinError otherwise.
+ */
 export async function requestMembership(
   via: string,
+  others: readonly string[],
   self: MemberAddresses & { readonly clusterId: string },
   retry: JoinRetry,
   log: JoinLog,
@@ -71,11 +80,11 @@ export async function requestMembership(
     http: formatAddress(self.http),
     clusterId: self.clusterId,
   });
-  await callWithRetries(via, 'POST', '/v1/admin/members', body, retry, log);
+  await callWithRetries([via, ...others], 'POST', '/v1/internal/members', body, retry, log);
 }
 
 async function callWithRetries(
-  via: string,
+  members: readonly string[],
   method: 'GET' | 'POST',
   path: string,
   body: string | undefined,
@@ -83,13 +92,15 @@ async function callWithRetries(
   log: JoinLog,
 ): Promise<Answer> {
   let lastProblem = 'no attempt made';
+  let via = members[0] ?? '';
   for (let attempt = 1; attempt <= retry.attemptsMax; attempt++) {
+    via = members[(attempt - 1) % members.length] ?? via;
     const outcome = await callOnce(via, method, path, body, retry.callTimeoutMs);
     if (typeof outcome !== 'string') {
-      if (outcome.status >= 200 && outcome.status < 300) return outcome;
+      const answer = joinAnswer(outcome.status);
+      if (answer === 'done') return outcome;
       const problem = describe(outcome);
-      if (outcome.status >= 400 && outcome.status < 500)
-        throw new JoinError(`${via} refused ${method} ${path}: ${problem}`);
+      if (answer === 'refused') throw new JoinError(`${via} refused ${method} ${path}: ${problem}`);
       lastProblem = problem;
     } else {
       lastProblem = outcome;

@@ -12,12 +12,15 @@
 //    through the recorded member, or --join if given); one without hosts --kv-groups as created.
 // The join record (<data dir>/join.json) is written before the groups are first hosted, so a
 // crash at any point restarts into the same plan, and a retried join only finishes what is left.
+// The decisions (which case, whether the member's cluster suits us) are pure planners in
+// src/control/bootstrap.ts (`planGroups`, `joinProblem`); this file does the I/O around them.
 //
 // Called by: src/node/node.ts.
 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { sameAddress, type MemberAddresses } from '../control/member-directory.ts';
+import { joinProblem, planGroups } from '../control/bootstrap.ts';
+import { formatAddress, type MemberAddresses } from '../control/member-directory.ts';
 import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import { asGroupId } from '../base/ids.ts';
 import { confStateOf } from '../raft/confchange.ts';
@@ -65,23 +68,23 @@ export async function planStart(
 ): Promise<StartPlan> {
   const book = AddressBook.open(config.dataDir, selfOf(config), configuredMembers(config));
   const record = readJoinRecord(config.dataDir);
-  if (record !== undefined) {
-    if (record.complete) {
-      if (config.join !== undefined)
-        logger.info({ via: config.join }, 'this node joined the cluster before: --join ignored');
-      return { book, groups: record.groups, joinVia: undefined };
+  const step = planGroups({ record, join: config.join, holdsGroups: store.groupIds().length > 0 });
+  switch (step.kind) {
+    case 'joined':
+      if (step.ignoredJoin) logger.info({ via: config.join }, 'this node joined the cluster before: --join ignored');
+      return { book, groups: record?.groups ?? [], joinVia: undefined };
+    case 'resume_join':
+      logger.info({ via: step.via }, 'resuming an unfinished join');
+      return { book, groups: record?.groups ?? [], joinVia: step.via };
+    case 'learn': {
+      const groups = await learnCluster(config, step.via, book, logger, retry);
+      return { book, groups, joinVia: step.via };
     }
-    const via = config.join ?? record.via;
-    logger.info({ via }, 'resuming an unfinished join');
-    return { book, groups: record.groups, joinVia: via };
+    case 'configured':
+      if (step.ignoredJoin) logger.warn({ via: config.join }, 'the data dir already holds groups: --join ignored');
+      await initializeGroups(store, config, logger);
+      return { book, groups: config.kvGroups, joinVia: undefined };
   }
-  if (config.join !== undefined && store.groupIds().length === 0) {
-    const groups = await learnCluster(config, config.join, book, logger, retry);
-    return { book, groups, joinVia: config.join };
-  }
-  if (config.join !== undefined) logger.warn({ via: config.join }, 'the data dir already holds groups: --join ignored');
-  await initializeGroups(store, config, logger);
-  return { book, groups: config.kvGroups, joinVia: undefined };
 }
 
 /** What finishJoin() needs to know of the running node. */
@@ -104,7 +107,13 @@ export async function finishJoin(
   if (via === undefined) return;
   await awaitFirstPeer(node);
   logger.info({ via, groups: plan.groups.length }, 'joining: asking to become a voter of every group');
-  await requestMembership(via, { ...selfOf(config), clusterId: config.clusterId }, retry, joinLog(logger));
+  const others = plan.book
+    .list()
+    .flatMap((member) =>
+      member.nodeId === config.nodeId || member.http === undefined ? [] : [`http://${formatAddress(member.http)}`],
+    )
+    .filter((url) => url !== via);
+  await requestMembership(via, others, { ...selfOf(config), clusterId: config.clusterId }, retry, joinLog(logger));
   writeJoinRecord(config.dataDir, { via, groups: plan.groups, complete: true });
   logger.info({ via, groups: plan.groups.length }, 'joined: a voter of every group');
 }
@@ -134,6 +143,20 @@ function joinLog(logger: Logger): JoinLog {
   };
 }
 
+/**
+ * cluster.join taken while waiting (src/node/waiting.ts): learns the cluster as --join does and
+ * writes the unfinished join record, so the start that follows continues the join from it.
+ */
+export async function learnClusterVia(
+  config: NodeConfig,
+  via: string,
+  logger: Logger,
+  retry: JoinRetry,
+): Promise<void> {
+  const book = AddressBook.open(config.dataDir, selfOf(config), configuredMembers(config));
+  await learnCluster(config, via, book, logger, retry);
+}
+
 /** The member's view of the cluster, checked and recorded (address book, then the join record). */
 async function learnCluster(
   config: NodeConfig,
@@ -144,18 +167,15 @@ async function learnCluster(
 ): Promise<readonly GroupId[]> {
   logger.info({ via }, 'joining a running cluster');
   const view = await fetchClusterView(via, retry, joinLog(logger));
-  if (view.clusterId !== config.clusterId) {
-    throw new JoinError(
-      `${via} belongs to cluster ${JSON.stringify(view.clusterId)}, and this node is configured for ${JSON.stringify(config.clusterId)} (--cluster-id)`,
-    );
-  }
-  const clash = view.members.find(
-    (member) => member.nodeId === config.nodeId && !sameAddress(member.raft, config.raft),
+  const problem = joinProblem(
+    { nodeId: config.nodeId, clusterId: config.clusterId, raft: formatAddress(config.raft) },
+    {
+      clusterId: view.clusterId,
+      members: view.members.map((member) => ({ nodeId: member.nodeId, raft: formatAddress(member.raft) })),
+    },
+    via,
   );
-  if (clash !== undefined)
-    throw new JoinError(
-      `node id ${config.nodeId} is already in the cluster at raft address ${clash.raft.host}:${clash.raft.port}; pick another --node-id`,
-    );
+  if (problem !== undefined) throw new JoinError(problem);
   for (const member of view.members) book.record(member);
   writeJoinRecord(config.dataDir, { via, groups: view.groups, complete: false });
   logger.info(

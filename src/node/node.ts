@@ -37,13 +37,16 @@ import { StorageCorruptionError, StorageError } from '../storage/errors.ts';
 import { PeerTransport, peerTransportLimitsDefault, type TransportLogger } from '../transport/peer-transport.ts';
 import type { AddressBook } from './address-book.ts';
 import { insecureDevSecret, type NodeConfig } from './config.ts';
-import { finishJoin, planStart, type JoiningNode } from './membership.ts';
+import { finishJoin, planStart, readJoinRecord, type JoiningNode } from './membership.ts';
+import { planBootstrap } from '../control/bootstrap.ts';
+import { awaitBootstrap, heldRecord, readHeldAction, recordHeldAction, type HeldAction } from './waiting.ts';
 import { RemovalWatch } from './removal-watch.ts';
 import { proposeMeta } from '../api/meta-propose.ts';
 import { MetaController } from '../control/controller.ts';
 import { membersMax, type MemberDirectory } from '../control/member-directory.ts';
 import { MetaModel, metaGroupId } from '../models/meta.ts';
 import { systemClock } from '../multiraft/system-clock.ts';
+import { watchDataDir } from './data-dir-size.ts';
 import { apiEffects } from './meta-effects.ts';
 import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
 
@@ -73,9 +76,10 @@ export interface RunningNode {
 }
 
 export async function startNode(
-  config: NodeConfig,
-  logger: Logger = pino({ base: { node: config.nodeId } }),
+  configured: NodeConfig,
+  logger: Logger = pino({ base: { node: configured.nodeId } }),
 ): Promise<RunningNode> {
+  let config = configured;
   mkdirSync(config.dataDir, { recursive: true });
   const store = await DiskStore.open(join(config.dataDir, 'raft'), {
     entryDataBytesMax: entryBytesMax,
@@ -85,6 +89,10 @@ export async function startNode(
     logger.warn(
       '--insecure-dev-secret: the peer secret is public, anyone who can reach the peer port can act as a member',
     );
+  const httpUrl = `http://${config.http.host}:${config.http.port}`;
+  const version = dramVersion();
+  const { config: effective, held } = await bootstrap(config, store, httpUrl, version, logger);
+  config = effective;
   const plan = await planStart(config, store, logger);
   await prepareMetaGroup(store, config, logger);
   const transport = new PeerTransport({
@@ -175,8 +183,7 @@ export async function startNode(
       forgetMember(plan.book, transport, node, logger);
     },
   };
-  const httpUrl = `http://${config.http.host}:${config.http.port}`;
-  const version = dramVersion();
+  const dataDir = watchDataDir(config.dataDir);
   const app = buildApp({
     nodeId: config.nodeId,
     clusterId: config.clusterId,
@@ -189,11 +196,26 @@ export async function startNode(
     logger,
     meta: {
       model: metaModel,
-      info: { httpUrl, version, clusterId: config.clusterId },
+      info: { httpUrl, version, clusterId: config.clusterId, dataDirBytes: () => dataDir.bytes() },
       wallNowMs: () => Date.now(),
+      bootstrap: {
+        inCluster: true,
+        schedule: () => Promise.resolve('this node is already in a cluster'),
+        records: () => (held === undefined ? [] : [heldRecord(held)]),
+      },
     },
   });
   await app.listen({ host: config.http.host, port: config.http.port });
+  const heldRecording =
+    held === undefined
+      ? undefined
+      : recordHeldAction(
+          config.dataDir,
+          held,
+          { nodeId: config.nodeId, host, forward, requestTimeoutMs: config.requestTimeoutMs, log: logger },
+          metaModel,
+          logger,
+        );
   const controller = metaController(config, host, metaModel, app, forward, httpUrl, version, logger);
   controller.start();
   // The binary client protocol, next to the HTTP API, when --client is given.
@@ -238,6 +260,8 @@ export async function startNode(
       logger.info('stopping');
       clearInterval(watchdog);
       controller.stop();
+      heldRecording?.stop();
+      dataDir.stop();
       if (host.failure() === undefined) {
         // Graceful: the API drains while the host still replicates, then the host answers what waits.
         await binary?.stop();
@@ -285,6 +309,36 @@ export async function startNode(
   return { httpUrl, stop };
 }
 
+/**
+ * Where the node stands at start (src/control/bootstrap.ts): in a cluster already, told by its
+ * flags, or told by an action it took while waiting (NOT_IN_CLUSTER, src/node/waiting.ts). Both
+ * ways in go through the same paths: cluster.init is --init, cluster.join is --join.
+ */
+async function bootstrap(
+  config: NodeConfig,
+  store: DiskStore,
+  httpUrl: string,
+  version: string,
+  logger: Logger,
+): Promise<{ config: NodeConfig; held: HeldAction | undefined }> {
+  let held = readHeldAction(config.dataDir);
+  const joinRecorded = readJoinRecord(config.dataDir) !== undefined;
+  const step = planBootstrap({
+    init: config.init,
+    join: config.join,
+    holdsGroups: store.groupIds().length > 0,
+    joinRecorded,
+    held: held?.decision,
+  });
+  if (step.kind === 'wait') held = await awaitBootstrap(config, httpUrl, version, logger);
+  const decision = held?.decision;
+  // --init creates only what is missing, so a crash half-way through a cluster.init finishes it.
+  if (decision?.kind === 'create') return { config: { ...config, init: true }, held };
+  if (decision?.kind === 'join' && readJoinRecord(config.dataDir) === undefined)
+    return { config: { ...config, join: decision.via }, held };
+  return { config, held };
+}
+
 /** The meta controller (src/control/controller.ts): actions and the meta group's membership, on the meta leader. */
 function metaController(
   config: NodeConfig,
@@ -310,6 +364,7 @@ function metaController(
     clock: systemClock,
     wallNowMs: () => Date.now(),
     effects: apiEffects(app),
+    selfUrl: httpUrl,
     clusterId: config.clusterId,
     selfRecord: selfRecord(config, httpUrl, version),
     proposeAnywhere: async (command) => {

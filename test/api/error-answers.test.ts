@@ -16,9 +16,9 @@ import { queryErrorCodes } from '../../src/data/query-engine.ts';
 import { httpLimitsDefault, type HttpLimits } from '../../src/api/http-server.ts';
 import { memoryDirectory } from '../../src/control/member-directory.ts';
 import type { Forward } from '../../src/api/ports.ts';
-import { asNodeId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
+import { asGroupId, asNodeId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
 import { kvKeyBytesMax, kvValueBytesMax } from '../../src/codec/kv.ts';
-import { testLoopKind, testLoopTargetMax, testSuccessKind } from '../../src/control/action-kinds.ts';
+import { clusterInitKind, testLoopKind, testLoopTargetMax, testSuccessKind } from '../../src/control/action-kinds.ts';
 import { createNodeMetrics } from '../../src/metrics/registry.ts';
 import { MetaModel, metaModelDefaults, type MetaModelOptions } from '../../src/models/meta.ts';
 import { memberAddresses, waitFor } from './cluster.ts';
@@ -42,6 +42,8 @@ interface Setup {
   readonly script?: (stub: StubHost) => void;
   /** Host the meta model on group 0 (with these limits) and serve the action routes. */
   readonly meta?: Partial<MetaModelOptions>;
+  /** With `meta`: the node is not in a cluster (it waits for cluster.init or cluster.join). */
+  readonly notInCluster?: boolean;
 }
 
 function startNode(setup: Setup = {}): Node {
@@ -66,6 +68,10 @@ function startNode(setup: Setup = {}): Node {
             model,
             info: { httpUrl: 'http://127.0.0.1:8000', version: '0.0.0', clusterId: 'test-cluster' },
             wallNowMs: () => Date.now(),
+            bootstrap:
+              setup.notInCluster === true
+                ? { inCluster: false, schedule: () => Promise.resolve(undefined), records: () => [] }
+                : undefined,
           },
   };
   return { app: buildApp(options), stub };
@@ -368,6 +374,35 @@ const scenarios: readonly Scenario[] = [
     run: async (node) => {
       expect((await schedule(node, { kind: testSuccessKind, id: actionId })).status).toBe(200);
       return schedule(node, { kind: testLoopKind, id: actionId });
+    },
+  },
+  {
+    code: 'DRAM_ERR_NOT_IN_CLUSTER',
+    how: 'a test action scheduled on a node that is not in a cluster',
+    setup: { meta: {}, notInCluster: true },
+    run: (node) => schedule(node, { kind: testSuccessKind }),
+  },
+  {
+    code: 'DRAM_ERR_IN_CLUSTER',
+    how: 'cluster.init scheduled on a member',
+    setup: { meta: {} },
+    run: (node) => schedule(node, { kind: clusterInitKind }),
+  },
+  {
+    code: 'DRAM_ERR_ACTION_FAILED',
+    how: 'an admin failover whose action is cancelled while the route waits for it',
+    setup: { meta: {} },
+    run: async (node) => {
+      const answer = inject(node, {
+        method: 'POST',
+        url: '/v1/admin/groups/1/transfer-leadership',
+        headers: json,
+        payload: '{}',
+      });
+      const model = node.stub.host.model(asGroupId(0)) as MetaModel;
+      const queued = await waitFor('the failover action', () => model.queue()[0]);
+      expect((await cancel(node, queued.id)).status).toBe(200);
+      return answer;
     },
   },
   {

@@ -1,11 +1,11 @@
-// The membership-change loop every join and removal shares (src/api/member-change.ts), over the
+// The membership-change loop every join and removal shares (src/control/member-change.ts), over the
 // stub host with a scripted proposeConfChange: a refusal that asks to wait (a change still
 // pending, as a newly elected leader answers until it has applied its term's first entry) is
 // waited out until the deadline, not counted as a spent proposal.
 
 import { describe, expect, it } from 'vitest';
 import type { ApiHost } from '../../src/api/ports.ts';
-import { ensureAbsent } from '../../src/api/member-removal.ts';
+import { ensureAbsent } from '../../src/control/member-removal.ts';
 import { asGroupId, asNodeId, type LogIndex } from '../../src/base/ids.ts';
 import { stubHost } from './stub-host.ts';
 

@@ -101,6 +101,8 @@ describe('GET /api/unstable/info/*', () => {
       'dram.io/groups-hosted': 3,
       'dram.io/leaders-held': expect.any(Number) as unknown,
       'dram.io/unhealthy-reason': null,
+      // The in-process test nodes have no data dir to measure.
+      'dram.io/data-dir-bytes': null,
     });
     for (const [name, value] of Object.entries(attributes)) {
       expect(name).toMatch(/^dram\.io\//u);
@@ -270,6 +272,74 @@ describe('POST /api/unstable/action', () => {
       args: 'x'.repeat(200_000),
     });
     expectAgentError(huge, 413);
+    expect(leader.model.queue().length + leader.model.finishedActions().length).toBe(before);
+  });
+
+  it('bad input for the membership kinds: 4xx in the Replicante shape, a DRAM_ERR_* code on /v1/actions, the queue unchanged', async () => {
+    const before = leader.model.queue().length + leader.model.finishedActions().length;
+    const bad: [unknown, number, string, RegExp][] = [
+      [{ kind: 'agent.replicante.io/cluster.add' }, 400, 'DRAM_ERR_INVALID_ACTION_ARGS', /args must be an object/u],
+      [
+        { kind: 'agent.replicante.io/cluster.add', args: { node: 'ftp://x' } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /args.node/u,
+      ],
+      [
+        { kind: 'agent.replicante.io/cluster.add', args: { node: 'http://a?b=1' } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /args.node/u,
+      ],
+      [
+        { kind: 'agent.replicante.io/cluster.add', args: { node: 'http://a', id: 4 } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /unknown field/u,
+      ],
+      [
+        { kind: 'agent.replicante.io/cluster.add', args: { node: `http://${'a'.repeat(2000)}` } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /args.node/u,
+      ],
+      [
+        { kind: 'dram.io/replication.set', args: { kind: 'kv', factor: 0 } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /factor/u,
+      ],
+      [
+        { kind: 'dram.io/replication.set', args: { kind: 'db', factor: 3 } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /kind/u,
+      ],
+      [{ kind: 'agent.replicante.io/cluster.init' }, 409, 'DRAM_ERR_IN_CLUSTER', /already in a cluster/u],
+      [
+        { kind: 'agent.replicante.io/cluster.join', args: { node: 'http://10.0.0.9:8080' } },
+        409,
+        'DRAM_ERR_IN_CLUSTER',
+        /already in a cluster/u,
+      ],
+      [
+        { kind: 'dram.io/group.transfer-leadership', args: { group: 1, to: 99 } },
+        400,
+        'DRAM_ERR_INVALID_ACTION_ARGS',
+        /not a voter/u,
+      ],
+      [
+        { kind: 'dram.io/group.transfer-leadership', args: { group: 99 } },
+        404,
+        'DRAM_ERR_UNKNOWN_GROUP',
+        /does not exist/u,
+      ],
+    ];
+    for (const [body, status, code, message] of bad) {
+      expectAgentError(await post(leader, '/api/unstable/action', body), status, message);
+      const own = await post(follower, '/v1/actions', body);
+      expect({ body, status: own.statusCode, code: own.json<{ code: string }>().code }).toEqual({ body, status, code });
+    }
     expect(leader.model.queue().length + leader.model.finishedActions().length).toBe(before);
   });
 
@@ -445,11 +515,26 @@ describe('/v1/actions', () => {
     expect((await agreedLeader(cluster, group)).id).toBe(to);
   });
 
-  it('a transfer for a group that does not exist FAILS with the reason and the queue moves on', async () => {
-    const id = uuid(501);
-    await post(leader, '/v1/actions', { kind: 'dram.io/group.transfer-leadership', id, args: { group: 77 } });
-    const record = await finished(leader, id);
-    expect(record['state']).toMatchObject({ phase: 'FAILED', error: { error_msg: 'group 77 does not exist' } });
+  it('a transfer for a group that does not exist, or to a node that is not a voter, is refused and schedules nothing', async () => {
+    const before = leader.model.queue().length + leader.model.finishedActions().length;
+    const unknownGroup = await post(leader, '/v1/actions', {
+      kind: 'dram.io/group.transfer-leadership',
+      id: uuid(501),
+      args: { group: 77 },
+    });
+    expect(unknownGroup.statusCode).toBe(404);
+    expect(unknownGroup.json()).toMatchObject({ code: 'DRAM_ERR_UNKNOWN_GROUP', message: 'group 77 does not exist' });
+    const agent = await post(leader, '/api/unstable/action', {
+      kind: 'dram.io/group.transfer-leadership',
+      id: uuid(502),
+      args: { group: kvGroups[0], to: 42 },
+    });
+    expect(agent.statusCode).toBe(400);
+    const refusal = agent.json<{ error: boolean; error_msg: string }>();
+    expect(refusal.error).toBe(true);
+    expect(refusal.error_msg).toContain('node 42 is not a voter of group');
+    expect(leader.model.queue().length + leader.model.finishedActions().length).toBe(before);
+    for (const id of [uuid(501), uuid(502)]) expect(leader.model.action(id)).toBeUndefined();
   });
 
   it('cluster.remove of a node that is not a member succeeds and changes nothing', async () => {
@@ -460,7 +545,9 @@ describe('/v1/actions', () => {
       args: { node: '42' },
     });
     const record = await finished(leader, id);
-    expect(record['state']).toEqual({ error: null, payload: { node: 42 }, phase: 'DONE' });
+    expect(record['state']).toMatchObject({ error: null, payload: { node: 42, warnings: [] }, phase: 'DONE' });
+    const groups = (record['state'] as { payload: { groups: { steps: string[] }[] } }).payload.groups;
+    expect(groups.map((group) => group.steps)).toEqual(kvGroups.map(() => []));
     for (const group of [metaGroupId, ...kvGroups])
       expect(leader.host.groupStatus(group)?.status.confState.voters).toEqual(nodeIds);
   });
@@ -548,7 +635,7 @@ describe('cluster.remove of the meta leader itself', () => {
         },
         30_000,
       );
-      expect(record.state).toEqual({ phase: 'DONE', payload: { node: meta.id }, error: null });
+      expect(record.state).toMatchObject({ phase: 'DONE', payload: { node: meta.id }, error: null });
       for (const group of [metaGroupId, ...kvGroups]) {
         const conf = other.host.groupStatus(group)?.status.confState;
         expect([...(conf?.voters ?? []), ...(conf?.learners ?? [])], `group ${group}`).not.toContain(meta.id);

@@ -10,13 +10,30 @@
 //   effect <name>=ok|retry|final [to=<id>]   how the next fake effect answers
 //   queue                       the queue and the finished records
 //   membership self=<id> voters=(..) learners=(..) commit=<i> match=(id:i,..) kv=(..)|unknown
+//   voters nodes=(..)           the nodes that are voters of every kv group, as the meta leader sees it
+//   node url=<url> id=<id> status=<s> cluster=<c>   what the node at url says of itself (no entry: no answer)
+//   register id=<id> status=<s> [member=<url>]      a registry record, applied to the model
+//   bootstrap [init] [join=<url>] [groups] [joinrecord] [held=create|<url>]   the start planner's step
+//   bootstrap-action kind=init|join [via=<url>] [busy]                       a waiting node's answer
+//   groups [record=complete|<via>] [join=<url>] [holds]   which groups a starting node hosts
+//   join-check self=<id> cluster=<c> raft=<addr> view-cluster=<c> members=(id:raft,..)   may it join
+//   conf self=<id> group=<g> members=(..)   a member applies a group's configuration: the removal
+//                                            planner's events, and whether this node is out of every group
 //
+// The env's cluster id is "c1"; its own URL is http://m1; new action ids are uuids from 100 on.
 // Action ids are uuids built from n (n=1 -> 00000000-0000-4000-8000-000000000001).
 
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
-import type { ActionRecord, ActionState, JsonValue } from '../../src/codec/meta.ts';
-import { runActionStep, type EffectResult, type StepContext } from '../../src/control/action-steps.ts';
+import type { ActionRecord, ActionState, JsonValue, NodeRecord } from '../../src/codec/meta.ts';
+import {
+  runActionStep,
+  type EffectResult,
+  type NodeDescription,
+  type StepContext,
+} from '../../src/control/action-steps.ts';
+import { joinProblem, planBootstrap, planBootstrapAction, planGroups } from '../../src/control/bootstrap.ts';
 import { planNextStep, type ExecutorStep } from '../../src/control/executor.ts';
+import { planRemovals, removedEverywhere } from '../../src/control/removal-planner.ts';
 import { planMetaMembership } from '../../src/control/meta-membership.ts';
 import { MetaModel } from '../../src/models/meta.ts';
 import { argOf, idsOf, numOf, type CmdArg, type TestBlock } from '../raft/datadriven.ts';
@@ -34,6 +51,14 @@ export class ControlEnv {
   private readonly leaders = new Map<number, number>();
   private readonly effectAnswers = new Map<string, EffectResult>();
   private readonly calls: string[] = [];
+  private votersEverywhere = new Set<number>();
+  private readonly described = new Map<string, NodeDescription>();
+  private nextId = 100;
+  private readonly applied = new Map<GroupId, ReadonlySet<NodeId>>();
+
+  constructor() {
+    this.model.apply({ type: 'cluster.set', clusterId: 'c1' });
+  }
 
   async handle(block: TestBlock): Promise<string> {
     const a = block.args;
@@ -96,6 +121,90 @@ export class ControlEnv {
       }
       case 'queue':
         return this.describeQueue();
+      case 'bootstrap': {
+        const has = (key: string): boolean => a.some((x) => x.key === key);
+        const held = arg(a, 'held');
+        return JSON.stringify(
+          planBootstrap({
+            init: has('init'),
+            join: arg(a, 'join'),
+            holdsGroups: has('groups'),
+            joinRecorded: has('joinrecord'),
+            held: held === undefined ? undefined : held === 'create' ? { kind: 'create' } : { kind: 'join', via: held },
+          }),
+        );
+      }
+      case 'bootstrap-action':
+        return JSON.stringify(
+          planBootstrapAction(
+            arg(a, 'kind') === 'init' ? 'init' : 'join',
+            arg(a, 'via'),
+            a.some((x) => x.key === 'busy'),
+          ),
+        );
+      case 'groups': {
+        const record = arg(a, 'record');
+        return JSON.stringify(
+          planGroups({
+            record:
+              record === undefined
+                ? undefined
+                : record === 'complete'
+                  ? { via: 'http://m1', complete: true }
+                  : { via: record, complete: false },
+            join: arg(a, 'join'),
+            holdsGroups: a.some((x) => x.key === 'holds'),
+          }),
+        );
+      }
+      case 'join-check':
+        return JSON.stringify(
+          joinProblem(
+            { nodeId: num(a, 'self'), clusterId: arg(a, 'cluster') ?? '', raft: arg(a, 'raft') ?? '' },
+            {
+              clusterId: arg(a, 'view-cluster') ?? '',
+              members: (a.find((x) => x.key === 'members')?.vals ?? []).map((v) => {
+                const [id = '0', ...raft] = v.split(':');
+                return { nodeId: Number(id), raft: raft.join(':') };
+              }),
+            },
+            'http://m1',
+          ) ?? 'ok',
+        );
+      case 'conf': {
+        const self = num(a, 'self') as NodeId;
+        const group = num(a, 'group') as GroupId;
+        const before = this.applied.get(group) ?? new Set<NodeId>();
+        this.applied.set(group, new Set(ids(a, 'members')));
+        const events = planRemovals(self, this.applied, group, before);
+        return `${JSON.stringify(events)} removed=${removedEverywhere(self, this.applied)}`;
+      }
+      case 'voters':
+        this.votersEverywhere = new Set(ids(a, 'nodes'));
+        return 'ok';
+      case 'node':
+        this.described.set(arg(a, 'url') ?? '', {
+          nodeId: num(a, 'id') as NodeId,
+          status: arg(a, 'status') ?? 'NOT_IN_CLUSTER',
+          clusterId: arg(a, 'cluster') ?? 'c1',
+        });
+        return 'ok';
+      case 'register': {
+        const member = arg(a, 'member') ?? null;
+        return JSON.stringify(
+          this.model.apply({
+            type: 'node.upsert',
+            node: {
+              id: num(a, 'id') as NodeId,
+              address: { member, client: member, raft: null },
+              agentVersion: '0.1.0',
+              storeVersion: '0.1.0',
+              attributes: {},
+              status: (arg(a, 'status') ?? 'ACTIVE') as NodeRecord['status'],
+            },
+          }),
+        );
+      }
       case 'membership':
         return JSON.stringify(
           planMetaMembership({
@@ -178,8 +287,36 @@ export class ControlEnv {
       },
       forgetNode: (node) => {
         this.calls.push(`forget(${node})`);
-        return Promise.resolve(this.answer('forget'));
+        const answer = this.answer('forget');
+        if (answer.ok) this.model.apply({ type: 'node.remove', node });
+        return Promise.resolve(answer);
       },
+      clusterId: () => this.model.clusterId,
+      selfUrl: 'http://m1',
+      isVoterEverywhere: (node) => this.votersEverywhere.has(node),
+      registered: (node) => this.model.node(node),
+      registeredCount: () => this.model.nodes().length,
+      recordNode: (node) => {
+        this.calls.push(`record(${node.id} ${node.status})`);
+        const answer = this.answer('record');
+        if (answer.ok) this.model.apply({ type: 'node.upsert', node });
+        return Promise.resolve(answer);
+      },
+      setReplication: (kind, factor) => {
+        this.calls.push(`replication(${kind} ${factor})`);
+        const answer = this.answer('replication');
+        if (answer.ok) this.model.apply({ type: 'replication.set', kind, factor });
+        return Promise.resolve(answer);
+      },
+      describeNode: (url) => {
+        this.calls.push(`describe(${url})`);
+        return Promise.resolve(this.described.get(url) ?? `no answer from ${url}`);
+      },
+      askToJoin: (url, id, via) => {
+        this.calls.push(`ask-join(${url} ${nOf(id)} via ${via})`);
+        return Promise.resolve(this.answer('ask-join'));
+      },
+      newActionId: () => uuidOf(this.nextId++),
     };
   }
 

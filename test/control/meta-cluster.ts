@@ -117,6 +117,7 @@ export function startMetaCluster(options: { readonly actionsQueuedMax?: number }
       effects: apiEffects(app),
       pollMs: 20,
       clusterId: 'test-cluster',
+      selfUrl: `http://10.0.0.${id}:8000`,
     });
     nodes.set(id, { id, host, app, model, controller });
     host.start();

@@ -1,5 +1,6 @@
-// Runs every golden transcript in test/control/testdata/*.txt (the action executor and the meta
-// membership planner), each in a fresh ControlEnv. The env's steps are async (an action step may
+// Runs every golden transcript in test/control/testdata/*.txt (the action executor and its steps
+// for every kind, the meta membership planner, the start planner, the removal planner), each in a
+// fresh ControlEnv. The env's steps are async (an action step may
 // await its effects), so every block is run first and the runner then compares (or, with
 // REWRITE=1, writes) the outputs in order.
 

@@ -17,9 +17,13 @@ export interface ProcessCluster {
   /**
    * `init: false` restarts from the data dir alone, as an operator would after a crash. A node
    * outside the initial members gets no --peers: `join` names the member URL it joins through,
-   * and without it the node restarts from its data dir.
+   * and without it the node restarts from its data dir (or, on an empty one, waits as
+   * NOT_IN_CLUSTER). `args` are added to the command line.
    */
-  start(id: number, options?: { readonly init: boolean; readonly join?: string }): void;
+  start(
+    id: number,
+    options?: { readonly init: boolean; readonly join?: string; readonly args?: readonly string[] },
+  ): void;
   kill(id: number, signal?: NodeJS.Signals): Promise<void>;
   /** Node `id`'s data directory. */
   dataDir(id: number): string;
@@ -64,6 +68,7 @@ export function processCluster(size = 3): ProcessCluster {
         `127.0.0.1:${base + 200 + id}`,
         '--secret',
         'dram-integration-test-secret',
+        ...(options.args ?? []),
       ];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const lines = output.get(id) ?? [];

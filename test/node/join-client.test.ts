@@ -109,7 +109,7 @@ describe('join client', () => {
       { status: 200, body: { nodeId: 4, groups: [], members: [] } },
     ]);
     const logged: unknown[] = [];
-    await requestMembership(member.url, self, fast, (_message, fields) => logged.push(fields['problem']));
+    await requestMembership(member.url, [], self, fast, (_message, fields) => logged.push(fields['problem']));
     expect(member.requests).toHaveLength(3);
     expect(JSON.parse(member.requests[0]?.body ?? '')).toEqual({
       nodeId: 4,
@@ -123,6 +123,15 @@ describe('join client', () => {
     ]);
   });
 
+  it('asks the other members when the one joined through does not answer (it may have died since)', async () => {
+    const dead = await scriptedMember([]);
+    await dead.close();
+    servers.splice(servers.indexOf(dead), 1);
+    const other = await scriptedMember([{ status: 200, body: { nodeId: 4, groups: [], members: [] } }]);
+    await requestMembership(dead.url, [other.url], self, fast, quiet);
+    expect(other.requests.map((request) => `${request.method} ${request.url}`)).toEqual(['POST /v1/internal/members']);
+  });
+
   it('stops at once when the cluster refuses (4xx), with its code and message', async () => {
     const member = await scriptedMember([
       {
@@ -130,7 +139,7 @@ describe('join client', () => {
         body: { error: true, code: 'DRAM_ERR_CLUSTER_MISMATCH', message: 'this node belongs to cluster "prod"' },
       },
     ]);
-    const failure = requestMembership(member.url, self, fast, quiet);
+    const failure = requestMembership(member.url, [], self, fast, quiet);
     await expect(failure).rejects.toThrow(JoinError);
     await expect(failure).rejects.toThrow(/409 DRAM_ERR_CLUSTER_MISMATCH this node belongs to cluster "prod"/);
     expect(member.requests).toHaveLength(1);
@@ -140,7 +149,7 @@ describe('join client', () => {
     const member = await scriptedMember([
       { status: 503, body: { error: true, code: 'DRAM_ERR_MEMBERSHIP_PENDING', message: 'still catching up' } },
     ]);
-    await expect(requestMembership(member.url, self, fast, quiet)).rejects.toThrow(
+    await expect(requestMembership(member.url, [], self, fast, quiet)).rejects.toThrow(
       /did not succeed in 5 attempts: 503 DRAM_ERR_MEMBERSHIP_PENDING still catching up\. Start the node again/,
     );
     expect(member.requests).toHaveLength(5);

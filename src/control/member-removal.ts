@@ -13,10 +13,10 @@
 // answer is `absent` even though it no longer leads. Any other "not the leader" goes back to the
 // caller, which retries at the new leader within the request deadline.
 //
-// The proposal/poll loop is the one adding a node uses (src/api/member-change.ts changeGroup);
+// The proposal/poll loop is the one adding a node uses (src/control/member-change.ts changeGroup);
 // this file says only what a removal decides on each poll.
 //
-// Called by: src/api/member-remove-routes.ts.
+// Called by: src/api/member-remove-routes.ts (the route parses and routes; this decides).
 
 import type { GroupId, NodeId } from '../base/ids.ts';
 import type { ConfState, Status } from '../raft/types.ts';
@@ -28,8 +28,8 @@ import {
   type GroupMemberProgress,
   type MemberChangeLimits,
   type MemberStep,
+  type MembershipHost,
 } from './member-change.ts';
-import type { ApiHost } from './ports.ts';
 
 export type EnsureAbsentResult =
   | { readonly kind: 'absent'; readonly progress: GroupMemberProgress }
@@ -50,7 +50,7 @@ export function lastVoter(confState: ConfState, node: NodeId): boolean {
  * (performance.now() time) at the latest (see `changeGroup`).
  */
 export function ensureAbsent(
-  host: ApiHost,
+  host: MembershipHost,
   group: GroupId,
   node: NodeId,
   deadlineMs: number,

@@ -12,20 +12,25 @@
 // was done and where the node stands, and may retry. A proposal outlives a missed deadline in the
 // host (its outcome is decided by the log), which the next attempt sees in the configuration.
 //
-// The proposal/poll loop (`changeGroup`) is shared with removing a node (src/api/member-removal.ts):
+// The proposal/poll loop (`changeGroup`) is shared with removing a node (src/control/member-removal.ts):
 // each change passes in what differs, a `decide` that reads the group's status on every poll and
 // says end, wait or propose, and the report it gives when it stops short. The loop owns what is
 // the same: the deadline, the bounds on polls and proposals, the mapping of a refused proposal.
 //
-// Called by: src/api/member-routes.ts, src/api/member-removal.ts, src/api/member-remove-routes.ts
+// A planner (each change's `decide`: the group's status in, end / step / wait out) and the small
+// controller loop that carries its steps out through the host; the routes only parse and route.
+//
+// Called by: src/api/member-routes.ts, src/control/member-removal.ts, src/api/member-remove-routes.ts
 // and src/api/member-fanout.ts (the types, the default limits, the sleep).
 
 import { performance } from 'node:perf_hooks';
 import type { GroupId, NodeId } from '../base/ids.ts';
 import type { ProposalOutcome } from '../multiraft/host.ts';
 import type { ConfState, Status } from '../raft/types.ts';
-import { leaderOf } from './host-view.ts';
-import type { ApiHost } from './ports.ts';
+import type { MultiRaftHost } from '../multiraft/host.ts';
+
+/** The part of the multi-Raft host a membership change uses (MultiRaftHost satisfies it). */
+export type MembershipHost = Pick<MultiRaftHost, 'groupStatus' | 'groupLeader' | 'proposeConfChange'>;
 
 /** A membership change a request applied: the join's two steps, or the removal's one. */
 export type MemberStep = 'add_learner' | 'add_voter' | 'remove_node';
@@ -171,7 +176,7 @@ export interface ChangePending {
  * bounded by the deadline and proposals by `spec.proposalsMax`.
  */
 export async function changeGroup<End>(
-  host: ApiHost,
+  host: MembershipHost,
   group: GroupId,
   node: NodeId,
   deadlineMs: number,
@@ -220,7 +225,7 @@ export async function changeGroup<End>(
   }
   return {
     kind: 'pending',
-    progress: { group, leader: leaderOf(host, group), state: 'unknown', steps, pending: waitingFor },
+    progress: { group, leader: host.groupLeader(group) ?? (0 as NodeId), state: 'unknown', steps, pending: waitingFor },
   };
 }
 
@@ -229,7 +234,7 @@ export async function changeGroup<End>(
  * (performance.now() time) at the latest (see `changeGroup`).
  */
 export function ensureVoter(
-  host: ApiHost,
+  host: MembershipHost,
   group: GroupId,
   node: NodeId,
   deadlineMs: number,
