@@ -35,8 +35,16 @@ const layers = {
   client: ['base', 'codec', 'models', 'transport/frame-reader.ts'],
   // node/ wires one process: every adapter, the app and the binary server it serves, the API's ports
   // it implements (Forward), and the API's meta proposer, which it hands to the meta controller as
-  // the controller's proposeAnywhere port.
-  node: [...ring, ...adapters, 'api/app.ts', 'api/binary-server.ts', 'api/ports.ts', 'api/meta-propose.ts'],
+  // the controller's proposeAnywhere port; and the API's member credential (auth.ts) for its own calls.
+  node: [
+    ...ring,
+    ...adapters,
+    'api/app.ts',
+    'api/binary-server.ts',
+    'api/ports.ts',
+    'api/meta-propose.ts',
+    'api/auth.ts',
+  ],
   // The CLI starts a node and reads the API's answers with the API's own types.
   cli: [...inner, 'node', 'api', 'client'],
 };

@@ -21,6 +21,7 @@ import { kvKeyBytesMax } from '../codec/kv.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
 import { actionRoutes } from './action-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { installAuth, type ApiAuth } from './auth.ts';
 import { agentRoutes, type AgentInfo } from './agent-routes.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
 import {
@@ -40,6 +41,7 @@ import { openApiWithActions } from './openapi-actions.ts';
 import type { MetaModel } from '../models/meta.ts';
 import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
 import { installRequestGuard } from './request-guard.ts';
+import { allowStatusFromAnyOrigin, statusPageRoutes } from './status-page.ts';
 
 export interface AppOptions {
   readonly nodeId: NodeId;
@@ -62,6 +64,8 @@ export interface AppOptions {
   readonly httpLimits?: HttpLimits | undefined;
   /** The meta model (group 0) and what the Replicante agent API reports; without it, no agent or action routes. */
   readonly meta?: AppMetaOptions | undefined;
+  /** Who may call which route (src/api/auth.ts); without a token in it, anyone may call any route. */
+  readonly auth?: ApiAuth | undefined;
 }
 
 export interface AppMetaOptions {
@@ -91,6 +95,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   guardHttpServer(app.server, httpLimits);
   installErrorHandling(app);
   installRequestGuard(app);
+  installAuth(app, options.auth);
   app.addHook('onResponse', (request, reply, done) => {
     options.metrics.httpRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
     done();
@@ -150,6 +155,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await options.metrics.render();
     return reply.type(contentType).send(body);
+  });
+  app.register(statusPageRoutes);
+  app.addHook('onSend', (request, reply, payload, done) => {
+    allowStatusFromAnyOrigin(request.routeOptions.url, (name, value) => {
+      reply.header(name, value);
+    });
+    done(null, payload);
   });
   app.get('/docs', () => (options.meta === undefined ? openApiDocument : openApiWithActions));
   return app;

@@ -6,9 +6,15 @@ import type { StatusAnswer } from '../api/admin-routes.ts';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, mergeSources, resolveConfig, type RawConfig } from '../node/config.ts';
 import { runDev } from './dev.ts';
-import { call, describeError, type ApiAnswer } from './http-client.ts';
+import { call, describeError, useToken, type ApiAnswer } from './http-client.ts';
 
-const program = new Command('dram').description('data-analysis clusters on a hand-written multi-group Raft');
+const program = new Command('dram')
+  .description('data-analysis clusters on a hand-written multi-group Raft')
+  .option('--token <token>', "the API token for the client commands (default: DRAM_TOKEN); see 'dram start --token'");
+// Before any client command runs: the token it presents (`start` has its own --token, the server's).
+program.hook('preAction', (_program, command) => {
+  if (command.name() !== 'start') useToken(command.optsWithGlobals<{ token?: string }>().token);
+});
 const defaultUrl = process.env['DRAM_URL'] ?? 'http://127.0.0.1:8081';
 
 program
@@ -28,12 +34,19 @@ program
   .option('--kv-groups <n>', 'number of KV groups created by --init (default 8)')
   .option('--secret <secret>', 'shared peer secret, at least 16 characters (or DRAM_SECRET); required')
   .option('--insecure-dev-secret', 'use a built-in, public peer secret instead of --secret (local trials only)')
+  .option('--token <token>', 'require Authorization: Bearer <token> on the HTTP API (or DRAM_TOKEN; 16+ characters)')
+  .option('--read-token <token>', 'a second token that may only read (or DRAM_READ_TOKEN; needs --token)')
+  .option('--tls-cert <file>', 'PEM certificate: serve the HTTP API over HTTPS (with --tls-key)')
+  .option('--tls-key <file>', 'PEM private key of --tls-cert')
+  .option('--tls-ca <file>', 'PEM CA: peer connections become mutual TLS, each side checked against it')
   .option(
     '--quiesce-after-ticks <n>',
     'idle ticks before a group goes quiet: no ticks, no heartbeats (0: never; default 100)',
   )
   .action(async (flags: RawConfig) => {
-    const config = resolveConfig(mergeSources(flags, process.env));
+    // commander hands `--token` to the program's option of the same name, wherever it is given.
+    const token = program.opts<{ token?: string }>().token;
+    const config = resolveConfig(mergeSources({ ...flags, ...(token === undefined ? {} : { token }) }, process.env));
     const { startNode } = await import('../node/node.ts');
     await startNode(config);
   });

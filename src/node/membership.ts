@@ -35,6 +35,7 @@ import {
   type JoinLog,
   type JoinRetry,
 } from './join-client.ts';
+import { peerSigner } from './peer-signer.ts';
 
 export const joinRecordFile = 'join.json';
 /** How long a joining node waits for its first authenticated connection to a member before giving up. */
@@ -104,7 +105,13 @@ export async function finishJoin(
   if (via === undefined) return;
   await awaitFirstPeer(node);
   logger.info({ via, groups: plan.groups.length }, 'joining: asking to become a voter of every group');
-  await requestMembership(via, { ...selfOf(config), clusterId: config.clusterId }, retry, joinLog(logger));
+  await requestMembership(
+    via,
+    { ...selfOf(config), clusterId: config.clusterId },
+    retry,
+    joinLog(logger),
+    peerSigner(config),
+  );
   writeJoinRecord(config.dataDir, { via, groups: plan.groups, complete: true });
   logger.info({ via, groups: plan.groups.length }, 'joined: a voter of every group');
 }
@@ -143,7 +150,7 @@ async function learnCluster(
   retry: JoinRetry,
 ): Promise<readonly GroupId[]> {
   logger.info({ via }, 'joining a running cluster');
-  const view = await fetchClusterView(via, retry, joinLog(logger));
+  const view = await fetchClusterView(via, retry, joinLog(logger), peerSigner(config));
   if (view.clusterId !== config.clusterId) {
     throw new JoinError(
       `${via} belongs to cluster ${JSON.stringify(view.clusterId)}, and this node is configured for ${JSON.stringify(config.clusterId)} (--cluster-id)`,

@@ -44,7 +44,8 @@ import { MetaController } from '../control/controller.ts';
 import { membersMax, type MemberDirectory } from '../control/member-directory.ts';
 import { MetaModel, metaGroupId } from '../models/meta.ts';
 import { systemClock } from '../multiraft/system-clock.ts';
-import { apiEffects } from './meta-effects.ts';
+import { apiEffects, type InjectableApp } from './meta-effects.ts';
+import { peerSigner, type PeerSigner } from './peer-signer.ts';
 import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
 
 // A KV entry is the value plus its key and a few bytes of framing: leave room above the value limit.
@@ -160,7 +161,8 @@ export async function startNode(
   await transport.start();
   host.start();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  const forward = httpForward(config, plan.book, agent);
+  const sign = peerSigner(config);
+  const forward = httpForward(config, plan.book, agent, sign);
   // A member added through the API is dialed at once and forwarded to from now on.
   const members: MemberDirectory = {
     list: () => plan.book.list(),
@@ -184,6 +186,7 @@ export async function startNode(
     requestTimeoutMs: config.requestTimeoutMs,
     metrics,
     logger,
+    auth: { token: config.token, readToken: config.readToken, secret: config.secret, clusterId: config.clusterId },
     meta: {
       model: metaModel,
       info: { httpUrl, version, clusterId: config.clusterId },
@@ -191,7 +194,16 @@ export async function startNode(
     },
   });
   await app.listen({ host: config.http.host, port: config.http.port });
-  const controller = metaController(config, host, metaModel, app, forward, httpUrl, version, logger);
+  const controller = metaController(
+    config,
+    host,
+    metaModel,
+    signedInject(app, sign),
+    forward,
+    httpUrl,
+    version,
+    logger,
+  );
   controller.start();
   // The binary client protocol, next to the HTTP API, when --client is given.
   const binary =
@@ -287,7 +299,7 @@ function metaController(
   config: NodeConfig,
   host: MultiRaftHost,
   model: MetaModel,
-  app: ReturnType<typeof buildApp>,
+  app: InjectableApp,
   forward: Forward,
   httpUrl: string,
   version: string,
@@ -410,7 +422,7 @@ function rememberPeer(
  * address, like the peer transport's (docs/ARCHITECTURE.md, key decision 9), so a partition by source address
  * cuts forwarding too instead of letting it leak around.
  */
-function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent): Forward {
+function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent, sign: PeerSigner): Forward {
   return (leader, request) => {
     const address = book.httpAddress(leader);
     // Nothing was sent: the API answers NOT_LEADER with the hint, a definite failure.
@@ -427,7 +439,7 @@ function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent): 
           port: address.port,
           method: request.method,
           path: request.url,
-          headers: request.headers,
+          headers: { ...request.headers, ...sign(request.method, request.url) },
           agent,
           localAddress: config.raft.host,
           timeout: config.requestTimeoutMs + 1000,
@@ -448,6 +460,14 @@ function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent): 
       outgoing.on('error', reject);
       outgoing.end(request.body);
     });
+  };
+}
+
+/** The app's inject(), each call carrying this node's member credential (the API may require one). */
+function signedInject(app: ReturnType<typeof buildApp>, sign: PeerSigner): InjectableApp {
+  return {
+    inject: (request) =>
+      app.inject({ ...request, headers: { ...request.headers, ...sign(request.method, request.url) } }),
   };
 }
 

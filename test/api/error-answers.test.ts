@@ -41,6 +41,7 @@ interface Setup {
   readonly script?: (stub: StubHost) => void;
   /** Host the meta model on group 0 (with these limits) and serve the action routes. */
   readonly meta?: Partial<MetaModelOptions>;
+  readonly auth?: AppOptions['auth'];
 }
 
 function startNode(setup: Setup = {}): Node {
@@ -58,6 +59,7 @@ function startNode(setup: Setup = {}): Node {
     requestTimeoutMs: 100,
     memberChangeLimits: { pollMs: 10, learnerLagEntriesMax: 0 },
     httpLimits: { ...httpLimitsDefault, ...setup.httpLimits },
+    auth: setup.auth,
     meta:
       model === undefined
         ? undefined
@@ -121,6 +123,21 @@ const scenarios: readonly Scenario[] = [
     code: 'DRAM_ERR_BAD_REQUEST',
     how: 'an unknown method, refused by the HTTP parser',
     run: (node) => raw(node, 'FOO /v1/status HTTP/1.1\r\nHost: x\r\n\r\n'),
+  },
+  {
+    code: 'DRAM_ERR_UNAUTHORIZED',
+    how: 'a read without a token on a node with --token',
+    setup: { auth: { token: 'full-token', secret: 'test-cluster-secret', clusterId: 'test-cluster' } },
+    run: (node) => inject(node, { method: 'GET', url: '/v1/kv/a' }),
+  },
+  {
+    code: 'DRAM_ERR_FORBIDDEN',
+    how: 'a write with the read-only token',
+    setup: {
+      auth: { token: 'full-token', readToken: 'read-token', secret: 'test-cluster-secret', clusterId: 'test-cluster' },
+    },
+    run: (node) =>
+      inject(node, { method: 'PUT', url: '/v1/kv/a', headers: { authorization: 'Bearer read-token' }, payload: 'v' }),
   },
   {
     code: 'DRAM_ERR_KEY_NOT_FOUND',
