@@ -30,6 +30,7 @@ import {
   httpLimitsDefault,
   httpServerOptions,
   type HttpLimits,
+  type HttpTls,
 } from './http-server.ts';
 import { kvRoutes } from './kv-routes.ts';
 import type { MemberChangeLimits } from './member-change.ts';
@@ -64,6 +65,8 @@ export interface AppOptions {
   readonly httpLimits?: HttpLimits | undefined;
   /** The meta model (group 0) and what the Replicante agent API reports; without it, no agent or action routes. */
   readonly meta?: AppMetaOptions | undefined;
+  /** Serve HTTPS with this certificate (`dram start --tls-cert/--tls-key`); plain HTTP without it. */
+  readonly tls?: HttpTls | undefined;
   /** Who may call which route (src/api/auth.ts); without a token in it, anyone may call any route. */
   readonly auth?: ApiAuth | undefined;
 }
@@ -84,15 +87,16 @@ const keyParamLengthMax = 3 * kvKeyBytesMax;
 export function buildApp(options: AppOptions): FastifyInstance {
   const httpLimits = options.httpLimits ?? httpLimitsDefault;
   assertHttpLimits(httpLimits);
+  // An HTTPS server is typed apart from an HTTP one; the routes and the tests see the same API.
   const app = Fastify({
     ...(options.logger === undefined ? {} : { loggerInstance: options.logger }),
-    ...httpServerOptions(httpLimits),
+    ...(httpServerOptions(httpLimits, options.tls) as ReturnType<typeof httpServerOptions> & { https?: never }),
     routerOptions: { maxParamLength: keyParamLengthMax },
     frameworkErrors: frameworkErrorHandler,
     // Request logging is the metrics' job; pino logs what went wrong, not every success.
     logController: new LogController({ disableRequestLogging: true }),
   });
-  guardHttpServer(app.server, httpLimits);
+  guardHttpServer(app.server, httpLimits, options.tls !== undefined);
   installErrorHandling(app);
   installRequestGuard(app);
   installAuth(app, options.auth);

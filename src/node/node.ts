@@ -16,6 +16,7 @@
 
 import { randomInt } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -113,6 +114,7 @@ export async function startNode(
     localAddress: config.raft.host,
     wireLimits,
     logger: transportLogger(logger),
+    ...(config.tls?.ca === undefined ? {} : { tls: { cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca } }),
     // The host is built below; the transport delivers nothing before start().
     onBatch: (from, batch) => {
       host.receive(batch, from);
@@ -160,7 +162,7 @@ export async function startNode(
   const removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
   await transport.start();
   host.start();
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const agent = forwardAgent(config);
   const sign = peerSigner(config);
   const forward = httpForward(config, plan.book, agent, sign);
   // A member added through the API is dialed at once and forwarded to from now on.
@@ -174,7 +176,7 @@ export async function startNode(
       forgetMember(plan.book, transport, node, logger);
     },
   };
-  const httpUrl = `http://${config.http.host}:${config.http.port}`;
+  const httpUrl = `${config.tls === undefined ? 'http' : 'https'}://${config.http.host}:${config.http.port}`;
   const version = dramVersion();
   const app = buildApp({
     nodeId: config.nodeId,
@@ -186,6 +188,7 @@ export async function startNode(
     requestTimeoutMs: config.requestTimeoutMs,
     metrics,
     logger,
+    tls: config.tls,
     auth: { token: config.token, readToken: config.readToken, secret: config.secret, clusterId: config.clusterId },
     meta: {
       model: metaModel,
@@ -422,6 +425,18 @@ function rememberPeer(
  * address, like the peer transport's (docs/ARCHITECTURE.md, key decision 9), so a partition by source address
  * cuts forwarding too instead of letting it leak around.
  */
+/**
+ * The connections forwarding uses: HTTPS when this node serves HTTPS (members share their TLS
+ * settings), checked against --tls-ca when given (the cluster's CA; host names are not checked,
+ * as on the peer connections), else against the system's CAs.
+ */
+function forwardAgent(config: NodeConfig): http.Agent {
+  const pool = { keepAlive: true, maxSockets: 256 };
+  if (config.tls === undefined) return new http.Agent(pool);
+  const ca = config.tls.ca;
+  return new https.Agent(ca === undefined ? pool : { ...pool, ca, checkServerIdentity: () => undefined });
+}
+
 function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent, sign: PeerSigner): Forward {
   return (leader, request) => {
     const address = book.httpAddress(leader);
@@ -432,8 +447,9 @@ function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent, s
           code: forwardNoAddressCode,
         }),
       );
+    const client = agent instanceof https.Agent ? https : http;
     return new Promise((resolve, reject) => {
-      const outgoing = http.request(
+      const outgoing = client.request(
         {
           host: address.host,
           port: address.port,
