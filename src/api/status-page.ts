@@ -6,8 +6,10 @@
 // so it is served without a token; the data routes it calls need one when the node has --token,
 // which the page asks for and keeps in the browser's session storage.
 //
-// /v1/status answers any origin (Access-Control-Allow-Origin: *), so a node's page can read the
-// other members' views: without a read token it is public anyway, and it takes no credentials.
+// /v1/status and /api/unstable/info/node answer any origin (Access-Control-Allow-Origin: *), so a
+// node's page can read the other members' views and health. That adds no access: a browser sends
+// no credentials with such a request, so where a token is needed the read fails as before (the
+// page then shows what this node knows), and a page of any origin could read what needs no token.
 //
 // Called by: src/api/app.ts.
 
@@ -23,7 +25,9 @@ export const statusPageRoutes: FastifyPluginCallback = (app, _options, done) => 
   done();
 };
 
-/** Lets other members' status pages read this node's /v1/status (an onSend hook on the root app). */
+const readableFromAnyOrigin: ReadonlySet<string> = new Set(['/v1/status', '/api/unstable/info/node']);
+
+/** Lets other members' status pages read this node's status and health (an onSend hook on the root app). */
 export function allowStatusFromAnyOrigin(url: string | undefined, setHeader: (name: string, value: string) => void) {
-  if (url === '/v1/status') setHeader('access-control-allow-origin', '*');
+  if (url !== undefined && readableFromAnyOrigin.has(url)) setHeader('access-control-allow-origin', '*');
 }
