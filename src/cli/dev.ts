@@ -1,6 +1,7 @@
 // `dram dev` (and `npm start`): a local three-node cluster as three `dram start` processes with
 // data under ./.dram/, each node's URL printed, then the leader of each group once elected.
-// Ctrl-C (SIGINT) or SIGTERM stops all three gracefully. Each run draws a random peer secret for
+// Ctrl-C (SIGINT) or SIGTERM stops all three gracefully. The nodes log readable lines
+// (--log-format pretty, through the pino-pretty dev dependency) rather than production's JSON. Each run draws a random peer secret for
 // its nodes (handed over in DRAM_SECRET, not on the command line), so a dev cluster is never
 // open to the well-known development secret.
 
@@ -43,6 +44,8 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
       peers,
       '--peer-http',
       peerHttp,
+      '--log-format',
+      'pretty',
     ];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'inherit', 'inherit'],

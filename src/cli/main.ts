@@ -38,6 +38,7 @@ program
   .option('--read-token <token>', 'a second token that may only read (or DRAM_READ_TOKEN; needs --token)')
   .option('--tls-cert <file>', 'PEM certificate: serve the HTTP API over HTTPS (with --tls-key)')
   .option('--tls-key <file>', 'PEM private key of --tls-cert')
+  .option('--log-format <format>', 'json (default, for production) or pretty (readable lines, for development)')
   .option('--tls-ca <file>', 'PEM CA: peer connections become mutual TLS, each side checked against it')
   .option(
     '--quiesce-after-ticks <n>',

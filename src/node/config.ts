@@ -60,6 +60,8 @@ export interface NodeConfig {
   readonly readToken?: string;
   /** TLS (--tls-cert, --tls-key, --tls-ca): PEM texts read at start. */
   readonly tls?: TlsFiles;
+  /** `json` (default, one JSON object a line, for production) or `pretty` (readable lines; `dram dev`; needs the pino-pretty dev dependency). */
+  readonly logFormat: 'json' | 'pretty';
 }
 
 /**
@@ -237,6 +239,13 @@ function resolveTls(raw: RawConfig): Pick<NodeConfig, 'tls'> {
   return { tls: { cert, key, ...(ca === undefined ? {} : { ca }) } };
 }
 
+function logFormatOf(raw: RawConfig): NodeConfig['logFormat'] {
+  const format = text(raw, 'logFormat') ?? 'json';
+  if (format !== 'json' && format !== 'pretty')
+    throw new ConfigError(`logFormat: expected json or pretty, got "${format}"`);
+  return format;
+}
+
 function flag(raw: RawConfig, name: string, fallback: boolean): boolean {
   const value = raw[name];
   if (value === undefined) return fallback;
@@ -299,6 +308,7 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
     },
     ...resolveTokens(raw),
     ...resolveTls(raw),
+    logFormat: logFormatOf(raw),
   };
   if (config.clientLimits.connectionsPerAddressMax > config.clientLimits.connectionsMax)
     throw new ConfigError('clientConnectionsPerAddressMax must be at most clientConnectionsMax');

@@ -74,10 +74,7 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(
-  config: NodeConfig,
-  logger: Logger = pino({ base: { node: config.nodeId } }),
-): Promise<RunningNode> {
+export async function startNode(config: NodeConfig, logger: Logger = nodeLogger(config)): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
   const store = await DiskStore.open(join(config.dataDir, 'raft'), {
     entryDataBytesMax: entryBytesMax,
@@ -295,6 +292,27 @@ export async function startNode(
     throw error;
   }
   return { httpUrl, stop };
+}
+
+/**
+ * JSON lines by default (for production: every field kept, machine-readable); `pretty` sends them
+ * through pino-pretty in a worker thread (a dev dependency: `dram dev` and `npm start` use it).
+ */
+export function nodeLogger(config: Pick<NodeConfig, 'nodeId' | 'logFormat'>): Logger {
+  const base = { base: { node: config.nodeId } };
+  if (config.logFormat === 'json') return pino(base);
+  return pino({
+    ...base,
+    transport: {
+      target: 'pino-pretty',
+      options: {
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname,node',
+        messageFormat: 'node {node}: {msg}',
+        singleLine: true,
+      },
+    },
+  });
 }
 
 /** The meta controller (src/control/controller.ts): actions and the meta group's membership, on the meta leader. */
