@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, mergeSources, resolveConfig, type RawConfig } from '../node/config.ts';
 import { runDev } from './dev.ts';
 import { call, describeError, useToken, type ApiAnswer } from './http-client.ts';
+import { examplesHelp } from './help.ts';
+import { printTable } from './table.ts';
 
 const program = new Command('dram')
   .description('data-analysis clusters on a hand-written multi-group Raft')
@@ -79,7 +81,7 @@ program
     if (answer.status !== 200) fail(describeError(answer));
     const status = JSON.parse(new TextDecoder().decode(answer.body)) as StatusAnswer;
     console.log(`node ${status.nodeId}`);
-    console.table(
+    printTable(
       status.groups.map((g) => ({
         group: g.group === 0 ? 'meta' : `kv/${g.group}`,
         role: g.role,
@@ -106,7 +108,7 @@ program
     const book = JSON.parse(new TextDecoder().decode(members.body)) as {
       members: { nodeId: number; raft: string; http?: string }[];
     };
-    console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
+    printTable(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
   });
 
 /** `2->3 automatic term 7 at 2026-12-05T05:01:02.123Z` (from 0: the first leader this node saw). */
@@ -145,7 +147,7 @@ members
     const book = JSON.parse(new TextDecoder().decode(answer.body)) as {
       members: { nodeId: number; raft: string; http?: string }[];
     };
-    console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
+    printTable(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
   });
 members
   .command('remove <nodeId>')
@@ -168,7 +170,7 @@ members
       groups: { group: number; leader: number; steps: string[]; voters?: number[] }[];
       warnings: string[];
     };
-    console.table(
+    printTable(
       result.groups.map((g) => ({
         group: `kv/${g.group}`,
         leader: g.leader,
@@ -217,7 +219,7 @@ actions
   .action(async (flags: { url: string; json?: boolean }) => {
     printAnswer(await call(flags.url, 'GET', '/v1/actions'), flags.json, (body) => {
       const lists = body as { queue: ActionJson[]; finished: ActionJson[] };
-      console.table([...lists.queue, ...lists.finished].map(actionRow));
+      printTable([...lists.queue, ...lists.finished].map(actionRow));
     });
   });
 actions
@@ -228,7 +230,7 @@ actions
   .action(async (id: string, flags: { url: string; json?: boolean }) => {
     printAnswer(await call(flags.url, 'GET', `/v1/actions/${encodeURIComponent(id)}`), flags.json, (body) => {
       const action = body as ActionJson;
-      console.table([actionRow(action)]);
+      printTable([actionRow(action)]);
       console.log(`args: ${JSON.stringify(action.args)}`);
       console.log(`payload: ${JSON.stringify(action.state.payload)}`);
     });
@@ -263,7 +265,7 @@ actions
       await call(flags.url, 'POST', `/v1/actions/${encodeURIComponent(id)}/cancel`, body),
       flags.json,
       (answer) => {
-        console.table([actionRow(answer as ActionJson)]);
+        printTable([actionRow(answer as ActionJson)]);
       },
     );
   });
@@ -310,6 +312,8 @@ function fail(message: string): never {
   console.error(`dram: ${message}`);
   process.exit(1);
 }
+
+program.addHelpText('after', () => examplesHelp(program));
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ConfigError) fail(error.message);
