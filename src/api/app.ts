@@ -2,7 +2,8 @@
 // the app apart from listen(), test it with inject()). Owns the wiring of the route plugins, which get
 // every dependency as options: the host, the KV placement, the forward port, the metrics port. Routes
 // are the external contract (docs/ARCHITECTURE.md): /v1/kv/:key, /v1/status,
-// /v1/admin/groups/:group/transfer-leadership, /metrics, and /docs (OpenAPI); plus the membership
+// /v1/admin/groups/:group/transfer-leadership, /metrics, / (the status page) and /docs (the API
+// page, api-docs.ts); plus the membership
 // routes `dram start --join` uses (/v1/admin/members, /v1/admin/groups/:group/members) and their
 // removal counterparts (DELETE .../members/:nodeId); with a meta model, the agent API under
 // /api/unstable/, the action routes under /v1/actions and /v1/meta/commands (docs/agent-api.md).
@@ -21,6 +22,7 @@ import { kvKeyBytesMax } from '../codec/kv.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
 import { actionRoutes } from './action-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { installApiDocs } from './api-docs.ts';
 import { installAuth, type ApiAuth } from './auth.ts';
 import { agentRoutes, type AgentInfo } from './agent-routes.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
@@ -100,6 +102,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   installErrorHandling(app);
   installRequestGuard(app);
   installAuth(app, options.auth);
+  installApiDocs(app, options.meta === undefined ? openApiDocument : openApiWithActions);
   app.addHook('onResponse', (request, reply, done) => {
     options.metrics.httpRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
     done();
@@ -156,9 +159,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
     app.register(actionRoutes, { nodeId: options.nodeId, actions });
   }
 
-  app.get('/metrics', async (_request, reply) => {
-    const { contentType, body } = await options.metrics.render();
-    return reply.type(contentType).send(body);
+  // In a plugin, like every route: the API docs generator sees routes registered after it loaded.
+  app.register((instance, _options, done) => {
+    instance.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await options.metrics.render();
+      return reply.type(contentType).send(body);
+    });
+    done();
   });
   app.register(statusPageRoutes);
   app.addHook('onSend', (request, reply, payload, done) => {
@@ -167,6 +174,5 @@ export function buildApp(options: AppOptions): FastifyInstance {
     });
     done(null, payload);
   });
-  app.get('/docs', () => (options.meta === undefined ? openApiDocument : openApiWithActions));
   return app;
 }

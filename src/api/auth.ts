@@ -44,6 +44,13 @@ interface AccessConfig {
   readonly access?: RouteAccess;
 }
 
+// What a route needs is part of its config (fastify's per-route `config`).
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+  }
+}
+
 /** Route options for a route that only reads although its method is POST (a query). */
 export const readAccess = { config: { access: 'read' } } as const;
 

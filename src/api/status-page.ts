@@ -19,7 +19,8 @@ import type { FastifyPluginCallback } from 'fastify';
 const page = readFileSync(new URL('./status-page.html', import.meta.url), 'utf8');
 
 export const statusPageRoutes: FastifyPluginCallback = (app, _options, done) => {
-  app.get('/', { config: { access: 'page' } }, (_request, reply) =>
+  const schema = { summary: 'The status page: the cluster live (HTML; served without a token)' };
+  app.get('/', { config: { access: 'page' }, schema }, (_request, reply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page),
   );
   done();
