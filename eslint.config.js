@@ -35,8 +35,16 @@ const layers = {
   client: ['base', 'codec', 'models', 'transport/frame-reader.ts'],
   // node/ wires one process: every adapter, the app and the binary server it serves, the API's ports
   // it implements (Forward), and the API's meta proposer, which it hands to the meta controller as
-  // the controller's proposeAnywhere port.
-  node: [...ring, ...adapters, 'api/app.ts', 'api/binary-server.ts', 'api/ports.ts', 'api/meta-propose.ts'],
+  // the controller's proposeAnywhere port; and the API's member credential (auth.ts) for its own calls.
+  node: [
+    ...ring,
+    ...adapters,
+    'api/app.ts',
+    'api/binary-server.ts',
+    'api/ports.ts',
+    'api/meta-propose.ts',
+    'api/auth.ts',
+  ],
   // The CLI starts a node and reads the API's answers with the API's own types. `dram dev` also
   // starts the development S3 server and uploads the sample database through the S3 adapter: a
   // development tool wiring its own process, as node/ does for a node.

@@ -2,7 +2,8 @@
 // the app apart from listen(), test it with inject()). Owns the wiring of the route plugins, which get
 // every dependency as options: the host, the KV placement, the forward port, the metrics port. Routes
 // are the external contract (docs/ARCHITECTURE.md): /v1/kv/:key, /v1/status,
-// /v1/admin/groups/:group/transfer-leadership, /metrics, and /docs (OpenAPI); plus the membership
+// /v1/admin/groups/:group/transfer-leadership, /metrics, / (the status page) and /docs (the API
+// page, api-docs.ts); plus the membership
 // routes `dram start --join` uses (/v1/admin/members, /v1/admin/groups/:group/members) and their
 // removal counterparts (DELETE .../members/:nodeId); with a meta model, the agent API under
 // /api/unstable/, the action routes under /v1/actions and /v1/meta/commands (docs/agent-api.md).
@@ -22,6 +23,8 @@ import { createKvPlacement } from '../models/kv-placement.ts';
 import { actionRoutes } from './action-routes.ts';
 import type { ActionsContext, BootstrapPort } from './action-schedule.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { installApiDocs } from './api-docs.ts';
+import { installAuth, type ApiAuth } from './auth.ts';
 import { agentRoutes, type AgentInfo } from './agent-routes.ts';
 import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
 import {
@@ -30,6 +33,7 @@ import {
   httpLimitsDefault,
   httpServerOptions,
   type HttpLimits,
+  type HttpTls,
 } from './http-server.ts';
 import { kvRoutes } from './kv-routes.ts';
 import type { MemberChangeLimits } from '../control/member-change.ts';
@@ -41,6 +45,7 @@ import { openApiWithActions } from './openapi-actions.ts';
 import type { MetaModel } from '../models/meta.ts';
 import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
 import { installRequestGuard } from './request-guard.ts';
+import { allowStatusFromAnyOrigin, statusPageRoutes } from './status-page.ts';
 
 export interface AppOptions {
   readonly nodeId: NodeId;
@@ -63,6 +68,10 @@ export interface AppOptions {
   readonly httpLimits?: HttpLimits | undefined;
   /** The meta model (group 0) and what the Replicante agent API reports; without it, no agent or action routes. */
   readonly meta?: AppMetaOptions | undefined;
+  /** Serve HTTPS with this certificate (`dram start --tls-cert/--tls-key`); plain HTTP without it. */
+  readonly tls?: HttpTls | undefined;
+  /** Who may call which route (src/api/auth.ts); without a token in it, anyone may call any route. */
+  readonly auth?: ApiAuth | undefined;
 }
 
 export interface AppMetaOptions {
@@ -83,17 +92,20 @@ const keyParamLengthMax = 3 * kvKeyBytesMax;
 export function buildApp(options: AppOptions): FastifyInstance {
   const httpLimits = options.httpLimits ?? httpLimitsDefault;
   assertHttpLimits(httpLimits);
+  // An HTTPS server is typed apart from an HTTP one; the routes and the tests see the same API.
   const app = Fastify({
     ...(options.logger === undefined ? {} : { loggerInstance: options.logger }),
-    ...httpServerOptions(httpLimits),
+    ...(httpServerOptions(httpLimits, options.tls) as ReturnType<typeof httpServerOptions> & { https?: never }),
     routerOptions: { maxParamLength: keyParamLengthMax },
     frameworkErrors: frameworkErrorHandler,
     // Request logging is the metrics' job; pino logs what went wrong, not every success.
     logController: new LogController({ disableRequestLogging: true }),
   });
-  guardHttpServer(app.server, httpLimits);
+  guardHttpServer(app.server, httpLimits, options.tls !== undefined);
   installErrorHandling(app);
   installRequestGuard(app);
+  installAuth(app, options.auth);
+  installApiDocs(app, options.meta === undefined ? openApiDocument : openApiWithActions);
   app.addHook('onResponse', (request, reply, done) => {
     options.metrics.httpRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
     done();
@@ -158,10 +170,20 @@ export function buildApp(options: AppOptions): FastifyInstance {
     app.register(actionRoutes, { nodeId: options.nodeId, actions });
   }
 
-  app.get('/metrics', async (_request, reply) => {
-    const { contentType, body } = await options.metrics.render();
-    return reply.type(contentType).send(body);
+  // In a plugin, like every route: the API docs generator sees routes registered after it loaded.
+  app.register((instance, _options, done) => {
+    instance.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await options.metrics.render();
+      return reply.type(contentType).send(body);
+    });
+    done();
   });
-  app.get('/docs', () => (options.meta === undefined ? openApiDocument : openApiWithActions));
+  app.register(statusPageRoutes);
+  app.addHook('onSend', (request, reply, payload, done) => {
+    allowStatusFromAnyOrigin(request.routeOptions.url, (name, value) => {
+      reply.header(name, value);
+    });
+    done(null, payload);
+  });
   return app;
 }

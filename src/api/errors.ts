@@ -20,6 +20,15 @@ export const errorRegistry = {
     meaning:
       'The request is malformed: bad HTTP framing, a repeated identity header, bad or too deeply nested JSON, a bad parameter, query or header value.',
   },
+  DRAM_ERR_UNAUTHORIZED: {
+    status: 401,
+    meaning:
+      'The route needs a token (Authorization: Bearer <token>) and none, or a wrong one, was given; nothing was changed.',
+  },
+  DRAM_ERR_FORBIDDEN: {
+    status: 403,
+    meaning: 'The read-only token was given for a route that changes something; nothing was changed.',
+  },
   DRAM_ERR_KEY_NOT_FOUND: { status: 404, meaning: 'The key does not exist (GET, or DELETE of an absent key).' },
   DRAM_ERR_UNKNOWN_GROUP: { status: 404, meaning: 'No Raft group with this id is hosted on this node.' },
   DRAM_ERR_ROUTE_NOT_FOUND: { status: 404, meaning: 'No route matches this method and path.' },

@@ -4,7 +4,9 @@
 //    bytes; the head must arrive within `headTimeoutMs` and the whole request within
 //    `receiveTimeoutMs` of its first byte (node checks every `timeoutCheckMs`), else 408
 //    DRAM_ERR_REQUEST_TIMEOUT and the connection is closed; at most `connectionsMax` connections
-//    are open at once, and one over the limit is answered 503 DRAM_ERR_OVERLOADED and closed;
+//    are open at once, and one over the limit is answered 503 DRAM_ERR_OVERLOADED and closed (with
+//    TLS, closed at once: an answer would need the TLS handshake first);
+//  - with `HttpTls`, the server speaks HTTPS only;
 //  - parser-level errors (node's 'clientError': a bad request line, an unknown method, bad
 //    framing such as Content-Length with Transfer-Encoding, a NUL in a header, the HTTP/2
 //    preface, a head over the limit) are answered 400 DRAM_ERR_BAD_REQUEST or 431
@@ -55,17 +57,25 @@ export function assertHttpLimits(limits: HttpLimits): void {
   assert(limits.headTimeoutMs <= limits.receiveTimeoutMs, 'headTimeoutMs must not exceed receiveTimeoutMs');
 }
 
+/** The HTTP API's own certificate and key (PEM): with them it serves HTTPS only. */
+export interface HttpTls {
+  readonly cert: string;
+  readonly key: string;
+}
+
 /** The fastify options that set up node's server with these limits (the rest is `guardHttpServer`). */
-export function httpServerOptions(limits: HttpLimits) {
+export function httpServerOptions(limits: HttpLimits, tls?: HttpTls) {
+  const server = {
+    maxHeaderSize: limits.headBytesMax,
+    headersTimeout: limits.headTimeoutMs,
+    requestTimeout: limits.receiveTimeoutMs,
+    connectionsCheckingInterval: limits.timeoutCheckMs,
+    // Checked by the request guard, whose refusal has a body; node's has none.
+    requireHostHeader: false,
+  };
   return {
-    http: {
-      maxHeaderSize: limits.headBytesMax,
-      headersTimeout: limits.headTimeoutMs,
-      requestTimeout: limits.receiveTimeoutMs,
-      connectionsCheckingInterval: limits.timeoutCheckMs,
-      // Checked by the request guard, whose refusal has a body; node's has none.
-      requireHostHeader: false,
-    },
+    // fastify hands `https` (not `http`) to node's https.createServer, which takes the same limits.
+    ...(tls === undefined ? { http: server } : { https: { ...server, cert: tls.cert, key: tls.key } }),
     // fastify sets node's requestTimeout from its own option, after creating the server.
     requestTimeout: limits.receiveTimeoutMs,
     // The request guard answers requests that arrive while closing, in dram's shape.
@@ -122,13 +132,15 @@ function answerClientError(error: Error, socket: Duplex, limits: HttpLimits): vo
  * Puts the connection limit in front of node's own connection handling, and answers what node
  * hands to listeners rather than to routes (a failed expectation, CONNECT).
  */
-export function guardHttpServer(server: Server, limits: HttpLimits): void {
+export function guardHttpServer(server: Server, limits: HttpLimits, tls = false): void {
   const handlers = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
   let open = 0;
   server.on('connection', (socket: Socket) => {
     if (open >= limits.connectionsMax) {
-      refuseConnection(socket, limits);
+      // Before the TLS handshake there is no way to say why: just close.
+      if (tls) socket.destroy();
+      else refuseConnection(socket, limits);
       return;
     }
     open++;

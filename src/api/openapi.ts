@@ -1,7 +1,7 @@
-// The OpenAPI 3 description served at `GET /docs`, written by hand as plain data (no swagger
-// plugin: the routes validate by hand, so there are no route schemas to generate it from). The
-// error-code list comes from the registry, so the two cannot drift; test/api/admin.test.ts checks
-// that every route the app serves is described here.
+// The hand-written parts of the OpenAPI 3 description at `GET /docs/json` (src/api/api-docs.ts
+// generates the document from the route table and lays these operations over it): per route the
+// error codes it answers, its headers and bodies. The error-code list comes from the registry, so
+// the two cannot drift; test/api/admin.test.ts checks the document against the routes served.
 //
 // Called by: src/api/app.ts.
 
@@ -262,7 +262,13 @@ export const openApiDocument = {
     },
     '/docs': {
       get: {
-        summary: 'This OpenAPI document',
+        summary: 'The interactive API page (Swagger UI) over this document',
+        responses: { '200': { description: 'HTML.', content: { 'text/html': { schema: { type: 'string' } } } } },
+      },
+    },
+    '/docs/json': {
+      get: {
+        summary: 'This OpenAPI document, generated from the route table (src/api/api-docs.ts)',
         responses: {
           '200': { description: 'OpenAPI 3 JSON.', content: { 'application/json': { schema: { type: 'object' } } } },
         },

@@ -38,6 +38,13 @@ interface BodyConfig {
   readonly body?: BodyPolicy;
 }
 
+// A route's declared body is part of its config (fastify's per-route `config`).
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    body?: BodyPolicy;
+  }
+}
+
 /** Route options for a route that takes a JSON body of at most `bytesMax` bytes. */
 export function jsonBody(bytesMax: number): RouteShorthandOptions {
   return { bodyLimit: bytesMax, config: { body: { kind: 'json', bytesMax } } };

@@ -1,7 +1,8 @@
 // `dram dev` (and `npm start`): a local three-node cluster as three `dram start` processes with
 // data under ./.dram/, each node's URL printed, then the leader of each group once elected; beside
 // them a local S3 server holding the sample database (src/cli/dev-s3.ts), whose s3:// URL is printed.
-// Ctrl-C (SIGINT) or SIGTERM stops all of them gracefully. Each run draws a random peer secret for
+// The nodes log readable lines (--log-format pretty, through the pino-pretty dev dependency) rather
+// than production's JSON. Ctrl-C (SIGINT) or SIGTERM stops all of them gracefully. Each run draws a random peer secret for
 // its nodes (handed over in DRAM_SECRET, not on the command line), so a dev cluster is never
 // open to the well-known development secret.
 
@@ -52,6 +53,8 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
       '--peer-http',
       peerHttp,
       ...s3Node.args,
+      '--log-format',
+      'pretty',
     ];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'inherit', 'inherit'],

@@ -6,9 +6,17 @@ import type { StatusAnswer } from '../api/admin-routes.ts';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, mergeSources, resolveConfig, type RawConfig } from '../node/config.ts';
 import { runDev } from './dev.ts';
-import { call, describeError, type ApiAnswer } from './http-client.ts';
+import { call, describeError, useToken, type ApiAnswer } from './http-client.ts';
+import { examplesHelp } from './help.ts';
+import { printTable } from './table.ts';
 
-const program = new Command('dram').description('data-analysis clusters on a hand-written multi-group Raft');
+const program = new Command('dram')
+  .description('data-analysis clusters on a hand-written multi-group Raft')
+  .option('--token <token>', "the API token for the client commands (default: DRAM_TOKEN); see 'dram start --token'");
+// Before any client command runs: the token it presents (`start` has its own --token, the server's).
+program.hook('preAction', (_program, command) => {
+  if (command.name() !== 'start') useToken(command.optsWithGlobals<{ token?: string }>().token);
+});
 const defaultUrl = process.env['DRAM_URL'] ?? 'http://127.0.0.1:8081';
 
 program
@@ -28,6 +36,12 @@ program
   .option('--kv-groups <n>', 'number of KV groups created by --init (default 8)')
   .option('--secret <secret>', 'shared peer secret, at least 16 characters (or DRAM_SECRET); required')
   .option('--insecure-dev-secret', 'use a built-in, public peer secret instead of --secret (local trials only)')
+  .option('--token <token>', 'require Authorization: Bearer <token> on the HTTP API (or DRAM_TOKEN; 16+ characters)')
+  .option('--read-token <token>', 'a second token that may only read (or DRAM_READ_TOKEN; needs --token)')
+  .option('--tls-cert <file>', 'PEM certificate: serve the HTTP API over HTTPS (with --tls-key)')
+  .option('--tls-key <file>', 'PEM private key of --tls-cert')
+  .option('--log-format <format>', 'json (default, for production) or pretty (readable lines, for development)')
+  .option('--tls-ca <file>', 'PEM CA: peer connections become mutual TLS, each side checked against it')
   .option(
     '--quiesce-after-ticks <n>',
     'idle ticks before a group goes quiet: no ticks, no heartbeats (0: never; default 100)',
@@ -36,7 +50,9 @@ program
   .option('--s3-region <region>', 'S3 region (default us-east-1)')
   .option('--s3-path-style', 'address buckets as endpoint/bucket/key (most S3-compatible servers)')
   .action(async (flags: RawConfig) => {
-    const config = resolveConfig(mergeSources(flags, process.env));
+    // commander hands `--token` to the program's option of the same name, wherever it is given.
+    const token = program.opts<{ token?: string }>().token;
+    const config = resolveConfig(mergeSources({ ...flags, ...(token === undefined ? {} : { token }) }, process.env));
     const { startNode } = await import('../node/node.ts');
     await startNode(config);
   });
@@ -70,7 +86,7 @@ program
     if (answer.status !== 200) fail(describeError(answer));
     const status = JSON.parse(new TextDecoder().decode(answer.body)) as StatusAnswer;
     console.log(`node ${status.nodeId}`);
-    console.table(
+    printTable(
       status.groups.map((g) => ({
         group: g.group === 0 ? 'meta' : `kv/${g.group}`,
         role: g.role,
@@ -97,7 +113,7 @@ program
     const book = JSON.parse(new TextDecoder().decode(members.body)) as {
       members: { nodeId: number; raft: string; http?: string }[];
     };
-    console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
+    printTable(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
   });
 
 /** `2->3 automatic term 7 at 2026-12-05T05:01:02.123Z` (from 0: the first leader this node saw). */
@@ -153,7 +169,7 @@ members
     const book = JSON.parse(new TextDecoder().decode(answer.body)) as {
       members: { nodeId: number; raft: string; http?: string }[];
     };
-    console.table(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
+    printTable(book.members.map((m) => ({ node: m.nodeId, raft: m.raft, http: m.http ?? '?' })));
   });
 members
   .command('add <url>')
@@ -208,7 +224,7 @@ members
       groups?: { group: number; leader: number; steps: string[]; voters?: number[] }[] | null;
       warnings?: string[] | null;
     };
-    console.table(
+    printTable(
       (result.groups ?? []).map((g) => ({
         group: `kv/${g.group}`,
         leader: g.leader,
@@ -257,7 +273,7 @@ actions
   .action(async (flags: { url: string; json?: boolean }) => {
     printAnswer(await call(flags.url, 'GET', '/v1/actions'), flags.json, (body) => {
       const lists = body as { queue: ActionJson[]; finished: ActionJson[] };
-      console.table([...lists.queue, ...lists.finished].map(actionRow));
+      printTable([...lists.queue, ...lists.finished].map(actionRow));
     });
   });
 actions
@@ -268,7 +284,7 @@ actions
   .action(async (id: string, flags: { url: string; json?: boolean }) => {
     printAnswer(await call(flags.url, 'GET', `/v1/actions/${encodeURIComponent(id)}`), flags.json, (body) => {
       const action = body as ActionJson;
-      console.table([actionRow(action)]);
+      printTable([actionRow(action)]);
       console.log(`args: ${JSON.stringify(action.args)}`);
       console.log(`payload: ${JSON.stringify(action.state.payload)}`);
     });
@@ -303,7 +319,7 @@ actions
       await call(flags.url, 'POST', `/v1/actions/${encodeURIComponent(id)}/cancel`, body),
       flags.json,
       (answer) => {
-        console.table([actionRow(answer as ActionJson)]);
+        printTable([actionRow(answer as ActionJson)]);
       },
     );
   });
@@ -350,6 +366,8 @@ function fail(message: string): never {
   console.error(`dram: ${message}`);
   process.exit(1);
 }
+
+program.addHelpText('after', () => examplesHelp(program));
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ConfigError) fail(error.message);

@@ -55,6 +55,13 @@ export interface NodeConfig {
   readonly quiesceAfterTicks: number;
   /** Binary client port limits (src/api/binary-server.ts); from the config file or DRAM_CLIENT_* variables. */
   readonly clientLimits: ClientPortLimits;
+  /** The HTTP API's tokens (--token, --read-token; src/api/auth.ts); no token: no authentication. */
+  readonly token?: string;
+  readonly readToken?: string;
+  /** TLS (--tls-cert, --tls-key, --tls-ca): PEM texts read at start. */
+  readonly tls?: TlsFiles;
+  /** `json` (default, one JSON object a line, for production) or `pretty` (readable lines; `dram dev`; needs the pino-pretty dev dependency). */
+  readonly logFormat: 'json' | 'pretty';
   /** Where databases and backups are read from and written to (--s3-endpoint, --s3-region, --s3-path-style). */
   readonly s3: S3Location;
 }
@@ -67,6 +74,19 @@ export interface S3Location {
   /** Address buckets as `endpoint/bucket/key` (what most S3-compatible servers need). */
   readonly pathStyle: boolean;
 }
+
+/**
+ * With cert and key the HTTP API serves HTTPS; with the CA too, peer connections are mutual TLS
+ * (each side's certificate must chain to the CA) and forwarding checks members' HTTPS against it.
+ */
+export interface TlsFiles {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca?: string;
+}
+
+/** A token shorter than this is a configuration error (like the peer secret). */
+export const tokenCharsMin = 16;
 
 export interface ClientPortLimits {
   readonly connectionsMax: number;
@@ -214,6 +234,51 @@ function resolveSecret(raw: RawConfig): string {
   return secret ?? insecureDevSecret;
 }
 
+function resolveTokens(raw: RawConfig): Pick<NodeConfig, 'token' | 'readToken'> {
+  const token = text(raw, 'token');
+  const readToken = text(raw, 'readToken');
+  if (readToken !== undefined && token === undefined)
+    throw new ConfigError('readToken: needs --token too (the read token only narrows what a caller may do)');
+  for (const [name, value] of [
+    ['token', token],
+    ['readToken', readToken],
+  ] as const) {
+    if (value !== undefined && (value.length < tokenCharsMin || /\s/u.test(value)))
+      throw new ConfigError(`${name}: must be at least ${tokenCharsMin} characters, without spaces`);
+  }
+  if (token !== undefined && token === readToken) throw new ConfigError('readToken: must differ from token');
+  return { ...(token === undefined ? {} : { token }), ...(readToken === undefined ? {} : { readToken }) };
+}
+
+function readPem(raw: RawConfig, name: string, flagName: string): string | undefined {
+  const path = text(raw, name);
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${flagName} ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function resolveTls(raw: RawConfig): Pick<NodeConfig, 'tls'> {
+  const cert = readPem(raw, 'tlsCert', '--tls-cert');
+  const key = readPem(raw, 'tlsKey', '--tls-key');
+  const ca = readPem(raw, 'tlsCa', '--tls-ca');
+  if (cert === undefined && key === undefined) {
+    if (ca !== undefined) throw new ConfigError('tlsCa: needs --tls-cert and --tls-key too');
+    return {};
+  }
+  if (cert === undefined || key === undefined) throw new ConfigError('tlsCert and tlsKey: give both or neither');
+  return { tls: { cert, key, ...(ca === undefined ? {} : { ca }) } };
+}
+
+function logFormatOf(raw: RawConfig): NodeConfig['logFormat'] {
+  const format = text(raw, 'logFormat') ?? 'json';
+  if (format !== 'json' && format !== 'pretty')
+    throw new ConfigError(`logFormat: expected json or pretty, got "${format}"`);
+  return format;
+}
+
 function flag(raw: RawConfig, name: string, fallback: boolean): boolean {
   const value = raw[name];
   if (value === undefined) return fallback;
@@ -275,6 +340,9 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
       partialFrameMs: positive(raw, 'clientPartialFrameMs', clientPartialFrameMs),
     },
     s3: resolveS3(raw),
+    ...resolveTokens(raw),
+    ...resolveTls(raw),
+    logFormat: logFormatOf(raw),
   };
   if (config.clientLimits.connectionsPerAddressMax > config.clientLimits.connectionsMax)
     throw new ConfigError('clientConnectionsPerAddressMax must be at most clientConnectionsMax');

@@ -49,6 +49,9 @@ export interface ClusterView {
   readonly members: readonly MemberAddresses[];
 }
 
+/** Headers proving this node holds the cluster secret, for the call `method url` (src/node/peer-signer.ts). */
+export type CallSigner = (method: string, url: string) => Record<string, string>;
+
 export type JoinLog = (message: string, fields: Readonly<Record<string, unknown>>) => void;
 
 interface Answer {
@@ -57,8 +60,13 @@ interface Answer {
 }
 
 /** The member's cluster as it describes it; throws JoinError when it refuses or never answers. */
-export async function fetchClusterView(via: string, retry: JoinRetry, log: JoinLog): Promise<ClusterView> {
-  const answer = await callWithRetries([via], 'GET', '/v1/admin/members', undefined, retry, log);
+export async function fetchClusterView(
+  via: string,
+  retry: JoinRetry,
+  log: JoinLog,
+  sign?: CallSigner,
+): Promise<ClusterView> {
+  const answer = await callWithRetries([via], 'GET', '/v1/admin/members', undefined, retry, log, sign);
   return parseClusterView(answer.body, via);
 }
 
@@ -72,6 +80,7 @@ export async function requestMembership(
   self: MemberAddresses & { readonly clusterId: string },
   retry: JoinRetry,
   log: JoinLog,
+  sign?: CallSigner,
 ): Promise<void> {
   if (self.http === undefined) throw new JoinError("joining needs this node's HTTP address");
   const body = JSON.stringify({
@@ -80,7 +89,7 @@ export async function requestMembership(
     http: formatAddress(self.http),
     clusterId: self.clusterId,
   });
-  await callWithRetries([via, ...others], 'POST', '/v1/internal/members', body, retry, log);
+  await callWithRetries([via, ...others], 'POST', '/v1/internal/members', body, retry, log, sign);
 }
 
 async function callWithRetries(
@@ -90,12 +99,13 @@ async function callWithRetries(
   body: string | undefined,
   retry: JoinRetry,
   log: JoinLog,
+  sign: CallSigner | undefined,
 ): Promise<Answer> {
   let lastProblem = 'no attempt made';
   let via = members[0] ?? '';
   for (let attempt = 1; attempt <= retry.attemptsMax; attempt++) {
     via = members[(attempt - 1) % members.length] ?? via;
-    const outcome = await callOnce(via, method, path, body, retry.callTimeoutMs);
+    const outcome = await callOnce(via, method, path, body, retry.callTimeoutMs, sign);
     if (typeof outcome !== 'string') {
       const answer = joinAnswer(outcome.status);
       if (answer === 'done') return outcome;
@@ -120,12 +130,19 @@ async function callOnce(
   path: string,
   body: string | undefined,
   timeoutMs: number,
+  sign: CallSigner | undefined,
 ): Promise<Answer | string> {
   try {
     // Relative to the member's URL, so a base path (a proxy's prefix) is kept.
-    const response = await fetch(new URL(path.replace(/^\//u, ''), `${via}/`), {
+    const url = new URL(path.replace(/^\//u, ''), `${via}/`);
+    const headers = {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...sign?.(method, url.pathname + url.search),
+    };
+    const response = await fetch(url, {
       method,
-      ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
+      headers,
+      ...(body === undefined ? {} : { body }),
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await response.text();

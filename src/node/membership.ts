@@ -38,6 +38,7 @@ import {
   type JoinLog,
   type JoinRetry,
 } from './join-client.ts';
+import { peerSigner } from './peer-signer.ts';
 
 export const joinRecordFile = 'join.json';
 /** How long a joining node waits for its first authenticated connection to a member before giving up. */
@@ -113,7 +114,14 @@ export async function finishJoin(
       member.nodeId === config.nodeId || member.http === undefined ? [] : [`http://${formatAddress(member.http)}`],
     )
     .filter((url) => url !== via);
-  await requestMembership(via, others, { ...selfOf(config), clusterId: config.clusterId }, retry, joinLog(logger));
+  await requestMembership(
+    via,
+    others,
+    { ...selfOf(config), clusterId: config.clusterId },
+    retry,
+    joinLog(logger),
+    peerSigner(config),
+  );
   writeJoinRecord(config.dataDir, { via, groups: plan.groups, complete: true });
   logger.info({ via, groups: plan.groups.length }, 'joined: a voter of every group');
 }
@@ -166,7 +174,7 @@ async function learnCluster(
   retry: JoinRetry,
 ): Promise<readonly GroupId[]> {
   logger.info({ via }, 'joining a running cluster');
-  const view = await fetchClusterView(via, retry, joinLog(logger));
+  const view = await fetchClusterView(via, retry, joinLog(logger), peerSigner(config));
   const problem = joinProblem(
     { nodeId: config.nodeId, clusterId: config.clusterId, raft: formatAddress(config.raft) },
     {

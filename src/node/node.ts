@@ -16,6 +16,7 @@
 
 import { randomInt } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -47,7 +48,8 @@ import { membersMax, type MemberDirectory } from '../control/member-directory.ts
 import { MetaModel, metaGroupId } from '../models/meta.ts';
 import { systemClock } from '../multiraft/system-clock.ts';
 import { watchDataDir } from './data-dir-size.ts';
-import { apiEffects } from './meta-effects.ts';
+import { apiEffects, type InjectableApp } from './meta-effects.ts';
+import { peerSigner, type PeerSigner } from './peer-signer.ts';
 import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
 
 // A KV entry is the value plus its key and a few bytes of framing: leave room above the value limit.
@@ -75,10 +77,7 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(
-  configured: NodeConfig,
-  logger: Logger = pino({ base: { node: configured.nodeId } }),
-): Promise<RunningNode> {
+export async function startNode(configured: NodeConfig, logger: Logger = nodeLogger(configured)): Promise<RunningNode> {
   let config = configured;
   mkdirSync(config.dataDir, { recursive: true });
   const store = await DiskStore.open(join(config.dataDir, 'raft'), {
@@ -89,7 +88,7 @@ export async function startNode(
     logger.warn(
       '--insecure-dev-secret: the peer secret is public, anyone who can reach the peer port can act as a member',
     );
-  const httpUrl = `http://${config.http.host}:${config.http.port}`;
+  const httpUrl = `${config.tls === undefined ? 'http' : 'https'}://${config.http.host}:${config.http.port}`;
   const version = dramVersion();
   const { config: effective, held } = await bootstrap(config, store, httpUrl, version, logger);
   config = effective;
@@ -120,6 +119,7 @@ export async function startNode(
     localAddress: config.raft.host,
     wireLimits,
     logger: transportLogger(logger),
+    ...(config.tls?.ca === undefined ? {} : { tls: { cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca } }),
     // The host is built below; the transport delivers nothing before start().
     onBatch: (from, batch) => {
       host.receive(batch, from);
@@ -170,8 +170,9 @@ export async function startNode(
   const removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
   await transport.start();
   host.start();
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  const forward = httpForward(config, plan.book, agent);
+  const agent = forwardAgent(config);
+  const sign = peerSigner(config);
+  const forward = httpForward(config, plan.book, agent, sign);
   // A member added through the API is dialed at once and forwarded to from now on.
   const members: MemberDirectory = {
     list: () => plan.book.list(),
@@ -194,6 +195,8 @@ export async function startNode(
     requestTimeoutMs: config.requestTimeoutMs,
     metrics,
     logger,
+    tls: config.tls,
+    auth: { token: config.token, readToken: config.readToken, secret: config.secret, clusterId: config.clusterId },
     meta: {
       model: metaModel,
       info: { httpUrl, version, clusterId: config.clusterId, dataDirBytes: () => dataDir.bytes() },
@@ -216,7 +219,16 @@ export async function startNode(
           metaModel,
           logger,
         );
-  const controller = metaController(config, host, metaModel, app, forward, httpUrl, version, logger);
+  const controller = metaController(
+    config,
+    host,
+    metaModel,
+    signedInject(app, sign),
+    forward,
+    httpUrl,
+    version,
+    logger,
+  );
   controller.start();
   // The binary client protocol, next to the HTTP API, when --client is given.
   const binary =
@@ -339,12 +351,33 @@ async function bootstrap(
   return { config, held };
 }
 
+/**
+ * JSON lines by default (for production: every field kept, machine-readable); `pretty` sends them
+ * through pino-pretty in a worker thread (a dev dependency: `dram dev` and `npm start` use it).
+ */
+export function nodeLogger(config: Pick<NodeConfig, 'nodeId' | 'logFormat'>): Logger {
+  const base = { base: { node: config.nodeId } };
+  if (config.logFormat === 'json') return pino(base);
+  return pino({
+    ...base,
+    transport: {
+      target: 'pino-pretty',
+      options: {
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname,node',
+        messageFormat: 'node {node}: {msg}',
+        singleLine: true,
+      },
+    },
+  });
+}
+
 /** The meta controller (src/control/controller.ts): actions and the meta group's membership, on the meta leader. */
 function metaController(
   config: NodeConfig,
   host: MultiRaftHost,
   model: MetaModel,
-  app: ReturnType<typeof buildApp>,
+  app: InjectableApp,
   forward: Forward,
   httpUrl: string,
   version: string,
@@ -468,7 +501,19 @@ function rememberPeer(
  * address, like the peer transport's (docs/ARCHITECTURE.md, key decision 9), so a partition by source address
  * cuts forwarding too instead of letting it leak around.
  */
-function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent): Forward {
+/**
+ * The connections forwarding uses: HTTPS when this node serves HTTPS (members share their TLS
+ * settings), checked against --tls-ca when given (the cluster's CA; host names are not checked,
+ * as on the peer connections), else against the system's CAs.
+ */
+function forwardAgent(config: NodeConfig): http.Agent {
+  const pool = { keepAlive: true, maxSockets: 256 };
+  if (config.tls === undefined) return new http.Agent(pool);
+  const ca = config.tls.ca;
+  return new https.Agent(ca === undefined ? pool : { ...pool, ca, checkServerIdentity: () => undefined });
+}
+
+function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent, sign: PeerSigner): Forward {
   return (leader, request) => {
     const address = book.httpAddress(leader);
     // Nothing was sent: the API answers NOT_LEADER with the hint, a definite failure.
@@ -478,14 +523,15 @@ function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent): 
           code: forwardNoAddressCode,
         }),
       );
+    const client = agent instanceof https.Agent ? https : http;
     return new Promise((resolve, reject) => {
-      const outgoing = http.request(
+      const outgoing = client.request(
         {
           host: address.host,
           port: address.port,
           method: request.method,
           path: request.url,
-          headers: request.headers,
+          headers: { ...request.headers, ...sign(request.method, request.url) },
           agent,
           localAddress: config.raft.host,
           timeout: config.requestTimeoutMs + 1000,
@@ -506,6 +552,14 @@ function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent): 
       outgoing.on('error', reject);
       outgoing.end(request.body);
     });
+  };
+}
+
+/** The app's inject(), each call carrying this node's member credential (the API may require one). */
+function signedInject(app: ReturnType<typeof buildApp>, sign: PeerSigner): InjectableApp {
+  return {
+    inject: (request) =>
+      app.inject({ ...request, headers: { ...request.headers, ...sign(request.method, request.url) } }),
   };
 }
 

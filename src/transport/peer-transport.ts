@@ -42,11 +42,15 @@
 // oldest frames are dropped, see send-queue.ts); bytes handed to a socket are bounded by its
 // writable high-water mark plus one frame (we wait for 'drain'); after `stop()` resolves no socket,
 // server or timer of this instance remains. An instance is started once and stopped once.
-// Not protected: confidentiality and integrity of frames after the handshake (run on a trusted
-// network, or add TLS; see docs/ARCHITECTURE.md "Peer transport").
+// With `tls` every connection is mutual TLS first (both certificates must chain to `tls.ca`; host
+// names are not checked: the CA is the cluster's own and the handshake above binds the node ids),
+// which protects the frames' confidentiality and integrity; the secret handshake runs inside it
+// unchanged. A TLS handshake that fails is logged and counted as a handshake failure. Without
+// `tls`, frames after the handshake are not protected (run on a trusted network).
 // Called by src/node/ (wiring) and the multi-Raft host (`send` once per peer per turn, `onBatch`).
 
 import net from 'node:net';
+import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { assert } from '../base/assert.ts';
 import type { NodeId } from '../base/ids.ts';
@@ -105,6 +109,13 @@ export interface PeerDiscovery {
   readonly onPeerAdvertised: (peer: NodeId, advertised: Advertisement) => void;
 }
 
+export interface PeerTls {
+  readonly cert: string;
+  readonly key: string;
+  /** The certificate authority both sides' certificates must chain to. */
+  readonly ca: string;
+}
+
 export interface PeerTransportOptions {
   readonly nodeId: NodeId;
   readonly clusterId: string;
@@ -147,6 +158,8 @@ export interface PeerTransportOptions {
   /** Jitter for reconnect delays, in [0, 1). Defaults to Math.random; tests pass a seeded one. */
   readonly random?: () => number;
   readonly logger: TransportLogger;
+  /** Mutual TLS on every peer connection (PEM texts); without it, plain TCP. */
+  readonly tls?: PeerTls | undefined;
   /** Called once per received frame, in order per peer. Must not throw: a throw is a host bug and is not caught. */
   readonly onBatch: (from: NodeId, batch: PeerBatch) => void;
   /** An established connection to or from this peer closed while running (a hint that it may be down). */
@@ -285,12 +298,31 @@ export class PeerTransport {
     for (const [id, address] of options.peers) {
       if (id !== options.nodeId) this.peers.set(id, this.newPeer(id, address));
     }
-    this.server = net.createServer(
-      { noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs },
-      (socket) => {
-        this.accept(socket);
+    const serverOptions = { noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs };
+    const onSocket = (socket: net.Socket): void => {
+      this.accept(socket);
+    };
+    const peerTls = options.tls;
+    if (peerTls === undefined) {
+      this.server = net.createServer(serverOptions, onSocket);
+      return;
+    }
+    const server = tls.createServer(
+      {
+        ...serverOptions,
+        ...peerTls,
+        requestCert: true,
+        rejectUnauthorized: true,
+        handshakeTimeout: options.handshakeTimeoutMs,
       },
+      onSocket,
     );
+    server.on('tlsClientError', (error, socket) => {
+      this.handshakeFailures++;
+      const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+      this.logger.warn('inbound TLS handshake failed', { node: options.nodeId, remote, reason: error.message });
+    });
+    this.server = server;
   }
 
   /** Listens, then dials every peer. Rejects (and the instance is spent) when the address cannot be bound. */
@@ -525,7 +557,7 @@ export class PeerTransport {
       keepAlive: true,
       keepAliveInitialDelay: keepAliveInitialDelayMs,
     };
-    const socket = net.connect(localAddress === undefined ? connectOptions : { ...connectOptions, localAddress });
+    const socket = this.connect(localAddress === undefined ? connectOptions : { ...connectOptions, localAddress });
     peer.socket = socket;
     peer.state = 'connecting';
     peer.reader = new FrameReader(helloFrameBytesMax);
@@ -548,6 +580,22 @@ export class PeerTransport {
     socket.on('close', () => {
       this.onDialedClose(peer, socket);
     });
+  }
+
+  /** A plain TCP connection, or with `tls` a TLS one presenting this node's certificate and checking the peer's. */
+  private connect(options: net.TcpNetConnectOpts): net.Socket {
+    const peerTls = this.options.tls;
+    if (peerTls === undefined) return net.connect(options);
+    const socket = tls.connect({
+      ...options,
+      ...peerTls,
+      rejectUnauthorized: true,
+      // The CA is the cluster's own; which node this is, the secret handshake proves.
+      checkServerIdentity: () => undefined,
+    });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, keepAliveInitialDelayMs);
+    return socket;
   }
 
   private onDialedData(peer: Peer, socket: net.Socket, chunk: Buffer): void {

@@ -1,7 +1,7 @@
 // Status, admin failover, /metrics and /docs against a live in-process three-node cluster through
 // inject(): the status of every group agrees on one leader; a transfer asked of a follower is
 // forwarded to the leader and moves leadership; bad admin input is a 4xx and starts nothing;
-// /metrics carries every documented metric; /docs is OpenAPI JSON describing every route.
+// /metrics carries every documented metric; /docs is the API page over OpenAPI JSON describing every route.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { errorRegistry } from '../../src/api/errors.ts';
@@ -233,11 +233,15 @@ describe('status and admin API', () => {
     expect(followerMetrics).toContain(`dram_group_role{group="${group3}"} 0`);
   });
 
-  it('serves /docs as OpenAPI JSON describing exactly the routes the app serves', async () => {
+  it('serves /docs as the API page, over OpenAPI JSON at /docs/json describing exactly the routes the app serves', async () => {
     const running = (cluster = startCluster());
     const node = [...running.nodes.values()][0];
     if (node === undefined) throw new Error('no node');
-    const response = await node.app.inject({ method: 'GET', url: '/docs' });
+    const page = await node.app.inject({ method: 'GET', url: '/docs' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/u);
+    expect(page.body).toContain('swagger');
+    const response = await node.app.inject({ method: 'GET', url: '/docs/json' });
     expect(response.statusCode).toBe(200);
     const document = JSON.parse(response.body) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(document.openapi).toMatch(/^3\./);
@@ -248,7 +252,9 @@ describe('status and admin API', () => {
       'GET /v1/status',
       'POST /v1/admin/groups/{group}/transfer-leadership',
       'GET /metrics',
+      'GET /',
       'GET /docs',
+      'GET /docs/json',
       'GET /v1/admin/members',
       'POST /v1/admin/members',
       'POST /v1/admin/groups/{group}/members',

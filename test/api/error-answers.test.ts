@@ -44,6 +44,7 @@ interface Setup {
   readonly meta?: Partial<MetaModelOptions>;
   /** With `meta`: the node is not in a cluster (it waits for cluster.init or cluster.join). */
   readonly notInCluster?: boolean;
+  readonly auth?: AppOptions['auth'];
 }
 
 function startNode(setup: Setup = {}): Node {
@@ -61,6 +62,7 @@ function startNode(setup: Setup = {}): Node {
     requestTimeoutMs: 100,
     memberChangeLimits: { pollMs: 10, learnerLagEntriesMax: 0 },
     httpLimits: { ...httpLimitsDefault, ...setup.httpLimits },
+    auth: setup.auth,
     meta:
       model === undefined
         ? undefined
@@ -128,6 +130,21 @@ const scenarios: readonly Scenario[] = [
     code: 'DRAM_ERR_BAD_REQUEST',
     how: 'an unknown method, refused by the HTTP parser',
     run: (node) => raw(node, 'FOO /v1/status HTTP/1.1\r\nHost: x\r\n\r\n'),
+  },
+  {
+    code: 'DRAM_ERR_UNAUTHORIZED',
+    how: 'a read without a token on a node with --token',
+    setup: { auth: { token: 'full-token', secret: 'test-cluster-secret', clusterId: 'test-cluster' } },
+    run: (node) => inject(node, { method: 'GET', url: '/v1/kv/a' }),
+  },
+  {
+    code: 'DRAM_ERR_FORBIDDEN',
+    how: 'a write with the read-only token',
+    setup: {
+      auth: { token: 'full-token', readToken: 'read-token', secret: 'test-cluster-secret', clusterId: 'test-cluster' },
+    },
+    run: (node) =>
+      inject(node, { method: 'PUT', url: '/v1/kv/a', headers: { authorization: 'Bearer read-token' }, payload: 'v' }),
   },
   {
     code: 'DRAM_ERR_KEY_NOT_FOUND',

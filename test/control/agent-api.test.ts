@@ -555,7 +555,7 @@ describe('/v1/actions', () => {
 
 describe('GET /docs', () => {
   it('describes every agent and action route the node serves', async () => {
-    const document = (await leader.app.inject({ url: '/docs' })).json<{
+    const document = (await leader.app.inject({ url: '/docs/json' })).json<{
       paths: Record<string, Record<string, unknown>>;
     }>();
     const routes = [

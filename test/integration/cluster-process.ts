@@ -33,7 +33,8 @@ export interface ProcessCluster {
   logs(id: number): string;
 }
 
-export function processCluster(size = 3): ProcessCluster {
+/** `args` are added to every node's `dram start` (a token, TLS files). */
+export function processCluster(size = 3, options: { readonly args?: readonly string[] } = {}): ProcessCluster {
   const dir = mkdtempSync(join(tmpdir(), 'dram-it-'));
   const base = 20_000 + Math.floor(Math.random() * 20_000);
   const ids = Array.from({ length: size }, (_, k) => k + 1);
@@ -45,13 +46,13 @@ export function processCluster(size = 3): ProcessCluster {
     ids,
     url: (id) => `http://127.0.0.1:${base + id}`,
     clientAddress: (id) => ({ host: '127.0.0.1', port: base + 200 + id }),
-    start(id, options = { init: true }) {
+    start(id, how = { init: true }) {
       // A joining node learns the groups (and the members) from the cluster: it gets no --kv-groups.
       const membership = ids.includes(id)
-        ? [...(options.init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', '4']
-        : options.join === undefined
+        ? [...(how.init ? ['--init'] : []), '--peers', peers, '--peer-http', peerHttp, '--kv-groups', '4']
+        : how.join === undefined
           ? []
-          : ['--join', options.join];
+          : ['--join', how.join];
       const args = [
         bin,
         'start',

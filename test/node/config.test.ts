@@ -124,3 +124,36 @@ describe('the peer secret', () => {
     expect(configError(() => resolveConfig({ ...base, secret: 'short' }))).toMatch(/at least 16 characters/);
   });
 });
+
+describe('tokens and TLS files', () => {
+  it('takes --token and --read-token from flags or DRAM_TOKEN / DRAM_READ_TOKEN', () => {
+    const config = resolveConfig(
+      mergeSources(base, { DRAM_TOKEN: 'full-token-from-env-0', DRAM_READ_TOKEN: 'read-token-from-env-0' }),
+    );
+    expect({ token: config.token, readToken: config.readToken }).toEqual({
+      token: 'full-token-from-env-0',
+      readToken: 'read-token-from-env-0',
+    });
+    expect(resolveConfig(base).token).toBeUndefined();
+  });
+
+  it('refuses a read token without a token, a short token, and the same token twice', () => {
+    expect(configError(() => resolveConfig({ ...base, readToken: 'read-token-0123456' }))).toMatch(/^readToken:/);
+    expect(configError(() => resolveConfig({ ...base, token: 'short' }))).toMatch(/^token: must be at least 16/);
+    expect(
+      configError(() => resolveConfig({ ...base, token: 'same-token-012345', readToken: 'same-token-012345' })),
+    ).toMatch(/must differ/);
+  });
+
+  it('reads the TLS files, and refuses a cert without a key, a CA alone, or a missing file', () => {
+    const cert = configFile({ pem: 'cert' });
+    const key = configFile({ pem: 'key' });
+    const config = resolveConfig({ ...base, tlsCert: cert, tlsKey: key, tlsCa: cert });
+    expect(config.tls).toEqual({ cert: '{"pem":"cert"}', key: '{"pem":"key"}', ca: '{"pem":"cert"}' });
+    expect(configError(() => resolveConfig({ ...base, tlsCert: cert }))).toMatch(/give both or neither/);
+    expect(configError(() => resolveConfig({ ...base, tlsCa: cert }))).toMatch(/^tlsCa:/);
+    expect(configError(() => resolveConfig({ ...base, tlsCert: '/nonexistent/cert.pem', tlsKey: key }))).toMatch(
+      /^--tls-cert \/nonexistent\/cert.pem: ENOENT/,
+    );
+  });
+});
