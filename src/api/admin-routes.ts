@@ -29,7 +29,7 @@ import { forwardOrRefuse, type ForwardContext } from './forwarding.ts';
 import { groupView, lagEntries, mostCaughtUpVoter } from './host-view.ts';
 import { parseCounter } from './kv-input.ts';
 import type { ApiHost, Forward } from './ports.ts';
-import { jsonBody } from './request-guard.ts';
+import { jsonBody, memberOnly } from './request-guard.ts';
 
 export interface AdminRoutesOptions {
   readonly nodeId: NodeId;
@@ -109,7 +109,11 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
       return runAsAction(actions, request, reply, transferLeadershipKind, to === undefined ? { group } : { group, to });
     },
   );
-  app.post<{ Params: { group: string } }>(transferDirectPath, jsonBody(transferBodyBytesMax), transfer);
+  app.post<{ Params: { group: string } }>(
+    transferDirectPath,
+    { ...jsonBody(transferBodyBytesMax), ...memberOnly },
+    transfer,
+  );
 
   async function transfer(
     request: FastifyRequest<{ Params: { group: string } }>,

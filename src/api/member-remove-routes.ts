@@ -52,6 +52,7 @@ import {
 import { ensureAbsent, lastVoter } from '../control/member-removal.ts';
 import { clusterRemoveKind } from '../control/action-kinds.ts';
 import { runAsAction, type ActionsContext } from './action-schedule.ts';
+import { memberOnly } from './request-guard.ts';
 
 export interface MemberRemoveRoutesOptions extends MembershipRouteOptions {
   /** With it, the public removal route schedules cluster.remove and waits for it. */
@@ -179,7 +180,7 @@ export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions
     checkLastVoter(node);
     return runAsAction(actions, request, reply, clusterRemoveKind, { node });
   });
-  app.delete<{ Params: { nodeId: string } }>('/v1/internal/members/:nodeId', removeEverywhere);
+  app.delete<{ Params: { nodeId: string } }>('/v1/internal/members/:nodeId', memberOnly, removeEverywhere);
 
   async function removeEverywhere(request: FastifyRequest<{ Params: { nodeId: string } }>) {
     const node = parseNodeParam(request.params.nodeId);

@@ -46,7 +46,7 @@ import {
   type GroupChange,
   type MembershipRouteOptions,
 } from './member-fanout.ts';
-import { jsonBody } from './request-guard.ts';
+import { jsonBody, memberOnly } from './request-guard.ts';
 import { clusterAddKind } from '../control/action-kinds.ts';
 import { formatAddress } from '../control/member-directory.ts';
 import { runAsAction, type ActionsContext } from './action-schedule.ts';
@@ -216,7 +216,7 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
     options.directory.record(parsed.member);
     return runAsAction(actions, request, reply, clusterAddKind, { node: `http://${formatAddress(http)}` });
   });
-  app.post(memberJoinDirectPath, jsonBody(memberBodyBytesMax), joinEverywhere);
+  app.post(memberJoinDirectPath, { ...jsonBody(memberBodyBytesMax), ...memberOnly }, joinEverywhere);
 
   async function joinEverywhere(request: FastifyRequest) {
     const parsed = parseMemberBody(request.body);

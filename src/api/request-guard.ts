@@ -55,6 +55,12 @@ export function rawBody(bytesMax: number): RouteShorthandOptions {
   return { bodyLimit: bytesMax, config: { body: { kind: 'raw', bytesMax } } };
 }
 
+/**
+ * Route options for a route only members call (`/v1/internal/...`, with the member credential): left
+ * out of the API document at /docs, which describes what users call.
+ */
+export const memberOnly = { schema: { hide: true } } as const satisfies RouteShorthandOptions;
+
 function bodyPolicyOf(request: FastifyRequest): BodyPolicy {
   if (request.is404) return noBody;
   return (request.routeOptions.config as BodyConfig).body ?? noBody;

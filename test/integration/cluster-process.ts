@@ -70,6 +70,7 @@ export function processCluster(size = 3, options: { readonly args?: readonly str
         '--secret',
         'dram-integration-test-secret',
         ...(options.args ?? []),
+        ...(how.args ?? []),
       ];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const lines = output.get(id) ?? [];
