@@ -1,18 +1,21 @@
-// How the KV front ends (HTTP routes and the binary protocol) turn the host's outcomes into
-// answers: metric labels, and the ApiError for each refusal or failed KV result. One place, so
-// the two protocols cannot drift apart; what differs (forwarding on HTTP, hints to the smart
-// client on the binary protocol) stays with the caller, which handles `not_leader` itself.
+// How the KV front ends (HTTP routes and the binary protocol) write, and turn the host's outcomes
+// into answers: metric labels, and the ApiError for each refusal or failed KV result. One place, so
+// the two protocols cannot drift apart. Writes are proposed from any node (writeKv): each carries
+// an exactly-once stamp (the client's, or this node's own session's), which lets a follower hand
+// it to the leader through Raft and recognize it among the entries it applies. Reads differ
+// (forwarding on HTTP, hints to the smart client on the binary protocol) and stay with the caller.
 //
 // Called by: src/api/kv-routes.ts, src/api/binary-server.ts.
 
-import type { GroupId } from '../base/ids.ts';
-import type { KvCommand } from '../codec/kv.ts';
+import { randomBytes } from 'node:crypto';
+import type { GroupId, NodeId } from '../base/ids.ts';
+import { encodeKvCommand, kvRequestKey, type KvClientStamp, type KvCommand } from '../codec/kv.ts';
 import { KvModel, type KvOutcome } from '../models/kv.ts';
 import type { ProposalOutcome, ReadOutcome } from '../multiraft/host.ts';
 import { ApiError } from './errors.ts';
 import { noLeaderError, notLeaderError } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
-import type { ApiHost, ProposalOutcomeLabel, ReadOutcomeLabel } from './ports.ts';
+import type { ApiHost, ApiMetrics, ProposalOutcomeLabel, ReadOutcomeLabel } from './ports.ts';
 
 type WriteRefusal = Extract<ProposalOutcome, { kind: 'refused' }>['reason'];
 type ReadRefusal = Extract<ReadOutcome, { kind: 'refused' }>['reason'];
@@ -158,4 +161,76 @@ export function failedWriteError(
         index: undefined,
       };
   }
+}
+
+/**
+ * This node's own exactly-once session for the writes that come without a client stamp: a client
+ * id unique to this server instance (node id and a random part) and a seq per group, counting
+ * from 1 (the model opens a session at seq 1). Stamped in the order the writes are proposed, so
+ * the leader sees each group's seqs in order unless a leader change makes a copy arrive late.
+ */
+export class NodeSession {
+  readonly id: string;
+  private readonly seqs = new Map<GroupId, number>();
+
+  constructor(nodeId: NodeId) {
+    this.id = `dram.node.${nodeId}.${randomBytes(8).toString('hex')}`;
+  }
+
+  stamp(group: GroupId): KvClientStamp {
+    const seq = (this.seqs.get(group) ?? 0) + 1;
+    this.seqs.set(group, seq);
+    return { id: this.id, seq };
+  }
+}
+
+export type KvWriteAnswer =
+  | { readonly ok: true; readonly modifyIndex: number }
+  /** `index`: the index to report with the error (the current one on a CAS mismatch), if any. */
+  | { readonly ok: false; readonly error: ApiError; readonly index: number | undefined };
+
+/**
+ * Proposes a KV write on this node, whichever node leads its group (a follower forwards it to the
+ * leader inside Raft and answers once it applied the entry). A write without a client stamp gets
+ * this node's session's. The answer is ok only when applied, a definite failure only when
+ * certainly not applied, DRAM_ERR_INDETERMINATE otherwise.
+ */
+export async function writeKv(
+  host: ApiHost,
+  session: NodeSession,
+  metrics: Pick<ApiMetrics, 'proposal'> | undefined,
+  group: GroupId,
+  command: KvCommand,
+): Promise<KvWriteAnswer> {
+  const client = command.client ?? session.stamp(group);
+  const stamped: KvCommand = command.client === undefined ? { ...command, client } : command;
+  const outcome = await host.propose(group, encodeKvCommand(stamped), kvRequestKey(client));
+  metrics?.proposal(proposalLabel(outcome));
+  if (outcome.kind === 'indeterminate') return { ok: false, error: indeterminateError(group), index: undefined };
+  if (outcome.kind === 'refused') {
+    const reason = outcome.reason;
+    const error =
+      reason.kind === 'not_leader'
+        ? notLeaderError(group, reason.leaderHint, 'no leader to hand the write to')
+        : writeRefusalError(host, group, reason);
+    return { ok: false, error, index: undefined };
+  }
+  const result = appliedOutcome(outcome.result);
+  if (result.ok) return { ok: true, modifyIndex: result.modifyIndex };
+  if (command.client === undefined && (result.code === 'stale_request' || result.code === 'session_expired')) {
+    // Our own session refused a copy that arrived after a later write of ours (a leader change
+    // reordered them): not applied, and past seq 1 no later copy can apply either (the session
+    // only moves on, and a forgotten one refuses everything but seq 1; the model's one blind
+    // spot, a retried seq 1, is why seq 1 is indeterminate). Safe for the client to retry.
+    const definite = result.code === 'stale_request' && client.seq > 1;
+    const error = definite ? writeRefusalError(host, group, { kind: 'superseded' }) : indeterminateError(group);
+    return { ok: false, error, index: undefined };
+  }
+  return { ok: false, ...failedWriteError(group, stamped, result) };
+}
+
+function indeterminateError(group: GroupId): ApiError {
+  return new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', {
+    group,
+  });
 }

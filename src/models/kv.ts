@@ -14,6 +14,7 @@ import {
   decodeKvCommand,
   decodeKvSnapshot,
   encodeKvSnapshot,
+  kvRequestKeyOf,
   type KvCommand,
   type KvSnapshotSession,
 } from '../codec/kv.ts';
@@ -66,6 +67,11 @@ export class KvModel {
 
   get(key: string): KvRecord | undefined {
     return this.records.get(key);
+  }
+
+  /** The request key of the command in an entry (its client stamp), for the host's forwarded proposals. */
+  requestKey(data: Uint8Array): string | undefined {
+    return kvRequestKeyOf(data);
   }
 
   /** Applies the command in a committed entry's data; a malformed command changes nothing. */

@@ -41,6 +41,12 @@ export interface ReplicatedModel {
   readonly type: string;
   readonly version: number;
   applyEntry(index: LogIndex, data: Uint8Array): unknown;
+  /**
+   * The request key an entry's data carries (a client's request id), if the model has such keys:
+   * how the host recognizes, among the entries it applies, a proposal it forwarded to the leader
+   * (MultiRaftHost.propose with a key). A model without it cannot be proposed to with a key.
+   */
+  requestKey?(data: Uint8Array): string | undefined;
   snapshot(): Uint8Array;
   restore(data: Uint8Array): void;
 }

@@ -242,6 +242,11 @@ export class RaftNode {
     this.electionElapsed = Math.max(this.electionElapsed, this.config.electionTimeoutTicks);
   }
 
+  /** The current term: status().term without building a status. */
+  currentTerm(): Term {
+    return this.term;
+  }
+
   /** The leader this node knows of, itself included (NO_NODE: none): status().leader without building a status. */
   knownLeader(): NodeId {
     return this.leader;

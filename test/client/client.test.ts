@@ -14,6 +14,7 @@ import {
   type ClientResponse,
 } from '../../src/codec/client-wire.ts';
 import { DramClient, DramError } from '../../src/client/client.ts';
+import { KvModel } from '../../src/models/kv.ts';
 import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
 import { agreedLeader, keyIn, kvGroups, placement, startCluster, waitFor, type ApiCluster } from '../api/cluster.ts';
 import { rawConnection, type RawConnection } from './raw-connection.ts';
@@ -109,14 +110,16 @@ describe('binary client protocol', () => {
     expect(str((await client.get(key))?.value)).toBe('after');
   });
 
-  it('answers a follower request with NOT_LEADER and the leader hint (no forwarding)', async () => {
+  it('takes a write on a follower, hands it to the leader inside Raft and answers once applied there', async () => {
     const group = placement.groupOf('hinted');
     const leader = await agreedLeader(cluster, group);
     const follower = [...cluster.nodes.keys()].find((id) => id !== leader.id) ?? leader.id;
     const connection = await raw(follower);
     connection.socket.write(frameOf(encodeClientRequest({ id: 7, op: 'put', key: 'hinted', value: text('x') })));
     const answer = await waitFor('an answer', () => connection.answers[0]);
-    expect(answer).toMatchObject({ id: 7, ok: false, code: 'DRAM_ERR_NOT_LEADER', leader: leader.id, shard: group });
+    expect(answer).toMatchObject({ id: 7, ok: true, leader: leader.id, shard: group });
+    const followerModel = cluster.nodes.get(follower)?.host.model(group);
+    expect(followerModel instanceof KvModel && followerModel.get('hinted')?.modifyIndex).toBe(answer.index);
     connection.socket.destroy();
   });
 
