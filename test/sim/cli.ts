@@ -1,6 +1,7 @@
-// `npm run sim -- --seeds N --from S [--verbose] [--core]`: a long simulation campaign. By default
+// `npm run sim -- --seeds N --from S [--verbose] [--core] [--any-node]`: a long simulation campaign. By default
 // the host simulator (the production MultiRaftHost on virtual time, ./host-simulator.ts); with
-// --core the core-only simulator of MemoryNodes (./simulator.ts). Prints one line per failure
+// --core the core-only simulator of MemoryNodes (./simulator.ts); --any-node sends the host
+// simulator's writes to any node (forwarded to the leader inside Raft). Prints one line per failure
 // with the command that replays it, and a JSON summary at the end. Exit code 1 on failure.
 
 import { hostScenarioFor, runHostSeed } from './host-simulator.ts';
@@ -38,7 +39,7 @@ async function runOne(seed: number, core: boolean): Promise<Outcome> {
       detail: { scenario: scenarioFor(seed), result },
     };
   }
-  const result = await runHostSeed(seed);
+  const result = await runHostSeed(seed, { writesToAnyNode: anyNode });
   return {
     ok: result.ok,
     ...(result.error === undefined ? {} : { error: result.error }),
@@ -53,6 +54,7 @@ const seeds = argument('seeds', 1000);
 const from = argument('from', 1);
 const verbose = process.argv.includes('--verbose');
 const core = process.argv.includes('--core');
+const anyNode = process.argv.includes('--any-node');
 const started = process.hrtime.bigint();
 let failures = 0;
 let acknowledged = 0;
@@ -65,7 +67,9 @@ for (let seed = from; seed < from + seeds; seed++) {
   if (!outcome.ok) {
     failures++;
     console.log(`FAIL seed ${seed} at ${outcome.where}: ${outcome.error}`);
-    console.log(`  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}`);
+    console.log(
+      `  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}${anyNode ? ' --any-node' : ''}`,
+    );
   }
   if (!verbose && (seed - from + 1) % 100 === 0)
     process.stderr.write(`\r${seed - from + 1}/${seeds} seeds, ${failures} failed`);
