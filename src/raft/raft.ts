@@ -51,8 +51,11 @@ interface IncomingSnapshot {
 }
 
 // Sent with a Ready's early `messages` (before its write is durable): a leader's requests, and
-// any member's Propose, which asks nothing of the receiver that rests on the sender's disk (etcd
-// sends MsgProp at once as well). Everything else waits for the write (messagesAfterPersist).
+// any member's Propose and ReadIndex, which ask nothing of the receiver that rests on the
+// sender's disk (etcd sends MsgProp and MsgReadIndex at once as well): a follower's read or
+// forwarded write then does not wait for the fsync of whatever the follower is storing in the
+// same turn. Everything else waits for the write (messagesAfterPersist).
+const memberRequestTypes: ReadonlySet<Message['type']> = new Set(['Propose', 'ReadIndex']);
 const leaderRequestTypes: ReadonlySet<Message['type']> = new Set([
   'AppendEntries',
   'Heartbeat',
@@ -1521,7 +1524,7 @@ export class RaftNode {
 
   /** Call sites build whole messages (no spread here: this is the hottest function of the core). */
   private send(message: Message): void {
-    if ((this.role === 'leader' && leaderRequestTypes.has(message.type)) || message.type === 'Propose')
+    if ((this.role === 'leader' && leaderRequestTypes.has(message.type)) || memberRequestTypes.has(message.type))
       this.messages.push(message);
     else this.messagesAfterPersist.push(message);
   }

@@ -240,7 +240,7 @@ export type RaftEvent =
  * 1. persist `snapshot` (if any), then `entries` (replacing any persisted entries at or above the
  *    first one's index), then `hardState`, durably when `mustSync`;
  * 2. `messages` may be sent at once (a leader's requests: it may replicate in parallel with its
- *    own fsync; and a follower's Propose); `messagesAfterPersist` only after step 1 is durable;
+ *    own fsync; a follower's Propose and ReadIndex); `messagesAfterPersist` only after step 1 is durable;
  * 3. restore the state machine from `snapshot`, then apply `committedEntries` in order;
  *    serve `readStates` once applied >= their index. Without a `snapshot`, the committed entries
  *    may be applied while step 1 is still in flight: committed means durable on a quorum (a
