@@ -35,6 +35,7 @@ import type {
   Entry,
   HardState,
   ProposeResult,
+  ReadResult,
   Ready,
   Status,
   TransferResult,
@@ -151,8 +152,9 @@ interface KeyedProposal {
   sentTerm: number;
 }
 
+/** One ReadIndex request of the core, and every read it serves (a turn's linearizable reads share one). */
 interface WaitingRead {
-  readonly resolve: (outcome: ReadOutcome) => void;
+  readonly resolves: readonly ((outcome: ReadOutcome) => void)[];
   readonly timer: TimerHandle;
   index: LogIndex;
 }
@@ -180,6 +182,8 @@ interface HostedGroup {
   keyedLeader: NodeId;
   keyedTerm: number;
   readonly reads: Map<number, WaitingRead>;
+  /** Linearizable reads that arrived since the last turn: the next turn asks the core for one read index for all. */
+  readonly readsQueued: ((outcome: ReadOutcome) => void)[];
   /** The last non-zero leader seen, and the last change of it (see LeaderChange). */
   knownLeader: NodeId;
   lastLeaderChange: LeaderChange | undefined;
@@ -261,6 +265,7 @@ export class MultiRaftHost {
       keyedLeader: 0 as NodeId,
       keyedTerm: 0,
       reads: new Map(),
+      readsQueued: [],
       knownLeader: 0 as NodeId,
       lastLeaderChange: undefined,
       transferCampaign: undefined,
@@ -344,6 +349,8 @@ export class MultiRaftHost {
       for (const key of [...group.keyed.keys()]) this.settleKeyed(group, key, { kind: 'indeterminate' });
       for (const [id, read] of group.reads)
         this.finishRead(group, id, read, { kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
+      for (const resolve of group.readsQueued.splice(0))
+        resolve({ kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
     }
   }
 
@@ -419,33 +426,65 @@ export class MultiRaftHost {
     if (this.stopped) return Promise.resolve({ kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
     if (group === undefined)
       return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
-    const requestId = this.nextRequestId++;
+    if (mode === 'linearizable') {
+      // Joins this turn's batch: one ReadIndex request (on a follower, one message to the leader
+      // and one answer) serves every linearizable read that arrived before it was made.
+      if (group.readsQueued.length >= group.raft.config.readQueueMax)
+        return Promise.resolve({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.knownLeader() });
+      return new Promise((resolve) => {
+        group.readsQueued.push(resolve);
+        this.scheduleTurn();
+      });
+    }
     // The lease is judged on the clock read now, at the moment of the read (not at the last tick).
-    const result =
-      mode === 'lease'
-        ? group.raft.leaseRead(requestId, this.clock.nowMs() / this.options.tickMs)
-        : group.raft.readIndex(requestId);
-    if (result.kind === 'not_leader')
-      return Promise.resolve({
+    const requestId = this.nextRequestId++;
+    const result = group.raft.leaseRead(requestId, this.clock.nowMs() / this.options.tickMs);
+    return new Promise((resolve) => {
+      this.waitForReadIndex(group, requestId, result, [resolve]);
+    });
+  }
+
+  /** Asks the core for one read index for the reads queued since the last turn. */
+  private readQueued(group: HostedGroup): void {
+    if (group.readsQueued.length === 0) return;
+    const resolves = group.readsQueued.splice(0);
+    const requestId = this.nextRequestId++;
+    this.waitForReadIndex(group, requestId, group.raft.readIndex(requestId), resolves);
+  }
+
+  /** Answers at once what the core refused; otherwise waits (bounded) for the request's read index. */
+  private waitForReadIndex(
+    group: HostedGroup,
+    requestId: number,
+    result: ReadResult,
+    resolves: readonly ((outcome: ReadOutcome) => void)[],
+  ): void {
+    const refuse = (outcome: ReadOutcome): void => {
+      for (const resolve of resolves) resolve(outcome);
+    };
+    if (result.kind === 'not_leader') {
+      refuse({
         kind: 'refused',
         reason: result.leaderHint === 0 ? 'no_leader' : 'not_leader',
         leaderHint: result.leaderHint,
       });
-    if (result.kind === 'read_queue_full')
-      return Promise.resolve({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.knownLeader() });
-    return new Promise((resolve) => {
-      const timer = this.clock.setTimer(() => {
-        const read = group.reads.get(requestId);
-        if (read !== undefined)
-          this.finishRead(group, requestId, read, {
-            kind: 'refused',
-            reason: 'timeout',
-            leaderHint: group.raft.knownLeader(),
-          });
-      }, this.options.requestTimeoutMs);
-      group.reads.set(requestId, { resolve, timer, index: 0 as LogIndex });
-      this.scheduleTurn();
-    });
+      return;
+    }
+    if (result.kind === 'read_queue_full') {
+      refuse({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.knownLeader() });
+      return;
+    }
+    const timer = this.clock.setTimer(() => {
+      const read = group.reads.get(requestId);
+      if (read !== undefined)
+        this.finishRead(group, requestId, read, {
+          kind: 'refused',
+          reason: 'timeout',
+          leaderHint: group.raft.knownLeader(),
+        });
+    }, this.options.requestTimeoutMs);
+    group.reads.set(requestId, { resolves, timer, index: 0 as LogIndex });
+    this.scheduleTurn();
   }
 
   /**
@@ -533,7 +572,11 @@ export class MultiRaftHost {
 
   /** One turn over every group; returns whether there was anything to do. */
   private async turn(): Promise<boolean> {
-    if (!this.stopped) for (const group of this.groups.values()) this.proposeQueued(group);
+    if (!this.stopped)
+      for (const group of this.groups.values()) {
+        this.proposeQueued(group);
+        this.readQueued(group);
+      }
     // The configuration at each Ready's applied index is read now: after the write's await the
     // core may have moved on (an installed snapshot), and a model snapshot must carry its own.
     const readies: { group: HostedGroup; ready: Ready; confState: ConfState }[] = [];
@@ -880,7 +923,7 @@ export class MultiRaftHost {
     group.reads.delete(requestId);
     // A forwarded read the leader never answered stops counting against the core's readQueueMax.
     if (outcome.kind === 'refused') group.raft.cancelRead(requestId);
-    read.resolve(outcome);
+    for (const resolve of read.resolves) resolve(outcome);
   }
 
   /** One transport call (one frame) per peer for everything of this turn's stage. */
