@@ -8,6 +8,7 @@
 // Called by: src/api/kv-routes.ts, src/api/binary-server.ts.
 
 import { randomBytes } from 'node:crypto';
+import { assert } from '../base/assert.ts';
 import type { GroupId, NodeId } from '../base/ids.ts';
 import { encodeKvCommand, kvRequestKey, type KvClientStamp, type KvCommand } from '../codec/kv.ts';
 import { KvModel, type KvOutcome } from '../models/kv.ts';
@@ -164,24 +165,82 @@ export function failedWriteError(
 }
 
 /**
- * This node's own exactly-once session for the writes that come without a client stamp: a client
- * id unique to this server instance (node id and a random part) and a seq per group, counting
- * from 1 (the model opens a session at seq 1). Stamped in the order the writes are proposed, so
- * the leader sees each group's seqs in order unless a leader change makes a copy arrive late.
+ * This node's own exactly-once sessions for the writes that come without a client stamp, one per
+ * group: a client id unique to this server instance (node id, group and a random part) and a seq.
+ * The model opens a session only with seq 1 and refuses any later seq of a client id it has no
+ * session for, so a group's first write (seq 1) goes alone: the writes that arrive meanwhile wait
+ * for its outcome. Applied (whatever the model answered): the session is open, and later writes
+ * take seq 2, 3, ... in the order they are proposed. Definitely not applied: the next write is seq
+ * 1 again. Unknown: the next write opens a new session (a new id), since a late copy of the old
+ * seq 1 could otherwise be taken for it. A session the model forgot (session_expired) is replaced
+ * the same way.
  */
 export class NodeSession {
-  readonly id: string;
-  private readonly seqs = new Map<GroupId, number>();
+  private readonly nodeId: NodeId;
+  private readonly groups = new Map<GroupId, SessionState>();
 
   constructor(nodeId: NodeId) {
-    this.id = `dram.node.${nodeId}.${randomBytes(8).toString('hex')}`;
+    this.nodeId = nodeId;
   }
 
-  stamp(group: GroupId): KvClientStamp {
-    const seq = (this.seqs.get(group) ?? 0) + 1;
-    this.seqs.set(group, seq);
-    return { id: this.id, seq };
+  /** The stamp for the next write of `group`, and what to call with its outcome. */
+  async stamp(
+    group: GroupId,
+  ): Promise<{ readonly client: KvClientStamp; readonly settle: (outcome: SessionOutcome) => void }> {
+    let state = this.groups.get(group);
+    if (state === undefined) this.groups.set(group, (state = this.fresh(group)));
+    while (state.opening !== undefined) {
+      await state.opening;
+      state = this.groups.get(group) ?? state;
+    }
+    const current = state;
+    if (current.open)
+      return {
+        client: { id: current.id, seq: ++current.seq },
+        settle: (outcome) => {
+          this.expired(group, current, outcome);
+        },
+      };
+    let release = (): void => {};
+    current.opening = new Promise((resolve) => {
+      release = resolve;
+    });
+    current.seq = 1;
+    return {
+      client: { id: current.id, seq: 1 },
+      settle: (outcome) => {
+        current.opening = undefined;
+        if (outcome === 'applied') current.open = true;
+        else if (outcome !== 'not_applied') this.groups.set(group, this.fresh(group));
+        release();
+      },
+    };
   }
+
+  /** A write of an open session found it forgotten by the model: the next write opens a new one. */
+  private expired(group: GroupId, state: SessionState, outcome: SessionOutcome): void {
+    if (outcome === 'session_expired' && this.groups.get(group) === state) this.groups.set(group, this.fresh(group));
+  }
+
+  private fresh(group: GroupId): SessionState {
+    return {
+      id: `dram.node.${this.nodeId}.${group}.${randomBytes(8).toString('hex')}`,
+      seq: 0,
+      open: false,
+      opening: undefined,
+    };
+  }
+}
+
+/** What a write's outcome says about the session that stamped it. */
+export type SessionOutcome = 'applied' | 'not_applied' | 'unknown' | 'session_expired';
+
+interface SessionState {
+  readonly id: string;
+  seq: number;
+  open: boolean;
+  /** Set while the session's opening write (seq 1) is in flight. */
+  opening: Promise<void> | undefined;
 }
 
 export type KvWriteAnswer =
@@ -202,9 +261,12 @@ export async function writeKv(
   group: GroupId,
   command: KvCommand,
 ): Promise<KvWriteAnswer> {
-  const client = command.client ?? session.stamp(group);
+  const own = command.client === undefined ? await session.stamp(group) : undefined;
+  const client = command.client ?? own?.client;
+  assert(client !== undefined, 'kv: a write without a stamp');
   const stamped: KvCommand = command.client === undefined ? { ...command, client } : command;
   const outcome = await host.propose(group, encodeKvCommand(stamped), kvRequestKey(client));
+  own?.settle(sessionOutcome(outcome));
   metrics?.proposal(proposalLabel(outcome));
   if (outcome.kind === 'indeterminate') return { ok: false, error: indeterminateError(group), index: undefined };
   if (outcome.kind === 'refused') {
@@ -227,6 +289,13 @@ export async function writeKv(
     return { ok: false, error, index: undefined };
   }
   return { ok: false, ...failedWriteError(group, stamped, result) };
+}
+
+function sessionOutcome(outcome: ProposalOutcome): SessionOutcome {
+  if (outcome.kind === 'refused') return 'not_applied';
+  if (outcome.kind === 'indeterminate') return 'unknown';
+  const result = outcome.result as KvOutcome | undefined;
+  return result?.ok === false && result.code === 'session_expired' ? 'session_expired' : 'applied';
 }
 
 function indeterminateError(group: GroupId): ApiError {

@@ -189,7 +189,7 @@ describe('KV API', () => {
     for (const node of running.nodes.values()) expect(kvModel(node, group2).get(key)?.modifyIndex).toBe(index);
   });
 
-  it('answers 503 DRAM_ERR_NO_LEADER at once on a node that knows no leader, and writes nothing', async () => {
+  it('answers 503 DRAM_ERR_NO_LEADER at once on a node that knows no leader, writes nothing, and opens its session with the next write', async () => {
     const running = start();
     const key = keyIn(group2, 'noleader');
     const leader = await agreedLeader(running, group2);
@@ -205,6 +205,12 @@ describe('KV API', () => {
     expect(put.headers['x-dram-shard']).toBe(String(group2));
     running.network.cut.delete(follower.id);
     for (const node of running.nodes.values()) expect(kvModel(node, group2).get(key)).toBeUndefined();
+    // That refused write was this node's first in the group: the next one still opens its session.
+    await agreedLeader(running, group2);
+    const again = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'y' });
+    expect(again.statusCode).toBe(200);
+    const after = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'z' });
+    expect(after.statusCode).toBe(200);
   });
 
   it('compare-and-set: cas=0 creates only, a stale index answers 412 with the current one', async () => {
