@@ -297,6 +297,64 @@ export class DramCluster {
   }
 }
 
+/** One KV request to `node`'s HTTP API. */
+function kvCall(
+  cluster: DramCluster,
+  node: number,
+  method: 'PUT' | 'GET',
+  key: string,
+  body: Uint8Array | undefined,
+  timeoutMs: number,
+): Promise<HttpAnswer> {
+  return call(cluster.agent, cluster.httpPort(node), method, `/v1/kv/${encodeURIComponent(key)}`, body, timeoutMs);
+}
+
+/**
+ * A plain HTTP client as a new user would write one: each request to the next node in turn, no
+ * placement, no leader hints, no retry (a failed write is counted as failed). Reads are
+ * linearizable (the default) on whichever node's turn it is; a read-back tries the next node.
+ */
+export class DramRoundRobinClient implements WriteTarget {
+  readonly name = 'dram';
+  private readonly cluster: DramCluster;
+  private turn = 0;
+
+  constructor(cluster: DramCluster) {
+    this.cluster = cluster;
+  }
+
+  private nextNode(): number {
+    this.turn = (this.turn % this.cluster.ids.length) + 1;
+    return this.turn;
+  }
+
+  async write(key: string, value: Uint8Array, timeoutMs: number): Promise<WriteOutcome> {
+    const node = this.nextNode();
+    try {
+      const answer = await kvCall(this.cluster, node, 'PUT', key, value, timeoutMs);
+      return answer.status === 200 ? { ok: true } : { ok: false, error: apiErrorCode(answer) };
+    } catch (error) {
+      return { ok: false, error: errorCode(error) };
+    }
+  }
+
+  async read(key: string): Promise<Uint8Array | undefined> {
+    let lastError = '';
+    for (let attempt = 0; attempt < 6; attempt++) {
+      const node = this.nextNode();
+      try {
+        const answer = await kvCall(this.cluster, node, 'GET', key, undefined, 5000);
+        if (answer.status === 200) return answer.body;
+        if (answer.status === 404) return undefined;
+        lastError = apiErrorCode(answer);
+      } catch (error) {
+        lastError = errorCode(error);
+      }
+    }
+    throw new Error(`dram: read of ${key} failed: ${lastError}`);
+  }
+}
+
 /** The dram side as a WriteTarget: routes by placement to the cached leader, learns from X-Dram-Leader. */
 export class DramClient implements WriteTarget {
   readonly name = 'dram';
@@ -328,14 +386,7 @@ export class DramClient implements WriteTarget {
     const node = this.leaders.get(group) ?? 1;
     let answer: HttpAnswer;
     try {
-      answer = await call(
-        this.cluster.agent,
-        this.cluster.httpPort(node),
-        'PUT',
-        `/v1/kv/${encodeURIComponent(key)}`,
-        value,
-        timeoutMs,
-      );
+      answer = await kvCall(this.cluster, node, 'PUT', key, value, timeoutMs);
     } catch (error) {
       this.leaders.set(group, this.next(node));
       return { ok: false, error: errorCode(error) };
@@ -350,14 +401,7 @@ export class DramClient implements WriteTarget {
     for (let attempt = 0; attempt < 6; attempt++) {
       const node = this.leaders.get(group) ?? 1;
       try {
-        const answer = await call(
-          this.cluster.agent,
-          this.cluster.httpPort(node),
-          'GET',
-          `/v1/kv/${encodeURIComponent(key)}`,
-          undefined,
-          5000,
-        );
+        const answer = await kvCall(this.cluster, node, 'GET', key, undefined, 5000);
         this.learn(group, node, answer);
         if (answer.status === 200) return answer.body;
         if (answer.status === 404) return undefined;

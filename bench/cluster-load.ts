@@ -132,6 +132,14 @@ export interface LoadResult {
   readonly verified: number;
 }
 
+/** A closed-loop load: how many clients, their keys, and how long. */
+export interface LoadShape {
+  readonly clients: number;
+  readonly keysOf: (client: number) => readonly string[];
+  readonly warmupMs: number;
+  readonly durationMs: number;
+}
+
 /**
  * `clients` closed-loop writers for `warmupMs + durationMs`; the figures count the writes that
  * completed inside the last `durationMs`. Each client writes its own keys, so the last value of a
@@ -139,49 +147,71 @@ export interface LoadResult {
  */
 export async function runLoad(
   target: WriteTarget,
-  options: {
-    readonly clients: number;
-    readonly keysOf: (client: number) => readonly string[];
-    readonly warmupMs: number;
-    readonly durationMs: number;
-    readonly timeoutMs: number;
-  },
+  options: LoadShape & { readonly timeoutMs: number },
 ): Promise<LoadResult> {
-  const latencies: number[] = [];
   const written = new Map<string, Uint8Array>();
   const uncertain = new Set<string>();
+  const { latencies, errors, errorKinds } = await closedLoop(options, async (id, k) => {
+    const keys = options.keysOf(id);
+    const key = keys[k % keys.length] ?? `c${id}`;
+    const value = makeValue(`${target.name}-load`, id, k);
+    const outcome = await target.write(key, value, options.timeoutMs);
+    if (!outcome.ok) {
+      uncertain.add(key);
+      return outcome.error;
+    }
+    written.set(key, value);
+    return undefined;
+  });
+  for (const key of uncertain) written.delete(key);
+  const verified = await verifyReadBack(target, written);
+  return loadResultOf(options, latencies, { errors, errorKinds, verified });
+}
+
+/**
+ * `clients` closed loops of `operation` (which answers an error, or undefined on success) for
+ * `warmupMs + durationMs`; the latencies and errors of the operations that completed inside the
+ * last `durationMs`. After an error a loop pauses 1 ms (no hot spin against a refusing server).
+ */
+async function closedLoop(
+  options: { readonly clients: number; readonly warmupMs: number; readonly durationMs: number },
+  operation: (client: number, k: number) => Promise<string | undefined>,
+): Promise<{ latencies: number[]; errors: number; errorKinds: Record<string, number> }> {
+  const latencies: number[] = [];
   const errorKinds: Record<string, number> = {};
   let errors = 0;
-  const start = performance.now();
-  const measureFrom = start + options.warmupMs;
+  const measureFrom = performance.now() + options.warmupMs;
   const end = measureFrom + options.durationMs;
-  // A generous bound on writes per client: far above anything a closed loop reaches in this time.
-  const writesPerClientMax = Math.ceil((options.warmupMs + options.durationMs) * 50);
+  // A generous bound on operations per client: far above anything a closed loop reaches in this time.
+  const operationsPerClientMax = Math.ceil((options.warmupMs + options.durationMs) * 50);
   const client = async (id: number): Promise<void> => {
-    const keys = options.keysOf(id);
-    for (let k = 0; k < writesPerClientMax; k++) {
+    for (let k = 0; k < operationsPerClientMax; k++) {
       const started = performance.now();
       if (started >= end) return;
-      const key = keys[k % keys.length] ?? `c${id}`;
-      const value = makeValue(`${target.name}-load`, id, k);
-      const outcome = await target.write(key, value, options.timeoutMs);
+      const error = await operation(id, k);
       const finished = performance.now();
-      if (outcome.ok) {
-        written.set(key, value);
-        if (finished >= measureFrom && finished <= end) latencies.push(finished - started);
-      } else {
-        uncertain.add(key);
-        if (finished >= measureFrom && finished <= end) {
-          errors++;
-          countError(errorKinds, outcome.error);
-        }
-        await sleep(1); // no hot spin against a refusing server
+      const counted = finished >= measureFrom && finished <= end;
+      if (error === undefined) {
+        if (counted) latencies.push(finished - started);
+        continue;
       }
+      if (counted) {
+        errors++;
+        countError(errorKinds, error);
+      }
+      await sleep(1);
     }
   };
   await Promise.all(Array.from({ length: options.clients }, (_, id) => client(id)));
-  for (const key of uncertain) written.delete(key);
-  const verified = await verifyReadBack(target, written);
+  return { latencies, errors, errorKinds };
+}
+
+/** The figures of a closed-loop load from its latencies (sorted here). */
+function loadResultOf(
+  options: { readonly clients: number; readonly durationMs: number },
+  latencies: number[],
+  counts: Pick<LoadResult, 'errors' | 'errorKinds' | 'verified'>,
+): LoadResult {
   latencies.sort((a, b) => a - b);
   const seconds = options.durationMs / 1000;
   return {
@@ -192,10 +222,26 @@ export async function runLoad(
     p50Ms: round(percentile(latencies, 50)),
     p99Ms: round(percentile(latencies, 99)),
     maxMs: round(latencies.at(-1) ?? Number.NaN),
-    errors,
-    errorKinds,
-    verified,
+    ...counts,
   };
+}
+
+/**
+ * `clients` closed-loop readers of their keys (which must hold values) for `warmupMs +
+ * durationMs`, through `target.read` (linearizable); the figures count the reads that completed
+ * inside the last `durationMs` (in LoadResult's `writes`, `writesPerSecond`: operations). A read
+ * that fails or finds no value is an error; nothing is read back.
+ */
+export async function runReadLoad(target: WriteTarget, options: LoadShape): Promise<LoadResult> {
+  const { latencies, errors, errorKinds } = await closedLoop(options, async (id, k) => {
+    const keys = options.keysOf(id);
+    try {
+      return (await target.read(keys[k % keys.length] ?? `c${id}`)) === undefined ? 'absent' : undefined;
+    } catch (thrown) {
+      return thrown instanceof Error ? thrown.message.slice(0, 80) : 'error';
+    }
+  });
+  return loadResultOf(options, latencies, { errors, errorKinds, verified: 0 });
 }
 
 export interface WriteSpan {

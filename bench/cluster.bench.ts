@@ -7,6 +7,13 @@
 //   seq       one client, sequential writes: p50, p99
 //   shard     64 clients, keys of one shard (dram kv group 1): writes/s, p50, p99
 //   all       256 clients, keys over every shard (dram: 8 groups, leaders spread 3/3/2): same figures
+//   aseq      the seq phase with a plain client spreading requests over the three nodes (dram: HTTP
+//             round robin, no leader hints; etcd: the etcd3 client over all three endpoints, each
+//             call to a member picked at random): two requests in three land on a follower
+//   ashard    the shard phase with that any-node client
+//   read      64 clients reading the one shard's keys linearizably, sent to the leader only, then
+//             spread over every node (dram: a follower asks the leader for a read index through
+//             Raft and serves the value itself), then the two again (alternating)
 //   bseq      dram only: the seq phase over the binary client protocol
 //   bshard    dram only: the shard phase over the binary client protocol (one DramClient from
 //             src/client, its 64 logical clients as concurrent loops over one connection per node)
@@ -33,7 +40,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { asGroupId } from '../src/base/ids.ts';
-import { call, DramBinaryTarget, DramClient, DramCluster } from './cluster-dram.ts';
+import { call, DramBinaryTarget, DramClient, DramCluster, DramRoundRobinClient } from './cluster-dram.ts';
 import { EtcdCluster, etcdEndpoints, EtcdTarget } from './cluster-etcd.ts';
 import {
   BackgroundWriter,
@@ -42,6 +49,7 @@ import {
   median,
   round,
   runLoad,
+  runReadLoad,
   runSequential,
   until,
   verifyReadBack,
@@ -57,6 +65,9 @@ export const clusterPhases = [
   'seq',
   'shard',
   'all',
+  'aseq',
+  'ashard',
+  'read',
   'bseq',
   'bshard',
   'ball',
@@ -106,6 +117,9 @@ export const clusterTargets = {
   failoverMedianMs: 300,
   failoverMedianMsDesignTable: 400,
   transferGapMs: 50,
+  anyNodeSequentialP50OfEtcd: 0.75,
+  anyNodeWritesOfEtcd: 2.5,
+  readsAnyOverLeader: 1.5,
 } as const;
 
 /** What the phases need from a system under test. */
@@ -117,6 +131,8 @@ interface System {
   readonly binaryClient?: WriteTarget & { close(): void };
   /** The client of the transfer / failover writer. */
   readonly faultClient: WriteTarget;
+  /** The plain client of the aseq / ashard phases and the spread reads: requests to any node. */
+  readonly anyClient: WriteTarget;
   /** Keys of one shard, `shardClients * keysPerClient` of them. */
   readonly shardKeys: readonly string[];
   allKeys(client: number): readonly string[];
@@ -173,6 +189,12 @@ export interface SystemReport {
   sequential?: SequentialResult & PhaseCost;
   oneShard?: PhaseLoad;
   allShards?: PhaseLoad;
+  /** The seq / shard phases with requests spread over every node (two in three to a follower). */
+  sequentialAny?: SequentialResult & PhaseCost;
+  oneShardAny?: PhaseLoad;
+  /** 64 clients, linearizable reads of one shard: to its leader only, and spread over every node (two runs each, alternating). */
+  readsLeader?: readonly PhaseLoad[];
+  readsAny?: readonly PhaseLoad[];
   /** The seq / shard / all phases over the binary client protocol (dram only). */
   sequentialBinary?: SequentialResult & PhaseCost;
   oneShardBinary?: PhaseLoad;
@@ -444,28 +466,32 @@ async function runPhases(system: System, options: ClusterBenchOptions, report: S
   const durationMs = options.seconds * 1000;
   report.precheck = await precheck(system);
   log(`${system.name}: precheck read back ${report.precheck.verified} keys`);
-  if (phases.has('seq')) {
-    const result = (report.sequential = await measured(system, () =>
-      runSequential(system.client, system.shardKeys.slice(0, 16), s.sequential),
-    ));
+  const hostsOf = (result: PhaseCost): string =>
+    result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`;
+  const sequential = async (label: string, target: WriteTarget): Promise<SequentialResult & PhaseCost> => {
+    const result = await measured(system, () => runSequential(target, system.shardKeys.slice(0, 16), s.sequential));
     log(
-      `${system.name}: sequential p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
+      `${system.name}${label}: sequential p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${hostsOf(result)}`,
     );
-  }
-  if (phases.has('shard')) {
-    const result = (report.oneShard = await measured(system, () =>
-      runLoad(system.client, {
+    return result;
+  };
+  const oneShard = async (label: string, target: WriteTarget): Promise<PhaseLoad> => {
+    const result = await measured(system, () =>
+      runLoad(target, {
         clients: s.shardClients,
         keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient),
         warmupMs: s.warmupMs,
         durationMs,
         timeoutMs: s.loadTimeoutMs,
       }),
-    ));
-    log(
-      `${system.name}: ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
     );
-  }
+    log(
+      `${system.name}${label}: ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${hostsOf(result)}`,
+    );
+    return result;
+  };
+  if (phases.has('seq')) report.sequential = await sequential('', system.client);
+  if (phases.has('shard')) report.oneShard = await oneShard('', system.client);
   if (phases.has('all')) {
     const result = (report.allShards = await measured(system, () =>
       runLoad(system.client, {
@@ -480,32 +506,44 @@ async function runPhases(system: System, options: ClusterBenchOptions, report: S
       `${system.name}: ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
     );
   }
-  if (phases.has('bseq') || phases.has('bshard') || phases.has('ball')) {
-    const binary = system.binaryClient;
-    if (binary === undefined) log(`${system.name}: no binary client protocol, bseq/bshard/ball skipped`);
-    else {
-      if (phases.has('bseq')) {
-        const result = (report.sequentialBinary = await measured(system, () =>
-          runSequential(binary, system.shardKeys.slice(0, 16), s.sequential),
-        ));
-        log(
-          `${system.name} (binary): sequential p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
-        );
-      }
-      if (phases.has('bshard')) {
-        const result = (report.oneShardBinary = await measured(system, () =>
-          runLoad(binary, {
+  if (phases.has('aseq')) report.sequentialAny = await sequential(' (any node)', system.anyClient);
+  if (phases.has('ashard')) report.oneShardAny = await oneShard(' (any node)', system.anyClient);
+  if (phases.has('read')) {
+    // Every key read must hold a value, whatever phases ran before.
+    for (const [k, key] of system.shardKeys.entries()) {
+      const outcome = await system.client.write(key, makeValue(`${system.name}-read`, 0, k), 5000);
+      if (!outcome.ok) throw new Error(`${system.name}: writing ${key} before the read phase failed: ${outcome.error}`);
+    }
+    const leaderRuns: PhaseLoad[] = [];
+    const anyRuns: PhaseLoad[] = [];
+    for (let round = 0; round < 2; round++) {
+      for (const [where, target, runs] of [
+        ['leader only', system.client, leaderRuns],
+        ['any node', system.anyClient, anyRuns],
+      ] as const) {
+        const result = await measured(system, () =>
+          runReadLoad(target, {
             clients: s.shardClients,
             keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient),
             warmupMs: s.warmupMs,
             durationMs,
-            timeoutMs: s.loadTimeoutMs,
           }),
-        ));
+        );
+        runs.push(result);
         log(
-          `${system.name} (binary): ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
+          `${system.name} (reads, ${where}): ${s.shardClients} clients, one shard: ${result.writesPerSecond} reads/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}`,
         );
       }
+    }
+    report.readsLeader = leaderRuns;
+    report.readsAny = anyRuns;
+  }
+  if (phases.has('bseq') || phases.has('bshard') || phases.has('ball')) {
+    const binary = system.binaryClient;
+    if (binary === undefined) log(`${system.name}: no binary client protocol, bseq/bshard/ball skipped`);
+    else {
+      if (phases.has('bseq')) report.sequentialBinary = await sequential(' (binary)', binary);
+      if (phases.has('bshard')) report.oneShardBinary = await oneShard(' (binary)', binary);
       if (phases.has('ball')) {
         const result = (report.allShardsBinary = await measured(system, () =>
           runLoad(binary, {
@@ -538,6 +576,7 @@ function dramSystem(cluster: DramCluster): System {
     client,
     binaryClient: new DramBinaryTarget(cluster, clusterSettings.loadTimeoutMs),
     faultClient: new DramClient(cluster),
+    anyClient: new DramRoundRobinClient(cluster),
     shardKeys,
     allKeys: (c) => Array.from({ length: clusterSettings.keysPerClient }, (_, k) => `a${c}-${k}`),
     pids: () => cluster.pids(),
@@ -574,6 +613,8 @@ function etcdSystem(cluster: EtcdCluster, leaderUrl: string): System & { close()
     name: 'etcd',
     client,
     faultClient,
+    // All three endpoints: each call goes to a member picked at random (etcd3's default).
+    anyClient: faultClient,
     shardKeys: Array.from({ length: clusterSettings.shardClients * perClient }, (_, k) => `s${k}`),
     allKeys: (c) => Array.from({ length: perClient }, (_, k) => `a${c}-${k}`),
     pids: () => cluster.pids(),
@@ -684,6 +725,16 @@ async function measureCeiling(
 // ---------------------------------------------------------------------------------------------
 // The run.
 
+/** The mean rate of the runs of a phase, when it ran. */
+function meanRate(runs: readonly LoadResult[] | undefined): number | undefined {
+  if (runs === undefined || runs.length === 0) return undefined;
+  return Math.round(runs.reduce((sum, run) => sum + run.writesPerSecond, 0) / runs.length);
+}
+
+function checkRatio(value: number | undefined, ok: (r: number) => boolean): boolean | undefined {
+  return value === undefined ? undefined : ok(value);
+}
+
 function ratio(dram: number | undefined, etcd: number | undefined): number | undefined {
   return dram === undefined || etcd === undefined || etcd === 0 ? undefined : round(dram / etcd, 3);
 }
@@ -707,6 +758,12 @@ function summarize(
   put('failoverMedian', ratio(dram?.failover?.medianMs, etcd?.failover?.medianMs));
   put('transferMaxGap', ratio(dram?.transfer?.maxGapMs, etcd?.transfer?.maxGapMs));
   put('oneShardShareOfHttpCeiling', ratio(dram?.oneShard?.writesPerSecond, ceiling?.writesPerSecond));
+  put('sequentialAnyP50', ratio(dram?.sequentialAny?.p50Ms, etcd?.sequentialAny?.p50Ms));
+  put('oneShardAnyWritesPerSecond', ratio(dram?.oneShardAny?.writesPerSecond, etcd?.oneShardAny?.writesPerSecond));
+  put('oneShardAnyShareOfHttpCeiling', ratio(dram?.oneShardAny?.writesPerSecond, ceiling?.writesPerSecond));
+  put('readsAnyOverLeaderDram', ratio(meanRate(dram?.readsAny), meanRate(dram?.readsLeader)));
+  put('readsAnyOverLeaderEtcd', ratio(meanRate(etcd?.readsAny), meanRate(etcd?.readsLeader)));
+  put('readsAnyPerSecond', ratio(meanRate(dram?.readsAny), meanRate(etcd?.readsAny)));
   const check = (value: number | undefined, ok: (v: number) => boolean): boolean | undefined =>
     value === undefined ? undefined : ok(value);
   const failoverDram = dram?.failover?.medianMs;
@@ -728,6 +785,36 @@ function summarize(
         ceiling === undefined
           ? undefined
           : check(dram?.oneShard?.writesPerSecond, (v) => v >= ceiling.writesPerSecond * t.httpShareOfCeiling),
+    },
+    {
+      figure: 'any node: sequential p50 (ms)',
+      target: `<= ${t.anyNodeSequentialP50OfEtcd}x etcd`,
+      dram: dram?.sequentialAny?.p50Ms,
+      etcd: etcd?.sequentialAny?.p50Ms,
+      met: checkRatio(
+        ratio(dram?.sequentialAny?.p50Ms, etcd?.sequentialAny?.p50Ms),
+        (r) => r <= t.anyNodeSequentialP50OfEtcd,
+      ),
+    },
+    {
+      figure: 'any node: 64 clients over HTTP, writes/s',
+      target: `>= ${t.anyNodeWritesOfEtcd}x etcd and >= ${t.httpShareOfCeiling * 100}% of the no-op ceiling`,
+      dram: dram?.oneShardAny?.writesPerSecond,
+      etcd: etcd?.oneShardAny?.writesPerSecond,
+      met: checkRatio(
+        ratio(dram?.oneShardAny?.writesPerSecond, etcd?.oneShardAny?.writesPerSecond),
+        (r) =>
+          r >= t.anyNodeWritesOfEtcd &&
+          (ceiling === undefined ||
+            (dram?.oneShardAny?.writesPerSecond ?? 0) >= ceiling.writesPerSecond * t.httpShareOfCeiling),
+      ),
+    },
+    {
+      figure: '64 clients, linearizable reads spread over all nodes, reads/s (etcd column: dram leader-only)',
+      target: `>= ${t.readsAnyOverLeader}x the same load sent to the leader only`,
+      dram: meanRate(dram?.readsAny),
+      etcd: meanRate(dram?.readsLeader),
+      met: checkRatio(ratio(meanRate(dram?.readsAny), meanRate(dram?.readsLeader)), (r) => r >= t.readsAnyOverLeader),
     },
     {
       figure: '64 clients one shard, writes/s',

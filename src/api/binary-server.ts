@@ -3,9 +3,11 @@
 // pipelines requests; each is handled concurrently against the host exactly like the HTTP KV
 // handlers (src/api/kv-routes.ts) and answered as soon as it completes, out of order, matched by id.
 //
-// Differences from HTTP: there is no forwarding. A follower answers DRAM_ERR_NOT_LEADER with the
-// leader it knows in `leader` (DRAM_ERR_NO_LEADER when none): the smart client (src/client/) routes
-// by placement and leader hints itself.
+// Like HTTP, any node takes any key: a write is proposed here and, on a follower, handed to the
+// leader inside Raft (src/api/kv-outcomes.ts, writeKv); a linearizable read on a follower gets its
+// read index from the leader and is served here. Unlike HTTP nothing is forwarded over another
+// hop: a read the core refuses answers DRAM_ERR_NOT_LEADER with the leader this node knows in
+// `leader` (DRAM_ERR_NO_LEADER when none), and the smart client (src/client/) retries there.
 //
 // Invariants (every limit is an option with a default below, asserted at construction):
 //  - at most `inFlightMax` requests of one connection are being handled at once, and none is
@@ -41,7 +43,7 @@ import {
   type ClientRequest,
   type ClientResponse,
 } from '../codec/client-wire.ts';
-import { encodeKvCommand, type KvCommand } from '../codec/kv.ts';
+import type { KvCommand } from '../codec/kv.ts';
 import type { KvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
 import type { ReadOutcome } from '../multiraft/host.ts';
@@ -49,15 +51,7 @@ import { FrameReader, frameOf } from '../transport/frame-reader.ts';
 import { ApiError, isApiError, type ErrorCode } from './errors.ts';
 import { notLeaderError } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
-import {
-  appliedOutcome,
-  failedWriteError,
-  kvModelOf,
-  proposalLabel,
-  readLabel,
-  readRefusalError,
-  writeRefusalError,
-} from './kv-outcomes.ts';
+import { kvModelOf, NodeSession, readLabel, readRefusalError, writeKv } from './kv-outcomes.ts';
 import type { ApiHost, ApiMetrics } from './ports.ts';
 
 /** Requests of one connection handled at once; past it the socket is paused. */
@@ -126,6 +120,7 @@ function limitsOf(options: BinaryServerOptions): Limits {
 interface Context {
   readonly nodeId: NodeId;
   readonly host: ApiHost;
+  readonly session: NodeSession;
   readonly placement: KvPlacement;
   readonly metrics: Pick<ApiMetrics, 'proposal' | 'read'> | undefined;
 }
@@ -153,6 +148,7 @@ export class BinaryServer {
     this.context = {
       nodeId: options.nodeId,
       host: options.host,
+      session: new NodeSession(options.nodeId),
       placement: options.placement,
       metrics: options.metrics,
     };
@@ -413,32 +409,14 @@ function commandOf(request: ClientRequest): KvCommand {
 }
 
 async function write(context: Context, state: Answer, group: GroupId, command: KvCommand): Promise<void> {
-  const outcome = await context.host.propose(group, encodeKvCommand(command));
-  context.metrics?.proposal(proposalLabel(outcome));
-  if (outcome.kind === 'indeterminate')
-    throw new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', {
-      group,
-    });
-  if (outcome.kind === 'applied') {
-    state.leader = context.nodeId;
-    const result = appliedOutcome(outcome.result);
-    if (result.ok) {
-      state.index = result.modifyIndex;
-      return;
-    }
-    const { error, index } = failedWriteError(group, command, result);
-    if (index !== undefined) state.index = index;
-    throw error;
+  const answer = await writeKv(context.host, context.session, context.metrics, group, command);
+  state.leader = leaderOf(context.host, group);
+  if (answer.ok) {
+    state.index = answer.modifyIndex;
+    return;
   }
-  const reason = outcome.reason;
-  if (reason.kind === 'not_leader') {
-    throw notLeaderError(
-      group,
-      reason.leaderHint,
-      reason.leaderHint === context.nodeId ? 'leadership is changing hands' : `node ${reason.leaderHint} leads it`,
-    );
-  }
-  throw writeRefusalError(context.host, group, reason);
+  if (answer.index !== undefined) state.index = answer.index;
+  throw answer.error;
 }
 
 async function read(context: Context, state: Answer, group: GroupId, request: ClientRequest): Promise<Uint8Array> {

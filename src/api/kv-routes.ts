@@ -1,10 +1,10 @@
 // The KV routes of the external contract (docs/ARCHITECTURE.md): `PUT|GET|DELETE /v1/kv/:key`. A key's group
-// comes from the hash placement (src/models/kv-placement.ts). Writes are proposed to the local host;
-// a follower's refusal (not_leader) is turned into a forward to the leader. Linearizable and lease
-// reads are served locally once the host says the read is safe (a follower gets its read index from
-// the leader through the Raft core, so the value itself never crosses the network twice); only a
-// read the core refuses with a known leader is forwarded over HTTP. Stale reads answer at once
-// from the local replica.
+// comes from the hash placement (src/models/kv-placement.ts). Writes are proposed on this node
+// whichever node leads (src/api/kv-outcomes.ts, writeKv: a follower hands them to the leader inside
+// Raft and answers once it has applied them). Linearizable and lease reads are served locally once
+// the host says the read is safe (a follower gets its read index from the leader through the Raft
+// core, so the value itself never crosses the network twice); only a read the core refuses with a
+// known leader is forwarded over HTTP. Stale reads answer at once from the local replica.
 //
 // Invariants:
 //  - every KV answer carries X-Dram-Index, X-Dram-Shard and X-Dram-Leader. X-Dram-Index is the
@@ -20,22 +20,14 @@
 
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import type { GroupId, NodeId } from '../base/ids.ts';
-import { encodeKvCommand, kvValueBytesMax, type KvClientStamp, type KvCommand } from '../codec/kv.ts';
+import { kvValueBytesMax, type KvClientStamp, type KvCommand } from '../codec/kv.ts';
 import type { KvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
 import type { ReadOutcome } from '../multiraft/host.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse, type ForwardContext } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
-import {
-  appliedOutcome,
-  failedWriteError,
-  kvModelOf,
-  proposalLabel,
-  readLabel,
-  readRefusalError,
-  writeRefusalError,
-} from './kv-outcomes.ts';
+import { kvModelOf, NodeSession, readLabel, readRefusalError, writeKv } from './kv-outcomes.ts';
 import { parseClientStamp, parseKey, parseReadQuery, parseWriteQuery, type RawQuery } from './kv-input.ts';
 import type { ApiHost, ApiMetrics, Forward, ReadConsistency } from './ports.ts';
 import { rawBody } from './request-guard.ts';
@@ -59,6 +51,7 @@ interface KvRoute {
 
 interface KvContext extends ForwardContext {
   readonly host: ApiHost;
+  readonly session: NodeSession;
   readonly placement: KvPlacement;
   readonly metrics: ApiMetrics;
 }
@@ -68,6 +61,7 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     nodeId: options.nodeId,
     forward: options.forward,
     host: options.host,
+    session: new NodeSession(options.nodeId),
     placement: options.placement,
     metrics: options.metrics,
   };
@@ -76,7 +70,7 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     const key = parseKey(request.params.key);
     const { cas } = parseWriteQuery(request.query);
     const client = parseClientStamp(request.headers);
-    return write(context, request, reply, {
+    return write(context, reply, {
       op: 'put',
       key,
       value: bodyOf(request) ?? new Uint8Array(0),
@@ -88,7 +82,7 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     const key = parseKey(request.params.key);
     const { cas } = parseWriteQuery(request.query);
     const client = parseClientStamp(request.headers);
-    return write(context, request, reply, { op: 'delete', key, ...stampOf(cas, client) });
+    return write(context, reply, { op: 'delete', key, ...stampOf(cas, client) });
   });
 
   app.get<KvRoute>('/v1/kv/:key', (request, reply) => {
@@ -108,33 +102,17 @@ function describe(context: KvContext, reply: FastifyReply, group: GroupId, key: 
   reply.header(indexHeader, String(model instanceof KvModel ? (model.get(key)?.modifyIndex ?? 0) : 0));
 }
 
-async function write(
-  context: KvContext,
-  request: FastifyRequest<KvRoute>,
-  reply: FastifyReply,
-  command: KvCommand,
-): Promise<FastifyReply> {
+async function write(context: KvContext, reply: FastifyReply, command: KvCommand): Promise<FastifyReply> {
   const group = context.placement.groupOf(command.key);
   describe(context, reply, group, command.key);
-  const outcome = await context.host.propose(group, encodeKvCommand(command));
-  context.metrics.proposal(proposalLabel(outcome));
-  if (outcome.kind === 'indeterminate')
-    throw new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', {
-      group,
-    });
-  if (outcome.kind === 'applied') {
-    reply.header(leaderHeader, String(context.nodeId));
-    return answerApplied(reply, group, command, outcome.result);
+  const answer = await writeKv(context.host, context.session, context.metrics, group, command);
+  reply.header(leaderHeader, String(leaderOf(context.host, group)));
+  if (!answer.ok) {
+    if (answer.index !== undefined) reply.header(indexHeader, String(answer.index));
+    throw answer.error;
   }
-  if (outcome.reason.kind === 'not_leader') {
-    return forwardOrRefuse(context, request, reply, {
-      group,
-      leaderHint: outcome.reason.leaderHint,
-      body: bodyOf(request),
-      onFailure: 'indeterminate',
-    });
-  }
-  throw writeRefusalError(context.host, group, outcome.reason);
+  reply.header(indexHeader, String(answer.modifyIndex));
+  return reply.code(200).send({ index: answer.modifyIndex });
 }
 
 async function read(
@@ -174,17 +152,6 @@ function stampOf(cas: number | undefined, client: KvClientStamp | undefined): { 
 /** The raw body: a Buffer from this plugin's parser, or undefined when the request had none. */
 function bodyOf(request: FastifyRequest): Buffer | undefined {
   return Buffer.isBuffer(request.body) ? request.body : undefined;
-}
-
-function answerApplied(reply: FastifyReply, group: GroupId, command: KvCommand, applied: unknown): FastifyReply {
-  const result = appliedOutcome(applied);
-  if (result.ok) {
-    reply.header(indexHeader, String(result.modifyIndex));
-    return reply.code(200).send({ index: result.modifyIndex });
-  }
-  const { error, index } = failedWriteError(group, command, result);
-  if (index !== undefined) reply.header(indexHeader, String(index));
-  throw error;
 }
 
 function answerRead(reply: FastifyReply, model: KvModel, key: string): FastifyReply {

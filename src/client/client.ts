@@ -1,8 +1,11 @@
 // The typed client of the binary protocol (docs/ARCHITECTURE.md, "Binary client protocol";
 // frames in src/codec/client-wire.ts). One pipelined TCP connection per node, opened on first
-// use; each key goes to its group's leader: the group by the same hash placement the nodes use
-// (src/models/kv-placement.ts, the group count from the options or from the first answer), the
-// leader from the `leader` field of answers. A DRAM_ERR_NOT_LEADER / DRAM_ERR_NO_LEADER /
+// use. With `route: 'leader'` (the default) each key goes to its group's leader: the group by the
+// same hash placement the nodes use (src/models/kv-placement.ts, the group count from the options
+// or from the first answer), the leader from the `leader` field of answers. With `route: 'any'`
+// requests go round robin over the nodes, since every node takes every key (a follower hands a
+// write to the leader inside Raft and serves a linearizable read after asking the leader for a
+// read index): no routing state, one hop more for a write that lands on a follower. A DRAM_ERR_NOT_LEADER / DRAM_ERR_NO_LEADER /
 // DRAM_ERR_NODE_STOPPED answer (definitely not applied) is retried at the hinted leader, or at the next node after a short
 // backoff, up to `retriesMax` times; a connection that could not be opened is retried the same
 // way (nothing was sent). Everything else, including a connection lost with the request on it
@@ -45,6 +48,8 @@ export interface DramClientOptions {
   readonly requestTimeoutMs?: number;
   /** Requests waiting for an answer on one node's connection (default 10,000). */
   readonly inFlightMax?: number;
+  /** 'leader' (default): each key to its group's leader; 'any': round robin over the nodes. */
+  readonly route?: 'leader' | 'any';
 }
 
 /** Client-side codes, next to the server's DRAM_ERR_* codes. */
@@ -271,6 +276,9 @@ export class DramClient {
   private placement: KvPlacement | undefined;
   private readonly retriesMax: number;
   private readonly retryDelayMs: number;
+  private readonly route: 'leader' | 'any';
+  /** The next node of the round robin (route 'any'), an index into `order`. */
+  private turn = 0;
   private closed = false;
 
   private constructor(options: DramClientOptions) {
@@ -285,6 +293,7 @@ export class DramClient {
     this.order = options.nodes.map((node) => node.id);
     this.retriesMax = options.retriesMax ?? 8;
     this.retryDelayMs = options.retryDelayMs ?? 10;
+    this.route = options.route ?? 'leader';
     if (options.groups !== undefined) this.placement = placementOf(options.groups);
   }
 
@@ -347,8 +356,7 @@ export class DramClient {
     for (let attempt = 0; attempt <= this.retriesMax; attempt++) {
       if (this.closed) throw new DramError('DRAM_ERR_CLIENT_CLOSED', 'the client is closed');
       const group = this.placement?.groupOf(body.key);
-      const node =
-        target ?? (group === undefined ? undefined : this.leaders.get(group)) ?? this.fallback(group, attempt);
+      const node = target ?? this.firstTarget(group, attempt);
       const connection = this.connections.get(node);
       if (connection === undefined) throw new Error(`DramClient: no node ${node}`);
       let response: ClientResponse;
@@ -385,6 +393,16 @@ export class DramClient {
     if (response.ok && response.leader === node) this.leaders.set(group, node);
     else if (response.leader !== 0 && this.connections.has(response.leader)) this.leaders.set(group, response.leader);
     else if (this.leaders.get(group) === node) this.leaders.delete(group);
+  }
+
+  /** Where a request goes first: the next node of the round robin, or the group's leader. */
+  private firstTarget(group: GroupId | undefined, attempt: number): number {
+    if (this.route === 'any') {
+      const node = this.order[this.turn % this.order.length] ?? 0;
+      this.turn = (this.turn + 1) % this.order.length;
+      return node;
+    }
+    return (group === undefined ? undefined : this.leaders.get(group)) ?? this.fallback(group, attempt);
   }
 
   /** Without a known leader: spread groups over the nodes, moving on with each attempt. */

@@ -117,6 +117,32 @@ function u53(data: Uint8Array, at: number, path: string): number {
   return value;
 }
 
+/**
+ * The request key of a stamped command: what a node waiting for a proposal it forwarded to the
+ * leader matches against the entries it applies (the same key from the same stamp).
+ */
+export function kvRequestKey(client: KvClientStamp): string {
+  return `${client.seq}/${client.id}`;
+}
+
+/**
+ * The request key of the command in `data` (kvRequestKey of its stamp), read without decoding
+ * the rest; undefined for a command without a stamp, an empty entry or bytes that are no command.
+ */
+export function kvRequestKeyOf(data: Uint8Array): string | undefined {
+  if (data.length < headerBytes || ((data[1] ?? 0) & flagClient) === 0) return undefined;
+  const at = headerBytes + (((data[2] ?? 0) << 8) | (data[3] ?? 0)) + (((data[1] ?? 0) & flagCas) === 0 ? 0 : 8);
+  const idBytes = data[at];
+  if (idBytes === undefined || data.length < at + 1 + idBytes + 8) return undefined;
+  const seq = readUint53BE(data, at + 1 + idBytes);
+  if (seq === undefined) return undefined;
+  try {
+    return kvRequestKey({ id: utf8Decoder.decode(data.subarray(at + 1, at + 1 + idBytes)), seq });
+  } catch {
+    return undefined;
+  }
+}
+
 export function decodeKvCommand(data: Uint8Array): KvCommand {
   if (data.length < headerBytes) fail('kv', `${data.length} bytes are shorter than a command header`);
   const op = data[0];

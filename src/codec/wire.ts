@@ -33,9 +33,10 @@ import {
 /**
  * Bumped on any incompatible change of this file's format; peers of another version are refused at
  * the handshake. 2: the dialer's proof covers its advertisement. 3: AppendEntries carries its
- * entries as one run (src/codec/entry-run.ts) instead of an array of maps.
+ * entries as one run (src/codec/entry-run.ts) instead of an array of maps. 4: a follower's
+ * Propose (proposals forwarded to the leader), which a version-3 peer would refuse.
  */
-export const protocolVersion = 3;
+export const protocolVersion = 4;
 /** A hello nonce: 256 random bits, so an observed handshake can never be replayed. */
 export const nonceBytes = 32;
 /** A hello proof: one HMAC-SHA256 digest. */
@@ -173,6 +174,14 @@ export function batchOverLimits(batch: PeerBatch, limits: WireLimits): string | 
     if (message.type === 'InstallSnapshot' && message.chunk.length > limits.snapshotChunkBytesMax) {
       return `snapshot chunk of ${message.chunk.length} bytes exceeds snapshotChunkBytesMax ${limits.snapshotChunkBytesMax}`;
     }
+    if (message.type === 'Propose') {
+      if (message.payloads.length > limits.entriesPerMessageMax)
+        return `${message.payloads.length} entries exceed entriesPerMessageMax ${limits.entriesPerMessageMax}`;
+      for (const data of message.payloads)
+        if (data.length > limits.entryBytesMax)
+          return `entry of ${data.length} bytes exceeds entryBytesMax ${limits.entryBytesMax}`;
+      continue;
+    }
     if (message.type !== 'AppendEntries') continue;
     if (message.entries.length > limits.entriesPerMessageMax)
       return `${message.entries.length} entries exceed entriesPerMessageMax ${limits.entriesPerMessageMax}`;
@@ -263,6 +272,7 @@ const messageTypeKnown: Readonly<Record<MessageType, true>> = {
   TimeoutNow: true,
   ReadIndex: true,
   ReadIndexResponse: true,
+  Propose: true,
 };
 const messageTypes = Object.keys(messageTypeKnown) as MessageType[];
 
@@ -348,6 +358,14 @@ function message(value: unknown, path: string, limits: WireLimits): Message {
       return { type, ...envelope, requestId: integer(...field('requestId')) };
     case 'ReadIndexResponse':
       return { type, ...envelope, requestId: integer(...field('requestId')), index: index('index') };
+    case 'Propose':
+      return {
+        type,
+        ...envelope,
+        payloads: list(raw['payloads'], `${path}.payloads`, limits.entriesPerMessageMax).map((data, k) =>
+          bytes(data, `${path}.payloads[${k}]`, limits.entryBytesMax),
+        ),
+      };
     default:
       return unreachable(type, 'message type');
   }

@@ -23,6 +23,7 @@ import {
   decodeKvCommand,
   decodeKvSession,
   decodeKvSnapshot,
+  kvRequestKeyOf,
   type KvCommand,
   type KvSnapshotSession,
 } from '../codec/kv.ts';
@@ -115,6 +116,11 @@ export class KvModel {
 
   private set(key: string, record: KvRecord | null): void {
     this.top.set(key, record);
+  }
+
+  /** The request key of the command in an entry (its client stamp), for the host's forwarded proposals. */
+  requestKey(data: Uint8Array): string | undefined {
+    return kvRequestKeyOf(data);
   }
 
   /** Applies the command in a committed entry's data; a malformed command changes nothing. */

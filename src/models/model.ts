@@ -31,6 +31,12 @@ export interface Model {
   readonly version: number;
   /** Applies one committed entry's data (index: its log index) and returns the caller's outcome. */
   applyEntry(index: LogIndex, data: Uint8Array): unknown;
+  /**
+   * The request key an entry's data carries (a client's request id), if the model has such keys:
+   * how the host recognizes, among the entries it applies, a proposal it forwarded to the leader
+   * (MultiRaftHost.propose with a key). A model without it cannot be proposed to with a key.
+   */
+  requestKey?(data: Uint8Array): string | undefined;
   snapshot?(): Uint8Array;
   /** The same bytes as snapshot(), in slices, without pausing the group (see above). */
   snapshotSlices?(): SnapshotSlices;

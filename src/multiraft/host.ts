@@ -22,6 +22,14 @@
 // once that turn's write is done (so its index is durable here), unless a restore made it stale
 // or a newer snapshot is stored already. One capture per group at a time; a request that comes
 // while one is being drained is dropped (the core asks again an interval later).
+// A proposal made with a request key (a client's request id inside the data, which the model can
+// read back: ReplicatedModel.requestKey) can be made on any member: a follower hands it to the
+// leader through the core (RaftNode.proposeOrForward: a Propose message in this turn's frame to
+// that peer). It has no index then, so it is matched by key: it is answered by the first applied
+// entry that carries its key, or indeterminate at its deadline. When the leader changes (or the
+// term, or the connection to it is lost) every keyed proposal not yet applied is handed to the
+// new leader again: a copy may then be applied twice in the log, and the model's sessions make
+// the second a no-op (the request key is the exactly-once stamp), so it is never applied twice.
 
 import { crc32 } from 'node:zlib';
 import { assert } from '../base/assert.ts';
@@ -39,6 +47,7 @@ import type {
   Entry,
   HardState,
   ProposeResult,
+  ReadResult,
   Ready,
   Snapshot,
   Status,
@@ -143,10 +152,24 @@ interface PendingProposal {
 interface QueuedProposal {
   readonly data: Uint8Array;
   readonly resolve: (outcome: ProposalOutcome) => void;
+  /** Set for a proposal that may be forwarded (matched by key, not by index). */
+  readonly key: string | undefined;
 }
 
+/** A keyed proposal handed to the core (appended here, or forwarded), waiting for its key to be applied. */
+interface KeyedProposal {
+  readonly key: string;
+  readonly data: Uint8Array;
+  readonly resolve: (outcome: ProposalOutcome) => void;
+  readonly timer: TimerHandle;
+  /** The leader (this node when it led) and term it was last handed to. */
+  sentTo: NodeId;
+  sentTerm: number;
+}
+
+/** One ReadIndex request of the core, and every read it serves (a turn's linearizable reads share one). */
 interface WaitingRead {
-  readonly resolve: (outcome: ReadOutcome) => void;
+  readonly resolves: readonly ((outcome: ReadOutcome) => void)[];
   readonly timer: TimerHandle;
   index: LogIndex;
 }
@@ -178,7 +201,14 @@ interface HostedGroup {
   unsavedHardState: HardState | undefined;
   readonly queued: QueuedProposal[];
   readonly pending: Map<number, PendingProposal>;
+  /** Keyed proposals by key (two callers may wait on one key), in the order they were first sent. */
+  readonly keyed: Map<string, KeyedProposal[]>;
+  /** Where the keyed proposals were last handed (leader and term); a change sends them again. */
+  keyedLeader: NodeId;
+  keyedTerm: number;
   readonly reads: Map<number, WaitingRead>;
+  /** Linearizable reads that arrived since the last turn: the next turn asks the core for one read index for all. */
+  readonly readsQueued: ((outcome: ReadOutcome) => void)[];
   /** The last non-zero leader seen, and the last change of it (see LeaderChange). */
   knownLeader: NodeId;
   lastLeaderChange: LeaderChange | undefined;
@@ -273,7 +303,11 @@ export class MultiRaftHost {
       unsavedHardState: undefined,
       queued: [],
       pending: new Map(),
+      keyed: new Map(),
+      keyedLeader: 0 as NodeId,
+      keyedTerm: 0,
       reads: new Map(),
+      readsQueued: [],
       knownLeader: 0 as NodeId,
       lastLeaderChange: undefined,
       transferCampaign: undefined,
@@ -354,8 +388,11 @@ export class MultiRaftHost {
       this.queuedCount -= group.queued.length;
       group.queued.length = 0;
       for (const [index, pending] of group.pending) this.settle(group, index, pending, { kind: 'indeterminate' });
+      for (const key of [...group.keyed.keys()]) this.settleKeyed(group, key, { kind: 'indeterminate' });
       for (const [id, read] of group.reads)
         this.finishRead(group, id, read, { kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
+      for (const resolve of group.readsQueued.splice(0))
+        resolve({ kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
     }
   }
 
@@ -366,7 +403,15 @@ export class MultiRaftHost {
    */
   peerLost(peer: NodeId): void {
     if (this.stopped) return;
-    for (const group of this.groups.values()) group.raft.leaderUnreachable(peer);
+    for (const group of this.groups.values()) {
+      group.raft.leaderUnreachable(peer);
+      // The frame that carried them may be lost with the connection: send them again (a copy
+      // that did arrive is a no-op when applied twice).
+      if (group.keyedLeader === peer) {
+        group.keyedLeader = 0 as NodeId;
+        this.scheduleTurn();
+      }
+    }
   }
 
   /** A batch from a peer: step every message into its group. Unknown groups are ignored. An empty batch is a ping. */
@@ -391,7 +436,12 @@ export class MultiRaftHost {
     this.scheduleTurn();
   }
 
-  propose(groupId: GroupId, data: Uint8Array): Promise<ProposalOutcome> {
+  /**
+   * Proposes `data` to the group. Without a key only the leader can (a follower refuses:
+   * not_leader); with one (the request key the model reads back from `data`, unique to this
+   * request and exactly-once in the model) any member can, forwarding it to the leader.
+   */
+  propose(groupId: GroupId, data: Uint8Array, key?: string): Promise<ProposalOutcome> {
     const group = this.groups.get(groupId);
     if (this.stopped) return Promise.resolve({ kind: 'refused', reason: { kind: 'stopped' } });
     if (group === undefined) return Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } });
@@ -401,8 +451,12 @@ export class MultiRaftHost {
         reason: { kind: 'overloaded', queued: this.queuedCount, queuedMax: this.options.proposalQueueMax },
       });
     }
+    assert(
+      key === undefined || group.stack.model.requestKey?.(data) === key,
+      `host: a proposal to group ${groupId} with a key its data does not carry`,
+    );
     return new Promise((resolve) => {
-      group.queued.push({ data, resolve });
+      group.queued.push({ data, resolve, key });
       this.queuedCount++;
       this.scheduleTurn();
     });
@@ -414,33 +468,65 @@ export class MultiRaftHost {
     if (this.stopped) return Promise.resolve({ kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
     if (group === undefined)
       return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
-    const requestId = this.nextRequestId++;
+    if (mode === 'linearizable') {
+      // Joins this turn's batch: one ReadIndex request (on a follower, one message to the leader
+      // and one answer) serves every linearizable read that arrived before it was made.
+      if (group.readsQueued.length >= group.raft.config.readQueueMax)
+        return Promise.resolve({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.knownLeader() });
+      return new Promise((resolve) => {
+        group.readsQueued.push(resolve);
+        this.scheduleTurn();
+      });
+    }
     // The lease is judged on the clock read now, at the moment of the read (not at the last tick).
-    const result =
-      mode === 'lease'
-        ? group.raft.leaseRead(requestId, this.clock.nowMs() / this.options.tickMs)
-        : group.raft.readIndex(requestId);
-    if (result.kind === 'not_leader')
-      return Promise.resolve({
+    const requestId = this.nextRequestId++;
+    const result = group.raft.leaseRead(requestId, this.clock.nowMs() / this.options.tickMs);
+    return new Promise((resolve) => {
+      this.waitForReadIndex(group, requestId, result, [resolve]);
+    });
+  }
+
+  /** Asks the core for one read index for the reads queued since the last turn. */
+  private readQueued(group: HostedGroup): void {
+    if (group.readsQueued.length === 0) return;
+    const resolves = group.readsQueued.splice(0);
+    const requestId = this.nextRequestId++;
+    this.waitForReadIndex(group, requestId, group.raft.readIndex(requestId), resolves);
+  }
+
+  /** Answers at once what the core refused; otherwise waits (bounded) for the request's read index. */
+  private waitForReadIndex(
+    group: HostedGroup,
+    requestId: number,
+    result: ReadResult,
+    resolves: readonly ((outcome: ReadOutcome) => void)[],
+  ): void {
+    const refuse = (outcome: ReadOutcome): void => {
+      for (const resolve of resolves) resolve(outcome);
+    };
+    if (result.kind === 'not_leader') {
+      refuse({
         kind: 'refused',
         reason: result.leaderHint === 0 ? 'no_leader' : 'not_leader',
         leaderHint: result.leaderHint,
       });
-    if (result.kind === 'read_queue_full')
-      return Promise.resolve({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.knownLeader() });
-    return new Promise((resolve) => {
-      const timer = this.clock.setTimer(() => {
-        const read = group.reads.get(requestId);
-        if (read !== undefined)
-          this.finishRead(group, requestId, read, {
-            kind: 'refused',
-            reason: 'timeout',
-            leaderHint: group.raft.knownLeader(),
-          });
-      }, this.options.requestTimeoutMs);
-      group.reads.set(requestId, { resolve, timer, index: 0 as LogIndex });
-      this.scheduleTurn();
-    });
+      return;
+    }
+    if (result.kind === 'read_queue_full') {
+      refuse({ kind: 'refused', reason: 'read_queue_full', leaderHint: group.raft.knownLeader() });
+      return;
+    }
+    const timer = this.clock.setTimer(() => {
+      const read = group.reads.get(requestId);
+      if (read !== undefined)
+        this.finishRead(group, requestId, read, {
+          kind: 'refused',
+          reason: 'timeout',
+          leaderHint: group.raft.knownLeader(),
+        });
+    }, this.options.requestTimeoutMs);
+    group.reads.set(requestId, { resolves, timer, index: 0 as LogIndex });
+    this.scheduleTurn();
   }
 
   /**
@@ -528,7 +614,11 @@ export class MultiRaftHost {
 
   /** One turn over every group; returns whether there was anything to do. */
   private async turn(): Promise<boolean> {
-    if (!this.stopped) for (const group of this.groups.values()) this.proposeQueued(group);
+    if (!this.stopped)
+      for (const group of this.groups.values()) {
+        this.proposeQueued(group);
+        this.readQueued(group);
+      }
     // The configuration at each Ready's applied index is read now: after the write's await the
     // core may have moved on (an installed snapshot), and a model snapshot must carry its own.
     const readies: { group: HostedGroup; ready: Ready; confState: ConfState }[] = [];
@@ -711,9 +801,14 @@ export class MultiRaftHost {
   }
 
   private proposeQueued(group: HostedGroup): void {
+    this.resendKeyed(group);
     if (group.queued.length === 0) return;
-    const batch = group.queued.splice(0, group.queued.length);
-    this.queuedCount -= batch.length;
+    const all = group.queued.splice(0, group.queued.length);
+    this.queuedCount -= all.length;
+    const batch = all.filter((queued) => queued.key === undefined);
+    const keyed = all.filter((queued) => queued.key !== undefined);
+    if (keyed.length > 0) this.proposeKeyed(group, keyed);
+    if (batch.length === 0) return;
     const result = group.raft.proposeBatch(batch.map((queued) => queued.data));
     if (result.kind !== 'accepted') {
       for (const queued of batch) queued.resolve({ kind: 'refused', reason: result });
@@ -723,6 +818,75 @@ export class MultiRaftHost {
     batch.forEach((queued, k) => {
       this.trackPending(group, first + k, result.term, queued.resolve);
     });
+  }
+
+  /** Hands new keyed proposals to the leader (this node, or through the core to another). */
+  private proposeKeyed(group: HostedGroup, batch: readonly QueuedProposal[]): void {
+    const result = group.raft.proposeOrForward(batch.map((queued) => queued.data));
+    if (result.kind !== 'accepted' && result.kind !== 'forwarded') {
+      // Definitely not applied: no leader known, or the core refused the batch.
+      for (const queued of batch) queued.resolve({ kind: 'refused', reason: result });
+      return;
+    }
+    const sentTo = result.kind === 'forwarded' ? result.leader : this.options.nodeId;
+    // With older ones waiting, resendKeyed decides when the group's target moves (it may have
+    // failed to send them to this leader).
+    if (group.keyed.size === 0) {
+      group.keyedLeader = sentTo;
+      group.keyedTerm = result.term;
+    }
+    for (const { key, data, resolve } of batch) {
+      assert(key !== undefined, 'host: an unkeyed proposal among keyed ones');
+      const proposal: KeyedProposal = {
+        key,
+        data,
+        resolve,
+        sentTo,
+        sentTerm: result.term,
+        timer: this.clock.setTimer(() => {
+          const waiting = group.keyed.get(key);
+          const at = waiting?.indexOf(proposal) ?? -1;
+          if (waiting === undefined || at < 0) return;
+          waiting.splice(at, 1);
+          if (waiting.length === 0) group.keyed.delete(key);
+          resolve({ kind: 'indeterminate' });
+        }, this.options.requestTimeoutMs),
+      };
+      const waiting = group.keyed.get(key);
+      if (waiting === undefined) group.keyed.set(key, [proposal]);
+      else waiting.push(proposal);
+    }
+  }
+
+  /**
+   * Sends every keyed proposal not yet applied again when the leader (or its term) is not the
+   * one they were last handed to, or the connection to it was lost: a leader change may have
+   * dropped them (a deposed leader's uncommitted entries, a Propose to a leader that stepped
+   * down). A copy that was not lost is applied as a no-op (the model's session has its stamp).
+   */
+  private resendKeyed(group: HostedGroup): void {
+    if (group.keyed.size === 0) return;
+    const leader = group.raft.knownLeader();
+    const term = group.raft.currentTerm();
+    if (leader === 0 || (leader === group.keyedLeader && term === group.keyedTerm)) return;
+    const again: KeyedProposal[] = [];
+    for (const waiting of group.keyed.values())
+      for (const proposal of waiting)
+        if (group.keyedLeader === 0 || proposal.sentTo !== leader || proposal.sentTerm !== term) {
+          again.push(proposal);
+          break; // one copy per key is enough
+        }
+    const result = again.length === 0 ? undefined : group.raft.proposeOrForward(again.map(({ data }) => data));
+    // Refused (a transfer under way, over the uncommitted limit): they wait for the next change or their deadline.
+    if (result !== undefined && result.kind !== 'accepted' && result.kind !== 'forwarded') return;
+    const sentTo = result?.kind === 'forwarded' ? result.leader : leader;
+    for (const waiting of group.keyed.values())
+      for (const proposal of waiting) {
+        proposal.sentTo = sentTo;
+        proposal.sentTerm = term;
+      }
+    group.keyedLeader = sentTo;
+    group.keyedTerm = term;
   }
 
   /** Waits for the entry proposed at (index, term): answered when applied, or indeterminate at the deadline. */
@@ -801,6 +965,11 @@ export class MultiRaftHost {
           : undefined;
       group.appliedIndex = entry.index;
       group.appliedTerm = entry.term;
+      if (group.keyed.size > 0 && entry.kind === 'normal') {
+        const key = group.stack.model.requestKey?.(entry.data);
+        if (key !== undefined && group.keyed.has(key))
+          this.settleKeyed(group, key, { kind: 'applied', index: entry.index, result });
+      }
       const pending = group.pending.get(entry.index);
       if (pending === undefined) continue;
       this.settle(
@@ -841,12 +1010,23 @@ export class MultiRaftHost {
     pending.resolve(outcome);
   }
 
+  /** Answers every caller waiting on `key` (the first applied entry with it decides; a later copy is a no-op). */
+  private settleKeyed(group: HostedGroup, key: string, outcome: ProposalOutcome): void {
+    const waiting = group.keyed.get(key);
+    if (waiting === undefined) return;
+    group.keyed.delete(key);
+    for (const proposal of waiting) {
+      this.clock.clearTimer(proposal.timer);
+      proposal.resolve(outcome);
+    }
+  }
+
   private finishRead(group: HostedGroup, requestId: number, read: WaitingRead, outcome: ReadOutcome): void {
     this.clock.clearTimer(read.timer);
     group.reads.delete(requestId);
     // A forwarded read the leader never answered stops counting against the core's readQueueMax.
     if (outcome.kind === 'refused') group.raft.cancelRead(requestId);
-    read.resolve(outcome);
+    for (const resolve of read.resolves) resolve(outcome);
   }
 
   /** One transport call (one frame) per peer for everything of this turn's stage. */

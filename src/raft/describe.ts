@@ -11,7 +11,7 @@ import type {
   Entry,
   HardState,
   Message,
-  ProposeResult,
+  ProposeOrForwardResult,
   RaftEvent,
   ReadFailure,
   ReadResult,
@@ -133,6 +133,8 @@ export function describeMessage(message: Message): string {
       return `${head} term:${message.term} req:${message.requestId}`;
     case 'ReadIndexResponse':
       return `${head} term:${message.term} req:${message.requestId} index:${message.index}`;
+    case 'Propose':
+      return `${head} term:${message.term} payloads:[${message.payloads.map(describeData).join(', ')}]`;
   }
 }
 
@@ -222,8 +224,10 @@ export function describeStatus(status: Status): string {
   return lines.join('\n');
 }
 
-export function describeProposeResult(result: ProposeResult): string {
+export function describeProposeResult(result: ProposeOrForwardResult): string {
   switch (result.kind) {
+    case 'forwarded':
+      return `forwarded leader:${result.leader} term:${result.term}`;
     case 'accepted':
       return `accepted ${result.term}/${result.index}`;
     case 'not_leader':

@@ -28,6 +28,7 @@ import type {
   InstallSnapshot,
   InstallSnapshotResponse,
   Message,
+  ProposeOrForwardResult,
   ProposeResult,
   RaftEvent,
   ReadFailure,
@@ -50,6 +51,12 @@ interface IncomingSnapshot {
   received: number;
 }
 
+// Sent with a Ready's early `messages` (before its write is durable): a leader's requests, and
+// any member's Propose and ReadIndex, which ask nothing of the receiver that rests on the
+// sender's disk (etcd sends MsgProp and MsgReadIndex at once as well): a follower's read or
+// forwarded write then does not wait for the fsync of whatever the follower is storing in the
+// same turn. Everything else waits for the write (messagesAfterPersist).
+const memberRequestTypes: ReadonlySet<Message['type']> = new Set(['Propose', 'ReadIndex']);
 const leaderRequestTypes: ReadonlySet<Message['type']> = new Set([
   'AppendEntries',
   'Heartbeat',
@@ -241,6 +248,11 @@ export class RaftNode {
     this.electionElapsed = Math.max(this.electionElapsed, this.config.electionTimeoutTicks);
   }
 
+  /** The current term: status().term without building a status. */
+  currentTerm(): Term {
+    return this.term;
+  }
+
   /** The leader this node knows of, itself included (NO_NODE: none): status().leader without building a status. */
   knownLeader(): NodeId {
     return this.leader;
@@ -310,6 +322,13 @@ export class RaftNode {
         return;
       case 'ReadIndexResponse':
         this.forwardedReadAnswered(message.requestId, message.index);
+        return;
+      case 'Propose':
+        // Appended as if proposed here, or dropped without an answer, as etcd's leader does: the
+        // follower learns the outcome from the entries it applies. Not forwarded again by a
+        // non-leader (two nodes with stale views of each other would pass it back and forth);
+        // the follower sends it again once it learns of another leader.
+        if (this.role === 'leader') this.proposeBatch(message.payloads);
         return;
       default:
         break;
@@ -552,6 +571,7 @@ export class RaftNode {
       case 'TimeoutNow':
       case 'ReadIndex':
       case 'ReadIndexResponse':
+      case 'Propose':
         return;
       default:
         unreachable(message);
@@ -579,6 +599,7 @@ export class RaftNode {
       case 'TimeoutNow':
       case 'ReadIndex':
       case 'ReadIndexResponse':
+      case 'Propose':
         return;
       default:
         unreachable(message);
@@ -610,6 +631,7 @@ export class RaftNode {
       case 'InstallSnapshotResponse':
       case 'ReadIndex':
       case 'ReadIndexResponse':
+      case 'Propose':
         return;
       default:
         unreachable(message);
@@ -996,6 +1018,40 @@ export class RaftNode {
     );
     this.appendEntries(entries);
     return { kind: 'accepted', index, term: this.term };
+  }
+
+  /**
+   * Proposes application entries from any member: the leader appends them (as proposeBatch); a
+   * follower that knows the leader sends them to it in Propose messages of at most
+   * messageBytesMax bytes each (one payload at least), which go out with the next Ready's early
+   * messages, beside everything else for that peer. A forwarded proposal gets no index and no
+   * answer: the caller matches the entries it applies to what it proposed (by a request id in the
+   * payload) and sends again when the leader changes. Without a known leader: not_leader, hint 0.
+   */
+  proposeOrForward(payloads: readonly Uint8Array[]): ProposeOrForwardResult {
+    if (this.role === 'leader') return this.proposeBatch(payloads);
+    this.wake();
+    if (this.leader === NO_NODE || this.role !== 'follower') return { kind: 'not_leader', leaderHint: NO_NODE };
+    for (const data of payloads)
+      if (data.length > this.config.entryBytesMax)
+        return { kind: 'entry_too_large', bytes: data.length, bytesMax: this.config.entryBytesMax };
+    let chunk: Uint8Array[] = [];
+    let chunkBytes = 0;
+    for (const data of payloads) {
+      if (chunk.length > 0 && chunkBytes + data.length > this.config.messageBytesMax) {
+        this.sendProposals(chunk);
+        chunk = [];
+        chunkBytes = 0;
+      }
+      chunk.push(data);
+      chunkBytes += data.length;
+    }
+    if (chunk.length > 0) this.sendProposals(chunk);
+    return { kind: 'forwarded', leader: this.leader, term: this.term };
+  }
+
+  private sendProposals(payloads: readonly Uint8Array[]): void {
+    this.send({ type: 'Propose', from: this.id, to: this.leader, term: this.term, payloads });
   }
 
   /** Proposes a membership change, validated against the latest configuration (one pending at a time). */
@@ -1487,7 +1543,8 @@ export class RaftNode {
 
   /** Call sites build whole messages (no spread here: this is the hottest function of the core). */
   private send(message: Message): void {
-    if (this.role === 'leader' && leaderRequestTypes.has(message.type)) this.messages.push(message);
+    if ((this.role === 'leader' && leaderRequestTypes.has(message.type)) || memberRequestTypes.has(message.type))
+      this.messages.push(message);
     else this.messagesAfterPersist.push(message);
   }
 

@@ -169,6 +169,17 @@ export interface ReadIndexResponse extends Envelope {
   readonly index: LogIndex;
 }
 
+/**
+ * A follower hands its own clients' proposals to the leader over the peer connection (etcd's
+ * MsgProp with proposal forwarding on). Nothing answers it: the leader appends the payloads as
+ * if proposed locally, or drops them (it no longer leads, a transfer is under way, the group is
+ * over its uncommitted limit); the follower learns what happened from the entries it applies.
+ */
+export interface Propose extends Envelope {
+  readonly type: 'Propose';
+  readonly payloads: readonly Uint8Array[];
+}
+
 export type Message =
   | RequestVote
   | RequestVoteResponse
@@ -180,7 +191,8 @@ export type Message =
   | InstallSnapshotResponse
   | TimeoutNow
   | ReadIndexRequest
-  | ReadIndexResponse;
+  | ReadIndexResponse
+  | Propose;
 
 export type MessageType = Message['type'];
 
@@ -229,8 +241,8 @@ export type RaftEvent =
  * The contract (see docs/ARCHITECTURE.md):
  * 1. persist `snapshot` (if any), then `entries` (replacing any persisted entries at or above the
  *    first one's index), then `hardState`, durably when `mustSync`;
- * 2. `messages` may be sent at once (they are a leader's requests: it may replicate in parallel
- *    with its own fsync); `messagesAfterPersist` only after step 1 is durable;
+ * 2. `messages` may be sent at once (a leader's requests: it may replicate in parallel with its
+ *    own fsync; a follower's Propose and ReadIndex); `messagesAfterPersist` only after step 1 is durable;
  * 3. restore the state machine from `snapshot`, then apply `committedEntries` in order;
  *    serve `readStates` once applied >= their index. Without a `snapshot`, the committed entries
  *    may be applied while step 1 is still in flight: committed means durable on a quorum (a
@@ -270,6 +282,11 @@ export type ProposeResult =
   | { readonly kind: 'uncommitted_full'; readonly bytes: number; readonly bytesMax: number }
   | { readonly kind: 'conf_change_pending'; readonly pendingIndex: LogIndex }
   | { readonly kind: 'conf_change_invalid'; readonly reason: string };
+
+/** What proposeOrForward did: appended here (the leader), handed to the leader, or why neither. */
+export type ProposeOrForwardResult =
+  | ProposeResult
+  | { readonly kind: 'forwarded'; readonly leader: NodeId; readonly term: Term };
 
 export type ReadResult =
   | { readonly kind: 'queued' }

@@ -221,15 +221,17 @@ describe('status and admin API', () => {
     const lines = response.body.split('\n');
     for (const { name } of documentedMetrics())
       expect(lines.some((line) => line.startsWith(`# TYPE ${name} `))).toBe(true);
-    expect(response.body).toContain('dram_proposals_total{outcome="applied"} 1');
+    // The follower proposed the write (handed to the leader inside Raft) and counts it.
+    expect(response.body).not.toContain('dram_proposals_total{outcome="applied"}');
     expect(response.body).toContain('dram_reads_total{consistency="stale",outcome="served"} 1');
-    expect(response.body).toContain('dram_http_requests_total{method="PUT",route="/v1/kv/:key",status="200"} 1');
+    expect(response.body).toContain('dram_http_requests_total{method="GET",route="/v1/kv/:key",status="200"} 1');
     expect(response.body).toContain(`dram_group_role{group="${group3}"} 2`);
     expect(response.body).toContain(`dram_group_leader_node_id{group="${group3}"} ${leader.id}`);
     expect(response.body).toContain('dram_turn_duration_seconds_count 1');
 
     const followerMetrics = (await follower.app.inject({ method: 'GET', url: '/metrics' })).body;
-    expect(followerMetrics).toContain('dram_proposals_total{outcome="not_leader"} 1');
+    expect(followerMetrics).toContain('dram_proposals_total{outcome="applied"} 1');
+    expect(followerMetrics).toContain('dram_http_requests_total{method="PUT",route="/v1/kv/:key",status="200"} 1');
     expect(followerMetrics).toContain(`dram_group_role{group="${group3}"} 0`);
   });
 

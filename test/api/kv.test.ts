@@ -1,12 +1,13 @@
 // The KV routes against a live in-process three-node cluster, through fastify inject(): the round
-// trip with its headers, forwarding from followers, compare-and-set, size limits, bad input (never
+// trip with its headers, writes on followers (handed to the leader inside Raft, sent again after a
+// leader change, applied once), compare-and-set, size limits, bad input (never
 // a 500, never a state change), stale reads on an isolated follower, and exactly-once retries.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { asGroupId, type GroupId } from '../../src/base/ids.ts';
+import { asGroupId, type GroupId, type NodeId } from '../../src/base/ids.ts';
+import type { MultiRaftHost } from '../../src/multiraft/host.ts';
+import type { GroupMessage } from '../../src/multiraft/ports.ts';
 import { kvKeyBytesMax, kvValueBytesMax } from '../../src/codec/kv.ts';
-import { buildApp } from '../../src/api/app.ts';
-import { createNodeMetrics } from '../../src/metrics/registry.ts';
 import {
   agreedLeader,
   errorCode,
@@ -110,7 +111,7 @@ describe('KV API', () => {
     }
   });
 
-  it('forwards a write reaching a follower to the leader; every node then reads it linearizably', async () => {
+  it('takes a write on a follower through Raft (no HTTP hop) and answers once the follower applied it', async () => {
     const running = start();
     const key = keyIn(group2, 'fwd');
     const leader = await agreedLeader(running, group2);
@@ -123,8 +124,10 @@ describe('KV API', () => {
     });
     expect(put.statusCode).toBe(200);
     expect(put.headers['x-dram-leader']).toBe(String(leader.id));
-    expect(running.forwards.get(follower.id)).toBe(1);
+    expect(running.forwards.get(follower.id) ?? 0).toBe(0);
     const index = put.json<{ index: number }>().index;
+    expect(put.headers['x-dram-index']).toBe(String(index));
+    expect(kvModel(follower, group2).get(key)?.modifyIndex).toBe(index);
     expect(kvModel(leader, group2).get(key)?.modifyIndex).toBe(index);
 
     for (const node of running.nodes.values()) {
@@ -139,47 +142,75 @@ describe('KV API', () => {
     }
   });
 
-  it.each([
-    ['refused', 'DRAM_ERR_NOT_LEADER'],
-    ['lost', 'DRAM_ERR_INDETERMINATE'],
-  ] as const)('a forwarded write whose connection was %s answers %s and writes nothing', async (failure, code) => {
-    const running = start({ forwarding: true, forwardFailure: failure });
-    const key = keyIn(group2, `forward-${failure}`);
+  it('sends a forwarded write again to the next leader when its leader is lost, and applies it once', async () => {
+    const running = start();
+    const key = keyIn(group2, 'moved');
     const leader = await agreedLeader(running, group2);
     const follower = firstFollower(running, leader);
-    const put = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'x' });
-    expect(put.statusCode).toBe(503);
-    expect(put.json()).toMatchObject({ error: true, code });
-    for (const node of running.nodes.values()) expect(kvModel(node, group2).get(key)).toBeUndefined();
+    // The leader hears nothing from now on: the follower's Propose is lost, the others elect anew.
+    running.network.cut.add(leader.id);
+    const put = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'moved' });
+    expect(put.statusCode).toBe(200);
+    const index = put.json<{ index: number }>().index;
+    expect(put.headers['x-dram-leader']).not.toBe(String(leader.id));
+    running.network.cut.delete(leader.id);
+    await waitFor('every node applied the write, once', () =>
+      [...running.nodes.values()].every((node) => kvModel(node, group2).get(key)?.modifyIndex === index)
+        ? true
+        : undefined,
+    );
   });
 
-  it('answers 503 DRAM_ERR_NOT_LEADER with the leader hint when a follower cannot forward', async () => {
+  it('applies a Propose that reached the leader twice once: the second copy is a no-op', async () => {
     const running = start();
-    const key = keyIn(group2, 'noforward');
+    const key = keyIn(group2, 'twice');
     const leader = await agreedLeader(running, group2);
     const follower = firstFollower(running, leader);
-    // The follower's host behind an app without a forward port.
-    const app = buildApp({
-      nodeId: follower.id,
-      host: follower.host,
-      groups: kvGroups,
-      metrics: createNodeMetrics({ host: follower.host }),
-    });
-    try {
-      const put = await app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'x' });
-      expect(put.statusCode).toBe(503);
-      expect(put.json()).toMatchObject({
-        error: true,
-        code: 'DRAM_ERR_NOT_LEADER',
-        details: { group: group2, leaderHint: leader.id },
-      });
-      expect(put.headers['x-dram-leader']).toBe(String(leader.id));
-      expect(put.headers['x-dram-shard']).toBe(String(group2));
-      expect(put.headers['x-dram-index']).toBe('0');
-      for (const node of running.nodes.values()) expect(kvModel(node, group2).get(key)).toBeUndefined();
-    } finally {
-      await app.close();
-    }
+    // Deliver every Propose to the leader twice, as when a copy sent again after a lost
+    // connection finds the first one arrived after all.
+    const host = leader.host;
+    running.network.hosts.set(leader.id, {
+      receive: (batch: readonly GroupMessage[], from: NodeId) => {
+        host.receive(batch, from);
+        const proposals = batch.filter(({ message }) => message.type === 'Propose');
+        if (proposals.length > 0) host.receive(proposals, from);
+      },
+    } as unknown as MultiRaftHost);
+    const lastBefore = host.groupStatus(group2)?.status.lastIndex ?? 0;
+    const put = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'once' });
+    expect(put.statusCode).toBe(200);
+    const index = put.json<{ index: number }>().index;
+    expect(index).toBe(lastBefore + 1);
+    await waitFor('both copies applied everywhere', () =>
+      [...running.nodes.values()].every((node) => (node.host.groupStatus(group2)?.appliedIndex ?? 0) >= index + 1)
+        ? true
+        : undefined,
+    );
+    for (const node of running.nodes.values()) expect(kvModel(node, group2).get(key)?.modifyIndex).toBe(index);
+  });
+
+  it('answers 503 DRAM_ERR_NO_LEADER at once on a node that knows no leader, writes nothing, and opens its session with the next write', async () => {
+    const running = start();
+    const key = keyIn(group2, 'noleader');
+    const leader = await agreedLeader(running, group2);
+    const follower = firstFollower(running, leader);
+    running.network.cut.add(follower.id);
+    await waitFor('the cut-off follower to lose its leader', () =>
+      follower.host.groupLeader(group2) === 0 ? true : undefined,
+    );
+    const put = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'x' });
+    expect(put.statusCode).toBe(503);
+    expect(put.json()).toMatchObject({ error: true, code: 'DRAM_ERR_NO_LEADER', details: { group: group2 } });
+    expect(put.headers['x-dram-leader']).toBe('0');
+    expect(put.headers['x-dram-shard']).toBe(String(group2));
+    running.network.cut.delete(follower.id);
+    for (const node of running.nodes.values()) expect(kvModel(node, group2).get(key)).toBeUndefined();
+    // That refused write was this node's first in the group: the next one still opens its session.
+    await agreedLeader(running, group2);
+    const again = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'y' });
+    expect(again.statusCode).toBe(200);
+    const after = await follower.app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: 'z' });
+    expect(after.statusCode).toBe(200);
   });
 
   it('compare-and-set: cas=0 creates only, a stale index answers 412 with the current one', async () => {

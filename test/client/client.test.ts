@@ -6,6 +6,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryServer } from '../../src/api/binary-server.ts';
+import type { ApiMetrics } from '../../src/api/ports.ts';
 import {
   decodeClientRequest,
   encodeClientRequest,
@@ -14,6 +15,7 @@ import {
   type ClientResponse,
 } from '../../src/codec/client-wire.ts';
 import { DramClient, DramError } from '../../src/client/client.ts';
+import { KvModel } from '../../src/models/kv.ts';
 import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
 import { agreedLeader, keyIn, kvGroups, placement, startCluster, waitFor, type ApiCluster } from '../api/cluster.ts';
 import { rawConnection, type RawConnection } from './raw-connection.ts';
@@ -59,6 +61,14 @@ function port(id: number): number {
   const found = servers.get(id)?.address?.port;
   if (found === undefined) throw new Error(`no server ${id}`);
   return found;
+}
+
+/** How many writes this node proposed and saw applied (its dram_proposals_total{outcome="applied"}). */
+async function proposalsApplied(metrics: ApiMetrics): Promise<number> {
+  const line = (await metrics.render()).body
+    .split('\n')
+    .find((l) => l.startsWith('dram_proposals_total{outcome="applied"}'));
+  return line === undefined ? 0 : Number(line.split(' ')[1]);
 }
 
 /** A raw connection to node `id`'s server: send frames, collect decoded answers. */
@@ -109,15 +119,36 @@ describe('binary client protocol', () => {
     expect(str((await client.get(key))?.value)).toBe('after');
   });
 
-  it('answers a follower request with NOT_LEADER and the leader hint (no forwarding)', async () => {
+  it('takes a write on a follower, hands it to the leader inside Raft and answers once applied there', async () => {
     const group = placement.groupOf('hinted');
     const leader = await agreedLeader(cluster, group);
     const follower = [...cluster.nodes.keys()].find((id) => id !== leader.id) ?? leader.id;
     const connection = await raw(follower);
     connection.socket.write(frameOf(encodeClientRequest({ id: 7, op: 'put', key: 'hinted', value: text('x') })));
     const answer = await waitFor('an answer', () => connection.answers[0]);
-    expect(answer).toMatchObject({ id: 7, ok: false, code: 'DRAM_ERR_NOT_LEADER', leader: leader.id, shard: group });
+    expect(answer).toMatchObject({ id: 7, ok: true, leader: leader.id, shard: group });
+    const followerModel = cluster.nodes.get(follower)?.host.model(group);
+    expect(followerModel instanceof KvModel && followerModel.get('hinted')?.modifyIndex).toBe(answer.index);
     connection.socket.destroy();
+  });
+
+  it("with route 'any' sends requests round robin to every node, and each takes any key", async () => {
+    const keys = kvGroups.flatMap((group) => [0, 1, 2].map((k) => keyIn(group, `spread${k}`)));
+    const spread = DramClient.connect({
+      nodes: [...servers].map(([id, server]) => ({ id, host: '127.0.0.1', port: server.address?.port ?? 0 })),
+      route: 'any',
+    });
+    const before = new Map<number, number>();
+    for (const [id, node] of cluster.nodes) before.set(id, await proposalsApplied(node.metrics));
+    try {
+      for (const key of keys) await spread.put(key, text(`v-${key}`));
+      for (const key of keys) expect(str((await spread.get(key))?.value)).toBe(`v-${key}`);
+    } finally {
+      spread.close();
+    }
+    // Every node proposed a third of the writes itself: the client never went to a leader for them.
+    for (const [id, node] of cluster.nodes)
+      expect((await proposalsApplied(node.metrics)) - (before.get(id) ?? 0)).toBe(keys.length / cluster.nodes.size);
   });
 
   it('pipelines many requests on one connection and answers every one by id', async () => {

@@ -9,6 +9,8 @@ import {
   encodeKvCommand,
   kvClientIdBytesMax,
   kvKeyBytesMax,
+  kvRequestKey,
+  kvRequestKeyOf,
   type KvCommand,
 } from '../../src/codec/kv.ts';
 import { CodecError } from '../../src/codec/validate.ts';
@@ -43,6 +45,19 @@ describe('KV command layout', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('reads the request key of a stamped command without decoding it, and none from anything else', () => {
+    fc.assert(
+      fc.property(command, fc.uint8Array({ maxLength: 64 }), (original, garbage) => {
+        const data = encodeKvCommand(original);
+        expect(kvRequestKeyOf(data)).toBe(original.client === undefined ? undefined : kvRequestKey(original.client));
+        // Garbage never throws.
+        expect(() => kvRequestKeyOf(garbage)).not.toThrow();
+      }),
+      { numRuns: 1000 },
+    );
+    expect(kvRequestKeyOf(new Uint8Array(0))).toBeUndefined();
   });
 
   it('refuses every truncation of a delete, and of a put up to its value', () => {

@@ -158,6 +158,11 @@ const messageArbs: { readonly [T in MessageType]: fc.Arbitrary<Extract<Message, 
     requestId: fc.maxSafeInteger(),
     index: indexArb,
   }),
+  Propose: fc.record({
+    type: fc.constant('Propose' as const),
+    ...envelope,
+    payloads: fc.array(fc.uint8Array({ maxLength: limits.entryBytesMax }), { maxLength: limits.entriesPerMessageMax }),
+  }),
 };
 const messageArb: fc.Arbitrary<Message> = fc.oneof(...Object.values(messageArbs));
 const groupMessageArb: fc.Arbitrary<GroupMessage> = fc.record({
@@ -227,6 +232,12 @@ function appendEntries(entries: readonly Entry[]): Message {
 }
 
 /** `count` entries of `dataBytes` each, from index 2 (appendEntries' prevLogIndex is 1). */
+/** A follower's Propose of `count` payloads; the first is `firstBytes` long, the others 1 byte. */
+function propose(count: number, firstBytes: number): Message {
+  const payloads = Array.from({ length: count }, (_, k) => new Uint8Array(k === 0 ? firstBytes : 1));
+  return { type: 'Propose', from: n(2), to: n(1), term: 3 as Term, payloads };
+}
+
 function normals(count: number, dataBytes: number): Entry[] {
   return Array.from({ length: count }, (_, k) => ({
     kind: 'normal',
@@ -421,6 +432,18 @@ describe('peer wire format', () => {
         atBound: [{ group: g(1), message: appendEntries(normals(1, limits.entryBytesMax)) }],
         overBound: [{ group: g(1), message: appendEntries(normals(1, limits.entryBytesMax + 1)) }],
         error: 'frame.batch[0].message.entries entry 2: 65 bytes exceed 64',
+      },
+      {
+        name: 'entriesPerMessageMax',
+        atBound: [{ group: g(1), message: propose(limits.entriesPerMessageMax, 1) }],
+        overBound: [{ group: g(1), message: propose(limits.entriesPerMessageMax + 1, 1) }],
+        error: 'frame.batch[0].message.payloads: array of 9 exceeds 8',
+      },
+      {
+        name: 'entryBytesMax',
+        atBound: [{ group: g(1), message: propose(2, limits.entryBytesMax) }],
+        overBound: [{ group: g(1), message: propose(2, limits.entryBytesMax + 1) }],
+        error: 'frame.batch[0].message.payloads[0]: 65 bytes exceed 64',
       },
       {
         name: 'snapshotChunkBytesMax',

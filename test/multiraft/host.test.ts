@@ -71,6 +71,27 @@ async function waitFor(condition: () => boolean): Promise<void> {
 const put = (key: string, value: string) => encodeKvCommand({ op: 'put', key, value: new TextEncoder().encode(value) });
 
 describe('MultiRaftHost', () => {
+  it('asks the leader for one read index for all the linearizable reads a follower gets in a turn', async () => {
+    const network = cluster();
+    const group = groupIds[0] ?? asGroupId(1);
+    const leader = await leaderOf(network, group);
+    expect((await leader.propose(group, put('r', 'before'))).kind).toBe('applied');
+    const follower = [...network.hosts.values()].find((host) => host !== leader);
+    if (follower === undefined) throw new Error('no follower');
+    // Count the ReadIndex messages the leader receives.
+    let readIndexMessages = 0;
+    const receive = leader.receive.bind(leader);
+    leader.receive = (batch, from) => {
+      readIndexMessages += batch.filter(({ message }) => message.type === 'ReadIndex').length;
+      receive(batch, from);
+    };
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => follower.read(group, 'linearizable')));
+    expect(outcomes.every((outcome) => outcome.kind === 'ready')).toBe(true);
+    expect(readIndexMessages).toBe(1);
+    const model = follower.model(group);
+    expect(model instanceof KvModel && new TextDecoder().decode(model.get('r')?.value)).toBe('before');
+  });
+
   it('elects leaders, applies proposals on every replica, and serves linearizable reads', async () => {
     const network = cluster();
     for (const group of groupIds) {

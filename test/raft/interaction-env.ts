@@ -11,11 +11,12 @@
 //       [lease=false] [lease-ticks=8] [election-timeout=10] [heartbeat-timeout=1] [jitter=true]
 //       [snapshot-chunk-bytes=N] [snapshot-chunks-inflight=N] [max-inflight=N] [read-queue-max=N]
 //       [committed-bytes-max=N] (1: one committed entry per Ready, like a host that applies slowly)
-//       [quiesce-after=N] (an idle group goes quiet after N ticks)
+//       [quiesce-after=N] (an idle group goes quiet after N ticks) [message-bytes-max=N]
 //       Adds N nodes with the next free ids. Voters default to the new nodes themselves; index=K
 //       starts every new node from a snapshot at 1/K (an empty state machine); voters=() makes
 //       nodes with empty storage, outside any membership, that a leader can add later.
-//   campaign id | propose id data | propose-conf-change id v1 l2 r3 [transition=joint]
+//   campaign id | propose id data | propose-any id data... (from any member: a follower forwards
+//   them to its leader in Propose messages) | propose-conf-change id v1 l2 r3 [transition=joint]
 //   (an empty propose-conf-change leaves a joint configuration)
 //   process-ready ids... | deliver-msgs ids... [drop=true] [type=AppendEntries] | stabilize [ids...]
 //   tick id n | tick-election ids... | tick-heartbeat ids...
@@ -57,6 +58,7 @@ const messageTypes: readonly MessageType[] = [
   'TimeoutNow',
   'ReadIndex',
   'ReadIndexResponse',
+  'Propose',
 ];
 
 /** An Rng whose election jitter is always 0: the randomized election timeout is exactly the timeout. */
@@ -94,6 +96,12 @@ export class InteractionEnv {
         const data = args[1]?.key;
         if (data === undefined) throw new UsageError('propose id data');
         return describeProposeResult(this.node(intArg(args, 0)).raft.propose(new TextEncoder().encode(data)));
+      }
+      case 'propose-any': {
+        // proposeOrForward: the leader appends, a follower sends a Propose to its leader.
+        const payloads = args.slice(1).map((arg) => new TextEncoder().encode(arg.key));
+        if (payloads.length === 0) throw new UsageError('propose-any id data...');
+        return describeProposeResult(this.node(intArg(args, 0)).raft.proposeOrForward(payloads));
       }
       case 'propose-conf-change':
         return this.proposeConfChange(args);
@@ -230,6 +238,9 @@ export class InteractionEnv {
           break;
         case 'quiesce-after':
           options.quiesceAfterTicks = Number(value);
+          break;
+        case 'message-bytes-max':
+          options.messageBytesMax = Number(value);
           break;
         default:
           throw new UsageError(`unknown add-nodes option ${arg.key}`);

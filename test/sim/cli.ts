@@ -1,8 +1,9 @@
-// `npm run sim -- --seeds N --from S [--verbose] [--core | --control]`: a long simulation campaign.
-// By default the host simulator (the production MultiRaftHost on virtual time, ./host-simulator.ts);
-// with --control the same with the control plane (the meta group, its executor and clients
-// scheduling actions, ./host-control.ts); with --core the core-only simulator of MemoryNodes
-// (./simulator.ts). Prints one line per failure
+// `npm run sim -- --seeds N --from S [--verbose] [--core | --control] [--any-node]`: a long simulation
+// campaign. By default the host simulator (the production MultiRaftHost on virtual time,
+// ./host-simulator.ts); with --control the same with the control plane (the meta group, its
+// executor and clients scheduling actions, ./host-control.ts); with --core the core-only simulator
+// of MemoryNodes (./simulator.ts); --any-node sends the host simulator's writes to any node
+// (forwarded to the leader inside Raft). Prints one line per failure
 // with the command that replays it, and a JSON summary at the end. Exit code 1 on failure.
 
 import { hostScenarioFor, runHostSeed } from './host-simulator.ts';
@@ -42,7 +43,7 @@ async function runOne(seed: number, core: boolean, control: boolean): Promise<Ou
       detail: { scenario: scenarioFor(seed), result },
     };
   }
-  const result = await runHostSeed(seed, control);
+  const result = await runHostSeed(seed, { writesToAnyNode: anyNode, controlPlane: control });
   return {
     ok: result.ok,
     ...(result.error === undefined ? {} : { error: result.error }),
@@ -59,6 +60,7 @@ const from = argument('from', 1);
 const verbose = process.argv.includes('--verbose');
 const core = process.argv.includes('--core');
 const control = process.argv.includes('--control');
+const anyNode = process.argv.includes('--any-node');
 const started = process.hrtime.bigint();
 let failures = 0;
 let acknowledged = 0;
@@ -74,7 +76,7 @@ for (let seed = from; seed < from + seeds; seed++) {
     failures++;
     console.log(`FAIL seed ${seed} at ${outcome.where}: ${outcome.error}`);
     console.log(
-      `  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}${control ? ' --control' : ''}`,
+      `  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}${control ? ' --control' : ''}${anyNode ? ' --any-node' : ''}`,
     );
   }
   if (!verbose && (seed - from + 1) % 100 === 0)

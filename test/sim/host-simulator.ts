@@ -24,11 +24,14 @@
 // With `controlPlane` every node also hosts group 0 with the meta model and runs the meta
 // controller, and clients schedule agent actions (./host-control.ts, checked by
 // ./control-invariants.ts); the seed's other draws are the same with or without it.
+// With `writesToAnyNode` (HostRunOptions) clients send writes to any node, stamped with a client
+// id and seq, so followers forward them to the leader inside Raft; a stamped write applied at two
+// indexes (a forwarded copy applied twice) fails the run.
 
 import { asGroupId, asNodeId, type GroupId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
 import { createRng, type Rng } from '../../src/base/rng.ts';
-import { encodeKvCommand } from '../../src/codec/kv.ts';
-import { KvModel } from '../../src/models/kv.ts';
+import { encodeKvCommand, kvRequestKey, type KvClientStamp } from '../../src/codec/kv.ts';
+import { KvModel, type KvOutcome } from '../../src/models/kv.ts';
 import { MultiRaftHost } from '../../src/multiraft/host.ts';
 import type { GroupMessage, ReplicatedModel } from '../../src/multiraft/ports.ts';
 import { confStateOf, isJoint } from '../../src/raft/confchange.ts';
@@ -123,6 +126,14 @@ export function hostScenarioFor(seed: number, controlPlane = false): HostScenari
   };
 }
 
+/** Choices of a run that are not drawn from its seed (the seed's scenario stays as it was). */
+export interface HostRunOptions {
+  /** Clients send writes to any node (not their leader guess), stamped: followers forward them inside Raft. */
+  readonly writesToAnyNode?: boolean;
+  /** Every node also hosts group 0 with the meta model and runs the meta controller (./host-control.ts). */
+  readonly controlPlane?: boolean;
+}
+
 export interface HostStats {
   events: number;
   writes: number;
@@ -176,6 +187,8 @@ class RecordingModel implements ReplicatedModel {
   readonly version = 1;
   readonly kv = new KvModel();
   private lastIndex = 0;
+  /** Where each stamped write took effect on this replica (a second index would be a double application). */
+  private readonly appliedAt = new Map<string, number>();
   private readonly onApplied: (index: LogIndex, data: Uint8Array) => void;
 
   constructor(onApplied: (index: LogIndex, data: Uint8Array) => void) {
@@ -187,7 +200,19 @@ class RecordingModel implements ReplicatedModel {
       throw new SimulationFailure(`a model applied ${index} after ${this.lastIndex} (not in increasing order)`);
     this.lastIndex = index;
     this.onApplied(index, data);
-    return this.kv.applyEntry(index, data);
+    const outcome = this.kv.applyEntry(index, data);
+    const key = this.kv.requestKey(data);
+    if (key !== undefined && outcome?.ok === true && outcome.modifyIndex === index) {
+      const first = this.appliedAt.get(key);
+      if (first !== undefined && first !== index)
+        throw new SimulationFailure(`the stamped write ${key} was applied twice, at ${first} and ${index}`);
+      this.appliedAt.set(key, index);
+    }
+    return outcome;
+  }
+
+  requestKey(data: Uint8Array): string | undefined {
+    return this.kv.requestKey(data);
   }
 
   snapshot(): Uint8Array {
@@ -211,23 +236,38 @@ interface SimNode {
   restartScheduled: boolean;
 }
 
+/**
+ * A client's exactly-once session in one group. The model opens a session only with seq 1, so until
+ * a write of it is known applied (`open`) every write is seq 1: again after a definite failure, and
+ * in a new session (`epoch`) after an unknown outcome (a late copy of the old seq 1 must not be
+ * taken for the new write).
+ */
+interface ClientSession {
+  epoch: number;
+  seq: number;
+  open: boolean;
+}
+
 interface Client {
   readonly id: number;
   process: number;
   seq: number;
   readonly leaderGuess: Map<GroupId, NodeId>;
+  /** Sessions of stamped writes, one per group (see stampOf). */
+  readonly sessions: Map<GroupId, ClientSession>;
 }
 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
-export async function runHostSeed(seed: number, controlPlane = false): Promise<HostSeedResult> {
-  const simulation = new HostSimulation(hostScenarioFor(seed, controlPlane));
+export async function runHostSeed(seed: number, options: HostRunOptions = {}): Promise<HostSeedResult> {
+  const simulation = new HostSimulation(hostScenarioFor(seed, options.controlPlane === true), options);
   return simulation.run();
 }
 
 class HostSimulation {
   private readonly scenario: HostScenario;
+  private readonly options: HostRunOptions;
   private readonly queue = new EventQueue();
   private readonly rng: Rng;
   private readonly faultRng: Rng;
@@ -279,8 +319,9 @@ class HostSimulation {
     },
   };
 
-  constructor(scenario: HostScenario) {
+  constructor(scenario: HostScenario, options: HostRunOptions) {
     this.scenario = scenario;
+    this.options = options;
     this.rng = createRng(scenario.seed);
     this.faultRng = this.rng.fork();
     this.clientRng = this.rng.fork();
@@ -354,7 +395,13 @@ class HostSimulation {
     try {
       for (const node of this.nodes.values()) this.start(node);
       for (let k = 0; k < this.scenario.clientCount; k++) {
-        const client: Client = { id: k, process: this.nextProcess++, seq: 0, leaderGuess: new Map() };
+        const client: Client = {
+          id: k,
+          process: this.nextProcess++,
+          seq: 0,
+          leaderGuess: new Map(),
+          sessions: new Map(),
+        };
         this.clients.push(client);
         this.queue.schedule(this.clientRng.next() * 50, () => {
           this.clientStep(client);
@@ -771,6 +818,22 @@ class HostSimulation {
   // ---------------------------------------------------------------------------------------------
   // Clients
 
+  /** The next stamp of the client's session for `group`. */
+  private stampOf(client: Client, group: GroupId): KvClientStamp {
+    let session = client.sessions.get(group);
+    if (session === undefined) client.sessions.set(group, (session = { epoch: 0, seq: 0, open: false }));
+    session.seq = session.open ? session.seq + 1 : 1;
+    return { id: `sim-client-${client.id}-group-${group}-${session.epoch}`, seq: session.seq };
+  }
+
+  /** What a stamped write's outcome tells its session. */
+  private stampOutcome(client: Client, group: GroupId, status: 'ok' | 'fail' | 'info'): void {
+    const session = client.sessions.get(group);
+    if (session === undefined || session.open) return;
+    if (status === 'ok') session.open = true;
+    else if (status === 'info') session.epoch++;
+  }
+
   private clientStep(client: Client): void {
     if (this.queue.now > this.endMs - 300) return;
     const rng = this.clientRng;
@@ -779,8 +842,13 @@ class HostSimulation {
     const kind: 'write' | 'linearizable' | 'lease' =
       roll < 0.5 ? 'write' : this.scenario.leaseReads && roll < 0.8 ? 'lease' : 'linearizable';
     const guess = client.leaderGuess.get(group);
-    const target = guess !== undefined && rng.chance(0.9) ? guess : (this.ids[rng.int(this.ids.length)] as NodeId);
+    const anyNode = kind === 'write' && this.options.writesToAnyNode === true;
+    const target =
+      guess !== undefined && !anyNode && rng.chance(0.9) ? guess : (this.ids[rng.int(this.ids.length)] as NodeId);
     const value = kind === 'write' ? `c${client.id}.${++client.seq}` : null;
+    // Drawn now, not when the node runs the request (a paused node may run it after the client
+    // gave up and moved its session on).
+    const stamp = anyNode ? this.stampOf(client, group) : undefined;
     const op = {
       process: client.process,
       f: kind === 'write' ? ('write' as const) : ('read' as const),
@@ -804,6 +872,7 @@ class HostSimulation {
     const finish = (status: 'ok' | 'fail' | 'info', output?: string | null): void => {
       if (done) return;
       done = true;
+      if (anyNode) this.stampOutcome(client, group, status);
       op.status = status;
       op.ret = this.queue.now;
       op.output = output;
@@ -831,9 +900,16 @@ class HostSimulation {
         const host = node.host;
         if (host === undefined || node.process !== process) return;
         if (value !== null) {
-          const data = encodeKvCommand({ op: 'put', key, value: utf8.encode(value) });
-          void host.propose(group, data).then((outcome) => {
-            if (outcome.kind === 'applied') {
+          const data = encodeKvCommand({
+            op: 'put',
+            key,
+            value: utf8.encode(value),
+            ...(stamp === undefined ? {} : { client: stamp }),
+          });
+          void host.propose(group, data, stamp === undefined ? undefined : kvRequestKey(stamp)).then((outcome) => {
+            // A stamped copy the session refused (an older seq arriving late) was not applied.
+            if (outcome.kind === 'applied' && (outcome.result as KvOutcome | undefined)?.ok === false) finish('fail');
+            else if (outcome.kind === 'applied') {
               this.stats.writesOk++;
               finish('ok');
             } else if (outcome.kind === 'refused') {

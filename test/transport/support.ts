@@ -354,6 +354,7 @@ export function everyMessageType(from: NodeId, to: NodeId, marker = 0): GroupMes
     TimeoutNow: { type: 'TimeoutNow', ...envelope },
     ReadIndex: { type: 'ReadIndex', ...envelope, requestId: 42 },
     ReadIndexResponse: { type: 'ReadIndexResponse', ...envelope, requestId: 42, index: index(6) },
+    Propose: { type: 'Propose', ...envelope, payloads: [Uint8Array.of(4, 5), Uint8Array.of()] },
   };
   return Object.values(messages).map((message, k) => ({ group: g(k + 1), message }));
 }
