@@ -261,13 +261,13 @@ describe('member credentials (X-Dram-Peer-Auth)', () => {
       return Promise.resolve({ status: 200, headers: { 'content-type': 'text/plain' }, body: Buffer.from('ok') });
     };
     const node = start({ token }, forward);
-    // This node is a follower of node 2 for every group: a write is forwarded there.
-    node.stub.script.propose = () => ({ kind: 'refused', reason: { kind: 'not_leader', leaderHint: asNodeId(2) } });
+    // This node is a follower of node 2 for every group: a read it cannot serve is forwarded there
+    // over HTTP (writes go to the leader inside Raft, with no HTTP request at all).
+    node.stub.script.read = () => ({ kind: 'refused', reason: 'not_leader', leaderHint: asNodeId(2) });
     const kv = await node.app.inject({
-      method: 'PUT',
+      method: 'GET',
       url: '/v1/kv/forwarded',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
-      payload: 'x',
+      headers: { authorization: `Bearer ${token}` },
     });
     expect(kv.statusCode).toBe(200);
     expect(forwarded.length).toBe(1);
