@@ -187,25 +187,36 @@ export function queryTable(report: QueryReport): Record<string, string | number>
   }));
 }
 
-function numberOption(name: string, fallback: number, max: number): number {
-  const at = process.argv.indexOf(name);
+function numberOption(argv: readonly string[], name: string, fallback: number, max: number): number {
+  const at = argv.indexOf(name);
   if (at < 0) return fallback;
-  const value = Number(process.argv[at + 1]);
+  const value = Number(argv[at + 1]);
   if (!Number.isSafeInteger(value) || value < 1 || value > max)
     throw new Error(`${name}: expected an integer in [1, ${max}]`);
   return value;
 }
 
+/** The options from a command line: `${prefix}shards N`, `${prefix}events N`, `${prefix}samples N`, `${prefix}seconds N`. */
+export function queryBenchOptionsFrom(
+  argv: readonly string[],
+  prefix: string,
+  log: (line: string) => void,
+): QueryBenchOptions {
+  return {
+    shards: numberOption(argv, `${prefix}shards`, queryBenchDefaults.shards, 64),
+    events: numberOption(argv, `${prefix}events`, queryBenchDefaults.events, 50_000_000),
+    samples: numberOption(argv, `${prefix}samples`, queryBenchDefaults.samples, 10_000),
+    seconds: numberOption(argv, `${prefix}seconds`, queryBenchDefaults.seconds, 600),
+    log,
+  };
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const report = await runQueryBench({
-    shards: numberOption('--shards', queryBenchDefaults.shards, 64),
-    events: numberOption('--events', queryBenchDefaults.events, 50_000_000),
-    samples: numberOption('--samples', queryBenchDefaults.samples, 10_000),
-    seconds: numberOption('--seconds', queryBenchDefaults.seconds, 600),
-    log: (line) => {
+  const report = await runQueryBench(
+    queryBenchOptionsFrom(process.argv, '--', (line) => {
       process.stderr.write(`${line}\n`);
-    },
-  });
+    }),
+  );
   new console.Console(process.stderr).table(queryTable(report));
   process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), query: report }, null, 2)}\n`);
 }

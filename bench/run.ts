@@ -17,6 +17,10 @@
 // whose shard holds 1M keys of 100 bytes, from its snapshot against a full log replay, alternating);
 // then write latency on that shard with snapshots against without; its figures go under `restart`.
 // `--restart-keys N` (default 1000000), `--restart-rounds N` (default 3).
+//
+// `--data` adds the data-plane benchmarks; today the query part (bench/query.bench.ts: p50/p99 of
+// the example endpoints over generated Parquet and NDJSON); its figures go under `query`.
+// `--query-shards N`, `--query-events N`, `--query-samples N`, `--query-seconds N` (defaults there).
 
 import { cpus } from 'node:os';
 import {
@@ -29,6 +33,7 @@ import {
   type ClusterSystem,
 } from './cluster.bench.ts';
 import { runIdleGroupsBench, type IdleGroupsReport } from './idle-groups.bench.ts';
+import { queryBenchOptionsFrom, queryTable, runQueryBench, type QueryReport } from './query.bench.ts';
 import { runRaftCoreBench } from './raft-core.bench.ts';
 import { runRestartBench, type RestartReport } from './restart.bench.ts';
 
@@ -135,6 +140,16 @@ if (process.argv.includes('--restart')) {
   );
 }
 
+let query: QueryReport | undefined;
+if (process.argv.includes('--data')) {
+  query = await runQueryBench(
+    queryBenchOptionsFrom(process.argv, '--query-', (line) => {
+      process.stderr.write(`${line}\n`);
+    }),
+  );
+  people.table(queryTable(query));
+}
+
 const report = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
@@ -142,6 +157,7 @@ const report = {
   ...(cluster === undefined ? {} : { cluster }),
   ...(idleGroups === undefined ? {} : { idleGroups }),
   ...(restart === undefined ? {} : { restart }),
+  ...(query === undefined ? {} : { query }),
   targets: { 'raft-core.batch64.entriesPerSecond': 500_000 },
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
