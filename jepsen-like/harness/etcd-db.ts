@@ -22,18 +22,10 @@ import {
   type ReadResult,
   type WriteResult,
 } from './db.ts';
+import { processAlive as alive } from '../../test/support/process-alive.ts';
 
 const heartbeatMs = 50;
 const electionMs = 250;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export class EtcdDatabase implements Database {
   readonly name = 'etcd';

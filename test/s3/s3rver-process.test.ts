@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
 import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
 import { s3rverStore } from './support.ts';
+import { processAlive as alive } from '../support/process-alive.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'dram-s3rver-process-'));
 afterAll(() => {
@@ -27,15 +28,6 @@ async function eventually(done: () => boolean): Promise<boolean> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return done();
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('s3rver process', () => {
