@@ -29,10 +29,8 @@ const layers = {
   data: [...inner, 'multiraft', 'control'],
   query: [...inner, 'multiraft', 'control', 'data'],
   ...Object.fromEntries(adapters.map((adapter) => [adapter, [...inner, ...userPorts]])),
-  // FrameReader is pure framing shared with the binary server and the client; until it moves to
-  // src/codec/ (issue 18, part 3) those two may import that one transport file.
-  api: [...ring, 'transport/frame-reader.ts'],
-  client: ['base', 'codec', 'models', 'transport/frame-reader.ts'],
+  api: ring,
+  client: ['base', 'codec', 'models'],
   // node/ wires one process: every adapter, the app and the binary server it serves, the API's ports
   // it implements (Forward), and the API's meta proposer, which it hands to the meta controller as
   // the controller's proposeAnywhere port; and the API's member credential (auth.ts) for its own calls.

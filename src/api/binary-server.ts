@@ -47,7 +47,7 @@ import type { KvCommand } from '../codec/kv.ts';
 import type { KvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
 import type { ReadOutcome } from '../multiraft/host.ts';
-import { FrameReader, frameOf } from '../transport/frame-reader.ts';
+import { FrameReader, frameOf } from '../codec/frame-reader.ts';
 import { ApiError, isApiError, type ErrorCode } from './errors.ts';
 import { notLeaderError } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';

@@ -28,7 +28,7 @@ import {
 } from '../codec/client-wire.ts';
 import type { KvClientStamp } from '../codec/kv.ts';
 import { createKvPlacement, type KvPlacement } from '../models/kv-placement.ts';
-import { FrameReader, frameOf } from '../transport/frame-reader.ts';
+import { FrameReader, frameOf } from '../codec/frame-reader.ts';
 
 export interface DramNodeAddress {
   readonly id: number;

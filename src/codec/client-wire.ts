@@ -1,5 +1,5 @@
 // The binary client protocol's frames (docs/ARCHITECTURE.md, "Binary client protocol"): msgpack
-// maps inside u32 big-endian length-prefixed frames (src/transport/frame-reader.ts). A client
+// maps inside u32 big-endian length-prefixed frames (src/codec/frame-reader.ts). A client
 // pipelines requests `{ id, op, key, value?, cas?, consistency?, client? }` on one connection; the
 // server answers each with `{ id, ok, index, shard, leader, groups?, value?, code?, message? }`
 // as it completes, in any order, matched by `id`. The fields mean what the HTTP headers mean

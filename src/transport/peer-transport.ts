@@ -68,7 +68,7 @@ import {
 } from '../codec/wire.ts';
 import type { Advertisement, Frame, HelloFrame, PeerBatch, WireLimits } from '../codec/wire.ts';
 import { reconnectDelayMs } from './backoff.ts';
-import { FrameReader, frameHeaderBytes, frameLengthMax, frameOf } from './frame-reader.ts';
+import { FrameReader, frameHeaderBytes, frameLengthMax, frameOf } from '../codec/frame-reader.ts';
 import { createNonce, helloProof, proofMatches } from './handshake.ts';
 import { SendQueue } from './send-queue.ts';
 

@@ -16,7 +16,7 @@ import {
 } from '../../src/codec/client-wire.ts';
 import { DramClient, DramError } from '../../src/client/client.ts';
 import { KvModel } from '../../src/models/kv.ts';
-import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
+import { FrameReader, frameOf } from '../../src/codec/frame-reader.ts';
 import { agreedLeader, keyIn, kvGroups, placement, startCluster, waitFor, type ApiCluster } from '../api/cluster.ts';
 import { rawConnection, type RawConnection } from './raw-connection.ts';
 

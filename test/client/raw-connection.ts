@@ -3,7 +3,7 @@
 
 import net from 'node:net';
 import { decodeClientResponse, type ClientResponse } from '../../src/codec/client-wire.ts';
-import { FrameReader } from '../../src/transport/frame-reader.ts';
+import { FrameReader } from '../../src/codec/frame-reader.ts';
 
 export interface RawConnection {
   readonly socket: net.Socket;

@@ -9,7 +9,7 @@ import { BinaryServer, type BinaryServerOptions } from '../../src/api/binary-ser
 import type { ApiMetrics } from '../../src/api/ports.ts';
 import { encodeClientRequest } from '../../src/codec/client-wire.ts';
 import { encodeKvCommand } from '../../src/codec/kv.ts';
-import { frameOf } from '../../src/transport/frame-reader.ts';
+import { frameOf } from '../../src/codec/frame-reader.ts';
 import {
   agreedLeader,
   keyIn,

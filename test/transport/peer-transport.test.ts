@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { LogIndex, Term } from '../../src/base/ids.ts';
 import { encodeBatch } from '../../src/codec/wire.ts';
 import type { PeerBatch } from '../../src/codec/wire.ts';
-import { frameOf } from '../../src/transport/frame-reader.ts';
+import { frameOf } from '../../src/codec/frame-reader.ts';
 import type { PeerStats } from '../../src/transport/peer-transport.ts';
 import {
   Harness,

@@ -8,7 +8,7 @@ import type { GroupId, LogIndex, NodeId, Term } from '../../src/base/ids.ts';
 import { decodeFrame, encodeHello, protocolVersion } from '../../src/codec/wire.ts';
 import type { GroupMessage, HelloFrame, PeerBatch, WireLimits } from '../../src/codec/wire.ts';
 import type { Message, MessageType } from '../../src/raft/types.ts';
-import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
+import { FrameReader, frameOf } from '../../src/codec/frame-reader.ts';
 import { createNonce, helloProof } from '../../src/transport/handshake.ts';
 import { PeerTransport } from '../../src/transport/peer-transport.ts';
 import type {

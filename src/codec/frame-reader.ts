@@ -3,8 +3,9 @@
 // current bound is refused as soon as its four header bytes arrive (nothing more is buffered for
 // it), and each received byte is copied at most once (a frame spanning chunks is joined only when
 // all of it is here, so a large frame costs O(size), not O(size^2)). Once it has reported `invalid`
-// the reader must be dropped with its connection. Called by src/transport/peer-transport.ts for
-// every connection; no I/O of its own.
+// the reader must be dropped with its connection. Pure framing, no I/O of its own: used for every
+// connection by the peer transport (src/transport/), the binary server (src/api/binary-server.ts)
+// and the client (src/client/client.ts).
 
 import { readUint32BE, writeUint32BE } from '../base/bytes.ts';
 

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { reconnectDelayMs } from '../../src/transport/backoff.ts';
-import { FrameReader, frameOf } from '../../src/transport/frame-reader.ts';
+import { FrameReader, frameOf } from '../../src/codec/frame-reader.ts';
 import { SendQueue } from '../../src/transport/send-queue.ts';
 
 function cut(stream: Uint8Array, cuts: readonly number[]): Uint8Array[] {
