@@ -16,7 +16,7 @@ import {
   clientPartialFrameMs,
   clientUnsentBytesMax,
 } from '../api/binary-server.ts';
-import { secretCharsMin } from '../transport/peer-transport.ts';
+import { secretCharsMin } from '../transport/peer-options.ts';
 
 /** The secret --insecure-dev-secret uses: public, so for local trials only. */
 export const insecureDevSecret = 'dram-insecure-development-secret';

@@ -18,7 +18,7 @@ import {
   protocolVersion,
   type Advertisement,
 } from '../../src/codec/wire.ts';
-import { helloFrameBytesMax } from '../../src/transport/peer-transport.ts';
+import { helloFrameBytesMax } from '../../src/transport/peer-options.ts';
 
 const limits = { messagesPerFrameMax: 4, entriesPerMessageMax: 4, entryBytesMax: 64, snapshotChunkBytesMax: 64 };
 const base = {

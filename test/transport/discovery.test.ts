@@ -13,7 +13,7 @@ import type { NodeId } from '../../src/base/ids.ts';
 import { encodeHello, protocolVersion, type Advertisement } from '../../src/codec/wire.ts';
 import { frameOf } from '../../src/codec/frame-reader.ts';
 import { createNonce, helloProof } from '../../src/transport/handshake.ts';
-import type { PeerAddress, PeerDiscovery } from '../../src/transport/peer-transport.ts';
+import type { PeerAddress, PeerDiscovery } from '../../src/transport/peer-options.ts';
 import {
   clusterId,
   Harness,

@@ -11,7 +11,7 @@ import type { LogIndex, Term } from '../../src/base/ids.ts';
 import { encodeBatch } from '../../src/codec/wire.ts';
 import type { PeerBatch } from '../../src/codec/wire.ts';
 import { frameOf } from '../../src/codec/frame-reader.ts';
-import type { PeerStats } from '../../src/transport/peer-transport.ts';
+import type { PeerStats } from '../../src/transport/peer-stats.ts';
 import {
   Harness,
   secret,

@@ -16,7 +16,7 @@ import type {
   PeerAddress,
   PeerTransportOptions,
   TransportLogger,
-} from '../../src/transport/peer-transport.ts';
+} from '../../src/transport/peer-options.ts';
 
 export const clusterId = 'test-cluster';
 export const secret = 'correct horse battery staple';
