@@ -90,45 +90,12 @@ export const defaultRequestTimeoutMs = 5000;
 const keyParamLengthMax = 3 * kvKeyBytesMax;
 
 export function buildApp(options: AppOptions): FastifyInstance {
-  const httpLimits = options.httpLimits ?? httpLimitsDefault;
-  assertHttpLimits(httpLimits);
-  // An HTTPS server is typed apart from an HTTP one; the routes and the tests see the same API.
-  const app = Fastify({
-    ...(options.logger === undefined ? {} : { loggerInstance: options.logger }),
-    ...(httpServerOptions(httpLimits, options.tls) as ReturnType<typeof httpServerOptions> & { https?: never }),
-    routerOptions: { maxParamLength: keyParamLengthMax },
-    frameworkErrors: frameworkErrorHandler,
-    // Request logging is the metrics' job; pino logs what went wrong, not every success.
-    logController: new LogController({ disableRequestLogging: true }),
-  });
-  guardHttpServer(app.server, httpLimits, options.tls !== undefined);
-  installErrorHandling(app);
-  installRequestGuard(app);
-  installAuth(app, options.auth);
-  installApiDocs(app, options.meta === undefined ? openApiDocument : openApiWithActions);
-  app.addHook('onResponse', (request, reply, done) => {
-    options.metrics.httpRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
-    done();
-  });
-
+  const app = createFastify(options);
   const forward = options.forward;
   const directory = options.members ?? memoryDirectory([], options.nodeId);
   const requestTimeoutMs = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
   const limits = options.memberChangeLimits === undefined ? {} : { limits: options.memberChangeLimits };
-  // With the meta model, the admin routes that change the cluster schedule an action and wait for it.
-  const actions: ActionsContext | undefined =
-    options.meta === undefined
-      ? undefined
-      : {
-          nodeId: options.nodeId,
-          host: options.host,
-          forward,
-          requestTimeoutMs,
-          log: app.log,
-          model: options.meta.model,
-          wallNowMs: options.meta.wallNowMs,
-          bootstrap: options.meta.bootstrap,
-        };
+  const actions = actionsContext(options, app, requestTimeoutMs);
   app.register(kvRoutes, {
     nodeId: options.nodeId,
     host: options.host,
@@ -170,10 +137,61 @@ export function buildApp(options: AppOptions): FastifyInstance {
     app.register(actionRoutes, { nodeId: options.nodeId, actions });
   }
 
+  registerPageRoutes(app, options.metrics);
+  return app;
+}
+
+/** The fastify instance with its limits, error handling, request guard, auth, docs and request metrics. */
+function createFastify(options: AppOptions): FastifyInstance {
+  const httpLimits = options.httpLimits ?? httpLimitsDefault;
+  assertHttpLimits(httpLimits);
+  // An HTTPS server is typed apart from an HTTP one; the routes and the tests see the same API.
+  const app = Fastify({
+    ...(options.logger === undefined ? {} : { loggerInstance: options.logger }),
+    ...(httpServerOptions(httpLimits, options.tls) as ReturnType<typeof httpServerOptions> & { https?: never }),
+    routerOptions: { maxParamLength: keyParamLengthMax },
+    frameworkErrors: frameworkErrorHandler,
+    // Request logging is the metrics' job; pino logs what went wrong, not every success.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  guardHttpServer(app.server, httpLimits, options.tls !== undefined);
+  installErrorHandling(app);
+  installRequestGuard(app);
+  installAuth(app, options.auth);
+  installApiDocs(app, options.meta === undefined ? openApiDocument : openApiWithActions);
+  app.addHook('onResponse', (request, reply, done) => {
+    options.metrics.httpRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
+    done();
+  });
+
+  return app;
+}
+
+/** With the meta model, the admin routes that change the cluster schedule an action and wait for it. */
+function actionsContext(
+  options: AppOptions,
+  app: FastifyInstance,
+  requestTimeoutMs: number,
+): ActionsContext | undefined {
+  if (options.meta === undefined) return undefined;
+  return {
+    nodeId: options.nodeId,
+    host: options.host,
+    forward: options.forward,
+    requestTimeoutMs,
+    log: app.log,
+    model: options.meta.model,
+    wallNowMs: options.meta.wallNowMs,
+    bootstrap: options.meta.bootstrap,
+  };
+}
+
+/** /metrics and the status page, for people and scrapers rather than clients. */
+function registerPageRoutes(app: FastifyInstance, metrics: ApiMetrics): void {
   // In a plugin, like every route: the API docs generator sees routes registered after it loaded.
   app.register((instance, _options, done) => {
     instance.get('/metrics', async (_request, reply) => {
-      const { contentType, body } = await options.metrics.render();
+      const { contentType, body } = await metrics.render();
       return reply.type(contentType).send(body);
     });
     done();
@@ -185,5 +203,4 @@ export function buildApp(options: AppOptions): FastifyInstance {
     });
     done(null, payload);
   });
-  return app;
 }

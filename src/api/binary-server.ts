@@ -207,141 +207,192 @@ export class BinaryServer {
     }
     this.perAddress.set(address, fromAddress);
     this.sockets.add(socket);
-    socket.setNoDelay(true);
-    const { inFlightMax, unsentBytesMax, idleMs, partialFrameMs } = this.limits;
-    let reader: FrameReader | undefined = new FrameReader(clientRequestBytesMax);
-    let backlog: Uint8Array[] = [];
-    let backlogNext = 0;
-    let inFlight = 0;
-    let closed = false;
-    let outbox: Uint8Array[] = [];
-    let outboxBytes = 0;
-    /** What the requests in flight are expected to answer (a GET: the value's size when it started). */
-    let reservedBytes = 0;
-    let flushScheduled = false;
-    let partialTimer: NodeJS.Timeout | undefined;
-
-    const close = (reason: string | undefined): void => {
-      if (closed) return;
-      closed = true;
-      clearTimeout(partialTimer);
-      this.sockets.delete(socket);
-      const left = (this.perAddress.get(address) ?? 1) - 1;
-      if (left > 0) this.perAddress.set(address, left);
-      else this.perAddress.delete(address);
-      // Nothing of a closed connection may stay reachable: answers still running find it closed.
-      reader = undefined;
-      backlog = [];
-      outbox = [];
-      outboxBytes = 0;
-      if (reason !== undefined) this.options.onProtocolError?.(reason);
-      socket.destroy();
-    };
-    const timedOut = (reason: string): void => {
-      this.options.onConnectionTimedOut?.(reason);
-      close(undefined);
-    };
-    // The deadline runs while a frame is partly here, the server reads, and no frame completes.
-    const watchPartialFrame = (progressed: boolean): void => {
-      const waiting = !closed && !socket.isPaused() && (reader?.buffered ?? 0) > 0;
-      if (progressed || !waiting) {
-        clearTimeout(partialTimer);
-        partialTimer = undefined;
-      }
-      if (waiting && partialTimer === undefined)
-        partialTimer = setTimeout(() => {
-          timedOut(`a partial frame made no progress for ${partialFrameMs} ms`);
-        }, partialFrameMs);
-    };
-    const committedBytes = (): number => socket.writableLength + outboxBytes + reservedBytes;
-    // A request starts when its answer fits under unsentBytesMax, or when nothing else is pending.
-    const fits = (bytes: number): boolean => {
-      const committed = committedBytes();
-      return inFlight < inFlightMax && (committed === 0 || committed + bytes <= unsentBytesMax);
-    };
-    const flush = (): void => {
-      flushScheduled = false;
-      if (closed || outbox.length === 0) return;
-      const frames = outbox;
-      outbox = [];
-      outboxBytes = 0;
-      // Taken at once (under the socket's high-water mark): no 'drain' will come, so pump now.
-      if (socket.write(frames.length === 1 ? (frames[0] ?? new Uint8Array(0)) : Buffer.concat(frames))) pump();
-    };
-    const queueAnswer = (response: ClientResponse): void => {
-      const frame = frameOf(encodeClientResponse(response));
-      outbox.push(frame);
-      outboxBytes += frame.length;
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flush);
-      }
-    };
-    const answer = (response: ClientResponse, reserved: number): void => {
-      inFlight--;
-      reservedBytes -= reserved;
-      if (closed) return;
-      queueAnswer(response);
-      pump();
-    };
-    // Starts what the backlog holds while not congested; reads on only when it is empty and not congested.
-    const pump = (): void => {
-      while (!closed && backlogNext < backlog.length) {
-        const payload = backlog[backlogNext];
-        if (payload === undefined) break;
-        let request: ClientRequest;
-        try {
-          request = decodeClientRequest(payload);
-        } catch (error) {
-          backlogNext++;
-          if (error instanceof ClientRequestRefused) {
-            queueAnswer(refusedAnswer(this.context, error));
-            continue;
-          }
-          close(error instanceof Error ? error.message : String(error));
-          return;
-        }
-        const reserved = answerBytesEstimate(this.context, request);
-        if (!fits(reserved)) break;
-        backlogNext++;
-        inFlight++;
-        reservedBytes += reserved;
-        void handle(this.context, request).then((response) => {
-          answer(response, reserved);
-        });
-      }
-      if (closed) return;
-      if (backlogNext >= backlog.length) {
-        backlog.length = 0;
-        backlogNext = 0;
-      }
-      const hold = backlog.length > 0 || !fits(1);
-      if (hold && !socket.isPaused()) socket.pause();
-      else if (!hold && socket.isPaused()) socket.resume();
-      watchPartialFrame(false);
-    };
-
-    socket.on('data', (chunk: Buffer) => {
-      if (closed || reader === undefined) return;
-      const result = reader.push(chunk);
-      if (result.kind === 'invalid') {
-        close(result.reason);
-        return;
-      }
-      for (const payload of result.payloads) backlog.push(payload);
-      watchPartialFrame(result.payloads.length > 0);
-      pump();
+    new ClientConnection(socket, this.context, this.limits, {
+      onClosed: () => {
+        this.sockets.delete(socket);
+        const left = (this.perAddress.get(address) ?? 1) - 1;
+        if (left > 0) this.perAddress.set(address, left);
+        else this.perAddress.delete(address);
+      },
+      onProtocolError: this.options.onProtocolError,
+      onConnectionTimedOut: this.options.onConnectionTimedOut,
     });
-    socket.on('drain', pump);
+  }
+}
+
+interface ConnectionHooks {
+  /** The connection closed, for whatever reason: the server forgets it. */
+  readonly onClosed: () => void;
+  readonly onProtocolError: ((reason: string) => void) | undefined;
+  readonly onConnectionTimedOut: ((reason: string) => void) | undefined;
+}
+
+/**
+ * One client connection: the frames read and not yet started (`backlog`), the requests in flight
+ * and the answers not yet written (`outbox`), within the limits in the file header. Lives from
+ * accept until its socket closes; nothing of it stays reachable after (answers still running find
+ * it closed).
+ */
+class ClientConnection {
+  private readonly socket: net.Socket;
+  private readonly context: Context;
+  private readonly limits: Limits;
+  private readonly hooks: ConnectionHooks;
+  private reader: FrameReader | undefined = new FrameReader(clientRequestBytesMax);
+  private backlog: Uint8Array[] = [];
+  private backlogNext = 0;
+  private inFlight = 0;
+  private closed = false;
+  private outbox: Uint8Array[] = [];
+  private outboxBytes = 0;
+  /** What the requests in flight are expected to answer (a GET: the value's size when it started). */
+  private reservedBytes = 0;
+  private flushScheduled = false;
+  private partialTimer: NodeJS.Timeout | undefined;
+
+  constructor(socket: net.Socket, context: Context, limits: Limits, hooks: ConnectionHooks) {
+    this.socket = socket;
+    this.context = context;
+    this.limits = limits;
+    this.hooks = hooks;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.onData(chunk);
+    });
+    socket.on('drain', () => {
+      this.pump();
+    });
+    const idleMs = limits.idleMs;
     socket.setTimeout(idleMs, () => {
-      if (inFlight === 0 && outboxBytes === 0 && socket.writableLength === 0) timedOut(`idle for ${idleMs} ms`);
+      if (this.inFlight === 0 && this.outboxBytes === 0 && socket.writableLength === 0)
+        this.timedOut(`idle for ${idleMs} ms`);
     });
     socket.on('error', () => {
-      close(undefined);
+      this.close(undefined);
     });
     socket.on('close', () => {
-      close(undefined);
+      this.close(undefined);
     });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed || this.reader === undefined) return;
+    const result = this.reader.push(chunk);
+    if (result.kind === 'invalid') {
+      this.close(result.reason);
+      return;
+    }
+    for (const payload of result.payloads) this.backlog.push(payload);
+    this.watchPartialFrame(result.payloads.length > 0);
+    this.pump();
+  }
+
+  private close(reason: string | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.partialTimer);
+    this.hooks.onClosed();
+    // Nothing of a closed connection may stay reachable: answers still running find it closed.
+    this.reader = undefined;
+    this.backlog = [];
+    this.outbox = [];
+    this.outboxBytes = 0;
+    if (reason !== undefined) this.hooks.onProtocolError?.(reason);
+    this.socket.destroy();
+  }
+
+  private timedOut(reason: string): void {
+    this.hooks.onConnectionTimedOut?.(reason);
+    this.close(undefined);
+  }
+
+  /** The deadline runs while a frame is partly here, the server reads, and no frame completes. */
+  private watchPartialFrame(progressed: boolean): void {
+    const waiting = !this.closed && !this.socket.isPaused() && (this.reader?.buffered ?? 0) > 0;
+    if (progressed || !waiting) {
+      clearTimeout(this.partialTimer);
+      this.partialTimer = undefined;
+    }
+    const partialFrameMs = this.limits.partialFrameMs;
+    if (waiting && this.partialTimer === undefined)
+      this.partialTimer = setTimeout(() => {
+        this.timedOut(`a partial frame made no progress for ${partialFrameMs} ms`);
+      }, partialFrameMs);
+  }
+
+  /** A request starts when its answer fits under unsentBytesMax, or when nothing else is pending. */
+  private fits(bytes: number): boolean {
+    const committed = this.socket.writableLength + this.outboxBytes + this.reservedBytes;
+    return (
+      this.inFlight < this.limits.inFlightMax && (committed === 0 || committed + bytes <= this.limits.unsentBytesMax)
+    );
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.outbox.length === 0) return;
+    const frames = this.outbox;
+    this.outbox = [];
+    this.outboxBytes = 0;
+    // Taken at once (under the socket's high-water mark): no 'drain' will come, so pump now.
+    if (this.socket.write(frames.length === 1 ? (frames[0] ?? new Uint8Array(0)) : Buffer.concat(frames))) this.pump();
+  }
+
+  private queueAnswer(response: ClientResponse): void {
+    const frame = frameOf(encodeClientResponse(response));
+    this.outbox.push(frame);
+    this.outboxBytes += frame.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flush();
+      });
+    }
+  }
+
+  private answer(response: ClientResponse, reserved: number): void {
+    this.inFlight--;
+    this.reservedBytes -= reserved;
+    if (this.closed) return;
+    this.queueAnswer(response);
+    this.pump();
+  }
+
+  /** Starts what the backlog holds while not congested; reads on only when it is empty and not congested. */
+  private pump(): void {
+    while (!this.closed && this.backlogNext < this.backlog.length) {
+      const payload = this.backlog[this.backlogNext];
+      if (payload === undefined) break;
+      let request: ClientRequest;
+      try {
+        request = decodeClientRequest(payload);
+      } catch (error) {
+        this.backlogNext++;
+        if (error instanceof ClientRequestRefused) {
+          this.queueAnswer(refusedAnswer(this.context, error));
+          continue;
+        }
+        this.close(error instanceof Error ? error.message : String(error));
+        return;
+      }
+      const reserved = answerBytesEstimate(this.context, request);
+      if (!this.fits(reserved)) break;
+      this.backlogNext++;
+      this.inFlight++;
+      this.reservedBytes += reserved;
+      void handle(this.context, request).then((response) => {
+        this.answer(response, reserved);
+      });
+    }
+    if (this.closed) return;
+    if (this.backlogNext >= this.backlog.length) {
+      this.backlog.length = 0;
+      this.backlogNext = 0;
+    }
+    const hold = this.backlog.length > 0 || !this.fits(1);
+    if (hold && !this.socket.isPaused()) this.socket.pause();
+    else if (!hold && this.socket.isPaused()) this.socket.resume();
+    this.watchPartialFrame(false);
   }
 }
 

@@ -282,82 +282,73 @@ interface Envelope {
   readonly term: Term;
 }
 
+/** Reads one message's fields, each checked and named by its path for the error. */
+interface FieldReader {
+  readonly raw: Record<string, unknown>;
+  readonly path: string;
+  field(name: string): [unknown, string];
+  index(name: string): LogIndex;
+  term(name: string): Term;
+  whole(name: string): number;
+  flag(name: string): boolean;
+}
+
+function fieldReader(raw: Record<string, unknown>, path: string): FieldReader {
+  const field = (name: string): [unknown, string] => [raw[name], `${path}.${name}`];
+  return {
+    raw,
+    path,
+    field,
+    index: (name) => logIndex(...field(name)),
+    term: (name) => term(...field(name)),
+    whole: (name) => counter(...field(name)),
+    flag: (name) => boolean(...field(name)),
+  };
+}
+
 function message(value: unknown, path: string, limits: WireLimits): Message {
   const raw = record(value, path);
   const type = oneOf(raw['type'], `${path}.type`, messageTypes);
-  const field = (name: string): [unknown, string] => [raw[name], `${path}.${name}`];
-  const index = (name: string): LogIndex => logIndex(...field(name));
-  const whole = (name: string): number => counter(...field(name));
-  const flag = (name: string): boolean => boolean(...field(name));
+  const read = fieldReader(raw, path);
   const envelope: Envelope = {
-    from: nodeId(...field('from')),
-    to: nodeId(...field('to')),
-    term: term(...field('term')),
+    from: nodeId(...read.field('from')),
+    to: nodeId(...read.field('to')),
+    term: read.term('term'),
   };
   switch (type) {
+    case 'AppendEntries':
+    case 'AppendEntriesResponse':
+    case 'InstallSnapshot':
+    case 'InstallSnapshotResponse':
+      return replicationMessage(type, envelope, read, limits);
     case 'RequestVote':
       return {
         type,
         ...envelope,
-        preVote: flag('preVote'),
-        lastLogIndex: index('lastLogIndex'),
-        lastLogTerm: term(...field('lastLogTerm')),
-        transfer: flag('transfer'),
+        preVote: read.flag('preVote'),
+        lastLogIndex: read.index('lastLogIndex'),
+        lastLogTerm: read.term('lastLogTerm'),
+        transfer: read.flag('transfer'),
       };
     case 'RequestVoteResponse':
-      return { type, ...envelope, preVote: flag('preVote'), granted: flag('granted') };
-    case 'AppendEntries':
-      return {
-        type,
-        ...envelope,
-        prevLogIndex: index('prevLogIndex'),
-        prevLogTerm: term(...field('prevLogTerm')),
-        entries: entries(raw['run'], index('prevLogIndex'), `${path}.entries`, limits),
-        commit: index('commit'),
-      };
-    case 'AppendEntriesResponse':
-      return {
-        type,
-        ...envelope,
-        success: flag('success'),
-        index: index('index'),
-        hintIndex: index('hintIndex'),
-        hintTerm: term(...field('hintTerm')),
-      };
+      return { type, ...envelope, preVote: read.flag('preVote'), granted: read.flag('granted') };
     case 'Heartbeat':
       return {
         type,
         ...envelope,
-        commit: index('commit'),
-        readRound: whole('readRound'),
-        sentTick: whole('sentTick'),
-        quiesce: flag('quiesce'),
+        commit: read.index('commit'),
+        readRound: read.whole('readRound'),
+        sentTick: read.whole('sentTick'),
+        quiesce: read.flag('quiesce'),
       };
     case 'HeartbeatResponse':
-      return { type, ...envelope, readRound: whole('readRound'), sentTick: whole('sentTick') };
-    case 'InstallSnapshot':
-      return {
-        type,
-        ...envelope,
-        meta: snapshotMeta(...field('meta')),
-        offset: whole('offset'),
-        totalBytes: whole('totalBytes'),
-        chunk: bytes(raw['chunk'], `${path}.chunk`, limits.snapshotChunkBytesMax),
-      };
-    case 'InstallSnapshotResponse':
-      return {
-        type,
-        ...envelope,
-        snapshotIndex: index('snapshotIndex'),
-        snapshotTerm: term(...field('snapshotTerm')),
-        nextOffset: whole('nextOffset'),
-      };
+      return { type, ...envelope, readRound: read.whole('readRound'), sentTick: read.whole('sentTick') };
     case 'TimeoutNow':
       return { type, ...envelope };
     case 'ReadIndex':
-      return { type, ...envelope, requestId: integer(...field('requestId')) };
+      return { type, ...envelope, requestId: integer(...read.field('requestId')) };
     case 'ReadIndexResponse':
-      return { type, ...envelope, requestId: integer(...field('requestId')), index: index('index') };
+      return { type, ...envelope, requestId: integer(...read.field('requestId')), index: read.index('index') };
     case 'Propose':
       return {
         type,
@@ -368,6 +359,55 @@ function message(value: unknown, path: string, limits: WireLimits): Message {
       };
     default:
       return unreachable(type, 'message type');
+  }
+}
+
+/** The messages that carry the log or a snapshot, and their answers. */
+function replicationMessage(
+  type: 'AppendEntries' | 'AppendEntriesResponse' | 'InstallSnapshot' | 'InstallSnapshotResponse',
+  envelope: Envelope,
+  read: FieldReader,
+  limits: WireLimits,
+): Message {
+  const { raw, path } = read;
+  switch (type) {
+    case 'AppendEntries':
+      return {
+        type,
+        ...envelope,
+        prevLogIndex: read.index('prevLogIndex'),
+        prevLogTerm: read.term('prevLogTerm'),
+        entries: entries(raw['run'], read.index('prevLogIndex'), `${path}.entries`, limits),
+        commit: read.index('commit'),
+      };
+    case 'AppendEntriesResponse':
+      return {
+        type,
+        ...envelope,
+        success: read.flag('success'),
+        index: read.index('index'),
+        hintIndex: read.index('hintIndex'),
+        hintTerm: read.term('hintTerm'),
+      };
+    case 'InstallSnapshot':
+      return {
+        type,
+        ...envelope,
+        meta: snapshotMeta(...read.field('meta')),
+        offset: read.whole('offset'),
+        totalBytes: read.whole('totalBytes'),
+        chunk: bytes(raw['chunk'], `${path}.chunk`, limits.snapshotChunkBytesMax),
+      };
+    case 'InstallSnapshotResponse':
+      return {
+        type,
+        ...envelope,
+        snapshotIndex: read.index('snapshotIndex'),
+        snapshotTerm: read.term('snapshotTerm'),
+        nextOffset: read.whole('nextOffset'),
+      };
+    default:
+      return unreachable(type, 'replication message type');
   }
 }
 

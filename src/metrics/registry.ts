@@ -79,11 +79,12 @@ function increaseSince(last: number, total: number): number {
   return total >= last ? total - last : total;
 }
 
-export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
-  const registry = new Registry();
-  const registers = [registry];
+type Registers = Registry[];
+
+/** The per-group gauges and counters (labelled by group), and the leader's replication lag. */
+function groupMetrics(registers: Registers) {
   const group = (name: string, help: string) => new Gauge({ name, help, labelNames: ['group'] as const, registers });
-  const gauges = {
+  return {
     role: group('dram_group_role', 'Raft role of this replica: 0 follower, 1 candidate, 2 leader.'),
     term: group('dram_group_term', 'Current Raft term of this replica.'),
     commit: group('dram_group_commit_index', 'Highest log index this replica knows to be committed.'),
@@ -93,86 +94,97 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
       'dram_group_quiesced',
       '1 while this replica of the group is quiet (idle: no ticks, no heartbeats), else 0.',
     ),
+    replicationLag: new Gauge({
+      name: 'dram_group_replication_lag_entries',
+      help: "Leader's last log index minus a member's match index (exported by the group's leader only).",
+      labelNames: ['group', 'peer'] as const,
+      registers,
+    }),
+    leaderChanges: new Counter({
+      name: 'dram_leader_changes_total',
+      help: 'Leader changes observed by this node, per group.',
+      labelNames: ['group'] as const,
+      registers,
+    }),
+    failovers: new Counter({
+      name: 'dram_failovers_total',
+      help: 'Automatic failovers won by this node, per group: elections it won that no admin transfer started, after another leader.',
+      labelNames: ['group'] as const,
+      registers,
+    }),
   };
-  const replicationLag = new Gauge({
-    name: 'dram_group_replication_lag_entries',
-    help: "Leader's last log index minus a member's match index (exported by the group's leader only).",
-    labelNames: ['group', 'peer'] as const,
-    registers,
-  });
-  const filesystemAvailable = new Gauge({
-    name: 'dram_data_filesystem_available_bytes',
-    help: 'Bytes available to dram on the file system of its data directory.',
-    registers,
-  });
-  const filesystemSize = new Gauge({
-    name: 'dram_data_filesystem_size_bytes',
-    help: 'Total size of the file system of the data directory.',
-    registers,
-  });
-  const leaderChanges = new Counter({
-    name: 'dram_leader_changes_total',
-    help: 'Leader changes observed by this node, per group.',
-    labelNames: ['group'] as const,
-    registers,
-  });
-  const failovers = new Counter({
-    name: 'dram_failovers_total',
-    help: 'Automatic failovers won by this node, per group: elections it won that no admin transfer started, after another leader.',
-    labelNames: ['group'] as const,
-    registers,
-  });
-  const proposals = new Counter({
-    name: 'dram_proposals_total',
-    help: 'Proposals made by this node, by outcome.',
-    labelNames: ['outcome'] as const,
-    registers,
-  });
-  const reads = new Counter({
-    name: 'dram_reads_total',
-    help: 'KV reads answered by this node, by consistency and outcome.',
-    labelNames: ['consistency', 'outcome'] as const,
-    registers,
-  });
-  const httpRequests = new Counter({
-    name: 'dram_http_requests_total',
-    help: 'HTTP requests answered, by method, route pattern and status.',
-    labelNames: ['method', 'route', 'status'] as const,
-    registers,
-  });
-  const turnDuration = new Histogram({
-    name: 'dram_turn_duration_seconds',
-    help: 'Duration of one multi-Raft host turn (collect, persist, send, apply).',
-    buckets: durationBucketsSeconds,
-    registers,
-  });
-  const storageWrite = new Histogram({
-    name: 'dram_storage_write_duration_seconds',
-    help: 'Duration of one storage batch write; sync="true" ones include the fsync.',
-    labelNames: ['sync'] as const,
-    buckets: durationBucketsSeconds,
-    registers,
-  });
-  const peerSent = new Counter({
-    name: 'dram_peer_sent_bytes_total',
-    help: 'Bytes sent to a peer over the Raft transport, frame headers included.',
-    labelNames: ['peer'] as const,
-    registers,
-  });
-  const peerReceived = new Counter({
-    name: 'dram_peer_received_bytes_total',
-    help: 'Bytes received from a peer over the Raft transport, frame headers included.',
-    labelNames: ['peer'] as const,
-    registers,
-  });
+}
 
+/** What the node's API counts: proposals, reads and HTTP requests by outcome. */
+function requestMetrics(registers: Registers) {
+  return {
+    proposals: new Counter({
+      name: 'dram_proposals_total',
+      help: 'Proposals made by this node, by outcome.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    reads: new Counter({
+      name: 'dram_reads_total',
+      help: 'KV reads answered by this node, by consistency and outcome.',
+      labelNames: ['consistency', 'outcome'] as const,
+      registers,
+    }),
+    httpRequests: new Counter({
+      name: 'dram_http_requests_total',
+      help: 'HTTP requests answered, by method, route pattern and status.',
+      labelNames: ['method', 'route', 'status'] as const,
+      registers,
+    }),
+  };
+}
+
+/** The process's durations, peer traffic and data file system. */
+function processMetrics(registers: Registers) {
+  const peerBytes = (name: string, help: string) =>
+    new Counter({ name, help, labelNames: ['peer'] as const, registers });
+  return {
+    turnDuration: new Histogram({
+      name: 'dram_turn_duration_seconds',
+      help: 'Duration of one multi-Raft host turn (collect, persist, send, apply).',
+      buckets: durationBucketsSeconds,
+      registers,
+    }),
+    storageWrite: new Histogram({
+      name: 'dram_storage_write_duration_seconds',
+      help: 'Duration of one storage batch write; sync="true" ones include the fsync.',
+      labelNames: ['sync'] as const,
+      buckets: durationBucketsSeconds,
+      registers,
+    }),
+    peerSent: peerBytes(
+      'dram_peer_sent_bytes_total',
+      'Bytes sent to a peer over the Raft transport, frame headers included.',
+    ),
+    peerReceived: peerBytes(
+      'dram_peer_received_bytes_total',
+      'Bytes received from a peer over the Raft transport, frame headers included.',
+    ),
+    filesystemAvailable: new Gauge({
+      name: 'dram_data_filesystem_available_bytes',
+      help: 'Bytes available to dram on the file system of its data directory.',
+      registers,
+    }),
+    filesystemSize: new Gauge({
+      name: 'dram_data_filesystem_size_bytes',
+      help: 'Total size of the file system of the data directory.',
+      registers,
+    }),
+  };
+}
+
+/** Sets the per-group gauges from the host's status and counts leader changes and failovers since the last call. */
+function groupCollector(gauges: ReturnType<typeof groupMetrics>, host: GroupStatusSource): () => void {
   const lastLeader = new Map<GroupId, NodeId>();
-  const lastTraffic = new Map<NodeId, { sent: number; received: number }>();
   const lastFailovers = new Map<GroupId, number>();
-
-  const collectGroups = (): void => {
-    replicationLag.reset();
-    for (const { group: id, status, appliedIndex, failoversWon } of options.host.status()) {
+  return () => {
+    gauges.replicationLag.reset();
+    for (const { group: id, status, appliedIndex, failoversWon } of host.status()) {
       const labels = { group: String(id) };
       gauges.role.set(labels, roleValue[status.role]);
       gauges.term.set(labels, status.term);
@@ -182,62 +194,76 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
       gauges.quiesced.set(labels, status.quiesced ? 1 : 0);
       for (const member of status.progress) {
         if (member.id === status.leader) continue;
-        replicationLag.set(
+        gauges.replicationLag.set(
           { group: String(id), peer: String(member.id) },
           Math.max(0, status.lastIndex - member.match),
         );
       }
-      if (status.leader !== 0 && status.leader !== (lastLeader.get(id) ?? 0)) leaderChanges.inc(labels);
+      if (status.leader !== 0 && status.leader !== (lastLeader.get(id) ?? 0)) gauges.leaderChanges.inc(labels);
       if (status.leader !== 0) lastLeader.set(id, status.leader);
-      failovers.inc(labels, increaseSince(lastFailovers.get(id) ?? 0, failoversWon));
+      gauges.failovers.inc(labels, increaseSince(lastFailovers.get(id) ?? 0, failoversWon));
       lastFailovers.set(id, failoversWon);
     }
   };
+}
 
-  const collectPeers = (): void => {
-    if (options.peerTraffic === undefined) return;
-    for (const [peer, traffic] of options.peerTraffic()) {
+/** Adds each peer's traffic since the last call to the byte counters. */
+function peerCollector(counters: ReturnType<typeof processMetrics>, peerTraffic: PeerTrafficSource): () => void {
+  const lastTraffic = new Map<NodeId, { sent: number; received: number }>();
+  return () => {
+    for (const [peer, traffic] of peerTraffic()) {
       const last = lastTraffic.get(peer) ?? { sent: 0, received: 0 };
       const labels = { peer: String(peer) };
-      peerSent.inc(labels, increaseSince(last.sent, traffic.bytesSent));
-      peerReceived.inc(labels, increaseSince(last.received, traffic.bytesReceived));
+      counters.peerSent.inc(labels, increaseSince(last.sent, traffic.bytesSent));
+      counters.peerReceived.inc(labels, increaseSince(last.received, traffic.bytesReceived));
       lastTraffic.set(peer, { sent: traffic.bytesSent, received: traffic.bytesReceived });
     }
   };
+}
 
-  const collectFilesystem = (dataDir: string): void => {
-    // A failed statfs (the directory gone, say) must not fail the scrape: the storage layer is the
-    // one that reports, fatally, a disk it cannot use; these gauges then keep their last values.
-    let stats;
-    try {
-      stats = statfsSync(dataDir);
-    } catch {
-      return;
-    }
-    filesystemAvailable.set(stats.bavail * stats.bsize);
-    filesystemSize.set(stats.blocks * stats.bsize);
-  };
+function collectFilesystem(gauges: ReturnType<typeof processMetrics>, dataDir: string): void {
+  // A failed statfs (the directory gone, say) must not fail the scrape: the storage layer is the
+  // one that reports, fatally, a disk it cannot use; these gauges then keep their last values.
+  let stats;
+  try {
+    stats = statfsSync(dataDir);
+  } catch {
+    return;
+  }
+  gauges.filesystemAvailable.set(stats.bavail * stats.bsize);
+  gauges.filesystemSize.set(stats.blocks * stats.bsize);
+}
+
+export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const groups = groupMetrics(registers);
+  const requests = requestMetrics(registers);
+  const runtime = processMetrics(registers);
+  const collectGroups = groupCollector(groups, options.host);
+  const peerTraffic = options.peerTraffic;
+  const collectPeers = peerTraffic === undefined ? undefined : peerCollector(runtime, peerTraffic);
 
   const metrics: NodeMetrics = {
     collect() {
       collectGroups();
-      collectPeers();
-      if (options.dataDir !== undefined) collectFilesystem(options.dataDir);
+      collectPeers?.();
+      if (options.dataDir !== undefined) collectFilesystem(runtime, options.dataDir);
     },
     proposal(outcome: ProposalOutcomeLabel) {
-      proposals.inc({ outcome });
+      requests.proposals.inc({ outcome });
     },
     read(consistency: ReadConsistency, outcome: ReadOutcomeLabel) {
-      reads.inc({ consistency, outcome });
+      requests.reads.inc({ consistency, outcome });
     },
     httpRequest(method: string, route: string, status: number) {
-      httpRequests.inc({ method, route, status: String(status) });
+      requests.httpRequests.inc({ method, route, status: String(status) });
     },
     observeTurnDuration(seconds: number) {
-      turnDuration.observe(seconds);
+      runtime.turnDuration.observe(seconds);
     },
     observeStorageWrite(seconds: number, sync: boolean) {
-      storageWrite.observe({ sync: String(sync) }, seconds);
+      runtime.storageWrite.observe({ sync: String(sync) }, seconds);
     },
     async render() {
       metrics.collect();

@@ -200,34 +200,8 @@ export class CachedGroupLog implements GroupLog {
     // Entries the snapshot already covers are skipped, as MemoryStorage.append does.
     const entries = write.entries.filter((entry) => entry.index > snapshotIndex);
     const firstNew = entries[0]?.index;
-    if (firstNew !== undefined) {
-      assert(
-        firstNew <= lastIndex + 1,
-        `storage: group ${this.group}: append at ${firstNew} leaves a gap after ${lastIndex}`,
-      );
-      entries.forEach((entry, k) => {
-        assert(entry.index === firstNew + k, `storage: group ${this.group}: entries not contiguous at ${entry.index}`);
-        assert(
-          entry.kind !== 'normal' || entry.data.length <= limits.entryDataBytesMax,
-          `storage: group ${this.group}: entry ${entry.index} exceeds entryDataBytesMax`,
-        );
-      });
-      // Runs from firstNew on are replaced; one that starts before it and reaches it keeps its head.
-      let kept = runStarts.length;
-      while (kept > 0 && (runStarts[kept - 1] ?? 0) >= firstNew) kept--;
-      const straddling = runStarts[kept - 1];
-      const straddlingEnd = (runStarts[kept] ?? lastIndex + 1) - 1;
-      if (straddling !== undefined && straddlingEnd >= firstNew)
-        this.putRun(operations, this.cachedEntries(straddling, firstNew));
-      this.deleteRuns(operations, runStarts.slice(kept));
-      runStarts = runStarts.slice(0, kept);
-      for (let at = 0; at < entries.length; ) {
-        const run = takeRun(entries, at);
-        this.putRun(operations, run);
-        runStarts.push((firstNew + at) as LogIndex);
-        at += run.length;
-      }
-    }
+    if (firstNew !== undefined)
+      runStarts = this.planEntries(operations, entries, firstNew, runStarts, lastIndex, limits);
     const { hardState, applied } = write;
     if (hardState !== undefined)
       operations.push({
@@ -257,6 +231,47 @@ export class CachedGroupLog implements GroupLog {
       if (applied !== undefined) this.applied = applied;
     };
     return { operations, apply };
+  }
+
+  /**
+   * Puts `entries` (contiguous from `firstNew`, at most one past `lastIndex`) as runs, replacing
+   * the runs from `firstNew` on; a run that starts before it and reaches it keeps its head.
+   * Answers the run starts after the write.
+   */
+  private planEntries(
+    operations: BatchOperation[],
+    entries: readonly Entry[],
+    firstNew: LogIndex,
+    runStartsBefore: readonly LogIndex[],
+    lastIndex: LogIndex,
+    limits: RecordLimits,
+  ): LogIndex[] {
+    assert(
+      firstNew <= lastIndex + 1,
+      `storage: group ${this.group}: append at ${firstNew} leaves a gap after ${lastIndex}`,
+    );
+    entries.forEach((entry, k) => {
+      assert(entry.index === firstNew + k, `storage: group ${this.group}: entries not contiguous at ${entry.index}`);
+      assert(
+        entry.kind !== 'normal' || entry.data.length <= limits.entryDataBytesMax,
+        `storage: group ${this.group}: entry ${entry.index} exceeds entryDataBytesMax`,
+      );
+    });
+    let kept = runStartsBefore.length;
+    while (kept > 0 && (runStartsBefore[kept - 1] ?? 0) >= firstNew) kept--;
+    const straddling = runStartsBefore[kept - 1];
+    const straddlingEnd = (runStartsBefore[kept] ?? lastIndex + 1) - 1;
+    if (straddling !== undefined && straddlingEnd >= firstNew)
+      this.putRun(operations, this.cachedEntries(straddling, firstNew));
+    this.deleteRuns(operations, runStartsBefore.slice(kept));
+    const runStarts = runStartsBefore.slice(0, kept);
+    for (let at = 0; at < entries.length; ) {
+      const run = takeRun(entries, at);
+      this.putRun(operations, run);
+      runStarts.push((firstNew + at) as LogIndex);
+      at += run.length;
+    }
+    return runStarts;
   }
 
   /**
