@@ -18,10 +18,11 @@
 // Snapshots (docs/ARCHITECTURE.md, "Snapshots"): each group's model sits in a ModelStack. When
 // the core asks for a snapshot, the stack captures the model between two entries, at exactly the
 // applied index, and the envelope's slices are drained one per deferred callback, between turns,
-// while entries keep being applied; the finished snapshot is stored by the first turn after it,
-// once that turn's write is done (so its index is durable here), unless a restore made it stale
-// or a newer snapshot is stored already. One capture per group at a time; a request that comes
-// while one is being drained is dropped (the core asks again an interval later).
+// while entries keep being applied; the first turn after it, once that turn's write is done (so
+// its index is durable here), hands the slices to storage.compact, unless a restore made it stale
+// or a newer snapshot is stored already. No turn waits for that compaction: the store writes it
+// chunk by chunk between the turns' writes. One capture per group at a time, from capture until
+// stored; a request that comes meanwhile is dropped (the core asks again an interval later).
 // A proposal made with a request key (a client's request id inside the data, which the model can
 // read back: ReplicatedModel.requestKey) can be made on any member: a follower hands it to the
 // leader through the core (RaftNode.proposeOrForward: a Propose message in this turn's frame to
@@ -33,7 +34,6 @@
 
 import { crc32 } from 'node:zlib';
 import { assert } from '../base/assert.ts';
-import { concatBytes } from '../base/bytes.ts';
 import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import { raftConfigDefaults, type RaftConfigInput } from '../raft/config.ts';
@@ -187,6 +187,8 @@ interface SnapshotInFlight {
   readonly taken: Uint8Array[];
   /** All slices taken: the bytes wait for the next turn to store them. */
   done: boolean;
+  /** Handed to storage.compact, which has not finished. */
+  storing: boolean;
 }
 
 interface HostedGroup {
@@ -239,6 +241,8 @@ export class MultiRaftHost {
   private nextRequestId: number;
   private turnScheduled = false;
   private turnRunning = false;
+  /** storage.compact calls not finished (stop waits for them). */
+  private readonly compactions = new Set<Promise<void>>();
   /** The turn is waiting for its storage write: arriving commits are applied at once (applyEarly). */
   private writeInFlight = false;
   private readonly clock: HostClock;
@@ -375,6 +379,7 @@ export class MultiRaftHost {
     this.stopped = true;
     if (this.ticker !== undefined) this.clock.clearTimer(this.ticker);
     await this.turnsDone;
+    await Promise.all(this.compactions);
     // Save the commit indexes the turns kept in memory, so a restart replays to where we were.
     this.commitFlushDue = true;
     if (this.fatal === undefined) await this.runTurns();
@@ -694,31 +699,44 @@ export class MultiRaftHost {
       if (ready.snapshot !== undefined) this.apply(group, ready, confState);
       group.raft.advance(ready);
     }
-    await this.storeSnapshots();
+    this.storeSnapshots();
     return true;
   }
 
   /**
-   * Stores the captured snapshots whose slices are all taken. Called after the turn's write: a
-   * snapshot's index is applied, and on a follower that applied entries early it may be among
-   * that very write's entries. A tail of snapshotTailEntries stays behind each snapshot, for
-   * followers a little behind.
+   * Hands the captured snapshots whose slices are all taken to the store, without waiting. Called
+   * after the turn's write: a snapshot's index is applied, and on a follower that applied entries
+   * early it may be among that very write's entries. A tail of snapshotTailEntries stays behind
+   * each snapshot, for followers a little behind.
    */
-  private async storeSnapshots(): Promise<void> {
+  private storeSnapshots(): void {
     const tail = this.options.raft.snapshotTailEntries ?? raftConfigDefaults.snapshotTailEntries;
-    const compactions: Promise<void>[] = [];
     for (const group of this.groups.values()) {
       const capture = group.snapshotInFlight;
-      if (capture?.done !== true) continue;
-      group.snapshotInFlight = undefined;
+      if (capture?.done !== true || capture.storing) continue;
       // Stale (a snapshot was restored since) or superseded (a newer one is stored): dropped.
-      if (capture.generation !== group.stack.restoreGeneration) continue;
-      if (this.options.storage.group(group.id).snapshot().meta.index >= capture.index) continue;
-      const data = concatBytes(capture.taken);
+      if (
+        capture.generation !== group.stack.restoreGeneration ||
+        this.options.storage.group(group.id).snapshot().meta.index >= capture.index
+      ) {
+        group.snapshotInFlight = undefined;
+        continue;
+      }
+      capture.storing = true;
       const logFrom = Math.max(1, capture.index + 1 - tail) as LogIndex;
-      compactions.push(this.options.storage.compact(group.id, capture.index, capture.confState, data, logFrom));
+      const compaction = this.options.storage
+        .compact(group.id, capture.index, capture.confState, capture.taken, logFrom)
+        .then(
+          () => {
+            if (group.snapshotInFlight === capture) group.snapshotInFlight = undefined;
+          },
+          (error: unknown) => {
+            this.fail(error);
+          },
+        )
+        .finally(() => this.compactions.delete(compaction));
+      this.compactions.add(compaction);
     }
-    await Promise.all(compactions);
   }
 
   /** Captures the group's model now (between entries, at its applied index) and starts draining the slices. */
@@ -738,6 +756,7 @@ export class MultiRaftHost {
       slices,
       taken: [],
       done: false,
+      storing: false,
     };
     group.snapshotInFlight = capture;
     this.clock.defer(() => {
