@@ -38,9 +38,10 @@ import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import { raftConfigDefaults, type RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
+import type { LogStorage } from '../raft/storage.ts';
 import { openSnapshot, SnapshotFormatError, type Checksum } from '../codec/snapshot.ts';
 import type { Model, SnapshotSlices } from '../models/model.ts';
-import { ModelStack } from '../models/model-stack.ts';
+import { ModelStack, SnapshotRefusedError } from '../models/model-stack.ts';
 import type {
   ConfChange,
   ConfState,
@@ -279,15 +280,22 @@ export class MultiRaftHost {
   /**
    * Hosts a group whose storage is already initialized (bootstrapped, or empty for a joiner), and
    * restores its model from the stored snapshot (SnapshotRefusedError, naming the group and index,
-   * when that snapshot fails its checks). `create` makes a fresh model of the same kind: needed
-   * only for a model without snapshot support that may be handed a snapshot by its leader.
+   * when that snapshot fails its checks; nothing of it is loaded). A snapshot the model cannot
+   * read (a newer version's) is rebuilt from the log instead when the log still reaches back to
+   * the group's first entry (rebuildFromLog). `create` makes a fresh model of the same kind:
+   * needed only for a model without snapshot support that may be handed a snapshot by its leader.
    */
   addGroup(id: GroupId, model: ReplicatedModel, create?: () => Model): void {
     assert(!this.groups.has(id), `host: group ${id} added twice`);
     const storage = this.options.storage.group(id);
     const stored = storage.snapshot();
     const stack = new ModelStack(model, snapshotChecksum, create);
-    stack.restore(stored.data, { group: id, ...stored.meta });
+    try {
+      stack.restore(stored.data, { group: id, ...stored.meta });
+    } catch (error) {
+      if (!(error instanceof SnapshotRefusedError) || !error.unreadable) throw error;
+      rebuildFromLog(id, stack, storage, stored.meta.index, error);
+    }
     const raft = new RaftNode(
       {
         ...this.options.raft,
@@ -1077,6 +1085,29 @@ function hostedGroupStatus(group: HostedGroup): HostedGroupStatus {
 /** A replicated model threw: a bug in the model, not in Raft or storage, and the fatal error says so. */
 export class ModelError extends Error {
   override readonly name = 'ModelError';
+}
+
+/**
+ * The state a snapshot this model cannot read holds, rebuilt by applying the log's entries up to
+ * the snapshot's index instead (the snapshot is not loaded): possible only while the log reaches
+ * back to the group's first entry, which a compaction keeping snapshotTailEntries behind the
+ * snapshot keeps for a small group. Otherwise the refusal stands. The next snapshot this node
+ * takes is of the model's own version.
+ */
+function rebuildFromLog(
+  group: GroupId,
+  stack: ModelStack,
+  storage: LogStorage,
+  index: LogIndex,
+  refusal: SnapshotRefusedError,
+): void {
+  if (storage.firstIndex() > 1)
+    throw new SnapshotRefusedError(
+      `${refusal.message}; the log before index ${storage.firstIndex()} is compacted, so it cannot be rebuilt from the log either`,
+    );
+  for (const entry of storage.entries(1 as LogIndex, (index + 1) as LogIndex, Infinity))
+    if (entry.kind === 'normal')
+      modelCall(group, `applyEntry ${entry.index}`, () => stack.applyEntry(entry.index, entry.data));
 }
 
 /**
