@@ -32,9 +32,19 @@ import type { Model, SnapshotSlices } from './model.ts';
 /** Bytes of mutations per slice of a mutation-array snapshot. */
 const mutationSliceBytes = 1 << 20;
 
-/** A snapshot that must not be loaded; the message names the group and the index. */
+/**
+ * A snapshot that must not be loaded; the message names the group and the index. `unreadable`:
+ * the snapshot is whole, but this model cannot read it (written by a newer version of it), so the
+ * state can be rebuilt from the log instead where the log still holds it.
+ */
 export class SnapshotRefusedError extends Error {
   override readonly name = 'SnapshotRefusedError';
+  readonly unreadable: boolean;
+
+  constructor(message: string, unreadable = false) {
+    super(message);
+    this.unreadable = unreadable;
+  }
 }
 
 export class ModelStack<M extends Model = Model> {
@@ -156,6 +166,7 @@ export class ModelStack<M extends Model = Model> {
     if (header.model.version > model.version)
       throw new SnapshotRefusedError(
         `${where} is refused: written by version ${header.model.version} of the ${model.type} model, this one is version ${model.version}`,
+        true,
       );
     if (header.model.body === 'model') {
       this.restoreModel(where, body, header.model.version);

@@ -18,10 +18,11 @@
 // Snapshots (docs/ARCHITECTURE.md, "Snapshots"): each group's model sits in a ModelStack. When
 // the core asks for a snapshot, the stack captures the model between two entries, at exactly the
 // applied index, and the envelope's slices are drained one per deferred callback, between turns,
-// while entries keep being applied; the finished snapshot is stored by the first turn after it,
-// once that turn's write is done (so its index is durable here), unless a restore made it stale
-// or a newer snapshot is stored already. One capture per group at a time; a request that comes
-// while one is being drained is dropped (the core asks again an interval later).
+// while entries keep being applied; the first turn after it, once that turn's write is done (so
+// its index is durable here), hands the slices to storage.compact, unless a restore made it stale
+// or a newer snapshot is stored already. No turn waits for that compaction: the store writes it
+// chunk by chunk between the turns' writes. One capture per group at a time, from capture until
+// stored; a request that comes meanwhile is dropped (the core asks again an interval later).
 // A proposal made with a request key (a client's request id inside the data, which the model can
 // read back: ReplicatedModel.requestKey) can be made on any member: a follower hands it to the
 // leader through the core (RaftNode.proposeOrForward: a Propose message in this turn's frame to
@@ -33,14 +34,14 @@
 
 import { crc32 } from 'node:zlib';
 import { assert } from '../base/assert.ts';
-import { concatBytes } from '../base/bytes.ts';
 import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import { raftConfigDefaults, type RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
+import type { LogStorage } from '../raft/storage.ts';
 import { openSnapshot, SnapshotFormatError, type Checksum } from '../codec/snapshot.ts';
 import type { Model, SnapshotSlices } from '../models/model.ts';
-import { ModelStack } from '../models/model-stack.ts';
+import { ModelStack, SnapshotRefusedError } from '../models/model-stack.ts';
 import type {
   ConfChange,
   ConfState,
@@ -187,6 +188,8 @@ interface SnapshotInFlight {
   readonly taken: Uint8Array[];
   /** All slices taken: the bytes wait for the next turn to store them. */
   done: boolean;
+  /** Handed to storage.compact, which has not finished. */
+  storing: boolean;
 }
 
 interface HostedGroup {
@@ -239,6 +242,8 @@ export class MultiRaftHost {
   private nextRequestId: number;
   private turnScheduled = false;
   private turnRunning = false;
+  /** storage.compact calls not finished (stop waits for them). */
+  private readonly compactions = new Set<Promise<void>>();
   /** The turn is waiting for its storage write: arriving commits are applied at once (applyEarly). */
   private writeInFlight = false;
   private readonly clock: HostClock;
@@ -275,15 +280,22 @@ export class MultiRaftHost {
   /**
    * Hosts a group whose storage is already initialized (bootstrapped, or empty for a joiner), and
    * restores its model from the stored snapshot (SnapshotRefusedError, naming the group and index,
-   * when that snapshot fails its checks). `create` makes a fresh model of the same kind: needed
-   * only for a model without snapshot support that may be handed a snapshot by its leader.
+   * when that snapshot fails its checks; nothing of it is loaded). A snapshot the model cannot
+   * read (a newer version's) is rebuilt from the log instead when the log still reaches back to
+   * the group's first entry (rebuildFromLog). `create` makes a fresh model of the same kind:
+   * needed only for a model without snapshot support that may be handed a snapshot by its leader.
    */
   addGroup(id: GroupId, model: ReplicatedModel, create?: () => Model): void {
     assert(!this.groups.has(id), `host: group ${id} added twice`);
     const storage = this.options.storage.group(id);
     const stored = storage.snapshot();
     const stack = new ModelStack(model, snapshotChecksum, create);
-    stack.restore(stored.data, { group: id, ...stored.meta });
+    try {
+      stack.restore(stored.data, { group: id, ...stored.meta });
+    } catch (error) {
+      if (!(error instanceof SnapshotRefusedError) || !error.unreadable) throw error;
+      rebuildFromLog(id, stack, storage, stored.meta.index, error);
+    }
     const raft = new RaftNode(
       {
         ...this.options.raft,
@@ -375,6 +387,7 @@ export class MultiRaftHost {
     this.stopped = true;
     if (this.ticker !== undefined) this.clock.clearTimer(this.ticker);
     await this.turnsDone;
+    await Promise.all(this.compactions);
     // Save the commit indexes the turns kept in memory, so a restart replays to where we were.
     this.commitFlushDue = true;
     if (this.fatal === undefined) await this.runTurns();
@@ -695,31 +708,44 @@ export class MultiRaftHost {
       if (ready.snapshot !== undefined) this.apply(group, ready, confState);
       group.raft.advance(ready);
     }
-    await this.storeSnapshots();
+    this.storeSnapshots();
     return true;
   }
 
   /**
-   * Stores the captured snapshots whose slices are all taken. Called after the turn's write: a
-   * snapshot's index is applied, and on a follower that applied entries early it may be among
-   * that very write's entries. A tail of snapshotTailEntries stays behind each snapshot, for
-   * followers a little behind.
+   * Hands the captured snapshots whose slices are all taken to the store, without waiting. Called
+   * after the turn's write: a snapshot's index is applied, and on a follower that applied entries
+   * early it may be among that very write's entries. A tail of snapshotTailEntries stays behind
+   * each snapshot, for followers a little behind.
    */
-  private async storeSnapshots(): Promise<void> {
+  private storeSnapshots(): void {
     const tail = this.options.raft.snapshotTailEntries ?? raftConfigDefaults.snapshotTailEntries;
-    const compactions: Promise<void>[] = [];
     for (const group of this.groups.values()) {
       const capture = group.snapshotInFlight;
-      if (capture?.done !== true) continue;
-      group.snapshotInFlight = undefined;
+      if (capture?.done !== true || capture.storing) continue;
       // Stale (a snapshot was restored since) or superseded (a newer one is stored): dropped.
-      if (capture.generation !== group.stack.restoreGeneration) continue;
-      if (this.options.storage.group(group.id).snapshot().meta.index >= capture.index) continue;
-      const data = concatBytes(capture.taken);
+      if (
+        capture.generation !== group.stack.restoreGeneration ||
+        this.options.storage.group(group.id).snapshot().meta.index >= capture.index
+      ) {
+        group.snapshotInFlight = undefined;
+        continue;
+      }
+      capture.storing = true;
       const logFrom = Math.max(1, capture.index + 1 - tail) as LogIndex;
-      compactions.push(this.options.storage.compact(group.id, capture.index, capture.confState, data, logFrom));
+      const compaction = this.options.storage
+        .compact(group.id, capture.index, capture.confState, capture.taken, logFrom)
+        .then(
+          () => {
+            if (group.snapshotInFlight === capture) group.snapshotInFlight = undefined;
+          },
+          (error: unknown) => {
+            this.fail(error);
+          },
+        )
+        .finally(() => this.compactions.delete(compaction));
+      this.compactions.add(compaction);
     }
-    await Promise.all(compactions);
   }
 
   /** Captures the group's model now (between entries, at its applied index) and starts draining the slices. */
@@ -739,6 +765,7 @@ export class MultiRaftHost {
       slices,
       taken: [],
       done: false,
+      storing: false,
     };
     group.snapshotInFlight = capture;
     this.clock.defer(() => {
@@ -1059,6 +1086,29 @@ function hostedGroupStatus(group: HostedGroup): HostedGroupStatus {
 /** A replicated model threw: a bug in the model, not in Raft or storage, and the fatal error says so. */
 export class ModelError extends Error {
   override readonly name = 'ModelError';
+}
+
+/**
+ * The state a snapshot this model cannot read holds, rebuilt by applying the log's entries up to
+ * the snapshot's index instead (the snapshot is not loaded): possible only while the log reaches
+ * back to the group's first entry, which a compaction keeping snapshotTailEntries behind the
+ * snapshot keeps for a small group. Otherwise the refusal stands. The next snapshot this node
+ * takes is of the model's own version.
+ */
+function rebuildFromLog(
+  group: GroupId,
+  stack: ModelStack,
+  storage: LogStorage,
+  index: LogIndex,
+  refusal: SnapshotRefusedError,
+): void {
+  if (storage.firstIndex() > 1)
+    throw new SnapshotRefusedError(
+      `${refusal.message}; the log before index ${storage.firstIndex()} is compacted, so it cannot be rebuilt from the log either`,
+    );
+  for (const entry of storage.entries(1 as LogIndex, (index + 1) as LogIndex, Infinity))
+    if (entry.kind === 'normal')
+      modelCall(group, `applyEntry ${entry.index}`, () => stack.applyEntry(entry.index, entry.data));
 }
 
 /**

@@ -20,11 +20,20 @@ export interface HostStorage {
   group(id: GroupId): LogStorage;
   write(batch: readonly GroupWrite[], options: { readonly sync: boolean }): Promise<void>;
   /**
-   * The host snapshotted a group's model at `index`: store it and drop the log before `logFrom`
-   * (<= index + 1; entries from it on are kept as a tail behind the snapshot). A store may drop
-   * more (all up to `index`) at the price of sending snapshots to followers a little behind.
+   * The host snapshotted a group's model at `index`: store it (`data`, whole or in slices) and
+   * drop the log before `logFrom` (<= index + 1; entries from it on are kept as a tail behind the
+   * snapshot). A store may drop more (all up to `index`) at the price of sending snapshots to
+   * followers a little behind. Writes keep going while it runs (the host does not wait for it in
+   * a turn); it is skipped when a snapshot at or after `index` was stored meanwhile. One per
+   * group at a time.
    */
-  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array, logFrom: LogIndex): Promise<void>;
+  compact(
+    group: GroupId,
+    index: LogIndex,
+    confState: ConfState,
+    data: Uint8Array | readonly Uint8Array[],
+    logFrom: LogIndex,
+  ): Promise<void>;
 }
 
 export interface GroupMessage {

@@ -9,14 +9,23 @@
 // persisted it (advance), so a commit never rests on an unsynced leader write.
 
 import { assert, unreachable } from '../base/assert.ts';
-import { concatBytes } from '../base/bytes.ts';
 import { NO_NODE, type LogIndex, type NodeId, type Term } from '../base/ids.ts';
 import { makeRaftConfig, type RaftConfig, type RaftConfigInput } from './config.ts';
 import { applyConfChange, isJoint, members } from './confchange.ts';
 import { RaftLog } from './log.ts';
 import { Progress } from './progress.ts';
+import { Lease } from './lease.ts';
+import { groupIdle, keepsQuiet, Quiescence } from './quiescence.ts';
 import { allVoters, isVoter, jointValue, jointVote, type VoterSets } from './quorum.ts';
 import { ReadQueue } from './read-queue.ts';
+import {
+  acknowledge,
+  beginTransfer,
+  nextChunks,
+  rewindIfStalled,
+  SnapshotReceiver,
+  transferOf,
+} from './snapshot-stream.ts';
 import { entryBytes, type LogStorage } from './storage.ts';
 import type {
   AppendEntries,
@@ -42,14 +51,6 @@ import type {
   Status,
   TransferResult,
 } from './types.ts';
-
-interface IncomingSnapshot {
-  readonly meta: Snapshot['meta'];
-  readonly leaderTerm: Term;
-  readonly totalBytes: number;
-  readonly chunks: Uint8Array[];
-  received: number;
-}
 
 // Sent with a Ready's early `messages` (before its write is durable): a leader's requests, and
 // any member's Propose and ReadIndex, which ask nothing of the receiver that rests on the
@@ -87,8 +88,7 @@ export class RaftNode {
    * counts: a stalled event loop drops ticks, and real time would then outrun the lease.
    */
   private nowTicks = 0;
-  /** When each recent tick count began (nowTicks), for the lease: see leaseValid. */
-  private readonly tickStartedAt = new Map<number, number>();
+  private readonly lease: Lease;
   /**
    * With lease reads, a restarted voter refuses votes for one election timeout as if it had just
    * heard from a leader: it may have acknowledged a lease before the restart. (leaseReads must be
@@ -100,8 +100,6 @@ export class RaftNode {
   private readonly votes = new Map<NodeId, boolean>();
   private transferTarget: NodeId = NO_NODE;
   private transferElapsed = 0;
-  /** Once TimeoutNow went out, another node may lead without waiting for our lease to lapse. */
-  private leaseRevoked = false;
   private pendingConfIndex: LogIndex = 0 as LogIndex;
   /** The applied index of the last snapshot asked for, so one is not asked for twice. */
   private snapshotRequestedAt = 0;
@@ -119,11 +117,8 @@ export class RaftNode {
   private appendPending = false;
   private readonly reads = new ReadQueue();
   private readonly forwardedReads = new Set<number>();
-  private incomingSnapshot: IncomingSnapshot | undefined = undefined;
-  /** Quiet: ticks are ignored until an input wakes the group (see quiesceAfterTicks). */
-  private quiet = false;
-  /** Leader: consecutive ticks the group has been idle. */
-  private idleTicks = 0;
+  private readonly incomingSnapshot = new SnapshotReceiver();
+  private readonly quiescence = new Quiescence();
 
   private messages: Message[] = [];
   private messagesAfterPersist: Message[] = [];
@@ -137,6 +132,7 @@ export class RaftNode {
     this.config = makeRaftConfig(configInput);
     this.id = this.config.id;
     this.startupGuard = this.config.leaseReads;
+    this.lease = new Lease(this.config.leaseTicks);
     this.log = new RaftLog(storage);
     const { hardState, confState } = storage.initialState();
     this.term = hardState.term;
@@ -157,7 +153,7 @@ export class RaftNode {
    */
   tick(nowTicks?: number): void {
     this.nowTicks = Math.max(this.nowTicks, nowTicks ?? this.nowTicks + 1);
-    if (this.quiet) return;
+    if (this.quiescence.quiet) return;
     this.clockTicks++;
     this.recordTickStart();
     this.electionElapsed++;
@@ -186,52 +182,44 @@ export class RaftNode {
       }
     }
     this.maybeAutoLeave();
-    this.idleTicks = this.config.quiesceAfterTicks > 0 && this.groupIdle() ? this.idleTicks + 1 : 0;
-    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
-      this.heartbeatElapsed = 0;
-      if (this.idleTicks >= this.config.quiesceAfterTicks && this.idleTicks > 0) {
-        // The heartbeats of the idle ticks carried the final commit index; this one says "quiet".
-        this.broadcastHeartbeat(0, true);
-        this.quiet = true;
-        return;
-      }
+    const idle = this.config.quiesceAfterTicks > 0 && this.groupIdle();
+    const heartbeatDue = this.heartbeatElapsed >= this.config.heartbeatTicks;
+    if (heartbeatDue) this.heartbeatElapsed = 0;
+    if (this.quiescence.leaderTick(idle, this.config.quiesceAfterTicks, heartbeatDue)) {
+      this.broadcastHeartbeat(0, true);
+      return;
+    }
+    if (heartbeatDue) {
       this.broadcastHeartbeat(this.reads.size > 0 ? this.reads.latestRound : 0);
       this.retryStalledSnapshots();
     }
   }
 
-  /**
-   * Leader: nothing to do but heartbeat. Everything is committed, applied, and acknowledged by
-   * every member; no read, transfer or configuration change is under way.
-   */
   private groupIdle(): boolean {
-    const lastIndex = this.log.lastIndex();
-    if (this.log.committed !== lastIndex || this.log.applied !== lastIndex || this.appendPending) return false;
-    if (this.reads.size > 0 || this.forwardedReads.size > 0 || this.transferTarget !== NO_NODE) return false;
-    if (isJoint(this.confState) || this.pendingConfIndex > this.log.applied) return false;
-    for (const progress of this.progress.values()) {
-      if (progress.match !== lastIndex || progress.inflights.count > 0 || progress.state === 'snapshot') return false;
-    }
-    return true;
+    return groupIdle({
+      committed: this.log.committed,
+      applied: this.log.applied,
+      lastIndex: this.log.lastIndex(),
+      appendPending: this.appendPending,
+      busy:
+        this.reads.size > 0 ||
+        this.forwardedReads.size > 0 ||
+        this.transferTarget !== NO_NODE ||
+        isJoint(this.confState) ||
+        this.pendingConfIndex > this.log.applied,
+      progress: this.progress.values(),
+    });
   }
 
-  /**
-   * Remembers when the current tick count began. A heartbeat sent during it left no earlier, so
-   * that time is a safe (early) bound for when an acknowledged heartbeat was sent. Only the counts
-   * a lease can still rest on are kept; an older count reads as "long ago".
-   */
+  /** Remembers when the current tick count began (see lease.ts). */
   private recordTickStart(): void {
     if (this.role !== 'leader' || !this.config.leaseReads) return;
-    const oldest = this.clockTicks - this.config.leaseTicks;
-    this.tickStartedAt.set(this.clockTicks, this.nowTicks);
-    this.tickStartedAt.delete(oldest);
-    if (this.tickStartedAt.size > this.config.leaseTicks)
-      for (const count of this.tickStartedAt.keys()) if (count <= oldest) this.tickStartedAt.delete(count);
+    this.lease.recordTickStart(this.clockTicks, this.nowTicks);
   }
 
   /** Whether the group is quiet (its ticks are ignored); the host may skip ticking it. */
   quiesced(): boolean {
-    return this.quiet;
+    return this.quiescence.quiet;
   }
 
   /**
@@ -270,10 +258,7 @@ export class RaftNode {
    * and it heartbeats at once so its followers wake too.
    */
   wake(): void {
-    if (!this.quiet) return;
-    this.quiet = false;
-    this.idleTicks = 0;
-    if (this.role !== 'leader') return;
+    if (!this.quiescence.wake() || this.role !== 'leader') return;
     this.clockTicks += this.config.electionTimeoutTicks;
     this.recordTickStart();
     this.electionElapsed = 0;
@@ -296,7 +281,7 @@ export class RaftNode {
 
   step(message: Message): void {
     if (message.to !== this.id) return;
-    if (this.quiet && !this.keepsQuiet(message)) this.wake();
+    if (this.quiescence.quiet && !keepsQuiet(message, this.term, this.role, this.leader)) this.wake();
     if (message.term > this.term) {
       if (!this.acceptHigherTerm(message)) return;
     } else if (message.term < this.term) {
@@ -349,13 +334,6 @@ export class RaftNode {
     }
   }
 
-  /** The answers to going quiet, and the leader's word to go quiet, do not wake anyone. */
-  private keepsQuiet(message: Message): boolean {
-    if (message.term !== this.term) return false;
-    if (this.role === 'leader') return message.type === 'HeartbeatResponse';
-    return message.type === 'Heartbeat' && message.quiesce && message.from === this.leader;
-  }
-
   /** Handles a message from a higher term; returns false when the message is to be ignored. */
   private acceptHigherTerm(message: Message): boolean {
     if (message.type === 'RequestVote') {
@@ -383,16 +361,7 @@ export class RaftNode {
     if (message.type === 'AppendEntries' || message.type === 'Heartbeat') {
       // A stale leader (e.g. partitioned away and back) learns the new term from this and steps
       // down; without it, pre-vote + check-quorum could leave the cluster without a leader.
-      this.send({
-        type: 'AppendEntriesResponse',
-        from: this.id,
-        term: this.term,
-        to: message.from,
-        success: false,
-        index: 0 as LogIndex,
-        hintIndex: 0 as LogIndex,
-        hintTerm: 0 as Term,
-      });
+      this.answerAppend(message.from, false, 0 as LogIndex);
     } else if (message.type === 'RequestVote' && message.preVote) {
       this.send({
         type: 'RequestVoteResponse',
@@ -458,11 +427,10 @@ export class RaftNode {
     this.progress.clear();
     this.transferTarget = NO_NODE;
     this.transferElapsed = 0;
-    this.leaseRevoked = false;
+    this.lease.revoked = false;
     this.appendPending = false;
     this.uncommittedBytes = 0;
-    this.quiet = false;
-    this.idleTicks = 0;
+    this.quiescence.reset();
   }
 
   private startElection(kind: 'pre_vote' | 'election' | 'transfer'): void {
@@ -515,7 +483,7 @@ export class RaftNode {
     this.role = 'leader';
     this.leader = this.id;
     this.reads.drain();
-    this.tickStartedAt.clear();
+    this.lease.clear();
     this.recordTickStart();
     const lastIndex = this.log.lastIndex();
     for (const member of members(this.confState)) this.progress.set(member, this.newProgress(member, lastIndex));
@@ -615,7 +583,7 @@ export class RaftNode {
       case 'Heartbeat':
         this.heardFromLeader(message.from);
         this.handleHeartbeat(message);
-        if (message.quiesce) this.quiet = true;
+        if (message.quiesce) this.quiescence.quiet = true;
         return;
       case 'InstallSnapshot':
         this.heardFromLeader(message.from);
@@ -649,18 +617,32 @@ export class RaftNode {
   // -------------------------------------------------------------------------------------------
   // Follower: replication
 
-  /** A successful AppendEntriesResponse: this follower's log matches the leader's up to `index`. */
-  private acceptAppend(to: NodeId, index: LogIndex): void {
+  /**
+   * The one AppendEntriesResponse constructor. Success: this follower's log matches the leader's
+   * up to `index`. Rejection: `index` is the rejected prevLogIndex (0 from a stale term: no
+   * position), with the backtracking hint.
+   */
+  private answerAppend(
+    to: NodeId,
+    success: boolean,
+    index: LogIndex,
+    hintIndex = 0 as LogIndex,
+    hintTerm = 0 as Term,
+  ): void {
     this.send({
       type: 'AppendEntriesResponse',
       from: this.id,
       term: this.term,
       to,
-      success: true,
+      success,
       index,
-      hintIndex: 0 as LogIndex,
-      hintTerm: 0 as Term,
+      hintIndex,
+      hintTerm,
     });
+  }
+
+  private acceptAppend(to: NodeId, index: LogIndex): void {
+    this.answerAppend(to, true, index);
   }
 
   private handleAppendEntries(message: AppendEntries): void {
@@ -674,16 +656,7 @@ export class RaftNode {
       return;
     }
     const hint = this.log.findConflictByTerm(message.prevLogIndex, message.prevLogTerm);
-    this.send({
-      type: 'AppendEntriesResponse',
-      from: this.id,
-      term: this.term,
-      to: message.from,
-      success: false,
-      index: message.prevLogIndex,
-      hintIndex: hint.index,
-      hintTerm: hint.term,
-    });
+    this.answerAppend(message.from, false, message.prevLogIndex, hint.index, hint.term);
   }
 
   private handleHeartbeat(message: Heartbeat): void {
@@ -699,43 +672,26 @@ export class RaftNode {
   }
 
   private handleSnapshotChunk(message: InstallSnapshot): void {
-    const { meta } = message;
-    if (meta.index <= this.log.committed) {
-      // Already have everything it holds: tell the leader where we are instead.
-      this.incomingSnapshot = undefined;
-      this.acceptAppend(message.from, this.log.committed);
-      return;
-    }
-    let incoming = this.incomingSnapshot;
-    // Within one leader's term snapshots only move forward: a lower one is a late chunk. A new
-    // leader's transfer replaces whatever partial copy an earlier leader left.
-    if (incoming !== undefined && incoming.leaderTerm === message.term && meta.index < incoming.meta.index) return;
-    if (
-      incoming === undefined ||
-      incoming.meta.index !== meta.index ||
-      incoming.meta.term !== meta.term ||
-      incoming.leaderTerm !== message.term
-    ) {
-      if (message.offset !== 0) {
-        this.ackSnapshotBytes(message, 0);
+    const outcome = this.incomingSnapshot.receive(message, this.log.committed);
+    switch (outcome.kind) {
+      case 'covered':
+        this.acceptAppend(message.from, this.log.committed);
         return;
-      }
-      incoming = { meta, leaderTerm: message.term, totalBytes: message.totalBytes, chunks: [], received: 0 };
-      this.incomingSnapshot = incoming;
+      case 'stale':
+        return;
+      case 'need':
+        this.ackSnapshotBytes(message, outcome.nextOffset);
+        return;
+      case 'complete':
+        break;
+      default:
+        unreachable(outcome);
     }
-    if (message.offset === incoming.received) {
-      incoming.chunks.push(message.chunk);
-      incoming.received += message.chunk.length;
-    }
-    if (incoming.received < incoming.totalBytes) {
-      this.ackSnapshotBytes(message, incoming.received);
-      return;
-    }
-    this.incomingSnapshot = undefined;
-    const snapshot = { meta, data: concatBytes(incoming.chunks, incoming.totalBytes) };
+    const { snapshot } = outcome;
     const refused = this.config.snapshotCheck?.(snapshot);
     if (refused !== undefined) {
-      this.events.push({ kind: 'snapshot_refused', index: meta.index, term: meta.term, reason: refused });
+      const { index, term } = snapshot.meta;
+      this.events.push({ kind: 'snapshot_refused', index, term, reason: refused });
       this.ackSnapshotBytes(message, 0);
       return;
     }
@@ -824,20 +780,7 @@ export class RaftNode {
 
   private handleSnapshotResponse(progress: Progress, message: InstallSnapshotResponse): void {
     progress.recentActive = true;
-    const transfer = progress.snapshot;
-    if (progress.state !== 'snapshot' || transfer === undefined) return;
-    if (transfer.index !== message.snapshotIndex || transfer.term !== message.snapshotTerm) return;
-    transfer.heard = true;
-    transfer.reportedOffset = message.nextOffset;
-    if (message.nextOffset === 0 && transfer.ackedOffset > 0) {
-      // The follower lost its partial copy (it restarted): start over. A response is only 0 when
-      // it holds nothing of this snapshot, so a late duplicate cannot cause this more than once.
-      transfer.ackedOffset = 0;
-      transfer.sentOffset = 0;
-    } else if (message.nextOffset > transfer.ackedOffset) {
-      transfer.ackedOffset = message.nextOffset;
-    }
-    this.sendSnapshotChunks(progress);
+    if (acknowledge(progress, message)) this.sendSnapshotChunks(progress);
   }
 
   /** Sends the next AppendEntries to one member if flow control allows; returns whether one went out. */
@@ -912,16 +855,7 @@ export class RaftNode {
       snapshot.meta.index > 0,
       `leader ${this.id}: follower ${progress.id} needs compacted entries but there is no snapshot`,
     );
-    progress.becomeSnapshot({
-      index: snapshot.meta.index,
-      term: snapshot.meta.term,
-      totalBytes: snapshot.data.length,
-      sentOffset: 0,
-      ackedOffset: 0,
-      ackedOffsetAtCheck: -1,
-      heard: false,
-      reportedOffset: 0,
-    });
+    beginTransfer(progress, snapshot);
     this.sendSnapshotChunks(progress);
   }
 
@@ -929,31 +863,22 @@ export class RaftNode {
     const transfer = progress.snapshot;
     if (transfer === undefined) return;
     const snapshot = this.log.storage.snapshot();
-    if (snapshot.meta.index !== transfer.index || snapshot.meta.term !== transfer.term) {
+    if (!transferOf(transfer, snapshot)) {
       this.startSnapshotTransfer(progress); // storage moved on to a newer snapshot
       return;
     }
     const chunkMax = this.config.snapshotChunkBytesMax;
-    const windowBytes = chunkMax * this.config.snapshotChunksInflightMax;
-    let first = transfer.sentOffset === 0 && transfer.ackedOffset === 0;
-    while (
-      (transfer.sentOffset < transfer.totalBytes || first) &&
-      transfer.sentOffset - transfer.ackedOffset < windowBytes
-    ) {
-      const end = Math.min(transfer.sentOffset + chunkMax, transfer.totalBytes);
-      const chunk = snapshot.data.subarray(transfer.sentOffset, end);
+    for (const offset of nextChunks(transfer, chunkMax, this.config.snapshotChunksInflightMax)) {
       this.send({
         type: 'InstallSnapshot',
         from: this.id,
         term: this.term,
         to: progress.id,
         meta: snapshot.meta,
-        offset: transfer.sentOffset,
+        offset,
         totalBytes: transfer.totalBytes,
-        chunk,
+        chunk: snapshot.data.subarray(offset, Math.min(offset + chunkMax, transfer.totalBytes)),
       });
-      transfer.sentOffset = end;
-      first = false;
     }
   }
 
@@ -962,15 +887,7 @@ export class RaftNode {
     for (const progress of this.progress.values()) {
       const transfer = progress.snapshot;
       if (progress.state !== 'snapshot' || transfer === undefined) continue;
-      // Resend only to a follower that answers (a dead one would just soak up chunks).
-      if (transfer.heard && transfer.ackedOffset === transfer.ackedOffsetAtCheck) {
-        // No progress for a whole heartbeat: trust the follower's latest report over our count.
-        transfer.ackedOffset = Math.min(transfer.ackedOffset, transfer.reportedOffset);
-        transfer.sentOffset = transfer.ackedOffset;
-        this.sendSnapshotChunks(progress);
-      }
-      transfer.heard = false;
-      transfer.ackedOffsetAtCheck = transfer.ackedOffset;
+      if (rewindIfStalled(transfer)) this.sendSnapshotChunks(progress);
     }
   }
 
@@ -1206,15 +1123,14 @@ export class RaftNode {
    * assumption (followers wait out electionTimeoutTicks of their own ticks, which never run fast).
    */
   private leaseValid(nowTicks: number): boolean {
-    if (this.role !== 'leader' || !this.config.leaseReads || this.leaseRevoked || this.quiet) return false;
-    const sentAt = jointValue(this.voterSets(), (id) => {
-      if (id === this.id) return nowTicks;
-      const acked = this.progress.get(id)?.ackedTick;
-      // Counted in ticks too: a quiet spell (wake) pushes old acknowledgements out of the window.
-      if (acked === undefined || acked <= this.clockTicks - this.config.leaseTicks) return -Infinity;
-      return this.tickStartedAt.get(acked) ?? -Infinity;
-    });
-    return sentAt + this.config.leaseTicks > nowTicks;
+    if (this.role !== 'leader' || !this.config.leaseReads || this.quiescence.quiet) return false;
+    return this.lease.holds(
+      this.voterSets(),
+      this.id,
+      this.clockTicks,
+      nowTicks,
+      (id) => this.progress.get(id)?.ackedTick,
+    );
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1238,7 +1154,7 @@ export class RaftNode {
   }
 
   private sendTimeoutNow(target: NodeId): void {
-    this.leaseRevoked = true;
+    this.lease.revoked = true;
     this.send({ type: 'TimeoutNow', from: this.id, term: this.term, to: target });
   }
 
@@ -1534,7 +1450,7 @@ export class RaftNode {
       confState: this.confState,
       transferTarget: this.transferTarget,
       leaseValid: this.leaseValid(this.nowTicks),
-      quiesced: this.quiet,
+      quiesced: this.quiescence.quiet,
       progress,
     };
   }

@@ -16,13 +16,14 @@
 
 import { Level } from 'level';
 import { assert } from '../base/assert.ts';
+import { concatBytes } from '../base/bytes.ts';
 import type { GroupId, LogIndex } from '../base/ids.ts';
 import type { ConfState } from '../raft/types.ts';
 import { storageFailure, type StorageError } from './errors.ts';
 import { CachedGroupLog, emptyGroupState, type GroupChange, type GroupLog, type GroupWrite } from './group-log.ts';
 import { allGroupsRange, groupIdMax } from './keys.ts';
 import { loadGroups } from './load.ts';
-import type { RecordLimits } from './records.ts';
+import { snapshotChunkBytes, type RecordLimits } from './records.ts';
 
 export type { GroupLog, GroupWrite } from './group-log.ts';
 
@@ -46,6 +47,8 @@ export class DiskStore {
   /** Settles when the last queued operation is done; never rejects. */
   private tail: Promise<void> = Promise.resolve();
   private queuedOperations = 0;
+  /** Compactions being written, by group (one at a time per group: they share the spare slot). */
+  private readonly compacting = new Map<GroupId, Promise<void>>();
   private failure: StorageError | undefined;
   private closing: Promise<void> | undefined;
 
@@ -136,13 +139,69 @@ export class DiskStore {
 
   /**
    * The host took a snapshot of the group's state machine at `index` (<= applied): store it and
-   * drop the log before `logFrom` (a tail from it on stays behind the snapshot), in one synced batch. Rare (every N entries), so the fsync is cheap
-   * and keeps the reasoning simple. The new snapshot is group(group).snapshot() once it resolves.
+   * drop the log before `logFrom` (a tail from it on stays behind the snapshot). The snapshot's
+   * bytes (`data`, whole or in slices) are written one chunk per synced batch into the spare
+   * chunk slot, each an operation of its own, so a turn's write waits for one chunk at most, never
+   * for the whole snapshot; then one small synced batch switches to them and compacts the log
+   * (group-log.ts). Each chunk batch is synced so that the switch never rests on LevelDB keeping
+   * unsynced writes of an older log file across a power loss. Skipped (resolving all the same)
+   * when the snapshot is no longer news: a snapshot at or after `index` was stored meanwhile (one
+   * installed from a leader) or the group was deleted; close() waits for it. Once it resolves,
+   * group(group).snapshot() is the new snapshot unless it was skipped. One compaction per group at
+   * a time.
    */
-  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array, logFrom?: LogIndex): Promise<void> {
-    return this.serialize('compact', async () => {
-      await this.commit([this.cached(group).planCompaction(index, confState, data, this.limits, logFrom)], true);
+  compact(
+    group: GroupId,
+    index: LogIndex,
+    confState: ConfState,
+    data: Uint8Array | readonly Uint8Array[],
+    logFrom: LogIndex = (index + 1) as LogIndex,
+  ): Promise<void> {
+    assert(this.closing === undefined, 'storage: compact after close');
+    assert(!this.compacting.has(group), `storage: group ${group}: a compaction while one is being written`);
+    const compaction = this.compactInChunks(group, index, confState, data, logFrom).finally(() => {
+      this.compacting.delete(group);
     });
+    this.compacting.set(group, compaction);
+    return compaction;
+  }
+
+  private async compactInChunks(
+    group: GroupId,
+    index: LogIndex,
+    confState: ConfState,
+    data: Uint8Array | readonly Uint8Array[],
+    logFrom: LogIndex,
+  ): Promise<void> {
+    const slices = data instanceof Uint8Array ? [data] : data;
+    const bytes = slices.reduce((sum, slice) => sum + slice.length, 0);
+    assert(
+      bytes <= this.limits.snapshotDataBytesMax,
+      `storage: group ${group}: snapshot of ${bytes} bytes exceeds snapshotDataBytesMax`,
+    );
+    const cached = this.cached(group);
+    let chunks = 0;
+    for (const piece of snapshotPieces(slices, snapshotChunkBytes)) {
+      const chunk = chunks++;
+      const wanted = await this.serialize(
+        'compact',
+        async () => {
+          if (!cached.snapshotWanted(index)) return false;
+          await this.commit([cached.planStagedChunk(index, chunk, piece)], true);
+          return true;
+        },
+        true,
+      );
+      if (!wanted) return;
+    }
+    await this.serialize(
+      'compact',
+      async () => {
+        if (!cached.snapshotWanted(index)) return;
+        await this.commit([cached.planStagedCompaction(index, confState, slices, chunks, logFrom)], true);
+      },
+      true,
+    );
   }
 
   /** Removes every record of the group; handles to it from group() must not be used again. */
@@ -157,7 +216,10 @@ export class DiskStore {
 
   /** Waits for queued operations, then closes LevelDB. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= this.tail.then(async () => {
+    // A compaction enqueues its chunks one by one: wait for all of them, then for the queue.
+    const compactions = Promise.allSettled(this.compacting.values());
+    this.closing ??= compactions.then(async () => {
+      await this.tail;
       try {
         await this.db.close();
       } catch (error) {
@@ -213,8 +275,9 @@ export class DiskStore {
   }
 
   /** Runs operations one at a time, in call order; a dead store rejects everything with its first failure. */
-  private serialize<T>(name: string, operation: () => Promise<T>): Promise<T> {
-    assert(this.closing === undefined, `storage: ${name} after close`);
+  private serialize<T>(name: string, operation: () => Promise<T>, compaction = false): Promise<T> {
+    // A compaction started before close() goes on writing its chunks; close waits for it.
+    assert(compaction || this.closing === undefined, `storage: ${name} after close`);
     assert(
       this.queuedOperations < this.queuedOperationsMax,
       `storage: more than ${this.queuedOperationsMax} operations queued`,
@@ -235,4 +298,32 @@ export class DiskStore {
     );
     return result;
   }
+}
+
+/** `slices` cut into pieces of `pieceBytes` (the last one shorter; one empty piece for no bytes), copied only where a piece spans slices. */
+export function* snapshotPieces(slices: readonly Uint8Array[], pieceBytes: number): Generator<Uint8Array, void> {
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let yielded = false;
+  for (const slice of slices) {
+    let at = 0;
+    while (at < slice.length) {
+      const take = Math.min(pieceBytes - pendingBytes, slice.length - at);
+      if (pendingBytes === 0 && take === pieceBytes) {
+        yield slice.subarray(at, at + take);
+        yielded = true;
+      } else {
+        pending.push(slice.subarray(at, at + take));
+        pendingBytes += take;
+        if (pendingBytes === pieceBytes) {
+          yield concatBytes(pending, pendingBytes);
+          yielded = true;
+          pending = [];
+          pendingBytes = 0;
+        }
+      }
+      at += take;
+    }
+  }
+  if (pendingBytes > 0 || !yielded) yield concatBytes(pending, pendingBytes);
 }

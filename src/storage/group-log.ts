@@ -16,18 +16,28 @@
 // against the cache and returns the LevelDB operations plus an `apply` closure; DiskStore writes
 // the operations in one batch and only then calls `apply`. DiskStore serializes its operations,
 // so the cache cannot change between planning and applying. Nothing here touches LevelDB.
+//
+// A compaction's snapshot can be large (130 MiB for a million keys): its chunks are written one
+// per batch (planStagedChunk) into the chunk slot the stored snapshot does not use (keys.ts), with
+// the node's other writes in between, and a last small synced batch (planStagedCompaction with the
+// staged chunk count) switches snap-meta to that slot, deletes the old slot's chunks and the
+// compacted log. A crash before the switch leaves the stored snapshot whole; the spare slot's
+// leftovers are counted at load and deleted by the next switch. A snapshot received from a leader
+// (planWrite) replaces the one in use in its own slot, in the turn's one batch, as before.
 
 import { assert } from '../base/assert.ts';
+import { concatBytes } from '../base/bytes.ts';
 import { NO_NODE, type GroupId, type LogIndex, type Term } from '../base/ids.ts';
 import { emptyConfState } from '../raft/confchange.ts';
 import { entryBytes, type LogStorage } from '../raft/storage.ts';
-import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.ts';
-import { groupRecordKey, logKey, snapshotChunkKey } from './keys.ts';
+import type { ConfState, Entry, HardState, Snapshot, SnapshotMeta } from '../raft/types.ts';
+import { groupRecordKey, logKey, snapshotChunkKey, snapshotChunksMax, type SnapshotSlot } from './keys.ts';
 import {
   appliedValue,
   hardStateValue,
   logRunValue,
   snapshotChunkCount,
+  snapshotChunkRecord,
   snapshotChunkValue,
   snapshotMetaValue,
   type RecordLimits,
@@ -72,6 +82,10 @@ export interface GroupState {
   readonly applied: LogIndex;
   /** Chunks the snapshot's bytes are stored in (0: none, or one record as written before chunks). */
   readonly snapshotChunks: number;
+  /** The chunk slot the snapshot's chunks are in (keys.ts). */
+  readonly snapshotSlot: SnapshotSlot;
+  /** Chunk keys 0 .. spareChunks - 1 of the other slot may hold leftovers of an unfinished snapshot. */
+  readonly spareChunks: number;
   /** The snapshot's bytes are one `snap-data` record (written before chunks); the next snapshot deletes it. */
   readonly snapshotRecord: boolean;
 }
@@ -87,6 +101,8 @@ export const emptyGroupState = (): GroupState => ({
   runStarts: [],
   applied: 0 as LogIndex,
   snapshotChunks: 0,
+  snapshotSlot: 0,
+  spareChunks: 0,
   snapshotRecord: false,
 });
 
@@ -103,6 +119,8 @@ export class CachedGroupLog implements GroupLog {
   private applied: LogIndex;
   /** How the snapshot's bytes are stored (GroupState). */
   private snapshotChunks: number;
+  private snapshotSlot: SnapshotSlot;
+  private spareChunks: number;
   private snapshotRecord: boolean;
   /** Set by deleteGroup: a discarded handle must not be read any more. */
   private deleted = false;
@@ -116,6 +134,8 @@ export class CachedGroupLog implements GroupLog {
     this.runStarts = state.runStarts;
     this.applied = state.applied;
     this.snapshotChunks = state.snapshotChunks;
+    this.snapshotSlot = state.snapshotSlot;
+    this.spareChunks = state.spareChunks;
     this.snapshotRecord = state.snapshotRecord;
   }
 
@@ -275,27 +295,64 @@ export class CachedGroupLog implements GroupLog {
   }
 
   /**
-   * The host snapshotted its state machine at `index` (<= applied): store it, drop the log before
-   * `logFrom` (clamped to [log start, index + 1]; below index + 1 a tail stays behind the
-   * snapshot). Runs that end before `logFrom` are deleted; one that reaches it is rewritten as its
-   * tail, under the key of `logFrom`, so the stored log starts exactly there.
+   * Whether a snapshot at `index` would still be news: the group is not deleted and no snapshot
+   * at or after it is stored (one installed from a leader since may have replaced the log). An
+   * index beyond the log is a caller's bug: the host snapshots only what it applied.
    */
-  planCompaction(
+  snapshotWanted(index: LogIndex): boolean {
+    if (this.deleted || index <= this.snap.meta.index) return false;
+    assert(
+      this.term(index) !== undefined,
+      `storage: group ${this.group}: cannot snapshot at ${index} (log holds ${this.snap.meta.index}..${this.lastIndex()})`,
+    );
+    return true;
+  }
+
+  /** One chunk of a snapshot being written into the spare slot (see the file's header). */
+  planStagedChunk(index: LogIndex, chunk: number, bytes: Uint8Array): GroupChange {
+    this.assertLive();
+    assert(chunk < snapshotChunksMax, `storage: group ${this.group}: more than ${snapshotChunksMax} snapshot chunks`);
+    const slot = this.spareSlot();
+    const operations: BatchOperation[] = [
+      {
+        type: 'put',
+        key: snapshotChunkKey(this.group, chunk, slot),
+        value: snapshotChunkRecord(this.group, index, chunk, bytes),
+      },
+    ];
+    return {
+      operations,
+      apply: () => {
+        this.spareChunks = Math.max(this.spareChunks, chunk + 1);
+      },
+    };
+  }
+
+  /**
+   * The host snapshotted its state machine at `index` (<= applied, snapshotWanted(index)) and
+   * planStagedChunk wrote its `chunks` chunks (its bytes are `data`, in slices, joined only when
+   * the core first reads them): switch to them and drop the log before `logFrom` (clamped to
+   * [log start, index + 1]; below index + 1 a tail stays behind the snapshot). Runs that end
+   * before `logFrom` are deleted; one that reaches it is rewritten as its tail, under the key of
+   * `logFrom`, so the stored log starts exactly there.
+   */
+  planStagedCompaction(
     index: LogIndex,
     confState: ConfState,
-    data: Uint8Array,
-    limits: RecordLimits,
-    logFrom: LogIndex = (index + 1) as LogIndex,
+    data: readonly Uint8Array[],
+    chunks: number,
+    logFrom: LogIndex,
   ): GroupChange {
+    assert(chunks >= 1 && chunks <= this.spareChunks, `storage: group ${this.group}: ${chunks} staged chunks missing`);
     const term = this.term(index);
     const snapshotIndex = this.snap.meta.index;
     const lastIndex = this.lastIndex();
     assert(
-      term !== undefined && index >= snapshotIndex,
+      term !== undefined && index > snapshotIndex,
       `storage: group ${this.group}: cannot snapshot at ${index} (log holds ${snapshotIndex}..${lastIndex})`,
     );
     const from = Math.min(Math.max(logFrom, this.logStart), index + 1) as LogIndex;
-    const snapshot: Snapshot = { meta: { index, term, confState }, data };
+    const snapshot = lazySnapshot({ index, term, confState }, data);
     const operations: BatchOperation[] = [];
     const runStarts: LogIndex[] = [];
     this.runStarts.forEach((start, k) => {
@@ -310,15 +367,32 @@ export class CachedGroupLog implements GroupLog {
         runStarts.push(from);
       }
     });
-    this.putSnapshot(operations, snapshot, limits);
+    const slot = this.spareSlot();
+    operations.push({
+      type: 'put',
+      key: groupRecordKey(this.group, 'snap-meta'),
+      value: snapshotMetaValue(this.group, snapshot.meta, chunks, slot),
+    });
+    for (let chunk = 0; chunk < this.snapshotChunks; chunk++)
+      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, this.snapshotSlot) });
+    for (let chunk = chunks; chunk < this.spareChunks; chunk++)
+      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, slot) });
+    if (this.snapshotRecord) operations.push({ type: 'del', key: groupRecordKey(this.group, 'snap-data') });
     const apply = (): void => {
       this.log = this.log.slice(from - this.logStart);
       this.logStart = from;
       this.runStarts = runStarts;
-      this.storedSnapshotAs(snapshot);
+      this.snapshotSlot = slot;
+      this.snapshotChunks = chunks;
+      this.spareChunks = 0;
+      this.snapshotRecord = false;
       this.snap = snapshot;
     };
     return { operations, apply };
+  }
+
+  private spareSlot(): SnapshotSlot {
+    return this.snapshotSlot === 0 ? 1 : 0;
   }
 
   /** Every key of the group goes; the handle is dead afterwards. */
@@ -328,7 +402,9 @@ export class CachedGroupLog implements GroupLog {
     for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const)
       operations.push({ type: 'del', key: groupRecordKey(this.group, kind) });
     for (let chunk = 0; chunk < this.snapshotChunks; chunk++)
-      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk) });
+      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, this.snapshotSlot) });
+    for (let chunk = 0; chunk < this.spareChunks; chunk++)
+      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, this.spareSlot()) });
     this.deleteRuns(operations, this.runStarts);
     const apply = (): void => {
       this.deleted = true;
@@ -361,18 +437,18 @@ export class CachedGroupLog implements GroupLog {
     operations.push({
       type: 'put',
       key: groupRecordKey(this.group, 'snap-meta'),
-      value: snapshotMetaValue(this.group, snapshot.meta, snapshotChunkCount(snapshot.data.length)),
+      value: snapshotMetaValue(this.group, snapshot.meta, snapshotChunkCount(snapshot.data.length), this.snapshotSlot),
     });
     const chunks = snapshotChunkCount(snapshot.data.length);
     for (let chunk = 0; chunk < chunks; chunk++)
       operations.push({
         type: 'put',
-        key: snapshotChunkKey(this.group, chunk),
+        key: snapshotChunkKey(this.group, chunk, this.snapshotSlot),
         value: snapshotChunkValue(this.group, snapshot.meta.index, chunk, snapshot.data),
       });
     // Chunks of a larger snapshot before, and the one record of a snapshot written before chunks.
     for (let chunk = chunks; chunk < this.snapshotChunks; chunk++)
-      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk) });
+      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, this.snapshotSlot) });
     if (this.snapshotRecord) operations.push({ type: 'del', key: groupRecordKey(this.group, 'snap-data') });
   }
 
@@ -385,6 +461,22 @@ export class CachedGroupLog implements GroupLog {
   private assertLive(): void {
     assert(!this.deleted, `storage: group ${this.group} was deleted; this handle is stale`);
   }
+}
+
+/** A snapshot whose bytes are joined from `slices` when first read (the core reads them only to send them). */
+function lazySnapshot(meta: SnapshotMeta, slices: readonly Uint8Array[]): Snapshot {
+  let parts: readonly Uint8Array[] | undefined = slices;
+  let data: Uint8Array | undefined;
+  return {
+    meta,
+    get data(): Uint8Array {
+      if (data === undefined) {
+        data = concatBytes(parts ?? []);
+        parts = undefined;
+      }
+      return data;
+    },
+  };
 }
 
 /** The longest run of `entries` from `at` within runEntriesMax and runBytesMax (at least one entry). */

@@ -4,7 +4,8 @@
 //
 //   0x67 'g' | group u32 BE | 0x61 'a'                     applied index       g/<group>/applied
 //   0x67 'g' | group u32 BE | 0x63 'c' | chunk u32 BE      snapshot bytes, one g/<group>/snap-chunk/<chunk>
-//                                                          chunk of snapshotChunkBytes (records.ts)
+//                                                          chunk of snapshotChunkBytes (records.ts);
+//                                                          slot 1: bit 31 set   g/<group>/snap-chunk/1/<chunk>
 //   0x67 'g' | group u32 BE | 0x68 'h'                     hard state          g/<group>/hard
 //   0x67 'g' | group u32 BE | 0x6c 'l' | index u64 BE      one log entry       g/<group>/log/<index>
 //   0x67 'g' | group u32 BE | 0x6d 'm'                     snapshot metadata   g/<group>/snap-meta
@@ -15,6 +16,10 @@
 // separators, which would only add bytes to every key). Keys outside the 'g' prefix are reserved
 // for node-wide records to come; inside it, a key that does not parse is corruption. The readable
 // form on the right is what error messages print. Pure functions; used by disk-store.ts and tests.
+//
+// Snapshot chunks live in two slots (the top bit of the chunk number): a new snapshot is written
+// chunk by chunk into the slot the stored one does not use, and snap-meta names the slot in use,
+// so a crash while the chunks are written leaves the stored snapshot whole (group-log.ts).
 
 import { readUint32BE, readUint53BE, writeUint32BE, writeUint53BE } from '../base/bytes.ts';
 import type { GroupId, LogIndex } from '../base/ids.ts';
@@ -41,7 +46,13 @@ type GroupRecordKind = Exclude<RecordKind, 'log' | 'snap-chunk'>;
 export type ParsedKey =
   | { readonly kind: GroupRecordKind; readonly group: GroupId }
   | { readonly kind: 'log'; readonly group: GroupId; readonly index: LogIndex }
-  | { readonly kind: 'snap-chunk'; readonly group: GroupId; readonly chunk: number };
+  | { readonly kind: 'snap-chunk'; readonly group: GroupId; readonly chunk: number; readonly slot: SnapshotSlot };
+
+/** Which of a group's two sets of snapshot chunk keys (see above). */
+export type SnapshotSlot = 0 | 1;
+const slotBit = 0x8000_0000;
+/** Chunks per snapshot: the chunk number must leave the slot bit free. */
+export const snapshotChunksMax = slotBit;
 
 // Built for every entry of every storage batch: no DataView per key (src/base/bytes.ts says why).
 function prefixed(group: GroupId, kind: RecordKind, length: number): Uint8Array {
@@ -62,9 +73,9 @@ export function logKey(group: GroupId, index: LogIndex): Uint8Array {
   return key;
 }
 
-export function snapshotChunkKey(group: GroupId, chunk: number): Uint8Array {
+export function snapshotChunkKey(group: GroupId, chunk: number, slot: SnapshotSlot = 0): Uint8Array {
   const key = prefixed(group, 'snap-chunk', chunkKeyBytes);
-  writeUint32BE(key, recordKeyBytes, chunk);
+  writeUint32BE(key, recordKeyBytes, slot === 1 ? chunk + slotBit : chunk);
   return key;
 }
 
@@ -85,7 +96,10 @@ export function parseKey(key: Uint8Array): ParsedKey | undefined {
   }
   if (tag === tagByKind['snap-chunk']) {
     if (key.length !== chunkKeyBytes) return undefined;
-    return { kind: 'snap-chunk', group, chunk: readUint32BE(key, recordKeyBytes) };
+    const number = readUint32BE(key, recordKeyBytes);
+    return number >= slotBit
+      ? { kind: 'snap-chunk', group, chunk: number - slotBit, slot: 1 }
+      : { kind: 'snap-chunk', group, chunk: number, slot: 0 };
   }
   if (key.length !== recordKeyBytes) return undefined;
   for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const) {
@@ -99,6 +113,7 @@ export function describeKey(key: Uint8Array): string {
   const parsed = parseKey(key);
   if (parsed === undefined) return `0x${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')}`;
   if (parsed.kind === 'log') return `g/${parsed.group}/log/${parsed.index}`;
-  if (parsed.kind === 'snap-chunk') return `g/${parsed.group}/snap-chunk/${parsed.chunk}`;
+  if (parsed.kind === 'snap-chunk')
+    return `g/${parsed.group}/snap-chunk/${parsed.slot === 1 ? '1/' : ''}${parsed.chunk}`;
   return `g/${parsed.group}/${parsed.kind}`;
 }

@@ -4,8 +4,10 @@
 // group: the log is contiguous and its terms never decrease, it starts right after the snapshot
 // (snapshot index + 1, or 1 without a snapshot) with a term not below the snapshot's, or at or
 // below it when a compaction kept a tail, which then holds the snapshot's index and term; the
-// snapshot's metadata and bytes (chunks numbered from 0 without a gap, or one record as written
-// before chunks) come as a pair at the same index. Any violation is a
+// snapshot's metadata and bytes (chunks numbered from 0 without a gap in the slot the metadata
+// names, or one record as written before chunks) come as a pair at the same index. Chunks in the
+// other slot are what a snapshot being written when the node stopped left (keys.ts): not loaded,
+// only counted, so the next snapshot written there deletes them. Any violation is a
 // StorageCorruptionError naming the group and the key or index, and the node does not start.
 // Called only by DiskStore.open, with a reader that pages through LevelDB.
 
@@ -14,7 +16,7 @@ import type { GroupId, LogIndex, Term } from '../base/ids.ts';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.ts';
 import { StorageCorruptionError } from './errors.ts';
 import { CachedGroupLog, emptyGroupState } from './group-log.ts';
-import { describeKey, groupRecordKey, logKey, parseKey, snapshotChunkKey } from './keys.ts';
+import { describeKey, groupRecordKey, logKey, parseKey, snapshotChunkKey, type SnapshotSlot } from './keys.ts';
 import { readRecord, type RecordLimits, type StoredRecord } from './records.ts';
 
 /** Returns the next page of [key, value] pairs in key order; an empty page ends the scan. */
@@ -27,10 +29,18 @@ interface PendingGroup {
   meta: SnapshotMeta | undefined;
   /** The chunk count snap-meta names (undefined: written before chunks, or no snapshot). */
   metaChunks: number | undefined;
+  metaSlot: SnapshotSlot;
   data: { readonly index: LogIndex; readonly data: Uint8Array } | undefined;
-  readonly chunks: { readonly index: LogIndex; readonly data: Uint8Array }[];
+  /** Per slot, in chunk order (keys.ts). */
+  readonly chunks: [StoredChunk[], StoredChunk[]];
   readonly entries: Entry[];
   readonly runStarts: LogIndex[];
+}
+
+interface StoredChunk {
+  readonly chunk: number;
+  readonly index: LogIndex;
+  readonly data: Uint8Array;
 }
 
 export async function loadGroups(readPage: PageReader, limits: RecordLimits): Promise<Map<GroupId, CachedGroupLog>> {
@@ -49,8 +59,9 @@ export async function loadGroups(readPage: PageReader, limits: RecordLimits): Pr
           applied: undefined,
           meta: undefined,
           metaChunks: undefined,
+          metaSlot: 0,
           data: undefined,
-          chunks: [],
+          chunks: [[], []],
           entries: [],
           runStarts: [],
         };
@@ -82,20 +93,15 @@ function add(pending: PendingGroup, stored: StoredRecord): void {
     case 'snap-meta':
       pending.meta = stored.meta;
       pending.metaChunks = stored.chunks;
+      pending.metaSlot = stored.slot;
       return;
     case 'snap-data':
       pending.data = { index: stored.index, data: stored.data };
       return;
-    case 'snap-chunk': {
-      // Chunks arrive in chunk order (keys.ts): a missing one shows as a number out of place.
-      if (stored.chunk !== pending.chunks.length)
-        throw new StorageCorruptionError(
-          { key: describeKey(snapshotChunkKey(pending.group, pending.chunks.length)), group: pending.group },
-          `snapshot chunk ${pending.chunks.length} is missing (found chunk ${stored.chunk})`,
-        );
-      pending.chunks.push({ index: stored.index, data: stored.data });
+    case 'snap-chunk':
+      // Which slot is in use is known only once snap-meta (after the chunks in key order) is read.
+      pending.chunks[stored.slot].push({ chunk: stored.chunk, index: stored.index, data: stored.data });
       return;
-    }
   }
 }
 
@@ -120,13 +126,23 @@ function checkNext(pending: PendingGroup, entry: Entry): void {
 }
 
 function finish(pending: PendingGroup): CachedGroupLog {
-  const { group, meta, entries } = pending;
-  if (pending.metaChunks !== undefined && pending.chunks.length > 0 && pending.metaChunks !== pending.chunks.length)
+  const { group, meta, entries, metaSlot } = pending;
+  const chunks = pending.chunks[metaSlot];
+  const spare = pending.chunks[metaSlot === 0 ? 1 : 0];
+  // Chunks arrive in chunk order (keys.ts): a missing one shows as a number out of place.
+  chunks.forEach((stored, k) => {
+    if (stored.chunk !== k)
+      throw new StorageCorruptionError(
+        { key: describeKey(snapshotChunkKey(group, k, metaSlot)), group },
+        `snapshot chunk ${k} is missing (found chunk ${stored.chunk})`,
+      );
+  });
+  if (pending.metaChunks !== undefined && chunks.length > 0 && pending.metaChunks !== chunks.length)
     throw new StorageCorruptionError(
-      { key: describeKey(snapshotChunkKey(group, pending.chunks.length)), group },
-      `the snapshot has ${pending.chunks.length} chunks stored, its metadata says ${pending.metaChunks}`,
+      { key: describeKey(snapshotChunkKey(group, chunks.length, metaSlot)), group },
+      `the snapshot has ${chunks.length} chunks stored, its metadata says ${pending.metaChunks}`,
     );
-  const data = pending.chunks.length > 0 ? joinChunks(pending) : pending.data;
+  const data = chunks.length > 0 ? joinChunks(group, chunks, metaSlot) : pending.data;
   const empty = emptyGroupState();
   if ((meta === undefined) !== (data === undefined)) {
     const present = meta === undefined ? 'snap-data' : 'snap-meta';
@@ -149,22 +165,28 @@ function finish(pending: PendingGroup): CachedGroupLog {
     entries,
     runStarts: pending.runStarts,
     applied: pending.applied ?? empty.applied,
-    snapshotChunks: pending.chunks.length,
+    snapshotChunks: chunks.length,
+    snapshotSlot: metaSlot,
+    spareChunks: (spare.at(-1)?.chunk ?? -1) + 1,
     snapshotRecord: pending.data !== undefined,
   });
 }
 
 /** The stored chunks as one snapshot's bytes; every chunk must be of the same snapshot. */
-function joinChunks(pending: PendingGroup): { readonly index: LogIndex; readonly data: Uint8Array } {
-  const index = pending.chunks[0]?.index ?? (0 as LogIndex);
-  pending.chunks.forEach((chunk, k) => {
+function joinChunks(
+  group: GroupId,
+  chunks: readonly StoredChunk[],
+  slot: SnapshotSlot,
+): { readonly index: LogIndex; readonly data: Uint8Array } {
+  const index = chunks[0]?.index ?? (0 as LogIndex);
+  chunks.forEach((chunk, k) => {
     if (chunk.index !== index)
       throw new StorageCorruptionError(
-        { key: describeKey(snapshotChunkKey(pending.group, k)), group: pending.group, index: chunk.index },
+        { key: describeKey(snapshotChunkKey(group, k, slot)), group, index: chunk.index },
         `snapshot chunk ${k} is of the snapshot at ${chunk.index}, chunk 0 of the one at ${index}`,
       );
   });
-  return { index, data: concatBytes(pending.chunks.map((chunk) => chunk.data)) };
+  return { index, data: concatBytes(chunks.map((chunk) => chunk.data)) };
 }
 
 /**

@@ -21,7 +21,7 @@ import { decode, encode } from '../codec/msgpack.ts';
 import * as validate from '../codec/validate.ts';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.ts';
 import { StorageCorruptionError } from './errors.ts';
-import { describeKey, type ParsedKey } from './keys.ts';
+import { describeKey, type ParsedKey, type SnapshotSlot } from './keys.ts';
 
 const checksumBytes = 4;
 /** The shortest msgpack map is one byte; anything shorter than checksum + 1 byte is torn. */
@@ -47,13 +47,21 @@ export type StoredRecord =
   | { readonly kind: 'hard'; readonly group: GroupId; readonly hardState: HardState }
   | { readonly kind: 'applied'; readonly group: GroupId; readonly applied: LogIndex }
   /** `chunks`: how many chunks hold the bytes (undefined in records written before chunks). */
-  | { readonly kind: 'snap-meta'; readonly group: GroupId; readonly meta: SnapshotMeta; readonly chunks?: number }
+  | {
+      readonly kind: 'snap-meta';
+      readonly group: GroupId;
+      readonly meta: SnapshotMeta;
+      readonly chunks?: number;
+      /** The chunk slot in use (keys.ts); 0 when absent. */
+      readonly slot: SnapshotSlot;
+    }
   | { readonly kind: 'snap-data'; readonly group: GroupId; readonly index: LogIndex; readonly data: Uint8Array }
   | {
       readonly kind: 'snap-chunk';
       readonly group: GroupId;
       readonly index: LogIndex;
       readonly chunk: number;
+      readonly slot: SnapshotSlot;
       readonly data: Uint8Array;
     };
 
@@ -85,8 +93,10 @@ export function appliedValue(group: GroupId, applied: LogIndex): Uint8Array {
   return seal(encode({ group, applied }));
 }
 
-export function snapshotMetaValue(group: GroupId, meta: SnapshotMeta, chunks: number): Uint8Array {
-  return seal(encode({ group, meta: { index: meta.index, term: meta.term, confState: meta.confState }, chunks }));
+/** Slot 0 is left out (records written before slots existed read as slot 0). */
+export function snapshotMetaValue(group: GroupId, meta: SnapshotMeta, chunks: number, slot: SnapshotSlot): Uint8Array {
+  const fields = { index: meta.index, term: meta.term, confState: meta.confState };
+  return seal(encode(slot === 0 ? { group, meta: fields, chunks } : { group, meta: fields, chunks, slot }));
 }
 
 export function snapshotDataValue(group: GroupId, index: LogIndex, data: Uint8Array): Uint8Array {
@@ -101,6 +111,11 @@ export function snapshotChunkCount(bytes: number): number {
 /** Chunk `chunk` of the snapshot bytes `data` at `index`. */
 export function snapshotChunkValue(group: GroupId, index: LogIndex, chunk: number, data: Uint8Array): Uint8Array {
   const bytes = data.subarray(chunk * snapshotChunkBytes, (chunk + 1) * snapshotChunkBytes);
+  return snapshotChunkRecord(group, index, chunk, bytes);
+}
+
+/** The record of chunk `chunk` of the snapshot at `index`, holding `bytes` (at most snapshotChunkBytes). */
+export function snapshotChunkRecord(group: GroupId, index: LogIndex, chunk: number, bytes: Uint8Array): Uint8Array {
   const value = new Uint8Array(chunkPrefixBytes + bytes.length);
   value[checksumBytes] = snapshotChunkFormat;
   writeUint32BE(value, checksumBytes + 1, group);
@@ -187,6 +202,7 @@ function readSnapshotChunk(
     group: parsed.group,
     index: index as LogIndex,
     chunk,
+    slot: parsed.slot,
     data: body.subarray(chunkPrefixBytes - checksumBytes),
   };
 }
@@ -208,6 +224,7 @@ function decodeFields(
         group,
         meta: validate.snapshotMeta(fields['meta'], 'record.meta'),
         ...(fields['chunks'] === undefined ? {} : { chunks: validate.counter(fields['chunks'], 'record.chunks') }),
+        slot: fields['slot'] === undefined ? 0 : snapshotSlot(validate.counter(fields['slot'], 'record.slot')),
       };
     case 'snap-data': {
       const index = validate.logIndex(fields['index'], 'record.index');
@@ -215,6 +232,11 @@ function decodeFields(
       return { kind: 'snap-data', group, index, data: new Uint8Array(data) };
     }
   }
+}
+
+function snapshotSlot(value: number): SnapshotSlot {
+  if (value !== 0 && value !== 1) throw new validate.CodecError(`record.slot: expected 0 or 1, got ${value}`);
+  return value;
 }
 
 function hex32(value: number): string {

@@ -118,6 +118,57 @@ describe('snapshots through the host', () => {
     expect(kvModel.size).toBe(13);
   });
 
+  it('rebuilds from the log a snapshot the model cannot read (a newer version), and refuses it when the log is compacted', async () => {
+    const self = asNodeId(1);
+    /** The KV model as a newer version of it would write its snapshots. */
+    const newerKv = (): Model => {
+      const inner = new KvModel();
+      return {
+        type: inner.type,
+        version: inner.version + 1,
+        applyEntry: (index, data) => inner.applyEntry(index, data),
+        snapshot: () => inner.snapshot(),
+        restore: (data) => {
+          inner.restore(data);
+        },
+      };
+    };
+    const written = async (tail: number): Promise<{ storage: MemoryHostStorage; snapshotIndex: number }> => {
+      const storage = new MemoryHostStorage();
+      storage.bootstrap(kv, confStateOf([self]));
+      const raft = { snapshotIntervalEntries: 5, snapshotTailEntries: tail };
+      const host = startHost(self, storage, new MemoryNetwork(), raft);
+      host.addGroup(kv, newerKv());
+      host.start();
+      for (let k = 0; k < 12; k++) await proposeUntilApplied(host, kv, put(`key${k}`, Uint8Array.of(k)));
+      await until(() => storage.group(kv).snapshot().meta.index > 5, 'a snapshot of the newer version');
+      await host.stop();
+      running = [];
+      return { storage, snapshotIndex: storage.group(kv).snapshot().meta.index };
+    };
+    // The log kept whole behind the snapshot: the state is rebuilt from it, the snapshot not loaded.
+    const kept = await written(1000);
+    const model = new KvModel();
+    const host = startHost(self, kept.storage, new MemoryNetwork(), {});
+    host.addGroup(kv, model);
+    host.start();
+    await proposeUntilApplied(host, kv, put('after', Uint8Array.of(99)));
+    for (let k = 0; k < 12; k++) expect(model.get(`key${k}`)?.value).toEqual(Uint8Array.of(k));
+    expect(model.size).toBe(13);
+    await host.stop();
+    running = [];
+    // Compacted: nothing to rebuild from, so the refusal stands, naming the group and the index.
+    const compacted = await written(0);
+    const refusing = startHost(self, compacted.storage, new MemoryNetwork(), {});
+    expect(() => {
+      refusing.addGroup(kv, new KvModel());
+    }).toThrow(
+      new RegExp(
+        `group 2: the snapshot at index ${compacted.snapshotIndex} is refused: written by version 3 .*cannot be rebuilt from the log`,
+      ),
+    );
+  });
+
   it('asks for a snapshot once the applied entries hold snapshotLogBytes, with no entry count set', async () => {
     const self = asNodeId(1);
     const storage = new MemoryHostStorage();

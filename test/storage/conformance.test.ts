@@ -27,8 +27,11 @@ function memorySubject(): Promise<StorageSubject> {
       settle(() => {
         storage.applySnapshot(snapshot);
       }),
+    // As the host's stores do (ports.ts): a compaction behind the stored snapshot is skipped.
     compact: (index: LogIndex, confState: ConfState, data: Uint8Array) =>
-      settle(() => storage.createSnapshot(index, confState, data)),
+      settle(() =>
+        index <= storage.snapshot().meta.index ? storage.snapshot() : storage.createSnapshot(index, confState, data),
+      ),
     setHardState: (hardState: HardState) =>
       settle(() => {
         storage.hardState = hardState;

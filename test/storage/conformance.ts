@@ -192,11 +192,13 @@ export function storageConformance(name: string, create: () => Promise<StorageSu
       });
     });
 
-    it('refuses to compact beyond the log or behind the current snapshot', async () => {
+    it('refuses to compact beyond the log, and skips a compaction behind the current snapshot', async () => {
       await subject.append(ents(1, [1, 1, 2]));
       await expect(subject.compact(idx(4), confStateOf(nids(1)), new Uint8Array())).rejects.toThrow(AssertionError);
-      await subject.compact(idx(2), confStateOf(nids(1)), new Uint8Array());
-      await expect(subject.compact(idx(1), confStateOf(nids(1)), new Uint8Array())).rejects.toThrow(AssertionError);
+      await subject.compact(idx(2), confStateOf(nids(1)), Uint8Array.of(2));
+      // A snapshot installed from a leader may overtake one the host took: the older one is dropped.
+      const kept = await subject.compact(idx(1), confStateOf(nids(1)), Uint8Array.of(1));
+      expect([kept.meta.index, Array.from(kept.data)]).toEqual([2, [2]]);
       await holdsAcrossRestart((log) => {
         expect([log.firstIndex(), log.lastIndex()]).toEqual([3, 3]);
       });

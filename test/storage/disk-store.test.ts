@@ -13,7 +13,7 @@ import type { Entry, HardState } from '../../src/raft/types.ts';
 import { DiskStore, type GroupLog, type GroupWrite } from '../../src/storage/disk-store.ts';
 import { StorageCorruptionError, StorageError } from '../../src/storage/errors.ts';
 import { allGroupsRange, describeKey, groupRecordKey, logKey, snapshotChunkKey } from '../../src/storage/keys.ts';
-import { logRunValue, snapshotChunkBytes, snapshotDataValue } from '../../src/storage/records.ts';
+import { logRunValue, snapshotChunkBytes, snapshotChunkRecord, snapshotDataValue } from '../../src/storage/records.ts';
 import { ent, ents, idx, nid, nids, snap } from '../raft/unit/helpers.ts';
 import { temporaryDirectory, testStoreOptions } from './support.ts';
 
@@ -50,6 +50,15 @@ async function tamper(path: string, edit: (db: Level<Uint8Array, Uint8Array>) =>
   } finally {
     await db.close();
   }
+}
+
+/** The readable keys of every snapshot record in the store at `path`. */
+async function snapshotKeys(path: string): Promise<string[]> {
+  const found: string[] = [];
+  await tamper(path, async (db) => {
+    for await (const key of db.keys(allGroupsRange())) found.push(describeKey(key));
+  });
+  return found.filter((key) => key.includes('snap'));
 }
 
 async function storedValue(db: Level<Uint8Array, Uint8Array>, key: Uint8Array): Promise<Uint8Array> {
@@ -243,29 +252,58 @@ describe('DiskStore', () => {
     await reopened.close();
   });
 
-  it('stores snapshot bytes in chunks: a large one comes back whole, a smaller one after it leaves no chunk behind', async () => {
+  it('stores snapshot bytes in chunks: a large one comes back whole, a smaller one after it leaves no chunk behind, nor what a compaction cut short left', async () => {
     const group = gid(4);
     const large = Uint8Array.from({ length: 2 * snapshotChunkBytes + 5 }, (_, k) => (k * 13) & 0xff);
     const store = await DiskStore.open(path, testStoreOptions);
     await store.write([{ group, entries: ents(1, [1, 1, 1, 1]) }], { sync: true });
     await store.compact(group, idx(2), confStateOf(nids(1)), large);
     await store.close();
-    const keys = async (): Promise<string[]> => {
-      const found: string[] = [];
-      await tamper(path, async (db) => {
-        for await (const key of db.keys(allGroupsRange())) found.push(describeKey(key));
-      });
-      return found.filter((key) => key.includes('snap'));
-    };
-    expect(await keys()).toEqual(['g/4/snap-chunk/0', 'g/4/snap-chunk/1', 'g/4/snap-chunk/2', 'g/4/snap-meta']);
+    // Written into the spare slot (1), then switched to; the next snapshot goes to slot 0 again.
+    expect(await snapshotKeys(path)).toEqual([
+      'g/4/snap-chunk/1/0',
+      'g/4/snap-chunk/1/1',
+      'g/4/snap-chunk/1/2',
+      'g/4/snap-meta',
+    ]);
+    // What a crash while a snapshot at 3 was written into slot 0 can leave: some chunks, with gaps.
+    // They are not loaded, and the next snapshot deletes them.
+    await tamper(path, async (db) => {
+      for (const chunk of [0, 1, 4])
+        await db.put(snapshotChunkKey(group, chunk, 0), snapshotChunkRecord(group, idx(3), chunk, Uint8Array.of(9)));
+    });
     const reopened = await DiskStore.open(path, testStoreOptions);
+    expect(reopened.group(group).snapshot().meta.index).toBe(2);
     expect(reopened.group(group).snapshot().data).toEqual(large);
     await reopened.compact(group, idx(3), confStateOf(nids(1)), Uint8Array.of(7));
     await reopened.close();
-    expect(await keys()).toEqual(['g/4/snap-chunk/0', 'g/4/snap-meta']);
+    expect(await snapshotKeys(path)).toEqual(['g/4/snap-chunk/0', 'g/4/snap-meta']);
     const again = await DiskStore.open(path, testStoreOptions);
     expect(Array.from(again.group(group).snapshot().data)).toEqual([7]);
     await again.close();
+  });
+
+  it('writes a compaction chunk by chunk: a write made meanwhile is not held up until the snapshot is stored', async () => {
+    const group = gid(4);
+    const store = await DiskStore.open(path, testStoreOptions);
+    await store.write([{ group, entries: ents(1, [1, 1, 1]) }], { sync: true });
+    const slices = [new Uint8Array(snapshotChunkBytes + 3).fill(1), new Uint8Array(2 * snapshotChunkBytes).fill(2)];
+    const compaction = store.compact(group, idx(2), confStateOf(nids(1)), slices);
+    await store.write([{ group: gid(5), entries: ents(1, [1]) }], { sync: true });
+    // The write went in between the chunks: the snapshot is not switched to yet.
+    expect(store.group(group).snapshot().meta.index).toBe(0);
+    await compaction;
+    expect(store.group(group).snapshot().meta.index).toBe(2);
+    await store.close();
+    const reopened = await DiskStore.open(path, testStoreOptions);
+    const data = reopened.group(group).snapshot().data;
+    expect([data.length, data[snapshotChunkBytes + 2], data[snapshotChunkBytes + 3], data.at(-1)]).toEqual([
+      3 * snapshotChunkBytes + 3,
+      1,
+      2,
+      2,
+    ]);
+    await reopened.close();
   });
 
   it('reads a snapshot stored as one record (before chunks), and the next snapshot replaces that record', async () => {
@@ -275,7 +313,7 @@ describe('DiskStore', () => {
     await store.compact(group, idx(2), confStateOf(nids(1)), Uint8Array.of(1));
     await store.close();
     await tamper(path, async (db) => {
-      await db.del(snapshotChunkKey(group, 0));
+      await db.del(snapshotChunkKey(group, 0, 1));
       await db.put(groupRecordKey(group, 'snap-data'), snapshotDataValue(group, idx(2), Uint8Array.of(5, 6)));
     });
     const reopened = await DiskStore.open(path, testStoreOptions);
@@ -414,21 +452,22 @@ describe('DiskStore', () => {
         await store.close();
       };
       await writeSnapshot();
-      await tamper(path, (db) => db.del(snapshotChunkKey(group, 1)));
-      expect((await openFails()).message).toMatch(/g\/3\/snap-chunk\/1 \(group 3\): snapshot chunk 1 is missing/);
+      // The first compaction writes slot 1 (keys.ts).
+      await tamper(path, (db) => db.del(snapshotChunkKey(group, 1, 1)));
+      expect((await openFails()).message).toMatch(/g\/3\/snap-chunk\/1\/1 \(group 3\): snapshot chunk 1 is missing/);
       await writeSnapshot();
-      await tamper(path, (db) => db.del(snapshotChunkKey(group, 2)));
+      await tamper(path, (db) => db.del(snapshotChunkKey(group, 2, 1)));
       expect((await openFails()).message).toMatch(
-        /g\/3\/snap-chunk\/2 \(group 3\): the snapshot has 2 chunks stored, its metadata says 3/,
+        /g\/3\/snap-chunk\/1\/2 \(group 3\): the snapshot has 2 chunks stored, its metadata says 3/,
       );
       await writeSnapshot();
       await tamper(path, async (db) => {
-        const value = await storedValue(db, snapshotChunkKey(group, 2));
+        const value = await storedValue(db, snapshotChunkKey(group, 2, 1));
         const flipped = Uint8Array.from(value);
         flipped[flipped.length - 1] = (flipped[flipped.length - 1] ?? 0) ^ 1;
-        await db.put(snapshotChunkKey(group, 2), flipped);
+        await db.put(snapshotChunkKey(group, 2, 1), flipped);
       });
-      expect((await openFails()).message).toMatch(/g\/3\/snap-chunk\/2 \(group 3\): checksum mismatch/);
+      expect((await openFails()).message).toMatch(/g\/3\/snap-chunk\/1\/2 \(group 3\): checksum mismatch/);
     });
 
     it('a key outside the layout', async () => {

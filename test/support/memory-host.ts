@@ -2,6 +2,7 @@
 // backed by one MemoryStorage per group (writes applied at once, "durable" when the promise
 // resolves), and a transport that delivers each batch on a later macrotask unless the link is cut.
 
+import { concatBytes } from '../../src/base/bytes.ts';
 import type { GroupId, LogIndex, NodeId } from '../../src/base/ids.ts';
 import type { MultiRaftHost } from '../../src/multiraft/host.ts';
 import type { GroupMessage, GroupWrite, HostStorage, HostTransport } from '../../src/multiraft/ports.ts';
@@ -48,9 +49,17 @@ export class MemoryHostStorage implements HostStorage {
     return new Promise((resolve) => setImmediate(resolve));
   }
 
-  compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array, logFrom?: LogIndex): Promise<void> {
+  compact(
+    group: GroupId,
+    index: LogIndex,
+    confState: ConfState,
+    data: Uint8Array | readonly Uint8Array[],
+    logFrom?: LogIndex,
+  ): Promise<void> {
     const storage = this.group(group);
-    if (index > storage.snapshot().meta.index) storage.createSnapshot(index, confState, data, logFrom);
+    const bytes = data instanceof Uint8Array ? data : concatBytes(data);
+    if (index > storage.snapshot().meta.index && storage.term(index) !== undefined)
+      storage.createSnapshot(index, confState, bytes, logFrom);
     return Promise.resolve();
   }
 }

@@ -1,0 +1,145 @@
+// Snapshot streaming for one group (raft.ts drives it; nothing else does): the leader sends a
+// snapshot in chunks of at most snapshotChunkBytesMax bytes, at most snapshotChunksInflightMax of
+// them unacknowledged; the follower assembles them in order and answers each with the offset it
+// needs next. Pure bookkeeping: raft.ts builds and sends the messages, checks and installs the
+// assembled snapshot.
+//
+// Invariants: on the leader, ackedOffset <= sentOffset <= totalBytes; a transfer with no
+// acknowledged progress for a whole heartbeat resumes from the follower's latest report. On the
+// follower, chunks are only appended at exactly the offset received so far, and a partial copy
+// belongs to one (snapshot, leader term): within one leader's term snapshots only move forward,
+// and a new leader's transfer replaces whatever partial copy an earlier leader left.
+
+import { concatBytes } from '../base/bytes.ts';
+import type { LogIndex, Term } from '../base/ids.ts';
+import type { Progress, SnapshotTransfer } from './progress.ts';
+import type { InstallSnapshot, InstallSnapshotResponse, Snapshot } from './types.ts';
+
+// -------------------------------------------------------------------------------------------
+// Leader
+
+/** Puts `progress` in snapshot state for `snapshot`, nothing sent yet. */
+export function beginTransfer(progress: Progress, snapshot: Snapshot): void {
+  progress.becomeSnapshot({
+    index: snapshot.meta.index,
+    term: snapshot.meta.term,
+    totalBytes: snapshot.data.length,
+    sentOffset: 0,
+    ackedOffset: 0,
+    ackedOffsetAtCheck: -1,
+    heard: false,
+    reportedOffset: 0,
+  });
+}
+
+/** Whether `transfer` is of `snapshot` (storage may have moved on to a newer one). */
+export function transferOf(transfer: SnapshotTransfer, snapshot: Snapshot): boolean {
+  return snapshot.meta.index === transfer.index && snapshot.meta.term === transfer.term;
+}
+
+/**
+ * The chunks to send now, within the window, as [offset, end) ranges; advances sentOffset. The
+ * first chunk goes out even for an empty snapshot.
+ */
+export function nextChunks(transfer: SnapshotTransfer, chunkBytesMax: number, chunksInflightMax: number): number[] {
+  const windowBytes = chunkBytesMax * chunksInflightMax;
+  const offsets: number[] = [];
+  let first = transfer.sentOffset === 0 && transfer.ackedOffset === 0;
+  while (
+    (transfer.sentOffset < transfer.totalBytes || first) &&
+    transfer.sentOffset - transfer.ackedOffset < windowBytes
+  ) {
+    offsets.push(transfer.sentOffset);
+    transfer.sentOffset = Math.min(transfer.sentOffset + chunkBytesMax, transfer.totalBytes);
+    first = false;
+  }
+  return offsets;
+}
+
+/** Takes a follower's answer; returns whether it belongs to the transfer under way (then send more). */
+export function acknowledge(progress: Progress, message: InstallSnapshotResponse): boolean {
+  const transfer = progress.snapshot;
+  if (progress.state !== 'snapshot' || transfer === undefined) return false;
+  if (transfer.index !== message.snapshotIndex || transfer.term !== message.snapshotTerm) return false;
+  transfer.heard = true;
+  transfer.reportedOffset = message.nextOffset;
+  if (message.nextOffset === 0 && transfer.ackedOffset > 0) {
+    // The follower lost its partial copy (it restarted): start over. A response is only 0 when
+    // it holds nothing of this snapshot, so a late duplicate cannot cause this more than once.
+    transfer.ackedOffset = 0;
+    transfer.sentOffset = 0;
+  } else if (message.nextOffset > transfer.ackedOffset) {
+    transfer.ackedOffset = message.nextOffset;
+  }
+  return true;
+}
+
+/**
+ * At each heartbeat: returns whether the transfer stalled (no acknowledged progress since the
+ * last check, from a follower that answers: a dead one would just soak up chunks) and was rewound
+ * to resume from the acknowledged offset.
+ */
+export function rewindIfStalled(transfer: SnapshotTransfer): boolean {
+  const stalled = transfer.heard && transfer.ackedOffset === transfer.ackedOffsetAtCheck;
+  if (stalled) {
+    // No progress for a whole heartbeat: trust the follower's latest report over our count.
+    transfer.ackedOffset = Math.min(transfer.ackedOffset, transfer.reportedOffset);
+    transfer.sentOffset = transfer.ackedOffset;
+  }
+  transfer.heard = false;
+  transfer.ackedOffsetAtCheck = transfer.ackedOffset;
+  return stalled;
+}
+
+// -------------------------------------------------------------------------------------------
+// Follower
+
+export type ChunkOutcome =
+  /** The log already holds everything the snapshot does: tell the leader where we are instead. */
+  | { readonly kind: 'covered' }
+  /** A late chunk of an older snapshot of the same leader: no answer. */
+  | { readonly kind: 'stale' }
+  /** Answer with the offset needed next. */
+  | { readonly kind: 'need'; readonly nextOffset: number }
+  | { readonly kind: 'complete'; readonly snapshot: Snapshot };
+
+interface IncomingSnapshot {
+  readonly meta: Snapshot['meta'];
+  readonly leaderTerm: Term;
+  readonly totalBytes: number;
+  readonly chunks: Uint8Array[];
+  received: number;
+}
+
+/** The follower's partial copy of the snapshot its leader is sending. */
+export class SnapshotReceiver {
+  private incoming: IncomingSnapshot | undefined = undefined;
+
+  receive(message: InstallSnapshot, committed: LogIndex): ChunkOutcome {
+    const { meta } = message;
+    if (meta.index <= committed) {
+      this.incoming = undefined;
+      return { kind: 'covered' };
+    }
+    let incoming = this.incoming;
+    if (incoming !== undefined && incoming.leaderTerm === message.term && meta.index < incoming.meta.index)
+      return { kind: 'stale' };
+    if (
+      incoming === undefined ||
+      incoming.meta.index !== meta.index ||
+      incoming.meta.term !== meta.term ||
+      incoming.leaderTerm !== message.term
+    ) {
+      if (message.offset !== 0) return { kind: 'need', nextOffset: 0 };
+      incoming = { meta, leaderTerm: message.term, totalBytes: message.totalBytes, chunks: [], received: 0 };
+      this.incoming = incoming;
+    }
+    if (message.offset === incoming.received) {
+      incoming.chunks.push(message.chunk);
+      incoming.received += message.chunk.length;
+    }
+    if (incoming.received < incoming.totalBytes) return { kind: 'need', nextOffset: incoming.received };
+    this.incoming = undefined;
+    return { kind: 'complete', snapshot: { meta, data: concatBytes(incoming.chunks, incoming.totalBytes) } };
+  }
+}
