@@ -15,7 +15,11 @@
 //    window by someone who can read the traffic, like a bearer token can (turn TLS on for that).
 // Tokens and proofs are compared in constant time (through SHA-256 digests, so lengths leak nothing).
 //
-// Called by: src/api/app.ts (installAuth), src/node/ (peerAuthHeaders for its outgoing calls), the
+// The binary client port (src/api/binary-server.ts) checks the same tokens with tokenGrant: an
+// `auth` frame first on the connection; without it every request is refused DRAM_ERR_UNAUTHORIZED,
+// and a read-only connection's writes DRAM_ERR_FORBIDDEN, before anything is proposed.
+//
+// Called by: src/api/app.ts (installAuth), src/api/binary-server.ts (tokenGrant), src/node/ (peerAuthHeaders for its outgoing calls), the
 // route plugins (readAccess for a POST that only reads).
 
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
@@ -123,13 +127,20 @@ function grantOf(auth: ApiAuth & { readonly token: string }, request: FastifyReq
   const match = /^Bearer +(\S+) *$/iu.exec(header);
   if (match?.[1] === undefined)
     return new ApiError('DRAM_ERR_UNAUTHORIZED', 'the Authorization header must be "Bearer <token>"');
-  const presented = match[1];
+  return tokenGrant(auth, match[1]) ?? new ApiError('DRAM_ERR_UNAUTHORIZED', 'the token is not valid');
+}
+
+/** What a presented token grants, or undefined when it is neither token (HTTP and the binary client port). */
+export function tokenGrant(
+  auth: { readonly token: string; readonly readToken?: string | undefined },
+  presented: string,
+): 'full' | 'read' | undefined {
   // Both comparisons always run: which token matched takes no more time than a miss.
   const full = sameText(presented, auth.token);
   const read = auth.readToken !== undefined && sameText(presented, auth.readToken);
   if (full) return 'full';
   if (read) return 'read';
-  return new ApiError('DRAM_ERR_UNAUTHORIZED', 'the token is not valid');
+  return undefined;
 }
 
 /** Why the request is refused, or undefined to let it through. */

@@ -24,6 +24,10 @@
 //    answers that complete later are discarded;
 //  - a request whose key or client id is not valid UTF-8 is answered DRAM_ERR_BAD_REQUEST alone
 //    (the connection stays);
+//  - with `auth.token` set, a connection may do nothing until an `auth` frame presents a token: a
+//    request before that answers DRAM_ERR_UNAUTHORIZED, a write on a read-token connection
+//    DRAM_ERR_FORBIDDEN, both decided before anything is proposed or read (the connection stays;
+//    a wrong token answers DRAM_ERR_UNAUTHORIZED and leaves the connection without a grant);
 //  - a garbage, undecodable or oversized frame closes that connection only; nothing is thrown;
 //  - answers completed in the same tick go out as one socket write (coalesced on setImmediate);
 //  - a write answers ok only when applied, a definite failure only when certainly not applied,
@@ -38,7 +42,8 @@ import {
   boundedMessage,
   ClientRequestRefused,
   clientRequestBytesMax,
-  decodeClientRequest,
+  decodeClientFrame,
+  type ClientAuthRequest,
   encodeClientResponse,
   type ClientRequest,
   type ClientResponse,
@@ -48,6 +53,7 @@ import type { KvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
 import type { ReadOutcome } from '../multiraft/host.ts';
 import { FrameReader, frameOf } from '../codec/frame-reader.ts';
+import { tokenGrant } from './auth.ts';
 import { ApiError, isApiError, type ErrorCode } from './errors.ts';
 import { notLeaderError } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
@@ -74,6 +80,8 @@ export interface BinaryServerOptions {
   readonly listenHost: string;
   readonly listenPort: number;
   readonly metrics?: Pick<ApiMetrics, 'proposal' | 'read'>;
+  /** The HTTP API's tokens (--token, --read-token); without `token` every connection may do anything. */
+  readonly auth?: { readonly token?: string | undefined; readonly readToken?: string | undefined };
   /** Called once per connection closed for a protocol error (a bad frame). */
   readonly onProtocolError?: (reason: string) => void;
   readonly inFlightMax?: number;
@@ -123,7 +131,11 @@ interface Context {
   readonly session: NodeSession;
   readonly placement: KvPlacement;
   readonly metrics: Pick<ApiMetrics, 'proposal' | 'read'> | undefined;
+  readonly auth: { readonly token: string; readonly readToken?: string | undefined } | undefined;
 }
+
+/** What a connection may do: its auth frame's grant ('full' from the start when no token is configured). */
+type Grant = 'none' | 'read' | 'full';
 
 /** What an answer says about the key; filled in like the HTTP headers, overwritten as outcomes learn more. */
 interface Answer {
@@ -151,6 +163,10 @@ export class BinaryServer {
       session: new NodeSession(options.nodeId),
       placement: options.placement,
       metrics: options.metrics,
+      auth:
+        options.auth?.token === undefined || options.auth.token === ''
+          ? undefined
+          : { token: options.auth.token, readToken: options.auth.readToken },
     };
     this.server = net.createServer((socket) => {
       this.serve(socket);
@@ -249,12 +265,14 @@ class ClientConnection {
   private reservedBytes = 0;
   private flushScheduled = false;
   private partialTimer: NodeJS.Timeout | undefined;
+  private grant: Grant;
 
   constructor(socket: net.Socket, context: Context, limits: Limits, hooks: ConnectionHooks) {
     this.socket = socket;
     this.context = context;
     this.limits = limits;
     this.hooks = hooks;
+    this.grant = context.auth === undefined ? 'full' : 'none';
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.onData(chunk);
@@ -363,17 +381,29 @@ class ClientConnection {
     while (!this.closed && this.backlogNext < this.backlog.length) {
       const payload = this.backlog[this.backlogNext];
       if (payload === undefined) break;
-      let request: ClientRequest;
+      let request: ClientRequest | ClientAuthRequest;
       try {
-        request = decodeClientRequest(payload);
+        request = decodeClientFrame(payload);
       } catch (error) {
         this.backlogNext++;
         if (error instanceof ClientRequestRefused) {
-          this.queueAnswer(refusedAnswer(this.context, error));
+          this.queueAnswer(refusedAnswer(this.context, error.id, 'DRAM_ERR_BAD_REQUEST', error.message));
           continue;
         }
         this.close(error instanceof Error ? error.message : String(error));
         return;
+      }
+      if (request.op === 'auth') {
+        this.backlogNext++;
+        this.grant = grantOf(this.context, request);
+        this.queueAnswer(authAnswer(this.context, request.id, this.grant));
+        continue;
+      }
+      const refusal = accessRefusal(this.grant, request);
+      if (refusal !== undefined) {
+        this.backlogNext++;
+        this.queueAnswer(refusedAnswer(this.context, request.id, refusal.code, refusal.message));
+        continue;
       }
       const reserved = answerBytesEstimate(this.context, request);
       if (!this.fits(reserved)) break;
@@ -404,18 +434,37 @@ function answerBytesEstimate(context: Context, request: ClientRequest): number {
   return framing + (model instanceof KvModel ? (model.get(request.key)?.value.length ?? 0) : 0);
 }
 
-/** The answer to a request refused for its content (a key that is not UTF-8). */
-function refusedAnswer(context: Context, error: ClientRequestRefused): ClientResponse {
+/** The answer to a request refused before it ran (content that is not UTF-8, missing rights). */
+function refusedAnswer(context: Context, id: number, code: ErrorCode, message: string): ClientResponse {
   return {
-    id: error.id,
+    id,
     ok: false,
     index: 0,
     shard: 0,
     leader: 0,
     groups: context.placement.groups.length,
-    code: 'DRAM_ERR_BAD_REQUEST' satisfies ErrorCode,
-    message: boundedMessage(error.message),
+    code,
+    message: boundedMessage(message),
   };
+}
+
+function grantOf(context: Context, request: ClientAuthRequest): Grant {
+  if (context.auth === undefined) return 'full';
+  return tokenGrant(context.auth, request.token) ?? 'none';
+}
+
+function authAnswer(context: Context, id: number, grant: Grant): ClientResponse {
+  if (grant !== 'none') return { id, ok: true, index: 0, shard: 0, leader: 0, groups: context.placement.groups.length };
+  return refusedAnswer(context, id, 'DRAM_ERR_UNAUTHORIZED', 'the token is not valid');
+}
+
+/** Why a connection with `grant` may not run `request`, or undefined (the HTTP rules: a read token reads). */
+function accessRefusal(grant: Grant, request: ClientRequest): { code: ErrorCode; message: string } | undefined {
+  if (grant === 'full') return undefined;
+  if (grant === 'none')
+    return { code: 'DRAM_ERR_UNAUTHORIZED', message: 'this node needs a token: send an auth frame first' };
+  if (request.op === 'get') return undefined;
+  return { code: 'DRAM_ERR_FORBIDDEN', message: `the read-only token cannot ${request.op}` };
 }
 
 /** One request, start to answer; never rejects. */

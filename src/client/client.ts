@@ -11,6 +11,9 @@
 // way (nothing was sent). Everything else, including a connection lost with the request on it
 // (DRAM_ERR_CONNECTION_LOST: the write may or may not be applied), is the caller's to handle.
 //
+// With `token` (a node's --token or --read-token) every connection sends an `auth` frame first;
+// a refused token shows as DRAM_ERR_UNAUTHORIZED (or DRAM_ERR_FORBIDDEN) on the requests.
+//
 // Bounds: every request has a timeout (`requestTimeoutMs`); at most `inFlightMax` requests wait
 // for answers on one connection, and a request past that fails at once with
 // DRAM_ERR_CLIENT_OVERLOADED without being sent (the server bounds its side too, per connection,
@@ -50,6 +53,8 @@ export interface DramClientOptions {
   readonly inFlightMax?: number;
   /** 'leader' (default): each key to its group's leader; 'any': round robin over the nodes. */
   readonly route?: 'leader' | 'any';
+  /** The nodes' --token (or --read-token: reads only); sent once per connection. */
+  readonly token?: string;
 }
 
 /** Client-side codes, next to the server's DRAM_ERR_* codes. */
@@ -121,9 +126,11 @@ class NodeConnection {
   private readonly requestTimeoutMs: number;
   private readonly inFlightMax: number;
   private admitted = 0;
+  private readonly token: string | undefined;
 
-  constructor(address: DramNodeAddress, requestTimeoutMs: number, inFlightMax: number) {
+  constructor(address: DramNodeAddress, requestTimeoutMs: number, inFlightMax: number, token?: string) {
     this.address = address;
+    this.token = token;
     this.requestTimeoutMs = requestTimeoutMs;
     this.inFlightMax = inFlightMax;
   }
@@ -140,6 +147,10 @@ class NodeConnection {
       socket.once('connect', () => {
         open = true;
         this.socket = socket;
+        // First on the connection, so every request after it has its grant; its answer is not
+        // waited for (no pending entry): a refused token shows on the requests themselves.
+        if (this.token !== undefined)
+          socket.write(frameOf(encodeClientRequest({ id: this.nextId++, op: 'auth', token: this.token })));
         resolve(socket);
       });
       socket.on('data', (chunk: Buffer) => {
@@ -288,7 +299,7 @@ export class DramClient {
     if (!Number.isSafeInteger(inFlightMax) || inFlightMax < 1)
       throw new Error('DramClient: inFlightMax must be a positive integer');
     this.connections = new Map(
-      options.nodes.map((node) => [node.id, new NodeConnection(node, requestTimeoutMs, inFlightMax)]),
+      options.nodes.map((node) => [node.id, new NodeConnection(node, requestTimeoutMs, inFlightMax, options.token)]),
     );
     this.order = options.nodes.map((node) => node.id);
     this.retriesMax = options.retriesMax ?? 8;

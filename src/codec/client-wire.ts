@@ -7,6 +7,10 @@
 // (0: none known); `code` is a DRAM_ERR_* code of the HTTP registry when `ok` is false. `groups`
 // is the number of KV groups (ids 1..groups), so a client can compute the placement itself.
 //
+// Authentication (docs/security.md): on a node with --token, a connection's first frame is
+// `{ id, op: 'auth', token }`, answered `{ id, ok, ... }` like a request; what it grants (full or
+// read-only) holds for the rest of the connection.
+//
 // Invariants: decoding validates every field and bounds every size; anything else throws a
 // CodecError (the server then drops the connection), except a well-framed request whose key or
 // client id is not valid UTF-8: that throws a `ClientRequestRefused` carrying the request's id, so
@@ -44,6 +48,19 @@ export interface ClientRequest {
   readonly client?: KvClientStamp;
 }
 
+/** A connection's credentials (the --token or --read-token of the node), sent once, first. */
+export interface ClientAuthRequest {
+  readonly id: number;
+  readonly op: 'auth';
+  readonly token: string;
+}
+
+/** Anything a client sends: a KV request or its credentials. */
+export type ClientFrame = ClientRequest | ClientAuthRequest;
+
+/** A token longer than this is refused by the decoder (the node's tokens are far shorter). */
+export const clientTokenBytesMax = 1024;
+
 export interface ClientResponse {
   readonly id: number;
   readonly ok: boolean;
@@ -77,7 +94,7 @@ function present<T>(name: string, value: T | undefined): Record<string, T> {
   return value === undefined ? {} : { [name]: value };
 }
 
-export function encodeClientRequest(request: ClientRequest): Uint8Array {
+export function encodeClientRequest(request: ClientFrame): Uint8Array {
   return encode(request);
 }
 
@@ -97,17 +114,34 @@ export class ClientRequestRefused extends CodecError {
   }
 }
 
+/** A KV request; an auth frame is refused (a CodecError). */
 export function decodeClientRequest(data: Uint8Array): ClientRequest {
+  const frame = decodeClientFrame(data);
+  if (frame.op === 'auth') fail('request.op', 'auth is not a KV request');
+  return frame;
+}
+
+/** What a server reads: a KV request or an auth frame. */
+export function decodeClientFrame(data: Uint8Array): ClientFrame {
   const request = decodeRequestFields(data);
+  if (request.op === 'auth') return request;
   // Only a string holding U+FFFD may have been mended from bad bytes: check the raw ones then.
   if ((request.key.includes('\uFFFD') || request.client?.id.includes('\uFFFD') === true) && !stringsAreUtf8(data))
     throw new ClientRequestRefused(request.id, 'request.key: not valid UTF-8 (nor is the client id, or one of them)');
   return request;
 }
 
-function decodeRequestFields(data: Uint8Array): ClientRequest {
+function decodeRequestFields(data: Uint8Array): ClientFrame {
   if (data.length > clientRequestBytesMax) fail('request', `${data.length} bytes exceed ${clientRequestBytesMax}`);
   const raw = record(decode(data), 'request');
+  if (raw['op'] === 'auth') {
+    onlyFields(raw, 'request', ['id', 'op', 'token']);
+    return {
+      id: counter(raw['id'], 'request.id'),
+      op: 'auth',
+      token: text(raw['token'], 'request.token', 1, clientTokenBytesMax),
+    };
+  }
   onlyFields(raw, 'request', requestFields);
   const id = counter(raw['id'], 'request.id');
   const op = oneOf(raw['op'], 'request.op', ['get', 'put', 'delete'] as const);

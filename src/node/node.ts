@@ -243,6 +243,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
           listenHost: config.client.host,
           listenPort: config.client.port,
           ...config.clientLimits,
+          auth: { token: config.token, readToken: config.readToken },
           metrics,
           onProtocolError: (reason) => {
             logger.warn({ reason }, 'binary client connection closed: bad frame');

@@ -12,6 +12,8 @@ const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 export interface ProcessCluster {
   readonly ids: readonly number[];
   url(id: number): string;
+  /** The peer transport address of node `id` (--raft). */
+  raftAddress(id: number): { readonly host: string; readonly port: number };
   /** The binary client protocol address of node `id` (--client). */
   clientAddress(id: number): { readonly host: string; readonly port: number };
   /**
@@ -45,6 +47,7 @@ export function processCluster(size = 3, options: { readonly args?: readonly str
   const cluster: ProcessCluster = {
     ids,
     url: (id) => `http://127.0.0.1:${base + id}`,
+    raftAddress: (id) => ({ host: '127.0.0.1', port: base + 100 + id }),
     clientAddress: (id) => ({ host: '127.0.0.1', port: base + 200 + id }),
     start(id, how = { init: true }) {
       // A joining node learns the groups (and the members) from the cluster: it gets no --kv-groups.
