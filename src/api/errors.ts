@@ -186,7 +186,8 @@ export const errorRegistry = {
   },
   DRAM_ERR_UNKNOWN_SHARD: {
     status: 404,
-    meaning: "A shard named in ?shards= is not one of the database's shards (details.shards lists them); nothing was run.",
+    meaning:
+      "A shard named in ?shards= is not one of the database's shards (details.shards lists them); nothing was run.",
   },
   DRAM_ERR_NO_LOCAL_SHARDS: {
     status: 409,

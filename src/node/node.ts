@@ -534,7 +534,8 @@ function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent, s
           headers: { ...request.headers, ...sign(request.method, request.url) },
           agent,
           localAddress: config.raft.host,
-          timeout: config.requestTimeoutMs + 1000,
+          timeout: request.timeoutMs ?? config.requestTimeoutMs + 1000,
+          ...(request.signal === undefined ? {} : { signal: request.signal }),
         },
         (response) => {
           const chunks: Buffer[] = [];

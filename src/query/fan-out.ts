@@ -332,7 +332,10 @@ export class FanOut {
               ? { reason: 'timeout', message: `node ${node} did not answer within ${this.limits.shardTimeoutMs} ms` }
               : error instanceof ShardCallError
                 ? { reason: error.reason, message: `node ${node}: ${error.message}` }
-                : { reason: 'error', message: `node ${node}: ${error instanceof Error ? error.message : String(error)}` };
+                : {
+                    reason: 'error',
+                    message: `node ${node}: ${error instanceof Error ? error.message : String(error)}`,
+                  };
             if (running.size > 0 || launch(false)) return;
             settle({ shard: target.shard, skipped: last.reason, message: last.message, attempts });
           },

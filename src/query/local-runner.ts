@@ -244,8 +244,7 @@ export class LocalRunner {
   /** `reduce` over the partials (in shard order), or the list of them without one, through JSON. */
   async reduce(endpoint: LoadedEndpoint, partials: JsonValue[], params: JsonValue): Promise<JsonValue> {
     const { answerBytesMax } = this.limits;
-    if (endpoint.reduce === undefined)
-      return throughJson(partials, answerBytesMax, 'the list of the shards’ answers');
+    if (endpoint.reduce === undefined) return throughJson(partials, answerBytesMax, 'the list of the shards’ answers');
     try {
       const reduced = await endpoint.reduce(partials, params);
       return throughJson(reduced, answerBytesMax, 'the answer of reduce');

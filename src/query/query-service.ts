@@ -89,7 +89,7 @@ export interface QueryServiceOptions {
   /** Calls another member's map of one shard (src/api/query-routes.ts over HTTP). */
   readonly remote: MapPort;
   readonly clock: FanOutClock;
-  readonly fanOutLimits?: FanOutLimits;
+  readonly fanOutLimits?: FanOutLimits | undefined;
 }
 
 function roundMs(ms: number): number {
@@ -188,7 +188,11 @@ export class QueryService {
     });
   }
 
-  private queryCluster(view: DatabaseView, asked: readonly DirectoryShard[], request: QueryRequest): Promise<QueryAnswer> {
+  private queryCluster(
+    view: DatabaseView,
+    asked: readonly DirectoryShard[],
+    request: QueryRequest,
+  ): Promise<QueryAnswer> {
     return this.runner.runWith(request, async (admitted) => {
       const outcomes = await this.fanOut.run({
         database: view.name,
