@@ -180,9 +180,9 @@ export const errorRegistry = {
     meaning:
       "The query ran longer than its endpoint's timeout, or one statement longer than the statement timeout (details.timeoutMs), and was stopped.",
   },
-  DRAM_ERR_UNKNOWN_DATABASE: {
+  DRAM_ERR_DATABASE_NOT_FOUND: {
     status: 404,
-    meaning: 'No database or alias of this name is known to the cluster (or none is loaded anywhere yet).',
+    meaning: 'No database with this name is in the catalog (or the alias points at none); nothing was changed.',
   },
   DRAM_ERR_UNKNOWN_SHARD: {
     status: 404,

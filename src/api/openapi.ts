@@ -291,7 +291,7 @@ export const openApiDocument = {
             content: { 'application/json': { schema: { type: 'object' } } },
           },
           '400': errorResponse('DRAM_ERR_BAD_REQUEST or DRAM_ERR_INVALID_PARAMS (nothing was run)'),
-          '404': errorResponse('DRAM_ERR_UNKNOWN_DATABASE, DRAM_ERR_UNKNOWN_ENDPOINT or DRAM_ERR_UNKNOWN_SHARD'),
+          '404': errorResponse('DRAM_ERR_DATABASE_NOT_FOUND, DRAM_ERR_UNKNOWN_ENDPOINT or DRAM_ERR_UNKNOWN_SHARD'),
           '409': errorResponse('DRAM_ERR_NO_LOCAL_SHARDS (?scope=local on a member holding none of them)'),
           '422': errorResponse('DRAM_ERR_QUERY_FAILED, DRAM_ERR_QUERY_MEMORY or DRAM_ERR_ANSWER_TOO_LARGE'),
           '429': errorResponse('DRAM_ERR_ENDPOINT_BUSY'),

@@ -49,7 +49,7 @@ const queryBody = jsonBody(queryParamsBytesMax);
 const queryRouteOptions = { ...queryBody, config: { ...queryBody.config, ...readAccess.config } };
 
 export interface QueryRouteOptions {
-  /** Without one, every database is unknown (404 DRAM_ERR_UNKNOWN_DATABASE). */
+  /** Without one, every database is unknown (404 DRAM_ERR_DATABASE_NOT_FOUND). */
   readonly service: QueryService | undefined;
 }
 
@@ -146,7 +146,7 @@ export function queryRoutes(app: FastifyInstance, options: QueryRouteOptions, do
       const endpoint = checkName('endpoint', request.params.endpoint, endpointNamePattern);
       const { scope, partial, shards } = parseQueryOptions(request.query);
       if (service === undefined)
-        throw new ApiError('DRAM_ERR_UNKNOWN_DATABASE', `no database or alias named "${nameOrAlias}"`);
+        throw new ApiError('DRAM_ERR_DATABASE_NOT_FOUND', `no database or alias named "${nameOrAlias}"`);
       try {
         return await service.query({
           nameOrAlias,

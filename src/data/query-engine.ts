@@ -52,7 +52,7 @@ export const queryErrorCodes = [
   'DRAM_ERR_OVERLOADED',
   'DRAM_ERR_SHUTTING_DOWN',
   // The query route's (src/query/query-service.ts): which database and shards a query runs over.
-  'DRAM_ERR_UNKNOWN_DATABASE',
+  'DRAM_ERR_DATABASE_NOT_FOUND',
   'DRAM_ERR_UNKNOWN_SHARD',
   'DRAM_ERR_NO_LOCAL_SHARDS',
   'DRAM_ERR_PARTIAL',

@@ -1,7 +1,7 @@
 // What the query routes run: one query of an endpoint over a database named by its name or an
 // alias, with its coverage, and the member-to-member map of some local shards.
 //
-//  - `query` resolves the database (DRAM_ERR_UNKNOWN_DATABASE), the shards asked for (`?shards=`,
+//  - `query` resolves the database (DRAM_ERR_DATABASE_NOT_FOUND), the shards asked for (`?shards=`,
 //    DRAM_ERR_UNKNOWN_SHARD), admits the query on this member (the endpoint's 404, params 400,
 //    busy 429; one slot and one timeout for the whole query), then either maps this member's own
 //    shards (`scope: 'local'`, DRAM_ERR_NO_LOCAL_SHARDS when it holds none of them) or fans the
@@ -133,7 +133,7 @@ export class QueryService {
       throw new QueryError('DRAM_ERR_UNKNOWN_ENDPOINT', `no endpoint named "${request.endpoint}" is loaded`);
     const view = this.directory.resolve(request.nameOrAlias);
     if (view === undefined)
-      throw new QueryError('DRAM_ERR_UNKNOWN_DATABASE', `no database or alias named "${request.nameOrAlias}"`);
+      throw new QueryError('DRAM_ERR_DATABASE_NOT_FOUND', `no database or alias named "${request.nameOrAlias}"`);
     const asked = this.askedShards(view, request.shards);
     return request.scope === 'local' ? this.queryHere(view, asked, request) : this.queryCluster(view, asked, request);
   }

@@ -577,7 +577,7 @@ const scenarios: readonly Scenario[] = [
     run: (node) => query(node, 'events/query/slow'),
   },
   {
-    code: 'DRAM_ERR_UNKNOWN_DATABASE',
+    code: 'DRAM_ERR_DATABASE_NOT_FOUND',
     how: 'a query of a database no one knows',
     run: (node) => query(node, 'nowhere/query/ok'),
   },

@@ -259,7 +259,7 @@ describe('the query route', () => {
       ['events/query/count?partial=maybe', 400, 'DRAM_ERR_BAD_REQUEST'],
       ['events/query/count?shards=1,,2', 400, 'DRAM_ERR_BAD_REQUEST'],
       ['events/query/count?shards=1&shards=2', 400, 'DRAM_ERR_BAD_REQUEST'],
-      ['nope/query/count', 404, 'DRAM_ERR_UNKNOWN_DATABASE'],
+      ['nope/query/count', 404, 'DRAM_ERR_DATABASE_NOT_FOUND'],
       ['events/query/nope', 404, 'DRAM_ERR_UNKNOWN_ENDPOINT'],
       ['events/query/count?shards=1,9', 404, 'DRAM_ERR_UNKNOWN_SHARD'],
     ];
