@@ -9,6 +9,7 @@ import { runDev } from './dev.ts';
 import { call, describeError, useToken, type ApiAnswer } from './http-client.ts';
 import { examplesHelp } from './help.ts';
 import { printTable } from './table.ts';
+import { addQueryCommand } from './query-command.ts';
 
 const program = new Command('dram')
   .description('data-analysis clusters on a hand-written multi-group Raft')
@@ -367,6 +368,8 @@ function fail(message: string): never {
   console.error(`dram: ${message}`);
   process.exit(1);
 }
+
+addQueryCommand(program, defaultUrl, fail);
 
 program.addHelpText('after', () => examplesHelp(program));
 
