@@ -267,6 +267,8 @@ describe('the query route', () => {
       const answer = await query(1, path);
       expect({ path, status: answer.status, code: answer.body.code }).toEqual({ path, status, code });
     }
+    const huge = await query(1, 'events/query/count', { kind: 'x'.repeat(70_000) });
+    expect({ status: huge.status, code: huge.body.code }).toEqual({ status: 413, code: 'DRAM_ERR_BODY_TOO_LARGE' });
     const invalid = await query(1, 'events/query/top-k', { by: 'nothing' });
     expect({ status: invalid.status, code: invalid.body.code }).toEqual({
       status: 400,
