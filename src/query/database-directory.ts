@@ -7,9 +7,9 @@
 // the version it holds) and, when this member has the shard complete on disk at that version, its
 // local files. Global data (`global/`) is on every member, so it comes with the view.
 //
-// A replica is usable for a query when it is `loaded` at the view's version; one `loaded` at
-// another version is lagging (an older version still serving, or a newer one this view does not
-// name), and is never chosen. Nothing here decides; src/query/query-service.ts does.
+// A replica is usable for a query when it is `loaded` at the view's version and not marked
+// `lagging`; one `loaded` at another version is lagging too (an older version still serving, or a
+// newer one this view does not name), and neither is ever chosen. Nothing here decides; src/query/query-service.ts does.
 //
 // Called by: src/query/query-service.ts. Implemented by: the catalog (wired in src/node/), tests.
 
@@ -23,6 +23,8 @@ export interface ShardReplica {
   readonly state: ReplicaState;
   /** The version of the database this replica holds (or is loading). */
   readonly version: string;
+  /** The catalog sees this replica behind (its shard group's log lags): never asked while set. */
+  readonly lagging?: boolean;
 }
 
 export interface DirectoryShard {

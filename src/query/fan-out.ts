@@ -4,9 +4,9 @@
 // `error` with its message). Reduce and the partial policy are the caller's (query-service.ts).
 //
 // Per shard:
-//  - only replicas `loaded` at the query's version are candidates; without one the shard is
-//    skipped at once (`loading` when a replica is loading, else `lagging` when one is loaded at
-//    another version, else `unavailable`);
+//  - only replicas `loaded` at the query's version and not marked lagging are candidates; without
+//    one the shard is skipped at once (`loading` when a replica is loading, else `lagging` when one
+//    is loaded at another version or marked lagging, else `unavailable`);
 //  - candidates are tried local member first, then the least busy member (calls in flight and
 //    queued from this member, across queries), then the lower node id;
 //  - each attempt has `shardTimeoutMs`; an attempt that fails or times out is cancelled and the
@@ -150,7 +150,10 @@ export function percentile(samples: readonly number[], p: number): number {
 /** Why no replica of a shard can be asked, from the replicas' states. */
 function noCandidateReason(replicas: readonly ShardReplica[], version: string): SkipReason {
   if (replicas.some((replica) => replica.state === 'loading')) return 'loading';
-  if (replicas.some((replica) => replica.state === 'loaded' && replica.version !== version)) return 'lagging';
+  if (
+    replicas.some((replica) => replica.state === 'loaded' && (replica.version !== version || replica.lagging === true))
+  )
+    return 'lagging';
   return 'unavailable';
 }
 
@@ -230,7 +233,7 @@ export class FanOut {
 
   private candidates(target: ShardTarget, version: string): NodeId[] {
     return target.replicas
-      .filter((replica) => replica.state === 'loaded' && replica.version === version)
+      .filter((replica) => replica.state === 'loaded' && replica.version === version && replica.lagging !== true)
       .map((replica) => replica.node)
       .filter((node, at, nodes) => nodes.indexOf(node) === at);
   }

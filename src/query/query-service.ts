@@ -100,7 +100,7 @@ function roundMs(ms: number): number {
 function notLocalReason(self: NodeId, shard: DirectoryShard, version: string): Exclude<SkipReason, 'timeout'> {
   const mine = shard.replicas.find((replica) => replica.node === self);
   if (mine?.state === 'loading') return 'loading';
-  if (mine?.state === 'loaded' && mine.version !== version) return 'lagging';
+  if (mine?.state === 'loaded' && (mine.version !== version || mine.lagging === true)) return 'lagging';
   return 'unavailable';
 }
 
@@ -246,7 +246,7 @@ export class QueryService {
           ? 'unavailable'
           : view.version !== version
             ? 'lagging'
-            : shard.local === undefined
+            : shard.local === undefined || this.lagsHere(shard)
               ? notLocalReason(this.self, shard, version)
               : undefined;
       if (reason !== undefined || shard?.local === undefined)
@@ -258,6 +258,11 @@ export class QueryService {
       shards.push(shard.local);
     }
     return { view, shards };
+  }
+
+  /** Whether the catalog sees this member's replica of the shard behind (a fan-out asks another one). */
+  private lagsHere(shard: DirectoryShard): boolean {
+    return shard.replicas.some((replica) => replica.node === this.self && replica.lagging === true);
   }
 
   /** Another member's request for the maps of some of this member's shards (admitted here like any query). */

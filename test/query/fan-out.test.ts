@@ -198,6 +198,8 @@ describe('fan-out', () => {
       { shard: '2', replicas: [loaded(2, 'v0'), { node: n(3), state: 'failed', version: 'v1' }] },
       { shard: '3', replicas: [{ node: n(3), state: 'failed', version: 'v1' }] },
       { shard: '4', replicas: [] },
+      { shard: '5', replicas: [{ ...loaded(2), lagging: true }, loaded(3)] },
+      { shard: '6', replicas: [{ ...loaded(2), lagging: true }] },
     ]);
     expect(outcomes.map((outcome) => ('skipped' in outcome ? outcome.skipped : outcome.node))).toEqual([
       2,
@@ -205,6 +207,8 @@ describe('fan-out', () => {
       'lagging',
       'unavailable',
       'unavailable',
+      3,
+      'lagging',
     ]);
     expect(members.calls).toEqual([]);
   });
