@@ -91,7 +91,7 @@ export const fanOutLimitsDefault: FanOutLimits = {
   hedgeSamplesMin: 20,
   latencySamplesMax: 256,
   memberCallsMax: 8,
-  memberQueueMax: 256,
+  memberQueueMax: 4096,
 };
 
 export interface ShardTarget {
