@@ -60,6 +60,13 @@ export interface ShardTiming {
   readonly ms: number;
 }
 
+/** Whose queries a concurrency slot counts: this member's own, or the maps other members ask of it. */
+export type SlotPool = 'queries' | 'maps';
+
+function slotKey(name: string, pool: SlotPool): string {
+  return pool === 'queries' ? name : `${name}\u0000maps`;
+}
+
 /** One shard's answer to map. */
 export interface ShardAnswer extends ShardTiming {
   readonly result: JsonValue;
@@ -144,18 +151,22 @@ export class LocalRunner {
     return this.endpoints.get(name);
   }
 
-  /** Queries of this endpoint holding a concurrency slot now. */
-  running(name: string): number {
-    return this.active.get(name) ?? 0;
+  /** Queries of this endpoint holding a concurrency slot now (in `pool`: this member's own, or maps for others). */
+  running(name: string, pool: SlotPool = 'queries'): number {
+    return this.active.get(slotKey(name, pool)) ?? 0;
   }
 
   async run(query: LocalQuery): Promise<LocalAnswer> {
     return this.runWith(query, (admitted) => this.runAdmitted(admitted, query.database));
   }
 
-  /** Runs map on every shard of `query.database` and answers the shards' answers, without reduce. */
+  /**
+   * Runs map on every shard of `query.database` and answers the shards' answers, without reduce:
+   * what another member asks of this one. Its slots are counted apart from this member's own
+   * queries (same limit), so neither can starve the other.
+   */
   async mapShards(query: LocalQuery): Promise<readonly ShardAnswer[]> {
-    return this.runWith(query, (admitted) => this.mapAll(admitted, query.database));
+    return this.runWith(query, (admitted) => this.mapAll(admitted, query.database), 'maps');
   }
 
   /** Map over every shard of `database`, then reduce, inside a query `runWith` admitted. */
@@ -175,6 +186,7 @@ export class LocalRunner {
   async runWith<T>(
     query: Pick<LocalQuery, 'endpoint' | 'params' | 'signal'>,
     work: (admitted: AdmittedQuery) => Promise<T>,
+    pool: SlotPool = 'queries',
   ): Promise<T> {
     const endpoint = this.endpoints.get(query.endpoint);
     if (endpoint === undefined)
@@ -182,12 +194,13 @@ export class LocalRunner {
     const check = endpoint.validateParams(query.params ?? {});
     if (check.kind === 'invalid')
       throw new QueryError('DRAM_ERR_INVALID_PARAMS', check.message, { errors: check.errors });
-    const running = this.running(endpoint.name);
+    const key = slotKey(endpoint.name, pool);
+    const running = this.running(endpoint.name, pool);
     if (running >= endpoint.concurrencyMax)
       throw new QueryError('DRAM_ERR_ENDPOINT_BUSY', `endpoint "${endpoint.name}" already runs ${running} queries`, {
         concurrencyMax: endpoint.concurrencyMax,
       });
-    this.active.set(endpoint.name, running + 1);
+    this.active.set(key, running + 1);
 
     const controller = new AbortController();
     const stop = (reason: QueryError): void => {
@@ -218,9 +231,9 @@ export class LocalRunner {
       .finally(() => {
         clearTimeout(timer);
         query.signal?.removeEventListener('abort', onCallerAbort);
-        const left = this.running(endpoint.name) - 1;
-        if (left > 0) this.active.set(endpoint.name, left);
-        else this.active.delete(endpoint.name);
+        const left = this.running(endpoint.name, pool) - 1;
+        if (left > 0) this.active.set(key, left);
+        else this.active.delete(key);
       });
     return Promise.race([work$, stopped(controller.signal)]);
   }

@@ -10,7 +10,8 @@
 //    missing any shard is DRAM_ERR_PARTIAL carrying the coverage, never a short answer; with
 //    `partial: 'allow'` reduce gets the answers there are, and the coverage says which are missing.
 //  - `mapShards` is the other side of a fan-out: a member asked for some of its shards at a given
-//    version runs their maps (admitted like any query on it) and answers the partials; a shard it
+//    version runs their maps (admitted like a query on it, its slots counted apart from the
+//    member's own queries) and answers the partials; a shard it
 //    does not hold loaded at that version is DRAM_ERR_NO_LOCAL_SHARDS with the reason (loading,
 //    lagging, unavailable), which the asking member turns into a retry elsewhere.
 // Every shard of one query is served at one version (the view's), so a query through an alias
@@ -270,10 +271,14 @@ export class QueryService {
     if (this.runner.endpoint(request.endpoint) === undefined)
       throw new QueryError('DRAM_ERR_UNKNOWN_ENDPOINT', `no endpoint named "${request.endpoint}" is loaded`);
     const { view, shards } = this.localShards(request.database, request.version, request.shards);
-    return this.runner.runWith(request, async (admitted) => {
-      await view.prepare?.(request.shards, admitted.signal);
-      return this.runner.mapAll(admitted, localDatabase(view, shards));
-    });
+    return this.runner.runWith(
+      request,
+      async (admitted) => {
+        await view.prepare?.(request.shards, admitted.signal);
+        return this.runner.mapAll(admitted, localDatabase(view, shards));
+      },
+      'maps',
+    );
   }
 
   /** A fan-out's map of one of this member's shards, inside the query's own admission (no second slot). */
