@@ -10,7 +10,9 @@
 // Per endpoint: `samples` sequential queries after 3 warm-up ones (bounded by `seconds`), their
 // p50/p99/mean, and the p50 of the slowest shard's map within a query (a shard's time includes its
 // wait for one of the engine's connections: 8 shards on 2 connections run in about 4 rounds); then
-// queries per second with 4 queries in flight for `seconds / 4`. The machine's load average at
+// queries per second with 4 queries in flight for `seconds / 4`. Then each query fanned out over
+// three members on loopback HTTP against the same query run locally (bench/fan-out.bench.ts),
+// samples alternating, with the p50 difference. The machine's load average at
 // the start is in the report: figures taken beside other work are not comparable.
 
 import { rmSync, statSync } from 'node:fs';
@@ -23,6 +25,7 @@ import { loadEndpoints } from '../src/query/endpoint-loader.ts';
 import { localDatabaseFromDirectory } from '../src/query/local-layout.ts';
 import { LocalRunner, type LocalDatabase } from '../src/query/local-runner.ts';
 import { fixtureEvent, writeFixtureDatabase } from '../test/engine/fixtures.ts';
+import { measureFanOut, type FanOutFigures } from './fan-out.bench.ts';
 
 export interface QueryBenchOptions {
   readonly shards: number;
@@ -60,6 +63,8 @@ export interface QueryReport {
   readonly loadAverage: number;
   readonly engine: { readonly connectionsMax: number; readonly queryThreadsMax: number };
   readonly endpoints: readonly EndpointFigures[];
+  /** The same queries fanned out over three members on loopback HTTP against the local run (fan-out.bench.ts). */
+  readonly fanOut: readonly FanOutFigures[];
 }
 
 const cases: readonly { readonly endpoint: string; readonly params: JsonValue }[] = [
@@ -161,6 +166,13 @@ export async function runQueryBench(options: QueryBenchOptions): Promise<QueryRe
       figures.push(await measure(runner, database, endpoint, params, options));
       options.log(`query bench: ${endpoint} done`);
     }
+    const fanOut: FanOutFigures[] = [];
+    for (const { endpoint, params } of cases) {
+      fanOut.push(
+        await measureFanOut(engine, endpoints, database, { endpoint, params }, options.samples, options.seconds / 2),
+      );
+      options.log(`query bench: ${endpoint} fanned out`);
+    }
     return {
       shards: options.shards,
       events: options.events,
@@ -169,6 +181,7 @@ export async function runQueryBench(options: QueryBenchOptions): Promise<QueryRe
       loadAverage,
       engine: { connectionsMax: engineLimits.connectionsMax, queryThreadsMax: engineLimits.queryThreadsMax },
       endpoints: figures,
+      fanOut,
     };
   } finally {
     await engine.close();
@@ -177,14 +190,24 @@ export async function runQueryBench(options: QueryBenchOptions): Promise<QueryRe
 }
 
 export function queryTable(report: QueryReport): Record<string, string | number>[] {
-  return report.endpoints.map((figures) => ({
-    endpoint: figures.endpoint,
-    'p50 ms': figures.p50Ms,
-    'p99 ms': figures.p99Ms,
-    'slowest map p50 ms': figures.slowestMapP50Ms,
-    'q/s at 4': figures.queriesPerSecondAt4,
-    samples: figures.samples,
-  }));
+  return [
+    ...report.endpoints.map((figures) => ({
+      endpoint: figures.endpoint,
+      'p50 ms': figures.p50Ms,
+      'p99 ms': figures.p99Ms,
+      'slowest map p50 ms': figures.slowestMapP50Ms,
+      'q/s at 4': figures.queriesPerSecondAt4,
+      samples: figures.samples,
+    })),
+    ...report.fanOut.map((figures) => ({
+      endpoint: `${figures.endpoint} fan-out (${figures.members} members)`,
+      'p50 ms': figures.fanOutP50Ms,
+      'p99 ms': figures.fanOutP99Ms,
+      'local p50 ms': figures.localP50Ms,
+      'overhead p50 ms': figures.overheadP50Ms,
+      samples: figures.samples,
+    })),
+  ];
 }
 
 function numberOption(argv: readonly string[], name: string, fallback: number, max: number): number {

@@ -45,6 +45,12 @@ import { openApiWithActions } from './openapi-actions.ts';
 import type { MetaModel } from '../models/meta.ts';
 import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
 import { installRequestGuard } from './request-guard.ts';
+import { queryRoutes, remoteMap } from './query-routes.ts';
+import { systemClock } from '../multiraft/system-clock.ts';
+import type { DatabaseDirectory } from '../query/database-directory.ts';
+import type { FanOutClock, FanOutLimits } from '../query/fan-out.ts';
+import type { LocalRunner } from '../query/local-runner.ts';
+import { QueryService } from '../query/query-service.ts';
 import { allowStatusFromAnyOrigin, statusPageRoutes } from './status-page.ts';
 
 export interface AppOptions {
@@ -72,6 +78,16 @@ export interface AppOptions {
   readonly tls?: HttpTls | undefined;
   /** Who may call which route (src/api/auth.ts); without a token in it, anyone may call any route. */
   readonly auth?: ApiAuth | undefined;
+  /** Query endpoints and the databases they run over; without it every database is unknown (404). */
+  readonly query?: AppQueryOptions | undefined;
+}
+
+export interface AppQueryOptions {
+  readonly runner: LocalRunner;
+  readonly directory: DatabaseDirectory;
+  readonly fanOutLimits?: FanOutLimits | undefined;
+  /** The fan-out's time (default: the system clock). */
+  readonly clock?: FanOutClock | undefined;
 }
 
 export interface AppMetaOptions {
@@ -136,6 +152,21 @@ export function buildApp(options: AppOptions): FastifyInstance {
     app.register(agentRoutes, { nodeId: options.nodeId, info: options.meta.info, actions });
     app.register(actionRoutes, { nodeId: options.nodeId, actions });
   }
+
+  const query = options.query;
+  app.register(queryRoutes, {
+    service:
+      query === undefined
+        ? undefined
+        : new QueryService({
+            self: options.nodeId,
+            runner: query.runner,
+            directory: query.directory,
+            remote: remoteMap(forward),
+            clock: query.clock ?? systemClock,
+            fanOutLimits: query.fanOutLimits,
+          }),
+  });
 
   registerPageRoutes(app, options.metrics);
   return app;

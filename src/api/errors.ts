@@ -180,6 +180,55 @@ export const errorRegistry = {
     meaning:
       "The query ran longer than its endpoint's timeout, or one statement longer than the statement timeout (details.timeoutMs), and was stopped.",
   },
+  DRAM_ERR_DATABASE_NOT_FOUND: {
+    status: 404,
+    meaning: 'No database with this name is in the catalog (or the alias points at none); nothing was changed.',
+  },
+  DRAM_ERR_UNKNOWN_SHARD: {
+    status: 404,
+    meaning:
+      "A shard named in ?shards= is not one of the database's shards (details.shards lists them); nothing was run.",
+  },
+  DRAM_ERR_NO_LOCAL_SHARDS: {
+    status: 409,
+    meaning:
+      'The query asked for shards of this member only (?scope=local, or a member-to-member map) and this member does not hold them loaded at the version served (details.reason: unavailable, loading or lagging); nothing was run.',
+  },
+  DRAM_ERR_PARTIAL: {
+    status: 503,
+    meaning:
+      'Some shards of the query could not be answered (details.coverage says which and why) and ?partial=deny (the default) refuses a partial answer; retry, or ask with ?partial=allow.',
+  },
+  // Object store (S3) errors (src/data/object-store.ts): what a query answers when a lazy database's files cannot be fetched.
+  DRAM_ERR_S3_NOT_FOUND: {
+    status: 404,
+    meaning: "An object of the database does not exist in the object store (S3's NoSuchKey, or a 404 to a HEAD).",
+  },
+  DRAM_ERR_S3_NO_BUCKET: { status: 404, meaning: 'The bucket does not exist in the object store (NoSuchBucket).' },
+  DRAM_ERR_S3_ACCESS_DENIED: {
+    status: 502,
+    meaning:
+      "The object store refused the cluster's credentials (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch, an expired token, or no credentials found by the standard chain).",
+  },
+  DRAM_ERR_S3_INVALID_RANGE: {
+    status: 502,
+    meaning:
+      "A byte range asked of the object store is malformed or starts at or after the object's end (the object changed under the manifest).",
+  },
+  DRAM_ERR_S3_TOO_LARGE: {
+    status: 502,
+    meaning: "An object, range or listing of the object store is larger than the caller's limit.",
+  },
+  DRAM_ERR_S3_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      "The object store could not be reached, timed out, throttled (SlowDown, 429) or failed (5xx), after the SDK's own retries; retry later.",
+  },
+  DRAM_ERR_S3_FAILED: {
+    status: 502,
+    meaning:
+      'The object store refused the request otherwise: an invalid bucket name or key, an unsupported request, an answer the adapter cannot read.',
+  },
   DRAM_ERR_NOT_IN_CLUSTER: {
     status: 409,
     meaning:

@@ -249,6 +249,57 @@ export const openApiDocument = {
         },
       },
     },
+    '/v1/databases/{nameOrAlias}/query/{endpoint}': {
+      post: {
+        summary:
+          'Run a query endpoint over a database (by name or alias): map on one replica of every shard, reduce on this member (docs/query.md)',
+        parameters: [
+          { name: 'nameOrAlias', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'endpoint', in: 'path', required: true, schema: { type: 'string' } },
+          {
+            name: 'scope',
+            in: 'query',
+            required: false,
+            description: '`local`: only the shards this member holds',
+            schema: { type: 'string', enum: ['local'] },
+          },
+          {
+            name: 'shards',
+            in: 'query',
+            required: false,
+            description: 'Only these shards, comma-separated (e.g. `0,3,7`)',
+            schema: { type: 'string' },
+          },
+          {
+            name: 'partial',
+            in: 'query',
+            required: false,
+            description:
+              '`deny` (default): 503 DRAM_ERR_PARTIAL when a shard is missing; `allow`: answer what there is',
+            schema: { type: 'string', enum: ['allow', 'deny'] },
+          },
+        ],
+        requestBody: {
+          required: false,
+          description: "The endpoint's params (validated against its JSON schema); none is `{}`.",
+          content: { 'application/json': { schema: {} } },
+        },
+        responses: {
+          '200': {
+            description:
+              'The answer and its coverage: `{ result, coverage: { complete, shards: [{ shard, node, version, ms } | { shard, skipped, message? }] } }`.',
+            content: { 'application/json': { schema: { type: 'object' } } },
+          },
+          '400': errorResponse('DRAM_ERR_BAD_REQUEST or DRAM_ERR_INVALID_PARAMS (nothing was run)'),
+          '404': errorResponse('DRAM_ERR_DATABASE_NOT_FOUND, DRAM_ERR_UNKNOWN_ENDPOINT or DRAM_ERR_UNKNOWN_SHARD'),
+          '409': errorResponse('DRAM_ERR_NO_LOCAL_SHARDS (?scope=local on a member holding none of them)'),
+          '422': errorResponse('DRAM_ERR_QUERY_FAILED, DRAM_ERR_QUERY_MEMORY or DRAM_ERR_ANSWER_TOO_LARGE'),
+          '429': errorResponse('DRAM_ERR_ENDPOINT_BUSY'),
+          '503': errorResponse('DRAM_ERR_PARTIAL (`details.coverage`), DRAM_ERR_OVERLOADED or DRAM_ERR_S3_UNAVAILABLE'),
+          '504': errorResponse('DRAM_ERR_QUERY_TIMEOUT'),
+        },
+      },
+    },
     '/metrics': {
       get: {
         summary: 'Prometheus metrics (see docs/metrics.md)',

@@ -31,6 +31,10 @@ export interface ForwardRequest {
   /** Lower-case names; only the headers the leader needs (content type, client stamp, hop mark). */
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Buffer | undefined;
+  /** Aborting it gives up the call (the connection is closed; the receiver sees its caller gone). */
+  readonly signal?: AbortSignal | undefined;
+  /** How long the connection may stay silent (default: the node's request timeout plus a second). */
+  readonly timeoutMs?: number | undefined;
 }
 
 export interface ForwardResponse {

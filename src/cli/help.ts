@@ -20,6 +20,7 @@ const examples: Readonly<Record<string, string>> = {
   'kv get': 'dram kv get greeting --consistency lease',
   'kv put': 'dram kv put greeting hello --cas 0',
   'kv del': 'dram kv del greeting',
+  query: 'dram query events count \'{"kind": "purchase"}\' --partial allow',
 };
 
 export const missingExample = '(no example yet)';

@@ -9,6 +9,7 @@ import { runDev } from './dev.ts';
 import { call, describeError, useToken, type ApiAnswer } from './http-client.ts';
 import { examplesHelp } from './help.ts';
 import { printTable } from './table.ts';
+import { addQueryCommand } from './query-command.ts';
 
 const program = new Command('dram')
   .description('data-analysis clusters on a hand-written multi-group Raft')
@@ -49,6 +50,7 @@ program
   .option('--s3-endpoint <url>', 'an S3-compatible server (default: AWS S3); credentials from the AWS_* chain')
   .option('--s3-region <region>', 'S3 region (default us-east-1)')
   .option('--s3-path-style', 'address buckets as endpoint/bucket/key (most S3-compatible servers)')
+  .option('--endpoints <dir>', 'load the query endpoint modules (*.ts, *.js, *.mjs) of this directory at start')
   .action(async (flags: RawConfig) => {
     // commander hands `--token` to the program's option of the same name, wherever it is given.
     const token = program.opts<{ token?: string }>().token;
@@ -366,6 +368,8 @@ function fail(message: string): never {
   console.error(`dram: ${message}`);
   process.exit(1);
 }
+
+addQueryCommand(program, defaultUrl, fail);
 
 program.addHelpText('after', () => examplesHelp(program));
 

@@ -51,6 +51,11 @@ export const queryErrorCodes = [
   'DRAM_ERR_QUERY_TIMEOUT',
   'DRAM_ERR_OVERLOADED',
   'DRAM_ERR_SHUTTING_DOWN',
+  // The query route's (src/query/query-service.ts): which database and shards a query runs over.
+  'DRAM_ERR_DATABASE_NOT_FOUND',
+  'DRAM_ERR_UNKNOWN_SHARD',
+  'DRAM_ERR_NO_LOCAL_SHARDS',
+  'DRAM_ERR_PARTIAL',
 ] as const;
 
 export type QueryErrorCode = (typeof queryErrorCodes)[number];

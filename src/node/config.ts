@@ -7,6 +7,7 @@
 // many words, for the built-in one that everybody knows.
 
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import {
   clientConnectionsMax,
@@ -64,6 +65,8 @@ export interface NodeConfig {
   readonly logFormat: 'json' | 'pretty';
   /** Where databases and backups are read from and written to (--s3-endpoint, --s3-region, --s3-path-style). */
   readonly s3: S3Location;
+  /** The query endpoint modules' directory (--endpoints, docs/endpoints.md), absolute; none: no endpoint. */
+  readonly endpoints?: string;
 }
 
 /** The S3 service; credentials are not here: they come from the AWS SDK's standard chain. */
@@ -340,6 +343,7 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
       partialFrameMs: positive(raw, 'clientPartialFrameMs', clientPartialFrameMs),
     },
     s3: resolveS3(raw),
+    ...(text(raw, 'endpoints') === undefined ? {} : { endpoints: resolvePath(text(raw, 'endpoints') ?? '') }),
     ...resolveTokens(raw),
     ...resolveTls(raw),
     logFormat: logFormatOf(raw),

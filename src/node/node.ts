@@ -51,6 +51,7 @@ import { systemClock } from '../multiraft/system-clock.ts';
 import { watchDataDir } from './data-dir-size.ts';
 import { apiEffects, type InjectableApp } from './meta-effects.ts';
 import { peerSigner, type PeerSigner } from './peer-signer.ts';
+import { openNodeQuery } from './query-wiring.ts';
 import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
 
 // A KV entry is the value plus its key and a few bytes of framing: leave room above the value limit.
@@ -82,6 +83,8 @@ export interface RunningNode {
 export async function startNode(configured: NodeConfig, logger: Logger = nodeLogger(configured)): Promise<RunningNode> {
   let config = configured;
   mkdirSync(config.dataDir, { recursive: true });
+  // Before anything else opens: an endpoint module that cannot be served stops the start here.
+  const query = await openNodeQuery(config);
   const store = await DiskStore.open(join(config.dataDir, 'raft'), {
     entryDataBytesMax: entryBytesMax,
     snapshotDataBytesMax,
@@ -199,6 +202,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     logger,
     tls: config.tls,
     auth: { token: config.token, readToken: config.readToken, secret: config.secret, clusterId: config.clusterId },
+    query: query?.options,
     meta: {
       model: metaModel,
       info: { httpUrl, version, clusterId: config.clusterId, dataDirBytes: () => dataDir.bytes() },
@@ -292,6 +296,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
         await httpClosed;
         await host.stop();
       }
+      await query?.close();
       await store.close();
       logger.info('stopped');
     })());
@@ -537,7 +542,8 @@ function httpForward(config: NodeConfig, book: AddressBook, agent: http.Agent, s
           headers: { ...request.headers, ...sign(request.method, request.url) },
           agent,
           localAddress: config.raft.host,
-          timeout: config.requestTimeoutMs + 1000,
+          timeout: request.timeoutMs ?? config.requestTimeoutMs + 1000,
+          ...(request.signal === undefined ? {} : { signal: request.signal }),
         },
         (response) => {
           const chunks: Buffer[] = [];

@@ -16,7 +16,11 @@
 // from another member, and a value that is not JSON (a BigInt, a cycle, a function, undefined) is
 // DRAM_ERR_QUERY_FAILED here, not a surprise after fan-out.
 //
-// Called by: the query route (src/api/, with `?scope=local`), tests and the benchmark.
+// `runWith`, `mapShard` and `reduce` are the same steps for a query that fans out: the receiving
+// member admits it once (one slot, one timeout), maps its own shards and reduces; `mapShards` is
+// what a member runs when another member asks it for the answers of some of its shards.
+//
+// Called by: src/query/query-service.ts (the query routes), tests and the benchmark.
 
 import { performance } from 'node:perf_hooks';
 import { assert } from '../base/assert.ts';
@@ -54,6 +58,26 @@ export interface ShardTiming {
   readonly shard: string;
   /** The shard's map, from its start to its answer. */
   readonly ms: number;
+}
+
+/** Whose queries a concurrency slot counts: this member's own, or the maps other members ask of it. */
+export type SlotPool = 'queries' | 'maps';
+
+function slotKey(name: string, pool: SlotPool): string {
+  return pool === 'queries' ? name : `${name}\u0000maps`;
+}
+
+/** One shard's answer to map. */
+export interface ShardAnswer extends ShardTiming {
+  readonly result: JsonValue;
+}
+
+/** A query admitted by `runWith`: its endpoint, checked params, signal and how to stop it. */
+export interface AdmittedQuery {
+  readonly endpoint: LoadedEndpoint;
+  readonly params: JsonValue;
+  readonly signal: AbortSignal;
+  readonly stop: (reason: QueryError) => void;
 }
 
 export interface LocalAnswer {
@@ -127,24 +151,56 @@ export class LocalRunner {
     return this.endpoints.get(name);
   }
 
-  /** Queries of this endpoint holding a concurrency slot now. */
-  running(name: string): number {
-    return this.active.get(name) ?? 0;
+  /** Queries of this endpoint holding a concurrency slot now (in `pool`: this member's own, or maps for others). */
+  running(name: string, pool: SlotPool = 'queries'): number {
+    return this.active.get(slotKey(name, pool)) ?? 0;
   }
 
   async run(query: LocalQuery): Promise<LocalAnswer> {
+    return this.runWith(query, (admitted) => this.runAdmitted(admitted, query.database));
+  }
+
+  /**
+   * Runs map on every shard of `query.database` and answers the shards' answers, without reduce:
+   * what another member asks of this one. Its slots are counted apart from this member's own
+   * queries (same limit), so neither can starve the other.
+   */
+  async mapShards(query: LocalQuery): Promise<readonly ShardAnswer[]> {
+    return this.runWith(query, (admitted) => this.mapAll(admitted, query.database), 'maps');
+  }
+
+  /** Map over every shard of `database`, then reduce, inside a query `runWith` admitted. */
+  async runAdmitted(admitted: AdmittedQuery, database: LocalDatabase): Promise<LocalAnswer> {
+    const mapped = await this.mapAll(admitted, database);
+    const partials = mapped.map((answer) => answer.result);
+    const timings = mapped.map(({ shard, ms }) => ({ shard, ms }));
+    return { result: await this.reduce(admitted.endpoint, partials, admitted.params), shards: timings };
+  }
+
+  /**
+   * Admits one query of an endpoint (an unknown endpoint 404, params 400, a full endpoint 429,
+   * each before anything runs), then runs `work` under the endpoint's timeout and concurrency
+   * slot. `work` gets the checked params and the query's signal, which fires on timeout, on the
+   * caller's abort or when `stop` is called; the caller gets the error at once.
+   */
+  async runWith<T>(
+    query: Pick<LocalQuery, 'endpoint' | 'params' | 'signal'>,
+    work: (admitted: AdmittedQuery) => Promise<T>,
+    pool: SlotPool = 'queries',
+  ): Promise<T> {
     const endpoint = this.endpoints.get(query.endpoint);
     if (endpoint === undefined)
       throw new QueryError('DRAM_ERR_UNKNOWN_ENDPOINT', `no endpoint named "${query.endpoint}" is loaded`);
     const check = endpoint.validateParams(query.params ?? {});
     if (check.kind === 'invalid')
       throw new QueryError('DRAM_ERR_INVALID_PARAMS', check.message, { errors: check.errors });
-    const running = this.running(endpoint.name);
+    const key = slotKey(endpoint.name, pool);
+    const running = this.running(endpoint.name, pool);
     if (running >= endpoint.concurrencyMax)
       throw new QueryError('DRAM_ERR_ENDPOINT_BUSY', `endpoint "${endpoint.name}" already runs ${running} queries`, {
         concurrencyMax: endpoint.concurrencyMax,
       });
-    this.active.set(endpoint.name, running + 1);
+    this.active.set(key, running + 1);
 
     const controller = new AbortController();
     const stop = (reason: QueryError): void => {
@@ -168,65 +224,77 @@ export class LocalRunner {
     query.signal?.addEventListener('abort', onCallerAbort, { once: true });
     if (query.signal?.aborted === true) onCallerAbort();
 
-    const work = this.mapReduce(endpoint, check.params, query.database, controller.signal, stop);
+    const work$ = work({ endpoint, params: check.params, signal: controller.signal, stop });
     // The slot is freed when the endpoint's code has returned, not when the caller is answered.
-    void work
+    void work$
       .catch(() => undefined)
       .finally(() => {
         clearTimeout(timer);
         query.signal?.removeEventListener('abort', onCallerAbort);
-        const left = this.running(endpoint.name) - 1;
-        if (left > 0) this.active.set(endpoint.name, left);
-        else this.active.delete(endpoint.name);
+        const left = this.running(endpoint.name, pool) - 1;
+        if (left > 0) this.active.set(key, left);
+        else this.active.delete(key);
       });
-    return Promise.race([work, stopped(controller.signal)]);
+    return Promise.race([work$, stopped(controller.signal)]);
   }
 
-  private async mapReduce(
-    endpoint: LoadedEndpoint,
-    params: JsonValue,
+  /** One shard's map, its answer through JSON; a failure is a QueryError saying where. No slot taken. */
+  async mapShard(
+    admitted: Pick<AdmittedQuery, 'endpoint' | 'params' | 'signal'>,
     database: LocalDatabase,
-    signal: AbortSignal,
-    stop: (reason: QueryError) => void,
-  ): Promise<LocalAnswer> {
-    const { answerBytesMax, shardParallelMax } = this.limits;
-    const partials: JsonValue[] = [];
-    const timings: ShardTiming[] = [];
-    const mapShard = async (at: number, shard: LocalShard): Promise<void> => {
+    shard: LocalShard,
+  ): Promise<JsonValue> {
+    const { endpoint, params, signal } = admitted;
+    try {
+      const answer = await endpoint.map(this.context(database, shard, signal), params);
+      return throughJson(answer, this.limits.answerBytesMax, `the answer of map on shard ${shard.shard}`);
+    } catch (error) {
+      if (signal.aborted && isQueryError(signal.reason)) throw signal.reason;
+      throw failure(error, `map on shard ${shard.shard}`);
+    }
+  }
+
+  /** `reduce` over the partials (in shard order), or the list of them without one, through JSON. */
+  async reduce(endpoint: LoadedEndpoint, partials: JsonValue[], params: JsonValue): Promise<JsonValue> {
+    const { answerBytesMax } = this.limits;
+    if (endpoint.reduce === undefined) return throughJson(partials, answerBytesMax, 'the list of the shards’ answers');
+    try {
+      const reduced = await endpoint.reduce(partials, params);
+      return throughJson(reduced, answerBytesMax, 'the answer of reduce');
+    } catch (error) {
+      throw failure(error, 'reduce');
+    }
+  }
+
+  /** Every shard's map, at most shardParallelMax at once; the first failure stops the others. */
+  async mapAll(admitted: AdmittedQuery, database: LocalDatabase): Promise<ShardAnswer[]> {
+    const { signal, stop } = admitted;
+    const answers: ShardAnswer[] = [];
+    const mapOne = async (at: number, shard: LocalShard): Promise<void> => {
       const started = this.nowMs();
       try {
-        const answer = await endpoint.map(this.context(database, shard, signal), params);
-        partials[at] = throughJson(answer, answerBytesMax, `the answer of map on shard ${shard.shard}`);
+        const result = await this.mapShard(admitted, database, shard);
+        answers[at] = { shard: shard.shard, result, ms: this.nowMs() - started };
       } catch (error) {
-        const reason =
-          signal.aborted && isQueryError(signal.reason) ? signal.reason : failure(error, `map on shard ${shard.shard}`);
-        stop(reason);
-        throw reason;
+        stop(error as QueryError);
+        throw error;
       }
-      timings[at] = { shard: shard.shard, ms: this.nowMs() - started };
     };
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < database.shards.length && !signal.aborted) {
         const at = next++;
         const shard = database.shards[at];
-        if (shard !== undefined) await mapShard(at, shard);
+        if (shard !== undefined) await mapOne(at, shard);
       }
     };
     // allSettled, not all: after one shard fails, wait for the others' code to return too.
     const outcomes = await Promise.allSettled(
-      Array.from({ length: Math.min(shardParallelMax, database.shards.length) }, worker),
+      Array.from({ length: Math.min(this.limits.shardParallelMax, database.shards.length) }, worker),
     );
     if (signal.aborted) throw signal.reason as QueryError;
     for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason as QueryError;
-    if (endpoint.reduce === undefined)
-      return { result: throughJson(partials, answerBytesMax, 'the list of the shards’ answers'), shards: timings };
-    try {
-      const reduced = await endpoint.reduce(partials, params);
-      return { result: throughJson(reduced, answerBytesMax, 'the answer of reduce'), shards: timings };
-    } catch (error) {
-      throw failure(error, 'reduce');
-    }
+    return answers;
   }
 
   private context(database: LocalDatabase, shard: LocalShard, signal: AbortSignal): EndpointContext {

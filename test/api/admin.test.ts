@@ -262,6 +262,7 @@ describe('status and admin API', () => {
       'POST /v1/admin/groups/{group}/members',
       'DELETE /v1/admin/members/{nodeId}',
       'DELETE /v1/admin/groups/{group}/members/{nodeId}',
+      'POST /v1/databases/{nameOrAlias}/query/{endpoint}',
     ];
     const documented = Object.entries(document.paths).flatMap(([path, item]) =>
       Object.keys(item)

@@ -13,7 +13,7 @@ function documentedErrors(): Map<string, { status: number; meaning: string }> {
   const rows = new Map<string, { status: number; meaning: string }>();
   for (const line of text.split('\n')) {
     if (!line.startsWith('| `DRAM_ERR_')) continue;
-    const match = /^\| `(DRAM_ERR_[A-Z_]+)` \| (\d{3}) \| (.+) \|$/.exec(line);
+    const match = /^\| `(DRAM_ERR_[A-Z0-9_]+)` \| (\d{3}) \| (.+) \|$/.exec(line);
     expect(match, `malformed row in docs/errors.md: ${line}`).not.toBeNull();
     const [, code = '', status = '', meaning = ''] = match ?? [];
     expect(rows.has(code), `${code} listed twice`).toBe(false);
@@ -50,7 +50,7 @@ describe('error registry', () => {
     };
     for (const [code, status] of Object.entries(expected))
       expect({ code, status: errorRegistry[code as errors.ErrorCode].status }).toEqual({ code, status });
-    for (const code of Object.keys(errorRegistry)) expect(code).toMatch(/^DRAM_ERR_[A-Z_]+$/);
+    for (const code of Object.keys(errorRegistry)) expect(code).toMatch(/^DRAM_ERR_[A-Z][A-Z0-9_]+$/);
   });
 
   it('recognises an ApiError from a duplicate copy of the module by its brand, not instanceof', async () => {

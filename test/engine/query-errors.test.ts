@@ -21,6 +21,10 @@ describe('query errors', () => {
       DRAM_ERR_QUERY_TIMEOUT: 504,
       DRAM_ERR_OVERLOADED: 503,
       DRAM_ERR_SHUTTING_DOWN: 503,
+      DRAM_ERR_DATABASE_NOT_FOUND: 404,
+      DRAM_ERR_UNKNOWN_SHARD: 404,
+      DRAM_ERR_NO_LOCAL_SHARDS: 409,
+      DRAM_ERR_PARTIAL: 503,
     });
   });
 
