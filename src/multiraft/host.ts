@@ -567,6 +567,25 @@ export class MultiRaftHost {
     return result;
   }
 
+  /**
+   * Compacts this node's replica of the group now (an operator's call): the core asks for a
+   * snapshot at the applied index with the group's next Ready, and it is captured and stored as
+   * any other (storeSnapshots). `in_progress`: a snapshot is being captured or stored already (at
+   * `index`); `up_to_date`: nothing was applied since the last snapshot (at `index`).
+   */
+  compactNow(
+    groupId: GroupId,
+  ): { kind: 'started' | 'in_progress' | 'up_to_date'; index: LogIndex } | { kind: 'unknown_group' } {
+    const group = this.groups.get(groupId);
+    if (group === undefined) return { kind: 'unknown_group' };
+    const capture = group.snapshotInFlight;
+    if (capture !== undefined) return { kind: 'in_progress', index: capture.index };
+    if (!group.raft.requestSnapshot())
+      return { kind: 'up_to_date', index: this.options.storage.group(groupId).snapshot().meta.index };
+    this.scheduleTurn();
+    return { kind: 'started', index: group.appliedIndex as LogIndex };
+  }
+
   model(groupId: GroupId): ReplicatedModel | undefined {
     return this.groups.get(groupId)?.stack.model;
   }
