@@ -63,6 +63,7 @@ import type {
   ReplicatedModel,
   TimerHandle,
 } from './ports.ts';
+import { SnapshotSendLimiter, snapshotSendDefaults, type SnapshotSendLimits } from './snapshot-send-limiter.ts';
 import { systemClock } from './system-clock.ts';
 
 export type ProposalOutcome =
@@ -142,6 +143,8 @@ export interface HostOptions {
   readonly onSnapshotRefused?: (group: GroupId, reason: string) => void;
   /** Told how long each turn took, for metrics. */
   readonly observeTurn?: (seconds: number) => void;
+  /** Node-wide limits on sending snapshots to followers (snapshot-send-limiter.ts; default: none). */
+  readonly snapshotSend?: SnapshotSendLimits;
 }
 
 interface PendingProposal {
@@ -242,6 +245,7 @@ export class MultiRaftHost {
   private nextRequestId: number;
   private turnScheduled = false;
   private turnRunning = false;
+  private readonly snapshotSends: SnapshotSendLimiter;
   /** storage.compact calls not finished (stop waits for them). */
   private readonly compactions = new Set<Promise<void>>();
   /** The turn is waiting for its storage write: arriving commits are applied at once (applyEarly). */
@@ -273,6 +277,9 @@ export class MultiRaftHost {
     );
     this.options = options;
     this.clock = options.clock ?? systemClock;
+    this.snapshotSends = new SnapshotSendLimiter(options.snapshotSend ?? snapshotSendDefaults, () =>
+      this.clock.nowMs(),
+    );
     this.nextRequestId = options.rng.int(2 ** 20) * 2 ** 32 + options.rng.int(2 ** 32) + 1;
     this.startedMs = this.clock.nowMs();
   }
@@ -302,6 +309,9 @@ export class MultiRaftHost {
         id: this.options.nodeId,
         rng: this.options.rng.fork(),
         snapshotCheck: (snapshot) => checkSnapshot(id, snapshot),
+        ...(this.options.snapshotSend === undefined
+          ? {}
+          : { snapshotSendGate: (to: NodeId, bytes: number) => this.snapshotSends.allow(id, to, bytes) }),
       },
       storage,
     );

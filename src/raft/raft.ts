@@ -870,7 +870,9 @@ export class RaftNode {
       return;
     }
     const chunkMax = this.config.snapshotChunkBytesMax;
-    for (const offset of nextChunks(transfer, chunkMax, this.config.snapshotChunksInflightMax)) {
+    const gate = this.config.snapshotSendGate;
+    const allow = gate === undefined ? undefined : (bytes: number) => gate(progress.id, bytes);
+    for (const offset of nextChunks(transfer, chunkMax, this.config.snapshotChunksInflightMax, allow)) {
       this.send({
         type: 'InstallSnapshot',
         from: this.id,
