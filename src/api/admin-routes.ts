@@ -13,6 +13,11 @@
 //    schedule.ts: 200 `{group, from, to, action}` once `to` leads; `?wait=false` answers 202
 //    `{action}` at once). The direct route is `POST /v1/internal/groups/:group/transfer-leadership`
 //    (what the action's step calls; a follower forwards it to the leader).
+//  - `POST /v1/admin/groups/:group/compact` (no body, or `{}`): snapshots this node's replica of
+//    the group now and compacts its log behind the snapshot (the host's compactNow), whatever the
+//    snapshot thresholds say; not forwarded (each member compacts its own log). 202 `{group,
+//    node, index, state: 'started'}`; 200 with `in_progress` (a snapshot is being stored) or
+//    `up_to_date` (nothing applied since the last one, at `index`).
 //
 // The JSON body is validated by hand rather than by a fastify schema: fastify's default Ajv
 // settings coerce types and silently drop unknown properties, and an admin command with a typo
@@ -107,6 +112,25 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
       const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
       const to = parseTransferBody(request.body);
       return runAsAction(actions, request, reply, transferLeadershipKind, to === undefined ? { group } : { group, to });
+    },
+  );
+  app.post<{ Params: { group: string } }>(
+    '/v1/admin/groups/:group/compact',
+    jsonBody(transferBodyBytesMax),
+    (request, reply) => {
+      const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
+      const body: unknown = request.body;
+      if (
+        body !== undefined &&
+        (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0)
+      )
+        throw new ApiError('DRAM_ERR_BAD_REQUEST', 'the body must be empty or {}');
+      const result = options.host.compactNow(group);
+      if (result.kind === 'unknown_group')
+        throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+      return reply
+        .code(result.kind === 'started' ? 202 : 200)
+        .send({ group, node: options.nodeId, index: result.index, state: result.kind });
     },
   );
   app.post<{ Params: { group: string } }>(

@@ -154,6 +154,28 @@ export const openApiDocument = {
         },
       },
     },
+    '/v1/admin/groups/{group}/compact': {
+      post: {
+        summary: "Snapshot this node's replica of the group now and compact its log behind it",
+        parameters: [{ name: 'group', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+        requestBody: {
+          required: false,
+          content: { 'application/json': { schema: { type: 'object', additionalProperties: false } } },
+        },
+        responses: {
+          '200': {
+            description: 'A snapshot is being stored already, or nothing was applied since the last one.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Compaction' } } },
+          },
+          '202': {
+            description: 'The snapshot is being taken (at `index`); it is stored without pausing writes.',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Compaction' } } },
+          },
+          '400': errorResponse('DRAM_ERR_BAD_REQUEST (a body other than {})'),
+          '404': errorResponse('DRAM_ERR_UNKNOWN_GROUP'),
+        },
+      },
+    },
     '/v1/admin/members': {
       get: {
         summary: "The cluster as this node knows it: kv groups and every node's addresses (what a joining node needs)",
@@ -374,6 +396,16 @@ export const openApiDocument = {
         type: 'object',
         required: ['group', 'from', 'to'],
         properties: { group: { type: 'integer' }, from: { type: 'integer' }, to: { type: 'integer' } },
+      },
+      Compaction: {
+        type: 'object',
+        required: ['group', 'node', 'index', 'state'],
+        properties: {
+          group: { type: 'integer' },
+          node: { type: 'integer' },
+          index: { type: 'integer', description: 'The snapshot index (taken, being stored, or the last one).' },
+          state: { type: 'string', enum: ['started', 'in_progress', 'up_to_date'] },
+        },
       },
       Member: {
         type: 'object',

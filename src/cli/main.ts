@@ -160,6 +160,16 @@ program
     console.log(new TextDecoder().decode(answer.body));
   });
 
+program
+  .command('compact <group>')
+  .description("snapshot one node's replica of a group now and compact its log behind the snapshot")
+  .option('--url <url>', 'the member whose replica to compact', defaultUrl)
+  .action(async (group: string, flags: { url: string }) => {
+    const answer = await call(flags.url, 'POST', `/v1/admin/groups/${encodeURIComponent(group)}/compact`, '{}');
+    if (answer.status >= 300) fail(describeError(answer));
+    console.log(new TextDecoder().decode(answer.body));
+  });
+
 const members = program.command('members').description("list the cluster's nodes, add one, or remove one");
 members
   .command('list')

@@ -63,6 +63,7 @@ import type {
   ReplicatedModel,
   TimerHandle,
 } from './ports.ts';
+import { SnapshotSendLimiter, snapshotSendDefaults, type SnapshotSendLimits } from './snapshot-send-limiter.ts';
 import { systemClock } from './system-clock.ts';
 
 export type ProposalOutcome =
@@ -142,6 +143,8 @@ export interface HostOptions {
   readonly onSnapshotRefused?: (group: GroupId, reason: string) => void;
   /** Told how long each turn took, for metrics. */
   readonly observeTurn?: (seconds: number) => void;
+  /** Node-wide limits on sending snapshots to followers (snapshot-send-limiter.ts; default: none). */
+  readonly snapshotSend?: SnapshotSendLimits;
 }
 
 interface PendingProposal {
@@ -242,6 +245,7 @@ export class MultiRaftHost {
   private nextRequestId: number;
   private turnScheduled = false;
   private turnRunning = false;
+  private readonly snapshotSends: SnapshotSendLimiter;
   /** storage.compact calls not finished (stop waits for them). */
   private readonly compactions = new Set<Promise<void>>();
   /** The turn is waiting for its storage write: arriving commits are applied at once (applyEarly). */
@@ -273,6 +277,9 @@ export class MultiRaftHost {
     );
     this.options = options;
     this.clock = options.clock ?? systemClock;
+    this.snapshotSends = new SnapshotSendLimiter(options.snapshotSend ?? snapshotSendDefaults, () =>
+      this.clock.nowMs(),
+    );
     this.nextRequestId = options.rng.int(2 ** 20) * 2 ** 32 + options.rng.int(2 ** 32) + 1;
     this.startedMs = this.clock.nowMs();
   }
@@ -302,6 +309,9 @@ export class MultiRaftHost {
         id: this.options.nodeId,
         rng: this.options.rng.fork(),
         snapshotCheck: (snapshot) => checkSnapshot(id, snapshot),
+        ...(this.options.snapshotSend === undefined
+          ? {}
+          : { snapshotSendGate: (to: NodeId, bytes: number) => this.snapshotSends.allow(id, to, bytes) }),
       },
       storage,
     );
@@ -565,6 +575,25 @@ export class MultiRaftHost {
     const result = group.raft.transferLeadership(to);
     this.scheduleTurn();
     return result;
+  }
+
+  /**
+   * Compacts this node's replica of the group now (an operator's call): the core asks for a
+   * snapshot at the applied index with the group's next Ready, and it is captured and stored as
+   * any other (storeSnapshots). `in_progress`: a snapshot is being captured or stored already (at
+   * `index`); `up_to_date`: nothing was applied since the last snapshot (at `index`).
+   */
+  compactNow(
+    groupId: GroupId,
+  ): { kind: 'started' | 'in_progress' | 'up_to_date'; index: LogIndex } | { kind: 'unknown_group' } {
+    const group = this.groups.get(groupId);
+    if (group === undefined) return { kind: 'unknown_group' };
+    const capture = group.snapshotInFlight;
+    if (capture !== undefined) return { kind: 'in_progress', index: capture.index };
+    if (!group.raft.requestSnapshot())
+      return { kind: 'up_to_date', index: this.options.storage.group(groupId).snapshot().meta.index };
+    this.scheduleTurn();
+    return { kind: 'started', index: group.appliedIndex as LogIndex };
   }
 
   model(groupId: GroupId): ReplicatedModel | undefined {

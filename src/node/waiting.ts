@@ -212,6 +212,7 @@ const noGroups: ApiHost = {
   proposeConfChange: () => Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } }),
   read: () => Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId }),
   transferLeadership: () => ({ kind: 'unknown_group' }),
+  compactNow: () => ({ kind: 'unknown_group' }),
   status: () => [],
   groupStatus: () => undefined,
   groupLeader: () => undefined,

@@ -50,6 +50,13 @@ export interface RaftConfig {
    */
   readonly snapshotCheck?: (snapshot: Snapshot) => string | undefined;
   /**
+   * Asked before each snapshot chunk a leader sends (the host's rate limit and bound on
+   * concurrent transfers per node): false holds the chunk back; the leader offers it again with
+   * the follower's next acknowledgement, or at a heartbeat once the transfer made no progress for
+   * a whole heartbeat. Without it every chunk the window allows goes out at once.
+   */
+  readonly snapshotSendGate?: (to: NodeId, bytes: number) => boolean;
+  /**
    * Entries the host keeps behind a snapshot when it compacts the log (etcd keeps 5,000), so a
    * follower a little behind catches up from the log instead of receiving the whole snapshot.
    * At most snapshotTailEntriesMax.

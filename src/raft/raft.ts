@@ -103,6 +103,8 @@ export class RaftNode {
   private pendingConfIndex: LogIndex = 0 as LogIndex;
   /** The applied index of the last snapshot asked for, so one is not asked for twice. */
   private snapshotRequestedAt = 0;
+  /** requestSnapshot() was called: the next Ready asks for a snapshot whatever the thresholds. */
+  private snapshotWanted = false;
   /** Bytes of the entries applied since the last snapshot asked for or installed (snapshotLogBytes). */
   private appliedBytesSinceSnapshot = 0;
   private uncommittedBytes = 0;
@@ -868,7 +870,9 @@ export class RaftNode {
       return;
     }
     const chunkMax = this.config.snapshotChunkBytesMax;
-    for (const offset of nextChunks(transfer, chunkMax, this.config.snapshotChunksInflightMax)) {
+    const gate = this.config.snapshotSendGate;
+    const allow = gate === undefined ? undefined : (bytes: number) => gate(progress.id, bytes);
+    for (const offset of nextChunks(transfer, chunkMax, this.config.snapshotChunksInflightMax, allow)) {
       this.send({
         type: 'InstallSnapshot',
         from: this.id,
@@ -1301,14 +1305,31 @@ export class RaftNode {
     return ready;
   }
 
-  private snapshotDue(): boolean {
-    const interval = this.config.snapshotIntervalEntries;
+  /**
+   * Asks for a snapshot at the applied index with the next Ready, whatever snapshotIntervalEntries
+   * and snapshotLogBytes say (an operator's "compact now"). Returns false when there is nothing
+   * to compact: no entry was applied since the last snapshot stored or asked for.
+   */
+  requestSnapshot(): boolean {
+    if (this.log.applied <= this.lastSnapshotAt()) return false;
+    this.snapshotWanted = true;
+    return true;
+  }
+
+  /** The index of the last snapshot stored or asked for. */
+  private lastSnapshotAt(): number {
     // An installed snapshot counts from when it is restored, not once stored: the host must not
     // snapshot the state it was just handed and write it back.
-    const last = Math.max(this.log.snapshotIndex(), this.snapshotRequestedAt);
+    return Math.max(this.log.snapshotIndex(), this.snapshotRequestedAt);
+  }
+
+  private snapshotDue(): boolean {
+    const interval = this.config.snapshotIntervalEntries;
+    const last = this.lastSnapshotAt();
     if (this.log.applied <= last) return false;
     const bytesMax = this.config.snapshotLogBytes;
     return (
+      this.snapshotWanted ||
       (interval > 0 && this.log.applied - last >= interval) ||
       (bytesMax > 0 && this.appliedBytesSinceSnapshot >= bytesMax)
     );
@@ -1316,6 +1337,7 @@ export class RaftNode {
 
   private takeSnapshotRequest(): LogIndex | undefined {
     if (!this.snapshotDue()) return undefined;
+    this.snapshotWanted = false;
     this.snapshotRequestedAt = this.log.applied;
     this.appliedBytesSinceSnapshot = 0;
     return this.log.applied;

@@ -38,10 +38,15 @@ export function transferOf(transfer: SnapshotTransfer, snapshot: Snapshot): bool
 }
 
 /**
- * The chunks to send now, within the window, as [offset, end) ranges; advances sentOffset. The
- * first chunk goes out even for an empty snapshot.
+ * The offsets of the chunks to send now, within the window and as far as `allow` lets each chunk
+ * (of its byte count) go; advances sentOffset. The first chunk goes out even for an empty snapshot.
  */
-export function nextChunks(transfer: SnapshotTransfer, chunkBytesMax: number, chunksInflightMax: number): number[] {
+export function nextChunks(
+  transfer: SnapshotTransfer,
+  chunkBytesMax: number,
+  chunksInflightMax: number,
+  allow?: (bytes: number) => boolean,
+): number[] {
   const windowBytes = chunkBytesMax * chunksInflightMax;
   const offsets: number[] = [];
   let first = transfer.sentOffset === 0 && transfer.ackedOffset === 0;
@@ -49,8 +54,10 @@ export function nextChunks(transfer: SnapshotTransfer, chunkBytesMax: number, ch
     (transfer.sentOffset < transfer.totalBytes || first) &&
     transfer.sentOffset - transfer.ackedOffset < windowBytes
   ) {
+    const end = Math.min(transfer.sentOffset + chunkBytesMax, transfer.totalBytes);
+    if (allow !== undefined && !allow(end - transfer.sentOffset)) break;
     offsets.push(transfer.sentOffset);
-    transfer.sentOffset = Math.min(transfer.sentOffset + chunkBytesMax, transfer.totalBytes);
+    transfer.sentOffset = end;
     first = false;
   }
   return offsets;

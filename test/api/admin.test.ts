@@ -102,6 +102,31 @@ describe('status and admin API', () => {
     }
   });
 
+  it("compacts one node's replica of a group now, and says so once the snapshot is stored", async () => {
+    const running = (cluster = startCluster());
+    const leader = await agreedLeader(running, group3);
+    const [follower] = others(running, leader);
+    if (follower === undefined) throw new Error('three nodes expected');
+    const url = `/v1/admin/groups/${group3}/compact`;
+    const started = await follower.app.inject({ method: 'POST', url });
+    expect(started.statusCode).toBe(202);
+    const { index } = started.json<{ index: number }>();
+    expect(started.json()).toEqual({ group: group3, node: follower.id, index, state: 'started' });
+    expect(index).toBeGreaterThan(0);
+    // Stored: asked again, there is nothing new to compact, and the stored snapshot is at `index`.
+    await waitFor('the snapshot to be stored', () => {
+      const host = follower.host;
+      const answer = host.compactNow(group3);
+      return answer.kind === 'up_to_date' && answer.index === index ? true : undefined;
+    });
+    const again = await follower.app.inject({ method: 'POST', url, payload: {} });
+    expect([again.statusCode, again.json<{ state: string }>().state]).toEqual([200, 'up_to_date']);
+    const refused = await follower.app.inject({ method: 'POST', url, payload: { now: true } });
+    expect([refused.statusCode, errorCode(refused)]).toEqual([400, 'DRAM_ERR_BAD_REQUEST']);
+    const unknown = await follower.app.inject({ method: 'POST', url: '/v1/admin/groups/99/compact' });
+    expect([unknown.statusCode, errorCode(unknown)]).toEqual([404, 'DRAM_ERR_UNKNOWN_GROUP']);
+  });
+
   it('moves leadership to the requested node when a follower is asked (forwarded to the leader)', async () => {
     const running = (cluster = startCluster());
     const leader = await agreedLeader(running, group3);
@@ -253,6 +278,7 @@ describe('status and admin API', () => {
       'DELETE /v1/kv/{key}',
       'GET /v1/status',
       'POST /v1/admin/groups/{group}/transfer-leadership',
+      'POST /v1/admin/groups/{group}/compact',
       'GET /metrics',
       'GET /',
       'GET /docs',

@@ -78,6 +78,8 @@ export function stubHost(meta?: MetaModel): StubHost {
     },
     transferLeadership: (group, to) =>
       models.has(group) ? { kind: 'started', target: to } : { kind: 'unknown_group' },
+    compactNow: (group) =>
+      models.has(group) ? { kind: 'started', index: index as LogIndex } : { kind: 'unknown_group' },
     proposeConfChange: () => {
       calls.confChanges++;
       return Promise.resolve({ kind: 'indeterminate' });

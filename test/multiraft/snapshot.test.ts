@@ -80,6 +80,50 @@ async function proposeUntilApplied(host: MultiRaftHost, group: GroupId, data: Ui
   throw new Error('never applied');
 }
 
+/**
+ * Three KV replicas; one follower is cut off while the leader applies 20 writes (`c0`..`c19`) and
+ * compacts past it. The follower is still cut off on return.
+ */
+async function followerLeftBehind(raftExtra: Partial<RaftConfigInput>, extra: Partial<HostOptions>) {
+  const ids = [1, 2, 3].map(asNodeId);
+  const network = new MemoryNetwork();
+  const storages = new Map<NodeId, MemoryHostStorage>();
+  const raft = { snapshotIntervalEntries: 4, snapshotTailEntries: 0, ...raftExtra };
+  for (const id of ids) {
+    const storage = new MemoryHostStorage();
+    storage.bootstrap(kv, confStateOf(ids));
+    storages.set(id, storage);
+    const host = startHost(id, storage, network, raft, extra);
+    host.addGroup(kv, new KvModel());
+    host.start();
+  }
+  let leader: MultiRaftHost | undefined;
+  await until(
+    () => (leader = running.find((host) => host.groupStatus(kv)?.status.role === 'leader')) !== undefined,
+    'a leader',
+  );
+  if (leader === undefined) throw new Error('no leader');
+  const leaderId = leader.groupStatus(kv)?.status.id ?? asNodeId(0);
+  const behindId = ids.find((id) => id !== leaderId) ?? asNodeId(0);
+  const behind = network.hosts.get(behindId);
+  if (behind === undefined) throw new Error('no follower');
+  network.cut.add(behindId);
+  for (let k = 0; k < 20; k++) await proposeUntilApplied(leader, kv, put(`c${k}`, Uint8Array.of(k)));
+  const behindApplied = behind.groupStatus(kv)?.appliedIndex ?? 0;
+  await until(
+    () => (storages.get(leaderId)?.group(kv).snapshot().meta.index ?? 0) > behindApplied + 1,
+    'the leader compacted past the follower',
+  );
+  const caughtUp = async (): Promise<void> => {
+    network.cut.delete(behindId);
+    const leaderApplied = leader?.groupStatus(kv)?.appliedIndex ?? 0;
+    await until(() => (behind.groupStatus(kv)?.appliedIndex ?? 0) >= leaderApplied, 'the follower caught up');
+    const model = behind.model(kv) as KvModel;
+    for (let k = 0; k < 20; k++) expect(model.get(`c${k}`)?.value).toEqual(Uint8Array.of(k));
+  };
+  return { behind, caughtUp };
+}
+
 describe('snapshots through the host', () => {
   it('restarts from snapshots and applies every entry exactly once, with or without model snapshots', async () => {
     const self = asNodeId(1);
@@ -184,37 +228,10 @@ describe('snapshots through the host', () => {
   });
 
   it('refuses a snapshot corrupted on its way to a follower, names it, and fetches it again', async () => {
-    const ids = [1, 2, 3].map(asNodeId);
-    const network = new MemoryNetwork();
-    const storages = new Map<NodeId, MemoryHostStorage>();
     const refusals: string[] = [];
-    const raft = { snapshotIntervalEntries: 4, snapshotTailEntries: 0 };
-    for (const id of ids) {
-      const storage = new MemoryHostStorage();
-      storage.bootstrap(kv, confStateOf(ids));
-      storages.set(id, storage);
-      const host = startHost(id, storage, network, raft, {
-        onSnapshotRefused: (_group, reason) => refusals.push(reason),
-      });
-      host.addGroup(kv, new KvModel());
-      host.start();
-    }
-    let leader: MultiRaftHost | undefined;
-    await until(
-      () => (leader = running.find((host) => host.groupStatus(kv)?.status.role === 'leader')) !== undefined,
-      'a leader',
-    );
-    if (leader === undefined) throw new Error('no leader');
-    const leaderId = leader.groupStatus(kv)?.status.id ?? asNodeId(0);
-    const behindId = ids.find((id) => id !== leaderId) ?? asNodeId(0);
-    const behind = network.hosts.get(behindId);
-    if (behind === undefined) throw new Error('no follower');
-    network.cut.add(behindId);
-    for (let k = 0; k < 20; k++) await proposeUntilApplied(leader, kv, put(`c${k}`, Uint8Array.of(k)));
-    const behindApplied = behind.groupStatus(kv)?.appliedIndex ?? 0;
-    await until(
-      () => (storages.get(leaderId)?.group(kv).snapshot().meta.index ?? 0) > behindApplied + 1,
-      'the leader compacted past the follower',
+    const { behind, caughtUp } = await followerLeftBehind(
+      {},
+      { onSnapshotRefused: (_group, reason) => refusals.push(reason) },
     );
     // The first chunk the follower receives has one bit flipped; the rest pass untouched.
     let corrupted = false;
@@ -230,15 +247,28 @@ describe('snapshots through the host', () => {
       });
       receive(changed, from);
     };
-    network.cut.delete(behindId);
-    const leaderApplied = leader.groupStatus(kv)?.appliedIndex ?? 0;
-    await until(() => (behind.groupStatus(kv)?.appliedIndex ?? 0) >= leaderApplied, 'the follower caught up');
+    await caughtUp();
     expect(corrupted).toBe(true);
     expect(refusals).toHaveLength(1);
     expect(refusals[0]).toMatch(
       /^group 2: the snapshot at index \d+ received from the leader is refused: checksum mismatch/,
     );
-    const model = behind.model(kv) as KvModel;
-    for (let k = 0; k < 20; k++) expect(model.get(`c${k}`)?.value).toEqual(Uint8Array.of(k));
+  });
+
+  // About 600 bytes in 64-byte chunks at 256 bytes/s: most chunks are held back at first and go
+  // out as the rate allows, offered again at each heartbeat.
+  it('catches a follower up by snapshot within the node-wide send limits, in many chunks', async () => {
+    const { behind, caughtUp } = await followerLeftBehind(
+      { snapshotChunkBytesMax: 64 },
+      { snapshotSend: { snapshotSendBytesPerSecMax: 256, snapshotSendsMax: 1 } },
+    );
+    let chunks = 0;
+    const receive = behind.receive.bind(behind);
+    behind.receive = (batch, from) => {
+      chunks += batch.filter((item) => item.message.type === 'InstallSnapshot').length;
+      receive(batch, from);
+    };
+    await caughtUp();
+    expect(chunks).toBeGreaterThan(1);
   });
 });

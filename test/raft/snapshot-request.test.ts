@@ -48,5 +48,14 @@ describe('snapshot requests', () => {
       expect((asked[1] ?? 0) - (asked[0] ?? 0)).toBeGreaterThanOrEqual(5);
       expect(node.storage.firstIndex()).toBe((asked[1] ?? 0) + 1);
     }
+    // Compact now: a snapshot is asked for at the applied index at once, below the interval;
+    // then there is nothing left to compact until another entry is applied.
+    const follower = nodes.get(asNodeId(2));
+    if (follower === undefined) throw new Error('no node 2');
+    expect(follower.raft.requestSnapshot()).toBe(true);
+    settle();
+    expect(requests.get(follower.id)?.at(-1)).toBe(14);
+    expect(follower.storage.firstIndex()).toBe(15);
+    expect(follower.raft.requestSnapshot()).toBe(false);
   });
 });

@@ -137,6 +137,7 @@ describe('host simulation: the production host on virtual time', () => {
     let confChangesApplied = 0;
     let leaseReadsOk = 0;
     let snapshotsInstalled = 0;
+    let compactionsCutShort = 0;
     const membership = { learnersAdded: 0, promotions: 0, removals: 0, readded: 0 };
     for (let seed = 1; seed <= 20; seed++) {
       const result = await runHostSeed(seed);
@@ -146,6 +147,7 @@ describe('host simulation: the production host on virtual time', () => {
       confChangesApplied += result.stats.confChangesApplied;
       leaseReadsOk += result.stats.leaseReadsOk;
       snapshotsInstalled += result.stats.snapshotsInstalled;
+      compactionsCutShort += result.stats.compactionsCutShort;
       for (const kind of ['learnersAdded', 'promotions', 'removals', 'readded'] as const)
         membership[kind] += result.stats[kind];
     }
@@ -155,6 +157,7 @@ describe('host simulation: the production host on virtual time', () => {
     expect(confChangesApplied).toBeGreaterThan(100);
     expect(leaseReadsOk).toBeGreaterThan(100);
     expect(snapshotsInstalled).toBeGreaterThan(0);
+    expect(compactionsCutShort).toBeGreaterThan(0);
     expect(membership.learnersAdded).toBeGreaterThan(5);
     expect(membership.promotions).toBeGreaterThan(5);
     expect(membership.removals).toBeGreaterThan(5);

@@ -155,6 +155,8 @@ export interface HostStats {
   readded: number;
   transfers: number;
   snapshotsInstalled: number;
+  /** Node crashes while a compaction was being written (its chunks or the switch). */
+  compactionsCutShort: number;
   leaderTerms: number;
   historyUnknown: number;
   /** With the control plane (zero without). */
@@ -307,6 +309,7 @@ class HostSimulation {
     readded: 0,
     transfers: 0,
     snapshotsInstalled: 0,
+    compactionsCutShort: 0,
     leaderTerms: 0,
     historyUnknown: 0,
     actions: {
@@ -568,7 +571,9 @@ class HostSimulation {
     node.process = undefined;
     node.host = undefined;
     this.control?.detach(node.id, leadingMeta);
+    const cutShort = node.disk.stats.compactionsCutShort;
     node.disk.crash(power);
+    this.stats.compactionsCutShort += node.disk.stats.compactionsCutShort - cutShort;
     this.network.nodeDown(node.id, this.ids);
   }
 

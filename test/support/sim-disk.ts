@@ -13,7 +13,10 @@
 // An operation in flight when the process dies may have reached the OS or not (a seeded prefix of
 // them did). A failed write (failNextOperation) rejects, changes nothing, and fails every later
 // operation of that process, as DiskStore does; the next life starts with a working disk.
-// Compaction is synced, as in DiskStore.
+// Compaction is synced, as in DiskStore, and written as DiskStore writes it: its chunks first,
+// each an operation of its own (synced, changing nothing a restart reads: they go to the spare
+// slot), then the operation that switches to the snapshot; a crash in between loses the
+// compaction and leaves the stored snapshot as it was.
 
 import { assert } from '../../src/base/assert.ts';
 import { concatBytes } from '../../src/base/bytes.ts';
@@ -24,8 +27,14 @@ import { MemoryStorage } from '../../src/raft/storage.ts';
 import type { ConfState, Entry } from '../../src/raft/types.ts';
 import type { SimProcess } from './sim-time.ts';
 
+/** Bytes per snapshot chunk operation here (small, so a compaction takes a few operations). */
+const simChunkBytes = 256;
+/** At most this many chunk operations per compaction, whatever its size. */
+const simChunksMax = 4;
+
 type DiskOperation =
   | { readonly kind: 'write'; readonly batch: readonly GroupWrite[]; readonly sync: boolean }
+  | { readonly kind: 'snapshot-chunk'; readonly group: GroupId }
   | {
       readonly kind: 'compact';
       readonly group: GroupId;
@@ -59,7 +68,18 @@ export class SimDisk {
   private process: SimProcess | undefined;
   /** The next operation to complete fails (a disk error); the process's later ones fail too. */
   failNextOperation = false;
-  readonly stats = { writes: 0, syncs: 0, compactions: 0, failures: 0, lostUnsynced: 0, lostInFlight: 0 };
+  readonly stats = {
+    writes: 0,
+    syncs: 0,
+    compactions: 0,
+    /** Crashes of the process while it was writing a compaction's chunks or switching to them. */
+    compactionsCutShort: 0,
+    failures: 0,
+    lostUnsynced: 0,
+    lostInFlight: 0,
+  };
+  /** Compactions of the live process not finished yet. */
+  private compactionsWriting = 0;
   private readonly rng: Rng;
   private readonly latency: DiskLatency;
   private readonly observer: SimDiskObserver;
@@ -94,14 +114,17 @@ export class SimDisk {
     return {
       group: (id) => this.group(id),
       write: (batch, options) => this.submit(process, { kind: 'write', batch, sync: options.sync }),
-      compact: (group, index, confState, data) =>
-        this.submit(process, {
-          kind: 'compact',
-          group,
-          index,
-          confState,
-          data: data instanceof Uint8Array ? data : concatBytes(data),
-        }),
+      compact: async (group, index, confState, slices) => {
+        const data = slices instanceof Uint8Array ? slices : concatBytes(slices);
+        const chunks = Math.min(simChunksMax, Math.max(1, Math.ceil(data.length / simChunkBytes)));
+        this.compactionsWriting++;
+        try {
+          for (let chunk = 0; chunk < chunks; chunk++) await this.submit(process, { kind: 'snapshot-chunk', group });
+          await this.submit(process, { kind: 'compact', group, index, confState, data });
+        } finally {
+          if (this.process === process) this.compactionsWriting--;
+        }
+      },
     };
   }
 
@@ -110,6 +133,8 @@ export class SimDisk {
    * lost as well. Operations in flight: a seeded prefix of them reached the OS (written, unsynced).
    */
   crash(power: boolean): void {
+    if (this.compactionsWriting > 0) this.stats.compactionsCutShort++;
+    this.compactionsWriting = 0;
     const reached = power ? 0 : this.rng.int(this.inFlight.length + 1);
     this.stats.lostInFlight += this.inFlight.length - reached;
     for (const operation of this.inFlight.slice(0, reached)) this.unsynced.push(operation);
@@ -132,7 +157,7 @@ export class SimDisk {
         reject(this.failure ?? new SimDiskFailure('sim disk: operation from a dead process'));
         return;
       }
-      const sync = operation.kind === 'compact' || operation.sync;
+      const sync = operation.kind !== 'write' || operation.sync;
       const baseMs = sync ? this.latency.syncMs : this.latency.writeMs;
       const at = Math.max(process.now, this.busyUntil) + baseMs * (1 + this.rng.next());
       this.busyUntil = at;
@@ -166,7 +191,7 @@ export class SimDisk {
     if (operation.kind === 'write') {
       this.stats.writes++;
       for (const write of operation.batch) this.observer.onEntriesWritten(write.group, write.entries);
-    } else this.stats.compactions++;
+    } else if (operation.kind === 'compact') this.stats.compactions++;
     this.unsynced.push(operation);
     if (!sync) return;
     this.stats.syncs++;
@@ -181,6 +206,7 @@ function applyOperation(layer: Map<GroupId, MemoryStorage>, operation: DiskOpera
     if (storage === undefined) layer.set(group, (storage = new MemoryStorage()));
     return storage;
   };
+  if (operation.kind === 'snapshot-chunk') return;
   if (operation.kind === 'compact') {
     const storage = storageOf(operation.group);
     // Skipped as DiskStore skips it: a snapshot at or after the index is stored (installed from a
