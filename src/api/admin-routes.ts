@@ -98,6 +98,27 @@ function statusAnswer(options: AdminRoutesOptions) {
   };
 }
 
+/** Compacts this node's replica of a group now (not forwarded: every replica compacts its own log). */
+function compact(
+  options: AdminRoutesOptions,
+  request: FastifyRequest<{ Params: { group: string } }>,
+  reply: FastifyReply,
+): FastifyReply {
+  const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
+  const body: unknown = request.body;
+  if (
+    body !== undefined &&
+    (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0)
+  )
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', 'the body must be empty or {}');
+  const result = options.host.compactNow(group);
+  if (result.kind === 'unknown_group')
+    throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+  return reply
+    .code(result.kind === 'started' ? 202 : 200)
+    .send({ group, node: options.nodeId, index: result.index, state: result.kind });
+}
+
 export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, options, done) => {
   const context: ForwardContext = { nodeId: options.nodeId, forward: options.forward };
 
@@ -117,21 +138,7 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
   app.post<{ Params: { group: string } }>(
     '/v1/admin/groups/:group/compact',
     jsonBody(transferBodyBytesMax),
-    (request, reply) => {
-      const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
-      const body: unknown = request.body;
-      if (
-        body !== undefined &&
-        (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0)
-      )
-        throw new ApiError('DRAM_ERR_BAD_REQUEST', 'the body must be empty or {}');
-      const result = options.host.compactNow(group);
-      if (result.kind === 'unknown_group')
-        throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
-      return reply
-        .code(result.kind === 'started' ? 202 : 200)
-        .send({ group, node: options.nodeId, index: result.index, state: result.kind });
-    },
+    (request, reply) => compact(options, request, reply),
   );
   app.post<{ Params: { group: string } }>(
     transferDirectPath,
