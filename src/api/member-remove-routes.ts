@@ -35,8 +35,7 @@ import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastif
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse } from './forwarding.ts';
-import { groupView } from './host-view.ts';
-import { parseCounter } from './kv-input.ts';
+import { parseCounter } from './route-input.ts';
 import type { GroupMemberProgress } from '../control/member-change.ts';
 import { membersJson } from '../control/member-directory.ts';
 import {
@@ -46,7 +45,7 @@ import {
   stoppedAttempt,
   type Attempt,
   type FanoutContext,
-  type GroupChange,
+  type MembershipChange,
   type MembershipRouteOptions,
 } from './member-fanout.ts';
 import { ensureAbsent, lastVoter } from '../control/member-removal.ts';
@@ -91,7 +90,7 @@ async function runHere(context: RemoveContext, group: GroupId, node: NodeId, dea
 }
 
 /** `node` taken out of `group` through whichever node leads it (the leader's per-group route, when not here). */
-function leaveChange(context: RemoveContext, group: GroupId, node: NodeId): GroupChange {
+function leaveChange(context: RemoveContext, group: GroupId, node: NodeId): MembershipChange {
   return {
     group,
     runHere: (deadlineMs) => runHere(context, group, node, deadlineMs),
@@ -113,7 +112,7 @@ async function removeFromGroup(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply | GroupMemberProgress> {
-  const view = groupView(context.options.host, group);
+  const view = context.options.host.groupStatus(group);
   if (view === undefined)
     throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
   const result =
@@ -168,7 +167,7 @@ export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions
   /** Refused before anything is proposed or scheduled, so a refusal leaves every group as it was. */
   const checkLastVoter = (node: NodeId): void => {
     for (const group of options.groups) {
-      const confState = groupView(options.host, group)?.status.confState;
+      const confState = options.host.groupStatus(group)?.status.confState;
       if (confState !== undefined && lastVoter(confState, node)) throw lastVoterError(group, node);
     }
   };

@@ -32,8 +32,7 @@ import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import { clusterIdBytes, clusterIdBytesMax } from '../codec/wire.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse } from './forwarding.ts';
-import { groupView } from './host-view.ts';
-import { parseCounter } from './kv-input.ts';
+import { parseCounter } from './route-input.ts';
 import { ensureVoter, type GroupMemberProgress } from '../control/member-change.ts';
 import { memberConflict, membersJson, parseAddress, type MemberAddresses } from '../control/member-directory.ts';
 import {
@@ -43,7 +42,7 @@ import {
   stoppedAttempt,
   type Attempt,
   type FanoutContext,
-  type GroupChange,
+  type MembershipChange,
   type MembershipRouteOptions,
 } from './member-fanout.ts';
 import { jsonBody, memberOnly } from './request-guard.ts';
@@ -136,7 +135,7 @@ async function runHere(context: MemberContext, group: GroupId, node: NodeId, dea
 }
 
 /** `member` made a voter of `group` through whichever node leads it (the leader's per-group route, when not here). */
-function joinChange(context: MemberContext, group: GroupId, request: MemberRequest): GroupChange {
+function joinChange(context: MemberContext, group: GroupId, request: MemberRequest): MembershipChange {
   return {
     group,
     runHere: (deadlineMs) => runHere(context, group, request.member.nodeId, deadlineMs),
@@ -158,7 +157,7 @@ async function addToGroup(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply | GroupMemberProgress> {
-  const view = groupView(context.options.host, group);
+  const view = context.options.host.groupStatus(group);
   if (view === undefined)
     throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
   const node = parsed.member.nodeId;
@@ -244,7 +243,7 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
       const group = asGroupId(parseCounter(request.params.group, 'group'));
       const parsed = parseMemberBody(request.body);
       admit(context, parsed);
-      if (groupView(options.host, group) === undefined)
+      if (options.host.groupStatus(group) === undefined)
         throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
       options.directory.record(parsed.member);
       return addToGroup(context, parsed, group, request, reply);
