@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { eventually as poll } from '../support/poll.ts';
 
 const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 
@@ -128,19 +129,9 @@ export async function request(
   return { status: response.status, headers: response.headers, text: await response.text() };
 }
 
-/** Retries `attempt` until it returns a value (not undefined), at most `tries` times. */
-export async function eventually<T>(attempt: () => Promise<T | undefined>, tries = 100, delayMs = 100): Promise<T> {
-  let lastError: unknown;
-  for (let k = 0; k < tries; k++) {
-    try {
-      const value = await attempt();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
-  }
-  throw new Error(`gave up after ${tries} tries${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
+/** Retries `attempt` until it returns a value (not undefined), at most `tries` times; a throw is retried. */
+export function eventually<T>(attempt: () => Promise<T | undefined>, tries = 100, delayMs = 100): Promise<T> {
+  return poll('the cluster', attempt, { tries, everyMs: delayMs, retryErrors: true });
 }
 
 export interface GroupStatus {

@@ -13,6 +13,7 @@ import { createNonce, helloProof } from '../../src/transport/handshake.ts';
 import { PeerTransport } from '../../src/transport/peer-transport.ts';
 import type { NetAddress } from '../../src/codec/wire.ts';
 import type { LogFields, PeerTransportOptions, TransportLogger } from '../../src/transport/peer-options.ts';
+import { eventually } from '../support/poll.ts';
 
 export const clusterId = 'test-cluster';
 export const secret = 'correct horse battery staple';
@@ -31,12 +32,8 @@ const pollIntervalMs = 5;
 const waitMsMax = 5_000;
 
 /** Polls `condition` until it holds; fails (does not hang) after a bounded number of polls. */
-export async function waitFor(what: string, condition: () => boolean): Promise<void> {
-  for (let poll = 0; poll < waitMsMax / pollIntervalMs; poll++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+export function waitFor(what: string, condition: () => boolean): Promise<boolean> {
+  return eventually(what, condition, { tries: waitMsMax / pollIntervalMs, everyMs: pollIntervalMs });
 }
 
 /** Lets pending socket events run, for checks that something did NOT happen. */
