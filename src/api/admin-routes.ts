@@ -18,7 +18,8 @@
 // settings coerce types and silently drop unknown properties, and an admin command with a typo
 // (`{"too": 2}`) must be refused, not run with the default target.
 //
-// Called by: src/api/app.ts (registered as a plugin with its dependencies as options).
+// Called by: src/api/app.ts (registered as a plugin with its dependencies as options); src/cli/main.ts
+// reads its answers with its types.
 
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { asGroupId, type GroupId, type NodeId } from '../base/ids.ts';

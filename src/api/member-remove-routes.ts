@@ -3,7 +3,7 @@
 //    each through the group's leader (itself, or one HTTP hop to the per-group route), and once
 //    it is out of every group forgets it here (address book, transport, forwarding);
 //  - `DELETE /v1/admin/groups/:group/members/:nodeId`: the same for one group; a follower
-//    forwards it to the leader, which proposes the change (src/api/member-removal.ts).
+//    forwards it to the leader, which proposes the change (src/control/member-removal.ts).
 //
 // Answers: 200 when the node is in no group asked about, with per group the leader, the steps
 // applied and the voters left (and `warnings` for a group left with fewer than three voters,

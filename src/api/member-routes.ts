@@ -5,7 +5,7 @@
 //    every kv group. This node records its addresses, then, for each group at once, asks the
 //    group's leader (itself, or over HTTP) to add it as a learner and promote it once caught up;
 //  - `POST /v1/admin/groups/:group/members` (same body): the same for one group; a follower
-//    forwards it to the leader, which runs the steps (src/api/member-change.ts).
+//    forwards it to the leader, which runs the steps (src/control/member-change.ts).
 //
 // With the meta model (a node of a cluster), `POST /v1/admin/members` is a thin wrapper: after the
 // same checks (400, 409: nothing scheduled) it schedules `agent.replicante.io/cluster.add
