@@ -86,6 +86,22 @@ export interface MembershipChange {
   readonly atLeader: LeaderCall;
 }
 
+export function unknownGroupError(group: GroupId): ApiError {
+  return new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+}
+
+/** `step` when this node leads `group`, else where its leader is; a group not hosted here is refused (404). */
+export async function whenLeading<R>(
+  host: Pick<ApiHost, 'groupStatus'>,
+  group: GroupId,
+  step: () => Promise<R>,
+): Promise<R | { readonly kind: 'not_leader'; readonly leaderHint: NodeId }> {
+  const view = host.groupStatus(group);
+  if (view === undefined) throw unknownGroupError(group);
+  if (view.status.role !== 'leader') return { kind: 'not_leader', leaderHint: view.status.leader };
+  return step();
+}
+
 export function pendingError(message: string, details: Record<string, unknown>): ApiError {
   return new ApiError('DRAM_ERR_MEMBERSHIP_PENDING', message, details);
 }

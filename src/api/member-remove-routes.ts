@@ -42,6 +42,8 @@ import {
   changeThroughLeader,
   fanoutContext,
   pendingError,
+  unknownGroupError,
+  whenLeading,
   stoppedAttempt,
   type Attempt,
   type FanoutContext,
@@ -112,19 +114,10 @@ async function removeFromGroup(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply | GroupMemberProgress> {
-  const view = context.options.host.groupStatus(group);
-  if (view === undefined)
-    throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
-  const result =
-    view.status.role === 'leader'
-      ? await ensureAbsent(
-          context.options.host,
-          group,
-          node,
-          performance.now() + context.options.requestTimeoutMs,
-          context.limits,
-        )
-      : { kind: 'not_leader' as const, leaderHint: view.status.leader };
+  const { host, requestTimeoutMs } = context.options;
+  const result = await whenLeading(host, group, () =>
+    ensureAbsent(host, group, node, performance.now() + requestTimeoutMs, context.limits),
+  );
   switch (result.kind) {
     case 'absent':
       return result.progress;
@@ -136,7 +129,7 @@ async function removeFromGroup(
     case 'last_voter':
       throw lastVoterError(group, node);
     case 'unknown_group':
-      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+      throw unknownGroupError(group);
     case 'invalid':
       throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot remove node ${node} from group ${group}: ${result.reason}`, {
         group,

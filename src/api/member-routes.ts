@@ -39,6 +39,8 @@ import {
   changeThroughLeader,
   fanoutContext,
   pendingError,
+  unknownGroupError,
+  whenLeading,
   stoppedAttempt,
   type Attempt,
   type FanoutContext,
@@ -157,20 +159,11 @@ async function addToGroup(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply | GroupMemberProgress> {
-  const view = context.options.host.groupStatus(group);
-  if (view === undefined)
-    throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
   const node = parsed.member.nodeId;
-  const result =
-    view.status.role === 'leader'
-      ? await ensureVoter(
-          context.options.host,
-          group,
-          node,
-          performance.now() + context.options.requestTimeoutMs,
-          context.limits,
-        )
-      : { kind: 'not_leader' as const, leaderHint: view.status.leader };
+  const { host, requestTimeoutMs } = context.options;
+  const result = await whenLeading(host, group, () =>
+    ensureVoter(host, group, node, performance.now() + requestTimeoutMs, context.limits),
+  );
   switch (result.kind) {
     case 'voter':
       return result.progress;
@@ -180,7 +173,7 @@ async function addToGroup(
         { ...result.progress },
       );
     case 'unknown_group':
-      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+      throw unknownGroupError(group);
     case 'invalid':
       throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot add node ${node} to group ${group}: ${result.reason}`, {
         group,
@@ -243,8 +236,7 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
       const group = asGroupId(parseCounter(request.params.group, 'group'));
       const parsed = parseMemberBody(request.body);
       admit(context, parsed);
-      if (options.host.groupStatus(group) === undefined)
-        throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+      if (options.host.groupStatus(group) === undefined) throw unknownGroupError(group);
       options.directory.record(parsed.member);
       return addToGroup(context, parsed, group, request, reply);
     },
