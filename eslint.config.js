@@ -2,7 +2,7 @@
 // the process or Node's modules: that is what makes seeded simulation replay exactly.
 //
 // The layer rules ("layers: ..."): every folder of src/ may import only the folders listed for it
-// in `layers` below (docs/ARCHITECTURE.md, "Layers present", has the same table with the reasons).
+// in `layers` below (docs/ARCHITECTURE.md, "Allowed imports", has the same table with the reasons).
 // Imports point inward: base <- raft, codec, models <- multiraft, control, data, query <- node;
 // api/ and cli/ translate only. Adapters (storage, transport, metrics, s3, engine) never import each
 // other and only node/ wires them; an adapter may import the ports file of a user it implements

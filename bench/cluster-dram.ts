@@ -1,22 +1,19 @@
-// A three-node dram cluster of real processes for the cluster benchmark (the same approach as
-// test/integration/cluster-process.ts, which a benchmark does not import): fresh temp data dirs,
+// A three-node dram cluster of real processes for the cluster benchmark (each node a DramProcess,
+// test/support/dram-process.ts, the driver the integration tests and jepsen-like use too): fresh temp data dirs,
 // fsync on (the default), logs in files next to the data, start / SIGKILL / restart, and a
 // keep-alive HTTP client (node:http with a keep-alive Agent; undici is not installed as a
 // package of its own here) that routes each write to its group's leader the way a smart client
 // would: the group from the placement hash, the leader from X-Dram-Leader.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { asGroupId, type GroupId } from '../src/base/ids.ts';
 import { DramClient as BinaryDramClient, DramError } from '../src/client/client.ts';
 import { createKvPlacement, type KvPlacement } from '../src/models/kv-placement.ts';
+import { DramProcess } from '../test/support/dram-process.ts';
 import { until, type WriteOutcome, type WriteTarget } from './cluster-load.ts';
-
-const bin = fileURLToPath(new URL('../bin/dram.js', import.meta.url));
 
 export interface HttpAnswer {
   readonly status: number;
@@ -97,7 +94,7 @@ export class DramCluster {
   readonly agent = new Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 1024 });
   readonly dir = mkdtempSync(join(tmpdir(), 'dram-bench-'));
   private readonly base = 23_000 + Math.floor(Math.random() * 4_000);
-  private readonly children = new Map<number, ChildProcess>();
+  private readonly children = new Map<number, DramProcess>();
   private readonly cpuProfDir: string | undefined;
   private readonly extraArgs: readonly string[];
 
@@ -126,34 +123,31 @@ export class DramCluster {
     const peerHttp = this.ids.map((n) => `${n}=127.0.0.1:${this.httpPort(n)}`).join(',');
     const profile =
       this.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(this.cpuProfDir, `n${id}`)] : [];
-    const args = [
-      ...profile,
-      bin,
-      'start',
-      '--node-id',
-      String(id),
-      '--data-dir',
-      join(this.dir, `n${id}`),
-      '--http',
-      `127.0.0.1:${this.httpPort(id)}`,
-      '--raft',
-      `127.0.0.1:${this.base + 100 + id}`,
-      '--client',
-      `127.0.0.1:${this.clientPort(id)}`,
-      ...(init ? ['--init'] : []),
-      '--peers',
-      peers,
-      '--peer-http',
-      peerHttp,
-      '--kv-groups',
-      String(this.groups.length),
-      '--secret',
-      'dram-bench-cluster-secret',
-      ...this.extraArgs,
-    ];
     const log = openSync(join(this.dir, `n${id}.log`), 'a');
     try {
-      this.children.set(id, spawn(process.execPath, args, { stdio: ['ignore', log, log] }));
+      const child = new DramProcess({
+        flags: {
+          nodeId: id,
+          dataDir: join(this.dir, `n${id}`),
+          http: `127.0.0.1:${this.httpPort(id)}`,
+          raft: `127.0.0.1:${this.base + 100 + id}`,
+          client: `127.0.0.1:${this.clientPort(id)}`,
+          membership: [
+            ...(init ? ['--init'] : []),
+            '--peers',
+            peers,
+            '--peer-http',
+            peerHttp,
+            '--kv-groups',
+            String(this.groups.length),
+          ],
+          secret: 'dram-bench-cluster-secret',
+          extra: this.extraArgs,
+        },
+        nodeOptions: profile,
+        output: log,
+      });
+      this.children.set(id, child);
     } finally {
       closeSync(log);
     }
@@ -167,12 +161,7 @@ export class DramCluster {
   async kill(id: number, signal: NodeJS.Signals): Promise<void> {
     const child = this.children.get(id);
     this.children.delete(id);
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await child?.stop(signal, 10_000);
   }
 
   isRunning(id: number): boolean {

@@ -7,6 +7,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from '../test/support/poll.ts';
 
 export const valueBytes = 256;
 
@@ -324,24 +325,11 @@ export function median(values: readonly number[]): number {
 }
 
 /** Polls `probe` until it returns a value, every `everyMs`, for at most `timeoutMs`. */
-export async function until<T>(
+export function until<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   timeoutMs: number,
   everyMs = 50,
 ): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  let lastError: unknown;
-  for (let k = 0; k < 100_000 && performance.now() < deadline; k++) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? ` (last error: ${lastError.message})` : ''}`,
-  );
+  return eventually(what, probe, { tries: 100_000, everyMs, timeoutMs, retryErrors: true });
 }

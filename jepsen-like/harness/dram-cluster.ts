@@ -11,10 +11,9 @@
 // fd handed to the child, so the log survives a harness crash), with a harness marker line at every
 // start and kill. Exits the harness did not ask for are recorded as crashes.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   describeThrown,
   errorCodeOf,
@@ -26,8 +25,7 @@ import {
   type ReadResult,
   type WriteResult,
 } from './db.ts';
-
-const dramBin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
+import { DramProcess, type DramNodeFlags } from '../../test/support/dram-process.ts';
 
 export interface DramClusterOptions {
   readonly nodes: number;
@@ -120,37 +118,33 @@ export class DramCluster implements Database {
     await Promise.resolve();
   }
 
-  private args(node: number): string[] {
+  private flags(node: number): DramNodeFlags {
     const peerAddress =
       this.options.peerAddress ?? ((_from: number, to: number) => `${dramNodeAddress(to)}:${this.raftPort()}`);
     const peers = this.nodeIds
       .map((id) => `${id}=${id === node ? `${dramNodeAddress(id)}:${this.raftPort()}` : peerAddress(node, id)}`)
       .join(',');
     const peerHttp = this.nodeIds.map((id) => `${id}=${dramNodeAddress(id)}:${this.httpPort()}`).join(',');
-    return [
-      dramBin,
-      'start',
-      '--node-id',
-      String(node),
-      '--data-dir',
-      join(this.options.dataDir, `n${node}`),
-      '--http',
-      `${dramNodeAddress(node)}:${this.httpPort()}`,
-      '--raft',
-      `${dramNodeAddress(node)}:${this.raftPort()}`,
-      ...(this.started.has(node) ? [] : ['--init']),
-      '--peers',
-      peers,
-      '--peer-http',
-      peerHttp,
-      '--kv-groups',
-      String(this.options.kvGroups),
-      '--secret',
-      'dram-jepsen-like-secret',
-      ...(this.options.quiesceAfterTicks === undefined
-        ? []
-        : ['--quiesce-after-ticks', String(this.options.quiesceAfterTicks)]),
-    ];
+    return {
+      nodeId: node,
+      dataDir: join(this.options.dataDir, `n${node}`),
+      http: `${dramNodeAddress(node)}:${this.httpPort()}`,
+      raft: `${dramNodeAddress(node)}:${this.raftPort()}`,
+      membership: [
+        ...(this.started.has(node) ? [] : ['--init']),
+        '--peers',
+        peers,
+        '--peer-http',
+        peerHttp,
+        '--kv-groups',
+        String(this.options.kvGroups),
+      ],
+      secret: 'dram-jepsen-like-secret',
+      extra:
+        this.options.quiesceAfterTicks === undefined
+          ? []
+          : ['--quiesce-after-ticks', String(this.options.quiesceAfterTicks)],
+    };
   }
 
   private logFd(node: number): number {
@@ -172,11 +166,11 @@ export class DramCluster implements Database {
   private spawnNode(node: number): void {
     if (this.processes.has(node)) throw new Error(`node ${node} is already running`);
     const fd = this.logFd(node);
-    const args = this.args(node);
     // Its own process group: a Ctrl-C at the terminal reaches the harness, which stops the nodes
     // itself, instead of killing them behind its back (that would look like a crash).
     const env = this.options.reads === 'lease' ? { ...process.env, DRAM_LEASE_READS: 'true' } : process.env;
-    const child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], detached: true, env });
+    const dram = new DramProcess({ flags: this.flags(node), output: fd, detached: true, env });
+    const child = dram.child;
     ensureExitHook(this.processes);
     this.started.add(node);
     const entry: NodeProcess = { child, paused: false, expectingExit: false, exited: Promise.resolve() };
@@ -191,7 +185,7 @@ export class DramCluster implements Database {
       });
     });
     this.processes.set(node, entry);
-    this.mark(node, `started pid ${child.pid ?? '?'}: node ${args.slice(1).join(' ')}`);
+    this.mark(node, `started pid ${child.pid ?? '?'}: node ${dram.args.slice(1).join(' ')}`);
   }
 
   async kill(node: number): Promise<void> {

@@ -23,7 +23,8 @@
 // settings coerce types and silently drop unknown properties, and an admin command with a typo
 // (`{"too": 2}`) must be refused, not run with the default target.
 //
-// Called by: src/api/app.ts (registered as a plugin with its dependencies as options).
+// Called by: src/api/app.ts (registered as a plugin with its dependencies as options); src/cli/main.ts
+// reads its answers with its types.
 
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { asGroupId, type GroupId, type NodeId } from '../base/ids.ts';
@@ -31,8 +32,8 @@ import { transferLeadershipKind } from '../control/action-kinds.ts';
 import { runAsAction, type ActionsContext } from './action-schedule.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse, type ForwardContext } from './forwarding.ts';
-import { groupView, lagEntries, mostCaughtUpVoter } from './host-view.ts';
-import { parseCounter } from './kv-input.ts';
+import { lagEntries, mostCaughtUpVoter } from './host-view.ts';
+import { parseCounter } from './route-input.ts';
 import type { ApiHost, Forward } from './ports.ts';
 import { jsonBody, memberOnly } from './request-guard.ts';
 
@@ -152,7 +153,7 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
   ): Promise<FastifyReply> {
     const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
     const requested = parseTransferBody(request.body);
-    const view = groupView(options.host, group);
+    const view = options.host.groupStatus(group);
     if (view === undefined)
       throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
     if (view.status.role !== 'leader') {

@@ -1,24 +1,15 @@
-// Read-only views of the host's group status that several routes need: one group's status, its
-// leader, the replication lag a leader sees, and the best target for a leadership transfer.
+// Read-only views of the host's group status that several routes need: a group's leader, the
+// replication lag a leader sees, and the best target for a leadership transfer. (One group's
+// whole status is the host's own groupStatus(group).)
 //
 // Per-request lookups cost the same whatever the number of groups: the leader through the host's
-// groupLeader(group), which builds nothing; a whole status through groupStatus(group).
+// groupLeader(group), which builds nothing.
 //
-// Called by: src/api/kv-routes.ts, src/api/admin-routes.ts.
+// Called by the KV routes and their outcomes, the admin and membership routes, the binary server.
 
 import type { GroupId, NodeId } from '../base/ids.ts';
 import type { Status } from '../raft/types.ts';
 import type { ApiHost } from './ports.ts';
-
-export interface GroupView {
-  readonly group: GroupId;
-  readonly status: Status;
-  readonly appliedIndex: number;
-}
-
-export function groupView(host: ApiHost, group: GroupId): GroupView | undefined {
-  return host.groupStatus(group);
-}
 
 /** The leader this node knows of for `group`, 0 when none (or the group is not hosted here). */
 export function leaderOf(host: ApiHost, group: GroupId): NodeId {

@@ -13,11 +13,10 @@ import { utf8Length } from '../base/bytes.ts';
 import { kvClientIdBytesMax, kvKeyBytesMax, type KvClientStamp } from '../codec/kv.ts';
 import { ApiError } from './errors.ts';
 import type { ReadConsistency } from './ports.ts';
+import { parseCounter } from './route-input.ts';
 
 export const clientIdHeader = 'x-dram-client-id';
 export const requestSeqHeader = 'x-dram-request-seq';
-
-const decimal = /^(0|[1-9][0-9]*)$/;
 
 export type RawQuery = Readonly<Record<string, unknown>>;
 export type RawHeaders = Readonly<Record<string, string | string[] | undefined>>;
@@ -48,13 +47,6 @@ function single(query: RawQuery, name: string): string | undefined {
   return value;
 }
 
-export function parseCounter(text: string, what: string): number {
-  const value = decimal.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value))
-    throw new ApiError('DRAM_ERR_BAD_REQUEST', `${what} must be a non-negative integer, got '${text}'`);
-  return value;
-}
-
 /** `?cas=<modifyIndex>` for PUT and DELETE; 0 means "only if absent". */
 export function parseWriteQuery(query: RawQuery): { readonly cas: number | undefined } {
   onlyParameters(query, ['cas']);
@@ -76,10 +68,13 @@ export function parseReadQuery(query: RawQuery): { readonly consistency: ReadCon
   return { consistency: known };
 }
 
+/**
+ * One header's text. Node's HTTP parser joins a header sent twice into one comma-separated value
+ * (only set-cookie stays a list), so "given twice" arrives as text the parsers below refuse.
+ */
 function header(headers: RawHeaders, name: string): string | undefined {
   const value = headers[name];
-  if (Array.isArray(value)) throw new ApiError('DRAM_ERR_BAD_REQUEST', `header ${name} must be given once`);
-  return value;
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 /** The exactly-once stamp: `X-Dram-Client-Id` and `X-Dram-Request-Seq`, both or neither. */

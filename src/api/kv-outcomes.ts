@@ -5,7 +5,7 @@
 // it to the leader through Raft and recognize it among the entries it applies. Reads differ
 // (forwarding on HTTP, hints to the smart client on the binary protocol) and stay with the caller.
 //
-// Called by: src/api/kv-routes.ts, src/api/binary-server.ts.
+// Called by: src/api/kv-routes.ts, src/api/binary-server.ts, src/api/meta-propose.ts.
 
 import { randomBytes } from 'node:crypto';
 import { assert } from '../base/assert.ts';

@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import { ApiError, isErrorCode } from './errors.ts';
 import { forwardedByHeader, type ForwardContext } from './forwarding.ts';
-import { groupView, leaderOf } from './host-view.ts';
+import { leaderOf } from './host-view.ts';
 import {
   memberChangeLimitsDefault,
   sleep,
@@ -80,10 +80,26 @@ export function fanoutContext<Options extends MembershipRouteOptions>(options: O
 }
 
 /** One group's change: what to run on this node when it leads the group, and the call to make at a leader elsewhere. */
-export interface GroupChange {
+export interface MembershipChange {
   readonly group: GroupId;
   readonly runHere: (deadlineMs: number) => Promise<Attempt>;
   readonly atLeader: LeaderCall;
+}
+
+export function unknownGroupError(group: GroupId): ApiError {
+  return new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+}
+
+/** `step` when this node leads `group`, else where its leader is; a group not hosted here is refused (404). */
+export async function whenLeading<R>(
+  host: Pick<ApiHost, 'groupStatus'>,
+  group: GroupId,
+  step: () => Promise<R>,
+): Promise<R | { readonly kind: 'not_leader'; readonly leaderHint: NodeId }> {
+  const view = host.groupStatus(group);
+  if (view === undefined) throw unknownGroupError(group);
+  if (view.status.role !== 'leader') return { kind: 'not_leader', leaderHint: view.status.leader };
+  return step();
 }
 
 export function pendingError(message: string, details: Record<string, unknown>): ApiError {
@@ -184,14 +200,14 @@ async function askLeader(context: ForwardContext, group: GroupId, leader: NodeId
 /** Gets one group's change done through whichever node leads it, retrying a moving leadership until the deadline. */
 export async function changeThroughLeader(
   context: FanoutContext,
-  change: GroupChange,
+  change: MembershipChange,
   deadlineMs: number,
 ): Promise<GroupMemberProgress> {
   const group = change.group;
   const stepsSoFar: MemberStep[] = [];
   let why = 'no attempt before the deadline';
   for (let attempt = 0; attempt < groupAttemptsMax && performance.now() < deadlineMs; attempt++) {
-    const status = groupView(context.options.host, group)?.status;
+    const status = context.options.host.groupStatus(group)?.status;
     if (status === undefined)
       return {
         group,

@@ -3,7 +3,7 @@
 //    each through the group's leader (itself, or one HTTP hop to the per-group route), and once
 //    it is out of every group forgets it here (address book, transport, forwarding);
 //  - `DELETE /v1/admin/groups/:group/members/:nodeId`: the same for one group; a follower
-//    forwards it to the leader, which proposes the change (src/api/member-removal.ts).
+//    forwards it to the leader, which proposes the change (src/control/member-removal.ts).
 //
 // Answers: 200 when the node is in no group asked about, with per group the leader, the steps
 // applied and the voters left (and `warnings` for a group left with fewer than three voters,
@@ -35,18 +35,19 @@ import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastif
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse } from './forwarding.ts';
-import { groupView } from './host-view.ts';
-import { parseCounter } from './kv-input.ts';
+import { parseCounter } from './route-input.ts';
 import type { GroupMemberProgress } from '../control/member-change.ts';
 import { membersJson } from '../control/member-directory.ts';
 import {
   changeThroughLeader,
   fanoutContext,
   pendingError,
+  unknownGroupError,
+  whenLeading,
   stoppedAttempt,
   type Attempt,
   type FanoutContext,
-  type GroupChange,
+  type MembershipChange,
   type MembershipRouteOptions,
 } from './member-fanout.ts';
 import { ensureAbsent, lastVoter } from '../control/member-removal.ts';
@@ -91,7 +92,7 @@ async function runHere(context: RemoveContext, group: GroupId, node: NodeId, dea
 }
 
 /** `node` taken out of `group` through whichever node leads it (the leader's per-group route, when not here). */
-function leaveChange(context: RemoveContext, group: GroupId, node: NodeId): GroupChange {
+function leaveChange(context: RemoveContext, group: GroupId, node: NodeId): MembershipChange {
   return {
     group,
     runHere: (deadlineMs) => runHere(context, group, node, deadlineMs),
@@ -113,19 +114,10 @@ async function removeFromGroup(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply | GroupMemberProgress> {
-  const view = groupView(context.options.host, group);
-  if (view === undefined)
-    throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
-  const result =
-    view.status.role === 'leader'
-      ? await ensureAbsent(
-          context.options.host,
-          group,
-          node,
-          performance.now() + context.options.requestTimeoutMs,
-          context.limits,
-        )
-      : { kind: 'not_leader' as const, leaderHint: view.status.leader };
+  const { host, requestTimeoutMs } = context.options;
+  const result = await whenLeading(host, group, () =>
+    ensureAbsent(host, group, node, performance.now() + requestTimeoutMs, context.limits),
+  );
   switch (result.kind) {
     case 'absent':
       return result.progress;
@@ -137,7 +129,7 @@ async function removeFromGroup(
     case 'last_voter':
       throw lastVoterError(group, node);
     case 'unknown_group':
-      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+      throw unknownGroupError(group);
     case 'invalid':
       throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot remove node ${node} from group ${group}: ${result.reason}`, {
         group,
@@ -168,7 +160,7 @@ export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions
   /** Refused before anything is proposed or scheduled, so a refusal leaves every group as it was. */
   const checkLastVoter = (node: NodeId): void => {
     for (const group of options.groups) {
-      const confState = groupView(options.host, group)?.status.confState;
+      const confState = options.host.groupStatus(group)?.status.confState;
       if (confState !== undefined && lastVoter(confState, node)) throw lastVoterError(group, node);
     }
   };

@@ -5,7 +5,7 @@
 //    every kv group. This node records its addresses, then, for each group at once, asks the
 //    group's leader (itself, or over HTTP) to add it as a learner and promote it once caught up;
 //  - `POST /v1/admin/groups/:group/members` (same body): the same for one group; a follower
-//    forwards it to the leader, which runs the steps (src/api/member-change.ts).
+//    forwards it to the leader, which runs the steps (src/control/member-change.ts).
 //
 // With the meta model (a node of a cluster), `POST /v1/admin/members` is a thin wrapper: after the
 // same checks (400, 409: nothing scheduled) it schedules `agent.replicante.io/cluster.add
@@ -32,18 +32,19 @@ import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import { clusterIdBytes, clusterIdBytesMax } from '../codec/wire.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse } from './forwarding.ts';
-import { groupView } from './host-view.ts';
-import { parseCounter } from './kv-input.ts';
+import { parseCounter } from './route-input.ts';
 import { ensureVoter, type GroupMemberProgress } from '../control/member-change.ts';
 import { memberConflict, membersJson, parseAddress, type MemberAddresses } from '../control/member-directory.ts';
 import {
   changeThroughLeader,
   fanoutContext,
   pendingError,
+  unknownGroupError,
+  whenLeading,
   stoppedAttempt,
   type Attempt,
   type FanoutContext,
-  type GroupChange,
+  type MembershipChange,
   type MembershipRouteOptions,
 } from './member-fanout.ts';
 import { jsonBody, memberOnly } from './request-guard.ts';
@@ -136,7 +137,7 @@ async function runHere(context: MemberContext, group: GroupId, node: NodeId, dea
 }
 
 /** `member` made a voter of `group` through whichever node leads it (the leader's per-group route, when not here). */
-function joinChange(context: MemberContext, group: GroupId, request: MemberRequest): GroupChange {
+function joinChange(context: MemberContext, group: GroupId, request: MemberRequest): MembershipChange {
   return {
     group,
     runHere: (deadlineMs) => runHere(context, group, request.member.nodeId, deadlineMs),
@@ -158,20 +159,11 @@ async function addToGroup(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply | GroupMemberProgress> {
-  const view = groupView(context.options.host, group);
-  if (view === undefined)
-    throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
   const node = parsed.member.nodeId;
-  const result =
-    view.status.role === 'leader'
-      ? await ensureVoter(
-          context.options.host,
-          group,
-          node,
-          performance.now() + context.options.requestTimeoutMs,
-          context.limits,
-        )
-      : { kind: 'not_leader' as const, leaderHint: view.status.leader };
+  const { host, requestTimeoutMs } = context.options;
+  const result = await whenLeading(host, group, () =>
+    ensureVoter(host, group, node, performance.now() + requestTimeoutMs, context.limits),
+  );
   switch (result.kind) {
     case 'voter':
       return result.progress;
@@ -181,7 +173,7 @@ async function addToGroup(
         { ...result.progress },
       );
     case 'unknown_group':
-      throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+      throw unknownGroupError(group);
     case 'invalid':
       throw new ApiError('DRAM_ERR_BAD_REQUEST', `cannot add node ${node} to group ${group}: ${result.reason}`, {
         group,
@@ -244,8 +236,7 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
       const group = asGroupId(parseCounter(request.params.group, 'group'));
       const parsed = parseMemberBody(request.body);
       admit(context, parsed);
-      if (groupView(options.host, group) === undefined)
-        throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+      if (options.host.groupStatus(group) === undefined) throw unknownGroupError(group);
       options.directory.record(parsed.member);
       return addToGroup(context, parsed, group, request, reply);
     },

@@ -9,7 +9,8 @@
 // request (`exists`, sameRequest) from another action's id, so a lost answer never schedules
 // twice. At most `metaProposeAttemptsMax` attempts.
 //
-// Called by: src/api/action-schedule.ts and action-routes.ts (the agent and action routes), src/node/node.ts.
+// Called by: src/api/action-schedule.ts and action-routes.ts (the agent and action routes), src/node/node.ts
+// and src/node/waiting.ts.
 
 import type { FastifyBaseLogger } from 'fastify';
 import type { NodeId } from '../base/ids.ts';

@@ -3,7 +3,7 @@
 // error codes it answers, its headers and bodies. The error-code list comes from the registry, so
 // the two cannot drift; test/api/admin.test.ts checks the document against the routes served.
 //
-// Called by: src/api/app.ts.
+// Called by: src/api/app.ts; src/api/openapi-actions.ts extends it.
 
 import { kvKeyBytesMax, kvValueBytesMax } from '../codec/kv.ts';
 import { errorRegistry } from './errors.ts';

@@ -13,7 +13,7 @@
 // envelope existed (model version 1 of its type).
 //
 // Decoding validates everything and throws SnapshotFormatError, never uses a bad snapshot.
-// Called by src/models/model-stack.ts.
+// Called by src/models/model-stack.ts and src/multiraft/host.ts.
 
 import { readUint32BE, readUint53BE, writeUint32BE, writeUint53BE } from '../base/bytes.ts';
 import type { GroupId, LogIndex, Term } from '../base/ids.ts';

@@ -83,15 +83,16 @@ export interface HelloFrame {
   readonly advertised?: Advertisement;
 }
 
-export interface WireAddress {
+/** A host and TCP port: where a node's peer listener or HTTP API is, in the transport, the address book and hellos alike. */
+export interface NetAddress {
   readonly host: string;
   readonly port: number;
 }
 
 /** A node's own addresses as it announces them: its peer (raft) listener and its HTTP API. */
 export interface Advertisement {
-  readonly raft: WireAddress;
-  readonly http?: WireAddress;
+  readonly raft: NetAddress;
+  readonly http?: NetAddress;
 }
 
 export interface BatchFrame {
@@ -218,7 +219,7 @@ function advertisement(value: unknown, path: string): Advertisement {
   return { raft: wireAddress(raw['raft'], `${path}.raft`), ...(http === undefined ? {} : { http }) };
 }
 
-function wireAddress(value: unknown, path: string): WireAddress {
+function wireAddress(value: unknown, path: string): NetAddress {
   const raw = record(value, path);
   const host = raw['host'];
   if (typeof host !== 'string' || !hostValid(host))

@@ -14,12 +14,7 @@
 // join-client.ts, membership.ts, node.ts.
 
 import type { NodeId } from '../base/ids.ts';
-import { hostValid } from '../codec/wire.ts';
-
-export interface NetAddress {
-  readonly host: string;
-  readonly port: number;
-}
+import { hostValid, type NetAddress } from '../codec/wire.ts';
 
 /** Where a node can be reached: its peer (raft) listener and its HTTP API (unknown for a node started without --peer-http). */
 export interface MemberAddresses {

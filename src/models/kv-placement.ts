@@ -7,7 +7,8 @@
 // groups moves most keys; resharding is a meta-group operation that does not exist yet, and when it
 // comes it will replace this modulo with a placement table, not patch it.
 //
-// Called by: src/api/kv-routes.ts (and later the typed client).
+// Called by: src/api/app.ts and binary-server.ts (the KV routes and binary requests), src/client/client.ts
+// (the typed client routes each key itself), src/node/node.ts.
 
 import { assert } from '../base/assert.ts';
 import type { GroupId } from '../base/ids.ts';

@@ -7,12 +7,19 @@ import type { Model } from '../models/model.ts';
 import type { LogStorage } from '../raft/storage.ts';
 import type { ConfState, Entry, HardState, Message, Snapshot } from '../raft/types.ts';
 
-/** What one group's Ready asks to persist; a turn writes every group's in one synced batch. */
+/**
+ * What one group persists in a turn (the storage half of one Ready), in the contract's order; a
+ * turn writes every group's in one synced batch.
+ */
 export interface GroupWrite {
   readonly group: GroupId;
+  /** Replaces the group's snapshot and its whole log. */
   readonly snapshot?: Snapshot;
+  /** Replace every stored entry at or above the first one's index. */
   readonly entries: readonly Entry[];
   readonly hardState?: HardState;
+  /** The applied index to record with the rest (a store keeps the last one written). */
+  readonly applied?: LogIndex;
 }
 
 export interface HostStorage {

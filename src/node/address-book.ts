@@ -35,8 +35,8 @@ import {
   sameMember,
   type MemberAddresses,
   type MemberDirectory,
-  type NetAddress,
 } from '../control/member-directory.ts';
+import type { NetAddress } from '../codec/wire.ts';
 import { readJson, writeJsonAtomic } from './atomic-file.ts';
 
 export const addressBookFile = 'peers.json';

@@ -18,13 +18,8 @@
 import type { GroupId } from '../base/ids.ts';
 import { joinAnswer } from '../control/bootstrap.ts';
 import { asGroupId, asNodeId } from '../base/ids.ts';
-import {
-  formatAddress,
-  membersMax,
-  parseAddress,
-  type MemberAddresses,
-  type NetAddress,
-} from '../control/member-directory.ts';
+import { formatAddress, membersMax, parseAddress, type MemberAddresses } from '../control/member-directory.ts';
+import type { NetAddress } from '../codec/wire.ts';
 
 export class JoinError extends Error {
   override readonly name = 'JoinError';

@@ -1,5 +1,7 @@
 // The window of AppendEntries in flight to one follower: a FIFO of (last index, bytes) per message,
 // bounded by a count and a byte total. Acknowledging index i frees every message ending at or below i.
+// Invariants (asserted, kept on in production): the count never exceeds messagesMax; the byte total
+// is the sum of the messages' sizes, so it is never negative and is zero when nothing is in flight.
 
 import { assert } from '../base/assert.ts';
 
@@ -13,6 +15,8 @@ export class Inflights {
   readonly bytesMax: number;
 
   constructor(messagesMax: number, bytesMax: number) {
+    assert(Number.isSafeInteger(messagesMax) && messagesMax > 0, `inflights: messagesMax ${messagesMax}`);
+    assert(Number.isSafeInteger(bytesMax) && bytesMax >= 0, `inflights: bytesMax ${bytesMax} (0: no byte bound)`);
     this.messagesMax = messagesMax;
     this.bytesMax = bytesMax;
   }
@@ -32,6 +36,7 @@ export class Inflights {
   add(lastIndex: number, bytes: number): void {
     // The byte limit may be crossed by the message that reaches it; the count never is.
     assert(this.count < this.messagesMax, 'inflights: add to a full window');
+    assert(bytes >= 0, `inflights: a message of ${bytes} bytes`);
     this.lastIndexes.push(lastIndex);
     this.sizes.push(bytes);
     this.bytes += bytes;
@@ -42,6 +47,10 @@ export class Inflights {
       this.bytes -= this.sizes[this.head] ?? 0;
       this.head++;
     }
+    assert(
+      this.bytes >= 0 && (this.count > 0 || this.bytes === 0),
+      `inflights: ${this.bytes} bytes for ${this.count} messages`,
+    );
     if (this.head > 64 && this.head * 2 > this.lastIndexes.length) {
       this.lastIndexes.splice(0, this.head);
       this.sizes.splice(0, this.head);

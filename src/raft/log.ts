@@ -2,7 +2,9 @@
 // has not yet persisted (unstable: entries, or a snapshot received from the leader). Also the commit
 // and apply cursors. Invariants: applied <= applying <= committed <= lastIndex;
 // unstable.entries are contiguous from unstable.offset; an unstable snapshot, if any, sits at
-// unstable.offset - 1.
+// unstable.offset - 1. The cursors' order is asserted after every change of a cursor or of the
+// log's end (checkCursors), kept on in production: a log that broke it would apply or acknowledge
+// entries it must not.
 
 import { assert } from '../base/assert.ts';
 import type { LogIndex, Term } from '../base/ids.ts';
@@ -29,6 +31,16 @@ export class RaftLog {
     this.committed = snapshotIndex;
     this.applied = snapshotIndex;
     this.applying = this.applied;
+    this.checkCursors();
+  }
+
+  /** applied <= applying <= committed <= lastIndex. */
+  private checkCursors(): void {
+    const last = this.lastIndex();
+    assert(
+      this.applied <= this.applying && this.applying <= this.committed && this.committed <= last,
+      `log: cursors out of order: applied ${this.applied}, applying ${this.applying}, committed ${this.committed}, last ${last}`,
+    );
   }
 
   /** The index of the latest snapshot, stored or still unstable. */
@@ -103,6 +115,7 @@ export class RaftLog {
     if (first === undefined) return;
     assert(first.index === this.lastIndex() + 1, 'log: appendNew must continue the log');
     this.truncateAndAppend(entries);
+    this.checkCursors();
   }
 
   /**
@@ -118,6 +131,7 @@ export class RaftLog {
       this.truncateAndAppend(entries.slice(conflict - prevIndex - 1));
     }
     this.commitTo(Math.min(commit, lastNew) as LogIndex);
+    this.checkCursors();
     return lastNew;
   }
 
@@ -163,6 +177,7 @@ export class RaftLog {
     if (index <= this.committed) return;
     assert(index <= this.lastIndex(), `log: commit ${index} beyond last index ${this.lastIndex()}`);
     this.committed = index;
+    this.checkCursors();
   }
 
   unstableEntries(): readonly Entry[] {
@@ -174,6 +189,7 @@ export class RaftLog {
     if (index < this.unstableOffset || this.term(index) !== term) return;
     this.unstable = this.unstable.slice(index + 1 - this.unstableOffset);
     this.unstableOffset = (index + 1) as LogIndex;
+    this.checkCursors();
   }
 
   stableSnapshotTo(index: LogIndex): void {
@@ -193,12 +209,14 @@ export class RaftLog {
   acceptApplying(index: LogIndex): void {
     assert(index <= this.committed, 'log: applying beyond commit');
     if (index > this.applying) this.applying = index;
+    this.checkCursors();
   }
 
   appliedTo(index: LogIndex): void {
     assert(index <= this.committed, `log: applied ${index} beyond commit ${this.committed}`);
     if (index > this.applied) this.applied = index;
     if (index > this.applying) this.applying = index;
+    this.checkCursors();
   }
 
   /** Replace the log with a snapshot (follower install). */
@@ -209,6 +227,7 @@ export class RaftLog {
     this.committed = snapshot.meta.index;
     this.applied = snapshot.meta.index;
     this.applying = snapshot.meta.index;
+    this.checkCursors();
   }
 
   /** Lowest index an unstable snapshot is not pending for (for Ready building). */

@@ -2,8 +2,10 @@
 //   probe:     one AppendEntries at a time until the follower's log position is found;
 //   replicate: pipelined AppendEntries, bounded by the in-flight window;
 //   snapshot:  the follower needs entries compacted away, so snapshot chunks go instead.
-// Invariant: match < next.
+// Invariant: match < next, asserted after every transition and acknowledgement (kept on in
+// production: a leader that lost track of a follower's log must stop, not send it wrong entries).
 
+import { assert } from '../base/assert.ts';
 import type { LogIndex, NodeId, Term } from '../base/ids.ts';
 import { Inflights } from './inflights.ts';
 import type { ProgressState } from './types.ts';
@@ -45,6 +47,14 @@ export class Progress {
     this.learner = learner;
     this.next = next;
     this.inflights = new Inflights(inflightMessagesMax, inflightBytesMax);
+    this.checkIndexes();
+  }
+
+  private checkIndexes(): void {
+    assert(
+      this.match < this.next,
+      `progress of ${this.id}: match ${this.match} not below next ${this.next} in ${this.state}`,
+    );
   }
 
   becomeProbe(): void {
@@ -55,14 +65,20 @@ export class Progress {
       this.next = (this.match + 1) as LogIndex;
     }
     this.reset('probe');
+    this.checkIndexes();
   }
 
   becomeReplicate(): void {
     this.next = (this.match + 1) as LogIndex;
     this.reset('replicate');
+    this.checkIndexes();
   }
 
   becomeSnapshot(transfer: SnapshotTransfer): void {
+    assert(
+      transfer.ackedOffset <= transfer.sentOffset && transfer.sentOffset <= transfer.totalBytes,
+      `progress of ${this.id}: snapshot transfer at acked ${transfer.ackedOffset}, sent ${transfer.sentOffset} of ${transfer.totalBytes}`,
+    );
     this.reset('snapshot');
     this.snapshot = transfer;
   }
@@ -83,6 +99,7 @@ export class Progress {
       this.probeSent = false;
     }
     if (this.next < index + 1) this.next = (index + 1) as LogIndex;
+    this.checkIndexes();
     return updated;
   }
 
@@ -91,11 +108,13 @@ export class Progress {
     if (this.state === 'replicate') {
       if (rejected <= this.match) return false;
       this.next = (this.match + 1) as LogIndex;
+      this.checkIndexes();
       return true;
     }
     if (this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, hintIndex + 1), this.match + 1) as LogIndex;
     this.probeSent = false;
+    this.checkIndexes();
     return true;
   }
 

@@ -20,12 +20,13 @@ import { concatBytes } from '../base/bytes.ts';
 import type { GroupId, LogIndex } from '../base/ids.ts';
 import type { ConfState } from '../raft/types.ts';
 import { storageFailure, type StorageError } from './errors.ts';
-import { CachedGroupLog, emptyGroupState, type GroupChange, type GroupLog, type GroupWrite } from './group-log.ts';
+import type { GroupWrite } from '../multiraft/ports.ts';
+import { CachedGroupLog, emptyGroupState, type GroupChange, type GroupLog } from './group-log.ts';
 import { allGroupsRange, groupIdMax } from './keys.ts';
 import { loadGroups } from './load.ts';
 import { snapshotChunkBytes, type RecordLimits } from './records.ts';
 
-export type { GroupLog, GroupWrite } from './group-log.ts';
+export type { GroupLog } from './group-log.ts';
 
 export interface DiskStoreOptions extends RecordLimits {
   /** Operations allowed to wait behind the one in progress; more is a host bug (an unbounded backlog). */

@@ -28,6 +28,7 @@
 import { assert } from '../base/assert.ts';
 import { concatBytes } from '../base/bytes.ts';
 import { NO_NODE, type GroupId, type LogIndex, type Term } from '../base/ids.ts';
+import type { GroupWrite } from '../multiraft/ports.ts';
 import { emptyConfState } from '../raft/confchange.ts';
 import { entryBytes, type LogStorage } from '../raft/storage.ts';
 import type { ConfState, Entry, HardState, Snapshot, SnapshotMeta } from '../raft/types.ts';
@@ -42,17 +43,6 @@ import {
   snapshotMetaValue,
   type RecordLimits,
 } from './records.ts';
-
-/** What one group persists in a turn (the storage half of one Ready), in the contract's order. */
-export interface GroupWrite {
-  readonly group: GroupId;
-  /** Replaces the group's snapshot and its whole log. */
-  readonly snapshot?: Snapshot;
-  /** Replace every stored entry at or above the first one's index. */
-  readonly entries: readonly Entry[];
-  readonly hardState?: HardState;
-  readonly applied?: LogIndex;
-}
 
 /** What the core and the host read of one group. */
 export interface GroupLog extends LogStorage {

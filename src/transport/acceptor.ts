@@ -17,7 +17,7 @@ import { assert } from '../base/assert.ts';
 import type { NodeId } from '../base/ids.ts';
 import { FrameReader, frameHeaderBytes } from '../codec/frame-reader.ts';
 import { nonceBytes } from '../codec/wire.ts';
-import type { Advertisement, HelloFrame } from '../codec/wire.ts';
+import type { Advertisement, HelloFrame, NetAddress } from '../codec/wire.ts';
 import {
   createNonce,
   decodeHello,
@@ -27,7 +27,7 @@ import {
   helloProof,
   proofMatches,
 } from './handshake.ts';
-import { helloFrameBytesMax, keepAliveInitialDelayMs, type PeerAddress } from './peer-options.ts';
+import { helloFrameBytesMax, keepAliveInitialDelayMs } from './peer-options.ts';
 import type { TransportState } from './transport-state.ts';
 
 /** Under a flood, evictions of pending handshakes are logged at most this often (with a count). */
@@ -49,21 +49,21 @@ interface Inbound {
 export class Acceptor {
   private readonly state: TransportState;
   /** Adds a discovered peer at its advertised raft address (PeerTransport.setPeer). */
-  private readonly addPeer: (id: NodeId, address: PeerAddress) => void;
+  private readonly addPeer: (id: NodeId, address: NetAddress) => void;
   private readonly server: net.Server;
   private readonly inbound = new Set<Inbound>();
   /** Evictions not logged yet: under a flood they are logged at most once per `evictionLogMs`. */
   private evictionsUnlogged = 0;
   private evictionLoggedMs = -Infinity;
 
-  constructor(state: TransportState, addPeer: (id: NodeId, address: PeerAddress) => void) {
+  constructor(state: TransportState, addPeer: (id: NodeId, address: NetAddress) => void) {
     this.state = state;
     this.addPeer = addPeer;
     this.server = this.createServer();
   }
 
   /** Binds the listening socket; rejects (and the transport is spent) when the address cannot be bound. */
-  async listen(): Promise<PeerAddress> {
+  async listen(): Promise<NetAddress> {
     const { listenHost, listenPort, nodeId } = this.state.options;
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => {
@@ -380,7 +380,7 @@ const unspecifiedHosts: ReadonlySet<string> = new Set(['0.0.0.0', '::', '0:0:0:0
  * A node listening on every interface advertises 0.0.0.0 (or ::), which no one can dial: the
  * address it dialed us from is then the best guess of where it can be reached.
  */
-function resolveHost(address: PeerAddress, remoteHost: string): PeerAddress {
+function resolveHost(address: NetAddress, remoteHost: string): NetAddress {
   if (!unspecifiedHosts.has(address.host) || remoteHost.length === 0) return address;
   return {
     host: remoteHost.startsWith('::ffff:') ? remoteHost.slice('::ffff:'.length) : remoteHost,

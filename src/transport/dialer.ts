@@ -12,10 +12,10 @@ import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { assert } from '../base/assert.ts';
 import { FrameReader } from '../codec/frame-reader.ts';
-import { nonceBytes } from '../codec/wire.ts';
+import { nonceBytes, type NetAddress } from '../codec/wire.ts';
 import { reconnectDelayMs } from './backoff.ts';
 import { createNonce, decodeHello, helloFrame, helloMismatch, helloProof, proofMatches } from './handshake.ts';
-import { helloFrameBytesMax, keepAliveInitialDelayMs, type PeerAddress } from './peer-options.ts';
+import { helloFrameBytesMax, keepAliveInitialDelayMs } from './peer-options.ts';
 import type { Peer, TransportState } from './transport-state.ts';
 
 export class Dialer {
@@ -71,7 +71,7 @@ export class Dialer {
   }
 
   /** Moves a peer to a new address: its connection, if any, is closed and redialed there by the close handler. */
-  move(peer: Peer, address: PeerAddress): void {
+  move(peer: Peer, address: NetAddress): void {
     peer.address = address;
     const socket = peer.socket;
     if (socket === undefined) return;

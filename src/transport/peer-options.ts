@@ -10,7 +10,7 @@ import { assert } from '../base/assert.ts';
 import type { NodeId } from '../base/ids.ts';
 import { frameHeaderBytes, frameLengthMax } from '../codec/frame-reader.ts';
 import { clusterIdBytes, clusterIdBytesMax, hostValid } from '../codec/wire.ts';
-import type { Advertisement, PeerBatch, WireLimits } from '../codec/wire.ts';
+import type { Advertisement, NetAddress, PeerBatch, WireLimits } from '../codec/wire.ts';
 
 /** A hello is a few hundred bytes; strangers may not make us buffer more than this before proving who they are. */
 export const helloFrameBytesMax = 1024;
@@ -30,11 +30,6 @@ export interface TransportLogger {
   info(message: string, fields: LogFields): void;
   warn(message: string, fields: LogFields): void;
   error(message: string, fields: LogFields): void;
-}
-
-export interface PeerAddress {
-  readonly host: string;
-  readonly port: number;
 }
 
 /** Learning peers from their handshakes (see src/transport/peer-transport.ts). */
@@ -65,7 +60,7 @@ export interface PeerTransportOptions {
   /** 0 picks a free port (tests); `start()` answers with the one bound. */
   readonly listenPort: number;
   /** The members known at start; this node's own entry, if listed, is ignored. More come from setPeer() and discovery. */
-  readonly peers: ReadonlyMap<NodeId, PeerAddress>;
+  readonly peers: ReadonlyMap<NodeId, NetAddress>;
   /** This node's own addresses, sent in its hello to every peer it dials (and covered by its proof). */
   readonly advertise?: Advertisement;
   /** Accept and learn authenticated dialers that are not peers yet; without it only known peers may connect. */
@@ -125,7 +120,7 @@ export function portValid(port: number): boolean {
 }
 
 /** Asserts a peer's address before the transport dials it. */
-export function checkPeerAddress(id: NodeId, address: PeerAddress): void {
+export function checkPeerAddress(id: NodeId, address: NetAddress): void {
   assert(portValid(address.port), `peer transport: peer ${id} has a bad port ${address.port}`);
 }
 

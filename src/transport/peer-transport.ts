@@ -59,11 +59,11 @@ import { assert } from '../base/assert.ts';
 import type { NodeId } from '../base/ids.ts';
 import { frameOf } from '../codec/frame-reader.ts';
 import { batchOverLimits, encodeBatch } from '../codec/wire.ts';
-import type { PeerBatch } from '../codec/wire.ts';
+import type { NetAddress, PeerBatch } from '../codec/wire.ts';
 import { Acceptor } from './acceptor.ts';
 import { Dialer } from './dialer.ts';
 import { checkOptions, checkPeerAddress, removedPeersMax } from './peer-options.ts';
-import type { PeerAddress, PeerTransportOptions } from './peer-options.ts';
+import type { PeerTransportOptions } from './peer-options.ts';
 import { newTransportCounters, type PeerStats, type TransportStats } from './peer-stats.ts';
 import { newPeer, type TransportState } from './transport-state.ts';
 
@@ -104,7 +104,7 @@ export class PeerTransport {
   }
 
   /** Listens, then dials every peer. Rejects (and the instance is spent) when the address cannot be bound. */
-  async start(): Promise<PeerAddress> {
+  async start(): Promise<NetAddress> {
     assert(this.state.runState === 'new', `start() on a ${this.state.runState} transport`);
     const bound = await this.acceptor.listen();
     this.state.runState = 'running';
@@ -134,7 +134,7 @@ export class PeerTransport {
    * Adds a peer, or moves a known one to a new address: its connection is dropped and redialed
    * there (with backoff), its queue kept. A running transport dials a new peer at once.
    */
-  setPeer(id: NodeId, address: PeerAddress): SetPeerResult {
+  setPeer(id: NodeId, address: NetAddress): SetPeerResult {
     checkPeerAddress(id, address);
     const { options, logger, peers } = this.state;
     if (id === options.nodeId) return 'self';
@@ -183,7 +183,7 @@ export class PeerTransport {
   }
 
   /** The address this node dials for each peer. */
-  peerAddresses(): ReadonlyMap<NodeId, PeerAddress> {
+  peerAddresses(): ReadonlyMap<NodeId, NetAddress> {
     return new Map([...this.state.peers.values()].map((peer) => [peer.id, peer.address]));
   }
 

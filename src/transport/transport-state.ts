@@ -6,7 +6,8 @@
 import type net from 'node:net';
 import type { NodeId } from '../base/ids.ts';
 import type { FrameReader } from '../codec/frame-reader.ts';
-import type { PeerAddress, PeerTransportOptions, TransportLogger } from './peer-options.ts';
+import type { NetAddress } from '../codec/wire.ts';
+import type { PeerTransportOptions, TransportLogger } from './peer-options.ts';
 import { newPeerCounters, type PeerCounters, type TransportCounters } from './peer-stats.ts';
 import { SendQueue } from './send-queue.ts';
 
@@ -21,7 +22,7 @@ export type DialState = 'idle' | 'connecting' | 'awaiting_hello' | 'awaiting_pro
 /** What this node knows about one peer: the outgoing connection, its queue and counters. */
 export interface Peer {
   readonly id: NodeId;
-  address: PeerAddress;
+  address: NetAddress;
   readonly queue: SendQueue;
   readonly counters: PeerCounters;
   state: DialState;
@@ -47,7 +48,7 @@ export interface TransportState {
   readonly counters: TransportCounters;
 }
 
-export function newPeer(id: NodeId, address: PeerAddress, options: PeerTransportOptions): Peer {
+export function newPeer(id: NodeId, address: NetAddress, options: PeerTransportOptions): Peer {
   return {
     id,
     address,

@@ -17,6 +17,7 @@ import { MultiRaftHost } from '../../src/multiraft/host.ts';
 import { createNodeMetrics, type NodeMetrics } from '../../src/metrics/registry.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
+import { eventually } from '../support/poll.ts';
 
 export const nodeIds = [1, 2, 3].map(asNodeId);
 export const kvGroups = [1, 2, 3, 4].map(asGroupId);
@@ -148,14 +149,8 @@ export function stringHeaders(response: LightMyRequestResponse): Record<string, 
 }
 
 /** Polls `probe` every 10 ms until it returns a value, for at most `limitMs`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined, limitMs = 10_000): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+export function waitFor<T>(what: string, probe: () => T | undefined, limitMs = 10_000): Promise<T> {
+  return eventually(what, probe, { tries: Math.ceil(limitMs / 10) + 1, everyMs: 10, timeoutMs: limitMs });
 }
 
 /** The node every replica agrees leads `group` (all three report the same leader, and it says leader). */

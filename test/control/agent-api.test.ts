@@ -16,6 +16,7 @@ import {
   type MetaCluster,
   type MetaNode,
 } from './meta-cluster.ts';
+import { eventually } from '../support/poll.ts';
 
 const rfc3339Utc = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/u;
 const uuid = (n: number) => `3d0c0000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
@@ -60,25 +61,18 @@ afterAll(async () => {
   await cluster.stop();
 });
 
-/** Polls an async probe every 20 ms until it returns a value, for at most `limitMs`. */
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, limitMs = 10_000): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('GET /api/unstable/info/*', () => {
   it('info/node has every field of Node with the spec types, and is HEALTHY once every group has a leader', async () => {
-    const body = await eventually('node status HEALTHY', async () => {
-      const response = await follower.app.inject({ url: '/api/unstable/info/node' });
-      expect(response.statusCode).toBe(200);
-      const node = response.json<Record<string, unknown>>();
-      return node['node_status'] === 'HEALTHY' ? node : undefined;
-    });
+    const body = await eventually(
+      'node status HEALTHY',
+      async () => {
+        const response = await follower.app.inject({ url: '/api/unstable/info/node' });
+        expect(response.statusCode).toBe(200);
+        const node = response.json<Record<string, unknown>>();
+        return node['node_status'] === 'HEALTHY' ? node : undefined;
+      },
+      { tries: 500, everyMs: 20 },
+    );
     expect(Object.keys(body).sort()).toEqual([
       'address',
       'agent_version',
@@ -120,7 +114,7 @@ describe('GET /api/unstable/info/*', () => {
           const node = (await isolated.app.inject({ url: '/api/unstable/info/node' })).json<Record<string, unknown>>();
           return node['node_status'] === 'UNHEALTHY' ? node : undefined;
         },
-        15_000,
+        { tries: 750, everyMs: 20 },
       );
       expect((body['attributes'] as Record<string, unknown>)['dram.io/unhealthy-reason']).toMatch(
         /group \d+ has no known leader/u,

@@ -1,13 +1,11 @@
-// Helpers to run real dram processes on 127.0.0.1 for integration tests: start, kill -9,
-// restart, and poll the HTTP API with bounded retries.
+// Helpers to run real dram processes on 127.0.0.1 for integration tests (each one a DramProcess,
+// test/support/dram-process.ts): start, kill -9, restart, and poll the HTTP API with bounded retries.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
+import { DramProcess } from '../support/dram-process.ts';
+import { eventually as poll } from '../support/poll.ts';
 
 export interface ProcessCluster {
   readonly ids: readonly number[];
@@ -42,8 +40,9 @@ export function processCluster(size = 3, options: { readonly args?: readonly str
   const ids = Array.from({ length: size }, (_, k) => k + 1);
   const peers = ids.map((id) => `${id}=127.0.0.1:${base + 100 + id}`).join(',');
   const peerHttp = ids.map((id) => `${id}=127.0.0.1:${base + id}`).join(',');
-  const children = new Map<number, ChildProcess>();
-  const output = new Map<number, string[]>();
+  const children = new Map<number, DramProcess>();
+  /** Every process each node ran, oldest first, for its logs. */
+  const runs = new Map<number, DramProcess[]>();
   const cluster: ProcessCluster = {
     ids,
     url: (id) => `http://127.0.0.1:${base + id}`,
@@ -56,55 +55,38 @@ export function processCluster(size = 3, options: { readonly args?: readonly str
         : how.join === undefined
           ? []
           : ['--join', how.join];
-      const args = [
-        bin,
-        'start',
-        '--node-id',
-        String(id),
-        '--data-dir',
-        join(dir, `n${id}`),
-        '--http',
-        `127.0.0.1:${base + id}`,
-        '--raft',
-        `127.0.0.1:${base + 100 + id}`,
-        ...membership,
-        '--client',
-        `127.0.0.1:${base + 200 + id}`,
-        '--secret',
-        'dram-integration-test-secret',
-        ...(options.args ?? []),
-        ...(how.args ?? []),
-      ];
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      const lines = output.get(id) ?? [];
-      output.set(id, lines);
-      child.stdout.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
+      const child = new DramProcess({
+        flags: {
+          nodeId: id,
+          dataDir: join(dir, `n${id}`),
+          http: `127.0.0.1:${base + id}`,
+          raft: `127.0.0.1:${base + 100 + id}`,
+          client: `127.0.0.1:${base + 200 + id}`,
+          membership,
+          secret: 'dram-integration-test-secret',
+          extra: [...(options.args ?? []), ...(how.args ?? [])],
+        },
+        output: 'memory',
+      });
+      runs.set(id, [...(runs.get(id) ?? []), child]);
       children.set(id, child);
     },
     async kill(id, signal = 'SIGKILL') {
       const child = children.get(id);
-      if (child === undefined || child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill(signal);
-      await exited;
+      if (child === undefined || !child.running) return;
+      await child.stop(signal);
       children.delete(id);
     },
     async stopAll() {
       await Promise.all([...children.keys()].map((id) => cluster.kill(id, 'SIGTERM')));
       rmSync(dir, { recursive: true, force: true });
     },
-    logs: (id) => (output.get(id) ?? []).join(''),
+    logs: (id) => (runs.get(id) ?? []).map((run) => run.output()).join(''),
     dataDir: (id) => join(dir, `n${id}`),
-    exited(id) {
+    async exited(id) {
       const child = children.get(id);
-      if (child === undefined) return Promise.reject(new Error(`node ${id} was not started`));
-      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-      return new Promise((resolve) => {
-        child.once('exit', (code) => {
-          resolve(code);
-        });
-      });
+      if (child === undefined) throw new Error(`node ${id} was not started`);
+      return (await child.exited()).code;
     },
   };
   for (const id of ids) cluster.start(id);
@@ -131,19 +113,9 @@ export async function request(
   return { status: response.status, headers: response.headers, text: await response.text() };
 }
 
-/** Retries `attempt` until it returns a value (not undefined), at most `tries` times. */
-export async function eventually<T>(attempt: () => Promise<T | undefined>, tries = 100, delayMs = 100): Promise<T> {
-  let lastError: unknown;
-  for (let k = 0; k < tries; k++) {
-    try {
-      const value = await attempt();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
-  }
-  throw new Error(`gave up after ${tries} tries${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
+/** Retries `attempt` until it returns a value (not undefined), at most `tries` times; a throw is retried. */
+export function eventually<T>(attempt: () => Promise<T | undefined>, tries = 100, delayMs = 100): Promise<T> {
+  return poll('the cluster', attempt, { tries, everyMs: delayMs, retryErrors: true });
 }
 
 export interface GroupStatus {

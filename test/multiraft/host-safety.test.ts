@@ -13,6 +13,7 @@ import type { GroupMessage } from '../../src/multiraft/ports.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import type { Message } from '../../src/raft/types.ts';
 import { MemoryHostStorage } from '../support/memory-host.ts';
+import { eventually } from '../support/poll.ts';
 
 const group = asGroupId(1);
 const self = asNodeId(1);
@@ -76,11 +77,7 @@ function grantVotes(message: Message, host: MultiRaftHost): void {
   );
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  for (let attempt = 0; attempt < 500 && !condition(); attempt++)
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  expect(condition()).toBe(true);
-}
+const until = (condition: () => boolean) => eventually('the condition', condition, { tries: 500, everyMs: 2 });
 
 const role = (host: MultiRaftHost) => host.groupStatus(group)?.status;
 const put = (key: string) => encodeKvCommand({ op: 'put', key, value: new Uint8Array([1]) });

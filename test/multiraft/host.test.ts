@@ -11,6 +11,7 @@ import { MultiRaftHost } from '../../src/multiraft/host.ts';
 import type { RaftConfigInput } from '../../src/raft/config.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
+import { eventually } from '../support/poll.ts';
 
 const ids = [1, 2, 3].map(asNodeId);
 const groupIds = [1, 2, 3, 4].map(asGroupId);
@@ -60,12 +61,6 @@ async function leaderOf(network: MemoryNetwork, group: GroupId, exclude: NodeId[
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error(`no leader for group ${group}`);
-}
-
-async function waitFor(condition: () => boolean): Promise<void> {
-  for (let attempt = 0; attempt < 500 && !condition(); attempt++)
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  expect(condition()).toBe(true);
 }
 
 const put = (key: string, value: string) => encodeKvCommand({ op: 'put', key, value: new TextEncoder().encode(value) });
@@ -147,14 +142,14 @@ describe('MultiRaftHost', () => {
   ): Promise<void> {
     let first: string | undefined;
     const firstDone = leader.propose(group, put('a', '1')).then((outcome) => (first = outcome.kind));
-    await waitFor(() => storage.heldWrites() === 1);
+    await until(() => storage.heldWrites() === 1);
     // The followers store and acknowledge 'a'; 'b' waits in the queue for the leader's next turn.
     const lastIndex = () => Math.min(...[...storages.values()].map((s) => s.group(group).lastIndex()));
-    await waitFor(() => lastIndex() === storage.group(group).lastIndex());
+    await until(() => lastIndex() === storage.group(group).lastIndex());
     const secondDone = leader.propose(group, put('b', '2'));
     storage.release();
     // The next turn commits 'a' and writes 'b'; 'b's write is held, 'a' must be answered anyway.
-    await waitFor(() => storage.heldWrites() === 1 && first !== undefined);
+    await until(() => storage.heldWrites() === 1 && first !== undefined);
     expect(first).toBe('applied');
     storage.holdWrites = false;
     storage.release();
@@ -168,7 +163,7 @@ describe('MultiRaftHost', () => {
       let outcome: string | undefined;
       const done = leader.propose(group, put('early', 'yes')).then((result) => (outcome = result.kind));
       // Both followers' acknowledgements make a quorum without the leader's own disk.
-      await waitFor(() => outcome !== undefined);
+      await until(() => outcome !== undefined);
       expect(outcome).toBe('applied');
       expect(storage.heldWrites()).toBeGreaterThan(0);
       await done;
@@ -200,14 +195,14 @@ describe('MultiRaftHost', () => {
     const first = await leaderOf(network, group);
     const firstId = first.status()[0]?.status.id ?? asNodeId(0);
     // The first leader each node sees comes from no known leader: not a failover.
-    await waitFor(() => [...network.hosts.values()].every((host) => change(host)?.to === firstId));
+    await until(() => [...network.hosts.values()].every((host) => change(host)?.to === firstId));
     expect(change(first)).toMatchObject({ from: 0, to: firstId, cause: 'automatic' });
     expect([...network.hosts.values()].map(won)).toEqual([0, 0, 0]);
 
     const targetId = ids.find((id) => id !== firstId) ?? asNodeId(0);
     expect(first.transferLeadership(group, targetId).kind).toBe('started');
     // Every voter saw the transfer: the old leader, the candidate, and the third voter.
-    await waitFor(() =>
+    await until(() =>
       [...network.hosts.values()].every((host) => change(host)?.to === targetId && change(host)?.cause === 'transfer'),
     );
     const transfer = change(first);
@@ -223,7 +218,7 @@ describe('MultiRaftHost', () => {
     const third = await leaderOf(network, group, [targetId]);
     const thirdId = third.status()[0]?.status.id ?? asNodeId(0);
     const survivors = [...network.hosts].filter(([id]) => id !== targetId).map(([, host]) => host);
-    await waitFor(() => survivors.every((host) => change(host)?.to === thirdId));
+    await until(() => survivors.every((host) => change(host)?.to === thirdId));
     for (const host of survivors) {
       expect(change(host)).toMatchObject({ from: targetId, to: thirdId, cause: 'automatic' });
       expect(change(host)?.term).toBeGreaterThan(transferTerm);
@@ -250,10 +245,10 @@ describe('MultiRaftHost', () => {
     const leaderLog = network.storages.get(leaderId)?.group(group);
     const behindApplied = behind.groupStatus(group)?.appliedIndex ?? 0;
     // The leader compacted past what the follower has: without a tail it would need the snapshot.
-    await waitFor(() => (leaderLog?.snapshot().meta.index ?? 0) > behindApplied + 1);
+    await until(() => (leaderLog?.snapshot().meta.index ?? 0) > behindApplied + 1);
     network.cut.delete(behindId);
     const leaderApplied = leader.groupStatus(group)?.appliedIndex ?? 0;
-    await waitFor(() => (behind.groupStatus(group)?.appliedIndex ?? 0) >= leaderApplied);
+    await until(() => (behind.groupStatus(group)?.appliedIndex ?? 0) >= leaderApplied);
     expect(snapshotMessages).toBe(0);
   });
 
@@ -326,10 +321,6 @@ describe('MultiRaftHost', () => {
   });
 });
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 500; attempt++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out waiting for: ${what}`);
+function until(condition: () => boolean, what = 'the condition'): Promise<boolean> {
+  return eventually(what, condition, { tries: 500, everyMs: 10 });
 }

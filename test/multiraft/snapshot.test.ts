@@ -14,6 +14,7 @@ import { MultiRaftHost, type HostOptions } from '../../src/multiraft/host.ts';
 import type { RaftConfigInput } from '../../src/raft/config.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
+import { eventually } from '../support/poll.ts';
 
 let running: MultiRaftHost[] = [];
 
@@ -63,13 +64,7 @@ function startHost(
   return host;
 }
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}
+const until = (condition: () => boolean, what: string) => eventually(what, condition, { tries: 1000, everyMs: 5 });
 
 async function proposeUntilApplied(host: MultiRaftHost, group: GroupId, data: Uint8Array): Promise<number> {
   for (let attempt = 0; attempt < 400; attempt++) {

@@ -11,6 +11,7 @@ import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
 import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
 import { s3rverStore } from './support.ts';
 import { processAlive as alive } from '../support/process-alive.ts';
+import { eventually } from '../support/poll.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'dram-s3rver-process-'));
 afterAll(() => {
@@ -19,15 +20,6 @@ afterAll(() => {
 
 function storeFor(server: S3rverProcess): S3ObjectStore {
   return s3rverStore(server, { attemptsMax: 1 });
-}
-
-/** Polls (at most 200 times, 100 ms apart) until `done` holds; false if it never did. */
-async function eventually(done: () => boolean): Promise<boolean> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    if (done()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return done();
 }
 
 describe('s3rver process', () => {
@@ -86,7 +78,9 @@ describe('s3rver process', () => {
     });
     expect(alive(pid)).toBe(true);
     parent.kill('SIGKILL');
-    const gone = await eventually(() => !alive(pid));
+    const gone = await eventually('the server process gone', () => !alive(pid), { tries: 200, everyMs: 100 }).catch(
+      () => false,
+    );
     if (!gone) process.kill(pid, 'SIGKILL');
     expect(gone).toBe(true);
   });

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { GroupId, LogIndex } from '../../src/base/ids.ts';
 import { MemoryStorage } from '../../src/raft/storage.ts';
 import type { ConfState, Entry, HardState, Snapshot } from '../../src/raft/types.ts';
-import { DiskStore, type GroupWrite } from '../../src/storage/disk-store.ts';
+import type { GroupWrite } from '../../src/multiraft/ports.ts';
+import { DiskStore } from '../../src/storage/disk-store.ts';
 import { storageConformance, type StorageSubject } from './conformance.ts';
 import { temporaryDirectory, testStoreOptions } from './support.ts';
 

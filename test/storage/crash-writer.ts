@@ -10,7 +10,8 @@ import { createRng } from '../../src/base/rng.ts';
 import type { LogIndex, Term } from '../../src/base/ids.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import type { Entry } from '../../src/raft/types.ts';
-import { DiskStore, type GroupWrite } from '../../src/storage/disk-store.ts';
+import type { GroupWrite } from '../../src/multiraft/ports.ts';
+import { DiskStore } from '../../src/storage/disk-store.ts';
 import {
   compactEveryTurns,
   crashGroups,

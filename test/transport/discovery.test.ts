@@ -13,7 +13,8 @@ import type { NodeId } from '../../src/base/ids.ts';
 import { encodeHello, protocolVersion, type Advertisement } from '../../src/codec/wire.ts';
 import { frameOf } from '../../src/codec/frame-reader.ts';
 import { createNonce, helloProof } from '../../src/transport/handshake.ts';
-import type { PeerAddress, PeerDiscovery } from '../../src/transport/peer-options.ts';
+import type { NetAddress } from '../../src/codec/wire.ts';
+import type { PeerDiscovery } from '../../src/transport/peer-options.ts';
 import {
   clusterId,
   Harness,
@@ -43,11 +44,11 @@ function discovery(learned: Learned[], peersMax = 16): PeerDiscovery {
   return { peersMax, onPeerAdvertised: (peer, advertised) => learned.push({ peer, advertised }) };
 }
 
-function only(addresses: ReadonlyMap<NodeId, PeerAddress>, ...ids: number[]): Map<NodeId, PeerAddress> {
+function only(addresses: ReadonlyMap<NodeId, NetAddress>, ...ids: number[]): Map<NodeId, NetAddress> {
   return new Map([...addresses].filter(([id]) => ids.includes(id)));
 }
 
-function address(addresses: ReadonlyMap<NodeId, PeerAddress>, id: number): PeerAddress {
+function address(addresses: ReadonlyMap<NodeId, NetAddress>, id: number): NetAddress {
   const found = addresses.get(n(id));
   if (found === undefined) throw new Error(`no address for node ${id}`);
   return found;

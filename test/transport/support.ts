@@ -11,12 +11,9 @@ import type { Message, MessageType } from '../../src/raft/types.ts';
 import { FrameReader, frameOf } from '../../src/codec/frame-reader.ts';
 import { createNonce, helloProof } from '../../src/transport/handshake.ts';
 import { PeerTransport } from '../../src/transport/peer-transport.ts';
-import type {
-  LogFields,
-  PeerAddress,
-  PeerTransportOptions,
-  TransportLogger,
-} from '../../src/transport/peer-options.ts';
+import type { NetAddress } from '../../src/codec/wire.ts';
+import type { LogFields, PeerTransportOptions, TransportLogger } from '../../src/transport/peer-options.ts';
+import { eventually } from '../support/poll.ts';
 
 export const clusterId = 'test-cluster';
 export const secret = 'correct horse battery staple';
@@ -35,12 +32,8 @@ const pollIntervalMs = 5;
 const waitMsMax = 5_000;
 
 /** Polls `condition` until it holds; fails (does not hang) after a bounded number of polls. */
-export async function waitFor(what: string, condition: () => boolean): Promise<void> {
-  for (let poll = 0; poll < waitMsMax / pollIntervalMs; poll++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+export function waitFor(what: string, condition: () => boolean): Promise<boolean> {
+  return eventually(what, condition, { tries: waitMsMax / pollIntervalMs, everyMs: pollIntervalMs });
 }
 
 /** Lets pending socket events run, for checks that something did NOT happen. */
@@ -102,7 +95,7 @@ export interface Received {
 /** One node under test: its transport, what it received and what it logged. */
 export interface TestNode {
   readonly id: NodeId;
-  readonly address: PeerAddress;
+  readonly address: NetAddress;
   readonly transport: PeerTransport;
   readonly received: Received[];
   readonly log: LogLine[];
@@ -115,8 +108,8 @@ export class Harness {
   private readonly servers: net.Server[] = [];
 
   /** Addresses for nodes 1..count, each on its own loopback address where possible. */
-  async addresses(count: number): Promise<Map<NodeId, PeerAddress>> {
-    const addresses = new Map<NodeId, PeerAddress>();
+  async addresses(count: number): Promise<Map<NodeId, NetAddress>> {
+    const addresses = new Map<NodeId, NetAddress>();
     for (let k = 1; k <= count; k++) {
       const host = await hostOf(k);
       addresses.set(n(k), { host, port: await freePort(host) });
@@ -127,7 +120,7 @@ export class Harness {
   /** Builds (not starts) node `id` of the cluster at `addresses`; `overrides` model misconfigured nodes. */
   node(
     id: NodeId,
-    addresses: ReadonlyMap<NodeId, PeerAddress>,
+    addresses: ReadonlyMap<NodeId, NetAddress>,
     overrides: Partial<PeerTransportOptions> = {},
   ): TestNode {
     const address = addresses.get(id);
@@ -164,7 +157,7 @@ export class Harness {
 
   async started(
     id: NodeId,
-    addresses: ReadonlyMap<NodeId, PeerAddress>,
+    addresses: ReadonlyMap<NodeId, NetAddress>,
     overrides: Partial<PeerTransportOptions> = {},
   ): Promise<TestNode> {
     const node = this.node(id, addresses, overrides);
@@ -192,7 +185,7 @@ export interface RawClient {
   closed: boolean;
 }
 
-export async function rawClient(harness: Harness, to: PeerAddress, localAddress: string): Promise<RawClient> {
+export async function rawClient(harness: Harness, to: NetAddress, localAddress: string): Promise<RawClient> {
   const socket = harness.track(net.connect({ host: to.host, port: to.port, localAddress }));
   const client: RawClient = { socket, hellos: [], closed: false };
   const reader = new FrameReader(frameBytesMax);
@@ -246,7 +239,7 @@ export interface RawAcceptor {
 
 export async function rawAcceptor(
   harness: Harness,
-  at: PeerAddress,
+  at: NetAddress,
   as: NodeId,
   proverSecret: string,
 ): Promise<RawAcceptor> {
