@@ -19,7 +19,15 @@ import type { MultiRaftHost } from '../multiraft/host.ts';
 
 export type ApiHost = Pick<
   MultiRaftHost,
-  'propose' | 'read' | 'transferLeadership' | 'proposeConfChange' | 'status' | 'groupStatus' | 'groupLeader' | 'model'
+  | 'propose'
+  | 'read'
+  | 'transferLeadership'
+  | 'proposeConfChange'
+  | 'status'
+  | 'groupStatus'
+  | 'groupLeader'
+  | 'model'
+  | 'backupSnapshot'
 >;
 
 export type ForwardMethod = 'GET' | 'PUT' | 'DELETE' | 'POST';

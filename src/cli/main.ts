@@ -1,10 +1,11 @@
-// The `dram` command: start | dev | status | failover | members | actions | kv. Each subcommand parses its flags here
+// The `dram` command: start | dev | status | failover | members | actions | kv | backup | restore | recover. Each subcommand parses its flags here
 // and hands over to the module that does the work; errors print one line and exit non-zero.
 
 import { Command } from 'commander';
 import type { StatusAnswer } from '../api/admin-routes.ts';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, mergeSources, resolveConfig, type RawConfig } from '../node/config.ts';
+import { registerBackupCommands } from './backup-commands.ts';
 import { runDev } from './dev.ts';
 import { call, describeError, useToken, type ApiAnswer } from './http-client.ts';
 import { examplesHelp } from './help.ts';
@@ -366,6 +367,8 @@ function fail(message: string): never {
   console.error(`dram: ${message}`);
   process.exit(1);
 }
+
+registerBackupCommands(program, defaultUrl, fail);
 
 program.addHelpText('after', () => examplesHelp(program));
 

@@ -156,7 +156,7 @@ export function parseHostPort(text: string, what: string): HostPort {
   return { host: match[1], port };
 }
 
-function parsePeerList(text: string, what: string): Map<NodeId, HostPort> {
+export function parsePeerList(text: string, what: string): Map<NodeId, HostPort> {
   const peers = new Map<NodeId, HostPort>();
   for (const item of text
     .split(',')
@@ -197,7 +197,7 @@ function parseBaseUrl(text: string, name: string, expected: string): string {
   return url.origin + url.pathname.replace(/\/+$/u, '');
 }
 
-function resolveS3(raw: RawConfig): S3Location {
+export function resolveS3(raw: RawConfig): S3Location {
   const endpoint = text(raw, 's3Endpoint');
   const region = text(raw, 's3Region') ?? defaults.s3Region;
   if (!/^[a-z0-9-]{1,64}$/u.test(region)) throw new ConfigError(`s3Region: expected a region name, got "${region}"`);

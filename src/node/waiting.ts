@@ -216,4 +216,5 @@ const noGroups: ApiHost = {
   groupStatus: () => undefined,
   groupLeader: () => undefined,
   model: () => undefined,
+  backupSnapshot: () => undefined,
 };

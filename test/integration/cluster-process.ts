@@ -11,6 +11,8 @@ const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 
 export interface ProcessCluster {
   readonly ids: readonly number[];
+  /** The --peers list every initial member is started with (`1=127.0.0.1:port,...`). */
+  readonly peers: string;
   url(id: number): string;
   /** The peer transport address of node `id` (--raft). */
   raftAddress(id: number): { readonly host: string; readonly port: number };
@@ -35,8 +37,11 @@ export interface ProcessCluster {
   logs(id: number): string;
 }
 
-/** `args` are added to every node's `dram start` (a token, TLS files). */
-export function processCluster(size = 3, options: { readonly args?: readonly string[] } = {}): ProcessCluster {
+/** `args` are added to every node's `dram start` (a token, TLS files); `started: false` starts none yet. */
+export function processCluster(
+  size = 3,
+  options: { readonly args?: readonly string[]; readonly started?: boolean } = {},
+): ProcessCluster {
   const dir = mkdtempSync(join(tmpdir(), 'dram-it-'));
   const base = 20_000 + Math.floor(Math.random() * 20_000);
   const ids = Array.from({ length: size }, (_, k) => k + 1);
@@ -46,6 +51,7 @@ export function processCluster(size = 3, options: { readonly args?: readonly str
   const output = new Map<number, string[]>();
   const cluster: ProcessCluster = {
     ids,
+    peers,
     url: (id) => `http://127.0.0.1:${base + id}`,
     raftAddress: (id) => ({ host: '127.0.0.1', port: base + 100 + id }),
     clientAddress: (id) => ({ host: '127.0.0.1', port: base + 200 + id }),
@@ -107,7 +113,7 @@ export function processCluster(size = 3, options: { readonly args?: readonly str
       });
     },
   };
-  for (const id of ids) cluster.start(id);
+  if (options.started !== false) for (const id of ids) cluster.start(id);
   return cluster;
 }
 
