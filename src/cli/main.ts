@@ -50,6 +50,8 @@ program
   .option('--s3-endpoint <url>', 'an S3-compatible server (default: AWS S3); credentials from the AWS_* chain')
   .option('--s3-region <region>', 'S3 region (default us-east-1)')
   .option('--s3-path-style', 'address buckets as endpoint/bucket/key (most S3-compatible servers)')
+  .option('--backup <s3url>', 'configuration backup to s3://bucket/prefix on every change and hourly')
+  .option('--backup-keep <n>', 'configuration backup objects kept (default 24)')
   .action(async (flags: RawConfig) => {
     // commander hands `--token` to the program's option of the same name, wherever it is given.
     const token = program.opts<{ token?: string }>().token;

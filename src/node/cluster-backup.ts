@@ -25,6 +25,7 @@ import { backupGroup, decodeBackup, encodeBackup, type Backup, type BackupGroup 
 import { kvKeyBytesMax, kvValueBytesMax } from '../codec/kv.ts';
 import type { Checksum } from '../codec/snapshot.ts';
 import { metaVotersMax } from '../control/meta-membership.ts';
+import { listAll } from '../data/object-store.ts';
 import { ModelStack } from '../models/model-stack.ts';
 import { KvModel } from '../models/kv.ts';
 import { MetaModel, metaGroupId } from '../models/meta.ts';
@@ -40,7 +41,7 @@ export const backupChecksum: Checksum = (bytes, previous) => crc32(bytes, previo
 /** The node's storage limits (as src/node/node.ts sets them): a restore writes what a node can read. */
 const storeLimits = { entryDataBytesMax: kvValueBytesMax + kvKeyBytesMax + 1024, snapshotDataBytesMax: 1 << 30 };
 /** A backup file read into memory at most (every group's snapshot at its limit would not fit anyway). */
-export const backupBytesMax = 4 << 30;
+export const backupBytesMax = 2 * 2 ** 30;
 /** Entries read from the log per page while rebuilding a model. */
 const recoverPageBytesMax = 16 << 20;
 
@@ -51,16 +52,23 @@ export class BackupError extends Error {
 
 export type BackupLocation =
   | { readonly kind: 'file'; readonly path: string }
-  | { readonly kind: 's3'; readonly bucket: string; readonly key: string };
+  | { readonly kind: 's3'; readonly bucket: string; readonly key: string }
+  /** The newest backup under a prefix (keys sort by version: the configuration backup's objects). */
+  | { readonly kind: 's3-newest'; readonly bucket: string; readonly prefix: string };
 
-/** `s3://bucket/key` or a file path. */
+/** `s3://bucket/key`, `s3://bucket/prefix/` (the newest backup there; reading only) or a file path. */
 export function parseBackupLocation(text: string): BackupLocation {
   if (!text.startsWith('s3://')) return { kind: 'file', path: text };
-  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/u.exec(text);
-  if (match?.[1] === undefined || match[2] === undefined || match[2].endsWith('/'))
-    throw new BackupError(`${text}: expected s3://bucket/key (an object key, not a prefix)`);
-  return { kind: 's3', bucket: match[1], key: match[2] };
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.*)$/u.exec(text);
+  if (match?.[1] === undefined || match[2] === undefined)
+    throw new BackupError(`${text}: expected s3://bucket/key, or s3://bucket/prefix/ for the newest backup there`);
+  const path = match[2];
+  if (path === '' || path.endsWith('/')) return { kind: 's3-newest', bucket: match[1], prefix: path };
+  return { kind: 's3', bucket: match[1], key: path };
 }
+
+/** Backups listed under a prefix at most when looking for the newest. */
+const listedBackupsMax = 100_000;
 
 export function s3Store(location: S3Location): S3ObjectStore {
   return new S3ObjectStore({
@@ -72,6 +80,8 @@ export function s3Store(location: S3Location): S3ObjectStore {
 }
 
 export async function writeBackup(where: BackupLocation, bytes: Uint8Array, s3: S3Location): Promise<void> {
+  if (where.kind === 's3-newest')
+    throw new BackupError(`s3://${where.bucket}/${where.prefix}: a backup is written to an object key, not a prefix`);
   if (where.kind === 'file') {
     // Whole or not at all: a crash mid-write leaves the previous file (or none), never half of one.
     mkdirSync(dirname(where.path), { recursive: true });
@@ -94,12 +104,23 @@ export async function readBackup(where: BackupLocation, s3: S3Location): Promise
   else {
     const store = s3Store(s3);
     try {
-      bytes = (await store.get(where.bucket, where.key, { bytesMax: backupBytesMax })).bytes;
+      const key = where.kind === 's3' ? where.key : await newestBackupKey(store, where.bucket, where.prefix);
+      bytes = (await store.get(where.bucket, key, { bytesMax: backupBytesMax })).bytes;
     } finally {
       store.close();
     }
   }
   return decodeBackup(bytes, backupChecksum);
+}
+
+async function newestBackupKey(store: S3ObjectStore, bucket: string, prefix: string): Promise<string> {
+  const keys = (await listAll(store, bucket, prefix, listedBackupsMax))
+    .map((object) => object.key)
+    .filter((key) => key.endsWith('.drbk'))
+    .sort();
+  const newest = keys.at(-1);
+  if (newest === undefined) throw new BackupError(`no backup (*.drbk) under s3://${bucket}/${prefix}`);
+  return newest;
 }
 
 /** A cluster backup's bytes from every group's snapshot envelope. */

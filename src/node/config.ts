@@ -64,6 +64,18 @@ export interface NodeConfig {
   readonly logFormat: 'json' | 'pretty';
   /** Where databases and backups are read from and written to (--s3-endpoint, --s3-region, --s3-path-style). */
   readonly s3: S3Location;
+  /** Configuration backup (--backup s3://bucket/prefix; src/data/config-backup.ts); off when absent. */
+  readonly backup?: ConfigBackupTarget;
+}
+
+export interface ConfigBackupTarget {
+  readonly bucket: string;
+  /** Without a trailing slash; empty: the bucket's root. */
+  readonly prefix: string;
+  /** Objects kept (--backup-keep), the debounce after a change and the interval (backupDebounceMs, backupIntervalMs). */
+  readonly keep: number;
+  readonly debounceMs: number;
+  readonly intervalMs: number;
 }
 
 /** The S3 service; credentials are not here: they come from the AWS SDK's standard chain. */
@@ -116,6 +128,9 @@ const defaults = {
   leaseReads: false,
   quiesceAfterTicks: 100,
   s3Region: 'us-east-1',
+  backupKeep: 24,
+  backupDebounceMs: 2_000,
+  backupIntervalMs: 3_600_000,
 };
 
 /** Merges file, environment and flags (highest last) into one raw map keyed by camelCase names. */
@@ -195,6 +210,23 @@ function parseBaseUrl(text: string, name: string, expected: string): string {
   if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '')
     throw new ConfigError(`${name}: expected a plain base URL (no query, fragment or credentials), got "${text}"`);
   return url.origin + url.pathname.replace(/\/+$/u, '');
+}
+
+/** `--backup s3://bucket/prefix`: where the configuration backup goes. */
+function resolveBackup(raw: RawConfig): { backup?: ConfigBackupTarget } {
+  const where = text(raw, 'backup');
+  if (where === undefined) return {};
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/u.exec(where);
+  if (match?.[1] === undefined) throw new ConfigError(`backup: expected s3://bucket/prefix, got "${where}"`);
+  return {
+    backup: {
+      bucket: match[1],
+      prefix: (match[2] ?? '').replace(/\/+$/u, ''),
+      keep: positive(raw, 'backupKeep', defaults.backupKeep),
+      debounceMs: positive(raw, 'backupDebounceMs', defaults.backupDebounceMs),
+      intervalMs: positive(raw, 'backupIntervalMs', defaults.backupIntervalMs),
+    },
+  };
 }
 
 export function resolveS3(raw: RawConfig): S3Location {
@@ -340,6 +372,7 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
       partialFrameMs: positive(raw, 'clientPartialFrameMs', clientPartialFrameMs),
     },
     s3: resolveS3(raw),
+    ...resolveBackup(raw),
     ...resolveTokens(raw),
     ...resolveTls(raw),
     logFormat: logFormatOf(raw),

@@ -6,16 +6,20 @@
 // --force-new-cluster` on the survivor's data dir, the survivor alone serves every key and takes
 // writes, and a new node joins it. Every wait is a bounded poll that fails with a message.
 
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { eventually, formed, groupStatus, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import {
+  dramCli,
+  eventually,
+  formed,
+  groupStatus,
+  processCluster,
+  request,
+  type ProcessCluster,
+} from './cluster-process.ts';
 
-const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 const keysCount = 40;
 const scratch = mkdtempSync(join(tmpdir(), 'dram-backup-'));
 const clusters: ProcessCluster[] = [];
@@ -27,16 +31,6 @@ afterEach(async () => {
 afterAll(() => {
   rmSync(scratch, { recursive: true, force: true });
 });
-
-function cli(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
-  return promisify(execFile)(process.execPath, [bin, ...args], { timeout: 120_000 }).then(
-    ({ stdout, stderr }) => ({ code: 0, out: stdout, err: stderr }),
-    (error: unknown) => {
-      const failed = error as { code?: number; stdout?: string; stderr?: string };
-      return { code: failed.code ?? 1, out: failed.stdout ?? '', err: failed.stderr ?? '' };
-    },
-  );
-}
 
 function started(options: { readonly started?: boolean } = {}): ProcessCluster {
   const cluster = processCluster(3, options);
@@ -76,7 +70,7 @@ describe('backup and restore', () => {
     await formed(old, 4);
     const indexes = await writeKeys(old, old.ids);
     const file = join(scratch, 'cluster.drbk');
-    const backup = await cli(['backup', file, '--url', old.url(2)]);
+    const backup = await dramCli(['backup', file, '--url', old.url(2)]);
     expect(backup.err).toBe('');
     expect(backup.code).toBe(0);
     const summary = JSON.parse(backup.out) as { timeframe: { group: number; index: number; term: number }[] };
@@ -87,12 +81,12 @@ describe('backup and restore', () => {
 
     const fresh = started({ started: false });
     for (const id of fresh.ids) {
-      const restored = await cli(['restore', file, '--data-dir', fresh.dataDir(id), '--peers', fresh.peers]);
+      const restored = await dramCli(['restore', file, '--data-dir', fresh.dataDir(id), '--peers', fresh.peers]);
       expect(restored.err).toBe('');
       expect(restored.code).toBe(0);
     }
     // A restored data dir is not empty: a second restore into it is refused.
-    const again = await cli(['restore', file, '--data-dir', fresh.dataDir(1), '--peers', fresh.peers]);
+    const again = await dramCli(['restore', file, '--data-dir', fresh.dataDir(1), '--peers', fresh.peers]);
     expect(again.code).not.toBe(0);
     expect(again.err).toContain('already holds groups');
     for (const id of fresh.ids) fresh.start(id);
@@ -122,10 +116,17 @@ describe('backup and restore', () => {
       (await request(`${cluster.url(1)}/v1/kv/no-quorum`, 'PUT', 'x').catch(() => ({ status: 0 }))).status,
     ).not.toBe(200);
     await cluster.kill(1, 'SIGTERM');
-    const refused = await cli(['recover', '--data-dir', cluster.dataDir(1), '--node-id', '1']);
+    const refused = await dramCli(['recover', '--data-dir', cluster.dataDir(1), '--node-id', '1']);
     expect(refused.code).not.toBe(0);
     expect(refused.err).toContain('--force-new-cluster');
-    const recovered = await cli(['recover', '--force-new-cluster', '--data-dir', cluster.dataDir(1), '--node-id', '1']);
+    const recovered = await dramCli([
+      'recover',
+      '--force-new-cluster',
+      '--data-dir',
+      cluster.dataDir(1),
+      '--node-id',
+      '1',
+    ]);
     expect(recovered.err).toBe('');
     expect(recovered.code).toBe(0);
 

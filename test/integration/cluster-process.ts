@@ -1,11 +1,12 @@
 // Helpers to run real dram processes on 127.0.0.1 for integration tests: start, kill -9,
 // restart, and poll the HTTP API with bounded retries.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 
@@ -177,4 +178,18 @@ export async function formed(cluster: ProcessCluster, groupCount: number): Promi
     }
     return true;
   }, 150);
+}
+
+/** Runs one `dram` CLI command to its end (bounded): its exit code and output. */
+export function dramCli(
+  args: readonly string[],
+  timeoutMs = 120_000,
+): Promise<{ code: number; out: string; err: string }> {
+  return promisify(execFile)(process.execPath, [bin, ...args], { timeout: timeoutMs }).then(
+    ({ stdout, stderr }) => ({ code: 0, out: stdout, err: stderr }),
+    (error: unknown) => {
+      const failed = error as { code?: number; stdout?: string; stderr?: string };
+      return { code: failed.code ?? 1, out: failed.stdout ?? '', err: failed.stderr ?? '' };
+    },
+  );
 }
