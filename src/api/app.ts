@@ -23,6 +23,7 @@ import { createKvPlacement } from '../models/kv-placement.ts';
 import { actionRoutes } from './action-routes.ts';
 import type { ActionsContext, BootstrapPort } from './action-schedule.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { backupRoutes } from './backup-routes.ts';
 import { installApiDocs } from './api-docs.ts';
 import { installAuth, type ApiAuth } from './auth.ts';
 import { agentRoutes, type AgentInfo } from './agent-routes.ts';
@@ -126,6 +127,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     forward,
     actions,
   });
+  app.register(backupRoutes, { host: options.host });
   app.register(memberRoutes, {
     nodeId: options.nodeId,
     clusterId: options.clusterId ?? '',

@@ -145,6 +145,11 @@ export const errorRegistry = {
       'This node is stopping (shut down, or stopped by a fatal error) and did not apply the request; retry at another member.',
   },
   DRAM_ERR_TIMEOUT: { status: 504, meaning: 'A read did not become safe to serve in time; nothing was changed.' },
+  DRAM_ERR_SNAPSHOT_INTERRUPTED: {
+    status: 503,
+    meaning:
+      "A group's snapshot for a backup was cut short (a snapshot from the leader was installed meanwhile); nothing was changed, retry.",
+  },
   // Query endpoints (src/query/, src/engine/): QueryError carries these codes (src/data/query-engine.ts).
   DRAM_ERR_UNKNOWN_ENDPOINT: {
     status: 404,

@@ -28,6 +28,7 @@ export type ApiHost = Pick<
   | 'groupStatus'
   | 'groupLeader'
   | 'model'
+  | 'backupSnapshot'
 >;
 
 export type ForwardMethod = 'GET' | 'PUT' | 'DELETE' | 'POST';

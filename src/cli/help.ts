@@ -22,6 +22,10 @@ const examples: Readonly<Record<string, string>> = {
   'kv put': 'dram kv put greeting hello --cas 0',
   'kv del': 'dram kv del greeting',
   query: 'dram query events count \'{"kind": "purchase"}\' --partial allow',
+  backup: 'dram backup s3://dram-backups/prod/2026-12-05.drbk --s3-endpoint http://127.0.0.1:4568 --s3-path-style',
+  restore:
+    'dram restore ./cluster.drbk --data-dir /var/lib/dram --peers 1=10.0.0.1:9081,2=10.0.0.2:9081,3=10.0.0.3:9081',
+  recover: 'dram recover --force-new-cluster --data-dir /var/lib/dram --node-id 1   (the node stopped)',
 };
 
 export const missingExample = '(no example yet)';

@@ -1,10 +1,11 @@
-// The `dram` command: start | dev | status | failover | members | actions | kv. Each subcommand parses its flags here
+// The `dram` command: start | dev | status | failover | members | actions | kv | backup | restore | recover. Each subcommand parses its flags here
 // and hands over to the module that does the work; errors print one line and exit non-zero.
 
 import { Command } from 'commander';
 import type { StatusAnswer } from '../api/admin-routes.ts';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, mergeSources, resolveConfig, type RawConfig } from '../node/config.ts';
+import { registerBackupCommands } from './backup-commands.ts';
 import { runDev } from './dev.ts';
 import { call, describeError, useToken, type ApiAnswer } from './http-client.ts';
 import { examplesHelp } from './help.ts';
@@ -51,6 +52,8 @@ program
   .option('--s3-region <region>', 'S3 region (default us-east-1)')
   .option('--s3-path-style', 'address buckets as endpoint/bucket/key (most S3-compatible servers)')
   .option('--endpoints <dir>', 'load the query endpoint modules (*.ts, *.js, *.mjs) of this directory at start')
+  .option('--backup <s3url>', 'configuration backup to s3://bucket/prefix on every change and hourly')
+  .option('--backup-keep <n>', 'configuration backup objects kept (default 24)')
   .action(async (flags: RawConfig) => {
     // commander hands `--token` to the program's option of the same name, wherever it is given.
     const token = program.opts<{ token?: string }>().token;
@@ -380,6 +383,7 @@ function fail(message: string): never {
 }
 
 addQueryCommand(program, defaultUrl, fail);
+registerBackupCommands(program, defaultUrl, fail);
 
 program.addHelpText('after', () => examplesHelp(program));
 

@@ -338,12 +338,37 @@ export function metaCommand(value: unknown, path = 'meta'): MetaCommand {
   }
 }
 
+/**
+ * The meta command format this version writes (`v` in every command) and reads: a committed command
+ * it cannot read must not be skipped (the replicas that could would diverge from it), so a newer
+ * `v`, or a command type this version does not know, throws MetaCommandTooNewError and the node
+ * stops with that message. A command without `v` was written before it existed: version 1.
+ */
+export const metaCommandVersion = 1;
+
+/** A committed meta command written by a newer dram; the replica must stop, not skip it. */
+export class MetaCommandTooNewError extends Error {
+  override readonly name = 'MetaCommandTooNewError';
+}
+
 export function encodeMetaCommand(command: MetaCommand): Uint8Array {
-  return encode(command);
+  return encode({ v: metaCommandVersion, ...command });
 }
 
 export function decodeMetaCommand(data: Uint8Array): MetaCommand {
-  return metaCommand(decode(data));
+  const raw = record(decode(data), 'meta');
+  const { v: version = 1, ...command } = raw;
+  if (typeof version === 'number' && Number.isSafeInteger(version) && version > metaCommandVersion)
+    throw new MetaCommandTooNewError(
+      `a meta command of command version ${version}: this dram reads up to ${metaCommandVersion}; a newer dram wrote it, upgrade this node`,
+    );
+  const type = command['type'];
+  if (typeof type === 'string' && !(metaCommandTypes as readonly string[]).includes(type))
+    throw new MetaCommandTooNewError(
+      `a meta command of type '${type.slice(0, 64)}', which this dram (command version ${metaCommandVersion}) does not know: a newer dram wrote it, upgrade this node`,
+    );
+  if (version !== 1) fail('meta.v', `expected a command version, got ${String(version)}`);
+  return metaCommand(command);
 }
 
 // ---- snapshot ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
 import {
   decodeMetaCommand,
   decodeMetaSnapshot,
+  MetaCommandTooNewError,
   encodeMetaSnapshot,
   type ActionRecord,
   type ActionRequest,
@@ -124,6 +125,8 @@ export class MetaModel {
     try {
       command = decodeMetaCommand(data);
     } catch (error) {
+      // Written by a newer dram: stop (the host makes it fatal) rather than diverge from the replicas that read it.
+      if (error instanceof MetaCommandTooNewError) throw error;
       // Validated before proposing; a replica never fails on it.
       return { ok: false, code: 'malformed', message: error instanceof Error ? error.message : String(error) };
     }

@@ -615,6 +615,23 @@ export class MultiRaftHost {
     return [...this.groups.values()].map(hostedGroupStatus);
   }
 
+  /**
+   * The group's model as a snapshot envelope captured now, between entries, at its applied index
+   * (a backup's part, src/api/backup-routes.ts); undefined when the group is not hosted. Drain the
+   * slices soon: a restore meanwhile ends them early, and the envelope then fails its checksum.
+   */
+  backupSnapshot(groupId: GroupId): SnapshotSlices | undefined {
+    const group = this.groups.get(groupId);
+    if (group === undefined) return undefined;
+    const frame = {
+      group: group.id,
+      index: group.appliedIndex as LogIndex,
+      term: group.appliedTerm as Term,
+      confState: group.raft.currentConfState(),
+    };
+    return modelCall(group.id, 'snapshot', () => group.stack.capture([frame]));
+  }
+
   /** The error that stopped the host (a storage failure is fatal), if any. */
   failure(): Error | undefined {
     return this.fatal;

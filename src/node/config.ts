@@ -67,6 +67,18 @@ export interface NodeConfig {
   readonly s3: S3Location;
   /** The query endpoint modules' directory (--endpoints, docs/endpoints.md), absolute; none: no endpoint. */
   readonly endpoints?: string;
+  /** Configuration backup (--backup s3://bucket/prefix; src/data/config-backup.ts); off when absent. */
+  readonly backup?: ConfigBackupTarget;
+}
+
+export interface ConfigBackupTarget {
+  readonly bucket: string;
+  /** Without a trailing slash; empty: the bucket's root. */
+  readonly prefix: string;
+  /** Objects kept (--backup-keep), the debounce after a change and the interval (backupDebounceMs, backupIntervalMs). */
+  readonly keep: number;
+  readonly debounceMs: number;
+  readonly intervalMs: number;
 }
 
 /** The S3 service; credentials are not here: they come from the AWS SDK's standard chain. */
@@ -119,6 +131,9 @@ const defaults = {
   leaseReads: false,
   quiesceAfterTicks: 100,
   s3Region: 'us-east-1',
+  backupKeep: 24,
+  backupDebounceMs: 2_000,
+  backupIntervalMs: 3_600_000,
 };
 
 /** Merges file, environment and flags (highest last) into one raw map keyed by camelCase names. */
@@ -159,7 +174,7 @@ export function parseHostPort(text: string, what: string): HostPort {
   return { host: match[1], port };
 }
 
-function parsePeerList(text: string, what: string): Map<NodeId, HostPort> {
+export function parsePeerList(text: string, what: string): Map<NodeId, HostPort> {
   const peers = new Map<NodeId, HostPort>();
   for (const item of text
     .split(',')
@@ -200,7 +215,24 @@ function parseBaseUrl(text: string, name: string, expected: string): string {
   return url.origin + url.pathname.replace(/\/+$/u, '');
 }
 
-function resolveS3(raw: RawConfig): S3Location {
+/** `--backup s3://bucket/prefix`: where the configuration backup goes. */
+function resolveBackup(raw: RawConfig): { backup?: ConfigBackupTarget } {
+  const where = text(raw, 'backup');
+  if (where === undefined) return {};
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/u.exec(where);
+  if (match?.[1] === undefined) throw new ConfigError(`backup: expected s3://bucket/prefix, got "${where}"`);
+  return {
+    backup: {
+      bucket: match[1],
+      prefix: (match[2] ?? '').replace(/\/+$/u, ''),
+      keep: positive(raw, 'backupKeep', defaults.backupKeep),
+      debounceMs: positive(raw, 'backupDebounceMs', defaults.backupDebounceMs),
+      intervalMs: positive(raw, 'backupIntervalMs', defaults.backupIntervalMs),
+    },
+  };
+}
+
+export function resolveS3(raw: RawConfig): S3Location {
   const endpoint = text(raw, 's3Endpoint');
   const region = text(raw, 's3Region') ?? defaults.s3Region;
   if (!/^[a-z0-9-]{1,64}$/u.test(region)) throw new ConfigError(`s3Region: expected a region name, got "${region}"`);
@@ -344,6 +376,7 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
     },
     s3: resolveS3(raw),
     ...(text(raw, 'endpoints') === undefined ? {} : { endpoints: resolvePath(text(raw, 'endpoints') ?? '') }),
+    ...resolveBackup(raw),
     ...resolveTokens(raw),
     ...resolveTls(raw),
     logFormat: logFormatOf(raw),

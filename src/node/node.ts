@@ -53,6 +53,7 @@ import { apiEffects, type InjectableApp } from './meta-effects.ts';
 import { peerSigner, type PeerSigner } from './peer-signer.ts';
 import { openNodeQuery } from './query-wiring.ts';
 import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
+import { startConfigBackup } from './config-backup-wiring.ts';
 
 // A KV entry is the value plus its key and a few bytes of framing: leave room above the value limit.
 const entryBytesMax = kvValueBytesMax + kvKeyBytesMax + 1024;
@@ -236,6 +237,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     logger,
   );
   controller.start();
+  const configBackup = config.backup === undefined ? undefined : startConfigBackup(config, host, version, logger);
   // The binary client protocol, next to the HTTP API, when --client is given.
   const binary =
     config.client === undefined
@@ -279,6 +281,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
       logger.info('stopping');
       clearInterval(watchdog);
       controller.stop();
+      await configBackup?.stop();
       heldRecording?.stop();
       dataDir.stop();
       if (host.failure() === undefined) {

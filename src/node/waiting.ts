@@ -217,4 +217,5 @@ const noGroups: ApiHost = {
   groupStatus: () => undefined,
   groupLeader: () => undefined,
   model: () => undefined,
+  backupSnapshot: () => undefined,
 };

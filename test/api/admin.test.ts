@@ -284,6 +284,7 @@ describe('status and admin API', () => {
       'GET /docs',
       'GET /docs/json',
       'GET /v1/admin/members',
+      'GET /v1/admin/groups/{group}/snapshot',
       'POST /v1/admin/members',
       'POST /v1/admin/groups/{group}/members',
       'DELETE /v1/admin/members/{nodeId}',

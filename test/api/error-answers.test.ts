@@ -614,6 +614,16 @@ const scenarios: readonly Scenario[] = [
     },
     run: (node) => inject(node, { method: 'GET', url: '/v1/kv/a' }),
   },
+  {
+    code: 'DRAM_ERR_SNAPSHOT_INTERRUPTED',
+    how: "a backup's group snapshot cut short by a snapshot installed meanwhile",
+    setup: {
+      script: (stub) => {
+        stub.script.backupCutShort = true;
+      },
+    },
+    run: (node) => inject(node, { method: 'GET', url: '/v1/admin/groups/1/snapshot' }),
+  },
 ];
 
 /**

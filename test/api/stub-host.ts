@@ -6,6 +6,9 @@
 // applies meta commands to it (no controller runs: a scheduled action stays NEW until cancelled).
 // Counts what reached the host, so a test can check that a refused request proposed nothing.
 
+import { crc32 } from 'node:zlib';
+import { ModelStack } from '../../src/models/model-stack.ts';
+import { emptyConfState } from '../../src/raft/confchange.ts';
 import type { ApiHost } from '../../src/api/ports.ts';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
 import { KvModel } from '../../src/models/kv.ts';
@@ -23,6 +26,8 @@ export interface StubScript {
   statusFails?: boolean;
   /** What status() reports as every group's last leader change (none by default). */
   lastLeaderChange?: LeaderChange;
+  /** backupSnapshot() yields the envelope's head and stops (a capture cut short by a restore). */
+  backupCutShort?: boolean;
 }
 
 export interface StubHost {
@@ -91,6 +96,15 @@ export function stubHost(meta?: MetaModel): StubHost {
     groupStatus: (group) => (models.has(group) ? status(group) : undefined),
     groupLeader: (group) => (models.has(group) ? stubNodeId : undefined),
     model: (group) => models.get(group),
+    backupSnapshot: (group) => {
+      const model = models.get(group);
+      if (model === undefined) return undefined;
+      const frame = { group, index: index as LogIndex, term: 1 as Term, confState: emptyConfState };
+      const slices = new ModelStack(model, (bytes, previous) => crc32(bytes, previous)).capture([frame]);
+      if (script.backupCutShort !== true) return slices;
+      const head = slices.next();
+      return [head.done === true ? new Uint8Array(0) : head.value][Symbol.iterator]();
+    },
   };
   return { host, script, calls };
 }

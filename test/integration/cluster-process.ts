@@ -1,14 +1,21 @@
 // Helpers to run real dram processes on 127.0.0.1 for integration tests (each one a DramProcess,
 // test/support/dram-process.ts): start, kill -9, restart, and poll the HTTP API with bounded retries.
 
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DramProcess } from '../support/dram-process.ts';
 import { eventually as poll } from '../support/poll.ts';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 
 export interface ProcessCluster {
   readonly ids: readonly number[];
+  /** The --peers list every initial member is started with (`1=127.0.0.1:port,...`). */
+  readonly peers: string;
   url(id: number): string;
   /** The peer transport address of node `id` (--raft). */
   raftAddress(id: number): { readonly host: string; readonly port: number };
@@ -33,8 +40,11 @@ export interface ProcessCluster {
   logs(id: number): string;
 }
 
-/** `args` are added to every node's `dram start` (a token, TLS files). */
-export function processCluster(size = 3, options: { readonly args?: readonly string[] } = {}): ProcessCluster {
+/** `args` are added to every node's `dram start` (a token, TLS files); `started: false` starts none yet. */
+export function processCluster(
+  size = 3,
+  options: { readonly args?: readonly string[]; readonly started?: boolean } = {},
+): ProcessCluster {
   const dir = mkdtempSync(join(tmpdir(), 'dram-it-'));
   const base = 20_000 + Math.floor(Math.random() * 20_000);
   const ids = Array.from({ length: size }, (_, k) => k + 1);
@@ -45,6 +55,7 @@ export function processCluster(size = 3, options: { readonly args?: readonly str
   const runs = new Map<number, DramProcess[]>();
   const cluster: ProcessCluster = {
     ids,
+    peers,
     url: (id) => `http://127.0.0.1:${base + id}`,
     raftAddress: (id) => ({ host: '127.0.0.1', port: base + 100 + id }),
     clientAddress: (id) => ({ host: '127.0.0.1', port: base + 200 + id }),
@@ -89,7 +100,7 @@ export function processCluster(size = 3, options: { readonly args?: readonly str
       return (await child.exited()).code;
     },
   };
-  for (const id of ids) cluster.start(id);
+  if (options.started !== false) for (const id of ids) cluster.start(id);
   return cluster;
 }
 
@@ -143,4 +154,18 @@ export async function formed(cluster: ProcessCluster, groupCount: number): Promi
     }
     return true;
   }, 150);
+}
+
+/** Runs one `dram` CLI command to its end (bounded): its exit code and output. */
+export function dramCli(
+  args: readonly string[],
+  timeoutMs = 120_000,
+): Promise<{ code: number; out: string; err: string }> {
+  return promisify(execFile)(process.execPath, [bin, ...args], { timeout: timeoutMs }).then(
+    ({ stdout, stderr }) => ({ code: 0, out: stdout, err: stderr }),
+    (error: unknown) => {
+      const failed = error as { code?: number; stdout?: string; stderr?: string };
+      return { code: failed.code ?? 1, out: failed.stdout ?? '', err: failed.stderr ?? '' };
+    },
+  );
 }

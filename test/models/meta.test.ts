@@ -13,7 +13,7 @@ import {
   type ActionRequest,
   type MetaCommand,
 } from '../../src/codec/meta.ts';
-import { encode } from '../../src/codec/msgpack.ts';
+import { decode, encode } from '../../src/codec/msgpack.ts';
 import { MetaModel, metaModelDefaults } from '../../src/models/meta.ts';
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
@@ -186,7 +186,7 @@ describe('meta codec', () => {
 
   it('refuses malformed commands with a CodecError naming the field', () => {
     const bad: [unknown, RegExp][] = [
-      [{ type: 'nope' }, /meta.type/u],
+      [{ type: 42 }, /meta.type/u],
       [{ ...schedule(1), action: { ...request(1), id: 'NOT-A-UUID' } }, /meta.action.id/u],
       [{ ...schedule(1), action: { ...request(1), kind: 'nokind' } }, /meta.action.kind/u],
       [{ ...schedule(1), action: { ...request(1), metadata: { a: 1 } } }, /meta.action.metadata.a/u],
@@ -219,6 +219,23 @@ describe('meta codec', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('a command of a newer dram (a newer command version, or a type this version does not know) stops the replica with a clear error instead of being skipped', () => {
+    // Skipping it would let this replica's state diverge from the newer ones that applied it.
+    const meta = new MetaModel();
+    const newer = encode({ v: 2, type: 'cluster.set', clusterId: 'prod' });
+    expect(() => meta.applyEntry(1 as LogIndex, newer)).toThrow(/command version 2.*this dram reads up to 1.*upgrade/u);
+    const unknown = encode({ v: 1, type: 'database.frobnicate', name: 'x' });
+    expect(() => meta.applyEntry(2 as LogIndex, unknown)).toThrow(/database\.frobnicate.*newer dram.*upgrade/u);
+    // The current version's commands carry their version and apply.
+    const current = encodeMetaCommand({ type: 'cluster.set', clusterId: 'prod' });
+    expect(decode(current)).toMatchObject({ v: 1 });
+    expect(meta.applyEntry(3 as LogIndex, current)).toMatchObject({ ok: true });
+    // Written before commands carried a version: read as version 1.
+    expect(meta.applyEntry(4 as LogIndex, encode({ type: 'cluster.set', clusterId: 'prod' }))).toMatchObject({
+      ok: true,
+    });
   });
 
   it('a malformed entry applies as nothing (the replica carries on)', () => {

@@ -157,3 +157,22 @@ describe('tokens and TLS files', () => {
     );
   });
 });
+
+describe('--backup', () => {
+  it('is off unless given; s3://bucket/prefix gives the target with the retention and timing defaults', () => {
+    expect(resolveConfig(base).backup).toBeUndefined();
+    expect(resolveConfig({ ...base, backup: 's3://dram-config/prod/eu/', backupKeep: '5' }).backup).toEqual({
+      bucket: 'dram-config',
+      prefix: 'prod/eu',
+      keep: 5,
+      debounceMs: 2_000,
+      intervalMs: 3_600_000,
+    });
+    expect(resolveConfig({ ...base, backup: 's3://dram-config' }).backup?.prefix).toBe('');
+  });
+
+  it('refuses what is not an s3:// URL or a bad retention, naming the setting', () => {
+    expect(() => resolveConfig({ ...base, backup: '/var/backups' })).toThrow(/backup: expected s3:\/\/bucket\/prefix/u);
+    expect(() => resolveConfig({ ...base, backup: 's3://bkt/p', backupKeep: '0' })).toThrow(/backupKeep/u);
+  });
+});

@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LogIndex, Term } from '../../src/base/ids.ts';
-import { encodeBatch } from '../../src/codec/wire.ts';
+import { encodeBatch, protocolVersion } from '../../src/codec/wire.ts';
 import type { PeerBatch } from '../../src/codec/wire.ts';
 import { frameOf } from '../../src/codec/frame-reader.ts';
 import type { PeerStats } from '../../src/transport/peer-stats.ts';
@@ -199,6 +199,20 @@ describe('peer transport', () => {
           line.fields['reason'] === 'cluster id "other-cluster", expected "test-cluster"',
       ),
     ).toBe(true);
+  });
+
+  it('a hello of a newer protocol version is refused with a reason naming both versions', async () => {
+    const addresses = await harness.addresses(2);
+    const one = await harness.started(n(1), addresses);
+    const client = await rawClient(harness, one.address, addresses.get(n(2))?.host ?? '127.0.0.1');
+    await rawHandshake(client, n(2), { version: protocolVersion + 1 });
+    await waitFor('closed', () => client.closed);
+    expect(client.hellos).toHaveLength(1);
+    expect(one.transport.stats().handshakeFailures).toBeGreaterThan(0);
+    const reasons = one.log
+      .filter((line) => line.message === 'peer handshake refused')
+      .map((line) => line.fields['reason']);
+    expect(reasons).toContain(`protocol version ${protocolVersion + 1}, expected ${protocolVersion}`);
   });
 
   it('garbage, a zero length and oversized lengths close the connection; good peers carry on', async () => {

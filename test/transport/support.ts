@@ -210,7 +210,7 @@ export async function rawClient(harness: Harness, to: NetAddress, localAddress: 
 export async function rawHandshake(
   client: RawClient,
   as: NodeId,
-  options: { readonly clusterId?: string; readonly secret?: string } = {},
+  options: { readonly clusterId?: string; readonly secret?: string; readonly version?: number } = {},
 ): Promise<void> {
   const acceptorHello = client.hellos[0];
   if (acceptorHello === undefined) throw new Error('no acceptor hello');
@@ -223,7 +223,15 @@ export async function rawHandshake(
     verifier: acceptorHello.nodeId,
   });
   client.socket.write(
-    frameOf(encodeHello({ version: protocolVersion, clusterId: cluster, nodeId: as, nonce: createNonce(), proof })),
+    frameOf(
+      encodeHello({
+        version: options.version ?? protocolVersion,
+        clusterId: cluster,
+        nodeId: as,
+        nonce: createNonce(),
+        proof,
+      }),
+    ),
   );
   await waitFor('the handshake verdict', () => client.hellos.length > 1 || client.closed);
 }
