@@ -95,6 +95,8 @@ const sampleParams: Readonly<Record<string, string>> = {
   group: '1',
   nodeId: '2',
   id: '3d0c0000-0000-4000-8000-000000000001',
+  name: 'shop',
+  alias: 'live',
 };
 
 /** A request to `route` that would change something if it got through (a body where one is taken). */
