@@ -294,7 +294,8 @@ export const databaseRoutes: FastifyPluginCallback<DatabaseRoutesOptions> = (app
     jobs: options.databases.progress(request.params.name),
   }));
 
-  app.post<{ Params: { name: string } }>('/v1/databases/:name/reload', async (request, reply) => {
+  // The body, when one is sent, is ignored ({} from most clients).
+  app.post<{ Params: { name: string } }>('/v1/databases/:name/reload', jsonBody(1024), async (request, reply) => {
     const record = found(actions, request.params.name);
     const action = await scheduleDatabaseAction(
       { ...actions, log: request.log },

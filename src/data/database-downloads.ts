@@ -73,6 +73,12 @@ export interface DownloadsOptions {
   readonly root: string;
   readonly store: ObjectStore;
   readonly catalog: () => CatalogView;
+  /**
+   * Whether this node's catalog is current (its meta model has applied what the meta group has
+   * committed, as far as it knows): before that, a restarting node would see an old catalog and
+   * remove files it still needs. No pass runs until then.
+   */
+  readonly catalogCurrent: () => boolean;
   /** Proposes a replica state through the meta log (forwarded to its leader); true when applied. */
   readonly record: (command: DatabasesCommand) => Promise<boolean>;
   readonly nowMs: () => number;
@@ -92,6 +98,8 @@ export interface JobProgress {
   readonly bytesTotal: number;
   readonly filesDone: number;
   readonly filesTotal: number;
+  /** Bytes this process fetched from S3 for the job (what a restart did not fetch again is not in it). */
+  readonly bytesFetched: number;
   /** Bytes per second since the job started (over the bytes this run fetched). */
   readonly bytesPerSecond: number;
   /** Seconds to go at that rate; null when unknown. */
@@ -207,6 +215,7 @@ export class DatabaseDownloads {
       bytesTotal,
       filesDone: job.filesDone,
       filesTotal: job.files.length,
+      bytesFetched: job.bytesFetched,
       bytesPerSecond: Math.round(rate),
       etaSeconds: job.state !== 'loading' ? 0 : rate > 0 ? Math.ceil(left / rate) : null,
       error: job.error,
@@ -215,7 +224,7 @@ export class DatabaseDownloads {
 
   /** One look at the catalog: start what is wanted, record what finished, remove what is not wanted. */
   async pass(): Promise<void> {
-    if (this.passing) return;
+    if (this.passing || !this.options.catalogCurrent()) return;
     this.passing = true;
     try {
       const { databases, active } = this.options.catalog();
@@ -254,7 +263,7 @@ export class DatabaseDownloads {
     const known = this.jobs.get(key);
     if (known !== undefined) {
       // Recorded by the log (perhaps by this node before a restart): nothing more to do.
-      if (recorded.every((view) => view.state === known.state)) known.recorded = true;
+      if (known.state !== 'loading' && recorded.every((view) => view.state === known.state)) known.recorded = true;
       return;
     }
     const dir = versionDir(this.options.root, record.name, version.version);
@@ -353,6 +362,11 @@ export class DatabaseDownloads {
       .catch(() => false);
     // Not applied: the next pass tries again (a state already recorded marks the job recorded there).
     if (recorded) job.recorded = true;
+    else
+      this.options.log?.('warn', 'database replica state not recorded yet', {
+        database: job.database,
+        state: job.state,
+      });
   }
 
   /** Downloads one file with retries; throws the reason when it cannot be had. */

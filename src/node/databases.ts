@@ -31,6 +31,8 @@ export interface NodeDatabasesOptions {
   readonly dataDir: string;
   readonly s3: S3Location;
   readonly model: MetaModel;
+  /** Whether the meta model here has applied what group 0 has committed (and group 0 has a leader). */
+  readonly catalogCurrent: () => boolean;
   /** Proposes a meta command from this node (forwarded to the meta leader); true when applied ok. */
   readonly proposeAnywhere: (command: MetaCommand) => Promise<boolean>;
   readonly limits?: DownloadLimits;
@@ -52,6 +54,7 @@ export function nodeDatabases(options: NodeDatabasesOptions): NodeDatabases {
     root,
     store,
     catalog: () => ({ databases: model.databases.databases(), active: model.activeNodes() }),
+    catalogCurrent: options.catalogCurrent,
     record: (command) => options.proposeAnywhere({ type: 'databases', command }),
     nowMs: () => Date.now(),
     ...(options.limits === undefined ? {} : { limits: options.limits }),

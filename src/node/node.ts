@@ -192,6 +192,10 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     dataDir: config.dataDir,
     s3: config.s3,
     model: metaModel,
+    catalogCurrent: () => {
+      const meta = host.groupStatus(metaGroupId);
+      return meta !== undefined && meta.status.leader !== 0 && meta.appliedIndex >= meta.status.commit;
+    },
     proposeAnywhere: proposeFromHere(config, host, forward, logger),
     log: (level, message, fields) => {
       logger[level](fields, message);
