@@ -20,6 +20,16 @@ const examples: Readonly<Record<string, string>> = {
   'kv get': 'dram kv get greeting --consistency lease',
   'kv put': 'dram kv put greeting hello --cas 0',
   'kv del': 'dram kv del greeting',
+  'db add': 'dram db add shop s3://dram-dev/sample/shop --replicas 2',
+  'db ls': 'dram db ls --json',
+  'db show': 'dram db show shop',
+  'db shards': 'dram db shards shop',
+  'db rm': 'dram db rm shop --no-wait',
+  'db reload': 'dram db reload shop',
+  'alias ls': 'dram alias ls',
+  'alias set': 'dram alias set live shop',
+  'alias rm': 'dram alias rm live',
+  'alias swap': 'dram alias swap live=shop-v2 staging=shop   (or: dram alias swap --rollback)',
 };
 
 export const missingExample = '(no example yet)';

@@ -1,4 +1,4 @@
-// The `dram` command: start | dev | status | failover | members | actions | kv. Each subcommand parses its flags here
+// The `dram` command: start | dev | status | failover | members | actions | kv | db | alias. Each subcommand parses its flags here
 // and hands over to the module that does the work; errors print one line and exit non-zero.
 
 import { Command } from 'commander';
@@ -8,6 +8,7 @@ import { ConfigError, mergeSources, resolveConfig, type RawConfig } from '../nod
 import { runDev } from './dev.ts';
 import { call, describeError, useToken, type ApiAnswer } from './http-client.ts';
 import { examplesHelp } from './help.ts';
+import { addDatabaseCommands } from './db-commands.ts';
 import { printTable } from './table.ts';
 
 const program = new Command('dram')
@@ -366,6 +367,8 @@ function fail(message: string): never {
   console.error(`dram: ${message}`);
   process.exit(1);
 }
+
+addDatabaseCommands(program, defaultUrl, fail);
 
 program.addHelpText('after', () => examplesHelp(program));
 
