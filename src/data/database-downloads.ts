@@ -196,6 +196,11 @@ export class DatabaseDownloads {
     for (const job of this.jobs.values()) job.stopped = true;
   }
 
+  /** Every job of this node (each database version it holds shards of). */
+  allProgress(): JobProgress[] {
+    return [...this.jobs.values()].map((job) => this.describe(job));
+  }
+
   /** This node's jobs of the database, one per version it holds shards of. */
   progress(database: string): JobProgress[] {
     return [...this.jobs.values()].filter((job) => job.database === database).map((job) => this.describe(job));

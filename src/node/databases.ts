@@ -15,8 +15,31 @@ import type { DatabasePort, SourceCheck } from '../data/database-port.ts';
 import { LocalDatabases } from '../data/local-databases.ts';
 import { isObjectStoreError, listAll } from '../data/object-store.ts';
 import type { MetaModel } from '../models/meta.ts';
+import { replicaStates } from '../codec/meta-databases.ts';
+import type { CatalogStats } from '../metrics/registry.ts';
+import { assignedNodes, replicaView, requiredCopies } from '../models/meta-databases.ts';
 import { S3ObjectStore, s3SettingsDefault } from '../s3/s3-object-store.ts';
 import type { S3Location } from './config.ts';
+
+/** The catalog's replica counts for the metrics (current versions): per shard by state, and desired. */
+export function catalogStats(model: MetaModel): CatalogStats {
+  const active = model.activeNodes();
+  const shards: { database: string; shard: string; state: string; replicas: number }[] = [];
+  const desired = model.databases.databases().map((record) => {
+    const version = record.current;
+    for (const shard of version.shards) {
+      const counts = new Map<string, number>(replicaStates.map((state) => [state, 0]));
+      for (const node of assignedNodes(version, shard.shard, record.replicas, active)) {
+        const state = replicaView(record, version.version, shard.shard, node).state;
+        counts.set(state, (counts.get(state) ?? 0) + 1);
+      }
+      for (const [state, replicas] of counts)
+        shards.push({ database: record.name, shard: shard.shard, state, replicas });
+    }
+    return { database: record.name, replicas: requiredCopies(record.replicas, active) };
+  });
+  return { shards, desired };
+}
 
 export interface NodeDatabases {
   readonly port: DatabasePort;

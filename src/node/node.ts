@@ -52,7 +52,7 @@ import { watchDataDir } from './data-dir-size.ts';
 import { apiEffects, type InjectableApp } from './meta-effects.ts';
 import { peerSigner, type PeerSigner } from './peer-signer.ts';
 import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
-import { nodeDatabases } from './databases.ts';
+import { catalogStats, nodeDatabases } from './databases.ts';
 
 // A KV entry is the value plus its key and a few bytes of framing: leave room above the value limit.
 const entryBytesMax = kvValueBytesMax + kvKeyBytesMax + 1024;
@@ -134,6 +134,8 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     host: { status: () => host.status() },
     peerTraffic: () => transport.stats().peers,
     dataDir: config.dataDir,
+    databases: () => databases.downloads.allProgress(),
+    catalog: () => (host.groupStatus(metaGroupId)?.status.role === 'leader' ? catalogStats(metaModel) : undefined),
   });
   const host = new MultiRaftHost({
     nodeId: config.nodeId,
@@ -199,6 +201,9 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     proposeAnywhere: proposeFromHere(config, host, forward, logger),
     log: (level, message, fields) => {
       logger[level](fields, message);
+    },
+    onBytes: (database, bytes) => {
+      metrics.databaseBytesFetched(database, bytes);
     },
   });
   const app = buildApp({
