@@ -316,4 +316,38 @@ describe('databases from S3 on a three-node cluster', () => {
     }, 300);
     expect(retried.current.shards[0]?.replicas.map((r) => r.state)).toEqual(['loaded', 'loaded', 'loaded']);
   });
+
+  it('points aliases at loaded databases only, swaps all or nothing, rolls back', async () => {
+    const aliases = async (): Promise<unknown> =>
+      (JSON.parse((await request(`${cluster.url(2)}/v1/aliases`)).text) as { aliases: unknown }).aliases;
+    const put = async (alias: string, database: string) =>
+      request(`${cluster.url(1)}/v1/aliases/${alias}`, 'PUT', JSON.stringify({ database }), 'application/json');
+    expect((await put('live', 'shop')).status).toBe(200);
+    await eventually(async () =>
+      JSON.stringify(await aliases()) === '[{"alias":"live","database":"shop"}]' ? true : undefined,
+    );
+    // `gone` has a failed replica: not loaded on its three copies, so the whole swap is refused.
+    const refused = await post('/v1/aliases/_swap', {
+      actions: [{ add: { alias: 'live', database: 'resume' } }, { add: { alias: 'broken', database: 'gone' } }],
+    });
+    expect([refused.status, refused.body['code']]).toEqual([409, 'DRAM_ERR_NOT_LOADED']);
+    expect(await aliases()).toEqual([{ alias: 'live', database: 'shop' }]);
+    expect(
+      (await post('/v1/aliases/_swap', { actions: [{ add: { alias: 'live', database: 'resume' } }] })).status,
+    ).toBe(200);
+    await eventually(async () =>
+      JSON.stringify(await aliases()) === '[{"alias":"live","database":"resume"}]' ? true : undefined,
+    );
+    expect((await post('/v1/aliases/_swap', { rollback: true })).status).toBe(200);
+    await eventually(async () =>
+      JSON.stringify(await aliases()) === '[{"alias":"live","database":"shop"}]' ? true : undefined,
+    );
+    const named = await put('shop', 'resume');
+    expect([named.status, (JSON.parse(named.text) as { code: string }).code]).toEqual([
+      409,
+      'DRAM_ERR_DATABASE_EXISTS',
+    ]);
+    expect((await request(`${cluster.url(3)}/v1/aliases/live`, 'DELETE')).status).toBe(200);
+    expect((await request(`${cluster.url(1)}/v1/aliases/live`, 'DELETE')).status).toBe(404);
+  });
 });
