@@ -19,7 +19,9 @@
 // `--restart-keys N` (default 1000000), `--restart-rounds N` (default 3).
 //
 // `--data` adds the data-plane benchmarks; today the query part (bench/query.bench.ts: p50/p99 of
-// the example endpoints over generated Parquet and NDJSON); its figures go under `query`.
+// the example endpoints over generated Parquet and NDJSON); its figures go under `query`; and the
+// download throughput (bench/download.bench.ts: the download controller against a plain parallel
+// GetObject loop over the same files, in the same run), under `download`.
 // `--query-shards N`, `--query-events N`, `--query-samples N`, `--query-seconds N` (defaults there).
 
 import { cpus } from 'node:os';
@@ -34,6 +36,7 @@ import {
 } from './cluster.bench.ts';
 import { runIdleGroupsBench, type IdleGroupsReport } from './idle-groups.bench.ts';
 import { queryBenchOptionsFrom, queryTable, runQueryBench, type QueryReport } from './query.bench.ts';
+import { runDownloadBench, type DownloadReport } from './download.bench.ts';
 import { runRaftCoreBench } from './raft-core.bench.ts';
 import { runRestartBench, type RestartReport } from './restart.bench.ts';
 
@@ -149,6 +152,13 @@ if (process.argv.includes('--data')) {
   );
   people.table(queryTable(query));
 }
+let download: DownloadReport | undefined;
+if (process.argv.includes('--data')) {
+  download = await runDownloadBench((line) => {
+    process.stderr.write(`${line}\n`);
+  });
+  people.table([download]);
+}
 
 const report = {
   date: new Date().toISOString(),
@@ -158,6 +168,7 @@ const report = {
   ...(idleGroups === undefined ? {} : { idleGroups }),
   ...(restart === undefined ? {} : { restart }),
   ...(query === undefined ? {} : { query }),
+  ...(download === undefined ? {} : { download }),
   targets: { 'raft-core.batch64.entriesPerSecond': 500_000 },
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

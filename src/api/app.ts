@@ -24,6 +24,9 @@ import { actionRoutes } from './action-routes.ts';
 import type { ActionsContext, BootstrapPort } from './action-schedule.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { backupRoutes } from './backup-routes.ts';
+import { aliasRoutes } from './alias-routes.ts';
+import { databaseRoutes } from './database-routes.ts';
+import type { DatabasePort } from '../data/database-port.ts';
 import { installApiDocs } from './api-docs.ts';
 import { installAuth, type ApiAuth } from './auth.ts';
 import { agentRoutes, type AgentInfo } from './agent-routes.ts';
@@ -98,6 +101,8 @@ export interface AppMetaOptions {
   readonly wallNowMs: () => number;
   /** cluster.init and cluster.join on a node not (yet) in the cluster's log (src/api/action-schedule.ts). */
   readonly bootstrap?: BootstrapPort | undefined;
+  /** The database routes' object store check and local progress; without it, no database routes. */
+  readonly databases?: DatabasePort | undefined;
 }
 
 export const defaultRequestTimeoutMs = 5000;
@@ -153,6 +158,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
   if (options.meta !== undefined && actions !== undefined) {
     app.register(agentRoutes, { nodeId: options.nodeId, info: options.meta.info, actions });
     app.register(actionRoutes, { nodeId: options.nodeId, actions });
+    app.register(aliasRoutes, { actions });
+    const databases = options.meta.databases;
+    if (databases !== undefined) app.register(databaseRoutes, { nodeId: options.nodeId, actions, databases });
   }
 
   const query = options.query;

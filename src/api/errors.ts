@@ -249,6 +249,43 @@ export const errorRegistry = {
     meaning:
       'The action an admin route scheduled and waited for FAILED; the message is its error, details.action its id.',
   },
+  DRAM_ERR_INVALID_DATABASE: {
+    status: 400,
+    meaning:
+      'A database request is malformed: a name with characters other than letters, digits, ".", "_", "-" (or with "/" or ".."), a source that is not s3://bucket/prefix, a bad replicas value or more replicas than active nodes, an unknown field; nothing was changed.',
+  },
+  DRAM_ERR_DATABASE_EXISTS: {
+    status: 409,
+    meaning:
+      'A database or alias with this name exists already (a database name cannot be an alias, nor the reverse); nothing was changed.',
+  },
+  DRAM_ERR_SOURCE_NOT_FOUND: {
+    status: 404,
+    meaning: "The source's bucket does not exist, or no object is under its prefix; nothing was changed.",
+  },
+  DRAM_ERR_SOURCE_DENIED: {
+    status: 403,
+    meaning: "The object store refused this node's credentials for the source; nothing was changed.",
+  },
+  DRAM_ERR_SOURCE_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      'The object store could not be reached (or failed) while the source was checked; nothing was changed, retry later.',
+  },
+  DRAM_ERR_NOT_LOADED: {
+    status: 409,
+    meaning:
+      'The database is not loaded on its replica count of copies of every shard, so an alias may not point at it yet; nothing was changed.',
+  },
+  DRAM_ERR_ALIAS_NOT_FOUND: {
+    status: 404,
+    meaning:
+      "No alias with this name exists (or it does not point at the database named in a swap's remove); nothing was changed.",
+  },
+  DRAM_ERR_CATALOG_FULL: {
+    status: 409,
+    meaning: 'The catalog holds its limit of databases or aliases (databasesMax, aliasesMax); nothing was changed.',
+  },
 } as const satisfies Record<string, { readonly status: number; readonly meaning: string }>;
 
 export type ErrorCode = keyof typeof errorRegistry;

@@ -137,7 +137,14 @@ export function forwardedCommand(body: unknown): MetaCommand {
   } catch (error) {
     throw new ApiError('DRAM_ERR_BAD_REQUEST', error instanceof Error ? error.message : String(error));
   }
-  if (command.type !== 'action.schedule' && command.type !== 'action.cancel' && command.type !== 'node.upsert')
+  // A replica's load state is reported by its own node, wherever the meta leader is.
+  const replicaState = command.type === 'databases' && command.command.type === 'db.replica';
+  if (
+    command.type !== 'action.schedule' &&
+    command.type !== 'action.cancel' &&
+    command.type !== 'node.upsert' &&
+    !replicaState
+  )
     throw new ApiError('DRAM_ERR_BAD_REQUEST', `command ${command.type} is not accepted from another node`);
   return command;
 }

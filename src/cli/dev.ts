@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { devS3PortDefault, nodeS3Settings, prepareSample, startDevS3 } from './dev-s3.ts';
+import { addSample, devS3PortDefault, nodeS3Settings, prepareSample, startDevS3 } from './dev-s3.ts';
 import { call } from './http-client.ts';
 
 export interface DevOptions {
@@ -86,21 +86,23 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
     ),
   );
   void printLeaders(`http://127.0.0.1:${options.httpPortBase + 1}`, () => stopping);
-  void offerSample(options.dataDir, s3.endpoint, () => stopping);
+  void offerSample(options.dataDir, s3.endpoint, `http://127.0.0.1:${options.httpPortBase + 1}`, () => stopping);
   await exited;
   await s3.stop();
 }
 
-async function offerSample(dataDir: string, endpoint: string, stopped: () => boolean): Promise<void> {
+async function offerSample(
+  dataDir: string,
+  endpoint: string,
+  memberUrl: string,
+  stopped: () => boolean,
+): Promise<void> {
   try {
     const sample = await prepareSample(dataDir, endpoint);
     console.log(
       `sample database: ${sample.url} (${sample.files} files, ${(sample.bytes / 1e6).toFixed(1)} MB, ${sample.uploaded} uploaded now)`,
     );
-    // NOT DONE YET (issue 14, part 3): add the sample database to the cluster here, with
-    // POST /v1/databases {name: 'shop', source: sample.url}, once that route exists. Until then the
-    // database is only uploaded to the dev S3 server, not loaded by the nodes.
-    console.log('  (not added to the cluster: adding databases, POST /v1/databases, is not built yet)');
+    console.log(await addSample(memberUrl, sample.url, stopped));
   } catch (error) {
     if (stopped()) return; // Ctrl-C during the upload: nothing to report
     console.error(`sample database not prepared: ${error instanceof Error ? error.message : String(error)}`);

@@ -26,6 +26,16 @@ const examples: Readonly<Record<string, string>> = {
   restore:
     'dram restore ./cluster.drbk --data-dir /var/lib/dram --peers 1=10.0.0.1:9081,2=10.0.0.2:9081,3=10.0.0.3:9081',
   recover: 'dram recover --force-new-cluster --data-dir /var/lib/dram --node-id 1   (the node stopped)',
+  'db add': 'dram db add shop s3://dram-dev/sample/shop --replicas 2',
+  'db ls': 'dram db ls --json',
+  'db show': 'dram db show shop',
+  'db shards': 'dram db shards shop',
+  'db rm': 'dram db rm shop --no-wait',
+  'db reload': 'dram db reload shop',
+  'alias ls': 'dram alias ls',
+  'alias set': 'dram alias set live shop',
+  'alias rm': 'dram alias rm live',
+  'alias swap': 'dram alias swap live=shop-v2 staging=shop   (or: dram alias swap --rollback)',
 };
 
 export const missingExample = '(no example yet)';

@@ -1,4 +1,4 @@
-// The `dram` command: start | dev | status | failover | members | actions | kv | backup | restore | recover. Each subcommand parses its flags here
+// The `dram` command: start | dev | status | failover | members | actions | kv | db | alias | query | backup | restore | recover. Each subcommand parses its flags here
 // and hands over to the module that does the work; errors print one line and exit non-zero.
 
 import { Command } from 'commander';
@@ -9,6 +9,7 @@ import { registerBackupCommands } from './backup-commands.ts';
 import { runDev } from './dev.ts';
 import { call, describeError, useToken, type ApiAnswer } from './http-client.ts';
 import { examplesHelp } from './help.ts';
+import { addDatabaseCommands } from './db-commands.ts';
 import { printTable } from './table.ts';
 import { addQueryCommand } from './query-command.ts';
 
@@ -384,6 +385,7 @@ function fail(message: string): never {
 
 addQueryCommand(program, defaultUrl, fail);
 registerBackupCommands(program, defaultUrl, fail);
+addDatabaseCommands(program, defaultUrl, fail);
 
 program.addHelpText('after', () => examplesHelp(program));
 

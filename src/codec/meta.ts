@@ -14,6 +14,12 @@
 
 import type { GroupId, NodeId } from '../base/ids.ts';
 import { utf8Length } from '../base/bytes.ts';
+import {
+  databasesCommand,
+  databasesSnapshot,
+  type DatabasesCommand,
+  type DatabasesSnapshot,
+} from './meta-databases.ts';
 import { decode, encode } from './msgpack.ts';
 import { counter, fail, list, nodeId, oneOf, record } from './validate.ts';
 
@@ -107,7 +113,9 @@ export type MetaCommand =
       readonly state: ActionState;
       readonly atMs: number;
     }
-  | { readonly type: 'action.cancel'; readonly id: string; readonly reason: string; readonly atMs: number };
+  | { readonly type: 'action.cancel'; readonly id: string; readonly reason: string; readonly atMs: number }
+  /** The database catalog's own commands (src/codec/meta-databases.ts). */
+  | { readonly type: 'databases'; readonly command: DatabasesCommand };
 
 export const metaCommandTypes = [
   'cluster.set',
@@ -119,6 +127,7 @@ export const metaCommandTypes = [
   'action.schedule',
   'action.update',
   'action.cancel',
+  'databases',
 ] as const satisfies readonly MetaCommand['type'][];
 
 export interface MetaSnapshot {
@@ -131,6 +140,8 @@ export interface MetaSnapshot {
   readonly queued: readonly ActionRecord[];
   /** Finished actions in finish order. */
   readonly finished: readonly ActionRecord[];
+  /** The database catalog; absent in snapshots written before it existed. */
+  readonly databases?: DatabasesSnapshot;
 }
 
 // ---- field validators -------------------------------------------------------------------------
@@ -335,6 +346,8 @@ export function metaCommand(value: unknown, path = 'meta'): MetaCommand {
         reason: text(raw['reason'], `${path}.reason`, textBytesMax),
         atMs: time(raw['atMs'], `${path}.atMs`),
       };
+    case 'databases':
+      return { type, command: databasesCommand(raw['command'], `${path}.command`) };
   }
 }
 
@@ -402,5 +415,6 @@ export function decodeMetaSnapshot(data: Uint8Array): MetaSnapshot {
     }),
     queued: actions('queued'),
     finished: actions('finished'),
+    ...(raw['databases'] === undefined ? {} : { databases: databasesSnapshot(raw['databases'], 'metasnap.databases') }),
   };
 }

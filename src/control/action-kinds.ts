@@ -16,10 +16,12 @@
 //    cluster, which joins through that member.
 //  - agent.replicante.io/cluster.add: `{node: "<the new node's http URL>"}`, runs on a member.
 //  - dram.io/replication.set: `{kind: "kv" | "meta", factor: 1..replicationFactorMax}`.
+//  - dram.io/db.add, db.reload, db.remove, alias.swap: the database catalog's (database-kinds.ts).
 //
 // Called by: src/control/executor.ts (planner), src/control/action-steps.ts (steps), src/api/ (schedule checks).
 
 import type { ActionState, JsonValue } from '../codec/meta.ts';
+import { databaseArgsProblem, databaseKinds } from './database-kinds.ts';
 
 export const testSuccessKind = 'agent.replicante.io/test.success';
 export const testFailKind = 'agent.replicante.io/test.fail';
@@ -41,6 +43,7 @@ export const actionKinds = [
   clusterJoinKind,
   clusterAddKind,
   replicationSetKind,
+  ...databaseKinds,
 ] as const;
 export type ActionKind = (typeof actionKinds)[number];
 
@@ -119,6 +122,11 @@ export function argsProblem(kind: ActionKind, args: JsonValue): string | undefin
         ? undefined
         : `args.factor must be an integer 1..${replicationFactorMax}`;
     }
+    case 'dram.io/db.add':
+    case 'dram.io/db.reload':
+    case 'dram.io/db.remove':
+    case 'dram.io/alias.swap':
+      return databaseArgsProblem(kind, args);
   }
 }
 

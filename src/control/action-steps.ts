@@ -31,6 +31,7 @@
 //    record is dropped then; one left by a timeout stays until the node joins or is removed).
 //  - dram.io/replication.set {kind, factor}: records the factor; FAILED when it is larger than
 //    the number of registered nodes. DONE `{kind, factor}`.
+//  - dram.io/db.*, dram.io/alias.swap: the database catalog's (src/control/database-steps.ts).
 //
 // Called by: src/control/controller.ts.
 
@@ -51,6 +52,7 @@ import {
   testSuccessKind,
   transferLeadershipKind,
 } from './action-kinds.ts';
+import { runDatabaseStep, type DatabaseStepContext } from './database-steps.ts';
 
 export const transferRetryMs = 1000;
 /** How often cluster.add looks at a node that is not a voter everywhere yet (and asks it to join again). */
@@ -94,6 +96,8 @@ export interface StepContext {
   askToJoin(url: string, id: string, via: string): Promise<EffectResult>;
   /** A fresh action id (a UUID). */
   newActionId(): string;
+  /** The database catalog's steps; undefined where no object store is configured (they fail). */
+  readonly databases?: DatabaseStepContext | undefined;
 }
 
 /** A node as its agent API describes it. */
@@ -127,6 +131,11 @@ export async function runActionStep(action: ActionRecord, context: StepContext):
       return stepAdd(action, context);
     case replicationSetKind:
       return stepReplication(action, context);
+    case 'dram.io/db.add':
+    case 'dram.io/db.reload':
+    case 'dram.io/db.remove':
+    case 'dram.io/alias.swap':
+      return runDatabaseStep({ ...action, kind: action.kind }, context.databases);
     default:
       return failedState(action, `unknown action kind ${action.kind}`);
   }

@@ -22,6 +22,7 @@ import type { ProposalOutcome } from '../multiraft/host.ts';
 import type { HostClock, TimerHandle } from '../multiraft/ports.ts';
 import type { ConfChange, Status } from '../raft/types.ts';
 import { runActionStep, type EffectResult, type StepContext } from './action-steps.ts';
+import type { CatalogProposal, DatabaseStepContext } from './database-steps.ts';
 import { planNextStep } from './executor.ts';
 import { planMetaMembership, type MetaMembershipStep } from './meta-membership.ts';
 
@@ -32,7 +33,10 @@ export const controllerPollMs = 200;
  * (a controller without them, e.g. in a simulation, sees a new node that never answers).
  */
 export type ControllerEffects = Pick<StepContext, 'transferLeadership' | 'removeFromKvGroups'> &
-  Partial<Pick<StepContext, 'describeNode' | 'askToJoin' | 'newActionId'>>;
+  Partial<Pick<StepContext, 'describeNode' | 'askToJoin' | 'newActionId'>> & {
+    /** Lists an S3 prefix for the database actions; without it they fail (no object store). */
+    readonly listObjects?: DatabaseStepContext['listObjects'];
+  };
 /** How often a node whose registry record is out of date proposes it again. */
 export const registerRetryMs = 2000;
 
@@ -112,6 +116,29 @@ export class MetaController {
       },
       forgetNode: async (node) =>
         model.node(node) === undefined ? { ok: true, detail: null } : this.proposeEffect({ type: 'node.remove', node }),
+      databases:
+        options.effects.listObjects === undefined
+          ? undefined
+          : {
+              nowMs: options.wallNowMs,
+              catalog: model.databases,
+              activeNodes: () => model.activeNodes(),
+              listObjects: options.effects.listObjects,
+              propose: (command) => this.proposeCatalog(command),
+            },
+    };
+  }
+
+  /** A catalog command through group 0, with the model's refusal when it refused. */
+  private async proposeCatalog(command: Parameters<DatabaseStepContext['propose']>[0]): Promise<CatalogProposal> {
+    const outcome = await this.options.host.propose(metaGroup, encodeMetaCommand({ type: 'databases', command }));
+    if (outcome.kind !== 'applied') return { kind: 'unknown' };
+    const result = outcome.result as { ok?: unknown; reason?: unknown; message?: unknown } | undefined;
+    if (result?.ok === true) return { kind: 'ok' };
+    return {
+      kind: 'refused',
+      reason: typeof result?.reason === 'string' ? result.reason : 'refused',
+      message: typeof result?.message === 'string' ? result.message : 'refused',
     };
   }
 

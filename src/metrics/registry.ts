@@ -51,6 +51,30 @@ export interface NodeMetricsOptions {
   readonly peerTraffic?: PeerTrafficSource;
   /** The node's data directory: its file system's free and total bytes are exported. */
   readonly dataDir?: string;
+  /** This node's download jobs (src/data/database-downloads.ts), read at scrape time. */
+  readonly databases?: () => readonly DatabaseJobStats[];
+  /** The catalog's replica counts, exported while this node leads the meta group (undefined: it does not). */
+  readonly catalog?: () => CatalogStats | undefined;
+}
+
+/** Per shard of each database's current version: replicas by state; and the replica count each asks for. */
+export interface CatalogStats {
+  readonly shards: readonly {
+    readonly database: string;
+    readonly shard: string;
+    readonly state: string;
+    readonly replicas: number;
+  }[];
+  readonly desired: readonly { readonly database: string; readonly replicas: number }[];
+}
+
+/** One database version's download job on this node, as the metrics see it. */
+export interface DatabaseJobStats {
+  readonly database: string;
+  readonly state: 'loading' | 'loaded' | 'failed';
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly filesDone: number;
 }
 
 /** Role as a number so a dashboard can plot it: 0 follower, 1 candidate (pre-vote included), 2 leader. */
@@ -70,6 +94,8 @@ export interface NodeMetrics extends ApiMetrics {
   collect(): void;
   observeTurnDuration(seconds: number): void;
   observeStorageWrite(seconds: number, sync: boolean): void;
+  /** Bytes of a database this node fetched from S3. */
+  databaseBytesFetched(database: string, bytes: number): void;
   /** Every metric this registry exposes, with its type (for the docs parity test). */
   catalog(): { readonly name: string; readonly type: string; readonly labels: readonly string[] }[];
 }
@@ -179,6 +205,66 @@ function processMetrics(registers: Registers) {
 }
 
 /** Sets the per-group gauges from the host's status and counts leader changes and failovers since the last call. */
+/** Databases: this node's downloads and local files, and (on the meta leader) the catalog's replica counts. */
+function databaseMetrics(registers: Registers) {
+  return {
+    fetched: new Counter({
+      name: 'dram_database_download_bytes_total',
+      help: 'Bytes of a database this node fetched from S3 (retries and resumed files counted as fetched).',
+      labelNames: ['database'] as const,
+      registers,
+    }),
+    bytes: new Gauge({
+      name: 'dram_database_local_bytes',
+      help: "Bytes of a database's files complete on this node's disk (every version it holds).",
+      labelNames: ['database'] as const,
+      registers,
+    }),
+    files: new Gauge({
+      name: 'dram_database_local_files',
+      help: "Files of a database complete on this node's disk (every version it holds).",
+      labelNames: ['database'] as const,
+      registers,
+    }),
+    versions: new Gauge({
+      name: 'dram_database_versions',
+      help: 'Versions of a database this node holds shards of, by load state (loading, loaded, failed).',
+      labelNames: ['database', 'state'] as const,
+      registers,
+    }),
+    shardReplicas: new Gauge({
+      name: 'dram_database_shard_replicas',
+      help: "Replicas of a database shard (current version) by load state, from the meta model; the meta leader's only.",
+      labelNames: ['database', 'shard', 'state'] as const,
+      registers,
+    }),
+    replicasDesired: new Gauge({
+      name: 'dram_database_replicas_desired',
+      help: 'The replica count a database asks for ("all" resolved to the active nodes); the meta leader\'s only.',
+      labelNames: ['database'] as const,
+      registers,
+    }),
+  };
+}
+
+function collectCatalog(gauges: ReturnType<typeof databaseMetrics>, stats: CatalogStats | undefined): void {
+  gauges.shardReplicas.reset();
+  gauges.replicasDesired.reset();
+  for (const entry of stats?.shards ?? [])
+    gauges.shardReplicas.set({ database: entry.database, shard: entry.shard, state: entry.state }, entry.replicas);
+  for (const entry of stats?.desired ?? []) gauges.replicasDesired.set({ database: entry.database }, entry.replicas);
+}
+
+function collectDatabases(gauges: ReturnType<typeof databaseMetrics>, jobs: readonly DatabaseJobStats[]): void {
+  // Reset first: a dropped database stops being exported.
+  for (const gauge of [gauges.bytes, gauges.files, gauges.versions]) gauge.reset();
+  for (const job of jobs) {
+    gauges.bytes.inc({ database: job.database }, job.bytesDone);
+    gauges.files.inc({ database: job.database }, job.filesDone);
+    gauges.versions.inc({ database: job.database, state: job.state });
+  }
+}
+
 function groupCollector(gauges: ReturnType<typeof groupMetrics>, host: GroupStatusSource): () => void {
   const lastLeader = new Map<GroupId, NodeId>();
   const lastFailovers = new Map<GroupId, number>();
@@ -240,6 +326,7 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
   const groups = groupMetrics(registers);
   const requests = requestMetrics(registers);
   const runtime = processMetrics(registers);
+  const databases = databaseMetrics(registers);
   const collectGroups = groupCollector(groups, options.host);
   const peerTraffic = options.peerTraffic;
   const collectPeers = peerTraffic === undefined ? undefined : peerCollector(runtime, peerTraffic);
@@ -249,6 +336,11 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
       collectGroups();
       collectPeers?.();
       if (options.dataDir !== undefined) collectFilesystem(runtime, options.dataDir);
+      if (options.databases !== undefined) collectDatabases(databases, options.databases());
+      if (options.catalog !== undefined) collectCatalog(databases, options.catalog());
+    },
+    databaseBytesFetched(database: string, bytes: number) {
+      databases.fetched.inc({ database }, bytes);
     },
     proposal(outcome: ProposalOutcomeLabel) {
       requests.proposals.inc({ outcome });

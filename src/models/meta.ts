@@ -35,6 +35,7 @@ import {
   type MetaCommand,
   type NodeRecord,
 } from '../codec/meta.ts';
+import { DatabasesModel, type DatabasesOutcome } from './meta-databases.ts';
 
 export const metaGroupId = 0 as GroupId;
 
@@ -61,7 +62,8 @@ export type MetaOutcome =
   | { readonly ok: false; readonly code: 'finished'; readonly phase: 'DONE' | 'FAILED' }
   | { readonly ok: false; readonly code: 'stale'; readonly version: number }
   | { readonly ok: false; readonly code: 'bad_transition'; readonly from: string; readonly to: string }
-  | { readonly ok: false; readonly code: 'malformed'; readonly message: string };
+  | { readonly ok: false; readonly code: 'malformed'; readonly message: string }
+  | DatabasesOutcome;
 
 export class MetaModel {
   readonly type = 'meta';
@@ -75,6 +77,8 @@ export class MetaModel {
   private readonly queued = new Map<string, ActionRecord>();
   /** Finished actions in finish order. */
   private readonly finished = new Map<string, ActionRecord>();
+  /** The database catalog and aliases: its own part, with its own commands (meta-databases.ts). */
+  readonly databases = new DatabasesModel();
 
   constructor(options: MetaModelOptions = metaModelDefaults) {
     assert(
@@ -162,7 +166,16 @@ export class MetaModel {
       case 'action.cancel':
         this.prune(command.atMs);
         return this.cancel(command.id, command.reason, command.atMs);
+      case 'databases':
+        return this.databases.apply(command.command, this.activeNodes());
     }
+  }
+
+  /** The registered ACTIVE nodes, in id order: what a database's `replicas: "all"` means now. */
+  activeNodes(): NodeId[] {
+    return this.nodes()
+      .filter((node) => node.status === 'ACTIVE')
+      .map((node) => node.id);
   }
 
   private schedule(request: ActionRequest, atMs: number): MetaOutcome {
@@ -244,6 +257,7 @@ export class MetaModel {
       replication: [...this.factors].map(([kind, factor]) => ({ kind, factor })),
       queued: this.queue(),
       finished: this.finishedActions(),
+      databases: this.databases.snapshot(),
     });
   }
 
@@ -254,6 +268,7 @@ export class MetaModel {
     this.factors.clear();
     this.queued.clear();
     this.finished.clear();
+    this.databases.restore(undefined);
     if (data.length === 0) return;
     const snapshot = decodeMetaSnapshot(data);
     this.clusterIdValue = snapshot.clusterId;
@@ -262,6 +277,7 @@ export class MetaModel {
     for (const { kind, factor } of snapshot.replication) this.factors.set(kind, factor);
     for (const action of snapshot.queued) this.queued.set(action.id, action);
     for (const action of snapshot.finished) this.finished.set(action.id, action);
+    this.databases.restore(snapshot.databases);
   }
 }
 

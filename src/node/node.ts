@@ -44,7 +44,8 @@ import { planBootstrap } from '../control/bootstrap.ts';
 import { awaitBootstrap, heldRecord, readHeldAction, recordHeldAction, type HeldAction } from './waiting.ts';
 import { RemovalWatch } from './removal-watch.ts';
 import { proposeMeta } from '../api/meta-propose.ts';
-import { MetaController } from '../control/controller.ts';
+import { MetaController, type ControllerEffects } from '../control/controller.ts';
+import type { MetaCommand } from '../codec/meta.ts';
 import { membersMax, type MemberDirectory } from '../control/member-directory.ts';
 import { MetaModel, metaGroupId } from '../models/meta.ts';
 import { systemClock } from '../multiraft/system-clock.ts';
@@ -54,6 +55,7 @@ import { peerSigner, type PeerSigner } from './peer-signer.ts';
 import { openNodeQuery } from './query-wiring.ts';
 import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
 import { startConfigBackup } from './config-backup-wiring.ts';
+import { catalogStats, nodeDatabases } from './databases.ts';
 
 // A KV entry is the value plus its key and a few bytes of framing: leave room above the value limit.
 const entryBytesMax = kvValueBytesMax + kvKeyBytesMax + 1024;
@@ -138,6 +140,8 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     host: { status: () => host.status() },
     peerTraffic: () => transport.stats().peers,
     dataDir: config.dataDir,
+    databases: () => databases.downloads.allProgress(),
+    catalog: () => (host.groupStatus(metaGroupId)?.status.role === 'leader' ? catalogStats(metaModel) : undefined),
   });
   const host = new MultiRaftHost({
     nodeId: config.nodeId,
@@ -191,6 +195,23 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     },
   };
   const dataDir = watchDataDir(config.dataDir);
+  const databases = nodeDatabases({
+    nodeId: config.nodeId,
+    dataDir: config.dataDir,
+    s3: config.s3,
+    model: metaModel,
+    catalogCurrent: () => {
+      const meta = host.groupStatus(metaGroupId);
+      return meta !== undefined && meta.status.leader !== 0 && meta.appliedIndex >= meta.status.commit;
+    },
+    proposeAnywhere: proposeFromHere(config, host, forward, logger),
+    log: (level, message, fields) => {
+      logger[level](fields, message);
+    },
+    onBytes: (database, bytes) => {
+      metrics.databaseBytesFetched(database, bytes);
+    },
+  });
   const app = buildApp({
     nodeId: config.nodeId,
     clusterId: config.clusterId,
@@ -213,6 +234,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
         schedule: () => Promise.resolve('this node is already in a cluster'),
         records: () => (held === undefined ? [] : [heldRecord(held)]),
       },
+      databases: databases.port,
     },
   });
   await app.listen({ host: config.http.host, port: config.http.port });
@@ -235,9 +257,11 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     httpUrl,
     version,
     logger,
+    databases.listObjects,
   );
   controller.start();
   const configBackup = config.backup === undefined ? undefined : startConfigBackup(config, host, version, logger);
+  databases.downloads.start();
   // The binary client protocol, next to the HTTP API, when --client is given.
   const binary =
     config.client === undefined
@@ -282,6 +306,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
       clearInterval(watchdog);
       controller.stop();
       await configBackup?.stop();
+      databases.stop();
       heldRecording?.stop();
       dataDir.stop();
       if (host.failure() === undefined) {
@@ -393,35 +418,40 @@ function metaController(
   httpUrl: string,
   version: string,
   logger: Logger,
+  listObjects: ControllerEffects['listObjects'],
 ): MetaController {
-  const proposeContext = {
-    nodeId: config.nodeId,
-    host,
-    forward,
-    requestTimeoutMs: config.requestTimeoutMs,
-    log: logger,
-  };
   return new MetaController({
     nodeId: config.nodeId,
     host,
     model,
     clock: systemClock,
     wallNowMs: () => Date.now(),
-    effects: apiEffects(app),
+    effects: { ...apiEffects(app), ...(listObjects === undefined ? {} : { listObjects }) },
     selfUrl: httpUrl,
     clusterId: config.clusterId,
     selfRecord: selfRecord(config, httpUrl, version),
-    proposeAnywhere: async (command) => {
-      try {
-        return (await proposeMeta(proposeContext, command)).outcome.ok;
-      } catch {
-        return false; // retried on a later tick
-      }
-    },
+    proposeAnywhere: proposeFromHere(config, host, forward, logger),
     log: (level, message, fields) => {
       logger[level](fields, message);
     },
   });
+}
+
+/** Proposes a meta command through group 0 from this node (forwarded to its leader); true when applied ok. */
+function proposeFromHere(
+  config: NodeConfig,
+  host: MultiRaftHost,
+  forward: Forward,
+  logger: Logger,
+): (command: MetaCommand) => Promise<boolean> {
+  const context = { nodeId: config.nodeId, host, forward, requestTimeoutMs: config.requestTimeoutMs, log: logger };
+  return async (command) => {
+    try {
+      return (await proposeMeta(context, command)).outcome.ok;
+    } catch {
+      return false; // retried on a later tick
+    }
+  };
 }
 
 /** What stopped the host, in the words of the node's last log line. */

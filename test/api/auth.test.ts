@@ -98,6 +98,7 @@ const sampleParams: Readonly<Record<string, string>> = {
   nameOrAlias: 'events',
   name: 'events',
   endpoint: 'count',
+  alias: 'live',
 };
 
 /** A request to `route` that would change something if it got through (a body where one is taken). */

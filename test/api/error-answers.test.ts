@@ -25,6 +25,8 @@ import { asGroupId, asNodeId, type LogIndex, type NodeId } from '../../src/base/
 import { kvKeyBytesMax, kvValueBytesMax } from '../../src/codec/kv.ts';
 import { clusterInitKind, testLoopKind, testLoopTargetMax, testSuccessKind } from '../../src/control/action-kinds.ts';
 import { createNodeMetrics } from '../../src/metrics/registry.ts';
+import { databasesMax, type DatabasesCommand } from '../../src/codec/meta-databases.ts';
+import type { SourceCheck } from '../../src/data/database-port.ts';
 import { MetaModel, metaModelDefaults, type MetaModelOptions } from '../../src/models/meta.ts';
 import { memberAddresses, waitFor } from './cluster.ts';
 import { connect, rawRequest, readAll } from './raw-http.ts';
@@ -50,6 +52,10 @@ interface Setup {
   /** With `meta`: the node is not in a cluster (it waits for cluster.init or cluster.join). */
   readonly notInCluster?: boolean;
   readonly auth?: AppOptions['auth'];
+  /** With `meta`: serve the database routes, the source check answering this. */
+  readonly source?: SourceCheck;
+  /** With `meta`: databases in the catalog before the request (none loaded). */
+  readonly databases?: number;
 }
 
 /** Endpoints that fail on purpose, over an engine whose one statement runs out of memory. */
@@ -143,6 +149,8 @@ function startNode(setup: Setup = {}): Node {
   const model = setup.meta === undefined ? undefined : new MetaModel({ ...metaModelDefaults, ...setup.meta });
   const stub = stubHost(model);
   setup.script?.(stub);
+  for (let k = 0; k < (setup.databases ?? 0); k++)
+    model?.apply({ type: 'databases', command: catalogCreate(k === 0 ? 'shop' : `db${k}`) });
   const options: AppOptions = {
     nodeId: stubNodeId,
     clusterId: 'test-cluster',
@@ -163,6 +171,10 @@ function startNode(setup: Setup = {}): Node {
             model,
             info: { httpUrl: 'http://127.0.0.1:8000', version: '0.0.0', clusterId: 'test-cluster' },
             wallNowMs: () => Date.now(),
+            databases:
+              setup.source === undefined
+                ? undefined
+                : { checkSource: () => Promise.resolve(setup.source ?? { ok: true }), progress: () => [] },
             bootstrap:
               setup.notInCluster === true
                 ? { inCluster: false, schedule: () => Promise.resolve(undefined), records: () => [] }
@@ -205,6 +217,23 @@ const cancel = (node: Node, id: string) =>
 const joinBody = (fields: Record<string, unknown>) =>
   JSON.stringify({ nodeId: 4, raft: '10.0.0.4:9000', http: '10.0.0.4:8000', ...fields });
 
+/** A catalog entry for a database of one shard (never loaded: no replica reports). */
+function catalogCreate(name: string): DatabasesCommand {
+  return {
+    type: 'db.create',
+    spec: { name, bucket: 'bucket', prefix: 'p/', replicas: 1, lazy: false, metadataPattern: null },
+    version: { version: 1, listedMs: 0, global: [], shards: [{ shard: '0', files: [], nodes: [stubNodeId] }] },
+    atMs: 0,
+  };
+}
+const addDatabase = (node: Node, fields: Record<string, unknown>) =>
+  inject(node, { method: 'POST', url: '/v1/databases', headers: json, payload: JSON.stringify(fields) });
+const sourceRefused = (kind: 'not_found' | 'denied' | 'unavailable'): SourceCheck => ({
+  ok: false,
+  kind,
+  message: kind,
+});
+
 /** One way to make a node answer `code`. */
 interface Scenario {
   readonly code: ErrorCode;
@@ -214,6 +243,61 @@ interface Scenario {
 }
 
 const scenarios: readonly Scenario[] = [
+  {
+    code: 'DRAM_ERR_INVALID_DATABASE',
+    how: 'a database name with a slash',
+    setup: { meta: {}, source: { ok: true } },
+    run: (node) => addDatabase(node, { name: 'a/b', source: 's3://bucket/p' }),
+  },
+  {
+    code: 'DRAM_ERR_DATABASE_NOT_FOUND',
+    how: 'an unknown database',
+    setup: { meta: {}, source: { ok: true } },
+    run: (node) => inject(node, { method: 'GET', url: '/v1/databases/none' }),
+  },
+  {
+    code: 'DRAM_ERR_DATABASE_EXISTS',
+    how: 'adding a database under a name in the catalog',
+    setup: { meta: {}, source: { ok: true }, databases: 1 },
+    run: (node) => addDatabase(node, { name: 'shop', source: 's3://bucket/p', replicas: 'all' }),
+  },
+  {
+    code: 'DRAM_ERR_SOURCE_NOT_FOUND',
+    how: 'a source whose bucket does not exist',
+    setup: { meta: {}, source: sourceRefused('not_found') },
+    run: (node) => addDatabase(node, { name: 'shop', source: 's3://bucket/p', replicas: 'all' }),
+  },
+  {
+    code: 'DRAM_ERR_SOURCE_DENIED',
+    how: 'a source the credentials may not list',
+    setup: { meta: {}, source: sourceRefused('denied') },
+    run: (node) => addDatabase(node, { name: 'shop', source: 's3://bucket/p', replicas: 'all' }),
+  },
+  {
+    code: 'DRAM_ERR_SOURCE_UNAVAILABLE',
+    how: 'a source on an object store that does not answer',
+    setup: { meta: {}, source: sourceRefused('unavailable') },
+    run: (node) => addDatabase(node, { name: 'shop', source: 's3://bucket/p', replicas: 'all' }),
+  },
+  {
+    code: 'DRAM_ERR_CATALOG_FULL',
+    how: 'adding a database to a full catalog',
+    setup: { meta: {}, source: { ok: true }, databases: databasesMax },
+    run: (node) => addDatabase(node, { name: 'one-more', source: 's3://bucket/p' }),
+  },
+  {
+    code: 'DRAM_ERR_NOT_LOADED',
+    how: 'an alias to a database not loaded yet',
+    setup: { meta: {}, databases: 1 },
+    run: (node) =>
+      inject(node, { method: 'PUT', url: '/v1/aliases/live', headers: json, payload: '{"database":"shop"}' }),
+  },
+  {
+    code: 'DRAM_ERR_ALIAS_NOT_FOUND',
+    how: 'deleting an unknown alias',
+    setup: { meta: {} },
+    run: (node) => inject(node, { method: 'DELETE', url: '/v1/aliases/none' }),
+  },
   {
     code: 'DRAM_ERR_BAD_REQUEST',
     how: 'a bad query value',

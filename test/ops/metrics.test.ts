@@ -75,7 +75,13 @@ describe('operator metrics', () => {
         host: { status: () => [replica('leader', 5, [{ id: asNodeId(2), match: 4 }])] },
         peerTraffic: () => new Map([[asNodeId(2), { bytesSent: 10, bytesReceived: 20 }]]),
         dataDir: dir,
+        databases: () => [{ database: 'shop', state: 'loaded', bytesDone: 100, bytesTotal: 100, filesDone: 2 }],
+        catalog: () => ({
+          shards: [{ database: 'shop', shard: '1', state: 'loaded', replicas: 2 }],
+          desired: [{ database: 'shop', replicas: 2 }],
+        }),
       });
+      metrics.databaseBytesFetched('shop', 100);
       metrics.proposal('applied');
       metrics.read('linearizable', 'served');
       metrics.httpRequest('GET', '/v1/kv/:key', 200);

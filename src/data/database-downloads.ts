@@ -1,0 +1,533 @@
+// The download controller: on every node, outside the action queue, it looks at the catalog (the
+// meta model's database part) every `pollMs`, and downloads the files of the replicas assigned to
+// this node that have no recorded state yet, from S3 through the ObjectStore port. Once every file
+// of a job (one database version: the node's shards plus the global files) is on disk and verified,
+// it records `loaded` for those shards through the meta log; a file that cannot be had records
+// `failed` with the error. Byte progress stays here (`progress()`), read by the API.
+//
+// On disk, under `<root>/<name>/<version>/`, each file at its key relative to the database's
+// prefix: the layout src/query/local-layout.ts reads (`shard=<id>/...`, `global/...`). A file is
+// written to `<root>/<name>/<version>.partial/<path>` first, synced, checked (size; the ETag the
+// GET answered equals the manifest's; the MD5 of the bytes when the ETag is a plain MD5) and only
+// then renamed into place: a file at its final path is complete and verified, so a restart fetches
+// it again never; a partial file is continued with a range request from where it stopped.
+//
+// Failures: an S3 error marked retryable (unavailable, throttled), a broken stream or a checksum
+// mismatch is retried with exponential backoff, at most `attemptsMax` times per file; anything
+// else (the object is gone, its ETag changed, access denied) fails the file at once. One failed
+// file fails its job (the other files of that job stop) and nothing else: other jobs and
+// databases go on. A failed replica stays failed until a reload stages a new version.
+//
+// Clean-up: version directories this node no longer needs (a dropped database, a version replaced
+// by a reload, a shard moved away) are deleted on the next pass; their jobs stop first.
+//
+// Called by: src/node/ (start/stop, wiring), src/api/ (progress, through the node's wiring).
+
+import { createHash, type Hash } from 'node:crypto';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { open, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { NodeId } from '../base/ids.ts';
+import type { DatabaseRecord, DatabasesCommand, DatabaseVersion, ManifestFile } from '../codec/meta-databases.ts';
+import { assignedNodes, replicaView } from '../models/meta-databases.ts';
+import { isObjectStoreError, type ObjectStore } from './object-store.ts';
+
+export interface DownloadLimits {
+  /** Files downloading at once on this node, across every job. */
+  readonly filesInFlightMax: number;
+  /** Attempts per file before its replica fails. */
+  readonly attemptsMax: number;
+  readonly backoffMsMin: number;
+  readonly backoffMsMax: number;
+  /** How often the catalog is looked at. */
+  readonly pollMs: number;
+}
+
+export const downloadLimitsDefault: DownloadLimits = {
+  filesInFlightMax: 8,
+  attemptsMax: 5,
+  backoffMsMin: 200,
+  backoffMsMax: 5000,
+  pollMs: 500,
+};
+
+export interface CatalogView {
+  readonly databases: readonly DatabaseRecord[];
+  /** The registered ACTIVE nodes (what `replicas: "all"` means now). */
+  readonly active: readonly NodeId[];
+}
+
+export interface DownloadsOptions {
+  readonly nodeId: NodeId;
+  /** `<data dir>/databases`. */
+  readonly root: string;
+  readonly store: ObjectStore;
+  readonly catalog: () => CatalogView;
+  /**
+   * Whether this node's catalog is current (its meta model has applied what the meta group has
+   * committed, as far as it knows): before that, a restarting node would see an old catalog and
+   * remove files it still needs. No pass runs until then.
+   */
+  readonly catalogCurrent: () => boolean;
+  /** Proposes a replica state through the meta log (forwarded to its leader); true when applied. */
+  readonly record: (command: DatabasesCommand) => Promise<boolean>;
+  readonly nowMs: () => number;
+  readonly limits?: DownloadLimits;
+  readonly log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
+  /** Told of every byte written (for the metrics). */
+  readonly onBytes?: (database: string, bytes: number) => void;
+}
+
+/** One job's progress on this node (what GET /v1/databases/:name shows per replica). */
+export interface JobProgress {
+  readonly database: string;
+  readonly version: number;
+  readonly shards: readonly string[];
+  readonly state: 'loading' | 'loaded' | 'failed';
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly filesDone: number;
+  readonly filesTotal: number;
+  /** Bytes this process fetched from S3 for the job (what a restart did not fetch again is not in it). */
+  readonly bytesFetched: number;
+  /** Bytes per second since the job started (over the bytes this run fetched). */
+  readonly bytesPerSecond: number;
+  /** Seconds to go at that rate; null when unknown. */
+  readonly etaSeconds: number | null;
+  readonly error: string | null;
+}
+
+/** The files one node downloads for one version: its shards' and the global files. */
+export function jobFiles(
+  record: DatabaseRecord,
+  version: DatabaseVersion,
+  node: NodeId,
+  active: readonly NodeId[],
+): { shards: string[]; files: ManifestFile[] } {
+  const shards = version.shards.filter((shard) =>
+    assignedNodes(version, shard.shard, record.replicas, active).includes(node),
+  );
+  if (shards.length === 0) return { shards: [], files: [] };
+  return { shards: shards.map((shard) => shard.shard), files: [...version.global, ...shards.flatMap((s) => s.files)] };
+}
+
+export function versionDir(root: string, name: string, version: number): string {
+  return join(root, name, String(version));
+}
+
+/** Whether the file is at its final path with its size: complete and verified (see the header). */
+export function isComplete(dir: string, file: ManifestFile): boolean {
+  try {
+    const stat = statSync(join(dir, file.path));
+    return stat.isFile() && stat.size === file.bytes;
+  } catch {
+    return false;
+  }
+}
+
+class DownloadError extends Error {
+  override readonly name = 'DownloadError';
+  readonly retryable: boolean;
+  constructor(message: string, retryable: boolean) {
+    super(message);
+    this.retryable = retryable;
+  }
+}
+
+interface Job {
+  readonly key: string;
+  readonly database: string;
+  readonly version: number;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly shards: readonly string[];
+  readonly files: readonly ManifestFile[];
+  readonly startedMs: number;
+  bytesDone: number;
+  bytesFetched: number;
+  filesDone: number;
+  state: 'loading' | 'loaded' | 'failed';
+  error: string | null;
+  /** Set when the job is no longer wanted, or one file failed: the others stop. */
+  stopped: boolean;
+  /** The outcome is recorded in the log (or was not needed). */
+  recorded: boolean;
+}
+
+const plainMd5 = /^[0-9a-f]{32}$/u;
+
+export class DatabaseDownloads {
+  private readonly options: DownloadsOptions;
+  private readonly limits: DownloadLimits;
+  private readonly jobs = new Map<string, Job>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private inFlight = 0;
+  private readonly waiting: (() => void)[] = [];
+  private passing = false;
+
+  constructor(options: DownloadsOptions) {
+    this.options = options;
+    this.limits = options.limits ?? downloadLimitsDefault;
+    for (const [name, value] of Object.entries(this.limits))
+      if (!Number.isSafeInteger(value) || value < 1) throw new Error(`downloads: ${name} must be a positive integer`);
+    mkdirSync(options.root, { recursive: true });
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      void this.pass();
+    }, this.limits.pollMs);
+    void this.pass();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const job of this.jobs.values()) job.stopped = true;
+  }
+
+  /** Every job of this node (each database version it holds shards of). */
+  allProgress(): JobProgress[] {
+    return [...this.jobs.values()].map((job) => this.describe(job));
+  }
+
+  /** This node's jobs of the database, one per version it holds shards of. */
+  progress(database: string): JobProgress[] {
+    return [...this.jobs.values()].filter((job) => job.database === database).map((job) => this.describe(job));
+  }
+
+  private describe(job: Job): JobProgress {
+    const bytesTotal = job.files.reduce((sum, file) => sum + file.bytes, 0);
+    const seconds = Math.max(0.001, (this.options.nowMs() - job.startedMs) / 1000);
+    const rate = job.bytesFetched / seconds;
+    const left = bytesTotal - job.bytesDone;
+    return {
+      database: job.database,
+      version: job.version,
+      shards: job.shards,
+      state: job.state,
+      bytesDone: job.bytesDone,
+      bytesTotal,
+      filesDone: job.filesDone,
+      filesTotal: job.files.length,
+      bytesFetched: job.bytesFetched,
+      bytesPerSecond: Math.round(rate),
+      etaSeconds: job.state !== 'loading' ? 0 : rate > 0 ? Math.ceil(left / rate) : null,
+      error: job.error,
+    };
+  }
+
+  /** One look at the catalog: start what is wanted, record what finished, remove what is not wanted. */
+  async pass(): Promise<void> {
+    if (this.passing || !this.options.catalogCurrent()) return;
+    this.passing = true;
+    try {
+      const { databases, active } = this.options.catalog();
+      const wanted = new Set<string>();
+      for (const record of databases)
+        for (const version of [record.current, record.next]) {
+          if (version === null) continue;
+          const { shards, files } = jobFiles(record, version, this.options.nodeId, active);
+          if (shards.length === 0) continue;
+          const key = `${record.name}/${version.version}`;
+          wanted.add(key);
+          this.keep(record, version, shards, files, key);
+        }
+      for (const [key, job] of this.jobs)
+        if (!wanted.has(key)) {
+          job.stopped = true;
+          this.jobs.delete(key);
+        }
+      this.removeUnwanted(wanted);
+      for (const job of this.jobs.values()) if (!job.recorded && job.state !== 'loading') await this.recordOutcome(job);
+    } catch (error) {
+      this.options.log?.('warn', 'database downloads: pass failed', { err: error });
+    } finally {
+      this.passing = false;
+    }
+  }
+
+  private keep(
+    record: DatabaseRecord,
+    version: DatabaseVersion,
+    shards: string[],
+    files: ManifestFile[],
+    key: string,
+  ): void {
+    const recorded = shards.map((shard) => replicaView(record, version.version, shard, this.options.nodeId));
+    const known = this.jobs.get(key);
+    if (known !== undefined) {
+      // Recorded by the log (perhaps by this node before a restart): nothing more to do.
+      if (known.state !== 'loading' && recorded.every((view) => view.state === known.state)) known.recorded = true;
+      return;
+    }
+    const dir = versionDir(this.options.root, record.name, version.version);
+    const job: Job = {
+      key,
+      database: record.name,
+      version: version.version,
+      bucket: record.bucket,
+      prefix: record.prefix,
+      shards,
+      files,
+      startedMs: this.options.nowMs(),
+      bytesDone: 0,
+      bytesFetched: 0,
+      filesDone: 0,
+      state: 'loading',
+      error: null,
+      stopped: false,
+      recorded: false,
+    };
+    this.jobs.set(key, job);
+    if (recorded.every((view) => view.state === 'loaded')) {
+      // Loaded before (this run or an earlier one): report what is on disk, fetch nothing.
+      job.state = 'loaded';
+      job.recorded = true;
+      for (const file of files)
+        if (isComplete(dir, file)) {
+          job.filesDone++;
+          job.bytesDone += file.bytes;
+        }
+      return;
+    }
+    const failed = recorded.find((view) => view.state === 'failed');
+    if (failed !== undefined) {
+      job.state = 'failed';
+      job.error = failed.error;
+      job.recorded = true;
+      return;
+    }
+    void this.run(job, dir);
+  }
+
+  private async run(job: Job, dir: string): Promise<void> {
+    this.options.log?.('info', 'database download started', {
+      database: job.database,
+      version: job.version,
+      shards: job.shards,
+      files: job.files.length,
+    });
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < job.files.length && !job.stopped) {
+        const file = job.files[next++];
+        if (file === undefined) return;
+        await this.slot();
+        try {
+          // Checked again: the job may have been stopped while this worker waited for a slot.
+          if (!isStopped(job)) await this.fetchFile(job, dir, file);
+        } finally {
+          this.release();
+        }
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.limits.filesInFlightMax, job.files.length) }, worker));
+      if (job.stopped) return;
+      job.state = 'loaded';
+      rmSync(`${dir}.partial`, { recursive: true, force: true });
+      this.options.log?.('info', 'database downloaded', { database: job.database, version: job.version });
+    } catch (error) {
+      job.stopped = true;
+      job.state = 'failed';
+      job.error = error instanceof Error ? error.message : String(error);
+      this.options.log?.('warn', 'database download failed', {
+        database: job.database,
+        version: job.version,
+        error: job.error,
+      });
+    }
+    if (this.jobs.get(job.key) === job) await this.recordOutcome(job);
+  }
+
+  private async recordOutcome(job: Job): Promise<void> {
+    if (job.recorded || job.state === 'loading') return;
+    const recorded = await this.options
+      .record({
+        type: 'db.replica',
+        name: job.database,
+        version: job.version,
+        node: this.options.nodeId,
+        shards: job.shards,
+        state: job.state,
+        error: job.error?.slice(0, 1000) ?? null,
+        atMs: this.options.nowMs(),
+      })
+      .catch(() => false);
+    // Not applied: the next pass tries again (a state already recorded marks the job recorded there).
+    if (recorded) job.recorded = true;
+    else
+      this.options.log?.('warn', 'database replica state not recorded yet', {
+        database: job.database,
+        state: job.state,
+      });
+  }
+
+  /** Downloads one file with retries; throws the reason when it cannot be had. */
+  private async fetchFile(job: Job, dir: string, file: ManifestFile): Promise<void> {
+    if (isComplete(dir, file)) {
+      job.filesDone++;
+      job.bytesDone += file.bytes;
+      return;
+    }
+    for (let attempt = 1; ; attempt++) {
+      const counted = { bytes: 0 };
+      try {
+        await this.fetchOnce(job, dir, file, counted);
+        job.filesDone++;
+        return;
+      } catch (error) {
+        job.bytesDone -= counted.bytes;
+        const failure = asDownloadError(error);
+        const where = `s3://${job.bucket}/${job.prefix}${file.path}`;
+        if (!failure.retryable || attempt >= this.limits.attemptsMax || job.stopped)
+          throw new Error(
+            `${where}: ${failure.message}${failure.retryable ? ` (gave up after ${attempt} attempts)` : ''}`,
+            { cause: error },
+          );
+        const backoff = Math.min(this.limits.backoffMsMax, this.limits.backoffMsMin * 2 ** (attempt - 1));
+        this.options.log?.('warn', 'database download retrying', {
+          file: where,
+          attempt,
+          backoffMs: backoff,
+          error: failure.message,
+        });
+        await delay(backoff);
+      }
+    }
+  }
+
+  private async fetchOnce(job: Job, dir: string, file: ManifestFile, counted: { bytes: number }): Promise<void> {
+    const partial = join(`${dir}.partial`, file.path);
+    mkdirSync(dirname(partial), { recursive: true });
+    let offset = existsSync(partial) ? statSync(partial).size : 0;
+    if (offset >= file.bytes) {
+      rmSync(partial, { force: true });
+      offset = 0;
+    }
+    const hash = createHash('md5');
+    if (offset > 0) await hashFile(partial, hash);
+    const key = `${job.prefix}${file.path}`;
+    const stream = await this.options.store.stream(
+      job.bucket,
+      key,
+      file.bytes === 0 ? undefined : { range: { offset, length: file.bytes - offset } },
+    );
+    const changed =
+      stream.info.etag !== file.etag
+        ? `the object changed since it was listed (ETag ${stream.info.etag}, manifest ${file.etag}): reload the database`
+        : stream.info.bytes !== file.bytes
+          ? `the object has ${stream.info.bytes} bytes, the manifest ${file.bytes}: reload the database`
+          : undefined;
+    if (changed !== undefined) {
+      await stream.chunks[Symbol.asyncIterator]().return?.(); // the body is not wanted: free the connection
+      throw new DownloadError(changed, false);
+    }
+    counted.bytes += offset;
+    job.bytesDone += offset;
+    const handle = await open(partial, offset === 0 ? 'w' : 'a');
+    try {
+      for await (const chunk of stream.chunks) {
+        if (job.stopped) throw new DownloadError('stopped', false);
+        await handle.write(chunk);
+        hash.update(chunk);
+        counted.bytes += chunk.length;
+        job.bytesDone += chunk.length;
+        job.bytesFetched += chunk.length;
+        this.options.onBytes?.(job.database, chunk.length);
+      }
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const size = statSync(partial).size;
+    if (size !== file.bytes) throw new DownloadError(`got ${size} bytes of ${file.bytes}`, true);
+    if (plainMd5.test(file.etag)) {
+      const md5 = hash.digest('hex');
+      if (md5 !== file.etag) {
+        rmSync(partial, { force: true });
+        throw new DownloadError(`the bytes' MD5 ${md5} is not the ETag ${file.etag}`, true);
+      }
+    }
+    const final = join(dir, file.path);
+    mkdirSync(dirname(final), { recursive: true });
+    await rename(partial, final);
+    syncDirectory(dirname(final));
+  }
+
+  private removeUnwanted(wanted: ReadonlySet<string>): void {
+    const root = this.options.root;
+    for (const name of readdirSync(root)) {
+      const base = join(root, name);
+      for (const entry of readdirSync(base)) {
+        const version = entry.replace(/\.partial$/u, '');
+        if (wanted.has(`${name}/${version}`)) continue;
+        rmSync(join(base, entry), { recursive: true, force: true });
+        this.options.log?.('info', 'database files removed', { database: name, version: entry });
+      }
+      if (readdirSync(base).length === 0) rmSync(base, { recursive: true, force: true });
+    }
+  }
+
+  private slot(): Promise<void> {
+    if (this.inFlight < this.limits.filesInFlightMax) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.waiting.push(() => {
+        this.inFlight++;
+        resolve();
+      });
+    });
+  }
+
+  private release(): void {
+    this.inFlight--;
+    this.waiting.shift()?.();
+  }
+}
+
+function isStopped(job: Job): boolean {
+  return job.stopped;
+}
+
+function asDownloadError(error: unknown): DownloadError {
+  if (error instanceof DownloadError) return error;
+  if (isObjectStoreError(error)) return new DownloadError(`${error.code}: ${error.message}`, error.retryable);
+  // A stream cut half way, a socket reset: worth another attempt.
+  return new DownloadError(error instanceof Error ? error.message : String(error), true);
+}
+
+async function hashFile(path: string, hash: Hash): Promise<void> {
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+}
+
+function syncDirectory(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      // A directory's entry (the rename) survives a crash once its directory is synced.
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Not every file system lets a directory be opened for sync; the file itself is synced.
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

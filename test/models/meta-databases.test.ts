@@ -1,0 +1,176 @@
+// The database catalog as a pure model: placement (deterministic, least loaded), replica states
+// (only for assigned nodes of known versions), a reload's version made current once loaded on its
+// copies, aliases (loaded databases only, all or nothing, rollback), the snapshot through the meta
+// model's codec, garbage refused; and the manifest built from a listing.
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { asNodeId, type NodeId } from '../../src/base/ids.ts';
+import { encodeMetaCommand } from '../../src/codec/meta.ts';
+import { databasesCommand, type DatabasesCommand, type DatabaseVersion } from '../../src/codec/meta-databases.ts';
+import { buildManifest } from '../../src/control/database-steps.ts';
+import { MetaModel } from '../../src/models/meta.ts';
+import { placeShards } from '../../src/models/meta-databases.ts';
+
+const nodes = [1, 2, 3].map(asNodeId);
+
+function version(number: number, placement: Record<string, NodeId[]>): DatabaseVersion {
+  return {
+    version: number,
+    listedMs: 0,
+    global: [],
+    shards: Object.entries(placement).map(([shard, held]) => ({
+      shard,
+      files: [{ path: `shard=${shard}/a.parquet`, bytes: 10, etag: 'e' }],
+      nodes: held,
+    })),
+  };
+}
+
+function model(): MetaModel {
+  const meta = new MetaModel();
+  for (const id of nodes)
+    meta.apply({
+      type: 'node.upsert',
+      node: {
+        id,
+        address: { member: null, client: null, raft: null },
+        agentVersion: '',
+        storeVersion: '',
+        attributes: {},
+        status: 'ACTIVE',
+      },
+    });
+  return meta;
+}
+
+const apply = (meta: MetaModel, command: DatabasesCommand) => meta.apply({ type: 'databases', command });
+const create = (name: string, v: DatabaseVersion, replicas: number | 'all' = 2): DatabasesCommand => ({
+  type: 'db.create',
+  spec: { name, bucket: 'bucket', prefix: 'p/', replicas, lazy: false, metadataPattern: null },
+  version: v,
+  atMs: 1,
+});
+const loaded = (name: string, v: number, node: number, shards: string[]): DatabasesCommand => ({
+  type: 'db.replica',
+  name,
+  version: v,
+  node: asNodeId(node),
+  shards,
+  state: 'loaded',
+  error: null,
+  atMs: 2,
+});
+
+describe('database catalog', () => {
+  it('places each shard on the least loaded nodes, ties by id, and refuses too few nodes', () => {
+    const loads = new Map([[asNodeId(1), 1]]);
+    expect([...(placeShards(['a', 'b', 'c'], 2, nodes, loads) ?? [])]).toEqual([
+      ['a', [2, 3]],
+      ['b', [1, 2]],
+      ['c', [1, 3]],
+    ]);
+    expect(placeShards(['a'], 4, nodes, new Map())).toBeUndefined();
+    // A reload keeps a shard's nodes.
+    expect(placeShards(['a'], 2, nodes, new Map(), new Map([['a', [asNodeId(3), asNodeId(1)]]]))?.get('a')).toEqual([
+      1, 3,
+    ]);
+  });
+
+  it('records states of assigned replicas only, and makes a reload current once loaded on its copies', () => {
+    const meta = model();
+    expect(apply(meta, create('shop', version(1, { '0': [asNodeId(1), asNodeId(2)] })))).toEqual({ ok: true });
+    expect(apply(meta, create('shop', version(1, { '0': [asNodeId(1)] })))).toMatchObject({
+      ok: false,
+      reason: 'exists',
+    });
+    expect(apply(meta, loaded('shop', 1, 3, ['0']))).toMatchObject({ ok: false, reason: 'stale' });
+    expect(apply(meta, loaded('shop', 7, 1, ['0']))).toMatchObject({ ok: false, reason: 'stale' });
+    expect(apply(meta, loaded('shop', 1, 1, ['0']))).toEqual({ ok: true });
+    expect(
+      apply(meta, { type: 'db.stage', name: 'shop', version: version(2, { '0': [asNodeId(1), asNodeId(2)] }) }),
+    ).toEqual({
+      ok: true,
+    });
+    expect(apply(meta, loaded('shop', 2, 1, ['0']))).toEqual({ ok: true });
+    expect(meta.databases.database('shop')?.current.version).toBe(1);
+    expect(apply(meta, loaded('shop', 2, 2, ['0']))).toEqual({ ok: true });
+    const shop = meta.databases.database('shop');
+    expect([shop?.current.version, shop?.next, shop?.replicaStates.map((state) => state.version)]).toEqual([
+      2,
+      null,
+      [2, 2],
+    ]);
+    // A late report for the replaced version changes nothing.
+    expect(apply(meta, loaded('shop', 1, 2, ['0']))).toMatchObject({ ok: false, reason: 'stale' });
+  });
+
+  it('points aliases at loaded databases only, all or nothing, and rolls back', () => {
+    const meta = model();
+    apply(meta, create('a', version(1, { '0': [asNodeId(1)] }), 1));
+    apply(meta, create('b', version(1, { '0': [asNodeId(2)] }), 'all'));
+    apply(meta, loaded('a', 1, 1, ['0']));
+    const add = (alias: string, database: string) => ({ op: 'add' as const, alias, database });
+    expect(apply(meta, { type: 'alias.swap', changes: [add('live', 'a')] })).toEqual({ ok: true });
+    // b is "all": loaded on one of three active nodes is not enough.
+    apply(meta, loaded('b', 1, 1, ['0']));
+    expect(apply(meta, { type: 'alias.swap', changes: [add('live', 'b'), add('x', 'a')] })).toMatchObject({
+      reason: 'not_loaded',
+    });
+    expect(meta.databases.aliases()).toEqual([{ alias: 'live', database: 'a' }]);
+    apply(meta, loaded('b', 1, 2, ['0']));
+    apply(meta, loaded('b', 1, 3, ['0']));
+    expect(apply(meta, { type: 'alias.swap', changes: [add('live', 'b')] })).toEqual({ ok: true });
+    expect(apply(meta, { type: 'alias.swap', changes: [add('a', 'b')] })).toMatchObject({ reason: 'exists' });
+    expect(apply(meta, { type: 'alias.rollback' })).toEqual({ ok: true });
+    expect(meta.databases.resolve('live')?.name).toBe('a');
+    // Dropping a database drops its aliases; the snapshot carries the catalog.
+    apply(meta, { type: 'db.drop', name: 'a' });
+    expect(meta.databases.aliases()).toEqual([]);
+    const copy = new MetaModel();
+    copy.restore(meta.snapshot());
+    expect(copy.databases.snapshot()).toEqual(meta.databases.snapshot());
+  });
+
+  it('refuses garbage commands with a CodecError, never anything else', () => {
+    fc.assert(
+      fc.property(fc.anything(), (value) => {
+        try {
+          databasesCommand(value, 'command');
+        } catch (error) {
+          expect((error as Error).name).toBe('CodecError');
+        }
+      }),
+      { numRuns: 500, seed: 14 },
+    );
+    expect(() => databasesCommand({ type: 'db.drop', name: '../x' }, 'c')).toThrow(/no "\/", no "\.\."/u);
+    const unsafe = create('x', version(1, {}));
+    const bad = { ...unsafe, version: { ...version(1, {}), global: [{ path: '../etc/passwd', bytes: 1, etag: 'e' }] } };
+    expect(() => databasesCommand(JSON.parse(JSON.stringify(bad)), 'c')).toThrow(/relative path/u);
+    expect(encodeMetaCommand({ type: 'databases', command: unsafe }).length).toBeGreaterThan(0);
+  });
+
+  it('builds the manifest from a listing: shard folders, global files, one shard without folders', () => {
+    const object = (key: string) => ({ key, bytes: 1, etag: key });
+    const sharded = buildManifest('p/', [
+      object('p/global/users.parquet'),
+      object('p/shard=10/a.parquet'),
+      object('p/shard=2/b.parquet'),
+      object('p/README'),
+      object('p/shard=2/'),
+    ]);
+    expect(sharded).toEqual({
+      shards: [
+        { shard: '2', files: [{ path: 'shard=2/b.parquet', bytes: 1, etag: 'p/shard=2/b.parquet' }] },
+        { shard: '10', files: [{ path: 'shard=10/a.parquet', bytes: 1, etag: 'p/shard=10/a.parquet' }] },
+      ],
+      global: [{ path: 'global/users.parquet', bytes: 1, etag: 'p/global/users.parquet' }],
+      ignored: 1,
+    });
+    expect(buildManifest('', [object('a.ndjson'), object('x/b.ndjson')])).toMatchObject({
+      shards: [{ shard: '0', files: [{ path: 'a.ndjson' }, { path: 'x/b.ndjson' }] }],
+    });
+    expect(buildManifest('p/', [object('p/a//b')])).toMatch(/cannot be stored as a file/u);
+    expect(buildManifest('p/', [object('p/global/x')])).toBe('no data files under the prefix');
+  });
+});
