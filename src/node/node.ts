@@ -53,6 +53,8 @@ import { watchDataDir } from './data-dir-size.ts';
 import { apiEffects, type InjectableApp } from './meta-effects.ts';
 import { peerSigner, type PeerSigner } from './peer-signer.ts';
 import { openNodeQuery } from './query-wiring.ts';
+import { catalogDirectory } from './catalog-directory.ts';
+import { emptyDatabaseDirectory, type DatabaseDirectory } from '../query/database-directory.ts';
 import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
 import { startConfigBackup } from './config-backup-wiring.ts';
 import { catalogStats, nodeDatabases } from './databases.ts';
@@ -87,7 +89,9 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
   let config = configured;
   mkdirSync(config.dataDir, { recursive: true });
   // Before anything else opens: an endpoint module that cannot be served stops the start here.
-  const query = await openNodeQuery(config);
+  // The catalog opens later (it needs the meta model): until then, every database is unknown.
+  let directory: DatabaseDirectory = emptyDatabaseDirectory;
+  const query = await openNodeQuery(config, { resolve: (nameOrAlias) => directory.resolve(nameOrAlias) });
   const store = await DiskStore.open(join(config.dataDir, 'raft'), {
     entryDataBytesMax: entryBytesMax,
     snapshotDataBytesMax,
@@ -211,6 +215,10 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     onBytes: (database, bytes) => {
       metrics.databaseBytesFetched(database, bytes);
     },
+  });
+  directory = catalogDirectory({
+    catalog: () => ({ model: metaModel.databases, active: metaModel.activeNodes() }),
+    local: databases.local,
   });
   const app = buildApp({
     nodeId: config.nodeId,

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleDatabase, sampleDefaults, type SampleFile } from '../../examples/sample-db/generate.ts';
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
@@ -20,6 +21,7 @@ import { s3rverStore } from '../s3/support.ts';
 import { eventually, formed, processCluster, request, type ProcessCluster } from './cluster-process.ts';
 
 const bucket = 'dram-it';
+const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'dram-db-it-'));
 const sampleDir = join(root, 'sample');
 let s3: S3rverProcess;
@@ -123,7 +125,9 @@ beforeAll(async () => {
   for (const name of ['resume', 'gone', 'changed', 'outage']) await upload(faultsDir, `faults/${name}/`);
   process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
   process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
-  cluster = processCluster(3, { args: ['--s3-endpoint', s3.endpoint, '--s3-path-style'] });
+  cluster = processCluster(3, {
+    args: ['--s3-endpoint', s3.endpoint, '--s3-path-style', '--endpoints', endpointsDir],
+  });
   await formed(cluster, 4);
 }, 120_000);
 
@@ -184,6 +188,22 @@ describe('databases from S3 on a three-node cluster', () => {
     expect((await detail('shop', 3))?.current.shards.map((s) => s.replicas.map((r) => [r.node, r.state]))).toEqual(
       shards.map((s) => s.replicas.map((r) => [r.node, r.state])),
     );
+    // Queried from every member: each holds two of the three shards, so each answer needs another
+    // member's map (the catalog's replicas and states are what the fan-out chooses from).
+    for (const node of cluster.ids) {
+      const query = await post('/v1/databases/shop/query/count', {}, node);
+      const coverage = query.body['coverage'] as { complete: boolean; shards: { shard: string; node?: number }[] };
+      expect({ node, status: query.status, result: query.body['result'], complete: coverage.complete }).toEqual({
+        node,
+        status: 200,
+        result: { count: 3 * 3_000 },
+        complete: true,
+      });
+      for (const answered of coverage.shards)
+        expect(shards.find((shard) => shard.shard === answered.shard)?.replicas.map((r) => r.node)).toContain(
+          answered.node,
+        );
+    }
     const again = await post('/v1/databases', { name: 'shop', source: `s3://${bucket}/sample/shop` });
     expect([again.status, again.body['code']]).toEqual([409, 'DRAM_ERR_DATABASE_EXISTS']);
   });
