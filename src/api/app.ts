@@ -41,6 +41,8 @@ import { memoryDirectory, type MemberDirectory } from '../control/member-directo
 import { memberRemoveRoutes } from './member-remove-routes.ts';
 import { memberRoutes } from './member-routes.ts';
 import { openApiDocument } from './openapi.ts';
+import { placementRoutes } from './placement-routes.ts';
+import type { PlacementRound } from '../control/placement-controller.ts';
 import { openApiWithActions } from './openapi-actions.ts';
 import type { MetaModel } from '../models/meta.ts';
 import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
@@ -81,9 +83,17 @@ export interface AppMetaOptions {
   readonly wallNowMs: () => number;
   /** cluster.init and cluster.join on a node not (yet) in the cluster's log (src/api/action-schedule.ts). */
   readonly bootstrap?: BootstrapPort | undefined;
+  /** The placement controller's last round, while this node leads group 0 (GET /v1/placement). */
+  readonly placementRound?: (() => PlacementRound | undefined) | undefined;
 }
 
 export const defaultRequestTimeoutMs = 5000;
+
+/** The nodes hosting a group, as the meta model records them (src/control/group-hosting.ts). */
+function locateOf(model: MetaModel | undefined): ((group: GroupId) => readonly NodeId[]) | undefined {
+  if (model === undefined) return undefined;
+  return (group) => model.groups().find((record) => record.id === group)?.replicas ?? [];
+}
 
 // A percent-encoded key is at most 3 bytes of URL per byte of key; anything longer is a key over
 // the limit, answered 413 by the framework-error handler rather than a 404 from the router.
@@ -135,6 +145,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     placement: createKvPlacement(options.groups),
     forward,
     metrics: options.metrics,
+    locate: locateOf(options.meta?.model),
   });
   app.register(adminRoutes, {
     nodeId: options.nodeId,
@@ -168,6 +179,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   if (options.meta !== undefined && actions !== undefined) {
     app.register(agentRoutes, { nodeId: options.nodeId, info: options.meta.info, actions });
     app.register(actionRoutes, { nodeId: options.nodeId, actions });
+    app.register(placementRoutes, { actions, round: options.meta.placementRound });
   }
 
   // In a plugin, like every route: the API docs generator sees routes registered after it loaded.

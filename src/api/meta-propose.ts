@@ -128,6 +128,18 @@ function parseJson(body: Buffer): Record<string, unknown> | undefined {
   }
 }
 
+/**
+ * What a member may hand the meta leader: schedules and cancels, its own registry record, the
+ * record of a group it leads (src/control/controller.ts), and placement settings from the API.
+ */
+const forwardableCommands: ReadonlySet<MetaCommand['type']> = new Set([
+  'action.schedule',
+  'action.cancel',
+  'node.upsert',
+  'group.set',
+  'placement.settings',
+]);
+
 /** The leader's side of a forwarded command: validated here again (it came over the network). */
 export function forwardedCommand(body: unknown): MetaCommand {
   let command: MetaCommand;
@@ -136,7 +148,7 @@ export function forwardedCommand(body: unknown): MetaCommand {
   } catch (error) {
     throw new ApiError('DRAM_ERR_BAD_REQUEST', error instanceof Error ? error.message : String(error));
   }
-  if (command.type !== 'action.schedule' && command.type !== 'action.cancel' && command.type !== 'node.upsert')
+  if (!forwardableCommands.has(command.type))
     throw new ApiError('DRAM_ERR_BAD_REQUEST', `command ${command.type} is not accepted from another node`);
   return command;
 }

@@ -16,6 +16,18 @@ import type { GroupId, NodeId } from '../base/ids.ts';
 import { utf8Length } from '../base/bytes.ts';
 import { decode, encode } from './msgpack.ts';
 import { counter, fail, list, nodeId, oneOf, record } from './validate.ts';
+import {
+  finishedMove,
+  moveHistoryMax,
+  moveRecord,
+  placementCommand,
+  placementCommandTypes,
+  settingsPatch,
+  type FinishedMove,
+  type MoveRecord,
+  type PlacementCommand,
+  type PlacementSettingsRecord,
+} from './meta-placement.ts';
 
 export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
 export type AttributeValue = string | number | boolean | null;
@@ -89,6 +101,12 @@ export interface GroupRecord {
   readonly id: GroupId;
   readonly kind: GroupKind;
   readonly replicas: readonly NodeId[];
+  /**
+   * The log index of the group's configuration entry the replicas were taken from (absent: not
+   * known, e.g. the first placement). A node drops its replica only on a record at or after the
+   * configuration it applied itself (src/control/group-hosting.ts).
+   */
+  readonly confIndex?: number;
 }
 
 export type MetaCommand =
@@ -107,7 +125,8 @@ export type MetaCommand =
       readonly state: ActionState;
       readonly atMs: number;
     }
-  | { readonly type: 'action.cancel'; readonly id: string; readonly reason: string; readonly atMs: number };
+  | { readonly type: 'action.cancel'; readonly id: string; readonly reason: string; readonly atMs: number }
+  | PlacementCommand;
 
 export const metaCommandTypes = [
   'cluster.set',
@@ -119,6 +138,7 @@ export const metaCommandTypes = [
   'action.schedule',
   'action.update',
   'action.cancel',
+  ...placementCommandTypes,
 ] as const satisfies readonly MetaCommand['type'][];
 
 export interface MetaSnapshot {
@@ -131,6 +151,12 @@ export interface MetaSnapshot {
   readonly queued: readonly ActionRecord[];
   /** Finished actions in finish order. */
   readonly finished: readonly ActionRecord[];
+  /** Placement (absent in snapshots written before it): moves in progress, the last finished, settings. */
+  readonly placement?: {
+    readonly moves: readonly MoveRecord[];
+    readonly history: readonly FinishedMove[];
+    readonly settings: Partial<PlacementSettingsRecord>;
+  };
 }
 
 // ---- field validators -------------------------------------------------------------------------
@@ -293,6 +319,7 @@ function groupRecord(value: unknown, path: string): GroupRecord {
     replicas: list(raw['replicas'], `${path}.replicas`, replicasMax).map((item, k) =>
       positiveNode(item, `${path}.replicas[${k}]`),
     ),
+    ...(raw['confIndex'] === undefined ? {} : { confIndex: counter(raw['confIndex'], `${path}.confIndex`) }),
   };
 }
 
@@ -335,6 +362,10 @@ export function metaCommand(value: unknown, path = 'meta'): MetaCommand {
         reason: text(raw['reason'], `${path}.reason`, textBytesMax),
         atMs: time(raw['atMs'], `${path}.atMs`),
       };
+    case 'placement.move.start':
+    case 'placement.move.finish':
+    case 'placement.settings':
+      return placementCommand(type, raw, path);
   }
 }
 
@@ -377,5 +408,19 @@ export function decodeMetaSnapshot(data: Uint8Array): MetaSnapshot {
     }),
     queued: actions('queued'),
     finished: actions('finished'),
+    ...(raw['placement'] === undefined ? {} : { placement: placementOf(raw['placement']) }),
+  };
+}
+
+function placementOf(value: unknown): NonNullable<MetaSnapshot['placement']> {
+  const raw = record(value, 'metasnap.placement');
+  return {
+    moves: list(raw['moves'], 'metasnap.placement.moves', groupsInSnapshotMax).map((item, k) =>
+      moveRecord(item, `metasnap.placement.moves[${k}]`),
+    ),
+    history: list(raw['history'], 'metasnap.placement.history', moveHistoryMax).map((item, k) =>
+      finishedMove(item, `metasnap.placement.history[${k}]`),
+    ),
+    settings: settingsPatch(raw['settings'], 'metasnap.placement.settings'),
   };
 }

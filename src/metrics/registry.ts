@@ -51,6 +51,8 @@ export interface NodeMetricsOptions {
   readonly peerTraffic?: PeerTrafficSource;
   /** The node's data directory: its file system's free and total bytes are exported. */
   readonly dataDir?: string;
+  /** Placement as this node's meta replica records it (kv groups with fewer replicas than the factor). */
+  readonly placement?: () => { readonly underReplicated: number };
 }
 
 /** Role as a number so a dashboard can plot it: 0 follower, 1 candidate (pre-vote included), 2 leader. */
@@ -70,6 +72,8 @@ export interface NodeMetrics extends ApiMetrics {
   collect(): void;
   observeTurnDuration(seconds: number): void;
   observeStorageWrite(seconds: number, sync: boolean): void;
+  /** A placement move started, finished or failed (cancelled), on the meta leader. */
+  placementMove(event: 'started' | 'finished' | 'failed'): void;
   /** Every metric this registry exposes, with its type (for the docs parity test). */
   catalog(): { readonly name: string; readonly type: string; readonly labels: readonly string[] }[];
 }
@@ -166,13 +170,33 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
     registers,
   });
 
+  const placementMoves = new Counter({
+    name: 'dram_placement_moves_total',
+    help: 'Placement moves by event: started, finished, failed (cancelled); counted by the meta leader that ran them.',
+    labelNames: ['event'] as const,
+    registers,
+  });
+  const underReplicated = new Gauge({
+    name: 'dram_placement_groups_under_replicated',
+    help: "KV groups whose recorded replicas are fewer than the replication factor (this node's meta replica).",
+    registers,
+  });
+  const primaries = new Gauge({
+    name: 'dram_placement_primaries',
+    help: 'KV groups this node leads (its primaries).',
+    registers,
+  });
+
   const lastLeader = new Map<GroupId, NodeId>();
   const lastTraffic = new Map<NodeId, { sent: number; received: number }>();
   const lastFailovers = new Map<GroupId, number>();
 
   const collectGroups = (): void => {
     replicationLag.reset();
-    for (const { group: id, status, appliedIndex, failoversWon } of options.host.status()) {
+    const statuses = options.host.status();
+    primaries.set(statuses.filter(({ group: id, status }) => id !== 0 && status.role === 'leader').length);
+    if (options.placement !== undefined) underReplicated.set(options.placement().underReplicated);
+    for (const { group: id, status, appliedIndex, failoversWon } of statuses) {
       const labels = { group: String(id) };
       gauges.role.set(labels, roleValue[status.role]);
       gauges.term.set(labels, status.term);
@@ -238,6 +262,9 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
     },
     observeStorageWrite(seconds: number, sync: boolean) {
       storageWrite.observe({ sync: String(sync) }, seconds);
+    },
+    placementMove(event) {
+      placementMoves.inc({ event });
     },
     async render() {
       metrics.collect();

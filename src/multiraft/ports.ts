@@ -25,6 +25,8 @@ export interface HostStorage {
    * more (all up to `index`) at the price of sending snapshots to followers a little behind.
    */
   compact(group: GroupId, index: LogIndex, confState: ConfState, data: Uint8Array, logFrom: LogIndex): Promise<void>;
+  /** Deletes every record of a group this node no longer hosts (optional: a store without it keeps them). */
+  deleteGroup?(group: GroupId): Promise<void>;
 }
 
 export interface GroupMessage {

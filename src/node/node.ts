@@ -42,6 +42,12 @@ import { finishJoin, planStart, readJoinRecord, type JoiningNode } from './membe
 import { planBootstrap } from '../control/bootstrap.ts';
 import { awaitBootstrap, heldRecord, readHeldAction, recordHeldAction, type HeldAction } from './waiting.ts';
 import { RemovalWatch } from './removal-watch.ts';
+import { GroupHosting } from './group-hosting.ts';
+import { placementPorts } from './placement-ports.ts';
+import { PlacementController } from '../control/placement-controller.ts';
+import { encodeMetaCommand } from '../codec/meta.ts';
+import { initialPlacement, type InitialReplicas } from '../control/placement-initial.ts';
+import { replicationFactorDefault } from '../control/placement-planner.ts';
 import { proposeMeta } from '../api/meta-propose.ts';
 import { MetaController } from '../control/controller.ts';
 import { membersMax, type MemberDirectory } from '../control/member-directory.ts';
@@ -132,6 +138,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     host: { status: () => host.status() },
     peerTraffic: () => transport.stats().peers,
     dataDir: config.dataDir,
+    placement: () => underReplicated(metaModel),
   });
   const host = new MultiRaftHost({
     nodeId: config.nodeId,
@@ -163,11 +170,25 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     onSnapshotRefused: (group, reason) => {
       logger.warn({ group }, reason);
     },
+    onUnknownGroup: () => {
+      hosting.poke();
+    },
   });
   const metaModel = new MetaModel();
   host.addGroup(metaGroupId, metaModel);
-  for (const group of plan.groups) host.addGroup(group, new KvModel());
+  for (const group of plan.hosted) host.addGroup(group, new KvModel());
   const removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
+  const hosting = new GroupHosting({
+    self: config.nodeId,
+    host,
+    model: metaModel,
+    log: (level, message, fields) => {
+      logger[level](fields, message);
+    },
+    onChange: (group, hosted) => {
+      if (!hosted) removals.groupStopped(group);
+    },
+  });
   await transport.start();
   host.start();
   const agent = forwardAgent(config);
@@ -185,6 +206,24 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     },
   };
   const dataDir = watchDataDir(config.dataDir);
+  const placement = new PlacementController({
+    host,
+    model: metaModel,
+    clock: systemClock,
+    wallNowMs: () => Date.now(),
+    // The app is built below; the ports call it only once the controller runs.
+    ports: placementPorts(config.nodeId, { inject: (request) => signedInject(app, sign).inject(request) }, forward),
+    propose: async (command) => {
+      const outcome = await host.propose(metaGroupId, encodeMetaCommand(command));
+      return outcome.kind === 'applied' && (outcome.result as { ok?: unknown } | undefined)?.ok === true;
+    },
+    onMove: (event) => {
+      metrics.placementMove(event);
+    },
+    log: (level, message, fields) => {
+      logger[level](fields, message);
+    },
+  });
   const app = buildApp({
     nodeId: config.nodeId,
     clusterId: config.clusterId,
@@ -201,6 +240,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
       model: metaModel,
       info: { httpUrl, version, clusterId: config.clusterId, dataDirBytes: () => dataDir.bytes() },
       wallNowMs: () => Date.now(),
+      placementRound: () => placement.lastRound(),
       bootstrap: {
         inCluster: true,
         schedule: () => Promise.resolve('this node is already in a cluster'),
@@ -230,6 +270,8 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     logger,
   );
   controller.start();
+  placement.start();
+  hosting.start();
   // The binary client protocol, next to the HTTP API, when --client is given.
   const binary =
     config.client === undefined
@@ -261,7 +303,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
       http: httpUrl,
       ...(config.client === undefined ? {} : { client: `${config.client.host}:${config.client.port}` }),
       raft: `${config.raft.host}:${config.raft.port}`,
-      groups: plan.groups.length,
+      groups: plan.hosted.length,
     },
     'node started',
   );
@@ -272,6 +314,9 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
       logger.info('stopping');
       clearInterval(watchdog);
       controller.stop();
+      placement.stop();
+      // A pass waiting on the host is answered when the host stops; awaited before the store closes.
+      const hostingStopped = hosting.stop();
       heldRecording?.stop();
       dataDir.stop();
       if (host.failure() === undefined) {
@@ -289,6 +334,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
         await httpClosed;
         await host.stop();
       }
+      await hostingStopped;
       await store.close();
       logger.info('stopped');
     })());
@@ -399,6 +445,7 @@ function metaController(
     effects: apiEffects(app),
     selfUrl: httpUrl,
     clusterId: config.clusterId,
+    ...initialPlacementOf(config),
     selfRecord: selfRecord(config, httpUrl, version),
     proposeAnywhere: async (command) => {
       try {
@@ -411,6 +458,32 @@ function metaController(
       logger[level](fields, message);
     },
   });
+}
+
+/**
+ * A node creating the cluster (--init) knows the first placement of every kv group, and records
+ * it when the meta model does not have it yet. The kv replication factor is recorded (which turns
+ * the placement controller on) only when the groups are spread over a subset of the nodes: on
+ * three nodes or fewer every node hosts every group, as before placement, until an operator sets
+ * a factor (dram.io/replication.set).
+ */
+function initialPlacementOf(
+  config: NodeConfig,
+): { initialGroups: InitialReplicas[]; initialKvFactor?: number } | Record<string, never> {
+  if (!config.init || config.peers.size === 0) return {};
+  const peers = [...config.peers.keys()];
+  const initialGroups = initialPlacement(peers, config.kvGroups, replicationFactorDefault);
+  return peers.length > replicationFactorDefault
+    ? { initialGroups, initialKvFactor: replicationFactorDefault }
+    : { initialGroups };
+}
+
+/** KV groups whose recorded replicas are fewer than the kv factor (0 while no factor is recorded). */
+function underReplicated(model: MetaModel): { underReplicated: number } {
+  const factor = model.replicationFactor('kv');
+  if (factor === undefined) return { underReplicated: 0 };
+  const short = model.groups().filter((group) => group.kind === 'kv' && group.replicas.length < factor);
+  return { underReplicated: short.length };
 }
 
 /** What stopped the host, in the words of the node's last log line. */
