@@ -154,11 +154,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
     forward,
     actions,
   });
+  const locate = locateOf(options.meta?.model);
   app.register(memberRoutes, {
     nodeId: options.nodeId,
     clusterId: options.clusterId ?? '',
     host: options.host,
     groups: options.groups,
+    locate,
     forward,
     directory,
     requestTimeoutMs,
@@ -169,6 +171,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     nodeId: options.nodeId,
     host: options.host,
     groups: options.groups,
+    locate,
     forward,
     directory,
     requestTimeoutMs,

@@ -33,7 +33,7 @@ export const controllerPollMs = 200;
  * (a controller without them, e.g. in a simulation, sees a new node that never answers).
  */
 export type ControllerEffects = Pick<StepContext, 'transferLeadership' | 'removeFromKvGroups'> &
-  Partial<Pick<StepContext, 'describeNode' | 'askToJoin' | 'newActionId'>>;
+  Partial<Pick<StepContext, 'describeNode' | 'askToJoin' | 'newActionId' | 'drain'>>;
 /** How often a node whose registry record is out of date proposes it again. */
 export const registerRetryMs = 2000;
 
@@ -99,6 +99,7 @@ export class MetaController {
         options.effects.askToJoin?.(url, id, via) ??
         Promise.resolve({ ok: false, final: false, message: `no way to reach ${url}` }),
       newActionId: () => options.effects.newActionId?.() ?? crypto.randomUUID(),
+      drain: (node) => options.effects.drain?.(node),
       selfUrl: options.selfUrl ?? '',
       clusterId: () => model.clusterId,
       isVoterEverywhere: (node) => {

@@ -94,6 +94,37 @@ export class PlacementController {
     return this.leading() ? this.round : undefined;
   }
 
+  /**
+   * cluster.remove's drain (src/control/action-steps.ts): undefined while placement is off (no
+   * factor: nothing to drain), else whether the node still holds a replica that can move (the
+   * group has a leader and a live majority, and a live node that is not leaving is outside it:
+   * the cluster has room), and the finished moves that took its replicas elsewhere.
+   */
+  drain(node: NodeId): { draining: boolean; moved: { group: number; to: number | null }[] } | undefined {
+    const model = this.options.model;
+    if (model.replicationFactor('kv') === undefined) return undefined;
+    const moved = model
+      .moveHistory()
+      .filter((move) => move.remove === node && move.outcome === 'finished')
+      .map((move) => ({ group: move.group, to: move.add === 0 ? null : move.add }));
+    const round = this.lastRound();
+    if (round === undefined) return { draining: true, moved };
+    const statuses = new Map(round.plan.groups.map((status) => [status.group, status.state]));
+    const eligible = model
+      .nodes()
+      .filter((record) => record.status !== 'LEAVING' && round.live.includes(record.id))
+      .map((record) => record.id);
+    // A group can still move off the node while it has a leader, a live majority, and an eligible
+    // node outside it (a move in progress counts too).
+    const movable = (group: { id: GroupId; replicas: readonly NodeId[] }): boolean =>
+      model.move(group.id) !== undefined ||
+      (statuses.get(group.id) !== 'quorum_lost' &&
+        statuses.get(group.id) !== 'unknown' &&
+        eligible.some((candidate) => !group.replicas.includes(candidate)));
+    const holding = model.groups().filter((group) => group.kind === 'kv' && group.replicas.includes(node));
+    return { draining: holding.some(movable), moved };
+  }
+
   private leading(): boolean {
     return this.options.host.groupStatus(metaGroupId)?.status.role === 'leader';
   }

@@ -49,7 +49,7 @@ import { encodeMetaCommand } from '../codec/meta.ts';
 import { initialPlacement, type InitialReplicas } from '../control/placement-initial.ts';
 import { replicationFactorDefault } from '../control/placement-planner.ts';
 import { proposeMeta } from '../api/meta-propose.ts';
-import { MetaController } from '../control/controller.ts';
+import { MetaController, type ControllerEffects } from '../control/controller.ts';
 import { membersMax, type MemberDirectory } from '../control/member-directory.ts';
 import { MetaModel, metaGroupId } from '../models/meta.ts';
 import { systemClock } from '../multiraft/system-clock.ts';
@@ -263,7 +263,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     config,
     host,
     metaModel,
-    signedInject(app, sign),
+    { ...apiEffects(signedInject(app, sign)), drain: (node) => placement.drain(node) },
     forward,
     httpUrl,
     version,
@@ -423,7 +423,7 @@ function metaController(
   config: NodeConfig,
   host: MultiRaftHost,
   model: MetaModel,
-  app: InjectableApp,
+  effects: ControllerEffects,
   forward: Forward,
   httpUrl: string,
   version: string,
@@ -442,7 +442,7 @@ function metaController(
     model,
     clock: systemClock,
     wallNowMs: () => Date.now(),
-    effects: apiEffects(app),
+    effects,
     selfUrl: httpUrl,
     clusterId: config.clusterId,
     ...initialPlacementOf(config),

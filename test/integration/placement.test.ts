@@ -37,18 +37,32 @@ async function votersByGroup(ids: readonly number[]): Promise<Map<number, number
   return voters.size === groupCount ? voters : undefined;
 }
 
-/** The PUT's status and body ('no answer' when the request failed). */
-async function put(id: number, key: string, value: string): Promise<string> {
-  try {
-    const answer = await request(`${cluster.url(id)}/v1/kv/${key}`, 'PUT', value);
-    return answer.status === 200 ? 'ok' : `${answer.status} ${answer.text}`;
-  } catch (error) {
-    return `no answer: ${String(error)}`;
+/**
+ * The PUT's outcome: 'ok', or the status and body ('no answer' when the request failed). A definite
+ * refusal while leadership moves (503 NOT_LEADER / NO_LEADER: nothing was written) is retried, as
+ * a client does, at most `retriesMax` times.
+ */
+async function put(id: number, key: string, value: string, retriesMax = 20): Promise<string> {
+  let outcome = '';
+  for (let attempt = 0; attempt <= retriesMax; attempt++) {
+    try {
+      const answer = await request(`${cluster.url(id)}/v1/kv/${key}`, 'PUT', value);
+      if (answer.status === 200) return 'ok';
+      outcome = `${answer.status} ${answer.text}`;
+      if (!/DRAM_ERR_(NOT|NO)_LEADER/u.test(answer.text)) return outcome;
+    } catch (error) {
+      return `no answer: ${String(error)}`;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  return outcome;
 }
 
 beforeAll(async () => {
-  cluster = processCluster(5, { args: ['--kv-groups', String(groupCount)] });
+  // A cluster id of its own: a process of another test's cluster that happens to get a port next
+  // to ours is refused at the handshake instead of joining our groups.
+  const clusterId = `placement-it-${process.pid}-${Date.now()}`;
+  cluster = processCluster(5, { args: ['--kv-groups', String(groupCount), '--cluster-id', clusterId] });
   await eventually(async () => ((await votersByGroup(cluster.ids)) === undefined ? undefined : true), 300);
 }, 120_000);
 
@@ -179,5 +193,36 @@ describe('a node gone', () => {
       expect(answer.status, key).toBe(200);
       expect(answer.text, key).toBe(value);
     }
+  }, 180_000);
+
+  it('drains a live node that cluster.remove takes out while the cluster has room, and says what moved', async () => {
+    const leader = await eventually(() => metaLeader(1), 100);
+    const up: number[] = [];
+    for (const id of cluster.ids) if (await request(`${cluster.url(id)}/v1/status`).catch(() => undefined)) up.push(id);
+    const before = await eventually(() => votersByGroup(up), 100);
+    const live = new Set(up);
+    const leaving = [...live].find((id) => id !== leader && id !== 1) ?? 0;
+    const held = [...before].filter(([, members]) => members.includes(leaving)).map(([group]) => group);
+    expect(held.length).toBeGreaterThan(0);
+    const scheduled = await request(`${cluster.url(1)}/v1/admin/members/${leaving}?wait=false`, 'DELETE');
+    expect(scheduled.status, scheduled.text).toBe(202);
+    const id = (JSON.parse(scheduled.text) as { action: string }).action;
+    const done = await eventually(async () => {
+      const answer = JSON.parse((await request(`${cluster.url(1)}/v1/actions/${id}`)).text) as {
+        state: { phase: string; payload: { moved?: { group: number; to: number | null }[] } | null; error: unknown };
+      };
+      return answer.state.phase === 'DONE' || answer.state.phase === 'FAILED' ? answer.state : undefined;
+    }, 900);
+    expect(done.phase, `${JSON.stringify(done.error)} ${JSON.stringify(await placement(1))}`).toBe('DONE');
+    const moved = (done.payload?.moved ?? []).map((move) => move.group).sort((a, b) => a - b);
+    for (const group of held) expect(moved).toContain(group);
+    const remaining = [...live].filter((id) => id !== leaving);
+    const after = await eventually(async () => {
+      const voters = await votersByGroup(remaining);
+      return voters !== undefined && [...voters.values()].every((m) => m.length === factor && !m.includes(leaving))
+        ? voters
+        : undefined;
+    }, 300);
+    expect(after.size).toBe(groupCount);
   }, 180_000);
 });
