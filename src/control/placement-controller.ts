@@ -3,7 +3,7 @@
 // meta model has a kv replication factor; beside the action executor, not in its queue (a move
 // takes as long as a learner's catch-up, and the queue must not wait on it).
 //
-// Every `pollMs` (one round at a time): survey the registered nodes (each live node reports the
+// Every `pollMs` (one round at a time): survey the nodes (registered, or listed by a group record: each live node reports the
 // groups it hosts; a node that does not answer is not live, gone since it last answered), build
 // the planner's view (placement-view.ts), plan, and carry out every step of the plan in turn:
 //  - start_move: record the move in the meta model (before any membership change, so a new meta
@@ -26,7 +26,7 @@ import { metaGroupId, type MetaModel } from '../models/meta.ts';
 import type { HostClock, TimerHandle } from '../multiraft/ports.ts';
 import type { ConfChange, Status } from '../raft/types.ts';
 import { planPlacement, type PlacementPlan, type PlacementStep } from './placement-planner.ts';
-import { leaderReports, placementView, type GroupReport, type NodeReport } from './placement-view.ts';
+import { leaderReports, placementView, surveyedNodes, type GroupReport, type NodeReport } from './placement-view.ts';
 
 export const placementPollMs = 1000;
 
@@ -151,7 +151,7 @@ export class PlacementController {
 
   private async runRound(factor: number): Promise<void> {
     const { model, ports } = this.options;
-    const registered = model.nodes().map((node) => node.id);
+    const registered = surveyedNodes({ nodes: model.nodes(), groups: model.groups() });
     const reports = await ports.survey(registered);
     const nowMs = this.options.wallNowMs();
     for (const node of registered)

@@ -72,16 +72,28 @@ export function leaderReports(reports: ReadonlyMap<NodeId, NodeReport>): Map<Gro
   return leaders;
 }
 
+/**
+ * The nodes the controller surveys and plans with: the registry, and every node a group record
+ * lists (a node registers itself shortly after it starts: until then it is a member all the same,
+ * not a node that left the cluster).
+ */
+export function surveyedNodes(inputs: Pick<PlacementInputs, 'nodes' | 'groups'>): NodeId[] {
+  const ids = new Set(inputs.nodes.map((node) => node.id));
+  for (const group of inputs.groups) for (const node of group.replicas) ids.add(node);
+  return [...ids].sort((a, b) => a - b);
+}
+
 export function placementView(inputs: PlacementInputs): PlacementView {
   const leaders = leaderReports(inputs.reports);
-  const nodes = inputs.nodes.map((node) => {
-    const live = inputs.reports.has(node.id);
-    const seen = inputs.lastSeenMs.get(node.id);
+  const nodes = surveyedNodes(inputs).map((id) => {
+    const live = inputs.reports.has(id);
+    const seen = inputs.lastSeenMs.get(id);
+    const leaving = inputs.nodes.some((node) => node.id === id && node.status === 'LEAVING');
     return {
-      id: node.id,
+      id,
       live,
       ...(live || seen === undefined ? {} : { goneSinceMs: seen }),
-      ...(node.status === 'LEAVING' ? { draining: true } : {}),
+      ...(leaving ? { draining: true } : {}),
     };
   });
   const groups = inputs.groups
