@@ -97,8 +97,8 @@ export class PlacementController {
   /**
    * cluster.remove's drain (src/control/action-steps.ts): undefined while placement is off (no
    * factor: nothing to drain), else whether the node still holds a replica that can move (the
-   * group has a leader and a live majority, and a live node that is not leaving is outside it:
-   * the cluster has room), and the finished moves that took its replicas elsewhere.
+   * group has a live majority, and a live node that is not leaving is outside it: the cluster has
+   * room), and the finished moves that took its replicas elsewhere.
    */
   drain(node: NodeId): { draining: boolean; moved: { group: number; to: number | null }[] } | undefined {
     const model = this.options.model;
@@ -118,9 +118,9 @@ export class PlacementController {
     // node outside it (a move in progress counts too).
     const movable = (group: { id: GroupId; replicas: readonly NodeId[] }): boolean =>
       model.move(group.id) !== undefined ||
-      (statuses.get(group.id) !== 'quorum_lost' &&
-        statuses.get(group.id) !== 'unknown' &&
-        eligible.some((candidate) => !group.replicas.includes(candidate)));
+      // A group without a leader this round (an election, a transfer) is waited for: the direct
+      // removal could not take the node out of it either.
+      (statuses.get(group.id) !== 'quorum_lost' && eligible.some((candidate) => !group.replicas.includes(candidate)));
     const holding = model.groups().filter((group) => group.kind === 'kv' && group.replicas.includes(node));
     return { draining: holding.some(movable), moved };
   }
