@@ -154,6 +154,14 @@ export class PlacementController {
     const registered = surveyedNodes({ nodes: model.nodes(), groups: model.groups() });
     const reports = await ports.survey(registered);
     const nowMs = this.options.wallNowMs();
+    // A round over some of the groups would see the others' nodes as empty and start moving
+    // replicas to them: wait until every group a node hosts is recorded (a new cluster's records
+    // come within a few polls).
+    const recorded = new Set(model.groups().map((group) => group.id));
+    const unrecorded = [...reports.values()].some((report) =>
+      report.groups.some((group) => !recorded.has(group.group)),
+    );
+    if (unrecorded) return;
     for (const node of registered)
       if (reports.has(node) || !this.lastSeenMs.has(node)) this.lastSeenMs.set(node, nowMs);
     const view = placementView({

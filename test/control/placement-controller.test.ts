@@ -62,12 +62,13 @@ function setup(leading: boolean) {
   model.apply({ type: 'replication.set', kind: 'kv', factor: 3 });
   model.apply({ type: 'group.set', group: { id: g(1), kind: 'kv', replicas: [n(1), n(2), n(3)] } });
   model.apply({ type: 'placement.settings', settings: { nodeGoneGraceMs: 0 } });
-  const state = { report: groupReport([1, 2, 3], [], 1) };
+  const state = { report: groupReport([1, 2, 3], [], 1), extra: [] as GroupReport[] };
   const ports: PlacementPorts = {
     survey: () => {
       // Node 3 is down; node 1 leads group 1.
       const reports = new Map<NodeId, NodeReport>();
-      for (const id of [1, 2, 4]) reports.set(n(id), { node: n(id), groups: id === 1 ? [state.report] : [] });
+      for (const id of [1, 2, 4])
+        reports.set(n(id), { node: n(id), groups: id === 1 ? [state.report, ...state.extra] : [] });
       return Promise.resolve(reports);
     },
     confChange: (node: NodeId, group: GroupId, change: ConfChange) => {
@@ -119,5 +120,19 @@ describe('PlacementController', () => {
     await controller.tick();
     expect(events).toEqual([]);
     expect(controller.lastRound()).toBeUndefined();
+  });
+});
+
+describe('PlacementController before every group is recorded', () => {
+  it('plans nothing while a node reports a group the meta model does not record yet', async () => {
+    const { model, events, state, controller } = setup(true);
+    state.extra = [{ ...groupReport([1, 2, 4], [], 1), group: g(2) }];
+    await controller.tick();
+    expect(events).toEqual([]);
+    expect(model.moves()).toEqual([]);
+    // Once recorded, the lost voter of group 1 is replaced as usual.
+    model.apply({ type: 'group.set', group: { id: g(2), kind: 'kv', replicas: [n(1), n(2), n(4)] } });
+    await controller.tick();
+    expect(events).toContain('placement.move.start');
   });
 });
