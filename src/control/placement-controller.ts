@@ -26,7 +26,14 @@ import { metaGroupId, type MetaModel } from '../models/meta.ts';
 import type { HostClock, TimerHandle } from '../multiraft/ports.ts';
 import type { ConfChange, Status } from '../raft/types.ts';
 import { planPlacement, type PlacementPlan, type PlacementStep } from './placement-planner.ts';
-import { leaderReports, placementView, surveyedNodes, type GroupReport, type NodeReport } from './placement-view.ts';
+import {
+  leaderReports,
+  placementView,
+  settingsOf,
+  surveyedNodes,
+  type GroupReport,
+  type NodeReport,
+} from './placement-view.ts';
 
 export const placementPollMs = 1000;
 
@@ -110,9 +117,15 @@ export class PlacementController {
     const round = this.lastRound();
     if (round === undefined) return { draining: true, moved };
     const statuses = new Map(round.plan.groups.map((status) => [status.group, status.state]));
+    // Eligible to take a replica: not leaving, and seen within the grace period (one survey the
+    // node missed under load does not end a drain).
+    const graceMs = settingsOf(model.placementSettings()).nodeGoneGraceMs;
     const eligible = model
       .nodes()
-      .filter((record) => record.status !== 'LEAVING' && round.live.includes(record.id))
+      .filter((record) => {
+        const seen = this.lastSeenMs.get(record.id);
+        return record.status !== 'LEAVING' && seen !== undefined && round.atMs - seen < graceMs;
+      })
       .map((record) => record.id);
     // A group can still move off the node while it has a leader, a live majority, and an eligible
     // node outside it (a move in progress counts too).
