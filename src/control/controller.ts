@@ -172,14 +172,19 @@ export class MetaController {
     const meta = this.options.host.groupStatus(metaGroup)?.status;
     if (meta === undefined || meta.leader === 0 || meta.confState.voters.length === 0) return false;
     if (this.options.wallNowMs() - this.lastRegisterMs < registerRetryMs) return false;
-    return JSON.stringify(this.options.model.node(self.id)) !== JSON.stringify(self);
+    return JSON.stringify(this.options.model.node(self.id)) !== JSON.stringify(this.ownRecord(self));
+  }
+
+  /** This node's record as it registers it: LEAVING stays LEAVING (cluster.remove is draining it). */
+  private ownRecord(self: NodeRecord): NodeRecord {
+    return this.options.model.node(self.id)?.status === 'LEAVING' ? { ...self, status: 'LEAVING' } : self;
   }
 
   private async register(): Promise<void> {
     const self = this.options.selfRecord;
     if (self === undefined || this.options.proposeAnywhere === undefined) return;
     this.lastRegisterMs = this.options.wallNowMs();
-    await this.options.proposeAnywhere({ type: 'node.upsert', node: self });
+    await this.options.proposeAnywhere({ type: 'node.upsert', node: this.ownRecord(self) });
   }
 
   /** Carries out the meta membership planner's step; true when there was one. */
