@@ -45,6 +45,8 @@ import { memoryDirectory, type MemberDirectory } from '../control/member-directo
 import { memberRemoveRoutes } from './member-remove-routes.ts';
 import { memberRoutes } from './member-routes.ts';
 import { openApiDocument } from './openapi.ts';
+import { placementRoutes } from './placement-routes.ts';
+import type { PlacementRound } from '../control/placement-controller.ts';
 import { openApiWithActions } from './openapi-actions.ts';
 import type { MetaModel } from '../models/meta.ts';
 import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
@@ -103,9 +105,17 @@ export interface AppMetaOptions {
   readonly bootstrap?: BootstrapPort | undefined;
   /** The database routes' object store check and local progress; without it, no database routes. */
   readonly databases?: DatabasePort | undefined;
+  /** The placement controller's last round, while this node leads group 0 (GET /v1/placement). */
+  readonly placementRound?: (() => PlacementRound | undefined) | undefined;
 }
 
 export const defaultRequestTimeoutMs = 5000;
+
+/** The nodes hosting a group, as the meta model records them (src/control/group-hosting.ts). */
+function locateOf(model: MetaModel | undefined): ((group: GroupId) => readonly NodeId[]) | undefined {
+  if (model === undefined) return undefined;
+  return (group) => model.groups().find((record) => record.id === group)?.replicas ?? [];
+}
 
 // A percent-encoded key is at most 3 bytes of URL per byte of key; anything longer is a key over
 // the limit, answered 413 by the framework-error handler rather than a 404 from the router.
@@ -118,12 +128,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const requestTimeoutMs = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
   const limits = options.memberChangeLimits === undefined ? {} : { limits: options.memberChangeLimits };
   const actions = actionsContext(options, app, requestTimeoutMs);
+  const locate = locateOf(options.meta?.model);
   app.register(kvRoutes, {
     nodeId: options.nodeId,
     host: options.host,
     placement: createKvPlacement(options.groups),
     forward,
     metrics: options.metrics,
+    locate,
   });
   app.register(adminRoutes, {
     nodeId: options.nodeId,
@@ -138,6 +150,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     clusterId: options.clusterId ?? '',
     host: options.host,
     groups: options.groups,
+    locate,
     forward,
     directory,
     requestTimeoutMs,
@@ -148,6 +161,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     nodeId: options.nodeId,
     host: options.host,
     groups: options.groups,
+    locate,
     forward,
     directory,
     requestTimeoutMs,
@@ -161,8 +175,16 @@ export function buildApp(options: AppOptions): FastifyInstance {
     app.register(aliasRoutes, { actions });
     const databases = options.meta.databases;
     if (databases !== undefined) app.register(databaseRoutes, { nodeId: options.nodeId, actions, databases });
+    app.register(placementRoutes, { actions, round: options.meta.placementRound });
   }
 
+  registerQueryRoutes(app, options);
+  registerPageRoutes(app, options.metrics);
+  return app;
+}
+
+/** The query route and the member-to-member map route (a service only when --endpoints is given). */
+function registerQueryRoutes(app: FastifyInstance, options: AppOptions): void {
   const query = options.query;
   app.register(queryRoutes, {
     service:
@@ -172,14 +194,11 @@ export function buildApp(options: AppOptions): FastifyInstance {
             self: options.nodeId,
             runner: query.runner,
             directory: query.directory,
-            remote: remoteMap(forward),
+            remote: remoteMap(options.forward),
             clock: query.clock ?? systemClock,
             fanOutLimits: query.fanOutLimits,
           }),
   });
-
-  registerPageRoutes(app, options.metrics);
-  return app;
 }
 
 /** The fastify instance with its limits, error handling, request guard, auth, docs and request metrics. */

@@ -80,7 +80,11 @@ export async function forwardOrRefuse(
     request.log.warn({ group, leader: leaderHint, err: error }, 'forward to leader failed');
     // A connection that was never made carried no request: a definite failure, safe to retry.
     if (connectionNeverMade(error))
-      throw notLeaderError(group, leaderHint, `node ${leaderHint} is unreachable (${detail})`);
+      throw new ApiError(
+        'DRAM_ERR_NOT_LEADER',
+        `this node does not lead group ${group}: node ${leaderHint} is unreachable (${detail})`,
+        { group, leaderHint, unreachable: true },
+      );
     if (target.onFailure === 'indeterminate') {
       throw new ApiError(
         'DRAM_ERR_INDETERMINATE',
@@ -94,6 +98,49 @@ export async function forwardOrRefuse(
     });
   }
   return relay(reply, response);
+}
+
+/**
+ * Forwards to the first of `members` (nodes hosting a group this node does not) that takes the
+ * connection, starting at a different one per request; a node that refuses the connection is
+ * skipped (nothing was sent). No member, or none reachable: 503 DRAM_ERR_NO_LEADER or NOT_LEADER,
+ * definite failures.
+ */
+export async function forwardToAny(
+  context: ForwardContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  target: {
+    readonly group: GroupId;
+    readonly members: readonly NodeId[];
+    readonly body: Buffer | undefined;
+    readonly onFailure: ForwardFailure;
+  },
+): Promise<FastifyReply> {
+  const { group, members } = target;
+  if (members.length === 0)
+    throw new ApiError('DRAM_ERR_NO_LEADER', `group ${group} is not hosted here and no member of it is known`, {
+      group,
+    });
+  const first = nextMember++ % members.length;
+  let last: unknown;
+  for (let k = 0; k < members.length; k++) {
+    const member = members[(first + k) % members.length] as NodeId;
+    try {
+      return await forwardOrRefuse(context, request, reply, { ...target, leaderHint: member });
+    } catch (error) {
+      // Only "never reached": any other failure may have carried the request, and is final.
+      if (!(error instanceof ApiError) || error.code !== 'DRAM_ERR_NOT_LEADER' || !unreachable(error)) throw error;
+      last = error;
+    }
+  }
+  throw last;
+}
+
+let nextMember = 0;
+
+function unreachable(error: ApiError): boolean {
+  return error.details?.['unreachable'] === true;
 }
 
 const connectionFailureCodes: ReadonlySet<string> = new Set([

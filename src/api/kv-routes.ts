@@ -25,7 +25,7 @@ import type { KvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
 import type { ReadOutcome } from '../multiraft/host.ts';
 import { ApiError } from './errors.ts';
-import { forwardOrRefuse, type ForwardContext } from './forwarding.ts';
+import { forwardOrRefuse, forwardToAny, type ForwardContext } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
 import { kvModelOf, NodeSession, readLabel, readRefusalError, writeKv } from './kv-outcomes.ts';
 import { parseClientStamp, parseKey, parseReadQuery, parseWriteQuery, type RawQuery } from './kv-input.ts';
@@ -38,6 +38,8 @@ export interface KvRoutesOptions {
   readonly placement: KvPlacement;
   readonly forward: Forward | undefined;
   readonly metrics: ApiMetrics;
+  /** The nodes hosting a group (the meta model's record), for a key whose group is not hosted here. */
+  readonly locate?: ((group: GroupId) => readonly NodeId[]) | undefined;
 }
 
 export const indexHeader = 'x-dram-index';
@@ -54,6 +56,7 @@ interface KvContext extends ForwardContext {
   readonly session: NodeSession;
   readonly placement: KvPlacement;
   readonly metrics: ApiMetrics;
+  readonly locate: ((group: GroupId) => readonly NodeId[]) | undefined;
 }
 
 export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, done) => {
@@ -64,12 +67,15 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     session: new NodeSession(options.nodeId),
     placement: options.placement,
     metrics: options.metrics,
+    locate: options.locate,
   };
   // Any well-formed content type is a value: the bytes are kept as they came.
   app.put<KvRoute>('/v1/kv/:key', rawBody(kvValueBytesMax), (request, reply) => {
     const key = parseKey(request.params.key);
     const { cas } = parseWriteQuery(request.query);
     const client = parseClientStamp(request.headers);
+    const elsewhere = hostedElsewhere(context, key);
+    if (elsewhere !== undefined) return forwardToMember(context, request, reply, elsewhere, 'indeterminate');
     return write(context, reply, {
       op: 'put',
       key,
@@ -82,17 +88,47 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     const key = parseKey(request.params.key);
     const { cas } = parseWriteQuery(request.query);
     const client = parseClientStamp(request.headers);
+    const elsewhere = hostedElsewhere(context, key);
+    if (elsewhere !== undefined) return forwardToMember(context, request, reply, elsewhere, 'indeterminate');
     return write(context, reply, { op: 'delete', key, ...stampOf(cas, client) });
   });
 
   app.get<KvRoute>('/v1/kv/:key', (request, reply) => {
     const key = parseKey(request.params.key);
     const { consistency } = parseReadQuery(request.query);
+    const elsewhere = hostedElsewhere(context, key);
+    if (elsewhere !== undefined) return forwardToMember(context, request, reply, elsewhere, 'forward_failed');
     return read(context, request, reply, key, consistency);
   });
 
   done();
 };
+
+/** The key's group when this node does not host it (and knows who does), else undefined. */
+function hostedElsewhere(context: KvContext, key: string): GroupId | undefined {
+  if (context.locate === undefined) return undefined;
+  const group = context.placement.groupOf(key);
+  return context.host.groupLeader(group) === undefined ? group : undefined;
+}
+
+/**
+ * A key of a group this node does not host: handed to a node that does (any member serves: a
+ * write is proposed there and forwarded inside Raft, a read gets its read index there).
+ */
+function forwardToMember(
+  context: KvContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  group: GroupId,
+  onFailure: 'indeterminate' | 'forward_failed',
+): Promise<FastifyReply> {
+  const members = (context.locate?.(group) ?? []).filter((node) => node !== context.nodeId);
+  reply.header(shardHeader, String(group));
+  reply.header(leaderHeader, '0');
+  reply.header(indexHeader, '0');
+  const body = Buffer.isBuffer(request.body) ? request.body : undefined;
+  return forwardToAny(context, request, reply, { group, members, body, onFailure });
+}
 
 /** The headers as this replica sees the key right now; outcomes overwrite them with what they know. */
 function describe(context: KvContext, reply: FastifyReply, group: GroupId, key: string): void {

@@ -38,7 +38,7 @@ export const groupAttemptsMax = 50;
 /** One try at a group: the report that ends its attempts, or why to try again (with the steps applied meanwhile). */
 export type Attempt =
   | { readonly done: GroupMemberProgress }
-  | { readonly retry: string; readonly steps?: readonly MemberStep[] };
+  | { readonly retry: string; readonly steps?: readonly MemberStep[]; readonly leaderHint?: NodeId };
 
 /** The leader's per-group route for this change, and what its report may carry. */
 export interface LeaderCall {
@@ -62,6 +62,11 @@ export interface MembershipRouteOptions {
   /** The whole request (every group) answers within about this long. */
   readonly requestTimeoutMs: number;
   readonly limits?: MemberChangeLimits;
+  /**
+   * The nodes hosting a group (the meta model's record): a group not hosted here is changed through
+   * one of them (placement puts groups on subsets of the nodes).
+   */
+  readonly locate?: ((group: GroupId) => readonly NodeId[]) | undefined;
 }
 
 /** A membership plugin's context: its options, and the limits with their defaults filled in. */
@@ -191,7 +196,8 @@ async function askLeader(context: ForwardContext, group: GroupId, leader: NodeId
     // A 4xx (the leader's address book disagrees, or it sees the node as the last voter) will not change by asking again.
     if (response.status >= 400 && response.status < 500)
       return { done: { group, leader, state: 'unknown', steps: [], pending: said } };
-    return { retry: said };
+    const hint = (answer.details as { leaderHint?: unknown } | undefined)?.leaderHint;
+    return typeof hint === 'number' && hint > 0 ? { retry: said, leaderHint: asNodeId(hint) } : { retry: said };
   } catch (error) {
     return { retry: `node ${leader} could not be asked: ${error instanceof Error ? error.message : String(error)}` };
   }
@@ -206,8 +212,21 @@ export async function changeThroughLeader(
   const group = change.group;
   const stepsSoFar: MemberStep[] = [];
   let why = 'no attempt before the deadline';
+  let hint: NodeId | undefined;
   for (let attempt = 0; attempt < groupAttemptsMax && performance.now() < deadlineMs; attempt++) {
     const status = context.options.host.groupStatus(group)?.status;
+    const members = status === undefined ? (context.options.locate?.(group) ?? []) : [];
+    if (status === undefined && members.length > 0) {
+      // Not hosted here: through a node that hosts it (its answer names the leader to ask next).
+      const target = hint ?? members[attempt % members.length] ?? (0 as NodeId);
+      const outcome = await askLeader(context, group, target, change.atLeader);
+      if ('done' in outcome) return { ...outcome.done, steps: [...stepsSoFar, ...outcome.done.steps] };
+      stepsSoFar.push(...(outcome.steps ?? []));
+      why = outcome.retry;
+      hint = outcome.leaderHint;
+      await sleep(Math.min(context.limits.pollMs, deadlineMs - performance.now()));
+      continue;
+    }
     if (status === undefined)
       return {
         group,

@@ -174,12 +174,22 @@ export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions
   });
   app.delete<{ Params: { nodeId: string } }>('/v1/internal/members/:nodeId', memberOnly, removeEverywhere);
 
+  /** A group not hosted here whose record (placement) does not list the node: nothing to remove. */
+  function recordedAbsent(group: GroupId, node: NodeId): boolean {
+    if (options.locate === undefined || options.host.groupStatus(group) !== undefined) return false;
+    return !options.locate(group).includes(node);
+  }
+
   async function removeEverywhere(request: FastifyRequest<{ Params: { nodeId: string } }>) {
     const node = parseNodeParam(request.params.nodeId);
     checkLastVoter(node);
     const deadlineMs = performance.now() + options.requestTimeoutMs;
-    const groups = await Promise.all(
-      options.groups.map((group) => changeThroughLeader(context, leaveChange(context, group, node), deadlineMs)),
+    const groups: GroupMemberProgress[] = await Promise.all(
+      options.groups.map((group) =>
+        recordedAbsent(group, node)
+          ? Promise.resolve<GroupMemberProgress>({ group, leader: 0 as NodeId, state: 'absent', steps: [] })
+          : changeThroughLeader(context, leaveChange(context, group, node), deadlineMs),
+      ),
     );
     const waiting = groups.filter((group) => group.state !== 'absent');
     if (waiting.length > 0) {

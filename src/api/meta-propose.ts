@@ -129,6 +129,18 @@ function parseJson(body: Buffer): Record<string, unknown> | undefined {
   }
 }
 
+/**
+ * What a member may hand the meta leader: schedules and cancels, its own registry record, the
+ * record of a group it leads (src/control/controller.ts), and placement settings from the API.
+ */
+const forwardableCommands: ReadonlySet<MetaCommand['type']> = new Set([
+  'action.schedule',
+  'action.cancel',
+  'node.upsert',
+  'group.set',
+  'placement.settings',
+]);
+
 /** The leader's side of a forwarded command: validated here again (it came over the network). */
 export function forwardedCommand(body: unknown): MetaCommand {
   let command: MetaCommand;
@@ -139,12 +151,7 @@ export function forwardedCommand(body: unknown): MetaCommand {
   }
   // A replica's load state is reported by its own node, wherever the meta leader is.
   const replicaState = command.type === 'databases' && command.command.type === 'db.replica';
-  if (
-    command.type !== 'action.schedule' &&
-    command.type !== 'action.cancel' &&
-    command.type !== 'node.upsert' &&
-    !replicaState
-  )
+  if (!forwardableCommands.has(command.type) && !replicaState)
     throw new ApiError('DRAM_ERR_BAD_REQUEST', `command ${command.type} is not accepted from another node`);
   return command;
 }

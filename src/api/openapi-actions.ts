@@ -94,6 +94,19 @@ const actionPaths = {
       },
     },
   },
+  '/v1/placement': {
+    get: {
+      summary:
+        'Placement: per kv group desired and actual replicas and state, moves in progress with catch-up, the last moves with reasons',
+      responses: { '200': json('PlacementStatus') },
+    },
+  },
+  '/v1/placement/settings': {
+    put: {
+      summary: 'Set placement settings in the meta model: {nodeGoneGraceMs?, movesPerNodeMax?}',
+      responses: { '200': json('{settings}'), '400': dramError('DRAM_ERR_BAD_REQUEST') },
+    },
+  },
   '/v1/meta/commands': {
     post: {
       summary: 'Internal: a member forwards a meta command to the meta leader',

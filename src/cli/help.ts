@@ -11,6 +11,7 @@ const examples: Readonly<Record<string, string>> = {
   status: 'dram status --url http://127.0.0.1:8081',
   failover: 'dram failover 1 --to 2',
   compact: 'dram compact 1 --url http://127.0.0.1:8082',
+  placement: 'dram placement --url http://127.0.0.1:8081',
   'members add': 'dram members add http://10.0.0.4:8081 --no-wait',
   'members list': 'dram members list --url http://127.0.0.1:8081',
   'members remove': 'dram members remove 4',

@@ -3,6 +3,7 @@
 
 import { Command } from 'commander';
 import type { StatusAnswer } from '../api/admin-routes.ts';
+import type { PlacementAnswer } from '../api/placement-routes.ts';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, mergeSources, resolveConfig, type RawConfig } from '../node/config.ts';
 import { registerBackupCommands } from './backup-commands.ts';
@@ -279,6 +280,52 @@ function printAnswer(answer: ApiAnswer, json: boolean | undefined, table: (body:
   if (json === true) console.log(JSON.stringify(body, null, 2));
   else table(body);
 }
+
+program
+  .command('placement')
+  .description('where each kv group lives: desired and actual replicas, moves in progress, the last moves')
+  .option('--url <url>', 'any member', defaultUrl)
+  .option('--json', 'print JSON')
+  .action(async (flags: { url: string; json?: boolean }) => {
+    printAnswer(await call(flags.url, 'GET', '/v1/placement'), flags.json, (body) => {
+      const answer = body as PlacementAnswer;
+      const settings = answer.settings;
+      console.log(
+        `kv factor ${answer.factor ?? 'not set (every node hosts every group)'}; grace ${settings.nodeGoneGraceMs} ms; ${settings.movesPerNodeMax} moves per node`,
+      );
+      printTable(
+        answer.groups.map((g) => ({
+          group: `kv/${g.group}`,
+          desired: g.desired ?? '',
+          replicas: g.replicas.join(' '),
+          leader: g.leader ?? '',
+          state: g.state ?? '',
+          detail: g.detail ?? '',
+        })),
+      );
+      if (answer.moves.length > 0)
+        printTable(
+          answer.moves.map((m) => ({
+            moving: `kv/${m.group}`,
+            add: m.add ?? '',
+            remove: m.remove ?? '',
+            'caught up': m.progress === null ? '' : `${m.progress.match}/${m.progress.commit}`,
+            reason: m.reason,
+          })),
+        );
+      if (answer.history.length > 0)
+        printTable(
+          answer.history.slice(0, 10).map((m) => ({
+            moved: `kv/${m.group}`,
+            add: m.add ?? '',
+            remove: m.remove ?? '',
+            outcome: m.outcome,
+            finished: m.finished,
+            reason: m.detail === '' ? m.reason : `${m.reason} (${m.detail})`,
+          })),
+        );
+    });
+  });
 
 const actions = program.command('actions').description("the cluster's agent actions (one at a time, in order)");
 actions

@@ -22,6 +22,18 @@ import {
 } from './meta-databases.ts';
 import { decode, encode } from './msgpack.ts';
 import { counter, fail, list, nodeId, oneOf, record } from './validate.ts';
+import {
+  finishedMove,
+  moveHistoryMax,
+  moveRecord,
+  placementCommand,
+  placementCommandTypes,
+  settingsPatch,
+  type FinishedMove,
+  type MoveRecord,
+  type PlacementCommand,
+  type PlacementSettingsRecord,
+} from './meta-placement.ts';
 
 export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
 export type AttributeValue = string | number | boolean | null;
@@ -95,6 +107,12 @@ export interface GroupRecord {
   readonly id: GroupId;
   readonly kind: GroupKind;
   readonly replicas: readonly NodeId[];
+  /**
+   * The log index of the group's configuration entry the replicas were taken from (absent: not
+   * known, e.g. the first placement). A node drops its replica only on a record at or after the
+   * configuration it applied itself (src/control/group-hosting.ts).
+   */
+  readonly confIndex?: number;
 }
 
 export type MetaCommand =
@@ -115,7 +133,8 @@ export type MetaCommand =
     }
   | { readonly type: 'action.cancel'; readonly id: string; readonly reason: string; readonly atMs: number }
   /** The database catalog's own commands (src/codec/meta-databases.ts). */
-  | { readonly type: 'databases'; readonly command: DatabasesCommand };
+  | { readonly type: 'databases'; readonly command: DatabasesCommand }
+  | PlacementCommand;
 
 export const metaCommandTypes = [
   'cluster.set',
@@ -128,6 +147,7 @@ export const metaCommandTypes = [
   'action.update',
   'action.cancel',
   'databases',
+  ...placementCommandTypes,
 ] as const satisfies readonly MetaCommand['type'][];
 
 export interface MetaSnapshot {
@@ -142,6 +162,12 @@ export interface MetaSnapshot {
   readonly finished: readonly ActionRecord[];
   /** The database catalog; absent in snapshots written before it existed. */
   readonly databases?: DatabasesSnapshot;
+  /** Placement (absent in snapshots written before it): moves in progress, the last finished, settings. */
+  readonly placement?: {
+    readonly moves: readonly MoveRecord[];
+    readonly history: readonly FinishedMove[];
+    readonly settings: Partial<PlacementSettingsRecord>;
+  };
 }
 
 // ---- field validators -------------------------------------------------------------------------
@@ -304,6 +330,7 @@ function groupRecord(value: unknown, path: string): GroupRecord {
     replicas: list(raw['replicas'], `${path}.replicas`, replicasMax).map((item, k) =>
       positiveNode(item, `${path}.replicas[${k}]`),
     ),
+    ...(raw['confIndex'] === undefined ? {} : { confIndex: counter(raw['confIndex'], `${path}.confIndex`) }),
   };
 }
 
@@ -348,6 +375,10 @@ export function metaCommand(value: unknown, path = 'meta'): MetaCommand {
       };
     case 'databases':
       return { type, command: databasesCommand(raw['command'], `${path}.command`) };
+    case 'placement.move.start':
+    case 'placement.move.finish':
+    case 'placement.settings':
+      return placementCommand(type, raw, path);
   }
 }
 
@@ -416,5 +447,19 @@ export function decodeMetaSnapshot(data: Uint8Array): MetaSnapshot {
     queued: actions('queued'),
     finished: actions('finished'),
     ...(raw['databases'] === undefined ? {} : { databases: databasesSnapshot(raw['databases'], 'metasnap.databases') }),
+    ...(raw['placement'] === undefined ? {} : { placement: placementOf(raw['placement']) }),
+  };
+}
+
+function placementOf(value: unknown): NonNullable<MetaSnapshot['placement']> {
+  const raw = record(value, 'metasnap.placement');
+  return {
+    moves: list(raw['moves'], 'metasnap.placement.moves', groupsInSnapshotMax).map((item, k) =>
+      moveRecord(item, `metasnap.placement.moves[${k}]`),
+    ),
+    history: list(raw['history'], 'metasnap.placement.history', moveHistoryMax).map((item, k) =>
+      finishedMove(item, `metasnap.placement.history[${k}]`),
+    ),
+    settings: settingsPatch(raw['settings'], 'metasnap.placement.settings'),
   };
 }

@@ -98,6 +98,11 @@ export interface StepContext {
   newActionId(): string;
   /** The database catalog's steps; undefined where no object store is configured (they fail). */
   readonly databases?: DatabaseStepContext | undefined;
+  /**
+   * Draining a LEAVING node before cluster.remove takes it out (placement, when it is on): whether
+   * moves are still taking its replicas elsewhere, and what moved so far. Absent: nothing to drain.
+   */
+  drain?(node: NodeId): { readonly draining: boolean; readonly moved: JsonValue } | undefined;
 }
 
 /** A node as its agent API describes it. */
@@ -182,6 +187,15 @@ async function stepRemove(action: ActionRecord, context: StepContext): Promise<A
     const result = await context.recordNode({ ...record, status: 'LEAVING' });
     if (!result.ok) return result.final ? failedState(action, result.message) : undefined;
   }
+  // With room in the cluster, its replicas move elsewhere first (the placement controller sees it
+  // LEAVING); the step waits while moves remain, then removes it from whatever could not move.
+  const drained = context.drain?.(node);
+  if (drained?.draining === true) {
+    const payload = { node, draining: true, moved: drained.moved };
+    // Proposed only when it changed: the step runs every poll while the moves take their time.
+    if (JSON.stringify(payload) === JSON.stringify(action.state.payload)) return undefined;
+    return { phase: 'RUNNING', payload, error: null };
+  }
   let report: JsonValue = null;
   for (const effect of [
     () => context.removeFromKvGroups(node),
@@ -196,10 +210,11 @@ async function stepRemove(action: ActionRecord, context: StepContext): Promise<A
   const detail = objectOf(report);
   return {
     phase: 'DONE',
-    payload:
-      detail === undefined
-        ? { node }
-        : { node, groups: detail['groups'] ?? null, warnings: detail['warnings'] ?? null },
+    payload: {
+      node,
+      ...(drained === undefined ? {} : { moved: drained.moved }),
+      ...(detail === undefined ? {} : { groups: detail['groups'] ?? null, warnings: detail['warnings'] ?? null }),
+    },
     error: null,
   };
 }

@@ -15,6 +15,7 @@ import {
   encodeMetaCommand,
   type ActionRecord,
   type ActionState,
+  type GroupRecord,
   type MetaCommand,
   type NodeRecord,
 } from '../codec/meta.ts';
@@ -33,7 +34,7 @@ export const controllerPollMs = 200;
  * (a controller without them, e.g. in a simulation, sees a new node that never answers).
  */
 export type ControllerEffects = Pick<StepContext, 'transferLeadership' | 'removeFromKvGroups'> &
-  Partial<Pick<StepContext, 'describeNode' | 'askToJoin' | 'newActionId'>> & {
+  Partial<Pick<StepContext, 'describeNode' | 'askToJoin' | 'newActionId' | 'drain'>> & {
     /** Lists an S3 prefix for the database actions; without it they fail (no object store). */
     readonly listObjects?: DatabaseStepContext['listObjects'];
   };
@@ -44,7 +45,7 @@ export const registerRetryMs = 2000;
 export interface ControllerHost {
   propose(group: GroupId, data: Uint8Array): Promise<ProposalOutcome>;
   proposeConfChange(group: GroupId, change: ConfChange): Promise<ProposalOutcome>;
-  status(): { group: GroupId; status: Status; appliedIndex: number }[];
+  status(): { group: GroupId; status: Status; appliedIndex: number; appliedTerm?: number; confIndex?: number }[];
   groupStatus(group: GroupId): { group: GroupId; status: Status; appliedIndex: number } | undefined;
 }
 
@@ -69,6 +70,13 @@ export interface ControllerOptions {
    */
   readonly selfRecord?: NodeRecord;
   readonly proposeAnywhere?: (command: MetaCommand) => Promise<boolean>;
+  /**
+   * A cluster being created (--init): the first placement of its kv groups, recorded by the meta
+   * leader for every group the model does not know yet, and the kv replication factor to record
+   * when the model has none (set only when placement spreads groups over a subset of the nodes).
+   */
+  readonly initialGroups?: readonly { readonly group: GroupId; readonly voters: readonly NodeId[] }[];
+  readonly initialKvFactor?: number;
   readonly log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
 }
 
@@ -77,6 +85,8 @@ export class MetaController {
   private timer: TimerHandle | undefined;
   private busy = false;
   private lastRegisterMs = -Infinity;
+  /** When this node last proposed each led group's record from elsewhere than the meta leader. */
+  private readonly lastRecordMs = new Map<GroupId, number>();
   private stopped = false;
   private readonly context: StepContext;
 
@@ -93,6 +103,7 @@ export class MetaController {
         options.effects.askToJoin?.(url, id, via) ??
         Promise.resolve({ ok: false, final: false, message: `no way to reach ${url}` }),
       newActionId: () => options.effects.newActionId?.() ?? crypto.randomUUID(),
+      drain: (node) => options.effects.drain?.(node),
       selfUrl: options.selfUrl ?? '',
       clusterId: () => model.clusterId,
       isVoterEverywhere: (node) => {
@@ -158,10 +169,12 @@ export class MetaController {
     if (this.busy || this.stopped) return;
     const meta = this.options.host.groupStatus(metaGroup);
     const leading = meta?.status.role === 'leader';
-    if (!leading && !this.registrationDue()) return;
+    const records = leading ? [] : this.ledRecordsDue();
+    if (!leading && !this.registrationDue() && records.length === 0) return;
     this.busy = true;
     try {
       if (this.registrationDue()) await this.register();
+      for (const record of records) await this.options.proposeAnywhere?.({ type: 'group.set', group: record });
       if (!leading) return;
       const clusterId = this.options.clusterId;
       if (clusterId !== undefined && this.options.model.clusterId === '') {
@@ -186,14 +199,19 @@ export class MetaController {
     const meta = this.options.host.groupStatus(metaGroup)?.status;
     if (meta === undefined || meta.leader === 0 || meta.confState.voters.length === 0) return false;
     if (this.options.wallNowMs() - this.lastRegisterMs < registerRetryMs) return false;
-    return JSON.stringify(this.options.model.node(self.id)) !== JSON.stringify(self);
+    return JSON.stringify(this.options.model.node(self.id)) !== JSON.stringify(this.ownRecord(self));
+  }
+
+  /** This node's record as it registers it: LEAVING stays LEAVING (cluster.remove is draining it). */
+  private ownRecord(self: NodeRecord): NodeRecord {
+    return this.options.model.node(self.id)?.status === 'LEAVING' ? { ...self, status: 'LEAVING' } : self;
   }
 
   private async register(): Promise<void> {
     const self = this.options.selfRecord;
     if (self === undefined || this.options.proposeAnywhere === undefined) return;
     this.lastRegisterMs = this.options.wallNowMs();
-    await this.options.proposeAnywhere({ type: 'node.upsert', node: self });
+    await this.options.proposeAnywhere({ type: 'node.upsert', node: this.ownRecord(self) });
   }
 
   /** Carries out the meta membership planner's step; true when there was one. */
@@ -214,21 +232,69 @@ export class MetaController {
   }
 
   /**
-   * Keeps the model's group records (id, kind, replicas) in step with the configurations this
-   * node has applied: proposes one record that differs; true when it did.
+   * Keeps the model's group records (id, kind, replicas) in step with the groups' configurations:
+   * the first placement of a new cluster for groups not recorded yet, then, for each group this
+   * node leads (or, without proposeAnywhere, hosts), its applied configuration. Proposes one
+   * record that differs; true when it did.
    */
   private async groupRecordStep(): Promise<boolean> {
-    const recorded = new Map(this.options.model.groups().map((group) => [group.id, group]));
-    for (const { group, status } of this.options.host.status()) {
-      const conf = status.confState;
-      if (conf.voters.length === 0) continue;
-      const replicas = [...new Set([...conf.voters, ...conf.learners])].sort((a, b) => a - b);
-      const record = { id: group, kind: group === metaGroup ? ('meta' as const) : ('kv' as const), replicas };
-      if (JSON.stringify(recorded.get(group)) === JSON.stringify(record)) continue;
+    const model = this.options.model;
+    const factor = this.options.initialKvFactor;
+    if (factor !== undefined && model.replicationFactor('kv') === undefined) {
+      await this.propose({ type: 'replication.set', kind: 'kv', factor });
+      return true;
+    }
+    const missing = (this.options.initialGroups ?? []).filter(
+      ({ group }) => !model.groups().some((record) => record.id === group),
+    );
+    for (const { group, voters } of missing) {
+      const replicas = [...voters].sort((a, b) => a - b);
+      await this.propose({ type: 'group.set', group: { id: group, kind: 'kv', replicas } });
+    }
+    if (missing.length > 0) return true;
+    const everyHosted = this.options.proposeAnywhere === undefined;
+    for (const record of this.recordsDue((status) => everyHosted || status.role === 'leader')) {
       await this.propose({ type: 'group.set', group: record });
       return true;
     }
     return false;
+  }
+
+  /**
+   * The records of groups this node leads that differ from the model's, taken from a leader that
+   * applied an entry of its own term (so every configuration committed before it is applied: a
+   * new leader never records an older configuration than its predecessor did).
+   */
+  private recordsDue(include: (status: Status) => boolean): GroupRecord[] {
+    const recorded = new Map(this.options.model.groups().map((group) => [group.id, group]));
+    const due: GroupRecord[] = [];
+    for (const { group, status, appliedTerm, confIndex } of this.options.host.status()) {
+      const conf = status.confState;
+      if (conf.voters.length === 0 || !include(status)) continue;
+      if (status.role === 'leader' && appliedTerm !== status.term) continue;
+      const replicas = [
+        ...new Set([...conf.voters, ...conf.votersOutgoing, ...conf.learners, ...conf.learnersNext]),
+      ].sort((a, b) => a - b);
+      const record: GroupRecord = {
+        id: group,
+        kind: group === metaGroup ? 'meta' : 'kv',
+        replicas,
+        ...(group === metaGroup || confIndex === undefined ? {} : { confIndex }),
+      };
+      if (!sameRecord(recorded.get(group), record)) due.push(record);
+    }
+    return due;
+  }
+
+  /** On a node that does not lead group 0: the records of kv groups it leads, each at most every registerRetryMs. */
+  private ledRecordsDue(): GroupRecord[] {
+    if (this.options.proposeAnywhere === undefined) return [];
+    const nowMs = this.options.wallNowMs();
+    const due = this.recordsDue((status) => status.role === 'leader').filter(
+      (record) => record.id !== metaGroup && nowMs - (this.lastRecordMs.get(record.id) ?? -Infinity) >= registerRetryMs,
+    );
+    for (const record of due) this.lastRecordMs.set(record.id, nowMs);
+    return due;
   }
 
   /** Every member of every other group hosted here; undefined while one's configuration is unknown. */
@@ -287,6 +353,11 @@ export class MetaController {
     const outcome = await this.options.host.propose(metaGroup, encodeMetaCommand(command));
     return outcome.kind === 'applied' && (outcome.result as { ok?: unknown } | undefined)?.ok === true;
   }
+}
+
+/** Same replicas (a newer configuration index alone is not worth a proposal). */
+function sameRecord(known: GroupRecord | undefined, record: GroupRecord): boolean {
+  return known !== undefined && JSON.stringify(known.replicas) === JSON.stringify(record.replicas);
 }
 
 function changeOf(step: Exclude<MetaMembershipStep, { kind: 'none' }>): ConfChange {

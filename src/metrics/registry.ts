@@ -55,6 +55,8 @@ export interface NodeMetricsOptions {
   readonly databases?: () => readonly DatabaseJobStats[];
   /** The catalog's replica counts, exported while this node leads the meta group (undefined: it does not). */
   readonly catalog?: () => CatalogStats | undefined;
+  /** Placement as this node's meta replica records it (kv groups with fewer replicas than the factor). */
+  readonly placement?: () => { readonly underReplicated: number };
 }
 
 /** Per shard of each database's current version: replicas by state; and the replica count each asks for. */
@@ -96,6 +98,8 @@ export interface NodeMetrics extends ApiMetrics {
   observeStorageWrite(seconds: number, sync: boolean): void;
   /** Bytes of a database this node fetched from S3. */
   databaseBytesFetched(database: string, bytes: number): void;
+  /** A placement move started, finished or failed (cancelled), on the meta leader. */
+  placementMove(event: 'started' | 'finished' | 'failed'): void;
   /** Every metric this registry exposes, with its type (for the docs parity test). */
   catalog(): { readonly name: string; readonly type: string; readonly labels: readonly string[] }[];
 }
@@ -265,6 +269,37 @@ function collectDatabases(gauges: ReturnType<typeof databaseMetrics>, jobs: read
   }
 }
 
+/** Placement: moves the meta leader ran, groups under their factor, this node's primaries. */
+function placementMetrics(registers: Registers) {
+  return {
+    moves: new Counter({
+      name: 'dram_placement_moves_total',
+      help: 'Placement moves by event: started, finished, failed (cancelled); counted by the meta leader that ran them.',
+      labelNames: ['event'] as const,
+      registers,
+    }),
+    underReplicated: new Gauge({
+      name: 'dram_placement_groups_under_replicated',
+      help: "KV groups whose recorded replicas are fewer than the replication factor (this node's meta replica).",
+      registers,
+    }),
+    primaries: new Gauge({
+      name: 'dram_placement_primaries',
+      help: 'KV groups this node leads (its primaries).',
+      registers,
+    }),
+  };
+}
+
+function collectPlacement(
+  gauges: ReturnType<typeof placementMetrics>,
+  host: GroupStatusSource,
+  placement: NodeMetricsOptions['placement'],
+): void {
+  gauges.primaries.set(host.status().filter(({ group: id, status }) => id !== 0 && status.role === 'leader').length);
+  if (placement !== undefined) gauges.underReplicated.set(placement().underReplicated);
+}
+
 function groupCollector(gauges: ReturnType<typeof groupMetrics>, host: GroupStatusSource): () => void {
   const lastLeader = new Map<GroupId, NodeId>();
   const lastFailovers = new Map<GroupId, number>();
@@ -327,6 +362,7 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
   const requests = requestMetrics(registers);
   const runtime = processMetrics(registers);
   const databases = databaseMetrics(registers);
+  const placement = placementMetrics(registers);
   const collectGroups = groupCollector(groups, options.host);
   const peerTraffic = options.peerTraffic;
   const collectPeers = peerTraffic === undefined ? undefined : peerCollector(runtime, peerTraffic);
@@ -336,6 +372,7 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
       collectGroups();
       collectPeers?.();
       if (options.dataDir !== undefined) collectFilesystem(runtime, options.dataDir);
+      collectPlacement(placement, options.host, options.placement);
       if (options.databases !== undefined) collectDatabases(databases, options.databases());
       if (options.catalog !== undefined) collectCatalog(databases, options.catalog());
     },
@@ -356,6 +393,9 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
     },
     observeStorageWrite(seconds: number, sync: boolean) {
       runtime.storageWrite.observe({ sync: String(sync) }, seconds);
+    },
+    placementMove(event) {
+      placement.moves.inc({ event });
     },
     async render() {
       metrics.collect();

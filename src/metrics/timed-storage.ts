@@ -16,6 +16,7 @@ export function timedHostStorage(storage: HostStorage, observer: StorageWriteObs
   return {
     group: (id) => storage.group(id),
     compact: (group, index, confState, data, logFrom) => storage.compact(group, index, confState, data, logFrom),
+    deleteGroup: (group) => storage.deleteGroup?.(group) ?? Promise.resolve(),
     async write(batch, writeOptions) {
       const startedMs = performance.now();
       await storage.write(batch, writeOptions);

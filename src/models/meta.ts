@@ -1,7 +1,8 @@
 // The meta model: the replicated state machine of group 0, on every node. It holds what the
 // cluster is: its id, the node registry (addresses, agent and store versions, attribute maps,
-// status), the groups with their replicas, the replication factor per group kind, and the agent
-// action queue with every action's invocation record.
+// status), the groups with their replicas, the replication factor per group kind, the agent
+// action queue with every action's invocation record, and placement: the replica moves in
+// progress (at most one per group), the last finished ones, and the placement settings.
 //
 // Pure and deterministic: the same commands in the same order give the same state on every
 // replica. Times are data in the commands (written by the proposer), never read here: a record's
@@ -36,6 +37,13 @@ import {
   type NodeRecord,
 } from '../codec/meta.ts';
 import { DatabasesModel, type DatabasesOutcome } from './meta-databases.ts';
+import {
+  moveHistoryMax,
+  type FinishedMove,
+  type MoveOutcome,
+  type MoveRecord,
+  type PlacementSettingsRecord,
+} from '../codec/meta-placement.ts';
 
 export const metaGroupId = 0 as GroupId;
 
@@ -63,7 +71,10 @@ export type MetaOutcome =
   | { readonly ok: false; readonly code: 'stale'; readonly version: number }
   | { readonly ok: false; readonly code: 'bad_transition'; readonly from: string; readonly to: string }
   | { readonly ok: false; readonly code: 'malformed'; readonly message: string }
-  | DatabasesOutcome;
+  | DatabasesOutcome
+  /** A placement move of the group is recorded already (one move per group at a time). */
+  | { readonly ok: false; readonly code: 'move_in_progress'; readonly move: MoveRecord }
+  | { readonly ok: false; readonly code: 'no_move' };
 
 export class MetaModel {
   readonly type = 'meta';
@@ -79,6 +90,11 @@ export class MetaModel {
   private readonly finished = new Map<string, ActionRecord>();
   /** The database catalog and aliases: its own part, with its own commands (meta-databases.ts). */
   readonly databases = new DatabasesModel();
+  /** Placement moves in progress, one per group at most (docs/placement.md). */
+  private readonly movesByGroup = new Map<GroupId, MoveRecord>();
+  /** The last finished moves, oldest first, at most moveHistoryMax. */
+  private readonly history: FinishedMove[] = [];
+  private settings: Partial<PlacementSettingsRecord> = {};
 
   constructor(options: MetaModelOptions = metaModelDefaults) {
     assert(
@@ -100,7 +116,17 @@ export class MetaModel {
     return this.nodesById.get(id);
   }
 
+  /** The group records (id, kind, replicas); the configuration index each came from is groupConfIndex(). */
   groups(): readonly GroupRecord[] {
+    return this.records().map(({ id, kind, replicas }) => ({ id, kind, replicas }));
+  }
+
+  /** The log index of the configuration a group's record was taken from (undefined: not known). */
+  groupConfIndex(id: GroupId): number | undefined {
+    return this.groupsById.get(id)?.confIndex;
+  }
+
+  private records(): GroupRecord[] {
     return [...this.groupsById.values()].sort((a, b) => a.id - b.id);
   }
 
@@ -120,6 +146,25 @@ export class MetaModel {
   /** Finished actions, oldest finished first. */
   finishedActions(): readonly ActionRecord[] {
     return [...this.finished.values()];
+  }
+
+  /** Placement moves in progress, by group. */
+  moves(): readonly MoveRecord[] {
+    return [...this.movesByGroup.values()].sort((a, b) => a.group - b.group);
+  }
+
+  move(group: GroupId): MoveRecord | undefined {
+    return this.movesByGroup.get(group);
+  }
+
+  /** The last finished moves, oldest first. */
+  moveHistory(): readonly FinishedMove[] {
+    return [...this.history];
+  }
+
+  /** The placement settings set so far (the placement controller fills in its defaults). */
+  placementSettings(): Partial<PlacementSettingsRecord> {
+    return this.settings;
   }
 
   /** Applies the command in a committed entry; a malformed one changes nothing. */
@@ -148,9 +193,13 @@ export class MetaModel {
       case 'node.remove':
         this.nodesById.delete(command.node);
         return { ok: true };
-      case 'group.set':
+      case 'group.set': {
+        // A record from an older configuration than the one recorded changes nothing.
+        const known = this.groupsById.get(command.group.id)?.confIndex;
+        if (known !== undefined && (command.group.confIndex ?? -1) < known) return { ok: true };
         this.groupsById.set(command.group.id, command.group);
         return { ok: true };
+      }
       case 'group.remove':
         this.groupsById.delete(command.group);
         return { ok: true };
@@ -168,7 +217,27 @@ export class MetaModel {
         return this.cancel(command.id, command.reason, command.atMs);
       case 'databases':
         return this.databases.apply(command.command, this.activeNodes());
+      case 'placement.move.start': {
+        const known = this.movesByGroup.get(command.move.group);
+        if (known !== undefined) return { ok: false, code: 'move_in_progress', move: known };
+        this.movesByGroup.set(command.move.group, command.move);
+        return { ok: true };
+      }
+      case 'placement.move.finish':
+        return this.finishMove(command.group, command.outcome, command.detail, command.atMs);
+      case 'placement.settings':
+        this.settings = { ...this.settings, ...command.settings };
+        return { ok: true };
     }
+  }
+
+  private finishMove(group: GroupId, outcome: MoveOutcome, detail: string, atMs: number): MetaOutcome {
+    const move = this.movesByGroup.get(group);
+    if (move === undefined) return { ok: false, code: 'no_move' };
+    this.movesByGroup.delete(group);
+    this.history.push({ ...move, outcome, detail, finishedMs: atMs });
+    if (this.history.length > moveHistoryMax) this.history.splice(0, this.history.length - moveHistoryMax);
+    return { ok: true };
   }
 
   /** The registered ACTIVE nodes, in id order: what a database's `replicas: "all"` means now. */
@@ -253,11 +322,12 @@ export class MetaModel {
       version: 1,
       clusterId: this.clusterIdValue,
       nodes: this.nodes(),
-      groups: this.groups(),
+      groups: this.records(),
       replication: [...this.factors].map(([kind, factor]) => ({ kind, factor })),
       queued: this.queue(),
       finished: this.finishedActions(),
       databases: this.databases.snapshot(),
+      placement: { moves: this.moves(), history: this.moveHistory(), settings: this.settings },
     });
   }
 
@@ -269,6 +339,9 @@ export class MetaModel {
     this.queued.clear();
     this.finished.clear();
     this.databases.restore(undefined);
+    this.movesByGroup.clear();
+    this.history.length = 0;
+    this.settings = {};
     if (data.length === 0) return;
     const snapshot = decodeMetaSnapshot(data);
     this.clusterIdValue = snapshot.clusterId;
@@ -278,6 +351,9 @@ export class MetaModel {
     for (const action of snapshot.queued) this.queued.set(action.id, action);
     for (const action of snapshot.finished) this.finished.set(action.id, action);
     this.databases.restore(snapshot.databases);
+    for (const move of snapshot.placement?.moves ?? []) this.movesByGroup.set(move.group, move);
+    this.history.push(...(snapshot.placement?.history ?? []));
+    this.settings = snapshot.placement?.settings ?? {};
   }
 }
 

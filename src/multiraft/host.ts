@@ -145,7 +145,15 @@ export interface HostOptions {
   readonly observeTurn?: (seconds: number) => void;
   /** Node-wide limits on sending snapshots to followers (snapshot-send-limiter.ts; default: none). */
   readonly snapshotSend?: SnapshotSendLimits;
+  /**
+   * Told when a peer sent a message for a group this node does not host (once per group and peer
+   * per `unknownGroupReportMs`): the node may be being added to it (src/node/group-hosting.ts).
+   */
+  readonly onUnknownGroup?: (group: GroupId, from: NodeId) => void;
 }
+
+/** A message for an unhosted group is reported at most this often per group and peer. */
+export const unknownGroupReportMs = 1000;
 
 interface PendingProposal {
   readonly term: number;
@@ -178,6 +186,9 @@ interface WaitingRead {
   index: LogIndex;
 }
 
+/** Distinct (group, peer) pairs remembered for rate-limiting unknown-group reports. */
+const unknownReportsMax = 4096;
+
 /** The checksum of every snapshot envelope: zlib's CRC-32, continued across slices. */
 const snapshotChecksum: Checksum = (bytes, previous) => crc32(bytes, previous);
 
@@ -202,6 +213,8 @@ interface HostedGroup {
   appliedIndex: number;
   /** The term of the entry at appliedIndex (a snapshot's timeframe names it). */
   appliedTerm: number;
+  /** The index of the last configuration entry applied (a restored snapshot's index: at or after it). */
+  confIndex: number;
   snapshotInFlight: SnapshotInFlight | undefined;
   /** A commit-only hard state not written yet (see turn()). */
   unsavedHardState: HardState | undefined;
@@ -229,6 +242,10 @@ export interface HostedGroupStatus {
   readonly group: GroupId;
   readonly status: Status;
   readonly appliedIndex: number;
+  /** The term of the entry at appliedIndex: a leader that applied one of its own term has applied all that was committed before it. */
+  readonly appliedTerm: number;
+  /** The index of the configuration entry applied last (or of the snapshot that brought it: at or after it). */
+  readonly confIndex: number;
   readonly lastLeaderChange: LeaderChange | undefined;
   readonly failoversWon: number;
 }
@@ -264,6 +281,8 @@ export class MultiRaftHost {
   private readonly startedMs: number;
   private lastPingMs = 0;
   private readonly sentSincePing = new Set<NodeId>();
+  /** When a message for an unhosted group was last reported, per `group:peer`. */
+  private readonly unknownReported = new Map<string, number>();
 
   constructor(options: HostOptions) {
     assert(
@@ -321,6 +340,7 @@ export class MultiRaftHost {
       stack,
       appliedIndex: stored.meta.index,
       appliedTerm: stored.meta.term,
+      confIndex: stored.meta.index,
       snapshotInFlight: undefined,
       unsavedHardState: undefined,
       queued: [],
@@ -406,17 +426,19 @@ export class MultiRaftHost {
 
   /** Answers everything still waiting once the host stopped: queued never proposed, proposed maybe applied. */
   private settleWaiting(): void {
-    for (const group of this.groups.values()) {
-      for (const queued of group.queued) queued.resolve({ kind: 'refused', reason: { kind: 'stopped' } });
-      this.queuedCount -= group.queued.length;
-      group.queued.length = 0;
-      for (const [index, pending] of group.pending) this.settle(group, index, pending, { kind: 'indeterminate' });
-      for (const key of [...group.keyed.keys()]) this.settleKeyed(group, key, { kind: 'indeterminate' });
-      for (const [id, read] of group.reads)
-        this.finishRead(group, id, read, { kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
-      for (const resolve of group.readsQueued.splice(0))
-        resolve({ kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
-    }
+    for (const group of this.groups.values()) this.settleGroup(group, 'stopped');
+  }
+
+  /** Answers everything waiting on one group: queued never proposed (refused), proposed maybe applied. */
+  private settleGroup(group: HostedGroup, reason: 'stopped' | 'unknown_group'): void {
+    for (const queued of group.queued) queued.resolve({ kind: 'refused', reason: { kind: reason } });
+    this.queuedCount -= group.queued.length;
+    group.queued.length = 0;
+    for (const [index, pending] of group.pending) this.settle(group, index, pending, { kind: 'indeterminate' });
+    for (const key of [...group.keyed.keys()]) this.settleKeyed(group, key, { kind: 'indeterminate' });
+    for (const [id, read] of group.reads)
+      this.finishRead(group, id, read, { kind: 'refused', reason, leaderHint: 0 as NodeId });
+    for (const resolve of group.readsQueued.splice(0)) resolve({ kind: 'refused', reason, leaderHint: 0 as NodeId });
   }
 
   /**
@@ -443,7 +465,11 @@ export class MultiRaftHost {
     this.lastHeardMs.set(from, this.clock.nowMs());
     if (batch.length === 0) return;
     try {
-      for (const { group, message } of batch) this.groups.get(group)?.raft.step(message);
+      for (const { group, message } of batch) {
+        const hosted = this.groups.get(group);
+        if (hosted === undefined) this.reportUnknown(group, from);
+        else hosted.raft.step(message);
+      }
       if (this.writeInFlight) {
         for (const { group } of batch) {
           const hosted = this.groups.get(group);
@@ -457,6 +483,39 @@ export class MultiRaftHost {
       return;
     }
     this.scheduleTurn();
+  }
+
+  private reportUnknown(group: GroupId, from: NodeId): void {
+    const report = this.options.onUnknownGroup;
+    if (report === undefined) return;
+    const key = `${group}:${from}`;
+    const nowMs = this.clock.nowMs();
+    if (nowMs - (this.unknownReported.get(key) ?? -Infinity) < unknownGroupReportMs) return;
+    if (this.unknownReported.size >= unknownReportsMax) this.unknownReported.clear();
+    this.unknownReported.set(key, nowMs);
+    report(group, from);
+  }
+
+  /**
+   * Stops hosting a group and deletes its storage (the node was removed from it: the caller
+   * checked that the removal is applied). Waits for the running turn, so no turn sees the group
+   * half gone; every caller still waiting on it is answered (refused, or indeterminate for a
+   * proposal handed to the core).
+   */
+  async removeGroup(groupId: GroupId): Promise<void> {
+    while (this.turnRunning) await this.turnsDone;
+    const group = this.groups.get(groupId);
+    if (group === undefined) return;
+    this.groups.delete(groupId);
+    group.snapshotInFlight?.slices.return?.();
+    group.snapshotInFlight = undefined;
+    this.settleGroup(group, 'unknown_group');
+    await this.options.storage.deleteGroup?.(groupId);
+  }
+
+  /** Whether this node hosts the group. */
+  hosts(groupId: GroupId): boolean {
+    return this.groups.has(groupId);
   }
 
   /**
@@ -1001,6 +1060,7 @@ export class MultiRaftHost {
       });
       group.appliedIndex = snapshot.meta.index;
       group.appliedTerm = snapshot.meta.term;
+      group.confIndex = snapshot.meta.index;
       for (const [index, pending] of group.pending)
         if (index <= group.appliedIndex) this.settle(group, index, pending, { kind: 'indeterminate' });
     }
@@ -1039,6 +1099,7 @@ export class MultiRaftHost {
           : undefined;
       group.appliedIndex = entry.index;
       group.appliedTerm = entry.term;
+      if (entry.kind === 'conf') group.confIndex = entry.index;
       if (group.keyed.size > 0 && entry.kind === 'normal') {
         const key = group.stack.model.requestKey?.(entry.data);
         if (key !== undefined && group.keyed.has(key))
@@ -1124,6 +1185,8 @@ function hostedGroupStatus(group: HostedGroup): HostedGroupStatus {
     group: group.id,
     status: group.raft.status(),
     appliedIndex: group.appliedIndex,
+    appliedTerm: group.appliedTerm,
+    confIndex: group.confIndex,
     lastLeaderChange: group.lastLeaderChange,
     failoversWon: group.failoversWon,
   };

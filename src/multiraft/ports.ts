@@ -41,6 +41,8 @@ export interface HostStorage {
     data: Uint8Array | readonly Uint8Array[],
     logFrom: LogIndex,
   ): Promise<void>;
+  /** Deletes every record of a group this node no longer hosts (optional: a store without it keeps them). */
+  deleteGroup?(group: GroupId): Promise<void>;
 }
 
 export interface GroupMessage {

@@ -1,6 +1,8 @@
 // How a starting node comes to host its kv groups, and who it knows. Three cases:
-//  - creating the cluster (--init, first start): every kv group is bootstrapped with the --peers
-//    as voters (log entry 1/1), as before;
+//  - creating the cluster (--init, first start): each kv group is bootstrapped with its first
+//    replicas as voters (log entry 1/1), chosen from the --peers (src/control/placement-initial.ts;
+//    on three nodes or fewer with the default factor 3, every node of every group), and this node
+//    writes the groups placed on it;
 //  - joining (--join http://member, empty data dir): the member tells us the cluster id (checked
 //    against ours before anything is written), the kv groups and every member's addresses. We
 //    record them (address book, and a join record listing the groups) and host the groups with
@@ -25,6 +27,9 @@ import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import { asGroupId } from '../base/ids.ts';
 import { confStateOf } from '../raft/confchange.ts';
 import { bootstrapEntry } from '../raft/storage.ts';
+import { initialPlacement } from '../control/placement-initial.ts';
+import { replicationFactorDefault } from '../control/placement-planner.ts';
+import { metaGroupId } from '../models/meta.ts';
 import type { DiskStore } from '../storage/disk-store.ts';
 import { AddressBook } from './address-book.ts';
 import { readJson, writeJsonAtomic } from './atomic-file.ts';
@@ -56,7 +61,10 @@ export interface JoinRecord {
 
 export interface StartPlan {
   readonly book: AddressBook;
+  /** Every kv group of the cluster (keys are placed on them by hash). */
   readonly groups: readonly GroupId[];
+  /** The kv groups this node hosts at start (a subset of `groups` once placement spreads them). */
+  readonly hosted: readonly GroupId[];
   /** Set while a join is unfinished: the member to finish it through once the node serves. */
   readonly joinVia: string | undefined;
 }
@@ -71,20 +79,23 @@ export async function planStart(
   const record = readJoinRecord(config.dataDir);
   const step = planGroups({ record, join: config.join, holdsGroups: store.groupIds().length > 0 });
   switch (step.kind) {
-    case 'joined':
+    case 'joined': {
       if (step.ignoredJoin) logger.info({ via: config.join }, 'this node joined the cluster before: --join ignored');
-      return { book, groups: record?.groups ?? [], joinVia: undefined };
+      const groups = record?.groups ?? [];
+      const stored = storedKvGroups(store);
+      return { book, groups, hosted: stored.length > 0 ? stored : groups, joinVia: undefined };
+    }
     case 'resume_join':
       logger.info({ via: step.via }, 'resuming an unfinished join');
-      return { book, groups: record?.groups ?? [], joinVia: step.via };
+      return { book, groups: record?.groups ?? [], hosted: record?.groups ?? [], joinVia: step.via };
     case 'learn': {
       const groups = await learnCluster(config, step.via, book, logger, retry);
-      return { book, groups, joinVia: step.via };
+      return { book, groups, hosted: groups, joinVia: step.via };
     }
     case 'configured':
       if (step.ignoredJoin) logger.warn({ via: config.join }, 'the data dir already holds groups: --join ignored');
       await initializeGroups(store, config, logger);
-      return { book, groups: config.kvGroups, joinVia: undefined };
+      return { book, groups: config.kvGroups, hosted: storedKvGroups(store), joinVia: undefined };
   }
 }
 
@@ -193,24 +204,37 @@ async function learnCluster(
   return view.groups;
 }
 
-/** First start with --init: every kv group begins with the peers as voters (log entry 1/1). */
+/** The kv groups the data dir holds (every group but the meta group). */
+function storedKvGroups(store: DiskStore): GroupId[] {
+  return store.groupIds().filter((group) => group !== metaGroupId);
+}
+
+/**
+ * First start with --init: each kv group begins with its first replicas as voters (log entry
+ * 1/1), chosen from the --peers by src/control/placement-initial.ts, the same on every node; this
+ * node writes the groups placed on it, in one batch. A data dir that holds any group is past
+ * that point: nothing is created again (a group this node was since removed from stays gone).
+ */
 async function initializeGroups(store: DiskStore, config: NodeConfig, logger: Logger): Promise<void> {
-  const existing = new Set(store.groupIds());
-  const missing = config.kvGroups.filter((group) => !existing.has(group));
-  if (missing.length === 0) return;
+  if (store.groupIds().length > 0) return;
   if (!config.init) {
     throw new Error(
-      `${config.dataDir} holds no data for groups ${missing.join(', ')}: create a cluster with --init --peers, or join a running one with --join http://member`,
+      `${config.dataDir} holds no data: create a cluster with --init --peers, or join a running one with --join http://member`,
     );
   }
-  const confState = confStateOf([...config.peers.keys()]);
-  const writes = missing.map((group: GroupId) => ({
-    group,
-    entries: [bootstrapEntry(confState)],
-    hardState: { term: 1 as Term, vote: 0 as NodeId, commit: 1 as LogIndex },
-  }));
-  await store.write(writes, { sync: true });
-  logger.info({ groups: missing.length, voters: [...config.peers.keys()] }, 'groups initialized');
+  const placed = initialPlacement([...config.peers.keys()], config.kvGroups, replicationFactorDefault);
+  const writes = placed
+    .filter(({ voters }) => voters.includes(config.nodeId))
+    .map(({ group, voters }) => ({
+      group,
+      entries: [bootstrapEntry(confStateOf(voters))],
+      hardState: { term: 1 as Term, vote: 0 as NodeId, commit: 1 as LogIndex },
+    }));
+  if (writes.length > 0) await store.write(writes, { sync: true });
+  logger.info(
+    { groups: writes.map(({ group }) => group), of: config.kvGroups.length, peers: [...config.peers.keys()] },
+    'groups initialized',
+  );
 }
 
 export function readJoinRecord(dataDir: string): JoinRecord | undefined {

@@ -27,7 +27,7 @@ const agentApi = '/api/unstable';
 /** The part of a fastify app this needs (its `inject`). */
 export interface InjectableApp {
   inject(request: {
-    readonly method: 'POST' | 'DELETE';
+    readonly method: 'GET' | 'POST' | 'DELETE' | 'PUT';
     readonly url: string;
     readonly payload?: string;
     readonly headers?: Record<string, string>;

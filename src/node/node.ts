@@ -43,6 +43,12 @@ import { finishJoin, planStart, readJoinRecord, type JoiningNode } from './membe
 import { planBootstrap } from '../control/bootstrap.ts';
 import { awaitBootstrap, heldRecord, readHeldAction, recordHeldAction, type HeldAction } from './waiting.ts';
 import { RemovalWatch } from './removal-watch.ts';
+import { GroupHosting } from './group-hosting.ts';
+import { placementPorts } from './placement-ports.ts';
+import { PlacementController } from '../control/placement-controller.ts';
+import { encodeMetaCommand } from '../codec/meta.ts';
+import { initialPlacement, type InitialReplicas } from '../control/placement-initial.ts';
+import { replicationFactorDefault } from '../control/placement-planner.ts';
 import { proposeMeta } from '../api/meta-propose.ts';
 import { MetaController, type ControllerEffects } from '../control/controller.ts';
 import type { MetaCommand } from '../codec/meta.ts';
@@ -146,6 +152,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     dataDir: config.dataDir,
     databases: () => databases.downloads.allProgress(),
     catalog: () => (host.groupStatus(metaGroupId)?.status.role === 'leader' ? catalogStats(metaModel) : undefined),
+    placement: () => underReplicated(metaModel),
   });
   const host = new MultiRaftHost({
     nodeId: config.nodeId,
@@ -177,11 +184,25 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     onSnapshotRefused: (group, reason) => {
       logger.warn({ group }, reason);
     },
+    onUnknownGroup: () => {
+      hosting.poke();
+    },
   });
   const metaModel = new MetaModel();
   host.addGroup(metaGroupId, metaModel);
-  for (const group of plan.groups) host.addGroup(group, new KvModel());
+  for (const group of plan.hosted) host.addGroup(group, new KvModel());
   const removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
+  const hosting = new GroupHosting({
+    self: config.nodeId,
+    host,
+    model: metaModel,
+    log: (level, message, fields) => {
+      logger[level](fields, message);
+    },
+    onChange: (group, hosted) => {
+      if (!hosted) removals.groupStopped(group);
+    },
+  });
   await transport.start();
   host.start();
   const agent = forwardAgent(config);
@@ -220,6 +241,24 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     catalog: () => ({ model: metaModel.databases, active: metaModel.activeNodes() }),
     local: databases.local,
   });
+  const placement = new PlacementController({
+    host,
+    model: metaModel,
+    clock: systemClock,
+    wallNowMs: () => Date.now(),
+    // The app is built below; the ports call it only once the controller runs.
+    ports: placementPorts(config.nodeId, { inject: (request) => signedInject(app, sign).inject(request) }, forward),
+    propose: async (command) => {
+      const outcome = await host.propose(metaGroupId, encodeMetaCommand(command));
+      return outcome.kind === 'applied' && (outcome.result as { ok?: unknown } | undefined)?.ok === true;
+    },
+    onMove: (event) => {
+      metrics.placementMove(event);
+    },
+    log: (level, message, fields) => {
+      logger[level](fields, message);
+    },
+  });
   const app = buildApp({
     nodeId: config.nodeId,
     clusterId: config.clusterId,
@@ -237,6 +276,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
       model: metaModel,
       info: { httpUrl, version, clusterId: config.clusterId, dataDirBytes: () => dataDir.bytes() },
       wallNowMs: () => Date.now(),
+      placementRound: () => placement.lastRound(),
       bootstrap: {
         inCluster: true,
         schedule: () => Promise.resolve('this node is already in a cluster'),
@@ -260,7 +300,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     config,
     host,
     metaModel,
-    signedInject(app, sign),
+    { ...apiEffects(signedInject(app, sign)), drain: (node) => placement.drain(node) },
     forward,
     httpUrl,
     version,
@@ -270,6 +310,8 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
   controller.start();
   const configBackup = config.backup === undefined ? undefined : startConfigBackup(config, host, version, logger);
   databases.downloads.start();
+  placement.start();
+  hosting.start();
   // The binary client protocol, next to the HTTP API, when --client is given.
   const binary =
     config.client === undefined
@@ -302,7 +344,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
       http: httpUrl,
       ...(config.client === undefined ? {} : { client: `${config.client.host}:${config.client.port}` }),
       raft: `${config.raft.host}:${config.raft.port}`,
-      groups: plan.groups.length,
+      groups: plan.hosted.length,
     },
     'node started',
   );
@@ -315,6 +357,9 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
       controller.stop();
       await configBackup?.stop();
       databases.stop();
+      placement.stop();
+      // A pass waiting on the host is answered when the host stops; awaited before the store closes.
+      const hostingStopped = hosting.stop();
       heldRecording?.stop();
       dataDir.stop();
       if (host.failure() === undefined) {
@@ -333,6 +378,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
         await host.stop();
       }
       await query?.close();
+      await hostingStopped;
       await store.close();
       logger.info('stopped');
     })());
@@ -421,7 +467,7 @@ function metaController(
   config: NodeConfig,
   host: MultiRaftHost,
   model: MetaModel,
-  app: InjectableApp,
+  effects: ControllerEffects,
   forward: Forward,
   httpUrl: string,
   version: string,
@@ -434,9 +480,10 @@ function metaController(
     model,
     clock: systemClock,
     wallNowMs: () => Date.now(),
-    effects: { ...apiEffects(app), ...(listObjects === undefined ? {} : { listObjects }) },
+    effects: { ...effects, ...(listObjects === undefined ? {} : { listObjects }) },
     selfUrl: httpUrl,
     clusterId: config.clusterId,
+    ...initialPlacementOf(config),
     selfRecord: selfRecord(config, httpUrl, version),
     proposeAnywhere: proposeFromHere(config, host, forward, logger),
     log: (level, message, fields) => {
@@ -460,6 +507,32 @@ function proposeFromHere(
       return false; // retried on a later tick
     }
   };
+}
+
+/**
+ * A node creating the cluster (--init) knows the first placement of every kv group, and records
+ * it when the meta model does not have it yet. The kv replication factor is recorded (which turns
+ * the placement controller on) only when the groups are spread over a subset of the nodes: on
+ * three nodes or fewer every node hosts every group, as before placement, until an operator sets
+ * a factor (dram.io/replication.set).
+ */
+function initialPlacementOf(
+  config: NodeConfig,
+): { initialGroups: InitialReplicas[]; initialKvFactor?: number } | Record<string, never> {
+  if (!config.init || config.peers.size === 0) return {};
+  const peers = [...config.peers.keys()];
+  const initialGroups = initialPlacement(peers, config.kvGroups, replicationFactorDefault);
+  return peers.length > replicationFactorDefault
+    ? { initialGroups, initialKvFactor: replicationFactorDefault }
+    : { initialGroups };
+}
+
+/** KV groups whose recorded replicas are fewer than the kv factor (0 while no factor is recorded). */
+function underReplicated(model: MetaModel): { underReplicated: number } {
+  const factor = model.replicationFactor('kv');
+  if (factor === undefined) return { underReplicated: 0 };
+  const short = model.groups().filter((group) => group.kind === 'kv' && group.replicas.length < factor);
+  return { underReplicated: short.length };
 }
 
 /** What stopped the host, in the words of the node's last log line. */

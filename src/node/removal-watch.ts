@@ -38,6 +38,11 @@ export class RemovalWatch {
     return removedEverywhere(this.options.self, this.last);
   }
 
+  /** This node stopped hosting the group (src/node/group-hosting.ts): its members no longer count here. */
+  groupStopped(group: GroupId): void {
+    this.last.delete(group);
+  }
+
   confApplied(group: GroupId, confState: ConfState): void {
     const before = this.last.get(group) ?? new Set<NodeId>();
     this.last.set(group, new Set(members(confState)));

@@ -45,6 +45,8 @@ export function stubHost(meta?: MetaModel): StubHost {
   const status = (group: GroupId): HostedGroupStatus => ({
     group,
     appliedIndex: index,
+    appliedTerm: 1,
+    confIndex: 1,
     lastLeaderChange: script.lastLeaderChange,
     failoversWon: 0,
     status: {

@@ -87,6 +87,7 @@ describe('operator metrics', () => {
       metrics.httpRequest('GET', '/v1/kv/:key', 200);
       metrics.observeTurnDuration(0.002);
       metrics.observeStorageWrite(0.004, true);
+      metrics.placementMove('started');
       const text = (await metrics.render()).body;
       // Every registered metric has at least one sample, so promtool sees them all.
       for (const { name } of metrics.catalog()) expect(text).toMatch(new RegExp(`^${name}(_bucket|_count)?[{ ]`, 'm'));

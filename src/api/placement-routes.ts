@@ -1,0 +1,211 @@
+// Placement over HTTP (docs/placement.md):
+//  - `GET /v1/placement`: per kv group the desired and actual replicas, its state in the last
+//    planning round and why, the moves in progress (with the learner's catch-up: its match index
+//    against the leader's commit index), the last finished moves with their reasons, the kv
+//    replication factor and the settings. The planner runs on the meta leader, so a follower
+//    forwards the request there (one hop); when it cannot, it answers from its own meta replica
+//    with `state: null` (what the model records, without the last round's view).
+//  - `PUT /v1/placement/settings` `{nodeGoneGraceMs?, movesPerNodeMax?}`: records the settings in
+//    the meta model (proposed through group 0 from any node); 200 with the settings in effect.
+//  - member-only, for the placement controller on the meta leader:
+//    `GET /v1/internal/placement/report` (the groups this node hosts: role, term, leader, commit,
+//    configuration and the index of its entry, and on a leader each member's match index), and
+//    `POST /v1/internal/groups/:group/conf-change` `{changes: [{type, node}], transition}` (one
+//    membership change, run only where the group's leader is: 200 once applied; a follower
+//    answers 503 DRAM_ERR_NOT_LEADER with the hint, an unhosted group 404 DRAM_ERR_UNKNOWN_GROUP).
+//
+// Called by: src/api/app.ts (registered as a plugin with its dependencies as options).
+
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import { asGroupId, type GroupId, type NodeId } from '../base/ids.ts';
+import { settingsPatch } from '../codec/meta-placement.ts';
+import { CodecError, confChange } from '../codec/validate.ts';
+import type { PlacementRound } from '../control/placement-controller.ts';
+import { learnerCatchUpEntriesMax, settingsOf, type NodeReport } from '../control/placement-view.ts';
+import { metaGroupId } from '../models/meta.ts';
+import type { ActionsContext } from './action-schedule.ts';
+import { ApiError } from './errors.ts';
+import { forwardedByHeader, forwardOrRefuse, notLeaderError } from './forwarding.ts';
+import { parseCounter } from './route-input.ts';
+import { proposeMeta } from './meta-propose.ts';
+import { jsonBody, memberOnly } from './request-guard.ts';
+
+export interface PlacementRoutesOptions {
+  readonly actions: ActionsContext;
+  /** The placement controller's last round, on the meta leader. */
+  readonly round?: (() => PlacementRound | undefined) | undefined;
+}
+
+export const placementPath = '/v1/placement';
+export const placementReportPath = '/v1/internal/placement/report';
+export const confChangePath = '/v1/internal/groups/:group/conf-change';
+const settingsBodyBytesMax = 1024;
+const confChangeBodyBytesMax = 4096;
+
+export const placementRoutes: FastifyPluginCallback<PlacementRoutesOptions> = (app, options, done) => {
+  const context = options.actions;
+
+  app.get(placementPath, async (request, reply) => {
+    const meta = context.host.groupStatus(metaGroupId)?.status;
+    const round = options.round?.();
+    if (round === undefined && meta !== undefined && meta.role !== 'leader' && meta.leader !== 0) {
+      if (request.headers[forwardedByHeader] === undefined && context.forward !== undefined) {
+        try {
+          return await forwardOrRefuse(context, request, reply, {
+            group: metaGroupId,
+            leaderHint: meta.leader,
+            body: undefined,
+            onFailure: 'forward_failed',
+          });
+        } catch (error) {
+          request.log.warn({ err: error }, 'placement: the meta leader did not answer; answering from this node');
+        }
+      }
+    }
+    return placementAnswer(context, round);
+  });
+
+  app.put(placementPath + '/settings', jsonBody(settingsBodyBytesMax), async (request) => {
+    let settings;
+    try {
+      settings = settingsPatch(request.body ?? {}, 'settings');
+    } catch (error) {
+      if (error instanceof CodecError) throw new ApiError('DRAM_ERR_BAD_REQUEST', error.message);
+      throw error;
+    }
+    const proposed = await proposeMeta(context, { type: 'placement.settings', settings });
+    if (!proposed.outcome.ok) throw new ApiError('DRAM_ERR_INTERNAL', `settings refused: ${proposed.outcome.code}`);
+    return { settings: settingsOf(context.model.placementSettings()) };
+  });
+
+  app.get(placementReportPath, memberOnly, () => nodeReport(context));
+
+  app.post<{ Params: { group: string } }>(
+    confChangePath,
+    { ...jsonBody(confChangeBodyBytesMax), ...memberOnly },
+    (request, reply) => changeHere(context, request, reply),
+  );
+
+  done();
+};
+
+function nodeReport(context: ActionsContext): NodeReport {
+  return {
+    node: context.nodeId,
+    groups: context.host
+      .status()
+      .filter(({ group }) => group !== metaGroupId)
+      .map(({ group, status, appliedIndex, confIndex }) => ({
+        group,
+        role: status.role,
+        term: status.term,
+        leader: status.leader,
+        commit: status.commit,
+        applied: appliedIndex,
+        confIndex,
+        voters: status.confState.voters,
+        learners: status.confState.learners,
+        votersOutgoing: status.confState.votersOutgoing,
+        learnersNext: status.confState.learnersNext,
+        progress: status.progress.map(({ id, match }) => ({ id, match })),
+      })),
+  };
+}
+
+async function changeHere(
+  context: ActionsContext,
+  request: FastifyRequest<{ Params: { group: string } }>,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
+  let change;
+  try {
+    change = confChange(request.body, 'body');
+  } catch (error) {
+    if (error instanceof CodecError) throw new ApiError('DRAM_ERR_BAD_REQUEST', error.message);
+    throw error;
+  }
+  const status = context.host.groupStatus(group)?.status;
+  if (status === undefined)
+    throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+  if (status.role !== 'leader') throw notLeaderError(group, status.leader, 'membership changes run at the leader');
+  const outcome = await context.host.proposeConfChange(group, change);
+  switch (outcome.kind) {
+    case 'applied': {
+      const conf = context.host.groupStatus(group)?.status.confState;
+      return reply.code(200).send({ group, voters: conf?.voters ?? [], learners: conf?.learners ?? [] });
+    }
+    case 'refused':
+      throw new ApiError('DRAM_ERR_MEMBERSHIP_PENDING', `group ${group} refused the change (${outcome.reason.kind})`, {
+        group,
+        reason: outcome.reason.kind,
+      });
+    case 'indeterminate':
+      throw new ApiError('DRAM_ERR_INDETERMINATE', `the change of group ${group} was not applied in time`, { group });
+  }
+}
+
+function placementAnswer(context: ActionsContext, round: PlacementRound | undefined) {
+  const model = context.model;
+  const statuses = new Map(round?.plan.groups.map((status) => [status.group, status]) ?? []);
+  const factor = model.replicationFactor('kv') ?? null;
+  const nodeOrNull = (node: NodeId): NodeId | null => (node === 0 ? null : node);
+  return {
+    factor,
+    settings: settingsOf(model.placementSettings()),
+    plannedAt: round === undefined ? null : new Date(round.atMs).toISOString(),
+    live: round?.live ?? null,
+    groups: model
+      .groups()
+      .filter((record) => record.kind === 'kv')
+      .map((record) => {
+        const status = statuses.get(record.id);
+        const leader = round?.leaders.get(record.id);
+        return {
+          group: record.id,
+          desired: factor,
+          replicas: record.replicas,
+          voters: leader?.voters ?? null,
+          learners: leader?.learners ?? null,
+          leader: leader?.leader ?? null,
+          state: status?.state ?? null,
+          detail: status?.detail ?? null,
+        };
+      }),
+    moves: model.moves().map((move) => {
+      const leader = round?.leaders.get(move.group);
+      const match = leader?.progress.find((member) => member.id === move.add)?.match;
+      return {
+        group: move.group,
+        add: nodeOrNull(move.add),
+        remove: nodeOrNull(move.remove),
+        reason: move.reason,
+        started: new Date(move.startedMs).toISOString(),
+        progress:
+          leader === undefined || move.add === 0
+            ? null
+            : {
+                match: match ?? 0,
+                commit: leader.commit,
+                caughtUp: match !== undefined && match > 0 && match + learnerCatchUpEntriesMax >= leader.commit,
+              },
+      };
+    }),
+    history: model
+      .moveHistory()
+      .map((move) => ({
+        group: move.group,
+        add: nodeOrNull(move.add),
+        remove: nodeOrNull(move.remove),
+        reason: move.reason,
+        outcome: move.outcome,
+        detail: move.detail,
+        started: new Date(move.startedMs).toISOString(),
+        finished: new Date(move.finishedMs).toISOString(),
+      }))
+      .reverse(),
+  };
+}
+
+/** The body of `GET /v1/placement`; the CLI's `dram placement` reads it with this type. */
+export type PlacementAnswer = ReturnType<typeof placementAnswer>;

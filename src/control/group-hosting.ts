@@ -1,0 +1,66 @@
+// Which kv groups this node hosts: pure, from what the meta model says (each group's replicas as
+// its leader last recorded them from an applied configuration, and the placement moves in
+// progress) and what the node hosts now, to the groups to start and to stop.
+//
+//  - start a group the node does not host when a move adds this node to it (the controller
+//    records the move before its add_learner, so the node is ready when the leader's first
+//    message comes), or when its record lists this node (a restart that lost nothing keeps its
+//    storage, so this is a node added while it was down). The group starts with empty storage and
+//    catches up by log or snapshot from its leader.
+//  - stop a hosted group (and delete its data) only when its record, written from a configuration
+//    the group applied, no longer lists this node, no move adds it, and that configuration is at
+//    or after the last one this node applied itself (its log index, `confIndex`): the removal is
+//    applied, so this replica counts for nothing. Never before: a replica still in a
+//    configuration may be needed for a quorum, and a record older than what this node applied
+//    (a node added while its leader had not recorded it yet) says nothing about it. A group without a record is left alone, and so is a replica that has not
+//    applied a configuration yet (started empty by a join, waiting for its first snapshot).
+// The meta group (0) is never started or stopped here.
+//
+// Called by: src/node/group-hosting.ts.
+
+import type { GroupId, NodeId } from '../base/ids.ts';
+
+export interface HostingView {
+  readonly self: NodeId;
+  /** The kv groups hosted here now. */
+  readonly hosted: readonly GroupId[];
+  /**
+   * The hosted groups whose configuration this node has applied (a replica started empty, e.g. by
+   * a join, has none until its first snapshot or entries): only these may be stopped.
+   */
+  readonly configured: readonly GroupId[];
+  /** The index of the configuration entry each hosted group applied last here. */
+  readonly confIndex: ReadonlyMap<GroupId, number>;
+  /** The kv groups the meta model records, with their replicas and the configuration they come from. */
+  readonly recorded: readonly {
+    readonly id: GroupId;
+    readonly replicas: readonly NodeId[];
+    readonly confIndex?: number | undefined;
+  }[];
+  /** The moves in progress (group and the node each adds; 0 for none). */
+  readonly moves: readonly { readonly group: GroupId; readonly add: NodeId }[];
+}
+
+export interface HostingPlan {
+  readonly start: readonly GroupId[];
+  readonly stop: readonly GroupId[];
+}
+
+const metaGroup = 0;
+
+export function planHosting(view: HostingView): HostingPlan {
+  const hosted = new Set(view.hosted);
+  const configured = new Set(view.configured);
+  const added = new Set(view.moves.filter((move) => move.add === view.self).map((move) => move.group));
+  const start: GroupId[] = [];
+  const stop: GroupId[] = [];
+  for (const record of view.recorded) {
+    if (record.id === metaGroup) continue;
+    const placedHere = record.replicas.includes(view.self) || added.has(record.id);
+    if (placedHere && !hosted.has(record.id)) start.push(record.id);
+    const current = (record.confIndex ?? 0) >= (view.confIndex.get(record.id) ?? Infinity);
+    if (!placedHere && hosted.has(record.id) && configured.has(record.id) && current) stop.push(record.id);
+  }
+  for (const group of added) if (!hosted.has(group) && !start.includes(group)) start.push(group);
+  return { start: start.sort((a, b) => a - b), stop: stop.sort((a, b) => a - b) };
+}

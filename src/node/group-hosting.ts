@@ -1,0 +1,112 @@
+// Starts and stops this node's kv groups as the meta model places them (the decisions are
+// src/control/group-hosting.ts, pure). Runs every `hostingPollMs`, and at once when a peer sends a
+// message for a group not hosted here (the group's leader adding this node as a learner).
+//  - a start hosts the group with empty storage (a fresh KvModel); its leader catches it up by log
+//    or snapshot;
+//  - a stop is checked again after a linearizable read of the meta group (this node's meta replica
+//    has then applied everything committed before the read: a record seen while replaying an old
+//    log cannot stop a group the node is back in), then the host drops the group and deletes its
+//    storage.
+// One pass at a time; a failed pass is logged and tried again on the next poll. The hosted set
+// is what the storage holds, so a restart hosts the same groups.
+//
+// Called by: src/node/node.ts.
+
+import type { GroupId, NodeId } from '../base/ids.ts';
+import { planHosting, type HostingPlan } from '../control/group-hosting.ts';
+import type { MetaModel } from '../models/meta.ts';
+import { metaGroupId } from '../models/meta.ts';
+import type { MultiRaftHost } from '../multiraft/host.ts';
+import { KvModel } from '../models/kv.ts';
+
+export const hostingPollMs = 500;
+
+export interface GroupHostingOptions {
+  readonly self: NodeId;
+  readonly host: MultiRaftHost;
+  readonly model: MetaModel;
+  readonly log: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
+  /** Told after a group started or stopped here. */
+  readonly onChange?: (group: GroupId, hosted: boolean) => void;
+}
+
+export class GroupHosting {
+  private readonly options: GroupHostingOptions;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(options: GroupHostingOptions) {
+    this.options = options;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.poke();
+    }, hostingPollMs);
+  }
+
+  stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    return this.running ?? Promise.resolve();
+  }
+
+  /** Runs a pass now (or right after the running one). */
+  poke(): void {
+    if (this.stopped) return;
+    if (this.running !== undefined) {
+      this.again = true;
+      return;
+    }
+    this.running = this.pass()
+      .catch((error: unknown) => {
+        this.options.log('warn', 'group hosting pass failed', { err: error });
+      })
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        }
+      });
+  }
+
+  private plan(): HostingPlan {
+    const { host, model, self } = this.options;
+    const kv = host.status().filter(({ group }) => group !== metaGroupId);
+    return planHosting({
+      self,
+      hosted: kv.map(({ group }) => group),
+      configured: kv.filter(({ status }) => status.confState.voters.length > 0).map(({ group }) => group),
+      confIndex: new Map(kv.map(({ group, confIndex }) => [group, confIndex])),
+      recorded: model
+        .groups()
+        .filter((group) => group.kind === 'kv')
+        .map((group) => ({ ...group, confIndex: model.groupConfIndex(group.id) })),
+      moves: model.moves(),
+    });
+  }
+
+  private async pass(): Promise<void> {
+    const { host, log } = this.options;
+    const first = this.plan();
+    for (const group of first.start) {
+      if (this.stopped) return;
+      if (host.hosts(group)) continue;
+      host.addGroup(group, new KvModel());
+      log('info', 'hosting a new replica: its leader catches it up', { group });
+      this.options.onChange?.(group, true);
+    }
+    if (first.stop.length === 0) return;
+    const read = await host.read(metaGroupId, 'linearizable');
+    if (read.kind !== 'ready' || this.stopped) return;
+    const confirmed = this.plan().stop.filter((group) => first.stop.includes(group));
+    for (const group of confirmed) {
+      await host.removeGroup(group);
+      log('info', 'removed from the group: replica stopped and its data deleted', { group });
+      this.options.onChange?.(group, false);
+    }
+  }
+}

@@ -1,0 +1,70 @@
+// The hosting planner (src/control/group-hosting.ts): which kv groups a node starts and stops from
+// the meta model's records and moves.
+
+import { describe, expect, it } from 'vitest';
+import type { GroupId, NodeId } from '../../src/base/ids.ts';
+import { planHosting, type HostingView } from '../../src/control/group-hosting.ts';
+
+const g = (id: number): GroupId => id as GroupId;
+const n = (id: number): NodeId => id as NodeId;
+const record = (id: number, replicas: number[], confIndex?: number) => ({
+  id: g(id),
+  replicas: replicas.map(n),
+  confIndex,
+});
+
+function view(fields: Partial<HostingView>): HostingView {
+  return { self: n(4), hosted: [], configured: [], confIndex: new Map(), recorded: [], moves: [], ...fields };
+}
+
+describe('planHosting', () => {
+  it('starts a group a move adds this node to, before any record lists it', () => {
+    const plan = planHosting(view({ recorded: [record(1, [1, 2, 3])], moves: [{ group: g(1), add: n(4) }] }));
+    expect(plan).toEqual({ start: [1], stop: [] });
+  });
+
+  it('starts a recorded group that lists this node, and nothing it already hosts', () => {
+    const plan = planHosting(
+      view({ hosted: [g(2)], configured: [g(2)], recorded: [record(1, [4, 5]), record(2, [4, 5])] }),
+    );
+    expect(plan).toEqual({ start: [1], stop: [] });
+  });
+
+  it('stops a configured group whose record no longer lists this node, once no move adds it', () => {
+    const recorded = [record(1, [1, 2, 3], 20)];
+    const confIndex = new Map([[g(1), 12]]);
+    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded }))).toEqual({
+      start: [],
+      stop: [1],
+    });
+    const adding = [{ group: g(1), add: n(4) }];
+    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded, moves: adding }))).toEqual({
+      start: [],
+      stop: [],
+    });
+  });
+
+  it('keeps a replica whose own configuration is newer than the record (added before its leader recorded it)', () => {
+    const recorded = [record(1, [1, 2, 3], 20)];
+    const confIndex = new Map([[g(1), 21]]);
+    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded }))).toEqual({
+      start: [],
+      stop: [],
+    });
+    const first = [record(1, [1, 2, 3])];
+    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded: first }))).toEqual({
+      start: [],
+      stop: [],
+    });
+  });
+
+  it('never stops a replica that has not applied a configuration yet (a join hosts groups empty)', () => {
+    const plan = planHosting(view({ hosted: [g(1)], configured: [], recorded: [record(1, [1, 2, 3])] }));
+    expect(plan).toEqual({ start: [], stop: [] });
+  });
+
+  it('leaves unrecorded groups and the meta group alone', () => {
+    const plan = planHosting(view({ hosted: [g(7)], configured: [g(7)], recorded: [record(0, [1, 2, 3])] }));
+    expect(plan).toEqual({ start: [], stop: [] });
+  });
+});

@@ -1,0 +1,138 @@
+// The placement controller (src/control/placement-controller.ts) on a real meta model with fake
+// ports: a node gone past the grace period is replaced by a recorded move, each membership change
+// at the group's leader, the record brought in step before the move finishes; nothing is done
+// while this node does not lead the meta group.
+
+import { describe, expect, it } from 'vitest';
+import type { GroupId, NodeId } from '../../src/base/ids.ts';
+import type { MetaCommand, NodeRecord } from '../../src/codec/meta.ts';
+import { PlacementController, type PlacementPorts } from '../../src/control/placement-controller.ts';
+import type { GroupReport, NodeReport } from '../../src/control/placement-view.ts';
+import { MetaModel } from '../../src/models/meta.ts';
+import type { HostClock } from '../../src/multiraft/ports.ts';
+import type { ConfChange, Status } from '../../src/raft/types.ts';
+
+const n = (id: number): NodeId => id as NodeId;
+const g = (id: number): GroupId => id as GroupId;
+
+function registered(id: number): NodeRecord {
+  return {
+    id: n(id),
+    address: { member: null, client: null, raft: null },
+    agentVersion: '0',
+    storeVersion: '0',
+    attributes: {},
+    status: 'ACTIVE',
+  };
+}
+
+const noClock: HostClock = {
+  nowMs: () => 0,
+  setTimer: () => ({}),
+  setRepeating: () => ({}),
+  clearTimer: () => undefined,
+  defer: () => undefined,
+};
+
+function groupReport(voters: number[], learners: number[], confIndex: number): GroupReport {
+  return {
+    group: g(1),
+    role: 'leader',
+    term: 2,
+    leader: n(1),
+    commit: 20,
+    applied: 20,
+    confIndex,
+    voters: voters.map(n),
+    learners: learners.map(n),
+    votersOutgoing: [],
+    learnersNext: [],
+    progress: [...voters, ...learners].map((id) => ({ id: n(id), match: 20 })),
+  };
+}
+
+function setup(leading: boolean) {
+  const model = new MetaModel();
+  const events: string[] = [];
+  const propose = (command: MetaCommand): Promise<boolean> => {
+    events.push(command.type);
+    return Promise.resolve(model.apply(command).ok);
+  };
+  for (const id of [1, 2, 3, 4]) model.apply({ type: 'node.upsert', node: registered(id) });
+  model.apply({ type: 'replication.set', kind: 'kv', factor: 3 });
+  model.apply({ type: 'group.set', group: { id: g(1), kind: 'kv', replicas: [n(1), n(2), n(3)] } });
+  model.apply({ type: 'placement.settings', settings: { nodeGoneGraceMs: 0 } });
+  const state = { report: groupReport([1, 2, 3], [], 1), extra: [] as GroupReport[] };
+  const ports: PlacementPorts = {
+    survey: () => {
+      // Node 3 is down; node 1 leads group 1.
+      const reports = new Map<NodeId, NodeReport>();
+      for (const id of [1, 2, 4])
+        reports.set(n(id), { node: n(id), groups: id === 1 ? [state.report, ...state.extra] : [] });
+      return Promise.resolve(reports);
+    },
+    confChange: (node: NodeId, group: GroupId, change: ConfChange) => {
+      events.push(`conf@${node} g${group} ${change.changes.map((c) => `${c.type}:${c.node}`).join(',')}`);
+      return Promise.resolve({ ok: true });
+    },
+    transfer: (node, group, to) => {
+      events.push(`transfer@${node} g${group} to ${to}`);
+      return Promise.resolve({ ok: true });
+    },
+  };
+  const status = { role: leading ? 'leader' : 'follower' } as Status;
+  const controller = new PlacementController({
+    host: { groupStatus: () => ({ status }) },
+    model,
+    clock: noClock,
+    wallNowMs: () => 1000,
+    ports,
+    propose,
+  });
+  return { model, events, state, controller };
+}
+
+describe('PlacementController', () => {
+  it('replaces a lost voter: records the move first, changes at the leader, updates the record, then finishes', async () => {
+    const { model, events, state, controller } = setup(true);
+    await controller.tick();
+    expect(model.moves()).toMatchObject([{ group: 1, add: 4, remove: 3 }]);
+    await controller.tick();
+    state.report = groupReport([1, 2, 3], [4], 7);
+    await controller.tick();
+    state.report = groupReport([1, 2, 4], [], 9);
+    await controller.tick();
+    expect(events).toEqual([
+      'placement.move.start',
+      'conf@1 g1 add_learner:4',
+      'conf@1 g1 add_voter:4,remove_node:3',
+      'group.set',
+      'placement.move.finish',
+    ]);
+    expect(model.groups()).toEqual([{ id: 1, kind: 'kv', replicas: [1, 2, 4] }]);
+    expect(model.groupConfIndex(g(1))).toBe(9);
+    expect(model.moves()).toEqual([]);
+    expect(model.moveHistory()).toMatchObject([{ group: 1, add: 4, remove: 3, outcome: 'finished' }]);
+  });
+
+  it('does nothing while this node does not lead the meta group', async () => {
+    const { events, controller } = setup(false);
+    await controller.tick();
+    expect(events).toEqual([]);
+    expect(controller.lastRound()).toBeUndefined();
+  });
+});
+
+describe('PlacementController before every group is recorded', () => {
+  it('plans nothing while a node reports a group the meta model does not record yet', async () => {
+    const { model, events, state, controller } = setup(true);
+    state.extra = [{ ...groupReport([1, 2, 4], [], 1), group: g(2) }];
+    await controller.tick();
+    expect(events).toEqual([]);
+    expect(model.moves()).toEqual([]);
+    // Once recorded, the lost voter of group 1 is replaced as usual.
+    model.apply({ type: 'group.set', group: { id: g(2), kind: 'kv', replicas: [n(1), n(2), n(4)] } });
+    await controller.tick();
+    expect(events).toContain('placement.move.start');
+  });
+});

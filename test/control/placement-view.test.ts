@@ -1,0 +1,104 @@
+// The placement controller's view (src/control/placement-view.ts): what the planner is given from
+// the meta model and the survey of the nodes.
+
+import { describe, expect, it } from 'vitest';
+import type { GroupId, NodeId } from '../../src/base/ids.ts';
+import type { GroupRecord, NodeRecord } from '../../src/codec/meta.ts';
+import { planPlacement } from '../../src/control/placement-planner.ts';
+import { placementView, type GroupReport, type NodeReport } from '../../src/control/placement-view.ts';
+
+const n = (id: number): NodeId => id as NodeId;
+const g = (id: number): GroupId => id as GroupId;
+
+function node(id: number, status: NodeRecord['status'] = 'ACTIVE'): NodeRecord {
+  return {
+    id: n(id),
+    address: { member: null, client: null, raft: null },
+    agentVersion: '0',
+    storeVersion: '0',
+    attributes: {},
+    status,
+  };
+}
+
+function led(group: number, voters: number[], learners: number[] = [], match = 10): GroupReport {
+  return {
+    group: g(group),
+    role: 'leader',
+    term: 2,
+    leader: n(voters[0] ?? 0),
+    commit: 10,
+    applied: 10,
+    confIndex: 3,
+    voters: voters.map(n),
+    learners: learners.map(n),
+    votersOutgoing: [],
+    learnersNext: [],
+    progress: [...voters, ...learners].map((id) => ({ id: n(id), match })),
+  };
+}
+
+function reportsOf(live: number[], groups: GroupReport[]): Map<NodeId, NodeReport> {
+  return new Map(
+    live.map((id) => [n(id), { node: n(id), groups: groups.filter((report) => report.leader === n(id)) }]),
+  );
+}
+
+const records: GroupRecord[] = [
+  { id: g(1), kind: 'kv', replicas: [n(1), n(2), n(3)] },
+  { id: g(2), kind: 'kv', replicas: [n(3), n(4), n(5)] },
+];
+
+describe('placementView', () => {
+  it('plans with a node that a group lists before it registered: a member, not a node that left', () => {
+    const view = placementView({
+      nowMs: 1000,
+      nodes: [node(1), node(2), node(3), node(4)],
+      groups: records,
+      moves: [],
+      factor: 3,
+      settings: {},
+      reports: reportsOf([1, 2, 3, 4, 5], [led(1, [1, 2, 3]), led(2, [3, 4, 5])]),
+      lastSeenMs: new Map(),
+    });
+    expect(view.nodes.find((entry) => entry.id === 5)).toEqual({ id: 5, live: true });
+    expect(planPlacement(view).steps.filter((step) => step.kind !== 'transfer')).toEqual([]);
+  });
+
+  it('takes voters, learners and catch-up from the leader, the settings with their defaults, a leaving node as draining', () => {
+    const view = placementView({
+      nowMs: 5000,
+      nodes: [node(1), node(2), node(3, 'LEAVING'), node(4)],
+      groups: records.slice(0, 1),
+      moves: [{ group: g(1), add: n(4), remove: n(3), reason: 'node 3 is draining', startedMs: 10 }],
+      factor: 3,
+      settings: { nodeGoneGraceMs: 2000 },
+      reports: reportsOf([1, 3, 4], [led(1, [1, 2, 3], [4])]),
+      lastSeenMs: new Map([[n(2), 1000]]),
+    });
+    expect(view.nodes).toEqual([
+      { id: 1, live: true },
+      { id: 2, live: false, goneSinceMs: 1000 },
+      { id: 3, live: true, draining: true },
+      { id: 4, live: true },
+    ]);
+    expect(view.groups[0]).toMatchObject({ voters: [1, 2, 3], learners: [4], leader: 1, caughtUp: [4] });
+    expect(view.moves).toEqual([{ group: 1, add: 4, remove: 3, reason: 'node 3 is draining', startedMs: 10 }]);
+    expect(view.settings).toEqual({ nodeGoneGraceMs: 2000, movesPerNodeMax: 2 });
+  });
+
+  it('leaves a group no leader reported without a leader (the planner gives it no step)', () => {
+    const view = placementView({
+      nowMs: 0,
+      nodes: [node(1), node(2), node(3)],
+      groups: records.slice(0, 1),
+      moves: [],
+      factor: 3,
+      settings: {},
+      reports: reportsOf([1, 2, 3], []),
+      lastSeenMs: new Map(),
+    });
+    expect(view.groups[0]).toMatchObject({ voters: [1, 2, 3], leader: 0 });
+    expect(planPlacement(view).steps).toEqual([]);
+  });
+});
