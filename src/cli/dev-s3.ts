@@ -124,7 +124,10 @@ export async function addSample(memberUrl: string, source: string, stopped: () =
         ? (JSON.parse(new TextDecoder().decode(answer.body)) as { state?: unknown }).state
         : undefined;
     if (state === 'loaded')
-      return `  added as database "${devSampleName}", loaded on every member (dram db show ${devSampleName})`;
+      return [
+        `  added as database "${devSampleName}", loaded on every member (dram db show ${devSampleName})`,
+        `  query it (examples/endpoints): dram query ${devSampleName} count '{"kind": "purchase"}'`,
+      ].join('\n');
     if (state === 'failed')
       return `  database "${devSampleName}" failed to load: see \`dram db show ${devSampleName}\``;
     await new Promise((resolve) => setTimeout(resolve, devPollMs));

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { addSample, devS3PortDefault, nodeS3Settings, prepareSample, startDevS3 } from './dev-s3.ts';
 import { call } from './http-client.ts';
 
@@ -21,6 +22,9 @@ export interface DevOptions {
   /** The dev S3 server's port (default 4568). */
   readonly s3Port?: number;
 }
+
+/** The example query endpoints (examples/endpoints), served by every dev node over the sample database. */
+const exampleEndpoints = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
 
 export async function runDev(options: DevOptions, entry: string): Promise<void> {
   const ids = Array.from({ length: options.nodes }, (_, k) => k + 1);
@@ -53,6 +57,8 @@ export async function runDev(options: DevOptions, entry: string): Promise<void> 
       '--peer-http',
       peerHttp,
       ...s3Node.args,
+      '--endpoints',
+      exampleEndpoints,
       '--log-format',
       'pretty',
     ];
