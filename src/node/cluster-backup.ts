@@ -35,6 +35,7 @@ import type { ConfState } from '../raft/types.ts';
 import { S3ObjectStore, s3SettingsDefault } from '../s3/s3-object-store.ts';
 import { DiskStore } from '../storage/disk-store.ts';
 import type { S3Location } from './config.ts';
+import { kvInitPendingFile } from './membership.ts';
 
 export const backupChecksum: Checksum = (bytes, previous) => crc32(bytes, previous);
 
@@ -158,22 +159,43 @@ export async function restoreDataDir(
       throw new BackupError(
         `${options.dataDir} already holds groups ${held.join(', ')}: restore into an empty data dir (a new member)`,
       );
+    // A configuration backup holds no kv data: its kv group records (old replicas) are dropped, and
+    // `dram start --init` creates the kv groups afresh over the new members (kvInitPendingFile).
+    const configuration = backup.kind === 'configuration';
     await store.write(
       backup.groups.map((part) => ({
         group: part.group,
         snapshot: {
           meta: { index: part.index, term: part.term, confState: restoredConfState(part.group, options.members) },
-          data: part.snapshot,
+          data:
+            configuration && part.group === metaGroupId
+              ? withoutKvRecords(part, restoredConfState(part.group, options.members))
+              : part.snapshot,
         },
         entries: [],
         hardState: { term: part.term, vote: 0 as NodeId, commit: part.index },
       })),
       { sync: true },
     );
+    if (configuration) writeFileSync(join(options.dataDir, kvInitPendingFile), '{}\n');
     return { groups: backup.groups.map((part) => part.group) };
   } finally {
     await store.close();
   }
+}
+
+/** The meta group's snapshot in `part` without its kv group records (those groups are not restored). */
+function withoutKvRecords(part: BackupGroup, confState: ConfState): Uint8Array {
+  const stack = new ModelStack<MetaModel>(new MetaModel(), backupChecksum, () => new MetaModel());
+  const frame = { group: metaGroupId, index: part.index, term: part.term, confState };
+  stack.restore(part.snapshot, frame);
+  const model = stack.model;
+  for (const record of model.groups())
+    if (record.kind === 'kv') model.apply({ type: 'group.remove', group: record.id });
+  const slices: Uint8Array[] = [];
+  const capture = stack.capture([frame]);
+  for (let slice = capture.next(); slice.done !== true; slice = capture.next()) slices.push(slice.value);
+  return Buffer.concat(slices);
 }
 
 export interface RecoveredGroup {

@@ -19,6 +19,7 @@
 //
 // Called by: src/node/node.ts.
 
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { joinProblem, planGroups } from '../control/bootstrap.ts';
@@ -215,8 +216,18 @@ function storedKvGroups(store: DiskStore): GroupId[] {
  * node writes the groups placed on it, in one batch. A data dir that holds any group is past
  * that point: nothing is created again (a group this node was since removed from stays gone).
  */
+/**
+ * Written by a configuration restore (src/node/cluster-backup.ts) beside the meta group it wrote:
+ * the next start with --init creates the kv groups placed on this member, although the data dir
+ * already holds a group.
+ */
+export const kvInitPendingFile = 'kv-init-pending.json';
+
 async function initializeGroups(store: DiskStore, config: NodeConfig, logger: Logger): Promise<void> {
-  if (store.groupIds().length > 0) return;
+  // A configuration restore (dram restore) leaves the meta group and this marker: create the kv groups.
+  const pending = join(config.dataDir, kvInitPendingFile);
+  const restored = existsSync(pending);
+  if (store.groupIds().length > 0 && !restored) return;
   if (!config.init) {
     throw new Error(
       `${config.dataDir} holds no data: create a cluster with --init --peers, or join a running one with --join http://member`,
@@ -231,6 +242,7 @@ async function initializeGroups(store: DiskStore, config: NodeConfig, logger: Lo
       hardState: { term: 1 as Term, vote: 0 as NodeId, commit: 1 as LogIndex },
     }));
   if (writes.length > 0) await store.write(writes, { sync: true });
+  if (restored) rmSync(pending);
   logger.info(
     { groups: writes.map(({ group }) => group), of: config.kvGroups.length, peers: [...config.peers.keys()] },
     'groups initialized',
