@@ -134,7 +134,17 @@ export class PlacementController {
       // A group without a leader this round (an election, a transfer) is waited for: the direct
       // removal could not take the node out of it either.
       (statuses.get(group.id) !== 'quorum_lost' && eligible.some((candidate) => !group.replicas.includes(candidate)));
-    const holding = model.groups().filter((group) => group.kind === 'kv' && group.replicas.includes(node));
+    // Where the node is, by the records and by what each group's leader reported this round (a
+    // record can lag a configuration just applied), or where a move in progress is adding it.
+    const holding = model
+      .groups()
+      .filter((group) => group.kind === 'kv')
+      .map((group) => {
+        const report = round.leaders.get(group.id);
+        const reported = report === undefined ? [] : [...report.voters, ...report.learners, ...report.votersOutgoing];
+        return { id: group.id, replicas: [...new Set([...group.replicas, ...reported])] };
+      })
+      .filter((group) => group.replicas.includes(node) || model.move(group.id)?.add === node);
     return { draining: holding.some(movable), moved };
   }
 
