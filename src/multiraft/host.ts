@@ -326,6 +326,7 @@ export class MultiRaftHost {
       {
         ...this.options.raft,
         id: this.options.nodeId,
+        group: id,
         rng: this.options.rng.fork(),
         snapshotCheck: (snapshot) => checkSnapshot(id, snapshot),
         ...(this.options.snapshotSend === undefined
