@@ -608,6 +608,7 @@ export class MultiRaftHost {
           leaderHint: group.raft.knownLeader(),
         });
     }, this.options.requestTimeoutMs);
+    assert(!group.reads.has(requestId), `host: group ${group.id} read ${requestId} registered twice`);
     group.reads.set(requestId, { resolves, timer, index: 0 as LogIndex });
     this.scheduleTurn();
   }
@@ -1030,11 +1031,16 @@ export class MultiRaftHost {
     term: number,
     resolve: (outcome: ProposalOutcome) => void,
   ): void {
+    // The core appends above its commit index, which is at or above what this host applied.
+    assert(
+      index > group.appliedIndex,
+      `host: group ${group.id} proposal at ${index}, already applied to ${group.appliedIndex}`,
+    );
     // A caller still waiting at this index proposed it in an earlier term, and the entry there is
     // gone from this leader's log (a leader never overwrites its own): it was never committed.
     const superseded = group.pending.get(index);
     if (superseded !== undefined) {
-      assert(superseded.term < term, `host: two proposals at ${index} in term ${term}`);
+      assert(superseded.term < term, `host: group ${group.id} two proposals at ${index} in term ${term}`);
       this.settle(group, index, superseded, { kind: 'refused', reason: { kind: 'superseded' } });
     }
     const pending: PendingProposal = {
@@ -1076,7 +1082,9 @@ export class MultiRaftHost {
     }
     for (const readState of ready.readStates) {
       const read = group.reads.get(readState.requestId);
-      if (read !== undefined) read.index = readState.index;
+      if (read === undefined) continue;
+      assert(read.index === 0, `host: group ${group.id} read ${readState.requestId} given a read index twice`);
+      read.index = readState.index;
     }
     for (const failure of ready.readFailures) {
       const read = group.reads.get(failure.requestId);
@@ -1094,6 +1102,12 @@ export class MultiRaftHost {
   private applyEntries(group: HostedGroup, entries: readonly Entry[]): void {
     for (const entry of entries) {
       if (entry.index <= group.appliedIndex) continue;
+      // Applied in order without a gap: every index a proposal waits at is visited, so none is
+      // left pending at or below the applied index (a snapshot restore settles those it skips).
+      assert(
+        entry.index === group.appliedIndex + 1,
+        `host: group ${group.id} applies ${entry.index} after ${group.appliedIndex}`,
+      );
       const result =
         entry.kind === 'normal'
           ? modelCall(group.id, `applyEntry ${entry.index}`, () => group.stack.applyEntry(entry.index, entry.data))
@@ -1141,6 +1155,8 @@ export class MultiRaftHost {
   }
 
   private settle(group: HostedGroup, index: number, pending: PendingProposal, outcome: ProposalOutcome): void {
+    // Settled at most once, and only the caller registered at that index.
+    assert(group.pending.get(index) === pending, `host: group ${group.id} proposal at ${index} settled twice`);
     this.clock.clearTimer(pending.timer);
     group.pending.delete(index);
     pending.resolve(outcome);
@@ -1158,6 +1174,7 @@ export class MultiRaftHost {
   }
 
   private finishRead(group: HostedGroup, requestId: number, read: WaitingRead, outcome: ReadOutcome): void {
+    assert(group.reads.get(requestId) === read, `host: group ${group.id} read ${requestId} answered twice`);
     this.clock.clearTimer(read.timer);
     group.reads.delete(requestId);
     // A forwarded read the leader never answered stops counting against the core's readQueueMax.
