@@ -35,6 +35,7 @@
 import { crc32 } from 'node:zlib';
 import { assert } from '../base/assert.ts';
 import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
+import { NO_NODE } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import { raftConfigDefaults, type RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
@@ -347,11 +348,11 @@ export class MultiRaftHost {
       queued: [],
       pending: new Map(),
       keyed: new Map(),
-      keyedLeader: 0 as NodeId,
+      keyedLeader: NO_NODE,
       keyedTerm: 0,
       reads: new Map(),
       readsQueued: [],
-      knownLeader: 0 as NodeId,
+      knownLeader: NO_NODE,
       lastLeaderChange: undefined,
       transferCampaign: undefined,
       failoversWon: 0,
@@ -438,8 +439,8 @@ export class MultiRaftHost {
     for (const [index, pending] of group.pending) this.settle(group, index, pending, { kind: 'indeterminate' });
     for (const key of [...group.keyed.keys()]) this.settleKeyed(group, key, { kind: 'indeterminate' });
     for (const [id, read] of group.reads)
-      this.finishRead(group, id, read, { kind: 'refused', reason, leaderHint: 0 as NodeId });
-    for (const resolve of group.readsQueued.splice(0)) resolve({ kind: 'refused', reason, leaderHint: 0 as NodeId });
+      this.finishRead(group, id, read, { kind: 'refused', reason, leaderHint: NO_NODE });
+    for (const resolve of group.readsQueued.splice(0)) resolve({ kind: 'refused', reason, leaderHint: NO_NODE });
   }
 
   /**
@@ -454,7 +455,7 @@ export class MultiRaftHost {
       // The frame that carried them may be lost with the connection: send them again (a copy
       // that did arrive is a no-op when applied twice).
       if (group.keyedLeader === peer) {
-        group.keyedLeader = 0 as NodeId;
+        group.keyedLeader = NO_NODE;
         this.scheduleTurn();
       }
     }
@@ -548,9 +549,8 @@ export class MultiRaftHost {
   /** Waits until a read at this moment is safe to serve locally (linearizable, or from the lease). */
   read(groupId: GroupId, mode: 'linearizable' | 'lease'): Promise<ReadOutcome> {
     const group = this.groups.get(groupId);
-    if (this.stopped) return Promise.resolve({ kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
-    if (group === undefined)
-      return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
+    if (this.stopped) return Promise.resolve({ kind: 'refused', reason: 'stopped', leaderHint: NO_NODE });
+    if (group === undefined) return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: NO_NODE });
     if (mode === 'linearizable') {
       // Joins this turn's batch: one ReadIndex request (on a follower, one message to the leader
       // and one answer) serves every linearizable read that arrived before it was made.
