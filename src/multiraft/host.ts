@@ -211,7 +211,7 @@ interface HostedGroup {
   readonly id: GroupId;
   readonly raft: RaftNode;
   readonly stack: ModelStack;
-  appliedIndex: number;
+  appliedIndex: LogIndex;
   /** The term of the entry at appliedIndex (a snapshot's timeframe names it). */
   appliedTerm: number;
   /** The index of the last configuration entry applied (a restored snapshot's index: at or after it). */
@@ -242,7 +242,7 @@ interface HostedGroup {
 export interface HostedGroupStatus {
   readonly group: GroupId;
   readonly status: Status;
-  readonly appliedIndex: number;
+  readonly appliedIndex: LogIndex;
   /** The term of the entry at appliedIndex: a leader that applied one of its own term has applied all that was committed before it. */
   readonly appliedTerm: number;
   /** The index of the configuration entry applied last (or of the snapshot that brought it: at or after it). */
@@ -654,7 +654,7 @@ export class MultiRaftHost {
     if (!group.raft.requestSnapshot())
       return { kind: 'up_to_date', index: this.options.storage.group(groupId).snapshot().meta.index };
     this.scheduleTurn();
-    return { kind: 'started', index: group.appliedIndex as LogIndex };
+    return { kind: 'started', index: group.appliedIndex };
   }
 
   model(groupId: GroupId): ReplicatedModel | undefined {
@@ -686,7 +686,7 @@ export class MultiRaftHost {
     if (group === undefined) return undefined;
     const frame = {
       group: group.id,
-      index: group.appliedIndex as LogIndex,
+      index: group.appliedIndex,
       term: group.appliedTerm as Term,
       confState: group.raft.currentConfState(),
     };
@@ -860,7 +860,7 @@ export class MultiRaftHost {
     if (group.snapshotInFlight !== undefined) return;
     const frame = {
       group: group.id,
-      index: group.appliedIndex as LogIndex,
+      index: group.appliedIndex,
       term: group.appliedTerm as Term,
       confState,
     };
