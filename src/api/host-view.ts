@@ -8,12 +8,13 @@
 // Called by the KV routes and their outcomes, the admin and membership routes, the binary server.
 
 import type { GroupId, NodeId } from '../base/ids.ts';
+import { NO_NODE } from '../base/ids.ts';
 import type { Status } from '../raft/types.ts';
 import type { ApiHost } from './ports.ts';
 
 /** The leader this node knows of for `group`, 0 when none (or the group is not hosted here). */
 export function leaderOf(host: ApiHost, group: GroupId): NodeId {
-  return host.groupLeader(group) ?? (0 as NodeId);
+  return host.groupLeader(group) ?? NO_NODE;
 }
 
 /**

@@ -16,7 +16,7 @@
 // Called by: src/api/member-routes.ts, src/api/member-remove-routes.ts.
 
 import { performance } from 'node:perf_hooks';
-import { asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
+import { NO_NODE, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import { ApiError, isErrorCode } from './errors.ts';
 import { forwardedByHeader, type ForwardContext } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
@@ -218,7 +218,7 @@ export async function changeThroughLeader(
     const members = status === undefined ? (context.options.locate?.(group) ?? []) : [];
     if (status === undefined && members.length > 0) {
       // Not hosted here: through a node that hosts it (its answer names the leader to ask next).
-      const target = hint ?? members[attempt % members.length] ?? (0 as NodeId);
+      const target = hint ?? members[attempt % members.length] ?? NO_NODE;
       const outcome = await askLeader(context, group, target, change.atLeader);
       if ('done' in outcome) return { ...outcome.done, steps: [...stepsSoFar, ...outcome.done.steps] };
       stepsSoFar.push(...(outcome.steps ?? []));
@@ -230,7 +230,7 @@ export async function changeThroughLeader(
     if (status === undefined)
       return {
         group,
-        leader: 0 as NodeId,
+        leader: NO_NODE,
         state: 'unknown',
         steps: [],
         pending: `group ${group} is not hosted on node ${context.nodeId}`,

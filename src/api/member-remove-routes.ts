@@ -32,7 +32,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
-import { asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
+import { NO_NODE, asGroupId, asNodeId, type GroupId, type NodeId } from '../base/ids.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse } from './forwarding.ts';
 import { parseCounter } from './route-input.ts';
@@ -187,7 +187,7 @@ export const memberRemoveRoutes: FastifyPluginCallback<MemberRemoveRoutesOptions
     const groups: GroupMemberProgress[] = await Promise.all(
       options.groups.map((group) =>
         recordedAbsent(group, node)
-          ? Promise.resolve<GroupMemberProgress>({ group, leader: 0 as NodeId, state: 'absent', steps: [] })
+          ? Promise.resolve<GroupMemberProgress>({ group, leader: NO_NODE, state: 'absent', steps: [] })
           : changeThroughLeader(context, leaveChange(context, group, node), deadlineMs),
       ),
     );

@@ -25,6 +25,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { GroupId, NodeId } from '../base/ids.ts';
+import { NO_NODE } from '../base/ids.ts';
 import type { ProposalOutcome } from '../multiraft/host.ts';
 import type { ConfState, Status } from '../raft/types.ts';
 import type { MultiRaftHost } from '../multiraft/host.ts';
@@ -225,7 +226,7 @@ export async function changeGroup<End>(
   }
   return {
     kind: 'pending',
-    progress: { group, leader: host.groupLeader(group) ?? (0 as NodeId), state: 'unknown', steps, pending: waitingFor },
+    progress: { group, leader: host.groupLeader(group) ?? NO_NODE, state: 'unknown', steps, pending: waitingFor },
   };
 }
 

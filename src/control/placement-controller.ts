@@ -21,6 +21,7 @@
 // Called by: src/node/node.ts; test/control/.
 
 import type { GroupId, NodeId } from '../base/ids.ts';
+import { NO_NODE } from '../base/ids.ts';
 import type { MetaCommand } from '../codec/meta.ts';
 import { metaGroupId, type MetaModel } from '../models/meta.ts';
 import type { HostClock, TimerHandle } from '../multiraft/ports.ts';
@@ -211,7 +212,7 @@ export class PlacementController {
 
   private async carry(step: PlacementStep, leaders: ReadonlyMap<GroupId, GroupReport>): Promise<PlacementEffect> {
     const { ports } = this.options;
-    const leaderOf = (group: GroupId): NodeId => leaders.get(group)?.leader ?? (0 as NodeId);
+    const leaderOf = (group: GroupId): NodeId => leaders.get(group)?.leader ?? NO_NODE;
     const change = (group: GroupId, changes: ConfChange['changes']): Promise<PlacementEffect> =>
       ports.confChange(leaderOf(group), group, { changes, transition: 'auto' });
     switch (step.kind) {
@@ -221,8 +222,8 @@ export class PlacementController {
           type: 'placement.move.start',
           move: {
             group: move.group,
-            add: move.add ?? (0 as NodeId),
-            remove: move.remove ?? (0 as NodeId),
+            add: move.add ?? NO_NODE,
+            remove: move.remove ?? NO_NODE,
             reason: move.reason,
             startedMs: move.startedMs,
           },

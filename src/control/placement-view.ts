@@ -7,6 +7,7 @@
 // Called by: src/control/placement-controller.ts; test/control/.
 
 import type { GroupId, NodeId } from '../base/ids.ts';
+import { NO_NODE } from '../base/ids.ts';
 import type { GroupRecord, NodeRecord } from '../codec/meta.ts';
 import type { MoveRecord, PlacementSettingsRecord } from '../codec/meta-placement.ts';
 import {
@@ -106,7 +107,7 @@ export function placementView(inputs: PlacementInputs): PlacementView {
           kind: record.kind,
           voters: record.replicas,
           learners: [],
-          leader: 0 as NodeId,
+          leader: NO_NODE,
           caughtUp: [],
           changePending: false,
         };

@@ -35,6 +35,7 @@
 import { crc32 } from 'node:zlib';
 import { assert } from '../base/assert.ts';
 import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
+import { NO_NODE } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import { raftConfigDefaults, type RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
@@ -210,7 +211,7 @@ interface HostedGroup {
   readonly id: GroupId;
   readonly raft: RaftNode;
   readonly stack: ModelStack;
-  appliedIndex: number;
+  appliedIndex: LogIndex;
   /** The term of the entry at appliedIndex (a snapshot's timeframe names it). */
   appliedTerm: number;
   /** The index of the last configuration entry applied (a restored snapshot's index: at or after it). */
@@ -241,7 +242,7 @@ interface HostedGroup {
 export interface HostedGroupStatus {
   readonly group: GroupId;
   readonly status: Status;
-  readonly appliedIndex: number;
+  readonly appliedIndex: LogIndex;
   /** The term of the entry at appliedIndex: a leader that applied one of its own term has applied all that was committed before it. */
   readonly appliedTerm: number;
   /** The index of the configuration entry applied last (or of the snapshot that brought it: at or after it). */
@@ -326,6 +327,7 @@ export class MultiRaftHost {
       {
         ...this.options.raft,
         id: this.options.nodeId,
+        group: id,
         rng: this.options.rng.fork(),
         snapshotCheck: (snapshot) => checkSnapshot(id, snapshot),
         ...(this.options.snapshotSend === undefined
@@ -346,11 +348,11 @@ export class MultiRaftHost {
       queued: [],
       pending: new Map(),
       keyed: new Map(),
-      keyedLeader: 0 as NodeId,
+      keyedLeader: NO_NODE,
       keyedTerm: 0,
       reads: new Map(),
       readsQueued: [],
-      knownLeader: 0 as NodeId,
+      knownLeader: NO_NODE,
       lastLeaderChange: undefined,
       transferCampaign: undefined,
       failoversWon: 0,
@@ -437,8 +439,8 @@ export class MultiRaftHost {
     for (const [index, pending] of group.pending) this.settle(group, index, pending, { kind: 'indeterminate' });
     for (const key of [...group.keyed.keys()]) this.settleKeyed(group, key, { kind: 'indeterminate' });
     for (const [id, read] of group.reads)
-      this.finishRead(group, id, read, { kind: 'refused', reason, leaderHint: 0 as NodeId });
-    for (const resolve of group.readsQueued.splice(0)) resolve({ kind: 'refused', reason, leaderHint: 0 as NodeId });
+      this.finishRead(group, id, read, { kind: 'refused', reason, leaderHint: NO_NODE });
+    for (const resolve of group.readsQueued.splice(0)) resolve({ kind: 'refused', reason, leaderHint: NO_NODE });
   }
 
   /**
@@ -453,7 +455,7 @@ export class MultiRaftHost {
       // The frame that carried them may be lost with the connection: send them again (a copy
       // that did arrive is a no-op when applied twice).
       if (group.keyedLeader === peer) {
-        group.keyedLeader = 0 as NodeId;
+        group.keyedLeader = NO_NODE;
         this.scheduleTurn();
       }
     }
@@ -547,9 +549,8 @@ export class MultiRaftHost {
   /** Waits until a read at this moment is safe to serve locally (linearizable, or from the lease). */
   read(groupId: GroupId, mode: 'linearizable' | 'lease'): Promise<ReadOutcome> {
     const group = this.groups.get(groupId);
-    if (this.stopped) return Promise.resolve({ kind: 'refused', reason: 'stopped', leaderHint: 0 as NodeId });
-    if (group === undefined)
-      return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
+    if (this.stopped) return Promise.resolve({ kind: 'refused', reason: 'stopped', leaderHint: NO_NODE });
+    if (group === undefined) return Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: NO_NODE });
     if (mode === 'linearizable') {
       // Joins this turn's batch: one ReadIndex request (on a follower, one message to the leader
       // and one answer) serves every linearizable read that arrived before it was made.
@@ -607,6 +608,7 @@ export class MultiRaftHost {
           leaderHint: group.raft.knownLeader(),
         });
     }, this.options.requestTimeoutMs);
+    assert(!group.reads.has(requestId), `host: group ${group.id} read ${requestId} registered twice`);
     group.reads.set(requestId, { resolves, timer, index: 0 as LogIndex });
     this.scheduleTurn();
   }
@@ -652,7 +654,7 @@ export class MultiRaftHost {
     if (!group.raft.requestSnapshot())
       return { kind: 'up_to_date', index: this.options.storage.group(groupId).snapshot().meta.index };
     this.scheduleTurn();
-    return { kind: 'started', index: group.appliedIndex as LogIndex };
+    return { kind: 'started', index: group.appliedIndex };
   }
 
   model(groupId: GroupId): ReplicatedModel | undefined {
@@ -684,7 +686,7 @@ export class MultiRaftHost {
     if (group === undefined) return undefined;
     const frame = {
       group: group.id,
-      index: group.appliedIndex as LogIndex,
+      index: group.appliedIndex,
       term: group.appliedTerm as Term,
       confState: group.raft.currentConfState(),
     };
@@ -858,7 +860,7 @@ export class MultiRaftHost {
     if (group.snapshotInFlight !== undefined) return;
     const frame = {
       group: group.id,
-      index: group.appliedIndex as LogIndex,
+      index: group.appliedIndex,
       term: group.appliedTerm as Term,
       confState,
     };
@@ -1029,11 +1031,16 @@ export class MultiRaftHost {
     term: number,
     resolve: (outcome: ProposalOutcome) => void,
   ): void {
+    // The core appends above its commit index, which is at or above what this host applied.
+    assert(
+      index > group.appliedIndex,
+      `host: group ${group.id} proposal at ${index}, already applied to ${group.appliedIndex}`,
+    );
     // A caller still waiting at this index proposed it in an earlier term, and the entry there is
     // gone from this leader's log (a leader never overwrites its own): it was never committed.
     const superseded = group.pending.get(index);
     if (superseded !== undefined) {
-      assert(superseded.term < term, `host: two proposals at ${index} in term ${term}`);
+      assert(superseded.term < term, `host: group ${group.id} two proposals at ${index} in term ${term}`);
       this.settle(group, index, superseded, { kind: 'refused', reason: { kind: 'superseded' } });
     }
     const pending: PendingProposal = {
@@ -1075,7 +1082,9 @@ export class MultiRaftHost {
     }
     for (const readState of ready.readStates) {
       const read = group.reads.get(readState.requestId);
-      if (read !== undefined) read.index = readState.index;
+      if (read === undefined) continue;
+      assert(read.index === 0, `host: group ${group.id} read ${readState.requestId} given a read index twice`);
+      read.index = readState.index;
     }
     for (const failure of ready.readFailures) {
       const read = group.reads.get(failure.requestId);
@@ -1093,6 +1102,12 @@ export class MultiRaftHost {
   private applyEntries(group: HostedGroup, entries: readonly Entry[]): void {
     for (const entry of entries) {
       if (entry.index <= group.appliedIndex) continue;
+      // Applied in order without a gap: every index a proposal waits at is visited, so none is
+      // left pending at or below the applied index (a snapshot restore settles those it skips).
+      assert(
+        entry.index === group.appliedIndex + 1,
+        `host: group ${group.id} applies ${entry.index} after ${group.appliedIndex}`,
+      );
       const result =
         entry.kind === 'normal'
           ? modelCall(group.id, `applyEntry ${entry.index}`, () => group.stack.applyEntry(entry.index, entry.data))
@@ -1140,6 +1155,8 @@ export class MultiRaftHost {
   }
 
   private settle(group: HostedGroup, index: number, pending: PendingProposal, outcome: ProposalOutcome): void {
+    // Settled at most once, and only the caller registered at that index.
+    assert(group.pending.get(index) === pending, `host: group ${group.id} proposal at ${index} settled twice`);
     this.clock.clearTimer(pending.timer);
     group.pending.delete(index);
     pending.resolve(outcome);
@@ -1157,6 +1174,7 @@ export class MultiRaftHost {
   }
 
   private finishRead(group: HostedGroup, requestId: number, read: WaitingRead, outcome: ReadOutcome): void {
+    assert(group.reads.get(requestId) === read, `host: group ${group.id} read ${requestId} answered twice`);
     this.clock.clearTimer(read.timer);
     group.reads.delete(requestId);
     // A forwarded read the leader never answered stops counting against the core's readQueueMax.

@@ -21,6 +21,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
+import { NO_NODE } from '../base/ids.ts';
 import { backupGroup, decodeBackup, encodeBackup, type Backup, type BackupGroup } from '../codec/backup.ts';
 import { kvKeyBytesMax, kvValueBytesMax } from '../codec/kv.ts';
 import type { Checksum } from '../codec/snapshot.ts';
@@ -173,7 +174,7 @@ export async function restoreDataDir(
               : part.snapshot,
         },
         entries: [],
-        hardState: { term: part.term, vote: 0 as NodeId, commit: part.index },
+        hardState: { term: part.term, vote: NO_NODE, commit: part.index },
       })),
       { sync: true },
     );
@@ -247,7 +248,7 @@ export async function recoverDataDir(options: {
             group,
             snapshot: { meta: { index, term, confState }, data: Buffer.concat(slices) },
             entries: [],
-            hardState: { term: Math.max(hardState.term, term) as Term, vote: 0 as NodeId, commit: index },
+            hardState: { term: Math.max(hardState.term, term) as Term, vote: NO_NODE, commit: index },
           },
         ],
         { sync: true },

@@ -24,8 +24,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { joinProblem, planGroups } from '../control/bootstrap.ts';
 import { formatAddress, type MemberAddresses } from '../control/member-directory.ts';
-import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
-import { asGroupId } from '../base/ids.ts';
+import type { GroupId, LogIndex, Term } from '../base/ids.ts';
+import { NO_NODE, asGroupId } from '../base/ids.ts';
 import { confStateOf } from '../raft/confchange.ts';
 import { bootstrapEntry } from '../raft/storage.ts';
 import { initialPlacement } from '../control/placement-initial.ts';
@@ -239,7 +239,7 @@ async function initializeGroups(store: DiskStore, config: NodeConfig, logger: Lo
     .map(({ group, voters }) => ({
       group,
       entries: [bootstrapEntry(confStateOf(voters))],
-      hardState: { term: 1 as Term, vote: 0 as NodeId, commit: 1 as LogIndex },
+      hardState: { term: 1 as Term, vote: NO_NODE, commit: 1 as LogIndex },
     }));
   if (writes.length > 0) await store.write(writes, { sync: true });
   if (restored) rmSync(pending);

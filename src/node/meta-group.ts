@@ -14,7 +14,8 @@
 
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { LogIndex, NodeId, Term } from '../base/ids.ts';
+import type { LogIndex, Term } from '../base/ids.ts';
+import { NO_NODE } from '../base/ids.ts';
 import type { NodeRecord } from '../codec/meta.ts';
 import { metaVotersMax } from '../control/meta-membership.ts';
 import { metaGroupId } from '../models/meta.ts';
@@ -36,7 +37,7 @@ export async function prepareMetaGroup(store: DiskStore, config: NodeConfig, log
       {
         group: metaGroupId,
         entries: [bootstrapEntry(confState)],
-        hardState: { term: 1 as Term, vote: 0 as NodeId, commit: 1 as LogIndex },
+        hardState: { term: 1 as Term, vote: NO_NODE, commit: 1 as LogIndex },
       },
     ],
     { sync: true },

@@ -26,7 +26,7 @@ import type { Logger } from 'pino';
 import { buildApp } from '../api/app.ts';
 import type { ApiHost } from '../api/ports.ts';
 import { proposeMeta, type MetaProposeContext } from '../api/meta-propose.ts';
-import type { NodeId } from '../base/ids.ts';
+import { NO_NODE } from '../base/ids.ts';
 import { actionRequest, type ActionRecord, type ActionRequest } from '../codec/meta.ts';
 import { clusterInitKind, clusterJoinKind, nodeUrlOfArgs, objectOf } from '../control/action-kinds.ts';
 import { planBootstrapAction, type HeldDecision } from '../control/bootstrap.ts';
@@ -210,7 +210,7 @@ export function recordHeldAction(
 const noGroups: ApiHost = {
   propose: () => Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } }),
   proposeConfChange: () => Promise.resolve({ kind: 'refused', reason: { kind: 'unknown_group' } }),
-  read: () => Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId }),
+  read: () => Promise.resolve({ kind: 'refused', reason: 'unknown_group', leaderHint: NO_NODE }),
   transferLeadership: () => ({ kind: 'unknown_group' }),
   compactNow: () => ({ kind: 'unknown_group' }),
   status: () => [],

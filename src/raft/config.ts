@@ -2,12 +2,14 @@
 // Ticks are the only notion of time: the host calls tick() at its own period (e.g. 10 ms).
 
 import { assert } from '../base/assert.ts';
-import type { NodeId } from '../base/ids.ts';
+import type { GroupId, NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import type { Snapshot } from './types.ts';
 
 export interface RaftConfig {
   readonly id: NodeId;
+  /** The group this core runs, named in its assertion messages (the multi-Raft host sets it). */
+  readonly group?: GroupId;
   /** A follower that hears nothing from a leader for [T, 2T) ticks campaigns (T = this). */
   readonly electionTimeoutTicks: number;
   readonly heartbeatTicks: number;

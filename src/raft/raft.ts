@@ -108,6 +108,8 @@ export class RaftNode {
   /** Bytes of the entries applied since the last snapshot asked for or installed (snapshotLogBytes). */
   private appliedBytesSinceSnapshot = 0;
   private uncommittedBytes = 0;
+  /** The Ready handed out and not advanced yet (the host holds at most one). */
+  private outstandingReady: Ready | undefined = undefined;
   /** The Ready handed out and not advanced yet restores a snapshot or applies a configuration entry. */
   private readyOrdersApply = false;
   /**
@@ -1259,6 +1261,10 @@ export class RaftNode {
   }
 
   ready(): Ready {
+    assert(
+      this.outstandingReady === undefined,
+      `raft group ${this.groupName()}: ready() called again before advance() of the Ready it handed out`,
+    );
     if (this.role === 'leader') {
       if (this.appendPending) this.broadcastAppend();
       if (this.reads.hasUnassigned() && this.committedInTerm()) this.startReadRound();
@@ -1302,7 +1308,13 @@ export class RaftNode {
     this.readStates = [];
     this.readFailures = [];
     this.events = [];
+    this.outstandingReady = ready;
     return ready;
+  }
+
+  /** The group named in assertion messages. */
+  private groupName(): string {
+    return this.config.group === undefined ? `(unnamed) on node ${this.id}` : `${this.config.group} on node ${this.id}`;
   }
 
   /**
@@ -1381,6 +1393,15 @@ export class RaftNode {
 
   /** The host finished the Ready: its writes are durable and its committed entries applied. */
   advance(ready: Ready): void {
+    assert(
+      this.outstandingReady !== undefined,
+      `raft group ${this.groupName()}: advance() without a Ready handed out (advanced twice?)`,
+    );
+    assert(
+      ready === this.outstandingReady,
+      `raft group ${this.groupName()}: advance() given a Ready other than the one ready() handed out`,
+    );
+    this.outstandingReady = undefined;
     this.readyOrdersApply = false;
     if (ready.snapshot !== undefined) this.log.stableSnapshotTo(ready.snapshot.meta.index);
     const lastEntry = ready.entries[ready.entries.length - 1];

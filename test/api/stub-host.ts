@@ -44,7 +44,7 @@ export function stubHost(meta?: MetaModel): StubHost {
   let index = 1;
   const status = (group: GroupId): HostedGroupStatus => ({
     group,
-    appliedIndex: index,
+    appliedIndex: index as LogIndex,
     appliedTerm: 1,
     confIndex: 1,
     lastLeaderChange: script.lastLeaderChange,

@@ -171,7 +171,11 @@ describe('lease reads (bug 3)', () => {
     leader.raft.tick(100); // heartbeats sent at time 100 (in ticks), acknowledged at once
     stabilize(nodes);
     expect(leader.raft.leaseRead(7, 101)).toEqual({ kind: 'queued' });
-    expect(leader.raft.ready().readStates).toEqual([{ requestId: 7, index: leader.raft.log.committed }]);
+    const served = leader.raft.ready();
+    expect(served.readStates).toEqual([{ requestId: 7, index: leader.raft.log.committed }]);
+    leader.persist(served);
+    leader.apply(served);
+    leader.raft.advance(served);
     // The process stalls for 9 ticks' worth of time without a tick firing: past the lease of 8.
     expect(leader.raft.leaseRead(8, 109.5)).toEqual({ kind: 'queued' });
     const ready = leader.raft.ready();
