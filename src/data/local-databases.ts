@@ -12,9 +12,9 @@ import { replicaView, type DatabasesModel } from '../models/meta-databases.ts';
 import { isComplete, jobFiles, versionDir } from './database-downloads.ts';
 import { join } from 'node:path';
 
-// The local runner's LocalDatabase and LocalShard (src/query/local-runner.ts), restated here: the
-// data layer may not import the query layer, and TypeScript's structural types make these the same.
+/** One shard's files on this member, as the local runner (src/query/local-runner.ts) takes them. */
 export interface LocalShard {
+  /** The id from the shard's folder name, `shard=<id>`. */
   readonly shard: string;
   readonly dir: string;
   /** Absolute paths of the shard's files, complete on disk. */
@@ -26,7 +26,7 @@ export interface LocalDatabase {
   readonly version: string;
   readonly globalDir: string | undefined;
   readonly globalFiles: readonly string[];
-  /** In shard order. */
+  /** In shard order: the order of the answers handed to reduce. */
   readonly shards: readonly LocalShard[];
 }
 

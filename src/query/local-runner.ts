@@ -25,25 +25,13 @@
 import { performance } from 'node:perf_hooks';
 import { assert } from '../base/assert.ts';
 import { isQueryError, QueryError, type JsonValue, type QueryEngine, type SqlArgument } from '../data/query-engine.ts';
+import type { LocalDatabase, LocalShard } from '../data/local-databases.ts';
 import type { EndpointSet, LoadedEndpoint } from './endpoint-loader.ts';
 import type { EndpointContext } from './endpoint-module.ts';
 
-export interface LocalShard {
-  /** The id from the shard's folder name, `shard=<id>`. */
-  readonly shard: string;
-  readonly dir: string;
-  /** Absolute paths of the shard's files, complete on disk. */
-  readonly files: readonly string[];
-}
-
-export interface LocalDatabase {
-  readonly name: string;
-  readonly version: string;
-  readonly globalDir: string | undefined;
-  readonly globalFiles: readonly string[];
-  /** In shard order: the order of the answers handed to reduce. */
-  readonly shards: readonly LocalShard[];
-}
+// A database's local files as the runner takes them are declared with the catalog that builds them
+// (src/data/local-databases.ts), since the data layer may not import this one.
+export type { LocalDatabase, LocalShard };
 
 export interface LocalQuery {
   readonly endpoint: string;
