@@ -3,8 +3,8 @@
 // does not start), opens the DuckDB engine over the node's database folder (`<data-dir>/databases`,
 // the only files statements may read), and hands the runner to the API with the database directory.
 //
-// Until the database catalog is wired in (issue 14), the directory is empty: every query answers
-// 404 DRAM_ERR_DATABASE_NOT_FOUND, but the endpoints are loaded, checked and served.
+// The directory is the database catalog's (src/node/catalog-directory.ts), handed in by node.ts;
+// without one, every query answers 404 DRAM_ERR_DATABASE_NOT_FOUND.
 //
 // Called by: src/node/node.ts.
 
