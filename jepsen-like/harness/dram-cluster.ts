@@ -250,14 +250,12 @@ export class DramCluster implements Database {
     while (Date.now() < deadline) {
       const nodes = this.reachableNodes();
       const statuses = await Promise.all(nodes.map((node) => this.groupStatus(node, 1000)));
-      // Every kv group the workload uses is there, and every group listed (the meta group, 0,
-      // included) has a leader.
-      const ready = statuses.every(
-        (groups) =>
-          groups !== undefined &&
-          this.groupIds.every((id) => groups.some((g) => g.group === id)) &&
-          groups.every((g) => g.leader !== 0),
-      );
+      // Every node answers, every kv group the workload uses is hosted somewhere (on more than
+      // three nodes each group lives on a subset of them: docs/placement.md), and every group a
+      // node lists (the meta group, 0, included) has a leader.
+      const ready =
+        statuses.every((groups) => groups !== undefined && groups.every((g) => g.leader !== 0)) &&
+        this.groupIds.every((id) => statuses.some((groups) => groups?.some((g) => g.group === id) === true));
       if (ready) return true;
       await sleep(200);
     }
