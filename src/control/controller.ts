@@ -297,7 +297,11 @@ export class MetaController {
     return due;
   }
 
-  /** Every member of every other group hosted here; undefined while one's configuration is unknown. */
+  /**
+   * Every member of every other group hosted here, and (with placement, where this node hosts only
+   * some kv groups) every replica the meta model records for a kv group or a move is adding: a
+   * node in none of them has left the cluster. Undefined while a hosted group's configuration is unknown.
+   */
   private kvMembers(): Set<NodeId> | undefined {
     const members = new Set<NodeId>();
     for (const { group, status } of this.options.host.status()) {
@@ -307,6 +311,9 @@ export class MetaController {
       for (const node of [...conf.voters, ...conf.votersOutgoing, ...conf.learners, ...conf.learnersNext])
         members.add(node);
     }
+    for (const record of this.options.model.groups())
+      if (record.kind === 'kv') for (const node of record.replicas) members.add(node);
+    for (const move of this.options.model.moves()) if (move.add !== 0) members.add(move.add);
     return members;
   }
 
