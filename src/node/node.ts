@@ -32,10 +32,14 @@ import { timedHostStorage } from '../metrics/timed-storage.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
 import { KvModel } from '../models/kv.ts';
 import { AssertionError } from '../base/assert.ts';
-import { ModelError, MultiRaftHost } from '../multiraft/host.ts';
+import { ModelError, MultiRaftHost, type HostOptions } from '../multiraft/host.ts';
 import { DiskStore } from '../storage/disk-store.ts';
 import { StorageCorruptionError, StorageError } from '../storage/errors.ts';
-import { peerTransportLimitsDefault, type TransportLogger } from '../transport/peer-options.ts';
+import {
+  peerTransportLimitsDefault,
+  type PeerTransportOptions,
+  type TransportLogger,
+} from '../transport/peer-options.ts';
 import { PeerTransport } from '../transport/peer-transport.ts';
 import type { AddressBook } from './address-book.ts';
 import { insecureDevSecret, type NodeConfig } from './config.ts';
@@ -58,7 +62,7 @@ import { systemClock } from '../multiraft/system-clock.ts';
 import { watchDataDir } from './data-dir-size.ts';
 import { apiEffects, type InjectableApp } from './meta-effects.ts';
 import { peerSigner, type PeerSigner } from './peer-signer.ts';
-import { openNodeQuery } from './query-wiring.ts';
+import { openNodeQuery, type NodeQuery } from './query-wiring.ts';
 import { catalogDirectory } from './catalog-directory.ts';
 import { emptyDatabaseDirectory, type DatabaseDirectory } from '../query/database-directory.ts';
 import { dramVersion, prepareMetaGroup, selfRecord } from './meta-group.ts';
@@ -90,29 +94,207 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-// eslint-disable-next-line max-lines-per-function -- to split once the placement and database wiring in it has merged (issue 18)
+/** What start-up opened before anything runs: the effective config, the store, the start plan. */
+interface OpenedNode {
+  readonly config: NodeConfig;
+  readonly store: DiskStore;
+  readonly httpUrl: string;
+  readonly version: string;
+  readonly held: HeldAction | undefined;
+  readonly plan: StartPlan;
+  readonly query: NodeQuery | undefined;
+  /** The query route resolves names through this; the catalog fills it in once the meta model exists. */
+  readonly directory: { current: DatabaseDirectory };
+}
+
+/** The replication core: transport, metrics, host, the meta model and the loops that follow membership. */
+interface NodeCore {
+  readonly transport: PeerTransport;
+  readonly metrics: ReturnType<typeof createNodeMetrics>;
+  readonly host: MultiRaftHost;
+  readonly metaModel: MetaModel;
+  readonly hosting: GroupHosting;
+  readonly databases: NodeDatabases;
+  readonly agent: http.Agent;
+  readonly sign: PeerSigner;
+  readonly forward: Forward;
+}
+
+/** The node's services over the core: the API, the controllers and the loops around them. */
+interface NodeServices {
+  readonly app: ReturnType<typeof buildApp>;
+  readonly placement: PlacementController;
+  readonly controller: MetaController;
+  readonly configBackup: { stop(): Promise<void> } | undefined;
+  readonly heldRecording: { stop(): void } | undefined;
+  readonly dataDir: ReturnType<typeof watchDataDir>;
+  readonly binary: BinaryServer | undefined;
+}
+
+type NodeDatabases = ReturnType<typeof nodeDatabases>;
+type StartPlan = Awaited<ReturnType<typeof planStart>>;
+
 export async function startNode(configured: NodeConfig, logger: Logger = nodeLogger(configured)): Promise<RunningNode> {
-  let config = configured;
-  mkdirSync(config.dataDir, { recursive: true });
+  const opened = await openNode(configured, logger);
+  const { config, httpUrl, plan } = opened;
+  const core = buildCore(opened, logger);
+  await core.transport.start();
+  core.host.start();
+  const services = await startServices(opened, core, logger);
+  logger.info(
+    {
+      http: httpUrl,
+      ...(config.client === undefined ? {} : { client: `${config.client.host}:${config.client.port}` }),
+      raft: `${config.raft.host}:${config.raft.port}`,
+      groups: plan.hosted.length,
+    },
+    'node started',
+  );
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopping ??= stopNode(opened, core, services, watchdog, logger));
+  const watchdog = watchFatal(core.host, stop, logger);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      void stop().then(() => process.exit(core.host.failure() === undefined ? 0 : 1));
+    });
+  }
+  try {
+    await finishJoin(config, plan, joiningNode(core.transport), logger);
+  } catch (error) {
+    // Refused, or not done within the retries: nothing half-running is left behind, and the
+    // next start with the same flags continues the join where it stopped.
+    await stop();
+    throw error;
+  }
+  return { httpUrl, stop };
+}
+
+/** Opens what the node starts from: endpoint modules, the store, the bootstrap decision, the start plan. */
+async function openNode(configured: NodeConfig, logger: Logger): Promise<OpenedNode> {
+  mkdirSync(configured.dataDir, { recursive: true });
   // Before anything else opens: an endpoint module that cannot be served stops the start here.
   // The catalog opens later (it needs the meta model): until then, every database is unknown.
-  let directory: DatabaseDirectory = emptyDatabaseDirectory;
-  const query = await openNodeQuery(config, { resolve: (nameOrAlias) => directory.resolve(nameOrAlias) });
-  const store = await DiskStore.open(join(config.dataDir, 'raft'), {
+  const directory = { current: emptyDatabaseDirectory };
+  const query = await openNodeQuery(configured, { resolve: (nameOrAlias) => directory.current.resolve(nameOrAlias) });
+  const store = await DiskStore.open(join(configured.dataDir, 'raft'), {
     entryDataBytesMax: entryBytesMax,
     snapshotDataBytesMax,
   });
-  if (config.secret === insecureDevSecret)
+  if (configured.secret === insecureDevSecret)
     logger.warn(
       '--insecure-dev-secret: the peer secret is public, anyone who can reach the peer port can act as a member',
     );
-  const httpUrl = `${config.tls === undefined ? 'http' : 'https'}://${config.http.host}:${config.http.port}`;
+  const httpUrl = `${configured.tls === undefined ? 'http' : 'https'}://${configured.http.host}:${configured.http.port}`;
   const version = dramVersion();
-  const { config: effective, held } = await bootstrap(config, store, httpUrl, version, logger);
-  config = effective;
+  const { config, held } = await bootstrap(configured, store, httpUrl, version, logger);
   const plan = await planStart(config, store, logger);
   await prepareMetaGroup(store, config, logger);
-  const transport = new PeerTransport({
+  return { config, store, httpUrl, version, held, plan, query, directory };
+}
+
+/**
+ * Builds the replication core. The transport, the metrics and the host refer to each other; each
+ * reference is called only once the host has started, after everything here exists.
+ */
+function buildCore(opened: OpenedNode, logger: Logger): NodeCore {
+  const { config, plan } = opened;
+  const late = {} as { host: MultiRaftHost; removals: RemovalWatch; hosting: GroupHosting; databases: NodeDatabases };
+  const transport = peerTransport(config, plan.book, logger, {
+    onBatch: (from, batch) => {
+      late.host.receive(batch, from);
+    },
+    onPeerLost: (peer) => {
+      late.host.peerLost(peer);
+    },
+  });
+  const metaModel = new MetaModel();
+  const metrics = createNodeMetrics({
+    host: { status: () => late.host.status() },
+    peerTraffic: () => transport.stats().peers,
+    dataDir: config.dataDir,
+    databases: () => late.databases.downloads.allProgress(),
+    catalog: () => (late.host.groupStatus(metaGroupId)?.status.role === 'leader' ? catalogStats(metaModel) : undefined),
+    placement: () => underReplicated(metaModel),
+  });
+  const host = multiRaftHost(opened.store, config, transport, metrics, {
+    onConfApplied: (group, confState) => {
+      late.removals.confApplied(group, confState);
+    },
+    onSnapshotRefused: (group, reason) => {
+      logger.warn({ group }, reason);
+    },
+    onUnknownGroup: () => {
+      late.hosting.poke();
+    },
+  });
+  late.host = host;
+  host.addGroup(metaGroupId, metaModel);
+  for (const group of plan.hosted) host.addGroup(group, new KvModel());
+  late.removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
+  late.hosting = new GroupHosting({
+    self: config.nodeId,
+    host,
+    model: metaModel,
+    log: (level, message, fields) => {
+      logger[level](fields, message);
+    },
+    onChange: (group, hosted) => {
+      if (!hosted) late.removals.groupStopped(group);
+    },
+  });
+  const agent = forwardAgent(config);
+  const sign = peerSigner(config);
+  const forward = httpForward(config, plan.book, agent, sign);
+  late.databases = databasesOf(config, host, metaModel, forward, metrics, logger);
+  return {
+    transport,
+    metrics,
+    host,
+    metaModel,
+    hosting: late.hosting,
+    databases: late.databases,
+    agent,
+    sign,
+    forward,
+  };
+}
+
+/** This node's databases: downloads, the local copies and the catalog port (src/node/databases.ts). */
+function databasesOf(
+  config: NodeConfig,
+  host: MultiRaftHost,
+  metaModel: MetaModel,
+  forward: Forward,
+  metrics: ReturnType<typeof createNodeMetrics>,
+  logger: Logger,
+): NodeDatabases {
+  return nodeDatabases({
+    nodeId: config.nodeId,
+    dataDir: config.dataDir,
+    s3: config.s3,
+    model: metaModel,
+    catalogCurrent: () => {
+      const meta = host.groupStatus(metaGroupId);
+      return meta !== undefined && meta.status.leader !== 0 && meta.appliedIndex >= meta.status.commit;
+    },
+    proposeAnywhere: proposeFromHere(config, host, forward, logger),
+    log: (level, message, fields) => {
+      logger[level](fields, message);
+    },
+    onBytes: (database, bytes) => {
+      metrics.databaseBytesFetched(database, bytes);
+    },
+  });
+}
+
+/** The peer transport; it delivers nothing before start(), so its callbacks may reach what is built later. */
+function peerTransport(
+  config: NodeConfig,
+  book: AddressBook,
+  logger: Logger,
+  deliver: Pick<PeerTransportOptions, 'onBatch' | 'onPeerLost'>,
+): PeerTransport {
+  const transport: PeerTransport = new PeerTransport({
     ...peerTransportLimitsDefault,
     frameBytesMax,
     sendQueueBytesMax: 2 * frameBytesMax,
@@ -125,36 +307,33 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     secret: config.secret,
     listenHost: config.raft.host,
     listenPort: config.raft.port,
-    peers: plan.book.raftAddresses(),
+    peers: book.raftAddresses(),
     advertise: { raft: config.raft, http: config.http },
     // The address book holds this node too: one entry fewer for learned peers.
     discovery: {
       peersMax: membersMax - 1,
       onPeerAdvertised: (peer, advertised) => {
-        rememberPeer(plan.book, transport, peer, advertised, logger);
+        rememberPeer(book, transport, peer, advertised, logger);
       },
     },
     localAddress: config.raft.host,
     wireLimits,
     logger: transportLogger(logger),
     ...(config.tls?.ca === undefined ? {} : { tls: { cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca } }),
-    // The host is built below; the transport delivers nothing before start().
-    onBatch: (from, batch) => {
-      host.receive(batch, from);
-    },
-    onPeerLost: (peer) => {
-      host.peerLost(peer);
-    },
+    ...deliver,
   });
-  const metrics = createNodeMetrics({
-    host: { status: () => host.status() },
-    peerTraffic: () => transport.stats().peers,
-    dataDir: config.dataDir,
-    databases: () => databases.downloads.allProgress(),
-    catalog: () => (host.groupStatus(metaGroupId)?.status.role === 'leader' ? catalogStats(metaModel) : undefined),
-    placement: () => underReplicated(metaModel),
-  });
-  const host = new MultiRaftHost({
+  return transport;
+}
+
+/** The multi-Raft host over the store, with the node's Raft settings. */
+function multiRaftHost(
+  store: DiskStore,
+  config: NodeConfig,
+  transport: PeerTransport,
+  metrics: ReturnType<typeof createNodeMetrics>,
+  hooks: Pick<HostOptions, 'onConfApplied' | 'onSnapshotRefused' | 'onUnknownGroup'>,
+): MultiRaftHost {
+  return new MultiRaftHost({
     nodeId: config.nodeId,
     storage: timedHostStorage(store, metrics),
     transport: { send: (peer, batch) => void transport.send(peer, batch) },
@@ -178,114 +357,103 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     observeTurn: (seconds) => {
       metrics.observeTurnDuration(seconds);
     },
-    onConfApplied: (group, confState) => {
-      removals.confApplied(group, confState);
-    },
-    onSnapshotRefused: (group, reason) => {
-      logger.warn({ group }, reason);
-    },
-    onUnknownGroup: () => {
-      hosting.poke();
-    },
+    ...hooks,
   });
-  const metaModel = new MetaModel();
-  host.addGroup(metaGroupId, metaModel);
-  for (const group of plan.hosted) host.addGroup(group, new KvModel());
-  const removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
-  const hosting = new GroupHosting({
-    self: config.nodeId,
-    host,
-    model: metaModel,
-    log: (level, message, fields) => {
-      logger[level](fields, message);
-    },
-    onChange: (group, hosted) => {
-      if (!hosted) removals.groupStopped(group);
-    },
-  });
-  await transport.start();
-  host.start();
-  const agent = forwardAgent(config);
-  const sign = peerSigner(config);
-  const forward = httpForward(config, plan.book, agent, sign);
+}
+
+/** The API, the controllers and the loops over the core, started; the HTTP port listens when this returns. */
+async function startServices(opened: OpenedNode, core: NodeCore, logger: Logger): Promise<NodeServices> {
+  const { config, plan } = opened;
+  const { host, metaModel, forward, sign, databases } = core;
   // A member added through the API is dialed at once and forwarded to from now on.
   const members: MemberDirectory = {
     list: () => plan.book.list(),
     record: (member) => {
       const raft = plan.book.record(member);
-      if (raft !== undefined) transport.setPeer(member.nodeId, raft);
+      if (raft !== undefined) core.transport.setPeer(member.nodeId, raft);
     },
     forget: (node) => {
-      forgetMember(plan.book, transport, node, logger);
+      forgetMember(plan.book, core.transport, node, logger);
     },
   };
   const dataDir = watchDataDir(config.dataDir);
-  const databases = nodeDatabases({
-    nodeId: config.nodeId,
-    dataDir: config.dataDir,
-    s3: config.s3,
-    model: metaModel,
-    catalogCurrent: () => {
-      const meta = host.groupStatus(metaGroupId);
-      return meta !== undefined && meta.status.leader !== 0 && meta.appliedIndex >= meta.status.commit;
-    },
-    proposeAnywhere: proposeFromHere(config, host, forward, logger),
-    log: (level, message, fields) => {
-      logger[level](fields, message);
-    },
-    onBytes: (database, bytes) => {
-      metrics.databaseBytesFetched(database, bytes);
-    },
-  });
-  directory = catalogDirectory({
+  opened.directory.current = catalogDirectory({
     catalog: () => ({ model: metaModel.databases, active: metaModel.activeNodes() }),
     local: databases.local,
   });
+  const late = {} as { app: ReturnType<typeof buildApp> };
   const placement = new PlacementController({
     host,
     model: metaModel,
     clock: systemClock,
     wallNowMs: () => Date.now(),
-    // The app is built below; the ports call it only once the controller runs.
-    ports: placementPorts(config.nodeId, { inject: (request) => signedInject(app, sign).inject(request) }, forward),
+    // The ports call the app only once the controller runs, after the app exists.
+    ports: placementPorts(
+      config.nodeId,
+      { inject: (request) => signedInject(late.app, sign).inject(request) },
+      forward,
+    ),
     propose: async (command) => {
       const outcome = await host.propose(metaGroupId, encodeMetaCommand(command));
       return outcome.kind === 'applied' && (outcome.result as { ok?: unknown } | undefined)?.ok === true;
     },
     onMove: (event) => {
-      metrics.placementMove(event);
+      core.metrics.placementMove(event);
     },
     log: (level, message, fields) => {
       logger[level](fields, message);
     },
   });
-  const app = buildApp({
+  const app = nodeApp(opened, core, { members, dataDir, placement }, logger);
+  late.app = app;
+  await app.listen({ host: config.http.host, port: config.http.port });
+  return startLoops(opened, core, { app, placement, dataDir }, logger);
+}
+
+function nodeApp(
+  opened: OpenedNode,
+  core: NodeCore,
+  parts: { members: MemberDirectory; dataDir: ReturnType<typeof watchDataDir>; placement: PlacementController },
+  logger: Logger,
+): ReturnType<typeof buildApp> {
+  const { config, plan, held, httpUrl, version } = opened;
+  return buildApp({
     nodeId: config.nodeId,
     clusterId: config.clusterId,
-    host,
+    host: core.host,
     groups: plan.groups,
-    forward,
-    members,
+    forward: core.forward,
+    members: parts.members,
     requestTimeoutMs: config.requestTimeoutMs,
-    metrics,
+    metrics: core.metrics,
     logger,
     tls: config.tls,
     auth: { token: config.token, readToken: config.readToken, secret: config.secret, clusterId: config.clusterId },
-    query: query?.options,
+    query: opened.query?.options,
     meta: {
-      model: metaModel,
-      info: { httpUrl, version, clusterId: config.clusterId, dataDirBytes: () => dataDir.bytes() },
+      model: core.metaModel,
+      info: { httpUrl, version, clusterId: config.clusterId, dataDirBytes: () => parts.dataDir.bytes() },
       wallNowMs: () => Date.now(),
-      placementRound: () => placement.lastRound(),
+      placementRound: () => parts.placement.lastRound(),
       bootstrap: {
         inCluster: true,
         schedule: () => Promise.resolve('this node is already in a cluster'),
         records: () => (held === undefined ? [] : [heldRecord(held)]),
       },
-      databases: databases.port,
+      databases: core.databases.port,
     },
   });
-  await app.listen({ host: config.http.host, port: config.http.port });
+}
+
+/** Starts the controllers and background loops once the API listens, then the binary port. */
+async function startLoops(
+  opened: OpenedNode,
+  core: NodeCore,
+  parts: Pick<NodeServices, 'app' | 'placement' | 'dataDir'>,
+  logger: Logger,
+): Promise<NodeServices> {
+  const { config, held, httpUrl, version } = opened;
+  const { host, metaModel, forward } = core;
   const heldRecording =
     held === undefined
       ? undefined
@@ -300,89 +468,100 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     config,
     host,
     metaModel,
-    { ...apiEffects(signedInject(app, sign)), drain: (node) => placement.drain(node) },
+    { ...apiEffects(signedInject(parts.app, core.sign)), drain: (node) => parts.placement.drain(node) },
     forward,
     httpUrl,
     version,
     logger,
-    databases.listObjects,
+    core.databases.listObjects,
   );
   controller.start();
   const configBackup = config.backup === undefined ? undefined : startConfigBackup(config, host, version, logger);
-  databases.downloads.start();
-  placement.start();
-  hosting.start();
-  // The binary client protocol, next to the HTTP API, when --client is given.
-  const binary =
-    config.client === undefined
-      ? undefined
-      : new BinaryServer({
-          nodeId: config.nodeId,
-          host,
-          placement: createKvPlacement(plan.groups),
-          listenHost: config.client.host,
-          listenPort: config.client.port,
-          ...config.clientLimits,
-          auth: { token: config.token, readToken: config.readToken },
-          metrics,
-          onProtocolError: (reason) => {
-            logger.warn({ reason }, 'binary client connection closed: bad frame');
-          },
-          onConnectionRefused: (open, address) => {
-            if (address === undefined)
-              logger.warn({ open }, 'binary client connection refused: connectionsMax connections are open');
-            else
-              logger.warn({ address }, 'binary client connection refused: connectionsPerAddressMax from that address');
-          },
-          onConnectionTimedOut: (reason) => {
-            logger.info({ reason }, 'binary client connection closed');
-          },
-        });
+  core.databases.downloads.start();
+  parts.placement.start();
+  core.hosting.start();
+  const binary = binaryServer(config, host, opened.plan, core.metrics, logger);
   await binary?.start();
-  logger.info(
-    {
-      http: httpUrl,
-      ...(config.client === undefined ? {} : { client: `${config.client.host}:${config.client.port}` }),
-      raft: `${config.raft.host}:${config.raft.port}`,
-      groups: plan.hosted.length,
-    },
-    'node started',
-  );
+  return { ...parts, controller, configBackup, heldRecording, binary };
+}
 
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      logger.info('stopping');
-      clearInterval(watchdog);
-      controller.stop();
-      await configBackup?.stop();
-      databases.stop();
-      placement.stop();
-      // A pass waiting on the host is answered when the host stops; awaited before the store closes.
-      const hostingStopped = hosting.stop();
-      heldRecording?.stop();
-      dataDir.stop();
-      if (host.failure() === undefined) {
-        // Graceful: the API drains while the host still replicates, then the host answers what waits.
-        await binary?.stop();
-        await app.close();
-        await host.stop();
-        await transport.stop();
-      } else {
-        // The host answered everything already: stop accepting everywhere at once, cut what lingers.
-        const httpClosed = app.close();
-        agent.destroy();
-        await Promise.all([binary?.stop(), transport.stop(), delay(fatalDrainMs)]);
-        app.server.closeAllConnections();
-        await httpClosed;
-        await host.stop();
-      }
-      await query?.close();
-      await hostingStopped;
-      await store.close();
-      logger.info('stopped');
-    })());
-  // A fatal error stops the host; the process must not linger half-alive.
+/** The binary client protocol, next to the HTTP API, when --client is given. */
+function binaryServer(
+  config: NodeConfig,
+  host: MultiRaftHost,
+  plan: StartPlan,
+  metrics: ReturnType<typeof createNodeMetrics>,
+  logger: Logger,
+): BinaryServer | undefined {
+  if (config.client === undefined) return undefined;
+  return new BinaryServer({
+    nodeId: config.nodeId,
+    host,
+    placement: createKvPlacement(plan.groups),
+    listenHost: config.client.host,
+    listenPort: config.client.port,
+    ...config.clientLimits,
+    auth: { token: config.token, readToken: config.readToken },
+    metrics,
+    onProtocolError: (reason) => {
+      logger.warn({ reason }, 'binary client connection closed: bad frame');
+    },
+    onConnectionRefused: (open, address) => {
+      if (address === undefined)
+        logger.warn({ open }, 'binary client connection refused: connectionsMax connections are open');
+      else logger.warn({ address }, 'binary client connection refused: connectionsPerAddressMax from that address');
+    },
+    onConnectionTimedOut: (reason) => {
+      logger.info({ reason }, 'binary client connection closed');
+    },
+  });
+}
+
+/**
+ * Stops the node. Graceful: the API drains while the host still replicates, then the host answers
+ * what waits. After a fatal error the host answered everything already: every port stops
+ * accepting at once and what lingers is cut.
+ */
+async function stopNode(
+  opened: OpenedNode,
+  core: NodeCore,
+  services: NodeServices,
+  watchdog: NodeJS.Timeout,
+  logger: Logger,
+): Promise<void> {
+  const { host, transport } = core;
+  const { app, binary } = services;
+  logger.info('stopping');
+  clearInterval(watchdog);
+  services.controller.stop();
+  await services.configBackup?.stop();
+  core.databases.stop();
+  services.placement.stop();
+  // A pass waiting on the host is answered when the host stops; awaited before the store closes.
+  const hostingStopped = core.hosting.stop();
+  services.heldRecording?.stop();
+  services.dataDir.stop();
+  if (host.failure() === undefined) {
+    await binary?.stop();
+    await app.close();
+    await host.stop();
+    await transport.stop();
+  } else {
+    const httpClosed = app.close();
+    core.agent.destroy();
+    await Promise.all([binary?.stop(), transport.stop(), delay(fatalDrainMs)]);
+    app.server.closeAllConnections();
+    await httpClosed;
+    await host.stop();
+  }
+  await opened.query?.close();
+  await hostingStopped;
+  await opened.store.close();
+  logger.info('stopped');
+}
+
+/** A fatal error stops the host; the process must not linger half-alive. */
+function watchFatal(host: MultiRaftHost, stop: () => Promise<void>, logger: Logger): NodeJS.Timeout {
   const watchdog = setInterval(() => {
     const failure = host.failure();
     if (failure === undefined) return;
@@ -395,20 +574,7 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     }, fatalExitMsMax);
     void stop().finally(() => process.exit(1));
   }, fatalCheckMs);
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      void stop().then(() => process.exit(host.failure() === undefined ? 0 : 1));
-    });
-  }
-  try {
-    await finishJoin(config, plan, joiningNode(transport), logger);
-  } catch (error) {
-    // Refused, or not done within the retries: nothing half-running is left behind, and the
-    // next start with the same flags continues the join where it stopped.
-    await stop();
-    throw error;
-  }
-  return { httpUrl, stop };
+  return watchdog;
 }
 
 /**
