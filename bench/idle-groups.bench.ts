@@ -59,17 +59,7 @@ export async function runIdleGroupsBench(options: {
         );
       }
       const settleSeconds = (performance.now() - started) / 1000;
-      const pids = cluster.pids();
-      const before = new Map([...pids].map(([name, pid]) => [name, cpuSecondsOf(pid)] as const));
-      const windowStarted = performance.now();
-      await new Promise((resolve) => setTimeout(resolve, options.windowSeconds * 1000));
-      const seconds = (performance.now() - windowStarted) / 1000;
-      const cpuPercent: Record<string, number> = {};
-      for (const [name, pid] of pids) {
-        const was = before.get(name);
-        const now = cpuSecondsOf(pid);
-        if (was !== undefined && now !== undefined) cpuPercent[name] = Math.round(((now - was) / seconds) * 1000) / 10;
-      }
+      const cpuPercent = await cpuPercentOver(cluster.pids(), options.windowSeconds);
       // Still quiet at the end? (Nothing should have woken them.)
       const views = await Promise.all(cluster.ids.map((id) => cluster.status(id)));
       quietReplicas = views.flat().filter((row) => row.quiesced).length;
@@ -99,4 +89,22 @@ export async function runIdleGroupsBench(options: {
     target: '<= 5% of a core per node',
     met: worst === undefined ? undefined : worst <= 5,
   };
+}
+
+/** Each process's CPU use over a window of the given length, in percent of one core. */
+async function cpuPercentOver(
+  pids: ReadonlyMap<string, number>,
+  windowSeconds: number,
+): Promise<Record<string, number>> {
+  const before = new Map([...pids].map(([name, pid]) => [name, cpuSecondsOf(pid)] as const));
+  const windowStarted = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, windowSeconds * 1000));
+  const seconds = (performance.now() - windowStarted) / 1000;
+  const cpuPercent: Record<string, number> = {};
+  for (const [name, pid] of pids) {
+    const was = before.get(name);
+    const now = cpuSecondsOf(pid);
+    if (was !== undefined && now !== undefined) cpuPercent[name] = Math.round(((now - was) / seconds) * 1000) / 10;
+  }
+  return cpuPercent;
 }

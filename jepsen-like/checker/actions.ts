@@ -166,6 +166,27 @@ export function checkActions(ops: readonly RecordedOperation[]): ActionsResult {
     anomalyCounts: anomalies.counts,
     anomalies: anomalies.listed,
   };
+  tallySchedules(schedules, finalRead, finalSnapshot, result, anomalies);
+  result.verdict =
+    anomalies.size > 0
+      ? 'invalid'
+      : (finalRead === undefined && schedules.size > 0) || result.unfinished.length > 0
+        ? 'unknown'
+        : 'valid';
+  return result;
+}
+
+/**
+ * Counts the schedule outcomes, and checks each acknowledged one that finished before the final
+ * read against that read: present (else `lost`), and finished (else listed as unfinished).
+ */
+function tallySchedules(
+  schedules: ReadonlyMap<string, RecordedOperation>,
+  finalRead: RecordedOperation | undefined,
+  finalSnapshot: ActionsSnapshot | undefined,
+  result: ActionsResult,
+  anomalies: Anomalies,
+): void {
   const present = new Map(
     (finalSnapshot === undefined ? [] : [...finalSnapshot.queue, ...finalSnapshot.finished]).map((r) => [r.id, r]),
   );
@@ -184,13 +205,6 @@ export function checkActions(ops: readonly RecordedOperation[]): ActionsResult {
       else if (record.phase === 'NEW' || record.phase === 'RUNNING') result.unfinished.push(record.id);
     }
   }
-  result.verdict =
-    anomalies.size > 0
-      ? 'invalid'
-      : (finalRead === undefined && schedules.size > 0) || result.unfinished.length > 0
-        ? 'unknown'
-        : 'valid';
-  return result;
 }
 
 function isFinal(input: unknown): boolean {
