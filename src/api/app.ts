@@ -112,7 +112,7 @@ export interface AppMetaOptions {
 export const defaultRequestTimeoutMs = 5000;
 
 /** The nodes hosting a group, as the meta model records them (src/control/group-hosting.ts). */
-function locateOf(model: MetaModel | undefined): ((group: GroupId) => readonly NodeId[]) | undefined {
+export function locateOf(model: MetaModel | undefined): ((group: GroupId) => readonly NodeId[]) | undefined {
   if (model === undefined) return undefined;
   return (group) => model.groups().find((record) => record.id === group)?.replicas ?? [];
 }

@@ -5,9 +5,12 @@
 //
 // Like HTTP, any node takes any key: a write is proposed here and, on a follower, handed to the
 // leader inside Raft (src/api/kv-outcomes.ts, writeKv); a linearizable read on a follower gets its
-// read index from the leader and is served here. Unlike HTTP nothing is forwarded over another
-// hop: a read the core refuses answers DRAM_ERR_NOT_LEADER with the leader this node knows in
-// `leader` (DRAM_ERR_NO_LEADER when none), and the smart client (src/client/) retries there.
+// read index from the leader and is served here. A read the core refuses answers
+// DRAM_ERR_NOT_LEADER with the leader this node knows in `leader` (DRAM_ERR_NO_LEADER when none),
+// and the smart client (src/client/) retries there. A key of a group this node does not host (with
+// placement, groups live on subsets of the nodes) is handed, as the HTTP routes do, to a node
+// that hosts it: one signed HTTP request through the Forward port (at most one hop: that node
+// proposes or reads it itself), its answer turned into this protocol's (forwardElsewhere).
 //
 // Invariants (every limit is an option with a default below, asserted at construction):
 //  - at most `inFlightMax` requests of one connection are being handled at once, and none is
@@ -54,11 +57,13 @@ import { KvModel } from '../models/kv.ts';
 import type { ReadOutcome } from '../multiraft/host.ts';
 import { FrameReader, frameOf } from '../codec/frame-reader.ts';
 import { tokenGrant } from './auth.ts';
-import { ApiError, isApiError, type ErrorCode } from './errors.ts';
-import { notLeaderError } from './forwarding.ts';
+import { ApiError, isApiError, isErrorCode, type ErrorCode } from './errors.ts';
+import { forwardCallToAny, notLeaderError, type ForwardCall, type ForwardContext } from './forwarding.ts';
+import { clientIdHeader, requestSeqHeader } from './kv-input.ts';
+import { indexHeader, leaderHeader } from './kv-routes.ts';
 import { leaderOf } from './host-view.ts';
 import { kvModelOf, NodeSession, readLabel, readRefusalError, writeKv } from './kv-outcomes.ts';
-import type { ApiHost, ApiMetrics } from './ports.ts';
+import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
 
 /** Requests of one connection handled at once; past it the socket is paused. */
 export const clientInFlightMax = 1024;
@@ -82,6 +87,10 @@ export interface BinaryServerOptions {
   readonly metrics?: Pick<ApiMetrics, 'proposal' | 'read'>;
   /** The HTTP API's tokens (--token, --read-token); without `token` every connection may do anything. */
   readonly auth?: { readonly token?: string | undefined; readonly readToken?: string | undefined };
+  /** The nodes hosting a group (the meta model's record): a key of a group not hosted here goes to one of them. */
+  readonly locate?: ((group: GroupId) => readonly NodeId[]) | undefined;
+  /** How a request for a group not hosted here reaches a node that hosts it (with `locate`). */
+  readonly forward?: Forward | undefined;
   /** Called once per connection closed for a protocol error (a bad frame). */
   readonly onProtocolError?: (reason: string) => void;
   readonly inFlightMax?: number;
@@ -125,8 +134,9 @@ function limitsOf(options: BinaryServerOptions): Limits {
   return limits;
 }
 
-interface Context {
+interface Context extends ForwardContext {
   readonly nodeId: NodeId;
+  readonly locate: ((group: GroupId) => readonly NodeId[]) | undefined;
   readonly host: ApiHost;
   readonly session: NodeSession;
   readonly placement: KvPlacement;
@@ -159,6 +169,8 @@ export class BinaryServer {
     this.limits = limitsOf(options);
     this.context = {
       nodeId: options.nodeId,
+      forward: options.forward,
+      locate: options.locate,
       host: options.host,
       session: new NodeSession(options.nodeId),
       placement: options.placement,
@@ -470,6 +482,8 @@ function accessRefusal(grant: Grant, request: ClientRequest): { code: ErrorCode;
 /** One request, start to answer; never rejects. */
 export async function handle(context: Context, request: ClientRequest): Promise<ClientResponse> {
   const group = context.placement.groupOf(request.key);
+  if (context.locate !== undefined && context.host.groupLeader(group) === undefined)
+    return forwardElsewhere(context, request, group);
   const model = context.host.model(group);
   const state: Answer = {
     shard: group,
@@ -483,20 +497,101 @@ export async function handle(context: Context, request: ClientRequest): Promise<
     else await write(context, state, group, commandOf(request));
     return { id: request.id, ok: true, ...state, groups, ...(value === undefined ? {} : { value }) };
   } catch (error) {
-    const apiError = isApiError(error)
-      ? error
-      : new ApiError('DRAM_ERR_INTERNAL', `internal error: ${error instanceof Error ? error.message : String(error)}`);
-    const hint = apiError.details?.['leaderHint'];
-    if (typeof hint === 'number') state.leader = hint;
-    return {
-      id: request.id,
-      ok: false,
-      ...state,
-      groups,
-      code: apiError.code,
-      message: boundedMessage(apiError.message),
-    };
+    return failedAnswer(request.id, state, groups, error);
   }
+}
+
+/** The answer for an error thrown while handling a request (an ApiError's code; anything else is internal). */
+function failedAnswer(id: number, state: Answer, groups: number, error: unknown): ClientResponse {
+  const apiError = isApiError(error)
+    ? error
+    : new ApiError('DRAM_ERR_INTERNAL', `internal error: ${error instanceof Error ? error.message : String(error)}`);
+  const hint = apiError.details?.['leaderHint'];
+  if (typeof hint === 'number') state.leader = hint;
+  return { id, ok: false, ...state, groups, code: apiError.code, message: boundedMessage(apiError.message) };
+}
+
+/**
+ * A key of a group this node does not host: the request goes over HTTP to a node that hosts it
+ * (forwardCallToAny: the first member reached), and that node's answer comes back in this
+ * protocol. A write that got no answer is DRAM_ERR_INDETERMINATE; an unstamped write is stamped by
+ * the node that proposes it (its NodeSession), as over HTTP.
+ */
+async function forwardElsewhere(context: Context, request: ClientRequest, group: GroupId): Promise<ClientResponse> {
+  const members = (context.locate?.(group) ?? []).filter((node) => node !== context.nodeId);
+  const state: Answer = { shard: group, leader: 0, index: 0 };
+  const groups = context.placement.groups.length;
+  const write = request.op !== 'get';
+  try {
+    const call = forwardCallOf(request);
+    const response = await forwardCallToAny(
+      context,
+      { group, members, onFailure: write ? 'indeterminate' : 'forward_failed' },
+      call,
+    );
+    state.index = Number(response.headers[indexHeader] ?? 0) || 0;
+    state.leader = Number(response.headers[leaderHeader] ?? 0) || 0;
+    if (response.status === 200) {
+      const value = request.op === 'get' ? new Uint8Array(response.body) : undefined;
+      return { id: request.id, ok: true, ...state, groups, ...(value === undefined ? {} : { value }) };
+    }
+    throw remoteError(response.status, response.body, write);
+  } catch (error) {
+    return failedAnswer(request.id, state, groups, error);
+  }
+}
+
+/** The HTTP request the KV routes take for a binary request (client stamp, cas and consistency included). */
+function forwardCallOf(request: ClientRequest): ForwardCall {
+  const query = new URLSearchParams();
+  if (request.cas !== undefined) query.set('cas', String(request.cas));
+  if (request.op === 'get' && request.consistency !== undefined) query.set('consistency', request.consistency);
+  const headers: Record<string, string> = {};
+  if (request.client !== undefined) {
+    // A header carries visible ASCII only: another id could not reach the node that hosts the group.
+    if (!/^[\x20-\x7e]+$/u.test(request.client.id))
+      throw new ApiError(
+        'DRAM_ERR_BAD_REQUEST',
+        'a client id outside printable ASCII cannot be forwarded to a node hosting the key',
+      );
+    headers[clientIdHeader] = request.client.id;
+    headers[requestSeqHeader] = String(request.client.seq);
+  }
+  if (request.op === 'put') headers['content-type'] = 'application/octet-stream';
+  const search = query.toString();
+  return {
+    method: request.op === 'get' ? 'GET' : request.op === 'put' ? 'PUT' : 'DELETE',
+    url: `/v1/kv/${encodeURIComponent(request.key)}${search === '' ? '' : `?${search}`}`,
+    headers,
+    body: request.op === 'put' ? Buffer.from(request.value ?? new Uint8Array(0)) : undefined,
+    forwarded: false,
+  };
+}
+
+/**
+ * The error a forwarded request's non-200 answer carries: its own code when it is one of ours (the
+ * node that served it decided whether it is definite); otherwise indeterminate for a write (it may
+ * have been applied) and a forward failure for a read.
+ */
+function remoteError(status: number, body: Buffer, write: boolean): ApiError {
+  let answer: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(body.toString('utf8'));
+    if (typeof parsed === 'object' && parsed !== null) answer = parsed as Record<string, unknown>;
+  } catch {
+    // Not ours: handled below as an unknown answer.
+  }
+  const code = answer['code'];
+  const message = typeof answer['message'] === 'string' ? answer['message'] : `HTTP ${status}`;
+  const details = answer['details'];
+  if (isErrorCode(code))
+    return new ApiError(
+      code,
+      message,
+      typeof details === 'object' && details !== null ? (details as Record<string, unknown>) : undefined,
+    );
+  if (write) return new ApiError('DRAM_ERR_INDETERMINATE', `forwarded write got an unknown answer (${message})`);
+  return new ApiError('DRAM_ERR_FORWARD_FAILED', `forwarded read got an unknown answer (${message})`);
 }
 
 function commandOf(request: ClientRequest): KvCommand {

@@ -17,7 +17,7 @@
 // the forwarded-by header.
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { GroupId, NodeId } from '../base/ids.ts';
+import { NO_NODE, type GroupId, type NodeId } from '../base/ids.ts';
 import { ApiError } from './errors.ts';
 import { forwardNoAddressCode, type Forward, type ForwardMethod, type ForwardResponse } from './ports.ts';
 
@@ -47,37 +47,93 @@ function forwardMethod(method: string): ForwardMethod | undefined {
   return method === 'GET' || method === 'PUT' || method === 'DELETE' || method === 'POST' ? method : undefined;
 }
 
+/**
+ * One request to forward, whoever received it (an HTTP route, or the binary protocol for a key of a
+ * group this node does not host): what the Forward port sends, and whether it came forwarded.
+ */
+export interface ForwardCall {
+  readonly method: ForwardMethod;
+  /** Path and query (e.g. `/v1/kv/a%20b?cas=3`). */
+  readonly url: string;
+  /** The headers the target needs (forwardedRequestHeaders); the hop mark is added here. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer | undefined;
+  /** The request came from another node already (it carried X-Dram-Forwarded-By): no second hop. */
+  readonly forwarded: boolean;
+  /** Told when a forward got no answer. */
+  readonly warn?: ((detail: Record<string, unknown>, message: string) => void) | undefined;
+}
+
+interface ForwardTarget {
+  readonly group: GroupId;
+  readonly leaderHint: NodeId;
+  readonly onFailure: ForwardFailure;
+}
+
+/** The call an HTTP request makes: its method, URL, the headers the target needs and its hop mark. */
+function callOf(request: FastifyRequest, body: Buffer | undefined): ForwardCall | undefined {
+  const method = forwardMethod(request.method);
+  if (method === undefined) return undefined;
+  const headers: Record<string, string> = {};
+  for (const name of forwardedRequestHeaders) {
+    const value = request.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  return {
+    method,
+    url: request.url,
+    headers,
+    body,
+    forwarded: request.headers[forwardedByHeader] !== undefined,
+    warn: (detail, message) => {
+      request.log.warn(detail, message);
+    },
+  };
+}
+
 /** Forwards to `leaderHint` when allowed, relays its answer; otherwise throws the 503 that says why not. */
 export async function forwardOrRefuse(
   context: ForwardContext,
   request: FastifyRequest,
   reply: FastifyReply,
-  target: {
-    readonly group: GroupId;
-    readonly leaderHint: NodeId;
-    readonly body: Buffer | undefined;
-    readonly onFailure: ForwardFailure;
-  },
+  target: ForwardTarget & { readonly body: Buffer | undefined },
 ): Promise<FastifyReply> {
+  const call = callOf(request, target.body);
+  if (call === undefined) {
+    refuseForward(context, target);
+    throw notLeaderError(target.group, target.leaderHint, `${request.method} is not forwarded`);
+  }
+  return relay(reply, await forwardCall(context, target, call));
+}
+
+/** Throws the 503 that says why a request for `target` cannot be forwarded at all, if it cannot. */
+function refuseForward(context: ForwardContext, target: ForwardTarget, call?: ForwardCall): void {
   const { group, leaderHint } = target;
   if (leaderHint === 0) throw noLeaderError(group);
   if (leaderHint === context.nodeId) throw notLeaderError(group, leaderHint, 'leadership is changing hands');
   if (context.forward === undefined) throw notLeaderError(group, leaderHint, 'forwarding is not configured');
-  if (request.headers[forwardedByHeader] !== undefined)
-    throw notLeaderError(group, leaderHint, 'request was already forwarded once');
-  const method = forwardMethod(request.method);
-  if (method === undefined) throw notLeaderError(group, leaderHint, `${request.method} is not forwarded`);
-  const headers: Record<string, string> = { [forwardedByHeader]: String(context.nodeId) };
-  for (const name of forwardedRequestHeaders) {
-    const value = request.headers[name];
-    if (typeof value === 'string') headers[name] = value;
-  }
-  let response: ForwardResponse;
+  if (call?.forwarded === true) throw notLeaderError(group, leaderHint, 'request was already forwarded once');
+}
+
+/**
+ * Sends `call` to `target.leaderHint` and returns its answer, whatever its status; throws the 503
+ * that says why not when it cannot be sent, and the failure `target.onFailure` names when it got
+ * no answer.
+ */
+export async function forwardCall(
+  context: ForwardContext,
+  target: ForwardTarget,
+  call: ForwardCall,
+): Promise<ForwardResponse> {
+  refuseForward(context, target, call);
+  const { group, leaderHint } = target;
+  const forward = context.forward as Forward;
+  const headers = { ...call.headers, [forwardedByHeader]: String(context.nodeId) };
   try {
-    response = await context.forward(leaderHint, { method, url: request.url, headers, body: target.body });
+    return await forward(leaderHint, { method: call.method, url: call.url, headers, body: call.body });
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
-    request.log.warn({ group, leader: leaderHint, err: error }, 'forward to leader failed');
+    call.warn?.({ group, leader: leaderHint, err: error }, 'forward to leader failed');
     // A connection that was never made carried no request: a definite failure, safe to retry.
     if (connectionNeverMade(error))
       throw new ApiError(
@@ -97,7 +153,6 @@ export async function forwardOrRefuse(
       leaderHint,
     });
   }
-  return relay(reply, response);
 }
 
 /**
@@ -117,6 +172,18 @@ export async function forwardToAny(
     readonly onFailure: ForwardFailure;
   },
 ): Promise<FastifyReply> {
+  const call = callOf(request, target.body);
+  if (call === undefined)
+    throw notLeaderError(target.group, target.members[0] ?? NO_NODE, `${request.method} is not forwarded`);
+  return relay(reply, await forwardCallToAny(context, target, call));
+}
+
+/** forwardToAny's member loop for any call: the answer of the first member reached. */
+export async function forwardCallToAny(
+  context: ForwardContext,
+  target: { readonly group: GroupId; readonly members: readonly NodeId[]; readonly onFailure: ForwardFailure },
+  call: ForwardCall,
+): Promise<ForwardResponse> {
   const { group, members } = target;
   if (members.length === 0)
     throw new ApiError('DRAM_ERR_NO_LEADER', `group ${group} is not hosted here and no member of it is known`, {
@@ -127,7 +194,7 @@ export async function forwardToAny(
   for (let k = 0; k < members.length; k++) {
     const member = members[(first + k) % members.length] as NodeId;
     try {
-      return await forwardOrRefuse(context, request, reply, { ...target, leaderHint: member });
+      return await forwardCall(context, { ...target, leaderHint: member }, call);
     } catch (error) {
       // Only "never reached": any other failure may have carried the request, and is final.
       if (!(error instanceof ApiError) || error.code !== 'DRAM_ERR_NOT_LEADER' || !unreachable(error)) throw error;

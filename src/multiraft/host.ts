@@ -187,6 +187,13 @@ interface WaitingRead {
   index: LogIndex;
 }
 
+/** A group's Ready taken by a turn, with the configuration at its applied index. */
+interface TurnReady {
+  readonly group: HostedGroup;
+  readonly ready: Ready;
+  readonly confState: ConfState;
+}
+
 /** Distinct (group, peer) pairs remembered for rate-limiting unknown-group reports. */
 const unknownReportsMax = 4096;
 
@@ -733,28 +740,62 @@ export class MultiRaftHost {
   }
 
   /** One turn over every group; returns whether there was anything to do. */
-  // eslint-disable-next-line max-lines-per-function -- to split once the placement and snapshot work on the host has merged (issue 18)
   private async turn(): Promise<boolean> {
     if (!this.stopped)
       for (const group of this.groups.values()) {
         this.proposeQueued(group);
         this.readQueued(group);
       }
-    // The configuration at each Ready's applied index is read now: after the write's await the
-    // core may have moved on (an installed snapshot), and a model snapshot must carry its own.
-    const readies: { group: HostedGroup; ready: Ready; confState: ConfState }[] = [];
-    for (const group of this.groups.values())
-      if (group.raft.hasReady()) {
-        const ready = group.raft.ready();
-        this.noteLeadership(group, ready);
-        readies.push({ group, ready, confState: group.raft.currentConfState() });
-      }
+    const readies = this.takeReadies();
     const flushCommits = this.commitFlushDue;
     if (readies.length === 0 && !flushCommits) return false;
     this.commitFlushDue = false;
     this.sendGrouped(
       readies.flatMap(({ group, ready }) => ready.messages.map((message) => ({ group: group.id, message }))),
     );
+    const writes = this.turnWrites(readies, flushCommits);
+    const writing =
+      writes.length > 0
+        ? this.options.storage.write(writes, { sync: readies.some(({ ready }) => ready.mustSync) })
+        : undefined;
+    // Committed entries are durable on a quorum already, so they are applied (and their callers
+    // answered) while this node's own write is in flight, as etcd's server does: a write's answer
+    // then waits for one fsync, not for the next batch's too. A Ready with a snapshot is applied
+    // after the write (the model is restored from what is stored).
+    for (const { group, ready, confState } of readies)
+      if (ready.snapshot === undefined) this.apply(group, ready, confState);
+    if (writing !== undefined) await this.awaitWrite(writing);
+    this.sendGrouped(
+      readies.flatMap(({ group, ready }) =>
+        ready.messagesAfterPersist.map((message) => ({ group: group.id, message })),
+      ),
+    );
+    for (const { group, ready, confState } of readies) {
+      if (ready.snapshot !== undefined) this.apply(group, ready, confState);
+      group.raft.advance(ready);
+    }
+    this.storeSnapshots();
+    return true;
+  }
+
+  /**
+   * Takes the Ready of every group that has one. The configuration at each Ready's applied index
+   * is read now: after the write's await the core may have moved on (an installed snapshot), and
+   * a model snapshot must carry its own.
+   */
+  private takeReadies(): TurnReady[] {
+    const readies: TurnReady[] = [];
+    for (const group of this.groups.values())
+      if (group.raft.hasReady()) {
+        const ready = group.raft.ready();
+        this.noteLeadership(group, ready);
+        readies.push({ group, ready, confState: group.raft.currentConfState() });
+      }
+    return readies;
+  }
+
+  /** What the turn's one storage batch holds: every Ready's snapshot, entries and hard state, and the due commit flush. */
+  private turnWrites(readies: readonly TurnReady[], flushCommits: boolean): GroupWrite[] {
     const writes: GroupWrite[] = [];
     for (const { group, ready } of readies) {
       if (
@@ -788,35 +829,17 @@ export class MultiRaftHost {
         group.unsavedHardState = undefined;
       }
     }
-    const writing =
-      writes.length > 0
-        ? this.options.storage.write(writes, { sync: readies.some(({ ready }) => ready.mustSync) })
-        : undefined;
-    // Committed entries are durable on a quorum already, so they are applied (and their callers
-    // answered) while this node's own write is in flight, as etcd's server does: a write's answer
-    // then waits for one fsync, not for the next batch's too. A Ready with a snapshot is applied
-    // after the write (the model is restored from what is stored).
-    for (const { group, ready, confState } of readies)
-      if (ready.snapshot === undefined) this.apply(group, ready, confState);
-    if (writing !== undefined) {
-      this.writeInFlight = true;
-      try {
-        await writing;
-      } finally {
-        this.writeInFlight = false;
-      }
+    return writes;
+  }
+
+  /** Waits for the turn's storage write; meanwhile arriving commits are applied at once (applyEarly). */
+  private async awaitWrite(writing: Promise<void>): Promise<void> {
+    this.writeInFlight = true;
+    try {
+      await writing;
+    } finally {
+      this.writeInFlight = false;
     }
-    this.sendGrouped(
-      readies.flatMap(({ group, ready }) =>
-        ready.messagesAfterPersist.map((message) => ({ group: group.id, message })),
-      ),
-    );
-    for (const { group, ready, confState } of readies) {
-      if (ready.snapshot !== undefined) this.apply(group, ready, confState);
-      group.raft.advance(ready);
-    }
-    this.storeSnapshots();
-    return true;
   }
 
   /**

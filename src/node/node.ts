@@ -20,7 +20,7 @@ import https from 'node:https';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { buildApp } from '../api/app.ts';
+import { buildApp, locateOf } from '../api/app.ts';
 import { BinaryServer } from '../api/binary-server.ts';
 import { forwardNoAddressCode, type Forward } from '../api/ports.ts';
 import type { NodeId } from '../base/ids.ts';
@@ -480,29 +480,26 @@ async function startLoops(
   core.databases.downloads.start();
   parts.placement.start();
   core.hosting.start();
-  const binary = binaryServer(config, host, opened.plan, core.metrics, logger);
+  const binary = binaryServer(config, core, opened.plan, logger);
   await binary?.start();
   return { ...parts, controller, configBackup, heldRecording, binary };
 }
 
 /** The binary client protocol, next to the HTTP API, when --client is given. */
-function binaryServer(
-  config: NodeConfig,
-  host: MultiRaftHost,
-  plan: StartPlan,
-  metrics: ReturnType<typeof createNodeMetrics>,
-  logger: Logger,
-): BinaryServer | undefined {
+function binaryServer(config: NodeConfig, core: NodeCore, plan: StartPlan, logger: Logger): BinaryServer | undefined {
   if (config.client === undefined) return undefined;
   return new BinaryServer({
     nodeId: config.nodeId,
-    host,
+    host: core.host,
+    // A key of a group placed on other nodes goes to one of them, as over HTTP.
+    locate: locateOf(core.metaModel),
+    forward: core.forward,
     placement: createKvPlacement(plan.groups),
     listenHost: config.client.host,
     listenPort: config.client.port,
     ...config.clientLimits,
     auth: { token: config.token, readToken: config.readToken },
-    metrics,
+    metrics: core.metrics,
     onProtocolError: (reason) => {
       logger.warn({ reason }, 'binary client connection closed: bad frame');
     },
