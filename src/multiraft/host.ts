@@ -330,6 +330,7 @@ export class MultiRaftHost {
         group: id,
         rng: this.options.rng.fork(),
         snapshotCheck: (snapshot) => checkSnapshot(id, snapshot),
+        checksum: (bytes) => crc32(bytes),
         ...(this.options.snapshotSend === undefined
           ? {}
           : { snapshotSendGate: (to: NodeId, bytes: number) => this.snapshotSends.allow(id, to, bytes) }),

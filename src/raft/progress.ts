@@ -14,6 +14,10 @@ export interface SnapshotTransfer {
   readonly index: LogIndex;
   readonly term: Term;
   readonly totalBytes: number;
+  /** RaftConfig.checksum of the snapshot's bytes, sent with every chunk (InstallSnapshot.snapshotChecksum). */
+  readonly checksum: number;
+  /** Nothing heard from the follower yet: one chunk at a time (it may hold part of these bytes already). */
+  probing: boolean;
   /** Bytes sent (possibly not yet acknowledged) and acknowledged by the follower. */
   sentOffset: number;
   ackedOffset: number;

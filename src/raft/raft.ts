@@ -121,7 +121,9 @@ export class RaftNode {
   private appendPending = false;
   private readonly reads = new ReadQueue();
   private readonly forwardedReads = new Set<number>();
-  private readonly incomingSnapshot = new SnapshotReceiver();
+  private readonly incomingSnapshot: SnapshotReceiver;
+  /** The checksum of the stored snapshot's bytes, computed once per snapshot a leader sends. */
+  private sentSnapshotChecksum: { readonly data: Uint8Array; readonly checksum: number } | undefined = undefined;
   private readonly quiescence = new Quiescence();
 
   private messages: Message[] = [];
@@ -138,6 +140,7 @@ export class RaftNode {
     this.startupGuard = this.config.leaseReads;
     this.lease = new Lease(this.config.leaseTicks);
     this.log = new RaftLog(storage);
+    this.incomingSnapshot = new SnapshotReceiver(this.config.checksum);
     const { hardState, confState } = storage.initialState();
     this.term = hardState.term;
     this.vote = hardState.vote;
@@ -684,6 +687,13 @@ export class RaftNode {
       case 'stale':
         return;
       case 'need':
+        // A refused chunk is asked for again by the offset: the leader resends from it once the
+        // transfer stalls (at its next heartbeat).
+        if (outcome.refused !== undefined) {
+          const { index, term } = message.meta;
+          const reason = `group ${this.config.group ?? '(unnamed)'}: the chunk at offset ${message.offset} of the snapshot at index ${index} received from the leader is refused: ${outcome.refused}`;
+          this.events.push({ kind: 'snapshot_refused', index, term, reason });
+        }
         this.ackSnapshotBytes(message, outcome.nextOffset);
         return;
       case 'complete':
@@ -859,7 +869,7 @@ export class RaftNode {
       snapshot.meta.index > 0,
       `leader ${this.id}: follower ${progress.id} needs compacted entries but there is no snapshot`,
     );
-    beginTransfer(progress, snapshot);
+    beginTransfer(progress, snapshot, this.snapshotChecksum(snapshot));
     this.sendSnapshotChunks(progress);
   }
 
@@ -875,6 +885,7 @@ export class RaftNode {
     const gate = this.config.snapshotSendGate;
     const allow = gate === undefined ? undefined : (bytes: number) => gate(progress.id, bytes);
     for (const offset of nextChunks(transfer, chunkMax, this.config.snapshotChunksInflightMax, allow)) {
+      const chunk = snapshot.data.subarray(offset, Math.min(offset + chunkMax, transfer.totalBytes));
       this.send({
         type: 'InstallSnapshot',
         from: this.id,
@@ -883,9 +894,18 @@ export class RaftNode {
         meta: snapshot.meta,
         offset,
         totalBytes: transfer.totalBytes,
-        chunk: snapshot.data.subarray(offset, Math.min(offset + chunkMax, transfer.totalBytes)),
+        snapshotChecksum: transfer.checksum,
+        chunk,
+        chunkChecksum: this.config.checksum(chunk),
       });
     }
+  }
+
+  /** The checksum of a stored snapshot's bytes (their identity in InstallSnapshot), once per snapshot. */
+  private snapshotChecksum(snapshot: Snapshot): number {
+    if (this.sentSnapshotChecksum?.data !== snapshot.data)
+      this.sentSnapshotChecksum = { data: snapshot.data, checksum: this.config.checksum(snapshot.data) };
+    return this.sentSnapshotChecksum.checksum;
   }
 
   /** At each heartbeat: a transfer with no acknowledged progress since the last one resumes from the acknowledged offset. */
