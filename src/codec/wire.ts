@@ -35,7 +35,7 @@ import {
  * the handshake. 2: the dialer's proof covers its advertisement. 3: AppendEntries carries its
  * entries as one run (src/codec/entry-run.ts) instead of an array of maps. 4: a follower's
  * Propose (proposals forwarded to the leader), which a version-3 peer would refuse. 5: InstallSnapshot
- * carries checksums of its chunk and of the whole snapshot.
+ * carries checksums of its chunk and of the whole snapshot; InstallSnapshotResponse's needSnapshot.
  */
 export const protocolVersion = 5;
 /** A hello nonce: 256 random bits, so an observed handshake can never be replayed. */
@@ -409,6 +409,7 @@ function replicationMessage(
         snapshotIndex: read.index('snapshotIndex'),
         snapshotTerm: read.term('snapshotTerm'),
         nextOffset: read.whole('nextOffset'),
+        needSnapshot: read.flag('needSnapshot'),
       };
     default:
       return unreachable(type, 'replication message type');

@@ -42,6 +42,8 @@ export class Progress {
   /** The leader's tick at which it sent the newest heartbeat this member acknowledged (for the lease). */
   ackedTick = -Infinity;
   snapshot: SnapshotTransfer | undefined = undefined;
+  /** The member has no state machine and needs a snapshot at or after this index (0: no). */
+  snapshotNeededFrom: LogIndex = 0 as LogIndex;
   readonly inflights: Inflights;
   readonly id: NodeId;
   learner: boolean;

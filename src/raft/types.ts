@@ -151,12 +151,17 @@ export interface InstallSnapshot extends Envelope {
   readonly chunkChecksum: number;
 }
 
-/** Acknowledges snapshot bytes: the receiver has every byte before `nextOffset`. */
+/**
+ * Acknowledges snapshot bytes: the receiver has every byte before `nextOffset`. With
+ * `needSnapshot`, the receiver has no state machine (RaftNode.awaitSnapshot) and asks for a
+ * snapshot at or after `snapshotIndex` (`snapshotTerm` 0, `nextOffset` 0).
+ */
 export interface InstallSnapshotResponse extends Envelope {
   readonly type: 'InstallSnapshotResponse';
   readonly snapshotIndex: LogIndex;
   readonly snapshotTerm: Term;
   readonly nextOffset: number;
+  readonly needSnapshot: boolean;
 }
 
 /** Leadership transfer: the receiver campaigns at once, skipping pre-vote. */

@@ -159,6 +159,7 @@ describe('the leader of a transfer', () => {
       snapshotIndex: meta.index,
       snapshotTerm: meta.term,
       nextOffset: 60,
+      needSnapshot: false,
     };
     expect(acknowledge(progress, answer)).toBe(true);
     expect(nextChunks(transfer, 20, 3)).toEqual([60, 80]);

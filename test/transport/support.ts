@@ -353,6 +353,7 @@ export function everyMessageType(from: NodeId, to: NodeId, marker = 0): GroupMes
       snapshotIndex: index(5),
       snapshotTerm: 2 as Term,
       nextOffset: 3,
+      needSnapshot: true,
     },
     TimeoutNow: { type: 'TimeoutNow', ...envelope },
     ReadIndex: { type: 'ReadIndex', ...envelope, requestId: 42 },
