@@ -26,6 +26,7 @@ import {
   type Checksum,
   type GroupTimeframe,
   type Mutation,
+  type OpenedSnapshot,
 } from '../codec/snapshot.ts';
 import type { Model, SnapshotSlices } from './model.ts';
 
@@ -40,10 +41,13 @@ const mutationSliceBytes = 1 << 20;
 export class SnapshotRefusedError extends Error {
   override readonly name = 'SnapshotRefusedError';
   readonly unreadable: boolean;
+  /** What is wrong with the snapshot, without the group and index (the message has both). */
+  readonly reason: string;
 
-  constructor(message: string, unreadable = false) {
+  constructor(message: string, unreadable = false, reason = message) {
     super(message);
     this.unreadable = unreadable;
+    this.reason = reason;
   }
 }
 
@@ -142,32 +146,14 @@ export class ModelStack<M extends Model = Model> {
       if (this.appliedAny) this.reset(where);
       return;
     }
-    let opened;
-    try {
-      opened = openSnapshot(data, this.checksum);
-    } catch (error) {
-      if (error instanceof SnapshotFormatError) throw new SnapshotRefusedError(`${where} is refused: ${error.message}`);
-      throw error;
-    }
+    const opened = this.check(data, frame);
     if (opened.format === 0) {
       // Written before the envelope existed: the model's bare bytes, version 1.
       this.restoreModel(where, opened.body, 1);
       return;
     }
     const { header, body } = opened;
-    const own = header.timeframe.find((item) => item.group === frame.group);
-    if (own?.index !== frame.index || own.term !== frame.term)
-      throw new SnapshotRefusedError(
-        `${where} is refused: it says it includes ${own === undefined ? 'nothing of the group' : `index ${own.index} term ${own.term}`}, but is stored as index ${frame.index} term ${frame.term}`,
-      );
     const model = this.current;
-    if (header.model.type !== model.type)
-      throw new SnapshotRefusedError(`${where} is refused: it holds a ${header.model.type} model, not ${model.type}`);
-    if (header.model.version > model.version)
-      throw new SnapshotRefusedError(
-        `${where} is refused: written by version ${header.model.version} of the ${model.type} model, this one is version ${model.version}`,
-        true,
-      );
     if (header.model.body === 'model') {
       this.restoreModel(where, body, header.model.version);
       return;
@@ -186,6 +172,39 @@ export class ModelStack<M extends Model = Model> {
     this.reset(where);
     // Replayed through the stack, so they are recorded again for the next snapshot.
     for (const mutation of mutations) this.applyEntry(mutation.index, mutation.data.slice());
+  }
+
+  /**
+   * Every check restore() makes before loading anything (checksum, format, timeframe, model type
+   * and version): throws SnapshotRefusedError naming the group and index, or returns the opened
+   * envelope. Also how a follower checks a snapshot from its leader before installing it.
+   */
+  check(data: Uint8Array, frame: GroupTimeframe): OpenedSnapshot {
+    const where = `group ${frame.group}: the snapshot at index ${frame.index}`;
+    const refused = (reason: string, unreadable = false): SnapshotRefusedError =>
+      new SnapshotRefusedError(`${where} is refused: ${reason}`, unreadable, reason);
+    let opened;
+    try {
+      opened = openSnapshot(data, this.checksum);
+    } catch (error) {
+      if (error instanceof SnapshotFormatError) throw refused(error.message);
+      throw error;
+    }
+    if (opened.format === 0) return opened;
+    const { header } = opened;
+    const own = header.timeframe.find((item) => item.group === frame.group);
+    if (own?.index !== frame.index || own.term !== frame.term)
+      throw refused(
+        `it says it includes ${own === undefined ? 'nothing of the group' : `index ${own.index} term ${own.term}`}, but is stored as index ${frame.index} term ${frame.term}`,
+      );
+    const model = this.current;
+    if (header.model.type !== model.type) throw refused(`it holds a ${header.model.type} model, not ${model.type}`);
+    if (header.model.version > model.version)
+      throw refused(
+        `written by version ${header.model.version} of the ${model.type} model, this one is version ${model.version}`,
+        true,
+      );
+    return opened;
   }
 
   private restoreModel(where: string, body: Uint8Array, version: number): void {

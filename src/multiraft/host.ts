@@ -40,7 +40,7 @@ import type { Rng } from '../base/rng.ts';
 import { raftConfigDefaults, type RaftConfigInput } from '../raft/config.ts';
 import { RaftNode } from '../raft/raft.ts';
 import type { LogStorage } from '../raft/storage.ts';
-import { openSnapshot, SnapshotFormatError, type Checksum } from '../codec/snapshot.ts';
+import type { Checksum } from '../codec/snapshot.ts';
 import type { Model, SnapshotSlices } from '../models/model.ts';
 import { ModelStack, SnapshotRefusedError } from '../models/model-stack.ts';
 import type {
@@ -224,6 +224,8 @@ interface HostedGroup {
   /** The index of the last configuration entry applied (a restored snapshot's index: at or after it). */
   confIndex: number;
   snapshotInFlight: SnapshotInFlight | undefined;
+  /** The stored snapshot failed its checks and the state was rebuilt from the log: replace it at its own index. */
+  replaceStoredSnapshot: boolean;
   /** A commit-only hard state not written yet (see turn()). */
   unsavedHardState: HardState | undefined;
   readonly queued: QueuedProposal[];
@@ -313,44 +315,46 @@ export class MultiRaftHost {
 
   /**
    * Hosts a group whose storage is already initialized (bootstrapped, or empty for a joiner), and
-   * restores its model from the stored snapshot (SnapshotRefusedError, naming the group and index,
-   * when that snapshot fails its checks; nothing of it is loaded). A snapshot the model cannot
-   * read (a newer version's) is rebuilt from the log instead when the log still reaches back to
-   * the group's first entry (rebuildFromLog). `create` makes a fresh model of the same kind:
-   * needed only for a model without snapshot support that may be handed a snapshot by its leader.
+   * restores its model from the stored snapshot (loadStoredSnapshot). A snapshot that fails its
+   * checks (corrupt, truncated, or damaged in the store) or that the model cannot read (a newer
+   * version's) is never loaded: the state is rebuilt from the log when the log reaches back to
+   * the group's first entry, and the bad snapshot is replaced at once; otherwise a corrupt one's
+   * state is fetched from the leader (the core's awaitSnapshot), and an unreadable one stands as
+   * a SnapshotRefusedError naming the group and index. `create` makes a fresh model of the same
+   * kind: needed only for a model without snapshot support that may be handed a snapshot by its leader.
    */
   addGroup(id: GroupId, model: ReplicatedModel, create?: () => Model): void {
     assert(!this.groups.has(id), `host: group ${id} added twice`);
     const storage = this.options.storage.group(id);
     const stored = storage.snapshot();
     const stack = new ModelStack(model, snapshotChecksum, create);
-    try {
-      stack.restore(stored.data, { group: id, ...stored.meta });
-    } catch (error) {
-      if (!(error instanceof SnapshotRefusedError) || !error.unreadable) throw error;
-      rebuildFromLog(id, stack, storage, stored.meta.index, error);
-    }
+    const loaded = loadStoredSnapshot(id, stack, storage, this.options.storage.snapshotDamage?.(id));
+    if (loaded.refusal !== undefined) this.options.onSnapshotRefused?.(id, loaded.refusal);
     const raft = new RaftNode(
       {
         ...this.options.raft,
         id: this.options.nodeId,
         group: id,
         rng: this.options.rng.fork(),
-        snapshotCheck: (snapshot) => checkSnapshot(id, snapshot),
+        snapshotCheck: (snapshot) => checkSnapshot(id, stack, snapshot),
+        checksum: (bytes) => crc32(bytes),
         ...(this.options.snapshotSend === undefined
           ? {}
           : { snapshotSendGate: (to: NodeId, bytes: number) => this.snapshotSends.allow(id, to, bytes) }),
       },
       storage,
     );
-    this.groups.set(id, {
+    if (loaded.outcome === 'await') raft.awaitSnapshot();
+    const missing = loaded.outcome === 'await';
+    const group: HostedGroup = {
       id,
       raft,
       stack,
-      appliedIndex: stored.meta.index,
-      appliedTerm: stored.meta.term,
-      confIndex: stored.meta.index,
+      appliedIndex: missing ? (0 as LogIndex) : stored.meta.index,
+      appliedTerm: missing ? 0 : stored.meta.term,
+      confIndex: missing ? 0 : stored.meta.index,
       snapshotInFlight: undefined,
+      replaceStoredSnapshot: loaded.outcome === 'rebuilt',
       unsavedHardState: undefined,
       queued: [],
       pending: new Map(),
@@ -363,7 +367,10 @@ export class MultiRaftHost {
       lastLeaderChange: undefined,
       transferCampaign: undefined,
       failoversWon: 0,
-    });
+    };
+    this.groups.set(id, group);
+    // A snapshot this model wrote, at the same index, replaces the one that failed its checks.
+    if (group.replaceStoredSnapshot) this.startSnapshot(group, stored.meta.confState);
     this.scheduleTurn();
   }
 
@@ -854,9 +861,11 @@ export class MultiRaftHost {
       const capture = group.snapshotInFlight;
       if (capture?.done !== true || capture.storing) continue;
       // Stale (a snapshot was restored since) or superseded (a newer one is stored): dropped.
+      const storedIndex = this.options.storage.group(group.id).snapshot().meta.index;
       if (
         capture.generation !== group.stack.restoreGeneration ||
-        this.options.storage.group(group.id).snapshot().meta.index >= capture.index
+        storedIndex > capture.index ||
+        (storedIndex === capture.index && !group.replaceStoredSnapshot)
       ) {
         group.snapshotInFlight = undefined;
         continue;
@@ -868,6 +877,7 @@ export class MultiRaftHost {
         .then(
           () => {
             if (group.snapshotInFlight === capture) group.snapshotInFlight = undefined;
+            group.replaceStoredSnapshot = false;
           },
           (error: unknown) => {
             this.fail(error);
@@ -1239,39 +1249,62 @@ export class ModelError extends Error {
 }
 
 /**
- * The state a snapshot this model cannot read holds, rebuilt by applying the log's entries up to
- * the snapshot's index instead (the snapshot is not loaded): possible only while the log reaches
- * back to the group's first entry, which a compaction keeping snapshotTailEntries behind the
- * snapshot keeps for a small group. Otherwise the refusal stands. The next snapshot this node
- * takes is of the model's own version.
+ * Loads the group's stored snapshot into `stack`, or says how else the state comes:
+ *  - `restored`: the snapshot checked out and is loaded (or there is none);
+ *  - `rebuilt`: it failed its checks (`damage` from the store, a bad envelope) or was written by
+ *    a newer version of the model, and the log reaches back to the group's first entry (a group
+ *    smaller than snapshotTailEntries keeps it): its entries up to the snapshot's index were
+ *    applied instead, and the host replaces the stored snapshot with one of its own;
+ *  - `await`: it is corrupt and the log is compacted: the state comes from the leader
+ *    (RaftNode.awaitSnapshot), the model stays empty meanwhile.
+ * A newer version's snapshot with a compacted log stands refused (SnapshotRefusedError naming the
+ * group and index): the leader's snapshot would be of that version too. `refusal` is the message
+ * to report when the snapshot was not loaded. The snapshot's bytes are never used when refused.
  */
-function rebuildFromLog(
+function loadStoredSnapshot(
   group: GroupId,
   stack: ModelStack,
   storage: LogStorage,
-  index: LogIndex,
-  refusal: SnapshotRefusedError,
-): void {
-  if (storage.firstIndex() > 1)
-    throw new SnapshotRefusedError(
-      `${refusal.message}; the log before index ${storage.firstIndex()} is compacted, so it cannot be rebuilt from the log either`,
-    );
-  for (const entry of storage.entries(1 as LogIndex, (index + 1) as LogIndex, Infinity))
-    if (entry.kind === 'normal')
-      modelCall(group, `applyEntry ${entry.index}`, () => stack.applyEntry(entry.index, entry.data));
+  damage: string | undefined,
+): { readonly outcome: 'restored' | 'rebuilt' | 'await'; readonly refusal?: string } {
+  const { meta, data } = storage.snapshot();
+  let refusal: SnapshotRefusedError;
+  try {
+    if (damage !== undefined)
+      throw new SnapshotRefusedError(`group ${group}: the snapshot at index ${meta.index} is refused: ${damage}`);
+    stack.restore(data, { group, ...meta });
+    return { outcome: 'restored' };
+  } catch (error) {
+    if (!(error instanceof SnapshotRefusedError)) throw error;
+    refusal = error;
+  }
+  if (storage.firstIndex() <= 1) {
+    for (const entry of storage.entries(1 as LogIndex, (meta.index + 1) as LogIndex, Infinity))
+      if (entry.kind === 'normal')
+        modelCall(group, `applyEntry ${entry.index}`, () => stack.applyEntry(entry.index, entry.data));
+    return { outcome: 'rebuilt', refusal: `${refusal.message}; the state is rebuilt from the log` };
+  }
+  const compacted = `the log before index ${storage.firstIndex()} is compacted, so it cannot be rebuilt from the log`;
+  if (refusal.unreadable) throw new SnapshotRefusedError(`${refusal.message}; ${compacted} either`, true);
+  return { outcome: 'await', refusal: `${refusal.message}; ${compacted}: the state is fetched from the leader` };
 }
 
 /**
- * The check a follower makes of a snapshot received from its leader before installing it: a
- * refused one is dropped and fetched again from the start (RaftConfig.snapshotCheck).
+ * The check a follower makes of a snapshot received from its leader before installing it, the
+ * same restore() makes (ModelStack.check), so nothing is stored that this model cannot load: a
+ * corrupt one, another model's, one of a newer model version (a leader upgraded before this
+ * node), or empty bytes (only a store's damaged snapshot has those). A refused one is dropped
+ * and fetched again from the start (RaftConfig.snapshotCheck).
  */
-function checkSnapshot(group: GroupId, snapshot: Snapshot): string | undefined {
+function checkSnapshot(group: GroupId, stack: ModelStack, snapshot: Snapshot): string | undefined {
+  const where = `group ${group}: the snapshot at index ${snapshot.meta.index} received from the leader`;
+  if (snapshot.data.length === 0) return `${where} is refused: it is empty`;
   try {
-    openSnapshot(snapshot.data, snapshotChecksum);
+    stack.check(snapshot.data, { group, ...snapshot.meta });
     return undefined;
   } catch (error) {
-    if (!(error instanceof SnapshotFormatError)) throw error;
-    return `group ${group}: the snapshot at index ${snapshot.meta.index} received from the leader is refused: ${error.message}`;
+    if (!(error instanceof SnapshotRefusedError)) throw error;
+    return `${where} is refused: ${error.reason}`;
   }
 }
 

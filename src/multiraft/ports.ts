@@ -31,8 +31,8 @@ export interface HostStorage {
    * drop the log before `logFrom` (<= index + 1; entries from it on are kept as a tail behind the
    * snapshot). A store may drop more (all up to `index`) at the price of sending snapshots to
    * followers a little behind. Writes keep going while it runs (the host does not wait for it in
-   * a turn); it is skipped when a snapshot at or after `index` was stored meanwhile. One per
-   * group at a time.
+   * a turn); it is skipped when a snapshot at or after `index` was stored meanwhile (at `index`
+   * itself only when that one is whole: see snapshotDamage). One per group at a time.
    */
   compact(
     group: GroupId,
@@ -41,6 +41,13 @@ export interface HostStorage {
     data: Uint8Array | readonly Uint8Array[],
     logFrom: LogIndex,
   ): Promise<void>;
+  /**
+   * Why the group's stored snapshot must not be loaded, when the store found its bytes damaged at
+   * open (its metadata is still right; the bytes are empty); undefined when they are whole.
+   * A compaction at the snapshot's own index then replaces it. Optional: a store without it never
+   * finds damage.
+   */
+  snapshotDamage?(group: GroupId): string | undefined;
   /** Deletes every record of a group this node no longer hosts (optional: a store without it keeps them). */
   deleteGroup?(group: GroupId): Promise<void>;
 }

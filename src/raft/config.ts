@@ -2,6 +2,7 @@
 // Ticks are the only notion of time: the host calls tick() at its own period (e.g. 10 ms).
 
 import { assert } from '../base/assert.ts';
+import { crc32 } from '../base/crc32.ts';
 import type { GroupId, NodeId } from '../base/ids.ts';
 import type { Rng } from '../base/rng.ts';
 import type { Snapshot } from './types.ts';
@@ -71,6 +72,11 @@ export interface RaftConfig {
    * node went silent (RaftNode.wake), since no heartbeat will say so.
    */
   readonly quiesceAfterTicks: number;
+  /**
+   * CRC-32 of bytes, for snapshot chunks and the identity of a snapshot's bytes (InstallSnapshot).
+   * The default is the pure one in src/base/crc32.ts; the host passes zlib's, which is faster.
+   */
+  readonly checksum: (bytes: Uint8Array) => number;
   readonly rng: Rng;
 }
 
@@ -96,6 +102,7 @@ export const raftConfigDefaults = {
   snapshotLogBytes: 64 << 20,
   snapshotTailEntries: 5_000,
   quiesceAfterTicks: 0,
+  checksum: (bytes: Uint8Array): number => crc32(bytes),
 } as const;
 
 /** The most entries snapshotTailEntries may keep behind a snapshot (they stay in memory and on disk). */

@@ -126,7 +126,9 @@ export function describeMessage(message: Message): string {
     case 'InstallSnapshot':
       return `${head} term:${message.term} snap:${message.meta.term}/${message.meta.index} offset:${message.offset}/${message.totalBytes} bytes:${message.chunk.length}`;
     case 'InstallSnapshotResponse':
-      return `${head} term:${message.term} snap:${message.snapshotTerm}/${message.snapshotIndex} next:${message.nextOffset}`;
+      return message.needSnapshot
+        ? `${head} term:${message.term} need-snapshot-from:${message.snapshotIndex}`
+        : `${head} term:${message.term} snap:${message.snapshotTerm}/${message.snapshotIndex} next:${message.nextOffset}`;
     case 'TimeoutNow':
       return `${head} term:${message.term}`;
     case 'ReadIndex':

@@ -14,6 +14,10 @@ export interface SnapshotTransfer {
   readonly index: LogIndex;
   readonly term: Term;
   readonly totalBytes: number;
+  /** RaftConfig.checksum of the snapshot's bytes, sent with every chunk (InstallSnapshot.snapshotChecksum). */
+  readonly checksum: number;
+  /** Nothing heard from the follower yet: one chunk at a time (it may hold part of these bytes already). */
+  probing: boolean;
   /** Bytes sent (possibly not yet acknowledged) and acknowledged by the follower. */
   sentOffset: number;
   ackedOffset: number;
@@ -38,6 +42,8 @@ export class Progress {
   /** The leader's tick at which it sent the newest heartbeat this member acknowledged (for the lease). */
   ackedTick = -Infinity;
   snapshot: SnapshotTransfer | undefined = undefined;
+  /** The member has no state machine and needs a snapshot at or after this index (0: no). */
+  snapshotNeededFrom: LogIndex = 0 as LogIndex;
   readonly inflights: Inflights;
   readonly id: NodeId;
   learner: boolean;

@@ -61,7 +61,13 @@ export function groupIdle(view: IdleView): boolean {
   const { lastIndex } = view;
   if (view.committed !== lastIndex || view.applied !== lastIndex || view.appendPending || view.busy) return false;
   for (const progress of view.progress) {
-    if (progress.match !== lastIndex || progress.inflights.count > 0 || progress.state === 'snapshot') return false;
+    if (
+      progress.match !== lastIndex ||
+      progress.inflights.count > 0 ||
+      progress.state === 'snapshot' ||
+      progress.snapshotNeededFrom > 0
+    )
+      return false;
   }
   return true;
 }

@@ -121,7 +121,15 @@ export class RaftNode {
   private appendPending = false;
   private readonly reads = new ReadQueue();
   private readonly forwardedReads = new Set<number>();
-  private readonly incomingSnapshot = new SnapshotReceiver();
+  private readonly incomingSnapshot: SnapshotReceiver;
+  /**
+   * Set by awaitSnapshot() (0: not waiting): the host has no state machine for this group (its
+   * stored snapshot is corrupt and the log cannot rebuild it), so a snapshot at or after this
+   * index is needed before anything is applied.
+   */
+  private snapshotAwaitedFrom: LogIndex = 0 as LogIndex;
+  /** The checksum of the stored snapshot's bytes, computed once per snapshot a leader sends. */
+  private sentSnapshotChecksum: { readonly data: Uint8Array; readonly checksum: number } | undefined = undefined;
   private readonly quiescence = new Quiescence();
 
   private messages: Message[] = [];
@@ -138,6 +146,7 @@ export class RaftNode {
     this.startupGuard = this.config.leaseReads;
     this.lease = new Lease(this.config.leaseTicks);
     this.log = new RaftLog(storage);
+    this.incomingSnapshot = new SnapshotReceiver(this.config.checksum);
     const { hardState, confState } = storage.initialState();
     this.term = hardState.term;
     this.vote = hardState.vote;
@@ -582,16 +591,20 @@ export class RaftNode {
     switch (message.type) {
       case 'AppendEntries':
         this.heardFromLeader(message.from);
-        this.handleAppendEntries(message);
+        // Waiting for a snapshot: the log must not grow past the index asked for.
+        if (this.snapshotAwaitedFrom > 0) this.askForSnapshot(message.from);
+        else this.handleAppendEntries(message);
         return;
       case 'Heartbeat':
         this.heardFromLeader(message.from);
         this.handleHeartbeat(message);
+        if (this.snapshotAwaitedFrom > 0) this.askForSnapshot(message.from);
         if (message.quiesce) this.quiescence.quiet = true;
         return;
       case 'InstallSnapshot':
         this.heardFromLeader(message.from);
-        this.handleSnapshotChunk(message);
+        if (message.meta.index < this.snapshotAwaitedFrom) this.askForSnapshot(message.from);
+        else this.handleSnapshotChunk(message);
         return;
       case 'TimeoutNow':
         if (this.promotable() && !this.hasUnappliedConfChanges()) this.startElection('transfer');
@@ -676,7 +689,9 @@ export class RaftNode {
   }
 
   private handleSnapshotChunk(message: InstallSnapshot): void {
-    const outcome = this.incomingSnapshot.receive(message, this.log.committed);
+    // Without a state machine, a snapshot the log covers is still needed.
+    const covered = this.snapshotAwaitedFrom > 0 ? (0 as LogIndex) : this.log.committed;
+    const outcome = this.incomingSnapshot.receive(message, covered);
     switch (outcome.kind) {
       case 'covered':
         this.acceptAppend(message.from, this.log.committed);
@@ -684,6 +699,13 @@ export class RaftNode {
       case 'stale':
         return;
       case 'need':
+        // A refused chunk is asked for again by the offset: the leader resends from it once the
+        // transfer stalls (at its next heartbeat).
+        if (outcome.refused !== undefined) {
+          const { index, term } = message.meta;
+          const reason = `group ${this.config.group ?? '(unnamed)'}: the chunk at offset ${message.offset} of the snapshot at index ${index} received from the leader is refused: ${outcome.refused}`;
+          this.events.push({ kind: 'snapshot_refused', index, term, reason });
+        }
         this.ackSnapshotBytes(message, outcome.nextOffset);
         return;
       case 'complete':
@@ -712,12 +734,40 @@ export class RaftNode {
       snapshotIndex: message.meta.index,
       snapshotTerm: message.meta.term,
       nextOffset,
+      needSnapshot: false,
+    });
+  }
+
+  /**
+   * The host has no state machine for this group: its stored snapshot failed its checks and the
+   * log does not reach back to index 1 to rebuild it. Until a leader sends a snapshot at or after
+   * both that snapshot's index and the last log index, this node applies nothing, never
+   * campaigns, appends nothing, and answers its leader's messages by asking for such a snapshot;
+   * it installs it whole (even where its log holds the position). Its log and hard state stay as
+   * they are, so its votes still count everything it acknowledged. Call before the first ready().
+   */
+  awaitSnapshot(): void {
+    this.snapshotAwaitedFrom = Math.max(1, this.log.snapshotIndex(), this.log.lastIndex()) as LogIndex;
+  }
+
+  private askForSnapshot(leader: NodeId): void {
+    this.send({
+      type: 'InstallSnapshotResponse',
+      from: this.id,
+      term: this.term,
+      to: leader,
+      snapshotIndex: this.snapshotAwaitedFrom,
+      snapshotTerm: 0 as Term,
+      nextOffset: 0,
+      needSnapshot: true,
     });
   }
 
   private installSnapshot(snapshot: Snapshot): void {
     const { index, term } = snapshot.meta;
-    if (this.log.matchTerm(index, term)) {
+    const awaited = this.snapshotAwaitedFrom > 0;
+    this.snapshotAwaitedFrom = 0 as LogIndex;
+    if (!awaited && this.log.matchTerm(index, term)) {
       // Our log already holds the snapshot's position: just move commit forward.
       this.log.commitTo(index);
       return;
@@ -784,7 +834,24 @@ export class RaftNode {
 
   private handleSnapshotResponse(progress: Progress, message: InstallSnapshotResponse): void {
     progress.recentActive = true;
-    if (acknowledge(progress, message)) this.sendSnapshotChunks(progress);
+    if (message.needSnapshot) this.sendNeededSnapshot(progress, message.snapshotIndex);
+    else if (acknowledge(progress, message)) this.sendSnapshotChunks(progress);
+  }
+
+  /**
+   * A follower without its state machine needs a snapshot at or after `index` (awaitSnapshot):
+   * send the stored one if it is recent enough, else ask the host for a new one and look again
+   * at each heartbeat until it is stored.
+   */
+  private sendNeededSnapshot(progress: Progress, index: LogIndex): void {
+    if (progress.state === 'snapshot' && (progress.snapshot?.index ?? 0) >= index) return;
+    if (this.log.storage.snapshot().meta.index >= index) {
+      progress.snapshotNeededFrom = 0 as LogIndex;
+      this.startSnapshotTransfer(progress);
+      return;
+    }
+    progress.snapshotNeededFrom = index;
+    if (this.log.applied >= index) this.requestSnapshot();
   }
 
   /** Sends the next AppendEntries to one member if flow control allows; returns whether one went out. */
@@ -859,7 +926,7 @@ export class RaftNode {
       snapshot.meta.index > 0,
       `leader ${this.id}: follower ${progress.id} needs compacted entries but there is no snapshot`,
     );
-    beginTransfer(progress, snapshot);
+    beginTransfer(progress, snapshot, this.snapshotChecksum(snapshot));
     this.sendSnapshotChunks(progress);
   }
 
@@ -875,6 +942,7 @@ export class RaftNode {
     const gate = this.config.snapshotSendGate;
     const allow = gate === undefined ? undefined : (bytes: number) => gate(progress.id, bytes);
     for (const offset of nextChunks(transfer, chunkMax, this.config.snapshotChunksInflightMax, allow)) {
+      const chunk = snapshot.data.subarray(offset, Math.min(offset + chunkMax, transfer.totalBytes));
       this.send({
         type: 'InstallSnapshot',
         from: this.id,
@@ -883,14 +951,25 @@ export class RaftNode {
         meta: snapshot.meta,
         offset,
         totalBytes: transfer.totalBytes,
-        chunk: snapshot.data.subarray(offset, Math.min(offset + chunkMax, transfer.totalBytes)),
+        snapshotChecksum: transfer.checksum,
+        chunk,
+        chunkChecksum: this.config.checksum(chunk),
       });
     }
+  }
+
+  /** The checksum of a stored snapshot's bytes (their identity in InstallSnapshot), once per snapshot. */
+  private snapshotChecksum(snapshot: Snapshot): number {
+    if (this.sentSnapshotChecksum?.data !== snapshot.data)
+      this.sentSnapshotChecksum = { data: snapshot.data, checksum: this.config.checksum(snapshot.data) };
+    return this.sentSnapshotChecksum.checksum;
   }
 
   /** At each heartbeat: a transfer with no acknowledged progress since the last one resumes from the acknowledged offset. */
   private retryStalledSnapshots(): void {
     for (const progress of this.progress.values()) {
+      if (progress.snapshotNeededFrom > 0 && progress.state !== 'snapshot')
+        this.sendNeededSnapshot(progress, progress.snapshotNeededFrom);
       const transfer = progress.snapshot;
       if (progress.state !== 'snapshot' || transfer === undefined) continue;
       if (rewindIfStalled(transfer)) this.sendSnapshotChunks(progress);
@@ -1179,7 +1258,8 @@ export class RaftNode {
   }
 
   private promotable(): boolean {
-    return isVoter(this.voterSets(), this.id);
+    // A node without its state machine must not lead: it could neither apply nor send snapshots.
+    return this.snapshotAwaitedFrom === 0 && isVoter(this.voterSets(), this.id);
   }
 
   private hasUnappliedConfChanges(): boolean {
@@ -1254,7 +1334,7 @@ export class RaftNode {
       this.events.length > 0 ||
       this.log.unstableSnapshot !== undefined ||
       this.log.unstableEntries().length > 0 ||
-      this.log.hasNextCommittedEntries() ||
+      (this.snapshotAwaitedFrom === 0 && this.log.hasNextCommittedEntries()) ||
       !sameSoftState(this.softState(), this.prevSoftState) ||
       !sameHardState(this.hardState(), this.prevHardState)
     );
@@ -1274,7 +1354,8 @@ export class RaftNode {
     const hardChanged = !sameHardState(hardState, this.prevHardState);
     const termChanged = hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote;
     const entries = [...this.log.unstableEntries()];
-    const committedEntries = this.log.nextCommittedEntries(this.config.committedBytesMax);
+    const committedEntries =
+      this.snapshotAwaitedFrom > 0 ? [] : this.log.nextCommittedEntries(this.config.committedBytesMax);
     const lastCommitted = committedEntries[committedEntries.length - 1];
     if (lastCommitted !== undefined) this.log.acceptApplying(lastCommitted.index);
     const appliesConf = committedEntries.some((entry) => entry.kind === 'conf');
@@ -1336,6 +1417,7 @@ export class RaftNode {
   }
 
   private snapshotDue(): boolean {
+    if (this.snapshotAwaitedFrom > 0) return false;
     const interval = this.config.snapshotIntervalEntries;
     const last = this.lastSnapshotAt();
     if (this.log.applied <= last) return false;
@@ -1364,7 +1446,7 @@ export class RaftNode {
    * (the core applies those in advance(), and later entries must not overtake them).
    */
   takeCommittedEntries(): Entry[] {
-    if (this.readyOrdersApply || !this.log.hasNextCommittedEntries()) return [];
+    if (this.readyOrdersApply || this.snapshotAwaitedFrom > 0 || !this.log.hasNextCommittedEntries()) return [];
     const committed = this.log.nextCommittedEntries(this.config.committedBytesMax);
     const conf = committed.findIndex((entry) => entry.kind === 'conf');
     const entries = conf === -1 ? committed : committed.slice(0, conf);

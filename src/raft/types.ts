@@ -135,20 +135,33 @@ export interface HeartbeatResponse extends Envelope {
   readonly sentTick: number;
 }
 
+/**
+ * One chunk of the leader's snapshot. `snapshotChecksum` (RaftConfig.checksum of all its bytes)
+ * says which bytes these are: a follower resumes a partial copy only for the same index, term,
+ * size and checksum, whichever leader sends it. `chunkChecksum` covers `chunk`: a chunk that does
+ * not match is refused and asked for again, never kept.
+ */
 export interface InstallSnapshot extends Envelope {
   readonly type: 'InstallSnapshot';
   readonly meta: SnapshotMeta;
   readonly offset: number;
   readonly totalBytes: number;
+  readonly snapshotChecksum: number;
   readonly chunk: Uint8Array;
+  readonly chunkChecksum: number;
 }
 
-/** Acknowledges snapshot bytes: the receiver has every byte before `nextOffset`. */
+/**
+ * Acknowledges snapshot bytes: the receiver has every byte before `nextOffset`. With
+ * `needSnapshot`, the receiver has no state machine (RaftNode.awaitSnapshot) and asks for a
+ * snapshot at or after `snapshotIndex` (`snapshotTerm` 0, `nextOffset` 0).
+ */
 export interface InstallSnapshotResponse extends Envelope {
   readonly type: 'InstallSnapshotResponse';
   readonly snapshotIndex: LogIndex;
   readonly snapshotTerm: Term;
   readonly nextOffset: number;
+  readonly needSnapshot: boolean;
 }
 
 /** Leadership transfer: the receiver campaigns at once, skipping pre-vote. */
@@ -234,7 +247,10 @@ export type RaftEvent =
     }
   | { readonly kind: 'conf_applied'; readonly index: LogIndex; readonly confState: ConfState }
   | { readonly kind: 'snapshot_installed'; readonly index: LogIndex; readonly term: Term }
-  /** A snapshot received from the leader failed RaftConfig.snapshotCheck: dropped, asked for again. */
+  /**
+   * A snapshot received from the leader failed RaftConfig.snapshotCheck (dropped, asked for again
+   * from its first byte), or one chunk of it failed its checksum (not kept, asked for again).
+   */
   | { readonly kind: 'snapshot_refused'; readonly index: LogIndex; readonly term: Term; readonly reason: string };
 
 /**

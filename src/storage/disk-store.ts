@@ -115,6 +115,15 @@ export class DiskStore {
     return this.cached(id);
   }
 
+  /**
+   * Why the group's stored snapshot cannot be used: its bytes failed their checks at open (a
+   * damaged or missing chunk). Its metadata is kept and its bytes are empty; the host rebuilds the
+   * state or fetches it, then stores a new snapshot (a compaction may replace it at its own index).
+   */
+  snapshotDamage(id: GroupId): string | undefined {
+    return this.groups.get(id)?.snapshotDamage();
+  }
+
   /** Every group this node holds state for (or asked for with group()), ascending. */
   groupIds(): GroupId[] {
     return [...this.groups.keys()].sort((a, b) => a - b);

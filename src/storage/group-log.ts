@@ -78,6 +78,8 @@ export interface GroupState {
   readonly spareChunks: number;
   /** The snapshot's bytes are one `snap-data` record (written before chunks); the next snapshot deletes it. */
   readonly snapshotRecord: boolean;
+  /** The snapshot's bytes failed their checks at load (load.ts): only its metadata is kept. */
+  readonly snapshotDamage?: string;
 }
 
 /** A run holds at most this many entries, and at most runBytesMax of them unless it is one entry. */
@@ -112,6 +114,8 @@ export class CachedGroupLog implements GroupLog {
   private snapshotSlot: SnapshotSlot;
   private spareChunks: number;
   private snapshotRecord: boolean;
+  /** Why the stored snapshot's bytes cannot be used (undefined: they can); cleared by the next snapshot stored. */
+  private damage: string | undefined;
   /** Set by deleteGroup: a discarded handle must not be read any more. */
   private deleted = false;
 
@@ -127,6 +131,12 @@ export class CachedGroupLog implements GroupLog {
     this.snapshotSlot = state.snapshotSlot;
     this.spareChunks = state.spareChunks;
     this.snapshotRecord = state.snapshotRecord;
+    this.damage = state.snapshotDamage;
+  }
+
+  /** Why the stored snapshot's bytes failed their checks at load (undefined: they did not). */
+  snapshotDamage(): string | undefined {
+    return this.damage;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -228,6 +238,7 @@ export class CachedGroupLog implements GroupLog {
     const apply = (): void => {
       if (snapshot !== undefined) {
         this.storedSnapshotAs(snapshot);
+        this.damage = undefined;
         this.snap = snapshot;
         this.log = [];
         this.logStart = (snapshot.meta.index + 1) as LogIndex;
@@ -290,7 +301,9 @@ export class CachedGroupLog implements GroupLog {
    * index beyond the log is a caller's bug: the host snapshots only what it applied.
    */
   snapshotWanted(index: LogIndex): boolean {
-    if (this.deleted || index <= this.snap.meta.index) return false;
+    // A damaged snapshot is replaced even by one at its own index (the state rebuilt from the log).
+    if (this.deleted || index < this.snap.meta.index || (index === this.snap.meta.index && this.damage === undefined))
+      return false;
     assert(
       this.term(index) !== undefined,
       `storage: group ${this.group}: cannot snapshot at ${index} (log holds ${this.snap.meta.index}..${this.lastIndex()})`,
@@ -338,7 +351,7 @@ export class CachedGroupLog implements GroupLog {
     const snapshotIndex = this.snap.meta.index;
     const lastIndex = this.lastIndex();
     assert(
-      term !== undefined && index > snapshotIndex,
+      term !== undefined && (index > snapshotIndex || (index === snapshotIndex && this.damage !== undefined)),
       `storage: group ${this.group}: cannot snapshot at ${index} (log holds ${snapshotIndex}..${lastIndex})`,
     );
     const from = Math.min(Math.max(logFrom, this.logStart), index + 1) as LogIndex;
@@ -377,6 +390,7 @@ export class CachedGroupLog implements GroupLog {
       this.spareChunks = 0;
       this.snapshotRecord = false;
       this.snap = snapshot;
+      this.damage = undefined;
     };
     return { operations, apply };
   }

@@ -8,7 +8,11 @@
 // names, or one record as written before chunks) come as a pair at the same index. Chunks in the
 // other slot are what a snapshot being written when the node stopped left (keys.ts): not loaded,
 // only counted, so the next snapshot written there deletes them. Any violation is a
-// StorageCorruptionError naming the group and the key or index, and the node does not start.
+// StorageCorruptionError naming the group and the key or index, and the node does not start,
+// except damage to the snapshot's bytes (a chunk or snap-data record that fails its checks, a
+// missing chunk, chunks of another snapshot): that group loads with the snapshot's metadata, no
+// bytes, and the damage described (GroupState.snapshotDamage), so the host can rebuild the state
+// from the log or fetch it from the leader instead; the bytes are never used.
 // Called only by DiskStore.open, with a reader that pages through LevelDB.
 
 import { concatBytes } from '../base/bytes.ts';
@@ -33,6 +37,11 @@ interface PendingGroup {
   data: { readonly index: LogIndex; readonly data: Uint8Array } | undefined;
   /** Per slot, in chunk order (keys.ts). */
   readonly chunks: [StoredChunk[], StoredChunk[]];
+  /** Per slot, the first chunk record that failed its checks; and the snap-data record's failure. */
+  readonly damagedChunks: [string | undefined, string | undefined];
+  dataDamage: string | undefined;
+  /** Per slot, one past the highest chunk number found (damaged ones included), so all are deleted. */
+  readonly chunkKeys: [number, number];
   readonly entries: Entry[];
   readonly runStarts: LogIndex[];
 }
@@ -62,11 +71,29 @@ export async function loadGroups(readPage: PageReader, limits: RecordLimits): Pr
           metaSlot: 0,
           data: undefined,
           chunks: [[], []],
+          damagedChunks: [undefined, undefined],
+          dataDamage: undefined,
+          chunkKeys: [0, 0],
           entries: [],
           runStarts: [],
         };
       }
-      add(pending, readRecord(key, parsed, value, limits));
+      if (parsed.kind === 'snap-chunk') {
+        const slot = parsed.slot;
+        pending.chunkKeys[slot] = Math.max(pending.chunkKeys[slot], parsed.chunk + 1);
+      }
+      let stored: StoredRecord;
+      try {
+        stored = readRecord(key, parsed, value, limits);
+      } catch (error) {
+        // Damage to the snapshot's bytes is the host's to handle (see the header); nothing else.
+        if (!(error instanceof StorageCorruptionError)) throw error;
+        if (parsed.kind === 'snap-chunk') pending.damagedChunks[parsed.slot] ??= error.message;
+        else if (parsed.kind === 'snap-data') pending.dataDamage ??= error.message;
+        else throw error;
+        continue;
+      }
+      add(pending, stored);
     }
   }
   if (pending !== undefined) groups.set(pending.group, finish(pending));
@@ -126,23 +153,16 @@ function checkNext(pending: PendingGroup, entry: Entry): void {
 }
 
 function finish(pending: PendingGroup): CachedGroupLog {
-  const { group, meta, entries, metaSlot } = pending;
+  const { group, entries, metaSlot } = pending;
   const chunks = pending.chunks[metaSlot];
-  const spare = pending.chunks[metaSlot === 0 ? 1 : 0];
-  // Chunks arrive in chunk order (keys.ts): a missing one shows as a number out of place.
-  chunks.forEach((stored, k) => {
-    if (stored.chunk !== k)
-      throw new StorageCorruptionError(
-        { key: describeKey(snapshotChunkKey(group, k, metaSlot)), group },
-        `snapshot chunk ${k} is missing (found chunk ${stored.chunk})`,
-      );
-  });
-  if (pending.metaChunks !== undefined && chunks.length > 0 && pending.metaChunks !== chunks.length)
-    throw new StorageCorruptionError(
-      { key: describeKey(snapshotChunkKey(group, chunks.length, metaSlot)), group },
-      `the snapshot has ${chunks.length} chunks stored, its metadata says ${pending.metaChunks}`,
-    );
-  const data = chunks.length > 0 ? joinChunks(group, chunks, metaSlot) : pending.data;
+  const damage = snapshotDamage(pending);
+  const meta = pending.meta;
+  const data =
+    damage !== undefined && meta !== undefined
+      ? { index: meta.index, data: new Uint8Array(0) }
+      : chunks.length > 0
+        ? joinChunks(group, chunks, metaSlot)
+        : pending.data;
   const empty = emptyGroupState();
   if ((meta === undefined) !== (data === undefined)) {
     const present = meta === undefined ? 'snap-data' : 'snap-meta';
@@ -165,11 +185,36 @@ function finish(pending: PendingGroup): CachedGroupLog {
     entries,
     runStarts: pending.runStarts,
     applied: pending.applied ?? empty.applied,
-    snapshotChunks: chunks.length,
+    snapshotChunks: pending.chunkKeys[metaSlot],
     snapshotSlot: metaSlot,
-    spareChunks: (spare.at(-1)?.chunk ?? -1) + 1,
-    snapshotRecord: pending.data !== undefined,
+    spareChunks: pending.chunkKeys[metaSlot === 0 ? 1 : 0],
+    snapshotRecord: pending.data !== undefined || pending.dataDamage !== undefined,
+    ...(damage === undefined || meta === undefined ? {} : { snapshotDamage: damage }),
   });
+}
+
+/**
+ * What is wrong with the bytes of the snapshot snap-meta names (undefined: nothing): a record
+ * that failed its checks, a missing chunk (chunks arrive in chunk order, keys.ts, so a missing
+ * one shows as a number out of place), a chunk count other than the metadata's, a chunk of
+ * another snapshot. The message names the key, the group and the index.
+ */
+function snapshotDamage(pending: PendingGroup): string | undefined {
+  const { group, metaSlot } = pending;
+  const chunks = pending.chunks[metaSlot];
+  const where = (key: Uint8Array): string =>
+    `${describeKey(key)} (group ${group}, snapshot index ${pending.meta?.index ?? 0})`;
+  const damaged = pending.damagedChunks[metaSlot] ?? (chunks.length === 0 ? pending.dataDamage : undefined);
+  if (damaged !== undefined) return damaged;
+  const missing = chunks.findIndex((stored, k) => stored.chunk !== k);
+  if (missing !== -1)
+    return `${where(snapshotChunkKey(group, missing, metaSlot))}: snapshot chunk ${missing} is missing`;
+  if (pending.metaChunks !== undefined && chunks.length > 0 && pending.metaChunks !== chunks.length)
+    return `${where(snapshotChunkKey(group, chunks.length, metaSlot))}: the snapshot has ${chunks.length} chunks stored, its metadata says ${pending.metaChunks}`;
+  const stray = chunks.findIndex((chunk) => chunk.index !== pending.meta?.index);
+  if (stray !== -1 && pending.meta !== undefined)
+    return `${where(snapshotChunkKey(group, stray, metaSlot))}: snapshot chunk ${stray} is of the snapshot at ${chunks[stray]?.index}`;
+  return undefined;
 }
 
 /** The stored chunks as one snapshot's bytes; every chunk must be of the same snapshot. */

@@ -141,7 +141,9 @@ const messageArbs: { readonly [T in MessageType]: fc.Arbitrary<Extract<Message, 
     meta: metaArb,
     offset: fc.maxSafeNat(),
     totalBytes: fc.maxSafeNat(),
+    snapshotChecksum: fc.nat({ max: 0xffff_ffff }),
     chunk: fc.uint8Array({ maxLength: limits.snapshotChunkBytesMax }),
+    chunkChecksum: fc.nat({ max: 0xffff_ffff }),
   }),
   InstallSnapshotResponse: fc.record({
     type: fc.constant('InstallSnapshotResponse' as const),
@@ -149,6 +151,7 @@ const messageArbs: { readonly [T in MessageType]: fc.Arbitrary<Extract<Message, 
     snapshotIndex: indexArb,
     snapshotTerm: termArb,
     nextOffset: fc.maxSafeNat(),
+    needSnapshot: fc.boolean(),
   }),
   TimeoutNow: fc.record({ type: fc.constant('TimeoutNow' as const), ...envelope }),
   ReadIndex: fc.record({ type: fc.constant('ReadIndex' as const), ...envelope, requestId: fc.maxSafeInteger() }),
@@ -489,7 +492,9 @@ describe('peer wire format', () => {
         meta: metaArb,
         offset: fc.nat(),
         totalBytes: fc.nat(),
+        snapshotChecksum: fc.nat({ max: 0xffff_ffff }),
         chunk: fc.uint8Array({ maxLength: loose.snapshotChunkBytesMax }),
+        chunkChecksum: fc.nat({ max: 0xffff_ffff }),
       }),
     );
     fc.assert(
@@ -521,6 +526,8 @@ function snapshotChunk(chunkBytes: number): Message {
     meta,
     offset: 0,
     totalBytes: chunkBytes,
+    snapshotChecksum: 0,
     chunk: new Uint8Array(chunkBytes),
+    chunkChecksum: 0,
   };
 }

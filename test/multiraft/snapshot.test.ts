@@ -2,8 +2,10 @@
 // every entry exactly once (the snapshot's, then the log after it), for a model without snapshot
 // support (its mutations are kept) and for the KV model (written in slices while writes go on);
 // a log of large entries is compacted by its bytes before it holds snapshotIntervalEntries; a
-// snapshot corrupted on its way to a follower is refused, named, and fetched again.
+// snapshot chunk corrupted on its way to a follower is refused, named, and asked for again; a
+// snapshot bad at the source fails its envelope checksum and is fetched again whole.
 
+import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asGroupId, asNodeId, type GroupId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
 import { createRng } from '../../src/base/rng.ts';
@@ -222,32 +224,51 @@ describe('snapshots through the host', () => {
     await until(() => storage.group(kv).snapshot().meta.index >= 8, 'a snapshot by bytes');
   });
 
-  it('refuses a snapshot corrupted on its way to a follower, names it, and fetches it again', async () => {
-    const refusals: string[] = [];
-    const { behind, caughtUp } = await followerLeftBehind(
-      {},
-      { onSnapshotRefused: (_group, reason) => refusals.push(reason) },
-    );
-    // The first chunk the follower receives has one bit flipped; the rest pass untouched.
+  /** Flips one bit of the first snapshot chunk `host` receives (its checksum recomputed when `atSource`). */
+  function corruptFirstChunk(host: MultiRaftHost, atSource: boolean): { corrupted: () => boolean } {
     let corrupted = false;
-    const receive = behind.receive.bind(behind);
-    behind.receive = (batch, from) => {
+    const receive = host.receive.bind(host);
+    host.receive = (batch, from) => {
       const changed = batch.map((item) => {
         const message = item.message;
         if (corrupted || message.type !== 'InstallSnapshot' || message.chunk.length === 0) return item;
         corrupted = true;
         const chunk = new Uint8Array(message.chunk);
         chunk[chunk.length - 1] = (chunk[chunk.length - 1] ?? 0) ^ 1;
-        return { ...item, message: { ...message, chunk } };
+        const chunkChecksum = atSource ? crc32(chunk) : message.chunkChecksum;
+        return { ...item, message: { ...message, chunk, chunkChecksum } };
       });
       receive(changed, from);
     };
-    await caughtUp();
-    expect(corrupted).toBe(true);
-    expect(refusals).toHaveLength(1);
-    expect(refusals[0]).toMatch(
-      /^group 2: the snapshot at index \d+ received from the leader is refused: checksum mismatch/,
+    return { corrupted: () => corrupted };
+  }
+
+  // In transit, the chunk's own checksum catches it: that chunk alone is refused and asked for
+  // again. Bad at the source (the chunk checksum computed over the bad bytes), the whole
+  // snapshot fails its envelope checksum once assembled and is fetched again from its first byte.
+  it.each([
+    {
+      where: 'in transit',
+      atSource: false,
+      refusal:
+        /^group 2: the chunk at offset 0 of the snapshot at index \d+ received from the leader is refused: its checksum does not match$/,
+    },
+    {
+      where: 'at the source',
+      atSource: true,
+      refusal: /^group 2: the snapshot at index \d+ received from the leader is refused: checksum mismatch/,
+    },
+  ])('refuses a snapshot corrupted $where, names it, and fetches it again', async ({ atSource, refusal }) => {
+    const refusals: string[] = [];
+    const { behind, caughtUp } = await followerLeftBehind(
+      { snapshotChunkBytesMax: 64 },
+      { onSnapshotRefused: (_group, reason) => refusals.push(reason) },
     );
+    const { corrupted } = corruptFirstChunk(behind, atSource);
+    await caughtUp();
+    expect(corrupted()).toBe(true);
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(refusal);
   });
 
   // About 600 bytes in 64-byte chunks at 256 bytes/s: most chunks are held back at first and go

@@ -8,6 +8,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { asNodeId, type LogIndex, type NodeId, type Term } from '../../src/base/ids.ts';
+import { crc32 } from '../../src/base/crc32.ts';
 import { createRng } from '../../src/base/rng.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import { RaftNode } from '../../src/raft/raft.ts';
@@ -122,7 +123,9 @@ describe('a snapshot restored while a Ready is being written (bug 2)', () => {
       meta: { index: index(10), term: term(2), confState },
       offset: 0,
       totalBytes: 1,
-      chunk: new Uint8Array([7]),
+      snapshotChecksum: crc32(Uint8Array.of(7)),
+      chunk: Uint8Array.of(7),
+      chunkChecksum: crc32(Uint8Array.of(7)),
     });
     persistLikeHost(storage, ready);
     node.advance(ready);
@@ -240,7 +243,9 @@ describe('an installed snapshot', () => {
       meta: { index: index(10), term: term(2), confState: confStateOf([1, 2, 3].map(id)) },
       offset: 0,
       totalBytes: 1,
-      chunk: new Uint8Array([7]),
+      snapshotChecksum: crc32(Uint8Array.of(7)),
+      chunk: Uint8Array.of(7),
+      chunkChecksum: crc32(Uint8Array.of(7)),
     });
     const ready = node.ready();
     expect(ready.snapshot?.meta.index).toBe(10);

@@ -441,7 +441,9 @@ describe('peer transport', () => {
         meta,
         offset: 0,
         totalBytes: 4096,
+        snapshotChecksum: 0,
         chunk,
+        chunkChecksum: 0,
       },
     }));
     expect(one.transport.send(n(2), big)).toEqual({ kind: 'dropped', reason: 'frame_too_large' });

@@ -343,7 +343,9 @@ export function everyMessageType(from: NodeId, to: NodeId, marker = 0): GroupMes
       meta: { index: index(5), term: 2 as Term, confState },
       offset: 0,
       totalBytes: 3,
+      snapshotChecksum: 0x1234_5678,
       chunk: Uint8Array.of(9, 8, 7),
+      chunkChecksum: 0xffff_ffff,
     },
     InstallSnapshotResponse: {
       type: 'InstallSnapshotResponse',
@@ -351,6 +353,7 @@ export function everyMessageType(from: NodeId, to: NodeId, marker = 0): GroupMes
       snapshotIndex: index(5),
       snapshotTerm: 2 as Term,
       nextOffset: 3,
+      needSnapshot: true,
     },
     TimeoutNow: { type: 'TimeoutNow', ...envelope },
     ReadIndex: { type: 'ReadIndex', ...envelope, requestId: 42 },

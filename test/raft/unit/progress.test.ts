@@ -24,6 +24,8 @@ function transfer(index: number): SnapshotTransfer {
     index: idx(index),
     term: trm(2),
     totalBytes: 100,
+    checksum: 0,
+    probing: false,
     sentOffset: 0,
     ackedOffset: 0,
     ackedOffsetAtCheck: 0,
