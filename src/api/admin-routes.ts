@@ -1,6 +1,8 @@
 // Node status and admin failover (docs/ARCHITECTURE.md, "The external contract today"):
 //  - `GET /v1/status`: node id, cluster id, and every hosted group with role, term, commit,
-//    applied, leader and lag (log entries, as the leader sees its slowest member; 0 elsewhere),
+//    applied, the first and last index of its log here (the first moves past a snapshot, taken
+//    here or installed from the leader, less the tail kept behind it), leader and lag (log
+//    entries, as the leader sees its slowest member; 0 elsewhere),
 //    its membership as this node has applied it (voters, learners), and the last leader change
 //    this node saw (when, by its wall clock; from which leader to which; the term; `transfer` or
 //    `automatic`, as far as this node can tell: see LeaderChange in src/multiraft/host.ts), or null;
@@ -80,6 +82,8 @@ function statusAnswer(options: AdminRoutesOptions) {
       term: status.term,
       commit: status.commit,
       applied: appliedIndex,
+      firstIndex: status.firstIndex,
+      lastIndex: status.lastIndex,
       leader: status.leader,
       lag: lagEntries(status),
       voters: status.confState.voters,

@@ -50,6 +50,22 @@ program
     '--quiesce-after-ticks <n>',
     'idle ticks before a group goes quiet: no ticks, no heartbeats (0: never; default 100)',
   )
+  .option(
+    '--snapshot-interval-entries <n>',
+    'a group snapshots and compacts its log every n applied entries (default 50000)',
+  )
+  .option(
+    '--snapshot-tail-entries <n>',
+    'log entries kept behind each snapshot for followers a little behind (default 5000)',
+  )
+  .option(
+    '--snapshot-send-bytes-per-sec-max <n>',
+    'bytes of snapshot chunks this node sends per second over every group (0: no limit, the default)',
+  )
+  .option(
+    '--snapshot-sends-max <n>',
+    'snapshot transfers this node sends at once over every group (0: no limit, the default)',
+  )
   .option('--s3-endpoint <url>', 'an S3-compatible server (default: AWS S3); credentials from the AWS_* chain')
   .option('--s3-region <region>', 'S3 region (default us-east-1)')
   .option('--s3-path-style', 'address buckets as endpoint/bucket/key (most S3-compatible servers)')
