@@ -36,6 +36,64 @@ export interface NodeExit {
   readonly time: number;
 }
 
+/** One replica of a group as its node reports it (dram: /v1/status). */
+export interface ReplicaState {
+  readonly role: string;
+  readonly term: number;
+  readonly leader: number;
+  readonly applied: number;
+  /** The first entry of the replica's log: it moves past a snapshot, taken there or installed. */
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly voters: readonly number[];
+}
+
+/** A group's replicas as the placement status shows them (dram: GET /v1/placement). */
+export interface PlacedGroup {
+  readonly group: number;
+  readonly desired: number;
+  readonly voters: readonly number[];
+  readonly learners: readonly number[];
+  readonly state: string;
+}
+
+export interface PlacementView {
+  readonly groups: readonly PlacedGroup[];
+  /** Moves in progress. */
+  readonly moves: number;
+  /** The nodes that answered the meta leader's last planning round. */
+  readonly live: readonly number[];
+}
+
+/** What happened to an agent action the harness scheduled (or why it could not tell). */
+export type ActionOutcome =
+  | { readonly phase: 'DONE' | 'FAILED'; readonly detail: string }
+  | { readonly phase: 'unknown'; readonly detail: string };
+
+/**
+ * dram's admin surface, for the nemeses that need more than processes and packets (snapshot,
+ * membership). Every call is bounded in time and never throws for an operating error.
+ */
+export interface AdminControl {
+  /** Nodes beyond the first `nodeIds`, started empty (not in the cluster) for the membership nemesis. */
+  readonly spareIds: readonly number[];
+  replica(node: number, group: number): Promise<ReplicaState | undefined>;
+  /** The groups a node hosts (its /v1/status), or undefined when it does not answer. */
+  hostedGroups(node: number): Promise<readonly number[] | undefined>;
+  /** Asks the node to snapshot its replica of the group now; the answer's state and index, or why not. */
+  compact(node: number, group: number): Promise<{ readonly state: string; readonly index: number } | string>;
+  /** Writes `count` values to harness-owned keys of the group (never the workload's); answers how many were acknowledged. */
+  fill(group: number, count: number, deadlineMs: number): Promise<number>;
+  /** Schedules an action through the node and waits (until deadlineMs) for it to finish. */
+  runAction(via: number, kind: string, args: unknown, deadlineMs: number): Promise<ActionOutcome>;
+  placement(via: number): Promise<PlacementView | string>;
+  setNodeGoneGrace(via: number, ms: number): Promise<string | undefined>;
+  /** The node's HTTP URL (what cluster.add takes). */
+  url(node: number): string;
+  /** Stops the node, deletes its data dir and starts it again empty (not in a cluster). */
+  wipe(node: number): Promise<void>;
+}
+
 export interface Database {
   readonly name: string;
   readonly nodeIds: readonly number[];
@@ -59,6 +117,8 @@ export interface Database {
   leaderOf(group: number): Promise<number | undefined>;
   /** Asks for a leadership transfer; answers a one-line description of what happened. */
   transferLeadership(group: number, to: number): Promise<string>;
+  /** dram only: the admin surface the snapshot and membership nemeses use. */
+  readonly admin?: AdminControl;
   /** Node exits the harness did not cause (crashes). */
   unexpectedExits(): readonly NodeExit[];
   /** Stops everything started; safe to call twice and after a failed start. */

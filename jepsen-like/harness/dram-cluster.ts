@@ -12,20 +12,26 @@
 // start and kill. Exits the harness did not ask for are recorded as crashes.
 
 import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   describeThrown,
   errorCodeOf,
   sleep,
+  type ActionOutcome,
+  type AdminControl,
   type Database,
   type HttpAnswer,
   type KvClient,
   type NodeExit,
+  type PlacementView,
   type ReadResult,
+  type ReplicaState,
   type WriteResult,
 } from './db.ts';
 import { DramProcess, type DramNodeFlags } from '../../test/support/dram-process.ts';
+import { fnv1a32 } from '../../src/models/kv-placement.ts';
 
 export interface DramClusterOptions {
   readonly nodes: number;
@@ -40,7 +46,16 @@ export interface DramClusterOptions {
   readonly peerAddress?: (from: number, to: number) => string;
   /** The history clock, for crash times. */
   readonly now: () => number;
+  /** Nodes started empty beside the cluster (ids after `nodes`), for the membership nemesis to add. */
+  readonly spareNodes?: number;
+  /** More `dram start` flags for every node (the snapshot nemesis shortens the log tail). */
+  readonly extraFlags?: readonly string[];
 }
+
+/** Writes the snapshot nemesis's fill has in flight at once. */
+const fillConcurrency = 8;
+/** One admin call waits at most this long. */
+const adminCallMs = 3000;
 
 interface NodeProcess {
   child: ChildProcess;
@@ -55,6 +70,10 @@ interface GroupStatusLine {
   role: string;
   term: number;
   leader: number;
+  applied: number;
+  firstIndex: number;
+  lastIndex: number;
+  voters: number[];
 }
 
 /** Node processes of every cluster in this harness process, killed if the harness exits without stopping them. */
@@ -79,14 +98,19 @@ export function dramNodeAddress(node: number): string {
   return `127.0.0.${10 + node}`;
 }
 
-export class DramCluster implements Database {
+export class DramCluster implements Database, AdminControl {
   readonly name = 'dram';
   readonly nodeIds: readonly number[];
   readonly groupIds: readonly number[];
+  readonly spareIds: readonly number[];
   readonly supportsNetworkFaults = true;
+  readonly admin: AdminControl = this;
   private readonly options: DramClusterOptions;
   private readonly processes = new Map<number, NodeProcess>();
   private readonly started = new Set<number>();
+  /** Nodes that start with no membership flags (spares, and nodes wiped after a removal). */
+  private readonly empty = new Set<number>();
+  private fillKeys = 0;
   private readonly crashes: NodeExit[] = [];
   private readonly logFds = new Map<number, number>();
 
@@ -94,6 +118,8 @@ export class DramCluster implements Database {
     this.options = options;
     this.nodeIds = Array.from({ length: options.nodes }, (_, k) => k + 1);
     this.groupIds = Array.from({ length: options.kvGroups }, (_, k) => k + 1);
+    this.spareIds = Array.from({ length: options.spareNodes ?? 0 }, (_, k) => options.nodes + k + 1);
+    for (const spare of this.spareIds) this.empty.add(spare);
   }
 
   httpPort(): number {
@@ -114,7 +140,7 @@ export class DramCluster implements Database {
 
   async start(): Promise<void> {
     mkdirSync(this.options.dataDir, { recursive: true });
-    for (const node of this.nodeIds) this.spawnNode(node);
+    for (const node of [...this.nodeIds, ...this.spareIds]) this.spawnNode(node);
     await Promise.resolve();
   }
 
@@ -130,20 +156,25 @@ export class DramCluster implements Database {
       dataDir: join(this.options.dataDir, `n${node}`),
       http: `${dramNodeAddress(node)}:${this.httpPort()}`,
       raft: `${dramNodeAddress(node)}:${this.raftPort()}`,
-      membership: [
-        ...(this.started.has(node) ? [] : ['--init']),
-        '--peers',
-        peers,
-        '--peer-http',
-        peerHttp,
-        '--kv-groups',
-        String(this.options.kvGroups),
-      ],
+      // A spare or wiped node starts empty (NOT_IN_CLUSTER) and learns everything when it is added.
+      membership: this.empty.has(node)
+        ? []
+        : [
+            ...(this.started.has(node) ? [] : ['--init']),
+            '--peers',
+            peers,
+            '--peer-http',
+            peerHttp,
+            '--kv-groups',
+            String(this.options.kvGroups),
+          ],
       secret: 'dram-jepsen-like-secret',
-      extra:
-        this.options.quiesceAfterTicks === undefined
+      extra: [
+        ...(this.options.quiesceAfterTicks === undefined
           ? []
-          : ['--quiesce-after-ticks', String(this.options.quiesceAfterTicks)],
+          : ['--quiesce-after-ticks', String(this.options.quiesceAfterTicks)]),
+        ...(this.options.extraFlags ?? []),
+      ],
     };
   }
 
@@ -242,13 +273,14 @@ export class DramCluster implements Database {
   }
 
   private reachableNodes(): number[] {
-    return this.nodeIds.filter((node) => this.isRunning(node) && !this.isPaused(node));
+    return [...this.nodeIds, ...this.spareIds].filter((node) => this.isRunning(node) && !this.isPaused(node));
   }
 
   async waitReady(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const nodes = this.reachableNodes();
+      // The cluster's own nodes: a spare is not in it yet.
+      const nodes = this.reachableNodes().filter((node) => this.nodeIds.includes(node));
       const statuses = await Promise.all(nodes.map((node) => this.groupStatus(node, 1000)));
       // Every node answers, every kv group the workload uses is hosted somewhere (on more than
       // three nodes each group lives on a subset of them: docs/placement.md), and every group a
@@ -286,6 +318,162 @@ export class DramCluster implements Database {
       return `group ${group} -> node ${to} via node ${via}: ${response.status} ${errorCodeOf(text) ?? text.slice(0, 80)}`;
     } catch (error) {
       return `group ${group} -> node ${to} via node ${via}: ${describeThrown(error).text}`;
+    }
+  }
+
+  async replica(node: number, group: number): Promise<ReplicaState | undefined> {
+    const line = (await this.groupStatus(node, adminCallMs))?.find((g) => g.group === group);
+    return line === undefined
+      ? undefined
+      : {
+          role: line.role,
+          term: line.term,
+          leader: line.leader,
+          applied: line.applied,
+          firstIndex: line.firstIndex,
+          lastIndex: line.lastIndex,
+          voters: line.voters,
+        };
+  }
+
+  async hostedGroups(node: number): Promise<readonly number[] | undefined> {
+    return (await this.groupStatus(node, adminCallMs))?.map((g) => g.group);
+  }
+
+  async compact(node: number, group: number): Promise<{ state: string; index: number } | string> {
+    const answer = await this.call(node, 'POST', `/v1/admin/groups/${group}/compact`, {});
+    if (typeof answer === 'string') return answer;
+    const { state, index } = answer.body as { state?: unknown; index?: unknown };
+    if (answer.status >= 300 || typeof state !== 'string' || typeof index !== 'number')
+      return `${answer.status} ${answer.text.slice(0, 120)}`;
+    return { state, index };
+  }
+
+  /** A key of the group no workload uses (workload keys are r*, s*, a*). */
+  private fillKey(group: number): string {
+    for (;;) {
+      const key = `jepsen-fill-${this.fillKeys++}`;
+      if (fnv1a32(key) % this.options.kvGroups === group - 1) return key;
+    }
+  }
+
+  async fill(group: number, count: number, deadlineMs: number): Promise<number> {
+    const via = (await this.leaderOf(group)) ?? this.nodeIds[0] ?? 1;
+    const client = this.client(via);
+    let next = 0;
+    let acknowledged = 0;
+    const value = new TextEncoder().encode('x'.repeat(64));
+    await Promise.all(
+      Array.from({ length: fillConcurrency }, async () => {
+        while (next < count && Date.now() < deadlineMs) {
+          next++;
+          const result = await client.write(this.fillKey(group), value, undefined, adminCallMs);
+          if (result.kind === 'ok') acknowledged++;
+        }
+      }),
+    );
+    return acknowledged;
+  }
+
+  async runAction(via: number, kind: string, args: unknown, deadlineMs: number): Promise<ActionOutcome> {
+    const id = randomUUID();
+    const scheduled = await this.call(via, 'POST', '/v1/actions', { id, kind, args });
+    if (typeof scheduled === 'string' || scheduled.status >= 300)
+      return {
+        phase: 'unknown',
+        detail: `schedule through node ${via}: ${typeof scheduled === 'string' ? scheduled : `${scheduled.status} ${scheduled.text.slice(0, 160)}`}`,
+      };
+    let last = 'never read';
+    while (Date.now() < deadlineMs) {
+      await sleep(300);
+      for (const node of [via, ...this.reachableNodes()]) {
+        const answer = await this.call(node, 'GET', `/v1/actions/${id}`, undefined);
+        if (typeof answer === 'string' || answer.status !== 200) continue;
+        const state = (answer.body as { state?: { phase?: unknown; payload?: unknown; error?: unknown } }).state;
+        last = `${String(state?.phase)} ${JSON.stringify(state?.payload ?? null).slice(0, 300)}`;
+        if (state?.phase === 'DONE' || state?.phase === 'FAILED')
+          return {
+            phase: state.phase,
+            detail: `${kind} ${id}: ${JSON.stringify(state.phase === 'DONE' ? state.payload : state.error).slice(0, 400)}`,
+          };
+        break;
+      }
+    }
+    return { phase: 'unknown', detail: `${kind} ${id} not finished in time (last seen: ${last})` };
+  }
+
+  async placement(via: number): Promise<PlacementView | string> {
+    const answer = await this.call(via, 'GET', '/v1/placement', undefined);
+    if (typeof answer === 'string') return answer;
+    if (answer.status !== 200) return `${answer.status} ${answer.text.slice(0, 160)}`;
+    const body = answer.body as {
+      live?: number[] | null;
+      moves?: unknown[];
+      groups?: {
+        group: number;
+        desired: number | null;
+        voters: number[] | null;
+        learners: number[] | null;
+        state: string | null;
+      }[];
+    };
+    return {
+      live: body.live ?? [],
+      moves: body.moves?.length ?? 0,
+      groups: (body.groups ?? []).map((g) => ({
+        group: g.group,
+        desired: g.desired ?? 0,
+        voters: g.voters ?? [],
+        learners: g.learners ?? [],
+        state: g.state ?? 'unknown',
+      })),
+    };
+  }
+
+  async setNodeGoneGrace(via: number, ms: number): Promise<string | undefined> {
+    const answer = await this.call(via, 'PUT', '/v1/placement/settings', { nodeGoneGraceMs: ms });
+    if (typeof answer === 'string') return answer;
+    return answer.status === 200 ? undefined : `${answer.status} ${answer.text.slice(0, 160)}`;
+  }
+
+  async wipe(node: number): Promise<void> {
+    const entry = this.processes.get(node);
+    if (entry !== undefined) {
+      entry.expectingExit = true;
+      if (entry.paused) entry.child.kill('SIGCONT');
+      this.mark(node, 'stop to wipe (SIGKILL)');
+      entry.child.kill('SIGKILL');
+      await entry.exited;
+    }
+    rmSync(join(this.options.dataDir, `n${node}`), { recursive: true, force: true });
+    this.empty.add(node);
+    this.mark(node, 'data dir wiped: starts empty');
+    this.spawnNode(node);
+  }
+
+  /** One JSON call to a node's API, bounded; the answer, or why there was none. */
+  private async call(
+    node: number,
+    method: 'GET' | 'POST' | 'PUT',
+    path: string,
+    body: unknown,
+  ): Promise<{ status: number; text: string; body: unknown } | string> {
+    try {
+      const response = await fetch(`${this.url(node)}${path}`, {
+        method,
+        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        signal: AbortSignal.timeout(adminCallMs),
+      });
+      const text = await response.text();
+      let parsed: unknown = undefined;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      return { status: response.status, text, body: parsed ?? {} };
+    } catch (error) {
+      return `node ${node} ${method} ${path}: ${describeThrown(error).text}`;
     }
   }
 

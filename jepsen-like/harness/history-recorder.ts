@@ -115,10 +115,15 @@ export class NemesisLog {
 
 export interface NemesisEntry {
   time: number;
-  /** start and stop bracket a fault; heal is the final heal; skip and error explain what did not happen. */
-  type: 'start' | 'stop' | 'heal' | 'skip' | 'error' | 'event';
+  /**
+   * start and stop bracket a fault; heal is the final heal; skip and error explain what did not
+   * happen; check is the harness's verdict on whether a fault had its effect (nemesis-checks.ts).
+   */
+  type: 'start' | 'stop' | 'heal' | 'skip' | 'error' | 'event' | 'check';
   /** The schedule's fault index, when the entry belongs to one. */
   fault?: number;
   kind: string;
   detail: string;
+  /** A check's verdict. */
+  verdict?: 'valid' | 'invalid' | 'unknown';
 }

@@ -4,21 +4,33 @@
 // faults, SIGCONT every paused node, restart every node that is down. A failure to apply or heal a
 // fault (iptables refusing a rule, say) is a harness failure: it propagates and ends the run with
 // exit code 2; an API refusal of a leadership transfer is an ordinary outcome and is only logged.
+// The snapshot and membership nemeses live in their own files (snapshot-nemesis.ts,
+// membership-nemesis.ts); they record a `check` entry per fault saying whether it had its effect
+// (nemesis-checks.ts turns those into the `nemesis` checker).
 
 import type { Database } from './db.ts';
 import { bridgeGrudge, completeGrudge, majoritiesRingGrudge, type Drop, type Firewall } from './firewall.ts';
 import type { NemesisLog } from './history-recorder.ts';
+import { Membership } from './membership-nemesis.ts';
 import type { PeerProxy } from './peer-proxy.ts';
 import { describeFault, type FaultSpec, type PlannedFault, type Schedule, type TransferMove } from './schedule.ts';
+import { applySnapshotFault, faultWaitsDefault, type FaultContext, type FaultWaits } from './snapshot-nemesis.ts';
+
+/** dram's default log tail behind a snapshot (--snapshot-tail-entries). */
+const snapshotTailEntriesDefault = 5000;
 
 export interface NemesisContext {
   readonly db: Database;
-  readonly firewall: Firewall | undefined;
+  readonly firewall: Pick<Firewall, 'apply' | 'heal'> | undefined;
   readonly proxy: PeerProxy | undefined;
   readonly log: NemesisLog;
   /** The history clock, ns. */
   readonly now: () => number;
   readonly signal: AbortSignal;
+  /** The log tail the nodes keep behind a snapshot (the snapshot catch-up fault writes past it). */
+  readonly snapshotTailEntries?: number;
+  /** Bounds of the snapshot faults' waits (default faultWaitsDefault; tests shorten them). */
+  readonly faultWaits?: FaultWaits;
 }
 
 /** Sleeps until the wall-clock time `atMs`, or until aborted. */
@@ -38,16 +50,20 @@ function sleepUntil(atMs: number, signal: AbortSignal): Promise<void> {
 
 export class Nemesis {
   private readonly context: NemesisContext;
+  /** The membership nemesis's view of who is in the cluster (dram only). */
+  private readonly membership: Membership | undefined;
 
   constructor(context: NemesisContext) {
     this.context = context;
+    this.membership = context.db.admin === undefined ? undefined : new Membership(context.db);
   }
 
   private record(
-    type: 'start' | 'stop' | 'heal' | 'skip' | 'error' | 'event',
+    type: 'start' | 'stop' | 'heal' | 'skip' | 'error' | 'event' | 'check',
     kind: string,
     detail: string,
     fault?: number,
+    verdict?: 'valid' | 'invalid' | 'unknown',
   ): void {
     this.context.log.record({
       time: this.context.now(),
@@ -55,7 +71,38 @@ export class Nemesis {
       ...(fault === undefined ? {} : { fault }),
       kind,
       detail,
+      ...(verdict === undefined ? {} : { verdict }),
     });
+  }
+
+  /** Records a check with no fault (the membership run's final one). */
+  recordCheck(kind: string, verdict: 'valid' | 'invalid' | 'unknown', detail: string): void {
+    this.record('check', kind, detail, undefined, verdict);
+  }
+
+  /** What a snapshot or membership fault may do and record. */
+  private faultContext(kind: string, index: number): FaultContext {
+    const { db, firewall, signal } = this.context;
+    const admin = db.admin;
+    if (admin === undefined)
+      throw new Error(`internal: a ${kind} fault against ${db.name}, which has no admin surface`);
+    return {
+      db,
+      admin,
+      firewall,
+      signal,
+      snapshotTailEntries: this.context.snapshotTailEntries ?? snapshotTailEntriesDefault,
+      waits: this.context.faultWaits ?? faultWaitsDefault,
+      start: (detail) => {
+        this.record('start', kind, detail, index);
+      },
+      event: (detail) => {
+        this.record('event', kind, detail, index);
+      },
+      check: (verdict, detail) => {
+        this.record('check', kind, detail, index, verdict);
+      },
+    };
   }
 
   /** Runs the schedule; phaseStartMs is the wall-clock start of the main phase. */
@@ -84,7 +131,9 @@ export class Nemesis {
           ? `partition-${spec.shape}`
           : spec.kind === 'transfer'
             ? 'transfer'
-            : `${spec.kind}-${spec.target}`;
+            : spec.kind === 'snapshot' || spec.kind === 'membership'
+              ? `${spec.kind}-${spec.mode}`
+              : `${spec.kind}-${spec.target}`;
     const stop = (detail: string): void => {
       this.record('stop', kind, detail, fault.index);
     };
@@ -157,7 +206,23 @@ export class Nemesis {
           stop('storm over');
         };
       }
+      case 'snapshot':
+      case 'membership': {
+        const context = this.faultContext(kind, fault.index);
+        const heal =
+          spec.kind === 'snapshot'
+            ? await applySnapshotFault(spec, context)
+            : await this.requireMembership().apply(spec, context);
+        return async () => {
+          stop(await heal());
+        };
+      }
     }
+  }
+
+  private requireMembership(): Membership {
+    if (this.membership === undefined) throw new Error('internal: a membership fault without the admin surface');
+    return this.membership;
   }
 
   private async transferStorm(
@@ -174,7 +239,7 @@ export class Nemesis {
     }
   }
 
-  private requireFirewall(): Firewall {
+  private requireFirewall(): Pick<Firewall, 'apply' | 'heal'> {
     if (this.context.firewall === undefined) throw new Error('internal: a partition fault without the firewall');
     return this.context.firewall;
   }
@@ -230,7 +295,7 @@ export class Nemesis {
     }
     proxy?.heal();
     const restarted: number[] = [];
-    for (const node of db.nodeIds) {
+    for (const node of [...db.nodeIds, ...(db.admin?.spareIds ?? [])]) {
       try {
         if (db.isPaused(node)) db.resume(node);
         if (!db.isRunning(node)) {

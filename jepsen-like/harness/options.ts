@@ -72,8 +72,9 @@ export class UsageError extends Error {
 export const USAGE = `usage: npm run jepsen -- [options]
   --workload register|set|append|actions   (default register; actions: agent actions, dram only,
                                      at most 4 ops/s whatever --rate says)
-  --nemesis  partition,kill,pause,proxy,transfer  comma list, or none (default partition,kill)
-             snapshot and membership are accepted and skipped with a message
+  --nemesis  partition,kill,pause,proxy,transfer,snapshot,membership  comma list, or none
+             (default partition,kill); snapshot and membership are dram's only, membership needs
+             --nodes 5 (else skipped with a message); both check that each fault had its effect
   --db dram|etcd                     (etcd: register and set, kill/pause/transfer nemeses)
   --nodes N                          3 or 5 (default 3)
   --time S                           main phase in seconds (default 60)

@@ -1,5 +1,6 @@
 // Turns a finished run into results.json: op counts, one entry per checker (the workload's own,
-// liveness after the final heal, crashed nodes) with a verdict, a one-line summary and the details
+// liveness after the final heal, crashed nodes, and for the snapshot and membership nemeses whether
+// their faults had their effect: nemesis-checks.ts) with a verdict, a one-line summary and the details
 // a reader needs to find the problem, and the overall verdict. The overall verdict is invalid if
 // any checker proved a violation (even in a run cut short: a proof stays a proof), else unknown if
 // the harness failed or any checker could not decide, else valid.
@@ -9,6 +10,7 @@ import { overallVerdict, type LinearizabilityResult, type Verdict } from '../che
 import type { LivenessResult } from '../checker/liveness.ts';
 import { registerModel } from '../checker/model.ts';
 import type { NodeExit } from './db.ts';
+import type { NemesisVerdict } from './nemesis-checks.ts';
 import type { RunOptions } from './options.ts';
 import type { Schedule } from './schedule.ts';
 import type { OpCounts } from './overview.ts';
@@ -150,6 +152,8 @@ export interface CheckedHistory {
   readonly liveness: LivenessResult | undefined;
   /** What the check cost the harness (results.json's `harness`). */
   readonly harness: HarnessCost;
+  /** The snapshot and membership faults' checks (nemesis-checks.ts), when the run had any. */
+  readonly nemesis?: NemesisVerdict | undefined;
 }
 
 export interface HarnessCost {
@@ -193,6 +197,7 @@ export function checkRun(summary: RunSummary, workloadName: string, checked: Che
         ? `${crashes.length} node exits the harness did not cause: ${crashes.map((crash) => `node ${crash.node} at ${(crash.time / 1e9).toFixed(1)} s (code ${crash.code ?? '-'}, signal ${crash.signal ?? '-'})`).join('; ')}`
         : 'no node exited unexpectedly',
   };
+  if (checked.nemesis !== undefined) checkers['nemesis'] = checked.nemesis;
   let verdict = overallVerdict(Object.values(checkers));
   if (verdict === 'valid' && summary.harnessError !== undefined) verdict = 'unknown';
   const { schedule, ...run } = summary;

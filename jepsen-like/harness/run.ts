@@ -19,6 +19,8 @@ import { Firewall, probeNetem } from './firewall.ts';
 import { HistoryRecorder, NemesisLog, type NemesisEntry } from './history-recorder.ts';
 import { checkByKey, forEachLine, overviewPass, type KeyCheck } from './history-check.ts';
 import { Nemesis } from './nemesis.ts';
+import { checkFinalPlacement } from './membership-nemesis.ts';
+import { checkNemesisEffects, finalPlacementCheck } from './nemesis-checks.ts';
 import type { RunOptions } from './options.ts';
 import { PeerProxy } from './peer-proxy.ts';
 import { createRng, type Rng } from './rng.ts';
@@ -42,6 +44,13 @@ const opsPerWorkerMax = 1_000_000;
 const readyTimeoutMs = 60_000;
 const finalReadTriesMax = 30;
 const finalReadTimeMs = 30_000;
+/**
+ * With the snapshot nemesis the nodes keep this short a log tail behind a snapshot (the default is
+ * 5,000), so a follower cut off for a few dozen writes is already past what the others keep, and
+ * snapshot every `snapshotIntervalEntries` entries, so the other faults strike snapshots too.
+ */
+const snapshotTailEntries = 64;
+const snapshotIntervalEntries = 500;
 
 export function runDirName(seed: number, date = new Date()): string {
   const stamp = date
@@ -81,7 +90,9 @@ async function createDatabase(
       })
     : undefined;
   await proxy?.start();
-  const firewall = faultKinds.has('partition') ? new Firewall(dramNodeAddress) : undefined;
+  // The snapshot nemesis cuts a follower off with the same rules as a partition.
+  const firewall =
+    faultKinds.has('partition') || faultKinds.has('snapshot') ? new Firewall(dramNodeAddress) : undefined;
   await firewall?.setup();
   const db = new DramCluster({
     nodes: options.nodes,
@@ -93,6 +104,15 @@ async function createDatabase(
     dataDir: join(runDir, 'data'),
     ...(proxy === undefined ? {} : { peerAddress: (from: number, to: number) => proxy.listenAddress(from, to) }),
     now: () => recorder.now(),
+    spareNodes: faultKinds.has('membership') ? 1 : 0,
+    extraFlags: faultKinds.has('snapshot')
+      ? [
+          '--snapshot-tail-entries',
+          String(snapshotTailEntries),
+          '--snapshot-interval-entries',
+          String(snapshotIntervalEntries),
+        ]
+      : [],
   });
   return { db, firewall, proxy };
 }
@@ -144,7 +164,15 @@ export async function runTest(context: RunContext): Promise<number> {
         `${db.name} did not elect leaders for every group within ${readyTimeoutMs / 1000} s (see the node logs)`,
       );
     log(`${db.name}: ${options.nodes} nodes up, every group has a leader`);
-    nemesis = new Nemesis({ db, firewall, proxy, log: nemesisLog, now: () => recorder.now(), signal: stop.signal });
+    nemesis = new Nemesis({
+      db,
+      firewall,
+      proxy,
+      log: nemesisLog,
+      now: () => recorder.now(),
+      signal: stop.signal,
+      snapshotTailEntries,
+    });
     const clients = nodeIds.map((node) => (db as Database).client(node));
     const workers = new Workers(workload, clients, recorder, options, rootRng, stop.signal);
 
@@ -178,6 +206,17 @@ export async function runTest(context: RunContext): Promise<number> {
       phases.finalEndNs = recorder.now();
       if (unread.length > 0)
         log(`final reads: ${unread.length} keys never read successfully (${unread.slice(0, 5).join(', ')})`);
+      const admin = db.admin;
+      const ranMembership = nemesisLog.entries.some(
+        (entry) => entry.type === 'start' && entry.kind.startsWith('membership'),
+      );
+      if (admin !== undefined && ranMembership) {
+        const placed = nemesis;
+        await checkFinalPlacement(db, admin, (verdict, detail) => {
+          placed.recordCheck(finalPlacementCheck, verdict, detail);
+          log(`final placement: ${verdict}: ${detail}`);
+        });
+      }
     }
     await Promise.all(clients.map((client) => client.close()));
     if (context.signal.aborted) harnessError = 'interrupted';
@@ -244,6 +283,7 @@ export function finishRun(
     ops: pass.overview.counts,
     workloadCheck: 'error' in keyCheck ? keyCheck : keyCheck.check,
     liveness: pass.liveness,
+    nemesis: checkNemesisEffects(summary.schedule, nemesisEntries),
     harness: {
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       historyEvents: pass.events,

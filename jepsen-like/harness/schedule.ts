@@ -20,6 +20,18 @@ export type PartitionShape =
   | 'one-way';
 export type ProcessTarget = 'leader' | 'random' | 'majority';
 export type ProxyMode = 'delay' | 'loss' | 'duplicate' | 'reorder' | 'flaky-node' | 'one-way-blackhole';
+/**
+ * catch-up: a follower of the group is cut off until every other replica compacted past its log,
+ * then healed, so it can only catch up by InstallSnapshot. crash-mid-snapshot: a node is asked to
+ * snapshot its groups and killed -9 `killDelayMs` later, while it captures and writes them.
+ */
+export type SnapshotMode = 'catch-up' | 'crash-mid-snapshot';
+/**
+ * grow-shrink: a spare node is added (cluster.add), then removed (cluster.remove, drained) and
+ * wiped; remove-readd: a member is removed, wiped and added again; kill-past-grace: a member is
+ * killed until placement re-created its replicas elsewhere (past nodeGoneGraceMs), then restarted.
+ */
+export type MembershipMode = 'grow-shrink' | 'remove-readd' | 'kill-past-grace';
 
 export const PARTITION_SHAPES: readonly PartitionShape[] = [
   'isolate-leader',
@@ -38,6 +50,13 @@ export const PROXY_MODES: readonly ProxyMode[] = [
   'flaky-node',
   'one-way-blackhole',
 ];
+
+export const SNAPSHOT_MODES: readonly SnapshotMode[] = ['catch-up', 'crash-mid-snapshot'];
+export const MEMBERSHIP_MODES: readonly MembershipMode[] = ['grow-shrink', 'remove-readd', 'kill-past-grace'];
+/** The membership nemesis needs placement, which spreads groups only over more than three nodes. */
+export const membershipNodesMin = 5;
+/** crash-mid-snapshot kills the node this long (at most) after asking it to snapshot. */
+export const snapshotKillDelayMsMax = 40;
 
 export interface TransferMove {
   /** ms after the fault's start. */
@@ -60,7 +79,15 @@ export type FaultSpec =
       readonly order: readonly number[];
     }
   | { readonly kind: 'proxy'; readonly mode: ProxyMode; readonly faults: LinkFaults; readonly order: readonly number[] }
-  | { readonly kind: 'transfer'; readonly moves: readonly TransferMove[] };
+  | { readonly kind: 'transfer'; readonly moves: readonly TransferMove[] }
+  | {
+      readonly kind: 'snapshot';
+      readonly mode: SnapshotMode;
+      readonly group: number;
+      readonly order: readonly number[];
+      readonly killDelayMs: number;
+    }
+  | { readonly kind: 'membership'; readonly mode: MembershipMode; readonly order: readonly number[] };
 
 export interface PlannedFault {
   readonly index: number;
@@ -82,12 +109,17 @@ const warmupMs = 2000;
 const tailMs = 1000;
 
 /** Why a nemesis cannot run against this database, or undefined when it can. */
-export function unsupportedReason(kind: NemesisKind, db: DbName): string | undefined {
+export function unsupportedReason(kind: NemesisKind, db: DbName, nodes: number): string | undefined {
   switch (kind) {
     case 'snapshot':
-      return 'snapshot-install nemesis skipped: dram exposes no way to force a snapshot install yet (no admin API for compaction or for holding a follower back until the leader compacts past it)';
+      return db === 'etcd'
+        ? "snapshot nemesis skipped for etcd: it needs dram admin routes (compaction now, the replicas' log bounds)"
+        : undefined;
     case 'membership':
-      return 'membership-change nemesis skipped: membership changes are not exposed by the dram API yet (--join and cluster.add/remove are not implemented)';
+      if (db === 'etcd') return 'membership nemesis skipped for etcd: it drives dram agent actions and placement';
+      return nodes < membershipNodesMin
+        ? `membership nemesis skipped: it needs --nodes ${membershipNodesMin} or more (placement spreads groups only over more than three nodes, and a removal must leave room)`
+        : undefined;
     case 'partition':
     case 'proxy':
       return db === 'etcd'
@@ -109,7 +141,7 @@ export function planSchedule(
   const skipped: { kind: NemesisKind; reason: string }[] = [];
   const active: NemesisKind[] = [];
   for (const kind of options.nemeses) {
-    const reason = unsupportedReason(kind, options.db);
+    const reason = unsupportedReason(kind, options.db, nodes.length);
     if (reason === undefined) active.push(kind);
     else skipped.push({ kind, reason });
   }
@@ -156,8 +188,15 @@ function drawSpec(
       return { kind, moves };
     }
     case 'snapshot':
+      return {
+        kind,
+        mode: rng.pick(SNAPSHOT_MODES),
+        group,
+        order,
+        killDelayMs: Math.round(rng.between(0, snapshotKillDelayMsMax)),
+      };
     case 'membership':
-      throw new Error(`internal: ${kind} is never scheduled`);
+      return { kind, mode: rng.pick(MEMBERSHIP_MODES), order };
   }
 }
 
@@ -218,5 +257,9 @@ export function describeFault(fault: PlannedFault): string {
       return `${when} proxy ${spec.mode} ${JSON.stringify(spec.faults)}`;
     case 'transfer':
       return `${when} transfer storm (${spec.moves.length} moves)`;
+    case 'snapshot':
+      return `${when} snapshot ${spec.mode} (group ${spec.group}, order ${spec.order.join(',')}${spec.mode === 'crash-mid-snapshot' ? `, kill after ${spec.killDelayMs} ms` : ''})`;
+    case 'membership':
+      return `${when} membership ${spec.mode} (order ${spec.order.join(',')})`;
   }
 }

@@ -1,6 +1,8 @@
 // Node status and admin failover (docs/ARCHITECTURE.md, "The external contract today"):
 //  - `GET /v1/status`: node id, cluster id, and every hosted group with role, term, commit,
-//    applied, leader and lag (log entries, as the leader sees its slowest member; 0 elsewhere),
+//    applied, the first and last index of its log here (the first moves past a snapshot, taken
+//    here or installed from the leader, less the tail kept behind it), leader and lag (log
+//    entries, as the leader sees its slowest member; 0 elsewhere),
 //    its membership as this node has applied it (voters, learners), and the last leader change
 //    this node saw (when, by its wall clock; from which leader to which; the term; `transfer` or
 //    `automatic`, as far as this node can tell: see LeaderChange in src/multiraft/host.ts), or null;
@@ -18,6 +20,13 @@
 //    snapshot thresholds say; not forwarded (each member compacts its own log). 202 `{group,
 //    node, index, state: 'started'}`; 200 with `in_progress` (a snapshot is being stored) or
 //    `up_to_date` (nothing applied since the last one, at `index`).
+//    With the meta model it schedules the action `dram.io/group.compact {group, node: <this
+//    node>}` and waits for it, as the transfer route does: 200 `{group, node, index, state,
+//    action}` once DONE (`?wait=false`: 202 `{action}`), so a compaction is ordered and recorded
+//    like every admin operation. A group this node does not host is refused (404) before anything
+//    is scheduled. The direct route is `POST /v1/internal/groups/:group/compact {node?}` (what the
+//    action's step calls): this node compacts when `node` is absent or itself, else it forwards
+//    the call to `node` (one hop).
 //
 // The JSON body is validated by hand rather than by a fastify schema: fastify's default Ajv
 // settings coerce types and silently drop unknown properties, and an admin command with a typo
@@ -26,9 +35,9 @@
 // Called by: src/api/app.ts (registered as a plugin with its dependencies as options); src/cli/main.ts
 // reads its answers with its types.
 
-import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { asGroupId, type GroupId, type NodeId } from '../base/ids.ts';
-import { transferLeadershipKind } from '../control/action-kinds.ts';
+import { compactKind, transferLeadershipKind } from '../control/action-kinds.ts';
 import { runAsAction, type ActionsContext } from './action-schedule.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse, type ForwardContext } from './forwarding.ts';
@@ -48,6 +57,9 @@ export interface AdminRoutesOptions {
 
 /** The direct transfer route (no action): what the action's step calls. */
 export const transferDirectPath = '/v1/internal/groups/:group/transfer-leadership';
+
+/** The direct compaction route (no action): what the action's step calls. */
+export const compactDirectPath = '/v1/internal/groups/:group/compact';
 
 /** A transfer request body is `{}` or `{ "to": <node id> }`; a few bytes is plenty. */
 export const transferBodyBytesMax = 1024;
@@ -80,6 +92,8 @@ function statusAnswer(options: AdminRoutesOptions) {
       term: status.term,
       commit: status.commit,
       applied: appliedIndex,
+      firstIndex: status.firstIndex,
+      lastIndex: status.lastIndex,
       leader: status.leader,
       lag: lagEntries(status),
       voters: status.confState.voters,
@@ -99,25 +113,71 @@ function statusAnswer(options: AdminRoutesOptions) {
   };
 }
 
-/** Compacts this node's replica of a group now (not forwarded: every replica compacts its own log). */
-function compact(
-  options: AdminRoutesOptions,
-  request: FastifyRequest<{ Params: { group: string } }>,
-  reply: FastifyReply,
-): FastifyReply {
-  const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
-  const body: unknown = request.body;
+/** The public compact route's body: empty or `{}`. */
+function parseCompactBody(body: unknown): void {
   if (
     body !== undefined &&
     (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0)
   )
     throw new ApiError('DRAM_ERR_BAD_REQUEST', 'the body must be empty or {}');
+}
+
+/** The direct route's body: empty, `{}` or `{"node": <id>}` (the replica to compact; default this node). */
+function parseCompactTarget(body: unknown): NodeId | undefined {
+  if (body === undefined) return undefined;
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', 'body must be a JSON object such as {"node": 2}');
+  const fields = body as Record<string, unknown>;
+  const unknown = Object.keys(fields).find((name) => name !== 'node');
+  if (unknown !== undefined) throw new ApiError('DRAM_ERR_BAD_REQUEST', `unknown field '${unknown}' (only 'node')`);
+  const node = fields['node'];
+  if (node === undefined) return undefined;
+  if (typeof node !== 'number' || !Number.isSafeInteger(node) || node < 1)
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', "'node' must be a positive integer node id");
+  return node as NodeId;
+}
+
+/** Compacts this node's replica of a group now and answers what the host said. */
+function compactHere(options: AdminRoutesOptions, group: GroupId, reply: FastifyReply): FastifyReply {
   const result = options.host.compactNow(group);
   if (result.kind === 'unknown_group')
     throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
   return reply
     .code(result.kind === 'started' ? 202 : 200)
     .send({ group, node: options.nodeId, index: result.index, state: result.kind });
+}
+
+/** The public compact route (an action with the meta model) and the direct one its step calls. */
+function compactRoutes(app: FastifyInstance, options: AdminRoutesOptions, context: ForwardContext): void {
+  app.post<{ Params: { group: string } }>(
+    '/v1/admin/groups/:group/compact',
+    jsonBody(transferBodyBytesMax),
+    async (request, reply) => {
+      const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
+      parseCompactBody(request.body);
+      const actions = options.actions;
+      if (actions === undefined) return compactHere(options, group, reply);
+      if (options.host.groupStatus(group) === undefined)
+        throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+      return runAsAction(actions, request, reply, compactKind, { group, node: options.nodeId });
+    },
+  );
+  app.post<{ Params: { group: string } }>(
+    compactDirectPath,
+    { ...jsonBody(transferBodyBytesMax), ...memberOnly },
+    async (request, reply) => {
+      const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
+      const node = parseCompactTarget(request.body);
+      if (node === undefined || node === options.nodeId) return compactHere(options, group, reply);
+      // Another node's replica: one hop to it, with the same body (there it names itself).
+      return forwardOrRefuse(context, request, reply, {
+        group,
+        leaderHint: node,
+        body: Buffer.from(JSON.stringify({ node })),
+        onFailure: 'forward_failed',
+      });
+    },
+  );
 }
 
 export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, options, done) => {
@@ -136,11 +196,7 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (app, opti
       return runAsAction(actions, request, reply, transferLeadershipKind, to === undefined ? { group } : { group, to });
     },
   );
-  app.post<{ Params: { group: string } }>(
-    '/v1/admin/groups/:group/compact',
-    jsonBody(transferBodyBytesMax),
-    (request, reply) => compact(options, request, reply),
-  );
+  compactRoutes(app, options, context);
   app.post<{ Params: { group: string } }>(
     transferDirectPath,
     { ...jsonBody(transferBodyBytesMax), ...memberOnly },

@@ -500,6 +500,12 @@ export const openApiDocument = {
                 term: { type: 'integer' },
                 commit: { type: 'integer', description: 'Commit index (the commit offset).' },
                 applied: { type: 'integer' },
+                firstIndex: {
+                  type: 'integer',
+                  description:
+                    "The first entry of this replica's log: past a snapshot (taken here or installed from the leader) less the tail kept behind it.",
+                },
+                lastIndex: { type: 'integer', description: "The last entry of this replica's log." },
                 leader: { type: 'integer', description: 'Leader node id, 0 when none is known.' },
                 lag: {
                   type: 'integer',

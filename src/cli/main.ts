@@ -50,6 +50,22 @@ program
     '--quiesce-after-ticks <n>',
     'idle ticks before a group goes quiet: no ticks, no heartbeats (0: never; default 100)',
   )
+  .option(
+    '--snapshot-interval-entries <n>',
+    'a group snapshots and compacts its log every n applied entries (default 50000)',
+  )
+  .option(
+    '--snapshot-tail-entries <n>',
+    'log entries kept behind each snapshot for followers a little behind (default 5000)',
+  )
+  .option(
+    '--snapshot-send-bytes-per-sec-max <n>',
+    'bytes of snapshot chunks this node sends per second over every group (0: no limit, the default)',
+  )
+  .option(
+    '--snapshot-sends-max <n>',
+    'snapshot transfers this node sends at once over every group (0: no limit, the default)',
+  )
   .option('--s3-endpoint <url>', 'an S3-compatible server (default: AWS S3); credentials from the AWS_* chain')
   .option('--s3-region <region>', 'S3 region (default us-east-1)')
   .option('--s3-path-style', 'address buckets as endpoint/bucket/key (most S3-compatible servers)')
@@ -138,7 +154,9 @@ const waitQuery = (wait: boolean): string => (wait ? '' : '?wait=false');
 /** A 202 from such a route: the action is scheduled (--no-wait) or still running; says how to follow it. */
 function printScheduled(answer: ApiAnswer): boolean {
   if (answer.status !== 202) return false;
-  const body = JSON.parse(new TextDecoder().decode(answer.body)) as { action: string; phase: string };
+  const body = JSON.parse(new TextDecoder().decode(answer.body)) as { action?: string; phase?: string };
+  // A 202 without an action is a route's own answer (a compaction started on a node without the meta model).
+  if (typeof body.action !== 'string') return false;
   console.log(`action ${body.action} is ${body.phase}: follow it with \`dram actions show ${body.action}\``);
   return true;
 }
@@ -167,11 +185,21 @@ program
 
 program
   .command('compact <group>')
-  .description("snapshot one node's replica of a group now and compact its log behind the snapshot")
+  .description(
+    "snapshot one node's replica of a group now and compact its log behind the snapshot, as the action dram.io/group.compact",
+  )
   .option('--url <url>', 'the member whose replica to compact', defaultUrl)
-  .action(async (group: string, flags: { url: string }) => {
-    const answer = await call(flags.url, 'POST', `/v1/admin/groups/${encodeURIComponent(group)}/compact`, '{}');
+  .option('--no-wait', 'print the action id at once instead of waiting for the compaction to start')
+  .action(async (group: string, flags: { url: string; wait: boolean }) => {
+    const answer = await call(
+      flags.url,
+      'POST',
+      `/v1/admin/groups/${encodeURIComponent(group)}/compact${waitQuery(flags.wait)}`,
+      '{}',
+      actionWaitMs,
+    );
     if (answer.status >= 300) fail(describeError(answer));
+    if (printScheduled(answer)) return;
     console.log(new TextDecoder().decode(answer.body));
   });
 

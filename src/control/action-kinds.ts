@@ -9,6 +9,8 @@
 //  - agent.replicante.io/test.loop: one count per step; `args.target` (default 10; the payload's
 //    `target` wins once set); payload `{count, target}`; RUNNING until count >= target, then DONE.
 //  - dram.io/group.transfer-leadership: `{group, to?}` (steps in src/control/action-steps.ts).
+//  - dram.io/group.compact: `{group, node?}`: one node's replica of the group snapshots now and
+//    compacts its log (node: default the node the action was scheduled through).
 //  - agent.replicante.io/cluster.remove: `{node}`, idempotent (steps in src/control/action-steps.ts).
 //  - agent.replicante.io/cluster.init: args ignored (Replicante passes the user's own, default null);
 //    runs on a node not in a cluster, which creates one (src/node/membership.ts).
@@ -32,12 +34,14 @@ export const clusterInitKind = 'agent.replicante.io/cluster.init';
 export const clusterJoinKind = 'agent.replicante.io/cluster.join';
 export const clusterAddKind = 'agent.replicante.io/cluster.add';
 export const replicationSetKind = 'dram.io/replication.set';
+export const compactKind = 'dram.io/group.compact';
 
 export const actionKinds = [
   testSuccessKind,
   testFailKind,
   testLoopKind,
   transferLeadershipKind,
+  compactKind,
   clusterRemoveKind,
   clusterInitKind,
   clusterJoinKind,
@@ -79,18 +83,10 @@ export function argsProblem(kind: ActionKind, args: JsonValue): string | undefin
         ? undefined
         : `args.target must be an integer 0..${testLoopTargetMax}`;
     }
-    case transferLeadershipKind: {
-      const fields = objectOf(args);
-      if (fields === undefined) return 'args must be an object such as {"group": 1, "to": 2}';
-      const unknown = Object.keys(fields).find((name) => name !== 'group' && name !== 'to');
-      if (unknown !== undefined) return `unknown field args.${unknown} (only group and to)`;
-      if (!isCount(fields['group'], 0, Number.MAX_SAFE_INTEGER))
-        return 'args.group must be a group id (an integer >= 0)';
-      const to = fields['to'];
-      if (to !== undefined && to !== null && !isCount(to, 1, Number.MAX_SAFE_INTEGER))
-        return 'args.to must be a node id (a positive integer)';
-      return undefined;
-    }
+    case transferLeadershipKind:
+      return groupArgsProblem(args, 'to');
+    case compactKind:
+      return groupArgsProblem(args, 'node');
     case clusterRemoveKind: {
       const fields = objectOf(args);
       if (fields === undefined) return 'args must be an object such as {"node": 4}';
@@ -128,6 +124,19 @@ export function argsProblem(kind: ActionKind, args: JsonValue): string | undefin
     case 'dram.io/alias.swap':
       return databaseArgsProblem(kind, args);
   }
+}
+
+/** `{group, <nodeField>?}`: a group id and, optionally, a node (transfer's `to`, compact's `node`). */
+function groupArgsProblem(args: JsonValue, nodeField: 'to' | 'node'): string | undefined {
+  const fields = objectOf(args);
+  if (fields === undefined) return `args must be an object such as {"group": 1, "${nodeField}": 2}`;
+  const unknown = Object.keys(fields).find((name) => name !== 'group' && name !== nodeField);
+  if (unknown !== undefined) return `unknown field args.${unknown} (only group and ${nodeField})`;
+  if (!isCount(fields['group'], 0, Number.MAX_SAFE_INTEGER)) return 'args.group must be a group id (an integer >= 0)';
+  const node = fields[nodeField];
+  if (node !== undefined && node !== null && !isCount(node, 1, Number.MAX_SAFE_INTEGER))
+    return `args.${nodeField} must be a node id (a positive integer)`;
+  return undefined;
 }
 
 /** What the scheduling node knows of the cluster when it checks an action against it. */

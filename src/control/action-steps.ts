@@ -9,6 +9,12 @@
 //    `to`, or its most caught-up other voter), then waits until the group's leader is the target;
 //    asks again every `transferRetryMs` while it is not. DONE `{group, from, to}` when `to` leads
 //    (at once when it already did); FAILED when the group is unknown or the target is refused.
+//  - dram.io/group.compact {group, node?}: asks `node` (default: the node the action was
+//    scheduled through) to snapshot its replica of the group now and compact its log behind the
+//    snapshot (POST /v1/internal/groups/:group/compact there). Asking twice is harmless (the node
+//    answers `in_progress` or `up_to_date`), so a resumed action may ask again. DONE `{group,
+//    node, index, state}` with the node's answer; FAILED when the node does not host the group;
+//    an unreachable node is asked again on the next step, until the timeout.
 //  - agent.replicante.io/cluster.remove {node}: removes the node from every kv group (the member
 //    removal path, idempotent), then from the meta group, then from the node registry. DONE
 //    `{node, groups, warnings}` (the kv removal's per-group report; `{node}` without one); a node that is not a member is DONE and changes nothing; a removal that
@@ -42,6 +48,7 @@ import {
   clusterInitKind,
   clusterJoinKind,
   clusterRemoveKind,
+  compactKind,
   nodeUrlOfArgs,
   replicationSetKind,
   nodeOfArgs,
@@ -70,6 +77,8 @@ export interface StepContext {
   groupLeader(group: GroupId): NodeId | undefined;
   /** Asks the group's leader to hand leadership to `to` (or its best other voter); detail: the target chosen. */
   transferLeadership(group: GroupId, to: NodeId | undefined): Promise<EffectResult>;
+  /** Asks `node` to snapshot its replica of the group now; detail: its answer `{node, state, index}`. */
+  compactGroup(group: GroupId, node: NodeId): Promise<EffectResult>;
   /** Removes the node from every kv group (idempotent: a node in none is ok). */
   removeFromKvGroups(node: NodeId): Promise<EffectResult>;
   /** Removes the node from the meta group when it is a member (ok when it is not). */
@@ -120,6 +129,8 @@ export async function runActionStep(action: ActionRecord, context: StepContext):
       return stepTestAction(action.kind, action.args, action.state.payload);
     case transferLeadershipKind:
       return stepTransfer(action, context);
+    case compactKind:
+      return stepCompact(action, context);
     case clusterRemoveKind:
       return stepRemove(action, context);
     case clusterInitKind:
@@ -175,6 +186,21 @@ async function stepTransfer(action: ActionRecord, context: StepContext): Promise
       requestedMs: context.nowMs(),
       attempts,
     },
+    error: null,
+  };
+}
+
+async function stepCompact(action: ActionRecord, context: StepContext): Promise<ActionState | undefined> {
+  const args = objectOf(action.args) ?? {};
+  const group = args['group'] as GroupId;
+  const node = typeof args['node'] === 'number' ? (args['node'] as NodeId) : action.node;
+  const result = await context.compactGroup(group, node);
+  if (!result.ok) return result.final ? failedState(action, result.message) : undefined;
+  // The answer names the node that compacted: the payload says who did, not who was asked.
+  const answer = objectOf(result.detail) ?? {};
+  return {
+    phase: 'DONE',
+    payload: { group, node: answer['node'] ?? null, index: answer['index'] ?? null, state: answer['state'] ?? null },
     error: null,
   };
 }

@@ -31,10 +31,11 @@ export const controllerPollMs = 200;
 
 /**
  * The effects of action steps that reach outside the meta log. Those of cluster.add are optional
- * (a controller without them, e.g. in a simulation, sees a new node that never answers).
+ * (a controller without them, e.g. in a simulation, sees a new node that never answers), and so is
+ * compaction (without it group.compact fails).
  */
 export type ControllerEffects = Pick<StepContext, 'transferLeadership' | 'removeFromKvGroups'> &
-  Partial<Pick<StepContext, 'describeNode' | 'askToJoin' | 'newActionId' | 'drain'>> & {
+  Partial<Pick<StepContext, 'compactGroup' | 'describeNode' | 'askToJoin' | 'newActionId' | 'drain'>> & {
     /** Lists an S3 prefix for the database actions; without it they fail (no object store). */
     readonly listObjects?: DatabaseStepContext['listObjects'];
   };
@@ -97,6 +98,9 @@ export class MetaController {
       nowMs: options.wallNowMs,
       groupLeader: (group) => host.groupStatus(group)?.status.leader,
       transferLeadership: (group, to) => options.effects.transferLeadership(group, to),
+      compactGroup: (group, node) =>
+        options.effects.compactGroup?.(group, node) ??
+        Promise.resolve({ ok: false, final: true, message: 'this controller cannot reach the nodes to compact' }),
       removeFromKvGroups: (node) => options.effects.removeFromKvGroups(node),
       describeNode: (url) => options.effects.describeNode?.(url) ?? Promise.resolve(`no way to reach ${url}`),
       askToJoin: (url, id, via) =>

@@ -17,6 +17,7 @@ import {
   clientPartialFrameMs,
   clientUnsentBytesMax,
 } from '../api/binary-server.ts';
+import { snapshotTailEntriesMax } from '../raft/config.ts';
 import { secretCharsMin } from '../transport/peer-options.ts';
 
 /** The secret --insecure-dev-secret uses: public, so for local trials only. */
@@ -51,6 +52,14 @@ export interface NodeConfig {
   readonly requestTimeoutMs: number;
   readonly proposalQueueMax: number;
   readonly snapshotIntervalEntries: number;
+  /** Log entries kept behind each snapshot for followers a little behind (--snapshot-tail-entries). */
+  readonly snapshotTailEntries: number;
+  /**
+   * Node-wide limits on sending snapshots to followers (src/multiraft/snapshot-send-limiter.ts):
+   * bytes of InstallSnapshot chunks per second over every group, and transfers at once (0: no limit).
+   */
+  readonly snapshotSendBytesPerSecMax: number;
+  readonly snapshotSendsMax: number;
   readonly leaseReads: boolean;
   /** A group idle this many ticks goes quiet: no ticks, no heartbeats (0: never). */
   readonly quiesceAfterTicks: number;
@@ -127,6 +136,11 @@ const defaults = {
   requestTimeoutMs: 5000,
   proposalQueueMax: 10_000,
   snapshotIntervalEntries: 50_000,
+  snapshotTailEntries: 5_000,
+  // Off by default: one transfer at full speed catches a follower up soonest on an idle network.
+  // docs/deploy.md discusses production values (a share of the link, a few transfers at once).
+  snapshotSendBytesPerSecMax: 0,
+  snapshotSendsMax: 0,
   kvGroups: 8,
   leaseReads: false,
   quiesceAfterTicks: 100,
@@ -250,6 +264,30 @@ function positive(raw: RawConfig, name: string, fallback: number): number {
   return value;
 }
 
+function nonNegative(raw: RawConfig, name: string, fallback: number): number {
+  const value = raw[name] === undefined ? fallback : Number(raw[name]);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new ConfigError(`${name}: expected an integer >= 0, got "${String(raw[name])}"`);
+  return value;
+}
+
+type SnapshotSettings = Pick<
+  NodeConfig,
+  'snapshotIntervalEntries' | 'snapshotTailEntries' | 'snapshotSendBytesPerSecMax' | 'snapshotSendsMax'
+>;
+
+function resolveSnapshots(raw: RawConfig): SnapshotSettings {
+  const snapshotTailEntries = nonNegative(raw, 'snapshotTailEntries', defaults.snapshotTailEntries);
+  if (snapshotTailEntries > snapshotTailEntriesMax)
+    throw new ConfigError(`snapshotTailEntries: at most ${snapshotTailEntriesMax}, got ${snapshotTailEntries}`);
+  return {
+    snapshotIntervalEntries: positive(raw, 'snapshotIntervalEntries', defaults.snapshotIntervalEntries),
+    snapshotTailEntries,
+    snapshotSendBytesPerSecMax: nonNegative(raw, 'snapshotSendBytesPerSecMax', defaults.snapshotSendBytesPerSecMax),
+    snapshotSendsMax: nonNegative(raw, 'snapshotSendsMax', defaults.snapshotSendsMax),
+  };
+}
+
 function text(raw: RawConfig, name: string): string | undefined {
   const value = raw[name];
   return value === undefined ? undefined : String(value);
@@ -360,7 +398,7 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
     heartbeatTicks: positive(raw, 'heartbeatTicks', defaults.heartbeatTicks),
     requestTimeoutMs: positive(raw, 'requestTimeoutMs', defaults.requestTimeoutMs),
     proposalQueueMax: positive(raw, 'proposalQueueMax', defaults.proposalQueueMax),
-    snapshotIntervalEntries: positive(raw, 'snapshotIntervalEntries', defaults.snapshotIntervalEntries),
+    ...resolveSnapshots(raw),
     leaseReads: flag(raw, 'leaseReads', defaults.leaseReads),
     quiesceAfterTicks:
       raw['quiesceAfterTicks'] === '0' || raw['quiesceAfterTicks'] === 0

@@ -5,7 +5,9 @@
 //    /v1/internal/ (the public /v1/admin/ ones schedule an action and wait for it, so calling
 //    them from a step would wait on itself):
 //     - transfer leadership: POST /v1/internal/groups/:group/transfer-leadership {to?};
-//     - remove a node from every kv group: DELETE /v1/internal/members/:node (idempotent).
+//     - remove a node from every kv group: DELETE /v1/internal/members/:node (idempotent);
+//     - compact a node's replica of a group: POST /v1/internal/groups/:group/compact {node}
+//       (answered here, or forwarded to that node).
 //    A 4xx is final (the step fails with its message); anything else is retried on the next step.
 //  - cluster.add's calls to the new node's agent API over HTTP (GET info/node and info/store;
 //    POST action to run cluster.join there), each bounded by `nodeCallTimeoutMs`. No answer is
@@ -44,6 +46,19 @@ export function apiEffects(app: InjectableApp): ControllerEffects {
         headers: { 'content-type': 'application/json' },
       });
       return resultOf(response, (body) => (typeof body['to'] === 'number' ? body['to'] : null));
+    },
+    compactGroup: async (group: GroupId, node: NodeId) => {
+      const response = await app.inject({
+        method: 'POST',
+        url: `/v1/internal/groups/${group}/compact`,
+        payload: JSON.stringify({ node }),
+        headers: { 'content-type': 'application/json' },
+      });
+      return resultOf(response, (body) => ({
+        node: jsonOrNull(body['node']),
+        state: jsonOrNull(body['state']),
+        index: jsonOrNull(body['index']),
+      }));
     },
     removeFromKvGroups: async (node: NodeId) => {
       const response = await app.inject({ method: 'DELETE', url: `/v1/internal/members/${node}` });

@@ -346,7 +346,12 @@ function multiRaftHost(
       entryBytesMax,
       snapshotChunkBytesMax,
       snapshotIntervalEntries: config.snapshotIntervalEntries,
+      snapshotTailEntries: config.snapshotTailEntries,
       quiesceAfterTicks: config.quiesceAfterTicks,
+    },
+    snapshotSend: {
+      snapshotSendBytesPerSecMax: config.snapshotSendBytesPerSecMax,
+      snapshotSendsMax: config.snapshotSendsMax,
     },
     tickMs: config.tickMs,
     pingMs: config.heartbeatTicks * config.tickMs,

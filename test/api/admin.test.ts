@@ -36,6 +36,8 @@ interface StatusBody {
     term: number;
     commit: number;
     applied: number;
+    firstIndex: number;
+    lastIndex: number;
     leader: number;
     lag: number;
     voters: number[];
@@ -76,8 +78,10 @@ describe('status and admin API', () => {
         expect(Object.keys(group).sort()).toEqual([
           'applied',
           'commit',
+          'firstIndex',
           'group',
           'lag',
+          'lastIndex',
           'lastLeaderChange',
           'leader',
           'learners',
@@ -89,6 +93,8 @@ describe('status and admin API', () => {
         expect({ voters: group.voters, learners: group.learners }).toEqual({ voters: [1, 2, 3], learners: [] });
         expect(group.lag).toBeGreaterThanOrEqual(0);
         expect(group.applied).toBeLessThanOrEqual(group.commit);
+        expect(group.firstIndex).toBeLessThanOrEqual(group.lastIndex + 1);
+        expect(group.commit).toBeLessThanOrEqual(group.lastIndex);
         if (group.role !== 'leader') expect(group.lag).toBe(0);
       }
       bodies.push(body);

@@ -509,6 +509,36 @@ describe('/v1/actions', () => {
     expect((await agreedLeader(cluster, group)).id).toBe(to);
   });
 
+  it("dram.io/group.compact snapshots the named node's replica, reached from the meta leader through the direct route", async () => {
+    const group = kvGroups[1] ?? asGroupId(2);
+    const target = [...cluster.nodes.values()].find((n) => n.id !== leader.id) ?? follower;
+    const id = uuid(510);
+    await post(leader, '/v1/actions', { kind: 'dram.io/group.compact', id, args: { group, node: target.id } });
+    const record = await finished(leader, id);
+    expect(record['state']).toMatchObject({ phase: 'DONE', error: null, payload: { group, node: target.id } });
+    const { index, state } = (record['state'] as { payload: { index: number; state: string } }).payload;
+    expect(['started', 'in_progress', 'up_to_date']).toContain(state);
+    // The target's replica stores a snapshot at that index (asked again, nothing is new before it).
+    await waitFor('the snapshot to be stored on the target', () => {
+      const answer = target.host.compactNow(group);
+      return answer.kind === 'up_to_date' && answer.index >= index ? true : undefined;
+    });
+    const unknown = uuid(511);
+    await post(leader, '/v1/actions', { kind: 'dram.io/group.compact', id: unknown, args: { group: 77 } });
+    expect((await finished(leader, unknown))['state']).toMatchObject({ phase: 'FAILED' });
+  });
+
+  it('POST /v1/admin/groups/:group/compact runs as an action on the node it was sent to, and waits for it', async () => {
+    const group = kvGroups[0] ?? asGroupId(1);
+    const answer = await follower.app.inject({ method: 'POST', url: `/v1/admin/groups/${group}/compact` });
+    expect(answer.statusCode).toBe(200);
+    const body = answer.json<{ group: number; node: number; index: number; state: string; action: string }>();
+    expect(body).toMatchObject({ group, node: follower.id });
+    expect(leader.model.action(body.action)?.kind).toBe('dram.io/group.compact');
+    const unknown = await follower.app.inject({ method: 'POST', url: '/v1/admin/groups/77/compact' });
+    expect([unknown.statusCode, unknown.json<{ code: string }>().code]).toEqual([404, 'DRAM_ERR_UNKNOWN_GROUP']);
+  });
+
   it('a transfer for a group that does not exist, or to a node that is not a voter, is refused and schedules nothing', async () => {
     const before = leader.model.queue().length + leader.model.finishedActions().length;
     const unknownGroup = await post(leader, '/v1/actions', {

@@ -108,12 +108,23 @@ export class ControlEnv {
         return 'ok';
       case 'effect': {
         for (const { key, vals } of a) {
-          if (key === 'to') continue;
+          if (key === 'to' || key === 'index' || key === 'node') continue;
           const answer = vals[0] ?? 'ok';
+          // A compaction answers the node's state and index; the others the target chosen, if any.
+          const detail =
+            key === 'compact'
+              ? {
+                  node: arg(a, 'node') === undefined ? null : num(a, 'node'),
+                  state: 'started',
+                  index: arg(a, 'index') === undefined ? null : num(a, 'index'),
+                }
+              : arg(a, 'to') === undefined
+                ? null
+                : num(a, 'to');
           this.effectAnswers.set(
             key,
             answer === 'ok'
-              ? { ok: true, detail: arg(a, 'to') === undefined ? null : num(a, 'to') }
+              ? { ok: true, detail }
               : { ok: false, final: answer === 'final', message: `${key} said ${answer}` },
           );
         }
@@ -276,6 +287,10 @@ export class ControlEnv {
       transferLeadership: (group, to) => {
         this.calls.push(`transfer(${group}, ${to ?? '-'})`);
         return Promise.resolve(this.answer('transfer'));
+      },
+      compactGroup: (group, node) => {
+        this.calls.push(`compact(${group}, ${node})`);
+        return Promise.resolve(this.answer('compact'));
       },
       removeFromKvGroups: (node) => {
         this.calls.push(`kv-remove(${node})`);

@@ -176,3 +176,38 @@ describe('--backup', () => {
     expect(() => resolveConfig({ ...base, backup: 's3://bkt/p', backupKeep: '0' })).toThrow(/backupKeep/u);
   });
 });
+
+describe('snapshot settings', () => {
+  it('leaves the send limits off and keeps the default tail unless given, from a flag, DRAM_* or the file', () => {
+    const plain = resolveConfig(base);
+    expect([plain.snapshotSendBytesPerSecMax, plain.snapshotSendsMax, plain.snapshotTailEntries]).toEqual([0, 0, 5000]);
+    const flags = resolveConfig({
+      ...base,
+      snapshotSendBytesPerSecMax: '33554432',
+      snapshotSendsMax: '2',
+      snapshotTailEntries: '0',
+    });
+    expect([flags.snapshotSendBytesPerSecMax, flags.snapshotSendsMax, flags.snapshotTailEntries]).toEqual([
+      33_554_432, 2, 0,
+    ]);
+    const merged = resolveConfig(
+      mergeSources(
+        { ...base, config: configFile({ snapshotSendsMax: 4, snapshotTailEntries: 100 }) },
+        { DRAM_SNAPSHOT_SEND_BYTES_PER_SEC_MAX: '1000000', DRAM_SNAPSHOT_SENDS_MAX: '3' },
+      ),
+    );
+    expect([merged.snapshotSendBytesPerSecMax, merged.snapshotSendsMax, merged.snapshotTailEntries]).toEqual([
+      1_000_000, 3, 100,
+    ]);
+  });
+
+  it('refuses a negative, fractional or oversized value, naming the setting', () => {
+    expect(configError(() => resolveConfig({ ...base, snapshotSendsMax: '-1' }))).toMatch(/^snapshotSendsMax/u);
+    expect(configError(() => resolveConfig({ ...base, snapshotSendBytesPerSecMax: '1.5' }))).toMatch(
+      /^snapshotSendBytesPerSecMax/u,
+    );
+    expect(configError(() => resolveConfig({ ...base, snapshotTailEntries: '2000000' }))).toMatch(
+      /^snapshotTailEntries: at most/u,
+    );
+  });
+});
