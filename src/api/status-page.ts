@@ -1,8 +1,9 @@
 // The status page, `GET /` on every node (docs/status-page.md): one HTML file with inline script
 // (status-page.html, next to this file; no build step) that polls this node's /v1/status,
-// /v1/admin/members, /v1/actions and /api/unstable/info/node once a second, and every member's
-// /v1/status, and draws the cluster: nodes with their status, groups with PRIMARY/SECONDARY per
-// node and lag, the action queue and the recent finished actions. The page itself holds no data,
+// /v1/admin/members, /v1/actions, /v1/databases (with each database's /progress here) and
+// /api/unstable/info/node once a second, and every member's /v1/status, and draws the cluster:
+// nodes with their status, groups with PRIMARY/SECONDARY per node and lag, databases with their
+// load state, aliases and this node's download, the action queue and the recent finished actions. The page itself holds no data,
 // so it is served without a token; the data routes it calls need one when the node has --token,
 // which the page asks for and keeps in the browser's session storage.
 //

@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import type { StatusAnswer } from '../api/admin-routes.ts';
 import type { GroupId } from '../base/ids.ts';
+import type { BackupGroup } from '../codec/backup.ts';
 import { asGroupId, asNodeId } from '../base/ids.ts';
 import { parsePeerList, resolveS3, type RawConfig } from '../node/config.ts';
 import { call, describeError } from './http-client.ts';
@@ -51,6 +52,42 @@ async function groupHosts(urls: readonly string[]): Promise<{ clusterId: string;
   return { clusterId, hosts };
 }
 
+/** Each group's part of the timeframe as printed: index, term and configuration. */
+function timeframeJson(groups: readonly BackupGroup[]): unknown[] {
+  return groups.map(({ group, index, term, confState }) => ({
+    group,
+    index,
+    term,
+    voters: confState.voters,
+    learners: confState.learners,
+  }));
+}
+
+/**
+ * Every group's snapshot: from a member whose status lists it, then, for a kv group the meta
+ * group's snapshot records that no status listed, from any member that has it. A group still
+ * missing is refused when the backup is assembled.
+ */
+async function groupSnapshots(
+  urls: readonly string[],
+  hosts: ReadonlyMap<GroupId, string>,
+): Promise<Map<GroupId, Uint8Array>> {
+  const { backupChecksum, groupsMissing } = await import('../node/cluster-backup.ts');
+  const { backupGroup } = await import('../codec/backup.ts');
+  const snapshots = new Map<GroupId, Uint8Array>();
+  for (const [group, url] of [...hosts].sort(([a], [b]) => a - b))
+    snapshots.set(group, await groupSnapshot(url, group));
+  const parts = [...snapshots].map(([group, bytes]) => backupGroup(group, bytes, backupChecksum));
+  for (const group of groupsMissing(parts))
+    for (const url of urls) {
+      const found = await groupSnapshot(url, group).catch(() => undefined);
+      if (found === undefined) continue;
+      snapshots.set(group, found);
+      break;
+    }
+  return snapshots;
+}
+
 async function groupSnapshot(url: string, group: GroupId): Promise<Uint8Array> {
   const answer = await call(url, 'GET', `/v1/admin/groups/${group}/snapshot`, undefined, snapshotTimeoutMs);
   if (answer.status !== 200) throw new Error(`the snapshot of group ${group} from ${url}: ${describeError(answer)}`);
@@ -58,12 +95,12 @@ async function groupSnapshot(url: string, group: GroupId): Promise<Uint8Array> {
 }
 
 export function registerBackupCommands(program: Command, defaultUrl: string, fail: (message: string) => never): void {
-  addBackupCommand(program, defaultUrl);
+  addBackupCommand(program, defaultUrl, fail);
   addRestoreCommand(program, fail);
   addRecoverCommand(program, fail);
 }
 
-function addBackupCommand(program: Command, defaultUrl: string): void {
+function addBackupCommand(program: Command, defaultUrl: string, fail: (message: string) => never): void {
   s3Options(
     program
       .command('backup <destination>')
@@ -72,25 +109,26 @@ function addBackupCommand(program: Command, defaultUrl: string): void {
       )
       .option('--url <url>', 'any member', defaultUrl),
   ).action(async (destination: string, flags: RawConfig & { url: string }) => {
-    const { assembleBackup, parseBackupLocation, writeBackup } = await import('../node/cluster-backup.ts');
+    const { assembleBackup, backupChecksum, BackupError, parseBackupLocation, writeBackup } = await import(
+      '../node/cluster-backup.ts'
+    );
     const { dramVersion } = await import('../node/meta-group.ts');
     const where = parseBackupLocation(destination);
-    const { clusterId, hosts } = await groupHosts(await memberUrls(flags.url));
-    const snapshots = new Map<GroupId, Uint8Array>();
-    for (const [group, url] of [...hosts].sort(([a], [b]) => a - b))
-      snapshots.set(group, await groupSnapshot(url, group));
-    const bytes = assembleBackup('cluster', clusterId, dramVersion(), Date.now(), snapshots);
+    const urls = await memberUrls(flags.url);
+    const { clusterId, hosts } = await groupHosts(urls);
+    const snapshots = await groupSnapshots(urls, hosts);
+    let bytes: Uint8Array;
+    try {
+      bytes = assembleBackup('cluster', clusterId, dramVersion(), Date.now(), snapshots);
+    } catch (error) {
+      if (error instanceof BackupError) fail(error.message);
+      throw error;
+    }
     await writeBackup(where, bytes, resolveS3(flags));
     const { decodeBackup } = await import('../codec/backup.ts');
-    const { backupChecksum } = await import('../node/cluster-backup.ts');
     const written = decodeBackup(bytes, backupChecksum);
     console.log(
-      JSON.stringify({
-        destination,
-        clusterId,
-        bytes: bytes.length,
-        timeframe: written.groups.map(({ group, index, term }) => ({ group, index, term })),
-      }),
+      JSON.stringify({ destination, clusterId, bytes: bytes.length, timeframe: timeframeJson(written.groups) }),
     );
   });
 }
@@ -118,7 +156,7 @@ function addRestoreCommand(program: Command, fail: (message: string) => never): 
           kind: backup.kind,
           clusterId: backup.clusterId,
           createdAt: new Date(backup.createdAtMs).toISOString(),
-          timeframe: backup.groups.map(({ group, index, term }) => ({ group, index, term })),
+          timeframe: timeframeJson(backup.groups),
           next:
             backup.kind === 'cluster'
               ? `dram start --init --peers ${flags.peers} --kv-groups ${kvGroups} --cluster-id ${backup.clusterId} --data-dir ${flags.dataDir} ... on every member`

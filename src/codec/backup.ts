@@ -1,6 +1,7 @@
 // The backup file (docs/deploy.md, "Backup and restore"): the state of several groups, each as its
 // snapshot envelope (src/codec/snapshot.ts), with the backup's timeframe: per group the index and
-// term the snapshot includes, a vector like etcd's `snapshot save` records one revision.
+// term the snapshot includes, and the group's configuration there (read from the envelope), a
+// vector like etcd's `snapshot save` records one revision.
 //
 //   "DRBK" | format u8 (1) | msgpack body | checksum u32 BE (CRC-32 of everything before it)
 //
@@ -16,6 +17,7 @@
 
 import { readUint32BE, writeUint32BE } from '../base/bytes.ts';
 import type { GroupId, LogIndex, Term } from '../base/ids.ts';
+import type { ConfState } from '../raft/types.ts';
 import { decode, encode } from './msgpack.ts';
 import { openSnapshot, SnapshotFormatError, type Checksum } from './snapshot.ts';
 import { bytes, CodecError, counter, list, oneOf, record } from './validate.ts';
@@ -37,6 +39,8 @@ export interface BackupGroup {
   /** The last index the snapshot includes, and its term: this group's part of the timeframe. */
   readonly index: LogIndex;
   readonly term: Term;
+  /** The group's configuration at that index (from the envelope; not stored twice in the file). */
+  readonly confState: ConfState;
   /** The snapshot envelope, as the group stores it. */
   readonly snapshot: Uint8Array;
 }
@@ -60,7 +64,7 @@ export function backupGroup(group: GroupId, snapshot: Uint8Array, checksum: Chec
   const opened = openChecked(group, snapshot, checksum);
   const own = opened.header.timeframe.find((frame) => frame.group === group);
   if (own === undefined) throw new BackupFormatError(`group ${group}: its snapshot includes nothing of it`);
-  return { group, index: own.index, term: own.term, snapshot };
+  return { group, index: own.index, term: own.term, confState: own.confState, snapshot };
 }
 
 export function encodeBackup(backup: Backup, checksum: Checksum): Uint8Array {
@@ -92,26 +96,28 @@ export function decodeBackup(data: Uint8Array, checksum: Checksum): Backup {
   const end = data.length - checksumBytes;
   if (readUint32BE(data, end) !== checksum(data.subarray(0, end), 0))
     throw new BackupFormatError('checksum mismatch: the backup is corrupt or truncated');
-  let backup: Backup;
+  let backup: ListedBackup;
   try {
     backup = decodeBody(decode(data.subarray(magic.length + 1, end)));
   } catch (error) {
     if (error instanceof CodecError) throw new BackupFormatError(`bad backup: ${error.message}`);
     throw error;
   }
-  for (const part of backup.groups) {
-    const own = openChecked(part.group, part.snapshot, checksum).header.timeframe.find(
-      (frame) => frame.group === part.group,
-    );
-    if (own?.index !== part.index || own.term !== part.term)
+  const groups = backup.groups.map((listed) => {
+    const part = backupGroup(listed.group, listed.snapshot, checksum);
+    if (part.index !== listed.index || part.term !== listed.term)
       throw new BackupFormatError(
-        `group ${part.group}: listed at index ${part.index} term ${part.term}, but its snapshot says otherwise`,
+        `group ${part.group}: listed at index ${listed.index} term ${listed.term}, but its snapshot says otherwise`,
       );
-  }
-  return backup;
+    return part;
+  });
+  return { ...backup, groups };
 }
 
-function decodeBody(value: unknown): Backup {
+/** The body as listed: each group's configuration is filled in from its envelope by decodeBackup. */
+type ListedBackup = Omit<Backup, 'groups'> & { readonly groups: readonly Omit<BackupGroup, 'confState'>[] };
+
+function decodeBody(value: unknown): ListedBackup {
   const raw = record(value, 'backup');
   const kind = oneOf(raw['kind'], 'backup.kind', ['cluster', 'configuration'] as const);
   const clusterId = raw['clusterId'];

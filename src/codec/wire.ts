@@ -18,6 +18,7 @@ import { decode, encode } from './msgpack.ts';
 import {
   boolean,
   bytes,
+  CodecError,
   counter,
   fail,
   integer,
@@ -193,6 +194,24 @@ export function batchOverLimits(batch: PeerBatch, limits: WireLimits): string | 
     }
   }
   return undefined;
+}
+
+/**
+ * The protocol version a hello payload claims, read before anything else in it is validated (or
+ * undefined when it is no hello with a version): a node of another version may lay out the rest of
+ * its hello differently, and is to be refused for its version, not for a field this one misreads.
+ */
+export function claimedHelloVersion(payload: Uint8Array): number | undefined {
+  let raw: unknown;
+  try {
+    raw = decode(payload);
+  } catch (error) {
+    if (error instanceof CodecError) return undefined;
+    throw error;
+  }
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const { kind, version } = raw as Record<string, unknown>;
+  return kind === 'hello' && typeof version === 'number' && Number.isSafeInteger(version) ? version : undefined;
 }
 
 function hello(raw: Record<string, unknown>): HelloFrame {

@@ -125,7 +125,11 @@ async function newestBackupKey(store: S3ObjectStore, bucket: string, prefix: str
   return newest;
 }
 
-/** A cluster backup's bytes from every group's snapshot envelope. */
+/**
+ * A backup's bytes from every group's snapshot envelope. A `cluster` backup must hold the meta
+ * group and every kv group the meta group's snapshot records: one missing (no member that answered
+ * hosts it) is refused with BackupError, never written as a backup that silently lacks a group.
+ */
 export function assembleBackup(
   kind: Backup['kind'],
   clusterId: string,
@@ -134,7 +138,33 @@ export function assembleBackup(
   snapshots: ReadonlyMap<GroupId, Uint8Array>,
 ): Uint8Array {
   const groups: BackupGroup[] = [...snapshots].map(([group, snapshot]) => backupGroup(group, snapshot, backupChecksum));
+  if (kind === 'cluster') {
+    const missing = groupsMissing(groups);
+    if (missing.length > 0)
+      throw new BackupError(
+        `no snapshot of group ${missing.join(', ')}, which the meta group records: no member that answered hosts it; ` +
+          'the backup would be incomplete, so none was written (bring its replicas back, or reach every member)',
+      );
+  }
   return encodeBackup({ kind, clusterId, createdAtMs, version, groups }, backupChecksum);
+}
+
+/** The groups a cluster backup of `groups` lacks: the meta group, or the kv groups its model records. */
+export function groupsMissing(groups: readonly BackupGroup[]): GroupId[] {
+  const meta = groups.find((part) => part.group === metaGroupId);
+  if (meta === undefined) return [metaGroupId];
+  const held = new Set(groups.map((part) => part.group));
+  return metaStackOf(meta, meta.confState)
+    .model.groups()
+    .filter((record) => record.kind === 'kv' && !held.has(record.id))
+    .map((record) => record.id);
+}
+
+/** The meta group's part of a backup restored into a model stack, with `confState` as its configuration. */
+function metaStackOf(part: BackupGroup, confState: ConfState): ModelStack<MetaModel> {
+  const stack = new ModelStack<MetaModel>(new MetaModel(), backupChecksum, () => new MetaModel());
+  stack.restore(part.snapshot, { group: metaGroupId, index: part.index, term: part.term, confState });
+  return stack;
 }
 
 /** The configuration a restored group starts with: every member votes in a kv group; the meta group has at most five voters. */
@@ -187,9 +217,8 @@ export async function restoreDataDir(
 
 /** The meta group's snapshot in `part` without its kv group records (those groups are not restored). */
 function withoutKvRecords(part: BackupGroup, confState: ConfState): Uint8Array {
-  const stack = new ModelStack<MetaModel>(new MetaModel(), backupChecksum, () => new MetaModel());
   const frame = { group: metaGroupId, index: part.index, term: part.term, confState };
-  stack.restore(part.snapshot, frame);
+  const stack = metaStackOf(part, confState);
   const model = stack.model;
   for (const record of model.groups())
     if (record.kind === 'kv') model.apply({ type: 'group.remove', group: record.id });

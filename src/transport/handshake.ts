@@ -14,6 +14,7 @@ import type { NodeId } from '../base/ids.ts';
 import { frameOf } from '../codec/frame-reader.ts';
 import { CodecError } from '../codec/validate.ts';
 import {
+  claimedHelloVersion,
   decodeFrame,
   encodeHello,
   nonceBytes,
@@ -80,10 +81,16 @@ export function decodePeerFrame(payload: Uint8Array, limits: WireLimits): Frame 
 }
 
 export function decodeHello(payload: Uint8Array, limits: WireLimits): HelloFrame | string {
+  const claimed = claimedHelloVersion(payload);
+  if (claimed !== undefined && claimed !== protocolVersion) return versionMismatch(claimed);
   const frame = decodePeerFrame(payload, limits);
   if (typeof frame === 'string') return `undecodable hello: ${frame}`;
   if (frame.kind !== 'hello') return 'expected a hello first';
   return frame;
+}
+
+function versionMismatch(version: number): string {
+  return `protocol version ${version}, expected ${protocolVersion}`;
 }
 
 /** Why a hello's version, cluster id or (when `expectedNode` is given) node id is not ours. */
@@ -92,7 +99,7 @@ export function helloMismatch(
   clusterId: string,
   expectedNode: NodeId | undefined,
 ): string | undefined {
-  if (hello.version !== protocolVersion) return `protocol version ${hello.version}, expected ${protocolVersion}`;
+  if (hello.version !== protocolVersion) return versionMismatch(hello.version);
   if (hello.clusterId !== clusterId)
     return `cluster id ${JSON.stringify(hello.clusterId)}, expected ${JSON.stringify(clusterId)}`;
   if (expectedNode !== undefined && hello.nodeId !== expectedNode)

@@ -10,15 +10,21 @@ import { backupGroup, BackupFormatError, decodeBackup, encodeBackup, type Backup
 import { encode } from '../../src/codec/msgpack.ts';
 import { ModelStack } from '../../src/models/model-stack.ts';
 import { KvModel } from '../../src/models/kv.ts';
-import { emptyConfState } from '../../src/raft/confchange.ts';
+import { confStateOf } from '../../src/raft/confchange.ts';
+import type { NodeId } from '../../src/base/ids.ts';
 
 const checksum = (bytes: Uint8Array, previous: number): number => crc32(bytes, previous);
 
-function envelope(group: number, index: number, term: number): Uint8Array {
+function envelope(group: number, index: number, term: number, voters: readonly number[] = [1, 2, 3]): Uint8Array {
   const model = new KvModel();
   model.apply(index as LogIndex, { op: 'put', key: `key-${group}`, value: new TextEncoder().encode('v') });
   const slices = new ModelStack(model, checksum).capture([
-    { group: group as GroupId, index: index as LogIndex, term: term as Term, confState: emptyConfState },
+    {
+      group: group as GroupId,
+      index: index as LogIndex,
+      term: term as Term,
+      confState: confStateOf(voters as NodeId[]),
+    },
   ]);
   return Buffer.concat([...{ [Symbol.iterator]: () => slices }]);
 }
@@ -31,7 +37,7 @@ function sample(): Backup {
     version: '0.1.0',
     groups: [
       backupGroup(0 as GroupId, envelope(0, 12, 2), checksum),
-      backupGroup(1 as GroupId, envelope(1, 40, 3), checksum),
+      backupGroup(1 as GroupId, envelope(1, 40, 3, [2, 4, 5]), checksum),
     ],
   };
 }
@@ -47,11 +53,13 @@ function refusal(run: () => unknown): string {
 }
 
 describe('backup file', () => {
-  it('round-trips with the timeframe each group snapshot records', () => {
+  it('round-trips with the timeframe each group snapshot records: index, term and configuration', () => {
     const decoded = decodeBackup(encodeBackup(sample(), checksum), checksum);
-    expect(decoded.groups.map(({ group, index, term }) => ({ group, index, term }))).toEqual([
-      { group: 0, index: 12, term: 2 },
-      { group: 1, index: 40, term: 3 },
+    expect(
+      decoded.groups.map(({ group, index, term, confState }) => ({ group, index, term, voters: confState.voters })),
+    ).toEqual([
+      { group: 0, index: 12, term: 2, voters: [1, 2, 3] },
+      { group: 1, index: 40, term: 3, voters: [2, 4, 5] },
     ]);
     expect({ ...decoded, groups: [] }).toEqual({ ...sample(), groups: [] });
   });

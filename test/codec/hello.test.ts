@@ -18,6 +18,7 @@ import {
   protocolVersion,
   type Advertisement,
 } from '../../src/codec/wire.ts';
+import { decodeHello } from '../../src/transport/handshake.ts';
 import { helloFrameBytesMax } from '../../src/transport/peer-options.ts';
 
 const limits = { messagesPerFrameMax: 4, entriesPerMessageMax: 4, entryBytesMax: 64, snapshotChunkBytesMax: 64 };
@@ -87,5 +88,18 @@ describe('hello advertisement', () => {
         expect(valid).toBe(text.length > 0 && text.length <= hostBytesMax && /^[A-Za-z0-9._:%-]+$/u.test(text));
       }),
     );
+  });
+});
+
+describe('a hello of another protocol version', () => {
+  it('is refused for its version, whatever the rest of it looks like', () => {
+    // A later version may lay its hello out differently: the refusal must name the versions, not a field.
+    const later = encode({ kind: 'hello', version: protocolVersion + 1, clusterId: 7, node: 'n4', nonce: 'x' });
+    expect(decodeHello(later, limits)).toBe(`protocol version ${protocolVersion + 1}, expected ${protocolVersion}`);
+    // Of this version, a malformed hello is refused for its field.
+    const malformed = encode({ kind: 'hello', version: protocolVersion, clusterId: 7 });
+    expect(decodeHello(malformed, limits)).toMatch(/^undecodable hello: frame\.clusterId/u);
+    expect(decodeHello(encode({ kind: 'hello' }), limits)).toMatch(/^undecodable hello/u);
+    expect(decodeHello(Uint8Array.of(0xc1), limits)).toMatch(/^undecodable hello/u);
   });
 });

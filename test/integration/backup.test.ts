@@ -73,8 +73,13 @@ describe('backup and restore', () => {
     const backup = await dramCli(['backup', file, '--url', old.url(2)]);
     expect(backup.err).toBe('');
     expect(backup.code).toBe(0);
-    const summary = JSON.parse(backup.out) as { timeframe: { group: number; index: number; term: number }[] };
-    expect(summary.timeframe.map((frame) => frame.group)).toEqual([0, 1, 2, 3, 4]);
+    const summary = JSON.parse(backup.out) as {
+      timeframe: { group: number; index: number; term: number; voters: number[] }[];
+    };
+    // The timeframe: per group its index, term and configuration (every node votes in every group here).
+    expect(summary.timeframe.map(({ group, voters }) => ({ group, voters }))).toEqual(
+      [0, 1, 2, 3, 4].map((group) => ({ group, voters: [1, 2, 3] })),
+    );
     expect((await request(`${old.url(1)}/v1/kv/after-backup`, 'PUT', 'late')).status).toBe(200);
     await old.stopAll();
     clusters.splice(clusters.indexOf(old), 1);

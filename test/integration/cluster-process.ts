@@ -25,11 +25,17 @@ export interface ProcessCluster {
    * `init: false` restarts from the data dir alone, as an operator would after a crash. A node
    * outside the initial members gets no --peers: `join` names the member URL it joins through,
    * and without it the node restarts from its data dir (or, on an empty one, waits as
-   * NOT_IN_CLUSTER). `args` are added to the command line.
+   * NOT_IN_CLUSTER). `args` are added to the command line. `sourceRoot` runs another source
+   * tree's `dram` (a previous release's, test/support/previous-release.ts).
    */
   start(
     id: number,
-    options?: { readonly init: boolean; readonly join?: string; readonly args?: readonly string[] },
+    options?: {
+      readonly init: boolean;
+      readonly join?: string;
+      readonly args?: readonly string[];
+      readonly sourceRoot?: string;
+    },
   ): void;
   kill(id: number, signal?: NodeJS.Signals): Promise<void>;
   /** Node `id`'s data directory. */
@@ -78,6 +84,7 @@ export function processCluster(
           extra: [...(options.args ?? []), ...(how.args ?? [])],
         },
         output: 'memory',
+        ...(how.sourceRoot === undefined ? {} : { sourceRoot: how.sourceRoot }),
       });
       runs.set(id, [...(runs.get(id) ?? []), child]);
       children.set(id, child);
@@ -156,12 +163,13 @@ export async function formed(cluster: ProcessCluster, groupCount: number): Promi
   }, 150);
 }
 
-/** Runs one `dram` CLI command to its end (bounded): its exit code and output. */
+/** Runs one `dram` CLI command to its end (bounded): its exit code and output. `dram`: another tree's bin/dram.js. */
 export function dramCli(
   args: readonly string[],
   timeoutMs = 120_000,
+  dram = bin,
 ): Promise<{ code: number; out: string; err: string }> {
-  return promisify(execFile)(process.execPath, [bin, ...args], { timeout: timeoutMs }).then(
+  return promisify(execFile)(process.execPath, [dram, ...args], { timeout: timeoutMs }).then(
     ({ stdout, stderr }) => ({ code: 0, out: stdout, err: stderr }),
     (error: unknown) => {
       const failed = error as { code?: number; stdout?: string; stderr?: string };

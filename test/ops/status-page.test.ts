@@ -1,8 +1,10 @@
 // The status page (`GET /`, docs/status-page.md) in a real browser: a three-node cluster of real
 // processes, the page of node 1 opened in headless Chromium. It shows every node up, every group
 // with its PRIMARY and the leader the API reports; after `dram failover 1 --to <other>`, the page
-// shows the new leader of group 1 and the change itself. A screenshot is taken each time
-// (UPDATE_SCREENSHOT=1 writes the last one to docs/status-page.png). Every wait is bounded.
+// shows the new leader of group 1 and the change itself. With a database added from a real S3
+// server (s3rver, a generated sample database) and an alias pointed at it, the page lists the
+// database loaded, with its alias and this node's download at 100%. A screenshot is taken each
+// time (UPDATE_SCREENSHOT=1 writes the last one to docs/status-page.png). Every wait is bounded.
 
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,6 +21,11 @@ import {
   type ProcessCluster,
 } from '../integration/cluster-process.ts';
 import { testSuccessKind } from '../../src/control/action-kinds.ts';
+import { generateSampleDatabase, sampleDefaults } from '../../examples/sample-db/generate.ts';
+import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
+import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { request } from '../integration/cluster-process.ts';
+import { s3rverStore } from '../s3/support.ts';
 import { dumpDom, findChromium, screenshot } from './chromium.ts';
 
 const chromium = findChromium();
@@ -26,6 +33,8 @@ const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 const shots = mkdtempSync(join(tmpdir(), 'dram-status-page-'));
 let started: ProcessCluster | undefined;
 let cluster: ProcessCluster;
+let s3: S3rverProcess | undefined;
+const bucket = 'dram-status-page';
 
 interface PageGroup {
   readonly group: number;
@@ -59,13 +68,33 @@ function shoot(name: string): string {
 
 beforeAll(async () => {
   if (chromium === undefined) return;
-  cluster = processCluster(3);
+  s3 = await startS3rver({ directory: join(shots, 's3'), port: 0, stderr: 'ignore' });
+  const store = s3rverStore(s3);
+  try {
+    await store.createBucket(bucket);
+    const sampleDir = join(shots, 'sample');
+    await generateSampleDatabase(sampleDir, {
+      ...sampleDefaults,
+      seed: 3,
+      shards: 2,
+      eventsPerShard: 500,
+      users: 50,
+      products: 10,
+    });
+    await uploadDirectory(store, sampleDir, listDirectory(sampleDir), { bucket, prefix: 'sample/shop/' });
+  } finally {
+    store.close();
+  }
+  process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
+  process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
+  cluster = processCluster(3, { args: ['--s3-endpoint', s3.endpoint, '--s3-path-style'] });
   started = cluster;
   await formed(cluster, 4);
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   await started?.stopAll();
+  await s3?.stop();
   rmSync(shots, { recursive: true, force: true });
 });
 
@@ -111,7 +140,38 @@ describe.skipIf(chromium === undefined)('the status page in headless Chromium', 
       () => Promise.resolve(dumpDom(chromium ?? '', page).includes(`<tr data-action="${actionId}"`) ? true : undefined),
       10,
     );
-    const path = shoot('after');
+    shoot('after');
+  }, 120_000);
+
+  it("lists a database with its state, its alias and this node's download", async () => {
+    const page = `${cluster.url(1)}/`;
+    const source = `s3://${bucket}/sample/shop/`;
+    const added = await request(
+      `${cluster.url(2)}/v1/databases`,
+      'POST',
+      JSON.stringify({ name: 'shop', source, replicas: 'all' }),
+      'application/json',
+    );
+    expect(added.status).toBeLessThan(300);
+    await eventually(async () => {
+      const answer = await request(
+        `${cluster.url(1)}/v1/aliases/live`,
+        'PUT',
+        '{"database":"shop"}',
+        'application/json',
+      );
+      return answer.status === 200 ? true : undefined; // refused until the database is loaded
+    }, 300);
+    const shown = await eventually(() => {
+      const match = /<tr data-database="shop" data-state="([a-z]+)"[^>]*>(.*?)<\/tr>/su.exec(
+        dumpDom(chromium ?? '', page),
+      );
+      const text = (match?.[2] ?? '').replace(/<[^>]+>/gu, ' ');
+      return Promise.resolve(match?.[1] === 'loaded' && text.includes('live') ? text : undefined);
+    }, 10);
+    expect(shown).toContain(source);
+    expect(shown).toContain('100%');
+    const path = shoot('databases');
     if (process.env.UPDATE_SCREENSHOT === '1')
       copyFileSync(path, fileURLToPath(new URL('../../docs/status-page.png', import.meta.url)));
   }, 120_000);

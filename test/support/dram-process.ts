@@ -2,14 +2,21 @@
 // that run real clusters: the integration tests (test/integration/cluster-process.ts), the cluster
 // benchmarks (bench/cluster-dram.ts) and the fault harness (jepsen-like/harness/dram-cluster.ts).
 // Each of them chooses addresses, membership flags and where output goes; this file builds the
-// command line, spawns the process, keeps its output (in memory, or an fd the child writes to
+// command line, spawns the process (from this tree, or from another source tree such as a previous
+// release's, test/support/previous-release.ts), keeps its output (in memory, or an fd the child writes to
 // directly), and stops it: a signal, then SIGKILL after a bounded wait, resolved only once the
 // process has exited.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const dramBin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
+
+/** The `dram` command of another source tree (a previous release's, test/support/previous-release.ts). */
+export function dramBinOf(sourceRoot: string): string {
+  return join(sourceRoot, 'bin', 'dram.js');
+}
 
 /** What `dram start` needs to know about one node; addresses are `host:port`. */
 export interface DramNodeFlags {
@@ -54,6 +61,8 @@ export interface DramProcessOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Its own process group, so a Ctrl-C at the terminal reaches the harness only. */
   readonly detached?: boolean;
+  /** Run the `dram` of this source tree (with its own bin/, src/ and node_modules) instead of this one's. */
+  readonly sourceRoot?: string;
 }
 
 export class DramProcess {
@@ -63,13 +72,16 @@ export class DramProcess {
   private readonly exit: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>;
 
   constructor(options: DramProcessOptions) {
-    this.args = [...(options.nodeOptions ?? []), dramBin, ...dramStartArgs(options.flags)];
+    const bin = options.sourceRoot === undefined ? dramBin : dramBinOf(options.sourceRoot);
+    this.args = [...(options.nodeOptions ?? []), bin, ...dramStartArgs(options.flags)];
     const output = options.output;
     const stdio = output === 'memory' ? (['ignore', 'pipe', 'pipe'] as const) : (['ignore', output, output] as const);
     this.child = spawn(process.execPath, this.args, {
       stdio: [...stdio],
       ...(options.env === undefined ? {} : { env: options.env }),
       ...(options.detached === true ? { detached: true } : {}),
+      // tsx reads the tsconfig.json of its working directory: the tree's own.
+      ...(options.sourceRoot === undefined ? {} : { cwd: options.sourceRoot }),
     });
     this.child.stdout?.on('data', (chunk: Buffer) => this.lines.push(chunk.toString()));
     this.child.stderr?.on('data', (chunk: Buffer) => this.lines.push(chunk.toString()));
