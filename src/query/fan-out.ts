@@ -110,6 +110,8 @@ export interface FanOutQuery {
   readonly signal: AbortSignal;
   /** A failure of the endpoint's code on any shard rejects the run with it (partial=deny). */
   readonly failOnDefinite: boolean;
+  /** This query's calls go through this port instead of the fan-out's own (a client keeps per-query state in it). */
+  readonly map?: MapPort | undefined;
 }
 
 export type ShardOutcome =
@@ -342,7 +344,7 @@ export class FanOut {
       shard: target.shard,
     };
     // A timed-out or cancelled attempt ends now, whether or not the port's call has returned yet.
-    Promise.race([this.callMember(node, call, controller.signal), aborted(controller.signal)]).then(
+    Promise.race([this.callMember(node, call, controller.signal, query.map), aborted(controller.signal)]).then(
       (result) => {
         this.clock.clearTimer(timeout);
         if (run.settled) return;
@@ -398,10 +400,15 @@ export class FanOut {
   }
 
   /** The call, once the member has a free slot; a full queue refuses it as `unavailable`. */
-  private async callMember(node: NodeId, call: ShardCall, signal: AbortSignal): Promise<JsonValue> {
+  private async callMember(
+    node: NodeId,
+    call: ShardCall,
+    signal: AbortSignal,
+    map: MapPort | undefined,
+  ): Promise<JsonValue> {
     await this.acquire(node, signal);
     try {
-      return await this.map(node, call, signal);
+      return await (map ?? this.map)(node, call, signal);
     } finally {
       this.release(node);
     }
