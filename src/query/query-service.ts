@@ -29,6 +29,7 @@ import {
   ShardCallError,
   type FanOutClock,
   type FanOutLimits,
+  type FanOutMetrics,
   type MapPort,
   type ShardCall,
   type SkipReason,
@@ -93,6 +94,8 @@ export interface QueryServiceOptions {
   readonly remote: MapPort;
   readonly clock: FanOutClock;
   readonly fanOutLimits?: FanOutLimits | undefined;
+  /** The fan-out's figures (width, per-shard latency, retries, hedges, partial answers). */
+  readonly metrics?: FanOutMetrics | undefined;
 }
 
 /** Why this member cannot serve `shard` at `version`: the reason a fan-out shows for it. */
@@ -112,11 +115,13 @@ export class QueryService {
   private readonly runner: LocalRunner;
   private readonly directory: DatabaseDirectory;
   readonly fanOut: FanOut;
+  private readonly metrics: FanOutMetrics | undefined;
 
   constructor(options: QueryServiceOptions) {
     this.self = options.self;
     this.runner = options.runner;
     this.directory = options.directory;
+    this.metrics = options.metrics;
     const map: MapPort = (node, call, signal) =>
       node === this.self ? this.mapOneHere(call, signal) : options.remote(node, call, signal);
     this.fanOut = new FanOut({
@@ -124,6 +129,7 @@ export class QueryService {
       map,
       clock: options.clock,
       ...(options.fanOutLimits === undefined ? {} : { limits: options.fanOutLimits }),
+      metrics: options.metrics,
     });
   }
 
@@ -188,6 +194,7 @@ export class QueryService {
         failOnDefinite: request.partial === 'deny',
       });
       const { coverage, partials } = gather(view.name, outcomes, request.partial);
+      if (!coverage.complete) this.metrics?.partialAnswered();
       return { result: await this.runner.reduce(admitted.endpoint, partials, admitted.params), coverage };
     });
   }
