@@ -30,7 +30,16 @@ const layers = {
   query: [...inner, 'multiraft', 'control', 'data'],
   ...Object.fromEntries(adapters.map((adapter) => [adapter, [...inner, ...userPorts]])),
   api: ring,
-  client: ['base', 'codec', 'models'],
+  // The smart query client runs the members' own fan-out, coverage and map-answer code.
+  client: [
+    'base',
+    'codec',
+    'models',
+    'data/query-engine.ts',
+    'query/fan-out.ts',
+    'query/coverage.ts',
+    'query/map-wire.ts',
+  ],
   // node/ wires one process: every adapter, the app and the binary server it serves, the API's ports
   // it implements (Forward), and the API's meta proposer, which it hands to the meta controller as
   // the controller's proposeAnywhere port; and the API's member credential (auth.ts) for its own calls.

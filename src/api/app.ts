@@ -197,6 +197,7 @@ function registerQueryRoutes(app: FastifyInstance, options: AppOptions): void {
             remote: remoteMap(options.forward),
             clock: query.clock ?? systemClock,
             fanOutLimits: query.fanOutLimits,
+            metrics: options.metrics.queryFanOut,
           }),
   });
 }

@@ -16,6 +16,7 @@
 
 import type { NodeId } from '../base/ids.ts';
 import type { MultiRaftHost } from '../multiraft/host.ts';
+import type { FanOutMetrics } from '../query/fan-out.ts';
 
 export type ApiHost = Pick<
   MultiRaftHost,
@@ -92,4 +93,6 @@ export interface ApiMetrics {
   httpRequest(method: string, route: string, status: number): void;
   /** Refreshes the gauges and renders the Prometheus text exposition. */
   render(): Promise<{ readonly contentType: string; readonly body: string }>;
+  /** What the query fan-out reports (src/query/fan-out.ts); without it, nothing is counted. */
+  readonly queryFanOut?: FanOutMetrics | undefined;
 }

@@ -7,7 +7,12 @@
 //    before anything is looked up. Needs the read token at least (a query only reads).
 //  - `POST /v1/internal/databases/:name/map/:endpoint`, member-only (signed with the cluster
 //    secret): `{ version, shards, params }` runs the maps of those local shards at that version
-//    and answers `{ partials: [{ shard, result, ms }] }`; what a fan-out calls on other members.
+//    and answers `{ partials: [{ shard, result, ms }], params }` (the params checked, defaults
+//    filled in); what a fan-out calls on other members.
+//  - `POST /v1/databases/:name/map/:endpoint`: the same map for a smart client (src/client/),
+//    with the user's token (the read token is enough); never the cluster secret on a client.
+//  - `POST /v1/endpoints/:endpoint/reduce` `{ params, partials }`: the endpoint's reduce over
+//    partials a smart client gathered, admitted like a query (read token) -> `{ result }`.
 // Errors: a QueryError or an ObjectStoreError keeps its code (both are registry codes); the
 // caller going away stops the query (every statement it runs is interrupted).
 //
@@ -17,21 +22,22 @@
 //
 // Called by: src/api/app.ts.
 
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { NodeId } from '../base/ids.ts';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptions } from 'fastify';
 import { isObjectStoreError } from '../data/object-store.ts';
 import { isQueryError, QueryError, type JsonValue } from '../data/query-engine.ts';
 import { endpointNamePattern, endpointTimeoutMsMax } from '../query/endpoint-module.ts';
-import { isDefiniteFailure, ShardCallError, type MapPort, type SkipReason } from '../query/fan-out.ts';
+import { localRunnerLimitsDefault } from '../query/local-runner.ts';
+import type { PartialPolicy } from '../query/coverage.ts';
+import { ShardCallError, type MapPort } from '../query/fan-out.ts';
+import { mapAnswerOf } from '../query/map-wire.ts';
 import {
   databaseNamePattern,
   queryShardsListedMax,
-  type PartialPolicy,
   type QueryScope,
   type QueryService,
 } from '../query/query-service.ts';
 import { readAccess } from './auth.ts';
-import { ApiError, isErrorCode } from './errors.ts';
+import { ApiError } from './errors.ts';
 import type { Forward } from './ports.ts';
 import { jsonBody, memberOnly } from './request-guard.ts';
 
@@ -43,10 +49,20 @@ const shardIdPattern = /^[A-Za-z0-9_.-]{1,64}$/u;
 
 export const queryPath = '/v1/databases/:nameOrAlias/query/:endpoint';
 export const mapPath = '/v1/internal/databases/:name/map/:endpoint';
+/** The same map, for a smart client with the user's (read) token. */
+export const clientMapPath = '/v1/databases/:name/map/:endpoint';
+export const reducePath = '/v1/endpoints/:endpoint/reduce';
 
-const queryBody = jsonBody(queryParamsBytesMax);
-/** A JSON body, and only the read token needed: both live in the route's config. */
-const queryRouteOptions = { ...queryBody, config: { ...queryBody.config, ...readAccess.config } };
+/** A JSON body of at most `bytesMax`, and only the read token needed: both live in the route's config. */
+function readingRoute(bytesMax: number): RouteShorthandOptions {
+  const body = jsonBody(bytesMax);
+  return { ...body, config: { ...body.config, ...readAccess.config } };
+}
+const queryRouteOptions = readingRoute(queryParamsBytesMax);
+const mapRouteOptions = readingRoute(mapRequestBytesMax);
+/** A smart client's reduce: the params and every shard's answer (each at most 16 MiB of JSON, as the runner bounds it). */
+export const reduceRequestBytesMax = queryParamsBytesMax + localRunnerLimitsDefault.answerBytesMax;
+const reduceRouteOptions = readingRoute(reduceRequestBytesMax);
 
 export interface QueryRouteOptions {
   /** Without one, every database is unknown (404 DRAM_ERR_DATABASE_NOT_FOUND). */
@@ -135,6 +151,66 @@ function mapBody(body: unknown): MapBody {
   return { version, shards: shardList(shards.join(','), 'shards'), params: params as JsonValue };
 }
 
+type MapRouteRequest = FastifyRequest<{ Params: { name: string; endpoint: string } }>;
+
+/** The map route's handler, the same for a member (member-only path) and a smart client (user's token). */
+function mapRoute(service: QueryService | undefined) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const { params } = request as MapRouteRequest;
+    const database = checkName('database', params.name, databaseNamePattern);
+    const endpoint = checkName('endpoint', params.endpoint, endpointNamePattern);
+    const body = mapBody(request.body);
+    if (service === undefined)
+      throw new ApiError('DRAM_ERR_NO_LOCAL_SHARDS', `no database "${database}" is served here`, {
+        reason: 'unavailable',
+      });
+    try {
+      return await service.mapShards({
+        database,
+        version: body.version,
+        endpoint,
+        params: body.params,
+        shards: body.shards,
+        signal: callerSignal(request, reply),
+      });
+    } catch (error) {
+      throw asApiError(error);
+    }
+  };
+}
+
+/** `{ params, partials }`: the partials a smart client gathered, as a list of JSON values. */
+function reduceBody(body: unknown): { params: JsonValue | undefined; partials: JsonValue[] } {
+  const raw = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<
+    string,
+    unknown
+  >;
+  const unknown = Object.keys(raw).filter((key) => key !== 'params' && key !== 'partials');
+  if (unknown.length > 0) throw new ApiError('DRAM_ERR_BAD_REQUEST', `unknown field(s) ${unknown.join(', ')}`);
+  if (!Array.isArray(raw['partials']) || raw['partials'].length > queryShardsListedMax)
+    throw new ApiError('DRAM_ERR_BAD_REQUEST', `partials must be a list of at most ${queryShardsListedMax} answers`);
+  return { params: raw['params'] as JsonValue | undefined, partials: raw['partials'] as JsonValue[] };
+}
+
+function reduceRoute(service: QueryService | undefined) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const endpoint = checkName(
+      'endpoint',
+      (request as FastifyRequest<{ Params: { endpoint: string } }>).params.endpoint,
+      endpointNamePattern,
+    );
+    const body = reduceBody(request.body);
+    if (service === undefined)
+      throw new ApiError('DRAM_ERR_UNKNOWN_ENDPOINT', `no endpoint named "${endpoint}" is loaded`);
+    try {
+      const result = await service.reduce({ endpoint, ...body, signal: callerSignal(request, reply) });
+      return { result };
+    } catch (error) {
+      throw asApiError(error);
+    }
+  };
+}
+
 export function queryRoutes(app: FastifyInstance, options: QueryRouteOptions, done: (error?: Error) => void): void {
   const service = options.service;
 
@@ -163,51 +239,11 @@ export function queryRoutes(app: FastifyInstance, options: QueryRouteOptions, do
     },
   );
 
-  app.post<{ Params: { name: string; endpoint: string } }>(
-    mapPath,
-    { ...jsonBody(mapRequestBytesMax), ...memberOnly },
-    async (request, reply) => {
-      const database = checkName('database', request.params.name, databaseNamePattern);
-      const endpoint = checkName('endpoint', request.params.endpoint, endpointNamePattern);
-      const body = mapBody(request.body);
-      if (service === undefined)
-        throw new ApiError('DRAM_ERR_NO_LOCAL_SHARDS', `no database "${database}" is served here`, {
-          reason: 'unavailable',
-        });
-      try {
-        const partials = await service.mapShards({
-          database,
-          version: body.version,
-          endpoint,
-          params: body.params,
-          shards: body.shards,
-          signal: callerSignal(request, reply),
-        });
-        return { partials };
-      } catch (error) {
-        throw asApiError(error);
-      }
-    },
-  );
+  const mapHandler = mapRoute(service);
+  app.post(mapPath, { ...jsonBody(mapRequestBytesMax), ...memberOnly }, mapHandler);
+  app.post(clientMapPath, mapRouteOptions, mapHandler);
+  app.post(reducePath, reduceRouteOptions, reduceRoute(service));
   done();
-}
-
-const memberReasons: readonly Exclude<SkipReason, 'timeout'>[] = ['unavailable', 'loading', 'lagging', 'error'];
-
-/** A member's error answer as the fan-out sees it: a definite failure, or why the member could not answer. */
-function remoteFailure(node: NodeId, status: number, body: unknown): Error {
-  const answer = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-  const code = isErrorCode(answer['code']) ? answer['code'] : undefined;
-  const message = typeof answer['message'] === 'string' ? answer['message'] : `HTTP ${status}`;
-  const failure = code === undefined ? undefined : new QueryError(code as QueryError['code'], message);
-  if (failure !== undefined && isDefiniteFailure(failure)) return failure;
-  if (code === 'DRAM_ERR_NO_LOCAL_SHARDS') {
-    const reason = (answer['details'] as Record<string, unknown> | undefined)?.['reason'];
-    return new ShardCallError(memberReasons.find((known) => known === reason) ?? 'unavailable', message);
-  }
-  if (code === 'DRAM_ERR_ENDPOINT_BUSY' || code === 'DRAM_ERR_OVERLOADED' || code === 'DRAM_ERR_SHUTTING_DOWN')
-    return new ShardCallError('unavailable', `${code}: ${message}`);
-  return new ShardCallError('error', `${code ?? `HTTP ${status}`}: ${message}`);
 }
 
 /** One shard's map on another member over HTTP (the Forward port signs it with the cluster secret). */
@@ -232,22 +268,6 @@ export function remoteMap(forward: Forward | undefined): MapPort {
     } catch (error) {
       throw new ShardCallError('unavailable', error instanceof Error ? error.message : String(error));
     }
-    let answer: unknown;
-    try {
-      answer = JSON.parse(response.body.toString('utf8'));
-    } catch {
-      throw new ShardCallError('error', `answered HTTP ${response.status} with a body that is not JSON`);
-    }
-    if (response.status !== 200) throw remoteFailure(node, response.status, answer);
-    const partials = (answer as { partials?: unknown }).partials;
-    const found = Array.isArray(partials)
-      ? (partials as unknown[]).find(
-          (partial) =>
-            typeof partial === 'object' && partial !== null && (partial as { shard?: unknown }).shard === call.shard,
-        )
-      : undefined;
-    if (found === undefined || !('result' in (found as object)))
-      throw new ShardCallError('error', `answered without the partial of shard ${call.shard}`);
-    return (found as { result: JsonValue }).result;
+    return mapAnswerOf(response.status, response.body.toString('utf8'), call.shard).result;
   };
 }

@@ -17,6 +17,8 @@
 import { statfsSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ApiMetrics, ProposalOutcomeLabel, ReadConsistency, ReadOutcomeLabel } from '../api/ports.ts';
+
+type FanOutMetrics = NonNullable<ApiMetrics['queryFanOut']>;
 import type { GroupId, NodeId } from '../base/ids.ts';
 import type { Role } from '../raft/types.ts';
 
@@ -251,6 +253,68 @@ function databaseMetrics(registers: Registers) {
   };
 }
 
+// Seconds. A shard's map runs from about a millisecond (a small shard, local) to the endpoint's
+// timeout (30 s by default); a hedge or a retry shows as a step of the per-shard timeout.
+const shardBucketsSeconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+// Shards per fanned-out query: powers of two up to the 1,024 a database may have.
+const widthBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/** The query fan-out of the queries this node took (src/query/fan-out.ts). */
+function fanOutMetrics(registers: Registers): FanOutMetrics {
+  const width = new Histogram({
+    name: 'dram_query_fanout_shards',
+    help: 'Shards a query taken by this node was fanned out over (its width).',
+    buckets: widthBuckets,
+    registers,
+  });
+  const shardDuration = new Histogram({
+    name: 'dram_query_shard_duration_seconds',
+    help: "One shard's answer within a fanned-out query, from its first attempt to its answer (retries, hedges and queueing included).",
+    buckets: shardBucketsSeconds,
+    registers,
+  });
+  const skipped = new Counter({
+    name: 'dram_query_shards_skipped_total',
+    help: 'Shards of fanned-out queries left without an answer, by reason (unavailable, timeout, loading, lagging, error).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const counter = (name: string, help: string) => new Counter({ name, help, registers });
+  const retries = counter('dram_query_shard_retries_total', 'Shard attempts started after a failed or timed-out one.');
+  const hedgesSent = counter(
+    'dram_query_hedges_sent_total',
+    'Hedges sent: a second call for a shard whose first ran past the latency percentile.',
+  );
+  const hedgesWon = counter('dram_query_hedges_won_total', 'Hedges that answered before the call they hedged.');
+  const partial = counter(
+    'dram_query_partial_answers_total',
+    'Queries answered with some shards missing (?partial=allow); the coverage names them.',
+  );
+  return {
+    fanOutStarted: (shards) => {
+      width.observe(shards);
+    },
+    shardAnswered: (ms) => {
+      shardDuration.observe(ms / 1000);
+    },
+    shardSkipped: (reason) => {
+      skipped.inc({ reason });
+    },
+    shardRetried: () => {
+      retries.inc();
+    },
+    hedgeSent: () => {
+      hedgesSent.inc();
+    },
+    hedgeWon: () => {
+      hedgesWon.inc();
+    },
+    partialAnswered: () => {
+      partial.inc();
+    },
+  };
+}
+
 function collectCatalog(gauges: ReturnType<typeof databaseMetrics>, stats: CatalogStats | undefined): void {
   gauges.shardReplicas.reset();
   gauges.replicasDesired.reset();
@@ -363,11 +427,13 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
   const runtime = processMetrics(registers);
   const databases = databaseMetrics(registers);
   const placement = placementMetrics(registers);
+  const queryFanOut = fanOutMetrics(registers);
   const collectGroups = groupCollector(groups, options.host);
   const peerTraffic = options.peerTraffic;
   const collectPeers = peerTraffic === undefined ? undefined : peerCollector(runtime, peerTraffic);
 
   const metrics: NodeMetrics = {
+    queryFanOut,
     collect() {
       collectGroups();
       collectPeers?.();

@@ -110,6 +110,8 @@ export interface FanOutQuery {
   readonly signal: AbortSignal;
   /** A failure of the endpoint's code on any shard rejects the run with it (partial=deny). */
   readonly failOnDefinite: boolean;
+  /** This query's calls go through this port instead of the fan-out's own (a client keeps per-query state in it). */
+  readonly map?: MapPort | undefined;
 }
 
 export type ShardOutcome =
@@ -161,6 +163,26 @@ interface Waiter {
   readonly grant: () => void;
 }
 
+/**
+ * What the fan-out reports as it runs (src/metrics/ implements it, reached through the API's
+ * metrics port; the smart client runs without one).
+ */
+export interface FanOutMetrics {
+  /** A run over `shards` shards started (the fan-out's width). */
+  fanOutStarted(shards: number): void;
+  /** One shard answered, `ms` from its first attempt to its answer (retries and queueing included). */
+  shardAnswered(ms: number): void;
+  /** One shard ended without an answer. */
+  shardSkipped(reason: SkipReason): void;
+  /** An attempt started after a failed or timed-out one. */
+  shardRetried(): void;
+  hedgeSent(): void;
+  /** A hedge answered first. */
+  hedgeWon(): void;
+  /** A query answered under partial=allow with some shards missing. */
+  partialAnswered(): void;
+}
+
 export interface FanOutCounters {
   /** Attempts started after a failed or timed-out one. */
   retries: number;
@@ -196,8 +218,17 @@ export class FanOut {
   private readonly latencies = new Map<string, number[]>();
   readonly counters: FanOutCounters = { retries: 0, hedgesSent: 0, hedgesWon: 0 };
 
-  constructor(options: { self: NodeId; map: MapPort; clock: FanOutClock; limits?: FanOutLimits }) {
+  private readonly metrics: FanOutMetrics | undefined;
+
+  constructor(options: {
+    self: NodeId;
+    map: MapPort;
+    clock: FanOutClock;
+    limits?: FanOutLimits;
+    metrics?: FanOutMetrics | undefined;
+  }) {
     this.self = options.self;
+    this.metrics = options.metrics;
     this.map = options.map;
     this.clock = options.clock;
     this.limits = options.limits ?? fanOutLimitsDefault;
@@ -228,6 +259,7 @@ export class FanOut {
     };
     query.signal.addEventListener('abort', onQueryAbort, { once: true });
     if (query.signal.aborted) onQueryAbort();
+    this.metrics?.fanOutStarted(query.shards.length);
     let definite: QueryError | undefined;
     try {
       const outcomes = await Promise.all(
@@ -299,6 +331,8 @@ export class FanOut {
           run.running.clear();
           if ('error' in outcome) reject(outcome.error);
           else resolve(outcome);
+          if ('skipped' in outcome) this.metrics?.shardSkipped(outcome.skipped);
+          else if ('result' in outcome) this.metrics?.shardAnswered(outcome.ms);
         },
       };
       const onStopAll = (): void => {
@@ -324,8 +358,13 @@ export class FanOut {
     const node = this.pick(run.candidates, run.tried);
     if (node === undefined || run.attempts >= this.limits.shardAttemptsMax) return false;
     run.attempts++;
-    if (hedge) this.counters.hedgesSent++;
-    else if (run.attempts > 1) this.counters.retries++;
+    if (hedge) {
+      this.counters.hedgesSent++;
+      this.metrics?.hedgeSent();
+    } else if (run.attempts > 1) {
+      this.counters.retries++;
+      this.metrics?.shardRetried();
+    }
     run.tried.add(node);
     const controller = new AbortController();
     run.running.set(node, controller);
@@ -342,14 +381,17 @@ export class FanOut {
       shard: target.shard,
     };
     // A timed-out or cancelled attempt ends now, whether or not the port's call has returned yet.
-    Promise.race([this.callMember(node, call, controller.signal), aborted(controller.signal)]).then(
+    Promise.race([this.callMember(node, call, controller.signal, query.map), aborted(controller.signal)]).then(
       (result) => {
         this.clock.clearTimer(timeout);
         if (run.settled) return;
         run.running.delete(node);
         const nowMs = this.clock.nowMs();
         this.recordLatency(query.endpoint, nowMs - callStartedMs);
-        if (hedge) this.counters.hedgesWon++;
+        if (hedge) {
+          this.counters.hedgesWon++;
+          this.metrics?.hedgeWon();
+        }
         run.settle({
           shard: target.shard,
           node,
@@ -398,10 +440,15 @@ export class FanOut {
   }
 
   /** The call, once the member has a free slot; a full queue refuses it as `unavailable`. */
-  private async callMember(node: NodeId, call: ShardCall, signal: AbortSignal): Promise<JsonValue> {
+  private async callMember(
+    node: NodeId,
+    call: ShardCall,
+    signal: AbortSignal,
+    map: MapPort | undefined,
+  ): Promise<JsonValue> {
     await this.acquire(node, signal);
     try {
-      return await this.map(node, call, signal);
+      return await (map ?? this.map)(node, call, signal);
     } finally {
       this.release(node);
     }

@@ -22,13 +22,14 @@
 
 import type { NodeId } from '../base/ids.ts';
 import { QueryError, type JsonValue } from '../data/query-engine.ts';
+import { gather, pickShards, roundMs, shardsListedMax, type Coverage, type PartialPolicy } from './coverage.ts';
 import type { DatabaseDirectory, DatabaseView, DirectoryShard } from './database-directory.ts';
 import {
   FanOut,
-  isAnswered,
   ShardCallError,
   type FanOutClock,
   type FanOutLimits,
+  type FanOutMetrics,
   type MapPort,
   type ShardCall,
   type SkipReason,
@@ -36,7 +37,6 @@ import {
 import type { LocalDatabase, LocalRunner, LocalShard, ShardAnswer } from './local-runner.ts';
 
 export type QueryScope = 'cluster' | 'local';
-export type PartialPolicy = 'allow' | 'deny';
 
 export interface QueryRequest {
   readonly nameOrAlias: string;
@@ -49,17 +49,6 @@ export interface QueryRequest {
   readonly partial: PartialPolicy;
   /** The caller's: aborting stops the query. */
   readonly signal?: AbortSignal | undefined;
-}
-
-export type CoverageShard =
-  | { readonly shard: string; readonly node: NodeId; readonly version: string; readonly ms: number }
-  | { readonly shard: string; readonly skipped: SkipReason; readonly message?: string };
-
-export interface Coverage {
-  /** Every shard asked for answered. */
-  readonly complete: boolean;
-  /** In shard order. */
-  readonly shards: readonly CoverageShard[];
 }
 
 export interface QueryAnswer {
@@ -77,8 +66,22 @@ export interface MapRequest {
   readonly signal?: AbortSignal | undefined;
 }
 
+/** The maps of some local shards, and the params they ran with (checked, defaults filled in). */
+export interface MapAnswer {
+  readonly partials: readonly ShardAnswer[];
+  readonly params: JsonValue;
+}
+
+/** A smart client's reduce of the partials it gathered. */
+export interface ReduceRequest {
+  readonly endpoint: string;
+  readonly params: JsonValue | undefined;
+  readonly partials: readonly JsonValue[];
+  readonly signal?: AbortSignal | undefined;
+}
+
 /** Shards named in one `?shards=` or one member-to-member map; more is refused. */
-export const queryShardsListedMax = 1024;
+export const queryShardsListedMax = shardsListedMax;
 
 /** Database names and aliases in a query URL: no `/`, no `..`, nothing a path could misread. */
 export const databaseNamePattern = /^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/u;
@@ -91,10 +94,8 @@ export interface QueryServiceOptions {
   readonly remote: MapPort;
   readonly clock: FanOutClock;
   readonly fanOutLimits?: FanOutLimits | undefined;
-}
-
-function roundMs(ms: number): number {
-  return Math.round(ms * 100) / 100;
+  /** The fan-out's figures (width, per-shard latency, retries, hedges, partial answers). */
+  readonly metrics?: FanOutMetrics | undefined;
 }
 
 /** Why this member cannot serve `shard` at `version`: the reason a fan-out shows for it. */
@@ -114,11 +115,13 @@ export class QueryService {
   private readonly runner: LocalRunner;
   private readonly directory: DatabaseDirectory;
   readonly fanOut: FanOut;
+  private readonly metrics: FanOutMetrics | undefined;
 
   constructor(options: QueryServiceOptions) {
     this.self = options.self;
     this.runner = options.runner;
     this.directory = options.directory;
+    this.metrics = options.metrics;
     const map: MapPort = (node, call, signal) =>
       node === this.self ? this.mapOneHere(call, signal) : options.remote(node, call, signal);
     this.fanOut = new FanOut({
@@ -126,6 +129,7 @@ export class QueryService {
       map,
       clock: options.clock,
       ...(options.fanOutLimits === undefined ? {} : { limits: options.fanOutLimits }),
+      metrics: options.metrics,
     });
   }
 
@@ -135,23 +139,8 @@ export class QueryService {
     const view = this.directory.resolve(request.nameOrAlias);
     if (view === undefined)
       throw new QueryError('DRAM_ERR_DATABASE_NOT_FOUND', `no database or alias named "${request.nameOrAlias}"`);
-    const asked = this.askedShards(view, request.shards);
+    const asked = pickShards(view.name, view.shards, request.shards);
     return request.scope === 'local' ? this.queryHere(view, asked, request) : this.queryCluster(view, asked, request);
-  }
-
-  /** The shards of the view asked for, in shard order, each once. */
-  private askedShards(view: DatabaseView, names: readonly string[] | undefined): readonly DirectoryShard[] {
-    if (names === undefined) return view.shards;
-    const known = new Set(view.shards.map((shard) => shard.shard));
-    const unknown = names.filter((name) => !known.has(name));
-    if (unknown.length > 0)
-      throw new QueryError(
-        'DRAM_ERR_UNKNOWN_SHARD',
-        `database "${view.name}" has no shard ${unknown.map((name) => JSON.stringify(name)).join(', ')}`,
-        { shards: view.shards.map((shard) => shard.shard).slice(0, queryShardsListedMax) },
-      );
-    const wanted = new Set(names);
-    return view.shards.filter((shard) => wanted.has(shard.shard));
   }
 
   /** `?scope=local`: the asked shards this member holds (every one of them when `?shards=` names them). */
@@ -204,26 +193,8 @@ export class QueryService {
         signal: admitted.signal,
         failOnDefinite: request.partial === 'deny',
       });
-      const shards: CoverageShard[] = outcomes.map((outcome) =>
-        isAnswered(outcome)
-          ? { shard: outcome.shard, node: outcome.node, version: outcome.version, ms: roundMs(outcome.ms) }
-          : {
-              shard: outcome.shard,
-              skipped: outcome.skipped,
-              ...(outcome.message === undefined ? {} : { message: outcome.message }),
-            },
-      );
-      const answered = outcomes.filter(isAnswered);
-      const coverage: Coverage = { complete: answered.length === outcomes.length, shards };
-      if (!coverage.complete && request.partial === 'deny') {
-        const missing = shards.filter((shard) => 'skipped' in shard).map((shard) => shard.shard);
-        throw new QueryError(
-          'DRAM_ERR_PARTIAL',
-          `${missing.length} of ${outcomes.length} shard(s) of database "${view.name}" could not be answered (${missing.join(', ')}); ?partial=allow answers the others`,
-          { coverage },
-        );
-      }
-      const partials = answered.map((outcome) => outcome.result);
+      const { coverage, partials } = gather(view.name, outcomes, request.partial);
+      if (!coverage.complete) this.metrics?.partialAnswered();
       return { result: await this.runner.reduce(admitted.endpoint, partials, admitted.params), coverage };
     });
   }
@@ -266,8 +237,12 @@ export class QueryService {
     return shard.replicas.some((replica) => replica.node === this.self && replica.lagging === true);
   }
 
-  /** Another member's request for the maps of some of this member's shards (admitted here like any query). */
-  async mapShards(request: MapRequest): Promise<readonly ShardAnswer[]> {
+  /**
+   * Another member's (or a smart client's) request for the maps of some of this member's shards,
+   * admitted here like any query; answers the partials and the checked params (defaults filled in),
+   * which a caller that reduces itself hands to reduce.
+   */
+  async mapShards(request: MapRequest): Promise<MapAnswer> {
     if (this.runner.endpoint(request.endpoint) === undefined)
       throw new QueryError('DRAM_ERR_UNKNOWN_ENDPOINT', `no endpoint named "${request.endpoint}" is loaded`);
     const { view, shards } = this.localShards(request.database, request.version, request.shards);
@@ -275,9 +250,19 @@ export class QueryService {
       request,
       async (admitted) => {
         await view.prepare?.(request.shards, admitted.signal);
-        return this.runner.mapAll(admitted, localDatabase(view, shards));
+        return { partials: await this.runner.mapAll(admitted, localDatabase(view, shards)), params: admitted.params };
       },
       'maps',
+    );
+  }
+
+  /**
+   * A smart client's reduce: the endpoint's `reduce` over partials it gathered itself, admitted like
+   * a query here (params checked, the endpoint's slot and timeout).
+   */
+  async reduce(request: ReduceRequest): Promise<JsonValue> {
+    return this.runner.runWith(request, (admitted) =>
+      this.runner.reduce(admitted.endpoint, [...request.partials], admitted.params),
     );
   }
 

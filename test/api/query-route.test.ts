@@ -78,14 +78,26 @@ const forward: Forward = async (node: NodeId, request) => {
   return { status: response.statusCode, headers: {}, body: response.rawPayload };
 };
 
+/** Each member's metrics (the fan-out's figures among them). */
+const metricsOf = new Map<number, ReturnType<typeof createNodeMetrics>>();
+
+/** The value of an unlabelled sample of member `self`'s /metrics text. */
+async function sample(self: number, name: string): Promise<number> {
+  const text = (await metricsOf.get(self)?.render())?.body ?? '';
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${name} `));
+  return Number(line?.split(' ')[1] ?? 'NaN');
+}
+
 function member(self: number): FastifyInstance {
   const stub = stubHost();
+  const metrics = createNodeMetrics({ host: stub.host });
+  metricsOf.set(self, metrics);
   return buildApp({
     nodeId: asNodeId(self),
     clusterId,
     host: stub.host,
     groups: stubGroups,
-    metrics: createNodeMetrics({ host: stub.host }),
+    metrics,
     forward,
     auth: { token, secret, clusterId },
     query: { runner: new LocalRunner({ endpoints, engine }), directory: directory(self) },
@@ -215,6 +227,7 @@ describe('the query route', () => {
       const answer = await query(3, 'events/query/count');
       expect(answer.status).toBe(200);
       expect(answer.body.result).toEqual(expected);
+      expect(await sample(3, 'dram_query_shard_retries_total')).toBeGreaterThanOrEqual(1);
       // Shard 1 is on members 1 and 2, both idle: member 3 asks 1 (the lower id), then 2 when 1 refuses.
       expect(answer.body.coverage?.shards.find((shard) => shard.shard === '1')?.node).toBe(2);
     } finally {
@@ -234,7 +247,13 @@ describe('the query route', () => {
       expect(coverage?.shards.find((shard) => shard.shard === '2')).toMatchObject({ skipped: 'unavailable' });
       expect(coverage?.shards.filter((shard) => shard.node === 1).map((shard) => shard.shard)).toEqual(['1', '3', '4']);
 
+      const [partialBefore, widthBefore] = [
+        await sample(1, 'dram_query_partial_answers_total'),
+        await sample(1, 'dram_query_fanout_shards_sum'),
+      ];
       const allowed = await query(1, 'events/query/count?partial=allow');
+      expect(await sample(1, 'dram_query_partial_answers_total')).toBe(partialBefore + 1);
+      expect(await sample(1, 'dram_query_fanout_shards_sum')).toBe(widthBefore + 4);
       const expected = await new LocalRunner({ endpoints, engine }).run({
         endpoint: 'count',
         params: {},

@@ -10,6 +10,7 @@ import { QueryError, type JsonValue } from '../../src/data/query-engine.ts';
 import type { ShardReplica } from '../../src/query/database-directory.ts';
 import {
   FanOut,
+  type FanOutMetrics,
   fanOutLimitsDefault,
   percentile,
   ShardCallError,
@@ -118,11 +119,23 @@ const loading = (node: number): ShardReplica => ({ node: n(node), state: 'loadin
 function setup(limits: Partial<FanOutLimits> = {}, self = 1) {
   const clock = new ManualClock();
   const members = new FakeMembers();
+  /** What the fan-out reported to its metrics port, in order. */
+  const reported: string[] = [];
+  const metrics: FanOutMetrics = {
+    fanOutStarted: (shards) => reported.push(`width ${shards}`),
+    shardAnswered: (ms) => reported.push(`answered ${ms}`),
+    shardSkipped: (reason) => reported.push(`skipped ${reason}`),
+    shardRetried: () => reported.push('retry'),
+    hedgeSent: () => reported.push('hedge sent'),
+    hedgeWon: () => reported.push('hedge won'),
+    partialAnswered: () => reported.push('partial'),
+  };
   const fanOut = new FanOut({
     self: n(self),
     map: members.map,
     clock,
     limits: { ...fanOutLimitsDefault, hedgeAfterPercentile: 0, ...limits },
+    metrics,
   });
   const run = (shards: ShardTarget[], options: Partial<FanOutQuery> = {}): Promise<ShardOutcome[]> =>
     fanOut.run({
@@ -135,7 +148,7 @@ function setup(limits: Partial<FanOutLimits> = {}, self = 1) {
       failOnDefinite: false,
       ...options,
     });
-  return { clock, members, fanOut, run };
+  return { clock, members, fanOut, run, reported };
 }
 
 /** Resolves when `promise` has settled (for outcomes checked after advancing the clock). */
@@ -214,11 +227,16 @@ describe('fan-out', () => {
   });
 
   it('retries a failed shard on another replica; the coverage names who answered', async () => {
-    const { members, run, fanOut } = setup({}, 5);
+    const { members, run, fanOut, reported } = setup({}, 5);
     members.auto = (node) => (node === 1 ? new ShardCallError('unavailable', 'connection refused') : 42);
     const [outcome] = await run([{ shard: '0', replicas: [loaded(1), loaded(2)] }]);
     expect(outcome).toMatchObject({ shard: '0', node: 2, result: 42, attempts: 2 });
     expect(fanOut.counters.retries).toBe(1);
+    expect(reported).toEqual(['width 1', 'retry', 'answered 0']);
+    // Both replicas refusing: the shard is skipped, and reported so.
+    members.auto = () => new ShardCallError('unavailable', 'connection refused');
+    await run([{ shard: '0', replicas: [loaded(1), loaded(2)] }]);
+    expect(reported.slice(3)).toEqual(['width 1', 'retry', 'skipped unavailable']);
   });
 
   it('times out a shard that does not answer, cancels the call and tries the next replica', async () => {
@@ -295,7 +313,7 @@ describe('fan-out', () => {
   });
 
   it('hedges a slow call after the latency percentile; the first answer wins and the loser is cancelled', async () => {
-    const { members, run, clock, fanOut } = setup({ hedgeAfterPercentile: 90, hedgeSamplesMin: 10 });
+    const { members, run, clock, fanOut, reported } = setup({ hedgeAfterPercentile: 90, hedgeSamplesMin: 10 });
     // Ten earlier calls of the endpoint took 1..10 ms: the 90th percentile is 9 ms.
     for (let ms = 1; ms <= 10; ms++) {
       const earlier = track(run([{ shard: 'x', replicas: [loaded(7)] }]));
@@ -316,6 +334,7 @@ describe('fan-out', () => {
     expect(outcome.value()?.[0]).toMatchObject({ node: 2, result: 'hedge', ms: 11, attempts: 2, hedged: true });
     expect(members.find(1, '0').signal.aborted).toBe(true);
     expect(fanOut.counters).toMatchObject({ hedgesSent: 1, hedgesWon: 1 });
+    expect(reported.slice(-4)).toEqual(['width 1', 'hedge sent', 'hedge won', 'answered 11']);
   });
 
   it('does not hedge before hedgeSamplesMin latencies, nor without a second replica', async () => {
