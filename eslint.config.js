@@ -68,6 +68,8 @@ const homes = [
   { packages: ['@duckdb/*'], home: 'engine' },
   // Endpoint params are validated against each endpoint module's JSON schema in src/query/.
   { packages: ['ajv', 'ajv/*', 'ajv-formats', 'ajv-formats/*'], home: 'query' },
+  // Parquet footers of lazy databases are read in src/data/parquet-footer.ts.
+  { packages: ['hyparquet', 'hyparquet/*'], home: 'data' },
 ];
 
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/gu, '\\$&');

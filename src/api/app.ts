@@ -51,7 +51,7 @@ import { openApiWithActions } from './openapi-actions.ts';
 import type { MetaModel } from '../models/meta.ts';
 import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
 import { installRequestGuard } from './request-guard.ts';
-import { queryRoutes, remoteMap } from './query-routes.ts';
+import { queryRoutes, remoteMap, type QueryObserver } from './query-routes.ts';
 import { systemClock } from '../multiraft/system-clock.ts';
 import type { DatabaseDirectory } from '../query/database-directory.ts';
 import type { FanOutClock, FanOutLimits } from '../query/fan-out.ts';
@@ -94,6 +94,8 @@ export interface AppQueryOptions {
   readonly fanOutLimits?: FanOutLimits | undefined;
   /** The fan-out's time (default: the system clock). */
   readonly clock?: FanOutClock | undefined;
+  /** Told of every query this member took (the statistics): the name or alias asked, its duration, whether it answered. */
+  readonly onQuery?: QueryObserver | undefined;
 }
 
 export interface AppMetaOptions {
@@ -199,6 +201,7 @@ function registerQueryRoutes(app: FastifyInstance, options: AppOptions): void {
             fanOutLimits: query.fanOutLimits,
             metrics: options.metrics.queryFanOut,
           }),
+    onQuery: query?.onQuery,
   });
 }
 

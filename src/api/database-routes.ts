@@ -34,6 +34,8 @@ import {
 import { databaseArgsProblem } from '../control/database-kinds.ts';
 import type { JobProgress } from '../data/database-downloads.ts';
 import type { DatabasePort } from '../data/database-port.ts';
+import { percentile, type QueryFigures } from '../data/query-stats.ts';
+import { aggregate, type MemberProgress } from './database-stats.ts';
 import { assignedNodes, loadedCopies, replicaView, requiredCopies } from '../models/meta-databases.ts';
 import { actionTimeoutMsDefault, scheduleAction, type ActionsContext } from './action-schedule.ts';
 import { ApiError } from './errors.ts';
@@ -121,16 +123,31 @@ function summaryJson(context: ActionsContext, record: DatabaseRecord): Record<st
   };
 }
 
+/** The nodes holding a replica of the database (current or next version). */
+function holders(record: DatabaseRecord, active: readonly NodeId[]): NodeId[] {
+  const nodes = new Set<NodeId>();
+  for (const version of [record.current, record.next])
+    for (const shard of version?.shards ?? [])
+      for (const node of assignedNodes(version ?? record.current, shard.shard, record.replicas, active))
+        nodes.add(node);
+  return [...nodes].sort((a, b) => a - b);
+}
+
+/** This node's answer for the database (what `GET /v1/databases/:name/progress` sends). */
+function ownProgress(options: DatabaseRoutesOptions, name: string): MemberProgress {
+  return { jobs: options.databases.progress(name), queries: options.databases.queries(name) };
+}
+
 /** Each member's progress for the database: this node's own, the others' over HTTP (null: no answer). */
 async function gatherProgress(
   options: DatabaseRoutesOptions,
   name: string,
   nodes: readonly NodeId[],
-): Promise<Map<NodeId, readonly JobProgress[] | null>> {
+): Promise<Map<NodeId, MemberProgress | null>> {
   const forward: Forward | undefined = options.actions.forward;
   const answers = await Promise.all(
-    nodes.map(async (node): Promise<[NodeId, readonly JobProgress[] | null]> => {
-      if (node === options.nodeId) return [node, options.databases.progress(name)];
+    nodes.map(async (node): Promise<[NodeId, MemberProgress | null]> => {
+      if (node === options.nodeId) return [node, ownProgress(options, name)];
       if (forward === undefined) return [node, null];
       try {
         const response = await Promise.race([
@@ -147,8 +164,10 @@ async function gatherProgress(
           ),
         ]);
         if (response.status !== 200) return [node, null];
-        const parsed = JSON.parse(response.body.toString('utf8')) as { jobs?: unknown };
-        return [node, Array.isArray(parsed.jobs) ? (parsed.jobs as JobProgress[]) : null];
+        const parsed = JSON.parse(response.body.toString('utf8')) as { jobs?: unknown; queries?: unknown };
+        if (!Array.isArray(parsed.jobs)) return [node, null];
+        const queries = typeof parsed.queries === 'object' ? (parsed.queries as QueryFigures | null) : null;
+        return [node, { jobs: parsed.jobs as JobProgress[], queries }];
       } catch {
         return [node, null];
       }
@@ -161,7 +180,7 @@ function versionJson(
   record: DatabaseRecord,
   version: DatabaseVersion,
   active: readonly NodeId[],
-  progress: ReadonlyMap<NodeId, readonly JobProgress[] | null>,
+  progress: ReadonlyMap<NodeId, MemberProgress | null>,
 ): Record<string, JsonValue> {
   return {
     version: version.version,
@@ -176,13 +195,15 @@ function versionJson(
         ...shardFiles,
         replicas: assignedNodes(version, shard.shard, record.replicas, active).map((node) => {
           const view = replicaView(record, version.version, shard.shard, node);
-          const answered = progress.get(node);
+          const answered = progress.get(node)?.jobs;
           const job = answered?.find(
             (entry) => entry.version === version.version && entry.shards.includes(shard.shard),
           );
           return {
             node,
-            state: view.state,
+            // A lazy replica whose cache evicted some of its files since it fetched them (still served).
+            state: view.state === 'loaded' && job?.state === 'evicted' ? 'evicted' : view.state,
+            lazy: record.lazy,
             error: view.error ?? job?.error ?? null,
             since: view.atMs === null ? null : new Date(view.atMs).toISOString(),
             // The job's figures cover the node's shards of this version and the global files together.
@@ -193,6 +214,10 @@ function versionJson(
             progress: job === undefined ? null : job.bytesTotal === 0 ? 1 : job.bytesDone / job.bytesTotal,
             bytesPerSecond: job?.bytesPerSecond ?? null,
             etaSeconds: job?.etaSeconds ?? null,
+            s3Requests: job?.s3Requests ?? null,
+            s3Bytes: job?.bytesFetched ?? null,
+            cache: job?.cache === undefined || job.cache === null ? null : { ...job.cache },
+            footerRows: job?.footerRows ?? null,
           };
         }),
       };
@@ -210,8 +235,6 @@ async function addDatabase(
   const fields = bodyFields(request.body);
   const problem = databaseArgsProblem(databaseAddKind, fields);
   if (problem !== undefined) throw new ApiError('DRAM_ERR_INVALID_DATABASE', problem);
-  if (fields['lazy'] === true)
-    throw new ApiError('DRAM_ERR_INVALID_DATABASE', 'lazy databases are not supported by this version yet');
   const name = fields['name'] as string;
   const catalog = actions.model.databases;
   if (catalog.database(name) !== undefined || catalog.aliases().some((alias) => alias.alias === name))
@@ -249,18 +272,18 @@ async function databaseDetail(options: DatabaseRoutesOptions, name: string) {
   const { actions } = options;
   const record = found(actions, name);
   const active = actions.model.activeNodes();
-  const nodes = new Set<NodeId>();
-  for (const version of [record.current, record.next])
-    for (const shard of version?.shards ?? [])
-      for (const node of assignedNodes(version ?? record.current, shard.shard, record.replicas, active))
-        nodes.add(node);
-  const progress = await gatherProgress(
-    options,
-    record.name,
-    [...nodes].sort((a, b) => a - b),
-  );
+  const progress = await gatherProgress(options, record.name, holders(record, active));
   return {
     ...summaryJson(actions, record),
+    stats: { ...aggregate(progress) },
+    members: [...progress].map(([node, answer]) => ({
+      node,
+      answered: answer !== null,
+      queries: answer?.queries?.served ?? null,
+      queriesFailed: answer?.queries?.failed ?? null,
+      queryP50Ms: percentile(answer?.queries?.recentMs ?? [], 0.5),
+      queryP99Ms: percentile(answer?.queries?.recentMs ?? [], 0.99),
+    })),
     createdAt: new Date(record.createdMs).toISOString(),
     metadataPattern: record.metadataPattern,
     requiredCopies: requiredCopies(record.replicas, active),
@@ -274,9 +297,17 @@ export const databaseRoutes: FastifyPluginCallback<DatabaseRoutesOptions> = (app
 
   app.post('/v1/databases', jsonBody(databaseBodyBytesMax), (request, reply) => addDatabase(options, request, reply));
 
-  app.get('/v1/databases', () => ({
-    databases: actions.model.databases.databases().map((record) => summaryJson(actions, record)),
-  }));
+  app.get('/v1/databases', async () => {
+    const active = actions.model.activeNodes();
+    return {
+      databases: await Promise.all(
+        actions.model.databases.databases().map(async (record) => ({
+          ...summaryJson(actions, record),
+          stats: { ...aggregate(await gatherProgress(options, record.name, holders(record, active))) },
+        })),
+      ),
+    };
+  });
 
   app.get<{ Params: { name: string } }>('/v1/databases/:name', (request) =>
     databaseDetail(options, request.params.name),
@@ -305,7 +336,7 @@ export const databaseRoutes: FastifyPluginCallback<DatabaseRoutesOptions> = (app
 
   app.get<{ Params: { name: string } }>('/v1/databases/:name/progress', (request) => ({
     node: options.nodeId,
-    jobs: options.databases.progress(request.params.name),
+    ...ownProgress(options, request.params.name),
   }));
 
   // The body, when one is sent, is ignored ({} from most clients).

@@ -64,9 +64,13 @@ const mapRouteOptions = readingRoute(mapRequestBytesMax);
 export const reduceRequestBytesMax = queryParamsBytesMax + localRunnerLimitsDefault.answerBytesMax;
 const reduceRouteOptions = readingRoute(reduceRequestBytesMax);
 
+export type QueryObserver = (nameOrAlias: string, ms: number, ok: boolean) => void;
+
 export interface QueryRouteOptions {
   /** Without one, every database is unknown (404 DRAM_ERR_DATABASE_NOT_FOUND). */
   readonly service: QueryService | undefined;
+  /** Told of every query that reached the service (a refusal before it, a bad name or option, is not counted). */
+  readonly onQuery?: QueryObserver | undefined;
 }
 
 function checkName(what: string, value: string, pattern: RegExp): string {
@@ -223,8 +227,9 @@ export function queryRoutes(app: FastifyInstance, options: QueryRouteOptions, do
       const { scope, partial, shards } = parseQueryOptions(request.query);
       if (service === undefined)
         throw new ApiError('DRAM_ERR_DATABASE_NOT_FOUND', `no database or alias named "${nameOrAlias}"`);
+      const started = performance.now();
       try {
-        return await service.query({
+        const answer = await service.query({
           nameOrAlias,
           endpoint,
           params: request.body as JsonValue | undefined,
@@ -233,7 +238,10 @@ export function queryRoutes(app: FastifyInstance, options: QueryRouteOptions, do
           partial,
           signal: callerSignal(request, reply),
         });
+        options.onQuery?.(nameOrAlias, performance.now() - started, true);
+        return answer;
       } catch (error) {
+        options.onQuery?.(nameOrAlias, performance.now() - started, false);
         throw asApiError(error);
       }
     },

@@ -69,6 +69,7 @@ program
   .option('--s3-endpoint <url>', 'an S3-compatible server (default: AWS S3); credentials from the AWS_* chain')
   .option('--s3-region <region>', 'S3 region (default us-east-1)')
   .option('--s3-path-style', 'address buckets as endpoint/bucket/key (most S3-compatible servers)')
+  .option('--lazy-cache-bytes <n>', "bytes of lazy databases' files kept on disk (default 1 GiB)")
   .option('--endpoints <dir>', 'load the query endpoint modules (*.ts, *.js, *.mjs) of this directory at start')
   .option('--backup <s3url>', 'configuration backup to s3://bucket/prefix on every change and hourly')
   .option('--backup-keep <n>', 'configuration backup objects kept (default 24)')

@@ -32,15 +32,26 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { NodeId } from '../base/ids.ts';
 import type { DatabaseRecord, DatabasesCommand, DatabaseVersion, ManifestFile } from '../codec/meta-databases.ts';
 import { assignedNodes, replicaView } from '../models/meta-databases.ts';
-import { isObjectStoreError, type ObjectStore } from './object-store.ts';
+import {
+  isParquet,
+  LazyCache,
+  lazyLimitsDefault,
+  lazySplit,
+  type CacheFigures,
+  type LazyLimits,
+} from './lazy-cache.ts';
+import { isObjectStoreError, ObjectStoreError, type ObjectStore } from './object-store.ts';
+import { footerLength, footerRows } from './parquet-footer.ts';
 
 export interface DownloadLimits {
   /** Files downloading at once on this node, across every job. */
@@ -86,20 +97,34 @@ export interface DownloadsOptions {
   readonly log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
   /** Told of every byte written (for the metrics). */
   readonly onBytes?: (database: string, bytes: number) => void;
+  /** The lazy databases' cache bound and what counts as their metadata. */
+  readonly lazy?: LazyLimits;
+  /** Told of every S3 request and every cache hit, miss and eviction (for the metrics). */
+  readonly onEvent?: (database: string, event: DownloadEvent) => void;
 }
+
+export type DownloadEvent = 's3_request' | 'cache_hit' | 'cache_miss' | 'cache_eviction';
 
 /** One job's progress on this node (what GET /v1/databases/:name shows per replica). */
 export interface JobProgress {
   readonly database: string;
   readonly version: number;
   readonly shards: readonly string[];
-  readonly state: 'loading' | 'loaded' | 'failed';
+  /** `evicted`: a lazy replica, loaded, some of whose fetched files the cache has evicted since. */
+  readonly state: 'loading' | 'loaded' | 'failed' | 'evicted';
+  readonly lazy: boolean;
   readonly bytesDone: number;
   readonly bytesTotal: number;
   readonly filesDone: number;
   readonly filesTotal: number;
   /** Bytes this process fetched from S3 for the job (what a restart did not fetch again is not in it). */
   readonly bytesFetched: number;
+  /** S3 requests this process sent for the job (what S3 bills per request). */
+  readonly s3Requests: number;
+  /** A lazy job's cache on this node (null for a full download). */
+  readonly cache: CacheFigures | null;
+  /** A lazy job's rows, from its Parquet footers (null for a full download or before they are read). */
+  readonly footerRows: number | null;
   /** Bytes per second since the job started (over the bytes this run fetched). */
   readonly bytesPerSecond: number;
   /** Seconds to go at that rate; null when unknown. */
@@ -151,11 +176,16 @@ interface Job {
   readonly bucket: string;
   readonly prefix: string;
   readonly shards: readonly string[];
+  /** The files fetched whole at load: every file, or a lazy job's metadata files. */
   readonly files: readonly ManifestFile[];
+  /** A lazy job's data files (fetched on first use); their Parquet footers are fetched at load. */
+  readonly lazyData: readonly ManifestFile[] | null;
   readonly startedMs: number;
   bytesDone: number;
   bytesFetched: number;
+  s3Requests: number;
   filesDone: number;
+  footerRows: number;
   state: 'loading' | 'loaded' | 'failed';
   error: string | null;
   /** Set when the job is no longer wanted, or one file failed: the others stop. */
@@ -174,12 +204,21 @@ export class DatabaseDownloads {
   private inFlight = 0;
   private readonly waiting: (() => void)[] = [];
   private passing = false;
+  private readonly lazyLimits: LazyLimits;
+  private readonly cache: LazyCache;
+  /** Lazy fetches under way, by absolute path: queries wanting the same file share one. */
+  private readonly fetching = new Map<string, Promise<void>>();
 
   constructor(options: DownloadsOptions) {
     this.options = options;
     this.limits = options.limits ?? downloadLimitsDefault;
-    for (const [name, value] of Object.entries(this.limits))
+    this.lazyLimits = options.lazy ?? lazyLimitsDefault;
+    for (const [name, value] of Object.entries({ ...this.limits, ...this.lazyLimits }))
       if (!Number.isSafeInteger(value) || value < 1) throw new Error(`downloads: ${name} must be a positive integer`);
+    this.cache = new LazyCache(this.lazyLimits.cacheBytesMax, (path, key) => {
+      rmSync(path, { force: true });
+      this.options.onEvent?.(key.slice(0, key.lastIndexOf('/')), 'cache_eviction');
+    });
     mkdirSync(options.root, { recursive: true });
   }
 
@@ -206,21 +245,99 @@ export class DatabaseDownloads {
     return [...this.jobs.values()].filter((job) => job.database === database).map((job) => this.describe(job));
   }
 
+  /**
+   * Makes the named files (paths relative to the prefix) of a lazy database version local on this
+   * node and pins them in the cache until the returned release is called: a cached file is a hit,
+   * another is fetched whole (verified like any download; queries wanting the same file share one
+   * fetch), then admitted, evicting the least recently used unpinned files over the bound. Files
+   * fetched at load (metadata) and files of a database that is not lazy need nothing. Rejects with
+   * an ObjectStoreError when a file cannot be had.
+   */
+  async ensureLazy(database: string, version: number, paths: readonly string[]): Promise<() => void> {
+    const job = this.jobs.get(`${database}/${version}`);
+    const nothing = (): void => undefined;
+    if (job === undefined || job.lazyData === null) return nothing;
+    if (job.state !== 'loaded')
+      throw new ObjectStoreError('DRAM_ERR_S3_UNAVAILABLE', `${database} version ${version} is not loaded here`);
+    const wanted = new Set(paths);
+    const dir = versionDir(this.options.root, database, version);
+    const pinned: string[] = [];
+    const release = (): void => {
+      for (const path of pinned.splice(0)) this.cache.unpin(path);
+    };
+    try {
+      await Promise.all(
+        job.lazyData
+          .filter((file) => wanted.has(file.path))
+          .map(async (file) => {
+            const path = join(dir, file.path);
+            if (this.cache.pinIfCached(job.key, path)) {
+              pinned.push(path);
+              this.options.onEvent?.(database, 'cache_hit');
+              return;
+            }
+            this.cache.miss(job.key);
+            this.options.onEvent?.(database, 'cache_miss');
+            await this.fetchShared(job, dir, file, path);
+            this.cache.admit(job.key, path, file.bytes, true);
+            pinned.push(path);
+          }),
+      );
+    } catch (error) {
+      release();
+      throw asStoreError(error);
+    }
+    return release;
+  }
+
+  /** One fetch per file at a time (within the node's files-in-flight bound). */
+  private async fetchShared(job: Job, dir: string, file: ManifestFile, path: string): Promise<void> {
+    let fetching = this.fetching.get(path);
+    if (fetching === undefined) {
+      fetching = (async () => {
+        await this.slot();
+        try {
+          await this.fetchFile(job, dir, file, true);
+        } finally {
+          this.release();
+        }
+      })().finally(() => this.fetching.delete(path));
+      this.fetching.set(path, fetching);
+    }
+    await fetching;
+  }
+
+  /** A lazy job loaded before (a restart): its data files on disk go into the cache, oldest first. */
+  private adoptLazy(job: Job, dir: string): void {
+    const found = (job.lazyData ?? [])
+      .filter((file) => isComplete(dir, file))
+      .map((file) => ({ file, path: join(dir, file.path) }))
+      .map((entry) => ({ ...entry, usedMs: statSync(entry.path).mtimeMs }))
+      .sort((a, b) => a.usedMs - b.usedMs);
+    for (const { file, path } of found) this.cache.admit(job.key, path, file.bytes, false);
+  }
+
   private describe(job: Job): JobProgress {
     const bytesTotal = job.files.reduce((sum, file) => sum + file.bytes, 0);
     const seconds = Math.max(0.001, (this.options.nowMs() - job.startedMs) / 1000);
     const rate = job.bytesFetched / seconds;
     const left = bytesTotal - job.bytesDone;
+    const lazy = job.lazyData !== null;
+    const cache = lazy ? this.cache.figures(job.key) : null;
     return {
       database: job.database,
       version: job.version,
       shards: job.shards,
-      state: job.state,
+      state: job.state === 'loaded' && cache !== null && cache.evictedFiles > 0 ? 'evicted' : job.state,
+      lazy,
       bytesDone: job.bytesDone,
       bytesTotal,
       filesDone: job.filesDone,
-      filesTotal: job.files.length,
+      filesTotal: job.files.length + footersOf(job).length,
       bytesFetched: job.bytesFetched,
+      s3Requests: job.s3Requests,
+      cache,
+      footerRows: lazy && job.state !== 'loading' ? job.footerRows : null,
       bytesPerSecond: Math.round(rate),
       etaSeconds: job.state !== 'loading' ? 0 : rate > 0 ? Math.ceil(left / rate) : null,
       error: job.error,
@@ -247,6 +364,7 @@ export class DatabaseDownloads {
         if (!wanted.has(key)) {
           job.stopped = true;
           this.jobs.delete(key);
+          this.cache.dropVersion(key);
         }
       this.removeUnwanted(wanted);
       for (const job of this.jobs.values()) if (!job.recorded && job.state !== 'loading') await this.recordOutcome(job);
@@ -272,6 +390,7 @@ export class DatabaseDownloads {
       return;
     }
     const dir = versionDir(this.options.root, record.name, version.version);
+    const split = record.lazy ? lazySplit(files, record.metadataPattern, this.lazyLimits) : undefined;
     const job: Job = {
       key,
       database: record.name,
@@ -279,11 +398,14 @@ export class DatabaseDownloads {
       bucket: record.bucket,
       prefix: record.prefix,
       shards,
-      files,
+      files: split?.metadata ?? files,
+      lazyData: split?.data ?? null,
       startedMs: this.options.nowMs(),
       bytesDone: 0,
       bytesFetched: 0,
+      s3Requests: 0,
       filesDone: 0,
+      footerRows: 0,
       state: 'loading',
       error: null,
       stopped: false,
@@ -294,11 +416,12 @@ export class DatabaseDownloads {
       // Loaded before (this run or an earlier one): report what is on disk, fetch nothing.
       job.state = 'loaded';
       job.recorded = true;
-      for (const file of files)
+      for (const file of job.files)
         if (isComplete(dir, file)) {
           job.filesDone++;
           job.bytesDone += file.bytes;
         }
+      this.adoptLazy(job, dir);
       return;
     }
     const failed = recorded.find((view) => view.state === 'failed');
@@ -317,23 +440,30 @@ export class DatabaseDownloads {
       version: job.version,
       shards: job.shards,
       files: job.files.length,
+      lazy: job.lazyData !== null,
     });
+    // A lazy job fetches its metadata files whole and its Parquet data files' footers.
+    const items = [
+      ...job.files.map((file) => ({ file, footer: false })),
+      ...footersOf(job).map((file) => ({ file, footer: true })),
+    ];
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < job.files.length && !job.stopped) {
-        const file = job.files[next++];
-        if (file === undefined) return;
+      while (next < items.length && !job.stopped) {
+        const item = items[next++];
+        if (item === undefined) return;
         await this.slot();
         try {
           // Checked again: the job may have been stopped while this worker waited for a slot.
-          if (!isStopped(job)) await this.fetchFile(job, dir, file);
+          if (!isStopped(job))
+            await (item.footer ? this.fetchFooter(job, dir, item.file) : this.fetchFile(job, dir, item.file, false));
         } finally {
           this.release();
         }
       }
     };
     try {
-      await Promise.all(Array.from({ length: Math.min(this.limits.filesInFlightMax, job.files.length) }, worker));
+      await Promise.all(Array.from({ length: Math.min(this.limits.filesInFlightMax, items.length) }, worker));
       if (job.stopped) return;
       job.state = 'loaded';
       rmSync(`${dir}.partial`, { recursive: true, force: true });
@@ -374,19 +504,71 @@ export class DatabaseDownloads {
       });
   }
 
-  /** Downloads one file with retries; throws the reason when it cannot be had. */
-  private async fetchFile(job: Job, dir: string, file: ManifestFile): Promise<void> {
+  /**
+   * Downloads one file with retries; throws the reason when it cannot be had. `onDemand`: a lazy
+   * job's data file fetched for a query, which the job's load progress does not count.
+   */
+  private async fetchFile(job: Job, dir: string, file: ManifestFile, onDemand: boolean): Promise<void> {
     if (isComplete(dir, file)) {
+      if (onDemand) return;
       job.filesDone++;
       job.bytesDone += file.bytes;
       return;
     }
+    await this.retrying(job, file, (counted) => this.fetchOnce(job, dir, file, counted, onDemand));
+    if (!onDemand) job.filesDone++;
+  }
+
+  /** Fetches a Parquet file's footer (with retries) into `<version>.meta/`, and checks that it parses. */
+  private async fetchFooter(job: Job, dir: string, file: ManifestFile): Promise<void> {
+    const path = join(`${dir}.meta`, `${file.path}.footer`);
+    let footer: Uint8Array | undefined = existsSync(path) ? readFileSync(path) : undefined;
+    if (footer === undefined) {
+      footer = await this.retrying(job, file, () => this.getFooter(job, file));
+      mkdirSync(dirname(path), { recursive: true });
+      const partial = `${path}.partial`;
+      writeFileSync(partial, footer, { flush: true });
+      await rename(partial, path);
+    }
+    const rows = footerRows(footer);
+    if (typeof rows === 'string') throw new Error(`s3://${job.bucket}/${job.prefix}${file.path}: ${rows}`);
+    job.footerRows += rows;
+    job.filesDone++;
+  }
+
+  private async getFooter(job: Job, file: ManifestFile): Promise<Uint8Array> {
+    const tail = await this.getRange(job, file, file.bytes - 8, 8);
+    const length = footerLength(tail, file.bytes);
+    if (typeof length === 'string') throw new DownloadError(length, false);
+    if (length + 8 > this.lazyLimits.footerBytesMax)
+      throw new DownloadError(`its footer has ${length} bytes, over footerBytesMax`, false);
+    return this.getRange(job, file, file.bytes - 8 - length, length + 8);
+  }
+
+  private async getRange(job: Job, file: ManifestFile, offset: number, length: number): Promise<Uint8Array> {
+    job.s3Requests++;
+    this.options.onEvent?.(job.database, 's3_request');
+    const body = await this.options.store.get(job.bucket, `${job.prefix}${file.path}`, {
+      range: { offset, length },
+      bytesMax: length,
+    });
+    const changed = changedReason(body.info, file);
+    if (changed !== undefined) throw new DownloadError(changed, false);
+    job.bytesFetched += body.bytes.length;
+    this.options.onBytes?.(job.database, body.bytes.length);
+    return body.bytes;
+  }
+
+  /** Runs `once` until it succeeds, retrying what is worth it with backoff; throws the reason naming the object. */
+  private async retrying<T>(
+    job: Job,
+    file: ManifestFile,
+    once: (counted: { bytes: number }) => Promise<T>,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const counted = { bytes: 0 };
       try {
-        await this.fetchOnce(job, dir, file, counted);
-        job.filesDone++;
-        return;
+        return await once(counted);
       } catch (error) {
         job.bytesDone -= counted.bytes;
         const failure = asDownloadError(error);
@@ -408,7 +590,13 @@ export class DatabaseDownloads {
     }
   }
 
-  private async fetchOnce(job: Job, dir: string, file: ManifestFile, counted: { bytes: number }): Promise<void> {
+  private async fetchOnce(
+    job: Job,
+    dir: string,
+    file: ManifestFile,
+    counted: { bytes: number },
+    onDemand: boolean,
+  ): Promise<void> {
     const partial = join(`${dir}.partial`, file.path);
     mkdirSync(dirname(partial), { recursive: true });
     let offset = existsSync(partial) ? statSync(partial).size : 0;
@@ -419,31 +607,30 @@ export class DatabaseDownloads {
     const hash = createHash('md5');
     if (offset > 0) await hashFile(partial, hash);
     const key = `${job.prefix}${file.path}`;
+    job.s3Requests++;
+    this.options.onEvent?.(job.database, 's3_request');
     const stream = await this.options.store.stream(
       job.bucket,
       key,
       file.bytes === 0 ? undefined : { range: { offset, length: file.bytes - offset } },
     );
-    const changed =
-      stream.info.etag !== file.etag
-        ? `the object changed since it was listed (ETag ${stream.info.etag}, manifest ${file.etag}): reload the database`
-        : stream.info.bytes !== file.bytes
-          ? `the object has ${stream.info.bytes} bytes, the manifest ${file.bytes}: reload the database`
-          : undefined;
+    const changed = changedReason(stream.info, file);
     if (changed !== undefined) {
       await stream.chunks[Symbol.asyncIterator]().return?.(); // the body is not wanted: free the connection
       throw new DownloadError(changed, false);
     }
-    counted.bytes += offset;
-    job.bytesDone += offset;
+    // A lazy job's on-demand fetch is not load progress: `counted` is then never subtracted from it.
+    const done = onDemand ? { bytes: 0 } : counted;
+    done.bytes += offset;
+    if (!onDemand) job.bytesDone += offset;
     const handle = await open(partial, offset === 0 ? 'w' : 'a');
     try {
       for await (const chunk of stream.chunks) {
         if (job.stopped) throw new DownloadError('stopped', false);
         await handle.write(chunk);
         hash.update(chunk);
-        counted.bytes += chunk.length;
-        job.bytesDone += chunk.length;
+        done.bytes += chunk.length;
+        if (!onDemand) job.bytesDone += chunk.length;
         job.bytesFetched += chunk.length;
         this.options.onBytes?.(job.database, chunk.length);
       }
@@ -471,7 +658,7 @@ export class DatabaseDownloads {
     for (const name of readdirSync(root)) {
       const base = join(root, name);
       for (const entry of readdirSync(base)) {
-        const version = entry.replace(/\.partial$/u, '');
+        const version = entry.replace(/\.(partial|meta)$/u, '');
         if (wanted.has(`${name}/${version}`)) continue;
         rmSync(join(base, entry), { recursive: true, force: true });
         this.options.log?.('info', 'database files removed', { database: name, version: entry });
@@ -497,6 +684,31 @@ export class DatabaseDownloads {
     this.inFlight--;
     this.waiting.shift()?.();
   }
+}
+
+/** Why a fetched object is not the manifest's (its ETag or size changed since the listing), or undefined. */
+function changedReason(
+  info: { readonly etag: string; readonly bytes: number },
+  file: ManifestFile,
+): string | undefined {
+  if (info.etag !== file.etag)
+    return `the object changed since it was listed (ETag ${info.etag}, manifest ${file.etag}): reload the database`;
+  if (info.bytes !== file.bytes)
+    return `the object has ${info.bytes} bytes, the manifest ${file.bytes}: reload the database`;
+  return undefined;
+}
+
+/** A lazy job's data files whose Parquet footers it fetches at load. */
+function footersOf(job: Job): readonly ManifestFile[] {
+  return job.lazyData?.filter(isParquet) ?? [];
+}
+
+/** A lazy fetch's failure as the query answers it: an object store error with the cause's code. */
+function asStoreError(error: unknown): ObjectStoreError {
+  if (isObjectStoreError(error)) return error;
+  const cause = error instanceof Error ? error.cause : undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ObjectStoreError(isObjectStoreError(cause) ? cause.code : 'DRAM_ERR_S3_FAILED', message, { cause: error });
 }
 
 function isStopped(job: Job): boolean {

@@ -6,6 +6,7 @@
 // Called by: src/api/database-routes.ts; implemented by src/node/databases.ts.
 
 import type { JobProgress } from './database-downloads.ts';
+import type { QueryFigures } from './query-stats.ts';
 
 /** Why a source cannot be added, by the object store's answer to a first listing. */
 export type SourceCheck =
@@ -15,4 +16,6 @@ export type SourceCheck =
 export interface DatabasePort {
   checkSource(bucket: string, prefix: string): Promise<SourceCheck>;
   progress(name: string): readonly JobProgress[];
+  /** The queries of the database this node took. */
+  queries(name: string): QueryFigures;
 }

@@ -2,12 +2,13 @@
 // database (or an alias of one), its current version's shards that are assigned to this node and
 // recorded `loaded`, each with the files of its manifest that are complete on disk, and the global
 // files. Built from the catalog and the manifest, never from a directory listing, so a partial or
-// stray file is never served.
+// stray file is never served. A lazy database's files are all listed, on disk or not: the query
+// route fetches what a shard needs before its map runs (the directory's `prepare`).
 //
 // Called by: the query route (through the node's wiring; src/query/ takes a resolver port).
 
 import type { NodeId } from '../base/ids.ts';
-import type { DatabaseRecord } from '../codec/meta-databases.ts';
+import type { DatabaseRecord, ManifestFile } from '../codec/meta-databases.ts';
 import { replicaView, type DatabasesModel } from '../models/meta-databases.ts';
 import { isComplete, jobFiles, versionDir } from './database-downloads.ts';
 import { join } from 'node:path';
@@ -75,6 +76,7 @@ export class LocalDatabases {
     const dir = versionDir(this.options.root, record.name, version.version);
     const assigned = new Set(jobFiles(record, version, node, active).shards);
     const sharded = version.shards.some((shard) => shard.files.some((file) => file.path.startsWith('shard=')));
+    const usable = (file: ManifestFile): boolean => record.lazy || isComplete(dir, file);
     const shards: LocalShard[] = [];
     for (const shard of version.shards) {
       if (!assigned.has(shard.shard) || replicaView(record, version.version, shard.shard, node).state !== 'loaded')
@@ -82,7 +84,7 @@ export class LocalDatabases {
       shards.push({
         shard: shard.shard,
         dir: sharded ? join(dir, `shard=${shard.shard}`) : dir,
-        files: shard.files.filter((file) => isComplete(dir, file)).map((file) => join(dir, file.path)),
+        files: shard.files.filter(usable).map((file) => join(dir, file.path)),
       });
     }
     const held = new Set(shards.map((shard) => shard.shard));
@@ -92,9 +94,7 @@ export class LocalDatabases {
         name: record.name,
         version: String(version.version),
         globalDir: hasGlobal ? join(dir, 'global') : undefined,
-        globalFiles: hasGlobal
-          ? version.global.filter((file) => isComplete(dir, file)).map((file) => join(dir, file.path))
-          : [],
+        globalFiles: hasGlobal ? version.global.filter(usable).map((file) => join(dir, file.path)) : [],
         shards,
       },
       shardsAll: version.shards.map((shard) => shard.shard),

@@ -75,11 +75,16 @@ export interface CatalogStats {
 /** One database version's download job on this node, as the metrics see it. */
 export interface DatabaseJobStats {
   readonly database: string;
-  readonly state: 'loading' | 'loaded' | 'failed';
+  readonly state: 'loading' | 'loaded' | 'failed' | 'evicted';
   readonly bytesDone: number;
   readonly bytesTotal: number;
   readonly filesDone: number;
+  /** A lazy job's data files in the cache (null for a full download). */
+  readonly cache: { readonly files: number; readonly bytes: number } | null;
 }
+
+/** What the data plane tells the metrics per database (src/data/database-downloads.ts DownloadEvent). */
+export type DatabaseEventLabel = 's3_request' | 'cache_hit' | 'cache_miss' | 'cache_eviction';
 
 /** Role as a number so a dashboard can plot it: 0 follower, 1 candidate (pre-vote included), 2 leader. */
 export const roleValue = { follower: 0, pre_candidate: 1, candidate: 1, leader: 2 } as const satisfies Record<
@@ -100,6 +105,10 @@ export interface NodeMetrics extends ApiMetrics {
   observeStorageWrite(seconds: number, sync: boolean): void;
   /** Bytes of a database this node fetched from S3. */
   databaseBytesFetched(database: string, bytes: number): void;
+  /** An S3 request, or a lazy cache hit, miss or eviction, for a database. */
+  databaseEvent(database: string, event: DatabaseEventLabel): void;
+  /** A query of a database this node took, its duration and whether it answered. */
+  databaseQuery(database: string, seconds: number, ok: boolean): void;
   /** A placement move started, finished or failed (cancelled), on the meta leader. */
   placementMove(event: 'started' | 'finished' | 'failed'): void;
   /** Every metric this registry exposes, with its type (for the docs parity test). */
@@ -210,10 +219,53 @@ function processMetrics(registers: Registers) {
   };
 }
 
-/** Sets the per-group gauges from the host's status and counts leader changes and failovers since the last call. */
+/** Databases in use: S3 requests, the lazy cache, the queries this node took. */
+function databaseUseMetrics(registers: Registers) {
+  return {
+    cacheBytes: new Gauge({
+      name: 'dram_database_cache_bytes',
+      help: "Bytes of a lazy database's data files in this node's cache (every version it holds).",
+      labelNames: ['database'] as const,
+      registers,
+    }),
+    s3Requests: new Counter({
+      name: 'dram_database_object_store_requests_total',
+      help: 'S3 requests this node sent for a database (GETs of whole files, ranges and footers).',
+      labelNames: ['database'] as const,
+      registers,
+    }),
+    cacheRequests: new Counter({
+      name: 'dram_database_cache_requests_total',
+      help: "A lazy database's files a query needed on this node, by outcome: hit (on disk) or miss (fetched).",
+      labelNames: ['database', 'outcome'] as const,
+      registers,
+    }),
+    cacheEvictions: new Counter({
+      name: 'dram_database_cache_evictions_total',
+      help: "A lazy database's data files this node evicted from its cache.",
+      labelNames: ['database'] as const,
+      registers,
+    }),
+    queries: new Counter({
+      name: 'dram_database_queries_total',
+      help: 'Queries of a database this node took, by outcome (ok or error).',
+      labelNames: ['database', 'outcome'] as const,
+      registers,
+    }),
+    queryDuration: new Histogram({
+      name: 'dram_database_query_duration_seconds',
+      help: 'Duration of the queries of a database this node took, from the request to the answer.',
+      labelNames: ['database'] as const,
+      buckets: durationBucketsSeconds,
+      registers,
+    }),
+  };
+}
+
 /** Databases: this node's downloads and local files, and (on the meta leader) the catalog's replica counts. */
 function databaseMetrics(registers: Registers) {
   return {
+    ...databaseUseMetrics(registers),
     fetched: new Counter({
       name: 'dram_database_download_bytes_total',
       help: 'Bytes of a database this node fetched from S3 (retries and resumed files counted as fetched).',
@@ -234,7 +286,7 @@ function databaseMetrics(registers: Registers) {
     }),
     versions: new Gauge({
       name: 'dram_database_versions',
-      help: 'Versions of a database this node holds shards of, by load state (loading, loaded, failed).',
+      help: 'Versions of a database this node holds shards of, by load state (loading, loaded, failed, evicted).',
       labelNames: ['database', 'state'] as const,
       registers,
     }),
@@ -325,10 +377,11 @@ function collectCatalog(gauges: ReturnType<typeof databaseMetrics>, stats: Catal
 
 function collectDatabases(gauges: ReturnType<typeof databaseMetrics>, jobs: readonly DatabaseJobStats[]): void {
   // Reset first: a dropped database stops being exported.
-  for (const gauge of [gauges.bytes, gauges.files, gauges.versions]) gauge.reset();
+  for (const gauge of [gauges.bytes, gauges.files, gauges.versions, gauges.cacheBytes]) gauge.reset();
   for (const job of jobs) {
-    gauges.bytes.inc({ database: job.database }, job.bytesDone);
-    gauges.files.inc({ database: job.database }, job.filesDone);
+    gauges.bytes.inc({ database: job.database }, job.bytesDone + (job.cache?.bytes ?? 0));
+    gauges.files.inc({ database: job.database }, job.filesDone + (job.cache?.files ?? 0));
+    if (job.cache !== null) gauges.cacheBytes.inc({ database: job.database }, job.cache.bytes);
     gauges.versions.inc({ database: job.database, state: job.state });
   }
 }
@@ -444,6 +497,15 @@ export function createNodeMetrics(options: NodeMetricsOptions): NodeMetrics {
     },
     databaseBytesFetched(database: string, bytes: number) {
       databases.fetched.inc({ database }, bytes);
+    },
+    databaseEvent(database, event) {
+      if (event === 's3_request') databases.s3Requests.inc({ database });
+      else if (event === 'cache_eviction') databases.cacheEvictions.inc({ database });
+      else databases.cacheRequests.inc({ database, outcome: event === 'cache_hit' ? 'hit' : 'miss' });
+    },
+    databaseQuery(database, seconds, ok) {
+      databases.queries.inc({ database, outcome: ok ? 'ok' : 'error' });
+      databases.queryDuration.observe({ database }, seconds);
     },
     proposal(outcome: ProposalOutcomeLabel) {
       requests.proposals.inc({ outcome });

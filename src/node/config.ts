@@ -19,6 +19,7 @@ import {
 } from '../api/binary-server.ts';
 import { snapshotTailEntriesMax } from '../raft/config.ts';
 import { secretCharsMin } from '../transport/peer-options.ts';
+import { lazyLimitsDefault } from '../data/lazy-cache.ts';
 
 /** The secret --insecure-dev-secret uses: public, so for local trials only. */
 export const insecureDevSecret = 'dram-insecure-development-secret';
@@ -76,6 +77,8 @@ export interface NodeConfig {
   readonly s3: S3Location;
   /** The query endpoint modules' directory (--endpoints, docs/endpoints.md), absolute; none: no endpoint. */
   readonly endpoints?: string;
+  /** Bytes of lazy databases' data files kept on disk (--lazy-cache-bytes, docs/databases.md). */
+  readonly lazyCacheBytes: number;
   /** Configuration backup (--backup s3://bucket/prefix; src/data/config-backup.ts); off when absent. */
   readonly backup?: ConfigBackupTarget;
 }
@@ -413,6 +416,7 @@ export function resolveConfig(raw: RawConfig): NodeConfig {
       partialFrameMs: positive(raw, 'clientPartialFrameMs', clientPartialFrameMs),
     },
     s3: resolveS3(raw),
+    lazyCacheBytes: positive(raw, 'lazyCacheBytes', lazyLimitsDefault.cacheBytesMax),
     ...(text(raw, 'endpoints') === undefined ? {} : { endpoints: resolvePath(text(raw, 'endpoints') ?? '') }),
     ...resolveBackup(raw),
     ...resolveTokens(raw),

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import type { NodeId } from '../base/ids.ts';
 import type { MetaCommand } from '../codec/meta.ts';
 import type { DatabaseStepContext } from '../control/database-steps.ts';
-import { DatabaseDownloads, type DownloadLimits } from '../data/database-downloads.ts';
+import { DatabaseDownloads, type DownloadEvent, type DownloadLimits } from '../data/database-downloads.ts';
+import { lazyLimitsDefault } from '../data/lazy-cache.ts';
+import { QueryStats } from '../data/query-stats.ts';
 import type { DatabasePort, SourceCheck } from '../data/database-port.ts';
 import { LocalDatabases } from '../data/local-databases.ts';
 import { isObjectStoreError, listAll } from '../data/object-store.ts';
@@ -46,6 +48,8 @@ export interface NodeDatabases {
   readonly listObjects: DatabaseStepContext['listObjects'];
   readonly local: LocalDatabases;
   readonly downloads: DatabaseDownloads;
+  /** A query this node took, by the name or alias asked (counted under the database it names now). */
+  observeQuery(nameOrAlias: string, ms: number, ok: boolean): void;
   stop(): void;
 }
 
@@ -61,6 +65,10 @@ export interface NodeDatabasesOptions {
   readonly limits?: DownloadLimits;
   readonly log: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
   readonly onBytes?: (database: string, bytes: number) => void;
+  readonly onEvent?: (database: string, event: DownloadEvent) => void;
+  readonly onQuery?: (database: string, ms: number, ok: boolean) => void;
+  /** Bytes of lazy databases' data files kept on this node. */
+  readonly lazyCacheBytes?: number;
 }
 
 export function nodeDatabases(options: NodeDatabasesOptions): NodeDatabases {
@@ -83,7 +91,10 @@ export function nodeDatabases(options: NodeDatabasesOptions): NodeDatabases {
     ...(options.limits === undefined ? {} : { limits: options.limits }),
     log: options.log,
     ...(options.onBytes === undefined ? {} : { onBytes: options.onBytes }),
+    ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+    lazy: { ...lazyLimitsDefault, cacheBytesMax: options.lazyCacheBytes ?? lazyLimitsDefault.cacheBytesMax },
   });
+  const queries = new QueryStats();
   const local = new LocalDatabases({
     nodeId: options.nodeId,
     root,
@@ -105,7 +116,14 @@ export function nodeDatabases(options: NodeDatabasesOptions): NodeDatabases {
     }
   };
   return {
-    port: { checkSource, progress: (name) => downloads.progress(name) },
+    port: { checkSource, progress: (name) => downloads.progress(name), queries: (name) => queries.figures(name) },
+    observeQuery: (nameOrAlias, ms, ok) => {
+      const name = model.databases.resolve(nameOrAlias)?.name;
+      if (name === undefined) return;
+      queries.keepOnly(new Set(model.databases.databases().map((record) => record.name)));
+      queries.observe(name, ms, ok);
+      options.onQuery?.(name, ms, ok);
+    },
     listObjects: async (bucket, prefix, objectsMax) => {
       try {
         return await listAll(store, bucket, prefix, objectsMax);

@@ -284,6 +284,13 @@ function databasesOf(
     onBytes: (database, bytes) => {
       metrics.databaseBytesFetched(database, bytes);
     },
+    onEvent: (database, event) => {
+      metrics.databaseEvent(database, event);
+    },
+    onQuery: (database, ms, ok) => {
+      metrics.databaseQuery(database, ms / 1000, ok);
+    },
+    lazyCacheBytes: config.lazyCacheBytes,
   });
 }
 
@@ -385,6 +392,7 @@ async function startServices(opened: OpenedNode, core: NodeCore, logger: Logger)
   opened.directory.current = catalogDirectory({
     catalog: () => ({ model: metaModel.databases, active: metaModel.activeNodes() }),
     local: databases.local,
+    ensureLazy: (database, version, paths) => databases.downloads.ensureLazy(database, version, paths),
   });
   const late = {} as { app: ReturnType<typeof buildApp> };
   const placement = new PlacementController({
@@ -434,7 +442,15 @@ function nodeApp(
     logger,
     tls: config.tls,
     auth: { token: config.token, readToken: config.readToken, secret: config.secret, clusterId: config.clusterId },
-    query: opened.query?.options,
+    query:
+      opened.query === undefined
+        ? undefined
+        : {
+            ...opened.query.options,
+            onQuery: (nameOrAlias, ms, ok) => {
+              core.databases.observeQuery(nameOrAlias, ms, ok);
+            },
+          },
     meta: {
       model: core.metaModel,
       info: { httpUrl, version, clusterId: config.clusterId, dataDirBytes: () => parts.dataDir.bytes() },

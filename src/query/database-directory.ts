@@ -45,10 +45,11 @@ export interface DatabaseView {
   /** In shard order: the order of the answers handed to reduce. */
   readonly shards: readonly DirectoryShard[];
   /**
-   * For a lazy database: fetches what the named local shards need before map runs. Rejects with an
-   * ObjectStoreError (src/data/object-store.ts) when the object store fails. Absent: nothing to fetch.
+   * For a lazy database: fetches what the named local shards need before map runs, and keeps it on
+   * disk until the release it resolves to is called (after map). Rejects with an ObjectStoreError
+   * (src/data/object-store.ts) when the object store fails. Absent: nothing to fetch.
    */
-  prepare?(shards: readonly string[], signal: AbortSignal): Promise<void>;
+  prepare?(shards: readonly string[], signal: AbortSignal): Promise<(() => void) | undefined>;
 }
 
 export interface DatabaseDirectory {

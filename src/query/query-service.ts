@@ -106,6 +106,21 @@ function notLocalReason(self: NodeId, shard: DirectoryShard, version: string): E
   return 'unavailable';
 }
 
+/** Runs `work` once the view has the shards' files here (a lazy database), releasing them after. */
+async function prepared<T>(
+  view: DatabaseView,
+  shards: readonly string[],
+  signal: AbortSignal,
+  work: () => Promise<T>,
+): Promise<T> {
+  const release = await view.prepare?.(shards, signal);
+  try {
+    return await work();
+  } finally {
+    release?.();
+  }
+}
+
 function localDatabase(view: DatabaseView, shards: readonly LocalShard[]): LocalDatabase {
   return { name: view.name, version: view.version, globalDir: view.globalDir, globalFiles: view.globalFiles, shards };
 }
@@ -163,11 +178,12 @@ export class QueryService {
     }
     const shards = held.flatMap((shard) => (shard.local === undefined ? [] : [shard.local]));
     return this.runner.runWith(request, async (admitted) => {
-      await view.prepare?.(
+      const answer = await prepared(
+        view,
         shards.map((shard) => shard.shard),
         admitted.signal,
+        () => this.runner.runAdmitted(admitted, localDatabase(view, shards)),
       );
-      const answer = await this.runner.runAdmitted(admitted, localDatabase(view, shards));
       const coverage = answer.shards.map(({ shard, ms }) => ({
         shard,
         node: this.self,
@@ -248,10 +264,11 @@ export class QueryService {
     const { view, shards } = this.localShards(request.database, request.version, request.shards);
     return this.runner.runWith(
       request,
-      async (admitted) => {
-        await view.prepare?.(request.shards, admitted.signal);
-        return { partials: await this.runner.mapAll(admitted, localDatabase(view, shards)), params: admitted.params };
-      },
+      (admitted) =>
+        prepared(view, request.shards, admitted.signal, async () => ({
+          partials: await this.runner.mapAll(admitted, localDatabase(view, shards)),
+          params: admitted.params,
+        })),
       'maps',
     );
   }
@@ -280,7 +297,8 @@ export class QueryService {
     }
     const [shard] = local.shards;
     if (shard === undefined) throw new ShardCallError('unavailable', `shard ${call.shard} is not here`);
-    await local.view.prepare?.([call.shard], signal);
-    return this.runner.mapShard({ endpoint, params: call.params, signal }, localDatabase(local.view, [shard]), shard);
+    return prepared(local.view, [call.shard], signal, () =>
+      this.runner.mapShard({ endpoint, params: call.params, signal }, localDatabase(local.view, [shard]), shard),
+    );
   }
 }

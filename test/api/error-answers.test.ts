@@ -174,7 +174,11 @@ function startNode(setup: Setup = {}): Node {
             databases:
               setup.source === undefined
                 ? undefined
-                : { checkSource: () => Promise.resolve(setup.source ?? { ok: true }), progress: () => [] },
+                : {
+                    checkSource: () => Promise.resolve(setup.source ?? { ok: true }),
+                    progress: () => [],
+                    queries: () => ({ served: 0, failed: 0, recentMs: [] }),
+                  },
             bootstrap:
               setup.notInCluster === true
                 ? { inCluster: false, schedule: () => Promise.resolve(undefined), records: () => [] }

@@ -75,13 +75,26 @@ describe('operator metrics', () => {
         host: { status: () => [replica('leader', 5, [{ id: asNodeId(2), match: 4 }])] },
         peerTraffic: () => new Map([[asNodeId(2), { bytesSent: 10, bytesReceived: 20 }]]),
         dataDir: dir,
-        databases: () => [{ database: 'shop', state: 'loaded', bytesDone: 100, bytesTotal: 100, filesDone: 2 }],
+        databases: () => [
+          { database: 'shop', state: 'loaded', bytesDone: 100, bytesTotal: 100, filesDone: 2, cache: null },
+          {
+            database: 'lazy',
+            state: 'evicted',
+            bytesDone: 10,
+            bytesTotal: 10,
+            filesDone: 1,
+            cache: { files: 1, bytes: 5 },
+          },
+        ],
         catalog: () => ({
           shards: [{ database: 'shop', shard: '1', state: 'loaded', replicas: 2 }],
           desired: [{ database: 'shop', replicas: 2 }],
         }),
       });
       metrics.databaseBytesFetched('shop', 100);
+      for (const event of ['s3_request', 'cache_hit', 'cache_miss', 'cache_eviction'] as const)
+        metrics.databaseEvent('lazy', event);
+      metrics.databaseQuery('shop', 0.012, true);
       metrics.proposal('applied');
       metrics.read('linearizable', 'served');
       metrics.httpRequest('GET', '/v1/kv/:key', 200);
