@@ -472,6 +472,8 @@ export class DatabaseDownloads {
       job.stopped = true;
       job.state = 'failed';
       job.error = error instanceof Error ? error.message : String(error);
+      // A failed version is never served nor resumed (a reload stages a new one): give its space back.
+      for (const path of [dir, `${dir}.partial`]) rmSync(path, { recursive: true, force: true });
       this.options.log?.('warn', 'database download failed', {
         database: job.database,
         version: job.version,
@@ -718,6 +720,9 @@ function isStopped(job: Job): boolean {
 function asDownloadError(error: unknown): DownloadError {
   if (error instanceof DownloadError) return error;
   if (isObjectStoreError(error)) return new DownloadError(`${error.code}: ${error.message}`, error.retryable);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return new DownloadError(`disk full: ${error instanceof Error ? error.message : String(error)}`, false);
   // A stream cut half way, a socket reset: worth another attempt.
   return new DownloadError(error instanceof Error ? error.message : String(error), true);
 }
