@@ -307,8 +307,16 @@ export class DatabaseDownloads {
     await fetching;
   }
 
-  /** A lazy job loaded before (a restart): its data files on disk go into the cache, oldest first. */
+  /**
+   * A lazy job loaded before (a restart): its data files on disk go into the cache, oldest first,
+   * and its footers (checked when it loaded) are counted again.
+   */
   private adoptLazy(job: Job, dir: string): void {
+    for (const file of footersOf(job)) {
+      const path = join(`${dir}.meta`, `${file.path}.footer`);
+      const rows = existsSync(path) ? footerRows(readFileSync(path)) : 0;
+      if (typeof rows === 'number') job.footerRows += rows;
+    }
     const found = (job.lazyData ?? [])
       .filter((file) => isComplete(dir, file))
       .map((file) => ({ file, path: join(dir, file.path) }))
