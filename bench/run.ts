@@ -21,7 +21,8 @@
 // `--data` adds the data-plane benchmarks; today the query part (bench/query.bench.ts: p50/p99 of
 // the example endpoints over generated Parquet and NDJSON); its figures go under `query`; and the
 // download throughput (bench/download.bench.ts: the download controller against a plain parallel
-// GetObject loop over the same files, in the same run), under `download`.
+// GetObject loop over the same files, in the same run), under `download`; and the time to first
+// query on a lazy database against a full download (bench/lazy.bench.ts), under `lazy`.
 // `--query-shards N`, `--query-events N`, `--query-samples N`, `--query-seconds N` (defaults there).
 
 import { cpus } from 'node:os';
@@ -37,6 +38,7 @@ import {
 import { runIdleGroupsBench, type IdleGroupsReport } from './idle-groups.bench.ts';
 import { queryBenchOptionsFrom, queryTable, runQueryBench, type QueryReport } from './query.bench.ts';
 import { runDownloadBench, type DownloadReport } from './download.bench.ts';
+import { runLazyBench, type LazyReport } from './lazy.bench.ts';
 import { runRaftCoreBench } from './raft-core.bench.ts';
 import { runRestartBench, type RestartReport } from './restart.bench.ts';
 
@@ -160,6 +162,14 @@ if (process.argv.includes('--data')) {
   people.table([download]);
 }
 
+let lazy: LazyReport | undefined;
+if (process.argv.includes('--data')) {
+  lazy = await runLazyBench((line) => {
+    process.stderr.write(`${line}\n`);
+  });
+  people.table([lazy]);
+}
+
 const report = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
@@ -169,6 +179,7 @@ const report = {
   ...(restart === undefined ? {} : { restart }),
   ...(query === undefined ? {} : { query }),
   ...(download === undefined ? {} : { download }),
+  ...(lazy === undefined ? {} : { lazy }),
   targets: { 'raft-core.batch64.entriesPerSecond': 500_000 },
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -1,8 +1,10 @@
 // `dram db add|ls|show|shards|rm|reload` and `dram alias ls|set|rm|swap`: thin clients of the
 // database and alias routes (docs/databases.md). `db add` and `db reload` wait (unless --no-wait)
 // for the action, then for the version to be loaded on its copies, drawing a progress bar
-// (cli-progress) over the bytes of every replica when the output is a terminal; a replica that
-// fails ends the wait with its error. Called by src/cli/main.ts.
+// (cli-progress) over the bytes of every replica when the output is a terminal; the first replica
+// that records `failed` ends the wait with its error and exit code 1 (the action was DONE, the
+// load was not: a failed replica stays failed until a reload, so the version can never become
+// loaded by waiting longer). Called by src/cli/main.ts.
 
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
@@ -39,7 +41,19 @@ interface DatabaseJson {
   bytes: number;
   next: { version: number; state: string } | null;
   aliases: string[];
+  lazy?: boolean;
   current?: VersionJson;
+  stats?: DatabaseStatsJson;
+}
+interface DatabaseStatsJson {
+  bytesOnDisk: number;
+  s3Requests: number;
+  s3Bytes: number;
+  cacheHitRate: number | null;
+  queries: number;
+  queriesFailed: number;
+  queryP50Ms: number | null;
+  queryP99Ms: number | null;
 }
 
 type Fail = (message: string) => never;
@@ -104,7 +118,7 @@ async function waitForLoaded(url: string, name: string, version: number, fail: F
       }
       if (target.state === 'loaded' && database.current.version === version) return database;
       const failed = replicas.filter((replica) => replica.state === 'failed');
-      if (failed.length > 0 && replicas.every((replica) => replica.state !== 'loading'))
+      if (failed.length > 0)
         fail(
           `${name} v${version} failed to load:\n${failed.map((r) => `  shard ${r.shard} on node ${r.node}: ${r.error ?? '?'}`).join('\n')}`,
         );
@@ -122,12 +136,37 @@ function databaseRow(database: DatabaseJson): Record<string, string | number> {
     version: database.version,
     state: database.state,
     replicas: database.replicas,
+    lazy: database.lazy === true ? 'yes' : '',
     shards: database.shards,
     files: database.files,
     size: mebibytes(database.bytes),
     next: database.next === null ? '' : `v${database.next.version} ${database.next.state}`,
     aliases: database.aliases.join(' '),
     source: database.source,
+  };
+}
+
+/** `dram db ls`: a database's row with its statistics (summed over the members holding it). */
+function statsRow(database: DatabaseJson): Record<string, string | number> {
+  const stats = database.stats;
+  const ms = (value: number | null | undefined): string => (value === null || value === undefined ? '' : `${value}`);
+  return {
+    name: database.name,
+    version: database.version,
+    state: database.state,
+    lazy: database.lazy === true ? 'yes' : '',
+    shards: database.shards,
+    'on disk': stats === undefined ? '?' : mebibytes(stats.bytesOnDisk),
+    's3 requests': stats?.s3Requests ?? '?',
+    's3 bytes': stats === undefined ? '?' : mebibytes(stats.s3Bytes),
+    'cache hits': stats?.cacheHitRate === null || stats === undefined ? '' : `${Math.round(stats.cacheHitRate * 100)}%`,
+    queries:
+      stats === undefined
+        ? '?'
+        : `${stats.queries}${stats.queriesFailed > 0 ? ` (${stats.queriesFailed} failed)` : ''}`,
+    'p50 ms': ms(stats?.queryP50Ms),
+    'p99 ms': ms(stats?.queryP99Ms),
+    aliases: database.aliases.join(' '),
   };
 }
 
@@ -145,20 +184,22 @@ function addDbAdd(db: Command, defaultUrl: string, fail: Fail): void {
   db.command('add <name> <source>')
     .description('add the database at s3://bucket/prefix; waits until it is loaded on its copies')
     .option('--replicas <n>', 'copies of each shard: a number, or "all" (every member, joiners too)', '1')
-    .option('--metadata-pattern <glob>', 'recorded with the database (lazy databases, a later version)')
+    .option('--lazy', 'load only the metadata; fetch the data files when a query first needs them')
+    .option('--metadata-pattern <glob>', 'with --lazy: files (paths under the prefix) to fetch at load too')
     .option('--no-wait', 'print the action id at once')
     .option('--url <url>', 'any member', defaultUrl)
     .action(
       async (
         name: string,
         source: string,
-        flags: { replicas: string; metadataPattern?: string; wait: boolean; url: string },
+        flags: { replicas: string; lazy?: boolean; metadataPattern?: string; wait: boolean; url: string },
       ) => {
         const replicas = flags.replicas === 'all' ? 'all' : Number(flags.replicas);
         const body = JSON.stringify({
           name,
           source,
           replicas,
+          ...(flags.lazy === true ? { lazy: true } : {}),
           ...(flags.metadataPattern === undefined ? {} : { metadataPattern: flags.metadataPattern }),
         });
         const answer = await call(flags.url, 'POST', '/v1/databases', body);
@@ -178,12 +219,12 @@ function addDbAdd(db: Command, defaultUrl: string, fail: Fail): void {
 /** db ls, show, shards. */
 function addDbReads(db: Command, defaultUrl: string, fail: Fail): void {
   db.command('ls')
-    .description('every database: version, state, size, aliases')
+    .description('every database: version, state, bytes on disk, S3 requests and bytes, cache hit rate, queries')
     .option('--url <url>', 'any member', defaultUrl)
     .option('--json', 'print JSON')
     .action(async (flags: { url: string; json?: boolean }) => {
       print(await call(flags.url, 'GET', '/v1/databases'), flags.json, fail, (body) => {
-        printTable((body as { databases: DatabaseJson[] }).databases.map(databaseRow));
+        printTable((body as { databases: DatabaseJson[] }).databases.map(statsRow));
       });
     });
   db.command('show <name>')

@@ -307,8 +307,16 @@ export class DatabaseDownloads {
     await fetching;
   }
 
-  /** A lazy job loaded before (a restart): its data files on disk go into the cache, oldest first. */
+  /**
+   * A lazy job loaded before (a restart): its data files on disk go into the cache, oldest first,
+   * and its footers (checked when it loaded) are counted again.
+   */
   private adoptLazy(job: Job, dir: string): void {
+    for (const file of footersOf(job)) {
+      const path = join(`${dir}.meta`, `${file.path}.footer`);
+      const rows = existsSync(path) ? footerRows(readFileSync(path)) : 0;
+      if (typeof rows === 'number') job.footerRows += rows;
+    }
     const found = (job.lazyData ?? [])
       .filter((file) => isComplete(dir, file))
       .map((file) => ({ file, path: join(dir, file.path) }))
@@ -472,6 +480,8 @@ export class DatabaseDownloads {
       job.stopped = true;
       job.state = 'failed';
       job.error = error instanceof Error ? error.message : String(error);
+      // A failed version is never served nor resumed (a reload stages a new one): give its space back.
+      for (const path of [dir, `${dir}.partial`]) rmSync(path, { recursive: true, force: true });
       this.options.log?.('warn', 'database download failed', {
         database: job.database,
         version: job.version,
@@ -718,6 +728,9 @@ function isStopped(job: Job): boolean {
 function asDownloadError(error: unknown): DownloadError {
   if (error instanceof DownloadError) return error;
   if (isObjectStoreError(error)) return new DownloadError(`${error.code}: ${error.message}`, error.retryable);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return new DownloadError(`disk full: ${error instanceof Error ? error.message : String(error)}`, false);
   // A stream cut half way, a socket reset: worth another attempt.
   return new DownloadError(error instanceof Error ? error.message : String(error), true);
 }

@@ -122,13 +122,16 @@ afterAll(async () => {
 
 describe('a lazy database against s3rver', () => {
   it('loads the metadata only, fetches on first use, hits the cache after, evicts under its bound', async () => {
-    const added = await request(
-      `${cluster.url(1)}/v1/databases`,
-      'POST',
-      JSON.stringify({ name: 'lazy', source: `s3://${bucket}/lazy/`, lazy: true }),
-      'application/json',
-    );
-    expect(added.status).toBe(202);
+    // Retried while the node is not registered ACTIVE yet, just after it formed.
+    await eventually(async () => {
+      const added = await request(
+        `${cluster.url(1)}/v1/databases`,
+        'POST',
+        JSON.stringify({ name: 'lazy', source: `s3://${bucket}/lazy/`, lazy: true }),
+        'application/json',
+      );
+      return added.status === 202 ? true : undefined;
+    }, 100);
     await eventually(async () => ((await detail()).state === 'loaded' ? true : undefined), 300);
 
     // Loaded: small files whole, the Parquet data files only as footers (their rows counted).
@@ -177,5 +180,16 @@ describe('a lazy database against s3rver', () => {
     );
     expect(metrics).toContain('dram_database_queries_total{database="lazy",outcome="ok"} 4');
     expect(metrics).toContain('dram_database_versions{database="lazy",state="evicted"} 1');
+
+    // After a restart the files on disk are the cache again (hits, no fetch) and the footers count.
+    await cluster.kill(1, 'SIGTERM');
+    cluster.start(1, { init: false });
+    await eventually(async () => {
+      const restarted = await request(`${cluster.url(1)}/v1/databases/lazy`).catch(() => undefined);
+      return restarted?.status === 200 && (await replica()).cache !== null ? true : undefined;
+    }, 300);
+    const back = await replica();
+    expect(back).toMatchObject({ state: 'loaded', footerRows: 2 * eventsPerShard });
+    expect(back.cache).toMatchObject({ files: after.cache?.files, bytes: after.cache?.bytes, hits: 0, misses: 0 });
   });
 });
