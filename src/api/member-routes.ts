@@ -19,6 +19,11 @@
 // done steps are skipped). Bad input is a 400, a cluster id other than ours or a node id / address
 // clash with the address book a 409, and nothing is recorded or proposed then.
 //
+// Where the cluster places its kv groups (the meta model records a kv replication factor, shown as
+// `kvReplicationFactor` by the GET), the direct route only registers the node (ACTIVE, with its
+// addresses) and answers `{nodeId, groups: [], placed: true, members}`: the placement controller
+// then hands it groups, as it spreads replicas to the least loaded nodes.
+//
 // Bodies are validated by hand like the other admin routes (no Ajv coercion, unknown fields
 // refused). Every wait is bounded by `requestTimeoutMs`; the fan-out retries a group whose leader
 // is changing every `pollMs`, at most `groupAttemptsMax` times, within that deadline (the driver,
@@ -51,6 +56,7 @@ import { jsonBody, memberOnly } from './request-guard.ts';
 import { clusterAddKind } from '../control/action-kinds.ts';
 import { formatAddress } from '../control/member-directory.ts';
 import { runAsAction, type ActionsContext } from './action-schedule.ts';
+import { proposeMeta } from './meta-propose.ts';
 
 export interface MemberRoutesOptions extends MembershipRouteOptions {
   readonly clusterId: string;
@@ -188,6 +194,30 @@ async function addToGroup(
   }
 }
 
+/**
+ * Where the cluster places its kv groups, a joining node is registered (ACTIVE, with its
+ * addresses) and made a voter of nothing: the placement controller hands it groups.
+ */
+async function registerPlaced(context: MemberContext, actions: ActionsContext, parsed: MemberRequest) {
+  const { nodeId, raft, http } = parsed.member;
+  const known = actions.model.node(nodeId);
+  const url = http === undefined ? null : `http://${formatAddress(http)}`;
+  const proposed = await proposeMeta(actions, {
+    type: 'node.upsert',
+    node: {
+      id: nodeId,
+      address: { member: url, client: url, raft: formatAddress(raft) },
+      agentVersion: known?.agentVersion ?? '',
+      storeVersion: known?.storeVersion ?? '',
+      attributes: known?.attributes ?? {},
+      status: known?.status === 'LEAVING' ? 'LEAVING' : 'ACTIVE',
+    },
+  });
+  if (!proposed.outcome.ok)
+    throw new ApiError('DRAM_ERR_INTERNAL', `registering node ${nodeId} refused: ${proposed.outcome.code}`);
+  return { nodeId, groups: [], placed: true, members: membersJson(context.options.directory.list()) };
+}
+
 export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, options, done) => {
   const context = fanoutContext(options);
 
@@ -196,6 +226,8 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
     clusterId: options.clusterId,
     groups: options.groups,
     members: membersJson(options.directory.list()),
+    // Set: the cluster places its kv groups, and a joining node only registers (see joinEverywhere).
+    kvReplicationFactor: options.actions?.model.replicationFactor('kv') ?? null,
   }));
 
   const actions = options.actions;
@@ -214,6 +246,8 @@ export const memberRoutes: FastifyPluginCallback<MemberRoutesOptions> = (app, op
     const parsed = parseMemberBody(request.body);
     admit(context, parsed);
     options.directory.record(parsed.member);
+    if (actions !== undefined && actions.model.replicationFactor('kv') !== undefined)
+      return registerPlaced(context, actions, parsed);
     const deadlineMs = performance.now() + options.requestTimeoutMs;
     const groups = await Promise.all(
       options.groups.map((group) => changeThroughLeader(context, joinChange(context, group, parsed), deadlineMs)),

@@ -1,8 +1,8 @@
 // Placement over HTTP (docs/placement.md):
 //  - `GET /v1/placement`: per kv group the desired and actual replicas, its state in the last
 //    planning round and why, the moves in progress (with the learner's catch-up: its match index
-//    against the leader's commit index), the last finished moves with their reasons, the kv
-//    replication factor and the settings. The planner runs on the meta leader, so a follower
+//    against the leader's commit index, and the snapshot bytes it acknowledged while it gets
+//    one), the last finished moves with their reasons, the kv replication factor and the settings. The planner runs on the meta leader, so a follower
 //    forwards the request there (one hop); when it cannot, it answers from its own meta replica
 //    with `state: null` (what the model records, without the last round's view).
 //  - `PUT /v1/placement/settings` `{nodeGoneGraceMs?, movesPerNodeMax?}`: records the settings in
@@ -21,7 +21,7 @@ import { asGroupId, type GroupId, type NodeId } from '../base/ids.ts';
 import { settingsPatch } from '../codec/meta-placement.ts';
 import { CodecError, confChange } from '../codec/validate.ts';
 import type { PlacementRound } from '../control/placement-controller.ts';
-import { learnerCatchUpEntriesMax, settingsOf, type NodeReport } from '../control/placement-view.ts';
+import { learnerCatchUpEntriesMax, nodeReportOf, settingsOf, type NodeReport } from '../control/placement-view.ts';
 import { metaGroupId } from '../models/meta.ts';
 import type { ActionsContext } from './action-schedule.ts';
 import { ApiError } from './errors.ts';
@@ -90,26 +90,7 @@ export const placementRoutes: FastifyPluginCallback<PlacementRoutesOptions> = (a
 };
 
 function nodeReport(context: ActionsContext): NodeReport {
-  return {
-    node: context.nodeId,
-    groups: context.host
-      .status()
-      .filter(({ group }) => group !== metaGroupId)
-      .map(({ group, status, appliedIndex, confIndex }) => ({
-        group,
-        role: status.role,
-        term: status.term,
-        leader: status.leader,
-        commit: status.commit,
-        applied: appliedIndex,
-        confIndex,
-        voters: status.confState.voters,
-        learners: status.confState.learners,
-        votersOutgoing: status.confState.votersOutgoing,
-        learnersNext: status.confState.learnersNext,
-        progress: status.progress.map(({ id, match }) => ({ id, match })),
-      })),
-  };
+  return nodeReportOf(context.nodeId, context.host.status());
 }
 
 async function changeHere(
@@ -174,7 +155,8 @@ function placementAnswer(context: ActionsContext, round: PlacementRound | undefi
       }),
     moves: model.moves().map((move) => {
       const leader = round?.leaders.get(move.group);
-      const match = leader?.progress.find((member) => member.id === move.add)?.match;
+      const member = leader?.progress.find((candidate) => candidate.id === move.add);
+      const match = member?.match;
       return {
         group: move.group,
         add: nodeOrNull(move.add),
@@ -188,6 +170,8 @@ function placementAnswer(context: ActionsContext, round: PlacementRound | undefi
                 match: match ?? 0,
                 commit: leader.commit,
                 caughtUp: match !== undefined && match > 0 && match + learnerCatchUpEntriesMax >= leader.commit,
+                // While the learner catches up by snapshot: the bytes it acknowledged, of the total.
+                snapshot: member?.snapshot === undefined ? null : { ...member.snapshot },
               },
       };
     }),

@@ -338,7 +338,12 @@ program
             moving: `kv/${m.group}`,
             add: m.add ?? '',
             remove: m.remove ?? '',
-            'caught up': m.progress === null ? '' : `${m.progress.match}/${m.progress.commit}`,
+            'caught up':
+              m.progress === null
+                ? ''
+                : m.progress.snapshot === null
+                  ? `${m.progress.match}/${m.progress.commit}`
+                  : `snapshot ${m.progress.snapshot.ackedBytes}/${m.progress.snapshot.totalBytes} B`,
             reason: m.reason,
           })),
         );

@@ -89,8 +89,12 @@ export interface StepContext {
   clusterId(): string;
   /** This node's HTTP URL: the member a new node is asked to join through. */
   readonly selfUrl: string;
-  /** Whether the node is a voter of every kv group hosted here. */
-  isVoterEverywhere(node: NodeId): boolean;
+  /**
+   * Whether the node has joined (cluster.add and cluster.join are done): where the cluster places
+   * its groups (a kv replication factor recorded), registered ACTIVE (the member it joined through
+   * registered it; placement then hands it groups); otherwise a voter of every kv group hosted here.
+   */
+  hasJoined(node: NodeId): boolean;
   /** The registry's record of the node, when it has one. */
   registered(node: NodeId): NodeRecord | undefined;
   /** How many nodes the registry holds. */
@@ -136,7 +140,7 @@ export async function runActionStep(action: ActionRecord, context: StepContext):
     case clusterInitKind:
       return { phase: 'DONE', payload: { cluster_id: context.clusterId(), node_id: action.node }, error: null };
     case clusterJoinKind:
-      return context.isVoterEverywhere(action.node)
+      return context.hasJoined(action.node)
         ? {
             phase: 'DONE',
             payload: { node: objectOf(action.args)?.['node'] ?? null, node_id: action.node },
@@ -263,7 +267,7 @@ async function stepAdd(action: ActionRecord, context: StepContext): Promise<Acti
     return { phase: 'RUNNING', payload: { node: url, node_id: described.nodeId }, error: null };
   }
   const node = known as NodeId;
-  if (context.isVoterEverywhere(node)) return { phase: 'DONE', payload: { node: url, node_id: node }, error: null };
+  if (context.hasJoined(node)) return { phase: 'DONE', payload: { node: url, node_id: node }, error: null };
   if (context.registered(node) === undefined) {
     const result = await context.recordNode(joiningRecord(node, url));
     return result.ok || !result.final ? undefined : failedState(action, result.message);

@@ -110,7 +110,8 @@ export class MetaController {
       drain: (node) => options.effects.drain?.(node),
       selfUrl: options.selfUrl ?? '',
       clusterId: () => model.clusterId,
-      isVoterEverywhere: (node) => {
+      hasJoined: (node) => {
+        if (model.replicationFactor('kv') !== undefined) return model.node(node)?.status === 'ACTIVE';
         const kv = host.status().filter(({ group }) => group !== metaGroup);
         return kv.length > 0 && kv.every(({ status }) => status.confState.voters.includes(node));
       },

@@ -24,7 +24,8 @@
 // A group without a known leader, with a membership change pending, or without a quorum of live
 // voters gets no step. No step leaves a group (in its old or new configuration) with fewer live
 // voters than a majority. A node takes part in at most `movesPerNodeMax` moves at once (as the
-// added node or a live removed one). When a group has nothing to move, leadership is balanced: a
+// added node or a live removed one), and leads at most that many catch-ups (moves adding a node
+// to a group it leads: the log or snapshot comes from it). When a group has nothing to move, leadership is balanced: a
 // transfer from a node holding two or more primaries more than a caught-up fellow voter.
 //
 // Called by: src/control/ (the placement controller); test/control/placement-*.ts (golden transcripts).
@@ -123,6 +124,11 @@ interface Ledger {
   readonly primaries: Map<NodeId, number>;
   /** Moves each node takes part in (recorded and planned in this round). */
   readonly busy: Map<NodeId, number>;
+  /**
+   * Catch-ups each node sends as a group's leader: moves whose added node is not a voter yet
+   * (its log or snapshot comes from the leader), recorded and planned in this round.
+   */
+  readonly sending: Map<NodeId, number>;
 }
 
 export function planPlacement(view: PlacementView): PlacementPlan {
@@ -145,10 +151,12 @@ function openLedger(view: PlacementView): Ledger {
   const load = new Map<NodeId, number>();
   const primaries = new Map<NodeId, number>();
   const busy = new Map<NodeId, number>();
+  const sending = new Map<NodeId, number>();
   for (const node of view.nodes) {
     load.set(node.id, 0);
     primaries.set(node.id, 0);
     busy.set(node.id, 0);
+    sending.set(node.id, 0);
   }
   const bump = (map: Map<NodeId, number>, node: NodeId, by: number): void => {
     if (map.has(node)) map.set(node, (map.get(node) ?? 0) + by);
@@ -157,15 +165,26 @@ function openLedger(view: PlacementView): Ledger {
     for (const node of [...group.voters, ...group.learners]) bump(load, node, 1);
     bump(primaries, group.leader, 1);
   }
-  const ledger: Ledger = { view, nodes, load, primaries, busy };
+  const ledger: Ledger = { view, nodes, load, primaries, busy, sending };
   for (const move of view.moves) {
     const group = view.groups.find((g) => g.id === move.group);
     const members = new Set([...(group?.voters ?? []), ...(group?.learners ?? [])]);
     if (move.add !== undefined && !members.has(move.add)) bump(load, move.add, 1);
     if (move.remove !== undefined && members.has(move.remove)) bump(load, move.remove, -1);
     countBusy(ledger, move);
+    if (group !== undefined && move.add !== undefined && !group.voters.includes(move.add))
+      bump(sending, group.leader, 1);
   }
   return ledger;
+}
+
+/**
+ * The group's leader may send one more catch-up: snapshot catch-ups are what a move costs its
+ * sender (the host rate-limits the bytes; this bounds how many a node serves at once), so a node
+ * leads at most movesPerNodeMax catch-ups, as it takes part in at most that many moves.
+ */
+function senderHasRoom(ledger: Ledger, group: PlacementGroup): boolean {
+  return count(ledger.sending, group.leader) < ledger.view.settings.movesPerNodeMax;
 }
 
 function countBusy(ledger: Ledger, move: PlacementMove): void {
@@ -239,6 +258,7 @@ function planGroup(ledger: Ledger, group: PlacementGroup, move: PlacementMove | 
   const next = chooseMove(ledger, group);
   if (next !== undefined && 'move' in next) {
     countBusy(ledger, next.move);
+    if (next.move.add !== undefined) ledger.sending.set(group.leader, count(ledger.sending, group.leader) + 1);
     adjustLoad(ledger, next.move);
     return {
       step: { kind: 'start_move', move: next.move },
@@ -344,6 +364,8 @@ function chooseMove(ledger: Ledger, group: PlacementGroup): Choice | undefined {
   if (replaceable === undefined && !short) return balanceReplicas(ledger, group, target, start);
   const blocked = (why: string): Choice => ({ blocked: why, short: short || lost.length > 0 });
   if (target === undefined) return blocked(`no eligible node with room for a replica`);
+  if (!senderHasRoom(ledger, group))
+    return blocked(`its leader, node ${group.leader}, already sends ${count(ledger.sending, group.leader)} catch-ups`);
   if (!mayMove(ledger, undefined, replaceable)) return blocked(`node ${replaceable} is busy with other moves`);
   if (short || replaceable === undefined) return start(`${group.voters.length} voters, factor ${factor}`, target);
   const why = lost.includes(replaceable) ? goneReason(ledger, replaceable) : `node ${replaceable} is draining`;
@@ -363,7 +385,7 @@ function balanceReplicas(
   target: NodeId | undefined,
   start: (reason: string, add?: NodeId, remove?: NodeId) => Choice,
 ): Choice | undefined {
-  if (target === undefined) return undefined;
+  if (target === undefined || !senderHasRoom(ledger, group)) return undefined;
   const source = mostLoaded(ledger, group.voters, group.leader);
   if (source === undefined) return undefined;
   if (count(ledger.load, source) - count(ledger.load, target) < 2) return undefined;

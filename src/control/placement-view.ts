@@ -10,6 +10,8 @@ import type { GroupId, NodeId } from '../base/ids.ts';
 import { NO_NODE } from '../base/ids.ts';
 import type { GroupRecord, NodeRecord } from '../codec/meta.ts';
 import type { MoveRecord, PlacementSettingsRecord } from '../codec/meta-placement.ts';
+import { metaGroupId } from '../models/meta.ts';
+import type { Status } from '../raft/types.ts';
 import {
   placementDefaults,
   type PlacementGroup,
@@ -35,13 +37,52 @@ export interface GroupReport {
   readonly learners: readonly NodeId[];
   readonly votersOutgoing: readonly NodeId[];
   readonly learnersNext: readonly NodeId[];
-  /** On a leader: each member's match index. */
-  readonly progress: readonly { readonly id: NodeId; readonly match: number }[];
+  /** On a leader: each member's match index, and the bytes of a snapshot being sent to it. */
+  readonly progress: readonly {
+    readonly id: NodeId;
+    readonly match: number;
+    readonly snapshot?: { readonly ackedBytes: number; readonly totalBytes: number };
+  }[];
 }
 
 export interface NodeReport {
   readonly node: NodeId;
   readonly groups: readonly GroupReport[];
+}
+
+/** What a node reports of one hosted group (MultiRaftHost.status() gives these). */
+export interface HostedGroup {
+  readonly group: GroupId;
+  readonly status: Status;
+  readonly appliedIndex: number;
+  readonly confIndex: number;
+}
+
+/** This node's report: every hosted group but the meta group (the controller's survey; also run in the simulator). */
+export function nodeReportOf(node: NodeId, hosted: readonly HostedGroup[]): NodeReport {
+  return {
+    node,
+    groups: hosted
+      .filter(({ group }) => group !== metaGroupId)
+      .map(({ group, status, appliedIndex, confIndex }) => ({
+        group,
+        role: status.role,
+        term: status.term,
+        leader: status.leader,
+        commit: status.commit,
+        applied: appliedIndex,
+        confIndex,
+        voters: status.confState.voters,
+        learners: status.confState.learners,
+        votersOutgoing: status.confState.votersOutgoing,
+        learnersNext: status.confState.learnersNext,
+        progress: status.progress.map(({ id, match, snapshot }) => ({
+          id,
+          match,
+          ...(snapshot === undefined ? {} : { snapshot: { ...snapshot } }),
+        })),
+      })),
+  };
 }
 
 export interface PlacementInputs {

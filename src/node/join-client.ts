@@ -42,6 +42,11 @@ export interface ClusterView {
   readonly clusterId: string;
   readonly groups: readonly GroupId[];
   readonly members: readonly MemberAddresses[];
+  /**
+   * The cluster places its kv groups (a kv replication factor is recorded): a joining node only
+   * registers, and the placement controller hands it groups (absent from older members: false).
+   */
+  readonly placed: boolean;
 }
 
 /** Headers proving this node holds the cluster secret, for the call `method url` (src/node/peer-signer.ts). */
@@ -180,10 +185,18 @@ export function parseClusterView(value: unknown, via: string): ClusterView {
   );
   const members = raw['members'];
   if (!Array.isArray(members) || members.length > membersMax) return bad(`members: expected at most ${membersMax}`);
+  const factor = raw['kvReplicationFactor'];
+  if (
+    factor !== undefined &&
+    factor !== null &&
+    !(typeof factor === 'number' && Number.isSafeInteger(factor) && factor > 0)
+  )
+    return bad('kvReplicationFactor: expected a positive integer or null');
   return {
     clusterId,
     groups: groupIds,
     members: members.map((member: unknown, k) => parseMember(member, `members[${k}]`, bad)),
+    placed: typeof factor === 'number',
   };
 }
 

@@ -9,7 +9,10 @@
 //    EMPTY storage: no bootstrap entry, the leaders replicate the whole log from index 1 (or send
 //    a snapshot). Once the node serves and a member accepted its peer handshake (proof that the
 //    secret is right: without it the learners could never catch up), finishJoin() asks the member
-//    to make it a voter of every group, and marks the join record complete;
+//    to make it a voter of every group, and marks the join record complete. When the cluster
+//    places its groups (the member reports a kv replication factor), the node hosts no kv group
+//    at first and the member only registers it: the placement controller then hands it groups
+//    (each started by the hosting loop when a move adds it, src/node/group-hosting.ts);
 //  - restarting: a data dir with a join record hosts its groups (an unfinished join continues
 //    through the recorded member, or --join if given); one without hosts --kv-groups as created.
 // The join record (<data dir>/join.json) is written before the groups are first hosted, so a
@@ -56,8 +59,10 @@ export interface JoinRecord {
   /** The member joined through. */
   readonly via: string;
   readonly groups: readonly GroupId[];
-  /** This node is a voter of every group (the member said so). */
+  /** This node is a voter of every group (the member said so), or registered when `placed`. */
   readonly complete: boolean;
+  /** The cluster places its kv groups: this node hosts what placement gives it, not every group. */
+  readonly placed?: boolean;
 }
 
 export interface StartPlan {
@@ -84,14 +89,24 @@ export async function planStart(
       if (step.ignoredJoin) logger.info({ via: config.join }, 'this node joined the cluster before: --join ignored');
       const groups = record?.groups ?? [];
       const stored = storedKvGroups(store);
-      return { book, groups, hosted: stored.length > 0 ? stored : groups, joinVia: undefined };
+      return {
+        book,
+        groups,
+        hosted: stored.length > 0 || record?.placed === true ? stored : groups,
+        joinVia: undefined,
+      };
     }
     case 'resume_join':
       logger.info({ via: step.via }, 'resuming an unfinished join');
-      return { book, groups: record?.groups ?? [], hosted: record?.groups ?? [], joinVia: step.via };
+      return {
+        book,
+        groups: record?.groups ?? [],
+        hosted: record?.placed === true ? storedKvGroups(store) : (record?.groups ?? []),
+        joinVia: step.via,
+      };
     case 'learn': {
-      const groups = await learnCluster(config, step.via, book, logger, retry);
-      return { book, groups, hosted: groups, joinVia: step.via };
+      const view = await learnCluster(config, step.via, book, logger, retry);
+      return { book, groups: view.groups, hosted: view.placed ? [] : view.groups, joinVia: step.via };
     }
     case 'configured':
       if (step.ignoredJoin) logger.warn({ via: config.join }, 'the data dir already holds groups: --join ignored');
@@ -118,8 +133,14 @@ export async function finishJoin(
 ): Promise<void> {
   const via = plan.joinVia;
   if (via === undefined) return;
+  const placed = readJoinRecord(config.dataDir)?.placed === true;
   await awaitFirstPeer(node);
-  logger.info({ via, groups: plan.groups.length }, 'joining: asking to become a voter of every group');
+  logger.info(
+    { via, groups: plan.groups.length },
+    placed
+      ? 'joining: asking to be registered (placement gives this node its groups)'
+      : 'joining: asking to become a voter of every group',
+  );
   const others = plan.book
     .list()
     .flatMap((member) =>
@@ -134,8 +155,13 @@ export async function finishJoin(
     joinLog(logger),
     peerSigner(config),
   );
-  writeJoinRecord(config.dataDir, { via, groups: plan.groups, complete: true });
-  logger.info({ via, groups: plan.groups.length }, 'joined: a voter of every group');
+  writeJoinRecord(config.dataDir, { via, groups: plan.groups, complete: true, ...(placed ? { placed } : {}) });
+  logger.info(
+    { via, groups: plan.groups.length },
+    placed
+      ? 'joined: registered; the placement controller gives this node its groups'
+      : 'joined: a voter of every group',
+  );
 }
 
 async function awaitFirstPeer(node: JoiningNode): Promise<void> {
@@ -184,7 +210,7 @@ async function learnCluster(
   book: AddressBook,
   logger: Logger,
   retry: JoinRetry,
-): Promise<readonly GroupId[]> {
+): Promise<{ readonly groups: readonly GroupId[]; readonly placed: boolean }> {
   logger.info({ via }, 'joining a running cluster');
   const view = await fetchClusterView(via, retry, joinLog(logger), peerSigner(config));
   const problem = joinProblem(
@@ -197,12 +223,17 @@ async function learnCluster(
   );
   if (problem !== undefined) throw new JoinError(problem);
   for (const member of view.members) book.record(member);
-  writeJoinRecord(config.dataDir, { via, groups: view.groups, complete: false });
+  writeJoinRecord(config.dataDir, {
+    via,
+    groups: view.groups,
+    complete: false,
+    ...(view.placed ? { placed: true } : {}),
+  });
   logger.info(
-    { via, groups: view.groups.length, members: view.members.map((member) => member.nodeId) },
+    { via, groups: view.groups.length, members: view.members.map((member) => member.nodeId), placed: view.placed },
     'learned the cluster',
   );
-  return view.groups;
+  return view;
 }
 
 /** The kv groups the data dir holds (every group but the meta group). */
@@ -273,6 +304,7 @@ export function readJoinRecord(dataDir: string): JoinRecord | undefined {
     via: raw['via'] as string,
     groups: (groups as number[]).map(asGroupId),
     complete: raw['complete'] as boolean,
+    ...(raw['placed'] === true ? { placed: true } : {}),
   };
 }
 
@@ -282,5 +314,6 @@ function writeJoinRecord(dataDir: string, record: JoinRecord): void {
     via: record.via,
     groups: record.groups,
     complete: record.complete,
+    ...(record.placed === true ? { placed: true } : {}),
   });
 }

@@ -78,6 +78,20 @@ const isCount = (value: unknown): value is number =>
 const isNodes = (value: unknown): value is NodeId[] =>
   Array.isArray(value) && value.length <= reportGroupsMax && value.every(isCount);
 
+/** `{id, match, snapshot?: {ackedBytes, totalBytes}}`: a leader's view of one member. */
+function isMemberProgress(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const member = value as Record<string, unknown>;
+  const snapshot = member['snapshot'];
+  const snapshotOk =
+    snapshot === undefined ||
+    (typeof snapshot === 'object' &&
+      snapshot !== null &&
+      isCount((snapshot as Record<string, unknown>)['ackedBytes']) &&
+      isCount((snapshot as Record<string, unknown>)['totalBytes']));
+  return isCount(member['id']) && isCount(member['match']) && snapshotOk;
+}
+
 /** The report `node` answered, or undefined when it is not one. */
 export function reportOf(node: NodeId, text: string): NodeReport | undefined {
   let raw: unknown;
@@ -97,15 +111,7 @@ export function reportOf(node: NodeId, text: string): NodeReport | undefined {
     const progress = g['progress'];
     const counts = ['group', 'term', 'leader', 'commit', 'applied', 'confIndex'].every((name) => isCount(g[name]));
     const lists = ['voters', 'learners', 'votersOutgoing', 'learnersNext'].every((name) => isNodes(g[name]));
-    const members =
-      Array.isArray(progress) &&
-      progress.every(
-        (member: unknown) =>
-          typeof member === 'object' &&
-          member !== null &&
-          isCount((member as Record<string, unknown>)['id']) &&
-          isCount((member as Record<string, unknown>)['match']),
-      );
+    const members = Array.isArray(progress) && progress.every(isMemberProgress);
     if (!counts || !lists || !members || typeof g['role'] !== 'string') return undefined;
     parsed.push(item as GroupReport);
   }

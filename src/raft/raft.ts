@@ -1561,6 +1561,9 @@ export class RaftNode {
               learner: p.learner,
               recentActive: p.recentActive,
               inflightMessages: p.inflights.count,
+              ...(p.state === 'snapshot' && p.snapshot !== undefined
+                ? { snapshot: { ackedBytes: p.snapshot.ackedOffset, totalBytes: p.snapshot.totalBytes } }
+                : {}),
             }));
     return {
       id: this.id,

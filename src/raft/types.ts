@@ -327,6 +327,8 @@ export interface FollowerStatus {
   readonly learner: boolean;
   readonly recentActive: boolean;
   readonly inflightMessages: number;
+  /** While a snapshot is being sent (state 'snapshot'): the bytes the follower acknowledged, of the total. */
+  readonly snapshot?: { readonly ackedBytes: number; readonly totalBytes: number };
 }
 
 export interface Status {

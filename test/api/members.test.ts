@@ -68,6 +68,7 @@ describe('membership API', () => {
       clusterId: 'test-cluster',
       groups: [...kvGroups],
       members: nodeIds.map((id) => ({ nodeId: id, raft: `10.0.0.${id}:9000`, http: `10.0.0.${id}:8000` })),
+      kvReplicationFactor: null,
     });
   });
 

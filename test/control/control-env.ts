@@ -308,7 +308,7 @@ export class ControlEnv {
       },
       clusterId: () => this.model.clusterId,
       selfUrl: 'http://m1',
-      isVoterEverywhere: (node) => this.votersEverywhere.has(node),
+      hasJoined: (node) => this.votersEverywhere.has(node),
       registered: (node) => this.model.node(node),
       registeredCount: () => this.model.nodes().length,
       recordNode: (node) => {

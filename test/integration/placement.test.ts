@@ -4,7 +4,9 @@
 // with the grace period set small through the meta model, under a small bounded write load: a
 // restart shorter than the grace moves nothing (checked in /v1/placement), and a node killed for
 // longer has its groups re-created elsewhere, every group back at three voters on live nodes, with
-// every acknowledged write readable afterwards, key by key. Every wait is a bounded poll.
+// every acknowledged write readable afterwards, key by key; cluster.remove drains a live node. Last,
+// a sixth node started with --join is only registered, and placement hands it groups by moves (it
+// is never made a voter of every group). Every wait is a bounded poll.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, groupStatus, processCluster, request, type ProcessCluster } from './cluster-process.ts';
@@ -229,4 +231,42 @@ describe('a node gone', () => {
     }, 300);
     expect(after.size).toBe(groupCount);
   }, 180_000);
+});
+
+describe('a node joining a placed cluster', () => {
+  it('registers a node started with --join and lets placement hand it groups, never adding it everywhere', async () => {
+    const joiner = 6;
+    const up: number[] = [];
+    for (const id of cluster.ids) if (await request(`${cluster.url(id)}/v1/status`).catch(() => undefined)) up.push(id);
+    cluster.start(joiner, { init: false, join: cluster.url(up[0] ?? 1) });
+    const members = [...up, joiner];
+    // Placement spreads replicas to it (it holds none, the others 8 each) until loads are even.
+    const after = await eventually(async () => {
+      const voters = await votersByGroup(members);
+      if (voters === undefined) return undefined;
+      const joined = [...voters.values()].filter((m) => m.includes(joiner)).length;
+      const settled = [...voters.values()].every((m) => m.length === factor);
+      const seen = await placement(up[0] ?? 1);
+      return settled && joined >= 4 && seen.moves.length === 0 ? { voters, seen } : undefined;
+    }, 1200);
+    const placed = [...after.voters].filter(([, m]) => m.includes(joiner)).map(([group]) => group);
+    // Each of its groups came to it through a move of the placement controller (with --join alone
+    // it would have been made a voter of every group, and the surplus removed from the others).
+    const given = new Set(
+      after.seen.history.filter((m) => m.add === joiner && m.outcome === 'finished').map((m) => m.group),
+    );
+    for (const group of placed) expect(given.has(group), `group ${group}`).toBe(true);
+    expect(placed.length).toBeLessThan(groupCount);
+    expect(after.seen.history.some((m) => m.add === null && m.reason.includes('voters, factor'))).toBe(false);
+    // It hosts exactly the groups placed on it, and serves every key.
+    const hosted = (await groupStatus(cluster.url(joiner))).map((g) => g.group).sort((a, b) => a - b);
+    expect(hosted).toEqual(placed.sort((a, b) => a - b));
+    for (let k = 0; k < 16; k++) {
+      const read = await eventually(async () => {
+        const answer = await request(`${cluster.url(joiner)}/v1/kv/spread-${k}`);
+        return answer.status === 200 ? answer : undefined;
+      }, 50);
+      expect(read.text).toBe(`value-${k}`);
+    }
+  }, 240_000);
 });

@@ -91,6 +91,7 @@ describe('join client', () => {
         { nodeId: 1, raft: { host: '127.0.0.1', port: 9001 }, http: { host: '127.0.0.1', port: 8001 } },
         { nodeId: 2, raft: { host: '127.0.0.1', port: 9002 }, http: undefined },
       ],
+      placed: false,
     });
     expect(member.requests.map((request) => `${request.method} ${request.url}`)).toEqual([
       'GET /v1/admin/members',
@@ -169,8 +170,16 @@ describe('join client', () => {
       { ...view, members: [{ nodeId: 0, raft: '127.0.0.1:9' }] },
       { ...view, members: [{ nodeId: 2 }] },
       { ...view, members: [{ nodeId: 2, raft: 'x' }] },
+      { ...view, kvReplicationFactor: 0 },
+      { ...view, kvReplicationFactor: '3' },
     ]) {
       expect(() => parseClusterView(bad, 'http://member')).toThrow(JoinError);
     }
+  });
+
+  it('tells a cluster that places its groups (a kv replication factor) from one that does not', () => {
+    expect(parseClusterView({ ...view, kvReplicationFactor: 3 }, 'http://member').placed).toBe(true);
+    expect(parseClusterView({ ...view, kvReplicationFactor: null }, 'http://member').placed).toBe(false);
+    expect(parseClusterView(view, 'http://member').placed).toBe(false);
   });
 });

@@ -1,7 +1,8 @@
-// `npm run sim -- --seeds N --from S [--verbose] [--core | --control] [--any-node]`: a long simulation
+// `npm run sim -- --seeds N --from S [--verbose] [--core | --control | --placement] [--any-node]`: a long simulation
 // campaign. By default the host simulator (the production MultiRaftHost on virtual time,
 // ./host-simulator.ts); with --control the same with the control plane (the meta group, its
-// executor and clients scheduling actions, ./host-control.ts); with --core the core-only simulator
+// executor and clients scheduling actions, ./host-control.ts); with --placement the control plane
+// and the placement controller making the kv groups' membership changes (./host-placement.ts); with --core the core-only simulator
 // of MemoryNodes (./simulator.ts); --any-node sends the host simulator's writes to any node
 // (forwarded to the leader inside Raft). Prints one line per failure
 // with the command that replays it, and a JSON summary at the end. Exit code 1 on failure.
@@ -31,7 +32,7 @@ interface Outcome {
   readonly detail: unknown;
 }
 
-async function runOne(seed: number, core: boolean, control: boolean): Promise<Outcome> {
+async function runOne(seed: number, core: boolean, control: boolean, placement: boolean): Promise<Outcome> {
   if (core) {
     const result = runSeed(seed);
     return {
@@ -43,7 +44,7 @@ async function runOne(seed: number, core: boolean, control: boolean): Promise<Ou
       detail: { scenario: scenarioFor(seed), result },
     };
   }
-  const result = await runHostSeed(seed, { writesToAnyNode: anyNode, controlPlane: control });
+  const result = await runHostSeed(seed, { writesToAnyNode: anyNode, controlPlane: control, placement });
   return {
     ok: result.ok,
     ...(result.error === undefined ? {} : { error: result.error }),
@@ -51,7 +52,8 @@ async function runOne(seed: number, core: boolean, control: boolean): Promise<Ou
     writes: result.stats.writesOk,
     reads: result.stats.readsOk,
     ...(control ? { actions: { ...result.stats.actions } } : {}),
-    detail: { scenario: hostScenarioFor(seed, control), result },
+    ...(placement ? { actions: { ...result.stats.placement } } : {}),
+    detail: { scenario: hostScenarioFor(seed, control, placement), result },
   };
 }
 
@@ -61,13 +63,14 @@ const verbose = process.argv.includes('--verbose');
 const core = process.argv.includes('--core');
 const control = process.argv.includes('--control');
 const anyNode = process.argv.includes('--any-node');
+const placement = process.argv.includes('--placement');
 const started = process.hrtime.bigint();
 let failures = 0;
 let acknowledged = 0;
 let readsServed = 0;
 const actions: Record<string, number> = {};
 for (let seed = from; seed < from + seeds; seed++) {
-  const outcome = await runOne(seed, core, control);
+  const outcome = await runOne(seed, core, control, placement);
   acknowledged += outcome.writes;
   readsServed += outcome.reads;
   for (const [name, count] of Object.entries(outcome.actions ?? {})) actions[name] = (actions[name] ?? 0) + count;
@@ -76,7 +79,7 @@ for (let seed = from; seed < from + seeds; seed++) {
     failures++;
     console.log(`FAIL seed ${seed} at ${outcome.where}: ${outcome.error}`);
     console.log(
-      `  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}${control ? ' --control' : ''}${anyNode ? ' --any-node' : ''}`,
+      `  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}${control ? ' --control' : ''}${placement ? ' --placement' : ''}${anyNode ? ' --any-node' : ''}`,
     );
   }
   if (!verbose && (seed - from + 1) % 100 === 0)
@@ -86,13 +89,13 @@ const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 process.stderr.write('\n');
 console.log(
   JSON.stringify({
-    simulator: core ? 'core' : control ? 'host with the control plane' : 'host',
+    simulator: core ? 'core' : placement ? 'host with placement' : control ? 'host with the control plane' : 'host',
     seeds,
     from,
     failures,
     acknowledgedWrites: acknowledged,
     readsServed,
-    ...(control ? { actions } : {}),
+    ...(control || placement ? { actions } : {}),
     seconds: Math.round(seconds * 10) / 10,
   }),
 );

@@ -24,6 +24,7 @@ import type { MultiRaftHost } from '../../src/multiraft/host.ts';
 import type { HostClock, ReplicatedModel } from '../../src/multiraft/ports.ts';
 import { uuidOf } from '../../jepsen-like/harness/actions-workload.ts';
 import { ControlChecker, type ScheduleCall } from './control-invariants.ts';
+import { registryRecord, simReplicationFactor, type SimPlacement } from './host-placement.ts';
 import type { EventQueue, SimProcess } from '../support/sim-time.ts';
 
 export { metaGroupId };
@@ -42,6 +43,10 @@ class RecordingMetaModel implements ReplicatedModel {
   readonly version = 1;
   readonly meta = new MetaModel();
   private lastIndex = 0;
+  /** The index of the last entry the model applied since it was created or restored (0: none yet). */
+  get appliedIndex(): number {
+    return this.lastIndex;
+  }
   private readonly node: NodeId;
   private readonly checker: ControlChecker;
   private readonly onApplied: (index: LogIndex, data: Uint8Array) => void;
@@ -105,14 +110,28 @@ export class SimControlPlane {
   private readonly models = new Map<NodeId, RecordingMetaModel>();
   private readonly controllers = new Map<NodeId, MetaController>();
   private readonly leaderGuess: { node: NodeId | 0 } = { node: 0 };
+  /** Placement runs too (./host-placement.ts): the kv replication factor, registrations and records through the meta leader. */
+  private readonly placement: SimPlacement | undefined;
   private metaLeaderKills = 0;
   private metaLeaderKillsWhileRunning = 0;
 
-  constructor(queue: EventQueue, rng: Rng, ids: readonly NodeId[], live: (node: NodeId) => LiveNode | undefined) {
+  constructor(
+    queue: EventQueue,
+    rng: Rng,
+    ids: readonly NodeId[],
+    live: (node: NodeId) => LiveNode | undefined,
+    placement?: SimPlacement,
+  ) {
     this.queue = queue;
     this.rng = rng;
     this.ids = ids;
     this.live = live;
+    this.placement = placement;
+  }
+
+  /** The meta model of the node's current life. */
+  metaModel(node: NodeId): MetaModel | undefined {
+    return this.models.get(node)?.meta;
   }
 
   /** Gives a node's new life group 0 (a fresh model) and its controller; call before host.start(). */
@@ -127,6 +146,7 @@ export class SimControlPlane {
     this.models.set(node, model);
     host.addGroup(metaGroupId, model);
     const unavailable = () => Promise.resolve({ ok: false as const, final: true, message: 'not in the simulator' });
+    const placement = this.placement;
     const controller = new MetaController({
       nodeId: node,
       host,
@@ -135,9 +155,19 @@ export class SimControlPlane {
       wallNowMs: () => this.wallMs(rate),
       effects: { transferLeadership: unavailable, removeFromKvGroups: unavailable },
       pollMs: controllerPollMs,
+      // With placement, as in production: a kv replication factor, and each node registers itself
+      // and records the groups it leads through the meta leader.
+      ...(placement === undefined
+        ? {}
+        : {
+            initialKvFactor: simReplicationFactor,
+            selfRecord: registryRecord(node),
+            proposeAnywhere: (command: MetaCommand) => placement.proposeAnywhere(node, command),
+          }),
     });
     this.controllers.set(node, controller);
     controller.start();
+    placement?.attach(node, host, clock, model.meta, () => this.wallMs(rate));
   }
 
   /** A node's wall clock in whole milliseconds (the meta codec's times), running at the node's rate. */
@@ -154,6 +184,7 @@ export class SimControlPlane {
     this.controllers.get(node)?.stop();
     this.controllers.delete(node);
     this.models.delete(node);
+    this.placement?.detach(node);
   }
 
   /** Clients schedule actions from now until `untilMs()`, one call every 10-90 ms. */
@@ -249,7 +280,9 @@ export class SimControlPlane {
   finish(appliedOf: (node: NodeId) => number): ControlStats {
     let mostApplied: { applied: number; model: MetaModel } | undefined;
     for (const [node, model] of this.models) {
-      const applied = appliedOf(node);
+      // The model's own index when it applied an entry since its last restore: the core's applied
+      // index can trail what the host already handed the model (seed 57 with placement ended there).
+      const applied = Math.max(model.appliedIndex, appliedOf(node));
       if (mostApplied === undefined || applied > mostApplied.applied) mostApplied = { applied, model: model.meta };
     }
     this.checker.checkEnd(mostApplied?.model);

@@ -42,6 +42,7 @@ import { SimNetwork } from '../support/sim-network.ts';
 import { drainMicrotasks, EventQueue, SimClock, SimProcess } from '../support/sim-time.ts';
 import { HostChecker, SimulationFailure } from './host-invariants.ts';
 import { metaGroupId, SimControlPlane, type ControlStats } from './host-control.ts';
+import { placementSettleMsMax, SimPlacement, type PlacementStats } from './host-placement.ts';
 
 /**
  * How far a node's clock rate may differ from real time. The lease assumes a leader's clock is not
@@ -61,6 +62,8 @@ export interface HostScenario {
   readonly seed: number;
   /** Group 0 with the meta model and the action executor on every node, and clients scheduling actions (./host-control.ts). */
   readonly controlPlane: boolean;
+  /** The placement controller does the membership changes (./host-placement.ts); implies controlPlane. */
+  readonly placement: boolean;
   readonly nodeCount: number;
   readonly groupCount: number;
   /** Groups 1..busyGroupCount get the clients' operations; the others only membership changes. */
@@ -91,14 +94,19 @@ export interface HostScenario {
   };
 }
 
-/** `controlPlane` adds the control plane to the seed's scenario; every other draw stays the same. */
-export function hostScenarioFor(seed: number, controlPlane = false): HostScenario {
+/**
+ * `controlPlane` adds the control plane to the seed's scenario, `placement` the placement
+ * controller (and the control plane) in place of the random membership changes; every other draw
+ * stays the same.
+ */
+export function hostScenarioFor(seed: number, controlPlane = false, placement = false): HostScenario {
   const rng = createRng(seed ^ 0x40570);
   const leaseReads = rng.chance(0.5);
   const groupCount = 2 + rng.int(2);
-  return {
+  const scenario = {
     seed,
-    controlPlane,
+    controlPlane: controlPlane || placement,
+    placement,
     nodeCount: rng.chance(0.5) ? 4 : 5,
     groupCount,
     busyGroupCount: rng.chance(0.5) ? 1 : groupCount,
@@ -124,6 +132,7 @@ export function hostScenarioFor(seed: number, controlPlane = false): HostScenari
       intervalMs: 80 + rng.int(200),
     },
   };
+  return placement ? { ...scenario, faults: { ...scenario.faults, membership: false } } : scenario;
 }
 
 /** Choices of a run that are not drawn from its seed (the seed's scenario stays as it was). */
@@ -132,6 +141,11 @@ export interface HostRunOptions {
   readonly writesToAnyNode?: boolean;
   /** Every node also hosts group 0 with the meta model and runs the meta controller (./host-control.ts). */
   readonly controlPlane?: boolean;
+  /**
+   * The placement controller runs on the meta leader (./host-placement.ts) and makes every
+   * membership change of the kv groups; nodes 4 and 5 join during the fault phase.
+   */
+  readonly placement?: boolean;
 }
 
 export interface HostStats {
@@ -161,6 +175,8 @@ export interface HostStats {
   historyUnknown: number;
   /** With the control plane (zero without). */
   actions: ControlStats;
+  /** With placement (zero without). */
+  placement: PlacementStats;
 }
 
 export interface HostSeedResult {
@@ -263,7 +279,10 @@ const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
 export async function runHostSeed(seed: number, options: HostRunOptions = {}): Promise<HostSeedResult> {
-  const simulation = new HostSimulation(hostScenarioFor(seed, options.controlPlane === true), options);
+  const simulation = new HostSimulation(
+    hostScenarioFor(seed, options.controlPlane === true, options.placement === true),
+    options,
+  );
   return simulation.run();
 }
 
@@ -283,6 +302,9 @@ class HostSimulation {
   private readonly checker = new HostChecker();
   private readonly clients: Client[] = [];
   private readonly control: SimControlPlane | undefined;
+  private readonly placement: SimPlacement | undefined;
+  /** With placement: when the last fault ends (set by heal()). */
+  private faultsEndMs = Infinity;
   private nextProcess = 0;
   private faulting = true;
   /** The run's end: healMs after the last fault has ended (see heal()). */
@@ -320,6 +342,7 @@ class HostSimulation {
       metaLeaderKills: 0,
       metaLeaderKillsWhileRunning: 0,
     },
+    placement: { movesStarted: 0, movesFinished: 0, movesCancelled: 0, changesChecked: 0, joins: 0, goneReplaced: 0 },
   };
 
   constructor(scenario: HostScenario, options: HostRunOptions) {
@@ -383,20 +406,45 @@ class HostSimulation {
         restartScheduled: false,
       });
     }
-    // Forked last, so a scenario without it draws everything else as before.
-    this.control = scenario.controlPlane
-      ? new SimControlPlane(this.queue, this.rng.fork(), this.ids, (id) => {
-          const node = this.nodes.get(id);
-          return node?.host === undefined || node.process === undefined
-            ? undefined
-            : { host: node.host, process: node.process };
+    // Forked last, so a scenario without them draws everything else as before.
+    const controlRng = scenario.controlPlane ? this.rng.fork() : undefined;
+    this.placement = scenario.placement
+      ? new SimPlacement(this.queue, this.rng.fork(), {
+          running: (id) => {
+            const node = this.nodes.get(id);
+            if (node?.host === undefined || node.process === undefined) return undefined;
+            return node.process.pausedUntil > this.queue.now ? undefined : { host: node.host, process: node.process };
+          },
+          linked: (a, b) => this.network.linked(a, b),
+          metaLeader: () => this.leaderOf(metaGroupId)?.id,
+          metaModel: (id) => this.control?.metaModel(id),
+          joined: () => [...this.nodes.values()].filter((node) => node.incarnation > 0).map((node) => node.id),
         })
       : undefined;
+    this.control =
+      controlRng === undefined
+        ? undefined
+        : new SimControlPlane(
+            this.queue,
+            controlRng,
+            this.ids,
+            (id) => {
+              const node = this.nodes.get(id);
+              return node?.host === undefined || node.process === undefined
+                ? undefined
+                : { host: node.host, process: node.process };
+            },
+            this.placement,
+          );
   }
 
   async run(): Promise<HostSeedResult> {
     try {
-      for (const node of this.nodes.values()) this.start(node);
+      for (const node of this.nodes.values()) {
+        // With placement, nodes 4 and 5 join during the fault phase (heal() starts one not joined yet).
+        if (this.placement === undefined || node.id <= 3) this.start(node);
+        else this.scheduleRestart(node, 50 + this.faultRng.int(this.scenario.faultMs));
+      }
       for (let k = 0; k < this.scenario.clientCount; k++) {
         const client: Client = {
           id: k,
@@ -413,11 +461,13 @@ class HostSimulation {
       this.scheduleFault();
       this.scheduleAdmin();
       this.control?.startClients(() => this.endMs);
+      this.placement?.startOperator(() => this.endMs);
       this.queue.schedule(this.scenario.faultMs, () => {
         this.heal();
       });
       await this.loop();
       this.checkLiveness();
+      this.checkPlacementSettled();
       if (this.control !== undefined)
         this.stats.actions = this.control.finish(
           (id) => (this.nodes.get(id)?.host === undefined ? 0 : this.raftOf(id, metaGroupId)?.status().applied) ?? 0,
@@ -435,6 +485,7 @@ class HostSimulation {
     this.stats.leaderTerms = this.checker.leaderTerms;
     this.stats.snapshotsInstalled = this.checker.snapshotsRestored;
     Object.assign(this.stats, this.checker.membershipCounts());
+    if (this.placement !== undefined) this.stats.placement = { ...this.placement.stats };
     const message =
       error === undefined
         ? undefined
@@ -514,6 +565,7 @@ class HostSimulation {
   // Nodes
 
   private start(node: SimNode): void {
+    if (node.incarnation === 0 && this.placement !== undefined && node.id > 3) this.placement.stats.joins++;
     node.incarnation++;
     node.restartScheduled = false;
     const process = new SimProcess(this.queue, node.id, node.incarnation);
@@ -690,6 +742,29 @@ class HostSimulation {
     // pause ends. (Seeds 9944 and 61769 failed here before: nodes of a 3-node quorum stayed paused
     // until 565 and 674 ms after healing, leaving 235 and 145 ms for an election.)
     this.endMs = Math.max(this.endMs, lastPauseEndMs + this.scenario.healMs);
+    // With placement the run goes on until placement has converged (sampleLeaders() ends it then),
+    // at most placementSettleMsMax.
+    this.faultsEndMs = lastPauseEndMs;
+    if (this.placement !== undefined) this.endMs = Math.max(this.endMs, lastPauseEndMs + placementSettleMsMax);
+  }
+
+  /** Why placement has not converged yet, or undefined (./host-placement.ts). */
+  private placementUnsettled(): string | undefined {
+    const leader = this.leaderOf(metaGroupId);
+    return this.placement?.unsettled(
+      this.groups,
+      leader === undefined ? undefined : this.control?.metaModel(leader.id),
+    );
+  }
+
+  /** With placement: every group at the replication factor once the faults have stopped. */
+  private checkPlacementSettled(): void {
+    if (this.placement === undefined) return;
+    const unsettled = this.placementUnsettled();
+    if (unsettled !== undefined)
+      throw new SimulationFailure(
+        `placement did not converge within ${placementSettleMsMax} ms after the faults ended: ${unsettled}`,
+      );
   }
 
   /** Membership changes and leadership transfers, proposed on a group's leader. */
@@ -801,6 +876,13 @@ class HostSimulation {
   private sampleLeaders(): void {
     for (const group of this.judgedGroups())
       if (this.leaderOf(group) !== undefined) this.leaderSeenMs.set(group, this.queue.now);
+    // With placement, the run ends once placement has converged and healMs have passed since the last fault.
+    if (
+      this.placement !== undefined &&
+      this.queue.now >= this.faultsEndMs + this.scenario.healMs &&
+      this.placementUnsettled() === undefined
+    )
+      this.endMs = Math.min(this.endMs, this.queue.now);
     this.queue.schedule(this.queue.now + 50, () => {
       this.sampleLeaders();
     });

@@ -85,6 +85,11 @@ export class SimNetwork {
     for (const [from, to] of pairs) this.refresh(from, to);
   }
 
+  /** Neither direction between the two nodes is cut. */
+  linked(a: NodeId, b: NodeId): boolean {
+    return !this.cut.has(`${a}>${b}`) && !this.cut.has(`${b}>${a}`);
+  }
+
   cutPairs(): number {
     return this.cut.size;
   }

@@ -1,0 +1,58 @@
+// The host simulator with placement (./host-placement.ts): the production placement controller on
+// the meta leader makes every membership change of the kv groups while nodes are killed, paused,
+// cut off and join. Checked: no change the controller asks for takes a group from a quorum of
+// reachable voters to fewer, and every group converges to the replication factor once the faults
+// stop (besides every invariant of the plain and control-plane runs). A failure names the seed and
+// the command that replays it.
+
+import { describe, expect, it } from 'vitest';
+import { runHostSeed } from './host-simulator.ts';
+
+const seedCount = Number(process.env['HOST_SIM_PLACEMENT_SEEDS'] ?? 30);
+const batches = 2;
+
+describe('host simulation with placement', () => {
+  for (let batch = 0; batch < batches; batch++) {
+    const from = 1 + Math.floor((batch * seedCount) / batches);
+    const to = 1 + Math.floor(((batch + 1) * seedCount) / batches);
+    it(`seeds ${from}..${to - 1}: moves keep a quorum, every group converges to the factor`, async () => {
+      const failures: string[] = [];
+      const totals = { movesFinished: 0, changesChecked: 0, joins: 0, goneReplaced: 0, writesOk: 0 };
+      for (let seed = from; seed < to; seed++) {
+        const result = await runHostSeed(seed, { placement: true });
+        totals.movesFinished += result.stats.placement.movesFinished;
+        totals.changesChecked += result.stats.placement.changesChecked;
+        totals.joins += result.stats.placement.joins;
+        totals.goneReplaced += result.stats.placement.goneReplaced;
+        totals.writesOk += result.stats.writesOk;
+        if (!result.ok)
+          failures.push(
+            `seed ${seed} (at ${result.atMs} ms): ${result.error ?? ''}\n  replay: npm run sim -- --seeds 1 --from ${seed} --verbose --placement`,
+          );
+      }
+      expect(failures).toEqual([]);
+      // Placement did real work: nodes joined and were given replicas, nodes gone past the grace
+      // period were replaced, and the clients wrote meanwhile.
+      expect(totals.joins).toBeGreaterThan(0);
+      expect(totals.movesFinished).toBeGreaterThan(10);
+      expect(totals.changesChecked).toBeGreaterThan(20);
+      expect(totals.goneReplaced).toBeGreaterThan(0);
+      expect(totals.writesOk).toBeGreaterThan(0);
+    });
+  }
+
+  // 57: the end check took the core's applied index for the meta replica that applied the most,
+  // which can trail what its model already applied (a checker artifact, not a bug of placement).
+  it.each([57])('regression seed %i', async (seed) => {
+    const result = await runHostSeed(seed, { placement: true });
+    expect(result.error).toBeUndefined();
+    expect(result.ok).toBe(true);
+  });
+
+  it('replays a seed exactly (same trace, same figures)', async () => {
+    const first = await runHostSeed(5, { placement: true });
+    const second = await runHostSeed(5, { placement: true });
+    expect(second).toEqual(first);
+    expect(first.stats.placement.movesStarted).toBeGreaterThan(0);
+  });
+});
