@@ -146,7 +146,12 @@ export class DramCluster implements Database, AdminControl {
       `retired: removed from the cluster${successor === undefined ? '' : `, its clients go to node ${successor}`}`,
     );
     entry.child.kill('SIGTERM');
-    await entry.exited;
+    // A removed node may take its time to stop (it cannot reach anyone): bounded, as in stop().
+    if (!(await Promise.race([entry.exited.then(() => true), sleep(3000).then(() => false)]))) {
+      this.mark(node, 'did not stop within 3 s: kill -9');
+      entry.child.kill('SIGKILL');
+      await entry.exited;
+    }
   }
 
   /** The node a client pinned to `node` talks to (its successor's, once it is retired). */

@@ -161,7 +161,7 @@ export class Membership {
   }
 }
 
-/** Every group at its desired voter count (none of them on `without`), no learner, no move. */
+/** Every group at its desired voter count (none of them on `without`), no learner, no move, and the planner says ok. */
 export function atFactor(view: PlacementView, without: readonly number[] = []): boolean {
   return (
     view.moves === 0 &&
@@ -169,6 +169,7 @@ export function atFactor(view: PlacementView, without: readonly number[] = []): 
     view.groups.every(
       (g) =>
         g.desired > 0 &&
+        g.state === 'ok' &&
         g.voters.length === g.desired &&
         g.learners.length === 0 &&
         !g.voters.some((node) => without.includes(node)),
