@@ -55,8 +55,13 @@ export class Membership {
     }
   }
 
-  /** A running member other than `not`, for scheduling through. */
-  private via(context: FaultContext, spec: MembershipSpec, not: readonly number[]): number {
+  /**
+   * A member other than `not` to schedule through: the meta leader when it may be (it answers: a
+   * node just restarted may not listen yet), else the first running member in the seeded order.
+   */
+  private async via(context: FaultContext, spec: MembershipSpec, not: readonly number[]): Promise<number> {
+    const metaLeader = await context.db.leaderOf(0);
+    if (metaLeader !== undefined && this.members.has(metaLeader) && !not.includes(metaLeader)) return metaLeader;
     return (
       spec.order.find((node) => this.members.has(node) && !not.includes(node) && context.db.isRunning(node)) ??
       [...this.members].find((node) => !not.includes(node) && context.db.isRunning(node)) ??
@@ -78,21 +83,21 @@ export class Membership {
       context.check('unknown', 'no fresh node left to add (the run used its spares)');
       return undefined;
     }
-    const via = this.via(context, spec, []);
+    const via = await this.via(context, spec, []);
     context.start(`add fresh node ${spare} (${admin.url(spare)}) through node ${via}`);
     const added = await admin.runAction(via, addKind, { node: admin.url(spare) }, Date.now() + actionWaitMs);
     context.check(added.phase === 'DONE' ? 'valid' : 'unknown', `add node ${spare}: ${added.phase} ${added.detail}`);
     this.members.add(spare);
     if (added.phase === 'DONE') return spare;
     // Whatever it did, take it out again so the cluster is back to its members.
-    context.event(await this.remove(spare, context, this.via(context, spec, [spare])));
+    context.event(await this.remove(spare, context, await this.via(context, spec, [spare])));
     return undefined;
   }
 
   private async growShrink(spec: MembershipSpec, context: FaultContext): Promise<Heal> {
     const spare = await this.add(context, spec);
     if (spare === undefined) return () => Promise.resolve('add not confirmed');
-    return async () => this.remove(spare, context, this.via(context, spec, [spare]));
+    return async () => this.remove(spare, context, await this.via(context, spec, [spare]));
   }
 
   private async replace(spec: MembershipSpec, context: FaultContext): Promise<Heal> {
@@ -103,7 +108,7 @@ export class Membership {
     }
     const spare = await this.add(context, spec);
     if (spare === undefined) return () => Promise.resolve('add not confirmed: nothing replaced');
-    const removed = await this.remove(victim, context, this.via(context, spec, [victim]), spare);
+    const removed = await this.remove(victim, context, await this.via(context, spec, [victim]), spare);
     context.event(`replace node ${victim} by node ${spare}: ${removed}`);
     return () => Promise.resolve(removed);
   }
@@ -129,7 +134,7 @@ export class Membership {
       context.check('unknown', 'kill-past-grace: no member to kill');
       return () => Promise.resolve('nothing to heal');
     }
-    const via = this.via(context, spec, [victim]);
+    const via = await this.via(context, spec, [victim]);
     if (!this.graceSet) {
       const refused = await admin.setNodeGoneGrace(via, graceMs);
       if (refused !== undefined) context.event(`setting nodeGoneGraceMs ${graceMs} refused: ${refused}`);
@@ -143,7 +148,7 @@ export class Membership {
     const deadline = Date.now() + rereplicateMs;
     let seen: PlacementView | string = 'not read';
     while (Date.now() < deadline && !context.signal.aborted) {
-      seen = await admin.placement(this.via(context, spec, [victim]));
+      seen = await admin.placement(await this.via(context, spec, [victim]));
       if (typeof seen !== 'string' && atFactor(seen, [victim])) break;
       await sleep(pollMs);
     }
