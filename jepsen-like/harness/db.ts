@@ -75,8 +75,18 @@ export type ActionOutcome =
  * membership). Every call is bounded in time and never throws for an operating error.
  */
 export interface AdminControl {
-  /** Nodes beyond the first `nodeIds`, started empty (not in the cluster) for the membership nemesis. */
+  /** Nodes started beyond the first `nodeIds` (spares, in the cluster or not), retired ones excepted. */
   readonly spareIds: readonly number[];
+  /**
+   * Starts a fresh node with a new id, empty (not in a cluster), for cluster.add; undefined when
+   * the run's spares are used up. dram never takes a removed node id back, so each add needs one.
+   */
+  startSpare(): number | undefined;
+  /**
+   * Stops a node removed from the cluster for good (never restarted); with `successor`, the
+   * clients pinned to it talk to that node from now on.
+   */
+  retire(node: number, successor?: number): Promise<void>;
   replica(node: number, group: number): Promise<ReplicaState | undefined>;
   /** The groups a node hosts (its /v1/status), or undefined when it does not answer. */
   hostedGroups(node: number): Promise<readonly number[] | undefined>;
@@ -90,8 +100,6 @@ export interface AdminControl {
   setNodeGoneGrace(via: number, ms: number): Promise<string | undefined>;
   /** The node's HTTP URL (what cluster.add takes). */
   url(node: number): string;
-  /** Stops the node, deletes its data dir and starts it again empty (not in a cluster). */
-  wipe(node: number): Promise<void>;
 }
 
 export interface Database {

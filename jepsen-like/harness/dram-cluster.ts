@@ -46,7 +46,7 @@ export interface DramClusterOptions {
   readonly peerAddress?: (from: number, to: number) => string;
   /** The history clock, for crash times. */
   readonly now: () => number;
-  /** Nodes started empty beside the cluster (ids after `nodes`), for the membership nemesis to add. */
+  /** Fresh nodes the membership nemesis may start (ids after `nodes`, each started empty), at most. */
   readonly spareNodes?: number;
   /** More `dram start` flags for every node (the snapshot nemesis shortens the log tail). */
   readonly extraFlags?: readonly string[];
@@ -102,14 +102,16 @@ export class DramCluster implements Database, AdminControl {
   readonly name = 'dram';
   readonly nodeIds: readonly number[];
   readonly groupIds: readonly number[];
-  readonly spareIds: readonly number[];
   readonly supportsNetworkFaults = true;
   readonly admin: AdminControl = this;
   private readonly options: DramClusterOptions;
   private readonly processes = new Map<number, NodeProcess>();
   private readonly started = new Set<number>();
-  /** Nodes that start with no membership flags (spares, and nodes wiped after a removal). */
-  private readonly empty = new Set<number>();
+  /** Spares started so far (they start with no membership flags), and nodes retired for good. */
+  private readonly spares: number[] = [];
+  private readonly retired = new Set<number>();
+  /** Clients pinned to a retired node talk to its successor. */
+  private readonly successors = new Map<number, number>();
   private fillKeys = 0;
   private readonly crashes: NodeExit[] = [];
   private readonly logFds = new Map<number, number>();
@@ -118,8 +120,49 @@ export class DramCluster implements Database, AdminControl {
     this.options = options;
     this.nodeIds = Array.from({ length: options.nodes }, (_, k) => k + 1);
     this.groupIds = Array.from({ length: options.kvGroups }, (_, k) => k + 1);
-    this.spareIds = Array.from({ length: options.spareNodes ?? 0 }, (_, k) => options.nodes + k + 1);
-    for (const spare of this.spareIds) this.empty.add(spare);
+  }
+
+  get spareIds(): readonly number[] {
+    return this.spares.filter((node) => !this.retired.has(node));
+  }
+
+  startSpare(): number | undefined {
+    if (this.spares.length >= (this.options.spareNodes ?? 0)) return undefined;
+    const node = this.options.nodes + this.spares.length + 1;
+    this.spares.push(node);
+    this.spawnNode(node);
+    return node;
+  }
+
+  async retire(node: number, successor?: number): Promise<void> {
+    this.retired.add(node);
+    if (successor !== undefined) this.successors.set(node, successor);
+    const entry = this.processes.get(node);
+    if (entry === undefined) return;
+    entry.expectingExit = true;
+    if (entry.paused) entry.child.kill('SIGCONT');
+    this.mark(
+      node,
+      `retired: removed from the cluster${successor === undefined ? '' : `, its clients go to node ${successor}`}`,
+    );
+    entry.child.kill('SIGTERM');
+    // A removed node may take its time to stop (it cannot reach anyone): bounded, as in stop().
+    if (!(await Promise.race([entry.exited.then(() => true), sleep(3000).then(() => false)]))) {
+      this.mark(node, 'did not stop within 3 s: kill -9');
+      entry.child.kill('SIGKILL');
+      await entry.exited;
+    }
+  }
+
+  /** The node a client pinned to `node` talks to (its successor's, once it is retired). */
+  private target(node: number): number {
+    let current = node;
+    for (let hops = 0; hops < 64; hops++) {
+      const next = this.successors.get(current);
+      if (next === undefined) return current;
+      current = next;
+    }
+    return current;
   }
 
   httpPort(): number {
@@ -140,7 +183,7 @@ export class DramCluster implements Database, AdminControl {
 
   async start(): Promise<void> {
     mkdirSync(this.options.dataDir, { recursive: true });
-    for (const node of [...this.nodeIds, ...this.spareIds]) this.spawnNode(node);
+    for (const node of this.nodeIds) this.spawnNode(node);
     await Promise.resolve();
   }
 
@@ -156,8 +199,8 @@ export class DramCluster implements Database, AdminControl {
       dataDir: join(this.options.dataDir, `n${node}`),
       http: `${dramNodeAddress(node)}:${this.httpPort()}`,
       raft: `${dramNodeAddress(node)}:${this.raftPort()}`,
-      // A spare or wiped node starts empty (NOT_IN_CLUSTER) and learns everything when it is added.
-      membership: this.empty.has(node)
+      // A spare starts empty (NOT_IN_CLUSTER) and learns everything when it is added.
+      membership: this.spares.includes(node)
         ? []
         : [
             ...(this.started.has(node) ? [] : ['--init']),
@@ -229,7 +272,7 @@ export class DramCluster implements Database, AdminControl {
   }
 
   async restart(node: number): Promise<void> {
-    if (this.processes.has(node)) return;
+    if (this.processes.has(node) || this.retired.has(node)) return;
     this.spawnNode(node);
     await Promise.resolve();
   }
@@ -436,21 +479,6 @@ export class DramCluster implements Database, AdminControl {
     return answer.status === 200 ? undefined : `${answer.status} ${answer.text.slice(0, 160)}`;
   }
 
-  async wipe(node: number): Promise<void> {
-    const entry = this.processes.get(node);
-    if (entry !== undefined) {
-      entry.expectingExit = true;
-      if (entry.paused) entry.child.kill('SIGCONT');
-      this.mark(node, 'stop to wipe (SIGKILL)');
-      entry.child.kill('SIGKILL');
-      await entry.exited;
-    }
-    rmSync(join(this.options.dataDir, `n${node}`), { recursive: true, force: true });
-    this.empty.add(node);
-    this.mark(node, 'data dir wiped: starts empty');
-    this.spawnNode(node);
-  }
-
   /** One JSON call to a node's API, bounded; the answer, or why there was none. */
   private async call(
     node: number,
@@ -478,7 +506,7 @@ export class DramCluster implements Database, AdminControl {
   }
 
   client(node: number): KvClient {
-    return new DramClient(node, this.url(node), this.options.reads ?? 'linearizable');
+    return new DramClient(node, () => this.url(this.target(node)), this.options.reads ?? 'linearizable');
   }
 
   async stop(): Promise<void> {
@@ -525,18 +553,19 @@ const definiteWriteFailures = new Set([
 /** A client pinned to one node: every request goes to that node's HTTP API (followers forward). */
 class DramClient implements KvClient {
   readonly node: number;
-  private readonly base: string;
+  /** The node's URL, or its successor's once the membership nemesis retired it. */
+  private readonly baseOf: () => string;
   private readonly readQuery: string;
 
-  constructor(node: number, base: string, reads: 'linearizable' | 'lease') {
+  constructor(node: number, baseOf: () => string, reads: 'linearizable' | 'lease') {
     this.node = node;
-    this.base = base;
+    this.baseOf = baseOf;
     this.readQuery = reads === 'lease' ? '?consistency=lease' : '';
   }
 
   async read(key: string, timeoutMs: number): Promise<ReadResult> {
     try {
-      const response = await fetch(`${this.base}/v1/kv/${encodeURIComponent(key)}${this.readQuery}`, {
+      const response = await fetch(`${this.baseOf()}/v1/kv/${encodeURIComponent(key)}${this.readQuery}`, {
         signal: AbortSignal.timeout(timeoutMs),
       });
       const body = new Uint8Array(await response.arrayBuffer());
@@ -557,7 +586,7 @@ class DramClient implements KvClient {
   async write(key: string, value: Uint8Array, casVersion: number | undefined, timeoutMs: number): Promise<WriteResult> {
     const query = casVersion === undefined ? '' : `?cas=${casVersion}`;
     try {
-      const response = await fetch(`${this.base}/v1/kv/${encodeURIComponent(key)}${query}`, {
+      const response = await fetch(`${this.baseOf()}/v1/kv/${encodeURIComponent(key)}${query}`, {
         method: 'PUT',
         body: value,
         headers: octetStream,
@@ -582,7 +611,7 @@ class DramClient implements KvClient {
 
   async request(method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number): Promise<HttpAnswer> {
     try {
-      const response = await fetch(`${this.base}${path}`, {
+      const response = await fetch(`${this.baseOf()}${path}`, {
         method,
         ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
         signal: AbortSignal.timeout(timeoutMs),

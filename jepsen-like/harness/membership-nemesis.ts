@@ -1,26 +1,25 @@
 // The membership nemesis (issue 12): the cluster's membership changes under the workload, through
 // the agent actions an operator uses (`cluster.add {node: url}`, `cluster.remove {node}`, through
-// POST /v1/actions and waited for), and placement re-creates replicas. On 5 nodes or more (with
-// placement on: kv groups at 3 replicas), one spare node (id nodes+1) starts empty beside them.
-// Each fault is one of (schedule.ts's MembershipMode):
-//  - grow-shrink: the spare is added; at the fault's end it is removed (drained first) and wiped,
-//    so it is a spare again;
-//  - remove-readd: a member (not the meta leader) is removed, wiped (it starts empty) and, at the
-//    fault's end, added again under the same id;
+// POST /v1/actions and waited for), and placement moves replicas. On 5 nodes or more (placement
+// on: kv groups at 3 replicas). dram never takes a removed node id back (its members refuse the
+// handshake of a removed id for good), so every add is of a fresh node (ids after the first
+// nodes, started empty: AdminControl.startSpare) and a removed node is retired. Each fault is one
+// of (schedule.ts's MembershipMode):
+//  - grow-shrink: a fresh node is added; at the fault's end it is removed (drained first) and retired;
+//  - replace: a fresh node is added, then a member (not the meta leader) is removed and retired;
+//    the clients pinned to it talk to the new node from then on;
 //  - kill-past-grace: a member (not the meta leader) is killed -9 until placement has re-created
 //    every replica it held elsewhere (nodeGoneGraceMs is set to `graceMs` at the first such fault),
 //    then restarted: it comes back holding replicas placement no longer wants, and is drained.
 // Every step is checked (nemesis-checks.ts): valid when the action is DONE or the re-creation was
 // seen, unknown when it did not finish in time. After the final reads the run checks that every
-// group is back at its replication factor, with no learner and no move left (`finalPlacementCheck`,
-// invalid otherwise). A member count never drops below `membershipNodesMin - 1`: a removal is
-// skipped (unknown) when it would.
+// group is at its replication factor, with no learner and no move left (invalid otherwise).
 //
 // Called by: nemesis.ts (faults), run.ts (the final check).
 
 import { sleep, type AdminControl, type Database, type PlacementView } from './db.ts';
 import type { FaultContext, Heal } from './snapshot-nemesis.ts';
-import { membershipNodesMin, type FaultSpec } from './schedule.ts';
+import type { FaultSpec } from './schedule.ts';
 
 const addKind = 'agent.replicante.io/cluster.add';
 const removeKind = 'agent.replicante.io/cluster.remove';
@@ -46,17 +45,26 @@ export class Membership {
   }
 
   async apply(spec: MembershipSpec, context: FaultContext): Promise<Heal> {
-    const spare = context.admin.spareIds.find((node) => !this.members.has(node));
-    if (spec.mode === 'grow-shrink' && spare !== undefined) return this.growShrink(spare, spec, context);
-    if (spec.mode === 'kill-past-grace') return this.killPastGrace(spec, context);
-    return this.removeReadd(spec, context);
+    switch (spec.mode) {
+      case 'grow-shrink':
+        return this.growShrink(spec, context);
+      case 'replace':
+        return this.replace(spec, context);
+      case 'kill-past-grace':
+        return this.killPastGrace(spec, context);
+    }
   }
 
-  /** A running member other than `not`, for scheduling through. */
-  private via(context: FaultContext, spec: MembershipSpec, not: readonly number[]): number {
+  /**
+   * A member other than `not` to schedule through: the meta leader when it may be (it answers: a
+   * node just restarted may not listen yet), else the first running member in the seeded order.
+   */
+  private async via(context: FaultContext, spec: MembershipSpec, not: readonly number[]): Promise<number> {
+    const metaLeader = await context.db.leaderOf(0);
+    if (metaLeader !== undefined && this.members.has(metaLeader) && !not.includes(metaLeader)) return metaLeader;
     return (
       spec.order.find((node) => this.members.has(node) && !not.includes(node) && context.db.isRunning(node)) ??
-      [...this.members].find((node) => !not.includes(node)) ??
+      [...this.members].find((node) => !not.includes(node) && context.db.isRunning(node)) ??
       1
     );
   }
@@ -67,45 +75,46 @@ export class Membership {
     return spec.order.find((node) => this.members.has(node) && node !== metaLeader && context.db.isRunning(node));
   }
 
-  private async growShrink(spare: number, spec: MembershipSpec, context: FaultContext): Promise<Heal> {
+  /** Starts a fresh node and adds it; answers its id once the add is DONE (checked either way). */
+  private async add(context: FaultContext, spec: MembershipSpec): Promise<number | undefined> {
     const { admin } = context;
-    const via = this.via(context, spec, []);
-    context.start(`add spare node ${spare} (${admin.url(spare)}) through node ${via}`);
+    const spare = admin.startSpare();
+    if (spare === undefined) {
+      context.check('unknown', 'no fresh node left to add (the run used its spares)');
+      return undefined;
+    }
+    const via = await this.via(context, spec, []);
+    context.start(`add fresh node ${spare} (${admin.url(spare)}) through node ${via}`);
     const added = await admin.runAction(via, addKind, { node: admin.url(spare) }, Date.now() + actionWaitMs);
     context.check(added.phase === 'DONE' ? 'valid' : 'unknown', `add node ${spare}: ${added.phase} ${added.detail}`);
-    if (added.phase !== 'DONE') {
-      // Whatever it did, take it out again so the next fault starts from the original members.
-      return async () => `add not confirmed; ${await this.remove(spare, context, this.via(context, spec, [spare]))}`;
-    }
     this.members.add(spare);
-    return async () => this.remove(spare, context, this.via(context, spec, [spare]));
+    if (added.phase === 'DONE') return spare;
+    // Whatever it did, take it out again so the cluster is back to its members.
+    context.event(await this.remove(spare, context, await this.via(context, spec, [spare])));
+    return undefined;
   }
 
-  private async removeReadd(spec: MembershipSpec, context: FaultContext): Promise<Heal> {
-    const { admin } = context;
+  private async growShrink(spec: MembershipSpec, context: FaultContext): Promise<Heal> {
+    const spare = await this.add(context, spec);
+    if (spare === undefined) return () => Promise.resolve('add not confirmed');
+    return async () => this.remove(spare, context, await this.via(context, spec, [spare]));
+  }
+
+  private async replace(spec: MembershipSpec, context: FaultContext): Promise<Heal> {
     const victim = await this.victim(context, spec);
-    if (victim === undefined || this.members.size <= membershipNodesMin - 1) {
-      context.check('unknown', `remove-readd: no member to remove (members ${[...this.members].join(',')})`);
+    if (victim === undefined) {
+      context.check('unknown', `replace: no member to replace (members ${[...this.members].join(',')})`);
       return () => Promise.resolve('nothing to heal');
     }
-    const via = this.via(context, spec, [victim]);
-    context.start(`remove node ${victim} through node ${via}, then wipe it`);
-    const removed = await this.remove(victim, context, via);
-    if (this.members.has(victim)) return () => Promise.resolve(removed);
-    return async () => {
-      const back = this.via(context, spec, [victim]);
-      const added = await admin.runAction(back, addKind, { node: admin.url(victim) }, Date.now() + actionWaitMs);
-      context.check(
-        added.phase === 'DONE' ? 'valid' : 'unknown',
-        `add removed node ${victim} again: ${added.phase} ${added.detail}`,
-      );
-      if (added.phase === 'DONE') this.members.add(victim);
-      return `${removed}; added again: ${added.phase}`;
-    };
+    const spare = await this.add(context, spec);
+    if (spare === undefined) return () => Promise.resolve('add not confirmed: nothing replaced');
+    const removed = await this.remove(victim, context, await this.via(context, spec, [victim]), spare);
+    context.event(`replace node ${victim} by node ${spare}: ${removed}`);
+    return () => Promise.resolve(removed);
   }
 
-  /** cluster.remove, then (DONE) wipe: the node starts empty. Checked either way. */
-  private async remove(node: number, context: FaultContext, via: number): Promise<string> {
+  /** cluster.remove, then (DONE) retire the node for good (its clients go to `successor`). Checked either way. */
+  private async remove(node: number, context: FaultContext, via: number, successor?: number): Promise<string> {
     const { admin } = context;
     const removed = await admin.runAction(via, removeKind, { node }, Date.now() + actionWaitMs);
     context.check(
@@ -114,8 +123,8 @@ export class Membership {
     );
     if (removed.phase !== 'DONE') return `remove node ${node}: ${removed.phase}`;
     this.members.delete(node);
-    await admin.wipe(node);
-    return `removed node ${node} and wiped it`;
+    await admin.retire(node, successor);
+    return `removed node ${node} and retired it`;
   }
 
   private async killPastGrace(spec: MembershipSpec, context: FaultContext): Promise<Heal> {
@@ -125,7 +134,7 @@ export class Membership {
       context.check('unknown', 'kill-past-grace: no member to kill');
       return () => Promise.resolve('nothing to heal');
     }
-    const via = this.via(context, spec, [victim]);
+    const via = await this.via(context, spec, [victim]);
     if (!this.graceSet) {
       const refused = await admin.setNodeGoneGrace(via, graceMs);
       if (refused !== undefined) context.event(`setting nodeGoneGraceMs ${graceMs} refused: ${refused}`);
@@ -139,7 +148,7 @@ export class Membership {
     const deadline = Date.now() + rereplicateMs;
     let seen: PlacementView | string = 'not read';
     while (Date.now() < deadline && !context.signal.aborted) {
-      seen = await admin.placement(this.via(context, spec, [victim]));
+      seen = await admin.placement(await this.via(context, spec, [victim]));
       if (typeof seen !== 'string' && atFactor(seen, [victim])) break;
       await sleep(pollMs);
     }
@@ -157,7 +166,7 @@ export class Membership {
   }
 }
 
-/** Every group at its desired voter count (none of them on `without`), no learner, no move. */
+/** Every group at its desired voter count (none of them on `without`), no learner, no move, and the planner says ok. */
 export function atFactor(view: PlacementView, without: readonly number[] = []): boolean {
   return (
     view.moves === 0 &&
@@ -165,6 +174,7 @@ export function atFactor(view: PlacementView, without: readonly number[] = []): 
     view.groups.every(
       (g) =>
         g.desired > 0 &&
+        g.state === 'ok' &&
         g.voters.length === g.desired &&
         g.learners.length === 0 &&
         !g.voters.some((node) => without.includes(node)),

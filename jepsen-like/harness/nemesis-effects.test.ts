@@ -75,6 +75,8 @@ class FakeCluster {
 
   readonly admin: AdminControl = {
     spareIds: [],
+    startSpare: () => undefined,
+    retire: () => Promise.resolve(),
     replica: (node) => Promise.resolve(this.replica(node)),
     hostedGroups: (node) => Promise.resolve(this.running.has(node) ? [0, group] : undefined),
     compact: (node) => {
@@ -92,7 +94,6 @@ class FakeCluster {
     placement: () => Promise.resolve('not in this fake'),
     setNodeGoneGrace: () => Promise.resolve(undefined),
     url: (node) => `http://fake-${node}`,
-    wipe: () => Promise.resolve(),
   };
 
   readonly db: Database = {

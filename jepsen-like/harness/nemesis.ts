@@ -300,7 +300,8 @@ export class Nemesis {
         if (db.isPaused(node)) db.resume(node);
         if (!db.isRunning(node)) {
           await db.restart(node);
-          restarted.push(node);
+          // A node the membership nemesis retired stays down.
+          if (db.isRunning(node)) restarted.push(node);
         }
       } catch (error) {
         problems.push(`node ${node}: ${String(error)}`);

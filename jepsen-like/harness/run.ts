@@ -104,7 +104,8 @@ async function createDatabase(
     dataDir: join(runDir, 'data'),
     ...(proxy === undefined ? {} : { peerAddress: (from: number, to: number) => proxy.listenAddress(from, to) }),
     now: () => recorder.now(),
-    spareNodes: faultKinds.has('membership') ? 1 : 0,
+    // Every add is of a fresh node (dram never takes a removed id back): one per membership fault at most.
+    spareNodes: schedule.faults.filter((fault) => fault.spec.kind === 'membership').length,
     extraFlags: faultKinds.has('snapshot')
       ? [
           '--snapshot-tail-entries',

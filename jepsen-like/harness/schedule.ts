@@ -27,11 +27,13 @@ export type ProxyMode = 'delay' | 'loss' | 'duplicate' | 'reorder' | 'flaky-node
  */
 export type SnapshotMode = 'catch-up' | 'crash-mid-snapshot';
 /**
- * grow-shrink: a spare node is added (cluster.add), then removed (cluster.remove, drained) and
- * wiped; remove-readd: a member is removed, wiped and added again; kill-past-grace: a member is
- * killed until placement re-created its replicas elsewhere (past nodeGoneGraceMs), then restarted.
+ * grow-shrink: a fresh node is added (cluster.add), then removed (cluster.remove, drained) and
+ * retired; replace: a fresh node is added, then a member is removed and retired (its clients move
+ * to the new node); kill-past-grace: a member is killed until placement re-created its replicas
+ * elsewhere (past nodeGoneGraceMs), then restarted. (dram never takes a removed node id back, so
+ * every add is of a fresh id.)
  */
-export type MembershipMode = 'grow-shrink' | 'remove-readd' | 'kill-past-grace';
+export type MembershipMode = 'grow-shrink' | 'replace' | 'kill-past-grace';
 
 export const PARTITION_SHAPES: readonly PartitionShape[] = [
   'isolate-leader',
@@ -52,7 +54,7 @@ export const PROXY_MODES: readonly ProxyMode[] = [
 ];
 
 export const SNAPSHOT_MODES: readonly SnapshotMode[] = ['catch-up', 'crash-mid-snapshot'];
-export const MEMBERSHIP_MODES: readonly MembershipMode[] = ['grow-shrink', 'remove-readd', 'kill-past-grace'];
+export const MEMBERSHIP_MODES: readonly MembershipMode[] = ['grow-shrink', 'replace', 'kill-past-grace'];
 /** The membership nemesis needs placement, which spreads groups only over more than three nodes. */
 export const membershipNodesMin = 5;
 /** crash-mid-snapshot kills the node this long (at most) after asking it to snapshot. */

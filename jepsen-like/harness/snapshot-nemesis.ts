@@ -8,9 +8,10 @@
 //    check is valid once F applies past L, invalid if it does not within `catchUpMs`, unknown if
 //    the compaction past L could not be brought about (then F was never really behind it).
 //    The nodes run with a short log tail (--snapshot-tail-entries) so a few dozen writes suffice.
-//  - crash-mid-snapshot: a replica of g is asked to snapshot every group it hosts (after writes to
-//    g, so g has something new) and is killed -9 a few milliseconds later, while it captures and
-//    writes them. Restarted at the fault's end, it must come back and apply g at least up to the
+//  - crash-mid-snapshot: a replica of g is asked to snapshot every group it hosts at once (after
+//    writes to g, so g has something new; each compaction is an action, so they run one after
+//    another) and is killed -9 `killDelayMs` after the first one started, while the others are
+//    captured and written. Restarted at the fault's end, it must come back and apply g at least up to the
 //    snapshot it was writing: valid then, invalid if not within `catchUpMs` (a node that cannot
 //    restart from a half-written snapshot also shows in the crashes checker), unknown when no
 //    snapshot was under way when it died (every answer was `up_to_date`).
@@ -39,6 +40,11 @@ export interface FaultContext {
 export interface FaultWaits {
   readonly catchUpMs: number;
   readonly compactPastMs: number;
+}
+
+/** A compaction that was started (or already under way) by the node's answer. */
+function isUnderWay(answer: Awaited<ReturnType<AdminControl['compact']>>): boolean {
+  return typeof answer !== 'string' && (answer.state === 'started' || answer.state === 'in_progress');
 }
 
 /** Heals the fault; answers the stop entry's detail. */
@@ -166,20 +172,36 @@ async function crashMidSnapshot(spec: SnapshotSpec, context: FaultContext): Prom
     return () => Promise.resolve('nothing to heal');
   }
   await admin.fill(group, crashFillWrites, Date.now() + 10_000);
+  // Every hosted group (the filled one first) is asked at once; their compactions run one after
+  // another (each is an action). The kill comes killDelayMs after the first one started, while
+  // the others are captured and written.
   const groups = (await admin.hostedGroups(target)) ?? [group];
-  const answers = await Promise.all(groups.map(async (g) => ({ group: g, answer: await admin.compact(target, g) })));
+  const ordered = [group, ...groups.filter((g) => g !== group)];
+  const answers: { group: number; answer: Awaited<ReturnType<AdminControl['compact']>> }[] = [];
+  const asked = ordered.map(async (g) => {
+    const answer = await admin.compact(target, g);
+    answers.push({ group: g, answer });
+  });
+  const everyAnswer = Promise.allSettled(asked);
+  await poll(context.waits.compactPastMs, signal, () =>
+    Promise.resolve(
+      answers.length === ordered.length || answers.some(({ answer }) => isUnderWay(answer)) ? true : undefined,
+    ),
+  );
   await sleep(spec.killDelayMs);
+  const beforeKill = [...answers];
   await db.kill(target);
-  const underWay = answers.filter(
-    ({ answer }) => typeof answer !== 'string' && (answer.state === 'started' || answer.state === 'in_progress'),
-  );
-  const described = answers
-    .map(({ group: g, answer }) => `${g}: ${typeof answer === 'string' ? answer : `${answer.state}@${answer.index}`}`)
-    .join('; ');
+  await everyAnswer;
+  const underWay = beforeKill.filter(({ answer }) => isUnderWay(answer));
+  const describe = (list: typeof answers): string =>
+    list
+      .map(({ group: g, answer }) => `${g}: ${typeof answer === 'string' ? answer : `${answer.state}@${answer.index}`}`)
+      .join('; ');
+  const described = `before the kill ${describe(beforeKill) || 'none'}; asked but not answered before it: ${ordered.filter((g) => !beforeKill.some((entry) => entry.group === g)).join(',') || 'none'}`;
   context.start(
-    `node ${target} asked to snapshot groups ${groups.join(',')} and killed -9 ${spec.killDelayMs} ms later (${described})`,
+    `node ${target} asked to snapshot groups ${ordered.join(',')} and killed -9 ${spec.killDelayMs} ms after the first started (${described})`,
   );
-  const mine = answers.find((entry) => entry.group === group)?.answer;
+  const mine = beforeKill.find((entry) => entry.group === group)?.answer;
   const wanted = typeof mine === 'string' || mine === undefined ? 0 : mine.index;
   return async () => {
     await db.restart(target);
@@ -194,8 +216,8 @@ async function crashMidSnapshot(spec: SnapshotSpec, context: FaultContext): Prom
     context.check(
       back === undefined ? 'invalid' : 'valid',
       back === undefined
-        ? `node ${target} killed while writing ${underWay.length} snapshot(s) did not serve group ${group} at index ${wanted} or later within ${context.waits.catchUpMs / 1000} s of its restart`
-        : `node ${target} killed while writing snapshots of groups ${underWay.map((entry) => entry.group).join(',')}; restarted, it applied group ${group} to ${back.applied} (>= ${wanted}), log from ${back.firstIndex}`,
+        ? `node ${target} killed while compacting ${underWay.length} group(s) did not serve group ${group} at index ${wanted} or later within ${context.waits.catchUpMs / 1000} s of its restart`
+        : `node ${target} killed -9 ${spec.killDelayMs} ms after compacting groups ${underWay.map((entry) => entry.group).join(',')} started, the rest queued or under way; restarted, it applied group ${group} to ${back.applied} (>= ${wanted}), log from ${back.firstIndex}`,
     );
     return `restarted node ${target}`;
   };

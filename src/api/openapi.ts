@@ -156,23 +156,30 @@ export const openApiDocument = {
     },
     '/v1/admin/groups/{group}/compact': {
       post: {
-        summary: "Snapshot this node's replica of the group now and compact its log behind it",
-        parameters: [{ name: 'group', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+        summary:
+          "Snapshot this node's replica of the group now and compact its log behind it (the action dram.io/group.compact, waited for)",
+        parameters: [
+          { name: 'group', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } },
+          { name: 'wait', in: 'query', required: false, schema: { type: 'string', enum: ['true', 'false'] } },
+        ],
         requestBody: {
           required: false,
           content: { 'application/json': { schema: { type: 'object', additionalProperties: false } } },
         },
         responses: {
           '200': {
-            description: 'A snapshot is being stored already, or nothing was applied since the last one.',
+            description:
+              'The action is DONE: the node answered `started` (the snapshot at `index` is being taken and stored without pausing writes), `in_progress` or `up_to_date`; `action` is its id. (On a node without the meta model, the direct answer: `in_progress` or `up_to_date`.)',
             content: { 'application/json': { schema: { $ref: '#/components/schemas/Compaction' } } },
           },
           '202': {
-            description: 'The snapshot is being taken (at `index`); it is stored without pausing writes.',
-            content: { 'application/json': { schema: { $ref: '#/components/schemas/Compaction' } } },
+            description:
+              '`?wait=false`, or still running: `{action, phase}`. (On a node without the meta model: the snapshot is being taken, at `index`.)',
+            content: { 'application/json': { schema: { type: 'object' } } },
           },
           '400': errorResponse('DRAM_ERR_BAD_REQUEST (a body other than {})'),
-          '404': errorResponse('DRAM_ERR_UNKNOWN_GROUP'),
+          '404': errorResponse('DRAM_ERR_UNKNOWN_GROUP (this node does not host the group)'),
+          '409': errorResponse('DRAM_ERR_ACTION_FAILED'),
         },
       },
     },
@@ -405,6 +412,10 @@ export const openApiDocument = {
           node: { type: 'integer' },
           index: { type: 'integer', description: 'The snapshot index (taken, being stored, or the last one).' },
           state: { type: 'string', enum: ['started', 'in_progress', 'up_to_date'] },
+          action: {
+            type: 'string',
+            description: 'The dram.io/group.compact action that ran it (with the meta model).',
+          },
         },
       },
       Member: {
