@@ -1,7 +1,7 @@
 // A real Prometheus (Debian's package) scraping a real three-process dram cluster every second,
 // with deploy/prometheus/alerts.yml loaded: every target is up; leader changes (also one caused
-// here by a leadership transfer), commit indexes, replication lag and proposal outcomes are
-// queryable through its HTTP API; a node's /metrics answer passes promtool check metrics; the
+// here by a leadership transfer), commit indexes, replication lag, proposal outcomes and the load
+// states of a database (added from a real S3 server, s3rver) are queryable through its HTTP API; a node's /metrics answer passes promtool check metrics; the
 // rules Prometheus loaded are the ones test/ops/deploy-files.ts reads, and each evaluates without
 // error; every dashboard expression runs. Bounded: polls of at most 30 s each.
 
@@ -19,6 +19,7 @@ import {
   request,
   type ProcessCluster,
 } from '../integration/cluster-process.ts';
+import { startSampleS3, type SampleS3 } from '../support/sample-s3.ts';
 import { alertRules, dashboardTargets, deployDir, withGrafanaVariables } from './deploy-files.ts';
 import { prometheusTools, promtool } from './prometheus-tools.ts';
 
@@ -43,6 +44,7 @@ async function freePort(): Promise<number> {
 
 describe.skipIf(tools === undefined)('Prometheus scraping a three-node cluster', () => {
   let cluster: ProcessCluster;
+  let s3: SampleS3 | undefined;
   let prometheus: ChildProcess | undefined;
   let prometheusLog = '';
   let prometheusUrl = '';
@@ -68,7 +70,8 @@ describe.skipIf(tools === undefined)('Prometheus scraping a three-node cluster',
     );
 
   beforeAll(async () => {
-    cluster = processCluster(3);
+    s3 = await startSampleS3(dir);
+    cluster = processCluster(3, { args: s3.nodeArgs });
     await formed(cluster, kvGroupCount);
     for (const id of cluster.ids)
       for (let k = 0; k < 5; k++) {
@@ -119,6 +122,7 @@ describe.skipIf(tools === undefined)('Prometheus scraping a three-node cluster',
       await exited;
     }
     await cluster.stopAll();
+    await s3?.stop();
     rmSync(dir, { recursive: true, force: true });
   }, 30_000);
 
@@ -143,6 +147,33 @@ describe.skipIf(tools === undefined)('Prometheus scraping a three-node cluster',
     // 15 writes succeeded; forwarded ones count as applied on the leader that made them.
     const applied = await queryUntil('sum(dram_proposals_total{outcome="applied"})', (samples) => samples.length === 1);
     expect(Number(applied[0]?.value[1])).toBeGreaterThanOrEqual(15);
+  });
+
+  it("answers for a database's load states: every node's versions, the meta leader's shard replicas", async () => {
+    const added = await request(
+      `${cluster.url(1)}/v1/databases`,
+      'POST',
+      JSON.stringify({ name: 'shop', source: s3?.source, replicas: 'all' }),
+      'application/json',
+    );
+    expect(added.status).toBeLessThan(300);
+    // Each node holds the version loaded; the meta leader alone exports the replicas per shard.
+    const versions = await queryUntil('dram_database_versions{database="shop",state="loaded"} == 1', (samples) => {
+      return samples.length === 3;
+    });
+    expect(versions.map((s) => s.metric.instance).sort()).toEqual(
+      cluster.ids.map((id) => new URL(cluster.url(id)).host).sort(),
+    );
+    const replicas = await queryUntil(
+      'dram_database_shard_replicas{database="shop",state="loaded"} == 3',
+      (samples) => {
+        return samples.length === 2;
+      },
+    );
+    const shards = JSON.parse((await request(`${cluster.url(2)}/v1/databases/shop/shards`)).text) as {
+      shards: { shard: string }[];
+    };
+    expect(replicas.map((s) => s.metric.shard).sort()).toEqual(shards.shards.map((shard) => shard.shard).sort());
   });
 
   it('counts leader changes, and sees the one a leadership transfer causes', async () => {

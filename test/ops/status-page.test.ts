@@ -21,11 +21,8 @@ import {
   type ProcessCluster,
 } from '../integration/cluster-process.ts';
 import { testSuccessKind } from '../../src/control/action-kinds.ts';
-import { generateSampleDatabase, sampleDefaults } from '../../examples/sample-db/generate.ts';
-import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
-import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
 import { request } from '../integration/cluster-process.ts';
-import { s3rverStore } from '../s3/support.ts';
+import { startSampleS3, type SampleS3 } from '../support/sample-s3.ts';
 import { dumpDom, findChromium, screenshot } from './chromium.ts';
 
 const chromium = findChromium();
@@ -33,8 +30,7 @@ const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 const shots = mkdtempSync(join(tmpdir(), 'dram-status-page-'));
 let started: ProcessCluster | undefined;
 let cluster: ProcessCluster;
-let s3: S3rverProcess | undefined;
-const bucket = 'dram-status-page';
+let s3: SampleS3 | undefined;
 
 interface PageGroup {
   readonly group: number;
@@ -68,26 +64,8 @@ function shoot(name: string): string {
 
 beforeAll(async () => {
   if (chromium === undefined) return;
-  s3 = await startS3rver({ directory: join(shots, 's3'), port: 0, stderr: 'ignore' });
-  const store = s3rverStore(s3);
-  try {
-    await store.createBucket(bucket);
-    const sampleDir = join(shots, 'sample');
-    await generateSampleDatabase(sampleDir, {
-      ...sampleDefaults,
-      seed: 3,
-      shards: 2,
-      eventsPerShard: 500,
-      users: 50,
-      products: 10,
-    });
-    await uploadDirectory(store, sampleDir, listDirectory(sampleDir), { bucket, prefix: 'sample/shop/' });
-  } finally {
-    store.close();
-  }
-  process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
-  process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
-  cluster = processCluster(3, { args: ['--s3-endpoint', s3.endpoint, '--s3-path-style'] });
+  s3 = await startSampleS3(shots);
+  cluster = processCluster(3, { args: s3.nodeArgs });
   started = cluster;
   await formed(cluster, 4);
 }, 120_000);
@@ -145,7 +123,7 @@ describe.skipIf(chromium === undefined)('the status page in headless Chromium', 
 
   it("lists a database with its state, its alias and this node's download", async () => {
     const page = `${cluster.url(1)}/`;
-    const source = `s3://${bucket}/sample/shop/`;
+    const source = s3?.source ?? '';
     const added = await request(
       `${cluster.url(2)}/v1/databases`,
       'POST',

@@ -1,0 +1,45 @@
+// A real S3 server (s3rver, its own process) holding a small generated sample database, for the
+// ops tests that show databases (the status page, the Prometheus scrape): the server, the
+// database's s3:// source, the `dram start` flags that point a node at it, and its stop. Sets the
+// s3rver credentials in this process's environment, which the dram processes it starts inherit.
+// Called by test/ops/status-page.test.ts and test/ops/prometheus.test.ts.
+
+import { join } from 'node:path';
+import { generateSampleDatabase, sampleDefaults } from '../../examples/sample-db/generate.ts';
+import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
+import { s3rverCredentials, startS3rver } from '../../src/s3/s3rver-process.ts';
+import { s3rverStore } from '../s3/support.ts';
+
+export interface SampleS3 {
+  /** `s3://bucket/sample/shop/`: two shards, a few KiB. */
+  readonly source: string;
+  /** `--s3-endpoint <url> --s3-path-style`. */
+  readonly nodeArgs: readonly string[];
+  stop(): Promise<void>;
+}
+
+/** Starts s3rver with its data under `dir` and uploads the sample database. */
+export async function startSampleS3(dir: string): Promise<SampleS3> {
+  const bucket = 'dram-sample';
+  const s3 = await startS3rver({ directory: join(dir, 's3'), port: 0, stderr: 'ignore' });
+  const store = s3rverStore(s3);
+  try {
+    await store.createBucket(bucket);
+    const sampleDir = join(dir, 'sample');
+    const options = { ...sampleDefaults, seed: 3, shards: 2, eventsPerShard: 500, users: 50, products: 10 };
+    await generateSampleDatabase(sampleDir, options);
+    await uploadDirectory(store, sampleDir, listDirectory(sampleDir), { bucket, prefix: 'sample/shop/' });
+  } catch (error) {
+    await s3.stop();
+    throw error;
+  } finally {
+    store.close();
+  }
+  process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
+  process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
+  return {
+    source: `s3://${bucket}/sample/shop/`,
+    nodeArgs: ['--s3-endpoint', s3.endpoint, '--s3-path-style'],
+    stop: () => s3.stop(),
+  };
+}
