@@ -4,6 +4,7 @@
 // election timeout), driven from this process at the same concurrency with 256-byte values:
 //
 //   ceiling   64 keep-alive HTTP clients against one no-op fastify server (the HTTP ceiling here)
+//   floor     one synced LevelDB batch + two loopback round trips (bench/cluster-floor.ts)
 //   seq       one client, sequential writes: p50, p99
 //   shard     64 clients, keys of one shard (dram kv group 1): writes/s, p50, p99
 //   all       256 clients, keys over every shard (dram: 8 groups, leaders spread 3/3/2): same figures
@@ -59,9 +60,11 @@ import {
   type WriteSpan,
   type WriteTarget,
 } from './cluster-load.ts';
+import { measureFloor, type FloorResult } from './cluster-floor.ts';
 
 export const clusterPhases = [
   'ceiling',
+  'floor',
   'seq',
   'shard',
   'all',
@@ -214,6 +217,8 @@ export interface ClusterReport {
   /** 1-minute load average when the cluster benchmark started and ended (other work on the machine shows here). */
   readonly loadAverage: { readonly atStart: number; readonly atEnd: number };
   readonly ceiling?: LoadResult;
+  /** One synced LevelDB batch + two loopback round trips (bench/cluster-floor.ts). */
+  readonly floor?: FloorResult;
   readonly dram?: SystemReport;
   readonly etcd?: SystemReport;
   readonly ratios: Record<string, number>;
@@ -743,6 +748,7 @@ function summarize(
   ceiling: LoadResult | undefined,
   dram: SystemReport | undefined,
   etcd: SystemReport | undefined,
+  floor?: FloorResult,
 ): Pick<ClusterReport, 'ratios' | 'targets'> {
   const t = clusterTargets;
   const ratios: Record<string, number> = {};
@@ -758,6 +764,8 @@ function summarize(
   put('failoverMedian', ratio(dram?.failover?.medianMs, etcd?.failover?.medianMs));
   put('transferMaxGap', ratio(dram?.transfer?.maxGapMs, etcd?.transfer?.maxGapMs));
   put('oneShardShareOfHttpCeiling', ratio(dram?.oneShard?.writesPerSecond, ceiling?.writesPerSecond));
+  put('sequentialBinaryP50OfFloor', ratio(dram?.sequentialBinary?.p50Ms, floor?.floorMs));
+  put('sequentialBinaryP50OfEtcd', ratio(dram?.sequentialBinary?.p50Ms, etcd?.sequential?.p50Ms));
   put('sequentialAnyP50', ratio(dram?.sequentialAny?.p50Ms, etcd?.sequentialAny?.p50Ms));
   put('oneShardAnyWritesPerSecond', ratio(dram?.oneShardAny?.writesPerSecond, etcd?.oneShardAny?.writesPerSecond));
   put('oneShardAnyShareOfHttpCeiling', ratio(dram?.oneShardAny?.writesPerSecond, ceiling?.writesPerSecond));
@@ -943,10 +951,12 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
   process.on('SIGTERM', onSignal);
 
   let ceiling: (LoadResult & { cpuPercent: Record<string, number> }) | undefined;
+  let floor: FloorResult | undefined;
   let dramReport: SystemReport | undefined;
   let etcdReport: SystemReport | undefined;
   try {
     if (options.phases.has('ceiling')) ceiling = await measureCeiling(options, (child) => helpers.push(child));
+    if (options.phases.has('floor')) floor = await measureFloor(log);
 
     if (options.systems.has('dram')) {
       dramReport = {};
@@ -1006,9 +1016,10 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
     damon,
     loadAverage: { atStart: loadAtStart, atEnd: round(loadavg()[0] ?? 0) },
     ...(ceiling === undefined ? {} : { ceiling }),
+    ...(floor === undefined ? {} : { floor }),
     ...(dramReport === undefined ? {} : { dram: dramReport }),
     ...(etcdReport === undefined ? {} : { etcd: etcdReport }),
-    ...summarize(ceiling, dramReport, etcdReport),
+    ...summarize(ceiling, dramReport, etcdReport, floor),
   };
 }
 

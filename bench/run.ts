@@ -4,7 +4,7 @@
 // `--cluster` adds the cluster benchmark (bench/cluster.bench.ts: a three-node dram cluster of
 // real processes against a three-member etcd, a few minutes); its figures go under `cluster`.
 //   --cluster-seconds N          measuring time of each load phase (default 10)
-//   --cluster-phases a,b,...     subset of ceiling,seq,shard,all,aseq,ashard,read,bseq,bshard,ball,transfer,failover (default: all)
+//   --cluster-phases a,b,...     subset of ceiling,floor,seq,shard,all,aseq,ashard,read,bseq,bshard,ball,transfer,failover (default: all)
 //   --cluster-systems a,b        subset of dram,etcd (default: both)
 //   --cluster-cpu-prof DIR       run every dram node under node --cpu-prof, node N's profiles in DIR/nN
 //                                (on a graceful stop; use without the failover phase, which kills it)

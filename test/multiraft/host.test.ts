@@ -87,6 +87,71 @@ describe('MultiRaftHost', () => {
     expect(model instanceof KvModel && new TextDecoder().decode(model.get('r')?.value)).toBe('before');
   });
 
+  it('sends one frame per peer in a turn that writes nothing (what waits for the write goes with the rest)', async () => {
+    // Every host's sends, storage writes and turn ends, in order, from one shared log.
+    const events: string[] = [];
+    const network = new MemoryNetwork();
+    const rng = createRng(17);
+    for (const id of ids) {
+      const storage = new MemoryHostStorage();
+      for (const group of groupIds) storage.bootstrap(group, confStateOf(ids));
+      const write = storage.write.bind(storage);
+      storage.write = (batch) => {
+        events.push(`${id} write`);
+        return write(batch);
+      };
+      const transport = network.transport(id);
+      const host = new MultiRaftHost({
+        nodeId: id,
+        storage,
+        transport: {
+          send: (peer, batch) => {
+            if (batch.length > 0) events.push(`${id} send ${peer}`);
+            transport.send(peer, batch);
+          },
+        },
+        rng: rng.fork(),
+        raft: { electionTimeoutTicks: 10, heartbeatTicks: 1, quiesceAfterTicks: 0 },
+        tickMs: 5,
+        proposalQueueMax: 1000,
+        requestTimeoutMs: 2000,
+        commitFlushMs: 50,
+        pingMs: 5,
+        peerSilenceMs: 50,
+        observeTurn: () => events.push(`${id} turn`),
+      });
+      for (const group of groupIds) host.addGroup(group, new KvModel());
+      network.hosts.set(id, host);
+      running.push(host);
+      host.start();
+    }
+    const group = groupIds[0] ?? asGroupId(1);
+    const leader = await leaderOf(network, group);
+    const followers = [...network.hosts.values()].filter((host) => host !== leader);
+    // Reads on the followers (ReadIndex goes early) while heartbeats come and are answered (after the write).
+    for (let round = 0; round < 40; round++)
+      await Promise.all(
+        followers.flatMap((follower) => [follower.read(group, 'linearizable'), follower.read(group, 'linearizable')]),
+      );
+    let turnsChecked = 0;
+    for (const id of ids) {
+      const own = events
+        .filter((event) => event.startsWith(`${id} `))
+        .map((event) => event.slice(String(id).length + 1));
+      let sentTo = new Set<string>();
+      for (const event of own) {
+        if (event === 'turn' || event === 'write') {
+          if (event === 'turn') turnsChecked++;
+          sentTo = new Set();
+          continue;
+        }
+        expect(sentTo.has(event), `node ${id}: two frames to one peer in a turn with no write between`).toBe(false);
+        sentTo.add(event);
+      }
+    }
+    expect(turnsChecked).toBeGreaterThan(0);
+  });
+
   it('elects leaders, applies proposals on every replica, and serves linearizable reads', async () => {
     const network = cluster();
     for (const group of groupIds) {
