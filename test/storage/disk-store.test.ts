@@ -3,7 +3,6 @@
 // writes are serialized; corrupt, torn, misplaced or missing records stop the open with a
 // StorageCorruptionError naming group and index; LevelDB failures are fatal StorageErrors.
 
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
