@@ -6,17 +6,23 @@
 // snapshot bad at the source fails its envelope checksum and is fetched again whole.
 
 import { crc32 } from 'node:zlib';
+import { Level } from 'level';
 import { afterEach, describe, expect, it } from 'vitest';
-import { asGroupId, asNodeId, type GroupId, type LogIndex, type NodeId } from '../../src/base/ids.ts';
+import { asGroupId, asNodeId, type GroupId, type LogIndex, type NodeId, type Term } from '../../src/base/ids.ts';
 import { createRng } from '../../src/base/rng.ts';
 import { encodeKvCommand } from '../../src/codec/kv.ts';
 import { KvModel } from '../../src/models/kv.ts';
 import type { Model } from '../../src/models/model.ts';
 import { MultiRaftHost, type HostOptions } from '../../src/multiraft/host.ts';
+import type { HostStorage } from '../../src/multiraft/ports.ts';
 import type { RaftConfigInput } from '../../src/raft/config.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
+import { bootstrapEntry } from '../../src/raft/storage.ts';
+import { DiskStore } from '../../src/storage/disk-store.ts';
+import { parseKey } from '../../src/storage/keys.ts';
 import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
 import { eventually } from '../support/poll.ts';
+import { temporaryDirectory, testStoreOptions } from '../storage/support.ts';
 
 let running: MultiRaftHost[] = [];
 
@@ -42,7 +48,7 @@ class CountingModel implements Model {
 
 function startHost(
   id: NodeId,
-  storage: MemoryHostStorage,
+  storage: HostStorage,
   network: MemoryNetwork,
   raft: Partial<RaftConfigInput>,
   extra: Partial<HostOptions> = {},
@@ -286,5 +292,137 @@ describe('snapshots through the host', () => {
     };
     await caughtUp();
     expect(chunks).toBeGreaterThan(1);
+  });
+});
+
+/** A DiskStore at `path` holding group `kv` bootstrapped with `voters` (entry 1/1). */
+async function bootstrappedStore(path: string, voters: readonly NodeId[]): Promise<DiskStore> {
+  const store = await DiskStore.open(path, testStoreOptions);
+  await store.write(
+    [
+      {
+        group: kv,
+        entries: [bootstrapEntry(confStateOf(voters))],
+        hardState: { term: 1 as Term, vote: asNodeId(0), commit: 1 as LogIndex },
+      },
+    ],
+    { sync: true },
+  );
+  return store;
+}
+
+/** Flips the last byte of every stored snapshot chunk of group `kv` (their record checksums then fail). */
+async function corruptSnapshotChunks(path: string): Promise<void> {
+  const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
+  await db.open();
+  let flipped = 0;
+  for await (const [key, value] of db.iterator()) {
+    if (parseKey(key)?.kind !== 'snap-chunk' || parseKey(key)?.group !== kv) continue;
+    const changed = Uint8Array.from(value);
+    changed[changed.length - 1] = (changed[changed.length - 1] ?? 0) ^ 1;
+    await db.put(key, changed);
+    flipped++;
+  }
+  await db.close();
+  expect(flipped).toBeGreaterThan(0);
+}
+
+describe('a corrupt snapshot in a real store', () => {
+  let directory: { readonly path: string; cleanup(): Promise<void> } | undefined;
+  afterEach(async () => {
+    await directory?.cleanup();
+    directory = undefined;
+  });
+
+  it('is refused, named, never loaded; the state is rebuilt from the log and the snapshot replaced at its index', async () => {
+    directory = await temporaryDirectory('corrupt-rebuild');
+    const self = asNodeId(1);
+    const raft = { snapshotIntervalEntries: 5, snapshotTailEntries: 1000 };
+    const first = await bootstrappedStore(directory.path, [self]);
+    const writer = startHost(self, first, new MemoryNetwork(), raft);
+    writer.addGroup(kv, new KvModel());
+    writer.start();
+    for (let k = 0; k < 12; k++) await proposeUntilApplied(writer, kv, put(`key${k}`, Uint8Array.of(k)));
+    await until(() => first.group(kv).snapshot().meta.index > 5, 'a snapshot');
+    await writer.stop();
+    running = [];
+    const index = first.group(kv).snapshot().meta.index;
+    await first.close();
+    await corruptSnapshotChunks(directory.path);
+
+    const store = await DiskStore.open(directory.path, testStoreOptions);
+    const refusals: string[] = [];
+    const model = new KvModel();
+    const host = startHost(self, store, new MemoryNetwork(), raft, {
+      onSnapshotRefused: (_group, reason) => refusals.push(reason),
+    });
+    host.addGroup(kv, model);
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(
+      new RegExp(
+        `^group 2: the snapshot at index ${index} is refused: .*g/2/snap-chunk/.*checksum mismatch.*; the state is rebuilt from the log$`,
+      ),
+    );
+    host.start();
+    await proposeUntilApplied(host, kv, put('after', Uint8Array.of(99)));
+    for (let k = 0; k < 12; k++) expect(model.get(`key${k}`)?.value).toEqual(Uint8Array.of(k));
+    await until(() => store.snapshotDamage(kv) === undefined, 'the damaged snapshot replaced');
+    expect(store.group(kv).snapshot().meta.index).toBeGreaterThanOrEqual(index);
+    expect(store.group(kv).snapshot().data.length).toBeGreaterThan(0);
+  });
+
+  it('is refused and its state fetched from the leader when the log is compacted', async () => {
+    directory = await temporaryDirectory('corrupt-fetch');
+    const ids = [1, 2, 3].map(asNodeId);
+    const network = new MemoryNetwork();
+    const raft = { snapshotIntervalEntries: 4, snapshotTailEntries: 0 };
+    const diskId = asNodeId(3);
+    const storages = new Map<NodeId, MemoryHostStorage>();
+    const start = (id: NodeId, storage: MemoryHostStorage | DiskStore, extra: Partial<HostOptions> = {}) => {
+      const host = startHost(id, storage, network, raft, extra);
+      host.addGroup(kv, new KvModel());
+      host.start();
+      return host;
+    };
+    for (const id of ids.filter((id) => id !== diskId)) {
+      const storage = new MemoryHostStorage();
+      storage.bootstrap(kv, confStateOf(ids));
+      storages.set(id, storage);
+      start(id, storage);
+    }
+    const first = await bootstrappedStore(directory.path, ids);
+    const disk = start(diskId, first);
+    const leader = async (): Promise<MultiRaftHost> => {
+      let found: MultiRaftHost | undefined;
+      await until(
+        () => (found = running.find((host) => host.groupStatus(kv)?.status.role === 'leader')) !== undefined,
+        'a leader',
+      );
+      if (found === undefined) throw new Error('no leader');
+      return found;
+    };
+    for (let k = 0; k < 12; k++) await proposeUntilApplied(await leader(), kv, put(`key${k}`, Uint8Array.of(k)));
+    await until(() => first.group(kv).firstIndex() > 2, 'node 3 compacted its log');
+    await disk.stop();
+    running = running.filter((host) => host !== disk);
+    network.hosts.delete(diskId);
+    await first.close();
+    await corruptSnapshotChunks(directory.path);
+    for (let k = 12; k < 20; k++) await proposeUntilApplied(await leader(), kv, put(`key${k}`, Uint8Array.of(k)));
+
+    const store = await DiskStore.open(directory.path, testStoreOptions);
+    const refusals: string[] = [];
+    const restarted = start(diskId, store, { onSnapshotRefused: (_group, reason) => refusals.push(reason) });
+    expect(refusals[0]).toMatch(
+      /^group 2: the snapshot at index \d+ is refused: .*checksum mismatch.*is compacted, so it cannot be rebuilt from the log: the state is fetched from the leader$/,
+    );
+    const model = restarted.model(kv) as KvModel;
+    expect(model.size).toBe(0);
+    await proposeUntilApplied(await leader(), kv, put('after', Uint8Array.of(99)));
+    const leaderApplied = (await leader()).groupStatus(kv)?.appliedIndex ?? 0;
+    await until(() => (restarted.groupStatus(kv)?.appliedIndex ?? 0) >= leaderApplied, 'node 3 caught up');
+    for (let k = 0; k < 20; k++) expect(model.get(`key${k}`)?.value).toEqual(Uint8Array.of(k));
+    expect(store.snapshotDamage(kv)).toBeUndefined();
+    expect(restarted.groupStatus(kv)?.status.role).not.toBe('leader');
   });
 });

@@ -165,3 +165,91 @@ describe('the leader of a transfer', () => {
     expect(nextChunks(transfer, 20, 3)).toEqual([60, 80]);
   });
 });
+
+describe('a follower without its state machine (awaitSnapshot)', () => {
+  /** Node 3 with a log 1..12 (term 2 from index 2) committed to 12, a snapshot at 10 it cannot load. */
+  function stateless(): { node: RaftNode; storage: MemoryStorage } {
+    const storage = MemoryStorage.bootstrap(confState);
+    storage.append(
+      Array.from({ length: 11 }, (_, k) => ({
+        kind: 'normal' as const,
+        index: (k + 2) as LogIndex,
+        term: 2 as Term,
+        data: new Uint8Array(0),
+      })),
+    );
+    storage.hardState = { term: 2 as Term, vote: id(1), commit: 12 as LogIndex };
+    storage.createSnapshot(10 as LogIndex, confState, Uint8Array.of(1));
+    const node = new RaftNode({ id: id(3), rng: createRng(3) }, storage);
+    node.awaitSnapshot();
+    return { node, storage };
+  }
+  const heartbeat: Message = {
+    type: 'Heartbeat',
+    from: id(1),
+    to: id(3),
+    term: 2 as Term,
+    commit: 12 as LogIndex,
+    readRound: 0,
+    sentTick: 0,
+    quiesce: false,
+  };
+
+  it('applies nothing, never campaigns, and asks its leader for a snapshot at or after its last index', () => {
+    const { node, storage } = stateless();
+    node.campaign();
+    for (let tick = 0; tick < 50; tick++) node.tick();
+    expect(node.status().role).toBe('follower');
+    node.step(heartbeat);
+    const ready = node.ready();
+    expect(ready.committedEntries).toEqual([]);
+    expect(ready.messagesAfterPersist.concat(ready.messages)).toContainEqual(
+      expect.objectContaining({ type: 'InstallSnapshotResponse', needSnapshot: true, snapshotIndex: 12 }),
+    );
+    storage.hardState = ready.hardState ?? storage.hardState;
+    node.advance(ready);
+    // A snapshot older than that is not taken.
+    node.step({ ...chunk(1, 2, 0, 100), meta: { ...meta, index: 11 as LogIndex } });
+    expect(drain(node, storage).snapshot).toBeUndefined();
+  });
+
+  it('installs a snapshot whole even where its log holds the position, then applies again', () => {
+    const { node, storage } = stateless();
+    node.step({ ...chunk(1, 2, 0, 100), meta: { ...meta, index: 12 as LogIndex } });
+    const installed = drain(node, storage);
+    expect(installed.snapshot?.meta.index).toBe(12);
+    expect(node.status().applied).toBe(12);
+  });
+});
+
+describe('a leader asked for a snapshot by a follower without its state machine', () => {
+  it('asks its host for a newer snapshot, then sends it', () => {
+    // One voter, so it leads at once; node 3 is a learner (snapshots go to learners too).
+    const members = confStateOf([id(1)], [id(3)]);
+    const storage = MemoryStorage.bootstrap(members);
+    const leader = new RaftNode({ id: id(1), rng: createRng(1) }, storage);
+    drain(leader, storage);
+    leader.campaign();
+    drain(leader, storage);
+    expect(leader.status().role).toBe('leader');
+    const need: InstallSnapshotResponse = {
+      type: 'InstallSnapshotResponse',
+      from: id(3),
+      to: id(1),
+      term: 2 as Term,
+      snapshotIndex: 2 as LogIndex,
+      snapshotTerm: 0 as Term,
+      nextOffset: 0,
+      needSnapshot: true,
+    };
+    leader.step({ ...need, term: leader.status().term });
+    const asked = leader.ready();
+    expect(asked.snapshotRequest).toBe(2);
+    leader.advance(asked);
+    storage.createSnapshot(2 as LogIndex, members, Uint8Array.of(4, 5));
+    leader.tick();
+    const sent = drain(leader, storage).messages.filter((message) => message.type === 'InstallSnapshot');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ to: 3, meta: { index: 2 }, totalBytes: 2 });
+  });
+});
