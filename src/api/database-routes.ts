@@ -2,9 +2,12 @@
 //   POST   /v1/databases                 {name, source, replicas?, lazy?, metadataPattern?} -> 202 {action, name}
 //   GET    /v1/databases                 the catalog, one summary per database
 //   GET    /v1/databases/:name           one database: version, shards, per replica state and progress
-//   GET    /v1/databases/:name/shards    which members hold which shards (version, state)
-//   GET    /v1/databases/:name/progress  this node's download jobs of the database (what the GET above
-//                                        asks every member holding a replica for)
+//   GET    /v1/databases/:name/shards    which members hold which shards: version, state, the shard's
+//                                        group and leader, each member's role (PRIMARY, SECONDARY,
+//                                        RECOVERING), commit offset and lag
+//   GET    /v1/databases/:name/progress  this node's download jobs of the database and its replicas of
+//                                        the shard groups (what the two GETs above ask every member
+//                                        holding a replica for)
 //   POST   /v1/databases/:name/reload    -> 202 {action, name}
 //   DELETE /v1/databases/:name           -> 202 {action, name}
 //
@@ -32,6 +35,7 @@ import {
   type DatabaseKind,
 } from '../control/database-kinds.ts';
 import { databaseArgsProblem } from '../control/database-kinds.ts';
+import { memberRole, reportedLeader, type ShardGroupReport } from '../control/shard-roles.ts';
 import type { JobProgress } from '../data/database-downloads.ts';
 import type { DatabasePort } from '../data/database-port.ts';
 import { assignedNodes, loadedCopies, replicaView, requiredCopies } from '../models/meta-databases.ts';
@@ -121,16 +125,27 @@ function summaryJson(context: ActionsContext, record: DatabaseRecord): Record<st
   };
 }
 
-/** Each member's progress for the database: this node's own, the others' over HTTP (null: no answer). */
+/** What a member says of the database: its download jobs and its replicas of the shard groups. */
+interface MemberAnswer {
+  readonly jobs: readonly JobProgress[];
+  readonly groups: readonly ShardGroupReport[];
+}
+
+/** This node's answer to GET /v1/databases/:name/progress. */
+function ownAnswer(options: DatabaseRoutesOptions, name: string): MemberAnswer {
+  return { jobs: options.databases.progress(name), groups: options.databases.shardGroups?.(name) ?? [] };
+}
+
+/** Each member's answer for the database: this node's own, the others' over HTTP (null: no answer). */
 async function gatherProgress(
   options: DatabaseRoutesOptions,
   name: string,
   nodes: readonly NodeId[],
-): Promise<Map<NodeId, readonly JobProgress[] | null>> {
+): Promise<Map<NodeId, MemberAnswer | null>> {
   const forward: Forward | undefined = options.actions.forward;
   const answers = await Promise.all(
-    nodes.map(async (node): Promise<[NodeId, readonly JobProgress[] | null]> => {
-      if (node === options.nodeId) return [node, options.databases.progress(name)];
+    nodes.map(async (node): Promise<[NodeId, MemberAnswer | null]> => {
+      if (node === options.nodeId) return [node, ownAnswer(options, name)];
       if (forward === undefined) return [node, null];
       try {
         const response = await Promise.race([
@@ -147,8 +162,10 @@ async function gatherProgress(
           ),
         ]);
         if (response.status !== 200) return [node, null];
-        const parsed = JSON.parse(response.body.toString('utf8')) as { jobs?: unknown };
-        return [node, Array.isArray(parsed.jobs) ? (parsed.jobs as JobProgress[]) : null];
+        const parsed = JSON.parse(response.body.toString('utf8')) as { jobs?: unknown; groups?: unknown };
+        if (!Array.isArray(parsed.jobs)) return [node, null];
+        const groups = Array.isArray(parsed.groups) ? (parsed.groups as ShardGroupReport[]) : [];
+        return [node, { jobs: parsed.jobs as JobProgress[], groups }];
       } catch {
         return [node, null];
       }
@@ -157,11 +174,54 @@ async function gatherProgress(
   return new Map(answers);
 }
 
+/** The members holding any shard of the database (current or next version), in id order. */
+function holders(record: DatabaseRecord, active: readonly NodeId[]): NodeId[] {
+  const nodes = new Set<NodeId>();
+  for (const version of [record.current, record.next])
+    for (const shard of version?.shards ?? [])
+      for (const node of assignedNodes(version ?? record.current, shard.shard, record.replicas, active))
+        nodes.add(node);
+  return [...nodes].sort((a, b) => a - b);
+}
+
+/** GET /v1/databases/:name/shards: per shard and version, its group, leader and each member's role. */
+async function shardsJson(options: DatabaseRoutesOptions, name: string) {
+  const { actions } = options;
+  const record = found(actions, name);
+  const active = actions.model.activeNodes();
+  const answers = await gatherProgress(options, record.name, holders(record, active));
+  const groups = actions.model.shardGroups(record.name);
+  return {
+    name: record.name,
+    shards: [record.current, record.next].flatMap((version) => {
+      if (version === null) return [];
+      return version.shards.map((shard) => {
+        const group = groups.get(shard.shard)?.id ?? null;
+        const members = assignedNodes(version, shard.shard, record.replicas, active);
+        const reports = new Map(
+          members.map((node) => [node, answers.get(node)?.groups.find((report) => report.group === group)]),
+        );
+        return {
+          shard: shard.shard,
+          version: version.version,
+          role: version === record.current ? 'current' : 'next',
+          group,
+          leader: reportedLeader(reports.values()),
+          members: members.map((node) => {
+            const state = replicaView(record, version.version, shard.shard, node).state;
+            return { node, state, ...memberRole(node, state, reports) };
+          }),
+        };
+      });
+    }),
+  };
+}
+
 function versionJson(
   record: DatabaseRecord,
   version: DatabaseVersion,
   active: readonly NodeId[],
-  progress: ReadonlyMap<NodeId, readonly JobProgress[] | null>,
+  progress: ReadonlyMap<NodeId, MemberAnswer | null>,
 ): Record<string, JsonValue> {
   return {
     version: version.version,
@@ -176,7 +236,7 @@ function versionJson(
         ...shardFiles,
         replicas: assignedNodes(version, shard.shard, record.replicas, active).map((node) => {
           const view = replicaView(record, version.version, shard.shard, node);
-          const answered = progress.get(node);
+          const answered = progress.get(node)?.jobs;
           const job = answered?.find(
             (entry) => entry.version === version.version && entry.shards.includes(shard.shard),
           );
@@ -249,16 +309,7 @@ async function databaseDetail(options: DatabaseRoutesOptions, name: string) {
   const { actions } = options;
   const record = found(actions, name);
   const active = actions.model.activeNodes();
-  const nodes = new Set<NodeId>();
-  for (const version of [record.current, record.next])
-    for (const shard of version?.shards ?? [])
-      for (const node of assignedNodes(version ?? record.current, shard.shard, record.replicas, active))
-        nodes.add(node);
-  const progress = await gatherProgress(
-    options,
-    record.name,
-    [...nodes].sort((a, b) => a - b),
-  );
+  const progress = await gatherProgress(options, record.name, holders(record, active));
   return {
     ...summaryJson(actions, record),
     createdAt: new Date(record.createdMs).toISOString(),
@@ -282,30 +333,13 @@ export const databaseRoutes: FastifyPluginCallback<DatabaseRoutesOptions> = (app
     databaseDetail(options, request.params.name),
   );
 
-  app.get<{ Params: { name: string } }>('/v1/databases/:name/shards', (request) => {
-    const record = found(actions, request.params.name);
-    const active = actions.model.activeNodes();
-    return {
-      name: record.name,
-      shards: [record.current, record.next].flatMap((version) =>
-        version === null
-          ? []
-          : version.shards.map((shard) => ({
-              shard: shard.shard,
-              version: version.version,
-              role: version === record.current ? 'current' : 'next',
-              members: assignedNodes(version, shard.shard, record.replicas, active).map((node) => ({
-                node,
-                state: replicaView(record, version.version, shard.shard, node).state,
-              })),
-            })),
-      ),
-    };
-  });
+  app.get<{ Params: { name: string } }>('/v1/databases/:name/shards', (request) =>
+    shardsJson(options, request.params.name),
+  );
 
   app.get<{ Params: { name: string } }>('/v1/databases/:name/progress', (request) => ({
     node: options.nodeId,
-    jobs: options.databases.progress(request.params.name),
+    ...ownAnswer(options, request.params.name),
   }));
 
   // The body, when one is sent, is ignored ({} from most clients).

@@ -1,6 +1,8 @@
 // Wires the database part of one node: the S3 adapter (from --s3-endpoint, --s3-region,
 // --s3-path-style; credentials from the AWS chain), the download controller over the meta model's
-// catalog (replica states proposed from any node, forwarded to the meta leader), the local database
+// catalog (replica states proposed from any node, forwarded to the meta leader), the shard sync
+// loop that records the catalog's manifests and this node's load states in the shard groups hosted
+// here (src/node/shard-sync.ts), the local database
 // resolver the query route takes, and the ports the API and the meta controller use (the source
 // check before db.add is scheduled, the listing in its step, this node's progress).
 //
@@ -19,6 +21,7 @@ import { replicaStates } from '../codec/meta-databases.ts';
 import type { CatalogStats } from '../metrics/registry.ts';
 import { assignedNodes, replicaView, requiredCopies } from '../models/meta-databases.ts';
 import { S3ObjectStore, s3SettingsDefault } from '../s3/s3-object-store.ts';
+import { shardGroupReports, ShardSync, type ShardSyncHost } from './shard-sync.ts';
 import type { S3Location } from './config.ts';
 
 /** The catalog's replica counts for the metrics (current versions): per shard by state, and desired. */
@@ -46,6 +49,8 @@ export interface NodeDatabases {
   readonly listObjects: DatabaseStepContext['listObjects'];
   readonly local: LocalDatabases;
   readonly downloads: DatabaseDownloads;
+  /** Starts the download controller and the shard sync loop. */
+  start(): void;
   stop(): void;
 }
 
@@ -58,9 +63,17 @@ export interface NodeDatabasesOptions {
   readonly catalogCurrent: () => boolean;
   /** Proposes a meta command from this node (forwarded to the meta leader); true when applied ok. */
   readonly proposeAnywhere: (command: MetaCommand) => Promise<boolean>;
+  /** The host, for the shard groups hosted here (absent: no shard sync, e.g. in a test). */
+  readonly host?: ShardSyncHost;
   readonly limits?: DownloadLimits;
   readonly log: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
   readonly onBytes?: (database: string, bytes: number) => void;
+}
+
+function shardSync(options: NodeDatabasesOptions): ShardSync | undefined {
+  if (options.host === undefined) return undefined;
+  const { nodeId: self, host, model: meta, catalogCurrent, log } = options;
+  return new ShardSync({ self, host, meta, catalogCurrent, log });
 }
 
 export function nodeDatabases(options: NodeDatabasesOptions): NodeDatabases {
@@ -104,8 +117,13 @@ export function nodeDatabases(options: NodeDatabasesOptions): NodeDatabases {
       return { ok: false, kind, message: `s3://${bucket}/${prefix}: ${error.message}` };
     }
   };
+  const sync = shardSync(options);
   return {
-    port: { checkSource, progress: (name) => downloads.progress(name) },
+    port: {
+      checkSource,
+      progress: (name) => downloads.progress(name),
+      shardGroups: (name) => (options.host === undefined ? [] : shardGroupReports(options.host, model, name)),
+    },
     listObjects: async (bucket, prefix, objectsMax) => {
       try {
         return await listAll(store, bucket, prefix, objectsMax);
@@ -115,7 +133,12 @@ export function nodeDatabases(options: NodeDatabasesOptions): NodeDatabases {
     },
     local,
     downloads,
+    start: () => {
+      downloads.start();
+      sync?.start();
+    },
     stop: () => {
+      void sync?.stop();
       downloads.stop();
       store.close();
     },
