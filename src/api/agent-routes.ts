@@ -2,7 +2,8 @@
 // client built on Replicante's SDK (docs/agent-api.md):
 //   GET  info/node      Node: address, agent_version, attributes, node_id, node_status, store_id, store_version
 //   GET  info/store     StoreExtras: cluster_id, attributes
-//   GET  info/shards    {shards: [{id, role, commit_offset, lag}]}: every group hosted here, "0" the meta group
+//   GET  info/shards    {shards: [{id, role, commit_offset, lag}]}: every group hosted here, "0" the meta group;
+//                       a database shard's group not loaded here yet is Recovering
 //   POST action (and action/)   ActionExecutionRequest -> {id}; 400 unknown kind or bad input, 409 id used, 429 queue full
 //   GET  action/:id     ActionExecution of any action of the cluster; 404 with an empty body when unknown
 //   GET  actions/finished, actions/queue   {actions: [{id, kind, phase}]}: the actions scheduled through this node
@@ -15,6 +16,7 @@ import type { FastifyError, FastifyPluginCallback, FastifyReply, FastifyRequest 
 import type { NodeId } from '../base/ids.ts';
 import type { AttributeValue } from '../codec/meta.ts';
 import { lagOf, nodeHealth, shardRole } from '../control/node-health.ts';
+import { shardGroupRecovering } from '../control/shard-roles.ts';
 import {
   actionBodyBytesMax,
   executionJson,
@@ -101,7 +103,8 @@ export const agentRoutes: FastifyPluginCallback<AgentRoutesOptions> = (app, opti
         const lag = lagOf(status, appliedIndex);
         return {
           id: String(group),
-          role: shardRole(status, appliedIndex),
+          // A database shard's replica that has not loaded the shard is Recovering, whatever its Raft role.
+          role: shardGroupRecovering(actions.model, group, nodeId) ? 'Recovering' : shardRole(status, appliedIndex),
           commit_offset: { unit: commitOffsetUnit, value: status.commit },
           lag: lag === null ? null : { unit: lagUnit, value: lag },
         };

@@ -2,9 +2,12 @@
 //   POST   /v1/databases                 {name, source, replicas?, lazy?, metadataPattern?} -> 202 {action, name}
 //   GET    /v1/databases                 the catalog, one summary per database
 //   GET    /v1/databases/:name           one database: version, shards, per replica state and progress
-//   GET    /v1/databases/:name/shards    which members hold which shards (version, state)
-//   GET    /v1/databases/:name/progress  this node's download jobs of the database (what the GET above
-//                                        asks every member holding a replica for)
+//   GET    /v1/databases/:name/shards    which members hold which shards: version, state, the shard's
+//                                        group and leader, each member's role (PRIMARY, SECONDARY,
+//                                        RECOVERING), commit offset and lag
+//   GET    /v1/databases/:name/progress  this node's download jobs of the database and its replicas of
+//                                        the shard groups (what the two GETs above ask every member
+//                                        holding a replica for)
 //   POST   /v1/databases/:name/reload    -> 202 {action, name}
 //   DELETE /v1/databases/:name           -> 202 {action, name}
 //
@@ -32,6 +35,7 @@ import {
   type DatabaseKind,
 } from '../control/database-kinds.ts';
 import { databaseArgsProblem } from '../control/database-kinds.ts';
+import { memberRole, reportedLeader, type ShardGroupReport } from '../control/shard-roles.ts';
 import type { JobProgress } from '../data/database-downloads.ts';
 import type { DatabasePort } from '../data/database-port.ts';
 import { percentile, type QueryFigures } from '../data/query-stats.ts';
@@ -123,19 +127,13 @@ function summaryJson(context: ActionsContext, record: DatabaseRecord): Record<st
   };
 }
 
-/** The nodes holding a replica of the database (current or next version). */
-function holders(record: DatabaseRecord, active: readonly NodeId[]): NodeId[] {
-  const nodes = new Set<NodeId>();
-  for (const version of [record.current, record.next])
-    for (const shard of version?.shards ?? [])
-      for (const node of assignedNodes(version ?? record.current, shard.shard, record.replicas, active))
-        nodes.add(node);
-  return [...nodes].sort((a, b) => a - b);
-}
-
 /** This node's answer for the database (what `GET /v1/databases/:name/progress` sends). */
 function ownProgress(options: DatabaseRoutesOptions, name: string): MemberProgress {
-  return { jobs: options.databases.progress(name), queries: options.databases.queries(name) };
+  return {
+    jobs: options.databases.progress(name),
+    queries: options.databases.queries(name),
+    groups: options.databases.shardGroups?.(name) ?? [],
+  };
 }
 
 /** Each member's progress for the database: this node's own, the others' over HTTP (null: no answer). */
@@ -164,16 +162,64 @@ async function gatherProgress(
           ),
         ]);
         if (response.status !== 200) return [node, null];
-        const parsed = JSON.parse(response.body.toString('utf8')) as { jobs?: unknown; queries?: unknown };
+        const parsed = JSON.parse(response.body.toString('utf8')) as {
+          jobs?: unknown;
+          queries?: unknown;
+          groups?: unknown;
+        };
         if (!Array.isArray(parsed.jobs)) return [node, null];
         const queries = typeof parsed.queries === 'object' ? (parsed.queries as QueryFigures | null) : null;
-        return [node, { jobs: parsed.jobs as JobProgress[], queries }];
+        const groups = Array.isArray(parsed.groups) ? (parsed.groups as ShardGroupReport[]) : [];
+        return [node, { jobs: parsed.jobs as JobProgress[], queries, groups }];
       } catch {
         return [node, null];
       }
     }),
   );
   return new Map(answers);
+}
+
+/** The members holding any shard of the database (current or next version), in id order. */
+function holders(record: DatabaseRecord, active: readonly NodeId[]): NodeId[] {
+  const nodes = new Set<NodeId>();
+  for (const version of [record.current, record.next])
+    for (const shard of version?.shards ?? [])
+      for (const node of assignedNodes(version ?? record.current, shard.shard, record.replicas, active))
+        nodes.add(node);
+  return [...nodes].sort((a, b) => a - b);
+}
+
+/** GET /v1/databases/:name/shards: per shard and version, its group, leader and each member's role. */
+async function shardsJson(options: DatabaseRoutesOptions, name: string) {
+  const { actions } = options;
+  const record = found(actions, name);
+  const active = actions.model.activeNodes();
+  const answers = await gatherProgress(options, record.name, holders(record, active));
+  const groups = actions.model.shardGroups(record.name);
+  return {
+    name: record.name,
+    shards: [record.current, record.next].flatMap((version) => {
+      if (version === null) return [];
+      return version.shards.map((shard) => {
+        const group = groups.get(shard.shard)?.id ?? null;
+        const members = assignedNodes(version, shard.shard, record.replicas, active);
+        const reports = new Map(
+          members.map((node) => [node, answers.get(node)?.groups.find((report) => report.group === group)]),
+        );
+        return {
+          shard: shard.shard,
+          version: version.version,
+          role: version === record.current ? 'current' : 'next',
+          group,
+          leader: reportedLeader(reports.values()),
+          members: members.map((node) => {
+            const state = replicaView(record, version.version, shard.shard, node).state;
+            return { node, state, ...memberRole(node, state, reports) };
+          }),
+        };
+      });
+    }),
+  };
 }
 
 function versionJson(
@@ -313,26 +359,9 @@ export const databaseRoutes: FastifyPluginCallback<DatabaseRoutesOptions> = (app
     databaseDetail(options, request.params.name),
   );
 
-  app.get<{ Params: { name: string } }>('/v1/databases/:name/shards', (request) => {
-    const record = found(actions, request.params.name);
-    const active = actions.model.activeNodes();
-    return {
-      name: record.name,
-      shards: [record.current, record.next].flatMap((version) =>
-        version === null
-          ? []
-          : version.shards.map((shard) => ({
-              shard: shard.shard,
-              version: version.version,
-              role: version === record.current ? 'current' : 'next',
-              members: assignedNodes(version, shard.shard, record.replicas, active).map((node) => ({
-                node,
-                state: replicaView(record, version.version, shard.shard, node).state,
-              })),
-            })),
-      ),
-    };
-  });
+  app.get<{ Params: { name: string } }>('/v1/databases/:name/shards', (request) =>
+    shardsJson(options, request.params.name),
+  );
 
   app.get<{ Params: { name: string } }>('/v1/databases/:name/progress', (request) => ({
     node: options.nodeId,

@@ -6,6 +6,7 @@
 //
 // Called by: src/api/database-routes.ts.
 
+import type { ShardGroupReport } from '../control/shard-roles.ts';
 import type { NodeId } from '../base/ids.ts';
 import type { JobProgress } from '../data/database-downloads.ts';
 import { percentile, type QueryFigures } from '../data/query-stats.ts';
@@ -14,6 +15,8 @@ import { percentile, type QueryFigures } from '../data/query-stats.ts';
 export interface MemberProgress {
   readonly jobs: readonly JobProgress[];
   readonly queries: QueryFigures | null;
+  /** The member's replicas of the database's shard groups (role, leader, term, commit, applied). */
+  readonly groups: readonly ShardGroupReport[];
 }
 
 export interface DatabaseStats {

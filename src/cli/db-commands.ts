@@ -216,6 +216,15 @@ function addDbAdd(db: Command, defaultUrl: string, fail: Fail): void {
     );
 }
 
+/** One shard of GET /v1/databases/:name/shards. */
+interface ShardJson {
+  shard: string;
+  version: number;
+  role: string;
+  group: number | null;
+  members: { node: number; state: string; role: string | null; commitOffset: number | null; lag: number | null }[];
+}
+
 /** db ls, show, shards. */
 function addDbReads(db: Command, defaultUrl: string, fail: Fail): void {
   db.command('ls')
@@ -255,7 +264,7 @@ function addDbReads(db: Command, defaultUrl: string, fail: Fail): void {
       });
     });
   db.command('shards <name>')
-    .description('which members hold which shards, per version')
+    .description('which members hold which shards, per version: role (PRIMARY, SECONDARY, RECOVERING), commit, lag')
     .option('--url <url>', 'any member', defaultUrl)
     .option('--json', 'print JSON')
     .action(async (name: string, flags: { url: string; json?: boolean }) => {
@@ -264,18 +273,21 @@ function addDbReads(db: Command, defaultUrl: string, fail: Fail): void {
         flags.json,
         fail,
         (body) => {
-          const shards = (
-            body as {
-              shards: { shard: string; version: number; role: string; members: { node: number; state: string }[] }[];
-            }
-          ).shards;
+          const shards = (body as { shards: ShardJson[] }).shards;
+          // One row per replica: its role in the shard's group (PRIMARY is the group's leader).
           printTable(
-            shards.map((shard) => ({
-              shard: shard.shard,
-              version: shard.version,
-              role: shard.role,
-              members: shard.members.map((member) => `${member.node}:${member.state}`).join(' '),
-            })),
+            shards.flatMap((shard) =>
+              shard.members.map((member) => ({
+                shard: shard.shard,
+                version: `${shard.version} (${shard.role})`,
+                group: shard.group ?? '-',
+                node: member.node,
+                role: member.role ?? '?',
+                state: member.state,
+                commit: member.commitOffset ?? '-',
+                lag: member.lag ?? '-',
+              })),
+            ),
           );
         },
       );

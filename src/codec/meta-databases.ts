@@ -141,7 +141,7 @@ export interface DatabasesSnapshot {
 
 // ---- field validators -------------------------------------------------------------------------
 
-function boundedText(value: unknown, path: string, bytesMax: number): string {
+export function boundedText(value: unknown, path: string, bytesMax: number): string {
   if (typeof value !== 'string') fail(path, 'expected a string');
   if (utf8Length(value) > bytesMax) fail(path, `longer than ${bytesMax} bytes`);
   return value;
@@ -175,17 +175,17 @@ function manifestFile(value: unknown, path: string): ManifestFile {
   };
 }
 
-function files(value: unknown, path: string): ManifestFile[] {
+export function manifestFiles(value: unknown, path: string): ManifestFile[] {
   return list(value, path, manifestFilesMax).map((item, k) => manifestFile(item, `${path}[${k}]`));
 }
 
-function positiveNode(value: unknown, path: string): NodeId {
+export function positiveNode(value: unknown, path: string): NodeId {
   const id = nodeId(value, path);
   if (id === 0) fail(path, 'expected a positive node id');
   return id;
 }
 
-function shardId(value: unknown, path: string): string {
+export function shardId(value: unknown, path: string): string {
   const shard = boundedText(value, path, 64);
   if (!shardIdPattern.test(shard)) fail(path, 'expected a shard id (letters, digits, "_", "-")');
   return shard;
@@ -197,13 +197,13 @@ export function databaseVersion(value: unknown, path: string): DatabaseVersion {
     const shard = record(item, `${path}.shards[${k}]`);
     return {
       shard: shardId(shard['shard'], `${path}.shards[${k}].shard`),
-      files: files(shard['files'], `${path}.shards[${k}].files`),
+      files: manifestFiles(shard['files'], `${path}.shards[${k}].files`),
       nodes: list(shard['nodes'], `${path}.shards[${k}].nodes`, 1024).map((node, j) =>
         positiveNode(node, `${path}.shards[${k}].nodes[${j}]`),
       ),
     };
   });
-  const global = files(raw['global'], `${path}.global`);
+  const global = manifestFiles(raw['global'], `${path}.global`);
   const total = shards.reduce((sum, shard) => sum + shard.files.length, global.length);
   if (total > manifestFilesMax) fail(path, `more than ${manifestFilesMax} files`);
   if (new Set(shards.map((shard) => shard.shard)).size !== shards.length) fail(`${path}.shards`, 'repeated shard id');

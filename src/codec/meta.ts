@@ -17,6 +17,8 @@ import { utf8Length } from '../base/bytes.ts';
 import {
   databasesCommand,
   databasesSnapshot,
+  nameOf,
+  shardId,
   type DatabasesCommand,
   type DatabasesSnapshot,
 } from './meta-databases.ts';
@@ -40,7 +42,9 @@ export type AttributeValue = string | number | boolean | null;
 export type ActionPhase = 'NEW' | 'RUNNING' | 'DONE' | 'FAILED';
 export const actionPhases: readonly ActionPhase[] = ['NEW', 'RUNNING', 'DONE', 'FAILED'];
 export type NodeStatus = 'JOINING' | 'ACTIVE' | 'LEAVING';
-export type GroupKind = 'meta' | 'kv';
+/** `db`: a database shard's own group (src/models/shard.ts), named by the record's `shard`. */
+export type GroupKind = 'meta' | 'kv' | 'db';
+export const groupKinds: readonly GroupKind[] = ['meta', 'kv', 'db'];
 
 export const actionKindBytesMax = 256;
 export const jsonBytesMax = 64 * 1024;
@@ -113,6 +117,8 @@ export interface GroupRecord {
    * configuration it applied itself (src/control/group-hosting.ts).
    */
   readonly confIndex?: number;
+  /** For a `db` group: the database and the shard it holds (never changes once recorded). */
+  readonly shard?: { readonly database: string; readonly shard: string };
 }
 
 export type MetaCommand =
@@ -163,6 +169,8 @@ export interface MetaSnapshot {
   /** The database catalog; absent in snapshots written before it existed. */
   readonly databases?: DatabasesSnapshot;
   /** Placement (absent in snapshots written before it): moves in progress, the last finished, settings. */
+  /** The next id a database shard's group gets (absent in snapshots written before db groups). */
+  readonly dbGroupNext?: number;
   readonly placement?: {
     readonly moves: readonly MoveRecord[];
     readonly history: readonly FinishedMove[];
@@ -322,15 +330,21 @@ function nodeRecord(value: unknown, path: string): NodeRecord {
   };
 }
 
+function groupShard(value: unknown, path: string): { database: string; shard: string } {
+  const raw = record(value, path);
+  return { database: nameOf(raw['database'], `${path}.database`), shard: shardId(raw['shard'], `${path}.shard`) };
+}
+
 function groupRecord(value: unknown, path: string): GroupRecord {
   const raw = record(value, path);
   return {
     id: groupIdOf(raw['id'], `${path}.id`),
-    kind: oneOf(raw['kind'], `${path}.kind`, ['meta', 'kv'] as const),
+    kind: oneOf(raw['kind'], `${path}.kind`, groupKinds),
     replicas: list(raw['replicas'], `${path}.replicas`, replicasMax).map((item, k) =>
       positiveNode(item, `${path}.replicas[${k}]`),
     ),
     ...(raw['confIndex'] === undefined ? {} : { confIndex: counter(raw['confIndex'], `${path}.confIndex`) }),
+    ...(raw['shard'] === undefined ? {} : { shard: groupShard(raw['shard'], `${path}.shard`) }),
   };
 }
 
@@ -448,6 +462,7 @@ export function decodeMetaSnapshot(data: Uint8Array): MetaSnapshot {
     finished: actions('finished'),
     ...(raw['databases'] === undefined ? {} : { databases: databasesSnapshot(raw['databases'], 'metasnap.databases') }),
     ...(raw['placement'] === undefined ? {} : { placement: placementOf(raw['placement']) }),
+    ...(raw['dbGroupNext'] === undefined ? {} : { dbGroupNext: counter(raw['dbGroupNext'], 'metasnap.dbGroupNext') }),
   };
 }
 

@@ -9,7 +9,7 @@
 //
 // Called by: src/node/ (start/stop), test/control/.
 
-import { metaGroupId as metaGroup, type MetaModel } from '../models/meta.ts';
+import { isDbGroup, metaGroupId as metaGroup, type MetaModel } from '../models/meta.ts';
 import type { GroupId, NodeId } from '../base/ids.ts';
 import {
   encodeMetaCommand,
@@ -112,7 +112,7 @@ export class MetaController {
       clusterId: () => model.clusterId,
       hasJoined: (node) => {
         if (model.replicationFactor('kv') !== undefined) return model.node(node)?.status === 'ACTIVE';
-        const kv = host.status().filter(({ group }) => group !== metaGroup);
+        const kv = host.status().filter(({ group }) => group !== metaGroup && !isDbGroup(group));
         return kv.length > 0 && kv.every(({ status }) => status.confState.voters.includes(node));
       },
       registered: (node) => model.node(node),
@@ -277,16 +277,19 @@ export class MetaController {
       const conf = status.confState;
       if (conf.voters.length === 0 || !include(status)) continue;
       if (status.role === 'leader' && appliedTerm !== status.term) continue;
+      // A shard group is recorded by the meta model itself; once dropped, it is never recorded again.
+      const known = recorded.get(group);
+      if (known === undefined && isDbGroup(group)) continue;
       const replicas = [
         ...new Set([...conf.voters, ...conf.votersOutgoing, ...conf.learners, ...conf.learnersNext]),
       ].sort((a, b) => a - b);
       const record: GroupRecord = {
         id: group,
-        kind: group === metaGroup ? 'meta' : 'kv',
+        kind: known?.kind ?? (group === metaGroup ? 'meta' : 'kv'),
         replicas,
         ...(group === metaGroup || confIndex === undefined ? {} : { confIndex }),
       };
-      if (!sameRecord(recorded.get(group), record)) due.push(record);
+      if (!sameRecord(known, record)) due.push(record);
     }
     return due;
   }
@@ -317,7 +320,7 @@ export class MetaController {
         members.add(node);
     }
     for (const record of this.options.model.groups())
-      if (record.kind === 'kv') for (const node of record.replicas) members.add(node);
+      if (record.kind !== 'meta') for (const node of record.replicas) members.add(node);
     for (const move of this.options.model.moves()) if (move.add !== 0) members.add(move.add);
     return members;
   }

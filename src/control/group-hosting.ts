@@ -1,4 +1,4 @@
-// Which kv groups this node hosts: pure, from what the meta model says (each group's replicas as
+// Which kv and database shard groups this node hosts: pure, from what the meta model says (each group's replicas as
 // its leader last recorded them from an applied configuration, and the placement moves in
 // progress) and what the node hosts now, to the groups to start and to stop.
 //
@@ -14,6 +14,14 @@
 //    configuration may be needed for a quorum, and a record older than what this node applied
 //    (a node added while its leader had not recorded it yet) says nothing about it. A group without a record is left alone, and so is a replica that has not
 //    applied a configuration yet (started empty by a join, waiting for its first snapshot).
+// Database shard groups (kind `db`) follow the same rules, and two more:
+//  - a brand-new shard group (its record lists this node and no leader has recorded a
+//    configuration of it yet: no `confIndex`) starts bootstrapped with the record's replicas as its
+//    voters, as kv groups are at --init: every replica writes the same first entry, so the group
+//    elects a leader without anyone adding it. A node a move adds starts empty, as for kv;
+//  - a hosted shard group without a record is stopped and deleted: the meta model drops the record
+//    of a shard when its database is removed or no longer has the shard (checked again after a
+//    linearizable read of the meta group, like every stop), and never records it again.
 // The meta group (0) is never started or stopped here.
 //
 // Called by: src/node/group-hosting.ts.
@@ -34,9 +42,13 @@ export interface HostingView {
   /** The kv groups the meta model records, with their replicas and the configuration they come from. */
   readonly recorded: readonly {
     readonly id: GroupId;
+    /** Absent: kv. */
+    readonly kind?: 'kv' | 'db';
     readonly replicas: readonly NodeId[];
     readonly confIndex?: number | undefined;
   }[];
+  /** The hosted groups that are database shard groups (a hosted one without a record was dropped). */
+  readonly hostedShards?: readonly GroupId[];
   /** The moves in progress (group and the node each adds; 0 for none). */
   readonly moves: readonly { readonly group: GroupId; readonly add: NodeId }[];
 }
@@ -44,6 +56,8 @@ export interface HostingView {
 export interface HostingPlan {
   readonly start: readonly GroupId[];
   readonly stop: readonly GroupId[];
+  /** The groups of `start` to bootstrap, with their first voters (brand-new shard groups). */
+  readonly bootstrap: ReadonlyMap<GroupId, readonly NodeId[]>;
 }
 
 const metaGroup = 0;
@@ -54,13 +68,20 @@ export function planHosting(view: HostingView): HostingPlan {
   const added = new Set(view.moves.filter((move) => move.add === view.self).map((move) => move.group));
   const start: GroupId[] = [];
   const stop: GroupId[] = [];
+  const bootstrap = new Map<GroupId, readonly NodeId[]>();
   for (const record of view.recorded) {
     if (record.id === metaGroup) continue;
-    const placedHere = record.replicas.includes(view.self) || added.has(record.id);
-    if (placedHere && !hosted.has(record.id)) start.push(record.id);
+    const listed = record.replicas.includes(view.self);
+    const placedHere = listed || added.has(record.id);
+    if (placedHere && !hosted.has(record.id)) {
+      start.push(record.id);
+      if (record.kind === 'db' && listed && record.confIndex === undefined) bootstrap.set(record.id, record.replicas);
+    }
     const current = (record.confIndex ?? 0) >= (view.confIndex.get(record.id) ?? Infinity);
     if (!placedHere && hosted.has(record.id) && configured.has(record.id) && current) stop.push(record.id);
   }
   for (const group of added) if (!hosted.has(group) && !start.includes(group)) start.push(group);
-  return { start: start.sort((a, b) => a - b), stop: stop.sort((a, b) => a - b) };
+  const recorded = new Set(view.recorded.map((record) => record.id));
+  for (const group of view.hostedShards ?? []) if (!recorded.has(group) && hosted.has(group)) stop.push(group);
+  return { start: start.sort((a, b) => a - b), stop: stop.sort((a, b) => a - b), bootstrap };
 }

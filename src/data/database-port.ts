@@ -1,10 +1,11 @@
 // What the database routes need from a node beyond the meta model: a check of a source before a
 // database is added (does the bucket exist, is there an object under the prefix), and this node's
-// download progress. Declared here, with the downloads, so the API (its user) and src/node/ (which
+// download progress and its replicas of the database's shard groups. Declared here, with the downloads, so the API (its user) and src/node/ (which
 // implements it over the S3 adapter) both import it from the data layer.
 //
 // Called by: src/api/database-routes.ts; implemented by src/node/databases.ts.
 
+import type { ShardGroupReport } from '../control/shard-roles.ts';
 import type { JobProgress } from './database-downloads.ts';
 import type { QueryFigures } from './query-stats.ts';
 
@@ -18,4 +19,6 @@ export interface DatabasePort {
   progress(name: string): readonly JobProgress[];
   /** The queries of the database this node took. */
   queries(name: string): QueryFigures;
+  /** This node's replicas of the database's shard groups (role, leader, term, commit, applied). */
+  shardGroups?(name: string): readonly ShardGroupReport[];
 }

@@ -44,8 +44,19 @@ import {
   type MoveRecord,
   type PlacementSettingsRecord,
 } from '../codec/meta-placement.ts';
+import type { DatabasesCommand } from '../codec/meta-databases.ts';
 
 export const metaGroupId = 0 as GroupId;
+/**
+ * Database shard groups get ids from here up, in order, never reused (a stale replica of a dropped
+ * group must never meet a new group of the same id); kv groups stay below (`--kv-groups`).
+ */
+export const dbGroupIdFirst = 1_000_000;
+
+/** Whether a group id is a database shard's group (its model is src/models/shard.ts). */
+export function isDbGroup(id: GroupId): boolean {
+  return id >= dbGroupIdFirst;
+}
 
 export interface MetaModelOptions {
   /** Unfinished actions at most; one more schedule is refused. */
@@ -95,6 +106,8 @@ export class MetaModel {
   /** The last finished moves, oldest first, at most moveHistoryMax. */
   private readonly history: FinishedMove[] = [];
   private settings: Partial<PlacementSettingsRecord> = {};
+  /** The id the next database shard group gets. */
+  private dbGroupNext = dbGroupIdFirst;
 
   constructor(options: MetaModelOptions = metaModelDefaults) {
     assert(
@@ -118,7 +131,32 @@ export class MetaModel {
 
   /** The group records (id, kind, replicas); the configuration index each came from is groupConfIndex(). */
   groups(): readonly GroupRecord[] {
-    return this.records().map(({ id, kind, replicas }) => ({ id, kind, replicas }));
+    return this.records().map(({ id, kind, replicas, shard }) =>
+      shard === undefined ? { id, kind, replicas } : { id, kind, replicas, shard },
+    );
+  }
+
+  /** One group's record (without its configuration index), when recorded. */
+  group(id: GroupId): GroupRecord | undefined {
+    const record = this.groupsById.get(id);
+    if (record === undefined) return undefined;
+    const { kind, replicas, shard } = record;
+    return shard === undefined ? { id, kind, replicas } : { id, kind, replicas, shard };
+  }
+
+  /** The group of a database's shard, when it has one. */
+  shardGroup(database: string, shard: string): GroupRecord | undefined {
+    for (const record of this.groupsById.values())
+      if (record.shard?.database === database && record.shard.shard === shard) return record;
+    return undefined;
+  }
+
+  /** The groups of a database's shards, by shard id. */
+  shardGroups(database: string): Map<string, GroupRecord> {
+    const found = new Map<string, GroupRecord>();
+    for (const record of this.groupsById.values())
+      if (record.shard?.database === database) found.set(record.shard.shard, record);
+    return found;
   }
 
   /** The log index of the configuration a group's record was taken from (undefined: not known). */
@@ -194,10 +232,26 @@ export class MetaModel {
         this.nodesById.delete(command.node);
         return { ok: true };
       case 'group.set': {
+        const known = this.groupsById.get(command.group.id);
+        // A shard's group is recorded here only while its database has the shard: a leader's late
+        // record of a dropped one changes nothing.
+        if (known === undefined && (command.group.kind === 'db' || isDbGroup(command.group.id))) return { ok: true };
         // A record from an older configuration than the one recorded changes nothing.
-        const known = this.groupsById.get(command.group.id)?.confIndex;
-        if (known !== undefined && (command.group.confIndex ?? -1) < known) return { ok: true };
-        this.groupsById.set(command.group.id, command.group);
+        if (known?.confIndex !== undefined && (command.group.confIndex ?? -1) < known.confIndex) return { ok: true };
+        // A group's kind and shard never change.
+        const { id, replicas, confIndex } = command.group;
+        this.groupsById.set(
+          id,
+          known === undefined
+            ? command.group
+            : {
+                id,
+                kind: known.kind,
+                replicas,
+                ...(confIndex === undefined ? {} : { confIndex }),
+                ...(known.shard === undefined ? {} : { shard: known.shard }),
+              },
+        );
         return { ok: true };
       }
       case 'group.remove':
@@ -215,8 +269,12 @@ export class MetaModel {
       case 'action.cancel':
         this.prune(command.atMs);
         return this.cancel(command.id, command.reason, command.atMs);
-      case 'databases':
-        return this.databases.apply(command.command, this.activeNodes());
+      case 'databases': {
+        const outcome = this.databases.apply(command.command, this.activeNodes());
+        const name = databaseOf(command.command);
+        if (outcome.ok && name !== undefined) this.syncShardGroups(name);
+        return outcome;
+      }
       case 'placement.move.start': {
         const known = this.movesByGroup.get(command.move.group);
         if (known !== undefined) return { ok: false, code: 'move_in_progress', move: known };
@@ -238,6 +296,36 @@ export class MetaModel {
     this.history.push({ ...move, outcome, detail, finishedMs: atMs });
     if (this.history.length > moveHistoryMax) this.history.splice(0, this.history.length - moveHistoryMax);
     return { ok: true };
+  }
+
+  /**
+   * Keeps one group per shard of the database (current and next versions): a shard without one
+   * gets the next id, recorded with the shard's replicas (every active node for "all"); the group
+   * of a shard the database no longer has (or of a dropped database) is removed. Hosting starts
+   * and stops the replicas from these records (src/control/group-hosting.ts).
+   */
+  private syncShardGroups(name: string): void {
+    const record = this.databases.database(name);
+    const wanted = new Map<string, readonly NodeId[]>();
+    for (const version of record === undefined ? [] : [record.current, record.next])
+      for (const shard of version?.shards ?? [])
+        if (!wanted.has(shard.shard))
+          wanted.set(shard.shard, record?.replicas === 'all' ? this.activeNodes() : shard.nodes);
+    for (const [shard, group] of this.shardGroups(name)) {
+      if (wanted.has(shard)) wanted.delete(shard);
+      else this.groupsById.delete(group.id);
+    }
+    for (const [shard, replicas] of wanted) {
+      if (replicas.length === 0) continue;
+      const id = this.dbGroupNext as GroupId;
+      this.dbGroupNext++;
+      this.groupsById.set(id, {
+        id,
+        kind: 'db',
+        replicas: [...replicas].sort((a, b) => a - b),
+        shard: { database: name, shard },
+      });
+    }
   }
 
   /** The registered ACTIVE nodes, in id order: what a database's `replicas: "all"` means now. */
@@ -328,6 +416,7 @@ export class MetaModel {
       finished: this.finishedActions(),
       databases: this.databases.snapshot(),
       placement: { moves: this.moves(), history: this.moveHistory(), settings: this.settings },
+      dbGroupNext: this.dbGroupNext,
     });
   }
 
@@ -342,6 +431,7 @@ export class MetaModel {
     this.movesByGroup.clear();
     this.history.length = 0;
     this.settings = {};
+    this.dbGroupNext = dbGroupIdFirst;
     if (data.length === 0) return;
     const snapshot = decodeMetaSnapshot(data);
     this.clusterIdValue = snapshot.clusterId;
@@ -354,6 +444,22 @@ export class MetaModel {
     for (const move of snapshot.placement?.moves ?? []) this.movesByGroup.set(move.group, move);
     this.history.push(...(snapshot.placement?.history ?? []));
     this.settings = snapshot.placement?.settings ?? {};
+    this.dbGroupNext = Math.max(dbGroupIdFirst, snapshot.dbGroupNext ?? dbGroupIdFirst);
+  }
+}
+
+/** The database a catalog command changes (none for alias commands). */
+function databaseOf(command: DatabasesCommand): string | undefined {
+  switch (command.type) {
+    case 'db.create':
+      return command.spec.name;
+    case 'db.stage':
+    case 'db.drop':
+    case 'db.replica':
+      return command.name;
+    case 'alias.swap':
+    case 'alias.rollback':
+      return undefined;
   }
 }
 

@@ -1,6 +1,8 @@
 // Wires the database part of one node: the S3 adapter (from --s3-endpoint, --s3-region,
 // --s3-path-style; credentials from the AWS chain), the download controller over the meta model's
-// catalog (replica states proposed from any node, forwarded to the meta leader), the local database
+// catalog (replica states proposed from any node, forwarded to the meta leader), the shard sync
+// loop that records the catalog's manifests and this node's load states in the shard groups hosted
+// here (src/node/shard-sync.ts), the local database
 // resolver the query route takes, and the ports the API and the meta controller use (the source
 // check before db.add is scheduled, the listing in its step, this node's progress).
 //
@@ -21,6 +23,7 @@ import { replicaStates } from '../codec/meta-databases.ts';
 import type { CatalogStats } from '../metrics/registry.ts';
 import { assignedNodes, replicaView, requiredCopies } from '../models/meta-databases.ts';
 import { S3ObjectStore, s3SettingsDefault } from '../s3/s3-object-store.ts';
+import { shardGroupReports, ShardSync, type ShardSyncHost } from './shard-sync.ts';
 import type { S3Location } from './config.ts';
 
 /** The catalog's replica counts for the metrics (current versions): per shard by state, and desired. */
@@ -50,6 +53,8 @@ export interface NodeDatabases {
   readonly downloads: DatabaseDownloads;
   /** A query this node took, by the name or alias asked (counted under the database it names now). */
   observeQuery(nameOrAlias: string, ms: number, ok: boolean): void;
+  /** Starts the download controller and the shard sync loop. */
+  start(): void;
   stop(): void;
 }
 
@@ -62,6 +67,8 @@ export interface NodeDatabasesOptions {
   readonly catalogCurrent: () => boolean;
   /** Proposes a meta command from this node (forwarded to the meta leader); true when applied ok. */
   readonly proposeAnywhere: (command: MetaCommand) => Promise<boolean>;
+  /** The host, for the shard groups hosted here (absent: no shard sync, e.g. in a test). */
+  readonly host?: ShardSyncHost;
   readonly limits?: DownloadLimits;
   readonly log: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
   readonly onBytes?: (database: string, bytes: number) => void;
@@ -69,6 +76,12 @@ export interface NodeDatabasesOptions {
   readonly onQuery?: (database: string, ms: number, ok: boolean) => void;
   /** Bytes of lazy databases' data files kept on this node. */
   readonly lazyCacheBytes?: number;
+}
+
+function shardSync(options: NodeDatabasesOptions): ShardSync | undefined {
+  if (options.host === undefined) return undefined;
+  const { nodeId: self, host, model: meta, catalogCurrent, log } = options;
+  return new ShardSync({ self, host, meta, catalogCurrent, log });
 }
 
 export function nodeDatabases(options: NodeDatabasesOptions): NodeDatabases {
@@ -100,23 +113,15 @@ export function nodeDatabases(options: NodeDatabasesOptions): NodeDatabases {
     root,
     catalog: () => ({ model: model.databases, active: model.activeNodes() }),
   });
-  const checkSource = async (bucket: string, prefix: string): Promise<SourceCheck> => {
-    try {
-      for await (const page of store.list(bucket, prefix, { pageKeys: 1 })) if (page.length > 0) return { ok: true };
-      return { ok: false, kind: 'not_found', message: `no object under s3://${bucket}/${prefix}` };
-    } catch (error) {
-      if (!isObjectStoreError(error)) throw error;
-      const kind =
-        error.code === 'DRAM_ERR_S3_NO_BUCKET' || error.code === 'DRAM_ERR_S3_NOT_FOUND'
-          ? 'not_found'
-          : error.code === 'DRAM_ERR_S3_ACCESS_DENIED'
-            ? 'denied'
-            : 'unavailable';
-      return { ok: false, kind, message: `s3://${bucket}/${prefix}: ${error.message}` };
-    }
-  };
+  const checkSource = sourceChecker(store);
+  const sync = shardSync(options);
   return {
-    port: { checkSource, progress: (name) => downloads.progress(name), queries: (name) => queries.figures(name) },
+    port: {
+      checkSource,
+      progress: (name) => downloads.progress(name),
+      queries: (name) => queries.figures(name),
+      shardGroups: (name) => (options.host === undefined ? [] : shardGroupReports(options.host, model, name)),
+    },
     observeQuery: (nameOrAlias, ms, ok) => {
       const name = model.databases.resolve(nameOrAlias)?.name;
       if (name === undefined) return;
@@ -133,9 +138,33 @@ export function nodeDatabases(options: NodeDatabasesOptions): NodeDatabases {
     },
     local,
     downloads,
+    start: () => {
+      downloads.start();
+      sync?.start();
+    },
     stop: () => {
+      void sync?.stop();
       downloads.stop();
       store.close();
     },
+  };
+}
+
+/** Whether a source can be added: the first listing page shows the bucket and an object under the prefix. */
+function sourceChecker(store: S3ObjectStore): (bucket: string, prefix: string) => Promise<SourceCheck> {
+  return async (bucket, prefix) => {
+    try {
+      for await (const page of store.list(bucket, prefix, { pageKeys: 1 })) if (page.length > 0) return { ok: true };
+      return { ok: false, kind: 'not_found', message: `no object under s3://${bucket}/${prefix}` };
+    } catch (error) {
+      if (!isObjectStoreError(error)) throw error;
+      const kind =
+        error.code === 'DRAM_ERR_S3_NO_BUCKET' || error.code === 'DRAM_ERR_S3_NOT_FOUND'
+          ? 'not_found'
+          : error.code === 'DRAM_ERR_S3_ACCESS_DENIED'
+            ? 'denied'
+            : 'unavailable';
+      return { ok: false, kind, message: `s3://${bucket}/${prefix}: ${error.message}` };
+    }
   };
 }

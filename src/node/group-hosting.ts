@@ -1,8 +1,9 @@
-// Starts and stops this node's kv groups as the meta model places them (the decisions are
-// src/control/group-hosting.ts, pure). Runs every `hostingPollMs`, and at once when a peer sends a
+// Starts and stops this node's kv and database shard groups as the meta model places them (the
+// decisions are src/control/group-hosting.ts, pure). Runs every `hostingPollMs`, and at once when a peer sends a
 // message for a group not hosted here (the group's leader adding this node as a learner).
-//  - a start hosts the group with empty storage (a fresh KvModel); its leader catches it up by log
-//    or snapshot;
+//  - a start hosts the group with empty storage (a fresh KvModel, or ShardModel for a shard group);
+//    its leader catches it up by log or snapshot. A brand-new shard group is first bootstrapped
+//    (its first entry, the record's replicas as voters, written and synced) so it elects a leader;
 //  - a stop is checked again after a linearizable read of the meta group (this node's meta replica
 //    has then applied everything committed before the read: a record seen while replaying an old
 //    log cannot stop a group the node is back in), then the host drops the group and deletes its
@@ -18,6 +19,8 @@ import type { MetaModel } from '../models/meta.ts';
 import { metaGroupId } from '../models/meta.ts';
 import type { MultiRaftHost } from '../multiraft/host.ts';
 import { KvModel } from '../models/kv.ts';
+import { isDbGroup } from '../models/meta.ts';
+import { ShardModel } from '../models/shard.ts';
 
 export const hostingPollMs = 500;
 
@@ -26,8 +29,15 @@ export interface GroupHostingOptions {
   readonly host: MultiRaftHost;
   readonly model: MetaModel;
   readonly log: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
+  /** Writes a brand-new group's first entry (its voters) to storage before it is hosted. */
+  readonly bootstrap: (group: GroupId, voters: readonly NodeId[]) => Promise<void>;
   /** Told after a group started or stopped here. */
   readonly onChange?: (group: GroupId, hosted: boolean) => void;
+}
+
+/** A fresh model for a group this node starts hosting: a shard's for a database shard group, else kv. */
+export function modelFor(group: GroupId): KvModel | ShardModel {
+  return isDbGroup(group) ? new ShardModel() : new KvModel();
 }
 
 export class GroupHosting {
@@ -51,6 +61,11 @@ export class GroupHosting {
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     return this.running ?? Promise.resolve();
+  }
+
+  /** Whether stop() was called (read again after an await). */
+  private halted(): boolean {
+    return this.stopped;
   }
 
   /** Runs a pass now (or right after the running one). */
@@ -83,8 +98,12 @@ export class GroupHosting {
       confIndex: new Map(kv.map(({ group, confIndex }) => [group, confIndex])),
       recorded: model
         .groups()
-        .filter((group) => group.kind === 'kv')
-        .map((group) => ({ ...group, confIndex: model.groupConfIndex(group.id) })),
+        .flatMap((group) =>
+          group.kind === 'meta'
+            ? []
+            : [{ id: group.id, kind: group.kind, replicas: group.replicas, confIndex: model.groupConfIndex(group.id) }],
+        ),
+      hostedShards: kv.map(({ group }) => group).filter(isDbGroup),
       moves: model.moves(),
     });
   }
@@ -95,8 +114,12 @@ export class GroupHosting {
     for (const group of first.start) {
       if (this.stopped) return;
       if (host.hosts(group)) continue;
-      host.addGroup(group, new KvModel());
-      log('info', 'hosting a new replica: its leader catches it up', { group });
+      const voters = first.bootstrap.get(group);
+      if (voters !== undefined) await this.options.bootstrap(group, voters);
+      if (this.halted() || host.hosts(group)) return;
+      host.addGroup(group, modelFor(group));
+      if (voters === undefined) log('info', 'hosting a new replica: its leader catches it up', { group });
+      else log('info', 'hosting a new shard group, bootstrapped with its replicas as voters', { group, voters });
       this.options.onChange?.(group, true);
     }
     if (first.stop.length === 0) return;

@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { joinProblem, planGroups } from '../control/bootstrap.ts';
 import { formatAddress, type MemberAddresses } from '../control/member-directory.ts';
-import type { GroupId, LogIndex, Term } from '../base/ids.ts';
+import type { GroupId, LogIndex, NodeId, Term } from '../base/ids.ts';
 import { NO_NODE, asGroupId } from '../base/ids.ts';
 import { confStateOf } from '../raft/confchange.ts';
 import { bootstrapEntry } from '../raft/storage.ts';
@@ -278,6 +278,18 @@ async function initializeGroups(store: DiskStore, config: NodeConfig, logger: Lo
     { groups: writes.map(({ group }) => group), of: config.kvGroups.length, peers: [...config.peers.keys()] },
     'groups initialized',
   );
+}
+
+/**
+ * Writes a brand-new group's first entry (1/1: `voters` as its configuration, committed) and syncs
+ * it: what every replica of a database shard group writes before it first hosts the group, the
+ * same on each, so the group elects a leader with nobody adding it (src/node/group-hosting.ts).
+ */
+export async function bootstrapGroup(store: DiskStore, group: GroupId, voters: readonly NodeId[]): Promise<void> {
+  const entries = [bootstrapEntry(confStateOf(voters))];
+  await store.write([{ group, entries, hardState: { term: 1 as Term, vote: NO_NODE, commit: 1 as LogIndex } }], {
+    sync: true,
+  });
 }
 
 export function readJoinRecord(dataDir: string): JoinRecord | undefined {

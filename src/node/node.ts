@@ -30,7 +30,6 @@ import type { Advertisement } from '../codec/wire.ts';
 import { createNodeMetrics } from '../metrics/registry.ts';
 import { timedHostStorage } from '../metrics/timed-storage.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
-import { KvModel } from '../models/kv.ts';
 import { AssertionError } from '../base/assert.ts';
 import { ModelError, MultiRaftHost, type HostOptions } from '../multiraft/host.ts';
 import { DiskStore } from '../storage/disk-store.ts';
@@ -43,11 +42,11 @@ import {
 import { PeerTransport } from '../transport/peer-transport.ts';
 import type { AddressBook } from './address-book.ts';
 import { insecureDevSecret, type NodeConfig } from './config.ts';
-import { finishJoin, planStart, readJoinRecord, type JoiningNode } from './membership.ts';
+import { bootstrapGroup, finishJoin, planStart, readJoinRecord, type JoiningNode } from './membership.ts';
 import { planBootstrap } from '../control/bootstrap.ts';
 import { awaitBootstrap, heldRecord, readHeldAction, recordHeldAction, type HeldAction } from './waiting.ts';
 import { RemovalWatch } from './removal-watch.ts';
-import { GroupHosting } from './group-hosting.ts';
+import { GroupHosting, modelFor } from './group-hosting.ts';
 import { placementPorts } from './placement-ports.ts';
 import { PlacementController } from '../control/placement-controller.ts';
 import { encodeMetaCommand } from '../codec/meta.ts';
@@ -229,12 +228,13 @@ function buildCore(opened: OpenedNode, logger: Logger): NodeCore {
   });
   late.host = host;
   host.addGroup(metaGroupId, metaModel);
-  for (const group of plan.hosted) host.addGroup(group, new KvModel());
+  for (const group of plan.hosted) host.addGroup(group, modelFor(group));
   late.removals = watchRemovals(config.nodeId, host, plan.book, transport, logger);
   late.hosting = new GroupHosting({
     self: config.nodeId,
     host,
     model: metaModel,
+    bootstrap: (group, voters) => bootstrapGroup(opened.store, group, voters),
     log: (level, message, fields) => {
       logger[level](fields, message);
     },
@@ -273,6 +273,7 @@ function databasesOf(
     dataDir: config.dataDir,
     s3: config.s3,
     model: metaModel,
+    host,
     catalogCurrent: () => {
       const meta = host.groupStatus(metaGroupId);
       return meta !== undefined && meta.status.leader !== 0 && meta.appliedIndex >= meta.status.commit;
@@ -498,7 +499,7 @@ async function startLoops(
   );
   controller.start();
   const configBackup = config.backup === undefined ? undefined : startConfigBackup(config, host, version, logger);
-  core.databases.downloads.start();
+  core.databases.start();
   parts.placement.start();
   core.hosting.start();
   const binary = binaryServer(config, core, opened.plan, logger);

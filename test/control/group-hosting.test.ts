@@ -20,39 +20,41 @@ function view(fields: Partial<HostingView>): HostingView {
 describe('planHosting', () => {
   it('starts a group a move adds this node to, before any record lists it', () => {
     const plan = planHosting(view({ recorded: [record(1, [1, 2, 3])], moves: [{ group: g(1), add: n(4) }] }));
-    expect(plan).toEqual({ start: [1], stop: [] });
+    expect(plan).toMatchObject({ start: [1], stop: [] });
   });
 
   it('starts a recorded group that lists this node, and nothing it already hosts', () => {
     const plan = planHosting(
       view({ hosted: [g(2)], configured: [g(2)], recorded: [record(1, [4, 5]), record(2, [4, 5])] }),
     );
-    expect(plan).toEqual({ start: [1], stop: [] });
+    expect(plan).toMatchObject({ start: [1], stop: [] });
   });
 
   it('stops a configured group whose record no longer lists this node, once no move adds it', () => {
     const recorded = [record(1, [1, 2, 3], 20)];
     const confIndex = new Map([[g(1), 12]]);
-    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded }))).toEqual({
+    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded }))).toMatchObject({
       start: [],
       stop: [1],
     });
     const adding = [{ group: g(1), add: n(4) }];
-    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded, moves: adding }))).toEqual({
-      start: [],
-      stop: [],
-    });
+    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded, moves: adding }))).toMatchObject(
+      {
+        start: [],
+        stop: [],
+      },
+    );
   });
 
   it('keeps a replica whose own configuration is newer than the record (added before its leader recorded it)', () => {
     const recorded = [record(1, [1, 2, 3], 20)];
     const confIndex = new Map([[g(1), 21]]);
-    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded }))).toEqual({
+    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded }))).toMatchObject({
       start: [],
       stop: [],
     });
     const first = [record(1, [1, 2, 3])];
-    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded: first }))).toEqual({
+    expect(planHosting(view({ hosted: [g(1)], configured: [g(1)], confIndex, recorded: first }))).toMatchObject({
       start: [],
       stop: [],
     });
@@ -60,11 +62,36 @@ describe('planHosting', () => {
 
   it('never stops a replica that has not applied a configuration yet (a join hosts groups empty)', () => {
     const plan = planHosting(view({ hosted: [g(1)], configured: [], recorded: [record(1, [1, 2, 3])] }));
-    expect(plan).toEqual({ start: [], stop: [] });
+    expect(plan).toMatchObject({ start: [], stop: [] });
   });
 
   it('leaves unrecorded groups and the meta group alone', () => {
     const plan = planHosting(view({ hosted: [g(7)], configured: [g(7)], recorded: [record(0, [1, 2, 3])] }));
-    expect(plan).toEqual({ start: [], stop: [] });
+    expect(plan).toMatchObject({ start: [], stop: [] });
+  });
+
+  it('bootstraps a brand-new shard group on the replicas its record lists, and starts a moved-in one empty', () => {
+    const shard = { id: g(1_000_000), kind: 'db' as const, replicas: [n(2), n(4)] };
+    const fresh = planHosting(view({ recorded: [shard] }));
+    expect(fresh.start).toEqual([1_000_000]);
+    expect([...fresh.bootstrap]).toEqual([[1_000_000, [2, 4]]]);
+    // Its leader recorded a configuration: a listed node that lost its copy starts empty and is caught up.
+    const known = planHosting(view({ recorded: [{ ...shard, confIndex: 5 }] }));
+    expect(known.start).toEqual([1_000_000]);
+    expect(known.bootstrap.size).toBe(0);
+    const moved = planHosting(
+      view({ recorded: [{ ...shard, replicas: [n(1), n(2)] }], moves: [{ group: g(1_000_000), add: n(4) }] }),
+    );
+    expect(moved.start).toEqual([1_000_000]);
+    expect(moved.bootstrap.size).toBe(0);
+    // A kv group is never bootstrapped here.
+    expect(planHosting(view({ recorded: [record(3, [4, 5])] })).bootstrap.size).toBe(0);
+  });
+
+  it('stops a hosted shard group once its record is gone (its database dropped), not a kv group', () => {
+    const plan = planHosting(
+      view({ hosted: [g(7), g(1_000_001)], configured: [g(7)], hostedShards: [g(1_000_001)], recorded: [] }),
+    );
+    expect(plan).toMatchObject({ start: [], stop: [1_000_001] });
   });
 });

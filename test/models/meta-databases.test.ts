@@ -1,15 +1,17 @@
 // The database catalog as a pure model: placement (deterministic, least loaded), replica states
 // (only for assigned nodes of known versions), a reload's version made current once loaded on its
 // copies, aliases (loaded databases only, all or nothing, rollback), the snapshot through the meta
-// model's codec, garbage refused; and the manifest built from a listing.
+// model's codec, garbage refused; and the manifest built from a listing. The shard groups the meta
+// model keeps for the catalog: one per shard (db.create, db.stage), dropped with the shard or the
+// database, ids never reused, never resurrected by a late record.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { asNodeId, type NodeId } from '../../src/base/ids.ts';
+import { asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
 import { encodeMetaCommand } from '../../src/codec/meta.ts';
 import { databasesCommand, type DatabasesCommand, type DatabaseVersion } from '../../src/codec/meta-databases.ts';
 import { buildManifest } from '../../src/control/database-steps.ts';
-import { MetaModel } from '../../src/models/meta.ts';
+import { dbGroupIdFirst, MetaModel } from '../../src/models/meta.ts';
 import { placeShards } from '../../src/models/meta-databases.ts';
 
 const nodes = [1, 2, 3].map(asNodeId);
@@ -172,5 +174,69 @@ describe('database catalog', () => {
     });
     expect(buildManifest('p/', [object('p/a//b')])).toMatch(/cannot be stored as a file/u);
     expect(buildManifest('p/', [object('p/global/x')])).toBe('no data files under the prefix');
+  });
+});
+
+describe('shard groups in the meta model', () => {
+  const at = (...ids: number[]) => ids.map(asNodeId);
+  const shardsOf = (meta: MetaModel) =>
+    meta
+      .groups()
+      .filter((group) => group.kind === 'db')
+      .map((group) => [group.id - dbGroupIdFirst, group.shard?.database, group.shard?.shard, group.replicas]);
+
+  it('gives each shard a group on its replicas (every active node for "all"), ids in order', () => {
+    const meta = model();
+    apply(meta, create('shop', version(1, { 0: at(1, 2), 1: at(2, 3) })));
+    apply(meta, create('dim', version(1, { 0: [] }), 'all'));
+    expect(shardsOf(meta)).toEqual([
+      [0, 'shop', '0', [1, 2]],
+      [1, 'shop', '1', [2, 3]],
+      [2, 'dim', '0', [1, 2, 3]],
+    ]);
+    expect(meta.shardGroup('shop', '1')?.id).toBe(dbGroupIdFirst + 1);
+    // A refused create allocates nothing.
+    apply(meta, create('shop', version(1, { 9: at(1) })));
+    expect(shardsOf(meta)).toHaveLength(3);
+  });
+
+  it('a reload adds groups for new shards, keeps the others, and drops those gone once current', () => {
+    const meta = model();
+    apply(meta, create('shop', version(1, { 0: at(1, 2), 1: at(2, 3) })));
+    apply(meta, { type: 'db.stage', name: 'shop', version: version(2, { 1: at(2, 3), 2: at(1, 3) }) });
+    expect(shardsOf(meta).map(([id, , shard]) => [id, shard])).toEqual([
+      [0, '0'],
+      [1, '1'],
+      [2, '2'],
+    ]);
+    for (const node of [2, 3]) apply(meta, loaded('shop', 2, node, ['1']));
+    for (const node of [1, 3]) apply(meta, loaded('shop', 2, node, ['2']));
+    expect(meta.databases.database('shop')?.current.version).toBe(2);
+    expect(shardsOf(meta).map(([id, , shard]) => [id, shard])).toEqual([
+      [1, '1'],
+      [2, '2'],
+    ]);
+  });
+
+  it('drops every group of a removed database, never reuses an id, and ignores late records of them', () => {
+    const meta = model();
+    apply(meta, create('shop', version(1, { 0: at(1, 2) })));
+    const first = meta.shardGroup('shop', '0');
+    apply(meta, { type: 'db.drop', name: 'shop' });
+    expect(shardsOf(meta)).toEqual([]);
+    // The group's leader records its configuration late: nothing comes back.
+    meta.apply({ type: 'group.set', group: { id: first?.id as GroupId, kind: 'kv', replicas: at(1, 2) } });
+    expect(meta.groups()).toEqual([]);
+    apply(meta, create('shop', version(1, { 0: at(1, 2) })));
+    const id = (dbGroupIdFirst + 1) as GroupId;
+    expect(meta.shardGroup('shop', '0')?.id).toBe(id);
+    // A leader's record keeps the group's kind and shard.
+    meta.apply({ type: 'group.set', group: { id, kind: 'kv', replicas: at(1, 3), confIndex: 4 } });
+    expect(meta.group(id)).toEqual({ id, kind: 'db', replicas: [1, 3], shard: { database: 'shop', shard: '0' } });
+    // Through a snapshot, the next id survives.
+    const copy = new MetaModel();
+    copy.restore(meta.snapshot());
+    apply(copy, create('more', version(1, { 0: at(3) }), 1));
+    expect(copy.shardGroup('more', '0')?.id).toBe(dbGroupIdFirst + 2);
   });
 });
