@@ -1,7 +1,8 @@
 // `dram backup`, `dram restore`, `dram recover` (docs/deploy.md, "Backup and restore", "Loss of
 // quorum"). backup talks to a running cluster: every group's snapshot, each from a member that
 // hosts it (GET /v1/admin/groups/:group/snapshot, after a linearizable read barrier), into one
-// backup file (src/codec/backup.ts) on disk or in S3. restore and recover are offline tools on
+// backup file (src/codec/backup.ts) on disk or in S3; a kv group the meta group records that no
+// member's status listed is asked of every member, and a backup still without it is refused. restore and recover are offline tools on
 // a stopped node's data dir (src/node/cluster-backup.ts). Called by src/cli/main.ts.
 
 import type { Command } from 'commander';
