@@ -14,9 +14,19 @@
 //
 // Failures: an S3 error marked retryable (unavailable, throttled), a broken stream or a checksum
 // mismatch is retried with exponential backoff, at most `attemptsMax` times per file; anything
-// else (the object is gone, its ETag changed, access denied) fails the file at once. One failed
-// file fails its job (the other files of that job stop) and nothing else: other jobs and
-// databases go on. A failed replica stays failed until a reload stages a new version.
+// else (the object is gone, its ETag changed, access denied, a full disk) fails the file at once.
+// One failed file fails its job (the other files of that job stop) and nothing else: other jobs
+// and databases go on. A failed replica stays failed until a reload stages a new version, so its
+// files (complete and partial) are deleted at once: a full disk gets its space back.
+//
+// Lazy databases: a lazy job downloads only the metadata (files of at most `smallFileBytesMax`,
+// files matching the database's `metadataPattern`) and the Parquet data files' footers (into
+// `<version>.meta/`, parsed by src/data/parquet-footer.ts), then records `loaded`. Its other data
+// files are fetched whole on first use (`ensureLazy`, called by the query route before a shard's
+// map runs) with the same verified download, into the node's LazyCache (src/data/lazy-cache.ts):
+// bounded, least recently used evicted, files pinned while a query reads them. Recording stays
+// in one place (`recordOutcome`): a lazy job records `loaded`/`failed` like any other, and the
+// cache's `evicted` is shown through `progress()`, never recorded.
 //
 // Clean-up: version directories this node no longer needs (a dropped database, a version replaced
 // by a reload, a shard moved away) are deleted on the next pass; their jobs stop first.
