@@ -88,7 +88,7 @@ export interface DramGroupStatus {
 }
 
 export class DramCluster {
-  readonly ids = [1, 2, 3] as const;
+  readonly ids: readonly number[];
   readonly groups: readonly GroupId[];
   readonly placement: KvPlacement;
   readonly agent = new Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 1024 });
@@ -101,8 +101,10 @@ export class DramCluster {
   /**
    * `cpuProfDir`: start every node under `node --cpu-prof`, node N's profile in `cpuProfDir/nN`
    * (written when it stops gracefully). `extraArgs`: more `dram start` flags for every node.
+   * `nodeCount`: the cluster's size (the re-replication benchmark runs five).
    */
-  constructor(kvGroups: number, cpuProfDir?: string, extraArgs: readonly string[] = []) {
+  constructor(kvGroups: number, cpuProfDir?: string, extraArgs: readonly string[] = [], nodeCount = 3) {
+    this.ids = Array.from({ length: nodeCount }, (_, k) => k + 1);
     this.groups = Array.from({ length: kvGroups }, (_, k) => asGroupId(k + 1));
     this.placement = createKvPlacement(this.groups);
     this.cpuProfDir = cpuProfDir;
@@ -307,14 +309,18 @@ export class DramRoundRobinClient implements WriteTarget {
   readonly name = 'dram';
   private readonly cluster: DramCluster;
   private turn = 0;
+  /** The nodes requests go to, in turn (default: every node of the cluster). */
+  private readonly nodes: () => readonly number[];
 
-  constructor(cluster: DramCluster) {
+  constructor(cluster: DramCluster, nodes?: () => readonly number[]) {
     this.cluster = cluster;
+    this.nodes = nodes ?? (() => cluster.ids);
   }
 
   private nextNode(): number {
-    this.turn = (this.turn % this.cluster.ids.length) + 1;
-    return this.turn;
+    const nodes = this.nodes();
+    this.turn = (this.turn + 1) % nodes.length;
+    return nodes[this.turn] ?? 1;
   }
 
   async write(key: string, value: Uint8Array, timeoutMs: number): Promise<WriteOutcome> {

@@ -333,3 +333,20 @@ export function until<T>(
 ): Promise<T> {
   return eventually(what, probe, { tries: 100_000, everyMs, timeoutMs, retryErrors: true });
 }
+
+/**
+ * The value of key k: pseudo-random (xorshift32 seeded by k), so LevelDB's compression does not
+ * shrink the data below what real values would take, and deterministic, so a restart can check
+ * every value without keeping them.
+ */
+export function valueOf(k: number, valueBytes: number): Uint8Array {
+  const value = new Uint8Array(valueBytes);
+  let state = (k + 1) * 0x9e3779b1;
+  for (let i = 0; i < valueBytes; i++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    value[i] = state & 0xff;
+  }
+  return value;
+}

@@ -35,6 +35,7 @@ import { raftConfigDefaults } from '../src/raft/config.ts';
 import { bootstrapEntry } from '../src/raft/storage.ts';
 import type { Entry } from '../src/raft/types.ts';
 import { DiskStore } from '../src/storage/disk-store.ts';
+import { valueOf } from './cluster-load.ts';
 
 const group = asGroupId(1);
 const node = asNodeId(1);
@@ -48,23 +49,6 @@ const snapshotAfterEntries = 1000;
 
 export function keyOf(k: number): string {
   return `key-${k.toString().padStart(7, '0')}`;
-}
-
-/**
- * The value of key k: pseudo-random (xorshift32 seeded by k), so LevelDB's compression does not
- * shrink the data below what real values would take, and deterministic, so a restart can check
- * every value without keeping them.
- */
-export function valueOf(k: number, valueBytes: number): Uint8Array {
-  const value = new Uint8Array(valueBytes);
-  let state = (k + 1) * 0x9e3779b1;
-  for (let i = 0; i < valueBytes; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    value[i] = state & 0xff;
-  }
-  return value;
 }
 
 async function build(dir: string, keys: number, valueBytes: number, withSnapshot: boolean): Promise<void> {

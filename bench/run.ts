@@ -18,6 +18,13 @@
 // then write latency on that shard with snapshots against without; its figures go under `restart`.
 // `--restart-keys N` (default 1000000), `--restart-rounds N` (default 3).
 //
+// `--rereplication` adds the re-replication benchmark (bench/rereplication.bench.ts: five nodes,
+// 8 groups x 3; a node SIGKILLed under a write load, time until its groups are back at three
+// copies elsewhere, write p50/p99 meanwhile against the same load with every node up); its
+// figures go under `rereplication`. `--rereplication-keys N` (default 20000),
+// `--rereplication-value-bytes N` (1024), `--rereplication-seconds N` (load window, 30),
+// `--rereplication-grace-ms N` (nodeGoneGraceMs, 2000).
+//
 // `--data` adds the data-plane benchmarks; today the query part (bench/query.bench.ts: p50/p99 of
 // the example endpoints over generated Parquet and NDJSON); its figures go under `query`; and the
 // download throughput (bench/download.bench.ts: the download controller against a plain parallel
@@ -41,6 +48,7 @@ import { runDownloadBench, type DownloadReport } from './download.bench.ts';
 import { runLazyBench, type LazyReport } from './lazy.bench.ts';
 import { runRaftCoreBench } from './raft-core.bench.ts';
 import { runRestartBench, type RestartReport } from './restart.bench.ts';
+import { runReReplicationBench, type ReReplicationReport } from './rereplication.bench.ts';
 
 function option(name: string): string | undefined {
   const at = process.argv.indexOf(name);
@@ -154,6 +162,42 @@ if (process.argv.includes('--data')) {
   );
   people.table(queryTable(query));
 }
+let rereplication: ReReplicationReport | undefined;
+if (process.argv.includes('--rereplication')) {
+  const keys = Number(option('--rereplication-keys') ?? 20_000);
+  const valueBytes = Number(option('--rereplication-value-bytes') ?? 1024);
+  const seconds = Number(option('--rereplication-seconds') ?? 30);
+  const graceMs = Number(option('--rereplication-grace-ms') ?? 2000);
+  if (!Number.isSafeInteger(keys) || keys < 1 || keys > 2_000_000)
+    throw new Error('--rereplication-keys: expected an integer in [1, 2000000]');
+  if (!Number.isSafeInteger(valueBytes) || valueBytes < 1 || valueBytes > 1 << 20)
+    throw new Error('--rereplication-value-bytes: expected an integer in [1, 1048576]');
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
+    throw new Error('--rereplication-seconds: expected a number of seconds in (0, 600]');
+  if (!Number.isSafeInteger(graceMs) || graceMs < 0 || graceMs > 600_000)
+    throw new Error('--rereplication-grace-ms: expected an integer in [0, 600000]');
+  rereplication = await runReReplicationBench({
+    keys,
+    valueBytes,
+    seconds,
+    graceMs,
+    clients: 8,
+    log: (line) => {
+      process.stderr.write(`${line}\n`);
+    },
+  });
+  people.table([
+    {
+      data: `${keys} x ${valueBytes} B`,
+      'groups moved': rereplication.groupsMoved,
+      're-replication ms': rereplication.reReplicationMs,
+      'after grace ms': rereplication.afterGraceMs,
+      'p99 without ms': rereplication.writes.without.p99Ms,
+      'p99 during ms': rereplication.writes.during.p99Ms,
+      'p99 ratio': rereplication.p99Ratio,
+    },
+  ]);
+}
 let download: DownloadReport | undefined;
 if (process.argv.includes('--data')) {
   download = await runDownloadBench((line) => {
@@ -180,6 +224,7 @@ const report = {
   ...(query === undefined ? {} : { query }),
   ...(download === undefined ? {} : { download }),
   ...(lazy === undefined ? {} : { lazy }),
+  ...(rereplication === undefined ? {} : { rereplication }),
   targets: { 'raft-core.batch64.entriesPerSecond': 500_000 },
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

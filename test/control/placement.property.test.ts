@@ -3,6 +3,7 @@
 //  - no membership step leaves the old or the new configuration without a live majority;
 //  - at most one step per group per round, and none for a group without a leader or a quorum;
 //  - a new move never makes a node take part in more than movesPerNodeMax moves;
+//  - a new move adding a node never makes the group's leader send more than movesPerNodeMax catch-ups;
 //  - with every node live and enough of them, placement converges: every group at its factor, no
 //    learners, no moves, and replicas per node within two of each other.
 
@@ -115,6 +116,19 @@ function checkRound(env: PlacementEnv, cluster: Cluster, nowMs: number, withFaul
   for (const step of started)
     for (const node of [step.move.add, step.move.remove])
       if (node !== undefined && live(node)) expect(busy.get(node) ?? 0).toBeLessThanOrEqual(cluster.moves);
+  // A node leads at most movesPerNodeMax catch-ups (moves adding a node not yet a voter, in groups
+  // it led when the round was planned) once a move it sends for starts.
+  const sending = new Map<NodeId, number>();
+  for (const move of env.state().moves) {
+    const group = before.get(move.group);
+    if (group === undefined || move.add === undefined || group.voters.includes(move.add)) continue;
+    sending.set(group.leader, (sending.get(group.leader) ?? 0) + 1);
+  }
+  for (const step of started) {
+    const leader = before.get(step.move.group)?.leader ?? (0 as NodeId);
+    if (step.move.add !== undefined)
+      expect(sending.get(leader) ?? 0, `catch-ups led by node ${leader}`).toBeLessThanOrEqual(cluster.moves);
+  }
   return steps.length;
 }
 
