@@ -41,6 +41,7 @@ type DiskOperation =
       readonly index: LogIndex;
       readonly confState: ConfState;
       readonly data: Uint8Array;
+      readonly replace: boolean;
     };
 
 export interface DiskLatency {
@@ -114,13 +115,13 @@ export class SimDisk {
     return {
       group: (id) => this.group(id),
       write: (batch, options) => this.submit(process, { kind: 'write', batch, sync: options.sync }),
-      compact: async (group, index, confState, slices) => {
+      compact: async (group, index, confState, slices, _logFrom, replace = false) => {
         const data = slices instanceof Uint8Array ? slices : concatBytes(slices);
         const chunks = Math.min(simChunksMax, Math.max(1, Math.ceil(data.length / simChunkBytes)));
         this.compactionsWriting++;
         try {
           for (let chunk = 0; chunk < chunks; chunk++) await this.submit(process, { kind: 'snapshot-chunk', group });
-          await this.submit(process, { kind: 'compact', group, index, confState, data });
+          await this.submit(process, { kind: 'compact', group, index, confState, data, replace });
         } finally {
           if (this.process === process) this.compactionsWriting--;
         }
@@ -211,7 +212,11 @@ function applyOperation(layer: Map<GroupId, MemoryStorage>, operation: DiskOpera
     const storage = storageOf(operation.group);
     // Skipped as DiskStore skips it: a snapshot at or after the index is stored (installed from a
     // leader since the host asked), or the log no longer holds the index.
-    if (operation.index > storage.snapshot().meta.index && storage.term(operation.index) !== undefined)
+    const stored = storage.snapshot().meta.index;
+    if (
+      (operation.index > stored || (operation.replace && operation.index === stored)) &&
+      storage.term(operation.index) !== undefined
+    )
       storage.createSnapshot(operation.index, operation.confState, operation.data);
     return;
   }
