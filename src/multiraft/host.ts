@@ -883,7 +883,7 @@ export class MultiRaftHost {
       capture.storing = true;
       const logFrom = Math.max(1, capture.index + 1 - tail) as LogIndex;
       const compaction = this.options.storage
-        .compact(group.id, capture.index, capture.confState, capture.taken, logFrom)
+        .compact(group.id, capture.index, capture.confState, capture.taken, logFrom, group.replaceStoredSnapshot)
         .then(
           () => {
             if (group.snapshotInFlight === capture) group.snapshotInFlight = undefined;

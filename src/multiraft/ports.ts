@@ -31,8 +31,9 @@ export interface HostStorage {
    * drop the log before `logFrom` (<= index + 1; entries from it on are kept as a tail behind the
    * snapshot). A store may drop more (all up to `index`) at the price of sending snapshots to
    * followers a little behind. Writes keep going while it runs (the host does not wait for it in
-   * a turn); it is skipped when a snapshot at or after `index` was stored meanwhile (at `index`
-   * itself only when that one is whole: see snapshotDamage). One per group at a time.
+   * a turn); it is skipped when a snapshot at or after `index` was stored meanwhile, except one
+   * at `index` itself that the store found damaged (snapshotDamage) or, with `replace`, that the
+   * host could not load (it rebuilt the state from the log). One per group at a time.
    */
   compact(
     group: GroupId,
@@ -40,6 +41,7 @@ export interface HostStorage {
     confState: ConfState,
     data: Uint8Array | readonly Uint8Array[],
     logFrom: LogIndex,
+    replace?: boolean,
   ): Promise<void>;
   /**
    * Why the group's stored snapshot must not be loaded, when the store found its bytes damaged at

@@ -195,6 +195,7 @@ export class RaftNode {
       }
     }
     this.maybeAutoLeave();
+    this.handOverWithoutState();
     const idle = this.config.quiesceAfterTicks > 0 && this.groupIdle();
     const heartbeatDue = this.heartbeatElapsed >= this.config.heartbeatTicks;
     if (heartbeatDue) this.heartbeatElapsed = 0;
@@ -603,7 +604,8 @@ export class RaftNode {
         return;
       case 'InstallSnapshot':
         this.heardFromLeader(message.from);
-        if (message.meta.index < this.snapshotAwaitedFrom) this.askForSnapshot(message.from);
+        if (this.snapshotAwaitedFrom > 0 && message.meta.index < this.snapshotAwaitedIndex())
+          this.askForSnapshot(message.from);
         else this.handleSnapshotChunk(message);
         return;
       case 'TimeoutNow':
@@ -741,13 +743,40 @@ export class RaftNode {
   /**
    * The host has no state machine for this group: its stored snapshot failed its checks and the
    * log does not reach back to index 1 to rebuild it. Until a leader sends a snapshot at or after
-   * both that snapshot's index and the last log index, this node applies nothing, never
-   * campaigns, appends nothing, and answers its leader's messages by asking for such a snapshot;
+   * both that snapshot's index and the last log index, this node applies nothing, appends nothing
+   * as a follower, answers its leader's messages by asking for such a snapshot, and, elected,
+   * hands leadership to a caught-up voter (handOverWithoutState);
    * it installs it whole (even where its log holds the position). Its log and hard state stay as
    * they are, so its votes still count everything it acknowledged. Call before the first ready().
    */
   awaitSnapshot(): void {
     this.snapshotAwaitedFrom = Math.max(1, this.log.snapshotIndex(), this.log.lastIndex()) as LogIndex;
+  }
+
+  /**
+   * A leader without its state machine (awaitSnapshot) can replicate and commit, but neither
+   * apply nor send a snapshot: it hands leadership to a voter whose log has caught up and that
+   * has not asked for a snapshot itself. It may still campaign: when the voters that kept their
+   * state hold shorter logs, only such a node can be elected (their votes go to longer logs).
+   */
+  private handOverWithoutState(): void {
+    if (this.snapshotAwaitedFrom === 0 || this.transferTarget !== NO_NODE) return;
+    const lastIndex = this.log.lastIndex();
+    for (const progress of this.progress.values()) {
+      if (progress.id === this.id || progress.learner || progress.snapshotNeededFrom > 0) continue;
+      if (progress.match !== lastIndex || !this.voterSets().incoming.includes(progress.id)) continue;
+      this.transferLeadership(progress.id);
+      return;
+    }
+  }
+
+  /**
+   * The oldest snapshot a node without its state machine takes: at or after its last log index
+   * now (which grows while it leads), so installing it never moves its commit index back nor
+   * drops an entry it acknowledged.
+   */
+  private snapshotAwaitedIndex(): LogIndex {
+    return Math.max(this.snapshotAwaitedFrom, this.log.lastIndex()) as LogIndex;
   }
 
   private askForSnapshot(leader: NodeId): void {
@@ -756,7 +785,7 @@ export class RaftNode {
       from: this.id,
       term: this.term,
       to: leader,
-      snapshotIndex: this.snapshotAwaitedFrom,
+      snapshotIndex: this.snapshotAwaitedIndex(),
       snapshotTerm: 0 as Term,
       nextOffset: 0,
       needSnapshot: true,
@@ -1258,8 +1287,7 @@ export class RaftNode {
   }
 
   private promotable(): boolean {
-    // A node without its state machine must not lead: it could neither apply nor send snapshots.
-    return this.snapshotAwaitedFrom === 0 && isVoter(this.voterSets(), this.id);
+    return isVoter(this.voterSets(), this.id);
   }
 
   private hasUnappliedConfChanges(): boolean {

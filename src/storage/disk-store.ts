@@ -156,7 +156,8 @@ export class DiskStore {
    * (group-log.ts). Each chunk batch is synced so that the switch never rests on LevelDB keeping
    * unsynced writes of an older log file across a power loss. Skipped (resolving all the same)
    * when the snapshot is no longer news: a snapshot at or after `index` was stored meanwhile (one
-   * installed from a leader) or the group was deleted; close() waits for it. Once it resolves,
+   * installed from a leader) or the group was deleted; close() waits for it. A snapshot at
+   * `index` itself is replaced when it is damaged, or with `replace` (the host could not load it). Once it resolves,
    * group(group).snapshot() is the new snapshot unless it was skipped. One compaction per group at
    * a time.
    */
@@ -166,10 +167,11 @@ export class DiskStore {
     confState: ConfState,
     data: Uint8Array | readonly Uint8Array[],
     logFrom: LogIndex = (index + 1) as LogIndex,
+    replace = false,
   ): Promise<void> {
     assert(this.closing === undefined, 'storage: compact after close');
     assert(!this.compacting.has(group), `storage: group ${group}: a compaction while one is being written`);
-    const compaction = this.compactInChunks(group, index, confState, data, logFrom).finally(() => {
+    const compaction = this.compactInChunks(group, index, confState, data, logFrom, replace).finally(() => {
       this.compacting.delete(group);
     });
     this.compacting.set(group, compaction);
@@ -182,6 +184,7 @@ export class DiskStore {
     confState: ConfState,
     data: Uint8Array | readonly Uint8Array[],
     logFrom: LogIndex,
+    replace: boolean,
   ): Promise<void> {
     const slices = data instanceof Uint8Array ? [data] : data;
     const bytes = slices.reduce((sum, slice) => sum + slice.length, 0);
@@ -196,7 +199,7 @@ export class DiskStore {
       const wanted = await this.serialize(
         'compact',
         async () => {
-          if (!cached.snapshotWanted(index)) return false;
+          if (!cached.snapshotWanted(index, replace)) return false;
           await this.commit([cached.planStagedChunk(index, chunk, piece)], true);
           return true;
         },
@@ -207,8 +210,8 @@ export class DiskStore {
     await this.serialize(
       'compact',
       async () => {
-        if (!cached.snapshotWanted(index)) return;
-        await this.commit([cached.planStagedCompaction(index, confState, slices, chunks, logFrom)], true);
+        if (!cached.snapshotWanted(index, replace)) return;
+        await this.commit([cached.planStagedCompaction(index, confState, slices, chunks, logFrom, replace)], true);
       },
       true,
     );

@@ -300,9 +300,14 @@ export class CachedGroupLog implements GroupLog {
    * at or after it is stored (one installed from a leader since may have replaced the log). An
    * index beyond the log is a caller's bug: the host snapshots only what it applied.
    */
-  snapshotWanted(index: LogIndex): boolean {
-    // A damaged snapshot is replaced even by one at its own index (the state rebuilt from the log).
-    if (this.deleted || index < this.snap.meta.index || (index === this.snap.meta.index && this.damage === undefined))
+  snapshotWanted(index: LogIndex, replace = false): boolean {
+    // A damaged snapshot, or one the host could not load (`replace`), is replaced even by one at
+    // its own index (the state rebuilt from the log).
+    if (
+      this.deleted ||
+      index < this.snap.meta.index ||
+      (index === this.snap.meta.index && this.damage === undefined && !replace)
+    )
       return false;
     assert(
       this.term(index) !== undefined,
@@ -345,13 +350,15 @@ export class CachedGroupLog implements GroupLog {
     data: readonly Uint8Array[],
     chunks: number,
     logFrom: LogIndex,
+    replace = false,
   ): GroupChange {
     assert(chunks >= 1 && chunks <= this.spareChunks, `storage: group ${this.group}: ${chunks} staged chunks missing`);
     const term = this.term(index);
     const snapshotIndex = this.snap.meta.index;
     const lastIndex = this.lastIndex();
     assert(
-      term !== undefined && (index > snapshotIndex || (index === snapshotIndex && this.damage !== undefined)),
+      term !== undefined &&
+        (index > snapshotIndex || (index === snapshotIndex && (this.damage !== undefined || replace))),
       `storage: group ${this.group}: cannot snapshot at ${index} (log holds ${snapshotIndex}..${lastIndex})`,
     );
     const from = Math.min(Math.max(logFrom, this.logStart), index + 1) as LogIndex;

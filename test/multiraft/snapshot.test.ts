@@ -18,6 +18,7 @@ import type { HostStorage } from '../../src/multiraft/ports.ts';
 import type { RaftConfigInput } from '../../src/raft/config.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import { bootstrapEntry } from '../../src/raft/storage.ts';
+import { openSnapshot } from '../../src/codec/snapshot.ts';
 import { DiskStore } from '../../src/storage/disk-store.ts';
 import { parseKey } from '../../src/storage/keys.ts';
 import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
@@ -127,6 +128,26 @@ async function followerLeftBehind(raftExtra: Partial<RaftConfigInput>, extra: Pa
   return { behind, caughtUp };
 }
 
+/** The KV model as a newer version of it would write its snapshots. */
+function newerKv(): Model {
+  const inner = new KvModel();
+  return {
+    type: inner.type,
+    version: inner.version + 1,
+    applyEntry: (index, data) => inner.applyEntry(index, data),
+    snapshot: () => inner.snapshot(),
+    restore: (data) => {
+      inner.restore(data);
+    },
+  };
+}
+
+/** The model version a stored snapshot's envelope names. */
+function storedVersion(storage: HostStorage, group: GroupId): number | undefined {
+  const opened = openSnapshot(storage.group(group).snapshot().data, (bytes, previous) => crc32(bytes, previous));
+  return opened.format === 0 ? undefined : opened.header.model.version;
+}
+
 describe('snapshots through the host', () => {
   it('restarts from snapshots and applies every entry exactly once, with or without model snapshots', async () => {
     const self = asNodeId(1);
@@ -167,19 +188,6 @@ describe('snapshots through the host', () => {
 
   it('rebuilds from the log a snapshot the model cannot read (a newer version), and refuses it when the log is compacted', async () => {
     const self = asNodeId(1);
-    /** The KV model as a newer version of it would write its snapshots. */
-    const newerKv = (): Model => {
-      const inner = new KvModel();
-      return {
-        type: inner.type,
-        version: inner.version + 1,
-        applyEntry: (index, data) => inner.applyEntry(index, data),
-        snapshot: () => inner.snapshot(),
-        restore: (data) => {
-          inner.restore(data);
-        },
-      };
-    };
     const written = async (tail: number): Promise<{ storage: MemoryHostStorage; snapshotIndex: number }> => {
       const storage = new MemoryHostStorage();
       storage.bootstrap(kv, confStateOf([self]));
@@ -202,6 +210,10 @@ describe('snapshots through the host', () => {
     await proposeUntilApplied(host, kv, put('after', Uint8Array.of(99)));
     for (let k = 0; k < 12; k++) expect(model.get(`key${k}`)?.value).toEqual(Uint8Array.of(k));
     expect(model.size).toBe(13);
+    // The unreadable snapshot is replaced at once (not an interval later) by one of this version,
+    // at its own index: only that compaction may drop the log the state was rebuilt from.
+    await until(() => storedVersion(kept.storage, kv) === model.version, 'a snapshot of the current version');
+    expect(kept.storage.group(kv).snapshot().meta.index).toBe(kept.snapshotIndex);
     await host.stop();
     running = [];
     // Compacted: nothing to rebuild from, so the refusal stands, naming the group and the index.
@@ -424,5 +436,44 @@ describe('a corrupt snapshot in a real store', () => {
     for (let k = 0; k < 20; k++) expect(model.get(`key${k}`)?.value).toEqual(Uint8Array.of(k));
     expect(store.snapshotDamage(kv)).toBeUndefined();
     expect(restarted.groupStatus(kv)?.status.role).not.toBe('leader');
+  });
+});
+
+describe('a snapshot from a leader running a newer model version', () => {
+  it('is refused before it is stored, naming the versions; the follower keeps running', async () => {
+    const ids = [1, 2, 3].map(asNodeId);
+    const network = new MemoryNetwork();
+    const raft = { snapshotIntervalEntries: 4, snapshotTailEntries: 0 };
+    const older = asNodeId(3);
+    network.cut.add(older);
+    const refusals: string[] = [];
+    const storages = new Map<NodeId, MemoryHostStorage>();
+    for (const id of ids) {
+      const storage = new MemoryHostStorage();
+      storage.bootstrap(kv, confStateOf(ids));
+      storages.set(id, storage);
+      const host = startHost(id, storage, network, raft, {
+        onSnapshotRefused: (_group, reason) => refusals.push(reason),
+      });
+      host.addGroup(kv, id === older ? new KvModel() : newerKv());
+      host.start();
+    }
+    let leader: MultiRaftHost | undefined;
+    await until(
+      () => (leader = running.find((host) => host.groupStatus(kv)?.status.role === 'leader')) !== undefined,
+      'a leader',
+    );
+    if (leader === undefined) throw new Error('no leader');
+    for (let k = 0; k < 12; k++) await proposeUntilApplied(leader, kv, put(`key${k}`, Uint8Array.of(k)));
+    const leaderStorage = storages.get(leader.groupStatus(kv)?.status.id ?? asNodeId(0));
+    await until(() => (leaderStorage?.group(kv).snapshot().meta.index ?? 0) > 2, 'the leader compacted');
+    network.cut.delete(older);
+    await until(() => refusals.length > 0, 'the snapshot refused');
+    expect(refusals[0]).toMatch(
+      /^group 2: the snapshot at index \d+ received from the leader is refused: written by version 3 of the kv model, this one is version 2$/,
+    );
+    const follower = network.hosts.get(older);
+    expect(follower?.groupStatus(kv)).toBeDefined();
+    expect(storages.get(older)?.group(kv).snapshot().meta.index).toBe(0);
   });
 });

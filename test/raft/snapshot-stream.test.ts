@@ -195,11 +195,8 @@ describe('a follower without its state machine (awaitSnapshot)', () => {
     quiesce: false,
   };
 
-  it('applies nothing, never campaigns, and asks its leader for a snapshot at or after its last index', () => {
+  it('applies nothing and asks its leader for a snapshot at or after its last index', () => {
     const { node, storage } = stateless();
-    node.campaign();
-    for (let tick = 0; tick < 50; tick++) node.tick();
-    expect(node.status().role).toBe('follower');
     node.step(heartbeat);
     const ready = node.ready();
     expect(ready.committedEntries).toEqual([]);
@@ -211,6 +208,40 @@ describe('a follower without its state machine (awaitSnapshot)', () => {
     // A snapshot older than that is not taken.
     node.step({ ...chunk(1, 2, 0, 100), meta: { ...meta, index: 11 as LogIndex } });
     expect(drain(node, storage).snapshot).toBeUndefined();
+  });
+
+  it('elected, hands leadership to a voter whose log caught up', () => {
+    const { node, storage } = stateless();
+    const vote = (preVote: boolean): Message => ({
+      type: 'RequestVoteResponse',
+      from: id(2),
+      to: id(3),
+      term: 3 as Term,
+      preVote,
+      granted: true,
+    });
+    node.campaign();
+    drain(node, storage);
+    node.step(vote(true));
+    drain(node, storage);
+    node.step(vote(false));
+    drain(node, storage);
+    expect(node.status().role).toBe('leader');
+    node.step({
+      type: 'AppendEntriesResponse',
+      from: id(2),
+      to: id(3),
+      term: 3 as Term,
+      success: true,
+      index: node.status().lastIndex,
+      hintIndex: 0 as LogIndex,
+      hintTerm: 0 as Term,
+    });
+    drain(node, storage);
+    node.tick();
+    const sent = drain(node, storage).messages;
+    expect(sent).toContainEqual(expect.objectContaining({ type: 'TimeoutNow', to: 2 }));
+    expect(drain(node, storage).messages).toEqual([]);
   });
 
   it('installs a snapshot whole even where its log holds the position, then applies again', () => {

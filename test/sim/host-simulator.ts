@@ -171,6 +171,8 @@ export interface HostStats {
   snapshotsInstalled: number;
   /** Node crashes while a compaction was being written (its chunks or the switch). */
   compactionsCutShort: number;
+  /** Stored snapshots a restart found damaged (refused; rebuilt from the log or fetched from the leader). */
+  snapshotsDamaged: number;
   leaderTerms: number;
   historyUnknown: number;
   /** With the control plane (zero without). */
@@ -332,6 +334,7 @@ class HostSimulation {
     transfers: 0,
     snapshotsInstalled: 0,
     compactionsCutShort: 0,
+    snapshotsDamaged: 0,
     leaderTerms: 0,
     historyUnknown: 0,
     actions: {
@@ -569,7 +572,13 @@ class HostSimulation {
     node.incarnation++;
     node.restartScheduled = false;
     const process = new SimProcess(this.queue, node.id, node.incarnation);
-    const storage = node.disk.open(process);
+    // Bit rot: some restarts find the node's stored snapshots damaged. Drawn from the seed, not
+    // the run's generator, so the rest of a seed's schedule stays what it was.
+    const rot =
+      node.incarnation > 1 && (this.scenario.seed * 7919 + node.id * 104_729 + node.incarnation * 31) % 7 === 0;
+    const damagedBefore = node.disk.stats.snapshotsDamaged;
+    const storage = node.disk.open(process, rot);
+    this.stats.snapshotsDamaged += node.disk.stats.snapshotsDamaged - damagedBefore;
     const clock = new SimClock(process, node.rate, 1000 * node.id + 7 * node.incarnation);
     const hostRng = createRng((this.scenario.seed * 31 + node.id) * 1009 + node.incarnation);
     const host = new MultiRaftHost({

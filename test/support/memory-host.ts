@@ -55,10 +55,12 @@ export class MemoryHostStorage implements HostStorage {
     confState: ConfState,
     data: Uint8Array | readonly Uint8Array[],
     logFrom?: LogIndex,
+    replace = false,
   ): Promise<void> {
     const storage = this.group(group);
     const bytes = data instanceof Uint8Array ? data : concatBytes(data);
-    if (index > storage.snapshot().meta.index && storage.term(index) !== undefined)
+    const stored = storage.snapshot().meta.index;
+    if ((index > stored || (replace && index === stored)) && storage.term(index) !== undefined)
       storage.createSnapshot(index, confState, bytes, logFrom);
     return Promise.resolve();
   }

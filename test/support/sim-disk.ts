@@ -24,7 +24,7 @@ import type { GroupId, LogIndex } from '../../src/base/ids.ts';
 import type { Rng } from '../../src/base/rng.ts';
 import type { GroupWrite, HostStorage } from '../../src/multiraft/ports.ts';
 import { MemoryStorage } from '../../src/raft/storage.ts';
-import type { ConfState, Entry } from '../../src/raft/types.ts';
+import type { ConfState, Entry, Snapshot } from '../../src/raft/types.ts';
 import type { SimProcess } from './sim-time.ts';
 
 /** Bytes per snapshot chunk operation here (small, so a compaction takes a few operations). */
@@ -41,6 +41,7 @@ type DiskOperation =
       readonly index: LogIndex;
       readonly confState: ConfState;
       readonly data: Uint8Array;
+      readonly replace: boolean;
     };
 
 export interface DiskLatency {
@@ -77,7 +78,14 @@ export class SimDisk {
     failures: 0,
     lostUnsynced: 0,
     lostInFlight: 0,
+    /** Stored snapshots found damaged at a start (bit rot: HostStorage.snapshotDamage). */
+    snapshotsDamaged: 0,
   };
+  /**
+   * Snapshots damaged on this disk, by group: the very snapshot object stored (copies share it),
+   * so the damage lasts across lives until a new snapshot replaces it.
+   */
+  private readonly damaged = new Map<GroupId, Snapshot>();
   /** Compactions of the live process not finished yet. */
   private compactionsWriting = 0;
   private readonly rng: Rng;
@@ -100,8 +108,12 @@ export class SimDisk {
     return [...new Set([...this.synced.keys(), ...this.cache.keys()])].sort((a, b) => a - b);
   }
 
-  /** The storage of a new life of the node: the cache is rebuilt from what the disk holds. */
-  open(process: SimProcess): HostStorage {
+  /**
+   * The storage of a new life of the node: the cache is rebuilt from what the disk holds. With
+   * `rot`, every stored snapshot is found damaged (its bytes must not be used; the host rebuilds
+   * or fetches the state, and a new snapshot replaces it).
+   */
+  open(process: SimProcess, rot = false): HostStorage {
     assert(this.process === undefined || !this.process.alive, 'sim disk: opened by two live processes');
     this.process = process;
     this.failure = undefined;
@@ -111,16 +123,29 @@ export class SimDisk {
     this.cache = new Map();
     for (const [group, storage] of this.synced) this.cache.set(group, copyStorage(storage));
     for (const operation of this.unsynced) applyOperation(this.cache, operation);
+    if (rot)
+      for (const [group, storage] of this.cache) {
+        const snapshot = storage.snapshot();
+        if (snapshot.meta.index === 0 || this.damaged.get(group) === snapshot) continue;
+        this.damaged.set(group, snapshot);
+        this.stats.snapshotsDamaged++;
+      }
     return {
       group: (id) => this.group(id),
+      snapshotDamage: (id) => {
+        const damaged = this.damaged.get(id);
+        return damaged !== undefined && this.cache.get(id)?.snapshot() === damaged
+          ? `sim disk: bit rot in the snapshot at index ${damaged.meta.index}`
+          : undefined;
+      },
       write: (batch, options) => this.submit(process, { kind: 'write', batch, sync: options.sync }),
-      compact: async (group, index, confState, slices) => {
+      compact: async (group, index, confState, slices, _logFrom, replace = false) => {
         const data = slices instanceof Uint8Array ? slices : concatBytes(slices);
         const chunks = Math.min(simChunksMax, Math.max(1, Math.ceil(data.length / simChunkBytes)));
         this.compactionsWriting++;
         try {
           for (let chunk = 0; chunk < chunks; chunk++) await this.submit(process, { kind: 'snapshot-chunk', group });
-          await this.submit(process, { kind: 'compact', group, index, confState, data });
+          await this.submit(process, { kind: 'compact', group, index, confState, data, replace });
         } finally {
           if (this.process === process) this.compactionsWriting--;
         }
@@ -211,7 +236,11 @@ function applyOperation(layer: Map<GroupId, MemoryStorage>, operation: DiskOpera
     const storage = storageOf(operation.group);
     // Skipped as DiskStore skips it: a snapshot at or after the index is stored (installed from a
     // leader since the host asked), or the log no longer holds the index.
-    if (operation.index > storage.snapshot().meta.index && storage.term(operation.index) !== undefined)
+    const stored = storage.snapshot().meta.index;
+    if (
+      (operation.index > stored || (operation.replace && operation.index === stored)) &&
+      storage.term(operation.index) !== undefined
+    )
       storage.createSnapshot(operation.index, operation.confState, operation.data);
     return;
   }
