@@ -67,7 +67,7 @@ export interface QueryReport {
   readonly fanOut: readonly FanOutFigures[];
 }
 
-const cases: readonly { readonly endpoint: string; readonly params: JsonValue }[] = [
+export const queryCases: readonly { readonly endpoint: string; readonly params: JsonValue }[] = [
   { endpoint: 'count', params: { kind: 'purchase', country: 'jp' } },
   { endpoint: 'top-k', params: { by: 'user_id', metric: 'amount', k: 10 } },
   { endpoint: 'histogram', params: { bucket: 'day', kind: 'view' } },
@@ -162,12 +162,12 @@ export async function runQueryBench(options: QueryBenchOptions): Promise<QueryRe
     const runner = new LocalRunner({ endpoints, engine });
     await check(runner, database, options.events);
     const figures: EndpointFigures[] = [];
-    for (const { endpoint, params } of cases) {
+    for (const { endpoint, params } of queryCases) {
       figures.push(await measure(runner, database, endpoint, params, options));
       options.log(`query bench: ${endpoint} done`);
     }
     const fanOut: FanOutFigures[] = [];
-    for (const { endpoint, params } of cases) {
+    for (const { endpoint, params } of queryCases) {
       fanOut.push(
         await measureFanOut(engine, endpoints, database, { endpoint, params }, options.samples, options.seconds / 2),
       );
@@ -210,7 +210,8 @@ export function queryTable(report: QueryReport): Record<string, string | number>
   ];
 }
 
-function numberOption(argv: readonly string[], name: string, fallback: number, max: number): number {
+/** `name N` from the command line: an integer in [1, max], or `fallback` when absent. */
+export function numberOption(argv: readonly string[], name: string, fallback: number, max: number): number {
   const at = argv.indexOf(name);
   if (at < 0) return fallback;
   const value = Number(argv[at + 1]);

@@ -31,6 +31,12 @@
 // GetObject loop over the same files, in the same run), under `download`; and the time to first
 // query on a lazy database against a full download (bench/lazy.bench.ts), under `lazy`.
 // `--query-shards N`, `--query-events N`, `--query-samples N`, `--query-seconds N` (defaults there).
+//
+// `--query` adds the query fan-out benchmark (bench/query-cluster.bench.ts: fan-out overhead over 8
+// and 16 shards against the same query run locally; p99 with and without hedging while a member of
+// three real processes is stopped 200 ms every second; the smart client against the member
+// fan-out); its figures go under `queryFanOut`. `--query-fanout-events N`,
+// `--query-fanout-samples N`, `--query-fanout-seconds N` (defaults there).
 
 import { cpus } from 'node:os';
 import {
@@ -46,6 +52,12 @@ import { runIdleGroupsBench, type IdleGroupsReport } from './idle-groups.bench.t
 import { queryBenchOptionsFrom, queryTable, runQueryBench, type QueryReport } from './query.bench.ts';
 import { runDownloadBench, type DownloadReport } from './download.bench.ts';
 import { runLazyBench, type LazyReport } from './lazy.bench.ts';
+import {
+  queryClusterBenchOptionsFrom,
+  queryClusterTables,
+  runQueryClusterBench,
+  type QueryClusterReport,
+} from './query-cluster.bench.ts';
 import { runRaftCoreBench } from './raft-core.bench.ts';
 import { runRestartBench, type RestartReport } from './restart.bench.ts';
 import { runReReplicationBench, type ReReplicationReport } from './rereplication.bench.ts';
@@ -214,6 +226,16 @@ if (process.argv.includes('--data')) {
   people.table([lazy]);
 }
 
+let queryFanOut: QueryClusterReport | undefined;
+if (process.argv.includes('--query')) {
+  queryFanOut = await runQueryClusterBench(
+    queryClusterBenchOptionsFrom(process.argv, '--query-fanout-', (line) => {
+      process.stderr.write(`${line}\n`);
+    }),
+  );
+  for (const table of queryClusterTables(queryFanOut)) people.table(table);
+}
+
 const report = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
@@ -225,6 +247,7 @@ const report = {
   ...(download === undefined ? {} : { download }),
   ...(lazy === undefined ? {} : { lazy }),
   ...(rereplication === undefined ? {} : { rereplication }),
+  ...(queryFanOut === undefined ? {} : { queryFanOut }),
   targets: { 'raft-core.batch64.entriesPerSecond': 500_000 },
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

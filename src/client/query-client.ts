@@ -301,7 +301,12 @@ export class QueryClient {
     const local = this.endpoints.get(endpoint);
     if (local !== undefined) {
       if (local.reduce === undefined) return partials;
-      return JSON.parse(JSON.stringify(await local.reduce(partials, params))) as JsonValue;
+      try {
+        return JSON.parse(JSON.stringify(await local.reduce(partials, params))) as JsonValue;
+      } catch (error) {
+        // As a member answers a reduce that throws or answers something that is not JSON.
+        throw new QueryClientError('DRAM_ERR_QUERY_FAILED', `reduce threw: ${(error as Error).message}`);
+      }
     }
     const body = JSON.stringify({ params, partials });
     const path = `/v1/endpoints/${encodeURIComponent(endpoint)}/reduce`;

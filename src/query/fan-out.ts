@@ -16,7 +16,10 @@
 //    and the other call is cancelled (maps are read-only, so running one twice is safe);
 //  - a failure of the endpoint's own code (DRAM_ERR_QUERY_FAILED, _QUERY_MEMORY,
 //    _ANSWER_TOO_LARGE) would fail the same way elsewhere: it is not retried, and with
-//    `failOnDefinite` it fails the whole run (every other call cancelled).
+//    `failOnDefinite` it fails the whole run (every other call cancelled);
+//  - a member that answers busy (its slots for the endpoint are full) has run nothing: that is not
+//    an attempt, and once no other replica is left the busy ones are asked again after a short
+//    wait, at most `busyRetriesMax` times, so a burst of queries waits rather than answering partial.
 // Calls to one member are bounded (`memberCallsMax` in flight, `memberQueueMax` waiting, more is
 // refused as `unavailable` for that attempt), so one query cannot flood a member.
 //
@@ -26,6 +29,7 @@
 // Called by: src/query/query-service.ts. Ports implemented by: src/api/query-routes.ts (remote
 // calls over HTTP), query-service.ts (this member's shards), tests (fakes).
 
+import { setMaxListeners } from 'node:events';
 import { assert } from '../base/assert.ts';
 import type { NodeId } from '../base/ids.ts';
 import { isQueryError, type JsonValue, type QueryError } from '../data/query-engine.ts';
@@ -60,10 +64,13 @@ export interface FanOutClock {
 export class ShardCallError extends Error {
   override readonly name = 'ShardCallError';
   readonly reason: Exclude<SkipReason, 'timeout'>;
+  /** The member refused for now (its slots for this endpoint are full): asking it again later may work. */
+  readonly busy: boolean;
 
-  constructor(reason: Exclude<SkipReason, 'timeout'>, message: string) {
+  constructor(reason: Exclude<SkipReason, 'timeout'>, message: string, busy = false) {
     super(message);
     this.reason = reason;
+    this.busy = busy;
   }
 }
 
@@ -82,6 +89,10 @@ export interface FanOutLimits {
   readonly memberCallsMax: number;
   /** Calls waiting for one member; one more is refused (`unavailable`). */
   readonly memberQueueMax: number;
+  /** Times one shard goes back to members that answered busy, once no other replica is left to try. */
+  readonly busyRetriesMax: number;
+  /** Wait before the n-th such return: n times this. */
+  readonly busyRetryDelayMs: number;
 }
 
 export const fanOutLimitsDefault: FanOutLimits = {
@@ -92,6 +103,8 @@ export const fanOutLimitsDefault: FanOutLimits = {
   latencySamplesMax: 256,
   memberCallsMax: 8,
   memberQueueMax: 4096,
+  busyRetriesMax: 20,
+  busyRetryDelayMs: 20,
 };
 
 export interface ShardTarget {
@@ -204,6 +217,10 @@ interface ShardRun {
   attempts: number;
   last: { reason: SkipReason; message: string };
   hedgeTimer: TimerHandle | undefined;
+  /** Members that answered busy, tried again after a wait once no other replica is left. */
+  readonly busy: Set<NodeId>;
+  busyRetries: number;
+  busyTimer: TimerHandle | undefined;
   settled: boolean;
   readonly settle: (outcome: ShardOutcome | { error: QueryError }) => void;
 }
@@ -254,6 +271,8 @@ export class FanOut {
   /** Every shard's outcome, in the order of `query.shards`. */
   async run(query: FanOutQuery): Promise<ShardOutcome[]> {
     const stopAll = new AbortController();
+    // One listener per shard of the run (at most shardsListedMax): not a leak.
+    setMaxListeners(query.shards.length + 16, stopAll.signal);
     const onQueryAbort = (): void => {
       stopAll.abort(query.signal.reason);
     };
@@ -321,11 +340,15 @@ export class FanOut {
         attempts: 0,
         last: { reason: 'unavailable', message: 'no attempt' },
         hedgeTimer: undefined,
+        busy: new Set<NodeId>(),
+        busyRetries: 0,
+        busyTimer: undefined,
         settled: false,
         settle: (outcome) => {
           if (run.settled) return;
           run.settled = true;
           if (run.hedgeTimer !== undefined) this.clock.clearTimer(run.hedgeTimer);
+          if (run.busyTimer !== undefined) this.clock.clearTimer(run.busyTimer);
           stopAll.removeEventListener('abort', onStopAll);
           for (const controller of run.running.values()) controller.abort(new ShardCallError('error', 'cancelled'));
           run.running.clear();
@@ -425,8 +448,37 @@ export class FanOut {
       : error instanceof ShardCallError
         ? { reason: error.reason, message: `node ${node}: ${error.message}` }
         : { reason: 'error', message: `node ${node}: ${error instanceof Error ? error.message : String(error)}` };
-    if (run.running.size > 0 || this.launch(run, false)) return;
+    // A busy member refused before running anything: not an attempt; it may be asked again later.
+    if (error instanceof ShardCallError && error.busy) {
+      run.attempts--;
+      run.busy.add(node);
+    }
+    if (run.running.size > 0 || this.launch(run, false) || this.retryBusy(run)) return;
     run.settle({ shard: target.shard, skipped: run.last.reason, message: run.last.message, attempts: run.attempts });
+  }
+
+  /**
+   * No replica is left to try but some answered busy: asks them again after a wait growing with
+   * each return, at most `busyRetriesMax` times per shard (the query's own timeout bounds it too).
+   */
+  private retryBusy(run: ShardRun): boolean {
+    if (run.busy.size === 0 || run.busyRetries >= this.limits.busyRetriesMax || run.busyTimer !== undefined)
+      return false;
+    run.busyRetries++;
+    run.busyTimer = this.clock.setTimer(() => {
+      run.busyTimer = undefined;
+      if (run.settled) return;
+      for (const node of run.busy) run.tried.delete(node);
+      run.busy.clear();
+      if (this.launch(run, false)) return;
+      run.settle({
+        shard: run.target.shard,
+        skipped: run.last.reason,
+        message: run.last.message,
+        attempts: run.attempts,
+      });
+    }, this.limits.busyRetryDelayMs * run.busyRetries);
+    return true;
   }
 
   private recordLatency(endpoint: string, ms: number): void {

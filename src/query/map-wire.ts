@@ -7,7 +7,8 @@
 //    _ANSWER_TOO_LARGE): a QueryError, the same on every replica, so the fan-out does not retry it;
 //  - DRAM_ERR_NO_LOCAL_SHARDS: a ShardCallError with the member's reason (loading, lagging,
 //    unavailable), retried elsewhere;
-//  - busy, overloaded, shutting down: `unavailable`, retried elsewhere;
+//  - busy or overloaded: `unavailable` and `busy`, retried elsewhere, or on that member after a wait;
+//  - shutting down: `unavailable`, retried elsewhere;
 //  - anything else: `error`, retried elsewhere, with the code in the message.
 // The HTTP request itself (which client, which credential) is the caller's: src/api/query-routes.ts
 // over the node's signed member client, src/client/query-client.ts with the user's token.
@@ -18,11 +19,8 @@ import { QueryError, queryErrorCodes, type JsonValue, type QueryErrorCode } from
 import { isDefiniteFailure, ShardCallError, type SkipReason } from './fan-out.ts';
 
 const memberReasons: readonly Exclude<SkipReason, 'timeout'>[] = ['unavailable', 'loading', 'lagging', 'error'];
-const busyCodes: ReadonlySet<string> = new Set([
-  'DRAM_ERR_ENDPOINT_BUSY',
-  'DRAM_ERR_OVERLOADED',
-  'DRAM_ERR_SHUTTING_DOWN',
-]);
+/** The member's slots are full for now: the fan-out may ask it again after a wait. */
+const busyCodes: ReadonlySet<string> = new Set(['DRAM_ERR_ENDPOINT_BUSY', 'DRAM_ERR_OVERLOADED']);
 
 function isQueryErrorCode(code: unknown): code is QueryErrorCode {
   return (queryErrorCodes as readonly unknown[]).includes(code);
@@ -39,7 +37,8 @@ export function mapFailure(status: number, body: unknown): Error {
     const reason = (answer['details'] as Record<string, unknown> | undefined)?.['reason'];
     return new ShardCallError(memberReasons.find((known) => known === reason) ?? 'unavailable', message);
   }
-  if (code !== undefined && busyCodes.has(code)) return new ShardCallError('unavailable', `${code}: ${message}`);
+  if (code === 'DRAM_ERR_SHUTTING_DOWN') return new ShardCallError('unavailable', `${code}: ${message}`);
+  if (code !== undefined && busyCodes.has(code)) return new ShardCallError('unavailable', `${code}: ${message}`, true);
   return new ShardCallError('error', `${code ?? `HTTP ${status}`}: ${message.slice(0, 500)}`);
 }
 

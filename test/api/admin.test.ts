@@ -296,6 +296,9 @@ describe('status and admin API', () => {
       'DELETE /v1/admin/members/{nodeId}',
       'DELETE /v1/admin/groups/{group}/members/{nodeId}',
       'POST /v1/databases/{nameOrAlias}/query/{endpoint}',
+      // The smart query client's map and reduce (docs/query.md).
+      'POST /v1/databases/{name}/map/{endpoint}',
+      'POST /v1/endpoints/{endpoint}/reduce',
     ];
     const documented = Object.entries(document.paths).flatMap(([path, item]) =>
       Object.keys(item)

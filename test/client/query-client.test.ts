@@ -245,6 +245,26 @@ describe('the smart query client', () => {
     } finally {
       smart.close();
     }
+    const throwing = new QueryClient({
+      members: [urls.get(2) ?? ''],
+      token,
+      endpoints: [
+        {
+          name: 'count',
+          reduce: () => {
+            throw new Error('nope');
+          },
+        },
+      ],
+    });
+    try {
+      expect(await refusal(throwing.query('events', 'count', {}, { shards: ['1', '2'] }))).toEqual({
+        code: 'DRAM_ERR_QUERY_FAILED',
+        status: undefined,
+      });
+    } finally {
+      throwing.close();
+    }
     const anonymous = new QueryClient({ members: [urls.get(2) ?? ''] });
     try {
       expect(await refusal(anonymous.query('events', 'count', {}))).toEqual({

@@ -38,6 +38,8 @@ export interface ProcessCluster {
     },
   ): void;
   kill(id: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Sends node `id` a signal that does not end it (SIGSTOP, SIGCONT); nothing when it is not running. */
+  signal(id: number, signal: NodeJS.Signals): void;
   /** Node `id`'s data directory. */
   dataDir(id: number): string;
   /** Settles with the exit code (null when killed by a signal) once node `id`'s process has exited. */
@@ -94,6 +96,10 @@ export function processCluster(
       if (child === undefined || !child.running) return;
       await child.stop(signal);
       children.delete(id);
+    },
+    signal(id, signal) {
+      const child = children.get(id);
+      if (child?.running === true) child.signal(signal);
     },
     async stopAll() {
       await Promise.all([...children.keys()].map((id) => cluster.kill(id, 'SIGTERM')));

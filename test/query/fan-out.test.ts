@@ -270,6 +270,33 @@ describe('fan-out', () => {
     expect(members.calls).toEqual([]);
   });
 
+  it('asks a busy member again after a wait once no other replica is left, without spending attempts', async () => {
+    const { members, run, clock } = setup({ busyRetryDelayMs: 10, busyRetriesMax: 3 }, 5);
+    // Replica 1 is gone, replica 2 answers busy twice and then answers.
+    let busyLeft = 2;
+    members.auto = (node) =>
+      node === 1
+        ? new ShardCallError('unavailable', 'connection refused')
+        : busyLeft-- > 0
+          ? new ShardCallError('unavailable', 'DRAM_ERR_ENDPOINT_BUSY: 16 queries', true)
+          : 7;
+    const outcome = track(run([{ shard: '0', replicas: [loaded(1), loaded(2)] }]));
+    await clock.advance(9);
+    expect(outcome.value()).toBeUndefined();
+    // The first return after 10 ms, the second 20 ms later.
+    await clock.advance(21);
+    expect(outcome.value()).toEqual([
+      { shard: '0', node: 2, version: 'v1', ms: 30, result: 7, attempts: 2, hedged: false },
+    ]);
+    // A member busy for longer than busyRetriesMax returns: skipped, with what it said.
+    busyLeft = 100;
+    const gaveUp = track(run([{ shard: '0', replicas: [loaded(2)] }]));
+    await clock.advance(10 + 20 + 30);
+    expect(gaveUp.value()).toEqual([
+      { shard: '0', skipped: 'unavailable', message: 'node 2: DRAM_ERR_ENDPOINT_BUSY: 16 queries', attempts: 0 },
+    ]);
+  });
+
   it('skips with the member-side reason (loading, lagging) when the last replica gives one', async () => {
     const { members, run } = setup();
     members.auto = () => new ShardCallError('lagging', 'holds v0');
