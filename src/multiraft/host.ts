@@ -2,7 +2,8 @@
 // the turn loop (docs/ARCHITECTURE.md, key decision 3): collect the Ready of every group, send the leaders'
 // early messages (a leader replicates while its own fsync runs), write every group's entries and
 // hard state in ONE synced storage batch, send the remaining messages grouped per peer (one frame
-// per peer per turn, which also coalesces heartbeats), apply committed entries to the models,
+// per peer per turn, which also coalesces heartbeats; in a turn with nothing to write they go in
+// the early frame, so one socket write per peer), apply committed entries to the models,
 // resolve proposals and reads, and advance. Messages keep arriving while the write is in flight;
 // they are stepped at once (the core allows it) but no group's ready() is taken again before its
 // advance(). Committed entries do not wait for the write: the Ready's are applied while it is in

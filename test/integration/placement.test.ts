@@ -9,6 +9,7 @@
 // is never made a voter of every group). Every wait is a bounded poll.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DramClient } from '../../src/client/client.ts';
 import { eventually, groupStatus, processCluster, request, type ProcessCluster } from './cluster-process.ts';
 
 const groupCount = 8;
@@ -115,6 +116,25 @@ describe('groups on subsets of nodes', () => {
         expect(answer.text).toBe(`value-${k}`);
       }
   });
+
+  it('serves every key from every node over the binary protocol too, hosting its group or not', async () => {
+    for (const id of cluster.ids) {
+      // A client that knows this one node only: every key, of any group, goes through it.
+      const client = DramClient.connect({ nodes: [{ id, ...cluster.clientAddress(id) }], route: 'any' });
+      try {
+        for (let k = 0; k < 8; k++) {
+          const key = `binary-${id}-${k}`;
+          await client.put(key, new TextEncoder().encode(`value-${k}`));
+          const read = await client.get(key);
+          expect(read === undefined ? undefined : new TextDecoder().decode(read.value), `node ${id} ${key}`).toBe(
+            `value-${k}`,
+          );
+        }
+      } finally {
+        client.close();
+      }
+    }
+  }, 60_000);
 });
 
 /** The meta leader as node `id` sees it. */
