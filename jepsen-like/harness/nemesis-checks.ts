@@ -29,7 +29,10 @@ export interface NemesisVerdict {
 export function checkNemesisEffects(schedule: Schedule, entries: readonly NemesisEntry[]): NemesisVerdict | undefined {
   const checked = schedule.faults.filter((fault) => fault.spec.kind === 'snapshot' || fault.spec.kind === 'membership');
   if (checked.length === 0) return undefined;
-  const started = new Set(entries.filter((entry) => entry.type === 'start').map((entry) => entry.fault));
+  // A fault ran when it started, or checked without starting (it found nothing to act on).
+  const started = new Set(
+    entries.filter((entry) => entry.type === 'start' || entry.type === 'check').map((entry) => entry.fault),
+  );
   const checks = entries.filter((entry) => entry.type === 'check');
   const verdicts: Verdict[] = checks.map((entry) => entry.verdict ?? 'unknown');
   const missing: string[] = [];
