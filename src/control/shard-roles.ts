@@ -24,6 +24,9 @@ export interface ShardGroupReport {
   readonly term: number;
   readonly commit: number;
   readonly applied: number;
+  /** What this replica's shard model holds: the versions, and the replicas' recorded states. */
+  readonly versions: readonly number[];
+  readonly recorded: readonly { readonly version: number; readonly node: NodeId; readonly state: string }[];
 }
 
 export type ReplicaRole = 'PRIMARY' | 'SECONDARY' | 'RECOVERING';

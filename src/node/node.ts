@@ -274,10 +274,7 @@ function databasesOf(
     s3: config.s3,
     model: metaModel,
     host,
-    catalogCurrent: () => {
-      const meta = host.groupStatus(metaGroupId);
-      return meta !== undefined && meta.status.leader !== 0 && meta.appliedIndex >= meta.status.commit;
-    },
+    catalogCurrent: metaCaughtUp(host),
     proposeAnywhere: proposeFromHere(config, host, forward, logger),
     log: (level, message, fields) => {
       logger[level](fields, message);
@@ -293,6 +290,33 @@ function databasesOf(
     },
     lazyCacheBytes: config.lazyCacheBytes,
   });
+}
+
+/**
+ * Whether this node's meta model has applied what group 0 committed. A restarted follower learns
+ * the leader from a heartbeat whose commit index may be the one from before it went down, so the
+ * first answer also waits for one linearizable read of group 0 (asked for here, once it succeeds
+ * never again): until then a restarting node's catalog may lack databases added meanwhile, and the
+ * downloads would delete their partial files.
+ */
+function metaCaughtUp(host: MultiRaftHost): () => boolean {
+  let read: 'none' | 'asking' | 'done' = 'none';
+  return () => {
+    const meta = host.groupStatus(metaGroupId);
+    if (meta === undefined || meta.status.leader === 0) return false;
+    if (read === 'none') {
+      read = 'asking';
+      void host.read(metaGroupId, 'linearizable').then(
+        (outcome) => {
+          read = outcome.kind === 'ready' ? 'done' : 'none';
+        },
+        () => {
+          read = 'none';
+        },
+      );
+    }
+    return read === 'done' && meta.appliedIndex >= meta.status.commit;
+  };
 }
 
 /** The peer transport; it delivers nothing before start(), so its callbacks may reach what is built later. */

@@ -59,7 +59,11 @@ export function shardGroupReports(host: ShardSyncHost, meta: MetaModel, name: st
     const shard = byId.get(group);
     if (shard === undefined) return [];
     const { role, leader, term, commit } = status;
-    return [{ group, shard, role, leader, term, commit, applied: appliedIndex }];
+    const model = host.model(group);
+    const held = model instanceof ShardModel ? model : new ShardModel();
+    const versions = held.versions().map((version) => version.version);
+    const recorded = held.replicas().map(({ version, node, state }) => ({ version, node, state }));
+    return [{ group, shard, role, leader, term, commit, applied: appliedIndex, versions, recorded }];
   });
 }
 

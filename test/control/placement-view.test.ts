@@ -101,4 +101,26 @@ describe('placementView', () => {
     expect(view.groups[0]).toMatchObject({ voters: [1, 2, 3], leader: 0 });
     expect(planPlacement(view).steps).toEqual([]);
   });
+
+  it('leaves database shard groups alone: two voters of a 3-factor kv cluster, one on a lost node, plan nothing', () => {
+    const shard: GroupRecord = {
+      id: g(1_000_000),
+      kind: 'db',
+      replicas: [n(1), n(5)],
+      shard: { database: 'shop', shard: '0' },
+    };
+    const view = placementView({
+      nowMs: 100_000,
+      nodes: [node(1), node(2), node(3), node(4), node(5)],
+      groups: [...records, shard],
+      moves: [],
+      factor: 3,
+      settings: { nodeGoneGraceMs: 1000 },
+      reports: reportsOf([1, 2, 3, 4], [led(1, [1, 2, 3]), led(2, [3, 4, 5]), led(1_000_000, [1, 5])]),
+      lastSeenMs: new Map([[n(5), 0]]),
+    });
+    expect(view.groups.map((group) => group.id)).toEqual([1, 2]);
+    expect(JSON.stringify(planPlacement(view).steps)).not.toContain('1000000');
+    expect(planPlacement(view).groups.map((status) => status.group)).toEqual([1, 2]);
+  });
 });
