@@ -35,10 +35,12 @@ import {
  * Bumped on any incompatible change of this file's format; peers of another version are refused at
  * the handshake. 2: the dialer's proof covers its advertisement. 3: AppendEntries carries its
  * entries as one run (src/codec/entry-run.ts) instead of an array of maps. 4: a follower's
- * Propose (proposals forwarded to the leader), which a version-3 peer would refuse. 5: InstallSnapshot
- * carries checksums of its chunk and of the whole snapshot; InstallSnapshotResponse's needSnapshot.
+ * Propose (proposals forwarded to the leader), which a version-3 peer would refuse. Fields added
+ * within version 4, each optional on the wire so a peer of an older release (which ignores unknown
+ * keys) and this one still understand each other during a rolling upgrade: InstallSnapshot's
+ * `snapshotChecksum` and `chunkChecksum`, InstallSnapshotResponse's `needSnapshot`.
  */
-export const protocolVersion = 5;
+export const protocolVersion = 4;
 /** A hello nonce: 256 random bits, so an observed handshake can never be replayed. */
 export const nonceBytes = 32;
 /** A hello proof: one HMAC-SHA256 digest. */
@@ -417,9 +419,9 @@ function replicationMessage(
         meta: snapshotMeta(...read.field('meta')),
         offset: read.whole('offset'),
         totalBytes: read.whole('totalBytes'),
-        snapshotChecksum: checksum32(read, 'snapshotChecksum'),
+        snapshotChecksum: optionalChecksum32(read, 'snapshotChecksum'),
         chunk: bytes(raw['chunk'], `${path}.chunk`, limits.snapshotChunkBytesMax),
-        chunkChecksum: checksum32(read, 'chunkChecksum'),
+        chunkChecksum: optionalChecksum32(read, 'chunkChecksum'),
       };
     case 'InstallSnapshotResponse':
       return {
@@ -428,15 +430,16 @@ function replicationMessage(
         snapshotIndex: read.index('snapshotIndex'),
         snapshotTerm: read.term('snapshotTerm'),
         nextOffset: read.whole('nextOffset'),
-        needSnapshot: read.flag('needSnapshot'),
+        needSnapshot: read.raw['needSnapshot'] === undefined || read.raw['needSnapshot'] === null ? false : read.flag('needSnapshot'),
       };
     default:
       return unreachable(type, 'replication message type');
   }
 }
 
-/** A CRC-32: a whole number below 2^32. */
-function checksum32(read: FieldReader, name: string): number {
+/** A CRC-32, a whole number below 2^32; undefined when absent (a peer of an older release). */
+function optionalChecksum32(read: FieldReader, name: string): number | undefined {
+  if (read.raw[name] === undefined || read.raw[name] === null) return undefined;
   const value = read.whole(name);
   if (value > 0xffff_ffff) fail(`${read.path}.${name}`, 'expected a 32-bit checksum');
   return value;

@@ -124,7 +124,8 @@ export type ChunkOutcome =
 interface IncomingSnapshot {
   readonly meta: Snapshot['meta'];
   readonly totalBytes: number;
-  readonly checksum: number;
+  /** Undefined when its sender gave none (a peer of an older release). */
+  readonly checksum: number | undefined;
   /** The newest leader term that sent chunks of it (older snapshots of that term are stale). */
   leaderTerm: Term;
   readonly chunks: Uint8Array[];
@@ -159,11 +160,13 @@ export class SnapshotReceiver {
       incoming.meta.index === meta.index &&
       incoming.meta.term === meta.term &&
       incoming.totalBytes === message.totalBytes &&
-      incoming.checksum === message.snapshotChecksum;
+      incoming.checksum === message.snapshotChecksum &&
+      // Without a checksum (a peer of an older release) the bytes are known only within one term.
+      (message.snapshotChecksum !== undefined || incoming.leaderTerm === message.term);
     const refused =
       message.offset + message.chunk.length > message.totalBytes
         ? `it ends past the snapshot's ${message.totalBytes} bytes`
-        : this.checksum(message.chunk) === message.chunkChecksum
+        : message.chunkChecksum === undefined || this.checksum(message.chunk) === message.chunkChecksum
           ? undefined
           : 'its checksum does not match';
     if (refused !== undefined) return { kind: 'need', nextOffset: same ? (incoming?.received ?? 0) : 0, refused };

@@ -139,22 +139,25 @@ export interface HeartbeatResponse extends Envelope {
  * One chunk of the leader's snapshot. `snapshotChecksum` (RaftConfig.checksum of all its bytes)
  * says which bytes these are: a follower resumes a partial copy only for the same index, term,
  * size and checksum, whichever leader sends it. `chunkChecksum` covers `chunk`: a chunk that does
- * not match is refused and asked for again, never kept.
+ * not match is refused and asked for again, never kept. Both are absent from a peer of an older
+ * release (they were added within protocol version 4): its chunks are taken as TCP delivered them,
+ * and its partial copy is resumed only from the same leader term, as that release did.
  */
 export interface InstallSnapshot extends Envelope {
   readonly type: 'InstallSnapshot';
   readonly meta: SnapshotMeta;
   readonly offset: number;
   readonly totalBytes: number;
-  readonly snapshotChecksum: number;
+  readonly snapshotChecksum: number | undefined;
   readonly chunk: Uint8Array;
-  readonly chunkChecksum: number;
+  readonly chunkChecksum: number | undefined;
 }
 
 /**
  * Acknowledges snapshot bytes: the receiver has every byte before `nextOffset`. With
  * `needSnapshot`, the receiver has no state machine (RaftNode.awaitSnapshot) and asks for a
- * snapshot at or after `snapshotIndex` (`snapshotTerm` 0, `nextOffset` 0).
+ * snapshot at or after `snapshotIndex` (`snapshotTerm` 0, `nextOffset` 0). A peer of an older
+ * release sends no `needSnapshot` (read as false) and ignores it.
  */
 export interface InstallSnapshotResponse extends Envelope {
   readonly type: 'InstallSnapshotResponse';

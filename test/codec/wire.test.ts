@@ -272,6 +272,48 @@ describe('peer wire format', () => {
     );
   });
 
+  it('reads the snapshot fields added within version 4 as absent when an older peer sends none', () => {
+    const older = {
+      kind: 'batch',
+      batch: [
+        {
+          group: 7,
+          message: {
+            type: 'InstallSnapshot',
+            from: 1,
+            to: 2,
+            term: 3,
+            offset: 0,
+            totalBytes: 2,
+            chunk: new Uint8Array([1, 2]),
+            meta: {
+              index: 5,
+              term: 2,
+              confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+            },
+          },
+        },
+        {
+          group: 7,
+          message: {
+            type: 'InstallSnapshotResponse',
+            from: 2,
+            to: 1,
+            term: 3,
+            snapshotIndex: 5,
+            snapshotTerm: 2,
+            nextOffset: 2,
+          },
+        },
+      ],
+    };
+    const frame = decodeFrame(encode(older), limits);
+    if (typeof frame === 'string' || frame.kind !== 'batch') throw new Error(`not decoded: ${String(frame)}`);
+    const [install, response] = frame.batch.map((item) => item.message);
+    expect(install).toMatchObject({ type: 'InstallSnapshot', snapshotChecksum: undefined, chunkChecksum: undefined });
+    expect(response).toMatchObject({ type: 'InstallSnapshotResponse', needSnapshot: false });
+  });
+
   it('round-trips hellos, with and without nonce and proof', () => {
     const nonce = new Uint8Array(nonceBytes).fill(1);
     const proof = new Uint8Array(proofBytes).fill(2);

@@ -90,7 +90,7 @@ describe('InstallSnapshot chunks', () => {
     const node = new RaftNode({ id: id(3), group: asGroupId(4), rng: createRng(3) }, storage);
     drain(node, storage);
     const bad = chunk(1, 2, 0, 40);
-    node.step({ ...bad, chunkChecksum: (bad.chunkChecksum + 1) >>> 0 });
+    node.step({ ...bad, chunkChecksum: ((bad.chunkChecksum ?? 0) + 1) >>> 0 });
     const ready = node.ready();
     expect(ready.events).toEqual([
       {
@@ -282,5 +282,33 @@ describe('a leader asked for a snapshot by a follower without its state machine'
     const sent = drain(leader, storage).messages.filter((message) => message.type === 'InstallSnapshot');
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ to: 3, meta: { index: 2 }, totalBytes: 2 });
+  });
+});
+
+describe('chunks from a peer of an older release (no checksums)', () => {
+  const older = (leader: number, term: number, offset: number, length: number): InstallSnapshot => ({
+    ...chunk(leader, term, offset, length),
+    snapshotChecksum: undefined,
+    chunkChecksum: undefined,
+  });
+
+  it('takes them as delivered and assembles the snapshot', () => {
+    const { node, storage } = follower();
+    node.step(older(1, 2, 0, 40));
+    node.step(older(1, 2, 40, 40));
+    expect(asked(drain(node, storage).messages)).toEqual([40, 80]);
+    node.step(older(1, 2, 80, 20));
+    expect(drain(node, storage).snapshot?.data).toEqual(bytes);
+  });
+
+  it('resumes a partial copy only from the leader term that sent it: another leader starts over', () => {
+    const { node, storage } = follower();
+    node.step(older(1, 2, 0, 40));
+    node.step(older(1, 2, 40, 40));
+    drain(node, storage);
+    node.step(older(2, 3, 0, 40));
+    expect(asked(drain(node, storage).messages)).toEqual([40]);
+    node.step(older(2, 3, 40, 60));
+    expect(drain(node, storage).snapshot?.data).toEqual(bytes);
   });
 });
