@@ -430,7 +430,10 @@ function replicationMessage(
         snapshotIndex: read.index('snapshotIndex'),
         snapshotTerm: read.term('snapshotTerm'),
         nextOffset: read.whole('nextOffset'),
-        needSnapshot: read.raw['needSnapshot'] === undefined || read.raw['needSnapshot'] === null ? false : read.flag('needSnapshot'),
+        needSnapshot:
+          read.raw['needSnapshot'] === undefined || read.raw['needSnapshot'] === null
+            ? false
+            : read.flag('needSnapshot'),
       };
     default:
       return unreachable(type, 'replication message type');

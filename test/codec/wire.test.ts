@@ -308,7 +308,7 @@ describe('peer wire format', () => {
       ],
     };
     const frame = decodeFrame(encode(older), limits);
-    if (typeof frame === 'string' || frame.kind !== 'batch') throw new Error(`not decoded: ${String(frame)}`);
+    if (typeof frame === 'string' || frame.kind !== 'batch') throw new Error(`not decoded: ${JSON.stringify(frame)}`);
     const [install, response] = frame.batch.map((item) => item.message);
     expect(install).toMatchObject({ type: 'InstallSnapshot', snapshotChecksum: undefined, chunkChecksum: undefined });
     expect(response).toMatchObject({ type: 'InstallSnapshotResponse', needSnapshot: false });
