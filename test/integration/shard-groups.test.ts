@@ -120,12 +120,15 @@ afterAll(async () => {
 
 describe('database shard groups on a three-node cluster', () => {
   it('runs each shard group on exactly its replicas, with the manifest and load states in its model', async () => {
-    const added = await json(`${cluster.url(1)}/v1/databases`, 'POST', {
-      name: 'shop',
-      source: `s3://${bucket}/shop`,
-      replicas: 2,
-    });
-    expect(added.status).toBe(202);
+    // Retried while fewer than two nodes are registered ACTIVE, just after the cluster formed (400).
+    await eventually(async () => {
+      const added = await json(`${cluster.url(1)}/v1/databases`, 'POST', {
+        name: 'shop',
+        source: `s3://${bucket}/shop`,
+        replicas: 2,
+      });
+      return added.status === 202 ? true : undefined;
+    }, 100);
     const found = await served('shop', 2, [1, 2, 3]);
     expect(found).toHaveLength(3);
     const groups = found.map((shard) => shard.group);

@@ -101,6 +101,15 @@ describe('operator metrics', () => {
       metrics.observeTurnDuration(0.002);
       metrics.observeStorageWrite(0.004, true);
       metrics.placementMove('started');
+      const fanOut = metrics.queryFanOut;
+      if (fanOut === undefined) throw new Error('the registry has no fan-out metrics');
+      fanOut.fanOutStarted(8);
+      fanOut.shardAnswered(3);
+      fanOut.shardSkipped('timeout');
+      fanOut.shardRetried();
+      fanOut.hedgeSent();
+      fanOut.hedgeWon();
+      fanOut.partialAnswered();
       const text = (await metrics.render()).body;
       // Every registered metric has at least one sample, so promtool sees them all.
       for (const { name } of metrics.catalog()) expect(text).toMatch(new RegExp(`^${name}(_bucket|_count)?[{ ]`, 'm'));
