@@ -19,7 +19,7 @@ import { DatabaseDownloads, downloadLimitsDefault } from '../src/data/database-d
 import { listAll } from '../src/data/object-store.ts';
 import { listDirectory, uploadDirectory } from '../src/data/upload-directory.ts';
 import { S3ObjectStore, s3SettingsDefault } from '../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver } from '../src/s3/s3rver-process.ts';
+import { s3rverCredentials, startS3rver, type S3rverProcess } from '../src/s3/s3rver-process.ts';
 
 export interface DownloadReport {
   readonly files: number;
@@ -41,13 +41,7 @@ export async function runDownloadBench(
   rounds = 3,
 ): Promise<DownloadReport> {
   const root = mkdtempSync(join(tmpdir(), 'dram-bench-download-'));
-  const server = await startS3rver({ directory: join(root, 's3'), stderr: 'ignore' });
-  const store = new S3ObjectStore({
-    ...s3SettingsDefault,
-    endpoint: server.endpoint,
-    pathStyle: true,
-    credentials: s3rverCredentials,
-  });
+  const { server, store } = await benchS3(root);
   const inFlight = downloadLimitsDefault.filesInFlightMax;
   try {
     const source = join(root, 'source', 'shard=0');
@@ -155,4 +149,16 @@ export async function runDownloadBench(
     await server.stop();
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** A real S3 server (s3rver) under `root`/s3 and a path-style client of it: the data-plane benches' S3. */
+export async function benchS3(root: string): Promise<{ server: S3rverProcess; store: S3ObjectStore }> {
+  const server = await startS3rver({ directory: join(root, 's3'), stderr: 'ignore' });
+  const store = new S3ObjectStore({
+    ...s3SettingsDefault,
+    endpoint: server.endpoint,
+    pathStyle: true,
+    credentials: s3rverCredentials,
+  });
+  return { server, store };
 }

@@ -23,8 +23,8 @@ import { listDirectory, uploadDirectory } from '../src/data/upload-directory.ts'
 import { DuckDbEngine, duckDbEngineLimitsDefault } from '../src/engine/duckdb-engine.ts';
 import { loadEndpoints } from '../src/query/endpoint-loader.ts';
 import { LocalRunner, type LocalDatabase } from '../src/query/local-runner.ts';
-import { S3ObjectStore, s3SettingsDefault } from '../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver } from '../src/s3/s3rver-process.ts';
+import type { S3ObjectStore } from '../src/s3/s3-object-store.ts';
+import { benchS3 } from './download.bench.ts';
 
 export interface LazyReport {
   readonly shards: number;
@@ -164,13 +164,7 @@ export async function runLazyBench(
   rounds = 3,
 ): Promise<LazyReport> {
   const root = mkdtempSync(join(tmpdir(), 'dram-bench-lazy-'));
-  const server = await startS3rver({ directory: join(root, 's3'), stderr: 'ignore' });
-  const store = new S3ObjectStore({
-    ...s3SettingsDefault,
-    endpoint: server.endpoint,
-    pathStyle: true,
-    credentials: s3rverCredentials,
-  });
+  const { server, store } = await benchS3(root);
   const engine = await DuckDbEngine.open({ limits: duckDbEngineLimitsDefault, readableDirectories: [root] });
   try {
     const source = join(root, 'source');
