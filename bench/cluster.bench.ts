@@ -465,104 +465,111 @@ async function measured<R extends object>(system: System, work: () => Promise<R>
   return { ...result, cpuPercent, hosts };
 }
 
-async function runPhases(system: System, options: ClusterBenchOptions, report: SystemReport): Promise<void> {
+/** ", hosts {...}" for a log line when the system reports host counters, else nothing. */
+function hostsNote(result: PhaseCost): string {
+  return result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`;
+}
+
+/** The write phases of one system (sequential, one shard, all shards), each measured and logged with a label. */
+function writePhases(system: System, options: ClusterBenchOptions) {
   const s = clusterSettings;
-  const { log, phases } = options;
+  const { log } = options;
   const durationMs = options.seconds * 1000;
+  return {
+    sequential: async (label: string, target: WriteTarget): Promise<SequentialResult & PhaseCost> => {
+      const result = await measured(system, () => runSequential(target, system.shardKeys.slice(0, 16), s.sequential));
+      log(
+        `${system.name}${label}: sequential p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${hostsNote(result)}`,
+      );
+      return result;
+    },
+    oneShard: async (label: string, target: WriteTarget): Promise<PhaseLoad> => {
+      const result = await measured(system, () =>
+        runLoad(target, {
+          clients: s.shardClients,
+          keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient),
+          warmupMs: s.warmupMs,
+          durationMs,
+          timeoutMs: s.loadTimeoutMs,
+        }),
+      );
+      log(
+        `${system.name}${label}: ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${hostsNote(result)}`,
+      );
+      return result;
+    },
+    allShards: async (label: string, target: WriteTarget): Promise<PhaseLoad> => {
+      const result = await measured(system, () =>
+        runLoad(target, {
+          clients: s.allClients,
+          keysOf: (c) => system.allKeys(c),
+          warmupMs: s.warmupMs,
+          durationMs,
+          timeoutMs: s.loadTimeoutMs,
+        }),
+      );
+      log(
+        `${system.name}${label}: ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${hostsNote(result)}`,
+      );
+      return result;
+    },
+  };
+}
+
+/** The read phase: every key written once, then reads to the leader only and to any node, alternating, twice. */
+async function readPhase(
+  system: System,
+  options: ClusterBenchOptions,
+): Promise<{ readsLeader: PhaseLoad[]; readsAny: PhaseLoad[] }> {
+  const s = clusterSettings;
+  // Every key read must hold a value, whatever phases ran before.
+  for (const [k, key] of system.shardKeys.entries()) {
+    const outcome = await system.client.write(key, makeValue(`${system.name}-read`, 0, k), 5000);
+    if (!outcome.ok) throw new Error(`${system.name}: writing ${key} before the read phase failed: ${outcome.error}`);
+  }
+  const readsLeader: PhaseLoad[] = [];
+  const readsAny: PhaseLoad[] = [];
+  for (let round = 0; round < 2; round++) {
+    for (const [where, target, runs] of [
+      ['leader only', system.client, readsLeader],
+      ['any node', system.anyClient, readsAny],
+    ] as const) {
+      const result = await measured(system, () =>
+        runReadLoad(target, {
+          clients: s.shardClients,
+          keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient),
+          warmupMs: s.warmupMs,
+          durationMs: options.seconds * 1000,
+        }),
+      );
+      runs.push(result);
+      options.log(
+        `${system.name} (reads, ${where}): ${s.shardClients} clients, one shard: ${result.writesPerSecond} reads/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}`,
+      );
+    }
+  }
+  return { readsLeader, readsAny };
+}
+
+async function runPhases(system: System, options: ClusterBenchOptions, report: SystemReport): Promise<void> {
+  const { log, phases } = options;
   report.precheck = await precheck(system);
   log(`${system.name}: precheck read back ${report.precheck.verified} keys`);
-  const hostsOf = (result: PhaseCost): string =>
-    result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`;
-  const sequential = async (label: string, target: WriteTarget): Promise<SequentialResult & PhaseCost> => {
-    const result = await measured(system, () => runSequential(target, system.shardKeys.slice(0, 16), s.sequential));
-    log(
-      `${system.name}${label}: sequential p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${hostsOf(result)}`,
-    );
-    return result;
-  };
-  const oneShard = async (label: string, target: WriteTarget): Promise<PhaseLoad> => {
-    const result = await measured(system, () =>
-      runLoad(target, {
-        clients: s.shardClients,
-        keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient),
-        warmupMs: s.warmupMs,
-        durationMs,
-        timeoutMs: s.loadTimeoutMs,
-      }),
-    );
-    log(
-      `${system.name}${label}: ${s.shardClients} clients, one shard: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${hostsOf(result)}`,
-    );
-    return result;
-  };
+  const { sequential, oneShard, allShards } = writePhases(system, options);
   if (phases.has('seq')) report.sequential = await sequential('', system.client);
   if (phases.has('shard')) report.oneShard = await oneShard('', system.client);
-  if (phases.has('all')) {
-    const result = (report.allShards = await measured(system, () =>
-      runLoad(system.client, {
-        clients: s.allClients,
-        keysOf: (c) => system.allKeys(c),
-        warmupMs: s.warmupMs,
-        durationMs,
-        timeoutMs: s.loadTimeoutMs,
-      }),
-    ));
-    log(
-      `${system.name}: ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
-    );
-  }
+  if (phases.has('all')) report.allShards = await allShards('', system.client);
   if (phases.has('aseq')) report.sequentialAny = await sequential(' (any node)', system.anyClient);
   if (phases.has('ashard')) report.oneShardAny = await oneShard(' (any node)', system.anyClient);
-  if (phases.has('read')) {
-    // Every key read must hold a value, whatever phases ran before.
-    for (const [k, key] of system.shardKeys.entries()) {
-      const outcome = await system.client.write(key, makeValue(`${system.name}-read`, 0, k), 5000);
-      if (!outcome.ok) throw new Error(`${system.name}: writing ${key} before the read phase failed: ${outcome.error}`);
-    }
-    const leaderRuns: PhaseLoad[] = [];
-    const anyRuns: PhaseLoad[] = [];
-    for (let round = 0; round < 2; round++) {
-      for (const [where, target, runs] of [
-        ['leader only', system.client, leaderRuns],
-        ['any node', system.anyClient, anyRuns],
-      ] as const) {
-        const result = await measured(system, () =>
-          runReadLoad(target, {
-            clients: s.shardClients,
-            keysOf: (c) => system.shardKeys.slice(c * s.keysPerClient, (c + 1) * s.keysPerClient),
-            warmupMs: s.warmupMs,
-            durationMs,
-          }),
-        );
-        runs.push(result);
-        log(
-          `${system.name} (reads, ${where}): ${s.shardClients} clients, one shard: ${result.writesPerSecond} reads/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}`,
-        );
-      }
-    }
-    report.readsLeader = leaderRuns;
-    report.readsAny = anyRuns;
-  }
+  if (phases.has('read'))
+    ({ readsLeader: report.readsLeader, readsAny: report.readsAny } = await readPhase(system, options));
   if (phases.has('bseq') || phases.has('bshard') || phases.has('ball')) {
     const binary = system.binaryClient;
     if (binary === undefined) log(`${system.name}: no binary client protocol, bseq/bshard/ball skipped`);
     else {
       if (phases.has('bseq')) report.sequentialBinary = await sequential(' (binary)', binary);
       if (phases.has('bshard')) report.oneShardBinary = await oneShard(' (binary)', binary);
-      if (phases.has('ball')) {
-        const result = (report.allShardsBinary = await measured(system, () =>
-          runLoad(binary, {
-            clients: s.allClients,
-            keysOf: (c) => system.allKeys(c),
-            warmupMs: s.warmupMs,
-            durationMs,
-            timeoutMs: s.loadTimeoutMs,
-          }),
-        ));
-        log(
-          `${system.name} (binary): ${s.allClients} clients, all shards: ${result.writesPerSecond} writes/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, errors ${result.errors} ${JSON.stringify(result.errorKinds)}, cpu % ${JSON.stringify(result.cpuPercent)}${result.hosts === undefined ? '' : `, hosts ${JSON.stringify(result.hosts)}`}`,
-        );
-      }
+      if (phases.has('ball')) report.allShardsBinary = await allShards(' (binary)', binary);
     }
   }
   if (phases.has('transfer')) report.transfer = await transferRuns(system, log);
@@ -736,7 +743,8 @@ function meanRate(runs: readonly LoadResult[] | undefined): number | undefined {
   return Math.round(runs.reduce((sum, run) => sum + run.writesPerSecond, 0) / runs.length);
 }
 
-function checkRatio(value: number | undefined, ok: (r: number) => boolean): boolean | undefined {
+/** Whether a measured figure meets its target; undefined when it was not measured. */
+function meets(value: number | undefined, ok: (r: number) => boolean): boolean | undefined {
   return value === undefined ? undefined : ok(value);
 }
 
@@ -744,13 +752,13 @@ function ratio(dram: number | undefined, etcd: number | undefined): number | und
   return dram === undefined || etcd === undefined || etcd === 0 ? undefined : round(dram / etcd, 3);
 }
 
-function summarize(
+/** dram's figures over etcd's (and over the HTTP ceiling and the floor), where both were measured. */
+function ratiosOf(
   ceiling: LoadResult | undefined,
   dram: SystemReport | undefined,
   etcd: SystemReport | undefined,
-  floor?: FloorResult,
-): Pick<ClusterReport, 'ratios' | 'targets'> {
-  const t = clusterTargets;
+  floor: FloorResult | undefined,
+): Record<string, number> {
   const ratios: Record<string, number> = {};
   const put = (name: string, value: number | undefined): void => {
     if (value !== undefined) ratios[name] = value;
@@ -772,17 +780,23 @@ function summarize(
   put('readsAnyOverLeaderDram', ratio(meanRate(dram?.readsAny), meanRate(dram?.readsLeader)));
   put('readsAnyOverLeaderEtcd', ratio(meanRate(etcd?.readsAny), meanRate(etcd?.readsLeader)));
   put('readsAnyPerSecond', ratio(meanRate(dram?.readsAny), meanRate(etcd?.readsAny)));
-  const check = (value: number | undefined, ok: (v: number) => boolean): boolean | undefined =>
-    value === undefined ? undefined : ok(value);
-  const failoverDram = dram?.failover?.medianMs;
-  const failoverEtcd = etcd?.failover?.medianMs;
-  const targets: ClusterReport['targets'] = [
+  return ratios;
+}
+
+/** The targets on latency and throughput over HTTP, to the leader and to any node. */
+function httpTargets(
+  ceiling: LoadResult | undefined,
+  dram: SystemReport | undefined,
+  etcd: SystemReport | undefined,
+): ClusterReport['targets'] {
+  const t = clusterTargets;
+  return [
     {
       figure: 'sequential p50 (ms)',
       target: `<= ${t.sequentialP50Ms}`,
       dram: dram?.sequential?.p50Ms,
       etcd: etcd?.sequential?.p50Ms,
-      met: check(dram?.sequential?.p50Ms, (v) => v <= t.sequentialP50Ms),
+      met: meets(dram?.sequential?.p50Ms, (v) => v <= t.sequentialP50Ms),
     },
     {
       figure: '64 clients over HTTP, writes/s',
@@ -792,14 +806,14 @@ function summarize(
       met:
         ceiling === undefined
           ? undefined
-          : check(dram?.oneShard?.writesPerSecond, (v) => v >= ceiling.writesPerSecond * t.httpShareOfCeiling),
+          : meets(dram?.oneShard?.writesPerSecond, (v) => v >= ceiling.writesPerSecond * t.httpShareOfCeiling),
     },
     {
       figure: 'any node: sequential p50 (ms)',
       target: `<= ${t.anyNodeSequentialP50OfEtcd}x etcd`,
       dram: dram?.sequentialAny?.p50Ms,
       etcd: etcd?.sequentialAny?.p50Ms,
-      met: checkRatio(
+      met: meets(
         ratio(dram?.sequentialAny?.p50Ms, etcd?.sequentialAny?.p50Ms),
         (r) => r <= t.anyNodeSequentialP50OfEtcd,
       ),
@@ -809,7 +823,7 @@ function summarize(
       target: `>= ${t.anyNodeWritesOfEtcd}x etcd and >= ${t.httpShareOfCeiling * 100}% of the no-op ceiling`,
       dram: dram?.oneShardAny?.writesPerSecond,
       etcd: etcd?.oneShardAny?.writesPerSecond,
-      met: checkRatio(
+      met: meets(
         ratio(dram?.oneShardAny?.writesPerSecond, etcd?.oneShardAny?.writesPerSecond),
         (r) =>
           r >= t.anyNodeWritesOfEtcd &&
@@ -822,73 +836,100 @@ function summarize(
       target: `>= ${t.readsAnyOverLeader}x the same load sent to the leader only`,
       dram: meanRate(dram?.readsAny),
       etcd: meanRate(dram?.readsLeader),
-      met: checkRatio(ratio(meanRate(dram?.readsAny), meanRate(dram?.readsLeader)), (r) => r >= t.readsAnyOverLeader),
+      met: meets(ratio(meanRate(dram?.readsAny), meanRate(dram?.readsLeader)), (r) => r >= t.readsAnyOverLeader),
     },
+  ];
+}
+
+/** The targets on one shard's and all shards' throughput, over HTTP and over the binary protocol. */
+function throughputTargets(dram: SystemReport | undefined, etcd: SystemReport | undefined): ClusterReport['targets'] {
+  const t = clusterTargets;
+  return [
     {
       figure: '64 clients one shard, writes/s',
       target: `>= ${t.oneShardWritesPerSecond}`,
       dram: dram?.oneShard?.writesPerSecond,
       etcd: etcd?.oneShard?.writesPerSecond,
-      met: check(dram?.oneShard?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond),
+      met: meets(dram?.oneShard?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond),
     },
     {
       figure: '64 clients one shard, p99 (ms)',
       target: `<= ${t.oneShardP99Ms}`,
       dram: dram?.oneShard?.p99Ms,
       etcd: etcd?.oneShard?.p99Ms,
-      met: check(dram?.oneShard?.p99Ms, (v) => v <= t.oneShardP99Ms),
+      met: meets(dram?.oneShard?.p99Ms, (v) => v <= t.oneShardP99Ms),
     },
     {
       figure: '256 clients 8 shards, writes/s',
       target: `>= ${t.allShardsWritesPerSecond}`,
       dram: dram?.allShards?.writesPerSecond,
       etcd: etcd?.allShards?.writesPerSecond,
-      met: check(dram?.allShards?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond),
+      met: meets(dram?.allShards?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond),
     },
     {
       figure: 'sequential p50, binary protocol (ms)',
       target: `<= ${t.sequentialP50Ms}`,
       dram: dram?.sequentialBinary?.p50Ms,
       etcd: undefined,
-      met: check(dram?.sequentialBinary?.p50Ms, (v) => v <= t.sequentialP50Ms),
+      met: meets(dram?.sequentialBinary?.p50Ms, (v) => v <= t.sequentialP50Ms),
     },
     {
       figure: '64 clients one shard, binary protocol, writes/s',
       target: `>= ${t.oneShardWritesPerSecond}`,
       dram: dram?.oneShardBinary?.writesPerSecond,
       etcd: undefined,
-      met: check(dram?.oneShardBinary?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond),
+      met: meets(dram?.oneShardBinary?.writesPerSecond, (v) => v >= t.oneShardWritesPerSecond),
     },
     {
       figure: '64 clients one shard, binary protocol, p99 (ms)',
       target: `<= ${t.oneShardP99Ms}`,
       dram: dram?.oneShardBinary?.p99Ms,
       etcd: undefined,
-      met: check(dram?.oneShardBinary?.p99Ms, (v) => v <= t.oneShardP99Ms),
+      met: meets(dram?.oneShardBinary?.p99Ms, (v) => v <= t.oneShardP99Ms),
     },
     {
       figure: '256 clients 8 shards, binary protocol, writes/s',
       target: `>= ${t.allShardsWritesPerSecond}`,
       dram: dram?.allShardsBinary?.writesPerSecond,
       etcd: undefined,
-      met: check(dram?.allShardsBinary?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond),
+      met: meets(dram?.allShardsBinary?.writesPerSecond, (v) => v >= t.allShardsWritesPerSecond),
     },
+  ];
+}
+
+/** The targets on a leader's loss (failover) and on a leadership transfer. */
+function recoveryTargets(dram: SystemReport | undefined, etcd: SystemReport | undefined): ClusterReport['targets'] {
+  const t = clusterTargets;
+  const failoverDram = dram?.failover?.medianMs;
+  const failoverEtcd = etcd?.failover?.medianMs;
+  return [
     {
       figure: 'leader SIGKILL to first write, median (ms)',
       target: `<= ${t.failoverMedianMs} and below etcd`,
       dram: failoverDram,
       etcd: failoverEtcd,
-      met: check(failoverDram, (v) => v <= t.failoverMedianMs && (failoverEtcd === undefined || v < failoverEtcd)),
+      met: meets(failoverDram, (v) => v <= t.failoverMedianMs && (failoverEtcd === undefined || v < failoverEtcd)),
     },
     {
       figure: 'leadership transfer, longest gap of 5 runs (ms)',
       target: `<= ${t.transferGapMs} in every run`,
       dram: dram?.transfer?.maxGapMs,
       etcd: etcd?.transfer?.maxGapMs,
-      met: check(dram?.transfer?.maxGapMs, (v) => v <= t.transferGapMs),
+      met: meets(dram?.transfer?.maxGapMs, (v) => v <= t.transferGapMs),
     },
   ];
-  return { ratios, targets };
+}
+
+function summarize(
+  ceiling: LoadResult | undefined,
+  dram: SystemReport | undefined,
+  etcd: SystemReport | undefined,
+  floor?: FloorResult,
+): Pick<ClusterReport, 'ratios' | 'targets'> {
+  return {
+    ratios: ratiosOf(ceiling, dram, etcd, floor),
+    targets: [...httpTargets(ceiling, dram, etcd), ...throughputTargets(dram, etcd), ...recoveryTargets(dram, etcd)],
+  };
 }
 
 /**
@@ -916,28 +957,31 @@ function damonMonitors(): ClusterReport['damon'] {
   });
 }
 
-export async function runClusterBench(options: ClusterBenchOptions): Promise<ClusterReport> {
-  const { log } = options;
-  const loadAtStart = round(loadavg()[0] ?? 0);
-  log(
-    `cluster bench: 1-minute load average ${loadAtStart} at the start (anything else running on these two cores disturbs the figures)`,
-  );
-  const damon = damonMonitors();
-  for (const monitor of damon)
-    log(
-      `cluster bench: DAMON kdamond ${monitor.kdamond} is ${monitor.state}, sampling every ${monitor.sampleMs ?? '?'} ms (each sample stalls the machine; see docs/benchmarks.md)`,
-    );
-  let dramCluster: DramCluster | undefined;
-  let etcdCluster: EtcdCluster | undefined;
-  let etcd: (System & { close(): void }) | undefined;
-  const helpers: ChildProcess[] = [];
+/** The processes a cluster bench has running, which its clean-up stops (at the end, on error, on a signal). */
+interface Running {
+  dramCluster?: DramCluster | undefined;
+  etcdCluster?: EtcdCluster | undefined;
+  etcd?: (System & { close(): void }) | undefined;
+  readonly helpers: ChildProcess[];
+}
+
+/** Stops every process in `running`, once however often it is called. */
+function cleanupOf(running: Running): () => Promise<void> {
   let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> =>
+  return () =>
     (cleaning ??= (async () => {
-      for (const child of helpers) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      etcd?.close();
-      await Promise.allSettled([dramCluster?.stopAll(), etcdCluster?.stop()]);
+      for (const child of running.helpers)
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      running.etcd?.close();
+      await Promise.allSettled([running.dramCluster?.stopAll(), running.etcdCluster?.stop()]);
     })());
+}
+
+/** Cleans up and exits on SIGINT/SIGTERM until `off()`; `by` is the signal that came, if one did. */
+function stopOnSignal(
+  log: (line: string) => void,
+  cleanup: () => Promise<void>,
+): { readonly interrupted: { by: NodeJS.Signals | undefined }; off(): void } {
   // `on`, not `once`: Ctrl-C reaches this process twice (from the terminal and relayed by tsx),
   // and a second default SIGINT would end it before the clean-up has finished.
   const interrupted = { by: undefined as NodeJS.Signals | undefined };
@@ -949,67 +993,99 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  return {
+    interrupted,
+    off: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
 
+/** Three dram nodes started, their kv groups' leaders placed, the phases run, the nodes stopped. */
+async function benchDram(
+  options: ClusterBenchOptions,
+  running: Running,
+  interrupted: { readonly by: NodeJS.Signals | undefined },
+): Promise<SystemReport> {
+  const { log } = options;
+  const report: SystemReport = {};
+  const cluster = (running.dramCluster = new DramCluster(clusterSettings.kvGroups, options.cpuProfDir));
+  log(`dram: starting three nodes, ${clusterSettings.kvGroups} kv groups, data under ${cluster.dir}`);
+  cluster.startAll();
+  try {
+    await cluster.waitHealthy(60_000);
+    // What a primary-balancing controller would do: group g led by node ((g - 1) mod 3) + 1,
+    // so the one-shard phase's group 1 is led by node 1 (the one profiled with --cpu-prof).
+    await cluster.placeLeaders((group) => ((group - 1) % cluster.ids.length) + 1, 30_000);
+    report.leaders = Object.fromEntries(
+      await Promise.all(
+        cluster.groups.map(async (group) => [`kv/${group}`, `n${await cluster.leaderOf(group)}`] as const),
+      ),
+    );
+    const system = dramSystem(cluster);
+    try {
+      await runPhases(system, options, report);
+    } finally {
+      system.binaryClient?.close();
+    }
+  } catch (error) {
+    if (interrupted.by === undefined)
+      for (const id of cluster.ids) log(`--- dram node ${id} log (tail) ---\n${cluster.logTail(id)}`);
+    throw error;
+  }
+  await cluster.stopAll();
+  running.dramCluster = undefined;
+  return report;
+}
+
+/** Three etcd members started, the phases run against the leader's endpoint, the members stopped. */
+async function benchEtcd(options: ClusterBenchOptions, running: Running): Promise<SystemReport> {
+  const report: SystemReport = {};
+  const cluster = (running.etcdCluster = new EtcdCluster(clusterSettings.heartbeatMs, clusterSettings.electionMs));
+  options.log(
+    `etcd: starting three members with ${cluster.script} (heartbeat ${cluster.heartbeatMs} ms, election ${cluster.electionMs} ms)`,
+  );
+  await cluster.start();
+  report.version = await cluster.etcdVersion();
+  await cluster.waitHealthy(30_000);
+  const leader = await cluster.leader();
+  report.leaders = { etcd: leader.name };
+  const etcd = (running.etcd = etcdSystem(cluster, leader.url));
+  await runPhases(etcd, options, report);
+  etcd.close();
+  running.etcd = undefined;
+  await cluster.stop();
+  running.etcdCluster = undefined;
+  return report;
+}
+
+export async function runClusterBench(options: ClusterBenchOptions): Promise<ClusterReport> {
+  const { log } = options;
+  const loadAtStart = round(loadavg()[0] ?? 0);
+  log(
+    `cluster bench: 1-minute load average ${loadAtStart} at the start (anything else running on these two cores disturbs the figures)`,
+  );
+  const damon = damonMonitors();
+  for (const monitor of damon)
+    log(
+      `cluster bench: DAMON kdamond ${monitor.kdamond} is ${monitor.state}, sampling every ${monitor.sampleMs ?? '?'} ms (each sample stalls the machine; see docs/benchmarks.md)`,
+    );
+  const running: Running = { helpers: [] };
+  const cleanup = cleanupOf(running);
+  const signals = stopOnSignal(log, cleanup);
   let ceiling: (LoadResult & { cpuPercent: Record<string, number> }) | undefined;
   let floor: FloorResult | undefined;
   let dramReport: SystemReport | undefined;
   let etcdReport: SystemReport | undefined;
   try {
-    if (options.phases.has('ceiling')) ceiling = await measureCeiling(options, (child) => helpers.push(child));
+    if (options.phases.has('ceiling')) ceiling = await measureCeiling(options, (child) => running.helpers.push(child));
     if (options.phases.has('floor')) floor = await measureFloor(log);
-
-    if (options.systems.has('dram')) {
-      dramReport = {};
-      const cluster = (dramCluster = new DramCluster(clusterSettings.kvGroups, options.cpuProfDir));
-      log(`dram: starting three nodes, ${clusterSettings.kvGroups} kv groups, data under ${cluster.dir}`);
-      cluster.startAll();
-      try {
-        await cluster.waitHealthy(60_000);
-        // What a primary-balancing controller would do: group g led by node ((g - 1) mod 3) + 1,
-        // so the one-shard phase's group 1 is led by node 1 (the one profiled with --cpu-prof).
-        await cluster.placeLeaders((group) => ((group - 1) % cluster.ids.length) + 1, 30_000);
-        dramReport.leaders = Object.fromEntries(
-          await Promise.all(
-            cluster.groups.map(async (group) => [`kv/${group}`, `n${await cluster.leaderOf(group)}`] as const),
-          ),
-        );
-        const system = dramSystem(cluster);
-        try {
-          await runPhases(system, options, dramReport);
-        } finally {
-          system.binaryClient?.close();
-        }
-      } catch (error) {
-        if (interrupted.by === undefined)
-          for (const id of cluster.ids) log(`--- dram node ${id} log (tail) ---\n${cluster.logTail(id)}`);
-        throw error;
-      }
-      await cluster.stopAll();
-      dramCluster = undefined;
-    }
-
-    if (options.systems.has('etcd')) {
-      etcdReport = {};
-      const cluster = (etcdCluster = new EtcdCluster(clusterSettings.heartbeatMs, clusterSettings.electionMs));
-      log(
-        `etcd: starting three members with ${cluster.script} (heartbeat ${cluster.heartbeatMs} ms, election ${cluster.electionMs} ms)`,
-      );
-      await cluster.start();
-      etcdReport.version = await cluster.etcdVersion();
-      await cluster.waitHealthy(30_000);
-      const leader = await cluster.leader();
-      etcdReport.leaders = { etcd: leader.name };
-      etcd = etcdSystem(cluster, leader.url);
-      await runPhases(etcd, options, etcdReport);
-      etcd.close();
-      etcd = undefined;
-      await cluster.stop();
-      etcdCluster = undefined;
-    }
+    if (options.systems.has('dram')) dramReport = await benchDram(options, running, signals.interrupted);
+    if (options.systems.has('etcd')) etcdReport = await benchEtcd(options, running);
   } finally {
     await cleanup();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.off();
   }
   return {
     settings: clusterSettings,
