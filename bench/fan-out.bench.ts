@@ -90,6 +90,56 @@ function directory(self: number, database: LocalDatabase): DatabaseDirectory {
   return { resolve: (name) => (name === database.name ? view : undefined) };
 }
 
+/** The three members on loopback, each an app over the stub host; each goes into `apps` as it listens. */
+async function startMembers(
+  engine: QueryEngine,
+  endpoints: EndpointSet,
+  database: LocalDatabase,
+  forward: Forward,
+  ports: Map<number, number>,
+  apps: FastifyInstance[],
+): Promise<void> {
+  for (let self = 1; self <= membersCount; self++) {
+    const stub = stubHost();
+    const app = buildApp({
+      nodeId: asNodeId(self),
+      host: stub.host,
+      groups: stubGroups,
+      metrics: createNodeMetrics({ host: stub.host }),
+      forward,
+      query: { runner: new LocalRunner({ endpoints, engine }), directory: directory(self, database) },
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    ports.set(self, (app.server.address() as AddressInfo).port);
+    apps.push(app);
+  }
+}
+
+/** Times `local` and `fanned` alternately, after three warm-up rounds, until `samples` each or `secondsMax`. */
+async function sampleAlternately(
+  local: () => Promise<unknown>,
+  fanned: () => Promise<unknown>,
+  samples: number,
+  secondsMax: number,
+): Promise<{ localMs: number[]; fanOutMs: number[] }> {
+  for (let warm = 0; warm < 3; warm++) {
+    await local();
+    await fanned();
+  }
+  const localMs: number[] = [];
+  const fanOutMs: number[] = [];
+  const deadline = performance.now() + secondsMax * 1000;
+  while (localMs.length < samples && performance.now() < deadline) {
+    let started = performance.now();
+    await local();
+    localMs.push(performance.now() - started);
+    started = performance.now();
+    await fanned();
+    fanOutMs.push(performance.now() - started);
+  }
+  return { localMs, fanOutMs };
+}
+
 export async function measureFanOut(
   engine: QueryEngine,
   endpoints: EndpointSet,
@@ -108,20 +158,7 @@ export async function measureFanOut(
   };
   const apps: FastifyInstance[] = [];
   try {
-    for (let self = 1; self <= membersCount; self++) {
-      const stub = stubHost();
-      const app = buildApp({
-        nodeId: asNodeId(self),
-        host: stub.host,
-        groups: stubGroups,
-        metrics: createNodeMetrics({ host: stub.host }),
-        forward,
-        query: { runner: new LocalRunner({ endpoints, engine }), directory: directory(self, database) },
-      });
-      await app.listen({ host: '127.0.0.1', port: 0 });
-      ports.set(self, (app.server.address() as AddressInfo).port);
-      apps.push(app);
-    }
+    await startMembers(engine, endpoints, database, forward, ports, apps);
     const localRunner = new LocalRunner({ endpoints, engine });
     const local = async (): Promise<JsonValue> =>
       (await localRunner.run({ endpoint: query.endpoint, params: query.params, database })).result;
@@ -140,21 +177,7 @@ export async function measureFanOut(
     const expected = JSON.stringify(await local());
     const got = JSON.stringify(await fanned());
     if (got !== expected) throw new Error(`fan-out bench: the fan-out answered ${got}, the local run ${expected}`);
-    for (let warm = 0; warm < 3; warm++) {
-      await local();
-      await fanned();
-    }
-    const localMs: number[] = [];
-    const fanOutMs: number[] = [];
-    const deadline = performance.now() + secondsMax * 1000;
-    while (localMs.length < samples && performance.now() < deadline) {
-      let started = performance.now();
-      await local();
-      localMs.push(performance.now() - started);
-      started = performance.now();
-      await fanned();
-      fanOutMs.push(performance.now() - started);
-    }
+    const { localMs, fanOutMs } = await sampleAlternately(local, fanned, samples, secondsMax);
     const localSorted = [...localMs].sort((a, b) => a - b);
     const fanOutSorted = [...fanOutMs].sort((a, b) => a - b);
     const localP50Ms = sortedPercentile(localSorted, 0.5);

@@ -32,7 +32,13 @@ import { fanOutLimitsDefault } from '../src/query/fan-out.ts';
 import { localDatabaseFromDirectory } from '../src/query/local-layout.ts';
 import { writeFixtureDatabase } from '../test/engine/fixtures.ts';
 import { rmSync } from 'node:fs';
-import { endpointsDir, post, Reference, startShardedCluster } from '../test/integration/sharded-cluster.ts';
+import {
+  endpointsDir,
+  post,
+  Reference,
+  startShardedCluster,
+  type ShardedCluster,
+} from '../test/integration/sharded-cluster.ts';
 import { measureFanOut, type FanOutFigures } from './fan-out.bench.ts';
 import { numberOption, queryCases } from './query.bench.ts';
 
@@ -153,6 +159,52 @@ function slowDown(signal: (sig: NodeJS.Signals) => void, stopMs: number, everyMs
   };
 }
 
+/** The three ways of asking the cluster the count query, each checked against the reference's answer. */
+async function countSeries(
+  sharded: ShardedCluster,
+  reference: Reference,
+  clients: { readonly hedged: QueryClient; readonly unhedged: QueryClient },
+  params: JsonValue,
+): Promise<Record<'member' | 'hedged' | 'unhedged', () => Promise<void>>> {
+  const expected = JSON.stringify(await reference.answer(sharded.dir('bench'), 'count', params));
+  const check = (what: string, result: JsonValue | undefined): void => {
+    if (JSON.stringify(result) !== expected)
+      throw new Error(`query fan-out bench: ${what} answered ${JSON.stringify(result)}, expected ${expected}`);
+  };
+  return {
+    member: async () => {
+      const answer = await post(`${sharded.cluster.url(1)}/v1/databases/bench/query/count`, params);
+      check('the member fan-out', answer.body['result'] as JsonValue);
+    },
+    hedged: async () => {
+      check('the hedged client', (await clients.hedged.query('bench', 'count', params)).result);
+    },
+    unhedged: async () => {
+      check('the client without hedging', (await clients.unhedged.query('bench', 'count', params)).result);
+    },
+  };
+}
+
+/** `series` alternated, twice the samples and time, while node 3 is stopped for 200 ms every second. */
+async function alternateWithNode3Slowed(
+  sharded: ShardedCluster,
+  series: Record<string, () => Promise<void>>,
+  options: QueryClusterBenchOptions,
+): Promise<Record<string, number[]>> {
+  const resume = slowDown(
+    (sig) => {
+      sharded.cluster.signal(3, sig);
+    },
+    200,
+    1000,
+  );
+  try {
+    return await alternate(series, options.samples * 2, options.seconds * 2);
+  } finally {
+    resume();
+  }
+}
+
 async function onCluster(
   options: QueryClusterBenchOptions,
 ): Promise<Omit<QueryClusterReport, 'loadAverage' | 'note' | 'overhead'>> {
@@ -170,42 +222,14 @@ async function onCluster(
   });
   try {
     await sharded.add(spec);
-    const expected = JSON.stringify(await reference.answer(sharded.dir('bench'), 'count', params));
-    const check = (what: string, result: JsonValue | undefined): void => {
-      if (JSON.stringify(result) !== expected)
-        throw new Error(`query fan-out bench: ${what} answered ${JSON.stringify(result)}, expected ${expected}`);
-    };
-    const series = {
-      member: async () => {
-        const answer = await post(`${sharded.cluster.url(1)}/v1/databases/bench/query/count`, params);
-        check('the member fan-out', answer.body['result'] as JsonValue);
-      },
-      hedged: async () => {
-        check('the hedged client', (await hedged.query('bench', 'count', params)).result);
-      },
-      unhedged: async () => {
-        check('the client without hedging', (await unhedged.query('bench', 'count', params)).result);
-      },
-    };
+    const series = await countSeries(sharded, reference, { hedged, unhedged }, params);
     // Warm up, and give every fan-out the latency samples its hedging needs.
     await alternate(series, Math.ceil(fanOutLimitsDefault.hedgeSamplesMin / shards) + 3, options.seconds);
     const plain = await alternate({ member: series.member, client: series.hedged }, options.samples, options.seconds);
     options.log('query fan-out bench: smart client against member fan-out done; now slowing node 3');
     const sentBefore = hedged.fanOut.counters.hedgesSent;
     const wonBefore = hedged.fanOut.counters.hedgesWon;
-    const resume = slowDown(
-      (sig) => {
-        sharded.cluster.signal(3, sig);
-      },
-      200,
-      1000,
-    );
-    let slowed: Record<string, number[]>;
-    try {
-      slowed = await alternate(series, options.samples * 2, options.seconds * 2);
-    } finally {
-      resume();
-    }
+    const slowed = await alternateWithNode3Slowed(sharded, series, options);
     const clientHedged = figures(slowed['hedged'] ?? []);
     const clientUnhedged = figures(slowed['unhedged'] ?? []);
     const memberPlain = figures(plain['member'] ?? []);

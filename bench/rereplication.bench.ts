@@ -96,6 +96,24 @@ function settled(answer: PlacementAnswer, nodes: readonly number[]): boolean {
   );
 }
 
+/** Node 1's placement once it is settled on `nodes`, polled until `timeoutMs`. */
+function untilSettled(
+  cluster: DramCluster,
+  nodes: readonly number[],
+  what: string,
+  timeoutMs: number,
+): Promise<PlacementAnswer> {
+  return until(
+    what,
+    async () => {
+      const answer = await placementOf(cluster, 1);
+      return settled(answer, nodes) ? answer : undefined;
+    },
+    timeoutMs,
+    pollMs,
+  );
+}
+
 async function writeData(cluster: DramCluster, options: ReReplicationOptions): Promise<void> {
   const target = new DramRoundRobinClient(cluster);
   let next = 0;
@@ -139,29 +157,27 @@ function loadOf(cluster: DramCluster, live: readonly number[], options: ReReplic
   });
 }
 
+/** Waits until every group is at three replicas on the five nodes, then sets the node-gone grace: the placement then. */
+async function placedWithGrace(cluster: DramCluster, graceMs: number): Promise<PlacementAnswer> {
+  const placed = await untilSettled(cluster, cluster.ids, 'five nodes, every group at three replicas', placedTimeoutMs);
+  const settings = await call(
+    cluster.agent,
+    cluster.httpPort(1),
+    'PUT',
+    '/v1/placement/settings',
+    Buffer.from(JSON.stringify({ nodeGoneGraceMs: graceMs })),
+    5000,
+    'application/json',
+  );
+  if (settings.status !== 200) throw new Error(`PUT /v1/placement/settings: ${settings.status}`);
+  return placed;
+}
+
 export async function runReReplicationBench(options: ReReplicationOptions): Promise<ReReplicationReport> {
   const cluster = new DramCluster(groupCount, undefined, [], nodeCount);
   try {
     cluster.startAll();
-    const placed = await until(
-      'five nodes, every group at three replicas',
-      async () => {
-        const answer = await placementOf(cluster, 1);
-        return settled(answer, cluster.ids) ? answer : undefined;
-      },
-      placedTimeoutMs,
-      pollMs,
-    );
-    const settings = await call(
-      cluster.agent,
-      cluster.httpPort(1),
-      'PUT',
-      '/v1/placement/settings',
-      Buffer.from(JSON.stringify({ nodeGoneGraceMs: options.graceMs })),
-      5000,
-      'application/json',
-    );
-    if (settings.status !== 200) throw new Error(`PUT /v1/placement/settings: ${settings.status}`);
+    const placed = await placedWithGrace(cluster, options.graceMs);
     options.log(`rereplication: writing ${options.keys} keys of ${options.valueBytes} bytes`);
     await writeData(cluster, options);
     options.log(`rereplication: ${options.seconds} s of load with every node up`);
@@ -174,14 +190,11 @@ export async function runReReplicationBench(options: ReReplicationOptions): Prom
     const killedAt = performance.now();
     await cluster.kill(victim, 'SIGKILL');
     const during = loadOf(cluster, live, options, 'during');
-    const after = await until(
+    const after = await untilSettled(
+      cluster,
+      live,
       `the groups of node ${victim} re-created elsewhere`,
-      async () => {
-        const answer = await placementOf(cluster, 1);
-        return settled(answer, live) ? answer : undefined;
-      },
       reReplicationTimeoutMs,
-      pollMs,
     );
     const reReplicationMs = performance.now() - killedAt;
     const duringLoad = await during;

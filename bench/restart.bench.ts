@@ -84,12 +84,63 @@ function median(values: readonly number[]): number {
 
 const round1 = (value: number): number => Math.round(value * 10) / 10;
 
-export async function runRestartBench(options: {
+interface RestartOptions {
   readonly keys: number;
   readonly valueBytes: number;
   readonly rounds: number;
   readonly log: (line: string) => void;
-}): Promise<RestartReport> {
+}
+
+/** The two variants' time to serving, alternating which goes first, `options.rounds` times. */
+async function restartRounds(
+  options: RestartOptions,
+  dirs: Record<'snapshot' | 'replay', string>,
+  size: readonly string[],
+): Promise<RestartReport['rounds'][number][]> {
+  const rounds: RestartReport['rounds'][number][] = [];
+  for (let round = 0; round < options.rounds; round++) {
+    const order = round % 2 === 0 ? (['replay', 'snapshot'] as const) : (['snapshot', 'replay'] as const);
+    const figures: Partial<Record<'snapshot' | 'replay', RestartFigures>> = {};
+    for (const variant of order) {
+      const line = await child(['restart', dirs[variant], ...size, variant === 'snapshot' ? 'snapshot' : 'log']);
+      const raw = JSON.parse(line) as RestartFigures;
+      figures[variant] = {
+        servingMs: round1(raw.servingMs),
+        openMs: round1(raw.openMs),
+        restoreMs: round1(raw.restoreMs),
+        heapMb: raw.heapMb,
+      };
+      options.log(`restart: round ${round + 1}, ${variant}: ${JSON.stringify(figures[variant])}`);
+    }
+    const { snapshot, replay } = figures;
+    if (snapshot === undefined || replay === undefined) throw new Error('restart: a variant did not report');
+    rounds.push({ snapshot, replay, speedup: Math.round((replay.servingMs / snapshot.servingMs) * 100) / 100 });
+  }
+  return rounds;
+}
+
+/** Write load with and without snapshots being taken, alternating which goes first, `options.rounds` times. */
+async function loadRounds(
+  options: RestartOptions,
+  dir: string,
+  size: readonly string[],
+): Promise<RestartReport['writesDuringSnapshot']['rounds'][number][]> {
+  const rounds: RestartReport['writesDuringSnapshot']['rounds'][number][] = [];
+  for (let round = 0; round < options.rounds; round++) {
+    const order = round % 2 === 0 ? (['none', 'snapshot'] as const) : (['snapshot', 'none'] as const);
+    const figures: Partial<Record<'snapshot' | 'none', LoadFigures>> = {};
+    for (const variant of order) {
+      figures[variant] = JSON.parse(await child(['load', dir, ...size, variant])) as LoadFigures;
+      options.log(`restart: load round ${round + 1}, ${variant}: ${JSON.stringify(figures[variant])}`);
+    }
+    const { snapshot, none } = figures;
+    if (snapshot === undefined || none === undefined) throw new Error('restart: a load variant did not report');
+    rounds.push({ snapshot, none, p99Ratio: Math.round((snapshot.p99Ms / none.p99Ms) * 100) / 100 });
+  }
+  return rounds;
+}
+
+export async function runRestartBench(options: RestartOptions): Promise<RestartReport> {
   const dir = mkdtempSync(join(tmpdir(), 'dram-restart-'));
   const dirs = { snapshot: join(dir, 'snapshot'), replay: join(dir, 'replay') };
   const size = [String(options.keys), String(options.valueBytes)];
@@ -101,43 +152,14 @@ export async function runRestartBench(options: {
       await child(['build', dirs[variant], ...size, variant === 'snapshot' ? 'snapshot' : 'log']);
       buildSeconds[variant] = round1((performance.now() - started) / 1000);
     }
-    const rounds: RestartReport['rounds'][number][] = [];
-    for (let round = 0; round < options.rounds; round++) {
-      const order = round % 2 === 0 ? (['replay', 'snapshot'] as const) : (['snapshot', 'replay'] as const);
-      const figures: Partial<Record<'snapshot' | 'replay', RestartFigures>> = {};
-      for (const variant of order) {
-        const line = await child(['restart', dirs[variant], ...size, variant === 'snapshot' ? 'snapshot' : 'log']);
-        const raw = JSON.parse(line) as RestartFigures;
-        figures[variant] = {
-          servingMs: round1(raw.servingMs),
-          openMs: round1(raw.openMs),
-          restoreMs: round1(raw.restoreMs),
-          heapMb: raw.heapMb,
-        };
-        options.log(`restart: round ${round + 1}, ${variant}: ${JSON.stringify(figures[variant])}`);
-      }
-      const { snapshot, replay } = figures;
-      if (snapshot === undefined || replay === undefined) throw new Error('restart: a variant did not report');
-      rounds.push({ snapshot, replay, speedup: Math.round((replay.servingMs / snapshot.servingMs) * 100) / 100 });
-    }
+    const rounds = await restartRounds(options, dirs, size);
     const medianServingMs = {
       snapshot: median(rounds.map((r) => r.snapshot.servingMs)),
       replay: median(rounds.map((r) => r.replay.servingMs)),
     };
     const medianSpeedup = median(rounds.map((r) => r.speedup));
-    const loadRounds: RestartReport['writesDuringSnapshot']['rounds'][number][] = [];
-    for (let round = 0; round < options.rounds; round++) {
-      const order = round % 2 === 0 ? (['none', 'snapshot'] as const) : (['snapshot', 'none'] as const);
-      const figures: Partial<Record<'snapshot' | 'none', LoadFigures>> = {};
-      for (const variant of order) {
-        figures[variant] = JSON.parse(await child(['load', dirs.snapshot, ...size, variant])) as LoadFigures;
-        options.log(`restart: load round ${round + 1}, ${variant}: ${JSON.stringify(figures[variant])}`);
-      }
-      const { snapshot, none } = figures;
-      if (snapshot === undefined || none === undefined) throw new Error('restart: a load variant did not report');
-      loadRounds.push({ snapshot, none, p99Ratio: Math.round((snapshot.p99Ms / none.p99Ms) * 100) / 100 });
-    }
-    const medianP99Ratio = median(loadRounds.map((r) => r.p99Ratio));
+    const writeRounds = await loadRounds(options, dirs.snapshot, size);
+    const medianP99Ratio = median(writeRounds.map((r) => r.p99Ratio));
     return {
       keys: options.keys,
       valueBytes: options.valueBytes,
@@ -148,7 +170,7 @@ export async function runRestartBench(options: {
       target: 'from snapshot >= 10x faster than full replay, and <= 2000 ms to serving',
       met: medianSpeedup >= 10 && medianServingMs.snapshot <= 2000,
       writesDuringSnapshot: {
-        rounds: loadRounds,
+        rounds: writeRounds,
         medianP99Ratio,
         target: 'write p99 while snapshots of the 1M-key shard are taken <= 1.5x the same load without',
         met: medianP99Ratio <= 1.5,
