@@ -48,6 +48,22 @@ function sleepUntil(atMs: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** Undoes one fault. */
+type Heal = () => Promise<void>;
+
+/** The fault's name in the nemesis log: its kind and its shape, mode or target. */
+function faultKind(spec: FaultSpec): string {
+  return spec.kind === 'proxy'
+    ? `proxy-${spec.mode}`
+    : spec.kind === 'partition'
+      ? `partition-${spec.shape}`
+      : spec.kind === 'transfer'
+        ? 'transfer'
+        : spec.kind === 'snapshot' || spec.kind === 'membership'
+          ? `${spec.kind}-${spec.mode}`
+          : `${spec.kind}-${spec.target}`;
+}
+
 export class Nemesis {
   private readonly context: NemesisContext;
   /** The membership nemesis's view of who is in the cluster (dram only). */
@@ -122,77 +138,20 @@ export class Nemesis {
   }
 
   /** Applies one fault and answers the function that heals it. */
-  private async apply(fault: PlannedFault, phaseStartMs: number): Promise<() => Promise<void>> {
+  private async apply(fault: PlannedFault, phaseStartMs: number): Promise<Heal> {
     const spec = fault.spec;
-    const kind =
-      spec.kind === 'proxy'
-        ? `proxy-${spec.mode}`
-        : spec.kind === 'partition'
-          ? `partition-${spec.shape}`
-          : spec.kind === 'transfer'
-            ? 'transfer'
-            : spec.kind === 'snapshot' || spec.kind === 'membership'
-              ? `${spec.kind}-${spec.mode}`
-              : `${spec.kind}-${spec.target}`;
+    const kind = faultKind(spec);
     const stop = (detail: string): void => {
       this.record('stop', kind, detail, fault.index);
     };
     switch (spec.kind) {
-      case 'partition': {
-        const firewall = this.requireFirewall();
-        const drops = await this.partitionDrops(spec);
-        await firewall.apply(drops);
-        this.record('start', kind, `${describeFault(fault)}: drop ${describeDrops(drops)}`, fault.index);
-        return async () => {
-          await firewall.heal();
-          stop('rules flushed');
-        };
-      }
+      case 'partition':
+        return this.applyPartition(fault, spec, kind, stop);
       case 'kill':
-      case 'pause': {
-        const targets = await this.processTargets(spec);
-        for (const node of targets) {
-          if (spec.kind === 'kill') await this.context.db.kill(node);
-          else this.context.db.pause(node);
-        }
-        this.record(
-          'start',
-          kind,
-          `${describeFault(fault)}: ${spec.kind === 'kill' ? 'kill -9' : 'SIGSTOP'} node(s) ${targets.join(',')}`,
-          fault.index,
-        );
-        return async () => {
-          for (const node of targets) {
-            if (spec.kind === 'kill') await this.context.db.restart(node);
-            else this.context.db.resume(node);
-          }
-          stop(`${spec.kind === 'kill' ? 'restarted' : 'SIGCONT'} node(s) ${targets.join(',')}`);
-        };
-      }
-      case 'proxy': {
-        const proxy = this.context.proxy;
-        if (proxy === undefined) throw new Error('internal: a proxy fault without the peer proxy');
-        const [first, second] = spec.order;
-        const select =
-          spec.mode === 'one-way-blackhole'
-            ? (from: number, to: number) => from === first && to === second
-            : spec.mode === 'flaky-node'
-              ? (from: number, to: number) => from === first || to === first
-              : () => true;
-        proxy.setFaults(select, spec.faults);
-        const links =
-          spec.mode === 'one-way-blackhole'
-            ? `link ${first ?? '?'}->${second ?? '?'}`
-            : spec.mode === 'flaky-node'
-              ? `links of node ${first ?? '?'}`
-              : 'all links';
-        this.record('start', kind, `${describeFault(fault)} on ${links}`, fault.index);
-        return async () => {
-          proxy.heal();
-          stop('proxy faults cleared');
-          await Promise.resolve();
-        };
-      }
+      case 'pause':
+        return this.applyProcessFault(fault, spec, kind, stop);
+      case 'proxy':
+        return this.applyProxyFault(fault, spec, kind, stop);
       case 'transfer': {
         this.record('start', kind, describeFault(fault), fault.index);
         const storm = this.transferStorm(
@@ -218,6 +177,81 @@ export class Nemesis {
         };
       }
     }
+  }
+
+  /** Firewall rules dropping the partition's links; the heal flushes them. */
+  private async applyPartition(
+    fault: PlannedFault,
+    spec: Extract<FaultSpec, { kind: 'partition' }>,
+    kind: string,
+    stop: (detail: string) => void,
+  ): Promise<Heal> {
+    const firewall = this.requireFirewall();
+    const drops = await this.partitionDrops(spec);
+    await firewall.apply(drops);
+    this.record('start', kind, `${describeFault(fault)}: drop ${describeDrops(drops)}`, fault.index);
+    return async () => {
+      await firewall.heal();
+      stop('rules flushed');
+    };
+  }
+
+  /** kill -9 or SIGSTOP of the target nodes; the heal restarts or resumes them. */
+  private async applyProcessFault(
+    fault: PlannedFault,
+    spec: Extract<FaultSpec, { kind: 'kill' | 'pause' }>,
+    kind: string,
+    stop: (detail: string) => void,
+  ): Promise<Heal> {
+    const targets = await this.processTargets(spec);
+    for (const node of targets) {
+      if (spec.kind === 'kill') await this.context.db.kill(node);
+      else this.context.db.pause(node);
+    }
+    this.record(
+      'start',
+      kind,
+      `${describeFault(fault)}: ${spec.kind === 'kill' ? 'kill -9' : 'SIGSTOP'} node(s) ${targets.join(',')}`,
+      fault.index,
+    );
+    return async () => {
+      for (const node of targets) {
+        if (spec.kind === 'kill') await this.context.db.restart(node);
+        else this.context.db.resume(node);
+      }
+      stop(`${spec.kind === 'kill' ? 'restarted' : 'SIGCONT'} node(s) ${targets.join(',')}`);
+    };
+  }
+
+  /** The peer proxy's faults on the mode's links; the heal clears them. */
+  private applyProxyFault(
+    fault: PlannedFault,
+    spec: Extract<FaultSpec, { kind: 'proxy' }>,
+    kind: string,
+    stop: (detail: string) => void,
+  ): Heal {
+    const proxy = this.context.proxy;
+    if (proxy === undefined) throw new Error('internal: a proxy fault without the peer proxy');
+    const [first, second] = spec.order;
+    const select =
+      spec.mode === 'one-way-blackhole'
+        ? (from: number, to: number) => from === first && to === second
+        : spec.mode === 'flaky-node'
+          ? (from: number, to: number) => from === first || to === first
+          : () => true;
+    proxy.setFaults(select, spec.faults);
+    const links =
+      spec.mode === 'one-way-blackhole'
+        ? `link ${first ?? '?'}->${second ?? '?'}`
+        : spec.mode === 'flaky-node'
+          ? `links of node ${first ?? '?'}`
+          : 'all links';
+    this.record('start', kind, `${describeFault(fault)} on ${links}`, fault.index);
+    return async () => {
+      proxy.heal();
+      stop('proxy faults cleared');
+      await Promise.resolve();
+    };
   }
 
   private requireMembership(): Membership {

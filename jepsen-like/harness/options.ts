@@ -142,40 +142,43 @@ function nemesisList(raw: string | undefined): NemesisKind[] {
   return result;
 }
 
+/** The flags of `jepsen run`, as parseArgs takes them. */
+const runFlags = {
+  help: { type: 'boolean', short: 'h' },
+  workload: { type: 'string' },
+  nemesis: { type: 'string' },
+  db: { type: 'string' },
+  nodes: { type: 'string' },
+  time: { type: 'string' },
+  rate: { type: 'string' },
+  seed: { type: 'string' },
+  concurrency: { type: 'string' },
+  'kv-groups': { type: 'string' },
+  reads: { type: 'string' },
+  'quiesce-after-ticks': { type: 'string' },
+  'op-timeout-ms': { type: 'string' },
+  recovery: { type: 'string' },
+  'liveness-grace': { type: 'string' },
+  'liveness-bound-ms': { type: 'string' },
+  'fault-min': { type: 'string' },
+  'fault-max': { type: 'string' },
+  'quiet-min': { type: 'string' },
+  'quiet-max': { type: 'string' },
+  'ops-per-key': { type: 'string' },
+  'adds-per-key': { type: 'string' },
+  keys: { type: 'string' },
+  'no-netns': { type: 'boolean' },
+  'port-base': { type: 'string' },
+  'keep-data': { type: 'boolean' },
+  'runs-dir': { type: 'string' },
+  'steps-max': { type: 'string' },
+} as const;
+
 export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      workload: { type: 'string' },
-      nemesis: { type: 'string' },
-      db: { type: 'string' },
-      nodes: { type: 'string' },
-      time: { type: 'string' },
-      rate: { type: 'string' },
-      seed: { type: 'string' },
-      concurrency: { type: 'string' },
-      'kv-groups': { type: 'string' },
-      reads: { type: 'string' },
-      'quiesce-after-ticks': { type: 'string' },
-      'op-timeout-ms': { type: 'string' },
-      recovery: { type: 'string' },
-      'liveness-grace': { type: 'string' },
-      'liveness-bound-ms': { type: 'string' },
-      'fault-min': { type: 'string' },
-      'fault-max': { type: 'string' },
-      'quiet-min': { type: 'string' },
-      'quiet-max': { type: 'string' },
-      'ops-per-key': { type: 'string' },
-      'adds-per-key': { type: 'string' },
-      keys: { type: 'string' },
-      'no-netns': { type: 'boolean' },
-      'port-base': { type: 'string' },
-      'keep-data': { type: 'boolean' },
-      'runs-dir': { type: 'string' },
-      'steps-max': { type: 'string' },
-    },
+    options: runFlags,
   });
   if (values.help === true) return 'help';
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals.join(' ')}"`);
@@ -214,6 +217,12 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
     runsDir: values['runs-dir'] ?? 'jepsen-like/runs',
     linearizabilityStepsMax: integer(values['steps-max'], '--steps-max', 10_000_000, 1),
   };
+  checkCombination(options);
+  return options;
+}
+
+/** Refuses options that are valid one by one but not together. */
+function checkCombination(options: RunOptions): void {
   if (options.db === 'etcd') {
     if (options.workload === 'append' || options.workload === 'actions')
       throw new UsageError('--db etcd runs the register and set workloads only');
@@ -224,5 +233,4 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
       `--liveness-grace (${options.livenessGraceS}) must be shorter than --recovery (${options.recoveryS}), or nothing is judged`,
     );
   }
-  return options;
 }

@@ -118,11 +118,25 @@ async function createDatabase(
   return { db, firewall, proxy };
 }
 
-export async function runTest(context: RunContext): Promise<number> {
+/** What the phases of one run share; teardown stops what it holds. */
+interface Run {
+  readonly context: RunContext;
+  readonly recorder: HistoryRecorder;
+  readonly nemesisLog: NemesisLog;
+  readonly phases: Phases;
+  /** Stops workers and the nemesis on an interrupt or a harness failure. */
+  readonly stop: AbortController;
+  db?: Database | undefined;
+  firewall?: Firewall | undefined;
+  proxy?: PeerProxy | undefined;
+  nemesis?: Nemesis | undefined;
+  /** The nemesis's final heal has begun (teardown does not heal a second time). */
+  healed: boolean;
+}
+
+/** The seeded fault schedule, written to schedule.json and logged. */
+function planRun(context: RunContext, rootRng: Rng, nodeIds: readonly number[]): Schedule {
   const { options, runDir, log } = context;
-  mkdirSync(runDir, { recursive: true });
-  const rootRng = createRng(options.seed);
-  const nodeIds = Array.from({ length: options.nodes }, (_, k) => k + 1);
   // The groups whose leaders the nemesis targets: for the actions workload the meta group (0), whose
   // leader runs the executor, so "kill the leader" kills it mid-action.
   const groupIds =
@@ -137,101 +151,138 @@ export async function runTest(context: RunContext): Promise<number> {
   log(`seed ${options.seed}: ${schedule.faults.length} faults planned`);
   for (const fault of schedule.faults) log(`  ${describeFault(fault)}`);
   for (const skipped of schedule.skipped) log(`  SKIP ${skipped.kind}: ${skipped.reason}`);
+  return schedule;
+}
+
+/** Setup: the database (with its firewall chain and peer proxy) started, every group led, the nemesis made. */
+async function setUp(run: Run, schedule: Schedule): Promise<{ db: Database; nemesis: Nemesis }> {
+  const { options, runDir, log } = run.context;
+  const { db, firewall, proxy } = await createDatabase(options, runDir, schedule, run.recorder);
+  run.db = db;
+  run.firewall = firewall;
+  run.proxy = proxy;
+  await db.start();
+  if (!(await db.waitReady(readyTimeoutMs)))
+    throw new Error(
+      `${db.name} did not elect leaders for every group within ${readyTimeoutMs / 1000} s (see the node logs)`,
+    );
+  log(`${db.name}: ${options.nodes} nodes up, every group has a leader`);
+  const nemesis = (run.nemesis = new Nemesis({
+    db,
+    firewall,
+    proxy,
+    log: run.nemesisLog,
+    now: () => run.recorder.now(),
+    signal: run.stop.signal,
+    snapshotTailEntries,
+  }));
+  return { db, nemesis };
+}
+
+/** Main phase: the workers run the workload for --time seconds while the nemesis follows the schedule. */
+async function mainPhase(run: Run, nemesis: Nemesis, workers: Workers, schedule: Schedule): Promise<void> {
+  run.phases.mainStartNs = run.recorder.now();
+  const mainStartMs = Date.now();
+  const mainEndMs = mainStartMs + run.context.options.timeS * 1000;
+  // A nemesis failure is a harness failure: stop the workers too, then report it.
+  const [nemesisOutcome] = await Promise.allSettled([
+    nemesis.run(schedule, mainStartMs).catch((error: unknown) => {
+      run.stop.abort();
+      throw error;
+    }),
+    workers.runUntil(mainEndMs),
+  ]);
+  if (nemesisOutcome.status === 'rejected') throw nemesisOutcome.reason;
+  run.context.log(`main phase over: ${Math.floor(run.recorder.eventCount / 2)} ops so far; healing`);
+}
+
+/** Heal, then (unless interrupted) the recovery phase, the final reads and the final placement check. */
+async function healAndRecover(
+  run: Run,
+  db: Database,
+  nemesis: Nemesis,
+  workers: Workers,
+  workload: Workload,
+): Promise<void> {
+  const { options, log } = run.context;
+  if (run.proxy !== undefined) {
+    const stats = run.proxy.stats();
+    log(`peer proxy: ${stats.framesPassed} frames passed, ${stats.framesDropped} dropped`);
+  }
+  run.healed = true;
+  const problems = await nemesis.healAll();
+  if (problems.length > 0) throw new Error(`final heal failed: ${problems.join('; ')}`);
+  run.phases.healNs = run.recorder.now();
+  if (run.stop.signal.aborted) return;
+  await workers.runUntil(Date.now() + options.recoveryS * 1000);
+  run.phases.recoveryEndNs = run.recorder.now();
+  log('recovery phase over; final reads');
+  const unread = await workers.finalReads(workload.keys());
+  run.phases.finalEndNs = run.recorder.now();
+  if (unread.length > 0)
+    log(`final reads: ${unread.length} keys never read successfully (${unread.slice(0, 5).join(', ')})`);
+  const admin = db.admin;
+  const ranMembership = run.nemesisLog.entries.some(
+    (entry) => entry.type === 'start' && entry.kind.startsWith('membership'),
+  );
+  if (admin !== undefined && ranMembership) {
+    await checkFinalPlacement(db, admin, (verdict, detail) => {
+      nemesis.recordCheck(finalPlacementCheck, verdict, detail);
+      log(`final placement: ${verdict}: ${detail}`);
+    });
+  }
+}
+
+/** Teardown, always: heal (unless the run got that far), remove the chain, close the proxy, stop the nodes. */
+async function tearDown(run: Run): Promise<string[]> {
+  const problems: string[] = [];
+  if (run.nemesis !== undefined && !run.healed) problems.push(...(await run.nemesis.healAll()));
+  if (run.firewall !== undefined) problems.push(...(await run.firewall.teardown()));
+  await run.proxy?.close();
+  await run.db?.stop();
+  if (run.db instanceof DramCluster && !run.context.options.keepData) run.db.removeData();
+  await run.recorder.close();
+  await run.nemesisLog.close();
+  return problems;
+}
+
+export async function runTest(context: RunContext): Promise<number> {
+  const { options, runDir, log } = context;
+  mkdirSync(runDir, { recursive: true });
+  const rootRng = createRng(options.seed);
+  const nodeIds = Array.from({ length: options.nodes }, (_, k) => k + 1);
+  const schedule = planRun(context, rootRng, nodeIds);
   const netem = await probeNetem();
   log(netem.detail);
 
-  const recorder = new HistoryRecorder(join(runDir, 'history.jsonl'), process.hrtime.bigint());
-  const nemesisLog = new NemesisLog(join(runDir, 'nemesis.jsonl'));
+  const run: Run = {
+    context,
+    recorder: new HistoryRecorder(join(runDir, 'history.jsonl'), process.hrtime.bigint()),
+    nemesisLog: new NemesisLog(join(runDir, 'nemesis.jsonl')),
+    phases: { mainStartNs: 0, healNs: 0, recoveryEndNs: 0, finalEndNs: 0 },
+    stop: new AbortController(),
+    healed: false,
+  };
   const workload = createWorkload(options.workload, options);
-  const phases: Phases = { mainStartNs: 0, healNs: 0, recoveryEndNs: 0, finalEndNs: 0 };
   let harnessError: string | undefined;
-  let db: Database | undefined;
-  let firewall: Firewall | undefined;
-  let proxy: PeerProxy | undefined;
-  let nemesis: Nemesis | undefined;
-  let healed = false;
-  const cleanupProblems: string[] = [];
+  let cleanupProblems: string[];
   const started = Date.now();
-  // Stops workers and the nemesis on an interrupt or a harness failure.
-  const stop = new AbortController();
   context.signal.addEventListener('abort', () => {
-    stop.abort();
+    run.stop.abort();
   });
   try {
-    ({ db, firewall, proxy } = await createDatabase(options, runDir, schedule, recorder));
-    await db.start();
-    if (!(await db.waitReady(readyTimeoutMs)))
-      throw new Error(
-        `${db.name} did not elect leaders for every group within ${readyTimeoutMs / 1000} s (see the node logs)`,
-      );
-    log(`${db.name}: ${options.nodes} nodes up, every group has a leader`);
-    nemesis = new Nemesis({
-      db,
-      firewall,
-      proxy,
-      log: nemesisLog,
-      now: () => recorder.now(),
-      signal: stop.signal,
-      snapshotTailEntries,
-    });
-    const clients = nodeIds.map((node) => (db as Database).client(node));
-    const workers = new Workers(workload, clients, recorder, options, rootRng, stop.signal);
-
-    phases.mainStartNs = recorder.now();
-    const mainStartMs = Date.now();
-    const mainEndMs = mainStartMs + options.timeS * 1000;
-    // A nemesis failure is a harness failure: stop the workers too, then report it.
-    const [nemesisOutcome] = await Promise.allSettled([
-      nemesis.run(schedule, mainStartMs).catch((error: unknown) => {
-        stop.abort();
-        throw error;
-      }),
-      workers.runUntil(mainEndMs),
-    ]);
-    if (nemesisOutcome.status === 'rejected') throw nemesisOutcome.reason;
-    log(`main phase over: ${Math.floor(recorder.eventCount / 2)} ops so far; healing`);
-
-    if (proxy !== undefined) {
-      const stats = proxy.stats();
-      log(`peer proxy: ${stats.framesPassed} frames passed, ${stats.framesDropped} dropped`);
-    }
-    healed = true;
-    const problems = await nemesis.healAll();
-    if (problems.length > 0) throw new Error(`final heal failed: ${problems.join('; ')}`);
-    phases.healNs = recorder.now();
-    if (!stop.signal.aborted) {
-      await workers.runUntil(Date.now() + options.recoveryS * 1000);
-      phases.recoveryEndNs = recorder.now();
-      log('recovery phase over; final reads');
-      const unread = await workers.finalReads(workload.keys());
-      phases.finalEndNs = recorder.now();
-      if (unread.length > 0)
-        log(`final reads: ${unread.length} keys never read successfully (${unread.slice(0, 5).join(', ')})`);
-      const admin = db.admin;
-      const ranMembership = nemesisLog.entries.some(
-        (entry) => entry.type === 'start' && entry.kind.startsWith('membership'),
-      );
-      if (admin !== undefined && ranMembership) {
-        const placed = nemesis;
-        await checkFinalPlacement(db, admin, (verdict, detail) => {
-          placed.recordCheck(finalPlacementCheck, verdict, detail);
-          log(`final placement: ${verdict}: ${detail}`);
-        });
-      }
-    }
+    const { db, nemesis } = await setUp(run, schedule);
+    const clients = nodeIds.map((node) => db.client(node));
+    const workers = new Workers(workload, clients, run.recorder, options, rootRng, run.stop.signal);
+    await mainPhase(run, nemesis, workers, schedule);
+    await healAndRecover(run, db, nemesis, workers, workload);
     await Promise.all(clients.map((client) => client.close()));
     if (context.signal.aborted) harnessError = 'interrupted';
   } catch (error) {
     harnessError = describeThrown(error).text;
     log(`harness error: ${harnessError}`);
   } finally {
-    if (nemesis !== undefined && !healed) cleanupProblems.push(...(await nemesis.healAll()));
-    if (firewall !== undefined) cleanupProblems.push(...(await firewall.teardown()));
-    await proxy?.close();
-    await db?.stop();
-    if (db instanceof DramCluster && !options.keepData) db.removeData();
-    await recorder.close();
-    await nemesisLog.close();
+    cleanupProblems = await tearDown(run);
   }
   for (const problem of cleanupProblems) log(`cleanup: ${problem}`);
 
@@ -243,11 +294,11 @@ export async function runTest(context: RunContext): Promise<number> {
     netem: netem.detail,
     startedAt: new Date(started).toISOString(),
     durationS: (Date.now() - started) / 1000,
-    phases,
+    phases: run.phases,
     harnessError,
-    crashes: db?.unexpectedExits() ?? [],
+    crashes: run.db?.unexpectedExits() ?? [],
   };
-  return finishRun(summary, workload, nemesisLog.entries, log);
+  return finishRun(summary, workload, run.nemesisLog.entries, log);
 }
 
 /**
