@@ -311,6 +311,11 @@ export class MetaController {
    * node in none of them has left the cluster. Undefined while a hosted group's configuration is unknown.
    */
   private kvMembers(): Set<NodeId> | undefined {
+    // A new cluster's first placement not recorded yet: the groups hosted here are only some of
+    // them, and a node outside those (a member of the others) must not be taken for a node that
+    // left (its removal from group 0 would also refuse its handshakes for good).
+    const recorded = new Set(this.options.model.groups().map((record) => record.id));
+    if ((this.options.initialGroups ?? []).some(({ group }) => !recorded.has(group))) return undefined;
     const members = new Set<NodeId>();
     for (const { group, status } of this.options.host.status()) {
       if (group === metaGroup) continue;
