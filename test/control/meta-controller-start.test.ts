@@ -12,20 +12,12 @@ import { MetaController, type ControllerHost } from '../../src/control/controlle
 import { initialPlacement } from '../../src/control/placement-initial.ts';
 import { MetaModel, metaGroupId } from '../../src/models/meta.ts';
 import type { ProposalOutcome } from '../../src/multiraft/host.ts';
-import type { HostClock } from '../../src/multiraft/ports.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import type { ConfChange, Status } from '../../src/raft/types.ts';
+import { idleClock } from '../support/idle-clock.ts';
 
 const n = (id: number): NodeId => id as NodeId;
 const g = (id: number): GroupId => id as GroupId;
-
-const noClock: HostClock = {
-  nowMs: () => 0,
-  setTimer: () => ({}),
-  setRepeating: () => ({}),
-  clearTimer: () => undefined,
-  defer: () => undefined,
-};
 
 function status(self: NodeId, role: Status['role'], voters: readonly NodeId[]): Status {
   return {
@@ -87,7 +79,7 @@ describe('meta controller at the start of a placed cluster', () => {
       nodeId: self,
       host,
       model,
-      clock: noClock,
+      clock: idleClock,
       wallNowMs: () => 1000,
       effects: {
         transferLeadership: () => Promise.resolve({ ok: true, detail: null }),

@@ -9,8 +9,8 @@ import type { MetaCommand, NodeRecord } from '../../src/codec/meta.ts';
 import { PlacementController, type PlacementPorts } from '../../src/control/placement-controller.ts';
 import type { GroupReport, NodeReport } from '../../src/control/placement-view.ts';
 import { MetaModel } from '../../src/models/meta.ts';
-import type { HostClock } from '../../src/multiraft/ports.ts';
 import type { ConfChange, Status } from '../../src/raft/types.ts';
+import { idleClock } from '../support/idle-clock.ts';
 
 const n = (id: number): NodeId => id as NodeId;
 const g = (id: number): GroupId => id as GroupId;
@@ -25,14 +25,6 @@ function registered(id: number): NodeRecord {
     status: 'ACTIVE',
   };
 }
-
-const noClock: HostClock = {
-  nowMs: () => 0,
-  setTimer: () => ({}),
-  setRepeating: () => ({}),
-  clearTimer: () => undefined,
-  defer: () => undefined,
-};
 
 function groupReport(voters: number[], learners: number[], confIndex: number): GroupReport {
   return {
@@ -84,7 +76,7 @@ function setup(leading: boolean) {
   const controller = new PlacementController({
     host: { groupStatus: () => ({ status }) },
     model,
-    clock: noClock,
+    clock: idleClock,
     wallNowMs: () => 1000,
     ports,
     propose,
