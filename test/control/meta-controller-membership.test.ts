@@ -9,7 +9,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { GroupId, LogIndex, NodeId, Term } from '../../src/base/ids.ts';
-import { decodeMetaCommand, type NodeRecord } from '../../src/codec/meta.ts';
+import { decodeMetaCommand } from '../../src/codec/meta.ts';
 import { MetaController, type ControllerHost } from '../../src/control/controller.ts';
 import { initialPlacement } from '../../src/control/placement-initial.ts';
 import { MetaModel, metaGroupId } from '../../src/models/meta.ts';
@@ -17,6 +17,7 @@ import type { ProposalOutcome } from '../../src/multiraft/host.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import type { ConfChange, Status } from '../../src/raft/types.ts';
 import { idleClock } from '../support/idle-clock.ts';
+import { nodeRecord } from '../support/node-record.ts';
 
 const n = (id: number): NodeId => id as NodeId;
 const g = (id: number): GroupId => id as GroupId;
@@ -95,17 +96,6 @@ function setup(hosted = initialGroups.filter(({ voters }) => voters.includes(sel
   return { model, changes, steps };
 }
 
-function registered(id: number, status: NodeRecord['status']): NodeRecord {
-  return {
-    id: n(id),
-    address: { member: null, client: null, raft: null },
-    agentVersion: '0',
-    storeVersion: '0',
-    attributes: {},
-    status,
-  };
-}
-
 const kvRecords = (model: MetaModel): number[] =>
   model
     .groups()
@@ -127,10 +117,10 @@ describe('meta controller: group 0 membership on a placed cluster', () => {
     // Placement moved every replica off node 5: no record lists it, but it is registered.
     for (const group of groups)
       model.apply({ type: 'group.set', group: { id: group, kind: 'kv', replicas: [1, 2, 3].map(n), confIndex: 5 } });
-    for (const id of nodes) model.apply({ type: 'node.upsert', node: registered(id, 'ACTIVE') });
+    for (const id of nodes) model.apply({ type: 'node.upsert', node: nodeRecord(id, 'ACTIVE') });
     await steps(3);
     expect(changes).toEqual([]);
-    model.apply({ type: 'node.upsert', node: registered(5, 'LEAVING') });
+    model.apply({ type: 'node.upsert', node: nodeRecord(5, 'LEAVING') });
     await steps(1);
     expect(changes).toEqual([{ changes: [{ type: 'remove_node', node: n(5) }], transition: 'auto' }]);
   });
