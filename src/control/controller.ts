@@ -307,10 +307,17 @@ export class MetaController {
 
   /**
    * Every member of every other group hosted here, and (with placement, where this node hosts only
-   * some kv groups) every replica the meta model records for a kv group or a move is adding: a
-   * node in none of them has left the cluster. Undefined while a hosted group's configuration is unknown.
+   * some kv groups) every replica the meta model records for a kv group or a move is adding, and
+   * every node registered ACTIVE (placement may have moved every replica off a node that is still
+   * in the cluster: it must stay in group 0, whose removal refuses its handshakes for good): a node
+   * in none of them has left the cluster. Undefined while a hosted group's configuration is unknown.
    */
   private kvMembers(): Set<NodeId> | undefined {
+    // A new cluster's first placement not recorded yet: the groups hosted here are only some of
+    // them, and a node outside those (a member of the others) must not be taken for a node that
+    // left (its removal from group 0 would also refuse its handshakes for good).
+    const recorded = new Set(this.options.model.groups().map((record) => record.id));
+    if ((this.options.initialGroups ?? []).some(({ group }) => !recorded.has(group))) return undefined;
     const members = new Set<NodeId>();
     for (const { group, status } of this.options.host.status()) {
       if (group === metaGroup) continue;
@@ -322,6 +329,7 @@ export class MetaController {
     for (const record of this.options.model.groups())
       if (record.kind !== 'meta') for (const node of record.replicas) members.add(node);
     for (const move of this.options.model.moves()) if (move.add !== 0) members.add(move.add);
+    for (const node of this.options.model.nodes()) if (node.status === 'ACTIVE') members.add(node.id);
     return members;
   }
 

@@ -2,7 +2,8 @@
 // sees it) and the members of the kv groups to the next membership change of group 0.
 //
 // Group 0 runs on every node of the cluster: up to `metaVotersMax` (5) voters, the rest learners.
-// A node is "in the cluster" when it is a member (voter or learner) of some kv group; so:
+// A node is "in the cluster" when it is a member (voter or learner) of some kv group, or (the
+// controller adds these) registered ACTIVE: placement may leave a live node holding no replica; so:
 //  1. a meta member that is in no kv group any more (removed from the cluster) leaves group 0;
 //  2. a kv member that is not in group 0 yet (a node that joined) becomes a meta learner;
 //  3. while there are fewer than `metaVotersMax` voters, the caught-up learner with the lowest id

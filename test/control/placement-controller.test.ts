@@ -5,34 +5,16 @@
 
 import { describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
-import type { MetaCommand, NodeRecord } from '../../src/codec/meta.ts';
+import type { MetaCommand } from '../../src/codec/meta.ts';
 import { PlacementController, type PlacementPorts } from '../../src/control/placement-controller.ts';
 import type { GroupReport, NodeReport } from '../../src/control/placement-view.ts';
 import { MetaModel } from '../../src/models/meta.ts';
-import type { HostClock } from '../../src/multiraft/ports.ts';
 import type { ConfChange, Status } from '../../src/raft/types.ts';
+import { idleClock } from '../support/idle-clock.ts';
+import { nodeRecord } from '../support/node-record.ts';
 
 const n = (id: number): NodeId => id as NodeId;
 const g = (id: number): GroupId => id as GroupId;
-
-function registered(id: number): NodeRecord {
-  return {
-    id: n(id),
-    address: { member: null, client: null, raft: null },
-    agentVersion: '0',
-    storeVersion: '0',
-    attributes: {},
-    status: 'ACTIVE',
-  };
-}
-
-const noClock: HostClock = {
-  nowMs: () => 0,
-  setTimer: () => ({}),
-  setRepeating: () => ({}),
-  clearTimer: () => undefined,
-  defer: () => undefined,
-};
 
 function groupReport(voters: number[], learners: number[], confIndex: number): GroupReport {
   return {
@@ -58,7 +40,7 @@ function setup(leading: boolean) {
     events.push(command.type);
     return Promise.resolve(model.apply(command).ok);
   };
-  for (const id of [1, 2, 3, 4]) model.apply({ type: 'node.upsert', node: registered(id) });
+  for (const id of [1, 2, 3, 4]) model.apply({ type: 'node.upsert', node: nodeRecord(id) });
   model.apply({ type: 'replication.set', kind: 'kv', factor: 3 });
   model.apply({ type: 'group.set', group: { id: g(1), kind: 'kv', replicas: [n(1), n(2), n(3)] } });
   model.apply({ type: 'placement.settings', settings: { nodeGoneGraceMs: 0 } });
@@ -84,7 +66,7 @@ function setup(leading: boolean) {
   const controller = new PlacementController({
     host: { groupStatus: () => ({ status }) },
     model,
-    clock: noClock,
+    clock: idleClock,
     wallNowMs: () => 1000,
     ports,
     propose,

@@ -3,23 +3,13 @@
 
 import { describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
-import type { GroupRecord, NodeRecord } from '../../src/codec/meta.ts';
+import type { GroupRecord } from '../../src/codec/meta.ts';
 import { planPlacement } from '../../src/control/placement-planner.ts';
 import { placementView, type GroupReport, type NodeReport } from '../../src/control/placement-view.ts';
+import { nodeRecord } from '../support/node-record.ts';
 
 const n = (id: number): NodeId => id as NodeId;
 const g = (id: number): GroupId => id as GroupId;
-
-function node(id: number, status: NodeRecord['status'] = 'ACTIVE'): NodeRecord {
-  return {
-    id: n(id),
-    address: { member: null, client: null, raft: null },
-    agentVersion: '0',
-    storeVersion: '0',
-    attributes: {},
-    status,
-  };
-}
 
 function led(group: number, voters: number[], learners: number[] = [], match = 10): GroupReport {
   return {
@@ -53,7 +43,7 @@ describe('placementView', () => {
   it('plans with a node that a group lists before it registered: a member, not a node that left', () => {
     const view = placementView({
       nowMs: 1000,
-      nodes: [node(1), node(2), node(3), node(4)],
+      nodes: [nodeRecord(1), nodeRecord(2), nodeRecord(3), nodeRecord(4)],
       groups: records,
       moves: [],
       factor: 3,
@@ -68,7 +58,7 @@ describe('placementView', () => {
   it('takes voters, learners and catch-up from the leader, the settings with their defaults, a leaving node as draining', () => {
     const view = placementView({
       nowMs: 5000,
-      nodes: [node(1), node(2), node(3, 'LEAVING'), node(4)],
+      nodes: [nodeRecord(1), nodeRecord(2), nodeRecord(3, 'LEAVING'), nodeRecord(4)],
       groups: records.slice(0, 1),
       moves: [{ group: g(1), add: n(4), remove: n(3), reason: 'node 3 is draining', startedMs: 10 }],
       factor: 3,
@@ -90,7 +80,7 @@ describe('placementView', () => {
   it('leaves a group no leader reported without a leader (the planner gives it no step)', () => {
     const view = placementView({
       nowMs: 0,
-      nodes: [node(1), node(2), node(3)],
+      nodes: [nodeRecord(1), nodeRecord(2), nodeRecord(3)],
       groups: records.slice(0, 1),
       moves: [],
       factor: 3,
@@ -111,7 +101,7 @@ describe('placementView', () => {
     };
     const view = placementView({
       nowMs: 100_000,
-      nodes: [node(1), node(2), node(3), node(4), node(5)],
+      nodes: [nodeRecord(1), nodeRecord(2), nodeRecord(3), nodeRecord(4), nodeRecord(5)],
       groups: [...records, shard],
       moves: [],
       factor: 3,
