@@ -229,6 +229,10 @@ export class MetaController {
       match: new Map(status.progress.map((member) => [member.id, member.match])),
       changePending: status.confState.votersOutgoing.length > 0,
       kvMembers: this.kvMembers(),
+      registered: this.options.model
+        .nodes()
+        .filter((node) => node.status === 'ACTIVE')
+        .map((node) => node.id),
     });
     if (step.kind === 'none') return false;
     const outcome = await this.options.host.proposeConfChange(metaGroup, changeOf(step));
@@ -308,7 +312,7 @@ export class MetaController {
   /**
    * Every member of every other group hosted here, and (with placement, where this node hosts only
    * some kv groups) every replica the meta model records for a kv group or a move is adding: a
-   * node in none of them has left the cluster. Undefined while a hosted group's configuration is unknown.
+   * node in none of them and not registered ACTIVE has left the cluster. Undefined while a hosted group's configuration is unknown.
    */
   private kvMembers(): Set<NodeId> | undefined {
     const members = new Set<NodeId>();
