@@ -20,6 +20,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { GroupId, NodeId } from '../base/ids.ts';
 import { kvKeyBytesMax } from '../codec/kv.ts';
 import { createKvPlacement } from '../models/kv-placement.ts';
+import { removedByRecord } from '../control/group-hosting.ts';
 import { actionRoutes } from './action-routes.ts';
 import type { ActionsContext, BootstrapPort } from './action-schedule.ts';
 import { adminRoutes } from './admin-routes.ts';
@@ -119,6 +120,28 @@ export function locateOf(model: MetaModel | undefined): ((group: GroupId) => rea
   return (group) => model.groups().find((record) => record.id === group)?.replicas ?? [];
 }
 
+/**
+ * Whether this node's replica of a group was removed from it, as the meta model records it
+ * (src/control/group-hosting.ts, removedByRecord), and is not stopped yet: its requests go to the
+ * recorded replicas. A node back after its groups moved away (gone past the grace period) hosts
+ * such replicas until its hosting loop stops them; none of them knows a leader any more.
+ */
+export function removedHereOf(
+  model: MetaModel | undefined,
+  host: Pick<ApiHost, 'groupStatus'>,
+  self: NodeId,
+): ((group: GroupId) => boolean) | undefined {
+  if (model === undefined) return undefined;
+  return (group) => {
+    const record = model.groups().find((known) => known.id === group);
+    const here = host.groupStatus(group);
+    if (record === undefined || here === undefined || here.status.confState.voters.length === 0) return false;
+    const confIndex = model.groupConfIndex(group);
+    const added = model.move(group)?.add === self;
+    return removedByRecord(self, { replicas: record.replicas, confIndex }, here.confIndex, added);
+  };
+}
+
 // A percent-encoded key is at most 3 bytes of URL per byte of key; anything longer is a key over
 // the limit, answered 413 by the framework-error handler rather than a 404 from the router.
 const keyParamLengthMax = 3 * kvKeyBytesMax;
@@ -131,6 +154,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const limits = options.memberChangeLimits === undefined ? {} : { limits: options.memberChangeLimits };
   const actions = actionsContext(options, app, requestTimeoutMs);
   const locate = locateOf(options.meta?.model);
+  const removedHere = removedHereOf(options.meta?.model, options.host, options.nodeId);
   app.register(kvRoutes, {
     nodeId: options.nodeId,
     host: options.host,
@@ -138,6 +162,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     forward,
     metrics: options.metrics,
     locate,
+    removedHere,
   });
   app.register(adminRoutes, {
     nodeId: options.nodeId,

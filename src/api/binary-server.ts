@@ -89,6 +89,8 @@ export interface BinaryServerOptions {
   readonly auth?: { readonly token?: string | undefined; readonly readToken?: string | undefined };
   /** The nodes hosting a group (the meta model's record): a key of a group not hosted here goes to one of them. */
   readonly locate?: ((group: GroupId) => readonly NodeId[]) | undefined;
+  /** Whether this node's replica of a hosted group was removed from it (the meta model says so): served elsewhere. */
+  readonly removedHere?: ((group: GroupId) => boolean) | undefined;
   /** How a request for a group not hosted here reaches a node that hosts it (with `locate`). */
   readonly forward?: Forward | undefined;
   /** Called once per connection closed for a protocol error (a bad frame). */
@@ -137,6 +139,7 @@ function limitsOf(options: BinaryServerOptions): Limits {
 interface Context extends ForwardContext {
   readonly nodeId: NodeId;
   readonly locate: ((group: GroupId) => readonly NodeId[]) | undefined;
+  readonly removedHere: ((group: GroupId) => boolean) | undefined;
   readonly host: ApiHost;
   readonly session: NodeSession;
   readonly placement: KvPlacement;
@@ -171,6 +174,7 @@ export class BinaryServer {
       nodeId: options.nodeId,
       forward: options.forward,
       locate: options.locate,
+      removedHere: options.removedHere,
       host: options.host,
       session: new NodeSession(options.nodeId),
       placement: options.placement,
@@ -482,7 +486,10 @@ function accessRefusal(grant: Grant, request: ClientRequest): { code: ErrorCode;
 /** One request, start to answer; never rejects. */
 export async function handle(context: Context, request: ClientRequest): Promise<ClientResponse> {
   const group = context.placement.groupOf(request.key);
-  if (context.locate !== undefined && context.host.groupLeader(group) === undefined)
+  if (
+    context.locate !== undefined &&
+    (context.host.groupLeader(group) === undefined || context.removedHere?.(group) === true)
+  )
     return forwardElsewhere(context, request, group);
   const model = context.host.model(group);
   const state: Answer = {

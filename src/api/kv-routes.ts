@@ -40,6 +40,8 @@ export interface KvRoutesOptions {
   readonly metrics: ApiMetrics;
   /** The nodes hosting a group (the meta model's record), for a key whose group is not hosted here. */
   readonly locate?: ((group: GroupId) => readonly NodeId[]) | undefined;
+  /** Whether this node's replica of a hosted group was removed from it (the meta model says so): served elsewhere. */
+  readonly removedHere?: ((group: GroupId) => boolean) | undefined;
 }
 
 export const indexHeader = 'x-dram-index';
@@ -57,6 +59,7 @@ interface KvContext extends ForwardContext {
   readonly placement: KvPlacement;
   readonly metrics: ApiMetrics;
   readonly locate: ((group: GroupId) => readonly NodeId[]) | undefined;
+  readonly removedHere: ((group: GroupId) => boolean) | undefined;
 }
 
 export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, done) => {
@@ -68,6 +71,7 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     placement: options.placement,
     metrics: options.metrics,
     locate: options.locate,
+    removedHere: options.removedHere,
   };
   // Any well-formed content type is a value: the bytes are kept as they came.
   app.put<KvRoute>('/v1/kv/:key', rawBody(kvValueBytesMax), (request, reply) => {
@@ -104,11 +108,15 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
   done();
 };
 
-/** The key's group when this node does not host it (and knows who does), else undefined. */
+/**
+ * The key's group when this node does not serve it (and knows who does), else undefined: it does
+ * not host the group, or its replica was removed from it (see removedHereOf in app.ts).
+ */
 function hostedElsewhere(context: KvContext, key: string): GroupId | undefined {
   if (context.locate === undefined) return undefined;
   const group = context.placement.groupOf(key);
-  return context.host.groupLeader(group) === undefined ? group : undefined;
+  const elsewhere = context.host.groupLeader(group) === undefined || context.removedHere?.(group) === true;
+  return elsewhere ? group : undefined;
 }
 
 /**

@@ -229,6 +229,10 @@ export class MetaController {
       match: new Map(status.progress.map((member) => [member.id, member.match])),
       changePending: status.confState.votersOutgoing.length > 0,
       kvMembers: this.kvMembers(),
+      registered: this.options.model
+        .nodes()
+        .filter((node) => node.status === 'ACTIVE')
+        .map((node) => node.id),
     });
     if (step.kind === 'none') return false;
     const outcome = await this.options.host.proposeConfChange(metaGroup, changeOf(step));
@@ -307,10 +311,8 @@ export class MetaController {
 
   /**
    * Every member of every other group hosted here, and (with placement, where this node hosts only
-   * some kv groups) every replica the meta model records for a kv group or a move is adding, and
-   * every node registered ACTIVE (placement may have moved every replica off a node that is still
-   * in the cluster: it must stay in group 0, whose removal refuses its handshakes for good): a node
-   * in none of them has left the cluster. Undefined while a hosted group's configuration is unknown.
+   * some kv groups) every replica the meta model records for a kv group or a move is adding: a
+   * node in none of them and not registered ACTIVE has left the cluster. Undefined while a hosted group's configuration is unknown.
    */
   private kvMembers(): Set<NodeId> | undefined {
     // A new cluster's first placement not recorded yet: the groups hosted here are only some of
@@ -329,7 +331,6 @@ export class MetaController {
     for (const record of this.options.model.groups())
       if (record.kind !== 'meta') for (const node of record.replicas) members.add(node);
     for (const move of this.options.model.moves()) if (move.add !== 0) members.add(move.add);
-    for (const node of this.options.model.nodes()) if (node.status === 'ACTIVE') members.add(node.id);
     return members;
   }
 

@@ -62,6 +62,23 @@ export interface HostingPlan {
 
 const metaGroup = 0;
 
+/**
+ * Whether a group's record says this node's replica was removed from it: the record leaves `self`
+ * out, no move adds it (`added`), and it comes from a configuration at or after the one the replica
+ * applied last (`confIndexHere`; undefined: nothing applied, never removed). Such a replica counts for
+ * nothing: planHosting stops it, and the API sends its requests to the recorded replicas instead
+ * (it may not know the group's leader any more, its leader having stopped talking to it).
+ */
+export function removedByRecord(
+  self: NodeId,
+  record: { readonly replicas: readonly NodeId[]; readonly confIndex?: number | undefined },
+  confIndexHere: number | undefined,
+  added: boolean,
+): boolean {
+  if (record.replicas.includes(self) || added || confIndexHere === undefined) return false;
+  return (record.confIndex ?? 0) >= confIndexHere;
+}
+
 export function planHosting(view: HostingView): HostingPlan {
   const hosted = new Set(view.hosted);
   const configured = new Set(view.configured);
@@ -77,8 +94,13 @@ export function planHosting(view: HostingView): HostingPlan {
       start.push(record.id);
       if (record.kind === 'db' && listed && record.confIndex === undefined) bootstrap.set(record.id, record.replicas);
     }
-    const current = (record.confIndex ?? 0) >= (view.confIndex.get(record.id) ?? Infinity);
-    if (!placedHere && hosted.has(record.id) && configured.has(record.id) && current) stop.push(record.id);
+    const here = view.confIndex.get(record.id);
+    if (
+      hosted.has(record.id) &&
+      configured.has(record.id) &&
+      removedByRecord(view.self, record, here, added.has(record.id))
+    )
+      stop.push(record.id);
   }
   for (const group of added) if (!hosted.has(group) && !start.includes(group)) start.push(group);
   const recorded = new Set(view.recorded.map((record) => record.id));

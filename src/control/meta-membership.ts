@@ -2,10 +2,15 @@
 // sees it) and the members of the kv groups to the next membership change of group 0.
 //
 // Group 0 runs on every node of the cluster: up to `metaVotersMax` (5) voters, the rest learners.
-// A node is "in the cluster" when it is a member (voter or learner) of some kv group, or (the
-// controller adds these) registered ACTIVE: placement may leave a live node holding no replica; so:
-//  1. a meta member that is in no kv group any more (removed from the cluster) leaves group 0;
-//  2. a kv member that is not in group 0 yet (a node that joined) becomes a meta learner;
+// A node is "in the cluster" when it is a member (voter or learner) of some kv group or registered
+// ACTIVE. A registered node may hold no kv replica: placement re-created those of a node gone past
+// the grace period elsewhere, or has not given a joined node any yet. It stays in group 0, so that
+// when it comes back its meta replica catches up, its hosting loop drops the replicas it kept and
+// it forwards their keys; taken out, it would be forgotten by every member, its handshakes refused
+// for good. cluster.remove marks a node LEAVING and unregisters it, so that one does leave. So:
+//  1. a meta member that is in no kv group any more and not registered ACTIVE (removed from the
+//     cluster) leaves group 0;
+//  2. a kv member or ACTIVE node that is not in group 0 yet (a node that joined) becomes a meta learner;
 //  3. while there are fewer than `metaVotersMax` voters, the caught-up learner with the lowest id
 //     is promoted (a learner first, because an empty voter would count toward the quorum before
 //     it could acknowledge anything).
@@ -31,6 +36,8 @@ export interface MetaMembershipView {
   readonly changePending: boolean;
   /** Every member of every kv group as applied here; undefined when some kv group's is not known yet. */
   readonly kvMembers: ReadonlySet<NodeId> | undefined;
+  /** The nodes the registry holds as ACTIVE (absent: none). */
+  readonly registered?: readonly NodeId[];
 }
 
 export type MetaMembershipStep =
@@ -40,8 +47,8 @@ export type MetaMembershipStep =
   | { readonly kind: 'promote'; readonly node: NodeId };
 
 export function planMetaMembership(view: MetaMembershipView): MetaMembershipStep {
-  const kv = view.kvMembers;
-  if (kv === undefined || view.changePending || kv.size === 0) return { kind: 'none' };
+  if (view.kvMembers === undefined || view.changePending || view.kvMembers.size === 0) return { kind: 'none' };
+  const kv = new Set([...view.kvMembers, ...(view.registered ?? [])]);
   const members = [...view.voters, ...view.learners].sort((a, b) => a - b);
   const gone = members.find((node) => node !== view.self && !kv.has(node));
   if (gone !== undefined) return { kind: 'remove', node: gone };

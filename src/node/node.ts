@@ -20,7 +20,7 @@ import https from 'node:https';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { buildApp, locateOf } from '../api/app.ts';
+import { buildApp, locateOf, removedHereOf } from '../api/app.ts';
 import { BinaryServer } from '../api/binary-server.ts';
 import { forwardNoAddressCode, type Forward } from '../api/ports.ts';
 import type { NodeId } from '../base/ids.ts';
@@ -539,6 +539,7 @@ function binaryServer(config: NodeConfig, core: NodeCore, plan: StartPlan, logge
     host: core.host,
     // A key of a group placed on other nodes goes to one of them, as over HTTP.
     locate: locateOf(core.metaModel),
+    removedHere: removedHereOf(core.metaModel, core.host, config.nodeId),
     forward: core.forward,
     placement: createKvPlacement(plan.groups),
     listenHost: config.client.host,

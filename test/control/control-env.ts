@@ -231,6 +231,7 @@ export class ControlEnv {
             ),
             changePending: arg(a, 'pending') === 'true',
             kvMembers: arg(a, 'kv') === 'unknown' ? undefined : new Set(ids(a, 'kv')),
+            registered: ids(a, 'registered'),
           }),
         );
       default:

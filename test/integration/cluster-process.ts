@@ -183,3 +183,29 @@ export function dramCli(
     },
   );
 }
+
+/** The meta group's leader as node `id` sees it (undefined: none known). */
+export async function metaLeaderSeenBy(cluster: ProcessCluster, id: number): Promise<number | undefined> {
+  const status = JSON.parse((await request(`${cluster.url(id)}/v1/status`)).text) as {
+    groups: { group: number; leader: number }[];
+  };
+  const leader = status.groups.find((g) => g.group === 0)?.leader ?? 0;
+  return leader === 0 ? undefined : leader;
+}
+
+/**
+ * Every kv group's voters as its leader among `ids` reports them, once it has no learner;
+ * undefined until all `groupCount` groups have such a leader.
+ */
+export async function votersByGroup(
+  cluster: ProcessCluster,
+  ids: readonly number[],
+  groupCount: number,
+): Promise<Map<number, number[]> | undefined> {
+  const voters = new Map<number, number[]>();
+  for (const id of ids) {
+    for (const group of await groupStatus(cluster.url(id)))
+      if (group.role === 'leader' && group.learners.length === 0) voters.set(group.group, [...group.voters].sort());
+  }
+  return voters.size === groupCount ? voters : undefined;
+}

@@ -10,7 +10,15 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DramClient } from '../../src/client/client.ts';
-import { eventually, groupStatus, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import {
+  eventually,
+  groupStatus,
+  metaLeaderSeenBy,
+  processCluster,
+  request,
+  votersByGroup as votersOf,
+  type ProcessCluster,
+} from './cluster-process.ts';
 
 const groupCount = 8;
 const factor = 3;
@@ -31,13 +39,8 @@ async function placement(id: number): Promise<PlacementAnswer> {
 }
 
 /** Every kv group's voters as its leader reports them (undefined until every group has a leader among `ids`). */
-async function votersByGroup(ids: readonly number[]): Promise<Map<number, number[]> | undefined> {
-  const voters = new Map<number, number[]>();
-  for (const id of ids) {
-    for (const group of await groupStatus(cluster.url(id)))
-      if (group.role === 'leader' && group.learners.length === 0) voters.set(group.group, [...group.voters].sort());
-  }
-  return voters.size === groupCount ? voters : undefined;
+function votersByGroup(ids: readonly number[]): Promise<Map<number, number[]> | undefined> {
+  return votersOf(cluster, ids, groupCount);
 }
 
 /**
@@ -138,12 +141,8 @@ describe('groups on subsets of nodes', () => {
 });
 
 /** The meta leader as node `id` sees it. */
-async function metaLeader(id: number): Promise<number | undefined> {
-  const status = JSON.parse((await request(`${cluster.url(id)}/v1/status`)).text) as {
-    groups: { group: number; leader: number }[];
-  };
-  const leader = status.groups.find((g) => g.group === 0)?.leader ?? 0;
-  return leader === 0 ? undefined : leader;
+function metaLeader(id: number): Promise<number | undefined> {
+  return metaLeaderSeenBy(cluster, id);
 }
 
 async function setGrace(nodeGoneGraceMs: number): Promise<void> {
