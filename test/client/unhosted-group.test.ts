@@ -16,11 +16,11 @@ import {
   kvGroups,
   kvModel,
   nodeIds,
-  placement,
   startCluster,
   stringHeaders,
   type ApiCluster,
 } from '../api/cluster.ts';
+import { startBinaryServer } from './binary-port.ts';
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 const str = (value: Uint8Array | undefined): string | undefined =>
@@ -67,16 +67,11 @@ beforeAll(async () => {
     });
     return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
   };
-  server = new BinaryServer({
-    nodeId: self.id,
+  ({ server } = await startBinaryServer(self, {
     host: withoutGroup(self.host, hidden),
-    placement,
-    listenHost: '127.0.0.1',
-    listenPort: 0,
     locate: (group) => (group === hidden ? nodeIds.filter((id) => id !== self.id) : nodeIds),
     forward,
-  });
-  await server.start();
+  }));
   for (const group of kvGroups) await agreedLeader(cluster, group);
   client = DramClient.connect({
     nodes: [{ id: 1, host: '127.0.0.1', port: server.address?.port ?? 0 }],
