@@ -17,7 +17,7 @@ import {
   kvModel,
   nodeIds,
   startCluster,
-  stringHeaders,
+  injectForwarded,
   type ApiCluster,
 } from '../api/cluster.ts';
 import { startBinaryServer } from './binary-port.ts';
@@ -59,13 +59,7 @@ beforeAll(async () => {
   // Node 1's Forward: inject()s into the target's app, as the cluster's own does, and records the call.
   const forward: Forward = async (to, request) => {
     forwarded.push({ node: to, method: request.method, url: request.url, headers: { ...request.headers } });
-    const response = await cluster.node(to).app.inject({
-      method: request.method,
-      url: request.url,
-      headers: request.headers,
-      ...(request.body === undefined ? {} : { payload: request.body }),
-    });
-    return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
+    return injectForwarded(cluster.node(to).app, request);
   };
   ({ server } = await startBinaryServer(self, {
     host: withoutGroup(self.host, hidden),
