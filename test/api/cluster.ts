@@ -7,10 +7,10 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.ts';
-import type { Forward } from '../../src/api/ports.ts';
+import type { Forward, ForwardRequest, ForwardResponse } from '../../src/api/ports.ts';
 import { memoryDirectory, type MemberAddresses, type MemberDirectory } from '../../src/control/member-directory.ts';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
-import { createRng } from '../../src/base/rng.ts';
+import { createRng, type Rng } from '../../src/base/rng.ts';
 import { createKvPlacement } from '../../src/models/kv-placement.ts';
 import { KvModel } from '../../src/models/kv.ts';
 import { MultiRaftHost } from '../../src/multiraft/host.ts';
@@ -50,6 +50,42 @@ export interface ApiCluster {
 
 const silent = pino({ level: 'silent' });
 
+/** A node's host over the in-memory storage and network, as the in-process test clusters run it. */
+export function memoryHost(
+  id: NodeId,
+  storage: MemoryHostStorage,
+  network: MemoryNetwork,
+  rng: Rng,
+  requestTimeoutMs = 3000,
+): MultiRaftHost {
+  return new MultiRaftHost({
+    nodeId: id,
+    storage,
+    transport: network.transport(id),
+    rng: rng.fork(),
+    // Election timeouts of 200-400 ms: slow enough that a busy test machine does not cause
+    // spurious elections mid-test, fast enough to start in well under a second.
+    raft: { electionTimeoutTicks: 20, heartbeatTicks: 2, leaseReads: true, leaseTicks: 15 },
+    tickMs: 10,
+    proposalQueueMax: 1000,
+    commitFlushMs: 100,
+    pingMs: 20,
+    peerSilenceMs: 200,
+    requestTimeoutMs,
+  });
+}
+
+/** A forwarded request carried by inject()-ing it into the target's `app`: the in-process clusters' Forward. */
+export async function injectForwarded(app: FastifyInstance, request: ForwardRequest): Promise<ForwardResponse> {
+  const response = await app.inject({
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    ...(request.body === undefined ? {} : { payload: request.body }),
+  });
+  return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
+}
+
 export function startCluster(
   options: {
     readonly forwarding: boolean;
@@ -76,30 +112,10 @@ export function startCluster(
         throw Object.assign(new Error(`connect ECONNREFUSED (node ${leader})`), { code: 'ECONNREFUSED' });
       if (options.forwardFailure === 'lost')
         throw Object.assign(new Error(`socket hang up (node ${leader})`), { code: 'ECONNRESET' });
-      const response = await node(leader).app.inject({
-        method: request.method,
-        url: request.url,
-        headers: request.headers,
-        ...(request.body === undefined ? {} : { payload: request.body }),
-      });
-      return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
+      return injectForwarded(node(leader).app, request);
     };
   const startNode = (id: NodeId, storage: MemoryHostStorage): ApiNode => {
-    const host = new MultiRaftHost({
-      nodeId: id,
-      storage,
-      transport: network.transport(id),
-      rng: rng.fork(),
-      // Election timeouts of 200-400 ms: slow enough that a busy test machine does not cause
-      // spurious elections mid-test, fast enough to start in well under a second.
-      raft: { electionTimeoutTicks: 20, heartbeatTicks: 2, leaseReads: true, leaseTicks: 15 },
-      tickMs: 10,
-      proposalQueueMax: 1000,
-      commitFlushMs: 100,
-      pingMs: 20,
-      peerSilenceMs: 200,
-      requestTimeoutMs: options.requestTimeoutMs ?? 3000,
-    });
+    const host = memoryHost(id, storage, network, rng, options.requestTimeoutMs);
     for (const group of kvGroups) host.addGroup(group, new KvModel());
     network.hosts.set(id, host);
     const metrics = createNodeMetrics({ host, peerTraffic: () => new Map() });

@@ -8,16 +8,8 @@ import { BinaryServer } from '../../src/api/binary-server.ts';
 import { DramClient, DramError } from '../../src/client/client.ts';
 import { encodeClientRequest, type ClientFrame } from '../../src/codec/client-wire.ts';
 import { frameOf } from '../../src/codec/frame-reader.ts';
-import {
-  agreedLeader,
-  kvGroups,
-  kvModel,
-  placement,
-  startCluster,
-  waitFor,
-  type ApiCluster,
-  type ApiNode,
-} from '../api/cluster.ts';
+import { kvModel, placement, startCluster, waitFor, type ApiCluster, type ApiNode } from '../api/cluster.ts';
+import { firstLedNode, startBinaryServer } from './binary-port.ts';
 import { rawConnection, type RawConnection } from './raw-connection.ts';
 
 const token = 'full-token-0123456789';
@@ -30,19 +22,8 @@ let port: number;
 
 beforeAll(async () => {
   cluster = startCluster({ forwarding: false });
-  for (const group of kvGroups) await agreedLeader(cluster, group);
-  const first = cluster.nodes.values().next().value;
-  if (first === undefined) throw new Error('no node');
-  node = first;
-  server = new BinaryServer({
-    nodeId: node.id,
-    host: node.host,
-    placement,
-    listenHost: '127.0.0.1',
-    listenPort: 0,
-    auth: { token, readToken },
-  });
-  ({ port } = await server.start());
+  node = await firstLedNode(cluster);
+  ({ server, port } = await startBinaryServer(node, { auth: { token, readToken } }));
 });
 
 afterAll(async () => {

@@ -18,6 +18,7 @@ import { DramClient, DramError } from '../../src/client/client.ts';
 import { KvModel } from '../../src/models/kv.ts';
 import { FrameReader, frameOf } from '../../src/codec/frame-reader.ts';
 import { agreedLeader, keyIn, kvGroups, placement, startCluster, waitFor, type ApiCluster } from '../api/cluster.ts';
+import { startBinaryServer } from './binary-port.ts';
 import { rawConnection, type RawConnection } from './raw-connection.ts';
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
@@ -32,17 +33,11 @@ let client: DramClient;
 beforeAll(async () => {
   cluster = startCluster({ forwarding: false });
   for (const node of cluster.nodes.values()) {
-    const server = new BinaryServer({
-      nodeId: node.id,
-      host: node.host,
-      placement,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
+    const { server } = await startBinaryServer(node, {
       inFlightMax: 256,
       metrics: node.metrics,
       onProtocolError: (reason) => protocolErrors.push(reason),
     });
-    await server.start();
     servers.set(node.id, server);
   }
   for (const group of kvGroups) await agreedLeader(cluster, group);
@@ -209,17 +204,11 @@ describe('bounds', () => {
     const node = [...cluster.nodes.values()][0];
     if (node === undefined) throw new Error('no node');
     const refused: number[] = [];
-    const small = new BinaryServer({
-      nodeId: node.id,
-      host: node.host,
-      placement,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
+    const { server: small, port: smallPort } = await startBinaryServer(node, {
       connectionsMax: 2,
       onConnectionRefused: (open) => refused.push(open),
     });
-    const address = await small.start();
-    const open = (): Promise<RawConnection> => rawConnection(address.port);
+    const open = (): Promise<RawConnection> => rawConnection(smallPort);
     try {
       const first = await open();
       const second = await open();

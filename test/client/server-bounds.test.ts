@@ -21,6 +21,7 @@ import {
   type ApiCluster,
   type ApiNode,
 } from '../api/cluster.ts';
+import { firstLedNode, startBinaryServer } from './binary-port.ts';
 import { rawConnection } from './raw-connection.ts';
 
 let cluster: ApiCluster;
@@ -28,10 +29,7 @@ let node: ApiNode;
 
 beforeAll(async () => {
   cluster = startCluster({ forwarding: false });
-  for (const group of kvGroups) await agreedLeader(cluster, group);
-  const first = cluster.nodes.values().next().value;
-  if (first === undefined) throw new Error('no node');
-  node = first;
+  node = await firstLedNode(cluster);
 });
 
 afterAll(async () => {
@@ -42,15 +40,7 @@ async function withServer(
   options: Partial<BinaryServerOptions>,
   run: (port: number, server: BinaryServer) => Promise<void>,
 ): Promise<void> {
-  const server = new BinaryServer({
-    nodeId: node.id,
-    host: node.host,
-    placement,
-    listenHost: '127.0.0.1',
-    listenPort: 0,
-    ...options,
-  });
-  const { port } = await server.start();
+  const { server, port } = await startBinaryServer(node, options);
   try {
     await run(port, server);
   } finally {

@@ -16,11 +16,11 @@ import {
   kvGroups,
   kvModel,
   nodeIds,
-  placement,
   startCluster,
-  stringHeaders,
+  injectForwarded,
   type ApiCluster,
 } from '../api/cluster.ts';
+import { startBinaryServer } from './binary-port.ts';
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 const str = (value: Uint8Array | undefined): string | undefined =>
@@ -59,24 +59,13 @@ beforeAll(async () => {
   // Node 1's Forward: inject()s into the target's app, as the cluster's own does, and records the call.
   const forward: Forward = async (to, request) => {
     forwarded.push({ node: to, method: request.method, url: request.url, headers: { ...request.headers } });
-    const response = await cluster.node(to).app.inject({
-      method: request.method,
-      url: request.url,
-      headers: request.headers,
-      ...(request.body === undefined ? {} : { payload: request.body }),
-    });
-    return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
+    return injectForwarded(cluster.node(to).app, request);
   };
-  server = new BinaryServer({
-    nodeId: self.id,
+  ({ server } = await startBinaryServer(self, {
     host: withoutGroup(self.host, hidden),
-    placement,
-    listenHost: '127.0.0.1',
-    listenPort: 0,
     locate: (group) => (group === hidden ? nodeIds.filter((id) => id !== self.id) : nodeIds),
     forward,
-  });
-  await server.start();
+  }));
   for (const group of kvGroups) await agreedLeader(cluster, group);
   client = DramClient.connect({
     nodes: [{ id: 1, host: '127.0.0.1', port: server.address?.port ?? 0 }],

@@ -7,18 +7,18 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.ts';
 import type { Forward } from '../../src/api/ports.ts';
-import { memoryDirectory, type MemberAddresses } from '../../src/control/member-directory.ts';
+import { memoryDirectory } from '../../src/control/member-directory.ts';
 import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
 import { createRng } from '../../src/base/rng.ts';
 import { MetaController } from '../../src/control/controller.ts';
 import { createNodeMetrics } from '../../src/metrics/registry.ts';
 import { KvModel } from '../../src/models/kv.ts';
 import { MetaModel, metaGroupId } from '../../src/models/meta.ts';
-import { MultiRaftHost } from '../../src/multiraft/host.ts';
+import type { MultiRaftHost } from '../../src/multiraft/host.ts';
 import { systemClock } from '../../src/multiraft/system-clock.ts';
 import { apiEffects } from '../../src/node/meta-effects.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
-import { stringHeaders, waitFor } from '../api/cluster.ts';
+import { injectForwarded, memberAddresses, memoryHost, waitFor } from '../api/cluster.ts';
 import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
 
 export { waitFor };
@@ -43,10 +43,6 @@ export interface MetaCluster {
 
 const silent = pino({ level: 'silent' });
 
-function addresses(id: NodeId): MemberAddresses {
-  return { nodeId: id, raft: { host: `10.0.0.${id}`, port: 9000 }, http: { host: `10.0.0.${id}`, port: 8000 } };
-}
-
 export function startMetaCluster(options: { readonly actionsQueuedMax?: number } = {}): MetaCluster {
   const network = new MemoryNetwork();
   const rng = createRng(41);
@@ -60,30 +56,12 @@ export function startMetaCluster(options: { readonly actionsQueuedMax?: number }
     (from: NodeId): Forward =>
     async (to, request) => {
       if (network.cut.has(from) || network.cut.has(to)) throw new Error(`node ${to} unreachable from ${from}`);
-      const response = await node(to).app.inject({
-        method: request.method,
-        url: request.url,
-        headers: request.headers,
-        ...(request.body === undefined ? {} : { payload: request.body }),
-      });
-      return { status: response.statusCode, headers: stringHeaders(response), body: response.rawPayload };
+      return injectForwarded(node(to).app, request);
     };
   for (const id of nodeIds) {
     const storage = new MemoryHostStorage();
     for (const group of [metaGroupId, ...kvGroups]) storage.bootstrap(group, confStateOf(nodeIds));
-    const host = new MultiRaftHost({
-      nodeId: id,
-      storage,
-      transport: network.transport(id),
-      rng: rng.fork(),
-      raft: { electionTimeoutTicks: 20, heartbeatTicks: 2, leaseReads: true, leaseTicks: 15 },
-      tickMs: 10,
-      proposalQueueMax: 1000,
-      commitFlushMs: 100,
-      pingMs: 20,
-      peerSilenceMs: 200,
-      requestTimeoutMs: 3000,
-    });
+    const host = memoryHost(id, storage, network, rng);
     const model = new MetaModel({
       actionsQueuedMax: options.actionsQueuedMax ?? 1000,
       actionsFinishedMax: 1000,
@@ -99,7 +77,7 @@ export function startMetaCluster(options: { readonly actionsQueuedMax?: number }
       groups: kvGroups,
       metrics: createNodeMetrics({ host, peerTraffic: () => new Map() }),
       logger: silent,
-      members: memoryDirectory(nodeIds.map(addresses), id),
+      members: memoryDirectory(nodeIds.map(memberAddresses), id),
       requestTimeoutMs: 3000,
       forward: forwardFrom(id),
       meta: {

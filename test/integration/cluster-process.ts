@@ -209,3 +209,23 @@ export async function votersByGroup(
   }
   return voters.size === groupCount ? voters : undefined;
 }
+
+/**
+ * POSTs a database (`spec`: the body of POST /v1/databases) to node `node`, retried until it is
+ * accepted (202): just after a cluster forms, a node answers 400 while too few nodes are registered
+ * ACTIVE for the replicas asked, and 503 while the meta group is between leaders.
+ */
+export async function addDatabase(cluster: ProcessCluster, spec: Record<string, unknown>, node = 1): Promise<void> {
+  await eventually(async () => {
+    const added = await request(`${cluster.url(node)}/v1/databases`, 'POST', JSON.stringify(spec), 'application/json');
+    return added.status === 202 ? true : undefined;
+  }, 100);
+}
+
+/** Waits until node `node` reports database `name` as loaded (GET /v1/databases/:name). */
+export async function databaseLoaded(cluster: ProcessCluster, name: string, node = 1): Promise<void> {
+  await eventually(async () => {
+    const answer = await request(`${cluster.url(node)}/v1/databases/${name}`);
+    return (JSON.parse(answer.text) as { state?: string }).state === 'loaded' ? true : undefined;
+  }, 300);
+}

@@ -18,7 +18,15 @@ import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.
 import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
 import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
 import { s3rverStore } from '../s3/support.ts';
-import { dramCli, eventually, formed, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import {
+  addDatabase,
+  databaseLoaded,
+  dramCli,
+  formed,
+  processCluster,
+  request,
+  type ProcessCluster,
+} from './cluster-process.ts';
 
 const bucket = 'dram-faults';
 const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
@@ -58,18 +66,6 @@ interface Detail {
 
 async function detail(name: string): Promise<Detail> {
   return JSON.parse((await request(`${cluster.url(1)}/v1/databases/${name}`)).text) as Detail;
-}
-
-/** Adds the database (retried while the node is not registered ACTIVE yet, just after it formed). */
-async function add(name: string, prefix: string): Promise<void> {
-  await eventually(async () => {
-    const answer = await post('/v1/databases', { name, source: `s3://${bucket}/${prefix}/` });
-    return answer.status === 202 ? true : undefined;
-  }, 100);
-}
-
-async function loaded(name: string): Promise<void> {
-  await eventually(async () => ((await detail(name)).state === 'loaded' ? true : undefined), 300);
 }
 
 async function count(name: string): Promise<{ status: number; count: unknown }> {
@@ -132,8 +128,8 @@ afterAll(async () => {
 describe('database faults on a real process', () => {
   it('a full disk fails that replica with a clear error; the other database serves on', async () => {
     if (!mounted) return;
-    await add('a', 'a');
-    await loaded('a');
+    await addDatabase(cluster, { name: 'a', source: `s3://${bucket}/a/` });
+    await databaseLoaded(cluster, 'a');
     expect(await count('a')).toEqual({ status: 200, count: 2 * events.a });
 
     const added = await dramCli(['db', 'add', 'big', `s3://${bucket}/big/`, '--url', cluster.url(1)]);
@@ -149,16 +145,16 @@ describe('database faults on a real process', () => {
     expect(filesUnder(databasesDir).filter((path) => path.startsWith('big/'))).toEqual([]);
     expect(await count('a')).toEqual({ status: 200, count: 2 * events.a });
     // Its space is back: another database loads.
-    await add('b', 'b');
-    await loaded('b');
+    await addDatabase(cluster, { name: 'b', source: `s3://${bucket}/b/` });
+    await databaseLoaded(cluster, 'b');
     expect(await count('b')).toEqual({ status: 200, count: 2 * events.b });
   });
 
   it('swaps an alias back and forth under query load with no failed query', async () => {
     for (const name of ['a', 'b']) {
       const known = await request(`${cluster.url(1)}/v1/databases/${name}`);
-      if (known.status === 404) await add(name, name);
-      await loaded(name);
+      if (known.status === 404) await addDatabase(cluster, { name, source: `s3://${bucket}/${name}/` });
+      await databaseLoaded(cluster, name);
     }
     const put = await request(
       `${cluster.url(1)}/v1/aliases/live`,

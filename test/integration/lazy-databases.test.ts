@@ -14,7 +14,15 @@ import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.
 import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
 import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
 import { s3rverStore } from '../s3/support.ts';
-import { eventually, formed, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import {
+  addDatabase,
+  databaseLoaded,
+  eventually,
+  formed,
+  processCluster,
+  request,
+  type ProcessCluster,
+} from './cluster-process.ts';
 
 const bucket = 'dram-lazy';
 const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
@@ -122,17 +130,8 @@ afterAll(async () => {
 
 describe('a lazy database against s3rver', () => {
   it('loads the metadata only, fetches on first use, hits the cache after, evicts under its bound', async () => {
-    // Retried while the node is not registered ACTIVE yet, just after it formed.
-    await eventually(async () => {
-      const added = await request(
-        `${cluster.url(1)}/v1/databases`,
-        'POST',
-        JSON.stringify({ name: 'lazy', source: `s3://${bucket}/lazy/`, lazy: true }),
-        'application/json',
-      );
-      return added.status === 202 ? true : undefined;
-    }, 100);
-    await eventually(async () => ((await detail()).state === 'loaded' ? true : undefined), 300);
+    await addDatabase(cluster, { name: 'lazy', source: `s3://${bucket}/lazy/`, lazy: true });
+    await databaseLoaded(cluster, 'lazy');
 
     // Loaded: small files whole, the Parquet data files only as footers (their rows counted).
     const loaded = await replica();

@@ -16,7 +16,7 @@ import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.
 import { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
 import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
 import { s3rverStore } from '../s3/support.ts';
-import { eventually, formed, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import { addDatabase, eventually, formed, processCluster, request, type ProcessCluster } from './cluster-process.ts';
 
 const bucket = 'dram-shards';
 const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
@@ -120,15 +120,7 @@ afterAll(async () => {
 
 describe('database shard groups on a three-node cluster', () => {
   it('runs each shard group on exactly its replicas, with the manifest and load states in its model', async () => {
-    // Retried while fewer than two nodes are registered ACTIVE, just after the cluster formed (400).
-    await eventually(async () => {
-      const added = await json(`${cluster.url(1)}/v1/databases`, 'POST', {
-        name: 'shop',
-        source: `s3://${bucket}/shop`,
-        replicas: 2,
-      });
-      return added.status === 202 ? true : undefined;
-    }, 100);
+    await addDatabase(cluster, { name: 'shop', source: `s3://${bucket}/shop`, replicas: 2 });
     const found = await served('shop', 2, [1, 2, 3]);
     expect(found).toHaveLength(3);
     const groups = found.map((shard) => shard.group);

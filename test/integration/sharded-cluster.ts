@@ -23,7 +23,7 @@ import { LocalRunner, type LocalDatabase } from '../../src/query/local-runner.ts
 import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
 import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
 import { s3rverStore } from '../s3/support.ts';
-import { eventually, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import { addDatabase, eventually, processCluster, request, type ProcessCluster } from './cluster-process.ts';
 
 export const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
 const bucket = 'dram-sharded';
@@ -122,11 +122,7 @@ export async function startShardedCluster(
     return all.filter((entry) => entry.version === version);
   };
   const add = async (spec: ShardedDatabaseSpec): Promise<void> => {
-    const source = `s3://${bucket}/db/${spec.name}/`;
-    await eventually(async () => {
-      const added = await post(`${cluster.url(1)}/v1/databases`, { name: spec.name, source, replicas: spec.replicas });
-      return added.status === 202 ? true : undefined;
-    }, 100);
+    await addDatabase(cluster, { name: spec.name, source: `s3://${bucket}/db/${spec.name}/`, replicas: spec.replicas });
     await eventually(async () => {
       const entries = await shards(spec.name).catch(() => []);
       return entries.length > 0 && entries.every((entry) => entry.members.every((member) => member.state === 'loaded'))
