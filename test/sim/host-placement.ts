@@ -20,7 +20,10 @@
 //     not the move's doing);
 //   - once the faults stop: every kv group converges to the replication factor (its leader's
 //     configuration has exactly `factor` voters on registered nodes, no learners, no joint
-//     configuration) and the meta model holds no move in progress.
+//     configuration, and exactly those nodes host the group) and the meta model holds no move in
+//     progress.
+// Each node hosts only the groups placed on it: the production hosting loop
+// (src/node/group-hosting.ts) starts and stops them (test/sim/host-simulator.ts checks each stop).
 //
 // Called by: test/sim/host-simulator.ts (runs with `placement`), through test/sim/host-control.ts.
 
@@ -74,6 +77,9 @@ export interface PlacementStats {
   joins: number;
   /** Finished moves that replaced a node gone past the grace period (in the meta leader's history at the end). */
   goneReplaced: number;
+  /** Replicas the nodes' hosting loops started (empty, caught up by their leader) and stopped (data deleted). */
+  groupsStarted: number;
+  groupsStopped: number;
 }
 
 export function registryRecord(node: NodeId): NodeRecord {
@@ -91,15 +97,22 @@ function majority(voters: readonly NodeId[], reachable: ReadonlySet<NodeId>): bo
   return voters.filter((node) => reachable.has(node)).length * 2 > voters.length;
 }
 
-export class SimPlacement {
-  readonly stats: PlacementStats = {
+/** The figures of a run before anything happened (and of a run without placement). */
+export function noPlacementStats(): PlacementStats {
+  return {
     movesStarted: 0,
     movesFinished: 0,
     movesCancelled: 0,
     changesChecked: 0,
     joins: 0,
     goneReplaced: 0,
+    groupsStarted: 0,
+    groupsStopped: 0,
   };
+}
+
+export class SimPlacement {
+  readonly stats: PlacementStats = noPlacementStats();
   readonly graceMs: number;
   private readonly queue: EventQueue;
   private readonly cluster: PlacementCluster;
@@ -272,33 +285,52 @@ export class SimPlacement {
   /**
    * Whether placement has converged (undefined) or why not: every kv group's leader (the live one
    * of the highest term) has exactly `factor` voters, all registered, no learners, no joint
-   * configuration, and the meta leader's model holds no move in progress.
+   * configuration, exactly those nodes host it (every node that joined runs, and a node removed
+   * from the group stopped its replica), and the meta leader's model holds no move in progress.
+   * Why not names every group that has not converged.
    */
   unsettled(groups: readonly GroupId[], model: MetaModel | undefined): string | undefined {
     if (model === undefined) return 'no meta leader';
     this.stats.goneReplaced = model
       .moveHistory()
       .filter((move) => move.outcome === 'finished' && / gone for /.test(move.reason)).length;
-    if (model.moves().length > 0) return `moves in progress: ${JSON.stringify(model.moves())}`;
     const registered = new Set(model.nodes().map((node) => node.id));
+    const moving = model.moves();
+    const problems: string[] = [];
     for (const group of groups) {
       let conf:
         | { voters: readonly NodeId[]; learners: readonly NodeId[]; votersOutgoing: readonly NodeId[] }
         | undefined;
       let term = -1;
+      let leader = 0;
       for (let node = 1 as NodeId; node <= 9; node++) {
         const status = this.cluster.running(node)?.host.groupStatus(group)?.status;
         if (status?.role === 'leader' && status.term > term) {
           term = status.term;
           conf = status.confState;
+          leader = node;
         }
       }
-      if (conf === undefined) return `group ${group} has no leader`;
-      const describe = `group ${group}: voters [${conf.voters.join(',')}] learners [${conf.learners.join(',')}] outgoing [${conf.votersOutgoing.join(',')}]`;
+      const hosting = this.cluster.joined().filter((node) => this.cluster.running(node)?.host.hosts(group) === true);
+      const move = moving.find((candidate) => candidate.group === group);
+      if (conf === undefined) {
+        problems.push(`group ${group} has no leader (hosted on [${hosting.join(',')}])`);
+        continue;
+      }
+      const describe = `group ${group} (leader ${leader}): voters [${conf.voters.join(',')}] learners [${conf.learners.join(',')}] outgoing [${conf.votersOutgoing.join(',')}], hosted on [${hosting.join(',')}]${move === undefined ? '' : `, move in progress ${JSON.stringify(move)}`}`;
       if (conf.voters.length !== simReplicationFactor || conf.learners.length > 0 || conf.votersOutgoing.length > 0)
-        return describe;
-      if (!conf.voters.every((node) => registered.has(node))) return `${describe}: a voter is not registered`;
+        problems.push(describe);
+      else if (!conf.voters.every((node) => registered.has(node)))
+        problems.push(`${describe}: a voter is not registered`);
+      // N copies: exactly the voters host the group (a node removed from it stopped its replica).
+      else if (
+        this.cluster.joined().some((node) => this.cluster.running(node) === undefined) ||
+        hosting.join(',') !== [...conf.voters].sort((a, b) => a - b).join(',')
+      )
+        problems.push(`${describe}: not hosted by exactly its voters (or a node is not running)`);
+      else if (move !== undefined) problems.push(describe);
     }
-    return undefined;
+    if (problems.length === 0 && moving.length > 0) problems.push(`moves in progress: ${JSON.stringify(moving)}`);
+    return problems.length === 0 ? undefined : problems.join('; ');
   }
 }
