@@ -41,7 +41,7 @@ import type { MultiRaftHost } from '../../src/multiraft/host.ts';
 import type { HostClock } from '../../src/multiraft/ports.ts';
 import { applyConfChange } from '../../src/raft/confchange.ts';
 import type { ConfChange } from '../../src/raft/types.ts';
-import { SimulationFailure } from './host-invariants.ts';
+import type { PlacementPlanner } from './placement-mutants.ts';
 import type { EventQueue, SimProcess } from '../support/sim-time.ts';
 
 /** The placement controller's poll on virtual time (production: 1 s; a simulated run lasts seconds). */
@@ -67,6 +67,12 @@ export interface PlacementCluster {
   metaModel(node: NodeId): MetaModel | undefined;
   /** The nodes started at least once (joined the cluster). */
   joined(): readonly NodeId[];
+  /**
+   * A check failed inside a port call: the run fails after the event. (Thrown there, the failure
+   * would reach the controller as a failed call, which it takes in its stride: until this, the
+   * quorum check could not fail.)
+   */
+  violated(message: string): void;
 }
 
 export interface PlacementStats {
@@ -120,9 +126,13 @@ export class SimPlacement {
   /** Per controller (by its node), the nodes that answered its last survey. */
   private readonly surveyed = new Map<NodeId, ReadonlySet<NodeId>>();
 
-  constructor(queue: EventQueue, rng: Rng, cluster: PlacementCluster) {
+  /** The planner the controllers run: the production one, unless a test injects a broken one (./placement-mutants.ts). */
+  private readonly planner: PlacementPlanner | undefined;
+
+  constructor(queue: EventQueue, rng: Rng, cluster: PlacementCluster, planner?: PlacementPlanner) {
     this.queue = queue;
     this.cluster = cluster;
+    this.planner = planner;
     this.graceMs = 150 + rng.int(250);
   }
 
@@ -134,6 +144,7 @@ export class SimPlacement {
       clock,
       wallNowMs,
       ports: this.portsOf(node),
+      ...(this.planner === undefined ? {} : { plan: this.planner }),
       propose: async (command) => {
         const outcome = await host.propose(metaGroupId, encodeMetaCommand(command));
         return outcome.kind === 'applied' && (outcome.result as MetaOutcome).ok;
@@ -277,7 +288,7 @@ export class SimPlacement {
     const after = [next.confState.voters, next.confState.votersOutgoing].filter((voters) => voters.length > 0);
     for (const voters of after)
       if (!majority(voters, reachable))
-        throw new SimulationFailure(
+        this.cluster.violated(
           `placement: group ${group} at node ${leader}: the change ${JSON.stringify(change.changes)} takes voters [${conf.voters.join(',')}] to [${voters.join(',')}] with only [${[...reachable].sort().join(',')}] reachable: fewer than a quorum`,
         );
   }

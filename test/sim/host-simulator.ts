@@ -50,6 +50,7 @@ import { SimNetwork } from '../support/sim-network.ts';
 import { drainMicrotasks, EventQueue, SimClock, SimProcess } from '../support/sim-time.ts';
 import { HostChecker, SimulationFailure } from './host-invariants.ts';
 import { metaGroupId, SimControlPlane, type ControlStats } from './host-control.ts';
+import type { PlacementPlanner } from './placement-mutants.ts';
 import { noPlacementStats, placementSettleMsMax, SimPlacement, type PlacementStats } from './host-placement.ts';
 
 /**
@@ -156,6 +157,8 @@ export interface HostRunOptions {
    * membership change of the kv groups; nodes 4 and 5 join during the fault phase.
    */
   readonly placement?: boolean;
+  /** With placement: the planner the controllers run in place of the production one (a broken one, ./placement-mutants.ts). */
+  readonly placementPlanner?: PlacementPlanner;
 }
 
 export interface HostStats {
@@ -317,6 +320,8 @@ class HostSimulation {
   private readonly clients: Client[] = [];
   private readonly control: SimControlPlane | undefined;
   private readonly placement: SimPlacement | undefined;
+  /** The first failure of a check that could not throw (see violated()). */
+  private violation: SimulationFailure | undefined;
   /** With placement: when the last fault ends (set by heal()). */
   private faultsEndMs = Infinity;
   private nextProcess = 0;
@@ -427,17 +432,25 @@ class HostSimulation {
     // Forked last, so a scenario without them draws everything else as before.
     const controlRng = scenario.controlPlane ? this.rng.fork() : undefined;
     this.placement = scenario.placement
-      ? new SimPlacement(this.queue, this.rng.fork(), {
-          running: (id) => {
-            const node = this.nodes.get(id);
-            if (node?.host === undefined || node.process === undefined) return undefined;
-            return node.process.pausedUntil > this.queue.now ? undefined : { host: node.host, process: node.process };
+      ? new SimPlacement(
+          this.queue,
+          this.rng.fork(),
+          {
+            running: (id) => {
+              const node = this.nodes.get(id);
+              if (node?.host === undefined || node.process === undefined) return undefined;
+              return node.process.pausedUntil > this.queue.now ? undefined : { host: node.host, process: node.process };
+            },
+            linked: (a, b) => this.network.linked(a, b),
+            metaLeader: () => this.leaderOf(metaGroupId)?.id,
+            metaModel: (id) => this.control?.metaModel(id),
+            joined: () => [...this.nodes.values()].filter((node) => node.incarnation > 0).map((node) => node.id),
+            violated: (message) => {
+              this.violated(message);
+            },
           },
-          linked: (a, b) => this.network.linked(a, b),
-          metaLeader: () => this.leaderOf(metaGroupId)?.id,
-          metaModel: (id) => this.control?.metaModel(id),
-          joined: () => [...this.nodes.values()].filter((node) => node.incarnation > 0).map((node) => node.id),
-        })
+          options.placementPlanner,
+        )
       : undefined;
     this.control =
       controlRng === undefined
@@ -520,6 +533,16 @@ class HostSimulation {
     };
   }
 
+  /**
+   * A check that runs inside a promise chain of the code under test (a port call, the hosting
+   * loop's pass) cannot throw to the driver: the code under test would catch it (as a failed
+   * call, a failed pass) and go on. It records the failure here; the driver throws it after the
+   * event.
+   */
+  private violated(message: string): void {
+    this.violation ??= new SimulationFailure(message);
+  }
+
   private async loop(): Promise<void> {
     for (;;) {
       const event = this.queue.pop();
@@ -546,6 +569,7 @@ class HostSimulation {
       this.trace = Math.imul(this.trace ^ (process?.node ?? 0), 16777619);
       event.run();
       await drainMicrotasks();
+      if (this.violation !== undefined) throw this.violation;
       if (process !== undefined) this.afterNodeEvent(process);
     }
   }
@@ -685,7 +709,7 @@ class HostSimulation {
     this.membersSeen.delete(`${node.id}/${group}`);
     this.checker.groupStopped(node.id, node.incarnation, group);
     if (node.host?.hosts(group) === true || node.disk.holds(group))
-      throw new SimulationFailure(
+      this.violated(
         `hosting: node ${node.id} stopped group ${group} but still ${node.host?.hosts(group) === true ? 'hosts it' : 'holds its data'}`,
       );
   }
@@ -705,7 +729,7 @@ class HostSimulation {
       deleteGroup: (group) => {
         const latest = this.checker.latestConf(group);
         if (node.disk.heldIndex(group) > 0 && (latest === undefined || members(latest.confState).includes(node.id)))
-          throw new SimulationFailure(
+          this.violated(
             `hosting: node ${node.id} deletes group ${group}'s data before its removal is applied: the committed configuration ${latest === undefined ? '(none known)' : `at ${latest.index}: voters [${latest.confState.voters.join(',')}] outgoing [${latest.confState.votersOutgoing.join(',')}] learners [${[...latest.confState.learners, ...latest.confState.learnersNext].join(',')}]`} still lists it`,
           );
         return deleteGroup(group);
