@@ -13,7 +13,8 @@
 //    applied, so this replica counts for nothing. Never before: a replica still in a
 //    configuration may be needed for a quorum, and a record older than what this node applied
 //    (a node added while its leader had not recorded it yet) says nothing about it. A group without a record is left alone, and so is a replica that has not
-//    applied a configuration yet (started empty by a join, waiting for its first snapshot).
+//    applied a configuration yet (started empty by a join, waiting for its first snapshot), unless
+//    placement is on and neither a record nor a move places it here (`placed`: a cancelled move's).
 // Database shard groups (kind `db`) follow the same rules, and two more:
 //  - a brand-new shard group (its record lists this node and no leader has recorded a
 //    configuration of it yet: no `confIndex`) starts bootstrapped with the record's replicas as its
@@ -51,6 +52,15 @@ export interface HostingView {
   readonly hostedShards?: readonly GroupId[];
   /** The moves in progress (group and the node each adds; 0 for none). */
   readonly moves: readonly { readonly group: GroupId; readonly add: NodeId }[];
+  /**
+   * Placement is on (the meta model has a kv replication factor): a node hosts a group only where
+   * a record or a move places it (a joining node starts with none), so an empty replica (no
+   * configuration applied) that neither places here any more is stopped too: the move that
+   * started it was cancelled, or its learner removed, before its leader sent it anything; it
+   * would never hear from the group again. Off (every node hosts every group, and a joining node
+   * waits empty for cluster.add), an empty replica is never stopped.
+   */
+  readonly placed?: boolean;
 }
 
 export interface HostingPlan {
@@ -105,5 +115,9 @@ export function planHosting(view: HostingView): HostingPlan {
   for (const group of added) if (!hosted.has(group) && !start.includes(group)) start.push(group);
   const recorded = new Set(view.recorded.map((record) => record.id));
   for (const group of view.hostedShards ?? []) if (!recorded.has(group) && hosted.has(group)) stop.push(group);
+  if (view.placed === true)
+    for (const record of view.recorded)
+      if (record.id !== metaGroup && hosted.has(record.id) && !configured.has(record.id))
+        if (!record.replicas.includes(view.self) && !added.has(record.id)) stop.push(record.id);
   return { start: start.sort((a, b) => a - b), stop: stop.sort((a, b) => a - b), bootstrap };
 }

@@ -64,6 +64,8 @@ export interface PlacementControllerOptions {
   readonly pollMs?: number;
   readonly onMove?: (event: MoveEvent) => void;
   readonly log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
+  /** The planner (default planPlacement); the simulator's tests inject broken ones to show its checks catch them. */
+  readonly plan?: typeof planPlacement;
 }
 
 /** The last round's outcome, for GET /v1/placement on the meta leader. */
@@ -198,7 +200,7 @@ export class PlacementController {
       reports,
       lastSeenMs: this.lastSeenMs,
     });
-    const plan = planPlacement(view);
+    const plan = (this.options.plan ?? planPlacement)(view);
     const leaders = leaderReports(reports);
     this.round = { atMs: nowMs, plan, leaders, live: [...reports.keys()] };
     for (const step of plan.steps) {

@@ -11,13 +11,15 @@
 // One pass at a time; a failed pass is logged and tried again on the next poll. The hosted set
 // is what the storage holds, so a restart hosts the same groups.
 //
-// Called by: src/node/node.ts.
+// Called by: src/node/node.ts; test/sim/host-simulator.ts (on its simulated clock, with recording models).
 
 import type { GroupId, NodeId } from '../base/ids.ts';
 import { planHosting, type HostingPlan } from '../control/group-hosting.ts';
 import type { MetaModel } from '../models/meta.ts';
 import { metaGroupId } from '../models/meta.ts';
 import type { MultiRaftHost } from '../multiraft/host.ts';
+import type { HostClock, ReplicatedModel, TimerHandle } from '../multiraft/ports.ts';
+import { systemClock } from '../multiraft/system-clock.ts';
 import { KvModel } from '../models/kv.ts';
 import { isDbGroup } from '../models/meta.ts';
 import { ShardModel } from '../models/shard.ts';
@@ -33,6 +35,11 @@ export interface GroupHostingOptions {
   readonly bootstrap: (group: GroupId, voters: readonly NodeId[]) => Promise<void>;
   /** Told after a group started or stopped here. */
   readonly onChange?: (group: GroupId, hosted: boolean) => void;
+  /** The timers of the poll (default: the system's; the simulator passes its virtual clock). */
+  readonly clock?: HostClock;
+  readonly pollMs?: number;
+  /** The model of a group started here (default: modelFor). */
+  readonly createModel?: (group: GroupId) => ReplicatedModel;
 }
 
 /** A fresh model for a group this node starts hosting: a shard's for a database shard group, else kv. */
@@ -42,24 +49,26 @@ export function modelFor(group: GroupId): KvModel | ShardModel {
 
 export class GroupHosting {
   private readonly options: GroupHostingOptions;
-  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly clock: HostClock;
+  private timer: TimerHandle | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
 
   constructor(options: GroupHostingOptions) {
     this.options = options;
+    this.clock = options.clock ?? systemClock;
   }
 
   start(): void {
-    this.timer = setInterval(() => {
+    this.timer = this.clock.setRepeating(() => {
       this.poke();
-    }, hostingPollMs);
+    }, this.options.pollMs ?? hostingPollMs);
   }
 
   stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     return this.running ?? Promise.resolve();
   }
 
@@ -105,6 +114,7 @@ export class GroupHosting {
         ),
       hostedShards: kv.map(({ group }) => group).filter(isDbGroup),
       moves: model.moves(),
+      placed: model.replicationFactor('kv') !== undefined,
     });
   }
 
@@ -117,7 +127,7 @@ export class GroupHosting {
       const voters = first.bootstrap.get(group);
       if (voters !== undefined) await this.options.bootstrap(group, voters);
       if (this.halted() || host.hosts(group)) return;
-      host.addGroup(group, modelFor(group));
+      host.addGroup(group, (this.options.createModel ?? modelFor)(group));
       if (voters === undefined) log('info', 'hosting a new replica: its leader catches it up', { group });
       else log('info', 'hosting a new shard group, bootstrapped with its replicas as voters', { group, voters });
       this.options.onChange?.(group, true);

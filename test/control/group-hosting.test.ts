@@ -65,6 +65,19 @@ describe('planHosting', () => {
     expect(plan).toMatchObject({ start: [], stop: [] });
   });
 
+  it('with placement on, stops an empty replica no record or move places here any more (its move was cancelled)', () => {
+    // The simulator's seed 8 (npm run sim -- --placement): node 5 started group 2 for a move, the
+    // move was cancelled and its learner removed before the leader sent it anything; the empty
+    // replica stayed forever, and while node 5 led group 0 its meta controller saw a kv group of
+    // unknown configuration and never added the joining node 4 to group 0.
+    const recorded = [record(1, [1, 2, 3], 30)];
+    expect(planHosting(view({ hosted: [g(1)], recorded, placed: true }))).toMatchObject({ start: [], stop: [1] });
+    const adding = [{ group: g(1), add: n(4) }];
+    expect(planHosting(view({ hosted: [g(1)], recorded, placed: true, moves: adding }))).toMatchObject({ stop: [] });
+    const listed = [record(1, [1, 2, 4], 30)];
+    expect(planHosting(view({ hosted: [g(1)], recorded: listed, placed: true }))).toMatchObject({ stop: [] });
+  });
+
   it('leaves unrecorded groups and the meta group alone', () => {
     const plan = planHosting(view({ hosted: [g(7)], configured: [g(7)], recorded: [record(0, [1, 2, 3])] }));
     expect(plan).toMatchObject({ start: [], stop: [] });

@@ -4,10 +4,12 @@
 // executor and clients scheduling actions, ./host-control.ts); with --placement the control plane
 // and the placement controller making the kv groups' membership changes (./host-placement.ts); with --core the core-only simulator
 // of MemoryNodes (./simulator.ts); --any-node sends the host simulator's writes to any node
-// (forwarded to the leader inside Raft). Prints one line per failure
+// (forwarded to the leader inside Raft); --mutant NAME (with --placement) runs a broken placement
+// planner (./placement-mutants.ts), to see the checks fail. Prints one line per failure
 // with the command that replays it, and a JSON summary at the end. Exit code 1 on failure.
 
 import { hostScenarioFor, runHostSeed } from './host-simulator.ts';
+import { placementMutants } from './placement-mutants.ts';
 import { runSeed, scenarioFor } from './simulator.ts';
 
 function argument(name: string, fallback: number): number {
@@ -44,7 +46,12 @@ async function runOne(seed: number, core: boolean, control: boolean, placement: 
       detail: { scenario: scenarioFor(seed), result },
     };
   }
-  const result = await runHostSeed(seed, { writesToAnyNode: anyNode, controlPlane: control, placement });
+  const result = await runHostSeed(seed, {
+    writesToAnyNode: anyNode,
+    controlPlane: control,
+    placement,
+    ...(mutant === undefined ? {} : { placementPlanner: mutant }),
+  });
   return {
     ok: result.ok,
     ...(result.error === undefined ? {} : { error: result.error }),
@@ -64,6 +71,12 @@ const core = process.argv.includes('--core');
 const control = process.argv.includes('--control');
 const anyNode = process.argv.includes('--any-node');
 const placement = process.argv.includes('--placement');
+const mutantName = process.argv.includes('--mutant') ? process.argv[process.argv.indexOf('--mutant') + 1] : undefined;
+const mutant = mutantName === undefined ? undefined : placementMutants[mutantName];
+if (mutantName !== undefined && (mutant === undefined || !placement)) {
+  console.error(`--mutant needs --placement and one of: ${Object.keys(placementMutants).join(', ')}`);
+  process.exit(2);
+}
 const started = process.hrtime.bigint();
 let failures = 0;
 let acknowledged = 0;
@@ -79,7 +92,7 @@ for (let seed = from; seed < from + seeds; seed++) {
     failures++;
     console.log(`FAIL seed ${seed} at ${outcome.where}: ${outcome.error}`);
     console.log(
-      `  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}${control ? ' --control' : ''}${placement ? ' --placement' : ''}${anyNode ? ' --any-node' : ''}`,
+      `  replay: npm run sim -- --seeds 1 --from ${seed} --verbose${core ? ' --core' : ''}${control ? ' --control' : ''}${placement ? ' --placement' : ''}${mutantName === undefined ? '' : ` --mutant ${mutantName}`}${anyNode ? ' --any-node' : ''}`,
     );
   }
   if (!verbose && (seed - from + 1) % 100 === 0)
@@ -89,7 +102,13 @@ const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 process.stderr.write('\n');
 console.log(
   JSON.stringify({
-    simulator: core ? 'core' : placement ? 'host with placement' : control ? 'host with the control plane' : 'host',
+    simulator: core
+      ? 'core'
+      : placement
+        ? `host with placement${mutantName === undefined ? '' : `, planner mutant ${mutantName}`}`
+        : control
+          ? 'host with the control plane'
+          : 'host',
     seeds,
     from,
     failures,

@@ -8,7 +8,8 @@
 //     and a model applies indexes in increasing order;
 //   - configuration safety: every replica's configuration equals the one the committed log gives
 //     at its applied index (every configuration entry up to it, folded from the bootstrap);
-//   - cursors: within one life of a node, commit never goes back, and applied <= commit;
+//   - cursors: within one life of a node's replica of a group, commit never goes back, and
+//     applied <= commit (a replica stopped and started again in the same life starts afresh);
 //   - linearizability of the clients' writes, linearizable reads and lease reads with the values
 //     read, per key, by the project's checker (jepsen-like/checker/linearizability.ts).
 // The checks are incremental, so hundreds of seeds stay fast.
@@ -85,6 +86,12 @@ class ConfHistory {
       }
     }
     return counts;
+  }
+
+  /** The last configuration entry some replica applied (its index) and the configuration it gives. */
+  latest(): { index: number; confState: ConfState } | undefined {
+    const index = Math.max(0, ...this.entries.keys());
+    return index === 0 ? undefined : { index, confState: this.at(index) };
   }
 
   /** Whether the entry at (index, term) is a configuration entry some replica applied (so committed). */
@@ -258,6 +265,16 @@ export class HostChecker {
       fail(
         `configuration safety: group ${group} node ${node} at applied index ${applied} has ${confKey(actual)}, the committed log gives ${confKey(expected)}`,
       );
+  }
+
+  /** The group's last committed configuration entry (as replicas applied it) and what the log gives there. */
+  latestConf(group: GroupId): { index: number; confState: ConfState } | undefined {
+    return this.conf.get(group)?.latest();
+  }
+
+  /** The node stopped hosting the group (its data deleted): a later replica there starts afresh. */
+  groupStopped(node: NodeId, incarnation: number, group: GroupId): void {
+    this.cursors.delete(`${node}/${incarnation}/${group}`);
   }
 
   /** Committed membership changes over all groups, by kind. */

@@ -7,6 +7,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { runHostSeed } from './host-simulator.ts';
+import { neverFinish, removeWhileMoving } from './placement-mutants.ts';
 
 const seedCount = Number(process.env['HOST_SIM_PLACEMENT_SEEDS'] ?? 30);
 const batches = 2;
@@ -47,6 +48,24 @@ describe('host simulation with placement', () => {
     const result = await runHostSeed(seed, { placement: true });
     expect(result.error).toBeUndefined();
     expect(result.ok).toBe(true);
+  });
+
+  // The checks can fail: a broken planner injected through the controller's `plan` option
+  // (./placement-mutants.ts) fails the seed, which passes with the production planner (seeds
+  // 1..30 above). Until the quorum check reported through the simulator instead of throwing
+  // inside the port call (where the controller took it for a failed call), it could not fail.
+  it('a planner that removes a voter while its move is open fails the quorum check (seed 1)', async () => {
+    const result = await runHostSeed(1, { placement: true, placementPlanner: removeWhileMoving });
+    expect(result.ok).toBe(false);
+    expect(result.error).toMatch(/^placement: group \d+ at node \d+: the change .*remove_node.* fewer than a quorum$/);
+  });
+
+  it('a planner that never finishes a move fails the convergence check (seed 3)', async () => {
+    const result = await runHostSeed(3, { placement: true, placementPlanner: neverFinish });
+    expect(result.ok).toBe(false);
+    expect(result.error).toMatch(
+      /^placement did not converge within \d+ ms after the faults ended: .*move in progress/,
+    );
   });
 
   it('replays a seed exactly (same trace, same figures)', async () => {

@@ -20,7 +20,10 @@
 //     not the move's doing);
 //   - once the faults stop: every kv group converges to the replication factor (its leader's
 //     configuration has exactly `factor` voters on registered nodes, no learners, no joint
-//     configuration) and the meta model holds no move in progress.
+//     configuration, and exactly those nodes host the group) and the meta model holds no move in
+//     progress.
+// Each node hosts only the groups placed on it: the production hosting loop
+// (src/node/group-hosting.ts) starts and stops them (test/sim/host-simulator.ts checks each stop).
 //
 // Called by: test/sim/host-simulator.ts (runs with `placement`), through test/sim/host-control.ts.
 
@@ -38,7 +41,7 @@ import type { MultiRaftHost } from '../../src/multiraft/host.ts';
 import type { HostClock } from '../../src/multiraft/ports.ts';
 import { applyConfChange } from '../../src/raft/confchange.ts';
 import type { ConfChange } from '../../src/raft/types.ts';
-import { SimulationFailure } from './host-invariants.ts';
+import type { PlacementPlanner } from './placement-mutants.ts';
 import type { EventQueue, SimProcess } from '../support/sim-time.ts';
 
 /** The placement controller's poll on virtual time (production: 1 s; a simulated run lasts seconds). */
@@ -64,6 +67,12 @@ export interface PlacementCluster {
   metaModel(node: NodeId): MetaModel | undefined;
   /** The nodes started at least once (joined the cluster). */
   joined(): readonly NodeId[];
+  /**
+   * A check failed inside a port call: the run fails after the event. (Thrown there, the failure
+   * would reach the controller as a failed call, which it takes in its stride: until this, the
+   * quorum check could not fail.)
+   */
+  violated(message: string): void;
 }
 
 export interface PlacementStats {
@@ -74,6 +83,9 @@ export interface PlacementStats {
   joins: number;
   /** Finished moves that replaced a node gone past the grace period (in the meta leader's history at the end). */
   goneReplaced: number;
+  /** Replicas the nodes' hosting loops started (empty, caught up by their leader) and stopped (data deleted). */
+  groupsStarted: number;
+  groupsStopped: number;
 }
 
 export function registryRecord(node: NodeId): NodeRecord {
@@ -91,15 +103,22 @@ function majority(voters: readonly NodeId[], reachable: ReadonlySet<NodeId>): bo
   return voters.filter((node) => reachable.has(node)).length * 2 > voters.length;
 }
 
-export class SimPlacement {
-  readonly stats: PlacementStats = {
+/** The figures of a run before anything happened (and of a run without placement). */
+export function noPlacementStats(): PlacementStats {
+  return {
     movesStarted: 0,
     movesFinished: 0,
     movesCancelled: 0,
     changesChecked: 0,
     joins: 0,
     goneReplaced: 0,
+    groupsStarted: 0,
+    groupsStopped: 0,
   };
+}
+
+export class SimPlacement {
+  readonly stats: PlacementStats = noPlacementStats();
   readonly graceMs: number;
   private readonly queue: EventQueue;
   private readonly cluster: PlacementCluster;
@@ -107,9 +126,13 @@ export class SimPlacement {
   /** Per controller (by its node), the nodes that answered its last survey. */
   private readonly surveyed = new Map<NodeId, ReadonlySet<NodeId>>();
 
-  constructor(queue: EventQueue, rng: Rng, cluster: PlacementCluster) {
+  /** The planner the controllers run: the production one, unless a test injects a broken one (./placement-mutants.ts). */
+  private readonly planner: PlacementPlanner | undefined;
+
+  constructor(queue: EventQueue, rng: Rng, cluster: PlacementCluster, planner?: PlacementPlanner) {
     this.queue = queue;
     this.cluster = cluster;
+    this.planner = planner;
     this.graceMs = 150 + rng.int(250);
   }
 
@@ -121,6 +144,7 @@ export class SimPlacement {
       clock,
       wallNowMs,
       ports: this.portsOf(node),
+      ...(this.planner === undefined ? {} : { plan: this.planner }),
       propose: async (command) => {
         const outcome = await host.propose(metaGroupId, encodeMetaCommand(command));
         return outcome.kind === 'applied' && (outcome.result as MetaOutcome).ok;
@@ -264,7 +288,7 @@ export class SimPlacement {
     const after = [next.confState.voters, next.confState.votersOutgoing].filter((voters) => voters.length > 0);
     for (const voters of after)
       if (!majority(voters, reachable))
-        throw new SimulationFailure(
+        this.cluster.violated(
           `placement: group ${group} at node ${leader}: the change ${JSON.stringify(change.changes)} takes voters [${conf.voters.join(',')}] to [${voters.join(',')}] with only [${[...reachable].sort().join(',')}] reachable: fewer than a quorum`,
         );
   }
@@ -272,33 +296,52 @@ export class SimPlacement {
   /**
    * Whether placement has converged (undefined) or why not: every kv group's leader (the live one
    * of the highest term) has exactly `factor` voters, all registered, no learners, no joint
-   * configuration, and the meta leader's model holds no move in progress.
+   * configuration, exactly those nodes host it (every node that joined runs, and a node removed
+   * from the group stopped its replica), and the meta leader's model holds no move in progress.
+   * Why not names every group that has not converged.
    */
   unsettled(groups: readonly GroupId[], model: MetaModel | undefined): string | undefined {
     if (model === undefined) return 'no meta leader';
     this.stats.goneReplaced = model
       .moveHistory()
       .filter((move) => move.outcome === 'finished' && / gone for /.test(move.reason)).length;
-    if (model.moves().length > 0) return `moves in progress: ${JSON.stringify(model.moves())}`;
     const registered = new Set(model.nodes().map((node) => node.id));
+    const moving = model.moves();
+    const problems: string[] = [];
     for (const group of groups) {
       let conf:
         | { voters: readonly NodeId[]; learners: readonly NodeId[]; votersOutgoing: readonly NodeId[] }
         | undefined;
       let term = -1;
+      let leader = 0;
       for (let node = 1 as NodeId; node <= 9; node++) {
         const status = this.cluster.running(node)?.host.groupStatus(group)?.status;
         if (status?.role === 'leader' && status.term > term) {
           term = status.term;
           conf = status.confState;
+          leader = node;
         }
       }
-      if (conf === undefined) return `group ${group} has no leader`;
-      const describe = `group ${group}: voters [${conf.voters.join(',')}] learners [${conf.learners.join(',')}] outgoing [${conf.votersOutgoing.join(',')}]`;
+      const hosting = this.cluster.joined().filter((node) => this.cluster.running(node)?.host.hosts(group) === true);
+      const move = moving.find((candidate) => candidate.group === group);
+      if (conf === undefined) {
+        problems.push(`group ${group} has no leader (hosted on [${hosting.join(',')}])`);
+        continue;
+      }
+      const describe = `group ${group} (leader ${leader}): voters [${conf.voters.join(',')}] learners [${conf.learners.join(',')}] outgoing [${conf.votersOutgoing.join(',')}], hosted on [${hosting.join(',')}]${move === undefined ? '' : `, move in progress ${JSON.stringify(move)}`}`;
       if (conf.voters.length !== simReplicationFactor || conf.learners.length > 0 || conf.votersOutgoing.length > 0)
-        return describe;
-      if (!conf.voters.every((node) => registered.has(node))) return `${describe}: a voter is not registered`;
+        problems.push(describe);
+      else if (!conf.voters.every((node) => registered.has(node)))
+        problems.push(`${describe}: a voter is not registered`);
+      // N copies: exactly the voters host the group (a node removed from it stopped its replica).
+      else if (
+        this.cluster.joined().some((node) => this.cluster.running(node) === undefined) ||
+        hosting.join(',') !== [...conf.voters].sort((a, b) => a - b).join(',')
+      )
+        problems.push(`${describe}: not hosted by exactly its voters (or a node is not running)`);
+      else if (move !== undefined) problems.push(describe);
     }
-    return undefined;
+    if (problems.length === 0 && moving.length > 0) problems.push(`moves in progress: ${JSON.stringify(moving)}`);
+    return problems.length === 0 ? undefined : problems.join('; ');
   }
 }

@@ -24,6 +24,13 @@
 // With `controlPlane` every node also hosts group 0 with the meta model and runs the meta
 // controller, and clients schedule agent actions (./host-control.ts, checked by
 // ./control-invariants.ts); the seed's other draws are the same with or without it.
+// With `placement` (./host-placement.ts) a node hosts only the kv groups placed on it: at a start,
+// the groups its disk holds (nodes 4 and 5 join with none), then the production hosting loop
+// (src/node/group-hosting.ts, on the node's clock) starts a group a move or record places on it
+// (empty, caught up by its leader) and stops it, deleting its data, once its removal is applied.
+// Checked besides: a deletion only once the group's committed configuration leaves the node out
+// (storageOf), a stopped group leaves nothing on the host or the disk (hostingChanged), and what
+// a removed replica and a leader may send for the group (transportOf).
 // With `writesToAnyNode` (HostRunOptions) clients send writes to any node, stamped with a client
 // id and seq, so followers forward them to the leader inside Raft; a stamped write applied at two
 // indexes (a forwarded copy applied twice) fails the run.
@@ -33,8 +40,9 @@ import { createRng, type Rng } from '../../src/base/rng.ts';
 import { encodeKvCommand, kvRequestKey, type KvClientStamp } from '../../src/codec/kv.ts';
 import { KvModel, type KvOutcome } from '../../src/models/kv.ts';
 import { MultiRaftHost } from '../../src/multiraft/host.ts';
-import type { GroupMessage, ReplicatedModel } from '../../src/multiraft/ports.ts';
-import { confStateOf, isJoint } from '../../src/raft/confchange.ts';
+import type { GroupMessage, HostStorage, HostTransport, ReplicatedModel } from '../../src/multiraft/ports.ts';
+import { confStateOf, isJoint, members } from '../../src/raft/confchange.ts';
+import { GroupHosting } from '../../src/node/group-hosting.ts';
 import type { RaftNode } from '../../src/raft/raft.ts';
 import type { ConfChange } from '../../src/raft/types.ts';
 import { SimDisk } from '../support/sim-disk.ts';
@@ -42,7 +50,8 @@ import { SimNetwork } from '../support/sim-network.ts';
 import { drainMicrotasks, EventQueue, SimClock, SimProcess } from '../support/sim-time.ts';
 import { HostChecker, SimulationFailure } from './host-invariants.ts';
 import { metaGroupId, SimControlPlane, type ControlStats } from './host-control.ts';
-import { placementSettleMsMax, SimPlacement, type PlacementStats } from './host-placement.ts';
+import type { PlacementPlanner } from './placement-mutants.ts';
+import { noPlacementStats, placementSettleMsMax, SimPlacement, type PlacementStats } from './host-placement.ts';
 
 /**
  * How far a node's clock rate may differ from real time. The lease assumes a leader's clock is not
@@ -57,6 +66,8 @@ const electionTimeoutTicks = 10;
 const livenessWindowMs = 500;
 /** Linearizability search steps per seed before the verdict is "unknown" (counted, not a failure). */
 const historyStepsMax = 2_000_000;
+/** With placement: each node's hosting loop polls this often (production: 500 ms; a simulated run lasts seconds). */
+const hostingPollMs = 25;
 
 export interface HostScenario {
   readonly seed: number;
@@ -146,6 +157,8 @@ export interface HostRunOptions {
    * membership change of the kv groups; nodes 4 and 5 join during the fault phase.
    */
   readonly placement?: boolean;
+  /** With placement: the planner the controllers run in place of the production one (a broken one, ./placement-mutants.ts). */
+  readonly placementPlanner?: PlacementPlanner;
 }
 
 export interface HostStats {
@@ -253,6 +266,8 @@ interface SimNode {
   process: SimProcess | undefined;
   host: MultiRaftHost | undefined;
   readonly models: Map<GroupId, RecordingModel>;
+  /** With placement: the production hosting loop of this life (src/node/group-hosting.ts). */
+  hosting: GroupHosting | undefined;
   restartScheduled: boolean;
 }
 
@@ -305,6 +320,8 @@ class HostSimulation {
   private readonly clients: Client[] = [];
   private readonly control: SimControlPlane | undefined;
   private readonly placement: SimPlacement | undefined;
+  /** The first failure of a check that could not throw (see violated()). */
+  private violation: SimulationFailure | undefined;
   /** With placement: when the last fault ends (set by heal()). */
   private faultsEndMs = Infinity;
   private nextProcess = 0;
@@ -312,6 +329,8 @@ class HostSimulation {
   /** The run's end: healMs after the last fault has ended (see heal()). */
   private endMs: number;
   private readonly leaderSeenMs = new Map<GroupId, number>();
+  /** With placement: per node and kv group, the members of its configuration at its last event, and before (transportOf). */
+  private readonly membersSeen = new Map<string, { current: readonly NodeId[]; previous: readonly NodeId[] }>();
   private trace = 0x811c9dc5;
   private readonly stats: HostStats = {
     events: 0,
@@ -345,7 +364,7 @@ class HostSimulation {
       metaLeaderKills: 0,
       metaLeaderKillsWhileRunning: 0,
     },
-    placement: { movesStarted: 0, movesFinished: 0, movesCancelled: 0, changesChecked: 0, joins: 0, goneReplaced: 0 },
+    placement: noPlacementStats(),
   };
 
   constructor(scenario: HostScenario, options: HostRunOptions) {
@@ -406,23 +425,32 @@ class HostSimulation {
         process: undefined,
         host: undefined,
         models: new Map(),
+        hosting: undefined,
         restartScheduled: false,
       });
     }
     // Forked last, so a scenario without them draws everything else as before.
     const controlRng = scenario.controlPlane ? this.rng.fork() : undefined;
     this.placement = scenario.placement
-      ? new SimPlacement(this.queue, this.rng.fork(), {
-          running: (id) => {
-            const node = this.nodes.get(id);
-            if (node?.host === undefined || node.process === undefined) return undefined;
-            return node.process.pausedUntil > this.queue.now ? undefined : { host: node.host, process: node.process };
+      ? new SimPlacement(
+          this.queue,
+          this.rng.fork(),
+          {
+            running: (id) => {
+              const node = this.nodes.get(id);
+              if (node?.host === undefined || node.process === undefined) return undefined;
+              return node.process.pausedUntil > this.queue.now ? undefined : { host: node.host, process: node.process };
+            },
+            linked: (a, b) => this.network.linked(a, b),
+            metaLeader: () => this.leaderOf(metaGroupId)?.id,
+            metaModel: (id) => this.control?.metaModel(id),
+            joined: () => [...this.nodes.values()].filter((node) => node.incarnation > 0).map((node) => node.id),
+            violated: (message) => {
+              this.violated(message);
+            },
           },
-          linked: (a, b) => this.network.linked(a, b),
-          metaLeader: () => this.leaderOf(metaGroupId)?.id,
-          metaModel: (id) => this.control?.metaModel(id),
-          joined: () => [...this.nodes.values()].filter((node) => node.incarnation > 0).map((node) => node.id),
-        })
+          options.placementPlanner,
+        )
       : undefined;
     this.control =
       controlRng === undefined
@@ -505,6 +533,16 @@ class HostSimulation {
     };
   }
 
+  /**
+   * A check that runs inside a promise chain of the code under test (a port call, the hosting
+   * loop's pass) cannot throw to the driver: the code under test would catch it (as a failed
+   * call, a failed pass) and go on. It records the failure here; the driver throws it after the
+   * event.
+   */
+  private violated(message: string): void {
+    this.violation ??= new SimulationFailure(message);
+  }
+
   private async loop(): Promise<void> {
     for (;;) {
       const event = this.queue.pop();
@@ -531,6 +569,7 @@ class HostSimulation {
       this.trace = Math.imul(this.trace ^ (process?.node ?? 0), 16777619);
       event.run();
       await drainMicrotasks();
+      if (this.violation !== undefined) throw this.violation;
       if (process !== undefined) this.afterNodeEvent(process);
     }
   }
@@ -555,6 +594,7 @@ class HostSimulation {
     const host = node.host;
     if (host === undefined || node.process !== process) return;
     this.checker.afterEvent(node.id, node.incarnation, hostedGroups(host));
+    if (this.placement !== undefined) this.noteMembers(node.id, host);
     const failure = host.failure();
     if (failure === undefined) return;
     if (failure.name !== 'SimDiskFailure')
@@ -577,14 +617,14 @@ class HostSimulation {
     const rot =
       node.incarnation > 1 && (this.scenario.seed * 7919 + node.id * 104_729 + node.incarnation * 31) % 7 === 0;
     const damagedBefore = node.disk.stats.snapshotsDamaged;
-    const storage = node.disk.open(process, rot);
+    const storage = this.storageOf(node, node.disk.open(process, rot));
     this.stats.snapshotsDamaged += node.disk.stats.snapshotsDamaged - damagedBefore;
     const clock = new SimClock(process, node.rate, 1000 * node.id + 7 * node.incarnation);
     const hostRng = createRng((this.scenario.seed * 31 + node.id) * 1009 + node.incarnation);
     const host = new MultiRaftHost({
       nodeId: node.id,
       storage,
-      transport: this.network.transport(node.id),
+      transport: this.transportOf(node.id),
       rng: hostRng,
       clock,
       raft: {
@@ -605,23 +645,153 @@ class HostSimulation {
       onConfApplied: () => {
         this.stats.confChangesApplied++;
       },
+      // With placement, a message for a group not hosted here runs the hosting loop at once, as in production.
+      onUnknownGroup: () => {
+        if (node.process === process) node.hosting?.poke();
+      },
     });
     node.process = process;
     node.host = host;
     node.models.clear();
-    for (const group of this.groups) {
-      const model = new RecordingModel((index, data) => {
-        this.checker.onApplied(node.id, group, index, data);
-      });
-      node.models.set(group, model);
-      host.addGroup(group, model);
-    }
+    for (const group of this.groups) this.membersSeen.delete(`${node.id}/${group}`);
+    // Without placement every node hosts every kv group; with it, what its disk holds (a restart
+    // hosts the same groups, as src/node/membership.ts plans it), and the hosting loop does the rest.
+    const hosted =
+      this.placement === undefined ? this.groups : node.disk.groups().filter((group) => group !== metaGroupId);
+    for (const group of hosted) host.addGroup(group, this.recordingModel(node, group));
     this.control?.attach(node.id, host, clock, node.rate, (index, data) => {
       this.checker.onApplied(node.id, metaGroupId, index, data);
     });
+    const metaModel = this.control?.metaModel(node.id);
+    node.hosting =
+      this.placement === undefined || metaModel === undefined
+        ? undefined
+        : new GroupHosting({
+            self: node.id,
+            host,
+            model: metaModel,
+            clock,
+            pollMs: hostingPollMs,
+            log: () => undefined,
+            bootstrap: () => Promise.reject(new Error('the simulator has no database shard groups')),
+            createModel: (group) => this.recordingModel(node, group),
+            onChange: (group, isHosted) => {
+              this.hostingChanged(node, process, group, isHosted);
+            },
+          });
     host.start();
+    node.hosting?.start();
     this.network.nodeUp(node.id, this.ids);
     this.checker.afterEvent(node.id, node.incarnation, hostedGroups(host));
+  }
+
+  /** A fresh recording model of a kv group for this life of the node (at its start, or when its hosting loop starts the group). */
+  private recordingModel(node: SimNode, group: GroupId): RecordingModel {
+    const model = new RecordingModel((index, data) => {
+      this.checker.onApplied(node.id, group, index, data);
+    });
+    node.models.set(group, model);
+    return model;
+  }
+
+  /**
+   * The hosting loop started or stopped a group on the node. After a stop: the host no longer
+   * hosts it and the disk holds nothing of it (a restart would not bring it back).
+   */
+  private hostingChanged(node: SimNode, process: SimProcess, group: GroupId, hosted: boolean): void {
+    if (node.process !== process || this.placement === undefined) return;
+    if (hosted) {
+      this.placement.stats.groupsStarted++;
+      return;
+    }
+    this.placement.stats.groupsStopped++;
+    node.models.delete(group);
+    this.membersSeen.delete(`${node.id}/${group}`);
+    this.checker.groupStopped(node.id, node.incarnation, group);
+    if (node.host?.hosts(group) === true || node.disk.holds(group))
+      this.violated(
+        `hosting: node ${node.id} stopped group ${group} but still ${node.host?.hosts(group) === true ? 'hosts it' : 'holds its data'}`,
+      );
+  }
+
+  /**
+   * The node's storage, with the deletion of a group's data checked (placement): the group's
+   * committed configuration (the last configuration entry any replica applied) no longer lists the
+   * node, as voter of either half or learner. Deleting before, the node could drop a vote a quorum
+   * still counts on, or data the group will ask it for. (An empty replica, holding no entry and no
+   * snapshot, holds no data: with placement on, hosting stops one no record or move places here.)
+   */
+  private storageOf(node: SimNode, storage: HostStorage): HostStorage {
+    const deleteGroup = storage.deleteGroup?.bind(storage);
+    if (deleteGroup === undefined) return storage;
+    return {
+      ...storage,
+      deleteGroup: (group) => {
+        const latest = this.checker.latestConf(group);
+        if (node.disk.heldIndex(group) > 0 && (latest === undefined || members(latest.confState).includes(node.id)))
+          this.violated(
+            `hosting: node ${node.id} deletes group ${group}'s data before its removal is applied: the committed configuration ${latest === undefined ? '(none known)' : `at ${latest.index}: voters [${latest.confState.voters.join(',')}] outgoing [${latest.confState.votersOutgoing.join(',')}] learners [${[...latest.confState.learners, ...latest.confState.learnersNext].join(',')}]`} still lists it`,
+          );
+        return deleteGroup(group);
+      },
+    };
+  }
+
+  /**
+   * The node's transport, with what a removed replica may send checked (placement): a node sends
+   * nothing for a group it does not host; a replica that its own configuration leaves out (it
+   * applied its removal) sends no vote request, append, heartbeat or snapshot for the group (it
+   * neither campaigns nor leads; it may still answer); and a leader sends appends, heartbeats and
+   * snapshots only to the members of its configuration (a removed replica stops receiving from
+   * the group's leader). "Its configuration": the applied one, or the one before it until the host's
+   * turn that applied the change has ended (a Ready's messages were made before the Ready's
+   * configuration entry was applied; the host sends some of them after its write).
+   */
+  private transportOf(id: NodeId): HostTransport {
+    const transport = this.network.transport(id);
+    if (this.placement === undefined) return transport;
+    return {
+      send: (peer, batch) => {
+        const host = this.nodes.get(id)?.host;
+        for (const { group, message } of batch) {
+          if (group === metaGroupId || host === undefined) continue;
+          const raft = hostedGroups(host).get(group)?.raft;
+          if (raft === undefined)
+            throw new SimulationFailure(
+              `hosting: node ${id} sent ${message.type} for group ${group} to node ${peer} without hosting the group`,
+            );
+          const applied = members(raft.currentConfState());
+          const seen = this.membersSeen.get(`${id}/${group}`);
+          const conf = [...new Set([...applied, ...(seen?.current ?? []), ...(seen?.previous ?? [])])];
+          const leading =
+            message.type === 'AppendEntries' || message.type === 'Heartbeat' || message.type === 'InstallSnapshot';
+          if ((leading || message.type === 'RequestVote') && !conf.includes(id))
+            throw new SimulationFailure(
+              `hosting: node ${id}, removed from group ${group} (applied configuration [${applied.join(',')}]), sent ${message.type} to node ${peer}`,
+            );
+          if (leading && !conf.includes(peer))
+            throw new SimulationFailure(
+              `hosting: node ${id}, leading group ${group} with the applied configuration [${applied.join(',')}] (before: [${(seen?.current ?? []).join(',')}], [${(seen?.previous ?? []).join(',')}]), sent ${message.type} to node ${peer}, not a member`,
+            );
+        }
+        transport.send(peer, batch);
+      },
+    };
+  }
+
+  /** With placement, after each event of a node: the members of each of its kv groups' configuration, and the ones before (see transportOf). */
+  private noteMembers(node: NodeId, host: MultiRaftHost): void {
+    for (const [group, { raft }] of hostedGroups(host)) {
+      if (group === metaGroupId) continue;
+      const key = `${node}/${group}`;
+      const current = members(raft.currentConfState());
+      const seen = this.membersSeen.get(key);
+      if (seen === undefined) this.membersSeen.set(key, { current, previous: current });
+      else if (seen.current.join(',') !== current.join(','))
+        this.membersSeen.set(key, { current, previous: seen.current });
+      else if (seen.previous !== seen.current && !(host as unknown as { turnRunning: boolean }).turnRunning)
+        this.membersSeen.set(key, { current, previous: current });
+    }
   }
 
   private kill(node: SimNode, power: boolean): void {
@@ -631,6 +801,8 @@ class HostSimulation {
     process.alive = false;
     node.process = undefined;
     node.host = undefined;
+    void node.hosting?.stop();
+    node.hosting = undefined;
     this.control?.detach(node.id, leadingMeta);
     const cutShort = node.disk.stats.compactionsCutShort;
     node.disk.crash(power);
@@ -1026,8 +1198,9 @@ class HostSimulation {
             finish('fail');
             return;
           }
-          const model = node.models.get(group) as RecordingModel;
-          if (node.process !== process) {
+          const model = node.models.get(group);
+          // The node stopped hosting the group meanwhile (placement), or died.
+          if (node.process !== process || model === undefined) {
             finish('fail');
             return;
           }

@@ -17,6 +17,10 @@
 // each an operation of its own (synced, changing nothing a restart reads: they go to the spare
 // slot), then the operation that switches to the snapshot; a crash in between loses the
 // compaction and leaves the stored snapshot as it was.
+// deleteGroup (a node removed from a group: src/node/group-hosting.ts) is a synced operation
+// dropping every record of the group, as DiskStore's; a compaction of the group begun before it
+// submits nothing after it (DiskStore skips a deleted group's compaction), so it cannot bring the
+// group back.
 
 import { assert } from '../../src/base/assert.ts';
 import { concatBytes } from '../../src/base/bytes.ts';
@@ -42,7 +46,8 @@ type DiskOperation =
       readonly confState: ConfState;
       readonly data: Uint8Array;
       readonly replace: boolean;
-    };
+    }
+  | { readonly kind: 'delete'; readonly group: GroupId };
 
 export interface DiskLatency {
   /** Milliseconds for an unsynced write, and for a synced one (both uniform in [min, 2·min)). */
@@ -86,6 +91,8 @@ export class SimDisk {
    * so the damage lasts across lives until a new snapshot replaces it.
    */
   private readonly damaged = new Map<GroupId, Snapshot>();
+  /** Bumped when a deletion of the group is submitted: a compaction begun before submits no more. */
+  private readonly generations = new Map<GroupId, number>();
   /** Compactions of the live process not finished yet. */
   private compactionsWriting = 0;
   private readonly rng: Rng;
@@ -142,15 +149,36 @@ export class SimDisk {
       compact: async (group, index, confState, slices, _logFrom, replace = false) => {
         const data = slices instanceof Uint8Array ? slices : concatBytes(slices);
         const chunks = Math.min(simChunksMax, Math.max(1, Math.ceil(data.length / simChunkBytes)));
+        const generation = this.generations.get(group) ?? 0;
+        const deleted = (): boolean => (this.generations.get(group) ?? 0) !== generation;
         this.compactionsWriting++;
         try {
-          for (let chunk = 0; chunk < chunks; chunk++) await this.submit(process, { kind: 'snapshot-chunk', group });
+          for (let chunk = 0; chunk < chunks; chunk++) {
+            if (deleted()) return;
+            await this.submit(process, { kind: 'snapshot-chunk', group });
+          }
+          if (deleted()) return;
           await this.submit(process, { kind: 'compact', group, index, confState, data, replace });
         } finally {
           if (this.process === process) this.compactionsWriting--;
         }
       },
+      deleteGroup: (group) => {
+        this.generations.set(group, (this.generations.get(group) ?? 0) + 1);
+        return this.submit(process, { kind: 'delete', group });
+      },
     };
+  }
+
+  /** The last log index the group's storage holds (its snapshot's when the log is empty); 0: nothing (an empty replica). */
+  heldIndex(group: GroupId): number {
+    const storage = this.cache.get(group);
+    return storage === undefined ? 0 : Math.max(storage.lastIndex(), storage.snapshot().meta.index);
+  }
+
+  /** Whether the disk (what a restart would read) holds any record of the group. */
+  holds(group: GroupId): boolean {
+    return this.synced.has(group) || this.cache.has(group);
   }
 
   /**
@@ -217,6 +245,7 @@ export class SimDisk {
       this.stats.writes++;
       for (const write of operation.batch) this.observer.onEntriesWritten(write.group, write.entries);
     } else if (operation.kind === 'compact') this.stats.compactions++;
+    else if (operation.kind === 'delete') this.damaged.delete(operation.group);
     this.unsynced.push(operation);
     if (!sync) return;
     this.stats.syncs++;
@@ -232,6 +261,10 @@ function applyOperation(layer: Map<GroupId, MemoryStorage>, operation: DiskOpera
     return storage;
   };
   if (operation.kind === 'snapshot-chunk') return;
+  if (operation.kind === 'delete') {
+    layer.delete(operation.group);
+    return;
+  }
   if (operation.kind === 'compact') {
     const storage = storageOf(operation.group);
     // Skipped as DiskStore skips it: a snapshot at or after the index is stored (installed from a
