@@ -16,7 +16,8 @@
 //    then the move is finished in the meta model, into the history with its reason;
 //  - cancel_move: the move is finished as cancelled, with the planner's reason.
 // A step that fails is logged and planned again next round (each is idempotent against the
-// group's state: the planner sees what is done). The planner never plans two steps for one group.
+// group's state: the planner sees what is done); a move that makes no progress for the planner's
+// moveStalledMs is cancelled by it (placement-progress.ts tracks when each move last moved). The planner never plans two steps for one group.
 //
 // Called by: src/node/node.ts; test/control/.
 
@@ -27,6 +28,7 @@ import { metaGroupId, type MetaModel } from '../models/meta.ts';
 import type { HostClock, TimerHandle } from '../multiraft/ports.ts';
 import type { ConfChange, Status } from '../raft/types.ts';
 import { planPlacement, type PlacementPlan, type PlacementStep } from './placement-planner.ts';
+import { trackMoveProgress, type MoveProgress } from './placement-progress.ts';
 import {
   leaderReports,
   placementView,
@@ -82,6 +84,8 @@ export class PlacementController {
   private busy = false;
   private stopped = false;
   private readonly lastSeenMs = new Map<NodeId, number>();
+  /** When each move last made progress (placement-progress.ts), for the planner's moveStalledMs. */
+  private moveProgress = new Map<GroupId, MoveProgress>();
   private round: PlacementRound | undefined;
 
   constructor(options: PlacementControllerOptions) {
@@ -162,6 +166,7 @@ export class PlacementController {
     if (!this.leading() || factor === undefined) {
       // A later leadership starts afresh: every node gets its grace from then on.
       this.lastSeenMs.clear();
+      this.moveProgress.clear();
       this.round = undefined;
       return;
     }
@@ -200,8 +205,11 @@ export class PlacementController {
       reports,
       lastSeenMs: this.lastSeenMs,
     });
-    const plan = (this.options.plan ?? planPlacement)(view);
     const leaders = leaderReports(reports);
+    const caughtUp = (group: GroupId): readonly NodeId[] => view.groups.find((g) => g.id === group)?.caughtUp ?? [];
+    const progress = trackMoveProgress(this.moveProgress, view.moves, leaders, caughtUp, nowMs);
+    this.moveProgress = progress.entries;
+    const plan = (this.options.plan ?? planPlacement)({ ...view, moves: progress.moves });
     this.round = { atMs: nowMs, plan, leaders, live: [...reports.keys()] };
     for (const step of plan.steps) {
       if (this.stopped || !this.leading()) return;

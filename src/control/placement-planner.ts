@@ -27,6 +27,8 @@
 // added node or a live removed one), and leads at most that many catch-ups (moves adding a node
 // to a group it leads: the log or snapshot comes from it). When a group has nothing to move, leadership is balanced: a
 // transfer from a node holding two or more primaries more than a caught-up fellow voter.
+// No move stays open for ever: one whose `progressMs` (the controller's: placement-progress.ts) is
+// `moveStalledMs` old is cancelled with the reason, its learner then removed as unwanted.
 //
 // Called by: src/control/ (the placement controller); test/control/placement-*.ts (golden transcripts).
 
@@ -37,9 +39,15 @@ export interface PlacementSettings {
   readonly nodeGoneGraceMs: number;
   /** Moves a node takes part in at once. */
   readonly movesPerNodeMax: number;
+  /** A move that made no progress for this long is cancelled (its learner then removed), so none stays open. */
+  readonly moveStalledMs: number;
 }
 
-export const placementDefaults: PlacementSettings = { nodeGoneGraceMs: 60_000, movesPerNodeMax: 2 };
+export const placementDefaults: PlacementSettings = {
+  nodeGoneGraceMs: 60_000,
+  movesPerNodeMax: 2,
+  moveStalledMs: 30_000,
+};
 
 export interface PlacementNode {
   readonly id: NodeId;
@@ -68,6 +76,11 @@ export interface PlacementMove {
   readonly remove?: NodeId;
   readonly reason: string;
   readonly startedMs: number;
+  /**
+   * When the move last made progress (its group's configuration or leader changed, or its learner
+   * caught up further), as the controller saw it; the start when absent.
+   */
+  readonly progressMs?: number;
 }
 
 export interface PlacementView {
@@ -282,6 +295,23 @@ function continueMove(ledger: Ledger, group: PlacementGroup, move: PlacementMove
     step,
     status: statusOf(ledger, group, step === undefined ? 'waiting' : 'moving', detail),
   });
+  const plan = nextMoveStep(ledger, group, move, moving);
+  // A move that stopped making progress (a learner that never catches up, a step refused every
+  // round, a wait nothing ends) is cancelled rather than left open: any learner it left is then
+  // removed as unwanted, and the group is planned afresh.
+  const stalledMs = ledger.view.nowMs - (move.progressMs ?? move.startedMs);
+  if (plan.step?.kind === 'finish_move' || plan.step?.kind === 'cancel_move') return plan;
+  if (stalledMs < ledger.view.settings.moveStalledMs) return plan;
+  const reason = `no progress for ${Math.round(stalledMs / 1000)} s (${plan.status.detail})`;
+  return moving(move.reason, { kind: 'cancel_move', group: group.id, reason });
+}
+
+function nextMoveStep(
+  ledger: Ledger,
+  group: PlacementGroup,
+  move: PlacementMove,
+  moving: (detail: string, step?: PlacementStep) => GroupPlan,
+): GroupPlan {
   const { add, remove } = move;
   const isVoter = (node: NodeId): boolean => group.voters.includes(node);
   const isLearner = (node: NodeId): boolean => group.learners.includes(node);

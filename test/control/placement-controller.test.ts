@@ -1,7 +1,8 @@
 // The placement controller (src/control/placement-controller.ts) on a real meta model with fake
 // ports: a node gone past the grace period is replaced by a recorded move, each membership change
-// at the group's leader, the record brought in step before the move finishes; nothing is done
-// while this node does not lead the meta group.
+// at the group's leader, the record brought in step before the move finishes; a move whose learner
+// stops catching up is cancelled moveStalledMs after its last progress; nothing is done while this
+// node does not lead the meta group.
 
 import { describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
@@ -44,7 +45,7 @@ function setup(leading: boolean) {
   model.apply({ type: 'replication.set', kind: 'kv', factor: 3 });
   model.apply({ type: 'group.set', group: { id: g(1), kind: 'kv', replicas: [n(1), n(2), n(3)] } });
   model.apply({ type: 'placement.settings', settings: { nodeGoneGraceMs: 0 } });
-  const state = { report: groupReport([1, 2, 3], [], 1), extra: [] as GroupReport[] };
+  const state = { report: groupReport([1, 2, 3], [], 1), extra: [] as GroupReport[], nowMs: 1000 };
   const ports: PlacementPorts = {
     survey: () => {
       // Node 3 is down; node 1 leads group 1.
@@ -67,7 +68,7 @@ function setup(leading: boolean) {
     host: { groupStatus: () => ({ status }) },
     model,
     clock: idleClock,
-    wallNowMs: () => 1000,
+    wallNowMs: () => state.nowMs,
     ports,
     propose,
   });
@@ -102,6 +103,34 @@ describe('PlacementController', () => {
     await controller.tick();
     expect(events).toEqual([]);
     expect(controller.lastRound()).toBeUndefined();
+  });
+});
+
+describe('PlacementController and a move that makes no progress', () => {
+  it('cancels it moveStalledMs after its learner last caught up further, into the history with the reason', async () => {
+    const { model, events, state, controller } = setup(true);
+    await controller.tick();
+    await controller.tick();
+    const behind = (match: number): GroupReport => {
+      const report = groupReport([1, 2, 3], [4], 7);
+      const progress = report.progress.map((p) => ({ ...p, match: p.id === n(4) ? match : 500 }));
+      return { ...report, commit: 500, applied: 500, progress };
+    };
+    const at = async (nowMs: number, match: number): Promise<void> => {
+      state.nowMs = nowMs;
+      state.report = behind(match);
+      await controller.tick();
+    };
+    await at(2000, 0);
+    await at(20_000, 0);
+    await at(25_000, 5); // progress
+    await at(54_000, 5);
+    expect(model.moves()).toMatchObject([{ group: 1, add: 4, remove: 3 }]);
+    await at(55_000, 5);
+    expect(model.moves()).toEqual([]);
+    expect(model.moveHistory()).toMatchObject([{ group: 1, add: 4, outcome: 'cancelled' }]);
+    expect(model.moveHistory()[0]?.detail).toMatch(/^no progress for 30 s \(.*node 4 catching up\)$/);
+    expect(events.filter((event) => event.startsWith('conf'))).toEqual(['conf@1 g1 add_learner:4']);
   });
 });
 

@@ -2,7 +2,7 @@
 // (nodes, groups, factors), the moves the controller would have recorded, and a fake controller that
 // applies every planned step as if it succeeded. Commands (test/raft/datadriven.ts syntax):
 //
-//   settings grace=<ms> moves=<k>                   nodeGoneGraceMs, movesPerNodeMax
+//   settings grace=<ms> moves=<k> [stall=<ms>]      nodeGoneGraceMs, movesPerNodeMax, moveStalledMs
 //   factor kind=<kind> n=<k>
 //   node id=<id> [live=false gone=<ms since>] [draining=true]   add or replace a node
 //   drop id=<id>                                    the node leaves the registry
@@ -10,11 +10,14 @@
 //   groups n=<k> nodes=(..) [factor=<k>]            k groups at their initial placement (placement-initial.ts)
 //   plan now=<ms>                                   print the steps and the statuses, apply nothing
 //   run now=<ms> [rounds=<k>] [catchup=manual]      plan and apply until nothing is left to do
-//   caught group=<g> node=<id> | caught all          a learner (every learner) caught up
+//   caught group=<g> node=<id> | caught all [now=<ms>]   a learner (every learner) caught up (progress at now)
 //   layout                                          groups, moves, replicas and primaries per node
 //
 // A learner added by `run` catches up at once (its promotion comes in the next round) unless
-// catchup=manual.
+// catchup=manual. As the controller does, a move makes progress (its `progressMs`) whenever a step
+// of it is applied or a learner is caught up by hand (at its `now`, else the last one seen); `fail=true` on
+// `run` applies nothing but the recording and finishing of moves (every membership change and
+// transfer refused).
 
 import { NO_NODE, type GroupId, type NodeId } from '../../src/base/ids.ts';
 import { initialPlacement } from '../../src/control/placement-initial.ts';
@@ -50,12 +53,17 @@ export class PlacementEnv {
   private readonly nodes = new Map<NodeId, PlacementNode>();
   private readonly groups = new Map<GroupId, GroupState>();
   private readonly moves = new Map<GroupId, PlacementMove>();
+  private lastNowMs = 0;
 
   handle(block: TestBlock): string {
     const a = block.args;
     switch (block.cmd) {
       case 'settings':
-        this.settings = { nodeGoneGraceMs: num(a, 'grace'), movesPerNodeMax: num(a, 'moves') };
+        this.settings = {
+          nodeGoneGraceMs: num(a, 'grace'),
+          movesPerNodeMax: num(a, 'moves'),
+          moveStalledMs: num(a, 'stall', placementDefaults.moveStalledMs),
+        };
         return 'ok';
       case 'factor':
         this.factors.set(arg(a, 'kind') ?? 'kv', num(a, 'n'));
@@ -77,6 +85,8 @@ export class PlacementEnv {
         if (a.some((x) => x.key === 'all'))
           for (const group of this.groups.values()) group.caughtUp.push(...group.learners);
         else this.group(num(a, 'group') as GroupId).caughtUp.push(num(a, 'node') as NodeId);
+        const atMs = num(a, 'now', this.lastNowMs);
+        for (const [group, move] of this.moves) this.moves.set(group, { ...move, progressMs: atMs });
         return 'ok';
       }
       case 'plan': {
@@ -89,7 +99,7 @@ export class PlacementEnv {
           .trim();
       }
       case 'run':
-        return this.run(num(a, 'now'), num(a, 'rounds', 50), arg(a, 'catchup') !== 'manual');
+        return this.run(num(a, 'now'), num(a, 'rounds', 50), arg(a, 'catchup') !== 'manual', arg(a, 'fail') === 'true');
       case 'layout':
         return this.layout();
       default:
@@ -158,11 +168,12 @@ export class PlacementEnv {
   }
   round(nowMs: number): ReturnType<typeof planPlacement> {
     const plan = this.plan(nowMs);
-    for (const step of plan.steps) this.apply(step, true);
+    for (const step of plan.steps) this.apply(step, true, false);
     return plan;
   }
 
   plan(nowMs: number): ReturnType<typeof planPlacement> {
+    this.lastNowMs = nowMs;
     const groups: PlacementGroup[] = [...this.groups.values()].map((g) => ({ ...g }));
     return planPlacement({
       nowMs,
@@ -174,7 +185,7 @@ export class PlacementEnv {
     });
   }
 
-  private run(nowMs: number, rounds: number, autoCatchUp: boolean): string {
+  private run(nowMs: number, rounds: number, autoCatchUp: boolean, refused: boolean): string {
     const lines: string[] = [];
     for (let round = 1; round <= rounds; round++) {
       const { steps, groups } = this.plan(nowMs);
@@ -183,13 +194,18 @@ export class PlacementEnv {
         break;
       }
       lines.push(`round ${round}:`, ...steps.map((step) => `  ${describeStep(step)}`));
-      for (const step of steps) this.apply(step, autoCatchUp);
+      for (const step of steps) this.apply(step, autoCatchUp, refused);
     }
     lines.push(this.layout());
     return lines.join('\n');
   }
 
-  private apply(step: PlacementStep, autoCatchUp: boolean): void {
+  private apply(step: PlacementStep, autoCatchUp: boolean, refused: boolean): void {
+    const group = step.kind === 'start_move' ? step.move.group : step.group;
+    const move = this.moves.get(group);
+    const changes = step.kind !== 'start_move' && step.kind !== 'finish_move' && step.kind !== 'cancel_move';
+    if (changes && refused) return;
+    if (changes && move !== undefined) this.moves.set(group, { ...move, progressMs: this.lastNowMs });
     switch (step.kind) {
       case 'start_move':
         this.moves.set(step.move.group, step.move);

@@ -74,7 +74,7 @@ describe('placementView', () => {
     ]);
     expect(view.groups[0]).toMatchObject({ voters: [1, 2, 3], learners: [4], leader: 1, caughtUp: [4] });
     expect(view.moves).toEqual([{ group: 1, add: 4, remove: 3, reason: 'node 3 is draining', startedMs: 10 }]);
-    expect(view.settings).toEqual({ nodeGoneGraceMs: 2000, movesPerNodeMax: 2 });
+    expect(view.settings).toEqual({ nodeGoneGraceMs: 2000, movesPerNodeMax: 2, moveStalledMs: 30_000 });
   });
 
   it('leaves a group no leader reported without a leader (the planner gives it no step)', () => {

@@ -10,7 +10,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
-import type { PlacementStep } from '../../src/control/placement-planner.ts';
+import { placementDefaults, type PlacementStep } from '../../src/control/placement-planner.ts';
 import { PlacementEnv, type GroupState } from './placement-env.ts';
 
 const roundsMax = 400;
@@ -44,7 +44,11 @@ const clusterArb: fc.Arbitrary<Cluster> = fc.integer({ min: 3, max: 7 }).chain((
 
 function build(cluster: Cluster, withFaults: boolean): PlacementEnv {
   const env = new PlacementEnv();
-  env.setSettings({ nodeGoneGraceMs: cluster.sticky ? 60_000 : 1000, movesPerNodeMax: cluster.moves });
+  env.setSettings({
+    ...placementDefaults,
+    nodeGoneGraceMs: cluster.sticky ? 60_000 : 1000,
+    movesPerNodeMax: cluster.moves,
+  });
   for (let id = 1; id <= cluster.nodes; id++) {
     const dead = withFaults && cluster.dead.includes(id);
     const draining = withFaults && cluster.draining.includes(id);
