@@ -24,17 +24,20 @@
 //    the cluster before it could record the action here: DONE `{cluster_id, node_id}` at once.
 //  - agent.replicante.io/cluster.join {node}: the new node joined through `node` before it could
 //    record the action here (a node learns the log only once it is in the cluster); DONE
-//    `{node, node_id}` once the node it was run on is a voter of every kv group, waited for
-//    until then.
+//    `{node, node_id}` once the node it was run on has joined (registered ACTIVE where placement
+//    is on, else a voter of every kv group), waited for until then; FAILED when cluster.remove
+//    takes the node out first (the join, recorded late, would otherwise hold the queue until its
+//    timeout).
 //  - agent.replicante.io/cluster.add {node}: asks the node at that URL who it is (its agent API);
-//    records it in the registry as JOINING; then, until it is a voter of every kv group, looks at
+//    records it in the registry as JOINING; then, until it has joined (as for cluster.join), looks at
 //    it every `askRetryMs` and, while it is NOT_IN_CLUSTER, asks it to run cluster.join through
 //    this node (a new leader resuming the action asks through itself: a join through a leader that
 //    died fails on the new node, which then waits to be asked again). RUNNING payload
 //    `{node, node_id, asked_ms?, join_action?}` (the last cluster.join asked for); DONE
 //    `{node, node_id}`; FAILED when the node belongs to another cluster or its id is taken by a
 //    registered node at another address, or when it refuses the join for good (its JOINING
-//    record is dropped then; one left by a timeout stays until the node joins or is removed).
+//    record is dropped then; one left by a timeout stays until the node joins or is removed), or
+//    when cluster.remove takes the node out meanwhile.
 //  - dram.io/replication.set {kind, factor}: records the factor; FAILED when it is larger than
 //    the number of registered nodes. DONE `{kind, factor}`.
 //  - dram.io/db.*, dram.io/alias.swap: the database catalog's (src/control/database-steps.ts).
@@ -97,6 +100,8 @@ export interface StepContext {
   hasJoined(node: NodeId): boolean;
   /** The registry's record of the node, when it has one. */
   registered(node: NodeId): NodeRecord | undefined;
+  /** The actions the meta model holds: the queue, then the finished ones it keeps. */
+  actionRecords(): readonly ActionRecord[];
   /** How many nodes the registry holds. */
   registeredCount(): number;
   /** Proposes the node's registry record (status JOINING or LEAVING while it joins or leaves). */
@@ -140,13 +145,7 @@ export async function runActionStep(action: ActionRecord, context: StepContext):
     case clusterInitKind:
       return { phase: 'DONE', payload: { cluster_id: context.clusterId(), node_id: action.node }, error: null };
     case clusterJoinKind:
-      return context.hasJoined(action.node)
-        ? {
-            phase: 'DONE',
-            payload: { node: objectOf(action.args)?.['node'] ?? null, node_id: action.node },
-            error: null,
-          }
-        : undefined;
+      return stepJoin(action, context);
     case clusterAddKind:
       return stepAdd(action, context);
     case replicationSetKind:
@@ -250,6 +249,36 @@ async function stepRemove(action: ActionRecord, context: StepContext): Promise<A
 }
 
 /**
+ * cluster.join: DONE once the node has joined. A node that cluster.remove takes out first (its join
+ * recorded late, behind the removal) never will: FAILED then, rather than RUNNING until its timeout
+ * with every action queued behind it waiting too (a cluster.add once waited a minute so).
+ */
+function stepJoin(action: ActionRecord, context: StepContext): ActionState | undefined {
+  if (context.hasJoined(action.node))
+    return {
+      phase: 'DONE',
+      payload: { node: objectOf(action.args)?.['node'] ?? null, node_id: action.node },
+      error: null,
+    };
+  if (leftCluster(context, action.node))
+    return failedState(action, `node ${action.node} left the cluster (cluster.remove) before it was seen joined`);
+  return undefined;
+}
+
+/** Whether cluster.remove is taking or took the node out: registered LEAVING, or a removal of it started. */
+function leftCluster(context: StepContext, node: NodeId): boolean {
+  if (context.registered(node)?.status === 'LEAVING') return true;
+  return context
+    .actionRecords()
+    .some(
+      (record) =>
+        record.kind === clusterRemoveKind &&
+        (record.state.phase === 'RUNNING' || record.state.phase === 'DONE') &&
+        nodeOfArgs(objectOf(record.args)?.['node']) === node,
+    );
+}
+
+/**
  * cluster.add, one effect per step: who is it (once), register it as JOINING, then until it votes
  * everywhere: every `askRetryMs`, look at it again and, while it is still NOT_IN_CLUSTER (never
  * asked, or its join through a member that died failed), ask it to join through this node.
@@ -268,6 +297,9 @@ async function stepAdd(action: ActionRecord, context: StepContext): Promise<Acti
   }
   const node = known as NodeId;
   if (context.hasJoined(node)) return { phase: 'DONE', payload: { node: url, node_id: node }, error: null };
+  // Taken out meanwhile: registering it again (JOINING) would bring a removed node back.
+  if (leftCluster(context, node))
+    return failedState(action, `node ${node} was removed (cluster.remove) while being added`);
   if (context.registered(node) === undefined) {
     const result = await context.recordNode(joiningRecord(node, url));
     return result.ok || !result.final ? undefined : failedState(action, result.message);

@@ -116,6 +116,7 @@ export class MetaController {
         return kv.length > 0 && kv.every(({ status }) => status.confState.voters.includes(node));
       },
       registered: (node) => model.node(node),
+      actionRecords: () => [...model.queue(), ...model.finishedActions()],
       registeredCount: () => model.nodes().length,
       recordNode: (node) => this.proposeEffect({ type: 'node.upsert', node }),
       setReplication: (kind, factor) => this.proposeEffect({ type: 'replication.set', kind, factor }),

@@ -46,6 +46,7 @@ import { bootstrapGroup, finishJoin, planStart, readJoinRecord, type JoiningNode
 import { planBootstrap } from '../control/bootstrap.ts';
 import { awaitBootstrap, heldRecord, readHeldAction, recordHeldAction, type HeldAction } from './waiting.ts';
 import { RemovalWatch } from './removal-watch.ts';
+import { runStopSteps, type StopOutcome, type StopStep } from './stop-steps.ts';
 import { GroupHosting, modelFor } from './group-hosting.ts';
 import { placementPorts } from './placement-ports.ts';
 import { PlacementController } from '../control/placement-controller.ts';
@@ -149,12 +150,17 @@ export async function startNode(configured: NodeConfig, logger: Logger = nodeLog
     },
     'node started',
   );
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => (stopping ??= stopNode(opened, core, services, watchdog, logger));
+  let stopping: Promise<StopOutcome> | undefined;
+  const stopped = (): Promise<StopOutcome> => (stopping ??= stopNode(opened, core, services, watchdog, logger));
+  const stop = async (): Promise<void> => {
+    await stopped();
+  };
   const watchdog = watchFatal(core.host, stop, logger);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
-      void stop().then(() => process.exit(core.host.failure() === undefined ? 0 : 1));
+      void stopped().then((outcome) =>
+        process.exit(core.host.failure() === undefined && outcome.kind === 'stopped' ? 0 : 1),
+      );
     });
   }
   try {
@@ -564,7 +570,9 @@ function binaryServer(config: NodeConfig, core: NodeCore, plan: StartPlan, logge
 /**
  * Stops the node. Graceful: the API drains while the host still replicates, then the host answers
  * what waits. After a fatal error the host answered everything already: every port stops
- * accepting at once and what lingers is cut.
+ * accepting at once and what lingers is cut. Either way the steps get `gracefulStopMsMax` in all
+ * (src/node/stop-steps.ts): a step still running then is named in the log, and the process exits
+ * anyway.
  */
 async function stopNode(
   opened: OpenedNode,
@@ -572,36 +580,67 @@ async function stopNode(
   services: NodeServices,
   watchdog: NodeJS.Timeout,
   logger: Logger,
-): Promise<void> {
+): Promise<StopOutcome> {
   const { host, transport } = core;
   const { app, binary } = services;
   logger.info('stopping');
   clearInterval(watchdog);
   services.controller.stop();
-  await services.configBackup?.stop();
-  core.databases.stop();
-  services.placement.stop();
-  // A pass waiting on the host is answered when the host stops; awaited before the store closes.
-  const hostingStopped = core.hosting.stop();
-  services.heldRecording?.stop();
-  services.dataDir.stop();
-  if (host.failure() === undefined) {
-    await binary?.stop();
-    await app.close();
-    await host.stop();
-    await transport.stop();
-  } else {
-    const httpClosed = app.close();
-    core.agent.destroy();
-    await Promise.all([binary?.stop(), transport.stop(), delay(fatalDrainMs)]);
-    app.server.closeAllConnections();
-    await httpClosed;
-    await host.stop();
-  }
-  await opened.query?.close();
-  await hostingStopped;
-  await opened.store.close();
-  logger.info('stopped');
+  let hostingStopped: Promise<void> = Promise.resolve();
+  const ports: StopStep[] =
+    host.failure() === undefined
+      ? [
+          { name: 'binary protocol', run: () => binary?.stop() },
+          { name: 'http api', run: () => app.close() },
+          { name: 'multi-raft host', run: () => host.stop() },
+          { name: 'peer transport', run: () => transport.stop() },
+        ]
+      : [
+          {
+            name: 'ports after a fatal error',
+            run: async () => {
+              const httpClosed = app.close();
+              core.agent.destroy();
+              await Promise.all([binary?.stop(), transport.stop(), delay(fatalDrainMs)]);
+              app.server.closeAllConnections();
+              await httpClosed;
+            },
+          },
+          { name: 'multi-raft host', run: () => host.stop() },
+        ];
+  const outcome = await runStopSteps(
+    [
+      { name: 'config backup', run: () => services.configBackup?.stop() },
+      {
+        name: 'background loops',
+        run: () => {
+          core.databases.stop();
+          services.placement.stop();
+          // A pass waiting on the host is answered when the host stops; awaited before the store closes.
+          hostingStopped = core.hosting.stop();
+          services.heldRecording?.stop();
+          services.dataDir.stop();
+          return undefined;
+        },
+      },
+      ...ports,
+      { name: 'query engine', run: () => opened.query?.close() },
+      { name: 'group hosting', run: () => hostingStopped },
+      { name: 'store', run: () => opened.store.close() },
+    ],
+    {
+      onError: (step, error) => {
+        logger.error({ err: error, step }, 'a step of the stop failed');
+      },
+    },
+  );
+  if (outcome.kind === 'stopped') logger.info('stopped');
+  else
+    logger.error(
+      { step: outcome.step, timeoutMs: outcome.timeoutMs },
+      `not stopped within ${outcome.timeoutMs} ms (still waiting on: ${outcome.step}): exiting anyway`,
+    );
+  return outcome;
 }
 
 /** A fatal error stops the host; the process must not linger half-alive. */

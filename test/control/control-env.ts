@@ -311,6 +311,7 @@ export class ControlEnv {
       selfUrl: 'http://m1',
       hasJoined: (node) => this.votersEverywhere.has(node),
       registered: (node) => this.model.node(node),
+      actionRecords: () => [...this.model.queue(), ...this.model.finishedActions()],
       registeredCount: () => this.model.nodes().length,
       recordNode: (node) => {
         this.calls.push(`record(${node.id} ${node.status})`);

@@ -84,3 +84,52 @@ describe('a node back after its groups moved away', () => {
     }
   }, 240_000);
 });
+
+/** Schedules an agent action through node 1 and waits (bounded) until it is DONE or FAILED. */
+async function runAction(kind: string, args: unknown): Promise<{ phase: string; payload: unknown; error: unknown }> {
+  const scheduled = await request(
+    `${cluster.url(1)}/v1/actions`,
+    'POST',
+    JSON.stringify({ kind, args }),
+    'application/json',
+  );
+  expect(scheduled.status, scheduled.text).toBeLessThan(300);
+  const id = (JSON.parse(scheduled.text) as { id: string }).id;
+  return eventually(async () => {
+    const answer = JSON.parse((await request(`${cluster.url(1)}/v1/actions/${id}`)).text) as {
+      state: { phase: string; payload: unknown; error: unknown };
+    };
+    return answer.state.phase === 'DONE' || answer.state.phase === 'FAILED' ? answer.state : undefined;
+  }, 900);
+}
+
+describe('a member replaced: a fresh node added, a member removed', () => {
+  it('adds the fresh node with cluster.add, removes the member with cluster.remove, and the removed node stops on SIGTERM by the graceful path', async () => {
+    const fresh = 6;
+    cluster.start(fresh, { init: false });
+    await eventually(
+      async () => ((await request(`${cluster.url(fresh)}/v1/status`)).status === 200 ? true : undefined),
+      300,
+    );
+    const added = await runAction('agent.replicante.io/cluster.add', { node: cluster.url(fresh) });
+    expect(added.phase, JSON.stringify(added)).toBe('DONE');
+
+    const leader = await eventually(() => metaLeaderSeenBy(cluster, 1), 100);
+    const up = [...cluster.ids, fresh];
+    const voters = await eventually(() => votersByGroup(cluster, up, groupCount), 300);
+    const member = cluster.ids.find(
+      (id) => id !== leader && id !== 1 && [...voters.values()].some((m) => m.includes(id)),
+    );
+    expect(member).toBeDefined();
+    const leaving = member ?? 0;
+    const removed = await runAction('agent.replicante.io/cluster.remove', { node: leaving });
+    expect(removed.phase, JSON.stringify(removed)).toBe('DONE');
+
+    // Out of every group and forgotten by every member (its handshakes refused), it is stopped.
+    cluster.signal(leaving, 'SIGTERM');
+    expect(await cluster.exited(leaving)).toBe(0);
+    const log = cluster.logs(leaving);
+    expect(log).toContain('"msg":"stopped"');
+    expect(log).not.toContain('exiting anyway');
+  }, 300_000);
+});
