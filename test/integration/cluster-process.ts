@@ -12,6 +12,9 @@ import { promisify } from 'node:util';
 
 const bin = fileURLToPath(new URL('../../bin/dram.js', import.meta.url));
 
+/** The example query endpoints (`--endpoints`), which the database tests query. */
+export const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
+
 export interface ProcessCluster {
   readonly ids: readonly number[];
   /** The --peers list every initial member is started with (`1=127.0.0.1:port,...`). */

@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeBackup } from '../../src/codec/backup.ts';
 import { listAll } from '../../src/data/object-store.ts';
 import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
-import { s3rverStore } from '../s3/support.ts';
+import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
 import { dramCli, eventually, formed, processCluster, request, type ProcessCluster } from './cluster-process.ts';
 
 const bucket = 'dram-config';
@@ -29,10 +29,8 @@ beforeAll(async () => {
   server = await startS3rver({ directory: join(directory, 's3'), stderr: 'ignore' });
   store = s3rverStore(server);
   await store.createBucket(bucket);
-  s3Flags = ['--s3-endpoint', server.endpoint, '--s3-path-style'];
   // The nodes and the CLI take their S3 credentials from the AWS chain, like in production.
-  process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
-  process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
+  s3Flags = s3rverNodeFlags(server);
   process.env['DRAM_BACKUP_DEBOUNCE_MS'] = '200';
 }, 30_000);
 

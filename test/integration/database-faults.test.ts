@@ -11,13 +11,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleDatabase, sampleDefaults } from '../../examples/sample-db/generate.ts';
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
 import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
-import { s3rverStore } from '../s3/support.ts';
+import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
 import {
   addDatabase,
   databaseLoaded,
@@ -26,10 +25,10 @@ import {
   processCluster,
   request,
   type ProcessCluster,
+  endpointsDir,
 } from './cluster-process.ts';
 
 const bucket = 'dram-faults';
-const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'dram-faults-it-'));
 const tmpfsBytes = 2 * 1024 * 1024;
 /** Events per shard of databases a and b (two shards each): different, so an answer says whose it is. */
@@ -102,11 +101,9 @@ beforeAll(async () => {
     writeFileSync(join(big, 'shard=0', `part-${k}.bin`), bytes);
   }
   await uploadDirectory(store, big, listDirectory(big), { bucket, prefix: 'big/' });
-  process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
-  process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
   cluster = processCluster(1, {
     started: false,
-    args: ['--s3-endpoint', s3.endpoint, '--s3-path-style', '--endpoints', endpointsDir],
+    args: [...s3rverNodeFlags(s3), '--endpoints', endpointsDir],
   });
   // Only the database folder is the small file system: the node's log stays on the real disk
   // (a full log disk stops a node by design; a full database volume must not).

@@ -11,17 +11,15 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleDatabase, sampleDefaults, type SampleFile } from '../../examples/sample-db/generate.ts';
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
 import { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
-import { s3rverStore } from '../s3/support.ts';
-import { eventually, formed, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
+import { endpointsDir, eventually, formed, processCluster, request, type ProcessCluster } from './cluster-process.ts';
 
 const bucket = 'dram-it';
-const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'dram-db-it-'));
 const sampleDir = join(root, 'sample');
 let s3: S3rverProcess;
@@ -123,10 +121,8 @@ beforeAll(async () => {
   writeFileSync(join(faultsDir, 'shard=0', 'big.bin'), big);
   writeFileSync(join(faultsDir, 'shard=0', 'small.ndjson'), '{"a":1}\n');
   for (const name of ['resume', 'gone', 'changed', 'outage']) await upload(faultsDir, `faults/${name}/`);
-  process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
-  process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
   cluster = processCluster(3, {
-    args: ['--s3-endpoint', s3.endpoint, '--s3-path-style', '--endpoints', endpointsDir],
+    args: [...s3rverNodeFlags(s3), '--endpoints', endpointsDir],
   });
   await formed(cluster, 4);
 }, 120_000);

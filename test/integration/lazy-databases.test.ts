@@ -7,13 +7,12 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleDatabase, sampleDefaults, type SampleFile } from '../../examples/sample-db/generate.ts';
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
 import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
-import { s3rverStore } from '../s3/support.ts';
+import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
 import {
   addDatabase,
   databaseLoaded,
@@ -22,10 +21,10 @@ import {
   processCluster,
   request,
   type ProcessCluster,
+  endpointsDir,
 } from './cluster-process.ts';
 
 const bucket = 'dram-lazy';
-const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'dram-lazy-it-'));
 const sampleDir = join(root, 'sample');
 const eventsPerShard = 20_000;
@@ -103,18 +102,8 @@ beforeAll(async () => {
   const shardBytes = parquetOf('1').reduce((sum, file) => sum + file.bytes, 0);
   cacheBytes = shardBytes + 1024;
   expect(parquetOf('1').every((file) => file.bytes > 64 * 1024)).toBe(true); // data, not metadata
-  process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
-  process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
   cluster = processCluster(1, {
-    args: [
-      '--s3-endpoint',
-      s3.endpoint,
-      '--s3-path-style',
-      '--endpoints',
-      endpointsDir,
-      '--lazy-cache-bytes',
-      String(cacheBytes),
-    ],
+    args: [...s3rverNodeFlags(s3), '--endpoints', endpointsDir, '--lazy-cache-bytes', String(cacheBytes)],
   });
   await formed(cluster, 4).catch((error: unknown) => {
     throw new Error(`${String(error)}\n${cluster.logs(1)}`);

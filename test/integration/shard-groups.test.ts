@@ -9,17 +9,23 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleDatabase, sampleDefaults } from '../../examples/sample-db/generate.ts';
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
 import { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
-import { s3rverStore } from '../s3/support.ts';
-import { addDatabase, eventually, formed, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
+import {
+  addDatabase,
+  endpointsDir,
+  eventually,
+  formed,
+  processCluster,
+  request,
+  type ProcessCluster,
+} from './cluster-process.ts';
 
 const bucket = 'dram-shards';
-const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'dram-shard-groups-it-'));
 let s3: S3rverProcess;
 let store: S3ObjectStore;
@@ -96,10 +102,8 @@ beforeAll(async () => {
     products: 10,
   });
   await uploadDirectory(store, sampleDir, listDirectory(sampleDir), { bucket, prefix: 'shop/' });
-  process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
-  process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
   cluster = processCluster(3, {
-    args: ['--s3-endpoint', s3.endpoint, '--s3-path-style', '--endpoints', endpointsDir],
+    args: [...s3rverNodeFlags(s3), '--endpoints', endpointsDir],
   });
   // Loading the endpoint modules (DuckDB) makes the start slow on a busy machine: wait longer than formed's 15 s.
   for (let attempt = 1; ; attempt++)

@@ -12,7 +12,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { generateSampleDatabase, sampleDefaults, type SampleOptions } from '../../examples/sample-db/generate.ts';
 import type { JsonValue } from '../../src/data/query-engine.ts';
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
@@ -21,11 +20,18 @@ import { loadEndpoints, type EndpointSet } from '../../src/query/endpoint-loader
 import { localDatabaseFromDirectory } from '../../src/query/local-layout.ts';
 import { LocalRunner, type LocalDatabase } from '../../src/query/local-runner.ts';
 import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
-import { s3rverCredentials, startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
-import { s3rverStore } from '../s3/support.ts';
-import { addDatabase, eventually, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
+import {
+  addDatabase,
+  endpointsDir,
+  eventually,
+  processCluster,
+  request,
+  type ProcessCluster,
+} from './cluster-process.ts';
 
-export const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
+export { endpointsDir };
 const bucket = 'dram-sharded';
 
 export interface ShardedDatabaseSpec {
@@ -96,20 +102,9 @@ export async function startShardedCluster(
     await generateSampleDatabase(dir(spec.name), { ...sampleDefaults, ...spec.sample });
     await upload(spec.name, dir(spec.name));
   }
-  process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
-  process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
   const clusterId = `sharded-${process.pid}-${Date.now()}`;
   const cluster = processCluster(size, {
-    args: [
-      '--s3-endpoint',
-      s3.endpoint,
-      '--s3-path-style',
-      '--endpoints',
-      endpointsDir,
-      '--cluster-id',
-      clusterId,
-      ...args,
-    ],
+    args: [...s3rverNodeFlags(s3), '--endpoints', endpointsDir, '--cluster-id', clusterId, ...args],
   });
   await metaFormed(cluster);
   const shards = async (name: string): Promise<ShardEntry[]> => {

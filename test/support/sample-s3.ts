@@ -7,8 +7,8 @@
 import { join } from 'node:path';
 import { generateSampleDatabase, sampleDefaults } from '../../examples/sample-db/generate.ts';
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
-import { s3rverCredentials, startS3rver } from '../../src/s3/s3rver-process.ts';
-import { s3rverStore } from '../s3/support.ts';
+import { startS3rver } from '../../src/s3/s3rver-process.ts';
+import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
 
 export interface SampleS3 {
   /** `s3://bucket/sample/shop/`: two shards, a few KiB. */
@@ -35,11 +35,9 @@ export async function startSampleS3(dir: string): Promise<SampleS3> {
   } finally {
     store.close();
   }
-  process.env['AWS_ACCESS_KEY_ID'] = s3rverCredentials.accessKeyId;
-  process.env['AWS_SECRET_ACCESS_KEY'] = s3rverCredentials.secretAccessKey;
   return {
     source: `s3://${bucket}/sample/shop/`,
-    nodeArgs: ['--s3-endpoint', s3.endpoint, '--s3-path-style'],
+    nodeArgs: s3rverNodeFlags(s3),
     stop: () => s3.stop(),
   };
 }
