@@ -37,6 +37,7 @@ import {
   leaderReports,
   placementView,
   settingsOf,
+  shardInputs,
   surveyedNodes,
   type GroupReport,
   type NodeReport,
@@ -203,7 +204,7 @@ export class PlacementController {
       settings: model.placementSettings(),
       reports,
       lastSeenMs: this.lastSeenMs,
-      database: (name) => model.databases.database(name),
+      database: shardInputs(model).database,
     });
     const plan = planPlacement(view);
     const leaders = leaderReports(reports);

@@ -19,7 +19,7 @@ import { NO_NODE } from '../base/ids.ts';
 import type { GroupRecord, NodeRecord } from '../codec/meta.ts';
 import type { DatabaseRecord } from '../codec/meta-databases.ts';
 import type { MoveRecord, PlacementSettingsRecord } from '../codec/meta-placement.ts';
-import { metaGroupId } from '../models/meta.ts';
+import { metaGroupId, type MetaModel } from '../models/meta.ts';
 import { replicaView } from '../models/meta-databases.ts';
 import type { Status } from '../raft/types.ts';
 import {
@@ -123,6 +123,14 @@ export function shardFactor(
   if (database === undefined) return undefined;
   if (database.replicas !== 'all') return database.replicas;
   return Math.max(1, inputs.nodes.filter((node) => node.status === 'ACTIVE').length);
+}
+
+/** What shardFactor needs, from the meta model. */
+export function shardInputs(model: Pick<MetaModel, 'nodes' | 'databases'>): {
+  readonly nodes: readonly NodeRecord[];
+  readonly database: (name: string) => DatabaseRecord | undefined;
+} {
+  return { nodes: model.nodes(), database: (name) => model.databases.database(name) };
 }
 
 /**
