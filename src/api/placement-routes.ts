@@ -21,7 +21,14 @@ import { asGroupId, type GroupId, type NodeId } from '../base/ids.ts';
 import { settingsPatch } from '../codec/meta-placement.ts';
 import { CodecError, confChange } from '../codec/validate.ts';
 import type { PlacementRound } from '../control/placement-controller.ts';
-import { learnerCatchUpEntriesMax, nodeReportOf, settingsOf, type NodeReport } from '../control/placement-view.ts';
+import {
+  learnerCatchUpEntriesMax,
+  nodeReportOf,
+  settingsOf,
+  shardFactor,
+  shardInputs,
+  type NodeReport,
+} from '../control/placement-view.ts';
 import { metaGroupId } from '../models/meta.ts';
 import type { ActionsContext } from './action-schedule.ts';
 import { ApiError } from './errors.ts';
@@ -138,13 +145,15 @@ function placementAnswer(context: ActionsContext, round: PlacementRound | undefi
     live: round?.live ?? null,
     groups: model
       .groups()
-      .filter((record) => record.kind === 'kv')
+      .filter((record) => record.kind === 'kv' || record.kind === 'db')
       .map((record) => {
         const status = statuses.get(record.id);
         const leader = round?.leaders.get(record.id);
         return {
           group: record.id,
-          desired: factor,
+          kind: record.kind,
+          shard: record.shard ?? null,
+          desired: record.kind === 'kv' ? factor : (shardFactor(shardInputs(model), record) ?? null),
           replicas: record.replicas,
           voters: leader?.voters ?? null,
           learners: leader?.learners ?? null,

@@ -13,6 +13,7 @@ import { examplesHelp } from './help.ts';
 import { addDatabaseCommands } from './db-commands.ts';
 import { printTable } from './table.ts';
 import { addQueryCommand } from './query-command.ts';
+import { dbGroupIdFirst } from '../models/meta.ts';
 
 const program = new Command('dram')
   .description('data-analysis clusters on a hand-written multi-group Raft')
@@ -312,7 +313,9 @@ function printAnswer(answer: ApiAnswer, json: boolean | undefined, table: (body:
 
 program
   .command('placement')
-  .description('where each kv group lives: desired and actual replicas, moves in progress, the last moves')
+  .description(
+    'where each kv and database shard group lives: desired and actual replicas, moves in progress, the last moves',
+  )
   .option('--url <url>', 'any member', defaultUrl)
   .option('--json', 'print JSON')
   .action(async (flags: { url: string; json?: boolean }) => {
@@ -324,7 +327,7 @@ program
       );
       printTable(
         answer.groups.map((g) => ({
-          group: `kv/${g.group}`,
+          group: g.shard === null ? `${g.kind}/${g.group}` : `db/${g.group} ${g.shard.database}#${g.shard.shard}`,
           desired: g.desired ?? '',
           replicas: g.replicas.join(' '),
           leader: g.leader ?? '',
@@ -335,7 +338,7 @@ program
       if (answer.moves.length > 0)
         printTable(
           answer.moves.map((m) => ({
-            moving: `kv/${m.group}`,
+            moving: `${m.group >= dbGroupIdFirst ? 'db' : 'kv'}/${m.group}`,
             add: m.add ?? '',
             remove: m.remove ?? '',
             'caught up':
@@ -350,7 +353,7 @@ program
       if (answer.history.length > 0)
         printTable(
           answer.history.slice(0, 10).map((m) => ({
-            moved: `kv/${m.group}`,
+            moved: `${m.group >= dbGroupIdFirst ? 'db' : 'kv'}/${m.group}`,
             add: m.add ?? '',
             remove: m.remove ?? '',
             outcome: m.outcome,

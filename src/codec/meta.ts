@@ -127,6 +127,18 @@ export type MetaCommand =
   | { readonly type: 'node.remove'; readonly node: NodeId }
   | { readonly type: 'group.set'; readonly group: GroupRecord }
   | { readonly type: 'group.remove'; readonly group: GroupId }
+  /**
+   * A database shard's group that lost its quorum for good (its lost voters gone past the grace
+   * period) is founded again: its record goes, and the shard gets a new group (the next id) on
+   * these nodes, bootstrapped as a new shard's group is (its state is rebuilt from the catalog).
+   */
+  | {
+      readonly type: 'group.refound';
+      readonly group: GroupId;
+      readonly replicas: readonly NodeId[];
+      /** The proposer's clock (a move of the old group ends in the history at this time). */
+      readonly atMs: number;
+    }
   | { readonly type: 'replication.set'; readonly kind: GroupKind; readonly factor: number }
   | { readonly type: 'action.schedule'; readonly action: ActionRequest; readonly atMs: number }
   | {
@@ -148,6 +160,7 @@ export const metaCommandTypes = [
   'node.remove',
   'group.set',
   'group.remove',
+  'group.refound',
   'replication.set',
   'action.schedule',
   'action.update',
@@ -365,6 +378,18 @@ export function metaCommand(value: unknown, path = 'meta'): MetaCommand {
       return { type, group: groupRecord(raw['group'], `${path}.group`) };
     case 'group.remove':
       return { type, group: groupIdOf(raw['group'], `${path}.group`) };
+    case 'group.refound': {
+      const replicas = list(raw['replicas'], `${path}.replicas`, replicasMax).map((item, k) =>
+        positiveNode(item, `${path}.replicas[${k}]`),
+      );
+      if (replicas.length === 0) fail(`${path}.replicas`, 'expected at least one node');
+      return {
+        type,
+        group: groupIdOf(raw['group'], `${path}.group`),
+        replicas,
+        atMs: time(raw['atMs'], `${path}.atMs`),
+      };
+    }
     case 'replication.set': {
       const factor = counter(raw['factor'], `${path}.factor`);
       if (factor < 1 || factor > replicasMax) fail(`${path}.factor`, `expected 1..${replicasMax}`);

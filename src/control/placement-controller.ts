@@ -14,10 +14,17 @@
 //  - finish_move: first the group's record is brought in step with its leader's configuration
 //    (so the node added keeps its replica and the node removed drops its own: group-hosting.ts),
 //    then the move is finished in the meta model, into the history with its reason;
-//  - cancel_move: the move is finished as cancelled, with the planner's reason.
+//  - cancel_move: the move is finished as cancelled, with the planner's reason;
+//  - refound: a database shard's group that lost its quorum for good is founded again on the
+//    planner's nodes (`group.refound` in the meta model: a new group id for the shard).
 // A step that fails is logged and planned again next round (each is idempotent against the
 // group's state: the planner sees what is done); a move that makes no progress for the planner's
-// moveStalledMs is cancelled by it (placement-progress.ts tracks when each move last moved). The planner never plans two steps for one group.
+// moveStalledMs is cancelled by it (placement-progress.ts tracks when each move last moved). The
+// planner never plans two steps for one group.
+// Database shard groups move the same way; the meta model keeps the catalog's placement of the
+// shard in step with the group's record and the move (so the added node downloads the shard and
+// the removed one deletes it), and the view counts a shard group's learner caught up only once its
+// copy is loaded.
 //
 // Called by: src/node/node.ts; test/control/.
 
@@ -33,6 +40,7 @@ import {
   leaderReports,
   placementView,
   settingsOf,
+  shardInputs,
   surveyedNodes,
   type GroupReport,
   type NodeReport,
@@ -145,7 +153,7 @@ export class PlacementController {
     // record can lag a configuration just applied), or where a move in progress is adding it.
     const holding = model
       .groups()
-      .filter((group) => group.kind === 'kv')
+      .filter((group) => group.kind === 'kv' || group.kind === 'db')
       .map((group) => {
         const report = round.leaders.get(group.id);
         const reported = report === undefined ? [] : [...report.voters, ...report.learners, ...report.votersOutgoing];
@@ -204,6 +212,7 @@ export class PlacementController {
       settings: model.placementSettings(),
       reports,
       lastSeenMs: this.lastSeenMs,
+      database: shardInputs(model).database,
     });
     const leaders = leaderReports(reports);
     const caughtUp = (group: GroupId): readonly NodeId[] => view.groups.find((g) => g.id === group)?.caughtUp ?? [];
@@ -258,6 +267,15 @@ export class PlacementController {
         return this.finish(step.group, 'finished', '', leaders.get(step.group));
       case 'cancel_move':
         return this.finish(step.group, 'cancelled', step.reason, undefined);
+      case 'refound': {
+        const ok = await this.options.propose({
+          type: 'group.refound',
+          group: step.group,
+          replicas: step.voters,
+          atMs: this.options.wallNowMs(),
+        });
+        return ok ? { ok } : { ok, message: `group ${step.group} was not founded again` };
+      }
     }
   }
 
@@ -269,11 +287,12 @@ export class PlacementController {
   ): Promise<PlacementEffect> {
     if (leader !== undefined) {
       const replicas = [...new Set([...leader.voters, ...leader.learners])].sort((a, b) => a - b);
-      const known = this.options.model.groups().find((record) => record.id === group);
+      const known = this.options.model.group(group);
       if (JSON.stringify(known?.replicas) !== JSON.stringify(replicas)) {
+        // The model keeps a recorded group's kind and shard; the kind here only fills a new record.
         const ok = await this.options.propose({
           type: 'group.set',
-          group: { id: group, kind: 'kv', replicas, confIndex: leader.confIndex },
+          group: { id: group, kind: known?.kind ?? 'kv', replicas, confIndex: leader.confIndex },
         });
         if (!ok) return { ok, message: `the record of group ${group} was not updated` };
       }

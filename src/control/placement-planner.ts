@@ -22,7 +22,9 @@
 //  6. balance: a replica moves from the most loaded member to the least loaded non-member when
 //     their loads differ by two or more.
 // A group without a known leader, with a membership change pending, or without a quorum of live
-// voters gets no step. No step leaves a group (in its old or new configuration) with fewer live
+// voters gets no step, but one: a group whose state can be rebuilt (a database shard's group, from
+// the catalog) that lost its quorum for good (every missing voter gone past the grace period) is
+// founded again on its live voters (`refound`), and then brought back to its factor as any other. No step leaves a group (in its old or new configuration) with fewer live
 // voters than a majority. A node takes part in at most `movesPerNodeMax` moves at once (as the
 // added node or a live removed one), and leads at most that many catch-ups (moves adding a node
 // to a group it leads: the log or snapshot comes from it). When a group has nothing to move, leadership is balanced: a
@@ -61,6 +63,13 @@ export interface PlacementNode {
 export interface PlacementGroup {
   readonly id: GroupId;
   readonly kind: string;
+  /** This group's replication factor, when it has its own (a database shard's copies); else its kind's. */
+  readonly factor?: number;
+  /**
+   * Its state can be rebuilt from elsewhere (a database shard's group: from the catalog), so a
+   * group that lost its quorum for good may be founded again on its live voters (`refound`).
+   */
+  readonly rebuildable?: boolean;
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
   /** NO_NODE (0) when unknown. */
@@ -101,7 +110,8 @@ export type PlacementStep =
   | { readonly kind: 'remove'; readonly group: GroupId; readonly node: NodeId }
   | { readonly kind: 'transfer'; readonly group: GroupId; readonly to: NodeId; readonly reason: string }
   | { readonly kind: 'finish_move'; readonly group: GroupId }
-  | { readonly kind: 'cancel_move'; readonly group: GroupId; readonly reason: string };
+  | { readonly kind: 'cancel_move'; readonly group: GroupId; readonly reason: string }
+  | { readonly kind: 'refound'; readonly group: GroupId; readonly voters: readonly NodeId[]; readonly reason: string };
 
 export type GroupPlacementState =
   | 'ok'
@@ -211,8 +221,8 @@ function busyNodes(ledger: Ledger, move: PlacementMove): NodeId[] {
   return nodes;
 }
 
-function factorOf(view: PlacementView, kind: string): number {
-  return view.factors.get(kind) ?? replicationFactorDefault;
+function factorOf(view: PlacementView, group: PlacementGroup): number {
+  return group.factor ?? view.factors.get(group.kind) ?? replicationFactorDefault;
 }
 
 function isLive(ledger: Ledger, node: NodeId): boolean {
@@ -235,7 +245,7 @@ function isEligible(ledger: Ledger, node: NodeId): boolean {
 
 function urgency(ledger: Ledger, group: PlacementGroup): number {
   const kept = group.voters.filter((node) => !isLost(ledger, node) && isLive(ledger, node)).length;
-  return kept - factorOf(ledger.view, group.kind);
+  return kept - factorOf(ledger.view, group);
 }
 
 function liveMajority(ledger: Ledger, voters: readonly NodeId[]): boolean {
@@ -259,10 +269,12 @@ function statusOf(
   state: GroupPlacementState,
   detail: string,
 ): GroupPlacementStatus {
-  return { group: group.id, desired: factorOf(ledger.view, group.kind), voters: group.voters.length, state, detail };
+  return { group: group.id, desired: factorOf(ledger.view, group), voters: group.voters.length, state, detail };
 }
 
 function planGroup(ledger: Ledger, group: PlacementGroup, move: PlacementMove | undefined): GroupPlan {
+  const refound = planRefound(ledger, group);
+  if (refound !== undefined) return refound;
   if (group.leader === 0) return { status: statusOf(ledger, group, 'unknown', 'no known leader') };
   if (!liveMajority(ledger, group.voters))
     return { status: statusOf(ledger, group, 'quorum_lost', 'fewer live voters than a majority') };
@@ -282,6 +294,30 @@ function planGroup(ledger: Ledger, group: PlacementGroup, move: PlacementMove | 
     return { status: statusOf(ledger, group, next.short ? 'under_replicated' : 'blocked', next.blocked) };
   const transfer = balanceLeadership(ledger, group);
   return { step: transfer, status: statusOf(ledger, group, 'ok', '') };
+}
+
+/**
+ * A rebuildable group without a live majority, all of whose missing voters are gone past the
+ * grace period (a quick restart founds nothing again), is founded again on its live voters, or,
+ * with none left, on the least loaded eligible node; the usual moves then bring it back to its
+ * factor. No membership change could help it: none commits without a quorum.
+ */
+function planRefound(ledger: Ledger, group: PlacementGroup): GroupPlan | undefined {
+  if (group.rebuildable !== true || group.voters.length === 0 || liveMajority(ledger, group.voters)) return undefined;
+  const down = group.voters.filter((node) => !isLive(ledger, node));
+  if (!down.every((node) => isLost(ledger, node))) return undefined;
+  const live = group.voters.filter((node) => isLive(ledger, node));
+  const target = live.length > 0 ? undefined : leastLoaded(ledger, group);
+  const voters = target === undefined ? live : [target];
+  if (voters.length === 0)
+    return { status: statusOf(ledger, group, 'quorum_lost', 'every copy lost, and no eligible node to found it on') };
+  for (const node of down) if (ledger.load.has(node)) ledger.load.set(node, count(ledger.load, node) - 1);
+  if (target !== undefined) ledger.load.set(target, count(ledger.load, target) + 1);
+  const reason = `quorum lost: ${down.map((node) => goneReason(ledger, node)).join(', ')}`;
+  return {
+    step: { kind: 'refound', group: group.id, voters, reason },
+    status: statusOf(ledger, group, 'moving', reason),
+  };
 }
 
 function adjustLoad(ledger: Ledger, move: PlacementMove): void {
@@ -367,7 +403,7 @@ type Choice = { readonly move: PlacementMove } | { readonly blocked: string; rea
 
 function chooseMove(ledger: Ledger, group: PlacementGroup): Choice | undefined {
   const { nowMs } = ledger.view;
-  const factor = factorOf(ledger.view, group.kind);
+  const factor = factorOf(ledger.view, group);
   const start = (reason: string, add?: NodeId, remove?: NodeId): Choice => ({
     move: {
       group: group.id,

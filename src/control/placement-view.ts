@@ -4,13 +4,23 @@
 // leader and the learners' catch-up come from the report of its leader (the highest term when two
 // claim it); a group no leader reported has leader 0 (the planner leaves it alone).
 //
+// Database shard groups (kind `db`) are planned with the kv groups, each with its database's
+// replication factor (`replicas` at `db add`; every ACTIVE node for "all"). A learner of a shard
+// group is caught up only once the catalog records its copy `loaded` (its files downloaded and
+// verified, src/data/database-downloads.ts) as well as its log: promoting it, and removing the
+// replica it replaces, before then would leave the shard with one loaded copy fewer. A shard
+// group's state is rebuilt from the catalog, so it is `rebuildable`: one that lost its quorum for
+// good (two copies, one lost) is founded again rather than left without a quorum.
+//
 // Called by: src/control/placement-controller.ts; test/control/.
 
 import type { GroupId, NodeId } from '../base/ids.ts';
 import { NO_NODE } from '../base/ids.ts';
 import type { GroupRecord, NodeRecord } from '../codec/meta.ts';
+import type { DatabaseRecord } from '../codec/meta-databases.ts';
 import type { MoveRecord, PlacementSettingsRecord } from '../codec/meta-placement.ts';
-import { metaGroupId } from '../models/meta.ts';
+import { metaGroupId, type MetaModel } from '../models/meta.ts';
+import { replicaView } from '../models/meta-databases.ts';
 import type { Status } from '../raft/types.ts';
 import {
   placementDefaults,
@@ -96,6 +106,42 @@ export interface PlacementInputs {
   readonly reports: ReadonlyMap<NodeId, NodeReport>;
   /** When each node last answered (ms, the meta leader's wall clock). */
   readonly lastSeenMs: ReadonlyMap<NodeId, number>;
+  /** The catalog's databases by name (shard groups' factors and load states); none: no db group is planned. */
+  readonly database?: (name: string) => DatabaseRecord | undefined;
+}
+
+/**
+ * A shard group's replication factor (its database's copies; every ACTIVE node for "all"), or
+ * undefined when the group is not planned (not a shard group, or its database is gone).
+ */
+export function shardFactor(
+  inputs: Pick<PlacementInputs, 'nodes' | 'database'>,
+  record: GroupRecord,
+): number | undefined {
+  if (record.kind !== 'db' || record.shard === undefined) return undefined;
+  const database = inputs.database?.(record.shard.database);
+  if (database === undefined) return undefined;
+  if (database.replicas !== 'all') return database.replicas;
+  return Math.max(1, inputs.nodes.filter((node) => node.status === 'ACTIVE').length);
+}
+
+/** What shardFactor needs, from the meta model. */
+export function shardInputs(model: Pick<MetaModel, 'nodes' | 'databases'>): {
+  readonly nodes: readonly NodeRecord[];
+  readonly database: (name: string) => DatabaseRecord | undefined;
+} {
+  return { nodes: model.nodes(), database: (name) => model.databases.database(name) };
+}
+
+/**
+ * Whether the node's copy of the shard is loaded: in the current version when it has the shard,
+ * else in the next (a shard only a reload brings).
+ */
+export function shardLoaded(database: DatabaseRecord, shard: string, node: NodeId): boolean {
+  const version = [database.current, database.next].find((entry) => entry?.shards.some((part) => part.shard === shard));
+  return (
+    version !== undefined && version !== null && replicaView(database, version.version, shard, node).state === 'loaded'
+  );
 }
 
 export function settingsOf(settings: Partial<PlacementSettingsRecord>): PlacementSettings {
@@ -139,13 +185,18 @@ export function placementView(inputs: PlacementInputs): PlacementView {
     };
   });
   const groups = inputs.groups
-    .filter((record) => record.kind === 'kv')
+    .filter((record) => record.kind === 'kv' || shardFactor(inputs, record) !== undefined)
     .map((record): PlacementGroup => {
       const report = leaders.get(record.id);
+      const factor = shardFactor(inputs, record);
+      const database = record.shard === undefined ? undefined : inputs.database?.(record.shard.database);
+      const loaded = (node: NodeId): boolean =>
+        record.shard === undefined || (database !== undefined && shardLoaded(database, record.shard.shard, node));
       if (report === undefined)
         return {
           id: record.id,
           kind: record.kind,
+          ...(factor === undefined ? {} : { factor, rebuildable: true }),
           voters: record.replicas,
           learners: [],
           leader: NO_NODE,
@@ -156,11 +207,15 @@ export function placementView(inputs: PlacementInputs): PlacementView {
       return {
         id: record.id,
         kind: record.kind,
+        ...(factor === undefined ? {} : { factor, rebuildable: true }),
         voters: report.voters,
         learners: report.learners,
         leader: report.leader,
         caughtUp: report.learners.filter(
-          (node) => (match.get(node) ?? 0) + learnerCatchUpEntriesMax >= report.commit && (match.get(node) ?? 0) > 0,
+          (node) =>
+            (match.get(node) ?? 0) + learnerCatchUpEntriesMax >= report.commit &&
+            (match.get(node) ?? 0) > 0 &&
+            loaded(node),
         ),
         changePending: report.votersOutgoing.length > 0 || report.learnersNext.length > 0,
       };

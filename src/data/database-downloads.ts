@@ -29,7 +29,10 @@
 // cache's `evicted` is shown through `progress()`, never recorded.
 //
 // Clean-up: version directories this node no longer needs (a dropped database, a version replaced
-// by a reload, a shard moved away) are deleted on the next pass; their jobs stop first.
+// by a reload, every shard moved away) are deleted on the next pass; their jobs stop first. When
+// a placement move adds a shard to a version this node holds, or takes one of several away, the
+// version's job starts again over its new shards (files on disk count as done) and the files of
+// the shards taken away are deleted.
 //
 // Called by: src/node/ (start/stop, wiring), src/api/ (progress, through the node's wiring).
 
@@ -327,6 +330,32 @@ export class DatabaseDownloads {
       const rows = existsSync(path) ? footerRows(readFileSync(path)) : 0;
       if (typeof rows === 'number') job.footerRows += rows;
     }
+    this.admitLazyFiles(job, dir);
+  }
+
+  /**
+   * A placement move gave this node a shard of a version it holds, or took one away: the job
+   * for the version is started again over its new shards (the files on disk count as done), and
+   * the files only the old shards had are deleted (complete, partial and footers).
+   */
+  private replaceJob(known: Job, files: readonly ManifestFile[], dir: string): void {
+    known.stopped = true;
+    this.jobs.delete(known.key);
+    this.cache.dropVersion(known.key);
+    const kept = new Set(files.map((file) => file.path));
+    for (const file of [...known.files, ...(known.lazyData ?? [])])
+      if (!kept.has(file.path))
+        for (const path of [
+          join(dir, file.path),
+          join(`${dir}.partial`, file.path),
+          join(`${dir}.meta`, `${file.path}.footer`),
+        ])
+          rmSync(path, { force: true });
+    this.options.log?.('info', 'database shards changed', { database: known.database, version: known.version });
+  }
+
+  /** Admits a lazy job's data files already on disk into the cache, least recently used first. */
+  private admitLazyFiles(job: Job, dir: string): void {
     const found = (job.lazyData ?? [])
       .filter((file) => isComplete(dir, file))
       .map((file) => ({ file, path: join(dir, file.path) }))
@@ -402,12 +431,14 @@ export class DatabaseDownloads {
   ): void {
     const recorded = shards.map((shard) => replicaView(record, version.version, shard, this.options.nodeId));
     const known = this.jobs.get(key);
-    if (known !== undefined) {
-      // Recorded by the log (perhaps by this node before a restart): nothing more to do.
+    const dir = versionDir(this.options.root, record.name, version.version);
+    if (known !== undefined && (sameShards(known.shards, shards) || known.state === 'loading')) {
+      // Recorded by the log (perhaps by this node before a restart): nothing more to do. A job
+      // whose shards changed while it loads finishes first (its files are needed either way).
       if (known.state !== 'loading' && recorded.every((view) => view.state === known.state)) known.recorded = true;
       return;
     }
-    const dir = versionDir(this.options.root, record.name, version.version);
+    if (known !== undefined) this.replaceJob(known, files, dir);
     const split = record.lazy ? lazySplit(files, record.metadataPattern, this.lazyLimits) : undefined;
     const job: Job = {
       key,
@@ -449,6 +480,8 @@ export class DatabaseDownloads {
       job.recorded = true;
       return;
     }
+    // A job started again over new shards keeps the data files its old shards fetched on first use.
+    if (known !== undefined) this.admitLazyFiles(job, dir);
     void this.run(job, dir);
   }
 
@@ -729,6 +762,10 @@ function asStoreError(error: unknown): ObjectStoreError {
   const cause = error instanceof Error ? error.cause : undefined;
   const message = error instanceof Error ? error.message : String(error);
   return new ObjectStoreError(isObjectStoreError(cause) ? cause.code : 'DRAM_ERR_S3_FAILED', message, { cause: error });
+}
+
+function sameShards(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((shard, k) => shard === b[k]);
 }
 
 function isStopped(job: Job): boolean {

@@ -16,7 +16,10 @@
 //  - a reload's version (`next`) becomes current once every shard of it is loaded on its required
 //    number of copies; the old version's states go with it (its files are then deleted by each node);
 //  - an alias points at a database that is loaded (current version) on its required copies; a swap
-//    applies all its changes or none.
+//    applies all its changes or none;
+//  - a shard's placement (with a number of replicas) is its Raft group's recorded replicas plus the
+//    node a placement move in progress adds (`placeShard`, kept so by src/models/meta.ts): the
+//    placement planner moves shard groups, and the catalog follows.
 //
 // Called by: src/models/meta.ts (apply, snapshot, restore), src/control/database-steps.ts,
 // src/data/ (downloads, local databases), src/api/ (database and alias routes).
@@ -223,6 +226,28 @@ export class DatabasesModel {
         return this.swap([...removes, ...back], active);
       }
     }
+  }
+
+  /**
+   * Places a shard (of the current and next versions) on exactly `nodes`, as its Raft group's
+   * record and a placement move in progress say (src/models/meta.ts): a node added downloads it
+   * (no state recorded: loading), a node removed loses its recorded states (its files are deleted
+   * by its download controller). Nothing changes for `replicas: "all"` (every ACTIVE node holds
+   * every shard) or for no nodes.
+   */
+  placeShard(name: string, shard: string, nodes: readonly NodeId[]): void {
+    const record = this.byName.get(name);
+    if (record === undefined || record.replicas === 'all' || nodes.length === 0) return;
+    const place = (version: DatabaseVersion): DatabaseVersion => ({
+      ...version,
+      shards: version.shards.map((entry) => (entry.shard === shard ? { ...entry, nodes: [...nodes] } : entry)),
+    });
+    this.byName.set(name, {
+      ...record,
+      current: place(record.current),
+      next: record.next === null ? null : place(record.next),
+      replicaStates: record.replicaStates.filter((state) => state.shard !== shard || nodes.includes(state.node)),
+    });
   }
 
   private replica(

@@ -23,7 +23,7 @@
 // executor), src/api/ (the agent API reads it).
 
 import { assert } from '../base/assert.ts';
-import type { GroupId, LogIndex, NodeId } from '../base/ids.ts';
+import { NO_NODE, type GroupId, type LogIndex, type NodeId } from '../base/ids.ts';
 import {
   decodeMetaCommand,
   decodeMetaSnapshot,
@@ -252,11 +252,14 @@ export class MetaModel {
                 ...(known.shard === undefined ? {} : { shard: known.shard }),
               },
         );
+        this.syncShardPlacement(id);
         return { ok: true };
       }
       case 'group.remove':
         this.groupsById.delete(command.group);
         return { ok: true };
+      case 'group.refound':
+        return this.refound(command.group, command.replicas, command.atMs);
       case 'replication.set':
         this.factors.set(command.kind, command.factor);
         return { ok: true };
@@ -272,15 +275,15 @@ export class MetaModel {
       case 'databases': {
         const outcome = this.databases.apply(command.command, this.activeNodes());
         const name = databaseOf(command.command);
-        if (outcome.ok && name !== undefined) this.syncShardGroups(name);
+        if (outcome.ok && name !== undefined) {
+          this.syncShardGroups(name);
+          // A reload's next version takes its shards' placement from their groups too.
+          for (const group of this.shardGroups(name).values()) this.syncShardPlacement(group.id);
+        }
         return outcome;
       }
-      case 'placement.move.start': {
-        const known = this.movesByGroup.get(command.move.group);
-        if (known !== undefined) return { ok: false, code: 'move_in_progress', move: known };
-        this.movesByGroup.set(command.move.group, command.move);
-        return { ok: true };
-      }
+      case 'placement.move.start':
+        return this.startMove(command.move);
       case 'placement.move.finish':
         return this.finishMove(command.group, command.outcome, command.detail, command.atMs);
       case 'placement.settings':
@@ -289,10 +292,43 @@ export class MetaModel {
     }
   }
 
+  /**
+   * A shard group founded again on `replicas` (placement, when the group lost its quorum for
+   * good): the old record goes (its replicas stop and delete it), the shard gets the next id on
+   * these nodes with no configuration recorded, so they bootstrap it as a new shard's group and
+   * the shard sync writes the catalog's part into it; a move of the old group ends cancelled.
+   */
+  private refound(id: GroupId, replicas: readonly NodeId[], atMs: number): MetaOutcome {
+    const known = this.groupsById.get(id);
+    if (known?.kind !== 'db' || known.shard === undefined)
+      return { ok: false, code: 'malformed', message: `group ${id} is not a database shard's group` };
+    if (this.movesByGroup.has(id)) this.finishMove(id, 'cancelled', 'the group was founded again', atMs);
+    this.groupsById.delete(id);
+    const next = this.dbGroupNext as GroupId;
+    this.dbGroupNext++;
+    this.groupsById.set(next, {
+      id: next,
+      kind: 'db',
+      replicas: [...new Set(replicas)].sort((a, b) => a - b),
+      shard: known.shard,
+    });
+    this.syncShardPlacement(next);
+    return { ok: true };
+  }
+
+  private startMove(move: MoveRecord): MetaOutcome {
+    const known = this.movesByGroup.get(move.group);
+    if (known !== undefined) return { ok: false, code: 'move_in_progress', move: known };
+    this.movesByGroup.set(move.group, move);
+    this.syncShardPlacement(move.group);
+    return { ok: true };
+  }
+
   private finishMove(group: GroupId, outcome: MoveOutcome, detail: string, atMs: number): MetaOutcome {
     const move = this.movesByGroup.get(group);
     if (move === undefined) return { ok: false, code: 'no_move' };
     this.movesByGroup.delete(group);
+    this.syncShardPlacement(group);
     this.history.push({ ...move, outcome, detail, finishedMs: atMs });
     if (this.history.length > moveHistoryMax) this.history.splice(0, this.history.length - moveHistoryMax);
     return { ok: true };
@@ -326,6 +362,21 @@ export class MetaModel {
         shard: { database: name, shard },
       });
     }
+  }
+
+  /**
+   * Keeps the catalog's placement of a shard group's shard in step with placement: the group's
+   * recorded replicas (its leader's configuration: voters and learners) plus the node a move in
+   * progress adds, so the added node downloads the shard from the move's start (its copy is
+   * useful only once loaded) and a node the group no longer has drops its copy. In the entry that
+   * changes the record or the move, so every replica of group 0 agrees.
+   */
+  private syncShardPlacement(id: GroupId): void {
+    const record = this.groupsById.get(id);
+    if (record?.kind !== 'db' || record.shard === undefined) return;
+    const add = this.movesByGroup.get(id)?.add ?? NO_NODE;
+    const nodes = [...new Set([...record.replicas, ...(add === NO_NODE ? [] : [add])])].sort((a, b) => a - b);
+    this.databases.placeShard(record.shard.database, record.shard.shard, nodes);
   }
 
   /** The registered ACTIVE nodes, in id order: what a database's `replicas: "all"` means now. */

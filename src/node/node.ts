@@ -53,9 +53,10 @@ import { PlacementController } from '../control/placement-controller.ts';
 import { encodeMetaCommand } from '../codec/meta.ts';
 import { initialPlacement, type InitialReplicas } from '../control/placement-initial.ts';
 import { replicationFactorDefault } from '../control/placement-planner.ts';
+import { shardFactor, shardInputs } from '../control/placement-view.ts';
 import { proposeMeta } from '../api/meta-propose.ts';
 import { MetaController, type ControllerEffects } from '../control/controller.ts';
-import type { MetaCommand } from '../codec/meta.ts';
+import type { GroupRecord, MetaCommand } from '../codec/meta.ts';
 import { membersMax, type MemberDirectory } from '../control/member-directory.ts';
 import { MetaModel, metaGroupId } from '../models/meta.ts';
 import { systemClock } from '../multiraft/system-clock.ts';
@@ -776,11 +777,17 @@ function initialPlacementOf(
     : { initialGroups };
 }
 
-/** KV groups whose recorded replicas are fewer than the kv factor (0 while no factor is recorded). */
+/**
+ * KV groups whose recorded replicas are fewer than the kv factor, and database shard groups fewer
+ * than their database's copies (0 while no factor is recorded: placement is off).
+ */
 function underReplicated(model: MetaModel): { underReplicated: number } {
   const factor = model.replicationFactor('kv');
   if (factor === undefined) return { underReplicated: 0 };
-  const short = model.groups().filter((group) => group.kind === 'kv' && group.replicas.length < factor);
+  const inputs = shardInputs(model);
+  const desired = (group: GroupRecord): number | undefined =>
+    group.kind === 'kv' ? factor : shardFactor(inputs, group);
+  const short = model.groups().filter((group) => group.replicas.length < (desired(group) ?? 0));
   return { underReplicated: short.length };
 }
 

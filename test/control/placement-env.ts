@@ -6,7 +6,8 @@
 //   factor kind=<kind> n=<k>
 //   node id=<id> [live=false gone=<ms since>] [draining=true]   add or replace a node
 //   drop id=<id>                                    the node leaves the registry
-//   group id=<g> voters=(..) [learners=(..)] leader=<id> [kind=kv] [caught=(..)] [pending=true]
+//   group id=<g> voters=(..) [learners=(..)] leader=<id> [kind=kv|db] [factor=<k>] [caught=(..)] [pending=true]
+//                                                   kind=db: a database shard's group (its own factor, rebuildable)
 //   groups n=<k> nodes=(..) [factor=<k>]            k groups at their initial placement (placement-initial.ts)
 //   plan now=<ms>                                   print the steps and the statuses, apply nothing
 //   run now=<ms> [rounds=<k>] [catchup=manual]      plan and apply until nothing is left to do
@@ -40,6 +41,8 @@ const ids = (args: readonly CmdArg[], key: string): NodeId[] => idsOf<NodeId>(ar
 export interface GroupState {
   id: GroupId;
   kind: string;
+  factor?: number;
+  rebuildable?: boolean;
   voters: NodeId[];
   learners: NodeId[];
   leader: NodeId;
@@ -121,9 +124,14 @@ export class PlacementEnv {
 
   private setGroup(a: readonly CmdArg[]): void {
     const id = num(a, 'id') as GroupId;
+    const kind = arg(a, 'kind') ?? 'kv';
+    const factor = arg(a, 'factor');
     this.groups.set(id, {
       id,
-      kind: arg(a, 'kind') ?? 'kv',
+      kind,
+      // A database shard's group: its own factor, and founded again when it lost its quorum for good.
+      ...(factor === undefined ? {} : { factor: Number(factor) }),
+      ...(kind === 'db' ? { rebuildable: true } : {}),
       voters: ids(a, 'voters'),
       learners: ids(a, 'learners'),
       leader: num(a, 'leader', 0) as NodeId,
@@ -237,6 +245,13 @@ export class PlacementEnv {
       case 'transfer':
         this.group(step.group).leader = step.to;
         return;
+      case 'refound': {
+        // The meta model gives the shard a new group on these nodes; here it keeps its id.
+        const group = this.group(step.group);
+        Object.assign(group, { voters: [...step.voters], learners: [], caughtUp: [], leader: step.voters[0] });
+        this.moves.delete(step.group);
+        return;
+      }
     }
   }
 
@@ -286,6 +301,8 @@ export function describeStep(step: PlacementStep): string {
       return `g${step.group} finish move`;
     case 'cancel_move':
       return `g${step.group} cancel move: ${step.reason}`;
+    case 'refound':
+      return `g${step.group} found again on (${step.voters.join(',')}): ${step.reason}`;
   }
 }
 

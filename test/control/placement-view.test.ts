@@ -4,8 +4,14 @@
 import { describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
 import type { GroupRecord } from '../../src/codec/meta.ts';
+import type { DatabaseRecord } from '../../src/codec/meta-databases.ts';
 import { planPlacement } from '../../src/control/placement-planner.ts';
-import { placementView, type GroupReport, type NodeReport } from '../../src/control/placement-view.ts';
+import {
+  placementView,
+  type GroupReport,
+  type NodeReport,
+  type PlacementInputs,
+} from '../../src/control/placement-view.ts';
 import { nodeRecord } from '../support/node-record.ts';
 
 const n = (id: number): NodeId => id as NodeId;
@@ -92,25 +98,102 @@ describe('placementView', () => {
     expect(planPlacement(view).steps).toEqual([]);
   });
 
-  it('leaves database shard groups alone: two voters of a 3-factor kv cluster, one on a lost node, plan nothing', () => {
+  it("plans database shard groups with their database's copies: a replica on a lost node is re-created", () => {
     const shard: GroupRecord = {
       id: g(1_000_000),
       kind: 'db',
-      replicas: [n(1), n(5)],
+      replicas: [n(1), n(2), n(5)],
       shard: { database: 'shop', shard: '0' },
     };
-    const view = placementView({
-      nowMs: 100_000,
-      nodes: [nodeRecord(1), nodeRecord(2), nodeRecord(3), nodeRecord(4), nodeRecord(5)],
-      groups: [...records, shard],
-      moves: [],
-      factor: 3,
-      settings: { nodeGoneGraceMs: 1000 },
-      reports: reportsOf([1, 2, 3, 4], [led(1, [1, 2, 3]), led(2, [3, 4, 5]), led(1_000_000, [1, 5])]),
-      lastSeenMs: new Map([[n(5), 0]]),
+    const lost = (nowMs: number, replicas: number[], copies: number) =>
+      placementView({
+        nowMs,
+        nodes: [nodeRecord(1), nodeRecord(2), nodeRecord(3), nodeRecord(4), nodeRecord(5)],
+        groups: [...records, { ...shard, replicas: replicas.map(n) }],
+        moves: [],
+        factor: 3,
+        settings: { nodeGoneGraceMs: 1000 },
+        reports: reportsOf([1, 2, 3, 4], [led(1, [1, 2, 3]), led(2, [3, 4, 5]), led(1_000_000, replicas)]),
+        lastSeenMs: new Map([[n(5), 0]]),
+        database: (name) => (name === 'shop' ? shop(copies, []) : undefined),
+      });
+    const view = lost(100_000, [1, 2, 5], 3);
+    expect(view.groups.map((group) => [group.id, group.factor])).toEqual([
+      [1, undefined],
+      [2, undefined],
+      [1_000_000, 3],
+    ]);
+    expect(planPlacement(view).steps).toContainEqual({
+      kind: 'start_move',
+      move: { group: 1_000_000, add: 4, remove: 5, reason: 'node 5 gone for 100 s', startedMs: 100_000 },
     });
-    expect(view.groups.map((group) => group.id)).toEqual([1, 2]);
-    expect(JSON.stringify(planPlacement(view).steps)).not.toContain('1000000');
-    expect(planPlacement(view).groups.map((status) => status.group)).toEqual([1, 2]);
+    // Two copies, one lost: no quorum, so the group is founded again on its live copy; within the
+    // grace period nothing is done.
+    expect(planPlacement(lost(100_000, [1, 5], 2)).steps).toContainEqual({
+      kind: 'refound',
+      group: 1_000_000,
+      voters: [1],
+      reason: 'quorum lost: node 5 gone for 100 s',
+    });
+    expect(JSON.stringify(planPlacement(lost(500, [1, 5], 2)).steps)).not.toContain('1000000');
+    // Without its database (dropped) a shard group is not planned.
+    expect(placementView({ ...viewInputs(shard), database: () => undefined }).groups.map((group) => group.id)).toEqual([
+      1, 2,
+    ]);
+    // "all": every ACTIVE node.
+    expect(placementView({ ...viewInputs(shard), database: () => shop('all', []) }).groups[2]?.factor).toBe(4);
+  });
+
+  it("counts a shard group's learner caught up only once its copy is loaded", () => {
+    const shard: GroupRecord = {
+      id: g(1_000_000),
+      kind: 'db',
+      replicas: [n(1), n(2), n(4)],
+      shard: { database: 'shop', shard: '0' },
+    };
+    const inputs = {
+      ...viewInputs(shard),
+      reports: reportsOf([1, 2, 3, 4], [led(1, [1, 2, 3]), led(2, [3, 4, 5]), led(1_000_000, [1, 2], [4])]),
+    };
+    const caught = (loadedOn: number[]): readonly NodeId[] | undefined =>
+      placementView({ ...inputs, database: () => shop(2, loadedOn) }).groups[2]?.caughtUp;
+    expect(caught([1, 2])).toEqual([]);
+    expect(caught([1, 2, 4])).toEqual([4]);
   });
 });
+
+/** Database `shop`, one shard `0` on nodes 1, 2 and 4 (version 1), loaded on `loadedOn`. */
+function shop(replicas: number | 'all', loadedOn: number[]): DatabaseRecord {
+  return {
+    name: 'shop',
+    bucket: 'b',
+    prefix: '',
+    replicas,
+    lazy: false,
+    metadataPattern: null,
+    createdMs: 0,
+    current: { version: 1, listedMs: 0, global: [], shards: [{ shard: '0', files: [], nodes: [n(1), n(2), n(4)] }] },
+    next: null,
+    replicaStates: loadedOn.map((id) => ({
+      version: 1,
+      shard: '0',
+      node: n(id),
+      state: 'loaded',
+      error: null,
+      atMs: 0,
+    })),
+  };
+}
+
+function viewInputs(shard: GroupRecord): PlacementInputs {
+  return {
+    nowMs: 0,
+    nodes: [nodeRecord(1), nodeRecord(2), nodeRecord(3), nodeRecord(4), nodeRecord(5, 'LEAVING')],
+    groups: [...records, shard],
+    moves: [],
+    factor: 3,
+    settings: {},
+    reports: reportsOf([1, 2, 3, 4, 5], [led(1, [1, 2, 3]), led(2, [3, 4, 5]), led(1_000_000, [...shard.replicas])]),
+    lastSeenMs: new Map(),
+  };
+}

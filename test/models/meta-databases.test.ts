@@ -240,3 +240,54 @@ describe('shard groups in the meta model', () => {
     expect(copy.shardGroup('more', '0')?.id).toBe(dbGroupIdFirst + 2);
   });
 });
+
+describe('shard placement follows the shard group', () => {
+  const at = (...ids: number[]): NodeId[] => ids.map(asNodeId);
+  const placed = (meta: MetaModel): readonly NodeId[] | undefined =>
+    meta.databases.database('shop')?.current.shards.find((shard) => shard.shard === '0')?.nodes;
+
+  it('a move adds its node to the catalog at its start and the group record removes the old one', () => {
+    const meta = model();
+    apply(meta, create('shop', version(1, { 0: at(1, 2) })));
+    apply(meta, { type: 'db.stage', name: 'shop', version: version(2, { 0: at(1, 2) }) });
+    for (const node of [1, 2]) apply(meta, loaded('shop', 1, node, ['0']));
+    const id = meta.shardGroup('shop', '0')?.id as GroupId;
+    // Node 3 holds no copy yet: its state is refused.
+    expect(apply(meta, loaded('shop', 1, 3, ['0']))).toMatchObject({ ok: false, reason: 'stale' });
+    const move = { group: id, add: asNodeId(3), remove: asNodeId(1), reason: 'node 1 gone', startedMs: 5 };
+    meta.apply({ type: 'placement.move.start', move });
+    // From the move's start node 3 is placed (loading: nothing recorded), in both versions.
+    expect(placed(meta)).toEqual([1, 2, 3]);
+    expect(meta.databases.database('shop')?.next?.shards[0]?.nodes).toEqual([1, 2, 3]);
+    expect(apply(meta, loaded('shop', 1, 3, ['0']))).toEqual({ ok: true });
+    // The group's leader records the configuration after the replace; the move finishes.
+    meta.apply({ type: 'group.set', group: { id, kind: 'db', replicas: at(2, 3), confIndex: 9 } });
+    meta.apply({ type: 'placement.move.finish', group: id, outcome: 'finished', detail: '', atMs: 6 });
+    expect(placed(meta)).toEqual([2, 3]);
+    expect(meta.databases.database('shop')?.next?.shards[0]?.nodes).toEqual([2, 3]);
+    // Node 1's states went with its copy; the version still has its two loaded copies.
+    const states = meta.databases.database('shop')?.replicaStates.map((state) => [state.version, state.node]);
+    expect(states).toEqual([
+      [1, 2],
+      [1, 3],
+    ]);
+    expect(apply(meta, loaded('shop', 1, 1, ['0']))).toMatchObject({ ok: false, reason: 'stale' });
+  });
+
+  it('a cancelled move takes its node off again; "all" is left alone', () => {
+    const meta = model();
+    apply(meta, create('shop', version(1, { 0: at(1, 2) })));
+    const id = meta.shardGroup('shop', '0')?.id as GroupId;
+    meta.apply({
+      type: 'placement.move.start',
+      move: { group: id, add: asNodeId(3), remove: asNodeId(0), reason: 'short', startedMs: 5 },
+    });
+    expect(placed(meta)).toEqual([1, 2, 3]);
+    meta.apply({ type: 'placement.move.finish', group: id, outcome: 'cancelled', detail: 'gone', atMs: 6 });
+    expect(placed(meta)).toEqual([1, 2]);
+    apply(meta, create('every', version(1, { 0: [] }), 'all'));
+    const every = meta.shardGroup('every', '0')?.id as GroupId;
+    meta.apply({ type: 'group.set', group: { id: every, kind: 'db', replicas: at(1, 2), confIndex: 3 } });
+    expect(meta.databases.database('every')?.current.shards[0]?.nodes).toEqual([]);
+  });
+});

@@ -2,7 +2,8 @@
 // ops tests that show databases (the status page, the Prometheus scrape): the server, the
 // database's s3:// source, the `dram start` flags that point a node at it, and its stop. Sets the
 // s3rver credentials in this process's environment, which the dram processes it starts inherit.
-// Called by test/ops/status-page.test.ts and test/ops/prometheus.test.ts.
+// Called by test/ops/status-page.test.ts, test/ops/prometheus.test.ts and
+// test/integration/db-placement.test.ts.
 
 import { join } from 'node:path';
 import { generateSampleDatabase, sampleDefaults } from '../../examples/sample-db/generate.ts';
@@ -11,7 +12,7 @@ import { startS3rver } from '../../src/s3/s3rver-process.ts';
 import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
 
 export interface SampleS3 {
-  /** `s3://bucket/sample/shop/`: two shards, a few KiB. */
+  /** `s3://bucket/sample/shop/`: `shards` shards (two unless asked) of 500 events, a few KiB. */
   readonly source: string;
   /** `--s3-endpoint <url> --s3-path-style`. */
   readonly nodeArgs: readonly string[];
@@ -19,14 +20,14 @@ export interface SampleS3 {
 }
 
 /** Starts s3rver with its data under `dir` and uploads the sample database. */
-export async function startSampleS3(dir: string): Promise<SampleS3> {
+export async function startSampleS3(dir: string, shards = 2): Promise<SampleS3> {
   const bucket = 'dram-sample';
   const s3 = await startS3rver({ directory: join(dir, 's3'), port: 0, stderr: 'ignore' });
   const store = s3rverStore(s3);
   try {
     await store.createBucket(bucket);
     const sampleDir = join(dir, 'sample');
-    const options = { ...sampleDefaults, seed: 3, shards: 2, eventsPerShard: 500, users: 50, products: 10 };
+    const options = { ...sampleDefaults, seed: 3, shards, eventsPerShard: 500, users: 50, products: 10 };
     await generateSampleDatabase(sampleDir, options);
     await uploadDirectory(store, sampleDir, listDirectory(sampleDir), { bucket, prefix: 'sample/shop/' });
   } catch (error) {
