@@ -633,6 +633,9 @@ async function stopNode(
       onError: (step, error) => {
         logger.error({ err: error, step }, 'a step of the stop failed');
       },
+      onStep: (step) => {
+        logger.info({ step }, 'stopping: step');
+      },
     },
   );
   if (outcome.kind === 'stopped') logger.info('stopped');

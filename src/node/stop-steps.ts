@@ -42,6 +42,8 @@ export async function runStopSteps(
     readonly timeoutMs?: number;
     readonly timers?: StopTimers;
     readonly onError?: (step: string, error: unknown) => void;
+    /** Told as each step begins (the log says where a slow stop waits). */
+    readonly onStep?: (step: string) => void;
   } = {},
 ): Promise<StopOutcome> {
   const timeoutMs = options.timeoutMs ?? gracefulStopMsMax;
@@ -52,6 +54,7 @@ export async function runStopSteps(
     for (const step of steps) {
       if (progress.expired) return;
       progress.current = step.name;
+      options.onStep?.(step.name);
       try {
         await step.run();
       } catch (error) {
