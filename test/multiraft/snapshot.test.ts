@@ -5,8 +5,9 @@
 // snapshot chunk corrupted on its way to a follower is refused, named, and asked for again; a
 // snapshot bad at the source fails its envelope checksum and is fetched again whole.
 
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { Level } from 'level';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asGroupId, asNodeId, type GroupId, type LogIndex, type NodeId, type Term } from '../../src/base/ids.ts';
 import { createRng } from '../../src/base/rng.ts';
@@ -19,8 +20,7 @@ import type { RaftConfigInput } from '../../src/raft/config.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import { bootstrapEntry } from '../../src/raft/storage.ts';
 import { openSnapshot } from '../../src/codec/snapshot.ts';
-import { DiskStore } from '../../src/storage/disk-store.ts';
-import { parseKey } from '../../src/storage/keys.ts';
+import { DiskStore, snapshotFilesDir } from '../../src/storage/disk-store.ts';
 import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
 import { eventually } from '../support/poll.ts';
 import { temporaryDirectory, testStoreOptions } from '../storage/support.ts';
@@ -323,20 +323,15 @@ async function bootstrappedStore(path: string, voters: readonly NodeId[]): Promi
   return store;
 }
 
-/** Flips the last byte of every stored snapshot chunk of group `kv` (their record checksums then fail). */
-async function corruptSnapshotChunks(path: string): Promise<void> {
-  const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
-  await db.open();
-  let flipped = 0;
-  for await (const [key, value] of db.iterator()) {
-    if (parseKey(key)?.kind !== 'snap-chunk' || parseKey(key)?.group !== kv) continue;
-    const changed = Uint8Array.from(value);
-    changed[changed.length - 1] = (changed[changed.length - 1] ?? 0) ^ 1;
-    await db.put(key, changed);
-    flipped++;
-  }
-  await db.close();
-  expect(flipped).toBeGreaterThan(0);
+/** Flips the last byte of the stored snapshot file of group `kv` (its checksum then fails). */
+async function corruptSnapshotFile(path: string): Promise<void> {
+  const dir = join(snapshotFilesDir(path), String(kv));
+  const names = await readdir(dir);
+  expect(names).toHaveLength(1);
+  const file = join(dir, names[0] ?? '');
+  const bytes = await readFile(file);
+  bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 1;
+  await writeFile(file, bytes);
 }
 
 describe('a corrupt snapshot in a real store', () => {
@@ -360,7 +355,7 @@ describe('a corrupt snapshot in a real store', () => {
     running = [];
     const index = first.group(kv).snapshot().meta.index;
     await first.close();
-    await corruptSnapshotChunks(directory.path);
+    await corruptSnapshotFile(directory.path);
 
     const store = await DiskStore.open(directory.path, testStoreOptions);
     const refusals: string[] = [];
@@ -372,7 +367,7 @@ describe('a corrupt snapshot in a real store', () => {
     expect(refusals).toHaveLength(1);
     expect(refusals[0]).toMatch(
       new RegExp(
-        `^group 2: the snapshot at index ${index} is refused: .*g/2/snap-chunk/.*checksum mismatch.*; the state is rebuilt from the log$`,
+        `^group 2: the snapshot at index ${index} is refused: .*snapshots/2/.*checksum mismatch.*; the state is rebuilt from the log$`,
       ),
     );
     host.start();
@@ -419,7 +414,7 @@ describe('a corrupt snapshot in a real store', () => {
     running = running.filter((host) => host !== disk);
     network.hosts.delete(diskId);
     await first.close();
-    await corruptSnapshotChunks(directory.path);
+    await corruptSnapshotFile(directory.path);
     for (let k = 12; k < 20; k++) await proposeUntilApplied(await leader(), kv, put(`key${k}`, Uint8Array.of(k)));
 
     const store = await DiskStore.open(directory.path, testStoreOptions);
