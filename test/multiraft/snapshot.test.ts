@@ -86,9 +86,14 @@ async function proposeUntilApplied(host: MultiRaftHost, group: GroupId, data: Ui
 
 /**
  * Three KV replicas; one follower is cut off while the leader applies 20 writes (`c0`..`c19`) and
- * compacts past it. The follower is still cut off on return.
+ * compacts past it. The follower is still cut off on return. `alsoHosted`: more KV groups on the
+ * same three nodes.
  */
-async function followerLeftBehind(raftExtra: Partial<RaftConfigInput>, extra: Partial<HostOptions>) {
+async function followerLeftBehind(
+  raftExtra: Partial<RaftConfigInput>,
+  extra: Partial<HostOptions>,
+  alsoHosted: readonly GroupId[] = [],
+) {
   const ids = [1, 2, 3].map(asNodeId);
   const network = new MemoryNetwork();
   const storages = new Map<NodeId, MemoryHostStorage>();
@@ -96,9 +101,11 @@ async function followerLeftBehind(raftExtra: Partial<RaftConfigInput>, extra: Pa
   for (const id of ids) {
     const storage = new MemoryHostStorage();
     storage.bootstrap(kv, confStateOf(ids));
+    for (const group of alsoHosted) storage.bootstrap(group, confStateOf(ids));
     storages.set(id, storage);
     const host = startHost(id, storage, network, raft, extra);
     host.addGroup(kv, new KvModel());
+    for (const group of alsoHosted) host.addGroup(group, new KvModel());
     host.start();
   }
   let leader: MultiRaftHost | undefined;
@@ -125,7 +132,7 @@ async function followerLeftBehind(raftExtra: Partial<RaftConfigInput>, extra: Pa
     const model = behind.model(kv) as KvModel;
     for (let k = 0; k < 20; k++) expect(model.get(`c${k}`)?.value).toEqual(Uint8Array.of(k));
   };
-  return { behind, caughtUp };
+  return { behind, caughtUp, behindStorage: storages.get(behindId) };
 }
 
 /** The KV model as a newer version of it would write its snapshots. */
@@ -304,6 +311,34 @@ describe('snapshots through the host', () => {
     };
     await caughtUp();
     expect(chunks).toBeGreaterThan(1);
+  });
+
+  // The follower's store holds the snapshot it receives open (as a slow disk writing a large one
+  // would): the node's other group goes on persisting (acknowledging) and applying meanwhile, and the snapshot
+  // is installed once released.
+  it("installs a snapshot from the leader without holding up the node's other groups", async () => {
+    const other = asGroupId(3);
+    const { behind, caughtUp, behindStorage } = await followerLeftBehind({}, {}, [other]);
+    if (behindStorage === undefined) throw new Error('no follower storage');
+    behindStorage.holdSnapshots = true;
+    const installed = caughtUp();
+    await until(() => behindStorage.heldSnapshotCount() === 1, 'the snapshot held in the store');
+    const otherLeader = running.find((host) => host.groupStatus(other)?.status.role === 'leader');
+    if (otherLeader === undefined) throw new Error('no leader of the other group');
+    for (let k = 0; k < 3; k++) {
+      const index = await proposeUntilApplied(otherLeader, other, put(`o${k}`, Uint8Array.of(k)));
+      // Persisted there (so acknowledged), not only applied: a follower applies what its leader
+      // committed while its own write is in flight.
+      await until(
+        () =>
+          behindStorage.group(other).lastIndex() >= index && (behind.groupStatus(other)?.appliedIndex ?? 0) >= index,
+        'the other group persisted and applied',
+      );
+    }
+    expect((behind.model(other) as KvModel).get('o2')?.value).toEqual(Uint8Array.of(2));
+    expect(behindStorage.heldSnapshotCount()).toBe(1);
+    behindStorage.releaseSnapshots();
+    await installed;
   });
 });
 
