@@ -16,7 +16,9 @@
 // Compaction is synced, as in DiskStore, and written as DiskStore writes it: its chunks first,
 // each an operation of its own (synced, changing nothing a restart reads: they go to the spare
 // slot), then the operation that switches to the snapshot; a crash in between loses the
-// compaction and leaves the stored snapshot as it was.
+// compaction and leaves the stored snapshot as it was. A snapshot from a leader is staged first
+// (stageSnapshot: a synced operation that changes nothing a restart reads, as DiskStore's file
+// nothing points at yet), then stored by a write as before.
 
 import { assert } from '../../src/base/assert.ts';
 import { concatBytes } from '../../src/base/bytes.ts';
@@ -35,6 +37,8 @@ const simChunksMax = 4;
 type DiskOperation =
   | { readonly kind: 'write'; readonly batch: readonly GroupWrite[]; readonly sync: boolean }
   | { readonly kind: 'snapshot-chunk'; readonly group: GroupId }
+  /** A snapshot from a leader made durable ahead of the write that stores it: changes nothing a restart reads. */
+  | { readonly kind: 'stage'; readonly group: GroupId }
   | {
       readonly kind: 'compact';
       readonly group: GroupId;
@@ -139,6 +143,7 @@ export class SimDisk {
           : undefined;
       },
       write: (batch, options) => this.submit(process, { kind: 'write', batch, sync: options.sync }),
+      stageSnapshot: (group) => this.submit(process, { kind: 'stage', group }),
       compact: async (group, index, confState, slices, _logFrom, replace = false) => {
         const data = slices instanceof Uint8Array ? slices : concatBytes(slices);
         const chunks = Math.min(simChunksMax, Math.max(1, Math.ceil(data.length / simChunkBytes)));
@@ -231,7 +236,7 @@ function applyOperation(layer: Map<GroupId, MemoryStorage>, operation: DiskOpera
     if (storage === undefined) layer.set(group, (storage = new MemoryStorage()));
     return storage;
   };
-  if (operation.kind === 'snapshot-chunk') return;
+  if (operation.kind === 'snapshot-chunk' || operation.kind === 'stage') return;
   if (operation.kind === 'compact') {
     const storage = storageOf(operation.group);
     // Skipped as DiskStore skips it: a snapshot at or after the index is stored (installed from a
