@@ -15,8 +15,13 @@ export interface StorageWriteObserver {
 export function timedHostStorage(storage: HostStorage, observer: StorageWriteObserver): HostStorage {
   return {
     group: (id) => storage.group(id),
-    compact: (group, index, confState, data, logFrom) => storage.compact(group, index, confState, data, logFrom),
+    compact: (group, index, confState, data, logFrom, replace) =>
+      storage.compact(group, index, confState, data, logFrom, replace),
     deleteGroup: (group) => storage.deleteGroup?.(group) ?? Promise.resolve(),
+    ...(storage.stageSnapshot === undefined
+      ? {}
+      : { stageSnapshot: (group, snapshot) => storage.stageSnapshot?.(group, snapshot) ?? Promise.resolve() }),
+    snapshotDamage: (group) => storage.snapshotDamage?.(group),
     async write(batch, writeOptions) {
       const startedMs = performance.now();
       await storage.write(batch, writeOptions);

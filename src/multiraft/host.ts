@@ -24,6 +24,10 @@
 // or a newer snapshot is stored already. No turn waits for that compaction: the store writes it
 // chunk by chunk between the turns' writes. One capture per group at a time, from capture until
 // stored; a request that comes meanwhile is dropped (the core asks again an interval later).
+// A snapshot received from a leader is staged first (HostStorage.stageSnapshot: the store makes
+// its bytes durable outside the turns), its group's Ready held out of the turns meanwhile; the
+// first turn after that writes the rest of that Ready with everyone else's, so installing a large
+// snapshot never holds up the node's other groups.
 // A proposal made with a request key (a client's request id inside the data, which the model can
 // read back: ReplicatedModel.requestKey) can be made on any member: a follower hands it to the
 // leader through the core (RaftNode.proposeOrForward: a Propose message in this turn's frame to
@@ -193,6 +197,8 @@ interface TurnReady {
   readonly group: HostedGroup;
   readonly ready: Ready;
   readonly confState: ConfState;
+  /** Its early messages went out already (when its snapshot was handed to stageSnapshot). */
+  readonly earlySent?: boolean;
 }
 
 /** Distinct (group, peer) pairs remembered for rate-limiting unknown-group reports. */
@@ -227,6 +233,12 @@ interface HostedGroup {
   snapshotInFlight: SnapshotInFlight | undefined;
   /** The stored snapshot failed its checks and the state was rebuilt from the log: replace it at its own index. */
   replaceStoredSnapshot: boolean;
+  /**
+   * A Ready that installs a snapshot from the leader, held out of the turns while the store makes
+   * the snapshot's bytes durable (HostStorage.stageSnapshot); `staged`: done, the next turn
+   * writes the rest of the Ready (the pointer, entries, hard state), restores and advances.
+   */
+  installing: { readonly turn: TurnReady; staged: boolean } | undefined;
   /** A commit-only hard state not written yet (see turn()). */
   unsavedHardState: HardState | undefined;
   readonly queued: QueuedProposal[];
@@ -274,7 +286,7 @@ export class MultiRaftHost {
   private turnScheduled = false;
   private turnRunning = false;
   private readonly snapshotSends: SnapshotSendLimiter;
-  /** storage.compact calls not finished (stop waits for them). */
+  /** storage.compact and storage.stageSnapshot calls not finished (stop waits for them). */
   private readonly compactions = new Set<Promise<void>>();
   /** The turn is waiting for its storage write: arriving commits are applied at once (applyEarly). */
   private writeInFlight = false;
@@ -356,6 +368,7 @@ export class MultiRaftHost {
       confIndex: missing ? 0 : stored.meta.index,
       snapshotInFlight: undefined,
       replaceStoredSnapshot: loaded.outcome === 'rebuilt',
+      installing: undefined,
       unsavedHardState: undefined,
       queued: [],
       pending: new Map(),
@@ -526,6 +539,7 @@ export class MultiRaftHost {
     this.groups.delete(groupId);
     group.snapshotInFlight?.slices.return?.();
     group.snapshotInFlight = undefined;
+    group.installing = undefined;
     this.settleGroup(group, 'unknown_group');
     await this.options.storage.deleteGroup?.(groupId);
   }
@@ -763,11 +777,10 @@ export class MultiRaftHost {
     // one socket write per peer instead of two (on loopback the sender's write does the
     // receiver's TCP work too, and was the biggest item in a leader's profile).
     this.sendGrouped(
-      readies.flatMap(({ group, ready }) =>
-        (writes.length > 0 ? ready.messages : [...ready.messages, ...ready.messagesAfterPersist]).map((message) => ({
-          group: group.id,
-          message,
-        })),
+      readies.flatMap(({ group, ready, earlySent }) =>
+        [...(earlySent === true ? [] : ready.messages), ...(writes.length > 0 ? [] : ready.messagesAfterPersist)].map(
+          (message) => ({ group: group.id, message }),
+        ),
       ),
     );
     const writing =
@@ -803,13 +816,47 @@ export class MultiRaftHost {
    */
   private takeReadies(): TurnReady[] {
     const readies: TurnReady[] = [];
-    for (const group of this.groups.values())
-      if (group.raft.hasReady()) {
-        const ready = group.raft.ready();
-        this.noteLeadership(group, ready);
-        readies.push({ group, ready, confState: group.raft.currentConfState() });
+    for (const group of this.groups.values()) {
+      if (group.installing !== undefined) {
+        // Held until its snapshot is staged; no new Ready before this one is advanced.
+        if (!group.installing.staged) continue;
+        readies.push(group.installing.turn);
+        group.installing = undefined;
+        continue;
       }
+      if (!group.raft.hasReady()) continue;
+      const ready = group.raft.ready();
+      this.noteLeadership(group, ready);
+      const turn = { group, ready, confState: group.raft.currentConfState() };
+      if (ready.snapshot !== undefined && this.options.storage.stageSnapshot !== undefined)
+        this.stageSnapshot(turn, ready.snapshot);
+      else readies.push(turn);
+    }
     return readies;
+  }
+
+  /**
+   * A Ready that installs a snapshot from the leader: its early messages go now, its snapshot's
+   * bytes to the store (stageSnapshot, not awaited), and the rest waits for a turn after that,
+   * so a large snapshot holds up only its own group (docs/ARCHITECTURE.md, "Snapshots").
+   */
+  private stageSnapshot(turn: TurnReady, snapshot: Snapshot): void {
+    const { group, ready } = turn;
+    const installing = { turn: { ...turn, earlySent: true }, staged: false };
+    group.installing = installing;
+    this.sendGrouped(ready.messages.map((message) => ({ group: group.id, message })));
+    const staging = (this.options.storage.stageSnapshot?.(group.id, snapshot) ?? Promise.resolve())
+      .then(
+        () => {
+          installing.staged = true;
+          this.scheduleTurn();
+        },
+        (error: unknown) => {
+          this.fail(error);
+        },
+      )
+      .finally(() => this.compactions.delete(staging));
+    this.compactions.add(staging);
   }
 
   /** What the turn's one storage batch holds: every Ready's snapshot, entries and hard state, and the due commit flush. */

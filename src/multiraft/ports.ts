@@ -44,6 +44,13 @@ export interface HostStorage {
     replace?: boolean,
   ): Promise<void>;
   /**
+   * Makes a snapshot received from a leader durable ahead of the write that stores it (the same
+   * Snapshot object in a later write()), so that write only points at it and a large snapshot
+   * never holds up the node's other groups in a turn. Optional: without it, write() stores the
+   * bytes itself. A staged snapshot no write stores is the store's to discard.
+   */
+  stageSnapshot?(group: GroupId, snapshot: Snapshot): Promise<void>;
+  /**
    * Why the group's stored snapshot must not be loaded, when the store found its bytes damaged at
    * open (its metadata is still right; the bytes are empty); undefined when they are whole.
    * A compaction at the snapshot's own index then replaces it. Optional: a store without it never

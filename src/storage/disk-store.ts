@@ -14,23 +14,31 @@
 //    same StorageError and the host must stop the node (see errors.ts for why).
 // Called by the multi-Raft host's turn loop (write, compact) and by node wiring (open, close).
 
+import { join } from 'node:path';
 import { Level } from 'level';
 import { assert } from '../base/assert.ts';
-import { concatBytes } from '../base/bytes.ts';
-import type { GroupId, LogIndex } from '../base/ids.ts';
-import type { ConfState } from '../raft/types.ts';
+import type { GroupId, LogIndex, Term } from '../base/ids.ts';
+import type { ConfState, Snapshot } from '../raft/types.ts';
 import { storageFailure, type StorageError } from './errors.ts';
 import type { GroupWrite } from '../multiraft/ports.ts';
 import { CachedGroupLog, emptyGroupState, type GroupChange, type GroupLog } from './group-log.ts';
 import { allGroupsRange, groupIdMax } from './keys.ts';
 import { loadGroups } from './load.ts';
-import { snapshotChunkBytes, type RecordLimits } from './records.ts';
+import type { RecordLimits } from './records.ts';
+import { SnapshotFiles, type SnapshotFileFault, type SnapshotFileRef } from './snapshot-files.ts';
 
 export type { GroupLog } from './group-log.ts';
 
 export interface DiskStoreOptions extends RecordLimits {
   /** Operations allowed to wait behind the one in progress; more is a host bug (an unbounded backlog). */
   readonly queuedOperationsMax?: number;
+  /** Tests only: called before each step of a snapshot file's life; throwing there is a crash there (snapshot-files.ts). */
+  readonly snapshotFileFault?: SnapshotFileFault;
+}
+
+/** Where the snapshot files of the store at `path` live: inside its directory, so the two move together. */
+export function snapshotFilesDir(path: string): string {
+  return join(path, 'snapshots');
 }
 
 export const diskStoreDefaults = { queuedOperationsMax: 64 } as const;
@@ -48,8 +56,13 @@ export class DiskStore {
   /** Settles when the last queued operation is done; never rejects. */
   private tail: Promise<void> = Promise.resolve();
   private queuedOperations = 0;
-  /** Compactions being written, by group (one at a time per group: they share the spare slot). */
+  /** Compactions being written, by group (one at a time per group). */
   private readonly compacting = new Map<GroupId, Promise<void>>();
+  private readonly files: SnapshotFiles;
+  /** Snapshots received from a leader whose files are written (stageSnapshot), by group, until a write stores them. */
+  private readonly staged = new Map<GroupId, { readonly snapshot: Snapshot; readonly file: SnapshotFileRef }>();
+  /** File work outside the write queue (staging, deleting replaced files): close() waits for it. */
+  private readonly fileWork = new Set<Promise<unknown>>();
   private failure: StorageError | undefined;
   private closing: Promise<void> | undefined;
 
@@ -58,11 +71,13 @@ export class DiskStore {
     limits: RecordLimits,
     queuedOperationsMax: number,
     groups: Map<GroupId, CachedGroupLog>,
+    files: SnapshotFiles,
   ) {
     this.db = db;
     this.limits = limits;
     this.queuedOperationsMax = queuedOperationsMax;
     this.groups = groups;
+    this.files = files;
   }
 
   /**
@@ -85,25 +100,53 @@ export class DiskStore {
     } catch (error) {
       throw storageFailure(`open ${path}`, error);
     }
+    const files = new SnapshotFiles(snapshotFilesDir(path), options.snapshotFileFault);
     try {
-      const groups = await DiskStore.load(db, limits);
-      return new DiskStore(db, limits, queuedOperationsMax, groups);
+      const groups = await DiskStore.load(db, limits, files);
+      const referenced = new Map<GroupId, string>();
+      for (const [id, cached] of groups) {
+        const file = cached.storedSnapshotFile();
+        if (file !== undefined) referenced.set(id, file);
+      }
+      // What a crash left between writing a file and pointing at it, or after the pointer moved.
+      await files.removeUnreferenced(referenced).catch((error: unknown) => {
+        throw storageFailure('remove unreferenced snapshot files', error);
+      });
+      return new DiskStore(db, limits, queuedOperationsMax, groups, files);
     } catch (error) {
       await db.close().catch(() => undefined);
       throw error;
     }
   }
 
-  private static async load(db: Database, limits: RecordLimits): Promise<Map<GroupId, CachedGroupLog>> {
+  private static async load(
+    db: Database,
+    limits: RecordLimits,
+    files: SnapshotFiles,
+  ): Promise<Map<GroupId, CachedGroupLog>> {
     const iterator = db.iterator({ ...allGroupsRange(), keys: true, values: true });
-    try {
-      return await loadGroups(async () => {
+    const reader = {
+      describe: (group: GroupId, name: string) => files.describe(group, name),
+      read: async (group: GroupId, ref: SnapshotFileRef) => {
         try {
-          return await iterator.nextv(loadPageEntriesMax);
+          return await files.read(group, ref);
         } catch (error) {
-          throw storageFailure('read at open', error);
+          throw storageFailure(`read ${files.describe(group, ref.name)}`, error);
         }
-      }, limits);
+      },
+    };
+    try {
+      return await loadGroups(
+        async () => {
+          try {
+            return await iterator.nextv(loadPageEntriesMax);
+          } catch (error) {
+            throw storageFailure('read at open', error);
+          }
+        },
+        limits,
+        reader,
+      );
     } finally {
       await iterator.close().catch(() => undefined);
     }
@@ -131,33 +174,66 @@ export class DiskStore {
 
   /**
    * Persists one turn: every group's snapshot, entries, hard state and applied index in ONE batch,
-   * fsynced when `sync`. A group may appear once per batch. When the promise resolves the caches
-   * show the new state; when it rejects with a StorageError nothing changed in memory and the
-   * store is dead.
+   * fsynced when `sync`. A group may appear once per batch. A snapshot's bytes go to a file of
+   * their own before the batch, which only points at it: written by stageSnapshot (off this queue)
+   * when the caller staged that very snapshot, else here, holding up the operations queued behind.
+   * When the promise resolves the caches show the new state; when it rejects with a StorageError
+   * nothing changed in memory and the store is dead.
    */
   write(batch: readonly GroupWrite[], options: { readonly sync: boolean }): Promise<void> {
     return this.serialize('write', async () => {
       const seen = new Set<GroupId>();
-      const changes = batch.map((write) => {
+      const files = new Map<GroupId, SnapshotFileRef>();
+      for (const write of batch) {
         assert(!seen.has(write.group), `storage: group ${write.group} appears twice in one write`);
         seen.add(write.group);
-        return this.cached(write.group).planWrite(write, this.limits);
-      });
+        if (write.snapshot !== undefined) files.set(write.group, await this.snapshotFile(write.group, write.snapshot));
+      }
+      const changes = batch.map((write) =>
+        this.cached(write.group).planWrite(write, this.limits, files.get(write.group)),
+      );
       await this.commit(changes, options.sync);
     });
   }
 
   /**
+   * Writes the file of a snapshot received from a leader now, outside the write queue, so that
+   * the write that stores it (the same Snapshot object, in a later write()) only points at it and
+   * the node's other groups' writes never wait for its bytes. Resolves once the file is durable.
+   * A staged snapshot no write stores (the group went, or the node stopped) is garbage that the
+   * next open deletes.
+   */
+  stageSnapshot(group: GroupId, snapshot: Snapshot): Promise<void> {
+    assert(this.closing === undefined, 'storage: stageSnapshot after close');
+    return this.trackFileWork(
+      this.writeFile(group, snapshot.meta.index, snapshot.meta.term, [snapshot.data]).then((file) => {
+        const previous = this.staged.get(group);
+        if (previous !== undefined) this.removeFile(group, previous.file.name);
+        this.staged.set(group, { snapshot, file });
+      }),
+    );
+  }
+
+  /** The file holding a snapshot a write stores: the staged one, or one written now. */
+  private async snapshotFile(group: GroupId, snapshot: Snapshot): Promise<SnapshotFileRef> {
+    const staged = this.staged.get(group);
+    if (staged?.snapshot === snapshot) {
+      this.staged.delete(group);
+      return staged.file;
+    }
+    return this.writeFile(group, snapshot.meta.index, snapshot.meta.term, [snapshot.data]);
+  }
+
+  /**
    * The host took a snapshot of the group's state machine at `index` (<= applied): store it and
    * drop the log before `logFrom` (a tail from it on stays behind the snapshot). The snapshot's
-   * bytes (`data`, whole or in slices) are written one chunk per synced batch into the spare
-   * chunk slot, each an operation of its own, so a turn's write waits for one chunk at most, never
-   * for the whole snapshot; then one small synced batch switches to them and compacts the log
-   * (group-log.ts). Each chunk batch is synced so that the switch never rests on LevelDB keeping
-   * unsynced writes of an older log file across a power loss. Skipped (resolving all the same)
-   * when the snapshot is no longer news: a snapshot at or after `index` was stored meanwhile (one
-   * installed from a leader) or the group was deleted; close() waits for it. A snapshot at
-   * `index` itself is replaced when it is damaged, or with `replace` (the host could not load it). Once it resolves,
+   * bytes (`data`, whole or in slices) are written to a file of their own, on the thread pool and
+   * outside the write queue, so the turns' writes go on meanwhile; then one small synced batch
+   * points at the file and compacts the log (group-log.ts), and the replaced file is deleted.
+   * Skipped (resolving all the same, its file deleted) when the snapshot is no longer news: a
+   * snapshot at or after `index` was stored meanwhile (one installed from a leader) or the group
+   * was deleted; close() waits for it. A snapshot at `index` itself is replaced when it is
+   * damaged, or with `replace` (the host could not load it). Once it resolves,
    * group(group).snapshot() is the new snapshot unless it was skipped. One compaction per group at
    * a time.
    */
@@ -171,14 +247,14 @@ export class DiskStore {
   ): Promise<void> {
     assert(this.closing === undefined, 'storage: compact after close');
     assert(!this.compacting.has(group), `storage: group ${group}: a compaction while one is being written`);
-    const compaction = this.compactInChunks(group, index, confState, data, logFrom, replace).finally(() => {
+    const compaction = this.compactToFile(group, index, confState, data, logFrom, replace).finally(() => {
       this.compacting.delete(group);
     });
     this.compacting.set(group, compaction);
     return compaction;
   }
 
-  private async compactInChunks(
+  private async compactToFile(
     group: GroupId,
     index: LogIndex,
     confState: ConfState,
@@ -193,45 +269,51 @@ export class DiskStore {
       `storage: group ${group}: snapshot of ${bytes} bytes exceeds snapshotDataBytesMax`,
     );
     const cached = this.cached(group);
-    let chunks = 0;
-    for (const piece of snapshotPieces(slices, snapshotChunkBytes)) {
-      const chunk = chunks++;
-      const wanted = await this.serialize(
-        'compact',
-        async () => {
-          if (!cached.snapshotWanted(index, replace)) return false;
-          await this.commit([cached.planStagedChunk(index, chunk, piece)], true);
-          return true;
-        },
-        true,
-      );
-      if (!wanted) return;
-    }
-    await this.serialize(
+    // Planned against what the operations queued before it leave (a caller may compact right
+    // after the write that holds `index`), without holding up those queued after it.
+    await this.tail;
+    if (!cached.snapshotWanted(index, replace)) return;
+    const term = cached.term(index);
+    assert(term !== undefined, `storage: group ${group}: no term at ${index}`);
+    const file = await this.writeFile(group, index, term, slices);
+    const stored = await this.serialize(
       'compact',
       async () => {
-        if (!cached.snapshotWanted(index, replace)) return;
-        await this.commit([cached.planStagedCompaction(index, confState, slices, chunks, logFrom, replace)], true);
+        if (!cached.snapshotWanted(index, replace)) return false;
+        await this.files.step('pointer');
+        await this.commit([cached.planCompaction(index, confState, slices, file, logFrom, replace)], true);
+        return true;
       },
       true,
     );
+    if (!stored) this.removeFile(group, file.name);
   }
 
-  /** Removes every record of the group; handles to it from group() must not be used again. */
+  /** Removes every record of the group, and its snapshot files; handles to it from group() must not be used again. */
   deleteGroup(group: GroupId): Promise<void> {
     return this.serialize('deleteGroup', async () => {
       const cached = this.groups.get(group);
-      if (cached === undefined) return;
-      await this.commit([cached.planDeletion()], true);
-      this.groups.delete(group);
+      this.staged.delete(group);
+      if (cached !== undefined) {
+        await this.commit([cached.planDeletion()], true);
+        this.groups.delete(group);
+      }
+      try {
+        await this.files.removeGroup(group);
+      } catch (error) {
+        this.failure = storageFailure(`delete the snapshot files of group ${group}`, error);
+        throw this.failure;
+      }
     });
   }
 
   /** Waits for queued operations, then closes LevelDB. Idempotent. */
   close(): Promise<void> {
-    // A compaction enqueues its chunks one by one: wait for all of them, then for the queue.
-    const compactions = Promise.allSettled(this.compacting.values());
+    // A compaction enqueues its pointer batch once its file is written: wait for all of them,
+    // for the file work, then for the queue.
+    const compactions = Promise.allSettled([...this.compacting.values(), ...this.fileWork]);
     this.closing ??= compactions.then(async () => {
+      await Promise.allSettled([...this.fileWork]);
       await this.tail;
       try {
         await this.db.close();
@@ -264,6 +346,41 @@ export class DiskStore {
       }
     }
     for (const change of changes) change.apply();
+    for (const { replacedFile } of changes) {
+      if (replacedFile === undefined) continue;
+      await this.files.step('unlink');
+      this.removeFile(replacedFile.group, replacedFile.name);
+    }
+  }
+
+  /** A snapshot file, written (durable, complete) outside the write queue; a failure kills the store. */
+  private async writeFile(
+    group: GroupId,
+    index: LogIndex,
+    term: number,
+    slices: readonly Uint8Array[],
+  ): Promise<SnapshotFileRef> {
+    if (this.failure !== undefined) throw this.failure;
+    try {
+      return await this.files.write(group, index, term as Term, slices);
+    } catch (error) {
+      this.failure ??= storageFailure(`write ${this.files.describe(group, `${index}-${term}-*.snap`)}`, error);
+      throw this.failure;
+    }
+  }
+
+  /**
+   * Deletes a file no record names any more, without waiting (close() does). A failure leaves it
+   * for the next open to delete, which is harmless: nothing reads an unnamed file.
+   */
+  private removeFile(group: GroupId, name: string): void {
+    void this.trackFileWork(this.files.remove(group, name).catch(() => undefined));
+  }
+
+  private trackFileWork<T>(work: Promise<T>): Promise<T> {
+    this.fileWork.add(work);
+    void work.finally(() => this.fileWork.delete(work)).catch(() => undefined);
+    return work;
   }
 
   /**
@@ -311,32 +428,4 @@ export class DiskStore {
     );
     return result;
   }
-}
-
-/** `slices` cut into pieces of `pieceBytes` (the last one shorter; one empty piece for no bytes), copied only where a piece spans slices. */
-export function* snapshotPieces(slices: readonly Uint8Array[], pieceBytes: number): Generator<Uint8Array, void> {
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
-  let yielded = false;
-  for (const slice of slices) {
-    let at = 0;
-    while (at < slice.length) {
-      const take = Math.min(pieceBytes - pendingBytes, slice.length - at);
-      if (pendingBytes === 0 && take === pieceBytes) {
-        yield slice.subarray(at, at + take);
-        yielded = true;
-      } else {
-        pending.push(slice.subarray(at, at + take));
-        pendingBytes += take;
-        if (pendingBytes === pieceBytes) {
-          yield concatBytes(pending, pendingBytes);
-          yielded = true;
-          pending = [];
-          pendingBytes = 0;
-        }
-      }
-      at += take;
-    }
-  }
-  if (pendingBytes > 0 || !yielded) yield concatBytes(pending, pendingBytes);
 }

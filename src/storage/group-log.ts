@@ -17,13 +17,13 @@
 // the operations in one batch and only then calls `apply`. DiskStore serializes its operations,
 // so the cache cannot change between planning and applying. Nothing here touches LevelDB.
 //
-// A compaction's snapshot can be large (130 MiB for a million keys): its chunks are written one
-// per batch (planStagedChunk) into the chunk slot the stored snapshot does not use (keys.ts), with
-// the node's other writes in between, and a last small synced batch (planStagedCompaction with the
-// staged chunk count) switches snap-meta to that slot, deletes the old slot's chunks and the
-// compacted log. A crash before the switch leaves the stored snapshot whole; the spare slot's
-// leftovers are counted at load and deleted by the next switch. A snapshot received from a leader
-// (planWrite) replaces the one in use in its own slot, in the turn's one batch, as before.
+// A snapshot's bytes are a file of their own (snapshot-files.ts), written and made durable before
+// anything here names it; snap-meta is the pointer to it (name, size, checksum). Storing a
+// snapshot is then one small batch: the pointer, and the compacted log's deletions (planCompaction)
+// or the replaced log's (a snapshot received from a leader, planWrite). The change reports the
+// file it replaced, which DiskStore deletes once the batch is written. Data directories of the
+// earlier layouts hold the bytes as chunk records (in two slots) or one snap-data record: those
+// are read at load (load.ts), and the next snapshot stored deletes every one of them.
 
 import { assert } from '../base/assert.ts';
 import { concatBytes } from '../base/bytes.ts';
@@ -32,17 +32,9 @@ import type { GroupWrite } from '../multiraft/ports.ts';
 import { emptyConfState } from '../raft/confchange.ts';
 import { entryBytes, type LogStorage } from '../raft/storage.ts';
 import type { ConfState, Entry, HardState, Snapshot, SnapshotMeta } from '../raft/types.ts';
-import { groupRecordKey, logKey, snapshotChunkKey, snapshotChunksMax, type SnapshotSlot } from './keys.ts';
-import {
-  appliedValue,
-  hardStateValue,
-  logRunValue,
-  snapshotChunkCount,
-  snapshotChunkRecord,
-  snapshotChunkValue,
-  snapshotMetaValue,
-  type RecordLimits,
-} from './records.ts';
+import { groupRecordKey, logKey, snapshotChunkKey } from './keys.ts';
+import { appliedValue, hardStateValue, logRunValue, snapshotMetaValue, type RecordLimits } from './records.ts';
+import type { SnapshotFileRef } from './snapshot-files.ts';
 
 /** What the core and the host read of one group. */
 export interface GroupLog extends LogStorage {
@@ -60,6 +52,8 @@ export interface GroupChange {
   readonly operations: readonly BatchOperation[];
   /** Brings the cache in line with the operations; called once they are written. */
   readonly apply: () => void;
+  /** The snapshot file the change stops naming: deleted once the operations are written. */
+  readonly replacedFile?: { readonly group: GroupId; readonly name: string };
 }
 
 /** A group's state as loaded from disk, already verified (see load.ts). */
@@ -70,13 +64,11 @@ export interface GroupState {
   /** Where each stored run of `entries` starts, ascending; the first at the log's start. */
   readonly runStarts: LogIndex[];
   readonly applied: LogIndex;
-  /** Chunks the snapshot's bytes are stored in (0: none, or one record as written before chunks). */
-  readonly snapshotChunks: number;
-  /** The chunk slot the snapshot's chunks are in (keys.ts). */
-  readonly snapshotSlot: SnapshotSlot;
-  /** Chunk keys 0 .. spareChunks - 1 of the other slot may hold leftovers of an unfinished snapshot. */
-  readonly spareChunks: number;
-  /** The snapshot's bytes are one `snap-data` record (written before chunks); the next snapshot deletes it. */
+  /** The file holding the snapshot's bytes (snapshot-files.ts); undefined: none, or an earlier layout. */
+  readonly snapshotFile?: string;
+  /** Per chunk slot, chunk keys 0 .. n - 1 may hold chunk records of the earlier layout: the next snapshot deletes them. */
+  readonly legacyChunkKeys: readonly [number, number];
+  /** A `snap-data` record (the layout before chunks) is stored; the next snapshot deletes it. */
   readonly snapshotRecord: boolean;
   /** The snapshot's bytes failed their checks at load (load.ts): only its metadata is kept. */
   readonly snapshotDamage?: string;
@@ -92,9 +84,7 @@ export const emptyGroupState = (): GroupState => ({
   entries: [],
   runStarts: [],
   applied: 0 as LogIndex,
-  snapshotChunks: 0,
-  snapshotSlot: 0,
-  spareChunks: 0,
+  legacyChunkKeys: [0, 0],
   snapshotRecord: false,
 });
 
@@ -110,9 +100,8 @@ export class CachedGroupLog implements GroupLog {
   private runStarts: LogIndex[];
   private applied: LogIndex;
   /** How the snapshot's bytes are stored (GroupState). */
-  private snapshotChunks: number;
-  private snapshotSlot: SnapshotSlot;
-  private spareChunks: number;
+  private snapshotFile: string | undefined;
+  private legacyChunkKeys: readonly [number, number];
   private snapshotRecord: boolean;
   /** Why the stored snapshot's bytes cannot be used (undefined: they can); cleared by the next snapshot stored. */
   private damage: string | undefined;
@@ -127,9 +116,8 @@ export class CachedGroupLog implements GroupLog {
     this.logStart = state.entries[0]?.index ?? ((state.snapshot.meta.index + 1) as LogIndex);
     this.runStarts = state.runStarts;
     this.applied = state.applied;
-    this.snapshotChunks = state.snapshotChunks;
-    this.snapshotSlot = state.snapshotSlot;
-    this.spareChunks = state.spareChunks;
+    this.snapshotFile = state.snapshotFile;
+    this.legacyChunkKeys = state.legacyChunkKeys;
     this.snapshotRecord = state.snapshotRecord;
     this.damage = state.snapshotDamage;
   }
@@ -137,6 +125,11 @@ export class CachedGroupLog implements GroupLog {
   /** Why the stored snapshot's bytes failed their checks at load (undefined: they did not). */
   snapshotDamage(): string | undefined {
     return this.damage;
+  }
+
+  /** The file holding the stored snapshot's bytes (undefined: no snapshot, or one of an earlier layout). */
+  storedSnapshotFile(): string | undefined {
+    return this.snapshotFile;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -198,8 +191,11 @@ export class CachedGroupLog implements GroupLog {
   // -------------------------------------------------------------------------------------------
   // Changes, planned here and applied by DiskStore after the batch is written
 
-  /** The storage half of a Ready: snapshot, then entries (replacing a suffix), then hard state and applied. */
-  planWrite(write: GroupWrite, limits: RecordLimits): GroupChange {
+  /**
+   * The storage half of a Ready: snapshot, then entries (replacing a suffix), then hard state and
+   * applied. A snapshot's bytes are in `file` already (written by DiskStore before the batch).
+   */
+  planWrite(write: GroupWrite, limits: RecordLimits, file?: SnapshotFileRef): GroupChange {
     this.assertLive();
     const operations: BatchOperation[] = [];
     let snapshotIndex = this.snap.meta.index;
@@ -211,9 +207,14 @@ export class CachedGroupLog implements GroupLog {
         snapshot.meta.index >= snapshotIndex,
         `storage: group ${this.group}: snapshot at ${snapshot.meta.index} is older than the stored one at ${snapshotIndex}`,
       );
+      assert(file !== undefined, `storage: group ${this.group}: a snapshot to store without its file`);
+      assert(
+        snapshot.data.length <= limits.snapshotDataBytesMax,
+        `storage: group ${this.group}: snapshot of ${snapshot.data.length} bytes exceeds snapshotDataBytesMax`,
+      );
       this.deleteRuns(operations, runStarts);
       runStarts = [];
-      this.putSnapshot(operations, snapshot, limits);
+      this.putSnapshotPointer(operations, snapshot.meta, file);
       snapshotIndex = snapshot.meta.index;
       lastIndex = snapshotIndex;
     }
@@ -236,8 +237,8 @@ export class CachedGroupLog implements GroupLog {
         value: appliedValue(this.group, applied),
       });
     const apply = (): void => {
-      if (snapshot !== undefined) {
-        this.storedSnapshotAs(snapshot);
+      if (snapshot !== undefined && file !== undefined) {
+        this.storedSnapshotIn(file);
         this.damage = undefined;
         this.snap = snapshot;
         this.log = [];
@@ -251,7 +252,7 @@ export class CachedGroupLog implements GroupLog {
       if (hardState !== undefined) this.hard = hardState;
       if (applied !== undefined) this.applied = applied;
     };
-    return { operations, apply };
+    return { operations, apply, ...this.replacing(snapshot !== undefined) };
   }
 
   /**
@@ -316,43 +317,21 @@ export class CachedGroupLog implements GroupLog {
     return true;
   }
 
-  /** One chunk of a snapshot being written into the spare slot (see the file's header). */
-  planStagedChunk(index: LogIndex, chunk: number, bytes: Uint8Array): GroupChange {
-    this.assertLive();
-    assert(chunk < snapshotChunksMax, `storage: group ${this.group}: more than ${snapshotChunksMax} snapshot chunks`);
-    const slot = this.spareSlot();
-    const operations: BatchOperation[] = [
-      {
-        type: 'put',
-        key: snapshotChunkKey(this.group, chunk, slot),
-        value: snapshotChunkRecord(this.group, index, chunk, bytes),
-      },
-    ];
-    return {
-      operations,
-      apply: () => {
-        this.spareChunks = Math.max(this.spareChunks, chunk + 1);
-      },
-    };
-  }
-
   /**
-   * The host snapshotted its state machine at `index` (<= applied, snapshotWanted(index)) and
-   * planStagedChunk wrote its `chunks` chunks (its bytes are `data`, in slices, joined only when
-   * the core first reads them): switch to them and drop the log before `logFrom` (clamped to
-   * [log start, index + 1]; below index + 1 a tail stays behind the snapshot). Runs that end
-   * before `logFrom` are deleted; one that reaches it is rewritten as its tail, under the key of
-   * `logFrom`, so the stored log starts exactly there.
+   * The host snapshotted its state machine at `index` (<= applied, snapshotWanted(index)) and its
+   * bytes (`data`, in slices, joined only when the core first reads them) are in `file`: point at
+   * it and drop the log before `logFrom` (clamped to [log start, index + 1]; below index + 1 a tail
+   * stays behind the snapshot). Runs that end before `logFrom` are deleted; one that reaches it is
+   * rewritten as its tail, under the key of `logFrom`, so the stored log starts exactly there.
    */
-  planStagedCompaction(
+  planCompaction(
     index: LogIndex,
     confState: ConfState,
     data: readonly Uint8Array[],
-    chunks: number,
+    file: SnapshotFileRef,
     logFrom: LogIndex,
     replace = false,
   ): GroupChange {
-    assert(chunks >= 1 && chunks <= this.spareChunks, `storage: group ${this.group}: ${chunks} staged chunks missing`);
     const term = this.term(index);
     const snapshotIndex = this.snap.meta.index;
     const lastIndex = this.lastIndex();
@@ -377,45 +356,25 @@ export class CachedGroupLog implements GroupLog {
         runStarts.push(from);
       }
     });
-    const slot = this.spareSlot();
-    operations.push({
-      type: 'put',
-      key: groupRecordKey(this.group, 'snap-meta'),
-      value: snapshotMetaValue(this.group, snapshot.meta, chunks, slot),
-    });
-    for (let chunk = 0; chunk < this.snapshotChunks; chunk++)
-      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, this.snapshotSlot) });
-    for (let chunk = chunks; chunk < this.spareChunks; chunk++)
-      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, slot) });
-    if (this.snapshotRecord) operations.push({ type: 'del', key: groupRecordKey(this.group, 'snap-data') });
+    this.putSnapshotPointer(operations, snapshot.meta, file);
     const apply = (): void => {
       this.log = this.log.slice(from - this.logStart);
       this.logStart = from;
       this.runStarts = runStarts;
-      this.snapshotSlot = slot;
-      this.snapshotChunks = chunks;
-      this.spareChunks = 0;
-      this.snapshotRecord = false;
+      this.storedSnapshotIn(file);
       this.snap = snapshot;
       this.damage = undefined;
     };
-    return { operations, apply };
+    return { operations, apply, ...this.replacing(true) };
   }
 
-  private spareSlot(): SnapshotSlot {
-    return this.snapshotSlot === 0 ? 1 : 0;
-  }
-
-  /** Every key of the group goes; the handle is dead afterwards. */
+  /** Every key of the group goes (its snapshot file is DiskStore's to delete); the handle is dead afterwards. */
   planDeletion(): GroupChange {
     this.assertLive();
     const operations: BatchOperation[] = [];
     for (const kind of ['applied', 'hard', 'snap-meta', 'snap-data'] as const)
       operations.push({ type: 'del', key: groupRecordKey(this.group, kind) });
-    for (let chunk = 0; chunk < this.snapshotChunks; chunk++)
-      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, this.snapshotSlot) });
-    for (let chunk = 0; chunk < this.spareChunks; chunk++)
-      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, this.spareSlot()) });
+    this.deleteLegacyChunks(operations);
     this.deleteRuns(operations, this.runStarts);
     const apply = (): void => {
       this.deleted = true;
@@ -440,33 +399,35 @@ export class CachedGroupLog implements GroupLog {
     for (const start of starts) operations.push({ type: 'del', key: logKey(this.group, start) });
   }
 
-  private putSnapshot(operations: BatchOperation[], snapshot: Snapshot, limits: RecordLimits): void {
-    assert(
-      snapshot.data.length <= limits.snapshotDataBytesMax,
-      `storage: group ${this.group}: snapshot of ${snapshot.data.length} bytes exceeds snapshotDataBytesMax`,
-    );
+  /** snap-meta naming `file`, and the deletion of every record of the earlier layouts' bytes. */
+  private putSnapshotPointer(operations: BatchOperation[], meta: SnapshotMeta, file: SnapshotFileRef): void {
     operations.push({
       type: 'put',
       key: groupRecordKey(this.group, 'snap-meta'),
-      value: snapshotMetaValue(this.group, snapshot.meta, snapshotChunkCount(snapshot.data.length), this.snapshotSlot),
+      value: snapshotMetaValue(this.group, meta, file),
     });
-    const chunks = snapshotChunkCount(snapshot.data.length);
-    for (let chunk = 0; chunk < chunks; chunk++)
-      operations.push({
-        type: 'put',
-        key: snapshotChunkKey(this.group, chunk, this.snapshotSlot),
-        value: snapshotChunkValue(this.group, snapshot.meta.index, chunk, snapshot.data),
-      });
-    // Chunks of a larger snapshot before, and the one record of a snapshot written before chunks.
-    for (let chunk = chunks; chunk < this.snapshotChunks; chunk++)
-      operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, this.snapshotSlot) });
+    this.deleteLegacyChunks(operations);
     if (this.snapshotRecord) operations.push({ type: 'del', key: groupRecordKey(this.group, 'snap-data') });
   }
 
-  /** Once a snapshot's records are written: how its bytes are stored now. */
-  private storedSnapshotAs(snapshot: Snapshot): void {
-    this.snapshotChunks = snapshotChunkCount(snapshot.data.length);
+  private deleteLegacyChunks(operations: BatchOperation[]): void {
+    for (const slot of [0, 1] as const)
+      for (let chunk = 0; chunk < this.legacyChunkKeys[slot]; chunk++)
+        operations.push({ type: 'del', key: snapshotChunkKey(this.group, chunk, slot) });
+  }
+
+  /** Once a snapshot's pointer is written: its bytes are in `file`, and no record of an earlier layout is left. */
+  private storedSnapshotIn(file: SnapshotFileRef): void {
+    this.snapshotFile = file.name;
+    this.legacyChunkKeys = [0, 0];
     this.snapshotRecord = false;
+  }
+
+  /** The file a change that stores a snapshot stops naming. */
+  private replacing(storesSnapshot: boolean): Pick<GroupChange, 'replacedFile'> {
+    return storesSnapshot && this.snapshotFile !== undefined
+      ? { replacedFile: { group: this.group, name: this.snapshotFile } }
+      : {};
   }
 
   private assertLive(): void {

@@ -17,9 +17,10 @@
 // for node-wide records to come; inside it, a key that does not parse is corruption. The readable
 // form on the right is what error messages print. Pure functions; used by disk-store.ts and tests.
 //
-// Snapshot chunks live in two slots (the top bit of the chunk number): a new snapshot is written
-// chunk by chunk into the slot the stored one does not use, and snap-meta names the slot in use,
-// so a crash while the chunks are written leaves the stored snapshot whole (group-log.ts).
+// snap-meta points at the file holding the snapshot's bytes (snapshot-files.ts). The chunk and
+// snap-data keys are the earlier layouts': read, and deleted by the next snapshot stored. Chunks
+// lived in two slots (the top bit of the chunk number), the one snap-meta named and a spare one a
+// snapshot being written went to.
 
 import { readUint32BE, readUint53BE, writeUint32BE, writeUint53BE } from '../base/bytes.ts';
 import type { GroupId, LogIndex } from '../base/ids.ts';

@@ -1,6 +1,8 @@
 // Rebuilds every group's cache from the node's LevelDB at start, verifying as it goes. The keys
 // arrive in key order (keys.ts), so a group's records come together: applied, hard state, the log
-// (runs of entries, records.ts) in index order, snapshot metadata, snapshot bytes. Each value is checked by records.ts; then, per
+// (runs of entries, records.ts) in index order, snapshot metadata (with the file holding the
+// snapshot's bytes, read and checked against the size and checksum it records, snapshot-files.ts),
+// and, in data directories of the earlier layouts, snapshot bytes as records. Each value is checked by records.ts; then, per
 // group: the log is contiguous and its terms never decrease, it starts right after the snapshot
 // (snapshot index + 1, or 1 without a snapshot) with a term not below the snapshot's, or at or
 // below it when a compaction kept a tail, which then holds the snapshot's index and term; the
@@ -9,8 +11,9 @@
 // other slot are what a snapshot being written when the node stopped left (keys.ts): not loaded,
 // only counted, so the next snapshot written there deletes them. Any violation is a
 // StorageCorruptionError naming the group and the key or index, and the node does not start,
-// except damage to the snapshot's bytes (a chunk or snap-data record that fails its checks, a
-// missing chunk, chunks of another snapshot): that group loads with the snapshot's metadata, no
+// except damage to the snapshot's bytes (a missing file, one of another size or checksum; in the
+// earlier layouts a chunk or snap-data record that fails its checks, a missing chunk, chunks of
+// another snapshot): that group loads with the snapshot's metadata, no
 // bytes, and the damage described (GroupState.snapshotDamage), so the host can rebuild the state
 // from the log or fetch it from the leader instead; the bytes are never used.
 // Called only by DiskStore.open, with a reader that pages through LevelDB.
@@ -22,9 +25,13 @@ import { StorageCorruptionError } from './errors.ts';
 import { CachedGroupLog, emptyGroupState } from './group-log.ts';
 import { describeKey, groupRecordKey, logKey, parseKey, snapshotChunkKey, type SnapshotSlot } from './keys.ts';
 import { readRecord, type RecordLimits, type StoredRecord } from './records.ts';
+import type { SnapshotFileRef, SnapshotFiles } from './snapshot-files.ts';
 
 /** Returns the next page of [key, value] pairs in key order; an empty page ends the scan. */
 export type PageReader = () => Promise<ReadonlyArray<readonly [Uint8Array, Uint8Array]>>;
+
+/** How the snapshot files snap-meta records name are read (snapshot-files.ts). */
+export type SnapshotFileReader = Pick<SnapshotFiles, 'read' | 'describe'>;
 
 interface PendingGroup {
   readonly group: GroupId;
@@ -34,6 +41,8 @@ interface PendingGroup {
   /** The chunk count snap-meta names (undefined: written before chunks, or no snapshot). */
   metaChunks: number | undefined;
   metaSlot: SnapshotSlot;
+  /** The file snap-meta names, and what reading it gave. */
+  file: { readonly ref: SnapshotFileRef; readonly read: { data: Uint8Array } | { damage: string } } | undefined;
   data: { readonly index: LogIndex; readonly data: Uint8Array } | undefined;
   /** Per slot, in chunk order (keys.ts). */
   readonly chunks: [StoredChunk[], StoredChunk[]];
@@ -52,7 +61,11 @@ interface StoredChunk {
   readonly data: Uint8Array;
 }
 
-export async function loadGroups(readPage: PageReader, limits: RecordLimits): Promise<Map<GroupId, CachedGroupLog>> {
+export async function loadGroups(
+  readPage: PageReader,
+  limits: RecordLimits,
+  files: SnapshotFileReader,
+): Promise<Map<GroupId, CachedGroupLog>> {
   const groups = new Map<GroupId, CachedGroupLog>();
   let pending: PendingGroup | undefined;
   for (let page = await readPage(); page.length > 0; page = await readPage()) {
@@ -61,7 +74,7 @@ export async function loadGroups(readPage: PageReader, limits: RecordLimits): Pr
       if (parsed === undefined)
         throw new StorageCorruptionError({ key: describeKey(key) }, 'not a key of the storage layout');
       if (pending?.group !== parsed.group) {
-        if (pending !== undefined) groups.set(pending.group, finish(pending));
+        if (pending !== undefined) groups.set(pending.group, finish(pending, files));
         pending = {
           group: parsed.group,
           hardState: undefined,
@@ -69,6 +82,7 @@ export async function loadGroups(readPage: PageReader, limits: RecordLimits): Pr
           meta: undefined,
           metaChunks: undefined,
           metaSlot: 0,
+          file: undefined,
           data: undefined,
           chunks: [[], []],
           damagedChunks: [undefined, undefined],
@@ -94,9 +108,11 @@ export async function loadGroups(readPage: PageReader, limits: RecordLimits): Pr
         continue;
       }
       add(pending, stored);
+      if (stored.kind === 'snap-meta' && stored.file !== undefined)
+        pending.file = { ref: stored.file, read: await files.read(stored.group, stored.file) };
     }
   }
-  if (pending !== undefined) groups.set(pending.group, finish(pending));
+  if (pending !== undefined) groups.set(pending.group, finish(pending, files));
   return groups;
 }
 
@@ -152,17 +168,10 @@ function checkNext(pending: PendingGroup, entry: Entry): void {
   }
 }
 
-function finish(pending: PendingGroup): CachedGroupLog {
-  const { group, entries, metaSlot } = pending;
-  const chunks = pending.chunks[metaSlot];
-  const damage = snapshotDamage(pending);
+function finish(pending: PendingGroup, files: SnapshotFileReader): CachedGroupLog {
+  const { group, entries } = pending;
   const meta = pending.meta;
-  const data =
-    damage !== undefined && meta !== undefined
-      ? { index: meta.index, data: new Uint8Array(0) }
-      : chunks.length > 0
-        ? joinChunks(group, chunks, metaSlot)
-        : pending.data;
+  const { data, damage } = pending.file === undefined ? chunkedBytes(pending) : fileBytes(pending, files);
   const empty = emptyGroupState();
   if ((meta === undefined) !== (data === undefined)) {
     const present = meta === undefined ? 'snap-data' : 'snap-meta';
@@ -185,12 +194,35 @@ function finish(pending: PendingGroup): CachedGroupLog {
     entries,
     runStarts: pending.runStarts,
     applied: pending.applied ?? empty.applied,
-    snapshotChunks: pending.chunkKeys[metaSlot],
-    snapshotSlot: metaSlot,
-    spareChunks: pending.chunkKeys[metaSlot === 0 ? 1 : 0],
+    ...(pending.file === undefined ? {} : { snapshotFile: pending.file.ref.name }),
+    // Chunk records are the earlier layout's bytes, or leftovers: the next snapshot deletes them all.
+    legacyChunkKeys: [pending.chunkKeys[0], pending.chunkKeys[1]],
     snapshotRecord: pending.data !== undefined || pending.dataDamage !== undefined,
     ...(damage === undefined || meta === undefined ? {} : { snapshotDamage: damage }),
   });
+}
+
+type SnapshotBytes = { readonly index: LogIndex; readonly data: Uint8Array } | undefined;
+
+/** The bytes of the file snap-meta names, or empty ones and why they cannot be used. */
+function fileBytes(pending: PendingGroup, files: SnapshotFileReader): { data: SnapshotBytes; damage?: string } {
+  const { group, meta, file } = pending;
+  if (meta === undefined || file === undefined) return { data: undefined };
+  if ('data' in file.read) return { data: { index: meta.index, data: file.read.data } };
+  return {
+    data: { index: meta.index, data: new Uint8Array(0) },
+    damage: `${files.describe(group, file.ref.name)} (group ${group}, snapshot index ${meta.index}): ${file.read.damage}`,
+  };
+}
+
+/** The bytes as the earlier layouts stored them: chunk records in the slot snap-meta names, or one snap-data record. */
+function chunkedBytes(pending: PendingGroup): { data: SnapshotBytes; damage?: string } {
+  const { group, metaSlot, meta } = pending;
+  const chunks = pending.chunks[metaSlot];
+  const damage = snapshotDamage(pending);
+  if (damage !== undefined && meta !== undefined)
+    return { data: { index: meta.index, data: new Uint8Array(0) }, damage };
+  return { data: chunks.length > 0 ? joinChunks(group, chunks, metaSlot) : pending.data };
 }
 
 /**

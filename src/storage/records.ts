@@ -7,11 +7,11 @@
 // the repeated group/index must match the key: a torn, flipped or misplaced record is reported as
 // a StorageCorruptionError naming the key, and is never used. The checksum is zlib's CRC-32
 // (native: 4 us for a 20 KB run against 50 us for the table-driven TypeScript one it replaced,
-// same values). A snapshot's bytes are stored as chunks of snapshotChunkBytes, each
-// `format u8 (1) | group u32 BE | index u64 BE | chunk u32 BE | bytes` (no msgpack: the bytes are
-// not copied to be framed): LevelDB reads 130 one-MiB values in 47 ms where it took 802 ms for
-// one value of 130 MiB (bench/restart-node.ts's data, measured here). Pure apart from
-// allocation; used by disk-store.ts.
+// same values). A snapshot's bytes are a file (snapshot-files.ts) that snap-meta names with its
+// size and checksum. Data directories of the earlier layouts hold them as chunk records of
+// snapshotChunkBytes, each `format u8 (1) | group u32 BE | index u64 BE | chunk u32 BE | bytes`,
+// or as one snap-data record: both are read, never written. Pure apart from allocation; used by
+// disk-store.ts.
 
 import { crc32 } from 'node:zlib';
 import { readUint32BE, readUint53BE, writeUint32BE, writeUint53BE } from '../base/bytes.ts';
@@ -22,6 +22,7 @@ import * as validate from '../codec/validate.ts';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.ts';
 import { StorageCorruptionError } from './errors.ts';
 import { describeKey, type ParsedKey, type SnapshotSlot } from './keys.ts';
+import { isSnapshotFileName, type SnapshotFileRef } from './snapshot-files.ts';
 
 const checksumBytes = 4;
 /** The shortest msgpack map is one byte; anything shorter than checksum + 1 byte is torn. */
@@ -31,7 +32,7 @@ const logRunFormat = 1;
 const logRunPrefixBytes = checksumBytes + 1 + 4;
 const snapshotChunkFormat = 1;
 const chunkPrefixBytes = checksumBytes + 1 + 4 + 8 + 4;
-/** Bytes of a snapshot per stored chunk. */
+/** Bytes of a snapshot per chunk record (the chunk layout). */
 export const snapshotChunkBytes = 1 << 20;
 
 export interface RecordLimits {
@@ -46,11 +47,15 @@ export type StoredRecord =
   | { readonly kind: 'log'; readonly group: GroupId; readonly entries: readonly Entry[] }
   | { readonly kind: 'hard'; readonly group: GroupId; readonly hardState: HardState }
   | { readonly kind: 'applied'; readonly group: GroupId; readonly applied: LogIndex }
-  /** `chunks`: how many chunks hold the bytes (undefined in records written before chunks). */
+  /**
+   * `file`: the file holding the bytes (snapshot-files.ts); without it, the earlier layouts:
+   * `chunks` chunk records hold them (undefined: one snap-data record, written before chunks).
+   */
   | {
       readonly kind: 'snap-meta';
       readonly group: GroupId;
       readonly meta: SnapshotMeta;
+      readonly file?: SnapshotFileRef;
       readonly chunks?: number;
       /** The chunk slot in use (keys.ts); 0 when absent. */
       readonly slot: SnapshotSlot;
@@ -93,8 +98,22 @@ export function appliedValue(group: GroupId, applied: LogIndex): Uint8Array {
   return seal(encode({ group, applied }));
 }
 
-/** Slot 0 is left out (records written before slots existed read as slot 0). */
-export function snapshotMetaValue(group: GroupId, meta: SnapshotMeta, chunks: number, slot: SnapshotSlot): Uint8Array {
+/** The metadata of a snapshot whose bytes are in `file`, the record that makes the file the group's snapshot. */
+export function snapshotMetaValue(group: GroupId, meta: SnapshotMeta, file: SnapshotFileRef): Uint8Array {
+  const fields = { index: meta.index, term: meta.term, confState: meta.confState };
+  return seal(encode({ group, meta: fields, file: { name: file.name, bytes: file.bytes, checksum: file.checksum } }));
+}
+
+/**
+ * The metadata as the chunk layout wrote it (no longer written; tests build data directories of
+ * that layout with it). Slot 0 is left out (records written before slots existed read as slot 0).
+ */
+export function chunkedSnapshotMetaValue(
+  group: GroupId,
+  meta: SnapshotMeta,
+  chunks: number,
+  slot: SnapshotSlot,
+): Uint8Array {
   const fields = { index: meta.index, term: meta.term, confState: meta.confState };
   return seal(encode(slot === 0 ? { group, meta: fields, chunks } : { group, meta: fields, chunks, slot }));
 }
@@ -103,18 +122,10 @@ export function snapshotDataValue(group: GroupId, index: LogIndex, data: Uint8Ar
   return seal(encode({ group, index, data }));
 }
 
-/** The number of chunks a snapshot of `bytes` is stored in (one, empty, for no bytes). */
-export function snapshotChunkCount(bytes: number): number {
-  return Math.max(1, Math.ceil(bytes / snapshotChunkBytes));
-}
-
-/** Chunk `chunk` of the snapshot bytes `data` at `index`. */
-export function snapshotChunkValue(group: GroupId, index: LogIndex, chunk: number, data: Uint8Array): Uint8Array {
-  const bytes = data.subarray(chunk * snapshotChunkBytes, (chunk + 1) * snapshotChunkBytes);
-  return snapshotChunkRecord(group, index, chunk, bytes);
-}
-
-/** The record of chunk `chunk` of the snapshot at `index`, holding `bytes` (at most snapshotChunkBytes). */
+/**
+ * The record of chunk `chunk` of the snapshot at `index`, holding `bytes` (at most
+ * snapshotChunkBytes): the chunk layout, read and no longer written (tests build it with this).
+ */
 export function snapshotChunkRecord(group: GroupId, index: LogIndex, chunk: number, bytes: Uint8Array): Uint8Array {
   const value = new Uint8Array(chunkPrefixBytes + bytes.length);
   value[checksumBytes] = snapshotChunkFormat;
@@ -223,6 +234,7 @@ function decodeFields(
         kind: 'snap-meta',
         group,
         meta: validate.snapshotMeta(fields['meta'], 'record.meta'),
+        ...(fields['file'] === undefined ? {} : { file: snapshotFileRef(fields['file']) }),
         ...(fields['chunks'] === undefined ? {} : { chunks: validate.counter(fields['chunks'], 'record.chunks') }),
         slot: fields['slot'] === undefined ? 0 : snapshotSlot(validate.counter(fields['slot'], 'record.slot')),
       };
@@ -232,6 +244,16 @@ function decodeFields(
       return { kind: 'snap-data', group, index, data: new Uint8Array(data) };
     }
   }
+}
+
+function snapshotFileRef(value: unknown): SnapshotFileRef {
+  const fields = validate.record(value, 'record.file');
+  const name = fields['name'];
+  if (typeof name !== 'string' || !isSnapshotFileName(name))
+    throw new validate.CodecError(`record.file.name: not a snapshot file name: ${JSON.stringify(name)}`);
+  const checksum = validate.counter(fields['checksum'], 'record.file.checksum');
+  if (checksum > 0xffff_ffff) throw new validate.CodecError(`record.file.checksum: ${checksum} is not a u32`);
+  return { name, bytes: validate.counter(fields['bytes'], 'record.file.bytes'), checksum };
 }
 
 function snapshotSlot(value: number): SnapshotSlot {

@@ -5,8 +5,9 @@
 // snapshot chunk corrupted on its way to a follower is refused, named, and asked for again; a
 // snapshot bad at the source fails its envelope checksum and is fetched again whole.
 
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { Level } from 'level';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asGroupId, asNodeId, type GroupId, type LogIndex, type NodeId, type Term } from '../../src/base/ids.ts';
 import { createRng } from '../../src/base/rng.ts';
@@ -19,8 +20,7 @@ import type { RaftConfigInput } from '../../src/raft/config.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import { bootstrapEntry } from '../../src/raft/storage.ts';
 import { openSnapshot } from '../../src/codec/snapshot.ts';
-import { DiskStore } from '../../src/storage/disk-store.ts';
-import { parseKey } from '../../src/storage/keys.ts';
+import { DiskStore, snapshotFilesDir } from '../../src/storage/disk-store.ts';
 import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
 import { eventually } from '../support/poll.ts';
 import { temporaryDirectory, testStoreOptions } from '../storage/support.ts';
@@ -86,9 +86,14 @@ async function proposeUntilApplied(host: MultiRaftHost, group: GroupId, data: Ui
 
 /**
  * Three KV replicas; one follower is cut off while the leader applies 20 writes (`c0`..`c19`) and
- * compacts past it. The follower is still cut off on return.
+ * compacts past it. The follower is still cut off on return. `alsoHosted`: more KV groups on the
+ * same three nodes.
  */
-async function followerLeftBehind(raftExtra: Partial<RaftConfigInput>, extra: Partial<HostOptions>) {
+async function followerLeftBehind(
+  raftExtra: Partial<RaftConfigInput>,
+  extra: Partial<HostOptions>,
+  alsoHosted: readonly GroupId[] = [],
+) {
   const ids = [1, 2, 3].map(asNodeId);
   const network = new MemoryNetwork();
   const storages = new Map<NodeId, MemoryHostStorage>();
@@ -96,9 +101,11 @@ async function followerLeftBehind(raftExtra: Partial<RaftConfigInput>, extra: Pa
   for (const id of ids) {
     const storage = new MemoryHostStorage();
     storage.bootstrap(kv, confStateOf(ids));
+    for (const group of alsoHosted) storage.bootstrap(group, confStateOf(ids));
     storages.set(id, storage);
     const host = startHost(id, storage, network, raft, extra);
     host.addGroup(kv, new KvModel());
+    for (const group of alsoHosted) host.addGroup(group, new KvModel());
     host.start();
   }
   let leader: MultiRaftHost | undefined;
@@ -125,7 +132,7 @@ async function followerLeftBehind(raftExtra: Partial<RaftConfigInput>, extra: Pa
     const model = behind.model(kv) as KvModel;
     for (let k = 0; k < 20; k++) expect(model.get(`c${k}`)?.value).toEqual(Uint8Array.of(k));
   };
-  return { behind, caughtUp };
+  return { behind, caughtUp, behindStorage: storages.get(behindId) };
 }
 
 /** The KV model as a newer version of it would write its snapshots. */
@@ -305,6 +312,34 @@ describe('snapshots through the host', () => {
     await caughtUp();
     expect(chunks).toBeGreaterThan(1);
   });
+
+  // The follower's store holds the snapshot it receives open (as a slow disk writing a large one
+  // would): the node's other group goes on persisting (acknowledging) and applying meanwhile, and the snapshot
+  // is installed once released.
+  it("installs a snapshot from the leader without holding up the node's other groups", async () => {
+    const other = asGroupId(3);
+    const { behind, caughtUp, behindStorage } = await followerLeftBehind({}, {}, [other]);
+    if (behindStorage === undefined) throw new Error('no follower storage');
+    behindStorage.holdSnapshots = true;
+    const installed = caughtUp();
+    await until(() => behindStorage.heldSnapshotCount() === 1, 'the snapshot held in the store');
+    const otherLeader = running.find((host) => host.groupStatus(other)?.status.role === 'leader');
+    if (otherLeader === undefined) throw new Error('no leader of the other group');
+    for (let k = 0; k < 3; k++) {
+      const index = await proposeUntilApplied(otherLeader, other, put(`o${k}`, Uint8Array.of(k)));
+      // Persisted there (so acknowledged), not only applied: a follower applies what its leader
+      // committed while its own write is in flight.
+      await until(
+        () =>
+          behindStorage.group(other).lastIndex() >= index && (behind.groupStatus(other)?.appliedIndex ?? 0) >= index,
+        'the other group persisted and applied',
+      );
+    }
+    expect((behind.model(other) as KvModel).get('o2')?.value).toEqual(Uint8Array.of(2));
+    expect(behindStorage.heldSnapshotCount()).toBe(1);
+    behindStorage.releaseSnapshots();
+    await installed;
+  });
 });
 
 /** A DiskStore at `path` holding group `kv` bootstrapped with `voters` (entry 1/1). */
@@ -323,20 +358,15 @@ async function bootstrappedStore(path: string, voters: readonly NodeId[]): Promi
   return store;
 }
 
-/** Flips the last byte of every stored snapshot chunk of group `kv` (their record checksums then fail). */
-async function corruptSnapshotChunks(path: string): Promise<void> {
-  const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
-  await db.open();
-  let flipped = 0;
-  for await (const [key, value] of db.iterator()) {
-    if (parseKey(key)?.kind !== 'snap-chunk' || parseKey(key)?.group !== kv) continue;
-    const changed = Uint8Array.from(value);
-    changed[changed.length - 1] = (changed[changed.length - 1] ?? 0) ^ 1;
-    await db.put(key, changed);
-    flipped++;
-  }
-  await db.close();
-  expect(flipped).toBeGreaterThan(0);
+/** Flips the last byte of the stored snapshot file of group `kv` (its checksum then fails). */
+async function corruptSnapshotFile(path: string): Promise<void> {
+  const dir = join(snapshotFilesDir(path), String(kv));
+  const names = await readdir(dir);
+  expect(names).toHaveLength(1);
+  const file = join(dir, names[0] ?? '');
+  const bytes = await readFile(file);
+  bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 1;
+  await writeFile(file, bytes);
 }
 
 describe('a corrupt snapshot in a real store', () => {
@@ -360,7 +390,7 @@ describe('a corrupt snapshot in a real store', () => {
     running = [];
     const index = first.group(kv).snapshot().meta.index;
     await first.close();
-    await corruptSnapshotChunks(directory.path);
+    await corruptSnapshotFile(directory.path);
 
     const store = await DiskStore.open(directory.path, testStoreOptions);
     const refusals: string[] = [];
@@ -372,7 +402,7 @@ describe('a corrupt snapshot in a real store', () => {
     expect(refusals).toHaveLength(1);
     expect(refusals[0]).toMatch(
       new RegExp(
-        `^group 2: the snapshot at index ${index} is refused: .*g/2/snap-chunk/.*checksum mismatch.*; the state is rebuilt from the log$`,
+        `^group 2: the snapshot at index ${index} is refused: .*snapshots/2/.*checksum mismatch.*; the state is rebuilt from the log$`,
       ),
     );
     host.start();
@@ -419,7 +449,7 @@ describe('a corrupt snapshot in a real store', () => {
     running = running.filter((host) => host !== disk);
     network.hosts.delete(diskId);
     await first.close();
-    await corruptSnapshotChunks(directory.path);
+    await corruptSnapshotFile(directory.path);
     for (let k = 12; k < 20; k++) await proposeUntilApplied(await leader(), kv, put(`key${k}`, Uint8Array.of(k)));
 
     const store = await DiskStore.open(directory.path, testStoreOptions);

@@ -1,19 +1,29 @@
 // DiskStore beyond the conformance suite: everything written comes back identical after a
 // reopen; one write covering several groups is one batch; groups are isolated from each other;
-// writes are serialized; corrupt, torn, misplaced or missing records stop the open with a
+// writes are serialized; snapshots are files the metadata points at (a crash at any step keeps
+// the old or the new one whole; the chunk layout before them is read and replaced); corrupt, torn, misplaced or missing records stop the open with a
 // StorageCorruptionError naming group and index; LevelDB failures are fatal StorageErrors.
 
+import { mkdir, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { GroupId, Term } from '../../src/base/ids.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
+import { concatBytes } from '../../src/base/bytes.ts';
 import type { Entry, HardState } from '../../src/raft/types.ts';
 import type { GroupWrite } from '../../src/multiraft/ports.ts';
-import { DiskStore, type GroupLog } from '../../src/storage/disk-store.ts';
+import { DiskStore, snapshotFilesDir, type GroupLog } from '../../src/storage/disk-store.ts';
 import { StorageCorruptionError, StorageError } from '../../src/storage/errors.ts';
 import { allGroupsRange, describeKey, groupRecordKey, logKey, snapshotChunkKey } from '../../src/storage/keys.ts';
-import { logRunValue, snapshotChunkBytes, snapshotChunkRecord, snapshotDataValue } from '../../src/storage/records.ts';
+import {
+  chunkedSnapshotMetaValue,
+  logRunValue,
+  snapshotChunkBytes,
+  snapshotChunkRecord,
+  snapshotDataValue,
+} from '../../src/storage/records.ts';
+import { snapshotFilePieceBytes } from '../../src/storage/snapshot-files.ts';
 import { ent, ents, idx, nid, nids, snap } from '../raft/unit/helpers.ts';
 import { temporaryDirectory, testStoreOptions } from './support.ts';
 
@@ -50,6 +60,24 @@ async function tamper(path: string, edit: (db: Level<Uint8Array, Uint8Array>) =>
   } finally {
     await db.close();
   }
+}
+
+/** A store whose snapshot files wait before their fsync until `releaseSync` is called. */
+async function openWithFileSyncHeld(path: string): Promise<{ store: DiskStore; releaseSync: () => void }> {
+  let releaseSync = (): void => {};
+  const syncHeld = new Promise<void>((resolve) => {
+    releaseSync = resolve;
+  });
+  const store = await DiskStore.open(path, {
+    ...testStoreOptions,
+    snapshotFileFault: (step) => (step === 'sync' ? syncHeld : undefined),
+  });
+  return { store, releaseSync };
+}
+
+/** The names of the group's snapshot files, sorted. */
+async function snapshotFileNames(path: string, group: GroupId): Promise<string[]> {
+  return (await readdir(join(snapshotFilesDir(path), String(group)))).sort();
 }
 
 /** The readable keys of every snapshot record in the store at `path`. */
@@ -252,53 +280,56 @@ describe('DiskStore', () => {
     await reopened.close();
   });
 
-  it('stores snapshot bytes in chunks: a large one comes back whole, a smaller one after it leaves no chunk behind, nor what a compaction cut short left', async () => {
+  it('stores a snapshot as a file the metadata points at: a large one comes back whole, the next replaces it, and files nothing points at are deleted at open', async () => {
     const group = gid(4);
-    const large = Uint8Array.from({ length: 2 * snapshotChunkBytes + 5 }, (_, k) => (k * 13) & 0xff);
+    const large = Uint8Array.from({ length: 2 * snapshotFilePieceBytes + 5 }, (_, k) => (k * 13) & 0xff);
     const store = await DiskStore.open(path, testStoreOptions);
     await store.write([{ group, entries: ents(1, [1, 1, 1, 1]) }], { sync: true });
     await store.compact(group, idx(2), confStateOf(nids(1)), large);
     await store.close();
-    // Written into the spare slot (1), then switched to; the next snapshot goes to slot 0 again.
-    expect(await snapshotKeys(path)).toEqual([
-      'g/4/snap-chunk/1/0',
-      'g/4/snap-chunk/1/1',
-      'g/4/snap-chunk/1/2',
-      'g/4/snap-meta',
-    ]);
-    // What a crash while a snapshot at 3 was written into slot 0 can leave: some chunks, with gaps.
-    // They are not loaded, and the next snapshot deletes them.
-    await tamper(path, async (db) => {
-      for (const chunk of [0, 1, 4])
-        await db.put(snapshotChunkKey(group, chunk, 0), snapshotChunkRecord(group, idx(3), chunk, Uint8Array.of(9)));
-    });
+    expect(await snapshotKeys(path)).toEqual(['g/4/snap-meta']);
+    const [first] = await snapshotFileNames(path, group);
+    expect(first).toMatch(/^2-1-[0-9a-f]{8}\.snap$/);
+    // What a crash can leave: a file being written, and one written but never pointed at.
+    await writeFile(join(snapshotFilesDir(path), '4', '3-1-00000000.snap.tmp'), Uint8Array.of(9));
+    await writeFile(join(snapshotFilesDir(path), '4', '3-1-00000001.snap'), Uint8Array.of(9));
+    await mkdir(join(snapshotFilesDir(path), '8'));
     const reopened = await DiskStore.open(path, testStoreOptions);
+    expect(await snapshotFileNames(path, group)).toEqual([first]);
+    expect(await readdir(snapshotFilesDir(path))).toEqual(['4']);
     expect(reopened.group(group).snapshot().meta.index).toBe(2);
     expect(reopened.group(group).snapshot().data).toEqual(large);
     await reopened.compact(group, idx(3), confStateOf(nids(1)), Uint8Array.of(7));
     await reopened.close();
-    expect(await snapshotKeys(path)).toEqual(['g/4/snap-chunk/0', 'g/4/snap-meta']);
+    const files = await snapshotFileNames(path, group);
+    expect(files).toHaveLength(1);
+    expect(files[0]).toMatch(/^3-1-/);
     const again = await DiskStore.open(path, testStoreOptions);
     expect(Array.from(again.group(group).snapshot().data)).toEqual([7]);
     await again.close();
   });
 
-  it('writes a compaction chunk by chunk: a write made meanwhile is not held up until the snapshot is stored', async () => {
+  it("writes a compaction's file outside the write queue: a write made meanwhile is not held up until the snapshot is stored", async () => {
     const group = gid(4);
-    const store = await DiskStore.open(path, testStoreOptions);
+    const { store, releaseSync } = await openWithFileSyncHeld(path);
     await store.write([{ group, entries: ents(1, [1, 1, 1]) }], { sync: true });
-    const slices = [new Uint8Array(snapshotChunkBytes + 3).fill(1), new Uint8Array(2 * snapshotChunkBytes).fill(2)];
+    const slices = [
+      new Uint8Array(snapshotFilePieceBytes + 3).fill(1),
+      new Uint8Array(2 * snapshotFilePieceBytes).fill(2),
+    ];
     const compaction = store.compact(group, idx(2), confStateOf(nids(1)), slices);
+    // The file's fsync is held: a write goes through all the same.
     await store.write([{ group: gid(5), entries: ents(1, [1]) }], { sync: true });
-    // The write went in between the chunks: the snapshot is not switched to yet.
+    expect(store.group(gid(5)).lastIndex()).toBe(1);
     expect(store.group(group).snapshot().meta.index).toBe(0);
+    releaseSync();
     await compaction;
     expect(store.group(group).snapshot().meta.index).toBe(2);
     await store.close();
     const reopened = await DiskStore.open(path, testStoreOptions);
     const data = reopened.group(group).snapshot().data;
-    expect([data.length, data[snapshotChunkBytes + 2], data[snapshotChunkBytes + 3], data.at(-1)]).toEqual([
-      3 * snapshotChunkBytes + 3,
+    expect([data.length, data[snapshotFilePieceBytes + 2], data[snapshotFilePieceBytes + 3], data.at(-1)]).toEqual([
+      3 * snapshotFilePieceBytes + 3,
       1,
       2,
       2,
@@ -306,27 +337,166 @@ describe('DiskStore', () => {
     await reopened.close();
   });
 
-  it('reads a snapshot stored as one record (before chunks), and the next snapshot replaces that record', async () => {
+  it('a received snapshot staged ahead: its file is written outside the write queue, and the write that stores it only points at it', async () => {
+    const group = gid(4);
+    const { store, releaseSync } = await openWithFileSyncHeld(path);
+    await store.write([{ group, entries: ents(1, [1, 1, 1]) }], { sync: true });
+    const snapshot = {
+      meta: { index: idx(9), term: 2 as Term, confState: confStateOf(nids(1)) },
+      data: Uint8Array.of(4, 2),
+    };
+    const staging = store.stageSnapshot(group, snapshot);
+    await store.write([{ group: gid(5), entries: ents(1, [1]) }], { sync: true });
+    expect(store.group(gid(5)).lastIndex()).toBe(1);
+    releaseSync();
+    await staging;
+    await store.write([{ group, snapshot, entries: [] }], { sync: true });
+    expect(store.group(group).snapshot().meta.index).toBe(9);
+    expect(await snapshotFileNames(path, group)).toHaveLength(1);
+    await store.close();
+    const reopened = await DiskStore.open(path, testStoreOptions);
+    expect(Array.from(reopened.group(group).snapshot().data)).toEqual([4, 2]);
+    expect(reopened.group(group).lastIndex()).toBe(9);
+    await reopened.close();
+  });
+
+  // A crash at each step of storing a snapshot (a throw there, then a reopen) leaves the old
+  // snapshot or the new one, whole, and no file nothing points at.
+  it.each([
+    { step: 'write', kept: 'old' },
+    { step: 'sync', kept: 'old' },
+    { step: 'rename', kept: 'old' },
+    { step: 'pointer', kept: 'old' },
+    { step: 'unlink', kept: 'new' },
+  ] as const)('a crash at $step keeps the $kept snapshot whole', async ({ step, kept }) => {
+    const group = gid(4);
+    const old = new Uint8Array(snapshotFilePieceBytes + 1).fill(3);
+    const store = await DiskStore.open(path, testStoreOptions);
+    await store.write([{ group, entries: ents(1, [1, 1, 1, 1, 1, 1]) }], { sync: true });
+    await store.compact(group, idx(2), confStateOf(nids(1)), old);
+    await store.close();
+    const crashing = await DiskStore.open(path, {
+      ...testStoreOptions,
+      snapshotFileFault: (at) => {
+        if (at === step) throw new Error(`crash at ${at}`);
+      },
+    });
+    const fresh = [new Uint8Array(snapshotFilePieceBytes).fill(5), new Uint8Array(7).fill(6)];
+    await expect(crashing.compact(group, idx(5), confStateOf(nids(1)), fresh)).rejects.toThrow(/crash at/);
+    await crashing.close();
+    const reopened = await DiskStore.open(path, testStoreOptions);
+    const snapshot = reopened.group(group).snapshot();
+    expect(reopened.snapshotDamage(group)).toBeUndefined();
+    if (kept === 'old') {
+      expect(snapshot.meta.index).toBe(2);
+      expect(snapshot.data).toEqual(old);
+      expect(reopened.group(group).firstIndex()).toBe(3);
+    } else {
+      expect(snapshot.meta.index).toBe(5);
+      expect(snapshot.data).toEqual(concatBytes(fresh));
+    }
+    expect(await snapshotFileNames(path, group)).toHaveLength(1);
+    await reopened.close();
+  });
+
+  it('a staged snapshot no write stored is deleted at the next open', async () => {
     const group = gid(4);
     const store = await DiskStore.open(path, testStoreOptions);
-    await store.write([{ group, entries: ents(1, [1, 1, 1]) }], { sync: true });
-    await store.compact(group, idx(2), confStateOf(nids(1)), Uint8Array.of(1));
+    await store.write([{ group, entries: ents(1, [1, 1]) }], { sync: true });
+    await store.compact(group, idx(1), confStateOf(nids(1)), Uint8Array.of(1));
+    const snapshot = {
+      meta: { index: idx(9), term: 2 as Term, confState: confStateOf(nids(1)) },
+      data: Uint8Array.of(2),
+    };
+    await store.stageSnapshot(group, snapshot);
+    expect(await snapshotFileNames(path, group)).toHaveLength(2);
     await store.close();
-    await tamper(path, async (db) => {
-      await db.del(snapshotChunkKey(group, 0, 1));
-      await db.put(groupRecordKey(group, 'snap-data'), snapshotDataValue(group, idx(2), Uint8Array.of(5, 6)));
-    });
     const reopened = await DiskStore.open(path, testStoreOptions);
-    expect(Array.from(reopened.group(group).snapshot().data)).toEqual([5, 6]);
-    await reopened.compact(group, idx(3), confStateOf(nids(1)), Uint8Array.of(8));
+    expect(reopened.group(group).snapshot().meta.index).toBe(1);
+    expect(await snapshotFileNames(path, group)).toHaveLength(1);
     await reopened.close();
-    await tamper(path, async (db) => {
-      const [record] = await db.getMany([groupRecordKey(group, 'snap-data')]);
-      expect(record).toBeUndefined();
+  });
+
+  describe('a data directory of the chunk layout (snapshot bytes as LevelDB records)', () => {
+    /** Stores a snapshot at 2 and rewrites it in the chunk layout: chunk records in slot 1, as that layout's first compaction left them. */
+    async function chunkLayout(group: GroupId, data: Uint8Array): Promise<void> {
+      const store = await DiskStore.open(path, testStoreOptions);
+      await store.write([{ group, entries: ents(1, [1, 1, 1, 1]) }], { sync: true });
+      await store.compact(group, idx(2), confStateOf(nids(1)), data);
+      const meta = store.group(group).snapshot().meta;
+      await store.close();
+      const chunks = Math.max(1, Math.ceil(data.length / snapshotChunkBytes));
+      await tamper(path, async (db) => {
+        for (let chunk = 0; chunk < chunks; chunk++) {
+          const bytes = data.subarray(chunk * snapshotChunkBytes, (chunk + 1) * snapshotChunkBytes);
+          await db.put(snapshotChunkKey(group, chunk, 1), snapshotChunkRecord(group, idx(2), chunk, bytes));
+        }
+        await db.put(groupRecordKey(group, 'snap-meta'), chunkedSnapshotMetaValue(group, meta, chunks, 1));
+      });
+      await rm(join(snapshotFilesDir(path), String(group)), { recursive: true });
+    }
+
+    it('is read, and the next snapshot moves to a file and deletes every chunk, the unfinished ones too', async () => {
+      const group = gid(4);
+      const large = Uint8Array.from({ length: 2 * snapshotChunkBytes + 5 }, (_, k) => (k * 13) & 0xff);
+      await chunkLayout(group, large);
+      // What a crash while a snapshot at 3 was written into slot 0 could leave: some chunks, with gaps.
+      await tamper(path, async (db) => {
+        for (const chunk of [0, 1, 4])
+          await db.put(snapshotChunkKey(group, chunk, 0), snapshotChunkRecord(group, idx(3), chunk, Uint8Array.of(9)));
+      });
+      const reopened = await DiskStore.open(path, testStoreOptions);
+      expect(reopened.group(group).snapshot().meta.index).toBe(2);
+      expect(reopened.group(group).snapshot().data).toEqual(large);
+      await reopened.compact(group, idx(3), confStateOf(nids(1)), Uint8Array.of(7));
+      await reopened.close();
+      expect(await snapshotKeys(path)).toEqual(['g/4/snap-meta']);
+      const again = await DiskStore.open(path, testStoreOptions);
+      expect(Array.from(again.group(group).snapshot().data)).toEqual([7]);
+      await again.close();
     });
-    const again = await DiskStore.open(path, testStoreOptions);
-    expect(Array.from(again.group(group).snapshot().data)).toEqual([8]);
-    await again.close();
+
+    it('one snap-data record (the layout before chunks) is read, and a snapshot from a leader replaces it', async () => {
+      const group = gid(4);
+      await chunkLayout(group, Uint8Array.of(1));
+      await tamper(path, async (db) => {
+        await db.del(snapshotChunkKey(group, 0, 1));
+        const meta = { index: idx(2), term: 1 as Term, confState: confStateOf(nids(1)) };
+        await db.put(groupRecordKey(group, 'snap-meta'), chunkedSnapshotMetaValue(group, meta, 1, 0));
+        await db.put(groupRecordKey(group, 'snap-data'), snapshotDataValue(group, idx(2), Uint8Array.of(5, 6)));
+      });
+      const reopened = await DiskStore.open(path, testStoreOptions);
+      expect(Array.from(reopened.group(group).snapshot().data)).toEqual([5, 6]);
+      await reopened.write([{ group, snapshot: snap(8, 2), entries: [] }], { sync: true });
+      await reopened.close();
+      expect(await snapshotKeys(path)).toEqual(['g/4/snap-meta']);
+      const again = await DiskStore.open(path, testStoreOptions);
+      expect(again.group(group).snapshot().meta.index).toBe(8);
+      await again.close();
+    });
+
+    it('a missing chunk: the snapshot loads as damaged, never its bytes', async () => {
+      const group = gid(4);
+      await chunkLayout(group, new Uint8Array(2 * snapshotChunkBytes + 1));
+      await tamper(path, (db) => db.del(snapshotChunkKey(group, 1, 1)));
+      const store = await DiskStore.open(path, testStoreOptions);
+      expect(store.snapshotDamage(group)).toMatch(
+        /g\/4\/snap-chunk\/1\/1 \(group 4, snapshot index 2\): snapshot chunk 1 is missing/,
+      );
+      expect(store.group(group).snapshot().data).toHaveLength(0);
+      await store.close();
+    });
+
+    it('snapshot metadata without its bytes stops the open', async () => {
+      const group = gid(4);
+      await chunkLayout(group, Uint8Array.of(1));
+      await tamper(path, (db) => db.del(snapshotChunkKey(group, 0, 1)));
+      const error: unknown = await DiskStore.open(path, testStoreOptions).catch((thrown: unknown) => thrown);
+      expect(error).toBeInstanceOf(StorageCorruptionError);
+      expect((error as Error).message).toMatch(
+        /g\/4\/snap-meta \(group 4\): snap-meta is stored without its other half/,
+      );
+    });
   });
 
   describe('corruption stops the open with the group and index named', () => {
@@ -433,49 +603,37 @@ describe('DiskStore', () => {
       expect(error.message).toMatch(/kept behind the snapshot at 3 does not hold it/);
     });
 
-    it('snapshot metadata without its bytes', async () => {
-      const store = await DiskStore.open(path, testStoreOptions);
-      await store.write([{ group, snapshot: snap(4, 1), entries: [] }], { sync: true });
-      await store.close();
-      await tamper(path, (db) => db.del(snapshotChunkKey(group, 0)));
-      expect((await openFails()).message).toMatch(
-        /g\/3\/snap-meta \(group 3\): snap-meta is stored without its other half/,
-      );
-    });
-
     // Damage to the snapshot's bytes alone is not fatal: the group loads with the snapshot's
     // metadata, no bytes, and the damage named, for the host to rebuild or fetch the state; a
     // compaction at the same index then replaces it, and the store is whole again.
     it.each([
       {
-        damage: 'a missing chunk',
-        tamperWith: (db: Level<Uint8Array, Uint8Array>) => db.del(snapshotChunkKey(group, 1, 1)),
-        message: /g\/3\/snap-chunk\/1\/1 \(group 3, snapshot index 3\): snapshot chunk 1 is missing/,
+        damage: 'a missing file',
+        tamperWith: (file: string) => rm(file),
+        message: /snapshots\/3\/3-1-[0-9a-f]{8}\.snap \(group 3, snapshot index 3\): the snapshot file is missing/,
       },
       {
-        damage: 'a missing last chunk',
-        tamperWith: (db: Level<Uint8Array, Uint8Array>) => db.del(snapshotChunkKey(group, 2, 1)),
-        message:
-          /g\/3\/snap-chunk\/1\/2 \(group 3, snapshot index 3\): the snapshot has 2 chunks stored, its metadata says 3/,
+        damage: 'a truncated file',
+        tamperWith: (file: string) => truncate(file, 5),
+        message: /\(group 3, snapshot index 3\): the snapshot file holds 5 bytes, its metadata says 2097153/,
       },
       {
-        damage: 'a flipped chunk',
-        tamperWith: async (db: Level<Uint8Array, Uint8Array>) => {
-          const value = await storedValue(db, snapshotChunkKey(group, 2, 1));
-          const flipped = Uint8Array.from(value);
-          flipped[flipped.length - 1] = (flipped[flipped.length - 1] ?? 0) ^ 1;
-          await db.put(snapshotChunkKey(group, 2, 1), flipped);
+        damage: 'a flipped byte',
+        tamperWith: async (file: string) => {
+          const bytes = await readFile(file);
+          bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 1;
+          await writeFile(file, bytes);
         },
-        message: /g\/3\/snap-chunk\/1\/2 \(group 3\): checksum mismatch/,
+        message: /\(group 3, snapshot index 3\): checksum mismatch/,
       },
     ])('$damage: the snapshot loads as damaged, never its bytes', async ({ tamperWith, message }) => {
       const confState = confStateOf(nids(1));
       const first = await DiskStore.open(path, testStoreOptions);
       await first.write([{ group, entries: ents(1, [1, 1, 1, 1]) }], { sync: true });
-      await first.compact(group, idx(3), confState, new Uint8Array(2 * snapshotChunkBytes + 1), idx(1));
+      await first.compact(group, idx(3), confState, new Uint8Array(2 * snapshotFilePieceBytes + 1), idx(1));
       await first.close();
-      // The first compaction writes slot 1 (keys.ts).
-      await tamper(path, tamperWith);
+      const [name] = await snapshotFileNames(path, group);
+      await tamperWith(join(snapshotFilesDir(path), String(group), name ?? ''));
       const store = await DiskStore.open(path, testStoreOptions);
       expect(store.snapshotDamage(group)).toMatch(message);
       const damaged = store.group(group).snapshot();

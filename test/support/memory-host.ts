@@ -7,7 +7,14 @@ import type { GroupId, LogIndex, NodeId } from '../../src/base/ids.ts';
 import type { MultiRaftHost } from '../../src/multiraft/host.ts';
 import type { GroupMessage, GroupWrite, HostStorage, HostTransport } from '../../src/multiraft/ports.ts';
 import { MemoryStorage } from '../../src/raft/storage.ts';
-import type { ConfState } from '../../src/raft/types.ts';
+import type { ConfState, Snapshot } from '../../src/raft/types.ts';
+
+/** Empties `held`, resolving each; answers how many there were. */
+function resolveAll(held: (() => void)[]): number {
+  const taken = held.splice(0, held.length);
+  for (const resolve of taken) resolve();
+  return taken.length;
+}
 
 export class MemoryHostStorage implements HostStorage {
   readonly groups = new Map<GroupId, MemoryStorage>();
@@ -15,12 +22,32 @@ export class MemoryHostStorage implements HostStorage {
   /** While set, each write is stored at once but reported durable only by release(). */
   holdWrites = false;
   private readonly held: (() => void)[] = [];
+  /**
+   * While set, a snapshot from a leader is reported durable only by releaseSnapshots(): its
+   * stageSnapshot, or a write that stores one not staged before (a host that does not stage).
+   */
+  holdSnapshots = false;
+  private readonly heldSnapshots: (() => void)[] = [];
+  private readonly staged = new Set<Snapshot>();
+
+  /** Reports every held snapshot durable; answers how many there were. */
+  releaseSnapshots(): number {
+    return resolveAll(this.heldSnapshots);
+  }
+
+  heldSnapshotCount(): number {
+    return this.heldSnapshots.length;
+  }
+
+  stageSnapshot(_group: GroupId, snapshot: Snapshot): Promise<void> {
+    this.staged.add(snapshot);
+    if (this.holdSnapshots) return new Promise((resolve) => this.heldSnapshots.push(resolve));
+    return new Promise((resolve) => setImmediate(resolve));
+  }
 
   /** Reports every held write durable; answers how many there were. */
   release(): number {
-    const held = this.held.splice(0, this.held.length);
-    for (const resolve of held) resolve();
-    return held.length;
+    return resolveAll(this.held);
   }
 
   heldWrites(): number {
@@ -39,12 +66,17 @@ export class MemoryHostStorage implements HostStorage {
 
   write(batch: readonly GroupWrite[]): Promise<void> {
     this.writes++;
+    let unstaged = false;
     for (const write of batch) {
       const storage = this.group(write.group);
-      if (write.snapshot !== undefined) storage.applySnapshot(write.snapshot);
+      if (write.snapshot !== undefined) {
+        unstaged ||= !this.staged.delete(write.snapshot);
+        storage.applySnapshot(write.snapshot);
+      }
       storage.append(write.entries);
       if (write.hardState !== undefined) storage.hardState = write.hardState;
     }
+    if (unstaged && this.holdSnapshots) return new Promise((resolve) => this.heldSnapshots.push(resolve));
     if (this.holdWrites) return new Promise((resolve) => this.held.push(resolve));
     return new Promise((resolve) => setImmediate(resolve));
   }

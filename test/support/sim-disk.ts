@@ -21,6 +21,8 @@
 // dropping every record of the group, as DiskStore's; a compaction of the group begun before it
 // submits nothing after it (DiskStore skips a deleted group's compaction), so it cannot bring the
 // group back.
+// A snapshot from a leader is staged first (stageSnapshot: a synced operation that changes
+// nothing a restart reads, as DiskStore's file nothing points at yet), then stored by a write as before.
 
 import { assert } from '../../src/base/assert.ts';
 import { concatBytes } from '../../src/base/bytes.ts';
@@ -39,6 +41,8 @@ const simChunksMax = 4;
 type DiskOperation =
   | { readonly kind: 'write'; readonly batch: readonly GroupWrite[]; readonly sync: boolean }
   | { readonly kind: 'snapshot-chunk'; readonly group: GroupId }
+  /** A snapshot from a leader made durable ahead of the write that stores it: changes nothing a restart reads. */
+  | { readonly kind: 'stage'; readonly group: GroupId }
   | {
       readonly kind: 'compact';
       readonly group: GroupId;
@@ -146,6 +150,7 @@ export class SimDisk {
           : undefined;
       },
       write: (batch, options) => this.submit(process, { kind: 'write', batch, sync: options.sync }),
+      stageSnapshot: (group) => this.submit(process, { kind: 'stage', group }),
       compact: async (group, index, confState, slices, _logFrom, replace = false) => {
         const data = slices instanceof Uint8Array ? slices : concatBytes(slices);
         const chunks = Math.min(simChunksMax, Math.max(1, Math.ceil(data.length / simChunkBytes)));
@@ -260,7 +265,7 @@ function applyOperation(layer: Map<GroupId, MemoryStorage>, operation: DiskOpera
     if (storage === undefined) layer.set(group, (storage = new MemoryStorage()));
     return storage;
   };
-  if (operation.kind === 'snapshot-chunk') return;
+  if (operation.kind === 'snapshot-chunk' || operation.kind === 'stage') return;
   if (operation.kind === 'delete') {
     layer.delete(operation.group);
     return;
