@@ -15,6 +15,9 @@
 //    (a node added while its leader had not recorded it yet) says nothing about it. A group without a record is left alone, and so is a replica that has not
 //    applied a configuration yet (started empty by a join, waiting for its first snapshot), unless
 //    placement is on and neither a record nor a move places it here (`placed`: a cancelled move's).
+//    A replica that applied its own removal (`removedHere`) is stopped when no record or move
+//    places it here, whatever the record's confIndex (a record whose replicas did not change keeps
+//    an older index).
 // Database shard groups (kind `db`) follow the same rules, and two more:
 //  - a brand-new shard group (its record lists this node and no leader has recorded a
 //    configuration of it yet: no `confIndex`) starts bootstrapped with the record's replicas as its
@@ -61,6 +64,14 @@ export interface HostingView {
    * waits empty for cluster.add), an empty replica is never stopped.
    */
   readonly placed?: boolean;
+  /**
+   * The hosted groups whose configuration, as applied here, leaves this node out: it applied its
+   * own removal, so the removal is committed. Such a replica is stopped when no record or move
+   * places it here, whatever the record's `confIndex`: a record whose replicas did not change
+   * keeps the index of an older configuration (a group that moved away from [1,2,3] and back
+   * keeps its first record), which would otherwise keep the removed replica forever.
+   */
+  readonly removedHere?: readonly GroupId[];
 }
 
 export interface HostingPlan {
@@ -115,6 +126,11 @@ export function planHosting(view: HostingView): HostingPlan {
   for (const group of added) if (!hosted.has(group) && !start.includes(group)) start.push(group);
   const recorded = new Set(view.recorded.map((record) => record.id));
   for (const group of view.hostedShards ?? []) if (!recorded.has(group) && hosted.has(group)) stop.push(group);
+  for (const group of view.removedHere ?? []) {
+    const record = view.recorded.find((candidate) => candidate.id === group);
+    if (record === undefined || group === metaGroup || !hosted.has(group) || stop.includes(group)) continue;
+    if (!record.replicas.includes(view.self) && !added.has(group)) stop.push(group);
+  }
   if (view.placed === true)
     for (const record of view.recorded)
       if (record.id !== metaGroup && hosted.has(record.id) && !configured.has(record.id))

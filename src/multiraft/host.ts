@@ -530,12 +530,14 @@ export class MultiRaftHost {
    * Stops hosting a group and deletes its storage (the node was removed from it: the caller
    * checked that the removal is applied). Waits for the running turn, so no turn sees the group
    * half gone; every caller still waiting on it is answered (refused, or indeterminate for a
-   * proposal handed to the core).
+   * proposal handed to the core). `stillRemoved` is asked once that turn is over, with nothing
+   * running in between until the group is gone: a turn may have applied an entry that places the
+   * group here again (a move of the meta group), so the caller's decision is checked there.
    */
-  async removeGroup(groupId: GroupId): Promise<void> {
+  async removeGroup(groupId: GroupId, stillRemoved?: () => boolean): Promise<void> {
     while (this.turnRunning) await this.turnsDone;
     const group = this.groups.get(groupId);
-    if (group === undefined) return;
+    if (group === undefined || stillRemoved?.() === false) return;
     this.groups.delete(groupId);
     group.snapshotInFlight?.slices.return?.();
     group.snapshotInFlight = undefined;

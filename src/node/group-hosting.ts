@@ -6,8 +6,9 @@
 //    (its first entry, the record's replicas as voters, written and synced) so it elects a leader;
 //  - a stop is checked again after a linearizable read of the meta group (this node's meta replica
 //    has then applied everything committed before the read: a record seen while replaying an old
-//    log cannot stop a group the node is back in), then the host drops the group and deletes its
-//    storage.
+//    log cannot stop a group the node is back in), and once more when the host drops the group
+//    (after its running turn, which may have applied a move placing the group here again); then
+//    the host deletes its storage.
 // One pass at a time; a failed pass is logged and tried again on the next poll. The hosted set
 // is what the storage holds, so a restart hosts the same groups.
 //
@@ -115,6 +116,13 @@ export class GroupHosting {
       hostedShards: kv.map(({ group }) => group).filter(isDbGroup),
       moves: model.moves(),
       placed: model.replicationFactor('kv') !== undefined,
+      removedHere: kv
+        .filter(({ status }) => {
+          const conf = status.confState;
+          const members = [...conf.voters, ...conf.votersOutgoing, ...conf.learners, ...conf.learnersNext];
+          return conf.voters.length > 0 && !members.includes(self);
+        })
+        .map(({ group }) => group),
     });
   }
 
@@ -137,7 +145,10 @@ export class GroupHosting {
     if (read.kind !== 'ready' || this.stopped) return;
     const confirmed = this.plan().stop.filter((group) => first.stop.includes(group));
     for (const group of confirmed) {
-      await host.removeGroup(group);
+      // Checked again when the host drops it: meanwhile (the host's running turn, the deletions
+      // before this one) the meta model may have applied a move placing the group here again.
+      await host.removeGroup(group, () => this.plan().stop.includes(group));
+      if (host.hosts(group)) continue;
       log('info', 'removed from the group: replica stopped and its data deleted', { group });
       this.options.onChange?.(group, false);
     }

@@ -78,6 +78,21 @@ describe('planHosting', () => {
     expect(planHosting(view({ hosted: [g(1)], recorded: listed, placed: true }))).toMatchObject({ stop: [] });
   });
 
+  it('stops a replica that applied its own removal, although the record keeps an older configuration index', () => {
+    // The simulator's seed 253 (npm run sim -- --placement): group 1 moved from [1,2,3] to other
+    // nodes and back; its record, replicas unchanged, kept confIndex 1, so nodes 4 and 5 (their
+    // replicas at confIndex 27 and 14, removed) were never stopped.
+    const recorded = [record(1, [1, 2, 3], 1)];
+    const confIndex = new Map([[g(1), 27]]);
+    const removed = { hosted: [g(1)], configured: [g(1)], confIndex, recorded };
+    expect(planHosting(view(removed))).toMatchObject({ stop: [] });
+    expect(planHosting(view({ ...removed, removedHere: [g(1)] }))).toMatchObject({ stop: [1] });
+    const adding = [{ group: g(1), add: n(4) }];
+    expect(planHosting(view({ ...removed, removedHere: [g(1)], moves: adding }))).toMatchObject({ stop: [] });
+    const listed = [record(1, [1, 2, 4], 1)];
+    expect(planHosting(view({ ...removed, removedHere: [g(1)], recorded: listed }))).toMatchObject({ stop: [] });
+  });
+
   it('leaves unrecorded groups and the meta group alone', () => {
     const plan = planHosting(view({ hosted: [g(7)], configured: [g(7)], recorded: [record(0, [1, 2, 3])] }));
     expect(plan).toMatchObject({ start: [], stop: [] });

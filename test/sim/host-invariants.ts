@@ -18,7 +18,7 @@ import type { GroupId, LogIndex, NodeId } from '../../src/base/ids.ts';
 import { checkLinearizable } from '../../jepsen-like/checker/linearizability.ts';
 import type { Operation } from '../../jepsen-like/checker/history.ts';
 import { registerModel } from '../../jepsen-like/checker/model.ts';
-import { applyConfChange, emptyConfState } from '../../src/raft/confchange.ts';
+import { applyConfChange, emptyConfState, members } from '../../src/raft/confchange.ts';
 import type { RaftNode } from '../../src/raft/raft.ts';
 import type { ConfChange, ConfState, Entry } from '../../src/raft/types.ts';
 
@@ -92,6 +92,18 @@ class ConfHistory {
   latest(): { index: number; confState: ConfState } | undefined {
     const index = Math.max(0, ...this.entries.keys());
     return index === 0 ? undefined : { index, confState: this.at(index) };
+  }
+
+  /** Whether a committed configuration left the node out after one that listed it (a removal committed). */
+  removedOnce(node: NodeId): boolean {
+    this.at(Infinity);
+    let listed = false;
+    for (const step of this.folded ?? []) {
+      const member = members(step.confState).includes(node);
+      if (listed && !member) return true;
+      listed ||= member;
+    }
+    return false;
   }
 
   /** Whether the entry at (index, term) is a configuration entry some replica applied (so committed). */
@@ -270,6 +282,11 @@ export class HostChecker {
   /** The group's last committed configuration entry (as replicas applied it) and what the log gives there. */
   latestConf(group: GroupId): { index: number; confState: ConfState } | undefined {
     return this.conf.get(group)?.latest();
+  }
+
+  /** Whether the group's committed log ever removed the node (see ConfHistory.removedOnce). */
+  removedOnce(group: GroupId, node: NodeId): boolean {
+    return this.conf.get(group)?.removedOnce(node) ?? false;
   }
 
   /** The node stopped hosting the group (its data deleted): a later replica there starts afresh. */

@@ -44,7 +44,12 @@ describe('host simulation with placement', () => {
 
   // 57: the end check took the core's applied index for the meta replica that applied the most,
   // which can trail what its model already applied (a checker artifact, not a bug of placement).
-  it.each([57])('regression seed %i', async (seed) => {
+  // 8: an empty replica started for a cancelled move was never stopped, and its node, leading
+  // group 0, never added the joining node 4 to it (placement stalled). 253: a record whose
+  // replicas did not change kept an old confIndex, so nodes 4 and 5 kept removed replicas for
+  // good. 413: node 4 deleted group 2's data, decided before a move made it a voter again
+  // (src/control/group-hosting.ts, src/node/group-hosting.ts, docs/testing.md).
+  it.each([57, 8, 253, 413])('regression seed %i', async (seed) => {
     const result = await runHostSeed(seed, { placement: true });
     expect(result.error).toBeUndefined();
     expect(result.ok).toBe(true);

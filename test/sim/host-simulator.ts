@@ -719,7 +719,8 @@ class HostSimulation {
    * committed configuration (the last configuration entry any replica applied) no longer lists the
    * node, as voter of either half or learner. Deleting before, the node could drop a vote a quorum
    * still counts on, or data the group will ask it for. (An empty replica, holding no entry and no
-   * snapshot, holds no data: with placement on, hosting stops one no record or move places here.)
+   * snapshot, holds no data: with placement on, hosting stops one no record or move places here.
+   * A learner added back after a committed removal may lose its old replica's data: see below.)
    */
   private storageOf(node: SimNode, storage: HostStorage): HostStorage {
     const deleteGroup = storage.deleteGroup?.bind(storage);
@@ -728,7 +729,13 @@ class HostSimulation {
       ...storage,
       deleteGroup: (group) => {
         const latest = this.checker.latestConf(group);
-        if (node.disk.heldIndex(group) > 0 && (latest === undefined || members(latest.confState).includes(node.id)))
+        const conf = latest?.confState;
+        const voter = conf === undefined || [...conf.voters, ...conf.votersOutgoing].includes(node.id);
+        // A learner added back after a committed removal is a new replica, caught up from scratch:
+        // its leftover data may go (a move placing it here again can commit before this node's meta
+        // replica applies it). A voter's never, nor a learner's that was never removed.
+        const listed = voter || (members(conf).includes(node.id) && !this.checker.removedOnce(group, node.id));
+        if (node.disk.heldIndex(group) > 0 && listed)
           this.violated(
             `hosting: node ${node.id} deletes group ${group}'s data before its removal is applied: the committed configuration ${latest === undefined ? '(none known)' : `at ${latest.index}: voters [${latest.confState.voters.join(',')}] outgoing [${latest.confState.votersOutgoing.join(',')}] learners [${[...latest.confState.learners, ...latest.confState.learnersNext].join(',')}]`} still lists it`,
           );
