@@ -1,6 +1,7 @@
 // Feeds dram_storage_write_duration_seconds without the storage adapter knowing about metrics: a
 // HostStorage that times each batch write of the storage it wraps (synced writes include the
-// fsync) and otherwise passes everything through unchanged. The timing is recorded only for
+// fsync) and otherwise passes everything through unchanged (a Proxy, so a member added to HostStorage
+// later passes through too). The timing is recorded only for
 // writes that succeed; a failed write is fatal for the host anyway (docs/ARCHITECTURE.md, key decision 5).
 //
 // Called by: src/node/ when it wires the host (`host storage = timedHostStorage(disk, metrics)`).
@@ -13,19 +14,19 @@ export interface StorageWriteObserver {
 }
 
 export function timedHostStorage(storage: HostStorage, observer: StorageWriteObserver): HostStorage {
-  return {
-    group: (id) => storage.group(id),
-    compact: (group, index, confState, data, logFrom, replace) =>
-      storage.compact(group, index, confState, data, logFrom, replace),
-    deleteGroup: (group) => storage.deleteGroup?.(group) ?? Promise.resolve(),
-    ...(storage.stageSnapshot === undefined
-      ? {}
-      : { stageSnapshot: (group, snapshot) => storage.stageSnapshot?.(group, snapshot) ?? Promise.resolve() }),
-    snapshotDamage: (group) => storage.snapshotDamage?.(group),
-    async write(batch, writeOptions) {
-      const startedMs = performance.now();
-      await storage.write(batch, writeOptions);
-      observer.observeStorageWrite((performance.now() - startedMs) / 1000, writeOptions.sync);
-    },
+  const write: HostStorage['write'] = async (batch, writeOptions) => {
+    const startedMs = performance.now();
+    await storage.write(batch, writeOptions);
+    observer.observeStorageWrite((performance.now() - startedMs) / 1000, writeOptions.sync);
   };
+  // Every other member passes through as the wrapped store has it, an optional one absent when it
+  // is absent there: a wrapper listing the members by hand once dropped compact's `replace` and
+  // snapshotDamage, so a damaged snapshot was never replaced in production.
+  return new Proxy(storage, {
+    get(target, key) {
+      if (key === 'write') return write;
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
