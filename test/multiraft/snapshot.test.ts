@@ -75,6 +75,13 @@ function startHost(
 
 const until = (condition: () => boolean, what: string) => eventually(what, condition, { tries: 1000, everyMs: 5 });
 
+/** The host among `running` that leads the kv group, once one does. */
+const kvLeader = (running: readonly MultiRaftHost[]): Promise<MultiRaftHost> =>
+  eventually('a leader', () => running.find((host) => host.groupStatus(kv)?.status.role === 'leader'), {
+    tries: 1000,
+    everyMs: 5,
+  });
+
 async function proposeUntilApplied(host: MultiRaftHost, group: GroupId, data: Uint8Array): Promise<number> {
   for (let attempt = 0; attempt < 400; attempt++) {
     const outcome = await host.propose(group, data);
@@ -108,12 +115,7 @@ async function followerLeftBehind(
     for (const group of alsoHosted) host.addGroup(group, new KvModel());
     host.start();
   }
-  let leader: MultiRaftHost | undefined;
-  await until(
-    () => (leader = running.find((host) => host.groupStatus(kv)?.status.role === 'leader')) !== undefined,
-    'a leader',
-  );
-  if (leader === undefined) throw new Error('no leader');
+  const leader = await kvLeader(running);
   const leaderId = leader.groupStatus(kv)?.status.id ?? asNodeId(0);
   const behindId = ids.find((id) => id !== leaderId) ?? asNodeId(0);
   const behind = network.hosts.get(behindId);
@@ -127,7 +129,7 @@ async function followerLeftBehind(
   );
   const caughtUp = async (): Promise<void> => {
     network.cut.delete(behindId);
-    const leaderApplied = leader?.groupStatus(kv)?.appliedIndex ?? 0;
+    const leaderApplied = leader.groupStatus(kv)?.appliedIndex ?? 0;
     await until(() => (behind.groupStatus(kv)?.appliedIndex ?? 0) >= leaderApplied, 'the follower caught up');
     const model = behind.model(kv) as KvModel;
     for (let k = 0; k < 20; k++) expect(model.get(`c${k}`)?.value).toEqual(Uint8Array.of(k));
@@ -434,15 +436,7 @@ describe('a corrupt snapshot in a real store', () => {
     }
     const first = await bootstrappedStore(directory.path, ids);
     const disk = start(diskId, first);
-    const leader = async (): Promise<MultiRaftHost> => {
-      let found: MultiRaftHost | undefined;
-      await until(
-        () => (found = running.find((host) => host.groupStatus(kv)?.status.role === 'leader')) !== undefined,
-        'a leader',
-      );
-      if (found === undefined) throw new Error('no leader');
-      return found;
-    };
+    const leader = (): Promise<MultiRaftHost> => kvLeader(running);
     for (let k = 0; k < 12; k++) await proposeUntilApplied(await leader(), kv, put(`key${k}`, Uint8Array.of(k)));
     await until(() => first.group(kv).firstIndex() > 2, 'node 3 compacted its log');
     await disk.stop();
@@ -488,12 +482,7 @@ describe('a snapshot from a leader running a newer model version', () => {
       host.addGroup(kv, id === older ? new KvModel() : newerKv());
       host.start();
     }
-    let leader: MultiRaftHost | undefined;
-    await until(
-      () => (leader = running.find((host) => host.groupStatus(kv)?.status.role === 'leader')) !== undefined,
-      'a leader',
-    );
-    if (leader === undefined) throw new Error('no leader');
+    const leader = await kvLeader(running);
     for (let k = 0; k < 12; k++) await proposeUntilApplied(leader, kv, put(`key${k}`, Uint8Array.of(k)));
     const leaderStorage = storages.get(leader.groupStatus(kv)?.status.id ?? asNodeId(0));
     await until(() => (leaderStorage?.group(kv).snapshot().meta.index ?? 0) > 2, 'the leader compacted');
