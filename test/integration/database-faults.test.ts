@@ -8,15 +8,15 @@
 //    forth between two databases; no query fails and each answer is one database's or the other's.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleDatabase, sampleDefaults } from '../../examples/sample-db/generate.ts';
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
 import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
-import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
-import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
+import type { S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverBucket, s3rverNodeFlags, stopS3rverTest } from '../s3/support.ts';
 import {
   addDatabase,
   databaseLoaded,
@@ -80,9 +80,7 @@ function filesUnder(dir: string): string[] {
 }
 
 beforeAll(async () => {
-  s3 = await startS3rver({ directory: join(root, 's3'), port: 0, stderr: 'ignore' });
-  store = s3rverStore(s3);
-  await store.createBucket(bucket);
+  ({ s3, store } = await s3rverBucket(root, bucket));
   for (const [name, seed] of [
     ['a', 1],
     ['b', 2],
@@ -116,10 +114,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster.kill(1, 'SIGTERM');
   if (mounted) execFileSync('umount', [databasesDir]);
-  await cluster.stopAll();
-  store.close();
-  await s3.stop();
-  rmSync(root, { recursive: true, force: true });
+  await stopS3rverTest(cluster, store, s3, root);
 });
 
 describe('database faults on a real process', () => {

@@ -8,7 +8,7 @@
 // replicas and databases stay loaded.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import { generateSampleDatabase, sampleDefaults, type SampleFile } from '../../e
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
 import { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
 import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
-import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
+import { s3rverNodeFlags, s3rverStore, stopS3rverTest } from '../s3/support.ts';
 import { endpointsDir, eventually, formed, processCluster, request, type ProcessCluster } from './cluster-process.ts';
 
 const bucket = 'dram-it';
@@ -128,10 +128,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await cluster.stopAll();
-  store.close();
-  await s3.stop();
-  rmSync(root, { recursive: true, force: true });
+  await stopS3rverTest(cluster, store, s3, root);
 });
 
 describe('databases from S3 on a three-node cluster', () => {

@@ -4,15 +4,15 @@
 // request), and a cache bound smaller than the database evicts the least recently used files (the
 // replica shows `evicted`, and still answers). The statistics and the metrics count all of it.
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleDatabase, sampleDefaults, type SampleFile } from '../../examples/sample-db/generate.ts';
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
 import type { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
-import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
-import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
+import type { S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverBucket, s3rverNodeFlags, stopS3rverTest } from '../s3/support.ts';
 import {
   addDatabase,
   databaseLoaded,
@@ -86,9 +86,7 @@ const parquetOf = (shard: string): SampleFile[] =>
   sample.filter((file) => file.path.startsWith(`shard=${shard}/`) && file.path.endsWith('.parquet'));
 
 beforeAll(async () => {
-  s3 = await startS3rver({ directory: join(root, 's3'), port: 0, stderr: 'ignore' });
-  store = s3rverStore(s3);
-  await store.createBucket(bucket);
+  ({ s3, store } = await s3rverBucket(root, bucket));
   sample = await generateSampleDatabase(sampleDir, {
     ...sampleDefaults,
     seed: 7,
@@ -111,10 +109,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await cluster.stopAll();
-  store.close();
-  await s3.stop();
-  rmSync(root, { recursive: true, force: true });
+  await stopS3rverTest(cluster, store, s3, root);
 });
 
 describe('a lazy database against s3rver', () => {

@@ -6,15 +6,15 @@
 // shard's PRIMARY move the role, and the database keeps being served; a removed database's groups
 // are stopped and deleted everywhere.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleDatabase, sampleDefaults } from '../../examples/sample-db/generate.ts';
 import { listDirectory, uploadDirectory } from '../../src/data/upload-directory.ts';
 import { S3ObjectStore } from '../../src/s3/s3-object-store.ts';
-import { startS3rver, type S3rverProcess } from '../../src/s3/s3rver-process.ts';
-import { s3rverNodeFlags, s3rverStore } from '../s3/support.ts';
+import type { S3rverProcess } from '../../src/s3/s3rver-process.ts';
+import { s3rverBucket, s3rverNodeFlags, stopS3rverTest } from '../s3/support.ts';
 import {
   addDatabase,
   endpointsDir,
@@ -89,9 +89,7 @@ async function count(name: string, node: number): Promise<{ status: number; resu
 }
 
 beforeAll(async () => {
-  s3 = await startS3rver({ directory: join(root, 's3'), port: 0, stderr: 'ignore' });
-  store = s3rverStore(s3);
-  await store.createBucket(bucket);
+  ({ s3, store } = await s3rverBucket(root, bucket));
   const sampleDir = join(root, 'sample');
   await generateSampleDatabase(sampleDir, {
     ...sampleDefaults,
@@ -116,10 +114,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await cluster.stopAll();
-  store.close();
-  await s3.stop();
-  rmSync(root, { recursive: true, force: true });
+  await stopS3rverTest(cluster, store, s3, root);
 });
 
 describe('database shard groups on a three-node cluster', () => {
