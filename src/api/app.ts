@@ -117,7 +117,7 @@ export const defaultRequestTimeoutMs = 5000;
 /** The nodes hosting a group, as the meta model records them (src/control/group-hosting.ts). */
 export function locateOf(model: MetaModel | undefined): ((group: GroupId) => readonly NodeId[]) | undefined {
   if (model === undefined) return undefined;
-  return (group) => model.groups().find((record) => record.id === group)?.replicas ?? [];
+  return (group) => model.group(group)?.replicas ?? [];
 }
 
 /**
@@ -133,9 +133,12 @@ export function removedHereOf(
 ): ((group: GroupId) => boolean) | undefined {
   if (model === undefined) return undefined;
   return (group) => {
-    const record = model.groups().find((known) => known.id === group);
+    // Asked on every request of a group led somewhere (kv routes, binary protocol): a map lookup,
+    // and nothing more while the record still lists this node.
+    const record = model.group(group);
+    if (record === undefined || record.replicas.includes(self)) return false;
     const here = host.groupStatus(group);
-    if (record === undefined || here === undefined || here.status.confState.voters.length === 0) return false;
+    if (here === undefined || here.status.confState.voters.length === 0) return false;
     const confIndex = model.groupConfIndex(group);
     const added = model.move(group)?.add === self;
     return removedByRecord(self, { replicas: record.replicas, confIndex }, here.confIndex, added);
