@@ -271,7 +271,7 @@ export class MetaController {
   }
 
   /**
-   * The records of groups this node leads that differ from the model's, taken from a leader that
+   * The records of groups this node leads that differ from the model's (sameRecord), taken from a leader that
    * applied an entry of its own term (so every configuration committed before it is applied: a
    * new leader never records an older configuration than its predecessor did).
    */
@@ -294,7 +294,7 @@ export class MetaController {
         replicas,
         ...(group === metaGroup || confIndex === undefined ? {} : { confIndex }),
       };
-      if (!sameRecord(known, record)) due.push(record);
+      if (!sameRecord(known, this.options.model.groupConfIndex(group), record)) due.push(record);
     }
     return due;
   }
@@ -381,8 +381,15 @@ export class MetaController {
 }
 
 /** Same replicas (a newer configuration index alone is not worth a proposal). */
-function sameRecord(known: GroupRecord | undefined, record: GroupRecord): boolean {
-  return known !== undefined && JSON.stringify(known.replicas) === JSON.stringify(record.replicas);
+/**
+ * Whether the model's record already says what `record` says: the same replicas, from this
+ * configuration or a newer one. A newer configuration with the same replicas is recorded too (a
+ * learner added and removed again before its leader recorded it): the node that applied the
+ * addition waits for a record at or after its own configuration index before it stops the replica.
+ */
+function sameRecord(known: GroupRecord | undefined, knownConfIndex: number | undefined, record: GroupRecord): boolean {
+  if (known === undefined || JSON.stringify(known.replicas) !== JSON.stringify(record.replicas)) return false;
+  return record.confIndex === undefined || (knownConfIndex !== undefined && knownConfIndex >= record.confIndex);
 }
 
 function changeOf(step: Exclude<MetaMembershipStep, { kind: 'none' }>): ConfChange {

@@ -16,8 +16,8 @@
 //    applied a configuration yet (started empty by a join, waiting for its first snapshot), unless
 //    placement is on and neither a record nor a move places it here (`placed`: a cancelled move's).
 //    A replica that applied its own removal (`removedHere`) is stopped when no record or move
-//    places it here, whatever the record's confIndex (a record whose replicas did not change keeps
-//    an older index).
+//    places it here, whatever the record's confIndex (its leader may not have recorded the newer
+//    configuration yet).
 // Database shard groups (kind `db`) follow the same rules, and two more:
 //  - a brand-new shard group (its record lists this node and no leader has recorded a
 //    configuration of it yet: no `confIndex`) starts bootstrapped with the record's replicas as its
@@ -67,9 +67,8 @@ export interface HostingView {
   /**
    * The hosted groups whose configuration, as applied here, leaves this node out: it applied its
    * own removal, so the removal is committed. Such a replica is stopped when no record or move
-   * places it here, whatever the record's `confIndex`: a record whose replicas did not change
-   * keeps the index of an older configuration (a group that moved away from [1,2,3] and back
-   * keeps its first record), which would otherwise keep the removed replica forever.
+   * places it here, whatever the record's `confIndex`: its own applied configuration is proof
+   * enough, and the leader may not have recorded the newer configuration yet.
    */
   readonly removedHere?: readonly GroupId[];
 }

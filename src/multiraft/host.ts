@@ -228,8 +228,6 @@ interface HostedGroup {
   appliedIndex: LogIndex;
   /** The term of the entry at appliedIndex (a snapshot's timeframe names it). */
   appliedTerm: number;
-  /** The index of the last configuration entry applied (a restored snapshot's index: at or after it). */
-  confIndex: number;
   snapshotInFlight: SnapshotInFlight | undefined;
   /** The stored snapshot failed its checks and the state was rebuilt from the log: replace it at its own index. */
   replaceStoredSnapshot: boolean;
@@ -267,7 +265,12 @@ export interface HostedGroupStatus {
   readonly appliedIndex: LogIndex;
   /** The term of the entry at appliedIndex: a leader that applied one of its own term has applied all that was committed before it. */
   readonly appliedTerm: number;
-  /** The index of the configuration entry applied last (or of the snapshot that brought it: at or after it). */
+  /**
+   * The index of the configuration entry status.confState comes from (or of the snapshot that
+   * brought it: at or after it). Taken from the core with confState, never from the model's
+   * apply: the host applies a turn's entries before its write and the core its configuration
+   * changes after, so an index taken at apply could name a configuration the status does not show yet.
+   */
   readonly confIndex: number;
   readonly lastLeaderChange: LeaderChange | undefined;
   readonly failoversWon: number;
@@ -365,7 +368,6 @@ export class MultiRaftHost {
       stack,
       appliedIndex: missing ? (0 as LogIndex) : stored.meta.index,
       appliedTerm: missing ? 0 : stored.meta.term,
-      confIndex: missing ? 0 : stored.meta.index,
       snapshotInFlight: undefined,
       replaceStoredSnapshot: loaded.outcome === 'rebuilt',
       installing: undefined,
@@ -646,8 +648,9 @@ export class MultiRaftHost {
 
   /**
    * Proposes a membership change to a group this node leads. Resolves like propose(): applied
-   * (the new configuration is in effect here), refused (not leader, a change already pending,
-   * invalid), or indeterminate.
+   * (committed and applied here; the core takes the new configuration at the end of that turn,
+   * after its write, and status() shows it from then), refused (not leader, a change already
+   * pending, invalid), or indeterminate.
    */
   proposeConfChange(groupId: GroupId, change: ConfChange): Promise<ProposalOutcome> {
     const group = this.groups.get(groupId);
@@ -1160,7 +1163,6 @@ export class MultiRaftHost {
       });
       group.appliedIndex = snapshot.meta.index;
       group.appliedTerm = snapshot.meta.term;
-      group.confIndex = snapshot.meta.index;
       for (const [index, pending] of group.pending)
         if (index <= group.appliedIndex) this.settle(group, index, pending, { kind: 'indeterminate' });
     }
@@ -1207,7 +1209,6 @@ export class MultiRaftHost {
           : undefined;
       group.appliedIndex = entry.index;
       group.appliedTerm = entry.term;
-      if (entry.kind === 'conf') group.confIndex = entry.index;
       if (group.keyed.size > 0 && entry.kind === 'normal') {
         const key = group.stack.model.requestKey?.(entry.data);
         if (key !== undefined && group.keyed.has(key))
@@ -1297,7 +1298,7 @@ function hostedGroupStatus(group: HostedGroup): HostedGroupStatus {
     status: group.raft.status(),
     appliedIndex: group.appliedIndex,
     appliedTerm: group.appliedTerm,
-    confIndex: group.confIndex,
+    confIndex: group.raft.currentConfIndex(),
     lastLeaderChange: group.lastLeaderChange,
     failoversWon: group.failoversWon,
   };

@@ -76,6 +76,8 @@ export class RaftNode {
   private role: Role = 'follower';
   private leader: NodeId = NO_NODE;
   private confState: ConfState;
+  /** The log index of what confState comes from: the configuration entry applied last, or the snapshot restored last. */
+  private confIndex: LogIndex;
 
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
@@ -151,6 +153,7 @@ export class RaftNode {
     this.term = hardState.term;
     this.vote = hardState.vote;
     this.confState = confState;
+    this.confIndex = this.log.snapshotIndex();
     if (hardState.commit > this.log.committed) this.log.commitTo(hardState.commit);
     this.prevHardState = hardState;
     this.prevSoftState = { role: this.role, leader: this.leader };
@@ -805,6 +808,7 @@ export class RaftNode {
     this.appliedBytesSinceSnapshot = 0;
     this.restoredSinceReady = index;
     this.confState = snapshot.meta.confState;
+    this.confIndex = index;
     this.events.push({ kind: 'snapshot_installed', index, term });
   }
 
@@ -1304,6 +1308,7 @@ export class RaftNode {
       `node ${this.id}: committed configuration change at ${index} is invalid: ${outcome.ok ? '' : outcome.reason}`,
     );
     this.confState = outcome.confState;
+    this.confIndex = index;
     this.events.push({ kind: 'conf_applied', index, confState: outcome.confState });
     if (this.role === 'leader') this.leaderSwitchConfig();
     // A (pre-)candidate removed mid-election must not win it in the new configuration.
@@ -1573,6 +1578,11 @@ export class RaftNode {
 
   currentConfState(): ConfState {
     return this.confState;
+  }
+
+  /** The log index of the configuration entry (or snapshot) currentConfState() and status().confState come from. */
+  currentConfIndex(): LogIndex {
+    return this.confIndex;
   }
 
   status(): Status {

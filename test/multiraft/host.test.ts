@@ -7,7 +7,7 @@ import { asGroupId, asNodeId, type GroupId, type NodeId } from '../../src/base/i
 import { createRng } from '../../src/base/rng.ts';
 import { encodeKvCommand } from '../../src/codec/kv.ts';
 import { KvModel } from '../../src/models/kv.ts';
-import { MultiRaftHost } from '../../src/multiraft/host.ts';
+import { MultiRaftHost, type ProposalOutcome } from '../../src/multiraft/host.ts';
 import type { RaftConfigInput } from '../../src/raft/config.ts';
 import { confStateOf } from '../../src/raft/confchange.ts';
 import { MemoryHostStorage, MemoryNetwork } from '../support/memory-host.ts';
@@ -232,6 +232,38 @@ describe('MultiRaftHost', () => {
       expect(outcome).toBe('applied');
       expect(storage.heldWrites()).toBeGreaterThan(0);
       await done;
+    });
+  });
+
+  it("reports a group's configuration index with the configuration it names, while the turn's write is held", async () => {
+    // The host applies a turn's committed entries before its write and the core takes their
+    // configuration changes after it: an index taken at apply named a configuration that
+    // status() did not show yet, and the meta model recorded the old replicas under the new index.
+    const group = groupIds[2] ?? asGroupId(3);
+    await withLeaderWritesHeld(group, async (leader, storage, storages) => {
+      const learner = asNodeId(9);
+      let outcome: ProposalOutcome | undefined;
+      void leader
+        .proposeConfChange(group, { changes: [{ type: 'add_learner', node: learner }], transition: 'auto' })
+        .then((result) => (outcome = result));
+      await until(() => storage.heldWrites() === 1);
+      // The followers store the change; the next turn commits and applies it, and its write (of 'b') is held.
+      const lastIndex = () => Math.min(...[...storages.values()].map((s) => s.group(group).lastIndex()));
+      await until(() => lastIndex() === storage.group(group).lastIndex());
+      const later = leader.propose(group, put('b', '2'));
+      storage.release();
+      await until(() => storage.heldWrites() === 1 && outcome !== undefined);
+      if (outcome?.kind !== 'applied') throw new Error(`add_learner: ${outcome?.kind}`);
+      const held = leader.status().find((s) => s.group === group);
+      // The core takes the change after the write: until then the status shows neither it nor its index.
+      expect(held?.status.confState.learners).not.toContain(learner);
+      expect(held?.confIndex).toBeLessThan(outcome.index);
+      storage.holdWrites = false;
+      storage.release();
+      await later;
+      const after = leader.status().find((s) => s.group === group);
+      expect(after?.status.confState.learners).toContain(learner);
+      expect(after?.confIndex).toBe(outcome.index);
     });
   });
 

@@ -48,8 +48,14 @@ describe('host simulation with placement', () => {
   // group 0, never added the joining node 4 to it (placement stalled). 253: a record whose
   // replicas did not change kept an old confIndex, so nodes 4 and 5 kept removed replicas for
   // good. 413: node 4 deleted group 2's data, decided before a move made it a voter again
-  // (src/control/group-hosting.ts, src/node/group-hosting.ts, docs/testing.md).
-  it.each([57, 8, 253, 413])('regression seed %i', async (seed) => {
+  // (src/control/group-hosting.ts, src/node/group-hosting.ts, docs/testing.md). 131: node 4
+  // applied its addition to group 1 as a learner and never heard of its removal, while the
+  // group's record, whose replicas had not changed, kept an older confIndex: the idle replica was
+  // never stopped (records now follow every newer configuration). 210 and 384: with that, a
+  // leader recorded its old replicas under the new configuration's index, taken while its turn's
+  // write was in flight (the host's confIndex ran ahead of the core's configuration), and node 4
+  // deleted the data of a learner its group still listed.
+  it.each([57, 8, 253, 413, 131, 210, 384])('regression seed %i', async (seed) => {
     const result = await runHostSeed(seed, { placement: true });
     expect(result.error).toBeUndefined();
     expect(result.ok).toBe(true);
