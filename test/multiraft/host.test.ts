@@ -194,6 +194,16 @@ describe('MultiRaftHost', () => {
     }
   }
 
+  /** Waits until every replica's storage holds what the leader's (`storage`) does. */
+  async function everyReplicaStored(
+    storage: MemoryHostStorage,
+    storages: ReadonlyMap<NodeId, MemoryHostStorage>,
+    group: GroupId,
+  ): Promise<void> {
+    const lastIndex = () => Math.min(...[...storages.values()].map((s) => s.group(group).lastIndex()));
+    await until(() => lastIndex() === storage.group(group).lastIndex());
+  }
+
   it("answers a committed write while the leader's next batch is still being written", async () => {
     const group = groupIds[0] ?? asGroupId(1);
     await withLeaderWritesHeld(group, (leader, storage, storages) => writeWhileHeld(leader, storage, storages, group));
@@ -209,8 +219,7 @@ describe('MultiRaftHost', () => {
     const firstDone = leader.propose(group, put('a', '1')).then((outcome) => (first = outcome.kind));
     await until(() => storage.heldWrites() === 1);
     // The followers store and acknowledge 'a'; 'b' waits in the queue for the leader's next turn.
-    const lastIndex = () => Math.min(...[...storages.values()].map((s) => s.group(group).lastIndex()));
-    await until(() => lastIndex() === storage.group(group).lastIndex());
+    await everyReplicaStored(storage, storages, group);
     const secondDone = leader.propose(group, put('b', '2'));
     storage.release();
     // The next turn commits 'a' and writes 'b'; 'b's write is held, 'a' must be answered anyway.
@@ -248,8 +257,7 @@ describe('MultiRaftHost', () => {
         .then((result) => (outcome = result));
       await until(() => storage.heldWrites() === 1);
       // The followers store the change; the next turn commits and applies it, and its write (of 'b') is held.
-      const lastIndex = () => Math.min(...[...storages.values()].map((s) => s.group(group).lastIndex()));
-      await until(() => lastIndex() === storage.group(group).lastIndex());
+      await everyReplicaStored(storage, storages, group);
       const later = leader.propose(group, put('b', '2'));
       storage.release();
       await until(() => storage.heldWrites() === 1 && outcome !== undefined);
