@@ -139,6 +139,11 @@ export const errorRegistry = {
     meaning:
       'The node is not a voter of every group yet, or not out of every group yet (a learner still catching up, an election, another change pending); steps done stay done, retry the same request to continue.',
   },
+  DRAM_ERR_CONF_CHANGED: {
+    status: 409,
+    meaning:
+      "The group's configuration changed since the membership change was planned from it; nothing was changed, plan again from the group's current configuration.",
+  },
   DRAM_ERR_NODE_STOPPED: {
     status: 503,
     meaning:

@@ -10,9 +10,11 @@
 //  - member-only, for the placement controller on the meta leader:
 //    `GET /v1/internal/placement/report` (the groups this node hosts: role, term, leader, commit,
 //    configuration and the index of its entry, and on a leader each member's match index), and
-//    `POST /v1/internal/groups/:group/conf-change` `{changes: [{type, node}], transition}` (one
-//    membership change, run only where the group's leader is: 200 once applied; a follower
-//    answers 503 DRAM_ERR_NOT_LEADER with the hint, an unhosted group 404 DRAM_ERR_UNKNOWN_GROUP).
+//    `POST /v1/internal/groups/:group/conf-change?confIndex=N` `{changes: [{type, node}], transition}`
+//    (one membership change, run only where the group's leader is: 200 once applied; a follower
+//    answers 503 DRAM_ERR_NOT_LEADER with the hint, an unhosted group 404 DRAM_ERR_UNKNOWN_GROUP,
+//    and a leader whose applied configuration is no longer the one at `confIndex`, the one the
+//    change was planned from, 409 DRAM_ERR_CONF_CHANGED without changing anything).
 //
 // Called by: src/api/app.ts (registered as a plugin with its dependencies as options).
 
@@ -20,7 +22,7 @@ import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastif
 import { asGroupId, type GroupId, type NodeId } from '../base/ids.ts';
 import { settingsPatch } from '../codec/meta-placement.ts';
 import { CodecError, confChange } from '../codec/validate.ts';
-import type { PlacementRound } from '../control/placement-controller.ts';
+import { configurationMoved, type PlacementRound } from '../control/placement-controller.ts';
 import {
   learnerCatchUpEntriesMax,
   nodeReportOf,
@@ -87,7 +89,7 @@ export const placementRoutes: FastifyPluginCallback<PlacementRoutesOptions> = (a
 
   app.get(placementReportPath, memberOnly, () => nodeReport(context));
 
-  app.post<{ Params: { group: string } }>(
+  app.post<{ Params: { group: string }; Querystring: { confIndex?: string } }>(
     confChangePath,
     { ...jsonBody(confChangeBodyBytesMax), ...memberOnly },
     (request, reply) => changeHere(context, request, reply),
@@ -102,10 +104,12 @@ function nodeReport(context: ActionsContext): NodeReport {
 
 async function changeHere(
   context: ActionsContext,
-  request: FastifyRequest<{ Params: { group: string } }>,
+  request: FastifyRequest<{ Params: { group: string }; Querystring: { confIndex?: string } }>,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
   const group: GroupId = asGroupId(parseCounter(request.params.group, 'group'));
+  const planned =
+    request.query.confIndex === undefined ? undefined : parseCounter(request.query.confIndex, 'confIndex');
   let change;
   try {
     change = confChange(request.body, 'body');
@@ -117,6 +121,8 @@ async function changeHere(
   if (status === undefined)
     throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
   if (status.role !== 'leader') throw notLeaderError(group, status.leader, 'membership changes run at the leader');
+  const moved = configurationMoved(planned, context.host.groupStatus(group)?.confIndex ?? 0);
+  if (moved !== undefined) throw new ApiError('DRAM_ERR_CONF_CHANGED', `group ${group}: ${moved}`, { group });
   const outcome = await context.host.proposeConfChange(group, change);
   switch (outcome.kind) {
     case 'applied': {

@@ -54,8 +54,12 @@ export type PlacementEffect = { readonly ok: true } | { readonly ok: false; read
 export interface PlacementPorts {
   /** The reports of the nodes that answered (each bounded in time). */
   survey(nodes: readonly NodeId[]): Promise<ReadonlyMap<NodeId, NodeReport>>;
-  /** One membership change of `group`, at its leader `node`. */
-  confChange(node: NodeId, group: GroupId, change: ConfChange): Promise<PlacementEffect>;
+  /**
+   * One membership change of `group`, at its leader `node`, made only while the group's applied
+   * configuration is still the one at `confIndex` (the one the plan was made from: see
+   * configurationMoved).
+   */
+  confChange(node: NodeId, group: GroupId, change: ConfChange, confIndex: number): Promise<PlacementEffect>;
   /** A leadership transfer of `group` to `to`, at its leader `node`. */
   transfer(node: NodeId, group: GroupId, to: NodeId): Promise<PlacementEffect>;
 }
@@ -232,8 +236,10 @@ export class PlacementController {
   private async carry(step: PlacementStep, leaders: ReadonlyMap<GroupId, GroupReport>): Promise<PlacementEffect> {
     const { ports } = this.options;
     const leaderOf = (group: GroupId): NodeId => leaders.get(group)?.leader ?? NO_NODE;
+    // Each change names the configuration its plan saw: a round that went on after this node
+    // lost group 0 (paused, cut off) must not repeat a step another leader's round already took.
     const change = (group: GroupId, changes: ConfChange['changes']): Promise<PlacementEffect> =>
-      ports.confChange(leaderOf(group), group, { changes, transition: 'auto' });
+      ports.confChange(leaderOf(group), group, { changes, transition: 'auto' }, leaders.get(group)?.confIndex ?? 0);
     switch (step.kind) {
       case 'start_move': {
         const { move } = step;
@@ -307,4 +313,17 @@ export class PlacementController {
     if (ok) this.options.onMove?.(outcome === 'finished' ? 'finished' : 'failed');
     return ok ? { ok } : { ok, message: 'the move was not finished in the meta model' };
   }
+}
+
+/**
+ * Why a membership change planned from the configuration at `planned` must not be made at a
+ * leader whose applied configuration is at `here` (undefined: it may be made). A placement round
+ * plans from the reports it gathered, then carries its steps one by one; a meta leader that lost
+ * group 0 meanwhile (paused, cut off) can still be in its round while the next leader's round
+ * moves the same group, and its step, taken against the new configuration, could undo that move
+ * (an add_learner of a node promoted since demotes a voter) or take a group below its quorum.
+ */
+export function configurationMoved(planned: number | undefined, here: number): string | undefined {
+  if (planned === undefined || planned === here) return undefined;
+  return `the change was planned from the configuration at index ${planned}, and the group's is now at ${here}`;
 }

@@ -301,6 +301,8 @@ export class MultiRaftHost {
   private fatal: Error | undefined;
   /** The next turn writes every group's unsaved commit index (set by the ticker, and by stop()). */
   private commitFlushDue = false;
+  /** Membership changes applied in the running turn, answered once the core has taken them (after its write). */
+  private confAnswers: { group: HostedGroup; index: number; term: number; pending: PendingProposal }[] = [];
   private lastCommitFlushMs = 0;
   /** Quiescence: when each peer was last heard from (any frame, pings included). */
   private readonly lastHeardMs = new Map<NodeId, number>();
@@ -648,9 +650,8 @@ export class MultiRaftHost {
 
   /**
    * Proposes a membership change to a group this node leads. Resolves like propose(): applied
-   * (committed and applied here; the core takes the new configuration at the end of that turn,
-   * after its write, and status() shows it from then), refused (not leader, a change already
-   * pending, invalid), or indeterminate.
+   * (the new configuration is in effect here: status() shows it, with its confIndex), refused
+   * (not leader, a change already pending, invalid), or indeterminate.
    */
   proposeConfChange(groupId: GroupId, change: ConfChange): Promise<ProposalOutcome> {
     const group = this.groups.get(groupId);
@@ -810,6 +811,7 @@ export class MultiRaftHost {
       if (ready.snapshot !== undefined) this.apply(group, ready, confState);
       group.raft.advance(ready);
     }
+    this.answerConfChanges();
     this.storeSnapshots();
     return true;
   }
@@ -1216,12 +1218,36 @@ export class MultiRaftHost {
       }
       const pending = group.pending.get(entry.index);
       if (pending === undefined) continue;
+      if (entry.kind === 'conf') {
+        // Answered once the core has taken the change (after this turn's write): the caller
+        // then finds the new configuration in status(), as its answer says.
+        this.confAnswers.push({ group, index: entry.index, term: entry.term, pending });
+        continue;
+      }
       this.settle(
         group,
         entry.index,
         pending,
         entry.term === pending.term
           ? { kind: 'applied', index: entry.index, result }
+          : { kind: 'refused', reason: { kind: 'superseded' } },
+      );
+    }
+  }
+
+  /** Answers the membership changes applied in this turn, now that the core has taken them. */
+  private answerConfChanges(): void {
+    const answers = this.confAnswers;
+    this.confAnswers = [];
+    for (const { group, index, term, pending } of answers) {
+      // Settled meanwhile (timed out, or the host stopped): nothing to answer.
+      if (group.pending.get(index) !== pending) continue;
+      this.settle(
+        group,
+        index,
+        pending,
+        term === pending.term
+          ? { kind: 'applied', index: index as LogIndex, result: undefined }
           : { kind: 'refused', reason: { kind: 'superseded' } },
       );
     }

@@ -3,7 +3,7 @@
 // the address book's HTTP addresses, signed with the cluster secret, bounded in time):
 //  - survey: GET /v1/internal/placement/report on every registered node at once; a node that
 //    does not answer (or answers something else) is not live this round;
-//  - confChange: POST /v1/internal/groups/:group/conf-change at the group's leader;
+//  - confChange: POST /v1/internal/groups/:group/conf-change?confIndex=N at the group's leader;
 //  - transfer: POST /v1/internal/groups/:group/transfer-leadership {to} at the group's leader.
 // The report is validated here, at the edge: what is not a report is treated as no answer.
 //
@@ -68,7 +68,8 @@ export function placementPorts(self: NodeId, app: InjectableApp, forward: Forwar
       for (const report of answers) if (report !== undefined) reports.set(report.node, report);
       return reports;
     },
-    confChange: (node, group: GroupId, change) => effect(node, `/v1/internal/groups/${group}/conf-change`, change),
+    confChange: (node, group: GroupId, change, confIndex) =>
+      effect(node, `/v1/internal/groups/${group}/conf-change?confIndex=${confIndex}`, change),
     transfer: (node, group: GroupId, to) => effect(node, `/v1/internal/groups/${group}/transfer-leadership`, { to }),
   };
 }

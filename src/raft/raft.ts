@@ -286,12 +286,13 @@ export class RaftNode {
 
   /**
    * Start an election now (pre-vote first when configured). Ignored by learners and non-members,
-   * and while a committed configuration change is not yet applied: votes would be counted in a
-   * membership that is already out of date (etcd's hasUnappliedConfChanges).
+   * and while a committed configuration change of the voters is not yet applied: votes would be
+   * counted in a membership that is already out of date (etcd's hasUnappliedConfChanges; a
+   * change of learners only does not stop it, see hasUnappliedVoterChanges).
    */
   campaign(): void {
     this.wake();
-    if (!this.promotable() || this.role === 'leader' || this.hasUnappliedConfChanges()) return;
+    if (!this.promotable() || this.role === 'leader' || this.hasUnappliedVoterChanges()) return;
     if (this.config.preVote) this.startElection('pre_vote');
     else this.startElection('election');
   }
@@ -612,7 +613,7 @@ export class RaftNode {
         else this.handleSnapshotChunk(message);
         return;
       case 'TimeoutNow':
-        if (this.promotable() && !this.hasUnappliedConfChanges()) this.startElection('transfer');
+        if (this.promotable() && !this.hasUnappliedVoterChanges()) this.startElection('transfer');
         return;
       case 'RequestVote':
       case 'RequestVoteResponse':
@@ -1294,11 +1295,27 @@ export class RaftNode {
     return isVoter(this.voterSets(), this.id);
   }
 
-  private hasUnappliedConfChanges(): boolean {
+  /**
+   * Whether a committed configuration entry not applied here yet changes the voters: this node
+   * must not campaign then, or it would count votes in a configuration the group has left. One
+   * that changes only learners does not stop it: the votes are counted the same way. That matters
+   * to a node without its state machine (awaitSnapshot), which applies nothing until a leader
+   * sends it a snapshot: two such voters holding the longest logs, a learner's addition committed
+   * but not applied on either, left the meta group without a leader for good (simulator seed
+   * 1347; the voter with its state had a shorter log, so neither would vote for it).
+   */
+  private hasUnappliedVoterChanges(): boolean {
     if (this.log.committed <= this.log.applied) return false;
     const pending =
       this.log.slice((this.log.applied + 1) as LogIndex, (this.log.committed + 1) as LogIndex, Infinity) ?? [];
-    return pending.some((entry) => entry.kind === 'conf');
+    let conf = this.confState;
+    for (const entry of pending) {
+      if (entry.kind !== 'conf') continue;
+      const outcome = applyConfChange(conf, entry.change);
+      if (!outcome.ok || !sameVoters(conf, outcome.confState)) return true;
+      conf = outcome.confState;
+    }
+    return false;
   }
 
   private applyConfEntry(change: ConfChange, index: LogIndex): void {
@@ -1642,4 +1659,9 @@ function sameSoftState(a: SoftState, b: SoftState): boolean {
 
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+function sameVoters(a: ConfState, b: ConfState): boolean {
+  const key = (voters: readonly NodeId[]): string => [...voters].sort((x, y) => x - y).join(',');
+  return key(a.voters) === key(b.voters) && key(a.votersOutgoing) === key(b.votersOutgoing);
 }

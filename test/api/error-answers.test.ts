@@ -548,6 +548,18 @@ const scenarios: readonly Scenario[] = [
       inject(node, { method: 'POST', url: '/v1/admin/groups/1/members', headers: json, payload: joinBody({}) }),
   },
   {
+    code: 'DRAM_ERR_CONF_CHANGED',
+    how: "a placement membership change planned from a configuration other than the leader's (the stub's is at 1)",
+    setup: { meta: {} },
+    run: (node) =>
+      inject(node, {
+        method: 'POST',
+        url: '/v1/internal/groups/1/conf-change?confIndex=5',
+        headers: json,
+        payload: JSON.stringify({ changes: [{ type: 'add_learner', node: 7 }], transition: 'auto' }),
+      }),
+  },
+  {
     code: 'DRAM_ERR_ACTION_NOT_FOUND',
     how: 'an action id the meta group does not know',
     setup: { meta: {} },

@@ -248,9 +248,11 @@ describe('MultiRaftHost', () => {
     // The host applies a turn's committed entries before its write and the core takes their
     // configuration changes after it: an index taken at apply named a configuration that
     // status() did not show yet, and the meta model recorded the old replicas under the new index.
+    // The change's caller is answered once the core has taken it.
     const group = groupIds[2] ?? asGroupId(3);
     await withLeaderWritesHeld(group, async (leader, storage, storages) => {
       const learner = asNodeId(9);
+      const confAt = storage.group(group).lastIndex() + 1;
       let outcome: ProposalOutcome | undefined;
       void leader
         .proposeConfChange(group, { changes: [{ type: 'add_learner', node: learner }], transition: 'auto' })
@@ -260,18 +262,20 @@ describe('MultiRaftHost', () => {
       await everyReplicaStored(storage, storages, group);
       const later = leader.propose(group, put('b', '2'));
       storage.release();
-      await until(() => storage.heldWrites() === 1 && outcome !== undefined);
-      if (outcome?.kind !== 'applied') throw new Error(`add_learner: ${outcome?.kind}`);
-      const held = leader.status().find((s) => s.group === group);
-      // The core takes the change after the write: until then the status shows neither it nor its index.
-      expect(held?.status.confState.learners).not.toContain(learner);
-      expect(held?.confIndex).toBeLessThan(outcome.index);
+      const status = () => leader.status().find((s) => s.group === group);
+      await until(() => storage.heldWrites() === 1 && (status()?.appliedIndex ?? 0) >= confAt);
+      // Applied by the host, not taken by the core yet: neither the change nor its index shows, and
+      // its caller waits.
+      expect(status()?.status.confState.learners).not.toContain(learner);
+      expect(status()?.confIndex).toBeLessThan(confAt);
+      expect(outcome).toBeUndefined();
       storage.holdWrites = false;
       storage.release();
       await later;
-      const after = leader.status().find((s) => s.group === group);
-      expect(after?.status.confState.learners).toContain(learner);
-      expect(after?.confIndex).toBe(outcome.index);
+      await until(() => outcome !== undefined);
+      expect(outcome).toMatchObject({ kind: 'applied', index: confAt });
+      expect(status()?.status.confState.learners).toContain(learner);
+      expect(status()?.confIndex).toBe(confAt);
     });
   });
 
