@@ -399,7 +399,14 @@ export class RaftNode {
       this.vote === message.from ||
       (this.vote === NO_NODE && this.leader === NO_NODE) ||
       (message.preVote && message.term > this.term);
-    const granted = canVote && this.log.isUpToDate(message.lastLogIndex, message.lastLogTerm);
+    // An empty replica (no entry, no snapshot: started to be caught up, as placement starts a node
+    // a move adds) votes for nobody. It may be a node removed from the group and added back, its
+    // old data deleted: a member that missed both changes (down meanwhile) still counts it as a
+    // voter, and its vote, given for want of a log to compare, would elect that stale member
+    // against the group's committed entries (simulator seed 953). A replica becomes a voter only
+    // once caught up, so no election needs an empty one.
+    const granted =
+      canVote && this.log.lastIndex() > 0 && this.log.isUpToDate(message.lastLogIndex, message.lastLogTerm);
     // A granted pre-vote answers in the term the candidate asked for, so it can count it.
     this.send({
       type: 'RequestVoteResponse',
