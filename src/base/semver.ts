@@ -14,7 +14,7 @@ export interface Semver {
   readonly prerelease: readonly (number | string)[];
 }
 
-const versionBytesMax = 256;
+const versionLengthMax = 256;
 const numeric = '0|[1-9]\\d*';
 const identifier = `(?:${numeric}|\\d*[a-zA-Z-][0-9a-zA-Z-]*)`;
 const pattern = new RegExp(
@@ -24,7 +24,7 @@ const pattern = new RegExp(
 
 /** The version, or undefined when `text` is not a semantic version (or a part is past 2^53). */
 export function parseSemver(text: string): Semver | undefined {
-  if (text.length > versionBytesMax) return undefined;
+  if (text.length > versionLengthMax) return undefined;
   const match = pattern.exec(text);
   if (match === null) return undefined;
   const [major, minor, patch] = [match[1], match[2], match[3]].map(Number);
