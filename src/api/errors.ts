@@ -75,6 +75,11 @@ export const errorRegistry = {
     status: 409,
     meaning: 'The node to remove is the last voter of a group, which would be left without one; nothing was changed.',
   },
+  DRAM_ERR_OLDER_NODES: {
+    status: 409,
+    meaning:
+      'A registered node runs a release that cannot read what the request would record in the meta model (details.nodes lists each with its version); nothing was changed: upgrade every node first.',
+  },
   DRAM_ERR_CLUSTER_MISMATCH: {
     status: 409,
     meaning: "The request names another cluster id than this node's; nothing was changed.",

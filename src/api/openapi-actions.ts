@@ -97,13 +97,13 @@ const actionPaths = {
   '/v1/placement': {
     get: {
       summary:
-        'Placement: per kv group desired and actual replicas and state, moves in progress with catch-up, the last moves with reasons',
+        'Placement: per kv and shard group desired and actual replicas and state, moves in progress with catch-up, the last moves with reasons, why shard groups are held',
       responses: { '200': json('PlacementStatus') },
     },
   },
   '/v1/placement/settings': {
     put: {
-      summary: 'Set placement settings in the meta model: {nodeGoneGraceMs?, movesPerNodeMax?}',
+      summary: 'Set placement settings in the meta model: {nodeGoneGraceMs?, movesPerNodeMax?, moveStalledMs?}',
       responses: { '200': json('{settings}'), '400': dramError('DRAM_ERR_BAD_REQUEST') },
     },
   },

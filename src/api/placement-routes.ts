@@ -2,11 +2,15 @@
 //  - `GET /v1/placement`: per kv group the desired and actual replicas, its state in the last
 //    planning round and why, the moves in progress (with the learner's catch-up: its match index
 //    against the leader's commit index, and the snapshot bytes it acknowledged while it gets
-//    one), the last finished moves with their reasons, the kv replication factor and the settings. The planner runs on the meta leader, so a follower
+//    one), the last finished moves with their reasons, the kv replication factor and the settings,
+//    and why shard groups are not moved (a node of an older release: release-guard.ts). The planner runs on the meta leader, so a follower
 //    forwards the request there (one hop); when it cannot, it answers from its own meta replica
 //    with `state: null` (what the model records, without the last round's view).
-//  - `PUT /v1/placement/settings` `{nodeGoneGraceMs?, movesPerNodeMax?}`: records the settings in
-//    the meta model (proposed through group 0 from any node); 200 with the settings in effect.
+//  - `PUT /v1/placement/settings` `{nodeGoneGraceMs?, movesPerNodeMax?, moveStalledMs?}`: records
+//    the settings in the meta model (proposed through group 0 from any node); 200 with the settings
+//    in effect; a value out of its bounds 400 DRAM_ERR_BAD_REQUEST, nothing recorded. A node of
+//    v0.11.0 stops on a moveStalledMs (a meta command it cannot read), so setting it while one is
+//    registered is 409 DRAM_ERR_OLDER_NODES (release-guard.ts), nothing recorded.
 //  - member-only, for the placement controller on the meta leader:
 //    `GET /v1/internal/placement/report` (the groups this node hosts: role, term, leader, commit,
 //    configuration and the index of its entry, and on a leader each member's match index), and
@@ -20,7 +24,7 @@
 
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { asGroupId, type GroupId, type NodeId } from '../base/ids.ts';
-import { settingsPatch } from '../codec/meta-placement.ts';
+import { settingsPatch, type PlacementSettingsRecord } from '../codec/meta-placement.ts';
 import { CodecError, confChange } from '../codec/validate.ts';
 import { configurationMoved, type PlacementRound } from '../control/placement-controller.ts';
 import {
@@ -31,6 +35,13 @@ import {
   shardInputs,
   type NodeReport,
 } from '../control/placement-view.ts';
+import {
+  describeOlderNodes,
+  heldByNamedMax,
+  moveStalledSettingVersion,
+  nodesOlderThan,
+  shardPlacementHold,
+} from '../control/release-guard.ts';
 import { metaGroupId } from '../models/meta.ts';
 import type { ActionsContext } from './action-schedule.ts';
 import { ApiError } from './errors.ts';
@@ -82,6 +93,7 @@ export const placementRoutes: FastifyPluginCallback<PlacementRoutesOptions> = (a
       if (error instanceof CodecError) throw new ApiError('DRAM_ERR_BAD_REQUEST', error.message);
       throw error;
     }
+    refuseForOlderNodes(context, settings);
     const proposed = await proposeMeta(context, { type: 'placement.settings', settings });
     if (!proposed.outcome.ok) throw new ApiError('DRAM_ERR_INTERNAL', `settings refused: ${proposed.outcome.code}`);
     return { settings: settingsOf(context.model.placementSettings()) };
@@ -97,6 +109,18 @@ export const placementRoutes: FastifyPluginCallback<PlacementRoutesOptions> = (a
 
   done();
 };
+
+/** A setting an older release cannot read is refused while a node of it is registered (it would stop). */
+function refuseForOlderNodes(context: ActionsContext, settings: Partial<PlacementSettingsRecord>): void {
+  if (settings.moveStalledMs === undefined) return;
+  const older = nodesOlderThan(context.model.nodes(), moveStalledSettingVersion);
+  if (older.length === 0) return;
+  throw new ApiError(
+    'DRAM_ERR_OLDER_NODES',
+    `moveStalledMs is read from ${moveStalledSettingVersion} on; ${describeOlderNodes(older)}, and would stop on it: upgrade every node first`,
+    { nodes: older.slice(0, heldByNamedMax) },
+  );
+}
 
 function nodeReport(context: ActionsContext): NodeReport {
   return nodeReportOf(context.nodeId, context.host.status());
@@ -147,6 +171,8 @@ function placementAnswer(context: ActionsContext, round: PlacementRound | undefi
   return {
     factor,
     settings: settingsOf(model.placementSettings()),
+    // Why no shard group moves (a node of an older release is registered), from the registry.
+    shardMovesHeld: shardPlacementHold(model.nodes()) ?? null,
     plannedAt: round === undefined ? null : new Date(round.atMs).toISOString(),
     live: round?.live ?? null,
     groups: model

@@ -323,8 +323,9 @@ program
       const answer = body as PlacementAnswer;
       const settings = answer.settings;
       console.log(
-        `kv factor ${answer.factor ?? 'not set (every node hosts every group)'}; grace ${settings.nodeGoneGraceMs} ms; ${settings.movesPerNodeMax} moves per node`,
+        `kv factor ${answer.factor ?? 'not set (every node hosts every group)'}; grace ${settings.nodeGoneGraceMs} ms; ${settings.movesPerNodeMax} moves per node; a move without progress cancelled after ${settings.moveStalledMs} ms`,
       );
+      if (answer.shardMovesHeld !== null) console.log(answer.shardMovesHeld);
       printTable(
         answer.groups.map((g) => ({
           group: g.shard === null ? `${g.kind}/${g.group}` : `db/${g.group} ${g.shard.database}#${g.shard.shard}`,

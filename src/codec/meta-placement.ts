@@ -15,6 +15,12 @@ export const moveHistoryMax = 64;
 /** A grace period longer than this is refused (a week). */
 export const nodeGoneGraceMsMax = 7 * 24 * 3600 * 1000;
 export const movesPerNodeMaxLimit = 64;
+/**
+ * Bounds of `moveStalledMs`: below a few planning rounds (one a second) a move would be cancelled
+ * before its first catch-up could show progress; above a day a stuck move blocks its group too long.
+ */
+export const moveStalledMsMin = 5000;
+export const moveStalledMsMax = 24 * 3600 * 1000;
 
 export interface MoveRecord {
   readonly group: GroupId;
@@ -39,7 +45,15 @@ export interface FinishedMove extends MoveRecord {
 export interface PlacementSettingsRecord {
   readonly nodeGoneGraceMs: number;
   readonly movesPerNodeMax: number;
+  /**
+   * Added after v0.11.0, whose settings validator refuses a field it does not know: a command
+   * carrying it is written at meta command version 2 (src/codec/meta.ts), which such a node stops
+   * on rather than skip the whole command.
+   */
+  readonly moveStalledMs: number;
 }
+
+const settingNames: readonly string[] = ['nodeGoneGraceMs', 'movesPerNodeMax', 'moveStalledMs'];
 
 export type PlacementCommand =
   | { readonly type: 'placement.move.start'; readonly move: MoveRecord }
@@ -87,9 +101,8 @@ export function finishedMove(value: unknown, path: string): FinishedMove {
 /** Settings as a command carries them: each field optional, each within its bounds. */
 export function settingsPatch(value: unknown, path: string): Partial<PlacementSettingsRecord> {
   const raw = record(value, path);
-  for (const name of Object.keys(raw))
-    if (name !== 'nodeGoneGraceMs' && name !== 'movesPerNodeMax') fail(`${path}.${name}`, 'unknown setting');
-  const out: { nodeGoneGraceMs?: number; movesPerNodeMax?: number } = {};
+  for (const name of Object.keys(raw)) if (!settingNames.includes(name)) fail(`${path}.${name}`, 'unknown setting');
+  const out: { -readonly [K in keyof PlacementSettingsRecord]?: number } = {};
   if (raw['nodeGoneGraceMs'] !== undefined) {
     const grace = counter(raw['nodeGoneGraceMs'], `${path}.nodeGoneGraceMs`);
     if (grace > nodeGoneGraceMsMax) fail(`${path}.nodeGoneGraceMs`, `at most ${nodeGoneGraceMsMax}`);
@@ -100,6 +113,12 @@ export function settingsPatch(value: unknown, path: string): Partial<PlacementSe
     if (moves < 1 || moves > movesPerNodeMaxLimit)
       fail(`${path}.movesPerNodeMax`, `expected 1..${movesPerNodeMaxLimit}`);
     out.movesPerNodeMax = moves;
+  }
+  if (raw['moveStalledMs'] !== undefined) {
+    const stalled = counter(raw['moveStalledMs'], `${path}.moveStalledMs`);
+    if (stalled < moveStalledMsMin || stalled > moveStalledMsMax)
+      fail(`${path}.moveStalledMs`, `expected ${moveStalledMsMin}..${moveStalledMsMax}`);
+    out.moveStalledMs = stalled;
   }
   return out;
 }

@@ -422,12 +422,24 @@ export function metaCommand(value: unknown, path = 'meta'): MetaCommand {
 }
 
 /**
- * The meta command format this version writes (`v` in every command) and reads: a committed command
- * it cannot read must not be skipped (the replicas that could would diverge from it), so a newer
- * `v`, or a command type this version does not know, throws MetaCommandTooNewError and the node
- * stops with that message. A command without `v` was written before it existed: version 1.
+ * The newest meta command format this version writes (`v` in every command) and reads: a committed
+ * command it cannot read must not be skipped (the replicas that could would diverge from it), so a
+ * newer `v`, or a command type this version does not know, throws MetaCommandTooNewError and the
+ * node stops with that message. A command without `v` was written before it existed: version 1.
+ *
+ * Each command is written at the lowest version that carries it (commandVersionOf), so a command
+ * an older dram can read is written as it always was. Version 2: `placement.settings` with
+ * `moveStalledMs` (v0.11.0 reads version 1 only; its settings validator refuses an unknown field,
+ * and its model applies a command it fails to validate as nothing: at version 1 it would have
+ * skipped the whole command, its other settings too, and diverged silently).
  */
-export const metaCommandVersion = 1;
+export const metaCommandVersion = 2;
+
+/** The lowest command version that carries `command` (see metaCommandVersion). */
+export function commandVersionOf(command: MetaCommand): number {
+  if (command.type === 'placement.settings' && command.settings.moveStalledMs !== undefined) return 2;
+  return 1;
+}
 
 /** A committed meta command written by a newer dram; the replica must stop, not skip it. */
 export class MetaCommandTooNewError extends Error {
@@ -435,7 +447,7 @@ export class MetaCommandTooNewError extends Error {
 }
 
 export function encodeMetaCommand(command: MetaCommand): Uint8Array {
-  return encode({ v: metaCommandVersion, ...command });
+  return encode({ v: commandVersionOf(command), ...command });
 }
 
 export function decodeMetaCommand(data: Uint8Array): MetaCommand {
@@ -450,7 +462,8 @@ export function decodeMetaCommand(data: Uint8Array): MetaCommand {
     throw new MetaCommandTooNewError(
       `a meta command of type '${type.slice(0, 64)}', which this dram (command version ${metaCommandVersion}) does not know: a newer dram wrote it, upgrade this node`,
     );
-  if (version !== 1) fail('meta.v', `expected a command version, got ${String(version)}`);
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
+    fail('meta.v', `expected a command version, got ${String(version)}`);
   return metaCommand(command);
 }
 

@@ -24,7 +24,8 @@
 // Database shard groups move the same way; the meta model keeps the catalog's placement of the
 // shard in step with the group's record and the move (so the added node downloads the shard and
 // the removed one deletes it), and the view counts a shard group's learner caught up only once its
-// copy is loaded.
+// copy is loaded. While a registered node runs a release before shard groups were placed, none
+// of their moves starts (release-guard.ts): the controller logs that once, and its end.
 //
 // Called by: src/node/node.ts; test/control/.
 
@@ -45,6 +46,7 @@ import {
   type GroupReport,
   type NodeReport,
 } from './placement-view.ts';
+import { shardPlacementHold } from './release-guard.ts';
 
 export const placementPollMs = 1000;
 
@@ -99,6 +101,8 @@ export class PlacementController {
   /** When each move last made progress (placement-progress.ts), for the planner's moveStalledMs. */
   private moveProgress = new Map<GroupId, MoveProgress>();
   private round: PlacementRound | undefined;
+  /** The shard groups' hold logged last (release-guard.ts), so a hold is logged once, and its end. */
+  private holdLogged: string | undefined;
 
   constructor(options: PlacementControllerOptions) {
     this.options = options;
@@ -147,12 +151,17 @@ export class PlacementController {
       })
       .map((record) => record.id);
     // A group can still move off the node while it has a leader, a live majority, and an eligible
-    // node outside it (a move in progress counts too).
-    const movable = (group: { id: GroupId; replicas: readonly NodeId[] }): boolean =>
+    // node outside it (a move in progress counts too). Not a shard group while their moves are
+    // held (release-guard.ts): the node leaves without waiting for them, and its copies are
+    // replaced as those of a node no longer in the cluster once the hold ends.
+    const held = shardPlacementHold(model.nodes()) !== undefined;
+    const movable = (group: { id: GroupId; kind: string; replicas: readonly NodeId[] }): boolean =>
       model.move(group.id) !== undefined ||
       // A group without a leader this round (an election, a transfer) is waited for: the direct
       // removal could not take the node out of it either.
-      (statuses.get(group.id) !== 'quorum_lost' && eligible.some((candidate) => !group.replicas.includes(candidate)));
+      (!(held && group.kind === 'db') &&
+        statuses.get(group.id) !== 'quorum_lost' &&
+        eligible.some((candidate) => !group.replicas.includes(candidate)));
     // Where the node is, by the records and by what each group's leader reported this round (a
     // record can lag a configuration just applied), or where a move in progress is adding it.
     const holding = model
@@ -161,7 +170,7 @@ export class PlacementController {
       .map((group) => {
         const report = round.leaders.get(group.id);
         const reported = report === undefined ? [] : [...report.voters, ...report.learners, ...report.votersOutgoing];
-        return { id: group.id, replicas: [...new Set([...group.replicas, ...reported])] };
+        return { id: group.id, kind: group.kind, replicas: [...new Set([...group.replicas, ...reported])] };
       })
       .filter((group) => group.replicas.includes(node) || model.move(group.id)?.add === node);
     return { draining: holding.some(movable), moved };
@@ -180,6 +189,7 @@ export class PlacementController {
       this.lastSeenMs.clear();
       this.moveProgress.clear();
       this.round = undefined;
+      this.holdLogged = undefined;
       return;
     }
     this.busy = true;
@@ -218,6 +228,7 @@ export class PlacementController {
       lastSeenMs: this.lastSeenMs,
       database: shardInputs(model).database,
     });
+    this.logHold(view.groups.find((group) => group.held !== undefined)?.held);
     const leaders = leaderReports(reports);
     const caughtUp = (group: GroupId): readonly NodeId[] => view.groups.find((g) => g.id === group)?.caughtUp ?? [];
     const progress = trackMoveProgress(this.moveProgress, view.moves, leaders, caughtUp, nowMs);
@@ -231,6 +242,14 @@ export class PlacementController {
       else if (step.kind !== 'transfer' || !step.reason.startsWith('balance'))
         this.options.log?.('info', 'placement step', { step });
     }
+  }
+
+  /** Logs a hold of the shard groups' moves when it starts or its reason changes, and its end. */
+  private logHold(hold: string | undefined): void {
+    if (hold === this.holdLogged) return;
+    if (hold !== undefined) this.options.log?.('warn', 'placement: shard groups are not moved', { reason: hold });
+    else this.options.log?.('info', 'placement: shard groups are moved again', { was: this.holdLogged });
+    this.holdLogged = hold;
   }
 
   private async carry(step: PlacementStep, leaders: ReadonlyMap<GroupId, GroupReport>): Promise<PlacementEffect> {

@@ -29,6 +29,8 @@
 // added node or a live removed one), and leads at most that many catch-ups (moves adding a node
 // to a group it leads: the log or snapshot comes from it). When a group has nothing to move, leadership is balanced: a
 // transfer from a node holding two or more primaries more than a caught-up fellow voter.
+// A group the view marks `held` (database shard groups in a mixed-release cluster:
+// release-guard.ts) starts no move and is not founded again; its status says why.
 // No move stays open for ever: one whose `progressMs` (the controller's: placement-progress.ts) is
 // `moveStalledMs` old is cancelled with the reason, its learner then removed as unwanted.
 //
@@ -70,6 +72,12 @@ export interface PlacementGroup {
    * group that lost its quorum for good may be founded again on its live voters (`refound`).
    */
   readonly rebuildable?: boolean;
+  /**
+   * Why no move of this group starts and it is not founded again, when it is held (a database
+   * shard's group while a node runs a release that does not place them: release-guard.ts). A move
+   * in progress goes on; leadership transfers go on.
+   */
+  readonly held?: string;
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
   /** NO_NODE (0) when unknown. */
@@ -281,6 +289,8 @@ function planGroup(ledger: Ledger, group: PlacementGroup, move: PlacementMove | 
   if (group.changePending) return { status: statusOf(ledger, group, 'moving', 'membership change pending') };
   if (move !== undefined) return continueMove(ledger, group, move);
   const next = chooseMove(ledger, group);
+  if (next !== undefined && 'move' in next && group.held !== undefined)
+    return { status: statusOf(ledger, group, 'waiting', `${next.move.reason}; ${group.held}`) };
   if (next !== undefined && 'move' in next) {
     countBusy(ledger, next.move);
     if (next.move.add !== undefined) ledger.sending.set(group.leader, count(ledger.sending, group.leader) + 1);
@@ -306,6 +316,8 @@ function planRefound(ledger: Ledger, group: PlacementGroup): GroupPlan | undefin
   if (group.rebuildable !== true || group.voters.length === 0 || liveMajority(ledger, group.voters)) return undefined;
   const down = group.voters.filter((node) => !isLive(ledger, node));
   if (!down.every((node) => isLost(ledger, node))) return undefined;
+  if (group.held !== undefined)
+    return { status: statusOf(ledger, group, 'waiting', `quorum lost, not founded again; ${group.held}`) };
   const live = group.voters.filter((node) => isLive(ledger, node));
   const target = live.length > 0 ? undefined : leastLoaded(ledger, group);
   const voters = target === undefined ? live : [target];

@@ -10,7 +10,9 @@
 // verified, src/data/database-downloads.ts) as well as its log: promoting it, and removing the
 // replica it replaces, before then would leave the shard with one loaded copy fewer. A shard
 // group's state is rebuilt from the catalog, so it is `rebuildable`: one that lost its quorum for
-// good (two copies, one lost) is founded again rather than left without a quorum.
+// good (two copies, one lost) is founded again rather than left without a quorum. While a
+// registered node runs a release that does not place shard groups, every shard group is `held`
+// (release-guard.ts): the planner starts no move of it.
 //
 // Called by: src/control/placement-controller.ts; test/control/.
 
@@ -29,6 +31,7 @@ import {
   type PlacementSettings,
   type PlacementView,
 } from './placement-planner.ts';
+import { shardPlacementHold } from './release-guard.ts';
 
 /** A learner within this many entries of the leader's commit index is caught up (may be promoted). */
 export const learnerCatchUpEntriesMax = 64;
@@ -184,11 +187,15 @@ export function placementView(inputs: PlacementInputs): PlacementView {
       ...(leaving ? { draining: true } : {}),
     };
   });
+  // Shard groups wait while a node runs a release that does not place them (release-guard.ts).
+  const hold = shardPlacementHold(inputs.nodes);
   const groups = inputs.groups
     .filter((record) => record.kind === 'kv' || shardFactor(inputs, record) !== undefined)
     .map((record): PlacementGroup => {
       const report = leaders.get(record.id);
       const factor = shardFactor(inputs, record);
+      const shardGroup =
+        factor === undefined ? {} : { factor, rebuildable: true, ...(hold === undefined ? {} : { held: hold }) };
       const database = record.shard === undefined ? undefined : inputs.database?.(record.shard.database);
       const loaded = (node: NodeId): boolean =>
         record.shard === undefined || (database !== undefined && shardLoaded(database, record.shard.shard, node));
@@ -196,7 +203,7 @@ export function placementView(inputs: PlacementInputs): PlacementView {
         return {
           id: record.id,
           kind: record.kind,
-          ...(factor === undefined ? {} : { factor, rebuildable: true }),
+          ...shardGroup,
           voters: record.replicas,
           learners: [],
           leader: NO_NODE,
@@ -207,7 +214,7 @@ export function placementView(inputs: PlacementInputs): PlacementView {
       return {
         id: record.id,
         kind: record.kind,
-        ...(factor === undefined ? {} : { factor, rebuildable: true }),
+        ...shardGroup,
         voters: report.voters,
         learners: report.learners,
         leader: report.leader,

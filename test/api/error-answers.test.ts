@@ -28,6 +28,7 @@ import { createNodeMetrics } from '../../src/metrics/registry.ts';
 import { databasesMax, type DatabasesCommand } from '../../src/codec/meta-databases.ts';
 import type { SourceCheck } from '../../src/data/database-port.ts';
 import { MetaModel, metaModelDefaults, type MetaModelOptions } from '../../src/models/meta.ts';
+import { nodeRecord } from '../support/node-record.ts';
 import { memberAddresses, waitFor } from './cluster.ts';
 import { connect, rawRequest, readAll } from './raw-http.ts';
 import { stubGroups, stubHost, stubNodeId, type StubHost } from './stub-host.ts';
@@ -56,6 +57,8 @@ interface Setup {
   readonly source?: SourceCheck;
   /** With `meta`: databases in the catalog before the request (none loaded). */
   readonly databases?: number;
+  /** With `meta`: registered nodes, each with the version it reports. */
+  readonly registered?: readonly { readonly id: number; readonly version: string }[];
 }
 
 /** Endpoints that fail on purpose, over an engine whose one statement runs out of memory. */
@@ -151,6 +154,8 @@ function startNode(setup: Setup = {}): Node {
   setup.script?.(stub);
   for (let k = 0; k < (setup.databases ?? 0); k++)
     model?.apply({ type: 'databases', command: catalogCreate(k === 0 ? 'shop' : `db${k}`) });
+  for (const { id, version } of setup.registered ?? [])
+    model?.apply({ type: 'node.upsert', node: nodeRecord(id, 'ACTIVE', version) });
   const options: AppOptions = {
     nodeId: stubNodeId,
     clusterId: 'test-cluster',
@@ -391,6 +396,13 @@ const scenarios: readonly Scenario[] = [
     code: 'DRAM_ERR_LAST_VOTER',
     how: 'removing the only voter',
     run: (node) => inject(node, { method: 'DELETE', url: '/v1/admin/members/1' }),
+  },
+  {
+    code: 'DRAM_ERR_OLDER_NODES',
+    how: 'setting moveStalledMs while a node of v0.11.0 is registered',
+    setup: { meta: {}, registered: [{ id: 2, version: '0.1.0' }] },
+    run: (node) =>
+      inject(node, { method: 'PUT', url: '/v1/placement/settings', headers: json, payload: '{"moveStalledMs":9000}' }),
   },
   {
     code: 'DRAM_ERR_CLUSTER_MISMATCH',

@@ -1,14 +1,21 @@
 // The placement controller (src/control/placement-controller.ts) on a real meta model with fake
 // ports: a node gone past the grace period is replaced by a recorded move, each membership change
 // at the group's leader, the record brought in step before the move finishes; a move whose learner
-// stops catching up is cancelled moveStalledMs after its last progress; nothing is done while this
-// node does not lead the meta group.
+// stops catching up is cancelled moveStalledMs (as recorded in the meta model) after its last
+// progress; nothing is done while this node does not lead the meta group; a hold of the shard
+// groups' moves (a node of an older release) is logged once, and its end, and cluster.remove's
+// drain does not wait for a held shard group.
 
 import { describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
 import type { MetaCommand } from '../../src/codec/meta.ts';
-import { PlacementController, type PlacementPorts } from '../../src/control/placement-controller.ts';
+import {
+  PlacementController,
+  type PlacementControllerOptions,
+  type PlacementPorts,
+} from '../../src/control/placement-controller.ts';
 import type { GroupReport, NodeReport } from '../../src/control/placement-view.ts';
+import { shardPlacementHold } from '../../src/control/release-guard.ts';
 import { MetaModel } from '../../src/models/meta.ts';
 import type { ConfChange, Status } from '../../src/raft/types.ts';
 import { idleClock } from '../support/idle-clock.ts';
@@ -34,7 +41,9 @@ function groupReport(voters: number[], learners: number[], confIndex: number): G
   };
 }
 
-function setup(leading: boolean) {
+type Log = NonNullable<PlacementControllerOptions['log']>;
+
+function setup(leading: boolean, log?: Log) {
   const model = new MetaModel();
   const events: string[] = [];
   const propose = (command: MetaCommand): Promise<boolean> => {
@@ -71,6 +80,7 @@ function setup(leading: boolean) {
     wallNowMs: () => state.nowMs,
     ports,
     propose,
+    ...(log === undefined ? {} : { log }),
   });
   return { model, events, state, controller };
 }
@@ -131,6 +141,86 @@ describe('PlacementController and a move that makes no progress', () => {
     expect(model.moveHistory()).toMatchObject([{ group: 1, add: 4, outcome: 'cancelled' }]);
     expect(model.moveHistory()[0]?.detail).toMatch(/^no progress for 30 s \(.*node 4 catching up\)$/);
     expect(events.filter((event) => event.startsWith('conf'))).toEqual(['conf@1 g1 add_learner:4']);
+  });
+});
+
+/** Database shop: one shard on nodes 1, 2 and 4, in its own group (no leader reports it: no step for it). */
+function createShop(model: MetaModel): void {
+  model.apply({
+    type: 'databases',
+    command: {
+      type: 'db.create',
+      spec: { name: 'shop', bucket: 'b', prefix: '', replicas: 3, lazy: false, metadataPattern: null },
+      version: { version: 1, listedMs: 0, global: [], shards: [{ shard: '0', files: [], nodes: [n(1), n(2), n(4)] }] },
+      atMs: 1,
+    },
+  });
+}
+
+describe('PlacementController with the settings the meta model records', () => {
+  it('cancels a move that makes no progress after the recorded moveStalledMs', async () => {
+    const { model, state, controller } = setup(true);
+    model.apply({ type: 'placement.settings', settings: { moveStalledMs: 10_000 } });
+    await controller.tick();
+    await controller.tick();
+    const report = groupReport([1, 2, 3], [4], 7);
+    state.report = {
+      ...report,
+      commit: 500,
+      progress: report.progress.map((p) => ({ ...p, match: p.id === n(4) ? 0 : 500 })),
+    };
+    state.nowMs = 2000;
+    await controller.tick();
+    state.nowMs = 11_999;
+    await controller.tick();
+    expect(model.moves()).toMatchObject([{ group: 1, add: 4, remove: 3 }]);
+    state.nowMs = 12_000;
+    await controller.tick();
+    expect(model.moves()).toEqual([]);
+    expect(model.moveHistory()[0]?.detail).toMatch(/^no progress for 10 s /);
+  });
+});
+
+describe('PlacementController in a mixed-release cluster', () => {
+  it('logs once that shard groups are not moved while a node reports an older release, and once when that ends', async () => {
+    const logged: string[] = [];
+    const { model, state, controller } = setup(true, (level, message, fields) => {
+      if (message.includes('shard groups')) logged.push(`${level} ${message} ${JSON.stringify(fields)}`);
+    });
+    createShop(model);
+    expect(model.groups().map((group) => group.kind)).toEqual(['kv', 'db']);
+    model.apply({ type: 'node.upsert', node: nodeRecord(2, 'ACTIVE', '0.1.0') });
+    for (let round = 0; round < 3; round++) {
+      state.nowMs += 1000;
+      await controller.tick();
+    }
+    expect(logged).toEqual([
+      `warn placement: shard groups are not moved ${JSON.stringify({ reason: shardPlacementHold(model.nodes()) })}`,
+    ]);
+    expect(logged[0]).toContain('node 2 runs 0.1.0');
+    model.apply({ type: 'node.upsert', node: nodeRecord(2) });
+    for (let round = 0; round < 3; round++) {
+      state.nowMs += 1000;
+      await controller.tick();
+    }
+    expect(logged).toHaveLength(2);
+    expect(logged[1]).toMatch(/^info placement: shard groups are moved again /);
+  });
+
+  it("cluster.remove's drain does not wait for a shard group while their moves are held", async () => {
+    const { model, state, controller } = setup(true);
+    model.apply({ type: 'placement.settings', settings: { nodeGoneGraceMs: 60_000 } });
+    createShop(model);
+    const leaving = (version: string) => {
+      model.apply({ type: 'node.upsert', node: nodeRecord(4, 'LEAVING', version) });
+    };
+    leaving(nodeRecord(4).agentVersion);
+    state.nowMs += 1000;
+    await controller.tick();
+    // The shard group on node 4 can move to node 3: the drain waits for it.
+    expect(controller.drain(n(4))?.draining).toBe(true);
+    leaving('0.1.0');
+    expect(controller.drain(n(4))?.draining).toBe(false);
   });
 });
 

@@ -1,11 +1,13 @@
 // The placement controller's view (src/control/placement-view.ts): what the planner is given from
-// the meta model and the survey of the nodes.
+// the meta model and the survey of the nodes; shard groups held while a node of an older release
+// is registered (src/control/release-guard.ts).
 
 import { describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
 import type { GroupRecord } from '../../src/codec/meta.ts';
 import type { DatabaseRecord } from '../../src/codec/meta-databases.ts';
-import { planPlacement } from '../../src/control/placement-planner.ts';
+import { planPlacement, type PlacementView } from '../../src/control/placement-planner.ts';
+import { shardGroupPlacementVersion } from '../../src/control/release-guard.ts';
 import {
   placementView,
   type GroupReport,
@@ -159,6 +161,61 @@ describe('placementView', () => {
       placementView({ ...inputs, database: () => shop(2, loadedOn) }).groups[2]?.caughtUp;
     expect(caught([1, 2])).toEqual([]);
     expect(caught([1, 2, 4])).toEqual([4]);
+  });
+});
+
+describe('placementView in a mixed-release cluster', () => {
+  /**
+   * Node 5 gone past the grace period, holding a replica of kv group 1 and of the shard group
+   * (`copies` copies on `replicas`); node 3 reports `version3`, every other node this checkout's.
+   */
+  const mixed = (version3: string, replicas: number[], copies: number) =>
+    placementView({
+      nowMs: 100_000,
+      nodes: [nodeRecord(1), nodeRecord(2), nodeRecord(3, 'ACTIVE', version3), nodeRecord(4), nodeRecord(5)],
+      groups: [
+        { id: g(1), kind: 'kv', replicas: [n(1), n(2), n(5)] },
+        { id: g(1_000_000), kind: 'db', replicas: replicas.map(n), shard: { database: 'shop', shard: '0' } },
+      ],
+      moves: [],
+      factor: 3,
+      settings: { nodeGoneGraceMs: 1000 },
+      reports: reportsOf([1, 2, 3, 4], [led(1, [1, 2, 5]), led(1_000_000, replicas)]),
+      lastSeenMs: new Map([[n(5), 0]]),
+      database: (name) => (name === 'shop' ? shop(copies, []) : undefined),
+    });
+  const movedGroups = (view: PlacementView): number[] =>
+    planPlacement(view)
+      .steps.flatMap((step) =>
+        step.kind === 'start_move' ? [step.move.group] : step.kind === 'refound' ? [step.group] : [],
+      )
+      .sort((a, b) => a - b);
+  const shardStatus = (view: PlacementView) => planPlacement(view).groups.find((status) => status.group === 1_000_000);
+
+  it('moves kv groups but no shard group while a node reports a release before shard groups were placed', () => {
+    const view = mixed('0.1.0', [1, 2, 5], 3);
+    expect(movedGroups(view)).toEqual([1]);
+    expect(shardStatus(view)).toMatchObject({ state: 'waiting' });
+    expect(shardStatus(view)?.detail).toBe(
+      `node 5 gone for 100 s; shard group moves held: node 3 runs 0.1.0, older than ${shardGroupPlacementVersion} (the first release that places shard groups); upgrade every node`,
+    );
+    // Nor is a shard group that lost its quorum for good founded again.
+    const refound = mixed('0.1.0', [1, 5], 2);
+    expect(movedGroups(refound)).toEqual([1]);
+    expect(shardStatus(refound)).toMatchObject({ state: 'waiting' });
+    expect(shardStatus(refound)?.detail).toMatch(
+      /^quorum lost, not founded again; shard group moves held: node 3 runs/u,
+    );
+    // A version that cannot be parsed (not recorded yet) counts as older.
+    expect(movedGroups(mixed('', [1, 2, 5], 3))).toEqual([1]);
+    expect(shardStatus(mixed('', [1, 2, 5], 3))?.detail).toContain('node 3 (version not reported yet)');
+  });
+
+  it('moves shard groups too once every node reports this release or a newer one', () => {
+    for (const version of [nodeRecord(3).agentVersion, shardGroupPlacementVersion, '0.12.0', '1.0.0-rc.1']) {
+      expect(movedGroups(mixed(version, [1, 2, 5], 3)), version).toEqual([1, 1_000_000]);
+      expect(movedGroups(mixed(version, [1, 5], 2)), version).toEqual([1, 1_000_000]);
+    }
   });
 });
 

@@ -1,11 +1,12 @@
 // The meta model's placement state (src/models/meta.ts, src/codec/meta-placement.ts): one move per
-// group, finished moves kept as history, settings merged, group records never going back to an
-// older configuration, and all of it through a snapshot.
+// group, finished moves kept as history, settings merged (moveStalledMs at command version 2), group
+// records never going back to an older configuration, and all of it through a snapshot.
 
 import { describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
 import { decodeMetaCommand, encodeMetaCommand, type MetaCommand } from '../../src/codec/meta.ts';
-import { moveHistoryMax } from '../../src/codec/meta-placement.ts';
+import { moveHistoryMax, moveStalledMsMax, moveStalledMsMin } from '../../src/codec/meta-placement.ts';
+import { decode } from '../../src/codec/msgpack.ts';
 import { MetaModel } from '../../src/models/meta.ts';
 
 const g = (id: number): GroupId => id as GroupId;
@@ -64,9 +65,31 @@ describe('meta model placement', () => {
       decodeMetaCommand(encodeMetaCommand({ type: 'placement.settings', settings } as MetaCommand));
     expect(bad({ movesPerNodeMax: 0 })).toThrow(/movesPerNodeMax/);
     expect(bad({ grace: 1 })).toThrow(/unknown setting/);
+    for (const moveStalledMs of [moveStalledMsMin - 1, moveStalledMsMax + 1, 7000.5, -7000, '7000', null])
+      expect(bad({ moveStalledMs }), String(moveStalledMs)).toThrow(/moveStalledMs/);
     expect(() => decodeMetaCommand(encodeMetaCommand({ type: 'placement.move.start', move: move(1, 0, 0) }))).toThrow(
       /adds or removes/,
     );
+  });
+
+  it('records moveStalledMs within its bounds; a command carrying it is command version 2, one without it version 1', () => {
+    const model = new MetaModel();
+    apply(model, { type: 'placement.settings', settings: { nodeGoneGraceMs: 2000 } });
+    for (const moveStalledMs of [moveStalledMsMin, 12_000, moveStalledMsMax]) {
+      const command: MetaCommand = { type: 'placement.settings', settings: { moveStalledMs } };
+      const bytes = encodeMetaCommand(command);
+      expect(decode(bytes)).toMatchObject({ v: 2 });
+      expect(decodeMetaCommand(bytes)).toEqual(command);
+      expect(apply(model, command)).toEqual({ ok: true });
+      expect(model.placementSettings()).toEqual({ nodeGoneGraceMs: 2000, moveStalledMs });
+    }
+    // Without it, a settings command is written as before (an older dram reads it).
+    const older: MetaCommand = { type: 'placement.settings', settings: { nodeGoneGraceMs: 1, movesPerNodeMax: 4 } };
+    expect(decode(encodeMetaCommand(older))).toMatchObject({ v: 1 });
+    expect(decodeMetaCommand(encodeMetaCommand(older))).toEqual(older);
+    const copy = new MetaModel();
+    copy.restore(model.snapshot());
+    expect(copy.placementSettings()).toEqual({ nodeGoneGraceMs: 2000, moveStalledMs: moveStalledMsMax });
   });
 
   it('ignores a group record from an older configuration than the one recorded', () => {

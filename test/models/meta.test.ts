@@ -10,6 +10,7 @@ import {
   decodeMetaCommand,
   decodeMetaSnapshot,
   encodeMetaCommand,
+  metaCommandVersion,
   type ActionRequest,
   type MetaCommand,
 } from '../../src/codec/meta.ts';
@@ -224,8 +225,13 @@ describe('meta codec', () => {
   it('a command of a newer dram (a newer command version, or a type this version does not know) stops the replica with a clear error instead of being skipped', () => {
     // Skipping it would let this replica's state diverge from the newer ones that applied it.
     const meta = new MetaModel();
-    const newer = encode({ v: 2, type: 'cluster.set', clusterId: 'prod' });
-    expect(() => meta.applyEntry(1 as LogIndex, newer)).toThrow(/command version 2.*this dram reads up to 1.*upgrade/u);
+    const newer = encode({ v: metaCommandVersion + 1, type: 'cluster.set', clusterId: 'prod' });
+    expect(() => meta.applyEntry(1 as LogIndex, newer)).toThrow(
+      new RegExp(
+        `command version ${metaCommandVersion + 1}.*this dram reads up to ${metaCommandVersion}.*upgrade`,
+        'u',
+      ),
+    );
     const unknown = encode({ v: 1, type: 'database.frobnicate', name: 'x' });
     expect(() => meta.applyEntry(2 as LogIndex, unknown)).toThrow(/database\.frobnicate.*newer dram.*upgrade/u);
     // The current version's commands carry their version and apply.
