@@ -24,7 +24,8 @@
 // Database shard groups move the same way; the meta model keeps the catalog's placement of the
 // shard in step with the group's record and the move (so the added node downloads the shard and
 // the removed one deletes it), and the view counts a shard group's learner caught up only once its
-// copy is loaded.
+// copy is loaded; a move whose added node failed to load the shard is cancelled at once, and the
+// node is not chosen for that shard again while its failure stands (the meta model remembers it).
 //
 // Called by: src/node/node.ts; test/control/.
 
@@ -213,6 +214,7 @@ export class PlacementController {
       reports,
       lastSeenMs: this.lastSeenMs,
       database: shardInputs(model).database,
+      loadFailures: model.loadFailures(),
     });
     const leaders = leaderReports(reports);
     const caughtUp = (group: GroupId): readonly NodeId[] => view.groups.find((g) => g.id === group)?.caughtUp ?? [];
