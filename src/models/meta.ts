@@ -21,7 +21,8 @@
 //  - finished records are kept `finishedRetainMs` (14 days) after they finished, as seen by the
 //    time in later commands, and at most `actionsFinishedMax` (the oldest go first);
 //  - a load failure names the version of its shard a new copy must load now (shardLoadVersion):
-//    a reload that changes it, the database's removal or the node's (`node.remove`) clears it; at most `loadFailuresMax`, one per node and shard (the oldest go first).
+//    a reload that changes it, the database's removal or the node's (`node.remove`) clears it;
+//    at most `loadFailuresMax`, one per node and shard (the oldest go first).
 //
 // Called by: the multi-Raft host (applyEntry, snapshot, restore), src/control/ (views for the
 // executor), src/api/ (the agent API reads it).
@@ -243,7 +244,7 @@ export class MetaModel {
         return { ok: true };
       case 'node.remove':
         this.nodesById.delete(command.node);
-        this.pruneLoadFailures(command.node);
+        this.pruneLoadFailures((failure) => failure.node === command.node, true);
         return { ok: true };
       case 'group.set': {
         const known = this.groupsById.get(command.group.id);
@@ -293,7 +294,7 @@ export class MetaModel {
           this.syncShardGroups(name);
           // A reload's next version takes its shards' placement from their groups too.
           for (const group of this.shardGroups(name).values()) this.syncShardPlacement(group.id);
-          this.pruneLoadFailures();
+          this.pruneLoadFailures((failure) => failure.database === name);
         }
         return outcome;
       }
@@ -418,15 +419,16 @@ export class MetaModel {
     if (this.failures.length > loadFailuresMax) this.failures.splice(0, this.failures.length - loadFailuresMax);
   }
 
-  /** Drops the failures that no longer stand: the node is gone, or the version to load changed (a reload, a drop). */
-  private pruneLoadFailures(removed: NodeId = NO_NODE): void {
+  /**
+   * Drops the failures among `affected` that no longer stand: their version is no longer the one
+   * to load (a reload made another current, the database was removed), or, `gone`, their node left
+   * the cluster.
+   */
+  private pruneLoadFailures(affected: (failure: LoadFailure) => boolean, gone = false): void {
     const stands = (failure: LoadFailure): boolean => {
+      if (!affected(failure)) return true;
       const catalog = this.databases.database(failure.database);
-      return (
-        failure.node !== removed &&
-        catalog !== undefined &&
-        shardLoadVersion(catalog, failure.shard) === failure.version
-      );
+      return !gone && catalog !== undefined && shardLoadVersion(catalog, failure.shard) === failure.version;
     };
     const kept = this.failures.filter(stands);
     this.failures.splice(0, this.failures.length, ...kept);
