@@ -97,7 +97,7 @@ const actionPaths = {
   '/v1/placement': {
     get: {
       summary:
-        'Placement: per kv and shard group desired and actual replicas and state, moves in progress with catch-up, the last moves with reasons, why shard groups are held',
+        'Placement: per kv and shard group desired and actual replicas and state, moves in progress with catch-up, the last moves with reasons, why shard groups are held, failed loads that keep nodes out of shard groups',
       responses: { '200': json('PlacementStatus') },
     },
   },

@@ -2,8 +2,9 @@
 //  - `GET /v1/placement`: per kv group the desired and actual replicas, its state in the last
 //    planning round and why, the moves in progress (with the learner's catch-up: its match index
 //    against the leader's commit index, and the snapshot bytes it acknowledged while it gets
-//    one), the last finished moves with their reasons, the kv replication factor and the settings,
-//    and why shard groups are not moved (a node of an older release: release-guard.ts). The planner runs on the meta leader, so a follower
+//    one), the last finished moves with their reasons, the load failures that keep nodes out of
+//    shard groups, the kv replication factor and the settings, and why shard groups are not moved
+//    (a node of an older release: release-guard.ts). The planner runs on the meta leader, so a follower
 //    forwards the request there (one hop); when it cannot, it answers from its own meta replica
 //    with `state: null` (what the model records, without the last round's view).
 //  - `PUT /v1/placement/settings` `{nodeGoneGraceMs?, movesPerNodeMax?, moveStalledMs?}`: records
@@ -229,7 +230,20 @@ function placementAnswer(context: ActionsContext, round: PlacementRound | undefi
         finished: new Date(move.finishedMs).toISOString(),
       }))
       .reverse(),
+    loadFailures: loadFailuresAnswer(model),
   };
+}
+
+/** The failed loads that keep nodes out of shard groups (docs/placement.md), oldest first. */
+function loadFailuresAnswer(model: ActionsContext['model']) {
+  return model.loadFailures().map((failure) => ({
+    database: failure.database,
+    shard: failure.shard,
+    node: failure.node,
+    version: failure.version,
+    error: failure.error,
+    at: new Date(failure.atMs).toISOString(),
+  }));
 }
 
 /** The body of `GET /v1/placement`; the CLI's `dram placement` reads it with this type. */

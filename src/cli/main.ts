@@ -314,7 +314,7 @@ function printAnswer(answer: ApiAnswer, json: boolean | undefined, table: (body:
 program
   .command('placement')
   .description(
-    'where each kv and database shard group lives: desired and actual replicas, moves in progress, the last moves',
+    'where each kv and database shard group lives: desired and actual replicas, moves in progress, the last moves, failed loads',
   )
   .option('--url <url>', 'any member', defaultUrl)
   .option('--json', 'print JSON')
@@ -360,6 +360,15 @@ program
             outcome: m.outcome,
             finished: m.finished,
             reason: m.detail === '' ? m.reason : `${m.reason} (${m.detail})`,
+          })),
+        );
+      if (answer.loadFailures.length > 0)
+        printTable(
+          answer.loadFailures.map((f) => ({
+            'failed load': `${f.database}#${f.shard} v${f.version}`,
+            node: f.node,
+            at: f.at,
+            error: f.error,
           })),
         );
     });

@@ -1,6 +1,8 @@
 // Wire formats of the meta model's placement state (docs/placement.md): the moves in progress
 // (each recorded before its first membership change, so a new meta leader resumes it), the last
-// finished moves with their reasons, and the placement settings. Validators turn a decoded
+// finished moves with their reasons, the placement settings, and the load failures (a node that
+// failed to load a shard's version, which the planner does not choose for that shard again while
+// that version is the one to load). Validators turn a decoded
 // (msgpack) or parsed (JSON) value into these types, or throw a CodecError naming the bad field.
 //
 // Called by: src/codec/meta.ts (commands and snapshot), src/models/meta.ts.
@@ -8,6 +10,7 @@
 import type { GroupId, NodeId } from '../base/ids.ts';
 import { counter, fail, nodeId, oneOf, record } from './validate.ts';
 import { utf8Length } from '../base/bytes.ts';
+import { boundedText, errorTextBytesMax, nameOf, positiveNode, shardId } from './meta-databases.ts';
 
 export const moveReasonBytesMax = 512;
 /** Finished moves the model keeps (the oldest go first). */
@@ -21,6 +24,8 @@ export const movesPerNodeMaxLimit = 64;
  */
 export const moveStalledMsMin = 5000;
 export const moveStalledMsMax = 24 * 3600 * 1000;
+/** Load failures the model remembers (the oldest go first). */
+export const loadFailuresMax = 1024;
 
 export interface MoveRecord {
   readonly group: GroupId;
@@ -40,6 +45,21 @@ export interface FinishedMove extends MoveRecord {
   /** Why it was cancelled (empty when finished). */
   readonly detail: string;
   readonly finishedMs: number;
+}
+
+/**
+ * A node whose copy of a shard failed to load (the download controller recorded it `failed`)
+ * when it left the shard's placement: the planner does not add it to the shard's group again
+ * while `version` is the version a new copy must load (a reload's new version clears it).
+ */
+export interface LoadFailure {
+  readonly database: string;
+  readonly shard: string;
+  readonly node: NodeId;
+  readonly version: number;
+  readonly error: string;
+  /** When the failure was recorded (the download controller's clock). */
+  readonly atMs: number;
 }
 
 export interface PlacementSettingsRecord {
@@ -95,6 +115,18 @@ export function finishedMove(value: unknown, path: string): FinishedMove {
     outcome: oneOf(raw['outcome'], `${path}.outcome`, moveOutcomes),
     detail: reasonText(raw['detail'], `${path}.detail`),
     finishedMs: counter(raw['finishedMs'], `${path}.finishedMs`),
+  };
+}
+
+export function loadFailure(value: unknown, path: string): LoadFailure {
+  const raw = record(value, path);
+  return {
+    database: nameOf(raw['database'], `${path}.database`),
+    shard: shardId(raw['shard'], `${path}.shard`),
+    node: positiveNode(raw['node'], `${path}.node`),
+    version: counter(raw['version'], `${path}.version`),
+    error: boundedText(raw['error'], `${path}.error`, errorTextBytesMax),
+    atMs: counter(raw['atMs'], `${path}.atMs`),
   };
 }
 

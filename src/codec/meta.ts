@@ -26,12 +26,15 @@ import { decode, encode } from './msgpack.ts';
 import { counter, fail, list, nodeId, oneOf, record } from './validate.ts';
 import {
   finishedMove,
+  loadFailure,
+  loadFailuresMax,
   moveHistoryMax,
   moveRecord,
   placementCommand,
   placementCommandTypes,
   settingsPatch,
   type FinishedMove,
+  type LoadFailure,
   type MoveRecord,
   type PlacementCommand,
   type PlacementSettingsRecord,
@@ -188,6 +191,8 @@ export interface MetaSnapshot {
     readonly moves: readonly MoveRecord[];
     readonly history: readonly FinishedMove[];
     readonly settings: Partial<PlacementSettingsRecord>;
+    /** Absent in snapshots written before load failures were remembered: none. */
+    readonly loadFailures?: readonly LoadFailure[];
   };
 }
 
@@ -514,5 +519,12 @@ function placementOf(value: unknown): NonNullable<MetaSnapshot['placement']> {
       finishedMove(item, `metasnap.placement.history[${k}]`),
     ),
     settings: settingsPatch(raw['settings'], 'metasnap.placement.settings'),
+    ...(raw['loadFailures'] === undefined
+      ? {}
+      : {
+          loadFailures: list(raw['loadFailures'], 'metasnap.placement.loadFailures', loadFailuresMax).map((item, k) =>
+            loadFailure(item, `metasnap.placement.loadFailures[${k}]`),
+          ),
+        }),
   };
 }

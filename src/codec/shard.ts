@@ -26,8 +26,10 @@ import { counter, fail, list, oneOf, record } from './validate.ts';
 
 /** Versions a shard model holds at most (a current and a reload's next, with room to spare). */
 export const shardVersionsMax = 4;
+/** Nodes a shard command names at most (`shard.forget`): a shard's copies are at most the cluster's nodes. */
+export const shardNodesMax = 1024;
 /** Replica states a shard model holds at most (every node, for each version it holds). */
-export const shardReplicaStatesMax = shardVersionsMax * 1024;
+export const shardReplicaStatesMax = shardVersionsMax * shardNodesMax;
 export const requestIdBytesMax = 64;
 
 /** One version of the shard: what a replica downloads for it. */
@@ -60,6 +62,8 @@ export type ShardCommand =
     }
   /** Keeps only these versions (and their replicas' states): the catalog dropped the others. */
   | { readonly type: 'shard.retain'; readonly request: string; readonly versions: readonly number[] }
+  /** Drops these nodes' load states (of every version): they left the group (the leader's configuration). */
+  | { readonly type: 'shard.forget'; readonly request: string; readonly nodes: readonly NodeId[] }
   /** A replica's load state for a version the model holds. */
   | {
       readonly type: 'shard.replica';
@@ -74,6 +78,7 @@ export type ShardCommand =
 export const shardCommandTypes = [
   'shard.version',
   'shard.retain',
+  'shard.forget',
   'shard.replica',
 ] as const satisfies readonly ShardCommand['type'][];
 
@@ -134,6 +139,14 @@ export function shardCommand(value: unknown, path = 'shard'): ShardCommand {
         request,
         versions: list(raw['versions'], `${path}.versions`, shardVersionsMax).map((item, k) =>
           counter(item, `${path}.versions[${k}]`),
+        ),
+      };
+    case 'shard.forget':
+      return {
+        type,
+        request,
+        nodes: list(raw['nodes'], `${path}.nodes`, shardNodesMax).map((item, k) =>
+          positiveNode(item, `${path}.nodes[${k}]`),
         ),
       };
     case 'shard.replica':

@@ -24,8 +24,10 @@
 // Database shard groups move the same way; the meta model keeps the catalog's placement of the
 // shard in step with the group's record and the move (so the added node downloads the shard and
 // the removed one deletes it), and the view counts a shard group's learner caught up only once its
-// copy is loaded. While a registered node runs a release before shard groups were placed, none
-// of their moves starts (release-guard.ts): the controller logs that once, and its end.
+// copy is loaded; a move whose added node failed to load the shard is cancelled at once, and the
+// node is not chosen for that shard again while its failure stands (the meta model remembers it).
+// While a registered node runs a release before shard groups were placed, none of their moves
+// starts (release-guard.ts): the controller logs that once, and its end.
 //
 // Called by: src/node/node.ts; test/control/.
 
@@ -227,6 +229,7 @@ export class PlacementController {
       reports,
       lastSeenMs: this.lastSeenMs,
       database: shardInputs(model).database,
+      loadFailures: model.loadFailures(),
     });
     this.logHold(view.groups.find((group) => group.held !== undefined)?.held);
     const leaders = leaderReports(reports);

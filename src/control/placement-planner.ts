@@ -33,6 +33,10 @@
 // release-guard.ts) starts no move and is not founded again; its status says why.
 // No move stays open for ever: one whose `progressMs` (the controller's: placement-progress.ts) is
 // `moveStalledMs` old is cancelled with the reason, its learner then removed as unwanted.
+// A node that failed to load the group's data (`loadFailures`: a database shard's copy recorded
+// `failed`) never catches up: a move adding it is cancelled at once, naming the node and the error,
+// and no move adds it to the group while its failure stands; with no other eligible node the group
+// stays under-replicated, the failure in its detail.
 //
 // Called by: src/control/ (the placement controller); test/control/placement-*.ts (golden transcripts).
 
@@ -85,6 +89,28 @@ export interface PlacementGroup {
   /** Learners within the catch-up bound of the leader's commit index. */
   readonly caughtUp: readonly NodeId[];
   readonly changePending: boolean;
+  /**
+   * Nodes whose copy of the group's data failed to load (a database shard's: the download
+   * controller recorded it `failed`), with the error: such a node never catches up, so no move
+   * adds it to the group.
+   */
+  readonly loadFailures?: readonly LoadFailureOf[];
+}
+
+export interface LoadFailureOf {
+  readonly node: NodeId;
+  readonly error: string;
+}
+
+/** How much of a load error a reason quotes (a move's reason is at most moveReasonBytesMax, 512 bytes). */
+export const loadErrorCharsMax = 100;
+
+function loadFailureOf(group: PlacementGroup, node: NodeId): string | undefined {
+  const failure = group.loadFailures?.find((entry) => entry.node === node);
+  if (failure === undefined) return undefined;
+  const error =
+    failure.error.length > loadErrorCharsMax ? `${failure.error.slice(0, loadErrorCharsMax)}...` : failure.error;
+  return `node ${node} failed to load the shard: ${error}`;
 }
 
 export interface PlacementMove {
@@ -363,6 +389,8 @@ function nextMoveStep(
   const { add, remove } = move;
   const isVoter = (node: NodeId): boolean => group.voters.includes(node);
   const isLearner = (node: NodeId): boolean => group.learners.includes(node);
+  const failed = add === undefined || isVoter(add) ? undefined : loadFailureOf(group, add);
+  if (failed !== undefined) return moving(move.reason, { kind: 'cancel_move', group: group.id, reason: failed });
   if (add !== undefined && !isVoter(add) && !isEligible(ledger, add))
     return moving(move.reason, { kind: 'cancel_move', group: group.id, reason: `node ${add} is no longer eligible` });
   if (add !== undefined && !isVoter(add) && !isLearner(add))
@@ -441,7 +469,7 @@ function chooseMove(ledger: Ledger, group: PlacementGroup): Choice | undefined {
   const short = group.voters.length < factor;
   if (replaceable === undefined && !short) return balanceReplicas(ledger, group, target, start);
   const blocked = (why: string): Choice => ({ blocked: why, short: short || lost.length > 0 });
-  if (target === undefined) return blocked(`no eligible node with room for a replica`);
+  if (target === undefined) return blocked(noTargetReason(ledger, group));
   if (!senderHasRoom(ledger, group))
     return blocked(`its leader, node ${group.leader}, already sends ${count(ledger.sending, group.leader)} catch-ups`);
   if (!mayMove(ledger, undefined, replaceable)) return blocked(`node ${replaceable} is busy with other moves`);
@@ -475,16 +503,34 @@ function balanceReplicas(
   );
 }
 
+/** Why no node can take a replica of the group, naming the eligible nodes its load failures keep out. */
+function noTargetReason(ledger: Ledger, group: PlacementGroup): string {
+  const members = new Set([...group.voters, ...group.learners]);
+  const failed = ledger.view.nodes
+    .filter((node) => !members.has(node.id) && isEligible(ledger, node.id))
+    .flatMap((node) => loadFailureOf(group, node.id) ?? []);
+  const reason = 'no eligible node with room for a replica';
+  if (failed.length === 0) return reason;
+  const more = failed.length > 3 ? `; ${failed.length - 3} more` : '';
+  return `${reason} (${failed.slice(0, 3).join('; ')}${more})`;
+}
+
 /**
  * The eligible node outside the group with room for one more move and the least load, then the fewest
- * primaries, then the lowest id.
+ * primaries, then the lowest id; never one that failed to load the group's data.
  */
 function leastLoaded(ledger: Ledger, group: PlacementGroup): NodeId | undefined {
   const members = new Set([...group.voters, ...group.learners]);
   const max = ledger.view.settings.movesPerNodeMax;
   const candidates = ledger.view.nodes
     .map((node) => node.id)
-    .filter((id) => !members.has(id) && isEligible(ledger, id) && count(ledger.busy, id) < max);
+    .filter(
+      (id) =>
+        !members.has(id) &&
+        isEligible(ledger, id) &&
+        count(ledger.busy, id) < max &&
+        loadFailureOf(group, id) === undefined,
+    );
   return candidates.sort(
     (a, b) =>
       count(ledger.load, a) - count(ledger.load, b) || count(ledger.primaries, a) - count(ledger.primaries, b) || a - b,

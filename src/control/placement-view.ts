@@ -13,6 +13,9 @@
 // good (two copies, one lost) is founded again rather than left without a quorum. While a
 // registered node runs a release that does not place shard groups, every shard group is `held`
 // (release-guard.ts): the planner starts no move of it.
+// A shard group's `loadFailures` are the nodes whose copy of the version to load failed: recorded
+// so in the catalog (a member, or any node for "all"), or remembered by the meta model from when
+// the node left the shard's placement with it (src/models/meta.ts); the planner adds none of them.
 //
 // Called by: src/control/placement-controller.ts; test/control/.
 
@@ -20,12 +23,13 @@ import type { GroupId, NodeId } from '../base/ids.ts';
 import { NO_NODE } from '../base/ids.ts';
 import type { GroupRecord, NodeRecord } from '../codec/meta.ts';
 import type { DatabaseRecord } from '../codec/meta-databases.ts';
-import type { MoveRecord, PlacementSettingsRecord } from '../codec/meta-placement.ts';
+import type { LoadFailure, MoveRecord, PlacementSettingsRecord } from '../codec/meta-placement.ts';
 import { metaGroupId, type MetaModel } from '../models/meta.ts';
-import { replicaView } from '../models/meta-databases.ts';
+import { replicaView, shardLoadVersion } from '../models/meta-databases.ts';
 import type { Status } from '../raft/types.ts';
 import {
   placementDefaults,
+  type LoadFailureOf,
   type PlacementGroup,
   type PlacementMove,
   type PlacementSettings,
@@ -111,6 +115,8 @@ export interface PlacementInputs {
   readonly lastSeenMs: ReadonlyMap<NodeId, number>;
   /** The catalog's databases by name (shard groups' factors and load states); none: no db group is planned. */
   readonly database?: (name: string) => DatabaseRecord | undefined;
+  /** The load failures the meta model remembers (nodes that left a shard's placement with a failed copy). */
+  readonly loadFailures?: readonly LoadFailure[];
 }
 
 /**
@@ -141,10 +147,37 @@ export function shardInputs(model: Pick<MetaModel, 'nodes' | 'databases'>): {
  * else in the next (a shard only a reload brings).
  */
 export function shardLoaded(database: DatabaseRecord, shard: string, node: NodeId): boolean {
-  const version = [database.current, database.next].find((entry) => entry?.shards.some((part) => part.shard === shard));
-  return (
-    version !== undefined && version !== null && replicaView(database, version.version, shard, node).state === 'loaded'
-  );
+  const version = shardLoadVersion(database, shard);
+  return version !== undefined && replicaView(database, version, shard, node).state === 'loaded';
+}
+
+/**
+ * The nodes whose copy of the shard's version to load failed, by node: as the catalog records it,
+ * or as the meta model remembers it from when the node left the shard's placement.
+ */
+export function shardLoadFailures(
+  database: DatabaseRecord,
+  shard: string,
+  remembered: readonly LoadFailure[],
+): LoadFailureOf[] {
+  const version = shardLoadVersion(database, shard);
+  const found = new Map<NodeId, string>();
+  for (const state of database.replicaStates)
+    if (state.version === version && state.shard === shard && state.state === 'failed')
+      found.set(state.node, state.error ?? 'failed');
+  for (const failure of remembered)
+    if (failure.database === database.name && failure.shard === shard && failure.version === version)
+      if (!found.has(failure.node)) found.set(failure.node, failure.error);
+  return [...found].sort(([a], [b]) => a - b).map(([node, error]) => ({ node, error }));
+}
+
+/** A shard group's `loadFailures` for the view (nothing for a kv group, or when there are none). */
+function failuresOf(inputs: PlacementInputs, record: GroupRecord, database: DatabaseRecord | undefined) {
+  const failures =
+    record.shard === undefined || database === undefined
+      ? []
+      : shardLoadFailures(database, record.shard.shard, inputs.loadFailures ?? []);
+  return failures.length === 0 ? {} : { loadFailures: failures };
 }
 
 export function settingsOf(settings: Partial<PlacementSettingsRecord>): PlacementSettings {
@@ -174,9 +207,9 @@ export function surveyedNodes(inputs: Pick<PlacementInputs, 'nodes' | 'groups'>)
   return [...ids].sort((a, b) => a - b);
 }
 
-export function placementView(inputs: PlacementInputs): PlacementView {
-  const leaders = leaderReports(inputs.reports);
-  const nodes = surveyedNodes(inputs).map((id) => {
+/** The planner's nodes: live when they answered the survey, else gone since they last did; draining when leaving. */
+function viewNodes(inputs: PlacementInputs): PlacementView['nodes'] {
+  return surveyedNodes(inputs).map((id) => {
     const live = inputs.reports.has(id);
     const seen = inputs.lastSeenMs.get(id);
     const leaving = inputs.nodes.some((node) => node.id === id && node.status === 'LEAVING');
@@ -187,6 +220,11 @@ export function placementView(inputs: PlacementInputs): PlacementView {
       ...(leaving ? { draining: true } : {}),
     };
   });
+}
+
+export function placementView(inputs: PlacementInputs): PlacementView {
+  const leaders = leaderReports(inputs.reports);
+  const nodes = viewNodes(inputs);
   // Shard groups wait while a node runs a release that does not place them (release-guard.ts).
   const hold = shardPlacementHold(inputs.nodes);
   const groups = inputs.groups
@@ -199,11 +237,13 @@ export function placementView(inputs: PlacementInputs): PlacementView {
       const database = record.shard === undefined ? undefined : inputs.database?.(record.shard.database);
       const loaded = (node: NodeId): boolean =>
         record.shard === undefined || (database !== undefined && shardLoaded(database, record.shard.shard, node));
+      const failed = failuresOf(inputs, record, database);
       if (report === undefined)
         return {
           id: record.id,
           kind: record.kind,
           ...shardGroup,
+          ...failed,
           voters: record.replicas,
           learners: [],
           leader: NO_NODE,
@@ -215,6 +255,7 @@ export function placementView(inputs: PlacementInputs): PlacementView {
         id: record.id,
         kind: record.kind,
         ...shardGroup,
+        ...failed,
         voters: report.voters,
         learners: report.learners,
         leader: report.leader,

@@ -8,6 +8,9 @@
 //    (current, and a reload's next): `shard.version`, the shard's files and the global files;
 //  - the leader drops the versions the catalog no longer has, older than its newest one
 //    (`shard.retain`): a replaced or superseded version goes with its replicas' states;
+//  - the leader drops the load states of nodes outside the group's configuration as it applied
+//    it (`shard.forget`): a node removed from the group takes its states with it, as the catalog's
+//    placement drops them (src/models/meta-databases.ts `placeShard`);
 //  - every member records its own load state of each version the group holds, as the download
 //    controller recorded it in the catalog (`loaded`, or `failed` with the error), when the
 //    group's record differs (`shard.replica`, forwarded to the leader by a follower).
@@ -35,7 +38,9 @@ export interface HostedShardGroup {
   readonly shard: string;
   /** This node leads the group and has applied an entry of its term (its model is current). */
   readonly leading: boolean;
-  readonly model: Pick<ShardModel, 'versions' | 'replica'>;
+  /** The group's members (voters and learners, in and out of a joint change) as this node applied them. */
+  readonly members: readonly NodeId[];
+  readonly model: Pick<ShardModel, 'versions' | 'replica' | 'replicas'>;
 }
 
 export interface ShardSyncView {
@@ -72,6 +77,10 @@ export function planShardSync(view: ShardSyncView): { group: GroupId; command: S
       const keep = wanted.map((version) => version.version);
       if ([...held].some((version) => version < newest && !keep.includes(version)))
         steps.push({ group: hosted.group, command: { type: 'shard.retain', versions: keep } });
+      const gone = [...new Set(hosted.model.replicas().map((state) => state.node))].filter(
+        (node) => !hosted.members.includes(node),
+      );
+      if (gone.length > 0) steps.push({ group: hosted.group, command: { type: 'shard.forget', nodes: gone } });
     }
     for (const version of wanted) {
       if (!held.has(version.version)) continue;

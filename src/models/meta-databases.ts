@@ -33,6 +33,7 @@ import {
   type DatabasesCommand,
   type DatabasesSnapshot,
   type DatabaseVersion,
+  type ReplicaRecord,
   type Replicas,
   type ReplicaState,
 } from '../codec/meta-databases.ts';
@@ -79,6 +80,16 @@ export function replicaView(record: DatabaseRecord, version: number, shard: stri
   return found === undefined
     ? { state: 'loading', error: null, atMs: null }
     : { state: found.state, error: found.error, atMs: found.atMs };
+}
+
+/**
+ * The version a new copy of the shard must load to count (to be promoted by a placement move):
+ * the current one when it has the shard, else the next (a shard only a reload brings).
+ */
+export function shardLoadVersion(record: DatabaseRecord, shard: string): number | undefined {
+  for (const version of [record.current, record.next])
+    if (version?.shards.some((part) => part.shard === shard) === true) return version.version;
+  return undefined;
 }
 
 /** Loaded copies of each shard of the version, by shard id. */
@@ -233,11 +244,11 @@ export class DatabasesModel {
    * record and a placement move in progress say (src/models/meta.ts): a node added downloads it
    * (no state recorded: loading), a node removed loses its recorded states (its files are deleted
    * by its download controller). Nothing changes for `replicas: "all"` (every ACTIVE node holds
-   * every shard) or for no nodes.
+   * every shard) or for no nodes. Returns the states dropped.
    */
-  placeShard(name: string, shard: string, nodes: readonly NodeId[]): void {
+  placeShard(name: string, shard: string, nodes: readonly NodeId[]): readonly ReplicaRecord[] {
     const record = this.byName.get(name);
-    if (record === undefined || record.replicas === 'all' || nodes.length === 0) return;
+    if (record === undefined || record.replicas === 'all' || nodes.length === 0) return [];
     const place = (version: DatabaseVersion): DatabaseVersion => ({
       ...version,
       shards: version.shards.map((entry) => (entry.shard === shard ? { ...entry, nodes: [...nodes] } : entry)),
@@ -248,6 +259,7 @@ export class DatabasesModel {
       next: record.next === null ? null : place(record.next),
       replicaStates: record.replicaStates.filter((state) => state.shard !== shard || nodes.includes(state.node)),
     });
+    return record.replicaStates.filter((state) => state.shard === shard && !nodes.includes(state.node));
   }
 
   private replica(

@@ -2,7 +2,9 @@
 // cluster is: its id, the node registry (addresses, agent and store versions, attribute maps,
 // status), the groups with their replicas, the replication factor per group kind, the agent
 // action queue with every action's invocation record, and placement: the replica moves in
-// progress (at most one per group), the last finished ones, and the placement settings.
+// progress (at most one per group), the last finished ones, the placement settings, and the load
+// failures (a node whose copy of a shard failed to load when it left the shard's placement: the
+// planner does not choose it for that shard again while that version is the one to load).
 //
 // Pure and deterministic: the same commands in the same order give the same state on every
 // replica. Times are data in the commands (written by the proposer), never read here: a record's
@@ -17,7 +19,10 @@
 //  - an update names the record version it was planned against: a stale one (another leader, a
 //    cancel in between) is refused, so a step applied twice takes effect once;
 //  - finished records are kept `finishedRetainMs` (14 days) after they finished, as seen by the
-//    time in later commands, and at most `actionsFinishedMax` (the oldest go first).
+//    time in later commands, and at most `actionsFinishedMax` (the oldest go first);
+//  - a load failure names the version of its shard a new copy must load now (shardLoadVersion):
+//    a reload that changes it, the database's removal or the node's (`node.remove`) clears it;
+//    at most `loadFailuresMax`, one per node and shard (the oldest go first).
 //
 // Called by: the multi-Raft host (applyEntry, snapshot, restore), src/control/ (views for the
 // executor), src/api/ (the agent API reads it).
@@ -36,10 +41,12 @@ import {
   type MetaCommand,
   type NodeRecord,
 } from '../codec/meta.ts';
-import { DatabasesModel, type DatabasesOutcome } from './meta-databases.ts';
+import { DatabasesModel, shardLoadVersion, type DatabasesOutcome } from './meta-databases.ts';
 import {
+  loadFailuresMax,
   moveHistoryMax,
   type FinishedMove,
+  type LoadFailure,
   type MoveOutcome,
   type MoveRecord,
   type PlacementSettingsRecord,
@@ -106,6 +113,8 @@ export class MetaModel {
   /** The last finished moves, oldest first, at most moveHistoryMax. */
   private readonly history: FinishedMove[] = [];
   private settings: Partial<PlacementSettingsRecord> = {};
+  /** Load failures of nodes that left a shard's placement, oldest first, at most loadFailuresMax. */
+  private readonly failures: LoadFailure[] = [];
   /** The id the next database shard group gets. */
   private dbGroupNext = dbGroupIdFirst;
 
@@ -200,6 +209,11 @@ export class MetaModel {
     return [...this.history];
   }
 
+  /** The load failures that stand, oldest first (the planner keeps their nodes out of their shards' groups). */
+  loadFailures(): readonly LoadFailure[] {
+    return [...this.failures];
+  }
+
   /** The placement settings set so far (the placement controller fills in its defaults). */
   placementSettings(): Partial<PlacementSettingsRecord> {
     return this.settings;
@@ -230,6 +244,7 @@ export class MetaModel {
         return { ok: true };
       case 'node.remove':
         this.nodesById.delete(command.node);
+        this.pruneLoadFailures((failure) => failure.node === command.node, true);
         return { ok: true };
       case 'group.set': {
         const known = this.groupsById.get(command.group.id);
@@ -279,6 +294,7 @@ export class MetaModel {
           this.syncShardGroups(name);
           // A reload's next version takes its shards' placement from their groups too.
           for (const group of this.shardGroups(name).values()) this.syncShardPlacement(group.id);
+          this.pruneLoadFailures((failure) => failure.database === name);
         }
         return outcome;
       }
@@ -376,7 +392,46 @@ export class MetaModel {
     if (record?.kind !== 'db' || record.shard === undefined) return;
     const add = this.movesByGroup.get(id)?.add ?? NO_NODE;
     const nodes = [...new Set([...record.replicas, ...(add === NO_NODE ? [] : [add])])].sort((a, b) => a - b);
-    this.databases.placeShard(record.shard.database, record.shard.shard, nodes);
+    const { database, shard } = record.shard;
+    const dropped = this.databases.placeShard(database, shard, nodes);
+    // A node leaving with a failed copy of the version a new copy must load is remembered, so
+    // placement does not bring it back for that version (the catalog forgets its state).
+    const catalog = this.databases.database(database);
+    const version = catalog === undefined ? undefined : shardLoadVersion(catalog, shard);
+    for (const state of dropped)
+      if (state.state === 'failed' && state.version === version)
+        this.rememberLoadFailure({
+          database,
+          shard,
+          node: state.node,
+          version,
+          error: state.error ?? 'failed',
+          atMs: state.atMs,
+        });
+  }
+
+  private rememberLoadFailure(failure: LoadFailure): void {
+    const same = (known: LoadFailure): boolean =>
+      known.database === failure.database && known.shard === failure.shard && known.node === failure.node;
+    const at = this.failures.findIndex(same);
+    if (at >= 0) this.failures.splice(at, 1);
+    this.failures.push(failure);
+    if (this.failures.length > loadFailuresMax) this.failures.splice(0, this.failures.length - loadFailuresMax);
+  }
+
+  /**
+   * Drops the failures among `affected` that no longer stand: their version is no longer the one
+   * to load (a reload made another current, the database was removed), or, `gone`, their node left
+   * the cluster.
+   */
+  private pruneLoadFailures(affected: (failure: LoadFailure) => boolean, gone = false): void {
+    const stands = (failure: LoadFailure): boolean => {
+      if (!affected(failure)) return true;
+      const catalog = this.databases.database(failure.database);
+      return !gone && catalog !== undefined && shardLoadVersion(catalog, failure.shard) === failure.version;
+    };
+    const kept = this.failures.filter(stands);
+    this.failures.splice(0, this.failures.length, ...kept);
   }
 
   /** The registered ACTIVE nodes, in id order: what a database's `replicas: "all"` means now. */
@@ -466,7 +521,12 @@ export class MetaModel {
       queued: this.queue(),
       finished: this.finishedActions(),
       databases: this.databases.snapshot(),
-      placement: { moves: this.moves(), history: this.moveHistory(), settings: this.settings },
+      placement: {
+        moves: this.moves(),
+        history: this.moveHistory(),
+        settings: this.settings,
+        loadFailures: this.loadFailures(),
+      },
       dbGroupNext: this.dbGroupNext,
     });
   }
@@ -481,6 +541,7 @@ export class MetaModel {
     this.databases.restore(undefined);
     this.movesByGroup.clear();
     this.history.length = 0;
+    this.failures.length = 0;
     this.settings = {};
     this.dbGroupNext = dbGroupIdFirst;
     if (data.length === 0) return;
@@ -495,6 +556,7 @@ export class MetaModel {
     for (const move of snapshot.placement?.moves ?? []) this.movesByGroup.set(move.group, move);
     this.history.push(...(snapshot.placement?.history ?? []));
     this.settings = snapshot.placement?.settings ?? {};
+    this.failures.push(...(snapshot.placement?.loadFailures ?? []));
     this.dbGroupNext = Math.max(dbGroupIdFirst, snapshot.dbGroupNext ?? dbGroupIdFirst);
   }
 }

@@ -12,7 +12,10 @@
 //    version changes nothing: its manifest never changes);
 //  - a replica state names a version the model holds (`stale` otherwise: a late report of a
 //    dropped version never resurrects it); `loading` is never recorded (no record is loading);
-//  - `shard.retain` drops the other versions together with their replicas' states.
+//  - `shard.retain` drops the other versions together with their replicas' states;
+//  - `shard.forget` drops the states of nodes that left the group (its leader proposes it for a
+//    node with a recorded state outside its configuration, src/control/shard-sync.ts), so the
+//    states stay those of the group's members, as the catalog's do.
 //
 // Called by: the multi-Raft host (applyEntry, snapshot, restore), src/control/shard-sync.ts (its
 // views), src/node/ (wiring, routes' views).
@@ -114,6 +117,11 @@ export class ShardModel implements Model {
         const kept = new Set(command.versions);
         for (const version of [...this.byVersion.keys()]) if (!kept.has(version)) this.byVersion.delete(version);
         for (const [key, state] of [...this.states]) if (!kept.has(state.version)) this.states.delete(key);
+        return ok;
+      }
+      case 'shard.forget': {
+        const gone = new Set<NodeId>(command.nodes);
+        for (const [key, state] of [...this.states]) if (gone.has(state.node)) this.states.delete(key);
         return ok;
       }
       case 'shard.replica': {

@@ -46,7 +46,9 @@ export function hostedShardGroups(host: ShardSyncHost, meta: MetaModel): HostedS
     const shard = meta.group(group)?.shard;
     if (!(model instanceof ShardModel) || shard === undefined) continue;
     const leading = status.role === 'leader' && appliedTerm === status.term;
-    found.push({ group, database: shard.database, shard: shard.shard, leading, model });
+    const { voters, learners, votersOutgoing, learnersNext } = status.confState;
+    const members = [...new Set([...voters, ...learners, ...votersOutgoing, ...learnersNext])];
+    found.push({ group, database: shard.database, shard: shard.shard, leading, members, model });
   }
   return found;
 }

@@ -2,9 +2,10 @@
 // ports: a node gone past the grace period is replaced by a recorded move, each membership change
 // at the group's leader, the record brought in step before the move finishes; a move whose learner
 // stops catching up is cancelled moveStalledMs (as recorded in the meta model) after its last
-// progress; nothing is done while this node does not lead the meta group; a hold of the shard
-// groups' moves (a node of an older release) is logged once, and its end, and cluster.remove's
-// drain does not wait for a held shard group.
+// progress; a move whose added node failed to load its shard is cancelled at once and that node
+// not chosen again (the meta model remembers the failure); nothing is done while this node does
+// not lead the meta group; a hold of the shard groups' moves (a node of an older release) is
+// logged once, and its end, and cluster.remove's drain does not wait for a held shard group.
 
 import { describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
@@ -54,12 +55,12 @@ function setup(leading: boolean, log?: Log) {
   model.apply({ type: 'replication.set', kind: 'kv', factor: 3 });
   model.apply({ type: 'group.set', group: { id: g(1), kind: 'kv', replicas: [n(1), n(2), n(3)] } });
   model.apply({ type: 'placement.settings', settings: { nodeGoneGraceMs: 0 } });
-  const state = { report: groupReport([1, 2, 3], [], 1), extra: [] as GroupReport[], nowMs: 1000 };
+  const state = { report: groupReport([1, 2, 3], [], 1), extra: [] as GroupReport[], nowMs: 1000, live: [1, 2, 4] };
   const ports: PlacementPorts = {
     survey: () => {
-      // Node 3 is down; node 1 leads group 1.
+      // Node 3 is down (unless a test says otherwise); node 1 leads group 1.
       const reports = new Map<NodeId, NodeReport>();
-      for (const id of [1, 2, 4])
+      for (const id of state.live)
         reports.set(n(id), { node: n(id), groups: id === 1 ? [state.report, ...state.extra] : [] });
       return Promise.resolve(reports);
     },
@@ -235,5 +236,67 @@ describe('PlacementController before every group is recorded', () => {
     model.apply({ type: 'group.set', group: { id: g(2), kind: 'kv', replicas: [n(1), n(2), n(4)] } });
     await controller.tick();
     expect(events).toContain('placement.move.start');
+  });
+});
+
+describe('PlacementController and a node that fails to load a shard', () => {
+  it('cancels the move at once, removes its learner, and adds another node', async () => {
+    const { model, events, state, controller } = setup(true);
+    // Every node live; a database whose shard 0 has two copies of three.
+    state.live = [1, 2, 3, 4];
+    model.apply({ type: 'group.set', group: { id: g(1), kind: 'kv', replicas: [n(1), n(2), n(4)] } });
+    model.apply({
+      type: 'databases',
+      command: {
+        type: 'db.create',
+        spec: { name: 'shop', bucket: 'b', prefix: 'p/', replicas: 3, lazy: false, metadataPattern: null },
+        version: { version: 1, listedMs: 0, global: [], shards: [{ shard: '0', files: [], nodes: [n(1), n(2)] }] },
+        atMs: 1,
+      },
+    });
+    const shard = g(1_000_000);
+    expect(model.group(shard)?.replicas).toEqual([1, 2]);
+    const shardReport = (learners: number[]): GroupReport => ({ ...groupReport([1, 2], learners, 2), group: shard });
+    state.report = groupReport([1, 2, 4], [], 1);
+    state.extra = [shardReport([])];
+    await controller.tick();
+    expect(model.move(shard)).toMatchObject({ add: 3 });
+    await controller.tick();
+    state.extra = [shardReport([3])];
+    model.apply({
+      type: 'databases',
+      command: {
+        type: 'db.replica',
+        name: 'shop',
+        version: 1,
+        node: n(3),
+        shards: ['0'],
+        state: 'failed',
+        error: 'disk full',
+        atMs: 3,
+      },
+    });
+    await controller.tick();
+    expect(model.move(shard)).toBeUndefined();
+    expect(model.moveHistory().at(-1)).toMatchObject({
+      group: shard,
+      add: 3,
+      outcome: 'cancelled',
+      detail: 'node 3 failed to load the shard: disk full',
+    });
+    expect(model.loadFailures()).toMatchObject([{ database: 'shop', shard: '0', node: 3, version: 1 }]);
+    // The learner left is removed; the next move adds node 4, not node 3 again.
+    for (let round = 0; round < 3; round++) {
+      await controller.tick();
+      if (events.includes(`conf@1 g${shard} remove_node:3`)) state.extra = [shardReport([])];
+    }
+    expect(events).toContain(`conf@1 g${shard} remove_node:3`);
+    await controller.tick();
+    expect(model.move(shard)).toMatchObject({ add: 4 });
+    await controller.tick();
+    expect(events.filter((event) => event.startsWith(`conf@1 g${shard} add_learner`))).toEqual([
+      `conf@1 g${shard} add_learner:3`,
+      `conf@1 g${shard} add_learner:4`,
+    ]);
   });
 });

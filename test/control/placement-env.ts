@@ -12,6 +12,8 @@
 //   plan now=<ms>                                   print the steps and the statuses, apply nothing
 //   run now=<ms> [rounds=<k>] [catchup=manual]      plan and apply until nothing is left to do
 //   caught group=<g> node=<id> | caught all [now=<ms>]   a learner (every learner) caught up (progress at now)
+//   load-failed group=<g> node=<id> error="<text>"   the node's copy of the group's shard failed to load
+//   load-cleared group=<g>                          its load failures no longer stand (a reload's new version)
 //   layout                                          groups, moves, replicas and primaries per node
 //
 // A learner added by `run` catches up at once (its promotion comes in the next round) unless
@@ -26,6 +28,7 @@ import {
   placementDefaults,
   planPlacement,
   type GroupPlacementStatus,
+  type LoadFailureOf,
   type PlacementGroup,
   type PlacementMove,
   type PlacementNode,
@@ -48,6 +51,7 @@ export interface GroupState {
   leader: NodeId;
   caughtUp: NodeId[];
   changePending: boolean;
+  loadFailures?: LoadFailureOf[];
 }
 
 export class PlacementEnv {
@@ -92,6 +96,16 @@ export class PlacementEnv {
         for (const [group, move] of this.moves) this.moves.set(group, { ...move, progressMs: atMs });
         return 'ok';
       }
+      case 'load-failed': {
+        const group = this.group(num(a, 'group') as GroupId);
+        const node = num(a, 'node') as NodeId;
+        const others = (group.loadFailures ?? []).filter((failure) => failure.node !== node);
+        group.loadFailures = [...others, { node, error: arg(a, 'error') ?? 'failed' }];
+        return 'ok';
+      }
+      case 'load-cleared':
+        delete this.group(num(a, 'group') as GroupId).loadFailures;
+        return 'ok';
       case 'plan': {
         const plan = this.plan(num(a, 'now'));
         return [

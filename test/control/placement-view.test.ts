@@ -1,6 +1,7 @@
 // The placement controller's view (src/control/placement-view.ts): what the planner is given from
-// the meta model and the survey of the nodes; shard groups held while a node of an older release
-// is registered (src/control/release-guard.ts).
+// the meta model and the survey of the nodes (a shard group's factor, catch-up once loaded, and
+// its failed loads); shard groups held while a node of an older release is registered
+// (src/control/release-guard.ts).
 
 import { describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../src/base/ids.ts';
@@ -161,6 +162,43 @@ describe('placementView', () => {
       placementView({ ...inputs, database: () => shop(2, loadedOn) }).groups[2]?.caughtUp;
     expect(caught([1, 2])).toEqual([]);
     expect(caught([1, 2, 4])).toEqual([4]);
+  });
+
+  it("gives a shard group the failed loads of its version to load, the catalog's and the remembered ones", () => {
+    const shard: GroupRecord = {
+      id: g(1_000_000),
+      kind: 'db',
+      replicas: [n(1), n(2), n(4)],
+      shard: { database: 'shop', shard: '0' },
+    };
+    const failedOn4 = shop(2, [1, 2]);
+    const database = {
+      ...failedOn4,
+      replicaStates: [
+        ...failedOn4.replicaStates,
+        { version: 1, shard: '0', node: n(4), state: 'failed', error: 'disk full', atMs: 3 },
+      ],
+    } satisfies DatabaseRecord;
+    const remembered = (node: number, version: number, shardId = '0') => ({
+      database: 'shop',
+      shard: shardId,
+      node: n(node),
+      version,
+      error: `gone v${version}`,
+      atMs: 1,
+    });
+    const view = placementView({
+      ...viewInputs(shard),
+      database: () => database,
+      // Node 3 left this shard with a failed copy of version 1; node 5's failure was of version 0,
+      // node 1's of another shard: neither stands here.
+      loadFailures: [remembered(3, 1), remembered(5, 0), remembered(1, 1, '7')],
+    });
+    expect(view.groups[2]?.loadFailures).toEqual([
+      { node: 3, error: 'gone v1' },
+      { node: 4, error: 'disk full' },
+    ]);
+    expect(view.groups[0]?.loadFailures).toBeUndefined();
   });
 });
 

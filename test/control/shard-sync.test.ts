@@ -1,6 +1,7 @@
 // The shard sync planner (src/control/shard-sync.ts): the leader records the catalog's versions of
 // its shard and drops superseded ones; every member records its own load state as the catalog has
-// it; nothing for a dropped database, nothing when the group is in step.
+// it; the leader drops the states of a node that left the group; nothing for a dropped database,
+// nothing when the group is in step.
 
 import { describe, expect, it } from 'vitest';
 import { asNodeId, type GroupId, type LogIndex } from '../../src/base/ids.ts';
@@ -12,6 +13,8 @@ import { ShardModel } from '../../src/models/shard.ts';
 
 const n = asNodeId;
 const group = 1_000_000 as GroupId;
+/** The group's configuration, as its leader applied it. */
+const members = [n(1), n(2)];
 
 function version(number: number): DatabaseVersion {
   return {
@@ -50,7 +53,7 @@ describe('planShardSync', () => {
   it('the leader records the versions the catalog has, then nothing is left to do', () => {
     const meta = catalog();
     const model = new ShardModel();
-    const hosted = { group, database: 'shop', shard: '1', leading: true, model };
+    const hosted = { group, database: 'shop', shard: '1', leading: true, members, model };
     const steps = planShardSync({ self: n(1), catalog: meta.databases, groups: [hosted] });
     expect(steps).toEqual([
       {
@@ -68,7 +71,7 @@ describe('planShardSync', () => {
   it('every member records its own load state as the catalog has it, once', () => {
     const meta = catalog();
     const model = new ShardModel();
-    const hosted = { group, database: 'shop', shard: '0', leading: false, model };
+    const hosted = { group, database: 'shop', shard: '0', leading: false, members, model };
     applyAll(model, planShardSync({ self: n(1), catalog: meta.databases, groups: [{ ...hosted, leading: true }] }));
     meta.apply({
       type: 'databases',
@@ -97,7 +100,7 @@ describe('planShardSync', () => {
   it('the leader drops a version the catalog replaced, and nothing is planned for a dropped database', () => {
     const meta = catalog();
     const model = new ShardModel();
-    const hosted = { group, database: 'shop', shard: '0', leading: true, model };
+    const hosted = { group, database: 'shop', shard: '0', leading: true, members, model };
     applyAll(model, planShardSync({ self: n(1), catalog: meta.databases, groups: [hosted] }));
     meta.apply({ type: 'databases', command: { type: 'db.stage', name: 'shop', version: version(2) } });
     applyAll(model, planShardSync({ self: n(1), catalog: meta.databases, groups: [hosted] }));
@@ -123,5 +126,27 @@ describe('planShardSync', () => {
     expect(model.versions().map((v) => v.version)).toEqual([2]);
     meta.apply({ type: 'databases', command: { type: 'db.drop', name: 'shop' } });
     expect(planShardSync({ self: n(1), catalog: meta.databases, groups: [hosted] })).toEqual([]);
+  });
+
+  it('the leader drops the load states of a node that left the group, once', () => {
+    const meta = catalog();
+    const model = new ShardModel();
+    const hosted = { group, database: 'shop', shard: '0', leading: true, members: [n(1), n(2), n(3)], model };
+    applyAll(model, planShardSync({ self: n(1), catalog: meta.databases, groups: [hosted] }));
+    const state = { type: 'shard.replica', version: 1, state: 'failed', error: 'disk full', atMs: 9 } as const;
+    applyAll(model, [
+      { group, command: { ...state, node: n(3) } },
+      { group, command: { ...state, node: n(2), state: 'loaded', error: null } },
+    ]);
+    expect(planShardSync({ self: n(1), catalog: meta.databases, groups: [hosted] })).toEqual([]);
+    // Node 3 is removed from the group: its leader drops its states; a follower leaves that to the leader.
+    const after = { ...hosted, members: [n(1), n(2)] };
+    expect(planShardSync({ self: n(2), catalog: meta.databases, groups: [{ ...after, leading: false }] })).toEqual([]);
+    const steps = planShardSync({ self: n(1), catalog: meta.databases, groups: [after] });
+    expect(steps.map((step) => step.command)).toEqual([{ type: 'shard.forget', nodes: [3] }]);
+    applyAll(model, steps);
+    expect(model.replicas().map((replica) => replica.node)).toEqual([2]);
+    expect(model.replica(1, n(3)).state).toBe('loading');
+    expect(planShardSync({ self: n(1), catalog: meta.databases, groups: [after] })).toEqual([]);
   });
 });

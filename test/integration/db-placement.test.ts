@@ -9,13 +9,14 @@
 // node id is refused for good; the drain of a returning node is in the planner's transcripts.)
 // Every wait is a bounded poll.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSampleS3, type SampleS3 } from '../support/sample-s3.ts';
-import { eventually, groupStatus, processCluster, request, type ProcessCluster } from './cluster-process.ts';
+import { eventually, processCluster, type ProcessCluster } from './cluster-process.ts';
+import { addShop, json, kvGroupsLed, stopDbCluster } from './db-cluster.ts';
 
 const endpointsDir = fileURLToPath(new URL('../../examples/endpoints', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'dram-db-placement-it-'));
@@ -27,11 +28,6 @@ interface Shard {
   group: number | null;
   leader: number;
   members: { node: number; state: string; role: string | null }[];
-}
-
-async function json(url: string, method = 'GET', body?: unknown): Promise<{ status: number; body: unknown }> {
-  const answer = await request(url, method, body === undefined ? undefined : JSON.stringify(body), 'application/json');
-  return { status: answer.status, body: answer.text === '' ? {} : (JSON.parse(answer.text) as unknown) };
 }
 
 /**
@@ -65,38 +61,14 @@ beforeAll(async () => {
   cluster = processCluster(4, {
     args: [...s3.nodeArgs, '--endpoints', endpointsDir, '--cluster-id', clusterId],
   });
-  // Every kv group led (DuckDB makes the start slow on a busy machine).
-  await eventually(async () => {
-    const leaders = new Set<number>();
-    for (const id of cluster.ids)
-      for (const group of await groupStatus(cluster.url(id)))
-        if (group.role === 'leader' && group.group > 0) leaders.add(group.group);
-    return leaders.size === 4 ? true : undefined;
-  }, 600);
+  await kvGroupsLed(cluster, 4);
 }, 240_000);
 
-afterAll(async () => {
-  await cluster.stopAll();
-  await s3.stop();
-  rmSync(root, { recursive: true, force: true });
-});
+afterAll(() => stopDbCluster(cluster, s3, root));
 
 describe('database shard groups under placement', () => {
   it('a node holding shards, killed past the grace period: every shard back at two loaded copies, queries exact', async () => {
-    // Retried while the meta group settles just after the cluster formed (503).
-    await eventually(async () => {
-      const grace = await json(`${cluster.url(1)}/v1/placement/settings`, 'PUT', { nodeGoneGraceMs: 3000 });
-      return grace.status === 200 ? true : undefined;
-    }, 100);
-    // Retried while fewer than two nodes are registered ACTIVE, just after the cluster formed (400).
-    await eventually(async () => {
-      const added = await json(`${cluster.url(1)}/v1/databases`, 'POST', {
-        name: 'shop',
-        source: s3.source,
-        replicas: 2,
-      });
-      return added.status === 202 ? true : undefined;
-    }, 100);
+    await addShop(cluster, s3.source, 2, 3000);
     const before = await eventually(() => twoLoadedCopies(1, cluster.ids), 600);
     const expected = await count(1);
     expect(expected).toMatchObject({ count: 1500 });

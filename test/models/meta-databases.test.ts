@@ -3,12 +3,14 @@
 // copies, aliases (loaded databases only, all or nothing, rollback), the snapshot through the meta
 // model's codec, garbage refused; and the manifest built from a listing. The shard groups the meta
 // model keeps for the catalog: one per shard (db.create, db.stage), dropped with the shard or the
-// database, ids never reused, never resurrected by a late record.
+// database, ids never reused, never resurrected by a late record; the catalog's placement following
+// the shard group, and the load failures the meta model remembers when a node with a failed copy
+// leaves the shard's placement (until a reload's version is current, or the node is removed).
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { asNodeId, type GroupId, type NodeId } from '../../src/base/ids.ts';
-import { encodeMetaCommand } from '../../src/codec/meta.ts';
+import { decodeMetaSnapshot, encodeMetaCommand, encodeMetaSnapshot } from '../../src/codec/meta.ts';
 import { databasesCommand, type DatabasesCommand, type DatabaseVersion } from '../../src/codec/meta-databases.ts';
 import { buildManifest } from '../../src/control/database-steps.ts';
 import { dbGroupIdFirst, MetaModel } from '../../src/models/meta.ts';
@@ -289,5 +291,54 @@ describe('shard placement follows the shard group', () => {
     const every = meta.shardGroup('every', '0')?.id as GroupId;
     meta.apply({ type: 'group.set', group: { id: every, kind: 'db', replicas: at(1, 2), confIndex: 3 } });
     expect(meta.databases.database('every')?.current.shards[0]?.nodes).toEqual([]);
+  });
+
+  it('remembers a node that left the shard with a failed copy until a reload or its removal', () => {
+    const meta = model();
+    apply(meta, create('shop', version(1, { 0: at(1, 2), 1: at(1, 2) })));
+    const id = meta.shardGroup('shop', '0')?.id as GroupId;
+    const start = (add: number, startedMs: number) =>
+      meta.apply({
+        type: 'placement.move.start',
+        move: { group: id, add: asNodeId(add), remove: asNodeId(0), reason: 'short', startedMs },
+      });
+    start(3, 5);
+    const failed = { ...loaded('shop', 1, 3, ['0']), state: 'failed', error: 'disk full', atMs: 7 } as const;
+    expect(apply(meta, failed)).toEqual({ ok: true });
+    // The leader recorded the learner; the move is cancelled: node 3 stays placed with its state.
+    meta.apply({ type: 'group.set', group: { id, kind: 'db', replicas: at(1, 2, 3), confIndex: 4 } });
+    meta.apply({ type: 'placement.move.finish', group: id, outcome: 'cancelled', detail: 'failed', atMs: 8 });
+    expect(meta.loadFailures()).toEqual([]);
+    // Its learner removed: the catalog drops its state, the model remembers the failure.
+    meta.apply({ type: 'group.set', group: { id, kind: 'db', replicas: at(1, 2), confIndex: 6 } });
+    expect(placed(meta)).toEqual([1, 2]);
+    expect(meta.databases.database('shop')?.replicaStates).toEqual([]);
+    const failure = { database: 'shop', shard: '0', node: 3, version: 1, error: 'disk full', atMs: 7 };
+    expect(meta.loadFailures()).toEqual([failure]);
+    // A node leaving with a loaded copy, or a failed one of another version, is not remembered.
+    start(4, 9);
+    apply(meta, loaded('shop', 1, 4, ['0']));
+    meta.apply({ type: 'placement.move.finish', group: id, outcome: 'cancelled', detail: 'stalled', atMs: 10 });
+    expect(meta.loadFailures()).toEqual([failure]);
+    // Through a snapshot; one written before load failures were remembered restores none.
+    const copy = new MetaModel();
+    copy.restore(meta.snapshot());
+    expect(copy.loadFailures()).toEqual([failure]);
+    const snapshot = decodeMetaSnapshot(meta.snapshot());
+    const placement = snapshot.placement ?? { moves: [], history: [], settings: {} };
+    const before = { moves: placement.moves, history: placement.history, settings: placement.settings };
+    const older = new MetaModel();
+    older.restore(encodeMetaSnapshot({ ...snapshot, placement: before }));
+    expect(older.loadFailures()).toEqual([]);
+    expect(older.groups()).toEqual(meta.groups());
+    // A reload's version, once current, clears the failures of the old one.
+    apply(meta, { type: 'db.stage', name: 'shop', version: version(2, { 0: at(1, 2), 1: at(1, 2) }) });
+    expect(meta.loadFailures()).toEqual([failure]);
+    for (const node of [1, 2]) apply(meta, loaded('shop', 2, node, ['0', '1']));
+    expect(meta.databases.database('shop')?.current.version).toBe(2);
+    expect(meta.loadFailures()).toEqual([]);
+    // The node's removal from the cluster clears its failures too.
+    expect(copy.apply({ type: 'node.remove', node: asNodeId(3) })).toEqual({ ok: true });
+    expect(copy.loadFailures()).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 // A database shard's group model (src/models/shard.ts) and the meta model's shard groups: versions
 // recorded once and bounded, replica states only for held versions, retain dropping versions with
-// their states, snapshot and restore (and the bytes of a snapshot of another shard), garbage
+// their states, forget dropping the states of nodes that left the group, snapshot and restore (and the bytes of a snapshot of another shard), garbage
 // refused without a throw. The meta model's shard groups are tested with the catalog
 // (test/models/meta-databases.test.ts).
 
@@ -77,6 +77,17 @@ describe('shard model', () => {
     expect(model.versions().map((v) => v.version)).toEqual([2]);
     expect(model.replicas()).toEqual([{ version: 2, node: 2, state: 'loaded', error: null, atMs: 9 }]);
     expect(model.apply(replica(1, 2))).toMatchObject({ ok: false, code: 'stale' });
+  });
+
+  it("forget drops the named nodes' states of every version, and nothing else", () => {
+    const model = applied(record(1), record(2), replica(1, 2), replica(2, 2), replica(1, 3, 'failed'), replica(2, 4));
+    const forget: ShardCommand = { type: 'shard.forget', request: 'f', nodes: [n(2), n(5)] };
+    expect(model.applyEntry(7 as LogIndex, encodeShardCommand(forget))).toEqual({ ok: true });
+    expect(model.replicas().map(({ version, node }) => `${version}/${node}`)).toEqual(['1/3', '2/4']);
+    expect(model.replica(2, n(2)).state).toBe('loading');
+    // A node that comes back records its states again.
+    expect(model.apply(replica(2, 2))).toEqual({ ok: true });
+    expect(model.replica(2, n(2)).state).toBe('loaded');
   });
 
   it('restores what it snapshotted, and an empty snapshot to nothing', () => {

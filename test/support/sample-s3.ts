@@ -2,8 +2,9 @@
 // ops tests that show databases (the status page, the Prometheus scrape): the server, the
 // database's s3:// source, the `dram start` flags that point a node at it, and its stop. Sets the
 // s3rver credentials in this process's environment, which the dram processes it starts inherit.
-// Called by test/ops/status-page.test.ts, test/ops/prometheus.test.ts and
-// test/integration/db-placement.test.ts.
+// Called by test/ops/status-page.test.ts, test/ops/prometheus.test.ts,
+// test/integration/db-placement.test.ts and test/integration/db-failed-load.test.ts (which deletes
+// the shard objects so that a new copy fails to load).
 
 import { join } from 'node:path';
 import { generateSampleDatabase, sampleDefaults } from '../../examples/sample-db/generate.ts';
@@ -16,6 +17,8 @@ export interface SampleS3 {
   readonly source: string;
   /** `--s3-endpoint <url> --s3-path-style`. */
   readonly nodeArgs: readonly string[];
+  /** Deletes the database's objects outside `global/` (every copy downloaded after this fails); how many went. */
+  deleteShardObjects(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -39,6 +42,18 @@ export async function startSampleS3(dir: string, shards = 2): Promise<SampleS3> 
   return {
     source: `s3://${bucket}/sample/shop/`,
     nodeArgs: s3rverNodeFlags(s3),
+    deleteShardObjects: async () => {
+      const objects = s3rverStore(s3);
+      try {
+        const keys: string[] = [];
+        for await (const page of objects.list(bucket, 'sample/shop/'))
+          for (const object of page) if (!object.key.startsWith('sample/shop/global/')) keys.push(object.key);
+        for (const key of keys) await objects.delete(bucket, key);
+        return keys.length;
+      } finally {
+        objects.close();
+      }
+    },
     stop: () => s3.stop(),
   };
 }
