@@ -17,7 +17,9 @@
 // else (the object is gone, its ETag changed, access denied, a full disk) fails the file at once.
 // One failed file fails its job (the other files of that job stop) and nothing else: other jobs
 // and databases go on. A failed replica stays failed until a reload stages a new version, so its
-// files (complete and partial) are deleted at once: a full disk gets its space back.
+// files (complete and partial) are deleted at once: a full disk gets its space back. A job started
+// again because a move added shards to a version this node serves fails for the added shards
+// only: the shards it had loaded stay loaded, and their files (global ones included) stay.
 //
 // Lazy databases: a lazy job downloads only the metadata (files of at most `smallFileBytesMax`,
 // files matching the database's `metadataPattern`) and the Parquet data files' footers (into
@@ -159,6 +161,22 @@ export function jobFiles(
   return { shards: shards.map((shard) => shard.shard), files: [...version.global, ...shards.flatMap((s) => s.files)] };
 }
 
+/** Deletes a failed job's files (complete, partial, footers) that the shards it loaded before do not need. */
+function removeFilesNotNeeded(job: Job, dir: string): void {
+  for (const file of [...job.files, ...(job.lazyData ?? [])])
+    if (!job.neededBefore.has(file.path)) removeFile(dir, file);
+}
+
+/** Deletes every copy of a file: complete, partial, and its Parquet footer. */
+function removeFile(dir: string, file: ManifestFile): void {
+  for (const path of [
+    join(dir, file.path),
+    join(`${dir}.partial`, file.path),
+    join(`${dir}.meta`, `${file.path}.footer`),
+  ])
+    rmSync(path, { force: true });
+}
+
 export function versionDir(root: string, name: string, version: number): string {
   return join(root, name, String(version));
 }
@@ -189,6 +207,14 @@ interface Job {
   readonly bucket: string;
   readonly prefix: string;
   readonly shards: readonly string[];
+  /**
+   * The shards of `shards` recorded loaded when the job started (a move added the others to a
+   * version this node holds): a failure is recorded for the others only, and only the files
+   * these do not need are deleted, for they go on serving.
+   */
+  readonly loadedBefore: ReadonlySet<string>;
+  /** The paths of the files the shards of `loadedBefore` need (global files included). */
+  readonly neededBefore: ReadonlySet<string>;
   /** The files fetched whole at load: every file, or a lazy job's metadata files. */
   readonly files: readonly ManifestFile[];
   /** A lazy job's data files (fetched on first use); their Parquet footers are fetched at load. */
@@ -343,14 +369,7 @@ export class DatabaseDownloads {
     this.jobs.delete(known.key);
     this.cache.dropVersion(known.key);
     const kept = new Set(files.map((file) => file.path));
-    for (const file of [...known.files, ...(known.lazyData ?? [])])
-      if (!kept.has(file.path))
-        for (const path of [
-          join(dir, file.path),
-          join(`${dir}.partial`, file.path),
-          join(`${dir}.meta`, `${file.path}.footer`),
-        ])
-          rmSync(path, { force: true });
+    for (const file of [...known.files, ...(known.lazyData ?? [])]) if (!kept.has(file.path)) removeFile(dir, file);
     this.options.log?.('info', 'database shards changed', { database: known.database, version: known.version });
   }
 
@@ -440,6 +459,15 @@ export class DatabaseDownloads {
     }
     if (known !== undefined) this.replaceJob(known, files, dir);
     const split = record.lazy ? lazySplit(files, record.metadataPattern, this.lazyLimits) : undefined;
+    const loadedBefore = new Set(shards.filter((_, at) => recorded[at]?.state === 'loaded'));
+    const neededBefore = new Set(
+      loadedBefore.size === 0
+        ? []
+        : [
+            ...version.global,
+            ...version.shards.filter((shard) => loadedBefore.has(shard.shard)).flatMap((shard) => shard.files),
+          ].map((file) => file.path),
+    );
     const job: Job = {
       key,
       database: record.name,
@@ -447,6 +475,8 @@ export class DatabaseDownloads {
       bucket: record.bucket,
       prefix: record.prefix,
       shards,
+      loadedBefore,
+      neededBefore,
       files: split?.metadata ?? files,
       lazyData: split?.data ?? null,
       startedMs: this.options.nowMs(),
@@ -523,8 +553,11 @@ export class DatabaseDownloads {
       job.stopped = true;
       job.state = 'failed';
       job.error = error instanceof Error ? error.message : String(error);
-      // A failed version is never served nor resumed (a reload stages a new one): give its space back.
-      for (const path of [dir, `${dir}.partial`]) rmSync(path, { recursive: true, force: true });
+      // A failed version is never served nor resumed (a reload stages a new one): give its space
+      // back, but for the files of the shards it still serves (loaded before a move added more).
+      if (job.loadedBefore.size === 0)
+        for (const path of [dir, `${dir}.partial`]) rmSync(path, { recursive: true, force: true });
+      else removeFilesNotNeeded(job, dir);
       this.options.log?.('warn', 'database download failed', {
         database: job.database,
         version: job.version,
@@ -542,7 +575,8 @@ export class DatabaseDownloads {
         name: job.database,
         version: job.version,
         node: this.options.nodeId,
-        shards: job.shards,
+        // A failure is the new shards' alone: those loaded before go on serving.
+        shards: job.state === 'failed' ? job.shards.filter((shard) => !job.loadedBefore.has(shard)) : job.shards,
         state: job.state,
         error: job.error?.slice(0, 1000) ?? null,
         atMs: this.options.nowMs(),

@@ -20,7 +20,12 @@ afterEach(() => {
   for (const root of roots.splice(0)) rmSync(root, { recursive: true, force: true });
 });
 
-async function setUp(): Promise<{ meta: MetaModel; downloads: DatabaseDownloads; root: string }> {
+async function setUp(): Promise<{
+  meta: MetaModel;
+  downloads: DatabaseDownloads;
+  root: string;
+  store: MemoryObjectStore;
+}> {
   const store = new MemoryObjectStore();
   await store.createBucket('shop-bucket');
   const file = async (path: string, text: string): Promise<ManifestFile> => {
@@ -70,7 +75,7 @@ async function setUp(): Promise<{ meta: MetaModel; downloads: DatabaseDownloads;
     record: (command) => Promise.resolve(meta.apply({ type: 'databases', command }).ok),
     nowMs: () => 0,
   });
-  return { meta, downloads, root };
+  return { meta, downloads, root, store };
 }
 
 /** Passes of the controller until `done` (bounded). */
@@ -82,9 +87,13 @@ async function passUntil(downloads: DatabaseDownloads, done: () => boolean): Pro
   expect(done()).toBe(true);
 }
 
-function loaded(meta: MetaModel, shard: string, node: NodeId): boolean {
+function stateOf(meta: MetaModel, shard: string, node: NodeId): string | undefined {
   const record = meta.databases.database('shop');
-  return record !== undefined && replicaView(record, 1, shard, node).state === 'loaded';
+  return record === undefined ? undefined : replicaView(record, 1, shard, node).state;
+}
+
+function loaded(meta: MetaModel, shard: string, node: NodeId): boolean {
+  return stateOf(meta, shard, node) === 'loaded';
 }
 
 describe('downloads when placement moves shards', () => {
@@ -109,6 +118,26 @@ describe('downloads when placement moves shards', () => {
     await passUntil(downloads, () => !existsSync(join(dir, 'shard=0', 'a.ndjson')));
     expect(existsSync(join(dir, 'shard=1', 'b.ndjson'))).toBe(true);
     expect(loaded(meta, '1', asNodeId(1))).toBe(true);
+    downloads.stop();
+  });
+
+  it('keeps the shards it had loaded when the one a move adds fails to download', async () => {
+    const { meta, downloads, root, store } = await setUp();
+    const dir = join(root, 'shop', '1');
+    await passUntil(downloads, () => loaded(meta, '0', asNodeId(1)));
+    // Shard 1's object is gone from the store: its download fails for good (not retryable).
+    await store.delete('shop-bucket', 'p/shard=1/b.ndjson');
+    const group1 = meta.shardGroup('shop', '1')?.id as GroupId;
+    meta.apply({
+      type: 'placement.move.start',
+      move: { group: group1, add: asNodeId(1), remove: asNodeId(2), reason: 'balance', startedMs: 0 },
+    });
+    await passUntil(downloads, () => stateOf(meta, '1', asNodeId(1)) === 'failed');
+    // Before, the version's job failed as a whole: shard 0 was recorded failed too and its files,
+    // served a moment earlier, deleted with the version directory.
+    expect(stateOf(meta, '0', asNodeId(1))).toBe('loaded');
+    expect(existsSync(join(dir, 'shard=0', 'a.ndjson'))).toBe(true);
+    expect(existsSync(join(dir, 'shard=1', 'b.ndjson'))).toBe(false);
     downloads.stop();
   });
 });
