@@ -62,7 +62,7 @@ import { forwardCallToAny, notLeaderError, type ForwardCall, type ForwardContext
 import { clientIdHeader, requestSeqHeader } from './kv-input.ts';
 import { indexHeader, leaderHeader } from './kv-routes.ts';
 import { leaderOf } from './host-view.ts';
-import { kvModelOf, NodeSession, readLabel, readRefusalError, writeKv } from './kv-outcomes.ts';
+import { groupStoppedMeanwhile, kvModelOf, NodeSession, readLabel, readRefusalError, writeKv } from './kv-outcomes.ts';
 import type { ApiHost, ApiMetrics, Forward } from './ports.ts';
 
 /** Requests of one connection handled at once; past it the socket is paused. */
@@ -504,6 +504,7 @@ export async function handle(context: Context, request: ClientRequest): Promise<
     else await write(context, state, group, commandOf(request));
     return { id: request.id, ok: true, ...state, groups, ...(value === undefined ? {} : { value }) };
   } catch (error) {
+    if (groupStoppedMeanwhile(error, context.locate)) return forwardElsewhere(context, request, group);
     return failedAnswer(request.id, state, groups, error);
   }
 }

@@ -13,7 +13,7 @@ import type { GroupId, NodeId } from '../base/ids.ts';
 import { encodeKvCommand, kvRequestKey, type KvClientStamp, type KvCommand } from '../codec/kv.ts';
 import { KvModel, type KvOutcome } from '../models/kv.ts';
 import type { ProposalOutcome, ReadOutcome } from '../multiraft/host.ts';
-import { ApiError } from './errors.ts';
+import { ApiError, isApiError } from './errors.ts';
 import { noLeaderError, notLeaderError } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
 import type { ApiHost, ApiMetrics, ProposalOutcomeLabel, ReadOutcomeLabel } from './ports.ts';
@@ -302,4 +302,19 @@ function indeterminateError(group: GroupId): ApiError {
   return new ApiError('DRAM_ERR_INDETERMINATE', 'the write may or may not have been applied (no answer in time)', {
     group,
   });
+}
+
+/**
+ * Whether a request failed because its group was stopped on this node while it waited (the
+ * hosting loop stopped a replica its group had removed: src/node/group-hosting.ts; a write was
+ * then refused before it reached the log, so it is definitely not applied), on a node that knows
+ * who hosts the group (`locate`): the request is handed there rather than answered 404
+ * DRAM_ERR_UNKNOWN_GROUP for a key the cluster serves (seen in
+ * test/integration/placement-return.test.ts under load). Over HTTP and the binary protocol.
+ */
+export function groupStoppedMeanwhile(
+  error: unknown,
+  locate: ((group: GroupId) => readonly NodeId[]) | undefined,
+): boolean {
+  return locate !== undefined && isApiError(error) && error.code === 'DRAM_ERR_UNKNOWN_GROUP';
 }

@@ -27,7 +27,7 @@ import type { ReadOutcome } from '../multiraft/host.ts';
 import { ApiError } from './errors.ts';
 import { forwardOrRefuse, forwardToAny, type ForwardContext } from './forwarding.ts';
 import { leaderOf } from './host-view.ts';
-import { kvModelOf, NodeSession, readLabel, readRefusalError, writeKv } from './kv-outcomes.ts';
+import { groupStoppedMeanwhile, kvModelOf, NodeSession, readLabel, readRefusalError, writeKv } from './kv-outcomes.ts';
 import { parseClientStamp, parseKey, parseReadQuery, parseWriteQuery, type RawQuery } from './kv-input.ts';
 import type { ApiHost, ApiMetrics, Forward, ReadConsistency } from './ports.ts';
 import { rawBody } from './request-guard.ts';
@@ -80,7 +80,7 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     const client = parseClientStamp(request.headers);
     const elsewhere = hostedElsewhere(context, key);
     if (elsewhere !== undefined) return forwardToMember(context, request, reply, elsewhere, 'indeterminate');
-    return write(context, reply, {
+    return write(context, request, reply, {
       op: 'put',
       key,
       value: bodyOf(request) ?? new Uint8Array(0),
@@ -94,7 +94,7 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     const client = parseClientStamp(request.headers);
     const elsewhere = hostedElsewhere(context, key);
     if (elsewhere !== undefined) return forwardToMember(context, request, reply, elsewhere, 'indeterminate');
-    return write(context, reply, { op: 'delete', key, ...stampOf(cas, client) });
+    return write(context, request, reply, { op: 'delete', key, ...stampOf(cas, client) });
   });
 
   app.get<KvRoute>('/v1/kv/:key', (request, reply) => {
@@ -102,7 +102,12 @@ export const kvRoutes: FastifyPluginCallback<KvRoutesOptions> = (app, options, d
     const { consistency } = parseReadQuery(request.query);
     const elsewhere = hostedElsewhere(context, key);
     if (elsewhere !== undefined) return forwardToMember(context, request, reply, elsewhere, 'forward_failed');
-    return read(context, request, reply, key, consistency);
+    return read(context, request, reply, key, consistency).catch((error: unknown) => {
+      // See groupStoppedMeanwhile (the model may also be gone between the read index and the answer).
+      if (groupStoppedMeanwhile(error, context.locate))
+        return forwardToMember(context, request, reply, context.placement.groupOf(key), 'forward_failed');
+      throw error;
+    });
   });
 
   done();
@@ -146,8 +151,27 @@ function describe(context: KvContext, reply: FastifyReply, group: GroupId, key: 
   reply.header(indexHeader, String(model instanceof KvModel ? (model.get(key)?.modifyIndex ?? 0) : 0));
 }
 
-async function write(context: KvContext, reply: FastifyReply, command: KvCommand): Promise<FastifyReply> {
+async function write(
+  context: KvContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  command: KvCommand,
+): Promise<FastifyReply> {
   const group = context.placement.groupOf(command.key);
+  return writeHere(context, reply, group, command).catch((error: unknown) => {
+    // Refused before it reached the log (definitely not applied): see groupStoppedMeanwhile.
+    if (groupStoppedMeanwhile(error, context.locate))
+      return forwardToMember(context, request, reply, group, 'indeterminate');
+    throw error;
+  });
+}
+
+async function writeHere(
+  context: KvContext,
+  reply: FastifyReply,
+  group: GroupId,
+  command: KvCommand,
+): Promise<FastifyReply> {
   describe(context, reply, group, command.key);
   const answer = await writeKv(context.host, context.session, context.metrics, group, command);
   reply.header(leaderHeader, String(leaderOf(context.host, group)));

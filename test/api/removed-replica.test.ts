@@ -142,4 +142,54 @@ describe('a replica removed from its group, not stopped yet', () => {
     expect(forwarded[0]?.request.url).toContain(`/v1/kv/${keyOf(removed)}`);
     expect(stub.calls.proposals).toBe(1);
   });
+
+  it('forwards a request whose group was stopped here while it waited, over HTTP and the binary protocol', async () => {
+    // The hosting loop stopped the replica after the request found it hosted: the host refuses
+    // the waiting read and the queued write with unknown_group (the write never reached the log).
+    const meta = metaModel();
+    const stub = stubHost(meta);
+    stub.script.read = () => ({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
+    stub.script.propose = () => ({ kind: 'refused', reason: { kind: 'unknown_group' } });
+    app = buildApp({
+      nodeId: stubNodeId,
+      host: stub.host,
+      groups: stubGroups,
+      metrics: createNodeMetrics({ host: stub.host }),
+      members: memoryDirectory([memberAddresses(stubNodeId)], stubNodeId),
+      forward,
+      meta: {
+        model: meta,
+        info: { httpUrl: 'http://127.0.0.1:8000', version: '0.0.0', clusterId: 'c' },
+        wallNowMs: Date.now,
+      },
+    });
+    const read = await app.inject({ method: 'GET', url: `/v1/kv/${keyOf(kept)}` });
+    expect(read.statusCode, read.body).toBe(200);
+    const write = await app.inject({ method: 'PUT', url: `/v1/kv/${keyOf(kept)}`, payload: 'v' });
+    expect(write.statusCode, write.body).toBe(200);
+    server = new BinaryServer({
+      nodeId: stubNodeId,
+      host: stub.host,
+      placement,
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+      locate: (group) => meta.groups().find((record) => record.id === group)?.replicas ?? [],
+      removedHere: removedHereOf(meta, stub.host, stubNodeId),
+      forward,
+    });
+    await server.start();
+    const client = DramClient.connect({
+      nodes: [{ id: 1, host: '127.0.0.1', port: server.address?.port ?? 0 }],
+      route: 'any',
+    });
+    try {
+      await client.put(keyOf(kept), new TextEncoder().encode('v'));
+    } finally {
+      client.close();
+    }
+    expect(forwarded.map(({ request }) => request.method)).toEqual(['GET', 'PUT', 'PUT']);
+    expect(forwarded.every(({ node }) => [2, 3].includes(node))).toBe(true);
+    expect(stub.calls.reads).toBe(1);
+    expect(stub.calls.proposals).toBe(2);
+  });
 });
