@@ -19,7 +19,7 @@ import { createNodeMetrics } from '../../src/metrics/registry.ts';
 import { createKvPlacement } from '../../src/models/kv-placement.ts';
 import { MetaModel } from '../../src/models/meta.ts';
 import { memberAddresses } from './cluster.ts';
-import { stubGroups, stubHost, stubNodeId } from './stub-host.ts';
+import { stubGroups, stubHost, stubNodeId, type StubHost } from './stub-host.ts';
 
 const placement = createKvPlacement(stubGroups);
 /** A key of each stub group. */
@@ -69,6 +69,39 @@ afterEach(async () => {
   server = undefined;
 });
 
+/** This node's HTTP API over the stub host, with the meta model (its records locate the groups). */
+function httpApp(meta: MetaModel, stub: StubHost): FastifyInstance {
+  return buildApp({
+    nodeId: stubNodeId,
+    host: stub.host,
+    groups: stubGroups,
+    metrics: createNodeMetrics({ host: stub.host }),
+    members: memoryDirectory([memberAddresses(stubNodeId)], stubNodeId),
+    forward,
+    meta: {
+      model: meta,
+      info: { httpUrl: 'http://127.0.0.1:8000', version: '0.0.0', clusterId: 'c' },
+      wallNowMs: Date.now,
+    },
+  });
+}
+
+/** This node's binary protocol server over the stub host, started on a free port. */
+async function binaryServer(meta: MetaModel, stub: StubHost): Promise<BinaryServer> {
+  const started = new BinaryServer({
+    nodeId: stubNodeId,
+    host: stub.host,
+    placement,
+    listenHost: '127.0.0.1',
+    listenPort: 0,
+    locate: (group) => meta.groups().find((record) => record.id === group)?.replicas ?? [],
+    removedHere: removedHereOf(meta, stub.host, stubNodeId),
+    forward,
+  });
+  await started.start();
+  return started;
+}
+
 describe('removedHereOf', () => {
   it('says removed only for a record at or after the replica configuration that leaves this node out, with no move adding it', () => {
     const removedHere = removedHereOf(metaModel(), stubHost().host, stubNodeId);
@@ -83,19 +116,7 @@ describe('a replica removed from its group, not stopped yet', () => {
   it('forwards the keys of that group over HTTP to a recorded replica, and serves the others itself', async () => {
     const meta = metaModel();
     const stub = stubHost(meta);
-    app = buildApp({
-      nodeId: stubNodeId,
-      host: stub.host,
-      groups: stubGroups,
-      metrics: createNodeMetrics({ host: stub.host }),
-      members: memoryDirectory([memberAddresses(stubNodeId)], stubNodeId),
-      forward,
-      meta: {
-        model: meta,
-        info: { httpUrl: 'http://127.0.0.1:8000', version: '0.0.0', clusterId: 'c' },
-        wallNowMs: Date.now,
-      },
-    });
+    app = httpApp(meta, stub);
     const read = await app.inject({ method: 'GET', url: `/v1/kv/${keyOf(removed)}` });
     expect(read.statusCode, read.body).toBe(200);
     const write = await app.inject({ method: 'PUT', url: `/v1/kv/${keyOf(removed)}`, payload: 'v' });
@@ -117,17 +138,7 @@ describe('a replica removed from its group, not stopped yet', () => {
   it('forwards them over the binary protocol too', async () => {
     const meta = metaModel();
     const stub = stubHost(meta);
-    server = new BinaryServer({
-      nodeId: stubNodeId,
-      host: stub.host,
-      placement,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-      locate: (group) => meta.groups().find((record) => record.id === group)?.replicas ?? [],
-      removedHere: removedHereOf(meta, stub.host, stubNodeId),
-      forward,
-    });
-    await server.start();
+    server = await binaryServer(meta, stub);
     const client = DramClient.connect({
       nodes: [{ id: 1, host: '127.0.0.1', port: server.address?.port ?? 0 }],
       route: 'any',
@@ -150,34 +161,12 @@ describe('a replica removed from its group, not stopped yet', () => {
     const stub = stubHost(meta);
     stub.script.read = () => ({ kind: 'refused', reason: 'unknown_group', leaderHint: 0 as NodeId });
     stub.script.propose = () => ({ kind: 'refused', reason: { kind: 'unknown_group' } });
-    app = buildApp({
-      nodeId: stubNodeId,
-      host: stub.host,
-      groups: stubGroups,
-      metrics: createNodeMetrics({ host: stub.host }),
-      members: memoryDirectory([memberAddresses(stubNodeId)], stubNodeId),
-      forward,
-      meta: {
-        model: meta,
-        info: { httpUrl: 'http://127.0.0.1:8000', version: '0.0.0', clusterId: 'c' },
-        wallNowMs: Date.now,
-      },
-    });
+    app = httpApp(meta, stub);
     const read = await app.inject({ method: 'GET', url: `/v1/kv/${keyOf(kept)}` });
     expect(read.statusCode, read.body).toBe(200);
     const write = await app.inject({ method: 'PUT', url: `/v1/kv/${keyOf(kept)}`, payload: 'v' });
     expect(write.statusCode, write.body).toBe(200);
-    server = new BinaryServer({
-      nodeId: stubNodeId,
-      host: stub.host,
-      placement,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-      locate: (group) => meta.groups().find((record) => record.id === group)?.replicas ?? [],
-      removedHere: removedHereOf(meta, stub.host, stubNodeId),
-      forward,
-    });
-    await server.start();
+    server = await binaryServer(meta, stub);
     const client = DramClient.connect({
       nodes: [{ id: 1, host: '127.0.0.1', port: server.address?.port ?? 0 }],
       route: 'any',
