@@ -271,8 +271,8 @@ export class MetaController {
   }
 
   /**
-   * The records of groups this node leads that differ from the model's (sameRecord), taken from a leader that
-   * applied an entry of its own term (so every configuration committed before it is applied: a
+   * The records of groups this node leads that differ from the model's (sameRecord), taken from
+   * a leader that applied an entry of its own term (so every configuration committed before it is applied: a
    * new leader never records an older configuration than its predecessor did).
    */
   private recordsDue(include: (status: Status) => boolean): GroupRecord[] {
@@ -380,7 +380,6 @@ export class MetaController {
   }
 }
 
-/** Same replicas (a newer configuration index alone is not worth a proposal). */
 /**
  * Whether the model's record already says what `record` says: the same replicas, from this
  * configuration or a newer one. A newer configuration with the same replicas is recorded too (a
