@@ -142,11 +142,12 @@ async function changeHere(
     if (error instanceof CodecError) throw new ApiError('DRAM_ERR_BAD_REQUEST', error.message);
     throw error;
   }
-  const status = context.host.groupStatus(group)?.status;
-  if (status === undefined)
+  const hosted = context.host.groupStatus(group);
+  if (hosted === undefined)
     throw new ApiError('DRAM_ERR_UNKNOWN_GROUP', `group ${group} is not hosted on this node`, { group });
+  const status = hosted.status;
   if (status.role !== 'leader') throw notLeaderError(group, status.leader, 'membership changes run at the leader');
-  const moved = configurationMoved(planned, context.host.groupStatus(group)?.confIndex ?? 0);
+  const moved = configurationMoved(planned, hosted.confIndex);
   if (moved !== undefined) throw new ApiError('DRAM_ERR_CONF_CHANGED', `group ${group}: ${moved}`, { group });
   const outcome = await context.host.proposeConfChange(group, change);
   switch (outcome.kind) {

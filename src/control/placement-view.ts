@@ -228,10 +228,10 @@ export function placementView(inputs: PlacementInputs): PlacementView {
   // Shard groups wait while a node runs a release that does not place them (release-guard.ts).
   const hold = shardPlacementHold(inputs.nodes);
   const groups = inputs.groups
-    .filter((record) => record.kind === 'kv' || shardFactor(inputs, record) !== undefined)
-    .map((record): PlacementGroup => {
+    .map((record) => ({ record, factor: shardFactor(inputs, record) }))
+    .filter(({ record, factor }) => record.kind === 'kv' || factor !== undefined)
+    .map(({ record, factor }): PlacementGroup => {
       const report = leaders.get(record.id);
-      const factor = shardFactor(inputs, record);
       const shardGroup =
         factor === undefined ? {} : { factor, rebuildable: true, ...(hold === undefined ? {} : { held: hold }) };
       const database = record.shard === undefined ? undefined : inputs.database?.(record.shard.database);
